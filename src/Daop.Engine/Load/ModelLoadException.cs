@@ -1,0 +1,7 @@
+namespace Daop.Engine.Load;
+
+/// <summary>
+/// A model folder, checkpoint, config or tokenizer that Daop cannot use. The message always names
+/// the file and the field, tensor or value that is wrong.
+/// </summary>
+public sealed class ModelLoadException(string message, Exception? inner = null) : Exception(message, inner);

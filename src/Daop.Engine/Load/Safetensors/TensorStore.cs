@@ -1,0 +1,201 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Daop.Kernels;
+using Daop.Kernels.Cpu;
+
+namespace Daop.Engine.Load.Safetensors;
+
+/// <summary>
+/// All tensors of a checkpoint folder: a single <c>model.safetensors</c>, a sharded set described by
+/// <c>model.safetensors.index.json</c>, or (failing both) every <c>*.safetensors</c> in the folder.
+/// </summary>
+public sealed unsafe class TensorStore : IDisposable
+{
+    readonly List<SafetensorsFile> _files;
+    readonly Dictionary<string, (SafetensorsFile File, TensorEntry Entry)> _byName;
+
+    /// <summary>The folder (or file) the store was opened from, for messages.</summary>
+    public string Source { get; }
+
+    TensorStore(string source, List<SafetensorsFile> files, Dictionary<string, (SafetensorsFile, TensorEntry)> byName)
+    {
+        Source = source; _files = files; _byName = byName;
+    }
+
+    /// <summary>Every tensor name.</summary>
+    public IEnumerable<string> Names => _byName.Keys;
+
+    /// <summary>Opens a single safetensors file.</summary>
+    public static TensorStore OpenFile(string path) => FromFiles(path, [path], null);
+
+    /// <summary>Opens the checkpoint in <paramref name="dir"/>.</summary>
+    public static TensorStore OpenDirectory(string dir)
+    {
+        string index = System.IO.Path.Combine(dir, "model.safetensors.index.json");
+        if (File.Exists(index)) return OpenIndex(dir, index);
+        string single = System.IO.Path.Combine(dir, "model.safetensors");
+        if (File.Exists(single)) return FromFiles(dir, [single], null);
+        var all = Directory.Exists(dir)
+            ? Directory.GetFiles(dir, "*.safetensors").Where(f => !IsReferenceFile(f)).Order(StringComparer.Ordinal).ToArray()
+            : [];
+        if (all.Length == 0)
+            throw new ModelLoadException($"{dir}: no model.safetensors, model.safetensors.index.json or *.safetensors weights found");
+        return FromFiles(dir, all, null);
+    }
+
+    static bool IsReferenceFile(string f)
+    {
+        string n = System.IO.Path.GetFileName(f);
+        return n.StartsWith("reference", StringComparison.Ordinal) || n.StartsWith("routing-", StringComparison.Ordinal);
+    }
+
+    static TensorStore OpenIndex(string dir, string index)
+    {
+        Dictionary<string, string> weightMap = new(StringComparer.Ordinal);
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(index));
+            if (doc.RootElement.ValueKind != JsonValueKind.Object ||
+                !doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
+                throw new ModelLoadException($"{index}: missing object field 'weight_map'");
+            foreach (var p in wm.EnumerateObject())
+            {
+                if (p.Value.ValueKind != JsonValueKind.String)
+                    throw new ModelLoadException($"{index}: weight_map['{p.Name}'] must be a file name string");
+                string shard = p.Value.GetString()!;
+                if (shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
+                    throw new ModelLoadException($"{index}: weight_map['{p.Name}'] names '{shard}', which is not a file in the folder");
+                weightMap[p.Name] = shard;
+            }
+        }
+        catch (JsonException e) { throw new ModelLoadException($"{index}: not valid JSON ({e.Message})"); }
+
+        var shards = weightMap.Values.Distinct().Order(StringComparer.Ordinal)
+            .Select(s => System.IO.Path.Combine(dir, s)).ToArray();
+        foreach (var s in shards)
+            if (!File.Exists(s)) throw new ModelLoadException($"{index}: shard '{System.IO.Path.GetFileName(s)}' is listed but not present in {dir}");
+        return FromFiles(dir, shards, weightMap);
+    }
+
+    static TensorStore FromFiles(string source, string[] paths, Dictionary<string, string>? weightMap)
+    {
+        var files = new List<SafetensorsFile>();
+        var byName = new Dictionary<string, (SafetensorsFile, TensorEntry)>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var p in paths)
+            {
+                var f = SafetensorsFile.Open(p);
+                files.Add(f);
+                foreach (var (name, entry) in f.Tensors)
+                {
+                    if (weightMap != null && weightMap.TryGetValue(name, out var owner) &&
+                        owner != System.IO.Path.GetFileName(p)) continue; // index decides the owner
+                    if (!byName.TryAdd(name, (f, entry)))
+                        throw new ModelLoadException($"{source}: tensor '{name}' appears in both {byName[name].Item1.Path} and {p}");
+                }
+            }
+            if (weightMap != null)
+                foreach (var (name, shard) in weightMap)
+                    if (!byName.ContainsKey(name))
+                        throw new ModelLoadException($"{source}: index lists tensor '{name}' in '{shard}', but that shard does not contain it");
+            return new TensorStore(source, files, byName);
+        }
+        catch
+        {
+            foreach (var f in files) f.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>True if <paramref name="name"/> is in the checkpoint.</summary>
+    public bool Contains(string name) => _byName.ContainsKey(name);
+
+    /// <summary>The entry for <paramref name="name"/>; throws naming the tensor and the folder when absent.</summary>
+    public TensorEntry Entry(string name) => Lookup(name).Entry;
+
+    (SafetensorsFile File, TensorEntry Entry) Lookup(string name) =>
+        _byName.TryGetValue(name, out var t) ? t
+            : throw new ModelLoadException($"{Source}: missing tensor '{name}'");
+
+    /// <summary>
+    /// A zero-copy matrix view of <paramref name="name"/>, checked against the expected [rows, cols]
+    /// (a 1-D tensor of rows*cols is accepted as [rows, cols] only when <paramref name="cols"/> is 1).
+    /// </summary>
+    public WeightMatrix Matrix(string name, int rows, int cols)
+    {
+        var (f, e) = Lookup(name);
+        CheckShape(f, e, rows, cols);
+        return new WeightMatrix(f.DataPointer(e), ComputeType(f, e), rows, cols);
+    }
+
+    /// <summary>A vector tensor widened to fp32 (norm weights, biases): small, so it is copied.</summary>
+    public float[] Vector(string name, int length)
+    {
+        var (f, e) = Lookup(name);
+        if (e.Shape.Length != 1 || e.Shape[0] != length)
+            throw new ModelLoadException($"{f.Path}: tensor '{name}' has shape {e.ShapeText}, expected [{length}]");
+        return ToFloat(f, e);
+    }
+
+    /// <summary>Any float tensor widened to fp32, with its shape (for references and tests).</summary>
+    public (float[] Data, long[] Shape) Floats(string name)
+    {
+        var (f, e) = Lookup(name);
+        return (ToFloat(f, e), e.Shape);
+    }
+
+    /// <summary>An integer tensor (I64 or I32) as longs, with its shape (token ids).</summary>
+    public (long[] Data, long[] Shape) Int64s(string name)
+    {
+        var (f, e) = Lookup(name);
+        var bytes = f.Bytes(e);
+        return e.DType switch
+        {
+            TensorDType.I64 => (MemoryMarshal.Cast<byte, long>(bytes).ToArray(), e.Shape),
+            TensorDType.I32 => (MemoryMarshal.Cast<byte, int>(bytes).ToArray().Select(x => (long)x).ToArray(), e.Shape),
+            _ => throw new ModelLoadException($"{f.Path}: tensor '{name}' has dtype {e.DType}, expected I64 or I32"),
+        };
+    }
+
+    static void CheckShape(SafetensorsFile f, TensorEntry e, int rows, int cols)
+    {
+        bool ok = e.Shape.Length == 2 ? e.Shape[0] == rows && e.Shape[1] == cols
+            : e.Shape.Length == 1 && cols == 1 && e.Shape[0] == rows;
+        if (!ok)
+            throw new ModelLoadException($"{f.Path}: tensor '{e.Name}' has shape {e.ShapeText}, expected [{rows}, {cols}]");
+    }
+
+    static DType ComputeType(SafetensorsFile f, TensorEntry e) => e.DType switch
+    {
+        TensorDType.BF16 => DType.BF16,
+        TensorDType.F16 => DType.F16,
+        TensorDType.F32 => DType.F32,
+        _ => throw new ModelLoadException(
+            $"{f.Path}: tensor '{e.Name}' has dtype {e.DType}; Daop computes with BF16, F16 or F32 weights"),
+    };
+
+    static float[] ToFloat(SafetensorsFile f, TensorEntry e)
+    {
+        var bytes = f.Bytes(e);
+        var dst = new float[e.ElementCount];
+        switch (e.DType)
+        {
+            case TensorDType.F32: MemoryMarshal.Cast<byte, float>(bytes).CopyTo(dst); break;
+            case TensorDType.BF16: Bf16.ToFloat(MemoryMarshal.Cast<byte, ushort>(bytes), dst); break;
+            case TensorDType.F16: System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(bytes), dst); break;
+            case TensorDType.F64:
+                var d = MemoryMarshal.Cast<byte, double>(bytes);
+                for (int i = 0; i < d.Length; i++) dst[i] = (float)d[i];
+                break;
+            default: throw new ModelLoadException($"{f.Path}: tensor '{e.Name}' has dtype {e.DType}, expected a float type");
+        }
+        return dst;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var f in _files) f.Dispose();
+    }
+}
