@@ -1,0 +1,155 @@
+using System.Numerics.Tensors;
+using Daop.Engine.Load.Config;
+using Daop.Engine.Model;
+using Daop.Kernels;
+using Daop.Kernels.Cpu;
+
+namespace Daop.Engine.Device.Cpu;
+
+/// <summary>Host-memory buffer.</summary>
+public sealed class CpuBuffer(int length) : DeviceBuffer
+{
+    /// <summary>The floats.</summary>
+    public readonly float[] Data = new float[length];
+    /// <inheritdoc />
+    public override int Length => Data.Length;
+    /// <summary>The first <paramref name="n"/> floats.</summary>
+    public Span<float> Span(int n) => Data.AsSpan(0, n);
+}
+
+/// <summary>Host-memory KV cache, fp32.</summary>
+public sealed class CpuKvCache : KvCache
+{
+    /// <summary>Per layer [capacity, NKV·D].</summary>
+    public readonly float[][] K, V;
+    readonly int _capacity;
+
+    /// <summary>Allocates the cache.</summary>
+    public CpuKvCache(int layers, int capacity, int kvDim)
+    {
+        _capacity = capacity;
+        K = new float[layers][];
+        V = new float[layers][];
+        for (int l = 0; l < layers; l++) { K[l] = new float[(long)capacity * kvDim]; V[l] = new float[(long)capacity * kvDim]; }
+    }
+
+    /// <inheritdoc />
+    public override int Capacity => _capacity;
+}
+
+/// <summary>The CPU device: every op runs the Daop.Kernels CPU kernels on host memory.</summary>
+public sealed class CpuDevice : IDevice
+{
+    /// <inheritdoc />
+    public string Name => "cpu";
+
+    static float[] D(DeviceBuffer b) => ((CpuBuffer)b).Data;
+
+    /// <inheritdoc />
+    public DeviceBuffer Allocate(int floats) => new CpuBuffer(floats);
+
+    /// <inheritdoc />
+    public KvCache CreateKvCache(int layers, int capacity, int kvDim) => new CpuKvCache(layers, capacity, kvDim);
+
+    /// <inheritdoc />
+    public void Embed(ReadOnlySpan<int> tokens, in WeightMatrix table, DeviceBuffer x)
+    {
+        var dst = D(x);
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            int id = tokens[t];
+            if ((uint)id >= (uint)table.Rows)
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {id} is outside the vocabulary [0, {table.Rows})");
+            MatMul.WidenRow(table, id, dst.AsSpan(t * table.Cols, table.Cols));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Norm(NormWeights n, DeviceBuffer x, DeviceBuffer y, int rows)
+    {
+        int len = rows * n.Weight.Length;
+        if (n.Kind == NormKind.RmsNorm) RmsNorm.Forward(D(x).AsSpan(0, len), n.Weight, n.Eps, D(y).AsSpan(0, len));
+        else LayerNorm.Forward(D(x).AsSpan(0, len), n.Weight, n.Bias, n.Eps, D(y).AsSpan(0, len));
+    }
+
+    /// <inheritdoc />
+    public void Linear(LinearWeights w, DeviceBuffer x, DeviceBuffer y, int tokens)
+    {
+        var dst = D(y).AsSpan(0, tokens * w.W.Rows);
+        MatMul.Forward(w.W, D(x).AsSpan(0, tokens * w.W.Cols), dst, tokens);
+        if (w.Bias is { } b)
+            for (int t = 0; t < tokens; t++) TensorPrimitives.Add(dst.Slice(t * b.Length, b.Length), b, dst.Slice(t * b.Length, b.Length));
+    }
+
+    /// <inheritdoc />
+    public void Clamp(DeviceBuffer x, int count, float limit)
+    {
+        var s = D(x).AsSpan(0, count);
+        TensorPrimitives.Clamp(s, -limit, limit, s);
+    }
+
+    /// <inheritdoc />
+    public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos)
+    {
+        var data = D(x);
+        int width = heads * headDim;
+        for (int t = 0; t < tokens; t++)
+        {
+            int p = startPos + t;
+            Kernels.Cpu.Rope.Apply(data.AsSpan(t * width, width), rope.Cos.AsSpan(p * rope.Half, rope.Half),
+                rope.Sin.AsSpan(p * rope.Half, rope.Half), heads, headDim);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window)
+    {
+        var c = (CpuKvCache)cache;
+        int kvDim = kvHeads * headDim;
+        D(k).AsSpan(0, tokens * kvDim).CopyTo(c.K[layer].AsSpan(startPos * kvDim));
+        D(v).AsSpan(0, tokens * kvDim).CopyTo(c.V[layer].AsSpan(startPos * kvDim));
+        CpuAttention.Causal(D(q), c.K[layer], c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window);
+    }
+
+    /// <inheritdoc />
+    public void Add(DeviceBuffer acc, DeviceBuffer x, int count) =>
+        TensorPrimitives.Add(D(acc).AsSpan(0, count), D(x).AsSpan(0, count), D(acc).AsSpan(0, count));
+
+    /// <inheritdoc />
+    public void Ffn(in ExpertWeights w, DeviceBuffer x, DeviceBuffer y, int tokens)
+    {
+        var scratch = Scratch(2 * tokens * w.Gate.Rows);
+        ExpertFfn.Forward(w.Gate, w.Up, w.Down, D(x).AsSpan(0, tokens * w.Gate.Cols), D(y).AsSpan(0, tokens * w.Down.Rows), tokens, scratch);
+    }
+
+    /// <inheritdoc />
+    public void AddSigmoidScaled(DeviceBuffer acc, DeviceBuffer x, DeviceBuffer gate, int tokens, int width)
+    {
+        var a = D(acc); var xs = D(x); var g = D(gate);
+        for (int t = 0; t < tokens; t++)
+        {
+            float s = 1f / (1f + MathF.Exp(-g[t]));
+            TensorPrimitives.MultiplyAdd(xs.AsSpan(t * width, width), s, a.AsSpan(t * width, width), a.AsSpan(t * width, width));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Copy(DeviceBuffer src, int srcOffset, DeviceBuffer dst, int dstOffset, int count) =>
+        D(src).AsSpan(srcOffset, count).CopyTo(D(dst).AsSpan(dstOffset, count));
+
+    /// <inheritdoc />
+    public void CopyToHost(DeviceBuffer x, int offset, Span<float> dst) => D(x).AsSpan(offset, dst.Length).CopyTo(dst);
+
+    float[] _scratch = [];
+
+    /// <summary>A reusable host scratch of at least <paramref name="n"/> floats (grows once, then stays).</summary>
+    internal Span<float> Scratch(int n)
+    {
+        if (_scratch.Length < n) _scratch = new float[n];
+        return _scratch.AsSpan(0, n);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() { }
+}

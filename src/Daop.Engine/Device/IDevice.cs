@@ -1,0 +1,74 @@
+using Daop.Engine.Model;
+using Daop.Kernels;
+
+namespace Daop.Engine.Device;
+
+/// <summary>
+/// A buffer of fp32 activations owned by a device (host memory for the CPU, GPU memory for CUDA).
+/// The forward pass only ever hands these back to the device that made them.
+/// </summary>
+public abstract class DeviceBuffer
+{
+    /// <summary>Capacity in floats.</summary>
+    public abstract int Length { get; }
+}
+
+/// <summary>Per-sequence key/value cache on a device: per layer [capacity, NKV·D] for K and for V.</summary>
+public abstract class KvCache
+{
+    /// <summary>Positions the cache can hold.</summary>
+    public abstract int Capacity { get; }
+}
+
+/// <summary>
+/// The operations the forward pass is written in. Weights are passed as their host descriptors; a device
+/// that keeps its own copies (CUDA) resolves them. Shapes: T tokens, H hidden, D head dim.
+/// </summary>
+public interface IDevice : IDisposable
+{
+    /// <summary>Short name for logs ("cpu", "cuda:0").</summary>
+    string Name { get; }
+
+    /// <summary>A zeroed buffer of <paramref name="floats"/>.</summary>
+    DeviceBuffer Allocate(int floats);
+
+    /// <summary>A KV cache of <paramref name="capacity"/> positions.</summary>
+    KvCache CreateKvCache(int layers, int capacity, int kvDim);
+
+    /// <summary>x[t] = table[tokens[t]] widened to fp32. x: [T, H].</summary>
+    void Embed(ReadOnlySpan<int> tokens, in WeightMatrix table, DeviceBuffer x);
+
+    /// <summary>y = norm(x) over <paramref name="rows"/> rows of norm.Weight.Length (y may be x).</summary>
+    void Norm(NormWeights norm, DeviceBuffer x, DeviceBuffer y, int rows);
+
+    /// <summary>y [T, out] = x [T, in] · Wᵀ (+ bias).</summary>
+    void Linear(LinearWeights w, DeviceBuffer x, DeviceBuffer y, int tokens);
+
+    /// <summary>Clamps the first <paramref name="count"/> values to ±<paramref name="limit"/>.</summary>
+    void Clamp(DeviceBuffer x, int count, float limit);
+
+    /// <summary>Rotates x [T, heads, D] for positions startPos..startPos+T−1.</summary>
+    void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos);
+
+    /// <summary>
+    /// Appends k, v [T, NKV·D] to the cache at startPos and writes causal attention of q [T, NH·D] over
+    /// positions 0..startPos+t (or the last <paramref name="window"/>) into o [T, NH·D].
+    /// </summary>
+    void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window);
+
+    /// <summary>acc[i] += x[i] for i &lt; count.</summary>
+    void Add(DeviceBuffer acc, DeviceBuffer x, int count);
+
+    /// <summary>y [T, H] = SwiGLU FFN of x [T, H].</summary>
+    void Ffn(in ExpertWeights w, DeviceBuffer x, DeviceBuffer y, int tokens);
+
+    /// <summary>acc[t, :] += sigmoid(gate[t]) · x[t, :] for each token (Qwen2-MoE's shared expert).</summary>
+    void AddSigmoidScaled(DeviceBuffer acc, DeviceBuffer x, DeviceBuffer gate, int tokens, int width);
+
+    /// <summary>dst[dstOffset ..] = src[srcOffset .. srcOffset+count).</summary>
+    void Copy(DeviceBuffer src, int srcOffset, DeviceBuffer dst, int dstOffset, int count);
+
+    /// <summary>Copies x[offset .. offset+dst.Length) to host memory.</summary>
+    void CopyToHost(DeviceBuffer x, int offset, Span<float> dst);
+}

@@ -1,0 +1,14 @@
+namespace Daop.Engine.Load.Config;
+
+/// <summary>How router logits become (expert, weight) pairs. Chosen by the family file, applied by the one MoE block.</summary>
+public abstract record RouterSpec
+{
+    /// <summary>softmax over all E logits, top-k, optionally renormalised to sum 1 (Mixtral, Qwen, OLMoE).</summary>
+    public sealed record SoftmaxTopK(bool Renormalize) : RouterSpec;
+
+    /// <summary>
+    /// PhiMoE's sparsemixer at inference: for each of k picks, the arg-max of the remaining logits, weighted
+    /// by its softmax over the logits within a relative threshold 2·jitter of that max.
+    /// </summary>
+    public sealed record SparseMixer(float JitterEps) : RouterSpec;
+}

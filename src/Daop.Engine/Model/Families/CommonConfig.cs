@@ -1,0 +1,89 @@
+using Daop.Engine.Load.Config;
+
+namespace Daop.Engine.Model.Families;
+
+/// <summary>The config keys every family shares, read once so family files only add what differs.</summary>
+static class CommonConfig
+{
+    /// <summary>Reads the shared fields; the family then fills in experts, routing and norms.</summary>
+    public static ModelConfig Read(ConfigReader c, int numExperts, int topK, int expertInter, RouterSpec router,
+        NormKind norm = NormKind.RmsNorm, QkNormKind qkNorm = QkNormKind.None)
+    {
+        int hidden = c.PositiveInt("hidden_size");
+        int heads = c.PositiveInt("num_attention_heads");
+        int kvHeads = c.IntOr("num_key_value_heads", heads);
+        if (kvHeads <= 0 || heads % kvHeads != 0)
+            throw c.Error("num_key_value_heads", $"must be a positive divisor of num_attention_heads ({heads}), found {kvHeads}");
+        int headDim = c.IntOrNull("head_dim") ?? (hidden % heads == 0 ? hidden / heads
+            : throw c.Error("num_attention_heads", $"({heads}) must divide hidden_size ({hidden}) when head_dim is not given"));
+        if (headDim <= 0 || headDim % 2 != 0) throw c.Error("head_dim", $"must be a positive even number, found {headDim}");
+        int layers = c.PositiveInt("num_hidden_layers");
+        if (topK <= 0 || topK > numExperts)
+            throw c.Error("num_experts_per_tok", $"must be between 1 and the number of experts ({numExperts}), found {topK}");
+        string act = c.StringOrNull("hidden_act") ?? "silu";
+        if (act is not ("silu" or "swish"))
+            throw c.Error("hidden_act", $"'{act}' is not supported (Daop's experts are SwiGLU with silu)");
+
+        string? dtype = c.StringOrNull("dtype") ?? c.StringOrNull("torch_dtype");
+        var rope = ReadRope(c) with { InvFreqDType = dtype is "bfloat16" or "float16" ? dtype : null };
+        int maxPos = c.IntOr("max_position_embeddings", 4096);
+        bool useSliding = c.BoolOr("use_sliding_window", true);
+        int? window = useSliding ? c.IntOrNull("sliding_window") : null;
+        if (window is <= 0) window = null;
+
+        return new ModelConfig
+        {
+            ModelType = c.StringOrNull("model_type")!,
+            Path = c.Path,
+            VocabSize = c.PositiveInt("vocab_size"),
+            HiddenSize = hidden,
+            NumLayers = layers,
+            NumHeads = heads,
+            NumKvHeads = kvHeads,
+            HeadDim = headDim,
+            NumExperts = numExperts,
+            TopK = topK,
+            ExpertIntermediate = expertInter,
+            MoeLayers = Enumerable.Repeat(true, layers).ToArray(),
+            Norm = norm,
+            NormEps = (float)c.DoubleOr("rms_norm_eps", 1e-5),
+            QkNorm = qkNorm,
+            Router = router,
+            Rope = rope,
+            MaxPositions = maxPos,
+            SlidingWindow = window,
+            TieWordEmbeddings = c.BoolOr("tie_word_embeddings", false),
+            BosTokenId = c.IntOrNull("bos_token_id"),
+            EosTokenIds = c.IntList("eos_token_id"),
+        };
+    }
+
+    /// <summary>
+    /// RoPE from <c>rope_parameters</c> (transformers 5) or top-level <c>rope_theta</c> + <c>rope_scaling</c>
+    /// (checkpoints written by older versions).
+    /// </summary>
+    public static RopeSpec ReadRope(ConfigReader c)
+    {
+        var p = c.Object("rope_parameters");
+        double theta = p?.Has("rope_theta") == true ? p.Double("rope_theta") : c.DoubleOr("rope_theta", 10000);
+        var s = p ?? c.Object("rope_scaling");
+        double partial = p?.DoubleOr("partial_rotary_factor", c.DoubleOr("partial_rotary_factor", 1)) ?? c.DoubleOr("partial_rotary_factor", 1);
+        if (s == null) return new RopeSpec(theta, "default", PartialRotaryFactor: partial);
+        string type = s.StringOrNull("rope_type") ?? s.StringOrNull("type") ?? "default";
+        int origMax = s.IntOr("original_max_position_embeddings", c.IntOr("original_max_position_embeddings", 0));
+        return type switch
+        {
+            "default" => new RopeSpec(theta, type, PartialRotaryFactor: partial),
+            "linear" or "dynamic" => new RopeSpec(theta, type, s.Double("factor"), PartialRotaryFactor: partial),
+            "llama3" => new RopeSpec(theta, type, s.Double("factor"), OriginalMaxPositions: origMax,
+                LowFreqFactor: s.DoubleOr("low_freq_factor", 1), HighFreqFactor: s.DoubleOr("high_freq_factor", 4), PartialRotaryFactor: partial),
+            "longrope" or "su" => new RopeSpec(theta, "longrope", s.DoubleOr("factor", 1), s.DoubleList("short_factor"),
+                s.DoubleList("long_factor"), origMax, PartialRotaryFactor: partial,
+                AttentionFactor: s.Has("attention_factor") ? s.Double("attention_factor") : null),
+            "yarn" => new RopeSpec(theta, type, s.Double("factor"), OriginalMaxPositions: origMax, PartialRotaryFactor: partial,
+                AttentionFactor: s.Has("attention_factor") ? s.Double("attention_factor") : null,
+                BetaFast: s.DoubleOr("beta_fast", 32), BetaSlow: s.DoubleOr("beta_slow", 1)),
+            _ => throw s.Error(p != null ? "rope_type" : "type", $"'{type}' is not a supported RoPE scaling (default, linear, dynamic, llama3, longrope, yarn)"),
+        };
+    }
+}

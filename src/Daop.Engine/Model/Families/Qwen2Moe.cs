@@ -1,0 +1,60 @@
+using Daop.Engine.Load.Config;
+
+namespace Daop.Engine.Model.Families;
+
+/// <summary>
+/// Qwen2-MoE: q/k/v biases, a shared expert scaled by sigmoid(shared_expert_gate · x), optional dense
+/// layers (mlp_only_layers, decoder_sparse_step), renormalisation per norm_topk_prob.
+/// </summary>
+public sealed class Qwen2Moe : IModelFamily
+{
+    /// <inheritdoc />
+    public IReadOnlyList<string> ModelTypes => ["qwen2_moe"];
+
+    /// <inheritdoc />
+    public ModelConfig ReadConfig(ConfigReader c)
+    {
+        var cfg = CommonConfig.Read(c,
+            numExperts: c.PositiveInt("num_experts"),
+            topK: c.PositiveInt("num_experts_per_tok"),
+            expertInter: c.PositiveInt("moe_intermediate_size"),
+            router: new RouterSpec.SoftmaxTopK(c.BoolOr("norm_topk_prob", false)));
+        return cfg with
+        {
+            QkvBias = c.BoolOr("qkv_bias", true),
+            SharedIntermediate = c.IntOr("shared_expert_intermediate_size", 0),
+            DenseIntermediate = c.IntOr("intermediate_size", 0),
+            MoeLayers = QwenLayers.MoeLayers(c, cfg.NumLayers),
+        };
+    }
+
+    /// <inheritdoc />
+    public TensorNames Names { get; } = new()
+    {
+        Router = "model.layers.{l}.mlp.gate.weight",
+        ExpertGate = "model.layers.{l}.mlp.experts.{e}.gate_proj.weight",
+        ExpertUp = "model.layers.{l}.mlp.experts.{e}.up_proj.weight",
+        ExpertDown = "model.layers.{l}.mlp.experts.{e}.down_proj.weight",
+        SharedGate = "model.layers.{l}.mlp.shared_expert.gate_proj.weight",
+        SharedUp = "model.layers.{l}.mlp.shared_expert.up_proj.weight",
+        SharedDown = "model.layers.{l}.mlp.shared_expert.down_proj.weight",
+        SharedExpertGate = "model.layers.{l}.mlp.shared_expert_gate.weight",
+    };
+}
+
+/// <summary>Qwen's rule for which layers are sparse: not in mlp_only_layers and (l+1) % decoder_sparse_step == 0.</summary>
+static class QwenLayers
+{
+    public static bool[] MoeLayers(ConfigReader c, int layers)
+    {
+        int step = c.IntOr("decoder_sparse_step", 1);
+        if (step <= 0) throw c.Error("decoder_sparse_step", $"must be positive, found {step}");
+        var dense = c.Raw("mlp_only_layers") is { } v && v.ValueKind == System.Text.Json.JsonValueKind.Array
+            ? v.EnumerateArray().Select(x => x.GetInt32()).ToHashSet() : [];
+        var moe = new bool[layers];
+        for (int l = 0; l < layers; l++) moe[l] = !dense.Contains(l) && (l + 1) % step == 0;
+        if (moe.Contains(false) && c.IntOr("intermediate_size", 0) <= 0)
+            throw c.Error("intermediate_size", "is needed for the dense layers named by mlp_only_layers/decoder_sparse_step");
+        return moe;
+    }
+}

@@ -1,0 +1,37 @@
+using Daop.Engine.Load.Config;
+
+namespace Daop.Engine.Model.Families;
+
+/// <summary>Qwen3-MoE: per-head q/k RMSNorm, explicit head_dim, no q/k/v bias, renormalisation per norm_topk_prob.</summary>
+public sealed class Qwen3Moe : IModelFamily
+{
+    /// <inheritdoc />
+    public IReadOnlyList<string> ModelTypes => ["qwen3_moe"];
+
+    /// <inheritdoc />
+    public ModelConfig ReadConfig(ConfigReader c)
+    {
+        var cfg = CommonConfig.Read(c,
+            numExperts: c.Has("num_experts") ? c.PositiveInt("num_experts") : c.PositiveInt("num_local_experts"),
+            topK: c.PositiveInt("num_experts_per_tok"),
+            expertInter: c.PositiveInt("moe_intermediate_size"),
+            router: new RouterSpec.SoftmaxTopK(c.BoolOr("norm_topk_prob", true)),
+            qkNorm: QkNormKind.PerHead);
+        return cfg with
+        {
+            QkvBias = c.BoolOr("attention_bias", false),
+            OBias = c.BoolOr("attention_bias", false),
+            DenseIntermediate = c.IntOr("intermediate_size", 0),
+            MoeLayers = QwenLayers.MoeLayers(c, cfg.NumLayers),
+        };
+    }
+
+    /// <inheritdoc />
+    public TensorNames Names { get; } = new()
+    {
+        Router = "model.layers.{l}.mlp.gate.weight",
+        ExpertGate = "model.layers.{l}.mlp.experts.{e}.gate_proj.weight",
+        ExpertUp = "model.layers.{l}.mlp.experts.{e}.up_proj.weight",
+        ExpertDown = "model.layers.{l}.mlp.experts.{e}.down_proj.weight",
+    };
+}

@@ -1,0 +1,195 @@
+using Daop.Engine.Device;
+using Daop.Engine.Device.Cpu;
+using Daop.Engine.Load;
+using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Safetensors;
+using Daop.Engine.Model.Families;
+using Daop.Engine.Model.Layers;
+using Daop.Engine.Schedule;
+
+namespace Daop.Engine.Model;
+
+/// <summary>
+/// A loaded MoE decoder: config, memory-mapped weights, the device it computes on and the expert scheduler.
+/// <see cref="Forward"/> is the whole model, top to bottom. One sequence runs at a time; each has its own
+/// <see cref="KvCache"/>.
+/// </summary>
+public sealed class MoeModel : IDisposable
+{
+    readonly TensorStore _store;
+    RunState _s = null!;
+    RopeTable _rope = null!;
+
+    /// <summary>The folder the model came from.</summary>
+    public string Directory { get; }
+    /// <summary>Parsed config.</summary>
+    public ModelConfig Config { get; }
+    /// <summary>The family that read it.</summary>
+    public IModelFamily Family { get; }
+    /// <summary>Weights (views into the checkpoint).</summary>
+    public ModelWeights Weights { get; }
+    /// <summary>The compute device.</summary>
+    public IDevice Device { get; private set; } = null!;
+    /// <summary>Where experts run.</summary>
+    public IExpertScheduler Experts { get; private set; } = null!;
+    /// <summary>Positions each sequence can hold.</summary>
+    public int ContextLength { get; private set; }
+    /// <summary>Routing callbacks, if any (null in normal generation).</summary>
+    public IRoutingObserver? Observer { get; set; }
+
+    MoeModel(string dir, ModelConfig config, IModelFamily family, TensorStore store, ModelWeights weights)
+    {
+        Directory = dir; Config = config; Family = family; _store = store; Weights = weights;
+    }
+
+    /// <summary>Loads config.json and the safetensors weights of <paramref name="dir"/>.</summary>
+    public static MoeModel Load(string dir, ModelOptions? options = null)
+    {
+        options ??= new ModelOptions();
+        if (!System.IO.Directory.Exists(dir)) throw new ModelLoadException($"{dir}: model folder not found");
+        var (family, config) = ModelFamilies.ReadConfig(Path.Combine(dir, "config.json"));
+        var store = TensorStore.OpenDirectory(dir);
+        try
+        {
+            var model = new MoeModel(dir, config, family, store, ModelWeights.Load(store, config, family.Names));
+            model.Start(options);
+            return model;
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    void Start(ModelOptions o)
+    {
+        int ctx = o.ContextLength ?? Math.Min(Config.MaxPositions, 4096);
+        if (ctx <= 0) throw new ArgumentOutOfRangeException(nameof(o), $"context length must be positive, got {ctx}");
+        ContextLength = ctx;
+        int chunk = Math.Clamp(o.MaxChunkTokens, 1, ctx);
+        Device = o.Device?.Invoke(this) ?? new CpuDevice();
+        Experts = o.Experts?.Invoke(this, Device) ?? new LocalExpertScheduler(Weights, Config.HiddenSize, Config.NumExperts,
+            Config.TopK, Config.ExpertIntermediate, chunk);
+        _s = new RunState(Device, Config, chunk);
+        _rope = new RopeTable(Config.Rope, Config.HeadDim, ctx, Config.MaxPositions);
+    }
+
+    /// <summary>A fresh KV cache for one sequence.</summary>
+    public KvCache NewCache() => Device.CreateKvCache(Config.NumLayers, ContextLength, Config.NumKvHeads * Config.HeadDim);
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> at positions startPos.. through the model, appending to
+    /// <paramref name="cache"/>. Writes logits [T, V] when <paramref name="allLogits"/>, else only the last
+    /// token's [V].
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> tokens, int startPos, KvCache cache, Span<float> logits, bool allLogits = false)
+    {
+        int v = Config.VocabSize;
+        if (startPos < 0 || startPos + tokens.Length > cache.Capacity)
+            throw new ArgumentOutOfRangeException(nameof(tokens),
+                $"positions {startPos}..{startPos + tokens.Length - 1} do not fit the context of {cache.Capacity}");
+        if (logits.Length < (allLogits ? tokens.Length * v : v))
+            throw new ArgumentException($"logits holds {logits.Length} floats, need {(allLogits ? tokens.Length : 1)}x{v}", nameof(logits));
+        for (int done = 0; done < tokens.Length; done += _s.MaxTokens)
+        {
+            int n = Math.Min(_s.MaxTokens, tokens.Length - done);
+            ForwardChunk(tokens.Slice(done, n), startPos + done, cache);
+            if (allLogits) LmHead(0, n, logits.Slice(done * v, n * v));
+            else if (done + n == tokens.Length) LmHead(n - 1, 1, logits[..v]);
+        }
+    }
+
+    // embed → per layer { x += Attn(norm(x)); x += MoE(norm(x)) } → final norm (in LmHead)
+    void ForwardChunk(ReadOnlySpan<int> tokens, int startPos, KvCache cache)
+    {
+        var d = Device;
+        int t = tokens.Length, h = Config.HiddenSize;
+        d.Embed(tokens, Weights.Embed, _s.X);                                   // x [T, H]
+        for (int l = 0; l < Config.NumLayers; l++)
+        {
+            var w = Weights.Layers[l];
+            d.Norm(w.AttnNorm, _s.X, _s.Xn, t);                                 // xn [T, H]
+            Attention(l, w, t, startPos, cache);                                 // out [T, H]
+            d.Add(_s.X, _s.Out, t * h);                                         // x += attn
+            d.Norm(w.FfnNorm, _s.X, _s.Xn, t);
+            if (Config.MoeLayers[l]) Moe(l, w, t, startPos);                     // out [T, H]
+            else d.Ffn(w.Dense!.Value, _s.Xn, _s.Out, t);
+            d.Add(_s.X, _s.Out, t * h);                                         // x += ffn
+        }
+    }
+
+    // q, k, v = xn·Wqᵀ, xn·Wkᵀ, xn·Wvᵀ; optional clip and q/k norm; RoPE; causal GQA; o_proj
+    void Attention(int l, LayerWeights w, int t, int startPos, KvCache cache)
+    {
+        var d = Device;
+        var c = Config;
+        d.Linear(w.Q, _s.Xn, _s.Q, t);                                          // q [T, NH·D]
+        d.Linear(w.K, _s.Xn, _s.K, t);                                          // k [T, NKV·D]
+        d.Linear(w.V, _s.Xn, _s.V, t);                                          // v [T, NKV·D]
+        if (c.ClipQkv is { } clip)
+        {
+            d.Clamp(_s.Q, t * c.NumHeads * c.HeadDim, clip);
+            d.Clamp(_s.K, t * c.NumKvHeads * c.HeadDim, clip);
+            d.Clamp(_s.V, t * c.NumKvHeads * c.HeadDim, clip);
+        }
+        if (w.QNorm != null)
+        {
+            bool perHead = c.QkNorm == QkNormKind.PerHead;
+            d.Norm(w.QNorm, _s.Q, _s.Q, perHead ? t * c.NumHeads : t);
+            d.Norm(w.KNorm!, _s.K, _s.K, perHead ? t * c.NumKvHeads : t);
+        }
+        d.Rope(_rope, _s.Q, t, c.NumHeads, c.HeadDim, startPos);
+        d.Rope(_rope, _s.K, t, c.NumKvHeads, c.HeadDim, startPos);
+        d.Attention(cache, l, _s.Q, _s.K, _s.V, _s.Ctx, t, startPos, c.NumHeads, c.NumKvHeads, c.HeadDim, c.SlidingWindow);
+        d.Linear(w.O, _s.Ctx, _s.Out, t);                                        // out [T, H]
+    }
+
+    // logits = xn·Wgᵀ; route each token; out = Σ_k w_k·Expert_k(xn) (+ sigmoid(xn·g)·Shared(xn))
+    void Moe(int l, LayerWeights w, int t, int startPos)
+    {
+        var d = Device;
+        int e = Config.NumExperts, k = Config.TopK, h = Config.HiddenSize;
+        d.Linear(new LinearWeights(w.Router, null), _s.Xn, _s.GateLogits, t);   // [T, E]
+        d.CopyToHost(_s.GateLogits, 0, _s.HostLogits.AsSpan(0, t * e));
+        var r = _s.Routing;
+        r.Tokens = t;
+        for (int i = 0; i < t; i++)
+            Router.Route(Config.Router, _s.HostLogits.AsSpan(i * e, e), r.Experts.AsSpan(i * k, k), r.Weights.AsSpan(i * k, k), _s.Probs);
+        if (Observer != null)
+        {
+            d.CopyToHost(_s.Xn, 0, _s.HostGate.AsSpan(0, t * h));
+            Observer.OnRouted(l, startPos, _s.HostGate.AsSpan(0, t * h), _s.HostLogits.AsSpan(0, t * e), r);
+        }
+        Experts.RunExperts(l, _s.Xn, r, _s.Out, t);                             // out [T, H]
+        if (w.Shared is { } shared)
+        {
+            d.Ffn(shared, _s.Xn, _s.Shared, t);                                 // [T, H]
+            d.Linear(new LinearWeights(w.SharedGate!.Value, null), _s.Xn, _s.GateLogits, t); // [T, 1]
+            d.AddSigmoidScaled(_s.Out, _s.Shared, _s.GateLogits, t, h);
+        }
+    }
+
+    // final norm and lm_head for rows [first, first+n) of the last chunk, LogitRows at a time
+    void LmHead(int first, int n, Span<float> dst)
+    {
+        var d = Device;
+        int h = Config.HiddenSize, v = Config.VocabSize;
+        for (int i = 0; i < n; i += RunState.LogitRows)
+        {
+            int m = Math.Min(RunState.LogitRows, n - i);
+            d.Copy(_s.X, (first + i) * h, _s.Xn, 0, m * h);
+            d.Norm(Weights.FinalNorm, _s.Xn, _s.Xn, m);
+            d.Linear(Weights.LmHead, _s.Xn, _s.Logits, m);                      // [m, V]
+            d.CopyToHost(_s.Logits, 0, dst.Slice(i * v, m * v));
+        }
+
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Device?.Dispose();
+        _store.Dispose();
+    }
+}

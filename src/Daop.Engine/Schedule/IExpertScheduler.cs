@@ -1,0 +1,15 @@
+using Daop.Engine.Device;
+using Daop.Engine.Model.Layers;
+
+namespace Daop.Engine.Schedule;
+
+/// <summary>
+/// The seam between the forward pass and expert placement: the MoE block hands over the routed tokens and
+/// gets back Σ_k w_k · Expert_k(x). Where each expert runs (GPU slot, CPU thread, after a transfer) is the
+/// scheduler's business.
+/// </summary>
+public interface IExpertScheduler
+{
+    /// <summary>y [T, H] = Σ_k weights[t,k] · Expert_{experts[t,k]}(x[t]) for layer <paramref name="layer"/>.</summary>
+    void RunExperts(int layer, DeviceBuffer x, RoutingBatch routing, DeviceBuffer y, int tokens);
+}

@@ -1,0 +1,71 @@
+using System.Numerics.Tensors;
+using Daop.Engine.Device;
+using Daop.Engine.Device.Cpu;
+using Daop.Engine.Model;
+using Daop.Engine.Model.Layers;
+using Daop.Kernels.Cpu;
+
+namespace Daop.Engine.Schedule;
+
+/// <summary>
+/// Every expert runs on the CPU device from its memory-mapped weights. Tokens are grouped by expert so
+/// a prefill chunk reads each expert's weights once (matrix-matrix), not once per token.
+/// </summary>
+public sealed class LocalExpertScheduler : IExpertScheduler
+{
+    readonly ModelWeights _w;
+    readonly int _hidden;
+    readonly int[] _count, _start, _order; // per expert token counts, offsets into _order, [T·K] (token·K + k) grouped by expert
+    readonly float[] _in, _out, _scratch;  // [T, H] gathered inputs, [T, H] expert outputs, [2, T, I] FFN scratch
+
+    /// <summary>Sizes the buffers for chunks of up to <paramref name="maxTokens"/>.</summary>
+    public LocalExpertScheduler(ModelWeights weights, int hidden, int numExperts, int topK, int expertInter, int maxTokens)
+    {
+        _w = weights;
+        _hidden = hidden;
+        _count = new int[numExperts];
+        _start = new int[numExperts + 1];
+        _order = new int[maxTokens * topK];
+        _in = new float[maxTokens * hidden];
+        _out = new float[maxTokens * hidden];
+        _scratch = new float[2 * maxTokens * expertInter];
+    }
+
+    /// <inheritdoc />
+    public void RunExperts(int layer, DeviceBuffer x, RoutingBatch r, DeviceBuffer y, int tokens)
+    {
+        var xs = ((CpuBuffer)x).Data;
+        var ys = ((CpuBuffer)y).Data;
+        int h = _hidden, k = r.TopK;
+        var experts = _w.Layers[layer].Experts;
+        ys.AsSpan(0, tokens * h).Clear();
+
+        // Counting sort of (token, slot) pairs by expert.
+        Array.Clear(_count);
+        for (int i = 0; i < tokens * k; i++) _count[r.Experts[i]]++;
+        _start[0] = 0;
+        for (int e = 0; e < _count.Length; e++) _start[e + 1] = _start[e] + _count[e];
+        Span<int> fill = stackalloc int[_count.Length];
+        for (int e = 0; e < _count.Length; e++) fill[e] = _start[e];
+        for (int i = 0; i < tokens * k; i++) _order[fill[r.Experts[i]]++] = i;
+
+        for (int e = 0; e < _count.Length; e++)
+        {
+            int n = _count[e];
+            if (n == 0) continue;
+            for (int j = 0; j < n; j++)
+            {
+                int t = _order[_start[e] + j] / k;
+                xs.AsSpan(t * h, h).CopyTo(_in.AsSpan(j * h, h));
+            }
+            var ew = experts[e];
+            ExpertFfn.Forward(ew.Gate, ew.Up, ew.Down, _in.AsSpan(0, n * h), _out.AsSpan(0, n * h), n,
+                _scratch.AsSpan(0, 2 * n * ew.Gate.Rows));
+            for (int j = 0; j < n; j++)
+            {
+                int slot = _order[_start[e] + j], t = slot / k;
+                TensorPrimitives.MultiplyAdd(_out.AsSpan(j * h, h), r.Weights[slot], ys.AsSpan(t * h, h), ys.AsSpan(t * h, h));
+            }
+        }
+    }
+}
