@@ -39,8 +39,12 @@ public enum TensorDType
 public static class TensorDTypes
 {
     /// <summary>Parses the header's dtype string (case-sensitive, as the format defines it).</summary>
-    public static bool TryParse(string s, out TensorDType t) =>
-        Enum.TryParse(s, ignoreCase: false, out t) && Enum.IsDefined(t) && !int.TryParse(s, out _);
+    public static bool TryParse(string s, out TensorDType t) => ByName.TryGetValue(s, out t);
+
+    // An exact, ordinal name match: Enum.TryParse would also take " F32", "1,1" or "BOOL, U8" (read as
+    // the flag combination U8), none of which the format allows.
+    static readonly Dictionary<string, TensorDType> ByName =
+        Enum.GetValues<TensorDType>().ToDictionary(v => v.ToString(), StringComparer.Ordinal);
 
     /// <summary>Bytes per element.</summary>
     public static int SizeOf(TensorDType t) => t switch

@@ -51,24 +51,55 @@ public sealed unsafe class TensorStore : IDisposable
 
     static TensorStore OpenIndex(string dir, string index)
     {
+        byte[] bytes;
+        try
+        {
+            // Real indexes are kilobytes; the cap keeps a hostile or corrupt one from being read whole.
+            long len = new FileInfo(index).Length;
+            if (len > SafetensorsFile.MaxHeaderBytes)
+                throw new ModelLoadException($"{index}: {len} bytes exceeds the {SafetensorsFile.MaxHeaderBytes}-byte limit for an index");
+            bytes = File.ReadAllBytes(index);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"{index}: cannot read ({e.Message})", e);
+        }
+        // As for headers: JsonDocument would only fail on bad UTF-8 later, with InvalidOperationException.
+        int bad = SafetensorsFile.FirstInvalidUtf8(bytes);
+        if (bad >= 0) throw new ModelLoadException($"{index}: not valid UTF-8 (byte 0x{bytes[bad]:X2} at offset {bad})");
+
         Dictionary<string, string> weightMap = new(StringComparer.Ordinal);
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(index));
-            if (doc.RootElement.ValueKind != JsonValueKind.Object ||
-                !doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
+            using var doc = JsonDocument.Parse(bytes);
+            long lone = SafetensorsFile.FirstUndecodableString(bytes, new JsonDocumentOptions().MaxDepth);
+            if (lone >= 0) throw new ModelLoadException($"{index}: string at offset {lone} escapes half a UTF-16 surrogate pair");
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new ModelLoadException($"{index}: missing object field 'weight_map' (the file is not a JSON object)");
+            JsonElement? found = null;
+            // JsonDocument keeps repeated properties; a second weight_map or a tensor listed twice
+            // would otherwise be resolved silently.
+            foreach (var p in doc.RootElement.EnumerateObject())
+                if (p.Name == "weight_map")
+                {
+                    if (found != null) throw new ModelLoadException($"{index}: field 'weight_map' appears twice");
+                    found = p.Value;
+                }
+            if (found is not { ValueKind: JsonValueKind.Object } wm)
                 throw new ModelLoadException($"{index}: missing object field 'weight_map'");
             foreach (var p in wm.EnumerateObject())
             {
                 if (p.Value.ValueKind != JsonValueKind.String)
-                    throw new ModelLoadException($"{index}: weight_map['{p.Name}'] must be a file name string");
+                    throw new ModelLoadException($"{index}: weight_map['{p.Name}'] must be a file name string, found {p.Value.GetRawText()}");
                 string shard = p.Value.GetString()!;
-                if (shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
+                if (!IsPlainFileName(shard))
                     throw new ModelLoadException($"{index}: weight_map['{p.Name}'] names '{shard}', which is not a file in the folder");
-                weightMap[p.Name] = shard;
+                if (!weightMap.TryAdd(p.Name, shard))
+                    throw new ModelLoadException($"{index}: weight_map lists tensor '{p.Name}' twice");
             }
         }
         catch (JsonException e) { throw new ModelLoadException($"{index}: not valid JSON ({e.Message})"); }
+        if (weightMap.Count == 0) throw new ModelLoadException($"{index}: 'weight_map' is empty");
 
         var shards = weightMap.Values.Distinct().Order(StringComparer.Ordinal)
             .Select(s => System.IO.Path.Combine(dir, s)).ToArray();
@@ -76,6 +107,13 @@ public sealed unsafe class TensorStore : IDisposable
             if (!File.Exists(s)) throw new ModelLoadException($"{index}: shard '{System.IO.Path.GetFileName(s)}' is listed but not present in {dir}");
         return FromFiles(dir, shards, weightMap);
     }
+
+    /// <summary>
+    /// A bare name of a file directly inside the folder: no separators, not "." or "..", no NUL. (A ".."
+    /// inside a name such as "model..v2.safetensors" is harmless and allowed.)
+    /// </summary>
+    static bool IsPlainFileName(string s) =>
+        s.Length > 0 && s != "." && s != ".." && s.IndexOfAny(['/', '\\', '\0']) < 0;
 
     static TensorStore FromFiles(string source, string[] paths, Dictionary<string, string>? weightMap)
     {
