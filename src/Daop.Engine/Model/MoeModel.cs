@@ -150,7 +150,7 @@ public sealed class MoeModel : IDisposable
     {
         var d = Device;
         int e = Config.NumExperts, k = Config.TopK, h = Config.HiddenSize;
-        d.Linear(new LinearWeights(w.Router, null), _s.Xn, _s.GateLogits, t);   // [T, E]
+        d.Linear(w.Router!, _s.Xn, _s.GateLogits, t);   // [T, E]
         d.CopyToHost(_s.GateLogits, 0, _s.HostLogits.AsSpan(0, t * e));
         var r = _s.Routing;
         r.Tokens = t;
@@ -165,7 +165,7 @@ public sealed class MoeModel : IDisposable
         if (w.Shared is { } shared)
         {
             d.Ffn(shared, _s.Xn, _s.Shared, t);                                 // [T, H]
-            d.Linear(new LinearWeights(w.SharedGate!.Value, null), _s.Xn, _s.GateLogits, t); // [T, 1]
+            d.Linear(w.SharedGate!, _s.Xn, _s.GateLogits, t); // [T, 1]
             d.AddSigmoidScaled(_s.Out, _s.Shared, _s.GateLogits, t, h);
         }
     }

@@ -39,13 +39,13 @@ public sealed class LayerWeights
     /// <summary>k norm, if the family has one.</summary>
     public NormWeights? KNorm { get; init; }
     /// <summary>Router [E, H] (MoE layers).</summary>
-    public WeightMatrix Router { get; init; }
+    public LinearWeights? Router { get; init; }
     /// <summary>Routed experts (empty for dense layers).</summary>
     public ExpertWeights[] Experts { get; init; } = [];
     /// <summary>Shared expert, if any.</summary>
     public ExpertWeights? Shared { get; init; }
     /// <summary>Sigmoid gate of the shared expert [1, H], if any.</summary>
-    public WeightMatrix? SharedGate { get; init; }
+    public LinearWeights? SharedGate { get; init; }
     /// <summary>Dense MLP of a non-MoE layer.</summary>
     public ExpertWeights? Dense { get; init; }
 }
@@ -98,7 +98,7 @@ public sealed class ModelWeights
                     QkNormKind.Full => new(NormKind.RmsNorm, st.Vector(F(n.KNorm), kvDim), null, c.NormEps),
                     _ => null,
                 },
-                Router = moe ? st.Matrix(F(n.Router), c.NumExperts, h) : default,
+                Router = moe ? Linear(F(n.Router), c.NumExperts, h, bias: false) : null,
                 Experts = moe
                     ? Enumerable.Range(0, c.NumExperts).Select(e => Ffn(
                         TensorNames.Format(n.ExpertGate, l, e), TensorNames.Format(n.ExpertUp, l, e),
@@ -107,7 +107,7 @@ public sealed class ModelWeights
                 Shared = moe && c.SharedIntermediate > 0 && n.SharedGate != null
                     ? Ffn(F(n.SharedGate), F(n.SharedUp!), F(n.SharedDown!), c.SharedIntermediate) : null,
                 SharedGate = moe && c.SharedIntermediate > 0 && n.SharedExpertGate != null
-                    ? st.Matrix(F(n.SharedExpertGate), 1, h) : null,
+                    ? Linear(F(n.SharedExpertGate), 1, h, bias: false) : null,
                 Dense = moe ? null : Ffn(F(n.DenseGate), F(n.DenseUp), F(n.DenseDown), c.DenseIntermediate),
             };
         }

@@ -13,8 +13,16 @@ public static unsafe class MatMul
     public static void Forward(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
         Check(w, x, y, tokens);
-        Scalar(w, x, y, tokens);
+        var row = t_row is { } r && r.Length >= w.Cols ? r : (t_row = new float[w.Cols]);
+        for (int rr = 0; rr < w.Rows; rr++)
+        {
+            WidenRow(w, rr, row);
+            for (int t = 0; t < tokens; t++)
+                y[t * w.Rows + rr] = TensorPrimitives.Dot(x.Slice(t * w.Cols, w.Cols), row.AsSpan(0, w.Cols));
+        }
     }
+
+    [ThreadStatic] static float[]? t_row;
 
     /// <summary>Scalar twin of <see cref="Forward"/>: the reference every fast path is tested against.</summary>
     public static void Scalar(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)

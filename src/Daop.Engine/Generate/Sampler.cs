@@ -1,0 +1,85 @@
+using System.Numerics.Tensors;
+
+namespace Daop.Engine.Generate;
+
+/// <summary>
+/// Picks the next token from logits [V]: arg-max when temperature is 0, else temperature → top-k → top-p →
+/// a draw from a seeded xoshiro256** stream. All scratch is allocated once per vocabulary size.
+/// </summary>
+public sealed class Sampler
+{
+    readonly SamplingOptions _o;
+    readonly int[] _idx;     // [V] candidate ids, sorted by probability
+    readonly float[] _prob;  // [V] probabilities
+    readonly float[] _keys;  // [V] negated probabilities, the sort keys
+    ulong _s0, _s1, _s2, _s3;
+
+    /// <summary>A sampler for a vocabulary of <paramref name="vocab"/> tokens.</summary>
+    public Sampler(SamplingOptions o, int vocab)
+    {
+        o.Validate();
+        _o = o;
+        _idx = new int[vocab];
+        _prob = new float[vocab];
+        _keys = new float[vocab];
+        ulong x = o.Seed;
+        _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);
+    }
+
+    /// <summary>The next token id. <paramref name="logits"/> may be modified.</summary>
+    public int Next(Span<float> logits)
+    {
+        if (_o.Temperature == 0) return TensorPrimitives.IndexOfMax(logits);
+        int v = logits.Length;
+        var p = _prob.AsSpan(0, v);
+        TensorPrimitives.Divide(logits, _o.Temperature, p);
+        TensorPrimitives.SoftMax(p, p);
+
+        int n = v;
+        var idx = _idx.AsSpan(0, v);
+        for (int i = 0; i < v; i++) idx[i] = i;
+        if (_o.TopK > 0 && _o.TopK < v) n = _o.TopK;
+        if (n < v || _o.TopP < 1)
+        {
+            // Sort candidates by probability, descending (ascending on negated keys allocates nothing).
+            TensorPrimitives.Negate(p, _keys.AsSpan(0, v));
+            Array.Sort(_keys, _idx, 0, v);
+            float cum = 0;
+            int keep = 0;
+            while (keep < n)
+            {
+                cum += p[idx[keep]];
+                keep++;
+                if (cum >= _o.TopP) break;
+            }
+            n = keep;
+        }
+        float total = 0;
+        for (int i = 0; i < n; i++) total += p[idx[i]];
+        double r = NextDouble() * total;
+        double acc = 0;
+        for (int i = 0; i < n; i++)
+        {
+            acc += p[idx[i]];
+            if (r < acc) return idx[i];
+        }
+        return idx[n - 1];
+    }
+
+    double NextDouble() => (NextU64() >> 11) * (1.0 / (1UL << 53));
+
+    ulong NextU64()
+    {
+        ulong result = ulong.RotateLeft(_s1 * 5, 7) * 9, t = _s1 << 17;
+        _s2 ^= _s0; _s3 ^= _s1; _s1 ^= _s2; _s0 ^= _s3; _s2 ^= t; _s3 = ulong.RotateLeft(_s3, 45);
+        return result;
+    }
+
+    static ulong SplitMix(ref ulong x)
+    {
+        ulong z = x += 0x9E3779B97F4A7C15;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
+        return z ^ (z >> 31);
+    }
+}

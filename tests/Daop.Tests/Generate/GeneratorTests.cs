@@ -1,0 +1,92 @@
+using Daop.Engine.Generate;
+using Daop.Engine.Model;
+using Daop.Tests.Model;
+
+namespace Daop.Tests.Generate;
+
+public class GeneratorTests
+{
+    static readonly int[] Prompt = [3, 17, 42, 99, 7];
+
+    [Fact]
+    public void GreedyGeneratorEqualsManualArgMaxLoop()
+    {
+        using var model = MoeModel.Load(TestPaths.Fixture("olmoe-tiny"));
+        var got = new Generator(model).Generate(Prompt, new SamplingOptions { MaxNewTokens = 12, StopTokenIds = [] }).ToArray();
+        Assert.Equal(GoldenTests.Greedy(model, Prompt, 12), got);
+    }
+
+    [Fact]
+    public void SamplingIsReproducibleForASeedAndVariesAcrossSeeds()
+    {
+        using var model = MoeModel.Load(TestPaths.Fixture("mixtral-tiny"));
+        var gen = new Generator(model);
+        SamplingOptions O(ulong seed) => new() { Temperature = 1.5f, MaxNewTokens = 24, Seed = seed, StopTokenIds = [] };
+        var a = gen.Generate(Prompt, O(1)).ToArray();
+        var b = gen.Generate(Prompt, O(1)).ToArray();
+        var c = gen.Generate(Prompt, O(2)).ToArray();
+        Assert.Equal(a, b);
+        Assert.NotEqual(a, c);
+    }
+
+    [Fact]
+    public void TopKOneIsGreedy()
+    {
+        using var model = MoeModel.Load(TestPaths.Fixture("qwen3moe-tiny"));
+        var gen = new Generator(model);
+        var greedy = gen.Generate(Prompt, new SamplingOptions { MaxNewTokens = 10, StopTokenIds = [] }).ToArray();
+        var topk1 = gen.Generate(Prompt, new SamplingOptions { Temperature = 2f, TopK = 1, MaxNewTokens = 10, Seed = 9, StopTokenIds = [] }).ToArray();
+        Assert.Equal(greedy, topk1);
+    }
+
+    [Fact]
+    public void StopTokenEndsGenerationAndIsNotEmitted()
+    {
+        using var model = MoeModel.Load(TestPaths.Fixture("mixtral-tiny"));
+        var gen = new Generator(model);
+        var free = gen.Generate(Prompt, new SamplingOptions { MaxNewTokens = 8, StopTokenIds = [] }).ToArray();
+        var stats = new GenerationStats();
+        var stopped = gen.Generate(Prompt, new SamplingOptions { MaxNewTokens = 8, StopTokenIds = [free[3]] }, stats).ToArray();
+        int first = Array.IndexOf(free, free[3]);
+        Assert.Equal(free.Take(first), stopped);
+        Assert.Equal(FinishReason.Stop, stats.Finish);
+    }
+
+    [Fact]
+    public void GenerationStopsWhenTheContextIsFull()
+    {
+        using var model = MoeModel.Load(TestPaths.Fixture("mixtral-tiny"), new ModelOptions { ContextLength = 12 });
+        var stats = new GenerationStats();
+        var ids = new Generator(model).Generate(Prompt, new SamplingOptions { MaxNewTokens = 50, StopTokenIds = [] }, stats).ToArray();
+        // 5 prompt positions + 7 decoded positions fill 12; the 8th token comes from the last logits.
+        Assert.Equal(8, ids.Length);
+        Assert.Equal(FinishReason.ContextFull, stats.Finish);
+    }
+
+    [Fact]
+    public void ChunkedPrefillEqualsOneShotPrefill()
+    {
+        var tokens = Enumerable.Range(0, 40).Select(i => (i * 37 + 11) % 389).ToArray();
+        using var whole = MoeModel.Load(TestPaths.Fixture("mixtral-odd"));
+        using var chunked = MoeModel.Load(TestPaths.Fixture("mixtral-odd"), new ModelOptions { MaxChunkTokens = 7 });
+        int v = whole.Config.VocabSize;
+        var a = new float[tokens.Length * v];
+        var b = new float[tokens.Length * v];
+        whole.Forward(tokens, 0, whole.NewCache(), a, allLogits: true);
+        chunked.Forward(tokens, 0, chunked.NewCache(), b, allLogits: true);
+        for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4f, $"logit {i}: {a[i]} vs {b[i]}");
+    }
+
+    [Fact]
+    public void DecodeStepsAllocateNothing()
+    {
+        using var model = MoeModel.Load(TestPaths.Fixture("qwen2moe-tiny"));
+        var cache = model.NewCache();
+        var logits = new float[model.Config.VocabSize];
+        model.Forward(Prompt, 0, cache, logits);
+        for (int i = 0; i < 4; i++) model.Forward([i + 1], Prompt.Length + i, cache, logits); // warm-up
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 4; i < 36; i++) model.Forward([i + 1], Prompt.Length + i, cache, logits);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
