@@ -15,16 +15,6 @@ public class GoldenTests
 {
     const double Tol = 1e-4;
 
-    sealed class RouterRecorder : IRoutingObserver
-    {
-        public readonly Dictionary<int, List<float>> Logits = new();
-        public void OnRouted(int layer, int startPos, ReadOnlySpan<float> gateInput, ReadOnlySpan<float> logits, RoutingBatch r)
-        {
-            if (!Logits.TryGetValue(layer, out var list)) Logits[layer] = list = new List<float>();
-            list.AddRange(logits.ToArray());
-        }
-    }
-
     static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
@@ -58,7 +48,7 @@ public class GoldenTests
         int rows = (int)idShape[0], len = (int)idShape[1], v = model.Config.VocabSize, e = model.Config.NumExperts;
         for (int b = 0; b < rows; b++)
         {
-            var rec = new RouterRecorder();
+            var rec = new RoutingRecorder(model.Config.NumLayers, e, model.Config.TopK, keepLogits: true);
             model.Observer = rec;
             var tokens = ids.Skip(b * len).Take(len).Select(x => (int)x).ToArray();
             var logits = new float[len * v];
@@ -66,7 +56,16 @@ public class GoldenTests
             for (int l = 0; l < model.Config.NumLayers; l++)
             {
                 var (refRouter, _) = reference.Floats($"router_logits.{l}");
-                AssertClose(refRouter.AsSpan(b * len * e, len * e), rec.Logits[l].ToArray(), $"{Path.GetFileName(dir)} row {b} router_logits.{l}");
+                AssertClose(refRouter.AsSpan(b * len * e, len * e), Enumerable.Range(0, len).SelectMany(p => rec.Logits(l, p).ToArray()).ToArray(), $"{Path.GetFileName(dir)} row {b} router_logits.{l}");
+                // The recorded experts are what the family's router picks from transformers' own logits.
+                var k = model.Config.TopK;
+                int[] want = new int[k];
+                float[] wts = new float[k], probs = new float[e];
+                for (int p = 0; p < len; p++)
+                {
+                    Router.Route(model.Config.Router, refRouter.AsSpan((b * len + p) * e, e), want, wts, probs);
+                    Assert.Equal(want.Order(), rec.Ids(l, p).ToArray().Order());
+                }
             }
             AssertClose(refLogits.AsSpan(b * len * v, len * v), logits, $"{Path.GetFileName(dir)} row {b} logits");
         }
