@@ -10,7 +10,9 @@ namespace Daop.Engine.Load.Tokenizer;
 /// step together with the new ones and release only the difference. Decoding with one step of
 /// context keeps decoders that treat the first token specially (Strip, Metaspace) consistent, so the
 /// concatenated output equals <see cref="HfTokenizer.Decode"/> of all ids, and each call costs
-/// O(tokens since the last release) rather than O(all tokens).
+/// O(tokens since the last release) rather than O(all tokens). The one exception is invalid UTF-8
+/// from byte-fallback tokens: Decode turns a whole invalid byte run into U+FFFDs, while the streamer
+/// has already released the valid characters at its start.
 /// </remarks>
 public sealed class TextStreamer
 {
@@ -47,6 +49,14 @@ public sealed class TextStreamer
         var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids);
         string prefixText = _tokenizer.Decode(span[_prefixOffset.._readOffset], _skipSpecialTokens);
         string newText = _tokenizer.Decode(span[_prefixOffset..], _skipSpecialTokens);
+        if (!newText.StartsWith(prefixText, StringComparison.Ordinal))
+        {
+            // The context decodes differently once new ids follow it: a byte-fallback run that was a
+            // valid character became invalid as a whole (the Rust decoder then turns every byte into
+            // U+FFFD). Released text cannot be taken back, so decode the unreleased ids on their own.
+            prefixText = "";
+            newText = _tokenizer.Decode(span[_readOffset..], _skipSpecialTokens);
+        }
         if (newText.Length <= prefixText.Length || !final && newText.EndsWith('\uFFFD'))
             return "";
         _prefixOffset = _readOffset;

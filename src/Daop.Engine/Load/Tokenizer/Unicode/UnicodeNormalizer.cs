@@ -22,8 +22,9 @@ internal static class UnicodeNormalizer
         // Fast path: below U+00A0 nothing decomposes, composes or has a combining class.
         if (IsAllBelow(text, '\u00A0'))
             return text;
-        // Below U+0300 only compatibility mappings apply (e.g. U+00A0, U+00BD); NFC leaves it alone.
-        if (!compat && IsAllBelow(text, '\u0300'))
+        // Below U+0300 every character is NFC-stable and none composes with another (NFD and NFK*
+        // still rewrite e.g. U+00E9 and U+00A0 there).
+        if (compose && !compat && IsAllBelow(text, '\u0300'))
             return text;
 
         var tables = Data.Value;
