@@ -1,0 +1,112 @@
+using System.Text.Json;
+
+namespace Daop.Engine.Load.Tokenizer;
+
+/// <summary>
+/// Typed access to tokenizer.json fields. Every failure becomes a <see cref="ModelLoadException"/>
+/// whose message names the file and the JSON path of the field, so a broken tokenizer is easy to fix.
+/// </summary>
+internal readonly struct TokJson(string file)
+{
+    /// <summary>File name used in error messages (not the full path: messages stay readable).</summary>
+    public string File { get; } = file;
+
+    public ModelLoadException Error(string message) => new($"{File}: {message}");
+
+    public static JsonDocument Parse(string path)
+    {
+        string name = Path.GetFileName(path);
+        if (!System.IO.File.Exists(path))
+            throw new ModelLoadException($"{name}: file not found at '{path}'");
+        try
+        {
+            using var stream = System.IO.File.OpenRead(path);
+            return JsonDocument.Parse(stream, new JsonDocumentOptions { AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new ModelLoadException($"{name}: invalid JSON ({e.Message})", e);
+        }
+    }
+
+    /// <summary>The object at <paramref name="name"/>, or null when absent or JSON null.</summary>
+    public JsonElement? OptObject(JsonElement obj, string name, string where)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+            return null;
+        if (v.ValueKind != JsonValueKind.Object)
+            throw Error($"{Join(where, name)} must be an object, found {v.ValueKind}");
+        return v;
+    }
+
+    public JsonElement Array(JsonElement obj, string name, string where)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind != JsonValueKind.Array)
+            throw Error($"{Join(where, name)} must be an array");
+        return v;
+    }
+
+    public string String(JsonElement obj, string name, string where)
+        => OptString(obj, name, where) ?? throw Error($"{Join(where, name)} is missing");
+
+    public string? OptString(JsonElement obj, string name, string where)
+    {
+        if (obj.ValueKind != JsonValueKind.Object)
+            throw Error($"{where} must be an object, found {obj.ValueKind}");
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+            return null;
+        if (v.ValueKind != JsonValueKind.String)
+            throw Error($"{Join(where, name)} must be a string, found {v.ValueKind}");
+        return v.GetString()!;
+    }
+
+    public bool Bool(JsonElement obj, string name, string where, bool defaultValue)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+            return defaultValue;
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw Error($"{Join(where, name)} must be a boolean, found {v.ValueKind}"),
+        };
+    }
+
+    public int Int(JsonElement obj, string name, string where, int defaultValue)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+            return defaultValue;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int i))
+            throw Error($"{Join(where, name)} must be an integer, found {v}");
+        return i;
+    }
+
+    public int Id(JsonElement v, string where)
+    {
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int id) || id < 0)
+            throw Error($"{where} must be a non-negative integer id, found {v}");
+        return id;
+    }
+
+    /// <summary>The "type" discriminator of a component such as a normalizer or decoder.</summary>
+    public string Type(JsonElement obj, string where)
+    {
+        if (obj.ValueKind != JsonValueKind.Object)
+            throw Error($"{where} must be an object, found {obj.ValueKind}");
+        return String(obj, "type", where);
+    }
+
+    /// <summary>Single-character setting such as Metaspace's "replacement".</summary>
+    public string Char(JsonElement obj, string name, string where, string defaultValue)
+    {
+        string s = OptString(obj, name, where) ?? defaultValue;
+        if (s.EnumerateRunes().Count() != 1)
+            throw Error($"{Join(where, name)} must be a single character, found '{s}'");
+        return s;
+    }
+
+    public ModelLoadException Unsupported(string kind, string type)
+        => Error($"{kind} type '{type}' is not supported");
+
+    private static string Join(string where, string name) => where.Length == 0 ? name : $"{where}.{name}";
+}
