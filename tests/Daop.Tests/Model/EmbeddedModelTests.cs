@@ -30,3 +30,38 @@ public class EmbeddedModelTests
         }
     }
 }
+
+public class TextGeneratorTests
+{
+    [Fact]
+    public async Task StreamedPiecesConcatenateToTheDecodedGreedyText()
+    {
+        string dir = TestPaths.DefaultModel;
+        var tok = HfTokenizer.FromDirectory(dir);
+        using var model = MoeModel.Load(dir);
+        var gen = new Daop.Engine.Generate.TextGenerator(model, tok);
+        var opts = new Daop.Engine.Generate.SamplingOptions { MaxNewTokens = 40 };
+        var pieces = new List<string>();
+        await foreach (var p in gen.GenerateAsync("def fibonacci(n):\n", opts, addSpecialTokens: false)) pieces.Add(p);
+        string whole = gen.Generate("def fibonacci(n):\n", opts, addSpecialTokens: false);
+        Assert.True(pieces.Count > 1);
+        Assert.Equal(whole, string.Concat(pieces));
+        Assert.NotEmpty(whole.Trim());
+    }
+
+    [Fact]
+    public async Task CancellationStopsTheStream()
+    {
+        string dir = TestPaths.DefaultModel;
+        var tok = HfTokenizer.FromDirectory(dir);
+        using var model = MoeModel.Load(dir);
+        var gen = new Daop.Engine.Generate.TextGenerator(model, tok);
+        using var cts = new CancellationTokenSource();
+        var stats = new Daop.Engine.Generate.GenerationStats();
+        int n = 0;
+        await foreach (var _ in gen.GenerateAsync("import os\n", new() { MaxNewTokens = 500, StopTokenIds = [] }, false, stats, cts.Token))
+            if (++n == 5) cts.Cancel();
+        Assert.Equal(Daop.Engine.Generate.FinishReason.Cancelled, stats.Finish);
+        Assert.True(stats.GeneratedTokens < 20);
+    }
+}
