@@ -1,0 +1,318 @@
+using System.Globalization;
+
+namespace Daop.Engine.Load.Chat.Jinja;
+
+/// <summary>Expression grammar, in Jinja2's precedence order (lowest first).</summary>
+internal sealed partial class Parser
+{
+    private static readonly HashSet<string> CompareOps = ["==", "!=", "<", "<=", ">", ">="];
+
+    /// <summary>"a, b" without brackets (only after "set x ="); otherwise a single expression.</summary>
+    private Expr ParseTuple()
+    {
+        int line = Current.Line;
+        var first = ParseExpression();
+        if (!IsOp(","))
+            return first;
+        var items = new List<Expr> { first };
+        while (AcceptOp(","))
+            items.Add(ParseExpression());
+        return new ListExpr(line, items, IsTuple: true);
+    }
+
+    private Expr ParseExpression()
+    {
+        var expr = ParseOr();
+        while (IsName("if"))
+        {
+            int line = Next().Line;
+            var condition = ParseOr();
+            Expr? otherwise = AcceptName("else") ? ParseExpression() : null;
+            expr = new ConditionalExpr(line, condition, expr, otherwise);
+        }
+        return expr;
+    }
+
+    private Expr ParseOr()
+    {
+        var left = ParseAnd();
+        while (IsName("or"))
+            left = new BinaryExpr(Next().Line, "or", left, ParseAnd());
+        return left;
+    }
+
+    private Expr ParseAnd()
+    {
+        var left = ParseNot();
+        while (IsName("and"))
+            left = new BinaryExpr(Next().Line, "and", left, ParseNot());
+        return left;
+    }
+
+    private Expr ParseNot()
+    {
+        if (IsName("not"))
+            return new UnaryExpr(Next().Line, "not", ParseNot());
+        return ParseCompare();
+    }
+
+    private Expr ParseCompare()
+    {
+        int line = Current.Line;
+        var first = ParseMath1();
+        var rest = new List<(string, Expr)>();
+        while (true)
+        {
+            if (Current.Kind == TokenKind.Operator && CompareOps.Contains(Current.Value))
+                rest.Add((Next().Value, ParseMath1()));
+            else if (AcceptName("in"))
+                rest.Add(("in", ParseMath1()));
+            else if (IsName("not") && IsName("in", 1))
+            {
+                _pos += 2;
+                rest.Add(("not in", ParseMath1()));
+            }
+            else
+                break;
+        }
+        return rest.Count == 0 ? first : new CompareExpr(line, first, rest);
+    }
+
+    private Expr ParseMath1()
+    {
+        var left = ParseConcat();
+        while (IsOp("+") || IsOp("-"))
+        {
+            var op = Next();
+            left = new BinaryExpr(op.Line, op.Value, left, ParseConcat());
+        }
+        return left;
+    }
+
+    private Expr ParseConcat()
+    {
+        var left = ParseMath2();
+        while (IsOp("~"))
+            left = new BinaryExpr(Next().Line, "~", left, ParseMath2());
+        return left;
+    }
+
+    private Expr ParseMath2()
+    {
+        var left = ParsePow();
+        while (IsOp("*") || IsOp("/") || IsOp("//") || IsOp("%"))
+        {
+            var op = Next();
+            left = new BinaryExpr(op.Line, op.Value, left, ParsePow());
+        }
+        return left;
+    }
+
+    private Expr ParsePow()
+    {
+        var left = ParseUnary(withFilters: true);
+        while (IsOp("**"))
+            left = new BinaryExpr(Next().Line, "**", left, ParseUnary(withFilters: true));
+        return left;
+    }
+
+    private Expr ParseUnary(bool withFilters)
+    {
+        Expr node;
+        if (IsOp("-") || IsOp("+"))
+        {
+            var op = Next();
+            node = new UnaryExpr(op.Line, op.Value, ParseUnary(withFilters: false));
+        }
+        else
+        {
+            node = ParsePrimary();
+        }
+        node = ParsePostfix(node);
+        return withFilters ? ParseFiltersAndTests(node) : node;
+    }
+
+    private Expr ParsePrimary()
+    {
+        var t = Next();
+        switch (t.Kind)
+        {
+            case TokenKind.Name:
+                return t.Value switch
+                {
+                    "true" or "True" => new LiteralExpr(t.Line, true),
+                    "false" or "False" => new LiteralExpr(t.Line, false),
+                    "none" or "None" => new LiteralExpr(t.Line, null),
+                    _ => new NameExpr(t.Line, t.Value),
+                };
+            case TokenKind.String:
+                string s = t.Value;
+                while (Current.Kind == TokenKind.String) // adjacent literals concatenate, as in Python
+                    s += Next().Value;
+                return new LiteralExpr(t.Line, s);
+            case TokenKind.Integer:
+                return new LiteralExpr(t.Line, long.Parse(t.Value, CultureInfo.InvariantCulture));
+            case TokenKind.Float:
+                return new LiteralExpr(t.Line, double.Parse(t.Value, CultureInfo.InvariantCulture));
+            case TokenKind.Operator when t.Value == "(":
+                if (AcceptOp(")"))
+                    return new ListExpr(t.Line, [], IsTuple: true);
+                var inner = ParseExpression();
+                if (AcceptOp(")"))
+                    return inner;
+                var tuple = new List<Expr> { inner };
+                while (AcceptOp(",") && !IsOp(")"))
+                    tuple.Add(ParseExpression());
+                ExpectOp(")");
+                return new ListExpr(t.Line, tuple, IsTuple: true);
+            case TokenKind.Operator when t.Value == "[":
+                var items = new List<Expr>();
+                while (!AcceptOp("]"))
+                {
+                    if (items.Count > 0)
+                    {
+                        ExpectOp(",");
+                        if (AcceptOp("]"))
+                            break;
+                    }
+                    items.Add(ParseExpression());
+                }
+                return new ListExpr(t.Line, items);
+            case TokenKind.Operator when t.Value == "{":
+                var pairs = new List<(Expr, Expr)>();
+                while (!AcceptOp("}"))
+                {
+                    if (pairs.Count > 0)
+                    {
+                        ExpectOp(",");
+                        if (AcceptOp("}"))
+                            break;
+                    }
+                    var key = ParseExpression();
+                    ExpectOp(":");
+                    pairs.Add((key, ParseExpression()));
+                }
+                return new DictExpr(t.Line, pairs);
+            default:
+                throw Error(t.Line, $"unexpected {Describe(t)} in an expression");
+        }
+    }
+
+    private Expr ParsePostfix(Expr node)
+    {
+        while (true)
+        {
+            if (IsOp("."))
+            {
+                int line = Next().Line;
+                var name = Next();
+                node = name.Kind switch
+                {
+                    TokenKind.Name => new AttrExpr(line, node, name.Value),
+                    TokenKind.Integer => new ItemExpr(line, node, new LiteralExpr(line, long.Parse(name.Value, CultureInfo.InvariantCulture))),
+                    _ => throw Error(line, $"expected an attribute name after '.' but found {Describe(name)}"),
+                };
+            }
+            else if (IsOp("["))
+            {
+                node = ParseSubscript(node, Next().Line);
+            }
+            else if (IsOp("("))
+            {
+                int line = Next().Line;
+                var (args, kwargs) = ParseArguments();
+                node = new CallExpr(line, node, args, kwargs);
+            }
+            else
+            {
+                return node;
+            }
+        }
+    }
+
+    private Expr ParseSubscript(Expr target, int line)
+    {
+        Expr? start = IsOp(":") ? null : ParseExpression();
+        if (!AcceptOp(":"))
+        {
+            ExpectOp("]");
+            return new ItemExpr(line, target, start!);
+        }
+        Expr? stop = IsOp(":") || IsOp("]") ? null : ParseExpression();
+        Expr? step = null;
+        if (AcceptOp(":") && !IsOp("]"))
+            step = ParseExpression();
+        ExpectOp("]");
+        return new SliceExpr(line, target, start, stop, step);
+    }
+
+    /// <summary>Arguments after "(": positional, then name=value keywords, up to ")".</summary>
+    private (List<Expr>, List<(string, Expr)>) ParseArguments()
+    {
+        var args = new List<Expr>();
+        var kwargs = new List<(string, Expr)>();
+        while (!AcceptOp(")"))
+        {
+            if (args.Count + kwargs.Count > 0)
+            {
+                ExpectOp(",");
+                if (AcceptOp(")"))
+                    break;
+            }
+            if (Current.Kind == TokenKind.Name && _tokens[_pos + 1] is { Kind: TokenKind.Operator, Value: "=" })
+            {
+                string name = Next().Value;
+                _pos++;
+                kwargs.Add((name, ParseExpression()));
+            }
+            else
+            {
+                if (kwargs.Count > 0)
+                    throw Error(Current.Line, "positional argument follows keyword argument");
+                args.Add(ParseExpression());
+            }
+        }
+        return (args, kwargs);
+    }
+
+    private Expr ParseFiltersAndTests(Expr node)
+    {
+        while (true)
+        {
+            if (IsOp("|"))
+            {
+                int line = Next().Line;
+                string name = ExpectName();
+                if (!Builtins.HasFilter(name))
+                    throw Error(line, $"unsupported filter '{name}'");
+                var (args, kwargs) = AcceptOp("(") ? ParseArguments() : ([], []);
+                node = new FilterExpr(line, node, name, args, kwargs);
+            }
+            else if (IsName("is"))
+            {
+                int line = Next().Line;
+                bool negated = AcceptName("not");
+                string name = ExpectName();
+                if (!Builtins.HasTest(name))
+                    throw Error(line, $"unsupported test '{name}'");
+                var args = new List<Expr>();
+                if (AcceptOp("("))
+                    args = ParseArguments().Item1;
+                else if (Current.Kind is TokenKind.String or TokenKind.Integer or TokenKind.Float
+                    || Current.Kind == TokenKind.Name && Current.Value is not ("else" or "and" or "or" or "if" or "is" or "in" or "not"))
+                    args.Add(ParsePostfix(ParsePrimary()));
+                node = new TestExpr(line, node, name, args, negated);
+            }
+            else if (IsOp("("))
+            {
+                int line = Next().Line;
+                var (args, kwargs) = ParseArguments();
+                node = new CallExpr(line, node, args, kwargs);
+            }
+            else
+            {
+                return node;
+            }
+        }
+    }
+}
