@@ -1,0 +1,83 @@
+using Daop.Engine.Load.Chat.Jinja;
+using Daop.Engine.Load.Tokenizer;
+
+namespace Daop.Engine.Load.Chat;
+
+/// <summary>
+/// A model's chat template (a Jinja2 program) and the bos/eos strings it may print. Rendered by a
+/// built-in interpreter for the Jinja subset that Hugging Face chat templates use, with transformers'
+/// settings (trim_blocks and lstrip_blocks on, raise_exception and strftime_now available).
+/// </summary>
+public sealed class ChatTemplate
+{
+    private const string JinjaFile = "chat_template.jinja";
+
+    private readonly List<Node> _program;
+
+    private ChatTemplate(string source, string? bosToken, string? eosToken)
+    {
+        Source = source;
+        BosToken = bosToken;
+        EosToken = eosToken;
+        _program = Parser.Parse(source);
+    }
+
+    /// <summary>The template text.</summary>
+    public string Source { get; }
+
+    /// <summary>Value of the template variable bos_token (tokenizer_config.json), or null.</summary>
+    public string? BosToken { get; }
+
+    /// <summary>Value of the template variable eos_token (tokenizer_config.json), or null.</summary>
+    public string? EosToken { get; }
+
+    /// <summary>
+    /// Reads <c>chat_template.jinja</c> (transformers 5 layout) or else the "chat_template" of
+    /// <c>tokenizer_config.json</c> (a string, or the entry named "default" of a list). Null when
+    /// the folder has neither.
+    /// </summary>
+    /// <exception cref="ModelLoadException">tokenizer_config.json is not valid.</exception>
+    /// <exception cref="ChatTemplateException">The template uses syntax outside the supported subset.</exception>
+    public static ChatTemplate? FromDirectory(string modelDir)
+    {
+        var config = TokenizerConfig.FromDirectory(modelDir);
+        string jinjaPath = Path.Combine(modelDir, JinjaFile);
+        string? source = File.Exists(jinjaPath) ? File.ReadAllText(jinjaPath) : config?.ChatTemplate;
+        return source == null ? null : new ChatTemplate(source, config?.BosToken, config?.EosToken);
+    }
+
+    /// <summary>Compiles template text directly (tests, or templates that do not come from a model folder).</summary>
+    /// <exception cref="ChatTemplateException">The template uses syntax outside the supported subset.</exception>
+    public static ChatTemplate Parse(string source, string? bosToken = null, string? eosToken = null)
+        => new(source ?? throw new ArgumentNullException(nameof(source)), bosToken, eosToken);
+
+    /// <summary>
+    /// Renders the conversation. The template sees <c>messages</c> (role/content dicts),
+    /// <c>add_generation_prompt</c>, <c>bos_token</c>/<c>eos_token</c> when known, <c>tools</c> and
+    /// <c>documents</c> as None (like transformers), then <paramref name="variables"/>, which win
+    /// (e.g. <c>enable_thinking</c> for Qwen3, or a <c>tools</c> list).
+    /// </summary>
+    /// <exception cref="ChatTemplateException">The template failed, including its own raise_exception(message).</exception>
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? variables = null)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        var globals = new Scope(null);
+        Globals.AddTo(globals, () => DateTime.Now);
+        globals.Set("messages", messages.Select(m => (object?)new Dictionary<string, object?>
+        {
+            ["role"] = m.Role,
+            ["content"] = m.Content,
+        }).ToList());
+        globals.Set("add_generation_prompt", addGenerationPrompt);
+        globals.Set("tools", null);
+        globals.Set("documents", null);
+        if (BosToken != null)
+            globals.Set("bos_token", BosToken);
+        if (EosToken != null)
+            globals.Set("eos_token", EosToken);
+        if (variables != null)
+            foreach (var (name, value) in variables)
+                globals.Set(name, Values.FromClr(value));
+        return Interpreter.Render(_program, globals);
+    }
+}
