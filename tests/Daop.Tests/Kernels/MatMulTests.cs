@@ -7,7 +7,8 @@ namespace Daop.Tests.Kernels;
 
 public unsafe class MatMulTests
 {
-    static readonly int[] TokenCounts = [1, 2, 3, 5, 8, 17];
+    // 1: GEMV; 2..31: 4-token dot-product tiles; ≥ 32: outer-product GEMM (33: a padded half tile, 48: 32 + 16).
+    static readonly int[] TokenCounts = [1, 2, 3, 5, 8, 17, 32, 33, 48];
 
     public static TheoryData<DType, int, int> Cases()
     {
@@ -78,7 +79,7 @@ public unsafe class MatMulTests
     public void NarrowKernelsMatchScalar(DType type, int rows, int cols)
     {
         using var w = new NativeWeights(type, rows, cols, seed: rows * 17 + cols);
-        foreach (int tokens in new[] { 1, 3, 5 })
+        foreach (int tokens in new[] { 1, 3, 5, 33 })
         {
             var x = NativeWeights.Floats(tokens * cols, seed: tokens + 100);
             var expected = new float[tokens * rows];

@@ -11,6 +11,17 @@ internal static unsafe class ExpertGateUp<TF, TS, TV>
     public static void Run(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
     {
         int inter = gate.Rows;
+        if (tokens >= Gemm<TF, TS, TV>.OuterMinTokens)
+        {
+            using var packed = ThreadScratch.Rent(OuterGemm<TF, TS, TV>.PackedFloats(tokens, gate.Cols));
+            var outer = new OuterJob
+            {
+                Gate = OuterGemm<TF, TS, TV>.Args(gate, x, packed.Pointer, g, inter, tokens),
+                Up = OuterGemm<TF, TS, TV>.Args(up, x, packed.Pointer, u, inter, tokens, packed: true),
+            };
+            CpuWorkers.For(inter, OuterGemm<TF, TS, TV>.ChunkRows(inter), outer);
+            return;
+        }
         using var lease = Gemm<TF, TS, TV>.NeedsPrep
             ? ThreadScratch.Rent((nint)tokens * Gemm<TF, TS, TV>.MainCols(gate.Cols)) : default;
         var job = new Job
@@ -21,6 +32,13 @@ internal static unsafe class ExpertGateUp<TF, TS, TV>
         CpuWorkers.For(inter, Gemm<TF, TS, TV>.ChunkRows(inter, 2 * gate.RowBytes, tokens), job);
     }
 
+    static void Gated(float* g, float* u, nint stride, int tokens, int start, int end)
+    {
+        for (int t = 0; t < tokens; t++)
+            SwiGlu.Forward(new Span<float>(g + t * stride + start, end - start),
+                new ReadOnlySpan<float>(u + t * stride + start, end - start));
+    }
+
     struct Job : IParallelJob
     {
         public GemmArgs Gate, Up;
@@ -29,10 +47,19 @@ internal static unsafe class ExpertGateUp<TF, TS, TV>
         {
             Gemm<TF, TS, TV>.Rows(Gate, start, end);
             Gemm<TF, TS, TV>.Rows(Up, start, end);
-            int n = end - start;
-            for (int t = 0; t < Gate.Tokens; t++)
-                SwiGlu.Forward(new Span<float>(Gate.Y + t * Gate.YStride + start, n),
-                    new ReadOnlySpan<float>(Up.Y + t * Up.YStride + start, n));
+            Gated(Gate.Y, Up.Y, Gate.YStride, Gate.Tokens, start, end);
+        }
+    }
+
+    struct OuterJob : IParallelJob
+    {
+        public OuterArgs Gate, Up;
+
+        public readonly void Execute(int start, int end)
+        {
+            OuterGemm<TF, TS, TV>.Rows(Gate, start, end);
+            OuterGemm<TF, TS, TV>.Rows(Up, start, end);
+            Gated(Gate.Y, Up.Y, Gate.YStride, Gate.Tokens, start, end);
         }
     }
 }

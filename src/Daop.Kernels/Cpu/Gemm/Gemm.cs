@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Daop.Kernels.Cpu.Gemm;
 
 /// <summary>
@@ -10,6 +12,14 @@ internal static unsafe class Gemm<TF, TS, TV>
     /// <summary>Columns per kernel step.</summary>
     public static int Step => 2 * TS.Width;
 
+    /// <summary>
+    /// From this many tokens on, the outer-product GEMM (<see cref="OuterGemm{TF, TS, TV}"/>) beats the
+    /// dot-product tiles, whose padding-free 4-token groups suit small batches.
+    /// </summary>
+    internal static int OuterMinTokens = int.TryParse(Environment.GetEnvironmentVariable("DAOP_OUTER_MIN"), out int m) ? m : 32;
+
+    internal static int KcBytes = int.TryParse(Environment.GetEnvironmentVariable("DAOP_KC"), out int v) ? v : 2048;
+
     /// <summary>Whether activations must be permuted to the kernels' even/odd column order.</summary>
     public static bool NeedsPrep => TF.Interleaved && TS.Width > 1;
 
@@ -19,6 +29,11 @@ internal static unsafe class Gemm<TF, TS, TV>
     /// <summary>Parallel y = x·Wᵀ over all rows of <paramref name="w"/>.</summary>
     public static void Forward(in WeightMatrix w, float* x, float* y, int tokens)
     {
+        if (tokens >= OuterMinTokens)
+        {
+            OuterGemm<TF, TS, TV>.Forward(w, x, y, tokens);
+            return;
+        }
         int cols = w.Cols, main = MainCols(cols);
         using var lease = NeedsPrep ? ThreadScratch.Rent((nint)tokens * main) : default;
         var job = new MatMulJob<TF, TS, TV> { A = Args(w, x, lease.Pointer, y, w.Rows, tokens) };
@@ -50,6 +65,7 @@ internal static unsafe class Gemm<TF, TS, TV>
     }
 
     /// <summary>Permutes each token's main columns to even/odd order per step ([tokens, cols] → [tokens, main]).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Prepare(float* x, int tokens, int cols, int main, float* dst)
     {
         int step = Step;
@@ -68,7 +84,7 @@ internal static unsafe class Gemm<TF, TS, TV>
     {
         int step = Step;
         if (tokens < 4 || main == 0) return Math.Max(main, step);
-        int kc = 2048 / TF.ElementSize / step * step;
+        int kc = KcBytes / TF.ElementSize / step * step;
         return Math.Max(step, Math.Min(kc, main));
     }
 
@@ -88,6 +104,7 @@ internal static unsafe class Gemm<TF, TS, TV>
     }
 
     /// <summary>Computes output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rows(in GemmArgs a, int r0, int r1)
     {
         float* s = stackalloc float[16]; // [4 tokens, 4 rows] tile results
@@ -135,6 +152,7 @@ internal static unsafe class Gemm<TF, TS, TV>
     static void Put(float* y, float v, bool first) => *y = first ? v : *y + v;
 
     /// <summary>Columns past the last full step, scalar; also initialises y when there are no main columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tail(in GemmArgs a, int r0, int r1)
     {
         for (int t = 0; t < a.Tokens; t++)

@@ -16,6 +16,9 @@ internal unsafe interface ISimd<TV> where TV : struct
     static abstract int Width { get; }
     static abstract TV Zero { get; }
     static abstract TV Load(float* p);
+    static abstract void Store(TV v, float* p);
+    /// <summary>*p in every lane (folds into the FMA as an embedded broadcast on AVX-512).</summary>
+    static abstract TV Broadcast(float* p);
     static abstract TV Add(TV a, TV b);
     /// <summary>a·b + c.</summary>
     static abstract TV Fma(TV a, TV b, TV c);

@@ -13,6 +13,12 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
     public static Vector256<float> Load(float* p) => Vector256.Load(p);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(Vector256<float> v, float* p) => v.Store(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Broadcast(float* p) => Vector256.Create(*p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -14,6 +14,12 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     public static Vector512<float> Load(float* p) => Vector512.Load(p);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(Vector512<float> v, float* p) => v.Store(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Broadcast(float* p) => Vector512.Create(*p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

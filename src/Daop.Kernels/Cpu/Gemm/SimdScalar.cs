@@ -15,6 +15,12 @@ internal unsafe struct SimdScalar : ISimd<float>
     public static float Load(float* p) => *p;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(float v, float* p) => *p = v;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Broadcast(float* p) => *p;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Add(float a, float b) => a + b;
 
     // No FMA here: without vector hardware a fused multiply-add may be a slow software routine.

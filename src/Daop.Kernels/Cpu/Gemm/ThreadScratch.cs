@@ -6,9 +6,14 @@ namespace Daop.Kernels.Cpu.Gemm;
 /// A per-thread, 64-byte aligned native float buffer that only grows, so kernels allocate nothing once warm.
 /// Lend it with <see cref="Rent"/>; a nested rent on the same thread gets a temporary buffer instead.
 /// </summary>
+/// <remarks>
+/// Two independent buffers per thread: one for a whole call (prepared activations, lent by the calling thread)
+/// and one for a parallel chunk (lent inside <see cref="IParallelJob.Execute"/>, which the caller also runs).
+/// </remarks>
 internal sealed unsafe class ThreadScratch
 {
-    [ThreadStatic] static ThreadScratch? t_scratch;
+    [ThreadStatic] static ThreadScratch? t_call;
+    [ThreadStatic] static ThreadScratch? t_chunk;
 
     float* _p;
     nint _capacity;
@@ -19,10 +24,15 @@ internal sealed unsafe class ThreadScratch
         if (_p != null) NativeMemory.AlignedFree(_p);
     }
 
-    /// <summary>Lends at least <paramref name="floats"/> floats until the lease is disposed.</summary>
-    public static Lease Rent(nint floats)
+    /// <summary>Lends at least <paramref name="floats"/> floats of the per-call buffer until the lease is disposed.</summary>
+    public static Lease Rent(nint floats) => RentFrom(ref t_call, floats);
+
+    /// <summary>Lends at least <paramref name="floats"/> floats of the per-chunk buffer until the lease is disposed.</summary>
+    public static Lease RentChunk(nint floats) => RentFrom(ref t_chunk, floats);
+
+    static Lease RentFrom(ref ThreadScratch? slot, nint floats)
     {
-        var s = t_scratch ??= new ThreadScratch();
+        var s = slot ??= new ThreadScratch();
         if (s._inUse) return new Lease(Alloc(floats), null);
         if (s._capacity < floats)
         {

@@ -80,6 +80,7 @@ internal static unsafe class Tiles<TF, TS, TV>
     }
 
     /// <summary>1 row × 4 tokens, for the rows left over after 4-row tiles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void T1x4(byte* w, float* x, nint xs, int k0, int k1, float* s)
     {
         int width = TS.Width, es = TF.ElementSize;
@@ -99,6 +100,7 @@ internal static unsafe class Tiles<TF, TS, TV>
     }
 
     /// <summary>1 row × 1 token.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float T1x1(byte* w, float* x, int k0, int k1)
     {
         int width = TS.Width, es = TF.ElementSize;
