@@ -1,11 +1,18 @@
+using System.Runtime.Intrinsics;
+using Daop.Kernels.Cpu.Gemm;
+
 namespace Daop.Kernels.Cpu;
 
 /// <summary>
 /// One SwiGLU expert: y = W_down · (SiLU(W_gate·x) ⊙ (W_up·x)) for x [tokens, hidden] → y [tokens, hidden].
 /// </summary>
-public static class ExpertFfn
+public static unsafe class ExpertFfn
 {
     /// <summary>Runs the expert. <paramref name="scratch"/> must hold 2·tokens·inter floats.</summary>
+    /// <remarks>
+    /// Two parallel regions on <see cref="CpuWorkers"/>: gate and up together (each chunk does its rows of both
+    /// and applies SwiGLU), then down. No heap allocation once warm.
+    /// </remarks>
     /// <param name="gate">[inter, hidden] (w1 / gate_proj).</param>
     /// <param name="up">[inter, hidden] (w3 / up_proj).</param>
     /// <param name="down">[hidden, inter] (w2 / down_proj).</param>
@@ -16,13 +23,39 @@ public static class ExpertFfn
     public static void Forward(in WeightMatrix gate, in WeightMatrix up, in WeightMatrix down,
         ReadOnlySpan<float> x, Span<float> y, int tokens, Span<float> scratch)
     {
+        Check(gate, up, down, x, y, tokens, scratch);
+        if (tokens <= 0) return;
         int inter = gate.Rows;
-        var g = scratch.Slice(0, tokens * inter);            // [tokens, inter]
+        var g = scratch.Slice(0, tokens * inter);              // [tokens, inter]
         var u = scratch.Slice(tokens * inter, tokens * inter); // [tokens, inter]
-        MatMul.Forward(gate, x, g, tokens);
-        MatMul.Forward(up, x, u, tokens);
-        SwiGlu.Forward(g, u);
+        if (gate.Type != up.Type)
+        {
+            MatMul.Forward(gate, x, g, tokens);
+            MatMul.Forward(up, x, u, tokens);
+            SwiGlu.Forward(g, u);
+        }
+        else
+        {
+            fixed (float* px = x, pg = g, pu = u)
+            {
+                switch (gate.Type)
+                {
+                    case DType.BF16: GateUp<Bf16Format>(gate, up, px, pg, pu, tokens); break;
+                    case DType.F16: GateUp<F16Format>(gate, up, px, pg, pu, tokens); break;
+                    case DType.F32: GateUp<F32Format>(gate, up, px, pg, pu, tokens); break;
+                    default: throw new NotSupportedException($"weight type {gate.Type}");
+                }
+            }
+        }
         MatMul.Forward(down, g, y, tokens);
+    }
+
+    static void GateUp<TF>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
+        where TF : struct, IWeightFormat
+    {
+        if (Vector512.IsHardwareAccelerated) ExpertGateUp<TF, Simd512, Vector512<float>>.Run(gate, up, x, g, u, tokens);
+        else if (Vector256.IsHardwareAccelerated) ExpertGateUp<TF, Simd256, Vector256<float>>.Run(gate, up, x, g, u, tokens);
+        else ExpertGateUp<TF, SimdScalar, float>.Run(gate, up, x, g, u, tokens);
     }
 
     /// <summary>Scalar twin built only from scalar twins.</summary>
@@ -36,5 +69,18 @@ public static class ExpertFfn
         MatMul.Scalar(up, x, u, tokens);
         SwiGlu.Scalar(g, u);
         MatMul.Scalar(down, g, y, tokens);
+    }
+
+    static void Check(in WeightMatrix gate, in WeightMatrix up, in WeightMatrix down,
+        ReadOnlySpan<float> x, Span<float> y, int tokens, Span<float> scratch)
+    {
+        if (up.Rows != gate.Rows || up.Cols != gate.Cols)
+            throw new ArgumentException($"up is {up.Rows}x{up.Cols}, gate is {gate.Rows}x{gate.Cols}");
+        if (down.Cols != gate.Rows)
+            throw new ArgumentException($"down has {down.Cols} columns, expected inter = {gate.Rows}");
+        if (x.Length < (long)tokens * gate.Cols) throw new ArgumentException($"x holds {x.Length} floats, need {tokens}x{gate.Cols}");
+        if (y.Length < (long)tokens * down.Rows) throw new ArgumentException($"y holds {y.Length} floats, need {tokens}x{down.Rows}");
+        if (scratch.Length < 2L * tokens * gate.Rows)
+            throw new ArgumentException($"scratch holds {scratch.Length} floats, need 2x{tokens}x{gate.Rows}");
     }
 }

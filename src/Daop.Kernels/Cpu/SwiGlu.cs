@@ -5,15 +5,29 @@ namespace Daop.Kernels.Cpu;
 /// <summary>h = SiLU(gate) · up, the SwiGLU gating between an expert's two projections.</summary>
 public static class SwiGlu
 {
-    /// <summary>Writes SiLU(gate)·up into <paramref name="gate"/>.</summary>
+    /// <summary>Elements per stack block: small enough for L1, large enough to amortise the per-call cost.</summary>
+    const int Block = 512;
+
+    /// <summary>Writes SiLU(gate)·up into <paramref name="gate"/>. Vectorised; no allocation.</summary>
+    /// <remarks>
+    /// Computes g·u / (1 + exp(−g)) with <see cref="TensorPrimitives.Exp(ReadOnlySpan{float}, Span{float})"/>;
+    /// agrees with <see cref="Scalar"/> to a few fp32 ulps. For g below about −88, exp(−g) overflows and the
+    /// result is ±0, where the double-precision twin returns a value below 1e-37.
+    /// </remarks>
     public static void Forward(Span<float> gate, ReadOnlySpan<float> up)
     {
-        // silu(g) = g·sigmoid(g)
-        var tmp = gate;
-        for (int i = 0; i < gate.Length; i++)
+        if (up.Length < gate.Length) throw new ArgumentException($"up holds {up.Length} floats, need {gate.Length}", nameof(up));
+        Span<float> e = stackalloc float[Block];
+        for (int o = 0; o < gate.Length; o += Block)
         {
-            float g = tmp[i];
-            tmp[i] = g / (1f + MathF.Exp(-g)) * up[i];
+            int n = Math.Min(Block, gate.Length - o);
+            var g = gate.Slice(o, n);
+            var d = e.Slice(0, n);
+            TensorPrimitives.Negate(g, d);
+            TensorPrimitives.Exp(d, d);
+            TensorPrimitives.Add(d, 1f, d);        // 1 + exp(−g)
+            TensorPrimitives.Divide(g, d, d);      // silu(g)
+            TensorPrimitives.Multiply(d, up.Slice(o, n), g);
         }
     }
 

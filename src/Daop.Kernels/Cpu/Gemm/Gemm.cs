@@ -1,0 +1,180 @@
+using System.Runtime.CompilerServices;
+
+namespace Daop.Kernels.Cpu.Gemm;
+
+/// <summary>
+/// y = x·Wᵀ for one weight format and vector width: activation preparation, blocking plan and the row-range
+/// driver that the parallel jobs call.
+/// </summary>
+internal static unsafe class Gemm<TF, TS, TV>
+    where TF : struct, IWeightFormat where TS : struct, ISimd<TV> where TV : struct
+{
+    /// <summary>Columns per kernel step.</summary>
+    public static int Step => 2 * TS.Width;
+
+    /// <summary>
+    /// From this many tokens on, the outer-product GEMM (<see cref="OuterGemm{TF, TS, TV}"/>) beats the
+    /// dot-product tiles, whose padding-free 4-token groups suit small batches.
+    /// </summary>
+    internal static int OuterMinTokens = int.TryParse(Environment.GetEnvironmentVariable("DAOP_OUTER_MIN"), out int m) ? m : 32;
+
+    internal static int KcBytes = int.TryParse(Environment.GetEnvironmentVariable("DAOP_KC"), out int v) ? v : 2048;
+
+    /// <summary>Whether activations must be permuted to the kernels' even/odd column order.</summary>
+    public static bool NeedsPrep => TF.Interleaved && TS.Width > 1;
+
+    /// <summary>Columns the vector kernels handle; the scalar tail is the rest.</summary>
+    public static int MainCols(int cols) => cols - cols % Step;
+
+    /// <summary>Parallel y = x·Wᵀ over all rows of <paramref name="w"/>.</summary>
+    public static void Forward(in WeightMatrix w, float* x, float* y, int tokens)
+    {
+        if (tokens >= OuterMinTokens)
+        {
+            OuterGemm<TF, TS, TV>.Forward(w, x, y, tokens);
+            return;
+        }
+        int cols = w.Cols, main = MainCols(cols);
+        using var lease = NeedsPrep ? ThreadScratch.Rent((nint)tokens * main) : default;
+        var job = new MatMulJob<TF, TS, TV> { A = Args(w, x, lease.Pointer, y, w.Rows, tokens) };
+        CpuWorkers.For(w.Rows, ChunkRows(w.Rows, w.RowBytes, tokens), job);
+    }
+
+    /// <summary>
+    /// Fills the arguments for <paramref name="w"/>, preparing <paramref name="x"/> into <paramref name="prep"/>
+    /// ([tokens, MainCols] floats) when the format needs it, unless <paramref name="prepared"/> says an earlier
+    /// call with the same x already did.
+    /// </summary>
+    public static GemmArgs Args(in WeightMatrix w, float* x, float* prep, float* y, int yStride, int tokens, bool prepared = false)
+    {
+        int cols = w.Cols, main = MainCols(cols);
+        float* xp = x;
+        nint xps = cols;
+        if (NeedsPrep)
+        {
+            if (!prepared) Prepare(x, tokens, cols, main, prep);
+            xp = prep;
+            xps = main;
+        }
+        return new GemmArgs
+        {
+            W = w.Data, WStride = w.RowBytes, Cols = cols, ColsMain = main,
+            Xp = xp, XpStride = xps, X = x, XStride = cols, Y = y, YStride = yStride,
+            Tokens = tokens, Kc = BlockCols(main, tokens),
+        };
+    }
+
+    /// <summary>Permutes each token's main columns to even/odd order per step ([tokens, cols] → [tokens, main]).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Prepare(float* x, int tokens, int cols, int main, float* dst)
+    {
+        int step = Step;
+        for (int t = 0; t < tokens; t++)
+        {
+            float* src = x + (nint)t * cols, d = dst + (nint)t * main;
+            for (int c = 0; c < main; c += step) TS.Deinterleave(src + c, d + c);
+        }
+    }
+
+    /// <summary>
+    /// Column block: single-token products stream the whole row; multi-token ones cut it so a block of
+    /// weight rows (≈ 2 KB each) stays in L1/L2 while every token group passes over it.
+    /// </summary>
+    static int BlockCols(int main, int tokens)
+    {
+        int step = Step;
+        if (tokens < 4 || main == 0) return Math.Max(main, step);
+        int kc = KcBytes / TF.ElementSize / step * step;
+        return Math.Max(step, Math.Min(kc, main));
+    }
+
+    /// <summary>
+    /// Rows per parallel chunk (a multiple of 4): about four chunks per thread for balance, but at least
+    /// 32 KB of weights per chunk so small matrices do not pay for waking workers; GEMM chunks stay at
+    /// ≤ 16 rows so a chunk's column block of weights stays cache resident.
+    /// </summary>
+    public static int ChunkRows(int rows, int rowBytes, int tokens)
+    {
+        int threads = CpuWorkers.Threads;
+        int chunk = (int)(((long)rows + 4L * threads - 1) / (4L * threads));
+        if (tokens >= 4) chunk = Math.Min(chunk, 16);
+        long minRows = (32768L + (long)rowBytes * tokens - 1) / Math.Max(1L, (long)rowBytes * tokens);
+        chunk = (int)Math.Max(chunk, Math.Min(minRows, rows));
+        return Math.Max(4, (chunk + 3) & ~3);
+    }
+
+    /// <summary>Computes output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Rows(in GemmArgs a, int r0, int r1)
+    {
+        float* s = stackalloc float[16]; // [4 tokens, 4 rows] tile results
+        int tokens = a.Tokens, main = a.ColsMain;
+        for (int k0 = 0; k0 < main; k0 += a.Kc)
+        {
+            int k1 = Math.Min(main, k0 + a.Kc);
+            bool first = k0 == 0;
+            int t = 0;
+            for (; t + 4 <= tokens; t += 4)
+            {
+                float* xt = a.Xp + t * a.XpStride;
+                float* yt = a.Y + t * a.YStride;
+                int r = r0;
+                for (; r + 4 <= r1; r += 4)
+                {
+                    Tiles<TF, TS, TV>.T4x4(a.W + r * a.WStride, a.WStride, xt, a.XpStride, k0, k1, s);
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++)
+                            Put(yt + i * a.YStride + r + j, s[i * 4 + j], first);
+                }
+                for (; r < r1; r++)
+                {
+                    Tiles<TF, TS, TV>.T1x4(a.W + r * a.WStride, xt, a.XpStride, k0, k1, s);
+                    for (int i = 0; i < 4; i++) Put(yt + i * a.YStride + r, s[i * 4], first);
+                }
+            }
+            for (; t < tokens; t++)
+            {
+                float* xt = a.Xp + t * a.XpStride;
+                float* yt = a.Y + t * a.YStride;
+                int r = r0;
+                for (; r + 4 <= r1; r += 4)
+                {
+                    Tiles<TF, TS, TV>.T4x1(a.W + r * a.WStride, a.WStride, xt, k0, k1, s);
+                    for (int j = 0; j < 4; j++) Put(yt + r + j, s[j], first);
+                }
+                for (; r < r1; r++)
+                    Put(yt + r, Tiles<TF, TS, TV>.T1x1(a.W + r * a.WStride, xt, k0, k1), first);
+            }
+        }
+        if (main < a.Cols) Tail(a, r0, r1);
+    }
+
+    static void Put(float* y, float v, bool first) => *y = first ? v : *y + v;
+
+    /// <summary>Columns past the last full step, scalar; also initialises y when there are no main columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tail(in GemmArgs a, int r0, int r1)
+    {
+        for (int t = 0; t < a.Tokens; t++)
+        {
+            float* xt = a.X + t * a.XStride;
+            float* yt = a.Y + t * a.YStride;
+            for (int r = r0; r < r1; r++)
+            {
+                byte* row = a.W + r * a.WStride;
+                float acc = 0;
+                for (int c = a.ColsMain; c < a.Cols; c++) acc += xt[c] * TF.Widen(row, c);
+                yt[r] = a.ColsMain == 0 ? acc : yt[r] + acc;
+            }
+        }
+    }
+}
+
+/// <summary>The parallel body of <see cref="Gemm{TF, TS, TV}.Forward"/>: a chunk is a range of output rows.</summary>
+internal struct MatMulJob<TF, TS, TV> : IParallelJob
+    where TF : struct, IWeightFormat where TS : struct, ISimd<TV> where TV : struct
+{
+    public GemmArgs A;
+
+    public readonly void Execute(int start, int end) => Gemm<TF, TS, TV>.Rows(A, start, end);
+}

@@ -1,0 +1,36 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Daop.Kernels.Cpu.Gemm;
+
+/// <summary>
+/// In-register f16 → fp32 without F16C (which .NET does not expose). The half's exponent and mantissa are
+/// shifted into fp32 position, reinterpreted (a value 2^-112 times too small, subnormal halves landing on fp32
+/// subnormals) and scaled by 2^112, which is exact for every finite half; Inf/NaN are patched by exponent.
+/// </summary>
+internal static class HalfBits
+{
+    /// <summary>The half's 15 magnitude bits after shifting them left by 13.</summary>
+    public const uint MagMask = 0x7FFFu << 13;
+    /// <summary>Half exponent all ones (Inf/NaN) after the shift.</summary>
+    const uint InfBits = 0x7C00u << 13;
+    const uint Scale = (127 + 112) << 23;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Widen(Vector512<uint> mag, Vector512<uint> sign)
+    {
+        var f = (mag.AsSingle() * Vector512.Create(Scale).AsSingle()).AsUInt32();
+        var special = Vector512.GreaterThanOrEqual(mag.AsInt32(), Vector512.Create((int)InfBits)).AsUInt32();
+        f = Vector512.ConditionalSelect(special, mag | Vector512.Create(0x7F800000u), f);
+        return (f | sign).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Widen(Vector256<uint> mag, Vector256<uint> sign)
+    {
+        var f = (mag.AsSingle() * Vector256.Create(Scale).AsSingle()).AsUInt32();
+        var special = Vector256.GreaterThanOrEqual(mag.AsInt32(), Vector256.Create((int)InfBits)).AsUInt32();
+        f = Vector256.ConditionalSelect(special, mag | Vector256.Create(0x7F800000u), f);
+        return (f | sign).AsSingle();
+    }
+}

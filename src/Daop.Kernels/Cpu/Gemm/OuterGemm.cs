@@ -1,0 +1,316 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
+
+namespace Daop.Kernels.Cpu.Gemm;
+
+/// <summary>
+/// Many-token GEMM in outer-product form: activations are packed token-major once per call, each block of weight
+/// rows is widened to fp32 once, and a 12-row × (2·Width)-token register tile accumulates
+/// broadcast(w[r, k]) · x[k, tokens] with no horizontal reductions. Each FMA pairs one weight with a whole
+/// vector of tokens, so the kernel stays FMA-bound where the dot-product form (<see cref="Tiles{TF, TS, TV}"/>)
+/// runs out of registers and cache bandwidth.
+/// </summary>
+internal static unsafe class OuterGemm<TF, TS, TV>
+    where TF : struct, IWeightFormat where TS : struct, ISimd<TV> where TV : struct
+{
+    /// <summary>Weight rows per register tile.</summary>
+    public const int R = 12;
+
+    /// <summary>
+    /// Columns per block. The widened weights [R, Kc] (12 KB) stay in L1; a constant so the kernel reaches each of
+    /// its R rows at an immediate offset from a single pointer.
+    /// </summary>
+    public const int Kc = 256;
+
+    static int TileTokens => 2 * TS.Width;
+
+    /// <summary>Tokens rounded up to whole vectors; padding tokens are zero and their outputs dropped.</summary>
+    public static int PadTokens(int tokens) => (tokens + TS.Width - 1) / TS.Width * TS.Width;
+
+    /// <summary>Floats of packed activations for <paramref name="tokens"/> × <paramref name="cols"/>.</summary>
+    public static nint PackedFloats(int tokens, int cols) => (nint)PadTokens(tokens) * cols;
+
+    /// <summary>Parallel y = x·Wᵀ over all rows of <paramref name="w"/>.</summary>
+    public static void Forward(in WeightMatrix w, float* x, float* y, int tokens)
+    {
+        using var lease = ThreadScratch.Rent(PackedFloats(tokens, w.Cols));
+        var job = new OuterJob<TF, TS, TV> { A = Args(w, x, lease.Pointer, y, w.Rows, tokens) };
+        CpuWorkers.For(w.Rows, ChunkRows(w.Rows), job);
+    }
+
+    /// <summary>Arguments for <paramref name="w"/>, packing <paramref name="x"/> into <paramref name="xt"/> unless already <paramref name="packed"/>.</summary>
+    public static OuterArgs Args(in WeightMatrix w, float* x, float* xt, float* y, int yStride, int tokens, bool packed = false)
+    {
+        if (!packed) Pack(x, tokens, w.Cols, xt);
+        return new OuterArgs
+        {
+            W = w.Data, WStride = w.RowBytes, Cols = w.Cols, Xt = xt,
+            Tokens = tokens, TokensPadded = PadTokens(tokens), Y = y, YStride = yStride,
+        };
+    }
+
+    /// <summary>Rows per chunk: whole register tiles, up to four, about four chunks per thread.</summary>
+    public static int ChunkRows(int rows)
+    {
+        int tiles = (rows + R - 1) / R;
+        return R * Math.Clamp(tiles / (4 * CpuWorkers.Threads), 1, 4);
+    }
+
+    /// <summary>
+    /// Packs x [tokens, cols] into token tiles: tile i holds tokens [i·TT, i·TT + n) as [cols, n] (n = TT, or Width
+    /// for a last half tile), columns in the kernels' order (even/odd per step for 2-byte weights), padding zero.
+    /// Parallel over column blocks.
+    /// </summary>
+    public static void Pack(float* x, int tokens, int cols, float* xt)
+    {
+        int step = 2 * TS.Width;
+        var job = new PackJob { X = x, Xt = xt, Tokens = tokens, Cols = cols };
+        int blocks = (cols + step - 1) / step;
+        // ≥ 64 KB of activations per chunk, else packing is not worth waking the workers for.
+        int perChunk = Math.Max(1, 16384 / Math.Max(1, tokens * step));
+        CpuWorkers.For(blocks, perChunk, job);
+    }
+
+    struct PackJob : IParallelJob
+    {
+        public float* X, Xt;
+        public int Tokens, Cols;
+
+        public readonly void Execute(int start, int end) => PackBlocks(X, Tokens, Cols, Xt, start, end);
+    }
+
+    /// <summary>
+    /// Packs column blocks [b0, b1) (of one step each). A token row is read a block at a time (one or two cache
+    /// lines), put in kernel column order, and scattered into the tile, so no pass strides through x by whole rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void PackBlocks(float* x, int tokens, int cols, float* xt, int b0, int b1)
+    {
+        int tp = PadTokens(tokens), tt = TileTokens, step = 2 * TS.Width;
+        int main = Gemm<TF, TS, TV>.MainCols(cols);
+        bool permute = Gemm<TF, TS, TV>.NeedsPrep;
+        float* tmp = stackalloc float[step];
+        for (int t0 = 0; t0 < tp; t0 += tt)
+        {
+            int n = Math.Min(tt, tp - t0);
+            float* tile = xt + (nint)t0 * cols;
+            for (int b = b0; b < b1; b++)
+            {
+                int c0 = b * step, nc = Math.Min(step, cols - c0);
+                float* d = tile + (nint)c0 * n;
+                for (int j = 0; j < n; j++)
+                {
+                    int t = t0 + j;
+                    if (t >= tokens)
+                    {
+                        for (int i = 0; i < nc; i++) d[(nint)i * n + j] = 0f;
+                        continue;
+                    }
+                    float* src = x + (nint)t * cols + c0;
+                    if (permute && c0 < main) { TS.Deinterleave(src, tmp); src = tmp; }
+                    for (int i = 0; i < nc; i++) d[(nint)i * n + j] = src[i];
+                }
+            }
+        }
+    }
+
+    /// <summary>Original column of kernel column <paramref name="c"/> (within the vector part).</summary>
+    static int Column(int c)
+    {
+        if (!Gemm<TF, TS, TV>.NeedsPrep) return c;
+        int w = TS.Width, b = c - c % (2 * w), i = c - b;
+        return b + (i < w ? 2 * i : 2 * (i - w) + 1);
+    }
+
+    /// <summary>Output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Rows(in OuterArgs a, int r0, int r1)
+    {
+        int nrows = r1 - r0, tp = a.TokensPadded, tt = TileTokens, cols = a.Cols;
+        int padded = (nrows + R - 1) / R * R;
+        using var lease = ThreadScratch.RentChunk(R * Kc + (nint)padded * tp);
+        float* wf = lease.Pointer;          // [R, Kc] widened weights of one tile and block
+        float* acc = wf + R * Kc;           // [padded rows, tp] running sums
+        for (int kb = 0; kb < cols; kb += Kc)
+        {
+            int kl = Math.Min(Kc, cols - kb);
+            bool first = kb == 0;
+            for (int rt = 0; rt < nrows; rt += R)
+            {
+                Widen(a, r0 + rt, Math.Min(R, nrows - rt), kb, kl, wf);
+                float* accRt = acc + (nint)rt * tp;
+                for (int t0 = 0; t0 < tp; t0 += tt)
+                {
+                    float* xt = a.Xt + (nint)t0 * cols;
+                    if (tp - t0 >= tt) K12x2(wf, xt + (nint)kb * tt, kl, accRt + t0, tp, first);
+                    else K12x1(wf, xt + (nint)kb * (tp - t0), kl, accRt + t0, tp, first);
+                }
+            }
+        }
+        for (int t = 0; t < a.Tokens; t++)
+        {
+            float* yt = a.Y + t * a.YStride + r0;
+            for (int j = 0; j < nrows; j++) yt[j] = acc[(nint)j * tp + t];
+        }
+    }
+
+    /// <summary>Widens rows [row, row+nr) × columns [kb, kb+kl) into <paramref name="wf"/> [R, Kc]; missing rows are zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Widen(in OuterArgs a, int row, int nr, int kb, int kl, float* wf)
+    {
+        int w = TS.Width, step = 2 * w, es = TF.ElementSize;
+        int main = Gemm<TF, TS, TV>.MainCols(a.Cols), vend = Math.Min(kb + kl, main);
+        for (int j = 0; j < R; j++)
+        {
+            float* d = wf + j * Kc - kb;
+            if (j >= nr)
+            {
+                new Span<float>(d + kb, kl).Clear();
+                continue;
+            }
+            byte* src = a.W + (row + j) * a.WStride;
+            // The chunk visits its rows block by block, too many interleaved streams for the hardware
+            // prefetcher: fetch this row's next block now, a whole block of kernel work ahead.
+            if (Sse.IsSupported && kb + Kc < a.Cols)
+            {
+                byte* next = src + (nint)(kb + Kc) * es;
+                int bytes = Math.Min(Kc, a.Cols - kb - Kc) * es;
+                for (int o = 0; o < bytes; o += 64) Sse.Prefetch0(next + o);
+            }
+            for (int k = kb; k < vend; k += step)
+            {
+                TF.Load<TS, TV>(src + (nint)k * es, out TV lo, out TV hi);
+                TS.Store(lo, d + k);
+                TS.Store(hi, d + k + w);
+            }
+            for (int k = Math.Max(kb, main); k < kb + kl; k++) d[k] = TF.Widen(src, k);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV Init(float* p, bool first) => first ? TS.Zero : TS.Load(p);
+
+    /// <summary>12 rows × 2·Width tokens over <paramref name="kl"/> columns; acc rows are <paramref name="s"/> floats apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void K12x2(float* wf, float* xt, int kl, float* acc, nint s, bool first)
+    {
+        nint w = TS.Width;
+        TV c0a = Init(acc + 0 * s, first), c0b = Init(acc + 0 * s + w, first);
+        TV c1a = Init(acc + 1 * s, first), c1b = Init(acc + 1 * s + w, first);
+        TV c2a = Init(acc + 2 * s, first), c2b = Init(acc + 2 * s + w, first);
+        TV c3a = Init(acc + 3 * s, first), c3b = Init(acc + 3 * s + w, first);
+        TV c4a = Init(acc + 4 * s, first), c4b = Init(acc + 4 * s + w, first);
+        TV c5a = Init(acc + 5 * s, first), c5b = Init(acc + 5 * s + w, first);
+        TV c6a = Init(acc + 6 * s, first), c6b = Init(acc + 6 * s + w, first);
+        TV c7a = Init(acc + 7 * s, first), c7b = Init(acc + 7 * s + w, first);
+        TV c8a = Init(acc + 8 * s, first), c8b = Init(acc + 8 * s + w, first);
+        TV c9a = Init(acc + 9 * s, first), c9b = Init(acc + 9 * s + w, first);
+        TV c10a = Init(acc + 10 * s, first), c10b = Init(acc + 10 * s + w, first);
+        TV c11a = Init(acc + 11 * s, first), c11b = Init(acc + 11 * s + w, first);
+        for (nint k = 0; k < kl; k++)
+        {
+            TV xa = TS.Load(xt), xb = TS.Load(xt + w);
+            TV b;
+            b = TS.Broadcast(wf + 0 * Kc); c0a = TS.Fma(b, xa, c0a); c0b = TS.Fma(b, xb, c0b);
+            b = TS.Broadcast(wf + 1 * Kc); c1a = TS.Fma(b, xa, c1a); c1b = TS.Fma(b, xb, c1b);
+            b = TS.Broadcast(wf + 2 * Kc); c2a = TS.Fma(b, xa, c2a); c2b = TS.Fma(b, xb, c2b);
+            b = TS.Broadcast(wf + 3 * Kc); c3a = TS.Fma(b, xa, c3a); c3b = TS.Fma(b, xb, c3b);
+            b = TS.Broadcast(wf + 4 * Kc); c4a = TS.Fma(b, xa, c4a); c4b = TS.Fma(b, xb, c4b);
+            b = TS.Broadcast(wf + 5 * Kc); c5a = TS.Fma(b, xa, c5a); c5b = TS.Fma(b, xb, c5b);
+            b = TS.Broadcast(wf + 6 * Kc); c6a = TS.Fma(b, xa, c6a); c6b = TS.Fma(b, xb, c6b);
+            b = TS.Broadcast(wf + 7 * Kc); c7a = TS.Fma(b, xa, c7a); c7b = TS.Fma(b, xb, c7b);
+            b = TS.Broadcast(wf + 8 * Kc); c8a = TS.Fma(b, xa, c8a); c8b = TS.Fma(b, xb, c8b);
+            b = TS.Broadcast(wf + 9 * Kc); c9a = TS.Fma(b, xa, c9a); c9b = TS.Fma(b, xb, c9b);
+            b = TS.Broadcast(wf + 10 * Kc); c10a = TS.Fma(b, xa, c10a); c10b = TS.Fma(b, xb, c10b);
+            b = TS.Broadcast(wf + 11 * Kc); c11a = TS.Fma(b, xa, c11a); c11b = TS.Fma(b, xb, c11b);
+            wf++;
+            xt += 2 * w;
+        }
+        TS.Store(c0a, acc + 0 * s); TS.Store(c0b, acc + 0 * s + w);
+        TS.Store(c1a, acc + 1 * s); TS.Store(c1b, acc + 1 * s + w);
+        TS.Store(c2a, acc + 2 * s); TS.Store(c2b, acc + 2 * s + w);
+        TS.Store(c3a, acc + 3 * s); TS.Store(c3b, acc + 3 * s + w);
+        TS.Store(c4a, acc + 4 * s); TS.Store(c4b, acc + 4 * s + w);
+        TS.Store(c5a, acc + 5 * s); TS.Store(c5b, acc + 5 * s + w);
+        TS.Store(c6a, acc + 6 * s); TS.Store(c6b, acc + 6 * s + w);
+        TS.Store(c7a, acc + 7 * s); TS.Store(c7b, acc + 7 * s + w);
+        TS.Store(c8a, acc + 8 * s); TS.Store(c8b, acc + 8 * s + w);
+        TS.Store(c9a, acc + 9 * s); TS.Store(c9b, acc + 9 * s + w);
+        TS.Store(c10a, acc + 10 * s); TS.Store(c10b, acc + 10 * s + w);
+        TS.Store(c11a, acc + 11 * s); TS.Store(c11b, acc + 11 * s + w);
+    }
+
+    /// <summary>12 rows × Width tokens (the last half tile).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void K12x1(float* wf, float* xt, int kl, float* acc, nint s, bool first)
+    {
+        nint w = TS.Width;
+        TV c0a = Init(acc + 0 * s, first);
+        TV c1a = Init(acc + 1 * s, first);
+        TV c2a = Init(acc + 2 * s, first);
+        TV c3a = Init(acc + 3 * s, first);
+        TV c4a = Init(acc + 4 * s, first);
+        TV c5a = Init(acc + 5 * s, first);
+        TV c6a = Init(acc + 6 * s, first);
+        TV c7a = Init(acc + 7 * s, first);
+        TV c8a = Init(acc + 8 * s, first);
+        TV c9a = Init(acc + 9 * s, first);
+        TV c10a = Init(acc + 10 * s, first);
+        TV c11a = Init(acc + 11 * s, first);
+        for (nint k = 0; k < kl; k++)
+        {
+            TV xa = TS.Load(xt);
+            TV b;
+            b = TS.Broadcast(wf + 0 * Kc); c0a = TS.Fma(b, xa, c0a);
+            b = TS.Broadcast(wf + 1 * Kc); c1a = TS.Fma(b, xa, c1a);
+            b = TS.Broadcast(wf + 2 * Kc); c2a = TS.Fma(b, xa, c2a);
+            b = TS.Broadcast(wf + 3 * Kc); c3a = TS.Fma(b, xa, c3a);
+            b = TS.Broadcast(wf + 4 * Kc); c4a = TS.Fma(b, xa, c4a);
+            b = TS.Broadcast(wf + 5 * Kc); c5a = TS.Fma(b, xa, c5a);
+            b = TS.Broadcast(wf + 6 * Kc); c6a = TS.Fma(b, xa, c6a);
+            b = TS.Broadcast(wf + 7 * Kc); c7a = TS.Fma(b, xa, c7a);
+            b = TS.Broadcast(wf + 8 * Kc); c8a = TS.Fma(b, xa, c8a);
+            b = TS.Broadcast(wf + 9 * Kc); c9a = TS.Fma(b, xa, c9a);
+            b = TS.Broadcast(wf + 10 * Kc); c10a = TS.Fma(b, xa, c10a);
+            b = TS.Broadcast(wf + 11 * Kc); c11a = TS.Fma(b, xa, c11a);
+            wf++;
+            xt += w;
+        }
+        TS.Store(c0a, acc + 0 * s);
+        TS.Store(c1a, acc + 1 * s);
+        TS.Store(c2a, acc + 2 * s);
+        TS.Store(c3a, acc + 3 * s);
+        TS.Store(c4a, acc + 4 * s);
+        TS.Store(c5a, acc + 5 * s);
+        TS.Store(c6a, acc + 6 * s);
+        TS.Store(c7a, acc + 7 * s);
+        TS.Store(c8a, acc + 8 * s);
+        TS.Store(c9a, acc + 9 * s);
+        TS.Store(c10a, acc + 10 * s);
+        TS.Store(c11a, acc + 11 * s);
+    }
+}
+
+/// <summary>One problem for <see cref="OuterGemm{TF, TS, TV}.Rows"/>.</summary>
+internal unsafe struct OuterArgs
+{
+    /// <summary>[rows, cols] weights, <see cref="WStride"/> bytes per row.</summary>
+    public byte* W;
+    public nint WStride;
+    public int Cols;
+    /// <summary>Packed activations (see <see cref="OuterGemm{TF, TS, TV}.Pack"/>).</summary>
+    public float* Xt;
+    public int Tokens, TokensPadded;
+    /// <summary>[tokens, rows] output, <see cref="YStride"/> floats per token.</summary>
+    public float* Y;
+    public nint YStride;
+}
+
+/// <summary>The parallel body of <see cref="OuterGemm{TF, TS, TV}.Forward"/>.</summary>
+internal struct OuterJob<TF, TS, TV> : IParallelJob
+    where TF : struct, IWeightFormat where TS : struct, ISimd<TV> where TV : struct
+{
+    public OuterArgs A;
+
+    public readonly void Execute(int start, int end) => OuterGemm<TF, TS, TV>.Rows(A, start, end);
+}
