@@ -1,4 +1,4 @@
-// Why not Microsoft.ML.Tokenizers (2.0.1, referenced by Daop.Engine)?
+// Why not Microsoft.ML.Tokenizers (2.0.1; the tests reference it as an oracle)?
 // Tested against tests/fixtures/tok-fixtures: its BpeTokenizer (ByteLevel = true, RegexPreTokenizer
 // with the GPT-2/Qwen pattern) reproduced 33 of the 34 byte-level samples; the miss was the NFC
 // sample, because it has no NFC normalizer and string.Normalize() is a no-op under Daop's
