@@ -30,12 +30,22 @@ internal static unsafe class OuterGemm<TF, TS, TV>
     /// <summary>Floats of packed activations for <paramref name="tokens"/> × <paramref name="cols"/>.</summary>
     public static nint PackedFloats(int tokens, int cols) => (nint)PadTokens(tokens) * cols;
 
+    /// <summary>
+    /// Tokens per pass. Each pass reads the weights once; at 256 tokens that is already compute bound, and it caps
+    /// the packed activations and per-chunk sums at a few MB whatever the batch.
+    /// </summary>
+    public const int TokenBlock = 256;
+
     /// <summary>Parallel y = x·Wᵀ over all rows of <paramref name="w"/>.</summary>
     public static void Forward(in WeightMatrix w, float* x, float* y, int tokens)
     {
-        using var lease = ThreadScratch.Rent(PackedFloats(tokens, w.Cols));
-        var job = new OuterJob<TF, TS, TV> { A = Args(w, x, lease.Pointer, y, w.Rows, tokens) };
-        CpuWorkers.For(w.Rows, ChunkRows(w.Rows), job);
+        using var lease = ThreadScratch.Rent(PackedFloats(Math.Min(tokens, TokenBlock), w.Cols));
+        for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
+        {
+            int n = Math.Min(TokenBlock, tokens - t0);
+            var job = new OuterJob<TF, TS, TV> { A = Args(w, x + (nint)t0 * w.Cols, lease.Pointer, y + (nint)t0 * w.Rows, w.Rows, n) };
+            CpuWorkers.For(w.Rows, ChunkRows(w.Rows), job);
+        }
     }
 
     /// <summary>Arguments for <paramref name="w"/>, packing <paramref name="x"/> into <paramref name="xt"/> unless already <paramref name="packed"/>.</summary>

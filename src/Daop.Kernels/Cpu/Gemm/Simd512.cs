@@ -42,8 +42,17 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     public static void F16(byte* p, out Vector512<float> even, out Vector512<float> odd)
     {
         var u = Vector512.Load((uint*)p);
-        even = HalfBits.Widen((u << 13) & Vector512.Create(HalfBits.MagMask), (u << 16) & Vector512.Create(0x80000000u));
-        odd = HalfBits.Widen((u >> 3) & Vector512.Create(HalfBits.MagMask), u & Vector512.Create(0x80000000u));
+        // A step holding an Inf or NaN (never seen in real weights) takes the slower exact path.
+        if (Vector512.EqualsAny((u & Vector512.Create(0x7C007C00u)).AsUInt16(), Vector512.Create((ushort)0x7C00)))
+        {
+            even = HalfBits.Widen((u << 13) & Vector512.Create(HalfBits.MagMask), (u << 16) & Vector512.Create(0x80000000u));
+            odd = HalfBits.Widen((u >> 3) & Vector512.Create(HalfBits.MagMask), u & Vector512.Create(0x80000000u));
+        }
+        else
+        {
+            even = HalfBits.WidenFinite(u << 16);
+            odd = HalfBits.WidenFinite(u);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
