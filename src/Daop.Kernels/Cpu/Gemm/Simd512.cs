@@ -30,6 +30,11 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     public static float Sum(Vector512<float> v) => Vector256.Sum(v.GetLower() + v.GetUpper());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* dst) =>
+        Simd256.Sum4(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(),
+            c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper(), dst);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Bf16(byte* p, out Vector512<float> even, out Vector512<float> odd)
     {
         // Little-endian: each uint holds column 2k in its low half and 2k+1 in its high half.
