@@ -10,7 +10,8 @@ namespace Daop.Kernels.Cpu;
 /// <remarks>
 /// Calls allocate nothing. The pool runs one parallel-for at a time: a call made while it is busy (another
 /// thread's call, or a nested call from inside a job) runs inline on its own thread instead of waiting, so
-/// concurrent and nested use can never deadlock.
+/// concurrent and nested use can never deadlock. <c>DAOP_SPIN_US</c> sets how long idle workers spin before
+/// blocking (default 50 µs; 0 blocks at once, for machines shared with other busy processes).
 /// </remarks>
 public static unsafe class CpuWorkers
 {

@@ -26,7 +26,6 @@ public static unsafe class MemoryBandwidth
         try
         {
             // Touch every page so the timed passes measure reads, not page faults.
-            new Span<byte>(data, 1).Fill(0);
             for (long o = 0; o < bytes; o += int.MaxValue / 2)
                 new Span<byte>(data + o, (int)Math.Min(int.MaxValue / 2, bytes - o)).Fill(1);
             var job = new SumJob { Data = data, Sums = sums, ChunkBytes = ChunkBytes };

@@ -122,17 +122,19 @@ public unsafe class CpuWorkersTests
         using var gate = new NativeWeights(DType.BF16, 256, 384, 3);
         using var up = new NativeWeights(DType.BF16, 256, 384, 4);
         using var down = new NativeWeights(DType.BF16, 384, 256, 5);
-        var x = NativeWeights.Floats(4 * 512, 1);
-        var y = new float[4 * 512];
-        var scratch = new float[2 * 4 * 256];
+        var x = NativeWeights.Floats(40 * 512, 1);
+        var y = new float[40 * 512];
+        var scratch = new float[2 * 40 * 256];
         void Calls()
         {
             MatMul.Forward(w.W, x, y, 1);
             MatMul.Forward(w.W, x, y, 4);
+            MatMul.Forward(w.W, x, y, 40);
             MatMul.Forward(f.W, x, y, 1);
             MatMul.Forward(f.W, x, y, 4);
             ExpertFfn.Forward(gate.W, up.W, down.W, x, y, 1, scratch);
             ExpertFfn.Forward(gate.W, up.W, down.W, x, y, 4, scratch);
+            ExpertFfn.Forward(gate.W, up.W, down.W, x, y, 40, scratch);
             SwiGlu.Forward(scratch, x);
         }
         for (int i = 0; i < 5; i++) Calls();

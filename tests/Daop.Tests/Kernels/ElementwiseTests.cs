@@ -23,8 +23,9 @@ public class ElementwiseTests
         SwiGlu.Forward(actual, u);
         for (int i = 0; i < n; i++)
         {
-            // fp32 exp is accurate to a few ulps; 2e-6 relative plus a subnormal-sized absolute slack.
-            double tol = 2e-6 * Math.Abs(expected[i]) + 1e-37;
+            // Measured worst case ≈ 3e-7 relative (a few fp32 ulps); the absolute slack covers results below
+            // ~1e-36, where fp32 exp(−g) overflows (g < −88.7) and the fast path returns ±0.
+            double tol = 1e-6 * Math.Abs(expected[i]) + 1e-36;
             Assert.True(Math.Abs(expected[i] - actual[i]) <= tol, $"i={i} g={g[i]}: expected {expected[i]}, got {actual[i]}");
         }
     }
@@ -32,14 +33,14 @@ public class ElementwiseTests
     [Fact]
     public void SwiGluExtremes()
     {
-        float[] g = [0f, -0f, 1e-30f, -1e-30f, 88f, -88f, 100f, -100f, float.MaxValue, -float.MaxValue];
+        float[] g = [0f, -0f, 1e-30f, -1e-30f, 16.6f, -16.6f, 86.6f, -86.6f, 88f, -88f, 88.72f, -88.72f, 100f, -100f, float.MaxValue, -float.MaxValue];
         var u = Enumerable.Repeat(1.5f, g.Length).ToArray();
         var expected = (float[])g.Clone();
         var actual = (float[])g.Clone();
         SwiGlu.Scalar(expected, u);
         SwiGlu.Forward(actual, u);
         for (int i = 0; i < g.Length; i++)
-            Assert.True(expected[i] == actual[i] || Math.Abs(expected[i] - actual[i]) <= 2e-6 * Math.Abs(expected[i]) + 1e-37,
+            Assert.True(expected[i] == actual[i] || Math.Abs(expected[i] - actual[i]) <= 1e-6 * Math.Abs(expected[i]) + 1e-36,
                 $"g={g[i]}: expected {expected[i]}, got {actual[i]}");
     }
 

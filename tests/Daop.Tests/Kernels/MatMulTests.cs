@@ -108,6 +108,23 @@ public unsafe class MatMulTests
         }
     }
 
+    /// <summary>Batches beyond one outer-product pass (256 tokens) are split into passes.</summary>
+    [Theory]
+    [InlineData(DType.BF16, 300)]
+    [InlineData(DType.F16, 513)]
+    [InlineData(DType.F32, 257)]
+    public void LongBatchesMatchScalar(DType type, int tokens)
+    {
+        using var w = new NativeWeights(type, 29, 70, seed: tokens);
+        var x = NativeWeights.Floats(tokens * 70, seed: 3);
+        var expected = new float[tokens * 29];
+        var actual = new float[tokens * 29];
+        MatMul.Scalar(w.W, x, expected, tokens);
+        actual.AsSpan().Fill(float.NaN);
+        MatMul.Forward(w.W, x, actual, tokens);
+        AssertClose(expected, actual, Magnitude(w, x, tokens), $"{type} tokens={tokens}");
+    }
+
     [Fact]
     public void ZeroTokensIsANoOp()
     {

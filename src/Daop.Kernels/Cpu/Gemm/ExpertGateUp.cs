@@ -13,13 +13,20 @@ internal static unsafe class ExpertGateUp<TF, TS, TV>
         int inter = gate.Rows;
         if (tokens >= Gemm<TF, TS, TV>.OuterMinTokens)
         {
-            using var packed = ThreadScratch.Rent(OuterGemm<TF, TS, TV>.PackedFloats(tokens, gate.Cols));
-            var outer = new OuterJob
+            int block = OuterGemm<TF, TS, TV>.TokenBlock;
+            using var packed = ThreadScratch.Rent(OuterGemm<TF, TS, TV>.PackedFloats(Math.Min(tokens, block), gate.Cols));
+            for (int t0 = 0; t0 < tokens; t0 += block)
             {
-                Gate = OuterGemm<TF, TS, TV>.Args(gate, x, packed.Pointer, g, inter, tokens),
-                Up = OuterGemm<TF, TS, TV>.Args(up, x, packed.Pointer, u, inter, tokens, packed: true),
-            };
-            CpuWorkers.For(inter, OuterGemm<TF, TS, TV>.ChunkRows(inter), outer);
+                int n = Math.Min(block, tokens - t0);
+                float* xb = x + (nint)t0 * gate.Cols;
+                nint yo = (nint)t0 * inter;
+                var outer = new OuterJob
+                {
+                    Gate = OuterGemm<TF, TS, TV>.Args(gate, xb, packed.Pointer, g + yo, inter, n),
+                    Up = OuterGemm<TF, TS, TV>.Args(up, xb, packed.Pointer, u + yo, inter, n, packed: true),
+                };
+                CpuWorkers.For(inter, OuterGemm<TF, TS, TV>.ChunkRows(inter), outer);
+            }
             return;
         }
         using var lease = Gemm<TF, TS, TV>.NeedsPrep

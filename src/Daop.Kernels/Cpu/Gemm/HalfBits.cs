@@ -16,6 +16,17 @@ internal static class HalfBits
     const uint InfBits = 0x7C00u << 13;
     const uint Scale = (127 + 112) << 23;
 
+    /// <summary>
+    /// A finite half in the top 16 bits of each lane → fp32. An arithmetic shift by 3 puts exponent and mantissa
+    /// in fp32 position while copying the sign down; the mask keeps one sign bit, and the scale fixes the bias.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> WidenFinite(Vector512<uint> top)
+    {
+        var v = Vector512.ShiftRightArithmetic(top.AsInt32(), 3).AsUInt32() & Vector512.Create(0x8FFFE000u);
+        return v.AsSingle() * Vector512.Create(Scale).AsSingle();
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Widen(Vector512<uint> mag, Vector512<uint> sign)
     {

@@ -23,6 +23,8 @@ internal unsafe interface ISimd<TV> where TV : struct
     /// <summary>a·b + c.</summary>
     static abstract TV Fma(TV a, TV b, TV c);
     static abstract float Sum(TV v);
+    /// <summary>Horizontal sums of four vectors into dst[0..4), sharing the shuffle work between them.</summary>
+    static abstract void Sum4(TV a, TV b, TV c, TV d, float* dst);
     /// <summary>2·Width bf16 at <paramref name="p"/> → even and odd columns as fp32 (exact).</summary>
     static abstract void Bf16(byte* p, out TV even, out TV odd);
     /// <summary>2·Width f16 at <paramref name="p"/> → even and odd columns as fp32 (exact).</summary>

@@ -5,7 +5,7 @@ namespace Daop.Kernels.Cpu.Gemm;
 
 /// <summary>
 /// Many-token GEMM in outer-product form: activations are packed token-major once per call, each block of weight
-/// rows is widened to fp32 once, and a 12-row × (2·Width)-token register tile accumulates
+/// rows is widened to fp32 once, and a 12-row (6 on AVX2) × (2·Width)-token register tile accumulates
 /// broadcast(w[r, k]) · x[k, tokens] with no horizontal reductions. Each FMA pairs one weight with a whole
 /// vector of tokens, so the kernel stays FMA-bound where the dot-product form (<see cref="Tiles{TF, TS, TV}"/>)
 /// runs out of registers and cache bandwidth.
@@ -13,8 +13,11 @@ namespace Daop.Kernels.Cpu.Gemm;
 internal static unsafe class OuterGemm<TF, TS, TV>
     where TF : struct, IWeightFormat where TS : struct, ISimd<TV> where TV : struct
 {
-    /// <summary>Weight rows per register tile.</summary>
-    public const int R = 12;
+    /// <summary>Weight rows per register tile: 12 (24 accumulators) with 32 vector registers, 6 with AVX2's 16.</summary>
+    static int R => TS.Width >= 16 || TS.Width == 1 ? 12 : 6;
+
+    /// <summary>Rows of the widened weight buffer (the largest <see cref="R"/>).</summary>
+    const int MaxR = 12;
 
     /// <summary>
     /// Columns per block. The widened weights [R, Kc] (12 KB) stay in L1; a constant so the kernel reaches each of
@@ -30,12 +33,22 @@ internal static unsafe class OuterGemm<TF, TS, TV>
     /// <summary>Floats of packed activations for <paramref name="tokens"/> × <paramref name="cols"/>.</summary>
     public static nint PackedFloats(int tokens, int cols) => (nint)PadTokens(tokens) * cols;
 
+    /// <summary>
+    /// Tokens per pass. Each pass reads the weights once; at 256 tokens that is already compute bound, and it caps
+    /// the packed activations and per-chunk sums at a few MB whatever the batch.
+    /// </summary>
+    public const int TokenBlock = 256;
+
     /// <summary>Parallel y = x·Wᵀ over all rows of <paramref name="w"/>.</summary>
     public static void Forward(in WeightMatrix w, float* x, float* y, int tokens)
     {
-        using var lease = ThreadScratch.Rent(PackedFloats(tokens, w.Cols));
-        var job = new OuterJob<TF, TS, TV> { A = Args(w, x, lease.Pointer, y, w.Rows, tokens) };
-        CpuWorkers.For(w.Rows, ChunkRows(w.Rows), job);
+        using var lease = ThreadScratch.Rent(PackedFloats(Math.Min(tokens, TokenBlock), w.Cols));
+        for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
+        {
+            int n = Math.Min(TokenBlock, tokens - t0);
+            var job = new OuterJob<TF, TS, TV> { A = Args(w, x + (nint)t0 * w.Cols, lease.Pointer, y + (nint)t0 * w.Rows, w.Rows, n) };
+            CpuWorkers.For(w.Rows, ChunkRows(w.Rows), job);
+        }
     }
 
     /// <summary>Arguments for <paramref name="w"/>, packing <paramref name="x"/> into <paramref name="xt"/> unless already <paramref name="packed"/>.</summary>
@@ -49,11 +62,11 @@ internal static unsafe class OuterGemm<TF, TS, TV>
         };
     }
 
-    /// <summary>Rows per chunk: whole register tiles, up to four, about four chunks per thread.</summary>
+    /// <summary>Rows per chunk: whole 12-row groups (two AVX2 tiles), up to four, about four chunks per thread.</summary>
     public static int ChunkRows(int rows)
     {
-        int tiles = (rows + R - 1) / R;
-        return R * Math.Clamp(tiles / (4 * CpuWorkers.Threads), 1, 4);
+        int tiles = (rows + MaxR - 1) / MaxR;
+        return MaxR * Math.Clamp(tiles / (4 * CpuWorkers.Threads), 1, 4);
     }
 
     /// <summary>
@@ -128,9 +141,9 @@ internal static unsafe class OuterGemm<TF, TS, TV>
     {
         int nrows = r1 - r0, tp = a.TokensPadded, tt = TileTokens, cols = a.Cols;
         int padded = (nrows + R - 1) / R * R;
-        using var lease = ThreadScratch.RentChunk(R * Kc + (nint)padded * tp);
+        using var lease = ThreadScratch.RentChunk(MaxR * Kc + (nint)padded * tp);
         float* wf = lease.Pointer;          // [R, Kc] widened weights of one tile and block
-        float* acc = wf + R * Kc;           // [padded rows, tp] running sums
+        float* acc = wf + MaxR * Kc;        // [padded rows, tp] running sums
         for (int kb = 0; kb < cols; kb += Kc)
         {
             int kl = Math.Min(Kc, cols - kb);
@@ -142,8 +155,18 @@ internal static unsafe class OuterGemm<TF, TS, TV>
                 for (int t0 = 0; t0 < tp; t0 += tt)
                 {
                     float* xt = a.Xt + (nint)t0 * cols;
-                    if (tp - t0 >= tt) K12x2(wf, xt + (nint)kb * tt, kl, accRt + t0, tp, first);
-                    else K12x1(wf, xt + (nint)kb * (tp - t0), kl, accRt + t0, tp, first);
+                    bool full = tp - t0 >= tt;
+                    float* xk = xt + (nint)kb * (full ? tt : tp - t0);
+                    if (R == 12)
+                    {
+                        if (full) K12x2(wf, xk, kl, accRt + t0, tp, first);
+                        else K12x1(wf, xk, kl, accRt + t0, tp, first);
+                    }
+                    else
+                    {
+                        if (full) K6x2(wf, xk, kl, accRt + t0, tp, first);
+                        else K6x1(wf, xk, kl, accRt + t0, tp, first);
+                    }
                 }
             }
         }
@@ -288,6 +311,70 @@ internal static unsafe class OuterGemm<TF, TS, TV>
         TS.Store(c9a, acc + 9 * s);
         TS.Store(c10a, acc + 10 * s);
         TS.Store(c11a, acc + 11 * s);
+    }
+
+    /// <summary>6 rows × 2·Width tokens: the tile for 16-register ISAs (AVX2), 12 accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void K6x2(float* wf, float* xt, int kl, float* acc, nint s, bool first)
+    {
+        nint w = TS.Width;
+        TV c0a = Init(acc + 0 * s, first), c0b = Init(acc + 0 * s + w, first);
+        TV c1a = Init(acc + 1 * s, first), c1b = Init(acc + 1 * s + w, first);
+        TV c2a = Init(acc + 2 * s, first), c2b = Init(acc + 2 * s + w, first);
+        TV c3a = Init(acc + 3 * s, first), c3b = Init(acc + 3 * s + w, first);
+        TV c4a = Init(acc + 4 * s, first), c4b = Init(acc + 4 * s + w, first);
+        TV c5a = Init(acc + 5 * s, first), c5b = Init(acc + 5 * s + w, first);
+        for (nint k = 0; k < kl; k++)
+        {
+            TV xa = TS.Load(xt), xb = TS.Load(xt + w);
+            TV b;
+            b = TS.Broadcast(wf + 0 * Kc); c0a = TS.Fma(b, xa, c0a); c0b = TS.Fma(b, xb, c0b);
+            b = TS.Broadcast(wf + 1 * Kc); c1a = TS.Fma(b, xa, c1a); c1b = TS.Fma(b, xb, c1b);
+            b = TS.Broadcast(wf + 2 * Kc); c2a = TS.Fma(b, xa, c2a); c2b = TS.Fma(b, xb, c2b);
+            b = TS.Broadcast(wf + 3 * Kc); c3a = TS.Fma(b, xa, c3a); c3b = TS.Fma(b, xb, c3b);
+            b = TS.Broadcast(wf + 4 * Kc); c4a = TS.Fma(b, xa, c4a); c4b = TS.Fma(b, xb, c4b);
+            b = TS.Broadcast(wf + 5 * Kc); c5a = TS.Fma(b, xa, c5a); c5b = TS.Fma(b, xb, c5b);
+            wf++;
+            xt += 2 * w;
+        }
+        TS.Store(c0a, acc + 0 * s); TS.Store(c0b, acc + 0 * s + w);
+        TS.Store(c1a, acc + 1 * s); TS.Store(c1b, acc + 1 * s + w);
+        TS.Store(c2a, acc + 2 * s); TS.Store(c2b, acc + 2 * s + w);
+        TS.Store(c3a, acc + 3 * s); TS.Store(c3b, acc + 3 * s + w);
+        TS.Store(c4a, acc + 4 * s); TS.Store(c4b, acc + 4 * s + w);
+        TS.Store(c5a, acc + 5 * s); TS.Store(c5b, acc + 5 * s + w);
+    }
+
+    /// <summary>6 rows × Width tokens.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void K6x1(float* wf, float* xt, int kl, float* acc, nint s, bool first)
+    {
+        nint w = TS.Width;
+        TV c0a = Init(acc + 0 * s, first);
+        TV c1a = Init(acc + 1 * s, first);
+        TV c2a = Init(acc + 2 * s, first);
+        TV c3a = Init(acc + 3 * s, first);
+        TV c4a = Init(acc + 4 * s, first);
+        TV c5a = Init(acc + 5 * s, first);
+        for (nint k = 0; k < kl; k++)
+        {
+            TV xa = TS.Load(xt);
+            TV b;
+            b = TS.Broadcast(wf + 0 * Kc); c0a = TS.Fma(b, xa, c0a);
+            b = TS.Broadcast(wf + 1 * Kc); c1a = TS.Fma(b, xa, c1a);
+            b = TS.Broadcast(wf + 2 * Kc); c2a = TS.Fma(b, xa, c2a);
+            b = TS.Broadcast(wf + 3 * Kc); c3a = TS.Fma(b, xa, c3a);
+            b = TS.Broadcast(wf + 4 * Kc); c4a = TS.Fma(b, xa, c4a);
+            b = TS.Broadcast(wf + 5 * Kc); c5a = TS.Fma(b, xa, c5a);
+            wf++;
+            xt += w;
+        }
+        TS.Store(c0a, acc + 0 * s);
+        TS.Store(c1a, acc + 1 * s);
+        TS.Store(c2a, acc + 2 * s);
+        TS.Store(c3a, acc + 3 * s);
+        TS.Store(c4a, acc + 4 * s);
+        TS.Store(c5a, acc + 5 * s);
     }
 }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Daop.Kernels.Cpu.Gemm;
 
@@ -27,6 +28,27 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(Vector256<float> v) => Vector128.Sum(v.GetLower() + v.GetUpper());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d, float* dst)
+    {
+        var a4 = a.GetLower() + a.GetUpper();
+        var b4 = b.GetLower() + b.GetUpper();
+        var c4 = c.GetLower() + c.GetUpper();
+        var d4 = d.GetLower() + d.GetUpper();
+        if (Sse.IsSupported)
+        {
+            // 4×4 transpose-and-add: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d, then fold the halves.
+            var ab = Sse.UnpackLow(a4, b4) + Sse.UnpackHigh(a4, b4);
+            var cd = Sse.UnpackLow(c4, d4) + Sse.UnpackHigh(c4, d4);
+            (Sse.MoveLowToHigh(ab, cd) + Sse.MoveHighToLow(cd, ab)).Store(dst);
+        }
+        else
+        {
+            dst[0] = Vector128.Sum(a4); dst[1] = Vector128.Sum(b4);
+            dst[2] = Vector128.Sum(c4); dst[3] = Vector128.Sum(d4);
+        }
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Bf16(byte* p, out Vector256<float> even, out Vector256<float> odd)

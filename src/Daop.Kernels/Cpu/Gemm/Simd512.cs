@@ -30,6 +30,11 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     public static float Sum(Vector512<float> v) => Vector256.Sum(v.GetLower() + v.GetUpper());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* dst) =>
+        Simd256.Sum4(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(),
+            c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper(), dst);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Bf16(byte* p, out Vector512<float> even, out Vector512<float> odd)
     {
         // Little-endian: each uint holds column 2k in its low half and 2k+1 in its high half.
@@ -42,8 +47,17 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     public static void F16(byte* p, out Vector512<float> even, out Vector512<float> odd)
     {
         var u = Vector512.Load((uint*)p);
-        even = HalfBits.Widen((u << 13) & Vector512.Create(HalfBits.MagMask), (u << 16) & Vector512.Create(0x80000000u));
-        odd = HalfBits.Widen((u >> 3) & Vector512.Create(HalfBits.MagMask), u & Vector512.Create(0x80000000u));
+        // A step holding an Inf or NaN (never seen in real weights) takes the slower exact path.
+        if (Vector512.EqualsAny((u & Vector512.Create(0x7C007C00u)).AsUInt16(), Vector512.Create((ushort)0x7C00)))
+        {
+            even = HalfBits.Widen((u << 13) & Vector512.Create(HalfBits.MagMask), (u << 16) & Vector512.Create(0x80000000u));
+            odd = HalfBits.Widen((u >> 3) & Vector512.Create(HalfBits.MagMask), u & Vector512.Create(0x80000000u));
+        }
+        else
+        {
+            even = HalfBits.WidenFinite(u << 16);
+            odd = HalfBits.WidenFinite(u);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -31,6 +31,12 @@ internal unsafe struct SimdScalar : ISimd<float>
     public static float Sum(float v) => v;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Sum4(float a, float b, float c, float d, float* dst)
+    {
+        dst[0] = a; dst[1] = b; dst[2] = c; dst[3] = d;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Bf16(byte* p, out float even, out float odd)
     {
         even = Cpu.Bf16.ToFloat(((ushort*)p)[0]);

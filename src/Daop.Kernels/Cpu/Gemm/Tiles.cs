@@ -46,10 +46,10 @@ internal static unsafe class Tiles<TF, TS, TV>
             c30 = TS.Fma(a0, xa, c30); c31 = TS.Fma(a1, xa, c31); c32 = TS.Fma(a2, xa, c32); c33 = TS.Fma(a3, xa, c33);
             c30 = TS.Fma(b0, xb, c30); c31 = TS.Fma(b1, xb, c31); c32 = TS.Fma(b2, xb, c32); c33 = TS.Fma(b3, xb, c33);
         }
-        s[0] = TS.Sum(c00); s[1] = TS.Sum(c01); s[2] = TS.Sum(c02); s[3] = TS.Sum(c03);
-        s[4] = TS.Sum(c10); s[5] = TS.Sum(c11); s[6] = TS.Sum(c12); s[7] = TS.Sum(c13);
-        s[8] = TS.Sum(c20); s[9] = TS.Sum(c21); s[10] = TS.Sum(c22); s[11] = TS.Sum(c23);
-        s[12] = TS.Sum(c30); s[13] = TS.Sum(c31); s[14] = TS.Sum(c32); s[15] = TS.Sum(c33);
+        TS.Sum4(c00, c01, c02, c03, s);
+        TS.Sum4(c10, c11, c12, c13, s + 4);
+        TS.Sum4(c20, c21, c22, c23, s + 8);
+        TS.Sum4(c30, c31, c32, c33, s + 12);
     }
 
     /// <summary>4 rows × 1 token (the GEMV kernel): separate even/odd accumulators keep 8 FMA chains in flight.</summary>
@@ -75,8 +75,7 @@ internal static unsafe class Tiles<TF, TS, TV>
             TF.Load<TS, TV>(p3 + o, out TV a3, out TV b3);
             c3 = TS.Fma(a3, xa, c3); d3 = TS.Fma(b3, xb, d3);
         }
-        s[0] = TS.Sum(TS.Add(c0, d0)); s[1] = TS.Sum(TS.Add(c1, d1));
-        s[2] = TS.Sum(TS.Add(c2, d2)); s[3] = TS.Sum(TS.Add(c3, d3));
+        TS.Sum4(TS.Add(c0, d0), TS.Add(c1, d1), TS.Add(c2, d2), TS.Add(c3, d3), s);
     }
 
     /// <summary>1 row × 4 tokens, for the rows left over after 4-row tiles.</summary>
