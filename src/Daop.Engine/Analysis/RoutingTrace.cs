@@ -1,0 +1,85 @@
+using Daop.Engine.Model;
+using Daop.Engine.Model.Layers;
+using Daop.Kernels.Cpu;
+
+namespace Daop.Engine.Analysis;
+
+/// <summary>
+/// Per token and MoE layer: the experts the router chose, their weights, and the experts DAOP's
+/// next-layer predictor (layer l+1's gate applied to layer l's gate input) expected. Layer 0 has no
+/// prediction (-1). Shapes: [tokens, layers, K].
+/// </summary>
+public sealed class RoutingTrace
+{
+    /// <summary>MoE layers.</summary>
+    public required int Layers { get; init; }
+    /// <summary>E.</summary>
+    public required int Experts { get; init; }
+    /// <summary>K.</summary>
+    public required int TopK { get; init; }
+    /// <summary>Tokens traced.</summary>
+    public required int Tokens { get; init; }
+    /// <summary>[tokens, layers, K] chosen expert ids, largest weight first.</summary>
+    public required int[] TrueIds { get; init; }
+    /// <summary>[tokens, layers, K] their combine weights.</summary>
+    public required float[] TrueWeights { get; init; }
+    /// <summary>[tokens, layers, K] predicted ids for each layer from the previous layer's gate input (-1 at layer 0).</summary>
+    public required int[] PredictedIds { get; init; }
+
+    /// <summary>The K true ids of <paramref name="token"/> at <paramref name="layer"/>.</summary>
+    public ReadOnlySpan<int> True(int token, int layer) => TrueIds.AsSpan((token * Layers + layer) * TopK, TopK);
+
+    /// <summary>The K predicted ids of <paramref name="token"/> at <paramref name="layer"/>.</summary>
+    public ReadOnlySpan<int> Predicted(int token, int layer) => PredictedIds.AsSpan((token * Layers + layer) * TopK, TopK);
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> through <paramref name="model"/> as one sequence (prefill, exact routing)
+    /// and records the trace. Every layer must be a MoE layer.
+    /// </summary>
+    public static RoutingTrace Record(MoeModel model, ReadOnlySpan<int> tokens)
+    {
+        var c = model.Config;
+        if (c.MoeLayers.Contains(false)) throw new NotSupportedException("routing traces need every layer to be a MoE layer");
+        var rec = new Recorder(model, tokens.Length);
+        var previous = model.Observer;
+        model.Observer = rec;
+        try
+        {
+            var logits = new float[c.VocabSize];
+            model.Forward(tokens, 0, model.NewCache(), logits);
+        }
+        finally { model.Observer = previous; }
+        return new RoutingTrace
+        {
+            Layers = c.NumLayers, Experts = c.NumExperts, TopK = c.TopK, Tokens = tokens.Length,
+            TrueIds = rec.TrueIds, TrueWeights = rec.TrueWeights, PredictedIds = rec.PredictedIds,
+        };
+    }
+
+    sealed class Recorder(MoeModel model, int tokens) : IRoutingObserver
+    {
+        readonly int _l = model.Config.NumLayers, _e = model.Config.NumExperts, _k = model.Config.TopK, _h = model.Config.HiddenSize;
+        public readonly int[] TrueIds = new int[tokens * model.Config.NumLayers * model.Config.TopK];
+        public readonly float[] TrueWeights = new float[tokens * model.Config.NumLayers * model.Config.TopK];
+        public readonly int[] PredictedIds = Enumerable.Repeat(-1, tokens * model.Config.NumLayers * model.Config.TopK).ToArray();
+
+        public void OnRouted(int layer, int startPos, ReadOnlySpan<float> gateInput, ReadOnlySpan<float> logits, RoutingBatch r)
+        {
+            int t = r.Tokens;
+            for (int i = 0; i < t; i++)
+            {
+                int dst = ((startPos + i) * _l + layer) * _k;
+                r.Experts.AsSpan(i * _k, _k).CopyTo(TrueIds.AsSpan(dst, _k));
+                r.Weights.AsSpan(i * _k, _k).CopyTo(TrueWeights.AsSpan(dst, _k));
+            }
+            if (layer + 1 >= _l) return;
+            // DAOP's predictor: layer l+1's gate on layer l's gate input; softmax is monotonic, so top-k of logits.
+            var next = model.Weights.Layers[layer + 1].Router!.W;
+            var predLogits = new float[t * _e];
+            MatMul.Forward(next, gateInput[..(t * _h)], predLogits, t);
+            Span<float> vals = stackalloc float[_k];
+            for (int i = 0; i < t; i++)
+                Router.TopK(predLogits.AsSpan(i * _e, _e), PredictedIds.AsSpan(((startPos + i) * _l + layer + 1) * _k, _k), vals);
+        }
+    }
+}
