@@ -1,0 +1,37 @@
+namespace Daop.Engine.Placement;
+
+/// <summary>What to do with an activation whose expert is not on the GPU.</summary>
+public enum MissAction
+{
+    /// <summary>Copy the expert to the GPU (evicting <c>evict</c> when the layer is full), then run it there.</summary>
+    Transfer,
+    /// <summary>Run the expert on CPU threads from its host copy.</summary>
+    RunOnCpu,
+}
+
+/// <summary>
+/// One placement strategy: where experts live and what happens on a miss. The scheduler (real or simulated)
+/// asks it at fixed points; policies only change <see cref="Residency"/>, never move bytes themselves.
+/// </summary>
+public interface IPlacementPolicy
+{
+    /// <summary>Name in tables ("lru-on-demand", "daop", ...).</summary>
+    string Name { get; }
+
+    /// <summary>Fills the initial residency (dense weights are always on the GPU; only experts are placed here).</summary>
+    /// <param name="r">Empty residency with its slot capacities.</param>
+    /// <param name="popularity">[layers, experts] activation counts from a calibration run, or null.</param>
+    void Initialize(Residency r, long[,]? popularity);
+
+    /// <summary>After a prompt's prefill: this sequence's per-expert token counts for one layer.</summary>
+    void OnPrefillCounts(int layer, ReadOnlySpan<int> counts, Residency r);
+
+    /// <summary>During decode, before <paramref name="layer"/> runs: the experts predicted for it (from the previous layer).</summary>
+    void OnPredicted(int layer, ReadOnlySpan<int> predicted, Residency r);
+
+    /// <summary>An activation of a non-resident expert: transfer it (naming the victim, or -1 if a slot is free) or run it on the CPU.</summary>
+    MissAction OnMiss(int layer, int expert, Residency r, out int evict);
+
+    /// <summary>Every activation, hit or miss, after it is served (LRU bookkeeping).</summary>
+    void OnUse(int layer, int expert);
+}
