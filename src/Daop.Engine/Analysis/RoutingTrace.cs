@@ -26,6 +26,12 @@ public sealed class RoutingTrace
     /// <summary>[tokens, layers, K] predicted ids for each layer from the previous layer's gate input (-1 at layer 0).</summary>
     public required int[] PredictedIds { get; init; }
 
+    /// <summary>[tokens, layers, E] the predictor's logits for each layer (zeros at layer 0).</summary>
+    public required float[] PredictedLogits { get; init; }
+
+    /// <summary>The E predicted logits of <paramref name="token"/> at <paramref name="layer"/>.</summary>
+    public ReadOnlySpan<float> PredictedScores(int token, int layer) => PredictedLogits.AsSpan((token * Layers + layer) * Experts, Experts);
+
     /// <summary>The K true ids of <paramref name="token"/> at <paramref name="layer"/>.</summary>
     public ReadOnlySpan<int> True(int token, int layer) => TrueIds.AsSpan((token * Layers + layer) * TopK, TopK);
 
@@ -52,7 +58,7 @@ public sealed class RoutingTrace
         return new RoutingTrace
         {
             Layers = c.NumLayers, Experts = c.NumExperts, TopK = c.TopK, Tokens = tokens.Length,
-            TrueIds = rec.TrueIds, TrueWeights = rec.TrueWeights, PredictedIds = rec.PredictedIds,
+            TrueIds = rec.TrueIds, TrueWeights = rec.TrueWeights, PredictedIds = rec.PredictedIds, PredictedLogits = rec.PredictedLogits,
         };
     }
 
@@ -62,6 +68,7 @@ public sealed class RoutingTrace
         public readonly int[] TrueIds = new int[tokens * model.Config.NumLayers * model.Config.TopK];
         public readonly float[] TrueWeights = new float[tokens * model.Config.NumLayers * model.Config.TopK];
         public readonly int[] PredictedIds = Enumerable.Repeat(-1, tokens * model.Config.NumLayers * model.Config.TopK).ToArray();
+        public readonly float[] PredictedLogits = new float[tokens * model.Config.NumLayers * model.Config.NumExperts];
 
         public void OnRouted(int layer, int startPos, ReadOnlySpan<float> gateInput, ReadOnlySpan<float> logits, RoutingBatch r)
         {
@@ -78,6 +85,8 @@ public sealed class RoutingTrace
             var predLogits = new float[t * _e];
             MatMul.Forward(next, gateInput[..(t * _h)], predLogits, t);
             Span<float> vals = stackalloc float[_k];
+            for (int i = 0; i < t; i++)
+                predLogits.AsSpan(i * _e, _e).CopyTo(PredictedLogits.AsSpan(((startPos + i) * _l + layer + 1) * _e, _e));
             for (int i = 0; i < t; i++)
                 Router.TopK(predLogits.AsSpan(i * _e, _e), PredictedIds.AsSpan(((startPos + i) * _l + layer + 1) * _k, _k), vals);
         }

@@ -1,0 +1,28 @@
+namespace Daop.Engine.Schedule;
+
+/// <summary>
+/// Per-token costs of one decode step's pieces, in microseconds, for the trace-driven simulator. Build it
+/// from measured bandwidths with <see cref="FromBandwidths"/> so policies can be compared on any machine.
+/// </summary>
+/// <param name="DenseLayerUs">GPU time of one layer's dense part (norms, attention, router).</param>
+/// <param name="GpuExpertUs">GPU time of one expert for one token (its weights read once).</param>
+/// <param name="CpuExpertUs">CPU time of one expert for one token.</param>
+/// <param name="TransferUs">Host→device copy of one expert.</param>
+/// <param name="CpuRoundTripUs">Fixed latency of handing a token to the CPU and its result back (D2H, wake-up, H2D).</param>
+/// <param name="HeadUs">GPU time of embedding, final norm and LM head per token.</param>
+public sealed record CostModel(double DenseLayerUs, double GpuExpertUs, double CpuExpertUs, double TransferUs,
+    double CpuRoundTripUs, double HeadUs)
+{
+    /// <summary>
+    /// Costs from bytes and bandwidths (GB/s = 10⁹ B/s): dense and expert weights stream at the GPU's
+    /// bandwidth, CPU experts at the host's, transfers over PCIe.
+    /// </summary>
+    public static CostModel FromBandwidths(long expertBytes, long denseLayerBytes, long headBytes,
+        double gpuGBps, double cpuGBps, double pcieGBps, double cpuRoundTripUs = 30, double launchUs = 5, int launchesPerLayer = 8) =>
+        new(denseLayerBytes / gpuGBps / 1e3 + launchUs * launchesPerLayer,
+            expertBytes / gpuGBps / 1e3 + launchUs * 2,
+            expertBytes / cpuGBps / 1e3,
+            expertBytes / pcieGBps / 1e3,
+            cpuRoundTripUs,
+            headBytes / gpuGBps / 1e3 + launchUs * 3);
+}

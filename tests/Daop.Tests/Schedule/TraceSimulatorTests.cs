@@ -1,0 +1,89 @@
+using Daop.Engine.Analysis;
+using Daop.Engine.Placement;
+using Daop.Engine.Schedule;
+
+namespace Daop.Tests.Schedule;
+
+public class TraceSimulatorTests
+{
+    // 2 layers, 4 experts, top-1, two decode tokens: layer 0 uses experts 0 then 1, layer 1 uses 2 twice.
+    static RoutingTrace Tiny() => new()
+    {
+        Layers = 2, Experts = 4, TopK = 1, Tokens = 2,
+        TrueIds = [0, 2, 1, 2],
+        TrueWeights = [1, 1, 1, 1],
+        PredictedIds = [-1, 3, -1, 2],
+        PredictedLogits = new float[2 * 2 * 4],
+    };
+
+    static readonly CostModel Cost = new(DenseLayerUs: 10, GpuExpertUs: 5, CpuExpertUs: 20, TransferUs: 40, CpuRoundTripUs: 0, HeadUs: 1);
+
+    [Fact]
+    public void LruOnDemandMatchesTheHandComputedTimeline()
+    {
+        // t0: L0 dense 0→10, e0 resident →15; L1 dense →25, e2 missing: copy 25→65 (GPU waits 40), run →70; head →71.
+        // t1: L0 dense →81, e1 missing (evicts e0): copy 81→121 (waits 40), run →126; L1 dense →136, e2 hit →141; head →142.
+        var r = TraceSimulator.Run([Tiny()], new LruPolicy(prefetch: false), [1, 1], Cost, prefill: 0, popularity: null);
+        Assert.Equal(2, r.DecodeTokens);
+        Assert.Equal(142e-6, r.DecodeSeconds, 12);
+        Assert.Equal(0.5, r.HitRate);
+        Assert.Equal(1.0, r.TransfersPerToken);
+        Assert.Equal(40.0, r.GpuWaitUsPerToken, 9);
+        Assert.Equal(0.0, r.CpuExpertsPerToken);
+    }
+
+    [Fact]
+    public void CpuComputesMissesMatchesTheHandComputedTimeline()
+    {
+        // t0: L0 →10, e0 hit →15; L1 →25, e2 on CPU 25→45, GPU waits 20; head →46.
+        // t1: L0 →56, e1 on CPU 56→76 (waits 20); L1 →86, e2 on CPU 86→106 (waits 20); head →107.
+        var r = TraceSimulator.Run([Tiny()], new StaticPolicy(), [1, 1], Cost, prefill: 0, popularity: null);
+        Assert.Equal(107e-6, r.DecodeSeconds, 12);
+        Assert.Equal(0.25, r.HitRate);
+        Assert.Equal(1.5, r.CpuExpertsPerToken);
+        Assert.Equal(30.0, r.GpuWaitUsPerToken, 9);
+        Assert.Equal(0.0, r.TransfersPerToken);
+        Assert.Equal(0.5, r.PredictorRecall); // layer 1 predicted 3 (wrong) then 2 (right)
+    }
+
+    [Fact]
+    public void PrefetchOverlapsTheCopyWithTheDenseWork()
+    {
+        // t1 predicts expert 2 for layer 1 while e2 is already resident: nothing to fetch; t0 predicts 3 and fetches it
+        // (evicting 1 at 10→50), so layer 1's e2 still misses: copy 50→90, waiting from 25.
+        var r = TraceSimulator.Run([Tiny()], new LruPolicy(prefetch: true), [1, 1], Cost, prefill: 0, popularity: null);
+        Assert.Equal(3.0 / 2, r.TransfersPerToken); // one prefetch (wasted) + two on-demand copies over two tokens
+        Assert.True(r.DecodeSeconds > 142e-6);
+    }
+
+    [Fact]
+    public void DaopSwapsInThePromptsHotExperts()
+    {
+        var r = new Residency(1, 4, [1]);
+        var p = new DaopPolicy(approximate: false);
+        p.Initialize(r, null);                                   // round-robin puts expert 0 in the slot
+        p.OnPrefillCounts(0, [5, 0, 0, 6], r);                   // 6 > 1.05·5: swap
+        Assert.True(r.IsResident(0, 3));
+        var r2 = new Residency(1, 4, [1]);
+        p.Initialize(r2, null);
+        p.OnPrefillCounts(0, [5, 0, 0, 5], r2);                  // 5 is not > 5.25: keep
+        Assert.True(r2.IsResident(0, 0));
+    }
+
+    [Fact]
+    public void DegradationLeavesAtMostOneCpuExpertForTopTwo()
+    {
+        var r = new Residency(1, 4, [2]);
+        r.Load(0, 0);
+        r.Load(0, 1);
+        int[] ids = [2, 3];
+        float[] w = [0.6f, 0.4f];
+        float[] probs = [0.1f, 0.2f, 0.4f, 0.3f];
+        Assert.True(GracefulDegradation.Apply(0, ids, w, probs, r));
+        Assert.Equal(new[] { 2, 1 }, ids);                         // lowest-weight 3 → best GPU expert 1
+        Assert.Equal(1f, w[0] + w[1], 5);
+        Assert.Equal(0.4f / 0.6f, w[0], 5);
+        int[] mixed = [2, 0];
+        Assert.False(GracefulDegradation.Apply(0, mixed, [0.5f, 0.5f], probs, r));
+    }
+}
