@@ -29,6 +29,7 @@ static class BenchCommand
             model, promptTokens, newTokens, repeats, bwBytes, threads,
         };
         cmd.Subcommands.Add(RoutingBenchCommand.Create());
+        cmd.Subcommands.Add(SimulateCommand.Create());
         cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(promptTokens), r.GetValue(newTokens), Math.Max(1, r.GetValue(repeats)),
             r.GetValue(bwBytes), r.GetValue(threads)));
         return cmd;

@@ -39,6 +39,35 @@ public sealed class RoutingTrace
     public ReadOnlySpan<int> Predicted(int token, int layer) => PredictedIds.AsSpan((token * Layers + layer) * TopK, TopK);
 
     /// <summary>
+    /// A deeper trace for projecting a larger model: layer 0 keeps layer 0, and every later layer l takes
+    /// source layer 1 + (l − 1) mod (L − 1), so each projected layer past the first still carries a
+    /// real next-layer prediction.
+    /// </summary>
+    public RoutingTrace Expand(int layers)
+    {
+        if (Layers < 2) throw new InvalidOperationException("expanding a trace needs at least two layers");
+        int Src(int l) => l == 0 ? 0 : 1 + (l - 1) % (Layers - 1);
+        var ids = new int[Tokens * layers * TopK];
+        var w = new float[ids.Length];
+        var pred = new int[ids.Length];
+        var logits = new float[Tokens * layers * Experts];
+        for (int t = 0; t < Tokens; t++)
+            for (int l = 0; l < layers; l++)
+            {
+                int s = Src(l);
+                True(t, s).CopyTo(ids.AsSpan((t * layers + l) * TopK, TopK));
+                TrueWeights.AsSpan((t * Layers + s) * TopK, TopK).CopyTo(w.AsSpan((t * layers + l) * TopK, TopK));
+                Predicted(t, s).CopyTo(pred.AsSpan((t * layers + l) * TopK, TopK));
+                PredictedScores(t, s).CopyTo(logits.AsSpan((t * layers + l) * Experts, Experts));
+            }
+        return new RoutingTrace
+        {
+            Layers = layers, Experts = Experts, TopK = TopK, Tokens = Tokens,
+            TrueIds = ids, TrueWeights = w, PredictedIds = pred, PredictedLogits = logits,
+        };
+    }
+
+    /// <summary>
     /// Runs <paramref name="tokens"/> through <paramref name="model"/> as one sequence (prefill, exact routing)
     /// and records the trace. Every layer must be a MoE layer.
     /// </summary>

@@ -1,0 +1,104 @@
+using System.CommandLine;
+using System.Globalization;
+using Daop.Engine.Analysis;
+using Daop.Engine.Load;
+using Daop.Engine.Load.Safetensors;
+using Daop.Engine.Model;
+using Daop.Engine.Placement;
+using Daop.Engine.Schedule;
+
+namespace Daop.Cli;
+
+/// <summary>
+/// <c>daop bench simulate</c>: replays routing traces of a real model under every placement policy with a
+/// cost model built from bandwidths, optionally projected onto a deeper, larger model (Mixtral-8x7B).
+/// </summary>
+static class SimulateCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var sequences = new Option<string?>("--sequences") { Description = "Token file (safetensors, input_ids [N, T]). Default: MODEL/routing-sequences.safetensors." };
+        var ratios = new Option<string>("--ratios") { Description = "Expert cache ratios.", DefaultValueFactory = _ => "0.25,0.5,0.75" };
+        var project = new Option<string>("--project") { Description = "Cost shapes: 'model' (the traced model) or 'mixtral-8x7b' (32 layers, traces expanded).", DefaultValueFactory = _ => "mixtral-8x7b" };
+        var gpu = new Option<double>("--gpu-gbps") { Description = "GPU memory bandwidth (H100, measured: 2729).", DefaultValueFactory = _ => 2729 };
+        var cpu = new Option<double>("--cpu-gbps") { Description = "CPU expert bandwidth (device host, 16 cores).", DefaultValueFactory = _ => 80 };
+        var pcie = new Option<double>("--pcie-gbps") { Description = "Host→device copy bandwidth (pinned, measured: 52).", DefaultValueFactory = _ => 52 };
+        var cmd = new Command("simulate", "Compare placement policies by replaying routing traces with a bandwidth cost model.")
+        {
+            model, sequences, ratios, project, gpu, cpu, pcie,
+        };
+        cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(project)!,
+            r.GetValue(gpu), r.GetValue(cpu), r.GetValue(pcie)));
+        return cmd;
+    }
+
+    static int Run(string? modelDir, string? seqFile, string ratioList, string project, double gpuGBps, double cpuGBps, double pcieGBps)
+    {
+        try
+        {
+            string dir = modelDir ?? ModelLocator.Default();
+            seqFile ??= Path.Combine(dir, "routing-sequences.safetensors");
+            var ratios = ratioList.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+            using var seqs = TensorStore.OpenFile(seqFile);
+            var (ids, shape) = seqs.Int64s("input_ids");
+            using var m = MoeModel.Load(dir);
+            int n = (int)shape[0], len = (int)shape[1];
+            var traces = new List<RoutingTrace>();
+            for (int s = 0; s < n; s++) traces.Add(RoutingTrace.Record(m, ids.Skip(s * len).Take(len).Select(x => (int)x).ToArray()));
+
+            var c = m.Config;
+            long expertBytes, denseBytes, headBytes;
+            int layers;
+            if (project == "mixtral-8x7b")
+            {
+                layers = 32;
+                traces = traces.Select(t => t.Expand(layers)).ToList();
+                expertBytes = 3L * 4096 * 14336 * 2;
+                denseBytes = (2L * 4096 * 4096 + 2L * 1024 * 4096 + 8 * 4096) * 2;
+                headBytes = 2L * 32000 * 4096 * 2 / 2; // lm_head only; the embedding row is a gather
+            }
+            else if (project == "model")
+            {
+                layers = c.NumLayers;
+                expertBytes = m.Weights.Layers[0].Experts[0].ByteLength;
+                denseBytes = m.Weights.Layers[0].Q.W.ByteLength + m.Weights.Layers[0].K.W.ByteLength + m.Weights.Layers[0].V.W.ByteLength
+                    + m.Weights.Layers[0].O.W.ByteLength + m.Weights.Layers[0].Router!.W.ByteLength;
+                headBytes = m.Weights.LmHead.W.ByteLength;
+            }
+            else throw new ArgumentException($"--project must be 'model' or 'mixtral-8x7b', got '{project}'");
+
+            var cost = CostModel.FromBandwidths(expertBytes, denseBytes, headBytes, gpuGBps, cpuGBps, pcieGBps);
+            int prefill = len / 2;
+            // Calibration profile for the initial placement: global counts over every prompt half.
+            var popularity = new long[layers, c.NumExperts];
+            foreach (var t in traces)
+                for (int i = 0; i < prefill; i++)
+                    for (int l = 0; l < layers; l++)
+                        foreach (int e in t.True(i, l)) popularity[l, e]++;
+
+            Console.WriteLine($"traces: {n} x {len} tokens of {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}; first {prefill} are the prompt; " +
+                $"costs for {project} ({layers} layers, expert {expertBytes / 1e6:F0} MB) at GPU {gpuGBps} GB/s, CPU {cpuGBps} GB/s, PCIe {pcieGBps} GB/s");
+            Console.WriteLine($"{"ratio",5} {"policy",-14} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
+            foreach (double ratio in ratios)
+            {
+                var slots = SlotBudget.FromRatio(ratio, layers, c.NumExperts, popularity);
+                var results = Policies().Select(p => TraceSimulator.Run(traces, p, slots, cost, prefill, popularity)).ToList();
+                double lru = results.First(x => x.Policy == "lru-on-demand").TokensPerSecond;
+                double fid = results.First(x => x.Policy == "static-cpu").TokensPerSecond;
+                foreach (var x in results)
+                    Console.WriteLine($"{ratio,5:F2} {x.Policy,-14} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
+                        $"{x.HitRate,6:P0} {x.CpuExpertsPerToken,8:F2} {x.TransfersPerToken,9:F2} {x.GpuWaitUsPerToken,9:F0} {x.PredictorRecall,7:F3}");
+            }
+            return 0;
+        }
+        catch (Exception e) when (e is ModelLoadException or ArgumentException or FileNotFoundException or FormatException)
+        {
+            Console.Error.WriteLine($"daop: {e.Message}");
+            return 2;
+        }
+    }
+
+    static IEnumerable<IPlacementPolicy> Policies() =>
+        [new LruPolicy(false), new LruPolicy(true), new StaticPolicy(), new DaopPolicy(approximate: false), new DaopPolicy(approximate: true)];
+}
