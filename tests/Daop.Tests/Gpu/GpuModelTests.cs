@@ -84,6 +84,14 @@ public class GpuModelTests(GpuFixture gpu, ITestOutputHelper output)
         output.WriteLine($"{fixture}: {dev.AllocatedBytes / 1024} KiB on device, {sw.ElapsedMilliseconds} ms");
     }
 
+    /// <summary>The same with teams of 4 lanes (the warp width here): every shuffle reduction and the lane-parallel attention.</summary>
+    [Theory]
+    [InlineData("mixtral-odd")]
+    [InlineData("qwen2moe-tiny")]
+    [InlineData("phimoe-tiny")]
+    public void LogitsMatchWithWarpWideTeams(string fixture) =>
+        gpu.WithLanes(gpu.Accelerator.WarpSize, gpu.Accelerator.WarpSize, () => LogitsMatchCpuAndTransformers(fixture));
+
     [Theory]
     [MemberData(nameof(TestPaths.HfFixtures), MemberType = typeof(TestPaths))]
     public void GreedyContinuationMatchesCpu(string fixture)
