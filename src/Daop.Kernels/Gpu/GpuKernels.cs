@@ -1,7 +1,11 @@
 using System.Runtime.CompilerServices;
+using System.Reflection;
 using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
 
 namespace Daop.Kernels.Gpu;
 
@@ -120,6 +124,40 @@ public sealed class GpuKernels
         _dummyF = acc.Allocate1D<float>(4);
         _dummyI = acc.Allocate1D<int>(4);
         _dummy4 = acc.Allocate1D<Float4>(1);
+    }
+
+    /// <summary>Every kernel entry point by name (all explicitly grouped).</summary>
+    public static IReadOnlyDictionary<string, MethodInfo> KernelMethods { get; } = new Dictionary<string, MethodInfo>
+    {
+        ["Gemv"] = typeof(RowKernels).GetMethod(nameof(RowKernels.Gemv))!,
+        ["GateUp"] = typeof(RowKernels).GetMethod(nameof(RowKernels.GateUp))!,
+        ["Down"] = typeof(RowKernels).GetMethod(nameof(RowKernels.Down))!,
+        ["DownCombine"] = typeof(RowKernels).GetMethod(nameof(RowKernels.DownCombine))!,
+        ["Norm"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Norm))!,
+        ["Rope"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Rope))!,
+        ["Embed"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Embed))!,
+        ["Add"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Add))!,
+        ["Clamp"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Clamp))!,
+        ["AddSigmoidScaled"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.AddSigmoidScaled))!,
+        ["Combine"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Combine))!,
+        ["Attention"] = typeof(AttentionKernel).GetMethod(nameof(AttentionKernel.Causal))!,
+    };
+
+    /// <summary>
+    /// PTX of every kernel for <paramref name="architecture"/> / <paramref name="instructionSet"/>, generated without a GPU
+    /// (ILGPU's PTX backend alone): for inspecting the code and checking in CI that the CUDA path compiles.
+    /// </summary>
+    public static Dictionary<string, string> CompilePtx(CudaArchitecture architecture, CudaInstructionSet instructionSet)
+    {
+        using var ctx = Context.Create(b => b.Optimize(OptimizationLevel.O1));
+        using var backend = new PTXBackend(ctx, architecture, instructionSet, null!);
+        var ptx = new Dictionary<string, string>();
+        foreach (var (name, method) in KernelMethods)
+        {
+            var entry = EntryPointDescription.FromExplicitlyGroupedKernel(method);
+            ptx[name] = ((PTXCompiledKernel)backend.Compile(entry, new KernelSpecialization())).PTXAssembly;
+        }
+        return ptx;
     }
 
     /// <summary>Creates the ILGPU CPU accelerator Daop tests and CPU fallbacks use: warps of 4 threads, one warp per group, one multiprocessor.</summary>
