@@ -47,6 +47,15 @@ public class GpuDeviceTests(GpuFixture gpu)
     }
 
     [Fact]
+    public void CheckModelAgreesWithCpu()
+    {
+        var r = GpuBench.CheckModel(TestPaths.Fixture("mixtral-tiny"), gpu.Accelerator, prefix: 5, decode: 2);
+        Assert.True(r.MaxRelativeError < 1e-4, r.ToString());
+        Assert.Equal(3 * 14 + 3, r.LaunchesPerToken); // per layer: 9 attention + 5 MoE; embed, final norm, lm head
+        Assert.True(r.DeviceBytes > 0);
+    }
+
+    [Fact]
     public void BenchRunsOnTinyShapes()
     {
         Assert.True(GpuBench.GemvGBps(gpu.Accelerator, DType.BF16, 16, 40, 2) > 0);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Daop.Engine.Model;
 using Daop.Kernels;
 using Daop.Kernels.Cpu;
 using Daop.Kernels.Gpu;
@@ -53,6 +54,56 @@ public static unsafe class GpuBench
             k.Down(s, down, h.View, y.View, 1);
         });
         return sec * 1e6;
+    }
+
+    /// <summary>
+    /// Runs the model in <paramref name="modelDir"/> on <paramref name="accelerator"/> (GPU device and experts) and on
+    /// the CPU path: prefills <paramref name="prefix"/> tokens, then decodes <paramref name="decode"/> more one at a time,
+    /// and reports the largest logit difference (relative to max(1, max |cpu|), per forward call), kernel launches per
+    /// decoded token and the mean GPU decode time. Token ids are a fixed pseudo-random sequence over the vocabulary.
+    /// </summary>
+    public static GpuModelCheck CheckModel(string modelDir, Accelerator accelerator, int prefix = 12, int decode = 8)
+    {
+        using var cpu = MoeModel.Load(modelDir, new ModelOptions { ContextLength = prefix + decode });
+        using var gpu = MoeModel.Load(modelDir, new ModelOptions
+        {
+            ContextLength = prefix + decode,
+            Device = _ => new GpuDevice(accelerator),
+            Experts = (m, d) => new GpuExpertScheduler(m, d),
+        });
+        var dev = (GpuDevice)gpu.Device;
+        int v = cpu.Config.VocabSize;
+        uint state = 12345;
+        var tokens = new int[prefix + decode];
+        for (int i = 0; i < tokens.Length; i++) tokens[i] = (int)((Next(ref state) + 1) / 2 * v) % v;
+        var cc = cpu.NewCache();
+        var gc = gpu.NewCache();
+        var a = new float[v];
+        var b = new float[v];
+        double worst = 0;
+        void Step(int start, int n)
+        {
+            cpu.Forward(tokens.AsSpan(start, n), start, cc, a);
+            gpu.Forward(tokens.AsSpan(start, n), start, gc, b);
+            double maxRef = 1, maxErr = 0;
+            for (int i = 0; i < v; i++) { maxRef = Math.Max(maxRef, Math.Abs(a[i])); maxErr = Math.Max(maxErr, Math.Abs(a[i] - b[i])); }
+            worst = Math.Max(worst, double.IsNaN(maxErr) ? double.PositiveInfinity : maxErr / maxRef);
+        }
+        Step(0, prefix);
+        long launches = dev.Launches;
+        double seconds = 0;
+        for (int i = 0; i < decode; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            gpu.Forward(tokens.AsSpan(prefix + i, 1), prefix + i, gc, b);
+            seconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        }
+        long perToken = decode > 0 ? (dev.Launches - launches) / decode : 0;
+        // Replay the decode steps on a fresh GPU cache alongside the CPU to compare them.
+        gc = gpu.NewCache();
+        gpu.Forward(tokens.AsSpan(0, prefix), 0, gc, b);
+        for (int i = 0; i < decode; i++) Step(prefix + i, 1);
+        return new GpuModelCheck(worst, perToken, decode > 0 ? seconds / decode * 1e3 : 0, dev.AllocatedBytes);
     }
 
     static double BestSecondsPerCall(Accelerator acc, int iters, Action call)
@@ -116,3 +167,10 @@ public static unsafe class GpuBench
         return (s >> 8) * (2f / (1 << 24)) - 1f;
     }
 }
+
+/// <summary>What <see cref="GpuBench.CheckModel"/> measured.</summary>
+/// <param name="MaxRelativeError">Largest max|gpu − cpu| / max(1, max|cpu|) over the compared forward calls.</param>
+/// <param name="LaunchesPerToken">Kernel launches per decoded token.</param>
+/// <param name="DecodeMilliseconds">Mean wall time of one GPU decode step (logits copied back included).</param>
+/// <param name="DeviceBytes">Device memory the GPU model held at the end.</param>
+public readonly record struct GpuModelCheck(double MaxRelativeError, long LaunchesPerToken, double DecodeMilliseconds, long DeviceBytes);
