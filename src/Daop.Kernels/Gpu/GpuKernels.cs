@@ -34,12 +34,12 @@ public sealed class GpuKernels
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, float> _clamp;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _addSigmoid;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _combine;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttnArgs> _attention;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs> _attention;
     readonly MemoryBuffer1D<float, Stride1D.Dense> _dummyF;
     readonly MemoryBuffer1D<int, Stride1D.Dense> _dummyI;
     readonly MemoryBuffer1D<Float4, Stride1D.Dense> _dummy4;
     long _launches;
-    int _lanes, _attnLanes;
+    int _lanes, _attnLanes, _attnTeams = AttentionKernel.MaxTeams;
 
     /// <summary>The accelerator the kernels run on.</summary>
     public Accelerator Accelerator { get; }
@@ -72,6 +72,17 @@ public sealed class GpuKernels
                 throw new ArgumentOutOfRangeException(nameof(value), $"attention lanes must be 1 or {Accelerator.WarpSize}");
             _attnLanes = value;
         }
+    }
+
+    /// <summary>
+    /// Teams that split one (token, head)'s key positions in the attention kernel (≤ <see cref="AttentionKernel.MaxTeams"/>;
+    /// at most 4 on the CPU accelerator, whose groups are small).
+    /// </summary>
+    public int AttentionTeams
+    {
+        get => _attnTeams;
+        set => _attnTeams = value >= 1 && value <= AttentionKernel.MaxTeams ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), $"attention teams must be 1..{AttentionKernel.MaxTeams}");
     }
 
     /// <summary>Kernel launches so far (all launchers, all callers).</summary>
@@ -120,7 +131,7 @@ public sealed class GpuKernels
         _clamp = acc.LoadKernel<ArrayView<float>, int, float>(VectorKernels.Clamp);
         _addSigmoid = acc.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(VectorKernels.AddSigmoidScaled);
         _combine = acc.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int>(VectorKernels.Combine);
-        _attention = acc.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttnArgs>(AttentionKernel.Causal);
+        _attention = acc.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs>(AttentionKernel.Causal);
         _dummyF = acc.Allocate1D<float>(4);
         _dummyI = acc.Allocate1D<int>(4);
         _dummy4 = acc.Allocate1D<Float4>(1);
@@ -304,12 +315,15 @@ public sealed class GpuKernels
         if (headDim > AttentionKernel.MaxHeadDim) throw new NotSupportedException($"head dim {headDim} > {AttentionKernel.MaxHeadDim}");
         if (heads % kvHeads != 0) throw new ArgumentException($"{heads} heads are not a multiple of {kvHeads} kv heads");
         int lanes = _attnLanes;
-        int group = Math.Min(AttentionKernel.MaxTeams * lanes, Accelerator.MaxNumThreadsPerGroup) / lanes * lanes;
+        int teams = Math.Min(IsCpu ? Math.Min(4, AttentionTeams) : AttentionTeams, Accelerator.MaxNumThreadsPerGroup / lanes);
         var a = new AttnArgs
         {
             Tokens = tokens, StartPos = startPos, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
             Window = Math.Max(0, window), Lanes = lanes, Scale = 1f / MathF.Sqrt(headDim),
         };
-        _attention(s, Teams((long)tokens * heads, lanes, group), q, k, v, kc, vc, o, a);
+        long items = (long)tokens * heads;
+        int groups = (int)Math.Min(items, IsCpu ? MaxGroups : int.MaxValue);
+        Interlocked.Increment(ref _launches);
+        _attention(s, new KernelConfig(groups, teams * lanes), q, k, v, kc, vc, o, AsFloat4(q), AsFloat4(k), AsFloat4(kc), a);
     }
 }

@@ -206,15 +206,28 @@ public static class GpuMath
         Acc4 a;
         a.A0 = 0; a.A1 = 0; a.A2 = 0; a.A3 = 0;
         int per = PerChunk(type);
-        for (int j = lane; j < rowChunks; j += lanes)
+        int j = lane;
+        // Two chunks per step: both 16-byte loads are issued before either is used.
+        for (; j + lanes < rowChunks; j += 2 * lanes)
         {
-            var wv = Widen(w[rowBase + j], type);
-            int c0 = j * per;
-            a.A0 += DotChunk(wv, x, x4, x0, c0, cols, per, aligned);
-            if (nt > 1) a.A1 += DotChunk(wv, x, x4, x1, c0, cols, per, aligned);
-            if (nt > 2) a.A2 += DotChunk(wv, x, x4, x2, c0, cols, per, aligned);
-            if (nt > 3) a.A3 += DotChunk(wv, x, x4, x3, c0, cols, per, aligned);
+            var c0 = w[rowBase + j];
+            var c1 = w[rowBase + j + lanes];
+            a = Accumulate(a, Widen(c0, type), x, x4, x0, x1, x2, x3, j * per, cols, per, aligned, nt);
+            a = Accumulate(a, Widen(c1, type), x, x4, x0, x1, x2, x3, (j + lanes) * per, cols, per, aligned, nt);
         }
+        if (j < rowChunks)
+            a = Accumulate(a, Widen(w[rowBase + j], type), x, x4, x0, x1, x2, x3, j * per, cols, per, aligned, nt);
+        return a;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Acc4 Accumulate(Acc4 a, Widened wv, ArrayView<float> x, ArrayView<Float4> x4, long x0, long x1, long x2, long x3,
+        int c0, int cols, int per, int aligned, int nt)
+    {
+        a.A0 += DotChunk(wv, x, x4, x0, c0, cols, per, aligned);
+        if (nt > 1) a.A1 += DotChunk(wv, x, x4, x1, c0, cols, per, aligned);
+        if (nt > 2) a.A2 += DotChunk(wv, x, x4, x2, c0, cols, per, aligned);
+        if (nt > 3) a.A3 += DotChunk(wv, x, x4, x3, c0, cols, per, aligned);
         return a;
     }
 

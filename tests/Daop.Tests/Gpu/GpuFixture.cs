@@ -28,13 +28,14 @@ public sealed class GpuFixture : IDisposable
     public AcceleratorStream Stream => Accelerator.DefaultStream;
 
     /// <summary>Runs <paramref name="body"/> with the given team widths, restoring the defaults after.</summary>
-    public void WithLanes(int lanes, int attentionLanes, Action body)
+    public void WithLanes(int lanes, int attentionLanes, Action body, int attentionTeams = AttentionKernel.MaxTeams)
     {
-        int l = Kernels.Lanes, a = Kernels.AttentionLanes;
+        int l = Kernels.Lanes, a = Kernels.AttentionLanes, t = Kernels.AttentionTeams;
         Kernels.Lanes = lanes;
         Kernels.AttentionLanes = attentionLanes;
+        Kernels.AttentionTeams = attentionTeams;
         try { body(); }
-        finally { Kernels.Lanes = l; Kernels.AttentionLanes = a; }
+        finally { Kernels.Lanes = l; Kernels.AttentionLanes = a; Kernels.AttentionTeams = t; }
     }
 
     public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data)

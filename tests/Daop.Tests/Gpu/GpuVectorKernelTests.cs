@@ -81,16 +81,20 @@ public class GpuVectorKernelTests(GpuFixture gpu)
     /// (softmax weights differ by a few ulps), cache rows appended exactly.
     /// </summary>
     [Theory]
-    [InlineData(1, 0, 4, 2, 16, 0, 1)]
-    [InlineData(1, 6, 4, 2, 16, 0, 1)]
-    [InlineData(3, 0, 5, 1, 16, 0, 1)]
-    [InlineData(4, 6, 4, 2, 16, 3, 1)]
-    [InlineData(5, 2, 2, 2, 6, 0, 1)]
-    [InlineData(1, 9, 4, 2, 16, 4, 1)]
-    [InlineData(1, 6, 4, 2, 16, 0, 4)]
-    [InlineData(4, 6, 4, 2, 6, 3, 4)]
-    [InlineData(3, 5, 5, 1, 16, 0, 4)]
-    public void AttentionMatchesCpu(int tokens, int startPos, int heads, int kvHeads, int d, int window, int lanes)
+    [InlineData(1, 0, 4, 2, 16, 0, 1, 1)]
+    [InlineData(1, 6, 4, 2, 16, 0, 1, 1)]
+    [InlineData(3, 0, 5, 1, 16, 0, 1, 1)]
+    [InlineData(4, 6, 4, 2, 16, 3, 1, 1)]
+    [InlineData(5, 2, 2, 2, 6, 0, 1, 1)]
+    [InlineData(1, 9, 4, 2, 16, 4, 1, 1)]
+    [InlineData(1, 0, 4, 2, 16, 0, 1, 4)]
+    [InlineData(1, 13, 4, 2, 16, 0, 1, 4)]
+    [InlineData(4, 6, 4, 2, 6, 3, 1, 3)]
+    [InlineData(3, 10, 5, 1, 16, 5, 1, 2)]
+    [InlineData(1, 6, 4, 2, 16, 0, 4, 1)]
+    [InlineData(4, 6, 4, 2, 6, 3, 4, 1)]
+    [InlineData(3, 5, 5, 1, 16, 0, 4, 1)]
+    public void AttentionMatchesCpu(int tokens, int startPos, int heads, int kvHeads, int d, int window, int lanes, int teams)
     {
         int cap = startPos + tokens + 2, kvDim = kvHeads * d, qDim = heads * d;
         var q = NativeWeights.Floats(tokens * qDim, 1, 2f);
@@ -114,9 +118,9 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         using var vcb = gpu.Upload(vc);
         using var ob = gpu.Zeros(tokens * qDim);
         gpu.WithLanes(1, lanes, () => gpu.Kernels.Attention(gpu.Stream, qb.View, kb.View, vb.View, kcb.View, vcb.View, ob.View,
-            tokens, startPos, heads, kvHeads, d, window));
+            tokens, startPos, heads, kvHeads, d, window), teams);
         var got = gpu.Read(ob, want.Length);
-        for (int i = 0; i < want.Length; i++) Close(want[i], got[i], 1e-5, $"o[{i}] T={tokens} start={startPos} window={window} lanes={lanes}");
+        for (int i = 0; i < want.Length; i++) Close(want[i], got[i], 1e-5, $"o[{i}] T={tokens} start={startPos} window={window} lanes={lanes} teams={teams}");
         var gotK = gpu.Read(kcb, (startPos + tokens) * kvDim);
         var gotV = gpu.Read(vcb, (startPos + tokens) * kvDim);
         Assert.Equal(wantK.AsSpan(0, gotK.Length).ToArray(), gotK);
