@@ -28,6 +28,7 @@ public sealed class GpuDevice : IDevice
     readonly long _launchBase;
     MemoryBuffer1D<int, Stride1D.Dense>? _tokens;
     MemoryBuffer1D<float, Stride1D.Dense>? _ffnScratch;
+    int[] _tokenHost = [];
     long _allocated, _copies;
     bool _disposed;
 
@@ -201,7 +202,10 @@ public sealed class GpuDevice : IDevice
             _tokens = Accelerator.Allocate1D<int>(Math.Max(64, tokens.Length));
             Track(_tokens);
         }
-        _tokens.View.SubView(0, tokens.Length).CopyFromCPU(Stream, ref MemoryMarshal.GetReference(tokens), tokens.Length);
+        // Through a pinned staging array, queued without waiting (CUDA stages pageable sources before returning).
+        if (_tokenHost.Length < tokens.Length) _tokenHost = GC.AllocateUninitializedArray<int>(Math.Max(64, tokens.Length), pinned: true);
+        tokens.CopyTo(_tokenHost);
+        _tokens.View.BaseView.SubView(0, tokens.Length).CopyFromCPUUnsafeAsync(Stream, ref _tokenHost[0], tokens.Length);
         CountCopy();
         Kernels.Embed(Stream, Matrix(table), _tokens.View, V(x), tokens.Length);
     }

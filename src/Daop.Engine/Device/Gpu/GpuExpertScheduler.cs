@@ -94,7 +94,7 @@ public sealed class GpuExpertScheduler : IExpertScheduler
         }
         // Layout: [order P | tiles 3·nt | pos P | expert P | weight bits P]
         int tileOff = p, posOff = tileOff + 3 * tiles, expOff = posOff + p, wOff = expOff + p, total = wOff + p;
-        if (_host.Length < total) _host = new int[Math.Max(total, 2 * _host.Length)];
+        if (_host.Length < total) _host = GC.AllocateUninitializedArray<int>(Math.Max(total, 2 * _host.Length), pinned: true);
         var host = _host;
         Array.Copy(_start, _fill, numExperts);
         for (int i = 0; i < p; i++) host[_fill[r.Experts[i]]++] = i;
@@ -120,7 +120,9 @@ public sealed class GpuExpertScheduler : IExpertScheduler
             Track(_index);
         }
         ArrayView<int> index = _index.View;
-        index.SubView(0, total).CopyFromCPU(_d.Stream, ref MemoryMarshal.GetArrayDataReference(host), total);
+        // Queued without waiting: the pinned host array is pageable memory to CUDA, which stages it before the call
+        // returns, and the CPU accelerator copies at once — so the array may be refilled by the next call.
+        index.SubView(0, total).CopyFromCPUUnsafeAsync(_d.Stream, ref MemoryMarshal.GetArrayDataReference(host), total);
         _d.CountCopy();
         var scales = index.SubView(wOff, p).Cast<float>();
 
