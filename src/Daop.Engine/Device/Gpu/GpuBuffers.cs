@@ -1,0 +1,71 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Engine.Device.Gpu;
+
+/// <summary>fp32 activations in device memory (capacity rounded up to whole 16-byte groups, zero-filled).</summary>
+public sealed class GpuBuffer : DeviceBuffer
+{
+    readonly int _length;
+
+    internal GpuBuffer(MemoryBuffer1D<float, Stride1D.Dense> buffer, int length)
+    {
+        Buffer = buffer;
+        _length = length;
+    }
+
+    internal MemoryBuffer1D<float, Stride1D.Dense> Buffer { get; }
+
+    /// <summary>The whole device allocation (starts 16-byte aligned; may be longer than <see cref="Length"/>).</summary>
+    public ArrayView<float> View => Buffer.View;
+
+    /// <inheritdoc />
+    public override int Length => _length;
+}
+
+/// <summary>
+/// Per-sequence fp32 KV cache in device memory: per layer [capacity, NKV·D] for K and for V. Dispose it (or the
+/// device) to free the memory.
+/// </summary>
+public sealed class GpuKvCache : KvCache, IDisposable
+{
+    readonly int _capacity;
+    readonly GpuDevice _device;
+    readonly MemoryBuffer1D<float, Stride1D.Dense>[] _k, _v;
+    bool _disposed;
+
+    internal GpuKvCache(GpuDevice device, int layers, int capacity, int kvDim)
+    {
+        _device = device;
+        _capacity = capacity;
+        KvDim = kvDim;
+        _k = new MemoryBuffer1D<float, Stride1D.Dense>[layers];
+        _v = new MemoryBuffer1D<float, Stride1D.Dense>[layers];
+        for (int l = 0; l < layers; l++)
+        {
+            _k[l] = device.AllocateFloats((long)capacity * kvDim);
+            _v[l] = device.AllocateFloats((long)capacity * kvDim);
+        }
+    }
+
+    /// <inheritdoc />
+    public override int Capacity => _capacity;
+
+    /// <summary>NKV·D floats per position.</summary>
+    public int KvDim { get; }
+
+    /// <summary>Keys of layer <paramref name="layer"/>, [capacity, NKV·D].</summary>
+    public ArrayView<float> K(int layer) => _k[layer].View;
+
+    /// <summary>Values of layer <paramref name="layer"/>.</summary>
+    public ArrayView<float> V(int layer) => _v[layer].View;
+
+    /// <summary>Frees the cache's device memory.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var b in _k) _device.Free(b);
+        foreach (var b in _v) _device.Free(b);
+    }
+}

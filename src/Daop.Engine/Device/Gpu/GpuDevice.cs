@@ -1,0 +1,306 @@
+using System.Runtime.InteropServices;
+using Daop.Engine.Model;
+using Daop.Kernels;
+using Daop.Kernels.Gpu;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Daop.Engine.Device.Gpu;
+
+/// <summary>
+/// <see cref="IDevice"/> on an ILGPU accelerator: CUDA on a GPU machine, the ILGPU CPU accelerator elsewhere (CI).
+/// Activations and KV caches are fp32 device buffers; every weight matrix is uploaded once, on first use, in its
+/// stored dtype (rows padded to 16-byte chunks) and cached by its host pointer; fp32 vectors (norm weights, biases,
+/// RoPE tables) likewise by reference. All work is queued on the accelerator's default stream;
+/// <see cref="CopyToHost"/> waits for it.
+/// </summary>
+public sealed class GpuDevice : IDevice
+{
+    readonly record struct MatrixKey(nint Data, DType Type, int Rows, int Cols, int Count);
+
+    readonly Context? _ownedContext;
+    readonly bool _ownsAccelerator;
+    readonly Dictionary<MatrixKey, MemoryBuffer1D<Chunk16, Stride1D.Dense>> _matrices = [];
+    readonly Dictionary<object, MemoryBuffer1D<float, Stride1D.Dense>> _vectors = new(ReferenceEqualityComparer.Instance);
+    readonly List<MemoryBuffer> _live = [];
+    readonly long _launchBase;
+    MemoryBuffer1D<int, Stride1D.Dense>? _tokens;
+    MemoryBuffer1D<float, Stride1D.Dense>? _ffnScratch;
+    int[] _tokenHost = [];
+    long _allocated, _copies;
+    bool _disposed;
+
+    /// <summary>Runs on <paramref name="accelerator"/>, which the caller keeps owning (it must outlive the device).</summary>
+    public GpuDevice(Accelerator accelerator) : this(accelerator, null, ownsAccelerator: false) { }
+
+    GpuDevice(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator)
+    {
+        Accelerator = accelerator;
+        _ownedContext = ownedContext;
+        _ownsAccelerator = ownsAccelerator;
+        Kernels = GpuKernels.For(accelerator);
+        _launchBase = Kernels.Launches;
+        Name = accelerator.AcceleratorType == AcceleratorType.Cuda
+            ? $"cuda:{(accelerator.Device is CudaDevice cd ? cd.DeviceId : 0)} ({accelerator.Name})"
+            : "ilgpu-cpu";
+    }
+
+    /// <summary>
+    /// A device on its own ILGPU context: the first CUDA GPU when <paramref name="preferCuda"/> and one is present,
+    /// else the ILGPU CPU accelerator. Disposing the device disposes both.
+    /// </summary>
+    public static GpuDevice Create(bool preferCuda)
+    {
+        var cpu = GpuKernels.CpuDevice(multiprocessors: Math.Max(1, Environment.ProcessorCount / 2));
+        var ctx = Context.Create(b =>
+        {
+            b.Optimize(OptimizationLevel.O1);
+            if (preferCuda) b.Cuda();
+            b.CPU(cpu);
+        });
+        try
+        {
+            Accelerator acc = preferCuda && ctx.GetCudaDevices().Count > 0
+                ? ctx.GetCudaDevices()[0].CreateAccelerator(ctx)
+                : ctx.GetCPUDevice(0).CreateCPUAccelerator(ctx, CPUAcceleratorMode.Parallel);
+            return new GpuDevice(acc, ctx, ownsAccelerator: true);
+        }
+        catch
+        {
+            ctx.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public string Name { get; }
+
+    /// <summary>The accelerator everything runs on.</summary>
+    public Accelerator Accelerator { get; }
+
+    /// <summary>The loaded kernels (shared by every device on the accelerator).</summary>
+    public GpuKernels Kernels { get; }
+
+    /// <summary>The stream all work is queued on.</summary>
+    public AcceleratorStream Stream => Accelerator.DefaultStream;
+
+    /// <summary>Bytes of device memory this device holds now (activations, caches, weights, scratch).</summary>
+    public long AllocatedBytes => Interlocked.Read(ref _allocated);
+
+    /// <summary>
+    /// Kernel launches on this accelerator since the device was made (its own ops and its expert scheduler's).
+    /// Take the difference around <see cref="MoeModel.Forward"/> for launches per call.
+    /// </summary>
+    public long Launches => Kernels.Launches - _launchBase;
+
+    /// <summary>Memory copies this device queued (host↔device and device↔device).</summary>
+    public long Copies => Interlocked.Read(ref _copies);
+
+    static ArrayView<float> V(DeviceBuffer b) => ((GpuBuffer)b).View;
+
+    internal MemoryBuffer1D<float, Stride1D.Dense> AllocateFloats(long n)
+    {
+        var b = Accelerator.Allocate1D<float>(Math.Max(4, (n + 3) / 4 * 4));
+        b.MemSetToZero(Stream);
+        Track(b);
+        return b;
+    }
+
+    internal void Track(MemoryBuffer b)
+    {
+        lock (_live) _live.Add(b);
+        Interlocked.Add(ref _allocated, b.LengthInBytes);
+    }
+
+    internal void Free(MemoryBuffer b)
+    {
+        lock (_live)
+            if (!_live.Remove(b)) return;
+        Interlocked.Add(ref _allocated, -b.LengthInBytes);
+        b.Dispose();
+    }
+
+    internal void CountCopy() => Interlocked.Increment(ref _copies);
+
+    /// <summary>The device copy of <paramref name="w"/> (uploaded on first use).</summary>
+    public unsafe GpuMatrix Matrix(in WeightMatrix w)
+    {
+        var key = new MatrixKey((nint)w.Data, w.Type, w.Rows, w.Cols, 1);
+        {
+            if (!_matrices.TryGetValue(key, out var buf))
+            {
+                buf = Accelerator.Allocate1D<Chunk16>(Math.Max(1, GpuMatrix.ChunksFor(w)));
+                Track(buf);
+                GpuMatrix.Upload(Stream, w, buf.View, 0);
+                CountCopy();
+                _matrices[key] = buf;
+            }
+            return new GpuMatrix(buf.View, w.Type, w.Rows, w.Cols);
+        }
+    }
+
+    /// <summary>
+    /// The device copy of equally shaped matrices stacked in order ([Count·Rows] rows), uploaded on first use:
+    /// how all experts of a layer stay resident for the grouped expert kernels.
+    /// </summary>
+    public unsafe GpuMatrix Stack(ReadOnlySpan<WeightMatrix> ws)
+    {
+        if (ws.Length == 0) throw new ArgumentException("empty stack", nameof(ws));
+        var w0 = ws[0];
+        foreach (var w in ws)
+            if (w.Type != w0.Type || w.Rows != w0.Rows || w.Cols != w0.Cols)
+                throw new NotSupportedException($"stacked matrices differ: {w.Type} [{w.Rows}, {w.Cols}] vs {w0.Type} [{w0.Rows}, {w0.Cols}]");
+        {
+            var key = new MatrixKey((nint)w0.Data, w0.Type, w0.Rows, w0.Cols, ws.Length);
+            if (!_matrices.TryGetValue(key, out var buf))
+            {
+                long per = GpuMatrix.ChunksFor(w0);
+                buf = Accelerator.Allocate1D<Chunk16>(Math.Max(1, per * ws.Length));
+                Track(buf);
+                for (int i = 0; i < ws.Length; i++)
+                {
+                    GpuMatrix.Upload(Stream, ws[i], buf.View, i * per);
+                    CountCopy();
+                }
+                _matrices[key] = buf;
+            }
+            return new GpuMatrix(buf.View, w0.Type, w0.Rows, w0.Cols, ws.Length);
+        }
+    }
+
+    /// <summary>The device copy of a host fp32 vector (uploaded on first use, keyed by the array).</summary>
+    public ArrayView<float> Vector(float[] v)
+    {
+        if (!_vectors.TryGetValue(v, out var buf))
+        {
+            buf = AllocateFloats(v.Length);
+            if (v.Length > 0) buf.View.SubView(0, v.Length).CopyFromCPU(Stream, v);
+            CountCopy();
+            _vectors[v] = buf;
+        }
+        return buf.View;
+    }
+
+    /// <inheritdoc />
+    public DeviceBuffer Allocate(int floats) => new GpuBuffer(AllocateFloats(floats), floats);
+
+    /// <inheritdoc />
+    public KvCache CreateKvCache(int layers, int capacity, int kvDim) => new GpuKvCache(this, layers, capacity, kvDim);
+
+    /// <inheritdoc />
+    public void Embed(ReadOnlySpan<int> tokens, in WeightMatrix table, DeviceBuffer x)
+    {
+        foreach (int id in tokens)
+            if ((uint)id >= (uint)table.Rows)
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {id} is outside the vocabulary [0, {table.Rows})");
+        if (tokens.IsEmpty) return;
+        if (_tokens == null || _tokens.Length < tokens.Length)
+        {
+            if (_tokens != null) Free(_tokens);
+            _tokens = Accelerator.Allocate1D<int>(Math.Max(64, tokens.Length));
+            Track(_tokens);
+        }
+        // Through a pinned staging array, queued without waiting (CUDA stages pageable sources before returning).
+        if (_tokenHost.Length < tokens.Length) _tokenHost = GC.AllocateUninitializedArray<int>(Math.Max(64, tokens.Length), pinned: true);
+        tokens.CopyTo(_tokenHost);
+        _tokens.View.BaseView.SubView(0, tokens.Length).CopyFromCPUUnsafeAsync(Stream, ref _tokenHost[0], tokens.Length);
+        CountCopy();
+        Kernels.Embed(Stream, Matrix(table), _tokens.View, V(x), tokens.Length);
+    }
+
+    /// <inheritdoc />
+    public void Norm(NormWeights n, DeviceBuffer x, DeviceBuffer y, int rows)
+    {
+        ArrayView<float>? bias = n.Kind == Load.Config.NormKind.LayerNorm ? Vector(n.Bias!) : null;
+        Kernels.Norm(Stream, V(x), V(y), Vector(n.Weight), bias, rows, n.Weight.Length, n.Eps);
+    }
+
+    /// <inheritdoc />
+    public void Linear(LinearWeights w, DeviceBuffer x, DeviceBuffer y, int tokens) =>
+        Kernels.Gemv(Stream, Matrix(w.W), V(x), V(y), tokens, w.Bias is { } b ? Vector(b) : null);
+
+    /// <inheritdoc />
+    public void Clamp(DeviceBuffer x, int count, float limit) => Kernels.Clamp(Stream, V(x), count, limit);
+
+    /// <inheritdoc />
+    public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos)
+    {
+        if (startPos + tokens > rope.Capacity)
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the RoPE table ({rope.Capacity})");
+        Kernels.Rope(Stream, V(x), Vector(rope.Cos), Vector(rope.Sin), tokens, heads, headDim, rope.Half, startPos);
+    }
+
+    /// <inheritdoc />
+    public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window)
+    {
+        var c = (GpuKvCache)cache;
+        if (startPos + tokens > c.Capacity)
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the cache ({c.Capacity})");
+        Kernels.Attention(Stream, V(q), V(k), V(v), c.K(layer), c.V(layer), V(o), tokens, startPos, heads, kvHeads, headDim,
+            window ?? 0);
+    }
+
+    /// <inheritdoc />
+    public void Add(DeviceBuffer acc, DeviceBuffer x, int count) => Kernels.Add(Stream, V(acc), V(x), count);
+
+    /// <inheritdoc />
+    public void Ffn(in ExpertWeights w, DeviceBuffer x, DeviceBuffer y, int tokens)
+    {
+        var h = Scratch(ref _ffnScratch, (long)tokens * w.Gate.Rows);
+        Kernels.GateUp(Stream, Matrix(w.Gate), Matrix(w.Up), V(x), h, tokens);
+        Kernels.Down(Stream, Matrix(w.Down), h, V(y), tokens);
+    }
+
+    /// <summary>A device scratch of at least <paramref name="n"/> floats in <paramref name="slot"/> (grows, then stays).</summary>
+    internal ArrayView<float> Scratch(ref MemoryBuffer1D<float, Stride1D.Dense>? slot, long n)
+    {
+        if (slot == null || slot.Length < n)
+        {
+            if (slot != null) Free(slot);
+            slot = AllocateFloats(Math.Max(n, 1024));
+        }
+        return slot.View;
+    }
+
+    /// <inheritdoc />
+    public void AddSigmoidScaled(DeviceBuffer acc, DeviceBuffer x, DeviceBuffer gate, int tokens, int width) =>
+        Kernels.AddSigmoidScaled(Stream, V(acc), V(x), V(gate), tokens, width);
+
+    /// <inheritdoc />
+    public void Copy(DeviceBuffer src, int srcOffset, DeviceBuffer dst, int dstOffset, int count)
+    {
+        if (count <= 0) return;
+        V(src).SubView(srcOffset, count).CopyTo(Stream, V(dst).SubView(dstOffset, count));
+        CountCopy();
+    }
+
+    /// <inheritdoc />
+    public void CopyToHost(DeviceBuffer x, int offset, Span<float> dst)
+    {
+        if (dst.IsEmpty) { Stream.Synchronize(); return; }
+        V(x).SubView(offset, dst.Length).CopyToCPU(Stream, ref MemoryMarshal.GetReference(dst), dst.Length);
+        CountCopy();
+    }
+
+    /// <summary>Waits for all queued work.</summary>
+    public void Synchronize() => Stream.Synchronize();
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        try { Stream.Synchronize(); } catch (Exception) { /* the accelerator may already be gone */ }
+        MemoryBuffer[] live;
+        lock (_live) { live = [.. _live]; _live.Clear(); }
+        foreach (var b in live) b.Dispose();
+        _matrices.Clear();
+        _vectors.Clear();
+        Interlocked.Exchange(ref _allocated, 0);
+        if (_ownsAccelerator) Accelerator.Dispose();
+        _ownedContext?.Dispose();
+    }
+}

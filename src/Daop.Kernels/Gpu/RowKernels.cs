@@ -1,0 +1,201 @@
+using ILGPU;
+
+namespace Daop.Kernels.Gpu;
+
+/// <summary>Scalar arguments of the row (matrix-vector) kernels.</summary>
+public struct RowArgs
+{
+    /// <summary>Output rows of one matrix (of one expert in a stack).</summary>
+    public int Rows;
+    /// <summary>Input features (columns) of the weight.</summary>
+    public int Cols;
+    /// <summary>16-byte chunks per stored (padded) weight row.</summary>
+    public int RowChunks;
+    /// <summary>dtype code of the (gate) weight.</summary>
+    public int Type;
+    /// <summary>dtype code of the up weight (gate/up kernel).</summary>
+    public int Type2;
+    /// <summary>Input rows: tokens (GEMV, dense FFN), routed positions T·K (grouped experts), or T (down-combine).</summary>
+    public int Tokens;
+    /// <summary>Threads per team (one team per output row at a time); a power of two ≤ warp size.</summary>
+    public int Lanes;
+    /// <summary><see cref="RowKernels.FlagBias"/> | <see cref="RowKernels.FlagAligned"/> | <see cref="RowKernels.FlagGrouped"/>.</summary>
+    public int Flags;
+    /// <summary>Experts per token (routed kernels).</summary>
+    public int TopK;
+    /// <summary>Number of token tiles (grouped kernels).</summary>
+    public int Tiles;
+    /// <summary>Offset of the tile list (3 ints per tile: expert, first position, count) in the index view.</summary>
+    public int TileOffset;
+    /// <summary>Offset of the slot → position map in the index view (down-combine).</summary>
+    public int PosOffset;
+    /// <summary>Offset of the slot → expert map in the index view (down-combine).</summary>
+    public int ExpertOffset;
+}
+
+/// <summary>
+/// Matrix-vector kernels over 16-byte-chunked weights: a team of <see cref="RowArgs.Lanes"/> threads per output
+/// row, each lane striding over the row's chunks (one 16-byte load = 8 bf16/f16 or 4 fp32), up to four tokens
+/// per weight load, fp32 accumulation and a shuffle reduction. All are grid-stride: any grid covers all work.
+/// </summary>
+public static class RowKernels
+{
+    /// <summary>Add bias[r] to every output.</summary>
+    public const int FlagBias = 1;
+    /// <summary>x rows are 16-byte aligned (cols % 4 == 0): load activations as <see cref="Float4"/>.</summary>
+    public const int FlagAligned = 2;
+    /// <summary>Token tiles and row indices come from the index view (routed experts).</summary>
+    public const int FlagGrouped = 4;
+
+    /// <summary>y[t, r] = Σ_c x[t, c]·W[r, c] (+ bias[r]) for t &lt; Tokens, r &lt; Rows.</summary>
+    public static void Gemv(ArrayView<Chunk16> w, ArrayView<float> x, ArrayView<Float4> x4, ArrayView<float> bias,
+        ArrayView<float> y, RowArgs a)
+    {
+        int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
+        int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
+        int tiles = (a.Tokens + 3) / 4, items = a.Rows * tiles, iters = (items + teams - 1) / teams;
+        int ntU = a.Tokens < 4 ? a.Tokens : 4;
+        int aligned = a.Flags & FlagAligned;
+        for (int it = 0; it < iters; it++)
+        {
+            int item = it * teams + team;
+            bool valid = item < items;
+            int tile = valid ? item / a.Rows : 0, r = valid ? item - tile * a.Rows : 0;
+            int t0 = tile * 4, nt = a.Tokens - t0 < 4 ? a.Tokens - t0 : 4;
+            long xc = a.Cols;
+            var acc = GpuMath.DotRows(w, (long)r * a.RowChunks, valid ? a.RowChunks : 0, a.Type, x, x4, a.Cols, aligned,
+                t0 * xc, (t0 + 1) * xc, (t0 + 2) * xc, (t0 + 3) * xc, nt, lane, lanes);
+            acc = GpuMath.TeamSum4(acc, ntU, lanes);
+            if (valid && lane == 0)
+            {
+                float b = (a.Flags & FlagBias) != 0 ? bias[r] : 0f;
+                for (int k = 0; k < nt; k++) y[(long)(t0 + k) * a.Rows + r] = GpuMath.Pick(acc, k) + b;
+            }
+        }
+    }
+
+    // Tile `tile` of a grouped or implicit position list: expert, first position, count.
+    static void Tile(ArrayView<int> index, RowArgs a, int tile, out int expert, out int p0, out int n)
+    {
+        if ((a.Flags & FlagGrouped) != 0)
+        {
+            int o = a.TileOffset + 3 * tile;
+            expert = index[o]; p0 = index[o + 1]; n = index[o + 2];
+        }
+        else
+        {
+            expert = 0; p0 = 4 * tile; n = a.Tokens - p0 < 4 ? a.Tokens - p0 : 4;
+        }
+    }
+
+    /// <summary>
+    /// h[p, r] = SiLU(Wg[e]·x[row(p)]) · (Wu[e]·x[row(p)]) for every position p of every tile, r &lt; Rows (= inter).
+    /// Grouped: row(p) = index[p] / TopK (index[p] is the routing slot), tiles from the index view, Wg/Wu stacks of
+    /// all experts ([E·inter] rows). Otherwise row(p) = p, expert 0, tiles of four consecutive positions.
+    /// </summary>
+    public static void GateUp(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<float> x, ArrayView<Float4> x4,
+        ArrayView<int> index, ArrayView<float> h, RowArgs a)
+    {
+        int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
+        int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
+        int items = a.Rows * a.Tiles, iters = (items + teams - 1) / teams;
+        int ntU = a.Tokens < 4 ? a.Tokens : 4;
+        int aligned = a.Flags & FlagAligned;
+        bool grouped = (a.Flags & FlagGrouped) != 0;
+        for (int it = 0; it < iters; it++)
+        {
+            int item = it * teams + team;
+            bool valid = item < items;
+            int tile = valid ? item / a.Rows : 0, r = valid ? item - tile * a.Rows : 0;
+            Tile(index, a, tile, out int e, out int p0, out int n);
+            if (!valid) n = 0;
+            long xc = a.Cols;
+            long x0 = RowOf(index, grouped, a.TopK, p0, n, 0) * xc, x1 = RowOf(index, grouped, a.TopK, p0, n, 1) * xc;
+            long x2 = RowOf(index, grouped, a.TopK, p0, n, 2) * xc, x3 = RowOf(index, grouped, a.TopK, p0, n, 3) * xc;
+            long row = ((long)e * a.Rows + r) * a.RowChunks;
+            int chunks = valid ? a.RowChunks : 0;
+            var g = GpuMath.DotRows(wg, row, chunks, a.Type, x, x4, a.Cols, aligned, x0, x1, x2, x3, n, lane, lanes);
+            var u = GpuMath.DotRows(wu, row, chunks, a.Type2, x, x4, a.Cols, aligned, x0, x1, x2, x3, n, lane, lanes);
+            g = GpuMath.TeamSum4(g, ntU, lanes);
+            u = GpuMath.TeamSum4(u, ntU, lanes);
+            if (valid && lane == 0)
+                for (int k = 0; k < n; k++)
+                    h[(long)(p0 + k) * a.Rows + r] = GpuMath.Silu(GpuMath.Pick(g, k)) * GpuMath.Pick(u, k);
+        }
+    }
+
+    static long RowOf(ArrayView<int> index, bool grouped, int topK, int p0, int n, int k)
+    {
+        if (k >= n) return 0;
+        return grouped ? index[p0 + k] / topK : p0 + k;
+    }
+
+    /// <summary>
+    /// Down projection of positions: out[o(p), r] = s(p) · Wd[e]·h[p]. Grouped: o(p) = index[p] (the routing slot),
+    /// s(p) = scales[slot]; otherwise o(p) = p and s = 1.
+    /// </summary>
+    public static void Down(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, RowArgs a)
+    {
+        int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
+        int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
+        int items = a.Rows * a.Tiles, iters = (items + teams - 1) / teams;
+        int ntU = a.Tokens < 4 ? a.Tokens : 4;
+        int aligned = a.Flags & FlagAligned;
+        bool grouped = (a.Flags & FlagGrouped) != 0;
+        for (int it = 0; it < iters; it++)
+        {
+            int item = it * teams + team;
+            bool valid = item < items;
+            int tile = valid ? item / a.Rows : 0, r = valid ? item - tile * a.Rows : 0;
+            Tile(index, a, tile, out int e, out int p0, out int n);
+            if (!valid) n = 0;
+            long hc = a.Cols;
+            var acc = GpuMath.DotRows(wd, ((long)e * a.Rows + r) * a.RowChunks, valid ? a.RowChunks : 0, a.Type, h, h4,
+                a.Cols, aligned, p0 * hc, (p0 + 1) * hc, (p0 + 2) * hc, (p0 + 3) * hc, n, lane, lanes);
+            acc = GpuMath.TeamSum4(acc, ntU, lanes);
+            if (valid && lane == 0)
+                for (int k = 0; k < n; k++)
+                {
+                    int p = p0 + k;
+                    if (grouped)
+                    {
+                        int slot = index[p];
+                        y[(long)slot * a.Rows + r] = scales[slot] * GpuMath.Pick(acc, k);
+                    }
+                    else y[(long)p * a.Rows + r] = GpuMath.Pick(acc, k);
+                }
+        }
+    }
+
+    /// <summary>
+    /// Routed down projection and combine in one pass, for few tokens: y[t, r] = Σ_j s(t,j) · Wd[e(t,j)]·h[pos(t,j)]
+    /// over the TopK slots of token t (Tokens = T here). Reads each routed expert row once per token.
+    /// </summary>
+    public static void DownCombine(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, RowArgs a)
+    {
+        int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
+        int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
+        int items = a.Rows * a.Tokens, iters = (items + teams - 1) / teams;
+        int aligned = a.Flags & FlagAligned;
+        for (int it = 0; it < iters; it++)
+        {
+            int item = it * teams + team;
+            bool valid = item < items;
+            int t = valid ? item / a.Rows : 0, r = valid ? item - t * a.Rows : 0;
+            float acc = 0;
+            if (valid)
+                for (int j = 0; j < a.TopK; j++)
+                {
+                    int slot = t * a.TopK + j;
+                    int e = index[a.ExpertOffset + slot], p = index[a.PosOffset + slot];
+                    var d = GpuMath.DotRows(wd, ((long)e * a.Rows + r) * a.RowChunks, a.RowChunks, a.Type, h, h4, a.Cols,
+                        aligned, (long)p * a.Cols, 0, 0, 0, 1, lane, lanes);
+                    acc += scales[slot] * d.A0;
+                }
+            acc = GpuMath.TeamSum(acc, lanes);
+            if (valid && lane == 0) y[(long)t * a.Rows + r] = acc;
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using Daop.Engine.Device.Gpu;
+using Daop.Engine.Model;
+using Daop.Kernels;
+using Daop.Tests.Kernels;
+
+namespace Daop.Tests.Gpu;
+
+[Collection(GpuCollection.Name)]
+public class GpuDeviceTests(GpuFixture gpu)
+{
+    [Fact]
+    public void CreateFallsBackToTheCpuAcceleratorWithoutCuda()
+    {
+        using var dev = GpuDevice.Create(preferCuda: true);
+        Assert.True(dev.Name == "ilgpu-cpu" || dev.Name.StartsWith("cuda:", StringComparison.Ordinal), dev.Name);
+        var a = dev.Allocate(5);
+        var b = dev.Allocate(5);
+        dev.Add(a, b, 5);
+        var host = new float[5];
+        dev.CopyToHost(a, 0, host);
+        Assert.All(host, v => Assert.Equal(0f, v));
+        Assert.Equal(1, dev.Launches);
+    }
+
+    [Fact]
+    public void WeightsUploadOnceAndBytesAreTracked()
+    {
+        using var w = new NativeWeights(DType.BF16, 7, 33, 1);
+        using var dev = new GpuDevice(gpu.Accelerator);
+        var x = dev.Allocate(33);
+        var y = dev.Allocate(7);
+        long buffers = dev.AllocatedBytes;
+        Assert.Equal((36 + 8) * 4, buffers); // 33 and 7 floats, rounded up to whole 16-byte groups
+        var lin = new LinearWeights(w.W, [1, 2, 3, 4, 5, 6, 7]);
+        dev.Linear(lin, x, y, 1);
+        long once = dev.AllocatedBytes;
+        Assert.Equal(buffers + 7 * 5 * 16 + 8 * 4, once); // 7 rows of 5 chunks (66 bytes → 80), bias of 7 → 8 floats
+        dev.Linear(lin, x, y, 1);
+        Assert.Equal(once, dev.AllocatedBytes);
+        var host = new float[7];
+        dev.CopyToHost(y, 0, host);
+        Assert.Equal(new float[] { 1, 2, 3, 4, 5, 6, 7 }, host);
+        var cache = (GpuKvCache)dev.CreateKvCache(2, 10, 8);
+        Assert.Equal(once + 4 * 10 * 8 * 4, dev.AllocatedBytes);
+        cache.Dispose();
+        Assert.Equal(once, dev.AllocatedBytes);
+    }
+
+    [Fact]
+    public void CheckModelAgreesWithCpu()
+    {
+        var r = GpuBench.CheckModel(TestPaths.Fixture("mixtral-tiny"), gpu.Accelerator, prefix: 5, decode: 2);
+        Assert.True(r.MaxRelativeError < 1e-4, r.ToString());
+        Assert.Equal(3 * 14 + 3, r.LaunchesPerToken); // per layer: 9 attention + 5 MoE; embed, final norm, lm head
+        Assert.True(r.DeviceBytes > 0);
+    }
+
+    [Fact]
+    public void BenchRunsOnTinyShapes()
+    {
+        Assert.True(GpuBench.GemvGBps(gpu.Accelerator, DType.BF16, 16, 40, 2) > 0);
+        Assert.True(GpuBench.ExpertFfnMicroseconds(gpu.Accelerator, DType.F16, 16, 24, 2) > 0);
+    }
+}

@@ -1,0 +1,91 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using Daop.Kernels;
+using Daop.Kernels.Gpu;
+
+namespace Daop.Tests.Gpu;
+
+/// <summary>
+/// One ILGPU context and CPU accelerator (warps of 4 threads, one warp per group) shared by every GPU-path
+/// test: the CPU accelerator emulates each thread with an OS thread, so contexts are expensive and
+/// kernels are compiled once for the whole collection.
+/// </summary>
+public sealed class GpuFixture : IDisposable
+{
+    public Context Context { get; }
+    public Accelerator Accelerator { get; }
+    public GpuKernels Kernels { get; }
+
+    public GpuFixture()
+    {
+        var device = GpuKernels.CpuDevice();
+        Context = Context.Create(b => b.CPU(device).Optimize(OptimizationLevel.O1));
+        Accelerator = Context.GetCPUDevice(0).CreateCPUAccelerator(Context, CPUAcceleratorMode.Parallel);
+        Kernels = GpuKernels.For(Accelerator);
+    }
+
+    public AcceleratorStream Stream => Accelerator.DefaultStream;
+
+    /// <summary>Runs <paramref name="body"/> with the given team widths, restoring the defaults after.</summary>
+    public void WithLanes(int lanes, int attentionLanes, Action body, int attentionTeams = AttentionKernel.MaxTeams)
+    {
+        int l = Kernels.Lanes, a = Kernels.AttentionLanes, t = Kernels.AttentionTeams;
+        Kernels.Lanes = lanes;
+        Kernels.AttentionLanes = attentionLanes;
+        Kernels.AttentionTeams = attentionTeams;
+        try { body(); }
+        finally { Kernels.Lanes = l; Kernels.AttentionLanes = a; Kernels.AttentionTeams = t; }
+    }
+
+    public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data)
+    {
+        var b = Accelerator.Allocate1D<float>(Math.Max(4, (data.Length + 3) / 4 * 4));
+        b.MemSetToZero();
+        if (data.Length > 0) b.View.SubView(0, data.Length).CopyFromCPU(data);
+        return b;
+    }
+
+    public MemoryBuffer1D<int, Stride1D.Dense> Upload(int[] data)
+    {
+        var b = Accelerator.Allocate1D<int>(Math.Max(4, data.Length));
+        if (data.Length > 0) b.View.SubView(0, data.Length).CopyFromCPU(data);
+        return b;
+    }
+
+    public MemoryBuffer1D<float, Stride1D.Dense> Zeros(int n)
+    {
+        var b = Accelerator.Allocate1D<float>(Math.Max(4, (n + 3) / 4 * 4));
+        b.MemSetToZero();
+        return b;
+    }
+
+    public float[] Read(MemoryBuffer1D<float, Stride1D.Dense> b, int n)
+    {
+        var a = new float[n];
+        if (n > 0) b.View.SubView(0, n).CopyToCPU(a);
+        return a;
+    }
+
+    /// <summary>Uploads <paramref name="ws"/> as one stack (each padded to 16-byte rows).</summary>
+    public (MemoryBuffer1D<Chunk16, Stride1D.Dense> Buffer, GpuMatrix Matrix) Upload(params WeightMatrix[] ws)
+    {
+        var w0 = ws[0];
+        long per = GpuMatrix.ChunksFor(w0);
+        var b = Accelerator.Allocate1D<Chunk16>(Math.Max(1, per * ws.Length));
+        for (int i = 0; i < ws.Length; i++) GpuMatrix.Upload(Stream, ws[i], b.View, i * per);
+        return (b, new GpuMatrix(b.View, w0.Type, w0.Rows, w0.Cols, ws.Length));
+    }
+
+    public void Dispose()
+    {
+        Accelerator.Dispose();
+        Context.Dispose();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class GpuCollection : ICollectionFixture<GpuFixture>
+{
+    public const string Name = "gpu";
+}
