@@ -21,10 +21,11 @@ static class RunCommand
         var seed = new Option<ulong>("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 42UL };
         var chat = new Option<bool>("--chat") { Description = "Wrap the prompt as a user message with the model's chat template." };
         var context = CommonOptions.Context();
+        var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
         var cmd = new Command("run", "Generate a continuation of one prompt.")
         {
-            model, prompt, maxTokens, temperature, topK, topP, seed, chat, context, threads,
+            model, prompt, maxTokens, temperature, topK, topP, seed, chat, context, threads, device,
         };
         cmd.SetAction((r, cancel) =>
         {
@@ -34,18 +35,18 @@ static class RunCommand
                 TopP = r.GetValue(topP), Seed = r.GetValue(seed),
             };
             return Task.FromResult(Run(r.GetValue(model), r.GetValue(prompt)!, sampling, r.GetValue(chat), r.GetValue(context),
-                r.GetValue(threads), cancel));
+                r.GetValue(threads), r.GetValue(device)!, cancel));
         });
         return cmd;
     }
 
-    static int Run(string? modelDir, string prompt, SamplingOptions sampling, bool chat, int? context, int? threads, CancellationToken cancel)
+    static int Run(string? modelDir, string prompt, SamplingOptions sampling, bool chat, int? context, int? threads, string device, CancellationToken cancel)
     {
         try
         {
             if (threads is { } t) Daop.Kernels.Cpu.CpuWorkers.Configure(t);
             string dir = modelDir ?? ModelLocator.Default();
-            using var model = MoeModel.Load(dir, new ModelOptions { ContextLength = context });
+            using var model = MoeModel.Load(dir, DeviceChoice.Options(device, context));
             var tok = HfTokenizer.FromDirectory(dir);
             string text = prompt;
             if (chat)
@@ -71,7 +72,7 @@ static class RunCommand
                 $"{stats.DecodeTokensPerSecond:F1} tok/s | {stats.Finish.ToString().ToLowerInvariant()} | {model.Device.Name}");
             return 0;
         }
-        catch (Exception e) when (e is ModelLoadException or ContextOverflowException or ArgumentException or FileNotFoundException)
+        catch (Exception e) when (e is ModelLoadException or ContextOverflowException or ArgumentException or FileNotFoundException or DeviceUnavailableException)
         {
             Console.Error.WriteLine($"daop: {e.Message}");
             return 2;
