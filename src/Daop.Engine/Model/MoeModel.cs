@@ -16,7 +16,7 @@ namespace Daop.Engine.Model;
 /// </summary>
 public sealed class MoeModel : IDisposable
 {
-    readonly TensorStore _store;
+    readonly IDisposable _owner;
     RunState _s = null!;
     RopeTable _rope = null!;
 
@@ -37,9 +37,9 @@ public sealed class MoeModel : IDisposable
     /// <summary>Routing callbacks, if any (null in normal generation).</summary>
     public IRoutingObserver? Observer { get; set; }
 
-    MoeModel(string dir, ModelConfig config, IModelFamily family, TensorStore store, ModelWeights weights)
+    MoeModel(string dir, ModelConfig config, IModelFamily family, IDisposable owner, ModelWeights weights)
     {
-        Directory = dir; Config = config; Family = family; _store = store; Weights = weights;
+        Directory = dir; Config = config; Family = family; _owner = owner; Weights = weights;
     }
 
     /// <summary>Loads config.json and the safetensors weights of <paramref name="dir"/>.</summary>
@@ -58,6 +58,28 @@ public sealed class MoeModel : IDisposable
         catch
         {
             store.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A model over weights from any <see cref="ITensorSource"/> (synthetic weights for benchmarks); the
+    /// model owns and disposes the source.
+    /// </summary>
+    public static MoeModel FromSource(string name, string configPath, ITensorSource source, ModelOptions? options = null,
+        Func<ModelConfig, ModelConfig>? adjust = null)
+    {
+        try
+        {
+            var (family, config) = ModelFamilies.ReadConfig(configPath);
+            if (adjust != null) config = adjust(config);
+            var model = new MoeModel(name, config, family, source, ModelWeights.Load(source, config, family.Names));
+            model.Start(options ?? new ModelOptions());
+            return model;
+        }
+        catch
+        {
+            source.Dispose();
             throw;
         }
     }
@@ -190,6 +212,6 @@ public sealed class MoeModel : IDisposable
     public void Dispose()
     {
         Device?.Dispose();
-        _store.Dispose();
+        _owner.Dispose();
     }
 }

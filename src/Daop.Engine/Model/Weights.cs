@@ -63,7 +63,7 @@ public sealed class ModelWeights
     public required LayerWeights[] Layers { get; init; }
 
     /// <summary>Maps every tensor the config calls for, checking each shape.</summary>
-    public static ModelWeights Load(TensorStore st, ModelConfig c, TensorNames n)
+    public static ModelWeights Load(ITensorSource st, ModelConfig c, TensorNames n)
     {
         int h = c.HiddenSize, qDim = c.NumHeads * c.HeadDim, kvDim = c.NumKvHeads * c.HeadDim;
         NormWeights Norm(string name, int len) => new(c.Norm, st.Vector(name, len),

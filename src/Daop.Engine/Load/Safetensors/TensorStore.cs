@@ -9,7 +9,7 @@ namespace Daop.Engine.Load.Safetensors;
 /// All tensors of a checkpoint folder: a single <c>model.safetensors</c>, a sharded set described by
 /// <c>model.safetensors.index.json</c>, or (failing both) every <c>*.safetensors</c> in the folder.
 /// </summary>
-public sealed unsafe class TensorStore : IDisposable
+public sealed unsafe class TensorStore : ITensorSource
 {
     readonly List<SafetensorsFile> _files;
     readonly Dictionary<string, (SafetensorsFile File, TensorEntry Entry)> _byName;
