@@ -1,0 +1,58 @@
+using System.Collections.Generic;
+using System.Text;
+using Daop.Generators.Model;
+
+namespace Daop.Generators.Emit;
+
+/// <summary>
+/// Emits the lookup tables over all shapes: <c>GeneratedExpertKernels.All/Find</c> and
+/// <c>GeneratedIlgpuKernels.Find</c>. Emitted even when no config names a shape, so the hand-written registry
+/// always has something to call.
+/// </summary>
+internal static class TableEmitter
+{
+    public const string HintName = "GeneratedExpertKernels.g.cs";
+
+    public static string Emit(IReadOnlyList<ExpertShape> shapes)
+    {
+        var sb = new StringBuilder();
+        sb.Append(Code.Header);
+        sb.Line("using System.Collections.Generic;");
+        sb.Line();
+        sb.Line("namespace Daop.Kernels.Generated;");
+        sb.Line();
+        sb.Line("/// <summary>");
+        sb.Line("/// The CPU expert kernels generated from the model configs under <c>models/</c>, one per distinct expert shape");
+        sb.Line("/// (hidden, inter, weight dtype): " + shapes.Count + " in this build.");
+        sb.Line("/// </summary>");
+        sb.Line("public static partial class GeneratedExpertKernels");
+        sb.Line("{");
+        sb.Line("    /// <summary>Every generated kernel, ordered by hidden, inter and dtype.</summary>");
+        sb.Append("    public static IReadOnlyList<IExpertKernel> All { get; } = new IExpertKernel[] {");
+        for (int i = 0; i < shapes.Count; i++) sb.Append(i == 0 ? " " : ", ").Append(shapes[i].Id);
+        sb.Line(shapes.Count == 0 ? "};" : " };");
+        sb.Line();
+        sb.Line("    /// <summary>The kernel generated for this shape, or null when no config named it.</summary>");
+        sb.Line("    public static IExpertKernel? Find(int hidden, int inter, DType type) => (hidden, inter, type) switch");
+        sb.Line("    {");
+        foreach (var s in shapes) sb.Line("        (" + s.Hidden + ", " + s.Inter + ", DType." + s.Type + ") => " + s.Id + ",");
+        sb.Line("        _ => null,");
+        sb.Line("    };");
+        sb.Line("}");
+        sb.Line();
+        sb.Line("/// <summary>");
+        sb.Line("/// ILGPU kernel sources per generated expert shape, as C# text: Daop.Kernels does not reference ILGPU, so the");
+        sb.Line("/// GPU runtime compiles the source for the shapes it runs (see each constant for the class it defines).");
+        sb.Line("/// </summary>");
+        sb.Line("public static partial class GeneratedIlgpuKernels");
+        sb.Line("{");
+        sb.Line("    /// <summary>The ILGPU source generated for this shape, or null when no config named it.</summary>");
+        sb.Line("    public static string? Find(int hidden, int inter, DType type) => (hidden, inter, type) switch");
+        sb.Line("    {");
+        foreach (var s in shapes) sb.Line("        (" + s.Hidden + ", " + s.Inter + ", DType." + s.Type + ") => " + s.Id + ",");
+        sb.Line("        _ => null,");
+        sb.Line("    };");
+        sb.Line("}");
+        return sb.ToString();
+    }
+}
