@@ -20,13 +20,13 @@ internal static unsafe class ShapedExpertFfn<TShape, TF, TS, TV>
     where TShape : struct, IExpertShape where TF : struct, IWeightFormat where TS : struct, ISimd<TV> where TV : struct
 {
     /// <summary>Columns per vector step (two vectors).</summary>
-    static int Step => 2 * TS.Width;
+    static int Step { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => 2 * TS.Width; }
 
     /// <summary>Whether activations must be put in even/odd column order for the 2-byte weight loads.</summary>
-    static bool Permute => TF.Interleaved && TS.Width > 1;
+    static bool Permute { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TF.Interleaved && TS.Width > 1; }
 
     /// <summary>Row chunks start on whole steps (so a chunk can permute its own slice of h) and on 4-row tiles.</summary>
-    static int Align => Math.Max(4, Step);
+    static int Align { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Math.Max(4, Step); }
 
     /// <summary>Floats reserved for the permuted x, rounded to 64 bytes so the permuted h after it stays aligned.</summary>
     static int PermutedX => (MainCols<HiddenCols>() + 15) & ~15;
@@ -64,6 +64,8 @@ internal static unsafe class ShapedExpertFfn<TShape, TF, TS, TV>
         return (int)((chunk + align - 1) / align * align);
     }
 
+    /// <summary>Columns the vector loop covers (whole steps); the rest is the scalar tail.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static int MainCols<TD>() where TD : struct, IColumns => TD.Cols - TD.Cols % Step;
 
     /// <summary>
@@ -156,10 +158,14 @@ internal static unsafe class ShapedExpertFfn<TShape, TF, TS, TV>
                 Dot4<HiddenCols>(Gate + r * rowBytes, Xp, X, H + r);
                 Dot4<HiddenCols>(Up + r * rowBytes, Xp, X, U + r);
             }
-            for (; r < end; r++)
+            // Chunks end on multiples of 4 except at Inter, so this loop exists only for Inter % 4 != 0.
+            if (TShape.Inter % 4 != 0)
             {
-                H[r] = Dot1<HiddenCols>(Gate + r * rowBytes, Xp, X);
-                U[r] = Dot1<HiddenCols>(Up + r * rowBytes, Xp, X);
+                for (; r < end; r++)
+                {
+                    H[r] = Dot1<HiddenCols>(Gate + r * rowBytes, Xp, X);
+                    U[r] = Dot1<HiddenCols>(Up + r * rowBytes, Xp, X);
+                }
             }
             SwiGlu.Forward(new Span<float>(H + start, end - start), new ReadOnlySpan<float>(U + start, end - start));
             if (Permute)
@@ -182,7 +188,8 @@ internal static unsafe class ShapedExpertFfn<TShape, TF, TS, TV>
             nint rowBytes = (nint)TShape.Inter * TF.ElementSize;
             int r = start;
             for (; r + 4 <= end; r += 4) Dot4<InterCols>(Down + r * rowBytes, Hp, H, Y + r);
-            for (; r < end; r++) Y[r] = Dot1<InterCols>(Down + r * rowBytes, Hp, H);
+            if (TShape.Hidden % 4 != 0)
+                for (; r < end; r++) Y[r] = Dot1<InterCols>(Down + r * rowBytes, Hp, H);
         }
     }
 }
