@@ -64,7 +64,8 @@ public unsafe class ShapedKernelTests
     static void AllAgree(IExpertKernel kernel, DType type, int hidden, int inter)
     {
         using var e = new Expert(type, hidden, inter);
-        foreach (int tokens in new[] { 1, 7 })
+        // 1–3 tokens run the specialised kernel (for a matching shape), 7 the generic blocked path it delegates to.
+        foreach (int tokens in new[] { 1, 2, 3, 7 })
         {
             var x = NativeWeights.Floats(tokens * hidden, 100 + tokens);
             var (expected, tol) = e.Reference(x, tokens);
@@ -133,30 +134,43 @@ public unsafe class ShapedKernelTests
     static void Narrow<TShape, TF>(int width, DType type, int hidden, int inter)
         where TShape : struct, IExpertShape where TF : struct, IWeightFormat
     {
+        Narrow<TShape, TF, OneToken>(width, type, hidden, inter);
+        Narrow<TShape, TF, TwoTokens>(width, type, hidden, inter);
+        Narrow<TShape, TF, ThreeTokens>(width, type, hidden, inter);
+    }
+
+    static void Narrow<TShape, TF, TT>(int width, DType type, int hidden, int inter)
+        where TShape : struct, IExpertShape where TF : struct, IWeightFormat where TT : struct, ITokens
+    {
+        int tokens = TT.Count;
         using var e = new Expert(type, hidden, inter);
-        var x = NativeWeights.Floats(hidden, 42);
-        var (expected, tol) = e.Reference(x, 1);
-        var y = new float[hidden];
-        var scratch = new float[2 * inter];
+        var x = NativeWeights.Floats(tokens * hidden, 42);
+        var (expected, tol) = e.Reference(x, tokens);
+        var y = new float[tokens * hidden];
+        var scratch = new float[2 * tokens * inter];
+        y.AsSpan().Fill(float.NaN);
         fixed (float* px = x, py = y, ps = scratch)
         {
-            if (width == 256) ShapedExpertFfn<TShape, TF, Simd256, Vector256<float>>.Gemv(e.Gate.W.Data, e.Up.W.Data, e.Down.W.Data, px, py, ps);
-            else ShapedExpertFfn<TShape, TF, SimdScalar, float>.Gemv(e.Gate.W.Data, e.Up.W.Data, e.Down.W.Data, px, py, ps);
+            byte* g = e.Gate.W.Data, u = e.Up.W.Data, d = e.Down.W.Data;
+            if (width == 256) ShapedExpertFfn<TShape, TF, Simd256, Vector256<float>>.Forward<TT>(g, u, d, px, py, ps);
+            else ShapedExpertFfn<TShape, TF, SimdScalar, float>.Forward<TT>(g, u, d, px, py, ps);
         }
-        MatMulTests.AssertClose(expected, y, tol, $"width {width} {hidden}x{inter} {type}");
+        MatMulTests.AssertClose(expected, y, tol, $"width {width} {hidden}x{inter} {type} tokens={tokens}");
     }
 
     [Fact]
-    public void SingleTokenAllocatesNothingOnceWarm()
+    public void SpecialisedPathAllocatesNothingOnceWarm()
     {
         using var e = new Expert(DType.BF16, 256, 256);
         var k = ExpertKernelRegistry.Select(256, 256, DType.BF16);
-        var x = NativeWeights.Floats(256, 9);
-        var y = new float[256];
-        var scratch = new float[512];
-        for (int i = 0; i < 3; i++) k.Forward(e.Gate.W, e.Up.W, e.Down.W, x, y, 1, scratch);
+        var x = NativeWeights.Floats(3 * 256, 9);
+        var y = new float[3 * 256];
+        var scratch = new float[2 * 3 * 256];
+        for (int tokens = 1; tokens <= 3; tokens++)
+            for (int i = 0; i < 3; i++) k.Forward(e.Gate.W, e.Up.W, e.Down.W, x, y, tokens, scratch);
         long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10; i++) k.Forward(e.Gate.W, e.Up.W, e.Down.W, x, y, 1, scratch);
+        for (int i = 0; i < 10; i++)
+            for (int tokens = 1; tokens <= 3; tokens++) k.Forward(e.Gate.W, e.Up.W, e.Down.W, x, y, tokens, scratch);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
@@ -168,5 +182,6 @@ public unsafe class ShapedKernelTests
         Assert.Throws<ArgumentException>(() => k.Forward(e.Gate.W, e.Up.W, e.Down.W, new float[79], new float[80], 1, new float[272]));
         Assert.Throws<ArgumentException>(() => k.Forward(e.Gate.W, e.Up.W, e.Down.W, new float[80], new float[79], 1, new float[272]));
         Assert.Throws<ArgumentException>(() => k.Forward(e.Gate.W, e.Up.W, e.Down.W, new float[80], new float[80], 1, new float[271]));
+        Assert.Throws<ArgumentException>(() => k.Forward(e.Gate.W, e.Up.W, e.Down.W, new float[160], new float[160], 2, new float[543]));
     }
 }
