@@ -10,7 +10,8 @@ namespace Daop.Generators;
 
 /// <summary>
 /// Reads the model configs passed as AdditionalFiles and emits, per distinct expert shape (hidden, inter, weight
-/// dtype), a shape struct, a JIT-specialised CPU kernel entry and an ILGPU kernel source, plus a lookup table.
+/// dtype), a shape struct, a JIT-specialised CPU kernel entry and ILGPU kernels with the shape inlined, plus lookup
+/// tables.
 /// </summary>
 /// <remarks>
 /// Incremental: each config is parsed by its own <c>Select</c> into value-equatable records, so an unchanged file

@@ -5,7 +5,7 @@ namespace Daop.Generators.Emit;
 
 /// <summary>
 /// Emits everything one expert shape gets: the <c>IExpertShape</c> struct whose constants the CPU kernel is
-/// specialised on, the <c>GeneratedExpertKernels</c> entry for that instantiation, and the ILGPU kernel source.
+/// specialised on, the <c>GeneratedExpertKernels</c> entry for that instantiation, and the shape's ILGPU kernels.
 /// </summary>
 internal static class ShapeEmitter
 {
@@ -18,6 +18,9 @@ internal static class ShapeEmitter
         string usedBy = Code.Xml(string.Join(", ", s.UsedBy));
         var sb = new StringBuilder();
         sb.Append(Code.Header);
+        sb.Line("using Daop.Kernels.Gpu;");
+        sb.Line("using ILGPU;");
+        sb.Line();
         sb.Line("namespace Daop.Kernels.Generated;");
         sb.Line();
         sb.Line("/// <summary>");
@@ -45,13 +48,11 @@ internal static class ShapeEmitter
         sb.Line();
         sb.Line("public static partial class GeneratedIlgpuKernels");
         sb.Line("{");
-        sb.Line("    /// <summary>");
-        sb.Line("    /// C# source of the ILGPU kernels for hidden " + s.Hidden + " × inter " + s.Inter + ", " + s.TypeName + ": class");
-        sb.Line("    /// <c>" + IlgpuEmitter.Namespace + "." + IlgpuEmitter.ClassName(s) + "</c> with <c>GateUp</c> and <c>Down</c>");
-        sb.Line("    /// (warp per output row, 16-byte weight loads, shape constants inlined). Compile it against ILGPU.");
-        sb.Line("    /// </summary>");
-        sb.Line("    public const string " + s.Id + " = " + Code.Verbatim(IlgpuEmitter.Emit(s)) + ";");
+        sb.Line("    /// <summary>The ILGPU kernels for <see cref=\"" + shape + "\"/> (<see cref=\"" + IlgpuEmitter.ClassName(s) + "\"/>).</summary>");
+        sb.Line("    public static GeneratedGpuExpert " + s.Id + " => " + IlgpuEmitter.ClassName(s) + ".Expert;");
         sb.Line("}");
+        sb.Line();
+        IlgpuEmitter.Emit(sb, s);
         return sb.ToString();
     }
 }

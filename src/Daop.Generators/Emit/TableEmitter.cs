@@ -6,7 +6,7 @@ namespace Daop.Generators.Emit;
 
 /// <summary>
 /// Emits the lookup tables over all shapes: <c>GeneratedExpertKernels.All/Find</c> and
-/// <c>GeneratedIlgpuKernels.Find</c>. Emitted even when no config names a shape, so the hand-written registry
+/// <c>GeneratedIlgpuKernels.All/Find</c>. Emitted even when no config names a shape, so the hand-written registry
 /// always has something to call.
 /// </summary>
 internal static class TableEmitter
@@ -40,14 +40,16 @@ internal static class TableEmitter
         sb.Line("    };");
         sb.Line("}");
         sb.Line();
-        sb.Line("/// <summary>");
-        sb.Line("/// ILGPU kernel sources per generated expert shape, as C# text: Daop.Kernels does not reference ILGPU, so the");
-        sb.Line("/// GPU runtime compiles the source for the shapes it runs (see each constant for the class it defines).");
-        sb.Line("/// </summary>");
+        sb.Line("/// <summary>The ILGPU expert kernels generated per shape, with the shape inlined (single-token GEMVs).</summary>");
         sb.Line("public static partial class GeneratedIlgpuKernels");
         sb.Line("{");
-        sb.Line("    /// <summary>The ILGPU source generated for this shape, or null when no config named it.</summary>");
-        sb.Line("    public static string? Find(int hidden, int inter, DType type) => (hidden, inter, type) switch");
+        sb.Line("    /// <summary>Every generated GPU expert, ordered by hidden, inter and dtype.</summary>");
+        sb.Append("    public static IReadOnlyList<GeneratedGpuExpert> All { get; } = new GeneratedGpuExpert[] {");
+        for (int i = 0; i < shapes.Count; i++) sb.Append(i == 0 ? " " : ", ").Append(shapes[i].Id);
+        sb.Line(shapes.Count == 0 ? "};" : " };");
+        sb.Line();
+        sb.Line("    /// <summary>The GPU kernels generated for this shape, or null when no config named it.</summary>");
+        sb.Line("    public static GeneratedGpuExpert? Find(int hidden, int inter, DType type) => (hidden, inter, type) switch");
         sb.Line("    {");
         foreach (var s in shapes) sb.Line("        (" + s.Hidden + ", " + s.Inter + ", DType." + s.Type + ") => " + s.Id + ",");
         sb.Line("        _ => null,");

@@ -42,13 +42,15 @@ public class ExpertKernelRegistryTests
     }
 
     [Fact]
-    public void IlgpuSourceIsEmittedPerGeneratedShape()
+    public void GpuKernelsAreEmittedPerGeneratedShape()
     {
-        var src = GeneratedIlgpuKernels.Find(4096, 14336, DType.BF16);
-        Assert.NotNull(src);
-        Assert.Contains("public static class IlgpuExpert_H4096_I14336_Bf16", src);
-        Assert.Contains("public const int HiddenChunks = 512;", src);  // 4096 bf16 = 512 chunks of 16 bytes
-        Assert.Contains("public const int InterChunks = 1792;", src);
+        var gpu = GeneratedIlgpuKernels.Find(4096, 14336, DType.BF16);
+        Assert.NotNull(gpu);
+        Assert.Equal("generated gpu H4096xI14336 bf16", gpu.Name);
+        Assert.Same(gpu, IlgpuExpert_H4096_I14336_Bf16.Expert);
+        Assert.Equal(512, IlgpuExpert_H4096_I14336_Bf16.HiddenChunks);  // 4096 bf16 = 512 chunks of 16 bytes
+        Assert.Equal(1792, IlgpuExpert_H4096_I14336_Bf16.InterChunks);
+        Assert.Equal(ExpertKernelRegistry.Generated.Count, GeneratedIlgpuKernels.All.Count);
         Assert.Null(GeneratedIlgpuKernels.Find(80, 136, DType.BF16));
     }
 }

@@ -25,7 +25,10 @@ internal static class GeneratorHarness
 
     public static readonly CSharpParseOptions Parse = new(LanguageVersion.Latest);
 
-    /// <summary>The framework assemblies of this test run plus Daop.Kernels, so generated code binds to the real glue types.</summary>
+    /// <summary>
+    /// The framework assemblies of this test run plus Daop.Kernels and ILGPU, so generated code binds to the real glue
+    /// types and the real ILGPU API.
+    /// </summary>
     public static ImmutableArray<MetadataReference> References { get; } = LoadReferences();
 
     static ImmutableArray<MetadataReference> LoadReferences()
@@ -35,6 +38,7 @@ internal static class GeneratorHarness
                               Path.GetFileName(p) is "mscorlib.dll" or "netstandard.dll")
             .Select(p => (MetadataReference)MetadataReference.CreateFromFile(p))
             .Append(MetadataReference.CreateFromFile(typeof(DType).Assembly.Location))
+            .Append(MetadataReference.CreateFromFile(typeof(ILGPU.ArrayView<>).Assembly.Location))
             .ToImmutableArray();
     }
 

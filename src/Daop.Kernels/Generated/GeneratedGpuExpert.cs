@@ -1,0 +1,112 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using Daop.Kernels.Gpu;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Kernels.Generated;
+
+/// <summary>
+/// The ILGPU kernels the source generator emitted for one expert shape (single-token gate/up + SwiGLU and down,
+/// shape constants inlined), with a launcher. Weights are <see cref="GpuMatrix"/> uploads of one expert.
+/// </summary>
+public sealed class GeneratedGpuExpert
+{
+    readonly Action<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> _gateUp;
+    readonly Action<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> _down;
+    readonly ConditionalWeakTable<Accelerator, Loaded> _loaded = new();
+    readonly Lock _lock = new();
+
+    /// <summary>Wraps the generated kernel methods (called by generated code).</summary>
+    public GeneratedGpuExpert(int hidden, int inter, DType type,
+        Action<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> gateUp,
+        Action<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> down)
+    {
+        Hidden = hidden;
+        Inter = inter;
+        Type = type;
+        _gateUp = gateUp;
+        _down = down;
+        Name = $"generated gpu H{hidden}xI{inter} {type.ToString().ToLowerInvariant()}";
+    }
+
+    /// <summary>Model width.</summary>
+    public int Hidden { get; }
+    /// <summary>Expert width.</summary>
+    public int Inter { get; }
+    /// <summary>Weight dtype.</summary>
+    public DType Type { get; }
+    /// <summary>For logs, e.g. "generated gpu H4096xI14336 bf16".</summary>
+    public string Name { get; }
+
+    /// <summary>The gate/up kernel (explicitly grouped), e.g. for PTX inspection.</summary>
+    public MethodInfo GateUpMethod => _gateUp.Method;
+    /// <summary>The down kernel (explicitly grouped).</summary>
+    public MethodInfo DownMethod => _down.Method;
+
+    /// <summary>
+    /// y = W_down · (SiLU(W_gate·x) ⊙ (W_up·x)) for one token: two launches on <paramref name="stream"/>, h
+    /// ([Inter] floats) as the intermediate. <paramref name="lanes"/> threads share a row: a power of two ≤ the warp
+    /// size (0 picks the warp size on a GPU and 1 on the CPU accelerator, where each thread is an OS thread).
+    /// x, h and y must start 16-byte aligned (whole buffers are). For stacks of experts, <paramref name="expert"/>
+    /// picks the matrices.
+    /// </summary>
+    public void Forward(AcceleratorStream stream, in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down,
+        ArrayView<float> x, ArrayView<float> h, ArrayView<float> y, int lanes = 0, int expert = 0)
+    {
+        Check(gate, Inter, Hidden, nameof(gate));
+        Check(up, Inter, Hidden, nameof(up));
+        Check(down, Hidden, Inter, nameof(down));
+        if (x.Length < Hidden || y.Length < Hidden || h.Length < Inter)
+            throw new ArgumentException($"x, y need {Hidden} floats and h {Inter}; got {x.Length}, {y.Length}, {h.Length}");
+        var acc = stream.Accelerator;
+        bool cpu = acc.AcceleratorType == AcceleratorType.CPU;
+        if (lanes == 0) lanes = cpu ? 1 : acc.WarpSize;
+        int groupSize = cpu ? acc.MaxNumThreadsPerGroup : Math.Min(128, acc.MaxNumThreadsPerGroup) / acc.WarpSize * acc.WarpSize;
+        if (lanes < 1 || lanes > acc.WarpSize || (lanes & (lanes - 1)) != 0 || groupSize % lanes != 0)
+            throw new ArgumentOutOfRangeException(nameof(lanes), $"lanes must be a power of two ≤ {acc.WarpSize}");
+        int maxGroups = Math.Max(1, acc.NumMultiprocessors) * (cpu ? 1 : 64);
+        var k = Load(acc);
+        if (expert < 0 || expert >= gate.Count || expert >= up.Count || expert >= down.Count)
+            throw new ArgumentOutOfRangeException(nameof(expert));
+        k.GateUp(stream, Config(Inter, lanes, groupSize, maxGroups), Expert(gate, expert), Expert(up, expert), x, AsFloat4(x), h, lanes);
+        k.Down(stream, Config(Hidden, lanes, groupSize, maxGroups), Expert(down, expert), h, AsFloat4(h), y, lanes);
+    }
+
+    void Check(in GpuMatrix w, int rows, int cols, string name)
+    {
+        if (w.Rows != rows || w.Cols != cols || w.Type != Type)
+            throw new ArgumentException($"{name} is [{w.Rows}, {w.Cols}] {w.Type}, this kernel needs [{rows}, {cols}] {Type}", name);
+    }
+
+    static ArrayView<Chunk16> Expert(in GpuMatrix w, int e)
+    {
+        long n = (long)w.Rows * w.RowChunks;
+        return w.Data.SubView(e * n, n);
+    }
+
+    static KernelConfig Config(int rows, int lanes, int groupSize, int maxGroups) =>
+        new((int)Math.Clamp(((long)rows * lanes + groupSize - 1) / groupSize, 1, maxGroups), groupSize);
+
+    // Whole Float4s only: the kernels never read the last (partial) 4 floats through this view.
+    static ArrayView<Float4> AsFloat4(ArrayView<float> v) => v.SubView(0, v.Length / 4 * 4).Cast<Float4>();
+
+    Loaded Load(Accelerator acc)
+    {
+        lock (_lock)
+        {
+            if (!_loaded.TryGetValue(acc, out var k))
+            {
+                k = new Loaded(
+                    acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int>(_gateUp),
+                    acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int>(_down));
+                _loaded.Add(acc, k);
+            }
+            return k;
+        }
+    }
+
+    sealed record Loaded(
+        Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> GateUp,
+        Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> Down);
+}
