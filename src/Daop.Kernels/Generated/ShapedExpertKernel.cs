@@ -48,7 +48,8 @@ public sealed unsafe class ShapedExpertKernel<TShape> : IExpertKernel where TSha
     /// <summary>
     /// Most tokens the specialised path takes; larger batches use the generic blocked GEMM. At 2–3 tokens the
     /// generic path streams the weights once per token while this one streams them once; from 4 tokens on the
-    /// generic 4×4 tiles read them once too and are as fast (bf16 4096×14336 on 2 Zen cores, see the report).
+    /// generic 4×4 tiles read them once too and are as fast (bf16 4096×14336, 2 shared Zen cores: 2 tokens 16.5 vs
+    /// 24.6 ms, 3 tokens 19.2 vs 32.5 ms, 4 tokens 19.5 vs 19.4 ms).
     /// </summary>
     public const int MaxSpecialisedTokens = 3;
 
