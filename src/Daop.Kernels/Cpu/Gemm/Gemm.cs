@@ -20,9 +20,6 @@ internal static unsafe class Gemm<TF, TS, TV>
     internal static readonly int OuterMinTokens =
         int.TryParse(Environment.GetEnvironmentVariable("DAOP_OUTER_MIN"), out int m) && m > 0 ? m : 32;
 
-    /// <summary>Bytes of one weight row per column block in multi-token dot-product tiles.</summary>
-    const int KcBytes = 2048;
-
     /// <summary>Whether activations must be permuted to the kernels' even/odd column order.</summary>
     public static bool NeedsPrep => TF.Interleaved && TS.Width > 1;
 
@@ -63,7 +60,7 @@ internal static unsafe class Gemm<TF, TS, TV>
         {
             W = w.Data, WStride = w.RowBytes, Cols = cols, ColsMain = main,
             Xp = xp, XpStride = xps, X = x, XStride = cols, Y = y, YStride = yStride,
-            Tokens = tokens, Kc = BlockCols(main, tokens),
+            Tokens = tokens,
         };
     }
 
@@ -80,79 +77,63 @@ internal static unsafe class Gemm<TF, TS, TV>
     }
 
     /// <summary>
-    /// Column block: single-token products stream the whole row; multi-token ones cut it so a block of
-    /// weight rows (≈ 2 KB each) stays in L1/L2 while every token group passes over it.
-    /// </summary>
-    static int BlockCols(int main, int tokens)
-    {
-        int step = Step;
-        if (tokens < 4 || main == 0) return Math.Max(main, step);
-        int kc = KcBytes / TF.ElementSize / step * step;
-        return Math.Max(step, Math.Min(kc, main));
-    }
-
-    /// <summary>
-    /// Rows per parallel chunk (a multiple of 4): about four chunks per thread for balance, but at least
-    /// 32 KB of weights per chunk so small matrices do not pay for waking workers; GEMM chunks stay at
-    /// ≤ 16 rows so a chunk's column block of weights stays cache resident.
+    /// Rows per parallel chunk (a multiple of 4): about sixteen chunks per thread, so a thread slowed by another
+    /// process leaves at most a small chunk for the rest to wait on, but at least 32 KB of weights (times tokens)
+    /// per chunk so small matrices do not pay for waking workers.
     /// </summary>
     public static int ChunkRows(int rows, int rowBytes, int tokens)
     {
         int threads = CpuWorkers.Threads;
-        int chunk = (int)(((long)rows + 4L * threads - 1) / (4L * threads));
-        if (tokens >= 4) chunk = Math.Min(chunk, 16);
+        int chunk = (int)(((long)rows + 16L * threads - 1) / (16L * threads));
         long minRows = (32768L + (long)rowBytes * tokens - 1) / Math.Max(1L, (long)rowBytes * tokens);
         chunk = (int)Math.Max(chunk, Math.Min(minRows, rows));
         return Math.Max(4, (chunk + 3) & ~3);
     }
 
     /// <summary>Computes output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
+    /// <remarks>
+    /// A 4-row tile at a time, all token groups over it before moving on: the tile's rows (4 sequential streams the
+    /// hardware prefetcher follows) come from memory once and from L1/L2 for the later groups.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rows(in GemmArgs a, int r0, int r1)
     {
         float* s = stackalloc float[16]; // [4 tokens, 4 rows] tile results
         int tokens = a.Tokens, main = a.ColsMain;
-        for (int k0 = 0; k0 < main; k0 += a.Kc)
+        int r = r0;
+        for (; r + 4 <= r1; r += 4)
         {
-            int k1 = Math.Min(main, k0 + a.Kc);
-            bool first = k0 == 0;
+            byte* w = a.W + r * a.WStride;
+            for (int t = 0; t < tokens; t += 4)
+            {
+                float* xt = a.Xp + t * a.XpStride;
+                int nt = Math.Min(4, tokens - t);
+                switch (nt)
+                {
+                    case 4: Tiles<TF, TS, TV>.T4x4(w, a.WStride, xt, a.XpStride, 0, main, s); break;
+                    case 3: Tiles<TF, TS, TV>.T4x3(w, a.WStride, xt, a.XpStride, 0, main, s); break;
+                    case 2: Tiles<TF, TS, TV>.T4x2(w, a.WStride, xt, a.XpStride, 0, main, s); break;
+                    default: Tiles<TF, TS, TV>.T4x1(w, a.WStride, xt, a.XpStride, 0, main, s); break;
+                }
+                float* yt = a.Y + t * a.YStride + r;
+                for (int i = 0; i < nt; i++)
+                    for (int j = 0; j < 4; j++) yt[i * a.YStride + j] = s[i * 4 + j];
+            }
+        }
+        for (; r < r1; r++)
+        {
+            byte* w = a.W + r * a.WStride;
             int t = 0;
             for (; t + 4 <= tokens; t += 4)
             {
-                float* xt = a.Xp + t * a.XpStride;
-                float* yt = a.Y + t * a.YStride;
-                int r = r0;
-                for (; r + 4 <= r1; r += 4)
-                {
-                    Tiles<TF, TS, TV>.T4x4(a.W + r * a.WStride, a.WStride, xt, a.XpStride, k0, k1, s);
-                    for (int i = 0; i < 4; i++)
-                        for (int j = 0; j < 4; j++)
-                            Put(yt + i * a.YStride + r + j, s[i * 4 + j], first);
-                }
-                for (; r < r1; r++)
-                {
-                    Tiles<TF, TS, TV>.T1x4(a.W + r * a.WStride, xt, a.XpStride, k0, k1, s);
-                    for (int i = 0; i < 4; i++) Put(yt + i * a.YStride + r, s[i * 4], first);
-                }
+                Tiles<TF, TS, TV>.T1x4(w, a.Xp + t * a.XpStride, a.XpStride, 0, main, s);
+                for (int i = 0; i < 4; i++) a.Y[(t + i) * a.YStride + r] = s[i * 4];
             }
             for (; t < tokens; t++)
-            {
-                float* xt = a.Xp + t * a.XpStride;
-                float* yt = a.Y + t * a.YStride;
-                int r = r0;
-                for (; r + 4 <= r1; r += 4)
-                {
-                    Tiles<TF, TS, TV>.T4x1(a.W + r * a.WStride, a.WStride, xt, k0, k1, s);
-                    for (int j = 0; j < 4; j++) Put(yt + r + j, s[j], first);
-                }
-                for (; r < r1; r++)
-                    Put(yt + r, Tiles<TF, TS, TV>.T1x1(a.W + r * a.WStride, xt, k0, k1), first);
-            }
+                a.Y[t * a.YStride + r] = Tiles<TF, TS, TV>.T1x1(w, a.Xp + t * a.XpStride, 0, main);
         }
         if (main < a.Cols) Tail(a, r0, r1);
     }
-
-    static void Put(float* y, float v, bool first) => *y = first ? v : *y + v;
 
     /// <summary>Columns past the last full step, scalar; also initialises y when there are no main columns.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

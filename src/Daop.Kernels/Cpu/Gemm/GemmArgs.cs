@@ -19,6 +19,4 @@ internal unsafe struct GemmArgs
     public float* Y;
     public nint YStride;
     public int Tokens;
-    /// <summary>Columns per cache block (a multiple of one step).</summary>
-    public int Kc;
 }
