@@ -42,7 +42,9 @@ static class GpuBenchCommand
             foreach (var (name, h, i) in shapes)
             {
                 double us = GpuBench.ExpertFfnMicroseconds(acc, DType.BF16, h, i, small ? 3 : 200);
-                Console.WriteLine($"expert FFN {name} {h}x{i} bf16, one token: {us:F1} us = {3.0 * h * i * 2 / us / 1e3:F0} GB/s");
+                double? gus = GpuBench.GeneratedExpertFfnMicroseconds(acc, DType.BF16, h, i, small ? 3 : 200);
+                Console.WriteLine($"expert FFN {name} {h}x{i} bf16, one token: generic {us:F1} us = {3.0 * h * i * 2 / us / 1e3:F0} GB/s" +
+                    (gus is { } g ? $"; generated {g:F1} us = {3.0 * h * i * 2 / g / 1e3:F0} GB/s" : "; no generated kernel"));
             }
             string dir = modelDir ?? ModelLocator.Default();
             var check = GpuBench.CheckModel(dir, acc);

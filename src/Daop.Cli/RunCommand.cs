@@ -69,7 +69,7 @@ static class RunCommand
             stdout.Flush();
             Console.Error.WriteLine(
                 $"[daop] prompt {stats.PromptTokens} tok, {stats.PrefillTokensPerSecond:F1} tok/s | decode {stats.GeneratedTokens} tok, " +
-                $"{stats.DecodeTokensPerSecond:F1} tok/s | {stats.Finish.ToString().ToLowerInvariant()} | {model.Device.Name}");
+                $"{stats.DecodeTokensPerSecond:F1} tok/s | {stats.Finish.ToString().ToLowerInvariant()} | {model.Device.Name}, {model.Experts.Description}");
             return 0;
         }
         catch (Exception e) when (e is ModelLoadException or ContextOverflowException or ArgumentException or FileNotFoundException or DeviceUnavailableException)

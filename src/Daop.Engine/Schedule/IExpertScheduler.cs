@@ -12,4 +12,7 @@ public interface IExpertScheduler
 {
     /// <summary>y [T, H] = Σ_k weights[t,k] · Expert_{experts[t,k]}(x[t]) for layer <paramref name="layer"/>.</summary>
     void RunExperts(int layer, DeviceBuffer x, RoutingBatch routing, DeviceBuffer y, int tokens);
+
+    /// <summary>For logs: where experts run and with which kernel.</summary>
+    string Description => GetType().Name;
 }

@@ -3,7 +3,7 @@ using Daop.Engine.Device;
 using Daop.Engine.Device.Cpu;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
-using Daop.Kernels.Cpu;
+using Daop.Kernels.Generated;
 
 namespace Daop.Engine.Schedule;
 
@@ -17,6 +17,10 @@ public sealed class LocalExpertScheduler : IExpertScheduler
     readonly int _hidden;
     readonly int[] _count, _start, _order; // per expert token counts, offsets into _order, [T·K] (token·K + k) grouped by expert
     readonly float[] _in, _out, _scratch;  // [T, H] gathered inputs, [T, H] expert outputs, [2, T, I] FFN scratch
+    readonly IExpertKernel _kernel;
+
+    /// <summary>The expert kernel in use (generated for this shape, or generic runtime-dims).</summary>
+    public IExpertKernel Kernel => _kernel;
 
     /// <summary>Sizes the buffers for chunks of up to <paramref name="maxTokens"/>.</summary>
     public LocalExpertScheduler(ModelWeights weights, int hidden, int numExperts, int topK, int expertInter, int maxTokens)
@@ -29,7 +33,12 @@ public sealed class LocalExpertScheduler : IExpertScheduler
         _in = new float[maxTokens * hidden];
         _out = new float[maxTokens * hidden];
         _scratch = new float[2 * maxTokens * expertInter];
+        var first = weights.Layers.First(l => l.Experts.Length > 0).Experts[0];
+        _kernel = ExpertKernelRegistry.Select(hidden, expertInter, first.Gate.Type);
     }
+
+    /// <inheritdoc />
+    public string Description => $"experts on cpu ({_kernel.Name})";
 
     /// <inheritdoc />
     public void RunExperts(int layer, DeviceBuffer x, RoutingBatch r, DeviceBuffer y, int tokens)
@@ -59,7 +68,7 @@ public sealed class LocalExpertScheduler : IExpertScheduler
                 xs.AsSpan(t * h, h).CopyTo(_in.AsSpan(j * h, h));
             }
             var ew = experts[e];
-            ExpertFfn.Forward(ew.Gate, ew.Up, ew.Down, _in.AsSpan(0, n * h), _out.AsSpan(0, n * h), n,
+            _kernel.Forward(ew.Gate, ew.Up, ew.Down, _in.AsSpan(0, n * h), _out.AsSpan(0, n * h), n,
                 _scratch.AsSpan(0, 2 * n * ew.Gate.Rows));
             for (int j = 0; j < n; j++)
             {

@@ -57,6 +57,27 @@ public static unsafe class GpuBench
     }
 
     /// <summary>
+    /// The source-generated single-token ILGPU expert kernel for this shape (if a config named it): microseconds
+    /// per call, or null when no kernel was generated for the shape.
+    /// </summary>
+    public static double? GeneratedExpertFfnMicroseconds(Accelerator accelerator, DType type, int hidden, int inter, int iters)
+    {
+        var gen = Daop.Kernels.Generated.GeneratedIlgpuKernels.Find(hidden, inter, type);
+        if (gen == null) return null;
+        using var gw = Upload(accelerator, type, inter, hidden, 3);
+        using var uw = Upload(accelerator, type, inter, hidden, 4);
+        using var dw = Upload(accelerator, type, hidden, inter, 5);
+        var gate = new GpuMatrix(gw.View, type, inter, hidden);
+        var up = new GpuMatrix(uw.View, type, inter, hidden);
+        var down = new GpuMatrix(dw.View, type, hidden, inter);
+        using var x = RandomFloats(accelerator, hidden, 6);
+        using var h = accelerator.Allocate1D<float>(Math.Max(4, (inter + 3) / 4 * 4));
+        using var y = accelerator.Allocate1D<float>(Math.Max(4, (hidden + 3) / 4 * 4));
+        var s = accelerator.DefaultStream;
+        return BestSecondsPerCall(accelerator, iters, () => gen.Forward(s, gate, up, down, x.View, h.View, y.View)) * 1e6;
+    }
+
+    /// <summary>
     /// Runs the model in <paramref name="modelDir"/> on <paramref name="accelerator"/> (GPU device and experts) and on
     /// the CPU path: prefills <paramref name="prefix"/> tokens, then decodes <paramref name="decode"/> more one at a time,
     /// and reports the largest logit difference (relative to max(1, max |cpu|), per forward call), kernel launches per
