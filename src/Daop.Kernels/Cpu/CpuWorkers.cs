@@ -60,7 +60,8 @@ public static unsafe class CpuWorkers
         }
         // The stack copy cannot move under the GC while workers hold a pointer to it.
         TJob local = job;
-        pool.Run(&Trampoline<TJob>.Run, Unsafe.AsPointer(ref local), n, chunk, chunks, maxThreads);
+        // Workers beyond the chunk count would only contend for the claim word.
+        pool.Run(&Trampoline<TJob>.Run, Unsafe.AsPointer(ref local), n, chunk, chunks, Math.Min(maxThreads, chunks));
     }
 
     /// <summary>Runs <paramref name="job"/> with chunks sized so that each thread gets about four.</summary>
