@@ -31,6 +31,7 @@ static class BenchCommand
         cmd.Subcommands.Add(RoutingBenchCommand.Create());
         cmd.Subcommands.Add(SimulateCommand.Create());
         cmd.Subcommands.Add(GpuBenchCommand.Create());
+        cmd.Subcommands.Add(KernelsBenchCommand.Create());
         cmd.Subcommands.Add(SyntheticBenchCommand.Create());
         cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(promptTokens), r.GetValue(newTokens), Math.Max(1, r.GetValue(repeats)),
             r.GetValue(bwBytes), r.GetValue(threads)));

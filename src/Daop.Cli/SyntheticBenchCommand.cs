@@ -17,33 +17,36 @@ static class SyntheticBenchCommand
 {
     public static Command Create()
     {
-        var config = new Option<string>("--config") { Description = "A config.json (e.g. models/configs/Mixtral-8x7B-v0.1.json).", Required = true };
+        var config = new Option<string?>("--config") { Description = "A config.json (e.g. models/configs/Mixtral-8x7B-v0.1.json): random weights of its shape." };
+        var modelDir = new Option<string?>("--model") { Description = "Or a model folder: its real weights." };
         var layers = new Option<int?>("--layers") { Description = "Keep only the first N layers." };
         var device = CommonOptions.Device();
         var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ => 128 };
         var newTokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 128 };
         var cmd = new Command("synthetic", "Benchmark a model shape with random weights held in host memory.")
         {
-            config, layers, device, promptTokens, newTokens,
+            config, modelDir, layers, device, promptTokens, newTokens,
         };
-        cmd.SetAction(r => Run(r.GetValue(config)!, r.GetValue(layers), r.GetValue(device)!, r.GetValue(promptTokens), r.GetValue(newTokens)));
+        cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(device)!, r.GetValue(promptTokens), r.GetValue(newTokens)));
         return cmd;
     }
 
-    static int Run(string configPath, int? layers, string device, int promptTokens, int newTokens)
+    static int Run(string? configPath, string? modelDir, int? layers, string device, int promptTokens, int newTokens)
     {
         try
         {
+            if ((configPath == null) == (modelDir == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
             var sw = Stopwatch.StartNew();
-            using var model = MoeModel.FromSource(Path.GetFileNameWithoutExtension(configPath), configPath, new SyntheticTensorSource(),
-                DeviceChoice.Options(device, promptTokens + newTokens + 1),
-                c => layers is { } n && n < c.NumLayers ? c with { NumLayers = n, MoeLayers = c.MoeLayers[..n] } : c);
+            var options = DeviceChoice.Options(device, promptTokens + newTokens + 1);
+            using var model = modelDir != null ? MoeModel.Load(modelDir, options)
+                : MoeModel.FromSource(Path.GetFileNameWithoutExtension(configPath!), configPath!, new SyntheticTensorSource(), options,
+                    c => layers is { } n && n < c.NumLayers ? c with { NumLayers = n, MoeLayers = c.MoeLayers[..n] } : c);
             var c = model.Config;
             long expertBytes = model.Weights.Layers[0].Experts[0].ByteLength;
             long dense = model.Weights.Layers.Sum(l => l.Q.W.ByteLength + l.K.W.ByteLength + l.V.W.ByteLength + l.O.W.ByteLength + (l.Router?.W.ByteLength ?? 0));
             long active = dense + c.NumLayers * c.TopK * expertBytes + model.Weights.LmHead.W.ByteLength;
             long total = dense + c.NumLayers * c.NumExperts * expertBytes + model.Weights.LmHead.W.ByteLength + model.Weights.Embed.ByteLength;
-            Console.WriteLine($"{c.ModelType} x {c.NumLayers} layers, random bf16: {total / 1e9:F1} GB of weights, {active / 1e9:F2} GB active per token; built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
+            Console.WriteLine($"{c.ModelType} x {c.NumLayers} layers, {(modelDir != null ? "checkpoint" : "random bf16")}: {total / 1e9:F1} GB of weights, {active / 1e9:F2} GB active per token; built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
 
             var gen = new Generator(model);
             var rng = new Random(5);
