@@ -53,11 +53,19 @@ public sealed unsafe class ShapedExpertKernel<TShape> : IExpertKernel where TSha
     /// </summary>
     public const int MaxSpecialisedTokens = 3;
 
+    /// <summary>
+    /// Fewest tokens the specialised path takes. A single token is bandwidth-bound and constant dimensions buy
+    /// nothing there; on the 16-core H100 host the specialised single-token path was slower than the generic one
+    /// (bf16, µs: 4096×14336 3329 vs 3137, 2048×768 120 vs 109, 2048×1024 254 vs 136, <c>daop bench kernels</c>),
+    /// so one token goes to the generic GEMV.
+    /// </summary>
+    public const int MinSpecialisedTokens = 2;
+
     /// <inheritdoc/>
     public void Forward(in WeightMatrix gate, in WeightMatrix up, in WeightMatrix down,
         ReadOnlySpan<float> x, Span<float> y, int tokens, Span<float> scratch)
     {
-        if (tokens < 1 || tokens > MaxSpecialisedTokens || !Matches(gate, up, down))
+        if (tokens < MinSpecialisedTokens || tokens > MaxSpecialisedTokens || !Matches(gate, up, down))
         {
             ExpertFfn.Forward(gate, up, down, x, y, tokens, scratch);
             return;
