@@ -22,6 +22,10 @@ public sealed class OffloadStats
     public long GpuExpertRuns { get; internal set; }
     /// <summary>Activations served by a CPU expert.</summary>
     public long CpuExpertRuns { get; internal set; }
+    /// <summary>GPU expert launch groups (fused gate/up + down): one per layer call with GPU work, more when split.</summary>
+    public long Waves { get; internal set; }
+    /// <summary>Groups launched early because a transfer on miss evicted an expert still to run in the same call.</summary>
+    public long SplitWaves { get; internal set; }
     /// <summary>Experts copied host→device after the initial placement (on miss, prefetch and post-prefill swaps).</summary>
     public long Transfers { get; internal set; }
     /// <summary>Of <see cref="Transfers"/>, those made on a miss.</summary>
@@ -47,6 +51,8 @@ public sealed class OffloadStats
         Misses = Misses - snapshot.Misses,
         GpuExpertRuns = GpuExpertRuns - snapshot.GpuExpertRuns,
         CpuExpertRuns = CpuExpertRuns - snapshot.CpuExpertRuns,
+        Waves = Waves - snapshot.Waves,
+        SplitWaves = SplitWaves - snapshot.SplitWaves,
         Transfers = Transfers - snapshot.Transfers,
         MissTransfers = MissTransfers - snapshot.MissTransfers,
         PrefetchTransfers = PrefetchTransfers - snapshot.PrefetchTransfers,
@@ -63,7 +69,7 @@ public sealed class OffloadStats
 
     /// <inheritdoc />
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{Tokens} tokens, {Activations} activations: hit rate {HitRate:P1}, GPU {GpuExpertRuns}, CPU {CpuExpertRuns}, " +
+        $"{Tokens} tokens, {Activations} activations: hit rate {HitRate:P1}, GPU {GpuExpertRuns} ({Waves} waves, {SplitWaves} split), CPU {CpuExpertRuns}, " +
         $"{Transfers} transfers ({MissTransfers} on miss, {PrefetchTransfers} prefetch, {TransferBytes / 1048576.0:F1} MiB), " +
         $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms");
 }

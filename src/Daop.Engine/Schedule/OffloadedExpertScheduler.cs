@@ -317,6 +317,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
                             if (!ykZeroed) { ZeroYk(p); ykZeroed = true; }
                             LaunchWave(layer, x, r, tokens, y, direct: false);
                             flushed = true;
+                            _stats.SplitWaves++;
                         }
                         Residency.Evict(layer, victim);
                         Pool.Release(layer, victim);
@@ -485,6 +486,8 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         else kern.Down(_d.Stream, down, _h.View, _yk!.View, pw, index, scales, tiles, tileOff);
         for (int s = 0; s < cap; s++)
             if (_count[s] > 0) Transfers.MarkUsed(layer, s);
+        Transfers.EndUse();
+        _stats.Waves++;
         _wave.Clear();
         Array.Clear(_inWave);
     }

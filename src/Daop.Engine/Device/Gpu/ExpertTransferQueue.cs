@@ -15,8 +15,9 @@ namespace Daop.Engine.Device.Gpu;
 /// not landed by then, a pair of timing events around the wait measures how long the compute stream stalled
 /// (<see cref="WaitSeconds"/>, resolved lazily by <see cref="Poll"/>).</para>
 /// <para>Write-after-read: a slot may still be read by kernels queued earlier (its previous expert). The scheduler
-/// reports reads with <see cref="MarkUsed"/>; a copy into a slot read since the last fence first makes the copy
-/// stream wait for a fence event recorded on the compute stream.</para>
+/// reports each group of reads (one launch wave) with <see cref="MarkUsed"/> and <see cref="EndUse"/>, which records
+/// one fence event on the compute stream after them; a copy into the slot first makes the copy stream wait for the
+/// slot's latest fence (only the kernels that read it, not everything queued since).</para>
 /// <para>On the ILGPU CPU accelerator (or without libcuda) every copy completes inside <see cref="Enqueue"/>;
 /// its whole duration counts as waiting.</para>
 /// </remarks>
@@ -28,11 +29,13 @@ public sealed class ExpertTransferQueue : IDisposable
     readonly nint _compute, _copy;                 // native stream handles (CUDA)
     readonly nint[] _slotEvent;                    // per global slot: event after the latest copy into it
     readonly bool[] _pending;                      // that copy has not been waited on by the compute stream yet
-    readonly long[] _slotUse;                      // compute epoch of the latest queued read of the slot
+    readonly int[] _slotFence;                     // per global slot: fence after the latest queued read (-1: none)
+    readonly List<nint> _fences = [];              // fence events (recorded on the compute stream after a group of reads)
+    readonly List<int> _fenceRefs = [];            // slots bound to each fence
+    readonly Stack<int> _freeFences = new();
+    readonly List<int> _used = [];                 // slots read by the group being marked
     readonly List<(nint Start, nint End)> _timing = [];
     readonly Stack<nint> _spare = new();
-    long _epoch = 1, _fenced;
-    nint _fence;
     double _waitSeconds;
     bool _disposed;
 
@@ -44,7 +47,7 @@ public sealed class ExpertTransferQueue : IDisposable
         _store = store;
         _slotEvent = new nint[pool.Slots];
         _pending = new bool[pool.Slots];
-        _slotUse = new long[pool.Slots];
+        _slotFence = Enumerable.Repeat(-1, pool.Slots).ToArray();
         CopyStream = device.Accelerator.CreateStream();
         IsAsync = device.Accelerator.AcceleratorType == AcceleratorType.Cuda && CudaDriver.Available
             && CopyStream is CudaStream && device.Stream is CudaStream;
@@ -79,12 +82,12 @@ public sealed class ExpertTransferQueue : IDisposable
         if (IsAsync)
         {
             _d.Accelerator.Bind();
-            if (_slotUse[g] > _fenced)
+            if (_slotFence[g] is int f and >= 0)
             {
-                if (_fence == 0) _fence = CudaDriver.EventCreate(CudaDriver.EventDisableTiming);
-                CudaDriver.EventRecord(_fence, _compute);
-                CudaDriver.StreamWaitEvent(_copy, _fence);
-                _fenced = _epoch++;
+                // The previous expert may still be read by queued kernels: the copy waits for them (later copies into the
+                // slot are behind this one on the copy stream, so the fence is no longer needed for it).
+                CudaDriver.StreamWaitEvent(_copy, _fences[f]);
+                Unbind(g);
             }
             _store.CopyTo(CopyStream, layer, expert, target);
             if (_slotEvent[g] == 0) _slotEvent[g] = CudaDriver.EventCreate(CudaDriver.EventDisableTiming);
@@ -119,8 +122,45 @@ public sealed class ExpertTransferQueue : IDisposable
         _timing.Add((a, b));
     }
 
-    /// <summary>Notes that kernels reading the slot have been queued on the compute stream (a later copy into it must wait for them).</summary>
-    public void MarkUsed(int layer, int slot) => _slotUse[_pool.GlobalSlot(layer, slot)] = _epoch;
+    /// <summary>
+    /// Notes that kernels reading the slot have been queued on the compute stream; <see cref="EndUse"/> closes the group.
+    /// A later copy into the slot waits for them.
+    /// </summary>
+    public void MarkUsed(int layer, int slot)
+    {
+        if (IsAsync) _used.Add(_pool.GlobalSlot(layer, slot));
+    }
+
+    /// <summary>Records one fence event on the compute stream after the kernels of the slots marked since the last call.</summary>
+    public void EndUse()
+    {
+        if (!IsAsync || _used.Count == 0) return;
+        _d.Accelerator.Bind();
+        int f;
+        if (_freeFences.Count > 0) f = _freeFences.Pop();
+        else
+        {
+            f = _fences.Count;
+            _fences.Add(CudaDriver.EventCreate(CudaDriver.EventDisableTiming));
+            _fenceRefs.Add(0);
+        }
+        CudaDriver.EventRecord(_fences[f], _compute);
+        foreach (int g in _used)
+        {
+            Unbind(g);
+            _slotFence[g] = f;
+            _fenceRefs[f]++;
+        }
+        _used.Clear();
+    }
+
+    void Unbind(int g)
+    {
+        int f = _slotFence[g];
+        if (f < 0) return;
+        _slotFence[g] = -1;
+        if (--_fenceRefs[f] == 0) _freeFences.Push(f);
+    }
 
     nint Spare() => _spare.Count > 0 ? _spare.Pop() : CudaDriver.EventCreate(CudaDriver.EventDefault);
 
@@ -161,7 +201,7 @@ public sealed class ExpertTransferQueue : IDisposable
         {
             _d.Accelerator.Bind();
             foreach (var e in _slotEvent) CudaDriver.EventDestroy(e);
-            CudaDriver.EventDestroy(_fence);
+            foreach (var e in _fences) CudaDriver.EventDestroy(e);
             foreach (var (a, b) in _timing) { CudaDriver.EventDestroy(a); CudaDriver.EventDestroy(b); }
             foreach (var e in _spare) CudaDriver.EventDestroy(e);
             _timing.Clear();

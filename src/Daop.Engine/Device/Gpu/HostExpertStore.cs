@@ -30,17 +30,23 @@ public enum HostCopyMode
 /// </summary>
 public sealed class HostExpertStore : IDisposable
 {
-    readonly ModelWeights _w;
+    readonly IReadOnlyList<ExpertWeights[]> _w;
     readonly Accelerator _acc;
     readonly PageLockedArray1D<Chunk16>?[][] _images;
     readonly Chunk16[]?[][] _managed;   // CPU accelerator: pinned GC arrays stand in for page-locked memory
     long _pinned;
     bool _disposed;
 
-    /// <summary>Experts of <paramref name="weights"/> (all of <paramref name="layout"/>) for transfers on <paramref name="accelerator"/>.</summary>
+    /// <summary>The routed experts of <paramref name="weights"/> (all of <paramref name="layout"/>) for transfers on <paramref name="accelerator"/>.</summary>
     public HostExpertStore(ModelWeights weights, ExpertLayout layout, Accelerator accelerator, HostCopyMode mode = HostCopyMode.Auto,
         long pinnedBudgetBytes = long.MaxValue)
+        : this(weights.Layers.Select(l => l.Experts).ToArray(), layout, accelerator, mode, pinnedBudgetBytes) { }
+
+    /// <summary>Experts given per layer ([layer][expert]; empty for dense layers), all of <paramref name="layout"/>.</summary>
+    public HostExpertStore(IReadOnlyList<ExpertWeights[]> experts, ExpertLayout layout, Accelerator accelerator,
+        HostCopyMode mode = HostCopyMode.Auto, long pinnedBudgetBytes = long.MaxValue)
     {
+        var weights = experts;
         if (pinnedBudgetBytes < 0) throw new ArgumentOutOfRangeException(nameof(pinnedBudgetBytes), $"pinned budget must be >= 0, got {pinnedBudgetBytes}");
         _w = weights;
         _acc = accelerator;
@@ -48,8 +54,8 @@ public sealed class HostExpertStore : IDisposable
         IsCuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
         Mode = mode == HostCopyMode.Auto ? (IsCuda ? HostCopyMode.Staged : HostCopyMode.Direct) : mode;
         PinnedBudgetBytes = pinnedBudgetBytes;
-        _images = weights.Layers.Select(l => new PageLockedArray1D<Chunk16>?[l.Experts.Length]).ToArray();
-        _managed = weights.Layers.Select(l => new Chunk16[]?[l.Experts.Length]).ToArray();
+        _images = weights.Select(l => new PageLockedArray1D<Chunk16>?[l.Length]).ToArray();
+        _managed = weights.Select(l => new Chunk16[]?[l.Length]).ToArray();
     }
 
     /// <summary>Shape of every expert.</summary>
@@ -64,7 +70,7 @@ public sealed class HostExpertStore : IDisposable
     public long PinnedBytes => _pinned;
 
     /// <summary>The memory-mapped weights of one expert (what the CPU runs from).</summary>
-    public ExpertWeights Weights(int layer, int expert) => _w.Layers[layer].Experts[expert];
+    public ExpertWeights Weights(int layer, int expert) => _w[layer][expert];
 
     /// <summary>Whether the expert has a staged image.</summary>
     public bool IsPinned(int layer, int expert) => _images[layer][expert] != null || _managed[layer][expert] != null;
