@@ -15,7 +15,8 @@ namespace Daop.Tests.Schedule;
 /// <summary>
 /// <see cref="OffloadedExpertScheduler"/> end to end on the ILGPU CPU accelerator: a 12-token prefix prefilled in chunks
 /// of 8 (grouped kernels, post-prefill counts) then 4 decode steps (fused path, next-layer prediction), with experts split
-/// between GPU slots and the CPU by transfer-on-miss LRU, prefetching LRU and the static (run-on-CPU) policy. Logits must
+/// between GPU slots and the CPU by transfer-on-miss LRU, prefetching LRU, the static (run-on-CPU) policy and DAOP
+/// (exact mode: CPU on miss, swaps after prefill). Logits must
 /// equal the CPU path's within 1e-4 · max(1, max |ref|) — placement never changes what is computed. Budget tests drive
 /// random routing through the pool and check its own counters after every step.
 /// </summary>
@@ -32,6 +33,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         "lru" => new LruPolicy(prefetch: false),
         "prefetch" => new LruPolicy(prefetch: true),
         "static" => new StaticPolicy(),
+        "daop" => new DaopPolicy(approximate: false),
         _ => throw new ArgumentException(name),
     };
 
@@ -45,6 +47,9 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
             foreach (double ratio in new[] { 0.25, 0.5 })
                 foreach (var p in new[] { "lru", "prefetch", "static" })
                     yield return [f, ratio, p];
+        // DAOP (exact mode): misses on the CPU, swaps after each prefill chunk become transfers
+        yield return ["mixtral-odd", 0.5, "daop"];
+        yield return ["olmoe-tiny", 0.25, "daop"];
     }
 
     // The CPU path's logits for the fixture's reference prompt: prefill [Prefix, V] and each decode step's [V].
@@ -142,6 +147,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
             Assert.Equal(st.Misses * (ratio > 0 ? 1 : 0), st.MissTransfers);
         }
         if (policy == "lru") Assert.Equal(0, st.PrefetchTransfers);
+        if (policy == "daop") Assert.Equal(0, st.MissTransfers + st.PrefetchTransfers);
         if (policy == "lru" && ratio == 0.25) Assert.True(st.SplitWaves > 0, "a prefill chunk should evict an expert it still has to run");
         if (st.GpuExpertRuns == 0) Assert.Equal(0, st.Waves);
         output.WriteLine($"{what}: {s.Pool.Slots} slots; {st}; {sw.ElapsedMilliseconds} ms");

@@ -161,6 +161,7 @@ public sealed class HostExpertStore : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        if (IsCuda && _pinned > 0) _acc.Bind(); // unregistering page-locked memory needs the context current
         foreach (var layer in _images)
             for (int e = 0; e < layer.Length; e++)
             {
