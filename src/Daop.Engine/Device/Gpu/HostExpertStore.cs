@@ -87,6 +87,7 @@ public sealed class HostExpertStore : IDisposable
         Span<Chunk16> dst;
         if (IsCuda)
         {
+            _acc.Bind(); // cuMemHostRegister needs the context current
             var img = _acc.AllocatePageLocked1D<Chunk16>(Layout.Chunks, uninitialized: true);
             _images[layer][expert] = img;
             dst = img.Span;
