@@ -25,6 +25,7 @@ public sealed class GpuDevice : IDevice
     readonly Dictionary<MatrixKey, MemoryBuffer1D<Chunk16, Stride1D.Dense>> _matrices = [];
     readonly Dictionary<object, MemoryBuffer1D<float, Stride1D.Dense>> _vectors = new(ReferenceEqualityComparer.Instance);
     readonly List<MemoryBuffer> _live = [];
+    readonly List<IDisposable> _owned = [];
     readonly long _launchBase;
     MemoryBuffer1D<int, Stride1D.Dense>? _tokens;
     MemoryBuffer1D<float, Stride1D.Dense>? _ffnScratch;
@@ -123,6 +124,12 @@ public sealed class GpuDevice : IDevice
     }
 
     internal void CountCopy() => Interlocked.Increment(ref _copies);
+
+    /// <summary>Disposes <paramref name="resource"/> (streams, page-locked host memory) with the device, before its buffers and accelerator.</summary>
+    internal void Own(IDisposable resource)
+    {
+        lock (_owned) _owned.Add(resource);
+    }
 
     /// <summary>The device copy of <paramref name="w"/> (uploaded on first use).</summary>
     public unsafe GpuMatrix Matrix(in WeightMatrix w)
@@ -294,6 +301,9 @@ public sealed class GpuDevice : IDevice
         if (_disposed) return;
         _disposed = true;
         try { Stream.Synchronize(); } catch (Exception) { /* the accelerator may already be gone */ }
+        IDisposable[] owned;
+        lock (_owned) { owned = [.. _owned]; _owned.Clear(); }
+        for (int i = owned.Length - 1; i >= 0; i--) owned[i].Dispose();
         MemoryBuffer[] live;
         lock (_live) { live = [.. _live]; _live.Clear(); }
         foreach (var b in live) b.Dispose();

@@ -1,0 +1,210 @@
+using Daop.Engine.Model;
+using Daop.Kernels;
+using Daop.Kernels.Gpu;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Engine.Device.Gpu;
+
+/// <summary>
+/// The shape of one routed expert as a GPU slot holds it: gate and up [Inter, Hidden], down [Hidden, Inter], each in
+/// its stored dtype with rows padded to whole 16-byte chunks (the <see cref="GpuMatrix"/> layout).
+/// </summary>
+/// <param name="GateType">dtype of the gate matrix.</param>
+/// <param name="UpType">dtype of the up matrix.</param>
+/// <param name="DownType">dtype of the down matrix.</param>
+/// <param name="Hidden">Model width.</param>
+/// <param name="Inter">Expert intermediate width.</param>
+public readonly record struct ExpertLayout(DType GateType, DType UpType, DType DownType, int Hidden, int Inter)
+{
+    /// <summary>16-byte chunks of the padded gate matrix.</summary>
+    public long GateChunks => (long)Inter * GpuMatrix.ChunksPerRow(GateType, Hidden);
+    /// <summary>16-byte chunks of the padded up matrix.</summary>
+    public long UpChunks => (long)Inter * GpuMatrix.ChunksPerRow(UpType, Hidden);
+    /// <summary>16-byte chunks of the padded down matrix.</summary>
+    public long DownChunks => (long)Hidden * GpuMatrix.ChunksPerRow(DownType, Inter);
+    /// <summary>16-byte chunks of one expert (gate + up + down).</summary>
+    public long Chunks => GateChunks + UpChunks + DownChunks;
+    /// <summary>Device bytes of one expert in a slot (padded rows): what one slot costs and what one transfer moves.</summary>
+    public long ExpertBytes => Chunks * 16;
+
+    /// <summary>The layout of <paramref name="w"/>.</summary>
+    public static ExpertLayout Of(in ExpertWeights w) => new(w.Gate.Type, w.Up.Type, w.Down.Type, w.Gate.Cols, w.Gate.Rows);
+
+    /// <summary>The routed experts' layout of <paramref name="weights"/>; throws if any expert differs from the first.</summary>
+    public static ExpertLayout Of(ModelWeights weights)
+    {
+        ExpertLayout? first = null;
+        foreach (var layer in weights.Layers)
+            foreach (var e in layer.Experts)
+            {
+                var l = Of(e);
+                if (first == null) first = l;
+                else if (l != first.Value) throw new NotSupportedException($"routed experts differ in shape or dtype: {l} vs {first.Value}");
+                if (e.Up.Rows != e.Gate.Rows || e.Up.Cols != e.Gate.Cols || e.Down.Rows != e.Gate.Cols || e.Down.Cols != e.Gate.Rows)
+                    throw new NotSupportedException($"expert matrices do not form a SwiGLU FFN: gate {e.Gate.Rows}x{e.Gate.Cols}, up {e.Up.Rows}x{e.Up.Cols}, down {e.Down.Rows}x{e.Down.Cols}");
+            }
+        return first ?? throw new ArgumentException("the model has no routed experts", nameof(weights));
+    }
+
+    /// <summary>Whether <paramref name="w"/> has this layout.</summary>
+    public bool Matches(in ExpertWeights w) => Of(w) == this;
+}
+
+/// <summary>
+/// GPU expert slots under an exact budget: one device allocation of exactly <see cref="Slots"/> ×
+/// <see cref="ExpertLayout.ExpertBytes"/> bytes, split per layer. Layer l's slots form three stacks (gate, up, down;
+/// slot s is matrix s of each), so the grouped expert kernels run any set of a layer's resident experts in one launch,
+/// with the slot id as the expert index. The pool tracks which expert each slot holds and refuses to hold more
+/// experts than it has slots; it moves no bytes itself except through <see cref="Upload"/>.
+/// </summary>
+public sealed class ExpertSlotPool : IDisposable
+{
+    readonly GpuDevice _device;
+    readonly MemoryBuffer1D<Chunk16, Stride1D.Dense>? _buffer;
+    readonly int[] _capacity, _inUse, _base;    // per layer: slots, occupied slots, first global slot
+    readonly long[] _offset;                      // per layer: first chunk
+    readonly int[][] _expertAt, _slotOf;          // [layer][slot] → expert, [layer][expert] → slot (-1: none)
+    readonly Stack<int>[] _free;
+    int _slotsInUse;
+    bool _disposed;
+
+    /// <summary>
+    /// Allocates <paramref name="slotsPerLayer"/> slots (0 for dense layers) for experts of <paramref name="layout"/>
+    /// on <paramref name="device"/>'s accelerator. The allocation is registered with the device, so
+    /// <see cref="GpuDevice.AllocatedBytes"/> includes it and disposing the device frees it.
+    /// </summary>
+    public ExpertSlotPool(GpuDevice device, ExpertLayout layout, int experts, IReadOnlyList<int> slotsPerLayer)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (experts <= 0) throw new ArgumentOutOfRangeException(nameof(experts), $"experts per layer must be positive, got {experts}");
+        _device = device;
+        Layout = layout;
+        Experts = experts;
+        Layers = slotsPerLayer.Count;
+        _capacity = new int[Layers];
+        _inUse = new int[Layers];
+        _base = new int[Layers];
+        _offset = new long[Layers];
+        _expertAt = new int[Layers][];
+        _slotOf = new int[Layers][];
+        _free = new Stack<int>[Layers];
+        long chunks = 0;
+        int slots = 0;
+        for (int l = 0; l < Layers; l++)
+        {
+            int s = slotsPerLayer[l];
+            if (s < 0 || s > experts)
+                throw new ArgumentOutOfRangeException(nameof(slotsPerLayer), $"layer {l} asks for {s} expert slots; it must be 0..{experts}");
+            _capacity[l] = s;
+            _base[l] = slots;
+            _offset[l] = chunks;
+            _expertAt[l] = Enumerable.Repeat(-1, s).ToArray();
+            _slotOf[l] = Enumerable.Repeat(-1, experts).ToArray();
+            _free[l] = new Stack<int>(Enumerable.Range(0, s).Reverse());
+            slots += s;
+            chunks += s * layout.Chunks;
+        }
+        Slots = slots;
+        if (chunks > 0)
+        {
+            _buffer = device.Accelerator.Allocate1D<Chunk16>(chunks);
+            device.Track(_buffer);
+        }
+    }
+
+    /// <summary>Shape of every expert in the pool.</summary>
+    public ExpertLayout Layout { get; }
+    /// <summary>Layers (MoE or not) the pool spans.</summary>
+    public int Layers { get; }
+    /// <summary>Experts per layer (the id range a slot may hold).</summary>
+    public int Experts { get; }
+    /// <summary>Slots over all layers.</summary>
+    public int Slots { get; }
+    /// <summary>Bytes of one slot (one expert, padded rows).</summary>
+    public long ExpertBytes => Layout.ExpertBytes;
+    /// <summary>Device bytes the pool holds: exactly <see cref="Slots"/> × <see cref="ExpertBytes"/>.</summary>
+    public long AllocatedBytes => _buffer?.LengthInBytes ?? 0;
+    /// <summary>Slots holding an expert now, over all layers (never more than <see cref="Slots"/>).</summary>
+    public int SlotsInUse => _slotsInUse;
+
+    /// <summary>Slots of <paramref name="layer"/>.</summary>
+    public int Capacity(int layer) => _capacity[layer];
+    /// <summary>Occupied slots of <paramref name="layer"/>.</summary>
+    public int InUse(int layer) => _inUse[layer];
+    /// <summary>Index of slot (<paramref name="layer"/>, <paramref name="slot"/>) among all slots of the pool.</summary>
+    public int GlobalSlot(int layer, int slot) => _base[layer] + slot;
+    /// <summary>The expert slot <paramref name="slot"/> of <paramref name="layer"/> holds, or -1.</summary>
+    public int ExpertAt(int layer, int slot) => _expertAt[layer][slot];
+    /// <summary>The slot holding <paramref name="expert"/> of <paramref name="layer"/>, or -1.</summary>
+    public int SlotOf(int layer, int expert) => _slotOf[layer][expert];
+
+    /// <summary>Gives <paramref name="expert"/> a free slot of its layer and returns the slot id (its bytes are not copied).</summary>
+    public int Assign(int layer, int expert)
+    {
+        if ((uint)expert >= (uint)Experts) throw new ArgumentOutOfRangeException(nameof(expert), $"expert {expert} is outside [0, {Experts})");
+        if (_slotOf[layer][expert] >= 0) throw new InvalidOperationException($"expert {expert} of layer {layer} already holds slot {_slotOf[layer][expert]}");
+        if (_free[layer].Count == 0)
+            throw new InvalidOperationException($"layer {layer} has no free expert slot ({_capacity[layer]} slots, all in use) for expert {expert}");
+        int s = _free[layer].Pop();
+        _expertAt[layer][s] = expert;
+        _slotOf[layer][expert] = s;
+        _inUse[layer]++;
+        _slotsInUse++;
+        return s;
+    }
+
+    /// <summary>Frees the slot of <paramref name="expert"/> and returns its id.</summary>
+    public int Release(int layer, int expert)
+    {
+        int s = _slotOf[layer][expert];
+        if (s < 0) throw new InvalidOperationException($"expert {expert} of layer {layer} holds no slot");
+        _slotOf[layer][expert] = -1;
+        _expertAt[layer][s] = -1;
+        _free[layer].Push(s);
+        _inUse[layer]--;
+        _slotsInUse--;
+        return s;
+    }
+
+    /// <summary>Layer <paramref name="layer"/>'s slots as three stacks for the grouped kernels (expert index = slot id).</summary>
+    public (GpuMatrix Gate, GpuMatrix Up, GpuMatrix Down) Matrices(int layer)
+    {
+        int n = _capacity[layer];
+        if (n == 0 || _buffer == null) throw new InvalidOperationException($"layer {layer} has no expert slots");
+        var L = Layout;
+        var v = _buffer.View;
+        long o = _offset[layer];
+        return (new GpuMatrix(v.SubView(o, n * L.GateChunks), L.GateType, L.Inter, L.Hidden, n),
+            new GpuMatrix(v.SubView(o + n * L.GateChunks, n * L.UpChunks), L.UpType, L.Inter, L.Hidden, n),
+            new GpuMatrix(v.SubView(o + n * (L.GateChunks + L.UpChunks), n * L.DownChunks), L.DownType, L.Hidden, L.Inter, n));
+    }
+
+    /// <summary>The device memory of one slot: its gate, up and down chunks.</summary>
+    public (ArrayView<Chunk16> Gate, ArrayView<Chunk16> Up, ArrayView<Chunk16> Down) SlotViews(int layer, int slot)
+    {
+        if ((uint)slot >= (uint)_capacity[layer]) throw new ArgumentOutOfRangeException(nameof(slot), $"slot {slot} is outside layer {layer}'s {_capacity[layer]} slots");
+        var (g, u, d) = Matrices(layer);
+        var L = Layout;
+        return (g.Data.SubView(slot * L.GateChunks, L.GateChunks), u.Data.SubView(slot * L.UpChunks, L.UpChunks),
+            d.Data.SubView(slot * L.DownChunks, L.DownChunks));
+    }
+
+    /// <summary>Copies <paramref name="w"/> from host memory into a slot on <paramref name="stream"/> (synchronous: it waits for the copy).</summary>
+    public void Upload(AcceleratorStream stream, int layer, int slot, in ExpertWeights w)
+    {
+        if (!Layout.Matches(w)) throw new ArgumentException($"expert layout {ExpertLayout.Of(w)} does not match the pool's {Layout}", nameof(w));
+        var (g, u, d) = SlotViews(layer, slot);
+        GpuMatrix.Upload(stream, w.Gate, g, 0);
+        GpuMatrix.Upload(stream, w.Up, u, 0);
+        GpuMatrix.Upload(stream, w.Down, d, 0);
+    }
+
+    /// <summary>Frees the device allocation (also done by disposing the device).</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        if (_buffer != null) _device.Free(_buffer);
+    }
+}

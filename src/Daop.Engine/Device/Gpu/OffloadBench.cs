@@ -1,0 +1,222 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Daop.Engine.Model;
+using Daop.Engine.Placement;
+using Daop.Engine.Schedule;
+using Daop.Kernels;
+using Daop.Kernels.Cpu;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Engine.Device.Gpu;
+
+/// <summary>What <see cref="OffloadBench.Transfers"/> measured.</summary>
+/// <param name="GBps">Host→device bytes per second over all copies (10⁹ B/s), from the first enqueue to the last copy landing.</param>
+/// <param name="EnqueueMicroseconds">Mean host time inside one <see cref="ExpertTransferQueue.Enqueue"/> (small when copies are asynchronous).</param>
+/// <param name="IsAsync">Whether the queue overlapped (CUDA events) or copied synchronously.</param>
+public readonly record struct TransferBenchResult(double GBps, double EnqueueMicroseconds, bool IsAsync);
+
+/// <summary>What <see cref="OffloadBench.Overlap"/> measured, in milliseconds.</summary>
+/// <param name="CopyMs">The copies alone.</param>
+/// <param name="ComputeMs">The expert kernels alone.</param>
+/// <param name="BothMs">Both queued together (copies on the copy stream, kernels on the compute stream): near max(copy, compute) when they overlap, near the sum when they do not.</param>
+public readonly record struct OverlapBenchResult(double CopyMs, double ComputeMs, double BothMs);
+
+/// <summary>What <see cref="OffloadBench.CheckModel"/> measured.</summary>
+/// <param name="MaxRelativeError">Largest max|offloaded − cpu| / max(1, max|cpu|) over the compared forward calls.</param>
+/// <param name="DecodeMilliseconds">Mean wall time of one decode step.</param>
+/// <param name="Decode">Scheduler counters over the timed decode steps (divide by Tokens for per-token figures).</param>
+/// <param name="DenseBytes">Device bytes besides the expert slots.</param>
+/// <param name="PoolBytes">Device bytes of the expert slots.</param>
+public readonly record struct OffloadModelCheck(double MaxRelativeError, double DecodeMilliseconds, OffloadStats Decode, long DenseBytes, long PoolBytes);
+
+/// <summary>
+/// Measurements of the offloading machinery for a GPU machine: host→device expert copies through
+/// <see cref="ExpertTransferQueue"/> (staged page-locked vs direct from pageable memory), whether copies overlap the
+/// expert kernels, and a whole model under a placement policy against the CPU path. Synthetic experts are random bf16.
+/// </summary>
+public static unsafe class OffloadBench
+{
+    sealed class Experts : IDisposable
+    {
+        readonly List<nint> _mem = [];
+        public readonly ExpertWeights[] W;
+
+        public Experts(int count, DType type, int hidden, int inter)
+        {
+            W = new ExpertWeights[count];
+            for (int i = 0; i < count; i++)
+                W[i] = new(Matrix(type, inter, hidden, (uint)(3 * i + 1)), Matrix(type, inter, hidden, (uint)(3 * i + 2)),
+                    Matrix(type, hidden, inter, (uint)(3 * i + 3)));
+        }
+
+        WeightMatrix Matrix(DType type, int rows, int cols, uint seed)
+        {
+            long n = (long)rows * cols;
+            var p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(16, n * type.SizeOf()), 4096);
+            _mem.Add((nint)p);
+            uint s = seed * 2654435761u + 1;
+            float scale = 1f / MathF.Sqrt(cols);
+            for (long i = 0; i < n; i++)
+            {
+                s ^= s << 13; s ^= s >> 17; s ^= s << 5;
+                float v = ((s >> 8) * (2f / (1 << 24)) - 1f) * scale;
+                switch (type)
+                {
+                    case DType.F32: ((float*)p)[i] = v; break;
+                    case DType.F16: ((System.Half*)p)[i] = (System.Half)v; break;
+                    default: ((ushort*)p)[i] = Bf16.FromFloat(v); break;
+                }
+            }
+            return new WeightMatrix(p, type, rows, cols);
+        }
+
+        public void Dispose()
+        {
+            foreach (var p in _mem) NativeMemory.AlignedFree((void*)p);
+            _mem.Clear();
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="copies"/> transfers of distinct random experts ([inter, hidden] gate/up, [hidden, inter] down of
+    /// <paramref name="type"/>) into <paramref name="copies"/> slots, after one warm-up copy; staged images are made
+    /// before timing. Mixtral-8x7B: <c>Transfers(acc, DType.BF16, 4096, 14336, HostCopyMode.Staged, 8)</c>.
+    /// </summary>
+    public static TransferBenchResult Transfers(Accelerator accelerator, DType type, int hidden, int inter, HostCopyMode mode, int copies)
+    {
+        copies = Math.Max(1, copies);
+        using var dev = new GpuDevice(accelerator);
+        using var ex = new Experts(copies + 1, type, hidden, inter);
+        var layout = ExpertLayout.Of(ex.W[0]);
+        using var pool = new ExpertSlotPool(dev, layout, copies + 1, [copies + 1]);
+        using var store = new HostExpertStore([ex.W], layout, accelerator, mode);
+        using var queue = new ExpertTransferQueue(dev, pool, store);
+        for (int e = 0; e <= copies; e++) store.Pin(0, e);
+        queue.Enqueue(0, copies, pool.Assign(0, copies));
+        queue.Synchronize();
+        double enqueue = 0;
+        long t0 = Stopwatch.GetTimestamp();
+        for (int e = 0; e < copies; e++)
+        {
+            long t1 = Stopwatch.GetTimestamp();
+            queue.Enqueue(0, e, pool.Assign(0, e));
+            enqueue += Stopwatch.GetElapsedTime(t1).TotalSeconds;
+        }
+        queue.Synchronize();
+        double sec = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        return new TransferBenchResult(copies * layout.ExpertBytes / sec / 1e9, enqueue / copies * 1e6, queue.IsAsync);
+    }
+
+    /// <summary>
+    /// Copies <paramref name="copies"/> experts into free slots while the expert kernels run <paramref name="steps"/>
+    /// single-token passes over another resident expert; each part is also timed alone.
+    /// </summary>
+    public static OverlapBenchResult Overlap(Accelerator accelerator, DType type, int hidden, int inter, int copies, int steps)
+    {
+        copies = Math.Max(1, copies);
+        using var dev = new GpuDevice(accelerator);
+        using var ex = new Experts(copies + 1, type, hidden, inter);
+        var layout = ExpertLayout.Of(ex.W[0]);
+        using var pool = new ExpertSlotPool(dev, layout, copies + 1, [copies + 1]);
+        using var store = new HostExpertStore([ex.W], layout, accelerator, HostCopyMode.Auto);
+        using var queue = new ExpertTransferQueue(dev, pool, store);
+        for (int e = 0; e <= copies; e++) store.Pin(0, e);
+        int resident = pool.Assign(0, copies);
+        pool.Upload(dev.Stream, 0, resident, ex.W[copies]);
+        var (gate, up, down) = pool.Matrices(0);
+        var k = dev.Kernels;
+        var x = dev.AllocateFloats(hidden);
+        var h = dev.AllocateFloats(inter);
+        var y = dev.AllocateFloats(hidden);
+        using var index = accelerator.Allocate1D<int>(new[] { 0, resident, 0, 1, 0, resident, BitConverter.SingleToInt32Bits(1f) });
+        ArrayView<int> iv = index.View;
+        void Compute()
+        {
+            for (int i = 0; i < steps; i++)
+            {
+                k.GateUp(dev.Stream, gate, up, x.View, h.View, 1, iv, 1, 1, 1);
+                k.DownCombine(dev.Stream, down, h.View, y.View, 1, 1, iv, iv.SubView(6, 1).Cast<float>(), 4, 5);
+            }
+        }
+        void CopyAll()
+        {
+            for (int e = 0; e < copies; e++)
+            {
+                if (pool.SlotOf(0, e) >= 0) pool.Release(0, e);
+                queue.Enqueue(0, e, pool.Assign(0, e));
+            }
+        }
+        double Time(Action a)
+        {
+            dev.Synchronize();
+            queue.Synchronize();
+            long t0 = Stopwatch.GetTimestamp();
+            a();
+            dev.Synchronize();
+            queue.Synchronize();
+            return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        Time(() => { CopyAll(); Compute(); });   // warm-up (kernel compile, first copies)
+        double copy = Time(CopyAll), compute = Time(Compute), both = Time(() => { CopyAll(); Compute(); });
+        return new OverlapBenchResult(copy, compute, both);
+    }
+
+    /// <summary>
+    /// Runs the model in <paramref name="modelDir"/> on <paramref name="accelerator"/> with experts placed by
+    /// <paramref name="policy"/> at expert cache <paramref name="ratio"/>, against the CPU path: prefills
+    /// <paramref name="prefix"/> pseudo-random tokens, decodes <paramref name="decode"/> more (timed), then replays the
+    /// decode steps beside the CPU to compare logits.
+    /// </summary>
+    public static OffloadModelCheck CheckModel(string modelDir, Accelerator accelerator, Func<IPlacementPolicy> policy, double ratio,
+        int prefix = 12, int decode = 8, OffloadOptions? options = null)
+    {
+        using var cpu = MoeModel.Load(modelDir, new ModelOptions { ContextLength = prefix + decode });
+        using var gpu = MoeModel.Load(modelDir, new ModelOptions
+        {
+            ContextLength = prefix + decode,
+            Device = _ => new GpuDevice(accelerator),
+            Experts = (m, d) => OffloadedExpertScheduler.FromRatio(m, d, policy(), ratio, options: options),
+        });
+        var s = (OffloadedExpertScheduler)gpu.Experts;
+        int v = cpu.Config.VocabSize;
+        uint state = 12345;
+        var tokens = new int[prefix + decode];
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            state ^= state << 13; state ^= state >> 17; state ^= state << 5;
+            tokens[i] = (int)(state % (uint)v);
+        }
+        var gc = gpu.NewCache();
+        var b = new float[v];
+        gpu.Forward(tokens.AsSpan(0, prefix), 0, gc, b);
+        s.Synchronize();
+        var before = s.Stats;
+        double seconds = 0;
+        for (int i = 0; i < decode; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            gpu.Forward(tokens.AsSpan(prefix + i, 1), prefix + i, gc, b);
+            seconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        }
+        s.Synchronize();
+        var stats = s.Stats.Since(before);
+
+        // Replay beside the CPU path on a fresh sequence (a fresh scheduler state is not needed: placement never changes results).
+        var cc = cpu.NewCache();
+        gc = gpu.NewCache();
+        var a = new float[v];
+        double worst = 0;
+        void Step(int start, int n)
+        {
+            cpu.Forward(tokens.AsSpan(start, n), start, cc, a);
+            gpu.Forward(tokens.AsSpan(start, n), start, gc, b);
+            double maxRef = 1, maxErr = 0;
+            for (int i = 0; i < v; i++) { maxRef = Math.Max(maxRef, Math.Abs(a[i])); maxErr = Math.Max(maxErr, Math.Abs(a[i] - b[i])); }
+            worst = Math.Max(worst, double.IsNaN(maxErr) ? double.PositiveInfinity : maxErr / maxRef);
+        }
+        Step(0, prefix);
+        for (int i = 0; i < decode; i++) Step(prefix + i, 1);
+        return new OffloadModelCheck(worst, decode > 0 ? seconds / decode * 1e3 : 0, stats, s.DenseBytes, s.PoolBytes);
+    }
+}

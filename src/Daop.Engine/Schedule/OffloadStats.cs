@@ -1,0 +1,75 @@
+using System.Globalization;
+
+namespace Daop.Engine.Schedule;
+
+/// <summary>
+/// What <see cref="OffloadedExpertScheduler"/> did: counts over activations (one routed (token, expert) pair each)
+/// and transfers, and the time spent waiting on copies and in CPU experts. <see cref="OffloadedExpertScheduler.Stats"/>
+/// is cumulative; take <see cref="Since"/> around a forward call, or read
+/// <see cref="OffloadedExpertScheduler.LastStep"/>, and divide by <see cref="Tokens"/> for per-token figures.
+/// </summary>
+public sealed class OffloadStats
+{
+    /// <summary>Tokens that went through the model (counted at the first MoE layer).</summary>
+    public long Tokens { get; internal set; }
+    /// <summary>Routed (token, expert) pairs.</summary>
+    public long Activations { get; internal set; }
+    /// <summary>Activations whose expert held a GPU slot when it was routed (including a prefetch still in flight).</summary>
+    public long Hits { get; internal set; }
+    /// <summary>Activations whose expert did not (each asked the policy's OnMiss).</summary>
+    public long Misses { get; internal set; }
+    /// <summary>Activations served by a GPU slot (hits and transfers on miss).</summary>
+    public long GpuExpertRuns { get; internal set; }
+    /// <summary>Activations served by a CPU expert.</summary>
+    public long CpuExpertRuns { get; internal set; }
+    /// <summary>GPU expert launch groups (fused gate/up + down): one per layer call with GPU work, more when split.</summary>
+    public long Waves { get; internal set; }
+    /// <summary>Groups launched early because a transfer on miss evicted an expert still to run in the same call.</summary>
+    public long SplitWaves { get; internal set; }
+    /// <summary>Experts copied host→device after the initial placement (on miss, prefetch and post-prefill swaps).</summary>
+    public long Transfers { get; internal set; }
+    /// <summary>Of <see cref="Transfers"/>, those made on a miss.</summary>
+    public long MissTransfers { get; internal set; }
+    /// <summary>Of <see cref="Transfers"/>, those made for a prediction (prefetch).</summary>
+    public long PrefetchTransfers { get; internal set; }
+    /// <summary>Bytes copied by <see cref="Transfers"/>.</summary>
+    public long TransferBytes { get; internal set; }
+    /// <summary>Seconds the compute stream waited for copies (CUDA: measured with events; CPU accelerator: the synchronous copies).</summary>
+    public double CopyWaitSeconds { get; internal set; }
+    /// <summary>Seconds spent in CPU experts (host time, overlapping the GPU experts of the same layer).</summary>
+    public double CpuExpertSeconds { get; internal set; }
+
+    /// <summary>A copy of the counters now.</summary>
+    public OffloadStats Snapshot() => (OffloadStats)MemberwiseClone();
+
+    /// <summary>The counters minus an earlier <paramref name="snapshot"/>.</summary>
+    public OffloadStats Since(OffloadStats snapshot) => new()
+    {
+        Tokens = Tokens - snapshot.Tokens,
+        Activations = Activations - snapshot.Activations,
+        Hits = Hits - snapshot.Hits,
+        Misses = Misses - snapshot.Misses,
+        GpuExpertRuns = GpuExpertRuns - snapshot.GpuExpertRuns,
+        CpuExpertRuns = CpuExpertRuns - snapshot.CpuExpertRuns,
+        Waves = Waves - snapshot.Waves,
+        SplitWaves = SplitWaves - snapshot.SplitWaves,
+        Transfers = Transfers - snapshot.Transfers,
+        MissTransfers = MissTransfers - snapshot.MissTransfers,
+        PrefetchTransfers = PrefetchTransfers - snapshot.PrefetchTransfers,
+        TransferBytes = TransferBytes - snapshot.TransferBytes,
+        CopyWaitSeconds = CopyWaitSeconds - snapshot.CopyWaitSeconds,
+        CpuExpertSeconds = CpuExpertSeconds - snapshot.CpuExpertSeconds,
+    };
+
+    /// <summary>Hits / activations (1 when nothing ran).</summary>
+    public double HitRate => Activations == 0 ? 1 : (double)Hits / Activations;
+
+    /// <summary><paramref name="count"/> per token (0 when no token ran).</summary>
+    public double PerToken(double count) => Tokens == 0 ? 0 : count / Tokens;
+
+    /// <inheritdoc />
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"{Tokens} tokens, {Activations} activations: hit rate {HitRate:P1}, GPU {GpuExpertRuns} ({Waves} waves, {SplitWaves} split), CPU {CpuExpertRuns}, " +
+        $"{Transfers} transfers ({MissTransfers} on miss, {PrefetchTransfers} prefetch, {TransferBytes / 1048576.0:F1} MiB), " +
+        $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms");
+}

@@ -1,0 +1,36 @@
+using Daop.Engine.Device.Gpu;
+using Daop.Engine.Placement;
+using Daop.Kernels;
+
+namespace Daop.Tests.Gpu;
+
+/// <summary>The offload benchmarks run (tiny sizes, CPU accelerator); the numbers only mean something on a GPU.</summary>
+[Collection(GpuCollection.Name)]
+public class OffloadBenchTests(GpuFixture gpu)
+{
+    [Theory]
+    [InlineData(HostCopyMode.Direct)]
+    [InlineData(HostCopyMode.Staged)]
+    public void TransfersRun(HostCopyMode mode)
+    {
+        var r = OffloadBench.Transfers(gpu.Accelerator, DType.BF16, 64, 96, mode, 3);
+        Assert.False(r.IsAsync);
+        Assert.True(r.GBps > 0);
+    }
+
+    [Fact]
+    public void OverlapRuns()
+    {
+        var r = OffloadBench.Overlap(gpu.Accelerator, DType.BF16, 64, 96, 2, 2);
+        Assert.True(r.CopyMs >= 0 && r.ComputeMs > 0 && r.BothMs > 0);
+    }
+
+    [Fact]
+    public void CheckModelMatchesCpu()
+    {
+        var r = OffloadBench.CheckModel(TestPaths.Fixture("mixtral-tiny"), gpu.Accelerator, () => new LruPolicy(true), 0.25, prefix: 6, decode: 3);
+        Assert.True(r.MaxRelativeError <= 1e-4, $"error {r.MaxRelativeError}");
+        Assert.Equal(3, r.Decode.Tokens);
+        Assert.True(r.PoolBytes > 0 && r.DenseBytes > 0);
+    }
+}
