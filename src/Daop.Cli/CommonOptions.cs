@@ -9,8 +9,21 @@ static class CommonOptions
     public static Option<int?> Context() => new("--context") { Description = "Context length (positions in the KV cache). Default: min(max_position_embeddings, 4096)." };
     public static Option<string> Device() => new("--device", "-d")
     {
-        Description = "Where dense compute runs: cpu, or cuda (the first NVIDIA GPU, through ILGPU).",
+        Description = "Where dense compute runs: cpu, cuda (the first NVIDIA GPU, through ILGPU), or ilgpu-cpu (the GPU code path on ILGPU's CPU accelerator, for testing without a GPU).",
         DefaultValueFactory = _ => "cpu",
+    };
+    public static Option<double?> CacheRatio() => new("--expert-cache-ratio")
+    {
+        Description = "With --device cuda: the fraction of routed experts kept on the GPU; the rest live in host memory.",
+    };
+    public static Option<long?> VramBudget() => new("--vram-budget")
+    {
+        Description = "With --device cuda: bytes of GPU memory for the whole model (dense part, KV cache and expert slots).",
+    };
+    public static Option<string> Policy() => new("--policy")
+    {
+        Description = $"Expert placement when offloading: {PolicyChoice.Names}.",
+        DefaultValueFactory = _ => "static-cpu",
     };
     public static Option<int?> Threads() => new("--threads", "-t") { Description = "CPU worker threads. Default: all cores." };
 }

@@ -1,5 +1,7 @@
 using Daop.Engine.Device.Gpu;
+using Daop.Engine.Device;
 using Daop.Engine.Model;
+using Daop.Engine.Schedule;
 
 namespace Daop.Cli;
 
@@ -9,17 +11,33 @@ sealed class DeviceUnavailableException(string message) : Exception(message);
 /// <summary>Maps <c>--device</c> to model options.</summary>
 static class DeviceChoice
 {
-    public static ModelOptions Options(string device, int? context) => device switch
+    /// <summary>
+    /// Options for <paramref name="device"/>. On CUDA, experts are all resident unless a cache ratio or a VRAM budget
+    /// (bytes for the whole model on the GPU) asks for offloading with <paramref name="policy"/>.
+    /// </summary>
+    public static ModelOptions Options(string device, int? context, double? ratio = null, long? vramBudget = null, string policy = "static-cpu")
     {
-        "cpu" => new ModelOptions { ContextLength = context },
-        "cuda" => new ModelOptions
+        if (ratio != null && vramBudget != null) throw new ArgumentException("give --expert-cache-ratio or --vram-budget, not both");
+        return device switch
         {
-            ContextLength = context,
-            Device = _ => Cuda(),
-            Experts = (m, d) => new GpuExpertScheduler(m, d),
-        },
-        _ => throw new ArgumentException($"--device must be 'cpu' or 'cuda', got '{device}'"),
-    };
+            "cpu" when ratio != null || vramBudget != null =>
+                throw new ArgumentException("--expert-cache-ratio and --vram-budget place experts on a GPU: use them with --device cuda"),
+            "cpu" => new ModelOptions { ContextLength = context },
+            "cuda" or "ilgpu-cpu" => new ModelOptions
+            {
+                ContextLength = context,
+                Device = _ => device == "cuda" ? Cuda() : GpuDevice.Create(preferCuda: false),
+                Experts = Experts(ratio, vramBudget, policy),
+            },
+            _ => throw new ArgumentException($"--device must be 'cpu', 'cuda' or 'ilgpu-cpu', got '{device}'"),
+        };
+    }
+
+    /// <summary>The expert scheduler factory for a ratio / budget / policy choice on a GPU device.</summary>
+    public static Func<MoeModel, IDevice, IExpertScheduler> Experts(double? ratio, long? vramBudget, string policy) =>
+        ratio is { } r ? (m, d) => OffloadedExpertScheduler.FromRatio(m, d, PolicyChoice.Create(policy), r)
+        : vramBudget is { } b ? (m, d) => OffloadedExpertScheduler.FromVramBudget(m, d, PolicyChoice.Create(policy), b, 256)
+        : (m, d) => new GpuExpertScheduler(m, d);
 
     static GpuDevice Cuda()
     {

@@ -22,10 +22,13 @@ static class RunCommand
         var chat = new Option<bool>("--chat") { Description = "Wrap the prompt as a user message with the model's chat template." };
         var context = CommonOptions.Context();
         var device = CommonOptions.Device();
+        var ratio = CommonOptions.CacheRatio();
+        var budget = CommonOptions.VramBudget();
+        var policy = CommonOptions.Policy();
         var threads = CommonOptions.Threads();
         var cmd = new Command("run", "Generate a continuation of one prompt.")
         {
-            model, prompt, maxTokens, temperature, topK, topP, seed, chat, context, threads, device,
+            model, prompt, maxTokens, temperature, topK, topP, seed, chat, context, threads, device, ratio, budget, policy,
         };
         cmd.SetAction((r, cancel) =>
         {
@@ -35,18 +38,18 @@ static class RunCommand
                 TopP = r.GetValue(topP), Seed = r.GetValue(seed),
             };
             return Task.FromResult(Run(r.GetValue(model), r.GetValue(prompt)!, sampling, r.GetValue(chat), r.GetValue(context),
-                r.GetValue(threads), r.GetValue(device)!, cancel));
+                r.GetValue(threads), () => DeviceChoice.Options(r.GetValue(device)!, r.GetValue(context), r.GetValue(ratio), r.GetValue(budget), r.GetValue(policy)!), cancel));
         });
         return cmd;
     }
 
-    static int Run(string? modelDir, string prompt, SamplingOptions sampling, bool chat, int? context, int? threads, string device, CancellationToken cancel)
+    static int Run(string? modelDir, string prompt, SamplingOptions sampling, bool chat, int? context, int? threads, Func<ModelOptions> options, CancellationToken cancel)
     {
         try
         {
             if (threads is { } t) Daop.Kernels.Cpu.CpuWorkers.Configure(t);
             string dir = modelDir ?? ModelLocator.Default();
-            using var model = MoeModel.Load(dir, DeviceChoice.Options(device, context));
+            using var model = MoeModel.Load(dir, options());
             var tok = HfTokenizer.FromDirectory(dir);
             string text = prompt;
             if (chat)

@@ -4,6 +4,7 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Generate;
 using Daop.Engine.Load;
 using Daop.Engine.Model;
+using Daop.Engine.Schedule;
 using Daop.Kernels;
 
 namespace Daop.Cli;
@@ -21,25 +22,33 @@ static class SyntheticBenchCommand
         var modelDir = new Option<string?>("--model") { Description = "Or a model folder: its real weights." };
         var layers = new Option<int?>("--layers") { Description = "Keep only the first N layers." };
         var device = CommonOptions.Device();
+        var ratios = new Option<string?>("--ratios") { Description = "With --device cuda: expert cache ratios to offload at (e.g. 0.25,0.5,0.75); each runs every policy." };
+        var policies = new Option<string>("--policies") { Description = $"Policies for --ratios ({PolicyChoice.Names}).", DefaultValueFactory = _ => "lru-on-demand,lru-prefetch,static-cpu,daop-exact" };
+        var distinct = new Option<int>("--distinct-matrices") { Description = "Random buffers per matrix shape (0 = every matrix its own); reuse lets a 93 GB model fit host memory.", DefaultValueFactory = _ => 0 };
         var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ => 128 };
         var newTokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 128 };
         var cmd = new Command("synthetic", "Benchmark a model shape with random weights held in host memory.")
         {
-            config, modelDir, layers, device, promptTokens, newTokens,
+            config, modelDir, layers, device, ratios, policies, distinct, promptTokens, newTokens,
         };
-        cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(device)!, r.GetValue(promptTokens), r.GetValue(newTokens)));
+        cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(device)!, r.GetValue(ratios),
+            r.GetValue(policies)!, r.GetValue(distinct), r.GetValue(promptTokens), r.GetValue(newTokens)));
         return cmd;
     }
 
-    static int Run(string? configPath, string? modelDir, int? layers, string device, int promptTokens, int newTokens)
+    static int Run(string? configPath, string? modelDir, int? layers, string device, string? ratioList, string policyList, int distinct,
+        int promptTokens, int newTokens)
     {
         try
         {
             if ((configPath == null) == (modelDir == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
             var sw = Stopwatch.StartNew();
-            var options = DeviceChoice.Options(device, promptTokens + newTokens + 1);
+            var combos = (ratioList?.Split(',').Select(x => double.Parse(x, System.Globalization.CultureInfo.InvariantCulture)) ?? [])
+                .SelectMany(r => policyList.Split(',').Select(p => (Ratio: r, Policy: p.Trim()))).ToList();
+            var options = DeviceChoice.Options(device, promptTokens + newTokens + 1, combos.Count > 0 ? combos[0].Ratio : null, null,
+                combos.Count > 0 ? combos[0].Policy : "static-cpu");
             using var model = modelDir != null ? MoeModel.Load(modelDir, options)
-                : MoeModel.FromSource(Path.GetFileNameWithoutExtension(configPath!), configPath!, new SyntheticTensorSource(), options,
+                : MoeModel.FromSource(Path.GetFileNameWithoutExtension(configPath!), configPath!, new SyntheticTensorSource(1, distinct), options,
                     c => layers is { } n && n < c.NumLayers ? c with { NumLayers = n, MoeLayers = c.MoeLayers[..n] } : c);
             var c = model.Config;
             long expertBytes = model.Weights.Layers[0].Experts[0].ByteLength;
@@ -51,6 +60,7 @@ static class SyntheticBenchCommand
             var gen = new Generator(model);
             var rng = new Random(5);
             var prompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(c.VocabSize)).ToArray();
+            if (combos.Count > 0) return Offloaded(model, gen, prompt, newTokens, combos);
             var warm = new GenerationStats();
             foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = 4, StopTokenIds = [] }, warm)) { }
             var stats = new GenerationStats();
@@ -70,5 +80,28 @@ static class SyntheticBenchCommand
             Console.Error.WriteLine($"daop: {e.Message}");
             return 2;
         }
+    }
+
+    // Every (ratio, policy) on the one loaded model: dense weights stay on the GPU, the expert scheduler is rebuilt.
+    static int Offloaded(MoeModel model, Generator gen, int[] prompt, int newTokens, List<(double Ratio, string Policy)> combos)
+    {
+        Console.WriteLine($"{"ratio",5} {"policy",-14} {"prefill",8} {"decode",8} {"hit",5} {"cpu/tok",8} {"xfer/tok",9} {"GB/tok",7} {"wait ms",8} {"cpu ms",7}  (tok/s; per decoded token)");
+        for (int i = 0; i < combos.Count; i++)
+        {
+            var (ratio, policy) = combos[i];
+            if (i > 0) model.UseExperts(DeviceChoice.Experts(ratio, null, policy));
+            var sched = (OffloadedExpertScheduler)model.Experts;
+            foreach (var _ in gen.Generate(prompt[..8], new SamplingOptions { MaxNewTokens = 2, StopTokenIds = [] })) { } // warm-up
+            var stats = new GenerationStats();
+            OffloadStats? atDecode = null;
+            int n = 0;
+            foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = newTokens, StopTokenIds = [] }, stats))
+                if (n++ == 0) atDecode = sched.Stats.Snapshot();
+            var d = sched.Stats.Since(atDecode!);
+            double per = Math.Max(1, d.Tokens);
+            Console.WriteLine($"{ratio,5:F2} {policy,-14} {stats.PrefillTokensPerSecond,8:F0} {stats.DecodeTokensPerSecond,8:F2} {d.HitRate,5:P0} " +
+                $"{d.CpuExpertRuns / per,8:F2} {d.Transfers / per,9:F2} {d.TransferBytes / per / 1e9,7:F2} {d.CopyWaitSeconds / per * 1e3,8:F1} {d.CpuExpertSeconds / per * 1e3,7:F1}");
+        }
+        return 0;
     }
 }

@@ -10,9 +10,16 @@ namespace Daop.Engine.Load;
 /// Matrices are bf16 N(0, σ²) with σ = 1/√cols (activations keep their scale through the layers); norm
 /// weights are 1, biases 0. Deterministic for a seed, generated in parallel.
 /// </summary>
-public sealed unsafe class SyntheticTensorSource(ulong seed = 1) : ITensorSource
+/// <remarks>
+/// With <c>distinctPerShape</c>, matrices of one shape cycle through that many random buffers: a 93 GB
+/// Mixtral-8x7B then fits a 128 GB host with room for page-locked copies. Speed does not depend on the values,
+/// and each buffer is far larger than any cache, so reuse does not flatter the timings.
+/// </remarks>
+public sealed unsafe class SyntheticTensorSource(ulong seed = 1, int distinctPerShape = 0) : ITensorSource
 {
     readonly List<IntPtr> _blocks = new();
+    readonly Dictionary<(int, int), List<IntPtr>> _byShape = new();
+    readonly Dictionary<(int, int), int> _next = new();
     long _bytes;
 
     /// <summary>Bytes allocated so far.</summary>
@@ -23,6 +30,24 @@ public sealed unsafe class SyntheticTensorSource(ulong seed = 1) : ITensorSource
 
     /// <inheritdoc />
     public WeightMatrix Matrix(string name, int rows, int cols)
+    {
+        if (distinctPerShape > 0)
+            lock (_blocks)
+            {
+                var list = _byShape.TryGetValue((rows, cols), out var l) ? l : _byShape[(rows, cols)] = new List<IntPtr>();
+                if (list.Count >= distinctPerShape)
+                {
+                    int i = _next.GetValueOrDefault((rows, cols));
+                    _next[(rows, cols)] = (i + 1) % list.Count;
+                    return new WeightMatrix((byte*)list[i], DType.BF16, rows, cols);
+                }
+            }
+        var m = Random(name, rows, cols);
+        if (distinctPerShape > 0) lock (_blocks) _byShape[(rows, cols)].Add((IntPtr)m.Data);
+        return m;
+    }
+
+    WeightMatrix Random(string name, int rows, int cols)
     {
         long n = (long)rows * cols;
         var p = (ushort*)NativeMemory.AlignedAlloc((nuint)(n * 2), 64);

@@ -97,6 +97,17 @@ public sealed class MoeModel : IDisposable
         _rope = new RopeTable(Config.Rope, Config.HeadDim, ctx, Config.MaxPositions);
     }
 
+    /// <summary>
+    /// Replaces the expert scheduler (e.g. to compare placement policies on one loaded model); the previous one is
+    /// disposed if it is disposable. The factory gets the model and its device.
+    /// </summary>
+    public void UseExperts(Func<MoeModel, IDevice, IExpertScheduler> factory)
+    {
+        (Experts as IDisposable)?.Dispose();
+        Experts = null!;
+        Experts = factory(this, Device);
+    }
+
     /// <summary>A fresh KV cache for one sequence.</summary>
     public KvCache NewCache() => Device.CreateKvCache(Config.NumLayers, ContextLength, Config.NumKvHeads * Config.HeadDim);
 
@@ -211,6 +222,7 @@ public sealed class MoeModel : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        (Experts as IDisposable)?.Dispose();
         Device?.Dispose();
         _owner.Dispose();
     }

@@ -34,6 +34,8 @@ public sealed class HostExpertStore : IDisposable
     readonly Accelerator _acc;
     readonly PageLockedArray1D<Chunk16>?[][] _images;
     readonly Chunk16[]?[][] _managed;   // CPU accelerator: pinned GC arrays stand in for page-locked memory
+    // Experts that share host weights (synthetic benchmark models reuse a few random matrices) share one image.
+    readonly Dictionary<(nint, nint, nint), PageLockedArray1D<Chunk16>> _imageByWeights = new();
     long _pinned;
     bool _disposed;
 
@@ -85,11 +87,17 @@ public sealed class HostExpertStore : IDisposable
         var w = Weights(layer, expert);
         if (!Layout.Matches(w)) throw new InvalidOperationException($"expert {expert} of layer {layer} has layout {ExpertLayout.Of(w)}, the store {Layout}");
         Span<Chunk16> dst;
+        if (IsCuda && _imageByWeights.TryGetValue(((nint)w.Gate.Data, (nint)w.Up.Data, (nint)w.Down.Data), out var shared))
+        {
+            _images[layer][expert] = shared;
+            return true;
+        }
         if (IsCuda)
         {
             _acc.Bind(); // cuMemHostRegister needs the context current
             var img = _acc.AllocatePageLocked1D<Chunk16>(Layout.Chunks, uninitialized: true);
             _images[layer][expert] = img;
+            _imageByWeights[((nint)w.Gate.Data, (nint)w.Up.Data, (nint)w.Down.Data)] = img;
             dst = img.Span;
         }
         else
@@ -163,12 +171,9 @@ public sealed class HostExpertStore : IDisposable
         if (_disposed) return;
         _disposed = true;
         if (IsCuda && _pinned > 0) _acc.Bind(); // unregistering page-locked memory needs the context current
-        foreach (var layer in _images)
-            for (int e = 0; e < layer.Length; e++)
-            {
-                layer[e]?.Dispose();
-                layer[e] = null;
-            }
+        foreach (var img in _images.SelectMany(l => l).OfType<PageLockedArray1D<Chunk16>>().Distinct()) img.Dispose();
+        foreach (var layer in _images) Array.Clear(layer);
+        _imageByWeights.Clear();
         foreach (var layer in _managed) Array.Clear(layer);
         _pinned = 0;
     }
