@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using System.Runtime.InteropServices;
 
 namespace Daop.Kernels.Cpu;
@@ -57,25 +58,33 @@ public static unsafe class MemoryBandwidth
             for (int i = start; i < end; i++) Sums[i] = Sum((uint*)(Data + (long)i * ChunkBytes), ChunkBytes / sizeof(uint));
         }
 
-        /// <summary>Integer sum with eight independent accumulators so the loop is bound by loads alone.</summary>
+        /// <summary>
+        /// Integer sum of four interleaved quarter-streams with software prefetch 2 KB ahead: the access pattern
+        /// of the GEMV kernel (one stream per core leaves bandwidth unused on current cores).
+        /// </summary>
         static uint Sum(uint* p, int n)
         {
+            int q = n / 4;
+            uint* p0 = p, p1 = p + q, p2 = p + 2 * q, p3 = p + 3 * q;
             if (!Vector512.IsHardwareAccelerated)
             {
                 var s = Vector256<uint>.Zero;
-                for (int i = 0; i + 8 <= n; i += 8) s += Vector256.Load(p + i);
+                for (int i = 0; i + 8 <= q; i += 8)
+                    s += Vector256.Load(p0 + i) + Vector256.Load(p1 + i) + Vector256.Load(p2 + i) + Vector256.Load(p3 + i);
                 return Vector256.Sum(s);
             }
             Vector512<uint> a0 = default, a1 = default, a2 = default, a3 = default;
-            Vector512<uint> a4 = default, a5 = default, a6 = default, a7 = default;
-            for (int i = 0; i + 128 <= n; i += 128)
+            for (int i = 0; i + 16 <= q; i += 16)
             {
-                a0 += Vector512.Load(p + i); a1 += Vector512.Load(p + i + 16);
-                a2 += Vector512.Load(p + i + 32); a3 += Vector512.Load(p + i + 48);
-                a4 += Vector512.Load(p + i + 64); a5 += Vector512.Load(p + i + 80);
-                a6 += Vector512.Load(p + i + 96); a7 += Vector512.Load(p + i + 112);
+                if (Sse.IsSupported)
+                {
+                    Sse.Prefetch0(p0 + i + 512); Sse.Prefetch0(p1 + i + 512);
+                    Sse.Prefetch0(p2 + i + 512); Sse.Prefetch0(p3 + i + 512);
+                }
+                a0 += Vector512.Load(p0 + i); a1 += Vector512.Load(p1 + i);
+                a2 += Vector512.Load(p2 + i); a3 += Vector512.Load(p3 + i);
             }
-            return Vector512.Sum((a0 + a1) + (a2 + a3) + ((a4 + a5) + (a6 + a7)));
+            return Vector512.Sum((a0 + a1) + (a2 + a3));
         }
     }
 }

@@ -92,34 +92,40 @@ internal static unsafe class Gemm<TF, TS, TV>
 
     /// <summary>Computes output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
     /// <remarks>
-    /// A 4-row tile at a time, all token groups over it before moving on: the tile's rows (4 sequential streams the
-    /// hardware prefetcher follows) come from memory once and from L1/L2 for the later groups.
+    /// A 4-row tile at a time, all token groups over it before moving on: the tile's rows come from memory once
+    /// and from L1/L2 for the later groups.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rows(in GemmArgs a, int r0, int r1)
     {
         float* s = stackalloc float[16]; // [4 tokens, 4 rows] tile results
         int tokens = a.Tokens, main = a.ColsMain;
-        int r = r0;
-        for (; r + 4 <= r1; r += 4)
+        // Tile i takes rows i, i+q, i+2q, i+3q of the chunk, so each of its four weight streams runs
+        // sequentially through a quarter of the chunk instead of restarting every four rows.
+        // (Zen 5, bf16 14336×4096, best of 150: GEMV 55 → 73 GB/s, f16 44 → 57 GB/s against adjacent rows.)
+        int q = (r1 - r0) / 4;
+        nint ws = q * a.WStride;
+        for (int i = 0; i < q; i++)
         {
-            byte* w = a.W + r * a.WStride;
+            int rt = r0 + i;
+            byte* w = a.W + rt * a.WStride;
             for (int t = 0; t < tokens; t += 4)
             {
                 float* xt = a.Xp + t * a.XpStride;
                 int nt = Math.Min(4, tokens - t);
                 switch (nt)
                 {
-                    case 4: Tiles<TF, TS, TV>.T4x4(w, a.WStride, xt, a.XpStride, 0, main, s); break;
-                    case 3: Tiles<TF, TS, TV>.T4x3(w, a.WStride, xt, a.XpStride, 0, main, s); break;
-                    case 2: Tiles<TF, TS, TV>.T4x2(w, a.WStride, xt, a.XpStride, 0, main, s); break;
-                    default: Tiles<TF, TS, TV>.T4x1(w, a.WStride, xt, a.XpStride, 0, main, s); break;
+                    case 4: Tiles<TF, TS, TV>.T4x4(w, ws, xt, a.XpStride, 0, main, s); break;
+                    case 3: Tiles<TF, TS, TV>.T4x3(w, ws, xt, a.XpStride, 0, main, s); break;
+                    case 2: Tiles<TF, TS, TV>.T4x2(w, ws, xt, a.XpStride, 0, main, s); break;
+                    default: Tiles<TF, TS, TV>.T4x1(w, ws, xt, a.XpStride, 0, main, s); break;
                 }
-                float* yt = a.Y + t * a.YStride + r;
-                for (int i = 0; i < nt; i++)
-                    for (int j = 0; j < 4; j++) yt[i * a.YStride + j] = s[i * 4 + j];
+                float* yt = a.Y + t * a.YStride + rt;
+                for (int k = 0; k < nt; k++)
+                    for (int j = 0; j < 4; j++) yt[k * a.YStride + j * q] = s[k * 4 + j];
             }
         }
+        int r = r0 + 4 * q;
         for (; r < r1; r++)
         {
             byte* w = a.W + r * a.WStride;
