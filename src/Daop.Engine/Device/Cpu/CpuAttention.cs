@@ -1,12 +1,17 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Daop.Kernels.Cpu;
 
 namespace Daop.Engine.Device.Cpu;
 
 /// <summary>
 /// Causal grouped-query attention over a fp32 KV cache: o = softmax(q·Kᵀ / √D) · V per head, with query
-/// head h reading kv head h / (NH / NKV).
+/// head h reading kv head h / (NH / NKV). (token, head) pairs run in parallel on <see cref="CpuWorkers"/> when
+/// there is enough work; the inner loops are hand-vectorised because head dims are short (32–128) and a
+/// library call per cached position would cost more than the arithmetic.
 /// </summary>
-static class CpuAttention
+static unsafe class CpuAttention
 {
     [ThreadStatic] static float[]? t_scores;
 
@@ -23,27 +28,161 @@ static class CpuAttention
     public static void Causal(float[] q, float[] k, float[] v, float[] o, int tokens, int startPos, int heads, int kvHeads, int d,
         int? window)
     {
-        int group = heads / kvHeads, qDim = heads * d, kvDim = kvHeads * d;
-        float scale = 1f / MathF.Sqrt(d);
-        var scores = t_scores is { } s && s.Length >= startPos + tokens ? s : (t_scores = new float[Math.Max(startPos + tokens, 256)]);
-        for (int t = 0; t < tokens; t++)
+        fixed (float* pq = q, pk = k, pv = v, po = o)
         {
-            int pos = startPos + t;
-            int first = window is { } w ? Math.Max(0, pos - w + 1) : 0;
-            int n = pos - first + 1;
-            for (int h = 0; h < heads; h++)
+            var job = new Job { Q = pq, K = pk, V = pv, O = po, StartPos = startPos, Heads = heads, KvHeads = kvHeads, D = d, Window = window ?? 0 };
+            int items = tokens * heads;
+            // Work ≈ items × context × D multiply-adds; below ~64K of them a parallel region costs more than it saves.
+            long work = (long)items * (startPos + tokens) * d;
+            if (work < 65536) job.Execute(0, items);
+            else CpuWorkers.For(items, Math.Max(1, items / (4 * CpuWorkers.Threads)), job);
+        }
+    }
+
+    struct Job : IParallelJob
+    {
+        public float* Q, K, V, O;
+        public int StartPos, Heads, KvHeads, D, Window;
+
+        public readonly void Execute(int start, int end)
+        {
+            int d = D, group = Heads / KvHeads, qDim = Heads * d, kvDim = KvHeads * d;
+            float scale = 1f / MathF.Sqrt(d);
+            int maxN = StartPos + (end - 1) / Heads + 1;
+            var scores = t_scores is { } s && s.Length >= maxN ? s : (t_scores = new float[Math.Max(maxN, 256)]);
+            fixed (float* sc = scores)
             {
-                var qh = q.AsSpan(t * qDim + h * d, d);
-                int kvOff = (h / group) * d;
-                var sc = scores.AsSpan(0, n);
-                for (int j = 0; j < n; j++)
-                    sc[j] = TensorPrimitives.Dot(qh, k.AsSpan((first + j) * kvDim + kvOff, d)) * scale;
-                TensorPrimitives.SoftMax(sc, sc);
-                var oh = o.AsSpan(t * qDim + h * d, d);
-                oh.Clear();
-                for (int j = 0; j < n; j++)
-                    TensorPrimitives.MultiplyAdd(v.AsSpan((first + j) * kvDim + kvOff, d), sc[j], oh, oh);
+                for (int item = start; item < end; item++)
+                {
+                    int t = item / Heads, h = item - t * Heads;
+                    int pos = StartPos + t;
+                    int first = Window > 0 ? Math.Max(0, pos - Window + 1) : 0;
+                    int n = pos - first + 1;
+                    float* qh = Q + t * qDim + h * d;
+                    float* kh = K + (long)first * kvDim + (h / group) * d;
+                    float* vh = V + (long)first * kvDim + (h / group) * d;
+                    float max = float.NegativeInfinity;
+                    for (int j = 0; j < n; j++)
+                    {
+                        float x = Dot(qh, kh + (long)j * kvDim, d) * scale;
+                        sc[j] = x;
+                        if (x > max) max = x;
+                    }
+                    var span = new Span<float>(sc, n);
+                    TensorPrimitives.Subtract(span, max, span);
+                    TensorPrimitives.Exp(span, span);
+                    float inv = 1f / TensorPrimitives.Sum(span);
+                    float* oh = O + t * qDim + h * d;
+                    new Span<float>(oh, d).Clear();
+                    for (int j = 0; j < n; j++) Axpy(sc[j] * inv, vh + (long)j * kvDim, oh, d);
+                }
             }
         }
+    }
+
+    /// <summary>
+    /// Same as <see cref="Causal"/> with keys stored transposed, <paramref name="kt"/> [NKV·D, capacity] with rows
+    /// <paramref name="capacity"/> floats apart: the scores of
+    /// 16 consecutive positions are then 16 vertical fused multiply-adds per head dimension, with no horizontal sums.
+    /// This is the CPU device's cache layout; <see cref="Causal"/> is its twin over the plain layout.
+    /// </summary>
+    public static void CausalTransposed(float[] q, float[] kt, int capacity, float[] v, float[] o, int tokens, int startPos, int heads,
+        int kvHeads, int d, int? window)
+    {
+        fixed (float* pq = q, pk = kt, pv = v, po = o)
+        {
+            var job = new TransposedJob
+            {
+                Q = pq, Kt = pk, V = pv, O = po, Capacity = capacity, StartPos = startPos, Heads = heads, KvHeads = kvHeads, D = d,
+                Window = window ?? 0,
+            };
+            int items = tokens * heads;
+            long work = (long)items * (startPos + tokens) * d;
+            if (work < 262144) job.Execute(0, items);
+            else CpuWorkers.For(items, Math.Max(1, items / (4 * CpuWorkers.Threads)), job);
+        }
+    }
+
+    struct TransposedJob : IParallelJob
+    {
+        public float* Q, Kt, V, O;
+        public int Capacity, StartPos, Heads, KvHeads, D, Window;
+
+        public readonly void Execute(int start, int end)
+        {
+            int d = D, group = Heads / KvHeads, qDim = Heads * d, kvDim = KvHeads * d;
+            float scale = 1f / MathF.Sqrt(d);
+            int maxN = StartPos + (end - 1) / Heads + 1;
+            var scores = t_scores is { } s && s.Length >= maxN + 16 ? s : (t_scores = new float[Math.Max(maxN + 16, 256)]);
+            fixed (float* sc = scores)
+            {
+                for (int item = start; item < end; item++)
+                {
+                    int t = item / Heads, h = item - t * Heads, g = h / group;
+                    int pos = StartPos + t;
+                    int first = Window > 0 ? Math.Max(0, pos - Window + 1) : 0;
+                    int n = pos - first + 1;
+                    float* qh = Q + t * qDim + h * d;
+                    float* kg = Kt + (long)g * d * Capacity + first; // row c of head g: kg + c·Capacity
+                    int j = 0;
+                    if (Vector512.IsHardwareAccelerated)
+                        for (; j + 16 <= n; j += 16)
+                        {
+                            var acc = Vector512<float>.Zero;
+                            for (int c = 0; c < d; c++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(qh[c]), Vector512.Load(kg + (long)c * Capacity + j), acc);
+                            (acc * scale).Store(sc + j);
+                        }
+                    else if (Vector256.IsHardwareAccelerated)
+                        for (; j + 8 <= n; j += 8)
+                        {
+                            var acc = Vector256<float>.Zero;
+                            for (int c = 0; c < d; c++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(qh[c]), Vector256.Load(kg + (long)c * Capacity + j), acc);
+                            (acc * scale).Store(sc + j);
+                        }
+                    for (; j < n; j++)
+                    {
+                        float x = 0;
+                        for (int c = 0; c < d; c++) x += qh[c] * kg[(long)c * Capacity + j];
+                        sc[j] = x * scale;
+                    }
+                    var span = new Span<float>(sc, n);
+                    float max = TensorPrimitives.Max(span);
+                    TensorPrimitives.Subtract(span, max, span);
+                    TensorPrimitives.Exp(span, span);
+                    float inv = 1f / TensorPrimitives.Sum(span);
+                    float* oh = O + t * qDim + h * d;
+                    float* vh = V + (long)first * kvDim + g * d;
+                    new Span<float>(oh, d).Clear();
+                    for (j = 0; j < n; j++) Axpy(sc[j] * inv, vh + (long)j * kvDim, oh, d);
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Dot(float* a, float* b, int d)
+    {
+        int i = 0;
+        float sum = 0;
+        if (Vector256.IsHardwareAccelerated && d >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i + 8 <= d; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc);
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < d; i++) sum += a[i] * b[i];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Axpy(float alpha, float* x, float* y, int d)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(alpha);
+            for (; i + 8 <= d; i += 8) Vector256.FusedMultiplyAdd(va, Vector256.Load(x + i), Vector256.Load(y + i)).Store(y + i);
+        }
+        for (; i < d; i++) y[i] += alpha * x[i];
     }
 }

@@ -17,20 +17,25 @@ public sealed class CpuBuffer(int length) : DeviceBuffer
     public Span<float> Span(int n) => Data.AsSpan(0, n);
 }
 
-/// <summary>Host-memory KV cache, fp32.</summary>
+/// <summary>Host-memory KV cache, fp32; keys transposed ([NKV·D, capacity]) for the attention kernel, values [capacity, NKV·D].</summary>
 public sealed class CpuKvCache : KvCache
 {
-    /// <summary>Per layer [capacity, NKV·D].</summary>
+    /// <summary>Per layer: K [NKV·D, capacity] (transposed), V [capacity, NKV·D].</summary>
     public readonly float[][] K, V;
     readonly int _capacity;
+
+    /// <summary>Floats between consecutive rows of the transposed K: the capacity padded so rows are not a power-of-two
+    /// apart (rows 16 KB apart would all map to the same L1 sets).</summary>
+    public readonly int KStride;
 
     /// <summary>Allocates the cache.</summary>
     public CpuKvCache(int layers, int capacity, int kvDim)
     {
         _capacity = capacity;
+        KStride = (capacity + 15) / 16 * 16 + 16;
         K = new float[layers][];
         V = new float[layers][];
-        for (int l = 0; l < layers; l++) { K[l] = new float[(long)capacity * kvDim]; V[l] = new float[(long)capacity * kvDim]; }
+        for (int l = 0; l < layers; l++) { K[l] = new float[(long)KStride * kvDim]; V[l] = new float[(long)capacity * kvDim]; }
     }
 
     /// <inheritdoc />
@@ -107,9 +112,13 @@ public sealed class CpuDevice : IDevice
     {
         var c = (CpuKvCache)cache;
         int kvDim = kvHeads * headDim;
-        D(k).AsSpan(0, tokens * kvDim).CopyTo(c.K[layer].AsSpan(startPos * kvDim));
+        var ks = D(k);
+        var kt = c.K[layer];
+        int cap = c.KStride;
+        for (int t = 0; t < tokens; t++)
+            for (int i = 0; i < kvDim; i++) kt[(long)i * cap + startPos + t] = ks[t * kvDim + i];
         D(v).AsSpan(0, tokens * kvDim).CopyTo(c.V[layer].AsSpan(startPos * kvDim));
-        CpuAttention.Causal(D(q), c.K[layer], c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window);
+        CpuAttention.CausalTransposed(D(q), kt, cap, c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window);
     }
 
     /// <inheritdoc />
