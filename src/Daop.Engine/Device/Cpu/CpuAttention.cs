@@ -15,6 +15,7 @@ static unsafe class CpuAttention
 {
     [ThreadStatic] static float[]? t_scores;
 
+    /// <summary>Scalar twin of <see cref="CausalTransposed"/> over the plain [capacity, NKV·D] key layout (the tests' reference).</summary>
     /// <param name="q">[T, NH·D] queries of positions startPos..startPos+T−1.</param>
     /// <param name="k">[capacity, NKV·D] keys, filled up to startPos+T.</param>
     /// <param name="v">[capacity, NKV·D] values.</param>
@@ -28,56 +29,29 @@ static unsafe class CpuAttention
     public static void Causal(float[] q, float[] k, float[] v, float[] o, int tokens, int startPos, int heads, int kvHeads, int d,
         int? window)
     {
-        fixed (float* pq = q, pk = k, pv = v, po = o)
-        {
-            var job = new Job { Q = pq, K = pk, V = pv, O = po, StartPos = startPos, Heads = heads, KvHeads = kvHeads, D = d, Window = window ?? 0 };
-            int items = tokens * heads;
-            // Work ≈ items × context × D multiply-adds; below ~64K of them a parallel region costs more than it saves.
-            long work = (long)items * (startPos + tokens) * d;
-            if (work < 65536) job.Execute(0, items);
-            else CpuWorkers.For(items, Math.Max(1, items / (4 * CpuWorkers.Threads)), job);
-        }
-    }
-
-    struct Job : IParallelJob
-    {
-        public float* Q, K, V, O;
-        public int StartPos, Heads, KvHeads, D, Window;
-
-        public readonly void Execute(int start, int end)
-        {
-            int d = D, group = Heads / KvHeads, qDim = Heads * d, kvDim = KvHeads * d;
-            float scale = 1f / MathF.Sqrt(d);
-            int maxN = StartPos + (end - 1) / Heads + 1;
-            var scores = t_scores is { } s && s.Length >= maxN ? s : (t_scores = new float[Math.Max(maxN, 256)]);
-            fixed (float* sc = scores)
+        int group = heads / kvHeads, qDim = heads * d, kvDim = kvHeads * d;
+        double scale = 1 / Math.Sqrt(d);
+        var p = new double[startPos + tokens];
+        for (int t = 0; t < tokens; t++)
+            for (int h = 0; h < heads; h++)
             {
-                for (int item = start; item < end; item++)
+                int pos = startPos + t, first = window is { } w ? Math.Max(0, pos - w + 1) : 0, kv = (h / group) * d;
+                double max = double.NegativeInfinity, sum = 0;
+                for (int j = first; j <= pos; j++)
                 {
-                    int t = item / Heads, h = item - t * Heads;
-                    int pos = StartPos + t;
-                    int first = Window > 0 ? Math.Max(0, pos - Window + 1) : 0;
-                    int n = pos - first + 1;
-                    float* qh = Q + t * qDim + h * d;
-                    float* kh = K + (long)first * kvDim + (h / group) * d;
-                    float* vh = V + (long)first * kvDim + (h / group) * d;
-                    float max = float.NegativeInfinity;
-                    for (int j = 0; j < n; j++)
-                    {
-                        float x = Dot(qh, kh + (long)j * kvDim, d) * scale;
-                        sc[j] = x;
-                        if (x > max) max = x;
-                    }
-                    var span = new Span<float>(sc, n);
-                    TensorPrimitives.Subtract(span, max, span);
-                    TensorPrimitives.Exp(span, span);
-                    float inv = 1f / TensorPrimitives.Sum(span);
-                    float* oh = O + t * qDim + h * d;
-                    new Span<float>(oh, d).Clear();
-                    for (int j = 0; j < n; j++) Axpy(sc[j] * inv, vh + (long)j * kvDim, oh, d);
+                    double x = 0;
+                    for (int c = 0; c < d; c++) x += q[t * qDim + h * d + c] * k[j * kvDim + kv + c];
+                    p[j] = x * scale;
+                    max = Math.Max(max, p[j]);
+                }
+                for (int j = first; j <= pos; j++) sum += p[j] = Math.Exp(p[j] - max);
+                for (int c = 0; c < d; c++)
+                {
+                    double acc = 0;
+                    for (int j = first; j <= pos; j++) acc += p[j] * v[j * kvDim + kv + c];
+                    o[t * qDim + h * d + c] = (float)(acc / sum);
                 }
             }
-        }
     }
 
     /// <summary>
@@ -157,21 +131,6 @@ static unsafe class CpuAttention
                 }
             }
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Dot(float* a, float* b, int d)
-    {
-        int i = 0;
-        float sum = 0;
-        if (Vector256.IsHardwareAccelerated && d >= 8)
-        {
-            var acc = Vector256<float>.Zero;
-            for (; i + 8 <= d; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc);
-            sum = Vector256.Sum(acc);
-        }
-        for (; i < d; i++) sum += a[i] * b[i];
-        return sum;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
