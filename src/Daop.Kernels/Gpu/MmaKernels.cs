@@ -1,0 +1,319 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Daop.Kernels.Gpu;
+
+/// <summary>Four fp32 accumulators of one m16n8 mma tile held by one lane.</summary>
+public struct Frag
+{
+    /// <summary>(row g, col 2t), (row g, col 2t+1), (row g+8, col 2t), (row g+8, col 2t+1).</summary>
+    public float C0, C1, C2, C3;
+}
+
+/// <summary>The accumulators of one 16-row block for 64 positions (8 n-tiles of 8).</summary>
+public struct Frag8
+{
+    /// <summary>n-tiles 0..7.</summary>
+    public Frag N0, N1, N2, N3, N4, N5, N6, N7;
+}
+
+/// <summary>One m16n8k16 bf16 mma (fp32 accumulate) on this lane's fragment registers: a kernel type argument.</summary>
+public interface IMma
+{
+    /// <summary>d = A·B + d; A in a0..a3, B in b0, b1 (two bf16 each), d in f.</summary>
+    Frag Mma(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1);
+}
+
+/// <summary>The tensor cores, through inline PTX <c>mma.sync</c> (CUDA, sm_80+).</summary>
+public struct TensorCoreMma : IMma
+{
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly Frag Mma(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1) => MmaKernels.Mma(f, a0, a1, a2, a3, b0, b1);
+}
+
+/// <summary>
+/// The same operation from warp shuffles and fp32 FMA with the PTX fragment layout, for the CPU accelerator with
+/// 32-wide warps: lets the tests check the tensor-core kernels' tiling and indexing without a GPU.
+/// </summary>
+public struct EmulatedMma : IMma
+{
+    /// <inheritdoc />
+    public readonly Frag Mma(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1) => MmaKernels.Emulated(f, a0, a1, a2, a3, b0, b1);
+}
+
+/// <summary>
+/// bf16 tensor-core kernels for batched (prefill) rows, CUDA only (inline PTX <c>mma.sync.m16n8k16</c>, sm_80+).
+/// Activations are first split by <see cref="Split"/> into bf16 hi + lo parts (x ≈ hi + lo to ~2⁻¹⁷ relative), so
+/// the products against the exact bf16 weights carry nearly fp32 accuracy at two mma per k-step; accumulation is fp32.
+/// </summary>
+/// <remarks>
+/// A warp computes 16 rows × up to 64 positions (one tile). The k order inside an mma does not matter as long as A
+/// and B agree, so lane (g = lane/4, t = lane%4) loads whole 16-byte chunks: chunk 4s+t of weight rows g and g+8 and
+/// of activation rows g (per n-tile) — each chunk's words X,Y feed the first k16 half and Z,W the second. Weights
+/// stream straight from memory into registers (next step prefetched); activations come from L1/L2, shared by the
+/// warps of a block, which work on consecutive row blocks of the same tile.
+/// </remarks>
+public static class MmaKernels
+{
+    /// <summary>Positions per tile.</summary>
+    public const int TileTokens = 64;
+
+    /// <summary>Rows of x (a.Positions, gathered rows index[p] / TopK when grouped) → bf16 hi chunk rows at 0 and lo at LoOffset.</summary>
+    public static void Split(ArrayView<float> x, ArrayView<Float4> x4, ArrayView<int> index, ArrayView<Chunk16> xs, TileArgs a)
+    {
+        long items = (long)a.Positions * a.RowChunks;
+        int threads = Grid.DimX * Group.DimX;
+        bool grouped = (a.Flags & RowKernels.FlagGrouped) != 0;
+        bool aligned = (a.Flags & RowKernels.FlagAligned) != 0;
+        for (long i = Grid.GlobalIndex.X; i < items; i += threads)
+        {
+            int p = (int)(i / a.RowChunks), c = (int)(i - (long)p * a.RowChunks);
+            long src = grouped ? index[p] / a.TopK : p;
+            long xi = src * a.Cols + c * 8;
+            int n = a.Cols - c * 8;
+            Float4 u = default, v = default;
+            if (aligned && n >= 8) { u = x4[xi >> 2]; v = x4[(xi >> 2) + 1]; }
+            else
+            {
+                if (n > 0) u.X = x[xi];
+                if (n > 1) u.Y = x[xi + 1];
+                if (n > 2) u.Z = x[xi + 2];
+                if (n > 3) u.W = x[xi + 3];
+                if (n > 4) v.X = x[xi + 4];
+                if (n > 5) v.Y = x[xi + 5];
+                if (n > 6) v.Z = x[xi + 6];
+                if (n > 7) v.W = x[xi + 7];
+            }
+            Chunk16 hi, lo;
+            hi.X = Pair(u.X, u.Y, out lo.X);
+            hi.Y = Pair(u.Z, u.W, out lo.Y);
+            hi.Z = Pair(v.X, v.Y, out lo.Z);
+            hi.W = Pair(v.Z, v.W, out lo.W);
+            long o = (long)p * a.RowChunks + c;
+            xs[o] = hi;
+            xs[a.LoOffset + o] = lo;
+        }
+    }
+
+    // bf16 (round to nearest even) bits of f.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Bf16(float f)
+    {
+        uint u = Interop.FloatAsInt(f);
+        return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    }
+
+    // Two values as packed bf16 hi parts (element 0 in the low half), their bf16 remainders in lo.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Pair(float a, float b, out uint lo)
+    {
+        uint ha = Bf16(a), hb = Bf16(b);
+        uint la = Bf16(a - Interop.IntAsFloat(ha << 16)), lb = Bf16(b - Interop.IntAsFloat(hb << 16));
+        lo = la | (lb << 16);
+        return ha | (hb << 16);
+    }
+
+    /// <summary>y[p, r] = W[r]·x[p] (+ bias[r]) from split activations xs (rows = positions), tiles of 64 positions.</summary>
+    public static void Linear<TM>(ArrayView<Chunk16> w, ArrayView<Chunk16> xs, ArrayView<float> bias, ArrayView<float> y, TileArgs a)
+        where TM : struct, IMma
+    {
+        int lane = Group.IdxX & 31, warps = Grid.DimX * Group.DimX / 32;
+        int blocks = (a.Rows + 15) / 16;
+        long items = (long)blocks * a.Tiles;
+        for (long item = Grid.GlobalIndex.X / 32; item < items; item += warps)
+        {
+            int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
+            int p0 = tile * TileTokens, n = a.Positions - p0 < TileTokens ? a.Positions - p0 : TileTokens;
+            var acc = Gemm<TM>(w, 0, rb, xs, p0, n, lane, a);
+            int g = lane >> 2, t = lane & 3;
+            int r = rb * 16 + g;
+            bool hasBias = (a.Flags & RowKernels.FlagBias) != 0;
+            float b0 = hasBias && r < a.Rows ? bias[r] : 0f, b1 = hasBias && r + 8 < a.Rows ? bias[r + 8] : 0f;
+            for (int nt = 0; nt < 8; nt++)
+            {
+                var f = Pick(acc, nt);
+                int q = nt * 8 + 2 * t;
+                StoreLinear(y, p0, q, n, r, a.Rows, f.C0 + b0, f.C1 + b0);
+                StoreLinear(y, p0, q, n, r + 8, a.Rows, f.C2 + b1, f.C3 + b1);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreLinear(ArrayView<float> y, int p0, int q, int n, int r, int rows, float v0, float v1)
+    {
+        if (r >= rows) return;
+        if (q < n) y[(long)(p0 + q) * rows + r] = v0;
+        if (q + 1 < n) y[(long)(p0 + q + 1) * rows + r] = v1;
+    }
+
+    /// <summary>
+    /// h[p, r] = SiLU(Wg[e]·x[p]) · (Wu[e]·x[p]) from split activations xs (one row per position, already gathered),
+    /// tiles from the index view (grouped: expert, first position, count ≤ 64) or consecutive.
+    /// </summary>
+    public static void GateUp<TM>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<Chunk16> xs, ArrayView<int> index,
+        ArrayView<float> h, TileArgs a) where TM : struct, IMma
+    {
+        int lane = Group.IdxX & 31, warps = Grid.DimX * Group.DimX / 32;
+        int blocks = (a.Rows + 15) / 16;
+        long items = (long)blocks * a.Tiles;
+        for (long item = Grid.GlobalIndex.X / 32; item < items; item += warps)
+        {
+            int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
+            Tile(index, a, tile, out int e, out int p0, out int n);
+            var g8 = Gemm<TM>(wg, e, rb, xs, p0, n, lane, a);
+            var u8 = Gemm<TM>(wu, e, rb, xs, p0, n, lane, a);
+            int g = lane >> 2, t = lane & 3;
+            int r = rb * 16 + g;
+            for (int nt = 0; nt < 8; nt++)
+            {
+                var fg = Pick(g8, nt);
+                var fu = Pick(u8, nt);
+                int q = nt * 8 + 2 * t;
+                StoreLinear(h, p0, q, n, r, a.Rows, GpuMath.Silu(fg.C0) * fu.C0, GpuMath.Silu(fg.C1) * fu.C1);
+                StoreLinear(h, p0, q, n, r + 8, a.Rows, GpuMath.Silu(fg.C2) * fu.C2, GpuMath.Silu(fg.C3) * fu.C3);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Down projection from split activations xs (one row per position): grouped, y[slot, r] = scales[slot] ·
+    /// Wd[e]·h[p] with slot = index[p]; else y[p, r] = Wd·h[p].
+    /// </summary>
+    public static void Down<TM>(ArrayView<Chunk16> wd, ArrayView<Chunk16> xs, ArrayView<int> index, ArrayView<float> scales,
+        ArrayView<float> y, TileArgs a) where TM : struct, IMma
+    {
+        int lane = Group.IdxX & 31, warps = Grid.DimX * Group.DimX / 32;
+        int blocks = (a.Rows + 15) / 16;
+        long items = (long)blocks * a.Tiles;
+        bool grouped = (a.Flags & RowKernels.FlagGrouped) != 0;
+        for (long item = Grid.GlobalIndex.X / 32; item < items; item += warps)
+        {
+            int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
+            Tile(index, a, tile, out int e, out int p0, out int n);
+            var acc = Gemm<TM>(wd, e, rb, xs, p0, n, lane, a);
+            int g = lane >> 2, t = lane & 3;
+            int r = rb * 16 + g;
+            for (int nt = 0; nt < 8; nt++)
+            {
+                var f = Pick(acc, nt);
+                int q = nt * 8 + 2 * t;
+                StoreDown(y, index, scales, grouped, p0 + q, q < n, r, a.Rows, f.C0, f.C2);
+                StoreDown(y, index, scales, grouped, p0 + q + 1, q + 1 < n, r, a.Rows, f.C1, f.C3);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreDown(ArrayView<float> y, ArrayView<int> index, ArrayView<float> scales, bool grouped, int p, bool valid,
+        int r, int rows, float v0, float v1)
+    {
+        if (!valid) return;
+        long o = grouped ? index[p] : p;
+        float s = grouped ? scales[(int)o] : 1f;
+        if (r < rows) y[o * rows + r] = s * v0;
+        if (r + 8 < rows) y[o * rows + r + 8] = s * v1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Tile(ArrayView<int> index, TileArgs a, int tile, out int expert, out int p0, out int n)
+    {
+        if ((a.Flags & RowKernels.FlagGrouped) != 0)
+        {
+            int o = a.TileOffset + 3 * tile;
+            expert = index[o]; p0 = index[o + 1]; n = index[o + 2];
+        }
+        else
+        {
+            expert = 0; p0 = tile * TileTokens; n = a.Positions - p0 < TileTokens ? a.Positions - p0 : TileTokens;
+        }
+    }
+
+    // Rows 16·rb.. of expert e times positions p0..p0+n-1 (n ≤ 64) over the whole row; this lane's fragments.
+    static Frag8 Gemm<TM>(ArrayView<Chunk16> w, int e, int rb, ArrayView<Chunk16> xs, int p0, int n, int lane, TileArgs a)
+        where TM : struct, IMma
+    {
+        int g = lane >> 2, t = lane & 3, rc = a.RowChunks;
+        int ra = rb * 16 + g, rbb = ra + 8, last = a.Rows - 1;
+        long wa = ((long)e * a.Rows + (ra < a.Rows ? ra : last)) * rc;
+        long wb = ((long)e * a.Rows + (rbb < a.Rows ? rbb : last)) * rc;
+        long xb = (long)(p0 + g) * rc, lo = a.LoOffset;
+        long x8 = 8L * rc;
+        int steps = (rc + 3) / 4;
+        Frag8 acc = default;
+        int kc = t;
+        Chunk16 ca = kc < rc ? w[wa + kc] : default, cb = kc < rc ? w[wb + kc] : default;
+        for (int s = 0; s < steps; s++)
+        {
+            int kn = kc + 4;
+            Chunk16 na = kn < rc ? w[wa + kn] : default, nb = kn < rc ? w[wb + kn] : default;
+            bool ok = kc < rc;
+            long xo = xb + kc;
+            acc.N0 = Step<TM>(acc.N0, ca, cb, xs, xo, lo, ok);
+            if (n > 8) acc.N1 = Step<TM>(acc.N1, ca, cb, xs, xo + x8, lo, ok);
+            if (n > 16) acc.N2 = Step<TM>(acc.N2, ca, cb, xs, xo + 2 * x8, lo, ok);
+            if (n > 24) acc.N3 = Step<TM>(acc.N3, ca, cb, xs, xo + 3 * x8, lo, ok);
+            if (n > 32) acc.N4 = Step<TM>(acc.N4, ca, cb, xs, xo + 4 * x8, lo, ok);
+            if (n > 40) acc.N5 = Step<TM>(acc.N5, ca, cb, xs, xo + 5 * x8, lo, ok);
+            if (n > 48) acc.N6 = Step<TM>(acc.N6, ca, cb, xs, xo + 6 * x8, lo, ok);
+            if (n > 56) acc.N7 = Step<TM>(acc.N7, ca, cb, xs, xo + 7 * x8, lo, ok);
+            ca = na; cb = nb; kc = kn;
+        }
+        return acc;
+    }
+
+    // One k32 step of one n-tile: the hi and lo activation chunks at xo times weight chunks ca (row g), cb (row g+8).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Frag Step<TM>(Frag f, Chunk16 ca, Chunk16 cb, ArrayView<Chunk16> xs, long xo, long lo, bool ok) where TM : struct, IMma
+    {
+        Chunk16 h = ok ? xs[xo] : default, l = ok ? xs[lo + xo] : default;
+        f = default(TM).Mma(f, ca.X, cb.X, ca.Y, cb.Y, h.X, h.Y);
+        f = default(TM).Mma(f, ca.Z, cb.Z, ca.W, cb.W, h.Z, h.W);
+        f = default(TM).Mma(f, ca.X, cb.X, ca.Y, cb.Y, l.X, l.Y);
+        f = default(TM).Mma(f, ca.Z, cb.Z, ca.W, cb.W, l.Z, l.W);
+        return f;
+    }
+
+    /// <summary>d = A·B + d for one m16n8k16 bf16 tile (fp32 accumulate), this lane's registers: <c>mma.sync</c> (CUDA only).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Frag Mma(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+    {
+        Ref<float> d0 = f.C0, d1 = f.C1, d2 = f.C2, d3 = f.C3;
+        Input<uint> i0 = a0, i1 = a1, i2 = a2, i3 = a3, j0 = b0, j1 = b1;
+        CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
+            ref d0, ref d1, ref d2, ref d3, ref i0, ref i1, ref i2, ref i3, ref j0, ref j1);
+        f.C0 = d0.Value; f.C1 = d1.Value; f.C2 = d2.Value; f.C3 = d3.Value;
+        return f;
+    }
+
+    // The PTX fragment layout (g = lane/4, t = lane%4): A regs {row g, k 2t..2t+1}, {row g+8, k 2t..}, {row g, k 2t+8..},
+    // {row g+8, k 2t+8..}; B regs {k 2t..2t+1, col g}, {k 2t+8.., col g}; D {row g, col 2t, 2t+1}, {row g+8, col 2t, 2t+1}.
+    /// <summary><see cref="Mma"/> from warp shuffles (32-wide warps) and fp32 arithmetic, with the PTX fragment layout.</summary>
+    public static Frag Emulated(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+    {
+        int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3;
+        for (int q = 0; q < 4; q++)
+        {
+            int la = g * 4 + q, lb0 = 2 * t * 4 + q, lb1 = lb0 + 4;
+            uint x0 = Warp.Shuffle(a0, la), x1 = Warp.Shuffle(a1, la), x2 = Warp.Shuffle(a2, la), x3 = Warp.Shuffle(a3, la);
+            uint p0 = Warp.Shuffle(b0, lb0), p1 = Warp.Shuffle(b1, lb0), r0 = Warp.Shuffle(b0, lb1), r1 = Warp.Shuffle(b1, lb1);
+            f.C0 += Dot2(x0, p0) + Dot2(x2, p1);
+            f.C1 += Dot2(x0, r0) + Dot2(x2, r1);
+            f.C2 += Dot2(x1, p0) + Dot2(x3, p1);
+            f.C3 += Dot2(x1, r0) + Dot2(x3, r1);
+        }
+        return f;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Dot2(uint x, uint y) =>
+        Interop.IntAsFloat(x << 16) * Interop.IntAsFloat(y << 16) + Interop.IntAsFloat(x & 0xFFFF0000u) * Interop.IntAsFloat(y & 0xFFFF0000u);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Frag Pick(Frag8 a, int nt) => nt switch
+    {
+        0 => a.N0, 1 => a.N1, 2 => a.N2, 3 => a.N3, 4 => a.N4, 5 => a.N5, 6 => a.N6, _ => a.N7,
+    };
+}
