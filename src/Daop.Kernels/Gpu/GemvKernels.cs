@@ -23,28 +23,30 @@ public static class GemvKernels
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
         int iters = (a.Rows + teams - 1) / teams;
-        int per = default(TW).PerChunk, u = default(TU).Loads;
-        int full = a.Cols / per;
+        int full = a.Cols / default(TW).PerChunk;
         for (int it = 0; it < iters; it++)
         {
             int r = it * teams + team;
             bool valid = r < a.Rows;
             float s = RowDot<TW, TU>(w, (long)(valid ? r : 0) * a.RowChunks, valid ? full : 0, valid ? a.RowChunks : 0,
-                x, x4, a.Cols, lane, lanes, u, per);
+                x, x4, 0, a.Cols, lane, lanes);
             s = GpuMath.TeamSum(s, lanes);
             if (valid && lane == 0) y[r] = (a.Flags & RowKernels.FlagBias) != 0 ? s + bias[r] : s;
         }
     }
 
     /// <summary>
-    /// This lane's share of W[row]·x over <paramref name="full"/> whole chunks (unrolled, no bounds checks) and the
-    /// chunks after them up to <paramref name="all"/> (bounds-checked against <paramref name="cols"/>).
+    /// This lane's share of W[row]·x[xRow..] over <paramref name="full"/> whole chunks (unrolled, no bounds checks) and
+    /// the chunks after them up to <paramref name="all"/> (bounds-checked against <paramref name="cols"/>). xRow must be a
+    /// multiple of 4 (16-byte aligned).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float RowDot<TW, TU>(ArrayView<Chunk16> w, long row, int full, int all, ArrayView<float> x,
-        ArrayView<Float4> x4, int cols, int lane, int lanes, int u, int per)
+        ArrayView<Float4> x4, long xRow, int cols, int lane, int lanes)
         where TW : struct, IWeightFormat where TU : struct, IUnroll
     {
+        int per = default(TW).PerChunk, u = default(TU).Loads;
+        var xv = x4.SubView(xRow >> 2);
         float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
         int j = lane;
         for (; j + (u - 1) * lanes < full; j += u * lanes)
@@ -54,17 +56,17 @@ public static class GemvKernels
             if (u > 1) c1 = w[b + lanes];
             if (u > 2) { c2 = w[b + 2 * lanes]; c3 = w[b + 3 * lanes]; }
             if (u > 4) { c4 = w[b + 4 * lanes]; c5 = w[b + 5 * lanes]; c6 = w[b + 6 * lanes]; c7 = w[b + 7 * lanes]; }
-            a0 += Dot<TW>(c0, x4, j, per);
-            if (u > 1) a1 += Dot<TW>(c1, x4, j + lanes, per);
-            if (u > 2) { a2 += Dot<TW>(c2, x4, j + 2 * lanes, per); a3 += Dot<TW>(c3, x4, j + 3 * lanes, per); }
+            a0 += Dot<TW>(c0, xv, j, per);
+            if (u > 1) a1 += Dot<TW>(c1, xv, j + lanes, per);
+            if (u > 2) { a2 += Dot<TW>(c2, xv, j + 2 * lanes, per); a3 += Dot<TW>(c3, xv, j + 3 * lanes, per); }
             if (u > 4)
             {
-                a4 += Dot<TW>(c4, x4, j + 4 * lanes, per); a5 += Dot<TW>(c5, x4, j + 5 * lanes, per);
-                a6 += Dot<TW>(c6, x4, j + 6 * lanes, per); a7 += Dot<TW>(c7, x4, j + 7 * lanes, per);
+                a4 += Dot<TW>(c4, xv, j + 4 * lanes, per); a5 += Dot<TW>(c5, xv, j + 5 * lanes, per);
+                a6 += Dot<TW>(c6, xv, j + 6 * lanes, per); a7 += Dot<TW>(c7, xv, j + 7 * lanes, per);
             }
         }
-        for (; j < full; j += lanes) a1 += Dot<TW>(w[row + j], x4, j, per);
-        for (; j < all; j += lanes) a2 += GpuMath.DotChunk(default(TW).Widen(w[row + j]), x, x4, 0, j * per, cols, per, 0);
+        for (; j < full; j += lanes) a1 += Dot<TW>(w[row + j], xv, j, per);
+        for (; j < all; j += lanes) a2 += GpuMath.DotChunk(default(TW).Widen(w[row + j]), x, x4, xRow, j * per, cols, per, 0);
         return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
     }
 

@@ -173,9 +173,9 @@ public sealed class GpuKernels
         ["TileGateUp"] = M(TileKernels.GateUp<Bf16Format, Bf16Format>),
         ["TileDown"] = M(TileKernels.Down<Bf16Format>),
         ["MmaSplit"] = typeof(MmaKernels).GetMethod(nameof(MmaKernels.Split))!,
-        ["MmaLinear"] = M(MmaKernels.Linear<TensorCoreMma>),
-        ["MmaGateUp"] = M(MmaKernels.GateUp<TensorCoreMma>),
-        ["MmaDown"] = M(MmaKernels.Down<TensorCoreMma>),
+        ["MmaLinear"] = M(MmaKernels.Linear<TensorCoreAcc>),
+        ["MmaGateUp"] = M(MmaKernels.GateUp<TensorCoreAcc>),
+        ["MmaDown"] = M(MmaKernels.Down<TensorCoreAcc>),
         ["Norm"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Norm))!,
         ["Rope"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Rope))!,
         ["Embed"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Embed))!,
@@ -459,15 +459,15 @@ public sealed class GpuKernels
         if (IsCpu)
         {
             if (acc.WarpSize != 32) throw new NotSupportedException("the emulated tensor-core kernels need 32-wide warps");
-            _mmaLinear = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Linear<EmulatedMma>);
-            _mmaGateUp = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>(MmaKernels.GateUp<EmulatedMma>);
-            _mmaDown = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Down<EmulatedMma>);
+            _mmaLinear = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Linear<EmulatedAcc>);
+            _mmaGateUp = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>(MmaKernels.GateUp<EmulatedAcc>);
+            _mmaDown = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Down<EmulatedAcc>);
         }
         else
         {
-            _mmaLinear = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Linear<TensorCoreMma>);
-            _mmaGateUp = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>(MmaKernels.GateUp<TensorCoreMma>);
-            _mmaDown = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Down<TensorCoreMma>);
+            _mmaLinear = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Linear<TensorCoreAcc>);
+            _mmaGateUp = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>(MmaKernels.GateUp<TensorCoreAcc>);
+            _mmaDown = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Down<TensorCoreAcc>);
         }
         _split = acc.LoadKernel<ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs>(MmaKernels.Split);
     }

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
-using ILGPU.Runtime.Cuda;
 
 namespace Daop.Kernels.Gpu;
 
@@ -11,37 +10,6 @@ public struct Frag
     public float C0, C1, C2, C3;
 }
 
-/// <summary>The accumulators of one 16-row block for 64 positions (8 n-tiles of 8).</summary>
-public struct Frag8
-{
-    /// <summary>n-tiles 0..7.</summary>
-    public Frag N0, N1, N2, N3, N4, N5, N6, N7;
-}
-
-/// <summary>One m16n8k16 bf16 mma (fp32 accumulate) on this lane's fragment registers: a kernel type argument.</summary>
-public interface IMma
-{
-    /// <summary>d = A·B + d; A in a0..a3, B in b0, b1 (two bf16 each), d in f.</summary>
-    Frag Mma(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1);
-}
-
-/// <summary>The tensor cores, through inline PTX <c>mma.sync</c> (CUDA, sm_80+).</summary>
-public struct TensorCoreMma : IMma
-{
-    /// <inheritdoc />
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly Frag Mma(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1) => MmaKernels.Mma(f, a0, a1, a2, a3, b0, b1);
-}
-
-/// <summary>
-/// The same operation from warp shuffles and fp32 FMA with the PTX fragment layout, for the CPU accelerator with
-/// 32-wide warps: lets the tests check the tensor-core kernels' tiling and indexing without a GPU.
-/// </summary>
-public struct EmulatedMma : IMma
-{
-    /// <inheritdoc />
-    public readonly Frag Mma(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1) => MmaKernels.Emulated(f, a0, a1, a2, a3, b0, b1);
-}
 
 /// <summary>
 /// bf16 tensor-core kernels for batched (prefill) rows, CUDA only (inline PTX <c>mma.sync.m16n8k16</c>, sm_80+).
@@ -116,9 +84,11 @@ public static class MmaKernels
     }
 
     /// <summary>y[p, r] = W[r]·x[p] (+ bias[r]) from split activations xs (rows = positions), tiles of 64 positions.</summary>
-    public static void Linear<TM>(ArrayView<Chunk16> w, ArrayView<Chunk16> xs, ArrayView<float> bias, ArrayView<float> y, TileArgs a)
-        where TM : struct, IMma
+    public static void Linear<TA>(ArrayView<Chunk16> w, ArrayView<Chunk16> xs, ArrayView<float> bias, ArrayView<float> y, TileArgs a)
+        where TA : struct, IMmaAcc<TA>
     {
+        TA acc = default;
+        acc.Declare();
         int lane = Group.IdxX & 31, warps = Grid.DimX * Group.DimX / 32;
         int blocks = (a.Rows + 15) / 16;
         long items = (long)blocks * a.Tiles;
@@ -126,14 +96,14 @@ public static class MmaKernels
         {
             int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
             int p0 = tile * TileTokens, n = a.Positions - p0 < TileTokens ? a.Positions - p0 : TileTokens;
-            var acc = Gemm<TM>(w, 0, rb, xs, p0, n, lane, a);
+            acc = Gemm(acc, w, w, false, 0, rb, xs, p0, n, lane, a);
             int g = lane >> 2, t = lane & 3;
             int r = rb * 16 + g;
             bool hasBias = (a.Flags & RowKernels.FlagBias) != 0;
             float b0 = hasBias && r < a.Rows ? bias[r] : 0f, b1 = hasBias && r + 8 < a.Rows ? bias[r + 8] : 0f;
             for (int nt = 0; nt < 8; nt++)
             {
-                var f = Pick(acc, nt);
+                var f = acc.Read(nt);
                 int q = nt * 8 + 2 * t;
                 StoreLinear(y, p0, q, n, r, a.Rows, f.C0 + b0, f.C1 + b0);
                 StoreLinear(y, p0, q, n, r + 8, a.Rows, f.C2 + b1, f.C3 + b1);
@@ -153,9 +123,11 @@ public static class MmaKernels
     /// h[p, r] = SiLU(Wg[e]·x[p]) · (Wu[e]·x[p]) from split activations xs (one row per position, already gathered),
     /// tiles from the index view (grouped: expert, first position, count ≤ 64) or consecutive.
     /// </summary>
-    public static void GateUp<TM>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<Chunk16> xs, ArrayView<int> index,
-        ArrayView<float> h, TileArgs a) where TM : struct, IMma
+    public static void GateUp<TA>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<Chunk16> xs, ArrayView<int> index,
+        ArrayView<float> h, TileArgs a) where TA : struct, IMmaAcc<TA>
     {
+        TA acc = default;
+        acc.Declare();
         int lane = Group.IdxX & 31, warps = Grid.DimX * Group.DimX / 32;
         int blocks = (a.Rows + 15) / 16;
         long items = (long)blocks * a.Tiles;
@@ -163,14 +135,13 @@ public static class MmaKernels
         {
             int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
             Tile(index, a, tile, out int e, out int p0, out int n);
-            var g8 = Gemm<TM>(wg, e, rb, xs, p0, n, lane, a);
-            var u8 = Gemm<TM>(wu, e, rb, xs, p0, n, lane, a);
+            acc = Gemm(acc, wg, wu, true, e, rb, xs, p0, n, lane, a);
             int g = lane >> 2, t = lane & 3;
             int r = rb * 16 + g;
             for (int nt = 0; nt < 8; nt++)
             {
-                var fg = Pick(g8, nt);
-                var fu = Pick(u8, nt);
+                var fg = acc.Read(nt);
+                var fu = acc.Read(8 + nt);
                 int q = nt * 8 + 2 * t;
                 StoreLinear(h, p0, q, n, r, a.Rows, GpuMath.Silu(fg.C0) * fu.C0, GpuMath.Silu(fg.C1) * fu.C1);
                 StoreLinear(h, p0, q, n, r + 8, a.Rows, GpuMath.Silu(fg.C2) * fu.C2, GpuMath.Silu(fg.C3) * fu.C3);
@@ -182,9 +153,11 @@ public static class MmaKernels
     /// Down projection from split activations xs (one row per position): grouped, y[slot, r] = scales[slot] ·
     /// Wd[e]·h[p] with slot = index[p]; else y[p, r] = Wd·h[p].
     /// </summary>
-    public static void Down<TM>(ArrayView<Chunk16> wd, ArrayView<Chunk16> xs, ArrayView<int> index, ArrayView<float> scales,
-        ArrayView<float> y, TileArgs a) where TM : struct, IMma
+    public static void Down<TA>(ArrayView<Chunk16> wd, ArrayView<Chunk16> xs, ArrayView<int> index, ArrayView<float> scales,
+        ArrayView<float> y, TileArgs a) where TA : struct, IMmaAcc<TA>
     {
+        TA acc = default;
+        acc.Declare();
         int lane = Group.IdxX & 31, warps = Grid.DimX * Group.DimX / 32;
         int blocks = (a.Rows + 15) / 16;
         long items = (long)blocks * a.Tiles;
@@ -193,12 +166,12 @@ public static class MmaKernels
         {
             int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
             Tile(index, a, tile, out int e, out int p0, out int n);
-            var acc = Gemm<TM>(wd, e, rb, xs, p0, n, lane, a);
+            acc = Gemm(acc, wd, wd, false, e, rb, xs, p0, n, lane, a);
             int g = lane >> 2, t = lane & 3;
             int r = rb * 16 + g;
             for (int nt = 0; nt < 8; nt++)
             {
-                var f = Pick(acc, nt);
+                var f = acc.Read(nt);
                 int q = nt * 8 + 2 * t;
                 StoreDown(y, index, scales, grouped, p0 + q, q < n, r, a.Rows, f.C0, f.C2);
                 StoreDown(y, index, scales, grouped, p0 + q + 1, q + 1 < n, r, a.Rows, f.C1, f.C3);
@@ -231,9 +204,11 @@ public static class MmaKernels
         }
     }
 
-    // Rows 16·rb.. of expert e times positions p0..p0+n-1 (n ≤ 64) over the whole row; this lane's fragments.
-    static Frag8 Gemm<TM>(ArrayView<Chunk16> w, int e, int rb, ArrayView<Chunk16> xs, int p0, int n, int lane, TileArgs a)
-        where TM : struct, IMma
+    // Rows 16·rb.. of expert e of w0 (slots 0..7) and, when dual, of w1 (slots 8..15) times positions p0..p0+n-1
+    // (n ≤ 64) over the whole row, accumulated from zero; one pass over the k-steps shares the activation loads.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TA Gemm<TA>(TA acc, ArrayView<Chunk16> w0, ArrayView<Chunk16> w1, bool dual, int e, int rb, ArrayView<Chunk16> xs,
+        int p0, int n, int lane, TileArgs a) where TA : struct, IMmaAcc<TA>
     {
         int g = lane >> 2, t = lane & 3, rc = a.RowChunks;
         int ra = rb * 16 + g, rbb = ra + 8, last = a.Rows - 1;
@@ -242,55 +217,55 @@ public static class MmaKernels
         long xb = (long)(p0 + g) * rc, lo = a.LoOffset;
         long x8 = 8L * rc;
         int steps = (rc + 3) / 4;
-        Frag8 acc = default;
+        acc = acc.Zero();
         int kc = t;
-        Chunk16 ca = kc < rc ? w[wa + kc] : default, cb = kc < rc ? w[wb + kc] : default;
+        Chunk16 ca = kc < rc ? w0[wa + kc] : default, cb = kc < rc ? w0[wb + kc] : default;
+        Chunk16 da = dual && kc < rc ? w1[wa + kc] : default, db = dual && kc < rc ? w1[wb + kc] : default;
         for (int s = 0; s < steps; s++)
         {
             int kn = kc + 4;
-            Chunk16 na = kn < rc ? w[wa + kn] : default, nb = kn < rc ? w[wb + kn] : default;
+            bool okn = kn < rc;
+            Chunk16 na = okn ? w0[wa + kn] : default, nb = okn ? w0[wb + kn] : default;
+            Chunk16 ma = dual && okn ? w1[wa + kn] : default, mb = dual && okn ? w1[wb + kn] : default;
             bool ok = kc < rc;
             long xo = xb + kc;
-            acc.N0 = Step<TM>(acc.N0, ca, cb, xs, xo, lo, ok);
-            if (n > 8) acc.N1 = Step<TM>(acc.N1, ca, cb, xs, xo + x8, lo, ok);
-            if (n > 16) acc.N2 = Step<TM>(acc.N2, ca, cb, xs, xo + 2 * x8, lo, ok);
-            if (n > 24) acc.N3 = Step<TM>(acc.N3, ca, cb, xs, xo + 3 * x8, lo, ok);
-            if (n > 32) acc.N4 = Step<TM>(acc.N4, ca, cb, xs, xo + 4 * x8, lo, ok);
-            if (n > 40) acc.N5 = Step<TM>(acc.N5, ca, cb, xs, xo + 5 * x8, lo, ok);
-            if (n > 48) acc.N6 = Step<TM>(acc.N6, ca, cb, xs, xo + 6 * x8, lo, ok);
-            if (n > 56) acc.N7 = Step<TM>(acc.N7, ca, cb, xs, xo + 7 * x8, lo, ok);
-            ca = na; cb = nb; kc = kn;
+            acc = Step(acc, 0, dual, ca, cb, da, db, xs, xo, lo, ok);
+            if (n > 8) acc = Step(acc, 1, dual, ca, cb, da, db, xs, xo + x8, lo, ok);
+            if (n > 16) acc = Step(acc, 2, dual, ca, cb, da, db, xs, xo + 2 * x8, lo, ok);
+            if (n > 24) acc = Step(acc, 3, dual, ca, cb, da, db, xs, xo + 3 * x8, lo, ok);
+            if (n > 32) acc = Step(acc, 4, dual, ca, cb, da, db, xs, xo + 4 * x8, lo, ok);
+            if (n > 40) acc = Step(acc, 5, dual, ca, cb, da, db, xs, xo + 5 * x8, lo, ok);
+            if (n > 48) acc = Step(acc, 6, dual, ca, cb, da, db, xs, xo + 6 * x8, lo, ok);
+            if (n > 56) acc = Step(acc, 7, dual, ca, cb, da, db, xs, xo + 7 * x8, lo, ok);
+            ca = na; cb = nb; da = ma; db = mb; kc = kn;
         }
         return acc;
     }
 
-    // One k32 step of one n-tile: the hi and lo activation chunks at xo times weight chunks ca (row g), cb (row g+8).
+    // One k32 step of n-tile nt: the hi and lo activation chunks at xo times weight chunks ca (row g), cb (row g+8) into
+    // slot nt, and da, db into slot 8 + nt when dual.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Frag Step<TM>(Frag f, Chunk16 ca, Chunk16 cb, ArrayView<Chunk16> xs, long xo, long lo, bool ok) where TM : struct, IMma
+    static TA Step<TA>(TA acc, int nt, bool dual, Chunk16 ca, Chunk16 cb, Chunk16 da, Chunk16 db, ArrayView<Chunk16> xs, long xo,
+        long lo, bool ok) where TA : struct, IMmaAcc<TA>
     {
         Chunk16 h = ok ? xs[xo] : default, l = ok ? xs[lo + xo] : default;
-        f = default(TM).Mma(f, ca.X, cb.X, ca.Y, cb.Y, h.X, h.Y);
-        f = default(TM).Mma(f, ca.Z, cb.Z, ca.W, cb.W, h.Z, h.W);
-        f = default(TM).Mma(f, ca.X, cb.X, ca.Y, cb.Y, l.X, l.Y);
-        f = default(TM).Mma(f, ca.Z, cb.Z, ca.W, cb.W, l.Z, l.W);
-        return f;
-    }
-
-    /// <summary>d = A·B + d for one m16n8k16 bf16 tile (fp32 accumulate), this lane's registers: <c>mma.sync</c> (CUDA only).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Frag Mma(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
-    {
-        Ref<float> d0 = f.C0, d1 = f.C1, d2 = f.C2, d3 = f.C3;
-        Input<uint> i0 = a0, i1 = a1, i2 = a2, i3 = a3, j0 = b0, j1 = b1;
-        CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-            ref d0, ref d1, ref d2, ref d3, ref i0, ref i1, ref i2, ref i3, ref j0, ref j1);
-        f.C0 = d0.Value; f.C1 = d1.Value; f.C2 = d2.Value; f.C3 = d3.Value;
-        return f;
+        acc = acc.Mma(nt, ca.X, cb.X, ca.Y, cb.Y, h.X, h.Y);
+        acc = acc.Mma(nt, ca.Z, cb.Z, ca.W, cb.W, h.Z, h.W);
+        acc = acc.Mma(nt, ca.X, cb.X, ca.Y, cb.Y, l.X, l.Y);
+        acc = acc.Mma(nt, ca.Z, cb.Z, ca.W, cb.W, l.Z, l.W);
+        if (dual)
+        {
+            acc = acc.Mma(8 + nt, da.X, db.X, da.Y, db.Y, h.X, h.Y);
+            acc = acc.Mma(8 + nt, da.Z, db.Z, da.W, db.W, h.Z, h.W);
+            acc = acc.Mma(8 + nt, da.X, db.X, da.Y, db.Y, l.X, l.Y);
+            acc = acc.Mma(8 + nt, da.Z, db.Z, da.W, db.W, l.Z, l.W);
+        }
+        return acc;
     }
 
     // The PTX fragment layout (g = lane/4, t = lane%4): A regs {row g, k 2t..2t+1}, {row g+8, k 2t..}, {row g, k 2t+8..},
     // {row g+8, k 2t+8..}; B regs {k 2t..2t+1, col g}, {k 2t+8.., col g}; D {row g, col 2t, 2t+1}, {row g+8, col 2t, 2t+1}.
-    /// <summary><see cref="Mma"/> from warp shuffles (32-wide warps) and fp32 arithmetic, with the PTX fragment layout.</summary>
+    /// <summary>One m16n8k16 bf16 mma (f += A·B) from warp shuffles (32-wide warps) and fp32 arithmetic, in the PTX fragment layout.</summary>
     public static Frag Emulated(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
     {
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3;
@@ -311,9 +286,4 @@ public static class MmaKernels
     static float Dot2(uint x, uint y) =>
         Interop.IntAsFloat(x << 16) * Interop.IntAsFloat(y << 16) + Interop.IntAsFloat(x & 0xFFFF0000u) * Interop.IntAsFloat(y & 0xFFFF0000u);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Frag Pick(Frag8 a, int nt) => nt switch
-    {
-        0 => a.N0, 1 => a.N1, 2 => a.N2, 3 => a.N3, 4 => a.N4, 5 => a.N5, 6 => a.N6, _ => a.N7,
-    };
 }

@@ -114,8 +114,19 @@ public static class RowKernels
             long x2 = RowOf(index, grouped, a.TopK, p0, n, 2) * xc, x3 = RowOf(index, grouped, a.TopK, p0, n, 3) * xc;
             long row = ((long)e * a.Rows + r) * a.RowChunks;
             int chunks = valid ? a.RowChunks : 0;
-            var g = GpuMath.DotRows<TG>(wg, row, chunks, x, x4, a.Cols, aligned, x0, x1, x2, x3, n, lane, lanes);
-            var u = GpuMath.DotRows<TU>(wu, row, chunks, x, x4, a.Cols, aligned, x0, x1, x2, x3, n, lane, lanes);
+            Acc4 g, u;
+            if (n == 1 && aligned != 0)
+            {
+                // One position (decode): the unrolled single-row dot, four loads in flight per matrix.
+                g = default; u = default;
+                g.A0 = GemvKernels.RowDot<TG, Unroll4>(wg, row, a.Cols / default(TG).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
+                u.A0 = GemvKernels.RowDot<TU, Unroll4>(wu, row, a.Cols / default(TU).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
+            }
+            else
+            {
+                g = GpuMath.DotRows<TG>(wg, row, chunks, x, x4, a.Cols, aligned, x0, x1, x2, x3, n, lane, lanes);
+                u = GpuMath.DotRows<TU>(wu, row, chunks, x, x4, a.Cols, aligned, x0, x1, x2, x3, n, lane, lanes);
+            }
             g = GpuMath.TeamSum4(g, ntU, lanes);
             u = GpuMath.TeamSum4(u, ntU, lanes);
             if (valid && lane == 0)
@@ -190,9 +201,11 @@ public static class RowKernels
                 {
                     int slot = t * a.TopK + j;
                     int e = index[a.ExpertOffset + slot], p = index[a.PosOffset + slot];
-                    var d = GpuMath.DotRows<TW>(wd, ((long)e * a.Rows + r) * a.RowChunks, a.RowChunks, h, h4, a.Cols,
-                        aligned, (long)p * a.Cols, 0, 0, 0, 1, lane, lanes);
-                    acc += scales[slot] * d.A0;
+                    long wr = ((long)e * a.Rows + r) * a.RowChunks;
+                    float d = aligned != 0
+                        ? GemvKernels.RowDot<TW, Unroll4>(wd, wr, a.Cols / default(TW).PerChunk, a.RowChunks, h, h4, (long)p * a.Cols, a.Cols, lane, lanes)
+                        : GpuMath.DotRows<TW>(wd, wr, a.RowChunks, h, h4, a.Cols, aligned, (long)p * a.Cols, 0, 0, 0, 1, lane, lanes).A0;
+                    acc += scales[slot] * d;
                 }
             acc = GpuMath.TeamSum(acc, lanes);
             if (valid && lane == 0) y[(long)t * a.Rows + r] = acc;

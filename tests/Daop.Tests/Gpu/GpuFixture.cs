@@ -94,7 +94,7 @@ public sealed class GpuCollection : ICollectionFixture<GpuFixture>
 
 /// <summary>
 /// A CPU accelerator with 32-wide warps (one warp per group) whose kernels run the bf16 batched work through the
-/// tensor-core kernels with the mma emulated (<see cref="EmulatedMma"/>): the tiling, fragment layout and epilogues of
+/// tensor-core kernels with the mma emulated (<see cref="EmulatedAcc"/>): the tiling, fragment layout and epilogues of
 /// <see cref="MmaKernels"/> checked without a GPU.
 /// </summary>
 public sealed class Gpu32Fixture : GpuFixture
