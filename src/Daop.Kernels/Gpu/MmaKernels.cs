@@ -219,36 +219,57 @@ public static class MmaKernels
         int steps = (rc + 3) / 4;
         acc = acc.Zero();
         int kc = t;
-        Chunk16 ca = kc < rc ? w0[wa + kc] : default, cb = kc < rc ? w0[wb + kc] : default;
-        Chunk16 da = dual && kc < rc ? w1[wa + kc] : default, db = dual && kc < rc ? w1[wb + kc] : default;
+        // Loads are branch-free: past the row's last chunk the index is clamped and the value masked to zero, so every
+        // load of a step can be issued before the first mma.
+        Chunk16 ca = Load(w0, wa, kc, rc), cb = Load(w0, wb, kc, rc);
+        Chunk16 da = dual ? Load(w1, wa, kc, rc) : default, db = dual ? Load(w1, wb, kc, rc) : default;
         for (int s = 0; s < steps; s++)
         {
             int kn = kc + 4;
-            bool okn = kn < rc;
-            Chunk16 na = okn ? w0[wa + kn] : default, nb = okn ? w0[wb + kn] : default;
-            Chunk16 ma = dual && okn ? w1[wa + kn] : default, mb = dual && okn ? w1[wb + kn] : default;
-            bool ok = kc < rc;
-            long xo = xb + kc;
-            acc = Step(acc, 0, dual, ca, cb, da, db, xs, xo, lo, ok);
-            if (n > 8) acc = Step(acc, 1, dual, ca, cb, da, db, xs, xo + x8, lo, ok);
-            if (n > 16) acc = Step(acc, 2, dual, ca, cb, da, db, xs, xo + 2 * x8, lo, ok);
-            if (n > 24) acc = Step(acc, 3, dual, ca, cb, da, db, xs, xo + 3 * x8, lo, ok);
-            if (n > 32) acc = Step(acc, 4, dual, ca, cb, da, db, xs, xo + 4 * x8, lo, ok);
-            if (n > 40) acc = Step(acc, 5, dual, ca, cb, da, db, xs, xo + 5 * x8, lo, ok);
-            if (n > 48) acc = Step(acc, 6, dual, ca, cb, da, db, xs, xo + 6 * x8, lo, ok);
-            if (n > 56) acc = Step(acc, 7, dual, ca, cb, da, db, xs, xo + 7 * x8, lo, ok);
+            Chunk16 na = Load(w0, wa, kn, rc), nb = Load(w0, wb, kn, rc);
+            Chunk16 ma = dual ? Load(w1, wa, kn, rc) : default, mb = dual ? Load(w1, wb, kn, rc) : default;
+            // Activation rows past the tile are in bounds (the split buffer has a tile of padding rows); their
+            // products land in columns that are never stored.
+            long xo = xb + (kc < rc ? kc : 0);
+            uint mask = kc < rc ? 0xFFFFFFFFu : 0u;
+            Chunk16 h0 = xs[xo], l0 = xs[lo + xo], h1 = xs[xo + x8], l1 = xs[lo + xo + x8];
+            Chunk16 h2 = xs[xo + 2 * x8], l2 = xs[lo + xo + 2 * x8], h3 = xs[xo + 3 * x8], l3 = xs[lo + xo + 3 * x8];
+            acc = Step(acc, 0, dual, ca, cb, da, db, h0, l0, mask);
+            if (n > 8) acc = Step(acc, 1, dual, ca, cb, da, db, h1, l1, mask);
+            if (n > 16) acc = Step(acc, 2, dual, ca, cb, da, db, h2, l2, mask);
+            if (n > 24) acc = Step(acc, 3, dual, ca, cb, da, db, h3, l3, mask);
+            if (n > 32)
+            {
+                Chunk16 h4 = xs[xo + 4 * x8], l4 = xs[lo + xo + 4 * x8], h5 = xs[xo + 5 * x8], l5 = xs[lo + xo + 5 * x8];
+                Chunk16 h6 = xs[xo + 6 * x8], l6 = xs[lo + xo + 6 * x8], h7 = xs[xo + 7 * x8], l7 = xs[lo + xo + 7 * x8];
+                acc = Step(acc, 4, dual, ca, cb, da, db, h4, l4, mask);
+                if (n > 40) acc = Step(acc, 5, dual, ca, cb, da, db, h5, l5, mask);
+                if (n > 48) acc = Step(acc, 6, dual, ca, cb, da, db, h6, l6, mask);
+                if (n > 56) acc = Step(acc, 7, dual, ca, cb, da, db, h7, l7, mask);
+            }
             ca = na; cb = nb; da = ma; db = mb; kc = kn;
         }
         return acc;
     }
 
-    // One k32 step of n-tile nt: the hi and lo activation chunks at xo times weight chunks ca (row g), cb (row g+8) into
-    // slot nt, and da, db into slot 8 + nt when dual.
+    // Chunk k of the row at `row` (chunk offset), or zeros when k is past the row's rc chunks — without a branch.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TA Step<TA>(TA acc, int nt, bool dual, Chunk16 ca, Chunk16 cb, Chunk16 da, Chunk16 db, ArrayView<Chunk16> xs, long xo,
-        long lo, bool ok) where TA : struct, IMmaAcc<TA>
+    static Chunk16 Load(ArrayView<Chunk16> w, long row, int k, int rc)
     {
-        Chunk16 h = ok ? xs[xo] : default, l = ok ? xs[lo + xo] : default;
+        Chunk16 c = w[row + (k < rc ? k : 0)];
+        uint m = k < rc ? 0xFFFFFFFFu : 0u;
+        c.X &= m; c.Y &= m; c.Z &= m; c.W &= m;
+        return c;
+    }
+
+    // One k32 step of n-tile nt: activation chunks h (hi) and l (lo) times weight chunks ca (row g), cb (row g+8) into
+    // slot nt, and da, db into slot 8 + nt when dual. The mask zeroes the activations of a step past the row's end.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TA Step<TA>(TA acc, int nt, bool dual, Chunk16 ca, Chunk16 cb, Chunk16 da, Chunk16 db, Chunk16 h, Chunk16 l, uint mask)
+        where TA : struct, IMmaAcc<TA>
+    {
+        h.X &= mask; h.Y &= mask; h.Z &= mask; h.W &= mask;
+        l.X &= mask; l.Y &= mask; l.Z &= mask; l.W &= mask;
         acc = acc.Mma(nt, ca.X, cb.X, ca.Y, cb.Y, h.X, h.Y);
         acc = acc.Mma(nt, ca.Z, cb.Z, ca.W, cb.W, h.Z, h.W);
         acc = acc.Mma(nt, ca.X, cb.X, ca.Y, cb.Y, l.X, l.Y);
@@ -263,8 +284,6 @@ public static class MmaKernels
         return acc;
     }
 
-    // The PTX fragment layout (g = lane/4, t = lane%4): A regs {row g, k 2t..2t+1}, {row g+8, k 2t..}, {row g, k 2t+8..},
-    // {row g+8, k 2t+8..}; B regs {k 2t..2t+1, col g}, {k 2t+8.., col g}; D {row g, col 2t, 2t+1}, {row g+8, col 2t, 2t+1}.
     /// <summary>One m16n8k16 bf16 mma (f += A·B) from warp shuffles (32-wide warps) and fp32 arithmetic, in the PTX fragment layout.</summary>
     public static Frag Emulated(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
     {
