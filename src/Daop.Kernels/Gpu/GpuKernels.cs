@@ -6,6 +6,22 @@ using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
+using GemvLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, Daop.Kernels.Gpu.RowArgs>;
+using GateUpLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>, ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<int>,
+    ILGPU.ArrayView<float>, Daop.Kernels.Gpu.RowArgs>;
+using DownLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<int>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>,
+    Daop.Kernels.Gpu.RowArgs>;
+using TileLinearLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, Daop.Kernels.Gpu.TileArgs>;
+using TileGateUpLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>, ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<int>,
+    ILGPU.ArrayView<float>, Daop.Kernels.Gpu.TileArgs>;
+using TileDownLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<int>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>,
+    Daop.Kernels.Gpu.TileArgs>;
 
 namespace Daop.Kernels.Gpu;
 
@@ -24,9 +40,13 @@ public sealed class GpuKernels
     static readonly ConditionalWeakTable<Accelerator, GpuKernels> s_cache = new();
     static readonly Lock s_lock = new();
 
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, RowArgs> _gemv;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs> _gateUp;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs> _down, _downCombine;
+    readonly Dictionary<(string Kernel, int Type, int Type2), Delegate> _typed = [];
+    Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs>? _split;
+    Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>? _mmaLinear;
+    Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>? _mmaGateUp;
+    Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>? _mmaDown;
+    MemoryBuffer1D<Chunk16, Stride1D.Dense>? _splitScratch;
+    readonly Lock _splitLock = new();
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs> _norm;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs> _rope;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int> _embed;
@@ -39,7 +59,7 @@ public sealed class GpuKernels
     readonly MemoryBuffer1D<int, Stride1D.Dense> _dummyI;
     readonly MemoryBuffer1D<Float4, Stride1D.Dense> _dummy4;
     long _launches;
-    int _lanes, _attnLanes, _attnTeams = AttentionKernel.MaxTeams;
+    int _lanes, _attnLanes, _attnTeams = AttentionKernel.MaxTeams, _gemvUnroll = 4, _gemvGroup, _mmaGroup = 128;
 
     /// <summary>The accelerator the kernels run on.</summary>
     public Accelerator Accelerator { get; }
@@ -120,10 +140,9 @@ public sealed class GpuKernels
             _lanes = acc.WarpSize;
             _attnLanes = acc.WarpSize;
         }
-        _gemv = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.Gemv);
-        _gateUp = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs>(RowKernels.GateUp);
-        _down = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.Down);
-        _downCombine = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.DownCombine);
+        _gemvGroup = GroupSize;
+        _mmaGroup = Math.Max(32, Math.Min(128, acc.MaxNumThreadsPerGroup) / 32 * 32);
+        TensorCores = !IsCpu && acc is CudaAccelerator ca && ca.Architecture is { } arch && arch.Major >= 8;
         _norm = acc.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>(VectorKernels.Norm);
         _rope = acc.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs>(VectorKernels.Rope);
         _embed = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int>(VectorKernels.Embed);
@@ -137,13 +156,26 @@ public sealed class GpuKernels
         _dummy4 = acc.Allocate1D<Float4>(1);
     }
 
-    /// <summary>Every kernel entry point by name (all explicitly grouped).</summary>
+    /// <summary>
+    /// Every kernel entry point by name (all explicitly grouped); generic row kernels by their bf16 instantiation, and
+    /// <c>Gemv1.F16</c>, <c>Gemv1.F32</c> for the other dtypes' decode GEMV.
+    /// </summary>
     public static IReadOnlyDictionary<string, MethodInfo> KernelMethods { get; } = new Dictionary<string, MethodInfo>
     {
-        ["Gemv"] = typeof(RowKernels).GetMethod(nameof(RowKernels.Gemv))!,
-        ["GateUp"] = typeof(RowKernels).GetMethod(nameof(RowKernels.GateUp))!,
-        ["Down"] = typeof(RowKernels).GetMethod(nameof(RowKernels.Down))!,
-        ["DownCombine"] = typeof(RowKernels).GetMethod(nameof(RowKernels.DownCombine))!,
+        ["Gemv"] = M(RowKernels.Gemv<Bf16Format>),
+        ["Gemv1"] = M(GemvKernels.Gemv1<Bf16Format, Unroll4>),
+        ["Gemv1.F16"] = M(GemvKernels.Gemv1<F16Format, Unroll4>),
+        ["Gemv1.F32"] = M(GemvKernels.Gemv1<F32Format, Unroll4>),
+        ["GateUp"] = M(RowKernels.GateUp<Bf16Format, Bf16Format>),
+        ["Down"] = M(RowKernels.Down<Bf16Format>),
+        ["DownCombine"] = M(RowKernels.DownCombine<Bf16Format>),
+        ["TileLinear"] = M(TileKernels.Linear<Bf16Format>),
+        ["TileGateUp"] = M(TileKernels.GateUp<Bf16Format, Bf16Format>),
+        ["TileDown"] = M(TileKernels.Down<Bf16Format>),
+        ["MmaSplit"] = typeof(MmaKernels).GetMethod(nameof(MmaKernels.Split))!,
+        ["MmaLinear"] = M(MmaKernels.Linear<TensorCoreAcc>),
+        ["MmaGateUp"] = M(MmaKernels.GateUp<TensorCoreAcc>),
+        ["MmaDown"] = M(MmaKernels.Down<TensorCoreAcc>),
         ["Norm"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Norm))!,
         ["Rope"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Rope))!,
         ["Embed"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Embed))!,
@@ -153,6 +185,8 @@ public sealed class GpuKernels
         ["Combine"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Combine))!,
         ["Attention"] = typeof(AttentionKernel).GetMethod(nameof(AttentionKernel.Causal))!,
     };
+
+    static MethodInfo M(Delegate kernel) => kernel.Method;
 
     /// <summary>
     /// PTX of every kernel for <paramref name="architecture"/> / <paramref name="instructionSet"/>, generated without a GPU
@@ -200,45 +234,164 @@ public sealed class GpuKernels
         Tokens = tokens, Lanes = _lanes, Flags = AlignedFlag(w.Cols), TopK = 1,
     };
 
-    /// <summary>y [T, rows] = x [T, cols] · Wᵀ (+ bias [rows]). x and y must be whole buffers (16-byte aligned starts).</summary>
+    /// <summary>Up to this many positions (per weight load) the row kernels take; more go to the batched kernels.</summary>
+    public const int RowTokens = 4;
+
+    /// <summary>
+    /// Whether bf16 batched work runs on the tensor cores (<see cref="MmaKernels"/>): on by default on CUDA devices of
+    /// compute capability 8.0 and up; off, it takes the fp32 FMA <see cref="TileKernels"/> like the other dtypes. On
+    /// the CPU accelerator (32-wide warps only) it runs the kernels with the mma emulated, for tests.
+    /// </summary>
+    public bool TensorCores { get; set; }
+
+    /// <summary>Independent 16-byte loads in flight per lane in the single-token GEMV: 2, 4 or 8.</summary>
+    public int GemvUnroll
+    {
+        get => _gemvUnroll;
+        set => _gemvUnroll = value is 2 or 4 or 8 ? value : throw new ArgumentOutOfRangeException(nameof(value), "2, 4 or 8");
+    }
+
+    /// <summary>Threads per group of the single-token GEMV (a multiple of the warp size, ≤ the accelerator's limit).</summary>
+    public int GemvGroupSize
+    {
+        get => _gemvGroup;
+        set => _gemvGroup = value >= Accelerator.WarpSize && value <= Accelerator.MaxNumThreadsPerGroup && value % Accelerator.WarpSize == 0
+            ? value : throw new ArgumentOutOfRangeException(nameof(value));
+    }
+
+    /// <summary>Threads per group of the tensor-core kernels (a multiple of 32; warps of a group share a tile).</summary>
+    public int MmaGroupSize
+    {
+        get => _mmaGroup;
+        set => _mmaGroup = value >= 32 && value <= Accelerator.MaxNumThreadsPerGroup && value % 32 == 0
+            ? value : throw new ArgumentOutOfRangeException(nameof(value));
+    }
+
+    bool Mma(DType type) => TensorCores && type == DType.BF16;
+
+    /// <summary>
+    /// Positions per tile the batched kernels take for weights of <paramref name="type"/> (callers building grouped
+    /// tile lists for <see cref="GateUp"/> / <see cref="Down"/> with <c>batched: true</c> use this size).
+    /// </summary>
+    public int BatchTileTokens(DType type) => Mma(type) ? MmaKernels.TileTokens : TileKernels.TileTokens;
+
+    /// <summary>
+    /// y [T, rows] = x [T, cols] · Wᵀ (+ bias [rows]). x and y must be whole buffers (16-byte aligned starts).
+    /// One token: the decode GEMV; up to <see cref="RowTokens"/>: the row kernel; more: the batched kernels.
+    /// </summary>
     public void Gemv(AcceleratorStream s, in GpuMatrix w, ArrayView<float> x, ArrayView<float> y, int tokens, ArrayView<float>? bias = null)
     {
         if (tokens <= 0 || w.Rows == 0) return;
         var a = Args(w, tokens);
         if (bias is { } b) a.Flags |= RowKernels.FlagBias;
-        _gemv(s, Teams((long)w.Rows * ((tokens + 3) / 4), _lanes, GroupSize), w.Data, x, AsFloat4(x), bias ?? _dummyF.View, y, a);
+        var bv = bias ?? _dummyF.View;
+        if (tokens == 1)
+        {
+            Gemv1Kernel(w.Type, _gemvUnroll)(s, Teams(w.Rows, _lanes, _gemvGroup), w.Data, x, AsFloat4(x), bv, y, a);
+            return;
+        }
+        if (tokens <= RowTokens)
+        {
+            Typed<GemvLaunch>("Gemv", w.Type, w.Type, new GemvMaker())(s, Teams((long)w.Rows * ((tokens + 3) / 4), _lanes, GroupSize),
+                w.Data, x, AsFloat4(x), bv, y, a);
+            return;
+        }
+        var t = TileArgsOf(w, tokens, a.Flags);
+        if (Mma(w.Type))
+        {
+            lock (_splitLock)
+            {
+                var xs = SplitRows(s, x, null, w, tokens, 1, ref t);
+                LoadMma();
+                _mmaLinear!(s, MmaConfig((long)t.Tiles * ((w.Rows + 15) / 16)), w.Data, xs, bv, y, t);
+            }
+            return;
+        }
+        Typed<TileLinearLaunch>("TileLinear", w.Type, w.Type, new TileLinearMaker())(s, TileConfig(t), w.Data, x, AsFloat4(x), bv, y, t);
     }
 
     /// <summary>
     /// h [P, inter] = SiLU(x·Wgᵀ) ⊙ (x·Wuᵀ) for P positions. Without <paramref name="index"/>: dense, row p of x for
-    /// position p, expert 0. With it: <paramref name="index"/>[p] is the routing slot of position p (x row = slot / topK)
-    /// and [tileOffset, +3·tiles) holds (expert, first position, count ≤ 4) tiles over the expert stacks.
+    /// position p, expert 0 (more than <see cref="RowTokens"/> positions take the batched kernels). With it:
+    /// <paramref name="index"/>[p] is the routing slot of position p (x row = slot / topK) and [tileOffset, +3·tiles)
+    /// holds (expert, first position, count) tiles over the expert stacks: counts ≤ 4 for the row kernel, or ≤
+    /// <see cref="BatchTileTokens"/> with <paramref name="batched"/>.
     /// </summary>
     public void GateUp(AcceleratorStream s, in GpuMatrix gate, in GpuMatrix up, ArrayView<float> x, ArrayView<float> h, int positions,
-        ArrayView<int>? index = null, int topK = 1, int tiles = 0, int tileOffset = 0)
+        ArrayView<int>? index = null, int topK = 1, int tiles = 0, int tileOffset = 0, bool batched = false)
     {
         if (positions <= 0) return;
+        if (index == null) batched = positions > RowTokens;
+        if (batched)
+        {
+            var t = TileArgsOf(gate, positions, AlignedFlag(gate.Cols));
+            t.TopK = topK;
+            if (index != null) { t.Flags |= RowKernels.FlagGrouped; t.Tiles = tiles; t.TileOffset = tileOffset; }
+            var iv = index ?? _dummyI.View;
+            if (Mma(gate.Type) && up.Type == gate.Type)
+            {
+                if (index == null) t.Tiles = (positions + MmaKernels.TileTokens - 1) / MmaKernels.TileTokens;
+                lock (_splitLock)
+                {
+                    var xs = SplitRows(s, x, index, gate, positions, topK, ref t);
+                    LoadMma();
+                    _mmaGateUp!(s, MmaConfig((long)t.Tiles * ((gate.Rows + 15) / 16)), gate.Data, up.Data, xs, iv, h, t);
+                }
+                return;
+            }
+            if (index == null) t.Tiles = (positions + TileKernels.TileTokens - 1) / TileKernels.TileTokens;
+            Typed<TileGateUpLaunch>("TileGateUp", gate.Type, up.Type, new TileGateUpMaker())(s, TileConfig(t), gate.Data, up.Data, x,
+                AsFloat4(x), iv, h, t);
+            return;
+        }
         var a = Args(gate, positions);
         a.Type2 = (int)up.Type;
         a.TopK = topK;
         if (index != null) { a.Flags |= RowKernels.FlagGrouped; a.Tiles = tiles; a.TileOffset = tileOffset; }
         else a.Tiles = (positions + 3) / 4;
-        _gateUp(s, Teams((long)a.Tiles * gate.Rows, _lanes, GroupSize), gate.Data, up.Data, x, AsFloat4(x), index ?? _dummyI.View, h, a);
+        Typed<GateUpLaunch>("GateUp", gate.Type, up.Type, new GateUpMaker())(s, Teams((long)a.Tiles * gate.Rows, _lanes, GroupSize),
+            gate.Data, up.Data, x, AsFloat4(x), index ?? _dummyI.View, h, a);
     }
 
     /// <summary>
-    /// Down projection of P positions of h [P, inter]. Dense: y[p] = Wd·h[p]. Grouped (index as in <see cref="GateUp"/>):
-    /// y[slot] = scales[slot] · Wd[e]·h[p] with slot = index[p] — per-slot outputs for <see cref="Combine"/>.
+    /// Down projection of P positions of h [P, inter]. Dense: y[p] = Wd·h[p]. Grouped (index and tiles as in
+    /// <see cref="GateUp"/>): y[slot] = scales[slot] · Wd[e]·h[p] with slot = index[p] — per-slot outputs for
+    /// <see cref="Combine"/>.
     /// </summary>
     public void Down(AcceleratorStream s, in GpuMatrix down, ArrayView<float> h, ArrayView<float> y, int positions,
-        ArrayView<int>? index = null, ArrayView<float>? scales = null, int tiles = 0, int tileOffset = 0)
+        ArrayView<int>? index = null, ArrayView<float>? scales = null, int tiles = 0, int tileOffset = 0, bool batched = false)
     {
         if (positions <= 0) return;
+        if (index == null) batched = positions > RowTokens;
+        var iv = index ?? _dummyI.View;
+        var sv = scales ?? _dummyF.View;
+        if (batched)
+        {
+            var t = TileArgsOf(down, positions, AlignedFlag(down.Cols));
+            if (index != null) { t.Flags |= RowKernels.FlagGrouped; t.Tiles = tiles; t.TileOffset = tileOffset; }
+            if (Mma(down.Type))
+            {
+                if (index == null) t.Tiles = (positions + MmaKernels.TileTokens - 1) / MmaKernels.TileTokens;
+                lock (_splitLock)
+                {
+                    var split = t;
+                    split.Flags &= ~RowKernels.FlagGrouped; // h rows are per position already
+                    var xs = SplitRows(s, h, null, down, positions, 1, ref split);
+                    t.LoOffset = split.LoOffset;
+                    LoadMma();
+                    _mmaDown!(s, MmaConfig((long)t.Tiles * ((down.Rows + 15) / 16)), down.Data, xs, iv, sv, y, t);
+                }
+                return;
+            }
+            if (index == null) t.Tiles = (positions + TileKernels.TileTokens - 1) / TileKernels.TileTokens;
+            Typed<TileDownLaunch>("TileDown", down.Type, down.Type, new TileDownMaker())(s, TileConfig(t), down.Data, h, AsFloat4(h), iv, sv, y, t);
+            return;
+        }
         var a = Args(down, positions);
         if (index != null) { a.Flags |= RowKernels.FlagGrouped; a.Tiles = tiles; a.TileOffset = tileOffset; }
         else a.Tiles = (positions + 3) / 4;
-        _down(s, Teams((long)a.Tiles * down.Rows, _lanes, GroupSize), down.Data, h, AsFloat4(h), index ?? _dummyI.View,
-            scales ?? _dummyF.View, y, a);
+        Typed<DownLaunch>("Down", down.Type, down.Type, new DownMaker())(s, Teams((long)a.Tiles * down.Rows, _lanes, GroupSize),
+            down.Data, h, AsFloat4(h), iv, sv, y, a);
     }
 
     /// <summary>
@@ -251,7 +404,157 @@ public sealed class GpuKernels
         if (tokens <= 0) return;
         var a = Args(down, tokens);
         a.TopK = topK; a.PosOffset = posOffset; a.ExpertOffset = expertOffset;
-        _downCombine(s, Teams((long)tokens * down.Rows, _lanes, GroupSize), down.Data, h, AsFloat4(h), index, scales, y, a);
+        Typed<DownLaunch>("DownCombine", down.Type, down.Type, new DownCombineMaker())(s, Teams((long)tokens * down.Rows, _lanes, GroupSize),
+            down.Data, h, AsFloat4(h), index, scales, y, a);
+    }
+
+    static TileArgs TileArgsOf(in GpuMatrix w, int positions, int flags) => new()
+    {
+        Rows = w.Rows, Cols = w.Cols, RowChunks = w.RowChunks, Positions = positions, Flags = flags, TopK = 1,
+        Tiles = (positions + TileKernels.TileTokens - 1) / TileKernels.TileTokens,
+    };
+
+    KernelConfig TileConfig(in TileArgs t)
+    {
+        long items = (long)t.Tiles * ((t.Rows + 3) / 4) * (TileKernels.TileTokens / 4);
+        int group = IsCpu ? GroupSize : Math.Min(256, Accelerator.MaxNumThreadsPerGroup);
+        return Teams(items, 1, group);
+    }
+
+    KernelConfig MmaConfig(long warpItems)
+    {
+        long groups = Math.Max(1, (warpItems * 32 + _mmaGroup - 1) / _mmaGroup);
+        Interlocked.Increment(ref _launches);
+        return new KernelConfig((int)Math.Min(groups, int.MaxValue), _mmaGroup);
+    }
+
+    // Splits P rows of x (gathered through index / topK when given) into bf16 hi/lo chunk rows in the shared scratch
+    // (P + one tile of padding rows), sets t.LoOffset; one launch. Caller holds _splitLock until its kernel is queued.
+    ArrayView<Chunk16> SplitRows(AcceleratorStream s, ArrayView<float> x, ArrayView<int>? index, in GpuMatrix w, int positions, int topK,
+        ref TileArgs t)
+    {
+        int rc = GpuMatrix.ChunksPerRow(DType.BF16, w.Cols);
+        long half = (long)(positions + MmaKernels.TileTokens) * rc;
+        if (_splitScratch == null || _splitScratch.Length < 2 * half)
+        {
+            if (_splitScratch != null) { s.Synchronize(); _splitScratch.Dispose(); }
+            _splitScratch = Accelerator.Allocate1D<Chunk16>(Math.Max(2 * half, 1 << 16));
+        }
+        if (2 * half > int.MaxValue) throw new NotSupportedException($"{positions} positions of {w.Cols} columns are too many for one batch");
+        t.LoOffset = (int)half;
+        var sa = new TileArgs
+        {
+            Rows = t.Rows, Cols = w.Cols, RowChunks = rc, Positions = positions, TopK = topK, LoOffset = (int)half,
+            Flags = AlignedFlag(w.Cols) | (index != null ? RowKernels.FlagGrouped : 0),
+        };
+        LoadMma();
+        _split!(s, Elementwise((long)positions * rc), x, AsFloat4(x), index ?? _dummyI.View, _splitScratch.View, sa);
+        return _splitScratch.View;
+    }
+
+    void LoadMma()
+    {
+        if (_split != null) return;
+        var acc = Accelerator;
+        if (IsCpu)
+        {
+            if (acc.WarpSize != 32) throw new NotSupportedException("the emulated tensor-core kernels need 32-wide warps");
+            _mmaLinear = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Linear<EmulatedAcc>);
+            _mmaGateUp = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>(MmaKernels.GateUp<EmulatedAcc>);
+            _mmaDown = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Down<EmulatedAcc>);
+        }
+        else
+        {
+            _mmaLinear = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Linear<TensorCoreAcc>);
+            _mmaGateUp = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>(MmaKernels.GateUp<TensorCoreAcc>);
+            _mmaDown = acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Down<TensorCoreAcc>);
+        }
+        _split = acc.LoadKernel<ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs>(MmaKernels.Split);
+    }
+
+    GemvLaunch Gemv1Kernel(DType type, int unroll) => unroll switch
+    {
+        2 => Typed<GemvLaunch>("Gemv1.2", type, type, new Gemv1Maker<Unroll2>()),
+        8 => Typed<GemvLaunch>("Gemv1.8", type, type, new Gemv1Maker<Unroll8>()),
+        _ => Typed<GemvLaunch>("Gemv1.4", type, type, new Gemv1Maker<Unroll4>()),
+    };
+
+    // The kernel `name` instantiated for the weight formats of t1 (and t2), loaded on first use.
+    TLaunch Typed<TLaunch>(string name, DType t1, DType t2, IKernelMaker<TLaunch> maker) where TLaunch : Delegate
+    {
+        var key = (name, (int)t1, (int)t2);
+        lock (_typed)
+        {
+            if (!_typed.TryGetValue(key, out var d))
+            {
+                d = Formats.With(t1, new Outer<TLaunch>(Accelerator, maker, t2));
+                _typed[key] = d;
+            }
+            return (TLaunch)d;
+        }
+    }
+
+    interface IKernelMaker<TLaunch>
+    {
+        TLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat;
+    }
+
+    sealed class Outer<TLaunch>(Accelerator acc, IKernelMaker<TLaunch> maker, DType t2) : Formats.IFunc<TLaunch>
+    {
+        public TLaunch Invoke<T1>() where T1 : struct, IWeightFormat => Formats.With(t2, new Inner<T1>(acc, maker));
+
+        sealed class Inner<T1>(Accelerator acc, IKernelMaker<TLaunch> maker) : Formats.IFunc<TLaunch> where T1 : struct, IWeightFormat
+        {
+            public TLaunch Invoke<T2>() where T2 : struct, IWeightFormat => maker.Make<T1, T2>(acc);
+        }
+    }
+
+    sealed class Gemv1Maker<TU> : IKernelMaker<GemvLaunch> where TU : struct, IUnroll
+    {
+        public GemvLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, RowArgs>(GemvKernels.Gemv1<T1, TU>);
+    }
+
+    sealed class GemvMaker : IKernelMaker<GemvLaunch>
+    {
+        public GemvLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.Gemv<T1>);
+    }
+
+    sealed class GateUpMaker : IKernelMaker<GateUpLaunch>
+    {
+        public GateUpLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs>(RowKernels.GateUp<T1, T2>);
+    }
+
+    sealed class DownMaker : IKernelMaker<DownLaunch>
+    {
+        public DownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.Down<T1>);
+    }
+
+    sealed class DownCombineMaker : IKernelMaker<DownLaunch>
+    {
+        public DownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.DownCombine<T1>);
+    }
+
+    sealed class TileLinearMaker : IKernelMaker<TileLinearLaunch>
+    {
+        public TileLinearLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, TileArgs>(TileKernels.Linear<T1>);
+    }
+
+    sealed class TileGateUpMaker : IKernelMaker<TileGateUpLaunch>
+    {
+        public TileGateUpLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, TileArgs>(TileKernels.GateUp<T1, T2>);
+    }
+
+    sealed class TileDownMaker : IKernelMaker<TileDownLaunch>
+    {
+        public TileDownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(TileKernels.Down<T1>);
     }
 
     /// <summary>y [T, width] = Σ_j yk[t·topK + j] (per-slot outputs already weighted).</summary>

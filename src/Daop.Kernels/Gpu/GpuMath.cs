@@ -34,8 +34,9 @@ public struct Float4
 }
 
 /// <summary>One chunk widened to fp32 (4 or 8 values; unused ones are zero).</summary>
-struct Widened
+public struct Widened
 {
+    /// <summary>Elements 0..7.</summary>
     public float W0, W1, W2, W3, W4, W5, W6, W7;
 }
 
@@ -197,26 +198,26 @@ public static class GpuMath
 
     /// <summary>
     /// This lane's share of W[row]·x[row k] for k &lt; nt (up to four x rows starting at elements x0..x3),
-    /// each weight chunk loaded once for all of them.
+    /// each weight chunk loaded once for all of them; the dtype is the kernel's type argument.
     /// </summary>
-    internal static Acc4 DotRows(ArrayView<Chunk16> w, long rowBase, int rowChunks, int type,
+    internal static Acc4 DotRows<TW>(ArrayView<Chunk16> w, long rowBase, int rowChunks,
         ArrayView<float> x, ArrayView<Float4> x4, int cols, int aligned,
-        long x0, long x1, long x2, long x3, int nt, int lane, int lanes)
+        long x0, long x1, long x2, long x3, int nt, int lane, int lanes) where TW : struct, IWeightFormat
     {
         Acc4 a;
         a.A0 = 0; a.A1 = 0; a.A2 = 0; a.A3 = 0;
-        int per = PerChunk(type);
+        int per = default(TW).PerChunk;
         int j = lane;
         // Two chunks per step: both 16-byte loads are issued before either is used.
         for (; j + lanes < rowChunks; j += 2 * lanes)
         {
             var c0 = w[rowBase + j];
             var c1 = w[rowBase + j + lanes];
-            a = Accumulate(a, Widen(c0, type), x, x4, x0, x1, x2, x3, j * per, cols, per, aligned, nt);
-            a = Accumulate(a, Widen(c1, type), x, x4, x0, x1, x2, x3, (j + lanes) * per, cols, per, aligned, nt);
+            a = Accumulate(a, default(TW).Widen(c0), x, x4, x0, x1, x2, x3, j * per, cols, per, aligned, nt);
+            a = Accumulate(a, default(TW).Widen(c1), x, x4, x0, x1, x2, x3, (j + lanes) * per, cols, per, aligned, nt);
         }
         if (j < rowChunks)
-            a = Accumulate(a, Widen(w[rowBase + j], type), x, x4, x0, x1, x2, x3, j * per, cols, per, aligned, nt);
+            a = Accumulate(a, default(TW).Widen(w[rowBase + j]), x, x4, x0, x1, x2, x3, j * per, cols, per, aligned, nt);
         return a;
     }
 

@@ -48,8 +48,8 @@ public static class RowKernels
     public const int FlagGrouped = 4;
 
     /// <summary>y[t, r] = Σ_c x[t, c]·W[r, c] (+ bias[r]) for t &lt; Tokens, r &lt; Rows.</summary>
-    public static void Gemv(ArrayView<Chunk16> w, ArrayView<float> x, ArrayView<Float4> x4, ArrayView<float> bias,
-        ArrayView<float> y, RowArgs a)
+    public static void Gemv<TW>(ArrayView<Chunk16> w, ArrayView<float> x, ArrayView<Float4> x4, ArrayView<float> bias,
+        ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat
     {
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
@@ -63,7 +63,7 @@ public static class RowKernels
             int tile = valid ? item / a.Rows : 0, r = valid ? item - tile * a.Rows : 0;
             int t0 = tile * 4, nt = a.Tokens - t0 < 4 ? a.Tokens - t0 : 4;
             long xc = a.Cols;
-            var acc = GpuMath.DotRows(w, (long)r * a.RowChunks, valid ? a.RowChunks : 0, a.Type, x, x4, a.Cols, aligned,
+            var acc = GpuMath.DotRows<TW>(w, (long)r * a.RowChunks, valid ? a.RowChunks : 0, x, x4, a.Cols, aligned,
                 t0 * xc, (t0 + 1) * xc, (t0 + 2) * xc, (t0 + 3) * xc, nt, lane, lanes);
             acc = GpuMath.TeamSum4(acc, ntU, lanes);
             if (valid && lane == 0)
@@ -93,8 +93,8 @@ public static class RowKernels
     /// Grouped: row(p) = index[p] / TopK (index[p] is the routing slot), tiles from the index view, Wg/Wu stacks of
     /// all experts ([E·inter] rows). Otherwise row(p) = p, expert 0, tiles of four consecutive positions.
     /// </summary>
-    public static void GateUp(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<float> x, ArrayView<Float4> x4,
-        ArrayView<int> index, ArrayView<float> h, RowArgs a)
+    public static void GateUp<TG, TU>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<float> x, ArrayView<Float4> x4,
+        ArrayView<int> index, ArrayView<float> h, RowArgs a) where TG : struct, IWeightFormat where TU : struct, IWeightFormat
     {
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
@@ -114,8 +114,19 @@ public static class RowKernels
             long x2 = RowOf(index, grouped, a.TopK, p0, n, 2) * xc, x3 = RowOf(index, grouped, a.TopK, p0, n, 3) * xc;
             long row = ((long)e * a.Rows + r) * a.RowChunks;
             int chunks = valid ? a.RowChunks : 0;
-            var g = GpuMath.DotRows(wg, row, chunks, a.Type, x, x4, a.Cols, aligned, x0, x1, x2, x3, n, lane, lanes);
-            var u = GpuMath.DotRows(wu, row, chunks, a.Type2, x, x4, a.Cols, aligned, x0, x1, x2, x3, n, lane, lanes);
+            Acc4 g, u;
+            if (n == 1 && aligned != 0)
+            {
+                // One position (decode): the unrolled single-row dot, four loads in flight per matrix.
+                g = default; u = default;
+                g.A0 = GemvKernels.RowDot<TG, Unroll4>(wg, row, a.Cols / default(TG).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
+                u.A0 = GemvKernels.RowDot<TU, Unroll4>(wu, row, a.Cols / default(TU).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
+            }
+            else
+            {
+                g = GpuMath.DotRows<TG>(wg, row, chunks, x, x4, a.Cols, aligned, x0, x1, x2, x3, n, lane, lanes);
+                u = GpuMath.DotRows<TU>(wu, row, chunks, x, x4, a.Cols, aligned, x0, x1, x2, x3, n, lane, lanes);
+            }
             g = GpuMath.TeamSum4(g, ntU, lanes);
             u = GpuMath.TeamSum4(u, ntU, lanes);
             if (valid && lane == 0)
@@ -134,8 +145,8 @@ public static class RowKernels
     /// Down projection of positions: out[o(p), r] = s(p) · Wd[e]·h[p]. Grouped: o(p) = index[p] (the routing slot),
     /// s(p) = scales[slot]; otherwise o(p) = p and s = 1.
     /// </summary>
-    public static void Down(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
-        ArrayView<float> scales, ArrayView<float> y, RowArgs a)
+    public static void Down<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat
     {
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
@@ -151,7 +162,7 @@ public static class RowKernels
             Tile(index, a, tile, out int e, out int p0, out int n);
             if (!valid) n = 0;
             long hc = a.Cols;
-            var acc = GpuMath.DotRows(wd, ((long)e * a.Rows + r) * a.RowChunks, valid ? a.RowChunks : 0, a.Type, h, h4,
+            var acc = GpuMath.DotRows<TW>(wd, ((long)e * a.Rows + r) * a.RowChunks, valid ? a.RowChunks : 0, h, h4,
                 a.Cols, aligned, p0 * hc, (p0 + 1) * hc, (p0 + 2) * hc, (p0 + 3) * hc, n, lane, lanes);
             acc = GpuMath.TeamSum4(acc, ntU, lanes);
             if (valid && lane == 0)
@@ -172,8 +183,8 @@ public static class RowKernels
     /// Routed down projection and combine in one pass, for few tokens: y[t, r] = Σ_j s(t,j) · Wd[e(t,j)]·h[pos(t,j)]
     /// over the TopK slots of token t (Tokens = T here). Reads each routed expert row once per token.
     /// </summary>
-    public static void DownCombine(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
-        ArrayView<float> scales, ArrayView<float> y, RowArgs a)
+    public static void DownCombine<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat
     {
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
@@ -190,9 +201,11 @@ public static class RowKernels
                 {
                     int slot = t * a.TopK + j;
                     int e = index[a.ExpertOffset + slot], p = index[a.PosOffset + slot];
-                    var d = GpuMath.DotRows(wd, ((long)e * a.Rows + r) * a.RowChunks, a.RowChunks, a.Type, h, h4, a.Cols,
-                        aligned, (long)p * a.Cols, 0, 0, 0, 1, lane, lanes);
-                    acc += scales[slot] * d.A0;
+                    long wr = ((long)e * a.Rows + r) * a.RowChunks;
+                    float d = aligned != 0
+                        ? GemvKernels.RowDot<TW, Unroll4>(wd, wr, a.Cols / default(TW).PerChunk, a.RowChunks, h, h4, (long)p * a.Cols, a.Cols, lane, lanes)
+                        : GpuMath.DotRows<TW>(wd, wr, a.RowChunks, h, h4, a.Cols, aligned, (long)p * a.Cols, 0, 0, 0, 1, lane, lanes).A0;
+                    acc += scales[slot] * d;
                 }
             acc = GpuMath.TeamSum(acc, lanes);
             if (valid && lane == 0) y[(long)t * a.Rows + r] = acc;

@@ -11,15 +11,17 @@ namespace Daop.Tests.Gpu;
 /// test: the CPU accelerator emulates each thread with an OS thread, so contexts are expensive and
 /// kernels are compiled once for the whole collection.
 /// </summary>
-public sealed class GpuFixture : IDisposable
+public class GpuFixture : IDisposable
 {
     public Context Context { get; }
     public Accelerator Accelerator { get; }
     public GpuKernels Kernels { get; }
 
-    public GpuFixture()
+    public GpuFixture() : this(4) { }
+
+    protected GpuFixture(int warpSize)
     {
-        var device = GpuKernels.CpuDevice();
+        var device = GpuKernels.CpuDevice(warpSize);
         Context = Context.Create(b => b.CPU(device).Optimize(OptimizationLevel.O1));
         Accelerator = Context.GetCPUDevice(0).CreateCPUAccelerator(Context, CPUAcceleratorMode.Parallel);
         Kernels = GpuKernels.For(Accelerator);
@@ -88,4 +90,20 @@ public sealed class GpuFixture : IDisposable
 public sealed class GpuCollection : ICollectionFixture<GpuFixture>
 {
     public const string Name = "gpu";
+}
+
+/// <summary>
+/// A CPU accelerator with 32-wide warps (one warp per group) whose kernels run the bf16 batched work through the
+/// tensor-core kernels with the mma emulated (<see cref="EmulatedAcc"/>): the tiling, fragment layout and epilogues of
+/// <see cref="MmaKernels"/> checked without a GPU.
+/// </summary>
+public sealed class Gpu32Fixture : GpuFixture
+{
+    public Gpu32Fixture() : base(32) => Kernels.TensorCores = true;
+}
+
+[CollectionDefinition(Name)]
+public sealed class Gpu32Collection : ICollectionFixture<Gpu32Fixture>
+{
+    public const string Name = "gpu32";
 }

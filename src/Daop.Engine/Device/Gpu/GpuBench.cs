@@ -78,6 +78,131 @@ public static unsafe class GpuBench
     }
 
     /// <summary>
+    /// Batched (prefill) dense Linear: <paramref name="tokens"/> rows of x through a random [rows, cols] matrix. Returns
+    /// microseconds per call on the current path (tensor cores for bf16 when <see cref="GpuKernels.TensorCores"/>) and,
+    /// for bf16, the largest difference to the fp32 FMA tile kernel relative to its largest output.
+    /// </summary>
+    public static (double Microseconds, double VsFma) BatchedLinear(Accelerator accelerator, DType type, int rows, int cols, int tokens, int iters)
+    {
+        var k = GpuKernels.For(accelerator);
+        using var w = Upload(accelerator, type, rows, cols, 7);
+        var m = new GpuMatrix(w.View, type, rows, cols);
+        using var x = RandomFloats(accelerator, tokens * cols, 8);
+        using var y = accelerator.Allocate1D<float>(Math.Max(4, ((long)tokens * rows + 3) / 4 * 4));
+        var s = accelerator.DefaultStream;
+        double sec = BestSecondsPerCall(accelerator, iters, () => k.Gemv(s, m, x.View, y.View, tokens));
+        double diff = type == DType.BF16 && tokens > GpuKernels.RowTokens
+            ? Compare(k, accelerator, y, (long)tokens * rows, () => k.Gemv(s, m, x.View, y.View, tokens), null) : double.NaN;
+        return (sec * 1e6, diff);
+    }
+
+    /// <summary>
+    /// Batched routed experts as in prefill: <paramref name="tokens"/> tokens routed to <paramref name="topK"/> of
+    /// <paramref name="experts"/> random SwiGLU experts (uniformly at random; the experts share one random weight set,
+    /// uploaded per expert), through grouped gate/up, grouped down and combine with the scheduler's tiling. Returns
+    /// microseconds per call, the weight bytes the call must read at least once (every expert with a position), and for
+    /// bf16 the largest difference to the fp32 FMA tile kernels relative to their largest output.
+    /// </summary>
+    public static (double Microseconds, long WeightBytes, double VsFma) BatchedExperts(Accelerator accelerator, DType type, int hidden, int inter,
+        int experts, int tokens, int topK, int iters)
+    {
+        var k = GpuKernels.For(accelerator);
+        long per = GpuMatrix.ChunksPerRow(type, hidden) * (long)inter, perDown = GpuMatrix.ChunksPerRow(type, inter) * (long)hidden;
+        using var gw = accelerator.Allocate1D<Chunk16>(per * experts);
+        using var uw = accelerator.Allocate1D<Chunk16>(per * experts);
+        using var dw = accelerator.Allocate1D<Chunk16>(perDown * experts);
+        using (var g1 = Upload(accelerator, type, inter, hidden, 3))
+        using (var u1 = Upload(accelerator, type, inter, hidden, 4))
+        using (var d1 = Upload(accelerator, type, hidden, inter, 5))
+            for (int e = 0; e < experts; e++)
+            {
+                g1.View.CopyTo(gw.View.SubView(e * per, per));
+                u1.View.CopyTo(uw.View.SubView(e * per, per));
+                d1.View.CopyTo(dw.View.SubView(e * perDown, perDown));
+            }
+        var gate = new GpuMatrix(gw.View, type, inter, hidden, experts);
+        var up = new GpuMatrix(uw.View, type, inter, hidden, experts);
+        var down = new GpuMatrix(dw.View, type, hidden, inter, experts);
+        int p = tokens * topK;
+        var rng = new Random(11);
+        var route = new int[p];
+        var weights = new float[p];
+        for (int t = 0; t < tokens; t++)
+        {
+            var pick = Enumerable.Range(0, experts).OrderBy(_ => rng.Next()).Take(topK).ToArray();
+            for (int j = 0; j < topK; j++) { route[t * topK + j] = pick[j]; weights[t * topK + j] = (float)(0.1 + rng.NextDouble()); }
+        }
+        var count = new int[experts];
+        foreach (int e in route) count[e]++;
+        // The scheduler's layout: [order P | tiles 3·n | weight bits P], tiles of ≤ tileSize positions of one expert.
+        (int[] Host, int Tiles) Index(int tileSize)
+        {
+            var start = new int[experts + 1];
+            int tiles = 0;
+            for (int e = 0; e < experts; e++) { start[e + 1] = start[e] + count[e]; tiles += (count[e] + tileSize - 1) / tileSize; }
+            var host = new int[p + 4 * tiles + p];
+            var fill = (int[])start.Clone();
+            for (int i = 0; i < p; i++) host[fill[route[i]]++] = i;
+            int tile = 0;
+            for (int e = 0; e < experts; e++)
+                for (int s0 = 0; s0 < count[e]; s0 += tileSize)
+                {
+                    int o = p + 3 * tile++;
+                    host[o] = e; host[o + 1] = start[e] + s0; host[o + 2] = Math.Min(tileSize, count[e] - s0);
+                }
+            for (int i = 0; i < p; i++) host[p + 3 * tiles + i] = BitConverter.SingleToInt32Bits(weights[i]);
+            return (host, tiles);
+        }
+        using var x = RandomFloats(accelerator, tokens * hidden, 6);
+        using var h = accelerator.Allocate1D<float>((long)p * inter + 4);
+        using var yk = accelerator.Allocate1D<float>((long)p * hidden + 4);
+        using var y = accelerator.Allocate1D<float>((long)tokens * hidden + 4);
+        var st = accelerator.DefaultStream;
+        bool batched = count.Max() > GpuKernels.RowTokens;
+        Action Call(int tileSize)
+        {
+            var (host, tiles) = Index(tileSize);
+            var index = accelerator.Allocate1D(host); // freed with the accelerator (a benchmark)
+            var scales = index.View.BaseView.SubView(p + 3 * tiles, p).Cast<float>();
+            return () =>
+            {
+                k.GateUp(st, gate, up, x.View, h.View, p, index.View, topK, tiles, p, batched);
+                k.Down(st, down, h.View, yk.View, p, index.View, scales, tiles, p, batched);
+                k.Combine(st, yk.View, y.View, tokens, topK, hidden);
+            };
+        }
+        var call = Call(batched ? k.BatchTileTokens(type) : GpuKernels.RowTokens);
+        double sec = BestSecondsPerCall(accelerator, iters, call);
+        double diff = batched && k.TensorCores && type == DType.BF16
+            ? Compare(k, accelerator, y, (long)tokens * hidden, call, Call(TileKernels.TileTokens)) : double.NaN;
+        long bytes = count.Count(c => c > 0) * (2 * per + perDown) * 16;
+        return (sec * 1e6, bytes, diff);
+    }
+
+    // Runs `call` on the current path, then `fma` (or `call` again) with the tensor cores off, and compares the outputs in y.
+    static double Compare(GpuKernels k, Accelerator acc, MemoryBuffer1D<float, Stride1D.Dense> y, long n, Action call, Action? fma)
+    {
+        if (!k.TensorCores) return double.NaN;
+        call();
+        acc.Synchronize();
+        var a = new float[n];
+        y.View.SubView(0, n).CopyToCPU(a);
+        k.TensorCores = false;
+        try
+        {
+            y.MemSetToZero();
+            (fma ?? call)();
+            acc.Synchronize();
+        }
+        finally { k.TensorCores = true; }
+        var b = new float[n];
+        y.View.SubView(0, n).CopyToCPU(b);
+        double maxRef = 0, maxErr = 0;
+        for (long i = 0; i < n; i++) { maxRef = Math.Max(maxRef, Math.Abs(b[i])); maxErr = Math.Max(maxErr, Math.Abs(a[i] - b[i])); }
+        return double.IsNaN(maxErr) || a.Any(float.IsNaN) ? double.PositiveInfinity : maxErr / Math.Max(maxRef, 1e-30);
+    }
+
+    /// <summary>
     /// Runs the model in <paramref name="modelDir"/> on <paramref name="accelerator"/> (GPU device and experts) and on
     /// the CPU path: prefills <paramref name="prefix"/> tokens, then decodes <paramref name="decode"/> more one at a time,
     /// and reports the largest logit difference (relative to max(1, max |cpu|), per forward call), kernel launches per

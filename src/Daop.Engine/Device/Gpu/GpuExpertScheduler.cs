@@ -15,6 +15,9 @@ namespace Daop.Engine.Device.Gpu;
 /// <see cref="LocalExpertScheduler"/> does), uploads the order, token tiles and combine weights in one copy, and
 /// runs two or three launches: fused gate/up + SiLU over all routed tiles, then either the down projection with
 /// the weighted combine fused (few tokens: decode) or a grouped down projection plus a combine pass (prefill).
+/// Tiles hold up to 4 positions of one expert for the row kernels; once some expert has more than 4 positions they
+/// hold up to <see cref="GpuKernels.BatchTileTokens"/> (32, or 64 on the bf16 tensor-core path) for the batched
+/// kernels, which read each weight row once per tile.
 /// </summary>
 public sealed class GpuExpertScheduler : IExpertScheduler
 {
@@ -77,7 +80,7 @@ public sealed class GpuExpertScheduler : IExpertScheduler
         var xs = ((GpuBuffer)x).View;
         var ys = ((GpuBuffer)y).View;
 
-        // Counting sort of slots (token·K + j) by expert, then tiles of ≤ 4 positions per expert.
+        // Counting sort of slots (token·K + j) by expert, then tiles of ≤ tileSize positions per expert.
         Array.Clear(_count);
         for (int i = 0; i < p; i++)
         {
@@ -85,12 +88,15 @@ public sealed class GpuExpertScheduler : IExpertScheduler
             if ((uint)e >= (uint)numExperts) throw new ArgumentOutOfRangeException(nameof(r), $"expert {e} of slot {i} is outside [0, {numExperts})");
             _count[e]++;
         }
+        var kern = _d.Kernels;
+        bool batched = tokens > FusedCombineMaxTokens && _count.Max() > GpuKernels.RowTokens;
+        int tileSize = batched ? Math.Min(kern.BatchTileTokens(gate.Type), kern.BatchTileTokens(down.Type)) : GpuKernels.RowTokens;
         int tiles = 0;
         _start[0] = 0;
         for (int e = 0; e < numExperts; e++)
         {
             _start[e + 1] = _start[e] + _count[e];
-            tiles += (_count[e] + 3) / 4;
+            tiles += (_count[e] + tileSize - 1) / tileSize;
         }
         // Layout: [order P | tiles 3·nt | pos P | expert P | weight bits P]
         int tileOff = p, posOff = tileOff + 3 * tiles, expOff = posOff + p, wOff = expOff + p, total = wOff + p;
@@ -100,12 +106,12 @@ public sealed class GpuExpertScheduler : IExpertScheduler
         for (int i = 0; i < p; i++) host[_fill[r.Experts[i]]++] = i;
         int tile = 0;
         for (int e = 0; e < numExperts; e++)
-            for (int s = 0; s < _count[e]; s += 4)
+            for (int s = 0; s < _count[e]; s += tileSize)
             {
                 int o = tileOff + 3 * tile++;
                 host[o] = e;
                 host[o + 1] = _start[e] + s;
-                host[o + 2] = Math.Min(4, _count[e] - s);
+                host[o + 2] = Math.Min(tileSize, _count[e] - s);
             }
         for (int i = 0; i < p; i++)
         {
@@ -126,15 +132,14 @@ public sealed class GpuExpertScheduler : IExpertScheduler
         _d.CountCopy();
         var scales = index.SubView(wOff, p).Cast<float>();
 
-        var kern = _d.Kernels;
         var h = _d.Scratch(ref _h, (long)p * _inter);
-        kern.GateUp(_d.Stream, gate, up, xs, h, p, index, k, tiles, tileOff);
+        kern.GateUp(_d.Stream, gate, up, xs, h, p, index, k, tiles, tileOff, batched);
         if (tokens <= FusedCombineMaxTokens)
             kern.DownCombine(_d.Stream, down, h, ys, tokens, k, index, scales, posOff, expOff);
         else
         {
             var yk = _d.Scratch(ref _yk, (long)p * _hidden);
-            kern.Down(_d.Stream, down, h, yk, p, index, scales, tiles, tileOff);
+            kern.Down(_d.Stream, down, h, yk, p, index, scales, tiles, tileOff, batched);
             kern.Combine(_d.Stream, yk, ys, tokens, k, _hidden);
         }
     }

@@ -1,0 +1,308 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+
+namespace Daop.Kernels.Gpu;
+
+/// <summary>Four fp32 accumulators of one m16n8 mma tile held by one lane.</summary>
+public struct Frag
+{
+    /// <summary>(row g, col 2t), (row g, col 2t+1), (row g+8, col 2t), (row g+8, col 2t+1).</summary>
+    public float C0, C1, C2, C3;
+}
+
+
+/// <summary>
+/// bf16 tensor-core kernels for batched (prefill) rows, CUDA only (inline PTX <c>mma.sync.m16n8k16</c>, sm_80+).
+/// Activations are first split by <see cref="Split"/> into bf16 hi + lo parts (x ≈ hi + lo to ~2⁻¹⁷ relative), so
+/// the products against the exact bf16 weights carry nearly fp32 accuracy at two mma per k-step; accumulation is fp32.
+/// </summary>
+/// <remarks>
+/// A warp computes 16 rows × up to 64 positions (one tile). The k order inside an mma does not matter as long as A
+/// and B agree, so lane (g = lane/4, t = lane%4) loads whole 16-byte chunks: chunk 4s+t of weight rows g and g+8 and
+/// of activation rows g (per n-tile) — each chunk's words X,Y feed the first k16 half and Z,W the second. Weights
+/// stream straight from memory into registers (next step prefetched); activations come from L1/L2, shared by the
+/// warps of a block, which work on consecutive row blocks of the same tile.
+/// </remarks>
+public static class MmaKernels
+{
+    /// <summary>Positions per tile.</summary>
+    public const int TileTokens = 64;
+
+    /// <summary>Rows of x (a.Positions, gathered rows index[p] / TopK when grouped) → bf16 hi chunk rows at 0 and lo at LoOffset.</summary>
+    public static void Split(ArrayView<float> x, ArrayView<Float4> x4, ArrayView<int> index, ArrayView<Chunk16> xs, TileArgs a)
+    {
+        long items = (long)a.Positions * a.RowChunks;
+        int threads = Grid.DimX * Group.DimX;
+        bool grouped = (a.Flags & RowKernels.FlagGrouped) != 0;
+        bool aligned = (a.Flags & RowKernels.FlagAligned) != 0;
+        for (long i = Grid.GlobalIndex.X; i < items; i += threads)
+        {
+            int p = (int)(i / a.RowChunks), c = (int)(i - (long)p * a.RowChunks);
+            long src = grouped ? index[p] / a.TopK : p;
+            long xi = src * a.Cols + c * 8;
+            int n = a.Cols - c * 8;
+            Float4 u = default, v = default;
+            if (aligned && n >= 8) { u = x4[xi >> 2]; v = x4[(xi >> 2) + 1]; }
+            else
+            {
+                if (n > 0) u.X = x[xi];
+                if (n > 1) u.Y = x[xi + 1];
+                if (n > 2) u.Z = x[xi + 2];
+                if (n > 3) u.W = x[xi + 3];
+                if (n > 4) v.X = x[xi + 4];
+                if (n > 5) v.Y = x[xi + 5];
+                if (n > 6) v.Z = x[xi + 6];
+                if (n > 7) v.W = x[xi + 7];
+            }
+            Chunk16 hi, lo;
+            hi.X = Pair(u.X, u.Y, out lo.X);
+            hi.Y = Pair(u.Z, u.W, out lo.Y);
+            hi.Z = Pair(v.X, v.Y, out lo.Z);
+            hi.W = Pair(v.Z, v.W, out lo.W);
+            long o = (long)p * a.RowChunks + c;
+            xs[o] = hi;
+            xs[a.LoOffset + o] = lo;
+        }
+    }
+
+    // bf16 (round to nearest even) bits of f.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Bf16(float f)
+    {
+        uint u = Interop.FloatAsInt(f);
+        return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    }
+
+    // Two values as packed bf16 hi parts (element 0 in the low half), their bf16 remainders in lo.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Pair(float a, float b, out uint lo)
+    {
+        uint ha = Bf16(a), hb = Bf16(b);
+        uint la = Bf16(a - Interop.IntAsFloat(ha << 16)), lb = Bf16(b - Interop.IntAsFloat(hb << 16));
+        lo = la | (lb << 16);
+        return ha | (hb << 16);
+    }
+
+    /// <summary>y[p, r] = W[r]·x[p] (+ bias[r]) from split activations xs (rows = positions), tiles of 64 positions.</summary>
+    public static void Linear<TA>(ArrayView<Chunk16> w, ArrayView<Chunk16> xs, ArrayView<float> bias, ArrayView<float> y, TileArgs a)
+        where TA : struct, IMmaAcc<TA>
+    {
+        TA acc = default;
+        acc.Declare();
+        int lane = Group.IdxX & 31, warps = Grid.DimX * Group.DimX / 32;
+        int blocks = (a.Rows + 15) / 16;
+        long items = (long)blocks * a.Tiles;
+        for (long item = Grid.GlobalIndex.X / 32; item < items; item += warps)
+        {
+            int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
+            int p0 = tile * TileTokens, n = a.Positions - p0 < TileTokens ? a.Positions - p0 : TileTokens;
+            acc = Gemm(acc, w, w, false, 0, rb, xs, p0, n, lane, a);
+            int g = lane >> 2, t = lane & 3;
+            int r = rb * 16 + g;
+            bool hasBias = (a.Flags & RowKernels.FlagBias) != 0;
+            float b0 = hasBias && r < a.Rows ? bias[r] : 0f, b1 = hasBias && r + 8 < a.Rows ? bias[r + 8] : 0f;
+            for (int nt = 0; nt < 8; nt++)
+            {
+                var f = acc.Read(nt);
+                int q = nt * 8 + 2 * t;
+                StoreLinear(y, p0, q, n, r, a.Rows, f.C0 + b0, f.C1 + b0);
+                StoreLinear(y, p0, q, n, r + 8, a.Rows, f.C2 + b1, f.C3 + b1);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreLinear(ArrayView<float> y, int p0, int q, int n, int r, int rows, float v0, float v1)
+    {
+        if (r >= rows) return;
+        if (q < n) y[(long)(p0 + q) * rows + r] = v0;
+        if (q + 1 < n) y[(long)(p0 + q + 1) * rows + r] = v1;
+    }
+
+    /// <summary>
+    /// h[p, r] = SiLU(Wg[e]·x[p]) · (Wu[e]·x[p]) from split activations xs (one row per position, already gathered),
+    /// tiles from the index view (grouped: expert, first position, count ≤ 64) or consecutive.
+    /// </summary>
+    public static void GateUp<TA>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<Chunk16> xs, ArrayView<int> index,
+        ArrayView<float> h, TileArgs a) where TA : struct, IMmaAcc<TA>
+    {
+        TA acc = default;
+        acc.Declare();
+        int lane = Group.IdxX & 31, warps = Grid.DimX * Group.DimX / 32;
+        int blocks = (a.Rows + 15) / 16;
+        long items = (long)blocks * a.Tiles;
+        for (long item = Grid.GlobalIndex.X / 32; item < items; item += warps)
+        {
+            int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
+            Tile(index, a, tile, out int e, out int p0, out int n);
+            acc = Gemm(acc, wg, wu, true, e, rb, xs, p0, n, lane, a);
+            int g = lane >> 2, t = lane & 3;
+            int r = rb * 16 + g;
+            for (int nt = 0; nt < 8; nt++)
+            {
+                var fg = acc.Read(nt);
+                var fu = acc.Read(8 + nt);
+                int q = nt * 8 + 2 * t;
+                StoreLinear(h, p0, q, n, r, a.Rows, GpuMath.Silu(fg.C0) * fu.C0, GpuMath.Silu(fg.C1) * fu.C1);
+                StoreLinear(h, p0, q, n, r + 8, a.Rows, GpuMath.Silu(fg.C2) * fu.C2, GpuMath.Silu(fg.C3) * fu.C3);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Down projection from split activations xs (one row per position): grouped, y[slot, r] = scales[slot] ·
+    /// Wd[e]·h[p] with slot = index[p]; else y[p, r] = Wd·h[p].
+    /// </summary>
+    public static void Down<TA>(ArrayView<Chunk16> wd, ArrayView<Chunk16> xs, ArrayView<int> index, ArrayView<float> scales,
+        ArrayView<float> y, TileArgs a) where TA : struct, IMmaAcc<TA>
+    {
+        TA acc = default;
+        acc.Declare();
+        int lane = Group.IdxX & 31, warps = Grid.DimX * Group.DimX / 32;
+        int blocks = (a.Rows + 15) / 16;
+        long items = (long)blocks * a.Tiles;
+        bool grouped = (a.Flags & RowKernels.FlagGrouped) != 0;
+        for (long item = Grid.GlobalIndex.X / 32; item < items; item += warps)
+        {
+            int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
+            Tile(index, a, tile, out int e, out int p0, out int n);
+            acc = Gemm(acc, wd, wd, false, e, rb, xs, p0, n, lane, a);
+            int g = lane >> 2, t = lane & 3;
+            int r = rb * 16 + g;
+            for (int nt = 0; nt < 8; nt++)
+            {
+                var f = acc.Read(nt);
+                int q = nt * 8 + 2 * t;
+                StoreDown(y, index, scales, grouped, p0 + q, q < n, r, a.Rows, f.C0, f.C2);
+                StoreDown(y, index, scales, grouped, p0 + q + 1, q + 1 < n, r, a.Rows, f.C1, f.C3);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreDown(ArrayView<float> y, ArrayView<int> index, ArrayView<float> scales, bool grouped, int p, bool valid,
+        int r, int rows, float v0, float v1)
+    {
+        if (!valid) return;
+        long o = grouped ? index[p] : p;
+        float s = grouped ? scales[(int)o] : 1f;
+        if (r < rows) y[o * rows + r] = s * v0;
+        if (r + 8 < rows) y[o * rows + r + 8] = s * v1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Tile(ArrayView<int> index, TileArgs a, int tile, out int expert, out int p0, out int n)
+    {
+        if ((a.Flags & RowKernels.FlagGrouped) != 0)
+        {
+            int o = a.TileOffset + 3 * tile;
+            expert = index[o]; p0 = index[o + 1]; n = index[o + 2];
+        }
+        else
+        {
+            expert = 0; p0 = tile * TileTokens; n = a.Positions - p0 < TileTokens ? a.Positions - p0 : TileTokens;
+        }
+    }
+
+    // Rows 16·rb.. of expert e of w0 (slots 0..7) and, when dual, of w1 (slots 8..15) times positions p0..p0+n-1
+    // (n ≤ 64) over the whole row, accumulated from zero; one pass over the k-steps shares the activation loads.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TA Gemm<TA>(TA acc, ArrayView<Chunk16> w0, ArrayView<Chunk16> w1, bool dual, int e, int rb, ArrayView<Chunk16> xs,
+        int p0, int n, int lane, TileArgs a) where TA : struct, IMmaAcc<TA>
+    {
+        int g = lane >> 2, t = lane & 3, rc = a.RowChunks;
+        int ra = rb * 16 + g, rbb = ra + 8, last = a.Rows - 1;
+        long wa = ((long)e * a.Rows + (ra < a.Rows ? ra : last)) * rc;
+        long wb = ((long)e * a.Rows + (rbb < a.Rows ? rbb : last)) * rc;
+        long xb = (long)(p0 + g) * rc, lo = a.LoOffset;
+        long x8 = 8L * rc;
+        int steps = (rc + 3) / 4;
+        acc = acc.Zero();
+        int kc = t;
+        // Loads are branch-free: past the row's last chunk the index is clamped and the value masked to zero, so every
+        // load of a step can be issued before the first mma.
+        Chunk16 ca = Load(w0, wa, kc, rc), cb = Load(w0, wb, kc, rc);
+        Chunk16 da = dual ? Load(w1, wa, kc, rc) : default, db = dual ? Load(w1, wb, kc, rc) : default;
+        for (int s = 0; s < steps; s++)
+        {
+            int kn = kc + 4;
+            Chunk16 na = Load(w0, wa, kn, rc), nb = Load(w0, wb, kn, rc);
+            Chunk16 ma = dual ? Load(w1, wa, kn, rc) : default, mb = dual ? Load(w1, wb, kn, rc) : default;
+            // Activation rows past the tile are in bounds (the split buffer has a tile of padding rows); their
+            // products land in columns that are never stored.
+            long xo = xb + (kc < rc ? kc : 0);
+            uint mask = kc < rc ? 0xFFFFFFFFu : 0u;
+            Chunk16 h0 = xs[xo], l0 = xs[lo + xo], h1 = xs[xo + x8], l1 = xs[lo + xo + x8];
+            Chunk16 h2 = xs[xo + 2 * x8], l2 = xs[lo + xo + 2 * x8], h3 = xs[xo + 3 * x8], l3 = xs[lo + xo + 3 * x8];
+            acc = Step(acc, 0, dual, ca, cb, da, db, h0, l0, mask);
+            if (n > 8) acc = Step(acc, 1, dual, ca, cb, da, db, h1, l1, mask);
+            if (n > 16) acc = Step(acc, 2, dual, ca, cb, da, db, h2, l2, mask);
+            if (n > 24) acc = Step(acc, 3, dual, ca, cb, da, db, h3, l3, mask);
+            if (n > 32)
+            {
+                Chunk16 h4 = xs[xo + 4 * x8], l4 = xs[lo + xo + 4 * x8], h5 = xs[xo + 5 * x8], l5 = xs[lo + xo + 5 * x8];
+                Chunk16 h6 = xs[xo + 6 * x8], l6 = xs[lo + xo + 6 * x8], h7 = xs[xo + 7 * x8], l7 = xs[lo + xo + 7 * x8];
+                acc = Step(acc, 4, dual, ca, cb, da, db, h4, l4, mask);
+                if (n > 40) acc = Step(acc, 5, dual, ca, cb, da, db, h5, l5, mask);
+                if (n > 48) acc = Step(acc, 6, dual, ca, cb, da, db, h6, l6, mask);
+                if (n > 56) acc = Step(acc, 7, dual, ca, cb, da, db, h7, l7, mask);
+            }
+            ca = na; cb = nb; da = ma; db = mb; kc = kn;
+        }
+        return acc;
+    }
+
+    // Chunk k of the row at `row` (chunk offset), or zeros when k is past the row's rc chunks — without a branch.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Chunk16 Load(ArrayView<Chunk16> w, long row, int k, int rc)
+    {
+        Chunk16 c = w[row + (k < rc ? k : 0)];
+        uint m = k < rc ? 0xFFFFFFFFu : 0u;
+        c.X &= m; c.Y &= m; c.Z &= m; c.W &= m;
+        return c;
+    }
+
+    // One k32 step of n-tile nt: activation chunks h (hi) and l (lo) times weight chunks ca (row g), cb (row g+8) into
+    // slot nt, and da, db into slot 8 + nt when dual. The mask zeroes the activations of a step past the row's end.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TA Step<TA>(TA acc, int nt, bool dual, Chunk16 ca, Chunk16 cb, Chunk16 da, Chunk16 db, Chunk16 h, Chunk16 l, uint mask)
+        where TA : struct, IMmaAcc<TA>
+    {
+        h.X &= mask; h.Y &= mask; h.Z &= mask; h.W &= mask;
+        l.X &= mask; l.Y &= mask; l.Z &= mask; l.W &= mask;
+        acc = acc.Mma(nt, ca.X, cb.X, ca.Y, cb.Y, h.X, h.Y);
+        acc = acc.Mma(nt, ca.Z, cb.Z, ca.W, cb.W, h.Z, h.W);
+        acc = acc.Mma(nt, ca.X, cb.X, ca.Y, cb.Y, l.X, l.Y);
+        acc = acc.Mma(nt, ca.Z, cb.Z, ca.W, cb.W, l.Z, l.W);
+        if (dual)
+        {
+            acc = acc.Mma(8 + nt, da.X, db.X, da.Y, db.Y, h.X, h.Y);
+            acc = acc.Mma(8 + nt, da.Z, db.Z, da.W, db.W, h.Z, h.W);
+            acc = acc.Mma(8 + nt, da.X, db.X, da.Y, db.Y, l.X, l.Y);
+            acc = acc.Mma(8 + nt, da.Z, db.Z, da.W, db.W, l.Z, l.W);
+        }
+        return acc;
+    }
+
+    /// <summary>One m16n8k16 bf16 mma (f += A·B) from warp shuffles (32-wide warps) and fp32 arithmetic, in the PTX fragment layout.</summary>
+    public static Frag Emulated(Frag f, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+    {
+        int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3;
+        for (int q = 0; q < 4; q++)
+        {
+            int la = g * 4 + q, lb0 = 2 * t * 4 + q, lb1 = lb0 + 4;
+            uint x0 = Warp.Shuffle(a0, la), x1 = Warp.Shuffle(a1, la), x2 = Warp.Shuffle(a2, la), x3 = Warp.Shuffle(a3, la);
+            uint p0 = Warp.Shuffle(b0, lb0), p1 = Warp.Shuffle(b1, lb0), r0 = Warp.Shuffle(b0, lb1), r1 = Warp.Shuffle(b1, lb1);
+            f.C0 += Dot2(x0, p0) + Dot2(x2, p1);
+            f.C1 += Dot2(x0, r0) + Dot2(x2, r1);
+            f.C2 += Dot2(x1, p0) + Dot2(x3, p1);
+            f.C3 += Dot2(x1, r0) + Dot2(x3, r1);
+        }
+        return f;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Dot2(uint x, uint y) =>
+        Interop.IntAsFloat(x << 16) * Interop.IntAsFloat(y << 16) + Interop.IntAsFloat(x & 0xFFFF0000u) * Interop.IntAsFloat(y & 0xFFFF0000u);
+
+}

@@ -1,0 +1,44 @@
+using Daop.Kernels;
+using Daop.Kernels.Gpu;
+
+namespace Daop.Tests.Gpu;
+
+/// <summary>
+/// The bf16 tensor-core kernels (<see cref="MmaKernels"/>: hi/lo activation split, dense Linear, fused gate/up, grouped
+/// down) on a 32-wide CPU accelerator with the mma emulated through shuffles in the PTX fragment layout, against the
+/// scalar references. Awkward sizes: rows and columns that leave partial 16-row blocks, partial 16-byte chunks and
+/// partial 4-chunk k-steps; token counts that leave partial 8-position n-tiles and a second 64-position tile.
+/// Tolerance 2e-5 · Σ|x·w|: the hi + lo split keeps activations to ~2⁻¹⁸ relative.
+/// </summary>
+[Collection(Gpu32Collection.Name)]
+public class GpuMmaTests(Gpu32Fixture gpu)
+{
+    [Theory]
+    [InlineData(1, 1, 5)]
+    [InlineData(7, 33, 9)]
+    [InlineData(33, 7, 17)]
+    [InlineData(40, 72, 33)]
+    [InlineData(17, 24, 65)]
+    public void LinearMatchesScalar(int rows, int cols, int tokens) =>
+        GpuRowKernelTests.CheckGemv(gpu, DType.BF16, rows, cols, tokens, 32, tol: 2e-5);
+
+    [Theory]
+    [InlineData(DType.F16, 7, 33, 9)]
+    [InlineData(DType.F32, 33, 7, 6)]
+    public void OtherDtypesTakeTheTileKernel(DType type, int rows, int cols, int tokens) =>
+        GpuRowKernelTests.CheckGemv(gpu, type, rows, cols, tokens, 32);
+
+    [Theory]
+    [InlineData(40, 24, 9)]
+    [InlineData(24, 40, 33)]
+    public void DenseFfnMatchesReference(int hidden, int inter, int tokens) =>
+        GpuExpertTests.CheckDenseFfn(gpu, DType.BF16, hidden, inter, tokens, 32, launches: 4, rel: 4e-5);
+
+    /// <summary>Split + gate/up, split + grouped down, combine: 5 launches.</summary>
+    [Theory]
+    [InlineData(9, 2, 3)]
+    [InlineData(33, 2, 2)]
+    [InlineData(70, 1, 1)]
+    public void RoutedExpertsMatchReference(int tokens, int topK, int numExperts) =>
+        GpuExpertTests.CheckRoutedExperts(gpu, DType.BF16, tokens, topK, numExperts, 32, launches: 5, rel: 4e-5);
+}
