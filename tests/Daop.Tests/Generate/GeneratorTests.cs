@@ -77,6 +77,20 @@ public class GeneratorTests
         for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4f, $"logit {i}: {a[i]} vs {b[i]}");
     }
 
+}
+
+/// <summary>
+/// Decode must not allocate. Runs with parallelization off: when another test holds the CPU worker pool, kernels
+/// run inline on this thread and touch its scratch for the first time, a one-off of the test run, not of decode.
+/// </summary>
+[CollectionDefinition("serial-allocation", DisableParallelization = true)]
+public sealed class SerialAllocationCollection;
+
+[Collection("serial-allocation")]
+public class DecodeAllocationTests
+{
+    static readonly int[] Prompt = [3, 17, 42, 99, 7];
+
     [Fact]
     public void DecodeStepsAllocateNothing()
     {

@@ -87,7 +87,8 @@ static unsafe class CpuAttention
             int d = D, group = Heads / KvHeads, qDim = Heads * d, kvDim = KvHeads * d;
             float scale = 1f / MathF.Sqrt(d);
             int maxN = StartPos + (end - 1) / Heads + 1;
-            var scores = t_scores is { } s && s.Length >= maxN + 16 ? s : (t_scores = new float[Math.Max(maxN + 16, 256)]);
+            // Sized for the whole cache once, so a growing context never reallocates per token.
+            var scores = t_scores is { } s && s.Length >= maxN + 16 ? s : (t_scores = new float[Math.Max(Capacity, maxN) + 16]);
             fixed (float* sc = scores)
             {
                 for (int item = start; item < end; item++)
