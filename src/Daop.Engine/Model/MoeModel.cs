@@ -138,6 +138,7 @@ public sealed class MoeModel : IDisposable
     {
         var d = Device;
         int t = tokens.Length, h = Config.HiddenSize;
+        Experts.BeginChunk(startPos, t);
         d.Embed(tokens, Weights.Embed, _s.X);                                   // x [T, H]
         for (int l = 0; l < Config.NumLayers; l++)
         {
