@@ -49,9 +49,8 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
     /// <param name="slotsPerLayer">"GPU" expert slots per layer (0 for dense layers), e.g. from <see cref="OffloadBudget.SlotsFromRatio"/>.</param>
     /// <param name="popularity">[layers, experts] calibration counts for the initial placement, or null.</param>
     /// <param name="routingOverride">Benchmark-only routing replacement, or null.</param>
-    /// <param name="maxTokens">Largest chunk (default: the model's chunk size, at most 256).</param>
     public DaopApproxCpuScheduler(MoeModel model, IPlacementPolicy policy, int[] slotsPerLayer, long[,]? popularity,
-        IRoutingOverride? routingOverride = null, int maxTokens = 256)
+        IRoutingOverride? routingOverride = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(policy);
@@ -67,7 +66,7 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
         _hidden = c.HiddenSize;
         _experts = c.NumExperts;
         _topK = c.TopK;
-        _local = new LocalExpertScheduler(_w, _hidden, _experts, _topK, c.ExpertIntermediate, Math.Max(1, maxTokens));
+        _local = new LocalExpertScheduler(_w, _hidden, _experts, _topK, c.ExpertIntermediate, model.MaxChunkTokens);
         _kernel = _local.Kernel;
         _firstMoe = Array.IndexOf(c.MoeLayers, true);
         if (_firstMoe < 0) throw new ArgumentException("the model has no MoE layer", nameof(model));
