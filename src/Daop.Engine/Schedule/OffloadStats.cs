@@ -105,5 +105,8 @@ public sealed class OffloadStats
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"{Tokens} tokens, {Activations} activations: hit rate {HitRate:P1}, GPU {GpuExpertRuns} ({Waves} waves, {SplitWaves} split), CPU {CpuExpertRuns}, " +
         $"{Transfers} transfers ({MissTransfers} on miss, {PrefetchTransfers} prefetch, {TransferBytes / 1048576.0:F1} MiB), " +
-        $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms");
+        $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms") +
+        (PrecalculatedRuns + Substitutions > 0 ? string.Create(CultureInfo.InvariantCulture,
+            $"; pre-calculated {PrecalculatedRuns} ({Substitutions} substitutions, {PrecalcSeconds * 1e3:F2} ms, waited {PrecalcWaitSeconds * 1e3:F2} ms)") : "") +
+        (PredictedActivations > 0 ? string.Create(CultureInfo.InvariantCulture, $"; predictor recall {PredictorRecall:P1}") : "");
 }
