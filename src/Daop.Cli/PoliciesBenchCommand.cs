@@ -34,6 +34,7 @@ static class PoliciesBenchCommand
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "Random tokens per prompt.", DefaultValueFactory = _ => 64 };
         var newTokens = new Option<int>("--new-tokens") { Description = "Greedy tokens generated per prompt.", DefaultValueFactory = _ => 32 };
         var replay = new Option<bool>("--replay-trace") { Description = "Also run with the router's choice replaced by a recorded trace of the trained model (expanded to this model's layers)." };
+        var replayOnly = new Option<bool>("--replay-only") { Description = "With --replay-trace: skip the runs with the model's own (random) routing." };
         var traceModel = new Option<string?>("--trace-model") { Description = "Model whose routing is recorded for --replay-trace. Default: the embedded tiny-mixtral-code." };
         var traceSeqs = new Option<string?>("--trace-sequences") { Description = "Token file for the trace (input_ids [N, T]). Default: TRACE-MODEL/routing-sequences.safetensors." };
         var noAllGpu = new Option<bool>("--no-all-gpu") { Description = "Skip the all-experts-on-the-GPU row." };
@@ -42,17 +43,17 @@ static class PoliciesBenchCommand
         var threads = CommonOptions.Threads();
         var cmd = new Command("policies", "Compare placement policies on a GPU: tok/s, hit rate, predictor recall, CPU experts, transfers and waits per token; table, JSON and SVG plot.")
         {
-            config, modelDir, layers, distinct, device, ratios, policies, exactLayers, prompts, promptTokens, newTokens, replay, traceModel, traceSeqs,
+            config, modelDir, layers, distinct, device, ratios, policies, exactLayers, prompts, promptTokens, newTokens, replay, replayOnly, traceModel, traceSeqs,
             noAllGpu, json, svg, threads,
         };
         cmd.SetAction(r => Run(new Args(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(distinct), r.GetValue(device)!,
             r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers), r.GetValue(prompts), r.GetValue(promptTokens), r.GetValue(newTokens),
-            r.GetValue(replay), r.GetValue(traceModel), r.GetValue(traceSeqs), !r.GetValue(noAllGpu), r.GetValue(json)!, r.GetValue(svg)!, r.GetValue(threads))));
+            r.GetValue(replay), r.GetValue(replayOnly), r.GetValue(traceModel), r.GetValue(traceSeqs), !r.GetValue(noAllGpu), r.GetValue(json)!, r.GetValue(svg)!, r.GetValue(threads))));
         return cmd;
     }
 
     sealed record Args(string? Config, string? Model, int? Layers, int Distinct, string Device, string Ratios, string Policies, int ExactLayers,
-        int Prompts, int PromptTokens, int NewTokens, bool Replay, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads);
+        int Prompts, int PromptTokens, int NewTokens, bool Replay, bool ReplayOnly, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads);
 
     static int Run(Args a)
     {
@@ -60,6 +61,7 @@ static class PoliciesBenchCommand
         {
             if (a.Threads is { } t) CpuWorkers.Configure(t);
             if ((a.Config == null) == (a.Model == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
+            if (a.ReplayOnly && !a.Replay) throw new ArgumentException("--replay-only needs --replay-trace");
             if (a.Device is not ("cuda" or "ilgpu-cpu")) throw new ArgumentException($"bench policies runs on a GPU device: --device cuda or ilgpu-cpu, not '{a.Device}'");
             var ratios = a.Ratios.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
             var specs = PolicyChoice.List(a.Policies).Select(n => new PolicySpec(PolicyChoice.Create(n, a.ExactLayers).Name, () => PolicyChoice.Create(n, a.ExactLayers))).ToList();
@@ -99,6 +101,7 @@ static class PoliciesBenchCommand
             var rows = PolicyBenchmark.Run(model, new PolicyBenchOptions
             {
                 Ratios = ratios, Policies = specs, Prompts = a.Prompts, PromptTokens = a.PromptTokens, NewTokens = a.NewTokens, AllOnGpu = a.AllGpu,
+                RandomRouting = !a.ReplayOnly,
             }, replay, r =>
             {
                 Console.WriteLine(PolicyBenchReport.Line(r));

@@ -29,6 +29,8 @@ public sealed record PolicyBenchOptions
     public int Seed { get; init; } = 5;
     /// <summary>Also run everything on the GPU (ratio 1, static placement) when the device can hold it.</summary>
     public bool AllOnGpu { get; init; } = true;
+    /// <summary>Run with the model's own router (set false to run only the replayed routing).</summary>
+    public bool RandomRouting { get; init; } = true;
     /// <summary>Device bytes kept free when deciding whether everything fits.</summary>
     public long HeadroomBytes { get; init; } = 2L << 30;
 }
@@ -97,7 +99,11 @@ public static class PolicyBenchmark
         bool allFits = options.AllOnGpu && FitsOnDevice(model, gpu, options.HeadroomBytes);
 
         var rows = new List<PolicyBenchRow>();
-        foreach (var routing in replay == null ? new[] { "random" } : ["random", "replay"])
+        if (!options.RandomRouting && replay == null) throw new ArgumentException("nothing to run: random routing is off and no trace is replayed");
+        var routings = new List<string>();
+        if (options.RandomRouting) routings.Add("random");
+        if (replay != null) routings.Add("replay");
+        foreach (var routing in routings)
         {
             var over = routing == "replay" ? replay : null;
             var popularity = over != null ? TracePopularity(over, options.PromptTokens) : Calibrate(model, rng);
@@ -127,8 +133,8 @@ public static class PolicyBenchmark
             rows.FirstOrDefault(x => x.Routing == r.Routing && x.Ratio == r.Ratio && x.Policy == policy)?.DecodeTokensPerSecond;
         return rows.Select(r => r with
         {
-            SpeedupVsLru = Of(r, "lru-on-demand") is { } l ? r.DecodeTokensPerSecond / l : null,
-            SpeedupVsStatic = Of(r, "static-cpu") is { } s ? r.DecodeTokensPerSecond / s : null,
+            SpeedupVsLru = Of(r, "lru-on-demand") is { } l && l > 0 ? r.DecodeTokensPerSecond / l : null,
+            SpeedupVsStatic = Of(r, "static-cpu") is { } s && s > 0 ? r.DecodeTokensPerSecond / s : null,
         }).ToList();
     }
 

@@ -104,6 +104,26 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal(Decode * model.Config.TopK * (model.Config.MoeLayers.Count(m => m) - 1), s.PredictedActivations);
     }
 
+    /// <summary>DAOP's exact mode on the GPU scheduler gives the reference logits (up to fp32 summation order) at each ratio.</summary>
+    [Theory]
+    [InlineData("mixtral-tiny")]
+    [InlineData("qwen2moe-tiny")]
+    [InlineData("phimoe-tiny")]
+    public void GpuDaopExactMatchesTheReferenceAtSeveralRatios(string fixture)
+    {
+        var want = Reference(fixture);
+        foreach (double ratio in new[] { 0.25, 0.5, 0.75 })
+        {
+            using var model = LoadGpu(fixture, new DaopPolicy(approximate: false), ratio);
+            var got = Run(model, want.Tokens);
+            AssertClose(want.Prefill, got.Prefill, $"{fixture} daop-exact @ {ratio} prefill");
+            for (int i = 0; i < Decode; i++) AssertClose(want.Steps[i], got.Steps[i], $"{fixture} daop-exact @ {ratio} decode {i}");
+            var s = ((OffloadedExpertScheduler)model.Experts).Stats;
+            Assert.Equal(0, s.PrecalculatedRuns);
+            Assert.True(s.CpuExpertRuns > 0);
+        }
+    }
+
     [Theory]
     [InlineData("mixtral-tiny", 0.25)]
     [InlineData("mixtral-tiny", 0.5)]
