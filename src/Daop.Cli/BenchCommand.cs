@@ -33,6 +33,8 @@ static class BenchCommand
         cmd.Subcommands.Add(GpuBenchCommand.Create());
         cmd.Subcommands.Add(KernelsBenchCommand.Create());
         cmd.Subcommands.Add(SyntheticBenchCommand.Create());
+        cmd.Subcommands.Add(AccuracyBenchCommand.Create());
+        cmd.Subcommands.Add(PoliciesBenchCommand.Create());
         cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(promptTokens), r.GetValue(newTokens), Math.Max(1, r.GetValue(repeats)),
             r.GetValue(bwBytes), r.GetValue(threads)));
         return cmd;

@@ -5,14 +5,20 @@ namespace Daop.Cli;
 /// <summary>Maps <c>--policy</c> names to placement policies.</summary>
 static class PolicyChoice
 {
-    public const string Names = "lru-on-demand, lru-prefetch, static-cpu, daop-exact";
+    public const string Names = "lru-on-demand, lru-prefetch, static-cpu, daop-exact, daop (approximate)";
 
-    public static IPlacementPolicy Create(string name) => name switch
+    /// <summary>The policy called <paramref name="name"/>; DAOP's approximate mode keeps its first <paramref name="exactLayers"/> layers exact.</summary>
+    public static IPlacementPolicy Create(string name, int exactLayers = 1) => name switch
     {
         "lru-on-demand" or "lru" => new LruPolicy(prefetch: false),
         "lru-prefetch" => new LruPolicy(prefetch: true),
         "static-cpu" or "fiddler" => new StaticPolicy(),
         "daop-exact" => new DaopPolicy(approximate: false),
+        "daop" or "daop-approx" => new DaopPolicy(approximate: true, exactLayers),
         _ => throw new ArgumentException($"--policy '{name}' is not known (one of: {Names})"),
     };
+
+    /// <summary>A comma-separated list of names.</summary>
+    public static string[] List(string names) =>
+        names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }

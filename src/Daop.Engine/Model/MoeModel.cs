@@ -34,6 +34,8 @@ public sealed class MoeModel : IDisposable
     public IExpertScheduler Experts { get; private set; } = null!;
     /// <summary>Positions each sequence can hold.</summary>
     public int ContextLength { get; private set; }
+    /// <summary>Most tokens one forward chunk holds (<see cref="ModelOptions.MaxChunkTokens"/>, at most the context): what expert schedulers must size for.</summary>
+    public int MaxChunkTokens { get; private set; }
     /// <summary>Routing callbacks, if any (null in normal generation).</summary>
     public IRoutingObserver? Observer { get; set; }
 
@@ -90,6 +92,7 @@ public sealed class MoeModel : IDisposable
         if (ctx <= 0) throw new ArgumentOutOfRangeException(nameof(o), $"context length must be positive, got {ctx}");
         ContextLength = ctx;
         int chunk = Math.Clamp(o.MaxChunkTokens, 1, ctx);
+        MaxChunkTokens = chunk;
         Device = o.Device?.Invoke(this) ?? new CpuDevice();
         Experts = o.Experts?.Invoke(this, Device) ?? new LocalExpertScheduler(Weights, Config.HiddenSize, Config.NumExperts,
             Config.TopK, Config.ExpertIntermediate, chunk);
@@ -138,6 +141,7 @@ public sealed class MoeModel : IDisposable
     {
         var d = Device;
         int t = tokens.Length, h = Config.HiddenSize;
+        Experts.BeginChunk(startPos, t);
         d.Embed(tokens, Weights.Embed, _s.X);                                   // x [T, H]
         for (int l = 0; l < Config.NumLayers; l++)
         {

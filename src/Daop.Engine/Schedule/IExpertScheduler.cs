@@ -13,6 +13,13 @@ public interface IExpertScheduler
     /// <summary>y [T, H] = Σ_k weights[t,k] · Expert_{experts[t,k]}(x[t]) for layer <paramref name="layer"/>.</summary>
     void RunExperts(int layer, DeviceBuffer x, RoutingBatch routing, DeviceBuffer y, int tokens);
 
+    /// <summary>
+    /// Called by the forward pass before each chunk: its tokens sit at positions <paramref name="startPos"/>.. of the
+    /// sequence (position 0 starts a new one). Schedulers that track positions (routing overrides, DAOP's approximate
+    /// mode) use it; the default ignores it.
+    /// </summary>
+    void BeginChunk(int startPos, int tokens) { }
+
     /// <summary>For logs: where experts run and with which kernel.</summary>
     string Description => GetType().Name;
 }

@@ -39,6 +39,22 @@ public sealed class OffloadStats
     /// <summary>Seconds spent in CPU experts (host time, overlapping the GPU experts of the same layer).</summary>
     public double CpuExpertSeconds { get; internal set; }
 
+    /// <summary>Of <see cref="CpuExpertRuns"/>, those DAOP's approximate mode pre-calculated from the previous layer's input.</summary>
+    public long PrecalculatedRuns { get; internal set; }
+    /// <summary>Approximate-mode predictions that graceful degradation changed (every predicted expert was off the GPU).</summary>
+    public long Substitutions { get; internal set; }
+    /// <summary>Decode activations of layers that had a next-layer prediction (the predictor's denominator).</summary>
+    public long PredictedActivations { get; internal set; }
+    /// <summary>Of <see cref="PredictedActivations"/>, those whose expert was among the predicted top-k.</summary>
+    public long PredictionHits { get; internal set; }
+    /// <summary>Seconds the approximate mode's pre-calculations ran (host time, overlapping other work).</summary>
+    public double PrecalcSeconds { get; internal set; }
+    /// <summary>Seconds the scheduler waited for a pre-calculation still running when its layer came.</summary>
+    public double PrecalcWaitSeconds { get; internal set; }
+
+    /// <summary>Share of routed experts the next-layer predictor had in its top-k (0 when nothing was predicted).</summary>
+    public double PredictorRecall => PredictedActivations == 0 ? 0 : (double)PredictionHits / PredictedActivations;
+
     /// <summary>A copy of the counters now.</summary>
     public OffloadStats Snapshot() => (OffloadStats)MemberwiseClone();
 
@@ -59,7 +75,25 @@ public sealed class OffloadStats
         TransferBytes = TransferBytes - snapshot.TransferBytes,
         CopyWaitSeconds = CopyWaitSeconds - snapshot.CopyWaitSeconds,
         CpuExpertSeconds = CpuExpertSeconds - snapshot.CpuExpertSeconds,
+        PrecalculatedRuns = PrecalculatedRuns - snapshot.PrecalculatedRuns,
+        Substitutions = Substitutions - snapshot.Substitutions,
+        PredictedActivations = PredictedActivations - snapshot.PredictedActivations,
+        PredictionHits = PredictionHits - snapshot.PredictionHits,
+        PrecalcSeconds = PrecalcSeconds - snapshot.PrecalcSeconds,
+        PrecalcWaitSeconds = PrecalcWaitSeconds - snapshot.PrecalcWaitSeconds,
     };
+
+    /// <summary>Adds <paramref name="other"/>'s counters to these (summing runs of several prompts).</summary>
+    public void Add(OffloadStats other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        Tokens += other.Tokens; Activations += other.Activations; Hits += other.Hits; Misses += other.Misses;
+        GpuExpertRuns += other.GpuExpertRuns; CpuExpertRuns += other.CpuExpertRuns; Waves += other.Waves; SplitWaves += other.SplitWaves;
+        Transfers += other.Transfers; MissTransfers += other.MissTransfers; PrefetchTransfers += other.PrefetchTransfers;
+        TransferBytes += other.TransferBytes; CopyWaitSeconds += other.CopyWaitSeconds; CpuExpertSeconds += other.CpuExpertSeconds;
+        PrecalculatedRuns += other.PrecalculatedRuns; Substitutions += other.Substitutions; PredictedActivations += other.PredictedActivations;
+        PredictionHits += other.PredictionHits; PrecalcSeconds += other.PrecalcSeconds; PrecalcWaitSeconds += other.PrecalcWaitSeconds;
+    }
 
     /// <summary>Hits / activations (1 when nothing ran).</summary>
     public double HitRate => Activations == 0 ? 1 : (double)Hits / Activations;
@@ -71,5 +105,8 @@ public sealed class OffloadStats
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"{Tokens} tokens, {Activations} activations: hit rate {HitRate:P1}, GPU {GpuExpertRuns} ({Waves} waves, {SplitWaves} split), CPU {CpuExpertRuns}, " +
         $"{Transfers} transfers ({MissTransfers} on miss, {PrefetchTransfers} prefetch, {TransferBytes / 1048576.0:F1} MiB), " +
-        $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms");
+        $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms") +
+        (PrecalculatedRuns + Substitutions > 0 ? string.Create(CultureInfo.InvariantCulture,
+            $"; pre-calculated {PrecalculatedRuns} ({Substitutions} substitutions, {PrecalcSeconds * 1e3:F2} ms, waited {PrecalcWaitSeconds * 1e3:F2} ms)") : "") +
+        (PredictedActivations > 0 ? string.Create(CultureInfo.InvariantCulture, $"; predictor recall {PredictorRecall:P1}") : "");
 }

@@ -26,6 +26,8 @@ public sealed record OffloadOptions
     /// <see cref="OffloadedExpertScheduler.OnNextLayerGateInput"/> itself.
     /// </summary>
     public bool PredictNextLayer { get; init; } = true;
+    /// <summary>Benchmark-only: replaces the router's choice (and the next-layer predictor's logits), e.g. with a recorded trace.</summary>
+    public IRoutingOverride? RoutingOverride { get; init; }
 }
 
 /// <summary>
@@ -51,7 +53,10 @@ public sealed record OffloadOptions
 /// <item>Prefill chunks (more than one token): the chunk's per-expert counts go to OnPrefillCounts; the resulting
 /// swaps become copies.</item>
 /// </list>
-/// Results equal the all-resident path up to fp32 summation order: placement never changes what is computed.
+/// Results equal the all-resident path up to fp32 summation order: placement never changes what is computed, except in
+/// DAOP's approximate mode (<see cref="DaopPolicy.Approximate"/>): there, during decode, the prediction made at layer l
+/// (with <see cref="ApproximateExperts"/>) becomes layer l+1's routing, its GPU-resident experts run on the true input and
+/// its CPU experts' outputs are the ones pre-calculated from layer l's gate input on a background task.
 /// Routed experts reach the device only through the pool, never through <see cref="GpuDevice.Matrix"/>, so
 /// <see cref="GpuDevice.AllocatedBytes"/> = <see cref="DenseBytes"/> + <see cref="PoolBytes"/>.
 /// </remarks>
@@ -81,6 +86,10 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     MemoryBuffer1D<float, Stride1D.Dense>? _h, _yk;
     int _reserved;
     bool _disposed;
+    // approximate mode, routing override, predictor recall
+    readonly ApproximateExperts? _approx;
+    readonly int[] _lastPred;
+    int _pos, _lastPredLayer = -1;
 
     /// <summary>
     /// Places experts of <paramref name="model"/> with <paramref name="policy"/> (its Initialize, with
@@ -141,6 +150,8 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _predIds = new int[_topK];
         _predVals = new float[_topK];
         _predLogits = new float[_experts];
+        _lastPred = new int[_topK];
+        if (policy is DaopPolicy { Approximate: true } daop) _approx = new ApproximateExperts(model, daop.ExactLayers, background: true);
 
         Pool = new ExpertSlotPool(device, Layout, _experts, slotsPerLayer);
         Store = new HostExpertStore(_w, Layout, device.Accelerator, _o.CopyMode, _o.PinnedHostBytes);
@@ -228,6 +239,22 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         Transfers.Poll();
         _stats.CopyWaitSeconds = Transfers.WaitSeconds;
         _stats.CpuExpertSeconds = Cpu.Seconds;
+        if (_approx != null)
+        {
+            _stats.PrecalcSeconds = _approx.PrecalcSeconds;
+            _stats.PrecalcWaitSeconds = _approx.WaitSeconds;
+        }
+    }
+
+    /// <summary>True when the policy asks for DAOP's approximate mode.</summary>
+    public bool Approximate => _approx != null;
+
+    /// <inheritdoc />
+    public void BeginChunk(int startPos, int tokens)
+    {
+        _pos = startPos;
+        _lastPredLayer = -1;
+        if (tokens != 1) _approx?.Reset();
     }
 
     /// <summary>Device bytes of this scheduler's scratch for chunks of <paramref name="tokens"/> (part of the dense budget).</summary>
@@ -276,6 +303,8 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         if (!_moe[layer]) throw new ArgumentException($"layer {layer} is not an MoE layer", nameof(layer));
         if (r.TopK != _topK) throw new ArgumentException($"routing has top-{r.TopK}, the model top-{_topK}", nameof(r));
         int k = _topK, p = tokens * k;
+        _o.RoutingOverride?.Route(layer, _pos, r);
+        bool approx = Substitute(layer, r, tokens);
         for (int i = 0; i < p; i++)
             if ((uint)r.Experts[i] >= (uint)_experts)
                 throw new ArgumentOutOfRangeException(nameof(r), $"expert {r.Experts[i]} of slot {i} is outside [0, {_experts})");
@@ -296,12 +325,21 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _wave.Clear();
         Array.Clear(_inWave);
         bool flushed = false, ykZeroed = false;
-        int gpu = 0, cpu = 0;
+        int gpu = 0, cpu = 0, pre = 0;
         for (int i = 0; i < p; i++)
         {
             int e = r.Experts[i];
             _stats.Activations++;
             int s = Pool.SlotOf(layer, e);
+            if (approx && _approx!.IsPrecalculated(e))
+            {
+                if (s >= 0) _stats.Hits++;
+                else _stats.Misses++;
+                _decision[i] = -2;
+                pre++;
+                _policy.OnUse(layer, e);
+                continue;
+            }
             if (s >= 0) _stats.Hits++;
             else
             {
@@ -344,31 +382,37 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
             _policy.OnUse(layer, e);
         }
         _stats.GpuExpertRuns += gpu;
-        _stats.CpuExpertRuns += cpu;
+        _stats.CpuExpertRuns += cpu + pre;
+        _stats.PrecalculatedRuns += pre;
 
         // 2. GPU experts (asynchronous on CUDA). CPU experts' rows come down first: the copy waits for the compute stream,
         //    which must not yet hold kernels waiting on transfers.
         if (cpu > 0) Cpu.Input();
         if (gpu > 0)
         {
-            if (!flushed && cpu == 0 && tokens <= FusedCombineMaxTokens) LaunchWave(layer, x, r, tokens, y, direct: true);
+            if (!flushed && cpu + pre == 0 && tokens <= FusedCombineMaxTokens) LaunchWave(layer, x, r, tokens, y, direct: true);
             else
             {
-                if (!ykZeroed && cpu > 0) ZeroYk(p);
+                if (!ykZeroed && cpu + pre > 0) ZeroYk(p);
                 if (_wave.Count > 0) LaunchWave(layer, x, r, tokens, y, direct: false);
                 _d.Kernels.Combine(_d.Stream, _yk!.View, ys, tokens, k, _hidden);
             }
         }
 
+        // Approximate mode: this layer's CPU experts were pre-calculated during the previous layer (join before predicting
+        // the next one, which reuses the buffers).
+        if (approx)
+        {
+            var sum = _approx!.Join();
+            if (pre > 0) Cpu.Accumulate(0, sum);
+        }
+
         // 3. Prediction for the next MoE layer: prefetch copies overlap this layer's experts.
         if (next >= 0) Predict(next, Cpu.Input());
 
-        // 4. CPU experts, grouped by expert, then their sum goes up.
-        if (cpu > 0)
-        {
-            RunCpu(layer, r, p);
-            Cpu.AddTo(y, overwrite: gpu == 0);
-        }
+        // 4. CPU experts, grouped by expert, and (approximate mode) the sum pre-calculated at the previous layer; it all goes up.
+        if (cpu > 0) RunCpu(layer, r, p);
+        if (cpu + pre > 0) Cpu.AddTo(y, overwrite: gpu == 0);
 
         // 5. After a prefill chunk: the policy may swap experts in for the rest of the sequence.
         if (tokens > 1)
@@ -396,11 +440,38 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
 
     void Predict(int layer, ReadOnlySpan<float> x)
     {
-        var router = _w.Layers[layer].Router!.W;
-        MatMul.Forward(router, x[.._hidden], _predLogits, 1);
+        if (_o.RoutingOverride?.TryPredict(layer, _pos, _predLogits) != true)
+            MatMul.Forward(_w.Layers[layer].Router!.W, x[.._hidden], _predLogits, 1);
         Router.TopK(_predLogits, _predIds, _predVals);
+        _predIds.CopyTo(_lastPred, 0);
+        _lastPredLayer = layer;
         _policy.OnPredicted(layer, _predIds, Residency);
         Reconcile(layer, prefetch: true);
+        if (_approx != null && layer >= _approx.ExactLayers && _approx.Predict(layer, x, _predLogits, Residency)) _stats.Substitutions++;
+    }
+
+    // Start of a layer call: scores the prediction made for this layer (recall), then, in approximate mode, replaces a
+    // decoded token's routing with the degraded prediction. True if it did.
+    bool Substitute(int layer, RoutingBatch r, int tokens)
+    {
+        if (tokens == 1 && _lastPredLayer == layer)
+        {
+            for (int i = 0; i < _topK; i++)
+            {
+                _stats.PredictedActivations++;
+                if (Array.IndexOf(_lastPred, r.Experts[i]) >= 0) _stats.PredictionHits++;
+            }
+        }
+        _lastPredLayer = -1;
+        if (_approx == null) return false;
+        if (tokens != 1)
+        {
+            _approx.Reset();
+            return false;
+        }
+        if (_approx.TryApply(layer, r)) return true;
+        if (_approx.PendingLayer >= 0) _approx.Reset(); // a prediction for another layer is stale
+        return false;
     }
 
     // Makes the pool match the residency of `layer` (and of any layer with pending loads): frees the slots of evicted
@@ -498,13 +569,13 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         int k = _topK;
         Array.Clear(_expCount);
         for (int i = 0; i < p; i++)
-            if (_decision[i] < 0) _expCount[r.Experts[i]]++;
+            if (_decision[i] == -1) _expCount[r.Experts[i]]++;
         _expStart[0] = 0;
         for (int e = 0; e < _experts; e++) _expStart[e + 1] = _expStart[e] + _expCount[e];
         Span<int> fill = stackalloc int[_experts];
         _expStart.AsSpan(0, _experts).CopyTo(fill);
         for (int i = 0; i < p; i++)
-            if (_decision[i] < 0) _cpuOrder[fill[r.Experts[i]]++] = i;
+            if (_decision[i] == -1) _cpuOrder[fill[r.Experts[i]]++] = i;
         for (int e = 0; e < _experts; e++)
         {
             int n = _expCount[e];
@@ -562,6 +633,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _approx?.Dispose();
         Transfers.Dispose();
         Store.Dispose();
         Pool.Dispose();

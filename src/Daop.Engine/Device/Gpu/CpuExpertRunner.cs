@@ -112,7 +112,21 @@ public sealed class CpuExpertRunner
         Seconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 
-    /// <summary>True if <see cref="Run"/> produced anything in this call.</summary>
+    /// <summary>acc[row] += <paramref name="sum"/> [H]: CPU expert outputs computed elsewhere (DAOP's pre-calculation).</summary>
+    public void Accumulate(int row, ReadOnlySpan<float> sum)
+    {
+        if ((uint)row >= (uint)_tokens) throw new ArgumentOutOfRangeException(nameof(row), $"row {row} is outside this call's {_tokens} tokens");
+        int h = _hidden;
+        if (!_any)
+        {
+            _acc.AsSpan(0, _tokens * h).Clear();
+            _any = true;
+        }
+        var dst = _acc.AsSpan(row * h, h);
+        TensorPrimitives.Add(dst, sum[..h], dst);
+    }
+
+    /// <summary>True if <see cref="Run"/> or <see cref="Accumulate"/> produced anything in this call.</summary>
     public bool HasOutput => _any;
 
     /// <summary>

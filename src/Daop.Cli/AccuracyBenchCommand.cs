@@ -1,0 +1,90 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Daop.Engine.Analysis;
+using Daop.Engine.Load;
+using Daop.Engine.Load.Safetensors;
+using Daop.Engine.Model;
+using Daop.Kernels.Cpu;
+
+namespace Daop.Cli;
+
+/// <summary>
+/// <c>daop bench accuracy</c>: teacher-forced perplexity over the second half of held-out sequences and greedy agreement
+/// with the exact model, for each placement policy at each expert cache ratio, on the CPU (see <see cref="AccuracyStudy"/>).
+/// Exact policies must reproduce the reference bit for bit; DAOP's approximate mode shows what its approximation costs.
+/// </summary>
+static class AccuracyBenchCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var sequences = new Option<string?>("--sequences") { Description = "Token file (safetensors, input_ids [N, T]). Default: MODEL/routing-sequences.safetensors." };
+        var ratios = new Option<string>("--ratios") { Description = "Expert cache ratios.", DefaultValueFactory = _ => "0.25,0.5,0.75" };
+        var policies = new Option<string>("--policies") { Description = $"Policies ({PolicyChoice.Names}).", DefaultValueFactory = _ => "lru-on-demand,lru-prefetch,static-cpu,daop-exact,daop" };
+        var exactLayers = new Option<int>("--exact-layers") { Description = "DAOP approximate mode: layers that keep exact routing (at least 1).", DefaultValueFactory = _ => 1 };
+        var count = new Option<int?>("--count") { Description = "Use only the first N sequences." };
+        var length = new Option<int?>("--length") { Description = "Use only the first T tokens of each sequence (half prompt, half scored)." };
+        var greedy = new Option<int>("--greedy-tokens") { Description = "Greedy tokens generated from each prompt half and compared with the exact model.", DefaultValueFactory = _ => 64 };
+        var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this file." };
+        var threads = CommonOptions.Threads();
+        var cmd = new Command("accuracy", "Perplexity and greedy agreement of each placement policy (DAOP approximate vs exact) on the CPU.")
+        {
+            model, sequences, ratios, policies, exactLayers, count, length, greedy, json, threads,
+        };
+        cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers),
+            r.GetValue(count), r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads)));
+        return cmd;
+    }
+
+    static int Run(string? modelDir, string? seqFile, string ratioList, string policyList, int exactLayers, int? count, int? length,
+        int greedy, string? jsonOut, int? threads)
+    {
+        try
+        {
+            if (threads is { } t) CpuWorkers.Configure(t);
+            string dir = modelDir ?? ModelLocator.Default();
+            seqFile ??= Path.Combine(dir, "routing-sequences.safetensors");
+            var ratios = ratioList.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+            var names = PolicyChoice.List(policyList);
+            foreach (var n in names) PolicyChoice.Create(n, exactLayers); // validate names up front
+            var seqs = Sequences(seqFile, count);
+            int len = Math.Min(length ?? int.MaxValue, seqs.Min(s => s.Length));
+            using var m = MoeModel.Load(dir, new ModelOptions { ContextLength = len + greedy + 1 });
+            Console.WriteLine($"{Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
+                $"{len - len / 2} scored teacher-forced, {greedy} greedy tokens; CPU, {CpuWorkers.Threads} threads");
+            Console.WriteLine($"{"ratio",5} {"policy",-14} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6} {"hit",6} {"cpu/tok",8} {"pre/tok",8} {"recall",7}");
+            double refPpl = 0;
+            var report = AccuracyStudy.Run(m, seqs, names.Select(n => (Func<Engine.Placement.IPlacementPolicy>)(() => PolicyChoice.Create(n, exactLayers))).ToList(),
+                new AccuracyOptions { Ratios = ratios, Length = len, GreedyTokens = greedy }, r =>
+                {
+                    if (r.Policy == "reference") refPpl = r.Perplexity;
+                    var d = r.Decode;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{r.Ratio,5:F2} {r.Policy,-14} {r.Perplexity,9:F4} {r.Perplexity - refPpl,8:+0.0000;-0.0000;0} {(r.Perplexity / refPpl - 1) * 100,6:+0.00;-0.00;0}% " +
+                        $"{r.Top1Agreement,7:P1} {r.GreedyMatch,7:P1} {r.MeanFirstDivergence,7:F1} {(r.IdenticalLogits ? "yes" : "no"),6} " +
+                        $"{(d.Activations == 0 ? "" : d.HitRate.ToString("P0", CultureInfo.InvariantCulture)),6} {d.PerToken(d.CpuExpertRuns),8:F2} " +
+                        $"{d.PerToken(d.PrecalculatedRuns),8:F2} {d.PredictorRecall,7:F3}"));
+                });
+            var bad = report.Rows.Where(r => r.Policy != "daop" && !r.IdenticalLogits).ToList();
+            foreach (var r in bad) Console.WriteLine($"WARNING: exact policy {r.Policy} at {r.Ratio} differs from the reference");
+            if (jsonOut != null) File.WriteAllText(jsonOut, report.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            return bad.Count == 0 ? 0 : 1;
+        }
+        catch (Exception e) when (e is ModelLoadException or ArgumentException or FileNotFoundException or FormatException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"daop: {e.Message}");
+            return 2;
+        }
+    }
+
+    /// <summary>Rows of input_ids [N, T] in <paramref name="file"/>, the first <paramref name="count"/> of them.</summary>
+    internal static List<int[]> Sequences(string file, int? count)
+    {
+        using var st = TensorStore.OpenFile(file);
+        var (ids, shape) = st.Int64s("input_ids");
+        if (shape.Length != 2) throw new ModelLoadException($"{file}: input_ids must be [sequences, length], found [{string.Join(", ", shape)}]");
+        int n = (int)Math.Min(shape[0], count ?? int.MaxValue), len = (int)shape[1];
+        return Enumerable.Range(0, n).Select(s => ids.Skip(s * len).Take(len).Select(x => (int)x).ToArray()).ToList();
+    }
+}

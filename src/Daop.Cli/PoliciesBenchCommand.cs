@@ -1,0 +1,139 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Daop.Engine.Analysis;
+using Daop.Engine.Load;
+using Daop.Engine.Load.Config;
+using Daop.Engine.Model;
+using Daop.Engine.Model.Families;
+using Daop.Kernels.Cpu;
+
+namespace Daop.Cli;
+
+/// <summary>
+/// <c>daop bench policies</c>: every placement policy (all-on-GPU when it fits, lru-on-demand, lru-prefetch, static-cpu,
+/// daop-exact, daop approximate) at each expert cache ratio on a GPU device, over a prompt set; one table, a JSON file
+/// and an SVG plot of decode tok/s against the ratio. <c>--replay-trace</c> repeats the runs with the routing of the
+/// trained tiny-mixtral-code (a recorded trace, expanded to the model's depth) in place of the model's own router.
+/// </summary>
+static class PoliciesBenchCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string?>("--config") { Description = "A config.json (e.g. models/configs/Mixtral-8x7B-v0.1.json): random bf16 weights of its shape." };
+        var modelDir = new Option<string?>("--model") { Description = "Or a model folder: its real weights." };
+        var layers = new Option<int?>("--layers") { Description = "Keep only the first N layers." };
+        var distinct = new Option<int>("--distinct-matrices") { Description = "Random buffers per matrix shape (0 = every matrix its own); reuse lets a 93 GB model fit host memory.", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device", "-d") { Description = "cuda, or ilgpu-cpu (the GPU code path on ILGPU's CPU accelerator, for testing).", DefaultValueFactory = _ => "cuda" };
+        var ratios = new Option<string>("--ratios") { Description = "Expert cache ratios.", DefaultValueFactory = _ => "0.25,0.5,0.75" };
+        var policies = new Option<string>("--policies") { Description = $"Policies ({PolicyChoice.Names}).", DefaultValueFactory = _ => "lru-on-demand,lru-prefetch,static-cpu,daop-exact,daop" };
+        var exactLayers = new Option<int>("--exact-layers") { Description = "DAOP approximate mode: layers that keep exact routing (at least 1).", DefaultValueFactory = _ => 1 };
+        var prompts = new Option<int>("--prompts") { Description = "Prompts per policy and ratio (batch 1).", DefaultValueFactory = _ => 4 };
+        var promptTokens = new Option<int>("--prompt-tokens") { Description = "Random tokens per prompt.", DefaultValueFactory = _ => 64 };
+        var newTokens = new Option<int>("--new-tokens") { Description = "Greedy tokens generated per prompt.", DefaultValueFactory = _ => 32 };
+        var replay = new Option<bool>("--replay-trace") { Description = "Also run with the router's choice replaced by a recorded trace of the trained model (expanded to this model's layers)." };
+        var replayOnly = new Option<bool>("--replay-only") { Description = "With --replay-trace: skip the runs with the model's own (random) routing." };
+        var traceModel = new Option<string?>("--trace-model") { Description = "Model whose routing is recorded for --replay-trace. Default: the embedded tiny-mixtral-code." };
+        var traceSeqs = new Option<string?>("--trace-sequences") { Description = "Token file for the trace (input_ids [N, T]). Default: TRACE-MODEL/routing-sequences.safetensors." };
+        var noAllGpu = new Option<bool>("--no-all-gpu") { Description = "Skip the all-experts-on-the-GPU row." };
+        var json = new Option<string>("--json") { Description = "Where to write the results as JSON.", DefaultValueFactory = _ => "daop-policies.json" };
+        var svg = new Option<string>("--svg") { Description = "Where to write the plot (SVG).", DefaultValueFactory = _ => "daop-policies.svg" };
+        var threads = CommonOptions.Threads();
+        var cmd = new Command("policies", "Compare placement policies on a GPU: tok/s, hit rate, predictor recall, CPU experts, transfers and waits per token; table, JSON and SVG plot.")
+        {
+            config, modelDir, layers, distinct, device, ratios, policies, exactLayers, prompts, promptTokens, newTokens, replay, replayOnly, traceModel, traceSeqs,
+            noAllGpu, json, svg, threads,
+        };
+        cmd.SetAction(r => Run(new Args(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(distinct), r.GetValue(device)!,
+            r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers), r.GetValue(prompts), r.GetValue(promptTokens), r.GetValue(newTokens),
+            r.GetValue(replay), r.GetValue(replayOnly), r.GetValue(traceModel), r.GetValue(traceSeqs), !r.GetValue(noAllGpu), r.GetValue(json)!, r.GetValue(svg)!, r.GetValue(threads))));
+        return cmd;
+    }
+
+    sealed record Args(string? Config, string? Model, int? Layers, int Distinct, string Device, string Ratios, string Policies, int ExactLayers,
+        int Prompts, int PromptTokens, int NewTokens, bool Replay, bool ReplayOnly, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads);
+
+    static int Run(Args a)
+    {
+        try
+        {
+            if (a.Threads is { } t) CpuWorkers.Configure(t);
+            if ((a.Config == null) == (a.Model == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
+            if (a.ReplayOnly && !a.Replay) throw new ArgumentException("--replay-only needs --replay-trace");
+            if (a.Device is not ("cuda" or "ilgpu-cpu")) throw new ArgumentException($"bench policies runs on a GPU device: --device cuda or ilgpu-cpu, not '{a.Device}'");
+            var ratios = a.Ratios.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+            var specs = PolicyChoice.List(a.Policies).Select(n => new PolicySpec(PolicyChoice.Create(n, a.ExactLayers).Name, () => PolicyChoice.Create(n, a.ExactLayers))).ToList();
+            var (_, target) = ModelFamilies.ReadConfig(Path.Combine(a.Model ?? "", a.Model != null ? "config.json" : a.Config!));
+            target = Truncate(target, a.Layers);
+
+            TraceReplay? replay = null;
+            if (a.Replay)
+            {
+                var sw0 = Stopwatch.StartNew();
+                string dir = a.TraceModel ?? ModelLocator.Default();
+                var seqs = AccuracyBenchCommand.Sequences(a.TraceSequences ?? Path.Combine(dir, "routing-sequences.safetensors"), null);
+                using var tm = MoeModel.Load(dir, new ModelOptions { ContextLength = seqs.Max(s => s.Length) + 1 });
+                if (tm.Config.NumExperts != target.NumExperts || tm.Config.TopK != target.TopK)
+                    throw new ArgumentException($"--replay-trace: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))} routes {tm.Config.NumExperts} experts top-{tm.Config.TopK}, " +
+                        $"the benchmarked model {target.NumExperts} top-{target.TopK}; give a --trace-model of the same shape");
+                var traces = seqs.Select(s => RoutingTrace.Record(tm, s)).Select(tr => tr.Layers == target.NumLayers ? tr : tr.Expand(target.NumLayers)).ToList();
+                replay = new TraceReplay(traces);
+                Console.WriteLine($"replay: {traces.Count} traces of {traces[0].Tokens} tokens recorded on {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))} " +
+                    $"({tm.Config.NumLayers} layers{(tm.Config.NumLayers != target.NumLayers ? $", expanded to {target.NumLayers}" : "")}) in {sw0.Elapsed.TotalSeconds:F1} s");
+                if (a.PromptTokens + a.NewTokens > traces[0].Tokens)
+                    Console.WriteLine($"note: {a.PromptTokens}+{a.NewTokens} positions exceed the trace's {traces[0].Tokens}; later positions wrap around");
+            }
+
+            var sw = Stopwatch.StartNew();
+            var options = DeviceChoice.Options(a.Device, a.PromptTokens + a.NewTokens + 8, 0.0, null, "static-cpu");
+            using var model = a.Model != null ? MoeModel.Load(a.Model, options)
+                : MoeModel.FromSource(Path.GetFileNameWithoutExtension(a.Config!), a.Config!, new SyntheticTensorSource(1, a.Distinct), options, c => Truncate(c, a.Layers));
+            var mc = model.Config;
+            long expertBytes = model.Weights.Layers.First(l => l.Experts.Length > 0).Experts[0].ByteLength;
+            string name = a.Model != null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(a.Model)) : Path.GetFileNameWithoutExtension(a.Config!);
+            Console.WriteLine($"{name}: {mc.ModelType} x {mc.NumLayers} layers, {mc.NumExperts} experts top-{mc.TopK}, expert {expertBytes / 1e6:F1} MB " +
+                $"({(a.Model != null ? "checkpoint" : "random bf16")}); built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
+            Console.WriteLine($"{a.Prompts} prompts x {a.PromptTokens} random tokens, {a.NewTokens} greedy tokens each, batch 1; decode/e2e in tok/s; per decoded token: " +
+                "CPU experts, MB copied host→device, ms waited (copies + late pre-calculations), ms of CPU expert work");
+            Console.WriteLine(PolicyBenchReport.Header);
+            var rows = PolicyBenchmark.Run(model, new PolicyBenchOptions
+            {
+                Ratios = ratios, Policies = specs, Prompts = a.Prompts, PromptTokens = a.PromptTokens, NewTokens = a.NewTokens, AllOnGpu = a.AllGpu,
+                RandomRouting = !a.ReplayOnly,
+            }, replay, r =>
+            {
+                Console.WriteLine(PolicyBenchReport.Line(r));
+                Console.Out.Flush();
+            });
+            Console.WriteLine();
+            Console.WriteLine("summary (speed-ups against lru-on-demand and static-cpu at the same ratio and routing):");
+            Console.Write(PolicyBenchReport.Table(rows));
+
+            var meta = new JsonObject
+            {
+                ["model"] = name, ["weights"] = a.Model != null ? "checkpoint" : "random-bf16", ["model_type"] = mc.ModelType,
+                ["layers"] = mc.NumLayers, ["experts"] = mc.NumExperts, ["top_k"] = mc.TopK, ["expert_bytes"] = expertBytes,
+                ["device"] = model.Device.Name, ["cpu_threads"] = CpuWorkers.Threads,
+                ["prompts"] = a.Prompts, ["prompt_tokens"] = a.PromptTokens, ["new_tokens"] = a.NewTokens, ["batch"] = 1,
+                ["exact_layers"] = a.ExactLayers,
+                ["replay_trace"] = replay == null ? null : (a.TraceModel ?? ModelLocator.DefaultName),
+                ["date_utc"] = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture),
+            };
+            File.WriteAllText(a.Json, PolicyBenchReport.Json(rows, meta).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            File.WriteAllText(a.Svg, PolicyBenchReport.Svg(rows, $"{name} ({mc.NumLayers} layers) on {model.Device.Name}: decode tokens/s, batch 1"));
+            Console.WriteLine($"wrote {a.Json} and {a.Svg}");
+            return 0;
+        }
+        catch (Exception e) when (e is ModelLoadException or ArgumentException or FileNotFoundException or FormatException or DeviceUnavailableException
+            or NotSupportedException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"daop: {e.Message}");
+            return 2;
+        }
+    }
+
+    static ModelConfig Truncate(ModelConfig c, int? layers) =>
+        layers is { } n && n < c.NumLayers ? c with { NumLayers = n, MoeLayers = c.MoeLayers[..n] } : c;
+}

@@ -1,0 +1,291 @@
+using System.Collections.Concurrent;
+using Daop.Engine.Analysis;
+using Daop.Engine.Device.Gpu;
+using Daop.Engine.Load.Safetensors;
+using Daop.Engine.Model;
+using Daop.Engine.Placement;
+using Daop.Engine.Schedule;
+using Daop.Tests.Gpu;
+using Xunit.Abstractions;
+
+namespace Daop.Tests.Schedule;
+
+/// <summary>
+/// DAOP's approximate mode and the CPU placement scheduler: exact policies on <see cref="DaopApproxCpuScheduler"/> give
+/// the local path's logits bit for bit; the approximate mode gives the same logits on the CPU scheduler and on
+/// <see cref="OffloadedExpertScheduler"/> (ILGPU CPU accelerator) for the same residency; graceful degradation leaves at
+/// most K−1 CPU experts per token and layer; a routing override drives both schedulers' bookkeeping identically.
+/// </summary>
+[Collection(GpuCollection.Name)]
+public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
+{
+    const int Prefix = 12, Decode = 6, Chunk = 8, Context = 64;
+
+    static readonly ConcurrentDictionary<string, (int[] Tokens, float[] Prefill, float[][] Steps)> s_reference = new();
+
+    static IPlacementPolicy Policy(string name) => name switch
+    {
+        "lru" => new LruPolicy(prefetch: false),
+        "prefetch" => new LruPolicy(prefetch: true),
+        "static" => new StaticPolicy(),
+        "daop-exact" => new DaopPolicy(approximate: false),
+        "daop" => new DaopPolicy(approximate: true),
+        _ => throw new ArgumentException(name),
+    };
+
+    static int[] Tokens(string fixture)
+    {
+        using var reference = TensorStore.OpenFile(Path.Combine(TestPaths.Fixture(fixture), "reference.safetensors"));
+        var (ids, shape) = reference.Int64s("input_ids");
+        var t = ids.Take((int)shape[1]).Select(x => (int)x).ToArray();
+        Assert.True(t.Length >= Prefix + Decode, $"{fixture}: {t.Length} tokens");
+        return t;
+    }
+
+    static (int[] Tokens, float[] Prefill, float[][] Steps) Reference(string fixture) => s_reference.GetOrAdd(fixture, f =>
+    {
+        using var cpu = MoeModel.Load(TestPaths.Fixture(f), new ModelOptions { ContextLength = Context, MaxChunkTokens = Chunk });
+        return Run(cpu, Tokens(f));
+    });
+
+    static (int[] Tokens, float[] Prefill, float[][] Steps) Run(MoeModel model, int[] tokens)
+    {
+        int v = model.Config.VocabSize;
+        var cache = model.NewCache();
+        var prefill = new float[Prefix * v];
+        model.Forward(tokens.AsSpan(0, Prefix), 0, cache, prefill, allLogits: true);
+        var steps = new float[Decode][];
+        for (int i = 0; i < Decode; i++)
+        {
+            steps[i] = new float[v];
+            model.Forward(tokens.AsSpan(Prefix + i, 1), Prefix + i, cache, steps[i]);
+        }
+        return (tokens, prefill, steps);
+    }
+
+    static MoeModel LoadCpu(string fixture, IPlacementPolicy policy, double ratio, IRoutingOverride? replay = null) =>
+        MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions
+        {
+            ContextLength = Context,
+            MaxChunkTokens = Chunk,
+            Experts = (m, _) => DaopApproxCpuScheduler.FromRatio(m, policy, ratio, routingOverride: replay),
+        });
+
+    MoeModel LoadGpu(string fixture, IPlacementPolicy policy, double ratio, IRoutingOverride? replay = null) =>
+        MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions
+        {
+            ContextLength = Context,
+            MaxChunkTokens = Chunk,
+            Device = _ => new GpuDevice(gpu.Accelerator),
+            Experts = (m, d) => OffloadedExpertScheduler.FromRatio(m, d, policy, ratio, options: new OffloadOptions { RoutingOverride = replay }),
+        });
+
+    public static IEnumerable<object[]> ExactCases() =>
+        from f in TestPaths.HfFixtures().Select(o => (string)o[0])
+        from ratio in new[] { 0.25, 0.5, 0.75 }
+        from p in new[] { "lru", "prefetch", "static", "daop-exact" }
+        select new object[] { f, ratio, p };
+
+    [Theory]
+    [MemberData(nameof(ExactCases))]
+    public void ExactPoliciesGiveTheLocalLogitsBitForBit(string fixture, double ratio, string policy)
+    {
+        var want = Reference(fixture);
+        using var model = LoadCpu(fixture, Policy(policy), ratio);
+        var got = Run(model, want.Tokens);
+        Assert.Equal(want.Prefill, got.Prefill);
+        for (int i = 0; i < Decode; i++) Assert.Equal(want.Steps[i], got.Steps[i]);
+        var s = ((DaopApproxCpuScheduler)model.Experts).Stats;
+        Assert.Equal(s.Activations, s.Hits + s.Misses);
+        Assert.Equal(s.Activations, s.GpuExpertRuns + s.CpuExpertRuns);
+        Assert.Equal(0, s.PrecalculatedRuns);
+        if (policy is "static" or "daop-exact") Assert.Equal(0, s.MissTransfers + s.PrefetchTransfers);
+        if (policy is "lru" or "prefetch") Assert.Equal(0, s.CpuExpertRuns);
+        Assert.Equal(Decode * model.Config.TopK * (model.Config.MoeLayers.Count(m => m) - 1), s.PredictedActivations);
+    }
+
+    /// <summary>DAOP's exact mode on the GPU scheduler gives the reference logits (up to fp32 summation order) at each ratio.</summary>
+    [Theory]
+    [InlineData("mixtral-tiny")]
+    [InlineData("qwen2moe-tiny")]
+    [InlineData("phimoe-tiny")]
+    public void GpuDaopExactMatchesTheReferenceAtSeveralRatios(string fixture)
+    {
+        var want = Reference(fixture);
+        foreach (double ratio in new[] { 0.25, 0.5, 0.75 })
+        {
+            using var model = LoadGpu(fixture, new DaopPolicy(approximate: false), ratio);
+            var got = Run(model, want.Tokens);
+            AssertClose(want.Prefill, got.Prefill, $"{fixture} daop-exact @ {ratio} prefill");
+            for (int i = 0; i < Decode; i++) AssertClose(want.Steps[i], got.Steps[i], $"{fixture} daop-exact @ {ratio} decode {i}");
+            var s = ((OffloadedExpertScheduler)model.Experts).Stats;
+            Assert.Equal(0, s.PrecalculatedRuns);
+            Assert.True(s.CpuExpertRuns > 0);
+        }
+    }
+
+    [Theory]
+    [InlineData("mixtral-tiny", 0.25)]
+    [InlineData("mixtral-tiny", 0.5)]
+    [InlineData("mixtral-odd", 0.5)]
+    [InlineData("olmoe-tiny", 0.25)]
+    [InlineData("qwen2moe-tiny", 0.5)]
+    [InlineData("qwen3moe-tiny", 0.5)]
+    [InlineData("phimoe-tiny", 0.5)]
+    public void CpuAndGpuApproximateModesAgree(string fixture, double ratio)
+    {
+        var want = Reference(fixture);
+        using var cpu = LoadCpu(fixture, new DaopPolicy(approximate: true), ratio);
+        using var gpuModel = LoadGpu(fixture, new DaopPolicy(approximate: true), ratio);
+        var c = (DaopApproxCpuScheduler)cpu.Experts;
+        var g = (OffloadedExpertScheduler)gpuModel.Experts;
+        Assert.True(c.Approximate && g.Approximate);
+        var a = Run(cpu, want.Tokens);
+        var b = Run(gpuModel, want.Tokens);
+        g.Synchronize();
+        g.CheckInvariants();
+        for (int l = 0; l < c.Residency.Layers; l++)
+            Assert.Equal(c.Residency.Resident(l), g.Residency.Resident(l));
+        AssertClose(a.Prefill, b.Prefill, $"{fixture} prefill");
+        Assert.Equal(want.Prefill, a.Prefill); // prefill stays exact
+        double diff = 0;
+        for (int i = 0; i < Decode; i++)
+        {
+            AssertClose(a.Steps[i], b.Steps[i], $"{fixture} approximate decode {i}");
+            diff = Math.Max(diff, want.Steps[i].Zip(a.Steps[i], (x, y) => Math.Abs(x - y)).Max());
+        }
+        var sc = c.Stats;
+        var sg = g.Stats;
+        Assert.Equal(sc.PrecalculatedRuns, sg.PrecalculatedRuns);
+        Assert.Equal(sc.Hits, sg.Hits);
+        Assert.Equal(sc.CpuExpertRuns, sg.CpuExpertRuns);
+        Assert.Equal(sc.Substitutions, sg.Substitutions);
+        Assert.Equal(sc.PredictionHits, sg.PredictionHits);
+        Assert.True(sc.PrecalculatedRuns > 0, "some predicted experts should run on the CPU");
+        Assert.Equal(0, sg.MissTransfers + sg.PrefetchTransfers);
+        Assert.Equal(sc.Transfers, sg.Transfers);
+        output.WriteLine($"{fixture} @ {ratio}: max |approx − exact| {diff:E2}; cpu {sc}; gpu {sg}");
+    }
+
+    /// <summary>
+    /// On a recorded trace of the embedded model, the degraded prediction keeps at most K−1 (one for top-2) experts off the
+    /// GPU per token and layer whenever the layer has a GPU expert, keeps predicted GPU experts, and keeps the weights' mass.
+    /// </summary>
+    [Fact]
+    public void DegradationLeavesAtMostKMinusOneCpuExpertsOnARecordedTrace()
+    {
+        using var model = MoeModel.Load(TestPaths.DefaultModel, new ModelOptions { ContextLength = 128 });
+        using var seqs = TensorStore.OpenFile(Path.Combine(TestPaths.DefaultModel, "routing-sequences.safetensors"));
+        var (ids, shape) = seqs.Int64s("input_ids");
+        var tokens = ids.Take(96).Select(x => (int)x).ToArray();
+        var trace = RoutingTrace.Record(model, tokens);
+        int k = trace.TopK, e = trace.Experts;
+        var x = new float[model.Config.HiddenSize];
+        long substitutions = 0, checkedTokens = 0;
+        foreach (double ratio in new[] { 0.125, 0.25, 0.5, 0.75 })
+        {
+            var slots = SlotBudget.FromRatio(ratio, trace.Layers, e);
+            var r = new Residency(trace.Layers, e, slots);
+            var policy = new DaopPolicy(approximate: true);
+            policy.Initialize(r, null);
+            var counts = new int[e];
+            for (int l = 0; l < trace.Layers; l++)
+            {
+                Array.Clear(counts);
+                for (int t = 0; t < 48; t++) foreach (int id in trace.True(t, l)) counts[id]++;
+                policy.OnPrefillCounts(l, counts, r);
+            }
+            using var approx = new ApproximateExperts(model, policy.ExactLayers, background: false);
+            for (int t = 48; t < trace.Tokens; t++)
+                for (int l = 1; l < trace.Layers; l++)
+                {
+                    if (approx.Predict(l, x, trace.PredictedScores(t, l), r)) substitutions++;
+                    checkedTokens++;
+                    int off = approx.Ids.ToArray().Count(id => !r.IsResident(l, id));
+                    Assert.Equal(off, approx.CpuExperts);
+                    if (r.Capacity(l) > 0) Assert.True(off <= k - 1, $"ratio {ratio} token {t} layer {l}: {off} CPU experts");
+                    var pred = trace.Predicted(t, l).ToArray();
+                    Assert.All(approx.Ids.ToArray(), id => Assert.True(pred.Contains(id) || r.IsResident(l, id)));
+                    Assert.Equal(1f, approx.Weights.ToArray().Sum(), 4); // Mixtral renormalises
+                    approx.Join();
+                }
+        }
+        Assert.True(substitutions > 0, "some tokens should have had every predicted expert on the CPU");
+        output.WriteLine($"{substitutions} substitutions over {checkedTokens} (token, layer) predictions");
+
+        // End to end on the CPU scheduler: per decoded token, at most K−1 pre-calculated experts per approximated layer.
+        foreach (double ratio in new[] { 0.25, 0.5 })
+        {
+            model.UseExperts((m, _) => DaopApproxCpuScheduler.FromRatio(m, new DaopPolicy(approximate: true), ratio));
+            var s = (DaopApproxCpuScheduler)model.Experts;
+            var cache = model.NewCache();
+            var logits = new float[model.Config.VocabSize];
+            model.Forward(tokens.AsSpan(0, 48), 0, cache, logits);
+            for (int t = 48; t < 64; t++)
+            {
+                model.Forward(tokens.AsSpan(t, 1), t, cache, logits);
+                var step = s.LastStep;
+                Assert.True(step.PrecalculatedRuns <= (k - 1) * (model.Config.NumLayers - 1), $"{step.PrecalculatedRuns} pre-calculated experts in one token");
+            }
+        }
+    }
+
+    /// <summary>A replayed trace drives routing and predictions; both schedulers make the same placement decisions.</summary>
+    [Theory]
+    [InlineData("lru")]
+    [InlineData("prefetch")]
+    [InlineData("static")]
+    [InlineData("daop")]
+    public void ReplayedRoutingDrivesBothSchedulersAlike(string policy)
+    {
+        const string fixture = "mixtral-tiny";
+        var tokens = Tokens(fixture);
+        RoutingTrace trace;
+        using (var m = MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions { ContextLength = Context })) trace = RoutingTrace.Record(m, tokens);
+        // A different routing than the model's own: the trace shifted by one token.
+        var shifted = new RoutingTrace
+        {
+            Layers = trace.Layers, Experts = trace.Experts, TopK = trace.TopK, Tokens = trace.Tokens - 1,
+            TrueIds = trace.TrueIds[(trace.Layers * trace.TopK)..], TrueWeights = trace.TrueWeights[(trace.Layers * trace.TopK)..],
+            PredictedIds = trace.PredictedIds[(trace.Layers * trace.TopK)..], PredictedLogits = trace.PredictedLogits[(trace.Layers * trace.Experts)..],
+        };
+        var replay = new TraceReplay([shifted]);
+        using var cpu = LoadCpu(fixture, Policy(policy), 0.5, replay);
+        using var gpuModel = LoadGpu(fixture, Policy(policy), 0.5, replay);
+        replay.Check(cpu.Config);
+        var a = Run(cpu, tokens);
+        var b = Run(gpuModel, tokens);
+        var sc = ((DaopApproxCpuScheduler)cpu.Experts).Stats;
+        var sg = ((OffloadedExpertScheduler)gpuModel.Experts).Stats;
+        Assert.Equal(sc.Hits, sg.Hits);
+        Assert.Equal(sc.Transfers, sg.Transfers);
+        Assert.Equal(sc.CpuExpertRuns, sg.CpuExpertRuns);
+        Assert.Equal(sc.PredictionHits, sg.PredictionHits);
+        Assert.Equal(sc.PredictedActivations, sg.PredictedActivations);
+        AssertClose(a.Prefill, b.Prefill, "replayed prefill");
+        for (int i = 0; i < Decode; i++) AssertClose(a.Steps[i], b.Steps[i], $"replayed decode {i}");
+
+        // the recall the schedulers saw is the trace's own over the decoded positions
+        long hits = 0, total = 0;
+        for (int t = Prefix; t < Prefix + Decode; t++)
+            for (int l = 1; l < shifted.Layers; l++)
+                foreach (int e in shifted.True(t, l)) { total++; if (shifted.Predicted(t, l).Contains(e)) hits++; }
+        Assert.Equal(total, sc.PredictedActivations);
+        Assert.Equal(hits, sc.PredictionHits);
+        // and the routing is not the model's: logits differ from the reference
+        Assert.NotEqual(Reference(fixture).Steps[0], a.Steps[0]);
+    }
+
+    static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double maxRef = 0, maxErr = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            maxRef = Math.Max(maxRef, Math.Abs(expected[i]));
+            maxErr = Math.Max(maxErr, Math.Abs(expected[i] - actual[i]));
+        }
+        double limit = 1e-4 * Math.Max(1, maxRef);
+        Assert.True(maxErr <= limit, $"{what}: max error {maxErr:E3} exceeds {limit:E3}");
+    }
+}
