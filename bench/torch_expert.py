@@ -71,9 +71,31 @@ def gpu():
         print(json.dumps({"who": "torch-cuda", "shape": name, "dtype": "bf16", "us": us, "gbps": nbytes / us / 1e3}), flush=True)
 
 
+def gemv():
+    dev = torch.device("cuda")
+    for rows, cols in ((14336, 4096), (4096, 14336)):
+        w = torch.randn(rows, cols, dtype=torch.bfloat16, device=dev)
+        x = torch.randn(cols, dtype=torch.bfloat16, device=dev)
+        for _ in range(10):
+            torch.mv(w, x)
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        n = 500
+        start.record()
+        for _ in range(n):
+            torch.mv(w, x)
+        end.record()
+        torch.cuda.synchronize()
+        us = start.elapsed_time(end) * 1e3 / n
+        print(json.dumps({"who": "torch-cuda", "op": "torch.mv", "shape": f"{rows}x{cols}", "us": us,
+                          "gbps": rows * cols * 2 / us / 1e3}), flush=True)
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "cpu"
     if what == "cpu":
         cpu(int(sys.argv[2]) if len(sys.argv) > 2 else torch.get_num_threads())
+    elif what == "gemv":
+        gemv()
     else:
         gpu()
