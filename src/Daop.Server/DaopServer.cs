@@ -34,6 +34,7 @@ public sealed class DaopServer : IAsyncDisposable
     readonly WebApplication _app;
     readonly string _modelId;
     readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+    const string TokensKey = "daop.stats";
     int _inFlight;
     long _served;
 
@@ -51,8 +52,10 @@ public sealed class DaopServer : IAsyncDisposable
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(5));
         builder.WebHost.ConfigureKestrel(k =>
         {
-            // Our own check answers 413 in OpenAI's shape; Kestrel's limit is the backstop for bodies we never read.
-            k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            // Our own check answers 413 in OpenAI's shape. Kestrel's limit is the backstop; it is set higher so that after a
+            // 413 Kestrel can drain a body somewhat over the limit and the client, still sending, reads the answer instead of
+            // a broken pipe. Bodies beyond it get the connection closed.
+            k.Limits.MaxRequestBodySize = Math.Max(options.MaxRequestBodyBytes * 8, options.MaxRequestBodyBytes + (16 << 20));
             k.AddServerHeader = false;
             if (options.Host is "localhost") k.ListenLocalhost(options.Port);
             else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port);
@@ -158,6 +161,7 @@ public sealed class DaopServer : IAsyncDisposable
         finally
         {
             _o.Log?.Invoke($"{ctx.Request.Method} {ctx.Request.Path} {ctx.Response.StatusCode} {Stopwatch.GetElapsedTime(t0).TotalMilliseconds:F0} ms" +
+                (ctx.Items[TokensKey] is GenerationStats s ? $" {s.PromptTokens}+{s.GeneratedTokens} tok" : "") +
                 (ctx.RequestAborted.IsCancellationRequested ? " (client disconnected)" : ""));
         }
     }
@@ -257,6 +261,7 @@ public sealed class DaopServer : IAsyncDisposable
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, Stopping);
             var stats = new GenerationStats();
+            ctx.Items[TokensKey] = stats;
             var pieces = _model.GenerateAsync(prompt, stopIds, settings, stats, cts.Token);
             string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N")[..24];
             long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
