@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Runtime.CompilerServices;
 using Daop.Engine.Api;
+using Daop.Engine.Model;
 
 namespace Daop.Cli;
 
@@ -36,16 +37,20 @@ sealed class ModelArgs
     {
         string dir = Dir(r);
         string device = r.GetValue(Device) ?? "cpu";
-        if (device != "cpu" && !RuntimeFeature.IsDynamicCodeSupported)
-            throw new DeviceUnavailableException(
-                $"--device {device} needs the JIT build of daop (ILGPU generates GPU code at run time); this binary is ahead-of-time compiled " +
-                "and runs on the CPU only: install the dotnet tool (dotnet tool install daop) for GPUs");
-        var options = new DaopOptions
+        ModelOptions engine;
+        // In the ahead-of-time compiled binary this is constant false, so the compiler drops the GPU branch (and ILGPU).
+        if (!RuntimeFeature.IsDynamicCodeSupported)
         {
-            ContextLength = r.GetValue(Context),
-            Threads = r.GetValue(Threads),
-            Engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!),
-        };
+            if (device != "cpu")
+                throw new DeviceUnavailableException(
+                    $"--device {device} needs the JIT build of daop (ILGPU generates GPU code at run time); this binary is ahead-of-time " +
+                    "compiled and runs on the CPU only: use --device cpu, or the dotnet tool (dotnet tool install daop) for GPUs");
+            if (r.GetValue(CacheRatio) != null || r.GetValue(VramBudget) != null)
+                throw new ArgumentException("--expert-cache-ratio and --vram-budget place experts on a GPU: use them with --device cuda");
+            engine = new ModelOptions { ContextLength = r.GetValue(Context) };
+        }
+        else engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!);
+        var options = new DaopOptions { ContextLength = r.GetValue(Context), Threads = r.GetValue(Threads), Engine = engine };
         return LoadProgress.Run($"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}", quiet, () => DaopModel.Load(dir, options));
     }
 }

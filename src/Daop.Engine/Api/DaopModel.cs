@@ -97,24 +97,25 @@ public sealed class DaopModel : IDisposable
     static ModelOptions EngineOptions(DaopOptions o)
     {
         if (o.Engine is { } e) return e.ContextLength == null ? e with { ContextLength = o.ContextLength } : e;
-        return o.Device switch
-        {
-            "cpu" => new ModelOptions { ContextLength = o.ContextLength },
-            "cuda" or "ilgpu-cpu" => new ModelOptions
-            {
-                ContextLength = o.ContextLength,
-                Device = _ => CreateGpu(o.Device),
-                Experts = (m, d) => new GpuExpertScheduler(m, d),
-            },
-            _ => throw new ArgumentException($"device must be 'cpu', 'cuda' or 'ilgpu-cpu', got '{o.Device}'"),
-        };
+        if (o.Device == "cpu") return new ModelOptions { ContextLength = o.ContextLength };
+        if (o.Device is not ("cuda" or "ilgpu-cpu"))
+            throw new ArgumentException($"device must be 'cpu', 'cuda' or 'ilgpu-cpu', got '{o.Device}'");
+        // Constant false when ahead-of-time compiled: the compiler then drops the GPU path and ILGPU with it.
+        if (!RuntimeFeature.IsDynamicCodeSupported)
+            throw new DeviceNotAvailableException(
+                $"device '{o.Device}' needs the JIT runtime (ILGPU generates code at run time); this binary is ahead-of-time compiled: use 'cpu'");
+        return GpuOptions(o);
     }
+
+    static ModelOptions GpuOptions(DaopOptions o) => new()
+    {
+        ContextLength = o.ContextLength,
+        Device = _ => CreateGpu(o.Device),
+        Experts = (m, d) => new GpuExpertScheduler(m, d),
+    };
 
     static GpuDevice CreateGpu(string device)
     {
-        if (!RuntimeFeature.IsDynamicCodeSupported)
-            throw new DeviceNotAvailableException(
-                $"device '{device}' needs the JIT runtime (ILGPU generates code at run time); this binary is ahead-of-time compiled: use 'cpu'");
         var dev = GpuDevice.Create(preferCuda: device == "cuda");
         if (device == "cuda" && !dev.Name.StartsWith("cuda", StringComparison.Ordinal))
         {
