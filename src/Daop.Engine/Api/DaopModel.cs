@@ -17,8 +17,9 @@ namespace Daop.Engine.Api;
 /// <remarks>
 /// <para>Thread-safe. The model runs one generation at a time; concurrent calls wait for their turn and are served in
 /// the order they arrived (first come, first served). A caller whose token is cancelled while it waits leaves the queue.</para>
-/// <para>Generation runs on thread-pool threads, never on the caller's synchronization context, so a UI thread that
-/// enumerates <see cref="GenerateAsync(string, GenerationSettings?, CancellationToken)"/> stays responsive.</para>
+/// <para>All model work (loading, forward passes, disposal) runs on one thread the model owns, as GPU devices require;
+/// callers only await it, so a UI thread that enumerates
+/// <see cref="GenerateAsync(string, GenerationSettings?, CancellationToken)"/> stays responsive.</para>
 /// </remarks>
 /// <example>
 /// <code>
@@ -34,6 +35,7 @@ public sealed class DaopModel : IDisposable
     static readonly string[] EndOfTurnTokens = ["<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<end_of_turn>", "</s>", "<|end_of_text|>"];
 
     readonly MoeModel _model;
+    readonly ModelThread _thread;
     readonly Generator _generator;
     readonly FifoGate _gate = new();
     readonly int[] _stopIds;
@@ -41,9 +43,10 @@ public sealed class DaopModel : IDisposable
     int _disposed;
     int _modelDisposed;
 
-    DaopModel(MoeModel model, HfTokenizer tokenizer, ChatTemplate? template, int[] generationEos)
+    DaopModel(MoeModel model, ModelThread thread, HfTokenizer tokenizer, ChatTemplate? template, int[] generationEos)
     {
         _model = model;
+        _thread = thread;
         Tokenizer = tokenizer;
         ChatTemplate = template;
         _generator = new Generator(model);
@@ -82,14 +85,18 @@ public sealed class DaopModel : IDisposable
         var tokenizer = HfTokenizer.FromDirectory(path);
         var template = ChatTemplate.FromDirectory(path);
         int[] generationEos = ReadGenerationEos(path);
-        var model = MoeModel.Load(path, EngineOptions(options));
+        var engineOptions = EngineOptions(options);
+        var thread = new ModelThread($"daop model {Path.GetFileName(Path.TrimEndingDirectorySeparator(path))}");
+        MoeModel? model = null;
         try
         {
-            return new DaopModel(model, tokenizer, template, generationEos);
+            model = thread.Invoke(() => MoeModel.Load(path, engineOptions));
+            return new DaopModel(model, thread, tokenizer, template, generationEos);
         }
         catch
         {
-            model.Dispose();
+            if (model != null) thread.Invoke(() => { model.Dispose(); return 0; });
+            thread.Dispose();
             throw;
         }
     }
@@ -155,7 +162,10 @@ public sealed class DaopModel : IDisposable
     /// <summary>The chat template, or null when the folder has none.</summary>
     public ChatTemplate? ChatTemplate { get; }
 
-    /// <summary>The underlying model (config, weights, device). Do not run it while a generation is in progress.</summary>
+    /// <summary>
+    /// The underlying model (config, weights, device). Do not run it while a generation is in progress, and on a GPU
+    /// device not from another thread than the model's own.
+    /// </summary>
     public MoeModel Engine => _model;
 
     /// <summary>Positions one sequence can hold: prompt tokens plus generated tokens.</summary>
@@ -305,10 +315,9 @@ public sealed class DaopModel : IDisposable
             using var tokens = _generator.Generate(ids, s.ToSampling(stopIds), stats, cancel).GetEnumerator();
             while (true)
             {
-                // Each step runs on the thread pool, off the caller's context, and lets other work in between tokens.
-                await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
                 ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-                if (!tokens.MoveNext()) break;
+                // Prefill and each decode step run on the model's thread; the caller's thread only awaits.
+                if (!await _thread.RunAsync(tokens.MoveNext).ConfigureAwait(false)) break;
                 string piece = streamer.Append(tokens.Current);
                 if (stop != null) piece = stop.Push(piece);
                 if (piece.Length > 0) yield return piece;
@@ -350,6 +359,12 @@ public sealed class DaopModel : IDisposable
 
     void DisposeModel()
     {
-        if (Interlocked.Exchange(ref _modelDisposed, 1) == 0) _model.Dispose();
+        if (Interlocked.Exchange(ref _modelDisposed, 1) != 0) return;
+        _thread.Invoke(() =>
+        {
+            _model.Dispose();
+            return 0;
+        });
+        _thread.Dispose();
     }
 }
