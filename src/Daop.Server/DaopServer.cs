@@ -276,8 +276,19 @@ public sealed class DaopServer : IAsyncDisposable
                 var body = ctx.Response.Body;
                 if (chat) await Event(body, r.ChunkRole(), cts.Token);
                 if (echo != null) await Event(body, r.Chunk(echo), cts.Token);
-                await foreach (string piece in pieces)
-                    await Event(body, r.Chunk(piece), cts.Token);
+                try
+                {
+                    await foreach (string piece in pieces)
+                        await Event(body, r.Chunk(piece), cts.Token);
+                }
+                catch (Exception e) when (e is not OperationCanceledException && !ctx.RequestAborted.IsCancellationRequested)
+                {
+                    // The status line is gone already: report the failure in the stream, as OpenAI does, and end it.
+                    _o.Log?.Invoke($"error: {e}");
+                    await Event(body, OpenAiResponses.Error(new ApiException(500, $"generation failed: {e.GetType().Name}: {e.Message}", "server_error")), cts.Token);
+                    await body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), cts.Token);
+                    return;
+                }
                 await Event(body, r.ChunkFinish(Finish(stats)), cts.Token);
                 if (req.IncludeUsage) await Event(body, r.ChunkUsage(stats), cts.Token);
                 await body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), cts.Token);

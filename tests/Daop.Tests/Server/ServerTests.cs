@@ -379,6 +379,23 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
     }
 
     [Fact]
+    public async Task AFailureMidStreamEndsTheStreamWithAnErrorEvent()
+    {
+        var model = DaopModel.Load(TestPaths.DefaultModel);
+        await using var server = await DaopServer.StartAsync(model, new DaopServerOptions { Port = 0 });
+        using var http = new HttpClient { BaseAddress = server.BaseAddress };
+        using var req = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = Json(CompletionBody("import os\n", 1000, stream: true)) };
+        using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+        var reader = new StreamReader(await resp.Content.ReadAsStreamAsync());
+        Assert.StartsWith("data: ", await reader.ReadLineAsync());
+        model.Dispose(); // the generation fails before its next token
+        var rest = new List<string>();
+        while (await reader.ReadLineAsync() is { } line) if (line.StartsWith("data: ", StringComparison.Ordinal)) rest.Add(line[6..]);
+        Assert.Equal("[DONE]", rest[^1]);
+        AssertOpenAiError(JsonDocument.Parse(rest[^2]).RootElement);
+    }
+
+    [Fact]
     public async Task RequestsBeyondTheQueueLimitGet429()
     {
         await using var small = await DaopServer.StartAsync(f.Model, new DaopServerOptions { Port = 0, MaxQueuedRequests = 1 });
