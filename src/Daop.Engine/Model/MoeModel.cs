@@ -53,7 +53,18 @@ public sealed class MoeModel : IDisposable
         var store = TensorStore.OpenDirectory(dir);
         try
         {
-            var model = new MoeModel(dir, config, family, store, ModelWeights.Load(store, config, family.Names));
+            ModelWeights weights;
+            try
+            {
+                weights = ModelWeights.Load(store, config, family.Names);
+            }
+            catch (ModelLoadException e) when (e.Message.Contains(": missing tensor '", StringComparison.Ordinal))
+            {
+                // Usually the config, not the checkpoint, is wrong (layer or expert counts, dense layers, model_type).
+                throw new ModelLoadException($"{e.Message}, which {config.Path} ({config.ModelType}, {config.NumLayers} layers, " +
+                    $"{config.NumExperts} experts) calls for: the config does not match the checkpoint", e);
+            }
+            var model = new MoeModel(dir, config, family, store, weights);
             model.Start(options);
             return model;
         }

@@ -18,20 +18,41 @@ internal readonly struct TokJson(string file)
         string name = Path.GetFileName(path);
         if (!System.IO.File.Exists(path))
             throw new ModelLoadException($"{name}: file not found at '{path}'");
+        ReadOnlyMemory<byte> bytes = JsonText.SkipBom(System.IO.File.ReadAllBytes(path));
+        JsonDocument doc;
         try
         {
-            using var stream = System.IO.File.OpenRead(path);
-            return JsonDocument.Parse(stream, new JsonDocumentOptions { AllowTrailingCommas = true });
+            doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true });
         }
         catch (JsonException e)
         {
             throw new ModelLoadException($"{name}: invalid JSON ({e.Message})", e);
         }
+        try
+        {
+            JsonText.CheckStrings(name, bytes.Span, doc.RootElement);
+        }
+        catch
+        {
+            doc.Dispose();
+            throw;
+        }
+        return doc;
+    }
+
+    /// <summary>Largest token id accepted: far above any real vocabulary, low enough that id-indexed tables stay small.</summary>
+    public const int MaxId = (1 << 24) - 1;
+
+    private void RequireObject(JsonElement obj, string where)
+    {
+        if (obj.ValueKind != JsonValueKind.Object)
+            throw Error($"{(where.Length == 0 ? "the top level" : where)} must be an object, found {obj.ValueKind}");
     }
 
     /// <summary>The object at <paramref name="name"/>, or null when absent or JSON null.</summary>
     public JsonElement? OptObject(JsonElement obj, string name, string where)
     {
+        RequireObject(obj, where);
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
             return null;
         if (v.ValueKind != JsonValueKind.Object)
@@ -41,6 +62,7 @@ internal readonly struct TokJson(string file)
 
     public JsonElement Array(JsonElement obj, string name, string where)
     {
+        RequireObject(obj, where);
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind != JsonValueKind.Array)
             throw Error($"{Join(where, name)} must be an array");
         return v;
@@ -51,8 +73,7 @@ internal readonly struct TokJson(string file)
 
     public string? OptString(JsonElement obj, string name, string where)
     {
-        if (obj.ValueKind != JsonValueKind.Object)
-            throw Error($"{where} must be an object, found {obj.ValueKind}");
+        RequireObject(obj, where);
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
             return null;
         if (v.ValueKind != JsonValueKind.String)
@@ -62,6 +83,7 @@ internal readonly struct TokJson(string file)
 
     public bool Bool(JsonElement obj, string name, string where, bool defaultValue)
     {
+        RequireObject(obj, where);
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
             return defaultValue;
         return v.ValueKind switch
@@ -74,6 +96,7 @@ internal readonly struct TokJson(string file)
 
     public int Int(JsonElement obj, string name, string where, int defaultValue)
     {
+        RequireObject(obj, where);
         if (!obj.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
             return defaultValue;
         if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int i))
@@ -85,6 +108,8 @@ internal readonly struct TokJson(string file)
     {
         if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int id) || id < 0)
             throw Error($"{where} must be a non-negative integer id, found {v}");
+        if (id > MaxId)
+            throw Error($"{where} is {id}: token ids above {MaxId} are not supported");
         return id;
     }
 

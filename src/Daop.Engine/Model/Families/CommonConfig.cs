@@ -5,6 +5,11 @@ namespace Daop.Engine.Model.Families;
 /// <summary>The config keys every family shares, read once so family files only add what differs.</summary>
 static class CommonConfig
 {
+    /// <summary>Most decoder layers a config may declare.</summary>
+    public const int MaxLayers = 4096;
+    /// <summary>Most routed experts per layer a config may declare.</summary>
+    public const int MaxExperts = 65536;
+
     /// <summary>Reads the shared fields; the family then fills in experts, routing and norms.</summary>
     public static ModelConfig Read(ConfigReader c, int numExperts, int topK, int expertInter, RouterSpec router,
         NormKind norm = NormKind.RmsNorm, QkNormKind qkNorm = QkNormKind.None)
@@ -18,6 +23,11 @@ static class CommonConfig
             : throw c.Error("num_attention_heads", $"({heads}) must divide hidden_size ({hidden}) when head_dim is not given"));
         if (headDim <= 0 || headDim % 2 != 0) throw c.Error("head_dim", $"must be a positive even number, found {headDim}");
         int layers = c.PositiveInt("num_hidden_layers");
+        // Sanity bounds far above any real model: per-layer and per-expert tables are sized from these before the
+        // checkpoint can contradict them, so an absurd value must fail here rather than allocate gigabytes.
+        if (layers > MaxLayers) throw c.Error("num_hidden_layers", $"must be at most {MaxLayers}, found {layers}");
+        if (numExperts > MaxExperts)
+            throw c.Error(c.Has("num_local_experts") ? "num_local_experts" : "num_experts", $"must be at most {MaxExperts}, found {numExperts}");
         if (topK <= 0 || topK > numExperts)
             throw c.Error("num_experts_per_tok", $"must be between 1 and the number of experts ({numExperts}), found {topK}");
         string act = c.StringOrNull("hidden_act") ?? "silu";
@@ -68,6 +78,8 @@ static class CommonConfig
         double theta = p?.Has("rope_theta") == true ? p.Double("rope_theta") : c.DoubleOr("rope_theta", 10000);
         var s = p ?? c.Object("rope_scaling");
         double partial = p?.DoubleOr("partial_rotary_factor", c.DoubleOr("partial_rotary_factor", 1)) ?? c.DoubleOr("partial_rotary_factor", 1);
+        if (!(partial > 0 && partial <= 1))
+            throw (p?.Has("partial_rotary_factor") == true ? p : c).Error("partial_rotary_factor", $"must be in (0, 1], found {partial}");
         if (s == null) return new RopeSpec(theta, "default", PartialRotaryFactor: partial);
         string type = s.StringOrNull("rope_type") ?? s.StringOrNull("type") ?? "default";
         int origMax = s.IntOr("original_max_position_embeddings", c.IntOr("original_max_position_embeddings", 0));

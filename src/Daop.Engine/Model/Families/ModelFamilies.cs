@@ -17,11 +17,13 @@ public static class ModelFamilies
     public static (IModelFamily Family, ModelConfig Config) ReadConfig(string configPath)
     {
         if (!File.Exists(configPath)) throw new ModelLoadException($"{configPath}: file not found");
+        ReadOnlyMemory<byte> bytes = JsonText.SkipBom(File.ReadAllBytes(configPath));
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(configPath)); }
+        try { doc = JsonDocument.Parse(bytes); }
         catch (JsonException e) { throw new ModelLoadException($"{configPath}: not valid JSON ({e.Message})"); }
         using (doc)
         {
+            JsonText.CheckStrings(configPath, bytes.Span, doc.RootElement);
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new ModelLoadException($"{configPath}: must be a JSON object");
             var c = new ConfigReader(configPath, doc.RootElement);

@@ -49,8 +49,7 @@ static class QwenLayers
     {
         int step = c.IntOr("decoder_sparse_step", 1);
         if (step <= 0) throw c.Error("decoder_sparse_step", $"must be positive, found {step}");
-        var dense = c.Raw("mlp_only_layers") is { } v && v.ValueKind == System.Text.Json.JsonValueKind.Array
-            ? v.EnumerateArray().Select(x => x.GetInt32()).ToHashSet() : [];
+        var dense = c.IntList("mlp_only_layers").ToHashSet();
         var moe = new bool[layers];
         for (int l = 0; l < layers; l++) moe[l] = !dense.Contains(l) && (l + 1) % step == 0;
         if (moe.Contains(false) && c.IntOr("intermediate_size", 0) <= 0)

@@ -1,0 +1,121 @@
+using System.CommandLine;
+using System.Text;
+using Daop.Engine.Api;
+using Daop.Engine.Generate;
+using Daop.Engine.Load.Chat;
+
+namespace Daop.Cli;
+
+/// <summary>
+/// <c>daop chat</c>: a conversation on stdin/stdout with the model's chat template. Each input line is a user turn;
+/// <c>/reset</c> clears the history, <c>/exit</c> (or end of input) quits. Works the same with piped input, minus the
+/// "&gt; " prompt and the banner.
+/// </summary>
+static class ChatCommand
+{
+    public static Command Create()
+    {
+        var m = new ModelArgs();
+        var s = new SamplingArgs(defaultMaxTokens: 256);
+        var system = new Option<string?>("--system", "-s") { Description = "A system message that starts (and survives /reset of) the conversation." };
+        var verbose = new Option<bool>("--stats") { Description = "After each reply, print tokens and speed on stderr." };
+        var cmd = new Command("chat", "Chat with the model (the model's chat template; /reset clears the history, /exit quits).") { system, verbose };
+        s.AddTo(cmd);
+        m.AddTo(cmd);
+        cmd.SetAction((r, cancel) => CliErrors.Run(() => Run(r, m, s.Settings(r), r.GetValue(system), r.GetValue(verbose), cancel)));
+        return cmd;
+    }
+
+    static async Task<int> Run(ParseResult r, ModelArgs m, GenerationSettings settings, string? system, bool verbose, CancellationToken cancel)
+    {
+        bool interactive = !Console.IsInputRedirected;
+        using var model = m.Load(r, quiet: !interactive);
+        if (!model.Info.HasChatTemplate)
+            throw new NotSupportedException($"{model.Info.Path}: the model has no chat template (chat_template.jinja or tokenizer_config.json chat_template); use daop run");
+        if (interactive)
+            Console.Error.WriteLine($"daop chat: {model.Info.Name} ({model.Info.Architecture}, context {model.ContextLength} tokens). " +
+                "/reset clears the history, /exit quits.");
+        var history = new List<ChatMessage>();
+        void Reset()
+        {
+            history.Clear();
+            if (!string.IsNullOrEmpty(system)) history.Add(new ChatMessage("system", system));
+        }
+        Reset();
+        var stdout = Console.Out;
+        while (!cancel.IsCancellationRequested)
+        {
+            if (interactive)
+            {
+                stdout.Write("> ");
+                stdout.Flush();
+            }
+            string? line = await Console.In.ReadLineAsync(cancel);
+            if (line == null) break;
+            line = line.Trim();
+            if (line.Length == 0) continue;
+            if (line.StartsWith('/'))
+            {
+                switch (line.ToLowerInvariant())
+                {
+                    case "/exit" or "/quit" or "/bye":
+                        return 0;
+                    case "/reset" or "/clear":
+                        Reset();
+                        Console.Error.WriteLine("(history cleared)");
+                        continue;
+                    case "/help" or "/?":
+                        Console.Error.WriteLine("/reset clears the conversation, /exit quits; anything else is sent to the model.");
+                        continue;
+                    default:
+                        if (!line.StartsWith("//", StringComparison.Ordinal))
+                        {
+                            Console.Error.WriteLine($"unknown command {line.Split(' ')[0]} (/reset, /exit, /help; start with // to send a line beginning with /)");
+                            continue;
+                        }
+                        line = line[1..];
+                        break;
+                }
+            }
+            history.Add(new ChatMessage("user", line));
+            if (!Fit(model, history, settings))
+            {
+                Console.Error.WriteLine($"daop: the message is too long for the context of {model.ContextLength} tokens; it was not sent");
+                history.RemoveAt(history.Count - 1);
+                continue;
+            }
+            var stats = new GenerationStats();
+            var reply = new StringBuilder();
+            await foreach (string piece in model.ChatAsync(history, settings, stats, cancel))
+            {
+                reply.Append(piece);
+                stdout.Write(piece);
+                stdout.Flush();
+            }
+            stdout.WriteLine();
+            stdout.Flush();
+            history.Add(new ChatMessage("assistant", reply.ToString()));
+            if (verbose)
+                Console.Error.WriteLine($"[daop] prompt {stats.PromptTokens} tok | reply {stats.GeneratedTokens} tok, " +
+                    $"{stats.DecodeTokensPerSecond:F1} tok/s | {stats.Finish.ToString().ToLowerInvariant()}");
+        }
+        return 0;
+    }
+
+    // Drops the oldest turns (never the system message or the new user turn) until the prompt leaves room for a reply of
+    // at least min(max tokens, a quarter of the context). False if even the new turn alone does not fit.
+    static bool Fit(DaopModel model, List<ChatMessage> history, GenerationSettings settings)
+    {
+        int room = Math.Max(1, Math.Min(settings.MaxTokens, model.ContextLength / 4));
+        int first = history.Count > 0 && history[0].Role == "system" ? 1 : 0;
+        while (true)
+        {
+            int tokens = model.ChatTokens(history).Length;
+            if (tokens + room <= model.ContextLength) return true;
+            if (history.Count - first <= 1) return tokens < model.ContextLength;
+            history.RemoveAt(first);
+            // Keep turns paired: a history that starts with an assistant reply confuses strict templates.
+            if (history.Count - first > 1 && history[first].Role == "assistant") history.RemoveAt(first);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+using System.CommandLine;
+using System.Globalization;
+using Daop.Engine.Api;
+
+namespace Daop.Cli;
+
+/// <summary>
+/// <c>daop inspect [MODEL]</c>: architecture, parameter counts (total and active per token), expert and dense sizes, and
+/// with <c>--vram-budget</c> how many expert slots per layer a GPU of that size would hold.
+/// </summary>
+static class InspectCommand
+{
+    public static Command Create()
+    {
+        var m = new ModelArgs();
+        var dir = new Argument<string?>("model") { Description = "Model folder (default: the embedded tiny-mixtral-code, or --model).", Arity = ArgumentArity.ZeroOrOne };
+        var budget = new Option<string?>("--vram-budget") { Description = "GPU memory for the whole model, in bytes (suffixes K, M, G, T and KiB, MiB, GiB, TiB allowed): what fits." };
+        var chunk = new Option<int>("--chunk-tokens") { Description = "Prefill chunk the GPU activations are sized for.", DefaultValueFactory = _ => 256 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object." };
+        var cmd = new Command("inspect", "Show a model's architecture, parameter counts, expert sizes and what fits in a VRAM budget.") { dir, budget, chunk, json };
+        m.AddTo(cmd, device: false);
+        cmd.SetAction((r, cancel) => CliErrors.Run(() =>
+        {
+            long? vram = r.GetValue(budget) is { } b ? ParseBytes(b) : null;
+            string? path = r.GetValue(dir);
+            if (path != null && r.GetValue(m.Model) != null) throw new ArgumentException("give the model folder either as an argument or with --model, not both");
+            var args = r;
+            using var model = path == null ? m.Load(args, quiet: r.GetValue(json)) :
+                LoadProgress.Run($"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(path))}", r.GetValue(json),
+                    () => DaopModel.Load(path, new DaopOptions { ContextLength = r.GetValue(m.Context), Threads = r.GetValue(m.Threads) }));
+            var plan = vram is { } v ? model.PlanVram(v, r.GetValue(chunk)) : null;
+            if (r.GetValue(json)) WriteJson(model.Info, plan);
+            else WriteText(model.Info, plan, r.GetValue(chunk));
+            return Task.FromResult(0);
+        }));
+        return cmd;
+    }
+
+    /// <summary>Bytes from "81920", "80G", "80GB", "80GiB", "1.5T" (decimal K/M/G/T, binary KiB/MiB/GiB/TiB).</summary>
+    public static long ParseBytes(string text)
+    {
+        string s = text.Trim().Replace("_", "", StringComparison.Ordinal);
+        int i = 0;
+        while (i < s.Length && (char.IsAsciiDigit(s[i]) || s[i] == '.')) i++;
+        string unit = s[i..].Trim().ToUpperInvariant();
+        long scale = unit switch
+        {
+            "" or "B" => 1,
+            "K" or "KB" => 1000L, "M" or "MB" => 1000_000L, "G" or "GB" => 1000_000_000L, "T" or "TB" => 1000_000_000_000L,
+            "KI" or "KIB" => 1L << 10, "MI" or "MIB" => 1L << 20, "GI" or "GIB" => 1L << 30, "TI" or "TIB" => 1L << 40,
+            _ => throw new ArgumentException($"--vram-budget: '{text}' is not a size (use bytes, or a number with K/M/G/T or KiB/MiB/GiB/TiB)"),
+        };
+        if (!double.TryParse(s[..i], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double n) || n < 0 || n * scale > long.MaxValue)
+            throw new ArgumentException($"--vram-budget: '{text}' is not a size (use bytes, or a number with K/M/G/T or KiB/MiB/GiB/TiB)");
+        return (long)(n * scale);
+    }
+
+    static void WriteText(ModelInfo i, VramPlan? plan, int chunk)
+    {
+        var o = Console.Out;
+        o.WriteLine($"model          {i.Name} ({i.Path})");
+        o.WriteLine($"architecture   {i.Architecture}: {i.Layers} layers ({i.MoeLayers} MoE), hidden {i.HiddenSize}, {i.Heads} heads / {i.KvHeads} KV heads x {i.HeadDim}, vocab {i.VocabSize}");
+        o.WriteLine($"experts        {i.Experts} per MoE layer, top-{i.ExpertsPerToken}{(i.SharedExpert ? " + a shared expert" : "")}, intermediate {i.ExpertIntermediateSize}, {i.WeightType}");
+        o.WriteLine($"context        {i.ContextLength} positions loaded (trained {i.MaxPositions})");
+        o.WriteLine($"parameters     {Count(i.TotalParameters)} total, {Count(i.ActiveParameters)} active per token ({Pct(i.ActiveParameters, i.TotalParameters)})");
+        o.WriteLine($"  routed       {i.MoeLayers * i.Experts} experts x {Count(i.ExpertParameters)} = {Count(i.RoutedExpertParameters)} ({Pct(i.RoutedExpertParameters, i.TotalParameters)})");
+        o.WriteLine($"bytes          {Size(i.DenseBytes + i.RoutedExpertBytes)} stored: {Size(i.RoutedExpertBytes)} routed experts ({Size(i.ExpertBytes)} each) + {Size(i.DenseBytes)} dense");
+        o.WriteLine($"chat template  {(i.HasChatTemplate ? "yes" : "no")}");
+        if (plan == null) return;
+        o.WriteLine($"VRAM budget    {Size(plan.BudgetBytes)} ({plan.BudgetBytes} bytes)");
+        o.WriteLine($"  dense part   {Size(plan.DenseBytes)} (non-expert weights, one KV cache of {i.ContextLength} positions, activations for {chunk}-token chunks)");
+        if (!plan.DenseFits)
+        {
+            o.WriteLine($"  does not fit: the dense part alone needs {Size(plan.DenseBytes - plan.BudgetBytes)} more; experts would all stay in host memory");
+            return;
+        }
+        o.WriteLine($"  expert slot  {Size(plan.SlotBytes)} (rows padded to 16 bytes)");
+        o.WriteLine($"  fits         {plan.TotalSlots} of {plan.TotalExperts} experts ({plan.ResidentFraction:P1}) on the GPU, " +
+            $"{Size(plan.UsedBytes)} used; the rest run from host memory");
+        o.WriteLine($"  slots/layer  {string.Join(" ", plan.SlotsPerLayer)}");
+    }
+
+    static void WriteJson(ModelInfo i, VramPlan? plan) => JsonOut.Write(w =>
+    {
+        w.WriteString("name", i.Name);
+        w.WriteString("path", i.Path);
+        w.WriteString("architecture", i.Architecture);
+        w.WriteNumber("layers", i.Layers);
+        w.WriteNumber("moe_layers", i.MoeLayers);
+        w.WriteNumber("experts", i.Experts);
+        w.WriteNumber("experts_per_token", i.ExpertsPerToken);
+        w.WriteBoolean("shared_expert", i.SharedExpert);
+        w.WriteNumber("hidden_size", i.HiddenSize);
+        w.WriteNumber("expert_intermediate_size", i.ExpertIntermediateSize);
+        w.WriteNumber("heads", i.Heads);
+        w.WriteNumber("kv_heads", i.KvHeads);
+        w.WriteNumber("head_dim", i.HeadDim);
+        w.WriteNumber("vocab_size", i.VocabSize);
+        w.WriteNumber("context_length", i.ContextLength);
+        w.WriteNumber("max_positions", i.MaxPositions);
+        w.WriteString("weight_type", i.WeightType);
+        w.WriteNumber("total_parameters", i.TotalParameters);
+        w.WriteNumber("active_parameters", i.ActiveParameters);
+        w.WriteNumber("expert_parameters", i.ExpertParameters);
+        w.WriteNumber("routed_expert_parameters", i.RoutedExpertParameters);
+        w.WriteNumber("expert_bytes", i.ExpertBytes);
+        w.WriteNumber("routed_expert_bytes", i.RoutedExpertBytes);
+        w.WriteNumber("dense_bytes", i.DenseBytes);
+        w.WriteBoolean("chat_template", i.HasChatTemplate);
+        if (plan == null) return;
+        w.WriteStartObject("vram");
+        w.WriteNumber("budget_bytes", plan.BudgetBytes);
+        w.WriteNumber("dense_bytes", plan.DenseBytes);
+        w.WriteBoolean("dense_fits", plan.DenseFits);
+        w.WriteNumber("slot_bytes", plan.SlotBytes);
+        w.WriteNumber("total_slots", plan.TotalSlots);
+        w.WriteNumber("total_experts", plan.TotalExperts);
+        w.WriteNumber("resident_fraction", Math.Round(plan.ResidentFraction, 4));
+        w.WriteNumber("used_bytes", plan.UsedBytes);
+        w.WriteStartArray("slots_per_layer");
+        foreach (int s in plan.SlotsPerLayer) w.WriteNumberValue(s);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
+
+    static string Count(long n) => n switch
+    {
+        >= 1_000_000_000 => $"{n / 1e9:F2}B",
+        >= 1_000_000 => $"{n / 1e6:F2}M",
+        >= 1_000 => $"{n / 1e3:F1}K",
+        _ => n.ToString(CultureInfo.InvariantCulture),
+    };
+
+    static string Pct(long part, long whole) => whole == 0 ? "-" : $"{100.0 * part / whole:F1} %";
+
+    static string Size(long b) => b switch
+    {
+        >= 1L << 30 => $"{b / (double)(1L << 30):F2} GiB",
+        >= 1L << 20 => $"{b / (double)(1L << 20):F1} MiB",
+        >= 1L << 10 => $"{b / 1024.0:F1} KiB",
+        _ => $"{b} B",
+    };
+}

@@ -1,0 +1,86 @@
+using System.CommandLine;
+using System.Runtime.CompilerServices;
+using Daop.Engine.Api;
+using Daop.Engine.Model;
+
+namespace Daop.Cli;
+
+/// <summary>The options that say which model to load and where it runs (shared by run, chat, serve and inspect).</summary>
+sealed class ModelArgs
+{
+    public Option<string?> Model { get; } = CommonOptions.Model();
+    public Option<int?> Context { get; } = CommonOptions.Context();
+    public Option<int?> Threads { get; } = CommonOptions.Threads();
+    public Option<string> Device { get; } = CommonOptions.Device();
+    public Option<double?> CacheRatio { get; } = CommonOptions.CacheRatio();
+    public Option<long?> VramBudget { get; } = CommonOptions.VramBudget();
+    public Option<string> Policy { get; } = CommonOptions.Policy();
+
+    /// <summary>Adds the options to <paramref name="cmd"/>; the placement options only where a GPU may run.</summary>
+    public void AddTo(Command cmd, bool device = true)
+    {
+        cmd.Options.Add(Model);
+        cmd.Options.Add(Context);
+        cmd.Options.Add(Threads);
+        if (!device) return;
+        cmd.Options.Add(Device);
+        cmd.Options.Add(CacheRatio);
+        cmd.Options.Add(VramBudget);
+        cmd.Options.Add(Policy);
+    }
+
+    /// <summary>The model folder asked for, or the embedded default.</summary>
+    public string Dir(ParseResult r) => r.GetValue(Model) ?? ModelLocator.Default();
+
+    /// <summary>Loads the model, with a progress line on a terminal unless <paramref name="quiet"/>.</summary>
+    public DaopModel Load(ParseResult r, bool quiet)
+    {
+        string dir = Dir(r);
+        string device = r.GetValue(Device) ?? "cpu";
+        ModelOptions engine;
+        // In the ahead-of-time compiled binary this is constant false, so the compiler drops the GPU branch (and ILGPU).
+        if (!RuntimeFeature.IsDynamicCodeSupported)
+        {
+            if (device != "cpu")
+                throw new DeviceUnavailableException(
+                    $"--device {device} needs the JIT build of daop (ILGPU generates GPU code at run time); this binary is ahead-of-time " +
+                    "compiled and runs on the CPU only: use --device cpu, or the dotnet tool (dotnet tool install daop) for GPUs");
+            if (r.GetValue(CacheRatio) != null || r.GetValue(VramBudget) != null)
+                throw new ArgumentException("--expert-cache-ratio and --vram-budget place experts on a GPU: use them with --device cuda");
+            engine = new ModelOptions { ContextLength = r.GetValue(Context) };
+        }
+        else engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!);
+        var options = new DaopOptions { ContextLength = r.GetValue(Context), Threads = r.GetValue(Threads), Engine = engine };
+        return LoadProgress.Run($"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}", quiet, () => DaopModel.Load(dir, options));
+    }
+}
+
+/// <summary>Sampling options shared by run, chat and the server's defaults.</summary>
+sealed class SamplingArgs(int defaultMaxTokens)
+{
+    public Option<int> MaxTokens { get; } = new("--max-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => defaultMaxTokens };
+    public Option<float> Temperature { get; } = new("--temperature") { Description = "0 = greedy.", DefaultValueFactory = _ => 0f };
+    public Option<int> TopK { get; } = new("--top-k") { Description = "Sample from the K most likely tokens (0 = off).", DefaultValueFactory = _ => 0 };
+    public Option<float> TopP { get; } = new("--top-p") { Description = "Nucleus sampling threshold (1 = off).", DefaultValueFactory = _ => 1f };
+    public Option<ulong> Seed { get; } = new("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 42UL };
+
+    public void AddTo(Command cmd)
+    {
+        cmd.Options.Add(MaxTokens);
+        cmd.Options.Add(Temperature);
+        cmd.Options.Add(TopK);
+        cmd.Options.Add(TopP);
+        cmd.Options.Add(Seed);
+    }
+
+    public GenerationSettings Settings(ParseResult r)
+    {
+        var s = new GenerationSettings
+        {
+            MaxTokens = r.GetValue(MaxTokens), Temperature = r.GetValue(Temperature), TopK = r.GetValue(TopK),
+            TopP = r.GetValue(TopP), Seed = r.GetValue(Seed),
+        };
+        s.Validate();
+        return s;
+    }
+}

@@ -1,0 +1,53 @@
+using System.CommandLine;
+using Daop.Server;
+
+namespace Daop.Cli;
+
+/// <summary><c>daop serve</c>: the OpenAI-compatible HTTP server (see <see cref="DaopServer"/>) until Ctrl+C.</summary>
+static class ServeCommand
+{
+    public static Command Create()
+    {
+        var m = new ModelArgs();
+        var port = new Option<int>("--port") { Description = "TCP port (0 = any free port).", DefaultValueFactory = _ => 8080 };
+        var host = new Option<string>("--host") { Description = "Address to listen on (an IP address or localhost). 0.0.0.0 exposes the server to the network.", DefaultValueFactory = _ => "127.0.0.1" };
+        var id = new Option<string?>("--model-id") { Description = "Model id shown to clients (default: the model folder's name)." };
+        var maxQueue = new Option<int>("--max-queue") { Description = "Generation requests admitted at once (running + waiting); more get 429.", DefaultValueFactory = _ => 64 };
+        var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body (413 beyond).", DefaultValueFactory = _ => 1L << 20 };
+        var maxTokens = new Option<int?>("--max-tokens-limit") { Description = "Largest max_tokens a request may ask for (default: the context length)." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "No per-request log lines on stderr." };
+        var cmd = new Command("serve", "Serve the model over HTTP with an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models, /health).")
+        {
+            port, host, id, maxQueue, maxBody, maxTokens, quiet,
+        };
+        m.AddTo(cmd);
+        cmd.SetAction((r, cancel) => CliErrors.Run(async () =>
+        {
+            using var model = m.Load(r, quiet: false);
+            bool q = r.GetValue(quiet);
+            var options = new DaopServerOptions
+            {
+                Host = r.GetValue(host)!,
+                Port = r.GetValue(port),
+                ModelId = r.GetValue(id),
+                MaxQueuedRequests = r.GetValue(maxQueue),
+                MaxRequestBodyBytes = r.GetValue(maxBody),
+                MaxTokensLimit = r.GetValue(maxTokens),
+                Log = q ? null : line => Console.Error.WriteLine($"[daop] {DateTime.Now:HH:mm:ss} {line}"),
+            };
+            await using var server = await DaopServer.StartAsync(model, options, cancel);
+            Console.Error.WriteLine($"daop: serving {server.ModelId} ({model.Info.Architecture}, context {model.ContextLength}, {model.Info.Device}) " +
+                $"on {server.BaseAddress} — POST /v1/chat/completions, /v1/completions; GET /v1/models, /health. Ctrl+C stops.");
+            try
+            {
+                await server.WaitForShutdownAsync(cancel);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            Console.Error.WriteLine("daop: stopped");
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,29 @@
+using Daop.Engine.Model;
+
+namespace Daop.Engine.Api;
+
+/// <summary>How <see cref="DaopModel.Load"/> loads and runs a model.</summary>
+public sealed record DaopOptions
+{
+    /// <summary>Positions one sequence can hold (prompt plus generated tokens). Default: min(max_position_embeddings, 4096).</summary>
+    public int? ContextLength { get; init; }
+
+    /// <summary>
+    /// Where dense compute runs: <c>"cpu"</c> (default; experts on the CPU), <c>"cuda"</c> (the first NVIDIA GPU through
+    /// ILGPU, every expert resident on it) or <c>"ilgpu-cpu"</c> (the GPU code path on ILGPU's CPU accelerator, for
+    /// testing). The GPU devices need the JIT runtime: they are not available in the ahead-of-time compiled binary.
+    /// </summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>
+    /// CPU worker threads for the whole process (default: <c>DAOP_THREADS</c> or all cores). The pool starts with the first
+    /// model that runs; asking for a different count afterwards throws <see cref="ArgumentException"/>.
+    /// </summary>
+    public int? Threads { get; init; }
+
+    /// <summary>
+    /// Full control over the device and the expert scheduler (offloading, placement policies). When set, it is used as
+    /// given and <see cref="Device"/> is ignored; <see cref="ContextLength"/> still applies when it leaves the context unset.
+    /// </summary>
+    public ModelOptions? Engine { get; init; }
+}

@@ -1,0 +1,43 @@
+using Daop.Engine.Generate;
+
+namespace Daop.Engine.Api;
+
+/// <summary>How <see cref="DaopModel"/> picks tokens and when it stops. The defaults generate up to 128 tokens greedily.</summary>
+public sealed record GenerationSettings
+{
+    /// <summary>The default settings (greedy, 128 tokens).</summary>
+    public static GenerationSettings Default { get; } = new();
+
+    /// <summary>Most tokens to generate.</summary>
+    public int MaxTokens { get; init; } = 128;
+    /// <summary>0 means greedy (arg-max); otherwise logits are divided by this before softmax.</summary>
+    public float Temperature { get; init; }
+    /// <summary>Sample only from the K most likely tokens (0 = no limit).</summary>
+    public int TopK { get; init; }
+    /// <summary>Sample from the smallest set of tokens whose probability reaches P (1 = no limit).</summary>
+    public float TopP { get; init; } = 1f;
+    /// <summary>Sampling seed: the same seed and settings give the same text.</summary>
+    public ulong Seed { get; init; } = 42;
+    /// <summary>Text that ends generation; the stop sequence itself is not returned. Null or empty: none.</summary>
+    public IReadOnlyList<string>? Stop { get; init; }
+    /// <summary>
+    /// For <see cref="DaopModel.GenerateAsync(string, GenerationSettings?, CancellationToken)"/>: apply the tokenizer's
+    /// post-processor (e.g. a leading BOS token), as Hugging Face does by default. Chat prompts never add them (the
+    /// template writes its own).
+    /// </summary>
+    public bool AddSpecialTokens { get; init; } = true;
+
+    /// <summary>Checks every value; throws <see cref="ArgumentException"/> naming the bad one.</summary>
+    public void Validate()
+    {
+        ToSampling([]).Validate();
+        if (Stop != null)
+            foreach (var s in Stop)
+                if (string.IsNullOrEmpty(s)) throw new ArgumentException("stop sequences must be non-empty strings");
+    }
+
+    internal SamplingOptions ToSampling(IReadOnlyCollection<int> stopIds) => new()
+    {
+        MaxNewTokens = MaxTokens, Temperature = Temperature, TopK = TopK, TopP = TopP, Seed = Seed, StopTokenIds = stopIds,
+    };
+}

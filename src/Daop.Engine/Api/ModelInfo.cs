@@ -1,0 +1,174 @@
+using Daop.Engine.Model;
+using Daop.Kernels;
+
+namespace Daop.Engine.Api;
+
+/// <summary>What a loaded model is: its shape, parameter counts and how many bytes its parts take in their stored dtype.</summary>
+public sealed record ModelInfo
+{
+    /// <summary>The model folder's name.</summary>
+    public required string Name { get; init; }
+    /// <summary>The model folder.</summary>
+    public required string Path { get; init; }
+    /// <summary>config.json's model_type ("mixtral", "qwen3_moe", ...).</summary>
+    public required string Architecture { get; init; }
+    /// <summary>Decoder layers.</summary>
+    public required int Layers { get; init; }
+    /// <summary>Decoder layers with a mixture-of-experts block (the others have a dense MLP).</summary>
+    public required int MoeLayers { get; init; }
+    /// <summary>Routed experts per MoE layer.</summary>
+    public required int Experts { get; init; }
+    /// <summary>Experts each token is routed to.</summary>
+    public required int ExpertsPerToken { get; init; }
+    /// <summary>Whether each MoE layer also has an always-active shared expert.</summary>
+    public required bool SharedExpert { get; init; }
+    /// <summary>Model width.</summary>
+    public required int HiddenSize { get; init; }
+    /// <summary>Intermediate width of one routed expert.</summary>
+    public required int ExpertIntermediateSize { get; init; }
+    /// <summary>Attention heads.</summary>
+    public required int Heads { get; init; }
+    /// <summary>Key/value heads (grouped-query attention).</summary>
+    public required int KvHeads { get; init; }
+    /// <summary>Width of one head.</summary>
+    public required int HeadDim { get; init; }
+    /// <summary>Vocabulary size of the model's embedding.</summary>
+    public required int VocabSize { get; init; }
+    /// <summary>Positions the loaded model's KV cache holds.</summary>
+    public required int ContextLength { get; init; }
+    /// <summary>The trained context (max_position_embeddings).</summary>
+    public required int MaxPositions { get; init; }
+    /// <summary>Stored dtype of the routed experts (or of the embedding when there are none): "BF16", "F16" or "F32".</summary>
+    public required string WeightType { get; init; }
+    /// <summary>All parameters (a tied embedding counts once).</summary>
+    public required long TotalParameters { get; init; }
+    /// <summary>Parameters one token uses: everything but the routed experts, plus top-k routed experts per MoE layer.</summary>
+    public required long ActiveParameters { get; init; }
+    /// <summary>Parameters of one routed expert (gate, up and down).</summary>
+    public required long ExpertParameters { get; init; }
+    /// <summary>Parameters of all routed experts.</summary>
+    public required long RoutedExpertParameters { get; init; }
+    /// <summary>Bytes of one routed expert as stored.</summary>
+    public required long ExpertBytes { get; init; }
+    /// <summary>Bytes of all routed experts as stored.</summary>
+    public required long RoutedExpertBytes { get; init; }
+    /// <summary>Bytes of everything that is not a routed expert (embedding, attention, norms, routers, shared/dense MLPs, LM head).</summary>
+    public required long DenseBytes { get; init; }
+    /// <summary>Where dense compute runs ("cpu", "cuda: ...").</summary>
+    public required string Device { get; init; }
+    /// <summary>Where the experts run (the expert scheduler's description).</summary>
+    public required string ExpertPlacement { get; init; }
+    /// <summary>Whether the folder has a chat template (needed by <see cref="DaopModel.ChatAsync"/>).</summary>
+    public required bool HasChatTemplate { get; init; }
+
+    internal static unsafe ModelInfo Of(MoeModel m, bool hasChatTemplate)
+    {
+        var c = m.Config;
+        var w = m.Weights;
+        var seen = new HashSet<nint>();
+        var seenVectors = new HashSet<float[]>(ReferenceEqualityComparer.Instance);
+        long denseParams = 0, denseBytes = 0, expertParamsAll = 0, expertBytesAll = 0;
+        void M(in WeightMatrix x)
+        {
+            if (!seen.Add((nint)x.Data)) return;
+            denseParams += (long)x.Rows * x.Cols;
+            denseBytes += x.ByteLength;
+        }
+        void V(float[]? v)
+        {
+            if (v == null || !seenVectors.Add(v)) return;
+            denseParams += v.Length;
+            denseBytes += (long)v.Length * m.Weights.Embed.Type.SizeOf();
+        }
+        void N(NormWeights? n)
+        {
+            if (n == null) return;
+            V(n.Weight);
+            V(n.Bias);
+        }
+        void L(LinearWeights? l)
+        {
+            if (l == null) return;
+            M(l.W);
+            V(l.Bias);
+        }
+        void F(ExpertWeights? e)
+        {
+            if (e is not { } x) return;
+            M(x.Gate); M(x.Up); M(x.Down);
+        }
+        M(w.Embed);
+        N(w.FinalNorm);
+        L(w.LmHead);
+        int moeLayers = 0;
+        long oneExpertParams = 0, oneExpertBytes = 0;
+        foreach (var l in w.Layers)
+        {
+            N(l.AttnNorm); N(l.FfnNorm); N(l.QNorm); N(l.KNorm);
+            L(l.Q); L(l.K); L(l.V); L(l.O); L(l.Router); L(l.SharedGate);
+            F(l.Shared); F(l.Dense);
+            if (l.Experts.Length > 0) moeLayers++;
+            foreach (var e in l.Experts)
+            {
+                long p = (long)e.Gate.Rows * e.Gate.Cols + (long)e.Up.Rows * e.Up.Cols + (long)e.Down.Rows * e.Down.Cols;
+                expertParamsAll += p;
+                expertBytesAll += e.ByteLength;
+                oneExpertParams = p;
+                oneExpertBytes = e.ByteLength;
+            }
+        }
+        var firstExpert = w.Layers.SelectMany(l => l.Experts).Select(e => (ExpertWeights?)e).FirstOrDefault();
+        return new ModelInfo
+        {
+            Name = System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(m.Directory)),
+            Path = m.Directory,
+            Architecture = c.ModelType,
+            Layers = c.NumLayers,
+            MoeLayers = moeLayers,
+            Experts = c.NumExperts,
+            ExpertsPerToken = c.TopK,
+            SharedExpert = w.Layers.Any(l => l.Shared != null),
+            HiddenSize = c.HiddenSize,
+            ExpertIntermediateSize = c.ExpertIntermediate,
+            Heads = c.NumHeads,
+            KvHeads = c.NumKvHeads,
+            HeadDim = c.HeadDim,
+            VocabSize = c.VocabSize,
+            ContextLength = m.ContextLength,
+            MaxPositions = c.MaxPositions,
+            WeightType = (firstExpert?.Gate.Type ?? w.Embed.Type).ToString(),
+            TotalParameters = denseParams + expertParamsAll,
+            ActiveParameters = denseParams + (long)moeLayers * c.TopK * oneExpertParams,
+            ExpertParameters = oneExpertParams,
+            RoutedExpertParameters = expertParamsAll,
+            ExpertBytes = oneExpertBytes,
+            RoutedExpertBytes = expertBytesAll,
+            DenseBytes = denseBytes,
+            Device = m.Device.Name,
+            ExpertPlacement = m.Experts.Description,
+            HasChatTemplate = hasChatTemplate,
+        };
+    }
+}
+
+/// <summary>
+/// What fits in a GPU memory budget when the model runs with offloaded experts: the dense part first (non-expert
+/// weights, one KV cache of the loaded context, activations and scratch), then as many expert slots as the rest holds,
+/// spread evenly over the MoE layers.
+/// </summary>
+/// <param name="BudgetBytes">The budget asked about.</param>
+/// <param name="DenseBytes">Device bytes of everything but the expert slots.</param>
+/// <param name="SlotBytes">Device bytes of one expert slot (rows padded to 16 bytes).</param>
+/// <param name="SlotsPerLayer">Expert slots of each decoder layer (0 for dense layers, or all when the dense part does not fit).</param>
+/// <param name="TotalExperts">Routed experts of the whole model.</param>
+public sealed record VramPlan(long BudgetBytes, long DenseBytes, long SlotBytes, IReadOnlyList<int> SlotsPerLayer, int TotalExperts)
+{
+    /// <summary>Whether the budget holds the dense part at all.</summary>
+    public bool DenseFits => BudgetBytes >= DenseBytes;
+    /// <summary>Expert slots over all layers.</summary>
+    public int TotalSlots => SlotsPerLayer.Sum();
+    /// <summary>Fraction of routed experts resident on the GPU.</summary>
+    public double ResidentFraction => TotalExperts == 0 ? 0 : (double)TotalSlots / TotalExperts;
+    /// <summary>Bytes the plan uses: dense part plus slots (0 when the dense part does not fit).</summary>
+    public long UsedBytes => DenseFits ? DenseBytes + TotalSlots * SlotBytes : 0;
+}

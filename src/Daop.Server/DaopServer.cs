@@ -1,0 +1,323 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Daop.Engine.Api;
+using Daop.Engine.Generate;
+using Daop.Engine.Load.Chat;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Daop.Server;
+
+/// <summary>
+/// An OpenAI-compatible HTTP server for one <see cref="DaopModel"/>: <c>POST /v1/chat/completions</c>,
+/// <c>POST /v1/completions</c> (both with <c>"stream": true</c> server-sent events), <c>GET /v1/models</c> and
+/// <c>GET /health</c>.
+/// </summary>
+/// <remarks>
+/// Requests share the one model: they are admitted up to <see cref="DaopServerOptions.MaxQueuedRequests"/> (429 beyond)
+/// and generate one at a time in arrival order. A client that disconnects cancels its own generation, queued or running.
+/// Every refusal is a 4xx with OpenAI's error body <c>{"error": {"message", "type", "param", "code"}}</c>.
+/// </remarks>
+public sealed class DaopServer : IAsyncDisposable
+{
+    readonly DaopModel _model;
+    readonly DaopServerOptions _o;
+    readonly WebApplication _app;
+    readonly string _modelId;
+    readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+    const string TokensKey = "daop.stats";
+    int _inFlight;
+    long _served;
+
+    DaopServer(DaopModel model, DaopServerOptions options)
+    {
+        _model = model;
+        _o = options;
+        _modelId = options.ModelId ?? model.Info.Name;
+        if (options.MaxQueuedRequests < 1) throw new ArgumentException($"the request queue limit must be >= 1, got {options.MaxQueuedRequests}");
+        if (options.MaxRequestBodyBytes < 1) throw new ArgumentException($"the body size limit must be >= 1, got {options.MaxRequestBodyBytes}");
+        if (options.Port is < 0 or > 65535) throw new ArgumentException($"the port must be in 0..65535, got {options.Port}");
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            // Our own check answers 413 in OpenAI's shape. Kestrel's limit is the backstop; it is set higher so that after a
+            // 413 Kestrel can drain a body somewhat over the limit and the client, still sending, reads the answer instead of
+            // a broken pipe. Bodies beyond it get the connection closed.
+            k.Limits.MaxRequestBodySize = Math.Max(options.MaxRequestBodyBytes * 8, options.MaxRequestBodyBytes + (16 << 20));
+            k.AddServerHeader = false;
+            if (options.Host is "localhost") k.ListenLocalhost(options.Port);
+            else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port);
+            else throw new ArgumentException($"--host must be an IP address or 'localhost', got '{options.Host}'");
+        });
+        _app = builder.Build();
+        _app.Map("/v1/chat/completions", ctx => Handle(ctx, "POST", Chat));
+        _app.Map("/v1/completions", ctx => Handle(ctx, "POST", Completion));
+        _app.Map("/v1/models", ctx => Handle(ctx, "GET", Models));
+        _app.Map("/v1/models/{id}", ctx => Handle(ctx, "GET", Model));
+        _app.Map("/health", ctx => Handle(ctx, "GET", Health));
+        _app.MapFallback(ctx => Handle(ctx, null, c =>
+            throw new ApiException(404, $"Invalid URL ({c.Request.Method} {c.Request.Path}): see /v1/chat/completions, /v1/completions, /v1/models, /health",
+                code: "unknown_url")));
+    }
+
+    /// <summary>Builds the server and starts listening; the task completes once it accepts connections.</summary>
+    /// <exception cref="ArgumentException">An option is out of range.</exception>
+    /// <exception cref="IOException">The address is in use or cannot be bound.</exception>
+    public static async Task<DaopServer> StartAsync(DaopModel model, DaopServerOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var server = new DaopServer(model, options ?? new DaopServerOptions());
+        try
+        {
+            await server._app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await server._app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        return server;
+    }
+
+    /// <summary>The address the server listens on, e.g. http://127.0.0.1:8080/ (with the real port when 0 was asked for).</summary>
+    public Uri BaseAddress
+    {
+        get
+        {
+            var addresses = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+            return new Uri(addresses.First().Replace("[::]", "localhost", StringComparison.Ordinal) + "/");
+        }
+    }
+
+    /// <summary>The model id clients see.</summary>
+    public string ModelId => _modelId;
+
+    /// <summary>Generation requests answered so far (successfully or not, once admitted).</summary>
+    public long RequestsServed => Interlocked.Read(ref _served);
+
+    /// <summary>Completes when the host shuts down (Ctrl+C, SIGTERM, or <see cref="StopAsync"/>).</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
+
+    /// <summary>Stops accepting requests, cancels running generations and waits (up to 5 s) for them to end.</summary>
+    public Task StopAsync(CancellationToken cancellationToken = default) => _app.StopAsync(cancellationToken);
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        try { await _app.StopAsync().ConfigureAwait(false); }
+        catch (OperationCanceledException) { }
+        await _app.DisposeAsync().ConfigureAwait(false);
+    }
+
+    CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
+
+    async Task Handle(HttpContext ctx, string? method, Func<HttpContext, Task> handler)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        try
+        {
+            if (method != null && !HttpMethods.Equals(ctx.Request.Method, method))
+            {
+                ctx.Response.Headers.Allow = method;
+                throw new ApiException(405, $"{ctx.Request.Method} is not allowed on {ctx.Request.Path}: use {method}", code: "method_not_allowed");
+            }
+            await handler(ctx);
+        }
+        catch (ApiException e) when (!ctx.Response.HasStarted)
+        {
+            await WriteError(ctx, e);
+        }
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException e) when (!ctx.Response.HasStarted)
+        {
+            await WriteError(ctx, new ApiException(e.StatusCode, e.Message,
+                code: e.StatusCode == 413 ? "request_too_large" : "bad_request"));
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested || Stopping.IsCancellationRequested)
+        {
+            // The client went away (or the server is stopping): nobody is left to answer.
+            if (!ctx.Response.HasStarted && !ctx.RequestAborted.IsCancellationRequested)
+                await WriteError(ctx, new ApiException(503, "the server is shutting down", "server_error", code: "shutting_down"));
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException && ctx.RequestAborted.IsCancellationRequested)
+        {
+        }
+        catch (Exception e) when (!ctx.Response.HasStarted)
+        {
+            _o.Log?.Invoke($"error: {e}");
+            await WriteError(ctx, new ApiException(500, $"internal error: {e.GetType().Name}: {e.Message}", "server_error"));
+        }
+        finally
+        {
+            _o.Log?.Invoke($"{ctx.Request.Method} {ctx.Request.Path} {ctx.Response.StatusCode} {Stopwatch.GetElapsedTime(t0).TotalMilliseconds:F0} ms" +
+                (ctx.Items[TokensKey] is GenerationStats s ? $" {s.PromptTokens}+{s.GeneratedTokens} tok" : "") +
+                (ctx.RequestAborted.IsCancellationRequested ? " (client disconnected)" : ""));
+        }
+    }
+
+    static async Task WriteError(HttpContext ctx, ApiException e)
+    {
+        ctx.Response.StatusCode = e.Status;
+        ctx.Response.ContentType = "application/json";
+        if (e.Status == 429) ctx.Response.Headers.RetryAfter = "1";
+        await ctx.Response.Body.WriteAsync(OpenAiResponses.Error(e));
+    }
+
+    async Task<byte[]> ReadBody(HttpContext ctx)
+    {
+        long limit = _o.MaxRequestBodyBytes;
+        if (ctx.Request.ContentLength > limit)
+            throw new ApiException(413, $"the request body is {ctx.Request.ContentLength} bytes; the limit is {limit}", code: "request_too_large");
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(limit, Math.Max(ctx.Request.ContentLength ?? 4096, 16)) + 1);
+        var body = ctx.Request.Body;
+        while (true)
+        {
+            var span = buffer.GetMemory(4096);
+            int n = await body.ReadAsync(span, ctx.RequestAborted);
+            if (n == 0) break;
+            buffer.Advance(n);
+            if (buffer.WrittenCount > limit)
+                throw new ApiException(413, $"the request body is larger than the limit of {limit} bytes", code: "request_too_large");
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    Task Health(HttpContext ctx) => WriteJson(ctx, 200, OpenAiResponses.Health(_modelId, _model, Volatile.Read(ref _inFlight), RequestsServed));
+
+    Task Models(HttpContext ctx) => WriteJson(ctx, 200, OpenAiResponses.ModelList(_modelId, _created, _model.ContextLength));
+
+    Task Model(HttpContext ctx)
+    {
+        string id = (string)ctx.Request.RouteValues["id"]!;
+        if (id != _modelId) throw new ApiException(404, $"The model '{id}' does not exist (this server serves '{_modelId}')", param: "model", code: "model_not_found");
+        return WriteJson(ctx, 200, OpenAiResponses.ModelObject(_modelId, _created, _model.ContextLength));
+    }
+
+    static async Task WriteJson(HttpContext ctx, int status, byte[] json)
+    {
+        ctx.Response.StatusCode = status;
+        ctx.Response.ContentType = "application/json";
+        await ctx.Response.Body.WriteAsync(json, ctx.RequestAborted);
+    }
+
+    async Task Chat(HttpContext ctx)
+    {
+        var req = OpenAiRequests.ParseChat(await ReadBody(ctx), _o, _model.ContextLength);
+        int[] prompt;
+        try
+        {
+            prompt = _model.ChatTokens(req.Messages);
+        }
+        catch (NotSupportedException e)
+        {
+            throw new ApiException(400, e.Message, param: "messages", code: "no_chat_template");
+        }
+        catch (ChatTemplateException e)
+        {
+            throw new ApiException(400, $"the model's chat template rejected the messages: {e.Message}", param: "messages", code: "invalid_messages");
+        }
+        await Generate(ctx, chat: true, prompt, _model.ChatStopTokenIds, req.Common, "messages", echo: null);
+    }
+
+    async Task Completion(HttpContext ctx)
+    {
+        var req = OpenAiRequests.ParseCompletion(await ReadBody(ctx), _o, _model.ContextLength);
+        int[] prompt = req.PromptTokens ?? _model.Tokenize(req.PromptText!, addSpecialTokens: true);
+        int vocab = _model.Info.VocabSize;
+        if (req.PromptTokens?.FirstOrDefault(id => id >= vocab, -1) is { } bad and >= 0)
+            throw ApiException.Invalid("prompt", $"token id {bad} is outside the vocabulary [0, {vocab})");
+        await Generate(ctx, chat: false, prompt, _model.StopTokenIds, req.Common, "prompt", req.Echo ? req.PromptText ?? _model.Tokenizer.Decode(prompt) : null);
+    }
+
+    async Task Generate(HttpContext ctx, bool chat, int[] prompt, IReadOnlyList<int> stopIds, CommonRequest req, string promptParam, string? echo)
+    {
+        if (prompt.Length == 0)
+            throw ApiException.Invalid(promptParam, "the prompt is empty: it encodes to no tokens");
+        if (prompt.Length >= _model.ContextLength)
+            throw new ApiException(400,
+                $"This model's maximum context length is {_model.ContextLength} tokens. However, your {(chat ? "messages" : "prompt")} resulted in {prompt.Length} tokens, " +
+                "leaving no room for a reply. Please reduce the length of the " + (chat ? "messages." : "prompt."),
+                param: promptParam, code: "context_length_exceeded");
+        var settings = req.Settings with { MaxTokens = Math.Min(req.Settings.MaxTokens, _model.ContextLength - prompt.Length) };
+
+        if (Interlocked.Increment(ref _inFlight) > _o.MaxQueuedRequests)
+        {
+            Interlocked.Decrement(ref _inFlight);
+            throw new ApiException(429, $"the server is busy: {_o.MaxQueuedRequests} requests are already running or queued; retry later",
+                "rate_limit_exceeded", code: "queue_full");
+        }
+        try
+        {
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, Stopping);
+            var stats = new GenerationStats();
+            ctx.Items[TokensKey] = stats;
+            var pieces = _model.GenerateAsync(prompt, stopIds, settings, stats, cts.Token);
+            string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N")[..24];
+            long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            var r = new OpenAiResponses(id, created, _modelId, chat);
+            if (req.Stream)
+            {
+                ctx.Response.StatusCode = 200;
+                ctx.Response.ContentType = "text/event-stream; charset=utf-8";
+                ctx.Response.Headers.CacheControl = "no-cache";
+                ctx.Response.Headers["X-Accel-Buffering"] = "no";
+                await ctx.Response.StartAsync(cts.Token);
+                var body = ctx.Response.Body;
+                if (chat) await Event(body, r.ChunkRole(), cts.Token);
+                if (echo != null) await Event(body, r.Chunk(echo), cts.Token);
+                try
+                {
+                    await foreach (string piece in pieces)
+                        await Event(body, r.Chunk(piece), cts.Token);
+                }
+                catch (Exception e) when (e is not OperationCanceledException && !ctx.RequestAborted.IsCancellationRequested)
+                {
+                    // The status line is gone already: report the failure in the stream, as OpenAI does, and end it.
+                    _o.Log?.Invoke($"error: {e}");
+                    await Event(body, OpenAiResponses.Error(new ApiException(500, $"generation failed: {e.GetType().Name}: {e.Message}", "server_error")), cts.Token);
+                    await body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), cts.Token);
+                    return;
+                }
+                await Event(body, r.ChunkFinish(Finish(stats)), cts.Token);
+                if (req.IncludeUsage) await Event(body, r.ChunkUsage(stats), cts.Token);
+                await body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), cts.Token);
+                await body.FlushAsync(cts.Token);
+            }
+            else
+            {
+                var text = new StringBuilder(echo);
+                await foreach (string piece in pieces) text.Append(piece);
+                await WriteJson(ctx, 200, r.Whole(text.ToString(), Finish(stats), stats));
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+            Interlocked.Increment(ref _served);
+        }
+    }
+
+    static string Finish(GenerationStats s) => s.Finish == FinishReason.Stop ? "stop" : "length";
+
+    static async Task Event(Stream body, byte[] json, CancellationToken cancel)
+    {
+        var line = new byte[json.Length + 8];
+        "data: "u8.CopyTo(line);
+        json.CopyTo(line, 6);
+        line[^2] = (byte)'\n';
+        line[^1] = (byte)'\n';
+        await body.WriteAsync(line, cancel);
+        await body.FlushAsync(cancel);
+    }
+}

@@ -1,0 +1,259 @@
+using System.Text;
+using System.Text.Json;
+using Daop.Engine.Api;
+using Daop.Engine.Load.Chat;
+
+namespace Daop.Server;
+
+/// <summary>Fields shared by chat and completion requests, validated.</summary>
+sealed record CommonRequest(string? Model, GenerationSettings Settings, bool Stream, bool IncludeUsage, bool MaxTokensGiven);
+
+/// <summary>A validated <c>POST /v1/chat/completions</c> body.</summary>
+sealed record ChatRequest(CommonRequest Common, IReadOnlyList<ChatMessage> Messages);
+
+/// <summary>A validated <c>POST /v1/completions</c> body: a text prompt or a list of token ids.</summary>
+sealed record CompletionRequest(CommonRequest Common, string? PromptText, int[]? PromptTokens, bool Echo);
+
+/// <summary>
+/// Reads OpenAI request bodies by hand (no reflection, so it works ahead-of-time compiled) and turns every mistake
+/// into a 400 <see cref="ApiException"/> naming the field. Unknown fields are ignored, like most OpenAI-compatible servers.
+/// </summary>
+static class OpenAiRequests
+{
+    static readonly JsonDocumentOptions DocOptions = new() { MaxDepth = 64 };
+
+    public static ChatRequest ParseChat(byte[] body, DaopServerOptions o, int contextLength)
+    {
+        using var doc = Parse(body);
+        var root = doc.RootElement;
+        var common = Common(root, o, contextLength, o.DefaultChatMaxTokens);
+        if (!root.TryGetProperty("messages", out var msgs) || msgs.ValueKind == JsonValueKind.Null)
+            throw ApiException.Invalid("messages", "'messages' is a required property", "missing_required_parameter");
+        if (msgs.ValueKind != JsonValueKind.Array)
+            throw ApiException.Invalid("messages", $"'messages' must be an array of messages, got {Kind(msgs)}", "invalid_type");
+        if (msgs.GetArrayLength() == 0)
+            throw ApiException.Invalid("messages", "'messages' must contain at least one message", "empty_array");
+        var list = new List<ChatMessage>();
+        int i = 0;
+        foreach (var m in msgs.EnumerateArray())
+        {
+            string at = $"messages[{i++}]";
+            if (m.ValueKind != JsonValueKind.Object)
+                throw ApiException.Invalid(at, $"'{at}' must be an object with 'role' and 'content', got {Kind(m)}", "invalid_type");
+            string role = RequiredString(m, "role", at);
+            if (role is not ("system" or "user" or "assistant" or "tool" or "developer"))
+                throw ApiException.Invalid($"{at}.role", $"'{at}.role' must be one of system, user, assistant, tool, developer; got '{role}'");
+            if (role == "developer") role = "system";
+            list.Add(new ChatMessage(role, Content(m, at)));
+        }
+        return new ChatRequest(common, list);
+    }
+
+    public static CompletionRequest ParseCompletion(byte[] body, DaopServerOptions o, int contextLength)
+    {
+        using var doc = Parse(body);
+        var root = doc.RootElement;
+        var common = Common(root, o, contextLength, o.DefaultCompletionMaxTokens);
+        if (!root.TryGetProperty("prompt", out var p) || p.ValueKind == JsonValueKind.Null)
+            throw ApiException.Invalid("prompt", "'prompt' is a required property", "missing_required_parameter");
+        bool echo = Bool(root, "echo") ?? false;
+        if (root.TryGetProperty("suffix", out var suffix) && suffix.ValueKind != JsonValueKind.Null)
+            throw ApiException.Invalid("suffix", "'suffix' is not supported by this server", "unsupported_parameter");
+        if (Int(root, "best_of", 1, 1) is not (null or 1))
+            throw ApiException.Invalid("best_of", "only best_of = 1 is supported");
+        switch (p.ValueKind)
+        {
+            case JsonValueKind.String:
+                return new CompletionRequest(common, p.GetString()!, null, echo);
+            case JsonValueKind.Array:
+                int n = p.GetArrayLength();
+                if (n == 0) throw ApiException.Invalid("prompt", "'prompt' must not be an empty array", "empty_array");
+                var first = p[0];
+                if (first.ValueKind == JsonValueKind.String)
+                {
+                    if (n != 1) throw ApiException.Invalid("prompt", "this server completes one prompt per request; send a string or an array of one string");
+                    return new CompletionRequest(common, first.GetString()!, null, echo);
+                }
+                if (first.ValueKind == JsonValueKind.Array)
+                    throw ApiException.Invalid("prompt", "this server completes one prompt per request; send one list of token ids");
+                var ids = new int[n];
+                int k = 0;
+                foreach (var t in p.EnumerateArray())
+                {
+                    if (t.ValueKind != JsonValueKind.Number || !t.TryGetInt32(out int id) || id < 0)
+                        throw ApiException.Invalid("prompt", $"'prompt[{k}]' must be a token id (a non-negative integer), got {Short(t)}", "invalid_type");
+                    ids[k++] = id;
+                }
+                return new CompletionRequest(common, null, ids, echo);
+            default:
+                throw ApiException.Invalid("prompt", $"'prompt' must be a string, an array of one string or an array of token ids, got {Kind(p)}", "invalid_type");
+        }
+    }
+
+    static JsonDocument Parse(byte[] body)
+    {
+        if (body.Length == 0) throw new ApiException(400, "the request body is empty: send a JSON object", code: "invalid_json");
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(body, DocOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new ApiException(400, $"the request body is not valid JSON: {e.Message}", code: "invalid_json");
+        }
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            string kind = Kind(doc.RootElement);
+            doc.Dispose();
+            throw new ApiException(400, $"the request body must be a JSON object, got {kind}", code: "invalid_json");
+        }
+        return doc;
+    }
+
+    static CommonRequest Common(JsonElement root, DaopServerOptions o, int contextLength, int defaultMaxTokens)
+    {
+        string? model = OptString(root, "model");
+        int limit = o.MaxTokensLimit ?? contextLength;
+        int? maxTokens = Int(root, "max_tokens", 1, int.MaxValue) ?? Int(root, "max_completion_tokens", 1, int.MaxValue);
+        string maxName = root.TryGetProperty("max_tokens", out var mt) && mt.ValueKind != JsonValueKind.Null ? "max_tokens" : "max_completion_tokens";
+        if (maxTokens > limit)
+            throw ApiException.Invalid(maxName, $"'{maxName}' is {maxTokens}, more than this server allows ({limit})");
+        float temperature = (float)(Number(root, "temperature", 0, 2) ?? 1.0);
+        float topP = (float)(Number(root, "top_p", 0, 1) ?? 1.0);
+        if (topP == 0) throw ApiException.Invalid("top_p", "'top_p' must be greater than 0");
+        int topK = Int(root, "top_k", 0, int.MaxValue) ?? 0;
+        ulong seed = root.TryGetProperty("seed", out var s) && s.ValueKind != JsonValueKind.Null
+            ? s.ValueKind == JsonValueKind.Number && s.TryGetInt64(out long sv) ? unchecked((ulong)sv)
+                : throw ApiException.Invalid("seed", $"'seed' must be an integer, got {Short(s)}", "invalid_type")
+            : 42UL;
+        if (Int(root, "n", 1, int.MaxValue) is > 1)
+            throw ApiException.Invalid("n", "this server returns one choice per request: 'n' must be 1");
+        if (Bool(root, "logprobs") == true || root.TryGetProperty("logprobs", out var lp) && lp.ValueKind == JsonValueKind.Number)
+            throw ApiException.Invalid("logprobs", "'logprobs' is not supported by this server", "unsupported_parameter");
+        bool stream = Bool(root, "stream") ?? false;
+        bool includeUsage = false;
+        if (root.TryGetProperty("stream_options", out var so) && so.ValueKind != JsonValueKind.Null)
+        {
+            if (so.ValueKind != JsonValueKind.Object)
+                throw ApiException.Invalid("stream_options", $"'stream_options' must be an object, got {Kind(so)}", "invalid_type");
+            includeUsage = Bool(so, "include_usage", "stream_options.include_usage") ?? false;
+        }
+        IReadOnlyList<string>? stop = null;
+        if (root.TryGetProperty("stop", out var st) && st.ValueKind != JsonValueKind.Null)
+        {
+            if (st.ValueKind == JsonValueKind.String) stop = [st.GetString()!];
+            else if (st.ValueKind == JsonValueKind.Array && st.GetArrayLength() <= 4 &&
+                     st.EnumerateArray().All(x => x.ValueKind == JsonValueKind.String))
+                stop = st.EnumerateArray().Select(x => x.GetString()!).ToArray();
+            else throw ApiException.Invalid("stop", $"'stop' must be a string or an array of up to 4 strings, got {Short(st)}", "invalid_type");
+            if (stop.Any(x => x.Length == 0)) throw ApiException.Invalid("stop", "stop sequences must not be empty strings");
+        }
+        var settings = new GenerationSettings
+        {
+            MaxTokens = Math.Min(maxTokens ?? defaultMaxTokens, limit),
+            Temperature = temperature,
+            TopP = topP,
+            TopK = topK,
+            Seed = seed,
+            Stop = stop,
+        };
+        return new CommonRequest(model, settings, stream, includeUsage, maxTokens != null);
+    }
+
+    static string Content(JsonElement m, string at)
+    {
+        if (!m.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null)
+        {
+            // An assistant turn that only called tools has no content.
+            if (m.TryGetProperty("role", out var r) && r.ValueEquals("assistant")) return "";
+            throw ApiException.Invalid($"{at}.content", $"'{at}.content' is a required property", "missing_required_parameter");
+        }
+        if (c.ValueKind == JsonValueKind.String) return c.GetString()!;
+        if (c.ValueKind != JsonValueKind.Array)
+            throw ApiException.Invalid($"{at}.content", $"'{at}.content' must be a string or an array of text parts, got {Kind(c)}", "invalid_type");
+        var sb = new StringBuilder();
+        int i = 0;
+        foreach (var part in c.EnumerateArray())
+        {
+            string pat = $"{at}.content[{i++}]";
+            if (part.ValueKind != JsonValueKind.Object)
+                throw ApiException.Invalid(pat, $"'{pat}' must be an object like {{\"type\": \"text\", \"text\": \"...\"}}, got {Kind(part)}", "invalid_type");
+            string type = RequiredString(part, "type", pat);
+            if (type != "text")
+                throw ApiException.Invalid($"{pat}.type", $"'{pat}.type' is '{type}': this model reads text only", "unsupported_content");
+            sb.Append(RequiredString(part, "text", pat));
+        }
+        return sb.ToString();
+    }
+
+    static string RequiredString(JsonElement o, string name, string at)
+    {
+        string path = $"{at}.{name}";
+        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+            throw ApiException.Invalid(path, $"'{path}' is a required property", "missing_required_parameter");
+        if (v.ValueKind != JsonValueKind.String)
+            throw ApiException.Invalid(path, $"'{path}' must be a string, got {Kind(v)}", "invalid_type");
+        return v.GetString()!;
+    }
+
+    static string? OptString(JsonElement o, string name)
+    {
+        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        return v.ValueKind == JsonValueKind.String ? v.GetString()
+            : throw ApiException.Invalid(name, $"'{name}' must be a string, got {Kind(v)}", "invalid_type");
+    }
+
+    static bool? Bool(JsonElement o, string name, string? path = null)
+    {
+        path ??= name;
+        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw ApiException.Invalid(path, $"'{path}' must be true or false, got {Short(v)}", "invalid_type"),
+        };
+    }
+
+    static int? Int(JsonElement o, string name, int min, int max)
+    {
+        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Number)
+            throw ApiException.Invalid(name, $"'{name}' must be an integer, got {Short(v)}", "invalid_type");
+        if (!v.TryGetInt64(out long l))
+        {
+            if (v.TryGetDouble(out double d) && d == Math.Floor(d)) l = d > 0 ? long.MaxValue : long.MinValue;
+            else throw ApiException.Invalid(name, $"'{name}' must be an integer, got {Short(v)}", "invalid_type");
+        }
+        if (l < min) throw ApiException.Invalid(name, $"'{name}' must be at least {min}, got {Short(v)}");
+        if (l > max) throw ApiException.Invalid(name, $"'{name}' must be at most {max}, got {Short(v)}");
+        return (int)l;
+    }
+
+    static double? Number(JsonElement o, string name, double min, double max)
+    {
+        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out double d) || !double.IsFinite(d))
+            throw ApiException.Invalid(name, $"'{name}' must be a number, got {Short(v)}", "invalid_type");
+        if (d < min || d > max) throw ApiException.Invalid(name, $"'{name}' must be between {min} and {max}, got {Short(v)}");
+        return d;
+    }
+
+    static string Kind(JsonElement v) => v.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        _ => "null",
+    };
+
+    // A value for a message, cut short so a huge value does not echo back whole.
+    static string Short(JsonElement v)
+    {
+        string raw = v.GetRawText();
+        return raw.Length <= 40 ? raw : raw[..37] + "...";
+    }
+}

@@ -1,0 +1,161 @@
+using System.Buffers;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Daop.Engine.Api;
+using Daop.Engine.Generate;
+
+namespace Daop.Server;
+
+/// <summary>Writes OpenAI response bodies with <see cref="Utf8JsonWriter"/> (no reflection; AOT-safe).</summary>
+sealed class OpenAiResponses(string id, long created, string model, bool chat)
+{
+    static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    string Object => chat ? "chat.completion" : "text_completion";
+    string ChunkObject => chat ? "chat.completion.chunk" : "text_completion";
+
+    /// <summary>The whole (non-streamed) response.</summary>
+    public byte[] Whole(string text, string finish, GenerationStats stats) => Write(w =>
+    {
+        Head(w, Object);
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", 0);
+        if (chat)
+        {
+            w.WriteStartObject("message");
+            w.WriteString("role", "assistant");
+            w.WriteString("content", text);
+            w.WriteEndObject();
+        }
+        else w.WriteString("text", text);
+        w.WriteNull("logprobs");
+        w.WriteString("finish_reason", finish);
+        w.WriteEndObject();
+        w.WriteEndArray();
+        Usage(w, stats);
+        w.WriteEndObject();
+    });
+
+    /// <summary>The first chat chunk: the assistant role, no content yet.</summary>
+    public byte[] ChunkRole() => Chunk(null, null, role: true);
+
+    /// <summary>A chunk carrying <paramref name="text"/>.</summary>
+    public byte[] Chunk(string text) => Chunk(text, null, role: false);
+
+    /// <summary>The last content chunk: empty, with the finish reason.</summary>
+    public byte[] ChunkFinish(string finish) => Chunk(chat ? null : "", finish, role: false);
+
+    /// <summary>The usage chunk (stream_options.include_usage): no choices.</summary>
+    public byte[] ChunkUsage(GenerationStats stats) => Write(w =>
+    {
+        Head(w, ChunkObject);
+        w.WriteStartArray("choices");
+        w.WriteEndArray();
+        Usage(w, stats);
+        w.WriteEndObject();
+    });
+
+    byte[] Chunk(string? text, string? finish, bool role) => Write(w =>
+    {
+        Head(w, ChunkObject);
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", 0);
+        if (chat)
+        {
+            w.WriteStartObject("delta");
+            if (role)
+            {
+                w.WriteString("role", "assistant");
+                w.WriteString("content", "");
+            }
+            else if (text != null) w.WriteString("content", text);
+            w.WriteEndObject();
+        }
+        else w.WriteString("text", text ?? "");
+        w.WriteNull("logprobs");
+        if (finish != null) w.WriteString("finish_reason", finish);
+        else w.WriteNull("finish_reason");
+        w.WriteEndObject();
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
+
+    void Head(Utf8JsonWriter w, string obj)
+    {
+        w.WriteStartObject();
+        w.WriteString("id", id);
+        w.WriteString("object", obj);
+        w.WriteNumber("created", created);
+        w.WriteString("model", model);
+        w.WriteNull("system_fingerprint");
+    }
+
+    static void Usage(Utf8JsonWriter w, GenerationStats s)
+    {
+        w.WriteStartObject("usage");
+        w.WriteNumber("prompt_tokens", s.PromptTokens);
+        w.WriteNumber("completion_tokens", s.GeneratedTokens);
+        w.WriteNumber("total_tokens", s.PromptTokens + s.GeneratedTokens);
+        w.WriteEndObject();
+    }
+
+    /// <summary><c>{"error": {"message", "type", "param", "code"}}</c>.</summary>
+    public static byte[] Error(ApiException e) => Write(w =>
+    {
+        w.WriteStartObject();
+        w.WriteStartObject("error");
+        w.WriteString("message", e.Message);
+        w.WriteString("type", e.Type);
+        if (e.Param != null) w.WriteString("param", e.Param); else w.WriteNull("param");
+        if (e.Code != null) w.WriteString("code", e.Code); else w.WriteNull("code");
+        w.WriteEndObject();
+        w.WriteEndObject();
+    });
+
+    /// <summary>GET /v1/models.</summary>
+    public static byte[] ModelList(string id, long created, int context) => Write(w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("object", "list");
+        w.WriteStartArray("data");
+        ModelBody(w, id, created, context);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
+
+    /// <summary>GET /v1/models/{id}.</summary>
+    public static byte[] ModelObject(string id, long created, int context) => Write(w => ModelBody(w, id, created, context));
+
+    static void ModelBody(Utf8JsonWriter w, string id, long created, int context)
+    {
+        w.WriteStartObject();
+        w.WriteString("id", id);
+        w.WriteString("object", "model");
+        w.WriteNumber("created", created);
+        w.WriteString("owned_by", "daop");
+        w.WriteNumber("context_length", context);
+        w.WriteEndObject();
+    }
+
+    /// <summary>GET /health.</summary>
+    public static byte[] Health(string id, DaopModel m, int inFlight, long served) => Write(w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("status", "ok");
+        w.WriteString("model", id);
+        w.WriteBoolean("busy", m.IsBusy);
+        w.WriteNumber("queued", m.QueuedGenerations);
+        w.WriteNumber("in_flight", inFlight);
+        w.WriteNumber("served", served);
+        w.WriteEndObject();
+    });
+
+    static byte[] Write(Action<Utf8JsonWriter> body)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer, Options)) body(w);
+        return buffer.WrittenSpan.ToArray();
+    }
+}

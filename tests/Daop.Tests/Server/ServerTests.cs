@@ -1,0 +1,413 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Daop.Engine.Api;
+using Daop.Engine.Load.Chat;
+using Daop.Server;
+
+namespace Daop.Tests.Server;
+
+/// <summary>The embedded model behind a real Kestrel server on 127.0.0.1 (a free port), shared by the tests of one class.</summary>
+public sealed class ServerFixture : IAsyncLifetime
+{
+    public DaopModel Model { get; private set; } = null!;
+    public DaopServer Server { get; private set; } = null!;
+    public HttpClient Http { get; private set; } = null!;
+    public ConcurrentQueue<string> Log { get; } = new();
+
+    public async Task InitializeAsync()
+    {
+        Model = DaopModel.Load(TestPaths.DefaultModel);
+        Server = await DaopServer.StartAsync(Model, new DaopServerOptions { Port = 0, Log = Log.Enqueue, MaxTokensLimit = 1024 });
+        Http = new HttpClient { BaseAddress = Server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http.Dispose();
+        await Server.DisposeAsync();
+        Model.Dispose();
+    }
+}
+
+/// <summary>
+/// The OpenAI-compatible server against a real HttpClient: greedy answers equal the library API's, streams carry only
+/// their own tokens, every client mistake is a 4xx in OpenAI's error shape, and a client that hangs up mid-stream
+/// cancels its generation and leaves the server healthy.
+/// </summary>
+public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
+{
+    static readonly GenerationSettings Greedy = new() { Temperature = 0 };
+
+    static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
+
+    static string ChatBody(string user, int maxTokens, bool stream) => new JsonObject
+    {
+        ["model"] = "tiny-mixtral-code",
+        ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = user }),
+        ["max_tokens"] = maxTokens,
+        ["temperature"] = 0,
+        ["stream"] = stream,
+    }.ToJsonString();
+
+    static string CompletionBody(string prompt, int maxTokens, bool stream) => new JsonObject
+    {
+        ["prompt"] = prompt,
+        ["max_tokens"] = maxTokens,
+        ["temperature"] = 0,
+        ["stream"] = stream,
+    }.ToJsonString();
+
+    async Task<string> ExpectedChat(string user, int maxTokens) =>
+        await Concat(f.Model.ChatAsync([new ChatMessage("user", user)], Greedy with { MaxTokens = maxTokens }));
+
+    async Task<string> ExpectedCompletion(string prompt, int maxTokens) =>
+        await Concat(f.Model.GenerateAsync(prompt, Greedy with { MaxTokens = maxTokens }));
+
+    static async Task<string> Concat(IAsyncEnumerable<string> pieces)
+    {
+        var sb = new StringBuilder();
+        await foreach (string p in pieces) sb.Append(p);
+        return sb.ToString();
+    }
+
+    /// <summary>POSTs and returns (status, parsed JSON body).</summary>
+    async Task<(HttpStatusCode Status, JsonElement Body)> Post(string path, HttpContent content)
+    {
+        using var resp = await f.Http.PostAsync(path, content);
+        string text = await resp.Content.ReadAsStringAsync();
+        Assert.StartsWith("application/json", resp.Content.Headers.ContentType?.ToString());
+        return (resp.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
+    }
+
+    /// <summary>POSTs a streaming request and returns the data payloads of its events (ending with [DONE]).</summary>
+    async Task<List<string>> PostStream(string path, string body)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Post, path) { Content = Json(body) };
+        using var resp = await f.Http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+        Assert.Equal("text/event-stream", resp.Content.Headers.ContentType?.MediaType);
+        var events = new List<string>();
+        using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync());
+        string? pending = null;
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal)) pending = line[6..];
+            else if (line.Length == 0 && pending != null)
+            {
+                events.Add(pending);
+                pending = null;
+            }
+            else Assert.Fail($"unexpected SSE line: {line}");
+        }
+        Assert.Equal("[DONE]", events[^1]);
+        return events;
+    }
+
+    static (string Text, string? Finish) StreamText(List<string> events, bool chat)
+    {
+        var sb = new StringBuilder();
+        string? finish = null;
+        foreach (string e in events.SkipLast(1))
+        {
+            var root = JsonDocument.Parse(e).RootElement;
+            Assert.Equal(chat ? "chat.completion.chunk" : "text_completion", root.GetProperty("object").GetString());
+            foreach (var c in root.GetProperty("choices").EnumerateArray())
+            {
+                if (chat)
+                {
+                    if (c.GetProperty("delta").TryGetProperty("content", out var t)) sb.Append(t.GetString());
+                }
+                else sb.Append(c.GetProperty("text").GetString());
+                if (c.GetProperty("finish_reason").ValueKind == JsonValueKind.String) finish = c.GetProperty("finish_reason").GetString();
+            }
+        }
+        return (sb.ToString(), finish);
+    }
+
+    static int CountOf(string s, string what)
+    {
+        int n = 0;
+        for (int i = s.IndexOf(what, StringComparison.Ordinal); i >= 0; i = s.IndexOf(what, i + what.Length, StringComparison.Ordinal)) n++;
+        return n;
+    }
+
+    static void AssertOpenAiError(JsonElement body, string? param = null)
+    {
+        var error = body.GetProperty("error");
+        Assert.Equal(JsonValueKind.String, error.GetProperty("message").ValueKind);
+        Assert.NotEmpty(error.GetProperty("message").GetString()!);
+        Assert.Equal(JsonValueKind.String, error.GetProperty("type").ValueKind);
+        Assert.True(error.TryGetProperty("param", out var p));
+        Assert.True(error.TryGetProperty("code", out _));
+        if (param != null) Assert.Equal(param, p.GetString());
+    }
+
+    [Fact]
+    public async Task HealthAndModels()
+    {
+        var health = JsonDocument.Parse(await f.Http.GetStringAsync("health")).RootElement;
+        Assert.Equal("ok", health.GetProperty("status").GetString());
+        var models = JsonDocument.Parse(await f.Http.GetStringAsync("v1/models")).RootElement;
+        Assert.Equal("list", models.GetProperty("object").GetString());
+        var m = Assert.Single(models.GetProperty("data").EnumerateArray());
+        Assert.Equal("tiny-mixtral-code", m.GetProperty("id").GetString());
+        Assert.Equal("model", m.GetProperty("object").GetString());
+        var one = JsonDocument.Parse(await f.Http.GetStringAsync("v1/models/tiny-mixtral-code")).RootElement;
+        Assert.Equal("tiny-mixtral-code", one.GetProperty("id").GetString());
+        using var missing = await f.Http.GetAsync("v1/models/gpt-4");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task ChatCompletionEqualsTheLibraryAnswer()
+    {
+        var (status, body) = await Post("v1/chat/completions", Json(ChatBody("Write a function that adds two numbers", 24, stream: false)));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("chat.completion", body.GetProperty("object").GetString());
+        var choice = body.GetProperty("choices")[0];
+        Assert.Equal("assistant", choice.GetProperty("message").GetProperty("role").GetString());
+        Assert.Equal(await ExpectedChat("Write a function that adds two numbers", 24), choice.GetProperty("message").GetProperty("content").GetString());
+        var usage = body.GetProperty("usage");
+        Assert.Equal(f.Model.ChatTokens([new ChatMessage("user", "Write a function that adds two numbers")]).Length, usage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(usage.GetProperty("prompt_tokens").GetInt32() + usage.GetProperty("completion_tokens").GetInt32(), usage.GetProperty("total_tokens").GetInt32());
+        Assert.Contains(choice.GetProperty("finish_reason").GetString(), new[] { "stop", "length" });
+    }
+
+    [Fact]
+    public async Task StreamedChatEqualsTheLibraryAnswer()
+    {
+        var events = await PostStream("v1/chat/completions", ChatBody("Sort a list of tuples", 30, stream: true));
+        var first = JsonDocument.Parse(events[0]).RootElement.GetProperty("choices")[0].GetProperty("delta");
+        Assert.Equal("assistant", first.GetProperty("role").GetString());
+        var (text, finish) = StreamText(events, chat: true);
+        Assert.Equal(await ExpectedChat("Sort a list of tuples", 30), text);
+        Assert.NotNull(finish);
+    }
+
+    [Fact]
+    public async Task CompletionsStreamedOrNotEqualTheLibraryAnswer()
+    {
+        string expected = await ExpectedCompletion("def fibonacci(n):", 32);
+        var (status, body) = await Post("v1/completions", Json(CompletionBody("def fibonacci(n):", 32, stream: false)));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("text_completion", body.GetProperty("object").GetString());
+        Assert.Equal(expected, body.GetProperty("choices")[0].GetProperty("text").GetString());
+        Assert.Equal("length", body.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+        Assert.Equal(32, body.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+
+        var events = await PostStream("v1/completions", CompletionBody("def fibonacci(n):", 32, stream: true));
+        var (text, finish) = StreamText(events, chat: false);
+        Assert.Equal(expected, text);
+        Assert.Equal("length", finish);
+        Assert.True(events.Count > 5);
+    }
+
+    [Fact]
+    public async Task StopAndUsageOptionsWork()
+    {
+        string full = await ExpectedCompletion("def fibonacci(n):", 40);
+        string stop = full.Substring(full.Length / 2, 3);
+        var body = new JsonObject { ["prompt"] = "def fibonacci(n):", ["max_tokens"] = 40, ["temperature"] = 0, ["stop"] = stop }.ToJsonString();
+        var (status, json) = await Post("v1/completions", Json(body));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(full[..full.IndexOf(stop, StringComparison.Ordinal)], json.GetProperty("choices")[0].GetProperty("text").GetString());
+        Assert.Equal("stop", json.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+
+        var streamBody = new JsonObject
+        {
+            ["prompt"] = "import os\n", ["max_tokens"] = 8, ["temperature"] = 0, ["stream"] = true,
+            ["stream_options"] = new JsonObject { ["include_usage"] = true },
+        }.ToJsonString();
+        var events = await PostStream("v1/completions", streamBody);
+        var usage = JsonDocument.Parse(events[^2]).RootElement;
+        Assert.Equal(0, usage.GetProperty("choices").GetArrayLength());
+        Assert.Equal(8, usage.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task ConcurrentClientsEachGetOnlyTheirOwnTokens()
+    {
+        string[] prompts = ["import os\n", "class Stack:", "def read_json(path):", "for i in range(10):", "# sort tuples\n", "try:\n", "def main():", "x = ["];
+        var expected = new List<string>();
+        for (int i = 0; i < prompts.Length; i++)
+            expected.Add(i % 2 == 0 ? await ExpectedCompletion(prompts[i], 24) : await ExpectedChat(prompts[i], 24));
+
+        var results = await Task.WhenAll(Enumerable.Range(0, prompts.Length).Select(i => Task.Run(async () =>
+        {
+            bool chat = i % 2 == 1, stream = i % 4 < 2;
+            string path = chat ? "v1/chat/completions" : "v1/completions";
+            string body = chat ? ChatBody(prompts[i], 24, stream) : CompletionBody(prompts[i], 24, stream);
+            if (stream) return StreamText(await PostStream(path, body), chat).Text;
+            var (status, json) = await Post(path, Json(body));
+            Assert.Equal(HttpStatusCode.OK, status);
+            var c = json.GetProperty("choices")[0];
+            return chat ? c.GetProperty("message").GetProperty("content").GetString()! : c.GetProperty("text").GetString()!;
+        })));
+        Assert.Equal(expected, results);
+    }
+
+    public static TheoryData<string, string, int, string?> BadRequests() => new()
+    {
+        { "v1/chat/completions", "{\"messages\": [", 400, null },
+        { "v1/chat/completions", "", 400, null },
+        { "v1/chat/completions", "[1, 2]", 400, null },
+        { "v1/chat/completions", "{}", 400, "messages" },
+        { "v1/chat/completions", "{\"messages\": \"hi\"}", 400, "messages" },
+        { "v1/chat/completions", "{\"messages\": []}", 400, "messages" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\"}]}", 400, "messages[0].content" },
+        { "v1/chat/completions", "{\"messages\": [{\"content\": \"hi\"}]}", 400, "messages[0].role" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"wizard\", \"content\": \"hi\"}]}", 400, "messages[0].role" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": 42}]}", 400, "messages[0].content" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}", 400, "messages[0].content[0].type" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": \"ten\"}", 400, "max_tokens" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 0}", 400, "max_tokens" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 5000}", 400, "max_tokens" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 1e20}", 400, "max_tokens" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"temperature\": \"hot\"}", 400, "temperature" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"temperature\": 7}", 400, "temperature" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"top_p\": 0}", 400, "top_p" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"stream\": \"yes\"}", 400, "stream" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"n\": 3}", 400, "n" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"stop\": [1]}", 400, "stop" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"seed\": 1.5}", 400, "seed" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"model\": 7}", 400, "model" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"stream_options\": 1}", 400, "stream_options" },
+        { "v1/completions", "{\"max_tokens\": 5}", 400, "prompt" },
+        { "v1/completions", "{\"prompt\": 5}", 400, "prompt" },
+        { "v1/completions", "{\"prompt\": [\"a\", \"b\"]}", 400, "prompt" },
+        { "v1/completions", "{\"prompt\": [1, -2]}", 400, "prompt" },
+        { "v1/completions", "{\"prompt\": [99999]}", 400, "prompt" },
+        { "v1/completions", "{\"prompt\": \"\", \"max_tokens\": 4}", 400, "prompt" },
+        { "v1/completions", "{\"prompt\": \"x\", \"echo\": 1}", 400, "echo" },
+        { "v1/completions", "{\"prompt\": \"x\", \"suffix\": \"y\"}", 400, "suffix" },
+        { "v1/completions", "{\"prompt\": \"x\", \"logprobs\": 3}", 400, "logprobs" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadRequests))]
+    public async Task ClientMistakesAre4xxInOpenAiShape(string path, string body, int status, string? param)
+    {
+        var (code, json) = await Post(path, Json(body));
+        Assert.Equal(status, (int)code);
+        AssertOpenAiError(json, param);
+    }
+
+    [Fact]
+    public async Task PromptLongerThanTheContextIs400()
+    {
+        string prompt = string.Join(" ", Enumerable.Repeat("word", f.Model.ContextLength + 10));
+        var (code, json) = await Post("v1/completions", Json(CompletionBody(prompt, 4, stream: false)));
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        AssertOpenAiError(json, "prompt");
+        Assert.Equal("context_length_exceeded", json.GetProperty("error").GetProperty("code").GetString());
+        (code, json) = await Post("v1/chat/completions", Json(ChatBody(prompt, 4, stream: true)));
+        Assert.Equal(HttpStatusCode.BadRequest, code);
+        AssertOpenAiError(json, "messages");
+    }
+
+    [Fact]
+    public async Task OversizedBodyIs413()
+    {
+        string big = CompletionBody(new string('a', 1_100_000), 4, stream: false);
+        var (code, json) = await Post("v1/completions", Json(big));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, code);
+        AssertOpenAiError(json);
+        // Without a Content-Length (chunked), the limit applies while reading.
+        var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(big)));
+        chunked.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var req = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = chunked };
+        req.Headers.TransferEncodingChunked = true;
+        using var resp = await f.Http.SendAsync(req);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, resp.StatusCode);
+        AssertOpenAiError(JsonDocument.Parse(await resp.Content.ReadAsStringAsync()).RootElement);
+    }
+
+    [Fact]
+    public async Task UnknownRoutesAndMethodsAre4xxInOpenAiShape()
+    {
+        using var notFound = await f.Http.GetAsync("v1/engines");
+        Assert.Equal(HttpStatusCode.NotFound, notFound.StatusCode);
+        AssertOpenAiError(JsonDocument.Parse(await notFound.Content.ReadAsStringAsync()).RootElement);
+        using var wrongMethod = await f.Http.GetAsync("v1/chat/completions");
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
+        AssertOpenAiError(JsonDocument.Parse(await wrongMethod.Content.ReadAsStringAsync()).RootElement);
+    }
+
+    [Fact]
+    public async Task ClientThatDisconnectsMidStreamCancelsItsGeneration()
+    {
+        // A raw socket, so the hang-up is real (HttpClient would drain the rest of the response to reuse the connection).
+        using (var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp))
+        {
+            await socket.ConnectAsync(f.Server.BaseAddress.Host, f.Server.BaseAddress.Port);
+            byte[] body = Encoding.UTF8.GetBytes(CompletionBody("import os\n", 1000, stream: true));
+            string head = $"POST /v1/completions HTTP/1.1\r\nHost: {f.Server.BaseAddress.Authority}\r\nContent-Type: application/json\r\n" +
+                $"Content-Length: {body.Length}\r\n\r\n";
+            await socket.SendAsync(Encoding.ASCII.GetBytes(head).Concat(body).ToArray());
+            var received = new StringBuilder();
+            var buffer = new byte[4096];
+            while (CountOf(received.ToString(), "data: ") < 3)
+            {
+                int n = await socket.ReceiveAsync(buffer);
+                Assert.True(n > 0, $"the server closed the stream early: {received}");
+                received.Append(Encoding.UTF8.GetString(buffer, 0, n));
+            }
+            Assert.StartsWith("HTTP/1.1 200", received.ToString());
+            socket.LingerState = new System.Net.Sockets.LingerOption(true, 0); // close with a reset, like a killed client
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        JsonElement health;
+        do
+        {
+            await Task.Delay(20);
+            health = JsonDocument.Parse(await f.Http.GetStringAsync("health")).RootElement;
+        } while ((health.GetProperty("in_flight").GetInt32() > 0 || health.GetProperty("busy").GetBoolean() ||
+                  !f.Log.Any(l => l.Contains("(client disconnected)", StringComparison.Ordinal))) && DateTime.UtcNow < deadline);
+        Assert.Equal(0, health.GetProperty("in_flight").GetInt32());
+        string line2 = f.Log.Last(l => l.Contains("(client disconnected)", StringComparison.Ordinal));
+        int generated = int.Parse(line2.Split(" tok")[0].Split('+')[^1]);
+        Assert.True(generated < 1000, $"the generation ran on after the client left: {line2}");
+
+        // The next request is served normally.
+        var (status, json) = await Post("v1/completions", Json(CompletionBody("def fibonacci(n):", 16, stream: false)));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(await ExpectedCompletion("def fibonacci(n):", 16), json.GetProperty("choices")[0].GetProperty("text").GetString());
+    }
+
+    [Fact]
+    public async Task AFailureMidStreamEndsTheStreamWithAnErrorEvent()
+    {
+        var model = DaopModel.Load(TestPaths.DefaultModel);
+        await using var server = await DaopServer.StartAsync(model, new DaopServerOptions { Port = 0 });
+        using var http = new HttpClient { BaseAddress = server.BaseAddress };
+        using var req = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = Json(CompletionBody("import os\n", 1000, stream: true)) };
+        using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+        var reader = new StreamReader(await resp.Content.ReadAsStreamAsync());
+        Assert.StartsWith("data: ", await reader.ReadLineAsync());
+        model.Dispose(); // the generation fails before its next token
+        var rest = new List<string>();
+        while (await reader.ReadLineAsync() is { } line) if (line.StartsWith("data: ", StringComparison.Ordinal)) rest.Add(line[6..]);
+        Assert.Equal("[DONE]", rest[^1]);
+        AssertOpenAiError(JsonDocument.Parse(rest[^2]).RootElement);
+    }
+
+    [Fact]
+    public async Task RequestsBeyondTheQueueLimitGet429()
+    {
+        await using var small = await DaopServer.StartAsync(f.Model, new DaopServerOptions { Port = 0, MaxQueuedRequests = 1 });
+        using var http = new HttpClient { BaseAddress = small.BaseAddress };
+        using var cts = new CancellationTokenSource();
+        using var req = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = Json(CompletionBody("import os\n", 1000, stream: true)) };
+        using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+        using var second = await http.PostAsync("v1/completions", Json(CompletionBody("x", 4, stream: false)));
+        Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
+        var error = JsonDocument.Parse(await second.Content.ReadAsStringAsync()).RootElement;
+        AssertOpenAiError(error);
+        cts.Cancel();
+    }
+}
