@@ -16,6 +16,8 @@ namespace Daop.Tests.Generators;
 /// 2e-5 · Σ|W_down·h| · 5·max(1, √hidden / 4). The fast paths sum the same exact products in another order (with FMA),
 /// and h carries the gate/up rounding into down; one wrong or missing term is still far outside it.
 /// </remarks>
+// Serial: its allocation test must not find the worker pool busy with another test (see SerialAllocationCollection).
+[Collection("serial-allocation")]
 public unsafe class ShapedKernelTests
 {
     sealed class Expert : IDisposable

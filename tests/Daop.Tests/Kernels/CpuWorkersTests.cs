@@ -3,6 +3,8 @@ using Daop.Kernels.Cpu;
 
 namespace Daop.Tests.Kernels;
 
+// Serial: its allocation test must not find the worker pool busy with another test (see SerialAllocationCollection).
+[Collection("serial-allocation")]
 public unsafe class CpuWorkersTests
 {
     struct CountJob : IParallelJob
