@@ -46,6 +46,14 @@ static class GpuBenchCommand
                 Console.WriteLine($"expert FFN {name} {h}x{i} bf16, one token: generic {us:F1} us = {3.0 * h * i * 2 / us / 1e3:F0} GB/s" +
                     (gus is { } g ? $"; generated {g:F1} us = {3.0 * h * i * 2 / g / 1e3:F0} GB/s" : "; no generated kernel"));
             }
+            if (!small)
+            {
+                var t = OffloadBench.Transfers(acc, DType.BF16, 4096, 14336, HostCopyMode.Staged, 8);
+                Console.WriteLine($"expert copy host→device, Mixtral-8x7B, page-locked: {t.GBps:F1} GB/s ({(t.IsAsync ? "asynchronous" : "synchronous")})");
+                var c = OffloadBench.HostContention(acc, DType.BF16, 4096, 14336);
+                Console.WriteLine($"host memory, Mixtral-8x7B experts: CPU FFN alone {c.CpuAloneGBps:F1} GB/s, copies alone {c.CopyAloneGBps:F1} GB/s; " +
+                    $"together CPU {c.CpuBothGBps:F1} + copies {c.CopyBothGBps:F1} GB/s = {c.Gain:F2}x the CPU alone");
+            }
             string dir = modelDir ?? ModelLocator.Default();
             var check = GpuBench.CheckModel(dir, acc);
             Console.WriteLine($"model {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))} on GPU vs CPU: max relative logit error {check.MaxRelativeError:E2}, " +

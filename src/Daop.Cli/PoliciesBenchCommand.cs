@@ -4,11 +4,13 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Daop.Engine.Analysis;
+using Daop.Engine.Device.Gpu;
 using Daop.Engine.Load;
 using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Families;
 using Daop.Kernels.Cpu;
+using ILGPU.Runtime;
 
 namespace Daop.Cli;
 
@@ -95,13 +97,24 @@ static class PoliciesBenchCommand
             string name = a.Model != null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(a.Model)) : Path.GetFileNameWithoutExtension(a.Config!);
             Console.WriteLine($"{name}: {mc.ModelType} x {mc.NumLayers} layers, {mc.NumExperts} experts top-{mc.TopK}, expert {expertBytes / 1e6:F1} MB " +
                 $"({(a.Model != null ? "checkpoint" : "random bf16")}); built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
+            BoundModel? bound = null;
+            if (model.Device is GpuDevice { Accelerator.AcceleratorType: AcceleratorType.Cuda } gd)
+            {
+                var layout = ExpertLayout.Of(model.Weights);
+                bound = new BoundModel(OffloadBench.CpuExpertGBps(OffloadBench.DistinctExperts(model.Weights, 8)),
+                    OffloadBench.Transfers(gd.Accelerator, layout.GateType, layout.Hidden, layout.Inter, HostCopyMode.Staged, 4).GBps,
+                    GpuBench.GemvGBps(gd.Accelerator, layout.GateType, layout.Inter, layout.Hidden, 50), expertBytes, model.Weights.DenseBytesPerToken());
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"bound: CPU experts {bound.CpuGBps:F1} GB/s, host→device {bound.PcieGBps:F1} GB/s, GPU GEMV {bound.GpuGBps:F0} GB/s (measured now); " +
+                    $"{bound.DenseBytesPerToken / 1e6:F0} MB of dense weights per token"));
+            }
             Console.WriteLine($"{a.Prompts} prompts x {a.PromptTokens} random tokens, {a.NewTokens} greedy tokens each, batch 1; decode/e2e in tok/s; per decoded token: " +
                 "CPU experts, MB copied host→device, ms waited (copies + late pre-calculations), ms of CPU expert work");
             Console.WriteLine(PolicyBenchReport.Header);
             var rows = PolicyBenchmark.Run(model, new PolicyBenchOptions
             {
                 Ratios = ratios, Policies = specs, Prompts = a.Prompts, PromptTokens = a.PromptTokens, NewTokens = a.NewTokens, AllOnGpu = a.AllGpu,
-                RandomRouting = !a.ReplayOnly,
+                RandomRouting = !a.ReplayOnly, Bound = bound,
             }, replay, r =>
             {
                 Console.WriteLine(PolicyBenchReport.Line(r));

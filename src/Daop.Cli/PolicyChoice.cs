@@ -5,7 +5,7 @@ namespace Daop.Cli;
 /// <summary>Maps <c>--policy</c> names to placement policies.</summary>
 static class PolicyChoice
 {
-    public const string Names = "lru-on-demand, lru-prefetch, static-cpu, daop-exact, daop (approximate)";
+    public const string Names = "lru-on-demand, lru-prefetch, static-cpu, daop-exact, daop (approximate), daop-exact-drift, daop-drift";
 
     /// <summary>The policy called <paramref name="name"/>; DAOP's approximate mode keeps its first <paramref name="exactLayers"/> layers exact.</summary>
     public static IPlacementPolicy Create(string name, int exactLayers = 1) => name switch
@@ -15,6 +15,8 @@ static class PolicyChoice
         "static-cpu" or "fiddler" => new StaticPolicy(),
         "daop-exact" => new DaopPolicy(approximate: false),
         "daop" or "daop-approx" => new DaopPolicy(approximate: true, exactLayers),
+        "daop-exact-drift" => new DaopPolicy(approximate: false, driftWindow: DaopPolicy.DefaultDriftWindow),
+        "daop-drift" => new DaopPolicy(approximate: true, exactLayers, driftWindow: DaopPolicy.DefaultDriftWindow),
         _ => throw new ArgumentException($"--policy '{name}' is not known (one of: {Names})"),
     };
 

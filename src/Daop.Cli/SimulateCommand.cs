@@ -24,16 +24,17 @@ static class SimulateCommand
         var gpu = new Option<double>("--gpu-gbps") { Description = "GPU memory bandwidth (H100, measured: 2729).", DefaultValueFactory = _ => 2729 };
         var cpu = new Option<double>("--cpu-gbps") { Description = "CPU expert bandwidth (device host, 16 cores).", DefaultValueFactory = _ => 80 };
         var pcie = new Option<double>("--pcie-gbps") { Description = "Host→device copy bandwidth (pinned, measured: 52).", DefaultValueFactory = _ => 52 };
+        var drift = new Option<int>("--drift-window") { Description = "Tokens the -drift rows' decode-time placement averages over.", DefaultValueFactory = _ => DaopPolicy.DefaultDriftWindow };
         var cmd = new Command("simulate", "Compare placement policies by replaying routing traces with a bandwidth cost model.")
         {
-            model, sequences, ratios, project, gpu, cpu, pcie,
+            model, sequences, ratios, project, gpu, cpu, pcie, drift,
         };
         cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(project)!,
-            r.GetValue(gpu), r.GetValue(cpu), r.GetValue(pcie)));
+            r.GetValue(gpu), r.GetValue(cpu), r.GetValue(pcie), r.GetValue(drift)));
         return cmd;
     }
 
-    static int Run(string? modelDir, string? seqFile, string ratioList, string project, double gpuGBps, double cpuGBps, double pcieGBps)
+    static int Run(string? modelDir, string? seqFile, string ratioList, string project, double gpuGBps, double cpuGBps, double pcieGBps, int driftWindow)
     {
         try
         {
@@ -67,6 +68,7 @@ static class SimulateCommand
                 headBytes = m.Weights.LmHead.W.ByteLength;
             }
             else throw new ArgumentException($"--project must be 'model' or 'mixtral-8x7b', got '{project}'");
+            if (driftWindow < 1) throw new ArgumentException($"--drift-window must be at least 1, got {driftWindow}");
 
             var cost = CostModel.FromBandwidths(expertBytes, denseBytes, headBytes, gpuGBps, cpuGBps, pcieGBps);
             int prefill = len / 2;
@@ -79,15 +81,15 @@ static class SimulateCommand
 
             Console.WriteLine($"traces: {n} x {len} tokens of {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}; first {prefill} are the prompt; " +
                 $"costs for {project} ({layers} layers, expert {expertBytes / 1e6:F0} MB) at GPU {gpuGBps} GB/s, CPU {cpuGBps} GB/s, PCIe {pcieGBps} GB/s");
-            Console.WriteLine($"{"ratio",5} {"policy",-14} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
+            Console.WriteLine($"{"ratio",5} {"policy",-16} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
             foreach (double ratio in ratios)
             {
                 var slots = SlotBudget.FromRatio(ratio, layers, c.NumExperts, popularity);
-                var results = Policies().Select(p => TraceSimulator.Run(traces, p, slots, cost, prefill, popularity)).ToList();
+                var results = Policies(driftWindow).Select(p => TraceSimulator.Run(traces, p, slots, cost, prefill, popularity)).ToList();
                 double lru = results.First(x => x.Policy == "lru-on-demand").TokensPerSecond;
                 double fid = results.First(x => x.Policy == "static-cpu").TokensPerSecond;
                 foreach (var x in results)
-                    Console.WriteLine($"{ratio,5:F2} {x.Policy,-14} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
+                    Console.WriteLine($"{ratio,5:F2} {x.Policy,-16} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
                         $"{x.HitRate,6:P0} {x.CpuExpertsPerToken,8:F2} {x.TransfersPerToken,9:F2} {x.GpuWaitUsPerToken,9:F0} {x.PredictorRecall,7:F3}");
             }
             return 0;
@@ -99,6 +101,7 @@ static class SimulateCommand
         }
     }
 
-    static IEnumerable<IPlacementPolicy> Policies() =>
-        [new LruPolicy(false), new LruPolicy(true), new StaticPolicy(), new DaopPolicy(approximate: false), new DaopPolicy(approximate: true)];
+    static IEnumerable<IPlacementPolicy> Policies(int driftWindow) =>
+        [new LruPolicy(false), new LruPolicy(true), new StaticPolicy(), new DaopPolicy(approximate: false), new DaopPolicy(approximate: true),
+            new DaopPolicy(approximate: false, driftWindow: driftWindow), new DaopPolicy(approximate: true, driftWindow: driftWindow)];
 }

@@ -24,9 +24,9 @@ public static class PolicyBenchReport
 
     /// <summary>The table's header line.</summary>
     public static string Header =>
-        $"{"routing",-7} {"ratio",5} {"policy",-14} {"decode",8} {"e2e",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"recall",6} {"cpu/tok",7} {"MB/tok",8} {"wait ms",8} {"cpu ms",7}";
+        $"{"routing",-7} {"ratio",5} {"policy",-14} {"decode",8} {"e2e",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"recall",6} {"cpu/tok",7} {"MB/tok",8} {"wait ms",8} {"cpu ms",7} {"bound ms",8} {"x bound",7}";
 
-    /// <summary>One row of the table (tok/s; hit rate; per decoded token: CPU experts, MB copied, ms waited, ms of CPU experts).</summary>
+    /// <summary>One row of the table (tok/s; hit rate; per decoded token: CPU experts, MB copied, ms waited, ms of CPU experts; the bound and ms over it).</summary>
     public static string Line(PolicyBenchRow r)
     {
         ArgumentNullException.ThrowIfNull(r);
@@ -35,7 +35,8 @@ public static class PolicyBenchReport
         return string.Create(Inv,
             $"{r.Routing,-7} {r.Ratio,5:F2} {r.Policy,-14} {r.DecodeTokensPerSecond,8:F2} {r.EndToEndTokensPerSecond,8:F2} {X(r.SpeedupVsLru),7} {X(r.SpeedupVsStatic),7} " +
             $"{d.HitRate,6:P0} {(d.PredictedActivations == 0 ? "-" : d.PredictorRecall.ToString("F3", Inv)),6} {d.PerToken(d.CpuExpertRuns),7:F2} " +
-            $"{r.TransferBytesPerToken / 1e6,8:F1} {r.GpuWaitMsPerToken,8:F2} {r.CpuMsPerToken,7:F2}");
+            $"{r.TransferBytesPerToken / 1e6,8:F1} {r.GpuWaitMsPerToken,8:F2} {r.CpuMsPerToken,7:F2} " +
+            $"{(r.BoundMs is { } b ? b.ToString("F2", Inv) : "-"),8} {(r.VsBound is { } v ? v.ToString("F2", Inv) + "x" : "-"),7}");
     }
 
     /// <summary>The rows as JSON under <paramref name="meta"/>'s fields (model, device, prompt set...).</summary>
@@ -57,7 +58,8 @@ public static class PolicyBenchReport
                 ["substitutions_per_token"] = d.PerToken(d.Substitutions), ["transfers_per_token"] = d.PerToken(d.Transfers),
                 ["transfer_bytes_per_token"] = r.TransferBytesPerToken, ["gpu_wait_ms_per_token"] = r.GpuWaitMsPerToken,
                 ["copy_wait_ms_per_token"] = d.PerToken(d.CopyWaitSeconds) * 1e3, ["precalc_wait_ms_per_token"] = d.PerToken(d.PrecalcWaitSeconds) * 1e3,
-                ["cpu_expert_ms_per_token"] = r.CpuMsPerToken,
+                ["cpu_expert_ms_per_token"] = r.CpuMsPerToken, ["rebalance_transfers_per_token"] = d.PerToken(d.RebalanceTransfers),
+                ["bound_ms_per_token"] = r.BoundMs, ["ms_per_token_over_bound"] = r.VsBound,
             };
         }).ToArray());
         return o;

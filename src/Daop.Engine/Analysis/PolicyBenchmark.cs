@@ -31,8 +31,32 @@ public sealed record PolicyBenchOptions
     public bool AllOnGpu { get; init; } = true;
     /// <summary>Run with the model's own router (set false to run only the replayed routing).</summary>
     public bool RandomRouting { get; init; } = true;
+    /// <summary>Bandwidths for each row's per-token bound, or null for no bound.</summary>
+    public BoundModel? Bound { get; init; }
     /// <summary>Device bytes kept free when deciding whether everything fits.</summary>
     public long HeadroomBytes { get; init; } = 2L << 30;
+}
+
+/// <summary>
+/// This machine's bandwidths (10⁹ B/s, measured at the start of a run) and the bytes a decoded token reads, from which
+/// a row's per-token bound is computed: the slowest of the three engines if each only streamed its bytes.
+/// </summary>
+/// <param name="CpuGBps">One-token CPU expert FFNs over experts larger than the caches.</param>
+/// <param name="PcieGBps">Page-locked host→device expert copies.</param>
+/// <param name="GpuGBps">GPU GEMV over bf16 weights.</param>
+/// <param name="ExpertBytes">Bytes of one routed expert.</param>
+/// <param name="DenseBytesPerToken">Bytes of the weights besides routed experts that one decoded token reads (<see cref="ModelWeights.DenseBytesPerToken"/>).</param>
+public sealed record BoundModel(double CpuGBps, double PcieGBps, double GpuGBps, long ExpertBytes, long DenseBytesPerToken)
+{
+    /// <summary>max(CPU experts × expert bytes / CPU rate, bytes copied / PCIe rate, (dense + GPU experts × expert bytes) / GPU rate), in ms per token.</summary>
+    public double BoundMs(OffloadStats decode)
+    {
+        ArgumentNullException.ThrowIfNull(decode);
+        double cpu = decode.PerToken(decode.CpuExpertRuns) * ExpertBytes / CpuGBps / 1e6;
+        double pcie = decode.PerToken(decode.TransferBytes) / PcieGBps / 1e6;
+        double gpu = (DenseBytesPerToken + decode.PerToken(decode.GpuExpertRuns) * ExpertBytes) / GpuGBps / 1e6;
+        return Math.Max(cpu, Math.Max(pcie, gpu));
+    }
 }
 
 /// <summary>One policy at one ratio over every prompt.</summary>
@@ -54,6 +78,10 @@ public sealed record PolicyBenchRow(string Routing, string Policy, double Ratio,
     public double EndToEndTokensPerSecond => GeneratedTokens / Math.Max(PrefillSeconds + DecodeSeconds, 1e-12);
     /// <summary>Prompt tokens per second.</summary>
     public double PrefillTokensPerSecond => PromptTokens / Math.Max(PrefillSeconds, 1e-12);
+    /// <summary>The per-token bound (<see cref="BoundModel.BoundMs"/>) when the run measured bandwidths.</summary>
+    public double? BoundMs { get; init; }
+    /// <summary>Measured ms per decoded token over <see cref="BoundMs"/> (1 = at the bound).</summary>
+    public double? VsBound => BoundMs is { } b && b > 0 ? 1e3 / DecodeTokensPerSecond / b : null;
     /// <summary>Decode tok/s over lru-on-demand's at the same ratio and routing (null when that row is missing).</summary>
     public double? SpeedupVsLru { get; init; }
     /// <summary>Decode tok/s over static-cpu's (Fiddler) at the same ratio and routing.</summary>
@@ -166,7 +194,7 @@ public static class PolicyBenchmark
             prefill += stats.PrefillTime.TotalSeconds;
             decode += stats.DecodeTime.TotalSeconds;
         }
-        return new PolicyBenchRow(routing, spec.Name, ratio, promptTokens, steps, generated, prefill, decode, total);
+        return new PolicyBenchRow(routing, spec.Name, ratio, promptTokens, steps, generated, prefill, decode, total) { BoundMs = o.Bound?.BoundMs(total) };
     }
 
     /// <summary>True if every expert and the dense part fit the device with <paramref name="headroom"/> bytes to spare.</summary>

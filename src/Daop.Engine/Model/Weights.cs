@@ -62,6 +62,24 @@ public sealed class ModelWeights
     /// <summary>Decoder layers.</summary>
     public required LayerWeights[] Layers { get; init; }
 
+    /// <summary>
+    /// Bytes of the weight matrices one decoded token reads besides routed experts: per layer q/k/v/o, the router, a
+    /// shared expert and its gate, a dense FFN; then the LM head (the embedding gives one row, norms are negligible).
+    /// </summary>
+    public long DenseBytesPerToken()
+    {
+        long b = LmHead.W.ByteLength;
+        foreach (var l in Layers)
+        {
+            b += l.Q.W.ByteLength + l.K.W.ByteLength + l.V.W.ByteLength + l.O.W.ByteLength;
+            if (l.Router is { } r) b += r.W.ByteLength;
+            if (l.Shared is { } sh) b += sh.ByteLength;
+            if (l.SharedGate is { } sg) b += sg.W.ByteLength;
+            if (l.Dense is { } d) b += d.ByteLength;
+        }
+        return b;
+    }
+
     /// <summary>Maps every tensor the config calls for, checking each shape.</summary>
     public static ModelWeights Load(ITensorSource st, ModelConfig c, TensorNames n)
     {

@@ -8,11 +8,25 @@ namespace Daop.Engine.Placement;
 /// pre-calculated from the previous layer's state (approximate) or computed from their true input (exact)
 /// is the scheduler's mode, carried here so one policy object describes one benchmark row.
 /// </summary>
-public sealed class DaopPolicy(bool approximate, int exactLayers = 1, double swapMargin = 1.05, int maxSwapsPerLayer = int.MaxValue)
-    : IPlacementPolicy
+/// <remarks>
+/// With <c>driftWindow</c> &gt; 0 (beyond the paper) the placement follows the sequence during decode too: each layer
+/// keeps p_e, an estimate of expert e's activations per token, started from the prefill counts and updated after
+/// every decoded token as an exponential average over about <c>driftWindow</c> tokens (p is a share: each token adds
+/// 1/K per activation, K its activations). After a layer has run, its hottest CPU expert swaps with its coldest GPU
+/// expert when p_hot &gt; margin · p_cold + 1 / (window · K): the last term is hysteresis worth one activation, so a
+/// single token cannot move an expert back and forth. At most one swap per layer per token; the copy overlaps the rest of the token.
+/// </remarks>
+public sealed class DaopPolicy(bool approximate, int exactLayers = 1, double swapMargin = 1.05, int maxSwapsPerLayer = int.MaxValue,
+    int driftWindow = 0) : IPlacementPolicy
 {
+    /// <summary>The drift window of the "-drift" benchmark rows (tokens).</summary>
+    public const int DefaultDriftWindow = 32;
+
+    double[,] _p = new double[0, 0];      // [layer, expert] activations per token (drift mode)
+    int[,] _uses = new int[0, 0];         // [layer, expert] activations of the token being decoded
+
     /// <inheritdoc />
-    public string Name => approximate ? "daop" : "daop-exact";
+    public string Name => (approximate ? "daop" : "daop-exact") + (driftWindow > 0 ? "-drift" : "");
     /// <summary>Pre-calculate predicted CPU experts from the previous layer's gate input (changes the output).</summary>
     public bool Approximate => approximate;
     /// <summary>The first layers route exactly with their own gate, even in approximate mode.</summary>
@@ -21,13 +35,32 @@ public sealed class DaopPolicy(bool approximate, int exactLayers = 1, double swa
     public double SwapMargin => swapMargin;
     /// <summary>Bound on swaps per layer after each prefill.</summary>
     public int MaxSwapsPerLayer => maxSwapsPerLayer;
+    /// <summary>Tokens the decode-time activation estimate averages over; 0: the placement holds after prefill.</summary>
+    public int DriftWindow => driftWindow;
 
     /// <inheritdoc />
-    public void Initialize(Residency r, long[,]? popularity) => InitialPlacement.ByPopularity(r, popularity);
+    public void Initialize(Residency r, long[,]? popularity)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(driftWindow);
+        InitialPlacement.ByPopularity(r, popularity);
+        _p = new double[r.Layers, r.Experts];
+        _uses = new int[r.Layers, r.Experts];
+    }
 
     /// <inheritdoc />
     public void OnPrefillCounts(int layer, ReadOnlySpan<int> counts, Residency r)
     {
+        if (driftWindow > 0)
+        {
+            // Activations per token from this chunk's counts (they sum to top-k per token).
+            long total = 0;
+            foreach (int c0 in counts) total += c0;
+            for (int e = 0; e < r.Experts; e++)
+            {
+                _p[layer, e] = total == 0 ? 0 : (double)counts[e] / total;
+                _uses[layer, e] = 0;
+            }
+        }
         if (r.Capacity(layer) == 0 || r.Capacity(layer) == r.Experts) return;
         var c = counts.ToArray();
         var cpu = Enumerable.Range(0, r.Experts).Where(e => !r.IsResident(layer, e)).OrderByDescending(e => c[e]).ThenBy(e => e).ToList();
@@ -50,5 +83,33 @@ public sealed class DaopPolicy(bool approximate, int exactLayers = 1, double swa
     }
 
     /// <inheritdoc />
-    public void OnUse(int layer, int expert) { }
+    public void OnUse(int layer, int expert)
+    {
+        if (driftWindow > 0) _uses[layer, expert]++;
+    }
+
+    /// <inheritdoc />
+    public void AfterDecodeLayer(int layer, Residency r)
+    {
+        if (driftWindow <= 0) return;
+        // The token's activations normalised to sum 1 (like the prefill estimate), then averaged in.
+        int used = 0;
+        for (int e = 0; e < r.Experts; e++) used += _uses[layer, e];
+        double a = 1.0 / driftWindow;
+        for (int e = 0; e < r.Experts; e++)
+        {
+            double u = used == 0 ? 0 : (double)_uses[layer, e] / used;
+            _p[layer, e] = (1 - a) * _p[layer, e] + a * u;
+            _uses[layer, e] = 0;
+        }
+        if (r.Capacity(layer) == 0 || r.Capacity(layer) == r.Experts) return;
+        int hot = -1, cold = -1;
+        for (int e = 0; e < r.Experts; e++)
+        {
+            if (r.IsResident(layer, e)) { if (cold < 0 || _p[layer, e] < _p[layer, cold]) cold = e; }
+            else if (hot < 0 || _p[layer, e] > _p[layer, hot]) hot = e;
+        }
+        // Hysteresis: one activation's weight in the average (a / activations of the token).
+        if (hot >= 0 && cold >= 0 && _p[layer, hot] > swapMargin * _p[layer, cold] + a / Math.Max(1, used)) r.Swap(layer, cold, hot);
+    }
 }

@@ -34,4 +34,10 @@ public interface IPlacementPolicy
 
     /// <summary>Every activation, hit or miss, after it is served (LRU bookkeeping).</summary>
     void OnUse(int layer, int expert);
+
+    /// <summary>
+    /// During decode, after <paramref name="layer"/> has run a token: a chance to re-place that layer's experts. Loads
+    /// made here become copies that overlap the rest of the token (the layer's next use is a whole token away).
+    /// </summary>
+    void AfterDecodeLayer(int layer, Residency r) { }
 }

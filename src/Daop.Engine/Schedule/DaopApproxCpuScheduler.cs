@@ -166,6 +166,13 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
 
         int next = tokens == 1 ? _nextMoe[layer] : -1;
         if (next >= 0) Predict(next, ((CpuBuffer)x).Data.AsSpan(0, _hidden));
+        if (tokens == 1)
+        {
+            _policy.AfterDecodeLayer(layer, Residency);
+            long before = _stats.Transfers;
+            CountLoads(prefetch: false);
+            _stats.RebalanceTransfers += _stats.Transfers - before;
+        }
         if (tokens > 1)
         {
             Array.Clear(_prefill);

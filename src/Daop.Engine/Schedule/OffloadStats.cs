@@ -32,6 +32,8 @@ public sealed class OffloadStats
     public long MissTransfers { get; internal set; }
     /// <summary>Of <see cref="Transfers"/>, those made for a prediction (prefetch).</summary>
     public long PrefetchTransfers { get; internal set; }
+    /// <summary>Of <see cref="Transfers"/>, those made by a decode-time re-placement (DAOP's drift mode).</summary>
+    public long RebalanceTransfers { get; internal set; }
     /// <summary>Bytes copied by <see cref="Transfers"/>.</summary>
     public long TransferBytes { get; internal set; }
     /// <summary>Seconds the compute stream waited for copies (CUDA: measured with events; CPU accelerator: the synchronous copies).</summary>
@@ -72,6 +74,7 @@ public sealed class OffloadStats
         Transfers = Transfers - snapshot.Transfers,
         MissTransfers = MissTransfers - snapshot.MissTransfers,
         PrefetchTransfers = PrefetchTransfers - snapshot.PrefetchTransfers,
+        RebalanceTransfers = RebalanceTransfers - snapshot.RebalanceTransfers,
         TransferBytes = TransferBytes - snapshot.TransferBytes,
         CopyWaitSeconds = CopyWaitSeconds - snapshot.CopyWaitSeconds,
         CpuExpertSeconds = CpuExpertSeconds - snapshot.CpuExpertSeconds,
@@ -90,6 +93,7 @@ public sealed class OffloadStats
         Tokens += other.Tokens; Activations += other.Activations; Hits += other.Hits; Misses += other.Misses;
         GpuExpertRuns += other.GpuExpertRuns; CpuExpertRuns += other.CpuExpertRuns; Waves += other.Waves; SplitWaves += other.SplitWaves;
         Transfers += other.Transfers; MissTransfers += other.MissTransfers; PrefetchTransfers += other.PrefetchTransfers;
+        RebalanceTransfers += other.RebalanceTransfers;
         TransferBytes += other.TransferBytes; CopyWaitSeconds += other.CopyWaitSeconds; CpuExpertSeconds += other.CpuExpertSeconds;
         PrecalculatedRuns += other.PrecalculatedRuns; Substitutions += other.Substitutions; PredictedActivations += other.PredictedActivations;
         PredictionHits += other.PredictionHits; PrecalcSeconds += other.PrecalcSeconds; PrecalcWaitSeconds += other.PrecalcWaitSeconds;
@@ -104,7 +108,7 @@ public sealed class OffloadStats
     /// <inheritdoc />
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"{Tokens} tokens, {Activations} activations: hit rate {HitRate:P1}, GPU {GpuExpertRuns} ({Waves} waves, {SplitWaves} split), CPU {CpuExpertRuns}, " +
-        $"{Transfers} transfers ({MissTransfers} on miss, {PrefetchTransfers} prefetch, {TransferBytes / 1048576.0:F1} MiB), " +
+        $"{Transfers} transfers ({MissTransfers} on miss, {PrefetchTransfers} prefetch, {RebalanceTransfers} re-placing, {TransferBytes / 1048576.0:F1} MiB), " +
         $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms") +
         (PrecalculatedRuns + Substitutions > 0 ? string.Create(CultureInfo.InvariantCulture,
             $"; pre-calculated {PrecalculatedRuns} ({Substitutions} substitutions, {PrecalcSeconds * 1e3:F2} ms, waited {PrecalcWaitSeconds * 1e3:F2} ms)") : "") +

@@ -50,6 +50,7 @@ public sealed record OffloadOptions
 /// <item>Decode (one token): layer l+1's experts are predicted from x (layer l's gate input) with layer l+1's router
 /// (a host GEMV and top-k) and handed to the policy's OnPredicted; the loads it makes become prefetch copies.</item>
 /// <item>CPU experts run while the GPU works; their weighted sum goes up in one copy and is added to y.</item>
+/// <item>Decode: the policy's AfterDecodeLayer may re-place the layer (DAOP's drift mode); its loads become copies.</item>
 /// <item>Prefill chunks (more than one token): the chunk's per-expert counts go to OnPrefillCounts; the resulting
 /// swaps become copies.</item>
 /// </list>
@@ -411,8 +412,23 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         if (next >= 0) Predict(next, Cpu.Input());
 
         // 4. CPU experts, grouped by expert, and (approximate mode) the sum pre-calculated at the previous layer; it all goes up.
+        //    The next layer's pre-calculation starts only after this layer's CPU experts: both want every CPU worker, and
+        //    the worker pool runs a second concurrent caller single-threaded (measured: one expert then takes ~10x longer).
         if (cpu > 0) RunCpu(layer, r, p);
+        if (next >= 0) StartPrecalculation(next, Cpu.Input());
         if (cpu + pre > 0) Cpu.AddTo(y, overwrite: gpu == 0);
+
+        // Decode: the policy may re-place this layer (drift); the copies have a whole token to land.
+        if (tokens == 1)
+        {
+            _policy.AfterDecodeLayer(layer, Residency);
+            if (Residency.PendingLoads.Count > 0)
+            {
+                long before = _stats.Transfers;
+                Reconcile(layer, prefetch: false);
+                _stats.RebalanceTransfers += _stats.Transfers - before;
+            }
+        }
 
         // 5. After a prefill chunk: the policy may swap experts in for the rest of the sequence.
         if (tokens > 1)
@@ -436,6 +452,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         if (_gateHost.Length < _hidden) _gateHost = new float[_hidden];
         _d.CopyToHost(gateInput, 0, _gateHost.AsSpan(0, _hidden));
         Predict(_nextMoe[layer], _gateHost);
+        StartPrecalculation(_nextMoe[layer], _gateHost);
     }
 
     void Predict(int layer, ReadOnlySpan<float> x)
@@ -447,7 +464,13 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _lastPredLayer = layer;
         _policy.OnPredicted(layer, _predIds, Residency);
         Reconcile(layer, prefetch: true);
-        if (_approx != null && layer >= _approx.ExactLayers && _approx.Predict(layer, x, _predLogits, Residency)) _stats.Substitutions++;
+    }
+
+    // Approximate mode: routes the layer from the logits Predict left, degrades it and starts its CPU experts on x.
+    void StartPrecalculation(int layer, ReadOnlySpan<float> x)
+    {
+        if (_approx != null && _lastPredLayer == layer && layer >= _approx.ExactLayers && _approx.Predict(layer, x, _predLogits, Residency))
+            _stats.Substitutions++;
     }
 
     // Start of a layer call: scores the prediction made for this layer (recall), then, in approximate mode, replaces a

@@ -23,7 +23,8 @@ public sealed record SimulationResult(string Policy, int DecodeTokens, double De
 /// approximate mode, CPU pre-calculations of predicted CPU-resident experts.</item>
 /// <item>Layer l's experts: GPU-resident ones on the GPU (waiting for a copy still in flight),
 /// pre-calculated ones joined from the CPU, misses transferred or run on the CPU as the policy says.</item>
-/// <item>The layer ends when the GPU and the CPU work it needs are both done.</item>
+/// <item>The layer ends when the GPU and the CPU work it needs are both done; then the policy may re-place the layer
+/// (AfterDecodeLayer), and its loads queue on the copy engine.</item>
 /// </list>
 /// </summary>
 public static class TraceSimulator
@@ -101,6 +102,8 @@ public static class TraceSimulator
                     }
                     r.PendingLoads.Clear();
                     if (cpuDone > gpu) { waitUs += cpuDone - gpu; gpu = cpuDone; }
+                    policy.AfterDecodeLayer(l, r);
+                    Copies();
                     (cur, next) = (next, cur);
                 }
                 gpu += cost.HeadUs;
@@ -114,13 +117,7 @@ public static class TraceSimulator
                 var pred = tr.Predicted(t, nl);
                 foreach (int e in tr.True(t, nl)) { recallTotal++; if (pred.Contains(e)) recallHits++; }
                 policy.OnPredicted(nl, pred, r);
-                foreach (var (pl, pe) in r.PendingLoads)
-                {
-                    pcie = Math.Max(pcie, gpu) + cost.TransferUs;
-                    ready[pl, pe] = pcie;
-                    transfers++;
-                }
-                r.PendingLoads.Clear();
+                Copies();
                 if (!approx || nl < exactLayers) return;
                 Degraded(tr, t, nl);
                 foreach (int e in ids)
@@ -129,6 +126,18 @@ public static class TraceSimulator
                         cpu = Math.Max(cpu, gpu) + cost.CpuRoundTripUs / 2 + cost.CpuExpertUs;
                         next[e] = cpu;
                     }
+            }
+
+            // The policy's loads (prefetch, re-placement) queue on the copy engine from now; a GPU use waits for its copy.
+            void Copies()
+            {
+                foreach (var (pl, pe) in r.PendingLoads)
+                {
+                    pcie = Math.Max(pcie, gpu) + cost.TransferUs;
+                    ready[pl, pe] = pcie;
+                    transfers++;
+                }
+                r.PendingLoads.Clear();
             }
 
             // The experts layer l runs: its true top-k, or (approximate mode) the degraded prediction.

@@ -66,11 +66,42 @@ public class PlacementTests
     }
 
     [Fact]
+    public void DriftSwapsInAnExpertThatBecameHotAndHoldsAgainstOneToken()
+    {
+        var r = new Residency(1, 4, [2]);
+        var p = new DaopPolicy(approximate: false, driftWindow: 4);
+        var popularity = new long[1, 4];
+        popularity[0, 0] = 10; popularity[0, 1] = 9; popularity[0, 2] = 1;
+        p.Initialize(r, popularity);
+        Assert.Equal(new[] { 0, 1 }, r.Resident(0));
+        p.OnPrefillCounts(0, [4, 4, 0, 0], r);                 // p = [.5, .5, 0, 0]; nothing to swap
+        r.PendingLoads.Clear();
+        // Decode uses 0 and 3; with a = 1/4, p1 = .375, .28125, .2109, .1582 and p3 = .125, .21875, .2891, .3418:
+        // p3 > 1.05·p1 + (1/4)/2 first holds after the fourth token.
+        for (int t = 1; t <= 4; t++)
+        {
+            p.OnUse(0, 0);
+            p.OnUse(0, 3);
+            p.AfterDecodeLayer(0, r);
+            Assert.Equal(t == 4, r.IsResident(0, 3));
+            Assert.Equal(t < 4, r.IsResident(0, 1));
+            Assert.Equal(2, r.Count(0));
+        }
+        Assert.Equal([(0, 3)], r.PendingLoads);
+        // One token of the evicted expert (p1 = .2437 vs p3 = .2563) does not bring it back.
+        p.OnUse(0, 0);
+        p.OnUse(0, 1);
+        p.AfterDecodeLayer(0, r);
+        Assert.True(r.IsResident(0, 3));
+        Assert.False(r.IsResident(0, 1));
+    }
+
+    [Fact]
     public void RandomRoutingNeverExceedsTheBudget()
     {
         var rng = new Random(7);
         var slots = SlotBudget.FromRatio(0.4, 4, 10);
-        foreach (IPlacementPolicy p in new IPlacementPolicy[] { new LruPolicy(false), new LruPolicy(true), new StaticPolicy() })
+        foreach (IPlacementPolicy p in new IPlacementPolicy[] { new LruPolicy(false), new LruPolicy(true), new StaticPolicy(), new DaopPolicy(false, driftWindow: 3) })
         {
             var r = new Residency(4, 10, slots);
             p.Initialize(r, null);
@@ -84,6 +115,7 @@ public class PlacementTests
                     r.Load(l, e);
                 }
                 p.OnUse(l, e);
+                if (step % 2 == 1) p.AfterDecodeLayer(l, r);
                 for (int k = 0; k < 4; k++) Assert.True(r.Count(k) <= slots[k]);
             }
         }

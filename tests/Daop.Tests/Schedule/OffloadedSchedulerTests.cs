@@ -34,6 +34,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         "prefetch" => new LruPolicy(prefetch: true),
         "static" => new StaticPolicy(),
         "daop" => new DaopPolicy(approximate: false),
+        "daop-drift" => new DaopPolicy(approximate: false, driftWindow: 2),
         _ => throw new ArgumentException(name),
     };
 
@@ -50,6 +51,9 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         // DAOP (exact mode): misses on the CPU, swaps after each prefill chunk become transfers
         yield return ["mixtral-odd", 0.5, "daop"];
         yield return ["olmoe-tiny", 0.25, "daop"];
+        // ... and with the placement following drift during decode (window 2: swaps within the four decode steps)
+        yield return ["mixtral-tiny", 0.25, "daop-drift"];
+        yield return ["olmoe-tiny", 0.5, "daop-drift"];
     }
 
     // The CPU path's logits for the fixture's reference prompt: prefill [Prefix, V] and each decode step's [V].
@@ -147,7 +151,9 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
             Assert.Equal(st.Misses * (ratio > 0 ? 1 : 0), st.MissTransfers);
         }
         if (policy == "lru") Assert.Equal(0, st.PrefetchTransfers);
-        if (policy == "daop") Assert.Equal(0, st.MissTransfers + st.PrefetchTransfers);
+        if (policy is "daop" or "daop-drift") Assert.Equal(0, st.MissTransfers + st.PrefetchTransfers);
+        if (policy == "daop") Assert.Equal(0, st.RebalanceTransfers);
+        if (policy == "daop-drift") Assert.True(st.RebalanceTransfers > 0, "the drift cases are chosen so decode re-places an expert");
         if (policy == "lru" && ratio == 0.25) Assert.True(st.SplitWaves > 0, "a prefill chunk should evict an expert it still has to run");
         if (st.GpuExpertRuns == 0) Assert.Equal(0, st.Waves);
         output.WriteLine($"{what}: {s.Pool.Slots} slots; {st}; {sw.ElapsedMilliseconds} ms");

@@ -71,6 +71,33 @@ public class TraceSimulatorTests
     }
 
     [Fact]
+    public void DriftReplacementIsCopiedWhileTheTokenFinishes()
+    {
+        // One layer, 2 experts, 1 slot (expert 0 by round-robin); the prompt uses 0, decode uses 1 four times.
+        // Window 2: p = [1, 0] → [.5, .5] → [.25, .75] → [.125, .875]: after t3, .875 > 1.05·.125 + .5/1: swap.
+        // t1: dense 0→10, e1 on CPU 10→30 (wait 20), head →31. t2: →41, CPU 41→61 (wait 20), →62.
+        // t3: →72, CPU 72→92 (wait 20); the swap's copy runs 92→132; head →93. t4: →103, e1 resident but its copy
+        // lands at 132 (wait 29), runs →137, head →138.
+        var trace = new RoutingTrace
+        {
+            Layers = 1, Experts = 2, TopK = 1, Tokens = 5,
+            TrueIds = [0, 1, 1, 1, 1], TrueWeights = [1, 1, 1, 1, 1],
+            PredictedIds = [0, 0, 0, 0, 0], PredictedLogits = new float[10],
+        };
+        var r = TraceSimulator.Run([trace], new DaopPolicy(approximate: false, driftWindow: 2), [1], Cost, prefill: 1, popularity: null);
+        Assert.Equal(4, r.DecodeTokens);
+        Assert.Equal(138e-6, r.DecodeSeconds, 12);
+        Assert.Equal(0.25, r.HitRate);
+        Assert.Equal(0.75, r.CpuExpertsPerToken);
+        Assert.Equal(0.25, r.TransfersPerToken);
+        Assert.Equal((20 + 20 + 20 + 29) / 4.0, r.GpuWaitUsPerToken, 9);
+        // Without drift the placement holds: four CPU runs, no copy.
+        var held = TraceSimulator.Run([trace], new DaopPolicy(approximate: false), [1], Cost, prefill: 1, popularity: null);
+        Assert.Equal(1.0, held.CpuExpertsPerToken);
+        Assert.Equal(0.0, held.TransfersPerToken);
+    }
+
+    [Fact]
     public void DegradationLeavesAtMostOneCpuExpertForTopTwo()
     {
         var r = new Residency(1, 4, [2]);

@@ -22,6 +22,17 @@ public readonly record struct TransferBenchResult(double GBps, double EnqueueMic
 /// <param name="BothMs">Both queued together (copies on the copy stream, kernels on the compute stream): near max(copy, compute) when they overlap, near the sum when they do not.</param>
 public readonly record struct OverlapBenchResult(double CopyMs, double ComputeMs, double BothMs);
 
+/// <summary>What <see cref="OffloadBench.HostContention"/> measured: host-memory read rates of CPU experts and of DMA copies, alone and at once (10⁹ B/s).</summary>
+/// <param name="CpuAloneGBps">One-token CPU expert FFNs over experts larger than the caches, alone.</param>
+/// <param name="CopyAloneGBps">Page-locked host→device expert copies, alone.</param>
+/// <param name="CpuBothGBps">The CPU experts while the copies run.</param>
+/// <param name="CopyBothGBps">The copies while the CPU experts run.</param>
+public readonly record struct ContentionBenchResult(double CpuAloneGBps, double CopyAloneGBps, double CpuBothGBps, double CopyBothGBps)
+{
+    /// <summary>Bytes per second of both together over the CPU alone: above 1 when DMA adds host bandwidth instead of taking it.</summary>
+    public double Gain => (CpuBothGBps + CopyBothGBps) / CpuAloneGBps;
+}
+
 /// <summary>What <see cref="OffloadBench.CheckModel"/> measured.</summary>
 /// <param name="MaxRelativeError">Largest max|offloaded − cpu| / max(1, max|cpu|) over the compared forward calls.</param>
 /// <param name="DecodeMilliseconds">Mean wall time of one decode step.</param>
@@ -160,6 +171,94 @@ public static unsafe class OffloadBench
         Time(() => { CopyAll(); Compute(); });   // warm-up (kernel compile, first copies)
         double copy = Time(CopyAll), compute = Time(Compute), both = Time(() => { CopyAll(); Compute(); });
         return new OverlapBenchResult(copy, compute, both);
+    }
+
+    /// <summary>
+    /// Whether host→device DMA and CPU expert work share host memory bandwidth or add to it: one-token CPU expert FFNs
+    /// (round-robin over <paramref name="experts"/> random experts, together larger than the caches) and staged copies
+    /// of <paramref name="experts"/> other experts, each alone for about <paramref name="seconds"/>, then both at once
+    /// (copies enqueued from another thread). Decides whether a CPU-resident expert is better split between the CPU
+    /// and a concurrent transfer.
+    /// </summary>
+    public static ContentionBenchResult HostContention(Accelerator accelerator, DType type, int hidden, int inter, int experts = 4, double seconds = 1)
+    {
+        using var dev = new GpuDevice(accelerator);
+        using var cpuSet = new Experts(experts, type, hidden, inter);
+        using var copySet = new Experts(experts, type, hidden, inter);
+        var layout = ExpertLayout.Of(copySet.W[0]);
+        using var pool = new ExpertSlotPool(dev, layout, experts, [experts]);
+        using var store = new HostExpertStore([copySet.W], layout, accelerator, HostCopyMode.Auto);
+        using var queue = new ExpertTransferQueue(dev, pool, store);
+        for (int e = 0; e < experts; e++) store.Pin(0, e);
+        var (x, y, scratch) = CpuBuffers(hidden, inter);
+        long bytes = layout.ExpertBytes;
+        double CpuRuns(int runs) => TimeCpuExperts(cpuSet.W, runs, x, y, scratch);
+        double Copies(int copies)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < copies; i++)
+            {
+                int e = i % experts;
+                if (pool.SlotOf(0, e) >= 0) pool.Release(0, e);
+                queue.Enqueue(0, e, pool.Assign(0, e));
+            }
+            queue.Synchronize();
+            return Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        }
+        CpuRuns(experts);
+        Copies(experts);
+        int cpuN = Math.Max(experts, (int)(seconds / (CpuRuns(2 * experts) / (2 * experts))));
+        int copyN = Math.Max(experts, (int)(seconds / (Copies(2 * experts) / (2 * experts))));
+        double cpuAlone = CpuRuns(cpuN), copyAlone = Copies(copyN);
+        double copyBoth = 0;
+        var copier = new Thread(() => copyBoth = Copies(copyN));
+        copier.Start();
+        double cpuBoth = CpuRuns(cpuN);
+        copier.Join();
+        return new ContentionBenchResult(cpuN * bytes / cpuAlone / 1e9, copyN * bytes / copyAlone / 1e9,
+            cpuN * bytes / cpuBoth / 1e9, copyN * bytes / copyBoth / 1e9);
+    }
+
+    /// <summary>
+    /// Bytes per second (10⁹ B/s) of one-token CPU expert FFNs, round-robin over <paramref name="experts"/> (their weights
+    /// together should exceed the caches), for about <paramref name="seconds"/> after one warm-up pass.
+    /// </summary>
+    public static double CpuExpertGBps(IReadOnlyList<ExpertWeights> experts, double seconds = 1)
+    {
+        ArgumentNullException.ThrowIfNull(experts);
+        if (experts.Count == 0) throw new ArgumentException("no experts to time", nameof(experts));
+        var (x, y, scratch) = CpuBuffers(experts[0].Gate.Cols, experts[0].Gate.Rows);
+        TimeCpuExperts(experts, experts.Count, x, y, scratch);
+        int runs = Math.Max(experts.Count, (int)(seconds / (TimeCpuExperts(experts, experts.Count, x, y, scratch) / experts.Count)));
+        long bytes = 0;
+        for (int i = 0; i < runs; i++) bytes += experts[i % experts.Count].ByteLength;
+        return bytes / TimeCpuExperts(experts, runs, x, y, scratch) / 1e9;
+    }
+
+    /// <summary>Up to <paramref name="max"/> routed experts of <paramref name="weights"/> with distinct memory (synthetic models reuse a few matrices).</summary>
+    public static List<ExpertWeights> DistinctExperts(ModelWeights weights, int max)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        return weights.Layers.SelectMany(l => l.Experts).DistinctBy(e => ((nint)e.Gate.Data, (nint)e.Up.Data, (nint)e.Down.Data)).Take(max).ToList();
+    }
+
+    static (float[] X, float[] Y, float[] Scratch) CpuBuffers(int hidden, int inter)
+    {
+        var x = new float[hidden];
+        for (int i = 0; i < hidden; i++) x[i] = (i % 17 - 8) * 0.01f;
+        return (x, new float[hidden], new float[2 * inter]);
+    }
+
+    // Seconds for `runs` one-token expert FFNs, round-robin over w.
+    static double TimeCpuExperts(IReadOnlyList<ExpertWeights> w, int runs, float[] x, float[] y, float[] scratch)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        for (int i = 0; i < runs; i++)
+        {
+            var e = w[i % w.Count];
+            ExpertFfn.Forward(e.Gate, e.Up, e.Down, x, y, 1, scratch);
+        }
+        return Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 
     /// <summary>
