@@ -24,17 +24,24 @@ static class SimulateCommand
         var gpu = new Option<double>("--gpu-gbps") { Description = "GPU memory bandwidth (H100, measured: 2729).", DefaultValueFactory = _ => 2729 };
         var cpu = new Option<double>("--cpu-gbps") { Description = "CPU expert bandwidth (device host, 16 cores).", DefaultValueFactory = _ => 80 };
         var pcie = new Option<double>("--pcie-gbps") { Description = "Host→device copy bandwidth (pinned, measured: 52).", DefaultValueFactory = _ => 52 };
+        var slowdown = new Option<double>("--cpu-slowdown-while-copying") { Description = "CPU expert time factor while a copy runs (H100 host, measured by bench gpu: 1.29).", DefaultValueFactory = _ => 1.29 };
+        var promptTokens = new Option<int?>("--prompt-tokens") { Description = "Prompt positions of each trace (default: half of it); the initial placement counts every trace's prompt." };
+        var newTokens = new Option<int?>("--new-tokens") { Description = "Decoded positions after the prompt (default: the rest of the trace)." };
+        var traceCount = new Option<int?>("--traces") { Description = "Replay only the first N traces (as bench policies replays trace i for prompt i)." };
+        var layerUs = new Option<double?>("--dense-layer-us") { Description = "GPU time of one layer's dense part with its launches and host round trip (default: bytes at --gpu-gbps plus 8 launches of 5 us; H100, from the all-on-GPU 8-layer decode: 360)." };
         var drift = new Option<int>("--drift-window") { Description = "Tokens the -drift rows' decode-time placement averages over.", DefaultValueFactory = _ => DaopPolicy.DefaultDriftWindow };
         var cmd = new Command("simulate", "Compare placement policies by replaying routing traces with a bandwidth cost model.")
         {
-            model, sequences, ratios, project, gpu, cpu, pcie, drift,
+            model, sequences, ratios, project, gpu, cpu, pcie, slowdown, promptTokens, newTokens, traceCount, layerUs, drift,
         };
         cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(project)!,
-            r.GetValue(gpu), r.GetValue(cpu), r.GetValue(pcie), r.GetValue(drift)));
+            r.GetValue(gpu), r.GetValue(cpu), r.GetValue(pcie), r.GetValue(slowdown), r.GetValue(promptTokens), r.GetValue(newTokens),
+            r.GetValue(traceCount), r.GetValue(layerUs), r.GetValue(drift)));
         return cmd;
     }
 
-    static int Run(string? modelDir, string? seqFile, string ratioList, string project, double gpuGBps, double cpuGBps, double pcieGBps, int driftWindow)
+    static int Run(string? modelDir, string? seqFile, string ratioList, string project, double gpuGBps, double cpuGBps, double pcieGBps,
+        double slowdown, int? promptTokens, int? newTokens, int? traceCount, double? layerUs, int driftWindow)
     {
         try
         {
@@ -70,17 +77,27 @@ static class SimulateCommand
             else throw new ArgumentException($"--project must be 'model' or 'mixtral-8x7b', got '{project}'");
             if (driftWindow < 1) throw new ArgumentException($"--drift-window must be at least 1, got {driftWindow}");
 
-            var cost = CostModel.FromBandwidths(expertBytes, denseBytes, headBytes, gpuGBps, cpuGBps, pcieGBps);
-            int prefill = len / 2;
-            // Calibration profile for the initial placement: global counts over every prompt half.
+            if (slowdown < 1) throw new ArgumentException($"--cpu-slowdown-while-copying must be at least 1, got {slowdown}");
+            var cost = CostModel.FromBandwidths(expertBytes, denseBytes, headBytes, gpuGBps, cpuGBps, pcieGBps, cpuSlowdownWhileCopying: slowdown);
+            if (layerUs is { } lu)
+            {
+                if (!(lu > 0)) throw new ArgumentException($"--dense-layer-us must be positive, got {lu}");
+                cost = cost with { DenseLayerUs = lu };
+            }
+            int prefill = promptTokens ?? len / 2, decode = newTokens ?? len - prefill;
+            if (prefill < 1 || decode < 1 || prefill + decode > len)
+                throw new ArgumentException($"--prompt-tokens {prefill} + --new-tokens {decode} must be positive and fit the traces' {len} tokens");
+            if (traceCount is { } tc && (tc < 1 || tc > n)) throw new ArgumentException($"--traces must be 1..{n}, got {tc}");
+            // Calibration profile for the initial placement: global counts over every trace's prompt part.
             var popularity = new long[layers, c.NumExperts];
             foreach (var t in traces)
                 for (int i = 0; i < prefill; i++)
                     for (int l = 0; l < layers; l++)
                         foreach (int e in t.True(i, l)) popularity[l, e]++;
+            traces = traces.Take(traceCount ?? n).Select(t => t.Take(prefill + decode)).ToList();
 
-            Console.WriteLine($"traces: {n} x {len} tokens of {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}; first {prefill} are the prompt; " +
-                $"costs for {project} ({layers} layers, expert {expertBytes / 1e6:F0} MB) at GPU {gpuGBps} GB/s, CPU {cpuGBps} GB/s, PCIe {pcieGBps} GB/s");
+            Console.WriteLine($"traces: {traces.Count} of {n} x {len} tokens of {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}; {prefill} prompt, {decode} decoded; " +
+                $"costs for {project} ({layers} layers, expert {expertBytes / 1e6:F0} MB) at GPU {gpuGBps} GB/s, CPU {cpuGBps} GB/s (x{slowdown} beside copies), PCIe {pcieGBps} GB/s");
             Console.WriteLine($"{"ratio",5} {"policy",-16} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
             foreach (double ratio in ratios)
             {

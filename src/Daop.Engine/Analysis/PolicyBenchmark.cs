@@ -31,6 +31,8 @@ public sealed record PolicyBenchOptions
     public bool AllOnGpu { get; init; } = true;
     /// <summary>Run with the model's own router (set false to run only the replayed routing).</summary>
     public bool RandomRouting { get; init; } = true;
+    /// <summary>DAOP's approximate mode: CPU threads per pre-calculation (<see cref="OffloadOptions.PrecalcThreads"/>; 0: all).</summary>
+    public int PrecalcThreads { get; init; }
     /// <summary>Bandwidths for each row's per-token bound, or null for no bound.</summary>
     public BoundModel? Bound { get; init; }
     /// <summary>Device bytes kept free when deciding whether everything fits.</summary>
@@ -170,7 +172,7 @@ public static class PolicyBenchmark
         int[][] prompts, int[] warm, PolicyBenchOptions o)
     {
         model.UseExperts((m, d) => OffloadedExpertScheduler.FromRatio(m, d, spec.Create(), ratio, popularity,
-            new OffloadOptions { RoutingOverride = over }));
+            new OffloadOptions { RoutingOverride = over, PrecalcThreads = o.PrecalcThreads }));
         var sched = (OffloadedExpertScheduler)model.Experts;
         var gen = new Generator(model);
         var sampling = new SamplingOptions { MaxNewTokens = o.NewTokens, StopTokenIds = [] };

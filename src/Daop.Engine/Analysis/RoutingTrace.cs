@@ -38,6 +38,18 @@ public sealed class RoutingTrace
     /// <summary>The K predicted ids of <paramref name="token"/> at <paramref name="layer"/>.</summary>
     public ReadOnlySpan<int> Predicted(int token, int layer) => PredictedIds.AsSpan((token * Layers + layer) * TopK, TopK);
 
+    /// <summary>The first <paramref name="tokens"/> tokens of this trace.</summary>
+    public RoutingTrace Take(int tokens)
+    {
+        if (tokens < 1 || tokens > Tokens) throw new ArgumentOutOfRangeException(nameof(tokens), $"take {tokens} of a trace of {Tokens} tokens");
+        int k = tokens * Layers * TopK, e = tokens * Layers * Experts;
+        return new RoutingTrace
+        {
+            Layers = Layers, Experts = Experts, TopK = TopK, Tokens = tokens,
+            TrueIds = TrueIds[..k], TrueWeights = TrueWeights[..k], PredictedIds = PredictedIds[..k], PredictedLogits = PredictedLogits[..e],
+        };
+    }
+
     /// <summary>
     /// A deeper trace for projecting a larger model: layer 0 keeps layer 0, and every later layer l takes
     /// source layer 1 + (l − 1) mod (L − 1), so each projected layer past the first still carries a

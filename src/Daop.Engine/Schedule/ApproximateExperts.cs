@@ -4,6 +4,7 @@ using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
+using Daop.Kernels.Cpu;
 using Daop.Kernels.Generated;
 
 namespace Daop.Engine.Schedule;
@@ -24,6 +25,7 @@ public sealed class ApproximateExperts : IDisposable
     readonly RouterSpec _spec;
     readonly int _hidden, _inter, _experts, _topK;
     readonly bool _background;
+    readonly int _threads;
     readonly IExpertKernel _kernel;
     readonly float[] _x, _acc, _out, _scratch, _probs, _scratchProbs, _weights;
     readonly int[] _ids;
@@ -36,8 +38,11 @@ public sealed class ApproximateExperts : IDisposable
     /// <param name="model">The model (weights, router spec, shapes).</param>
     /// <param name="exactLayers">Layers below this route exactly, with their own gate.</param>
     /// <param name="background">Pre-calculate on a background task (GPU path), else inline in <see cref="Predict"/>.</param>
-    public ApproximateExperts(MoeModel model, int exactLayers, bool background)
+    /// <param name="precalcThreads">Most CPU worker threads a pre-calculation uses (0: all).</param>
+    public ApproximateExperts(MoeModel model, int exactLayers, bool background, int precalcThreads = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(precalcThreads);
+        _threads = precalcThreads;
         ArgumentNullException.ThrowIfNull(model);
         var c = model.Config;
         _w = model.Weights;
@@ -129,16 +134,22 @@ public sealed class ApproximateExperts : IDisposable
     void Run(int layer)
     {
         long t0 = Stopwatch.GetTimestamp();
-        Array.Clear(_acc);
-        var experts = _w.Layers[layer].Experts;
-        for (int k = 0; k < _topK; k++)
+        int limit = CpuWorkers.ThreadLimit;
+        CpuWorkers.ThreadLimit = _threads;
+        try
         {
-            int e = _ids[k];
-            if (!_cpu[e]) continue;
-            var ew = experts[e];
-            _kernel.Forward(ew.Gate, ew.Up, ew.Down, _x, _out, 1, _scratch);
-            TensorPrimitives.MultiplyAdd(_out, _weights[k], _acc, _acc);
+            Array.Clear(_acc);
+            var experts = _w.Layers[layer].Experts;
+            for (int k = 0; k < _topK; k++)
+            {
+                int e = _ids[k];
+                if (!_cpu[e]) continue;
+                var ew = experts[e];
+                _kernel.Forward(ew.Gate, ew.Up, ew.Down, _x, _out, 1, _scratch);
+                TensorPrimitives.MultiplyAdd(_out, _weights[k], _acc, _acc);
+            }
         }
+        finally { CpuWorkers.ThreadLimit = limit; }
         _jobSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 

@@ -26,6 +26,11 @@ public sealed record OffloadOptions
     /// <see cref="OffloadedExpertScheduler.OnNextLayerGateInput"/> itself.
     /// </summary>
     public bool PredictNextLayer { get; init; } = true;
+    /// <summary>
+    /// DAOP's approximate mode: most CPU worker threads a background pre-calculation uses (0: all). One fewer than the
+    /// cores leaves the thread that drives the GPU (and spins in CUDA waits) a core of its own.
+    /// </summary>
+    public int PrecalcThreads { get; init; }
     /// <summary>Benchmark-only: replaces the router's choice (and the next-layer predictor's logits), e.g. with a recorded trace.</summary>
     public IRoutingOverride? RoutingOverride { get; init; }
 }
@@ -152,7 +157,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _predVals = new float[_topK];
         _predLogits = new float[_experts];
         _lastPred = new int[_topK];
-        if (policy is DaopPolicy { Approximate: true } daop) _approx = new ApproximateExperts(model, daop.ExactLayers, background: true);
+        if (policy is DaopPolicy { Approximate: true } daop) _approx = new ApproximateExperts(model, daop.ExactLayers, background: true, _o.PrecalcThreads);
 
         Pool = new ExpertSlotPool(device, Layout, _experts, slotsPerLayer);
         Store = new HostExpertStore(_w, Layout, device.Accelerator, _o.CopyMode, _o.PinnedHostBytes);

@@ -95,7 +95,7 @@ public static class TraceSimulator
                         else
                         {
                             cpuRuns++;
-                            cpu = Math.Max(cpu, gpu) + cost.CpuRoundTripUs / 2 + cost.CpuExpertUs;
+                            cpu = cost.CpuExpertEnd(Math.Max(cpu, gpu) + cost.CpuRoundTripUs / 2, pcie);
                             cpuDone = Math.Max(cpuDone, cpu + cost.CpuRoundTripUs / 2);
                         }
                         policy.OnUse(l, e);
@@ -123,7 +123,7 @@ public static class TraceSimulator
                 foreach (int e in ids)
                     if (!r.IsResident(nl, e))
                     {
-                        cpu = Math.Max(cpu, gpu) + cost.CpuRoundTripUs / 2 + cost.CpuExpertUs;
+                        cpu = cost.CpuExpertEnd(Math.Max(cpu, gpu) + cost.CpuRoundTripUs / 2, pcie);
                         next[e] = cpu;
                     }
             }

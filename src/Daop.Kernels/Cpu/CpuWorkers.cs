@@ -15,12 +15,27 @@ namespace Daop.Kernels.Cpu;
 /// </remarks>
 public static unsafe class CpuWorkers
 {
+    [ThreadStatic] static int t_limit;
     static readonly object s_init = new();
     static int s_requested;
     static WorkerPool? s_pool;
 
     /// <summary>Threads that take part in a parallel-for (workers plus the caller).</summary>
     public static int Threads => Pool.Threads;
+
+    /// <summary>
+    /// Most threads a parallel-for started from the current thread may use (0: no limit). A background job that runs
+    /// while another thread drives the GPU can leave that thread a core: a worker preempted mid-chunk delays the whole call.
+    /// </summary>
+    public static int ThreadLimit
+    {
+        get => t_limit;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            t_limit = value;
+        }
+    }
 
     /// <summary>
     /// Sets the thread count before the pool starts (default: <c>DAOP_THREADS</c> if set, else
@@ -52,6 +67,7 @@ public static unsafe class CpuWorkers
         if (n <= 0) return;
         ArgumentOutOfRangeException.ThrowIfLessThan(chunk, 1);
         int chunks = (int)(((long)n + chunk - 1) / chunk);
+        if (t_limit > 0) maxThreads = Math.Min(maxThreads, t_limit);
         var pool = Pool;
         if (chunks == 1 || maxThreads <= 1 || pool.Threads == 1 || !pool.TryAcquire())
         {

@@ -42,6 +42,54 @@ public unsafe class CpuWorkersTests
                 for (int rep = 0; rep < 3; rep++) RunAndCheck(n, chunk);
     }
 
+    struct ThreadJob : IParallelJob
+    {
+        public int* Ids;   // [n] managed thread id that ran each index
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int i = start; i < end; i++)
+            {
+                Ids[i] = Environment.CurrentManagedThreadId;
+                Thread.SpinWait(2000); // long enough that idle workers join in when they may
+            }
+        }
+    }
+
+    [Fact]
+    public void ThreadLimitCapsTheThreadsOfCallsFromThisThreadOnly()
+    {
+        const int n = 256;
+        var ids = new int[n];
+        int Distinct(int limit)
+        {
+            CpuWorkers.ThreadLimit = limit;
+            try
+            {
+                fixed (int* p = ids) CpuWorkers.For(n, 1, new ThreadJob { Ids = p });
+            }
+            finally { CpuWorkers.ThreadLimit = 0; }
+            Assert.DoesNotContain(0, ids);
+            return ids.Distinct().Count();
+        }
+        Assert.Equal(1, Distinct(1));                 // inline on the caller
+        Assert.Equal(Environment.CurrentManagedThreadId, ids[0]);
+        if (CpuWorkers.Threads >= 2) Assert.InRange(Distinct(2), 1, 2);
+        Assert.InRange(Distinct(0), 1, CpuWorkers.Threads);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CpuWorkers.ThreadLimit = -1);
+        // Another thread's calls are not limited by this thread's setting.
+        CpuWorkers.ThreadLimit = 1;
+        try
+        {
+            int other = 0;
+            var t = new Thread(() => other = CpuWorkers.ThreadLimit);
+            t.Start();
+            t.Join();
+            Assert.Equal(0, other);
+        }
+        finally { CpuWorkers.ThreadLimit = 0; }
+    }
+
     [Fact]
     public void ManySmallCallsBackToBack()
     {

@@ -98,6 +98,16 @@ public class TraceSimulatorTests
     }
 
     [Fact]
+    public void CpuWorkBesideACopyRunsSlower()
+    {
+        var c = Cost with { CpuSlowdownWhileCopying = 2 };
+        Assert.Equal(20.0, c.CpuExpertEnd(0, copyBusyUntil: -5));   // no copy: 20 µs of work
+        Assert.Equal(25.0, c.CpuExpertEnd(0, copyBusyUntil: 10));   // 5 µs of work in the first 10, the other 15 after
+        Assert.Equal(40.0, c.CpuExpertEnd(0, copyBusyUntil: 100));  // all of it at half speed
+        Assert.Equal(20.0, Cost.CpuExpertEnd(0, copyBusyUntil: 100)); // factor 1: copies cost the CPU nothing
+    }
+
+    [Fact]
     public void DegradationLeavesAtMostOneCpuExpertForTopTwo()
     {
         var r = new Residency(1, 4, [2]);
