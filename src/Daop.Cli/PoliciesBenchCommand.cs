@@ -40,6 +40,7 @@ static class PoliciesBenchCommand
         var traceModel = new Option<string?>("--trace-model") { Description = "Model whose routing is recorded for --replay-trace. Default: the embedded tiny-mixtral-code." };
         var traceSeqs = new Option<string?>("--trace-sequences") { Description = "Token file for the trace (input_ids [N, T]). Default: TRACE-MODEL/routing-sequences.safetensors." };
         var noAllGpu = new Option<bool>("--no-all-gpu") { Description = "Skip the all-experts-on-the-GPU row." };
+        var repeats = new Option<int>("--repeats") { Description = "Runs of every (policy, ratio), interleaved across policies; rows report the median.", DefaultValueFactory = _ => 1 };
         var precalc = new Option<int>("--precalc-threads") { Description = "DAOP approximate mode: CPU threads per pre-calculation (0: all).", DefaultValueFactory = _ => 0 };
         var json = new Option<string>("--json") { Description = "Where to write the results as JSON.", DefaultValueFactory = _ => "daop-policies.json" };
         var svg = new Option<string>("--svg") { Description = "Where to write the plot (SVG).", DefaultValueFactory = _ => "daop-policies.svg" };
@@ -47,16 +48,16 @@ static class PoliciesBenchCommand
         var cmd = new Command("policies", "Compare placement policies on a GPU: tok/s, hit rate, predictor recall, CPU experts, transfers and waits per token; table, JSON and SVG plot.")
         {
             config, modelDir, layers, distinct, device, ratios, policies, exactLayers, prompts, promptTokens, newTokens, replay, replayOnly, traceModel, traceSeqs,
-            noAllGpu, json, svg, threads, precalc,
+            noAllGpu, json, svg, threads, precalc, repeats,
         };
         cmd.SetAction(r => Run(new Args(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(distinct), r.GetValue(device)!,
             r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers), r.GetValue(prompts), r.GetValue(promptTokens), r.GetValue(newTokens),
-            r.GetValue(replay), r.GetValue(replayOnly), r.GetValue(traceModel), r.GetValue(traceSeqs), !r.GetValue(noAllGpu), r.GetValue(json)!, r.GetValue(svg)!, r.GetValue(threads), r.GetValue(precalc))));
+            r.GetValue(replay), r.GetValue(replayOnly), r.GetValue(traceModel), r.GetValue(traceSeqs), !r.GetValue(noAllGpu), r.GetValue(json)!, r.GetValue(svg)!, r.GetValue(threads), r.GetValue(precalc), r.GetValue(repeats))));
         return cmd;
     }
 
     sealed record Args(string? Config, string? Model, int? Layers, int Distinct, string Device, string Ratios, string Policies, int ExactLayers,
-        int Prompts, int PromptTokens, int NewTokens, bool Replay, bool ReplayOnly, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads, int PrecalcThreads);
+        int Prompts, int PromptTokens, int NewTokens, bool Replay, bool ReplayOnly, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads, int PrecalcThreads, int Repeats);
 
     static int Run(Args a)
     {
@@ -64,6 +65,7 @@ static class PoliciesBenchCommand
         {
             if (a.Threads is { } t) CpuWorkers.Configure(t);
             if ((a.Config == null) == (a.Model == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
+            if (a.Repeats < 1) throw new ArgumentException($"--repeats must be at least 1, got {a.Repeats}");
             if (a.PrecalcThreads < 0) throw new ArgumentException($"--precalc-threads must be 0 (all) or more, got {a.PrecalcThreads}");
             if (a.ReplayOnly && !a.Replay) throw new ArgumentException("--replay-only needs --replay-trace");
             if (a.Device is not ("cuda" or "ilgpu-cpu")) throw new ArgumentException($"bench policies runs on a GPU device: --device cuda or ilgpu-cpu, not '{a.Device}'");
@@ -116,7 +118,7 @@ static class PoliciesBenchCommand
             var rows = PolicyBenchmark.Run(model, new PolicyBenchOptions
             {
                 Ratios = ratios, Policies = specs, Prompts = a.Prompts, PromptTokens = a.PromptTokens, NewTokens = a.NewTokens, AllOnGpu = a.AllGpu,
-                RandomRouting = !a.ReplayOnly, Bound = bound, PrecalcThreads = a.PrecalcThreads,
+                RandomRouting = !a.ReplayOnly, Bound = bound, PrecalcThreads = a.PrecalcThreads, Repeats = a.Repeats,
             }, replay, r =>
             {
                 Console.WriteLine(PolicyBenchReport.Line(r));
@@ -132,7 +134,7 @@ static class PoliciesBenchCommand
                 ["layers"] = mc.NumLayers, ["experts"] = mc.NumExperts, ["top_k"] = mc.TopK, ["expert_bytes"] = expertBytes,
                 ["device"] = model.Device.Name, ["cpu_threads"] = CpuWorkers.Threads,
                 ["prompts"] = a.Prompts, ["prompt_tokens"] = a.PromptTokens, ["new_tokens"] = a.NewTokens, ["batch"] = 1,
-                ["exact_layers"] = a.ExactLayers, ["precalc_threads"] = a.PrecalcThreads,
+                ["exact_layers"] = a.ExactLayers, ["precalc_threads"] = a.PrecalcThreads, ["repeats"] = a.Repeats,
                 ["replay_trace"] = replay == null ? null : (a.TraceModel ?? ModelLocator.DefaultName),
                 ["date_utc"] = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture),
             };

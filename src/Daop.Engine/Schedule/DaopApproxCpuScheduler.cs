@@ -34,11 +34,11 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
     readonly IExpertKernel _kernel;
     readonly OffloadStats _stats = new();
     OffloadStats _stepStart = new();
-    readonly int[] _nextMoe, _predIds, _lastPred, _prefill;
+    readonly int[] _nextMoe, _predIds, _lastPred, _prefill, _predCounts;
     readonly float[] _predLogits, _predVals, _out, _scratch;
     readonly int _hidden, _experts, _topK, _firstMoe;
     readonly long _expertBytes;
-    int _pos, _lastPredLayer = -1;
+    int _pos, _lastPredLayer = -1, _predCountsLayer = -1;
 
     /// <summary>
     /// Places <paramref name="model"/>'s experts with <paramref name="policy"/> (its Initialize, with
@@ -78,6 +78,7 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
         _predVals = new float[_topK];
         _predLogits = new float[_experts];
         _prefill = new int[_experts];
+        _predCounts = new int[_experts];
         _out = new float[_hidden];
         _scratch = new float[2 * c.ExpertIntermediate];
         Residency = new Residency(c.NumLayers, _experts, slotsPerLayer);
@@ -123,6 +124,7 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
     {
         _pos = startPos;
         _lastPredLayer = -1;
+        _predCountsLayer = -1;
         if (tokens != 1) _approx?.Reset();
     }
 
@@ -175,10 +177,21 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
         }
         if (tokens > 1)
         {
-            Array.Clear(_prefill);
-            for (int i = 0; i < p; i++) _prefill[r.Experts[i]]++;
+            // Approximate mode: a layer that decode routes by the predictor is placed by the predictor's counts.
+            if (_predCountsLayer == layer) _predCounts.CopyTo(_prefill, 0);
+            else
+            {
+                Array.Clear(_prefill);
+                for (int i = 0; i < p; i++) _prefill[r.Experts[i]]++;
+            }
             _policy.OnPrefillCounts(layer, _prefill, Residency);
             CountLoads(prefetch: false);
+            _predCountsLayer = -1;
+            if (_approx != null && _nextMoe[layer] >= _approx.ExactLayers)
+            {
+                _approx.CountPredicted(_nextMoe[layer], ((CpuBuffer)x).Data.AsSpan(0, tokens * _hidden), tokens, _pos, _override, _predCounts);
+                _predCountsLayer = _nextMoe[layer];
+            }
         }
     }
 

@@ -57,7 +57,8 @@ public sealed record OffloadOptions
 /// <item>CPU experts run while the GPU works; their weighted sum goes up in one copy and is added to y.</item>
 /// <item>Decode: the policy's AfterDecodeLayer may re-place the layer (DAOP's drift mode); its loads become copies.</item>
 /// <item>Prefill chunks (more than one token): the chunk's per-expert counts go to OnPrefillCounts; the resulting
-/// swaps become copies.</item>
+/// swaps become copies. In DAOP's approximate mode, layers from ExactLayers on are counted by the next-layer predictor
+/// (their decode routing), computed at the layer before.</item>
 /// </list>
 /// Results equal the all-resident path up to fp32 summation order: placement never changes what is computed, except in
 /// DAOP's approximate mode (<see cref="DaopPolicy.Approximate"/>): there, during decode, the prediction made at layer l
@@ -94,8 +95,8 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     bool _disposed;
     // approximate mode, routing override, predictor recall
     readonly ApproximateExperts? _approx;
-    readonly int[] _lastPred;
-    int _pos, _lastPredLayer = -1;
+    readonly int[] _lastPred, _predCounts;
+    int _pos, _lastPredLayer = -1, _predCountsLayer = -1;
 
     /// <summary>
     /// Places experts of <paramref name="model"/> with <paramref name="policy"/> (its Initialize, with
@@ -157,6 +158,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _predVals = new float[_topK];
         _predLogits = new float[_experts];
         _lastPred = new int[_topK];
+        _predCounts = new int[_experts];
         if (policy is DaopPolicy { Approximate: true } daop) _approx = new ApproximateExperts(model, daop.ExactLayers, background: true, _o.PrecalcThreads);
 
         Pool = new ExpertSlotPool(device, Layout, _experts, slotsPerLayer);
@@ -260,6 +262,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     {
         _pos = startPos;
         _lastPredLayer = -1;
+        _predCountsLayer = -1;
         if (tokens != 1) _approx?.Reset();
     }
 
@@ -324,7 +327,9 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         Transfers.Poll();
         Cpu.Begin(x, tokens);
         int next = _o.PredictNextLayer && tokens == 1 ? _nextMoe[layer] : -1;
-        if (next >= 0) Cpu.Input(); // x comes down now, while the compute stream has nothing queued that could wait on a copy
+        // Approximate mode, prefill: the next layer is placed by the predictor's counts, made from x.
+        int countNext = _approx != null && tokens > 1 && _nextMoe[layer] >= _approx.ExactLayers ? _nextMoe[layer] : -1;
+        if (next >= 0 || countNext >= 0) Cpu.Input(); // x comes down now, while the compute stream has nothing queued that could wait on a copy
 
         // 1. Decide every activation.
         var ys = ((GpuBuffer)y).View;
@@ -435,13 +440,24 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
             }
         }
 
-        // 5. After a prefill chunk: the policy may swap experts in for the rest of the sequence.
+        // 5. After a prefill chunk: the policy may swap experts in for the rest of the sequence. In approximate mode a
+        //    layer that decode will route by the predictor is placed by the predictor's counts (made at the layer before).
         if (tokens > 1)
         {
-            Array.Clear(_prefill);
-            for (int i = 0; i < p; i++) _prefill[r.Experts[i]]++;
+            if (_predCountsLayer == layer) _predCounts.CopyTo(_prefill, 0);
+            else
+            {
+                Array.Clear(_prefill);
+                for (int i = 0; i < p; i++) _prefill[r.Experts[i]]++;
+            }
             _policy.OnPrefillCounts(layer, _prefill, Residency);
             Reconcile(layer, prefetch: false);
+            _predCountsLayer = -1;
+            if (countNext >= 0)
+            {
+                _approx!.CountPredicted(countNext, Cpu.Input(), tokens, _pos, _o.RoutingOverride, _predCounts);
+                _predCountsLayer = countNext;
+            }
         }
     }
 

@@ -165,7 +165,9 @@ public static class TraceSimulator
         for (int l = 0; l < tr.Layers; l++)
         {
             Array.Clear(counts);
-            for (int t = 0; t < prefill; t++) foreach (int e in tr.True(t, l)) counts[e]++;
+            // DAOP's approximate mode decodes these layers by the predictor, so it places them by the predictor's counts.
+            bool predicted = policy is DaopPolicy { Approximate: true } d && l >= d.ExactLayers && l > 0;
+            for (int t = 0; t < prefill; t++) foreach (int e in predicted ? tr.Predicted(t, l) : tr.True(t, l)) counts[e]++;
             policy.OnPrefillCounts(l, counts, r);
         }
     }

@@ -47,7 +47,8 @@ public class PolicyBenchTests(GpuFixture gpu, ITestOutputHelper output)
         var seen = new List<PolicyBenchRow>();
         var rows = PolicyBenchmark.Run(model, new PolicyBenchOptions
         {
-            Ratios = [0.5], Policies = specs, Prompts = 1, PromptTokens = 6, NewTokens = 3,
+            Ratios = [0.5], Policies = specs, Prompts = 1, PromptTokens = 6, NewTokens = 3, Repeats = 3,
+            Bound = new BoundModel(CpuGBps: 10, PcieGBps: 5, GpuGBps: 100, ExpertBytes: 1_000_000, DenseBytesPerToken: 2_000_000),
         }, replay, seen.Add);
         output.WriteLine(PolicyBenchReport.Table(rows));
         Assert.Equal(2 * 4, rows.Count); // all-gpu + 3 policies, random and replayed
@@ -55,6 +56,12 @@ public class PolicyBenchTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal(["random", "replay"], rows.Select(r => r.Routing).Distinct());
         foreach (var r in rows)
         {
+            Assert.Equal(r.Policy == "all-gpu" ? 1 : 3, r.Repeats);
+            // bound = max(CPU experts × 1 MB / 10 GB/s, copied bytes / 5 GB/s, (2 MB + GPU experts × 1 MB) / 100 GB/s), in ms
+            var d = r.Decode;
+            double bound = Math.Max(d.PerToken(d.CpuExpertRuns) * 0.1, Math.Max(d.PerToken(d.TransferBytes) / 5e6, (2 + d.PerToken(d.GpuExpertRuns)) * 0.01));
+            Assert.Equal(bound, r.BoundMs!.Value, 9);
+            Assert.Equal(1e3 / r.DecodeTokensPerSecond / bound, r.VsBound!.Value, 9);
             Assert.Equal(2, r.DecodeSteps);
             Assert.Equal(3, r.GeneratedTokens);
             Assert.Equal(2, r.Decode.Tokens);

@@ -98,6 +98,28 @@ public class TraceSimulatorTests
     }
 
     [Fact]
+    public void ApproximateDaopPlacesByWhatThePredictorWillRoute()
+    {
+        // Top-2 of 6, two slots per layer. Layer 1's gate picks {2, 3} for every token; the predictor (layer 1's gate on
+        // layer 0's input) picks {4, 5}. Approximate decode routes layer 1 by the predictor, so placing layer 1 by the
+        // prompt's predicted counts makes both its activations hits; placing by the true counts ({2, 3}) would leave
+        // {4, 5} on the CPU and degradation would keep one of them there.
+        var logits = new float[3 * 2 * 6];
+        for (int t = 0; t < 3; t++) { logits[(t * 2 + 1) * 6 + 4] = 5; logits[(t * 2 + 1) * 6 + 5] = 4; }
+        var trace = new RoutingTrace
+        {
+            Layers = 2, Experts = 6, TopK = 2, Tokens = 3,
+            TrueIds = [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3], TrueWeights = Enumerable.Repeat(0.5f, 12).ToArray(),
+            PredictedIds = [-1, -1, 4, 5, -1, -1, 4, 5, -1, -1, 4, 5], PredictedLogits = logits,
+        };
+        var approx = TraceSimulator.Run([trace], new DaopPolicy(approximate: true), [2, 2], Cost, prefill: 2, popularity: null);
+        Assert.Equal(1.0, approx.HitRate);
+        Assert.Equal(0.0, approx.CpuExpertsPerToken);
+        var exact = TraceSimulator.Run([trace], new DaopPolicy(approximate: false), [2, 2], Cost, prefill: 2, popularity: null);
+        Assert.Equal(1.0, exact.HitRate); // exact mode routes {2, 3}, which its true counts placed
+    }
+
+    [Fact]
     public void CpuWorkBesideACopyRunsSlower()
     {
         var c = Cost with { CpuSlowdownWhileCopying = 2 };
