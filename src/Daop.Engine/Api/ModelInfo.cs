@@ -68,45 +68,22 @@ public sealed record ModelInfo
         var seen = new HashSet<nint>();
         var seenVectors = new HashSet<float[]>(ReferenceEqualityComparer.Instance);
         long denseParams = 0, denseBytes = 0, expertParamsAll = 0, expertBytesAll = 0;
-        void M(in WeightMatrix x)
+        void M(in WeightMatrix x, bool perToken)
         {
             if (!seen.Add((nint)x.Data)) return;
             denseParams += (long)x.Rows * x.Cols;
             denseBytes += x.ByteLength;
         }
-        void V(float[]? v)
+        w.VisitDense(M, v =>
         {
-            if (v == null || !seenVectors.Add(v)) return;
+            if (!seenVectors.Add(v)) return;
             denseParams += v.Length;
             denseBytes += (long)v.Length * m.Weights.Embed.Type.SizeOf();
-        }
-        void N(NormWeights? n)
-        {
-            if (n == null) return;
-            V(n.Weight);
-            V(n.Bias);
-        }
-        void L(LinearWeights? l)
-        {
-            if (l == null) return;
-            M(l.W);
-            V(l.Bias);
-        }
-        void F(ExpertWeights? e)
-        {
-            if (e is not { } x) return;
-            M(x.Gate); M(x.Up); M(x.Down);
-        }
-        M(w.Embed);
-        N(w.FinalNorm);
-        L(w.LmHead);
+        });
         int moeLayers = 0;
         long oneExpertParams = 0, oneExpertBytes = 0;
         foreach (var l in w.Layers)
         {
-            N(l.AttnNorm); N(l.FfnNorm); N(l.QNorm); N(l.KNorm);
-            L(l.Q); L(l.K); L(l.V); L(l.O); L(l.Router); L(l.SharedGate);
-            F(l.Shared); F(l.Dense);
             if (l.Experts.Length > 0) moeLayers++;
             foreach (var e in l.Experts)
             {

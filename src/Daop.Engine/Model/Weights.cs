@@ -6,6 +6,9 @@ using Daop.Kernels;
 
 namespace Daop.Engine.Model;
 
+/// <summary>A weight matrix for <see cref="ModelWeights.VisitDense"/>; <paramref name="perToken"/>: one decoded token reads all of it.</summary>
+public delegate void DenseMatrixVisitor(in WeightMatrix matrix, bool perToken);
+
 /// <summary>One SwiGLU FFN: gate/up [I, H], down [H, I], as views into the checkpoint.</summary>
 public readonly record struct ExpertWeights(WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down)
 {
@@ -63,20 +66,51 @@ public sealed class ModelWeights
     public required LayerWeights[] Layers { get; init; }
 
     /// <summary>
+    /// Visits every weight of the dense part (everything but routed experts) in a fixed order: each matrix, with whether
+    /// one decoded token reads all of it (false only for the embedding, of which it reads a row), and each fp32 vector
+    /// (norm weights, LayerNorm biases, linear biases). Weights that appear twice (tied embeddings) are visited twice;
+    /// callers that count bytes dedupe as they need.
+    /// </summary>
+    public void VisitDense(DenseMatrixVisitor matrix, Action<float[]> vector)
+    {
+        ArgumentNullException.ThrowIfNull(matrix);
+        ArgumentNullException.ThrowIfNull(vector);
+        void N(NormWeights? n)
+        {
+            if (n == null) return;
+            vector(n.Weight);
+            if (n.Bias != null) vector(n.Bias);
+        }
+        void L(LinearWeights? l)
+        {
+            if (l == null) return;
+            matrix(l.W, true);
+            if (l.Bias != null) vector(l.Bias);
+        }
+        void F(ExpertWeights? e)
+        {
+            if (e is not { } x) return;
+            matrix(x.Gate, true); matrix(x.Up, true); matrix(x.Down, true);
+        }
+        matrix(Embed, false);
+        N(FinalNorm);
+        L(LmHead);
+        foreach (var l in Layers)
+        {
+            N(l.AttnNorm); N(l.FfnNorm); N(l.QNorm); N(l.KNorm);
+            L(l.Q); L(l.K); L(l.V); L(l.O); L(l.Router); L(l.SharedGate);
+            F(l.Shared); F(l.Dense);
+        }
+    }
+
+    /// <summary>
     /// Bytes of the weight matrices one decoded token reads besides routed experts: per layer q/k/v/o, the router, a
     /// shared expert and its gate, a dense FFN; then the LM head (the embedding gives one row, norms are negligible).
     /// </summary>
     public long DenseBytesPerToken()
     {
-        long b = LmHead.W.ByteLength;
-        foreach (var l in Layers)
-        {
-            b += l.Q.W.ByteLength + l.K.W.ByteLength + l.V.W.ByteLength + l.O.W.ByteLength;
-            if (l.Router is { } r) b += r.W.ByteLength;
-            if (l.Shared is { } sh) b += sh.ByteLength;
-            if (l.SharedGate is { } sg) b += sg.W.ByteLength;
-            if (l.Dense is { } d) b += d.ByteLength;
-        }
+        long b = 0;
+        VisitDense((in WeightMatrix m, bool perToken) => { if (perToken) b += m.ByteLength; }, _ => { });
         return b;
     }
 

@@ -67,41 +67,14 @@ public static class OffloadBudget
         long total = 0;
         var matrices = new HashSet<(nint, DType, int, int)>();
         var vectors = new HashSet<float[]>(ReferenceEqualityComparer.Instance);
-        unsafe void M(in WeightMatrix m)
+        int ffnScratch = 0;
+        unsafe void M(in WeightMatrix m, bool perToken)
         {
             if (matrices.Add(((nint)m.Data, m.Type, m.Rows, m.Cols))) total += Math.Max(1, GpuMatrix.ChunksFor(m)) * 16;
         }
-        void V(float[]? v)
-        {
-            if (v != null && vectors.Add(v)) total += Floats(v.Length);
-        }
-        void N(NormWeights? n)
-        {
-            if (n == null) return;
-            V(n.Weight);
-            if (n.Kind == NormKind.LayerNorm) V(n.Bias);
-        }
-        void L(LinearWeights? l)
-        {
-            if (l == null) return;
-            M(l.W);
-            V(l.Bias);
-        }
-        void F(ExpertWeights? e)
-        {
-            if (e is not { } x) return;
-            M(x.Gate); M(x.Up); M(x.Down);
-        }
-
-        M(w.Embed);
-        N(w.FinalNorm);
-        L(w.LmHead);
-        int ffnScratch = 0;
+        w.VisitDense(M, v => { if (vectors.Add(v)) total += Floats(v.Length); });
         foreach (var l in w.Layers)
         {
-            N(l.AttnNorm); N(l.FfnNorm); N(l.QNorm); N(l.KNorm);
-            L(l.Q); L(l.K); L(l.V); L(l.O); L(l.Router); L(l.SharedGate);
-            F(l.Shared); F(l.Dense);
             if (l.Shared is { } s) ffnScratch = Math.Max(ffnScratch, s.Gate.Rows);
             if (l.Dense is { } d) ffnScratch = Math.Max(ffnScratch, d.Gate.Rows);
         }
