@@ -154,30 +154,6 @@ public sealed class ApproximateExperts : IDisposable
     }
 
     /// <summary>
-    /// The prefill counts DAOP's approximate mode places <paramref name="layer"/> by: per expert, how many of the chunk's
-    /// <paramref name="tokens"/> tokens the next-layer predictor routes to it, from <paramref name="x"/> [T, H] (the
-    /// previous MoE layer's gate input) or the override's logits for positions <paramref name="startPos"/>... Decode will
-    /// route this layer by that predictor, not by its own gate, so these are the counts its hits depend on.
-    /// </summary>
-    public void CountPredicted(int layer, ReadOnlySpan<float> x, int tokens, int startPos, IRoutingOverride? routingOverride, Span<int> counts)
-    {
-        if (counts.Length < _experts) throw new ArgumentException($"counts hold {counts.Length}, need {_experts}", nameof(counts));
-        if (x.Length < tokens * _hidden) throw new ArgumentException($"x holds {x.Length} floats, need {tokens * _hidden}", nameof(x));
-        counts[.._experts].Clear();
-        Span<float> logits = stackalloc float[_experts];
-        Span<int> ids = stackalloc int[_topK];
-        Span<float> vals = stackalloc float[_topK];
-        var router = _w.Layers[layer].Router!.W;
-        for (int t = 0; t < tokens; t++)
-        {
-            if (routingOverride?.TryPredict(layer, startPos + t, logits) != true)
-                MatMul.Forward(router, x.Slice(t * _hidden, _hidden), logits, 1);
-            Router.Route(_spec, logits, ids, vals, _scratchProbs);
-            foreach (int e in ids) counts[e]++;
-        }
-    }
-
-    /// <summary>
     /// If the held prediction is for <paramref name="layer"/> and <paramref name="routing"/> holds one token, overwrites
     /// its routing with the prediction and returns true (the caller then runs resident experts on the true input and adds
     /// <see cref="Join"/>); otherwise leaves it and returns false.

@@ -34,11 +34,12 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
     readonly IExpertKernel _kernel;
     readonly OffloadStats _stats = new();
     OffloadStats _stepStart = new();
-    readonly int[] _nextMoe, _predIds, _lastPred, _prefill, _predCounts;
-    readonly float[] _predLogits, _predVals, _out, _scratch;
+    readonly int[] _nextMoe, _prefill;
+    readonly float[] _out, _scratch;
+    readonly NextLayerPredictor _predictor;
     readonly int _hidden, _experts, _topK, _firstMoe;
     readonly long _expertBytes;
-    int _pos, _lastPredLayer = -1, _predCountsLayer = -1;
+    int _pos;
 
     /// <summary>
     /// Places <paramref name="model"/>'s experts with <paramref name="policy"/> (its Initialize, with
@@ -73,12 +74,8 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
         _nextMoe = new int[c.NumLayers];
         for (int l = 0; l < c.NumLayers; l++) _nextMoe[l] = l + 1 < c.NumLayers && c.MoeLayers[l + 1] ? l + 1 : -1;
         _expertBytes = _w.Layers[_firstMoe].Experts[0].ByteLength;
-        _predIds = new int[_topK];
-        _lastPred = new int[_topK];
-        _predVals = new float[_topK];
-        _predLogits = new float[_experts];
         _prefill = new int[_experts];
-        _predCounts = new int[_experts];
+        _predictor = new NextLayerPredictor(model, routingOverride);
         _out = new float[_hidden];
         _scratch = new float[2 * c.ExpertIntermediate];
         Residency = new Residency(c.NumLayers, _experts, slotsPerLayer);
@@ -123,8 +120,7 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
     public void BeginChunk(int startPos, int tokens)
     {
         _pos = startPos;
-        _lastPredLayer = -1;
-        _predCountsLayer = -1;
+        _predictor.Reset();
         if (tokens != 1) _approx?.Reset();
     }
 
@@ -178,20 +174,11 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
         if (tokens > 1)
         {
             // Approximate mode: a layer that decode routes by the predictor is placed by the predictor's counts.
-            if (_predCountsLayer == layer) _predCounts.CopyTo(_prefill, 0);
-            else
-            {
-                Array.Clear(_prefill);
-                for (int i = 0; i < p; i++) _prefill[r.Experts[i]]++;
-            }
+            _predictor.PrefillCounts(layer, r, tokens, _prefill);
             _policy.OnPrefillCounts(layer, _prefill, Residency);
             CountLoads(prefetch: false);
-            _predCountsLayer = -1;
             if (_approx != null && _nextMoe[layer] >= _approx.ExactLayers)
-            {
-                _approx.CountPredicted(_nextMoe[layer], ((CpuBuffer)x).Data.AsSpan(0, tokens * _hidden), tokens, _pos, _override, _predCounts);
-                _predCountsLayer = _nextMoe[layer];
-            }
+                _predictor.CountNext(_nextMoe[layer], ((CpuBuffer)x).Data.AsSpan(0, tokens * _hidden), tokens, _pos);
         }
     }
 
@@ -228,14 +215,10 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
 
     void Predict(int layer, ReadOnlySpan<float> x)
     {
-        if (_override?.TryPredict(layer, _pos, _predLogits) != true)
-            MatMul.Forward(_w.Layers[layer].Router!.W, x, _predLogits, 1);
-        Router.TopK(_predLogits, _predIds, _predVals);
-        _predIds.CopyTo(_lastPred, 0);
-        _lastPredLayer = layer;
-        _policy.OnPredicted(layer, _predIds, Residency);
+        _predictor.Predict(layer, _pos, x);
+        _policy.OnPredicted(layer, _predictor.Ids, Residency);
         CountLoads(prefetch: true);
-        if (_approx != null && layer >= _approx.ExactLayers && _approx.Predict(layer, x, _predLogits, Residency)) _stats.Substitutions++;
+        if (_approx != null && layer >= _approx.ExactLayers && _approx.Predict(layer, x, _predictor.Logits, Residency)) _stats.Substitutions++;
     }
 
     void CountLoads(bool prefetch)
@@ -250,13 +233,7 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
     // Scores the prediction made for this layer, then (approximate mode, one token) takes it as the routing.
     bool Substitute(int layer, RoutingBatch r, int tokens)
     {
-        if (tokens == 1 && _lastPredLayer == layer)
-            for (int i = 0; i < _topK; i++)
-            {
-                _stats.PredictedActivations++;
-                if (Array.IndexOf(_lastPred, r.Experts[i]) >= 0) _stats.PredictionHits++;
-            }
-        _lastPredLayer = -1;
+        _predictor.Score(layer, r, tokens, _stats);
         if (_approx == null) return false;
         if (tokens == 1 && _approx.TryApply(layer, r)) return true;
         _approx.Reset();

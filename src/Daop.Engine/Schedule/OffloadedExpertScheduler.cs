@@ -83,8 +83,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     OffloadStats _stepStart = new();
     // per call
     int[] _decision = [], _host = [], _cpuOrder = [];
-    readonly int[] _count, _start, _fill, _expCount, _expStart, _prefill, _predIds;
-    readonly float[] _predLogits, _predVals;
+    readonly int[] _count, _start, _fill, _expCount, _expStart, _prefill;
     readonly bool[] _inWave;
     readonly List<int> _wave = [];
     int[] _rows = [];
@@ -93,10 +92,10 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     MemoryBuffer1D<float, Stride1D.Dense>? _h, _yk;
     int _reserved;
     bool _disposed;
-    // approximate mode, routing override, predictor recall
+    // approximate mode, next-layer prediction
     readonly ApproximateExperts? _approx;
-    readonly int[] _lastPred, _predCounts;
-    int _pos, _lastPredLayer = -1, _predCountsLayer = -1;
+    readonly NextLayerPredictor _predictor;
+    int _pos;
 
     /// <summary>
     /// Places experts of <paramref name="model"/> with <paramref name="policy"/> (its Initialize, with
@@ -154,11 +153,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _expCount = new int[_experts];
         _expStart = new int[_experts + 1];
         _prefill = new int[_experts];
-        _predIds = new int[_topK];
-        _predVals = new float[_topK];
-        _predLogits = new float[_experts];
-        _lastPred = new int[_topK];
-        _predCounts = new int[_experts];
+        _predictor = new NextLayerPredictor(model, _o.RoutingOverride);
         if (policy is DaopPolicy { Approximate: true } daop) _approx = new ApproximateExperts(model, daop.ExactLayers, background: true, _o.PrecalcThreads);
 
         Pool = new ExpertSlotPool(device, Layout, _experts, slotsPerLayer);
@@ -261,8 +256,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     public void BeginChunk(int startPos, int tokens)
     {
         _pos = startPos;
-        _lastPredLayer = -1;
-        _predCountsLayer = -1;
+        _predictor.Reset();
         if (tokens != 1) _approx?.Reset();
     }
 
@@ -444,20 +438,10 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         //    layer that decode will route by the predictor is placed by the predictor's counts (made at the layer before).
         if (tokens > 1)
         {
-            if (_predCountsLayer == layer) _predCounts.CopyTo(_prefill, 0);
-            else
-            {
-                Array.Clear(_prefill);
-                for (int i = 0; i < p; i++) _prefill[r.Experts[i]]++;
-            }
+            _predictor.PrefillCounts(layer, r, tokens, _prefill);
             _policy.OnPrefillCounts(layer, _prefill, Residency);
             Reconcile(layer, prefetch: false);
-            _predCountsLayer = -1;
-            if (countNext >= 0)
-            {
-                _approx!.CountPredicted(countNext, Cpu.Input(), tokens, _pos, _o.RoutingOverride, _predCounts);
-                _predCountsLayer = countNext;
-            }
+            if (countNext >= 0) _predictor.CountNext(countNext, Cpu.Input(), tokens, _pos);
         }
     }
 
@@ -478,19 +462,15 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
 
     void Predict(int layer, ReadOnlySpan<float> x)
     {
-        if (_o.RoutingOverride?.TryPredict(layer, _pos, _predLogits) != true)
-            MatMul.Forward(_w.Layers[layer].Router!.W, x[.._hidden], _predLogits, 1);
-        Router.TopK(_predLogits, _predIds, _predVals);
-        _predIds.CopyTo(_lastPred, 0);
-        _lastPredLayer = layer;
-        _policy.OnPredicted(layer, _predIds, Residency);
+        _predictor.Predict(layer, _pos, x);
+        _policy.OnPredicted(layer, _predictor.Ids, Residency);
         Reconcile(layer, prefetch: true);
     }
 
     // Approximate mode: routes the layer from the logits Predict left, degrades it and starts its CPU experts on x.
     void StartPrecalculation(int layer, ReadOnlySpan<float> x)
     {
-        if (_approx != null && _lastPredLayer == layer && layer >= _approx.ExactLayers && _approx.Predict(layer, x, _predLogits, Residency))
+        if (_approx != null && _predictor.Layer == layer && layer >= _approx.ExactLayers && _approx.Predict(layer, x, _predictor.Logits, Residency))
             _stats.Substitutions++;
     }
 
@@ -498,15 +478,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     // decoded token's routing with the degraded prediction. True if it did.
     bool Substitute(int layer, RoutingBatch r, int tokens)
     {
-        if (tokens == 1 && _lastPredLayer == layer)
-        {
-            for (int i = 0; i < _topK; i++)
-            {
-                _stats.PredictedActivations++;
-                if (Array.IndexOf(_lastPred, r.Experts[i]) >= 0) _stats.PredictionHits++;
-            }
-        }
-        _lastPredLayer = -1;
+        _predictor.Score(layer, r, tokens, _stats);
         if (_approx == null) return false;
         if (tokens != 1)
         {
