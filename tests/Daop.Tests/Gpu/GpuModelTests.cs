@@ -17,23 +17,7 @@ namespace Daop.Tests.Gpu;
 [Collection(GpuCollection.Name)]
 public class GpuModelTests(GpuFixture gpu, ITestOutputHelper output)
 {
-    const double Tol = 1e-4;
     const int Prefix = 12, Decode = 4, GreedyTokens = 6;
-
-    static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double maxRef = 0, maxErr = 0;
-        int at = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            maxRef = Math.Max(maxRef, Math.Abs(expected[i]));
-            double err = Math.Abs(expected[i] - actual[i]);
-            if (!(err <= maxErr)) { maxErr = err; at = i; }
-        }
-        double limit = Tol * Math.Max(1, maxRef);
-        Assert.True(maxErr <= limit, $"{what}: max error {maxErr:E3} at {at} (expected {expected[at]}, got {actual[at]}) exceeds {limit:E3}");
-    }
 
     MoeModel LoadGpu(string dir) => MoeModel.Load(dir, new ModelOptions
     {
@@ -65,8 +49,8 @@ public class GpuModelTests(GpuFixture gpu, ITestOutputHelper output)
         var want = new float[Prefix * v];
         model.Forward(tokens.AsSpan(0, Prefix), 0, gpuCache, got, allLogits: true);
         cpu.Forward(tokens.AsSpan(0, Prefix), 0, cpuCache, want, allLogits: true);
-        AssertClose(want, got, $"{fixture} prefill vs cpu");
-        AssertClose(refLogits.AsSpan(0, Prefix * v), got, $"{fixture} prefill vs transformers");
+        LogitsAssert.Close(want, got, $"{fixture} prefill vs cpu");
+        LogitsAssert.Close(refLogits.AsSpan(0, Prefix * v), got, $"{fixture} prefill vs transformers");
 
         var step = new float[v];
         var cpuStep = new float[v];
@@ -78,8 +62,8 @@ public class GpuModelTests(GpuFixture gpu, ITestOutputHelper output)
             long launches = dev.Launches - before;
             copies = dev.Copies - copies;
             cpu.Forward(tokens.AsSpan(pos, 1), pos, cpuCache, cpuStep);
-            AssertClose(cpuStep, step, $"{fixture} decode {pos} vs cpu");
-            AssertClose(refLogits.AsSpan(pos * v, v), step, $"{fixture} decode {pos} vs transformers");
+            LogitsAssert.Close(cpuStep, step, $"{fixture} decode {pos} vs cpu");
+            LogitsAssert.Close(refLogits.AsSpan(pos * v, v), step, $"{fixture} decode {pos} vs transformers");
             if (i == 0) output.WriteLine($"{fixture}: {launches} launches and {copies} copies per decoded token ({model.Config.NumLayers} layers)");
         }
         output.WriteLine($"{fixture}: {dev.AllocatedBytes / 1024} KiB on device, {sw.ElapsedMilliseconds} ms");

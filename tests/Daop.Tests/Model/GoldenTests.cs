@@ -13,23 +13,6 @@ namespace Daop.Tests.Model;
 /// </summary>
 public class GoldenTests
 {
-    const double Tol = 1e-4;
-
-    static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double maxRef = 0, maxErr = 0;
-        int at = -1;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            maxRef = Math.Max(maxRef, Math.Abs(expected[i]));
-            double err = Math.Abs(expected[i] - actual[i]);
-            if (!(err <= maxErr)) { maxErr = err; at = i; }
-        }
-        double limit = Tol * Math.Max(1, maxRef);
-        Assert.True(maxErr <= limit, $"{what}: max error {maxErr:E3} at {at} (expected {expected[at]}, got {actual[at]}) exceeds {limit:E3}");
-    }
-
     [Theory]
     [MemberData(nameof(TestPaths.HfFixtures), MemberType = typeof(TestPaths))]
     public void LogitsAndRouterLogitsMatchTransformers(string fixture) =>
@@ -56,7 +39,7 @@ public class GoldenTests
             for (int l = 0; l < model.Config.NumLayers; l++)
             {
                 var (refRouter, _) = reference.Floats($"router_logits.{l}");
-                AssertClose(refRouter.AsSpan(b * len * e, len * e), Enumerable.Range(0, len).SelectMany(p => rec.Logits(l, p).ToArray()).ToArray(), $"{Path.GetFileName(dir)} row {b} router_logits.{l}");
+                LogitsAssert.Close(refRouter.AsSpan(b * len * e, len * e), Enumerable.Range(0, len).SelectMany(p => rec.Logits(l, p).ToArray()).ToArray(), $"{Path.GetFileName(dir)} row {b} router_logits.{l}");
                 // The recorded experts are what the family's router picks from transformers' own logits.
                 var k = model.Config.TopK;
                 int[] want = new int[k];
@@ -67,7 +50,7 @@ public class GoldenTests
                     Assert.Equal(want.Order(), rec.Ids(l, p).ToArray().Order());
                 }
             }
-            AssertClose(refLogits.AsSpan(b * len * v, len * v), logits, $"{Path.GetFileName(dir)} row {b} logits");
+            LogitsAssert.Close(refLogits.AsSpan(b * len * v, len * v), logits, $"{Path.GetFileName(dir)} row {b} logits");
         }
     }
 

@@ -116,8 +116,8 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         {
             using var model = LoadGpu(fixture, new DaopPolicy(approximate: false), ratio);
             var got = Run(model, want.Tokens);
-            AssertClose(want.Prefill, got.Prefill, $"{fixture} daop-exact @ {ratio} prefill");
-            for (int i = 0; i < Decode; i++) AssertClose(want.Steps[i], got.Steps[i], $"{fixture} daop-exact @ {ratio} decode {i}");
+            LogitsAssert.Close(want.Prefill, got.Prefill, $"{fixture} daop-exact @ {ratio} prefill");
+            for (int i = 0; i < Decode; i++) LogitsAssert.Close(want.Steps[i], got.Steps[i], $"{fixture} daop-exact @ {ratio} decode {i}");
             var s = ((OffloadedExpertScheduler)model.Experts).Stats;
             Assert.Equal(0, s.PrecalculatedRuns);
             Assert.True(s.CpuExpertRuns > 0);
@@ -146,12 +146,12 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         g.CheckInvariants();
         for (int l = 0; l < c.Residency.Layers; l++)
             Assert.Equal(c.Residency.Resident(l), g.Residency.Resident(l));
-        AssertClose(a.Prefill, b.Prefill, $"{fixture} prefill");
+        LogitsAssert.Close(a.Prefill, b.Prefill, $"{fixture} prefill");
         Assert.Equal(want.Prefill, a.Prefill); // prefill stays exact
         double diff = 0;
         for (int i = 0; i < Decode; i++)
         {
-            AssertClose(a.Steps[i], b.Steps[i], $"{fixture} approximate decode {i}");
+            LogitsAssert.Close(a.Steps[i], b.Steps[i], $"{fixture} approximate decode {i}");
             diff = Math.Max(diff, want.Steps[i].Zip(a.Steps[i], (x, y) => Math.Abs(x - y)).Max());
         }
         var sc = c.Stats;
@@ -262,8 +262,8 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal(sc.CpuExpertRuns, sg.CpuExpertRuns);
         Assert.Equal(sc.PredictionHits, sg.PredictionHits);
         Assert.Equal(sc.PredictedActivations, sg.PredictedActivations);
-        AssertClose(a.Prefill, b.Prefill, "replayed prefill");
-        for (int i = 0; i < Decode; i++) AssertClose(a.Steps[i], b.Steps[i], $"replayed decode {i}");
+        LogitsAssert.Close(a.Prefill, b.Prefill, "replayed prefill");
+        for (int i = 0; i < Decode; i++) LogitsAssert.Close(a.Steps[i], b.Steps[i], $"replayed decode {i}");
 
         // the recall the schedulers saw is the trace's own over the decoded positions
         long hits = 0, total = 0;
@@ -274,18 +274,5 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal(hits, sc.PredictionHits);
         // and the routing is not the model's: logits differ from the reference
         Assert.NotEqual(Reference(fixture).Steps[0], a.Steps[0]);
-    }
-
-    static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double maxRef = 0, maxErr = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            maxRef = Math.Max(maxRef, Math.Abs(expected[i]));
-            maxErr = Math.Max(maxErr, Math.Abs(expected[i] - actual[i]));
-        }
-        double limit = 1e-4 * Math.Max(1, maxRef);
-        Assert.True(maxErr <= limit, $"{what}: max error {maxErr:E3} exceeds {limit:E3}");
     }
 }

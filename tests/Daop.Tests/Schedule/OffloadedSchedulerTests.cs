@@ -23,7 +23,6 @@ namespace Daop.Tests.Schedule;
 [Collection(GpuCollection.Name)]
 public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
 {
-    const double Tol = 1e-4;
     const int Prefix = 12, Decode = 4, Chunk = 8, Context = 64;
 
     static readonly ConcurrentDictionary<string, (int[] Tokens, float[] Prefill, float[][] Steps)> s_reference = new();
@@ -93,21 +92,6 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
             Experts = experts,
         });
 
-    static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double maxRef = 0, maxErr = 0;
-        int at = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            maxRef = Math.Max(maxRef, Math.Abs(expected[i]));
-            double err = Math.Abs(expected[i] - actual[i]);
-            if (!(err <= maxErr)) { maxErr = err; at = i; }
-        }
-        double limit = Tol * Math.Max(1, maxRef);
-        Assert.True(maxErr <= limit, $"{what}: max error {maxErr:E3} at {at} (expected {expected[at]}, got {actual[at]}) exceeds {limit:E3}");
-    }
-
     [Theory]
     [MemberData(nameof(Cases))]
     public void LogitsMatchCpuPath(string fixture, double ratio, string policy)
@@ -118,8 +102,8 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         var s = (OffloadedExpertScheduler)model.Experts;
         var got = Run(model, want.Tokens, s.CheckInvariants);
         string what = $"{fixture} {policy} @ {ratio}";
-        AssertClose(want.Prefill, got.Prefill, $"{what} prefill");
-        for (int i = 0; i < Decode; i++) AssertClose(want.Steps[i], got.Steps[i], $"{what} decode {i}");
+        LogitsAssert.Close(want.Prefill, got.Prefill, $"{what} prefill");
+        for (int i = 0; i < Decode; i++) LogitsAssert.Close(want.Steps[i], got.Steps[i], $"{what} decode {i}");
 
         var c = model.Config;
         var st = s.Stats;
@@ -168,8 +152,8 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
             options: new OffloadOptions { CopyMode = HostCopyMode.Staged }));
         var s = (OffloadedExpertScheduler)model.Experts;
         var got = Run(model, want.Tokens, s.CheckInvariants);
-        AssertClose(want.Prefill, got.Prefill, "staged prefill");
-        for (int i = 0; i < Decode; i++) AssertClose(want.Steps[i], got.Steps[i], $"staged decode {i}");
+        LogitsAssert.Close(want.Prefill, got.Prefill, "staged prefill");
+        for (int i = 0; i < Decode; i++) LogitsAssert.Close(want.Steps[i], got.Steps[i], $"staged decode {i}");
         Assert.True(s.Stats.Transfers > 0);
         Assert.True(s.Store.PinnedBytes > 0);
         Assert.Equal(0, s.Store.PinnedBytes % s.Layout.ExpertBytes);
@@ -261,7 +245,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
             s.CheckInvariants();
             Assert.True(s.TotalBytes <= vram, $"{s.TotalBytes} bytes on the device, budget {vram}");
         });
-        AssertClose(want.Prefill, got.Prefill, "budget prefill");
+        LogitsAssert.Close(want.Prefill, got.Prefill, "budget prefill");
         Assert.Equal(s.DenseBytes + s.PoolBytes, s.TotalBytes);
         output.WriteLine($"dense predicted {dense}, actual {s.DenseBytes}; pool {s.PoolBytes}; budget {vram}");
         Assert.Equal(dense, s.DenseBytes);
@@ -292,7 +276,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         var s = (OffloadedExpertScheduler)model.Experts;
         var got = Run(model, want.Tokens, s.CheckInvariants);
         Assert.Equal(0, s.Stats.PrefetchTransfers);
-        for (int i = 0; i < Decode; i++) AssertClose(want.Steps[i], got.Steps[i], $"decode {i}");
+        for (int i = 0; i < Decode; i++) LogitsAssert.Close(want.Steps[i], got.Steps[i], $"decode {i}");
 
         var dev = (GpuDevice)model.Device;
         int hidden = model.Config.HiddenSize;
