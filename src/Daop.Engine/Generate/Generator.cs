@@ -41,10 +41,15 @@ public sealed class GenerationStats
 /// <summary>Thrown when a prompt does not fit the model's context.</summary>
 public sealed class ContextOverflowException(string message) : Exception(message);
 
-/// <summary>Prefill then decode, one sequence at a time, on a loaded <see cref="MoeModel"/>.</summary>
+/// <summary>
+/// Prefill then decode, one sequence at a time, on a loaded <see cref="MoeModel"/>. The KV cache is made on first use
+/// and reused by every later sequence (a sequence writes each position before attention reads it), so repeated
+/// generations neither grow device memory nor zero a new cache.
+/// </summary>
 public sealed class Generator(MoeModel model)
 {
     float[] _logits = new float[model.Config.VocabSize];
+    KvCache? _cache;
 
     /// <summary>
     /// Yields generated token ids one by one (lazily: each MoveNext runs one decode step). The prompt must
@@ -68,7 +73,7 @@ public sealed class Generator(MoeModel model)
     {
         var stop = o.StopTokenIds ?? model.Config.EosTokenIds;
         var sampler = new Sampler(o, model.Config.VocabSize);
-        KvCache cache = model.NewCache();
+        KvCache cache = _cache ??= model.NewCache();
         var sw = Stopwatch.StartNew();
         model.Forward(prompt, 0, cache, _logits);
         stats.PromptTokens = prompt.Length;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using Daop.Engine.Device.Gpu;
+using Daop.Engine.Generate;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
 using Xunit.Abstractions;
@@ -91,5 +92,23 @@ public class GpuModelTests(GpuFixture gpu, ITestOutputHelper output)
         var got = Model.GoldenTests.Greedy(model, prompt, GreedyTokens);
         Assert.Equal(want, got);
         Assert.Equal(expected.Take(GreedyTokens).Select(x => (int)x), got);
+    }
+
+    [Fact]
+    public void RepeatedGenerationsReuseOneKvCache()
+    {
+        using var model = LoadGpu(TestPaths.Fixture("mixtral-tiny"));
+        var device = (GpuDevice)model.Device;
+        var gen = new Generator(model);
+        var options = new SamplingOptions { MaxNewTokens = 6, StopTokenIds = [] };
+        int[] longer = [5, 9, 11, 13, 17, 19, 23, 29, 31, 37], prompt = [3, 17, 42];
+        var first = gen.Generate(prompt, options).ToArray();
+        gen.Generate(longer, options).ToArray();              // leaves positions past the next prompt filled
+        long after = device.AllocatedBytes;                   // (the longer chunk grew the scratch once)
+        var again = gen.Generate(prompt, options).ToArray();
+        gen.Generate(longer, options).ToArray();
+        Assert.Equal(after, device.AllocatedBytes);          // no new KV cache per sequence
+        Assert.Equal(first, again);                           // stale positions are never read
+        Assert.Equal(new Generator(model).Generate(prompt, options), again);
     }
 }
