@@ -36,7 +36,7 @@ public static class PolicyBenchReport
             $"{r.Routing,-7} {r.Ratio,5:F2} {r.Policy,-16} {r.DecodeTokensPerSecond,8:F2} {r.EndToEndTokensPerSecond,8:F2} {X(r.SpeedupVsLru),7} {X(r.SpeedupVsStatic),7} " +
             $"{d.HitRate,6:P0} {(d.PredictedActivations == 0 ? "-" : d.PredictorRecall.ToString("F3", Inv)),6} {d.PerToken(d.CpuExpertRuns),7:F2} " +
             $"{r.TransferBytesPerToken / 1e6,8:F1} {r.GpuWaitMsPerToken,8:F2} {r.CpuMsPerToken,7:F2} " +
-            $"{(r.BoundMs is { } b ? b.ToString("F2", Inv) : "-"),8} {(r.VsBound is { } v ? v.ToString("F2", Inv) + "x" : "-"),7}");
+            $"{(r.BoundMs is { } b ? b.ToString("F2", Inv) : "-"),8} {X(r.VsBound),7}");
     }
 
     /// <summary>The rows as JSON under <paramref name="meta"/>'s fields (model, device, prompt set...).</summary>

@@ -167,6 +167,17 @@ public sealed class ApproximateExperts : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// At the start of <paramref name="layer"/>'s call: a decoded token's routing becomes the held prediction (true) when
+    /// it is for this layer (<see cref="TryApply"/>); otherwise any held prediction is stale and dropped (false).
+    /// </summary>
+    public bool ApplyOrReset(int layer, RoutingBatch routing, int tokens)
+    {
+        if (tokens == 1 && TryApply(layer, routing)) return true;
+        Reset();
+        return false;
+    }
+
     /// <summary>True if <paramref name="expert"/> of the held prediction is pre-calculated.</summary>
     public bool IsPrecalculated(int expert) => _layer >= 0 && _cpu[expert];
 

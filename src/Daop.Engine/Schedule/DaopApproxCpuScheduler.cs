@@ -4,7 +4,6 @@ using Daop.Engine.Device.Cpu;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
-using Daop.Kernels.Cpu;
 using Daop.Kernels.Generated;
 
 namespace Daop.Engine.Schedule;
@@ -34,7 +33,7 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
     readonly IExpertKernel _kernel;
     readonly OffloadStats _stats = new();
     OffloadStats _stepStart = new();
-    readonly int[] _nextMoe, _prefill;
+    readonly int[] _prefill;
     readonly float[] _out, _scratch;
     readonly NextLayerPredictor _predictor;
     readonly int _hidden, _experts, _topK, _firstMoe;
@@ -71,8 +70,6 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
         _kernel = _local.Kernel;
         _firstMoe = Array.IndexOf(c.MoeLayers, true);
         if (_firstMoe < 0) throw new ArgumentException("the model has no MoE layer", nameof(model));
-        _nextMoe = new int[c.NumLayers];
-        for (int l = 0; l < c.NumLayers; l++) _nextMoe[l] = l + 1 < c.NumLayers && c.MoeLayers[l + 1] ? l + 1 : -1;
         _expertBytes = _w.Layers[_firstMoe].Experts[0].ByteLength;
         _prefill = new int[_experts];
         _predictor = new NextLayerPredictor(model, routingOverride);
@@ -162,7 +159,7 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
             TensorPrimitives.Add(ys, _approx!.Join(), ys);
         }
 
-        int next = tokens == 1 ? _nextMoe[layer] : -1;
+        int next = tokens == 1 ? _predictor.NextMoe(layer) : -1;
         if (next >= 0) Predict(next, ((CpuBuffer)x).Data.AsSpan(0, _hidden));
         if (tokens == 1)
         {
@@ -177,8 +174,8 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
             _predictor.PrefillCounts(layer, r, tokens, _prefill);
             _policy.OnPrefillCounts(layer, _prefill, Residency);
             CountLoads(prefetch: false);
-            if (_approx != null && _nextMoe[layer] >= _approx.ExactLayers)
-                _predictor.CountNext(_nextMoe[layer], ((CpuBuffer)x).Data.AsSpan(0, tokens * _hidden), tokens, _pos);
+            if (_approx != null && _predictor.NextMoe(layer) >= _approx.ExactLayers)
+                _predictor.CountNext(_predictor.NextMoe(layer), ((CpuBuffer)x).Data.AsSpan(0, tokens * _hidden), tokens, _pos);
         }
     }
 
@@ -234,9 +231,6 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
     bool Substitute(int layer, RoutingBatch r, int tokens)
     {
         _predictor.Score(layer, r, tokens, _stats);
-        if (_approx == null) return false;
-        if (tokens == 1 && _approx.TryApply(layer, r)) return true;
-        _approx.Reset();
-        return false;
+        return _approx?.ApplyOrReset(layer, r, tokens) == true;
     }
 }

@@ -17,7 +17,7 @@ public sealed class NextLayerPredictor
     readonly RouterSpec _spec;
     readonly IRoutingOverride? _override;
     readonly int _hidden, _experts, _topK;
-    readonly int[] _ids, _held, _counts;
+    readonly int[] _ids, _held, _counts, _nextMoe;
     readonly float[] _logits, _vals, _probs;
     int _layer = -1, _countsLayer = -1;
 
@@ -38,7 +38,12 @@ public sealed class NextLayerPredictor
         _counts = new int[_experts];
         _logits = new float[_experts];
         _probs = new float[_experts];
+        _nextMoe = new int[c.NumLayers];
+        for (int l = 0; l < c.NumLayers; l++) _nextMoe[l] = l + 1 < c.NumLayers && c.MoeLayers[l + 1] ? l + 1 : -1;
     }
+
+    /// <summary>The MoE layer right after <paramref name="layer"/> (the one predicted from its gate input), or -1.</summary>
+    public int NextMoe(int layer) => (uint)layer < (uint)_nextMoe.Length ? _nextMoe[layer] : -1;
 
     /// <summary>The layer the held prediction is for, or -1.</summary>
     public int Layer => _layer;

@@ -4,7 +4,6 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
-using Daop.Kernels.Cpu;
 using ILGPU;
 using ILGPU.Runtime;
 using IDevice = Daop.Engine.Device.IDevice;
@@ -77,7 +76,6 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     readonly IPlacementPolicy _policy;
     readonly OffloadOptions _o;
     readonly bool[] _moe;
-    readonly int[] _nextMoe;
     readonly int _hidden, _inter, _experts, _topK, _firstMoe, _maxSlots;
     readonly OffloadStats _stats = new();
     OffloadStats _stepStart = new();
@@ -138,8 +136,6 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
             throw new ArgumentException($"popularity is [{popularity.GetLength(0)}, {popularity.GetLength(1)}], the model [{layers}, {_experts}]", nameof(popularity));
         _firstMoe = Array.IndexOf(_moe, true);
         if (_firstMoe < 0) throw new ArgumentException("the model has no MoE layer", nameof(model));
-        _nextMoe = new int[layers];
-        for (int l = 0; l < layers; l++) _nextMoe[l] = l + 1 < layers && _moe[l + 1] ? l + 1 : -1;
 
         Layout = ExpertLayout.Of(_w);
         Residency = new Residency(layers, _experts, slotsPerLayer);
@@ -320,9 +316,9 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         }
         Transfers.Poll();
         Cpu.Begin(x, tokens);
-        int next = _o.PredictNextLayer && tokens == 1 ? _nextMoe[layer] : -1;
+        int next = _o.PredictNextLayer && tokens == 1 ? _predictor.NextMoe(layer) : -1;
         // Approximate mode, prefill: the next layer is placed by the predictor's counts, made from x.
-        int countNext = _approx != null && tokens > 1 && _nextMoe[layer] >= _approx.ExactLayers ? _nextMoe[layer] : -1;
+        int countNext = _approx != null && tokens > 1 && _predictor.NextMoe(layer) >= _approx.ExactLayers ? _predictor.NextMoe(layer) : -1;
         if (next >= 0 || countNext >= 0) Cpu.Input(); // x comes down now, while the compute stream has nothing queued that could wait on a copy
 
         // 1. Decide every activation.
@@ -453,11 +449,12 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     public void OnNextLayerGateInput(int layer, DeviceBuffer gateInput, int tokens)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (tokens != 1 || (uint)layer >= (uint)_nextMoe.Length || _nextMoe[layer] < 0) return;
+        int next = _predictor.NextMoe(layer);
+        if (tokens != 1 || next < 0) return;
         if (_gateHost.Length < _hidden) _gateHost = new float[_hidden];
         _d.CopyToHost(gateInput, 0, _gateHost.AsSpan(0, _hidden));
-        Predict(_nextMoe[layer], _gateHost);
-        StartPrecalculation(_nextMoe[layer], _gateHost);
+        Predict(next, _gateHost);
+        StartPrecalculation(next, _gateHost);
     }
 
     void Predict(int layer, ReadOnlySpan<float> x)
@@ -479,15 +476,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     bool Substitute(int layer, RoutingBatch r, int tokens)
     {
         _predictor.Score(layer, r, tokens, _stats);
-        if (_approx == null) return false;
-        if (tokens != 1)
-        {
-            _approx.Reset();
-            return false;
-        }
-        if (_approx.TryApply(layer, r)) return true;
-        if (_approx.PendingLayer >= 0) _approx.Reset(); // a prediction for another layer is stale
-        return false;
+        return _approx?.ApplyOrReset(layer, r, tokens) == true;
     }
 
     // Makes the pool match the residency of `layer` (and of any layer with pending loads): frees the slots of evicted

@@ -143,7 +143,7 @@ public static class TraceSimulator
             // The experts layer l runs: its true top-k, or (approximate mode) the degraded prediction.
             void Route(RoutingTrace tr, int t, int l)
             {
-                if (approx && l >= exactLayers && l > 0) Degraded(tr, t, l);
+                if (approx && l >= exactLayers) Degraded(tr, t, l);
                 else tr.True(t, l).CopyTo(ids);
             }
 
@@ -166,7 +166,7 @@ public static class TraceSimulator
         {
             Array.Clear(counts);
             // DAOP's approximate mode decodes these layers by the predictor, so it places them by the predictor's counts.
-            bool predicted = policy is DaopPolicy { Approximate: true } d && l >= d.ExactLayers && l > 0;
+            bool predicted = policy is DaopPolicy { Approximate: true } d && l >= d.ExactLayers;
             for (int t = 0; t < prefill; t++) foreach (int e in predicted ? tr.Predicted(t, l) : tr.True(t, l)) counts[e]++;
             policy.OnPrefillCounts(l, counts, r);
         }
