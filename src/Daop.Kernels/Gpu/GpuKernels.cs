@@ -230,7 +230,7 @@ public sealed class GpuKernels
 
     RowArgs Args(in GpuMatrix w, int tokens) => new()
     {
-        Rows = w.Rows, Cols = w.Cols, RowChunks = w.RowChunks, Type = (int)w.Type, Type2 = (int)w.Type,
+        Rows = w.Rows, Cols = w.Cols, RowChunks = w.RowChunks,
         Tokens = tokens, Lanes = _lanes, Flags = AlignedFlag(w.Cols), TopK = 1,
     };
 
@@ -292,7 +292,7 @@ public sealed class GpuKernels
         }
         if (tokens <= RowTokens)
         {
-            Typed<GemvLaunch>("Gemv", w.Type, w.Type, new GemvMaker())(s, Teams((long)w.Rows * ((tokens + 3) / 4), _lanes, GroupSize),
+            Typed<GemvLaunch>("Gemv", w.Type, w.Type, GemvMaker.Instance)(s, Teams((long)w.Rows * ((tokens + 3) / 4), _lanes, GroupSize),
                 w.Data, x, AsFloat4(x), bv, y, a);
             return;
         }
@@ -307,7 +307,7 @@ public sealed class GpuKernels
             }
             return;
         }
-        Typed<TileLinearLaunch>("TileLinear", w.Type, w.Type, new TileLinearMaker())(s, TileConfig(t), w.Data, x, AsFloat4(x), bv, y, t);
+        Typed<TileLinearLaunch>("TileLinear", w.Type, w.Type, TileLinearMaker.Instance)(s, TileConfig(t), w.Data, x, AsFloat4(x), bv, y, t);
     }
 
     /// <summary>
@@ -340,16 +340,15 @@ public sealed class GpuKernels
                 return;
             }
             if (index == null) t.Tiles = (positions + TileKernels.TileTokens - 1) / TileKernels.TileTokens;
-            Typed<TileGateUpLaunch>("TileGateUp", gate.Type, up.Type, new TileGateUpMaker())(s, TileConfig(t), gate.Data, up.Data, x,
+            Typed<TileGateUpLaunch>("TileGateUp", gate.Type, up.Type, TileGateUpMaker.Instance)(s, TileConfig(t), gate.Data, up.Data, x,
                 AsFloat4(x), iv, h, t);
             return;
         }
         var a = Args(gate, positions);
-        a.Type2 = (int)up.Type;
         a.TopK = topK;
         if (index != null) { a.Flags |= RowKernels.FlagGrouped; a.Tiles = tiles; a.TileOffset = tileOffset; }
         else a.Tiles = (positions + 3) / 4;
-        Typed<GateUpLaunch>("GateUp", gate.Type, up.Type, new GateUpMaker())(s, Teams((long)a.Tiles * gate.Rows, _lanes, GroupSize),
+        Typed<GateUpLaunch>("GateUp", gate.Type, up.Type, GateUpMaker.Instance)(s, Teams((long)a.Tiles * gate.Rows, _lanes, GroupSize),
             gate.Data, up.Data, x, AsFloat4(x), index ?? _dummyI.View, h, a);
     }
 
@@ -384,13 +383,13 @@ public sealed class GpuKernels
                 return;
             }
             if (index == null) t.Tiles = (positions + TileKernels.TileTokens - 1) / TileKernels.TileTokens;
-            Typed<TileDownLaunch>("TileDown", down.Type, down.Type, new TileDownMaker())(s, TileConfig(t), down.Data, h, AsFloat4(h), iv, sv, y, t);
+            Typed<TileDownLaunch>("TileDown", down.Type, down.Type, TileDownMaker.Instance)(s, TileConfig(t), down.Data, h, AsFloat4(h), iv, sv, y, t);
             return;
         }
         var a = Args(down, positions);
         if (index != null) { a.Flags |= RowKernels.FlagGrouped; a.Tiles = tiles; a.TileOffset = tileOffset; }
         else a.Tiles = (positions + 3) / 4;
-        Typed<DownLaunch>("Down", down.Type, down.Type, new DownMaker())(s, Teams((long)a.Tiles * down.Rows, _lanes, GroupSize),
+        Typed<DownLaunch>("Down", down.Type, down.Type, DownMaker.Instance)(s, Teams((long)a.Tiles * down.Rows, _lanes, GroupSize),
             down.Data, h, AsFloat4(h), iv, sv, y, a);
     }
 
@@ -404,7 +403,7 @@ public sealed class GpuKernels
         if (tokens <= 0) return;
         var a = Args(down, tokens);
         a.TopK = topK; a.PosOffset = posOffset; a.ExpertOffset = expertOffset;
-        Typed<DownLaunch>("DownCombine", down.Type, down.Type, new DownCombineMaker())(s, Teams((long)tokens * down.Rows, _lanes, GroupSize),
+        Typed<DownLaunch>("DownCombine", down.Type, down.Type, DownCombineMaker.Instance)(s, Teams((long)tokens * down.Rows, _lanes, GroupSize),
             down.Data, h, AsFloat4(h), index, scales, y, a);
     }
 
@@ -474,9 +473,9 @@ public sealed class GpuKernels
 
     GemvLaunch Gemv1Kernel(DType type, int unroll) => unroll switch
     {
-        2 => Typed<GemvLaunch>("Gemv1.2", type, type, new Gemv1Maker<Unroll2>()),
-        8 => Typed<GemvLaunch>("Gemv1.8", type, type, new Gemv1Maker<Unroll8>()),
-        _ => Typed<GemvLaunch>("Gemv1.4", type, type, new Gemv1Maker<Unroll4>()),
+        2 => Typed<GemvLaunch>("Gemv1.2", type, type, Gemv1Maker<Unroll2>.Instance),
+        8 => Typed<GemvLaunch>("Gemv1.8", type, type, Gemv1Maker<Unroll8>.Instance),
+        _ => Typed<GemvLaunch>("Gemv1.4", type, type, Gemv1Maker<Unroll4>.Instance),
     };
 
     // The kernel `name` instantiated for the weight formats of t1 (and t2), loaded on first use.
@@ -511,48 +510,64 @@ public sealed class GpuKernels
 
     sealed class Gemv1Maker<TU> : IKernelMaker<GemvLaunch> where TU : struct, IUnroll
     {
+        public static readonly Gemv1Maker<TU> Instance = new();
+
         public GemvLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
             acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, RowArgs>(GemvKernels.Gemv1<T1, TU>);
     }
 
     sealed class GemvMaker : IKernelMaker<GemvLaunch>
     {
+        public static readonly GemvMaker Instance = new();
+
         public GemvLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
             acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.Gemv<T1>);
     }
 
     sealed class GateUpMaker : IKernelMaker<GateUpLaunch>
     {
+        public static readonly GateUpMaker Instance = new();
+
         public GateUpLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
             acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs>(RowKernels.GateUp<T1, T2>);
     }
 
     sealed class DownMaker : IKernelMaker<DownLaunch>
     {
+        public static readonly DownMaker Instance = new();
+
         public DownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
             acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.Down<T1>);
     }
 
     sealed class DownCombineMaker : IKernelMaker<DownLaunch>
     {
+        public static readonly DownCombineMaker Instance = new();
+
         public DownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
             acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.DownCombine<T1>);
     }
 
     sealed class TileLinearMaker : IKernelMaker<TileLinearLaunch>
     {
+        public static readonly TileLinearMaker Instance = new();
+
         public TileLinearLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
             acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, TileArgs>(TileKernels.Linear<T1>);
     }
 
     sealed class TileGateUpMaker : IKernelMaker<TileGateUpLaunch>
     {
+        public static readonly TileGateUpMaker Instance = new();
+
         public TileGateUpLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
             acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, TileArgs>(TileKernels.GateUp<T1, T2>);
     }
 
     sealed class TileDownMaker : IKernelMaker<TileDownLaunch>
     {
+        public static readonly TileDownMaker Instance = new();
+
         public TileDownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
             acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(TileKernels.Down<T1>);
     }
