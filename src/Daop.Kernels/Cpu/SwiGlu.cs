@@ -90,11 +90,4 @@ public static unsafe class SwiGlu
         for (int i = 0; i < gate.Length; i++)
             gate[i] = (float)(gate[i] / (1.0 + Math.Exp(-gate[i])) * up[i]);
     }
-
-    /// <summary>Vectorised SiLU without the multiply (kept for callers that need only the activation).</summary>
-    public static void Silu(ReadOnlySpan<float> x, Span<float> y)
-    {
-        TensorPrimitives.Sigmoid(x, y);
-        TensorPrimitives.Multiply(x, y, y);
-    }
 }

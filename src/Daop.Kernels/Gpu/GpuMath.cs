@@ -94,33 +94,6 @@ public static class GpuMath
         return type == BF16 ? Bf16ToFloat(bits) : HalfToFloat(bits);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Widened Widen(Chunk16 c, int type)
-    {
-        Widened w;
-        if (type == BF16)
-        {
-            w.W0 = Interop.IntAsFloat(c.X << 16); w.W1 = Interop.IntAsFloat(c.X & 0xFFFF0000u);
-            w.W2 = Interop.IntAsFloat(c.Y << 16); w.W3 = Interop.IntAsFloat(c.Y & 0xFFFF0000u);
-            w.W4 = Interop.IntAsFloat(c.Z << 16); w.W5 = Interop.IntAsFloat(c.Z & 0xFFFF0000u);
-            w.W6 = Interop.IntAsFloat(c.W << 16); w.W7 = Interop.IntAsFloat(c.W & 0xFFFF0000u);
-        }
-        else if (type == F16)
-        {
-            w.W0 = HalfToFloat(c.X & 0xFFFFu); w.W1 = HalfToFloat(c.X >> 16);
-            w.W2 = HalfToFloat(c.Y & 0xFFFFu); w.W3 = HalfToFloat(c.Y >> 16);
-            w.W4 = HalfToFloat(c.Z & 0xFFFFu); w.W5 = HalfToFloat(c.Z >> 16);
-            w.W6 = HalfToFloat(c.W & 0xFFFFu); w.W7 = HalfToFloat(c.W >> 16);
-        }
-        else
-        {
-            w.W0 = Interop.IntAsFloat(c.X); w.W1 = Interop.IntAsFloat(c.Y);
-            w.W2 = Interop.IntAsFloat(c.Z); w.W3 = Interop.IntAsFloat(c.W);
-            w.W4 = 0; w.W5 = 0; w.W6 = 0; w.W7 = 0;
-        }
-        return w;
-    }
-
     /// <summary>
     /// e^x in fp32 from arithmetic alone (Cody–Waite reduction, degree-7 Taylor): within ~2 ulp of
     /// <see cref="MathF.Exp"/>; 0 below −104, +∞ above 88.72.

@@ -11,10 +11,6 @@ public struct RowArgs
     public int Cols;
     /// <summary>16-byte chunks per stored (padded) weight row.</summary>
     public int RowChunks;
-    /// <summary>dtype code of the (gate) weight.</summary>
-    public int Type;
-    /// <summary>dtype code of the up weight (gate/up kernel).</summary>
-    public int Type2;
     /// <summary>Input rows: tokens (GEMV, dense FFN), routed positions T·K (grouped experts), or T (down-combine).</summary>
     public int Tokens;
     /// <summary>Threads per team (one team per output row at a time); a power of two ≤ warp size.</summary>

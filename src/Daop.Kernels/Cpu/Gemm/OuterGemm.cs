@@ -127,14 +127,6 @@ internal static unsafe partial class OuterGemm<TF, TS, TV>
         }
     }
 
-    /// <summary>Original column of kernel column <paramref name="c"/> (within the vector part).</summary>
-    static int Column(int c)
-    {
-        if (!Gemm<TF, TS, TV>.NeedsPrep) return c;
-        int w = TS.Width, b = c - c % (2 * w), i = c - b;
-        return b + (i < w ? 2 * i : 2 * (i - w) + 1);
-    }
-
     /// <summary>Output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rows(in OuterArgs a, int r0, int r1)
