@@ -26,6 +26,24 @@ public class OffloadBenchTests(GpuFixture gpu)
     }
 
     [Fact]
+    public void HostContentionMeasuresBothSidesAloneAndTogether()
+    {
+        var r = OffloadBench.HostContention(gpu.Accelerator, DType.BF16, 64, 96, experts: 2, seconds: 0.02);
+        foreach (double v in new[] { r.CpuAloneGBps, r.CopyAloneGBps, r.CpuBothGBps, r.CopyBothGBps })
+            Assert.True(double.IsFinite(v) && v > 0, $"rate {v}");
+        Assert.Equal((r.CpuBothGBps + r.CopyBothGBps) / r.CpuAloneGBps, r.Gain, 12);
+    }
+
+    [Fact]
+    public void CpuExpertRateCountsEveryExpertsBytes()
+    {
+        using var m = Engine.Model.MoeModel.Load(TestPaths.Fixture("mixtral-tiny"), new Engine.Model.ModelOptions { ContextLength = 8 });
+        var distinct = OffloadBench.DistinctExperts(m.Weights, 5);
+        Assert.Equal(5, distinct.Count);
+        Assert.True(OffloadBench.CpuExpertGBps(distinct, seconds: 0.03) > 0);
+    }
+
+    [Fact]
     public void CheckModelMatchesCpu()
     {
         var r = OffloadBench.CheckModel(TestPaths.Fixture("mixtral-tiny"), gpu.Accelerator, () => new LruPolicy(true), 0.25, prefix: 6, decode: 3);

@@ -89,6 +89,44 @@ public static unsafe class OffloadBench
         }
     }
 
+    // A device with `count` random experts in pinned host images, a pool of `count` slots for one layer and a copy queue.
+    sealed class Rig : IDisposable
+    {
+        public readonly GpuDevice Dev;
+        public readonly Experts Ex;
+        public readonly ExpertLayout Layout;
+        public readonly ExpertSlotPool Pool;
+        public readonly HostExpertStore Store;
+        public readonly ExpertTransferQueue Queue;
+
+        public Rig(Accelerator accelerator, DType type, int hidden, int inter, int count, HostCopyMode mode)
+        {
+            Dev = new GpuDevice(accelerator);
+            Ex = new Experts(count, type, hidden, inter);
+            Layout = ExpertLayout.Of(Ex.W[0]);
+            Pool = new ExpertSlotPool(Dev, Layout, count, [count]);
+            Store = new HostExpertStore([Ex.W], Layout, accelerator, mode);
+            Queue = new ExpertTransferQueue(Dev, Pool, Store);
+            for (int e = 0; e < count; e++) Store.Pin(0, e);
+        }
+
+        // Copies expert e again into a slot (its own, released first, when it has one).
+        public void Recopy(int e)
+        {
+            if (Pool.SlotOf(0, e) >= 0) Pool.Release(0, e);
+            Queue.Enqueue(0, e, Pool.Assign(0, e));
+        }
+
+        public void Dispose()
+        {
+            Queue.Dispose();
+            Store.Dispose();
+            Pool.Dispose();
+            Ex.Dispose();
+            Dev.Dispose();
+        }
+    }
+
     /// <summary>
     /// <paramref name="copies"/> transfers of distinct random experts ([inter, hidden] gate/up, [hidden, inter] down of
     /// <paramref name="type"/>) into <paramref name="copies"/> slots, after one warm-up copy; staged images are made
@@ -97,13 +135,8 @@ public static unsafe class OffloadBench
     public static TransferBenchResult Transfers(Accelerator accelerator, DType type, int hidden, int inter, HostCopyMode mode, int copies)
     {
         copies = Math.Max(1, copies);
-        using var dev = new GpuDevice(accelerator);
-        using var ex = new Experts(copies + 1, type, hidden, inter);
-        var layout = ExpertLayout.Of(ex.W[0]);
-        using var pool = new ExpertSlotPool(dev, layout, copies + 1, [copies + 1]);
-        using var store = new HostExpertStore([ex.W], layout, accelerator, mode);
-        using var queue = new ExpertTransferQueue(dev, pool, store);
-        for (int e = 0; e <= copies; e++) store.Pin(0, e);
+        using var rig = new Rig(accelerator, type, hidden, inter, copies + 1, mode);
+        var (layout, pool, queue) = (rig.Layout, rig.Pool, rig.Queue);
         queue.Enqueue(0, copies, pool.Assign(0, copies));
         queue.Synchronize();
         double enqueue = 0;
@@ -126,13 +159,8 @@ public static unsafe class OffloadBench
     public static OverlapBenchResult Overlap(Accelerator accelerator, DType type, int hidden, int inter, int copies, int steps)
     {
         copies = Math.Max(1, copies);
-        using var dev = new GpuDevice(accelerator);
-        using var ex = new Experts(copies + 1, type, hidden, inter);
-        var layout = ExpertLayout.Of(ex.W[0]);
-        using var pool = new ExpertSlotPool(dev, layout, copies + 1, [copies + 1]);
-        using var store = new HostExpertStore([ex.W], layout, accelerator, HostCopyMode.Auto);
-        using var queue = new ExpertTransferQueue(dev, pool, store);
-        for (int e = 0; e <= copies; e++) store.Pin(0, e);
+        using var rig = new Rig(accelerator, type, hidden, inter, copies + 1, HostCopyMode.Auto);
+        var (dev, ex, pool, queue) = (rig.Dev, rig.Ex, rig.Pool, rig.Queue);
         int resident = pool.Assign(0, copies);
         pool.Upload(dev.Stream, 0, resident, ex.W[copies]);
         var (gate, up, down) = pool.Matrices(0);
@@ -152,11 +180,7 @@ public static unsafe class OffloadBench
         }
         void CopyAll()
         {
-            for (int e = 0; e < copies; e++)
-            {
-                if (pool.SlotOf(0, e) >= 0) pool.Release(0, e);
-                queue.Enqueue(0, e, pool.Assign(0, e));
-            }
+            for (int e = 0; e < copies; e++) rig.Recopy(e);
         }
         double Time(Action a)
         {
@@ -182,27 +206,16 @@ public static unsafe class OffloadBench
     /// </summary>
     public static ContentionBenchResult HostContention(Accelerator accelerator, DType type, int hidden, int inter, int experts = 4, double seconds = 1)
     {
-        using var dev = new GpuDevice(accelerator);
         using var cpuSet = new Experts(experts, type, hidden, inter);
-        using var copySet = new Experts(experts, type, hidden, inter);
-        var layout = ExpertLayout.Of(copySet.W[0]);
-        using var pool = new ExpertSlotPool(dev, layout, experts, [experts]);
-        using var store = new HostExpertStore([copySet.W], layout, accelerator, HostCopyMode.Auto);
-        using var queue = new ExpertTransferQueue(dev, pool, store);
-        for (int e = 0; e < experts; e++) store.Pin(0, e);
+        using var rig = new Rig(accelerator, type, hidden, inter, experts, HostCopyMode.Auto);
         var (x, y, scratch) = CpuBuffers(hidden, inter);
-        long bytes = layout.ExpertBytes;
+        long bytes = rig.Layout.ExpertBytes;
         double CpuRuns(int runs) => TimeCpuExperts(cpuSet.W, runs, x, y, scratch);
         double Copies(int copies)
         {
             long t0 = Stopwatch.GetTimestamp();
-            for (int i = 0; i < copies; i++)
-            {
-                int e = i % experts;
-                if (pool.SlotOf(0, e) >= 0) pool.Release(0, e);
-                queue.Enqueue(0, e, pool.Assign(0, e));
-            }
-            queue.Synchronize();
+            for (int i = 0; i < copies; i++) rig.Recopy(i % experts);
+            rig.Queue.Synchronize();
             return Stopwatch.GetElapsedTime(t0).TotalSeconds;
         }
         CpuRuns(experts);
