@@ -61,42 +61,32 @@ public sealed class OffloadStats
     public OffloadStats Snapshot() => (OffloadStats)MemberwiseClone();
 
     /// <summary>The counters minus an earlier <paramref name="snapshot"/>.</summary>
-    public OffloadStats Since(OffloadStats snapshot) => new()
+    public OffloadStats Since(OffloadStats snapshot)
     {
-        Tokens = Tokens - snapshot.Tokens,
-        Activations = Activations - snapshot.Activations,
-        Hits = Hits - snapshot.Hits,
-        Misses = Misses - snapshot.Misses,
-        GpuExpertRuns = GpuExpertRuns - snapshot.GpuExpertRuns,
-        CpuExpertRuns = CpuExpertRuns - snapshot.CpuExpertRuns,
-        Waves = Waves - snapshot.Waves,
-        SplitWaves = SplitWaves - snapshot.SplitWaves,
-        Transfers = Transfers - snapshot.Transfers,
-        MissTransfers = MissTransfers - snapshot.MissTransfers,
-        PrefetchTransfers = PrefetchTransfers - snapshot.PrefetchTransfers,
-        RebalanceTransfers = RebalanceTransfers - snapshot.RebalanceTransfers,
-        TransferBytes = TransferBytes - snapshot.TransferBytes,
-        CopyWaitSeconds = CopyWaitSeconds - snapshot.CopyWaitSeconds,
-        CpuExpertSeconds = CpuExpertSeconds - snapshot.CpuExpertSeconds,
-        PrecalculatedRuns = PrecalculatedRuns - snapshot.PrecalculatedRuns,
-        Substitutions = Substitutions - snapshot.Substitutions,
-        PredictedActivations = PredictedActivations - snapshot.PredictedActivations,
-        PredictionHits = PredictionHits - snapshot.PredictionHits,
-        PrecalcSeconds = PrecalcSeconds - snapshot.PrecalcSeconds,
-        PrecalcWaitSeconds = PrecalcWaitSeconds - snapshot.PrecalcWaitSeconds,
-    };
+        ArgumentNullException.ThrowIfNull(snapshot);
+        var d = Snapshot();
+        d.Accumulate(snapshot, -1);
+        return d;
+    }
 
     /// <summary>Adds <paramref name="other"/>'s counters to these (summing runs of several prompts).</summary>
     public void Add(OffloadStats other)
     {
         ArgumentNullException.ThrowIfNull(other);
-        Tokens += other.Tokens; Activations += other.Activations; Hits += other.Hits; Misses += other.Misses;
-        GpuExpertRuns += other.GpuExpertRuns; CpuExpertRuns += other.CpuExpertRuns; Waves += other.Waves; SplitWaves += other.SplitWaves;
-        Transfers += other.Transfers; MissTransfers += other.MissTransfers; PrefetchTransfers += other.PrefetchTransfers;
-        RebalanceTransfers += other.RebalanceTransfers;
-        TransferBytes += other.TransferBytes; CopyWaitSeconds += other.CopyWaitSeconds; CpuExpertSeconds += other.CpuExpertSeconds;
-        PrecalculatedRuns += other.PrecalculatedRuns; Substitutions += other.Substitutions; PredictedActivations += other.PredictedActivations;
-        PredictionHits += other.PredictionHits; PrecalcSeconds += other.PrecalcSeconds; PrecalcWaitSeconds += other.PrecalcWaitSeconds;
+        Accumulate(other, 1);
+    }
+
+    // Every counter += sign · other's: the one list of the fields that Since and Add combine.
+    void Accumulate(OffloadStats o, int sign)
+    {
+        Tokens += sign * o.Tokens; Activations += sign * o.Activations; Hits += sign * o.Hits; Misses += sign * o.Misses;
+        GpuExpertRuns += sign * o.GpuExpertRuns; CpuExpertRuns += sign * o.CpuExpertRuns; Waves += sign * o.Waves; SplitWaves += sign * o.SplitWaves;
+        Transfers += sign * o.Transfers; MissTransfers += sign * o.MissTransfers; PrefetchTransfers += sign * o.PrefetchTransfers;
+        RebalanceTransfers += sign * o.RebalanceTransfers; TransferBytes += sign * o.TransferBytes;
+        CopyWaitSeconds += sign * o.CopyWaitSeconds; CpuExpertSeconds += sign * o.CpuExpertSeconds;
+        PrecalculatedRuns += sign * o.PrecalculatedRuns; Substitutions += sign * o.Substitutions;
+        PredictedActivations += sign * o.PredictedActivations; PredictionHits += sign * o.PredictionHits;
+        PrecalcSeconds += sign * o.PrecalcSeconds; PrecalcWaitSeconds += sign * o.PrecalcWaitSeconds;
     }
 
     /// <summary>Hits / activations (1 when nothing ran).</summary>
