@@ -19,7 +19,7 @@ static class AccuracyBenchCommand
     public static Command Create()
     {
         var model = CommonOptions.Model();
-        var sequences = new Option<string?>("--sequences") { Description = "Token file (safetensors, input_ids [N, T]). Default: MODEL/routing-sequences.safetensors." };
+        var sequences = CommonOptions.Sequences();
         var ratios = new Option<string>("--ratios") { Description = "Expert cache ratios.", DefaultValueFactory = _ => "0.25,0.5,0.75" };
         var policies = new Option<string>("--policies") { Description = $"Policies ({PolicyChoice.Names}).", DefaultValueFactory = _ => "lru-on-demand,lru-prefetch,static-cpu,daop-exact,daop" };
         var exactLayers = new Option<int>("--exact-layers") { Description = "DAOP approximate mode: layers that keep exact routing (at least 1).", DefaultValueFactory = _ => 1 };
@@ -44,11 +44,10 @@ static class AccuracyBenchCommand
         {
             if (threads is { } t) CpuWorkers.Configure(t);
             string dir = modelDir ?? ModelLocator.Default();
-            seqFile ??= Path.Combine(dir, "routing-sequences.safetensors");
             var ratios = ratioList.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
             var names = PolicyChoice.List(policyList);
             foreach (var n in names) PolicyChoice.Create(n, exactLayers); // validate names up front
-            var seqs = Sequences(seqFile, count);
+            var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile), count);
             int len = Math.Min(length ?? int.MaxValue, seqs.Min(s => s.Length));
             using var m = MoeModel.Load(dir, new ModelOptions { ContextLength = len + greedy + 1 });
             Console.WriteLine($"{Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
@@ -80,14 +79,5 @@ static class AccuracyBenchCommand
             return 2;
         }
     }
-
-    /// <summary>Rows of input_ids [N, T] in <paramref name="file"/>, the first <paramref name="count"/> of them.</summary>
-    internal static List<int[]> Sequences(string file, int? count)
-    {
-        using var st = TensorStore.OpenFile(file);
-        var (ids, shape) = st.Int64s("input_ids");
-        if (shape.Length != 2) throw new ModelLoadException($"{file}: input_ids must be [sequences, length], found [{string.Join(", ", shape)}]");
-        int n = (int)Math.Min(shape[0], count ?? int.MaxValue), len = (int)shape[1];
-        return Enumerable.Range(0, n).Select(s => ids.Skip(s * len).Take(len).Select(x => (int)x).ToArray()).ToList();
-    }
 }
+

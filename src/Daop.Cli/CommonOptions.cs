@@ -25,5 +25,6 @@ static class CommonOptions
         Description = $"Expert placement when offloading: {PolicyChoice.Names}.",
         DefaultValueFactory = _ => "static-cpu",
     };
+    public static Option<string?> Sequences() => new Option<string?>("--sequences") { Description = "Token file (safetensors, input_ids [N, T]). Default: MODEL/routing-sequences.safetensors." };
     public static Option<int?> Threads() => new("--threads", "-t") { Description = "CPU worker threads. Default: all cores." };
 }

@@ -79,12 +79,12 @@ static class PoliciesBenchCommand
             {
                 var sw0 = Stopwatch.StartNew();
                 string dir = a.TraceModel ?? ModelLocator.Default();
-                var seqs = AccuracyBenchCommand.Sequences(a.TraceSequences ?? Path.Combine(dir, "routing-sequences.safetensors"), null);
+                var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, a.TraceSequences));
                 using var tm = MoeModel.Load(dir, new ModelOptions { ContextLength = seqs.Max(s => s.Length) + 1 });
                 if (tm.Config.NumExperts != target.NumExperts || tm.Config.TopK != target.TopK)
                     throw new ArgumentException($"--replay-trace: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))} routes {tm.Config.NumExperts} experts top-{tm.Config.TopK}, " +
                         $"the benchmarked model {target.NumExperts} top-{target.TopK}; give a --trace-model of the same shape");
-                var traces = seqs.Select(s => RoutingTrace.Record(tm, s)).Select(tr => tr.Layers == target.NumLayers ? tr : tr.Expand(target.NumLayers)).ToList();
+                var traces = TokenSequences.Record(tm, seqs).Select(tr => tr.Layers == target.NumLayers ? tr : tr.Expand(target.NumLayers)).ToList();
                 replay = new TraceReplay(traces);
                 Console.WriteLine($"replay: {traces.Count} traces of {traces[0].Tokens} tokens recorded on {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))} " +
                     $"({tm.Config.NumLayers} layers{(tm.Config.NumLayers != target.NumLayers ? $", expanded to {target.NumLayers}" : "")}) in {sw0.Elapsed.TotalSeconds:F1} s");

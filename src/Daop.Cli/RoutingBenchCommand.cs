@@ -18,7 +18,7 @@ static class RoutingBenchCommand
     public static Command Create()
     {
         var model = CommonOptions.Model();
-        var sequences = new Option<string?>("--sequences") { Description = "Token file (safetensors, input_ids [N, T]). Default: MODEL/routing-sequences.safetensors." };
+        var sequences = CommonOptions.Sequences();
         var json = new Option<string?>("--json") { Description = "Also write the figures as JSON to this file." };
         var cmd = new Command("routing", "Predictor recall and cache hit rates of a model's routing over held-out sequences.") { model, sequences, json };
         cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(json)));
@@ -30,15 +30,10 @@ static class RoutingBenchCommand
         try
         {
             string dir = modelDir ?? ModelLocator.Default();
-            seqFile ??= Path.Combine(dir, "routing-sequences.safetensors");
-            using var seqs = TensorStore.OpenFile(seqFile);
-            var (ids, shape) = seqs.Int64s("input_ids");
-            if (shape.Length != 2) throw new ModelLoadException($"{seqFile}: input_ids must be [sequences, length], found [{string.Join(", ", shape)}]");
+            var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile));
             using var m = MoeModel.Load(dir);
-            int n = (int)shape[0], len = (int)shape[1];
-            var traces = new List<RoutingTrace>();
-            for (int s = 0; s < n; s++)
-                traces.Add(RoutingTrace.Record(m, ids.Skip(s * len).Take(len).Select(x => (int)x).ToArray()));
+            int n = seqs.Count, len = seqs[0].Length;
+            var traces = TokenSequences.Record(m, seqs);
 
             var result = new JsonObject
             {

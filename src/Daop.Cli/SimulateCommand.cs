@@ -18,7 +18,7 @@ static class SimulateCommand
     public static Command Create()
     {
         var model = CommonOptions.Model();
-        var sequences = new Option<string?>("--sequences") { Description = "Token file (safetensors, input_ids [N, T]). Default: MODEL/routing-sequences.safetensors." };
+        var sequences = CommonOptions.Sequences();
         var ratios = new Option<string>("--ratios") { Description = "Expert cache ratios.", DefaultValueFactory = _ => "0.25,0.5,0.75" };
         var project = new Option<string>("--project") { Description = "Cost shapes: 'model' (the traced model) or 'mixtral-8x7b' (32 layers, traces expanded).", DefaultValueFactory = _ => "mixtral-8x7b" };
         var gpu = new Option<double>("--gpu-gbps") { Description = "GPU memory bandwidth (H100, measured: 2729).", DefaultValueFactory = _ => 2729 };
@@ -46,14 +46,11 @@ static class SimulateCommand
         try
         {
             string dir = modelDir ?? ModelLocator.Default();
-            seqFile ??= Path.Combine(dir, "routing-sequences.safetensors");
             var ratios = ratioList.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
-            using var seqs = TensorStore.OpenFile(seqFile);
-            var (ids, shape) = seqs.Int64s("input_ids");
+            var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile));
             using var m = MoeModel.Load(dir);
-            int n = (int)shape[0], len = (int)shape[1];
-            var traces = new List<RoutingTrace>();
-            for (int s = 0; s < n; s++) traces.Add(RoutingTrace.Record(m, ids.Skip(s * len).Take(len).Select(x => (int)x).ToArray()));
+            int n = seqs.Count, len = seqs[0].Length;
+            var traces = TokenSequences.Record(m, seqs);
 
             var c = m.Config;
             long expertBytes, denseBytes, headBytes;
@@ -69,10 +66,9 @@ static class SimulateCommand
             else if (project == "model")
             {
                 layers = c.NumLayers;
-                expertBytes = m.Weights.Layers[0].Experts[0].ByteLength;
-                denseBytes = m.Weights.Layers[0].Q.W.ByteLength + m.Weights.Layers[0].K.W.ByteLength + m.Weights.Layers[0].V.W.ByteLength
-                    + m.Weights.Layers[0].O.W.ByteLength + m.Weights.Layers[0].Router!.W.ByteLength;
+                expertBytes = m.Weights.Layers[0].Experts[0].ByteLength; // traces need every layer to be MoE
                 headBytes = m.Weights.LmHead.W.ByteLength;
+                denseBytes = (m.Weights.DenseBytesPerToken() - headBytes) / layers; // per layer, shared experts included
             }
             else throw new ArgumentException($"--project must be 'model' or 'mixtral-8x7b', got '{project}'");
             if (driftWindow < 1) throw new ArgumentException($"--drift-window must be at least 1, got {driftWindow}");
