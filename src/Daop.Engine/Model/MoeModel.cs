@@ -58,7 +58,7 @@ public sealed class MoeModel : IDisposable
             {
                 weights = ModelWeights.Load(store, config, family.Names);
             }
-            catch (ModelLoadException e) when (e.Message.Contains(": missing tensor '", StringComparison.Ordinal))
+            catch (ModelLoadException e) when (e.MissingTensor != null)
             {
                 // Usually the config, not the checkpoint, is wrong (layer or expert counts, dense layers, model_type).
                 throw new ModelLoadException($"{e.Message}, which {config.Path} ({config.ModelType}, {config.NumLayers} layers, " +

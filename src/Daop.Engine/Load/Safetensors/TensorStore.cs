@@ -154,7 +154,7 @@ public sealed unsafe class TensorStore : ITensorSource
 
     (SafetensorsFile File, TensorEntry Entry) Lookup(string name) =>
         _byName.TryGetValue(name, out var t) ? t
-            : throw new ModelLoadException($"{Source}: missing tensor '{name}'");
+            : throw new ModelLoadException($"{Source}: missing tensor '{name}'") { MissingTensor = name };
 
     /// <summary>
     /// A zero-copy matrix view of <paramref name="name"/>, checked against the expected [rows, cols]

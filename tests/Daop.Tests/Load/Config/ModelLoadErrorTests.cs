@@ -87,6 +87,8 @@ public class ModelLoadErrorTests
         var e = LoadFails(dir);
         Assert.Contains("missing tensor 'model.layers.1.block_sparse_moe.experts.5.w2.weight'", e.Message);
         Assert.Contains(dir.Path, e.Message);
+        Assert.Contains("the config does not match the checkpoint", e.Message); // the loader points at the config too
+        Assert.Equal("model.layers.1.block_sparse_moe.experts.5.w2.weight", Assert.IsType<ModelLoadException>(e.InnerException).MissingTensor);
     }
 
     [Fact]
