@@ -50,7 +50,7 @@ static class AccuracyBenchCommand
             var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile), count);
             int len = Math.Min(length ?? int.MaxValue, seqs.Min(s => s.Length));
             using var m = MoeModel.Load(dir, new ModelOptions { ContextLength = len + greedy + 1 });
-            Console.WriteLine($"{Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
+            Console.WriteLine($"{MoeModel.FolderName(dir)}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
                 $"{len - len / 2} scored teacher-forced, {greedy} greedy tokens; CPU, {CpuWorkers.Threads} threads");
             Console.WriteLine($"{"ratio",5} {"policy",-16} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6} {"hit",6} {"cpu/tok",8} {"pre/tok",8} {"recall",7}");
             double refPpl = 0;

@@ -55,7 +55,7 @@ static class BenchCommand
             using var m = MoeModel.Load(dir);
             var c = m.Config;
             var dtype = m.Weights.Layers[0].Experts.Length > 0 ? m.Weights.Layers[0].Experts[0].Gate.Type : DType.BF16;
-            Console.WriteLine($"model: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))} ({c.ModelType}, {c.NumLayers} layers, " +
+            Console.WriteLine($"model: {MoeModel.FolderName(dir)} ({c.ModelType}, {c.NumLayers} layers, " +
                 $"{c.NumExperts} experts top-{c.TopK}, hidden {c.HiddenSize}, expert inter {c.ExpertIntermediate}, {dtype})");
 
             Console.WriteLine("expert FFN, one token (gate+up+down GEMV):");

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Load;
+using Daop.Engine.Model;
 using Daop.Kernels;
 
 namespace Daop.Cli;
@@ -56,7 +57,7 @@ static class GpuBenchCommand
             }
             string dir = modelDir ?? ModelLocator.Default();
             var check = GpuBench.CheckModel(dir, acc);
-            Console.WriteLine($"model {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))} on GPU vs CPU: max relative logit error {check.MaxRelativeError:E2}, " +
+            Console.WriteLine($"model {MoeModel.FolderName(dir)} on GPU vs CPU: max relative logit error {check.MaxRelativeError:E2}, " +
                 $"{check.LaunchesPerToken} launches/token, decode {check.DecodeMilliseconds:F3} ms/token ({1000 / check.DecodeMilliseconds:F0} tok/s), " +
                 $"{check.DeviceBytes / 1e6:F1} MB on the device");
             return check.MaxRelativeError <= 1e-3 ? 0 : 1;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Daop.Engine.Api;
+using Daop.Engine.Model;
 
 namespace Daop.Cli;
 
@@ -26,7 +27,7 @@ static class InspectCommand
             if (path != null && r.GetValue(m.Model) != null) throw new ArgumentException("give the model folder either as an argument or with --model, not both");
             var args = r;
             using var model = path == null ? m.Load(args, quiet: r.GetValue(json)) :
-                LoadProgress.Run($"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(path))}", r.GetValue(json),
+                LoadProgress.Run($"loading {MoeModel.FolderName(path)}", r.GetValue(json),
                     () => DaopModel.Load(path, new DaopOptions { ContextLength = r.GetValue(m.Context), Threads = r.GetValue(m.Threads) }));
             var plan = vram is { } v ? model.PlanVram(v, r.GetValue(chunk)) : null;
             if (r.GetValue(json)) WriteJson(model.Info, plan);

@@ -51,7 +51,7 @@ sealed class ModelArgs
         }
         else engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!);
         var options = new DaopOptions { ContextLength = r.GetValue(Context), Threads = r.GetValue(Threads), Engine = engine };
-        return LoadProgress.Run($"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}", quiet, () => DaopModel.Load(dir, options));
+        return LoadProgress.Run($"loading {MoeModel.FolderName(dir)}", quiet, () => DaopModel.Load(dir, options));
     }
 }
 

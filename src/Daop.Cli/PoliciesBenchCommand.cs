@@ -82,11 +82,11 @@ static class PoliciesBenchCommand
                 var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, a.TraceSequences));
                 using var tm = MoeModel.Load(dir, new ModelOptions { ContextLength = seqs.Max(s => s.Length) + 1 });
                 if (tm.Config.NumExperts != target.NumExperts || tm.Config.TopK != target.TopK)
-                    throw new ArgumentException($"--replay-trace: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))} routes {tm.Config.NumExperts} experts top-{tm.Config.TopK}, " +
+                    throw new ArgumentException($"--replay-trace: {MoeModel.FolderName(dir)} routes {tm.Config.NumExperts} experts top-{tm.Config.TopK}, " +
                         $"the benchmarked model {target.NumExperts} top-{target.TopK}; give a --trace-model of the same shape");
                 var traces = TokenSequences.Record(tm, seqs).Select(tr => tr.Layers == target.NumLayers ? tr : tr.Expand(target.NumLayers)).ToList();
                 replay = new TraceReplay(traces);
-                Console.WriteLine($"replay: {traces.Count} traces of {traces[0].Tokens} tokens recorded on {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))} " +
+                Console.WriteLine($"replay: {traces.Count} traces of {traces[0].Tokens} tokens recorded on {MoeModel.FolderName(dir)} " +
                     $"({tm.Config.NumLayers} layers{(tm.Config.NumLayers != target.NumLayers ? $", expanded to {target.NumLayers}" : "")}) in {sw0.Elapsed.TotalSeconds:F1} s");
                 if (a.PromptTokens + a.NewTokens > traces[0].Tokens)
                     Console.WriteLine($"note: {a.PromptTokens}+{a.NewTokens} positions exceed the trace's {traces[0].Tokens}; later positions wrap around");
@@ -98,7 +98,7 @@ static class PoliciesBenchCommand
                 : MoeModel.FromSource(Path.GetFileNameWithoutExtension(a.Config!), a.Config!, new SyntheticTensorSource(1, a.Distinct), options, c => Truncate(c, a.Layers));
             var mc = model.Config;
             long expertBytes = model.Weights.Layers.First(l => l.Experts.Length > 0).Experts[0].ByteLength;
-            string name = a.Model != null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(a.Model)) : Path.GetFileNameWithoutExtension(a.Config!);
+            string name = a.Model != null ? MoeModel.FolderName(a.Model) : Path.GetFileNameWithoutExtension(a.Config!);
             Console.WriteLine($"{name}: {mc.ModelType} x {mc.NumLayers} layers, {mc.NumExperts} experts top-{mc.TopK}, expert {expertBytes / 1e6:F1} MB " +
                 $"({(a.Model != null ? "checkpoint" : "random bf16")}); built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
             BoundModel? bound = null;

@@ -37,7 +37,7 @@ static class RoutingBenchCommand
 
             var result = new JsonObject
             {
-                ["model"] = Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)),
+                ["model"] = MoeModel.FolderName(dir),
                 ["experts"] = m.Config.NumExperts, ["top_k"] = m.Config.TopK, ["layers"] = m.Config.NumLayers,
                 ["sequences"] = n, ["seq_len"] = len,
                 ["next_layer_predictor_recall"] = Array(RoutingStatistics.PredictorRecall(traces)),

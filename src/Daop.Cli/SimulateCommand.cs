@@ -92,7 +92,7 @@ static class SimulateCommand
                         foreach (int e in t.True(i, l)) popularity[l, e]++;
             traces = traces.Take(traceCount ?? n).Select(t => t.Take(prefill + decode)).ToList();
 
-            Console.WriteLine($"traces: {traces.Count} of {n} x {len} tokens of {Path.GetFileName(Path.TrimEndingDirectorySeparator(dir))}; {prefill} prompt, {decode} decoded; " +
+            Console.WriteLine($"traces: {traces.Count} of {n} x {len} tokens of {MoeModel.FolderName(dir)}; {prefill} prompt, {decode} decoded; " +
                 $"costs for {project} ({layers} layers, expert {expertBytes / 1e6:F0} MB) at GPU {gpuGBps} GB/s, CPU {cpuGBps} GB/s (x{slowdown} beside copies), PCIe {pcieGBps} GB/s");
             Console.WriteLine($"{"ratio",5} {"policy",-16} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
             foreach (double ratio in ratios)

@@ -127,7 +127,7 @@ public static class AccuracyStudy
                     rows.Add(row);
                     progress?.Invoke(row);
                 }
-            return new AccuracyReport(Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Directory)), seqs.Length, len,
+            return new AccuracyReport(model.Name, seqs.Length, len,
                 options.GreedyTokens, refRow, rows);
         }
         finally

@@ -86,7 +86,7 @@ public sealed class DaopModel : IDisposable
         var template = ChatTemplate.FromDirectory(path);
         int[] generationEos = ReadGenerationEos(path);
         var engineOptions = EngineOptions(options);
-        var thread = new ModelThread($"daop model {Path.GetFileName(Path.TrimEndingDirectorySeparator(path))}");
+        var thread = new ModelThread($"daop model {MoeModel.FolderName(path)}");
         MoeModel? model = null;
         try
         {

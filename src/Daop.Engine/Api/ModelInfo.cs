@@ -97,7 +97,7 @@ public sealed record ModelInfo
         var firstExpert = w.Layers.SelectMany(l => l.Experts).Select(e => (ExpertWeights?)e).FirstOrDefault();
         return new ModelInfo
         {
-            Name = System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(m.Directory)),
+            Name = m.Name,
             Path = m.Directory,
             Architecture = c.ModelType,
             Layers = c.NumLayers,

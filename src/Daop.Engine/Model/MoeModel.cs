@@ -22,6 +22,11 @@ public sealed class MoeModel : IDisposable
 
     /// <summary>The folder the model came from.</summary>
     public string Directory { get; }
+    /// <summary>The model's name: its folder's name.</summary>
+    public string Name => FolderName(Directory);
+
+    /// <summary>The name of the folder <paramref name="dir"/> (a trailing separator ignored), which names the model in logs and reports.</summary>
+    public static string FolderName(string dir) => Path.GetFileName(Path.TrimEndingDirectorySeparator(dir));
     /// <summary>Parsed config.</summary>
     public ModelConfig Config { get; }
     /// <summary>The family that read it.</summary>
