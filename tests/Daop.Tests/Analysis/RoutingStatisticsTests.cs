@@ -54,6 +54,7 @@ public class RoutingStatisticsTests(ITestOutputHelper output, RoutingStatisticsT
     {
         var top1 = RoutingStatistics.PredictorTop1(_t.All);
         var want = _t.Reference.GetProperty("next_layer_predictor_top1").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        Assert.Equal(want.Length, top1.Length);
         for (int l = 0; l < want.Length; l++) Near(want[l], top1[l], $"top1 {l}->{l + 1}");
     }
 
@@ -76,6 +77,7 @@ public class RoutingStatisticsTests(ITestOutputHelper output, RoutingStatisticsT
     {
         var got = RoutingStatistics.SegmentCacheBestHitRate(_t.All, 16, 2 * _t.All[0].TopK);
         var want = _t.Reference.GetProperty("segment_cache_best_hit_rate_seg16_cache2k").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        Assert.Equal(want.Length, got.Length);
         for (int l = 0; l < want.Length; l++) Near(want[l], got[l], $"sch layer {l}");
     }
 }

@@ -130,6 +130,10 @@ public unsafe class MatMulTests
     {
         using var w = new NativeWeights(DType.BF16, 8, 8, 1);
         MatMul.Forward(w.W, ReadOnlySpan<float>.Empty, Span<float>.Empty, 0);
+        var y = new float[8];
+        y.AsSpan().Fill(float.NaN);
+        MatMul.Forward(w.W, new float[8], y, 0); // buffers with room for a token, but no token: nothing is written
+        Assert.All(y, v => Assert.True(float.IsNaN(v)));
     }
 
     [Fact]
