@@ -197,9 +197,22 @@ public static unsafe class GpuBench
         finally { k.TensorCores = true; }
         var b = new float[n];
         y.View.SubView(0, n).CopyToCPU(b);
+        return MaxRelativeError(b, a, 1e-30);
+    }
+
+    /// <summary>
+    /// max |reference − actual| / max(<paramref name="floor"/>, max |reference|); +∞ when either side has a NaN (Math.Max
+    /// carries it).
+    /// </summary>
+    internal static double MaxRelativeError(ReadOnlySpan<float> reference, ReadOnlySpan<float> actual, double floor)
+    {
         double maxRef = 0, maxErr = 0;
-        for (long i = 0; i < n; i++) { maxRef = Math.Max(maxRef, Math.Abs(b[i])); maxErr = Math.Max(maxErr, Math.Abs(a[i] - b[i])); }
-        return double.IsNaN(maxErr) || a.Any(float.IsNaN) ? double.PositiveInfinity : maxErr / Math.Max(maxRef, 1e-30);
+        for (int i = 0; i < reference.Length; i++)
+        {
+            maxRef = Math.Max(maxRef, Math.Abs(reference[i]));
+            maxErr = Math.Max(maxErr, Math.Abs(reference[i] - actual[i]));
+        }
+        return double.IsNaN(maxErr) ? double.PositiveInfinity : maxErr / Math.Max(floor, maxRef);
     }
 
     /// <summary>
@@ -231,9 +244,7 @@ public static unsafe class GpuBench
         {
             cpu.Forward(tokens.AsSpan(start, n), start, cc, a);
             gpu.Forward(tokens.AsSpan(start, n), start, gc, b);
-            double maxRef = 1, maxErr = 0;
-            for (int i = 0; i < v; i++) { maxRef = Math.Max(maxRef, Math.Abs(a[i])); maxErr = Math.Max(maxErr, Math.Abs(a[i] - b[i])); }
-            worst = Math.Max(worst, double.IsNaN(maxErr) ? double.PositiveInfinity : maxErr / maxRef);
+            worst = Math.Max(worst, MaxRelativeError(a, b, 1));
         }
         Step(0, prefix);
         // Warm-up: the first decode step compiles the single-token kernels; time a second cache's steps instead.

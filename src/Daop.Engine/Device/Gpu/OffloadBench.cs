@@ -326,9 +326,7 @@ public static unsafe class OffloadBench
         {
             cpu.Forward(tokens.AsSpan(start, n), start, cc, a);
             gpu.Forward(tokens.AsSpan(start, n), start, gc, b);
-            double maxRef = 1, maxErr = 0;
-            for (int i = 0; i < v; i++) { maxRef = Math.Max(maxRef, Math.Abs(a[i])); maxErr = Math.Max(maxErr, Math.Abs(a[i] - b[i])); }
-            worst = Math.Max(worst, double.IsNaN(maxErr) ? double.PositiveInfinity : maxErr / maxRef);
+            worst = Math.Max(worst, GpuBench.MaxRelativeError(a, b, 1));
         }
         Step(0, prefix);
         for (int i = 0; i < decode; i++) Step(prefix + i, 1);
