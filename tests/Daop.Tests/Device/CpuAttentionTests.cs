@@ -11,13 +11,17 @@ public class CpuAttentionTests
     [InlineData(5, 17, 5, 1, 16, 0)]
     [InlineData(3, 40, 4, 4, 8, 7)]
     [InlineData(33, 0, 2, 1, 6, 0)]
-    public void TransposedEqualsPlain(int tokens, int startPos, int heads, int kvHeads, int d, int window)
+    [InlineData(2, 700, 4, 2, 16, 0, 1)]       // several 256-position blocks
+    [InlineData(3, 600, 2, 1, 8, 300, 1)]      // a window that starts inside a block
+    [InlineData(1, 520, 2, 2, 8, 0, 40)]       // scores in the hundreds: the running max moves between blocks
+    public void TransposedEqualsPlain(int tokens, int startPos, int heads, int kvHeads, int d, int window, float amplitude = 1)
     {
         int cap = startPos + tokens + 3, stride = cap + 5, kvDim = kvHeads * d;
         var rnd = new Random(tokens * 31 + startPos);
         float R() => (float)(rnd.NextDouble() * 2 - 1);
-        var q = Enumerable.Range(0, tokens * heads * d).Select(_ => R()).ToArray();
-        var k = Enumerable.Range(0, cap * kvDim).Select(_ => R()).ToArray();
+        var q = Enumerable.Range(0, tokens * heads * d).Select(_ => amplitude * R()).ToArray();
+        // Keys grow with position, so a later block holds a larger maximum than the earlier ones.
+        var k = Enumerable.Range(0, cap * kvDim).Select(i => R() + (amplitude > 1 ? i / kvDim / (float)cap : 0)).ToArray();
         var v = Enumerable.Range(0, cap * kvDim).Select(_ => R()).ToArray();
         var kt = new float[stride * kvDim];
         for (int p = 0; p < cap; p++) for (int i = 0; i < kvDim; i++) kt[i * stride + p] = k[p * kvDim + i];
@@ -26,6 +30,6 @@ public class CpuAttentionTests
         int? w = window > 0 ? window : null;
         CpuAttention.Causal(q, k, v, want, tokens, startPos, heads, kvHeads, d, w);
         CpuAttention.CausalTransposed(q, kt, stride, v, got, tokens, startPos, heads, kvHeads, d, w);
-        for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(want[i] - got[i]) <= 1e-5f, $"{i}: {want[i]} vs {got[i]}");
+        for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(want[i] - got[i]) <= 1e-5f * Math.Max(1, Math.Abs(want[i])), $"{i}: {want[i]} vs {got[i]}");
     }
 }

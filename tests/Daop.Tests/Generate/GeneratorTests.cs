@@ -92,7 +92,36 @@ public class DecodeAllocationTests
     static readonly int[] Prompt = [3, 17, 42, 99, 7];
 
     [Fact]
-    public void DecodeStepsAllocateNothing()
+    public void DecodeStepsAllocateNothing() => AssertDecodeAllocatesNothing();
+
+    /// <summary>
+    /// Test threads are pooled: a model with a shorter context that ran on this thread before must not leave scratch
+    /// that the next model's decode outgrows (attention's per-thread score buffer did, at position 12 here).
+    /// </summary>
+    [Fact]
+    public void DecodeAllocatesNothingAfterASmallerModelRanOnTheSameThread()
+    {
+        // A fresh thread, so no earlier test's thread-local state decides the outcome.
+        Exception? error = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                using (var small = MoeModel.Load(TestPaths.Fixture("qwen2moe-tiny"), new ModelOptions { ContextLength = 12 }))
+                {
+                    var logits = new float[small.Config.VocabSize];
+                    small.Forward(Prompt, 0, small.NewCache(), logits);
+                }
+                AssertDecodeAllocatesNothing();
+            }
+            catch (Exception e) { error = e; }
+        });
+        thread.Start();
+        thread.Join();
+        if (error != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+    }
+
+    static void AssertDecodeAllocatesNothing()
     {
         using var model = MoeModel.Load(TestPaths.Fixture("qwen2moe-tiny"));
         var cache = model.NewCache();

@@ -13,8 +13,6 @@ namespace Daop.Engine.Device.Cpu;
 /// </summary>
 static unsafe class CpuAttention
 {
-    [ThreadStatic] static float[]? t_scores;
-
     /// <summary>Scalar twin of <see cref="CausalTransposed"/> over the plain [capacity, NKV·D] key layout (the tests' reference).</summary>
     /// <param name="q">[T, NH·D] queries of positions startPos..startPos+T−1.</param>
     /// <param name="k">[capacity, NKV·D] keys, filled up to startPos+T.</param>
@@ -77,60 +75,79 @@ static unsafe class CpuAttention
         }
     }
 
+    // Positions scored at a time: the scores live on the stack, so no buffer depends on the context or the thread.
+    const int Block = 256;
+
     struct TransposedJob : IParallelJob
     {
         public float* Q, Kt, V, O;
         public int Capacity, StartPos, Heads, KvHeads, D, Window;
 
+        // Online softmax over blocks of positions (as flash attention does): o and the running sum are rescaled by
+        // exp(m_old − m_new) when a block raises the running maximum m, so every exponent is ≤ 0 for any finite scores.
         public readonly void Execute(int start, int end)
         {
             int d = D, group = Heads / KvHeads, qDim = Heads * d, kvDim = KvHeads * d;
             float scale = 1f / MathF.Sqrt(d);
-            int maxN = StartPos + (end - 1) / Heads + 1;
-            // Sized for the whole cache once, so a growing context never reallocates per token.
-            var scores = t_scores is { } s && s.Length >= maxN + 16 ? s : (t_scores = new float[Math.Max(Capacity, maxN) + 16]);
-            fixed (float* sc = scores)
+            float* sc = stackalloc float[Block];
+            for (int item = start; item < end; item++)
             {
-                for (int item = start; item < end; item++)
+                int t = item / Heads, h = item - t * Heads, g = h / group;
+                int pos = StartPos + t;
+                int first = Window > 0 ? Math.Max(0, pos - Window + 1) : 0;
+                int n = pos - first + 1;
+                float* qh = Q + t * qDim + h * d;
+                float* oh = O + t * qDim + h * d;
+                var o = new Span<float>(oh, d);
+                o.Clear();
+                float max = float.NegativeInfinity, sum = 0;
+                for (int b = 0; b < n; b += Block)
                 {
-                    int t = item / Heads, h = item - t * Heads, g = h / group;
-                    int pos = StartPos + t;
-                    int first = Window > 0 ? Math.Max(0, pos - Window + 1) : 0;
-                    int n = pos - first + 1;
-                    float* qh = Q + t * qDim + h * d;
-                    float* kg = Kt + (long)g * d * Capacity + first; // row c of head g: kg + c·Capacity
-                    int j = 0;
-                    if (Vector512.IsHardwareAccelerated)
-                        for (; j + 16 <= n; j += 16)
-                        {
-                            var acc = Vector512<float>.Zero;
-                            for (int c = 0; c < d; c++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(qh[c]), Vector512.Load(kg + (long)c * Capacity + j), acc);
-                            (acc * scale).Store(sc + j);
-                        }
-                    else if (Vector256.IsHardwareAccelerated)
-                        for (; j + 8 <= n; j += 8)
-                        {
-                            var acc = Vector256<float>.Zero;
-                            for (int c = 0; c < d; c++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(qh[c]), Vector256.Load(kg + (long)c * Capacity + j), acc);
-                            (acc * scale).Store(sc + j);
-                        }
-                    for (; j < n; j++)
+                    int m = Math.Min(Block, n - b);
+                    Scores(qh, Kt + (long)g * d * Capacity + first + b, Capacity, d, scale, sc, m);
+                    var span = new Span<float>(sc, m);
+                    float newMax = MathF.Max(max, TensorPrimitives.Max(span));
+                    if (newMax > max && b > 0)
                     {
-                        float x = 0;
-                        for (int c = 0; c < d; c++) x += qh[c] * kg[(long)c * Capacity + j];
-                        sc[j] = x * scale;
+                        float rescale = MathF.Exp(max - newMax);
+                        sum *= rescale;
+                        TensorPrimitives.Multiply(o, rescale, o);
                     }
-                    var span = new Span<float>(sc, n);
-                    float max = TensorPrimitives.Max(span);
+                    max = newMax;
                     TensorPrimitives.Subtract(span, max, span);
                     TensorPrimitives.Exp(span, span);
-                    float inv = 1f / TensorPrimitives.Sum(span);
-                    float* oh = O + t * qDim + h * d;
-                    float* vh = V + (long)first * kvDim + g * d;
-                    new Span<float>(oh, d).Clear();
-                    for (j = 0; j < n; j++) Axpy(sc[j] * inv, vh + (long)j * kvDim, oh, d);
+                    sum += TensorPrimitives.Sum(span);
+                    float* vh = V + (long)(first + b) * kvDim + g * d;
+                    for (int j = 0; j < m; j++) Axpy(sc[j], vh + (long)j * kvDim, oh, d);
                 }
+                TensorPrimitives.Multiply(o, 1f / sum, o);
             }
+        }
+    }
+
+    // sc[j] = scale · q·k_j for m consecutive positions; kg points at position 0 of head dimension 0, rows capacity apart.
+    static void Scores(float* qh, float* kg, int capacity, int d, float scale, float* sc, int m)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; j + 16 <= m; j += 16)
+            {
+                var acc = Vector512<float>.Zero;
+                for (int c = 0; c < d; c++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(qh[c]), Vector512.Load(kg + (long)c * capacity + j), acc);
+                (acc * scale).Store(sc + j);
+            }
+        else if (Vector256.IsHardwareAccelerated)
+            for (; j + 8 <= m; j += 8)
+            {
+                var acc = Vector256<float>.Zero;
+                for (int c = 0; c < d; c++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(qh[c]), Vector256.Load(kg + (long)c * capacity + j), acc);
+                (acc * scale).Store(sc + j);
+            }
+        for (; j < m; j++)
+        {
+            float x = 0;
+            for (int c = 0; c < d; c++) x += qh[c] * kg[(long)c * capacity + j];
+            sc[j] = x * scale;
         }
     }
 

@@ -9,57 +9,63 @@ namespace Daop.Kernels.Cpu.Gemm;
 /// <remarks>
 /// Two independent buffers per thread: one for a whole call (prepared activations, lent by the calling thread)
 /// and one for a parallel chunk (lent inside <see cref="IParallelJob.Execute"/>, which the caller also runs).
+/// The state is thread-static value fields, not an object, so even a thread's first rent allocates nothing on the
+/// managed heap (decode's allocation test counts managed bytes, and a pool thread can take its first chunk at any step).
+/// The native buffers live as long as their thread.
 /// </remarks>
-internal sealed unsafe class ThreadScratch
+internal static unsafe class ThreadScratch
 {
-    [ThreadStatic] static ThreadScratch? t_call;
-    [ThreadStatic] static ThreadScratch? t_chunk;
-
-    float* _p;
-    nint _capacity;
-    bool _inUse;
-
-    ~ThreadScratch()
+    struct Slot
     {
-        if (_p != null) NativeMemory.AlignedFree(_p);
+        public float* P;
+        public nint Capacity;
+        public bool InUse;
     }
 
+    [ThreadStatic] static Slot t_call;
+    [ThreadStatic] static Slot t_chunk;
+
     /// <summary>Lends at least <paramref name="floats"/> floats of the per-call buffer until the lease is disposed.</summary>
-    public static Lease Rent(nint floats) => RentFrom(ref t_call, floats);
+    public static Lease Rent(nint floats) => RentFrom(ref t_call, floats, chunk: false);
 
     /// <summary>Lends at least <paramref name="floats"/> floats of the per-chunk buffer until the lease is disposed.</summary>
-    public static Lease RentChunk(nint floats) => RentFrom(ref t_chunk, floats);
+    public static Lease RentChunk(nint floats) => RentFrom(ref t_chunk, floats, chunk: true);
 
-    static Lease RentFrom(ref ThreadScratch? slot, nint floats)
+    static Lease RentFrom(ref Slot s, nint floats, bool chunk)
     {
-        var s = slot ??= new ThreadScratch();
-        if (s._inUse) return new Lease(Alloc(floats), null);
-        if (s._capacity < floats)
+        if (s.InUse) return new Lease(Alloc(floats), Owner.None);
+        if (s.Capacity < floats)
         {
-            if (s._p != null) NativeMemory.AlignedFree(s._p);
-            s._p = null;
-            s._capacity = 0;
-            s._p = Alloc(floats);
-            s._capacity = floats;
+            if (s.P != null) NativeMemory.AlignedFree(s.P);
+            s.P = null;
+            s.Capacity = 0;
+            s.P = Alloc(floats);
+            s.Capacity = floats;
         }
-        s._inUse = true;
-        return new Lease(s._p, s);
+        s.InUse = true;
+        return new Lease(s.P, chunk ? Owner.Chunk : Owner.Call);
     }
 
     static float* Alloc(nint floats) => (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(floats, 16) * sizeof(float), 64);
 
-    /// <summary>A borrowed buffer; dispose to give it back.</summary>
+    internal enum Owner : byte { None, Call, Chunk }
+
+    /// <summary>A borrowed buffer; dispose to give it back (on the thread that rented it).</summary>
     public readonly ref struct Lease
     {
         public readonly float* Pointer;
-        readonly ThreadScratch? _owner;
+        readonly Owner _owner;
 
-        public Lease(float* p, ThreadScratch? owner) { Pointer = p; _owner = owner; }
+        internal Lease(float* p, Owner owner) { Pointer = p; _owner = owner; }
 
         public void Dispose()
         {
-            if (_owner != null) _owner._inUse = false;
-            else if (Pointer != null) NativeMemory.AlignedFree(Pointer);
+            switch (_owner)
+            {
+                case Owner.Call: t_call.InUse = false; break;
+                case Owner.Chunk: t_chunk.InUse = false; break;
+                default: if (Pointer != null) NativeMemory.AlignedFree(Pointer); break;
+            }
         }
     }
 }
