@@ -4,6 +4,7 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Generate;
 using Daop.Engine.Load;
 using Daop.Engine.Load.Chat;
+using Daop.Engine.Load.Config;
 using Daop.Engine.Load.Tokenizer;
 using Daop.Engine.Model;
 using Daop.Engine.Schedule;
@@ -81,6 +82,7 @@ public sealed class DaopModel : IDisposable
             catch (InvalidOperationException e) { throw new ArgumentException(e.Message, e); }
         }
         if (!Directory.Exists(path)) throw new ModelLoadException($"{path}: model folder not found");
+        path = ModelFiles.ResolveHubCache(path);
         // Tokenizer and template first: they are cheap and their errors should not wait for the weights.
         var tokenizer = HfTokenizer.FromDirectory(path);
         var template = ChatTemplate.FromDirectory(path);
@@ -91,6 +93,7 @@ public sealed class DaopModel : IDisposable
         try
         {
             model = thread.Invoke(() => MoeModel.Load(path, engineOptions));
+            CheckVocabulary(path, tokenizer, model.Config);
             return new DaopModel(model, thread, tokenizer, template, generationEos);
         }
         catch
@@ -99,6 +102,16 @@ public sealed class DaopModel : IDisposable
             thread.Dispose();
             throw;
         }
+    }
+
+    // Every id the tokenizer can produce must have an embedding row and a logit; otherwise the model loads and then
+    // every request that meets such a token fails. (A larger embedding than vocabulary is common: padded tables.)
+    static void CheckVocabulary(string dir, HfTokenizer tokenizer, ModelConfig config)
+    {
+        if (tokenizer.VocabSize > config.VocabSize)
+            throw new ModelLoadException($"{Path.Combine(dir, "tokenizer.json")}: the tokenizer has ids up to {tokenizer.VocabSize - 1}, " +
+                $"but the model's vocabulary (vocab_size in {config.Path}, the rows of the embedding) has {config.VocabSize}: " +
+                "the tokenizer does not belong to these weights");
     }
 
     static ModelOptions EngineOptions(DaopOptions o)
@@ -138,7 +151,7 @@ public sealed class DaopModel : IDisposable
         if (!File.Exists(file)) return [];
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(file));
+            using var doc = JsonDocument.Parse(ModelFiles.ReadAll(file, ModelFiles.MaxConfigBytes));
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new ModelLoadException($"{file}: must be a JSON object");
             if (!doc.RootElement.TryGetProperty("eos_token_id", out var eos) || eos.ValueKind == JsonValueKind.Null) return [];

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Daop.Kernels.Cpu;
 
 namespace Daop.Engine.Generate;
 
@@ -32,8 +33,7 @@ public sealed class Sampler
         if (_o.Temperature == 0) return TensorPrimitives.IndexOfMax(logits);
         int v = logits.Length;
         var p = _prob.AsSpan(0, v);
-        TensorPrimitives.Divide(logits, _o.Temperature, p);
-        TensorPrimitives.SoftMax(p, p);
+        Softmax.Forward(logits, p, _o.Temperature); // max-subtracted: logits / T in the thousands stay finite
 
         int n = v;
         var idx = _idx.AsSpan(0, v);

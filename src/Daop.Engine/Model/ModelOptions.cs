@@ -10,6 +10,12 @@ public sealed record ModelOptions
     public int? ContextLength { get; init; }
     /// <summary>Most tokens one forward call processes at once; longer prompts are prefilled in chunks.</summary>
     public int MaxChunkTokens { get; init; } = 256;
+    /// <summary>
+    /// Check the residual stream for NaN/±∞ after the embedding and after each layer's attention and FFN, and name the
+    /// first step that produced one (<see cref="NonFiniteException"/>). Costs a device-to-host copy per step; off in
+    /// normal runs, which still check each layer's router logits and the output logits.
+    /// </summary>
+    public bool CheckFinite { get; init; }
     /// <summary>The device for dense compute (default: CPU).</summary>
     public Func<MoeModel, IDevice>? Device { get; init; }
     /// <summary>The expert scheduler (default: every expert on the CPU).</summary>

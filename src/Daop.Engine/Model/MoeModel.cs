@@ -19,6 +19,7 @@ public sealed class MoeModel : IDisposable
     readonly IDisposable _owner;
     RunState _s = null!;
     RopeTable _rope = null!;
+    float[]? _checkBuffer; // [T, H] host copy of the residual stream, only with ModelOptions.CheckFinite
 
     /// <summary>The folder the model came from.</summary>
     public string Directory { get; }
@@ -54,6 +55,7 @@ public sealed class MoeModel : IDisposable
     {
         options ??= new ModelOptions();
         if (!System.IO.Directory.Exists(dir)) throw new ModelLoadException($"{dir}: model folder not found");
+        dir = ModelFiles.ResolveHubCache(dir);
         var (family, config) = ModelFamilies.ReadConfig(Path.Combine(dir, "config.json"));
         var store = TensorStore.OpenDirectory(dir);
         try
@@ -105,15 +107,41 @@ public sealed class MoeModel : IDisposable
     void Start(ModelOptions o)
     {
         int ctx = o.ContextLength ?? Math.Min(Config.MaxPositions, 4096);
-        if (ctx <= 0) throw new ArgumentOutOfRangeException(nameof(o), $"context length must be positive, got {ctx}");
+        CheckContext(ctx);
         ContextLength = ctx;
         int chunk = Math.Clamp(o.MaxChunkTokens, 1, ctx);
         MaxChunkTokens = chunk;
         Device = o.Device?.Invoke(this) ?? new CpuDevice();
+        if (Device is CpuDevice) CheckHostMemory(ctx);
         Experts = o.Experts?.Invoke(this, Device) ?? new LocalExpertScheduler(Weights, Config.HiddenSize, Config.NumExperts,
             Config.TopK, Config.ExpertIntermediate, chunk);
         _s = new RunState(Device, Config, chunk);
         _rope = new RopeTable(Config.Rope, Config.HeadDim, ctx, Config.MaxPositions);
+        _checkBuffer = o.CheckFinite ? new float[chunk * Config.HiddenSize] : null;
+    }
+
+    /// <summary>Most positions a context may hold (2^24): far past any trained context, and every per-position table stays indexable.</summary>
+    public const int MaxContextLength = 1 << 24;
+
+    void CheckContext(int ctx)
+    {
+        if (ctx <= 0) throw new ArgumentException($"the context length must be positive, got {ctx}");
+        long kvPerLayer = (long)ctx * Config.NumKvHeads * Config.HeadDim;
+        if (ctx > MaxContextLength || kvPerLayer > Array.MaxLength)
+            throw new ArgumentException(
+                $"the context length {ctx} is too large: at most {Math.Min(MaxContextLength, Array.MaxLength / ((long)Config.NumKvHeads * Config.HeadDim))} " +
+                $"positions for this model (trained on {Config.MaxPositions})");
+    }
+
+    // The CPU keeps K and V of every layer in fp32: refuse up front what cannot fit rather than fail deep in an allocation.
+    void CheckHostMemory(int ctx)
+    {
+        long kvBytes = 2L * Config.NumLayers * ctx * Config.NumKvHeads * Config.HeadDim * sizeof(float);
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (kvBytes > available)
+            throw new ArgumentException(
+                $"a context of {ctx} positions needs {kvBytes / (1024.0 * 1024 * 1024):F1} GiB of KV cache ({Config.NumLayers} layers, fp32), " +
+                $"more than this machine's {available / (1024.0 * 1024 * 1024):F1} GiB: lower the context length");
     }
 
     /// <summary>
@@ -147,8 +175,8 @@ public sealed class MoeModel : IDisposable
         {
             int n = Math.Min(_s.MaxTokens, tokens.Length - done);
             ForwardChunk(tokens.Slice(done, n), startPos + done, cache);
-            if (allLogits) LmHead(0, n, logits.Slice(done * v, n * v));
-            else if (done + n == tokens.Length) LmHead(n - 1, 1, logits[..v]);
+            if (allLogits) LmHead(0, n, logits.Slice(done * v, n * v), startPos + done);
+            else if (done + n == tokens.Length) LmHead(n - 1, 1, logits[..v], startPos + done);
         }
     }
 
@@ -159,17 +187,29 @@ public sealed class MoeModel : IDisposable
         int t = tokens.Length, h = Config.HiddenSize;
         Experts.BeginChunk(startPos, t);
         d.Embed(tokens, Weights.Embed, _s.X);                                   // x [T, H]
+        CheckResidual(t, startPos, null, "embedding");
         for (int l = 0; l < Config.NumLayers; l++)
         {
             var w = Weights.Layers[l];
             d.Norm(w.AttnNorm, _s.X, _s.Xn, t);                                 // xn [T, H]
             Attention(l, w, t, startPos, cache);                                 // out [T, H]
             d.Add(_s.X, _s.Out, t * h);                                         // x += attn
+            CheckResidual(t, startPos, l, "attention");
             d.Norm(w.FfnNorm, _s.X, _s.Xn, t);
             if (Config.MoeLayers[l]) Moe(l, w, t, startPos);                     // out [T, H]
             else d.Ffn(w.Dense!.Value, _s.Xn, _s.Out, t);
             d.Add(_s.X, _s.Out, t * h);                                         // x += ffn
+            CheckResidual(t, startPos, l, Config.MoeLayers[l] ? "moe" : "mlp");
         }
+    }
+
+    // With ModelOptions.CheckFinite: the residual stream x [T, H] after a step must be finite.
+    void CheckResidual(int t, int startPos, int? layer, string stage)
+    {
+        if (_checkBuffer == null) return;
+        int n = t * Config.HiddenSize;
+        Device.CopyToHost(_s.X, 0, _checkBuffer.AsSpan(0, n));
+        NonFiniteException.ThrowIfAny(_checkBuffer.AsSpan(0, n), Config.HiddenSize, startPos, layer, stage);
     }
 
     // q, k, v = xn·Wqᵀ, xn·Wkᵀ, xn·Wvᵀ; optional clip and q/k norm; RoPE; causal GQA; o_proj
@@ -205,6 +245,8 @@ public sealed class MoeModel : IDisposable
         int e = Config.NumExperts, k = Config.TopK, h = Config.HiddenSize;
         d.Linear(w.Router!, _s.Xn, _s.GateLogits, t);   // [T, E]
         d.CopyToHost(_s.GateLogits, 0, _s.HostLogits.AsSpan(0, t * e));
+        // Always checked (T·E floats already on the host): NaN logits would route to no expert at all.
+        NonFiniteException.ThrowIfAny(_s.HostLogits.AsSpan(0, t * e), e, startPos, l, "router logits");
         var r = _s.Routing;
         r.Tokens = t;
         for (int i = 0; i < t; i++)
@@ -224,7 +266,7 @@ public sealed class MoeModel : IDisposable
     }
 
     // final norm and lm_head for rows [first, first+n) of the last chunk, LogitRows at a time
-    void LmHead(int first, int n, Span<float> dst)
+    void LmHead(int first, int n, Span<float> dst, int startPos)
     {
         var d = Device;
         int h = Config.HiddenSize, v = Config.VocabSize;
@@ -235,6 +277,7 @@ public sealed class MoeModel : IDisposable
             d.Norm(Weights.FinalNorm, _s.Xn, _s.Xn, m);
             d.Linear(Weights.LmHead, _s.Xn, _s.Logits, m);                      // [m, V]
             d.CopyToHost(_s.Logits, 0, dst.Slice(i * v, m * v));
+            NonFiniteException.ThrowIfAny(dst.Slice(i * v, m * v), v, startPos + first + i, null, "logits");
         }
 
     }

@@ -25,6 +25,11 @@ public sealed class RopeTable
         Half = rotDim / 2;
         Capacity = capacity;
         var (invFreq, scale) = Frequencies(spec, rotDim, capacity, maxPositions);
+        // The config's fields are checked one by one when read; this catches any combination that still overflows.
+        int bad = Kernels.Cpu.NonFinite.IndexOf(invFreq);
+        if (bad >= 0 || !float.IsFinite(scale))
+            throw new Load.ModelLoadException($"the RoPE parameters ({spec.Type}, theta {spec.Theta}, factor {spec.Factor}) give " +
+                (bad >= 0 ? $"a non-finite frequency ({invFreq[bad]}) for dimension pair {bad}" : $"a non-finite attention scaling ({scale})"));
         for (int i = 0; i < invFreq.Length; i++)
             invFreq[i] = spec.InvFreqDType switch
             {

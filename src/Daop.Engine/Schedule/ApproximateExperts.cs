@@ -109,7 +109,7 @@ public sealed class ApproximateExperts : IDisposable
         if (logits.Length < _experts) throw new ArgumentException($"logits hold {logits.Length} floats, need {_experts}", nameof(logits));
         Reset();
         Router.Route(_spec, logits[.._experts], _ids, _weights, _scratchProbs);
-        TensorPrimitives.SoftMax(logits[.._experts], _probs);
+        Softmax.Forward(logits[.._experts], _probs);
         bool substituted = GracefulDegradation.Apply(layer, _ids, _weights, _probs, residency);
         Predictions++;
         if (substituted) Substitutions++;

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using Daop.Engine.Analysis;
 using Daop.Engine.Placement;
+using Daop.Kernels.Cpu;
 
 namespace Daop.Engine.Schedule;
 
@@ -150,7 +151,7 @@ public static class TraceSimulator
             void Degraded(RoutingTrace tr, int t, int l)
             {
                 tr.Predicted(t, l).CopyTo(ids);
-                TensorPrimitives.SoftMax(tr.PredictedScores(t, l), probs);
+                Softmax.Forward(tr.PredictedScores(t, l), probs);
                 for (int i = 0; i < k; i++) weights[i] = probs[ids[i]];
                 GracefulDegradation.Apply(l, ids, weights, probs, r);
             }

@@ -77,6 +77,22 @@ public class GeneratorTests
         for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4f, $"logit {i}: {a[i]} vs {b[i]}");
     }
 
+    /// <summary>
+    /// The outside test's case: the embedded model at temperature 0.05 printed the last vocabulary token over and over
+    /// (logits / T overflowed the softmax). A trained model's margins at T = 0.01 leave the greedy choice each step.
+    /// </summary>
+    [Fact]
+    public void VeryLowTemperatureFollowsTheGreedyPath()
+    {
+        using var model = MoeModel.Load(TestPaths.DefaultModel);
+        var tok = Daop.Engine.Load.Tokenizer.HfTokenizer.FromDirectory(TestPaths.DefaultModel);
+        var prompt = tok.Encode("def fibonacci(n):", addSpecialTokens: false);
+        var gen = new Generator(model);
+        var greedy = gen.Generate(prompt, new SamplingOptions { MaxNewTokens = 12, StopTokenIds = [] }).ToArray();
+        var cold = gen.Generate(prompt, new SamplingOptions { Temperature = 0.01f, MaxNewTokens = 12, Seed = 3, StopTokenIds = [] }).ToArray();
+        Assert.Equal(greedy, cold);
+        Assert.DoesNotContain(model.Config.VocabSize - 1, cold);
+    }
 }
 
 /// <summary>

@@ -53,12 +53,13 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     static SafetensorsFile OpenChecked(string path)
     {
-        long fileLen = new FileInfo(path).Length;
+        // The length of the opened file, not of a directory entry: hub snapshots are symbolic links into blobs/.
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long fileLen = fs.Length;
         if (fileLen < 8)
             throw new ModelLoadException($"{path}: file is {fileLen} bytes, too short for the 8-byte safetensors header length");
 
         byte[] header;
-        using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
         {
             Span<byte> lenBytes = stackalloc byte[8];
             fs.ReadExactly(lenBytes);
@@ -75,7 +76,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         long dataLen = fileLen - dataStart;
         var (tensors, metadata) = ParseHeader(path, header, dataLen);
 
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        var map = MemoryMappedFile.CreateFromFile(fs, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
         MemoryMappedViewAccessor? view = null;
         try
         {

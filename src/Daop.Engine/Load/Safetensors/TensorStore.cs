@@ -51,19 +51,8 @@ public sealed unsafe class TensorStore : ITensorSource
 
     static TensorStore OpenIndex(string dir, string index)
     {
-        byte[] bytes;
-        try
-        {
-            // Real indexes are kilobytes; the cap keeps a hostile or corrupt one from being read whole.
-            long len = new FileInfo(index).Length;
-            if (len > SafetensorsFile.MaxHeaderBytes)
-                throw new ModelLoadException($"{index}: {len} bytes exceeds the {SafetensorsFile.MaxHeaderBytes}-byte limit for an index");
-            bytes = File.ReadAllBytes(index);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelLoadException($"{index}: cannot read ({e.Message})", e);
-        }
+        // Real indexes are kilobytes; the cap keeps a hostile or corrupt one from being read whole.
+        byte[] bytes = ModelFiles.ReadAll(index, SafetensorsFile.MaxHeaderBytes);
         // As for headers: JsonDocument would only fail on bad UTF-8 later, with InvalidOperationException.
         int bad = SafetensorsFile.FirstInvalidUtf8(bytes);
         if (bad >= 0) throw new ModelLoadException($"{index}: not valid UTF-8 (byte 0x{bytes[bad]:X2} at offset {bad})");
@@ -194,6 +183,37 @@ public sealed unsafe class TensorStore : ITensorSource
             TensorDType.I32 => (MemoryMarshal.Cast<byte, int>(bytes).ToArray().Select(x => (long)x).ToArray(), e.Shape),
             _ => throw new ModelLoadException($"{f.Path}: tensor '{name}' has dtype {e.DType}, expected I64 or I32"),
         };
+    }
+
+    /// <summary>
+    /// Index of the first NaN or ±∞ element of float tensor <paramref name="name"/>, or −1 when every element is finite
+    /// (also for integer tensors). Reads the whole tensor: for <c>inspect --check</c>, not for loading.
+    /// </summary>
+    public long FirstNonFinite(string name)
+    {
+        var (f, e) = Lookup(name);
+        byte* p = f.DataPointer(e);
+        const int Chunk = 1 << 28; // elements per span, so tensors past 2 GiB are scanned too
+        for (long start = 0; start < e.ElementCount; start += Chunk)
+        {
+            int n = (int)Math.Min(Chunk, e.ElementCount - start);
+            int i = e.DType switch
+            {
+                TensorDType.F32 => NonFinite.IndexOf(new ReadOnlySpan<float>((float*)p + start, n)),
+                TensorDType.BF16 => NonFinite.IndexOf16(new ReadOnlySpan<ushort>((ushort*)p + start, n), 0x7F80),
+                TensorDType.F16 => NonFinite.IndexOf16(new ReadOnlySpan<ushort>((ushort*)p + start, n), 0x7C00),
+                TensorDType.F64 => FirstNonFinite(new ReadOnlySpan<double>((double*)p + start, n)),
+                _ => -1,
+            };
+            if (i >= 0) return start + i;
+        }
+        return -1;
+    }
+
+    static int FirstNonFinite(ReadOnlySpan<double> x)
+    {
+        for (int i = 0; i < x.Length; i++) if (!double.IsFinite(x[i])) return i;
+        return -1;
     }
 
     static void CheckShape(SafetensorsFile f, TensorEntry e, int rows, int cols)

@@ -18,7 +18,7 @@ internal readonly struct TokJson(string file)
         string name = Path.GetFileName(path);
         if (!System.IO.File.Exists(path))
             throw new ModelLoadException($"{name}: file not found at '{path}'");
-        ReadOnlyMemory<byte> bytes = JsonText.SkipBom(System.IO.File.ReadAllBytes(path));
+        ReadOnlyMemory<byte> bytes = JsonText.SkipBom(ModelFiles.ReadAll(path, ModelFiles.MaxTokenizerBytes));
         JsonDocument doc;
         try
         {

@@ -10,6 +10,11 @@ static class CommonConfig
     /// <summary>Most routed experts per layer a config may declare.</summary>
     public const int MaxExperts = 65536;
 
+    /// <summary>Widest hidden, attention (heads · head_dim) or FFN dimension a config may declare (2^20): per-chunk buffers are sized from these.</summary>
+    public const int MaxWidth = 1 << 20;
+    /// <summary>Largest vocabulary a config may declare (2^24).</summary>
+    public const int MaxVocab = 1 << 24;
+
     /// <summary>Reads the shared fields; the family then fills in experts, routing and norms.</summary>
     public static ModelConfig Read(ConfigReader c, int numExperts, int topK, int expertInter, RouterSpec router,
         NormKind norm = NormKind.RmsNorm, QkNormKind qkNorm = QkNormKind.None)
@@ -22,6 +27,11 @@ static class CommonConfig
         int headDim = c.IntOrNull("head_dim") ?? (hidden % heads == 0 ? hidden / heads
             : throw c.Error("num_attention_heads", $"({heads}) must divide hidden_size ({hidden}) when head_dim is not given"));
         if (headDim <= 0 || headDim % 2 != 0) throw c.Error("head_dim", $"must be a positive even number, found {headDim}");
+        if (hidden > MaxWidth) throw c.Error("hidden_size", $"must be at most {MaxWidth}, found {hidden}");
+        if ((long)heads * headDim > MaxWidth)
+            throw c.Error("num_attention_heads", $"times head_dim ({heads} x {headDim}) must be at most {MaxWidth}");
+        if (expertInter > MaxWidth)
+            throw c.Error(c.Has("moe_intermediate_size") ? "moe_intermediate_size" : "intermediate_size", $"must be at most {MaxWidth}, found {expertInter}");
         int layers = c.PositiveInt("num_hidden_layers");
         // Sanity bounds far above any real model: per-layer and per-expert tables are sized from these before the
         // checkpoint can contradict them, so an absurd value must fail here rather than allocate gigabytes.
@@ -37,6 +47,13 @@ static class CommonConfig
         string? dtype = c.StringOrNull("dtype") ?? c.StringOrNull("torch_dtype");
         var rope = ReadRope(c) with { InvFreqDType = dtype is "bfloat16" or "float16" ? dtype : null };
         int maxPos = c.IntOr("max_position_embeddings", 4096);
+        if (maxPos <= 0) throw c.Error("max_position_embeddings", $"must be positive, found {maxPos}");
+        int vocab = c.PositiveInt("vocab_size");
+        if (vocab > MaxVocab) throw c.Error("vocab_size", $"must be at most {MaxVocab}, found {vocab}");
+        // eps guards x / sqrt(mean(x²) + eps): 0 divides an all-zero row (a padding embedding) by 0, a negative one
+        // takes the root of a negative number; real models use 1e-6 .. 1e-5.
+        double eps = c.DoubleOr("rms_norm_eps", 1e-5);
+        if (!(eps > 0 && eps < 1)) throw c.Error("rms_norm_eps", $"must be in (0, 1), found {eps}");
         bool useSliding = c.BoolOr("use_sliding_window", true);
         int? window = useSliding ? c.IntOrNull("sliding_window") : null;
         if (window is <= 0) window = null;
@@ -45,7 +62,7 @@ static class CommonConfig
         {
             ModelType = c.StringOrNull("model_type")!,
             Path = c.Path,
-            VocabSize = c.PositiveInt("vocab_size"),
+            VocabSize = vocab,
             HiddenSize = hidden,
             NumLayers = layers,
             NumHeads = heads,
@@ -56,7 +73,7 @@ static class CommonConfig
             ExpertIntermediate = expertInter,
             MoeLayers = Enumerable.Repeat(true, layers).ToArray(),
             Norm = norm,
-            NormEps = (float)c.DoubleOr("rms_norm_eps", 1e-5),
+            NormEps = (float)eps,
             QkNorm = qkNorm,
             Router = router,
             Rope = rope,
@@ -66,6 +83,14 @@ static class CommonConfig
             BosTokenId = c.IntOrNull("bos_token_id"),
             EosTokenIds = c.IntList("eos_token_id"),
         };
+    }
+
+    /// <summary>An optional FFN width (0 when absent): must lie in [0, <see cref="MaxWidth"/>].</summary>
+    public static int WidthOr0(ConfigReader c, string field)
+    {
+        int w = c.IntOr(field, 0);
+        if (w < 0 || w > MaxWidth) throw c.Error(field, $"must be between 0 and {MaxWidth}, found {w}");
+        return w;
     }
 
     /// <summary>
@@ -80,9 +105,43 @@ static class CommonConfig
         double partial = p?.DoubleOr("partial_rotary_factor", c.DoubleOr("partial_rotary_factor", 1)) ?? c.DoubleOr("partial_rotary_factor", 1);
         if (!(partial > 0 && partial <= 1))
             throw (p?.Has("partial_rotary_factor") == true ? p : c).Error("partial_rotary_factor", $"must be in (0, 1], found {partial}");
+        // θ^(2i/d) of θ ≤ 0 is 0 or NaN, and every frequency would be infinite or NaN.
+        if (!(theta > 0)) throw (p?.Has("rope_theta") == true ? p : c).Error("rope_theta", $"must be positive, found {theta}");
         if (s == null) return new RopeSpec(theta, "default", PartialRotaryFactor: partial);
         string type = s.StringOrNull("rope_type") ?? s.StringOrNull("type") ?? "default";
         int origMax = s.IntOr("original_max_position_embeddings", c.IntOr("original_max_position_embeddings", 0));
+        if (origMax < 0) throw s.Error("original_max_position_embeddings", $"must not be negative, found {origMax}");
+        var spec = ReadScaling(s, p, type, theta, partial, origMax);
+        CheckScaling(s, spec);
+        return spec;
+    }
+
+    // Fields a scaling divides by or takes the logarithm of must be positive; llama3 needs low < high frequency factor.
+    static void CheckScaling(ConfigReader s, RopeSpec r)
+    {
+        void Positive(string field, double v) { if (!(v > 0)) throw s.Error(field, $"must be positive, found {v}"); }
+        if (r.Type != "default") Positive("factor", r.Factor);
+        if (r.AttentionFactor is { } a) Positive("attention_factor", a);
+        if (r.Type == "llama3")
+        {
+            Positive("original_max_position_embeddings", r.OriginalMaxPositions);
+            Positive("low_freq_factor", r.LowFreqFactor);
+            if (!(r.HighFreqFactor > r.LowFreqFactor))
+                throw s.Error("high_freq_factor", $"must be greater than low_freq_factor ({r.LowFreqFactor}), found {r.HighFreqFactor}");
+        }
+        if (r.Type == "yarn")
+        {
+            if (!(r.Theta > 1)) throw s.Error("rope_theta", $"must be greater than 1 for yarn scaling, found {r.Theta}");
+            Positive("beta_fast", r.BetaFast);
+            Positive("beta_slow", r.BetaSlow);
+        }
+        foreach (var (field, list) in new[] { ("short_factor", r.ShortFactor), ("long_factor", r.LongFactor) })
+            if (list != null)
+                for (int i = 0; i < list.Length; i++) Positive($"{field}[{i}]", list[i]);
+    }
+
+    static RopeSpec ReadScaling(ConfigReader s, ConfigReader? p, string type, double theta, double partial, int origMax)
+    {
         return type switch
         {
             "default" => new RopeSpec(theta, type, PartialRotaryFactor: partial),

@@ -17,7 +17,7 @@ public static class ModelFamilies
     public static (IModelFamily Family, ModelConfig Config) ReadConfig(string configPath)
     {
         if (!File.Exists(configPath)) throw new ModelLoadException($"{configPath}: file not found");
-        ReadOnlyMemory<byte> bytes = JsonText.SkipBom(File.ReadAllBytes(configPath));
+        ReadOnlyMemory<byte> bytes = JsonText.SkipBom(ModelFiles.ReadAll(configPath, ModelFiles.MaxConfigBytes));
         JsonDocument doc;
         try { doc = JsonDocument.Parse(bytes); }
         catch (JsonException e) { throw new ModelLoadException($"{configPath}: not valid JSON ({e.Message})"); }

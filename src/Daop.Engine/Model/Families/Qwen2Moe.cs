@@ -22,8 +22,8 @@ public sealed class Qwen2Moe : IModelFamily
         return cfg with
         {
             QkvBias = c.BoolOr("qkv_bias", true),
-            SharedIntermediate = c.IntOr("shared_expert_intermediate_size", 0),
-            DenseIntermediate = c.IntOr("intermediate_size", 0),
+            SharedIntermediate = CommonConfig.WidthOr0(c, "shared_expert_intermediate_size"),
+            DenseIntermediate = CommonConfig.WidthOr0(c, "intermediate_size"),
             MoeLayers = QwenLayers.MoeLayers(c, cfg.NumLayers),
         };
     }

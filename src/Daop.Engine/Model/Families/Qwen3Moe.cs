@@ -21,7 +21,7 @@ public sealed class Qwen3Moe : IModelFamily
         {
             QkvBias = c.BoolOr("attention_bias", false),
             OBias = c.BoolOr("attention_bias", false),
-            DenseIntermediate = c.IntOr("intermediate_size", 0),
+            DenseIntermediate = CommonConfig.WidthOr0(c, "intermediate_size"),
             MoeLayers = QwenLayers.MoeLayers(c, cfg.NumLayers),
         };
     }

@@ -1,4 +1,5 @@
 using Daop.Engine.Load.Config;
+using Daop.Kernels.Cpu;
 
 namespace Daop.Engine.Model.Layers;
 
@@ -36,7 +37,7 @@ public static class Router
     public static void SoftmaxTopK(ReadOnlySpan<float> logits, bool renormalize, Span<int> ids, Span<float> weights, Span<float> probs)
     {
         var p = probs[..logits.Length];
-        System.Numerics.Tensors.TensorPrimitives.SoftMax(logits, p);
+        Softmax.Forward(logits, p);
         TopK(p, ids, weights);
         if (renormalize)
         {
@@ -82,7 +83,7 @@ public static class Router
                 float factor = MathF.Max(MathF.Abs(scores[e]), max);
                 buf[e] = (max - scores[e]) / factor > 2 * eps ? float.NegativeInfinity : remaining[e];
             }
-            System.Numerics.Tensors.TensorPrimitives.SoftMax(buf, buf);
+            Softmax.Forward(buf, buf);
             ids[pick] = best;
             weights[pick] = buf[best];
             remaining[best] = float.NegativeInfinity;
