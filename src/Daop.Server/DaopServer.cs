@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Daop.Engine.Api;
@@ -11,6 +12,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -25,13 +27,15 @@ namespace Daop.Server;
 /// <remarks>
 /// Requests share the one model: they are admitted up to <see cref="DaopServerOptions.MaxQueuedRequests"/> (429 beyond)
 /// and generate one at a time in arrival order. A client that disconnects cancels its own generation, queued or running.
-/// Every refusal is a 4xx with OpenAI's error body <c>{"error": {"message", "type", "param", "code"}}</c>.
+/// Every refusal is a 4xx with OpenAI's error body <c>{"error": {"message", "type", "param", "code"}}</c>. Before any
+/// route, <see cref="RequestGuard"/> checks the Host and Origin headers and the API key (see <see cref="DaopServerOptions"/>).
 /// </remarks>
 public sealed class DaopServer : IAsyncDisposable
 {
     readonly DaopModel _model;
     readonly DaopServerOptions _o;
     readonly WebApplication _app;
+    readonly RequestGuard _guard;
     readonly string _modelId;
     readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     const string TokensKey = "daop.stats";
@@ -43,9 +47,8 @@ public sealed class DaopServer : IAsyncDisposable
         _model = model;
         _o = options;
         _modelId = options.ModelId ?? model.Info.Name;
-        if (options.MaxQueuedRequests < 1) throw new ArgumentException($"the request queue limit must be >= 1, got {options.MaxQueuedRequests}");
-        if (options.MaxRequestBodyBytes < 1) throw new ArgumentException($"the body size limit must be >= 1, got {options.MaxRequestBodyBytes}");
-        if (options.Port is < 0 or > 65535) throw new ArgumentException($"the port must be in 0..65535, got {options.Port}");
+        options.Validate();
+        _guard = new RequestGuard(options);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
@@ -56,17 +59,23 @@ public sealed class DaopServer : IAsyncDisposable
             // 413 Kestrel can drain a body somewhat over the limit and the client, still sending, reads the answer instead of
             // a broken pipe. Bodies beyond it get the connection closed.
             k.Limits.MaxRequestBodySize = Math.Max(options.MaxRequestBodyBytes * 8, options.MaxRequestBodyBytes + (16 << 20));
+            // Slow clients (slowloris): headers must arrive within the timeout, bodies at 240 B/s or better after 5 s (Kestrel's
+            // default, written out) and whole within RequestBodyTimeout (ReadBody); a reader slower than 240 B/s is dropped, so a
+            // stalled stream cannot hold the model. Headers stay within Kestrel's defaults (100 headers, 32 KiB; 431 beyond).
+            k.Limits.RequestHeadersTimeout = options.RequestHeadersTimeout;
+            k.Limits.MinRequestBodyDataRate = new MinDataRate(240, TimeSpan.FromSeconds(5));
+            k.Limits.MinResponseDataRate = new MinDataRate(240, TimeSpan.FromSeconds(5));
+            k.Limits.MaxConcurrentConnections = options.MaxConnections;
             k.AddServerHeader = false;
             if (options.Host is "localhost") k.ListenLocalhost(options.Port);
-            else if (IPAddress.TryParse(options.Host, out var ip)) k.Listen(ip, options.Port);
-            else throw new ArgumentException($"--host must be an IP address or 'localhost', got '{options.Host}'");
+            else k.Listen(IPAddress.Parse(options.Host), options.Port); // checked by Validate
         });
         _app = builder.Build();
         _app.Map("/v1/chat/completions", ctx => Handle(ctx, "POST", Chat));
         _app.Map("/v1/completions", ctx => Handle(ctx, "POST", Completion));
         _app.Map("/v1/models", ctx => Handle(ctx, "GET", Models));
         _app.Map("/v1/models/{id}", ctx => Handle(ctx, "GET", Model));
-        _app.Map("/health", ctx => Handle(ctx, "GET", Health));
+        _app.Map("/health", ctx => Handle(ctx, "GET", Health, open: true));
         _app.MapFallback(ctx => Handle(ctx, null, c =>
             throw new ApiException(404, $"Invalid URL ({c.Request.Method} {c.Request.Path}): see /v1/chat/completions, /v1/completions, /v1/models, /health",
                 code: "unknown_url")));
@@ -74,18 +83,26 @@ public sealed class DaopServer : IAsyncDisposable
 
     /// <summary>Builds the server and starts listening; the task completes once it accepts connections.</summary>
     /// <exception cref="ArgumentException">An option is out of range.</exception>
-    /// <exception cref="IOException">The address is in use or cannot be bound.</exception>
+    /// <exception cref="IOException">The address is in use or cannot be bound (the message names it).</exception>
     public static async Task<DaopServer> StartAsync(DaopModel model, DaopServerOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        var server = new DaopServer(model, options ?? new DaopServerOptions());
+        options ??= new DaopServerOptions();
+        var server = new DaopServer(model, options);
         try
         {
             await server._app.StartAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch
+        catch (Exception e)
         {
             await server._app.DisposeAsync().ConfigureAwait(false);
+            if (e is IOException or SocketException)
+            {
+                string address = (IPAddress.TryParse(options.Host, out var ip) && ip.AddressFamily == AddressFamily.InterNetworkV6
+                    ? $"[{options.Host}]" : options.Host) + ":" + options.Port;
+                string reason = (e.InnerException ?? e).Message.TrimEnd('.');
+                throw new IOException($"cannot listen on {address}: {reason}", e);
+            }
             throw;
         }
         return server;
@@ -123,11 +140,13 @@ public sealed class DaopServer : IAsyncDisposable
 
     CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
 
-    async Task Handle(HttpContext ctx, string? method, Func<HttpContext, Task> handler)
+    // open: no API key needed (/health).
+    async Task Handle(HttpContext ctx, string? method, Func<HttpContext, Task> handler, bool open = false)
     {
         long t0 = Stopwatch.GetTimestamp();
         try
         {
+            if (_guard.Admit(ctx, open)) return;
             if (method != null && !HttpMethods.Equals(ctx.Request.Method, method))
             {
                 ctx.Response.Headers.Allow = method;
@@ -171,29 +190,43 @@ public sealed class DaopServer : IAsyncDisposable
         ctx.Response.StatusCode = e.Status;
         ctx.Response.ContentType = "application/json";
         if (e.Status == 429) ctx.Response.Headers.RetryAfter = "1";
+        if (e.Status == 408) ctx.Response.Headers.Connection = "close";
         await ctx.Response.Body.WriteAsync(OpenAiResponses.Error(e));
     }
 
     async Task<byte[]> ReadBody(HttpContext ctx)
     {
+        RequestGuard.RequireJson(ctx.Request);
         long limit = _o.MaxRequestBodyBytes;
         if (ctx.Request.ContentLength > limit)
             throw new ApiException(413, $"the request body is {ctx.Request.ContentLength} bytes; the limit is {limit}", code: "request_too_large");
         var buffer = new ArrayBufferWriter<byte>((int)Math.Min(limit, Math.Max(ctx.Request.ContentLength ?? 4096, 16)) + 1);
         var body = ctx.Request.Body;
-        while (true)
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
+        deadline.CancelAfter(_o.RequestBodyTimeout);
+        try
         {
-            var span = buffer.GetMemory(4096);
-            int n = await body.ReadAsync(span, ctx.RequestAborted);
-            if (n == 0) break;
-            buffer.Advance(n);
-            if (buffer.WrittenCount > limit)
-                throw new ApiException(413, $"the request body is larger than the limit of {limit} bytes", code: "request_too_large");
+            while (true)
+            {
+                var span = buffer.GetMemory(4096);
+                int n = await body.ReadAsync(span, deadline.Token);
+                if (n == 0) break;
+                buffer.Advance(n);
+                if (buffer.WrittenCount > limit)
+                    throw new ApiException(413, $"the request body is larger than the limit of {limit} bytes", code: "request_too_large");
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !ctx.RequestAborted.IsCancellationRequested)
+        {
+            throw new ApiException(408, $"the request body did not arrive within {_o.RequestBodyTimeout.TotalSeconds:0.#} s", code: "request_timeout");
         }
         return buffer.WrittenSpan.ToArray();
     }
 
-    Task Health(HttpContext ctx) => WriteJson(ctx, 200, OpenAiResponses.Health(_modelId, _model, Volatile.Read(ref _inFlight), RequestsServed));
+    // Without the API key (when one is set) only "status": the model and the load are for clients of the API.
+    Task Health(HttpContext ctx) => WriteJson(ctx, 200, _guard.IsAuthorized(ctx.Request)
+        ? OpenAiResponses.Health(_modelId, _model, Volatile.Read(ref _inFlight), RequestsServed)
+        : OpenAiResponses.HealthStatus());
 
     Task Models(HttpContext ctx) => WriteJson(ctx, 200, OpenAiResponses.ModelList(_modelId, _created, _model.ContextLength));
 

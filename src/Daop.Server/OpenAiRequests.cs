@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 using Daop.Engine.Api;
 using Daop.Engine.Load.Chat;
 
@@ -17,10 +19,16 @@ sealed record CompletionRequest(CommonRequest Common, string? PromptText, int[]?
 /// <summary>
 /// Reads OpenAI request bodies by hand (no reflection, so it works ahead-of-time compiled) and turns every mistake
 /// into a 400 <see cref="ApiException"/> naming the field. Unknown fields are ignored, like most OpenAI-compatible servers.
+/// The body must be valid UTF-8 and its strings valid Unicode (no lone surrogate escapes such as <c>"\ud800"</c>), so
+/// every string handed on (to the chat template, the tokenizer, stop sequences, error messages) is well formed.
 /// </summary>
 static class OpenAiRequests
 {
-    static readonly JsonDocumentOptions DocOptions = new() { MaxDepth = 64 };
+    const int MaxDepth = 64;
+    static readonly JsonDocumentOptions DocOptions = new() { MaxDepth = MaxDepth };
+
+    /// <summary>Longest stop sequence, in UTF-16 characters (stop matching holds back up to this much text per token).</summary>
+    public const int MaxStopLength = 256;
 
     public static ChatRequest ParseChat(byte[] body, DaopServerOptions o, int contextLength)
     {
@@ -33,6 +41,9 @@ static class OpenAiRequests
             throw ApiException.Invalid("messages", $"'messages' must be an array of messages, got {Kind(msgs)}", "invalid_type");
         if (msgs.GetArrayLength() == 0)
             throw ApiException.Invalid("messages", "'messages' must contain at least one message", "empty_array");
+        if (msgs.GetArrayLength() > o.MaxMessages)
+            throw ApiException.Invalid("messages", $"'messages' has {msgs.GetArrayLength()} messages; this server accepts at most {o.MaxMessages}",
+                "array_above_max_length");
         var list = new List<ChatMessage>();
         int i = 0;
         foreach (var m in msgs.EnumerateArray())
@@ -93,6 +104,11 @@ static class OpenAiRequests
     static JsonDocument Parse(byte[] body)
     {
         if (body.Length == 0) throw new ApiException(400, "the request body is empty: send a JSON object", code: "invalid_json");
+        if (!Utf8.IsValid(body))
+        {
+            int at = FirstInvalidUtf8(body);
+            throw new ApiException(400, $"the request body is not valid UTF-8 (byte 0x{body[at]:X2} at offset {at})", code: "invalid_encoding");
+        }
         JsonDocument doc;
         try
         {
@@ -102,6 +118,15 @@ static class OpenAiRequests
         {
             throw new ApiException(400, $"the request body is not valid JSON: {e.Message}", code: "invalid_json");
         }
+        try
+        {
+            CheckEscapes(body);
+        }
+        catch
+        {
+            doc.Dispose();
+            throw;
+        }
         if (doc.RootElement.ValueKind != JsonValueKind.Object)
         {
             string kind = Kind(doc.RootElement);
@@ -109,6 +134,33 @@ static class OpenAiRequests
             throw new ApiException(400, $"the request body must be a JSON object, got {kind}", code: "invalid_json");
         }
         return doc;
+    }
+
+    static int FirstInvalidUtf8(ReadOnlySpan<byte> bytes)
+    {
+        int i = 0;
+        while (OperationStatus.Done == Rune.DecodeFromUtf8(bytes[i..], out _, out int n)) i += n;
+        return i;
+    }
+
+    // The bytes are valid UTF-8, so only a \u escape can make a string that is not valid Unicode: a surrogate without its
+    // pair. System.Text.Json finds those only when a string is read (InvalidOperationException), so look at each escaped one now.
+    static void CheckEscapes(byte[] body)
+    {
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = MaxDepth });
+        while (reader.Read())
+        {
+            if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName) || !reader.ValueIsEscaped) continue;
+            try
+            {
+                reader.GetString();
+            }
+            catch (InvalidOperationException)
+            {
+                throw new ApiException(400, $"the JSON string at offset {reader.TokenStartIndex} has an unpaired surrogate escape (such as \\ud800): " +
+                    "strings must be valid Unicode", code: "invalid_encoding");
+            }
+        }
     }
 
     static CommonRequest Common(JsonElement root, DaopServerOptions o, int contextLength, int defaultMaxTokens)
@@ -148,6 +200,8 @@ static class OpenAiRequests
                 stop = st.EnumerateArray().Select(x => x.GetString()!).ToArray();
             else throw ApiException.Invalid("stop", $"'stop' must be a string or an array of up to 4 strings, got {Short(st)}", "invalid_type");
             if (stop.Any(x => x.Length == 0)) throw ApiException.Invalid("stop", "stop sequences must not be empty strings");
+            if (stop.FirstOrDefault(x => x.Length > MaxStopLength) is { } tooLong)
+                throw ApiException.Invalid("stop", $"a stop sequence is {tooLong.Length} characters long; the limit is {MaxStopLength}");
         }
         var settings = new GenerationSettings
         {

@@ -152,6 +152,14 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
         w.WriteEndObject();
     });
 
+    /// <summary>GET /health for a client without the API key: <c>{"status": "ok"}</c> only.</summary>
+    public static byte[] HealthStatus() => Write(w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("status", "ok");
+        w.WriteEndObject();
+    });
+
     static byte[] Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
