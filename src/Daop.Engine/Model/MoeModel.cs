@@ -105,7 +105,7 @@ public sealed class MoeModel : IDisposable
     void Start(ModelOptions o)
     {
         int ctx = o.ContextLength ?? Math.Min(Config.MaxPositions, 4096);
-        if (ctx <= 0) throw new ArgumentOutOfRangeException(nameof(o), $"context length must be positive, got {ctx}");
+        ContextLimit.Check(Config, ctx, kvOnHost: o.Device == null);
         ContextLength = ctx;
         int chunk = Math.Clamp(o.MaxChunkTokens, 1, ctx);
         MaxChunkTokens = chunk;
