@@ -40,44 +40,38 @@ static class AccuracyBenchCommand
     static int Run(string? modelDir, string? seqFile, string ratioList, string policyList, int exactLayers, int? count, int? length,
         int greedy, string? jsonOut, int? threads)
     {
-        try
-        {
-            if (threads is { } t) CpuWorkers.Configure(t);
-            string dir = modelDir ?? ModelLocator.Default();
-            var ratios = ratioList.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
-            var names = PolicyChoice.List(policyList);
-            foreach (var n in names) PolicyChoice.Create(n, exactLayers); // validate names up front
-            var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile), count);
-            int len = Math.Min(length ?? int.MaxValue, seqs.Min(s => s.Length));
-            using var m = MoeModel.Load(dir, new ModelOptions { ContextLength = len + greedy + 1 });
-            Console.WriteLine($"{MoeModel.FolderName(dir)}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
-                $"{len - len / 2} scored teacher-forced, {greedy} greedy tokens; CPU, {CpuWorkers.Threads} threads");
-            Console.WriteLine($"{"ratio",5} {"policy",-16} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6} {"hit",6} {"cpu/tok",8} {"pre/tok",8} {"recall",7}");
-            double refPpl = 0;
-            var report = AccuracyStudy.Run(m, seqs, names.Select(n => (Func<Engine.Placement.IPlacementPolicy>)(() => PolicyChoice.Create(n, exactLayers))).ToList(),
-                new AccuracyOptions { Ratios = ratios, Length = len, GreedyTokens = greedy }, r =>
-                {
-                    if (r.Policy == "reference") refPpl = r.Perplexity;
-                    var d = r.Decode;
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{r.Ratio,5:F2} {r.Policy,-16} {r.Perplexity,9:F4} {r.Perplexity - refPpl,8:+0.0000;-0.0000;0} {(r.Perplexity / refPpl - 1) * 100,6:+0.00;-0.00;0}% " +
-                        $"{r.Top1Agreement,7:P1} {r.GreedyMatch,7:P1} {r.MeanFirstDivergence,7:F1} {(r.IdenticalLogits ? "yes" : "no"),6} " +
-                        $"{(d.Activations == 0 ? "" : d.HitRate.ToString("P0", CultureInfo.InvariantCulture)),6} {d.PerToken(d.CpuExpertRuns),8:F2} " +
-                        $"{d.PerToken(d.PrecalculatedRuns),8:F2} {d.PredictorRecall,7:F3}"));
-                });
-            // Only DAOP's approximate mode may change the logits; every other policy must reproduce the reference.
-            var approximate = names.Select(n => PolicyChoice.Create(n, exactLayers)).Where(p => p is Engine.Placement.DaopPolicy { Approximate: true })
-                .Select(p => p.Name).ToHashSet();
-            var bad = report.Rows.Where(r => !approximate.Contains(r.Policy) && !r.IdenticalLogits).ToList();
-            foreach (var r in bad) Console.WriteLine($"WARNING: exact policy {r.Policy} at {r.Ratio} differs from the reference");
-            if (jsonOut != null) File.WriteAllText(jsonOut, report.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            return bad.Count == 0 ? 0 : 1;
-        }
-        catch (Exception e) when (e is ModelLoadException or ArgumentException or FileNotFoundException or FormatException or InvalidOperationException)
-        {
-            Console.Error.WriteLine($"daop: {e.Message}");
-            return 2;
-        }
+        OptionRules.CheckOutputFile("--json", jsonOut);
+        if (threads is { } t) CpuWorkers.Configure(t);
+        string dir = modelDir ?? ModelLocator.Default();
+        var ratios = OptionRules.Ratios(ratioList);
+        var names = PolicyChoice.List(policyList);
+        foreach (var n in names) PolicyChoice.Create(n, exactLayers); // validate names up front
+        var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile), count);
+        int len = Math.Min(length ?? int.MaxValue, seqs.Min(s => s.Length));
+        using var m = BenchCommand.SizedBy($"--length {len} + --greedy-tokens {greedy}",
+            () => MoeModel.Load(dir, new ModelOptions { ContextLength = len + greedy + 1 }));
+        Console.WriteLine($"{MoeModel.FolderName(dir)}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
+            $"{len - len / 2} scored teacher-forced, {greedy} greedy tokens; CPU, {CpuWorkers.Threads} threads");
+        Console.WriteLine($"{"ratio",5} {"policy",-16} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6} {"hit",6} {"cpu/tok",8} {"pre/tok",8} {"recall",7}");
+        double refPpl = 0;
+        var report = AccuracyStudy.Run(m, seqs, names.Select(n => (Func<Engine.Placement.IPlacementPolicy>)(() => PolicyChoice.Create(n, exactLayers))).ToList(),
+            new AccuracyOptions { Ratios = ratios, Length = len, GreedyTokens = greedy }, r =>
+            {
+                if (r.Policy == "reference") refPpl = r.Perplexity;
+                var d = r.Decode;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{r.Ratio,5:F2} {r.Policy,-16} {r.Perplexity,9:F4} {r.Perplexity - refPpl,8:+0.0000;-0.0000;0} {(r.Perplexity / refPpl - 1) * 100,6:+0.00;-0.00;0}% " +
+                    $"{r.Top1Agreement,7:P1} {r.GreedyMatch,7:P1} {r.MeanFirstDivergence,7:F1} {(r.IdenticalLogits ? "yes" : "no"),6} " +
+                    $"{(d.Activations == 0 ? "" : d.HitRate.ToString("P0", CultureInfo.InvariantCulture)),6} {d.PerToken(d.CpuExpertRuns),8:F2} " +
+                    $"{d.PerToken(d.PrecalculatedRuns),8:F2} {d.PredictorRecall,7:F3}"));
+            });
+        // Only DAOP's approximate mode may change the logits; every other policy must reproduce the reference.
+        var approximate = names.Select(n => PolicyChoice.Create(n, exactLayers)).Where(p => p is Engine.Placement.DaopPolicy { Approximate: true })
+            .Select(p => p.Name).ToHashSet();
+        var bad = report.Rows.Where(r => !approximate.Contains(r.Policy) && !r.IdenticalLogits).ToList();
+        foreach (var r in bad) Console.WriteLine($"WARNING: exact policy {r.Policy} at {r.Ratio} differs from the reference");
+        if (jsonOut != null) File.WriteAllText(jsonOut, report.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        return bad.Count == 0 ? 0 : 1;
     }
 }
 

@@ -42,35 +42,45 @@ static class BenchCommand
 
     static int Run(string? modelDir, int promptTokens, int newTokens, int repeats, long bwBytes, int? threads)
     {
+        if (threads is { } t) CpuWorkers.Configure(t);
+        string dir = modelDir ?? ModelLocator.Default();
+        // Loaded first (memory-mapped, cheap): a bad folder or a context too large fails before minutes of measuring.
+        using var m = SizedBy($"--prompt-tokens {promptTokens} + --new-tokens {newTokens}",
+            () => MoeModel.Load(dir, new ModelOptions { ContextLength = promptTokens + newTokens }));
+        Console.WriteLine($"machine: {Environment.ProcessorCount} logical cores, {CpuWorkers.Threads} worker threads, " +
+            $"Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, Vector256 {(Vector256.IsHardwareAccelerated ? "yes" : "no")}");
+
+        double bw = MemoryBandwidth.MeasureReadGBps(bwBytes);
+        Console.WriteLine($"memory read bandwidth ({bwBytes >> 20} MiB, all threads): {bw:F1} GB/s");
+
+        var c = m.Config;
+        var dtype = m.Weights.Layers[0].Experts.Length > 0 ? m.Weights.Layers[0].Experts[0].Gate.Type : DType.BF16;
+        Console.WriteLine($"model: {MoeModel.FolderName(dir)} ({c.ModelType}, {c.NumLayers} layers, " +
+            $"{c.NumExperts} experts top-{c.TopK}, hidden {c.HiddenSize}, expert inter {c.ExpertIntermediate}, {dtype})");
+
+        Console.WriteLine("expert FFN, one token (gate+up+down GEMV):");
+        ExpertRow("this model's expert", dtype, c.HiddenSize, c.ExpertIntermediate, bw);
+        ExpertRow("Mixtral-8x7B expert", DType.BF16, 4096, 14336, bw);
+
+        var (prefill, decode) = ModelSpeed(m, promptTokens, newTokens, repeats);
+        Console.WriteLine($"model prefill: {prefill:F0} tok/s ({promptTokens} tokens)");
+        Console.WriteLine($"model decode:  {decode:F0} tok/s ({newTokens} tokens after a {promptTokens}-token prompt)");
+        return 0;
+    }
+
+    /// <summary>
+    /// Loads a model whose context the benchmark's own options size (<paramref name="options"/>, e.g. "--prompt-tokens 128
+    /// + --new-tokens 128"): a context too large to allocate is reported against them, as benchmarks have no --context.
+    /// </summary>
+    internal static T SizedBy<T>(string options, Func<T> load)
+    {
         try
         {
-            if (threads is { } t) CpuWorkers.Configure(t);
-            string dir = modelDir ?? ModelLocator.Default();
-            Console.WriteLine($"machine: {Environment.ProcessorCount} logical cores, {CpuWorkers.Threads} worker threads, " +
-                $"Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, Vector256 {(Vector256.IsHardwareAccelerated ? "yes" : "no")}");
-
-            double bw = MemoryBandwidth.MeasureReadGBps(bwBytes);
-            Console.WriteLine($"memory read bandwidth ({bwBytes >> 20} MiB, all threads): {bw:F1} GB/s");
-
-            using var m = MoeModel.Load(dir);
-            var c = m.Config;
-            var dtype = m.Weights.Layers[0].Experts.Length > 0 ? m.Weights.Layers[0].Experts[0].Gate.Type : DType.BF16;
-            Console.WriteLine($"model: {MoeModel.FolderName(dir)} ({c.ModelType}, {c.NumLayers} layers, " +
-                $"{c.NumExperts} experts top-{c.TopK}, hidden {c.HiddenSize}, expert inter {c.ExpertIntermediate}, {dtype})");
-
-            Console.WriteLine("expert FFN, one token (gate+up+down GEMV):");
-            ExpertRow("this model's expert", dtype, c.HiddenSize, c.ExpertIntermediate, bw);
-            ExpertRow("Mixtral-8x7B expert", DType.BF16, 4096, 14336, bw);
-
-            var (prefill, decode) = ModelSpeed(m, promptTokens, newTokens, repeats);
-            Console.WriteLine($"model prefill: {prefill:F0} tok/s ({promptTokens} tokens)");
-            Console.WriteLine($"model decode:  {decode:F0} tok/s ({newTokens} tokens after a {promptTokens}-token prompt)");
-            return 0;
+            return load();
         }
-        catch (Exception e) when (e is ModelLoadException or ArgumentException or FileNotFoundException)
+        catch (ArgumentOutOfRangeException e) when (e.ParamName == "ContextLength")
         {
-            Console.Error.WriteLine($"daop: {e.Message}");
-            return 2;
+            throw new ArgumentException($"{options}: {CliErrors.Text(e)}", e);
         }
     }
 

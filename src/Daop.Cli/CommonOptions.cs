@@ -14,11 +14,11 @@ static class CommonOptions
     };
     public static Option<double?> CacheRatio() => new("--expert-cache-ratio")
     {
-        Description = "With --device cuda: the fraction of routed experts kept on the GPU; the rest live in host memory.",
+        Description = "With --device cuda: the fraction (0 to 1) of routed experts kept on the GPU; the rest live in host memory.",
     };
     public static Option<long?> VramBudget() => new("--vram-budget")
     {
-        Description = "With --device cuda: bytes of GPU memory for the whole model (dense part, KV cache and expert slots).",
+        Description = "With --device cuda: GPU memory for the whole model (dense part, KV cache and expert slots): bytes, or with K/M/G/T or KiB/MiB/GiB/TiB (e.g. 24GiB).",
     };
     public static Option<string> Policy() => new("--policy")
     {
@@ -26,5 +26,5 @@ static class CommonOptions
         DefaultValueFactory = _ => "static-cpu",
     };
     public static Option<string?> Sequences() => new Option<string?>("--sequences") { Description = "Token file (safetensors, input_ids [N, T]). Default: MODEL/routing-sequences.safetensors." };
-    public static Option<int?> Threads() => new("--threads", "-t") { Description = "CPU worker threads. Default: all cores." };
+    public static Option<int?> Threads() => new("--threads", "-t") { Description = "CPU worker threads (1 to 4 × the logical cores). Default: all cores." };
 }

@@ -11,6 +11,9 @@ sealed class DeviceUnavailableException(string message) : Exception(message);
 /// <summary>Maps <c>--device</c> to model options.</summary>
 static class DeviceChoice
 {
+    /// <summary>The values of <c>--device</c>.</summary>
+    public static readonly string[] Names = ["cpu", "cuda", "ilgpu-cpu"];
+
     /// <summary>
     /// Options for <paramref name="device"/>. On CUDA, experts are all resident unless a cache ratio or a VRAM budget
     /// (bytes for the whole model on the GPU) asks for offloading with <paramref name="policy"/>.

@@ -25,47 +25,39 @@ static class GpuBenchCommand
 
     static int Run(string? modelDir, bool allowCpu, bool small)
     {
-        try
+        using var dev = GpuDevice.Create(preferCuda: true);
+        Console.WriteLine($"device: {dev.Name}");
+        if (!allowCpu && !dev.Name.StartsWith("cuda", StringComparison.Ordinal))
         {
-            using var dev = GpuDevice.Create(preferCuda: true);
-            Console.WriteLine($"device: {dev.Name}");
-            if (!allowCpu && !dev.Name.StartsWith("cuda", StringComparison.Ordinal))
-            {
-                Console.Error.WriteLine("daop: no CUDA GPU found (pass --allow-cpu to run on the ILGPU CPU accelerator)");
-                return 2;
-            }
-            var acc = dev.Accelerator;
-            (int Rows, int Cols)[] gemv = small ? [(136, 80)] : [(14336, 4096), (4096, 14336)];
-            foreach (var (rows, cols) in gemv)
-                Console.WriteLine($"GEMV bf16 {rows}x{cols}: {GpuBench.GemvGBps(acc, DType.BF16, rows, cols, small ? 3 : 200):F0} GB/s");
-            (string Name, int H, int I)[] shapes = small ? [("odd", 80, 136)] :
-                [("Mixtral-8x7B", 4096, 14336), ("Qwen3-30B-A3B", 2048, 768), ("OLMoE-1B-7B", 2048, 1024)];
-            foreach (var (name, h, i) in shapes)
-            {
-                double us = GpuBench.ExpertFfnMicroseconds(acc, DType.BF16, h, i, small ? 3 : 200);
-                double? gus = GpuBench.GeneratedExpertFfnMicroseconds(acc, DType.BF16, h, i, small ? 3 : 200);
-                Console.WriteLine($"expert FFN {name} {h}x{i} bf16, one token: generic {us:F1} us = {3.0 * h * i * 2 / us / 1e3:F0} GB/s" +
-                    (gus is { } g ? $"; generated {g:F1} us = {3.0 * h * i * 2 / g / 1e3:F0} GB/s" : "; no generated kernel"));
-            }
-            if (!small)
-            {
-                var t = OffloadBench.Transfers(acc, DType.BF16, 4096, 14336, HostCopyMode.Staged, 8);
-                Console.WriteLine($"expert copy host→device, Mixtral-8x7B, page-locked: {t.GBps:F1} GB/s ({(t.IsAsync ? "asynchronous" : "synchronous")})");
-                var c = OffloadBench.HostContention(acc, DType.BF16, 4096, 14336);
-                Console.WriteLine($"host memory, Mixtral-8x7B experts: CPU FFN alone {c.CpuAloneGBps:F1} GB/s, copies alone {c.CopyAloneGBps:F1} GB/s; " +
-                    $"together CPU {c.CpuBothGBps:F1} + copies {c.CopyBothGBps:F1} GB/s = {c.Gain:F2}x the CPU alone");
-            }
-            string dir = modelDir ?? ModelLocator.Default();
-            var check = GpuBench.CheckModel(dir, acc);
-            Console.WriteLine($"model {MoeModel.FolderName(dir)} on GPU vs CPU: max relative logit error {check.MaxRelativeError:E2}, " +
-                $"{check.LaunchesPerToken} launches/token, decode {check.DecodeMilliseconds:F3} ms/token ({1000 / check.DecodeMilliseconds:F0} tok/s), " +
-                $"{check.DeviceBytes / 1e6:F1} MB on the device");
-            return check.MaxRelativeError <= 1e-3 ? 0 : 1;
-        }
-        catch (Exception e) when (e is ModelLoadException or ArgumentException or FileNotFoundException)
-        {
-            Console.Error.WriteLine($"daop: {e.Message}");
+            Console.Error.WriteLine("daop: no CUDA GPU found (pass --allow-cpu to run on the ILGPU CPU accelerator)");
             return 2;
         }
+        var acc = dev.Accelerator;
+        (int Rows, int Cols)[] gemv = small ? [(136, 80)] : [(14336, 4096), (4096, 14336)];
+        foreach (var (rows, cols) in gemv)
+            Console.WriteLine($"GEMV bf16 {rows}x{cols}: {GpuBench.GemvGBps(acc, DType.BF16, rows, cols, small ? 3 : 200):F0} GB/s");
+        (string Name, int H, int I)[] shapes = small ? [("odd", 80, 136)] :
+            [("Mixtral-8x7B", 4096, 14336), ("Qwen3-30B-A3B", 2048, 768), ("OLMoE-1B-7B", 2048, 1024)];
+        foreach (var (name, h, i) in shapes)
+        {
+            double us = GpuBench.ExpertFfnMicroseconds(acc, DType.BF16, h, i, small ? 3 : 200);
+            double? gus = GpuBench.GeneratedExpertFfnMicroseconds(acc, DType.BF16, h, i, small ? 3 : 200);
+            Console.WriteLine($"expert FFN {name} {h}x{i} bf16, one token: generic {us:F1} us = {3.0 * h * i * 2 / us / 1e3:F0} GB/s" +
+                (gus is { } g ? $"; generated {g:F1} us = {3.0 * h * i * 2 / g / 1e3:F0} GB/s" : "; no generated kernel"));
+        }
+        if (!small)
+        {
+            var t = OffloadBench.Transfers(acc, DType.BF16, 4096, 14336, HostCopyMode.Staged, 8);
+            Console.WriteLine($"expert copy host→device, Mixtral-8x7B, page-locked: {t.GBps:F1} GB/s ({(t.IsAsync ? "asynchronous" : "synchronous")})");
+            var c = OffloadBench.HostContention(acc, DType.BF16, 4096, 14336);
+            Console.WriteLine($"host memory, Mixtral-8x7B experts: CPU FFN alone {c.CpuAloneGBps:F1} GB/s, copies alone {c.CopyAloneGBps:F1} GB/s; " +
+                $"together CPU {c.CpuBothGBps:F1} + copies {c.CopyBothGBps:F1} GB/s = {c.Gain:F2}x the CPU alone");
+        }
+        string dir = modelDir ?? ModelLocator.Default();
+        var check = GpuBench.CheckModel(dir, acc);
+        Console.WriteLine($"model {MoeModel.FolderName(dir)} on GPU vs CPU: max relative logit error {check.MaxRelativeError:E2}, " +
+            $"{check.LaunchesPerToken} launches/token, decode {check.DecodeMilliseconds:F3} ms/token ({1000 / check.DecodeMilliseconds:F0} tok/s), " +
+            $"{check.DeviceBytes / 1e6:F1} MB on the device");
+        return check.MaxRelativeError <= 1e-3 ? 0 : 1;
     }
 }

@@ -15,14 +15,14 @@ static class InspectCommand
     {
         var m = new ModelArgs();
         var dir = new Argument<string?>("model") { Description = "Model folder (default: the embedded tiny-mixtral-code, or --model).", Arity = ArgumentArity.ZeroOrOne };
-        var budget = new Option<string?>("--vram-budget") { Description = "GPU memory for the whole model, in bytes (suffixes K, M, G, T and KiB, MiB, GiB, TiB allowed): what fits." };
+        var budget = new Option<long?>("--vram-budget") { Description = "GPU memory for the whole model, in bytes (suffixes K, M, G, T and KiB, MiB, GiB, TiB allowed): what fits." };
         var chunk = new Option<int>("--chunk-tokens") { Description = "Prefill chunk the GPU activations are sized for.", DefaultValueFactory = _ => 256 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var cmd = new Command("inspect", "Show a model's architecture, parameter counts, expert sizes and what fits in a VRAM budget.") { dir, budget, chunk, json };
         m.AddTo(cmd, device: false);
         cmd.SetAction((r, cancel) => CliErrors.Run(() =>
         {
-            long? vram = r.GetValue(budget) is { } b ? ParseBytes(b) : null;
+            long? vram = r.GetValue(budget);
             string? path = r.GetValue(dir);
             if (path != null && r.GetValue(m.Model) != null) throw new ArgumentException("give the model folder either as an argument or with --model, not both");
             var args = r;
@@ -35,25 +35,6 @@ static class InspectCommand
             return Task.FromResult(0);
         }));
         return cmd;
-    }
-
-    /// <summary>Bytes from "81920", "80G", "80GB", "80GiB", "1.5T" (decimal K/M/G/T, binary KiB/MiB/GiB/TiB).</summary>
-    public static long ParseBytes(string text)
-    {
-        string s = text.Trim().Replace("_", "", StringComparison.Ordinal);
-        int i = 0;
-        while (i < s.Length && (char.IsAsciiDigit(s[i]) || s[i] == '.')) i++;
-        string unit = s[i..].Trim().ToUpperInvariant();
-        long scale = unit switch
-        {
-            "" or "B" => 1,
-            "K" or "KB" => 1000L, "M" or "MB" => 1000_000L, "G" or "GB" => 1000_000_000L, "T" or "TB" => 1000_000_000_000L,
-            "KI" or "KIB" => 1L << 10, "MI" or "MIB" => 1L << 20, "GI" or "GIB" => 1L << 30, "TI" or "TIB" => 1L << 40,
-            _ => throw new ArgumentException($"--vram-budget: '{text}' is not a size (use bytes, or a number with K/M/G/T or KiB/MiB/GiB/TiB)"),
-        };
-        if (!double.TryParse(s[..i], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double n) || n < 0 || n * scale > long.MaxValue)
-            throw new ArgumentException($"--vram-budget: '{text}' is not a size (use bytes, or a number with K/M/G/T or KiB/MiB/GiB/TiB)");
-        return (long)(n * scale);
     }
 
     static void WriteText(ModelInfo i, VramPlan? plan, int chunk)

@@ -37,6 +37,8 @@ sealed class ModelArgs
     {
         string dir = Dir(r);
         string device = r.GetValue(Device) ?? "cpu";
+        if (r.GetResult(Policy) is { Implicit: false } && r.GetValue(CacheRatio) == null && r.GetValue(VramBudget) == null)
+            throw new ArgumentException($"--policy {r.GetValue(Policy)} places offloaded experts: give it with --expert-cache-ratio or --vram-budget (and --device cuda)");
         ModelOptions engine;
         // In the ahead-of-time compiled binary this is constant false, so the compiler drops the GPU branch (and ILGPU).
         if (!RuntimeFeature.IsDynamicCodeSupported)

@@ -61,94 +61,86 @@ static class PoliciesBenchCommand
 
     static int Run(Args a)
     {
-        try
+        OptionRules.CheckOutputFile("--json", a.Json);
+        OptionRules.CheckOutputFile("--svg", a.Svg);
+        if (a.Threads is { } t) CpuWorkers.Configure(t);
+        if ((a.Config == null) == (a.Model == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
+        if (a.ReplayOnly && !a.Replay) throw new ArgumentException("--replay-only needs --replay-trace");
+        if (a.Device is not ("cuda" or "ilgpu-cpu")) throw new ArgumentException($"bench policies runs on a GPU device: --device cuda or ilgpu-cpu, not '{a.Device}'");
+        var ratios = OptionRules.Ratios(a.Ratios);
+        var specs = PolicyChoice.List(a.Policies).Select(n => new PolicySpec(PolicyChoice.Create(n, a.ExactLayers).Name, () => PolicyChoice.Create(n, a.ExactLayers))).ToList();
+        var (_, target) = ModelFamilies.ReadConfig(Path.Combine(a.Model ?? "", a.Model != null ? "config.json" : a.Config!));
+        target = Truncate(target, a.Layers);
+
+        TraceReplay? replay = null;
+        if (a.Replay)
         {
-            if (a.Threads is { } t) CpuWorkers.Configure(t);
-            if ((a.Config == null) == (a.Model == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
-            if (a.Repeats < 1) throw new ArgumentException($"--repeats must be at least 1, got {a.Repeats}");
-            if (a.PrecalcThreads < 0) throw new ArgumentException($"--precalc-threads must be 0 (all) or more, got {a.PrecalcThreads}");
-            if (a.ReplayOnly && !a.Replay) throw new ArgumentException("--replay-only needs --replay-trace");
-            if (a.Device is not ("cuda" or "ilgpu-cpu")) throw new ArgumentException($"bench policies runs on a GPU device: --device cuda or ilgpu-cpu, not '{a.Device}'");
-            var ratios = a.Ratios.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
-            var specs = PolicyChoice.List(a.Policies).Select(n => new PolicySpec(PolicyChoice.Create(n, a.ExactLayers).Name, () => PolicyChoice.Create(n, a.ExactLayers))).ToList();
-            var (_, target) = ModelFamilies.ReadConfig(Path.Combine(a.Model ?? "", a.Model != null ? "config.json" : a.Config!));
-            target = Truncate(target, a.Layers);
-
-            TraceReplay? replay = null;
-            if (a.Replay)
-            {
-                var sw0 = Stopwatch.StartNew();
-                string dir = a.TraceModel ?? ModelLocator.Default();
-                var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, a.TraceSequences));
-                using var tm = MoeModel.Load(dir, new ModelOptions { ContextLength = seqs.Max(s => s.Length) + 1 });
-                if (tm.Config.NumExperts != target.NumExperts || tm.Config.TopK != target.TopK)
-                    throw new ArgumentException($"--replay-trace: {MoeModel.FolderName(dir)} routes {tm.Config.NumExperts} experts top-{tm.Config.TopK}, " +
-                        $"the benchmarked model {target.NumExperts} top-{target.TopK}; give a --trace-model of the same shape");
-                var traces = TokenSequences.Record(tm, seqs).Select(tr => tr.Layers == target.NumLayers ? tr : tr.Expand(target.NumLayers)).ToList();
-                replay = new TraceReplay(traces);
-                Console.WriteLine($"replay: {traces.Count} traces of {traces[0].Tokens} tokens recorded on {MoeModel.FolderName(dir)} " +
-                    $"({tm.Config.NumLayers} layers{(tm.Config.NumLayers != target.NumLayers ? $", expanded to {target.NumLayers}" : "")}) in {sw0.Elapsed.TotalSeconds:F1} s");
-                if (a.PromptTokens + a.NewTokens > traces[0].Tokens)
-                    Console.WriteLine($"note: {a.PromptTokens}+{a.NewTokens} positions exceed the trace's {traces[0].Tokens}; later positions wrap around");
-            }
-
-            var sw = Stopwatch.StartNew();
-            var options = DeviceChoice.Options(a.Device, a.PromptTokens + a.NewTokens + 8, 0.0, null, "static-cpu");
-            using var model = a.Model != null ? MoeModel.Load(a.Model, options)
-                : MoeModel.FromSource(Path.GetFileNameWithoutExtension(a.Config!), a.Config!, new SyntheticTensorSource(1, a.Distinct), options, c => Truncate(c, a.Layers));
-            var mc = model.Config;
-            long expertBytes = model.Weights.Layers.First(l => l.Experts.Length > 0).Experts[0].ByteLength;
-            string name = a.Model != null ? MoeModel.FolderName(a.Model) : Path.GetFileNameWithoutExtension(a.Config!);
-            Console.WriteLine($"{name}: {mc.ModelType} x {mc.NumLayers} layers, {mc.NumExperts} experts top-{mc.TopK}, expert {expertBytes / 1e6:F1} MB " +
-                $"({(a.Model != null ? "checkpoint" : "random bf16")}); built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
-            BoundModel? bound = null;
-            if (model.Device is GpuDevice { Accelerator.AcceleratorType: AcceleratorType.Cuda } gd)
-            {
-                var layout = ExpertLayout.Of(model.Weights);
-                bound = new BoundModel(OffloadBench.CpuExpertGBps(OffloadBench.DistinctExperts(model.Weights, 8)),
-                    OffloadBench.Transfers(gd.Accelerator, layout.GateType, layout.Hidden, layout.Inter, HostCopyMode.Staged, 4).GBps,
-                    GpuBench.GemvGBps(gd.Accelerator, layout.GateType, layout.Inter, layout.Hidden, 50), expertBytes, model.Weights.DenseBytesPerToken());
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"bound: CPU experts {bound.CpuGBps:F1} GB/s, host→device {bound.PcieGBps:F1} GB/s, GPU GEMV {bound.GpuGBps:F0} GB/s (measured now); " +
-                    $"{bound.DenseBytesPerToken / 1e6:F0} MB of dense weights per token"));
-            }
-            Console.WriteLine($"{a.Prompts} prompts x {a.PromptTokens} random tokens, {a.NewTokens} greedy tokens each, batch 1; decode/e2e in tok/s; per decoded token: " +
-                "CPU experts, MB copied host→device, ms waited (copies + late pre-calculations), ms of CPU expert work");
-            Console.WriteLine(PolicyBenchReport.Header);
-            var rows = PolicyBenchmark.Run(model, new PolicyBenchOptions
-            {
-                Ratios = ratios, Policies = specs, Prompts = a.Prompts, PromptTokens = a.PromptTokens, NewTokens = a.NewTokens, AllOnGpu = a.AllGpu,
-                RandomRouting = !a.ReplayOnly, Bound = bound, PrecalcThreads = a.PrecalcThreads, Repeats = a.Repeats,
-            }, replay, r =>
-            {
-                Console.WriteLine(PolicyBenchReport.Line(r));
-                Console.Out.Flush();
-            });
-            Console.WriteLine();
-            Console.WriteLine("summary (speed-ups against lru-on-demand and static-cpu at the same ratio and routing):");
-            Console.Write(PolicyBenchReport.Table(rows));
-
-            var meta = new JsonObject
-            {
-                ["model"] = name, ["weights"] = a.Model != null ? "checkpoint" : "random-bf16", ["model_type"] = mc.ModelType,
-                ["layers"] = mc.NumLayers, ["experts"] = mc.NumExperts, ["top_k"] = mc.TopK, ["expert_bytes"] = expertBytes,
-                ["device"] = model.Device.Name, ["cpu_threads"] = CpuWorkers.Threads,
-                ["prompts"] = a.Prompts, ["prompt_tokens"] = a.PromptTokens, ["new_tokens"] = a.NewTokens, ["batch"] = 1,
-                ["exact_layers"] = a.ExactLayers, ["precalc_threads"] = a.PrecalcThreads, ["repeats"] = a.Repeats,
-                ["replay_trace"] = replay == null ? null : (a.TraceModel ?? ModelLocator.DefaultName),
-                ["date_utc"] = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture),
-            };
-            File.WriteAllText(a.Json, PolicyBenchReport.Json(rows, meta).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            File.WriteAllText(a.Svg, PolicyBenchReport.Svg(rows, $"{name} ({mc.NumLayers} layers) on {model.Device.Name}: decode tokens/s, batch 1"));
-            Console.WriteLine($"wrote {a.Json} and {a.Svg}");
-            return 0;
+            var sw0 = Stopwatch.StartNew();
+            string dir = a.TraceModel ?? ModelLocator.Default();
+            var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, a.TraceSequences));
+            using var tm = MoeModel.Load(dir, new ModelOptions { ContextLength = seqs.Max(s => s.Length) + 1 });
+            if (tm.Config.NumExperts != target.NumExperts || tm.Config.TopK != target.TopK)
+                throw new ArgumentException($"--replay-trace: {MoeModel.FolderName(dir)} routes {tm.Config.NumExperts} experts top-{tm.Config.TopK}, " +
+                    $"the benchmarked model {target.NumExperts} top-{target.TopK}; give a --trace-model of the same shape");
+            var traces = TokenSequences.Record(tm, seqs).Select(tr => tr.Layers == target.NumLayers ? tr : tr.Expand(target.NumLayers)).ToList();
+            replay = new TraceReplay(traces);
+            Console.WriteLine($"replay: {traces.Count} traces of {traces[0].Tokens} tokens recorded on {MoeModel.FolderName(dir)} " +
+                $"({tm.Config.NumLayers} layers{(tm.Config.NumLayers != target.NumLayers ? $", expanded to {target.NumLayers}" : "")}) in {sw0.Elapsed.TotalSeconds:F1} s");
+            if (a.PromptTokens + a.NewTokens > traces[0].Tokens)
+                Console.WriteLine($"note: {a.PromptTokens}+{a.NewTokens} positions exceed the trace's {traces[0].Tokens}; later positions wrap around");
         }
-        catch (Exception e) when (e is ModelLoadException or ArgumentException or FileNotFoundException or FormatException or DeviceUnavailableException
-            or NotSupportedException or InvalidOperationException)
+
+        var sw = Stopwatch.StartNew();
+        var options = DeviceChoice.Options(a.Device, a.PromptTokens + a.NewTokens + 8, 0.0, null, "static-cpu");
+        using var model = BenchCommand.SizedBy($"--prompt-tokens {a.PromptTokens} + --new-tokens {a.NewTokens}", () => a.Model != null
+            ? MoeModel.Load(a.Model, options)
+            : MoeModel.FromSource(Path.GetFileNameWithoutExtension(a.Config!), a.Config!, new SyntheticTensorSource(1, a.Distinct), options, c => Truncate(c, a.Layers)));
+        var mc = model.Config;
+        long expertBytes = model.Weights.Layers.First(l => l.Experts.Length > 0).Experts[0].ByteLength;
+        string name = a.Model != null ? MoeModel.FolderName(a.Model) : Path.GetFileNameWithoutExtension(a.Config!);
+        Console.WriteLine($"{name}: {mc.ModelType} x {mc.NumLayers} layers, {mc.NumExperts} experts top-{mc.TopK}, expert {expertBytes / 1e6:F1} MB " +
+            $"({(a.Model != null ? "checkpoint" : "random bf16")}); built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
+        BoundModel? bound = null;
+        if (model.Device is GpuDevice { Accelerator.AcceleratorType: AcceleratorType.Cuda } gd)
         {
-            Console.Error.WriteLine($"daop: {e.Message}");
-            return 2;
+            var layout = ExpertLayout.Of(model.Weights);
+            bound = new BoundModel(OffloadBench.CpuExpertGBps(OffloadBench.DistinctExperts(model.Weights, 8)),
+                OffloadBench.Transfers(gd.Accelerator, layout.GateType, layout.Hidden, layout.Inter, HostCopyMode.Staged, 4).GBps,
+                GpuBench.GemvGBps(gd.Accelerator, layout.GateType, layout.Inter, layout.Hidden, 50), expertBytes, model.Weights.DenseBytesPerToken());
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"bound: CPU experts {bound.CpuGBps:F1} GB/s, host→device {bound.PcieGBps:F1} GB/s, GPU GEMV {bound.GpuGBps:F0} GB/s (measured now); " +
+                $"{bound.DenseBytesPerToken / 1e6:F0} MB of dense weights per token"));
         }
+        Console.WriteLine($"{a.Prompts} prompts x {a.PromptTokens} random tokens, {a.NewTokens} greedy tokens each, batch 1; decode/e2e in tok/s; per decoded token: " +
+            "CPU experts, MB copied host→device, ms waited (copies + late pre-calculations), ms of CPU expert work");
+        Console.WriteLine(PolicyBenchReport.Header);
+        var rows = PolicyBenchmark.Run(model, new PolicyBenchOptions
+        {
+            Ratios = ratios, Policies = specs, Prompts = a.Prompts, PromptTokens = a.PromptTokens, NewTokens = a.NewTokens, AllOnGpu = a.AllGpu,
+            RandomRouting = !a.ReplayOnly, Bound = bound, PrecalcThreads = a.PrecalcThreads, Repeats = a.Repeats,
+        }, replay, r =>
+        {
+            Console.WriteLine(PolicyBenchReport.Line(r));
+            Console.Out.Flush();
+        });
+        Console.WriteLine();
+        Console.WriteLine("summary (speed-ups against lru-on-demand and static-cpu at the same ratio and routing):");
+        Console.Write(PolicyBenchReport.Table(rows));
+
+        var meta = new JsonObject
+        {
+            ["model"] = name, ["weights"] = a.Model != null ? "checkpoint" : "random-bf16", ["model_type"] = mc.ModelType,
+            ["layers"] = mc.NumLayers, ["experts"] = mc.NumExperts, ["top_k"] = mc.TopK, ["expert_bytes"] = expertBytes,
+            ["device"] = model.Device.Name, ["cpu_threads"] = CpuWorkers.Threads,
+            ["prompts"] = a.Prompts, ["prompt_tokens"] = a.PromptTokens, ["new_tokens"] = a.NewTokens, ["batch"] = 1,
+            ["exact_layers"] = a.ExactLayers, ["precalc_threads"] = a.PrecalcThreads, ["repeats"] = a.Repeats,
+            ["replay_trace"] = replay == null ? null : (a.TraceModel ?? ModelLocator.DefaultName),
+            ["date_utc"] = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture),
+        };
+        File.WriteAllText(a.Json, PolicyBenchReport.Json(rows, meta).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(a.Svg, PolicyBenchReport.Svg(rows, $"{name} ({mc.NumLayers} layers) on {model.Device.Name}: decode tokens/s, batch 1"));
+        Console.WriteLine($"wrote {a.Json} and {a.Svg}");
+        return 0;
     }
 
     static ModelConfig Truncate(ModelConfig c, int? layers) =>

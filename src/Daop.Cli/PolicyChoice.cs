@@ -7,6 +7,12 @@ static class PolicyChoice
 {
     public const string Names = "lru-on-demand, lru-prefetch, static-cpu, daop-exact, daop (approximate), daop-exact-drift, daop-drift";
 
+    /// <summary>Every policy name <see cref="Create"/> knows.</summary>
+    public static readonly string[] All = ["lru-on-demand", "lru-prefetch", "static-cpu", "daop-exact", "daop", "daop-exact-drift", "daop-drift"];
+
+    /// <summary>Other names <see cref="Create"/> accepts: lru (lru-on-demand), fiddler (static-cpu), daop-approx (daop).</summary>
+    public static readonly string[] Aliases = ["lru", "fiddler", "daop-approx"];
+
     /// <summary>The policy called <paramref name="name"/>; DAOP's approximate mode keeps its first <paramref name="exactLayers"/> layers exact.</summary>
     public static IPlacementPolicy Create(string name, int exactLayers = 1) => name switch
     {
@@ -21,6 +27,5 @@ static class PolicyChoice
     };
 
     /// <summary>A comma-separated list of names.</summary>
-    public static string[] List(string names) =>
-        names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    public static string[] List(string names) => OptionRules.Items(names);
 }

@@ -27,47 +27,40 @@ static class RoutingBenchCommand
 
     static int Run(string? modelDir, string? seqFile, string? jsonOut)
     {
-        try
-        {
-            string dir = modelDir ?? ModelLocator.Default();
-            var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile));
-            using var m = MoeModel.Load(dir);
-            int n = seqs.Count, len = seqs[0].Length;
-            var traces = TokenSequences.Record(m, seqs);
+        OptionRules.CheckOutputFile("--json", jsonOut);
+        string dir = modelDir ?? ModelLocator.Default();
+        var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile));
+        using var m = MoeModel.Load(dir);
+        int n = seqs.Count, len = seqs[0].Length;
+        var traces = TokenSequences.Record(m, seqs);
 
-            var result = new JsonObject
+        var result = new JsonObject
+        {
+            ["model"] = MoeModel.FolderName(dir),
+            ["experts"] = m.Config.NumExperts, ["top_k"] = m.Config.TopK, ["layers"] = m.Config.NumLayers,
+            ["sequences"] = n, ["seq_len"] = len,
+            ["next_layer_predictor_recall"] = Array(RoutingStatistics.PredictorRecall(traces)),
+            ["next_layer_predictor_top1"] = Array(RoutingStatistics.PredictorTop1(traces)),
+        };
+        var hits = new JsonObject();
+        foreach (double ratio in new[] { 0.25, 0.5, 0.75 })
+        {
+            int cache = (int)Math.Round(ratio * m.Config.NumExperts);
+            var h = RoutingStatistics.DecodeHitRates(traces, cache);
+            hits[ratio.ToString(System.Globalization.CultureInfo.InvariantCulture)] = new JsonObject
             {
-                ["model"] = MoeModel.FolderName(dir),
-                ["experts"] = m.Config.NumExperts, ["top_k"] = m.Config.TopK, ["layers"] = m.Config.NumLayers,
-                ["sequences"] = n, ["seq_len"] = len,
-                ["next_layer_predictor_recall"] = Array(RoutingStatistics.PredictorRecall(traces)),
-                ["next_layer_predictor_top1"] = Array(RoutingStatistics.PredictorTop1(traces)),
+                ["cache_experts_per_layer"] = cache, ["lru_hit_rate"] = h.Lru,
+                ["daop_prefill_counts_hit_rate"] = h.DaopPrefillCounts, ["static_global_freq_hit_rate"] = h.StaticGlobal,
             };
-            var hits = new JsonObject();
-            foreach (double ratio in new[] { 0.25, 0.5, 0.75 })
-            {
-                int cache = (int)Math.Round(ratio * m.Config.NumExperts);
-                var h = RoutingStatistics.DecodeHitRates(traces, cache);
-                hits[ratio.ToString(System.Globalization.CultureInfo.InvariantCulture)] = new JsonObject
-                {
-                    ["cache_experts_per_layer"] = cache, ["lru_hit_rate"] = h.Lru,
-                    ["daop_prefill_counts_hit_rate"] = h.DaopPrefillCounts, ["static_global_freq_hit_rate"] = h.StaticGlobal,
-                };
-            }
-            result["decode_hit_rates"] = hits;
-            result["segment_cache_best_hit_rate_seg16_cache2k"] = Array(RoutingStatistics.SegmentCacheBestHitRate(traces, 16, 2 * m.Config.TopK));
+        }
+        result["decode_hit_rates"] = hits;
+        result["segment_cache_best_hit_rate_seg16_cache2k"] = Array(RoutingStatistics.SegmentCacheBestHitRate(traces, 16, 2 * m.Config.TopK));
 
-            string refPath = Path.Combine(dir, "routing-analysis.json");
-            var reference = File.Exists(refPath) ? JsonNode.Parse(File.ReadAllText(refPath)) : null;
-            Print(result, reference, "");
-            if (jsonOut != null) File.WriteAllText(jsonOut, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            return 0;
-        }
-        catch (Exception e) when (e is ModelLoadException or ArgumentException or FileNotFoundException or NotSupportedException)
-        {
-            Console.Error.WriteLine($"daop: {e.Message}");
-            return 2;
-        }
+        string refPath = Path.Combine(dir, "routing-analysis.json");
+        var reference = File.Exists(refPath) ? JsonNode.Parse(File.ReadAllText(refPath)) : null;
+        Print(result, reference, "");
+        if (jsonOut != null) File.WriteAllText(jsonOut, result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        return 0;
     }
 
     static JsonArray Array(double[] xs) => new(xs.Select(x => (JsonNode)JsonValue.Create(x)).ToArray());

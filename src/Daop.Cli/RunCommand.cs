@@ -27,10 +27,13 @@ static class RunCommand
     static async Task<int> Run(ParseResult r, ModelArgs m, GenerationSettings settings, string prompt, bool chat, bool json, CancellationToken cancel)
     {
         using var model = m.Load(r, quiet: json);
+        // Encoded and checked before anything is printed: a prompt too long for the context is refused, not echoed first.
+        int[] tokens = chat ? model.ChatTokens([new ChatMessage("user", prompt)]) : model.Tokenize(prompt, settings.AddSpecialTokens);
+        model.CheckPromptLength(tokens.Length);
         var stats = new GenerationStats();
         var pieces = chat
-            ? model.ChatAsync([new ChatMessage("user", prompt)], settings, stats, cancel)
-            : model.GenerateAsync(prompt, settings, stats, cancel);
+            ? model.GenerateAsync(tokens, model.ChatStopTokenIds.ToArray(), settings, stats, cancel)
+            : model.GenerateAsync(tokens, settings, stats, cancel);
         if (json)
         {
             var text = new System.Text.StringBuilder();

@@ -43,75 +43,61 @@ static class SimulateCommand
     static int Run(string? modelDir, string? seqFile, string ratioList, string project, double gpuGBps, double cpuGBps, double pcieGBps,
         double slowdown, int? promptTokens, int? newTokens, int? traceCount, double? layerUs, int driftWindow)
     {
-        try
+        string dir = modelDir ?? ModelLocator.Default();
+        var ratios = OptionRules.Ratios(ratioList);
+        var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile));
+        using var m = MoeModel.Load(dir);
+        int n = seqs.Count, len = seqs[0].Length;
+        var traces = TokenSequences.Record(m, seqs);
+
+        var c = m.Config;
+        long expertBytes, denseBytes, headBytes;
+        int layers;
+        if (project == "mixtral-8x7b")
         {
-            string dir = modelDir ?? ModelLocator.Default();
-            var ratios = ratioList.Split(',').Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
-            var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile));
-            using var m = MoeModel.Load(dir);
-            int n = seqs.Count, len = seqs[0].Length;
-            var traces = TokenSequences.Record(m, seqs);
-
-            var c = m.Config;
-            long expertBytes, denseBytes, headBytes;
-            int layers;
-            if (project == "mixtral-8x7b")
-            {
-                layers = 32;
-                traces = traces.Select(t => t.Expand(layers)).ToList();
-                expertBytes = 3L * 4096 * 14336 * 2;
-                denseBytes = (2L * 4096 * 4096 + 2L * 1024 * 4096 + 8 * 4096) * 2;
-                headBytes = 2L * 32000 * 4096 * 2 / 2; // lm_head only; the embedding row is a gather
-            }
-            else if (project == "model")
-            {
-                layers = c.NumLayers;
-                expertBytes = m.Weights.Layers[0].Experts[0].ByteLength; // traces need every layer to be MoE
-                headBytes = m.Weights.LmHead.W.ByteLength;
-                denseBytes = (m.Weights.DenseBytesPerToken() - headBytes) / layers; // per layer, shared experts included
-            }
-            else throw new ArgumentException($"--project must be 'model' or 'mixtral-8x7b', got '{project}'");
-            if (driftWindow < 1) throw new ArgumentException($"--drift-window must be at least 1, got {driftWindow}");
-
-            if (slowdown < 1) throw new ArgumentException($"--cpu-slowdown-while-copying must be at least 1, got {slowdown}");
-            var cost = CostModel.FromBandwidths(expertBytes, denseBytes, headBytes, gpuGBps, cpuGBps, pcieGBps, cpuSlowdownWhileCopying: slowdown);
-            if (layerUs is { } lu)
-            {
-                if (!(lu > 0)) throw new ArgumentException($"--dense-layer-us must be positive, got {lu}");
-                cost = cost with { DenseLayerUs = lu };
-            }
-            int prefill = promptTokens ?? len / 2, decode = newTokens ?? len - prefill;
-            if (prefill < 1 || decode < 1 || prefill + decode > len)
-                throw new ArgumentException($"--prompt-tokens {prefill} + --new-tokens {decode} must be positive and fit the traces' {len} tokens");
-            if (traceCount is { } tc && (tc < 1 || tc > n)) throw new ArgumentException($"--traces must be 1..{n}, got {tc}");
-            // Calibration profile for the initial placement: global counts over every trace's prompt part.
-            var popularity = new long[layers, c.NumExperts];
-            foreach (var t in traces)
-                for (int i = 0; i < prefill; i++)
-                    for (int l = 0; l < layers; l++)
-                        foreach (int e in t.True(i, l)) popularity[l, e]++;
-            traces = traces.Take(traceCount ?? n).Select(t => t.Take(prefill + decode)).ToList();
-
-            Console.WriteLine($"traces: {traces.Count} of {n} x {len} tokens of {MoeModel.FolderName(dir)}; {prefill} prompt, {decode} decoded; " +
-                $"costs for {project} ({layers} layers, expert {expertBytes / 1e6:F0} MB) at GPU {gpuGBps} GB/s, CPU {cpuGBps} GB/s (x{slowdown} beside copies), PCIe {pcieGBps} GB/s");
-            Console.WriteLine($"{"ratio",5} {"policy",-16} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
-            foreach (double ratio in ratios)
-            {
-                var slots = SlotBudget.FromRatio(ratio, layers, c.NumExperts, popularity);
-                var results = Policies(driftWindow).Select(p => TraceSimulator.Run(traces, p, slots, cost, prefill, popularity)).ToList();
-                double lru = results.First(x => x.Policy == "lru-on-demand").TokensPerSecond;
-                double fid = results.First(x => x.Policy == "static-cpu").TokensPerSecond;
-                foreach (var x in results)
-                    Console.WriteLine($"{ratio,5:F2} {x.Policy,-16} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
-                        $"{x.HitRate,6:P0} {x.CpuExpertsPerToken,8:F2} {x.TransfersPerToken,9:F2} {x.GpuWaitUsPerToken,9:F0} {x.PredictorRecall,7:F3}");
-            }
-            return 0;
+            layers = 32;
+            traces = traces.Select(t => t.Expand(layers)).ToList();
+            expertBytes = 3L * 4096 * 14336 * 2;
+            denseBytes = (2L * 4096 * 4096 + 2L * 1024 * 4096 + 8 * 4096) * 2;
+            headBytes = 2L * 32000 * 4096 * 2 / 2; // lm_head only; the embedding row is a gather
         }
-        catch (Exception e) when (e is ModelLoadException or ArgumentException or FileNotFoundException or FormatException)
+        else if (project == "model")
         {
-            Console.Error.WriteLine($"daop: {e.Message}");
-            return 2;
+            layers = c.NumLayers;
+            expertBytes = m.Weights.Layers[0].Experts[0].ByteLength; // traces need every layer to be MoE
+            headBytes = m.Weights.LmHead.W.ByteLength;
+            denseBytes = (m.Weights.DenseBytesPerToken() - headBytes) / layers; // per layer, shared experts included
         }
+        else throw new ArgumentException($"--project must be 'model' or 'mixtral-8x7b', got '{project}'");
+
+        var cost = CostModel.FromBandwidths(expertBytes, denseBytes, headBytes, gpuGBps, cpuGBps, pcieGBps, cpuSlowdownWhileCopying: slowdown);
+        if (layerUs is { } lu) cost = cost with { DenseLayerUs = lu };
+        int prefill = promptTokens ?? len / 2, decode = newTokens ?? len - prefill;
+        if (prefill < 1 || decode < 1 || prefill + decode > len)
+            throw new ArgumentException($"--prompt-tokens {prefill} + --new-tokens {decode} must be positive and fit the traces' {len} tokens");
+        if (traceCount is { } tc && tc > n) throw new ArgumentException($"--traces must be 1..{n}, got {tc}");
+        // Calibration profile for the initial placement: global counts over every trace's prompt part.
+        var popularity = new long[layers, c.NumExperts];
+        foreach (var t in traces)
+            for (int i = 0; i < prefill; i++)
+                for (int l = 0; l < layers; l++)
+                    foreach (int e in t.True(i, l)) popularity[l, e]++;
+        traces = traces.Take(traceCount ?? n).Select(t => t.Take(prefill + decode)).ToList();
+
+        Console.WriteLine($"traces: {traces.Count} of {n} x {len} tokens of {MoeModel.FolderName(dir)}; {prefill} prompt, {decode} decoded; " +
+            $"costs for {project} ({layers} layers, expert {expertBytes / 1e6:F0} MB) at GPU {gpuGBps} GB/s, CPU {cpuGBps} GB/s (x{slowdown} beside copies), PCIe {pcieGBps} GB/s");
+        Console.WriteLine($"{"ratio",5} {"policy",-16} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
+        foreach (double ratio in ratios)
+        {
+            var slots = SlotBudget.FromRatio(ratio, layers, c.NumExperts, popularity);
+            var results = Policies(driftWindow).Select(p => TraceSimulator.Run(traces, p, slots, cost, prefill, popularity)).ToList();
+            double lru = results.First(x => x.Policy == "lru-on-demand").TokensPerSecond;
+            double fid = results.First(x => x.Policy == "static-cpu").TokensPerSecond;
+            foreach (var x in results)
+                Console.WriteLine($"{ratio,5:F2} {x.Policy,-16} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
+                    $"{x.HitRate,6:P0} {x.CpuExpertsPerToken,8:F2} {x.TransfersPerToken,9:F2} {x.GpuWaitUsPerToken,9:F0} {x.PredictorRecall,7:F3}");
+        }
+        return 0;
     }
 
     static IEnumerable<IPlacementPolicy> Policies(int driftWindow) =>

@@ -39,47 +39,40 @@ static class SyntheticBenchCommand
     static int Run(string? configPath, string? modelDir, int? layers, string device, string? ratioList, string policyList, int distinct,
         int promptTokens, int newTokens)
     {
-        try
-        {
-            if ((configPath == null) == (modelDir == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
-            var sw = Stopwatch.StartNew();
-            var combos = (ratioList?.Split(',').Select(x => double.Parse(x, System.Globalization.CultureInfo.InvariantCulture)) ?? [])
-                .SelectMany(r => policyList.Split(',').Select(p => (Ratio: r, Policy: p.Trim()))).ToList();
-            var options = DeviceChoice.Options(device, promptTokens + newTokens + 1, combos.Count > 0 ? combos[0].Ratio : null, null,
-                combos.Count > 0 ? combos[0].Policy : "static-cpu");
-            using var model = modelDir != null ? MoeModel.Load(modelDir, options)
-                : MoeModel.FromSource(Path.GetFileNameWithoutExtension(configPath!), configPath!, new SyntheticTensorSource(1, distinct), options,
-                    c => layers is { } n && n < c.NumLayers ? c with { NumLayers = n, MoeLayers = c.MoeLayers[..n] } : c);
-            var c = model.Config;
-            long expertBytes = model.Weights.Layers[0].Experts[0].ByteLength;
-            long dense = model.Weights.Layers.Sum(l => l.Q.W.ByteLength + l.K.W.ByteLength + l.V.W.ByteLength + l.O.W.ByteLength + (l.Router?.W.ByteLength ?? 0));
-            long active = dense + c.NumLayers * c.TopK * expertBytes + model.Weights.LmHead.W.ByteLength;
-            long total = dense + c.NumLayers * c.NumExperts * expertBytes + model.Weights.LmHead.W.ByteLength + model.Weights.Embed.ByteLength;
-            Console.WriteLine($"{c.ModelType} x {c.NumLayers} layers, {(modelDir != null ? "checkpoint" : "random bf16")}: {total / 1e9:F1} GB of weights, {active / 1e9:F2} GB active per token; built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
+        if ((configPath == null) == (modelDir == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
+        var sw = Stopwatch.StartNew();
+        var combos = (ratioList != null ? OptionRules.Ratios(ratioList) : [])
+            .SelectMany(r => PolicyChoice.List(policyList).Select(p => (Ratio: r, Policy: p))).ToList();
+        var options = DeviceChoice.Options(device, promptTokens + newTokens + 1, combos.Count > 0 ? combos[0].Ratio : null, null,
+            combos.Count > 0 ? combos[0].Policy : "static-cpu");
+        using var model = BenchCommand.SizedBy($"--prompt-tokens {promptTokens} + --new-tokens {newTokens}", () => modelDir != null
+            ? MoeModel.Load(modelDir, options)
+            : MoeModel.FromSource(Path.GetFileNameWithoutExtension(configPath!), configPath!, new SyntheticTensorSource(1, distinct), options,
+                c => layers is { } n && n < c.NumLayers ? c with { NumLayers = n, MoeLayers = c.MoeLayers[..n] } : c));
+        var c = model.Config;
+        long expertBytes = model.Weights.Layers[0].Experts[0].ByteLength;
+        long dense = model.Weights.Layers.Sum(l => l.Q.W.ByteLength + l.K.W.ByteLength + l.V.W.ByteLength + l.O.W.ByteLength + (l.Router?.W.ByteLength ?? 0));
+        long active = dense + c.NumLayers * c.TopK * expertBytes + model.Weights.LmHead.W.ByteLength;
+        long total = dense + c.NumLayers * c.NumExperts * expertBytes + model.Weights.LmHead.W.ByteLength + model.Weights.Embed.ByteLength;
+        Console.WriteLine($"{c.ModelType} x {c.NumLayers} layers, {(modelDir != null ? "checkpoint" : "random bf16")}: {total / 1e9:F1} GB of weights, {active / 1e9:F2} GB active per token; built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
 
-            var gen = new Generator(model);
-            var rng = new Random(5);
-            var prompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(c.VocabSize)).ToArray();
-            if (combos.Count > 0) return Offloaded(model, gen, prompt, newTokens, combos);
-            var warm = new GenerationStats();
-            foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = 4, StopTokenIds = [] }, warm)) { }
-            var stats = new GenerationStats();
-            foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = newTokens, StopTokenIds = [] }, stats)) { }
-            Console.WriteLine($"prefill {promptTokens} tokens: {stats.PrefillTokensPerSecond:F0} tok/s; decode {stats.DecodeSteps} tokens: {stats.DecodeTokensPerSecond:F1} tok/s");
-            if (model.Device is GpuDevice g)
-            {
-                double gbps = GpuBench.GemvGBps(g.Accelerator, DType.BF16, 14336, 4096, 100);
-                double bound = gbps * 1e9 / active;
-                Console.WriteLine($"GPU GEMV bandwidth {gbps:F0} GB/s → bound {bound:F0} tok/s; decode reaches {stats.DecodeTokensPerSecond / bound:P0} of it; " +
-                    $"{g.Launches} launches so far, {g.AllocatedBytes / 1e9:F1} GB on the device");
-            }
-            return 0;
-        }
-        catch (Exception e) when (e is ModelLoadException or ArgumentException or FileNotFoundException or DeviceUnavailableException)
+        var gen = new Generator(model);
+        var rng = new Random(5);
+        var prompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(c.VocabSize)).ToArray();
+        if (combos.Count > 0) return Offloaded(model, gen, prompt, newTokens, combos);
+        var warm = new GenerationStats();
+        foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = 4, StopTokenIds = [] }, warm)) { }
+        var stats = new GenerationStats();
+        foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = newTokens, StopTokenIds = [] }, stats)) { }
+        Console.WriteLine($"prefill {promptTokens} tokens: {stats.PrefillTokensPerSecond:F0} tok/s; decode {stats.DecodeSteps} tokens: {stats.DecodeTokensPerSecond:F1} tok/s");
+        if (model.Device is GpuDevice g)
         {
-            Console.Error.WriteLine($"daop: {e.Message}");
-            return 2;
+            double gbps = GpuBench.GemvGBps(g.Accelerator, DType.BF16, 14336, 4096, 100);
+            double bound = gbps * 1e9 / active;
+            Console.WriteLine($"GPU GEMV bandwidth {gbps:F0} GB/s → bound {bound:F0} tok/s; decode reaches {stats.DecodeTokensPerSecond / bound:P0} of it; " +
+                $"{g.Launches} launches so far, {g.AllocatedBytes / 1e9:F1} GB on the device");
         }
+        return 0;
     }
 
     // Every (ratio, policy) on the one loaded model: dense weights stay on the GPU, the expert scheduler is rebuilt.

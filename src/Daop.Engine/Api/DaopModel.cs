@@ -5,6 +5,7 @@ using Daop.Engine.Generate;
 using Daop.Engine.Load;
 using Daop.Engine.Load.Chat;
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Load.Tokenizer;
 using Daop.Engine.Model;
 using Daop.Engine.Schedule;
@@ -83,7 +84,11 @@ public sealed class DaopModel : IDisposable
         }
         if (!Directory.Exists(path)) throw new ModelLoadException($"{path}: model folder not found");
         path = ModelFiles.ResolveHubCache(path);
-        // Tokenizer and template first: they are cheap and their errors should not wait for the weights.
+        // What is missing is reported in the order a model folder is read: config.json, the weights, then the tokenizer.
+        // The tokenizer and template are loaded before the weights: they are cheap and their errors should not wait.
+        string config = Path.Combine(path, "config.json");
+        if (!File.Exists(config)) throw new ModelLoadException($"{config}: file not found (a model folder holds config.json, *.safetensors weights and tokenizer.json)");
+        TensorStore.CheckHasWeights(path);
         var tokenizer = HfTokenizer.FromDirectory(path);
         var template = ChatTemplate.FromDirectory(path);
         int[] generationEos = ReadGenerationEos(path);

@@ -107,41 +107,16 @@ public sealed class MoeModel : IDisposable
     void Start(ModelOptions o)
     {
         int ctx = o.ContextLength ?? Math.Min(Config.MaxPositions, 4096);
-        CheckContext(ctx);
+        ContextLimit.Check(Config, ctx, kvOnHost: o.Device == null);
         ContextLength = ctx;
         int chunk = Math.Clamp(o.MaxChunkTokens, 1, ctx);
         MaxChunkTokens = chunk;
         Device = o.Device?.Invoke(this) ?? new CpuDevice();
-        if (Device is CpuDevice) CheckHostMemory(ctx);
         Experts = o.Experts?.Invoke(this, Device) ?? new LocalExpertScheduler(Weights, Config.HiddenSize, Config.NumExperts,
             Config.TopK, Config.ExpertIntermediate, chunk);
         _s = new RunState(Device, Config, chunk);
         _rope = new RopeTable(Config.Rope, Config.HeadDim, ctx, Config.MaxPositions);
         _checkBuffer = o.CheckFinite ? new float[chunk * Config.HiddenSize] : null;
-    }
-
-    /// <summary>Most positions a context may hold (2^24): far past any trained context, and every per-position table stays indexable.</summary>
-    public const int MaxContextLength = 1 << 24;
-
-    void CheckContext(int ctx)
-    {
-        if (ctx <= 0) throw new ArgumentException($"the context length must be positive, got {ctx}");
-        long kvPerLayer = (long)ctx * Config.NumKvHeads * Config.HeadDim;
-        if (ctx > MaxContextLength || kvPerLayer > Array.MaxLength)
-            throw new ArgumentException(
-                $"the context length {ctx} is too large: at most {Math.Min(MaxContextLength, Array.MaxLength / ((long)Config.NumKvHeads * Config.HeadDim))} " +
-                $"positions for this model (trained on {Config.MaxPositions})");
-    }
-
-    // The CPU keeps K and V of every layer in fp32: refuse up front what cannot fit rather than fail deep in an allocation.
-    void CheckHostMemory(int ctx)
-    {
-        long kvBytes = 2L * Config.NumLayers * ctx * Config.NumKvHeads * Config.HeadDim * sizeof(float);
-        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        if (kvBytes > available)
-            throw new ArgumentException(
-                $"a context of {ctx} positions needs {kvBytes / (1024.0 * 1024 * 1024):F1} GiB of KV cache ({Config.NumLayers} layers, fp32), " +
-                $"more than this machine's {available / (1024.0 * 1024 * 1024):F1} GiB: lower the context length");
     }
 
     /// <summary>

@@ -35,13 +35,23 @@ public sealed unsafe class TensorStore : ITensorSource
         if (File.Exists(index)) return OpenIndex(dir, index);
         string single = System.IO.Path.Combine(dir, "model.safetensors");
         if (File.Exists(single)) return FromFiles(dir, [single], null);
-        var all = Directory.Exists(dir)
-            ? Directory.GetFiles(dir, "*.safetensors").Where(f => !IsReferenceFile(f)).Order(StringComparer.Ordinal).ToArray()
-            : [];
-        if (all.Length == 0)
-            throw new ModelLoadException($"{dir}: no model.safetensors, model.safetensors.index.json or *.safetensors weights found");
+        var all = WeightFiles(dir);
+        if (all.Length == 0) throw NoWeights(dir);
         return FromFiles(dir, all, null);
     }
+
+    /// <summary>Throws the <see cref="OpenDirectory"/> error for a folder without weights, without opening any.</summary>
+    public static void CheckHasWeights(string dir)
+    {
+        if (!File.Exists(System.IO.Path.Combine(dir, "model.safetensors.index.json")) && WeightFiles(dir).Length == 0) throw NoWeights(dir);
+    }
+
+    static string[] WeightFiles(string dir) => Directory.Exists(dir)
+        ? Directory.GetFiles(dir, "*.safetensors").Where(f => !IsReferenceFile(f)).Order(StringComparer.Ordinal).ToArray()
+        : [];
+
+    static ModelLoadException NoWeights(string dir) =>
+        new($"{dir}: no model.safetensors, model.safetensors.index.json or *.safetensors weights found");
 
     static bool IsReferenceFile(string f)
     {

@@ -75,15 +75,3 @@ public class ConfigValueTests
     }
 }
 
-/// <summary>A context length that cannot be allocated fails up front naming the length, not deep inside an allocation.</summary>
-public class ContextLengthTests
-{
-    [Theory]
-    [InlineData(0, "must be positive")]
-    [InlineData(100_000_000, "the context length 100000000 is too large: at most 16777216 positions")]
-    public void UnallocatableContextIsRefused(int ctx, string message)
-    {
-        var e = Assert.Throws<ArgumentException>(() => MoeModel.Load(TestPaths.DefaultModel, new ModelOptions { ContextLength = ctx }));
-        Assert.Contains(message, e.Message);
-    }
-}
