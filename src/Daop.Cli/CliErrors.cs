@@ -24,7 +24,7 @@ static class CliErrors
 
     public static bool IsUserError(Exception e) => e is ModelLoadException or ContextOverflowException or ArgumentException
         or FileNotFoundException or DeviceUnavailableException or DeviceNotAvailableException or ChatTemplateException
-        or NotSupportedException or IOException or UnauthorizedAccessException;
+        or NotSupportedException or IOException or UnauthorizedAccessException or Daop.Engine.Model.NonFiniteException;
 
     /// <summary>Runs a command's body; an exception ends it as <see cref="Report"/> says.</summary>
     public static async Task<int> Run(Func<Task<int>> body)

@@ -18,7 +18,8 @@ static class InspectCommand
         var budget = new Option<long?>("--vram-budget") { Description = "GPU memory for the whole model, in bytes (suffixes K, M, G, T and KiB, MiB, GiB, TiB allowed): what fits." };
         var chunk = new Option<int>("--chunk-tokens") { Description = "Prefill chunk the GPU activations are sized for.", DefaultValueFactory = _ => 256 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
-        var cmd = new Command("inspect", "Show a model's architecture, parameter counts, expert sizes and what fits in a VRAM budget.") { dir, budget, chunk, json };
+        var check = new Option<bool>("--check") { Description = "Read every weight for NaN/Inf and run a forward pass that names the first layer producing one (exit 2 if any)." };
+        var cmd = new Command("inspect", "Show a model's architecture, parameter counts, expert sizes and what fits in a VRAM budget.") { dir, budget, chunk, json, check };
         m.AddTo(cmd, device: false);
         cmd.SetAction((r, cancel) => CliErrors.Run(() =>
         {
@@ -32,9 +33,21 @@ static class InspectCommand
             var plan = vram is { } v ? model.PlanVram(v, r.GetValue(chunk)) : null;
             if (r.GetValue(json)) WriteJson(model.Info, plan);
             else WriteText(model.Info, plan, r.GetValue(chunk));
-            return Task.FromResult(0);
+            return Task.FromResult(r.GetValue(check) ? Check(model) : 0);
         }));
         return cmd;
+    }
+
+    // A short prompt through the tokenizer, so the forward pass sees ids the model really meets.
+    const string Probe = "The quick brown fox jumps over the lazy dog.\ndef add(a, b):\n    return a + b\n";
+
+    static int Check(DaopModel model)
+    {
+        var report = ModelCheck.Run(model.Info.Path, model.Tokenize(Probe));
+        foreach (string t in report.NonFiniteTensors) Console.Error.WriteLine($"daop: non-finite weight in {t}");
+        if (report.ForwardProblem != null) Console.Error.WriteLine($"daop: {report.ForwardProblem}");
+        if (report.Ok) Console.Error.WriteLine($"check          {report.TensorsScanned} tensors finite; a checked forward pass over the probe prompt is finite");
+        return report.Ok ? 0 : 2;
     }
 
     static void WriteText(ModelInfo i, VramPlan? plan, int chunk)

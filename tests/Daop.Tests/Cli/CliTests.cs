@@ -168,4 +168,17 @@ public class CliTests
         Assert.Equal("bad thing", CliErrors.Message(new ArgumentException("bad thing", "internalName")));
         Assert.Equal("two lines", CliErrors.Message(new IOException("two\nlines")));
     }
+
+    [Fact]
+    public async Task InspectCheckNamesANonFiniteWeight()
+    {
+        var ok = await CliRunner.Run("inspect", "--check");
+        Assert.Equal(0, ok.ExitCode);
+        Assert.Contains("tensors finite", ok.Err);
+        using var dir = Daop.Tests.Model.NonFiniteModelTests.PoisonedModel(fixture: TestPaths.DefaultModel);
+        var bad = await CliRunner.Run("inspect", dir.Path, "--check");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("daop: non-finite weight in model.layers.1.self_attn.o_proj.weight: element 5", bad.Err);
+        Assert.Contains("layer 1's attention", bad.Err);
+    }
 }

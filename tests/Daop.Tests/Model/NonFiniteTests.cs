@@ -12,9 +12,9 @@ public class NonFiniteModelTests
     const string Poisoned = "model.layers.1.self_attn.o_proj.weight";
 
     // A copy of mixtral-tiny with one bf16 element of layer 1's o_proj set to NaN (or +∞).
-    static TempModelDir PoisonedModel(ushort bits = 0x7FC0)
+    internal static TempModelDir PoisonedModel(ushort bits = 0x7FC0, string? fixture = null)
     {
-        var dir = new TempModelDir(TestPaths.Fixture("mixtral-tiny"));
+        var dir = new TempModelDir(fixture ?? TestPaths.Fixture("mixtral-tiny"));
         string file = Path.Combine(dir.Path, "model.safetensors");
         long offset;
         using (var st = TensorStore.OpenFile(file))
@@ -70,5 +70,18 @@ public class NonFiniteModelTests
         var bad = st.Names.Where(n => st.FirstNonFinite(n) >= 0).ToList();
         Assert.Equal([Poisoned], bad);
         Assert.Equal(5, st.FirstNonFinite(Poisoned));
+    }
+
+    [Fact]
+    public void ModelCheckNamesTheTensorAndTheStep()
+    {
+        using var dir = PoisonedModel();
+        var report = ModelCheck.Run(dir.Path, [1, 2, 3, 4]);
+        Assert.False(report.Ok);
+        Assert.Equal([$"{Poisoned}: element 5"], report.NonFiniteTensors);
+        Assert.Contains("layer 1's attention", report.ForwardProblem);
+        var clean = ModelCheck.Run(TestPaths.Fixture("mixtral-tiny"), [1, 2, 3, 4]);
+        Assert.True(clean.Ok);
+        Assert.True(clean.TensorsScanned > 20);
     }
 }
