@@ -6,6 +6,7 @@ using Daop.Engine.Load;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
 using Daop.Kernels.Cpu;
+using Daop.Bench.Policies;
 
 namespace Daop.Cli;
 

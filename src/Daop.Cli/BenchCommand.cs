@@ -7,6 +7,7 @@ using Daop.Engine.Load;
 using Daop.Engine.Model;
 using Daop.Kernels;
 using Daop.Kernels.Cpu;
+using Daop.Bench.Kernels;
 
 namespace Daop.Cli;
 

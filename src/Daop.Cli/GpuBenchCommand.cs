@@ -3,6 +3,7 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Load;
 using Daop.Engine.Model;
 using Daop.Kernels;
+using Daop.Bench.Gpu;
 
 namespace Daop.Cli;
 

@@ -4,6 +4,8 @@ using Daop.Engine.Load;
 using Daop.Kernels;
 using Daop.Kernels.Cpu;
 using Daop.Kernels.Generated;
+using Daop.Bench.Kernels;
+using Daop.Bench;
 
 namespace Daop.Cli;
 

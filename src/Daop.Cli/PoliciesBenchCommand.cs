@@ -11,6 +11,9 @@ using Daop.Engine.Model;
 using Daop.Engine.Model.Families;
 using Daop.Kernels.Cpu;
 using ILGPU.Runtime;
+using Daop.Bench.Policies;
+using Daop.Bench.Gpu;
+using Daop.Bench;
 
 namespace Daop.Cli;
 

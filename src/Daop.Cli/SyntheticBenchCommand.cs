@@ -6,6 +6,8 @@ using Daop.Engine.Load;
 using Daop.Engine.Model;
 using Daop.Engine.Schedule;
 using Daop.Kernels;
+using Daop.Bench.Gpu;
+using Daop.Bench;
 
 namespace Daop.Cli;
 

@@ -2,6 +2,7 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Kernels;
 using Daop.Tests.Kernels;
+using Daop.Bench.Gpu;
 
 namespace Daop.Tests.Gpu;
 

@@ -101,7 +101,8 @@ public sealed class GpuDevice : IDevice
 
     static ArrayView<float> V(DeviceBuffer b) => ((GpuBuffer)b).View;
 
-    internal MemoryBuffer1D<float, Stride1D.Dense> AllocateFloats(long n)
+    /// <summary>A zeroed device buffer of at least <paramref name="n"/> floats, counted in <see cref="AllocatedBytes"/> until <see cref="Free"/>.</summary>
+    public MemoryBuffer1D<float, Stride1D.Dense> AllocateFloats(long n)
     {
         var b = Accelerator.Allocate1D<float>(Math.Max(4, (n + 3) / 4 * 4));
         b.MemSetToZero(Stream);
@@ -115,7 +116,8 @@ public sealed class GpuDevice : IDevice
         Interlocked.Add(ref _allocated, b.LengthInBytes);
     }
 
-    internal void Free(MemoryBuffer b)
+    /// <summary>Frees a buffer this device allocated (or tracks); a second call is a no-op.</summary>
+    public void Free(MemoryBuffer b)
     {
         lock (_live)
             if (!_live.Remove(b)) return;

@@ -1,8 +1,9 @@
 using System.Runtime.InteropServices;
 using Daop.Kernels;
 using Daop.Kernels.Cpu;
+using Daop.Engine.Load;
 
-namespace Daop.Engine.Load;
+namespace Daop.Bench;
 
 /// <summary>
 /// Random weights in host memory for any config, so a model shape can be benchmarked without a download

@@ -1,5 +1,6 @@
 using Daop.Kernels;
 using Daop.Kernels.Cpu;
+using Daop.Bench.Kernels;
 
 namespace Daop.Tests.Kernels;
 

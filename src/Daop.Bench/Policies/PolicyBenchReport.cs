@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using Daop.Engine.Analysis;
 
-namespace Daop.Engine.Analysis;
+namespace Daop.Bench.Policies;
 
 /// <summary>
 /// The policy benchmark's outputs: a fixed-width table, JSON, and an SVG plot of decode tokens/s against the expert

@@ -5,8 +5,9 @@ using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
 using Daop.Engine.Schedule;
+using Daop.Engine.Analysis;
 
-namespace Daop.Engine.Analysis;
+namespace Daop.Bench.Policies;
 
 /// <summary>What <see cref="AccuracyStudy.Run"/> measures.</summary>
 public sealed record AccuracyOptions

@@ -3,6 +3,7 @@ using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
 using Daop.Engine.Placement;
 using Xunit.Abstractions;
+using Daop.Bench.Policies;
 
 namespace Daop.Tests.Analysis;
 

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Daop.Kernels;
+using Daop.Kernels.Cpu;
 
-namespace Daop.Kernels.Cpu;
+namespace Daop.Bench.Kernels;
 
 /// <summary>Micro-benchmarks of the CPU fast paths on random weights, for <c>daop bench</c>.</summary>
 public static unsafe class KernelBench
@@ -13,8 +15,8 @@ public static unsafe class KernelBench
     /// </summary>
     public static double GemvGBps(DType type, int rows, int cols, int iters)
     {
-        var w = Alloc(type, rows, cols, 1);
-        float* x = Floats(cols, 2), y = Floats(rows, 0);
+        var w = RandomWeights.Matrix(type, rows, cols, 1);
+        float* x = RandomWeights.Floats(cols, 2), y = RandomWeights.Floats(rows, 0);
         try
         {
             double s = BestSecondsPerCall(iters, () =>
@@ -30,11 +32,11 @@ public static unsafe class KernelBench
     /// </summary>
     public static double ExpertFfnTokensPerSecond(DType type, int hidden, int inter, int tokens, int iters)
     {
-        var gate = Alloc(type, inter, hidden, 3);
-        var up = Alloc(type, inter, hidden, 4);
-        var down = Alloc(type, hidden, inter, 5);
-        float* x = Floats((long)tokens * hidden, 6), y = Floats((long)tokens * hidden, 0);
-        float* scratch = Floats(2L * tokens * inter, 0);
+        var gate = RandomWeights.Matrix(type, inter, hidden, 3);
+        var up = RandomWeights.Matrix(type, inter, hidden, 4);
+        var down = RandomWeights.Matrix(type, hidden, inter, 5);
+        float* x = RandomWeights.Floats((long)tokens * hidden, 6), y = RandomWeights.Floats((long)tokens * hidden, 0);
+        float* scratch = RandomWeights.Floats(2L * tokens * inter, 0);
         try
         {
             int n = tokens * hidden, ns = 2 * tokens * inter;
@@ -60,40 +62,6 @@ public static unsafe class KernelBench
         return best;
     }
 
-    /// <summary>Random weights in roughly [-1/√cols, 1/√cols], 64-byte aligned.</summary>
-    static WeightMatrix Alloc(DType type, int rows, int cols, uint seed)
-    {
-        long n = (long)rows * cols;
-        byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)(n * type.SizeOf()), 64);
-        float scale = 1f / MathF.Sqrt(cols);
-        uint state = seed * 2654435761u + 1;
-        for (long i = 0; i < n; i++)
-        {
-            float v = Next(ref state) * scale;
-            switch (type)
-            {
-                case DType.F32: ((float*)p)[i] = v; break;
-                case DType.F16: ((Half*)p)[i] = (Half)v; break;
-                default: ((ushort*)p)[i] = Bf16.FromFloat(v); break;
-            }
-        }
-        return new WeightMatrix(p, type, rows, cols);
-    }
-
-    static float* Floats(long n, uint seed)
-    {
-        float* p = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, n) * sizeof(float), 64);
-        uint state = seed * 2654435761u + 1;
-        for (long i = 0; i < n; i++) p[i] = seed == 0 ? 0 : Next(ref state);
-        return p;
-    }
-
-    /// <summary>xorshift32 mapped to [-1, 1).</summary>
-    static float Next(ref uint s)
-    {
-        s ^= s << 13; s ^= s >> 17; s ^= s << 5;
-        return (s >> 8) * (2f / (1 << 24)) - 1f;
-    }
 
     static void Free(params void*[] ps)
     {

@@ -7,8 +7,9 @@ using Daop.Kernels;
 using Daop.Kernels.Cpu;
 using ILGPU;
 using ILGPU.Runtime;
+using Daop.Engine.Device.Gpu;
 
-namespace Daop.Engine.Device.Gpu;
+namespace Daop.Bench.Gpu;
 
 /// <summary>What <see cref="OffloadBench.Transfers"/> measured.</summary>
 /// <param name="GBps">Host→device bytes per second over all copies (10⁹ B/s), from the first enqueue to the last copy landing.</param>

@@ -4,8 +4,9 @@ using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
 using Daop.Engine.Schedule;
+using Daop.Engine.Analysis;
 
-namespace Daop.Engine.Analysis;
+namespace Daop.Bench.Policies;
 
 /// <summary>A placement policy to benchmark: its table name and a factory for fresh instances.</summary>
 /// <param name="Name">Name in tables (the policy's own name).</param>

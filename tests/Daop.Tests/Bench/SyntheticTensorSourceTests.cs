@@ -1,5 +1,6 @@
 using Daop.Engine.Load;
 using Daop.Engine.Model;
+using Daop.Bench;
 
 namespace Daop.Tests.Load;
 

@@ -8,6 +8,7 @@ using Daop.Engine.Placement;
 using Daop.Engine.Schedule;
 using Daop.Tests.Gpu;
 using Xunit.Abstractions;
+using Daop.Bench.Policies;
 
 namespace Daop.Tests.Analysis;
 

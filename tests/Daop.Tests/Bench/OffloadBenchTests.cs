@@ -1,6 +1,7 @@
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Placement;
 using Daop.Kernels;
+using Daop.Bench.Gpu;
 
 namespace Daop.Tests.Gpu;
 

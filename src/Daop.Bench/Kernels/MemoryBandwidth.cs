@@ -2,8 +2,10 @@ using System.Diagnostics;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using System.Runtime.InteropServices;
+using Daop.Kernels;
+using Daop.Kernels.Cpu;
 
-namespace Daop.Kernels.Cpu;
+namespace Daop.Bench.Kernels;
 
 /// <summary>STREAM-style measurement of the machine's sustainable read bandwidth: the ceiling for GEMV.</summary>
 public static unsafe class MemoryBandwidth

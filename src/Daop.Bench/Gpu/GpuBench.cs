@@ -6,8 +6,9 @@ using Daop.Kernels.Cpu;
 using Daop.Kernels.Gpu;
 using ILGPU;
 using ILGPU.Runtime;
+using Daop.Engine.Device.Gpu;
 
-namespace Daop.Engine.Device.Gpu;
+namespace Daop.Bench.Gpu;
 
 /// <summary>
 /// Micro-benchmarks of the GPU kernels on random device-resident weights, timed around accelerator
@@ -234,7 +235,7 @@ public static unsafe class GpuBench
         int v = cpu.Config.VocabSize;
         uint state = 12345;
         var tokens = new int[prefix + decode];
-        for (int i = 0; i < tokens.Length; i++) tokens[i] = (int)((Next(ref state) + 1) / 2 * v) % v;
+        for (int i = 0; i < tokens.Length; i++) tokens[i] = (int)((RandomWeights.Next(ref state) + 1) / 2 * v) % v;
         var cc = cpu.NewCache();
         var gc = gpu.NewCache();
         var a = new float[v];
@@ -284,48 +285,25 @@ public static unsafe class GpuBench
         return best;
     }
 
-    /// <summary>Random weights in roughly [-1/√cols, 1/√cols], padded to 16-byte rows on the device.</summary>
+    /// <summary>Random weights (<see cref="RandomWeights.Matrix"/>), padded to 16-byte rows on the device.</summary>
     static MemoryBuffer1D<Chunk16, Stride1D.Dense> Upload(Accelerator acc, DType type, int rows, int cols, uint seed)
     {
-        long n = (long)rows * cols;
-        byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(16, n * type.SizeOf()), 64);
+        var w = RandomWeights.Matrix(type, rows, cols, seed);
         try
         {
-            float scale = 1f / MathF.Sqrt(cols);
-            uint state = seed * 2654435761u + 1;
-            for (long i = 0; i < n; i++)
-            {
-                float v = Next(ref state) * scale;
-                switch (type)
-                {
-                    case DType.F32: ((float*)p)[i] = v; break;
-                    case DType.F16: ((System.Half*)p)[i] = (System.Half)v; break;
-                    default: ((ushort*)p)[i] = Bf16.FromFloat(v); break;
-                }
-            }
-            var w = new WeightMatrix(p, type, rows, cols);
             var buf = acc.Allocate1D<Chunk16>(Math.Max(1, GpuMatrix.ChunksFor(w)));
             GpuMatrix.Upload(acc.DefaultStream, w, buf.View, 0);
             return buf;
         }
-        finally { NativeMemory.AlignedFree(p); }
+        finally { RandomWeights.Free(w.Data); }
     }
 
     static MemoryBuffer1D<float, Stride1D.Dense> RandomFloats(Accelerator acc, int n, uint seed)
     {
-        var a = new float[Math.Max(4, (n + 3) / 4 * 4)];
-        uint state = seed * 2654435761u + 1;
-        for (int i = 0; i < n; i++) a[i] = Next(ref state);
+        var a = RandomWeights.FloatArray(n, seed);
         var b = acc.Allocate1D<float>(a.Length);
         b.View.CopyFromCPU(a);
         return b;
-    }
-
-    // xorshift32 → [-1, 1)
-    static float Next(ref uint s)
-    {
-        s ^= s << 13; s ^= s >> 17; s ^= s << 5;
-        return (s >> 8) * (2f / (1 << 24)) - 1f;
     }
 }
 
