@@ -38,24 +38,25 @@ public static unsafe class ExpertFfn
         {
             fixed (float* px = x, pg = g, pu = u)
             {
-                switch (gate.Type)
-                {
-                    case DType.BF16: GateUp<Bf16Format>(gate, up, px, pg, pu, tokens); break;
-                    case DType.F16: GateUp<F16Format>(gate, up, px, pg, pu, tokens); break;
-                    case DType.F32: GateUp<F32Format>(gate, up, px, pg, pu, tokens); break;
-                    default: throw new NotSupportedException($"weight type {gate.Type}");
-                }
+                var op = new GateUpOp { Gate = gate, Up = up, X = px, G = pg, U = pu, Tokens = tokens };
+                FormatDispatch.Run(gate.Type, ref op);
             }
         }
         MatMul.Forward(down, g, y, tokens);
     }
 
-    static void GateUp<TF>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
-        where TF : struct, IWeightFormat
+    struct GateUpOp : IFormatOp
     {
-        if (Vector512.IsHardwareAccelerated) ExpertGateUp<TF, Simd512, Vector512<float>>.Run(gate, up, x, g, u, tokens);
-        else if (Vector256.IsHardwareAccelerated) ExpertGateUp<TF, Simd256, Vector256<float>>.Run(gate, up, x, g, u, tokens);
-        else ExpertGateUp<TF, SimdScalar, float>.Run(gate, up, x, g, u, tokens);
+        public WeightMatrix Gate, Up;
+        public float* X, G, U;
+        public int Tokens;
+
+        public readonly void Invoke<TF>() where TF : struct, IWeightFormat
+        {
+            if (Vector512.IsHardwareAccelerated) ExpertGateUp<TF, Simd512, Vector512<float>>.Run(Gate, Up, X, G, U, Tokens);
+            else if (Vector256.IsHardwareAccelerated) ExpertGateUp<TF, Simd256, Vector256<float>>.Run(Gate, Up, X, G, U, Tokens);
+            else ExpertGateUp<TF, SimdScalar, float>.Run(Gate, Up, X, G, U, Tokens);
+        }
     }
 
     /// <summary>Scalar twin built only from scalar twins.</summary>

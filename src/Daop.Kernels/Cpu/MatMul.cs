@@ -23,21 +23,23 @@ public static unsafe class MatMul
         if (tokens <= 0 || w.Rows == 0) return;
         fixed (float* px = x, py = y)
         {
-            switch (w.Type)
-            {
-                case DType.BF16: Dispatch<Bf16Format>(w, px, py, tokens); break;
-                case DType.F16: Dispatch<F16Format>(w, px, py, tokens); break;
-                case DType.F32: Dispatch<F32Format>(w, px, py, tokens); break;
-                default: throw new NotSupportedException($"weight type {w.Type}");
-            }
+            var op = new LinearOp { W = w, X = px, Y = py, Tokens = tokens };
+            FormatDispatch.Run(w.Type, ref op);
         }
     }
 
-    static void Dispatch<TF>(in WeightMatrix w, float* x, float* y, int tokens) where TF : struct, IWeightFormat
+    struct LinearOp : IFormatOp
     {
-        if (Vector512.IsHardwareAccelerated) Gemm<TF, Simd512, Vector512<float>>.Forward(w, x, y, tokens);
-        else if (Vector256.IsHardwareAccelerated) Gemm<TF, Simd256, Vector256<float>>.Forward(w, x, y, tokens);
-        else Gemm<TF, SimdScalar, float>.Forward(w, x, y, tokens);
+        public WeightMatrix W;
+        public float* X, Y;
+        public int Tokens;
+
+        public readonly void Invoke<TF>() where TF : struct, IWeightFormat
+        {
+            if (Vector512.IsHardwareAccelerated) Gemm<TF, Simd512, Vector512<float>>.Forward(W, X, Y, Tokens);
+            else if (Vector256.IsHardwareAccelerated) Gemm<TF, Simd256, Vector256<float>>.Forward(W, X, Y, Tokens);
+            else Gemm<TF, SimdScalar, float>.Forward(W, X, Y, Tokens);
+        }
     }
 
     /// <summary>Scalar twin of <see cref="Forward"/>: the reference every fast path is tested against.</summary>
@@ -61,13 +63,21 @@ public static unsafe class MatMul
     /// <summary>Widens row <paramref name="r"/> of <paramref name="w"/> to fp32.</summary>
     public static void WidenRow(in WeightMatrix w, int r, Span<float> dst)
     {
-        var bytes = w.RowBytesSpan(r);
-        switch (w.Type)
+        if (dst.Length < w.Cols) throw new ArgumentException($"dst holds {dst.Length} floats, need {w.Cols}", nameof(dst));
+        fixed (float* d = dst)
         {
-            case DType.F32: MemoryMarshal.Cast<byte, float>(bytes).CopyTo(dst); break;
-            case DType.BF16: Bf16.ToFloat(MemoryMarshal.Cast<byte, ushort>(bytes), dst); break;
-            case DType.F16: TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(bytes), dst); break;
+            var op = new WidenOp { Row = w.Data + (long)r * w.RowBytes, Dst = d, Cols = w.Cols };
+            FormatDispatch.Run(w.Type, ref op);
         }
+    }
+
+    struct WidenOp : IFormatOp
+    {
+        public byte* Row;
+        public float* Dst;
+        public int Cols;
+
+        public readonly void Invoke<TF>() where TF : struct, IWeightFormat => TF.WidenRow(Row, new Span<float>(Dst, Cols));
     }
 
     static void Check(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)

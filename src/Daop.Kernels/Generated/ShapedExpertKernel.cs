@@ -88,25 +88,24 @@ public sealed unsafe class ShapedExpertKernel<TShape> : IExpertKernel where TSha
 
     static void Run<TT>(byte* gate, byte* up, byte* down, float* x, float* y, float* scratch) where TT : struct, ITokens
     {
-        // TShape.Type is a JIT-time constant: the switch folds to one case.
-        switch (TShape.Type)
-        {
-            case DType.BF16: Run<Bf16Format, TT>(gate, up, down, x, y, scratch); break;
-            case DType.F16: Run<F16Format, TT>(gate, up, down, x, y, scratch); break;
-            case DType.F32: Run<F32Format, TT>(gate, up, down, x, y, scratch); break;
-            default: throw new NotSupportedException($"weight type {TShape.Type}");
-        }
+        var op = new ShapedOp<TT> { Gate = gate, Up = up, Down = down, X = x, Y = y, Scratch = scratch };
+        FormatDispatch.Run(TShape.Type, ref op);
     }
 
-    static void Run<TF, TT>(byte* gate, byte* up, byte* down, float* x, float* y, float* scratch)
-        where TF : struct, IWeightFormat where TT : struct, ITokens
+    struct ShapedOp<TT> : IFormatOp where TT : struct, ITokens
     {
-        if (Vector512.IsHardwareAccelerated)
-            ShapedExpertFfn<TShape, TF, Simd512, Vector512<float>>.Forward<TT>(gate, up, down, x, y, scratch);
-        else if (Vector256.IsHardwareAccelerated)
-            ShapedExpertFfn<TShape, TF, Simd256, Vector256<float>>.Forward<TT>(gate, up, down, x, y, scratch);
-        else
-            ShapedExpertFfn<TShape, TF, SimdScalar, float>.Forward<TT>(gate, up, down, x, y, scratch);
+        public byte* Gate, Up, Down;
+        public float* X, Y, Scratch;
+
+        public readonly void Invoke<TF>() where TF : struct, IWeightFormat
+        {
+            if (Vector512.IsHardwareAccelerated)
+                ShapedExpertFfn<TShape, TF, Simd512, Vector512<float>>.Forward<TT>(Gate, Up, Down, X, Y, Scratch);
+            else if (Vector256.IsHardwareAccelerated)
+                ShapedExpertFfn<TShape, TF, Simd256, Vector256<float>>.Forward<TT>(Gate, Up, Down, X, Y, Scratch);
+            else
+                ShapedExpertFfn<TShape, TF, SimdScalar, float>.Forward<TT>(Gate, Up, Down, X, Y, Scratch);
+        }
     }
 
     static string TypeName(DType t) => t switch { DType.BF16 => "bf16", DType.F16 => "f16", _ => "f32" };

@@ -12,6 +12,8 @@ internal unsafe interface IWeightFormat
     static abstract void Load<TS, TV>(byte* p, out TV a, out TV b) where TS : struct, ISimd<TV> where TV : struct;
     /// <summary>Element <paramref name="c"/> of <paramref name="row"/>, for column tails.</summary>
     static abstract float Widen(byte* row, int c);
+    /// <summary>A whole row (dst.Length columns) widened to fp32, vectorised.</summary>
+    static abstract void WidenRow(byte* row, Span<float> dst);
 }
 
 internal unsafe struct Bf16Format : IWeightFormat
@@ -25,6 +27,8 @@ internal unsafe struct Bf16Format : IWeightFormat
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(byte* row, int c) => Bf16.ToFloat(((ushort*)row)[c]);
+
+    public static void WidenRow(byte* row, Span<float> dst) => Bf16.ToFloat(new ReadOnlySpan<ushort>(row, dst.Length), dst);
 }
 
 internal unsafe struct F16Format : IWeightFormat
@@ -38,6 +42,9 @@ internal unsafe struct F16Format : IWeightFormat
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(byte* row, int c) => (float)((Half*)row)[c];
+
+    public static void WidenRow(byte* row, Span<float> dst) =>
+        System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(row, dst.Length), dst);
 }
 
 internal unsafe struct F32Format : IWeightFormat
@@ -51,4 +58,6 @@ internal unsafe struct F32Format : IWeightFormat
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(byte* row, int c) => ((float*)row)[c];
+
+    public static void WidenRow(byte* row, Span<float> dst) => new ReadOnlySpan<float>(row, dst.Length).CopyTo(dst);
 }
