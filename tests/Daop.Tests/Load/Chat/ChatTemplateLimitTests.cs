@@ -1,3 +1,4 @@
+using Daop.Engine.Api;
 using Daop.Engine.Load.Chat;
 
 namespace Daop.Tests.Load.Chat;
@@ -245,5 +246,19 @@ public class ChatTemplateLimitTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => ChatTemplate.Parse("x", ChatTemplateLimits.Default with { MaxCallDepth = 0 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => ChatTemplate.Parse("x", ChatTemplateLimits.Default with { MaxRenderTime = TimeSpan.Zero }));
+    }
+
+    [Fact]
+    public void DaopModelPassesItsTokenAndLimitsToTheTemplate()
+    {
+        using var model = DaopModel.Load(TestPaths.DefaultModel);
+        ChatMessage[] messages = [new("user", "hi")];
+        Assert.Throws<OperationCanceledException>(() => model.ChatTokens(messages, new CancellationToken(canceled: true)));
+        Assert.Throws<OperationCanceledException>(() => model.ChatAsync(messages, null, null, new CancellationToken(canceled: true)));
+        Assert.NotEmpty(model.ChatTokens(messages));
+
+        using var tight = DaopModel.Load(TestPaths.DefaultModel, new DaopOptions { ChatTemplateLimits = ChatTemplateLimits.Default with { MaxOutputLength = 10 } });
+        var e = Assert.Throws<ChatTemplateException>(() => tight.ChatTokens(messages));
+        Assert.Contains("the rendered text exceeds the limit of 10 characters", e.Message);
     }
 }
