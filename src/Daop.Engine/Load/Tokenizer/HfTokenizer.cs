@@ -122,6 +122,7 @@ public sealed class HfTokenizer
     public bool IsSpecial(int id) => _specialIds.Contains(id);
 
     /// <summary>Encodes text; <paramref name="addSpecialTokens"/> applies the post-processor (e.g. a leading &lt;s&gt;).</summary>
+    /// <exception cref="ModelLoadException">A regex of tokenizer.json ran past its match timeout on this text.</exception>
     public int[] Encode(string text, bool addSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -155,6 +156,7 @@ public sealed class HfTokenizer
     }
 
     /// <summary>Decodes ids to text; unknown ids are ignored, like the Rust library.</summary>
+    /// <exception cref="ModelLoadException">A Replace decoder's regex ran past its match timeout.</exception>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true)
     {
         var tokens = new List<string>(ids.Length);

@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Daop.Engine.Load.Tokenizer.Unicode;
 
 namespace Daop.Engine.Load.Tokenizer;
@@ -79,46 +78,5 @@ internal static class Normalizers
     private sealed class Lambda(Func<string, string> f) : INormalizer
     {
         public string Normalize(string text) => f(text);
-    }
-}
-
-/// <summary>The {"String": ...} / {"Regex": ...} pattern object shared by Replace and Split.</summary>
-internal sealed class Pattern
-{
-    private readonly string? _literal;
-
-    /// <summary>The regex (a literal pattern is escaped into one so splitting has a single code path).</summary>
-    public Regex Regex { get; }
-
-    private Pattern(string? literal, Regex regex)
-    {
-        _literal = literal;
-        Regex = regex;
-    }
-
-    public static Pattern Load(JsonElement node, string where, TokJson json)
-    {
-        var p = json.OptObject(node, "pattern", where) ?? throw json.Error($"{where}.pattern is missing");
-        if (json.OptString(p, "String", $"{where}.pattern") is { } literal)
-            return new Pattern(literal, new Regex(Regex.Escape(literal), RegexOptions.CultureInvariant));
-        if (json.OptString(p, "Regex", $"{where}.pattern") is { } regex)
-        {
-            try
-            {
-                return new Pattern(null, new Regex(regex, RegexOptions.CultureInvariant | RegexOptions.Compiled));
-            }
-            catch (ArgumentException e)
-            {
-                throw json.Error($"{where}.pattern.Regex '{regex}' is not a valid regex ({e.Message})");
-            }
-        }
-        throw json.Error($"{where}.pattern must have a \"String\" or \"Regex\" field");
-    }
-
-    public string Replace(string s, string content)
-    {
-        if (_literal != null)
-            return _literal.Length == 0 ? s : s.Replace(_literal, content, StringComparison.Ordinal);
-        return Regex.Replace(s, content.Replace("$", "$$"));
     }
 }

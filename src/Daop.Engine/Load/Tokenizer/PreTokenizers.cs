@@ -55,7 +55,7 @@ internal static partial class PreTokenizers
                 var pattern = Pattern.Load(n, where, json);
                 var behavior = ParseBehavior(json.String(n, "behavior", where), where, json);
                 bool invert = json.Bool(n, "invert", where, false);
-                return new RegexSplit(pattern.Regex, behavior, invert);
+                return new PatternSplit(pattern, behavior, invert);
             case "Metaspace":
                 return Metaspace.Load(n, where, json);
             case "Sequence":
@@ -101,6 +101,12 @@ internal static partial class PreTokenizers
     private sealed class RegexSplit(Regex regex, SplitBehavior behavior, bool invert) : IPreTokenizer
     {
         public List<Piece> PreTokenize(List<Piece> pieces) => SplitAll(pieces, regex, behavior, invert);
+    }
+
+    /// <summary>A Split with the file's pattern (which guards its regex's match timeout).</summary>
+    private sealed class PatternSplit(Pattern pattern, SplitBehavior behavior, bool invert) : IPreTokenizer
+    {
+        public List<Piece> PreTokenize(List<Piece> pieces) => pattern.Split(pieces, behavior, invert);
     }
 
     private sealed class Sequence(IPreTokenizer[] items) : IPreTokenizer
