@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
@@ -78,20 +79,42 @@ internal sealed class Pattern
         }
     }
 
-    /// <summary>Replaces every match with <paramref name="content"/> (literally: "$1" is not a group reference).</summary>
-    /// <exception cref="ModelLoadException">The regex ran past <see cref="MatchTimeout"/>.</exception>
-    public string Replace(string s, string content)
+    /// <summary>
+    /// Replaces every match with <paramref name="content"/> (literally: "$1" is not a group reference), failing as soon
+    /// as <paramref name="used"/> plus the result's length would pass <paramref name="maxLength"/> (a long content, or a
+    /// pattern matching the empty string).
+    /// </summary>
+    /// <exception cref="ModelLoadException">The result would be too long, or the regex ran past <see cref="MatchTimeout"/>.</exception>
+    public string Replace(string s, string content, int maxLength, long used = 0)
     {
         if (_literal != null)
-            return _literal.Length == 0 ? s : s.Replace(_literal, content, StringComparison.Ordinal);
+            return ReplaceLiteral(s, _literal, content, maxLength - used, maxLength);
         try
         {
-            return _regex.Replace(s, content.Replace("$", "$$"));
+            var sb = new StringBuilder();
+            int last = 0;
+            for (var m = _regex.Match(s); m.Success; m = m.NextMatch())
+            {
+                sb.Append(s, last, m.Index - last).Append(content);
+                last = m.Index + m.Length;
+                if (used + sb.Length + (s.Length - last) > maxLength)
+                    throw TextGrowth.TooLong(_description, maxLength);
+            }
+            return sb.Length == 0 && last == 0 ? s : sb.Append(s, last, s.Length - last).ToString();
         }
         catch (RegexMatchTimeoutException e)
         {
             throw TimedOut(e);
         }
+    }
+
+    private string ReplaceLiteral(string s, string literal, string content, long room, int maxLength)
+    {
+        if (literal.Length == 0)
+            return s;
+        if (content.Length > literal.Length && s.Length + (long)s.AsSpan().Count(literal) * (content.Length - literal.Length) > room)
+            throw TextGrowth.TooLong(_description, maxLength);
+        return s.Replace(literal, content, StringComparison.Ordinal);
     }
 
     private ModelLoadException TimedOut(RegexMatchTimeoutException e) => new(

@@ -60,4 +60,114 @@ public class TokenizerLimitTests
         var e = Assert.Throws<ModelLoadException>(() => SyntheticTokenizer.Load(SyntheticTokenizer.Json(Letters, [], components: split)));
         Assert.Equal($"tokenizer.json: pre_tokenizer.pattern.{kind} has 10001 characters; the limit is 10000", e.Message);
     }
+
+    private static string Repeat(string item, int n) => string.Join(", ", Enumerable.Repeat(item, n));
+
+    private static string LoadError(string json) => Assert.Throws<ModelLoadException>(() => SyntheticTokenizer.Load(json)).Message;
+
+    [Fact]
+    public void ReplaceThatMatchesEverywhereCannotBlowUpTheText()
+    {
+        // An empty regex matches between every two characters: each gets the whole content.
+        string normalizer = Component("normalizer", $$"""{"type": "Replace", "pattern": {"Regex": ""}, "content": "{{new string('x', 10_000)}}"}""");
+        var tok = SyntheticTokenizer.Load(SyntheticTokenizer.Json(Letters, [], components: normalizer));
+        var e = Assert.Throws<ModelLoadException>(() => tok.Encode("ab"));
+        Assert.Equal("tokenizer.json: normalizer.pattern.Regex '' makes the text longer than 4224 characters " +
+            "(64 times the input plus 4096); this tokenizer cannot be used", e.Message);
+    }
+
+    [Fact]
+    public void ChainedReplacesCannotMultiplyPastTheLimit()
+    {
+        // Each step doubles the text: 2^20 times 1000 characters without one limit for the whole chain.
+        string step = """{"type": "Replace", "pattern": {"String": "a"}, "content": "aa"}""";
+        string normalizer = Component("normalizer", $$"""{"type": "Sequence", "normalizers": [{{Repeat(step, 20)}}]}""");
+        var tok = SyntheticTokenizer.Load(SyntheticTokenizer.Json(Letters, [], components: normalizer));
+        var e = Assert.Throws<ModelLoadException>(() => tok.Encode(new string('a', 1000)));
+        Assert.StartsWith("tokenizer.json: normalizer.normalizers[6].pattern.String 'a' makes the text longer than 68096 characters", e.Message);
+        Assert.Equal([1, 2], tok.Encode("bc")); // text the steps do not grow encodes
+    }
+
+    [Fact]
+    public void ChainedByteLevelsCannotMultiplyPastTheLimit()
+    {
+        // ByteLevel writes each UTF-8 byte as one character, and those characters are 2 bytes each: it doubles "é".
+        string step = """{"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}""";
+        string pre = Component("pre_tokenizer", $$"""{"type": "Sequence", "pretokenizers": [{{Repeat(step, 30)}}]}""");
+        var tok = SyntheticTokenizer.Load(SyntheticTokenizer.Json(Letters, [], components: pre));
+        var e = Assert.Throws<ModelLoadException>(() => tok.Encode(new string('é', 100)));
+        Assert.StartsWith("tokenizer.json: pre_tokenizer.pretokenizers[6] makes the text longer than 10496 characters", e.Message);
+    }
+
+    [Fact]
+    public void ReplaceDecoderCannotBlowUpTheText()
+    {
+        string decoder = Component("decoder", $$"""{"type": "Replace", "pattern": {"Regex": "x*"}, "content": "{{new string('y', 1000)}}"}""");
+        var tok = SyntheticTokenizer.Load(SyntheticTokenizer.Json(Letters, [], components: decoder));
+        var e = Assert.Throws<ModelLoadException>(() => tok.Decode(Enumerable.Repeat(0, 100).ToArray()));
+        Assert.StartsWith("tokenizer.json: decoder.pattern.Regex 'x*' makes the text longer than 10496 characters", e.Message);
+    }
+
+    [Fact]
+    public void ManyAddedTokensWithOneFirstCharacterMatchLeftmostLongest()
+    {
+        // 50,000 tokens starting with '<': each '<' of the text used to be compared with all of them.
+        var added = Enumerable.Range(0, 50_000).Select(i => SyntheticTokenizer.Added(100 + i, $"<t{i}>"))
+            .Append(SyntheticTokenizer.Added(50_100, "<t1>x")).Append(SyntheticTokenizer.Added(50_101, "<"));
+        var tok = SyntheticTokenizer.Load(SyntheticTokenizer.Json(Letters, [], addedTokens: "[" + string.Join(",", added) + "]"));
+        Assert.Equal([50_100, 100 + 12, 50_101, 50_101, 19, 100 + 1, 100 + 49_999], tok.Encode("<t1>x<t12><<t<t1><t49999>"));
+        string text = string.Concat(Enumerable.Repeat("<t", 100_000));
+        Assert.Equal(200_000, tok.Encode(text).Length);
+    }
+
+    [Fact]
+    public void OverlongAddedTokenIsALoadError()
+    {
+        string json = SyntheticTokenizer.Json(Letters, [], addedTokens: "[" + SyntheticTokenizer.Added(100, new string('a', 257)) + "]");
+        Assert.Equal("tokenizer.json: added_tokens[0].content has 257 characters; the limit is 256", LoadError(json));
+    }
+
+    [Fact]
+    public void OverlongSubwordPrefixIsALoadError()
+    {
+        string json = SyntheticTokenizer.Json(Letters, [], modelExtra: $"\"continuing_subword_prefix\": \"{new string('#', 65)}\"");
+        Assert.Equal("tokenizer.json: model.continuing_subword_prefix has 65 characters; the limit is 64", LoadError(json));
+    }
+
+    [Fact]
+    public void PostProcessorCannotRepeatALongIdList()
+    {
+        string ids = string.Join(", ", Enumerable.Repeat(0, 600));
+        string piece = """{"SpecialToken": {"id": "X", "type_id": 0}}""";
+        string post = Component("post_processor", "{\"type\": \"TemplateProcessing\", \"single\": [" + piece + ", " + piece +
+            ", {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"special_tokens\": {\"X\": {\"id\": \"X\", \"ids\": [" + ids + "], \"tokens\": []}}}");
+        Assert.Equal("tokenizer.json: post_processor.single adds more than 1024 ids around the sequence",
+            LoadError(SyntheticTokenizer.Json(Letters, [], components: post)));
+    }
+
+    [Fact]
+    public void TooManyComponentsIsALoadError()
+    {
+        string step = """{"type": "Lowercase"}""";
+        string normalizer = Component("normalizer", $$"""{"type": "Sequence", "normalizers": [{{Repeat(step, 300)}}]}""");
+        Assert.Equal("tokenizer.json: normalizer.normalizers[255]: more than 256 normalizers, pre-tokenizers, decoders and post-processors in all",
+            LoadError(SyntheticTokenizer.Json(Letters, [], components: normalizer)));
+    }
+
+    [Fact]
+    public void EmptyBpeDecoderSuffixIsALoadError()
+    {
+        // string.Replace("", ...) threw ArgumentException at decode time.
+        string decoder = Component("decoder", """{"type": "BPEDecoder", "suffix": ""}""");
+        Assert.Equal("tokenizer.json: decoder.suffix must not be empty", LoadError(SyntheticTokenizer.Json(Letters, [], components: decoder)));
+    }
+
+    [Fact]
+    public void LongRunOfCombiningMarksNormalizesInLinearithmicTime()
+    {
+        // Canonical ordering used insertion sort: 200,000 alternating marks were 10^10 swaps.
+        string marks = string.Concat(Enumerable.Repeat("\u0301\u0316", 100_000)); // classes 230 and 220
+        string nfd = Daop.Engine.Load.Tokenizer.Unicode.UnicodeNormalizer.Normalize("a" + marks, compose: false, compat: false);
+        Assert.Equal("a" + new string('\u0316', 100_000) + new string('\u0301', 100_000), nfd);
+    }
 }
