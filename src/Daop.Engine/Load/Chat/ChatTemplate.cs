@@ -73,7 +73,7 @@ public sealed class ChatTemplate
 
     /// <summary>Like <see cref="Parse(string, string?, string?)"/>, with other <paramref name="limits"/> for parsing and rendering.</summary>
     /// <exception cref="ChatTemplateException">The template uses syntax outside the supported subset or breaks a limit.</exception>
-    public static ChatTemplate Parse(string source, ChatTemplateLimits limits, string? bosToken = null, string? eosToken = null)
+    public static ChatTemplate Parse(string source, string? bosToken, string? eosToken, ChatTemplateLimits limits)
         => new(source ?? throw new ArgumentNullException(nameof(source)), bosToken, eosToken,
             limits ?? throw new ArgumentNullException(nameof(limits)));
 

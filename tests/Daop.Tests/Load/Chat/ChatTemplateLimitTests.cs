@@ -15,10 +15,10 @@ public class ChatTemplateLimitTests
     private static string ParseError(string template) => Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(template)).Message;
 
     private static string RenderError(string template, ChatTemplateLimits? limits = null)
-        => Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(template, limits ?? ChatTemplateLimits.Default).Render([], false)).Message;
+        => Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(template, null, null, limits ?? ChatTemplateLimits.Default).Render([], false)).Message;
 
     private static string Render(string template, ChatTemplateLimits? limits = null)
-        => ChatTemplate.Parse(template, limits ?? ChatTemplateLimits.Default).Render([], false);
+        => ChatTemplate.Parse(template, null, null, limits ?? ChatTemplateLimits.Default).Render([], false);
 
     [Fact]
     public void RecursiveMacro()
@@ -59,7 +59,7 @@ public class ChatTemplateLimitTests
         string template = "a\n" + string.Concat(Enumerable.Repeat("{% if true %}", Deep)) + "x" + string.Concat(Enumerable.Repeat("{% endif %}", Deep));
         // 1.2 million characters: the default length limit rejects it first, so lift that to reach the nesting limit.
         var limits = ChatTemplateLimits.Default with { MaxTemplateLength = 2 << 20 };
-        var e = Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(template, limits));
+        var e = Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(template, null, null, limits));
         Assert.Equal("chat template line 2: the template nests deeper than 256 levels (blocks, brackets and chained operators)", e.Message);
         Assert.Equal("chat template: the template has 1200003 characters; the limit is 1048576", ParseError(template));
     }
@@ -107,7 +107,7 @@ public class ChatTemplateLimitTests
     {
         Assert.Equal("1", Render("{{ " + new string('(', 100) + "1" + new string(')', 100) + " }}"));
         var tight = ChatTemplateLimits.Default with { MaxNestingDepth = 8 };
-        Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse("{{ " + new string('(', 8) + "1" + new string(')', 8) + " }}", tight));
+        Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse("{{ " + new string('(', 8) + "1" + new string(')', 8) + " }}", null, null, tight));
     }
 
     [Theory]
@@ -226,7 +226,7 @@ public class ChatTemplateLimitTests
     public void TemplateLengthIsLimited()
     {
         var limits = ChatTemplateLimits.Default with { MaxTemplateLength = 100 };
-        var e = Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(new string('x', 101), limits));
+        var e = Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(new string('x', 101), null, null, limits));
         Assert.Equal("chat template: the template has 101 characters; the limit is 100", e.Message);
     }
 
@@ -244,8 +244,8 @@ public class ChatTemplateLimitTests
     [Fact]
     public void InvalidLimitsAreRejected()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => ChatTemplate.Parse("x", ChatTemplateLimits.Default with { MaxCallDepth = 0 }));
-        Assert.Throws<ArgumentOutOfRangeException>(() => ChatTemplate.Parse("x", ChatTemplateLimits.Default with { MaxRenderTime = TimeSpan.Zero }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ChatTemplate.Parse("x", null, null, ChatTemplateLimits.Default with { MaxCallDepth = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ChatTemplate.Parse("x", null, null, ChatTemplateLimits.Default with { MaxRenderTime = TimeSpan.Zero }));
     }
 
     [Fact]
