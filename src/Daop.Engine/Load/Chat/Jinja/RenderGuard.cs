@@ -19,6 +19,10 @@ internal sealed class RenderGuard
     // The clock, the allocation counter and the token are read every this many ticks: cheap, yet well under a millisecond apart.
     private const int ClockInterval = 256;
 
+    // The remaining stack is measured every this many levels: a few levels take a few KiB, far less than the reserve
+    // TryEnsureSufficientExecutionStack keeps, and checking each level doubled the cost of a tight loop.
+    private const int StackCheckInterval = 8;
+
     // A value at least this big re-checks the allocation budget at once rather than at the next clock tick.
     private const long BigValue = 1 << 16;
 
@@ -33,6 +37,7 @@ internal sealed class RenderGuard
 
     public RenderGuard(ChatTemplateLimits limits, CancellationToken cancel)
     {
+        cancel.ThrowIfCancellationRequested();
         Limits = limits;
         _cancel = cancel;
         long now = Stopwatch.GetTimestamp();
@@ -65,7 +70,7 @@ internal sealed class RenderGuard
         if (++_depth > Limits.MaxNestingDepth)
             throw Error($"statements and expressions nest deeper than {Limits.MaxNestingDepth} levels while rendering");
         // Backstop for a thread with a small stack: a stack overflow cannot be caught, so stop before it.
-        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        if (_depth % StackCheckInterval == 0 && !RuntimeHelpers.TryEnsureSufficientExecutionStack())
             throw Error("the template nests too deeply for this thread's stack");
         Tick();
         return outer;
@@ -94,10 +99,9 @@ internal sealed class RenderGuard
         Tick();
     }
 
-    /// <summary>A unit of work: checks cancellation now, and time and allocation every <see cref="ClockInterval"/> ticks.</summary>
+    /// <summary>A unit of work: every <see cref="ClockInterval"/> of them checks cancellation, time and allocation.</summary>
     public void Tick()
     {
-        _cancel.ThrowIfCancellationRequested();
         if (++_ticks % ClockInterval == 0)
             CheckClock();
     }
@@ -130,7 +134,7 @@ internal sealed class RenderGuard
     /// <summary>Checks the depth of a value being walked (printed, compared, serialized).</summary>
     public void CheckValueDepth(int depth)
     {
-        if (depth > Limits.MaxNestingDepth || !RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        if (depth > Limits.MaxNestingDepth || depth % StackCheckInterval == 0 && !RuntimeHelpers.TryEnsureSufficientExecutionStack())
             throw Error($"a value nests deeper than {Limits.MaxNestingDepth} levels (lists or dicts inside each other)");
         Tick();
     }
