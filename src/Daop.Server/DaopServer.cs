@@ -250,7 +250,7 @@ public sealed class DaopServer : IAsyncDisposable
         int[] prompt;
         try
         {
-            prompt = _model.ChatTokens(req.Messages);
+            prompt = _model.ChatTokens(req.Messages, ctx.RequestAborted); // a client that goes away stops the template's render
         }
         catch (NotSupportedException e)
         {

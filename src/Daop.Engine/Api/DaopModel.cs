@@ -90,7 +90,7 @@ public sealed class DaopModel : IDisposable
         if (!File.Exists(config)) throw new ModelLoadException($"{config}: file not found (a model folder holds config.json, *.safetensors weights and tokenizer.json)");
         TensorStore.CheckHasWeights(path);
         var tokenizer = HfTokenizer.FromDirectory(path);
-        var template = ChatTemplate.FromDirectory(path);
+        var template = ChatTemplate.FromDirectory(path, options.ChatTemplateLimits ?? ChatTemplateLimits.Default);
         int[] generationEos = ReadGenerationEos(path);
         var engineOptions = EngineOptions(options);
         var thread = new ModelThread($"daop model {MoeModel.FolderName(path)}");
@@ -226,13 +226,19 @@ public sealed class DaopModel : IDisposable
     /// assistant's turn) appended.
     /// </summary>
     /// <exception cref="NotSupportedException">The model has no chat template.</exception>
-    /// <exception cref="ChatTemplateException">The template rejected the conversation (e.g. roles out of order).</exception>
-    public string RenderChat(IReadOnlyList<ChatMessage> messages)
+    /// <exception cref="ChatTemplateException">The template rejected the conversation (e.g. roles out of order) or broke a limit.</exception>
+    public string RenderChat(IReadOnlyList<ChatMessage> messages) => RenderChat(messages, CancellationToken.None);
+
+    /// <summary>Like <see cref="RenderChat(IReadOnlyList{ChatMessage})"/>, stopping when <paramref name="cancellationToken"/> is cancelled.</summary>
+    /// <exception cref="NotSupportedException">The model has no chat template.</exception>
+    /// <exception cref="ChatTemplateException">The template rejected the conversation (e.g. roles out of order) or broke a limit.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public string RenderChat(IReadOnlyList<ChatMessage> messages, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var template = ChatTemplate ?? throw new NotSupportedException(
             $"{Info.Path}: the model has no chat template (chat_template.jinja or tokenizer_config.json chat_template)");
-        return template.Render(messages, addGenerationPrompt: true);
+        return template.Render(messages, addGenerationPrompt: true, variables: null, cancellationToken);
     }
 
     /// <summary>
@@ -280,11 +286,16 @@ public sealed class DaopModel : IDisposable
     {
         settings ??= GenerationSettings.Default;
         settings.Validate();
-        return Run(ChatTokens(messages), settings, _chatStopIds, stats, cancellationToken);
+        return Run(ChatTokens(messages, cancellationToken), settings, _chatStopIds, stats, cancellationToken);
     }
 
     /// <summary>The prompt tokens <see cref="ChatAsync"/> would feed the model for <paramref name="messages"/>.</summary>
-    public int[] ChatTokens(IReadOnlyList<ChatMessage> messages) => Tokenize(RenderChat(messages), addSpecialTokens: false);
+    public int[] ChatTokens(IReadOnlyList<ChatMessage> messages) => ChatTokens(messages, CancellationToken.None);
+
+    /// <summary>Like <see cref="ChatTokens(IReadOnlyList{ChatMessage})"/>; <paramref name="cancellationToken"/> stops the template's render.</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public int[] ChatTokens(IReadOnlyList<ChatMessage> messages, CancellationToken cancellationToken) =>
+        Tokenize(RenderChat(messages, cancellationToken), addSpecialTokens: false);
 
     /// <summary>The ids at which a chat reply stops (<see cref="StopTokenIds"/> plus the end-of-turn tokens in the vocabulary).</summary>
     public IReadOnlyList<int> ChatStopTokenIds => _chatStopIds;

@@ -1,3 +1,4 @@
+using Daop.Engine.Load.Chat;
 using Daop.Engine.Model;
 
 namespace Daop.Engine.Api;
@@ -26,4 +27,7 @@ public sealed record DaopOptions
     /// given and <see cref="Device"/> is ignored; <see cref="ContextLength"/> still applies when it leaves the context unset.
     /// </summary>
     public ModelOptions? Engine { get; init; }
+
+    /// <summary>Bounds on parsing and rendering the model's chat template (default: <see cref="ChatTemplateLimits.Default"/>).</summary>
+    public ChatTemplateLimits? ChatTemplateLimits { get; init; }
 }

@@ -9,8 +9,6 @@ public static class ModelFiles
 {
     /// <summary>Largest config.json, generation_config.json or tokenizer_config.json read (16 MiB; real ones are kilobytes).</summary>
     public const long MaxConfigBytes = 16 << 20;
-    /// <summary>Largest tokenizer.json read (512 MiB; the biggest real ones, 256k-token vocabularies, are ~35 MB).</summary>
-    public const long MaxTokenizerBytes = 512L << 20;
 
     /// <summary>
     /// The whole of <paramref name="path"/>, following symbolic links. Throws <see cref="ModelLoadException"/> naming the

@@ -7,6 +7,7 @@ namespace Daop.Engine.Load.Chat;
 /// A model's chat template (a Jinja2 program) and the bos/eos strings it may print. Rendered by a
 /// built-in interpreter for the Jinja subset that Hugging Face chat templates use, with transformers'
 /// settings (trim_blocks and lstrip_blocks on, raise_exception and strftime_now available).
+/// The template comes with the model, so parsing and rendering run within <see cref="Limits"/>.
 /// </summary>
 public sealed class ChatTemplate
 {
@@ -14,12 +15,13 @@ public sealed class ChatTemplate
 
     private readonly List<Node> _program;
 
-    private ChatTemplate(string source, string? bosToken, string? eosToken)
+    private ChatTemplate(string source, string? bosToken, string? eosToken, ChatTemplateLimits? limits)
     {
         Source = source;
         BosToken = bosToken;
         EosToken = eosToken;
-        _program = Parser.Parse(source);
+        Limits = (limits ?? ChatTemplateLimits.Default).Validate();
+        _program = Parser.Parse(source, Limits);
     }
 
     /// <summary>The template text.</summary>
@@ -31,6 +33,9 @@ public sealed class ChatTemplate
     /// <summary>Value of the template variable eos_token (tokenizer_config.json), or null.</summary>
     public string? EosToken { get; }
 
+    /// <summary>The bounds this template was parsed with and renders within.</summary>
+    public ChatTemplateLimits Limits { get; }
+
     /// <summary>
     /// Reads <c>chat_template.jinja</c> (transformers 5 layout) or else the "chat_template" of
     /// <c>tokenizer_config.json</c> (a string, or the entry named "default" of a list). Null when
@@ -38,18 +43,40 @@ public sealed class ChatTemplate
     /// </summary>
     /// <exception cref="ModelLoadException">tokenizer_config.json is not valid.</exception>
     /// <exception cref="ChatTemplateException">The template uses syntax outside the supported subset.</exception>
-    public static ChatTemplate? FromDirectory(string modelDir)
+    public static ChatTemplate? FromDirectory(string modelDir) => FromDirectory(modelDir, ChatTemplateLimits.Default);
+
+    /// <summary>Like <see cref="FromDirectory(string)"/>, with other <paramref name="limits"/> for parsing and rendering.</summary>
+    /// <exception cref="ModelLoadException">tokenizer_config.json is not valid.</exception>
+    /// <exception cref="ChatTemplateException">The template uses syntax outside the supported subset or breaks a limit.</exception>
+    public static ChatTemplate? FromDirectory(string modelDir, ChatTemplateLimits limits)
     {
+        ArgumentNullException.ThrowIfNull(limits);
         var config = TokenizerConfig.FromDirectory(modelDir);
         string jinjaPath = Path.Combine(modelDir, JinjaFile);
-        string? source = File.Exists(jinjaPath) ? File.ReadAllText(jinjaPath) : config?.ChatTemplate;
-        return source == null ? null : new ChatTemplate(source, config?.BosToken, config?.EosToken);
+        string? source = File.Exists(jinjaPath) ? ReadTemplate(jinjaPath, limits) : config?.ChatTemplate;
+        return source == null ? null : new ChatTemplate(source, config?.BosToken, config?.EosToken, limits);
+    }
+
+    // A template bigger than the limit is not read into memory at all.
+    private static string ReadTemplate(string path, ChatTemplateLimits limits)
+    {
+        // The size of the opened file (hub snapshots are links); UTF-8 takes at most 4 bytes a character.
+        byte[] bytes;
+        try { bytes = ModelFiles.ReadAll(path, 4L * limits.MaxTemplateLength); }
+        catch (ModelLoadException e) { throw new ChatTemplateException($"{JinjaFile}: {e.Message} (the template limit is {limits.MaxTemplateLength} characters)"); }
+        return new System.Text.UTF8Encoding(false).GetString(JsonText.SkipBom(bytes).Span);
     }
 
     /// <summary>Compiles template text directly (tests, or templates that do not come from a model folder).</summary>
     /// <exception cref="ChatTemplateException">The template uses syntax outside the supported subset.</exception>
     public static ChatTemplate Parse(string source, string? bosToken = null, string? eosToken = null)
-        => new(source ?? throw new ArgumentNullException(nameof(source)), bosToken, eosToken);
+        => new(source ?? throw new ArgumentNullException(nameof(source)), bosToken, eosToken, null);
+
+    /// <summary>Like <see cref="Parse(string, string?, string?)"/>, with other <paramref name="limits"/> for parsing and rendering.</summary>
+    /// <exception cref="ChatTemplateException">The template uses syntax outside the supported subset or breaks a limit.</exception>
+    public static ChatTemplate Parse(string source, string? bosToken, string? eosToken, ChatTemplateLimits limits)
+        => new(source ?? throw new ArgumentNullException(nameof(source)), bosToken, eosToken,
+            limits ?? throw new ArgumentNullException(nameof(limits)));
 
     /// <summary>
     /// Renders the conversation. The template sees <c>messages</c> (role/content dicts),
@@ -57,8 +84,18 @@ public sealed class ChatTemplate
     /// <c>documents</c> as None (like transformers), then <paramref name="variables"/>, which win
     /// (e.g. <c>enable_thinking</c> for Qwen3, or a <c>tools</c> list).
     /// </summary>
-    /// <exception cref="ChatTemplateException">The template failed, including its own raise_exception(message).</exception>
+    /// <exception cref="ChatTemplateException">The template failed, including its own raise_exception(message), or broke a limit.</exception>
     public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? variables = null)
+        => Render(messages, addGenerationPrompt, variables, CancellationToken.None);
+
+    /// <summary>
+    /// Like <see cref="Render(IReadOnlyList{ChatMessage}, bool, IReadOnlyDictionary{string, object?}?)"/>, stopping when
+    /// <paramref name="cancellationToken"/> is cancelled (e.g. the client of a server request went away).
+    /// </summary>
+    /// <exception cref="ChatTemplateException">The template failed, including its own raise_exception(message), or broke a limit.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? variables,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var globals = new Scope(null);
@@ -78,6 +115,6 @@ public sealed class ChatTemplate
         if (variables != null)
             foreach (var (name, value) in variables)
                 globals.Set(name, Values.FromClr(value));
-        return Interpreter.Render(_program, globals);
+        return Interpreter.Render(_program, globals, new RenderGuard(Limits, cancellationToken));
     }
 }

@@ -15,6 +15,12 @@ internal sealed record AddedToken(int Id, string Content, bool Special, bool LSt
 /// </summary>
 internal sealed class AddedVocabulary
 {
+    /// <summary>
+    /// Longest added token, in characters (real ones, such as "&lt;|reserved_special_token_250|&gt;", are under 50).
+    /// Matching costs up to this many steps per character of input.
+    /// </summary>
+    public const int MaxTokenLength = 256;
+
     private readonly Matcher _raw, _normalized;
 
     public IReadOnlyList<AddedToken> Tokens { get; }
@@ -34,6 +40,7 @@ internal sealed class AddedVocabulary
         {
             if (arr.ValueKind != JsonValueKind.Array)
                 throw json.Error("added_tokens must be an array");
+            json.CheckEntries(arr.GetArrayLength(), "added_tokens");
             int i = 0;
             foreach (var t in arr.EnumerateArray())
             {
@@ -43,6 +50,8 @@ internal sealed class AddedVocabulary
                 string content = json.String(t, "content", w);
                 if (content.Length == 0)
                     throw json.Error($"{w}.content is empty");
+                if (content.Length > MaxTokenLength)
+                    throw json.Error($"{w}.content has {content.Length} characters; the limit is {MaxTokenLength}");
                 bool special = json.Bool(t, "special", w, false);
                 tokens.Add(new AddedToken(json.Id(idJson, $"{w}.id"), content, special,
                     json.Bool(t, "lstrip", w, false), json.Bool(t, "rstrip", w, false),
@@ -95,15 +104,25 @@ internal sealed class AddedVocabulary
     private static bool TryRuneBefore(string text, int index, out Rune rune)
         => Rune.DecodeLastFromUtf16(text.AsSpan(0, index), out rune, out _) == System.Buffers.OperationStatus.Done;
 
-    /// <summary>Leftmost-longest literal matcher: candidates grouped by first char, longest first.</summary>
+    /// <summary>
+    /// Leftmost-longest literal matcher over the patterns in ordinal order. From each text position it narrows the
+    /// range of patterns that start with the text read so far, one binary search per character, so a position costs
+    /// the length of the longest prefix found there, not the number of patterns: a file with 100,000 added tokens
+    /// that share a first character would otherwise make every occurrence of that character compare all of them.
+    /// </summary>
     private sealed class Matcher
     {
-        private readonly Dictionary<char, (string Pattern, AddedToken Token)[]> _byFirst;
+        private readonly (string Pattern, AddedToken Token)[] _sorted; // equal patterns keep file order: the first wins
+        private readonly Dictionary<char, (int Start, int End)> _byFirst = [];
 
         public Matcher(IEnumerable<(string Pattern, AddedToken Token)> patterns)
         {
-            _byFirst = patterns.Where(p => p.Pattern.Length > 0).GroupBy(p => p.Pattern[0])
-                .ToDictionary(g => g.Key, g => g.OrderByDescending(p => p.Pattern.Length).ToArray());
+            _sorted = patterns.Where(p => p.Pattern.Length > 0).OrderBy(p => p.Pattern, StringComparer.Ordinal).ToArray();
+            for (int i = 0; i < _sorted.Length; i++)
+            {
+                char c = _sorted[i].Pattern[0];
+                _byFirst[c] = _byFirst.TryGetValue(c, out var range) ? (range.Start, i + 1) : (i, i + 1);
+            }
         }
 
         public (int Start, int Length, AddedToken Token)? FindNext(string text, int from)
@@ -111,14 +130,41 @@ internal sealed class AddedVocabulary
             if (_byFirst.Count == 0)
                 return null;
             for (int i = from; i < text.Length; i++)
-            {
-                if (!_byFirst.TryGetValue(text[i], out var candidates))
-                    continue;
-                foreach (var (pattern, token) in candidates)
-                    if (text.AsSpan(i).StartsWith(pattern, StringComparison.Ordinal))
-                        return (i, pattern.Length, token);
-            }
+                if (_byFirst.TryGetValue(text[i], out var range) && Longest(text, i, range.Start, range.End) is { } match)
+                    return (i, match.Pattern.Length, match.Token);
             return null;
+        }
+
+        /// <summary>The longest pattern at text[at..] among _sorted[lo..hi), which all start with text[at].</summary>
+        private (string Pattern, AddedToken Token)? Longest(string text, int at, int lo, int hi)
+        {
+            (string, AddedToken)? best = _sorted[lo].Pattern.Length == 1 ? _sorted[lo] : null;
+            for (int k = 1; at + k < text.Length && lo < hi; k++)
+            {
+                // In [lo, hi) all patterns share text[at..at+k); the one of length exactly k sorts first.
+                char c = text[at + k];
+                lo = Bound(lo, hi, k, c, upper: false);
+                hi = Bound(lo, hi, k, c, upper: true);
+                if (lo < hi && _sorted[lo].Pattern.Length == k + 1)
+                    best = _sorted[lo];
+            }
+            return best;
+        }
+
+        /// <summary>First index in [lo, hi) whose character k is at least (upper: above) c; a pattern too short counts as -1.</summary>
+        private int Bound(int lo, int hi, int k, char c, bool upper)
+        {
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                string p = _sorted[mid].Pattern;
+                int key = p.Length > k ? p[k] : -1;
+                if (upper ? key <= c : key < c)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            return lo;
         }
     }
 }

@@ -44,21 +44,26 @@ internal sealed class BpeModel
             _byteFallbackIds[b] = vocab.TryGetValue($"<0x{b:X2}>", out int id) ? id : -1;
     }
 
+    /// <summary>Longest continuing_subword_prefix / end_of_word_suffix ("##", "&lt;/w&gt;"): one is built per character.</summary>
+    public const int MaxAffixLength = 64;
+
     public static BpeModel Load(JsonElement model, TokJson json)
     {
         const string where = "model";
         var vocabJson = json.OptObject(model, "vocab", where) ?? throw json.Error("model.vocab is missing");
+        json.CheckEntries(vocabJson.GetPropertyCount(), "model.vocab");
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var p in vocabJson.EnumerateObject())
             vocab[p.Name] = json.Id(p.Value, $"model.vocab['{p.Name}']");
 
-        string? prefix = json.OptString(model, "continuing_subword_prefix", where);
-        string? suffix = json.OptString(model, "end_of_word_suffix", where);
+        string? prefix = Affix(model, "continuing_subword_prefix", json);
+        string? suffix = Affix(model, "end_of_word_suffix", json);
         var merges = new Dictionary<long, (int, int)>();
         if (model.TryGetProperty("merges", out var mergesJson) && mergesJson.ValueKind != JsonValueKind.Null)
         {
             if (mergesJson.ValueKind != JsonValueKind.Array)
                 throw json.Error("model.merges must be an array");
+            json.CheckEntries(mergesJson.GetArrayLength(), "model.merges");
             int rank = 0;
             foreach (var m in mergesJson.EnumerateArray())
             {
@@ -82,6 +87,14 @@ internal sealed class BpeModel
         return new BpeModel(vocab, merges, unkId,
             json.Bool(model, "fuse_unk", where, false), json.Bool(model, "byte_fallback", where, false),
             json.Bool(model, "ignore_merges", where, false), prefix, suffix);
+    }
+
+    private static string? Affix(JsonElement model, string name, TokJson json)
+    {
+        string? affix = json.OptString(model, name, "model");
+        if (affix?.Length > MaxAffixLength)
+            throw json.Error($"model.{name} has {affix.Length} characters; the limit is {MaxAffixLength}");
+        return affix;
     }
 
     private static (string, string) ParseMerge(JsonElement m, int index, TokJson json)

@@ -122,6 +122,9 @@ public sealed class HfTokenizer
     public bool IsSpecial(int id) => _specialIds.Contains(id);
 
     /// <summary>Encodes text; <paramref name="addSpecialTokens"/> applies the post-processor (e.g. a leading &lt;s&gt;).</summary>
+    /// <exception cref="ModelLoadException">
+    /// A regex of tokenizer.json ran past its match timeout on this text, or a component made it more than 64 times longer.
+    /// </exception>
     public int[] Encode(string text, bool addSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -134,7 +137,8 @@ public sealed class HfTokenizer
                 continue;
             }
             string raw = text[rawStart..rawEnd];
-            string normalized = _normalizer?.Normalize(raw) ?? raw;
+            int maxLength = TextGrowth.Limit(raw.Length); // for every step of this segment: chains cannot multiply past it
+            string normalized = _normalizer?.Normalize(raw, maxLength) ?? raw;
             foreach (var (normId, start, end) in _added.Split(normalized, normalizedTokens: true))
             {
                 if (normId is int id2)
@@ -144,7 +148,7 @@ public sealed class HfTokenizer
                 }
                 var pieces = new List<Piece> { new(normalized[start..end], rawStart == 0 && start == 0) };
                 if (_preTokenizer != null)
-                    pieces = _preTokenizer.PreTokenize(pieces);
+                    pieces = _preTokenizer.PreTokenize(pieces, maxLength);
                 foreach (var piece in pieces)
                     _model.Tokenize(piece.Text, ids);
             }
@@ -155,6 +159,7 @@ public sealed class HfTokenizer
     }
 
     /// <summary>Decodes ids to text; unknown ids are ignored, like the Rust library.</summary>
+    /// <exception cref="ModelLoadException">A Replace decoder's regex ran past its match timeout, or a decoder made the text more than 64 times longer.</exception>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true)
     {
         var tokens = new List<string>(ids.Length);

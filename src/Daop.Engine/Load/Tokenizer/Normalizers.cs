@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Daop.Engine.Load.Tokenizer.Unicode;
 
 namespace Daop.Engine.Load.Tokenizer;
@@ -8,7 +7,9 @@ namespace Daop.Engine.Load.Tokenizer;
 /// <summary>A tokenizer.json normalizer: rewrites text before pre-tokenization.</summary>
 internal interface INormalizer
 {
-    string Normalize(string text);
+    /// <summary>The normalized text, at most <paramref name="maxLength"/> characters long (see <see cref="TextGrowth"/>).</summary>
+    /// <exception cref="ModelLoadException">The result would be longer, or a regex timed out.</exception>
+    string Normalize(string text, int maxLength);
 }
 
 /// <summary>Builds normalizers from their JSON description.</summary>
@@ -16,41 +17,56 @@ internal static class Normalizers
 {
     public static INormalizer? Load(JsonElement? node, TokJson json) => node is { } n ? Load(n, "normalizer", json) : null;
 
+    /// <summary>Normalizes with the growth limit for <paramref name="text"/> as the whole input.</summary>
+    public static string Normalize(this INormalizer normalizer, string text) => normalizer.Normalize(text, TextGrowth.Limit(text.Length));
+
+    // Every component checks its result, so an error names the one that grew the text.
     private static INormalizer Load(JsonElement n, string where, TokJson json)
+    {
+        json.CountComponent(where);
+        string what = $"{json.File}: {where}";
+        return new Checked(Create(n, where, json, what), what);
+    }
+
+    private static Lambda Create(JsonElement n, string where, TokJson json, string what)
     {
         string type = json.Type(n, where);
         switch (type)
         {
-            case "NFC": return new Lambda(s => UnicodeNormalizer.Normalize(s, compose: true, compat: false));
-            case "NFD": return new Lambda(s => UnicodeNormalizer.Normalize(s, compose: false, compat: false));
-            case "NFKC": return new Lambda(s => UnicodeNormalizer.Normalize(s, compose: true, compat: true));
-            case "NFKD": return new Lambda(s => UnicodeNormalizer.Normalize(s, compose: false, compat: true));
-            case "Lowercase": return new Lambda(Lowercase);
-            case "StripAccents": return new Lambda(StripAccents);
+            case "NFC": return Unicode(compose: true, compat: false, what);
+            case "NFD": return Unicode(compose: false, compat: false, what);
+            case "NFKC": return Unicode(compose: true, compat: true, what);
+            case "NFKD": return Unicode(compose: false, compat: true, what);
+            case "Lowercase": return new Lambda((s, _) => Lowercase(s));
+            case "StripAccents": return new Lambda((s, _) => StripAccents(s));
             case "Prepend":
                 string prepend = json.String(n, "prepend", where);
                 // The Rust Prepend skips empty input, so "" stays "".
-                return new Lambda(s => s.Length == 0 ? s : prepend + s);
+                return new Lambda((s, _) => s.Length == 0 ? s : prepend + s);
             case "Replace":
                 var replace = Pattern.Load(n, where, json);
                 string content = json.String(n, "content", where);
-                return new Lambda(s => replace.Replace(s, content));
+                return new Lambda((s, max) => replace.Replace(s, content, max));
             case "Strip":
                 bool left = json.Bool(n, "strip_left", where, true), right = json.Bool(n, "strip_right", where, true);
-                return new Lambda(s => left && right ? s.Trim() : left ? s.TrimStart() : right ? s.TrimEnd() : s);
+                return new Lambda((s, _) => left && right ? s.Trim() : left ? s.TrimStart() : right ? s.TrimEnd() : s);
             case "Sequence":
                 var items = json.Array(n, "normalizers", where).EnumerateArray()
                     .Select((e, i) => Load(e, $"{where}.normalizers[{i}]", json)).ToArray();
-                return new Lambda(s =>
+                // Every item gets the same absolute limit: a chain of growing steps cannot multiply past it.
+                return new Lambda((s, max) =>
                 {
                     foreach (var item in items)
-                        s = item.Normalize(s);
+                        s = item.Normalize(s, max);
                     return s;
                 });
             default:
                 throw json.Unsupported(where, type);
         }
     }
+
+    private static Lambda Unicode(bool compose, bool compat, string what) => new((s, max) =>
+        UnicodeNormalizer.Normalize(s, compose, compat, max) ?? throw TextGrowth.TooLong(what, max));
 
     /// <summary>Per-character lowercase like Rust's char::to_lowercase (no final-sigma context).</summary>
     internal static string Lowercase(string s)
@@ -76,49 +92,17 @@ internal static class Normalizers
         return sb.ToString();
     }
 
-    private sealed class Lambda(Func<string, string> f) : INormalizer
+    private sealed class Lambda(Func<string, int, string> f) : INormalizer
     {
-        public string Normalize(string text) => f(text);
-    }
-}
-
-/// <summary>The {"String": ...} / {"Regex": ...} pattern object shared by Replace and Split.</summary>
-internal sealed class Pattern
-{
-    private readonly string? _literal;
-
-    /// <summary>The regex (a literal pattern is escaped into one so splitting has a single code path).</summary>
-    public Regex Regex { get; }
-
-    private Pattern(string? literal, Regex regex)
-    {
-        _literal = literal;
-        Regex = regex;
+        public string Normalize(string text, int maxLength) => f(text, maxLength);
     }
 
-    public static Pattern Load(JsonElement node, string where, TokJson json)
+    private sealed class Checked(INormalizer inner, string what) : INormalizer
     {
-        var p = json.OptObject(node, "pattern", where) ?? throw json.Error($"{where}.pattern is missing");
-        if (json.OptString(p, "String", $"{where}.pattern") is { } literal)
-            return new Pattern(literal, new Regex(Regex.Escape(literal), RegexOptions.CultureInvariant));
-        if (json.OptString(p, "Regex", $"{where}.pattern") is { } regex)
+        public string Normalize(string text, int maxLength)
         {
-            try
-            {
-                return new Pattern(null, new Regex(regex, RegexOptions.CultureInvariant | RegexOptions.Compiled));
-            }
-            catch (ArgumentException e)
-            {
-                throw json.Error($"{where}.pattern.Regex '{regex}' is not a valid regex ({e.Message})");
-            }
+            string result = inner.Normalize(text, maxLength);
+            return result.Length <= maxLength ? result : throw TextGrowth.TooLong(what, maxLength);
         }
-        throw json.Error($"{where}.pattern must have a \"String\" or \"Regex\" field");
-    }
-
-    public string Replace(string s, string content)
-    {
-        if (_literal != null)
-            return _literal.Length == 0 ? s : s.Replace(_literal, content, StringComparison.Ordinal);
-        return Regex.Replace(s, content.Replace("$", "$$"));
     }
 }

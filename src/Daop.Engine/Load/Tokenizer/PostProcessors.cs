@@ -14,8 +14,12 @@ internal static class PostProcessors
     public static IPostProcessor? Load(JsonElement? node, TokJson json)
         => node is { } n ? Load(n, "post_processor", json) : null;
 
+    /// <summary>Most ids a post-processor may add around a sequence (real templates add one or two).</summary>
+    public const int MaxAddedIds = 1024;
+
     private static IPostProcessor Load(JsonElement n, string where, TokJson json)
     {
+        json.CountComponent(where);
         string type = json.Type(n, where);
         switch (type)
         {
@@ -70,6 +74,9 @@ internal static class PostProcessors
                 string id = json.String(special, "id", $"{w}.SpecialToken");
                 if (!specials.TryGetValue(id, out var ids))
                     throw json.Error($"{w}.SpecialToken.id '{id}' is not in {where}.special_tokens");
+                // Checked before adding: a piece names an ids list, so 1000 pieces could repeat a long list 1000 times.
+                if ((long)before.Count + after.Count + ids.Length > MaxAddedIds)
+                    throw json.Error($"{where}.single adds more than {MaxAddedIds} ids around the sequence");
                 (seenSequence ? after : before).AddRange(ids);
             }
             else if (piece.ValueKind == JsonValueKind.Object && piece.TryGetProperty("Sequence", out var seq))

@@ -14,7 +14,9 @@ internal readonly record struct Piece(string Text, bool AtStart);
 /// <summary>A tokenizer.json pre-tokenizer: splits (and may rewrite) pieces before the model runs.</summary>
 internal interface IPreTokenizer
 {
-    List<Piece> PreTokenize(List<Piece> pieces);
+    /// <summary>The pieces, at most <paramref name="maxLength"/> characters in all (see <see cref="TextGrowth"/>).</summary>
+    /// <exception cref="ModelLoadException">The result would be longer, or a regex timed out.</exception>
+    List<Piece> PreTokenize(List<Piece> pieces, int maxLength);
 }
 
 /// <summary>Builds pre-tokenizers from their JSON description.</summary>
@@ -44,7 +46,15 @@ internal static partial class PreTokenizers
 
     public static IPreTokenizer? Load(JsonElement? node, TokJson json) => node is { } n ? Load(n, "pre_tokenizer", json) : null;
 
+    // Every component checks its result, so an error names the one that grew the text (ByteLevel triples non-ASCII
+    // text, so a Sequence of them grows it exponentially).
     private static IPreTokenizer Load(JsonElement n, string where, TokJson json)
+    {
+        json.CountComponent(where);
+        return new Checked(Create(n, where, json), $"{json.File}: {where}");
+    }
+
+    private static IPreTokenizer Create(JsonElement n, string where, TokJson json)
     {
         string type = json.Type(n, where);
         switch (type)
@@ -55,7 +65,7 @@ internal static partial class PreTokenizers
                 var pattern = Pattern.Load(n, where, json);
                 var behavior = ParseBehavior(json.String(n, "behavior", where), where, json);
                 bool invert = json.Bool(n, "invert", where, false);
-                return new RegexSplit(pattern.Regex, behavior, invert);
+                return new PatternSplit(pattern, behavior, invert);
             case "Metaspace":
                 return Metaspace.Load(n, where, json);
             case "Sequence":
@@ -100,23 +110,42 @@ internal static partial class PreTokenizers
 
     private sealed class RegexSplit(Regex regex, SplitBehavior behavior, bool invert) : IPreTokenizer
     {
-        public List<Piece> PreTokenize(List<Piece> pieces) => SplitAll(pieces, regex, behavior, invert);
+        public List<Piece> PreTokenize(List<Piece> pieces, int maxLength) => SplitAll(pieces, regex, behavior, invert);
     }
 
+    /// <summary>A Split with the file's pattern (which guards its regex's match timeout).</summary>
+    private sealed class PatternSplit(Pattern pattern, SplitBehavior behavior, bool invert) : IPreTokenizer
+    {
+        public List<Piece> PreTokenize(List<Piece> pieces, int maxLength) => pattern.Split(pieces, behavior, invert);
+    }
+
+    /// <summary>Every item gets the same absolute limit: a chain of growing steps cannot multiply past it.</summary>
     private sealed class Sequence(IPreTokenizer[] items) : IPreTokenizer
     {
-        public List<Piece> PreTokenize(List<Piece> pieces)
+        public List<Piece> PreTokenize(List<Piece> pieces, int maxLength)
         {
             foreach (var item in items)
-                pieces = item.PreTokenize(pieces);
+                pieces = item.PreTokenize(pieces, maxLength);
             return pieces;
+        }
+    }
+
+    private sealed class Checked(IPreTokenizer inner, string what) : IPreTokenizer
+    {
+        public List<Piece> PreTokenize(List<Piece> pieces, int maxLength)
+        {
+            var result = inner.PreTokenize(pieces, maxLength);
+            long total = 0;
+            foreach (var p in result)
+                total += p.Text.Length;
+            return total <= maxLength ? result : throw TextGrowth.TooLong(what, maxLength);
         }
     }
 
     /// <summary>Optional leading space, GPT-2 regex split, then every byte shown as one character.</summary>
     private sealed class ByteLevel(bool addPrefixSpace, bool useRegex) : IPreTokenizer
     {
-        public List<Piece> PreTokenize(List<Piece> pieces)
+        public List<Piece> PreTokenize(List<Piece> pieces, int maxLength)
         {
             if (addPrefixSpace)
                 pieces = pieces.Select(p => p.Text.StartsWith(' ') ? p : p with { Text = " " + p.Text }).ToList();
@@ -142,7 +171,7 @@ internal static partial class PreTokenizers
             return new Metaspace(replacement, scheme, json.Bool(n, "split", where, true));
         }
 
-        public List<Piece> PreTokenize(List<Piece> pieces)
+        public List<Piece> PreTokenize(List<Piece> pieces, int maxLength)
         {
             var result = new List<Piece>(pieces.Count);
             foreach (var p in pieces)

@@ -6,19 +6,50 @@ namespace Daop.Engine.Load.Tokenizer;
 /// Typed access to tokenizer.json fields. Every failure becomes a <see cref="ModelLoadException"/>
 /// whose message names the file and the JSON path of the field, so a broken tokenizer is easy to fix.
 /// </summary>
+/// <remarks>
+/// The file is untrusted input, so what it can make Daop allocate or repeat is bounded: the file size, the number of
+/// vocabulary entries, merges and added tokens (<see cref="MaxEntries"/>), and the number of components
+/// (<see cref="MaxComponents"/>: a Sequence of thousands of regexes would be compiled once and run on every Encode).
+/// </remarks>
 internal readonly struct TokJson(string file)
 {
+    /// <summary>Largest tokenizer.json / tokenizer_config.json read (the biggest real ones are ~35 MB).</summary>
+    public const long MaxFileBytes = 256L << 20;
+
+    /// <summary>Most vocabulary entries, merges or added tokens (real vocabularies have at most ~260k).</summary>
+    public const int MaxEntries = 1 << 22;
+
+    /// <summary>Most normalizers, pre-tokenizers, decoders and post-processors in one file, Sequence items included.</summary>
+    public const int MaxComponents = 256;
+
+    private readonly Counter _components = new();
+
     /// <summary>File name used in error messages (not the full path: messages stay readable).</summary>
     public string File { get; } = file;
 
     public ModelLoadException Error(string message) => new($"{File}: {message}");
+
+    /// <summary>Counts one more component at <paramref name="where"/>.</summary>
+    public void CountComponent(string where)
+    {
+        if (++_components.Value > MaxComponents)
+            throw Error($"{where}: more than {MaxComponents} normalizers, pre-tokenizers, decoders and post-processors in all");
+    }
+
+    /// <summary>Checks an entry count against <see cref="MaxEntries"/>.</summary>
+    public void CheckEntries(int count, string where)
+    {
+        if (count > MaxEntries)
+            throw Error($"{where} has more than {MaxEntries} entries");
+    }
 
     public static JsonDocument Parse(string path)
     {
         string name = Path.GetFileName(path);
         if (!System.IO.File.Exists(path))
             throw new ModelLoadException($"{name}: file not found at '{path}'");
-        ReadOnlyMemory<byte> bytes = JsonText.SkipBom(ModelFiles.ReadAll(path, ModelFiles.MaxTokenizerBytes));
+        // Read through the opened handle (hub snapshots are links), refusing files over the limit.
+        ReadOnlyMemory<byte> bytes = JsonText.SkipBom(ModelFiles.ReadAll(path, MaxFileBytes));
         JsonDocument doc;
         try
         {
@@ -132,6 +163,12 @@ internal readonly struct TokJson(string file)
 
     public ModelLoadException Unsupported(string kind, string type)
         => Error($"{kind} type '{type}' is not supported");
+
+    // A class, so the copies of this struct that the loaders pass around share one count.
+    private sealed class Counter
+    {
+        public int Value;
+    }
 
     private static string Join(string where, string name) => where.Length == 0 ? name : $"{where}.{name}";
 }

@@ -22,8 +22,8 @@ internal static partial class Builtins
         ["title"] = (v, _, _, l) => StringMethods.Title(Str(v, "title", l)),
         ["default"] = Default,
         ["d"] = Default,
-        ["first"] = (v, _, _, l) => Values.Iterate(v) is { } items ? (items.Count > 0 ? items[0] : Undefined.Instance) : throw NotIterable(v, l),
-        ["last"] = (v, _, _, l) => Values.Iterate(v) is { } items ? (items.Count > 0 ? items[^1] : Undefined.Instance) : throw NotIterable(v, l),
+        ["first"] = (v, _, _, l) => Item(v, first: true, l),
+        ["last"] = (v, _, _, l) => Item(v, first: false, l),
         ["join"] = Join,
         ["string"] = (v, _, _, _) => Values.ToStr(v),
         ["int"] = (v, a, _, _) => ToInt(v, Arg(a, 0) ?? 0L),
@@ -62,6 +62,18 @@ internal static partial class Builtins
     private static string Str(object? v, string what, int line)
         => v switch { string s => s, Undefined => "", _ => throw TypeError(what, v, line) };
 
+    /// <summary>first/last: on a string without splitting it into a list of characters.</summary>
+    private static object? Item(object? v, bool first, int line)
+    {
+        if (v is string s)
+        {
+            var runes = Values.Runes(s);
+            return runes.Count == 0 ? Undefined.Instance : runes.At(first ? 0 : runes.Count - 1);
+        }
+        var items = Values.Iterate(v) ?? throw NotIterable(v, line);
+        return items.Count == 0 ? Undefined.Instance : items[first ? 0 : ^1];
+    }
+
     private static object Length(object? v, int line) => v switch
     {
         string s => (long)s.EnumerateRunes().Count(),
@@ -83,7 +95,8 @@ internal static partial class Builtins
             itemSep = seps[0] as string;
             keySep = seps[1] as string;
         }
-        return PyJson.Dumps(v, indent is long n ? (int)n : null,
+        // Python indents by ' ' * indent, so a negative indent means none; a huge one fails the size check.
+        return PyJson.Dumps(v, indent is long n ? (int)Math.Clamp(n, 0, int.MaxValue) : null,
             Values.Truthy(kw.GetValueOrDefault("ensure_ascii", false)), Values.Truthy(kw.GetValueOrDefault("sort_keys", false)),
             itemSep, keySep, line);
     }
@@ -102,7 +115,22 @@ internal static partial class Builtins
         string sep = Arg(a, 0) as string ?? kw.GetValueOrDefault("d") as string ?? "";
         if ((Arg(a, 1) ?? kw.GetValueOrDefault("attribute")) is string attr)
             items = items.Select(x => Interpreter.GetAttribute(x, attr)).ToList();
-        return string.Join(sep, items.Select(Values.ToStr));
+        return JoinChecked(sep, items);
+    }
+
+    /// <summary>Python sep.join(items), its length checked before it is built.</summary>
+    internal static string JoinChecked(string sep, List<object?> items)
+    {
+        var texts = new List<string>(items.Count);
+        long length = (long)sep.Length * Math.Max(0, items.Count - 1);
+        foreach (var item in items)
+        {
+            string text = Values.ToStr(item);
+            length += text.Length;
+            RenderGuard.Current.CheckString(length);
+            texts.Add(text);
+        }
+        return string.Join(sep, texts);
     }
 
     private static object? ToInt(object? v, object? fallback) => v switch
@@ -161,8 +189,15 @@ internal static partial class Builtins
         bool reverse = Values.Truthy(kw.GetValueOrDefault("reverse", Arg(a, 0) ?? false));
         string? attr = kw.GetValueOrDefault("attribute") as string;
         object? Key(object? x) => attr == null ? x : Interpreter.GetAttribute(x, attr);
-        items.Sort((x, y) => Values.Compare(Key(x), Key(y))
-            ?? throw new ChatTemplateException($"chat template line {line}: cannot sort {Values.TypeName(Key(x))} and {Values.TypeName(Key(y))}"));
+        try
+        {
+            items.Sort((x, y) => Values.Compare(Key(x), Key(y))
+                ?? throw new ChatTemplateException($"chat template line {line}: cannot sort {Values.TypeName(Key(x))} and {Values.TypeName(Key(y))}"));
+        }
+        catch (InvalidOperationException e) when (e.InnerException is ChatTemplateException inner)
+        {
+            throw inner; // List.Sort wraps what the comparison throws
+        }
         if (reverse)
             items.Reverse();
         return items;

@@ -49,9 +49,13 @@ internal static class Globals
         };
         if (step == 0)
             throw new ArgumentException("range() step must not be zero");
-        var result = new List<object?>();
-        for (long i = start; step > 0 ? i < stop : i > stop; i += step)
-            result.Add(i);
+        // The length first, in 128 bits (range(-2**63, 2**63-1) overflows long), so range(10**9) fails before it allocates.
+        Int128 span = step > 0 ? (Int128)stop - start : (Int128)start - stop;
+        Int128 count = span <= 0 ? 0 : (span - 1) / Int128.Abs((Int128)step) + 1;
+        RenderGuard.Current.CheckList(count > long.MaxValue ? long.MaxValue : (long)count);
+        var result = new List<object?>((int)count);
+        for (long i = 0; i < (long)count; i++)
+            result.Add(start + i * step);
         return result;
     }
 
@@ -62,6 +66,7 @@ internal static class Globals
         var sb = new StringBuilder();
         for (int i = 0; i < format.Length; i++)
         {
+            RenderGuard.Current.CheckString(sb.Length); // "%A" grows to "Wednesday"
             if (format[i] != '%' || i + 1 >= format.Length)
             {
                 sb.Append(format[i]);

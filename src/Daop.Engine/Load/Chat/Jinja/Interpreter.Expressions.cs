@@ -1,9 +1,19 @@
+using System.Text;
+
 namespace Daop.Engine.Load.Chat.Jinja;
 
 /// <summary>Expression evaluation with Python/Jinja semantics.</summary>
 internal sealed partial class Interpreter
 {
     private object? Eval(Expr e, Scope scope)
+    {
+        int outer = _guard.Enter(e.Line);
+        var value = EvalNode(e, scope);
+        _guard.Exit(outer);
+        return value;
+    }
+
+    private object? EvalNode(Expr e, Scope scope)
     {
         switch (e)
         {
@@ -12,7 +22,7 @@ internal sealed partial class Interpreter
             case NameExpr n:
                 return scope.Lookup(n.Name);
             case ListExpr l:
-                var list = l.Items.Select(x => Eval(x, scope)).ToList();
+                var list = EvalAll(l.Items, scope);
                 return l.IsTuple ? new PyTuple(list) : list;
             case DictExpr d:
                 var dict = new Dictionary<string, object?>(StringComparer.Ordinal);
@@ -28,10 +38,9 @@ internal sealed partial class Interpreter
             case CallExpr c:
                 return Call(c, scope);
             case FilterExpr f:
-                return Builtins.ApplyFilter(f.Name, Eval(f.Target, scope), f.Args.Select(x => Eval(x, scope)).ToList(),
-                    f.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value, scope)), f.Line);
+                return Builtins.ApplyFilter(f.Name, Eval(f.Target, scope), EvalAll(f.Args, scope), EvalKeywords(f.Kwargs, scope, f.Line), f.Line);
             case TestExpr t:
-                bool passed = Builtins.ApplyTest(t.Name, Eval(t.Target, scope), t.Args.Select(x => Eval(x, scope)).ToList(), t.Line);
+                bool passed = Builtins.ApplyTest(t.Name, Eval(t.Target, scope), EvalAll(t.Args, scope), t.Line);
                 return passed != t.Negated;
             case UnaryExpr u:
                 return Unary(u.Op, Eval(u.Operand, scope), u.Line);
@@ -67,11 +76,28 @@ internal sealed partial class Interpreter
 
     private object? Optional(Expr? e, Scope scope) => e == null ? null : Eval(e, scope);
 
+    private List<object?> EvalAll(List<Expr> items, Scope scope)
+    {
+        var values = new List<object?>(items.Count);
+        foreach (var item in items)
+            values.Add(Eval(item, scope));
+        return values;
+    }
+
+    private Dictionary<string, object?> EvalKeywords(List<(string Name, Expr Value)> kwargs, Scope scope, int line)
+    {
+        var values = new Dictionary<string, object?>(kwargs.Count, StringComparer.Ordinal);
+        foreach (var (name, value) in kwargs)
+            if (!values.TryAdd(name, Eval(value, scope)))
+                throw Error(line, $"keyword argument '{name}' is given twice");
+        return values;
+    }
+
     private object? Call(CallExpr c, Scope scope)
     {
         var function = Eval(c.Function, scope);
-        var args = c.Args.Select(x => Eval(x, scope)).ToList();
-        var kwargs = c.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value, scope));
+        var args = EvalAll(c.Args, scope);
+        var kwargs = EvalKeywords(c.Kwargs, scope, c.Line);
         if (function is Callable callable)
         {
             try
@@ -157,10 +183,10 @@ internal sealed partial class Interpreter
                     i += list.Count;
                 return i >= 0 && i < list.Count ? list[(int)i] : new Undefined($"list object has no element {i}");
             case string s when key is long i:
-                var runes = s.EnumerateRunes().ToList();
+                var runes = Values.Runes(s);
                 if (i < 0)
                     i += runes.Count;
-                return i >= 0 && i < runes.Count ? runes[(int)i].ToString() : new Undefined($"str object has no element {i}");
+                return i >= 0 && i < runes.Count ? runes.At((int)i) : new Undefined($"str object has no element {i}");
             case Dictionary<string, object?> d when key is string k:
                 return d.TryGetValue(k, out var v) ? v : GetAttribute(d, k);
             case List<object?> or string when key is not long:
@@ -173,19 +199,35 @@ internal sealed partial class Interpreter
     /// <summary>Python slicing (seq[start:stop:step], including negative steps such as messages[::-1]).</summary>
     private static object? Slice(object? target, object? start, object? stop, object? step, int line)
     {
-        List<object?> items;
-        bool isString = target is string;
-        if (target is string s)
-            items = s.EnumerateRunes().Select(r => (object?)r.ToString()).ToList();
-        else if (target is List<object?> l)
-            items = l;
-        else
-            throw Error(line, $"a value of type {Values.TypeName(target)} cannot be sliced");
+        int count = target switch
+        {
+            string s => Values.Runes(s).Count,
+            List<object?> l => l.Count,
+            _ => throw Error(line, $"a value of type {Values.TypeName(target)} cannot be sliced"),
+        };
+        var (from, to, st) = SliceBounds(count, start, stop, step, line);
+        if (target is string str)
+        {
+            var runes = Values.Runes(str);
+            var text = new StringBuilder();
+            for (long i = from; st > 0 ? i < to : i > to; i += st)
+                text.Append(runes.At((int)i));
+            return text.ToString();
+        }
+        var items = (List<object?>)target!;
+        var result = new List<object?>();
+        for (long i = from; st > 0 ? i < to : i > to; i += st)
+            result.Add(items[(int)i]);
+        return result;
+    }
 
-        long n = items.Count;
+    /// <summary>Python's slice.indices: the first index, the bound and the step over <paramref name="n"/> items.</summary>
+    private static (long From, long To, long Step) SliceBounds(long n, object? start, object? stop, object? step, int line)
+    {
         long st = step switch { null => 1, long v => v, _ => throw Error(line, "slice step must be an integer") };
         if (st == 0)
             throw Error(line, "slice step cannot be zero");
+        st = Math.Clamp(st, -(n + 1), n + 1); // same slice, and i += st cannot overflow
         long Adjust(object? v, long fallback)
         {
             if (v == null)
@@ -204,11 +246,6 @@ internal sealed partial class Interpreter
             }
             return i;
         }
-        long from = Adjust(start, st < 0 ? n - 1 : 0);
-        long to = Adjust(stop, st < 0 ? -1 : n);
-        var result = new List<object?>();
-        for (long i = from; st > 0 ? i < to : i > to; i += st)
-            result.Add(items[(int)i]);
-        return isString ? string.Concat(result.Cast<string>()) : result;
+        return (Adjust(start, st < 0 ? n - 1 : 0), Adjust(stop, st < 0 ? -1 : n), st);
     }
 }

@@ -30,13 +30,30 @@ internal sealed partial class Interpreter
         Continue,
     }
 
-    public static string Render(List<Node> nodes, Scope globals)
+    private readonly RenderGuard _guard;
+
+    private Interpreter(RenderGuard guard) => _guard = guard;
+
+    /// <summary>Runs the template under <paramref name="guard"/>'s limits (it is <see cref="RenderGuard.Current"/> meanwhile).</summary>
+    /// <exception cref="ChatTemplateException">The template failed or broke a limit.</exception>
+    /// <exception cref="OperationCanceledException">The guard's token was cancelled.</exception>
+    public static string Render(List<Node> nodes, Scope globals, RenderGuard guard)
     {
-        var sb = new StringBuilder();
-        var flow = new Interpreter().Exec(nodes, globals, sb);
-        if (flow != Flow.Normal)
-            throw new ChatTemplateException($"chat template: '{flow.ToString().ToLowerInvariant()}' outside of a loop");
-        return sb.ToString();
+        using var active = guard.Activate();
+        try
+        {
+            var sb = new StringBuilder();
+            var flow = new Interpreter(guard).Exec(nodes, globals, sb);
+            if (flow != Flow.Normal)
+                throw new ChatTemplateException($"chat template: '{flow.ToString().ToLowerInvariant()}' outside of a loop");
+            return sb.ToString();
+        }
+        catch (Exception e) when (e is not (ChatTemplateException or OperationCanceledException or OutOfMemoryException))
+        {
+            // A .NET exception a builtin let through (a bad cast, an argument out of range, a duplicate keyword) is
+            // still the template's error: callers handle ChatTemplateException, and the line helps fix the template.
+            throw Error(guard.Line, $"{e.GetType().Name}: {e.Message}", e);
+        }
     }
 
     private Flow Exec(List<Node> nodes, Scope scope, StringBuilder sb)
@@ -52,13 +69,23 @@ internal sealed partial class Interpreter
 
     private Flow Exec(Node node, Scope scope, StringBuilder sb)
     {
+        int outer = _guard.Enter(node.Line);
+        var flow = ExecNode(node, scope, sb);
+        _guard.Exit(outer);
+        return flow;
+    }
+
+    private Flow ExecNode(Node node, Scope scope, StringBuilder sb)
+    {
         switch (node)
         {
             case TextNode t:
                 sb.Append(t.Text);
+                _guard.CheckOutput(sb.Length);
                 return Flow.Normal;
             case OutputNode o:
                 sb.Append(Values.ToStr(Eval(o.Value, scope)));
+                _guard.CheckOutput(sb.Length);
                 return Flow.Normal;
             case IfNode i:
                 foreach (var (condition, body) in i.Branches)
@@ -70,10 +97,10 @@ internal sealed partial class Interpreter
             case SetNode s:
                 ExecSet(s, scope);
                 return Flow.Normal;
-            case SetBlockNode sb2:
+            case SetBlockNode setBlock:
                 var captured = new StringBuilder();
-                Exec(sb2.Body, scope, captured);
-                scope.Set(sb2.Target, captured.ToString());
+                Exec(setBlock.Body, scope, captured);
+                scope.Set(setBlock.Target, captured.ToString());
                 return Flow.Normal;
             case MacroNode m:
                 scope.Set(m.Name, MakeMacro(m, scope));
@@ -100,12 +127,14 @@ internal sealed partial class Interpreter
             // The "if" of a for loop filters before loop.index/length are computed, like Jinja.
             items = items.Where(item =>
             {
+                _guard.Iteration();
                 Bind(f.Targets, item, loopScope, f.Line);
                 return Values.Truthy(Eval(f.Filter, loopScope));
             }).ToList();
         }
         for (int i = 0; i < items.Count; i++)
         {
+            _guard.Iteration();
             Bind(f.Targets, items[i], loopScope, f.Line);
             loopScope.Set("loop", new LoopContext(items, i));
             if (Exec(f.Body, loopScope, sb) == Flow.Break)
@@ -146,6 +175,7 @@ internal sealed partial class Interpreter
 
     private Callable MakeMacro(MacroNode m, Scope definitionScope) => new(m.Name, (args, kwargs) =>
     {
+        _guard.EnterCall(m.Name);
         var scope = new Scope(definitionScope);
         for (int i = 0; i < m.Parameters.Count; i++)
         {
@@ -157,10 +187,12 @@ internal sealed partial class Interpreter
         }
         var sb = new StringBuilder();
         Exec(m.Body, scope, sb);
+        _guard.ExitCall();
         return sb.ToString();
     });
 
-    internal static ChatTemplateException Error(int line, string message) => new($"chat template line {line}: {message}");
+    internal static ChatTemplateException Error(int line, string message, Exception? inner = null)
+        => new($"chat template line {line}: {message}", inner);
 }
 
 /// <summary>The "loop" variable inside a for loop.</summary>

@@ -25,8 +25,11 @@ internal readonly record struct Token(TokenKind Kind, string Value, int Line);
 /// newline after a block or comment tag, lstrip_blocks drops spaces/tabs before a block or comment
 /// tag that starts its line ("+" on a tag turns the last two off).
 /// </summary>
-internal sealed class Lexer
+internal sealed partial class Lexer
 {
+    [System.Text.RegularExpressions.GeneratedRegex(@"\{%([-+]?)\s*endraw\s*([-+]?)%\}")]
+    private static partial System.Text.RegularExpressions.Regex EndRaw();
+
     private static readonly string[] Operators =
         ["**", "//", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">", "=", "(", ")", "[", "]", "{", "}", ",", ".", ":", "|"];
 
@@ -244,7 +247,10 @@ internal sealed class Lexer
                 case '\'': sb.Append('\''); break;
                 case '"': sb.Append('"'); break;
                 case 'u' when _pos + 4 <= _src.Length:
-                    sb.Append((char)Convert.ToInt32(_src.Substring(_pos, 4), 16));
+                    if (!ushort.TryParse(_src.AsSpan(_pos, 4), System.Globalization.NumberStyles.AllowHexSpecifier,
+                            System.Globalization.CultureInfo.InvariantCulture, out ushort code))
+                        throw Error(_pos - 2, $"invalid escape '\\u{_src.Substring(_pos, 4)}' in a string literal");
+                    sb.Append((char)code);
                     _pos += 4;
                     break;
                 default: sb.Append('\\').Append(e); break; // Python keeps unknown escapes verbatim
@@ -260,15 +266,16 @@ internal sealed class Lexer
     private void LexRaw(int tag)
     {
         _tokens.RemoveRange(_tokens.Count - 3, 3);
-        var m = System.Text.RegularExpressions.Regex.Match(_src[_pos..], @"\{%([-+]?)\s*endraw\s*([-+]?)%\}");
+        // Searched from _pos in place: a copy of the rest per raw block would be quadratic in the template length.
+        var m = EndRaw().Match(_src, _pos);
         if (!m.Success)
             throw Error(tag, "'raw' block is not closed by 'endraw'");
-        string body = _src.Substring(_pos, m.Index);
+        string body = _src[_pos..m.Index];
         if (m.Groups[1].Value == "-")
             body = body.TrimEnd();
         if (body.Length > 0)
             _tokens.Add(new Token(TokenKind.Text, body, LineAt(_pos)));
-        _pos += m.Index + m.Length;
+        _pos = m.Index + m.Length;
         if (m.Groups[2].Value == "-")
             while (_pos < _src.Length && char.IsWhiteSpace(_src[_pos]))
                 _pos++;

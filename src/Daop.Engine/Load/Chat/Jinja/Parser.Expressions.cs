@@ -22,38 +22,57 @@ internal sealed partial class Parser
 
     private Expr ParseExpression()
     {
+        int outer = _depth;
+        Deeper(Current.Line);
         var expr = ParseOr();
         while (IsName("if"))
         {
             int line = Next().Line;
+            Deeper(line);
             var condition = ParseOr();
             Expr? otherwise = AcceptName("else") ? ParseExpression() : null;
             expr = new ConditionalExpr(line, condition, expr, otherwise);
         }
+        _depth = outer;
         return expr;
     }
 
     private Expr ParseOr()
     {
+        int outer = _depth;
         var left = ParseAnd();
         while (IsName("or"))
-            left = new BinaryExpr(Next().Line, "or", left, ParseAnd());
+            left = new BinaryExpr(Link(), "or", left, ParseAnd());
+        _depth = outer;
         return left;
     }
 
     private Expr ParseAnd()
     {
+        int outer = _depth;
         var left = ParseNot();
         while (IsName("and"))
-            left = new BinaryExpr(Next().Line, "and", left, ParseNot());
+            left = new BinaryExpr(Link(), "and", left, ParseNot());
+        _depth = outer;
         return left;
+    }
+
+    /// <summary>Consumes the operator of a chain link, which nests the chain one level deeper; returns its line.</summary>
+    private int Link()
+    {
+        int line = Next().Line;
+        Deeper(line);
+        return line;
     }
 
     private Expr ParseNot()
     {
-        if (IsName("not"))
-            return new UnaryExpr(Next().Line, "not", ParseNot());
-        return ParseCompare();
+        if (!IsName("not"))
+            return ParseCompare();
+        int outer = _depth;
+        var node = new UnaryExpr(Link(), "not", ParseNot());
+        _depth = outer;
+        return node;
     }
 
     private Expr ParseCompare()
@@ -80,56 +99,67 @@ internal sealed partial class Parser
 
     private Expr ParseMath1()
     {
+        int outer = _depth;
         var left = ParseConcat();
         while (IsOp("+") || IsOp("-"))
         {
-            var op = Next();
-            left = new BinaryExpr(op.Line, op.Value, left, ParseConcat());
+            string op = Current.Value;
+            left = new BinaryExpr(Link(), op, left, ParseConcat());
         }
+        _depth = outer;
         return left;
     }
 
     private Expr ParseConcat()
     {
+        int outer = _depth;
         var left = ParseMath2();
         while (IsOp("~"))
-            left = new BinaryExpr(Next().Line, "~", left, ParseMath2());
+            left = new BinaryExpr(Link(), "~", left, ParseMath2());
+        _depth = outer;
         return left;
     }
 
     private Expr ParseMath2()
     {
+        int outer = _depth;
         var left = ParsePow();
         while (IsOp("*") || IsOp("/") || IsOp("//") || IsOp("%"))
         {
-            var op = Next();
-            left = new BinaryExpr(op.Line, op.Value, left, ParsePow());
+            string op = Current.Value;
+            left = new BinaryExpr(Link(), op, left, ParsePow());
         }
+        _depth = outer;
         return left;
     }
 
     private Expr ParsePow()
     {
+        int outer = _depth;
         var left = ParseUnary(withFilters: true);
         while (IsOp("**"))
-            left = new BinaryExpr(Next().Line, "**", left, ParseUnary(withFilters: true));
+            left = new BinaryExpr(Link(), "**", left, ParseUnary(withFilters: true));
+        _depth = outer;
         return left;
     }
 
     private Expr ParseUnary(bool withFilters)
     {
+        int outer = _depth;
         Expr node;
         if (IsOp("-") || IsOp("+"))
         {
-            var op = Next();
-            node = new UnaryExpr(op.Line, op.Value, ParseUnary(withFilters: false));
+            string op = Current.Value;
+            node = new UnaryExpr(Link(), op, ParseUnary(withFilters: false));
         }
         else
         {
             node = ParsePrimary();
         }
         node = ParsePostfix(node);
-        return withFilters ? ParseFiltersAndTests(node) : node;
+        node = withFilters ? ParseFiltersAndTests(node) : node;
+        _depth = outer;
+        return node;
     }
 
     private Expr ParsePrimary()
@@ -146,12 +176,16 @@ internal sealed partial class Parser
                     _ => new NameExpr(t.Line, t.Value),
                 };
             case TokenKind.String:
-                string s = t.Value;
-                while (Current.Kind == TokenKind.String) // adjacent literals concatenate, as in Python
-                    s += Next().Value;
-                return new LiteralExpr(t.Line, s);
+                if (Current.Kind != TokenKind.String)
+                    return new LiteralExpr(t.Line, t.Value);
+                // Adjacent literals concatenate, as in Python (a builder: += would be quadratic in their number).
+                var s = new System.Text.StringBuilder(t.Value);
+                while (Current.Kind == TokenKind.String)
+                    s.Append(Next().Value);
+                return new LiteralExpr(t.Line, s.ToString());
             case TokenKind.Integer:
-                return new LiteralExpr(t.Line, long.Parse(t.Value, CultureInfo.InvariantCulture));
+                return new LiteralExpr(t.Line, long.TryParse(t.Value, NumberStyles.None, CultureInfo.InvariantCulture, out long n)
+                    ? n : throw Error(t.Line, $"integer literal {t.Value} is out of range (at most {long.MaxValue})"));
             case TokenKind.Float:
                 return new LiteralExpr(t.Line, double.Parse(t.Value, CultureInfo.InvariantCulture));
             case TokenKind.Operator when t.Value == "(":

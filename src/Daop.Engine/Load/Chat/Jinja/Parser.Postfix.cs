@@ -5,13 +5,14 @@ namespace Daop.Engine.Load.Chat.Jinja;
 /// <summary>Postfix parts of expressions: .attr, [index or slice], (call), | filter and "is" test.</summary>
 internal sealed partial class Parser
 {
+    // Callers restore _depth: each postfix link nests the node one level deeper.
     private Expr ParsePostfix(Expr node)
     {
         while (true)
         {
             if (IsOp("."))
             {
-                int line = Next().Line;
+                int line = Link();
                 var name = Next();
                 node = name.Kind switch
                 {
@@ -22,11 +23,11 @@ internal sealed partial class Parser
             }
             else if (IsOp("["))
             {
-                node = ParseSubscript(node, Next().Line);
+                node = ParseSubscript(node, Link());
             }
             else if (IsOp("("))
             {
-                int line = Next().Line;
+                int line = Link();
                 var (args, kwargs) = ParseArguments();
                 node = new CallExpr(line, node, args, kwargs);
             }
@@ -82,13 +83,14 @@ internal sealed partial class Parser
         return (args, kwargs);
     }
 
+    // Callers restore _depth: each filter, test or call nests the node one level deeper.
     private Expr ParseFiltersAndTests(Expr node)
     {
         while (true)
         {
             if (IsOp("|"))
             {
-                int line = Next().Line;
+                int line = Link();
                 string name = ExpectName();
                 if (!Builtins.HasFilter(name))
                     throw Error(line, $"unsupported filter '{name}'");
@@ -97,7 +99,7 @@ internal sealed partial class Parser
             }
             else if (IsName("is"))
             {
-                int line = Next().Line;
+                int line = Link();
                 bool negated = AcceptName("not");
                 string name = ExpectName();
                 if (!Builtins.HasTest(name))
@@ -112,7 +114,7 @@ internal sealed partial class Parser
             }
             else if (IsOp("("))
             {
-                int line = Next().Line;
+                int line = Link();
                 var (args, kwargs) = ParseArguments();
                 node = new CallExpr(line, node, args, kwargs);
             }

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Daop.Engine.Load.Chat.Jinja;
 
 /// <summary>
@@ -8,15 +10,36 @@ namespace Daop.Engine.Load.Chat.Jinja;
 internal sealed partial class Parser
 {
     private readonly List<Token> _tokens;
+    private readonly int _maxDepth;
     private int _pos;
+    private int _depth; // nesting so far: blocks, brackets and chained operators (each link of a chain nests one more node)
 
-    private Parser(List<Token> tokens) => _tokens = tokens;
-
-    public static List<Node> Parse(string source)
+    private Parser(List<Token> tokens, int maxDepth)
     {
-        var parser = new Parser(Lexer.Tokenize(source));
-        var body = parser.ParseBody([], out _);
-        return body;
+        _tokens = tokens;
+        _maxDepth = maxDepth;
+    }
+
+    /// <exception cref="ChatTemplateException">The template is invalid, too long or nests too deeply.</exception>
+    public static List<Node> Parse(string source, ChatTemplateLimits limits)
+    {
+        if (source.Length > limits.MaxTemplateLength)
+            throw new ChatTemplateException($"chat template: the template has {source.Length} characters; the limit is {limits.MaxTemplateLength}");
+        var parser = new Parser(Lexer.Tokenize(source), limits.MaxNestingDepth);
+        return parser.ParseBody([], out _);
+    }
+
+    /// <summary>
+    /// Counts one more level of nesting. The recursive descent would overflow the stack on e.g. 50,000 nested
+    /// brackets, and the interpreter recurses as deep as the tree, so depth is bounded here. Callers restore
+    /// <see cref="_depth"/> when their construct ends (an error ends the whole parse, so no finally is needed).
+    /// </summary>
+    private void Deeper(int line)
+    {
+        if (++_depth > _maxDepth)
+            throw Error(line, $"the template nests deeper than {_maxDepth} levels (blocks, brackets and chained operators)");
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+            throw Error(line, "the template nests too deeply for this thread's stack");
     }
 
     private Token Current => _tokens[_pos];
@@ -87,6 +110,8 @@ internal sealed partial class Parser
     /// <summary>Parses nodes until one of <paramref name="endTags"/> (left unconsumed but for "{%").</summary>
     private List<Node> ParseBody(string[] endTags, out string endTag)
     {
+        int outer = _depth;
+        Deeper(Current.Line);
         var nodes = new List<Node>();
         while (true)
         {
@@ -109,6 +134,7 @@ internal sealed partial class Parser
                     {
                         _pos += 2;
                         endTag = tag.Value;
+                        _depth = outer;
                         return nodes;
                     }
                     _pos++;
@@ -118,6 +144,7 @@ internal sealed partial class Parser
                     if (endTags.Length > 0)
                         throw Error(t.Line, $"missing '{endTags[^1]}' before the end of the template");
                     endTag = "";
+                    _depth = outer;
                     return nodes;
                 default:
                     throw Error(t.Line, $"unexpected {Describe(t)}");

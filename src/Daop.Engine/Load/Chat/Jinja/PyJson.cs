@@ -19,7 +19,16 @@ internal static class PyJson
         return sb.ToString();
     }
 
+    // Checked as it grows, like Values.Repr: shared items can make the text far bigger than the value.
     private static void Write(StringBuilder sb, object? v, int? indent, int depth, bool ascii, bool sort, string itemSep, string keySep, int line)
+    {
+        var guard = RenderGuard.Current;
+        guard.CheckValueDepth(depth); // also ends a namespace that holds itself
+        WriteValue(sb, v, indent, depth, ascii, sort, itemSep, keySep, line);
+        guard.CheckString(sb.Length);
+    }
+
+    private static void WriteValue(StringBuilder sb, object? v, int? indent, int depth, bool ascii, bool sort, string itemSep, string keySep, int line)
     {
         switch (v)
         {
@@ -72,12 +81,19 @@ internal static class PyJson
             if (i > 0)
                 sb.Append(itemSep);
             if (indent is int n)
-                sb.Append('\n').Append(' ', n * (depth + 1));
+                Indent(sb, n, depth + 1);
             item(i);
         }
         if (indent is int m)
-            sb.Append('\n').Append(' ', m * depth);
+            Indent(sb, m, depth);
         sb.Append(close);
+    }
+
+    private static void Indent(StringBuilder sb, int indent, int depth)
+    {
+        long spaces = (long)indent * depth;
+        RenderGuard.Current.CheckString(sb.Length + 1 + spaces);
+        sb.Append('\n').Append(' ', (int)spaces);
     }
 
     private static void WriteString(StringBuilder sb, string s, bool ascii)

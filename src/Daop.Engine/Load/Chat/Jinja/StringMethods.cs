@@ -42,7 +42,7 @@ internal static class StringMethods
             case "rstrip":
                 return Strip(s, Arg(a, 0, kw, "chars") as string, false, true);
             case "split":
-                return Split(s, Arg(a, 0, kw, "sep") as string, Arg(a, 1, kw, "maxsplit") is long m ? (int)m : -1);
+                return Split(s, Arg(a, 0, kw, "sep") as string, Arg(a, 1, kw, "maxsplit") is long m and >= 0 ? (int)Math.Min(m, int.MaxValue - 1) : -1);
             case "replace":
                 return Replace(s, Arg(a, 0), Arg(a, 1), Arg(a, 2), 0);
             case "upper":
@@ -60,7 +60,7 @@ internal static class StringMethods
                 return sub.Length == 0 ? s.Length + 1L : (long)((s.Length - s.Replace(sub, "", StringComparison.Ordinal).Length) / sub.Length);
             case "join":
                 var items = Values.Iterate(Arg(a, 0)) ?? throw new ChatTemplateException("str.join needs an iterable");
-                return string.Join(s, items.Select(Values.ToStr));
+                return Builtins.JoinChecked(s, items);
             case "isdigit":
                 return s.Length > 0 && s.All(char.IsDigit);
             default: // isspace
@@ -113,10 +113,12 @@ internal static class StringMethods
                 head[^1] = head[^1].TrimEnd();
                 parts = head;
             }
+            RenderGuard.Current.CheckList(parts.Length); // at most half the string's length: bounded before this check
             return parts.Select(p => (object?)p).ToList();
         }
         if (sep.Length == 0)
             throw new ChatTemplateException("str.split: empty separator");
+        RenderGuard.Current.CheckList(Math.Min(s.AsSpan().Count(sep), maxSplit >= 0 ? maxSplit : long.MaxValue) + 1L);
         var result = maxSplit >= 0 ? s.Split(sep, maxSplit + 1) : s.Split(sep);
         return result.Select(p => (object?)p).ToList();
     }
@@ -126,6 +128,7 @@ internal static class StringMethods
         if (oldValue is not string o || newValue is not string n)
             throw new ChatTemplateException($"chat template line {line}: replace needs two strings");
         long max = count is long c ? c : -1;
+        CheckReplace(s, o, n, max);
         if (max < 0)
             return o.Length == 0 ? InsertEverywhere(s, n) : s.Replace(o, n, StringComparison.Ordinal);
         var sb = new StringBuilder();
@@ -139,6 +142,17 @@ internal static class StringMethods
             pos = at + o.Length;
         }
         return sb.Append(s, pos, s.Length - pos).ToString();
+    }
+
+    /// <summary>Checks the result's length before replacing: a long <paramref name="n"/> can multiply the text.</summary>
+    private static void CheckReplace(string s, string o, string n, long max)
+    {
+        if (n.Length <= o.Length)
+            return;
+        long hits = o.Length == 0 ? s.Length + 1L : s.AsSpan().Count(o);
+        if (max >= 0)
+            hits = Math.Min(hits, max);
+        RenderGuard.Current.CheckString(s.Length + Arithmetic.Product(hits, n.Length - o.Length));
     }
 
     private static string InsertEverywhere(string s, string n)

@@ -64,7 +64,61 @@ internal static class Values
     };
 
     /// <summary>Python repr(), used for values inside printed lists and dicts.</summary>
-    public static string Repr(object? v) => v switch
+    public static string Repr(object? v)
+    {
+        var sb = new StringBuilder();
+        AppendRepr(sb, v, 0, RenderGuard.Current);
+        return sb.ToString();
+    }
+
+    // Written into one builder and checked as it grows: a list may hold the same big value a million times, so
+    // the printed size is known only while printing.
+    private static void AppendRepr(StringBuilder sb, object? v, int depth, RenderGuard guard)
+    {
+        guard.CheckValueDepth(depth);
+        switch (v)
+        {
+            case PyTuple t:
+                sb.Append('(');
+                AppendItems(sb, t, depth, guard);
+                sb.Append(t.Count == 1 ? ",)" : ")");
+                break;
+            case List<object?> l:
+                sb.Append('[');
+                AppendItems(sb, l, depth, guard);
+                sb.Append(']');
+                break;
+            case Dictionary<string, object?> d:
+                sb.Append('{');
+                bool first = true;
+                foreach (var (key, value) in d)
+                {
+                    if (!first)
+                        sb.Append(", ");
+                    first = false;
+                    sb.Append(StringRepr(key)).Append(": ");
+                    AppendRepr(sb, value, depth + 1, guard);
+                }
+                sb.Append('}');
+                break;
+            default:
+                sb.Append(ScalarRepr(v));
+                break;
+        }
+        guard.CheckString(sb.Length);
+    }
+
+    private static void AppendItems(StringBuilder sb, List<object?> items, int depth, RenderGuard guard)
+    {
+        for (int i = 0; i < items.Count; i++)
+        {
+            if (i > 0)
+                sb.Append(", ");
+            AppendRepr(sb, items[i], depth + 1, guard);
+        }
+    }
+
+    private static string ScalarRepr(object? v) => v switch
     {
         null => "None",
         Undefined => "",
@@ -72,9 +126,6 @@ internal static class Values
         long l => l.ToString(CultureInfo.InvariantCulture),
         double d => FloatRepr(d),
         string s => StringRepr(s),
-        PyTuple t => t.Count == 1 ? "(" + Repr(t[0]) + ",)" : "(" + string.Join(", ", t.Select(Repr)) + ")",
-        List<object?> l => "[" + string.Join(", ", l.Select(Repr)) + "]",
-        Dictionary<string, object?> d => "{" + string.Join(", ", d.Select(p => StringRepr(p.Key) + ": " + Repr(p.Value))) + "}",
         Namespace => "<Namespace>",
         Callable c => $"<function {c.Name}>",
         _ => v.ToString() ?? "",
@@ -150,22 +201,40 @@ internal static class Values
         _ => throw new InvalidCastException(),
     };
 
-    public static bool Equal(object? a, object? b)
+    public static bool Equal(object? a, object? b) => Equal(a, b, 0, RenderGuard.Current);
+
+    // Guarded: values can nest deeply, and lists sharing items can make a comparison cost far more than their size.
+    private static bool Equal(object? a, object? b, int depth, RenderGuard guard)
     {
+        guard.Tick(); // unique and "in" compare many pairs; each comparison is a unit of work
         if (IsNumber(a) && IsNumber(b))
             return ToDouble(a) == ToDouble(b);
         if (a is PyTuple != b is PyTuple)
             return false; // Python: (1, 2) != [1, 2]
-        return (a, b) switch
+        if (ReferenceEquals(a, b))
+            return true; // Python's containers also compare items by identity first
+        guard.CheckValueDepth(depth);
+        switch (a, b)
         {
-            (null, null) => true,
-            (Undefined, Undefined) => true,
-            (string x, string y) => string.Equals(x, y, StringComparison.Ordinal),
-            (List<object?> x, List<object?> y) => x.Count == y.Count && x.Zip(y).All(p => Equal(p.First, p.Second)),
-            (Dictionary<string, object?> x, Dictionary<string, object?> y) =>
-                x.Count == y.Count && x.All(p => y.TryGetValue(p.Key, out var o) && Equal(p.Value, o)),
-            _ => ReferenceEquals(a, b),
-        };
+            case (string x, string y):
+                return string.Equals(x, y, StringComparison.Ordinal);
+            case (List<object?> x, List<object?> y):
+                if (x.Count != y.Count)
+                    return false;
+                for (int i = 0; i < x.Count; i++)
+                    if (!Equal(x[i], y[i], depth + 1, guard))
+                        return false;
+                return true;
+            case (Dictionary<string, object?> x, Dictionary<string, object?> y):
+                if (x.Count != y.Count)
+                    return false;
+                foreach (var (key, value) in x)
+                    if (!y.TryGetValue(key, out var other) || !Equal(value, other, depth + 1, guard))
+                        return false;
+                return true;
+            default:
+                return a is Undefined && b is Undefined;
+        }
     }
 
     /// <summary>Ordering for &lt; &gt; and sort; null when Python would raise TypeError.</summary>
@@ -183,10 +252,23 @@ internal static class Values
     {
         Undefined => [],
         List<object?> l => l,
-        string s => s.EnumerateRunes().Select(r => (object?)r.ToString()).ToList(),
+        string s => Characters(s),
         Dictionary<string, object?> d => d.Keys.Select(k => (object?)k).ToList(),
         _ => null,
     };
+
+    private static List<object?> Characters(string s)
+    {
+        var runes = Runes(s);
+        RenderGuard.Current.CheckList(runes.Count);
+        var list = new List<object?>(runes.Count);
+        for (int i = 0; i < runes.Count; i++)
+            list.Add(runes.At(i));
+        return list;
+    }
+
+    /// <summary>The code points of <paramref name="s"/> by index, as Python indexes a str.</summary>
+    public static RuneView Runes(string s) => new(s);
 
     /// <summary>Converts caller-supplied .NET values (ints, records' strings, dictionaries, JSON) to the model.</summary>
     public static object? FromClr(object? v) => v switch
@@ -215,4 +297,24 @@ internal static class Values
         JsonValueKind.Array => e.EnumerateArray().Select(FromJson).ToList(),
         _ => e.EnumerateObject().ToDictionary(p => p.Name, p => FromJson(p.Value)),
     };
+}
+
+/// <summary>
+/// A string's code points by index (Python str semantics). Indexes the UTF-16 text directly when it has no surrogates,
+/// the usual case, so s[i] in a loop does not copy the string each time.
+/// </summary>
+internal readonly struct RuneView
+{
+    private readonly string _text;
+    private readonly Rune[]? _runes; // only when the text has surrogates
+
+    public RuneView(string text)
+    {
+        _text = text;
+        _runes = text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') < 0 ? null : text.EnumerateRunes().ToArray();
+    }
+
+    public int Count => _runes?.Length ?? _text.Length;
+
+    public string At(int i) => _runes != null ? _runes[i].ToString() : _text[i].ToString();
 }

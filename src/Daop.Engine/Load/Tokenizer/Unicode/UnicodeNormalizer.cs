@@ -17,7 +17,13 @@ internal static class UnicodeNormalizer
     private static readonly Lazy<Tables> Data = new(Tables.Load);
 
     /// <summary>Normalizes <paramref name="text"/>; <paramref name="compose"/> selects NFC/NFKC, <paramref name="compat"/> NFK*.</summary>
-    public static string Normalize(string text, bool compose, bool compat)
+    public static string Normalize(string text, bool compose, bool compat) => Normalize(text, compose, compat, int.MaxValue)!;
+
+    /// <summary>
+    /// Like <see cref="Normalize(string, bool, bool)"/>, but null as soon as the decomposition passes
+    /// <paramref name="maxLength"/> code points (NFKD can grow text 18-fold, e.g. U+FDFA).
+    /// </summary>
+    public static string? Normalize(string text, bool compose, bool compat, int maxLength)
     {
         // Fast path: below U+00A0 nothing decomposes, composes or has a combining class.
         if (IsAllBelow(text, '\u00A0'))
@@ -30,7 +36,11 @@ internal static class UnicodeNormalizer
         var tables = Data.Value;
         var cps = new List<int>(text.Length + 8);
         foreach (var rune in text.EnumerateRunes())
+        {
             Decompose(rune.Value, compat, tables, cps);
+            if (cps.Count > maxLength)
+                return null;
+        }
         ReorderCanonically(cps, tables);
         if (compose)
             Compose(cps, tables);
@@ -68,23 +78,38 @@ internal static class UnicodeNormalizer
             output.Add(cp);
     }
 
-    // Canonical ordering: stable sort of each run of non-starters by combining class.
+    // Canonical ordering: stable sort of each run of non-starters by combining class. Runs are short in real text,
+    // but a prompt can hold 100,000 combining marks in a row, so long runs are sorted in O(n log n), not by insertion.
     private static void ReorderCanonically(List<int> cps, Tables t)
     {
-        for (int i = 1; i < cps.Count; i++)
+        for (int start = 0; start < cps.Count; start++)
+        {
+            if (t.Ccc(cps[start]) == 0)
+                continue;
+            int end = start + 1;
+            while (end < cps.Count && t.Ccc(cps[end]) != 0)
+                end++;
+            if (end - start <= 32)
+            {
+                InsertionSort(cps, start, end, t);
+            }
+            else
+            {
+                int[] sorted = cps.GetRange(start, end - start).OrderBy(t.Ccc).ToArray(); // OrderBy is stable
+                for (int i = 0; i < sorted.Length; i++)
+                    cps[start + i] = sorted[i];
+            }
+            start = end; // cps[end] is a starter (or the end)
+        }
+    }
+
+    private static void InsertionSort(List<int> cps, int start, int end, Tables t)
+    {
+        for (int i = start + 1; i < end; i++)
         {
             int ccc = t.Ccc(cps[i]);
-            if (ccc == 0)
-                continue;
-            int j = i;
-            while (j > 0)
-            {
-                int prev = t.Ccc(cps[j - 1]);
-                if (prev <= ccc)
-                    break;
+            for (int j = i; j > start && t.Ccc(cps[j - 1]) > ccc; j--)
                 (cps[j - 1], cps[j]) = (cps[j], cps[j - 1]);
-                j--;
-            }
         }
     }
 
