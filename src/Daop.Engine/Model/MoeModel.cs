@@ -119,12 +119,19 @@ public sealed class MoeModel : IDisposable
         _checkBuffer = o.CheckFinite ? new float[chunk * Config.HiddenSize] : null;
     }
 
-    // One table per distinct (RoPE spec, rotated head width) over the layers' attention specs.
+    // One RoPE table per distinct (spec, rotated head width) over the layers' attention: [ctx, rot/2] cos and sin each.
     RopeTable[] RopeTables(int ctx)
     {
         var tables = new Dictionary<(RopeSpec, int), RopeTable>();
-        return Config.Layers.Select(l => l.Attention).Select(a => tables.TryGetValue((a.Rope, a.RopeDim), out var r) ? r
-            : tables[(a.Rope, a.RopeDim)] = new RopeTable(a.Rope, a.RopeDim, ctx, Config.MaxPositions)).ToArray();
+        var byLayer = new RopeTable[Config.NumLayers];
+        for (int l = 0; l < byLayer.Length; l++)
+        {
+            var a = Config.Layers[l].Attention;
+            if (!tables.TryGetValue((a.Rope, a.RopeDim), out var table))
+                tables[(a.Rope, a.RopeDim)] = table = new RopeTable(a.Rope, a.RopeDim, ctx, Config.MaxPositions);
+            byLayer[l] = table;
+        }
+        return byLayer;
     }
 
     /// <summary>

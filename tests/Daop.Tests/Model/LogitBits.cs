@@ -4,6 +4,7 @@ using System.Runtime.Intrinsics.X86;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
 using Daop.Kernels.Cpu;
 using Daop.Tests.Load.Config;
@@ -86,11 +87,11 @@ static class LogitBits
         public override string ToString() => Name;
 
         /// <summary>Writes the edited config to a temporary folder and loads a model over stable random weights.</summary>
-        public MoeModel Load(ModelOptions? options = null)
+        public MoeModel Load(ModelOptions? options = null, Func<ModelConfig, ModelConfig>? adjust = null)
         {
             using var dir = new TempModelDir(TestPaths.Fixture(Fixture));
             dir.EditConfig(Edit);
-            return MoeModel.FromSource(Name, dir.ConfigPath, new StableTensorSource(Absent), Options(options));
+            return MoeModel.FromSource(Name, dir.ConfigPath, new StableTensorSource(Absent), Options(options), adjust);
         }
     }
 
