@@ -69,6 +69,8 @@ public sealed class LayerWeights
     /// <summary>The FFN (MoE block or dense MLP), with its weights.</summary>
     public required FfnLayer Ffn { get; init; }
 
+    // What schedulers, reports and tools read without caring which FFN layer this is.
+
     /// <summary>Routed experts (empty for dense layers): what expert schedulers run.</summary>
     public ExpertWeights[] Experts => (Ffn as MoeBlock)?.Experts ?? [];
     /// <summary>Router [E, H] (MoE layers).</summary>

@@ -5,19 +5,14 @@ namespace Daop.Engine.Load.Config;
 /// layer for its record type. A closed set of sealed records: a new mechanism (multi-head latent attention with a
 /// compressed KV and decoupled RoPE, attention sinks) is a new record here plus a new attention layer, never a flag on
 /// <see cref="Gqa"/>; per-layer variation (alternating sliding and full windows) is a different value per layer.
-/// Shapes: query heads NH, cached K/V heads NKV, head dim D.
+/// What every kind has: NH query heads, NKV heads whose keys and values are cached, head dim D, and RoPE.
 /// </summary>
-public abstract record AttentionSpec
+/// <param name="Heads">NH.</param>
+/// <param name="KvHeads">NKV: heads whose keys and values are cached.</param>
+/// <param name="HeadDim">D.</param>
+/// <param name="Rope">RoPE of q and k.</param>
+public abstract record AttentionSpec(int Heads, int KvHeads, int HeadDim, RopeSpec Rope)
 {
-    /// <summary>NH.</summary>
-    public abstract int Heads { get; init; }
-    /// <summary>NKV: heads whose keys and values are cached.</summary>
-    public abstract int KvHeads { get; init; }
-    /// <summary>D.</summary>
-    public abstract int HeadDim { get; init; }
-    /// <summary>RoPE of q and k.</summary>
-    public abstract RopeSpec Rope { get; init; }
-
     /// <summary>Floats per token of q and of the attention output before o_proj.</summary>
     public virtual int QueryWidth => Heads * HeadDim;
     /// <summary>Floats per cached position, each of K and V.</summary>
@@ -30,16 +25,8 @@ public abstract record AttentionSpec
     /// clamp to ±<see cref="ClipQkv"/> and q/k norm; RoPE; causal softmax(q·kᵀ/√D)·v with query head h reading kv
     /// head h / (NH / NKV), over the last <see cref="SlidingWindow"/> positions if set; o_proj (+ bias).
     /// </summary>
-    public sealed record Gqa(int Heads, int KvHeads, int HeadDim, RopeSpec Rope) : AttentionSpec
+    public sealed record Gqa(int Heads, int KvHeads, int HeadDim, RopeSpec Rope) : AttentionSpec(Heads, KvHeads, HeadDim, Rope)
     {
-        /// <inheritdoc />
-        public override int Heads { get; init; } = Heads;
-        /// <inheritdoc />
-        public override int KvHeads { get; init; } = KvHeads;
-        /// <inheritdoc />
-        public override int HeadDim { get; init; } = HeadDim;
-        /// <inheritdoc />
-        public override RopeSpec Rope { get; init; } = Rope;
         /// <summary>q/k normalisation, if any.</summary>
         public QkNormSpec? QkNorm { get; init; }
         /// <summary>q/k/v projections carry a bias.</summary>
