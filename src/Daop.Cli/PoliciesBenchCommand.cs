@@ -147,5 +147,5 @@ static class PoliciesBenchCommand
     }
 
     static ModelConfig Truncate(ModelConfig c, int? layers) =>
-        layers is { } n && n < c.NumLayers ? c with { NumLayers = n, MoeLayers = c.MoeLayers[..n] } : c;
+        layers is { } n && n < c.NumLayers ? c.Truncated(n) : c;
 }

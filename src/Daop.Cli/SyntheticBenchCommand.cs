@@ -50,10 +50,15 @@ static class SyntheticBenchCommand
         using var model = BenchCommand.SizedBy($"--prompt-tokens {promptTokens} + --new-tokens {newTokens}", () => modelDir != null
             ? MoeModel.Load(modelDir, options)
             : MoeModel.FromSource(Path.GetFileNameWithoutExtension(configPath!), configPath!, new SyntheticTensorSource(1, distinct), options,
-                c => layers is { } n && n < c.NumLayers ? c with { NumLayers = n, MoeLayers = c.MoeLayers[..n] } : c));
+                c => layers is { } n && n < c.NumLayers ? c.Truncated(n) : c));
         var c = model.Config;
         long expertBytes = model.Weights.Layers[0].Experts[0].ByteLength;
-        long dense = model.Weights.Layers.Sum(l => l.Q.W.ByteLength + l.K.W.ByteLength + l.V.W.ByteLength + l.O.W.ByteLength + (l.Router?.W.ByteLength ?? 0));
+        long dense = 0; // attention matrices and routers
+        foreach (var l in model.Weights.Layers)
+        {
+            l.Attention.Visit((in WeightMatrix m, bool _) => dense += m.ByteLength, _ => { });
+            dense += l.Router?.W.ByteLength ?? 0;
+        }
         long active = dense + c.NumLayers * c.TopK * expertBytes + model.Weights.LmHead.W.ByteLength;
         long total = dense + c.NumLayers * c.NumExperts * expertBytes + model.Weights.LmHead.W.ByteLength + model.Weights.Embed.ByteLength;
         Console.WriteLine($"{c.ModelType} x {c.NumLayers} layers, {(modelDir != null ? "checkpoint" : "random bf16")}: {total / 1e9:F1} GB of weights, {active / 1e9:F2} GB active per token; built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");

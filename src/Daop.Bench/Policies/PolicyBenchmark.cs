@@ -224,7 +224,7 @@ public static class PolicyBenchmark
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(device);
         var c = model.Config;
-        long experts = (long)c.MoeLayers.Count(x => x) * c.NumExperts * ExpertLayout.Of(model.Weights).ExpertBytes;
+        long experts = (long)c.MoeLayerCount * c.NumExperts * ExpertLayout.Of(model.Weights).ExpertBytes;
         long need = OffloadBudget.DenseBytes(model, model.MaxChunkTokens) + experts + headroom;
         return need <= device.Accelerator.MemorySize;
     }

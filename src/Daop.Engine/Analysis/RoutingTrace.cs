@@ -86,7 +86,7 @@ public sealed class RoutingTrace
     public static RoutingTrace Record(MoeModel model, ReadOnlySpan<int> tokens)
     {
         var c = model.Config;
-        if (c.MoeLayers.Contains(false)) throw new NotSupportedException("routing traces need every layer to be a MoE layer");
+        if (c.MoeLayerCount < c.NumLayers) throw new NotSupportedException("routing traces need every layer to be a MoE layer");
         var rec = new Recorder(model, tokens.Length);
         var previous = model.Observer;
         model.Observer = rec;

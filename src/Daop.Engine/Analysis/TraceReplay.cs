@@ -45,7 +45,7 @@ public sealed class TraceReplay : IRoutingOverride
             throw new ArgumentException($"the routing trace has {t.Experts} experts top-{t.TopK}; the model {config.NumExperts} top-{config.TopK}: it cannot be replayed");
         if (config.NumLayers != t.Layers)
             throw new ArgumentException($"the routing trace has {t.Layers} layers, the model {config.NumLayers}: expand it first");
-        if (config.MoeLayers.Contains(false)) throw new ArgumentException("replaying a routing trace needs every layer to be a MoE layer");
+        if (config.MoeLayerCount < config.NumLayers) throw new ArgumentException("replaying a routing trace needs every layer to be a MoE layer");
     }
 
     /// <inheritdoc />

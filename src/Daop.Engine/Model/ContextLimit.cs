@@ -18,7 +18,7 @@ public static class ContextLimit
     {
         try
         {
-            return checked(2L * c.NumLayers * positions * c.NumKvHeads * c.HeadDim * sizeof(float));
+            return checked(2L * c.NumLayers * positions * c.KvWidth * sizeof(float));
         }
         catch (OverflowException)
         {
@@ -36,8 +36,8 @@ public static class ContextLimit
     {
         if (positions is < 1 or > MaxPositions)
             throw Error($"the context length must be in 1..{MaxPositions}, got {positions}");
-        long kvDim = (long)c.NumKvHeads * c.HeadDim;
-        int rotary = (int)(c.HeadDim * c.Rope.PartialRotaryFactor); // as RopeTable: [positions, rotary / 2] cosines and sines
+        long kvDim = c.KvWidth;
+        int rotary = (int)(c.Attention.RopeDim * c.Rope.PartialRotaryFactor); // as RopeTable: [positions, rotary / 2] cosines and sines
         long ropeFloats = (long)positions * (rotary / 2);
         long perLayer = kvOnHost ? (positions + 32L) * kvDim : 0; // the CPU cache pads K's rows (CpuKvCache.KStride)
         if (Math.Max(ropeFloats, perLayer) > Array.MaxLength)

@@ -18,7 +18,7 @@ public sealed class MoeModel : IDisposable
 {
     readonly IDisposable _owner;
     RunState _s = null!;
-    RopeTable _rope = null!;
+    RopeTable[] _rope = []; // per layer (layers with the same RoPE share one table)
     float[]? _checkBuffer; // [T, H] host copy of the residual stream, only with ModelOptions.CheckFinite
 
     /// <summary>The folder the model came from.</summary>
@@ -115,8 +115,23 @@ public sealed class MoeModel : IDisposable
         Experts = o.Experts?.Invoke(this, Device) ?? new LocalExpertScheduler(Weights, Config.HiddenSize, Config.NumExperts,
             Config.TopK, Config.ExpertIntermediate, chunk);
         _s = new RunState(Device, Config, chunk);
-        _rope = new RopeTable(Config.Rope, Config.HeadDim, ctx, Config.MaxPositions);
+        _rope = RopeTables(ctx);
         _checkBuffer = o.CheckFinite ? new float[chunk * Config.HiddenSize] : null;
+    }
+
+    // One RoPE table per distinct (spec, rotated head width) over the layers' attention: [ctx, rot/2] cos and sin each.
+    RopeTable[] RopeTables(int ctx)
+    {
+        var tables = new Dictionary<(RopeSpec, int), RopeTable>();
+        var byLayer = new RopeTable[Config.NumLayers];
+        for (int l = 0; l < byLayer.Length; l++)
+        {
+            var a = Config.Layers[l].Attention;
+            if (!tables.TryGetValue((a.Rope, a.RopeDim), out var table))
+                tables[(a.Rope, a.RopeDim)] = table = new RopeTable(a.Rope, a.RopeDim, ctx, Config.MaxPositions);
+            byLayer[l] = table;
+        }
+        return byLayer;
     }
 
     /// <summary>
@@ -131,7 +146,7 @@ public sealed class MoeModel : IDisposable
     }
 
     /// <summary>A fresh KV cache for one sequence.</summary>
-    public KvCache NewCache() => Device.CreateKvCache(Config.NumLayers, ContextLength, Config.NumKvHeads * Config.HeadDim);
+    public KvCache NewCache() => Device.CreateKvCache(Config.NumLayers, ContextLength, Config.KvWidth);
 
     /// <summary>
     /// Runs <paramref name="tokens"/> at positions startPos.. through the model, appending to
@@ -155,7 +170,7 @@ public sealed class MoeModel : IDisposable
         }
     }
 
-    // embed → per layer { x += Attn(norm(x)); x += MoE(norm(x)) } → final norm (in LmHead)
+    // embed → per layer { x += Attn(norm(x)); x += FFN(norm(x)) } → final norm (in LmHead)
     void ForwardChunk(ReadOnlySpan<int> tokens, int startPos, KvCache cache)
     {
         var d = Device;
@@ -166,15 +181,15 @@ public sealed class MoeModel : IDisposable
         for (int l = 0; l < Config.NumLayers; l++)
         {
             var w = Weights.Layers[l];
+            var step = new LayerStep(d, _s, l, t, startPos);
             d.Norm(w.AttnNorm, _s.X, _s.Xn, t);                                 // xn [T, H]
-            Attention(l, w, t, startPos, cache);                                 // out [T, H]
+            w.Attention.Forward(step, _rope[l], cache);                          // out [T, H]
             d.Add(_s.X, _s.Out, t * h);                                         // x += attn
             CheckResidual(t, startPos, l, "attention");
-            d.Norm(w.FfnNorm, _s.X, _s.Xn, t);
-            if (Config.MoeLayers[l]) Moe(l, w, t, startPos);                     // out [T, H]
-            else d.Ffn(w.Dense!.Value, _s.Xn, _s.Out, t);
+            d.Norm(w.FfnNorm, _s.X, _s.Xn, t);                                  // xn [T, H]
+            w.Ffn.Forward(step, Experts, Observer);                              // out [T, H]: MoE block or dense MLP
             d.Add(_s.X, _s.Out, t * h);                                         // x += ffn
-            CheckResidual(t, startPos, l, Config.MoeLayers[l] ? "moe" : "mlp");
+            CheckResidual(t, startPos, l, w.Ffn.Stage);
         }
     }
 
@@ -185,59 +200,6 @@ public sealed class MoeModel : IDisposable
         int n = t * Config.HiddenSize;
         Device.CopyToHost(_s.X, 0, _checkBuffer.AsSpan(0, n));
         NonFiniteException.ThrowIfAny(_checkBuffer.AsSpan(0, n), Config.HiddenSize, startPos, layer, stage);
-    }
-
-    // q, k, v = xn·Wqᵀ, xn·Wkᵀ, xn·Wvᵀ; optional clip and q/k norm; RoPE; causal GQA; o_proj
-    void Attention(int l, LayerWeights w, int t, int startPos, KvCache cache)
-    {
-        var d = Device;
-        var c = Config;
-        d.Linear(w.Q, _s.Xn, _s.Q, t);                                          // q [T, NH·D]
-        d.Linear(w.K, _s.Xn, _s.K, t);                                          // k [T, NKV·D]
-        d.Linear(w.V, _s.Xn, _s.V, t);                                          // v [T, NKV·D]
-        if (c.ClipQkv is { } clip)
-        {
-            d.Clamp(_s.Q, t * c.NumHeads * c.HeadDim, clip);
-            d.Clamp(_s.K, t * c.NumKvHeads * c.HeadDim, clip);
-            d.Clamp(_s.V, t * c.NumKvHeads * c.HeadDim, clip);
-        }
-        if (w.QNorm != null)
-        {
-            bool perHead = c.QkNorm == QkNormKind.PerHead;
-            d.Norm(w.QNorm, _s.Q, _s.Q, perHead ? t * c.NumHeads : t);
-            d.Norm(w.KNorm!, _s.K, _s.K, perHead ? t * c.NumKvHeads : t);
-        }
-        d.Rope(_rope, _s.Q, t, c.NumHeads, c.HeadDim, startPos);
-        d.Rope(_rope, _s.K, t, c.NumKvHeads, c.HeadDim, startPos);
-        d.Attention(cache, l, _s.Q, _s.K, _s.V, _s.Ctx, t, startPos, c.NumHeads, c.NumKvHeads, c.HeadDim, c.SlidingWindow);
-        d.Linear(w.O, _s.Ctx, _s.Out, t);                                        // out [T, H]
-    }
-
-    // logits = xn·Wgᵀ; route each token; out = Σ_k w_k·Expert_k(xn) (+ sigmoid(xn·g)·Shared(xn))
-    void Moe(int l, LayerWeights w, int t, int startPos)
-    {
-        var d = Device;
-        int e = Config.NumExperts, k = Config.TopK, h = Config.HiddenSize;
-        d.Linear(w.Router!, _s.Xn, _s.GateLogits, t);   // [T, E]
-        d.CopyToHost(_s.GateLogits, 0, _s.HostLogits.AsSpan(0, t * e));
-        // Always checked (T·E floats already on the host): NaN logits would route to no expert at all.
-        NonFiniteException.ThrowIfAny(_s.HostLogits.AsSpan(0, t * e), e, startPos, l, "router logits");
-        var r = _s.Routing;
-        r.Tokens = t;
-        for (int i = 0; i < t; i++)
-            Router.Route(Config.Router, _s.HostLogits.AsSpan(i * e, e), r.Experts.AsSpan(i * k, k), r.Weights.AsSpan(i * k, k), _s.Probs);
-        if (Observer != null)
-        {
-            d.CopyToHost(_s.Xn, 0, _s.HostGate.AsSpan(0, t * h));
-            Observer.OnRouted(l, startPos, _s.HostGate.AsSpan(0, t * h), _s.HostLogits.AsSpan(0, t * e), r);
-        }
-        Experts.RunExperts(l, _s.Xn, r, _s.Out, t);                             // out [T, H]
-        if (w.Shared is { } shared)
-        {
-            d.Ffn(shared, _s.Xn, _s.Shared, t);                                 // [T, H]
-            d.Linear(w.SharedGate!, _s.Xn, _s.GateLogits, t); // [T, 1]
-            d.AddSigmoidScaled(_s.Out, _s.Shared, _s.GateLogits, t, h);
-        }
     }
 
     // final norm and lm_head for rows [first, first+n) of the last chunk, LogitRows at a time

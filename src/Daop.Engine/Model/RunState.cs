@@ -10,8 +10,8 @@ sealed class RunState
     public readonly int MaxTokens;
     public readonly DeviceBuffer X;        // [T, H] residual stream
     public readonly DeviceBuffer Xn;       // [T, H] normalised input of attention / FFN
-    public readonly DeviceBuffer Q;        // [T, NH·D]
-    public readonly DeviceBuffer K;        // [T, NKV·D]
+    public readonly DeviceBuffer Q;        // [T, NH·D] (the widest layer's AttentionSpec.QueryWidth)
+    public readonly DeviceBuffer K;        // [T, NKV·D] (AttentionSpec.KvWidth)
     public readonly DeviceBuffer V;        // [T, NKV·D]
     public readonly DeviceBuffer Ctx;      // [T, NH·D] attention output before o_proj
     public readonly DeviceBuffer Out;      // [T, H] attention or FFN output
@@ -27,7 +27,7 @@ sealed class RunState
     public RunState(IDevice d, ModelConfig c, int maxTokens)
     {
         MaxTokens = maxTokens;
-        int h = c.HiddenSize, q = c.NumHeads * c.HeadDim, kv = c.NumKvHeads * c.HeadDim;
+        int h = c.HiddenSize, q = c.QueryWidth, kv = c.KvWidth;
         X = d.Allocate(maxTokens * h);
         Xn = d.Allocate(maxTokens * h);
         Q = d.Allocate(maxTokens * q);

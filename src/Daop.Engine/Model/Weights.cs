@@ -2,6 +2,7 @@ using Daop.Engine.Load;
 using Daop.Engine.Load.Config;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model.Families;
+using Daop.Engine.Model.Layers;
 using Daop.Kernels;
 
 namespace Daop.Engine.Model;
@@ -14,43 +15,72 @@ public readonly record struct ExpertWeights(WeightMatrix Gate, WeightMatrix Up, 
 {
     /// <summary>Bytes of all three matrices.</summary>
     public long ByteLength => Gate.ByteLength + Up.ByteLength + Down.ByteLength;
+
+    /// <summary>Maps gate/up [<paramref name="inter"/>, <paramref name="hidden"/>] and down [hidden, inter].</summary>
+    public static ExpertWeights Load(ITensorSource st, string gate, string up, string down, int inter, int hidden) =>
+        new(st.Matrix(gate, inter, hidden), st.Matrix(up, inter, hidden), st.Matrix(down, hidden, inter));
+
+    /// <summary>Visits the three matrices (each read whole by a token that runs the FFN).</summary>
+    public void Visit(DenseMatrixVisitor matrix)
+    {
+        matrix(Gate, true); matrix(Up, true); matrix(Down, true);
+    }
 }
 
 /// <summary>A norm's fp32 weight (and bias for LayerNorm) over rows of Weight.Length.</summary>
-public sealed record NormWeights(NormKind Kind, float[] Weight, float[]? Bias, float Eps);
+public sealed record NormWeights(NormKind Kind, float[] Weight, float[]? Bias, float Eps)
+{
+    /// <summary>Maps the norm <paramref name="name"/> [<paramref name="length"/>] (and its bias, for LayerNorm).</summary>
+    public static NormWeights Load(ITensorSource st, NormSpec spec, string name, int length) => new(spec.Kind, st.Vector(name, length),
+        spec.Kind == NormKind.LayerNorm ? st.Vector(TensorNames.Bias(name), length) : null, spec.Eps);
+
+    /// <summary>Visits the weight and bias.</summary>
+    public void Visit(Action<float[]> vector)
+    {
+        vector(Weight);
+        if (Bias != null) vector(Bias);
+    }
+}
 
 /// <summary>A linear layer: weight [out, in] and optional fp32 bias [out].</summary>
-public sealed record LinearWeights(WeightMatrix W, float[]? Bias);
+public sealed record LinearWeights(WeightMatrix W, float[]? Bias)
+{
+    /// <summary>Maps <paramref name="name"/> [<paramref name="rows"/>, <paramref name="cols"/>] and, if <paramref name="bias"/>, its bias.</summary>
+    public static LinearWeights Load(ITensorSource st, string name, int rows, int cols, bool bias) =>
+        new(st.Matrix(name, rows, cols), bias ? st.Vector(TensorNames.Bias(name), rows) : null);
 
-/// <summary>One decoder layer's weights.</summary>
+    /// <summary>Visits the matrix (read whole per token) and the bias.</summary>
+    public void Visit(DenseMatrixVisitor matrix, Action<float[]> vector)
+    {
+        matrix(W, true);
+        if (Bias != null) vector(Bias);
+    }
+}
+
+/// <summary>One decoder layer's weights: the two norms and the layers its <see cref="LayerSpec"/> picked.</summary>
 public sealed class LayerWeights
 {
     /// <summary>Pre-attention norm [H].</summary>
     public required NormWeights AttnNorm { get; init; }
     /// <summary>Pre-FFN norm [H].</summary>
     public required NormWeights FfnNorm { get; init; }
-    /// <summary>q [NH·D, H], k/v [NKV·D, H], o [H, NH·D].</summary>
-    public required LinearWeights Q { get; init; }
-    /// <summary>Key projection.</summary>
-    public required LinearWeights K { get; init; }
-    /// <summary>Value projection.</summary>
-    public required LinearWeights V { get; init; }
-    /// <summary>Output projection.</summary>
-    public required LinearWeights O { get; init; }
-    /// <summary>q norm ([D] per head or [NH·D] whole), if the family has one.</summary>
-    public NormWeights? QNorm { get; init; }
-    /// <summary>k norm, if the family has one.</summary>
-    public NormWeights? KNorm { get; init; }
+    /// <summary>The attention, with its weights.</summary>
+    public required AttentionLayer Attention { get; init; }
+    /// <summary>The FFN (MoE block or dense MLP), with its weights.</summary>
+    public required FfnLayer Ffn { get; init; }
+
+    // What schedulers, reports and tools read without caring which FFN layer this is.
+
+    /// <summary>Routed experts (empty for dense layers): what expert schedulers run.</summary>
+    public ExpertWeights[] Experts => (Ffn as MoeBlock)?.Experts ?? [];
     /// <summary>Router [E, H] (MoE layers).</summary>
-    public LinearWeights? Router { get; init; }
-    /// <summary>Routed experts (empty for dense layers).</summary>
-    public ExpertWeights[] Experts { get; init; } = [];
+    public LinearWeights? Router => (Ffn as MoeBlock)?.Router;
     /// <summary>Shared expert, if any.</summary>
-    public ExpertWeights? Shared { get; init; }
+    public ExpertWeights? Shared => (Ffn as MoeBlock)?.Shared;
     /// <summary>Sigmoid gate of the shared expert [1, H], if any.</summary>
-    public LinearWeights? SharedGate { get; init; }
+    public LinearWeights? SharedGate => (Ffn as MoeBlock)?.SharedGate;
     /// <summary>Dense MLP of a non-MoE layer.</summary>
-    public ExpertWeights? Dense { get; init; }
+    public ExpertWeights? Dense => (Ffn as DenseMlp)?.Mlp;
 }
 
 /// <summary>All weights of a model, mapped from its checkpoint. Matrices stay in their stored dtype; small vectors are widened to fp32.</summary>
@@ -75,31 +105,15 @@ public sealed class ModelWeights
     {
         ArgumentNullException.ThrowIfNull(matrix);
         ArgumentNullException.ThrowIfNull(vector);
-        void N(NormWeights? n)
-        {
-            if (n == null) return;
-            vector(n.Weight);
-            if (n.Bias != null) vector(n.Bias);
-        }
-        void L(LinearWeights? l)
-        {
-            if (l == null) return;
-            matrix(l.W, true);
-            if (l.Bias != null) vector(l.Bias);
-        }
-        void F(ExpertWeights? e)
-        {
-            if (e is not { } x) return;
-            matrix(x.Gate, true); matrix(x.Up, true); matrix(x.Down, true);
-        }
         matrix(Embed, false);
-        N(FinalNorm);
-        L(LmHead);
+        FinalNorm.Visit(vector);
+        LmHead.Visit(matrix, vector);
         foreach (var l in Layers)
         {
-            N(l.AttnNorm); N(l.FfnNorm); N(l.QNorm); N(l.KNorm);
-            L(l.Q); L(l.K); L(l.V); L(l.O); L(l.Router); L(l.SharedGate);
-            F(l.Shared); F(l.Dense);
+            l.AttnNorm.Visit(vector);
+            l.FfnNorm.Visit(vector);
+            l.Attention.Visit(matrix, vector);
+            l.Ffn.Visit(matrix, vector);
         }
     }
 
@@ -114,63 +128,27 @@ public sealed class ModelWeights
         return b;
     }
 
-    /// <summary>Maps every tensor the config calls for, checking each shape.</summary>
+    /// <summary>Maps every tensor the config calls for, checking each shape: per layer the norms, then the attention and FFN its specs pick.</summary>
     public static ModelWeights Load(ITensorSource st, ModelConfig c, TensorNames n)
     {
-        int h = c.HiddenSize, qDim = c.NumHeads * c.HeadDim, kvDim = c.NumKvHeads * c.HeadDim;
-        NormWeights Norm(string name, int len) => new(c.Norm, st.Vector(name, len),
-            c.Norm == NormKind.LayerNorm ? st.Vector(TensorNames.Bias(name), len) : null, c.NormEps);
-        LinearWeights Linear(string name, int rows, int cols, bool bias) =>
-            new(st.Matrix(name, rows, cols), bias ? st.Vector(TensorNames.Bias(name), rows) : null);
-        ExpertWeights Ffn(string gate, string up, string down, int inter) =>
-            new(st.Matrix(gate, inter, h), st.Matrix(up, inter, h), st.Matrix(down, h, inter));
-
+        int h = c.HiddenSize;
         var layers = new LayerWeights[c.NumLayers];
         for (int l = 0; l < c.NumLayers; l++)
-        {
-            string F(string p) => TensorNames.Format(p, l);
-            bool moe = c.MoeLayers[l];
             layers[l] = new LayerWeights
             {
-                AttnNorm = Norm(F(n.AttnNorm), h),
-                FfnNorm = Norm(F(n.FfnNorm), h),
-                Q = Linear(F(n.Q), qDim, h, c.QkvBias),
-                K = Linear(F(n.K), kvDim, h, c.QkvBias),
-                V = Linear(F(n.V), kvDim, h, c.QkvBias),
-                O = Linear(F(n.O), h, qDim, c.OBias),
-                QNorm = c.QkNorm switch
-                {
-                    QkNormKind.PerHead => new(NormKind.RmsNorm, st.Vector(F(n.QNorm), c.HeadDim), null, c.NormEps),
-                    QkNormKind.Full => new(NormKind.RmsNorm, st.Vector(F(n.QNorm), qDim), null, c.NormEps),
-                    _ => null,
-                },
-                KNorm = c.QkNorm switch
-                {
-                    QkNormKind.PerHead => new(NormKind.RmsNorm, st.Vector(F(n.KNorm), c.HeadDim), null, c.NormEps),
-                    QkNormKind.Full => new(NormKind.RmsNorm, st.Vector(F(n.KNorm), kvDim), null, c.NormEps),
-                    _ => null,
-                },
-                Router = moe ? Linear(F(n.Router), c.NumExperts, h, bias: false) : null,
-                Experts = moe
-                    ? Enumerable.Range(0, c.NumExperts).Select(e => Ffn(
-                        TensorNames.Format(n.ExpertGate, l, e), TensorNames.Format(n.ExpertUp, l, e),
-                        TensorNames.Format(n.ExpertDown, l, e), c.ExpertIntermediate)).ToArray()
-                    : [],
-                Shared = moe && c.SharedIntermediate > 0 && n.SharedGate != null
-                    ? Ffn(F(n.SharedGate), F(n.SharedUp!), F(n.SharedDown!), c.SharedIntermediate) : null,
-                SharedGate = moe && c.SharedIntermediate > 0 && n.SharedExpertGate != null
-                    ? Linear(F(n.SharedExpertGate), 1, h, bias: false) : null,
-                Dense = moe ? null : Ffn(F(n.DenseGate), F(n.DenseUp), F(n.DenseDown), c.DenseIntermediate),
+                AttnNorm = NormWeights.Load(st, c.Norm, TensorNames.Format(n.AttnNorm, l), h),
+                FfnNorm = NormWeights.Load(st, c.Norm, TensorNames.Format(n.FfnNorm, l), h),
+                Attention = AttentionLayer.Load(c.Layers[l].Attention, st, n, l, h),
+                Ffn = FfnLayer.Load(c.Layers[l].Ffn, st, n, l, h),
             };
-        }
 
-        bool tied = c.TieWordEmbeddings && !st.Contains(n.LmHead);
+        bool tied = c.LmHead.TiedToEmbedding && !st.Contains(n.LmHead);
         return new ModelWeights
         {
             Embed = st.Matrix(n.Embed, c.VocabSize, h),
-            FinalNorm = Norm(n.FinalNorm, h),
+            FinalNorm = NormWeights.Load(st, c.Norm, n.FinalNorm, h),
             LmHead = new LinearWeights(st.Matrix(tied ? n.Embed : n.LmHead, c.VocabSize, h),
-                c.LmHeadBias ? st.Vector(TensorNames.Bias(n.LmHead), c.VocabSize) : null),
+                c.LmHead.Bias ? st.Vector(TensorNames.Bias(n.LmHead), c.VocabSize) : null),
             Layers = layers,
         };
     }

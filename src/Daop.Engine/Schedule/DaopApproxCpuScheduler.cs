@@ -68,7 +68,7 @@ public sealed class DaopApproxCpuScheduler : IExpertScheduler
         _topK = c.TopK;
         _local = new LocalExpertScheduler(_w, _hidden, _experts, _topK, c.ExpertIntermediate, model.MaxChunkTokens);
         _kernel = _local.Kernel;
-        _firstMoe = Array.IndexOf(c.MoeLayers, true);
+        _firstMoe = Enumerable.Range(0, c.NumLayers).FirstOrDefault(c.IsMoe, -1);
         if (_firstMoe < 0) throw new ArgumentException("the model has no MoE layer", nameof(model));
         _expertBytes = _w.Layers[_firstMoe].Experts[0].ByteLength;
         _prefill = new int[_experts];

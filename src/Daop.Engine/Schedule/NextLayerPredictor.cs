@@ -39,7 +39,7 @@ public sealed class NextLayerPredictor
         _logits = new float[_experts];
         _probs = new float[_experts];
         _nextMoe = new int[c.NumLayers];
-        for (int l = 0; l < c.NumLayers; l++) _nextMoe[l] = l + 1 < c.NumLayers && c.MoeLayers[l + 1] ? l + 1 : -1;
+        for (int l = 0; l < c.NumLayers; l++) _nextMoe[l] = l + 1 < c.NumLayers && c.IsMoe(l + 1) ? l + 1 : -1;
     }
 
     /// <summary>The MoE layer right after <paramref name="layer"/> (the one predicted from its gate input), or -1.</summary>

@@ -93,7 +93,7 @@ public static class OffloadBudget
     // GpuDevice.AllocateFloats: at least 4 floats, rounded up to whole 16-byte groups.
     internal static long Floats(long n) => Math.Max(4, (n + 3) / 4 * 4) * 4;
 
-    static int[] MoeLayers(ModelConfig c) => Enumerable.Range(0, c.NumLayers).Where(l => c.MoeLayers[l]).ToArray();
+    static int[] MoeLayers(ModelConfig c) => Enumerable.Range(0, c.NumLayers).Where(l => c.IsMoe(l)).ToArray();
 
     static long[,]? Subset(long[,]? popularity, int[] moe, int experts)
     {

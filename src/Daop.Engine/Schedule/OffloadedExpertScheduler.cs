@@ -124,7 +124,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         int layers = c.NumLayers;
         if (slotsPerLayer.Length != layers)
             throw new ArgumentException($"{slotsPerLayer.Length} slot counts for a model of {layers} layers", nameof(slotsPerLayer));
-        _moe = [.. c.MoeLayers];
+        _moe = [.. Enumerable.Range(0, layers).Select(c.IsMoe)];
         for (int l = 0; l < layers; l++)
         {
             int s = slotsPerLayer[l];

@@ -7,7 +7,7 @@ namespace Daop.Tests.Load;
 public class SyntheticTensorSourceTests
 {
     static MoeModel Build(ulong seed, int layers) => MoeModel.FromSource("synthetic", Path.Combine(TestPaths.Fixture("mixtral-odd"), "config.json"),
-        new SyntheticTensorSource(seed), adjust: c => c with { NumLayers = layers, MoeLayers = c.MoeLayers[..layers] });
+        new SyntheticTensorSource(seed), adjust: c => c.Truncated(layers));
 
     [Fact]
     public void SameSeedSameLogitsOtherSeedOtherLogits()

@@ -103,7 +103,9 @@ public class GpuExpertTests(GpuFixture gpu)
     {
         var norm = new NormWeights(NormKind.RmsNorm, [1f], null, 1e-5f);
         var lin = new LinearWeights(default, null);
-        var layer = new LayerWeights { AttnNorm = norm, FfnNorm = norm, Q = lin, K = lin, V = lin, O = lin, Experts = experts };
+        var attention = new GqaAttention(new AttentionSpec.Gqa(1, 1, 2, new RopeSpec(10000, "default"))) { Q = lin, K = lin, V = lin, O = lin };
+        var moe = new MoeBlock(new FfnSpec.Moe(experts.Length, 1, experts[0].Gate.Rows, new RouterSpec.SoftmaxTopK(false))) { Router = lin, Experts = experts };
+        var layer = new LayerWeights { AttnNorm = norm, FfnNorm = norm, Attention = attention, Ffn = moe };
         return new ModelWeights { Embed = default, FinalNorm = norm, LmHead = lin, Layers = [layer] };
     }
 

@@ -1,3 +1,4 @@
+using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Families;
 
@@ -6,7 +7,14 @@ namespace Daop.Tests.Model;
 /// <summary>A context too large to allocate is refused when the model starts, with a message, not an overflow or OOM later.</summary>
 public class ContextLimitTests
 {
-    static readonly Engine.Load.Config.ModelConfig Tiny = ModelFamilies.ReadConfig(Path.Combine(TestPaths.DefaultModel, "config.json")).Config;
+    static readonly ModelConfig Tiny = ModelFamilies.ReadConfig(Path.Combine(TestPaths.DefaultModel, "config.json")).Config;
+
+    /// <summary>Tiny with <paramref name="layers"/> layers (default: as many as it has) whose attention has the given KV heads and head dim.</summary>
+    static ModelConfig Shaped(int? layers = null, int? kvHeads = null, int? headDim = null)
+    {
+        var a = Tiny.Attention with { KvHeads = kvHeads ?? Tiny.NumKvHeads, HeadDim = headDim ?? Tiny.HeadDim };
+        return Tiny with { Layers = Enumerable.Repeat(Tiny.Layers[0] with { Attention = a }, layers ?? Tiny.NumLayers).ToArray() };
+    }
 
     [Fact]
     public void OrdinaryContextsPass()
@@ -30,7 +38,7 @@ public class ContextLimitTests
     [Fact]
     public void MoreMemoryThanTheMachineHasIsRefused()
     {
-        var deep = Tiny with { NumLayers = 100_000 }; // 100k layers × 16 Mi positions: far beyond any machine
+        var deep = Shaped(layers: 100_000); // 100k layers × 16 Mi positions: far beyond any machine
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => ContextLimit.Check(deep, ContextLimit.MaxPositions, kvOnHost: true));
         Assert.Equal("ContextLength", e.ParamName);
         Assert.Contains("GiB for the KV cache", e.Message);
@@ -40,7 +48,7 @@ public class ContextLimitTests
     [Fact]
     public void OneKvLayerBeyondAnArrayIsRefused()
     {
-        var wide = Tiny with { NumKvHeads = 1024, HeadDim = 1024 }; // a million floats per position and layer
+        var wide = Shaped(kvHeads: 1024, headDim: 1024); // a million floats per position and layer
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => ContextLimit.Check(wide, 4096, kvOnHost: true));
         Assert.Contains(".NET array", e.Message);
     }
@@ -48,7 +56,7 @@ public class ContextLimitTests
     [Fact]
     public void KvCacheBytesDoNotOverflow()
     {
-        var huge = Tiny with { NumLayers = int.MaxValue, NumKvHeads = int.MaxValue, HeadDim = int.MaxValue };
+        var huge = Shaped(layers: 100_000, kvHeads: 1 << 16, headDim: 1 << 14); // 2 · 10^5 · 2^24 · 2^30 · 4 bytes: past long
         Assert.Equal(long.MaxValue, ContextLimit.KvCacheBytes(huge, ContextLimit.MaxPositions));
     }
 

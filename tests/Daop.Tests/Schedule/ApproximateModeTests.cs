@@ -101,7 +101,7 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal(0, s.PrecalculatedRuns);
         if (policy is "static" or "daop-exact") Assert.Equal(0, s.MissTransfers + s.PrefetchTransfers);
         if (policy is "lru" or "prefetch") Assert.Equal(0, s.CpuExpertRuns);
-        Assert.Equal(Decode * model.Config.TopK * (model.Config.MoeLayers.Count(m => m) - 1), s.PredictedActivations);
+        Assert.Equal(Decode * model.Config.TopK * (model.Config.MoeLayerCount - 1), s.PredictedActivations);
     }
 
     /// <summary>DAOP's exact mode on the GPU scheduler gives the reference logits (up to fp32 summation order) at each ratio.</summary>

@@ -2,8 +2,12 @@ using Daop.Engine.Load.Config;
 
 namespace Daop.Engine.Model.Families;
 
-/// <summary>The config keys every family shares, read once so family files only add what differs.</summary>
-static class CommonConfig
+/// <summary>
+/// The config keys every family shares, read and checked once: model-level fields and the default specs (GQA
+/// attention, RMSNorm, a MoE block in every layer). A family adjusts these specs and composes them with
+/// <see cref="Build"/>; where the defaults are the whole model (Mixtral), <see cref="Model"/> is the config.
+/// </summary>
+sealed record CommonConfig
 {
     /// <summary>Most decoder layers a config may declare.</summary>
     public const int MaxLayers = 4096;
@@ -15,9 +19,28 @@ static class CommonConfig
     /// <summary>Largest vocabulary a config may declare (2^24).</summary>
     public const int MaxVocab = 1 << 24;
 
-    /// <summary>Reads the shared fields; the family then fills in experts, routing and norms.</summary>
-    public static ModelConfig Read(ConfigReader c, int numExperts, int topK, int expertInter, RouterSpec router,
-        NormKind norm = NormKind.RmsNorm, QkNormKind qkNorm = QkNormKind.None)
+    /// <summary>The default composition (RMSNorm, <see cref="Attention"/> and <see cref="Moe"/> in every layer), whose model-level fields <see cref="Build"/> keeps.</summary>
+    public required ModelConfig Model { get; init; }
+    /// <summary>Grouped-query attention from num_attention_heads, num_key_value_heads, head_dim, RoPE and sliding_window.</summary>
+    public required AttentionSpec.Gqa Attention { get; init; }
+    /// <summary>The MoE block the family described, with hidden_act.</summary>
+    public required FfnSpec.Moe Moe { get; init; }
+    /// <summary>hidden_act.</summary>
+    public required Activation Act { get; init; }
+
+    /// <summary>A dense MLP of width <paramref name="intermediate"/> with hidden_act.</summary>
+    public FfnSpec.Dense Dense(int intermediate) => new(intermediate) { Act = Act };
+
+    /// <summary>The config: <paramref name="attention"/> in every layer, layer l's FFN <paramref name="ffn"/>(l).</summary>
+    public ModelConfig Build(AttentionSpec attention, Func<int, FfnSpec> ffn, NormSpec? norm = null, LmHeadSpec? lmHead = null) => Model with
+    {
+        Norm = norm ?? Model.Norm,
+        Layers = Enumerable.Range(0, Model.NumLayers).Select(l => new LayerSpec(attention, ffn(l))).ToArray(),
+        LmHead = lmHead ?? Model.LmHead,
+    };
+
+    /// <summary>Reads the shared fields, checking the family's expert counts and widths with them.</summary>
+    public static CommonConfig Read(ConfigReader c, int numExperts, int topK, int expertInter, RouterSpec router)
     {
         int hidden = c.PositiveInt("hidden_size");
         int heads = c.PositiveInt("num_attention_heads");
@@ -41,8 +64,8 @@ static class CommonConfig
         if (topK <= 0 || topK > numExperts)
             throw c.Error("num_experts_per_tok", $"must be between 1 and the number of experts ({numExperts}), found {topK}");
         string act = c.StringOrNull("hidden_act") ?? "silu";
-        if (act is not ("silu" or "swish"))
-            throw c.Error("hidden_act", $"'{act}' is not supported (Daop's experts are SwiGLU with silu)");
+        var activation = act is "silu" or "swish" ? Activation.Silu
+            : throw c.Error("hidden_act", $"'{act}' is not supported (Daop's experts are SwiGLU with silu)");
 
         string? dtype = c.StringOrNull("dtype") ?? c.StringOrNull("torch_dtype");
         var rope = ReadRope(c) with { InvFreqDType = dtype is "bfloat16" or "float16" ? dtype : null };
@@ -58,31 +81,22 @@ static class CommonConfig
         int? window = useSliding ? c.IntOrNull("sliding_window") : null;
         if (window is <= 0) window = null;
 
-        return new ModelConfig
+        var attention = new AttentionSpec.Gqa(heads, kvHeads, headDim, rope) { SlidingWindow = window };
+        var moe = new FfnSpec.Moe(numExperts, topK, expertInter, router) { Act = activation };
+        var model = new ModelConfig
         {
             ModelType = c.StringOrNull("model_type")!,
             Path = c.Path,
             VocabSize = vocab,
             HiddenSize = hidden,
-            NumLayers = layers,
-            NumHeads = heads,
-            NumKvHeads = kvHeads,
-            HeadDim = headDim,
-            NumExperts = numExperts,
-            TopK = topK,
-            ExpertIntermediate = expertInter,
-            MoeLayers = Enumerable.Repeat(true, layers).ToArray(),
-            Norm = norm,
-            NormEps = (float)eps,
-            QkNorm = qkNorm,
-            Router = router,
-            Rope = rope,
+            Norm = NormSpec.Rms((float)eps),
+            Layers = Enumerable.Range(0, layers).Select(_ => new LayerSpec(attention, moe)).ToArray(),
+            LmHead = new LmHeadSpec(TiedToEmbedding: c.BoolOr("tie_word_embeddings", false)),
             MaxPositions = maxPos,
-            SlidingWindow = window,
-            TieWordEmbeddings = c.BoolOr("tie_word_embeddings", false),
             BosTokenId = c.IntOrNull("bos_token_id"),
             EosTokenIds = c.IntList("eos_token_id"),
         };
+        return new CommonConfig { Model = model, Attention = attention, Moe = moe, Act = activation };
     }
 
     /// <summary>An optional FFN width (0 when absent): must lie in [0, <see cref="MaxWidth"/>].</summary>

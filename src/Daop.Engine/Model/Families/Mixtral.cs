@@ -2,7 +2,7 @@ using Daop.Engine.Load.Config;
 
 namespace Daop.Engine.Model.Families;
 
-/// <summary>Mixtral: 8 experts, top-2, softmax then renormalise; experts named w1 (gate), w3 (up), w2 (down).</summary>
+/// <summary>Mixtral: GQA, 8 experts, top-2, softmax then renormalise; experts named w1 (gate), w3 (up), w2 (down).</summary>
 public sealed class Mixtral : IModelFamily
 {
     /// <inheritdoc />
@@ -13,7 +13,7 @@ public sealed class Mixtral : IModelFamily
         numExperts: c.PositiveInt("num_local_experts"),
         topK: c.PositiveInt("num_experts_per_tok"),
         expertInter: c.PositiveInt("intermediate_size"),
-        router: new RouterSpec.SoftmaxTopK(Renormalize: true));
+        router: new RouterSpec.SoftmaxTopK(Renormalize: true)).Model; // the defaults: GQA and this MoE block in every layer
 
     /// <inheritdoc />
     public TensorNames Names { get; } = new()

@@ -11,19 +11,21 @@ public sealed class Olmoe : IModelFamily
     /// <inheritdoc />
     public ModelConfig ReadConfig(ConfigReader c)
     {
-        var cfg = CommonConfig.Read(c,
+        var common = CommonConfig.Read(c,
             numExperts: c.PositiveInt("num_experts"),
             topK: c.PositiveInt("num_experts_per_tok"),
             expertInter: c.PositiveInt("intermediate_size"),
-            router: new RouterSpec.SoftmaxTopK(c.BoolOr("norm_topk_prob", false)),
-            qkNorm: QkNormKind.Full);
+            router: new RouterSpec.SoftmaxTopK(c.BoolOr("norm_topk_prob", false)));
         double clip = c.DoubleOr("clip_qkv", 0);
-        return cfg with
+        bool bias = c.BoolOr("attention_bias", false);
+        var attention = common.Attention with
         {
-            QkvBias = c.BoolOr("attention_bias", false),
-            OBias = c.BoolOr("attention_bias", false),
+            QkNorm = new QkNormSpec(QkNormScope.Whole, common.Model.Norm),
+            QkvBias = bias,
+            OBias = bias,
             ClipQkv = clip > 0 ? (float)clip : null,
         };
+        return common.Build(attention, _ => common.Moe);
     }
 
     /// <inheritdoc />

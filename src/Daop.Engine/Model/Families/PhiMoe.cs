@@ -12,21 +12,23 @@ public sealed class PhiMoe : IModelFamily
     public ModelConfig ReadConfig(ConfigReader c)
     {
         int topK = c.PositiveInt("num_experts_per_tok");
-        var cfg = CommonConfig.Read(c,
+        var common = CommonConfig.Read(c,
             numExperts: c.PositiveInt("num_local_experts"),
             topK: topK,
             expertInter: c.PositiveInt("intermediate_size"),
-            router: new RouterSpec.SparseMixer((float)c.DoubleOr("router_jitter_noise", 0.01)),
-            norm: NormKind.LayerNorm);
-        return cfg with
+            router: new RouterSpec.SparseMixer((float)c.DoubleOr("router_jitter_noise", 0.01)));
+        bool bias = c.BoolOr("attention_bias", false);
+        var attention = common.Attention with
         {
-            QkvBias = c.BoolOr("attention_bias", false),
-            OBias = c.BoolOr("attention_bias", false),
-            LmHeadBias = c.BoolOr("lm_head_bias", false),
+            QkvBias = bias,
+            OBias = bias,
             // PhiMoE's rotary embedding recomputes inv_freq in fp32 at every forward (it supports longrope
             // switching), so no checkpoint-dtype rounding applies.
-            Rope = cfg.Rope with { InvFreqDType = null },
+            Rope = common.Attention.Rope with { InvFreqDType = null },
         };
+        return common.Build(attention, _ => common.Moe,
+            norm: common.Model.Norm with { Kind = NormKind.LayerNorm },
+            lmHead: common.Model.LmHead with { Bias = c.BoolOr("lm_head_bias", false) });
     }
 
     /// <inheritdoc />

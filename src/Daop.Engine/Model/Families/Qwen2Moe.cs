@@ -14,18 +14,16 @@ public sealed class Qwen2Moe : IModelFamily
     /// <inheritdoc />
     public ModelConfig ReadConfig(ConfigReader c)
     {
-        var cfg = CommonConfig.Read(c,
+        var common = CommonConfig.Read(c,
             numExperts: c.PositiveInt("num_experts"),
             topK: c.PositiveInt("num_experts_per_tok"),
             expertInter: c.PositiveInt("moe_intermediate_size"),
             router: new RouterSpec.SoftmaxTopK(c.BoolOr("norm_topk_prob", false)));
-        return cfg with
-        {
-            QkvBias = c.BoolOr("qkv_bias", true),
-            SharedIntermediate = CommonConfig.WidthOr0(c, "shared_expert_intermediate_size"),
-            DenseIntermediate = CommonConfig.WidthOr0(c, "intermediate_size"),
-            MoeLayers = QwenLayers.MoeLayers(c, cfg.NumLayers),
-        };
+        var attention = common.Attention with { QkvBias = c.BoolOr("qkv_bias", true) };
+        int shared = CommonConfig.WidthOr0(c, "shared_expert_intermediate_size");
+        var moe = common.Moe with { Shared = shared > 0 ? new SharedExpertSpec.SigmoidGated(shared) : null };
+        var dense = common.Dense(CommonConfig.WidthOr0(c, "intermediate_size"));
+        return common.Build(attention, QwenLayers.Ffn(c, common.Model.NumLayers, moe, dense));
     }
 
     /// <inheritdoc />
@@ -45,15 +43,15 @@ public sealed class Qwen2Moe : IModelFamily
 /// <summary>Qwen's rule for which layers are sparse: not in mlp_only_layers and (l+1) % decoder_sparse_step == 0.</summary>
 static class QwenLayers
 {
-    public static bool[] MoeLayers(ConfigReader c, int layers)
+    /// <summary>Layer l's FFN: <paramref name="moe"/> where the rule says sparse, else <paramref name="dense"/>.</summary>
+    public static Func<int, FfnSpec> Ffn(ConfigReader c, int layers, FfnSpec.Moe moe, FfnSpec.Dense dense)
     {
         int step = c.IntOr("decoder_sparse_step", 1);
         if (step <= 0) throw c.Error("decoder_sparse_step", $"must be positive, found {step}");
-        var dense = c.IntList("mlp_only_layers").ToHashSet();
-        var moe = new bool[layers];
-        for (int l = 0; l < layers; l++) moe[l] = !dense.Contains(l) && (l + 1) % step == 0;
-        if (moe.Contains(false) && c.IntOr("intermediate_size", 0) <= 0)
+        var denseLayers = c.IntList("mlp_only_layers").ToHashSet();
+        bool Sparse(int l) => !denseLayers.Contains(l) && (l + 1) % step == 0;
+        if (!Enumerable.Range(0, layers).All(Sparse) && c.IntOr("intermediate_size", 0) <= 0)
             throw c.Error("intermediate_size", "is needed for the dense layers named by mlp_only_layers/decoder_sparse_step");
-        return moe;
+        return l => Sparse(l) ? moe : dense;
     }
 }

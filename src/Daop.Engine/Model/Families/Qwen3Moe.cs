@@ -2,7 +2,7 @@ using Daop.Engine.Load.Config;
 
 namespace Daop.Engine.Model.Families;
 
-/// <summary>Qwen3-MoE: per-head q/k RMSNorm, explicit head_dim, no q/k/v bias, renormalisation per norm_topk_prob.</summary>
+/// <summary>Qwen3-MoE: per-head q/k RMSNorm, explicit head_dim, no q/k/v bias, renormalisation per norm_topk_prob, optional dense layers.</summary>
 public sealed class Qwen3Moe : IModelFamily
 {
     /// <inheritdoc />
@@ -11,19 +11,20 @@ public sealed class Qwen3Moe : IModelFamily
     /// <inheritdoc />
     public ModelConfig ReadConfig(ConfigReader c)
     {
-        var cfg = CommonConfig.Read(c,
+        var common = CommonConfig.Read(c,
             numExperts: c.Has("num_experts") ? c.PositiveInt("num_experts") : c.PositiveInt("num_local_experts"),
             topK: c.PositiveInt("num_experts_per_tok"),
             expertInter: c.PositiveInt("moe_intermediate_size"),
-            router: new RouterSpec.SoftmaxTopK(c.BoolOr("norm_topk_prob", true)),
-            qkNorm: QkNormKind.PerHead);
-        return cfg with
+            router: new RouterSpec.SoftmaxTopK(c.BoolOr("norm_topk_prob", true)));
+        bool bias = c.BoolOr("attention_bias", false);
+        var attention = common.Attention with
         {
-            QkvBias = c.BoolOr("attention_bias", false),
-            OBias = c.BoolOr("attention_bias", false),
-            DenseIntermediate = CommonConfig.WidthOr0(c, "intermediate_size"),
-            MoeLayers = QwenLayers.MoeLayers(c, cfg.NumLayers),
+            QkNorm = new QkNormSpec(QkNormScope.PerHead, common.Model.Norm),
+            QkvBias = bias,
+            OBias = bias,
         };
+        var dense = common.Dense(CommonConfig.WidthOr0(c, "intermediate_size"));
+        return common.Build(attention, QwenLayers.Ffn(c, common.Model.NumLayers, common.Moe, dense));
     }
 
     /// <inheritdoc />

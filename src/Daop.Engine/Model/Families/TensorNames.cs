@@ -16,18 +16,8 @@ public sealed record TensorNames
     public string AttnNorm { get; init; } = "model.layers.{l}.input_layernorm.weight";
     /// <summary>Pre-FFN norm [H].</summary>
     public string FfnNorm { get; init; } = "model.layers.{l}.post_attention_layernorm.weight";
-    /// <summary>Query projection [NH·D, H].</summary>
-    public string Q { get; init; } = "model.layers.{l}.self_attn.q_proj.weight";
-    /// <summary>Key projection [NKV·D, H].</summary>
-    public string K { get; init; } = "model.layers.{l}.self_attn.k_proj.weight";
-    /// <summary>Value projection [NKV·D, H].</summary>
-    public string V { get; init; } = "model.layers.{l}.self_attn.v_proj.weight";
-    /// <summary>Output projection [H, NH·D].</summary>
-    public string O { get; init; } = "model.layers.{l}.self_attn.o_proj.weight";
-    /// <summary>q norm weight.</summary>
-    public string QNorm { get; init; } = "model.layers.{l}.self_attn.q_norm.weight";
-    /// <summary>k norm weight.</summary>
-    public string KNorm { get; init; } = "model.layers.{l}.self_attn.k_norm.weight";
+    /// <summary>The attention's tensors: the table of the attention layer the family's <c>AttentionSpec</c> picks.</summary>
+    public AttentionNames Attention { get; init; } = new GqaNames();
     /// <summary>Router [E, H].</summary>
     public required string Router { get; init; }
     /// <summary>Expert gate projection [I, H].</summary>
@@ -42,7 +32,7 @@ public sealed record TensorNames
     public string? SharedUp { get; init; }
     /// <summary>Shared expert down projection, if any.</summary>
     public string? SharedDown { get; init; }
-    /// <summary>Sigmoid gate of the shared expert [1, H], if any.</summary>
+    /// <summary>Sigmoid gate of a sigmoid-gated shared expert [1, H], if any.</summary>
     public string? SharedExpertGate { get; init; }
     /// <summary>Dense MLP of non-MoE layers.</summary>
     public string DenseGate { get; init; } = "model.layers.{l}.mlp.gate_proj.weight";
@@ -59,4 +49,24 @@ public sealed record TensorNames
     /// <summary>The bias tensor that goes with a weight name.</summary>
     public static string Bias(string weightName) =>
         weightName.EndsWith(".weight", StringComparison.Ordinal) ? weightName[..^".weight".Length] + ".bias" : weightName + ".bias";
+}
+
+/// <summary>Tensor names of one kind of attention layer; each attention layer declares the record it reads.</summary>
+public abstract record AttentionNames;
+
+/// <summary>Grouped-query attention's tensors (<see cref="Layers.GqaAttention"/>).</summary>
+public sealed record GqaNames : AttentionNames
+{
+    /// <summary>Query projection [NH·D, H].</summary>
+    public string Q { get; init; } = "model.layers.{l}.self_attn.q_proj.weight";
+    /// <summary>Key projection [NKV·D, H].</summary>
+    public string K { get; init; } = "model.layers.{l}.self_attn.k_proj.weight";
+    /// <summary>Value projection [NKV·D, H].</summary>
+    public string V { get; init; } = "model.layers.{l}.self_attn.v_proj.weight";
+    /// <summary>Output projection [H, NH·D].</summary>
+    public string O { get; init; } = "model.layers.{l}.self_attn.o_proj.weight";
+    /// <summary>q norm weight.</summary>
+    public string QNorm { get; init; } = "model.layers.{l}.self_attn.q_norm.weight";
+    /// <summary>k norm weight.</summary>
+    public string KNorm { get; init; } = "model.layers.{l}.self_attn.k_norm.weight";
 }

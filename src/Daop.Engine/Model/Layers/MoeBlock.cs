@@ -1,0 +1,84 @@
+using Daop.Engine.Load;
+using Daop.Engine.Load.Config;
+using Daop.Engine.Model.Families;
+using Daop.Engine.Schedule;
+
+namespace Daop.Engine.Model.Layers;
+
+/// <summary>
+/// The one MoE block (<see cref="FfnSpec.Moe"/>): logits = xn·Wrᵀ; each token routed by the spec's
+/// <see cref="RouterSpec"/>; out = Σ_k w_k·Expert_k(xn) on the expert scheduler, plus the shared expert if any
+/// (sigmoid(xn·g)·Shared(xn), or Shared(xn) ungated). Shapes: T tokens, H hidden, E experts, K top-k.
+/// </summary>
+public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
+{
+    /// <inheritdoc />
+    public override FfnSpec.Moe Spec { get; } = spec;
+    /// <inheritdoc />
+    public override string Stage => "moe";
+    /// <summary>Router [E, H].</summary>
+    public required LinearWeights Router { get; init; }
+    /// <summary>Routed experts, E of them.</summary>
+    public required ExpertWeights[] Experts { get; init; }
+    /// <summary>Shared expert, if the spec has one.</summary>
+    public ExpertWeights? Shared { get; init; }
+    /// <summary>Sigmoid gate of the shared expert [1, H], if it is gated.</summary>
+    public LinearWeights? SharedGate { get; init; }
+
+    internal static MoeBlock Load(FfnSpec.Moe spec, ITensorSource st, TensorNames n, int layer, int hidden)
+    {
+        string F(string? pattern, string what) => TensorNames.Format(
+            pattern ?? throw new InvalidOperationException($"the family's tensor names have no {what}"), layer);
+        string FE(string pattern, int e) => TensorNames.Format(pattern, layer, e);
+        return new MoeBlock(spec)
+        {
+            Router = LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, bias: false),
+            Experts = Enumerable.Range(0, spec.Experts).Select(e => ExpertWeights.Load(st,
+                FE(n.ExpertGate, e), FE(n.ExpertUp, e), FE(n.ExpertDown, e), spec.ExpertIntermediate, hidden)).ToArray(),
+            Shared = spec.Shared is { } s ? ExpertWeights.Load(st, F(n.SharedGate, "shared expert"), F(n.SharedUp, "shared expert"),
+                F(n.SharedDown, "shared expert"), s.Intermediate, hidden) : null,
+            SharedGate = spec.Shared is SharedExpertSpec.SigmoidGated
+                ? LinearWeights.Load(st, F(n.SharedExpertGate, "shared expert gate"), 1, hidden, bias: false) : null,
+        };
+    }
+
+    /// <inheritdoc />
+    public override void Visit(DenseMatrixVisitor matrix, Action<float[]> vector)
+    {
+        Router.Visit(matrix, vector);
+        SharedGate?.Visit(matrix, vector);
+        Shared?.Visit(matrix);
+    }
+
+    internal override void Forward(in LayerStep step, IExpertScheduler experts, IRoutingObserver? observer)
+    {
+        var (d, s, t, l) = (step.Device, step.S, step.Tokens, step.Layer);
+        int e = Spec.Experts, k = Spec.TopK, h = Router.W.Cols;
+        d.Linear(Router, s.Xn, s.GateLogits, t);                                // logits [T, E]
+        d.CopyToHost(s.GateLogits, 0, s.HostLogits.AsSpan(0, t * e));
+        // Always checked (T·E floats already on the host): NaN logits would route to no expert at all.
+        NonFiniteException.ThrowIfAny(s.HostLogits.AsSpan(0, t * e), e, step.StartPos, l, "router logits");
+        var r = s.Routing;                                                      // ids, weights [T, K]
+        r.Tokens = t;
+        for (int i = 0; i < t; i++)
+            Layers.Router.Route(Spec.Router, s.HostLogits.AsSpan(i * e, e), r.Experts.AsSpan(i * k, k), r.Weights.AsSpan(i * k, k), s.Probs);
+        if (observer != null)
+        {
+            d.CopyToHost(s.Xn, 0, s.HostGate.AsSpan(0, t * h));
+            observer.OnRouted(l, step.StartPos, s.HostGate.AsSpan(0, t * h), s.HostLogits.AsSpan(0, t * e), r);
+        }
+        experts.RunExperts(l, s.Xn, r, s.Out, t);                               // out [T, H] = Σ_k w_k·Expert_k(xn)
+        switch (Spec.Shared)
+        {
+            case SharedExpertSpec.SigmoidGated:                                 // Qwen2-MoE
+                d.Ffn(Shared!.Value, s.Xn, s.Shared, t);                        // [T, H]
+                d.Linear(SharedGate!, s.Xn, s.GateLogits, t);                   // [T, 1]
+                d.AddSigmoidScaled(s.Out, s.Shared, s.GateLogits, t, h);
+                break;
+            case SharedExpertSpec.Ungated:                                      // DeepSeek
+                d.Ffn(Shared!.Value, s.Xn, s.Shared, t);                        // [T, H]
+                d.Add(s.Out, s.Shared, t * h);
+                break;
+        }
+    }
+}
