@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using Daop.Engine.Analysis;
 using Daop.Engine.Placement;
 using Daop.Kernels.Cpu;
 

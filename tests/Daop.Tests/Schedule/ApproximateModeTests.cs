@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Daop.Engine.Analysis;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;

@@ -1,4 +1,3 @@
-using Daop.Engine.Analysis;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Engine.Placement;

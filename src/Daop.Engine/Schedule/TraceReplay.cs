@@ -1,8 +1,7 @@
 using Daop.Engine.Load.Config;
 using Daop.Engine.Model.Layers;
-using Daop.Engine.Schedule;
 
-namespace Daop.Engine.Analysis;
+namespace Daop.Engine.Schedule;
 
 /// <summary>
 /// An <see cref="IRoutingOverride"/> that replays recorded <see cref="RoutingTrace"/>s: position p of the current
