@@ -43,21 +43,21 @@ static class ExecutorRuns
     static OffloadStats Stats(IExpertScheduler s) => s switch
     {
         OffloadedExpertScheduler o => o.Stats,
-        DaopApproxCpuScheduler c => c.Stats,
+        CpuStandInScheduler c => c.Stats,
         _ => throw new ArgumentException(s.GetType().Name),
     };
 
     static OffloadStats LastStep(IExpertScheduler s) => s switch
     {
         OffloadedExpertScheduler o => o.LastStep,
-        DaopApproxCpuScheduler c => c.LastStep,
+        CpuStandInScheduler c => c.LastStep,
         _ => throw new ArgumentException(s.GetType().Name),
     };
 
     static Residency Residency(IExpertScheduler s) => s switch
     {
         OffloadedExpertScheduler o => o.Residency,
-        DaopApproxCpuScheduler c => c.Residency,
+        CpuStandInScheduler c => c.Residency,
         _ => throw new ArgumentException(s.GetType().Name),
     };
 }
@@ -79,7 +79,7 @@ public class GpuExecutorGoldenTests(GpuFixture gpu, ITestOutputHelper output)
             s.Synchronize();
             s.CheckInvariants();
             var d = (GpuDevice)m.Device;
-            return [$"launches:{d.Launches}", $"copies:{d.Copies}", $"pool:{s.Pool.SlotsInUse}/{s.Pool.Slots}"];
+            return [$"launches:{d.Launches}", $"copies:{d.Copies}", $"pool:{((GpuExpertOffload)s.Offload).Pool.SlotsInUse}/{((GpuExpertOffload)s.Offload).Pool.Slots}"];
         });
 }
 
@@ -91,7 +91,7 @@ public class CpuStandInGoldenTests(ITestOutputHelper output)
     public void CpuStandInMatchesTheGoldens(string model) =>
         ExecutorRuns.Check(model, "cpu", (policy, ratio, replay) => new ModelOptions
         {
-            Experts = (m, _) => DaopApproxCpuScheduler.FromRatio(m, policy, ratio, routingOverride: replay),
+            Experts = (m, _) => CpuStandInScheduler.FromRatio(m, policy, ratio, routingOverride: replay),
         }, output);
 }
 
