@@ -42,7 +42,7 @@ public sealed class PlacementDriver
     readonly OffloadStats _stats = new();
     readonly long _expertBytes;
     readonly int _experts, _topK;
-    readonly bool[,] _onGpu;   // [layer, expert] the residency as last carried out
+    readonly CarriedResidency _carried;
     readonly bool[] _gathered; // [expert] GPU work gathered in this call since the last wave split
     readonly int[] _counts;
     readonly List<PlacementDecision> _activations = [], _loads = [];
@@ -97,9 +97,7 @@ public sealed class PlacementDriver
         Residency = new Residency(layers, _experts, slotsPerLayer);
         _policy.Initialize(Residency, popularity);
         Residency.PendingLoads.Clear();
-        _onGpu = new bool[layers, _experts];
-        for (int l = 0; l < layers; l++)
-            foreach (int e in Residency.Resident(l)) _onGpu[l, e] = true;
+        _carried = new CarriedResidency(Residency);
         _gathered = new bool[_experts];
         _counts = new int[_experts];
         if (policy.Approximate) _approx = new ApproximateExperts(_experts, _topK, policy.ExactLayers);
@@ -199,8 +197,7 @@ public sealed class PlacementDriver
                     LoadOnMiss(layer, e, victim);
                     resident = true;
                 }
-                if (resident) _gathered[e] = true;
-                if (resident) _stats.GpuExpertRuns++;
+                if (resident) { _gathered[e] = true; _stats.GpuExpertRuns++; }
                 else _stats.CpuExpertRuns++;
                 _activations.Add(new(resident ? PlacementAction.RunOnGpu : PlacementAction.RunOnCpu, layer, e, i));
             }
@@ -214,16 +211,16 @@ public sealed class PlacementDriver
     {
         if (victim >= 0)
         {
-            if (!_onGpu[layer, victim]) throw new InvalidOperationException($"policy {_policy.Name} evicts expert {victim} of layer {layer}, which is not resident");
+            if (!_carried.Holds(layer, victim)) throw new InvalidOperationException($"policy {_policy.Name} evicts expert {victim} of layer {layer}, which is not resident");
             bool split = _gathered[victim];
             if (split) Array.Clear(_gathered);
             Residency.Evict(layer, victim);
-            _onGpu[layer, victim] = false;
+            _carried.Set(layer, victim, false);
             _activations.Add(new(PlacementAction.Evict, layer, victim, SplitsWave: split));
         }
         Residency.Load(layer, expert);
         Residency.PendingLoads.Clear();
-        _onGpu[layer, expert] = true;
+        _carried.Set(layer, expert, true);
         _activations.Add(new(PlacementAction.Load, layer, expert, Reason: LoadReason.Miss));
         _stats.MissTransfers++;
         Transferred();
@@ -246,7 +243,7 @@ public sealed class PlacementDriver
         _predictor.Predict(layer, _pos, x);
         _policy.OnPredicted(layer, _predictor.Ids, Residency);
         Reconcile(layer, LoadReason.Prefetch);
-        if (Approximates(layer) && _predictor.Layer == layer)
+        if (Approximates(layer))
         {
             if (_approx!.Predict(layer, _predictor, Residency)) _stats.Substitutions++;
             if (_approx.CpuExperts > 0) _loads.Add(new(PlacementAction.StartPrecalculation, layer, -1));
@@ -278,33 +275,14 @@ public sealed class PlacementDriver
         return CollectionsMarshal.AsSpan(_loads);
     }
 
-    // Carries the policy's changes out: layers with pending loads first, then `layer`.
+    // Carries the policy's changes out and counts the loads.
     void Reconcile(int layer, LoadReason reason)
     {
-        foreach (var (pl, _) in Residency.PendingLoads)
-            if (pl != layer) ReconcileLayer(pl, reason);
-        ReconcileLayer(layer, reason);
-        Residency.PendingLoads.Clear();
-    }
-
-    // Evicts (in expert order) what left the residency, then loads what entered it: pending loads in order, then any other.
-    void ReconcileLayer(int layer, LoadReason reason)
-    {
-        for (int e = 0; e < _experts; e++)
-            if (!Residency.IsResident(layer, e) && _onGpu[layer, e])
-            {
-                _onGpu[layer, e] = false;
-                _loads.Add(new(PlacementAction.Evict, layer, e));
-            }
-        foreach (var (pl, e) in Residency.PendingLoads)
-            if (pl == layer) Load(e);
-        for (int e = 0; e < _experts; e++) Load(e);
-
-        void Load(int e)
+        int from = _loads.Count;
+        _carried.Reconcile(layer, reason, _loads);
+        foreach (var d in CollectionsMarshal.AsSpan(_loads)[from..])
         {
-            if (!Residency.IsResident(layer, e) || _onGpu[layer, e]) return;
-            _onGpu[layer, e] = true;
-            _loads.Add(new(PlacementAction.Load, layer, e, Reason: reason));
+            if (d.Action != PlacementAction.Load) continue;
             if (reason == LoadReason.Prefetch) _stats.PrefetchTransfers++;
             if (reason == LoadReason.Rebalance) _stats.RebalanceTransfers++;
             Transferred();

@@ -265,28 +265,7 @@ public sealed class GpuExpertOffload : IExpertOffload
     }
 
     /// <inheritdoc />
-    public void CheckSlots()
-    {
-        int total = 0;
-        for (int l = 0; l < Pool.Layers; l++)
-        {
-            int n = 0;
-            for (int s = 0; s < Pool.Capacity(l); s++)
-            {
-                int e = Pool.ExpertAt(l, s);
-                if (e < 0) continue;
-                n++;
-                if (Pool.SlotOf(l, e) != s) throw new InvalidOperationException($"layer {l} slot {s} holds {e}, which the pool places in slot {Pool.SlotOf(l, e)}");
-            }
-            if (n != Pool.InUse(l) || n > Pool.Capacity(l))
-                throw new InvalidOperationException($"layer {l}: {n} slots hold an expert, pool says {Pool.InUse(l)} of {Pool.Capacity(l)} slots");
-            total += n;
-        }
-        if (total != Pool.SlotsInUse || total > Pool.Slots)
-            throw new InvalidOperationException($"{total} experts in slots, pool says {Pool.SlotsInUse} of {Pool.Slots} slots");
-        if (Pool.AllocatedBytes != Pool.Slots * Pool.ExpertBytes)
-            throw new InvalidOperationException($"pool holds {Pool.AllocatedBytes} bytes for {Pool.Slots} slots of {Pool.ExpertBytes}");
-    }
+    public void CheckSlots() => Pool.CheckConsistency();
 
     /// <summary>Releases the copy stream, staged host images, slots and scratch (also done by disposing the device).</summary>
     public void Dispose()
