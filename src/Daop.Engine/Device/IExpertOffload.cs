@@ -10,8 +10,6 @@ namespace Daop.Engine.Device;
 /// </summary>
 public interface IExpertOffload : IDisposable
 {
-    /// <summary>Device bytes of one expert in a slot: what one transfer moves.</summary>
-    long ExpertBytes { get; }
     /// <summary>Device bytes of all slots.</summary>
     long PoolBytes { get; }
     /// <summary>Device bytes the device holds in all (dense part and slots).</summary>

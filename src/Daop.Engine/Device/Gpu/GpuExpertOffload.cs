@@ -79,7 +79,7 @@ public sealed class GpuExpertOffload : IExpertOffload
     /// <summary>The CPU expert runner.</summary>
     public CpuExpertRunner Cpu { get; }
 
-    /// <inheritdoc />
+    /// <summary>Device bytes of one expert in a slot: what one transfer moves.</summary>
     public long ExpertBytes => Layout.ExpertBytes;
     /// <inheritdoc />
     public long PoolBytes => Pool.AllocatedBytes;
