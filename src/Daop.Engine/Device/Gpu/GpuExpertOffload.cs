@@ -21,7 +21,6 @@ public sealed class GpuExpertOffload : IExpertOffload
     public const int FusedCombineMaxTokens = GpuResidentExperts.FusedCombineMaxTokens;
 
     readonly GpuDevice _d;
-    readonly ModelWeights _w;
     readonly int _hidden, _inter, _topK;
     readonly ExpertTiles _tiles;      // a wave's positions by slot
     readonly ExpertGroups _cpuGroups; // the CPU positions by expert
@@ -47,7 +46,6 @@ public sealed class GpuExpertOffload : IExpertOffload
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(weights);
         _d = device;
-        _w = weights;
         Layout = ExpertLayout.Of(weights);
         _hidden = Layout.Hidden;
         _inter = Layout.Inter;
