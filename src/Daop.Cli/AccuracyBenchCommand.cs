@@ -67,7 +67,7 @@ static class AccuracyBenchCommand
                     $"{d.PerToken(d.PrecalculatedRuns),8:F2} {d.PredictorRecall,7:F3}"));
             });
         // Only DAOP's approximate mode may change the logits; every other policy must reproduce the reference.
-        var approximate = names.Select(n => PolicyChoice.Create(n, exactLayers)).Where(p => p is Engine.Placement.DaopPolicy { Approximate: true })
+        var approximate = names.Select(n => PolicyChoice.Create(n, exactLayers)).Where(p => p.Approximate)
             .Select(p => p.Name).ToHashSet();
         var bad = report.Rows.Where(r => !approximate.Contains(r.Policy) && !r.IdenticalLogits).ToList();
         foreach (var r in bad) Console.WriteLine($"WARNING: exact policy {r.Policy} at {r.Ratio} differs from the reference");

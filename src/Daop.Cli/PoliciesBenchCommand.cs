@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Daop.Engine.Analysis;
+using Daop.Engine.Schedule;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Load;
 using Daop.Engine.Load.Config;

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using Daop.Engine.Analysis;
 using Daop.Engine.Load;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;

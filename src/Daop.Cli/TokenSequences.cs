@@ -1,4 +1,4 @@
-using Daop.Engine.Analysis;
+using Daop.Engine.Schedule;
 using Daop.Engine.Load;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Daop.Engine.Model;
+using Daop.Engine.Schedule;
 using Daop.Kernels;
 using Daop.Kernels.Cpu;
 using Daop.Kernels.Gpu;
@@ -135,40 +136,22 @@ public static unsafe class GpuBench
         }
         var count = new int[experts];
         foreach (int e in route) count[e]++;
-        // The scheduler's layout: [order P | tiles 3·n | weight bits P], tiles of ≤ tileSize positions of one expert.
-        (int[] Host, int Tiles) Index(int tileSize)
-        {
-            var start = new int[experts + 1];
-            int tiles = 0;
-            for (int e = 0; e < experts; e++) { start[e + 1] = start[e] + count[e]; tiles += (count[e] + tileSize - 1) / tileSize; }
-            var host = new int[p + 4 * tiles + p];
-            var fill = (int[])start.Clone();
-            for (int i = 0; i < p; i++) host[fill[route[i]]++] = i;
-            int tile = 0;
-            for (int e = 0; e < experts; e++)
-                for (int s0 = 0; s0 < count[e]; s0 += tileSize)
-                {
-                    int o = p + 3 * tile++;
-                    host[o] = e; host[o + 1] = start[e] + s0; host[o + 2] = Math.Min(tileSize, count[e] - s0);
-                }
-            for (int i = 0; i < p; i++) host[p + 3 * tiles + i] = BitConverter.SingleToInt32Bits(weights[i]);
-            return (host, tiles);
-        }
         using var x = RandomFloats(accelerator, tokens * hidden, 6);
         using var h = accelerator.Allocate1D<float>((long)p * inter + 4);
         using var yk = accelerator.Allocate1D<float>((long)p * hidden + 4);
         using var y = accelerator.Allocate1D<float>((long)tokens * hidden + 4);
         var st = accelerator.DefaultStream;
         bool batched = count.Max() > GpuKernels.RowTokens;
+        // The schedulers' work list: tiles of ≤ tileSize positions of one expert.
         Action Call(int tileSize)
         {
-            var (host, tiles) = Index(tileSize);
-            var index = accelerator.Allocate1D(host); // freed with the accelerator (a benchmark)
-            var scales = index.View.BaseView.SubView(p + 3 * tiles, p).Cast<float>();
+            var tiles = new ExpertTiles(experts);
+            tiles.Group(route);
+            tiles.Layout(route, weights, tileSize);
+            var index = accelerator.Allocate1D(tiles.Host.ToArray()); // freed with the accelerator (a benchmark)
             return () =>
             {
-                k.GateUp(st, gate, up, x.View, h.View, p, index.View, topK, tiles, p, batched);
-                k.Down(st, down, h.View, yk.View, p, index.View, scales, tiles, p, batched);
+                tiles.Launch(k, st, gate, up, down, x.View, h.View, index.View, topK, batched, yk.View, fusedCombine: false, tokens);
                 k.Combine(st, yk.View, y.View, tokens, topK, hidden);
             };
         }

@@ -67,7 +67,7 @@ public sealed record AccuracyReport(string Model, int Sequences, int Length, int
 }
 
 /// <summary>
-/// Accuracy of the placement policies on the CPU (<see cref="DaopApproxCpuScheduler"/>): for each held-out sequence, the
+/// Accuracy of the placement policies on the CPU (<see cref="CpuStandInScheduler"/>): for each held-out sequence, the
 /// first half is prefilled and the second half decoded token by token feeding the true next token (teacher forcing);
 /// each second-half token's loss comes from the logits that predicted it (the first from the prefill). Then greedy
 /// generation of <see cref="AccuracyOptions.GreedyTokens"/> tokens from the first half is compared with the exact
@@ -122,7 +122,7 @@ public static class AccuracyStudy
                     {
                         var p = make();
                         name = p.Name;
-                        return new DaopApproxCpuScheduler(model, p, slots, popularity);
+                        return new CpuStandInScheduler(model, p, slots, popularity);
                     }, reference);
                     var row = pass.Result(name, ratio, reference);
                     rows.Add(row);
@@ -236,7 +236,7 @@ public static class AccuracyStudy
 
     static OffloadStats? Stats(IExpertScheduler s) => s switch
     {
-        DaopApproxCpuScheduler c => c.Stats,
+        CpuStandInScheduler c => c.Stats,
         OffloadedExpertScheduler o => o.Stats,
         _ => null,
     };

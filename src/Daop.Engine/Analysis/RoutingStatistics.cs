@@ -1,3 +1,5 @@
+using Daop.Engine.Schedule;
+
 namespace Daop.Engine.Analysis;
 
 /// <summary>Cache hit rates of three placements over the decode half of a sequence.</summary>

@@ -27,9 +27,9 @@ public sealed class DaopPolicy(bool approximate, int exactLayers = 1, double swa
 
     /// <inheritdoc />
     public string Name => (approximate ? "daop" : "daop-exact") + (driftWindow > 0 ? "-drift" : "");
-    /// <summary>Pre-calculate predicted CPU experts from the previous layer's gate input (changes the output).</summary>
+    /// <inheritdoc />
     public bool Approximate => approximate;
-    /// <summary>The first layers route exactly with their own gate, even in approximate mode (at least layer 0, which has no previous layer to predict from).</summary>
+    /// <inheritdoc />
     public int ExactLayers => Math.Max(1, exactLayers);
     /// <summary>A CPU expert must be used this many times as often as the coldest GPU expert to swap in.</summary>
     public double SwapMargin => swapMargin;

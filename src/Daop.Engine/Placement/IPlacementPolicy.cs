@@ -18,6 +18,19 @@ public interface IPlacementPolicy
     /// <summary>Name in tables ("lru-on-demand", "daop", ...).</summary>
     string Name { get; }
 
+    /// <summary>
+    /// DAOP's approximate mode: a decoded token's layer l takes as its routing the prediction made at layer l−1, degraded
+    /// against the residency, and its CPU experts' outputs pre-calculated from layer l−1's gate input (this changes what
+    /// is computed). False for exact policies: placement then never changes the output.
+    /// </summary>
+    bool Approximate => false;
+
+    /// <summary>
+    /// With <see cref="Approximate"/>: layers below this one route exactly, with their own gate (at least 1: layer 0 has no
+    /// previous layer to predict from).
+    /// </summary>
+    int ExactLayers => int.MaxValue;
+
     /// <summary>Fills the initial residency (dense weights are always on the GPU; only experts are placed here).</summary>
     /// <param name="r">Empty residency with its slot capacities.</param>
     /// <param name="popularity">[layers, experts] activation counts from a calibration run, or null.</param>

@@ -15,7 +15,7 @@ public sealed class LocalExpertScheduler : IExpertScheduler
 {
     readonly ModelWeights _w;
     readonly int _hidden;
-    readonly int[] _count, _start, _order; // per expert token counts, offsets into _order, [T·K] (token·K + k) grouped by expert
+    readonly ExpertGroups _groups;         // [T·K] (token·K + k) grouped by expert
     readonly float[] _in, _out, _scratch;  // [T, H] gathered inputs, [T, H] expert outputs, [2, T, I] FFN scratch
     readonly IExpertKernel _kernel;
 
@@ -27,9 +27,7 @@ public sealed class LocalExpertScheduler : IExpertScheduler
     {
         _w = weights;
         _hidden = hidden;
-        _count = new int[numExperts];
-        _start = new int[numExperts + 1];
-        _order = new int[maxTokens * topK];
+        _groups = new ExpertGroups(numExperts, maxTokens * topK);
         _in = new float[maxTokens * hidden];
         _out = new float[maxTokens * hidden];
         _scratch = new float[2 * maxTokens * expertInter];
@@ -49,22 +47,15 @@ public sealed class LocalExpertScheduler : IExpertScheduler
         var experts = _w.Layers[layer].Experts;
         ys.AsSpan(0, tokens * h).Clear();
 
-        // Counting sort of (token, slot) pairs by expert.
-        Array.Clear(_count);
-        for (int i = 0; i < tokens * k; i++) _count[r.Experts[i]]++;
-        _start[0] = 0;
-        for (int e = 0; e < _count.Length; e++) _start[e + 1] = _start[e] + _count[e];
-        Span<int> fill = stackalloc int[_count.Length];
-        for (int e = 0; e < _count.Length; e++) fill[e] = _start[e];
-        for (int i = 0; i < tokens * k; i++) _order[fill[r.Experts[i]]++] = i;
-
-        for (int e = 0; e < _count.Length; e++)
+        _groups.Sort(r.Experts.AsSpan(0, tokens * k));
+        for (int e = 0; e < _groups.Keys; e++)
         {
-            int n = _count[e];
+            var group = _groups.Group(e);
+            int n = group.Length;
             if (n == 0) continue;
             for (int j = 0; j < n; j++)
             {
-                int t = _order[_start[e] + j] / k;
+                int t = group[j] / k;
                 xs.AsSpan(t * h, h).CopyTo(_in.AsSpan(j * h, h));
             }
             var ew = experts[e];
@@ -72,7 +63,7 @@ public sealed class LocalExpertScheduler : IExpertScheduler
                 _scratch.AsSpan(0, 2 * n * ew.Gate.Rows));
             for (int j = 0; j < n; j++)
             {
-                int slot = _order[_start[e] + j], t = slot / k;
+                int slot = group[j], t = slot / k;
                 TensorPrimitives.MultiplyAdd(_out.AsSpan(j * h, h), r.Weights[slot], ys.AsSpan(t * h, h), ys.AsSpan(t * h, h));
             }
         }

@@ -1,7 +1,5 @@
-using System.Numerics.Tensors;
-using Daop.Engine.Analysis;
+using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
-using Daop.Kernels.Cpu;
 
 namespace Daop.Engine.Schedule;
 
@@ -14,19 +12,24 @@ public sealed record SimulationResult(string Policy, int DecodeTokens, double De
 }
 
 /// <summary>
-/// Replays routing traces under a placement policy with a cost model. Three timelines advance per layer
-/// as the real scheduler drives them: GPU compute, the copy engine, and CPU expert threads. Results are
-/// deterministic on any machine. The first <c>prefill</c> tokens of each trace are the prompt; their counts
-/// feed <see cref="IPlacementPolicy.OnPrefillCounts"/>. The rest are decoded one token at a time:
+/// Replays routing traces under a placement policy with a cost model: the <see cref="PlacementDriver"/> makes the
+/// decisions (the same code that drives <see cref="OffloadedExpertScheduler"/>), fed by the trace's routing and
+/// predictions, and the simulator charges them to three timelines: GPU compute, the copy engine, and CPU expert
+/// threads. Results are deterministic on any machine. The first <c>prefill</c> tokens of each trace are the prompt: their
+/// counts place every layer (<see cref="PlacementDriver.AfterPrefillChunk"/>; the swaps are copied during the prompt).
+/// The rest are decoded one token at a time; per layer l:
 /// <list type="number">
 /// <item>GPU: dense part of layer l (the gate input is then known).</item>
-/// <item>The prediction for layer l+1 issues prefetch copies (policies that want them) and, in DAOP's
-/// approximate mode, CPU pre-calculations of predicted CPU-resident experts.</item>
-/// <item>Layer l's experts: GPU-resident ones on the GPU (waiting for a copy still in flight),
-/// pre-calculated ones joined from the CPU, misses transferred or run on the CPU as the policy says.</item>
+/// <item>The prediction for layer l+1 issues prefetch copies (policies that want them) and, in DAOP's approximate mode,
+/// CPU pre-calculations of predicted CPU-resident experts.</item>
+/// <item>Layer l's experts: GPU-resident ones on the GPU (waiting for a copy still in flight), pre-calculated ones
+/// joined from the CPU, misses transferred or run on the CPU as the policy said.</item>
 /// <item>The layer ends when the GPU and the CPU work it needs are both done; then the policy may re-place the layer
 /// (AfterDecodeLayer), and its loads queue on the copy engine.</item>
 /// </list>
+/// The driver decides layer l's activations before it predicts layer l+1 (as on the GPU); the policies' decisions do not
+/// depend on that order, and the simulator charges the prediction's copies and pre-calculations first, at the time the
+/// gate input is known.
 /// </summary>
 public static class TraceSimulator
 {
@@ -40,136 +43,96 @@ public static class TraceSimulator
     public static SimulationResult Run(IReadOnlyList<RoutingTrace> traces, IPlacementPolicy policy, IReadOnlyList<int> slotsPerLayer,
         CostModel cost, int prefill, long[,]? popularity)
     {
-        bool approx = policy is DaopPolicy { Approximate: true };
-        int exactLayers = policy is DaopPolicy d ? d.ExactLayers : int.MaxValue;
-        long tokens = 0, hits = 0, activations = 0, cpuRuns = 0, transfers = 0, recallHits = 0, recallTotal = 0;
-        double totalUs = 0, waitUs = 0;
-        int k = traces[0].TopK, experts = traces[0].Experts;
-        var ids = new int[k];
-        var weights = new float[k];
-        var probs = new float[experts];
-        foreach (var tr in traces)
-        {
-            var r = new Residency(tr.Layers, tr.Experts, slotsPerLayer);
-            policy.Initialize(r, popularity);
-            PrefillCounts(tr, prefill, policy, r);
-            r.PendingLoads.Clear(); // prefill swaps are copied during the prompt, before decode starts
-            var ready = new double[tr.Layers, tr.Experts];      // when a prefetch copy lands
-            var cur = new double[tr.Experts];                    // this layer's pre-calculations: done time, or -1
-            var next = new double[tr.Experts];
-            double gpu = 0, pcie = 0, cpu = 0;
-            for (int t = prefill; t < tr.Tokens; t++)
-            {
-                double tokenStart = gpu;
-                Array.Fill(cur, -1);
-                for (int l = 0; l < tr.Layers; l++)
-                {
-                    gpu += cost.DenseLayerUs;
-                    Array.Fill(next, -1);
-                    if (l + 1 < tr.Layers) Predict(tr, t, l + 1);
-
-                    Route(tr, t, l);
-                    double cpuDone = gpu;
-                    foreach (int e in ids)
-                    {
-                        activations++;
-                        if (r.IsResident(l, e))
-                        {
-                            hits++;
-                            if (ready[l, e] > gpu) { waitUs += ready[l, e] - gpu; gpu = ready[l, e]; }
-                            gpu += cost.GpuExpertUs;
-                        }
-                        else if (cur[e] >= 0)
-                        {
-                            cpuRuns++;
-                            cpuDone = Math.Max(cpuDone, cur[e] + cost.CpuRoundTripUs / 2);
-                        }
-                        else if (policy.OnMiss(l, e, r, out int victim) == MissAction.Transfer)
-                        {
-                            if (victim >= 0) r.Evict(l, victim);
-                            r.Load(l, e);
-                            pcie = Math.Max(pcie, gpu) + cost.TransferUs;
-                            transfers++;
-                            waitUs += pcie - gpu;
-                            gpu = pcie + cost.GpuExpertUs;
-                        }
-                        else
-                        {
-                            cpuRuns++;
-                            cpu = cost.CpuExpertEnd(Math.Max(cpu, gpu) + cost.CpuRoundTripUs / 2, pcie);
-                            cpuDone = Math.Max(cpuDone, cpu + cost.CpuRoundTripUs / 2);
-                        }
-                        policy.OnUse(l, e);
-                    }
-                    r.PendingLoads.Clear();
-                    if (cpuDone > gpu) { waitUs += cpuDone - gpu; gpu = cpuDone; }
-                    policy.AfterDecodeLayer(l, r);
-                    Copies();
-                    (cur, next) = (next, cur);
-                }
-                gpu += cost.HeadUs;
-                totalUs += gpu - tokenStart;
-                tokens++;
-            }
-
-            // Layer `nl`'s prediction, made once layer nl−1's gate input exists (gpu is then just past its dense part).
-            void Predict(RoutingTrace tr, int t, int nl)
-            {
-                var pred = tr.Predicted(t, nl);
-                foreach (int e in tr.True(t, nl)) { recallTotal++; if (pred.Contains(e)) recallHits++; }
-                policy.OnPredicted(nl, pred, r);
-                Copies();
-                if (!approx || nl < exactLayers) return;
-                Degraded(tr, t, nl);
-                foreach (int e in ids)
-                    if (!r.IsResident(nl, e))
-                    {
-                        cpu = cost.CpuExpertEnd(Math.Max(cpu, gpu) + cost.CpuRoundTripUs / 2, pcie);
-                        next[e] = cpu;
-                    }
-            }
-
-            // The policy's loads (prefetch, re-placement) queue on the copy engine from now; a GPU use waits for its copy.
-            void Copies()
-            {
-                foreach (var (pl, pe) in r.PendingLoads)
-                {
-                    pcie = Math.Max(pcie, gpu) + cost.TransferUs;
-                    ready[pl, pe] = pcie;
-                    transfers++;
-                }
-                r.PendingLoads.Clear();
-            }
-
-            // The experts layer l runs: its true top-k, or (approximate mode) the degraded prediction.
-            void Route(RoutingTrace tr, int t, int l)
-            {
-                if (approx && l >= exactLayers) Degraded(tr, t, l);
-                else tr.True(t, l).CopyTo(ids);
-            }
-
-            void Degraded(RoutingTrace tr, int t, int l)
-            {
-                tr.Predicted(t, l).CopyTo(ids);
-                Softmax.Forward(tr.PredictedScores(t, l), probs);
-                for (int i = 0; i < k; i++) weights[i] = probs[ids[i]];
-                GracefulDegradation.Apply(l, ids, weights, probs, r);
-            }
-        }
-        return new SimulationResult(policy.Name, (int)tokens, totalUs / 1e6, (double)hits / activations, (double)cpuRuns / tokens,
-            (double)transfers / tokens, waitUs / tokens, recallTotal == 0 ? 0 : (double)recallHits / recallTotal);
+        var timeline = new Timeline(cost);
+        var decode = new OffloadStats();
+        foreach (var tr in traces) decode.Add(timeline.Sequence(tr, policy, slotsPerLayer, prefill, popularity));
+        long tokens = decode.Tokens;
+        return new SimulationResult(policy.Name, (int)tokens, timeline.TotalUs / 1e6, (double)decode.Hits / decode.Activations,
+            (double)decode.CpuExpertRuns / tokens, (double)decode.Transfers / tokens, timeline.WaitUs / tokens,
+            decode.PredictedActivations == 0 ? 0 : (double)decode.PredictionHits / decode.PredictedActivations);
     }
 
-    static void PrefillCounts(RoutingTrace tr, int prefill, IPlacementPolicy policy, Residency r)
+    // The three timelines of one sequence at a time (µs), and the totals over all of them.
+    sealed class Timeline(CostModel cost)
     {
-        var counts = new int[tr.Experts];
-        for (int l = 0; l < tr.Layers; l++)
+        public double TotalUs, WaitUs;
+        double _gpu, _pcie, _cpu, _cpuDone;
+        double[,] _ready = new double[0, 0]; // [layer, expert] when its latest copy lands
+        double[] _cur = [], _next = [];     // [expert] this / the next layer's pre-calculations: done time, or -1
+
+        // Replays one trace; returns the driver's counters over its decode.
+        public OffloadStats Sequence(RoutingTrace tr, IPlacementPolicy policy, IReadOnlyList<int> slotsPerLayer, int prefill, long[,]? popularity)
         {
-            Array.Clear(counts);
-            // DAOP's approximate mode decodes these layers by the predictor, so it places them by the predictor's counts.
-            bool predicted = policy is DaopPolicy { Approximate: true } d && l >= d.ExactLayers;
-            for (int t = 0; t < prefill; t++) foreach (int e in predicted ? tr.Predicted(t, l) : tr.True(t, l)) counts[e]++;
-            policy.OnPrefillCounts(l, counts, r);
+            var replay = new TraceReplay([tr]);
+            var driver = new PlacementDriver(replay, policy, slotsPerLayer, popularity);
+            var routing = new RoutingBatch(Math.Max(prefill, 1), tr.TopK) { Tokens = prefill };
+            driver.BeginChunk(0, prefill);
+            for (int l = 0; l < tr.Layers; l++)
+            {
+                replay.Route(l, 0, routing);
+                driver.AfterPrefillChunk(l, routing, prefill, default); // copied during the prompt, before decode starts
+            }
+            var start = driver.Stats;
+            _ready = new double[tr.Layers, tr.Experts];
+            _cur = new double[tr.Experts];
+            _next = new double[tr.Experts];
+            _gpu = _pcie = _cpu = 0;
+            routing.Tokens = 1;
+            for (int t = prefill; t < tr.Tokens; t++)
+            {
+                double tokenStart = _gpu;
+                Array.Fill(_cur, -1);
+                driver.BeginChunk(t, 1);
+                for (int l = 0; l < tr.Layers; l++) Layer(driver, routing, l);
+                _gpu += cost.HeadUs;
+                TotalUs += _gpu - tokenStart;
+            }
+            return driver.Stats.Since(start);
+        }
+
+        void Layer(PlacementDriver driver, RoutingBatch routing, int l)
+        {
+            _gpu += cost.DenseLayerUs;
+            Array.Fill(_next, -1);
+            var call = driver.BeginLayer(l, routing, 1);
+            var activations = driver.DecideActivations(l, routing, 1);
+            if (call.Next >= 0) Charge(driver.PredictNext(call.Next, default), driver.Approximation);
+            _cpuDone = _gpu;
+            Charge(activations, null);
+            if (_cpuDone > _gpu) { WaitUs += _cpuDone - _gpu; _gpu = _cpuDone; }
+            Charge(driver.AfterDecodeLayer(l), null);
+            (_cur, _next) = (_next, _cur);
+        }
+
+        void Charge(ReadOnlySpan<PlacementDecision> decisions, ApproximateExperts? prediction)
+        {
+            foreach (var d in decisions)
+                switch (d.Action)
+                {
+                    case PlacementAction.Load: // a copy queues on the copy engine from now; a GPU use waits for it
+                        _pcie = Math.Max(_pcie, _gpu) + cost.TransferUs;
+                        _ready[d.Layer, d.Expert] = _pcie;
+                        break;
+                    case PlacementAction.RunOnGpu:
+                        if (_ready[d.Layer, d.Expert] > _gpu) { WaitUs += _ready[d.Layer, d.Expert] - _gpu; _gpu = _ready[d.Layer, d.Expert]; }
+                        _gpu += cost.GpuExpertUs;
+                        break;
+                    case PlacementAction.TakePrecalculated:
+                        _cpuDone = Math.Max(_cpuDone, _cur[d.Expert] + cost.CpuRoundTripUs / 2);
+                        break;
+                    case PlacementAction.RunOnCpu:
+                        _cpu = cost.CpuExpertEnd(Math.Max(_cpu, _gpu) + cost.CpuRoundTripUs / 2, _pcie);
+                        _cpuDone = Math.Max(_cpuDone, _cpu + cost.CpuRoundTripUs / 2);
+                        break;
+                    case PlacementAction.StartPrecalculation: // the predicted CPU experts, in routing order
+                        foreach (int e in prediction!.Ids)
+                            if (prediction.IsPrecalculated(e))
+                            {
+                                _cpu = cost.CpuExpertEnd(Math.Max(_cpu, _gpu) + cost.CpuRoundTripUs / 2, _pcie);
+                                _next[e] = _cpu;
+                            }
+                        break;
+                }
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Daop.Engine.Analysis;
+using Daop.Engine.Schedule;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
 using Xunit.Abstractions;

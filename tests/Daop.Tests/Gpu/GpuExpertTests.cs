@@ -2,6 +2,7 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
+using Daop.Engine.Schedule;
 using Daop.Kernels;
 using Daop.Kernels.Gpu;
 using Daop.Tests.Kernels;

@@ -1,5 +1,6 @@
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
+using Daop.Engine.Schedule;
 using Daop.Tests.Model;
 using Xunit.Abstractions;
 

@@ -4,6 +4,7 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Generate;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
+using Daop.Engine.Schedule;
 using Xunit.Abstractions;
 
 namespace Daop.Tests.Gpu;

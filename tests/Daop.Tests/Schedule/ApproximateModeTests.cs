@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Daop.Engine.Analysis;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
@@ -11,7 +10,7 @@ using Xunit.Abstractions;
 namespace Daop.Tests.Schedule;
 
 /// <summary>
-/// DAOP's approximate mode and the CPU placement scheduler: exact policies on <see cref="DaopApproxCpuScheduler"/> give
+/// DAOP's approximate mode and the CPU placement scheduler: exact policies on <see cref="CpuStandInScheduler"/> give
 /// the local path's logits bit for bit; the approximate mode gives the same logits on the CPU scheduler and on
 /// <see cref="OffloadedExpertScheduler"/> (ILGPU CPU accelerator) for the same residency; graceful degradation leaves at
 /// most K−1 CPU experts per token and layer; a routing override drives both schedulers' bookkeeping identically.
@@ -68,7 +67,7 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         {
             ContextLength = Context,
             MaxChunkTokens = Chunk,
-            Experts = (m, _) => DaopApproxCpuScheduler.FromRatio(m, policy, ratio, routingOverride: replay),
+            Experts = (m, _) => CpuStandInScheduler.FromRatio(m, policy, ratio, routingOverride: replay),
         });
 
     MoeModel LoadGpu(string fixture, IPlacementPolicy policy, double ratio, IRoutingOverride? replay = null) =>
@@ -95,7 +94,7 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         var got = Run(model, want.Tokens);
         Assert.Equal(want.Prefill, got.Prefill);
         for (int i = 0; i < Decode; i++) Assert.Equal(want.Steps[i], got.Steps[i]);
-        var s = ((DaopApproxCpuScheduler)model.Experts).Stats;
+        var s = ((CpuStandInScheduler)model.Experts).Stats;
         Assert.Equal(s.Activations, s.Hits + s.Misses);
         Assert.Equal(s.Activations, s.GpuExpertRuns + s.CpuExpertRuns);
         Assert.Equal(0, s.PrecalculatedRuns);
@@ -137,7 +136,7 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         var want = Reference(fixture);
         using var cpu = LoadCpu(fixture, new DaopPolicy(approximate: true), ratio);
         using var gpuModel = LoadGpu(fixture, new DaopPolicy(approximate: true), ratio);
-        var c = (DaopApproxCpuScheduler)cpu.Experts;
+        var c = (CpuStandInScheduler)cpu.Experts;
         var g = (OffloadedExpertScheduler)gpuModel.Experts;
         Assert.True(c.Approximate && g.Approximate);
         var a = Run(cpu, want.Tokens);
@@ -195,11 +194,13 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
                 for (int t = 0; t < 48; t++) foreach (int id in trace.True(t, l)) counts[id]++;
                 policy.OnPrefillCounts(l, counts, r);
             }
-            using var approx = new ApproximateExperts(model, policy.ExactLayers, background: false);
+            var approx = new ApproximateExperts(e, k, policy.ExactLayers);
+            var predictor = new NextLayerPredictor(model, new TraceReplay([trace])); // the trace's predicted logits, routed by the model's router
             for (int t = 48; t < trace.Tokens; t++)
                 for (int l = 1; l < trace.Layers; l++)
                 {
-                    if (approx.Predict(l, x, trace.PredictedScores(t, l), r)) substitutions++;
+                    predictor.Predict(l, t, x);
+                    if (approx.Predict(l, predictor, r)) substitutions++;
                     checkedTokens++;
                     int off = approx.Ids.ToArray().Count(id => !r.IsResident(l, id));
                     Assert.Equal(off, approx.CpuExperts);
@@ -207,7 +208,7 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
                     var pred = trace.Predicted(t, l).ToArray();
                     Assert.All(approx.Ids.ToArray(), id => Assert.True(pred.Contains(id) || r.IsResident(l, id)));
                     Assert.Equal(1f, approx.Weights.ToArray().Sum(), 4); // Mixtral renormalises
-                    approx.Join();
+                    approx.Reset();
                 }
         }
         Assert.True(substitutions > 0, "some tokens should have had every predicted expert on the CPU");
@@ -216,8 +217,8 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         // End to end on the CPU scheduler: per decoded token, at most K−1 pre-calculated experts per approximated layer.
         foreach (double ratio in new[] { 0.25, 0.5 })
         {
-            model.UseExperts((m, _) => DaopApproxCpuScheduler.FromRatio(m, new DaopPolicy(approximate: true), ratio));
-            var s = (DaopApproxCpuScheduler)model.Experts;
+            model.UseExperts((m, _) => CpuStandInScheduler.FromRatio(m, new DaopPolicy(approximate: true), ratio));
+            var s = (CpuStandInScheduler)model.Experts;
             var cache = model.NewCache();
             var logits = new float[model.Config.VocabSize];
             model.Forward(tokens.AsSpan(0, 48), 0, cache, logits);
@@ -255,7 +256,7 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         replay.Check(cpu.Config);
         var a = Run(cpu, tokens);
         var b = Run(gpuModel, tokens);
-        var sc = ((DaopApproxCpuScheduler)cpu.Experts).Stats;
+        var sc = ((CpuStandInScheduler)cpu.Experts).Stats;
         var sg = ((OffloadedExpertScheduler)gpuModel.Experts).Stats;
         Assert.Equal(sc.Hits, sg.Hits);
         Assert.Equal(sc.Transfers, sg.Transfers);

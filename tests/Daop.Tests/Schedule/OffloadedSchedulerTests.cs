@@ -83,6 +83,9 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         return (tokens, prefill, steps);
     }
 
+    // The device half: slots, host store, layout.
+    static GpuExpertOffload Gpu(OffloadedExpertScheduler s) => (GpuExpertOffload)s.Offload;
+
     MoeModel LoadOffloaded(string fixture, Func<MoeModel, Daop.Engine.Device.IDevice, OffloadedExpertScheduler> experts) =>
         MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions
         {
@@ -112,18 +115,18 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal((long)(Prefix + Decode) * c.TopK * moeLayers, st.Activations);
         Assert.Equal(st.Activations, st.Hits + st.Misses);
         Assert.Equal(st.Activations, st.GpuExpertRuns + st.CpuExpertRuns);
-        Assert.Equal(st.Transfers * s.Layout.ExpertBytes, st.TransferBytes);
-        Assert.Equal(s.Pool.Slots * s.Layout.ExpertBytes, s.PoolBytes);
+        Assert.Equal(st.Transfers * Gpu(s).Layout.ExpertBytes, st.TransferBytes);
+        Assert.Equal(Gpu(s).Pool.Slots * Gpu(s).Layout.ExpertBytes, s.PoolBytes);
         if (ratio == 1)
         {
-            Assert.Equal(c.NumExperts * moeLayers, s.Pool.Slots);
+            Assert.Equal(c.NumExperts * moeLayers, Gpu(s).Pool.Slots);
             Assert.Equal(0, st.Misses);
             Assert.Equal(0, st.Transfers);
             Assert.Equal(0, st.CpuExpertRuns);
         }
         if (ratio == 0)
         {
-            Assert.Equal(0, s.Pool.Slots);
+            Assert.Equal(0, Gpu(s).Pool.Slots);
             Assert.Equal(0, s.PoolBytes);
             Assert.Equal(st.Activations, st.CpuExpertRuns);
             Assert.Equal(0, st.Transfers);
@@ -140,7 +143,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         if (policy == "daop-drift") Assert.True(st.RebalanceTransfers > 0, "the drift cases are chosen so decode re-places an expert");
         if (policy == "lru" && ratio == 0.25) Assert.True(st.SplitWaves > 0, "a prefill chunk should evict an expert it still has to run");
         if (st.GpuExpertRuns == 0) Assert.Equal(0, st.Waves);
-        output.WriteLine($"{what}: {s.Pool.Slots} slots; {st}; {sw.ElapsedMilliseconds} ms");
+        output.WriteLine($"{what}: {Gpu(s).Pool.Slots} slots; {st}; {sw.ElapsedMilliseconds} ms");
     }
 
     /// <summary>Staged (padded, pinned) host images as the transfer source, as on CUDA.</summary>
@@ -155,8 +158,8 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         LogitsAssert.Close(want.Prefill, got.Prefill, "staged prefill");
         for (int i = 0; i < Decode; i++) LogitsAssert.Close(want.Steps[i], got.Steps[i], $"staged decode {i}");
         Assert.True(s.Stats.Transfers > 0);
-        Assert.True(s.Store.PinnedBytes > 0);
-        Assert.Equal(0, s.Store.PinnedBytes % s.Layout.ExpertBytes);
+        Assert.True(Gpu(s).Store.PinnedBytes > 0);
+        Assert.Equal(0, Gpu(s).Store.PinnedBytes % Gpu(s).Layout.ExpertBytes);
     }
 
     [Theory]
@@ -169,7 +172,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
     {
         using var model = LoadOffloaded(fixture, (m, d) => OffloadedExpertScheduler.FromRatio(m, d, Policy(policy), 0.25));
         var s = (OffloadedExpertScheduler)model.Experts;
-        var pool = s.Pool;
+        var pool = Gpu(s).Pool;
         int v = model.Config.VocabSize, slots = pool.Slots;
         Assert.True(slots > 0 && slots < model.Config.NumExperts * model.Config.NumLayers);
         var rng = new Random(fixture.GetHashCode(StringComparison.Ordinal) ^ policy.Length);
@@ -238,8 +241,8 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
             return OffloadedExpertScheduler.FromVramBudget(m, d, new LruPolicy(false), vram, Chunk);
         });
         var s = (OffloadedExpertScheduler)model.Experts;
-        Assert.Equal(5, s.Pool.Slots);
-        Assert.Equal(new[] { 2, 2, 1 }, Enumerable.Range(0, 3).Select(s.Pool.Capacity));
+        Assert.Equal(5, Gpu(s).Pool.Slots);
+        Assert.Equal(new[] { 2, 2, 1 }, Enumerable.Range(0, 3).Select(Gpu(s).Pool.Capacity));
         var got = Run(model, want.Tokens, () =>
         {
             s.CheckInvariants();

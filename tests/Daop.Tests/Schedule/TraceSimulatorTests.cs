@@ -1,4 +1,3 @@
-using Daop.Engine.Analysis;
 using Daop.Engine.Placement;
 using Daop.Engine.Schedule;
 

@@ -200,6 +200,30 @@ public sealed class ExpertSlotPool : IDisposable
         GpuMatrix.Upload(stream, w.Down, d, 0);
     }
 
+    /// <summary>Throws if slot ↔ expert maps disagree, a layer holds more experts than its slots, or the bytes are off.</summary>
+    public void CheckConsistency()
+    {
+        int total = 0;
+        for (int l = 0; l < Layers; l++)
+        {
+            int n = 0;
+            for (int s = 0; s < Capacity(l); s++)
+            {
+                int e = ExpertAt(l, s);
+                if (e < 0) continue;
+                n++;
+                if (SlotOf(l, e) != s) throw new InvalidOperationException($"layer {l} slot {s} holds {e}, which the pool places in slot {SlotOf(l, e)}");
+            }
+            if (n != InUse(l) || n > Capacity(l))
+                throw new InvalidOperationException($"layer {l}: {n} slots hold an expert, pool says {InUse(l)} of {Capacity(l)} slots");
+            total += n;
+        }
+        if (total != SlotsInUse || total > Slots)
+            throw new InvalidOperationException($"{total} experts in slots, pool says {SlotsInUse} of {Slots} slots");
+        if (AllocatedBytes != Slots * ExpertBytes)
+            throw new InvalidOperationException($"pool holds {AllocatedBytes} bytes for {Slots} slots of {ExpertBytes}");
+    }
+
     /// <summary>Frees the device allocation (also done by disposing the device).</summary>
     public void Dispose()
     {

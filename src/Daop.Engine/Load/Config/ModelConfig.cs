@@ -54,6 +54,8 @@ public sealed record ModelConfig
     public int NumLayers => Layers.Count;
     /// <summary>Whether layer <paramref name="layer"/>'s FFN is a MoE block (else a dense MLP).</summary>
     public bool IsMoe(int layer) => Layers[layer].Ffn is FfnSpec.Moe;
+    /// <summary>Per layer: true for a MoE block (a fresh array).</summary>
+    public bool[] MoeMask() => Layers.Select(l => l.Ffn is FfnSpec.Moe).ToArray();
     /// <summary>Layers whose FFN is a MoE block.</summary>
     public int MoeLayerCount => _moeLayers;
     /// <summary>The first n layers only (benchmarks of a truncated model).</summary>

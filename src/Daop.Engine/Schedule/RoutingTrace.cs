@@ -2,7 +2,7 @@ using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Kernels.Cpu;
 
-namespace Daop.Engine.Analysis;
+namespace Daop.Engine.Schedule;
 
 /// <summary>
 /// Per token and MoE layer: the experts the router chose, their weights, and the experts DAOP's

@@ -1,8 +1,7 @@
 using Daop.Engine.Load.Config;
 using Daop.Engine.Model.Layers;
-using Daop.Engine.Schedule;
 
-namespace Daop.Engine.Analysis;
+namespace Daop.Engine.Schedule;
 
 /// <summary>
 /// An <see cref="IRoutingOverride"/> that replays recorded <see cref="RoutingTrace"/>s: position p of the current
@@ -33,6 +32,18 @@ public sealed class TraceReplay : IRoutingOverride
 
     /// <summary>Layers of the traces.</summary>
     public int Layers => _traces[0].Layers;
+
+    /// <summary>Experts per layer of the traces.</summary>
+    public int Experts => _traces[0].Experts;
+
+    /// <summary>Experts per token of the traces.</summary>
+    public int TopK => _traces[0].TopK;
+
+    /// <summary>The K experts the current trace's predictor expected at <paramref name="layer"/> for <paramref name="position"/>.</summary>
+    public ReadOnlySpan<int> Predicted(int layer, int position) => Current.Predicted(position % Current.Tokens, layer);
+
+    /// <summary>The current trace's E predicted logits at <paramref name="layer"/> for <paramref name="position"/>.</summary>
+    public ReadOnlySpan<float> PredictedScores(int layer, int position) => Current.PredictedScores(position % Current.Tokens, layer);
 
     RoutingTrace Current => _traces[(int)((uint)Sequence % (uint)_traces.Count)];
 

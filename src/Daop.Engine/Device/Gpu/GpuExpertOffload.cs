@@ -1,0 +1,280 @@
+using Daop.Engine.Model;
+using Daop.Engine.Model.Layers;
+using Daop.Kernels.Gpu;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Engine.Device.Gpu;
+
+/// <summary>
+/// Offloaded experts on a <see cref="GpuDevice"/> (<see cref="IExpertOffload"/>): an <see cref="ExpertSlotPool"/> of
+/// fixed slots per layer, a <see cref="HostExpertStore"/> for every expert's host copy, an
+/// <see cref="ExpertTransferQueue"/> for host→device copies on their own stream and a <see cref="CpuExpertRunner"/>.
+/// A layer call's GPU activations are gathered into a wave, grouped by slot into tiles (<see cref="ExpertTiles"/>) and
+/// launched: fused gate/up over all of them, then the down projection fused with the combine when everything runs on the
+/// GPU for ≤ <see cref="FusedCombineMaxTokens"/> tokens, else per-position outputs and a combine pass. Routed experts
+/// reach the device only through the pool, never through <see cref="GpuDevice.Matrix"/>.
+/// </summary>
+public sealed class GpuExpertOffload : IExpertOffload
+{
+    /// <summary>Up to this many tokens, an all-GPU call uses the fused down-and-combine kernel.</summary>
+    public const int FusedCombineMaxTokens = GpuResidentExperts.FusedCombineMaxTokens;
+
+    readonly GpuDevice _d;
+    readonly int _hidden, _inter, _topK;
+    readonly ExpertTiles _tiles;      // a wave's positions by slot
+    readonly ExpertGroups _cpuGroups; // the CPU positions by expert
+    readonly bool[] _inWave;          // [slot]
+    readonly List<int> _wave = [];
+    int[] _waveSlot = [], _cpuExpert = [], _rows = []; // [P] slot in the current wave / CPU expert (-1: neither); rows
+    float[] _scales = [];
+    MemoryBuffer1D<int, Stride1D.Dense>? _index;
+    MemoryBuffer1D<float, Stride1D.Dense>? _h, _yk;
+    int _reserved, _layer, _tokens, _gpu, _cpu, _pre;
+    bool _flushed, _ykZeroed, _disposed;
+    DeviceBuffer? _x, _y;
+    RoutingBatch? _r;
+
+    /// <summary>
+    /// Allocates <paramref name="slotsPerLayer"/> slots on <paramref name="device"/> and uploads the experts
+    /// <paramref name="resident"/> names per layer.
+    /// </summary>
+    public GpuExpertOffload(GpuDevice device, ModelWeights weights, int topK, IReadOnlyList<int> slotsPerLayer,
+        IReadOnlyList<IReadOnlyList<int>> resident, HostCopyMode copyMode = HostCopyMode.Auto, long pinnedHostBytes = long.MaxValue,
+        bool pinAhead = false)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(weights);
+        _d = device;
+        Layout = ExpertLayout.Of(weights);
+        _hidden = Layout.Hidden;
+        _inter = Layout.Inter;
+        _topK = topK;
+        int experts = weights.Layers.Max(l => l.Experts.Length), maxSlots = slotsPerLayer.Count == 0 ? 0 : slotsPerLayer.Max();
+        _tiles = new ExpertTiles(maxSlots);
+        _cpuGroups = new ExpertGroups(experts);
+        _inWave = new bool[maxSlots];
+        Pool = new ExpertSlotPool(device, Layout, experts, slotsPerLayer);
+        Store = new HostExpertStore(weights, Layout, device.Accelerator, copyMode, pinnedHostBytes);
+        Transfers = new ExpertTransferQueue(device, Pool, Store);
+        Cpu = new CpuExpertRunner(device, weights, _hidden, _inter);
+        device.Own(this);
+        for (int l = 0; l < resident.Count; l++)
+            foreach (int e in resident[l]) Pool.Upload(device.Stream, l, Pool.Assign(l, e), weights.Layers[l].Experts[e]);
+        if (pinAhead)
+            for (int l = 0; l < weights.Layers.Length; l++)
+                for (int e = 0; e < weights.Layers[l].Experts.Length; e++) Store.Pin(l, e);
+    }
+
+    /// <summary>Shape of every routed expert.</summary>
+    public ExpertLayout Layout { get; }
+    /// <summary>The GPU expert slots.</summary>
+    public ExpertSlotPool Pool { get; }
+    /// <summary>Host copies of every expert.</summary>
+    public HostExpertStore Store { get; }
+    /// <summary>The host→device copy queue.</summary>
+    public ExpertTransferQueue Transfers { get; }
+    /// <summary>The CPU expert runner.</summary>
+    public CpuExpertRunner Cpu { get; }
+
+    /// <summary>Device bytes of one expert in a slot: what one transfer moves.</summary>
+    public long ExpertBytes => Layout.ExpertBytes;
+    /// <inheritdoc />
+    public long PoolBytes => Pool.AllocatedBytes;
+    /// <inheritdoc />
+    public long TotalBytes => _d.AllocatedBytes;
+    /// <inheritdoc />
+    public double CopyWaitSeconds
+    {
+        get
+        {
+            if (!_disposed) Transfers.Poll();
+            return Transfers.WaitSeconds;
+        }
+    }
+    /// <inheritdoc />
+    public double CpuExpertSeconds => Cpu.Seconds;
+
+    /// <inheritdoc />
+    public int SlotOf(int layer, int expert) => Pool.SlotOf(layer, expert);
+
+    /// <summary>Device bytes of the scratch for chunks of <paramref name="tokens"/> (part of the dense budget).</summary>
+    public static long ScratchBytes(int tokens, int topK, int hidden, int inter)
+    {
+        long p = (long)tokens * topK;
+        return GpuMemory.Floats(p * inter) + GpuMemory.Floats(p * hidden) + GpuMemory.Floats((long)tokens * hidden) + 4 * Math.Max(4, IndexLength(p));
+    }
+
+    // [order ≤P | tiles ≤3P | pos P | key P | weight bits P]
+    static long IndexLength(long p) => 7 * p;
+
+    /// <inheritdoc />
+    public void Reserve(int tokens)
+    {
+        if (tokens <= _reserved) return;
+        int p = tokens * _topK;
+        if (_h != null) _d.Free(_h);
+        if (_yk != null) _d.Free(_yk);
+        if (_index != null) _d.Free(_index);
+        _h = _d.AllocateFloats((long)p * _inter);
+        _yk = _d.AllocateFloats((long)p * _hidden);
+        _index = _d.Accelerator.Allocate1D<int>(Math.Max(4, IndexLength(p)));
+        _d.Track(_index);
+        Cpu.Reserve(tokens);
+        _waveSlot = new int[p];
+        _cpuExpert = new int[p];
+        _rows = new int[p];
+        _scales = new float[p];
+        _reserved = tokens;
+    }
+
+    /// <inheritdoc />
+    public void Evict(int layer, int expert, bool splitWave)
+    {
+        if (splitWave)
+        {
+            if (!_ykZeroed) { ZeroYk(); _ykZeroed = true; }
+            LaunchWave(direct: false);
+            _flushed = true;
+        }
+        Pool.Release(layer, expert);
+    }
+
+    /// <inheritdoc />
+    public void Load(int layer, int expert) => Transfers.Enqueue(layer, expert, Pool.Assign(layer, expert));
+
+    /// <inheritdoc />
+    public void Begin(int layer, DeviceBuffer x, DeviceBuffer y, RoutingBatch r, int tokens)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Reserve(tokens);
+        Transfers.Poll();
+        Cpu.Begin(x, tokens);
+        (_layer, _x, _y, _r, _tokens) = (layer, x, y, r, tokens);
+        _waveSlot.AsSpan(0, tokens * _topK).Fill(-1);
+        _cpuExpert.AsSpan(0, tokens * _topK).Fill(-1);
+        _wave.Clear();
+        Array.Clear(_inWave);
+        _flushed = _ykZeroed = false;
+        _gpu = _cpu = _pre = 0;
+    }
+
+    /// <inheritdoc />
+    public ReadOnlySpan<float> Input() => Cpu.Input();
+
+    /// <inheritdoc />
+    public void RunOnGpu(int position)
+    {
+        int s = Pool.SlotOf(_layer, _r!.Experts[position]);
+        _waveSlot[position] = s;
+        _wave.Add(position);
+        _inWave[s] = true;
+        _gpu++;
+    }
+
+    /// <inheritdoc />
+    public void RunOnCpu(int position)
+    {
+        _cpuExpert[position] = _r!.Experts[position];
+        _cpu++;
+    }
+
+    /// <inheritdoc />
+    public void TakePrecalculated(int position) => _pre++;
+
+    /// <inheritdoc />
+    public int LaunchGpu()
+    {
+        // CPU experts' rows come down first: the copy waits for the compute stream, which must not yet hold kernels
+        // waiting on transfers.
+        if (_cpu > 0) Cpu.Input();
+        if (_gpu == 0) return 0;
+        if (!_flushed && _cpu + _pre == 0 && _tokens <= FusedCombineMaxTokens)
+        {
+            LaunchWave(direct: true);
+            return 1;
+        }
+        if (!_ykZeroed && _cpu + _pre > 0) ZeroYk();
+        int waves = _wave.Count > 0 ? 1 : 0;
+        if (waves > 0) LaunchWave(direct: false);
+        _d.Kernels.Combine(_d.Stream, _yk!.View, ((GpuBuffer)_y!).View, _tokens, _topK, _hidden);
+        return waves;
+    }
+
+    void ZeroYk() => _yk!.View.SubView(0, (long)_tokens * _topK * _hidden).MemSetToZero(_d.Stream);
+
+    // Launches the gathered activations (the wave) of the call's layer: fused gate/up, then either the down projection
+    // fused with the combine straight into y (direct) or per-position outputs into yk.
+    void LaunchWave(bool direct)
+    {
+        int p = _tokens * _topK, cap = Pool.Capacity(_layer);
+        var (gate, up, down) = Pool.Matrices(_layer);
+        var slots = _waveSlot.AsSpan(0, p);
+        _tiles.Group(slots);
+        _tiles.Layout(slots, _r!.Weights.AsSpan(0, p), GpuKernels.RowTokens);
+        _tiles.Upload(_d, _index!.View);
+        for (int s = 0; s < cap; s++)
+            if (_tiles.Count(s) > 0) Transfers.BeforeUse(_layer, s);
+        _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)_x!).View, _h!.View, _index.View, _topK, batched: false,
+            direct ? ((GpuBuffer)_y!).View : _yk!.View, fusedCombine: direct, _tokens);
+        for (int s = 0; s < cap; s++)
+            if (_tiles.Count(s) > 0) Transfers.MarkUsed(_layer, s);
+        Transfers.EndUse();
+        foreach (int i in _wave) _waveSlot[i] = -1;
+        _wave.Clear();
+        Array.Clear(_inWave);
+    }
+
+    /// <inheritdoc />
+    public void AddPrecalculated(ReadOnlySpan<float> sum)
+    {
+        if (_pre > 0) Cpu.Accumulate(0, sum);
+    }
+
+    /// <inheritdoc />
+    public void RunCpu()
+    {
+        if (_cpu == 0) return;
+        int k = _topK;
+        _cpuGroups.Sort(_cpuExpert.AsSpan(0, _tokens * k));
+        for (int e = 0; e < _cpuGroups.Keys; e++)
+        {
+            var group = _cpuGroups.Group(e);
+            for (int j = 0; j < group.Length; j++)
+            {
+                _rows[j] = group[j] / k;
+                _scales[j] = _r!.Weights[group[j]];
+            }
+            if (group.Length > 0) Cpu.Run(_layer, e, _rows.AsSpan(0, group.Length), _scales.AsSpan(0, group.Length));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Finish()
+    {
+        if (_cpu + _pre > 0) Cpu.AddTo(_y!, overwrite: _gpu == 0);
+    }
+
+    /// <inheritdoc />
+    public void Synchronize()
+    {
+        _d.Synchronize();
+        Transfers.Synchronize();
+    }
+
+    /// <inheritdoc />
+    public void CheckSlots() => Pool.CheckConsistency();
+
+    /// <summary>Releases the copy stream, staged host images, slots and scratch (also done by disposing the device).</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Transfers.Dispose();
+        Store.Dispose();
+        Pool.Dispose();
+        if (_h != null) _d.Free(_h);
+        if (_yk != null) _d.Free(_yk);
+        if (_index != null) _d.Free(_index);
+    }
+}

@@ -1,0 +1,96 @@
+using Daop.Engine.Model;
+using Daop.Engine.Model.Layers;
+using Daop.Kernels;
+using Daop.Kernels.Gpu;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Engine.Device.Gpu;
+
+/// <summary>
+/// Routed experts on a <see cref="GpuDevice"/> with every expert resident (the device half of
+/// <c>Schedule.GpuExpertScheduler</c>): each layer's gate, up and down matrices are uploaded on first use as three
+/// stacks. Per call the positions are grouped by expert into tiles (<see cref="ExpertTiles"/>), the index goes up in one
+/// copy, and two or three launches run: fused gate/up + SiLU over all routed tiles, then either the down projection with
+/// the weighted combine fused (few tokens: decode) or a grouped down projection plus a combine pass (prefill). Tiles hold
+/// up to 4 positions of one expert for the row kernels; once some expert has more than 4 positions they hold up to
+/// <see cref="GpuKernels.BatchTileTokens"/> (32, or 64 on the bf16 tensor-core path) for the batched kernels, which read
+/// each weight row once per tile.
+/// </summary>
+public sealed class GpuResidentExperts
+{
+    /// <summary>Up to this many tokens use the fused down-and-combine kernel.</summary>
+    public const int FusedCombineMaxTokens = 2;
+
+    readonly ModelWeights _w;
+    readonly GpuDevice _d;
+    readonly int _hidden, _inter;
+    readonly (GpuMatrix Gate, GpuMatrix Up, GpuMatrix Down)?[] _stacks;
+    readonly ExpertTiles _tiles;
+    MemoryBuffer1D<int, Stride1D.Dense>? _index;
+    MemoryBuffer1D<float, Stride1D.Dense>? _h, _yk;
+
+    /// <summary>Experts of <paramref name="weights"/> on <paramref name="device"/>.</summary>
+    public GpuResidentExperts(ModelWeights weights, int hidden, int numExperts, int expertInter, GpuDevice device)
+    {
+        _w = weights;
+        _d = device;
+        _hidden = hidden;
+        _inter = expertInter;
+        _stacks = new (GpuMatrix, GpuMatrix, GpuMatrix)?[weights.Layers.Length];
+        _tiles = new ExpertTiles(numExperts);
+    }
+
+    /// <summary>Experts per layer.</summary>
+    public int Experts => _tiles.Keys;
+
+    (GpuMatrix Gate, GpuMatrix Up, GpuMatrix Down) Stacks(int layer)
+    {
+        if (_stacks[layer] is { } s) return s;
+        var ex = _w.Layers[layer].Experts;
+        var gate = new WeightMatrix[ex.Length];
+        var up = new WeightMatrix[ex.Length];
+        var down = new WeightMatrix[ex.Length];
+        for (int e = 0; e < ex.Length; e++) { gate[e] = ex[e].Gate; up[e] = ex[e].Up; down[e] = ex[e].Down; }
+        var st = (_d.Stack(gate), _d.Stack(up), _d.Stack(down));
+        _stacks[layer] = st;
+        return st;
+    }
+
+    /// <summary>Uploads every layer's experts now rather than on first use.</summary>
+    public void Preload()
+    {
+        for (int l = 0; l < _stacks.Length; l++)
+            if (_w.Layers[l].Experts.Length > 0) Stacks(l);
+    }
+
+    /// <summary>y [T, H] = Σ_k w[t,k] · Expert_{e[t,k]}(x[t]) for <paramref name="layer"/>; the routing's ids must be valid.</summary>
+    public void Run(int layer, DeviceBuffer x, RoutingBatch r, DeviceBuffer y, int tokens)
+    {
+        if (tokens <= 0) return;
+        var (gate, up, down) = Stacks(layer);
+        int k = r.TopK, p = tokens * k;
+        var kern = _d.Kernels;
+        var keys = r.Experts.AsSpan(0, p);
+        _tiles.Group(keys);
+        bool batched = tokens > FusedCombineMaxTokens && _tiles.MaxCount > GpuKernels.RowTokens;
+        _tiles.Layout(keys, r.Weights.AsSpan(0, p), batched ? Math.Min(kern.BatchTileTokens(gate.Type), kern.BatchTileTokens(down.Type)) : GpuKernels.RowTokens);
+        if (_index == null || _index.Length < _tiles.Length)
+        {
+            if (_index != null) _d.Free(_index);
+            _index = _d.Accelerator.Allocate1D<int>(Math.Max(_tiles.Length, 256));
+            _d.Track(_index);
+        }
+        _tiles.Upload(_d, _index.View);
+        var h = _d.Scratch(ref _h, (long)p * _inter);
+        var ys = ((GpuBuffer)y).View;
+        if (tokens <= FusedCombineMaxTokens)
+            _tiles.Launch(kern, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, _index.View, k, batched, ys, fusedCombine: true, tokens);
+        else
+        {
+            var yk = _d.Scratch(ref _yk, (long)p * _hidden);
+            _tiles.Launch(kern, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, _index.View, k, batched, yk, fusedCombine: false, tokens);
+            kern.Combine(_d.Stream, yk, ys, tokens, k, _hidden);
+        }
+    }
+}

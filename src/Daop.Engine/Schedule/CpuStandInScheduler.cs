@@ -1,0 +1,138 @@
+using System.Numerics.Tensors;
+using Daop.Engine.Device;
+using Daop.Engine.Device.Cpu;
+using Daop.Engine.Model;
+using Daop.Engine.Model.Layers;
+using Daop.Engine.Placement;
+using Daop.Kernels.Generated;
+
+namespace Daop.Engine.Schedule;
+
+/// <summary>
+/// The GPU scheduler's stand-in on the CPU device, for accuracy studies without a GPU: the <see cref="PlacementDriver"/>
+/// places experts with any policy exactly as it drives <see cref="OffloadedExpertScheduler"/> (initial placement, misses,
+/// predictions, re-placements) and counts <see cref="Stats"/> the same way, but nothing moves: a <see cref="Residency"/>
+/// only says which experts count as "on the GPU".
+/// </summary>
+/// <remarks>
+/// Exact policies compute what <see cref="LocalExpertScheduler"/> computes, bit for bit (they run it). In DAOP's
+/// approximate mode (<see cref="IPlacementPolicy.Approximate"/>) decoded tokens (chunks of one) take the driver's
+/// prediction as their routing: at layer l+1 (≥ <see cref="IPlacementPolicy.ExactLayers"/>) "GPU" experts run on the
+/// true input and "CPU" ones contribute their outputs pre-calculated (inline, <see cref="PreCalc"/>) from layer l's gate
+/// input: the numerics of the GPU scheduler's approximate mode. Prefill chunks stay exact.
+/// </remarks>
+public sealed class CpuStandInScheduler : IExpertScheduler
+{
+    readonly LocalExpertScheduler _local;
+    readonly ModelWeights _w;
+    readonly PlacementDriver _driver;
+    readonly PreCalc? _precalc;
+    readonly IExpertKernel _kernel;
+    readonly float[] _out, _scratch;
+    readonly bool[] _precalculated; // [K] the decoded token's activations taken pre-calculated
+    readonly int _hidden, _topK;
+
+    /// <summary>
+    /// Places <paramref name="model"/>'s experts with <paramref name="policy"/> (its Initialize, with
+    /// <paramref name="popularity"/>) into <paramref name="slotsPerLayer"/> notional GPU slots.
+    /// </summary>
+    /// <param name="model">The model (its weights and config; the device must be the CPU one when it runs).</param>
+    /// <param name="policy">Placement policy (initialised here).</param>
+    /// <param name="slotsPerLayer">"GPU" expert slots per layer (0 for dense layers), e.g. from <see cref="OffloadBudget.SlotsFromRatio"/>.</param>
+    /// <param name="popularity">[layers, experts] calibration counts for the initial placement, or null.</param>
+    /// <param name="routingOverride">Benchmark-only routing replacement, or null.</param>
+    public CpuStandInScheduler(MoeModel model, IPlacementPolicy policy, int[] slotsPerLayer, long[,]? popularity,
+        IRoutingOverride? routingOverride = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(policy);
+        var c = model.Config;
+        _w = model.Weights;
+        _hidden = c.HiddenSize;
+        _topK = c.TopK;
+        _local = new LocalExpertScheduler(_w, _hidden, c.NumExperts, _topK, c.ExpertIntermediate, model.MaxChunkTokens);
+        _kernel = _local.Kernel;
+        _out = new float[_hidden];
+        _scratch = new float[2 * c.ExpertIntermediate];
+        _precalculated = new bool[_topK];
+        var first = Array.IndexOf(c.MoeMask(), true);
+        long expertBytes = first < 0 ? 0 : _w.Layers[first].Experts[0].ByteLength;
+        if (policy.Approximate) _precalc = new PreCalc(model, background: false);
+        _driver = new PlacementDriver(model, policy, slotsPerLayer, popularity, expertBytes, routingOverride)
+        {
+            Measure = s => { if (_precalc != null) s.PrecalcSeconds = _precalc.Seconds; },
+        };
+    }
+
+    /// <summary>A scheduler with an expert cache ratio (fraction of routed experts counted as on the GPU).</summary>
+    public static CpuStandInScheduler FromRatio(MoeModel model, IPlacementPolicy policy, double ratio, long[,]? popularity = null,
+        IRoutingOverride? routingOverride = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new(model, policy, OffloadBudget.SlotsFromRatio(model.Config, ratio, popularity), popularity, routingOverride);
+    }
+
+    /// <summary>Which experts count as on the GPU.</summary>
+    public Residency Residency => _driver.Residency;
+    /// <summary>The placement policy.</summary>
+    public IPlacementPolicy Policy => _driver.Policy;
+    /// <summary>True when the policy asks for DAOP's approximate mode.</summary>
+    public bool Approximate => _driver.Approximate;
+    /// <summary>The placement driver.</summary>
+    public PlacementDriver Driver => _driver;
+
+    /// <summary>Cumulative counters, as <see cref="OffloadedExpertScheduler.Stats"/> would count them (no launches, no copy waits).</summary>
+    public OffloadStats Stats => _driver.Stats;
+
+    /// <summary>Counters of the latest forward chunk.</summary>
+    public OffloadStats LastStep => _driver.LastStep;
+
+    /// <inheritdoc />
+    public string Description => $"experts on cpu ({_kernel.Name}), placement {Policy.Name}";
+
+    /// <inheritdoc />
+    public void BeginChunk(int startPos, int tokens)
+    {
+        _driver.BeginChunk(startPos, tokens);
+        if (tokens != 1) _precalc?.Reset();
+    }
+
+    /// <inheritdoc />
+    public void RunExperts(int layer, DeviceBuffer x, RoutingBatch r, DeviceBuffer y, int tokens)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        if (tokens <= 0) return;
+        var call = _driver.BeginLayer(layer, r, tokens);
+        if (!call.Substituted) _precalc?.Reset();
+        Array.Clear(_precalculated);
+        foreach (var d in _driver.DecideActivations(layer, r, tokens))
+            if (d.Action == PlacementAction.TakePrecalculated) _precalculated[d.Index] = true;
+
+        var xs = ((CpuBuffer)x).Data;
+        if (call.Substituted) RunApproximate(layer, xs, r, ((CpuBuffer)y).Data);
+        else _local.RunExperts(layer, x, r, y, tokens);
+
+        if (call.Next >= 0)
+            foreach (var d in _driver.PredictNext(call.Next, xs.AsSpan(0, _hidden)))
+                if (d.Action == PlacementAction.StartPrecalculation) _precalc!.Start(d.Layer, xs.AsSpan(0, _hidden), _driver.Approximation!);
+        if (tokens == 1) _driver.AfterDecodeLayer(layer);
+        else _driver.AfterPrefillChunk(layer, r, tokens, xs.AsSpan(0, tokens * _hidden));
+    }
+
+    // One token: "GPU" experts (and any expert not pre-calculated) on the true input, then the pre-calculated sum.
+    void RunApproximate(int layer, float[] x, RoutingBatch r, float[] y)
+    {
+        var xs = x.AsSpan(0, _hidden);
+        var ys = y.AsSpan(0, _hidden);
+        ys.Clear();
+        var experts = _w.Layers[layer].Experts;
+        for (int k = 0; k < _topK; k++)
+        {
+            if (_precalculated[k]) continue;
+            var ew = experts[r.Experts[k]];
+            _kernel.Forward(ew.Gate, ew.Up, ew.Down, xs, _out, 1, _scratch);
+            TensorPrimitives.MultiplyAdd(_out, r.Weights[k], ys, ys);
+        }
+        TensorPrimitives.Add(ys, _precalc!.Join(), ys);
+    }
+}

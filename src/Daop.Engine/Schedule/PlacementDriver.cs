@@ -1,0 +1,291 @@
+using System.Runtime.InteropServices;
+using Daop.Engine.Model;
+using Daop.Engine.Model.Layers;
+using Daop.Engine.Placement;
+
+namespace Daop.Engine.Schedule;
+
+/// <summary>
+/// The one placement protocol: owns the <see cref="Residency"/>, asks the <see cref="IPlacementPolicy"/> at fixed points,
+/// keeps the <see cref="NextLayerPredictor"/> and DAOP's approximate-mode bookkeeping (<see cref="ApproximateExperts"/>),
+/// counts <see cref="OffloadStats"/>, and emits <see cref="PlacementDecision"/>s. Its executors carry the decisions out:
+/// <see cref="OffloadedExpertScheduler"/> on a GPU, <see cref="CpuStandInScheduler"/> on the CPU (accuracy studies) and
+/// <see cref="TraceSimulator"/> against a cost model, so all three make the same decisions by construction.
+/// </summary>
+/// <remarks>
+/// A layer call (layer l, T tokens) goes, in this order:
+/// <list type="number">
+/// <item><see cref="BeginLayer"/>: a routing override replaces the router's choice; the prediction held for l is scored
+/// (recall); in approximate mode a decoded token's routing becomes that prediction (degraded at layer l−1); the first MoE
+/// layer counts the tokens.</item>
+/// <item><see cref="DecideActivations"/>, each routed (token, expert) in token order: pre-calculated (approximate mode) →
+/// take it; resident → GPU (a hit); else the policy's OnMiss: Transfer evicts the named victim (if any) and loads the
+/// expert (a miss transfer), which then runs on the GPU; RunOnCpu → CPU. OnUse follows every activation. An eviction of
+/// an expert whose GPU work was gathered earlier in the call splits the wave: that work is launched before the copy.</item>
+/// <item>Decode: <see cref="PredictNext"/> predicts layer l+1 from layer l's gate input and hands it to OnPredicted; its
+/// loads are prefetches; in approximate mode the prediction is degraded against the residency, held, and its CPU
+/// experts' pre-calculation starts.</item>
+/// <item>Decode: <see cref="AfterDecodeLayer"/> lets the policy re-place layer l (drift); its loads are rebalances.</item>
+/// <item>Prefill: <see cref="AfterPrefillChunk"/> hands the chunk's per-expert counts to OnPrefillCounts (in approximate
+/// mode, for a layer decode will route by the predictor, the predictor's counts made at the layer before); its swaps are
+/// post-prefill loads.</item>
+/// </list>
+/// A policy only changes the residency; the driver turns each change into Evict (in expert order) and Load decisions
+/// against what the executor holds, layer by layer.
+/// </remarks>
+public sealed class PlacementDriver
+{
+    readonly IPlacementPolicy _policy;
+    readonly NextLayerPredictor _predictor;
+    readonly IRoutingOverride? _override;
+    readonly ApproximateExperts? _approx;
+    readonly OffloadStats _stats = new();
+    readonly long _expertBytes;
+    readonly int _experts, _topK;
+    readonly CarriedResidency _carried;
+    readonly bool[] _gathered; // [expert] GPU work gathered in this call since the last wave split
+    readonly int[] _counts;
+    readonly List<PlacementDecision> _activations = [], _loads = [];
+    OffloadStats _stepStart = new();
+    bool _substituted;
+    int _pos;
+
+    /// <summary>
+    /// Places <paramref name="model"/>'s experts with <paramref name="policy"/> (its Initialize, with
+    /// <paramref name="popularity"/>) into <paramref name="slotsPerLayer"/> GPU slots (0 for dense layers).
+    /// </summary>
+    /// <param name="model">The model (its routers predict; its config gives the shape).</param>
+    /// <param name="policy">Placement policy (initialised here).</param>
+    /// <param name="slotsPerLayer">GPU expert slots per layer, e.g. from <see cref="OffloadBudget"/>.</param>
+    /// <param name="popularity">[layers, experts] calibration counts for the initial placement, or null.</param>
+    /// <param name="expertBytes">Bytes one transfer moves (for <see cref="OffloadStats.TransferBytes"/>).</param>
+    /// <param name="routingOverride">Benchmark-only routing replacement, or null.</param>
+    public PlacementDriver(MoeModel model, IPlacementPolicy policy, IReadOnlyList<int> slotsPerLayer, long[,]? popularity, long expertBytes,
+        IRoutingOverride? routingOverride = null)
+        : this(new NextLayerPredictor(model, routingOverride), routingOverride, policy, slotsPerLayer, popularity, expertBytes)
+    { }
+
+    /// <summary>Places experts of a model <paramref name="replay"/> was recorded on (the trace simulator): its traces route and predict.</summary>
+    public PlacementDriver(TraceReplay replay, IPlacementPolicy policy, IReadOnlyList<int> slotsPerLayer, long[,]? popularity)
+        : this(new NextLayerPredictor(replay), replay, policy, slotsPerLayer, popularity, 0)
+    { }
+
+    PlacementDriver(NextLayerPredictor predictor, IRoutingOverride? routingOverride, IPlacementPolicy policy, IReadOnlyList<int> slotsPerLayer,
+        long[,]? popularity, long expertBytes)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(slotsPerLayer);
+        int layers = predictor.Layers;
+        _experts = predictor.Experts;
+        _topK = predictor.TopK;
+        if (slotsPerLayer.Count != layers)
+            throw new ArgumentException($"{slotsPerLayer.Count} slot counts for a model of {layers} layers", nameof(slotsPerLayer));
+        for (int l = 0; l < layers; l++)
+        {
+            int s = slotsPerLayer[l];
+            if (s < 0 || s > _experts)
+                throw new ArgumentOutOfRangeException(nameof(slotsPerLayer), $"layer {l} asks for {s} expert slots; it must be 0..{_experts}");
+            if (s > 0 && !predictor.IsMoe(l)) throw new ArgumentException($"layer {l} is dense and cannot hold expert slots", nameof(slotsPerLayer));
+        }
+        if (popularity != null && (popularity.GetLength(0) != layers || popularity.GetLength(1) != _experts))
+            throw new ArgumentException($"popularity is [{popularity.GetLength(0)}, {popularity.GetLength(1)}], the model [{layers}, {_experts}]", nameof(popularity));
+        if (predictor.FirstMoe < 0) throw new ArgumentException("the model has no MoE layer", "model");
+        _policy = policy;
+        _predictor = predictor;
+        _override = routingOverride;
+        _expertBytes = expertBytes;
+        Residency = new Residency(layers, _experts, slotsPerLayer);
+        _policy.Initialize(Residency, popularity);
+        Residency.PendingLoads.Clear();
+        _carried = new CarriedResidency(Residency);
+        _gathered = new bool[_experts];
+        _counts = new int[_experts];
+        if (policy.Approximate) _approx = new ApproximateExperts(_experts, _topK, policy.ExactLayers);
+    }
+
+    /// <summary>Which experts are on the GPU (the policy's view; executors hold exactly this after each phase).</summary>
+    public Residency Residency { get; }
+    /// <summary>The placement policy.</summary>
+    public IPlacementPolicy Policy => _policy;
+    /// <summary>True when the policy asks for DAOP's approximate mode.</summary>
+    public bool Approximate => _approx != null;
+    /// <summary>The approximate mode's held prediction (what <see cref="PlacementAction.StartPrecalculation"/> computes), or null.</summary>
+    public ApproximateExperts? Approximation => _approx;
+    /// <summary>The first MoE layer (where a forward chunk's counters start).</summary>
+    public int FirstMoe => _predictor.FirstMoe;
+    /// <summary>
+    /// Writes an executor's measured counters (launch waves, copy waits, CPU seconds) into the live stats; called before
+    /// every snapshot.
+    /// </summary>
+    public Action<OffloadStats>? Measure { get; init; }
+
+    /// <summary>The MoE layer after <paramref name="layer"/> (predicted from its gate input), or -1.</summary>
+    public int NextMoe(int layer) => _predictor.NextMoe(layer);
+
+    /// <summary>Cumulative counters.</summary>
+    public OffloadStats Stats => Measured().Snapshot();
+
+    /// <summary>Counters of the latest forward chunk (from its first MoE layer on): per token when decoding.</summary>
+    public OffloadStats LastStep => Measured().Since(_stepStart);
+
+    // The live counters, for executors to add what only they count (launch waves).
+    internal OffloadStats Counters => _stats;
+
+    OffloadStats Measured()
+    {
+        Measure?.Invoke(_stats);
+        return _stats;
+    }
+
+    bool Approximates(int layer) => _approx != null && layer >= _approx.ExactLayers;
+
+    /// <summary>Before each forward chunk: its tokens sit at positions <paramref name="startPos"/>.. (position 0 starts a sequence).</summary>
+    public void BeginChunk(int startPos, int tokens)
+    {
+        _pos = startPos;
+        _predictor.Reset();
+        if (tokens != 1) _approx?.Reset();
+    }
+
+    /// <summary>Step 1 of a layer call (see the remarks): may rewrite <paramref name="r"/>; validates it.</summary>
+    public LayerCall BeginLayer(int layer, RoutingBatch r, int tokens)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        if ((uint)layer >= (uint)_predictor.Layers || !_predictor.IsMoe(layer)) throw new ArgumentException($"layer {layer} is not an MoE layer", nameof(layer));
+        if (r.TopK != _topK) throw new ArgumentException($"routing has top-{r.TopK}, the model top-{_topK}", nameof(r));
+        _override?.Route(layer, _pos, r);
+        _predictor.Score(layer, r, tokens, _stats);
+        _substituted = _approx?.ApplyOrReset(layer, r, tokens) == true;
+        for (int i = 0; i < tokens * _topK; i++)
+            if ((uint)r.Experts[i] >= (uint)_experts)
+                throw new ArgumentOutOfRangeException(nameof(r), $"expert {r.Experts[i]} of slot {i} is outside [0, {_experts})");
+        if (layer == FirstMoe)
+        {
+            _stepStart = Measured().Snapshot();
+            _stats.Tokens += tokens;
+        }
+        int next = _predictor.NextMoe(layer);
+        return new LayerCall(_substituted, tokens == 1 ? next : -1, tokens > 1 && Approximates(next));
+    }
+
+    /// <summary>
+    /// Step 2: where each activation runs, with the misses' evictions and loads in between. The span is valid until the next
+    /// call of this method.
+    /// </summary>
+    public ReadOnlySpan<PlacementDecision> DecideActivations(int layer, RoutingBatch r, int tokens)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        _activations.Clear();
+        Array.Clear(_gathered);
+        for (int i = 0; i < tokens * _topK; i++)
+        {
+            int e = r.Experts[i];
+            _stats.Activations++;
+            bool resident = Residency.IsResident(layer, e);
+            if (resident) _stats.Hits++;
+            else _stats.Misses++;
+            if (_substituted && _approx!.IsPrecalculated(e))
+            {
+                _stats.CpuExpertRuns++;
+                _stats.PrecalculatedRuns++;
+                _activations.Add(new(PlacementAction.TakePrecalculated, layer, e, i));
+            }
+            else
+            {
+                if (!resident && _policy.OnMiss(layer, e, Residency, out int victim) == MissAction.Transfer)
+                {
+                    LoadOnMiss(layer, e, victim);
+                    resident = true;
+                }
+                if (resident) { _gathered[e] = true; _stats.GpuExpertRuns++; }
+                else _stats.CpuExpertRuns++;
+                _activations.Add(new(resident ? PlacementAction.RunOnGpu : PlacementAction.RunOnCpu, layer, e, i));
+            }
+            _policy.OnUse(layer, e);
+        }
+        if (_substituted) _approx!.Reset(); // the prediction is consumed
+        return CollectionsMarshal.AsSpan(_activations);
+    }
+
+    void LoadOnMiss(int layer, int expert, int victim)
+    {
+        if (victim >= 0)
+        {
+            if (!_carried.Holds(layer, victim)) throw new InvalidOperationException($"policy {_policy.Name} evicts expert {victim} of layer {layer}, which is not resident");
+            bool split = _gathered[victim];
+            if (split) Array.Clear(_gathered);
+            Residency.Evict(layer, victim);
+            _carried.Set(layer, victim, false);
+            _activations.Add(new(PlacementAction.Evict, layer, victim, SplitsWave: split));
+        }
+        Residency.Load(layer, expert);
+        Residency.PendingLoads.Clear();
+        _carried.Set(layer, expert, true);
+        _activations.Add(new(PlacementAction.Load, layer, expert, Reason: LoadReason.Miss));
+        _stats.MissTransfers++;
+        Transferred();
+    }
+
+    void Transferred()
+    {
+        _stats.Transfers++;
+        _stats.TransferBytes += _expertBytes;
+    }
+
+    /// <summary>
+    /// Step 3 (decode): predicts <paramref name="layer"/> (the next MoE layer) from <paramref name="x"/> [H], the current
+    /// layer's gate input; the policy may prefetch; in approximate mode the prediction is degraded and held. The span is
+    /// valid until the next call of a phase that loads.
+    /// </summary>
+    public ReadOnlySpan<PlacementDecision> PredictNext(int layer, ReadOnlySpan<float> x)
+    {
+        _loads.Clear();
+        _predictor.Predict(layer, _pos, x);
+        _policy.OnPredicted(layer, _predictor.Ids, Residency);
+        Reconcile(layer, LoadReason.Prefetch);
+        if (Approximates(layer))
+        {
+            if (_approx!.Predict(layer, _predictor, Residency)) _stats.Substitutions++;
+            if (_approx.CpuExperts > 0) _loads.Add(new(PlacementAction.StartPrecalculation, layer, -1));
+        }
+        return CollectionsMarshal.AsSpan(_loads);
+    }
+
+    /// <summary>Step 4 (decode): the policy may re-place <paramref name="layer"/> once it has run a token.</summary>
+    public ReadOnlySpan<PlacementDecision> AfterDecodeLayer(int layer)
+    {
+        _loads.Clear();
+        _policy.AfterDecodeLayer(layer, Residency);
+        if (Residency.PendingLoads.Count > 0) Reconcile(layer, LoadReason.Rebalance);
+        return CollectionsMarshal.AsSpan(_loads);
+    }
+
+    /// <summary>
+    /// Step 5 (prefill): the chunk's <paramref name="tokens"/> routed by <paramref name="r"/> place <paramref name="layer"/>;
+    /// <paramref name="x"/> [T, H] is its gate input, read when <see cref="LayerCall.CountsNext"/>.
+    /// </summary>
+    public ReadOnlySpan<PlacementDecision> AfterPrefillChunk(int layer, RoutingBatch r, int tokens, ReadOnlySpan<float> x)
+    {
+        _loads.Clear();
+        _predictor.PrefillCounts(layer, r, tokens, _counts);
+        _policy.OnPrefillCounts(layer, _counts, Residency);
+        Reconcile(layer, LoadReason.PostPrefill);
+        int next = _predictor.NextMoe(layer);
+        if (Approximates(next)) _predictor.CountNext(next, x, tokens, _pos);
+        return CollectionsMarshal.AsSpan(_loads);
+    }
+
+    // Carries the policy's changes out and counts the loads.
+    void Reconcile(int layer, LoadReason reason)
+    {
+        int from = _loads.Count;
+        _carried.Reconcile(layer, reason, _loads);
+        foreach (var d in CollectionsMarshal.AsSpan(_loads)[from..])
+        {
+            if (d.Action != PlacementAction.Load) continue;
+            if (reason == LoadReason.Prefetch) _stats.PrefetchTransfers++;
+            if (reason == LoadReason.Rebalance) _stats.RebalanceTransfers++;
+            Transferred();
+        }
+    }
+}

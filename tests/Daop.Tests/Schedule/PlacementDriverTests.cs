@@ -1,0 +1,91 @@
+using Daop.Engine.Model.Layers;
+using Daop.Engine.Placement;
+using Daop.Engine.Schedule;
+
+namespace Daop.Tests.Schedule;
+
+/// <summary>The decisions <see cref="PlacementDriver"/> emits, on hand-made traces (no model).</summary>
+public class PlacementDriverTests
+{
+    static RoutingTrace Trace(int layers, int experts, int topK, int[] trueIds, int[] predictedIds, float[]? logits = null) => new()
+    {
+        Layers = layers, Experts = experts, TopK = topK, Tokens = trueIds.Length / (layers * topK),
+        TrueIds = trueIds, TrueWeights = Enumerable.Repeat(1f / topK, trueIds.Length).ToArray(),
+        PredictedIds = predictedIds, PredictedLogits = logits ?? new float[trueIds.Length / topK * experts],
+    };
+
+    static (PlacementAction, int, int) Of(PlacementDecision d) => (d.Action, d.Expert, d.Index);
+
+    [Fact]
+    public void AMissThatEvictsAnExpertGatheredInTheCallSplitsTheWave()
+    {
+        // One layer, one slot (expert 0 by round-robin); a two-token chunk routes 0 then 1.
+        var replay = new TraceReplay([Trace(1, 3, 1, [0, 1], [0, 0])]);
+        var driver = new PlacementDriver(replay, new LruPolicy(prefetch: false), [1], null);
+        var r = new RoutingBatch(2, 1) { Tokens = 2 };
+        driver.BeginChunk(0, 2);
+        var call = driver.BeginLayer(0, r, 2);
+        Assert.Equal(-1, call.Next);
+        var d = driver.DecideActivations(0, r, 2).ToArray();
+        Assert.Equal([(PlacementAction.RunOnGpu, 0, 0), (PlacementAction.Evict, 0, -1), (PlacementAction.Load, 1, -1), (PlacementAction.RunOnGpu, 1, 1)],
+            d.Select(Of));
+        Assert.True(d[1].SplitsWave);
+        Assert.Equal(LoadReason.Miss, d[2].Reason);
+        var s = driver.Stats;
+        Assert.Equal((1, 1, 1, 1), (s.Hits, s.Misses, s.MissTransfers, s.Transfers));
+        Assert.Equal(0, s.SplitWaves); // launch waves are the GPU executor's to count
+    }
+
+    [Fact]
+    public void APredictionPrefetchesIntoTheNextLayer()
+    {
+        // Two layers, one slot each (experts 0 and 1 by round-robin); layer 1 is predicted to use 3.
+        var replay = new TraceReplay([Trace(2, 4, 1, [0, 2], [-1, 3])]);
+        var driver = new PlacementDriver(replay, new LruPolicy(prefetch: true), [1, 1], null);
+        var r = new RoutingBatch(1, 1) { Tokens = 1 };
+        driver.BeginChunk(0, 1);
+        var call = driver.BeginLayer(0, r, 1);
+        Assert.Equal(1, call.Next);
+        Assert.Equal([(PlacementAction.RunOnGpu, 0, 0)], driver.DecideActivations(0, r, 1).ToArray().Select(Of));
+        var p = driver.PredictNext(call.Next, default).ToArray();
+        Assert.Equal([(PlacementAction.Evict, 1, -1), (PlacementAction.Load, 3, -1)], p.Select(Of));
+        Assert.All(p, x => Assert.Equal(1, x.Layer));
+        Assert.Equal(LoadReason.Prefetch, p[1].Reason);
+        Assert.Empty(driver.AfterDecodeLayer(0).ToArray());
+        driver.BeginLayer(1, r, 1);                                // routes 2: the prefetch missed
+        Assert.Equal([(PlacementAction.Evict, 3, -1), (PlacementAction.Load, 2, -1), (PlacementAction.RunOnGpu, 2, 0)],
+            driver.DecideActivations(1, r, 1).ToArray().Select(Of));
+        var s = driver.Stats;
+        Assert.Equal((1, 1, 2, 1), (s.PredictedActivations, s.PrefetchTransfers, s.Transfers, s.MissTransfers));
+        Assert.Equal(0, s.PredictionHits);
+    }
+
+    [Fact]
+    public void ApproximateModeTakesTheDegradedPredictionAndItsPrecalculatedExpert()
+    {
+        // Top-2 of 4, two slots per layer (layer 1 holds 1 and 2). Layer 1 is predicted {3, 0}, both off the GPU:
+        // degradation swaps the lower-weight 0 for the best resident by probability (1), so 3 is pre-calculated.
+        var logits = new float[2 * 4];
+        logits[4 + 0] = 2; logits[4 + 1] = 1; logits[4 + 2] = 0.5f; logits[4 + 3] = 3;
+        var replay = new TraceReplay([Trace(2, 4, 2, [0, 1, 1, 2], [-1, -1, 3, 0], logits)]);
+        var policy = new DaopPolicy(approximate: true);
+        Assert.True(((IPlacementPolicy)policy).Approximate);
+        Assert.False(((IPlacementPolicy)new LruPolicy(false)).Approximate);
+        var driver = new PlacementDriver(replay, policy, [2, 2], null);
+        var r = new RoutingBatch(1, 2) { Tokens = 1 };
+        driver.BeginChunk(0, 1);
+        var call = driver.BeginLayer(0, r, 1);
+        Assert.False(call.Substituted);
+        driver.DecideActivations(0, r, 1);
+        var p = driver.PredictNext(call.Next, default).ToArray();
+        Assert.Equal([(PlacementAction.StartPrecalculation, -1, -1)], p.Select(Of));
+        Assert.Equal(new[] { 3, 1 }, driver.Approximation!.Ids.ToArray());
+        Assert.True(driver.Approximation.IsPrecalculated(3));
+        driver.AfterDecodeLayer(0);
+        Assert.True(driver.BeginLayer(1, r, 1).Substituted);
+        Assert.Equal(new[] { 3, 1 }, r.Experts);
+        Assert.Equal([(PlacementAction.TakePrecalculated, 3, 0), (PlacementAction.RunOnGpu, 1, 1)], driver.DecideActivations(1, r, 1).ToArray().Select(Of));
+        var s = driver.Stats;
+        Assert.Equal((1, 1, 3), (s.Substitutions, s.PrecalculatedRuns, s.GpuExpertRuns)); // layer 0: two GPU runs
+    }
+}
