@@ -84,11 +84,11 @@ public class GpuExpertTests(GpuFixture gpu)
     {
         using var ex = new Expert(type, hidden, inter, hidden + inter);
         var x = NativeWeights.Floats(tokens * hidden, 3);
-        using var dev = new GpuDevice(gpu.Accelerator);
+        using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes));
         var xb = dev.Allocate(tokens * hidden);
         var yb = dev.Allocate(tokens * hidden);
         ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
-        gpu.WithLanes(lanes, 1, () => dev.Ffn(ex.W, xb, yb, tokens));
+        dev.Ffn(ex.W, xb, yb, tokens);
         var got = new float[tokens * hidden];
         dev.CopyToHost(yb, 0, got);
         for (int t = 0; t < tokens; t++)
@@ -135,7 +135,7 @@ public class GpuExpertTests(GpuFixture gpu)
         try
         {
             var weights = OneLayer(experts.Select(e => e.W).ToArray());
-            using var dev = new GpuDevice(gpu.Accelerator);
+            using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes));
             var sched = new GpuExpertScheduler(weights, hidden, numExperts, inter, dev);
             var rng = new Random(tokens * 7 + topK);
             var routing = new RoutingBatch(tokens, topK) { Tokens = tokens };
@@ -152,7 +152,7 @@ public class GpuExpertTests(GpuFixture gpu)
             var xb = dev.Allocate(tokens * hidden);
             var yb = dev.Allocate(tokens * hidden);
             ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
-            gpu.WithLanes(lanes, 1, () => sched.RunExperts(0, xb, routing, yb, tokens));
+            sched.RunExperts(0, xb, routing, yb, tokens);
             var got = new float[tokens * hidden];
             dev.CopyToHost(yb, 0, got);
             for (int t = 0; t < tokens; t++)
