@@ -81,10 +81,10 @@ public sealed record GpuKernelOptions
             throw new ArgumentOutOfRangeException(nameof(GemvUnroll), r.GemvUnroll, "2, 4 or 8");
         if (r.GemvGroupSize < warp || r.GemvGroupSize > maxGroup || r.GemvGroupSize % warp != 0)
             throw new ArgumentOutOfRangeException(nameof(GemvGroupSize), r.GemvGroupSize, $"a multiple of {warp} ≤ {maxGroup}");
-        if (r.TensorCores == true && (r.MmaGroupSize < 32 || r.MmaGroupSize > maxGroup || r.MmaGroupSize % 32 != 0))
-            throw new ArgumentOutOfRangeException(nameof(MmaGroupSize), r.MmaGroupSize, $"a multiple of 32 ≤ {maxGroup}");
         if (r.TensorCores == true && isCpu && warp != 32)
             throw new NotSupportedException("the emulated tensor-core kernels need 32-wide warps");
+        if (r.TensorCores == true && (r.MmaGroupSize < 32 || r.MmaGroupSize > maxGroup || r.MmaGroupSize % 32 != 0))
+            throw new ArgumentOutOfRangeException(nameof(MmaGroupSize), r.MmaGroupSize, $"a multiple of 32 ≤ {maxGroup}");
         return r;
     }
 }
