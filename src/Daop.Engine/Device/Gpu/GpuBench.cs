@@ -270,7 +270,7 @@ public static unsafe class GpuBench
         return new GpuModelCheck(worst, perToken, decode > 0 ? seconds / decode * 1e3 : 0, dev.AllocatedBytes);
     }
 
-    static double BestSecondsPerCall(Accelerator acc, int iters, Action call)
+    internal static double BestSecondsPerCall(Accelerator acc, int iters, Action call)
     {
         iters = Math.Max(1, iters);
         call();
