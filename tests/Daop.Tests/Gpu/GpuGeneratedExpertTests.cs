@@ -1,5 +1,8 @@
 using Daop.Engine.Device.Gpu;
+using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
+using Daop.Engine.Placement;
+using Daop.Engine.Schedule;
 using Daop.Kernels;
 using Daop.Kernels.Generated;
 using Daop.Kernels.Gpu;
@@ -124,6 +127,62 @@ public class GpuGeneratedExpertTests(GpuFixture gpu)
             GpuExpertTests.AssertClose(want, mag, row, $"T={tokens} lanes={lanes} token {t} vs reference");
             GpuExpertTests.AssertClose(generic.Skip(t * hidden).Take(hidden).Select(v => (double)v).ToArray(), mag, row,
                 $"T={tokens} lanes={lanes} token {t} vs generic");
+        }
+    }
+
+    /// <summary>
+    /// The embedded tiny-mixtral-code (256 × 256 bf16, a built-in generated shape) through both GPU expert schedulers:
+    /// the default kernel set runs generated launches, and its logits equal the generic set's and the CPU path's within
+    /// the goldens' 1e-4 · max(1, max |ref|). Offloaded: half the experts in GPU slots, the rest on the CPU (LRU).
+    /// </summary>
+    [Theory]
+    [InlineData("resident")]
+    [InlineData("offloaded")]
+    public void DefaultModelRunsGeneratedKernelsOnBothSchedulers(string scheduler)
+    {
+        string dir = TestPaths.DefaultModel;
+        int[] tokens = [1, 5, 9, 200, 17, 33, 4000, 12];
+        const int prefix = 6;
+        float[][] Run(MoeModel m)
+        {
+            int v = m.Config.VocabSize;
+            var cache = m.NewCache();
+            var steps = new float[tokens.Length - prefix + 1][];
+            steps[0] = new float[v];
+            m.Forward(tokens.AsSpan(0, prefix), 0, cache, steps[0]);
+            for (int i = prefix; i < tokens.Length; i++)
+            {
+                steps[i - prefix + 1] = new float[v];
+                m.Forward(tokens.AsSpan(i, 1), i, cache, steps[i - prefix + 1]);
+            }
+            return steps;
+        }
+        (float[][] Logits, long Generated) RunGpu(GpuKernelOptions options)
+        {
+            using var m = MoeModel.Load(dir, new ModelOptions
+            {
+                ContextLength = 16,
+                MaxChunkTokens = 4,
+                Device = _ => new GpuDevice(gpu.Accelerator, options),
+                Experts = scheduler == "resident"
+                    ? (m, d) => new GpuExpertScheduler(m, d)
+                    : (m, d) => OffloadedExpertScheduler.FromRatio(m, d, new LruPolicy(prefetch: false), 0.5),
+            });
+            var k = ((GpuDevice)m.Device).Kernels;
+            long g0 = k.GeneratedLaunches;
+            var logits = Run(m);
+            return (logits, k.GeneratedLaunches - g0);
+        }
+        using var cpu = MoeModel.Load(dir, new ModelOptions { ContextLength = 16 });
+        var want = Run(cpu);
+        var generated = RunGpu(GpuKernelOptions.Default);
+        var generic = RunGpu(new GpuKernelOptions { GeneratedExperts = [] });
+        Assert.True(generated.Generated > 0, "no generated launch");
+        Assert.Equal(0, generic.Generated);
+        for (int i = 0; i < want.Length; i++)
+        {
+            LogitsAssert.Close(want[i], generated.Logits[i], $"{scheduler} step {i} generated vs CPU");
+            LogitsAssert.Close(generic.Logits[i], generated.Logits[i], $"{scheduler} step {i} generated vs generic");
         }
     }
 
