@@ -1,54 +1,61 @@
 #!/usr/bin/env bash
-# GPU kernels by op (issue 12), on the CUDA machine: every kernel against the CPU path, then the generic vs the
-# generated expert kernels timed on the engine's path. .NET is absent there, so this runs the self-contained daop that
-# bench/device-pack.sh packed into .device-carry/daop.tar.xz (pack it here first, then carry .device-carry):
+# GPU kernels by op (issue 12) on the CUDA machine: every kernel against the CPU path, then the generic vs the generated
+# expert kernels timed on the engine's path. .NET is absent there, so this runs the self-contained daop that
+# bench/device-pack.sh packs into .device-carry/daop.tar.xz (unpacked to /tmp/daop on first use):
 #
-#   here:    bench/device-pack.sh
-#   device:  bench/device-gpu-ops.sh            (from the repository root; models/ and tests/fixtures/ are read there)
+#   here:    bench/device-pack.sh                      (then carry .device-carry to the device)
+#   device:  bench/device-gpu-ops.sh [STEP...]         from the repository root (models/, tests/fixtures/ are read there)
 #
-# Prints, in order (each line also goes to $OUT/gpu-ops.txt when $OUT is set):
-#   1. nvidia-smi's GPU name, memory and driver;
-#   2. `daop bench gpu-ops --check-only`: the default kernel set's resolved options, then one line per kernel family
-#      and kernel set: "check <family> [<set>]: N cases, worst error/tolerance W (<worst case>) ok|FAIL", and
-#      "checks: F families, X failed". Sets: default (tensor cores on sm_80+, generated expert kernels), fma (tensor
-#      cores off), lanes 4 (sub-warp row teams), generic experts (no generated kernels). Tolerances are the GPU tests'.
-#   3. `daop bench gpu-ops --model-only` on the default model and every HF test fixture: GPU vs CPU logits with the
-#      generic and with the generated expert kernels ("max relative logit error E, N launches/token ok|FAIL", decode
-#      ms/token and the speed-up).
-#   4. `daop bench gpu-ops` timings: "engine experts <model> HxI bf16, E experts top-K, T tokens: generic G us,
-#      generated S us (G/S x), L generated launches/call, max rel diff D" for Mixtral-8x7B, Qwen3-30B-A3B, OLMoE-1B-7B
-#      and tiny-mixtral-code at 1, 2 and 3 tokens (GpuExpertScheduler.RunExperts: host tiling + index copy + launches,
-#      best of 5 batches of 40 calls cycling 16 routings); the GEMV bf16 14336x4096 sweep over unroll {2,4,8} × group
-#      {64,128,256} (one kernel set per setting); the default model with either kernel set again. (Its check lines
-#      repeat step 2's.)
-#   5. `daop bench gpu` (the existing benchmark, for comparison with bench/results/h100-bench-gpu*.txt), whose expert
-#      FFN line now adds "generated routed (engine launcher)".
-# Exit status: 1 when any check or model comparison failed, else 0.
+# STEP is checks, models, timings or bench-gpu (default: all four, in that order; each takes a few minutes at most,
+# so they can go in separate calls). Every line also goes to $OUT/gpu-ops.txt when $OUT is set. It prints:
+#   nvidia-smi's GPU name, memory and driver, then per step a "== step" header and:
+#   checks     `daop bench gpu-ops --part checks`: the default kernel set's resolved options ("default kernel set:
+#              lanes 32, ..., tensor cores on, GEMV unroll 4 group 128, MMA group 128, 11 generated expert shapes"),
+#              one line per kernel family and kernel set, "check <family> [<set>]: N cases, worst error/tolerance W
+#              (<worst case>) ok|FAIL", and "checks: F families, X failed". Families: linear (per dtype: decode GEMV,
+#              row, tile / tensor-core), experts (routed through GpuExpertScheduler, per dtype at 40x24 and bf16 at every
+#              generated shape, marked "generated" where the set runs generated kernels), dense FFN, norm, the generated
+#              kernels' own Forward, attention, rope, embed, element-wise. Sets: default (tensor cores on sm_80+,
+#              generated expert kernels), fma (tensor cores off), lanes 4 (sub-warp row teams), generic experts (no
+#              generated kernels). Tolerances are the GPU tests'; W <= 1 passes.
+#   models     `daop bench gpu-ops --part models` on models/tiny-mixtral-code and every tests/fixtures/hf-fixtures
+#              model: "model <name> decode, generic|generated expert kernels: T ms/token, max relative logit error E,
+#              N launches/token ok|FAIL" (GPU vs CPU logits over a 12-token prefill and 8 decode steps) and "model
+#              <name> decode speed-up from generated kernels: R x". Only tiny-mixtral-code has a generated shape.
+#   timings    `daop bench gpu-ops --part timings`: "engine experts <model> HxI bf16, E experts top-K, T token(s):
+#              generic G us, generated S us (G/S x), L generated launches/call, max rel diff D" for Mixtral-8x7B
+#              (8 top-2), Qwen3-30B-A3B (128 top-8), OLMoE-1B-7B (64 top-8) and tiny-mixtral-code at 1, 2 and 3 tokens
+#              (GpuExpertScheduler.RunExperts: host tiling, index copy, gate/up + down(-combine) launches; best of 5
+#              batches of 40 calls cycling 16 routings); then "GEMV bf16 14336x4096 unroll U group G: B GB/s" for
+#              U in 2 4 8, G in 64 128 256 (one kernel set per setting).
+#   bench-gpu  `daop bench gpu` as before (compare bench/results/h100-bench-gpu*.txt); its expert FFN lines now add
+#              "generated routed (engine launcher) X us".
+# Finally "== exit status S": 1 when a check or model comparison failed (or daop failed), else 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 daop=/tmp/daop/daop
 if [ ! -x "$daop" ]; then
-  tar xJf .device-carry/daop.tar.xz -C /tmp || { echo "daop: no .device-carry/daop.tar.xz (run bench/device-pack.sh first)" >&2; exit 2; }
+  tar xJf .device-carry/daop.tar.xz -C /tmp || { echo "no .device-carry/daop.tar.xz: run bench/device-pack.sh first" >&2; exit 2; }
 fi
 log=${OUT:+$OUT/gpu-ops.txt}
 say() { if [ -n "$log" ]; then tee -a "$log"; else cat; fi; }
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(checks models timings bench-gpu)
 status=0
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | say
-
-echo "== kernel checks" | say
-"$daop" bench gpu-ops --check-only 2>&1 | say || status=1
-
-echo "== models on the GPU vs the CPU, generic and generated expert kernels" | say
-for m in models/tiny-mixtral-code tests/fixtures/hf-fixtures/{mixtral-tiny,mixtral-odd,qwen2moe-tiny,qwen3moe-tiny,olmoe-tiny,phimoe-tiny}; do
-  "$daop" bench gpu-ops --model-only --model "$m" 2>&1 | grep -v '^device:' | say || status=1
+for step in "${steps[@]}"; do
+  echo "== $step" | say
+  case $step in
+    checks) "$daop" bench gpu-ops --part checks 2>&1 | say || status=1 ;;
+    models)
+      for m in models/tiny-mixtral-code tests/fixtures/hf-fixtures/{mixtral-tiny,mixtral-odd,qwen2moe-tiny,qwen3moe-tiny,olmoe-tiny,phimoe-tiny}; do
+        "$daop" bench gpu-ops --part models --model "$m" 2>&1 | grep -v '^device:' | say || status=1
+      done ;;
+    timings) "$daop" bench gpu-ops --part timings 2>&1 | say || status=1 ;;
+    bench-gpu) "$daop" bench gpu 2>&1 | say || status=1 ;;
+    *) echo "unknown step $step (checks, models, timings, bench-gpu)" | say; status=2 ;;
+  esac
 done
-
-echo "== engine expert path, GEMV sweep, default model (the full command)" | say
-"$daop" bench gpu-ops 2>&1 | grep -v '^check ' | say || status=1
-
-echo "== bench gpu" | say
-"$daop" bench gpu 2>&1 | say || status=1
-
 echo "== exit status $status" | say
 exit $status

@@ -52,7 +52,8 @@ public sealed record GpuKernelOptions
     /// <summary>
     /// Shape-specialised expert kernels the expert launchers may use in place of the row kernels (see
     /// <see cref="GpuKernels.GateUp"/>). Default (null): every kernel generated in this build,
-    /// <see cref="GeneratedIlgpuKernels.All"/>; empty: the generic kernels only.
+    /// <see cref="GeneratedIlgpuKernels.All"/>; empty: the generic kernels only. Compared by reference when kernel sets
+    /// are looked up, so keep one list per configuration.
     /// </summary>
     public IReadOnlyList<GeneratedGpuExpert>? GeneratedExperts { get; init; }
 
