@@ -5,22 +5,39 @@ using Daop.Kernels.Cpu;
 namespace Daop.Bench;
 
 /// <summary>
-/// The benchmarks' random inputs: deterministic for a seed (xorshift32), 64-byte aligned native memory that the caller
-/// frees with <see cref="Free"/>. Speed does not depend on the values; only their scale matters (σ ≈ 1/√cols keeps
-/// activations in range through a layer).
+/// The benchmarks' and GPU checks' random inputs, deterministic for a seed (xorshift32). An instance owns one random
+/// [rows, cols] <see cref="WeightMatrix"/> in native, 64-byte aligned memory, freed on dispose; the static helpers make
+/// the rest. Speed does not depend on the values, only their scale (σ ≈ 1/√cols keeps activations in range).
 /// </summary>
-public static unsafe class RandomWeights
+public sealed unsafe class RandomWeights : IDisposable
 {
-    /// <summary>A [rows, cols] matrix of <paramref name="type"/> with values in [-1/√cols, 1/√cols).</summary>
-    public static WeightMatrix Matrix(DType type, int rows, int cols, uint seed)
+    /// <summary>A random matrix of <paramref name="type"/> with values in ±<paramref name="scale"/> (default 1/√cols).</summary>
+    public RandomWeights(DType type, int rows, int cols, uint seed, float? scale = null) => W = Matrix(type, rows, cols, seed, scale);
+
+    /// <summary>The matrix.</summary>
+    public WeightMatrix W { get; }
+
+    /// <summary>Row <paramref name="r"/> widened to fp32.</summary>
+    public float[] Row(int r)
+    {
+        var row = new float[W.Cols];
+        MatMul.WidenRow(W, r, row);
+        return row;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => NativeMemory.AlignedFree(W.Data);
+
+    /// <summary>A [rows, cols] matrix that the caller frees with <see cref="Free"/>; values in ±scale (default 1/√cols).</summary>
+    public static WeightMatrix Matrix(DType type, int rows, int cols, uint seed, float? scale = null)
     {
         long n = (long)rows * cols;
         byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(16, n * type.SizeOf()), 64);
-        float scale = 1f / MathF.Sqrt(cols);
+        float s = scale ?? 1f / MathF.Sqrt(cols);
         uint state = Start(seed);
         for (long i = 0; i < n; i++)
         {
-            float v = Next(ref state) * scale;
+            float v = Next(ref state) * s;
             switch (type)
             {
                 case DType.F32: ((float*)p)[i] = v; break;
@@ -31,8 +48,17 @@ public static unsafe class RandomWeights
         return new WeightMatrix(p, type, rows, cols);
     }
 
-    /// <summary><paramref name="n"/> floats in [-1, 1) (all zero for seed 0: output buffers).</summary>
-    public static float* Floats(long n, uint seed)
+    /// <summary><paramref name="n"/> floats in [-scale, scale).</summary>
+    public static float[] Floats(int n, uint seed, float scale = 1f)
+    {
+        var a = new float[n];
+        uint state = Start(seed);
+        for (int i = 0; i < n; i++) a[i] = Next(ref state) * scale;
+        return a;
+    }
+
+    /// <summary><paramref name="n"/> native floats in [-1, 1) (all zero for seed 0: output buffers), freed with <see cref="Free"/>.</summary>
+    public static float* NativeFloats(long n, uint seed)
     {
         float* p = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, n) * sizeof(float), 64);
         uint state = Start(seed);
@@ -40,16 +66,7 @@ public static unsafe class RandomWeights
         return p;
     }
 
-    /// <summary>A managed array of <paramref name="n"/> floats in [-1, 1), its length rounded up to a multiple of 4 (zeros past n).</summary>
-    public static float[] FloatArray(int n, uint seed)
-    {
-        var a = new float[Math.Max(4, (n + 3) / 4 * 4)];
-        uint state = Start(seed);
-        for (int i = 0; i < n; i++) a[i] = Next(ref state);
-        return a;
-    }
-
-    /// <summary>Frees what <see cref="Matrix"/> or <see cref="Floats"/> returned.</summary>
+    /// <summary>Frees what <see cref="Matrix"/> or <see cref="NativeFloats"/> returned.</summary>
     public static void Free(void* p) => NativeMemory.AlignedFree(p);
 
     /// <summary>The generator's state for <paramref name="seed"/>.</summary>

@@ -32,6 +32,7 @@ static class BenchCommand
         cmd.Subcommands.Add(RoutingBenchCommand.Create());
         cmd.Subcommands.Add(SimulateCommand.Create());
         cmd.Subcommands.Add(GpuBenchCommand.Create());
+        cmd.Subcommands.Add(GpuOpsBenchCommand.Create());
         cmd.Subcommands.Add(KernelsBenchCommand.Create());
         cmd.Subcommands.Add(SyntheticBenchCommand.Create());
         cmd.Subcommands.Add(AccuracyBenchCommand.Create());

@@ -4,6 +4,7 @@ using Daop.Engine.Load;
 using Daop.Engine.Model;
 using Daop.Kernels;
 using Daop.Bench.Gpu;
+using Daop.Kernels.Gpu;
 
 namespace Daop.Cli;
 
@@ -39,12 +40,18 @@ static class GpuBenchCommand
             Console.WriteLine($"GEMV bf16 {rows}x{cols}: {GpuBench.GemvGBps(acc, DType.BF16, rows, cols, small ? 3 : 200):F0} GB/s");
         (string Name, int H, int I)[] shapes = small ? [("odd", 80, 136)] :
             [("Mixtral-8x7B", 4096, 14336), ("Qwen3-30B-A3B", 2048, 768), ("OLMoE-1B-7B", 2048, 1024)];
+        var generic = new GpuKernelOptions { GeneratedExperts = [] };
         foreach (var (name, h, i) in shapes)
         {
-            double us = GpuBench.ExpertFfnMicroseconds(acc, DType.BF16, h, i, small ? 3 : 200);
-            double? gus = GpuBench.GeneratedExpertFfnMicroseconds(acc, DType.BF16, h, i, small ? 3 : 200);
+            int iters = small ? 3 : 200;
+            double us = GpuBench.ExpertFfnMicroseconds(acc, DType.BF16, h, i, iters, generic);
+            double? gus = GpuBench.GeneratedExpertFfnMicroseconds(acc, DType.BF16, h, i, iters);
+            // The launchers' default kernel set: the generated routed kernels when the shape has them.
+            double? rus = GpuKernels.For(acc).GeneratedExpertFor(h, i, DType.BF16) != null
+                ? GpuBench.ExpertFfnMicroseconds(acc, DType.BF16, h, i, iters) : null;
             Console.WriteLine($"expert FFN {name} {h}x{i} bf16, one token: generic {us:F1} us = {3.0 * h * i * 2 / us / 1e3:F0} GB/s" +
-                (gus is { } g ? $"; generated {g:F1} us = {3.0 * h * i * 2 / g / 1e3:F0} GB/s" : "; no generated kernel"));
+                (gus is { } g ? $"; generated {g:F1} us = {3.0 * h * i * 2 / g / 1e3:F0} GB/s" : "; no generated kernel") +
+                (rus is { } rg ? $"; generated routed (engine launcher) {rg:F1} us = {3.0 * h * i * 2 / rg / 1e3:F0} GB/s" : ""));
         }
         if (!small)
         {

@@ -19,11 +19,11 @@ public static unsafe class GpuBench
 {
     /// <summary>
     /// Single-token GEMV over a random [rows, cols] matrix of <paramref name="type"/>: weight bytes streamed per
-    /// second in GB/s (10⁹ B/s).
+    /// second in GB/s (10⁹ B/s), with the kernel set of <paramref name="options"/> (the defaults when null).
     /// </summary>
-    public static double GemvGBps(Accelerator accelerator, DType type, int rows, int cols, int iters)
+    public static double GemvGBps(Accelerator accelerator, DType type, int rows, int cols, int iters, GpuKernelOptions? options = null)
     {
-        var k = GpuKernels.For(accelerator);
+        var k = GpuKernels.For(accelerator, options ?? GpuKernelOptions.Default);
         using var w = Upload(accelerator, type, rows, cols, 1);
         var m = new GpuMatrix(w.View, type, rows, cols);
         using var x = RandomFloats(accelerator, cols, 2);
@@ -35,11 +35,13 @@ public static unsafe class GpuBench
 
     /// <summary>
     /// One token through one random SwiGLU expert ([inter, hidden] gate and up, [hidden, inter] down) with the
-    /// fused gate/up + SiLU kernel and the down kernel: microseconds per call (two launches).
+    /// fused gate/up + SiLU kernel and the down kernel: microseconds per call (two launches). The default kernel set
+    /// runs the shape's generated kernels when it has them; pass <c>GeneratedExperts = []</c> for the generic ones.
     /// </summary>
-    public static double ExpertFfnMicroseconds(Accelerator accelerator, DType type, int hidden, int inter, int iters)
+    public static double ExpertFfnMicroseconds(Accelerator accelerator, DType type, int hidden, int inter, int iters,
+        GpuKernelOptions? options = null)
     {
-        var k = GpuKernels.For(accelerator);
+        var k = GpuKernels.For(accelerator, options ?? GpuKernelOptions.Default);
         using var gw = Upload(accelerator, type, inter, hidden, 3);
         using var uw = Upload(accelerator, type, inter, hidden, 4);
         using var dw = Upload(accelerator, type, hidden, inter, 5);
@@ -81,7 +83,7 @@ public static unsafe class GpuBench
 
     /// <summary>
     /// Batched (prefill) dense Linear: <paramref name="tokens"/> rows of x through a random [rows, cols] matrix. Returns
-    /// microseconds per call on the current path (tensor cores for bf16 when <see cref="GpuKernels.TensorCores"/>) and,
+    /// microseconds per call on the default path (tensor cores for bf16 when <see cref="GpuKernels.TensorCores"/>) and,
     /// for bf16, the largest difference to the fp32 FMA tile kernel relative to its largest output.
     /// </summary>
     public static (double Microseconds, double VsFma) BatchedLinear(Accelerator accelerator, DType type, int rows, int cols, int tokens, int iters)
@@ -94,7 +96,7 @@ public static unsafe class GpuBench
         var s = accelerator.DefaultStream;
         double sec = BestSecondsPerCall(accelerator, iters, () => k.Gemv(s, m, x.View, y.View, tokens));
         double diff = type == DType.BF16 && tokens > GpuKernels.RowTokens
-            ? Compare(k, accelerator, y, (long)tokens * rows, () => k.Gemv(s, m, x.View, y.View, tokens), null) : double.NaN;
+            ? Compare(k, y, (long)tokens * rows, kk => () => kk.Gemv(s, m, x.View, y.View, tokens), null) : double.NaN;
         return (sec * 1e6, diff);
     }
 
@@ -143,7 +145,7 @@ public static unsafe class GpuBench
         var st = accelerator.DefaultStream;
         bool batched = count.Max() > GpuKernels.RowTokens;
         // The schedulers' work list: tiles of ≤ tileSize positions of one expert.
-        Action Call(int tileSize)
+        Action Call(GpuKernels k, int tileSize)
         {
             var tiles = new ExpertTiles(experts);
             tiles.Group(route);
@@ -155,30 +157,29 @@ public static unsafe class GpuBench
                 k.Combine(st, yk.View, y.View, tokens, topK, hidden);
             };
         }
-        var call = Call(batched ? k.BatchTileTokens(type) : GpuKernels.RowTokens);
+        var call = Call(k, batched ? k.BatchTileTokens(type) : GpuKernels.RowTokens);
         double sec = BestSecondsPerCall(accelerator, iters, call);
         double diff = batched && k.TensorCores && type == DType.BF16
-            ? Compare(k, accelerator, y, (long)tokens * hidden, call, Call(TileKernels.TileTokens)) : double.NaN;
+            ? Compare(k, y, (long)tokens * hidden, kk => call, kk => Call(kk, TileKernels.TileTokens)) : double.NaN;
         long bytes = count.Count(c => c > 0) * (2 * per + perDown) * 16;
         return (sec * 1e6, bytes, diff);
     }
 
-    // Runs `call` on the current path, then `fma` (or `call` again) with the tensor cores off, and compares the outputs in y.
-    static double Compare(GpuKernels k, Accelerator acc, MemoryBuffer1D<float, Stride1D.Dense> y, long n, Action call, Action? fma)
+    // Runs `call` on the tensor-core kernel set k, then `fma` (or `call`) on the same options with the tensor cores off,
+    // and compares the outputs in y.
+    static double Compare(GpuKernels k, MemoryBuffer1D<float, Stride1D.Dense> y, long n, Func<GpuKernels, Action> call,
+        Func<GpuKernels, Action>? fma)
     {
         if (!k.TensorCores) return double.NaN;
-        call();
+        var acc = k.Accelerator;
+        call(k)();
         acc.Synchronize();
         var a = new float[n];
         y.View.SubView(0, n).CopyToCPU(a);
-        k.TensorCores = false;
-        try
-        {
-            y.MemSetToZero();
-            (fma ?? call)();
-            acc.Synchronize();
-        }
-        finally { k.TensorCores = true; }
+        var off = GpuKernels.For(acc, k.Options with { TensorCores = false });
+        y.MemSetToZero();
+        (fma ?? call)(off)();
+        acc.Synchronize();
         var b = new float[n];
         y.View.SubView(0, n).CopyToCPU(b);
         return MaxRelativeError(b, a, 1e-30);
@@ -204,14 +205,16 @@ public static unsafe class GpuBench
     /// the CPU path: prefills <paramref name="prefix"/> tokens, then decodes <paramref name="decode"/> more one at a time,
     /// and reports the largest logit difference (relative to max(1, max |cpu|), per forward call), kernel launches per
     /// decoded token and the mean GPU decode time. Token ids are a fixed pseudo-random sequence over the vocabulary.
+    /// The GPU model runs the kernel set of <paramref name="options"/> (the defaults when null).
     /// </summary>
-    public static GpuModelCheck CheckModel(string modelDir, Accelerator accelerator, int prefix = 12, int decode = 8)
+    public static GpuModelCheck CheckModel(string modelDir, Accelerator accelerator, int prefix = 12, int decode = 8,
+        GpuKernelOptions? options = null)
     {
         using var cpu = MoeModel.Load(modelDir, new ModelOptions { ContextLength = prefix + decode });
         using var gpu = MoeModel.Load(modelDir, new ModelOptions
         {
             ContextLength = prefix + decode,
-            Device = _ => new GpuDevice(accelerator),
+            Device = _ => new GpuDevice(accelerator, options ?? GpuKernelOptions.Default),
             Experts = (m, d) => new GpuExpertScheduler(m, d),
         });
         var dev = (GpuDevice)gpu.Device;
@@ -251,7 +254,7 @@ public static unsafe class GpuBench
         return new GpuModelCheck(worst, perToken, decode > 0 ? seconds / decode * 1e3 : 0, dev.AllocatedBytes);
     }
 
-    static double BestSecondsPerCall(Accelerator acc, int iters, Action call)
+    internal static double BestSecondsPerCall(Accelerator acc, int iters, Action call)
     {
         iters = Math.Max(1, iters);
         call();
@@ -283,7 +286,8 @@ public static unsafe class GpuBench
 
     static MemoryBuffer1D<float, Stride1D.Dense> RandomFloats(Accelerator acc, int n, uint seed)
     {
-        var a = RandomWeights.FloatArray(n, seed);
+        var a = new float[Math.Max(4, (n + 3) / 4 * 4)]; // whole Float4 loads
+        RandomWeights.Floats(n, seed).CopyTo(a, 0);
         var b = acc.Allocate1D<float>(a.Length);
         b.View.CopyFromCPU(a);
         return b;

@@ -16,7 +16,7 @@ public static unsafe class KernelBench
     public static double GemvGBps(DType type, int rows, int cols, int iters)
     {
         var w = RandomWeights.Matrix(type, rows, cols, 1);
-        float* x = RandomWeights.Floats(cols, 2), y = RandomWeights.Floats(rows, 0);
+        float* x = RandomWeights.NativeFloats(cols, 2), y = RandomWeights.NativeFloats(rows, 0);
         try
         {
             double s = BestSecondsPerCall(iters, () =>
@@ -35,8 +35,8 @@ public static unsafe class KernelBench
         var gate = RandomWeights.Matrix(type, inter, hidden, 3);
         var up = RandomWeights.Matrix(type, inter, hidden, 4);
         var down = RandomWeights.Matrix(type, hidden, inter, 5);
-        float* x = RandomWeights.Floats((long)tokens * hidden, 6), y = RandomWeights.Floats((long)tokens * hidden, 0);
-        float* scratch = RandomWeights.Floats(2L * tokens * inter, 0);
+        float* x = RandomWeights.NativeFloats((long)tokens * hidden, 6), y = RandomWeights.NativeFloats((long)tokens * hidden, 0);
+        float* scratch = RandomWeights.NativeFloats(2L * tokens * inter, 0);
         try
         {
             int n = tokens * hidden, ns = 2 * tokens * inter;

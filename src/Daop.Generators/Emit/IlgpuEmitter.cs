@@ -14,6 +14,8 @@ namespace Daop.Generators.Emit;
 /// The shape is baked in where the runtime-dims kernels in Daop.Kernels.Gpu branch on arguments: row lengths in
 /// chunks and the row loop bound are constants, the dtype's widening is chosen here (no dtype switch per chunk), and
 /// the bound-checked scalar path for a partial last chunk is emitted only for shapes whose rows end in one.
+/// Shapes whose rows are whole Float4s (hidden and inter multiples of 4, every real model) also get routed kernels
+/// (<see cref="RoutedEmitter"/>) that the engine's expert launchers run in place of the generic row kernels.
 /// </remarks>
 internal static class IlgpuEmitter
 {
@@ -41,7 +43,9 @@ internal static class IlgpuEmitter
         sb.Line("    public const int InterChunks = " + interChunks + ";");
         sb.Line();
         sb.Line("    /// <summary>The kernels with their host-side launcher.</summary>");
-        sb.Line("    public static GeneratedGpuExpert Expert { get; } = new(Hidden, Inter, DType." + s.Type + ", GateUp, Down);");
+        bool routed = RoutedEmitter.Applies(s);
+        sb.Line("    public static GeneratedGpuExpert Expert { get; } = new(Hidden, Inter, DType." + s.Type + ", GateUp, Down" +
+            (routed ? ", GateUpRouted, DownRouted, DownCombine);" : ");"));
         sb.Line();
         sb.Line("    /// <summary>");
         sb.Line("    /// h[r] = SiLU(gate[r]·x) · (up[r]·x) for r &lt; Inter. x4 is x viewed as Float4 (16-byte aligned).");
@@ -91,6 +95,7 @@ internal static class IlgpuEmitter
         Dot(sb, s, "DotHidden", "Hidden", s.Hidden, hiddenChunks, per);
         sb.Line();
         Dot(sb, s, "DotInter", "Inter", s.Inter, interChunks, per);
+        if (routed) RoutedEmitter.Emit(sb, s, hiddenChunks, interChunks, per);
         sb.Line("}");
     }
 
@@ -130,7 +135,7 @@ internal static class IlgpuEmitter
     }
 
     // Element k of a chunk widened to fp32, with the dtype decided here rather than at run time.
-    static string Element(WeightType type, int k)
+    internal static string Element(WeightType type, int k)
     {
         if (type == WeightType.F32) return "Interop.IntAsFloat(w." + Word(k) + ")";
         string word = "w." + Word(k / 2);

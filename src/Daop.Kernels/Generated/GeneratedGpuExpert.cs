@@ -7,14 +7,21 @@ using ILGPU.Runtime;
 namespace Daop.Kernels.Generated;
 
 /// <summary>
-/// The ILGPU kernels the source generator emitted for one expert shape (single-token gate/up + SwiGLU and down,
-/// shape constants inlined), with a launcher. Weights are <see cref="GpuMatrix"/> uploads of one expert.
+/// The ILGPU kernels the source generator emitted for one expert shape, shape constants inlined: single-token gate/up
+/// + SwiGLU and down with a launcher (<see cref="Forward"/>; weights are <see cref="GpuMatrix"/> uploads of one
+/// expert), and, for shapes whose rows are whole Float4s, routed kernels with the parameters of the generic row
+/// kernels (<see cref="RowKernels.GateUp{TG, TU}"/>, <see cref="RowKernels.Down{TW}"/>,
+/// <see cref="RowKernels.DownCombine{TW}"/>) that <see cref="GpuKernels"/> runs in their place.
 /// </summary>
 public sealed class GeneratedGpuExpert
 {
     readonly Action<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> _gateUp;
     readonly Action<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> _down;
+    readonly Action<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs>? _gateUpRouted;
+    readonly Action<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>? _downRouted;
+    readonly Action<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>? _downCombine;
     readonly ConditionalWeakTable<Accelerator, Loaded> _loaded = new();
+    readonly ConditionalWeakTable<Accelerator, RoutedKernels> _routed = new();
     readonly Lock _lock = new();
 
     /// <summary>Wraps the generated kernel methods (called by generated code).</summary>
@@ -30,6 +37,20 @@ public sealed class GeneratedGpuExpert
         Name = $"generated gpu H{hidden}xI{inter} {type.ToString().ToLowerInvariant()}";
     }
 
+    /// <summary>Wraps the generated kernel methods, routed ones included (called by generated code).</summary>
+    public GeneratedGpuExpert(int hidden, int inter, DType type,
+        Action<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> gateUp,
+        Action<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> down,
+        Action<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs> gateUpRouted,
+        Action<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs> downRouted,
+        Action<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs> downCombine)
+        : this(hidden, inter, type, gateUp, down)
+    {
+        _gateUpRouted = gateUpRouted;
+        _downRouted = downRouted;
+        _downCombine = downCombine;
+    }
+
     /// <summary>Model width.</summary>
     public int Hidden { get; }
     /// <summary>Expert width.</summary>
@@ -43,6 +64,15 @@ public sealed class GeneratedGpuExpert
     public MethodInfo GateUpMethod => _gateUp.Method;
     /// <summary>The down kernel (explicitly grouped).</summary>
     public MethodInfo DownMethod => _down.Method;
+
+    /// <summary>
+    /// Whether the routed kernels were generated (rows of Hidden and Inter floats are whole Float4s): then
+    /// <see cref="GpuKernels"/> runs them for this shape in place of the generic row kernels.
+    /// </summary>
+    public bool HasRoutedKernels => _gateUpRouted != null;
+
+    /// <summary>The routed gate/up, down and down-combine kernels (explicitly grouped), empty without them.</summary>
+    public IReadOnlyList<MethodInfo> RoutedMethods => _gateUpRouted == null ? [] : [_gateUpRouted.Method, _downRouted!.Method, _downCombine!.Method];
 
     /// <summary>
     /// y = W_down · (SiLU(W_gate·x) ⊙ (W_up·x)) for one token: two launches on <paramref name="stream"/>, h
@@ -105,6 +135,28 @@ public sealed class GeneratedGpuExpert
             return k;
         }
     }
+
+    /// <summary>The routed kernels loaded on <paramref name="acc"/> (once per accelerator); throws without them.</summary>
+    internal RoutedKernels LoadRouted(Accelerator acc)
+    {
+        if (_gateUpRouted == null || _downRouted == null || _downCombine == null)
+            throw new NotSupportedException($"{Name} has no routed kernels");
+        lock (_lock)
+        {
+            if (!_routed.TryGetValue(acc, out var k))
+            {
+                k = new RoutedKernels(
+                    acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs>(_gateUpRouted),
+                    acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(_downRouted),
+                    acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(_downCombine));
+                _routed.Add(acc, k);
+            }
+            return k;
+        }
+    }
+
+    /// <summary>Loaded routed kernels, launched like <see cref="RowKernels.GateUp{TG, TU}"/>, <see cref="RowKernels.Down{TW}"/> and <see cref="RowKernels.DownCombine{TW}"/>.</summary>
+    internal sealed record RoutedKernels(GateUpLaunch GateUp, DownLaunch Down, DownLaunch DownCombine);
 
     sealed record Loaded(
         Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> GateUp,

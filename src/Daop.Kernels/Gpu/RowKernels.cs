@@ -70,8 +70,11 @@ public static class RowKernels
         }
     }
 
-    // Tile `tile` of a grouped or implicit position list: expert, first position, count.
-    static void Tile(ArrayView<int> index, RowArgs a, int tile, out int expert, out int p0, out int n)
+    /// <summary>
+    /// Tile <paramref name="tile"/> of a grouped (from the index view) or implicit (four consecutive positions of expert
+    /// 0) position list: expert, first position, count. Shared with the generated expert kernels.
+    /// </summary>
+    public static void Tile(ArrayView<int> index, RowArgs a, int tile, out int expert, out int p0, out int n)
     {
         if ((a.Flags & FlagGrouped) != 0)
         {
@@ -131,7 +134,11 @@ public static class RowKernels
         }
     }
 
-    static long RowOf(ArrayView<int> index, bool grouped, int topK, int p0, int n, int k)
+    /// <summary>
+    /// The x row of position p0 + k (0 past the tile's <paramref name="n"/> positions): its routing slot / topK when
+    /// grouped, else the position itself. Shared with the generated expert kernels.
+    /// </summary>
+    public static long RowOf(ArrayView<int> index, bool grouped, int topK, int p0, int n, int k)
     {
         if (k >= n) return 0;
         return grouped ? index[p0 + k] / topK : p0 + k;

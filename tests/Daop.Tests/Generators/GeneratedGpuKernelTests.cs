@@ -114,6 +114,32 @@ public class GeneratedGpuKernelTests(GpuFixture gpu)
         Assert.Throws<ArgumentException>(() => kernel.Forward(gpu.Stream, m, m, m, v.View, v.View, v.View));
     }
 
+    /// <summary>The routed kernels the expert launchers run: every built-in shape and the odd ones with whole-Float4 rows.</summary>
+    [Fact]
+    public void EveryRoutedKernelCompilesToPtx()
+    {
+        var kernels = GeneratedIlgpuKernels.All
+            .Concat(OddShapeAssembly.Shapes.Select(s => Kernel(s.Hidden, s.Inter, s.DType switch
+            {
+                "bfloat16" => DType.BF16, "float16" => DType.F16, _ => DType.F32,
+            }))).ToList();
+        Assert.All(GeneratedIlgpuKernels.All, k => Assert.True(k.HasRoutedKernels, k.Name));
+        Assert.Equal(3, kernels.Count(k => k.HasRoutedKernels) - GeneratedIlgpuKernels.All.Count); // 80x136, 36x20, 64x128
+        using var ctx = Context.Create(b => b.Optimize(OptimizationLevel.O1));
+        using var backend = new PTXBackend(ctx, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
+        foreach (var k in kernels)
+            foreach (var method in k.RoutedMethods)
+            {
+                var entry = EntryPointDescription.FromExplicitlyGroupedKernel(method);
+                string ptx = ((PTXCompiledKernel)backend.Compile(entry, new KernelSpecialization())).PTXAssembly;
+                string what = $"{k.Name} {method.Name}";
+                Assert.False(ptx.Contains(".local", StringComparison.Ordinal), what + ": spills to local memory");
+                Assert.True(Regex.IsMatch(ptx, @"ld(\.global)?\.v4\.b32"), what + ": no 16-byte weight loads");
+                Assert.True(Regex.IsMatch(ptx, @"ld(\.global)?\.v4\.f32"), what + ": no 16-byte activation loads");
+                Assert.True(ptx.Contains("shfl.sync.bfly", StringComparison.Ordinal), what + ": no warp shuffle");
+            }
+    }
+
     [Fact]
     public void EveryGeneratedKernelCompilesToPtx()
     {

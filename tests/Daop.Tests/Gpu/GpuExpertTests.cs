@@ -85,11 +85,11 @@ public class GpuExpertTests(GpuFixture gpu)
     {
         using var ex = new Expert(type, hidden, inter, hidden + inter);
         var x = NativeWeights.Floats(tokens * hidden, 3);
-        using var dev = new GpuDevice(gpu.Accelerator);
+        using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes));
         var xb = dev.Allocate(tokens * hidden);
         var yb = dev.Allocate(tokens * hidden);
         ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
-        gpu.WithLanes(lanes, 1, () => dev.Ffn(ex.W, xb, yb, tokens));
+        dev.Ffn(ex.W, xb, yb, tokens);
         var got = new float[tokens * hidden];
         dev.CopyToHost(yb, 0, got);
         for (int t = 0; t < tokens; t++)
@@ -100,15 +100,7 @@ public class GpuExpertTests(GpuFixture gpu)
         Assert.Equal(launches, dev.Launches);
     }
 
-    internal static ModelWeights OneLayer(ExpertWeights[] experts)
-    {
-        var norm = new NormWeights(NormKind.RmsNorm, [1f], null, 1e-5f);
-        var lin = new LinearWeights(default, null);
-        var attention = new GqaAttention(new AttentionSpec.Gqa(1, 1, 2, new RopeSpec(10000, "default"))) { Q = lin, K = lin, V = lin, O = lin };
-        var moe = new MoeBlock(new FfnSpec.Moe(experts.Length, 1, experts[0].Gate.Rows, new RouterSpec.SoftmaxTopK(false))) { Router = lin, Experts = experts };
-        var layer = new LayerWeights { AttnNorm = norm, FfnNorm = norm, Attention = attention, Ffn = moe };
-        return new ModelWeights { Embed = default, FinalNorm = norm, LmHead = lin, Layers = [layer] };
-    }
+    internal static ModelWeights OneLayer(ExpertWeights[] experts) => Daop.Bench.OneLayerWeights.Of(experts);
 
     /// <summary>
     /// Routed experts through <see cref="GpuExpertScheduler"/>: 1–2 tokens take the fused down-and-combine kernel,
@@ -138,7 +130,7 @@ public class GpuExpertTests(GpuFixture gpu)
         try
         {
             var weights = OneLayer(experts.Select(e => e.W).ToArray());
-            using var dev = new GpuDevice(gpu.Accelerator);
+            using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes));
             var sched = new GpuExpertScheduler(weights, hidden, numExperts, inter, dev);
             var rng = new Random(tokens * 7 + topK);
             var routing = new RoutingBatch(tokens, topK) { Tokens = tokens };
@@ -155,7 +147,7 @@ public class GpuExpertTests(GpuFixture gpu)
             var xb = dev.Allocate(tokens * hidden);
             var yb = dev.Allocate(tokens * hidden);
             ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
-            gpu.WithLanes(lanes, 1, () => sched.RunExperts(0, xb, routing, yb, tokens));
+            sched.RunExperts(0, xb, routing, yb, tokens);
             var got = new float[tokens * hidden];
             dev.CopyToHost(yb, 0, got);
             for (int t = 0; t < tokens; t++)

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
+using Daop.Engine.Device.Gpu;
 using Daop.Kernels;
 using Daop.Kernels.Gpu;
 
@@ -15,30 +16,38 @@ public class GpuFixture : IDisposable
 {
     public Context Context { get; }
     public Accelerator Accelerator { get; }
-    public GpuKernels Kernels { get; }
+    /// <summary>The kernel set tests use now: the fixture's own, or a <see cref="WithLanes"/> variant while its body runs.</summary>
+    public GpuKernels Kernels { get; private set; }
 
-    public GpuFixture() : this(4) { }
+    public GpuFixture() : this(4, GpuKernelOptions.Default) { }
 
-    protected GpuFixture(int warpSize)
+    protected GpuFixture(int warpSize, GpuKernelOptions options)
     {
         var device = GpuKernels.CpuDevice(warpSize);
         Context = Context.Create(b => b.CPU(device).Optimize(OptimizationLevel.O1));
         Accelerator = Context.GetCPUDevice(0).CreateCPUAccelerator(Context, CPUAcceleratorMode.Parallel);
-        Kernels = GpuKernels.For(Accelerator);
+        Kernels = GpuKernels.For(Accelerator, options);
     }
 
     public AcceleratorStream Stream => Accelerator.DefaultStream;
 
-    /// <summary>Runs <paramref name="body"/> with the given team widths, restoring the defaults after.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> with <see cref="Kernels"/> (and <see cref="NewDevice"/>) on the kernel set with the
+    /// given team widths, then returns to the fixture's own.
+    /// </summary>
     public void WithLanes(int lanes, int attentionLanes, Action body, int attentionTeams = AttentionKernel.MaxTeams)
     {
-        int l = Kernels.Lanes, a = Kernels.AttentionLanes, t = Kernels.AttentionTeams;
-        Kernels.Lanes = lanes;
-        Kernels.AttentionLanes = attentionLanes;
-        Kernels.AttentionTeams = attentionTeams;
+        var k = Kernels;
+        Kernels = GpuKernels.For(Accelerator, k.Options with { Lanes = lanes, AttentionLanes = attentionLanes, AttentionTeams = attentionTeams });
         try { body(); }
-        finally { Kernels.Lanes = l; Kernels.AttentionLanes = a; Kernels.AttentionTeams = t; }
+        finally { Kernels = k; }
     }
+
+    /// <summary>A device on the shared accelerator with the options of <see cref="Kernels"/> (as set by <see cref="WithLanes"/>).</summary>
+    public GpuDevice NewDevice() => new(Accelerator, Kernels.Options);
+
+    /// <summary>The options of <see cref="Kernels"/> with <paramref name="lanes"/> threads per row.</summary>
+    public GpuKernelOptions WithRowLanes(int lanes) => Kernels.Options with { Lanes = lanes };
 
     public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data)
     {
@@ -99,7 +108,7 @@ public sealed class GpuCollection : ICollectionFixture<GpuFixture>
 /// </summary>
 public sealed class Gpu32Fixture : GpuFixture
 {
-    public Gpu32Fixture() : base(32) => Kernels.TensorCores = true;
+    public Gpu32Fixture() : base(32, new GpuKernelOptions { TensorCores = true }) { }
 }
 
 [CollectionDefinition(Name)]

@@ -25,7 +25,7 @@ public class GpuModelTests(GpuFixture gpu, ITestOutputHelper output)
     {
         ContextLength = 64,
         MaxChunkTokens = 8,
-        Device = _ => new GpuDevice(gpu.Accelerator),
+        Device = _ => gpu.NewDevice(),
         Experts = (m, d) => new GpuExpertScheduler(m, d),
     });
 

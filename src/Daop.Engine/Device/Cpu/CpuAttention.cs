@@ -11,7 +11,7 @@ namespace Daop.Engine.Device.Cpu;
 /// there is enough work; the inner loops are hand-vectorised because head dims are short (32–128) and a
 /// library call per cached position would cost more than the arithmetic.
 /// </summary>
-static unsafe class CpuAttention
+public static unsafe class CpuAttention
 {
     /// <summary>Scalar twin of <see cref="CausalTransposed"/> over the plain [capacity, NKV·D] key layout (the tests' reference).</summary>
     /// <param name="q">[T, NH·D] queries of positions startPos..startPos+T−1.</param>

@@ -34,14 +34,17 @@ public sealed class GpuDevice : IDevice
     bool _disposed;
 
     /// <summary>Runs on <paramref name="accelerator"/>, which the caller keeps owning (it must outlive the device).</summary>
-    public GpuDevice(Accelerator accelerator) : this(accelerator, null, ownsAccelerator: false) { }
+    public GpuDevice(Accelerator accelerator) : this(accelerator, null, ownsAccelerator: false, null) { }
 
-    GpuDevice(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator)
+    /// <summary>Runs on <paramref name="accelerator"/> (kept by the caller) with the kernel set of <paramref name="options"/>.</summary>
+    public GpuDevice(Accelerator accelerator, GpuKernelOptions options) : this(accelerator, null, ownsAccelerator: false, options) { }
+
+    GpuDevice(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, GpuKernelOptions? options)
     {
         Accelerator = accelerator;
         _ownedContext = ownedContext;
         _ownsAccelerator = ownsAccelerator;
-        Kernels = GpuKernels.For(accelerator);
+        Kernels = GpuKernels.For(accelerator, options ?? GpuKernelOptions.Default);
         _launchBase = Kernels.Launches;
         Name = accelerator.AcceleratorType == AcceleratorType.Cuda
             ? $"cuda:{(accelerator.Device is CudaDevice cd ? cd.DeviceId : 0)} ({accelerator.Name})"
@@ -50,9 +53,10 @@ public sealed class GpuDevice : IDevice
 
     /// <summary>
     /// A device on its own ILGPU context: the first CUDA GPU when <paramref name="preferCuda"/> and one is present,
-    /// else the ILGPU CPU accelerator. Disposing the device disposes both.
+    /// else the ILGPU CPU accelerator, with the kernel set of <paramref name="options"/> (the defaults when null).
+    /// Disposing the device disposes both.
     /// </summary>
-    public static GpuDevice Create(bool preferCuda)
+    public static GpuDevice Create(bool preferCuda, GpuKernelOptions? options = null)
     {
         var cpu = GpuKernels.CpuDevice(multiprocessors: Math.Max(1, Environment.ProcessorCount / 2));
         var ctx = Context.Create(b =>
@@ -66,7 +70,7 @@ public sealed class GpuDevice : IDevice
             Accelerator acc = preferCuda && ctx.GetCudaDevices().Count > 0
                 ? ctx.GetCudaDevices()[0].CreateAccelerator(ctx)
                 : ctx.GetCPUDevice(0).CreateCPUAccelerator(ctx, CPUAcceleratorMode.Parallel);
-            return new GpuDevice(acc, ctx, ownsAccelerator: true);
+            return new GpuDevice(acc, ctx, ownsAccelerator: true, options);
         }
         catch
         {
@@ -81,7 +85,7 @@ public sealed class GpuDevice : IDevice
     /// <summary>The accelerator everything runs on.</summary>
     public Accelerator Accelerator { get; }
 
-    /// <summary>The loaded kernels (shared by every device on the accelerator).</summary>
+    /// <summary>The kernel set (shared by every device on the accelerator with the same options).</summary>
     public GpuKernels Kernels { get; }
 
     /// <summary>The stream all work is queued on.</summary>

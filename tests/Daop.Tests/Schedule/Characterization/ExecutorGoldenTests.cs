@@ -71,7 +71,8 @@ public class GpuExecutorGoldenTests(GpuFixture gpu, ITestOutputHelper output)
     public void GpuExecutorMatchesTheGoldens(string model) =>
         ExecutorRuns.Check(model, "gpu", (policy, ratio, replay) => new ModelOptions
         {
-            Device = _ => new GpuDevice(gpu.Accelerator),
+            // The goldens were captured with the generic expert kernels; the generated ones sum in another order.
+            Device = _ => new GpuDevice(gpu.Accelerator, new Daop.Kernels.Gpu.GpuKernelOptions { GeneratedExperts = [] }),
             Experts = (m, d) => OffloadedExpertScheduler.FromRatio(m, d, policy, ratio, options: new OffloadOptions { RoutingOverride = replay }),
         }, output, m =>
         {

@@ -1,0 +1,111 @@
+using Daop.Bench.Gpu;
+using System.CommandLine;
+using Daop.Engine.Device.Gpu;
+using Daop.Engine.Model;
+using Daop.Kernels;
+using Daop.Kernels.Gpu;
+
+namespace Daop.Cli;
+
+/// <summary>
+/// <c>daop bench gpu-ops</c>: on the first CUDA GPU (or the ILGPU CPU accelerator with --allow-cpu), every GPU kernel
+/// against the CPU path (the GPU tests, for a machine without .NET), then the routed experts on the engine's path with
+/// the generic and the generated kernels, a GEMV tuning sweep over kernel sets, and the model on the GPU against the CPU
+/// with either (--part picks one). Exit code 1 when a check or the model comparison fails.
+/// </summary>
+static class GpuOpsBenchCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var allowCpu = new Option<bool>("--allow-cpu") { Description = "Run on the ILGPU CPU accelerator when no CUDA GPU is present (slow; for checking the command)." };
+        var small = new Option<bool>("--small") { Description = "Small shapes only (for the CPU accelerator)." };
+        var part = new Option<string>("--part")
+        {
+            Description = "What to run: all, checks (every kernel against the CPU), models (the model on the GPU against the CPU, " +
+                "with generic and with generated expert kernels) or timings (engine expert path, GEMV sweep).",
+            DefaultValueFactory = _ => "all",
+        };
+        part.AcceptOnlyFromAmong("all", "checks", "models", "timings");
+        var cmd = new Command("gpu-ops", "Every GPU kernel checked against the CPU; generic vs generated expert kernels timed on the engine path.")
+        {
+            model, allowCpu, small, part,
+        };
+        cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(allowCpu), r.GetValue(small), r.GetValue(part) ?? "all"));
+        return cmd;
+    }
+
+    static int Run(string? modelDir, bool allowCpu, bool small, string part)
+    {
+        using var dev = GpuDevice.Create(preferCuda: true);
+        Console.WriteLine($"device: {dev.Name}");
+        if (!allowCpu && !dev.Name.StartsWith("cuda", StringComparison.Ordinal))
+        {
+            Console.Error.WriteLine("daop: no CUDA GPU found (pass --allow-cpu to run on the ILGPU CPU accelerator)");
+            return 2;
+        }
+        var acc = dev.Accelerator;
+        bool ok = true;
+        if (part is "all" or "checks") ok &= Checks(acc, small);
+        if (part is "all" or "timings") Timings(acc, small);
+        if (part is "all" or "models") ok &= CheckModel(acc, modelDir);
+        return ok ? 0 : 1;
+    }
+
+    // Every kernel family on several kernel sets against the CPU path, a line each.
+    static bool Checks(ILGPU.Runtime.Accelerator acc, bool small)
+    {
+        var o = GpuKernels.For(acc).Options;
+        Console.WriteLine($"default kernel set: lanes {o.Lanes}, attention lanes {o.AttentionLanes} x {o.AttentionTeams} teams, " +
+            $"tensor cores {(o.TensorCores == true ? "on" : "off")}, GEMV unroll {o.GemvUnroll} group {o.GemvGroupSize}, " +
+            $"MMA group {o.MmaGroupSize}, {o.GeneratedExperts?.Count(e => e.HasRoutedKernels) ?? 0} generated expert shapes");
+
+        var checks = GpuOpsCheck.Run(acc, small, c => Console.WriteLine(
+            $"check {c.Name}: {c.Cases} cases, worst error/tolerance {c.Worst:F3} ({c.WorstCase}) {(c.Passed ? "ok" : "FAIL")}"));
+        int failed = checks.Count(c => !c.Passed);
+        Console.WriteLine($"checks: {checks.Count} families, {failed} failed");
+        return failed == 0;
+    }
+
+    // Routed experts on the engine path, generic vs generated kernels; the GEMV over a sweep of kernel sets.
+    static void Timings(ILGPU.Runtime.Accelerator acc, bool small)
+    {
+        int iters = small ? 3 : 200;
+        (string Name, int H, int I, int E, int K)[] shapes = small ? [("tiny-mixtral-code", 256, 256, 4, 2)] :
+            [("Mixtral-8x7B", 4096, 14336, 8, 2), ("Qwen3-30B-A3B", 2048, 768, 128, 8), ("OLMoE-1B-7B", 2048, 1024, 64, 8),
+             ("tiny-mixtral-code", 256, 256, 8, 2)];
+        foreach (var (name, h, i, e, k) in shapes)
+            foreach (int tokens in new[] { 1, 2, 3 })
+            {
+                var t = GpuExpertPathBench.Run(acc, DType.BF16, h, i, e, k, tokens, iters);
+                Console.WriteLine($"engine experts {name} {h}x{i} bf16, {e} experts top-{k}, {tokens} token{(tokens > 1 ? "s" : "")}: " +
+                    $"generic {t.GenericMicroseconds:F1} us, generated {t.GeneratedMicroseconds:F1} us " +
+                    $"({t.GenericMicroseconds / t.GeneratedMicroseconds:F2}x), {t.GeneratedLaunchesPerCall:F0} generated launches/call, " +
+                    $"max rel diff {t.MaxRelativeDifference:E1}");
+            }
+
+        var (rows, cols) = small ? (136, 80) : (14336, 4096);
+        foreach (int unroll in new[] { 2, 4, 8 })
+            foreach (int group in small ? [acc.WarpSize] : new[] { 64, 128, 256 })
+            {
+                var options = new GpuKernelOptions { GemvUnroll = unroll, GemvGroupSize = group };
+                double gbps = GpuBench.GemvGBps(acc, DType.BF16, rows, cols, iters, options);
+                Console.WriteLine($"GEMV bf16 {rows}x{cols} unroll {unroll} group {group}: {gbps:F0} GB/s");
+            }
+    }
+
+    // The model on the GPU against the CPU path, with the generic and with the default (generated) expert kernels.
+    static bool CheckModel(ILGPU.Runtime.Accelerator acc, string? modelDir)
+    {
+        string dir = modelDir ?? ModelLocator.Default();
+        var generic = GpuBench.CheckModel(dir, acc, options: new GpuKernelOptions { GeneratedExperts = [] });
+        var generated = GpuBench.CheckModel(dir, acc);
+        foreach (var (label, c) in new[] { ("generic", generic), ("generated", generated) })
+            Console.WriteLine($"model {MoeModel.FolderName(dir)} decode, {label} expert kernels: {c.DecodeMilliseconds:F3} ms/token, " +
+                $"max relative logit error {c.MaxRelativeError:E2}, {c.LaunchesPerToken} launches/token " +
+                $"{(c.MaxRelativeError <= 1e-3 ? "ok" : "FAIL")}");
+        Console.WriteLine($"model {MoeModel.FolderName(dir)} decode speed-up from generated kernels: " +
+            $"{generic.DecodeMilliseconds / generated.DecodeMilliseconds:F2}x");
+        return generic.MaxRelativeError <= 1e-3 && generated.MaxRelativeError <= 1e-3;
+    }
+}

@@ -1,0 +1,39 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Kernels.Gpu;
+
+/// <summary>
+/// Causal GQA with the K/V append fused (<see cref="AttentionKernel.Causal"/>): one group per (token, head) of
+/// <see cref="GpuKernelOptions.AttentionTeams"/> teams of <see cref="GpuKernelOptions.AttentionLanes"/> threads.
+/// </summary>
+internal sealed class AttentionOps(GpuLaunch launch)
+{
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs> _attention = launch.Loader.Load("Attention",
+        a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs>(AttentionKernel.Causal));
+
+    /// <summary>
+    /// Appends k, v [T, NKV·D] to kc, vc at startPos and writes o [T, NH·D] = causal (optionally windowed) GQA of q over
+    /// the cache — one launch.
+    /// </summary>
+    public void Attention(AcceleratorStream s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kc,
+        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window)
+    {
+        if (tokens <= 0) return;
+        if (headDim > AttentionKernel.MaxHeadDim) throw new NotSupportedException($"head dim {headDim} > {AttentionKernel.MaxHeadDim}");
+        if (heads % kvHeads != 0) throw new ArgumentException($"{heads} heads are not a multiple of {kvHeads} kv heads");
+        int lanes = launch.Options.AttentionLanes, teams = launch.Options.AttentionTeams;
+        teams = Math.Min(launch.IsCpu ? Math.Min(4, teams) : teams, launch.Accelerator.MaxNumThreadsPerGroup / lanes);
+        var a = new AttnArgs
+        {
+            Tokens = tokens, StartPos = startPos, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
+            Window = Math.Max(0, window), Lanes = lanes, Scale = 1f / MathF.Sqrt(headDim),
+        };
+        long items = (long)tokens * heads;
+        int groups = (int)Math.Min(items, launch.IsCpu ? launch.MaxGroups : int.MaxValue);
+        launch.Count();
+        _attention(s, new KernelConfig(groups, teams * lanes), q, k, v, kc, vc, o, launch.AsFloat4(q), launch.AsFloat4(k), launch.AsFloat4(kc), a);
+    }
+}

@@ -1,0 +1,109 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Kernels.Gpu;
+
+/// <summary>
+/// What the batched (more than <see cref="GpuKernels.RowTokens"/> positions) linear and expert launchers share: the
+/// tile launch shapes, the choice between the fp32 FMA <see cref="TileKernels"/> and the bf16 tensor-core
+/// <see cref="MmaKernels"/>, and the tensor-core kernels with their hi/lo activation split into a scratch buffer.
+/// </summary>
+internal sealed class BatchedOps(GpuLaunch launch)
+{
+    MemoryBuffer1D<Chunk16, Stride1D.Dense>? _splitScratch;
+    MmaLaunchers? _mma;
+
+    /// <summary>Whether batched work on <paramref name="type"/> weights runs on the tensor cores.</summary>
+    public bool Mma(DType type) => launch.Options.TensorCores == true && type == DType.BF16;
+
+    /// <summary>Positions per tile the batched kernels take for weights of <paramref name="type"/>.</summary>
+    public int BatchTileTokens(DType type) => Mma(type) ? MmaKernels.TileTokens : TileKernels.TileTokens;
+
+    /// <summary>Tile arguments for <paramref name="positions"/> rows through <paramref name="w"/>, dense tiles of the FMA kernels.</summary>
+    public static TileArgs TileArgsOf(in GpuMatrix w, int positions, int flags) => new()
+    {
+        Rows = w.Rows, Cols = w.Cols, RowChunks = w.RowChunks, Positions = positions, Flags = flags, TopK = 1,
+        Tiles = (positions + TileKernels.TileTokens - 1) / TileKernels.TileTokens,
+    };
+
+    /// <summary>A counted launch of the FMA tile kernels: one thread per 4 rows × 4 positions.</summary>
+    public KernelConfig TileConfig(in TileArgs t)
+    {
+        long items = (long)t.Tiles * ((t.Rows + 3) / 4) * (TileKernels.TileTokens / 4);
+        int group = launch.IsCpu ? launch.GroupSize : Math.Min(256, launch.Accelerator.MaxNumThreadsPerGroup);
+        return launch.Teams(items, 1, group);
+    }
+
+    /// <summary>A counted launch of the tensor-core kernels: a warp per 16 rows of a tile.</summary>
+    public KernelConfig MmaConfig(long warpItems)
+    {
+        int group = launch.Options.MmaGroupSize;
+        long groups = Math.Max(1, (warpItems * 32 + group - 1) / group);
+        launch.Count();
+        return new KernelConfig((int)Math.Min(groups, int.MaxValue), group);
+    }
+
+    /// <summary>The tensor-core kernels, loaded on first use (emulated mma on the CPU accelerator).</summary>
+    public MmaLaunchers MmaKernelsLoaded => _mma ??= new MmaLaunchers(launch.Loader);
+
+    /// <summary>Held from <see cref="SplitRows"/> until the kernel reading the split activations is queued.</summary>
+    public Lock SplitLock { get; } = new();
+
+    /// <summary>
+    /// Splits P rows of x (gathered through index / topK when given) into bf16 hi/lo chunk rows in the scratch (P + one
+    /// tile of padding rows) and sets t.LoOffset; one launch. The caller holds <see cref="SplitLock"/>.
+    /// </summary>
+    public ArrayView<Chunk16> SplitRows(AcceleratorStream s, ArrayView<float> x, ArrayView<int>? index, in GpuMatrix w, int positions, int topK,
+        ref TileArgs t)
+    {
+        int rc = GpuMatrix.ChunksPerRow(DType.BF16, w.Cols);
+        long half = (long)(positions + MmaKernels.TileTokens) * rc;
+        if (2 * half > int.MaxValue) throw new NotSupportedException($"{positions} positions of {w.Cols} columns are too many for one batch");
+        if (_splitScratch == null || _splitScratch.Length < 2 * half)
+        {
+            if (_splitScratch != null) { s.Synchronize(); _splitScratch.Dispose(); }
+            _splitScratch = launch.Accelerator.Allocate1D<Chunk16>(Math.Max(2 * half, 1 << 16));
+        }
+        t.LoOffset = (int)half;
+        var sa = new TileArgs
+        {
+            Rows = t.Rows, Cols = w.Cols, RowChunks = rc, Positions = positions, TopK = topK, LoOffset = (int)half,
+            Flags = GpuLaunch.AlignedFlag(w.Cols) | (index != null ? RowKernels.FlagGrouped : 0),
+        };
+        MmaKernelsLoaded.Split(s, launch.Elementwise((long)positions * rc), x, launch.AsFloat4(x), index ?? launch.Loader.DummyI,
+            _splitScratch.View, sa);
+        return _splitScratch.View;
+    }
+}
+
+/// <summary>The loaded tensor-core kernels of one accelerator: real mma on CUDA, emulated through shuffles on the CPU accelerator.</summary>
+internal sealed class MmaLaunchers
+{
+    public readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs> Split;
+    public readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs> Linear;
+    public readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs> GateUp;
+    public readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs> Down;
+
+    public MmaLaunchers(GpuKernelLoader l)
+    {
+        Split = l.Load("MmaSplit", a => a.LoadKernel<ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs>(MmaKernels.Split));
+        if (l.IsCpu)
+        {
+            Linear = l.Load("MmaLinear", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(
+                MmaKernels.Linear<EmulatedAcc>));
+            GateUp = l.Load("MmaGateUp", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>,
+                TileArgs>(MmaKernels.GateUp<EmulatedAcc>));
+            Down = l.Load("MmaDown", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
+                TileArgs>(MmaKernels.Down<EmulatedAcc>));
+        }
+        else
+        {
+            Linear = l.Load("MmaLinear", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(
+                MmaKernels.Linear<TensorCoreAcc>));
+            GateUp = l.Load("MmaGateUp", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>,
+                TileArgs>(MmaKernels.GateUp<TensorCoreAcc>));
+            Down = l.Load("MmaDown", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
+                TileArgs>(MmaKernels.Down<TensorCoreAcc>));
+        }
+    }
+}

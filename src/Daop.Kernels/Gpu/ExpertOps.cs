@@ -1,0 +1,153 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Kernels.Gpu;
+
+/// <summary>
+/// The SwiGLU expert FFN launchers: fused gate/up + SiLU, down, and down fused with the weighted combine. Up to
+/// <see cref="GpuKernels.RowTokens"/> positions per tile run a row kernel: the shape's generated kernel when the
+/// kernel set has one (<see cref="GeneratedExpertOps"/>), else the generic <see cref="RowKernels"/>. Batched tiles
+/// run the fp32 FMA <see cref="TileKernels"/> or, for bf16 with tensor cores, <see cref="MmaKernels"/>.
+/// </summary>
+internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, GeneratedExpertOps generated)
+{
+    /// <summary>
+    /// h [P, inter] = SiLU(x·Wgᵀ) ⊙ (x·Wuᵀ) for P positions. Without <paramref name="index"/>: dense, row p of x for
+    /// position p, expert 0 (more than <see cref="GpuKernels.RowTokens"/> positions take the batched kernels). With it:
+    /// <paramref name="index"/>[p] is the routing slot of position p (x row = slot / topK) and [tileOffset, +3·tiles)
+    /// holds (expert, first position, count) tiles over the expert stacks: counts ≤ 4 for the row kernel, or ≤
+    /// <see cref="BatchedOps.BatchTileTokens"/> with <paramref name="batched"/>.
+    /// </summary>
+    public void GateUp(AcceleratorStream s, in GpuMatrix gate, in GpuMatrix up, ArrayView<float> x, ArrayView<float> h, int positions,
+        ArrayView<int>? index, int topK, int tiles, int tileOffset, bool batched)
+    {
+        if (positions <= 0) return;
+        var l = launch.Loader;
+        if (index == null) batched = positions > GpuKernels.RowTokens;
+        var iv = index ?? l.DummyI;
+        if (batched)
+        {
+            var t = BatchedOps.TileArgsOf(gate, positions, GpuLaunch.AlignedFlag(gate.Cols));
+            t.TopK = topK;
+            if (index != null) { t.Flags |= RowKernels.FlagGrouped; t.Tiles = tiles; t.TileOffset = tileOffset; }
+            if (batchedOps.Mma(gate.Type) && up.Type == gate.Type)
+            {
+                if (index == null) t.Tiles = (positions + MmaKernels.TileTokens - 1) / MmaKernels.TileTokens;
+                lock (batchedOps.SplitLock)
+                {
+                    var xs = batchedOps.SplitRows(s, x, index, gate, positions, topK, ref t);
+                    batchedOps.MmaKernelsLoaded.GateUp(s, batchedOps.MmaConfig((long)t.Tiles * ((gate.Rows + 15) / 16)), gate.Data, up.Data, xs, iv, h, t);
+                }
+                return;
+            }
+            l.Typed("TileGateUp", gate.Type, up.Type, TileGateUpMaker.Instance)(s, batchedOps.TileConfig(t), gate.Data, up.Data, x,
+                launch.AsFloat4(x), iv, h, t);
+            return;
+        }
+        var a = launch.RowArgs(gate, positions);
+        a.TopK = topK;
+        if (index != null) { a.Flags |= RowKernels.FlagGrouped; a.Tiles = tiles; a.TileOffset = tileOffset; }
+        else a.Tiles = (positions + 3) / 4;
+        var kernel = generated.GateUp(gate, up) ?? l.Typed("GateUp", gate.Type, up.Type, GateUpMaker.Instance);
+        kernel(s, launch.RowTeams((long)a.Tiles * gate.Rows), gate.Data, up.Data, x, launch.AsFloat4(x), iv, h, a);
+    }
+
+    /// <summary>
+    /// Down projection of P positions of h [P, inter]. Dense: y[p] = Wd·h[p]. Grouped (index and tiles as in
+    /// <see cref="GateUp"/>): y[slot] = scales[slot] · Wd[e]·h[p] with slot = index[p] — per-slot outputs for Combine.
+    /// </summary>
+    public void Down(AcceleratorStream s, in GpuMatrix down, ArrayView<float> h, ArrayView<float> y, int positions,
+        ArrayView<int>? index, ArrayView<float>? scales, int tiles, int tileOffset, bool batched)
+    {
+        if (positions <= 0) return;
+        var l = launch.Loader;
+        if (index == null) batched = positions > GpuKernels.RowTokens;
+        var iv = index ?? l.DummyI;
+        var sv = scales ?? l.DummyF;
+        if (batched)
+        {
+            var t = BatchedOps.TileArgsOf(down, positions, GpuLaunch.AlignedFlag(down.Cols));
+            if (index != null) { t.Flags |= RowKernels.FlagGrouped; t.Tiles = tiles; t.TileOffset = tileOffset; }
+            if (batchedOps.Mma(down.Type))
+            {
+                if (index == null) t.Tiles = (positions + MmaKernels.TileTokens - 1) / MmaKernels.TileTokens;
+                lock (batchedOps.SplitLock)
+                {
+                    var split = t;
+                    split.Flags &= ~RowKernels.FlagGrouped; // h rows are per position already
+                    var xs = batchedOps.SplitRows(s, h, null, down, positions, 1, ref split);
+                    t.LoOffset = split.LoOffset;
+                    batchedOps.MmaKernelsLoaded.Down(s, batchedOps.MmaConfig((long)t.Tiles * ((down.Rows + 15) / 16)), down.Data, xs, iv, sv, y, t);
+                }
+                return;
+            }
+            l.Typed("TileDown", down.Type, down.Type, TileDownMaker.Instance)(s, batchedOps.TileConfig(t), down.Data, h, launch.AsFloat4(h),
+                iv, sv, y, t);
+            return;
+        }
+        var a = launch.RowArgs(down, positions);
+        if (index != null) { a.Flags |= RowKernels.FlagGrouped; a.Tiles = tiles; a.TileOffset = tileOffset; }
+        else a.Tiles = (positions + 3) / 4;
+        var kernel = generated.Down(down) ?? l.Typed("Down", down.Type, down.Type, DownMaker.Instance);
+        kernel(s, launch.RowTeams((long)a.Tiles * down.Rows), down.Data, h, launch.AsFloat4(h), iv, sv, y, a);
+    }
+
+    /// <summary>
+    /// y [T, hidden] = Σ_j scales[t·topK+j] · Wd[expert(slot)]·h[pos(slot)] for T tokens; the slot → position and slot →
+    /// expert maps sit at <paramref name="posOffset"/> and <paramref name="expertOffset"/> of <paramref name="index"/>.
+    /// </summary>
+    public void DownCombine(AcceleratorStream s, in GpuMatrix down, ArrayView<float> h, ArrayView<float> y, int tokens, int topK,
+        ArrayView<int> index, ArrayView<float> scales, int posOffset, int expertOffset)
+    {
+        if (tokens <= 0) return;
+        var a = launch.RowArgs(down, tokens);
+        a.TopK = topK; a.PosOffset = posOffset; a.ExpertOffset = expertOffset;
+        var kernel = generated.DownCombine(down) ?? launch.Loader.Typed("DownCombine", down.Type, down.Type, DownCombineMaker.Instance);
+        kernel(s, launch.RowTeams((long)tokens * down.Rows), down.Data, h, launch.AsFloat4(h), index, scales, y, a);
+    }
+
+    sealed class GateUpMaker : IKernelMaker<GateUpLaunch>
+    {
+        public static readonly GateUpMaker Instance = new();
+
+        public GateUpLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs>(
+                RowKernels.GateUp<T1, T2>);
+    }
+
+    sealed class DownMaker : IKernelMaker<DownLaunch>
+    {
+        public static readonly DownMaker Instance = new();
+
+        public DownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(
+                RowKernels.Down<T1>);
+    }
+
+    sealed class DownCombineMaker : IKernelMaker<DownLaunch>
+    {
+        public static readonly DownCombineMaker Instance = new();
+
+        public DownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(
+                RowKernels.DownCombine<T1>);
+    }
+
+    sealed class TileGateUpMaker : IKernelMaker<TileGateUpLaunch>
+    {
+        public static readonly TileGateUpMaker Instance = new();
+
+        public TileGateUpLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, TileArgs>(
+                TileKernels.GateUp<T1, T2>);
+    }
+
+    sealed class TileDownMaker : IKernelMaker<TileDownLaunch>
+    {
+        public static readonly TileDownMaker Instance = new();
+
+        public TileDownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(
+                TileKernels.Down<T1>);
+    }
+}

@@ -1,0 +1,61 @@
+using System.Reflection;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+
+namespace Daop.Kernels.Gpu;
+
+public sealed partial class GpuKernels
+{
+    /// <summary>
+    /// Every kernel entry point by name (all explicitly grouped); generic row kernels by their bf16 instantiation, and
+    /// <c>Gemv1.F16</c>, <c>Gemv1.F32</c> for the other dtypes' decode GEMV. The generated expert kernels are listed by
+    /// <see cref="Generated.GeneratedGpuExpert"/>.
+    /// </summary>
+    public static IReadOnlyDictionary<string, MethodInfo> KernelMethods { get; } = new Dictionary<string, MethodInfo>
+    {
+        ["Gemv"] = M(RowKernels.Gemv<Bf16Format>),
+        ["Gemv1"] = M(GemvKernels.Gemv1<Bf16Format, Unroll4>),
+        ["Gemv1.F16"] = M(GemvKernels.Gemv1<F16Format, Unroll4>),
+        ["Gemv1.F32"] = M(GemvKernels.Gemv1<F32Format, Unroll4>),
+        ["GateUp"] = M(RowKernels.GateUp<Bf16Format, Bf16Format>),
+        ["Down"] = M(RowKernels.Down<Bf16Format>),
+        ["DownCombine"] = M(RowKernels.DownCombine<Bf16Format>),
+        ["TileLinear"] = M(TileKernels.Linear<Bf16Format>),
+        ["TileGateUp"] = M(TileKernels.GateUp<Bf16Format, Bf16Format>),
+        ["TileDown"] = M(TileKernels.Down<Bf16Format>),
+        ["MmaSplit"] = typeof(MmaKernels).GetMethod(nameof(MmaKernels.Split))!,
+        ["MmaLinear"] = M(MmaKernels.Linear<TensorCoreAcc>),
+        ["MmaGateUp"] = M(MmaKernels.GateUp<TensorCoreAcc>),
+        ["MmaDown"] = M(MmaKernels.Down<TensorCoreAcc>),
+        ["Norm"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Norm))!,
+        ["Rope"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Rope))!,
+        ["Embed"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Embed))!,
+        ["Add"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Add))!,
+        ["Clamp"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Clamp))!,
+        ["AddSigmoidScaled"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.AddSigmoidScaled))!,
+        ["Combine"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Combine))!,
+        ["Attention"] = typeof(AttentionKernel).GetMethod(nameof(AttentionKernel.Causal))!,
+    };
+
+    static MethodInfo M(Delegate kernel) => kernel.Method;
+
+    /// <summary>
+    /// PTX of every kernel for <paramref name="architecture"/> / <paramref name="instructionSet"/>, generated without a GPU
+    /// (ILGPU's PTX backend alone): for inspecting the code and checking in CI that the CUDA path compiles.
+    /// </summary>
+    public static Dictionary<string, string> CompilePtx(CudaArchitecture architecture, CudaInstructionSet instructionSet)
+    {
+        using var ctx = Context.Create(b => b.Optimize(OptimizationLevel.O1));
+        using var backend = new PTXBackend(ctx, architecture, instructionSet, null!);
+        var ptx = new Dictionary<string, string>();
+        foreach (var (name, method) in KernelMethods)
+        {
+            var entry = EntryPointDescription.FromExplicitlyGroupedKernel(method);
+            ptx[name] = ((PTXCompiledKernel)backend.Compile(entry, new KernelSpecialization())).PTXAssembly;
+        }
+        return ptx;
+    }
+}

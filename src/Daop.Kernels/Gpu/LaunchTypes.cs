@@ -1,0 +1,19 @@
+// Host-side launcher types of the kernels loaded with Accelerator.LoadKernel (stream, launch shape, then the kernel's
+// parameters), shared by the op classes of GpuKernels and the generated expert kernels that stand in for row kernels.
+
+global using GemvLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, Daop.Kernels.Gpu.RowArgs>;
+global using GateUpLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>, ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<int>,
+    ILGPU.ArrayView<float>, Daop.Kernels.Gpu.RowArgs>;
+global using DownLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<int>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>,
+    Daop.Kernels.Gpu.RowArgs>;
+global using TileLinearLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, Daop.Kernels.Gpu.TileArgs>;
+global using TileGateUpLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>, ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<int>,
+    ILGPU.ArrayView<float>, Daop.Kernels.Gpu.TileArgs>;
+global using TileDownLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<int>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>,
+    Daop.Kernels.Gpu.TileArgs>;

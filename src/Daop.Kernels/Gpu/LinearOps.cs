@@ -1,0 +1,80 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Kernels.Gpu;
+
+/// <summary>
+/// Dense Linear y = x·Wᵀ (+ bias): the decode GEMV (<see cref="GemvKernels"/>) for one token, the row kernel
+/// (<see cref="RowKernels.Gemv{TW}"/>) up to <see cref="GpuKernels.RowTokens"/>, the batched FMA tile or bf16
+/// tensor-core kernels beyond.
+/// </summary>
+internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
+{
+    readonly IKernelMaker<GemvLaunch> _gemv1 = launch.Options.GemvUnroll switch
+    {
+        2 => Gemv1Maker<Unroll2>.Instance,
+        8 => Gemv1Maker<Unroll8>.Instance,
+        _ => Gemv1Maker<Unroll4>.Instance,
+    };
+    readonly string _gemv1Name = "Gemv1." + launch.Options.GemvUnroll;
+
+    /// <summary>
+    /// y [T, rows] = x [T, cols] · Wᵀ (+ bias [rows]). x and y must be whole buffers (16-byte aligned starts).
+    /// One token: the decode GEMV; up to <see cref="GpuKernels.RowTokens"/>: the row kernel; more: the batched kernels.
+    /// </summary>
+    public void Gemv(AcceleratorStream s, in GpuMatrix w, ArrayView<float> x, ArrayView<float> y, int tokens, ArrayView<float>? bias)
+    {
+        if (tokens <= 0 || w.Rows == 0) return;
+        var l = launch.Loader;
+        var a = launch.RowArgs(w, tokens);
+        if (bias is { } b) a.Flags |= RowKernels.FlagBias;
+        var bv = bias ?? l.DummyF;
+        if (tokens == 1)
+        {
+            l.Typed(_gemv1Name, w.Type, w.Type, _gemv1)(s, launch.Teams(w.Rows, launch.Lanes, launch.Options.GemvGroupSize),
+                w.Data, x, launch.AsFloat4(x), bv, y, a);
+            return;
+        }
+        if (tokens <= GpuKernels.RowTokens)
+        {
+            l.Typed("Gemv", w.Type, w.Type, GemvMaker.Instance)(s, launch.RowTeams((long)w.Rows * ((tokens + 3) / 4)),
+                w.Data, x, launch.AsFloat4(x), bv, y, a);
+            return;
+        }
+        var t = BatchedOps.TileArgsOf(w, tokens, a.Flags);
+        if (batched.Mma(w.Type))
+        {
+            lock (batched.SplitLock)
+            {
+                var xs = batched.SplitRows(s, x, null, w, tokens, 1, ref t);
+                batched.MmaKernelsLoaded.Linear(s, batched.MmaConfig((long)t.Tiles * ((w.Rows + 15) / 16)), w.Data, xs, bv, y, t);
+            }
+            return;
+        }
+        l.Typed("TileLinear", w.Type, w.Type, TileLinearMaker.Instance)(s, batched.TileConfig(t), w.Data, x, launch.AsFloat4(x), bv, y, t);
+    }
+
+    sealed class Gemv1Maker<TU> : IKernelMaker<GemvLaunch> where TU : struct, IUnroll
+    {
+        public static readonly Gemv1Maker<TU> Instance = new();
+
+        public GemvLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, RowArgs>(GemvKernels.Gemv1<T1, TU>);
+    }
+
+    sealed class GemvMaker : IKernelMaker<GemvLaunch>
+    {
+        public static readonly GemvMaker Instance = new();
+
+        public GemvLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.Gemv<T1>);
+    }
+
+    sealed class TileLinearMaker : IKernelMaker<TileLinearLaunch>
+    {
+        public static readonly TileLinearMaker Instance = new();
+
+        public TileLinearLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, TileArgs>(TileKernels.Linear<T1>);
+    }
+}

@@ -1,0 +1,82 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Daop.Kernels.Gpu;
+
+/// <summary>
+/// The element-wise and per-row kernels (<see cref="VectorKernels"/>): norms (a team per row), RoPE, embedding
+/// lookup, residual add, clamp, the sigmoid-gated add of a shared expert and the combine of per-slot expert outputs.
+/// </summary>
+internal sealed class VectorOps
+{
+    readonly GpuLaunch _launch;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs> _norm;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs> _rope;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int> _embed;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> _add;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, float> _clamp;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _addSigmoid;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _combine;
+
+    public VectorOps(GpuLaunch launch)
+    {
+        _launch = launch;
+        var l = launch.Loader;
+        _norm = l.Load("Norm", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>(VectorKernels.Norm));
+        _rope = l.Load("Rope", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs>(VectorKernels.Rope));
+        _embed = l.Load("Embed", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int>(VectorKernels.Embed));
+        _add = l.Load("Add", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int>(VectorKernels.Add));
+        _clamp = l.Load("Clamp", a => a.LoadKernel<ArrayView<float>, int, float>(VectorKernels.Clamp));
+        _addSigmoid = l.Load("AddSigmoidScaled", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(VectorKernels.AddSigmoidScaled));
+        _combine = l.Load("Combine", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int>(VectorKernels.Combine));
+    }
+
+    /// <summary>RMSNorm (bias null) or LayerNorm of <paramref name="rows"/> rows of weight.Length; y may be x.</summary>
+    public void Norm(AcceleratorStream s, ArrayView<float> x, ArrayView<float> y, ArrayView<float> weight, ArrayView<float>? bias,
+        int rows, int n, float eps)
+    {
+        if (rows <= 0) return;
+        var a = new NormArgs { Rows = rows, N = n, Eps = eps, Layer = bias != null ? 1 : 0, Lanes = _launch.Lanes };
+        _norm(s, _launch.RowTeams(rows), x, y, weight, bias ?? _launch.Loader.DummyF, a);
+    }
+
+    /// <summary>Rotate-half RoPE of x [T, heads, headDim] for positions startPos.. from cos/sin tables [positions, half].</summary>
+    public void Rope(AcceleratorStream s, ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, int tokens, int heads,
+        int headDim, int half, int startPos)
+    {
+        if (tokens <= 0 || half == 0) return;
+        var a = new RopeArgs { Tokens = tokens, Heads = heads, HeadDim = headDim, Half = half, StartPos = startPos };
+        _rope(s, _launch.Elementwise((long)tokens * heads * half), x, cos, sin, a);
+    }
+
+    /// <summary>x[t] = table[tokens[t]] widened to fp32.</summary>
+    public void Embed(AcceleratorStream s, in GpuMatrix table, ArrayView<int> tokens, ArrayView<float> x, int count)
+    {
+        if (count <= 0) return;
+        _embed(s, _launch.Elementwise((long)count * table.Cols), table.Data, tokens, x, count, table.Cols, table.RowChunks, (int)table.Type);
+    }
+
+    /// <summary>acc[i] += x[i], i &lt; n.</summary>
+    public void Add(AcceleratorStream s, ArrayView<float> acc, ArrayView<float> x, int n)
+    {
+        if (n > 0) _add(s, _launch.Elementwise(n), acc, x, n);
+    }
+
+    /// <summary>Clamps x[i] to ±limit, i &lt; n.</summary>
+    public void Clamp(AcceleratorStream s, ArrayView<float> x, int n, float limit)
+    {
+        if (n > 0) _clamp(s, _launch.Elementwise(n), x, n, limit);
+    }
+
+    /// <summary>acc[t, :] += sigmoid(gate[t]) · x[t, :].</summary>
+    public void AddSigmoidScaled(AcceleratorStream s, ArrayView<float> acc, ArrayView<float> x, ArrayView<float> gate, int tokens, int width)
+    {
+        if (tokens > 0 && width > 0) _addSigmoid(s, _launch.Elementwise((long)tokens * width), acc, x, gate, tokens, width);
+    }
+
+    /// <summary>y [T, width] = Σ_j yk[t·topK + j] (per-slot outputs already weighted).</summary>
+    public void Combine(AcceleratorStream s, ArrayView<float> yk, ArrayView<float> y, int tokens, int topK, int width)
+    {
+        if (tokens > 0) _combine(s, _launch.Elementwise((long)tokens * width), yk, y, tokens, topK, width);
+    }
+}
