@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using Daop.Engine.Analysis;
 using Daop.Engine.Load;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;

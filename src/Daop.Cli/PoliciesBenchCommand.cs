@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Daop.Engine.Analysis;
 using Daop.Engine.Schedule;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Load;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Daop.Engine.Analysis;
+using Daop.Bench.Routing;
 using Daop.Engine.Schedule;
 using Daop.Engine.Load;
 using Daop.Engine.Load.Safetensors;

@@ -4,7 +4,6 @@ using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
 using Daop.Engine.Schedule;
-using Daop.Engine.Analysis;
 
 namespace Daop.Bench.Policies;
 

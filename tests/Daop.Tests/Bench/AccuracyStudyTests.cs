@@ -1,4 +1,3 @@
-using Daop.Engine.Analysis;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
 using Daop.Engine.Placement;

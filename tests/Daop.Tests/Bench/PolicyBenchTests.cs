@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Xml.Linq;
-using Daop.Engine.Analysis;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;

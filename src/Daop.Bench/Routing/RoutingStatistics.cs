@@ -1,6 +1,6 @@
 using Daop.Engine.Schedule;
 
-namespace Daop.Engine.Analysis;
+namespace Daop.Bench.Routing;
 
 /// <summary>Cache hit rates of three placements over the decode half of a sequence.</summary>
 public sealed record HitRates(int CachePerLayer, double Lru, double DaopPrefillCounts, double StaticGlobal);

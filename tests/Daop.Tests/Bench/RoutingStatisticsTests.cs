@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Daop.Engine.Analysis;
+using Daop.Bench.Routing;
 using Daop.Engine.Schedule;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
