@@ -1,6 +1,10 @@
 namespace Daop.Kernels;
 
-/// <summary>Element type of a weight tensor as stored in a checkpoint. Activations are always fp32.</summary>
+/// <summary>
+/// Element type of a weight tensor as stored. Activations are always fp32. The block formats store a row as blocks of
+/// <see cref="DTypes.BlockSize"/> columns, each <see cref="DTypes.BlockBytes"/> bytes, in GGUF's layout (so a GGUF file's
+/// bits are read as they are); a row whose width is not a whole number of blocks ends in a zero-padded block.
+/// </summary>
 public enum DType : byte
 {
     /// <summary>IEEE binary32.</summary>
@@ -9,11 +13,75 @@ public enum DType : byte
     F16,
     /// <summary>bfloat16: the top 16 bits of a binary32.</summary>
     BF16,
+    /// <summary>Blocks of 32: an fp16 scale d, then 32 int8 q; x = d·q (GGUF Q8_0, 34 bytes).</summary>
+    Q8_0,
+    /// <summary>Blocks of 32: an fp16 scale d, then 16 bytes of 4-bit q, element j in the low nibble of byte j and element
+    /// j+16 in its high nibble; x = d·(q − 8) (GGUF Q4_0, 18 bytes).</summary>
+    Q4_0,
+    /// <summary>Blocks of 32: an E8M0 scale e, then 16 bytes of E2M1 codes laid out as in <see cref="Q4_0"/>;
+    /// x = 2^(e−127) · fp4(q) (OCP microscaling MXFP4, GGUF MXFP4, 17 bytes).</summary>
+    MXFP4,
 }
 
 /// <summary>Sizes and names of <see cref="DType"/> values.</summary>
 public static class DTypes
 {
-    /// <summary>Bytes per element.</summary>
-    public static int SizeOf(this DType t) => t == DType.F32 ? 4 : 2;
+    /// <summary>Bytes per element of an unblocked type (F32, F16, BF16).</summary>
+    /// <exception cref="ArgumentException">A block format: use <see cref="RowBytes"/>.</exception>
+    public static int SizeOf(this DType t) => t switch
+    {
+        DType.F32 => 4,
+        DType.F16 or DType.BF16 => 2,
+        _ => throw new ArgumentException($"{t.Name()} is a block format: its size is per block of {t.BlockSize()} columns"),
+    };
+
+    /// <summary>Columns per block: 1 for the unblocked types, 32 for the block formats.</summary>
+    public static int BlockSize(this DType t) => t.IsBlock() ? 32 : 1;
+
+    /// <summary>Bytes per block (per element for the unblocked types).</summary>
+    public static int BlockBytes(this DType t) => t switch
+    {
+        DType.F32 => 4,
+        DType.F16 or DType.BF16 => 2,
+        DType.Q8_0 => 34,
+        DType.Q4_0 => 18,
+        DType.MXFP4 => 17,
+        _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown weight type"),
+    };
+
+    /// <summary>True for the block formats (scales stored with the values).</summary>
+    public static bool IsBlock(this DType t) => t is DType.Q8_0 or DType.Q4_0 or DType.MXFP4;
+
+    /// <summary>Bytes of one row of <paramref name="cols"/> columns (a partial last block is stored whole).</summary>
+    public static long RowBytes(this DType t, int cols) => ((long)cols + t.BlockSize() - 1) / t.BlockSize() * t.BlockBytes();
+
+    /// <summary>Bits per weight, scales included (16 for bf16, 8.5 for Q8_0, 4.5 for Q4_0, 4.25 for MXFP4).</summary>
+    public static double BitsPerWeight(this DType t) => 8.0 * t.BlockBytes() / t.BlockSize();
+
+    /// <summary>The name used on the command line and in files: "f32", "f16", "bf16", "q8_0", "q4_0", "mxfp4".</summary>
+    public static string Name(this DType t) => t switch
+    {
+        DType.F32 => "f32",
+        DType.F16 => "f16",
+        DType.BF16 => "bf16",
+        DType.Q8_0 => "q8_0",
+        DType.Q4_0 => "q4_0",
+        DType.MXFP4 => "mxfp4",
+        _ => t.ToString(),
+    };
+
+    /// <summary>Parses <see cref="Name"/> (case-insensitive; "q8" and "q4" are accepted for q8_0 and q4_0).</summary>
+    public static bool TryParse(string? s, out DType t)
+    {
+        switch (s?.ToLowerInvariant())
+        {
+            case "f32" or "fp32" or "float32": t = DType.F32; return true;
+            case "f16" or "fp16" or "float16": t = DType.F16; return true;
+            case "bf16" or "bfloat16": t = DType.BF16; return true;
+            case "q8_0" or "q8": t = DType.Q8_0; return true;
+            case "q4_0" or "q4": t = DType.Q4_0; return true;
+            case "mxfp4": t = DType.MXFP4; return true;
+            default: t = default; return false;
+        }
+    }
 }

@@ -22,10 +22,10 @@ public readonly unsafe struct WeightMatrix
     }
 
     /// <summary>Bytes of the whole matrix.</summary>
-    public long ByteLength => (long)Rows * Cols * Type.SizeOf();
+    public long ByteLength => Rows * Type.RowBytes(Cols);
 
     /// <summary>Bytes of one row.</summary>
-    public int RowBytes => Cols * Type.SizeOf();
+    public int RowBytes => (int)Type.RowBytes(Cols);
 
     /// <summary>A view of rows [start, start+count).</summary>
     public WeightMatrix SliceRows(int start, int count) =>

@@ -1,0 +1,131 @@
+using System.Buffers.Binary;
+
+namespace Daop.Kernels.Quant;
+
+/// <summary>
+/// Round-to-nearest quantization of fp32 rows into the block formats of <see cref="DType"/>, and back: the reference every
+/// quantizing or dequantizing kernel is tested against. The rules are ggml's reference quantizers (quantize_row_q8_0_ref,
+/// quantize_row_q4_0_ref, quantize_row_mxfp4_ref), so Daop writes the same bits llama-quantize writes.
+/// </summary>
+/// <remarks>
+/// Error per element, for a block whose largest magnitude is a: Q8_0 ≤ a/254 (+ fp16 rounding of the scale); Q4_0 ≤ a/16,
+/// and up to a/8 on the side opposite the signed extreme (its scale maps that extreme to −8; the other side clamps at +7); MXFP4 ≤ a/6 below a's power of two
+/// and up to a/3 near it (E2M1 has 8 magnitudes: 0, 0.5, 1, 1.5, 2, 3, 4, 6 times a power-of-two scale).
+/// </remarks>
+public static class BlockQuant
+{
+    /// <summary>Columns per block of every block format.</summary>
+    public const int Block = 32;
+
+    /// <summary>E2M1 values doubled (ggml's kvalues_mxfp4), indexed by the 4-bit code; the scale is halved to match.</summary>
+    public static ReadOnlySpan<sbyte> Fp4Doubled => [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+
+    /// <summary>Quantizes one row <paramref name="x"/> into <paramref name="dst"/> (<c>type.RowBytes(x.Length)</c> bytes).</summary>
+    public static void QuantizeRow(DType type, ReadOnlySpan<float> x, Span<byte> dst)
+    {
+        if (!type.IsBlock()) throw new ArgumentException($"{type.Name()} is not a block format", nameof(type));
+        long need = type.RowBytes(x.Length);
+        if (dst.Length < need) throw new ArgumentException($"dst holds {dst.Length} bytes, a {type.Name()} row of {x.Length} needs {need}", nameof(dst));
+        Span<float> block = stackalloc float[Block];
+        int bytes = type.BlockBytes();
+        for (int b = 0; b * Block < x.Length; b++)
+        {
+            int n = Math.Min(Block, x.Length - b * Block);
+            block.Clear();
+            x.Slice(b * Block, n).CopyTo(block);
+            var o = dst.Slice(b * bytes, bytes);
+            switch (type)
+            {
+                case DType.Q8_0: Q8_0(block, o); break;
+                case DType.Q4_0: Q4_0(block, o); break;
+                default: Mxfp4(block, o); break;
+            }
+        }
+    }
+
+    /// <summary>Widens one quantized row of <paramref name="dst"/>.Length columns from <paramref name="src"/>.</summary>
+    public static void DequantizeRow(DType type, ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        if (!type.IsBlock()) throw new ArgumentException($"{type.Name()} is not a block format", nameof(type));
+        long need = type.RowBytes(dst.Length);
+        if (src.Length < need) throw new ArgumentException($"src holds {src.Length} bytes, a {type.Name()} row of {dst.Length} needs {need}", nameof(src));
+        int bytes = type.BlockBytes();
+        for (int c = 0; c < dst.Length; c++) dst[c] = Element(type, src.Slice(c / Block * bytes, bytes), c % Block);
+    }
+
+    /// <summary>Element <paramref name="j"/> (0..31) of one block.</summary>
+    public static float Element(DType type, ReadOnlySpan<byte> block, int j)
+    {
+        switch (type)
+        {
+            case DType.Q8_0: return Scale16(block) * (sbyte)block[2 + j];
+            case DType.Q4_0: return Scale16(block) * (Nibble(block[2..], j) - 8);
+            case DType.MXFP4: return E8m0Half(block[0]) * Fp4Doubled[Nibble(block[1..], j)];
+            default: throw new ArgumentException($"{type.Name()} is not a block format", nameof(type));
+        }
+    }
+
+    /// <summary>The fp16 scale at the start of a Q8_0 or Q4_0 block.</summary>
+    public static float Scale16(ReadOnlySpan<byte> block) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(block));
+
+    /// <summary>2^(e−127) / 2 (ggml_e8m0_to_fp32_half): the MXFP4 scale for the doubled E2M1 values.</summary>
+    public static float E8m0Half(byte e) => BitConverter.UInt32BitsToSingle(e >= 2 ? (uint)(e - 1) << 23 : e == 1 ? 0x00400000u : 0x00200000u);
+
+    // Code j of 32 in 16 bytes: j < 16 in the low nibble of byte j, j ≥ 16 in the high nibble of byte j − 16.
+    static int Nibble(ReadOnlySpan<byte> q, int j) => j < 16 ? q[j] & 0xF : q[j - 16] >> 4;
+
+    static void WriteScale16(Span<byte> o, float d) => BinaryPrimitives.WriteUInt16LittleEndian(o, BitConverter.HalfToUInt16Bits((Half)d));
+
+    // d = amax / 127, q = round(x / d) (half away from zero, as C's roundf).
+    static void Q8_0(ReadOnlySpan<float> x, Span<byte> o)
+    {
+        float amax = 0;
+        foreach (float v in x) amax = MathF.Max(amax, MathF.Abs(v));
+        float d = amax / 127, id = d != 0 ? 1 / d : 0;
+        WriteScale16(o, d);
+        for (int j = 0; j < Block; j++) o[2 + j] = (byte)(sbyte)MathF.Round(x[j] * id, MidpointRounding.AwayFromZero);
+    }
+
+    // d = (the value of largest magnitude, with its sign) / −8, q = min(15, trunc(x / d + 8.5)).
+    static void Q4_0(ReadOnlySpan<float> x, Span<byte> o)
+    {
+        float amax = 0, max = 0;
+        foreach (float v in x)
+            if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
+        float d = max / -8, id = d != 0 ? 1 / d : 0;
+        WriteScale16(o, d);
+        for (int j = 0; j < 16; j++)
+        {
+            int q0 = Math.Min(15, (int)(sbyte)(x[j] * id + 8.5f));
+            int q1 = Math.Min(15, (int)(sbyte)(x[j + 16] * id + 8.5f));
+            o[2 + j] = (byte)(q0 | q1 << 4);
+        }
+    }
+
+    // e = floor(log2(amax)) − 2 + 127, so amax lands in E2M1's top binade (4..6 × 2^(e−127)... ×2 in doubled units);
+    // each value takes the nearest of the 16 codes (the first on a tie).
+    static void Mxfp4(ReadOnlySpan<float> x, Span<byte> o)
+    {
+        o.Clear();
+        float amax = 0;
+        foreach (float v in x) amax = MathF.Max(amax, MathF.Abs(v));
+        if (amax == 0) return;
+        byte e = (byte)Math.Clamp((int)MathF.Floor(MathF.Log2(amax)) - 2 + 127, 0, 255);
+        float d = E8m0Half(e);
+        o[0] = e;
+        for (int j = 0; j < 16; j++) o[1 + j] = (byte)(Nearest(d, x[j]) | Nearest(d, x[j + 16]) << 4);
+    }
+
+    static int Nearest(float d, float x)
+    {
+        var values = Fp4Doubled;
+        float best = MathF.Abs(x - d * values[0]);
+        int index = 0;
+        for (int j = 1; j < 16; j++)
+        {
+            float diff = MathF.Abs(x - d * values[j]);
+            if (diff < best) { best = diff; index = j; }
+        }
+        return index;
+    }
+}

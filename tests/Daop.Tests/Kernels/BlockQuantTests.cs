@@ -1,0 +1,117 @@
+using Daop.Kernels;
+using Daop.Kernels.Quant;
+
+namespace Daop.Tests.Kernels;
+
+public class BlockQuantTests
+{
+    static float[] Row(int n, int seed, float amplitude = 1)
+    {
+        var rnd = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => (float)(rnd.NextDouble() * 2 - 1) * amplitude).ToArray();
+    }
+
+    [Theory]
+    [InlineData(DType.Q8_0, 34, 8.5)]
+    [InlineData(DType.Q4_0, 18, 4.5)]
+    [InlineData(DType.MXFP4, 17, 4.25)]
+    public void Descriptor(DType t, int blockBytes, double bits)
+    {
+        Assert.Equal(32, t.BlockSize());
+        Assert.Equal(blockBytes, t.BlockBytes());
+        Assert.Equal(bits, t.BitsPerWeight());
+        Assert.Equal(4096 / 32 * blockBytes, t.RowBytes(4096));
+        Assert.Equal(5 * blockBytes, t.RowBytes(136)); // 4 whole blocks and a padded fifth
+        Assert.True(DTypes.TryParse(t.Name(), out var back) && back == t);
+        Assert.Throws<ArgumentException>(() => t.SizeOf());
+    }
+
+    /// <summary>Each element within its format's bound of the block's largest magnitude (see BlockQuant's remarks).</summary>
+    [Theory]
+    [InlineData(DType.Q8_0, 1 / 254.0 + 1e-3)]
+    [InlineData(DType.Q4_0, 1 / 8.0 + 1e-3)]  // a/16 by rounding, up to a/8 where q clamps at 15 on the side opposite the extreme
+    [InlineData(DType.MXFP4, 1 / 3.0)]
+    public void RoundTripErrorIsBounded(DType t, double bound)
+    {
+        foreach (int n in new[] { 32, 64, 136, 4096 })
+        {
+            var x = Row(n, n, 0.05f);
+            var q = new byte[t.RowBytes(n)];
+            var y = new float[n];
+            BlockQuant.QuantizeRow(t, x, q);
+            BlockQuant.DequantizeRow(t, q, y);
+            for (int b = 0; b < n; b += 32)
+            {
+                float amax = 0;
+                for (int j = b; j < Math.Min(n, b + 32); j++) amax = Math.Max(amax, Math.Abs(x[j]));
+                for (int j = b; j < Math.Min(n, b + 32); j++)
+                    Assert.True(Math.Abs(x[j] - y[j]) <= bound * amax, $"{t} n={n} j={j}: {x[j]} -> {y[j]} (amax {amax})");
+            }
+        }
+    }
+
+    [Fact]
+    public void Q8_0HandComputed()
+    {
+        var x = new float[32];
+        x[0] = 1.27f; x[1] = -0.635f; x[2] = 0.005f; x[3] = 0.015f;
+        var q = new byte[34];
+        BlockQuant.QuantizeRow(DType.Q8_0, x, q);
+        Assert.Equal((Half)0.01f, BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(q, 0)));
+        Assert.Equal(127, (sbyte)q[2]);
+        Assert.Equal(-64, (sbyte)q[3]);  // −63.5 rounds away from zero
+        Assert.Equal(1, (sbyte)q[4]);    //  0.5 rounds away from zero
+        Assert.Equal(2, (sbyte)q[5]);    //  1.5
+    }
+
+    [Fact]
+    public void Q4_0HandComputed()
+    {
+        var x = new float[32];
+        x[0] = -0.8f;  // the signed extreme: d = −0.8 / −8 = 0.1, so it maps to q = 0
+        x[1] = 0.7f;   // 0.7 / 0.1 + 8.5 = 15.5 → 15
+        x[16] = 0.31f; // 3.1 + 8.5 = 11.6 → 11, high nibble of byte 0
+        var q = new byte[18];
+        BlockQuant.QuantizeRow(DType.Q4_0, x, q);
+        Assert.Equal((Half)0.1f, BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(q, 0)));
+        Assert.Equal(0 | 11 << 4, q[2]);
+        Assert.Equal(15 | 8 << 4, q[3]);
+        var y = new float[32];
+        BlockQuant.DequantizeRow(DType.Q4_0, q, y);
+        Assert.Equal(-0.8f, y[0], 3);
+        Assert.Equal(0.7f, y[1], 3);
+        Assert.Equal(0.3f, y[16], 3);
+    }
+
+    [Fact]
+    public void Mxfp4HandComputed()
+    {
+        var x = new float[32];
+        x[0] = 6f;      // amax 6: e = floor(log2 6) − 2 + 127 = 127, scale 1 (doubled codes, halved scale 0.5)
+        x[1] = -1.4f;   // nearest of ±{0, .5, 1, 1.5, 2, 3, 4, 6}: −1.5, code 8 + 3 = 11
+        x[17] = 2.6f;   // 3, code 5, high nibble of byte 1
+        var q = new byte[17];
+        BlockQuant.QuantizeRow(DType.MXFP4, x, q);
+        Assert.Equal(127, q[0]);
+        Assert.Equal(7, q[1] & 0xF);          // 6 = 12 · 0.5
+        Assert.Equal(11 | 5 << 4, q[2]);
+        var y = new float[32];
+        BlockQuant.DequantizeRow(DType.MXFP4, q, y);
+        Assert.Equal([6f, -1.5f], y[..2]);
+        Assert.Equal(3f, y[17]);
+        Assert.Equal(0f, y[5]);
+    }
+
+    [Fact]
+    public void ZeroBlocksStayZero()
+    {
+        foreach (var t in new[] { DType.Q8_0, DType.Q4_0, DType.MXFP4 })
+        {
+            var q = new byte[t.RowBytes(40)];
+            var y = new float[40];
+            BlockQuant.QuantizeRow(t, new float[40], q);
+            BlockQuant.DequantizeRow(t, q, y);
+            Assert.All(y, v => Assert.Equal(0f, v));
+        }
+    }
+}
