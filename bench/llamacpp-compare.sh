@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Daop's CPU path beside llama.cpp's on the same weights, in one run: prefill and decode tok/s at bf16, Q8_0 and Q4_0.
+# This script builds nothing: point it at a llama.cpp build you made (see ../shared/peers/llamacpp/README.md for the
+# static AVX-512 CPU build that also runs on the GPU machine's host) and at its source tree (for gguf-py).
+#
+#   LLAMA_BIN=/tmp/llamacpp/build/bin LLAMA_SRC=/tmp/llamacpp/src bench/llamacpp-compare.sh MODEL_DIR [THREADS]
+#
+# MODEL_DIR: a Mixtral-shaped bf16 checkpoint, e.g. made by ../shared/tools/random_mixtral_checkpoint.py OUT 1 models/tiny-mixtral-code.
+# Converts it to GGUF (bf16; Q8_0 and Q4_0 with llama-quantize --pure, so every matrix has the same format in both
+# tools), runs llama-bench (-p 64 -n 32) and `daop bench synthetic --model MODEL_DIR --device cpu` with the same
+# formats (--expert-dtype/--dense-dtype), and prints one table. Set DAOP to a daop binary (default: dotnet run).
+set -euo pipefail
+model=${1:?usage: LLAMA_BIN=... LLAMA_SRC=... bench/llamacpp-compare.sh MODEL_DIR [THREADS]}
+threads=${2:-$(nproc)}
+bin=${LLAMA_BIN:?set LLAMA_BIN to llama.cpp's build/bin}
+src=${LLAMA_SRC:?set LLAMA_SRC to llama.cpp's source tree (gguf-py)}
+here=$(cd "$(dirname "$0")/.." && pwd)
+conv=${CONVERT:-$here/../shared/peers/llamacpp/hf_mixtral_to_gguf.py}
+daop=${DAOP:-dotnet run --project $here/src/Daop.Cli -c Release --}
+work=${WORK:-/tmp/daop-llamacpp}
+mkdir -p "$work"
+py=/usr/bin/python3
+name=$(basename "$model")
+[ -f "$work/$name-bf16.gguf" ] || PYTHONPATH=$src/gguf-py $py "$conv" "$model" "$work/$name-bf16.gguf" --outtype bf16
+for q in q8_0 q4_0; do
+  [ -f "$work/$name-$q.gguf" ] || "$bin/llama-quantize" --pure "$work/$name-bf16.gguf" "$work/$name-$q.gguf" "${q^^}" > /dev/null
+done
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $threads threads"
+printf '%-6s %-9s %12s %12s\n' format tool "prefill t/s" "decode t/s"
+for f in bf16 q8_0 q4_0; do
+  "$bin/llama-bench" -m "$work/$name-$f.gguf" -p 64 -n 32 -t "$threads" -r 3 -o json > "$work/llama-$f.json" 2>/dev/null
+  read pp tg < <($py -c "import json,sys; r=json.load(open(sys.argv[1])); pp=[x['avg_ts'] for x in r if x['n_prompt']>0]; tg=[x['avg_ts'] for x in r if x['n_gen']>0]; print(f'{pp[0]:.1f} {tg[0]:.1f}')" "$work/llama-$f.json")
+  printf '%-6s %-9s %12s %12s\n' $f llama.cpp "$pp" "$tg"
+  dtype=$f; [ $f = bf16 ] && dtype=bf16
+  DAOP_THREADS=$threads $daop bench synthetic --model "$model" --device cpu --expert-dtype $dtype --dense-dtype $dtype \
+    --prompt-tokens 64 --new-tokens 32 > "$work/daop-$f.txt"
+  # "prefill 64 tokens: P tok/s; decode 31 tokens: D tok/s"
+  read dpp dtg < <(sed -n 's/^prefill [0-9]* tokens: \([0-9.]*\) tok\/s; decode [0-9]* tokens: \([0-9.]*\) tok\/s.*/\1 \2/p' "$work/daop-$f.txt" | tail -1)
+  printf '%-6s %-9s %12s %12s   (daop / llama.cpp: prefill %.2fx, decode %.2fx)\n' $f daop "$dpp" "$dtg" \
+    "$($py -c "print($dpp/$pp)")" "$($py -c "print($dtg/$tg)")"
+done
