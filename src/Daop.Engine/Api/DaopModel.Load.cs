@@ -4,6 +4,7 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Load;
 using Daop.Engine.Load.Chat;
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Load.Tokenizer;
 using Daop.Engine.Model;
@@ -35,6 +36,7 @@ public sealed partial class DaopModel
             try { Daop.Kernels.Cpu.CpuWorkers.Configure(t); }
             catch (InvalidOperationException e) { throw new ArgumentException(e.Message, e); }
         }
+        if (GgufSplits.Find(path) is { } gguf) return LoadGguf(gguf, options); // a .gguf file, or a folder of one: DaopModel.Gguf.cs
         if (!Directory.Exists(path)) throw new ModelLoadException($"{path}: model folder not found");
         path = ModelFiles.ResolveHubCache(path);
         // What is missing is reported in the order a model folder is read: config.json, the weights, then the tokenizer.

@@ -78,7 +78,7 @@ public sealed record ModelInfo
         {
             if (!seenVectors.Add(v)) return;
             denseParams += v.Length;
-            denseBytes += (long)v.Length * m.Weights.Embed.Type.SizeOf();
+            denseBytes += (long)v.Length * (m.Weights.Embed.Type.IsBlock() ? 4 : m.Weights.Embed.Type.SizeOf()); // vectors of a block-format file are f32
         });
         int moeLayers = 0;
         long oneExpertParams = 0, oneExpertBytes = 0;

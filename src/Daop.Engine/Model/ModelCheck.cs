@@ -1,4 +1,5 @@
 using Daop.Engine.Load;
+using Daop.Engine.Load.Gguf;
 using Daop.Engine.Load.Safetensors;
 
 namespace Daop.Engine.Model;
@@ -20,21 +21,34 @@ public sealed record ModelCheckReport(int TensorsScanned, IReadOnlyList<string> 
 /// </summary>
 public static class ModelCheck
 {
-    /// <summary>Checks the model folder <paramref name="dir"/> with a forward pass over <paramref name="probe"/> (token ids).</summary>
+    /// <summary>Checks the model folder (or GGUF file) <paramref name="dir"/> with a forward pass over <paramref name="probe"/> (token ids).</summary>
     public static ModelCheckReport Run(string dir, IReadOnlyList<int> probe)
     {
         ArgumentNullException.ThrowIfNull(probe);
         if (probe.Count == 0) throw new ArgumentException("the probe needs at least one token", nameof(probe));
-        dir = ModelFiles.ResolveHubCache(dir);
         var bad = new List<string>();
         int scanned = 0;
-        using (var store = TensorStore.OpenDirectory(dir))
-            foreach (string name in store.Names.Order(StringComparer.Ordinal))
+        void Scan(IEnumerable<string> names, Func<string, long> firstNonFinite)
+        {
+            foreach (string name in names.Order(StringComparer.Ordinal))
             {
                 scanned++;
-                long i = store.FirstNonFinite(name);
+                long i = firstNonFinite(name);
                 if (i >= 0) bad.Add($"{name}: element {i}");
             }
+        }
+        if (GgufSplits.Find(dir) is { } gguf)
+        {
+            dir = gguf;
+            using var checkpoint = GgufCheckpoint.Open(gguf);
+            Scan(checkpoint.Tensors.Select(t => t.Name), checkpoint.FirstNonFinite);
+        }
+        else
+        {
+            dir = ModelFiles.ResolveHubCache(dir);
+            using var store = TensorStore.OpenDirectory(dir);
+            Scan(store.Names, store.FirstNonFinite);
+        }
         string? forward = null;
         using (var model = MoeModel.Load(dir, new ModelOptions { CheckFinite = true, ContextLength = probe.Count + 1 }))
         {

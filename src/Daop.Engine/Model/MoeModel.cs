@@ -2,6 +2,7 @@ using Daop.Engine.Device;
 using Daop.Engine.Device.Cpu;
 using Daop.Engine.Load;
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model.Families;
 using Daop.Engine.Model.Layers;
@@ -14,7 +15,7 @@ namespace Daop.Engine.Model;
 /// <see cref="Forward"/> is the whole model, top to bottom. One sequence runs at a time; each has its own
 /// <see cref="KvCache"/>.
 /// </summary>
-public sealed class MoeModel : IDisposable
+public sealed partial class MoeModel : IDisposable
 {
     readonly IDisposable _owner;
     RunState _s = null!;
@@ -54,6 +55,7 @@ public sealed class MoeModel : IDisposable
     public static MoeModel Load(string dir, ModelOptions? options = null)
     {
         options ??= new ModelOptions();
+        if (GgufSplits.Find(dir) is { } gguf) return LoadGguf(gguf, options); // a .gguf file, or a folder of one
         if (!System.IO.Directory.Exists(dir)) throw new ModelLoadException($"{dir}: model folder not found");
         dir = ModelFiles.ResolveHubCache(dir);
         var (family, config) = ModelFamilies.ReadConfig(Path.Combine(dir, "config.json"));

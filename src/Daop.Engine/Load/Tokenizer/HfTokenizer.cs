@@ -79,6 +79,16 @@ public sealed class HfTokenizer
     }
 
     /// <summary>
+    /// Loads a tokenizer.json held in memory (a GGUF file's vocabulary, described as the pipeline that computes what
+    /// llama.cpp computes), named <paramref name="name"/> in messages, with its bos/eos ids.
+    /// </summary>
+    internal static HfTokenizer FromJson(ReadOnlyMemory<byte> json, string name, int? bosTokenId, int? eosTokenId)
+    {
+        using var doc = TokJson.Parse(json, name);
+        return new HfTokenizer(doc.RootElement, new TokJson(name)) { BosTokenId = bosTokenId, EosTokenId = eosTokenId };
+    }
+
+    /// <summary>
     /// Loads <c>modelDir/tokenizer.json</c>, plus bos/eos tokens from <c>tokenizer_config.json</c> when present.
     /// </summary>
     /// <exception cref="ModelLoadException">A file is missing or invalid, or names a bos/eos token the vocabulary lacks.</exception>

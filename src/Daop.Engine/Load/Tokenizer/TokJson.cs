@@ -49,7 +49,12 @@ internal readonly struct TokJson(string file)
         if (!System.IO.File.Exists(path))
             throw new ModelLoadException($"{name}: file not found at '{path}'");
         // Read through the opened handle (hub snapshots are links), refusing files over the limit.
-        ReadOnlyMemory<byte> bytes = JsonText.SkipBom(ModelFiles.ReadAll(path, MaxFileBytes));
+        return Parse(JsonText.SkipBom(ModelFiles.ReadAll(path, MaxFileBytes)), name);
+    }
+
+    /// <summary>Parses tokenizer JSON already in memory, named <paramref name="name"/> in messages.</summary>
+    public static JsonDocument Parse(ReadOnlyMemory<byte> bytes, string name)
+    {
         JsonDocument doc;
         try
         {

@@ -16,4 +16,7 @@ public interface IModelFamily
 
     /// <summary>The family's Hugging Face tensor names.</summary>
     TensorNames Names { get; }
+
+    /// <summary>How the family reads GGUF files (llama.cpp's architecture, metadata keys and tensor names), or null when it cannot.</summary>
+    GgufSupport? Gguf { get; }
 }

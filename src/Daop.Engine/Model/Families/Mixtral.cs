@@ -1,4 +1,5 @@
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 
 namespace Daop.Engine.Model.Families;
 
@@ -23,4 +24,19 @@ public sealed class Mixtral : IModelFamily
         ExpertUp = "model.layers.{l}.block_sparse_moe.experts.{e}.w3.weight",
         ExpertDown = "model.layers.{l}.block_sparse_moe.experts.{e}.w2.weight",
     };
+
+    /// <inheritdoc />
+    /// <remarks>llama.cpp files Mixtral under its <c>llama</c> architecture: a llama file with experts is Mixtral.</remarks>
+    public GgufSupport Gguf { get; } = new("llama", ReadGguf, GgufNames.Moe) { QkRowsPermuted = true };
+
+    static ModelConfig ReadGguf(GgufConfigReader g)
+    {
+        int experts = g.IntOr("expert_count", 0);
+        if (experts <= 0) throw g.Error("expert_count", "is missing or 0: a dense Llama model; Daop runs mixture-of-experts models");
+        var common = GgufCommon.Read(g, "mixtral", experts, g.PositiveInt("expert_used_count"), GgufCommon.Width(g, "feed_forward_length"),
+            new RouterSpec.SoftmaxTopK(Renormalize: true));
+        // Biases are optional in llama.cpp's llama graph; a file has them or not.
+        var attention = common.Attention with { QkvBias = g.HasTensor("blk.0.attn_q.bias"), OBias = g.HasTensor("blk.0.attn_output.bias") };
+        return common.Build(attention, _ => common.Moe);
+    }
 }

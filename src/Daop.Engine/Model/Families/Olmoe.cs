@@ -1,4 +1,5 @@
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 
 namespace Daop.Engine.Model.Families;
 
@@ -36,4 +37,16 @@ public sealed class Olmoe : IModelFamily
         ExpertUp = "model.layers.{l}.mlp.experts.{e}.up_proj.weight",
         ExpertDown = "model.layers.{l}.mlp.experts.{e}.down_proj.weight",
     };
+
+    /// <inheritdoc />
+    public GgufSupport Gguf { get; } = new("olmoe", ReadGguf, GgufNames.Moe);
+
+    // llama.cpp's olmoe: q/k norms over the whole projection, no renormalisation, no clip_qkv (GGUF has no key for it).
+    static ModelConfig ReadGguf(GgufConfigReader g)
+    {
+        var common = GgufCommon.Read(g, "olmoe", g.PositiveInt("expert_count"), g.PositiveInt("expert_used_count"),
+            GgufCommon.Width(g, "feed_forward_length"), new RouterSpec.SoftmaxTopK(false));
+        var attention = common.Attention with { QkNorm = new QkNormSpec(QkNormScope.Whole, common.Model.Norm) };
+        return common.Build(attention, _ => common.Moe);
+    }
 }

@@ -1,4 +1,5 @@
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 
 namespace Daop.Engine.Model.Families;
 
@@ -39,4 +40,20 @@ public sealed class PhiMoe : IModelFamily
         ExpertUp = "model.layers.{l}.block_sparse_moe.experts.{e}.w3.weight",
         ExpertDown = "model.layers.{l}.block_sparse_moe.experts.{e}.w2.weight",
     };
+
+    /// <inheritdoc />
+    public GgufSupport Gguf { get; } = new("phimoe", ReadGguf, GgufNames.Moe);
+
+    // The model as transformers computes it (LayerNorm with biases, sparsemixer routing), which llama.cpp's phimoe graph
+    // approximates with RMSNorm plus bias and softmax top-k. GGUF has no router_jitter_noise: Phi-3.5-MoE's 0.01 is used.
+    // Biases and the LM head bias are read where the file has them; longrope comes from the rope_factors tensors.
+    static ModelConfig ReadGguf(GgufConfigReader g)
+    {
+        var common = GgufCommon.Read(g, "phimoe", g.PositiveInt("expert_count"), g.PositiveInt("expert_used_count"),
+            GgufCommon.Width(g, "feed_forward_length"), new RouterSpec.SparseMixer(0.01f));
+        var attention = common.Attention with { QkvBias = g.HasTensor("blk.0.attn_q.bias"), OBias = g.HasTensor("blk.0.attn_output.bias") };
+        return common.Build(attention, _ => common.Moe,
+            norm: common.Model.Norm with { Kind = NormKind.LayerNorm },
+            lmHead: common.Model.LmHead with { Bias = g.HasTensor("output.bias") });
+    }
 }

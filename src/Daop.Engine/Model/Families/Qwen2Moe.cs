@@ -1,4 +1,5 @@
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 
 namespace Daop.Engine.Model.Families;
 
@@ -38,6 +39,23 @@ public sealed class Qwen2Moe : IModelFamily
         SharedDown = "model.layers.{l}.mlp.shared_expert.down_proj.weight",
         SharedExpertGate = "model.layers.{l}.mlp.shared_expert_gate.weight",
     };
+
+    /// <inheritdoc />
+    public GgufSupport Gguf { get; } = new("qwen2moe", ReadGguf, GgufNames.Moe);
+
+    // As llama.cpp reads qwen2moe: an expert's width from expert_feed_forward_length (else feed_forward_length / top-k), the
+    // shared expert's from expert_shared_feed_forward_length (else feed_forward_length); no key says norm_topk_prob, and
+    // llama.cpp never renormalises; no dense layers.
+    static ModelConfig ReadGguf(GgufConfigReader g)
+    {
+        int topK = g.PositiveInt("expert_used_count");
+        int inter = g.IntOrNull("expert_feed_forward_length") ?? GgufCommon.Width(g, "feed_forward_length") / topK;
+        var common = GgufCommon.Read(g, "qwen2_moe", g.PositiveInt("expert_count"), topK, inter, new RouterSpec.SoftmaxTopK(false));
+        int shared = !g.HasTensor("blk.0.ffn_gate_shexp.weight") ? 0
+            : g.IntOrNull("expert_shared_feed_forward_length") ?? GgufCommon.Width(g, "feed_forward_length");
+        var moe = common.Moe with { Shared = shared > 0 ? new SharedExpertSpec.SigmoidGated(shared) : null };
+        return common.Build(common.Attention with { QkvBias = true }, _ => moe);
+    }
 }
 
 /// <summary>Qwen's rule for which layers are sparse: not in mlp_only_layers and (l+1) % decoder_sparse_step == 0.</summary>

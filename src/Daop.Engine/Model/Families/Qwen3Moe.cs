@@ -1,4 +1,5 @@
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 
 namespace Daop.Engine.Model.Families;
 
@@ -35,4 +36,23 @@ public sealed class Qwen3Moe : IModelFamily
         ExpertUp = "model.layers.{l}.mlp.experts.{e}.up_proj.weight",
         ExpertDown = "model.layers.{l}.mlp.experts.{e}.down_proj.weight",
     };
+
+    /// <inheritdoc />
+    public GgufSupport Gguf { get; } = new("qwen3moe", ReadGguf, GgufNames.Moe);
+
+    // llama.cpp's qwen3moe (added after the February 2025 snapshot this was written against): per-head q/k norms,
+    // renormalised top-k, expert width from expert_feed_forward_length.
+    static ModelConfig ReadGguf(GgufConfigReader g)
+    {
+        var common = GgufCommon.Read(g, "qwen3_moe", g.PositiveInt("expert_count"), g.PositiveInt("expert_used_count"),
+            g.PositiveInt("expert_feed_forward_length"), new RouterSpec.SoftmaxTopK(true));
+        bool bias = g.HasTensor("blk.0.attn_q.bias");
+        var attention = common.Attention with
+        {
+            QkNorm = new QkNormSpec(QkNormScope.PerHead, common.Model.Norm),
+            QkvBias = bias,
+            OBias = g.HasTensor("blk.0.attn_output.bias"),
+        };
+        return common.Build(attention, _ => common.Moe);
+    }
 }

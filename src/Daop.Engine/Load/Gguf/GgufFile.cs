@@ -1,0 +1,128 @@
+using System.IO.MemoryMappedFiles;
+
+namespace Daop.Engine.Load.Gguf;
+
+/// <summary>
+/// One memory-mapped GGUF file (llama.cpp's format, versions 2 and 3): the magic "GGUF", a version, tensor and metadata
+/// counts, the metadata key/value pairs, one info record per tensor (name, dimensions, ggml type, offset), then the
+/// tensor data from an aligned start. Everything in the header is validated on open (see <see cref="GgufReader"/>);
+/// tensor bytes are never copied.
+/// </summary>
+public sealed unsafe class GgufFile : IDisposable
+{
+    /// <summary>Most tensors a file may declare (real ones hold at most a few thousand).</summary>
+    public const long MaxTensors = 1 << 20;
+    /// <summary>Most metadata pairs a file may declare (real ones hold a few dozen).</summary>
+    public const long MaxKeyValues = 1 << 20;
+    /// <summary>Longest key or tensor name, in bytes (ggml itself allows 63-byte tensor names).</summary>
+    public const int MaxNameBytes = 1024;
+    /// <summary>Longest string value, in bytes (chat templates and embedded tokenizer.json files are the long ones).</summary>
+    public const long MaxStringBytes = 256L << 20;
+    /// <summary>Most elements in one metadata array (vocabularies hold up to ~260k tokens).</summary>
+    public const long MaxArrayLength = 1 << 24;
+    /// <summary>Largest header (magic to the end of the tensor infos).</summary>
+    public const long MaxHeaderBytes = 1L << 30;
+    /// <summary>Largest <c>general.alignment</c>.</summary>
+    public const uint MaxAlignment = 1 << 20;
+    /// <summary>The alignment of tensor data when the file does not set <c>general.alignment</c>.</summary>
+    public const uint DefaultAlignment = 32;
+    /// <summary>Most dimensions of a tensor (GGML_MAX_DIMS).</summary>
+    public const int MaxDims = 4;
+
+    readonly MemoryMappedFile _map;
+    readonly MemoryMappedViewAccessor _view;
+    readonly byte* _base;
+    bool _disposed;
+
+    GgufFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* basePtr, long length, GgufReader.Header h)
+    {
+        Path = path; _map = map; _view = view; _base = basePtr; Length = length;
+        Version = h.Version; Alignment = h.Alignment; DataOffset = h.DataOffset;
+        Metadata = h.Metadata; Keys = h.Keys; TensorList = h.Tensors;
+        Tensors = h.Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+    }
+
+    /// <summary>Path the file was opened from.</summary>
+    public string Path { get; }
+    /// <summary>Bytes of the file.</summary>
+    public long Length { get; }
+    /// <summary>Format version (2 or 3).</summary>
+    public uint Version { get; }
+    /// <summary>Alignment of the data section and of every tensor's offset in it.</summary>
+    public uint Alignment { get; }
+    /// <summary>First byte of the data section.</summary>
+    public long DataOffset { get; }
+    /// <summary>Metadata by key.</summary>
+    public IReadOnlyDictionary<string, GgufValue> Metadata { get; }
+    /// <summary>Metadata keys in file order.</summary>
+    public IReadOnlyList<string> Keys { get; }
+    /// <summary>Tensors in file order.</summary>
+    public IReadOnlyList<GgufTensorInfo> TensorList { get; }
+    /// <summary>Tensors by name.</summary>
+    public IReadOnlyDictionary<string, GgufTensorInfo> Tensors { get; }
+
+    /// <summary>Opens and validates <paramref name="path"/>; throws <see cref="ModelLoadException"/> naming the file (and key or tensor) on any defect.</summary>
+    public static GgufFile Open(string path)
+    {
+        if (!File.Exists(path)) throw new ModelLoadException($"{path}: file not found");
+        try { return OpenChecked(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"{path}: cannot read ({e.Message})", e);
+        }
+    }
+
+    static GgufFile OpenChecked(string path)
+    {
+        // The length of the opened file, not of a directory entry: hub snapshots are symbolic links into blobs/.
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long length = fs.Length;
+        if (length < GgufReader.MinimumBytes)
+            throw new ModelLoadException($"{path}: file is {length} bytes, too short for a GGUF header ({GgufReader.MinimumBytes} bytes)");
+        var map = MemoryMappedFile.CreateFromFile(fs, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+        MemoryMappedViewAccessor? view = null;
+        bool acquired = false;
+        try
+        {
+            view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+            byte* p = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+            acquired = true;
+            p += view.PointerOffset;
+            var header = GgufReader.Read(path, p, length);
+            return new GgufFile(path, map, view, p, length, header);
+        }
+        catch
+        {
+            if (acquired) view!.SafeMemoryMappedViewHandle.ReleasePointer();
+            view?.Dispose();
+            map.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Pointer to the first byte of <paramref name="t"/> (valid until this file is disposed).</summary>
+    public byte* DataPointer(GgufTensorInfo t)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _base + t.Offset;
+    }
+
+    /// <summary>The raw bytes of <paramref name="t"/>; for tensors under 2 GiB.</summary>
+    public ReadOnlySpan<byte> Bytes(GgufTensorInfo t)
+    {
+        if (t.ByteLength > int.MaxValue)
+            throw new ModelLoadException($"{Path}: tensor '{t.Name}' is {t.ByteLength} bytes, too large for a span view");
+        return new ReadOnlySpan<byte>(DataPointer(t), (int)t.ByteLength);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _view.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view.Dispose();
+        _map.Dispose();
+    }
+}
