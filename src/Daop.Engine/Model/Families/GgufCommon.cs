@@ -38,9 +38,9 @@ static class GgufCommon
 
         int ctx = g.PositiveInt("context_length");
         var rope = Rope(g, headDim, ctx);
-        double eps = g.NumberOrNull("attention.layer_norm_rms_eps") ?? g.NumberOrNull("attention.layer_norm_epsilon")
-            ?? throw g.Error("attention.layer_norm_rms_eps", "is missing");
-        if (!(eps > 0 && eps < 1)) throw g.Error("attention.layer_norm_rms_eps", $"must be in (0, 1), found {eps}");
+        double eps = g.NumberOrNull("attention.layer_norm_rms_epsilon") ?? g.NumberOrNull("attention.layer_norm_epsilon")
+            ?? throw g.Error("attention.layer_norm_rms_epsilon", "is missing");
+        if (!(eps > 0 && eps < 1)) throw g.Error("attention.layer_norm_rms_epsilon", $"must be in (0, 1), found {eps}");
         int window = g.IntOr("attention.sliding_window", 0);
 
         var embed = g.Tensor("token_embd.weight") ?? throw new Load.ModelLoadException($"{g.Path}: missing tensor 'token_embd.weight'");
