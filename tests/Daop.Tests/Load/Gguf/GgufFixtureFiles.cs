@@ -36,6 +36,15 @@ static class GgufFixtureFiles
         yield return ("tiny-mixtral-code-bf16.gguf", "tiny-mixtral-code", HfToGguf.OutType.BF16, false);
         yield return ("tiny-mixtral-code-q8_0c.gguf", "tiny-mixtral-code", HfToGguf.OutType.Q8_0, false);
     }
+
+    /// <summary>Vocabulary-only files from the tokenizer fixtures: file → (tokenizer.json, gpt2 pre-tokenizer name).</summary>
+    public static IEnumerable<(string File, string Tokenizer, string Pre)> Vocabularies()
+    {
+        string dir = Path.Combine(TestPaths.Root, "tests", "fixtures", "tok-fixtures");
+        yield return ("vocab-gpt2.gguf", Path.Combine(dir, "bytelevel-bpe.tokenizer.json"), "gpt-2");
+        yield return ("vocab-qwen2.gguf", Path.Combine(dir, "qwen-regex-bpe.tokenizer.json"), "qwen2");
+        yield return ("vocab-spm.gguf", Path.Combine(dir, "spbpe-bytefallback.tokenizer.json"), "default");
+    }
 }
 
 /// <summary>Writes the GGUF fixtures for tests/tools/gguf-references.py when DAOP_GGUF_OUT names a folder (skipped otherwise).</summary>
@@ -48,6 +57,8 @@ public sealed class GgufFixtureWriter
         Directory.CreateDirectory(dir);
         foreach (var (file, fixture, type, mha) in GgufFixtureFiles.Written())
             GgufFixtureFiles.Write(fixture, type, Path.Combine(dir, file), mha);
+        foreach (var (file, tokenizer, pre) in GgufFixtureFiles.Vocabularies())
+            HfToGguf.TokenizerOnly(tokenizer, pre).Write(Path.Combine(dir, file));
     }
 }
 
