@@ -5,7 +5,7 @@ namespace Daop.Cli;
 /// <summary>Options shared by several commands.</summary>
 static class CommonOptions
 {
-    public static Option<string?> Model() => new("--model", "-m") { Description = "Model folder (config.json, *.safetensors, tokenizer.json). Default: the embedded tiny-mixtral-code." };
+    public static Option<string?> Model() => new("--model", "-m") { Description = "Model folder (config.json, *.safetensors, tokenizer.json), or a GGUF file (or a folder holding one; any part of a split set). Default: the embedded tiny-mixtral-code." };
     public static Option<int?> Context() => new("--context") { Description = "Context length (positions in the KV cache). Default: min(max_position_embeddings, 4096)." };
     public static Option<string> Device() => new("--device", "-d")
     {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Daop.Engine.Api;
+using Daop.Engine.Load.Gguf;
 using Daop.Engine.Model;
 
 namespace Daop.Cli;
@@ -14,7 +15,7 @@ static class InspectCommand
     public static Command Create()
     {
         var m = new ModelArgs();
-        var dir = new Argument<string?>("model") { Description = "Model folder (default: the embedded tiny-mixtral-code, or --model).", Arity = ArgumentArity.ZeroOrOne };
+        var dir = new Argument<string?>("model") { Description = "Model folder or .gguf file (default: the embedded tiny-mixtral-code, or --model).", Arity = ArgumentArity.ZeroOrOne };
         var budget = new Option<long?>("--vram-budget") { Description = "GPU memory for the whole model, in bytes (suffixes K, M, G, T and KiB, MiB, GiB, TiB allowed): what fits." };
         var chunk = new Option<int>("--chunk-tokens") { Description = "Prefill chunk the GPU activations are sized for.", DefaultValueFactory = _ => 256 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
@@ -31,8 +32,13 @@ static class InspectCommand
                 LoadProgress.Run($"loading {MoeModel.FolderName(path)}", r.GetValue(json),
                     () => DaopModel.Load(path, new DaopOptions { ContextLength = r.GetValue(m.Context), Threads = r.GetValue(m.Threads) }));
             var plan = vram is { } v ? model.PlanVram(v, r.GetValue(chunk)) : null;
-            if (r.GetValue(json)) WriteJson(model.Info, plan);
-            else WriteText(model.Info, plan, r.GetValue(chunk));
+            string? gguf = GgufSplits.Find(model.Info.Path); // a GGUF file: its tensor classes too
+            if (r.GetValue(json)) WriteJson(model.Info, plan, gguf);
+            else
+            {
+                WriteText(model.Info, plan, r.GetValue(chunk));
+                if (gguf != null) GgufInspect.WriteText(gguf);
+            }
             return Task.FromResult(r.GetValue(check) ? Check(model) : 0);
         }));
         return cmd;
@@ -75,7 +81,7 @@ static class InspectCommand
         o.WriteLine($"  slots/layer  {string.Join(" ", plan.SlotsPerLayer)}");
     }
 
-    static void WriteJson(ModelInfo i, VramPlan? plan) => JsonOut.Write(w =>
+    static void WriteJson(ModelInfo i, VramPlan? plan, string? gguf) => JsonOut.Write(w =>
     {
         w.WriteString("name", i.Name);
         w.WriteString("path", i.Path);
@@ -102,6 +108,7 @@ static class InspectCommand
         w.WriteNumber("routed_expert_bytes", i.RoutedExpertBytes);
         w.WriteNumber("dense_bytes", i.DenseBytes);
         w.WriteBoolean("chat_template", i.HasChatTemplate);
+        if (gguf != null) GgufInspect.WriteJson(w, gguf);
         if (plan == null) return;
         w.WriteStartObject("vram");
         w.WriteNumber("budget_bytes", plan.BudgetBytes);
