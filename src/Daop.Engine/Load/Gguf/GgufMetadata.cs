@@ -70,7 +70,7 @@ public sealed class GgufMetadata(string path, IReadOnlyDictionary<string, GgufVa
     public float[]? FloatsOrNull(string key)
     {
         if (Raw(key) is not { } v) return null;
-        if (!v.IsArray || v.Data is string[] or bool[]) throw Error(key, $"must be an array of numbers, found {v.TypeName}");
+        if (!v.IsArray || v.ElementType is GgufValueType.String or GgufValueType.Bool) throw Error(key, $"must be an array of numbers, found {v.TypeName}");
         var r = new float[v.Count];
         for (int i = 0; i < r.Length; i++)
         {

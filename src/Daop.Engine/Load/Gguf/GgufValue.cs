@@ -67,18 +67,25 @@ public sealed class GgufValue
     };
 
     /// <summary>Element <paramref name="i"/> of an integer array as a long (null when not an integer or out of range).</summary>
-    public long? IntegerAt(int i) => Data switch
+    /// <remarks>Dispatched on the element type, not on the array's type: the runtime lets an int[] pass as a uint[].</remarks>
+    public long? IntegerAt(int i) => (ElementType, Data) switch
     {
-        byte[] a => a[i], sbyte[] a => a[i], ushort[] a => a[i], short[] a => a[i], uint[] a => a[i], int[] a => a[i], long[] a => a[i],
-        ulong[] a => a[i] <= long.MaxValue ? (long)a[i] : null,
+        (GgufValueType.UInt8, byte[] a) => a[i],
+        (GgufValueType.Int8, sbyte[] a) => a[i],
+        (GgufValueType.UInt16, ushort[] a) => a[i],
+        (GgufValueType.Int16, short[] a) => a[i],
+        (GgufValueType.UInt32, uint[] a) => a[i],
+        (GgufValueType.Int32, int[] a) => a[i],
+        (GgufValueType.Int64, long[] a) => a[i],
+        (GgufValueType.UInt64, ulong[] a) => a[i] <= long.MaxValue ? (long)a[i] : null,
         _ => null,
     };
 
     /// <summary>Element <paramref name="i"/> of a numeric array as a double (null when not numeric).</summary>
-    public double? NumberAt(int i) => Data switch
+    public double? NumberAt(int i) => (ElementType, Data) switch
     {
-        float[] a => a[i],
-        double[] a => a[i],
+        (GgufValueType.Float32, float[] a) => a[i],
+        (GgufValueType.Float64, double[] a) => a[i],
         _ => IntegerAt(i) is { } v ? v : null,
     };
 

@@ -61,20 +61,15 @@ sealed class GgufWriter
         ulong => (GgufValueType.UInt64, GgufValueType.UInt64),
         long => (GgufValueType.Int64, GgufValueType.Int64),
         double => (GgufValueType.Float64, GgufValueType.Float64),
-        Array a => (GgufValueType.Array, TypeOf(a.GetType().GetElementType() switch
-        {
-            var t when t == typeof(string) => "",
-            var t when t == typeof(int) => 0,
-            var t when t == typeof(uint) => 0u,
-            var t when t == typeof(float) => 0f,
-            var t when t == typeof(bool) => false,
-            var t when t == typeof(long) => 0L,
-            var t when t == typeof(byte) => (byte)0,
-            var t when t == typeof(double) => 0d,
-            var t => throw new ArgumentException($"no GGUF array of {t}"),
-        }).Item1),
+        Array a => (GgufValueType.Array, ElementType(a.GetType().GetElementType()!)),
         _ => throw new ArgumentException($"no GGUF type for {v.GetType()}"),
     };
+
+    static GgufValueType ElementType(Type t) =>
+        t == typeof(string) ? GgufValueType.String : t == typeof(int) ? GgufValueType.Int32 : t == typeof(uint) ? GgufValueType.UInt32
+        : t == typeof(float) ? GgufValueType.Float32 : t == typeof(bool) ? GgufValueType.Bool : t == typeof(long) ? GgufValueType.Int64
+        : t == typeof(byte) ? GgufValueType.UInt8 : t == typeof(double) ? GgufValueType.Float64
+        : throw new ArgumentException($"no GGUF array of {t}");
 
     /// <summary>The file's bytes.</summary>
     public byte[] ToBytes()
