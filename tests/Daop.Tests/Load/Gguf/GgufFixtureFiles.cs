@@ -33,6 +33,7 @@ static class GgufFixtureFiles
         yield return ("olmoe-tiny-mha-f32.gguf", "olmoe-tiny", HfToGguf.OutType.F32, true);
         yield return ("olmoe-tiny-mha-bf16.gguf", "olmoe-tiny", HfToGguf.OutType.BF16, true);
         yield return ("qwen2moe-tiny-q8_0c.gguf", "qwen2moe-tiny", HfToGguf.OutType.Q8_0, false);
+        yield return ("tiny-mixtral-code-f32.gguf", "tiny-mixtral-code", HfToGguf.OutType.F32, false);
         yield return ("tiny-mixtral-code-bf16.gguf", "tiny-mixtral-code", HfToGguf.OutType.BF16, false);
         yield return ("tiny-mixtral-code-q8_0c.gguf", "tiny-mixtral-code", HfToGguf.OutType.Q8_0, false);
     }
