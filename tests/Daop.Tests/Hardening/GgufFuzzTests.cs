@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using Daop.Engine.Load;
+using Daop.Engine.Load.Chat;
 using Daop.Engine.Load.Gguf;
 using Daop.Engine.Model;
 using Daop.Tests.Load.Gguf;
@@ -9,9 +10,9 @@ using Xunit.Abstractions;
 namespace Daop.Tests.Hardening;
 
 /// <summary>
-/// Seeded, time-bounded fuzzing of GGUF headers: mutants of the header (metadata and tensor infos) of two fixtures —
-/// mixtral-tiny written by llama-quantize (q8_0) and qwen2moe-tiny in bf16 — are opened, their tokenizer built and their
-/// model loaded and run once. Each must work, or fail with a <see cref="ModelLoadException"/> whose message starts with the
+/// Seeded, time-bounded fuzzing of GGUF headers: mutants of the header (bytes of the metadata and tensor infos, or one
+/// metadata value replaced by an edge value of any type, or removed) of two fixtures — mixtral-tiny written by
+/// llama-quantize (q8_0) and qwen2moe-tiny in bf16 — are opened, their tokenizer built and their model loaded and run once. Each must work, or fail with a <see cref="ModelLoadException"/> whose message starts with the
 /// file's path; any other exception, or a mutant running past <see cref="PerMutantTimeout"/>, fails with the seed and the
 /// mutation. Two other stops are counted apart: a <see cref="NonFiniteException"/> (a mutant that points a tensor at other
 /// bytes makes NaN weights, which the forward pass refuses by layer, as for any checkpoint), and a block format this build
@@ -46,7 +47,7 @@ public sealed class GgufFuzzTests(ITestOutputHelper output) : IDisposable
         for (; i < MaxMutants && sw.Elapsed < Budget && failures.Count < 10; i++)
         {
             int s = rng.Next(sources.Length);
-            var (bytes, what) = Mutate(originals[s], headerEnds[s], rng);
+            var (bytes, what) = rng.Next(3) == 0 ? MutateValue(sources[s], rng) : Mutate(originals[s], headerEnds[s], rng);
             string path = Path.Combine(_dir, $"mutant{i % 4}.gguf");
             File.WriteAllBytes(path, bytes);
             var run = Task.Run(() => Load(path, bytes.Length));
@@ -77,9 +78,47 @@ public sealed class GgufFuzzTests(ITestOutputHelper output) : IDisposable
                 throw new InvalidOperationException($"tensor '{t.Name}' [{t.Offset}, {t.Offset + t.ByteLength}) accepted outside the file");
         try { _ = GgufTokenizer.Load(c.Metadata); }
         catch (ModelLoadException) { } // a broken vocabulary: the model may still load (MoeModel does not need one)
+        try { if (c.Metadata.StringOrNull("tokenizer.chat_template") is { } t) _ = ChatTemplate.Parse(t); }
+        catch (ChatTemplateException) { } // a template outside the supported Jinja subset: refused by name, as from a folder
+        catch (ModelLoadException) { }
         using var model = MoeModel.LoadGguf(path, new ModelOptions { ContextLength = 16 });
         var logits = new float[model.Config.VocabSize];
         model.Forward([Math.Min(1, model.Config.VocabSize - 1), 0], 0, model.NewCache(), logits);
+    }
+
+    // Keys the families and the tokenizer read (of both architectures), so value mutants reach their checks.
+    static readonly string[] Keys =
+    [
+        "general.architecture", "general.alignment", "{a}.block_count", "{a}.context_length", "{a}.embedding_length",
+        "{a}.feed_forward_length", "{a}.expert_feed_forward_length", "{a}.expert_shared_feed_forward_length", "{a}.expert_count",
+        "{a}.expert_used_count", "{a}.attention.head_count", "{a}.attention.head_count_kv", "{a}.attention.key_length",
+        "{a}.attention.value_length", "{a}.attention.layer_norm_rms_epsilon", "{a}.attention.sliding_window", "{a}.rope.dimension_count",
+        "{a}.rope.freq_base", "{a}.rope.scaling.type", "{a}.rope.scaling.factor", "{a}.rope.scaling.original_context_length",
+        "{a}.rope.scaling.attn_factor", "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
+        "tokenizer.ggml.merges", "tokenizer.ggml.scores", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.add_bos_token", "tokenizer.chat_template", "split.count", "split.no",
+    ];
+
+    static readonly object[] Values =
+    [
+        0u, 1u, 2u, 3u, 7u, 64u, 4096u, uint.MaxValue, -1, 0, 1, int.MaxValue, 0f, -1f, 1e-30f, 1e30f, float.NaN, float.PositiveInfinity,
+        0.5f, 10000f, 1e6, double.NaN, true, false, "", "llama", "qwen2moe", "phimoe", "olmoe", "qwen3moe", "yarn", "linear", "longrope",
+        "gpt2", "llama", "qwen2", "{{ x }}", "{% for %}", new[] { 1, 2 }, new[] { "a b" }, new[] { 1f }, Array.Empty<string>(), ulong.MaxValue,
+        (ushort)5, (byte)0, long.MinValue,
+    ];
+
+    // A metadata value replaced (or removed) and the file rewritten with its tensors as they are.
+    static (byte[], string) MutateValue(string source, Random rng)
+    {
+        using var c = GgufCheckpoint.Open(source);
+        string arch = c.Architecture, key = Keys[rng.Next(Keys.Length)].Replace("{a}", arch, StringComparison.Ordinal);
+        object? value = rng.Next(6) == 0 ? null : Values[rng.Next(Values.Length)];
+        var w = new GgufWriter();
+        foreach (var (k, v) in c.Metadata.Values)
+            if (k != key) w.AddRaw(k, v.Type, v.Data, v.ElementType);
+        if (value != null) w.Add(key, value);
+        foreach (var t in c.Files[0].TensorList) w.Tensor(t.Name, t.Type, t.Dims, c.Files[0].Bytes(t).ToArray());
+        return (w.ToBytes(), value == null ? $"remove {key}" : $"{key} = {value} ({value.GetType().Name})");
     }
 
     // The end of the tensor infos: everything the reader parses. Mutations stay in it (and a little past it).
