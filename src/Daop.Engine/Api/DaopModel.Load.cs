@@ -39,6 +39,7 @@ public sealed partial class DaopModel
         if (GgufSplits.Find(path) is { } gguf) return LoadGguf(gguf, options); // a .gguf file, or a folder of one: DaopModel.Gguf.cs
         if (!Directory.Exists(path)) throw new ModelLoadException($"{path}: model folder not found");
         path = ModelFiles.ResolveHubCache(path);
+        if (GgufSplits.Find(path) is { } cached) return LoadGguf(cached, options); // a hub snapshot of a GGUF repository
         // What is missing is reported in the order a model folder is read: config.json, the weights, then the tokenizer.
         // The tokenizer and template are loaded before the weights: they are cheap and their errors should not wait.
         string config = Path.Combine(path, "config.json");

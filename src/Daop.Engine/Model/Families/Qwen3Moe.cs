@@ -40,12 +40,13 @@ public sealed class Qwen3Moe : IModelFamily
     /// <inheritdoc />
     public GgufSupport Gguf { get; } = new("qwen3moe", ReadGguf, GgufNames.Moe);
 
-    // llama.cpp's qwen3moe (added after the February 2025 snapshot this was written against): per-head q/k norms,
-    // renormalised top-k, expert width from expert_feed_forward_length.
+    // llama.cpp's qwen3moe (added after its February 2025 snapshot): per-head q/k norms, renormalised top-k, an expert's
+    // width from expert_feed_forward_length (else feed_forward_length / top-k), no shared expert, no dense layers.
     static ModelConfig ReadGguf(GgufConfigReader g)
     {
-        var common = GgufCommon.Read(g, "qwen3_moe", g.PositiveInt("expert_count"), g.PositiveInt("expert_used_count"),
-            g.PositiveInt("expert_feed_forward_length"), new RouterSpec.SoftmaxTopK(true));
+        int topK = g.PositiveInt("expert_used_count");
+        int inter = g.IntOrNull("expert_feed_forward_length") ?? GgufCommon.Width(g, "feed_forward_length") / topK;
+        var common = GgufCommon.Read(g, "qwen3_moe", g.PositiveInt("expert_count"), topK, inter, new RouterSpec.SoftmaxTopK(true));
         bool bias = g.HasTensor("blk.0.attn_q.bias");
         var attention = common.Attention with
         {

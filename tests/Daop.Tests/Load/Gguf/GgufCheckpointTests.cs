@@ -173,6 +173,20 @@ public sealed unsafe class GgufCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void HubCacheEntriesOfGgufRepositoriesLoad()
+    {
+        // models--org--name/{refs/main, snapshots/<rev>/model.gguf}: the entry resolves to its snapshot, which holds one model.
+        string entry = Directory.CreateDirectory(Path.Combine(_tmp, "models--org--tiny-GGUF")).FullName;
+        string snap = Directory.CreateDirectory(Path.Combine(entry, "snapshots", "abc123")).FullName;
+        Directory.CreateDirectory(Path.Combine(entry, "refs"));
+        File.WriteAllText(Path.Combine(entry, "refs", "main"), "abc123");
+        File.Copy(GgufFixtureFiles.Committed("olmoe-tiny-mha-bf16.gguf"), Path.Combine(snap, "olmoe-tiny-mha-bf16.gguf"));
+        using var model = Daop.Engine.Api.DaopModel.Load(entry);
+        Assert.Equal("olmoe", model.Info.Architecture);
+        Assert.Equal(Path.Combine(snap, "olmoe-tiny-mha-bf16.gguf"), model.Info.Path);
+    }
+
+    [Fact]
     public void UnsupportedArchitecturesAndDenseLlamaFilesAreNamed()
     {
         string Write(string name, GgufWriter w) => w.Write(Path.Combine(_tmp, name));
