@@ -173,6 +173,19 @@ public sealed unsafe class GgufCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void FilesWithoutAnOutputTensorTieTheLmHeadToTheEmbedding()
+    {
+        using var gguf = GgufCheckpoint.Open(GgufFixtureFiles.Committed("qwen2moe-tiny-bf16.gguf"));
+        var w = new GgufWriter();
+        foreach (var (key, v) in gguf.Metadata.Values) w.AddRaw(key, v.Type, v.Data, v.ElementType);
+        foreach (var t in gguf.Files[0].TensorList.Where(t => t.Name != "output.weight"))
+            w.Tensor(t.Name, t.Type, t.Dims, gguf.Files[0].Bytes(t).ToArray());
+        using var model = MoeModel.Load(w.Write(Path.Combine(_tmp, "tied.gguf")));
+        Assert.True(model.Config.LmHead.TiedToEmbedding);
+        Assert.True(model.Weights.LmHead.W.Data == model.Weights.Embed.Data);
+    }
+
+    [Fact]
     public void HubCacheEntriesOfGgufRepositoriesLoad()
     {
         // models--org--name/{refs/main, snapshots/<rev>/model.gguf}: the entry resolves to its snapshot, which holds one model.
