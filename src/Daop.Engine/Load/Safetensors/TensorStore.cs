@@ -182,6 +182,7 @@ public sealed unsafe class TensorStore : ITensorSource
     {
         var (f, e) = Lookup(name);
         if (_blockFormat?.Invoke(name) is { } block) return BlockMatrix(f, e, block, rows, cols);
+        if (e.DType == TensorDType.U8) ComputeType(f, e); // quantized bytes the config does not declare: say so before any shape
         CheckShape(f, e, rows, cols);
         return new WeightMatrix(f.DataPointer(e), ComputeType(f, e), rows, cols);
     }
