@@ -39,7 +39,7 @@ public sealed record ModelInfo
     public required int ContextLength { get; init; }
     /// <summary>The trained context (max_position_embeddings).</summary>
     public required int MaxPositions { get; init; }
-    /// <summary>Stored dtype of the routed experts (or of the embedding when there are none): "BF16", "F16" or "F32".</summary>
+    /// <summary>Stored dtype of the routed experts (or of the embedding when there are none), as loaded: "BF16", "F16", "F32", "Q8_0", "Q4_0" or "MXFP4".</summary>
     public required string WeightType { get; init; }
     /// <summary>Stored type of the routed experts' matrices as loaded ("bf16", "q4_0", ...; types joined with '+' when they differ; "" when there are none).</summary>
     public required string ExpertWeightType { get; init; }
