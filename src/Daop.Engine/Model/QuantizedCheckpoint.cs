@@ -168,7 +168,9 @@ public static partial class QuantizedCheckpoint
             SafetensorsWriter.Write(Path.Combine(outDir, file), shards[i], metadata);
             files.Add(file);
             foreach (var t in shards[i]) weightMap[t.Name] = file;
-            progress?.Invoke(string.Create(CultureInfo.InvariantCulture, $"wrote {file} ({shards[i].Count} tensors, {shards[i].Sum(t => t.ByteLength) / 1e9:F2} GB)"));
+            long bytes = shards[i].Sum(t => t.ByteLength);
+            progress?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                $"wrote {file} ({shards[i].Count} tensors, {(bytes >= 1_000_000_000 ? $"{bytes / 1e9:F2} GB" : $"{bytes / 1048576.0:F1} MiB")})"));
         }
         if (shards.Count > 1)
         {

@@ -200,4 +200,25 @@ public unsafe class QuantizedCheckpointTests
         var (x, y) = (Matrices(a), Matrices(b));
         for (int i = 0; i < x.Count; i++) Assert.Equal(Bytes(y[i].M), Bytes(x[i].M));
     }
+
+    [Fact]
+    public void CheckReadsBlockScales()
+    {
+        // A q4_0 copy with the fp16 scale of block 3 of one expert matrix set to NaN.
+        using var dir = new Daop.Tests.Load.Config.TempModelDir(QuantizedModels.EmbeddedQ4);
+        const string name = "model.layers.2.block_sparse_moe.experts.4.w3.weight";
+        string file = Path.Combine(dir.Path, "model.safetensors");
+        long offset;
+        using (var st = TensorStore.OpenFile(file))
+            offset = 8 + System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(File.ReadAllBytes(file).AsSpan(0, 8)) + st.Entry(name).Offset + 3 * 18;
+        using (var fs = new FileStream(file, FileMode.Open, FileAccess.Write))
+        {
+            fs.Position = offset;
+            fs.Write([0x00, 0x7E]);
+        }
+        var report = ModelCheck.Run(dir.Path, [1, 2, 3]);
+        Assert.Equal([$"{name}: the scale of block 3 (q4_0)"], report.NonFiniteTensors);
+        Assert.False(report.Ok);
+        Assert.Empty(ModelCheck.Run(QuantizedModels.EmbeddedQ4, [1, 2, 3]).NonFiniteTensors);
+    }
 }
