@@ -116,15 +116,20 @@ public static class BlockQuant
         for (int j = 0; j < 16; j++) o[1 + j] = (byte)(Nearest(d, x[j]) | Nearest(d, x[j + 16]) << 4);
     }
 
+    // ggml scans all 16 codes for the first smallest |x − d·v|. The same answer, scanning less: only code 0 (the first
+    // zero) and the seven codes of x's sign can be strictly nearer than code 0 (those of the other sign, and code 8's −0,
+    // are never nearer), and along codes 0, 1..7 (or 0, 9..15) the rounded distances fall then rise, so once one grows
+    // past the best no later one can be strictly smaller. NaN keeps code 0, as in the full scan.
     static int Nearest(float d, float x)
     {
         var values = Fp4Doubled;
         float best = MathF.Abs(x - d * values[0]);
-        int index = 0;
-        for (int j = 1; j < 16; j++)
+        int index = 0, first = x < 0 ? 9 : 1;
+        for (int j = first; j < first + 7; j++)
         {
             float diff = MathF.Abs(x - d * values[j]);
             if (diff < best) { best = diff; index = j; }
+            else if (diff > best) break;
         }
         return index;
     }
