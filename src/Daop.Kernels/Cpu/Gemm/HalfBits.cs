@@ -27,6 +27,11 @@ internal static class HalfBits
         return v.AsSingle() * Vector512.Create(Scale).AsSingle();
     }
 
+    /// <summary>A finite half's bits → fp32, exactly (the scalar form of <see cref="WidenFinite"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float ToSingleFinite(ushort h) =>
+        BitConverter.UInt32BitsToSingle((uint)((short)h << 16 >> 3) & 0x8FFFE000u) * BitConverter.UInt32BitsToSingle(Scale);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Widen(Vector512<uint> mag, Vector512<uint> sign)
     {
