@@ -19,16 +19,6 @@ public static unsafe class QuantMatMul
     internal static readonly int OuterMinTokens =
         int.TryParse(Environment.GetEnvironmentVariable("DAOP_QUANT_OUTER_MIN"), out int m) && m > 0 ? m : 32;
 
-    /// <summary>The int8 step in use: 512 (AVX-512BW+VBMI), 256 (AVX2, with AVX-VNNI if present) or 1 (scalar).
-    /// <c>DAOP_QUANT_ISA</c> (512, 256 or 1) picks a narrower one, for comparisons.</summary>
-    internal static readonly int Isa = PickIsa();
-
-    static int PickIsa()
-    {
-        int best = Quant512.IsSupported ? 512 : Quant256.IsSupported ? 256 : 1;
-        return int.TryParse(Environment.GetEnvironmentVariable("DAOP_QUANT_ISA"), out int want) && want is 1 or 256 && want < best ? want : best;
-    }
-
     /// <summary>y = x·Wᵀ for block format <typeparamref name="TB"/>: int8 tiles or, for large batches, fp32 panels.</summary>
     internal static void Forward<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
     {
@@ -39,12 +29,7 @@ public static unsafe class QuantMatMul
     /// <summary>The int8 path at any batch size.</summary>
     internal static void Int8<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
     {
-        switch (Isa)
-        {
-            case 512: QuantGemm<TB, Quant512, W512, Vector512<float>>.Forward(w, x, y, tokens); break;
-            case 256: QuantGemm<TB, Quant256, W256, Vector256<float>>.Forward(w, x, y, tokens); break;
-            default: QuantGemm<TB, QuantScalar, nint, float>.Forward(w, x, y, tokens); break;
-        }
+        QuantGemm<TB>.Forward(w, x, y, tokens);
     }
 
     /// <summary>The fp32 panel path at any batch size.</summary>
@@ -66,12 +51,7 @@ public static unsafe class QuantMatMul
             else OuterGateUp<TB, SimdScalar, float>.Run(gate, up, x, g, u, tokens);
             return;
         }
-        switch (Isa)
-        {
-            case 512: QuantGateUp<TB, Quant512, W512, Vector512<float>>.Run(gate, up, x, g, u, tokens); break;
-            case 256: QuantGateUp<TB, Quant256, W256, Vector256<float>>.Run(gate, up, x, g, u, tokens); break;
-            default: QuantGateUp<TB, QuantScalar, nint, float>.Run(gate, up, x, g, u, tokens); break;
-        }
+        QuantGateUp<TB>.Run(gate, up, x, g, u, tokens);
     }
 
     /// <summary>

@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using Daop.Kernels;
 using Daop.Kernels.Cpu;
 using Daop.Kernels.Cpu.Quant;
@@ -20,29 +19,22 @@ public unsafe class QuantMatMulTests
         return data;
     }
 
-    /// <summary>The int8 steps this machine can run: 512, 256 and scalar where supported.</summary>
+    /// <summary>The int8 paths: AVX2 where this machine has it (1), and the scalar fallback (0).</summary>
     static IEnumerable<int> Isas()
     {
-        if (Quant512.IsSupported) yield return 512;
-        if (Quant256.IsSupported) yield return 256;
-        yield return 1;
+        if (Avx2Support.IsSupported) yield return 1;
+        yield return 0;
     }
 
     internal static void Int8(int isa, in WeightMatrix w, float[] x, float[] y, int tokens)
     {
         fixed (float* px = x, py = y)
         {
-            switch (w.Type, isa)
+            switch (w.Type)
             {
-                case (DType.Q8_0, 512): QuantGemm<Q8_0Format, Quant512, W512, Vector512<float>>.Forward(w, px, py, tokens); break;
-                case (DType.Q4_0, 512): QuantGemm<Q4_0Format, Quant512, W512, Vector512<float>>.Forward(w, px, py, tokens); break;
-                case (DType.MXFP4, 512): QuantGemm<Mxfp4Format, Quant512, W512, Vector512<float>>.Forward(w, px, py, tokens); break;
-                case (DType.Q8_0, 256): QuantGemm<Q8_0Format, Quant256, W256, Vector256<float>>.Forward(w, px, py, tokens); break;
-                case (DType.Q4_0, 256): QuantGemm<Q4_0Format, Quant256, W256, Vector256<float>>.Forward(w, px, py, tokens); break;
-                case (DType.MXFP4, 256): QuantGemm<Mxfp4Format, Quant256, W256, Vector256<float>>.Forward(w, px, py, tokens); break;
-                case (DType.Q8_0, _): QuantGemm<Q8_0Format, QuantScalar, nint, float>.Forward(w, px, py, tokens); break;
-                case (DType.Q4_0, _): QuantGemm<Q4_0Format, QuantScalar, nint, float>.Forward(w, px, py, tokens); break;
-                default: QuantGemm<Mxfp4Format, QuantScalar, nint, float>.Forward(w, px, py, tokens); break;
+                case DType.Q8_0: QuantGemm<Q8_0Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
+                case DType.Q4_0: QuantGemm<Q4_0Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
+                default: QuantGemm<Mxfp4Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
             }
         }
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Daop.Kernels.Cpu.Gemm;
 
@@ -7,14 +8,14 @@ namespace Daop.Kernels.Cpu.Quant;
 /// A block weight format (<see cref="DType.Q8_0"/>, <see cref="DType.Q4_0"/>, <see cref="DType.MXFP4"/>) as the
 /// int8 kernels see it: each block of 32 is a scale times small integers, w[j] = <see cref="Scale"/> ·
 /// <see cref="Value"/>(j). The vector unpacks hand the integers to <c>vpmaddubsw</c>, whose first operand is
-/// unsigned: formats with an <see cref="Offset"/> give value + Offset (Q4_0: the stored nibble; MXFP4: the doubled
-/// E2M1 value + 12), and the kernel subtracts Offset · Σx per block; Q8_0 (Offset 0) gives the signed bytes and the
+/// unsigned: the 4-bit formats give value + <see cref="Offset"/> (Q4_0: the stored nibble; MXFP4: the doubled
+/// E2M1 value + 12) and the kernel subtracts Offset · Σq per block; Q8_0 (Offset 0) gives its signed bytes and the
 /// kernel moves their signs onto the activations.
 /// </summary>
 /// <remarks>
-/// Pointers are at a block's first byte (its scale). The vector unpacks read only the bytes of the blocks they
-/// unpack, so the last block of a mapping is safe. Scales that are Inf or NaN (an fp16 exponent of 31) are not
-/// supported: real checkpoints have none, and the kernels widen only finite fp16.
+/// Pointers are at a block's first byte (its scale). The unpacks read only the bytes of the blocks they unpack,
+/// so the last block of a mapping is safe. Scales that are Inf or NaN (fp16 exponent 31) are not supported: real
+/// checkpoints have none.
 /// </remarks>
 internal unsafe interface IBlockFormat : IPanelFormat
 {
@@ -24,7 +25,7 @@ internal unsafe interface IBlockFormat : IPanelFormat
     /// <summary>Bytes per block.</summary>
     static abstract int BlockBytes { get; }
 
-    /// <summary>Added to each integer so that it is a non-negative byte; 0 for the signed Q8_0.</summary>
+    /// <summary>Added to each integer so that it is a non-negative byte; 0 for the signed Q8_0. Even.</summary>
     static abstract int Offset { get; }
 
     /// <summary>The block's scale as fp32 (exact).</summary>
@@ -33,17 +34,37 @@ internal unsafe interface IBlockFormat : IPanelFormat
     /// <summary>Integer <paramref name="j"/> (0..31) of the block: w[j] = Scale · Value.</summary>
     static abstract int Value(byte* block, int j);
 
-    /// <summary>
-    /// Two consecutive blocks at <paramref name="p"/>: their 64 integers (plus <see cref="Offset"/>) in column order,
-    /// and their scales per int32 lane of a <c>vpmaddwd</c> result (lanes 0–7 the first block, 8–15 the second).
-    /// </summary>
-    static abstract Vector512<byte> Unpack2(byte* p, out Vector512<float> scale);
-
     /// <summary>One block: its 32 integers (plus <see cref="Offset"/>) in column order, and its scale in every lane.</summary>
     static abstract Vector256<byte> Unpack1(byte* p, out Vector256<float> scale);
+
+    /// <summary>
+    /// Four consecutive blocks a, b, c, d at <paramref name="p"/> in the quad layout (<see cref="Quad"/>): for the 4-bit
+    /// formats u0 = [a 0–15 | b 0–15], u1 = [a 16–31 | b 16–31], u2 and u3 the same for c, d (integers + Offset);
+    /// for Q8_0 the four blocks' signed bytes in order.
+    /// </summary>
+    static abstract void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3);
 }
 
-/// <summary>Row widening shared by the block formats: whole blocks through <see cref="IBlockFormat"/>'s unpacks.</summary>
+/// <summary>
+/// Where things sit in a quad (four consecutive blocks) for the int8 kernels. A quad's activations take 128 bytes
+/// laid out like <see cref="IBlockFormat.Unpack4"/>'s weights, and its dot reduces to 8 int32 lanes, each belonging
+/// to one block: [a a c c b b d d] for the 4-bit formats (two vpmaddwd halves folded by vphaddd), [a b c d a b c d]
+/// for Q8_0 (three vphaddd).
+/// </summary>
+internal static class Quad
+{
+    /// <summary>Byte of the quad's 128 activation bytes holding element <paramref name="j"/> of block <paramref name="k"/> (0..3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int XByte<TB>(int k, int j) where TB : struct, IBlockFormat =>
+        TB.Offset != 0 ? 64 * (k >> 1) + 32 * (j >> 4) + 16 * (k & 1) + (j & 15) : 32 * k + j;
+
+    /// <summary>The block (0..3) that reduced lane <paramref name="lane"/> (0..7) belongs to.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int LaneBlock<TB>(int lane) where TB : struct, IBlockFormat =>
+        TB.Offset != 0 ? (lane >> 2) | (lane & 2) : lane & 3;
+}
+
+/// <summary>Row widening shared by the block formats: whole blocks through <see cref="IBlockFormat.Unpack1"/>.</summary>
 internal static unsafe class BlockWidening
 {
     /// <summary>
@@ -53,7 +74,7 @@ internal static unsafe class BlockWidening
     public static void Blocks<TB>(byte* row, int b0, int b1, float* d) where TB : struct, IBlockFormat
     {
         int bb = TB.BlockBytes;
-        if (Vector256.IsHardwareAccelerated)
+        if (Avx2Support.IsSupported)
         {
             for (int b = b0; b < b1; b++)
             {
@@ -115,4 +136,25 @@ internal static unsafe class BlockWidening
         }
         Blocks<TB>(row, b0, b1, d);
     }
+}
+
+/// <summary>Nibble extraction for the 4-bit formats.</summary>
+internal static class Nibbles
+{
+    /// <summary>
+    /// Each byte's high nibble, as a byte 0–15: one GF(2) affine transform (its matrix moves bits 4–7 to 0–3 and
+    /// clears the rest) where GFNI is present, else a word shift and a mask.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> High(Vector256<byte> v) =>
+        System.Runtime.Intrinsics.X86.Gfni.V256.IsSupported
+            ? System.Runtime.Intrinsics.X86.Gfni.V256.GaloisFieldAffineTransform(v, Vector256.Create(0x1020408000000000ul).AsByte(), 0)
+            : Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & Vector256.Create((byte)15);
+}
+
+/// <summary>Whether the AVX2 int8 kernels run here (else the scalar fallback).</summary>
+internal static class Avx2Support
+{
+    public static bool IsSupported =>
+        Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
 }

@@ -47,34 +47,33 @@ internal unsafe struct Mxfp4Format : IBlockFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<byte> Unpack2(byte* p, out Vector512<float> scale)
+    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3)
     {
-        // z: the pair's 34 bytes without reading past them: [0, 32) from p, then block 1's codes at [32, 48), zeros.
-        var z = Vector512.Create(Vector256.Load(p), Vector128.Load(p + 18).ToVector256());
-        var codes = Avx512Vbmi.PermuteVar64x8(z, Codes);
-        codes = Avx512BW.ShiftRightLogicalVariable(codes.AsUInt16(), CodeShifts).AsByte() & Vector512.Create((byte)15);
-        // e in the top byte of each lane, shifted to the fp32 exponent: 2^(e−127), with e = 0 patched to 2^−127 (a
-        // subnormal), then halved (exact) to the format's 2^(e−128).
-        var bits = Avx512Vbmi.PermuteVar64x8(z, Exponents).AsUInt32() >> 1;
-        bits = Vector512.ConditionalSelect(Vector512.Equals(bits, Vector512<uint>.Zero), Vector512.Create(0x00400000u), bits);
-        scale = bits.AsSingle() * Vector512.Create(0.5f);
+        var ab = Vector256.Create(Vector128.Load(p + 1), Vector128.Load(p + 18));
+        var cd = Vector256.Create(Vector128.Load(p + 35), Vector128.Load(p + 52));
         var lut = Vector256.Create(Lut, Lut);
-        return Avx512BW.Shuffle(Vector512.Create(lut, lut), codes);
+        if (Avx512Vbmi.VL.IsSupported)
+        {
+            // vpermb reads index bits 0–4, and the 32-entry table repeats the 16 codes, so no masking is needed.
+            u0 = Avx512Vbmi.VL.PermuteVar32x8(lut, ab);
+            u1 = Avx512Vbmi.VL.PermuteVar32x8(lut, Vector256.ShiftRightLogical(ab.AsUInt16(), 4).AsByte());
+            u2 = Avx512Vbmi.VL.PermuteVar32x8(lut, cd);
+            u3 = Avx512Vbmi.VL.PermuteVar32x8(lut, Vector256.ShiftRightLogical(cd.AsUInt16(), 4).AsByte());
+        }
+        else
+        {
+            var m = Vector256.Create((byte)15);
+            u0 = Avx2.Shuffle(lut, ab & m);
+            u1 = Avx2.Shuffle(lut, Nibbles.High(ab));
+            u2 = Avx2.Shuffle(lut, cd & m);
+            u3 = Avx2.Shuffle(lut, Nibbles.High(cd));
+        }
     }
 
     /// <summary>The doubled E2M1 value + 12 for each code.</summary>
-    static Vector128<byte> Lut => Vector128.Create((byte)12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
-
-    /// <summary>Block 0's code bytes twice (low then high nibbles), then block 1's twice.</summary>
-    static Vector512<byte> Codes => Vector512.Create(
-        (byte)1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-        32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47);
-
-    static Vector512<ushort> CodeShifts => Vector512.Create(
-        (ushort)0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
-
-    /// <summary>Each int32 lane: three zero bytes (byte 63 of z), then its block's exponent byte.</summary>
-    static Vector512<byte> Exponents => Vector512.Create(
-        (byte)63, 63, 63, 0, 63, 63, 63, 0, 63, 63, 63, 0, 63, 63, 63, 0, 63, 63, 63, 0, 63, 63, 63, 0, 63, 63, 63, 0, 63, 63, 63, 0,
-        63, 63, 63, 17, 63, 63, 63, 17, 63, 63, 63, 17, 63, 63, 63, 17, 63, 63, 63, 17, 63, 63, 63, 17, 63, 63, 63, 17, 63, 63, 63, 17);
+    static Vector128<byte> Lut
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector128.Create((byte)12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+    }
 }

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using Daop.Kernels.Cpu.Gemm;
 
 namespace Daop.Kernels.Cpu.Quant;
@@ -42,27 +41,14 @@ internal unsafe struct Q4_0Format : IBlockFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<byte> Unpack2(byte* p, out Vector512<float> scale)
+    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3)
     {
-        // z: the pair's 36 bytes without reading past them: [0, 32) from p, then block 1's nibbles at [32, 48), zeros.
-        var z = Vector512.Create(Vector256.Load(p), Vector128.Load(p + 20).ToVector256());
-        var q = Avx512Vbmi.PermuteVar64x8(z, Nibbles);
-        q = Avx512BW.ShiftRightLogicalVariable(q.AsUInt16(), NibbleShifts).AsByte() & Vector512.Create((byte)15);
-        scale = HalfBits.WidenFinite(Avx512Vbmi.PermuteVar64x8(z, Scales).AsUInt32());
-        return q;
+        var ab = Vector256.Create(Vector128.Load(p + 2), Vector128.Load(p + 20));
+        var cd = Vector256.Create(Vector128.Load(p + 38), Vector128.Load(p + 56));
+        var m = Vector256.Create((byte)15);
+        u0 = ab & m;
+        u2 = cd & m;
+        u1 = Nibbles.High(ab);
+        u3 = Nibbles.High(cd);
     }
-
-    /// <summary>Block 0's nibble bytes twice (low then high nibbles), then block 1's twice.</summary>
-    static Vector512<byte> Nibbles => Vector512.Create(
-        (byte)2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
-        32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47);
-
-    /// <summary>Word shifts that bring the high nibbles down in the second and fourth quarters.</summary>
-    static Vector512<ushort> NibbleShifts => Vector512.Create(
-        (ushort)0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
-
-    /// <summary>Each int32 lane: a zero word (byte 63 of z), then the fp16 scale of its block.</summary>
-    static Vector512<byte> Scales => Vector512.Create(
-        (byte)63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1,
-        63, 63, 18, 19, 63, 63, 18, 19, 63, 63, 18, 19, 63, 63, 18, 19, 63, 63, 18, 19, 63, 63, 18, 19, 63, 63, 18, 19, 63, 63, 18, 19);
 }

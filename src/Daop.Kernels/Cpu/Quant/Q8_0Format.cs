@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using Daop.Kernels.Cpu.Gemm;
 
 namespace Daop.Kernels.Cpu.Quant;
@@ -41,15 +40,11 @@ internal unsafe struct Q8_0Format : IBlockFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<byte> Unpack2(byte* p, out Vector512<float> scale)
+    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3)
     {
-        uint pair = *(ushort*)p | (uint)*(ushort*)(p + 34) << 16;
-        scale = HalfBits.WidenFinite(Avx512Vbmi.PermuteVar64x8(Vector128.CreateScalar(pair).AsByte().ToVector256().ToVector512(), Scales).AsUInt32());
-        return Vector512.Create(Vector256.Load(p + 2), Vector256.Load(p + 36));
+        u0 = Vector256.Load(p + 2);
+        u1 = Vector256.Load(p + 36);
+        u2 = Vector256.Load(p + 70);
+        u3 = Vector256.Load(p + 104);
     }
-
-    /// <summary>Each int32 lane: a zero word (byte 63), then its block's fp16 scale (bytes 0–1 or 2–3 of the pair).</summary>
-    static Vector512<byte> Scales => Vector512.Create(
-        (byte)63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1, 63, 63, 0, 1,
-        63, 63, 2, 3, 63, 63, 2, 3, 63, 63, 2, 3, 63, 63, 2, 3, 63, 63, 2, 3, 63, 63, 2, 3, 63, 63, 2, 3, 63, 63, 2, 3);
 }

@@ -1,139 +1,189 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Daop.Kernels.Cpu.Gemm;
 
 namespace Daop.Kernels.Cpu.Quant;
 
 /// <summary>
-/// Register-tiled int8 block dots: 4 weight rows (1 for leftovers) × 1, 2 or 4 tokens over a row's
-/// <c>nb</c> blocks. Each step unpacks every row once and applies it to all the tile's tokens. Results go to
-/// s[t·4 + r].
+/// Register-tiled int8 quad dots on AVX2 (<see cref="QuadDot{TB}"/>): 4 weight rows (1 for leftovers) × 1, 2 or 4
+/// tokens over <c>quads</c> quads. Each row's quad is unpacked once and applied to all the tile's tokens. Every
+/// <see cref="Chunk"/> quads, the rows' block scales are first widened into a small buffer,
+/// which also pulls the chunk's bytes into L1 for the dot loop. Results go to s[t·4 + r].
 /// </summary>
 /// <remarks>
-/// <c>w</c> is row 0 at block 0, <c>ws</c> bytes to the next row of the tile; <c>x</c> is token 0's q plane,
-/// <c>xs</c> bytes to the next token, <c>pd</c> the plane distance (<see cref="QuantizedActivations"/>).
+/// <c>w</c> is row 0 at the first quad, <c>ws</c> bytes to the next row of the tile; <c>x</c> and <c>xl</c> are token
+/// 0's values and lane data at the first quad (<see cref="QuantizedActivations"/>), <c>xs</c> bytes to the next token.
 /// Generated shapes; keep them in step with each other.
 /// </remarks>
-internal static unsafe class QuantTiles<TB, TQ, TW, TV>
-    where TB : struct, IBlockFormat where TQ : struct, IQuantSimd<TW, TV> where TW : struct where TV : struct
+internal static unsafe class QuantTiles<TB> where TB : struct, IBlockFormat
 {
-    /// <summary>Bytes ahead of the current step that the 4-row tiles prefetch each row (see <see cref="Gemm.Tiles{TF, TS, TV}"/>).</summary>
+    /// <summary>Quads per scale pre-pass: 16 quads of 4 rows stay well inside L1 and the scale buffer is 2 KB.</summary>
+    const int Chunk = 16;
+
+    /// <summary>Bytes ahead of the current quad that the 4-row tiles prefetch each row (as <see cref="Gemm.Tiles{TF, TS, TV}"/>).</summary>
     const int PF = 2048;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Prefetch(byte* p0, byte* p1, byte* p2, byte* p3)
     {
         if (!Sse.IsSupported) return;
-        Sse.Prefetch0(p0 + PF); Sse.Prefetch0(p1 + PF); Sse.Prefetch0(p2 + PF); Sse.Prefetch0(p3 + PF);
+        for (int o = 0; o < 4 * TB.BlockBytes; o += 64)
+        {
+            Sse.Prefetch0(p0 + PF + o); Sse.Prefetch0(p1 + PF + o); Sse.Prefetch0(p2 + PF + o); Sse.Prefetch0(p3 + PF + o);
+        }
     }
 
-    /// <summary>4 rows × 1 token.</summary>
+    /// <summary>4 rows × 1 token (the decode GEMV).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void T4x1(byte* w, nint ws, byte* x, nint xs, nint pd, int nb, float* s)
+    public static void T4x1(byte* w, nint ws, byte* x, byte* xl, nint xs, int quads, float* s)
     {
+        float* sc = stackalloc float[4 * 8 * Chunk]; // [4 rows, Chunk quads, 8 lanes] block scales
         byte* p0 = w, p1 = p0 + ws, p2 = p1 + ws, p3 = p2 + ws;
-        TV c0 = TQ.Zero, c1 = TQ.Zero, c2 = TQ.Zero, c3 = TQ.Zero;
-        int bb = TB.BlockBytes, step = TQ.Blocks, b = 0;
-        for (; b + step <= nb; b += step)
+        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        nint qb = 4 * TB.BlockBytes;
+        for (int k0 = 0; k0 < quads; k0 += Chunk)
         {
-            nint o = (nint)b * bb;
-            byte* x0 = x + (nint)b * 32;
-            Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
-            TW w0 = TQ.Load<TB>(p0 + o), w1 = TQ.Load<TB>(p1 + o), w2 = TQ.Load<TB>(p2 + o), w3 = TQ.Load<TB>(p3 + o);
-            c0 = TQ.Dot<TB>(w0, x0, pd, c0); c1 = TQ.Dot<TB>(w1, x0, pd, c1);
-            c2 = TQ.Dot<TB>(w2, x0, pd, c2); c3 = TQ.Dot<TB>(w3, x0, pd, c3);
+            int n = Math.Min(Chunk, quads - k0);
+            nint o0 = k0 * qb;
+            QuadDot<TB>.Scales(p0 + o0, n, sc); QuadDot<TB>.Scales(p1 + o0, n, sc + 8 * Chunk);
+            QuadDot<TB>.Scales(p2 + o0, n, sc + 16 * Chunk); QuadDot<TB>.Scales(p3 + o0, n, sc + 24 * Chunk);
+            for (int i = 0; i < n; i++)
+            {
+                nint o = o0 + i * qb;
+                byte* xq0 = x + (nint)(k0 + i) * 128, xk0 = xl + (nint)(k0 + i) * 64;
+                Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
+                QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3);
+                var sr0 = Vector256.Load(sc + 0 * Chunk + 8 * i);
+                c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr0, c00);
+                QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
+                var sr1 = Vector256.Load(sc + 8 * Chunk + 8 * i);
+                c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr1, c01);
+                QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
+                var sr2 = Vector256.Load(sc + 16 * Chunk + 8 * i);
+                c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr2, c02);
+                QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
+                var sr3 = Vector256.Load(sc + 24 * Chunk + 8 * i);
+                c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr3, c03);
+            }
         }
-        if (b < nb)
-        {
-            nint o = (nint)b * bb;
-            byte* x0 = x + (nint)b * 32;
-            c0 = TQ.DotOne<TB>(p0 + o, x0, pd, c0); c1 = TQ.DotOne<TB>(p1 + o, x0, pd, c1);
-            c2 = TQ.DotOne<TB>(p2 + o, x0, pd, c2); c3 = TQ.DotOne<TB>(p3 + o, x0, pd, c3);
-        }
-        TQ.Sum4(c0, c1, c2, c3, s);
+        Simd256.Sum4(c00, c01, c02, c03, s + 0);
     }
 
     /// <summary>4 rows × 2 tokens.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void T4x2(byte* w, nint ws, byte* x, nint xs, nint pd, int nb, float* s)
+    public static void T4x2(byte* w, nint ws, byte* x, byte* xl, nint xs, int quads, float* s)
     {
+        float* sc = stackalloc float[4 * 8 * Chunk]; // [4 rows, Chunk quads, 8 lanes] block scales
         byte* p0 = w, p1 = p0 + ws, p2 = p1 + ws, p3 = p2 + ws;
-        TV c00 = TQ.Zero, c01 = TQ.Zero, c02 = TQ.Zero, c03 = TQ.Zero;
-        TV c10 = TQ.Zero, c11 = TQ.Zero, c12 = TQ.Zero, c13 = TQ.Zero;
-        int bb = TB.BlockBytes, step = TQ.Blocks, b = 0;
-        for (; b + step <= nb; b += step)
+        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
+        nint qb = 4 * TB.BlockBytes;
+        for (int k0 = 0; k0 < quads; k0 += Chunk)
         {
-            nint o = (nint)b * bb;
-            byte* x0 = x + (nint)b * 32, x1 = x0 + xs;
-            Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
-            TW w0 = TQ.Load<TB>(p0 + o), w1 = TQ.Load<TB>(p1 + o), w2 = TQ.Load<TB>(p2 + o), w3 = TQ.Load<TB>(p3 + o);
-            c00 = TQ.Dot<TB>(w0, x0, pd, c00); c01 = TQ.Dot<TB>(w1, x0, pd, c01);
-            c02 = TQ.Dot<TB>(w2, x0, pd, c02); c03 = TQ.Dot<TB>(w3, x0, pd, c03);
-            c10 = TQ.Dot<TB>(w0, x1, pd, c10); c11 = TQ.Dot<TB>(w1, x1, pd, c11);
-            c12 = TQ.Dot<TB>(w2, x1, pd, c12); c13 = TQ.Dot<TB>(w3, x1, pd, c13);
+            int n = Math.Min(Chunk, quads - k0);
+            nint o0 = k0 * qb;
+            QuadDot<TB>.Scales(p0 + o0, n, sc); QuadDot<TB>.Scales(p1 + o0, n, sc + 8 * Chunk);
+            QuadDot<TB>.Scales(p2 + o0, n, sc + 16 * Chunk); QuadDot<TB>.Scales(p3 + o0, n, sc + 24 * Chunk);
+            for (int i = 0; i < n; i++)
+            {
+                nint o = o0 + i * qb;
+                byte* xq0 = x + (nint)(k0 + i) * 128, xk0 = xl + (nint)(k0 + i) * 64;
+                byte* xq1 = xq0 + xs, xk1 = xk0 + xs;
+                Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
+                QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3);
+                var sr0 = Vector256.Load(sc + 0 * Chunk + 8 * i);
+                c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr0, c00);
+                c10 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr0, c10);
+                QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
+                var sr1 = Vector256.Load(sc + 8 * Chunk + 8 * i);
+                c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr1, c01);
+                c11 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr1, c11);
+                QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
+                var sr2 = Vector256.Load(sc + 16 * Chunk + 8 * i);
+                c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr2, c02);
+                c12 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr2, c12);
+                QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
+                var sr3 = Vector256.Load(sc + 24 * Chunk + 8 * i);
+                c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr3, c03);
+                c13 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr3, c13);
+            }
         }
-        if (b < nb)
-        {
-            nint o = (nint)b * bb;
-            byte* x0 = x + (nint)b * 32, x1 = x0 + xs;
-            c00 = TQ.DotOne<TB>(p0 + o, x0, pd, c00); c01 = TQ.DotOne<TB>(p1 + o, x0, pd, c01);
-            c02 = TQ.DotOne<TB>(p2 + o, x0, pd, c02); c03 = TQ.DotOne<TB>(p3 + o, x0, pd, c03);
-            c10 = TQ.DotOne<TB>(p0 + o, x1, pd, c10); c11 = TQ.DotOne<TB>(p1 + o, x1, pd, c11);
-            c12 = TQ.DotOne<TB>(p2 + o, x1, pd, c12); c13 = TQ.DotOne<TB>(p3 + o, x1, pd, c13);
-        }
-        TQ.Sum4(c00, c01, c02, c03, s);
-        TQ.Sum4(c10, c11, c12, c13, s + 4);
+        Simd256.Sum4(c00, c01, c02, c03, s + 0);
+        Simd256.Sum4(c10, c11, c12, c13, s + 4);
     }
 
-    /// <summary>4 rows × 4 tokens.</summary>
+    /// <summary>4 rows × 4 tokens (32 registers: AVX-512VL).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void T4x4(byte* w, nint ws, byte* x, nint xs, nint pd, int nb, float* s)
+    public static void T4x4(byte* w, nint ws, byte* x, byte* xl, nint xs, int quads, float* s)
     {
+        float* sc = stackalloc float[4 * 8 * Chunk]; // [4 rows, Chunk quads, 8 lanes] block scales
         byte* p0 = w, p1 = p0 + ws, p2 = p1 + ws, p3 = p2 + ws;
-        TV c00 = TQ.Zero, c01 = TQ.Zero, c02 = TQ.Zero, c03 = TQ.Zero, c10 = TQ.Zero, c11 = TQ.Zero, c12 = TQ.Zero, c13 = TQ.Zero;
-        TV c20 = TQ.Zero, c21 = TQ.Zero, c22 = TQ.Zero, c23 = TQ.Zero, c30 = TQ.Zero, c31 = TQ.Zero, c32 = TQ.Zero, c33 = TQ.Zero;
-        int bb = TB.BlockBytes, step = TQ.Blocks, b = 0;
-        for (; b + step <= nb; b += step)
+        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default, c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
+        nint qb = 4 * TB.BlockBytes;
+        for (int k0 = 0; k0 < quads; k0 += Chunk)
         {
-            nint o = (nint)b * bb;
-            byte* x0 = x + (nint)b * 32, x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
-            Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
-            TW w0 = TQ.Load<TB>(p0 + o), w1 = TQ.Load<TB>(p1 + o), w2 = TQ.Load<TB>(p2 + o), w3 = TQ.Load<TB>(p3 + o);
-            c00 = TQ.Dot<TB>(w0, x0, pd, c00); c01 = TQ.Dot<TB>(w1, x0, pd, c01);
-            c02 = TQ.Dot<TB>(w2, x0, pd, c02); c03 = TQ.Dot<TB>(w3, x0, pd, c03);
-            c10 = TQ.Dot<TB>(w0, x1, pd, c10); c11 = TQ.Dot<TB>(w1, x1, pd, c11);
-            c12 = TQ.Dot<TB>(w2, x1, pd, c12); c13 = TQ.Dot<TB>(w3, x1, pd, c13);
-            c20 = TQ.Dot<TB>(w0, x2, pd, c20); c21 = TQ.Dot<TB>(w1, x2, pd, c21);
-            c22 = TQ.Dot<TB>(w2, x2, pd, c22); c23 = TQ.Dot<TB>(w3, x2, pd, c23);
-            c30 = TQ.Dot<TB>(w0, x3, pd, c30); c31 = TQ.Dot<TB>(w1, x3, pd, c31);
-            c32 = TQ.Dot<TB>(w2, x3, pd, c32); c33 = TQ.Dot<TB>(w3, x3, pd, c33);
+            int n = Math.Min(Chunk, quads - k0);
+            nint o0 = k0 * qb;
+            QuadDot<TB>.Scales(p0 + o0, n, sc); QuadDot<TB>.Scales(p1 + o0, n, sc + 8 * Chunk);
+            QuadDot<TB>.Scales(p2 + o0, n, sc + 16 * Chunk); QuadDot<TB>.Scales(p3 + o0, n, sc + 24 * Chunk);
+            for (int i = 0; i < n; i++)
+            {
+                nint o = o0 + i * qb;
+                byte* xq0 = x + (nint)(k0 + i) * 128, xk0 = xl + (nint)(k0 + i) * 64;
+                byte* xq1 = xq0 + xs, xk1 = xk0 + xs;
+                byte* xq2 = xq1 + xs, xk2 = xk1 + xs;
+                byte* xq3 = xq2 + xs, xk3 = xk2 + xs;
+                Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
+                QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3);
+                var sr0 = Vector256.Load(sc + 0 * Chunk + 8 * i);
+                c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr0, c00);
+                c10 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr0, c10);
+                c20 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr0, c20);
+                c30 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr0, c30);
+                QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
+                var sr1 = Vector256.Load(sc + 8 * Chunk + 8 * i);
+                c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr1, c01);
+                c11 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr1, c11);
+                c21 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr1, c21);
+                c31 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr1, c31);
+                QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
+                var sr2 = Vector256.Load(sc + 16 * Chunk + 8 * i);
+                c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr2, c02);
+                c12 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr2, c12);
+                c22 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr2, c22);
+                c32 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr2, c32);
+                QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
+                var sr3 = Vector256.Load(sc + 24 * Chunk + 8 * i);
+                c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr3, c03);
+                c13 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr3, c13);
+                c23 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr3, c23);
+                c33 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr3, c33);
+            }
         }
-        if (b < nb)
-        {
-            nint o = (nint)b * bb;
-            byte* x0 = x + (nint)b * 32, x1 = x0 + xs, x2 = x1 + xs, x3 = x2 + xs;
-            c00 = TQ.DotOne<TB>(p0 + o, x0, pd, c00); c01 = TQ.DotOne<TB>(p1 + o, x0, pd, c01);
-            c02 = TQ.DotOne<TB>(p2 + o, x0, pd, c02); c03 = TQ.DotOne<TB>(p3 + o, x0, pd, c03);
-            c10 = TQ.DotOne<TB>(p0 + o, x1, pd, c10); c11 = TQ.DotOne<TB>(p1 + o, x1, pd, c11);
-            c12 = TQ.DotOne<TB>(p2 + o, x1, pd, c12); c13 = TQ.DotOne<TB>(p3 + o, x1, pd, c13);
-            c20 = TQ.DotOne<TB>(p0 + o, x2, pd, c20); c21 = TQ.DotOne<TB>(p1 + o, x2, pd, c21);
-            c22 = TQ.DotOne<TB>(p2 + o, x2, pd, c22); c23 = TQ.DotOne<TB>(p3 + o, x2, pd, c23);
-            c30 = TQ.DotOne<TB>(p0 + o, x3, pd, c30); c31 = TQ.DotOne<TB>(p1 + o, x3, pd, c31);
-            c32 = TQ.DotOne<TB>(p2 + o, x3, pd, c32); c33 = TQ.DotOne<TB>(p3 + o, x3, pd, c33);
-        }
-        TQ.Sum4(c00, c01, c02, c03, s);
-        TQ.Sum4(c10, c11, c12, c13, s + 4);
-        TQ.Sum4(c20, c21, c22, c23, s + 8);
-        TQ.Sum4(c30, c31, c32, c33, s + 12);
+        Simd256.Sum4(c00, c01, c02, c03, s + 0);
+        Simd256.Sum4(c10, c11, c12, c13, s + 4);
+        Simd256.Sum4(c20, c21, c22, c23, s + 8);
+        Simd256.Sum4(c30, c31, c32, c33, s + 12);
     }
 
     /// <summary>1 row × 1 token, for the rows left over after 4-row tiles.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static float T1x1(byte* w, byte* x, nint pd, int nb)
+    public static float T1x1(byte* w, byte* x, byte* xl, int quads)
     {
-        TV c = TQ.Zero;
-        int bb = TB.BlockBytes, step = TQ.Blocks, b = 0;
-        for (; b + step <= nb; b += step) c = TQ.Dot<TB>(TQ.Load<TB>(w + (nint)b * bb), x + (nint)b * 32, pd, c);
-        if (b < nb) c = TQ.DotOne<TB>(w + (nint)b * bb, x + (nint)b * 32, pd, c);
-        return TQ.Sum(c);
+        float* sc = stackalloc float[8 * Chunk];
+        Vector256<float> c = default;
+        nint qb = 4 * TB.BlockBytes;
+        for (int k0 = 0; k0 < quads; k0 += Chunk)
+        {
+            int n = Math.Min(Chunk, quads - k0);
+            QuadDot<TB>.Scales(w + k0 * qb, n, sc);
+            for (int i = 0; i < n; i++)
+            {
+                int k = k0 + i;
+                QuadDot<TB>.Unpack(w + k * qb, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3);
+                c = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, x + (nint)k * 128, xl + (nint)k * 64, Vector256.Load(sc + 8 * i), c);
+            }
+        }
+        return Simd256.Sum(c);
     }
 }

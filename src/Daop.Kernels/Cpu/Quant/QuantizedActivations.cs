@@ -6,16 +6,11 @@ namespace Daop.Kernels.Cpu.Quant;
 
 /// <summary>
 /// Activations x [tokens, cols] quantized per block of 32 to int8 with an fp32 scale (Q8_0-style, as llama.cpp's
-/// vec_dot_*_q8_0 take them), laid out for the int8 kernels. Each token has three planes of <see cref="Stride"/>
-/// bytes, 32 bytes per block (block b at byte 32·b of each):
-/// <list type="bullet">
-/// <item><b>q</b>: the 32 int8 values; columns past cols are 0.</item>
-/// <item><b>aux</b>: for a format with an offset, 8 int32 lanes, lane i = −Offset·(q[4i] + … + q[4i+3]), the
-/// correction that turns Σ (v + Offset)·q into Σ v·q; for the signed Q8_0, the 32 values negated.</item>
-/// <item><b>dx</b>: the block's scale d, eight times (one per int32 lane of the block).</item>
-/// </list>
-/// Token t's q plane starts at <c>Base + t·Stride</c>; its aux and dx planes are <see cref="PlaneDistance"/> and twice
-/// that further on. Tokens are padded to an even number of blocks so every plane row starts on 64 bytes.
+/// vec_dot_*_q8_0 take them), laid out for the int8 kernels of one block format. Blocks are grouped in quads of four
+/// (the last one zero-padded); per token, <see cref="Quads"/> × 128 bytes of values in <see cref="Quad.XByte{TB}"/>
+/// order, then 64 bytes of lane data per quad: 8 fp32 lanes of the block scales d (lane l holds the d of block
+/// <see cref="Quad.LaneBlock{TB}"/>(l)), and for the 4-bit formats 8 int32 lanes of −(Offset/2)·Σq of the lane's
+/// block (two lanes per block, so together they remove the Offset from Σ (v + Offset)·q).
 /// </summary>
 /// <remarks>
 /// Per block: amax = max |x|, d = amax / 127, q = round-half-even(x · (1/d)). A block whose d is below 2^−126 (amax
@@ -24,24 +19,28 @@ namespace Daop.Kernels.Cpu.Quant;
 /// </remarks>
 internal readonly unsafe struct QuantizedActivations
 {
-    /// <summary>Token 0's q plane.</summary>
+    /// <summary>Token 0's values.</summary>
     public readonly byte* Base;
-    /// <summary>Bytes per token in each plane (32 per block, blocks rounded up to even).</summary>
+    /// <summary>Bytes per token (192 per quad).</summary>
     public readonly nint Stride;
-    /// <summary>Bytes from a token's q plane to its aux plane, and from aux to dx.</summary>
-    public readonly nint PlaneDistance;
-    /// <summary>Blocks per token.</summary>
-    public readonly int Blocks;
+    /// <summary>Quads per token.</summary>
+    public readonly int Quads;
 
-    QuantizedActivations(byte* b, nint stride, nint planes, int blocks)
+    QuantizedActivations(byte* b, nint stride, int quads)
     {
-        Base = b; Stride = stride; PlaneDistance = planes; Blocks = blocks;
+        Base = b; Stride = stride; Quads = quads;
     }
 
-    /// <summary>Floats of scratch that <see cref="Quantize{TB}"/> needs for <paramref name="tokens"/> × <paramref name="cols"/>.</summary>
-    public static nint Floats(int tokens, int cols) => 3 * (nint)tokens * StrideOf(cols) / sizeof(float);
+    /// <summary>Token <paramref name="t"/>'s values (quad k at +128·k).</summary>
+    public byte* Values(int t) => Base + t * Stride;
 
-    static nint StrideOf(int cols) => (((nint)cols + 63) / 64) * 64;
+    /// <summary>Token <paramref name="t"/>'s lane data (quad k at +64·k: 8 scales, then 8 corrections).</summary>
+    public byte* Lanes(int t) => Base + t * Stride + 128 * (nint)Quads;
+
+    /// <summary>Floats of scratch that <see cref="Quantize{TB}"/> needs for <paramref name="tokens"/> × <paramref name="cols"/>.</summary>
+    public static nint Floats(int tokens, int cols) => (nint)tokens * 192 * QuadsOf(cols) / sizeof(float);
+
+    static int QuadsOf(int cols) => (cols + 127) / 128;
 
     /// <summary>The block scale d and its reciprocal for a block of largest magnitude <paramref name="amax"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -54,18 +53,24 @@ internal readonly unsafe struct QuantizedActivations
 
     /// <summary>
     /// Quantizes x [tokens, cols] (<paramref name="xStride"/> floats per token) into <paramref name="buffer"/>
-    /// (<see cref="Floats"/> floats, 64-byte aligned) with the aux plane for <typeparamref name="TB"/>.
+    /// (<see cref="Floats"/> floats, 64-byte aligned) in <typeparamref name="TB"/>'s layout.
     /// </summary>
     public static QuantizedActivations Quantize<TB>(float* x, nint xStride, int tokens, int cols, float* buffer) where TB : struct, IBlockFormat
     {
-        nint stride = StrideOf(cols);
-        var qa = new QuantizedActivations((byte*)buffer, stride, tokens * stride, (cols + 31) / 32);
+        int quads = QuadsOf(cols), blocks = (cols + 31) / 32;
+        var qa = new QuantizedActivations((byte*)buffer, 192 * (nint)quads, quads);
         float* tail = stackalloc float[32];
+        sbyte* q = stackalloc sbyte[32];
         for (int t = 0; t < tokens; t++)
         {
             float* xt = x + t * xStride;
-            byte* q = qa.Base + t * stride;
-            for (int b = 0; b < qa.Blocks; b++)
+            byte* values = qa.Values(t), lanes = qa.Lanes(t);
+            if ((blocks & 3) != 0)
+            {
+                new Span<byte>(values + 128 * (nint)(quads - 1), 128).Clear();
+                new Span<byte>(lanes + 64 * (nint)(quads - 1), 64).Clear();
+            }
+            for (int b = 0; b < blocks; b++)
             {
                 float* src = xt + b * 32;
                 int n = Math.Min(32, cols - b * 32);
@@ -75,23 +80,38 @@ internal readonly unsafe struct QuantizedActivations
                     new ReadOnlySpan<float>(src, n).CopyTo(new Span<float>(tail, n));
                     src = tail;
                 }
-                Block<TB>(src, q + b * 32, qa.PlaneDistance);
+                float d = Block(src, q, out int sum);
+                int k = b & 3;
+                byte* vq = values + 128 * (nint)(b >> 2);
+                if (TB.Offset != 0)
+                {
+                    Unsafe.CopyBlockUnaligned(vq + Quad.XByte<TB>(k, 0), q, 16);
+                    Unsafe.CopyBlockUnaligned(vq + Quad.XByte<TB>(k, 16), q + 16, 16);
+                }
+                else Unsafe.CopyBlockUnaligned(vq + 32 * k, q, 32);
+                float* dx = (float*)(lanes + 64 * (nint)(b >> 2));
+                int* aux = (int*)(dx + 8);
+                // The block's two lanes: [a a c c b b d d] or [a b c d a b c d].
+                int l0 = TB.Offset != 0 ? (k & 1) << 2 | (k & 2) : k, l1 = TB.Offset != 0 ? l0 + 1 : k + 4;
+                dx[l0] = dx[l1] = d;
+                if (TB.Offset != 0) aux[l0] = aux[l1] = -(TB.Offset / 2) * sum;
             }
-            // The padding block of an odd count: zero values, zero correction, zero scale.
-            if ((qa.Blocks & 1) != 0)
-                for (nint p = 0; p < 3; p++) new Span<byte>(q + p * qa.PlaneDistance + qa.Blocks * 32, 32).Clear();
         }
         return qa;
     }
 
-    /// <summary>One block of 32 floats at <paramref name="src"/> → its q, aux and dx entries (aux at q + pd, dx at q + 2·pd).</summary>
+    /// <summary>One block of 32 floats → 32 int8 at <paramref name="q"/> and their sum; returns its scale d.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Block<TB>(float* src, byte* q, nint pd) where TB : struct, IBlockFormat
+    static float Block(float* src, sbyte* q, out int sum)
     {
         if (!Avx2.IsSupported)
         {
-            BlockScalar<TB>(src, q, pd);
-            return;
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = MathF.Max(amax, MathF.Abs(src[j]));
+            float ds = ScaleOf(amax, out float invs);
+            sum = 0;
+            for (int j = 0; j < 32; j++) sum += q[j] = (sbyte)MathF.Round(src[j] * invs);
+            return ds;
         }
         var a = Vector256.Load(src); var b = Vector256.Load(src + 8);
         var c = Vector256.Load(src + 16); var e = Vector256.Load(src + 24);
@@ -103,36 +123,16 @@ internal readonly unsafe struct QuantizedActivations
         var iv = Vector256.Create(inv);
         var i0 = Vector256.ConvertToInt32(Vector256.Round(a * iv)); var i1 = Vector256.ConvertToInt32(Vector256.Round(b * iv));
         var i2 = Vector256.ConvertToInt32(Vector256.Round(c * iv)); var i3 = Vector256.ConvertToInt32(Vector256.Round(e * iv));
+        sum = Vector256.Sum(i0 + i1 + i2 + i3);
         // Pack to bytes (vpackssdw/vpacksswb work per 128-bit lane; the permute restores column order).
         var s01 = Avx2.PackSignedSaturate(i0, i1); var s23 = Avx2.PackSignedSaturate(i2, i3);
-        var bytes = Avx2.PermuteVar8x32(Avx2.PackSignedSaturate(s01, s23).AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsSByte();
-        bytes.Store((sbyte*)q);
-        Vector256.Create(d).Store((float*)(q + 2 * pd));
-        if (TB.Offset == 0) (-bytes).Store((sbyte*)(q + pd));
-        else
-        {
-            var sums = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Vector256.Create((byte)1), bytes), Vector256.Create((short)1));
-            (sums * -TB.Offset).Store((int*)(q + pd));
-        }
-    }
-
-    static void BlockScalar<TB>(float* src, byte* q, nint pd) where TB : struct, IBlockFormat
-    {
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = MathF.Max(amax, MathF.Abs(src[j]));
-        float d = ScaleOf(amax, out float inv);
-        for (int j = 0; j < 32; j++) q[j] = (byte)(sbyte)MathF.Round(src[j] * inv);
-        for (int l = 0; l < 8; l++) ((float*)(q + 2 * pd))[l] = d;
-        if (TB.Offset == 0)
-            for (int j = 0; j < 32; j++) q[pd + j] = (byte)(sbyte)-(sbyte)q[j];
-        else
-            for (int l = 0; l < 8; l++)
-                ((int*)(q + pd))[l] = -TB.Offset * ((sbyte)q[4 * l] + (sbyte)q[4 * l + 1] + (sbyte)q[4 * l + 2] + (sbyte)q[4 * l + 3]);
+        Avx2.PermuteVar8x32(Avx2.PackSignedSaturate(s01, s23).AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsSByte().Store(q);
+        return d;
     }
 
     /// <summary>
     /// The scalar twin's quantization of one row: <paramref name="q"/> [blocks·32] and <paramref name="d"/> [blocks],
-    /// the bits <see cref="Quantize{TB}"/> writes to the q and dx planes.
+    /// the values and scales <see cref="Quantize{TB}"/> lays out.
     /// </summary>
     public static void QuantizeRow(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> d)
     {
