@@ -47,6 +47,7 @@ public static class FmaPeak
             }
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         static void Chains512(int n)
         {
             var m = Vector512.Create(0.999999f);
@@ -65,6 +66,7 @@ public static class FmaPeak
             s_sink = Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         static void Chains256(int n)
         {
             var m = Vector256.Create(0.999999f);

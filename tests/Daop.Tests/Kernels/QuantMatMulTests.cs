@@ -171,4 +171,180 @@ public unsafe class QuantMatMulTests
             MatMulTests.AssertClose(expected, actual, Magnitude(wf, rows, cols, x, tokens), $"{type} {rows}x{cols} tokens={tokens}");
         }
     }
+
+    /// <summary>The kernels' activation layout holds exactly the twin's values and scales, and the offset corrections.</summary>
+    [Theory]
+    [InlineData(DType.Q8_0)]
+    [InlineData(DType.Q4_0)]
+    [InlineData(DType.MXFP4)]
+    public void ActivationsQuantizeAsTheTwin(DType type)
+    {
+        foreach (int cols in new[] { 32, 96, 136, 4096 })
+        {
+            const int tokens = 3;
+            var x = NativeWeights.Floats(tokens * cols, seed: cols);
+            x[5] = 0; x[cols - 1] = 1e-37f; // a zero, and a tiny value in the last block
+            int blocks = (cols + 31) / 32, quads = (blocks + 3) / 4;
+            var buffer = new float[QuantizedActivations.Floats(tokens, cols) + 16];
+            fixed (float* px = x, pb = buffer)
+            {
+                float* aligned = (float*)(((nint)pb + 63) & ~(nint)63);
+                var qa = type switch
+                {
+                    DType.Q8_0 => QuantizedActivations.Quantize<Q8_0Format>(px, cols, tokens, cols, aligned),
+                    DType.Q4_0 => QuantizedActivations.Quantize<Q4_0Format>(px, cols, tokens, cols, aligned),
+                    _ => QuantizedActivations.Quantize<Mxfp4Format>(px, cols, tokens, cols, aligned),
+                };
+                var q = new sbyte[quads * 128];
+                var d = new float[quads * 4];
+                for (int t = 0; t < tokens; t++)
+                {
+                    QuantizedActivations.QuantizeRow(x.AsSpan(t * cols, cols), q, d);
+                    sbyte* values = (sbyte*)qa.Values(t);
+                    float* lanes = (float*)qa.Lanes(t);
+                    for (int b = 0; b < quads * 4; b++)
+                    {
+                        int k = b & 3, sum = 0;
+                        for (int j = 0; j < 32; j++)
+                        {
+                            sbyte want = b < blocks ? q[b * 32 + j] : (sbyte)0;
+                            sum += want;
+                            Assert.Equal(want, values[128 * (b >> 2) + XByte(type, k, j)]);
+                        }
+                        for (int l = 0; l < 8; l++)
+                        {
+                            if (LaneBlock(type, l) != k) continue;
+                            Assert.Equal(b < blocks ? d[b] : 0f, lanes[16 * (b >> 2) + l]);
+                            if (type != DType.Q8_0)
+                                Assert.Equal(-(type == DType.Q4_0 ? 8 : 12) / 2 * sum, ((int*)lanes)[16 * (b >> 2) + 8 + l]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static int XByte(DType t, int k, int j) => t switch
+    {
+        DType.Q8_0 => Quad.XByte<Q8_0Format>(k, j),
+        DType.Q4_0 => Quad.XByte<Q4_0Format>(k, j),
+        _ => Quad.XByte<Mxfp4Format>(k, j),
+    };
+
+    static int LaneBlock(DType t, int l) => t switch
+    {
+        DType.Q8_0 => Quad.LaneBlock<Q8_0Format>(l),
+        DType.Q4_0 => Quad.LaneBlock<Q4_0Format>(l),
+        _ => Quad.LaneBlock<Mxfp4Format>(l),
+    };
+
+    /// <summary>
+    /// Hand-made blocks at the formats' limits (Q8_0 bytes −128 and 127, all nibbles 0 or 15, every E2M1 code, fp16
+    /// scales 65504, subnormal, zero and negative, E8M0 exponents 0, 1, 2 and 160) against activations of 1e20,
+    /// 1e−30, 1e−37 (flushed) and zero: the int8 paths still match the twin.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Q8_0)]
+    [InlineData(DType.Q4_0)]
+    [InlineData(DType.MXFP4)]
+    public void ExtremeBlocksMatchTwin(DType type)
+    {
+        const int rows = 9, cols = 200; // 6.25 blocks: two quads, the second partial
+        int bb = type.BlockBytes(), blocks = (cols + 31) / 32;
+        var bytes = new byte[rows * blocks * bb];
+        var rng = new Random(5);
+        rng.NextBytes(bytes);
+        ushort[] halves = [0x7BFF, 0x0001, 0x0000, 0xFBFF, 0x3C00, 0x8400, 0x2E66];
+        byte[] exponents = [0, 1, 2, 160, 127, 100, 90];
+        for (int r = 0; r < rows; r++)
+            for (int b = 0; b < blocks; b++)
+            {
+                int o = (r * blocks + b) * bb, kind = (r + b) % 7;
+                if (type == DType.MXFP4) bytes[o] = exponents[kind];
+                else BitConverter.TryWriteBytes(bytes.AsSpan(o), halves[kind]);
+                if (kind == 1) bytes.AsSpan(o + (type == DType.MXFP4 ? 1 : 2), type == DType.Q8_0 ? 32 : 16).Fill(type == DType.Q8_0 ? (byte)0x80 : (byte)0xFF);
+                if (kind == 2) bytes.AsSpan(o + (type == DType.MXFP4 ? 1 : 2), type == DType.Q8_0 ? 32 : 16).Fill(type == DType.Q8_0 ? (byte)0x7F : (byte)0x00);
+            }
+        using var w = new BlockWeights(type, rows, cols, bytes);
+        const int tokens = 5;
+        var x = NativeWeights.Floats(tokens * cols, seed: 9);
+        for (int c = 0; c < cols; c++)
+        {
+            x[c] *= 1e20f;                       // token 0: huge
+            x[cols + c] *= 1e-30f;               // token 1: tiny
+            x[2 * cols + c] *= 1e-37f;           // token 2: below the flush threshold
+            x[3 * cols + c] = 0;                 // token 3: zero
+            if (c % 32 == 7) x[4 * cols + c] = -127.5f; // token 4: an outlier per block
+        }
+        var expected = new float[tokens * rows];
+        QuantMatMul.Scalar(w.W, x, expected, tokens);
+        var mag = Int8Magnitude(w.W, x, tokens);
+        for (int i = 0; i < mag.Length; i++) mag[i] += 1e-35f;
+        foreach (int isa in Isas())
+        {
+            var actual = new float[tokens * rows];
+            actual.AsSpan().Fill(float.NaN);
+            Int8(isa, w.W, x, actual, tokens);
+            MatMulTests.AssertClose(expected, actual, mag, $"{type} extremes isa={isa}");
+            for (int r = 0; r < rows; r++) Assert.Equal(0f, actual[2 * rows + r]);
+        }
+    }
+
+    /// <summary>Row widening is BlockQuant's dequantization, bit for bit, including a partial last block.</summary>
+    [Theory]
+    [InlineData(DType.Q8_0)]
+    [InlineData(DType.Q4_0)]
+    [InlineData(DType.MXFP4)]
+    public void WidenRowIsTheReferenceDequantization(DType type)
+    {
+        foreach (int cols in new[] { 32, 64, 96, 136, 4096, 33, 1 })
+        {
+            using var w = new BlockWeights(type, 3, cols, seed: cols);
+            var expected = new float[cols];
+            var actual = new float[cols + 5];
+            for (int r = 0; r < 3; r++)
+            {
+                BlockQuant.DequantizeRow(type, w.W.RowBytesSpan(r), expected);
+                actual.AsSpan().Fill(float.NaN);
+                MatMul.WidenRow(w.W, r, actual);
+                for (int c = 0; c < cols; c++) Assert.Equal(BitConverter.SingleToInt32Bits(expected[c]), BitConverter.SingleToInt32Bits(actual[c]));
+                Assert.True(float.IsNaN(actual[cols]), "WidenRow wrote past cols");
+            }
+        }
+    }
+
+    /// <summary>MatMul.Forward runs the int8 path below the batch threshold and the exact-widening GEMM from it on.</summary>
+    [Theory]
+    [InlineData(DType.Q8_0)]
+    [InlineData(DType.Q4_0)]
+    [InlineData(DType.MXFP4)]
+    public void MatMulForwardPicksThePathByBatch(DType type)
+    {
+        using var w = new BlockWeights(type, 37, 136, seed: 3);
+        var wf = w.Dequantized();
+        foreach (int tokens in new[] { 1, 4, QuantMatMul.OuterMinTokens - 1, QuantMatMul.OuterMinTokens, 70 })
+        {
+            var x = NativeWeights.Floats(tokens * 136, seed: tokens);
+            var actual = new float[tokens * 37];
+            MatMul.Forward(w.W, x, actual, tokens);
+            var expected = new float[tokens * 37];
+            if (tokens < QuantMatMul.OuterMinTokens)
+            {
+                QuantMatMul.Scalar(w.W, x, expected, tokens);
+                MatMulTests.AssertClose(expected, actual, Int8Magnitude(w.W, x, tokens), $"{type} tokens={tokens}");
+            }
+            else
+            {
+                MatMul.Scalar(w.W, x, expected, tokens);
+                MatMulTests.AssertClose(expected, actual, Magnitude(wf, 37, 136, x, tokens), $"{type} tokens={tokens}");
+            }
+        }
+    }
+
+    [Fact]
+    public void ScalarTwinRejectsPlainTypes()
+    {
+        using var w = new NativeWeights(DType.BF16, 2, 32, 1);
+        Assert.Throws<ArgumentException>(() => QuantMatMul.Scalar(w.W, new float[32], new float[2], 1));
+    }
 }
