@@ -27,7 +27,15 @@ internal static class HalfBits
         return v.AsSingle() * Vector512.Create(Scale).AsSingle();
     }
 
-    /// <summary>A finite half's bits → fp32, exactly (the scalar form of <see cref="WidenFinite"/>).</summary>
+    /// <summary>The 256-bit form of <see cref="WidenFinite(Vector512{uint})"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> WidenFinite(Vector256<uint> top)
+    {
+        var v = Vector256.ShiftRightArithmetic(top.AsInt32(), 3).AsUInt32() & Vector256.Create(0x8FFFE000u);
+        return v.AsSingle() * Vector256.Create(Scale).AsSingle();
+    }
+
+    /// <summary>A finite half's bits → fp32, exactly (the scalar form of <see cref="WidenFinite(Vector512{uint})"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingleFinite(ushort h) =>
         BitConverter.UInt32BitsToSingle((uint)((short)h << 16 >> 3) & 0x8FFFE000u) * BitConverter.UInt32BitsToSingle(Scale);

@@ -40,9 +40,11 @@ internal unsafe interface IBlockFormat : IPanelFormat
     /// <summary>
     /// Four consecutive blocks a, b, c, d at <paramref name="p"/> in the quad layout (<see cref="Quad"/>): for the 4-bit
     /// formats u0 = [a 0–15 | b 0–15], u1 = [a 16–31 | b 16–31], u2 and u3 the same for c, d (integers + Offset);
-    /// for Q8_0 the four blocks' signed bytes in order.
+    /// for Q8_0 the four blocks' signed bytes in order. <paramref name="scale"/> gets the blocks' exact scales in the
+    /// reduced lanes' order (<see cref="Quad.LaneBlock{TB}"/>).
     /// </summary>
-    static abstract void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3);
+    static abstract void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
+        out Vector256<float> scale);
 }
 
 /// <summary>

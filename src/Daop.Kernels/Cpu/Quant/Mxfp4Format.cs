@@ -47,7 +47,8 @@ internal unsafe struct Mxfp4Format : IBlockFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3)
+    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
+        out Vector256<float> scale)
     {
         var ab = Vector256.Create(Vector128.Load(p + 1), Vector128.Load(p + 18));
         var cd = Vector256.Create(Vector128.Load(p + 35), Vector128.Load(p + 52));
@@ -68,6 +69,30 @@ internal unsafe struct Mxfp4Format : IBlockFormat
             u2 = Avx2.Shuffle(lut, cd & m);
             u3 = Avx2.Shuffle(lut, Nibbles.High(cd));
         }
+        // Exponents: a's at byte 0 and b's at 17 (16 + 1) of bytes 0–31, c's at 34 and d's at 51 (16 + 1 on) of bytes
+        // 34–65, shuffled into the top byte of their two int32 lanes. Shifted down one, e << 23 is 2^(e−127) for e ≥ 1;
+        // e = 0 is raised to 2^−127 (a subnormal), and the exact halving makes it 2^(e−128) for every e.
+        var e = Avx2.Shuffle(Vector256.Load(p), ExponentsAB) | Avx2.Shuffle(Vector256.Load(p + 34), ExponentsCD);
+        var bits = Vector256.Max(Vector256.ShiftRightLogical(e.AsInt32(), 1), Vector256.Create(0x00400000));
+        scale = bits.AsSingle() * Vector256.Create(0.5f);
+    }
+
+    /// <summary>[a a 0 0 | b b 0 0] from bytes 0–31 of the quad (each exponent in a lane's top byte).</summary>
+    static Vector256<byte> ExponentsAB
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector256.Create(
+            (byte)0x80, 0x80, 0x80, 0, 0x80, 0x80, 0x80, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+            0x80, 0x80, 0x80, 1, 0x80, 0x80, 0x80, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80);
+    }
+
+    /// <summary>[0 0 c c | 0 0 d d] from bytes 34–65.</summary>
+    static Vector256<byte> ExponentsCD
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector256.Create(
+            (byte)0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0, 0x80, 0x80, 0x80, 0,
+            0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 1, 0x80, 0x80, 0x80, 1);
     }
 
     /// <summary>The doubled E2M1 value + 12 for each code.</summary>

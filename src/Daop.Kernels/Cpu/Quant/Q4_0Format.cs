@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Daop.Kernels.Cpu.Gemm;
 
 namespace Daop.Kernels.Cpu.Quant;
@@ -41,7 +42,8 @@ internal unsafe struct Q4_0Format : IBlockFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3)
+    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
+        out Vector256<float> scale)
     {
         var ab = Vector256.Create(Vector128.Load(p + 2), Vector128.Load(p + 20));
         var cd = Vector256.Create(Vector128.Load(p + 38), Vector128.Load(p + 56));
@@ -50,5 +52,27 @@ internal unsafe struct Q4_0Format : IBlockFormat
         u2 = cd & m;
         u1 = Nibbles.High(ab);
         u3 = Nibbles.High(cd);
+        // Scales: bytes 0–31 hold a's at 0 and b's at 18 (16 + 2), bytes 36–67 c's at 36 and d's at 54 (16 + 2 on);
+        // a per-lane byte shuffle puts each in the top half of its two int32 lanes, zeros elsewhere.
+        var s = Avx2.Shuffle(Vector256.Load(p), ScalesAB) | Avx2.Shuffle(Vector256.Load(p + 36), ScalesCD);
+        scale = HalfBits.WidenFinite(s.AsUInt32());
+    }
+
+    /// <summary>[a a 0 0 | b b 0 0] from bytes 0–31 of the quad (each half in a lane's top 16 bits).</summary>
+    static Vector256<byte> ScalesAB
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector256.Create(
+            (byte)0x80, 0x80, 0, 1, 0x80, 0x80, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+            0x80, 0x80, 2, 3, 0x80, 0x80, 2, 3, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80);
+    }
+
+    /// <summary>[0 0 c c | 0 0 d d] from bytes 36–67.</summary>
+    static Vector256<byte> ScalesCD
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector256.Create(
+            (byte)0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0, 1, 0x80, 0x80, 0, 1,
+            0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 2, 3, 0x80, 0x80, 2, 3);
     }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Daop.Kernels.Cpu.Gemm;
 
 namespace Daop.Kernels.Cpu.Quant;
@@ -40,11 +41,15 @@ internal unsafe struct Q8_0Format : IBlockFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3)
+    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
+        out Vector256<float> scale)
     {
         u0 = Vector256.Load(p + 2);
         u1 = Vector256.Load(p + 36);
         u2 = Vector256.Load(p + 70);
         u3 = Vector256.Load(p + 104);
+        // The four halves (34 bytes apart) gathered into the top 16 bits of lanes [a b c d], twice.
+        var h = Avx2.GatherVector128((int*)p, Vector128.Create(0, 34, 68, 102), 1).AsUInt32() << 16;
+        scale = HalfBits.WidenFinite(Vector256.Create(h, h));
     }
 }

@@ -20,14 +20,14 @@ namespace Daop.Kernels.Cpu.Quant;
 internal static unsafe class QuadDot<TB> where TB : struct, IBlockFormat
 {
     /// <summary>
-    /// A row's quad at <paramref name="p"/>: the unsigned operands u0..u3 and, for Q8_0, the signed bytes s0..s3
-    /// whose signs move onto the activations (for the 4-bit formats s0..s3 are unused).
+    /// A row's quad at <paramref name="p"/>: the unsigned operands u0..u3, for Q8_0 the signed bytes s0..s3 whose signs
+    /// move onto the activations (for the 4-bit formats s0..s3 are unused), and the block scales per reduced lane.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Unpack(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
-        out Vector256<sbyte> s0, out Vector256<sbyte> s1, out Vector256<sbyte> s2, out Vector256<sbyte> s3)
+        out Vector256<sbyte> s0, out Vector256<sbyte> s1, out Vector256<sbyte> s2, out Vector256<sbyte> s3, out Vector256<float> scale)
     {
-        TB.Unpack4(p, out u0, out u1, out u2, out u3);
+        TB.Unpack4(p, out u0, out u1, out u2, out u3, out scale);
         if (TB.Offset == 0)
         {
             s0 = u0.AsSByte(); s1 = u1.AsSByte(); s2 = u2.AsSByte(); s3 = u3.AsSByte();
@@ -87,49 +87,5 @@ internal static unsafe class QuadDot<TB> where TB : struct, IBlockFormat
         return AvxVnni.IsSupported
             ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, abs, xs)
             : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(abs, xs), Vector256.Create((short)1));
-    }
-
-    /// <summary>
-    /// The block scales of quads [0, <paramref name="quads"/>) of the row at <paramref name="p"/> as fp32 lanes
-    /// (8 per quad, <see cref="Quad.LaneBlock{TB}"/> order) at <paramref name="dst"/>: eight blocks' scale words per
-    /// gather (a masked one for an odd last quad, so nothing past the row is read), widened in registers.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Scales(byte* p, int quads, float* dst)
-    {
-        int bb = TB.BlockBytes;
-        var offsets = Vector256.Create(0, bb, 2 * bb, 3 * bb, 4 * bb, 5 * bb, 6 * bb, 7 * bb);
-        var first = TB.Offset != 0 ? Vector256.Create(0, 0, 2, 2, 1, 1, 3, 3) : Vector256.Create(0, 1, 2, 3, 0, 1, 2, 3);
-        var second = first + Vector256.Create(4);
-        int k = 0;
-        for (; k + 2 <= quads; k += 2, p += 8 * bb, dst += 16)
-        {
-            var v = ScaleVector(Avx2.GatherVector256((int*)p, offsets, 1));
-            Avx2.PermuteVar8x32(v, first).Store(dst);
-            Avx2.PermuteVar8x32(v, second).Store(dst + 8);
-        }
-        if (k < quads)
-        {
-            var mask = Vector256.Create(-1, -1, -1, -1, 0, 0, 0, 0);
-            var v = ScaleVector(Avx2.GatherMaskVector256(Vector256<int>.Zero, (int*)p, offsets, mask, 1));
-            Avx2.PermuteVar8x32(v, first).Store(dst);
-        }
-    }
-
-    /// <summary>Eight blocks' first four bytes (scale in the low bytes) → their exact fp32 scales.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> ScaleVector(Vector256<int> words)
-    {
-        if (TB.Type == DType.MXFP4)
-        {
-            // 2^(e−128): (e − 1) << 23 for e ≥ 2, the subnormals 0x200000 << e for e = 0, 1.
-            var e = words & Vector256.Create(0xFF);
-            var normal = (e - Vector256<int>.One) << 23;
-            var small = Avx2.ShiftLeftLogicalVariable(Vector256.Create(0x00200000), e.AsUInt32());
-            return Vector256.ConditionalSelect(Vector256.GreaterThan(e, Vector256<int>.One), normal, small).AsSingle();
-        }
-        // A finite fp16 in the top half of each lane, widened exactly (see HalfBits.WidenFinite).
-        var v = Vector256.ShiftRightArithmetic(words << 16, 3) & Vector256.Create(unchecked((int)0x8FFFE000u));
-        return v.AsSingle() * Vector256.Create((127 + 112) << 23).AsSingle();
     }
 }

@@ -7,9 +7,8 @@ namespace Daop.Kernels.Cpu.Quant;
 
 /// <summary>
 /// Register-tiled int8 quad dots on AVX2 (<see cref="QuadDot{TB}"/>): 4 weight rows (1 for leftovers) × 1, 2 or 4
-/// tokens over <c>quads</c> quads. Each row's quad is unpacked once and applied to all the tile's tokens. Every
-/// <see cref="Chunk"/> quads, the rows' block scales are first widened into a small buffer,
-/// which also pulls the chunk's bytes into L1 for the dot loop. Results go to s[t·4 + r].
+/// tokens over <c>quads</c> quads. Each row's quad (values and scales) is unpacked once and applied to all the
+/// tile's tokens. Results go to s[t·4 + r].
 /// </summary>
 /// <remarks>
 /// <c>w</c> is row 0 at the first quad, <c>ws</c> bytes to the next row of the tile; <c>x</c> and <c>xl</c> are token
@@ -18,9 +17,6 @@ namespace Daop.Kernels.Cpu.Quant;
 /// </remarks>
 internal static unsafe class QuantTiles<TB> where TB : struct, IBlockFormat
 {
-    /// <summary>Quads per scale pre-pass: 16 quads of 4 rows stay well inside L1 and the scale buffer is 2 KB.</summary>
-    const int Chunk = 16;
-
     /// <summary>Bytes ahead of the current quad that the 4-row tiles prefetch each row (as <see cref="Gemm.Tiles{TF, TS, TV}"/>).</summary>
     const int PF = 2048;
 
@@ -38,34 +34,22 @@ internal static unsafe class QuantTiles<TB> where TB : struct, IBlockFormat
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void T4x1(byte* w, nint ws, byte* x, byte* xl, nint xs, int quads, float* s)
     {
-        float* sc = stackalloc float[4 * 8 * Chunk]; // [4 rows, Chunk quads, 8 lanes] block scales
         byte* p0 = w, p1 = p0 + ws, p2 = p1 + ws, p3 = p2 + ws;
         Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default;
         nint qb = 4 * TB.BlockBytes;
-        for (int k0 = 0; k0 < quads; k0 += Chunk)
+        for (int k = 0; k < quads; k++)
         {
-            int n = Math.Min(Chunk, quads - k0);
-            nint o0 = k0 * qb;
-            QuadDot<TB>.Scales(p0 + o0, n, sc); QuadDot<TB>.Scales(p1 + o0, n, sc + 8 * Chunk);
-            QuadDot<TB>.Scales(p2 + o0, n, sc + 16 * Chunk); QuadDot<TB>.Scales(p3 + o0, n, sc + 24 * Chunk);
-            for (int i = 0; i < n; i++)
-            {
-                nint o = o0 + i * qb;
-                byte* xq0 = x + (nint)(k0 + i) * 128, xk0 = xl + (nint)(k0 + i) * 64;
-                Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
-                QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3);
-                var sr0 = Vector256.Load(sc + 0 * Chunk + 8 * i);
-                c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr0, c00);
-                QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
-                var sr1 = Vector256.Load(sc + 8 * Chunk + 8 * i);
-                c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr1, c01);
-                QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
-                var sr2 = Vector256.Load(sc + 16 * Chunk + 8 * i);
-                c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr2, c02);
-                QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
-                var sr3 = Vector256.Load(sc + 24 * Chunk + 8 * i);
-                c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr3, c03);
-            }
+            nint o = k * qb;
+            byte* xq0 = x + (nint)k * 128, xk0 = xl + (nint)k * 64;
+            Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
+            QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr);
+            c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c00);
+            QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
+            c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c01);
+            QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
+            c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c02);
+            QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
+            c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c03);
         }
         Simd256.Sum4(c00, c01, c02, c03, s + 0);
     }
@@ -74,39 +58,27 @@ internal static unsafe class QuantTiles<TB> where TB : struct, IBlockFormat
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void T4x2(byte* w, nint ws, byte* x, byte* xl, nint xs, int quads, float* s)
     {
-        float* sc = stackalloc float[4 * 8 * Chunk]; // [4 rows, Chunk quads, 8 lanes] block scales
         byte* p0 = w, p1 = p0 + ws, p2 = p1 + ws, p3 = p2 + ws;
         Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
         nint qb = 4 * TB.BlockBytes;
-        for (int k0 = 0; k0 < quads; k0 += Chunk)
+        for (int k = 0; k < quads; k++)
         {
-            int n = Math.Min(Chunk, quads - k0);
-            nint o0 = k0 * qb;
-            QuadDot<TB>.Scales(p0 + o0, n, sc); QuadDot<TB>.Scales(p1 + o0, n, sc + 8 * Chunk);
-            QuadDot<TB>.Scales(p2 + o0, n, sc + 16 * Chunk); QuadDot<TB>.Scales(p3 + o0, n, sc + 24 * Chunk);
-            for (int i = 0; i < n; i++)
-            {
-                nint o = o0 + i * qb;
-                byte* xq0 = x + (nint)(k0 + i) * 128, xk0 = xl + (nint)(k0 + i) * 64;
-                byte* xq1 = xq0 + xs, xk1 = xk0 + xs;
-                Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
-                QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3);
-                var sr0 = Vector256.Load(sc + 0 * Chunk + 8 * i);
-                c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr0, c00);
-                c10 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr0, c10);
-                QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
-                var sr1 = Vector256.Load(sc + 8 * Chunk + 8 * i);
-                c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr1, c01);
-                c11 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr1, c11);
-                QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
-                var sr2 = Vector256.Load(sc + 16 * Chunk + 8 * i);
-                c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr2, c02);
-                c12 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr2, c12);
-                QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
-                var sr3 = Vector256.Load(sc + 24 * Chunk + 8 * i);
-                c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr3, c03);
-                c13 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr3, c13);
-            }
+            nint o = k * qb;
+            byte* xq0 = x + (nint)k * 128, xk0 = xl + (nint)k * 64;
+            byte* xq1 = xq0 + xs, xk1 = xk0 + xs;
+            Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
+            QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr);
+            c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c00);
+            c10 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c10);
+            QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
+            c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c01);
+            c11 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c11);
+            QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
+            c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c02);
+            c12 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c12);
+            QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
+            c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c03);
+            c13 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c13);
         }
         Simd256.Sum4(c00, c01, c02, c03, s + 0);
         Simd256.Sum4(c10, c11, c12, c13, s + 4);
@@ -116,49 +88,37 @@ internal static unsafe class QuantTiles<TB> where TB : struct, IBlockFormat
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void T4x4(byte* w, nint ws, byte* x, byte* xl, nint xs, int quads, float* s)
     {
-        float* sc = stackalloc float[4 * 8 * Chunk]; // [4 rows, Chunk quads, 8 lanes] block scales
         byte* p0 = w, p1 = p0 + ws, p2 = p1 + ws, p3 = p2 + ws;
         Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default, c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
         nint qb = 4 * TB.BlockBytes;
-        for (int k0 = 0; k0 < quads; k0 += Chunk)
+        for (int k = 0; k < quads; k++)
         {
-            int n = Math.Min(Chunk, quads - k0);
-            nint o0 = k0 * qb;
-            QuadDot<TB>.Scales(p0 + o0, n, sc); QuadDot<TB>.Scales(p1 + o0, n, sc + 8 * Chunk);
-            QuadDot<TB>.Scales(p2 + o0, n, sc + 16 * Chunk); QuadDot<TB>.Scales(p3 + o0, n, sc + 24 * Chunk);
-            for (int i = 0; i < n; i++)
-            {
-                nint o = o0 + i * qb;
-                byte* xq0 = x + (nint)(k0 + i) * 128, xk0 = xl + (nint)(k0 + i) * 64;
-                byte* xq1 = xq0 + xs, xk1 = xk0 + xs;
-                byte* xq2 = xq1 + xs, xk2 = xk1 + xs;
-                byte* xq3 = xq2 + xs, xk3 = xk2 + xs;
-                Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
-                QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3);
-                var sr0 = Vector256.Load(sc + 0 * Chunk + 8 * i);
-                c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr0, c00);
-                c10 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr0, c10);
-                c20 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr0, c20);
-                c30 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr0, c30);
-                QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
-                var sr1 = Vector256.Load(sc + 8 * Chunk + 8 * i);
-                c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr1, c01);
-                c11 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr1, c11);
-                c21 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr1, c21);
-                c31 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr1, c31);
-                QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
-                var sr2 = Vector256.Load(sc + 16 * Chunk + 8 * i);
-                c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr2, c02);
-                c12 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr2, c12);
-                c22 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr2, c22);
-                c32 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr2, c32);
-                QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3);
-                var sr3 = Vector256.Load(sc + 24 * Chunk + 8 * i);
-                c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr3, c03);
-                c13 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr3, c13);
-                c23 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr3, c23);
-                c33 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr3, c33);
-            }
+            nint o = k * qb;
+            byte* xq0 = x + (nint)k * 128, xk0 = xl + (nint)k * 64;
+            byte* xq1 = xq0 + xs, xk1 = xk0 + xs;
+            byte* xq2 = xq1 + xs, xk2 = xk1 + xs;
+            byte* xq3 = xq2 + xs, xk3 = xk2 + xs;
+            Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
+            QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr);
+            c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c00);
+            c10 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c10);
+            c20 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, c20);
+            c30 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, c30);
+            QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
+            c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c01);
+            c11 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c11);
+            c21 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, c21);
+            c31 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, c31);
+            QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
+            c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c02);
+            c12 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c12);
+            c22 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, c22);
+            c32 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, c32);
+            QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
+            c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c03);
+            c13 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c13);
+            c23 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, c23);
+            c33 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, c33);
         }
         Simd256.Sum4(c00, c01, c02, c03, s + 0);
         Simd256.Sum4(c10, c11, c12, c13, s + 4);
@@ -170,19 +130,12 @@ internal static unsafe class QuantTiles<TB> where TB : struct, IBlockFormat
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float T1x1(byte* w, byte* x, byte* xl, int quads)
     {
-        float* sc = stackalloc float[8 * Chunk];
         Vector256<float> c = default;
         nint qb = 4 * TB.BlockBytes;
-        for (int k0 = 0; k0 < quads; k0 += Chunk)
+        for (int k = 0; k < quads; k++)
         {
-            int n = Math.Min(Chunk, quads - k0);
-            QuadDot<TB>.Scales(w + k0 * qb, n, sc);
-            for (int i = 0; i < n; i++)
-            {
-                int k = k0 + i;
-                QuadDot<TB>.Unpack(w + k * qb, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3);
-                c = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, x + (nint)k * 128, xl + (nint)k * 64, Vector256.Load(sc + 8 * i), c);
-            }
+            QuadDot<TB>.Unpack(w + k * qb, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr);
+            c = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, x + (nint)k * 128, xl + (nint)k * 64, sr, c);
         }
         return Simd256.Sum(c);
     }
