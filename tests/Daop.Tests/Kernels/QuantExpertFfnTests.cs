@@ -36,7 +36,7 @@ public class QuantExpertFfnTests
             var expected = new float[tokens * hidden];
             var scratch = new float[2 * tokens * inter];
             ExpertFfn.Scalar(gate.W, up.W, down.W, x, expected, tokens, scratch);
-            var tol = Tolerance(gf, uf, df, hidden, inter, x, tokens, int8: tokens < QuantMatMul.OuterMinTokens);
+            var tol = Tolerance(gf, uf, df, hidden, inter, x, tokens, int8: tokens < QuantMatMul.OuterMinTokens(type));
             var actual = new float[tokens * hidden];
             actual.AsSpan().Fill(float.NaN);
             scratch.AsSpan().Fill(float.NaN);
