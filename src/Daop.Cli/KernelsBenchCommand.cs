@@ -86,17 +86,17 @@ static class KernelsBenchCommand
         const int H = 4096, I = 14336;
         double peak = FmaPeak.MeasureGflops();
         Console.WriteLine();
-        Console.WriteLine($"Mixtral-8x7B expert (H{H} x I{I}) per weight format, generic kernel; fp32 FMA peak (all threads): {peak:F0} GFLOP/s");
+        Console.WriteLine($"Mixtral-8x7B expert (H{H} x I{I}) per weight format, generic kernel, formats interleaved over 3 rounds (best); " +
+            $"fp32 FMA peak (all threads): {peak:F0} GFLOP/s");
         var head = $"{"format",-7} {"MB/expert",9} {"1-tok us",9} {"tok/s",7} {"x bf16",7} {"read GB/s",9} {"of bw",6}";
         foreach (int b in batches) head += $" {b + "-tok GFLOP/s",15} {"of peak",7}";
         Console.WriteLine(head);
-        FormatTiming? baseline = null;
-        foreach (var type in types)
+        var results = FormatBench.Compare([.. types], H, I, batches);
+        var baseline = results.FirstOrDefault(r => r.Type == DType.BF16);
+        foreach (var r in results)
         {
-            var r = FormatBench.Expert(type, H, I, batches);
-            if (type == DType.BF16) baseline = r;
             string ratio = baseline is null ? "-" : $"{r.TokensPerSecond / baseline.TokensPerSecond:F2}x";
-            var line = $"{type.Name(),-7} {r.ExpertBytes / 1e6,9:F1} {r.OneTokenSeconds * 1e6,9:F0} {r.TokensPerSecond,7:F1} {ratio,7} {r.ReadGBps,9:F1} {r.ReadGBps / bw,6:P0}";
+            var line = $"{r.Type.Name(),-7} {r.ExpertBytes / 1e6,9:F1} {r.OneTokenSeconds * 1e6,9:F0} {r.TokensPerSecond,7:F1} {ratio,7} {r.ReadGBps,9:F1} {r.ReadGBps / bw,6:P0}";
             for (int i = 0; i < batches.Length; i++)
             {
                 double g = r.BatchGflops(i, H, I);
