@@ -65,6 +65,26 @@ public static class BlockQuant
         }
     }
 
+    /// <summary>
+    /// The block's scale: <see cref="Element"/>(j) = BlockScale · <see cref="Integer"/>(j). For MXFP4 it is
+    /// <see cref="E8m0Half"/>, to go with the doubled E2M1 integers.
+    /// </summary>
+    public static float BlockScale(DType type, ReadOnlySpan<byte> block) => type switch
+    {
+        DType.Q8_0 or DType.Q4_0 => Scale16(block),
+        DType.MXFP4 => E8m0Half(block[0]),
+        _ => throw new ArgumentException($"{type.Name()} is not a block format", nameof(type)),
+    };
+
+    /// <summary>Integer <paramref name="j"/> (0..31) of one block: q (Q8_0), q − 8 (Q4_0) or the doubled E2M1 value (MXFP4).</summary>
+    public static int Integer(DType type, ReadOnlySpan<byte> block, int j) => type switch
+    {
+        DType.Q8_0 => (sbyte)block[2 + j],
+        DType.Q4_0 => Nibble(block[2..], j) - 8,
+        DType.MXFP4 => Fp4Doubled[Nibble(block[1..], j)],
+        _ => throw new ArgumentException($"{type.Name()} is not a block format", nameof(type)),
+    };
+
     /// <summary>The fp16 scale at the start of a Q8_0 or Q4_0 block.</summary>
     public static float Scale16(ReadOnlySpan<byte> block) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(block));
 
