@@ -31,6 +31,7 @@ public sealed unsafe class RandomWeights : IDisposable
     /// <summary>A [rows, cols] matrix that the caller frees with <see cref="Free"/>; values in ±scale (default 1/√cols).</summary>
     public static WeightMatrix Matrix(DType type, int rows, int cols, uint seed, float? scale = null)
     {
+        if (type.IsBlock()) return BlockMatrix(type, rows, cols, seed, scale ?? 1f / MathF.Sqrt(cols));
         long n = (long)rows * cols;
         byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(16, n * type.SizeOf()), 64);
         float s = scale ?? 1f / MathF.Sqrt(cols);
@@ -45,6 +46,37 @@ public sealed unsafe class RandomWeights : IDisposable
                 default: ((ushort*)p)[i] = Bf16.FromFloat(v); break;
             }
         }
+        return new WeightMatrix(p, type, rows, cols);
+    }
+
+    /// <summary>
+    /// A block-format matrix made directly from random bytes (quantizing fp32 at benchmark sizes would take minutes):
+    /// every block gets the scale that maps its format's integer range onto ±scale, and random integers. Parallel.
+    /// </summary>
+    static WeightMatrix BlockMatrix(DType type, int rows, int cols, uint seed, float scale)
+    {
+        long rowBytes = type.RowBytes(cols), bytes = rows * rowBytes;
+        byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, bytes), 64);
+        int bb = type.BlockBytes();
+        long blocks = bytes / bb;
+        ushort d16 = BitConverter.HalfToUInt16Bits((Half)(scale / (type == DType.Q8_0 ? 127 : 8)));
+        byte e8 = (byte)Math.Clamp((int)MathF.Floor(MathF.Log2(scale)) - 2 + 127, 0, 254);
+        const long Chunk = 1 << 16;
+        Parallel.For(0, (blocks + Chunk - 1) / Chunk, c =>
+        {
+            uint state = Start(seed + (uint)c * 0x9E3779B9u);
+            for (long b = c * Chunk; b < Math.Min(blocks, (c + 1) * Chunk); b++)
+            {
+                byte* block = p + b * bb;
+                for (int j = 0; j < bb; j++)
+                {
+                    state ^= state << 13; state ^= state >> 17; state ^= state << 5;
+                    block[j] = (byte)(state >> 24);
+                }
+                if (type == DType.MXFP4) block[0] = e8;
+                else *(ushort*)block = d16;
+            }
+        });
         return new WeightMatrix(p, type, rows, cols);
     }
 

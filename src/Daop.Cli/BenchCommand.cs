@@ -25,9 +25,11 @@ static class BenchCommand
         var repeats = new Option<int>("--repeats") { Description = "Runs of each measurement; the best is reported.", DefaultValueFactory = _ => 3 };
         var bwBytes = new Option<long>("--bandwidth-bytes") { Description = "Buffer size of the read-bandwidth probe.", DefaultValueFactory = _ => 1L << 30 };
         var threads = CommonOptions.Threads();
+        var expertDType = CommonOptions.ExpertDType();
+        var denseDType = CommonOptions.DenseDType();
         var cmd = new Command("bench", "Measure memory bandwidth, expert GEMV throughput and model speed on this machine.")
         {
-            model, promptTokens, newTokens, repeats, bwBytes, threads,
+            model, promptTokens, newTokens, repeats, bwBytes, threads, expertDType, denseDType,
         };
         cmd.Subcommands.Add(RoutingBenchCommand.Create());
         cmd.Subcommands.Add(SimulateCommand.Create());
@@ -38,17 +40,18 @@ static class BenchCommand
         cmd.Subcommands.Add(AccuracyBenchCommand.Create());
         cmd.Subcommands.Add(PoliciesBenchCommand.Create());
         cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(promptTokens), r.GetValue(newTokens), Math.Max(1, r.GetValue(repeats)),
-            r.GetValue(bwBytes), r.GetValue(threads)));
+            r.GetValue(bwBytes), r.GetValue(threads), WeightTypes.Parse(r.GetValue(expertDType)), WeightTypes.Parse(r.GetValue(denseDType))));
         return cmd;
     }
 
-    static int Run(string? modelDir, int promptTokens, int newTokens, int repeats, long bwBytes, int? threads)
+    static int Run(string? modelDir, int promptTokens, int newTokens, int repeats, long bwBytes, int? threads, DType? expertDType, DType? denseDType)
     {
         if (threads is { } t) CpuWorkers.Configure(t);
         string dir = modelDir ?? ModelLocator.Default();
         // Loaded first (memory-mapped, cheap): a bad folder or a context too large fails before minutes of measuring.
         using var m = SizedBy($"--prompt-tokens {promptTokens} + --new-tokens {newTokens}",
-            () => MoeModel.Load(dir, new ModelOptions { ContextLength = promptTokens + newTokens }));
+            () => MoeModel.Load(dir, new ModelOptions { ContextLength = promptTokens + newTokens, ExpertDType = expertDType, DenseDType = denseDType }));
+        if (m.Conversion is { } conversion) Console.WriteLine($"load: {conversion}");
         Console.WriteLine($"machine: {Environment.ProcessorCount} logical cores, {CpuWorkers.Threads} worker threads, " +
             $"Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, Vector256 {(Vector256.IsHardwareAccelerated ? "yes" : "no")}");
 
@@ -88,7 +91,7 @@ static class BenchCommand
 
     static void ExpertRow(string what, DType type, int hidden, int inter, double bw)
     {
-        long bytes = 3L * hidden * inter * type.SizeOf();
+        long bytes = 2L * inter * type.RowBytes(hidden) + hidden * type.RowBytes(inter);
         int iters = (int)Math.Clamp(4e9 / bytes, 10, 2000);
         double tokPerSec = KernelBench.ExpertFfnTokensPerSecond(type, hidden, inter, 1, iters);
         double gbps = tokPerSec * bytes / 1e9;

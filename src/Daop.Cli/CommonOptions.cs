@@ -26,5 +26,15 @@ static class CommonOptions
         DefaultValueFactory = _ => "static-cpu",
     };
     public static Option<string?> Sequences() => new Option<string?>("--sequences") { Description = "Token file (safetensors, input_ids [N, T]). Default: MODEL/routing-sequences.safetensors." };
+    public static Option<string?> ExpertDType() => new("--expert-dtype")
+    {
+        Description = "Store the routed experts as this type, converted at load: q4_0, q8_0, mxfp4 (GGUF block formats, quantized from " +
+            "f32/f16/bf16 weights), bf16, f16 or f32. Default: as stored in the checkpoint.",
+    };
+    public static Option<string?> DenseDType() => new("--dense-dtype")
+    {
+        Description = "Store attention, shared-expert and dense-MLP matrices as this type (as --expert-dtype). Embedding, LM head and " +
+            "routers stay as stored. Default: as stored.",
+    };
     public static Option<int?> Threads() => new("--threads", "-t") { Description = "CPU worker threads (1 to 4 × the logical cores). Default: all cores." };
 }

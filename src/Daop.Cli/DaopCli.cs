@@ -18,6 +18,7 @@ static class DaopCli
         root.Subcommands.Add(ChatCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(QuantizeCommand.Create());
 #if !DAOP_AOT
         var bench = BenchCommand.Create();
         bench.Subcommands.Add(LoadTestCommand.Create());

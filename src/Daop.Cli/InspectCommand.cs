@@ -7,8 +7,9 @@ using Daop.Engine.Model;
 namespace Daop.Cli;
 
 /// <summary>
-/// <c>daop inspect [MODEL]</c>: architecture, parameter counts (total and active per token), expert and dense sizes, and
-/// with <c>--vram-budget</c> how many expert slots per layer a GPU of that size would hold.
+/// <c>daop inspect [MODEL]</c>: architecture, parameter counts (total and active per token), weight types per class, expert
+/// and dense sizes in their stored formats, and with <c>--vram-budget</c> how many expert slots per layer a GPU of that size
+/// would hold (and how many it would hold were the experts bf16).
 /// </summary>
 static class InspectCommand
 {
@@ -27,10 +28,7 @@ static class InspectCommand
             long? vram = r.GetValue(budget);
             string? path = r.GetValue(dir);
             if (path != null && r.GetValue(m.Model) != null) throw new ArgumentException("give the model folder either as an argument or with --model, not both");
-            var args = r;
-            using var model = path == null ? m.Load(args, quiet: r.GetValue(json)) :
-                LoadProgress.Run($"loading {MoeModel.FolderName(path)}", r.GetValue(json),
-                    () => DaopModel.Load(path, new DaopOptions { ContextLength = r.GetValue(m.Context), Threads = r.GetValue(m.Threads) }));
+            using var model = m.Load(path ?? m.Dir(r), r, quiet: r.GetValue(json), reportConversion: false);
             var plan = vram is { } v ? model.PlanVram(v, r.GetValue(chunk)) : null;
             string? gguf = GgufSplits.Find(model.Info.Path); // a GGUF file: its tensor classes too
             if (r.GetValue(json)) WriteJson(model.Info, plan, gguf);
@@ -62,10 +60,13 @@ static class InspectCommand
         o.WriteLine($"model          {i.Name} ({i.Path})");
         o.WriteLine($"architecture   {i.Architecture}: {i.Layers} layers ({i.MoeLayers} MoE), hidden {i.HiddenSize}, {i.Heads} heads / {i.KvHeads} KV heads x {i.HeadDim}, vocab {i.VocabSize}");
         o.WriteLine($"experts        {i.Experts} per MoE layer, top-{i.ExpertsPerToken}{(i.SharedExpert ? " + a shared expert" : "")}, intermediate {i.ExpertIntermediateSize}, {i.WeightType}");
+        o.WriteLine($"weight types   experts {Type(i.ExpertWeightType)}, dense (attention, shared/dense MLPs) {Type(i.DenseWeightType)}, " +
+            $"embedding/LM head/routers {Type(i.KeptWeightType)}");
         o.WriteLine($"context        {i.ContextLength} positions loaded (trained {i.MaxPositions})");
         o.WriteLine($"parameters     {Count(i.TotalParameters)} total, {Count(i.ActiveParameters)} active per token ({Pct(i.ActiveParameters, i.TotalParameters)})");
         o.WriteLine($"  routed       {i.MoeLayers * i.Experts} experts x {Count(i.ExpertParameters)} = {Count(i.RoutedExpertParameters)} ({Pct(i.RoutedExpertParameters, i.TotalParameters)})");
-        o.WriteLine($"bytes          {Size(i.DenseBytes + i.RoutedExpertBytes)} stored: {Size(i.RoutedExpertBytes)} routed experts ({Size(i.ExpertBytes)} each) + {Size(i.DenseBytes)} dense");
+        o.WriteLine($"bytes          {Size(i.DenseBytes + i.RoutedExpertBytes)} stored: {Size(i.RoutedExpertBytes)} routed experts ({Size(i.ExpertBytes)} each, {Type(i.ExpertWeightType)}) + {Size(i.DenseBytes)} dense");
+        if (i.Conversion is { } c) o.WriteLine($"load           {c}");
         o.WriteLine($"chat template  {(i.HasChatTemplate ? "yes" : "no")}");
         if (plan == null) return;
         o.WriteLine($"VRAM budget    {Size(plan.BudgetBytes)} ({plan.BudgetBytes} bytes)");
@@ -75,9 +76,12 @@ static class InspectCommand
             o.WriteLine($"  does not fit: the dense part alone needs {Size(plan.DenseBytes - plan.BudgetBytes)} more; experts would all stay in host memory");
             return;
         }
-        o.WriteLine($"  expert slot  {Size(plan.SlotBytes)} (rows padded to 16 bytes)");
+        o.WriteLine($"  expert slot  {Size(plan.SlotBytes)} ({Type(i.ExpertWeightType)}, rows padded to 16 bytes)");
         o.WriteLine($"  fits         {plan.TotalSlots} of {plan.TotalExperts} experts ({plan.ResidentFraction:P1}) on the GPU, " +
             $"{Size(plan.UsedBytes)} used; the rest run from host memory");
+        if (plan.Bf16SlotBytes != plan.SlotBytes)
+            o.WriteLine($"  vs bf16      {plan.Bf16TotalSlots} experts in {Size(plan.Bf16SlotBytes)} bf16 slots: {Type(i.ExpertWeightType)} fits " +
+                (plan.Bf16TotalSlots > 0 ? $"{(double)plan.TotalSlots / plan.Bf16TotalSlots:F2}x as many" : $"{plan.TotalSlots} more"));
         o.WriteLine($"  slots/layer  {string.Join(" ", plan.SlotsPerLayer)}");
     }
 
@@ -100,6 +104,18 @@ static class InspectCommand
         w.WriteNumber("context_length", i.ContextLength);
         w.WriteNumber("max_positions", i.MaxPositions);
         w.WriteString("weight_type", i.WeightType);
+        w.WriteString("expert_weight_type", i.ExpertWeightType);
+        w.WriteString("dense_weight_type", i.DenseWeightType);
+        w.WriteString("kept_weight_type", i.KeptWeightType);
+        if (i.Conversion is { } c)
+        {
+            w.WriteStartObject("conversion");
+            w.WriteNumber("matrices", c.Matrices);
+            w.WriteNumber("source_bytes", c.SourceBytes);
+            w.WriteNumber("bytes", c.Bytes);
+            w.WriteNumber("seconds", Math.Round(c.Seconds, 3));
+            w.WriteEndObject();
+        }
         w.WriteNumber("total_parameters", i.TotalParameters);
         w.WriteNumber("active_parameters", i.ActiveParameters);
         w.WriteNumber("expert_parameters", i.ExpertParameters);
@@ -119,6 +135,8 @@ static class InspectCommand
         w.WriteNumber("total_experts", plan.TotalExperts);
         w.WriteNumber("resident_fraction", Math.Round(plan.ResidentFraction, 4));
         w.WriteNumber("used_bytes", plan.UsedBytes);
+        w.WriteNumber("bf16_slot_bytes", plan.Bf16SlotBytes);
+        w.WriteNumber("bf16_total_slots", plan.Bf16TotalSlots);
         w.WriteStartArray("slots_per_layer");
         foreach (int s in plan.SlotsPerLayer) w.WriteNumberValue(s);
         w.WriteEndArray();
@@ -132,6 +150,8 @@ static class InspectCommand
         >= 1_000 => $"{n / 1e3:F1}K",
         _ => n.ToString(CultureInfo.InvariantCulture),
     };
+
+    static string Type(string t) => t.Length == 0 ? "-" : t;
 
     static string Pct(long part, long whole) => whole == 0 ? "-" : $"{100.0 * part / whole:F1} %";
 

@@ -11,6 +11,8 @@ sealed class ModelArgs
     public Option<string?> Model { get; } = CommonOptions.Model();
     public Option<int?> Context { get; } = CommonOptions.Context();
     public Option<int?> Threads { get; } = CommonOptions.Threads();
+    public Option<string?> ExpertDType { get; } = CommonOptions.ExpertDType();
+    public Option<string?> DenseDType { get; } = CommonOptions.DenseDType();
     public Option<string> Device { get; } = CommonOptions.Device();
     public Option<double?> CacheRatio { get; } = CommonOptions.CacheRatio();
     public Option<long?> VramBudget { get; } = CommonOptions.VramBudget();
@@ -22,6 +24,8 @@ sealed class ModelArgs
         cmd.Options.Add(Model);
         cmd.Options.Add(Context);
         cmd.Options.Add(Threads);
+        cmd.Options.Add(ExpertDType);
+        cmd.Options.Add(DenseDType);
         if (!device) return;
         cmd.Options.Add(Device);
         cmd.Options.Add(CacheRatio);
@@ -32,10 +36,18 @@ sealed class ModelArgs
     /// <summary>The model folder asked for, or the embedded default.</summary>
     public string Dir(ParseResult r) => r.GetValue(Model) ?? ModelLocator.Default();
 
-    /// <summary>Loads the model, with a progress line on a terminal unless <paramref name="quiet"/>.</summary>
-    public DaopModel Load(ParseResult r, bool quiet)
+    /// <summary>
+    /// Loads the model, with a progress line on a terminal unless <paramref name="quiet"/>; what converting weights cost
+    /// (<c>--expert-dtype</c>, <c>--dense-dtype</c>) is one stderr line unless quiet.
+    /// </summary>
+    public DaopModel Load(ParseResult r, bool quiet) => Load(Dir(r), r, quiet);
+
+    /// <summary>
+    /// Loads <paramref name="dir"/> with the options of <paramref name="r"/>, as <see cref="Load(ParseResult, bool)"/>;
+    /// <paramref name="reportConversion"/> false leaves the conversion line to the caller.
+    /// </summary>
+    public DaopModel Load(string dir, ParseResult r, bool quiet, bool reportConversion = true)
     {
-        string dir = Dir(r);
         string device = r.GetValue(Device) ?? "cpu";
         if (r.GetResult(Policy) is { Implicit: false } && r.GetValue(CacheRatio) == null && r.GetValue(VramBudget) == null)
             throw new ArgumentException($"--policy {r.GetValue(Policy)} places offloaded experts: give it with --expert-cache-ratio or --vram-budget (and --device cuda)");
@@ -52,8 +64,14 @@ sealed class ModelArgs
             engine = new ModelOptions { ContextLength = r.GetValue(Context) };
         }
         else engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!);
-        var options = new DaopOptions { ContextLength = r.GetValue(Context), Threads = r.GetValue(Threads), Engine = engine };
-        return LoadProgress.Run($"loading {MoeModel.FolderName(dir)}", quiet, () => DaopModel.Load(dir, options));
+        var options = new DaopOptions
+        {
+            ContextLength = r.GetValue(Context), Threads = r.GetValue(Threads), Engine = engine,
+            ExpertDType = WeightTypes.Parse(r.GetValue(ExpertDType)), DenseDType = WeightTypes.Parse(r.GetValue(DenseDType)),
+        };
+        var model = LoadProgress.Run($"loading {MoeModel.FolderName(dir)}", quiet, () => DaopModel.Load(dir, options));
+        if (!quiet && reportConversion && model.Info.Conversion is { } c) Console.Error.WriteLine($"[daop] {c}");
+        return model;
     }
 }
 

@@ -20,6 +20,7 @@ static class OptionRules
     const int Tokens = ContextLimit.MaxPositions;
     static readonly Real Ratio = new(0, 1);
     static readonly Real Bandwidth = new(0, 1e6, OpenMin: true);
+    static readonly Choice WeightType = new(WeightTypes.Names, WeightTypes.Aliases);
 
     static readonly Dictionary<string, Rule> Table = new(StringComparer.Ordinal)
     {
@@ -28,6 +29,8 @@ static class OptionRules
         ["--threads"] = new Whole(1, MaxThreads, $"4 × the {Environment.ProcessorCount} logical cores, at most 1024"),
         ["--device"] = new Choice(DeviceChoice.Names),
         ["--policy"] = new Choice(PolicyChoice.All, PolicyChoice.Aliases),
+        ["--expert-dtype"] = WeightType,
+        ["--dense-dtype"] = WeightType,
         ["--expert-cache-ratio"] = Ratio,
         ["--vram-budget"] = new Size(0, long.MaxValue),
         // Sampling (run, chat).
@@ -43,6 +46,8 @@ static class OptionRules
         ["--max-tokens-limit"] = new Whole(1, Tokens),
         // inspect.
         ["--chunk-tokens"] = new Whole(1, 65536),
+        // quantize.
+        ["--max-shard-size"] = new Size(1L << 20, 1L << 40),
         // bench and its subcommands.
         ["--prompt-tokens"] = new Whole(1, Tokens),
         ["--new-tokens"] = new Whole(1, Tokens),

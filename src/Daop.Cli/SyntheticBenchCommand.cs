@@ -6,6 +6,7 @@ using Daop.Engine.Load;
 using Daop.Engine.Model;
 using Daop.Engine.Schedule;
 using Daop.Kernels;
+using Daop.Kernels.Cpu;
 using Daop.Bench.Gpu;
 using Daop.Bench;
 
@@ -29,24 +30,27 @@ static class SyntheticBenchCommand
         var distinct = new Option<int>("--distinct-matrices") { Description = "Random buffers per matrix shape (0 = every matrix its own); reuse lets a 93 GB model fit host memory.", DefaultValueFactory = _ => 0 };
         var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ => 128 };
         var newTokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 128 };
+        var expertDType = CommonOptions.ExpertDType();
+        var denseDType = CommonOptions.DenseDType();
         var cmd = new Command("synthetic", "Benchmark a model shape with random weights held in host memory.")
         {
-            config, modelDir, layers, device, ratios, policies, distinct, promptTokens, newTokens,
+            config, modelDir, layers, device, ratios, policies, distinct, promptTokens, newTokens, expertDType, denseDType,
         };
         cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(device)!, r.GetValue(ratios),
-            r.GetValue(policies)!, r.GetValue(distinct), r.GetValue(promptTokens), r.GetValue(newTokens)));
+            r.GetValue(policies)!, r.GetValue(distinct), r.GetValue(promptTokens), r.GetValue(newTokens),
+            WeightTypes.Parse(r.GetValue(expertDType)), WeightTypes.Parse(r.GetValue(denseDType))));
         return cmd;
     }
 
     static int Run(string? configPath, string? modelDir, int? layers, string device, string? ratioList, string policyList, int distinct,
-        int promptTokens, int newTokens)
+        int promptTokens, int newTokens, DType? expertDType, DType? denseDType)
     {
         if ((configPath == null) == (modelDir == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
         var sw = Stopwatch.StartNew();
         var combos = (ratioList != null ? OptionRules.Ratios(ratioList) : [])
             .SelectMany(r => PolicyChoice.List(policyList).Select(p => (Ratio: r, Policy: p))).ToList();
         var options = DeviceChoice.Options(device, promptTokens + newTokens + 1, combos.Count > 0 ? combos[0].Ratio : null, null,
-            combos.Count > 0 ? combos[0].Policy : "static-cpu");
+            combos.Count > 0 ? combos[0].Policy : "static-cpu") with { ExpertDType = expertDType, DenseDType = denseDType };
         using var model = BenchCommand.SizedBy($"--prompt-tokens {promptTokens} + --new-tokens {newTokens}", () => modelDir != null
             ? MoeModel.Load(modelDir, options)
             : MoeModel.FromSource(Path.GetFileNameWithoutExtension(configPath!), configPath!, new SyntheticTensorSource(1, distinct), options,
@@ -62,6 +66,9 @@ static class SyntheticBenchCommand
         long active = dense + c.NumLayers * c.TopK * expertBytes + model.Weights.LmHead.W.ByteLength;
         long total = dense + c.NumLayers * c.NumExperts * expertBytes + model.Weights.LmHead.W.ByteLength + model.Weights.Embed.ByteLength;
         Console.WriteLine($"{c.ModelType} x {c.NumLayers} layers, {(modelDir != null ? "checkpoint" : "random bf16")}: {total / 1e9:F1} GB of weights, {active / 1e9:F2} GB active per token; built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
+
+        if (model.Conversion is { } conversion)
+            Console.WriteLine($"load: {conversion} ({conversion.SourceBytes / conversion.Seconds / 1e9:F2} GB/s of source weights, {CpuWorkers.Threads} threads)");
 
         var gen = new Generator(model);
         var rng = new Random(5);

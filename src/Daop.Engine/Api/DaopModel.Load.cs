@@ -77,8 +77,9 @@ public sealed partial class DaopModel
 
     static ModelOptions EngineOptions(DaopOptions o)
     {
-        if (o.Engine is { } e) return e.ContextLength == null ? e with { ContextLength = o.ContextLength } : e;
-        if (o.Device == "cpu") return new ModelOptions { ContextLength = o.ContextLength };
+        if (o.Engine is { } e)
+            return e with { ContextLength = e.ContextLength ?? o.ContextLength, ExpertDType = e.ExpertDType ?? o.ExpertDType, DenseDType = e.DenseDType ?? o.DenseDType };
+        if (o.Device == "cpu") return new ModelOptions { ContextLength = o.ContextLength, ExpertDType = o.ExpertDType, DenseDType = o.DenseDType };
         if (o.Device is not ("cuda" or "ilgpu-cpu"))
             throw new ArgumentException($"device must be 'cpu', 'cuda' or 'ilgpu-cpu', got '{o.Device}'");
         // Constant false when ahead-of-time compiled: the compiler then drops the GPU path and ILGPU with it.
@@ -91,6 +92,8 @@ public sealed partial class DaopModel
     static ModelOptions GpuOptions(DaopOptions o) => new()
     {
         ContextLength = o.ContextLength,
+        ExpertDType = o.ExpertDType,
+        DenseDType = o.DenseDType,
         Device = _ => CreateGpu(o.Device),
         Experts = (m, d) => new GpuExpertScheduler(m, d),
     };

@@ -9,6 +9,7 @@ using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Load.Tokenizer;
 using Daop.Engine.Model;
 using Daop.Engine.Schedule;
+using Daop.Kernels;
 
 namespace Daop.Engine.Api;
 
@@ -92,7 +93,8 @@ public sealed partial class DaopModel : IDisposable
     /// What fits in <paramref name="budgetBytes"/> of GPU memory if this model ran on a GPU with offloaded experts
     /// (<c>--vram-budget</c>): the dense part for one sequence of <see cref="ContextLength"/> positions and prefill chunks of
     /// <paramref name="maxChunkTokens"/> tokens, then expert slots spread evenly over the MoE layers
-    /// (<see cref="Placement.SlotBudget.FromBytes"/>). Pure arithmetic: no GPU is needed.
+    /// (<see cref="Placement.SlotBudget.FromBytes"/>), each slot sized by the experts' stored format (block formats included),
+    /// and for comparison the slots were they bf16. Pure arithmetic: no GPU is needed.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The budget is negative or the chunk is not positive.</exception>
     public VramPlan PlanVram(long budgetBytes, int maxChunkTokens = 256)
@@ -103,9 +105,10 @@ public sealed partial class DaopModel : IDisposable
         long dense = OffloadBudget.DenseBytes(_model, maxChunkTokens);
         int moeLayers = _model.Weights.Layers.Count(l => l.Experts.Length > 0);
         if (moeLayers == 0) return new VramPlan(budgetBytes, dense, 0, new int[c.NumLayers], 0);
-        long slot = ExpertLayout.Of(_model.Weights).ExpertBytes;
-        int[] slots = budgetBytes >= dense ? OffloadBudget.SlotsFromBytes(c, budgetBytes - dense, slot) : new int[c.NumLayers];
-        return new VramPlan(budgetBytes, dense, slot, slots, moeLayers * c.NumExperts);
+        var layout = ExpertLayout.Of(_model.Weights);
+        long slot = layout.ExpertBytes, bf16 = (layout with { GateType = DType.BF16, UpType = DType.BF16, DownType = DType.BF16 }).ExpertBytes;
+        int[] Slots(long bytes) => budgetBytes >= dense ? OffloadBudget.SlotsFromBytes(c, budgetBytes - dense, bytes) : new int[c.NumLayers];
+        return new VramPlan(budgetBytes, dense, slot, Slots(slot), moeLayers * c.NumExperts) { Bf16SlotBytes = bf16, Bf16TotalSlots = Slots(bf16).Sum() };
     }
 
     /// <summary>Encodes <paramref name="text"/> with the model's tokenizer.</summary>

@@ -1,5 +1,6 @@
 using Daop.Engine.Load.Chat;
 using Daop.Engine.Model;
+using Daop.Kernels;
 
 namespace Daop.Engine.Api;
 
@@ -23,8 +24,21 @@ public sealed record DaopOptions
     public int? Threads { get; init; }
 
     /// <summary>
+    /// Stored type of the routed experts (<see cref="ModelOptions.ExpertDType"/>): e.g. <see cref="DType.Q4_0"/> quantizes
+    /// F32/F16/BF16 experts at load, in parallel, into memory the model owns. Default: as stored.
+    /// </summary>
+    public DType? ExpertDType { get; init; }
+
+    /// <summary>
+    /// Stored type of attention, shared-expert and dense-MLP matrices (<see cref="ModelOptions.DenseDType"/>). Embedding, LM
+    /// head and routers stay as stored. Default: as stored.
+    /// </summary>
+    public DType? DenseDType { get; init; }
+
+    /// <summary>
     /// Full control over the device and the expert scheduler (offloading, placement policies). When set, it is used as
-    /// given and <see cref="Device"/> is ignored; <see cref="ContextLength"/> still applies when it leaves the context unset.
+    /// given and <see cref="Device"/> is ignored; <see cref="ContextLength"/>, <see cref="ExpertDType"/> and <see cref="DenseDType"/>
+    /// still apply where it leaves them unset.
     /// </summary>
     public ModelOptions? Engine { get; init; }
 

@@ -1,3 +1,4 @@
+using Daop.Engine.Load;
 using Daop.Engine.Model;
 using Daop.Kernels;
 
@@ -38,8 +39,16 @@ public sealed record ModelInfo
     public required int ContextLength { get; init; }
     /// <summary>The trained context (max_position_embeddings).</summary>
     public required int MaxPositions { get; init; }
-    /// <summary>Stored dtype of the routed experts (or of the embedding when there are none): "BF16", "F16" or "F32".</summary>
+    /// <summary>Stored dtype of the routed experts (or of the embedding when there are none), as loaded: "BF16", "F16", "F32", "Q8_0", "Q4_0" or "MXFP4".</summary>
     public required string WeightType { get; init; }
+    /// <summary>Stored type of the routed experts' matrices as loaded ("bf16", "q4_0", ...; types joined with '+' when they differ; "" when there are none).</summary>
+    public required string ExpertWeightType { get; init; }
+    /// <summary>Stored type of the attention, shared-expert and dense-MLP matrices as loaded (<c>--dense-dtype</c>'s class).</summary>
+    public required string DenseWeightType { get; init; }
+    /// <summary>Stored type of the token embedding, LM head, routers and shared-expert gates (always kept as stored).</summary>
+    public required string KeptWeightType { get; init; }
+    /// <summary>What converting weights at load cost (<see cref="DaopOptions.ExpertDType"/>, <see cref="DaopOptions.DenseDType"/>), or null.</summary>
+    public WeightConversion? Conversion { get; init; }
     /// <summary>All parameters (a tied embedding counts once).</summary>
     public required long TotalParameters { get; init; }
     /// <summary>Parameters one token uses: everything but the routed experts, plus top-k routed experts per MoE layer.</summary>
@@ -48,7 +57,7 @@ public sealed record ModelInfo
     public required long ExpertParameters { get; init; }
     /// <summary>Parameters of all routed experts.</summary>
     public required long RoutedExpertParameters { get; init; }
-    /// <summary>Bytes of one routed expert as stored.</summary>
+    /// <summary>Bytes of one routed expert as stored (in its block format for quantized experts).</summary>
     public required long ExpertBytes { get; init; }
     /// <summary>Bytes of all routed experts as stored.</summary>
     public required long RoutedExpertBytes { get; init; }
@@ -95,6 +104,19 @@ public sealed record ModelInfo
             }
         }
         var firstExpert = w.Layers.SelectMany(l => l.Experts).Select(e => (ExpertWeights?)e).FirstOrDefault();
+        var (expertTypes, denseTypes, keptTypes) = (new SortedSet<string>(), new SortedSet<string>(), new SortedSet<string>());
+        void Add(SortedSet<string> set, in WeightMatrix x) => set.Add(x.Type.Name());
+        Add(keptTypes, w.Embed);
+        Add(keptTypes, w.LmHead.W);
+        foreach (var l in w.Layers)
+        {
+            l.Attention.Visit((in WeightMatrix x, bool _) => Add(denseTypes, x), _ => { });
+            foreach (var e in l.Experts) e.Visit((in WeightMatrix x, bool _) => Add(expertTypes, x));
+            l.Shared?.Visit((in WeightMatrix x, bool _) => Add(denseTypes, x));
+            l.Dense?.Visit((in WeightMatrix x, bool _) => Add(denseTypes, x));
+            if (l.Router is { } r) Add(keptTypes, r.W);
+            if (l.SharedGate is { } g) Add(keptTypes, g.W);
+        }
         return new ModelInfo
         {
             Name = m.Name,
@@ -114,6 +136,10 @@ public sealed record ModelInfo
             ContextLength = m.ContextLength,
             MaxPositions = c.MaxPositions,
             WeightType = (firstExpert?.Gate.Type ?? w.Embed.Type).ToString(),
+            ExpertWeightType = string.Join('+', expertTypes),
+            DenseWeightType = string.Join('+', denseTypes),
+            KeptWeightType = string.Join('+', keptTypes),
+            Conversion = m.Conversion,
             TotalParameters = denseParams + expertParamsAll,
             ActiveParameters = denseParams + (long)moeLayers * c.TopK * oneExpertParams,
             ExpertParameters = oneExpertParams,
@@ -135,7 +161,7 @@ public sealed record ModelInfo
 /// </summary>
 /// <param name="BudgetBytes">The budget asked about.</param>
 /// <param name="DenseBytes">Device bytes of everything but the expert slots.</param>
-/// <param name="SlotBytes">Device bytes of one expert slot (rows padded to 16 bytes).</param>
+/// <param name="SlotBytes">Device bytes of one expert slot in the experts' stored format (rows padded to 16 bytes).</param>
 /// <param name="SlotsPerLayer">Expert slots of each decoder layer (0 for dense layers, or all when the dense part does not fit).</param>
 /// <param name="TotalExperts">Routed experts of the whole model.</param>
 public sealed record VramPlan(long BudgetBytes, long DenseBytes, long SlotBytes, IReadOnlyList<int> SlotsPerLayer, int TotalExperts)
@@ -148,4 +174,8 @@ public sealed record VramPlan(long BudgetBytes, long DenseBytes, long SlotBytes,
     public double ResidentFraction => TotalExperts == 0 ? 0 : (double)TotalSlots / TotalExperts;
     /// <summary>Bytes the plan uses: dense part plus slots (0 when the dense part does not fit).</summary>
     public long UsedBytes => DenseFits ? DenseBytes + TotalSlots * SlotBytes : 0;
+    /// <summary>Device bytes of one expert slot were the experts stored as bf16 (equal to <see cref="SlotBytes"/> for a bf16 model).</summary>
+    public long Bf16SlotBytes { get; init; }
+    /// <summary>Expert slots the same budget would hold were the experts bf16 (the dense part as loaded): what quantized experts gain.</summary>
+    public int Bf16TotalSlots { get; init; }
 }

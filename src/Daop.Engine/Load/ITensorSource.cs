@@ -2,7 +2,10 @@ using Daop.Kernels;
 
 namespace Daop.Engine.Load;
 
-/// <summary>Where <see cref="Model.ModelWeights.Load"/> gets tensors: a checkpoint, or synthetic weights for benchmarks.</summary>
+/// <summary>
+/// Where <see cref="Model.ModelWeights.Load"/> gets tensors: a checkpoint, synthetic weights for benchmarks, or a
+/// <see cref="ConvertingTensorSource"/> over either that stores some classes of matrix in another type.
+/// </summary>
 public interface ITensorSource : IDisposable
 {
     /// <summary>True if the tensor exists.</summary>

@@ -1,5 +1,6 @@
 using Daop.Engine.Device;
 using Daop.Engine.Schedule;
+using Daop.Kernels;
 
 namespace Daop.Engine.Model;
 
@@ -16,6 +17,17 @@ public sealed record ModelOptions
     /// normal runs, which still check each layer's router logits and the output logits.
     /// </summary>
     public bool CheckFinite { get; init; }
+    /// <summary>
+    /// Stored type of the routed experts: F32/F16/BF16 matrices are converted at load (quantized for the block formats,
+    /// exactly as ggml's reference quantizers do) into memory the model owns; block-format ones (a <c>daop quantize</c>
+    /// checkpoint) convert only to F32/F16/BF16. Default: as stored.
+    /// </summary>
+    public DType? ExpertDType { get; init; }
+    /// <summary>
+    /// Stored type of attention projections, shared experts and dense MLPs, converted like <see cref="ExpertDType"/>.
+    /// Token embedding, LM head, routers and shared-expert gates always stay as stored. Default: as stored.
+    /// </summary>
+    public DType? DenseDType { get; init; }
     /// <summary>The device for dense compute (default: CPU).</summary>
     public Func<MoeModel, IDevice>? Device { get; init; }
     /// <summary>The expert scheduler (default: every expert on the CPU).</summary>

@@ -43,6 +43,8 @@ public sealed partial class MoeModel : IDisposable
     public int ContextLength { get; private set; }
     /// <summary>Most tokens one forward chunk holds (<see cref="ModelOptions.MaxChunkTokens"/>, at most the context): what expert schedulers must size for.</summary>
     public int MaxChunkTokens { get; private set; }
+    /// <summary>What converting weights at load cost (<see cref="ModelOptions.ExpertDType"/>, <see cref="ModelOptions.DenseDType"/>), or null when nothing was converted.</summary>
+    public WeightConversion? Conversion { get; private init; }
     /// <summary>Routing callbacks, if any (null in normal generation).</summary>
     public IRoutingObserver? Observer { get; set; }
 
@@ -51,7 +53,11 @@ public sealed partial class MoeModel : IDisposable
         Directory = dir; Config = config; Family = family; _owner = owner; Weights = weights;
     }
 
-    /// <summary>Loads config.json and the safetensors weights of <paramref name="dir"/>.</summary>
+    /// <summary>
+    /// Loads config.json and the safetensors weights of <paramref name="dir"/>: memory-mapped as stored (a
+    /// <c>daop quantize</c> checkpoint's block-format tensors too), converted at load where <see cref="ModelOptions.ExpertDType"/>
+    /// or <see cref="ModelOptions.DenseDType"/> ask for another type (<see cref="Conversion"/> says what that cost).
+    /// </summary>
     public static MoeModel Load(string dir, ModelOptions? options = null)
     {
         options ??= new ModelOptions();
@@ -59,13 +65,16 @@ public sealed partial class MoeModel : IDisposable
         if (!System.IO.Directory.Exists(dir)) throw new ModelLoadException($"{dir}: model folder not found");
         dir = ModelFiles.ResolveHubCache(dir);
         var (family, config) = ModelFamilies.ReadConfig(Path.Combine(dir, "config.json"));
+        var classes = new WeightClasses(config, family.Names);
         var store = TensorStore.OpenDirectory(dir);
+        if (config.Quantization is { } q) store.WithBlockFormats(name => q.For(classes.Of(name)));
+        ITensorSource source = Converting(store, classes, options);
         try
         {
             ModelWeights weights;
             try
             {
-                weights = ModelWeights.Load(store, config, family.Names);
+                weights = ModelWeights.Load(source, config, family.Names);
             }
             catch (ModelLoadException e) when (e.MissingTensor != null)
             {
@@ -73,30 +82,8 @@ public sealed partial class MoeModel : IDisposable
                 throw new ModelLoadException($"{e.Message}, which {config.Path} ({config.ModelType}, {config.NumLayers} layers, " +
                     $"{config.NumExperts} experts) calls for: the config does not match the checkpoint", e);
             }
-            var model = new MoeModel(dir, config, family, store, weights);
+            var model = new MoeModel(dir, config, family, source, weights) { Conversion = ConversionOf(source) };
             model.Start(options);
-            return model;
-        }
-        catch
-        {
-            store.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>
-    /// A model over weights from any <see cref="ITensorSource"/> (synthetic weights for benchmarks); the
-    /// model owns and disposes the source.
-    /// </summary>
-    public static MoeModel FromSource(string name, string configPath, ITensorSource source, ModelOptions? options = null,
-        Func<ModelConfig, ModelConfig>? adjust = null)
-    {
-        try
-        {
-            var (family, config) = ModelFamilies.ReadConfig(configPath);
-            if (adjust != null) config = adjust(config);
-            var model = new MoeModel(name, config, family, source, ModelWeights.Load(source, config, family.Names));
-            model.Start(options ?? new ModelOptions());
             return model;
         }
         catch
@@ -105,6 +92,40 @@ public sealed partial class MoeModel : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// A model over weights from any <see cref="ITensorSource"/> (synthetic weights for benchmarks); the
+    /// model owns and disposes the source. <see cref="ModelOptions.ExpertDType"/> and <see cref="ModelOptions.DenseDType"/> apply.
+    /// </summary>
+    public static MoeModel FromSource(string name, string configPath, ITensorSource source, ModelOptions? options = null,
+        Func<ModelConfig, ModelConfig>? adjust = null)
+    {
+        options ??= new ModelOptions();
+        try
+        {
+            var (family, config) = ModelFamilies.ReadConfig(configPath);
+            if (adjust != null) config = adjust(config);
+            source = Converting(source, new WeightClasses(config, family.Names), options);
+            var model = new MoeModel(name, config, family, source, ModelWeights.Load(source, config, family.Names))
+            {
+                Conversion = ConversionOf(source),
+            };
+            model.Start(options);
+            return model;
+        }
+        catch
+        {
+            source.Dispose();
+            throw;
+        }
+    }
+
+    static WeightConversion? ConversionOf(ITensorSource source) =>
+        source is ConvertingTensorSource { Report: { Matrices: > 0 } r } ? r : null;
+
+    // The source itself, or a converting one over it when the options ask for other stored types.
+    static ITensorSource Converting(ITensorSource source, WeightClasses classes, ModelOptions o) =>
+        o.ExpertDType == null && o.DenseDType == null ? source : new ConvertingTensorSource(source, classes.Of, o.ExpertDType, o.DenseDType);
 
     void Start(ModelOptions o)
     {

@@ -83,7 +83,10 @@ public sealed class LayerWeights
     public ExpertWeights? Dense => (Ffn as DenseMlp)?.Mlp;
 }
 
-/// <summary>All weights of a model, mapped from its checkpoint. Matrices stay in their stored dtype; small vectors are widened to fp32.</summary>
+/// <summary>
+/// All weights of a model, mapped from its checkpoint. Matrices stay in their stored dtype (block formats included) unless the
+/// source converts them at load (<see cref="ModelOptions.ExpertDType"/>); small vectors are widened to fp32.
+/// </summary>
 public sealed class ModelWeights
 {
     /// <summary>Token embedding [V, H].</summary>

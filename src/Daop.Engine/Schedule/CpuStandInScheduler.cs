@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using Daop.Engine.Device;
 using Daop.Engine.Device.Cpu;
+using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
@@ -55,8 +56,8 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         _out = new float[_hidden];
         _scratch = new float[2 * c.ExpertIntermediate];
         _precalculated = new bool[_topK];
-        var first = Array.IndexOf(c.MoeMask(), true);
-        long expertBytes = first < 0 ? 0 : _w.Layers[first].Experts[0].ByteLength;
+        // What OffloadedExpertScheduler's transfers move: one expert in its stored format, rows padded as a GPU slot holds them.
+        long expertBytes = c.MoeLayerCount == 0 ? 0 : ExpertLayout.Of(_w).ExpertBytes;
         if (policy.Approximate) _precalc = new PreCalc(model, background: false);
         _driver = new PlacementDriver(model, policy, slotsPerLayer, popularity, expertBytes, routingOverride)
         {

@@ -105,6 +105,8 @@ public sealed class PlacementDriver
 
     /// <summary>Which experts are on the GPU (the policy's view; executors hold exactly this after each phase).</summary>
     public Residency Residency { get; }
+    /// <summary>Bytes one transfer moves: one expert in its stored format as a GPU slot holds it (<see cref="OffloadStats.TransferBytes"/>).</summary>
+    public long ExpertBytes => _expertBytes;
     /// <summary>The placement policy.</summary>
     public IPlacementPolicy Policy => _policy;
     /// <summary>True when the policy asks for DAOP's approximate mode.</summary>

@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using Daop.Kernels.Cpu.Gemm;
+using Daop.Kernels.Cpu.Quant;
 
 namespace Daop.Kernels.Cpu;
 
@@ -57,6 +58,8 @@ public static unsafe class ExpertFfn
             else if (Vector256.IsHardwareAccelerated) ExpertGateUp<TF, Simd256, Vector256<float>>.Run(Gate, Up, X, G, U, Tokens);
             else ExpertGateUp<TF, SimdScalar, float>.Run(Gate, Up, X, G, U, Tokens);
         }
+
+        public readonly void InvokeBlock<TB>() where TB : struct, IBlockFormat => QuantMatMul.GateUp<TB>(Gate, Up, X, G, U, Tokens);
     }
 
     /// <summary>Scalar twin built only from scalar twins.</summary>

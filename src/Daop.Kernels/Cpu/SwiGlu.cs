@@ -7,6 +7,16 @@ namespace Daop.Kernels.Cpu;
 /// <summary>h = SiLU(gate) · up, the SwiGLU gating between an expert's two projections.</summary>
 public static unsafe class SwiGlu
 {
+    /// <summary>
+    /// <see cref="Forward"/> on columns [<paramref name="start"/>, <paramref name="end"/>) of each of the
+    /// <paramref name="tokens"/> rows of g and u (<paramref name="stride"/> floats apart): a parallel chunk's slice.
+    /// </summary>
+    internal static void Columns(float* g, float* u, nint stride, int tokens, int start, int end)
+    {
+        for (int t = 0; t < tokens; t++)
+            Forward(new Span<float>(g + t * stride + start, end - start), new ReadOnlySpan<float>(u + t * stride + start, end - start));
+    }
+
     /// <summary>Writes SiLU(gate)·up into <paramref name="gate"/>. Vectorised; no allocation.</summary>
     /// <remarks>
     /// Computes g / (1 + exp(−g)) · u (in that order, so a huge g cannot overflow before it is damped) with an inline vector exp (Cephes' expf polynomial, ≈ 1 ulp); agrees with

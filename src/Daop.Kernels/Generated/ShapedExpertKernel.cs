@@ -106,6 +106,10 @@ public sealed unsafe class ShapedExpertKernel<TShape> : IExpertKernel where TSha
             else
                 ShapedExpertFfn<TShape, TF, SimdScalar, float>.Forward<TT>(Gate, Up, Down, X, Y, Scratch);
         }
+
+        // Shapes are generated for plain dtypes only, and Matches sends any other dtype to the generic path.
+        public readonly void InvokeBlock<TB>() where TB : struct, Cpu.Quant.IBlockFormat =>
+            throw new NotSupportedException($"generated expert kernels take plain weight types, not {TB.Type.Name()}");
     }
 
     static string TypeName(DType t) => t switch { DType.BF16 => "bf16", DType.F16 => "f16", _ => "f32" };

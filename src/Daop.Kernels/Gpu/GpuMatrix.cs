@@ -33,7 +33,7 @@ public readonly struct GpuMatrix
     public int RowChunks => ChunksPerRow(Type, Cols);
 
     /// <summary>16-byte chunks per padded row of <paramref name="cols"/> elements of <paramref name="type"/>.</summary>
-    public static int ChunksPerRow(DType type, int cols) => (int)(((long)cols * type.SizeOf() + 15) / 16);
+    public static int ChunksPerRow(DType type, int cols) => (int)((type.RowBytes(cols) + 15) / 16);
 
     /// <summary>Chunks needed for <paramref name="count"/> matrices like <paramref name="w"/>.</summary>
     public static long ChunksFor(in WeightMatrix w, int count = 1) => (long)count * w.Rows * ChunksPerRow(w.Type, w.Cols);

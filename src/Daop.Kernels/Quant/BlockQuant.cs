@@ -65,6 +65,26 @@ public static class BlockQuant
         }
     }
 
+    /// <summary>
+    /// The block's scale: <see cref="Element"/>(j) = BlockScale · <see cref="Integer"/>(j). For MXFP4 it is
+    /// <see cref="E8m0Half"/>, to go with the doubled E2M1 integers.
+    /// </summary>
+    public static float BlockScale(DType type, ReadOnlySpan<byte> block) => type switch
+    {
+        DType.Q8_0 or DType.Q4_0 => Scale16(block),
+        DType.MXFP4 => E8m0Half(block[0]),
+        _ => throw new ArgumentException($"{type.Name()} is not a block format", nameof(type)),
+    };
+
+    /// <summary>Integer <paramref name="j"/> (0..31) of one block: q (Q8_0), q − 8 (Q4_0) or the doubled E2M1 value (MXFP4).</summary>
+    public static int Integer(DType type, ReadOnlySpan<byte> block, int j) => type switch
+    {
+        DType.Q8_0 => (sbyte)block[2 + j],
+        DType.Q4_0 => Nibble(block[2..], j) - 8,
+        DType.MXFP4 => Fp4Doubled[Nibble(block[1..], j)],
+        _ => throw new ArgumentException($"{type.Name()} is not a block format", nameof(type)),
+    };
+
     /// <summary>The fp16 scale at the start of a Q8_0 or Q4_0 block.</summary>
     public static float Scale16(ReadOnlySpan<byte> block) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(block));
 
@@ -116,15 +136,20 @@ public static class BlockQuant
         for (int j = 0; j < 16; j++) o[1 + j] = (byte)(Nearest(d, x[j]) | Nearest(d, x[j + 16]) << 4);
     }
 
+    // ggml scans all 16 codes for the first smallest |x − d·v|. The same answer, scanning less: only code 0 (the first
+    // zero) and the seven codes of x's sign can be strictly nearer than code 0 (those of the other sign, and code 8's −0,
+    // are never nearer), and along codes 0, 1..7 (or 0, 9..15) the rounded distances fall then rise, so once one grows
+    // past the best no later one can be strictly smaller. NaN keeps code 0, as in the full scan.
     static int Nearest(float d, float x)
     {
         var values = Fp4Doubled;
         float best = MathF.Abs(x - d * values[0]);
-        int index = 0;
-        for (int j = 1; j < 16; j++)
+        int index = 0, first = x < 0 ? 9 : 1;
+        for (int j = first; j < first + 7; j++)
         {
             float diff = MathF.Abs(x - d * values[j]);
             if (diff < best) { best = diff; index = j; }
+            else if (diff > best) break;
         }
         return index;
     }

@@ -24,7 +24,7 @@ public class CliTests
     [InlineData("Option '--prompt' is required", "run")]
     [InlineData("'--foo'", "run", "-p", "x", "--foo")]
     [InlineData("'rn' is not a command of daop", "rn")]
-    [InlineData("daop needs a command: run, chat, serve, inspect, bench")]
+    [InlineData("daop needs a command: run, chat, serve, inspect, quantize, bench")]
     [InlineData("'bogus'", "bench", "bogus")]
     [InlineData("--vram-budget", "run", "-p", "x", "--vram-budget", "lots")]
     public async Task ParseErrorsAreOneLineAndExitTwo(string message, params string[] args)

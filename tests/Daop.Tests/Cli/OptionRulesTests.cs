@@ -153,7 +153,8 @@ public class OptionRulesTests
         int checkedDefaults = 0;
         foreach (var (cmd, path) in Commands(DaopCli.Root(), []))
         {
-            string[] required = cmd.Options.Where(o => o.Required).SelectMany(o => new[] { o.Name, "x" }).ToArray();
+            string[] required = [.. cmd.Arguments.Where(a => a.Arity.MinimumNumberOfValues > 0).Select(_ => "x"),
+                .. cmd.Options.Where(o => o.Required).SelectMany(o => new[] { o.Name, "x" })];
             foreach (var o in cmd.Options.Where(o => OptionRules.Has(o.Name) && o.HasDefaultValue))
             {
                 string value = Convert.ToString(o.GetDefaultValue(), CultureInfo.InvariantCulture)!;

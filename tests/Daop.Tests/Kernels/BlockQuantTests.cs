@@ -115,3 +115,61 @@ public class BlockQuantTests
         }
     }
 }
+
+/// <summary>MXFP4's shortened nearest-code scan chooses what ggml's full scan of all 16 codes chooses, ties and edges included.</summary>
+public class Mxfp4NearestTests
+{
+    // ggml's best_index_mxfp4 as written: the first code of smallest |x − d·v| over all 16.
+    static int FullScan(float d, float x)
+    {
+        var values = BlockQuant.Fp4Doubled;
+        float best = MathF.Abs(x - d * values[0]);
+        int index = 0;
+        for (int j = 1; j < 16; j++)
+        {
+            float diff = MathF.Abs(x - d * values[j]);
+            if (diff < best) { best = diff; index = j; }
+        }
+        return index;
+    }
+
+    // QuantizeRow's codes of a block: element j's nibble.
+    static int[] Codes(float[] block)
+    {
+        var q = new byte[17];
+        BlockQuant.QuantizeRow(DType.MXFP4, block, q);
+        return Enumerable.Range(0, 32).Select(j => j < 16 ? q[1 + j] & 0xF : q[1 + j - 16] >> 4).ToArray();
+    }
+
+    [Fact]
+    public void MatchesTheFullScan()
+    {
+        var rnd = new Random(7);
+        var values = BlockQuant.Fp4Doubled.ToArray();
+        for (int trial = 0; trial < 20_000; trial++)
+        {
+            var block = new float[32];
+            float scale = MathF.Pow(2, rnd.Next(-20, 20));
+            for (int j = 0; j < 32; j++)
+            {
+                // Random values, exact midpoints between codes (ties), exact code values, zeros of both signs.
+                int v1 = values[rnd.Next(16)], v2 = values[rnd.Next(16)];
+                block[j] = rnd.Next(6) switch
+                {
+                    0 => (v1 + v2) / 4f * scale,
+                    1 => v1 / 2f * scale,
+                    2 => rnd.Next(2) == 0 ? 0f : -0f,
+                    3 => (v1 / 2f + 0.25f) * scale * (1 + 1e-7f * rnd.Next(-2, 3)),
+                    _ => (float)(rnd.NextDouble() * 2 - 1) * 6 * scale,
+                };
+            }
+            block[rnd.Next(32)] = 6 * scale * (rnd.Next(2) == 0 ? 1 : -1);
+            var q = new byte[17];
+            BlockQuant.QuantizeRow(DType.MXFP4, block, q);
+            float d = BlockQuant.E8m0Half(q[0]);
+            var got = Codes(block);
+            for (int j = 0; j < 32; j++)
+                Assert.True(FullScan(d, block[j]) == got[j], $"x={block[j]:R} d={d:R}: full scan {FullScan(d, block[j])}, got {got[j]}");
+        }
+    }
+}

@@ -20,6 +20,9 @@ public sealed class ConfigReader
         _root = root;
     }
 
+    /// <summary>The names of the object's fields, in file order.</summary>
+    public IEnumerable<string> FieldNames => _root.EnumerateObject().Select(p => p.Name);
+
     /// <summary>True if <paramref name="field"/> is present and not null.</summary>
     public bool Has(string field) => _root.TryGetProperty(field, out var v) && v.ValueKind != JsonValueKind.Null;
 

@@ -49,6 +49,8 @@ public sealed record ModelConfig
     public int? BosTokenId { get; init; }
     /// <summary>EOS ids (generation stops on any), possibly empty.</summary>
     public int[] EosTokenIds { get; init; } = [];
+    /// <summary>The block formats a <c>daop quantize</c> checkpoint stores its matrices in (quantization_config); null for F32/F16/BF16 checkpoints.</summary>
+    public QuantizationConfig? Quantization { get; init; }
 
     /// <summary>Decoder layers.</summary>
     public int NumLayers => Layers.Count;

@@ -13,6 +13,7 @@ public sealed unsafe class TensorStore : ITensorSource
 {
     readonly List<SafetensorsFile> _files;
     readonly Dictionary<string, (SafetensorsFile File, TensorEntry Entry)> _byName;
+    Func<string, DType?>? _blockFormat;
 
     /// <summary>The folder (or file) the store was opened from, for messages.</summary>
     public string Source { get; }
@@ -24,6 +25,17 @@ public sealed unsafe class TensorStore : ITensorSource
 
     /// <summary>Every tensor name.</summary>
     public IEnumerable<string> Names => _byName.Keys;
+
+    /// <summary>
+    /// Declares which tensors hold block-format bytes (a <c>daop quantize</c> checkpoint, <see cref="Config.QuantizationConfig"/>):
+    /// <paramref name="blockFormat"/> gives a tensor name's format, or null for a float tensor. <see cref="Matrix"/> then reads
+    /// those names as U8 tensors of [rows, row bytes] (or flat) and refuses U8 anywhere else.
+    /// </summary>
+    public TensorStore WithBlockFormats(Func<string, DType?> blockFormat)
+    {
+        _blockFormat = blockFormat;
+        return this;
+    }
 
     /// <summary>Opens a single safetensors file.</summary>
     public static TensorStore OpenFile(string path) => FromFiles(path, [path], null);
@@ -148,6 +160,13 @@ public sealed unsafe class TensorStore : ITensorSource
     /// <summary>True if <paramref name="name"/> is in the checkpoint.</summary>
     public bool Contains(string name) => _byName.ContainsKey(name);
 
+    /// <summary>The first byte of <paramref name="name"/>'s data in the mapped file (<see cref="TensorEntry.ByteLength"/> bytes).</summary>
+    public byte* DataPointer(string name)
+    {
+        var (f, e) = Lookup(name);
+        return f.DataPointer(e);
+    }
+
     /// <summary>The entry for <paramref name="name"/>; throws naming the tensor and the folder when absent.</summary>
     public TensorEntry Entry(string name) => Lookup(name).Entry;
 
@@ -162,6 +181,8 @@ public sealed unsafe class TensorStore : ITensorSource
     public WeightMatrix Matrix(string name, int rows, int cols)
     {
         var (f, e) = Lookup(name);
+        if (_blockFormat?.Invoke(name) is { } block) return BlockMatrix(f, e, block, rows, cols);
+        if (e.DType == TensorDType.U8) ComputeType(f, e); // quantized bytes the config does not declare: say so before any shape
         CheckShape(f, e, rows, cols);
         return new WeightMatrix(f.DataPointer(e), ComputeType(f, e), rows, cols);
     }
@@ -234,11 +255,27 @@ public sealed unsafe class TensorStore : ITensorSource
             throw new ModelLoadException($"{f.Path}: tensor '{e.Name}' has shape {e.ShapeText}, expected [{rows}, {cols}]");
     }
 
+    // A block-format matrix: U8 bytes of [rows, rowBytes] (as daop quantize writes them) or flat, checked to the byte.
+    static WeightMatrix BlockMatrix(SafetensorsFile f, TensorEntry e, DType block, int rows, int cols)
+    {
+        long rowBytes = block.RowBytes(cols), bytes = rows * rowBytes;
+        string expected = $"U8 [{rows}, {rowBytes}] ({rows} rows of {cols} columns as {block.Name()}: {rowBytes} bytes each, {bytes} in all)";
+        if (e.DType != TensorDType.U8)
+            throw new ModelLoadException($"{f.Path}: tensor '{e.Name}' has dtype {e.DType}, but the config's quantization_config stores it as {block.Name()}: expected {expected}");
+        bool shapeOk = e.Shape.Length == 2 ? e.Shape[0] == rows && e.Shape[1] == rowBytes : e.Shape.Length == 1 && e.Shape[0] == bytes;
+        if (!shapeOk || e.ByteLength != bytes)
+            throw new ModelLoadException($"{f.Path}: tensor '{e.Name}' has shape {e.ShapeText} ({e.ByteLength} bytes), expected {expected}");
+        return new WeightMatrix(f.DataPointer(e), block, rows, cols);
+    }
+
     static DType ComputeType(SafetensorsFile f, TensorEntry e) => e.DType switch
     {
         TensorDType.BF16 => DType.BF16,
         TensorDType.F16 => DType.F16,
         TensorDType.F32 => DType.F32,
+        TensorDType.U8 => throw new ModelLoadException(
+            $"{f.Path}: tensor '{e.Name}' has dtype U8; Daop reads U8 matrices only as the block-format weights of a checkpoint whose " +
+            "config.json quantization_config names their class (experts, dense), as 'daop quantize' writes it"),
         _ => throw new ModelLoadException(
             $"{f.Path}: tensor '{e.Name}' has dtype {e.DType}; Daop computes with BF16, F16 or F32 weights"),
     };

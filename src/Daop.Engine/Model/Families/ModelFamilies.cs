@@ -30,7 +30,8 @@ public static class ModelFamilies
             string type = c.StringOrNull("model_type") ?? throw c.Error("model_type", "is missing");
             var family = Find(type) ?? throw c.Error("model_type",
                 $"'{type}' is not a supported architecture (supported: {string.Join(", ", All.SelectMany(f => f.ModelTypes))})");
-            return (family, family.ReadConfig(c));
+            // Shared by every family: how the checkpoint stores its matrices (null for F32/F16/BF16 checkpoints).
+            return (family, family.ReadConfig(c) with { Quantization = QuantizationConfig.Read(c) });
         }
     }
 }

@@ -13,20 +13,7 @@ internal static unsafe class ExpertGateUp<TF, TS, TV>
         int inter = gate.Rows;
         if (tokens >= Gemm<TF, TS, TV>.OuterMinTokens)
         {
-            int block = OuterGemm<TF, TS, TV>.TokenBlock;
-            using var packed = ThreadScratch.Rent(OuterGemm<TF, TS, TV>.PackedFloats(Math.Min(tokens, block), gate.Cols));
-            for (int t0 = 0; t0 < tokens; t0 += block)
-            {
-                int n = Math.Min(block, tokens - t0);
-                float* xb = x + (nint)t0 * gate.Cols;
-                nint yo = (nint)t0 * inter;
-                var outer = new OuterJob
-                {
-                    Gate = OuterGemm<TF, TS, TV>.Args(gate, xb, packed.Pointer, g + yo, inter, n),
-                    Up = OuterGemm<TF, TS, TV>.Args(up, xb, packed.Pointer, u + yo, inter, n, packed: true),
-                };
-                CpuWorkers.For(inter, OuterGemm<TF, TS, TV>.ChunkRows(inter), outer);
-            }
+            OuterGateUp<TF, TS, TV>.Run(gate, up, x, g, u, tokens);
             return;
         }
         using var lease = Gemm<TF, TS, TV>.NeedsPrep
@@ -39,13 +26,6 @@ internal static unsafe class ExpertGateUp<TF, TS, TV>
         CpuWorkers.For(inter, Gemm<TF, TS, TV>.ChunkRows(inter, 2 * gate.RowBytes, tokens), job);
     }
 
-    static void Gated(float* g, float* u, nint stride, int tokens, int start, int end)
-    {
-        for (int t = 0; t < tokens; t++)
-            SwiGlu.Forward(new Span<float>(g + t * stride + start, end - start),
-                new ReadOnlySpan<float>(u + t * stride + start, end - start));
-    }
-
     struct Job : IParallelJob
     {
         public GemmArgs Gate, Up;
@@ -54,19 +34,7 @@ internal static unsafe class ExpertGateUp<TF, TS, TV>
         {
             Gemm<TF, TS, TV>.Rows(Gate, start, end);
             Gemm<TF, TS, TV>.Rows(Up, start, end);
-            Gated(Gate.Y, Up.Y, Gate.YStride, Gate.Tokens, start, end);
-        }
-    }
-
-    struct OuterJob : IParallelJob
-    {
-        public OuterArgs Gate, Up;
-
-        public readonly void Execute(int start, int end)
-        {
-            OuterGemm<TF, TS, TV>.Rows(Gate, start, end);
-            OuterGemm<TF, TS, TV>.Rows(Up, start, end);
-            Gated(Gate.Y, Up.Y, Gate.YStride, Gate.Tokens, start, end);
+            SwiGlu.Columns(Gate.Y, Up.Y, Gate.YStride, Gate.Tokens, start, end);
         }
     }
 }

@@ -1,19 +1,25 @@
+using Daop.Kernels.Cpu.Quant;
+
 namespace Daop.Kernels.Cpu.Gemm;
 
-/// <summary>An operation written once for any stored weight format (its <see cref="IWeightFormat"/> struct).</summary>
+/// <summary>An operation written once for any stored weight format (its <see cref="IWeightFormat"/> or <see cref="IBlockFormat"/> struct).</summary>
 internal interface IFormatOp
 {
-    /// <summary>Runs the operation specialised for <typeparamref name="TF"/>.</summary>
+    /// <summary>Runs the operation specialised for the plain format <typeparamref name="TF"/>.</summary>
     void Invoke<TF>() where TF : struct, IWeightFormat;
+
+    /// <summary>Runs the operation specialised for the block format <typeparamref name="TB"/>.</summary>
+    void InvokeBlock<TB>() where TB : struct, IBlockFormat;
 }
 
 /// <summary>
 /// The one place a CPU op turns a runtime <see cref="DType"/> into its format struct: a new format adds a case here and
-/// its <see cref="IWeightFormat"/>, and every op (linear, expert gate/up, generated experts, row widening) reaches it.
+/// its <see cref="IWeightFormat"/> (or <see cref="IBlockFormat"/>), and every op (linear, expert gate/up, generated
+/// experts, row widening) reaches it.
 /// </summary>
 internal static class FormatDispatch
 {
-    /// <summary>Calls <paramref name="op"/>.Invoke with the format struct of <paramref name="type"/>.</summary>
+    /// <summary>Calls <paramref name="op"/>.Invoke or InvokeBlock with the format struct of <paramref name="type"/>.</summary>
     public static void Run<TOp>(DType type, ref TOp op) where TOp : struct, IFormatOp
     {
         switch (type)
@@ -21,6 +27,9 @@ internal static class FormatDispatch
             case DType.BF16: op.Invoke<Bf16Format>(); break;
             case DType.F16: op.Invoke<F16Format>(); break;
             case DType.F32: op.Invoke<F32Format>(); break;
+            case DType.Q8_0: op.InvokeBlock<Q8_0Format>(); break;
+            case DType.Q4_0: op.InvokeBlock<Q4_0Format>(); break;
+            case DType.MXFP4: op.InvokeBlock<Mxfp4Format>(); break;
             default: throw new NotSupportedException($"weight type {type} has no CPU kernel");
         }
     }

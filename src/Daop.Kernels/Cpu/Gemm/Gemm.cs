@@ -76,19 +76,8 @@ internal static unsafe class Gemm<TF, TS, TV>
         }
     }
 
-    /// <summary>
-    /// Rows per parallel chunk (a multiple of 4): about sixteen chunks per thread, so a thread slowed by another
-    /// process leaves at most a small chunk for the rest to wait on, but at least 32 KB of weights (times tokens)
-    /// per chunk so small matrices do not pay for waking workers.
-    /// </summary>
-    public static int ChunkRows(int rows, int rowBytes, int tokens)
-    {
-        int threads = CpuWorkers.Threads;
-        int chunk = (int)(((long)rows + 16L * threads - 1) / (16L * threads));
-        long minRows = (32768L + (long)rowBytes * tokens - 1) / Math.Max(1L, (long)rowBytes * tokens);
-        chunk = (int)Math.Max(chunk, Math.Min(minRows, rows));
-        return Math.Max(4, (chunk + 3) & ~3);
-    }
+    /// <summary>Rows per parallel chunk: <see cref="RowChunks.Rows"/>.</summary>
+    public static int ChunkRows(int rows, int rowBytes, int tokens) => RowChunks.Rows(rows, rowBytes, tokens);
 
     /// <summary>Computes output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
     /// <remarks>

@@ -27,6 +27,19 @@ internal static class HalfBits
         return v.AsSingle() * Vector512.Create(Scale).AsSingle();
     }
 
+    /// <summary>The 256-bit form of <see cref="WidenFinite(Vector512{uint})"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> WidenFinite(Vector256<uint> top)
+    {
+        var v = Vector256.ShiftRightArithmetic(top.AsInt32(), 3).AsUInt32() & Vector256.Create(0x8FFFE000u);
+        return v.AsSingle() * Vector256.Create(Scale).AsSingle();
+    }
+
+    /// <summary>A finite half's bits → fp32, exactly (the scalar form of <see cref="WidenFinite(Vector512{uint})"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float ToSingleFinite(ushort h) =>
+        BitConverter.UInt32BitsToSingle((uint)((short)h << 16 >> 3) & 0x8FFFE000u) * BitConverter.UInt32BitsToSingle(Scale);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Widen(Vector512<uint> mag, Vector512<uint> sign)
     {

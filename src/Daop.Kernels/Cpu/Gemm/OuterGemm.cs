@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics.X86;
 
 namespace Daop.Kernels.Cpu.Gemm;
 
@@ -11,7 +10,7 @@ namespace Daop.Kernels.Cpu.Gemm;
 /// runs out of registers and cache bandwidth.
 /// </summary>
 internal static unsafe partial class OuterGemm<TF, TS, TV>
-    where TF : struct, IWeightFormat where TS : struct, ISimd<TV> where TV : struct
+    where TF : struct, IPanelFormat where TS : struct, ISimd<TV> where TV : struct
 {
     /// <summary>Weight rows per register tile: 12 (24 accumulators) with 32 vector registers, 6 with AVX2's 16.</summary>
     static int R => TS.Width >= 16 || TS.Width == 1 ? 12 : 6;
@@ -100,8 +99,8 @@ internal static unsafe partial class OuterGemm<TF, TS, TV>
     static void PackBlocks(float* x, int tokens, int cols, float* xt, int b0, int b1)
     {
         int tp = PadTokens(tokens), tt = TileTokens, step = 2 * TS.Width;
-        int main = Gemm<TF, TS, TV>.MainCols(cols);
-        bool permute = Gemm<TF, TS, TV>.NeedsPrep;
+        int main = cols - cols % step;
+        bool permute = TF.Interleaved && TS.Width > 1;
         float* tmp = stackalloc float[step];
         for (int t0 = 0; t0 < tp; t0 += tt)
         {
@@ -173,32 +172,11 @@ internal static unsafe partial class OuterGemm<TF, TS, TV>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Widen(in OuterArgs a, int row, int nr, int kb, int kl, float* wf)
     {
-        int w = TS.Width, step = 2 * w, es = TF.ElementSize;
-        int main = Gemm<TF, TS, TV>.MainCols(a.Cols), vend = Math.Min(kb + kl, main);
         for (int j = 0; j < R; j++)
         {
             float* d = wf + j * Kc - kb;
-            if (j >= nr)
-            {
-                new Span<float>(d + kb, kl).Clear();
-                continue;
-            }
-            byte* src = a.W + (row + j) * a.WStride;
-            // The chunk visits its rows block by block, too many interleaved streams for the hardware
-            // prefetcher: fetch this row's next block now, a whole block of kernel work ahead.
-            if (Sse.IsSupported && kb + Kc < a.Cols)
-            {
-                byte* next = src + (nint)(kb + Kc) * es;
-                int bytes = Math.Min(Kc, a.Cols - kb - Kc) * es;
-                for (int o = 0; o < bytes; o += 64) Sse.Prefetch0(next + o);
-            }
-            for (int k = kb; k < vend; k += step)
-            {
-                TF.Load<TS, TV>(src + (nint)k * es, out TV lo, out TV hi);
-                TS.Store(lo, d + k);
-                TS.Store(hi, d + k + w);
-            }
-            for (int k = Math.Max(kb, main); k < kb + kl; k++) d[k] = TF.Widen(src, k);
+            if (j >= nr) new Span<float>(d + kb, kl).Clear();
+            else TF.WidenPanel<TS, TV>(a.W + (row + j) * a.WStride, a.Cols, kb, kl, d);
         }
     }
 }
@@ -220,7 +198,7 @@ internal unsafe struct OuterArgs
 
 /// <summary>The parallel body of <see cref="OuterGemm{TF, TS, TV}.Forward"/>.</summary>
 internal struct OuterJob<TF, TS, TV> : IParallelJob
-    where TF : struct, IWeightFormat where TS : struct, ISimd<TV> where TV : struct
+    where TF : struct, IPanelFormat where TS : struct, ISimd<TV> where TV : struct
 {
     public OuterArgs A;
 

@@ -1,0 +1,17 @@
+using Daop.Kernels;
+
+namespace Daop.Cli;
+
+/// <summary>The values of <c>--expert-dtype</c> and <c>--dense-dtype</c>.</summary>
+static class WeightTypes
+{
+    /// <summary>The stored types a matrix can be converted to, block formats first.</summary>
+    public static readonly string[] Names = ["q4_0", "q8_0", "mxfp4", "bf16", "f16", "f32"];
+
+    /// <summary>Other spellings <see cref="DTypes.TryParse"/> reads.</summary>
+    public static readonly string[] Aliases = ["q4", "q8", "bfloat16", "fp16", "fp32"];
+
+    /// <summary>The type an option names (already checked by its rule), or null when the option is absent.</summary>
+    public static DType? Parse(string? name) =>
+        name == null ? null : DTypes.TryParse(name, out var t) ? t : throw new ArgumentException($"'{name}' is not a weight type ({string.Join(", ", Names)})");
+}

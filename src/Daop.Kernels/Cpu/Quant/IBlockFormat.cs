@@ -1,0 +1,162 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Daop.Kernels.Cpu.Gemm;
+
+namespace Daop.Kernels.Cpu.Quant;
+
+/// <summary>
+/// A block weight format (<see cref="DType.Q8_0"/>, <see cref="DType.Q4_0"/>, <see cref="DType.MXFP4"/>) as the
+/// int8 kernels see it: each block of 32 is a scale times small integers, w[j] = <see cref="Scale"/> ·
+/// <see cref="Value"/>(j). The vector unpacks hand the integers to <c>vpmaddubsw</c>, whose first operand is
+/// unsigned: the 4-bit formats give value + <see cref="Offset"/> (Q4_0: the stored nibble; MXFP4: the doubled
+/// E2M1 value + 12) and the kernel subtracts Offset · Σq per block; Q8_0 (Offset 0) gives its signed bytes and the
+/// kernel moves their signs onto the activations.
+/// </summary>
+/// <remarks>
+/// Pointers are at a block's first byte (its scale). The unpacks read only the bytes of the blocks they unpack,
+/// so the last block of a mapping is safe. Scales that are Inf or NaN (fp16 exponent 31) are not supported: real
+/// checkpoints have none.
+/// </remarks>
+internal unsafe interface IBlockFormat : IPanelFormat
+{
+    /// <summary>The descriptor value.</summary>
+    static abstract DType Type { get; }
+
+    /// <summary>Bytes per block.</summary>
+    static abstract int BlockBytes { get; }
+
+    /// <summary>Added to each integer so that it is a non-negative byte; 0 for the signed Q8_0. Even.</summary>
+    static abstract int Offset { get; }
+
+    /// <summary>The block's scale as fp32 (exact).</summary>
+    static abstract float Scale(byte* block);
+
+    /// <summary>Integer <paramref name="j"/> (0..31) of the block: w[j] = Scale · Value.</summary>
+    static abstract int Value(byte* block, int j);
+
+    /// <summary>One block: its 32 integers (plus <see cref="Offset"/>) in column order, and its scale in every lane.</summary>
+    static abstract Vector256<byte> Unpack1(byte* p, out Vector256<float> scale);
+
+    /// <summary>
+    /// Four consecutive blocks a, b, c, d at <paramref name="p"/> in the quad layout (<see cref="Quad"/>): for the 4-bit
+    /// formats u0 = [a 0–15 | b 0–15], u1 = [a 16–31 | b 16–31], u2 and u3 the same for c, d (integers + Offset);
+    /// for Q8_0 the four blocks' signed bytes in order. <paramref name="scale"/> gets the blocks' exact scales in the
+    /// reduced lanes' order (<see cref="Quad.LaneBlock{TB}"/>).
+    /// </summary>
+    static abstract void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
+        out Vector256<float> scale);
+}
+
+/// <summary>
+/// Where things sit in a quad (four consecutive blocks) for the int8 kernels. A quad's activations take 128 bytes
+/// laid out like <see cref="IBlockFormat.Unpack4"/>'s weights, and its dot reduces to 8 int32 lanes, each belonging
+/// to one block: [a a c c b b d d] for the 4-bit formats (two vpmaddwd halves folded by vphaddd), [a b c d a b c d]
+/// for Q8_0 (three vphaddd).
+/// </summary>
+internal static class Quad
+{
+    /// <summary>Byte of the quad's 128 activation bytes holding element <paramref name="j"/> of block <paramref name="k"/> (0..3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int XByte<TB>(int k, int j) where TB : struct, IBlockFormat =>
+        TB.Offset != 0 ? 64 * (k >> 1) + 32 * (j >> 4) + 16 * (k & 1) + (j & 15) : 32 * k + j;
+
+    /// <summary>The block (0..3) that reduced lane <paramref name="lane"/> (0..7) belongs to.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int LaneBlock<TB>(int lane) where TB : struct, IBlockFormat =>
+        TB.Offset != 0 ? (lane >> 2) | (lane & 2) : lane & 3;
+}
+
+/// <summary>Row widening shared by the block formats: whole blocks through <see cref="IBlockFormat.Unpack1"/>.</summary>
+internal static unsafe class BlockWidening
+{
+    /// <summary>
+    /// Blocks [<paramref name="b0"/>, <paramref name="b1"/>) of <paramref name="row"/> as fp32 at d[32·b0 ..]:
+    /// 32 floats per block, padding columns of a partial last block included.
+    /// </summary>
+    public static void Blocks<TB>(byte* row, int b0, int b1, float* d) where TB : struct, IBlockFormat
+    {
+        int bb = TB.BlockBytes;
+        if (Avx2Support.IsSupported)
+        {
+            for (int b = b0; b < b1; b++)
+            {
+                var q = TB.Unpack1(row + (nint)b * bb, out var scale);
+                float* o = d + (nint)b * 32;
+                Vector256<short> lo, hi;
+                if (TB.Offset == 0) (lo, hi) = Vector256.Widen(q.AsSByte());
+                else
+                {
+                    var (ul, uh) = Vector256.Widen(q);
+                    lo = ul.AsInt16() - Vector256.Create((short)TB.Offset);
+                    hi = uh.AsInt16() - Vector256.Create((short)TB.Offset);
+                }
+                var (l0, l1) = Vector256.Widen(lo);
+                var (h0, h1) = Vector256.Widen(hi);
+                (Vector256.ConvertToSingle(l0) * scale).Store(o);
+                (Vector256.ConvertToSingle(l1) * scale).Store(o + 8);
+                (Vector256.ConvertToSingle(h0) * scale).Store(o + 16);
+                (Vector256.ConvertToSingle(h1) * scale).Store(o + 24);
+            }
+            return;
+        }
+        for (int b = b0; b < b1; b++)
+        {
+            byte* block = row + (nint)b * bb;
+            float s = TB.Scale(block);
+            for (int j = 0; j < 32; j++) d[(nint)b * 32 + j] = s * TB.Value(block, j);
+        }
+    }
+
+    /// <summary>A whole row of dst.Length columns (the padding of a partial last block is not written).</summary>
+    public static void Row<TB>(byte* row, Span<float> dst) where TB : struct, IBlockFormat
+    {
+        int cols = dst.Length, whole = cols / 32;
+        fixed (float* d = dst)
+        {
+            Blocks<TB>(row, 0, whole, d);
+            if (whole * 32 < cols)
+            {
+                float* tail = stackalloc float[32];
+                Blocks<TB>(row + (nint)whole * TB.BlockBytes, 0, 1, tail);
+                new ReadOnlySpan<float>(tail, cols - whole * 32).CopyTo(dst.Slice(whole * 32));
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="IPanelFormat.WidenPanel"/> for a block format: the panel's blocks widened whole (a panel starts on a
+    /// block, and <c>d</c> has room to the next multiple of 32), and the row's next panel prefetched.
+    /// </summary>
+    public static void Panel<TB>(byte* row, int cols, int kb, int kl, float* d) where TB : struct, IBlockFormat
+    {
+        int b0 = kb / 32, b1 = (kb + kl + 31) / 32;
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported && kb + kl < cols)
+        {
+            byte* next = row + (nint)b1 * TB.BlockBytes;
+            int bytes = (Math.Min(cols, kb + 2 * kl) - kb - kl + 31) / 32 * TB.BlockBytes;
+            for (int o = 0; o < bytes; o += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + o);
+        }
+        Blocks<TB>(row, b0, b1, d);
+    }
+}
+
+/// <summary>Nibble extraction for the 4-bit formats.</summary>
+internal static class Nibbles
+{
+    /// <summary>
+    /// Each byte's high nibble, as a byte 0–15: one GF(2) affine transform (its matrix moves bits 4–7 to 0–3 and
+    /// clears the rest) where GFNI is present, else a word shift and a mask.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> High(Vector256<byte> v) =>
+        System.Runtime.Intrinsics.X86.Gfni.V256.IsSupported
+            ? System.Runtime.Intrinsics.X86.Gfni.V256.GaloisFieldAffineTransform(v, Vector256.Create(0x1020408000000000ul).AsByte(), 0)
+            : Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & Vector256.Create((byte)15);
+}
+
+/// <summary>Whether the AVX2 int8 kernels run here (else the scalar fallback).</summary>
+internal static class Avx2Support
+{
+    public static bool IsSupported =>
+        Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
+}
