@@ -8,7 +8,10 @@ namespace Daop.Engine.Model;
 // architecture composes the config and names the tensors, and the rest is the safetensors path's.
 public sealed partial class MoeModel
 {
-    /// <summary>Loads the GGUF model <paramref name="path"/> (a .gguf file; for a split set, any part).</summary>
+    /// <summary>
+    /// Loads the GGUF model <paramref name="path"/> (a .gguf file; for a split set, any part): tensors mapped as stored,
+    /// converted at load where <see cref="ModelOptions.ExpertDType"/> or <see cref="ModelOptions.DenseDType"/> ask for another type.
+    /// </summary>
     /// <exception cref="ModelLoadException">The file is invalid, its architecture unsupported, or a tensor missing or of a type Daop cannot compute with.</exception>
     public static MoeModel LoadGguf(string path, ModelOptions? options = null) => FromGguf(GgufCheckpoint.Open(path), options);
 
@@ -21,6 +24,8 @@ public sealed partial class MoeModel
         {
             var (family, config) = GgufFamilies.ReadConfig(checkpoint);
             source = GgufFamilies.Source(checkpoint, family, config);
+            options ??= new ModelOptions();
+            source = Converting(source, new WeightClasses(config, family.Gguf!.Names), options); // --expert-dtype, --dense-dtype
             ModelWeights weights;
             try
             {
@@ -31,8 +36,8 @@ public sealed partial class MoeModel
                 throw new ModelLoadException($"{e.Message}, which the metadata of {config.Path} ({checkpoint.Architecture}, " +
                     $"{config.NumLayers} layers, {config.NumExperts} experts) calls for", e);
             }
-            var model = new MoeModel(checkpoint.Path, config, family, source, weights);
-            model.Start(options ?? new ModelOptions());
+            var model = new MoeModel(checkpoint.Path, config, family, source, weights) { Conversion = ConversionOf(source) };
+            model.Start(options);
             return model;
         }
         catch

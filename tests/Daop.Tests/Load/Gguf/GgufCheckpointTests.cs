@@ -186,6 +186,26 @@ public sealed unsafe class GgufCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void QuantizingExpertsOnLoadWritesLlamaQuantizesBits()
+    {
+        // The bf16 file with --expert-dtype q4_0 holds exactly what llama-quantize --pure wrote into mixtral-tiny-q4_0.gguf.
+        using var converted = MoeModel.Load(GgufFixtureFiles.Committed("mixtral-tiny-bf16.gguf"), new ModelOptions { ExpertDType = DType.Q4_0 });
+        using var quantized = MoeModel.Load(GgufFixtureFiles.Committed("mixtral-tiny-q4_0.gguf"));
+        Assert.NotNull(converted.Conversion);
+        for (int l = 0; l < converted.Config.NumLayers; l++)
+            for (int e = 0; e < converted.Config.NumExperts; e++)
+            {
+                var (a, b) = (converted.Weights.Layers[l].Experts[e], quantized.Weights.Layers[l].Experts[e]);
+                foreach (var (x, y) in new[] { (a.Gate, b.Gate), (a.Up, b.Up), (a.Down, b.Down) })
+                {
+                    Assert.Equal(DType.Q4_0, x.Type);
+                    Assert.True(Bytes(x).SequenceEqual(Bytes(y)), $"layer {l} expert {e}");
+                }
+            }
+        Assert.Equal(DType.BF16, converted.Weights.Embed.Type); // kept as stored
+    }
+
+    [Fact]
     public void HubCacheEntriesOfGgufRepositoriesLoad()
     {
         // models--org--name/{refs/main, snapshots/<rev>/model.gguf}: the entry resolves to its snapshot, which holds one model.
