@@ -38,13 +38,14 @@ public static class GemvKernels
     /// <summary>
     /// This lane's share of W[row]·x[xRow..] over <paramref name="full"/> whole chunks (unrolled, no bounds checks) and
     /// the chunks after them up to <paramref name="all"/> (bounds-checked against <paramref name="cols"/>). xRow must be a
-    /// multiple of 4 (16-byte aligned).
+    /// multiple of 4 (16-byte aligned). Block formats take <see cref="BlockDots.Row{TW, TU}"/> (all = 0: no work).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float RowDot<TW, TU>(ArrayView<Chunk16> w, long row, int full, int all, ArrayView<float> x,
         ArrayView<Float4> x4, long xRow, int cols, int lane, int lanes)
         where TW : struct, IWeightFormat where TU : struct, IUnroll
     {
+        if (default(TW).BlockChunks > 0) return BlockDots.Row<TW, TU>(w, row, all > 0, x, x4, xRow, cols, lane, lanes);
         int per = default(TW).PerChunk, u = default(TU).Loads;
         var xv = x4.SubView(xRow >> 2);
         float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;

@@ -1,0 +1,207 @@
+using Daop.Engine.Device.Gpu;
+using Daop.Engine.Model;
+using Daop.Engine.Model.Layers;
+using Daop.Engine.Schedule;
+using Daop.Kernels;
+using Daop.Kernels.Gpu;
+using Daop.Tests.Kernels;
+using ILGPU.Runtime;
+
+namespace Daop.Tests.Gpu;
+
+/// <summary>
+/// Every kernel on the block formats (Q8_0, Q4_0, MXFP4) on the ILGPU CPU accelerator against a double-precision
+/// reference computed from <see cref="Daop.Kernels.Quant.BlockQuant"/>-dequantized weights: the decode GEMV, the
+/// few-token row kernel and the batched tile kernel (Linear), routed experts through <see cref="GpuExpertScheduler"/>
+/// (fused down-and-combine, grouped row kernels, batched tiles), the dense FFN and the embedding lookup. Shapes cover a
+/// row of whole 256-column groups, blocks past the last group and a partial last block. Tolerances are the dense
+/// kernels': 1e-5 · Σ|x·w| per Linear output, 2e-5 · M per expert output (M as in <see cref="GpuExpertTests"/>): the GPU
+/// sums exactly the same products (every code widened exactly, scales exact) in another order.
+/// </summary>
+[Collection(GpuCollection.Name)]
+public class GpuBlockKernelTests(GpuFixture gpu)
+{
+    static readonly DType[] Formats = [DType.Q8_0, DType.Q4_0, DType.MXFP4];
+
+    public static TheoryData<DType, int, int, int, int> GemvCases()
+    {
+        var data = new TheoryData<DType, int, int, int, int>();
+        // 40: one whole block and a partial one; 256: one whole group; 296: a group, a block and a partial block.
+        foreach (var t in Formats)
+        {
+            foreach (var (rows, cols) in new[] { (5, 40), (3, 256), (6, 296) })
+                foreach (int tokens in new[] { 1, 3, 5 })   // decode GEMV, row kernel, tile kernel
+                    data.Add(t, rows, cols, tokens, 1);
+            data.Add(t, 6, 296, 1, 4);                      // warp-wide teams: the shuffle reduction
+            data.Add(t, 3, 520, 2, 4);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(GemvCases))]
+    public void GemvMatchesDequantizedReference(DType type, int rows, int cols, int tokens, int lanes)
+    {
+        using var w = new BlockWeights(type, rows, cols, seed: rows * 31 + cols, scale: 0.5f);
+        var x = NativeWeights.Floats(tokens * cols, seed: 7);
+        var bias = NativeWeights.Floats(rows, seed: 9);
+        var want = new float[tokens * rows];
+        var mag = new float[tokens * rows];
+        for (int t = 0; t < tokens; t++)
+            for (int r = 0; r < rows; r++)
+            {
+                double s = 0, a = 0;
+                for (int c = 0; c < cols; c++) { double p = (double)x[t * cols + c] * w.At(r, c); s += p; a += Math.Abs(p); }
+                want[t * rows + r] = (float)(s + bias[r]);
+                mag[t * rows + r] = (float)(a + Math.Abs(bias[r]));
+            }
+        var (wb, gm) = gpu.Upload(w.W);
+        using var _ = wb;
+        Assert.Equal(type, gm.Type);
+        using var xb = gpu.Upload(x);
+        using var yb = gpu.Zeros(tokens * rows);
+        using var bb = gpu.Upload(bias);
+        gpu.WithLanes(lanes, gpu.Kernels.AttentionLanes, () => gpu.Kernels.Gemv(gpu.Stream, gm, xb.View, yb.View, tokens, bb.View));
+        GpuRowKernelTests.AssertClose(want, gpu.Read(yb, tokens * rows), mag, $"{type} {rows}x{cols} T={tokens} lanes={lanes}");
+    }
+
+    /// <summary>A random quantized SwiGLU expert and its double reference (the error scale M as the GPU expert tests').</summary>
+    internal sealed class Expert(DType type, int hidden, int inter, int seed) : IDisposable
+    {
+        public readonly BlockWeights Gate = new(type, inter, hidden, seed, 1f / MathF.Sqrt(hidden));
+        public readonly BlockWeights Up = new(type, inter, hidden, seed + 1, 1f / MathF.Sqrt(hidden));
+        public readonly BlockWeights Down = new(type, hidden, inter, seed + 2, 1f / MathF.Sqrt(inter));
+        public ExpertWeights W => new(Gate.W, Up.W, Down.W);
+        public void Dispose() { Gate.Dispose(); Up.Dispose(); Down.Dispose(); }
+
+        public (double[] Y, double[] M) Reference(ReadOnlySpan<float> x)
+        {
+            var h = new double[inter];
+            var hm = new double[inter];
+            for (int c = 0; c < inter; c++)
+            {
+                double g = 0, u = 0, mg = 0, mu = 0;
+                for (int i = 0; i < hidden; i++)
+                {
+                    g += x[i] * (double)Gate.At(c, i); mg += Math.Abs(x[i] * (double)Gate.At(c, i));
+                    u += x[i] * (double)Up.At(c, i); mu += Math.Abs(x[i] * (double)Up.At(c, i));
+                }
+                double sg = 1 / (1 + Math.Exp(-g)), silu = g * sg, dsilu = sg * (1 + g * (1 - sg));
+                h[c] = silu * u;
+                hm[c] = Math.Abs(h[c]) + Math.Abs(dsilu * u) * mg + Math.Abs(silu) * mu;
+            }
+            var y = new double[hidden];
+            var m = new double[hidden];
+            for (int r = 0; r < hidden; r++)
+                for (int c = 0; c < inter; c++)
+                {
+                    y[r] += Down.At(r, c) * h[c];
+                    m[r] += Math.Abs(Down.At(r, c)) * hm[c];
+                }
+            return (y, m);
+        }
+    }
+
+    /// <summary>
+    /// Routed experts (hidden 264: a group and a partial block; inter 256: one group) through the scheduler: 1–2 tokens the
+    /// fused gate/up + down-and-combine, 3 the grouped row kernels, 12 over 2 experts the batched tile kernels.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Q8_0, 1, 1)]
+    [InlineData(DType.Q4_0, 1, 1)]
+    [InlineData(DType.MXFP4, 1, 1)]
+    [InlineData(DType.Q4_0, 2, 4)]
+    [InlineData(DType.MXFP4, 3, 1)]
+    [InlineData(DType.Q8_0, 3, 4)]
+    [InlineData(DType.Q4_0, 12, 1)]
+    [InlineData(DType.Q8_0, 12, 1)]
+    [InlineData(DType.MXFP4, 12, 1)]
+    public void RoutedExpertsMatchDequantizedReference(DType type, int tokens, int lanes)
+    {
+        const int hidden = 264, inter = 256, topK = 2;
+        int numExperts = tokens > 4 ? 2 : 4;
+        var experts = Enumerable.Range(0, numExperts).Select(e => new Expert(type, hidden, inter, 100 + 10 * e)).ToArray();
+        try
+        {
+            using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes));
+            var sched = new GpuExpertScheduler(GpuExpertTests.OneLayer(experts.Select(e => e.W).ToArray()), hidden, numExperts, inter, dev);
+            var rng = new Random(tokens * 7 + topK);
+            var routing = new RoutingBatch(tokens, topK) { Tokens = tokens };
+            for (int t = 0; t < tokens; t++)
+            {
+                var pick = Enumerable.Range(0, numExperts).OrderBy(_ => rng.Next()).Take(topK).ToArray();
+                for (int j = 0; j < topK; j++)
+                {
+                    routing.Experts[t * topK + j] = pick[j];
+                    routing.Weights[t * topK + j] = (float)(0.1 + rng.NextDouble());
+                }
+            }
+            var x = NativeWeights.Floats(tokens * hidden, 5);
+            var xb = dev.Allocate(tokens * hidden);
+            var yb = dev.Allocate(tokens * hidden);
+            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+            sched.RunExperts(0, xb, routing, yb, tokens);
+            var got = new float[tokens * hidden];
+            dev.CopyToHost(yb, 0, got);
+            for (int t = 0; t < tokens; t++)
+            {
+                var want = new double[hidden];
+                var mag = new double[hidden];
+                for (int j = 0; j < topK; j++)
+                {
+                    float w = routing.Weights[t * topK + j];
+                    var (y, m) = experts[routing.Experts[t * topK + j]].Reference(x.AsSpan(t * hidden, hidden));
+                    for (int i = 0; i < hidden; i++) { want[i] += w * y[i]; mag[i] += Math.Abs(w) * m[i]; }
+                }
+                GpuExpertTests.AssertClose(want, mag, got.AsSpan(t * hidden, hidden).ToArray(), $"{type} T={tokens} lanes={lanes} token {t}");
+            }
+        }
+        finally
+        {
+            foreach (var e in experts) e.Dispose();
+        }
+    }
+
+    /// <summary>A quantized dense FFN (a shared expert) through <see cref="GpuDevice.Ffn"/>: row kernels, then the tiles.</summary>
+    [Theory]
+    [InlineData(DType.Q4_0, 1)]
+    [InlineData(DType.MXFP4, 2)]
+    [InlineData(DType.Q8_0, 5)]
+    public void DenseFfnMatchesDequantizedReference(DType type, int tokens)
+    {
+        const int hidden = 72, inter = 296;
+        using var ex = new Expert(type, hidden, inter, 41);
+        var x = NativeWeights.Floats(tokens * hidden, 3);
+        using var dev = new GpuDevice(gpu.Accelerator, gpu.Kernels.Options);
+        var xb = dev.Allocate(tokens * hidden);
+        var yb = dev.Allocate(tokens * hidden);
+        ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+        dev.Ffn(ex.W, xb, yb, tokens);
+        var got = new float[tokens * hidden];
+        dev.CopyToHost(yb, 0, got);
+        for (int t = 0; t < tokens; t++)
+        {
+            var (y, m) = ex.Reference(x.AsSpan(t * hidden, hidden));
+            GpuExpertTests.AssertClose(y, m, got.AsSpan(t * hidden, hidden).ToArray(), $"{type} FFN T={tokens} token {t}");
+        }
+    }
+
+    /// <summary>A quantized embedding table: rows widened to exactly the dequantized values.</summary>
+    [Theory]
+    [InlineData(DType.Q8_0)]
+    [InlineData(DType.Q4_0)]
+    [InlineData(DType.MXFP4)]
+    public void EmbedReadsDequantizedRows(DType type)
+    {
+        using var table = new BlockWeights(type, 7, 296, seed: 3);
+        var (tb, tm) = gpu.Upload(table.W);
+        using var _ = tb;
+        int[] tokens = [6, 0, 3];
+        using var ib = gpu.Upload(tokens);
+        using var xb = gpu.Zeros(tokens.Length * 296);
+        gpu.Kernels.Embed(gpu.Stream, tm, ib.View, xb.View, tokens.Length);
+        var got = gpu.Read(xb, tokens.Length * 296);
+        for (int t = 0; t < tokens.Length; t++)
+            Assert.Equal(table.Row(tokens[t]), got.AsSpan(t * 296, 296).ToArray());
+    }
+}
