@@ -58,14 +58,46 @@ internal static class BlockDots
     }
 
     /// <summary>
+    /// The lane's shares of Wg[row]·x and Wu[row]·x in one pass (the decode gate/up): formats with the same chunk
+    /// geometry read each activation <see cref="Float4"/> once for both matrices. Two chunks of each in flight.
+    /// </summary>
+    internal static Acc2 Row2<TG, TU>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, long row, bool valid, ArrayView<float> x,
+        ArrayView<Float4> x4, long xRow, int cols, int lane, int lanes) where TG : struct, IWeightFormat where TU : struct, IWeightFormat
+    {
+        int bc = Bc<TG>(), v = 8 * bc;
+        int blocks = (cols + 31) >> 5;
+        int full = valid ? (blocks >> 3) * v : 0, all = valid ? blocks * bc : 0;
+        long scales = row + (long)blocks * bc;
+        var xv = x4.SubView(xRow >> 2);
+        Acc2 a0 = default, a1 = default;
+        int j = lane;
+        for (; j + lanes < full; j += 2 * lanes)
+        {
+            Chunk16 g0 = wg[row + j], g1 = wg[row + j + lanes], u0 = wu[row + j], u1 = wu[row + j + lanes];
+            Chunk16 gs0 = wg[scales + ScaleChunk<TG>(j)], gs1 = wg[scales + ScaleChunk<TG>(j + lanes)];
+            Chunk16 us0 = wu[scales + ScaleChunk<TU>(j)], us1 = wu[scales + ScaleChunk<TU>(j + lanes)];
+            a0 = Full2<TG, TU>(a0, g0, gs0, u0, us0, j, xv);
+            a1 = Full2<TG, TU>(a1, g1, gs1, u1, us1, j + lanes, xv);
+        }
+        if (j < full) a0 = Full2<TG, TU>(a0, wg[row + j], wg[scales + ScaleChunk<TG>(j)], wu[row + j], wu[scales + ScaleChunk<TU>(j)], j, xv);
+        for (j = full + lane; j < all; j += lanes)
+        {
+            a1.G += Tail<TG>(wg, row, scales, j, full, x, x4, xRow, cols, 1);
+            a1.U += Tail<TU>(wu, row, scales, j, full, x, x4, xRow, cols, 1);
+        }
+        a0.G += a1.G;
+        a0.U += a1.U;
+        return a0;
+    }
+
+    /// <summary>
     /// The lane's shares of W[row]·x[row k] for k &lt; <paramref name="nt"/> (up to four x rows starting at elements
     /// x0..x3; rows 16-byte aligned when <paramref name="aligned"/> ≠ 0), each chunk decoded once for all of them.
     /// </summary>
     internal static Acc4 Rows<TW>(ArrayView<Chunk16> w, long row, bool valid, ArrayView<float> x, ArrayView<Float4> x4, int cols,
         int aligned, long x0, long x1, long x2, long x3, int nt, int lane, int lanes) where TW : struct, IWeightFormat
     {
-        var f = default(TW);
-        int bc = Bc<TW>(), pairs = 4 / bc;
+        int bc = Bc<TW>();
         int blocks = (cols + 31) >> 5;
         int full = (blocks >> 3) * 8 * bc, all = valid ? blocks * bc : 0;
         long scales = row + (long)blocks * bc;
@@ -75,17 +107,29 @@ internal static class BlockDots
         {
             Locate<TW>(j, full, out int col, out int step, out int sci, out int g, out int i, out int b);
             Chunk16 c = w[row + j], sc = w[scales + sci];
-            for (int q = 0; q < pairs; q++)
+            a = RowsPair<TW>(a, c, sc, g, i, b, 0, x, x4, col, step, cols, aligned, x0, x1, x2, x3, nt);
+            a = RowsPair<TW>(a, c, sc, g, i, b, 1, x, x4, col, step, cols, aligned, x0, x1, x2, x3, nt);
+            if (bc == 1)
             {
-                var wv = f.Widen(c, q);
-                float d0 = Scale<TW>(sc, g, i, b, 2 * q), d1 = Scale<TW>(sc, g, i, b, 2 * q + 1);
-                int ca = col + 2 * q * step, cb = ca + step;
-                a.A0 = Parts(a.A0, wv, d0, d1, X(x, x4, x0, ca, cols, aligned), X(x, x4, x0, cb, cols, aligned));
-                if (nt > 1) a.A1 = Parts(a.A1, wv, d0, d1, X(x, x4, x1, ca, cols, aligned), X(x, x4, x1, cb, cols, aligned));
-                if (nt > 2) a.A2 = Parts(a.A2, wv, d0, d1, X(x, x4, x2, ca, cols, aligned), X(x, x4, x2, cb, cols, aligned));
-                if (nt > 3) a.A3 = Parts(a.A3, wv, d0, d1, X(x, x4, x3, ca, cols, aligned), X(x, x4, x3, cb, cols, aligned));
+                a = RowsPair<TW>(a, c, sc, g, i, b, 2, x, x4, col, step, cols, aligned, x0, x1, x2, x3, nt);
+                a = RowsPair<TW>(a, c, sc, g, i, b, 3, x, x4, col, step, cols, aligned, x0, x1, x2, x3, nt);
             }
         }
+        return a;
+    }
+
+    // Parts 2q and 2q+1 of one chunk against up to four x rows (q a constant at every call).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Acc4 RowsPair<TW>(Acc4 a, Chunk16 c, Chunk16 sc, int g, int i, int b, int q, ArrayView<float> x, ArrayView<Float4> x4,
+        int col, int step, int cols, int aligned, long x0, long x1, long x2, long x3, int nt) where TW : struct, IWeightFormat
+    {
+        var wv = default(TW).Widen(c, q);
+        float d0 = Scale<TW>(sc, g, i, b, 2 * q), d1 = Scale<TW>(sc, g, i, b, 2 * q + 1);
+        int ca = col + 2 * q * step, cb = ca + step;
+        a.A0 = Parts(a.A0, wv, d0, d1, X(x, x4, x0, ca, cols, aligned), X(x, x4, x0, cb, cols, aligned));
+        if (nt > 1) a.A1 = Parts(a.A1, wv, d0, d1, X(x, x4, x1, ca, cols, aligned), X(x, x4, x1, cb, cols, aligned));
+        if (nt > 2) a.A2 = Parts(a.A2, wv, d0, d1, X(x, x4, x2, ca, cols, aligned), X(x, x4, x2, cb, cols, aligned));
+        if (nt > 3) a.A3 = Parts(a.A3, wv, d0, d1, X(x, x4, x3, ca, cols, aligned), X(x, x4, x3, cb, cols, aligned));
         return a;
     }
 
@@ -96,8 +140,7 @@ internal static class BlockDots
     internal static TileKernels.Acc16 Micro<TW>(ArrayView<Chunk16> w, TileKernels.Four rows, ArrayView<float> x, ArrayView<Float4> x4,
         TileKernels.Four xr, int cols, int aligned) where TW : struct, IWeightFormat
     {
-        var f = default(TW);
-        int bc = Bc<TW>(), pairs = 4 / bc;
+        int bc = Bc<TW>();
         int blocks = (cols + 31) >> 5;
         int full = (blocks >> 3) * 8 * bc, all = blocks * bc;
         TileKernels.Acc16 acc = default;
@@ -106,17 +149,31 @@ internal static class BlockDots
             Locate<TW>(j, full, out int col, out int step, out int sci, out int g, out int i, out int b);
             Chunk16 c0 = w[rows.V0 + j], c1 = w[rows.V1 + j], c2 = w[rows.V2 + j], c3 = w[rows.V3 + j];
             Chunk16 s0 = w[rows.V0 + all + sci], s1 = w[rows.V1 + all + sci], s2 = w[rows.V2 + all + sci], s3 = w[rows.V3 + all + sci];
-            for (int q = 0; q < pairs; q++)
+            acc = MicroPair<TW>(acc, c0, c1, c2, c3, s0, s1, s2, s3, g, i, b, 0, x, x4, xr, col, step, cols, aligned);
+            acc = MicroPair<TW>(acc, c0, c1, c2, c3, s0, s1, s2, s3, g, i, b, 1, x, x4, xr, col, step, cols, aligned);
+            if (bc == 1)
             {
-                int ca = col + 2 * q * step, cb = ca + step;
-                Scaled4 p0 = Part4<TW>(f.Widen(c0, q), s0, g, i, b, q), p1 = Part4<TW>(f.Widen(c1, q), s1, g, i, b, q);
-                Scaled4 p2 = Part4<TW>(f.Widen(c2, q), s2, g, i, b, q), p3 = Part4<TW>(f.Widen(c3, q), s3, g, i, b, q);
-                acc.T0 = Fma(acc.T0, p0, p1, p2, p3, X(x, x4, xr.V0, ca, cols, aligned), X(x, x4, xr.V0, cb, cols, aligned));
-                acc.T1 = Fma(acc.T1, p0, p1, p2, p3, X(x, x4, xr.V1, ca, cols, aligned), X(x, x4, xr.V1, cb, cols, aligned));
-                acc.T2 = Fma(acc.T2, p0, p1, p2, p3, X(x, x4, xr.V2, ca, cols, aligned), X(x, x4, xr.V2, cb, cols, aligned));
-                acc.T3 = Fma(acc.T3, p0, p1, p2, p3, X(x, x4, xr.V3, ca, cols, aligned), X(x, x4, xr.V3, cb, cols, aligned));
+                acc = MicroPair<TW>(acc, c0, c1, c2, c3, s0, s1, s2, s3, g, i, b, 2, x, x4, xr, col, step, cols, aligned);
+                acc = MicroPair<TW>(acc, c0, c1, c2, c3, s0, s1, s2, s3, g, i, b, 3, x, x4, xr, col, step, cols, aligned);
             }
         }
+        return acc;
+    }
+
+    // Parts 2q and 2q+1 of four weight rows' chunks against four x rows (q a constant at every call).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TileKernels.Acc16 MicroPair<TW>(TileKernels.Acc16 acc, Chunk16 c0, Chunk16 c1, Chunk16 c2, Chunk16 c3, Chunk16 s0, Chunk16 s1,
+        Chunk16 s2, Chunk16 s3, int g, int i, int b, int q, ArrayView<float> x, ArrayView<Float4> x4, TileKernels.Four xr, int col, int step,
+        int cols, int aligned) where TW : struct, IWeightFormat
+    {
+        var f = default(TW);
+        int ca = col + 2 * q * step, cb = ca + step;
+        Scaled4 p0 = Part4<TW>(f.Widen(c0, q), s0, g, i, b, q), p1 = Part4<TW>(f.Widen(c1, q), s1, g, i, b, q);
+        Scaled4 p2 = Part4<TW>(f.Widen(c2, q), s2, g, i, b, q), p3 = Part4<TW>(f.Widen(c3, q), s3, g, i, b, q);
+        acc.T0 = Fma(acc.T0, p0, p1, p2, p3, X(x, x4, xr.V0, ca, cols, aligned), X(x, x4, xr.V0, cb, cols, aligned));
+        acc.T1 = Fma(acc.T1, p0, p1, p2, p3, X(x, x4, xr.V1, ca, cols, aligned), X(x, x4, xr.V1, cb, cols, aligned));
+        acc.T2 = Fma(acc.T2, p0, p1, p2, p3, X(x, x4, xr.V2, ca, cols, aligned), X(x, x4, xr.V2, cb, cols, aligned));
+        acc.T3 = Fma(acc.T3, p0, p1, p2, p3, X(x, x4, xr.V3, ca, cols, aligned), X(x, x4, xr.V3, cb, cols, aligned));
         return acc;
     }
 
@@ -173,22 +230,61 @@ internal static class BlockDots
         return a;
     }
 
+    // Full for two matrices of one chunk geometry: each activation part loaded once.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Acc2 Full2<TG, TU>(Acc2 a, Chunk16 cg, Chunk16 sg, Chunk16 cu, Chunk16 su, int j, ArrayView<Float4> xv)
+        where TG : struct, IWeightFormat where TU : struct, IWeightFormat
+    {
+        int v = 8 * Bc<TG>(), g = j / v, i = j - g * v;
+        int o = 64 * g + i;
+        a = Pair2<TG, TU>(a, cg, sg, cu, su, g, i, 0, xv[o], xv[o + v]);
+        a = Pair2<TG, TU>(a, cg, sg, cu, su, g, i, 1, xv[o + 2 * v], xv[o + 3 * v]);
+        if (Bc<TG>() == 1)
+        {
+            a = Pair2<TG, TU>(a, cg, sg, cu, su, g, i, 2, xv[o + 4 * v], xv[o + 5 * v]);
+            a = Pair2<TG, TU>(a, cg, sg, cu, su, g, i, 3, xv[o + 6 * v], xv[o + 7 * v]);
+        }
+        return a;
+    }
+
+    // Parts 2q and 2q+1 of a gate and an up chunk against the activations xa, xb (q a constant at every call).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Acc2 Pair2<TG, TU>(Acc2 a, Chunk16 cg, Chunk16 sg, Chunk16 cu, Chunk16 su, int g, int i, int q, Float4 xa, Float4 xb)
+        where TG : struct, IWeightFormat where TU : struct, IWeightFormat
+    {
+        var w = default(TG).Widen(cg, q);
+        a.G += default(TG).GroupScale(sg, g, i, 2 * q) * Lo(w, xa);
+        a.G += default(TG).GroupScale(sg, g, i, 2 * q + 1) * Hi(w, xb);
+        w = default(TU).Widen(cu, q);
+        a.U += default(TU).GroupScale(su, g, i, 2 * q) * Lo(w, xa);
+        a.U += default(TU).GroupScale(su, g, i, 2 * q + 1) * Hi(w, xb);
+        return a;
+    }
+
     // Σ over value chunk j past the whole groups (one block; columns bounds-checked).
     static float Tail<TW>(ArrayView<Chunk16> w, long row, long scales, int j, int full, ArrayView<float> x, ArrayView<Float4> x4,
         long xRow, int cols, int aligned) where TW : struct, IWeightFormat
     {
-        var f = default(TW);
         Locate<TW>(j, full, out int col, out int step, out int sci, out _, out _, out int b);
         Chunk16 c = w[row + j], sc = w[scales + sci];
-        float s = 0;
-        for (int q = 0; q < 4 / Bc<TW>(); q++)
+        float s = TailPair<TW>(0, c, sc, b, 0, x, x4, xRow, col, step, cols, aligned);
+        s = TailPair<TW>(s, c, sc, b, 1, x, x4, xRow, col, step, cols, aligned);
+        if (Bc<TW>() == 1)
         {
-            var wv = f.Widen(c, q);
-            int ca = col + 2 * q * step;
-            s += f.BlockScale(sc, b, 2 * q) * Lo(wv, X(x, x4, xRow, ca, cols, aligned));
-            s += f.BlockScale(sc, b, 2 * q + 1) * Hi(wv, X(x, x4, xRow, ca + step, cols, aligned));
+            s = TailPair<TW>(s, c, sc, b, 2, x, x4, xRow, col, step, cols, aligned);
+            s = TailPair<TW>(s, c, sc, b, 3, x, x4, xRow, col, step, cols, aligned);
         }
         return s;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float TailPair<TW>(float s, Chunk16 c, Chunk16 sc, int b, int q, ArrayView<float> x, ArrayView<Float4> x4, long xRow,
+        int col, int step, int cols, int aligned) where TW : struct, IWeightFormat
+    {
+        var wv = default(TW).Widen(c, q);
+        int ca = col + 2 * q * step;
+        s += default(TW).BlockScale(sc, b, 2 * q) * Lo(wv, X(x, x4, xRow, ca, cols, aligned));
+        return s + default(TW).BlockScale(sc, b, 2 * q + 1) * Hi(wv, X(x, x4, xRow, ca + step, cols, aligned));
     }
 
     // The scale chunk (relative to the scale region) of value chunk j of a whole group.
@@ -220,6 +316,12 @@ internal static class BlockDots
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Scale<TW>(Chunk16 sc, int g, int i, int b, int k) where TW : struct, IWeightFormat =>
         g >= 0 ? default(TW).GroupScale(sc, g, i, k) : default(TW).BlockScale(sc, b, k);
+
+    /// <summary>A gate and an up accumulator.</summary>
+    internal struct Acc2
+    {
+        public float G, U;
+    }
 
     /// <summary>Parts 2q and 2q+1 of one weight row with their scales.</summary>
     struct Scaled4

@@ -94,12 +94,16 @@ public readonly struct GpuMatrix
             return;
         }
         int rowsPerBatch = Math.Max(1, (1 << 20) / rc);
-        var staging = new Chunk16[Math.Min(total, (long)rowsPerBatch * rc)];
+        // Pinned, and kept until the stream has finished with it: a copy must never read a moved or collected array.
+        var staging = GC.AllocateUninitializedArray<Chunk16>((int)Math.Min(total, (long)rowsPerBatch * rc), pinned: true);
         for (int r0 = 0; r0 < w.Rows; r0 += rowsPerBatch)
         {
             int n = Math.Min(rowsPerBatch, w.Rows - r0);
+            stream.Synchronize();
             Pack(w, r0, n, staging);
             target.SubView((long)r0 * rc, (long)n * rc).CopyFromCPU(stream, ref staging[0], (long)n * rc);
         }
+        stream.Synchronize();
+        GC.KeepAlive(staging);
     }
 }

@@ -116,10 +116,19 @@ public static class RowKernels
             Acc4 g, u;
             if (n == 1 && aligned != 0)
             {
-                // One position (decode): the unrolled single-row dot, four loads in flight per matrix.
+                // One position (decode): the unrolled single-row dot, four loads in flight per matrix; block formats of
+                // one chunk geometry in one pass over the activations.
                 g = default; u = default;
-                g.A0 = GemvKernels.RowDot<TG, Unroll4>(wg, row, a.Cols / default(TG).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
-                u.A0 = GemvKernels.RowDot<TU, Unroll4>(wu, row, a.Cols / default(TU).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
+                if (default(TG).BlockChunks > 0 && default(TG).BlockChunks == default(TU).BlockChunks)
+                {
+                    var gu = BlockDots.Row2<TG, TU>(wg, wu, row, chunks > 0, x, x4, x0, a.Cols, lane, lanes);
+                    g.A0 = gu.G; u.A0 = gu.U;
+                }
+                else
+                {
+                    g.A0 = GemvKernels.RowDot<TG, Unroll4>(wg, row, a.Cols / default(TG).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
+                    u.A0 = GemvKernels.RowDot<TU, Unroll4>(wu, row, a.Cols / default(TU).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
+                }
             }
             else
             {
