@@ -23,10 +23,12 @@
 #   timings  `daop bench gpu-ops --part quant-timings`, every format after bf16 in the same process, each call reading
 #            weights not in L2 (the timings rotate over >= 256 MiB of copies):
 #            "GEMV 14336x4096 <fmt>: T us, M MB read, G GB/s[, R x bf16's speed]" (the decode GEMV, default set);
-#            "GEMV 14336x4096 <fmt> unroll U group S: T us, G GB/s" (U in 2 4, S in 64 128 256);
+#            "GEMV 14336x4096 <fmt> rows/warp R unroll U group S: T us, G GB/s" (R in 2 1: rows sharing each activation
+#            load, default 2; U in 2 4: chunks in flight per lane; S in 128 256: threads per group);
 #            "routed expert 4096x14336 <fmt> [<set>], 1 token: gate/up T us (G GB/s), down+combine T us (G GB/s), both T us
 #            (M MB, G GB/s)[, R x bf16's speed]" (one expert as the engine launches it: fused gate/up + SiLU, then down
-#            fused with the combine; bf16 with the generic kernels and with the default set's generated ones);
+#            fused with the combine; bf16 with the generic kernels and with the default set's generated ones; the block
+#            formats with the default set and with one down row per warp, "rows/warp 1");
 #            "engine experts Mixtral-8x7B 4096x14336 <fmt>, 8 experts top-2, 1 token: T us (G GB/s of M MB)" (the
 #            scheduler's whole call: host tiling, index copy, two launches); "prefill experts Mixtral-8x7B <fmt>, 128
 #            tokens top-2: T us (M MB of weights, F TFLOP/s)" (batched tiles; bf16 on the tensor cores).

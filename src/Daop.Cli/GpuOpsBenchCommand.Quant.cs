@@ -38,16 +38,19 @@ static partial class GpuOpsBenchCommand
                 (type == DType.BF16 ? "" : $", {bf16Gemv / t.Microseconds:F2}x bf16's speed"));
         }
         foreach (var type in GpuOpsCheck.BlockTypes)
-            foreach (int unroll in new[] { 2, 4 })
-                foreach (int group in small ? [acc.WarpSize] : new[] { 64, 128, 256 })
-                {
-                    var t = GpuQuantBench.Gemv(acc, type, rows, cols, iters, new GpuKernelOptions { GemvUnroll = unroll, GemvGroupSize = group });
-                    Console.WriteLine($"GEMV {rows}x{cols} {type.Name()} unroll {unroll} group {group}: {t.Microseconds:F1} us, {t.GBps:F0} GB/s");
-                }
+            foreach (int blockRows in new[] { 2, 1 })
+                foreach (int unroll in new[] { 2, 4 })
+                    foreach (int group in small ? [acc.WarpSize] : new[] { 128, 256 })
+                    {
+                        var t = GpuQuantBench.Gemv(acc, type, rows, cols, iters,
+                            new GpuKernelOptions { GemvUnroll = unroll, GemvGroupSize = group, BlockRows = blockRows });
+                        Console.WriteLine($"GEMV {rows}x{cols} {type.Name()} rows/warp {blockRows} unroll {unroll} group {group}: " +
+                            $"{t.Microseconds:F1} us, {t.GBps:F0} GB/s");
+                    }
         foreach (var type in WithBf16)
             foreach (var (label, options) in type == DType.BF16
                 ? new[] { ("generic", new GpuKernelOptions { GeneratedExperts = [] }), ("default", GpuKernelOptions.Default) }
-                : [("default", GpuKernelOptions.Default)])
+                : [("default", GpuKernelOptions.Default), ("rows/warp 1", new GpuKernelOptions { BlockRows = 1 })])
             {
                 var e = GpuQuantBench.Expert(acc, type, hidden, inter, iters, options);
                 if (type == DType.BF16 && label == "default") bf16Expert = e.Both.Microseconds;

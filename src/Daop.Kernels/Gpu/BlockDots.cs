@@ -58,32 +58,34 @@ internal static class BlockDots
     }
 
     /// <summary>
-    /// The lane's shares of Wg[row]·x and Wu[row]·x in one pass (the decode gate/up): formats with the same chunk
-    /// geometry read each activation <see cref="Float4"/> once for both matrices. Two chunks of each in flight.
+    /// The lane's shares of Wg[rowG]·x and Wu[rowU]·x in one pass (chunk offsets of the two rows; the decode gate/up, or two
+    /// rows of one matrix): formats with the same chunk geometry read each activation <see cref="Float4"/> once for both.
+    /// Two chunks of each in flight. <paramref name="xRow"/> must be a multiple of 4.
     /// </summary>
-    internal static Acc2 Row2<TG, TU>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, long row, bool valid, ArrayView<float> x,
+    internal static Acc2 Row2<TG, TU>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, long rowG, long rowU, bool valid, ArrayView<float> x,
         ArrayView<Float4> x4, long xRow, int cols, int lane, int lanes) where TG : struct, IWeightFormat where TU : struct, IWeightFormat
     {
         int bc = Bc<TG>(), v = 8 * bc;
         int blocks = (cols + 31) >> 5;
         int full = valid ? (blocks >> 3) * v : 0, all = valid ? blocks * bc : 0;
-        long scales = row + (long)blocks * bc;
+        long scalesG = rowG + (long)blocks * bc, scalesU = rowU + (long)blocks * bc;
         var xv = x4.SubView(xRow >> 2);
         Acc2 a0 = default, a1 = default;
         int j = lane;
         for (; j + lanes < full; j += 2 * lanes)
         {
-            Chunk16 g0 = wg[row + j], g1 = wg[row + j + lanes], u0 = wu[row + j], u1 = wu[row + j + lanes];
-            Chunk16 gs0 = wg[scales + ScaleChunk<TG>(j)], gs1 = wg[scales + ScaleChunk<TG>(j + lanes)];
-            Chunk16 us0 = wu[scales + ScaleChunk<TU>(j)], us1 = wu[scales + ScaleChunk<TU>(j + lanes)];
+            Chunk16 g0 = wg[rowG + j], g1 = wg[rowG + j + lanes], u0 = wu[rowU + j], u1 = wu[rowU + j + lanes];
+            Chunk16 gs0 = wg[scalesG + ScaleChunk<TG>(j)], gs1 = wg[scalesG + ScaleChunk<TG>(j + lanes)];
+            Chunk16 us0 = wu[scalesU + ScaleChunk<TU>(j)], us1 = wu[scalesU + ScaleChunk<TU>(j + lanes)];
             a0 = Full2<TG, TU>(a0, g0, gs0, u0, us0, j, xv);
             a1 = Full2<TG, TU>(a1, g1, gs1, u1, us1, j + lanes, xv);
         }
-        if (j < full) a0 = Full2<TG, TU>(a0, wg[row + j], wg[scales + ScaleChunk<TG>(j)], wu[row + j], wu[scales + ScaleChunk<TU>(j)], j, xv);
+        if (j < full)
+            a0 = Full2<TG, TU>(a0, wg[rowG + j], wg[scalesG + ScaleChunk<TG>(j)], wu[rowU + j], wu[scalesU + ScaleChunk<TU>(j)], j, xv);
         for (j = full + lane; j < all; j += lanes)
         {
-            a1.G += Tail<TG>(wg, row, scales, j, full, x, x4, xRow, cols, 1);
-            a1.U += Tail<TU>(wu, row, scales, j, full, x, x4, xRow, cols, 1);
+            a1.G += Tail<TG>(wg, rowG, scalesG, j, full, x, x4, xRow, cols, 1);
+            a1.U += Tail<TU>(wu, rowU, scalesU, j, full, x, x4, xRow, cols, 1);
         }
         a0.G += a1.G;
         a0.U += a1.U;

@@ -103,7 +103,7 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
         var a = launch.RowArgs(down, tokens);
         a.TopK = topK; a.PosOffset = posOffset; a.ExpertOffset = expertOffset;
         var kernel = generated.DownCombine(down) ?? launch.Loader.Typed("DownCombine", down.Type, down.Type, DownCombineMaker.Instance);
-        kernel(s, launch.RowTeams((long)tokens * down.Rows), down.Data, h, launch.AsFloat4(h), index, scales, y, a);
+        kernel(s, launch.RowTeams((long)tokens * ((down.Rows + a.BlockRows - 1) / a.BlockRows)), down.Data, h, launch.AsFloat4(h), index, scales, y, a);
     }
 
     sealed class GateUpMaker : IKernelMaker<GateUpLaunch>

@@ -23,24 +23,25 @@ public class GpuBlockKernelTests(GpuFixture gpu)
 {
     static readonly DType[] Formats = [DType.Q8_0, DType.Q4_0, DType.MXFP4];
 
-    public static TheoryData<DType, int, int, int, int> GemvCases()
+    public static TheoryData<DType, int, int, int, int, int> GemvCases()
     {
-        var data = new TheoryData<DType, int, int, int, int>();
+        var data = new TheoryData<DType, int, int, int, int, int>();
         // 40: one whole block and a partial one; 256: one whole group; 296: a group, a block and a partial block.
         foreach (var t in Formats)
         {
             foreach (var (rows, cols) in new[] { (5, 40), (3, 256), (6, 296) })
-                foreach (int tokens in new[] { 1, 3, 5 })   // decode GEMV, row kernel, tile kernel
-                    data.Add(t, rows, cols, tokens, 1);
-            data.Add(t, 6, 296, 1, 4);                      // warp-wide teams: the shuffle reduction
-            data.Add(t, 3, 520, 2, 4);
+                foreach (int tokens in new[] { 1, 3, 5 })   // decode GEMV (two rows a team), row kernel, tile kernel
+                    data.Add(t, rows, cols, tokens, 1, 2);
+            data.Add(t, 6, 296, 1, 4, 2);                   // warp-wide teams: the shuffle reduction
+            data.Add(t, 5, 296, 1, 4, 1);                   // one row a team
+            data.Add(t, 3, 520, 2, 4, 2);
         }
         return data;
     }
 
     [Theory]
     [MemberData(nameof(GemvCases))]
-    public void GemvMatchesDequantizedReference(DType type, int rows, int cols, int tokens, int lanes)
+    public void GemvMatchesDequantizedReference(DType type, int rows, int cols, int tokens, int lanes, int blockRows)
     {
         using var w = new BlockWeights(type, rows, cols, seed: rows * 31 + cols, scale: 0.5f);
         var x = NativeWeights.Floats(tokens * cols, seed: 7);
@@ -61,8 +62,9 @@ public class GpuBlockKernelTests(GpuFixture gpu)
         using var xb = gpu.Upload(x);
         using var yb = gpu.Zeros(tokens * rows);
         using var bb = gpu.Upload(bias);
-        gpu.WithLanes(lanes, gpu.Kernels.AttentionLanes, () => gpu.Kernels.Gemv(gpu.Stream, gm, xb.View, yb.View, tokens, bb.View));
-        GpuRowKernelTests.AssertClose(want, gpu.Read(yb, tokens * rows), mag, $"{type} {rows}x{cols} T={tokens} lanes={lanes}");
+        var k = GpuKernels.For(gpu.Accelerator, gpu.Kernels.Options with { Lanes = lanes, BlockRows = blockRows });
+        k.Gemv(gpu.Stream, gm, xb.View, yb.View, tokens, bb.View);
+        GpuRowKernelTests.AssertClose(want, gpu.Read(yb, tokens * rows), mag, $"{type} {rows}x{cols} T={tokens} lanes={lanes} rows/team={blockRows}");
     }
 
     /// <summary>A random quantized SwiGLU expert and its double reference (the error scale M as the GPU expert tests').</summary>
@@ -104,26 +106,30 @@ public class GpuBlockKernelTests(GpuFixture gpu)
 
     /// <summary>
     /// Routed experts (hidden 264: a group and a partial block; inter 256: one group) through the scheduler: 1–2 tokens the
-    /// fused gate/up + down-and-combine, 3 the grouped row kernels, 12 over 2 experts the batched tile kernels.
+    /// fused gate/up + down-and-combine (two or one down rows a team), 3 the grouped row kernels, 12 over 2 experts the
+    /// batched tile kernels.
     /// </summary>
     [Theory]
-    [InlineData(DType.Q8_0, 1, 1)]
-    [InlineData(DType.Q4_0, 1, 1)]
-    [InlineData(DType.MXFP4, 1, 1)]
-    [InlineData(DType.Q4_0, 2, 4)]
-    [InlineData(DType.MXFP4, 3, 1)]
-    [InlineData(DType.Q8_0, 3, 4)]
-    [InlineData(DType.Q4_0, 12, 1)]
-    [InlineData(DType.Q8_0, 12, 1)]
-    [InlineData(DType.MXFP4, 12, 1)]
-    public void RoutedExpertsMatchDequantizedReference(DType type, int tokens, int lanes)
+    [InlineData(DType.Q8_0, 1, 1, 2, 264)]
+    [InlineData(DType.Q4_0, 1, 1, 2, 264)]
+    [InlineData(DType.MXFP4, 1, 1, 2, 264)]
+    [InlineData(DType.Q4_0, 1, 4, 1, 264)]
+    [InlineData(DType.Q4_0, 2, 4, 2, 264)]
+    [InlineData(DType.MXFP4, 2, 4, 1, 264)]
+    [InlineData(DType.MXFP4, 3, 1, 2, 264)]
+    [InlineData(DType.Q8_0, 3, 4, 2, 264)]
+    [InlineData(DType.Q4_0, 12, 1, 2, 264)]
+    [InlineData(DType.Q8_0, 12, 1, 2, 264)]
+    [InlineData(DType.MXFP4, 12, 1, 2, 264)]
+    [InlineData(DType.Q4_0, 1, 4, 2, 265)]   // odd rows of down (a pair's second row absent); unaligned gate/up input
+    public void RoutedExpertsMatchDequantizedReference(DType type, int tokens, int lanes, int blockRows, int hidden)
     {
-        const int hidden = 264, inter = 256, topK = 2;
+        const int inter = 256, topK = 2;
         int numExperts = tokens > 4 ? 2 : 4;
         var experts = Enumerable.Range(0, numExperts).Select(e => new Expert(type, hidden, inter, 100 + 10 * e)).ToArray();
         try
         {
-            using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes));
+            using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes) with { BlockRows = blockRows });
             var sched = new GpuExpertScheduler(GpuExpertTests.OneLayer(experts.Select(e => e.W).ToArray()), hidden, numExperts, inter, dev);
             var rng = new Random(tokens * 7 + topK);
             var routing = new RoutingBatch(tokens, topK) { Tokens = tokens };
@@ -153,7 +159,7 @@ public class GpuBlockKernelTests(GpuFixture gpu)
                     var (y, m) = experts[routing.Experts[t * topK + j]].Reference(x.AsSpan(t * hidden, hidden));
                     for (int i = 0; i < hidden; i++) { want[i] += w * y[i]; mag[i] += Math.Abs(w) * m[i]; }
                 }
-                GpuExpertTests.AssertClose(want, mag, got.AsSpan(t * hidden, hidden).ToArray(), $"{type} T={tokens} lanes={lanes} token {t}");
+                GpuExpertTests.AssertClose(want, mag, got.AsSpan(t * hidden, hidden).ToArray(), $"{type} T={tokens} lanes={lanes} rows/team={blockRows} token {t}");
             }
         }
         finally
