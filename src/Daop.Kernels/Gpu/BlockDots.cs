@@ -5,8 +5,8 @@ namespace Daop.Kernels.Gpu;
 
 /// <summary>
 /// Dot products of block-format weight rows (<see cref="BlockLayout"/>) with fp32 activations: what the decode GEMV
-/// (<see cref="GemvKernels"/>), the row kernels (<see cref="GpuMath"/>'s row dot) and the tile kernels (<see cref="TileKernels"/>)
-/// run when their format type argument has <see cref="IWeightFormat.BlockChunks"/> &gt; 0, so one kernel per op serves
+/// (<see cref="GemvKernels"/>) and the row kernels (<see cref="GpuMath"/>'s row dot) run (the tile kernels:
+/// <see cref="BlockTiles"/>) when their format type argument has <see cref="IWeightFormat.BlockChunks"/> &gt; 0, so one kernel per op serves
 /// every format through <see cref="Formats"/>. Lanes stride over a row's value chunks (lane, lane + lanes, ...): per
 /// chunk one 16-byte weight load, one 16-byte load of its group's scales (shared by the group's lanes), and per part a
 /// <see cref="Float4"/> of activations that the neighbouring lanes' loads continue; codes are widened exactly to fp32
@@ -135,50 +135,6 @@ internal static class BlockDots
         return a;
     }
 
-    /// <summary>
-    /// The 4×4 block of weight rows (chunk offsets <paramref name="rows"/>) · x rows (element offsets <paramref name="xr"/>)
-    /// over whole rows, for the batched tile kernels: each chunk and scale loaded and decoded once for four x rows.
-    /// </summary>
-    internal static TileKernels.Acc16 Micro<TW>(ArrayView<Chunk16> w, TileKernels.Four rows, ArrayView<float> x, ArrayView<Float4> x4,
-        TileKernels.Four xr, int cols, int aligned) where TW : struct, IWeightFormat
-    {
-        int bc = Bc<TW>();
-        int blocks = (cols + 31) >> 5;
-        int full = (blocks >> 3) * 8 * bc, all = blocks * bc;
-        TileKernels.Acc16 acc = default;
-        for (int j = 0; j < all; j++)
-        {
-            Locate<TW>(j, full, out int col, out int step, out int sci, out int g, out int i, out int b);
-            Chunk16 c0 = w[rows.V0 + j], c1 = w[rows.V1 + j], c2 = w[rows.V2 + j], c3 = w[rows.V3 + j];
-            Chunk16 s0 = w[rows.V0 + all + sci], s1 = w[rows.V1 + all + sci], s2 = w[rows.V2 + all + sci], s3 = w[rows.V3 + all + sci];
-            acc = MicroPair<TW>(acc, c0, c1, c2, c3, s0, s1, s2, s3, g, i, b, 0, x, x4, xr, col, step, cols, aligned);
-            acc = MicroPair<TW>(acc, c0, c1, c2, c3, s0, s1, s2, s3, g, i, b, 1, x, x4, xr, col, step, cols, aligned);
-            if (bc == 1)
-            {
-                acc = MicroPair<TW>(acc, c0, c1, c2, c3, s0, s1, s2, s3, g, i, b, 2, x, x4, xr, col, step, cols, aligned);
-                acc = MicroPair<TW>(acc, c0, c1, c2, c3, s0, s1, s2, s3, g, i, b, 3, x, x4, xr, col, step, cols, aligned);
-            }
-        }
-        return acc;
-    }
-
-    // Parts 2q and 2q+1 of four weight rows' chunks against four x rows (q a constant at every call).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TileKernels.Acc16 MicroPair<TW>(TileKernels.Acc16 acc, Chunk16 c0, Chunk16 c1, Chunk16 c2, Chunk16 c3, Chunk16 s0, Chunk16 s1,
-        Chunk16 s2, Chunk16 s3, int g, int i, int b, int q, ArrayView<float> x, ArrayView<Float4> x4, TileKernels.Four xr, int col, int step,
-        int cols, int aligned) where TW : struct, IWeightFormat
-    {
-        var f = default(TW);
-        int ca = col + 2 * q * step, cb = ca + step;
-        Scaled4 p0 = Part4<TW>(f.Widen(c0, q), s0, g, i, b, q), p1 = Part4<TW>(f.Widen(c1, q), s1, g, i, b, q);
-        Scaled4 p2 = Part4<TW>(f.Widen(c2, q), s2, g, i, b, q), p3 = Part4<TW>(f.Widen(c3, q), s3, g, i, b, q);
-        acc.T0 = Fma(acc.T0, p0, p1, p2, p3, X(x, x4, xr.V0, ca, cols, aligned), X(x, x4, xr.V0, cb, cols, aligned));
-        acc.T1 = Fma(acc.T1, p0, p1, p2, p3, X(x, x4, xr.V1, ca, cols, aligned), X(x, x4, xr.V1, cb, cols, aligned));
-        acc.T2 = Fma(acc.T2, p0, p1, p2, p3, X(x, x4, xr.V2, ca, cols, aligned), X(x, x4, xr.V2, cb, cols, aligned));
-        acc.T3 = Fma(acc.T3, p0, p1, p2, p3, X(x, x4, xr.V3, ca, cols, aligned), X(x, x4, xr.V3, cb, cols, aligned));
-        return acc;
-    }
-
     /// <summary>Element <paramref name="c"/> of the row at chunk <paramref name="row"/> (the embedding lookup).</summary>
     internal static float Element<TW>(ArrayView<Chunk16> w, long row, int cols, int c) where TW : struct, IWeightFormat
     {
@@ -205,7 +161,7 @@ internal static class BlockDots
 
     // Value chunks per block, never 0: ILGPU folds constants in the dead block branches of the unblocked formats' kernels too.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static int Bc<TW>() where TW : struct, IWeightFormat => default(TW).BlockChunks > 0 ? default(TW).BlockChunks : 1;
+    internal static int Bc<TW>() where TW : struct, IWeightFormat => default(TW).BlockChunks > 0 ? default(TW).BlockChunks : 1;
 
     // a + Σ over value chunk j of a whole group: part k of chunk i of group g reads the Float4 64g + i + V·k of the row.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -297,7 +253,7 @@ internal static class BlockDots
     // Where value chunk j reads: part 0's first column, columns between parts, its scale chunk (relative to the scale
     // region), and its group g and index i in it (whole groups; g = -1 past them) or its block b.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Locate<TW>(int j, int full, out int col, out int step, out int scaleChunk, out int g, out int i, out int b)
+    internal static void Locate<TW>(int j, int full, out int col, out int step, out int scaleChunk, out int g, out int i, out int b)
         where TW : struct, IWeightFormat
     {
         int bc = Bc<TW>(), v = 8 * bc;
@@ -316,7 +272,7 @@ internal static class BlockDots
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Scale<TW>(Chunk16 sc, int g, int i, int b, int k) where TW : struct, IWeightFormat =>
+    internal static float Scale<TW>(Chunk16 sc, int g, int i, int b, int k) where TW : struct, IWeightFormat =>
         g >= 0 ? default(TW).GroupScale(sc, g, i, k) : default(TW).BlockScale(sc, b, k);
 
     /// <summary>A gate and an up accumulator.</summary>
@@ -325,37 +281,9 @@ internal static class BlockDots
         public float G, U;
     }
 
-    /// <summary>Parts 2q and 2q+1 of one weight row with their scales.</summary>
-    struct Scaled4
-    {
-        public Widened W;
-        public float D0, D1;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Scaled4 Part4<TW>(Widened w, Chunk16 sc, int g, int i, int b, int q) where TW : struct, IWeightFormat
-    {
-        Scaled4 p;
-        p.W = w;
-        p.D0 = Scale<TW>(sc, g, i, b, 2 * q);
-        p.D1 = Scale<TW>(sc, g, i, b, 2 * q + 1);
-        return p;
-    }
-
-    // Rows 0..3 (A0..A3) of one x row's accumulators += the four rows' scaled parts · that x row's two Float4s.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Acc4 Fma(Acc4 a, Scaled4 p0, Scaled4 p1, Scaled4 p2, Scaled4 p3, Float4 xa, Float4 xb)
-    {
-        a.A0 = Parts(a.A0, p0.W, p0.D0, p0.D1, xa, xb);
-        a.A1 = Parts(a.A1, p1.W, p1.D0, p1.D1, xa, xb);
-        a.A2 = Parts(a.A2, p2.W, p2.D0, p2.D1, xa, xb);
-        a.A3 = Parts(a.A3, p3.W, p3.D0, p3.D1, xa, xb);
-        return a;
-    }
-
     // Four activations from column col of the row at element xRow (zero at and past cols).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Float4 X(ArrayView<float> x, ArrayView<Float4> x4, long xRow, int col, int cols, int aligned)
+    internal static Float4 X(ArrayView<float> x, ArrayView<Float4> x4, long xRow, int col, int cols, int aligned)
     {
         long xi = xRow + col;
         if (aligned != 0 && col + 4 <= cols) return x4[xi >> 2];
@@ -368,14 +296,14 @@ internal static class BlockDots
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Lo(Widened w, Float4 p) => w.W0 * p.X + w.W1 * p.Y + w.W2 * p.Z + w.W3 * p.W;
+    internal static float Lo(Widened w, Float4 p) => w.W0 * p.X + w.W1 * p.Y + w.W2 * p.Z + w.W3 * p.W;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Hi(Widened w, Float4 p) => w.W4 * p.X + w.W5 * p.Y + w.W6 * p.Z + w.W7 * p.W;
+    internal static float Hi(Widened w, Float4 p) => w.W4 * p.X + w.W5 * p.Y + w.W6 * p.Z + w.W7 * p.W;
 
     // a + d0·(parts 2q of w)·p + d1·(part 2q+1)·q, one fused multiply-add per part.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Parts(float a, Widened w, float d0, float d1, Float4 p, Float4 q)
+    internal static float Parts(float a, Widened w, float d0, float d1, Float4 p, Float4 q)
     {
         a += d0 * Lo(w, p);
         return a + d1 * Hi(w, q);
