@@ -192,6 +192,77 @@ public class GpuBlockKernelTests(GpuFixture gpu)
         }
     }
 
+    /// <summary>
+    /// One expert whose down matrix has another format than gate and up (block or bf16), as mixed-precision files store
+    /// them; decode, row and tile kernels. Gate and up of different row layouts are refused, not misread.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Q4_0, DType.Q4_0, DType.Q8_0, 1)]
+    [InlineData(DType.MXFP4, DType.MXFP4, DType.BF16, 1)]
+    [InlineData(DType.BF16, DType.BF16, DType.Q4_0, 3)]
+    [InlineData(DType.Q8_0, DType.Q8_0, DType.MXFP4, 6)]
+    public void MixedFormatExpertMatchesDequantizedReference(DType gateType, DType upType, DType downType, int tokens)
+    {
+        const int hidden = 264, inter = 296;
+        using var gate = new Weights(gateType, inter, hidden, 51, 1f / MathF.Sqrt(hidden));
+        using var up = new Weights(upType, inter, hidden, 52, 1f / MathF.Sqrt(hidden));
+        using var down = new Weights(downType, hidden, inter, 53, 1f / MathF.Sqrt(inter));
+        var x = NativeWeights.Floats(tokens * hidden, 3);
+        using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(gpu.Accelerator.WarpSize));
+        var xb = dev.Allocate(tokens * hidden);
+        var yb = dev.Allocate(tokens * hidden);
+        ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+        dev.Ffn(new ExpertWeights(gate.W, up.W, down.W), xb, yb, tokens);
+        var got = new float[tokens * hidden];
+        dev.CopyToHost(yb, 0, got);
+        for (int t = 0; t < tokens; t++)
+        {
+            var h = new double[inter];
+            var hm = new double[inter];
+            for (int c = 0; c < inter; c++)
+            {
+                double g = 0, u = 0, mg = 0, mu = 0;
+                for (int i = 0; i < hidden; i++)
+                {
+                    double xi = x[t * hidden + i];
+                    g += xi * gate.At(c, i); mg += Math.Abs(xi * gate.At(c, i));
+                    u += xi * up.At(c, i); mu += Math.Abs(xi * up.At(c, i));
+                }
+                double sg = 1 / (1 + Math.Exp(-g)), silu = g * sg, dsilu = sg * (1 + g * (1 - sg));
+                h[c] = silu * u;
+                hm[c] = Math.Abs(h[c]) + Math.Abs(dsilu * u) * mg + Math.Abs(silu) * mu;
+            }
+            var want = new double[hidden];
+            var mag = new double[hidden];
+            for (int r = 0; r < hidden; r++)
+                for (int c = 0; c < inter; c++) { want[r] += down.At(r, c) * h[c]; mag[r] += Math.Abs(down.At(r, c)) * hm[c]; }
+            GpuExpertTests.AssertClose(want, mag, got.AsSpan(t * hidden, hidden).ToArray(), $"{gateType}/{upType}/{downType} T={tokens} token {t}");
+        }
+    }
+
+    [Fact]
+    public void GateAndUpOfDifferentLayoutsAreRefused()
+    {
+        using var gate = new Weights(DType.Q4_0, 8, 64, 1, 0.1f);
+        using var up = new Weights(DType.Q8_0, 8, 64, 2, 0.1f);
+        using var down = new Weights(DType.Q4_0, 64, 8, 3, 0.1f);
+        using var dev = new GpuDevice(gpu.Accelerator, gpu.Kernels.Options);
+        var xb = dev.Allocate(64);
+        var yb = dev.Allocate(64);
+        var e = Assert.Throws<NotSupportedException>(() => dev.Ffn(new ExpertWeights(gate.W, up.W, down.W), xb, yb, 1));
+        Assert.Contains("one row stride", e.Message);
+    }
+
+    // A block-format or bf16 matrix with its reference values.
+    sealed class Weights(DType type, int rows, int cols, int seed, float scale) : IDisposable
+    {
+        readonly BlockWeights? _block = type.IsBlock() ? new BlockWeights(type, rows, cols, seed, scale) : null;
+        readonly NativeWeights? _dense = type.IsBlock() ? null : new NativeWeights(type, rows, cols, seed, scale);
+        public WeightMatrix W => _block?.W ?? _dense!.W;
+        public float At(int r, int c) => _block?.At(r, c) ?? _dense!.At(r, c);
+        public void Dispose() { _block?.Dispose(); _dense?.Dispose(); }
+    }
+
     /// <summary>A quantized embedding table: rows widened to exactly the dequantized values.</summary>
     [Theory]
     [InlineData(DType.Q8_0)]
