@@ -11,9 +11,10 @@ namespace Daop.Cli;
 /// <c>daop bench gpu-ops</c>: on the first CUDA GPU (or the ILGPU CPU accelerator with --allow-cpu), every GPU kernel
 /// against the CPU path (the GPU tests, for a machine without .NET), then the routed experts on the engine's path with
 /// the generic and the generated kernels, a GEMV tuning sweep over kernel sets, and the model on the GPU against the CPU
-/// with either (--part picks one). Exit code 1 when a check or the model comparison fails.
+/// with either (--part picks one); the block formats' checks, timings and models with --part quant (GpuOpsBenchCommand.Quant.cs).
+/// Exit code 1 when a check or the model comparison fails.
 /// </summary>
-static class GpuOpsBenchCommand
+static partial class GpuOpsBenchCommand
 {
     public static Command Create()
     {
@@ -23,10 +24,11 @@ static class GpuOpsBenchCommand
         var part = new Option<string>("--part")
         {
             Description = "What to run: all, checks (every kernel against the CPU), models (the model on the GPU against the CPU, " +
-                "with generic and with generated expert kernels) or timings (engine expert path, GEMV sweep).",
+                "with generic and with generated expert kernels), timings (engine expert path, GEMV sweep), or the block formats " +
+                "(Q8_0, Q4_0, MXFP4): quant-checks, quant-timings (against bf16 in the same run), quant-models, quant (all three).",
             DefaultValueFactory = _ => "all",
         };
-        part.AcceptOnlyFromAmong("all", "checks", "models", "timings");
+        part.AcceptOnlyFromAmong("all", "checks", "models", "timings", "quant", "quant-checks", "quant-timings", "quant-models");
         var cmd = new Command("gpu-ops", "Every GPU kernel checked against the CPU; generic vs generated expert kernels timed on the engine path.")
         {
             model, allowCpu, small, part,
@@ -49,6 +51,9 @@ static class GpuOpsBenchCommand
         if (part is "all" or "checks") ok &= Checks(acc, small);
         if (part is "all" or "timings") Timings(acc, small);
         if (part is "all" or "models") ok &= CheckModel(acc, modelDir);
+        if (part is "quant" or "quant-checks") ok &= QuantChecks(acc, small);
+        if (part is "quant" or "quant-timings") QuantTimings(acc, small);
+        if (part is "quant" or "quant-models") ok &= QuantModels(acc, modelDir ?? ModelLocator.Default());
         return ok ? 0 : 1;
     }
 

@@ -217,6 +217,32 @@ public static unsafe class GpuBench
             Device = _ => new GpuDevice(accelerator, options ?? GpuKernelOptions.Default),
             Experts = (m, d) => new GpuExpertScheduler(m, d),
         });
+        return Compare(cpu, gpu, prefix, decode);
+    }
+
+    /// <summary>
+    /// <see cref="CheckModel"/> with the routed experts quantized to <paramref name="type"/> in memory
+    /// (<see cref="QuantizingSource"/>): the GPU runs the blocks, all resident or (<paramref name="offloadRatio"/> &lt; 1)
+    /// offloaded with that fraction in slots and misses transferred (LRU) from staged images; the CPU runs their
+    /// dequantized values in fp32.
+    /// </summary>
+    public static GpuModelCheck CheckQuantizedModel(string modelDir, Accelerator accelerator, DType type, double offloadRatio = 1,
+        int prefix = 12, int decode = 8)
+    {
+        using var cpu = QuantizingSource.Load(modelDir, type, dequantize: true, new ModelOptions { ContextLength = prefix + decode });
+        using var gpu = QuantizingSource.Load(modelDir, type, dequantize: false, new ModelOptions
+        {
+            ContextLength = prefix + decode,
+            Device = _ => new GpuDevice(accelerator),
+            Experts = offloadRatio >= 1 ? (m, d) => new GpuExpertScheduler(m, d)
+                : (m, d) => OffloadedExpertScheduler.FromRatio(m, d, new Daop.Engine.Placement.LruPolicy(prefetch: false), offloadRatio,
+                    options: new OffloadOptions { CopyMode = HostCopyMode.Staged }),
+        });
+        return Compare(cpu, gpu, prefix, decode);
+    }
+
+    static GpuModelCheck Compare(MoeModel cpu, MoeModel gpu, int prefix, int decode)
+    {
         var dev = (GpuDevice)gpu.Device;
         int v = cpu.Config.VocabSize;
         uint state = 12345;
@@ -271,17 +297,13 @@ public static unsafe class GpuBench
         return best;
     }
 
-    /// <summary>Random weights (<see cref="RandomWeights.Matrix"/>), padded to 16-byte rows on the device.</summary>
+    /// <summary>Random weights of any dtype (<see cref="BenchMatrix"/>, values within ±1/√cols) in the device layout.</summary>
     static MemoryBuffer1D<Chunk16, Stride1D.Dense> Upload(Accelerator acc, DType type, int rows, int cols, uint seed)
     {
-        var w = RandomWeights.Matrix(type, rows, cols, seed);
-        try
-        {
-            var buf = acc.Allocate1D<Chunk16>(Math.Max(1, GpuMatrix.ChunksFor(w)));
-            GpuMatrix.Upload(acc.DefaultStream, w, buf.View, 0);
-            return buf;
-        }
-        finally { RandomWeights.Free(w.Data); }
+        using var w = BenchMatrix.Random(type, rows, cols, seed, 1f / MathF.Sqrt(cols));
+        var buf = acc.Allocate1D<Chunk16>(Math.Max(1, GpuMatrix.ChunksFor(w.W)));
+        GpuMatrix.Upload(acc.DefaultStream, w.W, buf.View, 0);
+        return buf;
     }
 
     static MemoryBuffer1D<float, Stride1D.Dense> RandomFloats(Accelerator acc, int n, uint seed)

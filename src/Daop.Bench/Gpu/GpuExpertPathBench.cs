@@ -30,9 +30,9 @@ public static class GpuExpertPathBench
     /// </summary>
     public static ExpertPathTiming Run(Accelerator accelerator, DType type, int hidden, int inter, int experts, int topK, int tokens, int iters)
     {
-        using var gate = new RandomWeights(type, inter, hidden, 3, 1f / MathF.Sqrt(hidden));
-        using var up = new RandomWeights(type, inter, hidden, 4, 1f / MathF.Sqrt(hidden));
-        using var down = new RandomWeights(type, hidden, inter, 5, 1f / MathF.Sqrt(inter));
+        using var gate = BenchMatrix.Random(type, inter, hidden, 3, 1f / MathF.Sqrt(hidden));
+        using var up = BenchMatrix.Random(type, inter, hidden, 4, 1f / MathF.Sqrt(hidden));
+        using var down = BenchMatrix.Random(type, hidden, inter, 5, 1f / MathF.Sqrt(inter));
         var weights = OneLayerWeights.Of(Enumerable.Repeat(new ExpertWeights(gate.W, up.W, down.W), experts).ToArray());
         var rng = new Random(17);
         var routings = new RoutingBatch[16];

@@ -17,12 +17,12 @@ public static partial class GpuOpsCheck
         ? [(256, 256)]
         : GeneratedIlgpuKernels.All.Where(k => k.Type == DType.BF16 && k.HasRoutedKernels).Select(k => (k.Hidden, k.Inter));
 
-    /// <summary>One random SwiGLU expert in host memory, scaled like trained weights (1/√fan-in).</summary>
+    /// <summary>One random SwiGLU expert in host memory, scaled like trained weights (1/√fan-in); any dtype (<see cref="BenchMatrix"/>).</summary>
     sealed class Expert(DType type, int hidden, int inter, uint seed) : IDisposable
     {
-        public readonly RandomWeights Gate = new(type, inter, hidden, seed, 1f / MathF.Sqrt(hidden));
-        public readonly RandomWeights Up = new(type, inter, hidden, seed + 1, 1f / MathF.Sqrt(hidden));
-        public readonly RandomWeights Down = new(type, hidden, inter, seed + 2, 1f / MathF.Sqrt(inter));
+        public readonly BenchMatrix Gate = BenchMatrix.Random(type, inter, hidden, seed, 1f / MathF.Sqrt(hidden));
+        public readonly BenchMatrix Up = BenchMatrix.Random(type, inter, hidden, seed + 1, 1f / MathF.Sqrt(hidden));
+        public readonly BenchMatrix Down = BenchMatrix.Random(type, hidden, inter, seed + 2, 1f / MathF.Sqrt(inter));
         public ExpertWeights W => new(Gate.W, Up.W, Down.W);
 
         public void Dispose() { Gate.Dispose(); Up.Dispose(); Down.Dispose(); }

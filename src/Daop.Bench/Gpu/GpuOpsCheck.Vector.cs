@@ -124,13 +124,16 @@ public static partial class GpuOpsCheck
     }
 
     /// <summary>Embedding rows widened to fp32, exactly.</summary>
-    static GpuOpCheck Embed(Accelerator acc)
+    static GpuOpCheck Embed(Accelerator acc) =>
+        Embed(acc, "embed", [(DType.BF16, 33, 7), (DType.F16, 33, 80), (DType.F32, 5, 7), (DType.BF16, 389, 4096)]);
+
+    static GpuOpCheck Embed(Accelerator acc, string name, (DType Type, int Rows, int Cols)[] tables)
     {
         var k = GpuKernels.For(acc);
-        var worst = new Worst("embed");
-        foreach (var (type, rows, cols) in new[] { (DType.BF16, 33, 7), (DType.F16, 33, 80), (DType.F32, 5, 7), (DType.BF16, 389, 4096) })
+        var worst = new Worst(name);
+        foreach (var (type, rows, cols) in tables)
         {
-            using var w = new RandomWeights(type, rows, cols, (uint)rows, 1f);
+            using var w = BenchMatrix.Random(type, rows, cols, (uint)rows, 1f);
             int[] ids = [0, rows - 1, rows / 2, 1 % rows];
             var (tb, table) = Upload(acc, w.W);
             using var _ = tb;

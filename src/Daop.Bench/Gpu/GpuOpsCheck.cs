@@ -71,7 +71,7 @@ public static partial class GpuOpsCheck
 
     static readonly DType[] Types = [DType.BF16, DType.F16, DType.F32];
 
-    static string Name(DType t) => t switch { DType.BF16 => "bf16", DType.F16 => "f16", _ => "f32" };
+    static string Name(DType t) => t.Name();
 
     /// <summary>Worst error over tolerance of one family so far.</summary>
     sealed class Worst(string name)
@@ -133,15 +133,17 @@ public static partial class GpuOpsCheck
     /// y = x·Wᵀ (+ bias) for 1 token (decode GEMV), 2–4 (row kernel) and more (tile or tensor-core kernels), against a
     /// double reference within 1e-5 · Σ|x·w| (2e-5 on the tensor cores, whose activations are split into bf16 hi + lo).
     /// </summary>
-    static GpuOpCheck Linear(Accelerator acc, GpuKernelOptions options, string label, DType type, bool small)
+    static GpuOpCheck Linear(Accelerator acc, GpuKernelOptions options, string label, DType type, bool small) =>
+        Linear(acc, options, label, type, small ? [(7, 33), (80, 136)] : [(7, 33), (80, 136), (136, 80), (1024, 4096), (4096, 1024)],
+            small ? [1, 3, 5, 33] : [1, 2, 4, 5, 33, 100]);
+
+    static GpuOpCheck Linear(Accelerator acc, GpuKernelOptions options, string label, DType type, (int Rows, int Cols)[] shapes, int[] tokenCounts)
     {
         var k = GpuKernels.For(acc, options);
         var worst = new Worst($"linear {Name(type)} [{label}]");
-        (int Rows, int Cols)[] shapes = small ? [(7, 33), (80, 136)] : [(7, 33), (80, 136), (136, 80), (1024, 4096), (4096, 1024)];
-        int[] tokenCounts = small ? [1, 3, 5, 33] : [1, 2, 4, 5, 33, 100];
         foreach (var (rows, cols) in shapes)
         {
-            using var w = new RandomWeights(type, rows, cols, (uint)(rows * 31 + cols), 1f);
+            using var w = BenchMatrix.Random(type, rows, cols, (uint)(rows * 31 + cols), 1f);
             var (wb, m) = Upload(acc, w.W);
             using var _ = wb;
             var bias = RandomWeights.Floats(rows, 9);

@@ -12,7 +12,8 @@ namespace Daop.Kernels.Gpu;
 internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, GeneratedExpertOps generated)
 {
     /// <summary>
-    /// h [P, inter] = SiLU(x·Wgᵀ) ⊙ (x·Wuᵀ) for P positions. Without <paramref name="index"/>: dense, row p of x for
+    /// h [P, inter] = SiLU(x·Wgᵀ) ⊙ (x·Wuᵀ) for P positions; gate and up share a row layout (in practice a dtype; the down
+    /// matrix may differ). Without <paramref name="index"/>: dense, row p of x for
     /// position p, expert 0 (more than <see cref="GpuKernels.RowTokens"/> positions take the batched kernels). With it:
     /// <paramref name="index"/>[p] is the routing slot of position p (x row = slot / topK) and [tileOffset, +3·tiles)
     /// holds (expert, first position, count) tiles over the expert stacks: counts ≤ 4 for the row kernel, or ≤
@@ -22,6 +23,9 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
         ArrayView<int>? index, int topK, int tiles, int tileOffset, bool batched)
     {
         if (positions <= 0) return;
+        if (up.Rows != gate.Rows || up.Cols != gate.Cols || up.RowChunks != gate.RowChunks)
+            throw new NotSupportedException($"gate {gate.Type.Name()} [{gate.Rows}, {gate.Cols}] and up {up.Type.Name()} [{up.Rows}, {up.Cols}] " +
+                "must have one shape and row layout (one dtype): the fused gate/up kernels address both with one row stride");
         var l = launch.Loader;
         if (index == null) batched = positions > GpuKernels.RowTokens;
         var iv = index ?? l.DummyI;
@@ -103,7 +107,7 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
         var a = launch.RowArgs(down, tokens);
         a.TopK = topK; a.PosOffset = posOffset; a.ExpertOffset = expertOffset;
         var kernel = generated.DownCombine(down) ?? launch.Loader.Typed("DownCombine", down.Type, down.Type, DownCombineMaker.Instance);
-        kernel(s, launch.RowTeams((long)tokens * down.Rows), down.Data, h, launch.AsFloat4(h), index, scales, y, a);
+        kernel(s, launch.RowTeams((long)tokens * ((down.Rows + a.BlockRows - 1) / a.BlockRows)), down.Data, h, launch.AsFloat4(h), index, scales, y, a);
     }
 
     sealed class GateUpMaker : IKernelMaker<GateUpLaunch>

@@ -20,6 +20,11 @@ public static class GemvKernels
     public static void Gemv1<TW, TU>(ArrayView<Chunk16> w, ArrayView<float> x, ArrayView<Float4> x4, ArrayView<float> bias,
         ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat where TU : struct, IUnroll
     {
+        if (default(TW).BlockChunks > 0 && a.BlockRows == 2)
+        {
+            Pairs<TW>(w, x, x4, bias, y, a);
+            return;
+        }
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
         int iters = (a.Rows + teams - 1) / teams;
@@ -36,15 +41,43 @@ public static class GemvKernels
     }
 
     /// <summary>
+    /// <see cref="Gemv1{TW, TU}"/> for block formats, a team per two rows (y[r0], y[r0 + 1]) that share each activation load
+    /// (<see cref="BlockDots.Row2{TG, TU}"/>): for 4-bit codes a weight byte needs 8 bytes of fp32 activations, so one row per
+    /// team would be bound by L1 bandwidth rather than memory's.
+    /// </summary>
+    static void Pairs<TW>(ArrayView<Chunk16> w, ArrayView<float> x, ArrayView<Float4> x4, ArrayView<float> bias, ArrayView<float> y,
+        RowArgs a) where TW : struct, IWeightFormat
+    {
+        int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
+        int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
+        int pairs = (a.Rows + 1) >> 1, iters = (pairs + teams - 1) / teams;
+        bool hasBias = (a.Flags & RowKernels.FlagBias) != 0;
+        for (int it = 0; it < iters; it++)
+        {
+            int p = it * teams + team;
+            bool valid = p < pairs;
+            int r0 = valid ? 2 * p : 0, r1 = r0 + 1 < a.Rows ? r0 + 1 : r0;
+            var s = BlockDots.Row2<TW, TW>(w, w, (long)r0 * a.RowChunks, (long)r1 * a.RowChunks, valid, x, x4, 0, a.Cols, lane, lanes);
+            float s0 = GpuMath.TeamSum(s.G, lanes), s1 = GpuMath.TeamSum(s.U, lanes);
+            if (valid && lane == 0)
+            {
+                y[r0] = hasBias ? s0 + bias[r0] : s0;
+                if (r1 != r0) y[r1] = hasBias ? s1 + bias[r1] : s1;
+            }
+        }
+    }
+
+    /// <summary>
     /// This lane's share of W[row]·x[xRow..] over <paramref name="full"/> whole chunks (unrolled, no bounds checks) and
     /// the chunks after them up to <paramref name="all"/> (bounds-checked against <paramref name="cols"/>). xRow must be a
-    /// multiple of 4 (16-byte aligned).
+    /// multiple of 4 (16-byte aligned). Block formats take <see cref="BlockDots.Row{TW, TU}"/> (all = 0: no work).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float RowDot<TW, TU>(ArrayView<Chunk16> w, long row, int full, int all, ArrayView<float> x,
         ArrayView<Float4> x4, long xRow, int cols, int lane, int lanes)
         where TW : struct, IWeightFormat where TU : struct, IUnroll
     {
+        if (default(TW).BlockChunks > 0) return BlockDots.Row<TW, TU>(w, row, all > 0, x, x4, xRow, cols, lane, lanes);
         int per = default(TW).PerChunk, u = default(TU).Loads;
         var xv = x4.SubView(xRow >> 2);
         float a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;

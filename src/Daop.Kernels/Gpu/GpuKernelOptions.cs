@@ -44,6 +44,12 @@ public sealed record GpuKernelOptions
     public int GemvGroupSize { get; init; }
 
     /// <summary>
+    /// Rows per team (warp) of the block formats' single-token GEMV and down-and-combine: 1, or 2 (default) so that two
+    /// rows share each activation load.
+    /// </summary>
+    public int BlockRows { get; init; }
+
+    /// <summary>
     /// Threads per group of the tensor-core kernels: a multiple of 32 within the accelerator's limit (default 128, or
     /// that limit); checked when <see cref="TensorCores"/> is on.
     /// </summary>
@@ -69,6 +75,7 @@ public sealed record GpuKernelOptions
             TensorCores = TensorCores ?? (!isCpu && acc is CudaAccelerator ca && ca.Architecture is { } arch && arch.Major >= 8),
             GemvUnroll = GemvUnroll != 0 ? GemvUnroll : 4,
             GemvGroupSize = GemvGroupSize != 0 ? GemvGroupSize : groupSize,
+            BlockRows = BlockRows != 0 ? BlockRows : 2,
             MmaGroupSize = MmaGroupSize != 0 ? MmaGroupSize : Math.Max(32, Math.Min(128, maxGroup) / 32 * 32),
             GeneratedExperts = GeneratedExperts ?? GeneratedIlgpuKernels.All,
         };
@@ -80,6 +87,8 @@ public sealed record GpuKernelOptions
             throw new ArgumentOutOfRangeException(nameof(AttentionTeams), r.AttentionTeams, $"attention teams must be 1..{AttentionKernel.MaxTeams}");
         if (r.GemvUnroll is not (2 or 4 or 8))
             throw new ArgumentOutOfRangeException(nameof(GemvUnroll), r.GemvUnroll, "2, 4 or 8");
+        if (r.BlockRows is not (1 or 2))
+            throw new ArgumentOutOfRangeException(nameof(BlockRows), r.BlockRows, "1 or 2");
         if (r.GemvGroupSize < warp || r.GemvGroupSize > maxGroup || r.GemvGroupSize % warp != 0)
             throw new ArgumentOutOfRangeException(nameof(GemvGroupSize), r.GemvGroupSize, $"a multiple of {warp} ≤ {maxGroup}");
         if (r.TensorCores == true && isCpu && warp != 32)

@@ -11,7 +11,8 @@ public sealed partial class GpuKernels
 {
     /// <summary>
     /// Every kernel entry point by name (all explicitly grouped); generic row kernels by their bf16 instantiation, and
-    /// <c>Gemv1.F16</c>, <c>Gemv1.F32</c> for the other dtypes' decode GEMV. The generated expert kernels are listed by
+    /// <c>Gemv1.F16</c>, <c>Gemv1.F32</c> for the other dtypes' decode GEMV; the block formats' instantiations as
+    /// <c>&lt;kernel&gt;.Q8_0</c>, <c>.Q4_0</c>, <c>.MXFP4</c> (the row kernels for each, the tile kernels for some). The generated expert kernels are listed by
     /// <see cref="Generated.GeneratedGpuExpert"/>.
     /// </summary>
     public static IReadOnlyDictionary<string, MethodInfo> KernelMethods { get; } = new Dictionary<string, MethodInfo>
@@ -38,6 +39,23 @@ public sealed partial class GpuKernels
         ["AddSigmoidScaled"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.AddSigmoidScaled))!,
         ["Combine"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Combine))!,
         ["Attention"] = typeof(AttentionKernel).GetMethod(nameof(AttentionKernel.Causal))!,
+        ["Gemv1.Q8_0"] = M(GemvKernels.Gemv1<Q8_0Format, Unroll4>),
+        ["Gemv1.Q4_0"] = M(GemvKernels.Gemv1<Q4_0Format, Unroll4>),
+        ["Gemv1.MXFP4"] = M(GemvKernels.Gemv1<Mxfp4Format, Unroll4>),
+        ["Gemv.Q8_0"] = M(RowKernels.Gemv<Q8_0Format>),
+        ["Gemv.Q4_0"] = M(RowKernels.Gemv<Q4_0Format>),
+        ["Gemv.MXFP4"] = M(RowKernels.Gemv<Mxfp4Format>),
+        ["GateUp.Q8_0"] = M(RowKernels.GateUp<Q8_0Format, Q8_0Format>),
+        ["GateUp.Q4_0"] = M(RowKernels.GateUp<Q4_0Format, Q4_0Format>),
+        ["GateUp.MXFP4"] = M(RowKernels.GateUp<Mxfp4Format, Mxfp4Format>),
+        ["Down.Q4_0"] = M(RowKernels.Down<Q4_0Format>),
+        ["DownCombine.Q8_0"] = M(RowKernels.DownCombine<Q8_0Format>),
+        ["DownCombine.Q4_0"] = M(RowKernels.DownCombine<Q4_0Format>),
+        ["DownCombine.MXFP4"] = M(RowKernels.DownCombine<Mxfp4Format>),
+        ["TileLinear.Q4_0"] = M(TileKernels.Linear<Q4_0Format>),
+        ["TileGateUp.Q8_0"] = M(TileKernels.GateUp<Q8_0Format, Q8_0Format>),
+        ["TileGateUp.MXFP4"] = M(TileKernels.GateUp<Mxfp4Format, Mxfp4Format>),
+        ["TileDown.Q4_0"] = M(TileKernels.Down<Q4_0Format>),
     };
 
     static MethodInfo M(Delegate kernel) => kernel.Method;

@@ -59,6 +59,9 @@ internal sealed class GpuLaunch(GpuKernelLoader loader, GpuKernelOptions options
     public RowArgs RowArgs(in GpuMatrix w, int tokens) => new()
     {
         Rows = w.Rows, Cols = w.Cols, RowChunks = w.RowChunks,
-        Tokens = tokens, Lanes = Lanes, Flags = AlignedFlag(w.Cols), TopK = 1,
+        Tokens = tokens, Lanes = Lanes, Flags = AlignedFlag(w.Cols), TopK = 1, BlockRows = BlockRows(w),
     };
+
+    /// <summary>Rows per team of the single-token block-format kernels for <paramref name="w"/> (<see cref="RowArgs.BlockRows"/>).</summary>
+    public int BlockRows(in GpuMatrix w) => w.Type.IsBlock() && w.Cols % 4 == 0 ? Options.BlockRows : 1;
 }

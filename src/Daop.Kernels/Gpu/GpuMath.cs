@@ -59,8 +59,14 @@ public static class GpuMath
     public const int F16 = (int)DType.F16;
     /// <summary>Kernel dtype code of bf16 weights.</summary>
     public const int BF16 = (int)DType.BF16;
+    /// <summary>Kernel dtype code of Q8_0 weights.</summary>
+    public const int Q8_0 = (int)DType.Q8_0;
+    /// <summary>Kernel dtype code of Q4_0 weights.</summary>
+    public const int Q4_0 = (int)DType.Q4_0;
+    /// <summary>Kernel dtype code of MXFP4 weights.</summary>
+    public const int MXFP4 = (int)DType.MXFP4;
 
-    /// <summary>Elements in one 16-byte chunk of <paramref name="type"/>.</summary>
+    /// <summary>Elements in one 16-byte chunk of an unblocked <paramref name="type"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int PerChunk(int type) => type == F32 ? 4 : 8;
 
@@ -171,12 +177,14 @@ public static class GpuMath
 
     /// <summary>
     /// This lane's share of W[row]·x[row k] for k &lt; nt (up to four x rows starting at elements x0..x3),
-    /// each weight chunk loaded once for all of them; the dtype is the kernel's type argument.
+    /// each weight chunk loaded once for all of them; the dtype is the kernel's type argument (block formats:
+    /// <see cref="BlockDots.Rows{TW}"/>; rowChunks = 0: no work).
     /// </summary>
     internal static Acc4 DotRows<TW>(ArrayView<Chunk16> w, long rowBase, int rowChunks,
         ArrayView<float> x, ArrayView<Float4> x4, int cols, int aligned,
         long x0, long x1, long x2, long x3, int nt, int lane, int lanes) where TW : struct, IWeightFormat
     {
+        if (default(TW).BlockChunks > 0) return BlockDots.Rows<TW>(w, rowBase, rowChunks > 0, x, x4, cols, aligned, x0, x1, x2, x3, nt, lane, lanes);
         Acc4 a;
         a.A0 = 0; a.A1 = 0; a.A2 = 0; a.A3 = 0;
         int per = default(TW).PerChunk;

@@ -31,7 +31,7 @@ internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
         var bv = bias ?? l.DummyF;
         if (tokens == 1)
         {
-            l.Typed(_gemv1Name, w.Type, w.Type, _gemv1)(s, launch.Teams(w.Rows, launch.Lanes, launch.Options.GemvGroupSize),
+            l.Typed(_gemv1Name, w.Type, w.Type, _gemv1)(s, launch.Teams((w.Rows + a.BlockRows - 1) / a.BlockRows, launch.Lanes, launch.Options.GemvGroupSize),
                 w.Data, x, launch.AsFloat4(x), bv, y, a);
             return;
         }

@@ -27,6 +27,11 @@ public struct RowArgs
     public int PosOffset;
     /// <summary>Offset of the slot → expert map in the index view (down-combine).</summary>
     public int ExpertOffset;
+    /// <summary>
+    /// Rows per team of the block formats' single-token GEMV and down-and-combine: 2 (two rows share each activation
+    /// load; set only for block formats with 16-byte aligned activation rows) or 1.
+    /// </summary>
+    public int BlockRows;
 }
 
 /// <summary>
@@ -116,10 +121,19 @@ public static class RowKernels
             Acc4 g, u;
             if (n == 1 && aligned != 0)
             {
-                // One position (decode): the unrolled single-row dot, four loads in flight per matrix.
+                // One position (decode): the unrolled single-row dot, four loads in flight per matrix; block formats of
+                // one chunk geometry in one pass over the activations.
                 g = default; u = default;
-                g.A0 = GemvKernels.RowDot<TG, Unroll4>(wg, row, a.Cols / default(TG).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
-                u.A0 = GemvKernels.RowDot<TU, Unroll4>(wu, row, a.Cols / default(TU).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
+                if (default(TG).BlockChunks > 0 && default(TG).BlockChunks == default(TU).BlockChunks)
+                {
+                    var gu = BlockDots.Row2<TG, TU>(wg, wu, row, row, chunks > 0, x, x4, x0, a.Cols, lane, lanes);
+                    g.A0 = gu.G; u.A0 = gu.U;
+                }
+                else
+                {
+                    g.A0 = GemvKernels.RowDot<TG, Unroll4>(wg, row, a.Cols / default(TG).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
+                    u.A0 = GemvKernels.RowDot<TU, Unroll4>(wu, row, a.Cols / default(TU).PerChunk, chunks, x, x4, x0, a.Cols, lane, lanes);
+                }
             }
             else
             {
@@ -189,6 +203,11 @@ public static class RowKernels
     public static void DownCombine<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
         ArrayView<float> scales, ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat
     {
+        if (default(TW).BlockChunks > 0 && a.BlockRows == 2)
+        {
+            DownCombinePairs<TW>(wd, h, h4, index, scales, y, a);
+            return;
+        }
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
         int items = a.Rows * a.Tokens, iters = (items + teams - 1) / teams;
@@ -212,6 +231,42 @@ public static class RowKernels
                 }
             acc = GpuMath.TeamSum(acc, lanes);
             if (valid && lane == 0) y[(long)t * a.Rows + r] = acc;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="DownCombine{TW}"/> for block formats, a team per two rows of one token: both rows of each routed expert in
+    /// one pass over its activation row (<see cref="BlockDots.Row2{TG, TU}"/>). Rows of h must be 16-byte aligned.
+    /// </summary>
+    static void DownCombinePairs<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat
+    {
+        int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
+        int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
+        int pairs = (a.Rows + 1) >> 1, items = pairs * a.Tokens, iters = (items + teams - 1) / teams;
+        for (int it = 0; it < iters; it++)
+        {
+            int item = it * teams + team;
+            bool valid = item < items;
+            int t = valid ? item / pairs : 0, r0 = valid ? 2 * (item - t * pairs) : 0, r1 = r0 + 1 < a.Rows ? r0 + 1 : r0;
+            float acc0 = 0, acc1 = 0;
+            for (int j = 0; j < (valid ? a.TopK : 0); j++)
+            {
+                int slot = t * a.TopK + j;
+                int e = index[a.ExpertOffset + slot], p = index[a.PosOffset + slot];
+                long first = (long)e * a.Rows;
+                var d = BlockDots.Row2<TW, TW>(wd, wd, (first + r0) * a.RowChunks, (first + r1) * a.RowChunks, true, h, h4,
+                    (long)p * a.Cols, a.Cols, lane, lanes);
+                acc0 += scales[slot] * d.G;
+                acc1 += scales[slot] * d.U;
+            }
+            acc0 = GpuMath.TeamSum(acc0, lanes);
+            acc1 = GpuMath.TeamSum(acc1, lanes);
+            if (valid && lane == 0)
+            {
+                y[(long)t * a.Rows + r0] = acc0;
+                if (r1 != r0) y[(long)t * a.Rows + r1] = acc1;
+            }
         }
     }
 }

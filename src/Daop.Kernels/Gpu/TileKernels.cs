@@ -205,11 +205,12 @@ public static class TileKernels
         public Acc4 T0, T1, T2, T3;
     }
 
-    // The 4×4 block of W rows · x rows over whole rows.
+    // The 4×4 block of W rows · x rows over whole rows (block formats: BlockTiles.Micro).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Acc16 Micro<TW>(ArrayView<Chunk16> w, Four rows, int rowChunks, ArrayView<float> x, ArrayView<Float4> x4,
         Four xr, int cols, int aligned) where TW : struct, IWeightFormat
     {
+        if (default(TW).BlockChunks > 0) return BlockTiles.Micro<TW>(w, rows, x, x4, xr, cols, aligned);
         Acc16 acc = default;
         int per = default(TW).PerChunk;
         for (int j = 0; j < rowChunks; j++)

@@ -92,7 +92,10 @@ public static class VectorKernels
         }
     }
 
-    /// <summary>x[t, c] = table[tokens[t], c] widened to fp32 (table rows of rowChunks 16-byte chunks).</summary>
+    /// <summary>
+    /// x[t, c] = table[tokens[t], c] widened to fp32 (table rows of rowChunks 16-byte chunks; block formats dequantized as
+    /// the row kernels read them).
+    /// </summary>
     public static void Embed(ArrayView<Chunk16> table, ArrayView<int> tokens, ArrayView<float> x, int tokenCount, int cols,
         int rowChunks, int type)
     {
@@ -100,8 +103,15 @@ public static class VectorKernels
         for (int i = Grid.GlobalIndex.X; i < n; i += Stride)
         {
             int t = i / cols, c = i - t * cols;
-            int chunk = c / per;
-            x[i] = GpuMath.Element(table[(long)tokens[t] * rowChunks + chunk], type, c - chunk * per);
+            long row = (long)tokens[t] * rowChunks;
+            if (type == GpuMath.Q8_0) x[i] = BlockDots.Element<Q8_0Format>(table, row, cols, c);
+            else if (type == GpuMath.Q4_0) x[i] = BlockDots.Element<Q4_0Format>(table, row, cols, c);
+            else if (type == GpuMath.MXFP4) x[i] = BlockDots.Element<Mxfp4Format>(table, row, cols, c);
+            else
+            {
+                int chunk = c / per;
+                x[i] = GpuMath.Element(table[row + chunk], type, c - chunk * per);
+            }
         }
     }
 

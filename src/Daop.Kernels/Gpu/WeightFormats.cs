@@ -6,18 +6,46 @@ namespace Daop.Kernels.Gpu;
 /// <summary>
 /// A weight dtype as a kernel type argument: the row kernels are generic over a struct implementing this, so
 /// ILGPU compiles one kernel per dtype with the widening and the elements per chunk as constants (called on
-/// <c>default(TW)</c>; no dtype test per chunk).
+/// <c>default(TW)</c>; no dtype test per chunk). The block formats (<see cref="BlockChunks"/> &gt; 0) take the
+/// block dot products of <see cref="BlockDots"/> inside the same kernels, over the device layout of
+/// <see cref="BlockLayout"/>; their members below are constants or pure functions of a chunk.
 /// </summary>
 public interface IWeightFormat
 {
-    /// <summary>Kernel dtype code (<see cref="GpuMath.BF16"/>, <see cref="GpuMath.F16"/>, <see cref="GpuMath.F32"/>).</summary>
+    /// <summary>Kernel dtype code: the <see cref="DType"/> as an int (<see cref="GpuMath.BF16"/>, <see cref="GpuMath.F16"/>, ...).</summary>
     int Type { get; }
 
-    /// <summary>Elements in one 16-byte chunk (8, or 4 for fp32).</summary>
+    /// <summary>Elements in one 16-byte value chunk: 8 (bf16, f16), 4 (fp32), 16 (Q8_0), 32 (Q4_0, MXFP4).</summary>
     int PerChunk { get; }
 
-    /// <summary>The chunk widened to fp32 (elements past <see cref="PerChunk"/> are zero).</summary>
+    /// <summary>The chunk widened to fp32 (elements past <see cref="PerChunk"/> are zero); block formats: <c>Widen(c, 0)</c>.</summary>
     Widened Widen(Chunk16 c);
+
+    /// <summary>16-byte value chunks per 32-column block: 0 for the unblocked dtypes, 2 for Q8_0, 1 for Q4_0 and MXFP4.</summary>
+    int BlockChunks { get; }
+
+    /// <summary>Scale bytes per block in the row's scale region: 0 for the unblocked dtypes, 2 (fp16) or 1 (MXFP4's exponent).</summary>
+    int ScaleBytes { get; }
+
+    /// <summary>
+    /// Block formats: parts 2q and 2q+1 of a value chunk (a part is 4 consecutive columns; <see cref="Widened.W0"/>..W3
+    /// and W4..W7), each up to a power-of-two factor that the part's scale (<see cref="GroupScale"/>,
+    /// <see cref="BlockScale"/>) carries, so value = widened × scale exactly. Unblocked dtypes: <see cref="Widen(Chunk16)"/>
+    /// for q = 0.
+    /// </summary>
+    Widened Widen(Chunk16 c, int q);
+
+    /// <summary>
+    /// The scale of part <paramref name="k"/> of value chunk <paramref name="i"/> of full group <paramref name="g"/> (8
+    /// blocks), from the group's scale chunk <paramref name="sc"/> (<see cref="BlockLayout"/>); 1 for the unblocked dtypes.
+    /// </summary>
+    float GroupScale(Chunk16 sc, int g, int i, int k);
+
+    /// <summary>
+    /// The scale of part <paramref name="k"/> of a chunk of block <paramref name="b"/> from the scale chunk holding the
+    /// block's scale (blocks past the whole groups, single lookups); 1 for the unblocked dtypes.
+    /// </summary>
+    float BlockScale(Chunk16 sc, int b, int k);
 }
 
 /// <summary>bf16 weights.</summary>
@@ -40,6 +68,21 @@ public struct Bf16Format : IWeightFormat
         w.W6 = Interop.IntAsFloat(c.W << 16); w.W7 = Interop.IntAsFloat(c.W & 0xFFFF0000u);
         return w;
     }
+
+    /// <inheritdoc />
+    public readonly int BlockChunks => 0;
+
+    /// <inheritdoc />
+    public readonly int ScaleBytes => 0;
+
+    /// <inheritdoc />
+    public readonly Widened Widen(Chunk16 c, int q) => Widen(c);
+
+    /// <inheritdoc />
+    public readonly float GroupScale(Chunk16 sc, int g, int i, int k) => 1f;
+
+    /// <inheritdoc />
+    public readonly float BlockScale(Chunk16 sc, int b, int k) => 1f;
 }
 
 /// <summary>IEEE binary16 weights.</summary>
@@ -62,6 +105,21 @@ public struct F16Format : IWeightFormat
         w.W6 = GpuMath.HalfToFloat(c.W & 0xFFFFu); w.W7 = GpuMath.HalfToFloat(c.W >> 16);
         return w;
     }
+
+    /// <inheritdoc />
+    public readonly int BlockChunks => 0;
+
+    /// <inheritdoc />
+    public readonly int ScaleBytes => 0;
+
+    /// <inheritdoc />
+    public readonly Widened Widen(Chunk16 c, int q) => Widen(c);
+
+    /// <inheritdoc />
+    public readonly float GroupScale(Chunk16 sc, int g, int i, int k) => 1f;
+
+    /// <inheritdoc />
+    public readonly float BlockScale(Chunk16 sc, int b, int k) => 1f;
 }
 
 /// <summary>fp32 weights.</summary>
@@ -83,6 +141,21 @@ public struct F32Format : IWeightFormat
         w.W4 = 0; w.W5 = 0; w.W6 = 0; w.W7 = 0;
         return w;
     }
+
+    /// <inheritdoc />
+    public readonly int BlockChunks => 0;
+
+    /// <inheritdoc />
+    public readonly int ScaleBytes => 0;
+
+    /// <inheritdoc />
+    public readonly Widened Widen(Chunk16 c, int q) => Widen(c);
+
+    /// <inheritdoc />
+    public readonly float GroupScale(Chunk16 sc, int g, int i, int k) => 1f;
+
+    /// <inheritdoc />
+    public readonly float BlockScale(Chunk16 sc, int b, int k) => 1f;
 }
 
 /// <summary>
@@ -132,6 +205,9 @@ public static class Formats
         DType.BF16 => f.Invoke<Bf16Format>(),
         DType.F16 => f.Invoke<F16Format>(),
         DType.F32 => f.Invoke<F32Format>(),
+        DType.Q8_0 => f.Invoke<Q8_0Format>(),
+        DType.Q4_0 => f.Invoke<Q4_0Format>(),
+        DType.MXFP4 => f.Invoke<Mxfp4Format>(),
         _ => throw new NotSupportedException($"no GPU kernels for {type} weights"),
     };
 }

@@ -23,6 +23,32 @@ public class GpuOpsCheckTests(GpuFixture gpu)
     }
 
     [Fact]
+    public void EveryBlockFormatFamilyPassesOnTheCpuAccelerator()
+    {
+        var checks = GpuOpsCheck.RunBlockFormats(gpu.Accelerator, small: true);
+        Assert.All(checks, c => Assert.True(c.Passed && c.Cases > 0, $"{c.Name}: {c.Worst} at {c.WorstCase}"));
+        foreach (var t in GpuOpsCheck.BlockTypes)
+            foreach (string family in new[] { $"linear {t.Name()} [default]", $"experts {t.Name()} 264x296 [lanes 4]", $"dense FFN {t.Name()} 264x296 [default]" })
+                Assert.Contains(checks, c => c.Name == family);
+        Assert.Contains(checks, c => c.Name == "embed block formats");
+        Assert.Contains(checks, c => c.Name == "experts bf16 256x256 generated [default]");
+    }
+
+    /// <summary>The quantized timings read the quantized bytes: a Q4_0 GEMV and expert read 9/32 of bf16's.</summary>
+    [Fact]
+    public void QuantTimingsCountTheQuantizedBytes()
+    {
+        var bf16 = GpuQuantBench.Gemv(gpu.Accelerator, DType.BF16, 8, 256, iters: 1);
+        var q4 = GpuQuantBench.Gemv(gpu.Accelerator, DType.Q4_0, 8, 256, iters: 1);
+        Assert.Equal(8 * 256 * 2, bf16.Bytes);
+        Assert.Equal(8 * 256 / 32 * 18, q4.Bytes);
+        var e = GpuQuantBench.Expert(gpu.Accelerator, DType.Q4_0, 264, 256, iters: 1);
+        Assert.Equal(new ExpertLayout(DType.Q4_0, DType.Q4_0, DType.Q4_0, 264, 256).ExpertBytes, e.Both.Bytes);
+        Assert.Equal(e.Both.Bytes, e.GateUp.Bytes + e.Down.Bytes);
+        Assert.True(e.Both.Microseconds > 0);
+    }
+
+    [Fact]
     public void EnginePathTimingRunsGenericAndGenerated()
     {
         var t = GpuExpertPathBench.Run(gpu.Accelerator, DType.BF16, 256, 256, experts: 3, topK: 2, tokens: 1, iters: 2);

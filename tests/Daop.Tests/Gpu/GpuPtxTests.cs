@@ -5,7 +5,8 @@ using ILGPU.Runtime.Cuda;
 namespace Daop.Tests.Gpu;
 
 /// <summary>
-/// CI has no GPU, but ILGPU's PTX backend runs anywhere: every kernel must compile to PTX for Ampere and Hopper,
+/// CI has no GPU, but ILGPU's PTX backend runs anywhere: every kernel must compile to PTX for Ampere and Hopper (the
+/// block formats' instantiations too, which widen codes without int-to-float conversions),
 /// the weight rows must be read with 16-byte vector loads, and nothing may spill to local memory — except the
 /// tensor-core kernels' epilogues, where ILGPU copies the inline-PTX accumulators out through local slots; their
 /// k-loops (the bf16 mma) must not touch local memory.
@@ -39,6 +40,16 @@ public class GpuPtxTests
                 if (!name.StartsWith("Tile", StringComparison.Ordinal)) Assert.Contains("shfl.sync.bfly", ptx[name]); // team reductions
             }
             Assert.Contains("shfl.sync.idx", ptx["Attention"]);
+            // Block formats: 16-byte value and scale chunks, Float4 activations, codes widened without int-to-float conversions.
+            foreach (var name in ptx.Keys.Where(n => n.EndsWith(".Q8_0", StringComparison.Ordinal) || n.EndsWith(".Q4_0", StringComparison.Ordinal)
+                || n.EndsWith(".MXFP4", StringComparison.Ordinal)))
+            {
+                Assert.Matches(new Regex(@"ld(\.global)?\.v4\.b32"), ptx[name]);
+                Assert.Matches(new Regex(@"ld(\.global)?\.v4\.f32"), ptx[name]);
+                Assert.Contains("cvt.f32.f16", ptx[name]);
+                Assert.DoesNotMatch(new Regex(@"cvt\.rn\.f32\.[su](8|16|32)"), ptx[name]);
+                if (!name.StartsWith("Tile", StringComparison.Ordinal)) Assert.Contains("shfl.sync.bfly", ptx[name]);
+            }
         }
     }
 }

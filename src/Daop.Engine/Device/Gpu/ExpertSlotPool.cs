@@ -8,7 +8,8 @@ namespace Daop.Engine.Device.Gpu;
 
 /// <summary>
 /// The shape of one routed expert as a GPU slot holds it: gate and up [Inter, Hidden], down [Hidden, Inter], each in
-/// its stored dtype with rows padded to whole 16-byte chunks (the <see cref="GpuMatrix"/> layout).
+/// its stored dtype with rows padded to whole 16-byte chunks (the <see cref="GpuMatrix"/> layout; the block formats
+/// Q8_0, Q4_0 and MXFP4 take their quantized bytes, so a Q4_0 Mixtral expert is 3.56x smaller than in bf16).
 /// </summary>
 /// <param name="GateType">dtype of the gate matrix.</param>
 /// <param name="UpType">dtype of the up matrix.</param>

@@ -17,8 +17,9 @@ public enum HostCopyMode
     /// </summary>
     Direct,
     /// <summary>
-    /// From a padded host image of the expert in the slot layout, page-locked on CUDA (made on first transfer, or
-    /// ahead with <see cref="HostExpertStore.Pin"/>), so a copy is three asynchronous DMA transfers at full PCIe speed.
+    /// From a host image of the expert in the slot layout (<see cref="GpuMatrix.Pack"/>: rows padded, block formats
+    /// repacked), page-locked on CUDA (made on first transfer, or ahead with <see cref="HostExpertStore.Pin"/>), so a
+    /// copy is three asynchronous DMA transfers at full PCIe speed.
     /// </summary>
     Staged,
 }
@@ -26,7 +27,8 @@ public enum HostCopyMode
 /// <summary>
 /// Each routed expert's home in host memory: the memory-mapped checkpoint, plus (in <see cref="HostCopyMode.Staged"/>
 /// mode) a page-locked image in the GPU slot layout for experts that get transferred. Images are made on demand up
-/// to <see cref="PinnedBudgetBytes"/>; past it, transfers fall back to direct copies.
+/// to <see cref="PinnedBudgetBytes"/>; past it, transfers fall back to direct copies. Both carry the weights in their
+/// stored dtype: a quantized expert's image and transfer are its quantized bytes (<see cref="ExpertLayout.ExpertBytes"/>).
 /// </summary>
 public sealed class HostExpertStore : IDisposable
 {
@@ -107,30 +109,10 @@ public sealed class HostExpertStore : IDisposable
             dst = arr;
         }
         _pinned += bytes;
-        Pad(w.Gate, dst[..(int)Layout.GateChunks]);
-        Pad(w.Up, dst.Slice((int)Layout.GateChunks, (int)Layout.UpChunks));
-        Pad(w.Down, dst.Slice((int)(Layout.GateChunks + Layout.UpChunks), (int)Layout.DownChunks));
+        GpuMatrix.Pack(w.Gate, 0, w.Gate.Rows, dst[..(int)Layout.GateChunks]);
+        GpuMatrix.Pack(w.Up, 0, w.Up.Rows, dst.Slice((int)Layout.GateChunks, (int)Layout.UpChunks));
+        GpuMatrix.Pack(w.Down, 0, w.Down.Rows, dst.Slice((int)(Layout.GateChunks + Layout.UpChunks), (int)Layout.DownChunks));
         return true;
-    }
-
-    // Rows of w, each padded with zeros to whole chunks.
-    static unsafe void Pad(in WeightMatrix w, Span<Chunk16> dst)
-    {
-        int rc = GpuMatrix.ChunksPerRow(w.Type, w.Cols);
-        fixed (Chunk16* d = dst)
-        {
-            if (w.RowBytes == rc * 16)
-            {
-                Buffer.MemoryCopy(w.Data, d, (long)dst.Length * 16, (long)w.Rows * w.RowBytes);
-                return;
-            }
-            for (int r = 0; r < w.Rows; r++)
-            {
-                byte* row = (byte*)(d + (long)r * rc);
-                Buffer.MemoryCopy(w.Data + (long)r * w.RowBytes, row, (long)rc * 16, w.RowBytes);
-                new Span<byte>(row + w.RowBytes, rc * 16 - w.RowBytes).Clear();
-            }
-        }
     }
 
     /// <summary>

@@ -1,0 +1,47 @@
+using Daop.Kernels;
+using Daop.Kernels.Gpu;
+using ILGPU.Runtime;
+
+namespace Daop.Bench.Gpu;
+
+public static partial class GpuOpsCheck
+{
+    /// <summary>The block formats, in the order the checks and timings report them.</summary>
+    public static readonly DType[] BlockTypes = [DType.Q8_0, DType.Q4_0, DType.MXFP4];
+
+    /// <summary>
+    /// The block formats (<see cref="BlockTypes"/>) on <paramref name="accelerator"/> against the CPU path computed on their
+    /// dequantized values (random GGUF blocks, <see cref="BenchMatrix"/>), with the dense kernels' tolerances: Linear (decode
+    /// GEMV, row and tile kernels; rows of whole 256-column groups, of groups and single blocks, and of partial blocks),
+    /// routed experts through the scheduler at a small shape and at Mixtral's (4096 x 14336, 8 experts, top-2), the dense
+    /// FFN and the embedding lookup, on the default and a narrow-team kernel set; then the bf16 generated expert shapes on
+    /// the default set, which the block formats must leave as they were. <paramref name="small"/> keeps to tiny shapes.
+    /// </summary>
+    public static IReadOnlyList<GpuOpCheck> RunBlockFormats(Accelerator accelerator, bool small, Action<GpuOpCheck>? report = null)
+    {
+        var checks = new List<GpuOpCheck>();
+        void Add(GpuOpCheck c)
+        {
+            checks.Add(c);
+            report?.Invoke(c);
+        }
+        var defaults = GpuKernels.For(accelerator).Options;
+        int narrow = defaults.Lanes == 1 ? accelerator.WarpSize : Math.Min(4, accelerator.WarpSize);
+        (int Rows, int Cols)[] shapes = small ? [(7, 40), (9, 296)] : [(7, 40), (80, 296), (256, 2880), (1024, 4096), (4096, 1024)];
+        int[] tokenCounts = small ? [1, 3, 5] : [1, 2, 4, 5, 33, 100];
+        foreach (var (label, options) in new[] { ("default", GpuKernelOptions.Default), ($"lanes {narrow}", new GpuKernelOptions { Lanes = narrow }) })
+            foreach (var type in BlockTypes)
+            {
+                Add(Linear(accelerator, options, label, type, shapes, tokenCounts));
+                Add(RoutedExperts(accelerator, options, label, type, 264, 296, small ? [1, 3, 12] : [1, 2, 3, 9, 40, 70], 8));
+                Add(DenseFfn(accelerator, options, label, type, 264, 296, small ? [1, 5] : [1, 3, 9, 70]));
+            }
+        if (!small)
+            foreach (var type in BlockTypes)
+                Add(RoutedExperts(accelerator, GpuKernelOptions.Default, "default", type, 4096, 14336, [1, 2, 3, 9], 8));
+        Add(Embed(accelerator, "embed block formats", [.. BlockTypes.Select(t => (t, 33, 296)), (DType.Q4_0, 389, 4096)]));
+        foreach (var (h, i) in GeneratedShapes(small))
+            Add(RoutedExperts(accelerator, GpuKernelOptions.Default, "default", DType.BF16, h, i, [1, 2, 3], 3));
+        return checks;
+    }
+}

@@ -1,0 +1,82 @@
+using Daop.Engine.Device.Gpu;
+using Daop.Kernels;
+using Daop.Kernels.Gpu;
+using Daop.Kernels.Quant;
+
+namespace Daop.Tests.Gpu;
+
+/// <summary>
+/// The device layout of the block formats (<see cref="BlockLayout"/>): packing keeps every value exactly (the host twin
+/// of the kernels' decoding equals <see cref="BlockQuant.Element"/>), rows take the file's bytes up to 15 bytes of
+/// padding, and the slot pool's expert layout sizes quantized experts accordingly.
+/// </summary>
+public class BlockLayoutTests
+{
+    public static TheoryData<DType, int> Shapes()
+    {
+        var data = new TheoryData<DType, int>();
+        foreach (var t in new[] { DType.Q8_0, DType.Q4_0, DType.MXFP4 })
+            foreach (int cols in new[] { 1, 32, 40, 256, 296, 600, 2880 })
+                data.Add(t, cols);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void PackingKeepsEveryValue(DType type, int cols)
+    {
+        using var w = new BlockWeights(type, 3, cols, seed: cols, scale: 0.3f);
+        int rc = GpuMatrix.ChunksPerRow(type, cols);
+        var packed = new Chunk16[3 * rc];
+        GpuMatrix.Pack(w.W, 0, 3, packed);
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(packed.AsSpan());
+        for (int r = 0; r < 3; r++)
+        {
+            var row = bytes.Slice(r * rc * 16, rc * 16);
+            var src = w.W.RowBytesSpan(r);
+            for (int c = 0; c < cols; c++)
+            {
+                float want = BlockQuant.Element(type, src.Slice(c / 32 * type.BlockBytes(), type.BlockBytes()), c % 32);
+                Assert.Equal(want, BlockLayout.Element(type, row, cols, c));
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(DType.Q8_0, 4096, 4352)]
+    [InlineData(DType.Q4_0, 4096, 2304)]
+    [InlineData(DType.MXFP4, 4096, 2176)]
+    [InlineData(DType.Q4_0, 14336, 8064)]
+    [InlineData(DType.MXFP4, 2880, 1536)]   // 90 blocks: 1530 bytes in the file, scales padded to a chunk
+    [InlineData(DType.Q8_0, 40, 80)]        // 2 blocks: 64 bytes of values, 4 of scales padded to 16
+    public void RowsTakeTheFilesBytesPlusScalePadding(DType type, int cols, int deviceBytes)
+    {
+        Assert.Equal(deviceBytes, GpuMatrix.ChunksPerRow(type, cols) * 16);
+        Assert.InRange(deviceBytes - type.RowBytes(cols), 0, 15);
+    }
+
+    [Fact]
+    public void MixtralQ4ExpertTakesAboutAThirdAndAHalfOfBf16sBytes()
+    {
+        var bf16 = new ExpertLayout(DType.BF16, DType.BF16, DType.BF16, 4096, 14336);
+        var q4 = new ExpertLayout(DType.Q4_0, DType.Q4_0, DType.Q4_0, 4096, 14336);
+        var q8 = new ExpertLayout(DType.Q8_0, DType.Q8_0, DType.Q8_0, 4096, 14336);
+        var mx = new ExpertLayout(DType.MXFP4, DType.MXFP4, DType.MXFP4, 4096, 14336);
+        Assert.Equal(3L * 4096 * 14336 * 2, bf16.ExpertBytes);
+        Assert.Equal(3L * 4096 * 14336 / 32 * 18, q4.ExpertBytes);   // exactly the GGUF tensors' bytes
+        Assert.Equal(3L * 4096 * 14336 / 32 * 34, q8.ExpertBytes);
+        Assert.Equal(3L * 4096 * 14336 / 32 * 17, mx.ExpertBytes);
+        Assert.Equal(32.0 / 9, (double)bf16.ExpertBytes / q4.ExpertBytes, 6);
+    }
+
+    [Fact]
+    public void Mxfp4ScalesAboveTheDeviceRangeAreRefused()
+    {
+        var src = new byte[17];
+        src[0] = 241;
+        var dst = new byte[BlockLayout.RowChunks(DType.MXFP4, 32) * 16];
+        Assert.Throws<NotSupportedException>(() => BlockLayout.PackRow(DType.MXFP4, src, 32, dst));
+        src[0] = 240;
+        BlockLayout.PackRow(DType.MXFP4, src, 32, dst);
+    }
+}
