@@ -11,18 +11,18 @@ namespace Daop.Tests.Gpu;
 
 /// <summary>
 /// Quantized experts through the offloading machinery that only moves bytes (no kernel reads them): the pool sizes slots
-/// in q4_0 bytes, and an expert uploaded directly, staged or transferred lands in its slot as its stored block rows padded
-/// to 16 bytes, on the CPU accelerator.
+/// in q4_0 bytes, and an expert uploaded directly, staged or transferred lands in its slot as the device image of its
+/// stored block rows (<see cref="GpuMatrix.Pack"/>: the same bytes, values then scales), on the CPU accelerator.
 /// </summary>
 [Collection(GpuCollection.Name)]
 public class QuantizedSlotTests(GpuFixture gpu)
 {
-    static unsafe byte[] Padded(in WeightMatrix w)
+    /// <summary>The device image of <paramref name="w"/> (block rows reordered by <see cref="BlockLayout.PackRow"/>).</summary>
+    static byte[] Image(in WeightMatrix w)
     {
-        int rc = GpuMatrix.ChunksPerRow(w.Type, w.Cols);
-        var b = new byte[(long)w.Rows * rc * 16];
-        for (int r = 0; r < w.Rows; r++) w.RowBytesSpan(r).CopyTo(b.AsSpan(r * rc * 16));
-        return b;
+        var b = new Chunk16[GpuMatrix.ChunksFor(w)];
+        GpuMatrix.Pack(w, 0, w.Rows, b);
+        return MemoryMarshal.AsBytes(b.AsSpan()).ToArray();
     }
 
     static byte[] Read(ArrayView<Chunk16> v)
@@ -56,9 +56,9 @@ public class QuantizedSlotTests(GpuFixture gpu)
         {
             var w = m.Weights.Layers[l].Experts[e];
             var (g, u, d) = pool.SlotViews(l, pool.SlotOf(l, e));
-            Assert.Equal(Padded(w.Gate), Read(g));
-            Assert.Equal(Padded(w.Up), Read(u));
-            Assert.Equal(Padded(w.Down), Read(d));
+            Assert.Equal(Image(w.Gate), Read(g));
+            Assert.Equal(Image(w.Up), Read(u));
+            Assert.Equal(Image(w.Down), Read(d));
         }
     }
 }
