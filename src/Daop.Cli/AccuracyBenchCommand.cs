@@ -6,6 +6,7 @@ using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
 using Daop.Kernels.Cpu;
 using Daop.Bench.Policies;
+using Daop.Kernels;
 
 namespace Daop.Cli;
 
@@ -26,14 +27,19 @@ static class AccuracyBenchCommand
         var count = new Option<int?>("--count") { Description = "Use only the first N sequences." };
         var length = new Option<int?>("--length") { Description = "Use only the first T tokens of each sequence (half prompt, half scored)." };
         var greedy = new Option<int>("--greedy-tokens") { Description = "Greedy tokens generated from each prompt half and compared with the exact model.", DefaultValueFactory = _ => 64 };
+        var formats = new Option<string?>("--expert-dtypes") { Description = $"Instead of policies: the model with its routed experts stored as each of these types ({string.Join(", ", WeightTypes.Names)}), all experts local, against the exact model." };
+        var denseDType = CommonOptions.DenseDType();
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this file." };
         var threads = CommonOptions.Threads();
         var cmd = new Command("accuracy", "Perplexity and greedy agreement of each placement policy (DAOP approximate vs exact) on the CPU.")
         {
-            model, sequences, ratios, policies, exactLayers, count, length, greedy, json, threads,
+            model, sequences, ratios, policies, exactLayers, count, length, greedy, formats, denseDType, json, threads,
         };
-        cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers),
-            r.GetValue(count), r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads)));
+        cmd.SetAction(r => r.GetValue(formats) is { } f
+            ? RunFormats(r.GetValue(model), r.GetValue(sequences), f, WeightTypes.Parse(r.GetValue(denseDType)), r.GetValue(count), r.GetValue(length),
+                r.GetValue(greedy), r.GetValue(json), r.GetValue(threads))
+            : Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers),
+                r.GetValue(count), r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads)));
         return cmd;
     }
 
@@ -72,6 +78,37 @@ static class AccuracyBenchCommand
         foreach (var r in bad) Console.WriteLine($"WARNING: exact policy {r.Policy} at {r.Ratio} differs from the reference");
         if (jsonOut != null) File.WriteAllText(jsonOut, report.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return bad.Count == 0 ? 0 : 1;
+    }
+
+    /// <summary>The exact model against itself with its experts (and optionally dense matrices) stored in other types.</summary>
+    static int RunFormats(string? modelDir, string? seqFile, string formatList, DType? dense, int? count, int? length, int greedy,
+        string? jsonOut, int? threads)
+    {
+        OptionRules.CheckOutputFile("--json", jsonOut);
+        if (threads is { } t) CpuWorkers.Configure(t);
+        string dir = modelDir ?? ModelLocator.Default();
+        var formats = formatList.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(f => (Name: f, Type: WeightTypes.Parse(f)!.Value)).ToList();
+        if (formats.Count == 0) throw new ArgumentException("--expert-dtypes names no type");
+        var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile), count);
+        int len = Math.Min(length ?? int.MaxValue, seqs.Min(s => s.Length));
+        var options = new ModelOptions { ContextLength = len + greedy + 1 };
+        using var m = BenchCommand.SizedBy($"--length {len} + --greedy-tokens {greedy}", () => MoeModel.Load(dir, options));
+        Console.WriteLine($"{MoeModel.FolderName(dir)}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
+            $"{len - len / 2} scored teacher-forced, {greedy} greedy tokens; all experts local on the CPU, {CpuWorkers.Threads} threads");
+        Console.WriteLine($"{"weights",-24} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6}");
+        double refPpl = 0;
+        string Label(DType e) => $"experts {e.Name()}" + (dense is { } d ? $", dense {d.Name()}" : "");
+        var variants = formats.Select(f => (Label(f.Type), (Func<MoeModel>)(() => MoeModel.Load(dir, options with { ExpertDType = f.Type, DenseDType = dense })))).ToList();
+        var report = AccuracyStudy.CompareVariants(m, variants, seqs, new AccuracyOptions { Length = len, GreedyTokens = greedy }, r =>
+        {
+            if (r.Policy == "reference") refPpl = r.Perplexity;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{(r.Policy == "reference" ? "as stored (exact)" : r.Policy),-24} {r.Perplexity,9:F4} {r.Perplexity - refPpl,8:+0.0000;-0.0000;0} " +
+                $"{(r.Perplexity / refPpl - 1) * 100,6:+0.00;-0.00;0}% {r.Top1Agreement,7:P1} {r.GreedyMatch,7:P1} {r.MeanFirstDivergence,7:F1} {(r.IdenticalLogits ? "yes" : "no"),6}"));
+        });
+        if (jsonOut != null) File.WriteAllText(jsonOut, report.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        return 0;
     }
 }
 

@@ -88,15 +88,8 @@ public static class AccuracyStudy
         ArgumentNullException.ThrowIfNull(sequences);
         ArgumentNullException.ThrowIfNull(policies);
         options ??= new AccuracyOptions();
-        if (model.Device is not CpuDevice) throw new ArgumentException($"the accuracy study runs on the CPU device, not {model.Device.Name}", nameof(model));
-        if (sequences.Count == 0) throw new ArgumentException("no sequence to score", nameof(sequences));
-        int len = Math.Min(options.Length ?? int.MaxValue, sequences.Min(s => s.Length));
-        if (len < 4) throw new ArgumentException($"sequences of {len} tokens are too short (at least 4)", nameof(sequences));
-        if (options.GreedyTokens < 0) throw new ArgumentOutOfRangeException(nameof(options), "greedy tokens must be >= 0");
-        if (len + options.GreedyTokens > model.ContextLength)
-            throw new ArgumentException($"{len} tokens (+{options.GreedyTokens} greedy) do not fit the context of {model.ContextLength}");
-        var seqs = sequences.Select(s => s[..len]).ToArray();
-        int half = len / 2;
+        var seqs = Prepare(model, sequences, options);
+        int len = seqs[0].Length, half = len / 2;
 
         try
         {
@@ -134,6 +127,55 @@ public static class AccuracyStudy
         {
             model.UseExperts((m, _) => Local(m));
         }
+    }
+
+    /// <summary>
+    /// Runs the exact reference on <paramref name="reference"/>, then each variant, the same weights stored in another
+    /// format (quantized experts, say), with every expert local, against it: what the format costs in perplexity and
+    /// agreement. Each variant is loaded when its turn comes and disposed after. Rows have ratio 1 and the variant's name.
+    /// </summary>
+    /// <param name="reference">The exact model, on the CPU device.</param>
+    /// <param name="variants">A name and a loader per variant (same config and vocabulary, CPU device).</param>
+    /// <param name="sequences">Token sequences of at least 4 tokens.</param>
+    /// <param name="options">Length and greedy tokens (ratios are not used).</param>
+    /// <param name="progress">Called with each row as it completes (the reference first).</param>
+    public static AccuracyReport CompareVariants(MoeModel reference, IReadOnlyList<(string Name, Func<MoeModel> Load)> variants,
+        IReadOnlyList<int[]> sequences, AccuracyOptions? options = null, Action<AccuracyResult>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        ArgumentNullException.ThrowIfNull(variants);
+        ArgumentNullException.ThrowIfNull(sequences);
+        options ??= new AccuracyOptions();
+        var seqs = Prepare(reference, sequences, options);
+        int half = seqs[0].Length / 2;
+        var exact = Evaluate(reference, seqs, half, options.GreedyTokens, () => Local(reference), null);
+        var refRow = exact.Result("reference", 1, exact);
+        progress?.Invoke(refRow);
+        var rows = new List<AccuracyResult>();
+        foreach (var (name, load) in variants)
+        {
+            using var m = load();
+            if (m.Config.VocabSize != reference.Config.VocabSize || m.Config.NumLayers != reference.Config.NumLayers)
+                throw new ArgumentException($"variant {name} is not the reference's model ({m.Config.NumLayers} layers, vocabulary {m.Config.VocabSize})");
+            Prepare(m, seqs, options);
+            var row = Evaluate(m, seqs, half, options.GreedyTokens, () => Local(m), exact).Result(name, 1, exact);
+            rows.Add(row);
+            progress?.Invoke(row);
+        }
+        return new AccuracyReport(reference.Name, seqs.Length, seqs[0].Length, options.GreedyTokens, refRow, rows);
+    }
+
+    /// <summary>Checks the model and sequences, and cuts every sequence to the common scored length.</summary>
+    static int[][] Prepare(MoeModel model, IReadOnlyList<int[]> sequences, AccuracyOptions options)
+    {
+        if (model.Device is not CpuDevice) throw new ArgumentException($"the accuracy study runs on the CPU device, not {model.Device.Name}", nameof(model));
+        if (sequences.Count == 0) throw new ArgumentException("no sequence to score", nameof(sequences));
+        int len = Math.Min(options.Length ?? int.MaxValue, sequences.Min(s => s.Length));
+        if (len < 4) throw new ArgumentException($"sequences of {len} tokens are too short (at least 4)", nameof(sequences));
+        if (options.GreedyTokens < 0) throw new ArgumentOutOfRangeException(nameof(options), "greedy tokens must be >= 0");
+        if (len + options.GreedyTokens > model.ContextLength)
+            throw new ArgumentException($"{len} tokens (+{options.GreedyTokens} greedy) do not fit the context of {model.ContextLength}");
+        return sequences.Select(s => s[..len]).ToArray();
     }
 
     static LocalExpertScheduler Local(MoeModel m) =>

@@ -71,4 +71,36 @@ public class AccuracyStudyTests(ITestOutputHelper output)
         // the model's scheduler is the local one again
         Assert.IsType<Daop.Engine.Schedule.LocalExpertScheduler>(model.Experts);
     }
+
+    /// <summary>
+    /// Variants of the weights: the same checkpoint loaded again is identical to the reference; q8_0 and q4_0 experts are
+    /// not, cost more perplexity the fewer bits they keep, and q8_0 keeps nearly every top-1 choice.
+    /// </summary>
+    [Fact]
+    public void FormatVariantsAreScoredAgainstTheExactModel()
+    {
+        var seqs = Sequences();
+        var options = new ModelOptions { ContextLength = 128 };
+        using var model = MoeModel.Load(TestPaths.DefaultModel, options);
+        var report = AccuracyStudy.CompareVariants(model,
+        [
+            ("same", () => MoeModel.Load(TestPaths.DefaultModel, options)),
+            ("q8_0", () => MoeModel.Load(TestPaths.DefaultModel, options with { ExpertDType = Daop.Kernels.DType.Q8_0 })),
+            ("q4_0", () => MoeModel.Load(TestPaths.DefaultModel, options with { ExpertDType = Daop.Kernels.DType.Q4_0 })),
+        ], seqs, new AccuracyOptions { GreedyTokens = Greedy });
+        foreach (var r in report.Rows) output.WriteLine($"{r.Policy}: ppl {r.Perplexity:F4}, top-1 {r.Top1Agreement:P1}, greedy {r.GreedyMatch:P1}");
+        Assert.Equal(["same", "q8_0", "q4_0"], report.Rows.Select(r => r.Policy));
+        var (same, q8, q4) = (report.Rows[0], report.Rows[1], report.Rows[2]);
+        Assert.True(same.IdenticalLogits);
+        Assert.Equal(report.Reference.MeanNll, same.MeanNll);
+        Assert.False(q8.IdenticalLogits);
+        Assert.False(q4.IdenticalLogits);
+        double ref0 = report.Reference.Perplexity;
+        Assert.True(Math.Abs(q8.Perplexity / ref0 - 1) < 0.01, $"q8_0 {q8.Perplexity} vs {ref0}");
+        Assert.True(Math.Abs(q4.Perplexity / ref0 - 1) < 0.05, $"q4_0 {q4.Perplexity} vs {ref0}");
+        Assert.True(Math.Abs(q8.MeanNll - report.Reference.MeanNll) < Math.Abs(q4.MeanNll - report.Reference.MeanNll));
+        Assert.True(q8.Top1Agreement >= 0.95, $"q8_0 top-1 {q8.Top1Agreement}");
+        Assert.Throws<ArgumentException>(() => AccuracyStudy.CompareVariants(model,
+            [("other", () => MoeModel.Load(TestPaths.Fixture("mixtral-tiny"), options))], seqs, new AccuracyOptions { GreedyTokens = Greedy }));
+    }
 }
