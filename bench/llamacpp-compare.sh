@@ -12,8 +12,8 @@
 set -euo pipefail
 model=${1:?usage: LLAMA_BIN=... LLAMA_SRC=... bench/llamacpp-compare.sh MODEL_DIR [THREADS]}
 threads=${2:-$(nproc)}
-bin=${LLAMA_BIN:?set LLAMA_BIN to llama.cpp's build/bin}
-src=${LLAMA_SRC:?set LLAMA_SRC to llama.cpp's source tree (gguf-py)}
+bin=${LLAMA_BIN:?set LLAMA_BIN to the llama.cpp build/bin folder}
+src=${LLAMA_SRC:?set LLAMA_SRC to the llama.cpp source tree, for gguf-py}
 here=$(cd "$(dirname "$0")/.." && pwd)
 conv=${CONVERT:-$here/../shared/peers/llamacpp/hf_mixtral_to_gguf.py}
 daop=${DAOP:-dotnet run --project $here/src/Daop.Cli -c Release --}
