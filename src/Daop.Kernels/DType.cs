@@ -21,6 +21,28 @@ public enum DType : byte
     /// <summary>Blocks of 32: an E8M0 scale e, then 16 bytes of E2M1 codes laid out as in <see cref="Q4_0"/>;
     /// x = 2^(e−127) · fp4(q) (OCP microscaling MXFP4, GGUF MXFP4, 17 bytes).</summary>
     MXFP4,
+    /// <summary>
+    /// Super-blocks of 256 in 144 bytes: fp16 d, fp16 dmin, 12 bytes packing a 6-bit scale s_j and a 6-bit min m_j for
+    /// each of the 8 sub-blocks of 32, then 128 bytes of 4-bit q; x = d·s_j·q − dmin·m_j (GGUF Q4_K, 4.5 bits per weight).
+    /// The 128 bytes are four runs of 32: run r holds sub-block 2r in its low nibbles and sub-block 2r+1 in its high
+    /// nibbles, element i of each at byte i. The 12 scale bytes: for j &lt; 4, s_j and m_j are the low 6 bits of bytes j and
+    /// j+4; for j ≥ 4 the low 4 bits of s_j (m_j) are the low (high) nibble of byte j+4, and its top 2 bits are the top 2
+    /// bits of byte j−4 (of byte j).
+    /// </summary>
+    Q4_K,
+    /// <summary>
+    /// Super-blocks of 256 in 176 bytes: d, dmin and the 12 scale bytes as <see cref="Q4_K"/>, then 32 bytes of fifth bits,
+    /// then 128 bytes of low nibbles laid out as Q4_K's; element i of sub-block j takes bit j of byte i of the 32 as its
+    /// 16s bit; x = d·s_j·q − dmin·m_j with q in 0..31 (GGUF Q5_K, 5.5 bits per weight).
+    /// </summary>
+    Q5_K,
+    /// <summary>
+    /// Super-blocks of 256 in 210 bytes: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16 int8 scales (one per
+    /// sub-block of 16), then fp16 d; x = d·s_k·(q − 32) with q in 0..63 (GGUF Q6_K, 6.5625 bits per weight). Each half of
+    /// 128 takes 64 low-nibble bytes L and 32 high bytes H: element i (0..31) of its quarter c (0..3) has low nibble
+    /// L[i + 32·(c &amp; 1)] (low for c &lt; 2, high for c ≥ 2) and high bits 2c, 2c+1 of H[i].
+    /// </summary>
+    Q6_K,
 }
 
 /// <summary>Sizes and names of <see cref="DType"/> values.</summary>
@@ -35,8 +57,8 @@ public static class DTypes
         _ => throw new ArgumentException($"{t.Name()} is a block format: its size is per block of {t.BlockSize()} columns"),
     };
 
-    /// <summary>Columns per block: 1 for the unblocked types, 32 for the block formats.</summary>
-    public static int BlockSize(this DType t) => t.IsBlock() ? 32 : 1;
+    /// <summary>Columns per block: 1 for the unblocked types, 32 for the block formats, 256 for the K-quant super-blocks.</summary>
+    public static int BlockSize(this DType t) => t.IsKQuant() ? 256 : t.IsBlock() ? 32 : 1;
 
     /// <summary>Bytes per block (per element for the unblocked types).</summary>
     public static int BlockBytes(this DType t) => t switch
@@ -46,19 +68,31 @@ public static class DTypes
         DType.Q8_0 => 34,
         DType.Q4_0 => 18,
         DType.MXFP4 => 17,
+        DType.Q4_K => 144,
+        DType.Q5_K => 176,
+        DType.Q6_K => 210,
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown weight type"),
     };
 
     /// <summary>True for the block formats (scales stored with the values).</summary>
-    public static bool IsBlock(this DType t) => t is DType.Q8_0 or DType.Q4_0 or DType.MXFP4;
+    public static bool IsBlock(this DType t) => t is DType.Q8_0 or DType.Q4_0 or DType.MXFP4 || t.IsKQuant();
+
+    /// <summary>
+    /// True for the K-quants (<see cref="DType.Q4_K"/>, <see cref="DType.Q5_K"/>, <see cref="DType.Q6_K"/>): super-blocks of
+    /// 256 read from GGUF files as they are. Daop computes with them but never writes them, and a row must be whole
+    /// super-blocks (llama.cpp's rule).
+    /// </summary>
+    public static bool IsKQuant(this DType t) => t is DType.Q4_K or DType.Q5_K or DType.Q6_K;
 
     /// <summary>Bytes of one row of <paramref name="cols"/> columns (a partial last block is stored whole).</summary>
     public static long RowBytes(this DType t, int cols) => ((long)cols + t.BlockSize() - 1) / t.BlockSize() * t.BlockBytes();
 
-    /// <summary>Bits per weight, scales included (16 for bf16, 8.5 for Q8_0, 4.5 for Q4_0, 4.25 for MXFP4).</summary>
+    /// <summary>Bits per weight, scales included (16 for bf16, 8.5 for Q8_0, 4.5 for Q4_0 and Q4_K, 4.25 for MXFP4, 5.5 for Q5_K,
+    /// 6.5625 for Q6_K).</summary>
     public static double BitsPerWeight(this DType t) => 8.0 * t.BlockBytes() / t.BlockSize();
 
-    /// <summary>The name used on the command line and in files: "f32", "f16", "bf16", "q8_0", "q4_0", "mxfp4".</summary>
+    /// <summary>The name used on the command line and in files: "f32", "f16", "bf16", "q8_0", "q4_0", "mxfp4", and ggml's
+    /// "q4_K", "q5_K", "q6_K".</summary>
     public static string Name(this DType t) => t switch
     {
         DType.F32 => "f32",
@@ -67,6 +101,9 @@ public static class DTypes
         DType.Q8_0 => "q8_0",
         DType.Q4_0 => "q4_0",
         DType.MXFP4 => "mxfp4",
+        DType.Q4_K => "q4_K",
+        DType.Q5_K => "q5_K",
+        DType.Q6_K => "q6_K",
         _ => t.ToString(),
     };
 
@@ -81,6 +118,9 @@ public static class DTypes
             case "q8_0" or "q8": t = DType.Q8_0; return true;
             case "q4_0" or "q4": t = DType.Q4_0; return true;
             case "mxfp4": t = DType.MXFP4; return true;
+            case "q4_k": t = DType.Q4_K; return true;
+            case "q5_k": t = DType.Q5_K; return true;
+            case "q6_k": t = DType.Q6_K; return true;
             default: t = default; return false;
         }
     }

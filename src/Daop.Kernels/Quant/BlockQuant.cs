@@ -12,7 +12,7 @@ namespace Daop.Kernels.Quant;
 /// and up to a/8 on the side opposite the signed extreme (its scale maps that extreme to −8; the other side clamps at +7); MXFP4 ≤ a/6 below a's power of two
 /// and up to a/3 near it (E2M1 has 8 magnitudes: 0, 0.5, 1, 1.5, 2, 3, 4, 6 times a power-of-two scale).
 /// </remarks>
-public static class BlockQuant
+public static partial class BlockQuant
 {
     /// <summary>Columns per block of every block format.</summary>
     public const int Block = 32;
@@ -24,6 +24,7 @@ public static class BlockQuant
     public static void QuantizeRow(DType type, ReadOnlySpan<float> x, Span<byte> dst)
     {
         if (!type.IsBlock()) throw new ArgumentException($"{type.Name()} is not a block format", nameof(type));
+        if (type.IsKQuant()) throw new NotSupportedException($"Daop reads {type.Name()} (from GGUF files) but does not write it");
         long need = type.RowBytes(x.Length);
         if (dst.Length < need) throw new ArgumentException($"dst holds {dst.Length} bytes, a {type.Name()} row of {x.Length} needs {need}", nameof(dst));
         Span<float> block = stackalloc float[Block];
@@ -50,6 +51,11 @@ public static class BlockQuant
         long need = type.RowBytes(dst.Length);
         if (src.Length < need) throw new ArgumentException($"src holds {src.Length} bytes, a {type.Name()} row of {dst.Length} needs {need}", nameof(src));
         int bytes = type.BlockBytes();
+        if (type.IsKQuant())
+        {
+            DequantizeK(type, src, dst);
+            return;
+        }
         for (int c = 0; c < dst.Length; c++) dst[c] = Element(type, src.Slice(c / Block * bytes, bytes), c % Block);
     }
 
