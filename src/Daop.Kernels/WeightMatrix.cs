@@ -16,8 +16,11 @@ public readonly unsafe struct WeightMatrix
     public readonly int Cols;
 
     /// <summary>Wraps <paramref name="data"/> as [rows, cols] of <paramref name="type"/>.</summary>
+    /// <exception cref="ArgumentException">A K-quant whose rows are not whole super-blocks of 256.</exception>
     public WeightMatrix(byte* data, DType type, int rows, int cols)
     {
+        if (type.IsKQuant() && cols % 256 != 0)
+            throw new ArgumentException($"{type.Name()} rows are whole super-blocks of 256 columns, not {cols}", nameof(cols));
         Data = data; Type = type; Rows = rows; Cols = cols;
     }
 

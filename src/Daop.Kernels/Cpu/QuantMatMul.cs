@@ -6,7 +6,8 @@ using Daop.Kernels.Quant;
 namespace Daop.Kernels.Cpu;
 
 /// <summary>
-/// y = x · Wᵀ for block weights (<see cref="DType.Q8_0"/>, <see cref="DType.Q4_0"/>, <see cref="DType.MXFP4"/>), as
+/// y = x · Wᵀ for block weights (<see cref="DType.Q8_0"/>, <see cref="DType.Q4_0"/>, <see cref="DType.MXFP4"/>; the K-quants'
+/// scalar twin is here too, their kernels are <see cref="KQuantGemm{TK}"/>), as
 /// <see cref="MatMul.Forward"/> runs it: x is quantized to int8 blocks and the integer block dots run in register
 /// tiles (decode's one token included); for Q8_0 from 32 tokens on, panels of W are widened to fp32 instead and the
 /// outer-product GEMM runs (<see cref="OuterMinTokens"/>).
@@ -60,6 +61,39 @@ public static unsafe class QuantMatMul
     }
 
     /// <summary>
+    /// The K-quant part of <see cref="Scalar"/>: x quantized per 32 as for the other formats, each run of 16 weights read
+    /// by <see cref="BlockQuant.KRun"/> (x = scale·q − min), and Σ_runs d_x·(scale·Σ q·x_q − min·Σ x_q) summed in double.
+    /// </summary>
+    static void ScalarK(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
+    {
+        int cols = w.Cols, bb = w.Type.BlockBytes();
+        var q = new sbyte[cols];
+        var d = new float[cols / 32];
+        var wq = new int[16];
+        for (int t = 0; t < tokens; t++)
+        {
+            QuantizedActivations.QuantizeRow(x.Slice(t * cols, cols), q, d);
+            for (int r = 0; r < w.Rows; r++)
+            {
+                var row = w.RowBytesSpan(r);
+                double acc = 0;
+                for (int c = 0; c < cols; c += 16)
+                {
+                    BlockQuant.KRun(w.Type, row.Slice(c / 256 * bb, bb), c % 256 / 16, wq, out float scale, out float min);
+                    long dot = 0, sum = 0;
+                    for (int i = 0; i < 16; i++)
+                    {
+                        dot += (long)wq[i] * q[c + i];
+                        sum += q[c + i];
+                    }
+                    acc += d[c / 32] * ((double)scale * dot - (double)min * sum);
+                }
+                y[t * w.Rows + r] = (float)acc;
+            }
+        }
+    }
+
+    /// <summary>
     /// Scalar twin of the int8 path: quantize each token's x to blocks of 32 int8 with an fp32 scale
     /// (<see cref="QuantizedActivations"/>'s rule), take the exact integer dot of each weight block with its x block,
     /// and accumulate scale_w · d_x · dot in fp32, block by block.
@@ -72,6 +106,11 @@ public static unsafe class QuantMatMul
     public static void Scalar(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
         if (!w.Type.IsBlock()) throw new ArgumentException($"{w.Type.Name()} is not a block format", nameof(w));
+        if (w.Type.IsKQuant())
+        {
+            ScalarK(w, x, y, tokens);
+            return;
+        }
         int cols = w.Cols, blocks = (cols + 31) / 32, bb = w.Type.BlockBytes();
         var q = new sbyte[blocks * 32];
         var d = new float[blocks];

@@ -110,6 +110,9 @@ public sealed unsafe class ShapedExpertKernel<TShape> : IExpertKernel where TSha
         // Shapes are generated for plain dtypes only, and Matches sends any other dtype to the generic path.
         public readonly void InvokeBlock<TB>() where TB : struct, Cpu.Quant.IBlockFormat =>
             throw new NotSupportedException($"generated expert kernels take plain weight types, not {TB.Type.Name()}");
+
+        public readonly void InvokeKQuant<TK>() where TK : struct, Cpu.Quant.IKQuantFormat =>
+            throw new NotSupportedException($"generated expert kernels take plain weight types, not {TK.Type.Name()}");
     }
 
     static string TypeName(DType t) => t switch { DType.BF16 => "bf16", DType.F16 => "f16", _ => "f32" };

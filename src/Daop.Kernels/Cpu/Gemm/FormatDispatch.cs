@@ -2,7 +2,8 @@ using Daop.Kernels.Cpu.Quant;
 
 namespace Daop.Kernels.Cpu.Gemm;
 
-/// <summary>An operation written once for any stored weight format (its <see cref="IWeightFormat"/> or <see cref="IBlockFormat"/> struct).</summary>
+/// <summary>An operation written once for any stored weight format (its <see cref="IWeightFormat"/>, <see cref="IBlockFormat"/> or
+/// <see cref="IKQuantFormat"/> struct).</summary>
 internal interface IFormatOp
 {
     /// <summary>Runs the operation specialised for the plain format <typeparamref name="TF"/>.</summary>
@@ -10,6 +11,9 @@ internal interface IFormatOp
 
     /// <summary>Runs the operation specialised for the block format <typeparamref name="TB"/>.</summary>
     void InvokeBlock<TB>() where TB : struct, IBlockFormat;
+
+    /// <summary>Runs the operation specialised for the K-quant <typeparamref name="TK"/>.</summary>
+    void InvokeKQuant<TK>() where TK : struct, IKQuantFormat;
 }
 
 /// <summary>
@@ -30,6 +34,9 @@ internal static class FormatDispatch
             case DType.Q8_0: op.InvokeBlock<Q8_0Format>(); break;
             case DType.Q4_0: op.InvokeBlock<Q4_0Format>(); break;
             case DType.MXFP4: op.InvokeBlock<Mxfp4Format>(); break;
+            case DType.Q4_K: op.InvokeKQuant<Q4_KFormat>(); break;
+            case DType.Q5_K: op.InvokeKQuant<Q5_KFormat>(); break;
+            case DType.Q6_K: op.InvokeKQuant<Q6_KFormat>(); break;
             default: throw new NotSupportedException($"weight type {type} has no CPU kernel");
         }
     }

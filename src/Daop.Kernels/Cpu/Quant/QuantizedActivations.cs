@@ -102,7 +102,7 @@ internal readonly unsafe struct QuantizedActivations
 
     /// <summary>One block of 32 floats → 32 int8 at <paramref name="q"/> and their sum; returns its scale d.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Block(float* src, sbyte* q, out int sum)
+    internal static float Block(float* src, sbyte* q, out int sum)
     {
         if (!Avx2.IsSupported)
         {

@@ -1,0 +1,196 @@
+using Daop.Kernels;
+using Daop.Kernels.Cpu;
+using Daop.Kernels.Cpu.Quant;
+using Daop.Kernels.Quant;
+
+namespace Daop.Tests.Kernels;
+
+/// <summary>The K-quant int8 kernels (GEMV, GEMM, fused gate/up, row widening) against their scalar twins.</summary>
+public unsafe class KQuantMatMulTests
+{
+    static readonly DType[] Types = [DType.Q4_K, DType.Q5_K, DType.Q6_K];
+    static readonly int[] TokenCounts = [1, 2, 3, 4, 5, 17, 33, 64, 70];
+
+    /// <summary>Random super-blocks: random quant and scale bytes, fp16 d (and dmin) of either sign around 1e-3.</summary>
+    internal static BlockWeights Random(DType type, int rows, int cols, int seed)
+    {
+        var rng = new Random(seed);
+        var bytes = new byte[rows * type.RowBytes(cols)];
+        rng.NextBytes(bytes);
+        int bb = type.BlockBytes();
+        for (int o = 0; o < bytes.Length; o += bb)
+        {
+            int[] halves = type == DType.Q6_K ? [208] : [0, 2];
+            foreach (int h in halves)
+            {
+                var v = (Half)((rng.NextDouble() * 2 - 1) * 2e-3);
+                BitConverter.TryWriteBytes(bytes.AsSpan(o + h, 2), BitConverter.HalfToUInt16Bits(v));
+            }
+        }
+        return new BlockWeights(type, rows, cols, bytes);
+    }
+
+    public static TheoryData<DType, int, int> Cases()
+    {
+        var data = new TheoryData<DType, int, int>();
+        foreach (var t in Types)
+            foreach (int rows in new[] { 1, 7, 33 })
+                foreach (int cols in new[] { 256, 768 }) data.Add(t, rows, cols);
+        return data;
+    }
+
+    static IEnumerable<bool> Scalars()
+    {
+        if (Avx2Support.IsSupported) yield return false;
+        yield return true;
+    }
+
+    static void Int8(bool scalar, in WeightMatrix w, float[] x, float[] y, int tokens)
+    {
+        fixed (float* px = x, py = y)
+        {
+            switch (w.Type)
+            {
+                case DType.Q4_K: KQuantGemm<Q4_KFormat>.Forward(w, px, py, tokens, scalar); break;
+                case DType.Q5_K: KQuantGemm<Q5_KFormat>.Forward(w, px, py, tokens, scalar); break;
+                default: KQuantGemm<Q6_KFormat>.Forward(w, px, py, tokens, scalar); break;
+            }
+        }
+    }
+
+    /// <summary>Σ_runs |d_x|·(|scale|·Σ|q·x_q| + |min|·Σ|x_q|) per output: the scale of the int8 path's fp32 rounding.</summary>
+    static float[] Magnitude(in WeightMatrix w, float[] x, int tokens)
+    {
+        int cols = w.Cols, bb = w.Type.BlockBytes();
+        var q = new sbyte[cols];
+        var d = new float[cols / 32];
+        var wq = new int[16];
+        var m = new float[tokens * w.Rows];
+        for (int t = 0; t < tokens; t++)
+        {
+            QuantizedActivations.QuantizeRow(x.AsSpan(t * cols, cols), q, d);
+            for (int r = 0; r < w.Rows; r++)
+            {
+                var row = w.RowBytesSpan(r);
+                double s = 0;
+                for (int c = 0; c < cols; c += 16)
+                {
+                    BlockQuant.KRun(w.Type, row.Slice(c / 256 * bb, bb), c % 256 / 16, wq, out float scale, out float min);
+                    double dot = 0, sum = 0;
+                    for (int i = 0; i < 16; i++)
+                    {
+                        dot += Math.Abs(wq[i] * q[c + i]);
+                        sum += Math.Abs(q[c + i]);
+                    }
+                    s += Math.Abs(d[c / 32]) * (Math.Abs(scale) * dot + Math.Abs(min) * sum);
+                }
+                m[t * w.Rows + r] = (float)s;
+            }
+        }
+        return m;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Int8MatchesScalarTwin(DType type, int rows, int cols)
+    {
+        using var w = Random(type, rows, cols, seed: rows * 31 + cols);
+        foreach (int tokens in TokenCounts)
+        {
+            var x = NativeWeights.Floats(tokens * cols, seed: tokens);
+            var expected = new float[tokens * rows];
+            QuantMatMul.Scalar(w.W, x, expected, tokens);
+            var mag = Magnitude(w.W, x, tokens);
+            foreach (bool scalar in Scalars())
+            {
+                var actual = new float[tokens * rows];
+                actual.AsSpan().Fill(float.NaN); // every output must be written
+                Int8(scalar, w.W, x, actual, tokens);
+                MatMulTests.AssertClose(expected, actual, mag, $"{type} {rows}x{cols} tokens={tokens} scalar={scalar}");
+            }
+            var viaMatMul = new float[tokens * rows];
+            MatMul.Forward(w.W, x, viaMatMul, tokens);
+            MatMulTests.AssertClose(expected, viaMatMul, mag, $"{type} {rows}x{cols} tokens={tokens} MatMul.Forward");
+        }
+    }
+
+    /// <summary>Against fp32 math on the dequantized weights, only x's quantization (≤ d_x/2 per element) separates them.</summary>
+    [Theory]
+    [InlineData(DType.Q4_K)]
+    [InlineData(DType.Q5_K)]
+    [InlineData(DType.Q6_K)]
+    public void Int8IsCloseToDequantizedFp32(DType type)
+    {
+        const int rows = 9, cols = 512, tokens = 3;
+        using var w = Random(type, rows, cols, seed: 5);
+        var wf = w.Dequantized();
+        var x = NativeWeights.Floats(tokens * cols, seed: 9);
+        var actual = new float[tokens * rows];
+        MatMul.Forward(w.W, x, actual, tokens);
+        var q = new sbyte[cols];
+        var d = new float[cols / 32];
+        for (int t = 0; t < tokens; t++)
+        {
+            QuantizedActivations.QuantizeRow(x.AsSpan(t * cols, cols), q, d);
+            for (int r = 0; r < rows; r++)
+            {
+                double e = 0, bound = 0;
+                for (int c = 0; c < cols; c++)
+                {
+                    e += (double)x[t * cols + c] * wf[r * cols + c];
+                    bound += d[c / 32] / 2 * Math.Abs(wf[r * cols + c]);
+                }
+                Assert.True(Math.Abs(e - actual[t * rows + r]) <= bound * 1.001 + 1e-6, $"{type} t={t} r={r}: fp32 {e}, int8 {actual[t * rows + r]}, bound {bound}");
+            }
+        }
+    }
+
+    /// <summary>MatMul.WidenRow (the embedding lookup's path) gives BlockQuant's values bit for bit.</summary>
+    [Theory]
+    [InlineData(DType.Q4_K)]
+    [InlineData(DType.Q5_K)]
+    [InlineData(DType.Q6_K)]
+    public void WidenRowEqualsReference(DType type)
+    {
+        using var w = Random(type, 3, 512, seed: 3);
+        var want = w.Dequantized();
+        var row = new float[512];
+        for (int r = 0; r < 3; r++)
+        {
+            MatMul.WidenRow(w.W, r, row);
+            for (int c = 0; c < 512; c++)
+                Assert.Equal(BitConverter.SingleToUInt32Bits(want[r * 512 + c]), BitConverter.SingleToUInt32Bits(row[c]));
+        }
+    }
+
+    /// <summary>The fused gate/up + SwiGLU path and the down projection of an expert against the same ops one by one.</summary>
+    [Theory]
+    [InlineData(DType.Q4_K, 1)]
+    [InlineData(DType.Q5_K, 3)]
+    [InlineData(DType.Q6_K, 40)]
+    public void ExpertFfnMatchesUnfusedOps(DType type, int tokens)
+    {
+        const int hidden = 256, inter = 512;
+        using var gate = Random(type, inter, hidden, 1);
+        using var up = Random(type, inter, hidden, 2);
+        using var down = Random(DType.Q6_K, hidden, inter, 3);
+        var x = NativeWeights.Floats(tokens * hidden, seed: 4);
+        var y = new float[tokens * hidden];
+        ExpertFfn.Forward(gate.W, up.W, down.W, x, y, tokens, new float[2 * tokens * inter]);
+        var g = new float[tokens * inter];
+        var u = new float[tokens * inter];
+        MatMul.Forward(gate.W, x, g, tokens);
+        MatMul.Forward(up.W, x, u, tokens);
+        SwiGlu.Forward(g, u);
+        var want = new float[tokens * hidden];
+        MatMul.Forward(down.W, g, want, tokens);
+        for (int i = 0; i < want.Length; i++) Assert.Equal(want[i], y[i], 1e-5f * (1 + Math.Abs(want[i])));
+    }
+
+    [Fact]
+    public void RowsMustBeWholeSuperBlocks()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new WeightMatrix(null, DType.Q4_K, 2, 96));
+        Assert.Contains("256", e.Message);
+    }
+}
