@@ -20,6 +20,9 @@ Steps (from the repository root, after `dotnet build Daop.sln -c Release`):
     convert_hf_to_gguf.py's LlamaModel, with gguf-py) converts tiny-mixtral-code, and every tensor must equal ours byte for
     byte; llama-quantize --pure q8_0 of our bf16 file must equal our q8_0 tensors byte for byte.
  3. llama-quantize --pure makes q8_0 (and one q4_0) files of the fixtures whose rows are whole blocks.
+ 3b. K-quants: tiny-mixtral-code cut to its first layer (gguf-py), and llama-quantize Q4_K_M of it (its realistic mix:
+    q4_K, q6_K for attn_v, ffn_down and output); llama.cpp's logits and greedy ids on it (--only-kquants redoes just this
+    step, updating the committed reference files in place).
  4. The f32-KV anchor runs llama.cpp: logits of each fixture's reference input_ids, and greedy continuations (16 tokens
     after each fixture's greedy_prompt_ids, by full re-evaluation; 32 tokens after each prompt of tiny-mixtral-code,
     KV-cached); both are compared with transformers' (printed and kept in the manifest), and so are the default anchor's.
@@ -48,7 +51,10 @@ FIXTURES = ["mixtral-tiny", "mixtral-odd", "qwen2moe-tiny", "qwen3moe-tiny", "ol
 COMMIT = {"mixtral-tiny-bf16.gguf", "mixtral-tiny-q8_0.gguf", "mixtral-tiny-q4_0.gguf", "mixtral-odd-bf16.gguf",
           "qwen2moe-tiny-bf16.gguf", "qwen2moe-tiny-q8_0c.gguf", "olmoe-tiny-mha-bf16.gguf", "olmoe-tiny-mha-q8_0.gguf",
           "phimoe-tiny-bf16.gguf", "phimoe-tiny-q8_0.gguf", "qwen3moe-tiny-bf16.gguf",
-          "vocab-gpt2.gguf", "vocab-qwen2.gguf", "vocab-spm.gguf"}
+          "vocab-gpt2.gguf", "vocab-qwen2.gguf", "vocab-spm.gguf", "tiny-mixtral-code-1l-q4_k_m.gguf"}
+# K-quants: llama-quantize (not --pure: its Q4_K_M mix of q4_K and q6_K) of tiny-mixtral-code cut to its first layer (every
+# matrix of the model is 256 wide, so all take K-quants; the whole model at Q4_K_M would be 7.6 MB, one layer is 2.4 MB).
+KQUANT = [("tiny-mixtral-code-1l-bf16.gguf", "tiny-mixtral-code-1l-q4_k_m.gguf", "Q4_K_M")]
 # (source, output, type) for llama-quantize --pure: the fixtures whose every quantized row is whole q8_0 blocks.
 QUANTIZE = [("mixtral-tiny-bf16.gguf", "mixtral-tiny-q8_0.gguf", "Q8_0"), ("mixtral-tiny-bf16.gguf", "mixtral-tiny-q4_0.gguf", "Q4_0"),
             ("olmoe-tiny-mha-bf16.gguf", "olmoe-tiny-mha-q8_0.gguf", "Q8_0"), ("phimoe-tiny-bf16.gguf", "phimoe-tiny-q8_0.gguf", "Q8_0"),
@@ -118,6 +124,75 @@ def greedy_by_logits(anchor, gguf, prompt, n):
     return ids[len(prompt):]
 
 
+def first_layers(gguf_mod, src, dst, n):
+    """A copy of GGUF src with only layers 0..n-1 (block_count n, blk.N tensors for N < n): the same metadata otherwise."""
+    r = gguf_mod.GGUFReader(str(src))
+    arch = str(bytes(r.fields["general.architecture"].parts[-1]), "utf-8")
+    w = gguf_mod.GGUFWriter(str(dst), arch)
+    for field in r.fields.values():
+        if field.name.startswith("GGUF.") or field.name == "general.architecture":
+            continue
+        main = field.types[0]
+        if field.name == f"{arch}.block_count":
+            value = n
+        elif main == gguf_mod.GGUFValueType.ARRAY:
+            value = ([str(bytes(field.parts[i]), "utf-8") for i in field.data] if field.types[-1] == gguf_mod.GGUFValueType.STRING
+                     else [v for i in field.data for v in field.parts[i].tolist()])
+        elif main == gguf_mod.GGUFValueType.STRING:
+            value = str(bytes(field.parts[-1]), "utf-8")
+        else:
+            value = field.parts[-1][0]
+        w.add_key_value(field.name, value, main)  # an array's element type is taken from its values, as gguf-py writes them
+    keep = [t for t in r.tensors if not t.name.startswith("blk.") or int(t.name.split(".")[1]) < n]
+    for t in keep:
+        w.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    for t in keep:
+        w.write_tensor_data(t.data)
+    w.close()
+
+
+def run_llama_kquant(anchor, work, path):
+    """llama.cpp's logits (tiny-mixtral-code's reference input_ids, its kept positions) and 32 greedy tokens per prompt."""
+    hf = read_st(ROOT / "models" / "tiny-mixtral-code" / "reference.safetensors")
+    ids = hf["input_ids"]
+    logits = np.stack([anchor_logits(anchor, path, ids[r].tolist())[TMC_POSITIONS] for r in range(ids.shape[0])])
+    prompts = json.loads((ROOT / "models" / "tiny-mixtral-code" / "reference.json").read_text())["prompts"]
+    pfiles = []
+    for i, p in enumerate(prompts):
+        f = work / f"prompt{i}.txt"
+        f.write_bytes(p.encode())
+        pfiles.append(str(f))
+    out = subprocess.run([anchor, "gen", str(path), "32", *pfiles], check=True, capture_output=True, text=True).stdout.split("\n")
+    greedy = np.array([[int(x) for x in out[2 * i + 1].split(":")[1].split()] for i in range(len(prompts))], dtype=np.int64)
+    prompt_ids = [[int(x) for x in out[2 * i].split(":")[1].split()] for i in range(len(prompts))]
+    return logits, greedy, prompt_ids
+
+
+def kquants(a, gguf_mod, work, manifest, refs):
+    """3b. K-quants: the cut model, llama-quantize's Q4_K_M of it, and llama.cpp's logits and greedy ids on it."""
+    for src, dst, qtype in KQUANT:
+        first_layers(gguf_mod, work / "tiny-mixtral-code-bf16.gguf", work / src, 1)
+        cmd = [f"{a.llama_bin}/llama-quantize", str(work / src), str(work / dst), qtype]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        manifest["commands"].append(f"first_layers(tiny-mixtral-code-bf16.gguf, {src}, 1)")
+        manifest["commands"].append(" ".join(cmd).replace(str(work), "$WORK"))
+        r = gguf_mod.GGUFReader(str(work / dst))
+        types = {}
+        for t in r.tensors:
+            types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
+        logits, greedy, prompt_ids = run_llama_kquant(a.anchor_f32kv, work, work / dst)
+        refs[f"{dst}/logits"] = logits.astype(np.float32)
+        refs[f"{dst}/greedy"] = greedy
+        for i, p in enumerate(prompt_ids):
+            refs[f"{dst}/prompt_ids.{i}"] = np.array(p, dtype=np.int64)
+        manifest["files"][dst] = {"tensor_sha256": tensor_hash(gguf_mod, work / dst), "tensor_types": types,
+                                  "llama_cpp": "f32_kv anchor: logits at tmc_positions of the reference input_ids, 32 greedy tokens per prompt"}
+        print(f"{dst}: tensor types {types}")
+
+
 def run_llama(anchor, work, path, name, fixture):
     """llama.cpp's logits of the reference input_ids and its greedy continuations, with transformers' for comparison."""
     if name.startswith("tiny-mixtral-code"):
@@ -151,6 +226,8 @@ def main():
     ap.add_argument("--gguf-py", required=True)
     ap.add_argument("--hf-mixtral-to-gguf", default="/work/shared/peers/llamacpp/hf_mixtral_to_gguf.py")
     ap.add_argument("--llama-commit", default=os.environ.get("LLAMA_COMMIT", "unknown"))
+    ap.add_argument("--only-kquants", action="store_true",
+                    help="redo only step 3b (the K-quant file and its references), updating the committed reference files in place")
     a = ap.parse_args()
     sys.path.insert(0, a.gguf_py)
     for mod in ("sentencepiece", "yaml"):  # gguf/__init__ imports them; unused here
@@ -169,6 +246,19 @@ def main():
                     "--filter", "FullyQualifiedName~GgufFixtureWriter"], check=True, env=env, stdout=subprocess.DEVNULL)
     manifest = {"llama_cpp_commit": a.llama_commit, "commands": [], "files": {}, "checks": {}, "tokenize": {}}
     log = manifest["commands"]
+    if a.only_kquants:
+        manifest = json.loads((OUT / "llamacpp-reference.json").read_text(encoding="utf-8"))
+        refs = read_st(OUT / "llamacpp-reference.safetensors")
+        for src, dst, _ in KQUANT:
+            refs = {k: v for k, v in refs.items() if not k.startswith(dst + "/")}
+            manifest["commands"] = [c for c in manifest["commands"] if dst not in c and src not in c]
+        kquants(a, gguf, work, manifest, refs)
+        for _, dst, _ in KQUANT:
+            shutil.copyfile(work / dst, OUT / dst)
+        write_st(OUT / "llamacpp-reference.safetensors", refs)
+        (OUT / "llamacpp-reference.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"updated {OUT} with the K-quant references; work files in {work}")
+        return
 
     # 2. our conventions against llama.cpp's converter
     theirs = work / "ref-hf_mixtral_to_gguf-bf16.gguf"
@@ -197,8 +287,9 @@ def main():
 
     # 4. logits and greedy ids
     refs = {}
+    kquants(a, gguf, work, manifest, refs)
     files = sorted(p.name for p in work.glob("*.gguf")
-                   if not p.name.startswith(("vocab-", "ref-", "mixtral-tiny-split-")) and p.name != "tiny-mixtral-code-q8_0c.gguf")
+                   if not p.name.startswith(("vocab-", "ref-", "mixtral-tiny-split-", "tiny-mixtral-code-1l-")) and p.name != "tiny-mixtral-code-q8_0c.gguf")
     for name in files:
         path = work / name
         entry = {"tensor_sha256": tensor_hash(gguf, path)}

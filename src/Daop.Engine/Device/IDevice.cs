@@ -26,6 +26,13 @@ public abstract class KvCache
 /// </summary>
 public interface IDevice : IDisposable
 {
+    /// <summary>
+    /// Throws <see cref="NotSupportedException"/> when this device has no kernels for a stored format of
+    /// <paramref name="weights"/> (the GPU and the K-quants): called once at load, so such a model stops there with that
+    /// message rather than at its first forward pass. The CPU computes with every format.
+    /// </summary>
+    void CheckFormats(Daop.Engine.Model.ModelWeights weights) { }
+
     /// <summary>Short name for logs ("cpu", "cuda:0").</summary>
     string Name { get; }
 

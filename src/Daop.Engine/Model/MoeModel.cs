@@ -135,6 +135,15 @@ public sealed partial class MoeModel : IDisposable
         int chunk = Math.Clamp(o.MaxChunkTokens, 1, ctx);
         MaxChunkTokens = chunk;
         Device = o.Device?.Invoke(this) ?? new CpuDevice();
+        try
+        {
+            Device.CheckFormats(Weights);
+        }
+        catch
+        {
+            Device.Dispose();
+            throw;
+        }
         Experts = o.Experts?.Invoke(this, Device) ?? new LocalExpertScheduler(Weights, Config.HiddenSize, Config.NumExperts,
             Config.TopK, Config.ExpertIntermediate, chunk);
         _s = new RunState(Device, Config, chunk);

@@ -42,8 +42,11 @@ public readonly struct GpuMatrix
     public long Bytes => (long)Count * Rows * RowChunks * 16;
 
     /// <summary>16-byte chunks per device row of <paramref name="cols"/> elements of <paramref name="type"/>.</summary>
+    /// <exception cref="NotSupportedException">A K-quant: every GPU sizing and upload passes here, so a K-quant model on the
+    /// GPU stops with this message before any device memory is taken.</exception>
     public static int ChunksPerRow(DType type, int cols) =>
-        type.IsBlock() ? BlockLayout.RowChunks(type, cols) : (int)(((long)cols * type.SizeOf() + 15) / 16);
+        type.IsKQuant() ? throw new NotSupportedException($"GPU kernels for {type.Name()} are not built yet; run with --device cpu")
+        : type.IsBlock() ? BlockLayout.RowChunks(type, cols) : (int)(((long)cols * type.SizeOf() + 15) / 16);
 
     /// <summary>Chunks needed for <paramref name="count"/> matrices like <paramref name="w"/>.</summary>
     public static long ChunksFor(in WeightMatrix w, int count = 1) => (long)count * w.Rows * ChunksPerRow(w.Type, w.Cols);

@@ -137,6 +137,17 @@ public sealed class GpuDevice : IDevice
         lock (_owned) _owned.Add(resource);
     }
 
+    /// <inheritdoc />
+    public void CheckFormats(ModelWeights weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        // Every GPU sizing passes GpuMatrix.ChunksPerRow, which names the formats without GPU kernels (the K-quants).
+        static void Check(in WeightMatrix m, bool perToken) => GpuMatrix.ChunksPerRow(m.Type, m.Cols);
+        weights.VisitDense(Check, _ => { });
+        foreach (var layer in weights.Layers)
+            foreach (var e in layer.Experts) e.Visit(Check);
+    }
+
     /// <summary>The device copy of <paramref name="w"/> (uploaded on first use).</summary>
     public unsafe GpuMatrix Matrix(in WeightMatrix w)
     {

@@ -104,7 +104,8 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
 
     /// <summary>
     /// Index of the first NaN or ±∞ of tensor <paramref name="name"/>, or −1: every element of the float types, every block
-    /// scale of Q8_0 and Q4_0 (fp16) and MXFP4 (E8M0, where 0xFF is NaN). Other types are not read (−1). For
+    /// scale of Q8_0 and Q4_0 (fp16) and MXFP4 (E8M0, where 0xFF is NaN), every super-block's d (and dmin) of Q4_K, Q5_K
+    /// and Q6_K. Other types are not read (−1). For
     /// <c>inspect --check</c>, not for loading.
     /// </summary>
     public long FirstNonFinite(string name)
@@ -138,6 +139,18 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
                     if (bad) return b * 32;
                 }
                 return -1;
+            case GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
+                long supers = count / 256;
+                int bytes = t.Type.BlockBytes();
+                for (long b = 0; b < supers; b++)
+                {
+                    byte* block = p + b * bytes;
+                    // fp16 d and dmin at the front (Q4_K, Q5_K) or d at the end (Q6_K)
+                    bool bad = t.Type == GgmlType.Q6_K ? (*(ushort*)(block + 208) & 0x7C00) == 0x7C00
+                        : (*(ushort*)block & 0x7C00) == 0x7C00 || (*(ushort*)(block + 2) & 0x7C00) == 0x7C00;
+                    if (bad) return b * 256;
+                }
+                return -1;
             default:
                 return -1;
         }
@@ -154,7 +167,7 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
 
     static DType ComputeType(GgufFile f, GgufTensorInfo t) => t.Type.ToDType() ?? throw new ModelLoadException(
         $"{f.Path}: tensor '{t.Name}' is {t.Type.Name()}, which Daop cannot compute with yet " +
-        "(it reads f32, f16, bf16, q8_0, q4_0 and mxfp4 GGUF tensors; K-quants and I-quants come later)");
+        "(it reads f32, f16, bf16, q8_0, q4_0, mxfp4, q4_K, q5_K and q6_K GGUF tensors; the other K-quants and the I-quants come later)");
 
     readonly record struct Resolved(GgufFile File, GgufTensorInfo Info, int? Slice);
 

@@ -169,6 +169,10 @@ public sealed class GgufFileTests : IDisposable
         Fails(Write(new GgufWriter().Tensor("t", (GgmlType)31, [32], new byte[18]), "removed.gguf"), "tensor 't': ggml type 31 is not a type ggml defines");
         Fails(Write(new GgufWriter().Tensor("t", GgmlType.Q8_0, [48], new byte[51]), "block.gguf"), "tensor 't': rows of 48 elements are not a whole number of q8_0 blocks of 32");
         Fails(Write(new GgufWriter().Tensor("t", GgmlType.F32, [1L << 20], new byte[4]), "past.gguf"), "tensor 't': bytes [0, 4194304) of the data section run past its end");
+        // K-quants: rows are whole super-blocks of 256 (llama.cpp's rule), and the bytes are sized from the shape
+        Fails(Write(new GgufWriter().Tensor("blk.0.attn_q.weight", GgmlType.Q4_K, [96, 4], new byte[4 * 144]), "k96.gguf"),
+            "tensor 'blk.0.attn_q.weight': rows of 96 elements are not a whole number of q4_K blocks of 256");
+        Fails(Write(new GgufWriter().Tensor("t", GgmlType.Q6_K, [512, 2], new byte[210]), "kshort.gguf"), "tensor 't': bytes [0, 840) of the data section run past its end");
     }
 
     [Fact]

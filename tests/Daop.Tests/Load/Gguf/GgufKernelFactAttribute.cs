@@ -34,7 +34,7 @@ static unsafe class GgufBlockKernels
     /// <summary>Why <paramref name="type"/> cannot run on the CPU, or null when it can.</summary>
     public static string? Missing(DType type)
     {
-        const int n = 32;
+        int n = Math.Max(32, type.BlockSize()); // one block (a K-quant super-block of 256)
         var p = (byte*)NativeMemory.AllocZeroed((nuint)type.RowBytes(n));
         try
         {
