@@ -51,7 +51,8 @@ public sealed unsafe class RandomWeights : IDisposable
 
     /// <summary>
     /// A block-format matrix made directly from random bytes (quantizing fp32 at benchmark sizes would take minutes):
-    /// every block gets the scale that maps its format's integer range onto ±scale, and random integers. Parallel.
+    /// every block gets the scale that maps its format's integer range onto ±scale (roughly, for the K-quants), and random
+    /// integers. Parallel.
     /// </summary>
     static WeightMatrix BlockMatrix(DType type, int rows, int cols, uint seed, float scale)
     {
@@ -61,6 +62,8 @@ public sealed unsafe class RandomWeights : IDisposable
         long blocks = bytes / bb;
         ushort d16 = BitConverter.HalfToUInt16Bits((Half)(scale / (type == DType.Q8_0 ? 127 : 8)));
         byte e8 = (byte)Math.Clamp((int)MathF.Floor(MathF.Log2(scale)) - 2 + 127, 0, 254);
+        // K-quants: random 6-bit (Q4_K/Q5_K) or int8 (Q6_K) sub-block scales times random integers
+        ushort k16 = BitConverter.HalfToUInt16Bits((Half)(scale / (type == DType.Q6_K ? 64 * 32 : 32 * 16)));
         const long Chunk = 1 << 16;
         Parallel.For(0, (blocks + Chunk - 1) / Chunk, c =>
         {
@@ -74,6 +77,8 @@ public sealed unsafe class RandomWeights : IDisposable
                     block[j] = (byte)(state >> 24);
                 }
                 if (type == DType.MXFP4) block[0] = e8;
+                else if (type == DType.Q6_K) *(ushort*)(block + 208) = k16;
+                else if (type.IsKQuant()) *(uint*)block = k16 * 0x10001u; // d and dmin
                 else *(ushort*)block = d16;
             }
         });

@@ -24,7 +24,7 @@ static class KernelsBenchCommand
         var batch = new Option<int>("--batch") { Description = "Tokens for the batched (prefill) measurement.", DefaultValueFactory = _ => 128 };
         var formats = new Option<string>("--formats")
         {
-            Description = "Weight formats compared on the Mixtral expert (comma-separated; empty: none).", DefaultValueFactory = _ => "bf16,q8_0,q4_0,mxfp4",
+            Description = "Weight formats compared on the Mixtral expert (comma-separated; empty: none).", DefaultValueFactory = _ => "bf16,q8_0,q4_0,mxfp4,q4_K,q5_K,q6_K",
         };
         var formatBatches = new Option<string>("--format-batches")
         {

@@ -20,7 +20,7 @@ static class OptionRules
     const int Tokens = ContextLimit.MaxPositions;
     static readonly Real Ratio = new(0, 1);
     static readonly Real Bandwidth = new(0, 1e6, OpenMin: true);
-    static readonly Choice WeightType = new(WeightTypes.Names, WeightTypes.Aliases);
+    static readonly Choice WeightType = new(WeightTypes.Names, WeightTypes.Aliases, WeightTypes.NotWritten);
 
     static readonly Dictionary<string, Rule> Table = new(StringComparer.Ordinal)
     {
@@ -213,9 +213,9 @@ static class OptionRules
         }
     }
 
-    sealed record Choice(string[] Names, string[]? Aliases = null) : Rule
+    sealed record Choice(string[] Names, string[]? Aliases = null, string? Note = null) : Rule
     {
-        public override string Expected => $"one of {string.Join(", ", Names)}";
+        public override string Expected => $"one of {string.Join(", ", Names)}{(Note == null ? "" : $" ({Note})")}";
 
         public override bool Accepts(string text) => Names.Contains(text, StringComparer.Ordinal) || Aliases?.Contains(text, StringComparer.Ordinal) == true;
 

@@ -60,7 +60,7 @@ public sealed record QuantizationConfig(DType? Experts, DType? Dense)
     {
         string? name = format.StringOrNull(key);
         if (name == null) return null;
-        if (!DTypes.TryParse(name, out var t) || !t.IsBlock())
+        if (!DTypes.TryParse(name, out var t) || !BlockFormats.Contains(t))
             throw format.Error(key, $"is '{name}'; the block formats are {string.Join(", ", BlockFormats.Select(b => b.Name()))}");
         return t;
     }
