@@ -22,13 +22,15 @@ internal unsafe struct KArgs
 
 /// <summary>
 /// y = x·Wᵀ for a K-quant with int8 activations (<see cref="KActivations"/>, quantized once per call): each row's
-/// super-blocks are unpacked once (<see cref="IKQuantFormat.Unpack"/>) and dotted with every token of the pass.
+/// super-blocks are unpacked once (<see cref="IKQuantFormat.Quants"/>, kept in registers for one token, in a 256-byte
+/// buffer for several) and dotted with every token of the pass.
 /// </summary>
 /// <remarks>
-/// Per sub-block j of 32 and token: <c>vpmaddubsw</c> of the unsigned integers with the int8 activations, then
-/// <c>vpmaddwd</c> with the runs' integer scales, so an int32 holds Σ s·q·x; three rounds of <c>vphaddd</c> gather the
-/// 8 sub-blocks of a super-block into 8 lanes, and one fma adds dx_j·d·(those). Q4_K/Q5_K subtract Σ_j dmin·m_j·dx_j·Σx_j
-/// (a second accumulator), Q6_K subtracts 32·Σ s·Σx per run from the integers first. Exact integers, fp32 sums:
+/// Per sub-block j of 32 and token: <c>vpmaddubsw</c> of the unsigned integers with the int8 activations and
+/// <c>vpmaddwd</c> with ones give Σ q·x in 8 int32 lanes (4 per run of 16); two rounds of <c>vphaddd</c> gather the
+/// runs of four sub-blocks into one vector (where Q6_K multiplies each run by its int8 scale), a lane-half add the 8
+/// sub-blocks (where Q4_K/Q5_K multiply by their 6-bit scales, and Q6_K subtracts 32·Σ s·Σx per run), and one fma adds
+/// dx_j·d·(those). Q4_K/Q5_K's mins, Σ_j dmin·m_j·dx_j·Σx_j, go to a second accumulator. Exact integers, fp32 sums:
 /// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums.
 /// </remarks>
 internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
@@ -60,7 +62,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     public static void Rows(in KArgs a, int r0, int r1, bool scalar = false)
     {
         bool vector = !scalar && Avx2Support.IsSupported;
-        KUnpacked u;
+        byte* u = stackalloc byte[256];                        // a super-block's integers, shared by the pass's tokens
         var acc = stackalloc Vector256<float>[2 * TokenBlock]; // per token: the scaled dots, the mins
         for (int r = r0; r < r1; r++)
         {
@@ -68,11 +70,28 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
             new Span<Vector256<float>>(acc, 2 * a.Tokens).Clear();
             for (int b = 0; b < a.Blocks; b++)
             {
-                TK.Unpack(row + (nint)b * TK.BlockBytes, &u);
+                byte* sb = row + (nint)b * TK.BlockBytes;
+                TK.Scales(sb, out var s);
+                if (vector && a.Tokens == 1)
+                {
+                    // decode: unpacked straight into the dot
+                    sbyte* x = a.X.Values(0) + 256 * (nint)b;
+                    Finish(Sub(TK.Quants(sb, 0), x), Sub(TK.Quants(sb, 1), x + 32), Sub(TK.Quants(sb, 2), x + 64), Sub(TK.Quants(sb, 3), x + 96),
+                        Sub(TK.Quants(sb, 4), x + 128), Sub(TK.Quants(sb, 5), x + 160), Sub(TK.Quants(sb, 6), x + 192), Sub(TK.Quants(sb, 7), x + 224),
+                        s, a.X, 0, b, acc);
+                    continue;
+                }
+                for (int j = 0; j < 8; j++) TK.Quants(sb, j).Store(u + 32 * j);
                 for (int t = 0; t < a.Tokens; t++)
                 {
-                    if (vector) DotAvx2(&u, a.X, t, b, acc + 2 * t);
-                    else DotScalar(&u, a.X, t, b, (float*)(acc + 2 * t));
+                    if (!vector)
+                    {
+                        DotScalar(u, s, a.X, t, b, (float*)(acc + 2 * t));
+                        continue;
+                    }
+                    sbyte* x = a.X.Values(t) + 256 * (nint)b;
+                    Finish(SubU(u, x), SubU(u + 32, x + 32), SubU(u + 64, x + 64), SubU(u + 96, x + 96),
+                        SubU(u + 128, x + 128), SubU(u + 160, x + 160), SubU(u + 192, x + 192), SubU(u + 224, x + 224), s, a.X, t, b, acc + 2 * t);
                 }
             }
             for (int t = 0; t < a.Tokens; t++)
@@ -80,51 +99,57 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         }
     }
 
-    /// <summary>acc[0] += dx·d·Σ s·(q − offset)·x per sub-block, acc[1] += dmin·m·dx·Σx (Q4_K/Q5_K).</summary>
+    /// <summary>Σ q·x of one sub-block in 8 int32 lanes: lanes 0–3 its first run of 16, 4–7 its second.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void DotAvx2(KUnpacked* u, in KActivations x, int t, int b, Vector256<float>* acc)
+    static Vector256<int> Sub(Vector256<byte> q, sbyte* x) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, Vector256.Load(x)), Vector256.Create((short)1));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> SubU(byte* q, sbyte* x) => Sub(Vector256.Load(q), x);
+
+    /// <summary>
+    /// Adds one super-block's sub-block dots p0..p7 to the token's accumulators: acc[0] += d·dx_j·Σ s·(q − offset)·x,
+    /// acc[1] += dmin·m_j·dx_j·Σx (Q4_K/Q5_K).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Finish(Vector256<int> p0, Vector256<int> p1, Vector256<int> p2, Vector256<int> p3,
+        Vector256<int> p4, Vector256<int> p5, Vector256<int> p6, Vector256<int> p7, in KScaleSet s, in KActivations x, int t, int b,
+        Vector256<float>* acc)
     {
-        sbyte* xq = x.Values(t) + 256 * (nint)b;
-        short* w = u->W;
-        byte* q = u->U;
-        var s01 = Avx2.HorizontalAdd(Sub(q, xq, w), Sub(q + 32, xq + 32, w + 16));
-        var s23 = Avx2.HorizontalAdd(Sub(q + 64, xq + 64, w + 32), Sub(q + 96, xq + 96, w + 48));
-        var s45 = Avx2.HorizontalAdd(Sub(q + 128, xq + 128, w + 64), Sub(q + 160, xq + 160, w + 80));
-        var s67 = Avx2.HorizontalAdd(Sub(q + 192, xq + 192, w + 96), Sub(q + 224, xq + 224, w + 112));
-        var t0 = Avx2.HorizontalAdd(s01, s23);
-        var t1 = Avx2.HorizontalAdd(s45, s67);
-        var p = Avx2.Permute2x128(t0, t1, 0x20) + Avx2.Permute2x128(t0, t1, 0x31); // [sub-block 0 .. 7]
+        // t0 = [runs 0 2 4 6 | 1 3 5 7] of sub-blocks 0–3 as [s0 s1 s2 s3 | s0 s1 s2 s3], t1 the same for sub-blocks 4–7
+        var t0 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(p0, p1), Avx2.HorizontalAdd(p2, p3));
+        var t1 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(p4, p5), Avx2.HorizontalAdd(p6, p7));
         if (!TK.HasMin)
-            p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(x.RunSums(t) + 16 * (nint)b), Vector256.Load(u->S16)), 5);
+        {
+            t0 = Avx2.MultiplyLow(t0, s.A);
+            t1 = Avx2.MultiplyLow(t1, s.B);
+        }
+        var p = Avx2.Permute2x128(t0, t1, 0x20) + Avx2.Permute2x128(t0, t1, 0x31); // [sub-block 0 .. 7]
+        if (TK.HasMin) p = Avx2.MultiplyLow(p, s.A);
+        else p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(x.RunSums(t) + 16 * (nint)b), s.S16), 5);
         var dx = Vector256.Load(x.Scales(t) + 8 * (nint)b);
-        acc[0] = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), dx * Vector256.Create(u->D), acc[0]);
+        acc[0] = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), dx * Vector256.Create(s.D), acc[0]);
         if (TK.HasMin)
-            acc[1] = Vector256.FusedMultiplyAdd(Vector256.Load(u->Min), Vector256.Load(x.ScaledSums(t) + 8 * (nint)b), acc[1]);
+            acc[1] = Vector256.FusedMultiplyAdd(s.Min, Vector256.Load(x.ScaledSums(t) + 8 * (nint)b), acc[1]);
     }
 
-    /// <summary>Σ s·u·x of one sub-block in 8 int32 lanes (4 per run).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> Sub(byte* q, sbyte* x, short* w) =>
-        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Vector256.Load(q), Vector256.Load(x)), Vector256.Load(w));
-
     /// <summary>The fallback: the same integers and scales, lane 0 of each accumulator.</summary>
-    static void DotScalar(KUnpacked* u, in KActivations x, int t, int b, float* acc)
+    static void DotScalar(byte* u, in KScaleSet s, in KActivations x, int t, int b, float* acc)
     {
         sbyte* xq = x.Values(t) + 256 * (nint)b;
         float* dx = x.Scales(t) + 8 * b, ds = x.ScaledSums(t) + 8 * b;
         short* runs = x.RunSums(t) + 16 * b;
-        int offset = TK.HasMin ? 0 : 32;
         for (int j = 0; j < 8; j++)
         {
             int dot = 0;
             for (int h = 0; h < 2; h++)
             {
-                int s = u->W[16 * j + 8 * h], run = 0;
-                for (int i = 0; i < 16; i++) run += u->U[32 * j + 16 * h + i] * xq[32 * j + 16 * h + i];
-                dot += s * (run - offset * runs[2 * j + h]);
+                int run = 0;
+                for (int i = 0; i < 16; i++) run += u[32 * j + 16 * h + i] * xq[32 * j + 16 * h + i];
+                dot += s.RunScale<TK>(2 * j + h) * (run - TK.Offset * runs[2 * j + h]);
             }
-            acc[0] += dx[j] * u->D * dot;
-            if (TK.HasMin) acc[8] += u->Min[j] * ds[j];
+            acc[0] += dx[j] * s.D * dot;
+            if (TK.HasMin) acc[8] += s.Min.GetElement(j) * ds[j];
         }
     }
 
