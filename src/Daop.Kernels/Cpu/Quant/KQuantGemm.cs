@@ -26,9 +26,9 @@ internal unsafe struct KArgs
 /// buffer for several) and dotted with every token of the pass.
 /// </summary>
 /// <remarks>
-/// Per sub-block j of 32 and token: <c>vpmaddubsw</c> of the unsigned integers with the int8 activations and
-/// <c>vpmaddwd</c> with ones give Σ q·x in 8 int32 lanes (4 per run of 16); two rounds of <c>vphaddd</c> gather the
-/// runs of four sub-blocks into one vector (where Q6_K multiplies each run by its int8 scale), a lane-half add the 8
+/// Per pair of sub-blocks of 32 and token: <c>vpmaddubsw</c> of the unsigned integers with the int8 activations,
+/// <c>vphaddw</c> of the pair and <c>vpmaddwd</c> with ones give their Σ q·x in 8 int32 lanes (2 per run of 16); one
+/// round of <c>vphaddd</c> gathers the runs of four sub-blocks into one vector (where Q6_K multiplies each run by its int8 scale), a lane-half add the 8
 /// sub-blocks (where Q4_K/Q5_K multiply by their 6-bit scales, and Q6_K subtracts 32·Σ s·Σx per run), and one fma adds
 /// dx_j·d·(those). Q4_K/Q5_K's mins, Σ_j dmin·m_j·dx_j·Σx_j, go to a second accumulator. Exact integers, fp32 sums:
 /// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums.
@@ -64,7 +64,30 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         bool vector = !scalar && Avx2Support.IsSupported;
         byte* u = stackalloc byte[256];                        // a super-block's integers, shared by the pass's tokens
         var acc = stackalloc Vector256<float>[2 * TokenBlock]; // per token: the scaled dots, the mins
-        for (int r = r0; r < r1; r++)
+        int r = r0;
+        if (vector && a.Tokens == 1)
+        {
+            // decode: unpacked straight into the dot, accumulators in registers
+            sbyte* x = a.X.Values(0);
+            float* dx = a.X.Scales(0), ds = a.X.ScaledSums(0);
+            short* runs = a.X.RunSums(0);
+            for (; r < r1; r++)
+            {
+                byte* w = a.W + r * a.WStride;
+                Vector256<float> c = default, m = default;
+                for (int b = 0; b < a.Blocks; b++)
+                {
+                    byte* sb = w + (nint)b * TK.BlockBytes;
+                    sbyte* xb = x + 256 * (nint)b;
+                    TK.Scales(sb, out var s);
+                    Finish(Pair(TK.Quants(sb, 0), TK.Quants(sb, 1), xb), Pair(TK.Quants(sb, 2), TK.Quants(sb, 3), xb + 64),
+                        Pair(TK.Quants(sb, 4), TK.Quants(sb, 5), xb + 128), Pair(TK.Quants(sb, 6), TK.Quants(sb, 7), xb + 192), s,
+                        dx + 8 * (nint)b, ds + 8 * (nint)b, runs + 16 * (nint)b, ref c, ref m);
+                }
+                a.Y[r] = Vector256.Sum(c) - Vector256.Sum(m);
+            }
+        }
+        for (; r < r1; r++)
         {
             byte* row = a.W + r * a.WStride;
             new Span<Vector256<float>>(acc, 2 * a.Tokens).Clear();
@@ -72,15 +95,6 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
             {
                 byte* sb = row + (nint)b * TK.BlockBytes;
                 TK.Scales(sb, out var s);
-                if (vector && a.Tokens == 1)
-                {
-                    // decode: unpacked straight into the dot
-                    sbyte* x = a.X.Values(0) + 256 * (nint)b;
-                    Finish(Sub(TK.Quants(sb, 0), x), Sub(TK.Quants(sb, 1), x + 32), Sub(TK.Quants(sb, 2), x + 64), Sub(TK.Quants(sb, 3), x + 96),
-                        Sub(TK.Quants(sb, 4), x + 128), Sub(TK.Quants(sb, 5), x + 160), Sub(TK.Quants(sb, 6), x + 192), Sub(TK.Quants(sb, 7), x + 224),
-                        s, a.X, 0, b, acc);
-                    continue;
-                }
                 for (int j = 0; j < 8; j++) TK.Quants(sb, j).Store(u + 32 * j);
                 for (int t = 0; t < a.Tokens; t++)
                 {
@@ -90,8 +104,8 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
                         continue;
                     }
                     sbyte* x = a.X.Values(t) + 256 * (nint)b;
-                    Finish(SubU(u, x), SubU(u + 32, x + 32), SubU(u + 64, x + 64), SubU(u + 96, x + 96),
-                        SubU(u + 128, x + 128), SubU(u + 160, x + 160), SubU(u + 192, x + 192), SubU(u + 224, x + 224), s, a.X, t, b, acc + 2 * t);
+                    Finish(PairU(u, x), PairU(u + 64, x + 64), PairU(u + 128, x + 128), PairU(u + 192, x + 192), s,
+                        a.X.Scales(t) + 8 * (nint)b, a.X.ScaledSums(t) + 8 * (nint)b, a.X.RunSums(t) + 16 * (nint)b, ref acc[2 * t], ref acc[2 * t + 1]);
                 }
             }
             for (int t = 0; t < a.Tokens; t++)
@@ -99,26 +113,31 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         }
     }
 
-    /// <summary>Σ q·x of one sub-block in 8 int32 lanes: lanes 0–3 its first run of 16, 4–7 its second.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> Sub(Vector256<byte> q, sbyte* x) =>
-        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, Vector256.Load(x)), Vector256.Create((short)1));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> SubU(byte* q, sbyte* x) => Sub(Vector256.Load(q), x);
-
     /// <summary>
-    /// Adds one super-block's sub-block dots p0..p7 to the token's accumulators: acc[0] += d·dx_j·Σ s·(q − offset)·x,
-    /// acc[1] += dmin·m_j·dx_j·Σx (Q4_K/Q5_K).
+    /// Σ q·x of two sub-blocks a, b (x at a's activations, b's follow) in 8 int32 lanes [a₁ a₁ b₁ b₁ | a₂ a₂ b₂ b₂] (₁, ₂:
+    /// their first and second runs of 16). The words of <c>vpmaddubsw</c> are folded once more (<c>vphaddw</c>) before
+    /// <c>vpmaddwd</c>: four products stay within int16 (≤ 4·63·127 = 32004).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Finish(Vector256<int> p0, Vector256<int> p1, Vector256<int> p2, Vector256<int> p3,
-        Vector256<int> p4, Vector256<int> p5, Vector256<int> p6, Vector256<int> p7, in KScaleSet s, in KActivations x, int t, int b,
-        Vector256<float>* acc)
+    static Vector256<int> Pair(Vector256<byte> qa, Vector256<byte> qb, sbyte* x) =>
+        Avx2.MultiplyAddAdjacent(Avx2.HorizontalAdd(Avx2.MultiplyAddAdjacent(qa, Vector256.Load(x)), Avx2.MultiplyAddAdjacent(qb, Vector256.Load(x + 32))),
+            Vector256.Create((short)1));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> PairU(byte* q, sbyte* x) => Pair(Vector256.Load(q), Vector256.Load(q + 32), x);
+
+    /// <summary>
+    /// Adds one super-block's sub-block pair dots (<see cref="Pair"/>) to the token's accumulators: acc += d·dx_j·Σ s·(q − offset)·x,
+    /// mins += dmin·m_j·dx_j·Σx (Q4_K/Q5_K); <paramref name="dx"/>, <paramref name="dsum"/> and <paramref name="runs"/> are the
+    /// token's <see cref="KActivations"/> at this super-block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Finish(Vector256<int> p01, Vector256<int> p23, Vector256<int> p45, Vector256<int> p67, in KScaleSet s,
+        float* dx, float* dsum, short* runs, ref Vector256<float> acc, ref Vector256<float> mins)
     {
         // t0 = [runs 0 2 4 6 | 1 3 5 7] of sub-blocks 0–3 as [s0 s1 s2 s3 | s0 s1 s2 s3], t1 the same for sub-blocks 4–7
-        var t0 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(p0, p1), Avx2.HorizontalAdd(p2, p3));
-        var t1 = Avx2.HorizontalAdd(Avx2.HorizontalAdd(p4, p5), Avx2.HorizontalAdd(p6, p7));
+        var t0 = Avx2.HorizontalAdd(p01, p23);
+        var t1 = Avx2.HorizontalAdd(p45, p67);
         if (!TK.HasMin)
         {
             t0 = Avx2.MultiplyLow(t0, s.A);
@@ -126,11 +145,9 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         }
         var p = Avx2.Permute2x128(t0, t1, 0x20) + Avx2.Permute2x128(t0, t1, 0x31); // [sub-block 0 .. 7]
         if (TK.HasMin) p = Avx2.MultiplyLow(p, s.A);
-        else p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(x.RunSums(t) + 16 * (nint)b), s.S16), 5);
-        var dx = Vector256.Load(x.Scales(t) + 8 * (nint)b);
-        acc[0] = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), dx * Vector256.Create(s.D), acc[0]);
-        if (TK.HasMin)
-            acc[1] = Vector256.FusedMultiplyAdd(s.Min, Vector256.Load(x.ScaledSums(t) + 8 * (nint)b), acc[1]);
+        else p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(runs), s.S16), 5);
+        acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Load(dx) * Vector256.Create(s.D), acc);
+        if (TK.HasMin) mins = Vector256.FusedMultiplyAdd(s.Min, Vector256.Load(dsum), mins);
     }
 
     /// <summary>The fallback: the same integers and scales, lane 0 of each accumulator.</summary>
