@@ -61,7 +61,7 @@ public static unsafe class ExpertFfn
 
         public readonly void InvokeBlock<TB>() where TB : struct, IBlockFormat => QuantMatMul.GateUp<TB>(Gate, Up, X, G, U, Tokens);
 
-        public readonly void InvokeKQuant<TK>() where TK : struct, IKQuantFormat => KQuantGateUp<TK>.Run(Gate, Up, X, G, U, Tokens);
+        public readonly void InvokeKQuant<TK>() where TK : struct, IKQuantFormat => QuantMatMul.GateUpK<TK>(Gate, Up, X, G, U, Tokens);
     }
 
     /// <summary>Scalar twin built only from scalar twins.</summary>

@@ -19,9 +19,15 @@ public static unsafe class QuantMatMul
     /// the int8 tiles. Measured on the 2-core Zen 4 VM, Mixtral's 14336×4096, GFLOP/s int8 vs fp32 panels: Q4_0 8 tokens
     /// 119 vs 36, 64 tokens 117 vs 108, 256 tokens 118 vs 106 (MXFP4 alike), so the 4-bit formats stay on the int8
     /// tiles; Q8_0 (sign trick, no int16 folding) 8 tokens 75 vs 37, 32 tokens 76 vs 86, 64 tokens 75 vs 98, so it
-    /// switches at 32. <c>DAOP_QUANT_OUTER_MIN</c> sets one threshold for all block formats, for tuning elsewhere.
+    /// switches at 32, and so do the K-quants (<see cref="KOuterMin"/>). <c>DAOP_QUANT_OUTER_MIN</c> sets one threshold for all block formats, for tuning elsewhere.
     /// </summary>
-    internal static int OuterMinTokens(DType type) => s_outerMin > 0 ? s_outerMin : type == DType.Q8_0 ? 32 : int.MaxValue;
+    internal static int OuterMinTokens(DType type) => s_outerMin > 0 ? s_outerMin : type == DType.Q8_0 ? 32 : type.IsKQuant() ? KOuterMin : int.MaxValue;
+
+    /// <summary>
+    /// The K-quants' threshold. Same VM, Mixtral expert, GFLOP/s int8 vs fp32 panels (exactly widened super-blocks): q4_K
+    /// 8 tokens 82 vs 39, 32 tokens 111 vs 119, 128 tokens 113 vs 180; q6_K 59 vs 40, 94 vs 115, 93 vs 178.
+    /// </summary>
+    const int KOuterMin = 32;
 
     static readonly int s_outerMin = int.TryParse(Environment.GetEnvironmentVariable("DAOP_QUANT_OUTER_MIN"), out int m) && m > 0 ? m : 0;
 
@@ -32,6 +38,21 @@ public static unsafe class QuantMatMul
         else Int8<TB>(w, x, y, tokens);
     }
 
+    /// <summary>y = x·Wᵀ for the K-quant <typeparamref name="TK"/>: int8 dots or, for large batches, fp32 panels.</summary>
+    internal static void ForwardK<TK>(in WeightMatrix w, float* x, float* y, int tokens) where TK : struct, IKQuantFormat
+    {
+        if (tokens >= OuterMinTokens(TK.Type)) Outer<TK>(w, x, y, tokens);
+        else KQuantGemm<TK>.Forward(w, x, y, tokens);
+    }
+
+    /// <summary>An expert's fused gate/up + SwiGLU for K-quant weights.</summary>
+    internal static void GateUpK<TK>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
+        where TK : struct, IKQuantFormat
+    {
+        if (tokens >= OuterMinTokens(TK.Type)) OuterGateUpOf<TK>(gate, up, x, g, u, tokens);
+        else KQuantGateUp<TK>.Run(gate, up, x, g, u, tokens);
+    }
+
     /// <summary>The int8 path at any batch size.</summary>
     internal static void Int8<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
     {
@@ -39,7 +60,7 @@ public static unsafe class QuantMatMul
     }
 
     /// <summary>The fp32 panel path at any batch size.</summary>
-    internal static void Outer<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
+    internal static void Outer<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IPanelFormat
     {
         if (Vector512.IsHardwareAccelerated) OuterGemm<TB, Simd512, Vector512<float>>.Forward(w, x, y, tokens);
         else if (Vector256.IsHardwareAccelerated) OuterGemm<TB, Simd256, Vector256<float>>.Forward(w, x, y, tokens);
@@ -50,14 +71,15 @@ public static unsafe class QuantMatMul
     internal static void GateUp<TB>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
         where TB : struct, IBlockFormat
     {
-        if (tokens >= OuterMinTokens(TB.Type))
-        {
-            if (Vector512.IsHardwareAccelerated) OuterGateUp<TB, Simd512, Vector512<float>>.Run(gate, up, x, g, u, tokens);
-            else if (Vector256.IsHardwareAccelerated) OuterGateUp<TB, Simd256, Vector256<float>>.Run(gate, up, x, g, u, tokens);
-            else OuterGateUp<TB, SimdScalar, float>.Run(gate, up, x, g, u, tokens);
-            return;
-        }
-        QuantGateUp<TB>.Run(gate, up, x, g, u, tokens);
+        if (tokens >= OuterMinTokens(TB.Type)) OuterGateUpOf<TB>(gate, up, x, g, u, tokens);
+        else QuantGateUp<TB>.Run(gate, up, x, g, u, tokens);
+    }
+
+    static void OuterGateUpOf<TF>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens) where TF : struct, IPanelFormat
+    {
+        if (Vector512.IsHardwareAccelerated) OuterGateUp<TF, Simd512, Vector512<float>>.Run(gate, up, x, g, u, tokens);
+        else if (Vector256.IsHardwareAccelerated) OuterGateUp<TF, Simd256, Vector256<float>>.Run(gate, up, x, g, u, tokens);
+        else OuterGateUp<TF, SimdScalar, float>.Run(gate, up, x, g, u, tokens);
     }
 
     /// <summary>

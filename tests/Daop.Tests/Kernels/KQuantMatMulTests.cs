@@ -108,6 +108,7 @@ public unsafe class KQuantMatMulTests
                 Int8(scalar, w.W, x, actual, tokens);
                 MatMulTests.AssertClose(expected, actual, mag, $"{type} {rows}x{cols} tokens={tokens} scalar={scalar}");
             }
+            if (tokens >= QuantMatMul.OuterMinTokens(type)) continue; // MatMul.Forward takes the fp32 panels (OuterMatchesDequantizedScalar)
             var viaMatMul = new float[tokens * rows];
             MatMul.Forward(w.W, x, viaMatMul, tokens);
             MatMulTests.AssertClose(expected, viaMatMul, mag, $"{type} {rows}x{cols} tokens={tokens} MatMul.Forward");
@@ -145,6 +146,42 @@ public unsafe class KQuantMatMulTests
         }
     }
 
+    /// <summary>The fp32 panel path (large batches) on the exactly widened weights: the dequantized scalar twin up to summation order.</summary>
+    [Theory]
+    [InlineData(DType.Q4_K)]
+    [InlineData(DType.Q5_K)]
+    [InlineData(DType.Q6_K)]
+    public void OuterMatchesDequantizedScalar(DType type)
+    {
+        foreach (var (rows, cols, tokens) in new[] { (7, 256, 1), (33, 768, 5), (20, 512, 70) })
+        {
+            using var w = Random(type, rows, cols, seed: rows + cols);
+            var x = NativeWeights.Floats(tokens * cols, seed: tokens);
+            var expected = new float[tokens * rows];
+            MatMul.Scalar(w.W, x, expected, tokens);
+            var wf = w.Dequantized();
+            var mag = new float[tokens * rows];
+            for (int t = 0; t < tokens; t++)
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < cols; c++) mag[t * rows + r] += Math.Abs(x[t * cols + c] * wf[r * cols + c]);
+            var actual = new float[tokens * rows];
+            fixed (float* px = x, py = actual)
+            {
+                switch (type)
+                {
+                    case DType.Q4_K: QuantMatMul.Outer<Q4_KFormat>(w.W, px, py, tokens); break;
+                    case DType.Q5_K: QuantMatMul.Outer<Q5_KFormat>(w.W, px, py, tokens); break;
+                    default: QuantMatMul.Outer<Q6_KFormat>(w.W, px, py, tokens); break;
+                }
+            }
+            MatMulTests.AssertClose(expected, actual, mag, $"{type} {rows}x{cols} tokens={tokens} outer");
+            if (tokens < QuantMatMul.OuterMinTokens(type)) continue;
+            var viaMatMul = new float[tokens * rows];
+            MatMul.Forward(w.W, x, viaMatMul, tokens);
+            MatMulTests.AssertClose(expected, viaMatMul, mag, $"{type} {rows}x{cols} tokens={tokens} MatMul.Forward");
+        }
+    }
+
     /// <summary>MatMul.WidenRow (the embedding lookup's path) gives BlockQuant's values bit for bit.</summary>
     [Theory]
     [InlineData(DType.Q4_K)]
@@ -167,7 +204,8 @@ public unsafe class KQuantMatMulTests
     [Theory]
     [InlineData(DType.Q4_K, 1)]
     [InlineData(DType.Q5_K, 3)]
-    [InlineData(DType.Q6_K, 40)]
+    [InlineData(DType.Q6_K, 31)]
+    [InlineData(DType.Q4_K, 40)]
     public void ExpertFfnMatchesUnfusedOps(DType type, int tokens)
     {
         const int hidden = 256, inter = 512;

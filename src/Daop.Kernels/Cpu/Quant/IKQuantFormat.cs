@@ -11,7 +11,7 @@ namespace Daop.Kernels.Cpu.Quant;
 /// (<see cref="Quants"/>) and its scales (<see cref="Scales"/>); weight i is d·s·(q − <see cref="Offset"/>) − min, with s
 /// per sub-block (Q4_K, Q5_K: 6-bit, and a min dmin·m) or per run of 16 (Q6_K: int8, offset 32, no min).
 /// </summary>
-internal unsafe interface IKQuantFormat
+internal unsafe interface IKQuantFormat : IPanelFormat
 {
     /// <summary>The descriptor value.</summary>
     static abstract DType Type { get; }
@@ -85,26 +85,57 @@ internal static unsafe class KScales
             (int)(v >> 32 & 0xFF), (int)(v >> 40 & 0xFF), (int)(v >> 48 & 0xFF), (int)(v >> 56));
 }
 
-/// <summary>Row widening for the K-quants: BlockQuant's fp32 products (d·s, times q − offset, minus the min), bit for bit.</summary>
+/// <summary>
+/// Widening for the K-quants (rows, panels, elements): BlockQuant's fp32 products, d·s first, times q − offset, minus the
+/// min, bit for bit, so the fp32 panel GEMM computes on exactly the reference weights.
+/// </summary>
 internal static unsafe class KWidening
 {
     /// <summary>A whole row of dst.Length columns (a multiple of 256).</summary>
     public static void Row<TK>(byte* row, Span<float> dst) where TK : struct, IKQuantFormat
     {
-        for (int b = 0; b < dst.Length / 256; b++)
+        fixed (float* d = dst) Blocks<TK>(row, 0, dst.Length / 256, d);
+    }
+
+    /// <summary>
+    /// <see cref="IPanelFormat.WidenPanel"/>: the super-blocks of columns [<paramref name="kb"/>, kb + <paramref name="kl"/>)
+    /// (kb a multiple of 256, the panel width of the fp32 GEMM) at d[kb..].
+    /// </summary>
+    public static void Panel<TK>(byte* row, int kb, int kl, float* d) where TK : struct, IKQuantFormat =>
+        Blocks<TK>(row, kb / 256, (kb + kl + 255) / 256, d);
+
+    /// <summary>Element <paramref name="c"/> of a row.</summary>
+    public static float Element<TK>(byte* row, int c) where TK : struct, IKQuantFormat
+    {
+        byte* sb = row + (nint)(c / 256) * TK.BlockBytes;
+        int i = c % 256, j = i / 32;
+        TK.Scales(sb, out var s);
+        float min = TK.HasMin ? s.Min.GetElement(j) : 0f;
+        return s.D * s.RunScale<TK>(i / 16) * (TK.Quants(sb, j).GetElement(i % 32) - TK.Offset) - min;
+    }
+
+    /// <summary>Super-blocks [<paramref name="b0"/>, <paramref name="b1"/>) of a row at d[256·b0 ..].</summary>
+    static void Blocks<TK>(byte* row, int b0, int b1, float* d) where TK : struct, IKQuantFormat
+    {
+        var offset = Vector256.Create((float)TK.Offset);
+        for (int b = b0; b < b1; b++)
         {
             byte* sb = row + (nint)b * TK.BlockBytes;
             TK.Scales(sb, out var s);
-            var o = dst.Slice(256 * b, 256);
+            float* o = d + 256 * (nint)b;
             for (int j = 0; j < 8; j++)
             {
-                var q = TK.Quants(sb, j);
-                float min = TK.HasMin ? s.Min.GetElement(j) : 0f;
-                for (int h = 0; h < 2; h++)
-                {
-                    float scale = s.D * s.RunScale<TK>(2 * j + h);
-                    for (int i = 0; i < 16; i++) o[32 * j + 16 * h + i] = scale * (q.GetElement(16 * h + i) - TK.Offset) - min;
-                }
+                var (q0, q1) = Vector256.Widen(TK.Quants(sb, j));   // runs 2j and 2j+1 as 16 ushorts each
+                var min = Vector256.Create(TK.HasMin ? s.Min.GetElement(j) : 0f);
+                var sa = Vector256.Create(s.D * s.RunScale<TK>(2 * j));
+                var sc = Vector256.Create(s.D * s.RunScale<TK>(2 * j + 1));
+                var (a0, a1) = Vector256.Widen(q0);
+                var (c0, c1) = Vector256.Widen(q1);
+                // separate multiply and subtract (no fma), as the reference rounds twice
+                (sa * (Vector256.ConvertToSingle(a0.AsInt32()) - offset) - min).Store(o + 32 * j);
+                (sa * (Vector256.ConvertToSingle(a1.AsInt32()) - offset) - min).Store(o + 32 * j + 8);
+                (sc * (Vector256.ConvertToSingle(c0.AsInt32()) - offset) - min).Store(o + 32 * j + 16);
+                (sc * (Vector256.ConvertToSingle(c1.AsInt32()) - offset) - min).Store(o + 32 * j + 24);
             }
         }
     }

@@ -12,6 +12,14 @@ internal unsafe struct Q4_KFormat : IKQuantFormat
     public static int BlockBytes => 144;
     public static bool HasMin => true;
     public static int Offset => 0;
+    public static bool Interleaved => false;
+
+    public static float Widen(byte* row, int c) => KWidening.Element<Q4_KFormat>(row, c);
+
+    public static void WidenRow(byte* row, Span<float> dst) => KWidening.Row<Q4_KFormat>(row, dst);
+
+    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
+        KWidening.Panel<Q4_KFormat>(row, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Quants(byte* sb, int j)
@@ -31,6 +39,14 @@ internal unsafe struct Q5_KFormat : IKQuantFormat
     public static int BlockBytes => 176;
     public static bool HasMin => true;
     public static int Offset => 0;
+    public static bool Interleaved => false;
+
+    public static float Widen(byte* row, int c) => KWidening.Element<Q5_KFormat>(row, c);
+
+    public static void WidenRow(byte* row, Span<float> dst) => KWidening.Row<Q5_KFormat>(row, dst);
+
+    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
+        KWidening.Panel<Q5_KFormat>(row, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Quants(byte* sb, int j)
@@ -56,6 +72,14 @@ internal unsafe struct Q6_KFormat : IKQuantFormat
     public static int BlockBytes => 210;
     public static bool HasMin => false;
     public static int Offset => 32;
+    public static bool Interleaved => false;
+
+    public static float Widen(byte* row, int c) => KWidening.Element<Q6_KFormat>(row, c);
+
+    public static void WidenRow(byte* row, Span<float> dst) => KWidening.Row<Q6_KFormat>(row, dst);
+
+    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
+        KWidening.Panel<Q6_KFormat>(row, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Quants(byte* sb, int j)
