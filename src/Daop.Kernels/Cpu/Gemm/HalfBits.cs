@@ -40,6 +40,14 @@ internal static class HalfBits
     public static float ToSingleFinite(ushort h) =>
         BitConverter.UInt32BitsToSingle((uint)((short)h << 16 >> 3) & 0x8FFFE000u) * BitConverter.UInt32BitsToSingle(Scale);
 
+    /// <summary>The 128-bit form of <see cref="WidenFinite(Vector256{uint})"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> WidenFinite(Vector128<uint> top)
+    {
+        var v = Vector128.ShiftRightArithmetic(top.AsInt32(), 3).AsUInt32() & Vector128.Create(0x8FFFE000u);
+        return v.AsSingle() * Vector128.Create(Scale).AsSingle();
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Widen(Vector512<uint> mag, Vector512<uint> sign)
     {

@@ -36,13 +36,12 @@ internal unsafe interface IKQuantFormat : IPanelFormat
 
 /// <summary>
 /// A super-block's scales for the int8 dot: D = d; Q4_K/Q5_K: A[j] = s_j (int32), Min[j] = dmin·m_j; Q6_K: the 16 run
-/// scales in the order the dot's run sums come in, A = [s0 s2 s4 s6 s1 s3 s5 s7], B = [s8 s10 s12 s14 s9 s11 s13 s15],
-/// and S16 = s0..s15 as int16 (for the offset's correction).
+/// scales in the order the dot's run sums come in (<see cref="KActivations.RunOrder"/>), A = [s0 s2 s4 s6 s1 s3 s5 s7],
+/// B = [s8 s10 s12 s14 s9 s11 s13 s15]. Four fields, so the JIT keeps it in registers.
 /// </summary>
 internal struct KScaleSet
 {
     public Vector256<int> A, B;
-    public Vector256<short> S16;
     public Vector256<float> Min;
     public float D;
 
@@ -67,14 +66,32 @@ internal static unsafe class KScales
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Read(byte* sb, out KScaleSet s)
     {
+        s.B = default;
+        if (Avx2.IsSupported)
+        {
+            // in vector registers: v = [d | dmin, a, b, c] (a, b, c: the scale bytes 0–3, 4–7, 8–11)
+            var v = Vector128.Load((uint*)sb);
+            var ab = Vector128.Shuffle(v, Vector128.Create(1u, 2, 1, 2));
+            var cc = Avx2.ShiftRightLogicalVariable(Vector128.Shuffle(v, Vector128.Create(3u, 3, 3, 3)), Vector128.Create(0u, 4, 0, 4));
+            var lo = ab & Vector128.Create(0x3F3F3F3Fu);                                                        // [s0–3, m0–3]
+            var hi = (cc & Vector128.Create(0x0F0F0F0Fu)) | (Vector128.ShiftRightLogical(ab, 2) & Vector128.Create(0x30303030u)); // [s4–7, m4–7]
+            var sm = Sse2.UnpackLow(lo, hi).AsByte();                                                            // s0–7, m0–7
+            s.A = Avx2.ConvertToVector256Int32(sm);
+            var m = Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(sm, 8));
+            // d and dmin each in the top half of a lane
+            var halves = HalfBits.WidenFinite(Avx2.ShiftLeftLogicalVariable(Vector128.Shuffle(v, Vector128.Create(0u, 0, 0, 0)), Vector128.Create(16u, 0, 0, 0))
+                & Vector128.Create(0xFFFF0000u));
+            s.D = halves.ToScalar();
+            s.Min = Vector256.ConvertToSingle(m) * Vector256.Create(halves.GetElement(1));
+            return;
+        }
         uint a = Unsafe.ReadUnaligned<uint>(sb + 4), b = Unsafe.ReadUnaligned<uint>(sb + 8), c = Unsafe.ReadUnaligned<uint>(sb + 12);
         ulong sc = (a & 0x3F3F3F3Fu) | (ulong)((c & 0x0F0F0F0Fu) | (a >> 2 & 0x30303030u)) << 32;
-        ulong m = (b & 0x3F3F3F3Fu) | (ulong)((c >> 4 & 0x0F0F0F0Fu) | (b >> 2 & 0x30303030u)) << 32;
-        s = default;
+        ulong mins = (b & 0x3F3F3F3Fu) | (ulong)((c >> 4 & 0x0F0F0F0Fu) | (b >> 2 & 0x30303030u)) << 32;
         s.D = HalfBits.ToSingleFinite(*(ushort*)sb);
         float dmin = HalfBits.ToSingleFinite(*(ushort*)(sb + 2));
         s.A = Bytes(sc);
-        s.Min = Vector256.ConvertToSingle(Bytes(m)) * Vector256.Create(dmin);
+        s.Min = Vector256.ConvertToSingle(Bytes(mins)) * Vector256.Create(dmin);
     }
 
     /// <summary>The 8 bytes of <paramref name="v"/> as 8 int32 lanes.</summary>

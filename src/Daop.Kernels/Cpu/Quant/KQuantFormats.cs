@@ -102,7 +102,7 @@ internal unsafe struct Q6_KFormat : IKQuantFormat
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scales(byte* sb, out KScaleSet s)
     {
-        s = default;
+        s.Min = default;
         s.D = HalfBits.ToSingleFinite(*(ushort*)(sb + 208));
         var sc = Vector128.Load((sbyte*)(sb + 192));
         var order = Vector128.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15));
@@ -110,13 +110,11 @@ internal unsafe struct Q6_KFormat : IKQuantFormat
         {
             s.A = Avx2.ConvertToVector256Int32(order);
             s.B = Avx2.ConvertToVector256Int32(Vector128.CreateScalar(order.AsUInt64().GetElement(1)).AsSByte());
-            s.S16 = Avx2.ConvertToVector256Int16(sc);
         }
         else
         {
             s.A = Vector256.Create(order[0], order[1], order[2], order[3], order[4], order[5], order[6], order[7]);
             s.B = Vector256.Create(order[8], order[9], order[10], order[11], order[12], order[13], order[14], order[15]);
-            s.S16 = Vector256.Create(Vector128.WidenLower(sc), Vector128.WidenUpper(sc));
         }
     }
 }

@@ -70,7 +70,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
             // decode: unpacked straight into the dot, accumulators in registers
             sbyte* x = a.X.Values(0);
             float* dx = a.X.Scales(0), ds = a.X.ScaledSums(0);
-            short* runs = a.X.RunSums(0);
+            int* runs = a.X.RunSums(0);
             for (; r < r1; r++)
             {
                 byte* w = a.W + r * a.WStride;
@@ -133,19 +133,19 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Finish(Vector256<int> p01, Vector256<int> p23, Vector256<int> p45, Vector256<int> p67, in KScaleSet s,
-        float* dx, float* dsum, short* runs, ref Vector256<float> acc, ref Vector256<float> mins)
+        float* dx, float* dsum, int* runs, ref Vector256<float> acc, ref Vector256<float> mins)
     {
         // t0 = [runs 0 2 4 6 | 1 3 5 7] of sub-blocks 0–3 as [s0 s1 s2 s3 | s0 s1 s2 s3], t1 the same for sub-blocks 4–7
         var t0 = Avx2.HorizontalAdd(p01, p23);
         var t1 = Avx2.HorizontalAdd(p45, p67);
         if (!TK.HasMin)
         {
-            t0 = Avx2.MultiplyLow(t0, s.A);
-            t1 = Avx2.MultiplyLow(t1, s.B);
+            // Σ s·(q − 32)·x = s·(Σ q·x − 32·Σ x) per run
+            t0 = Avx2.MultiplyLow(t0 - Vector256.ShiftLeft(Vector256.Load(runs), 5), s.A);
+            t1 = Avx2.MultiplyLow(t1 - Vector256.ShiftLeft(Vector256.Load(runs + 8), 5), s.B);
         }
         var p = Avx2.Permute2x128(t0, t1, 0x20) + Avx2.Permute2x128(t0, t1, 0x31); // [sub-block 0 .. 7]
         if (TK.HasMin) p = Avx2.MultiplyLow(p, s.A);
-        else p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(runs), s.S16), 5);
         acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Load(dx) * Vector256.Create(s.D), acc);
         if (TK.HasMin) mins = Vector256.FusedMultiplyAdd(s.Min, Vector256.Load(dsum), mins);
     }
@@ -155,7 +155,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     {
         sbyte* xq = x.Values(t) + 256 * (nint)b;
         float* dx = x.Scales(t) + 8 * b, ds = x.ScaledSums(t) + 8 * b;
-        short* runs = x.RunSums(t) + 16 * b;
+        int* runs = x.RunSums(t) + 16 * b;
         for (int j = 0; j < 8; j++)
         {
             int dot = 0;
@@ -163,7 +163,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
             {
                 int run = 0;
                 for (int i = 0; i < 16; i++) run += u[32 * j + 16 * h + i] * xq[32 * j + 16 * h + i];
-                dot += s.RunScale<TK>(2 * j + h) * (run - TK.Offset * runs[2 * j + h]);
+                dot += s.RunScale<TK>(2 * j + h) * (run - TK.Offset * runs[KActivations.RunOrder(2 * j + h)]);
             }
             acc[0] += dx[j] * s.D * dot;
             if (TK.HasMin) acc[8] += s.Min.GetElement(j) * ds[j];
