@@ -76,14 +76,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
                 byte* w = a.W + r * a.WStride;
                 Vector256<float> c = default, m = default;
                 for (int b = 0; b < a.Blocks; b++)
-                {
-                    byte* sb = w + (nint)b * TK.BlockBytes;
-                    sbyte* xb = x + 256 * (nint)b;
-                    TK.Scales(sb, out var s);
-                    Finish(Pair(TK.Quants(sb, 0), TK.Quants(sb, 1), xb), Pair(TK.Quants(sb, 2), TK.Quants(sb, 3), xb + 64),
-                        Pair(TK.Quants(sb, 4), TK.Quants(sb, 5), xb + 128), Pair(TK.Quants(sb, 6), TK.Quants(sb, 7), xb + 192), s,
-                        dx + 8 * (nint)b, ds + 8 * (nint)b, runs + 16 * (nint)b, ref c, ref m);
-                }
+                    One(w + (nint)b * TK.BlockBytes, x + 256 * (nint)b, dx + 8 * (nint)b, ds + 8 * (nint)b, runs + 16 * (nint)b, ref c, ref m);
                 a.Y[r] = Vector256.Sum(c) - Vector256.Sum(m);
             }
         }
@@ -111,6 +104,15 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
             for (int t = 0; t < a.Tokens; t++)
                 a.Y[t * a.YStride + r] = Vector256.Sum(acc[2 * t]) - Vector256.Sum(acc[2 * t + 1]);
         }
+    }
+
+    /// <summary>One token's dot with the super-block at <paramref name="sb"/>, unpacked in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void One(byte* sb, sbyte* xb, float* dx, float* ds, int* runs, ref Vector256<float> c, ref Vector256<float> m)
+    {
+        TK.Scales(sb, out var s);
+        Finish(Pair(TK.Quants(sb, 0), TK.Quants(sb, 1), xb), Pair(TK.Quants(sb, 2), TK.Quants(sb, 3), xb + 64),
+            Pair(TK.Quants(sb, 4), TK.Quants(sb, 5), xb + 128), Pair(TK.Quants(sb, 6), TK.Quants(sb, 7), xb + 192), s, dx, ds, runs, ref c, ref m);
     }
 
     /// <summary>
