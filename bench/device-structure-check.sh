@@ -5,6 +5,7 @@
 #   here:   (cd <old checkout> && bench/device-pack.sh) and copy its .device-carry/daop.tar.xz to .device-carry-before/;
 #           bench/device-pack.sh for the current build (.device-carry/)
 #   device: bench/device-structure-check.sh before|after    (one per call; the machine keeps /tmp between warm calls)
+#           RATIOS=0.25 POLICIES=static-cpu,daop bench/device-structure-check.sh ...   a shorter run (same for both builds)
 # Prints, per build: `bench synthetic` (prefill/decode tok/s all on the GPU) and `bench policies` rows.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ cfg=models/configs/Mixtral-8x7B-v0.1.json
 echo "== $which: bench synthetic, 8 layers, all on the GPU"
 "$dir/daop" bench synthetic --config $cfg --layers 8 --device cuda --prompt-tokens 128 --new-tokens 64 2>&1 | tail -n 12
 echo "== $which: bench policies, 8 layers, replayed routing, ratios 0.25 0.5"
-"$dir/daop" bench policies --config $cfg --layers 8 --device cuda --ratios 0.25,0.5 --replay-trace --replay-only \
+"$dir/daop" bench policies --config $cfg --layers 8 --device cuda --ratios "${RATIOS:-0.25,0.5}" --replay-trace --replay-only \
   --prompts 2 --prompt-tokens 64 --new-tokens 32 --no-all-gpu \
-  --policies lru-on-demand,lru-prefetch,static-cpu,daop-exact,daop,daop-drift \
+  --policies "${POLICIES:-lru-on-demand,lru-prefetch,static-cpu,daop-exact,daop,daop-drift}" \
   --json "$out/policies-$which.json" --svg "$out/policies-$which.svg" 2>&1 | tail -n 16

@@ -29,15 +29,16 @@ static class AccuracyBenchCommand
         var greedy = new Option<int>("--greedy-tokens") { Description = "Greedy tokens generated from each prompt half and compared with the exact model.", DefaultValueFactory = _ => 64 };
         var formats = new Option<string?>("--expert-dtypes") { Description = $"Instead of policies: the model with its routed experts stored as each of these types ({string.Join(", ", WeightTypes.Names)}), all experts local, against the exact model." };
         var denseDType = CommonOptions.DenseDType();
+        var random = new Option<int?>("--random-sequences") { Description = "With --expert-dtypes: this many random token sequences of --length (default 128) tokens instead of a token file (models without one, such as the test fixtures: agreement is meaningful there, perplexity is not)." };
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this file." };
         var threads = CommonOptions.Threads();
         var cmd = new Command("accuracy", "Perplexity and greedy agreement of each placement policy (DAOP approximate vs exact) on the CPU.")
         {
-            model, sequences, ratios, policies, exactLayers, count, length, greedy, formats, denseDType, json, threads,
+            model, sequences, ratios, policies, exactLayers, count, length, greedy, formats, denseDType, random, json, threads,
         };
         cmd.SetAction(r => r.GetValue(formats) is { } f
-            ? RunFormats(r.GetValue(model), r.GetValue(sequences), f, WeightTypes.Parse(r.GetValue(denseDType)), r.GetValue(count), r.GetValue(length),
-                r.GetValue(greedy), r.GetValue(json), r.GetValue(threads))
+            ? RunFormats(r.GetValue(model), r.GetValue(sequences), r.GetValue(random), f, WeightTypes.Parse(r.GetValue(denseDType)), r.GetValue(count),
+                r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads))
             : Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers),
                 r.GetValue(count), r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads)));
         return cmd;
@@ -81,7 +82,7 @@ static class AccuracyBenchCommand
     }
 
     /// <summary>The exact model against itself with its experts (and optionally dense matrices) stored in other types.</summary>
-    static int RunFormats(string? modelDir, string? seqFile, string formatList, DType? dense, int? count, int? length, int greedy,
+    static int RunFormats(string? modelDir, string? seqFile, int? random, string formatList, DType? dense, int? count, int? length, int greedy,
         string? jsonOut, int? threads)
     {
         OptionRules.CheckOutputFile("--json", jsonOut);
@@ -90,10 +91,17 @@ static class AccuracyBenchCommand
         var formats = formatList.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
             .Select(f => (Name: f, Type: WeightTypes.Parse(f)!.Value)).ToList();
         if (formats.Count == 0) throw new ArgumentException("--expert-dtypes names no type");
-        var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile), count);
-        int len = Math.Min(length ?? int.MaxValue, seqs.Min(s => s.Length));
+        if (random != null && seqFile != null) throw new ArgumentException("give --sequences or --random-sequences, not both");
+        if (random is <= 0) throw new ArgumentException($"--random-sequences must be positive, not {random}");
+        var seqs = random == null ? TokenSequences.Read(TokenSequences.PathFor(dir, seqFile), count) : null;
+        int len = seqs == null ? length ?? 128 : Math.Min(length ?? int.MaxValue, seqs.Min(s => s.Length));
         var options = new ModelOptions { ContextLength = len + greedy + 1 };
         using var m = BenchCommand.SizedBy($"--length {len} + --greedy-tokens {greedy}", () => MoeModel.Load(dir, options));
+        if (seqs == null)
+        {
+            var rng = new Random(11);
+            seqs = Enumerable.Range(0, random!.Value).Select(_ => Enumerable.Range(0, len).Select(_ => rng.Next(m.Config.VocabSize)).ToArray()).ToList();
+        }
         Console.WriteLine($"{MoeModel.FolderName(dir)}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
             $"{len - len / 2} scored teacher-forced, {greedy} greedy tokens; all experts local on the CPU, {CpuWorkers.Threads} threads");
         Console.WriteLine($"{"weights",-24} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6}");

@@ -83,6 +83,10 @@ sealed class SamplingArgs(int defaultMaxTokens)
     public Option<int> TopK { get; } = new("--top-k") { Description = "Sample from the K most likely tokens (0 = off).", DefaultValueFactory = _ => 0 };
     public Option<float> TopP { get; } = new("--top-p") { Description = "Nucleus sampling threshold (1 = off).", DefaultValueFactory = _ => 1f };
     public Option<ulong> Seed { get; } = new("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 42UL };
+    public Option<float> MinP { get; } = new("--min-p") { Description = "Drop tokens less likely than this fraction of the most likely one (0 = off).", DefaultValueFactory = _ => 0f };
+    public Option<float> RepeatPenalty { get; } = new("--repeat-penalty") { Description = "Repetition penalty over prompt and output, as llama.cpp's (1 = off).", DefaultValueFactory = _ => 1f };
+    public Option<float> FrequencyPenalty { get; } = new("--frequency-penalty") { Description = "OpenAI's frequency penalty, -2 to 2 (0 = off).", DefaultValueFactory = _ => 0f };
+    public Option<float> PresencePenalty { get; } = new("--presence-penalty") { Description = "OpenAI's presence penalty, -2 to 2 (0 = off).", DefaultValueFactory = _ => 0f };
 
     public void AddTo(Command cmd)
     {
@@ -91,6 +95,10 @@ sealed class SamplingArgs(int defaultMaxTokens)
         cmd.Options.Add(TopK);
         cmd.Options.Add(TopP);
         cmd.Options.Add(Seed);
+        cmd.Options.Add(MinP);
+        cmd.Options.Add(RepeatPenalty);
+        cmd.Options.Add(FrequencyPenalty);
+        cmd.Options.Add(PresencePenalty);
     }
 
     public GenerationSettings Settings(ParseResult r)
@@ -98,7 +106,8 @@ sealed class SamplingArgs(int defaultMaxTokens)
         var s = new GenerationSettings
         {
             MaxTokens = r.GetValue(MaxTokens), Temperature = r.GetValue(Temperature), TopK = r.GetValue(TopK),
-            TopP = r.GetValue(TopP), Seed = r.GetValue(Seed),
+            TopP = r.GetValue(TopP), Seed = r.GetValue(Seed), MinP = r.GetValue(MinP), RepetitionPenalty = r.GetValue(RepeatPenalty),
+            FrequencyPenalty = r.GetValue(FrequencyPenalty), PresencePenalty = r.GetValue(PresencePenalty),
         };
         s.Validate();
         return s;

@@ -39,6 +39,10 @@ static class OptionRules
         ["--top-k"] = new Whole(0, int.MaxValue),
         ["--top-p"] = new Real(0, 1, OpenMin: true),
         ["--seed"] = new Whole(0, ulong.MaxValue),
+        ["--min-p"] = new Real(0, 1),
+        ["--repeat-penalty"] = new Real(0, 10, OpenMin: true),
+        ["--frequency-penalty"] = new Real(-2, 2),
+        ["--presence-penalty"] = new Real(-2, 2),
         // serve.
         ["--port"] = new Whole(0, 65535),
         ["--max-queue"] = new Whole(1, 65536),
@@ -60,6 +64,7 @@ static class OptionRules
         ["--policies"] = new ListOf(new Choice(PolicyChoice.All, PolicyChoice.Aliases)),
         ["--exact-layers"] = new Whole(1, 65536),
         ["--count"] = new Whole(1, 1_000_000),
+        ["--random-sequences"] = new Whole(1, 1_000_000),
         ["--length"] = new Whole(2, Tokens),
         ["--greedy-tokens"] = new Whole(0, Tokens),
         ["--prompts"] = new Whole(1, 10_000),

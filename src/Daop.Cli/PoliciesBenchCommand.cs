@@ -9,6 +9,7 @@ using Daop.Engine.Load;
 using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Families;
+using Daop.Kernels;
 using Daop.Kernels.Cpu;
 using ILGPU.Runtime;
 using Daop.Bench.Policies;
@@ -48,19 +49,21 @@ static class PoliciesBenchCommand
         var json = new Option<string>("--json") { Description = "Where to write the results as JSON.", DefaultValueFactory = _ => "daop-policies.json" };
         var svg = new Option<string>("--svg") { Description = "Where to write the plot (SVG).", DefaultValueFactory = _ => "daop-policies.svg" };
         var threads = CommonOptions.Threads();
+        var expertDType = CommonOptions.ExpertDType();
         var cmd = new Command("policies", "Compare placement policies on a GPU: tok/s, hit rate, predictor recall, CPU experts, transfers and waits per token; table, JSON and SVG plot.")
         {
             config, modelDir, layers, distinct, device, ratios, policies, exactLayers, prompts, promptTokens, newTokens, replay, replayOnly, traceModel, traceSeqs,
-            noAllGpu, json, svg, threads, precalc, repeats,
+            noAllGpu, json, svg, threads, precalc, repeats, expertDType,
         };
         cmd.SetAction(r => Run(new Args(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(distinct), r.GetValue(device)!,
             r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers), r.GetValue(prompts), r.GetValue(promptTokens), r.GetValue(newTokens),
-            r.GetValue(replay), r.GetValue(replayOnly), r.GetValue(traceModel), r.GetValue(traceSeqs), !r.GetValue(noAllGpu), r.GetValue(json)!, r.GetValue(svg)!, r.GetValue(threads), r.GetValue(precalc), r.GetValue(repeats))));
+            r.GetValue(replay), r.GetValue(replayOnly), r.GetValue(traceModel), r.GetValue(traceSeqs), !r.GetValue(noAllGpu), r.GetValue(json)!, r.GetValue(svg)!, r.GetValue(threads), r.GetValue(precalc), r.GetValue(repeats),
+            WeightTypes.Parse(r.GetValue(expertDType)))));
         return cmd;
     }
 
     sealed record Args(string? Config, string? Model, int? Layers, int Distinct, string Device, string Ratios, string Policies, int ExactLayers,
-        int Prompts, int PromptTokens, int NewTokens, bool Replay, bool ReplayOnly, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads, int PrecalcThreads, int Repeats);
+        int Prompts, int PromptTokens, int NewTokens, bool Replay, bool ReplayOnly, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads, int PrecalcThreads, int Repeats, DType? ExpertDType);
 
     static int Run(Args a)
     {
@@ -94,7 +97,7 @@ static class PoliciesBenchCommand
         }
 
         var sw = Stopwatch.StartNew();
-        var options = DeviceChoice.Options(a.Device, a.PromptTokens + a.NewTokens + 8, 0.0, null, "static-cpu");
+        var options = DeviceChoice.Options(a.Device, a.PromptTokens + a.NewTokens + 8, 0.0, null, "static-cpu") with { ExpertDType = a.ExpertDType };
         using var model = BenchCommand.SizedBy($"--prompt-tokens {a.PromptTokens} + --new-tokens {a.NewTokens}", () => a.Model != null
             ? MoeModel.Load(a.Model, options)
             : MoeModel.FromSource(Path.GetFileNameWithoutExtension(a.Config!), a.Config!, new SyntheticTensorSource(1, a.Distinct), options, c => Truncate(c, a.Layers)));
@@ -102,7 +105,7 @@ static class PoliciesBenchCommand
         long expertBytes = model.Weights.Layers.First(l => l.Experts.Length > 0).Experts[0].ByteLength;
         string name = a.Model != null ? MoeModel.FolderName(a.Model) : Path.GetFileNameWithoutExtension(a.Config!);
         Console.WriteLine($"{name}: {mc.ModelType} x {mc.NumLayers} layers, {mc.NumExperts} experts top-{mc.TopK}, expert {expertBytes / 1e6:F1} MB " +
-            $"({(a.Model != null ? "checkpoint" : "random bf16")}); built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
+            $"({(a.Model != null ? "checkpoint" : "random bf16")}{(a.ExpertDType is { } et ? $", experts as {et.Name()}" : "")}); built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
         BoundModel? bound = null;
         if (model.Device is GpuDevice { Accelerator.AcceleratorType: AcceleratorType.Cuda } gd)
         {

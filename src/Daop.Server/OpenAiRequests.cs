@@ -181,6 +181,12 @@ static class OpenAiRequests
             : 42UL;
         if (Int(root, "n", 1, int.MaxValue) is > 1)
             throw ApiException.Invalid("n", "this server returns one choice per request: 'n' must be 1");
+        float minP = (float)(Number(root, "min_p", 0, 1) ?? 0);
+        float frequencyPenalty = (float)(Number(root, "frequency_penalty", -2, 2) ?? 0);
+        float presencePenalty = (float)(Number(root, "presence_penalty", -2, 2) ?? 0);
+        float repetitionPenalty = (float)(Number(root, "repetition_penalty", 0, 10) ?? 1);
+        if (repetitionPenalty == 0) throw ApiException.Invalid("repetition_penalty", "'repetition_penalty' must be greater than 0");
+        RefuseUnimplemented(root);
         if (Bool(root, "logprobs") == true || root.TryGetProperty("logprobs", out var lp) && lp.ValueKind == JsonValueKind.Number)
             throw ApiException.Invalid("logprobs", "'logprobs' is not supported by this server", "unsupported_parameter");
         bool stream = Bool(root, "stream") ?? false;
@@ -211,8 +217,26 @@ static class OpenAiRequests
             TopK = topK,
             Seed = seed,
             Stop = stop,
+            MinP = minP,
+            FrequencyPenalty = frequencyPenalty,
+            PresencePenalty = presencePenalty,
+            RepetitionPenalty = repetitionPenalty,
         };
         return new CommonRequest(model, settings, stream, includeUsage, maxTokens != null);
+    }
+
+    // What this server does not implement is refused, never ignored: a client asking for tool calls or JSON output would
+    // otherwise get free text it cannot parse.
+    static void RefuseUnimplemented(JsonElement root)
+    {
+        if (root.TryGetProperty("tools", out var tools) && tools.ValueKind != JsonValueKind.Null &&
+            !(tools.ValueKind == JsonValueKind.Array && tools.GetArrayLength() == 0))
+            throw ApiException.Invalid("tools", "tool calling is not supported by this server yet: send the request without 'tools'", "unsupported_parameter");
+        if (root.TryGetProperty("tool_choice", out var tc) && tc.ValueKind != JsonValueKind.Null && !(tc.ValueKind == JsonValueKind.String && tc.ValueEquals("none")))
+            throw ApiException.Invalid("tool_choice", "tool calling is not supported by this server yet: 'tool_choice' may only be \"none\"", "unsupported_parameter");
+        if (root.TryGetProperty("response_format", out var rf) && rf.ValueKind != JsonValueKind.Null &&
+            !(rf.ValueKind == JsonValueKind.Object && rf.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.ValueEquals("text")))
+            throw ApiException.Invalid("response_format", "only {\"type\": \"text\"} is supported: constrained JSON output is not implemented yet", "unsupported_parameter");
     }
 
     static string Content(JsonElement m, string at)

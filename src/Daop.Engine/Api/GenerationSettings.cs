@@ -16,6 +16,14 @@ public sealed record GenerationSettings
     public int TopK { get; init; }
     /// <summary>Sample from the smallest set of tokens whose probability reaches P (1 = no limit).</summary>
     public float TopP { get; init; } = 1f;
+    /// <summary>Sample only tokens at least this fraction as likely as the most likely one (0 = no limit).</summary>
+    public float MinP { get; init; }
+    /// <summary>OpenAI's frequency penalty in [−2, 2] (<see cref="SamplingOptions.FrequencyPenalty"/>).</summary>
+    public float FrequencyPenalty { get; init; }
+    /// <summary>OpenAI's presence penalty in [−2, 2] (<see cref="SamplingOptions.PresencePenalty"/>).</summary>
+    public float PresencePenalty { get; init; }
+    /// <summary>Repetition penalty in (0, 10] over prompt and output, as llama.cpp and Hugging Face apply it (1 = off).</summary>
+    public float RepetitionPenalty { get; init; } = 1f;
     /// <summary>Sampling seed: the same seed and settings give the same text.</summary>
     public ulong Seed { get; init; } = 42;
     /// <summary>Text that ends generation; the stop sequence itself is not returned. Null or empty: none.</summary>
@@ -39,5 +47,6 @@ public sealed record GenerationSettings
     internal SamplingOptions ToSampling(IReadOnlyCollection<int> stopIds) => new()
     {
         MaxNewTokens = MaxTokens, Temperature = Temperature, TopK = TopK, TopP = TopP, Seed = Seed, StopTokenIds = stopIds,
+        MinP = MinP, FrequencyPenalty = FrequencyPenalty, PresencePenalty = PresencePenalty, RepetitionPenalty = RepetitionPenalty,
     };
 }

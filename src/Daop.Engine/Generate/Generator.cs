@@ -73,6 +73,7 @@ public sealed class Generator(MoeModel model)
     {
         var stop = o.StopTokenIds ?? model.Config.EosTokenIds;
         var sampler = new Sampler(o, model.Config.VocabSize);
+        sampler.AddPrompt(prompt);
         KvCache cache = _cache ??= model.NewCache();
         var sw = Stopwatch.StartNew();
         model.Forward(prompt, 0, cache, _logits);
@@ -86,6 +87,7 @@ public sealed class Generator(MoeModel model)
             int next = sampler.Next(_logits);
             if (stop.Contains(next)) { stats.Finish = FinishReason.Stop; yield break; }
             stats.GeneratedTokens++;
+            sampler.Accept(next);
             yield return next;
             if (i + 1 == o.MaxNewTokens) break;
             if (pos >= model.ContextLength) { stats.Finish = FinishReason.ContextFull; yield break; }

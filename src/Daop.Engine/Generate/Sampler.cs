@@ -4,8 +4,9 @@ using Daop.Kernels.Cpu;
 namespace Daop.Engine.Generate;
 
 /// <summary>
-/// Picks the next token from logits [V]: arg-max when temperature is 0, else temperature → top-k → top-p →
-/// a draw from a seeded xoshiro256** stream. All scratch is allocated once per vocabulary size.
+/// Picks the next token from logits [V]: penalties for tokens already seen (repetition over prompt and output,
+/// frequency and presence over the output), then arg-max when temperature is 0, else temperature → top-k → top-p →
+/// min-p → a draw from a seeded xoshiro256** stream. All scratch is allocated once per vocabulary size.
 /// </summary>
 public sealed class Sampler
 {
@@ -13,6 +14,9 @@ public sealed class Sampler
     readonly int[] _idx;     // [V] candidate ids, sorted by probability
     readonly float[] _prob;  // [V] probabilities
     readonly float[] _keys;  // [V] negated probabilities, the sort keys
+    readonly int[] _generated = [];  // [V] times each token was generated (penalties only)
+    readonly bool[] _seen = [];      // [V] in the prompt or generated (penalties only)
+    readonly List<int> _seenIds = []; // the ids set in _seen, so a penalty pass costs what was seen, not V
     ulong _s0, _s1, _s2, _s3;
 
     /// <summary>A sampler for a vocabulary of <paramref name="vocab"/> tokens.</summary>
@@ -23,13 +27,41 @@ public sealed class Sampler
         _idx = new int[vocab];
         _prob = new float[vocab];
         _keys = new float[vocab];
+        if (o.Penalizes)
+        {
+            _generated = new int[vocab];
+            _seen = new bool[vocab];
+        }
         ulong x = o.Seed;
         _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);
+    }
+
+    /// <summary>Marks the prompt's tokens as seen (the repetition penalty covers them).</summary>
+    public void AddPrompt(ReadOnlySpan<int> prompt)
+    {
+        if (!_o.Penalizes) return;
+        foreach (int id in prompt) See(id);
+    }
+
+    /// <summary>Records a generated token (call with each token <see cref="Next"/> returned that was kept).</summary>
+    public void Accept(int token)
+    {
+        if (!_o.Penalizes) return;
+        _generated[token]++;
+        See(token);
+    }
+
+    void See(int id)
+    {
+        if (_seen[id]) return;
+        _seen[id] = true;
+        _seenIds.Add(id);
     }
 
     /// <summary>The next token id. <paramref name="logits"/> may be modified.</summary>
     public int Next(Span<float> logits)
     {
+        if (_o.Penalizes) Penalize(logits);
         if (_o.Temperature == 0) return TensorPrimitives.IndexOfMax(logits);
         int v = logits.Length;
         var p = _prob.AsSpan(0, v);
@@ -54,6 +86,19 @@ public sealed class Sampler
             }
             n = keep;
         }
+        if (_o.MinP > 0)
+        {
+            float floor = _o.MinP * TensorPrimitives.Max(p);
+            if (n == v)
+            {
+                // Unsorted: compact the ids that pass (the most likely always does).
+                n = 0;
+                for (int i = 0; i < v; i++)
+                    if (p[i] >= floor) idx[n++] = i;
+            }
+            else
+                while (n > 1 && p[idx[n - 1]] < floor) n--; // sorted, descending
+        }
         float total = 0;
         for (int i = 0; i < n; i++) total += p[idx[i]];
         double r = NextDouble() * total;
@@ -64,6 +109,21 @@ public sealed class Sampler
             if (r < acc) return idx[i];
         }
         return idx[n - 1];
+    }
+
+    // logits[t] for every t seen: repetition divides a positive logit and multiplies a negative one (HF, llama.cpp);
+    // frequency and presence subtract (OpenAI), counting generated tokens only.
+    void Penalize(Span<float> logits)
+    {
+        float rep = _o.RepetitionPenalty;
+        foreach (int t in _seenIds)
+        {
+            float l = logits[t];
+            if (rep != 1) l = l > 0 ? l / rep : l * rep;
+            int c = _generated[t];
+            if (c > 0) l -= c * _o.FrequencyPenalty + _o.PresencePenalty;
+            logits[t] = l;
+        }
     }
 
     double NextDouble() => (NextU64() >> 11) * (1.0 / (1UL << 53));

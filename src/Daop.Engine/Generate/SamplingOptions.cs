@@ -9,6 +9,22 @@ public sealed record SamplingOptions
     public int TopK { get; init; }
     /// <summary>Keep the smallest set of tokens whose probability reaches P (1 = all).</summary>
     public float TopP { get; init; } = 1f;
+    /// <summary>Keep only tokens whose probability is at least this fraction of the most likely one's (0 = all).</summary>
+    public float MinP { get; init; }
+    /// <summary>
+    /// OpenAI's frequency penalty, in [−2, 2]: each generated token's logit is lowered by this times the number of times
+    /// it was generated so far.
+    /// </summary>
+    public float FrequencyPenalty { get; init; }
+    /// <summary>OpenAI's presence penalty, in [−2, 2]: lowers the logit of every token generated so far by this, once.</summary>
+    public float PresencePenalty { get; init; }
+    /// <summary>
+    /// The repetition penalty of Hugging Face and llama.cpp, in (0, 10]: the logit of every token in the prompt or
+    /// generated so far is divided by this when positive and multiplied by it when negative (1 = off).
+    /// </summary>
+    public float RepetitionPenalty { get; init; } = 1f;
+    /// <summary>True if any penalty is on (the sampler then tracks the tokens seen).</summary>
+    public bool Penalizes => FrequencyPenalty != 0 || PresencePenalty != 0 || RepetitionPenalty != 1;
     /// <summary>Random seed for sampling (same seed, same tokens).</summary>
     public ulong Seed { get; init; } = 42;
     /// <summary>Most tokens to generate.</summary>
@@ -22,6 +38,10 @@ public sealed record SamplingOptions
         if (!(Temperature >= 0) || float.IsInfinity(Temperature)) throw new ArgumentException($"temperature must be >= 0, got {Temperature}");
         if (TopK < 0) throw new ArgumentException($"top-k must be >= 0, got {TopK}");
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"top-p must be in (0, 1], got {TopP}");
+        if (!(MinP >= 0 && MinP <= 1)) throw new ArgumentException($"min-p must be in [0, 1], got {MinP}");
+        if (!(FrequencyPenalty >= -2 && FrequencyPenalty <= 2)) throw new ArgumentException($"frequency penalty must be in [-2, 2], got {FrequencyPenalty}");
+        if (!(PresencePenalty >= -2 && PresencePenalty <= 2)) throw new ArgumentException($"presence penalty must be in [-2, 2], got {PresencePenalty}");
+        if (!(RepetitionPenalty > 0 && RepetitionPenalty <= 10)) throw new ArgumentException($"repetition penalty must be in (0, 10], got {RepetitionPenalty}");
         if (MaxNewTokens < 0) throw new ArgumentException($"max new tokens must be >= 0, got {MaxNewTokens}");
     }
 }

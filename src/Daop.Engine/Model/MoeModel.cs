@@ -196,33 +196,46 @@ public sealed partial class MoeModel : IDisposable
         for (int done = 0; done < tokens.Length; done += _s.MaxTokens)
         {
             int n = Math.Min(_s.MaxTokens, tokens.Length - done);
-            ForwardChunk(tokens.Slice(done, n), startPos + done, cache);
+            bool last = done + n == tokens.Length;
+            int lastRow = ForwardChunk(tokens.Slice(done, n), startPos + done, cache, allLogits ? n : last ? 1 : 0);
             if (allLogits) LmHead(0, n, logits.Slice(done * v, n * v), startPos + done);
-            else if (done + n == tokens.Length) LmHead(n - 1, 1, logits[..v], startPos + done);
+            else if (last) LmHead(lastRow, 1, logits[..v], startPos + done);
         }
     }
 
-    // embed → per layer { x += Attn(norm(x)); x += FFN(norm(x)) } → final norm (in LmHead)
-    void ForwardChunk(ReadOnlySpan<int> tokens, int startPos, KvCache cache)
+    // embed → per layer { x += Attn(norm(x)); x += FFN(norm(x)) } → final norm (in LmHead). Only the last `keep` rows
+    // (0, 1 or T) of the output are read: when the scheduler allows it and no observer wants every token's routing, the
+    // last layer's FFN runs on those rows alone, moved to the front (its KV entries are written by then). Returns the
+    // row of x that holds the chunk's last token.
+    int ForwardChunk(ReadOnlySpan<int> tokens, int startPos, KvCache cache, int keep)
     {
         var d = Device;
-        int t = tokens.Length, h = Config.HiddenSize;
+        int t = tokens.Length, h = Config.HiddenSize, lastLayer = Config.NumLayers - 1;
+        bool prune = keep <= 1 && keep < t && Observer == null && Experts.AllowsLastLayerPruning;
         Experts.BeginChunk(startPos, t);
         d.Embed(tokens, Weights.Embed, _s.X);                                   // x [T, H]
         CheckResidual(t, startPos, null, "embedding");
         for (int l = 0; l < Config.NumLayers; l++)
         {
             var w = Weights.Layers[l];
-            var step = new LayerStep(d, _s, l, t, startPos);
             d.Norm(w.AttnNorm, _s.X, _s.Xn, t);                                 // xn [T, H]
-            w.Attention.Forward(step, _rope[l], cache);                          // out [T, H]
+            w.Attention.Forward(new LayerStep(d, _s, l, t, startPos), _rope[l], cache); // out [T, H]
             d.Add(_s.X, _s.Out, t * h);                                         // x += attn
             CheckResidual(t, startPos, l, "attention");
-            d.Norm(w.FfnNorm, _s.X, _s.Xn, t);                                  // xn [T, H]
-            w.Ffn.Forward(step, Experts, Observer);                              // out [T, H]: MoE block or dense MLP
-            d.Add(_s.X, _s.Out, t * h);                                         // x += ffn
-            CheckResidual(t, startPos, l, w.Ffn.Stage);
+            int rows = t;
+            if (l == lastLayer && prune)
+            {
+                if (keep == 0) return 0;
+                d.Copy(_s.X, (t - 1) * h, _s.X, 0, h);                          // x [1, H]: the last token only
+                rows = 1;
+            }
+            int first = startPos + t - rows;
+            d.Norm(w.FfnNorm, _s.X, _s.Xn, rows);                               // xn [rows, H]
+            w.Ffn.Forward(new LayerStep(d, _s, l, rows, first), Experts, Observer); // out [rows, H]: MoE block or dense MLP
+            d.Add(_s.X, _s.Out, rows * h);                                      // x += ffn
+            CheckResidual(rows, first, l, w.Ffn.Stage);
         }
+        return prune ? 0 : t - 1;
     }
 
     // With ModelOptions.CheckFinite: the residual stream x [T, H] after a step must be finite.

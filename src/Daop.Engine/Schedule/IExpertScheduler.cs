@@ -20,6 +20,13 @@ public interface IExpertScheduler
     /// </summary>
     void BeginChunk(int startPos, int tokens) { }
 
+    /// <summary>
+    /// True if the forward pass may run the last layer's FFN on only the rows whose logits are asked for (the last
+    /// token of a prefill, as llama.cpp does): the other rows' outputs are never read. Schedulers whose decisions count
+    /// every token's routing (placement, replayed traces) keep the default, false.
+    /// </summary>
+    bool AllowsLastLayerPruning => false;
+
     /// <summary>For logs: where experts run and with which kernel.</summary>
     string Description => GetType().Name;
 }

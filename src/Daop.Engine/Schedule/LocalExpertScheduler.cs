@@ -39,6 +39,9 @@ public sealed class LocalExpertScheduler : IExpertScheduler
     public string Description => $"experts on cpu ({_kernel.Name})";
 
     /// <inheritdoc />
+    public bool AllowsLastLayerPruning => true;
+
+    /// <inheritdoc />
     public void RunExperts(int layer, DeviceBuffer x, RoutingBatch r, DeviceBuffer y, int tokens)
     {
         var xs = ((CpuBuffer)x).Data;

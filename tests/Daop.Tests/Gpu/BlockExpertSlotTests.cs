@@ -30,7 +30,7 @@ public class BlockExpertSlotTests(GpuFixture gpu)
         Assert.InRange(layout.ExpertBytes - (2L * Inter * type.RowBytes(Hidden) + Hidden * type.RowBytes(Inter)), 0, 15 * (2 * Inter + Hidden));
 
         using var dev = new GpuDevice(gpu.Accelerator);
-        var experts = Enumerable.Range(0, 3).Select(i => new GpuBlockKernelTests.Expert(type, Hidden, Inter, 100 + 10 * i)).ToArray();
+        var experts = Enumerable.Range(0, 3).Select(i => new GpuExpertTests.Expert(type, Hidden, Inter, 100 + 10 * i)).ToArray();
         try
         {
             var perLayer = new[] { experts.Select(e => e.W).ToArray() };

@@ -36,6 +36,9 @@ internal sealed unsafe class BlockWeights : IDisposable
     /// <summary>Element [r, c] as the block's dequantized value.</summary>
     public float At(int r, int c) => _rows[r][c];
 
+    /// <summary>The dequantized rows; the native memory now belongs to the caller (<see cref="W"/>'s data).</summary>
+    internal float[][] DetachRows() => _rows;
+
     /// <summary>Row r dequantized.</summary>
     public float[] Row(int r) => _rows[r];
 

@@ -67,43 +67,6 @@ public class GpuBlockKernelTests(GpuFixture gpu)
         GpuRowKernelTests.AssertClose(want, gpu.Read(yb, tokens * rows), mag, $"{type} {rows}x{cols} T={tokens} lanes={lanes} rows/team={blockRows}");
     }
 
-    /// <summary>A random quantized SwiGLU expert and its double reference (the error scale M as the GPU expert tests').</summary>
-    internal sealed class Expert(DType type, int hidden, int inter, int seed) : IDisposable
-    {
-        public readonly BlockWeights Gate = new(type, inter, hidden, seed, 1f / MathF.Sqrt(hidden));
-        public readonly BlockWeights Up = new(type, inter, hidden, seed + 1, 1f / MathF.Sqrt(hidden));
-        public readonly BlockWeights Down = new(type, hidden, inter, seed + 2, 1f / MathF.Sqrt(inter));
-        public ExpertWeights W => new(Gate.W, Up.W, Down.W);
-        public void Dispose() { Gate.Dispose(); Up.Dispose(); Down.Dispose(); }
-
-        public (double[] Y, double[] M) Reference(ReadOnlySpan<float> x)
-        {
-            var h = new double[inter];
-            var hm = new double[inter];
-            for (int c = 0; c < inter; c++)
-            {
-                double g = 0, u = 0, mg = 0, mu = 0;
-                for (int i = 0; i < hidden; i++)
-                {
-                    g += x[i] * (double)Gate.At(c, i); mg += Math.Abs(x[i] * (double)Gate.At(c, i));
-                    u += x[i] * (double)Up.At(c, i); mu += Math.Abs(x[i] * (double)Up.At(c, i));
-                }
-                double sg = 1 / (1 + Math.Exp(-g)), silu = g * sg, dsilu = sg * (1 + g * (1 - sg));
-                h[c] = silu * u;
-                hm[c] = Math.Abs(h[c]) + Math.Abs(dsilu * u) * mg + Math.Abs(silu) * mu;
-            }
-            var y = new double[hidden];
-            var m = new double[hidden];
-            for (int r = 0; r < hidden; r++)
-                for (int c = 0; c < inter; c++)
-                {
-                    y[r] += Down.At(r, c) * h[c];
-                    m[r] += Math.Abs(Down.At(r, c)) * hm[c];
-                }
-            return (y, m);
-        }
-    }
-
     /// <summary>
     /// Routed experts (hidden 264: a group and a partial block; inter 256: one group) through the scheduler: 1–2 tokens the
     /// fused gate/up + down-and-combine (two or one down rows a team), 3 the grouped row kernels, 12 over 2 experts the
@@ -122,51 +85,9 @@ public class GpuBlockKernelTests(GpuFixture gpu)
     [InlineData(DType.Q8_0, 12, 1, 2, 264)]
     [InlineData(DType.MXFP4, 12, 1, 2, 264)]
     [InlineData(DType.Q4_0, 1, 4, 2, 265)]   // odd rows of down (a pair's second row absent); unaligned gate/up input
-    public void RoutedExpertsMatchDequantizedReference(DType type, int tokens, int lanes, int blockRows, int hidden)
-    {
-        const int inter = 256, topK = 2;
-        int numExperts = tokens > 4 ? 2 : 4;
-        var experts = Enumerable.Range(0, numExperts).Select(e => new Expert(type, hidden, inter, 100 + 10 * e)).ToArray();
-        try
-        {
-            using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes) with { BlockRows = blockRows });
-            var sched = new GpuExpertScheduler(GpuExpertTests.OneLayer(experts.Select(e => e.W).ToArray()), hidden, numExperts, inter, dev);
-            var rng = new Random(tokens * 7 + topK);
-            var routing = new RoutingBatch(tokens, topK) { Tokens = tokens };
-            for (int t = 0; t < tokens; t++)
-            {
-                var pick = Enumerable.Range(0, numExperts).OrderBy(_ => rng.Next()).Take(topK).ToArray();
-                for (int j = 0; j < topK; j++)
-                {
-                    routing.Experts[t * topK + j] = pick[j];
-                    routing.Weights[t * topK + j] = (float)(0.1 + rng.NextDouble());
-                }
-            }
-            var x = NativeWeights.Floats(tokens * hidden, 5);
-            var xb = dev.Allocate(tokens * hidden);
-            var yb = dev.Allocate(tokens * hidden);
-            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
-            sched.RunExperts(0, xb, routing, yb, tokens);
-            var got = new float[tokens * hidden];
-            dev.CopyToHost(yb, 0, got);
-            for (int t = 0; t < tokens; t++)
-            {
-                var want = new double[hidden];
-                var mag = new double[hidden];
-                for (int j = 0; j < topK; j++)
-                {
-                    float w = routing.Weights[t * topK + j];
-                    var (y, m) = experts[routing.Experts[t * topK + j]].Reference(x.AsSpan(t * hidden, hidden));
-                    for (int i = 0; i < hidden; i++) { want[i] += w * y[i]; mag[i] += Math.Abs(w) * m[i]; }
-                }
-                GpuExpertTests.AssertClose(want, mag, got.AsSpan(t * hidden, hidden).ToArray(), $"{type} T={tokens} lanes={lanes} rows/team={blockRows} token {t}");
-            }
-        }
-        finally
-        {
-            foreach (var e in experts) e.Dispose();
-        }
-    }
+    public void RoutedExpertsMatchDequantizedReference(DType type, int tokens, int lanes, int blockRows, int hidden) =>
+        GpuExpertTests.CheckRoutedExperts(gpu, type, tokens, topK: 2, numExperts: tokens > 4 ? 2 : 4, lanes, launches: null,
+            hidden: hidden, inter: 256, blockRows: blockRows);
 
     /// <summary>A quantized dense FFN (a shared expert) through <see cref="GpuDevice.Ffn"/>: row kernels, then the tiles.</summary>
     [Theory]
@@ -176,7 +97,7 @@ public class GpuBlockKernelTests(GpuFixture gpu)
     public void DenseFfnMatchesDequantizedReference(DType type, int tokens)
     {
         const int hidden = 72, inter = 296;
-        using var ex = new Expert(type, hidden, inter, 41);
+        using var ex = new GpuExpertTests.Expert(type, hidden, inter, 41);
         var x = NativeWeights.Floats(tokens * hidden, 3);
         using var dev = new GpuDevice(gpu.Accelerator, gpu.Kernels.Options);
         var xb = dev.Allocate(tokens * hidden);

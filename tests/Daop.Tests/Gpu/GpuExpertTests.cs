@@ -122,15 +122,21 @@ public class GpuExpertTests(GpuFixture gpu)
     public void RoutedExpertsMatchReference(DType type, int tokens, int topK, int numExperts, int lanes) =>
         CheckRoutedExperts(gpu, type, tokens, topK, numExperts, lanes, tokens <= GpuExpertScheduler.FusedCombineMaxTokens ? 2 : 3);
 
-    internal static void CheckRoutedExperts(GpuFixture gpu, DType type, int tokens, int topK, int numExperts, int lanes, int launches,
-        double rel = 2e-5)
+    /// <summary>
+    /// Routes <paramref name="tokens"/> random tokens over <paramref name="numExperts"/> random experts of
+    /// <paramref name="type"/> (block formats too) through <see cref="GpuExpertScheduler"/> and checks every output against
+    /// the double reference; <paramref name="launches"/>, when given, is the kernel launches the call must take.
+    /// </summary>
+    internal static void CheckRoutedExperts(GpuFixture gpu, DType type, int tokens, int topK, int numExperts, int lanes, int? launches,
+        double rel = 2e-5, int hidden = 40, int inter = 24, int? blockRows = null)
     {
-        const int hidden = 40, inter = 24;
         var experts = Enumerable.Range(0, numExperts).Select(e => new Expert(type, hidden, inter, 100 + 10 * e)).ToArray();
         try
         {
             var weights = OneLayer(experts.Select(e => e.W).ToArray());
-            using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes));
+            var options = gpu.WithRowLanes(lanes);
+            if (blockRows is { } br) options = options with { BlockRows = br };
+            using var dev = new GpuDevice(gpu.Accelerator, options);
             var sched = new GpuExpertScheduler(weights, hidden, numExperts, inter, dev);
             var rng = new Random(tokens * 7 + topK);
             var routing = new RoutingBatch(tokens, topK) { Tokens = tokens };
@@ -160,9 +166,10 @@ public class GpuExpertTests(GpuFixture gpu)
                     var (y, m) = experts[routing.Experts[t * topK + j]].Reference(x.AsSpan(t * hidden, hidden));
                     for (int i = 0; i < hidden; i++) { want[i] += w * y[i]; mag[i] += Math.Abs(w) * m[i]; }
                 }
-                AssertClose(want, mag, got.AsSpan(t * hidden, hidden).ToArray(), $"{type} T={tokens} K={topK} E={numExperts} lanes={lanes} token {t}", rel);
+                AssertClose(want, mag, got.AsSpan(t * hidden, hidden).ToArray(),
+                    $"{type} {hidden}x{inter} T={tokens} K={topK} E={numExperts} lanes={lanes} rows/team={blockRows} token {t}", rel);
             }
-            Assert.Equal(launches, dev.Launches);
+            if (launches is { } n) Assert.Equal(n, dev.Launches);
         }
         finally
         {

@@ -285,7 +285,38 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         { "v1/completions", "{\"prompt\": \"x\", \"echo\": 1}", 400, "echo" },
         { "v1/completions", "{\"prompt\": \"x\", \"suffix\": \"y\"}", 400, "suffix" },
         { "v1/completions", "{\"prompt\": \"x\", \"logprobs\": 3}", 400, "logprobs" },
+        { "v1/completions", "{\"prompt\": \"x\", \"frequency_penalty\": 2.5}", 400, "frequency_penalty" },
+        { "v1/completions", "{\"prompt\": \"x\", \"presence_penalty\": \"high\"}", 400, "presence_penalty" },
+        { "v1/completions", "{\"prompt\": \"x\", \"repetition_penalty\": 0}", 400, "repetition_penalty" },
+        { "v1/completions", "{\"prompt\": \"x\", \"min_p\": 1.5}", 400, "min_p" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", 400, "tools" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tool_choice\": \"auto\"}", 400, "tool_choice" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"json_object\"}}", 400, "response_format" },
     };
+
+    /// <summary>
+    /// Penalties and min-p are applied, not ignored: greedy with a repetition penalty equals the library API with the
+    /// same settings and differs from plain greedy on this repetitive model; empty tools and a text response format are
+    /// accepted.
+    /// </summary>
+    [Fact]
+    public async Task PenaltiesAreAppliedAsTheLibraryAppliesThem()
+    {
+        const string prompt = "def fib(n):";
+        var settings = Greedy with { MaxTokens = 24, RepetitionPenalty = 1.8f, FrequencyPenalty = 0.5f, PresencePenalty = 0.3f, MinP = 0.05f };
+        string want = await Concat(f.Model.GenerateAsync(prompt, settings));
+        string plain = await ExpectedCompletion(prompt, 24);
+        Assert.NotEqual(plain, want);
+        var body = new JsonObject
+        {
+            ["prompt"] = prompt, ["max_tokens"] = 24, ["temperature"] = 0, ["repetition_penalty"] = 1.8,
+            ["frequency_penalty"] = 0.5, ["presence_penalty"] = 0.3, ["min_p"] = 0.05,
+            ["tools"] = new JsonArray(), ["response_format"] = new JsonObject { ["type"] = "text" },
+        }.ToJsonString();
+        var (code, json) = await Post("v1/completions", Json(body));
+        Assert.Equal(HttpStatusCode.OK, code);
+        Assert.Equal(want, json.GetProperty("choices")[0].GetProperty("text").GetString());
+    }
 
     [Theory]
     [MemberData(nameof(BadRequests))]
