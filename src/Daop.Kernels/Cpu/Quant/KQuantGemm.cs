@@ -28,9 +28,9 @@ internal unsafe struct KArgs
 /// <remarks>
 /// Per pair of sub-blocks of 32 and token: <c>vpmaddubsw</c> of the unsigned integers with the int8 activations,
 /// <c>vphaddw</c> of the pair and <c>vpmaddwd</c> with ones give their Σ q·x in 8 int32 lanes (2 per run of 16); one
-/// round of <c>vphaddd</c> gathers the runs of four sub-blocks into one vector (where Q6_K multiplies each run by its int8 scale), a lane-half add the 8
-/// sub-blocks (where Q4_K/Q5_K multiply by their 6-bit scales, and Q6_K subtracts 32·Σ s·Σx per run), and one fma adds
-/// dx_j·d·(those). Q4_K/Q5_K's mins, Σ_j dmin·m_j·dx_j·Σx_j, go to a second accumulator. Exact integers, fp32 sums:
+/// round of <c>vphaddd</c> gathers the runs of four sub-blocks into one vector (where Q6_K subtracts 32·Σx per run and
+/// multiplies by the run's int8 scale), a lane-half add the 8 sub-blocks (where Q4_K/Q5_K multiply by their 6-bit
+/// scales), and one fma adds dx_j·d·(those). Q4_K/Q5_K's mins, Σ_j dmin·m_j·dx_j·Σx_j, go to a second accumulator. Exact integers, fp32 sums:
 /// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums.
 /// </remarks>
 internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
