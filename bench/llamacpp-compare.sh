@@ -8,7 +8,7 @@
 # MODEL_DIR: a Mixtral-shaped bf16 checkpoint, e.g. made by ../shared/tools/random_mixtral_checkpoint.py OUT 1 models/tiny-mixtral-code.
 # Converts it to GGUF (bf16; Q8_0 and Q4_0 with llama-quantize --pure, so every matrix has the same format in both
 # tools), runs llama-bench (-p 64 -n 32) and `daop bench synthetic --model MODEL_DIR --device cpu` with the same
-# formats (--expert-dtype/--dense-dtype), and prints one table. Set DAOP to a daop binary (default: dotnet run).
+# formats (--expert-dtype/--dense-dtype), then both on one Q4_K_M file made by llama-quantize, and prints one table. Set DAOP to a daop binary (default: dotnet run).
 set -euo pipefail
 model=${1:?usage: LLAMA_BIN=... LLAMA_SRC=... bench/llamacpp-compare.sh MODEL_DIR [THREADS]}
 threads=${2:-$(nproc)}
@@ -25,15 +25,17 @@ name=$(basename "$model")
 for q in q8_0 q4_0; do
   [ -f "$work/$name-$q.gguf" ] || "$bin/llama-quantize" --pure "$work/$name-bf16.gguf" "$work/$name-$q.gguf" "${q^^}" > /dev/null
 done
+# Q4_K_M as people download it (llama-quantize's mix: q4_K, q6_K for some matrices); both tools read this one file.
+[ -f "$work/$name-q4_k_m.gguf" ] || "$bin/llama-quantize" "$work/$name-bf16.gguf" "$work/$name-q4_k_m.gguf" Q4_K_M > /dev/null
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $threads threads"
 printf '%-6s %-9s %12s %12s\n' format tool "prefill t/s" "decode t/s"
-for f in bf16 q8_0 q4_0; do
+for f in bf16 q8_0 q4_0 q4_k_m; do
   "$bin/llama-bench" -m "$work/$name-$f.gguf" -p 64 -n 32 -t "$threads" -r 3 -o json > "$work/llama-$f.json" 2>/dev/null
   read pp tg < <($py -c "import json,sys; r=json.load(open(sys.argv[1])); pp=[x['avg_ts'] for x in r if x['n_prompt']>0]; tg=[x['avg_ts'] for x in r if x['n_gen']>0]; print(f'{pp[0]:.1f} {tg[0]:.1f}')" "$work/llama-$f.json")
   printf '%-6s %-9s %12s %12s\n' $f llama.cpp "$pp" "$tg"
-  dtype=$f; [ $f = bf16 ] && dtype=bf16
-  DAOP_THREADS=$threads $daop bench synthetic --model "$model" --device cpu --expert-dtype $dtype --dense-dtype $dtype \
-    --prompt-tokens 64 --new-tokens 32 > "$work/daop-$f.txt"
+  if [ $f = q4_k_m ]; then src_args=(--model "$work/$name-$f.gguf")   # Daop reads the GGUF file itself
+  else src_args=(--model "$model" --expert-dtype $f --dense-dtype $f); fi   # quantized at load: llama-quantize --pure's bits
+  DAOP_THREADS=$threads $daop bench synthetic "${src_args[@]}" --device cpu --prompt-tokens 64 --new-tokens 32 > "$work/daop-$f.txt"
   # "prefill 64 tokens: P tok/s; decode 31 tokens: D tok/s"
   read dpp dtg < <(sed -n 's/^prefill [0-9]* tokens: \([0-9.]*\) tok\/s; decode [0-9]* tokens: \([0-9.]*\) tok\/s.*/\1 \2/p' "$work/daop-$f.txt" | tail -1)
   printf '%-6s %-9s %12s %12s   (daop / llama.cpp: prefill %.2fx, decode %.2fx)\n' $f daop "$dpp" "$dtg" \
