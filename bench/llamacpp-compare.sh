@@ -7,7 +7,7 @@
 #
 # MODEL_DIR: a Mixtral-shaped bf16 checkpoint, e.g. made by ../shared/tools/random_mixtral_checkpoint.py OUT 1 models/tiny-mixtral-code.
 # Converts it to GGUF (bf16; Q8_0 and Q4_0 with llama-quantize --pure, so every matrix has the same format in both
-# tools), runs llama-bench (-p 64 -n 32) and `daop bench synthetic --model MODEL_DIR --device cpu` with the same
+# tools), runs llama-bench (-p 64 -n 32, best of ROUNDS=3 interleaved rounds) and `daop bench synthetic --model MODEL_DIR --device cpu` with the same
 # formats (--expert-dtype/--dense-dtype), then both on one Q4_K_M file made by llama-quantize, and prints one table. Set DAOP to a daop binary (default: dotnet run).
 set -euo pipefail
 model=${1:?usage: LLAMA_BIN=... LLAMA_SRC=... bench/llamacpp-compare.sh MODEL_DIR [THREADS]}
@@ -29,15 +29,25 @@ done
 [ -f "$work/$name-q4_k_m.gguf" ] || "$bin/llama-quantize" "$work/$name-bf16.gguf" "$work/$name-q4_k_m.gguf" Q4_K_M > /dev/null
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $threads threads"
 printf '%-6s %-9s %12s %12s\n' format tool "prefill t/s" "decode t/s"
+# Each format: ROUNDS rounds (default 3), llama.cpp then Daop in each, the best of each tool kept, so a load burst on a
+# shared machine does not decide a ratio.
+rounds=${ROUNDS:-3}
+best() { $py -c "import sys; print(max(float(x) for x in sys.argv[1:]))" "$@"; }
 for f in bf16 q8_0 q4_0 q4_k_m; do
-  "$bin/llama-bench" -m "$work/$name-$f.gguf" -p 64 -n 32 -t "$threads" -r 3 -o json > "$work/llama-$f.json" 2>/dev/null
-  read pp tg < <($py -c "import json,sys; r=json.load(open(sys.argv[1])); pp=[x['avg_ts'] for x in r if x['n_prompt']>0]; tg=[x['avg_ts'] for x in r if x['n_gen']>0]; print(f'{pp[0]:.1f} {tg[0]:.1f}')" "$work/llama-$f.json")
-  printf '%-6s %-9s %12s %12s\n' $f llama.cpp "$pp" "$tg"
   if [ $f = q4_k_m ]; then src_args=(--model "$work/$name-$f.gguf")   # Daop reads the GGUF file itself
   else src_args=(--model "$model" --expert-dtype $f --dense-dtype $f); fi   # quantized at load: llama-quantize --pure's bits
-  DAOP_THREADS=$threads $daop bench synthetic "${src_args[@]}" --device cpu --prompt-tokens 64 --new-tokens 32 > "$work/daop-$f.txt"
-  # "prefill 64 tokens: P tok/s; decode 31 tokens: D tok/s"
-  read dpp dtg < <(sed -n 's/^prefill [0-9]* tokens: \([0-9.]*\) tok\/s; decode [0-9]* tokens: \([0-9.]*\) tok\/s.*/\1 \2/p' "$work/daop-$f.txt" | tail -1)
-  printf '%-6s %-9s %12s %12s   (daop / llama.cpp: prefill %.2fx, decode %.2fx)\n' $f daop "$dpp" "$dtg" \
-    "$($py -c "print($dpp/$pp)")" "$($py -c "print($dtg/$tg)")"
+  lpp=(); ltg=(); dpp=(); dtg=()
+  for r in $(seq "$rounds"); do
+    "$bin/llama-bench" -m "$work/$name-$f.gguf" -p 64 -n 32 -t "$threads" -r 1 -o json > "$work/llama-$f.json" 2>/dev/null
+    read pp tg < <($py -c "import json,sys; r=json.load(open(sys.argv[1])); pp=[x['avg_ts'] for x in r if x['n_prompt']>0]; tg=[x['avg_ts'] for x in r if x['n_gen']>0]; print(f'{pp[0]:.1f} {tg[0]:.1f}')" "$work/llama-$f.json")
+    lpp+=("$pp"); ltg+=("$tg")
+    DAOP_THREADS=$threads $daop bench synthetic "${src_args[@]}" --device cpu --prompt-tokens 64 --new-tokens 32 > "$work/daop-$f.txt"
+    # "prefill 64 tokens: P tok/s; decode 31 tokens: D tok/s"
+    read pp tg < <(sed -n 's/^prefill [0-9]* tokens: \([0-9.]*\) tok\/s; decode [0-9]* tokens: \([0-9.]*\) tok\/s.*/\1 \2/p' "$work/daop-$f.txt" | tail -1)
+    dpp+=("$pp"); dtg+=("$tg")
+  done
+  pp=$(best "${lpp[@]}"); tg=$(best "${ltg[@]}"); p2=$(best "${dpp[@]}"); t2=$(best "${dtg[@]}")
+  printf '%-6s %-9s %12s %12s   (rounds: %s / %s)\n' $f llama.cpp "$pp" "$tg" "${lpp[*]}" "${ltg[*]}"
+  printf '%-6s %-9s %12s %12s   (rounds: %s / %s; daop / llama.cpp: prefill %.2fx, decode %.2fx)\n' $f daop "$p2" "$t2" "${dpp[*]}" "${dtg[*]}" \
+    "$($py -c "print($p2/$pp)")" "$($py -c "print($t2/$tg)")"
 done
