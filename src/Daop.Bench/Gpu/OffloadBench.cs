@@ -49,9 +49,10 @@ public readonly record struct OffloadModelCheck(double MaxRelativeError, double 
 /// </summary>
 public static unsafe class OffloadBench
 {
+    // `count` random experts of one type (block formats too), freed together.
     sealed class Experts : IDisposable
     {
-        readonly List<nint> _mem = [];
+        readonly List<BenchMatrix> _mem = [];
         public readonly ExpertWeights[] W;
 
         public Experts(int count, DType type, int hidden, int inter)
@@ -64,28 +65,14 @@ public static unsafe class OffloadBench
 
         WeightMatrix Matrix(DType type, int rows, int cols, uint seed)
         {
-            long n = (long)rows * cols;
-            var p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(16, n * type.SizeOf()), 4096);
-            _mem.Add((nint)p);
-            uint s = seed * 2654435761u + 1;
-            float scale = 1f / MathF.Sqrt(cols);
-            for (long i = 0; i < n; i++)
-            {
-                s ^= s << 13; s ^= s >> 17; s ^= s << 5;
-                float v = ((s >> 8) * (2f / (1 << 24)) - 1f) * scale;
-                switch (type)
-                {
-                    case DType.F32: ((float*)p)[i] = v; break;
-                    case DType.F16: ((System.Half*)p)[i] = (System.Half)v; break;
-                    default: ((ushort*)p)[i] = Bf16.FromFloat(v); break;
-                }
-            }
-            return new WeightMatrix(p, type, rows, cols);
+            var m = BenchMatrix.Random(type, rows, cols, seed, 1f / MathF.Sqrt(cols));
+            _mem.Add(m);
+            return m.W;
         }
 
         public void Dispose()
         {
-            foreach (var p in _mem) NativeMemory.AlignedFree((void*)p);
+            foreach (var m in _mem) m.Dispose();
             _mem.Clear();
         }
     }
