@@ -24,7 +24,7 @@ public sealed partial class DaopServer
 {
     async Task Chat(HttpContext ctx)
     {
-        var req = OpenAiRequests.ParseChat(await ReadBody(ctx), _o, _model.ContextLength);
+        var req = OpenAiRequests.ParseChat(await ReadBody(ctx), _o, _model.ContextLength, _model.SamplingDefaults);
         int[] prompt;
         try
         {
@@ -43,7 +43,7 @@ public sealed partial class DaopServer
 
     async Task Completion(HttpContext ctx)
     {
-        var req = OpenAiRequests.ParseCompletion(await ReadBody(ctx), _o, _model.ContextLength);
+        var req = OpenAiRequests.ParseCompletion(await ReadBody(ctx), _o, _model.ContextLength, _model.SamplingDefaults);
         int[] prompt = req.PromptTokens ?? _model.Tokenize(req.PromptText!, addSpecialTokens: true);
         int vocab = _model.Info.VocabSize;
         if (req.PromptTokens?.FirstOrDefault(id => id >= vocab, -1) is { } bad and >= 0)

@@ -30,11 +30,11 @@ static class OpenAiRequests
     /// <summary>Longest stop sequence, in UTF-16 characters (stop matching holds back up to this much text per token).</summary>
     public const int MaxStopLength = 256;
 
-    public static ChatRequest ParseChat(byte[] body, DaopServerOptions o, int contextLength)
+    public static ChatRequest ParseChat(byte[] body, DaopServerOptions o, int contextLength, SamplingDefaults defaults)
     {
         using var doc = Parse(body);
         var root = doc.RootElement;
-        var common = Common(root, o, contextLength, o.DefaultChatMaxTokens);
+        var common = Common(root, o, contextLength, o.DefaultChatMaxTokens, defaults);
         if (!root.TryGetProperty("messages", out var msgs) || msgs.ValueKind == JsonValueKind.Null)
             throw ApiException.Invalid("messages", "'messages' is a required property", "missing_required_parameter");
         if (msgs.ValueKind != JsonValueKind.Array)
@@ -60,11 +60,11 @@ static class OpenAiRequests
         return new ChatRequest(common, list);
     }
 
-    public static CompletionRequest ParseCompletion(byte[] body, DaopServerOptions o, int contextLength)
+    public static CompletionRequest ParseCompletion(byte[] body, DaopServerOptions o, int contextLength, SamplingDefaults defaults)
     {
         using var doc = Parse(body);
         var root = doc.RootElement;
-        var common = Common(root, o, contextLength, o.DefaultCompletionMaxTokens);
+        var common = Common(root, o, contextLength, o.DefaultCompletionMaxTokens, defaults);
         if (!root.TryGetProperty("prompt", out var p) || p.ValueKind == JsonValueKind.Null)
             throw ApiException.Invalid("prompt", "'prompt' is a required property", "missing_required_parameter");
         bool echo = Bool(root, "echo") ?? false;
@@ -163,7 +163,8 @@ static class OpenAiRequests
         }
     }
 
-    static CommonRequest Common(JsonElement root, DaopServerOptions o, int contextLength, int defaultMaxTokens)
+    // A value the request leaves out comes from the model's generation_config.json, else OpenAI's default.
+    static CommonRequest Common(JsonElement root, DaopServerOptions o, int contextLength, int defaultMaxTokens, SamplingDefaults defaults)
     {
         string? model = OptString(root, "model");
         int limit = o.MaxTokensLimit ?? contextLength;
@@ -171,20 +172,20 @@ static class OpenAiRequests
         string maxName = root.TryGetProperty("max_tokens", out var mt) && mt.ValueKind != JsonValueKind.Null ? "max_tokens" : "max_completion_tokens";
         if (maxTokens > limit)
             throw ApiException.Invalid(maxName, $"'{maxName}' is {maxTokens}, more than this server allows ({limit})");
-        float temperature = (float)(Number(root, "temperature", 0, 2) ?? 1.0);
-        float topP = (float)(Number(root, "top_p", 0, 1) ?? 1.0);
+        float temperature = (float?)Number(root, "temperature", 0, 2) ?? defaults.Temperature ?? 1f;
+        float topP = (float?)Number(root, "top_p", 0, 1) ?? defaults.TopP ?? 1f;
         if (topP == 0) throw ApiException.Invalid("top_p", "'top_p' must be greater than 0");
-        int topK = Int(root, "top_k", 0, int.MaxValue) ?? 0;
+        int topK = Int(root, "top_k", 0, int.MaxValue) ?? defaults.TopK ?? 0;
         ulong seed = root.TryGetProperty("seed", out var s) && s.ValueKind != JsonValueKind.Null
             ? s.ValueKind == JsonValueKind.Number && s.TryGetInt64(out long sv) ? unchecked((ulong)sv)
                 : throw ApiException.Invalid("seed", $"'seed' must be an integer, got {Short(s)}", "invalid_type")
             : 42UL;
         if (Int(root, "n", 1, int.MaxValue) is > 1)
             throw ApiException.Invalid("n", "this server returns one choice per request: 'n' must be 1");
-        float minP = (float)(Number(root, "min_p", 0, 1) ?? 0);
+        float minP = (float?)Number(root, "min_p", 0, 1) ?? defaults.MinP ?? 0f;
         float frequencyPenalty = (float)(Number(root, "frequency_penalty", -2, 2) ?? 0);
         float presencePenalty = (float)(Number(root, "presence_penalty", -2, 2) ?? 0);
-        float repetitionPenalty = (float)(Number(root, "repetition_penalty", 0, 10) ?? 1);
+        float repetitionPenalty = (float?)Number(root, "repetition_penalty", 0, 10) ?? defaults.RepetitionPenalty ?? 1f;
         if (repetitionPenalty == 0) throw ApiException.Invalid("repetition_penalty", "'repetition_penalty' must be greater than 0");
         RefuseUnimplemented(root);
         if (Bool(root, "logprobs") == true || root.TryGetProperty("logprobs", out var lp) && lp.ValueKind == JsonValueKind.Number)

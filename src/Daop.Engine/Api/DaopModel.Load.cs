@@ -47,7 +47,7 @@ public sealed partial class DaopModel
         TensorStore.CheckHasWeights(path);
         var tokenizer = HfTokenizer.FromDirectory(path);
         var template = ChatTemplate.FromDirectory(path, options.ChatTemplateLimits ?? ChatTemplateLimits.Default);
-        int[] generationEos = ReadGenerationEos(path);
+        var (generationEos, sampling) = ReadGenerationConfig(path);
         var engineOptions = EngineOptions(options);
         var thread = new ModelThread($"daop model {MoeModel.FolderName(path)}");
         MoeModel? model = null;
@@ -55,7 +55,7 @@ public sealed partial class DaopModel
         {
             model = thread.Invoke(() => MoeModel.Load(path, engineOptions));
             CheckVocabulary(path, tokenizer, model.Config);
-            return new DaopModel(model, thread, tokenizer, template, generationEos);
+            return new DaopModel(model, thread, tokenizer, template, generationEos, sampling);
         }
         catch
         {
@@ -109,20 +109,22 @@ public sealed partial class DaopModel
         return dev;
     }
 
-    static int[] ReadGenerationEos(string dir)
+    // generation_config.json: extra end-of-generation ids and the sampling defaults.
+    static (int[] Eos, SamplingDefaults Sampling) ReadGenerationConfig(string dir)
     {
         string file = Path.Combine(dir, "generation_config.json");
-        if (!File.Exists(file)) return [];
+        if (!File.Exists(file)) return ([], SamplingDefaults.None);
         try
         {
             using var doc = JsonDocument.Parse(ModelFiles.ReadAll(file, ModelFiles.MaxConfigBytes));
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new ModelLoadException($"{file}: must be a JSON object");
-            if (!doc.RootElement.TryGetProperty("eos_token_id", out var eos) || eos.ValueKind == JsonValueKind.Null) return [];
+            var sampling = SamplingDefaults.Read(doc.RootElement, file);
+            if (!doc.RootElement.TryGetProperty("eos_token_id", out var eos) || eos.ValueKind == JsonValueKind.Null) return ([], sampling);
             var items = eos.ValueKind == JsonValueKind.Array ? eos.EnumerateArray().ToArray() : [eos];
-            return items.Select(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out int id)
+            return (items.Select(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out int id)
                 ? id
-                : throw new ModelLoadException($"{file}: field 'eos_token_id' must be an integer or a list of integers, found {eos.GetRawText()}")).ToArray();
+                : throw new ModelLoadException($"{file}: field 'eos_token_id' must be an integer or a list of integers, found {eos.GetRawText()}")).ToArray(), sampling);
         }
         catch (JsonException e)
         {

@@ -46,9 +46,10 @@ public sealed partial class DaopModel : IDisposable
     int _disposed;
     int _modelDisposed;
 
-    DaopModel(MoeModel model, ModelThread thread, HfTokenizer tokenizer, ChatTemplate? template, int[] generationEos)
+    DaopModel(MoeModel model, ModelThread thread, HfTokenizer tokenizer, ChatTemplate? template, int[] generationEos, SamplingDefaults sampling)
     {
         _model = model;
+        SamplingDefaults = sampling;
         _thread = thread;
         Tokenizer = tokenizer;
         ChatTemplate = template;
@@ -64,6 +65,9 @@ public sealed partial class DaopModel : IDisposable
 
     /// <summary>Shape, parameter counts and sizes of the model.</summary>
     public ModelInfo Info { get; }
+
+    /// <summary>The sampling values generation_config.json sets (<see cref="Api.SamplingDefaults.None"/> without one).</summary>
+    public SamplingDefaults SamplingDefaults { get; }
 
     /// <summary>The tokenizer (thread-safe).</summary>
     public HfTokenizer Tokenizer { get; }
