@@ -74,6 +74,8 @@ public sealed partial class DaopServer : IAsyncDisposable
         _app.Map("/v1/chat/completions", ctx => Handle(ctx, "POST", Chat));
         _app.Map("/v1/completions", ctx => Handle(ctx, "POST", Completion));
         _app.Map("/v1/models", ctx => Handle(ctx, "GET", Models));
+        _app.Map("/tokenize", ctx => Handle(ctx, "POST", Tokenize));
+        _app.Map("/detokenize", ctx => Handle(ctx, "POST", Detokenize));
         _app.Map("/v1/models/{id}", ctx => Handle(ctx, "GET", Model));
         _app.Map("/health", ctx => Handle(ctx, "GET", Health, open: true));
         _app.MapFallback(ctx => Handle(ctx, null, c =>
@@ -227,6 +229,21 @@ public sealed partial class DaopServer : IAsyncDisposable
     Task Health(HttpContext ctx) => WriteJson(ctx, 200, _guard.IsAuthorized(ctx.Request)
         ? OpenAiResponses.Health(_modelId, _model, Volatile.Read(ref _inFlight), RequestsServed)
         : OpenAiResponses.HealthStatus());
+
+    async Task Tokenize(HttpContext ctx)
+    {
+        var (text, add) = OpenAiRequests.ParseTokenize(await ReadBody(ctx));
+        await WriteJson(ctx, 200, OpenAiResponses.Tokens(_model.Tokenize(text, add), _model.ContextLength));
+    }
+
+    async Task Detokenize(HttpContext ctx)
+    {
+        var ids = OpenAiRequests.ParseDetokenize(await ReadBody(ctx));
+        int vocab = _model.Info.VocabSize;
+        if (ids.FirstOrDefault(id => id >= vocab, -1) is { } bad and >= 0)
+            throw ApiException.Invalid("tokens", $"token id {bad} is outside the vocabulary [0, {vocab})");
+        await WriteJson(ctx, 200, OpenAiResponses.Text(_model.Tokenizer.Decode(ids, skipSpecialTokens: false)));
+    }
 
     Task Models(HttpContext ctx) => WriteJson(ctx, 200, OpenAiResponses.ModelList(_modelId, _created, _model.ContextLength));
 

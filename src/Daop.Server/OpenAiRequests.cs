@@ -101,6 +101,44 @@ static class OpenAiRequests
         }
     }
 
+    /// <summary>
+    /// A validated <c>POST /tokenize</c> body: the text as llama.cpp's <c>content</c> or vLLM's <c>prompt</c>, and whether
+    /// the tokenizer's post-processor adds its special tokens (<c>add_special</c> or <c>add_special_tokens</c>; default true).
+    /// </summary>
+    public static (string Text, bool AddSpecial) ParseTokenize(byte[] body)
+    {
+        using var doc = Parse(body);
+        var root = doc.RootElement;
+        string name = root.TryGetProperty("content", out _) ? "content" : "prompt";
+        if (!root.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+            throw ApiException.Invalid(name, "'content' (or 'prompt') is a required property", "missing_required_parameter");
+        if (v.ValueKind != JsonValueKind.String)
+            throw ApiException.Invalid(name, $"'{name}' must be a string, got {Kind(v)}", "invalid_type");
+        string text = v.GetString()!;
+        bool add = Bool(root, "add_special") ?? Bool(root, "add_special_tokens") ?? true;
+        return (text, add);
+    }
+
+    /// <summary>A validated <c>POST /detokenize</c> body: <c>tokens</c>, a list of non-negative token ids.</summary>
+    public static int[] ParseDetokenize(byte[] body)
+    {
+        using var doc = Parse(body);
+        var root = doc.RootElement;
+        if (!root.TryGetProperty("tokens", out var t) || t.ValueKind == JsonValueKind.Null)
+            throw ApiException.Invalid("tokens", "'tokens' is a required property", "missing_required_parameter");
+        if (t.ValueKind != JsonValueKind.Array)
+            throw ApiException.Invalid("tokens", $"'tokens' must be an array of token ids, got {Kind(t)}", "invalid_type");
+        var ids = new int[t.GetArrayLength()];
+        int k = 0;
+        foreach (var x in t.EnumerateArray())
+        {
+            if (x.ValueKind != JsonValueKind.Number || !x.TryGetInt32(out int id) || id < 0)
+                throw ApiException.Invalid("tokens", $"'tokens[{k}]' must be a token id (a non-negative integer), got {Short(x)}", "invalid_type");
+            ids[k++] = id;
+        }
+        return ids;
+    }
+
     static JsonDocument Parse(byte[] body)
     {
         if (body.Length == 0) throw new ApiException(400, "the request body is empty: send a JSON object", code: "invalid_json");

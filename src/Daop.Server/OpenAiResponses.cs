@@ -125,6 +125,27 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
         w.WriteEndObject();
     });
 
+    /// <summary>POST /tokenize: the ids, their count and the context length (vLLM's fields).</summary>
+    public static byte[] Tokens(int[] ids, int context) => Write(w =>
+    {
+        w.WriteStartObject();
+        w.WriteStartArray("tokens");
+        foreach (int id in ids) w.WriteNumberValue(id);
+        w.WriteEndArray();
+        w.WriteNumber("count", ids.Length);
+        w.WriteNumber("max_model_len", context);
+        w.WriteEndObject();
+    });
+
+    /// <summary>POST /detokenize: the text under llama.cpp's name (<c>content</c>) and vLLM's (<c>prompt</c>).</summary>
+    public static byte[] Text(string text) => Write(w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("content", text);
+        w.WriteString("prompt", text);
+        w.WriteEndObject();
+    });
+
     /// <summary>GET /v1/models/{id}.</summary>
     public static byte[] ModelObject(string id, long created, int context) => Write(w => ModelBody(w, id, created, context));
 

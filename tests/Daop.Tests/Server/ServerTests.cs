@@ -289,10 +289,34 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         { "v1/completions", "{\"prompt\": \"x\", \"presence_penalty\": \"high\"}", 400, "presence_penalty" },
         { "v1/completions", "{\"prompt\": \"x\", \"repetition_penalty\": 0}", 400, "repetition_penalty" },
         { "v1/completions", "{\"prompt\": \"x\", \"min_p\": 1.5}", 400, "min_p" },
+        { "tokenize", "{}", 400, "prompt" },
+        { "tokenize", "{\"content\": 5}", 400, "content" },
+        { "detokenize", "{\"tokens\": [1, -1]}", 400, "tokens" },
+        { "detokenize", "{\"tokens\": [99999]}", 400, "tokens" },
+        { "detokenize", "{\"tokens\": \"1 2\"}", 400, "tokens" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", 400, "tools" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tool_choice\": \"auto\"}", 400, "tool_choice" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"json_object\"}}", 400, "response_format" },
     };
+
+    /// <summary>/tokenize gives the library's ids (with and without special tokens), /detokenize the text back.</summary>
+    [Fact]
+    public async Task TokenizeAndDetokenizeRoundTrip()
+    {
+        const string text = "def add(a, b):\n    return a + b";
+        var (code, json) = await Post("tokenize", Json(new JsonObject { ["content"] = text, ["add_special"] = false }.ToJsonString()));
+        Assert.Equal(HttpStatusCode.OK, code);
+        var ids = json.GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.Equal(f.Model.Tokenize(text, addSpecialTokens: false), ids);
+        Assert.Equal(ids.Length, json.GetProperty("count").GetInt32());
+        Assert.Equal(f.Model.ContextLength, json.GetProperty("max_model_len").GetInt32());
+        (code, json) = await Post("tokenize", Json(new JsonObject { ["prompt"] = text }.ToJsonString()));
+        Assert.Equal(f.Model.Tokenize(text, addSpecialTokens: true), json.GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        (code, json) = await Post("detokenize", Json(new JsonObject { ["tokens"] = new JsonArray(ids.Select(i => (JsonNode)i).ToArray()) }.ToJsonString()));
+        Assert.Equal(HttpStatusCode.OK, code);
+        Assert.Equal(text, json.GetProperty("content").GetString());
+        Assert.Equal(text, json.GetProperty("prompt").GetString());
+    }
 
     /// <summary>
     /// Penalties and min-p are applied, not ignored: greedy with a repetition penalty equals the library API with the
