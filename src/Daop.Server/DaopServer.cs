@@ -74,6 +74,7 @@ public sealed partial class DaopServer : IAsyncDisposable
         _app.Map("/v1/chat/completions", ctx => Handle(ctx, "POST", Chat));
         _app.Map("/v1/completions", ctx => Handle(ctx, "POST", Completion));
         _app.Map("/v1/models", ctx => Handle(ctx, "GET", Models));
+        _app.Map("/v1/embeddings", ctx => Handle(ctx, "POST", Embeddings));
         _app.Map("/tokenize", ctx => Handle(ctx, "POST", Tokenize));
         _app.Map("/detokenize", ctx => Handle(ctx, "POST", Detokenize));
         _app.Map("/v1/models/{id}", ctx => Handle(ctx, "GET", Model));
@@ -229,6 +230,22 @@ public sealed partial class DaopServer : IAsyncDisposable
     Task Health(HttpContext ctx) => WriteJson(ctx, 200, _guard.IsAuthorized(ctx.Request)
         ? OpenAiResponses.Health(_modelId, _model, Volatile.Read(ref _inFlight), RequestsServed)
         : OpenAiResponses.HealthStatus());
+
+    async Task Embeddings(HttpContext ctx)
+    {
+        var (inputs, base64) = OpenAiRequests.ParseEmbeddings(await ReadBody(ctx), _model.Info.HiddenSize);
+        var vectors = new List<float[]>(inputs.Count);
+        int tokens = 0;
+        for (int i = 0; i < inputs.Count; i++)
+        {
+            if (_model.Tokenize(inputs[i]).Length > _model.ContextLength)
+                throw ApiException.Invalid("input", $"input {i} has more tokens than the context ({_model.ContextLength})", "context_length_exceeded");
+            var (v, n) = await _model.EmbedAsync(inputs[i], ctx.RequestAborted);
+            vectors.Add(v);
+            tokens += n;
+        }
+        await WriteJson(ctx, 200, OpenAiResponses.Embeddings(_modelId, vectors, tokens, base64));
+    }
 
     async Task Tokenize(HttpContext ctx)
     {

@@ -101,6 +101,35 @@ static class OpenAiRequests
         }
     }
 
+    /// <summary>Most inputs one <c>POST /v1/embeddings</c> request may carry.</summary>
+    public const int MaxEmbeddingInputs = 256;
+
+    /// <summary>
+    /// A validated <c>POST /v1/embeddings</c> body: <c>input</c> as a string or an array of up to
+    /// <see cref="MaxEmbeddingInputs"/> non-empty strings, <c>encoding_format</c> float or base64; <c>dimensions</c>, when
+    /// given, must be the model's width (no truncation).
+    /// </summary>
+    public static (IReadOnlyList<string> Inputs, bool Base64) ParseEmbeddings(byte[] body, int hiddenSize)
+    {
+        using var doc = Parse(body);
+        var root = doc.RootElement;
+        if (!root.TryGetProperty("input", out var input) || input.ValueKind == JsonValueKind.Null)
+            throw ApiException.Invalid("input", "'input' is a required property", "missing_required_parameter");
+        List<string> inputs;
+        if (input.ValueKind == JsonValueKind.String) inputs = [input.GetString()!];
+        else if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() is > 0 and <= MaxEmbeddingInputs &&
+                 input.EnumerateArray().All(x => x.ValueKind == JsonValueKind.String))
+            inputs = input.EnumerateArray().Select(x => x.GetString()!).ToList();
+        else throw ApiException.Invalid("input", $"'input' must be a string or an array of 1 to {MaxEmbeddingInputs} strings (token-id inputs are not supported), got {Short(input)}", "invalid_type");
+        if (inputs.Any(x => x.Length == 0)) throw ApiException.Invalid("input", "inputs must not be empty strings");
+        string format = OptString(root, "encoding_format") ?? "float";
+        if (format is not ("float" or "base64"))
+            throw ApiException.Invalid("encoding_format", $"'encoding_format' must be 'float' or 'base64', got '{format}'");
+        if (Int(root, "dimensions", 1, int.MaxValue) is { } dims && dims != hiddenSize)
+            throw ApiException.Invalid("dimensions", $"this model's embeddings have {hiddenSize} dimensions; 'dimensions' cannot change that", "unsupported_parameter");
+        return (inputs, format == "base64");
+    }
+
     /// <summary>
     /// A validated <c>POST /tokenize</c> body: the text as llama.cpp's <c>content</c> or vLLM's <c>prompt</c>, and whether
     /// the tokenizer's post-processor adds its special tokens (<c>add_special</c> or <c>add_special_tokens</c>; default true).

@@ -125,6 +125,35 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
         w.WriteEndObject();
     });
 
+    /// <summary>POST /v1/embeddings: one embedding object per input, in order, as floats or base64 little-endian float32.</summary>
+    public static byte[] Embeddings(string model, IReadOnlyList<float[]> vectors, int promptTokens, bool base64) => Write(w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("object", "list");
+        w.WriteStartArray("data");
+        for (int i = 0; i < vectors.Count; i++)
+        {
+            w.WriteStartObject();
+            w.WriteString("object", "embedding");
+            w.WriteNumber("index", i);
+            if (base64) w.WriteBase64String("embedding", System.Runtime.InteropServices.MemoryMarshal.AsBytes(vectors[i].AsSpan()));
+            else
+            {
+                w.WriteStartArray("embedding");
+                foreach (float x in vectors[i]) w.WriteNumberValue(x);
+                w.WriteEndArray();
+            }
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteString("model", model);
+        w.WriteStartObject("usage");
+        w.WriteNumber("prompt_tokens", promptTokens);
+        w.WriteNumber("total_tokens", promptTokens);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    });
+
     /// <summary>POST /tokenize: the ids, their count and the context length (vLLM's fields).</summary>
     public static byte[] Tokens(int[] ids, int context) => Write(w =>
     {

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Daop.Engine.Device.Gpu;
@@ -261,6 +262,38 @@ public sealed partial class DaopModel : IDisposable
                 if (tail.Length > 0) yield return tail;
             }
             if (stats.Finish == FinishReason.Cancelled) throw new OperationCanceledException(cancel);
+        }
+        finally
+        {
+            if (Volatile.Read(ref _disposed) != 0) DisposeModel();
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// The embedding of <paramref name="text"/>: the mean over its tokens (special tokens added as for a plain prompt) of
+    /// the final-normed hidden states, scaled to unit length. Waits its turn behind generations, like them.
+    /// </summary>
+    /// <returns>A vector of <see cref="ModelInfo.HiddenSize"/> floats and the number of tokens it pooled.</returns>
+    public async Task<(float[] Embedding, int Tokens)> EmbedAsync(string text, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var ids = Tokenize(text, addSpecialTokens: true);
+        if (ids.Length == 0) throw new ArgumentException("the text has no tokens to embed");
+        if (ids.Length > ContextLength)
+            throw new ContextOverflowException($"the text has {ids.Length} tokens but the context holds {ContextLength}");
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            int h = _model.Config.HiddenSize;
+            var hidden = new float[ids.Length * h];
+            await _thread.RunAsync(() => { _model.ForwardHidden(ids, hidden); return true; }).ConfigureAwait(false);
+            var mean = new float[h];
+            for (int t = 0; t < ids.Length; t++) TensorPrimitives.Add(mean, hidden.AsSpan(t * h, h), mean);
+            float norm = TensorPrimitives.Norm(mean);
+            if (norm > 0) TensorPrimitives.Divide(mean, norm, mean);
+            return (mean, ids.Length);
         }
         finally
         {

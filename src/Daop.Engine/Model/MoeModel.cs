@@ -177,8 +177,33 @@ public sealed partial class MoeModel : IDisposable
         Experts = factory(this, Device);
     }
 
-    /// <summary>A fresh KV cache for one sequence.</summary>
-    public KvCache NewCache() => Device.CreateKvCache(Config.NumLayers, ContextLength, Config.KvWidth);
+    /// <summary>A fresh KV cache for one sequence of up to <paramref name="positions"/> positions (default: the context).</summary>
+    public KvCache NewCache(int? positions = null)
+    {
+        int n = positions ?? ContextLength;
+        if (n < 1 || n > ContextLength) throw new ArgumentOutOfRangeException(nameof(positions), $"a cache holds 1 to {ContextLength} positions, not {n}");
+        return Device.CreateKvCache(Config.NumLayers, n, Config.KvWidth);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> from position 0 through the model and writes the final-normed hidden state of every
+    /// position to <paramref name="hidden"/> [T, H] (what the LM head reads; embeddings pool it). Uses a cache of T positions.
+    /// </summary>
+    public void ForwardHidden(ReadOnlySpan<int> tokens, Span<float> hidden)
+    {
+        int h = Config.HiddenSize, t = tokens.Length;
+        if (t == 0 || t > ContextLength) throw new ArgumentOutOfRangeException(nameof(tokens), $"{t} tokens: 1 to {ContextLength} fit the context");
+        if (hidden.Length < t * h) throw new ArgumentException($"hidden holds {hidden.Length} floats, need {t}x{h}", nameof(hidden));
+        var cache = NewCache(t);
+        for (int done = 0; done < t; done += _s.MaxTokens)
+        {
+            int n = Math.Min(_s.MaxTokens, t - done);
+            ForwardChunk(tokens.Slice(done, n), done, cache, n);
+            Device.Copy(_s.X, 0, _s.Xn, 0, n * h);
+            Device.Norm(Weights.FinalNorm, _s.Xn, _s.Xn, n);                  // [n, H]
+            Device.CopyToHost(_s.Xn, 0, hidden.Slice(done * h, n * h));
+        }
+    }
 
     /// <summary>
     /// Runs <paramref name="tokens"/> at positions startPos.. through the model, appending to

@@ -289,6 +289,11 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         { "v1/completions", "{\"prompt\": \"x\", \"presence_penalty\": \"high\"}", 400, "presence_penalty" },
         { "v1/completions", "{\"prompt\": \"x\", \"repetition_penalty\": 0}", 400, "repetition_penalty" },
         { "v1/completions", "{\"prompt\": \"x\", \"min_p\": 1.5}", 400, "min_p" },
+        { "v1/embeddings", "{}", 400, "input" },
+        { "v1/embeddings", "{\"input\": [1, 2]}", 400, "input" },
+        { "v1/embeddings", "{\"input\": \"\"}", 400, "input" },
+        { "v1/embeddings", "{\"input\": \"x\", \"encoding_format\": \"int8\"}", 400, "encoding_format" },
+        { "v1/embeddings", "{\"input\": \"x\", \"dimensions\": 3}", 400, "dimensions" },
         { "tokenize", "{}", 400, "prompt" },
         { "tokenize", "{\"content\": 5}", 400, "content" },
         { "detokenize", "{\"tokens\": [1, -1]}", 400, "tokens" },
@@ -298,6 +303,30 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tool_choice\": \"auto\"}", 400, "tool_choice" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"json_object\"}}", 400, "response_format" },
     };
+
+    /// <summary>/v1/embeddings: one vector per input in order, equal to the library's, as floats or base64 float32.</summary>
+    [Fact]
+    public async Task EmbeddingsEqualTheLibrarys()
+    {
+        string[] inputs = ["def add(a, b):", "import os"];
+        var body = new JsonObject { ["input"] = new JsonArray(inputs.Select(x => (JsonNode)x).ToArray()), ["model"] = "any" }.ToJsonString();
+        var (code, json) = await Post("v1/embeddings", Json(body));
+        Assert.Equal(HttpStatusCode.OK, code);
+        var data = json.GetProperty("data");
+        Assert.Equal(2, data.GetArrayLength());
+        int tokens = 0;
+        for (int i = 0; i < 2; i++)
+        {
+            var (want, n) = await f.Model.EmbedAsync(inputs[i]);
+            tokens += n;
+            Assert.Equal(i, data[i].GetProperty("index").GetInt32());
+            Assert.Equal(want, data[i].GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()).ToArray());
+        }
+        Assert.Equal(tokens, json.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+        (code, json) = await Post("v1/embeddings", Json("{\"input\": \"import os\", \"encoding_format\": \"base64\"}"));
+        var bytes = Convert.FromBase64String(json.GetProperty("data")[0].GetProperty("embedding").GetString()!);
+        Assert.Equal((await f.Model.EmbedAsync("import os")).Embedding, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray());
+    }
 
     /// <summary>/tokenize gives the library's ids (with and without special tokens), /detokenize the text back.</summary>
     [Fact]
