@@ -2,6 +2,8 @@
 # Packs a self-contained linux-x64 daop for the GPU machine (no .NET there) into .device-carry/daop.tar.xz,
 # trimmed below the carry limit (working tree + carry < 64 MiB): debugging and XML/data/MVC pieces that no daop
 # command loads are left out. On the device: tar xJf .device-carry/daop.tar.xz -C /tmp && /tmp/daop/daop ...
+# The tracked tree plus this pack is over the 64 MiB a call carries: bench/device-tree.sh out (and in, after the call)
+# moves the GGUF fixtures aside.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
