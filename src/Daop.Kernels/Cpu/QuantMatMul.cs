@@ -119,7 +119,8 @@ public static unsafe class QuantMatMul
     /// <summary>
     /// Scalar twin of the int8 path: quantize each token's x to blocks of 32 int8 with an fp32 scale
     /// (<see cref="QuantizedActivations"/>'s rule), take the exact integer dot of each weight block with its x block,
-    /// and accumulate scale_w · d_x · dot in fp32, block by block.
+    /// and accumulate scale_w · d_x · dot in fp32, block by block. K-quants (<see cref="ScalarK"/>) quantize x per
+    /// super-block of 256 instead, as their kernels and llama.cpp's q8_K do.
     /// </summary>
     /// <remarks>
     /// The fast paths compute the same integers and scales; they differ only in the order of the fp32 sums. Against
