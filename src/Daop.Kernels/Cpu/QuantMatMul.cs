@@ -83,18 +83,19 @@ public static unsafe class QuantMatMul
     }
 
     /// <summary>
-    /// The K-quant part of <see cref="Scalar"/>: x quantized per 32 as for the other formats, each run of 16 weights read
-    /// by <see cref="BlockQuant.KRun"/> (x = scale·q − min), and Σ_runs d_x·(scale·Σ q·x_q − min·Σ x_q) summed in double.
+    /// The K-quant part of <see cref="Scalar"/>: x quantized per super-block of 256 (<see cref="KActivations.QuantizeRow"/>,
+    /// as llama.cpp's q8_K), each run of 16 weights read by <see cref="BlockQuant.KRun"/> (x = scale·q − min), and
+    /// Σ_runs d_x·(scale·Σ q·x_q − min·Σ x_q) summed in double.
     /// </summary>
     static void ScalarK(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {
         int cols = w.Cols, bb = w.Type.BlockBytes();
         var q = new sbyte[cols];
-        var d = new float[cols / 32];
+        var d = new float[cols / 256];
         var wq = new int[16];
         for (int t = 0; t < tokens; t++)
         {
-            QuantizedActivations.QuantizeRow(x.Slice(t * cols, cols), q, d);
+            KActivations.QuantizeRow(x.Slice(t * cols, cols), q, d);
             for (int r = 0; r < w.Rows; r++)
             {
                 var row = w.RowBytesSpan(r);
@@ -108,7 +109,7 @@ public static unsafe class QuantMatMul
                         dot += (long)wq[i] * q[c + i];
                         sum += q[c + i];
                     }
-                    acc += d[c / 32] * ((double)scale * dot - (double)min * sum);
+                    acc += d[c / 256] * ((double)scale * dot - (double)min * sum);
                 }
                 y[t * w.Rows + r] = (float)acc;
             }
@@ -118,7 +119,8 @@ public static unsafe class QuantMatMul
     /// <summary>
     /// Scalar twin of the int8 path: quantize each token's x to blocks of 32 int8 with an fp32 scale
     /// (<see cref="QuantizedActivations"/>'s rule), take the exact integer dot of each weight block with its x block,
-    /// and accumulate scale_w · d_x · dot in fp32, block by block.
+    /// and accumulate scale_w · d_x · dot in fp32, block by block. K-quants (<see cref="ScalarK"/>) quantize x per
+    /// super-block of 256 instead, as their kernels and llama.cpp's q8_K do.
     /// </summary>
     /// <remarks>
     /// The fast paths compute the same integers and scales; they differ only in the order of the fp32 sums. Against

@@ -63,12 +63,12 @@ public unsafe class KQuantMatMulTests
     {
         int cols = w.Cols, bb = w.Type.BlockBytes();
         var q = new sbyte[cols];
-        var d = new float[cols / 32];
+        var d = new float[cols / 256];
         var wq = new int[16];
         var m = new float[tokens * w.Rows];
         for (int t = 0; t < tokens; t++)
         {
-            QuantizedActivations.QuantizeRow(x.AsSpan(t * cols, cols), q, d);
+            KActivations.QuantizeRow(x.AsSpan(t * cols, cols), q, d);
             for (int r = 0; r < w.Rows; r++)
             {
                 var row = w.RowBytesSpan(r);
@@ -82,7 +82,7 @@ public unsafe class KQuantMatMulTests
                         dot += Math.Abs(wq[i] * q[c + i]);
                         sum += Math.Abs(q[c + i]);
                     }
-                    s += Math.Abs(d[c / 32]) * (Math.Abs(scale) * dot + Math.Abs(min) * sum);
+                    s += Math.Abs(d[c / 256]) * (Math.Abs(scale) * dot + Math.Abs(min) * sum);
                 }
                 m[t * w.Rows + r] = (float)s;
             }
@@ -129,17 +129,17 @@ public unsafe class KQuantMatMulTests
         var actual = new float[tokens * rows];
         MatMul.Forward(w.W, x, actual, tokens);
         var q = new sbyte[cols];
-        var d = new float[cols / 32];
+        var d = new float[cols / 256];
         for (int t = 0; t < tokens; t++)
         {
-            QuantizedActivations.QuantizeRow(x.AsSpan(t * cols, cols), q, d);
+            KActivations.QuantizeRow(x.AsSpan(t * cols, cols), q, d);
             for (int r = 0; r < rows; r++)
             {
                 double e = 0, bound = 0;
                 for (int c = 0; c < cols; c++)
                 {
                     e += (double)x[t * cols + c] * wf[r * cols + c];
-                    bound += d[c / 32] / 2 * Math.Abs(wf[r * cols + c]);
+                    bound += d[c / 256] / 2 * Math.Abs(wf[r * cols + c]);
                 }
                 Assert.True(Math.Abs(e - actual[t * rows + r]) <= bound * 1.001 + 1e-6, $"{type} t={t} r={r}: fp32 {e}, int8 {actual[t * rows + r]}, bound {bound}");
             }

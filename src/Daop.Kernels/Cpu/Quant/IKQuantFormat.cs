@@ -35,24 +35,20 @@ internal unsafe interface IKQuantFormat : IPanelFormat
 }
 
 /// <summary>
-/// A super-block's scales for the int8 dot: D = d; Q4_K/Q5_K: A[j] = s_j (int32), Min[j] = dmin·m_j; Q6_K: the 16 run
-/// scales in the order the dot's run sums come in (<see cref="KActivations.RunOrder"/>), A = [s0 s2 s4 s6 s1 s3 s5 s7],
-/// B = [s8 s10 s12 s14 s9 s11 s13 s15]. Four fields, so the JIT keeps it in registers.
+/// A super-block's scales for the int8 dot, as int16: Q4_K/Q5_K: A = [s0..s7 | s0..s7], B = [m0..m7 | 0], D = d, DMin =
+/// dmin; Q6_K: A = [s0 s2 .. s14 | s1 s3 .. s15] (word j of each 128-bit half: the scales of sub-block j's two runs),
+/// B = [s0 .. s15], D = d. Four fields, so the JIT keeps it in registers.
 /// </summary>
 internal struct KScaleSet
 {
-    public Vector256<int> A, B;
-    public Vector256<float> Min;
-    public float D;
+    public Vector256<short> A, B;
+    public float D, DMin;
 
     /// <summary>The integer scale of run <paramref name="k"/> (0..15; both runs of a sub-block share one in Q4_K/Q5_K).</summary>
-    public readonly int RunScale<TK>(int k) where TK : struct, IKQuantFormat
-    {
-        if (TK.HasMin) return A.GetElement(k >> 1);
-        var v = k < 8 ? A : B;
-        int r = k & 7;
-        return v.GetElement((r & 1) * 4 + (r >> 1));
-    }
+    public readonly int RunScale<TK>(int k) where TK : struct, IKQuantFormat => TK.HasMin ? A.GetElement(k >> 1) : B.GetElement(k);
+
+    /// <summary>Sub-block <paramref name="j"/>'s min dmin·m_j (Q4_K, Q5_K).</summary>
+    public readonly float Min(int j) => DMin * B.GetElement(j);
 }
 
 /// <summary>The 6-bit scales and mins shared by Q4_K and Q5_K.</summary>
@@ -66,7 +62,8 @@ internal static unsafe class KScales
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Read(byte* sb, out KScaleSet s)
     {
-        s.B = default;
+        s.D = HalfBits.ToSingleFinite(*(ushort*)sb);
+        s.DMin = HalfBits.ToSingleFinite(*(ushort*)(sb + 2));
         if (Avx2.IsSupported)
         {
             // in vector registers: v = [d | dmin, a, b, c] (a, b, c: the scale bytes 0–3, 4–7, 8–11)
@@ -75,31 +72,22 @@ internal static unsafe class KScales
             var cc = Avx2.ShiftRightLogicalVariable(Vector128.Shuffle(v, Vector128.Create(3u, 3, 3, 3)), Vector128.Create(0u, 4, 0, 4));
             var lo = ab & Vector128.Create(0x3F3F3F3Fu);                                                        // [s0–3, m0–3]
             var hi = (cc & Vector128.Create(0x0F0F0F0Fu)) | (Vector128.ShiftRightLogical(ab, 2) & Vector128.Create(0x30303030u)); // [s4–7, m4–7]
-            var sm = Sse2.UnpackLow(lo, hi).AsByte();                                                            // s0–7, m0–7
-            s.A = Avx2.ConvertToVector256Int32(sm);
-            var m = Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(sm, 8));
-            // d and dmin each in the top half of a lane
-            var halves = HalfBits.WidenFinite(Avx2.ShiftLeftLogicalVariable(Vector128.Shuffle(v, Vector128.Create(0u, 0, 0, 0)), Vector128.Create(16u, 0, 0, 0))
-                & Vector128.Create(0xFFFF0000u));
-            s.D = halves.ToScalar();
-            s.Min = Vector256.ConvertToSingle(m) * Vector256.Create(halves.GetElement(1));
+            var sm = Avx2.ConvertToVector256Int16(Sse2.UnpackLow(lo, hi).AsByte());                              // [s0–7 | m0–7]
+            s.A = Avx2.Permute4x64(sm.AsInt64(), 0b01_00_01_00).AsInt16();
+            s.B = Avx2.Permute2x128(sm, sm, 0x81);
             return;
         }
         uint a = Unsafe.ReadUnaligned<uint>(sb + 4), b = Unsafe.ReadUnaligned<uint>(sb + 8), c = Unsafe.ReadUnaligned<uint>(sb + 12);
         ulong sc = (a & 0x3F3F3F3Fu) | (ulong)((c & 0x0F0F0F0Fu) | (a >> 2 & 0x30303030u)) << 32;
         ulong mins = (b & 0x3F3F3F3Fu) | (ulong)((c >> 4 & 0x0F0F0F0Fu) | (b >> 2 & 0x30303030u)) << 32;
-        s.D = HalfBits.ToSingleFinite(*(ushort*)sb);
-        float dmin = HalfBits.ToSingleFinite(*(ushort*)(sb + 2));
-        s.A = Bytes(sc);
-        s.Min = Vector256.ConvertToSingle(Bytes(mins)) * Vector256.Create(dmin);
+        var s8 = Bytes(sc);
+        s.A = Vector256.Create(s8, s8);
+        s.B = Vector256.Create(Bytes(mins), Vector128<short>.Zero);
     }
 
-    /// <summary>The 8 bytes of <paramref name="v"/> as 8 int32 lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> Bytes(ulong v) => Avx2.IsSupported
-        ? Avx2.ConvertToVector256Int32(Vector128.CreateScalar(v).AsByte())
-        : Vector256.Create((int)(v & 0xFF), (int)(v >> 8 & 0xFF), (int)(v >> 16 & 0xFF), (int)(v >> 24 & 0xFF),
-            (int)(v >> 32 & 0xFF), (int)(v >> 40 & 0xFF), (int)(v >> 48 & 0xFF), (int)(v >> 56));
+    /// <summary>The 8 bytes of <paramref name="v"/> as 8 int16 lanes.</summary>
+    static Vector128<short> Bytes(ulong v) => Vector128.Create((short)(v & 0xFF), (short)(v >> 8 & 0xFF), (short)(v >> 16 & 0xFF), (short)(v >> 24 & 0xFF),
+        (short)(v >> 32 & 0xFF), (short)(v >> 40 & 0xFF), (short)(v >> 48 & 0xFF), (short)(v >> 56));
 }
 
 /// <summary>
@@ -127,7 +115,7 @@ internal static unsafe class KWidening
         byte* sb = row + (nint)(c / 256) * TK.BlockBytes;
         int i = c % 256, j = i / 32;
         TK.Scales(sb, out var s);
-        float min = TK.HasMin ? s.Min.GetElement(j) : 0f;
+        float min = TK.HasMin ? s.Min(j) : 0f;
         return s.D * s.RunScale<TK>(i / 16) * (TK.Quants(sb, j).GetElement(i % 32) - TK.Offset) - min;
     }
 
@@ -143,7 +131,7 @@ internal static unsafe class KWidening
             for (int j = 0; j < 8; j++)
             {
                 var (q0, q1) = Vector256.Widen(TK.Quants(sb, j));   // runs 2j and 2j+1 as 16 ushorts each
-                var min = Vector256.Create(TK.HasMin ? s.Min.GetElement(j) : 0f);
+                var min = Vector256.Create(TK.HasMin ? s.Min(j) : 0f);
                 var sa = Vector256.Create(s.D * s.RunScale<TK>(2 * j));
                 var sc = Vector256.Create(s.D * s.RunScale<TK>(2 * j + 1));
                 var (a0, a1) = Vector256.Widen(q0);

@@ -1,13 +1,21 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Daop.Kernels.Cpu.Quant;
 
 /// <summary>
-/// Activations x [tokens, cols] quantized for the K-quant kernels: per block of 32, int8 values and an fp32 scale d by
-/// <see cref="QuantizedActivations"/>'s rule (the same values and scales), kept in column order, with d·Σq per block (for
-/// Q4_K/Q5_K's mins) and Σq per run of 16 (for Q6_K's offset of 32; int32, per super-block in <see cref="RunOrder"/>).
-/// Per token: cols bytes of values, cols/32 scales, cols/32 d·Σq, cols/16 run sums. Columns are whole super-blocks of 256.
+/// Activations x [tokens, cols] quantized for the K-quant kernels per super-block of 256 (as llama.cpp's q8_K): int8
+/// values in column order and one fp32 scale d per 256, with the exact sums of the values per run of 16 (for Q6_K's
+/// offset of 32) and per sub-block of 32 (for Q4_K/Q5_K's mins), both int16 (|Σ| ≤ 32·127).
+/// Per token: cols bytes of values, cols/256 scales, cols/16 run sums, cols/32 sub-block sums. Columns are whole super-blocks.
 /// </summary>
+/// <remarks>
+/// Rounding, per 256: amax = max |x|, d = amax / 127, q = round-half-even(x · (1/d)) (<see cref="QuantizedActivations.ScaleOf"/>'s
+/// rule, zero below 2^−126), the same bits on the vector and scalar paths (<see cref="QuantizeRow"/> is the scalar twin's).
+/// One scale per super-block makes the dot's sub-block arithmetic integer: Σ_j s_j·Σ q·x_q in int32, one fp32 multiply by
+/// d·d_x per super-block.
+/// </remarks>
 internal readonly unsafe struct KActivations
 {
     readonly byte* _base;
@@ -18,26 +26,20 @@ internal readonly unsafe struct KActivations
         _base = b; _cols = cols;
     }
 
-    /// <summary>Bytes per token.</summary>
-    static nint Stride(int cols) => cols + (nint)cols / 2; // values, then cols/8 + cols/8 + cols/4 bytes
-
-    /// <summary>
-    /// Where run <paramref name="k"/> (0..15) of a super-block sits among its 16 run sums: [0 2 4 6 1 3 5 7 | 8 10 12 14 9 11 13 15],
-    /// the order in which the dot's reduction holds the runs.
-    /// </summary>
-    public static int RunOrder(int k) => (k & 8) | (k & 1) << 2 | (k & 7) >> 1;
+    /// <summary>Bytes per token: values, then cols/64 + cols/8 + cols/16 bytes (a multiple of 4, as cols is of 256).</summary>
+    static nint Stride(int cols) => cols + (nint)cols / 64 + (nint)cols / 8 + (nint)cols / 16;
 
     /// <summary>Token <paramref name="t"/>'s int8 values [cols].</summary>
     public sbyte* Values(int t) => (sbyte*)(_base + t * Stride(_cols));
 
-    /// <summary>Token <paramref name="t"/>'s block scales [cols/32].</summary>
+    /// <summary>Token <paramref name="t"/>'s super-block scales [cols/256].</summary>
     public float* Scales(int t) => (float*)(_base + t * Stride(_cols) + _cols);
 
-    /// <summary>Token <paramref name="t"/>'s d·Σq per block [cols/32].</summary>
-    public float* ScaledSums(int t) => Scales(t) + _cols / 32;
+    /// <summary>Token <paramref name="t"/>'s Σq per run of 16 [cols/16], in column order.</summary>
+    public short* RunSums(int t) => (short*)(Scales(t) + _cols / 256);
 
-    /// <summary>Token <paramref name="t"/>'s Σq per run of 16 [cols/16], in <see cref="RunOrder"/> per super-block.</summary>
-    public int* RunSums(int t) => (int*)(ScaledSums(t) + _cols / 32);
+    /// <summary>Token <paramref name="t"/>'s Σq per sub-block of 32 [cols/32].</summary>
+    public short* BlockSums(int t) => RunSums(t) + _cols / 16;
 
     /// <summary>Floats of scratch that <see cref="Quantize"/> needs.</summary>
     public static nint Floats(int tokens, int cols) => tokens * Stride(cols) / sizeof(float);
@@ -50,20 +52,70 @@ internal readonly unsafe struct KActivations
         for (int t = 0; t < tokens; t++)
         {
             sbyte* q = a.Values(t);
-            float* d = a.Scales(t), ds = a.ScaledSums(t);
-            int* runs = a.RunSums(t);
-            for (int b = 0; b < cols / 32; b++)
-            {
-                sbyte* qb = q + 32 * b;
-                d[b] = QuantizedActivations.Block(x + t * xStride + 32 * b, qb, out int sum);
-                ds[b] = d[b] * sum;
-                int lo = 0;
-                for (int i = 0; i < 16; i++) lo += qb[i];
-                int k = 2 * (b & 7), o = 16 * (b >> 3);
-                runs[o + RunOrder(k)] = lo;
-                runs[o + RunOrder(k + 1)] = sum - lo;
-            }
+            float* d = a.Scales(t);
+            short* runs = a.RunSums(t), blocks = a.BlockSums(t);
+            for (int b = 0; b < cols / 256; b++)
+                d[b] = Super(x + t * xStride + 256 * b, q + 256 * b, runs + 16 * b, blocks + 8 * b);
         }
         return a;
+    }
+
+    /// <summary>One super-block of 256 floats → 256 int8 at <paramref name="q"/>, its run and sub-block sums; returns its scale.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Super(float* src, sbyte* q, short* runs, short* blocks)
+    {
+        if (!Avx2.IsSupported)
+        {
+            float amax = 0;
+            for (int j = 0; j < 256; j++) amax = MathF.Max(amax, MathF.Abs(src[j]));
+            float ds = QuantizedActivations.ScaleOf(amax, out float invs);
+            for (int k = 0; k < 16; k++)
+            {
+                int sum = 0;
+                for (int j = 16 * k; j < 16 * k + 16; j++) sum += q[j] = (sbyte)MathF.Round(src[j] * invs);
+                runs[k] = (short)sum;
+            }
+            for (int j = 0; j < 8; j++) blocks[j] = (short)(runs[2 * j] + runs[2 * j + 1]);
+            return ds;
+        }
+        var m = Vector256.Abs(Vector256.Load(src));
+        for (int i = 8; i < 256; i += 8) m = Vector256.MaxNative(m, Vector256.Abs(Vector256.Load(src + i)));
+        var m4 = Vector128.MaxNative(m.GetLower(), m.GetUpper());
+        m4 = Vector128.MaxNative(m4, Vector128.Shuffle(m4, Vector128.Create(2, 3, 0, 1)));
+        m4 = Vector128.MaxNative(m4, Vector128.Shuffle(m4, Vector128.Create(1, 0, 3, 2)));
+        float d = QuantizedActivations.ScaleOf(m4.ToScalar(), out float inv);
+        var iv = Vector256.Create(inv);
+        for (int j = 0; j < 8; j++)
+        {
+            float* s = src + 32 * j;
+            var i0 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(s) * iv));
+            var i1 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(s + 8) * iv));
+            var i2 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(s + 16) * iv));
+            var i3 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(s + 24) * iv));
+            int lo = Vector256.Sum(i0 + i1), hi = Vector256.Sum(i2 + i3);
+            runs[2 * j] = (short)lo;
+            runs[2 * j + 1] = (short)hi;
+            blocks[j] = (short)(lo + hi);
+            // pack to bytes (vpackssdw/vpacksswb work per 128-bit lane; the permute restores column order)
+            var s01 = Avx2.PackSignedSaturate(i0, i1); var s23 = Avx2.PackSignedSaturate(i2, i3);
+            Avx2.PermuteVar8x32(Avx2.PackSignedSaturate(s01, s23).AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsSByte().Store(q + 32 * j);
+        }
+        return d;
+    }
+
+    /// <summary>
+    /// The scalar twin's quantization of one row (cols a multiple of 256): <paramref name="q"/> [cols] and <paramref name="d"/>
+    /// [cols/256], the values and scales <see cref="Quantize"/> lays out.
+    /// </summary>
+    public static void QuantizeRow(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> d)
+    {
+        for (int b = 0; b < x.Length / 256; b++)
+        {
+            var xb = x.Slice(b * 256, 256);
+            float amax = 0;
+            foreach (float v in xb) amax = MathF.Max(amax, MathF.Abs(v));
+            d[b] = QuantizedActivations.ScaleOf(amax, out float inv);
+            for (int j = 0; j < 256; j++) q[b * 256 + j] = (sbyte)MathF.Round(xb[j] * inv);
+        }
     }
 }

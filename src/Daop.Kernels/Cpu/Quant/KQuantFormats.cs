@@ -102,19 +102,18 @@ internal unsafe struct Q6_KFormat : IKQuantFormat
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scales(byte* sb, out KScaleSet s)
     {
-        s.Min = default;
+        s.DMin = 0;
         s.D = HalfBits.ToSingleFinite(*(ushort*)(sb + 208));
         var sc = Vector128.Load((sbyte*)(sb + 192));
-        var order = Vector128.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15));
         if (Avx2.IsSupported)
         {
-            s.A = Avx2.ConvertToVector256Int32(order);
-            s.B = Avx2.ConvertToVector256Int32(Vector128.CreateScalar(order.AsUInt64().GetElement(1)).AsSByte());
+            s.B = Avx2.ConvertToVector256Int16(sc);
+            s.A = Avx2.ConvertToVector256Int16(Vector128.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
         }
         else
         {
-            s.A = Vector256.Create(order[0], order[1], order[2], order[3], order[4], order[5], order[6], order[7]);
-            s.B = Vector256.Create(order[8], order[9], order[10], order[11], order[12], order[13], order[14], order[15]);
+            s.B = Vector256.Create((short)sc[0], (short)sc[1], (short)sc[2], (short)sc[3], (short)sc[4], (short)sc[5], (short)sc[6], (short)sc[7], (short)sc[8], (short)sc[9], (short)sc[10], (short)sc[11], (short)sc[12], (short)sc[13], (short)sc[14], (short)sc[15]);
+            s.A = Vector256.Create((short)sc[0], (short)sc[2], (short)sc[4], (short)sc[6], (short)sc[8], (short)sc[10], (short)sc[12], (short)sc[14], (short)sc[1], (short)sc[3], (short)sc[5], (short)sc[7], (short)sc[9], (short)sc[11], (short)sc[13], (short)sc[15]);
         }
     }
 }

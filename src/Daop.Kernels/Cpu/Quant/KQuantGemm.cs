@@ -21,16 +21,16 @@ internal unsafe struct KArgs
 }
 
 /// <summary>
-/// y = x·Wᵀ for a K-quant with int8 activations (<see cref="KActivations"/>, quantized once per call): each row's
-/// super-blocks are unpacked once (<see cref="IKQuantFormat.Quants"/>, kept in registers for one token, in a 256-byte
-/// buffer for several) and dotted with every token of the pass.
+/// y = x·Wᵀ for a K-quant with int8 activations (<see cref="KActivations"/>, per super-block of 256, quantized once per
+/// call): each row's super-blocks are unpacked once (<see cref="IKQuantFormat.Quants"/>, kept in registers for one token,
+/// in a 256-byte buffer for several) and dotted with every token of the pass.
 /// </summary>
 /// <remarks>
-/// Per pair of sub-blocks of 32 and token: <c>vpmaddubsw</c> of the unsigned integers with the int8 activations,
-/// <c>vphaddw</c> of the pair and <c>vpmaddwd</c> with ones give their Σ q·x in 8 int32 lanes (2 per run of 16); one
-/// round of <c>vphaddd</c> gathers the runs of four sub-blocks into one vector (where Q6_K subtracts 32·Σx per run and
-/// multiplies by the run's int8 scale), a lane-half add the 8 sub-blocks (where Q4_K/Q5_K multiply by their 6-bit
-/// scales), and one fma adds dx_j·d·(those). Q4_K/Q5_K's mins, Σ_j dmin·m_j·dx_j·Σx_j, go to a second accumulator. Exact integers, fp32 sums:
+/// Per sub-block of 32 and token: <c>vpmaddubsw</c> of the unsigned integers with the int8 activations (16 int16, ≤ 2·63·127),
+/// <c>vpmaddwd</c> with the sub-block's int16 scale (Q6_K: each 128-bit half is one run of 16 and takes the run's scale),
+/// summed in 8 int32 lanes over the super-block: Σ_runs s·Σ q·x exactly. Q6_K subtracts 32·Σ_runs s·Σx (<c>vpmaddwd</c> of its
+/// 16 scales with the run sums); one fma per super-block adds d·d_x·(that). Q4_K/Q5_K's mins, dmin·d_x·Σ_j m_j·Σx_j
+/// (<c>vpmaddwd</c> of the 8 mins with the sub-block sums), go to a second accumulator. Exact integers, fp32 sums:
 /// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums.
 /// </remarks>
 internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
@@ -63,27 +63,39 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     {
         bool vector = !scalar && Avx2Support.IsSupported;
         byte* u = stackalloc byte[256];                        // a super-block's integers, shared by the pass's tokens
-        var acc = stackalloc Vector256<float>[2 * TokenBlock]; // per token: the scaled dots, the mins
+        var acc = stackalloc Vector256<float>[TokenBlock];     // per token: the scaled dots
+        var mins = stackalloc Vector128<float>[TokenBlock];    // per token: the mins (Q4_K, Q5_K)
         int r = r0;
         if (vector && a.Tokens == 1)
         {
             // decode: unpacked straight into the dot, accumulators in registers
             sbyte* x = a.X.Values(0);
-            float* dx = a.X.Scales(0), ds = a.X.ScaledSums(0);
-            int* runs = a.X.RunSums(0);
+            float* dx = a.X.Scales(0);
+            short* runs = a.X.RunSums(0), sums = a.X.BlockSums(0);
             for (; r < r1; r++)
             {
                 byte* w = a.W + r * a.WStride;
-                Vector256<float> c = default, m = default;
+                Vector256<float> c = default;
+                Vector128<float> m = default;
                 for (int b = 0; b < a.Blocks; b++)
-                    One(w + (nint)b * TK.BlockBytes, x + 256 * (nint)b, dx + 8 * (nint)b, ds + 8 * (nint)b, runs + 16 * (nint)b, ref c, ref m);
-                a.Y[r] = Vector256.Sum(c) - Vector256.Sum(m);
+                {
+                    byte* sb = w + (nint)b * TK.BlockBytes;
+                    sbyte* xb = x + 256 * (nint)b;
+                    TK.Scales(sb, out var s);
+                    var p = Sub(TK.Quants(sb, 0), xb, s.A, 0) + Sub(TK.Quants(sb, 1), xb + 32, s.A, 1)
+                        + Sub(TK.Quants(sb, 2), xb + 64, s.A, 2) + Sub(TK.Quants(sb, 3), xb + 96, s.A, 3);
+                    p += Sub(TK.Quants(sb, 4), xb + 128, s.A, 4) + Sub(TK.Quants(sb, 5), xb + 160, s.A, 5)
+                        + Sub(TK.Quants(sb, 6), xb + 192, s.A, 6) + Sub(TK.Quants(sb, 7), xb + 224, s.A, 7);
+                    Finish(p, s, dx[b], runs + 16 * (nint)b, sums + 8 * (nint)b, ref c, ref m);
+                }
+                a.Y[r] = Vector256.Sum(c) - Vector128.Sum(m);
             }
         }
         for (; r < r1; r++)
         {
             byte* row = a.W + r * a.WStride;
-            new Span<Vector256<float>>(acc, 2 * a.Tokens).Clear();
+            new Span<Vector256<float>>(acc, a.Tokens).Clear();
+            new Span<Vector128<float>>(mins, a.Tokens).Clear();
             for (int b = 0; b < a.Blocks; b++)
             {
                 byte* sb = row + (nint)b * TK.BlockBytes;
@@ -93,83 +105,66 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
                 {
                     if (!vector)
                     {
-                        DotScalar(u, s, a.X, t, b, (float*)(acc + 2 * t));
+                        DotScalar(u, s, a.X, t, b, (float*)(acc + t), (float*)(mins + t));
                         continue;
                     }
-                    sbyte* x = a.X.Values(t) + 256 * (nint)b;
-                    Finish(PairU(u, x), PairU(u + 64, x + 64), PairU(u + 128, x + 128), PairU(u + 192, x + 192), s,
-                        a.X.Scales(t) + 8 * (nint)b, a.X.ScaledSums(t) + 8 * (nint)b, a.X.RunSums(t) + 16 * (nint)b, ref acc[2 * t], ref acc[2 * t + 1]);
+                    sbyte* xb = a.X.Values(t) + 256 * (nint)b;
+                    var p = SubU(u, xb, s.A, 0) + SubU(u + 32, xb + 32, s.A, 1) + SubU(u + 64, xb + 64, s.A, 2) + SubU(u + 96, xb + 96, s.A, 3);
+                    p += SubU(u + 128, xb + 128, s.A, 4) + SubU(u + 160, xb + 160, s.A, 5) + SubU(u + 192, xb + 192, s.A, 6) + SubU(u + 224, xb + 224, s.A, 7);
+                    Finish(p, s, a.X.Scales(t)[b], a.X.RunSums(t) + 16 * (nint)b, a.X.BlockSums(t) + 8 * (nint)b, ref acc[t], ref mins[t]);
                 }
             }
             for (int t = 0; t < a.Tokens; t++)
-                a.Y[t * a.YStride + r] = Vector256.Sum(acc[2 * t]) - Vector256.Sum(acc[2 * t + 1]);
+                a.Y[t * a.YStride + r] = Vector256.Sum(acc[t]) - Vector128.Sum(mins[t]);
         }
     }
 
-    /// <summary>One token's dot with the super-block at <paramref name="sb"/>, unpacked in registers.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void One(byte* sb, sbyte* xb, float* dx, float* ds, int* runs, ref Vector256<float> c, ref Vector256<float> m)
-    {
-        TK.Scales(sb, out var s);
-        Finish(Pair(TK.Quants(sb, 0), TK.Quants(sb, 1), xb), Pair(TK.Quants(sb, 2), TK.Quants(sb, 3), xb + 64),
-            Pair(TK.Quants(sb, 4), TK.Quants(sb, 5), xb + 128), Pair(TK.Quants(sb, 6), TK.Quants(sb, 7), xb + 192), s, dx, ds, runs, ref c, ref m);
-    }
-
     /// <summary>
-    /// Σ q·x of two sub-blocks a, b (x at a's activations, b's follow) in 8 int32 lanes [a₁ a₁ b₁ b₁ | a₂ a₂ b₂ b₂] (₁, ₂:
-    /// their first and second runs of 16). The words of <c>vpmaddubsw</c> are folded once more (<c>vphaddw</c>) before
-    /// <c>vpmaddwd</c>: four products stay within int16 (≤ 4·63·127 = 32004).
+    /// Sub-block <paramref name="j"/>'s Σ s·q·x in 8 int32 lanes: <c>vpmaddubsw</c> of its integers with its activations
+    /// <paramref name="x"/>, <c>vpmaddwd</c> with int16 word j of each 128-bit half of <paramref name="scales"/>
+    /// (<see cref="KScaleSet.A"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> Pair(Vector256<byte> qa, Vector256<byte> qb, sbyte* x) =>
-        Avx2.MultiplyAddAdjacent(Avx2.HorizontalAdd(Avx2.MultiplyAddAdjacent(qa, Vector256.Load(x)), Avx2.MultiplyAddAdjacent(qb, Vector256.Load(x + 32))),
-            Vector256.Create((short)1));
+    static Vector256<int> Sub(Vector256<byte> q, sbyte* x, Vector256<short> scales, int j) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, Vector256.Load(x)),
+            Avx2.Shuffle(scales.AsByte(), Vector256.Create((short)(0x0100 + 0x0202 * j)).AsByte()).AsInt16());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> PairU(byte* q, sbyte* x) => Pair(Vector256.Load(q), Vector256.Load(q + 32), x);
+    static Vector256<int> SubU(byte* q, sbyte* x, Vector256<short> scales, int j) =>
+        Sub(Vector256.Load(q), x, scales, j);
 
     /// <summary>
-    /// Adds one super-block's sub-block pair dots (<see cref="Pair"/>) to the token's accumulators: acc += d·dx_j·Σ s·(q − offset)·x,
-    /// mins += dmin·m_j·dx_j·Σx (Q4_K/Q5_K); <paramref name="dx"/>, <paramref name="dsum"/> and <paramref name="runs"/> are the
-    /// token's <see cref="KActivations"/> at this super-block.
+    /// Adds one super-block's integer dot <paramref name="p"/> (Σ s·q·x) to the token's accumulators: acc += d·d_x·(p − Q6_K's
+    /// 32·Σ s·Σx), mins += dmin·d_x·Σ_j m_j·Σx_j (Q4_K/Q5_K); <paramref name="dx"/>, <paramref name="runs"/> and
+    /// <paramref name="sums"/> are the token's <see cref="KActivations"/> at this super-block.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Finish(Vector256<int> p01, Vector256<int> p23, Vector256<int> p45, Vector256<int> p67, in KScaleSet s,
-        float* dx, float* dsum, int* runs, ref Vector256<float> acc, ref Vector256<float> mins)
+    static void Finish(Vector256<int> p, in KScaleSet s, float dx, short* runs, short* sums, ref Vector256<float> acc, ref Vector128<float> mins)
     {
-        // t0 = [runs 0 2 4 6 | 1 3 5 7] of sub-blocks 0–3 as [s0 s1 s2 s3 | s0 s1 s2 s3], t1 the same for sub-blocks 4–7
-        var t0 = Avx2.HorizontalAdd(p01, p23);
-        var t1 = Avx2.HorizontalAdd(p45, p67);
-        if (!TK.HasMin)
-        {
-            // Σ s·(q − 32)·x = s·(Σ q·x − 32·Σ x) per run
-            t0 = Avx2.MultiplyLow(t0 - Vector256.ShiftLeft(Vector256.Load(runs), 5), s.A);
-            t1 = Avx2.MultiplyLow(t1 - Vector256.ShiftLeft(Vector256.Load(runs + 8), 5), s.B);
-        }
-        var p = Avx2.Permute2x128(t0, t1, 0x20) + Avx2.Permute2x128(t0, t1, 0x31); // [sub-block 0 .. 7]
-        if (TK.HasMin) p = Avx2.MultiplyLow(p, s.A);
-        acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Load(dx) * Vector256.Create(s.D), acc);
-        if (TK.HasMin) mins = Vector256.FusedMultiplyAdd(s.Min, Vector256.Load(dsum), mins);
+        if (!TK.HasMin) p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(s.B, Vector256.Load(runs)), 5);
+        acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(s.D * dx), acc);
+        if (TK.HasMin)
+            mins = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Sse2.MultiplyAddAdjacent(s.B.GetLower(), Vector128.Load(sums))),
+                Vector128.Create(s.DMin * dx), mins);
     }
 
     /// <summary>The fallback: the same integers and scales, lane 0 of each accumulator.</summary>
-    static void DotScalar(byte* u, in KScaleSet s, in KActivations x, int t, int b, float* acc)
+    static void DotScalar(byte* u, in KScaleSet s, in KActivations x, int t, int b, float* acc, float* mins)
     {
         sbyte* xq = x.Values(t) + 256 * (nint)b;
-        float* dx = x.Scales(t) + 8 * b, ds = x.ScaledSums(t) + 8 * b;
-        int* runs = x.RunSums(t) + 16 * b;
-        for (int j = 0; j < 8; j++)
+        float dx = x.Scales(t)[b];
+        short* runs = x.RunSums(t) + 16 * b, sums = x.BlockSums(t) + 8 * b;
+        int dot = 0, min = 0;
+        for (int k = 0; k < 16; k++)
         {
-            int dot = 0;
-            for (int h = 0; h < 2; h++)
-            {
-                int run = 0;
-                for (int i = 0; i < 16; i++) run += u[32 * j + 16 * h + i] * xq[32 * j + 16 * h + i];
-                dot += s.RunScale<TK>(2 * j + h) * (run - TK.Offset * runs[KActivations.RunOrder(2 * j + h)]);
-            }
-            acc[0] += dx[j] * s.D * dot;
-            if (TK.HasMin) acc[8] += s.Min.GetElement(j) * ds[j];
+            int run = 0;
+            for (int i = 0; i < 16; i++) run += u[16 * k + i] * xq[16 * k + i];
+            dot += s.RunScale<TK>(k) * (run - TK.Offset * runs[k]);
         }
+        if (TK.HasMin)
+            for (int j = 0; j < 8; j++) min += s.B.GetElement(j) * sums[j];
+        acc[0] += s.D * dx * dot;
+        mins[0] += s.DMin * dx * min;
     }
 
     struct Job : IParallelJob
