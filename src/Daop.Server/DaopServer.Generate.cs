@@ -65,13 +65,14 @@ public sealed partial class DaopServer
         if (Interlocked.Increment(ref _inFlight) > _o.MaxQueuedRequests)
         {
             Interlocked.Decrement(ref _inFlight);
+            Interlocked.Increment(ref _rejected);
             throw new ApiException(429, $"the server is busy: {_o.MaxQueuedRequests} requests are already running or queued; retry later",
                 "rate_limit_exceeded", code: "queue_full");
         }
+        var stats = new GenerationStats();
         try
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, Stopping);
-            var stats = new GenerationStats();
             ctx.Items[TokensKey] = stats;
             var pieces = _model.GenerateAsync(prompt, stopIds, settings, stats, cts.Token);
             string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N")[..24];
@@ -114,6 +115,10 @@ public sealed partial class DaopServer
         }
         finally
         {
+            Interlocked.Add(ref _promptTokens, stats.PromptTokens);
+            Interlocked.Add(ref _generatedTokens, stats.GeneratedTokens);
+            Interlocked.Add(ref _prefillTicks, stats.PrefillTime.Ticks);
+            Interlocked.Add(ref _decodeTicks, stats.DecodeTime.Ticks);
             Interlocked.Decrement(ref _inFlight);
             Interlocked.Increment(ref _served);
         }

@@ -41,6 +41,8 @@ public sealed partial class DaopServer : IAsyncDisposable
     const string TokensKey = "daop.stats";
     int _inFlight;
     long _served;
+    // /metrics counters: tokens and model time of finished generations, and requests refused for a full queue.
+    long _promptTokens, _generatedTokens, _prefillTicks, _decodeTicks, _rejected;
 
     DaopServer(DaopModel model, DaopServerOptions options)
     {
@@ -76,6 +78,7 @@ public sealed partial class DaopServer : IAsyncDisposable
         _app.Map("/v1/models", ctx => Handle(ctx, "GET", Models));
         _app.Map("/v1/embeddings", ctx => Handle(ctx, "POST", Embeddings));
         _app.Map("/tokenize", ctx => Handle(ctx, "POST", Tokenize));
+        _app.Map("/metrics", ctx => Handle(ctx, "GET", Metrics));
         _app.Map("/detokenize", ctx => Handle(ctx, "POST", Detokenize));
         _app.Map("/v1/models/{id}", ctx => Handle(ctx, "GET", Model));
         _app.Map("/health", ctx => Handle(ctx, "GET", Health, open: true));
@@ -245,6 +248,29 @@ public sealed partial class DaopServer : IAsyncDisposable
             tokens += n;
         }
         await WriteJson(ctx, 200, OpenAiResponses.Embeddings(_modelId, vectors, tokens, base64));
+    }
+
+    // Prometheus text exposition (version 0.0.4), behind the API key like every route but /health.
+    async Task Metrics(HttpContext ctx)
+    {
+        var sb = new StringBuilder();
+        void Metric(string name, string type, string help, double value)
+        {
+            sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
+            sb.Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+            sb.Append(name).Append(' ').Append(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
+        }
+        Metric("daop_requests_total", "counter", "Generation requests finished (completed, failed or cancelled).", RequestsServed);
+        Metric("daop_requests_rejected_total", "counter", "Generation requests refused with 429 because the queue was full.", Interlocked.Read(ref _rejected));
+        Metric("daop_requests_in_flight", "gauge", "Generation requests admitted: running or waiting for the model.", Volatile.Read(ref _inFlight));
+        Metric("daop_requests_queued", "gauge", "Generations waiting for the model.", _model.QueuedGenerations);
+        Metric("daop_prompt_tokens_total", "counter", "Prompt tokens prefilled.", Interlocked.Read(ref _promptTokens));
+        Metric("daop_generated_tokens_total", "counter", "Tokens generated.", Interlocked.Read(ref _generatedTokens));
+        Metric("daop_prefill_seconds_total", "counter", "Time spent in prefill.", TimeSpan.FromTicks(Interlocked.Read(ref _prefillTicks)).TotalSeconds);
+        Metric("daop_decode_seconds_total", "counter", "Time spent in decode steps.", TimeSpan.FromTicks(Interlocked.Read(ref _decodeTicks)).TotalSeconds);
+        ctx.Response.StatusCode = 200;
+        ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+        await ctx.Response.WriteAsync(sb.ToString(), ctx.RequestAborted);
     }
 
     async Task Tokenize(HttpContext ctx)

@@ -328,6 +328,36 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         Assert.Equal((await f.Model.EmbedAsync("import os")).Embedding, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray());
     }
 
+    /// <summary>/metrics: Prometheus text whose counters move by exactly what a request reported in its usage.</summary>
+    [Fact]
+    public async Task MetricsCountWhatRequestsUsed()
+    {
+        async Task<Dictionary<string, double>> Scrape()
+        {
+            using var resp = await f.Http.GetAsync("metrics");
+            Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+            Assert.Equal("text/plain", resp.Content.Headers.ContentType?.MediaType);
+            var values = new Dictionary<string, double>();
+            foreach (var line in (await resp.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (line.StartsWith('#')) { Assert.Matches(@"^# (HELP|TYPE) daop_[a-z_]+ ", line); continue; }
+                var parts = line.Split(' ');
+                values[parts[0]] = double.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
+            }
+            return values;
+        }
+        var before = await Scrape();
+        var (code, json) = await Post("v1/completions", Json(CompletionBody("def add(a, b):", 6, stream: false)));
+        Assert.Equal(HttpStatusCode.OK, code);
+        var after = await Scrape();
+        var usage = json.GetProperty("usage");
+        Assert.Equal(1, after["daop_requests_total"] - before["daop_requests_total"]);
+        Assert.Equal(usage.GetProperty("prompt_tokens").GetInt32(), after["daop_prompt_tokens_total"] - before["daop_prompt_tokens_total"]);
+        Assert.Equal(usage.GetProperty("completion_tokens").GetInt32(), after["daop_generated_tokens_total"] - before["daop_generated_tokens_total"]);
+        Assert.True(after["daop_prefill_seconds_total"] > before["daop_prefill_seconds_total"]);
+        Assert.Equal(0, after["daop_requests_in_flight"]);
+    }
+
     /// <summary>/tokenize gives the library's ids (with and without special tokens), /detokenize the text back.</summary>
     [Fact]
     public async Task TokenizeAndDetokenizeRoundTrip()
