@@ -36,6 +36,21 @@ public static class ModelFiles
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="open"/> on <paramref name="path"/> (a weights file reader), turning a missing file and I/O
+    /// errors (permissions, a file truncated or locked while read) into a <see cref="ModelLoadException"/> naming the file.
+    /// </summary>
+    public static T Open<T>(string path, Func<string, T> open)
+    {
+        if (!File.Exists(path))
+            throw new ModelLoadException($"{path}: file not found" + (IsDanglingLink(path) ? " (a symbolic link whose target is missing)" : ""));
+        try { return open(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"{path}: cannot read ({e.Message})", e);
+        }
+    }
+
     static bool IsDanglingLink(string path)
     {
         try { return new FileInfo(path).LinkTarget != null; }

@@ -62,15 +62,7 @@ public sealed unsafe class GgufFile : IDisposable
     public IReadOnlyDictionary<string, GgufTensorInfo> Tensors { get; }
 
     /// <summary>Opens and validates <paramref name="path"/>; throws <see cref="ModelLoadException"/> naming the file (and key or tensor) on any defect.</summary>
-    public static GgufFile Open(string path)
-    {
-        if (!File.Exists(path)) throw new ModelLoadException($"{path}: file not found");
-        try { return OpenChecked(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelLoadException($"{path}: cannot read ({e.Message})", e);
-        }
-    }
+    public static GgufFile Open(string path) => ModelFiles.Open(path, OpenChecked);
 
     static GgufFile OpenChecked(string path)
     {

@@ -40,16 +40,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
     }
 
     /// <summary>Opens and validates <paramref name="path"/>; throws <see cref="ModelLoadException"/> naming the file on any defect.</summary>
-    public static SafetensorsFile Open(string path)
-    {
-        if (!File.Exists(path)) throw new ModelLoadException($"{path}: file not found");
-        try { return OpenChecked(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Permissions, a file truncated or locked while we read it: still a load error naming the file.
-            throw new ModelLoadException($"{path}: cannot read ({e.Message})", e);
-        }
-    }
+    public static SafetensorsFile Open(string path) => ModelFiles.Open(path, OpenChecked);
 
     static SafetensorsFile OpenChecked(string path)
     {
