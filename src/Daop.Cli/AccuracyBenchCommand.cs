@@ -59,7 +59,7 @@ static class AccuracyBenchCommand
             () => MoeModel.Load(dir, new ModelOptions { ContextLength = len + greedy + 1 }));
         Console.WriteLine($"{MoeModel.FolderName(dir)}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
             $"{len - len / 2} scored teacher-forced, {greedy} greedy tokens; CPU, {CpuWorkers.Threads} threads");
-        Console.WriteLine($"{"ratio",5} {"policy",-16} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6} {"hit",6} {"cpu/tok",8} {"pre/tok",8} {"recall",7}");
+        Console.WriteLine($"{"ratio",5} {"policy",-20} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6} {"hit",6} {"cpu/tok",8} {"pre/tok",8} {"recall",7}");
         double refPpl = 0;
         var report = AccuracyStudy.Run(m, seqs, names.Select(n => (Func<Engine.Placement.IPlacementPolicy>)(() => PolicyChoice.Create(n, exactLayers))).ToList(),
             new AccuracyOptions { Ratios = ratios, Length = len, GreedyTokens = greedy }, r =>
@@ -67,7 +67,7 @@ static class AccuracyBenchCommand
                 if (r.Policy == "reference") refPpl = r.Perplexity;
                 var d = r.Decode;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{r.Ratio,5:F2} {r.Policy,-16} {r.Perplexity,9:F4} {r.Perplexity - refPpl,8:+0.0000;-0.0000;0} {(r.Perplexity / refPpl - 1) * 100,6:+0.00;-0.00;0}% " +
+                    $"{r.Ratio,5:F2} {r.Policy,-20} {r.Perplexity,9:F4} {r.Perplexity - refPpl,8:+0.0000;-0.0000;0} {(r.Perplexity / refPpl - 1) * 100,6:+0.00;-0.00;0}% " +
                     $"{r.Top1Agreement,7:P1} {r.GreedyMatch,7:P1} {r.MeanFirstDivergence,7:F1} {(r.IdenticalLogits ? "yes" : "no"),6} " +
                     $"{(d.Activations == 0 ? "" : d.HitRate.ToString("P0", CultureInfo.InvariantCulture)),6} {d.PerToken(d.CpuExpertRuns),8:F2} " +
                     $"{d.PerToken(d.PrecalculatedRuns),8:F2} {d.PredictorRecall,7:F3}"));

@@ -5,10 +5,13 @@ namespace Daop.Cli;
 /// <summary>Maps <c>--policy</c> names to placement policies.</summary>
 static class PolicyChoice
 {
-    public const string Names = "lru-on-demand, lru-prefetch, static-cpu, daop-exact, daop (approximate), daop-exact-drift, daop-drift";
+    public const string Names = "lru-on-demand, lru-prefetch, static-cpu, daop-exact, daop (approximate), daop-checked (approximate, " +
+        "prediction checked against the true routing), daop-checked-degrade (checked, missed CPU experts replaced by GPU ones), " +
+        "daop-exact-drift, daop-drift, daop-checked-drift";
 
     /// <summary>Every policy name <see cref="Create"/> knows.</summary>
-    public static readonly string[] All = ["lru-on-demand", "lru-prefetch", "static-cpu", "daop-exact", "daop", "daop-exact-drift", "daop-drift"];
+    public static readonly string[] All = ["lru-on-demand", "lru-prefetch", "static-cpu", "daop-exact", "daop", "daop-checked", "daop-checked-degrade", "daop-exact-drift", "daop-drift",
+        "daop-checked-drift"];
 
     /// <summary>Other names <see cref="Create"/> accepts: lru (lru-on-demand), fiddler (static-cpu), daop-approx (daop).</summary>
     public static readonly string[] Aliases = ["lru", "fiddler", "daop-approx"];
@@ -21,8 +24,11 @@ static class PolicyChoice
         "static-cpu" or "fiddler" => new StaticPolicy(),
         "daop-exact" => new DaopPolicy(approximate: false),
         "daop" or "daop-approx" => new DaopPolicy(approximate: true, exactLayers),
+        "daop-checked" => new DaopPolicy(approximate: true, exactLayers, use: PredictionUse.Check),
+        "daop-checked-degrade" => new DaopPolicy(approximate: true, exactLayers, use: PredictionUse.CheckDegrade),
         "daop-exact-drift" => new DaopPolicy(approximate: false, driftWindow: DaopPolicy.DefaultDriftWindow),
         "daop-drift" => new DaopPolicy(approximate: true, exactLayers, driftWindow: DaopPolicy.DefaultDriftWindow),
+        "daop-checked-drift" => new DaopPolicy(approximate: true, exactLayers, driftWindow: DaopPolicy.DefaultDriftWindow, use: PredictionUse.Check),
         _ => throw new ArgumentException($"--policy '{name}' is not known (one of: {Names})"),
     };
 

@@ -85,7 +85,7 @@ static class SimulateCommand
 
         Console.WriteLine($"traces: {traces.Count} of {n} x {len} tokens of {MoeModel.FolderName(dir)}; {prefill} prompt, {decode} decoded; " +
             $"costs for {project} ({layers} layers, expert {expertBytes / 1e6:F0} MB) at GPU {gpuGBps} GB/s, CPU {cpuGBps} GB/s (x{slowdown} beside copies), PCIe {pcieGBps} GB/s");
-        Console.WriteLine($"{"ratio",5} {"policy",-16} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
+        Console.WriteLine($"{"ratio",5} {"policy",-20} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
         foreach (double ratio in ratios)
         {
             var slots = SlotBudget.FromRatio(ratio, layers, c.NumExperts, popularity);
@@ -93,7 +93,7 @@ static class SimulateCommand
             double lru = results.First(x => x.Policy == "lru-on-demand").TokensPerSecond;
             double fid = results.First(x => x.Policy == "static-cpu").TokensPerSecond;
             foreach (var x in results)
-                Console.WriteLine($"{ratio,5:F2} {x.Policy,-16} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
+                Console.WriteLine($"{ratio,5:F2} {x.Policy,-20} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
                     $"{x.HitRate,6:P0} {x.CpuExpertsPerToken,8:F2} {x.TransfersPerToken,9:F2} {x.GpuWaitUsPerToken,9:F0} {x.PredictorRecall,7:F3}");
         }
         return 0;
@@ -101,5 +101,6 @@ static class SimulateCommand
 
     static IEnumerable<IPlacementPolicy> Policies(int driftWindow) =>
         [new LruPolicy(false), new LruPolicy(true), new StaticPolicy(), new DaopPolicy(approximate: false), new DaopPolicy(approximate: true),
-            new DaopPolicy(approximate: false, driftWindow: driftWindow), new DaopPolicy(approximate: true, driftWindow: driftWindow)];
+            new DaopPolicy(approximate: true, use: PredictionUse.Check),
+            new DaopPolicy(approximate: true, use: PredictionUse.CheckDegrade), new DaopPolicy(approximate: false, driftWindow: driftWindow), new DaopPolicy(approximate: true, driftWindow: driftWindow)];
 }

@@ -6,7 +6,8 @@ namespace Daop.Engine.Placement;
 /// coldest GPU-resident one swaps in (up to <see cref="MaxSwapsPerLayer"/> pairs per layer), and the
 /// placement then holds for the sequence's decode. Misses run on the CPU. Whether CPU experts are
 /// pre-calculated from the previous layer's state (approximate) or computed from their true input (exact)
-/// is the scheduler's mode, carried here so one policy object describes one benchmark row.
+/// is the scheduler's mode, carried here so one policy object describes one benchmark row; so is whether an approximate
+/// prediction replaces the true routing (DAOP's paper) or is checked against it (<see cref="IPlacementPolicy.PredictionUse"/>).
 /// </summary>
 /// <remarks>
 /// With <c>driftWindow</c> &gt; 0 (beyond the paper) the placement follows the sequence during decode too: each layer
@@ -17,7 +18,7 @@ namespace Daop.Engine.Placement;
 /// single token cannot move an expert back and forth. At most one swap per layer per token; the copy overlaps the rest of the token.
 /// </remarks>
 public sealed class DaopPolicy(bool approximate, int exactLayers = 1, double swapMargin = 1.05, int maxSwapsPerLayer = int.MaxValue,
-    int driftWindow = 0) : IPlacementPolicy
+    int driftWindow = 0, PredictionUse use = PredictionUse.Route) : IPlacementPolicy
 {
     /// <summary>The drift window of the "-drift" benchmark rows (tokens).</summary>
     public const int DefaultDriftWindow = 32;
@@ -26,9 +27,16 @@ public sealed class DaopPolicy(bool approximate, int exactLayers = 1, double swa
     int[,] _uses = new int[0, 0];         // [layer, expert] activations of the token being decoded
 
     /// <inheritdoc />
-    public string Name => (approximate ? "daop" : "daop-exact") + (driftWindow > 0 ? "-drift" : "");
+    public string Name => (!approximate ? "daop-exact" : use switch
+    {
+        PredictionUse.Check => "daop-checked",
+        PredictionUse.CheckDegrade => "daop-checked-degrade",
+        _ => "daop",
+    }) + (driftWindow > 0 ? "-drift" : "");
     /// <inheritdoc />
     public bool Approximate => approximate;
+    /// <inheritdoc />
+    public PredictionUse PredictionUse => use;
     /// <inheritdoc />
     public int ExactLayers => Math.Max(1, exactLayers);
     /// <summary>A CPU expert must be used this many times as often as the coldest GPU expert to swap in.</summary>

@@ -25,6 +25,9 @@ public interface IPlacementPolicy
     /// </summary>
     bool Approximate => false;
 
+    /// <summary>With <see cref="Approximate"/>: how the layer a prediction was made for uses it.</summary>
+    PredictionUse PredictionUse => PredictionUse.Route;
+
     /// <summary>
     /// With <see cref="Approximate"/>: layers below this one route exactly, with their own gate (at least 1: layer 0 has no
     /// previous layer to predict from).
@@ -53,4 +56,24 @@ public interface IPlacementPolicy
     /// made here become copies that overlap the rest of the token (the layer's next use is a whole token away).
     /// </summary>
     void AfterDecodeLayer(int layer, Residency r) { }
+}
+
+/// <summary>How DAOP's approximate mode uses the prediction made at layer l−1 when layer l comes.</summary>
+public enum PredictionUse
+{
+    /// <summary>The prediction, degraded against the residency, replaces the routing (DAOP's paper).</summary>
+    Route,
+    /// <summary>
+    /// Checked against the true routing, which stays: a pre-calculated output counts only for an expert the true gate also
+    /// chose, with the true weight; a true expert off the GPU that was not pre-calculated runs on the CPU from its true
+    /// input; a pre-calculated one the gate did not choose is dropped. Only the pre-calculated experts' inputs stay
+    /// approximate (layer l−1's).
+    /// </summary>
+    Check,
+    /// <summary>
+    /// As <see cref="Check"/>, but a true expert off the GPU that was not pre-calculated is replaced by the GPU-resident
+    /// expert the prediction ranked highest among those not routed, with the missed expert's true weight: no CPU expert
+    /// waits on the token's path (graceful degradation applied to the misses only).
+    /// </summary>
+    CheckDegrade,
 }

@@ -10,12 +10,15 @@ namespace Daop.Engine.Schedule;
 /// held, with its CPU-resident experts marked for pre-calculation from layer l's gate input (the executor's
 /// <see cref="PreCalc"/>, or the simulator's cost model). At layer l+1 the prediction becomes the routing
 /// (<see cref="ApplyOrReset"/>): GPU-resident experts run on the true input and the marked ones take their pre-calculated
-/// output instead.
+/// output instead. Checked (<see cref="PredictionUse.Check"/>, <see cref="PredictionUse.CheckDegrade"/>): the prediction
+/// is not degraded (every predicted expert off the GPU is pre-calculated) and does not replace the routing; layer l+1 keeps
+/// its true routing and takes a pre-calculated output only where the true gate chose that expert.
 /// </summary>
 /// <param name="experts">Experts per layer.</param>
 /// <param name="topK">Experts per token.</param>
 /// <param name="exactLayers">Layers below this route exactly, with their own gate (at least 1).</param>
-public sealed class ApproximateExperts(int experts, int topK, int exactLayers)
+/// <param name="use">Route by the prediction (the paper) or check it against the true routing.</param>
+public sealed class ApproximateExperts(int experts, int topK, int exactLayers, PredictionUse use = PredictionUse.Route)
 {
     readonly float[] _probs = new float[experts], _scratch = new float[experts], _weights = new float[topK];
     readonly int[] _ids = new int[topK];
@@ -24,6 +27,11 @@ public sealed class ApproximateExperts(int experts, int topK, int exactLayers)
 
     /// <summary>Layers below this one are never approximated (layer 0 has no previous layer in any case).</summary>
     public int ExactLayers { get; } = Math.Max(1, exactLayers);
+
+    /// <summary>How the predicted layer uses the prediction.</summary>
+    public PredictionUse Use => use;
+
+    bool Checked => use != PredictionUse.Route;
 
     /// <summary>The layer whose prediction is held, or -1.</summary>
     public int PendingLayer => _layer;
@@ -48,8 +56,8 @@ public sealed class ApproximateExperts(int experts, int topK, int exactLayers)
 
     /// <summary>
     /// Takes <paramref name="predictor"/>'s held prediction for <paramref name="layer"/> (one token), routes it, degrades it
-    /// against <paramref name="residency"/> and marks its non-resident experts for pre-calculation. Drops any prediction
-    /// still held. Returns true if degradation substituted an expert.
+    /// against <paramref name="residency"/> (not when checked) and marks its non-resident experts for pre-calculation. Drops
+    /// any prediction still held. Returns true if degradation substituted an expert.
     /// </summary>
     public bool Predict(int layer, NextLayerPredictor predictor, Residency residency)
     {
@@ -57,7 +65,7 @@ public sealed class ApproximateExperts(int experts, int topK, int exactLayers)
         ArgumentNullException.ThrowIfNull(residency);
         Reset();
         predictor.RouteHeld(_ids, _weights, _probs, _scratch);
-        bool substituted = GracefulDegradation.Apply(layer, _ids, _weights, _probs, residency);
+        bool substituted = !Checked && GracefulDegradation.Apply(layer, _ids, _weights, _probs, residency);
         Predictions++;
         if (substituted) Substitutions++;
         Array.Clear(_cpu);
@@ -74,26 +82,51 @@ public sealed class ApproximateExperts(int experts, int topK, int exactLayers)
     }
 
     /// <summary>
-    /// If the held prediction is for <paramref name="layer"/> and <paramref name="routing"/> holds one token, overwrites
-    /// its routing with the prediction and returns true (the executor then runs resident experts on the true input and
-    /// takes the pre-calculated ones); otherwise leaves it and returns false.
+    /// If the held prediction is for <paramref name="layer"/> and <paramref name="routing"/> holds one token, returns true:
+    /// the executor runs resident experts on the true input and takes the pre-calculated ones. Routing by the prediction,
+    /// it overwrites the routing first; checked, the routing stays the true one, except that
+    /// <see cref="PredictionUse.CheckDegrade"/> replaces each expert off the GPU that was not pre-calculated (counted in
+    /// <see cref="MissSubstitutions"/>). Otherwise leaves it and returns false.
     /// </summary>
-    public bool TryApply(int layer, RoutingBatch routing)
+    public bool TryApply(int layer, RoutingBatch routing, Residency residency)
     {
         ArgumentNullException.ThrowIfNull(routing);
+        ArgumentNullException.ThrowIfNull(residency);
+        MissSubstitutions = 0;
         if (_layer != layer || layer < ExactLayers || routing.Tokens != 1 || routing.TopK != _ids.Length) return false;
+        if (use == PredictionUse.CheckDegrade) DegradeMisses(layer, routing.Experts.AsSpan(0, _ids.Length), residency);
+        if (Checked) return true;
         _ids.CopyTo(routing.Experts, 0);
         _weights.CopyTo(routing.Weights, 0);
         return true;
     }
 
-    /// <summary>
-    /// At the start of <paramref name="layer"/>'s call: a decoded token's routing becomes the held prediction (true) when
-    /// it is for this layer (<see cref="TryApply"/>); otherwise any held prediction is stale and dropped (false).
-    /// </summary>
-    public bool ApplyOrReset(int layer, RoutingBatch routing, int tokens)
+    /// <summary>Experts the latest <see cref="TryApply"/> replaced (<see cref="PredictionUse.CheckDegrade"/>).</summary>
+    public int MissSubstitutions { get; private set; }
+
+    // Each routed expert off the GPU and not pre-calculated → the resident expert with the highest predicted probability
+    // that is not routed (the slot keeps its true weight).
+    void DegradeMisses(int layer, Span<int> ids, Residency residency)
     {
-        if (tokens == 1 && TryApply(layer, routing)) return true;
+        for (int k = 0; k < ids.Length; k++)
+        {
+            if (residency.IsResident(layer, ids[k]) || _cpu[ids[k]]) continue;
+            int best = -1;
+            for (int e = 0; e < _probs.Length; e++)
+                if (residency.IsResident(layer, e) && !ids.Contains(e) && (best < 0 || _probs[e] > _probs[best])) best = e;
+            if (best < 0) continue; // nothing resident left to stand in: the expert runs on the CPU
+            ids[k] = best;
+            MissSubstitutions++;
+        }
+    }
+
+    /// <summary>
+    /// At the start of <paramref name="layer"/>'s call: a decoded token takes the held prediction (true) when it is for this
+    /// layer (<see cref="TryApply"/>); otherwise any held prediction is stale and dropped (false).
+    /// </summary>
+    public bool ApplyOrReset(int layer, RoutingBatch routing, int tokens, Residency residency)
+    {
+        if (tokens == 1 && TryApply(layer, routing, residency)) return true;
         Reset();
         return false;
     }

@@ -20,7 +20,8 @@ namespace Daop.Engine.Schedule;
 /// approximate mode (<see cref="IPlacementPolicy.Approximate"/>) decoded tokens (chunks of one) take the driver's
 /// prediction as their routing: at layer l+1 (≥ <see cref="IPlacementPolicy.ExactLayers"/>) "GPU" experts run on the
 /// true input and "CPU" ones contribute their outputs pre-calculated (inline, <see cref="PreCalc"/>) from layer l's gate
-/// input: the numerics of the GPU scheduler's approximate mode. Prefill chunks stay exact.
+/// input: the numerics of the GPU scheduler's approximate mode (checked: the true routing, pre-calculated outputs only
+/// where it chose that expert, other CPU experts from the true input). Prefill chunks stay exact.
 /// </remarks>
 public sealed class CpuStandInScheduler : IExpertScheduler
 {
@@ -31,6 +32,7 @@ public sealed class CpuStandInScheduler : IExpertScheduler
     readonly IExpertKernel _kernel;
     readonly float[] _out, _scratch;
     readonly bool[] _precalculated; // [K] the decoded token's activations taken pre-calculated
+    readonly int[] _taken;          // their slots, in order
     readonly int _hidden, _topK;
 
     /// <summary>
@@ -56,6 +58,7 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         _out = new float[_hidden];
         _scratch = new float[2 * c.ExpertIntermediate];
         _precalculated = new bool[_topK];
+        _taken = new int[_topK];
         // What OffloadedExpertScheduler's transfers move: one expert in its stored format, rows padded as a GPU slot holds them.
         long expertBytes = c.MoeLayerCount == 0 ? 0 : ExpertLayout.Of(_w).ExpertBytes;
         if (policy.Approximate) _precalc = new PreCalc(model, background: false);
@@ -104,13 +107,18 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         ArgumentNullException.ThrowIfNull(r);
         if (tokens <= 0) return;
         var call = _driver.BeginLayer(layer, r, tokens);
-        if (!call.Substituted) _precalc?.Reset();
+        if (!call.Precalculated) _precalc?.Reset();
         Array.Clear(_precalculated);
+        int taken = 0;
         foreach (var d in _driver.DecideActivations(layer, r, tokens))
-            if (d.Action == PlacementAction.TakePrecalculated) _precalculated[d.Index] = true;
+            if (d.Action == PlacementAction.TakePrecalculated)
+            {
+                _precalculated[d.Index] = true;
+                _taken[taken++] = d.Index;
+            }
 
         var xs = ((CpuBuffer)x).Data;
-        if (call.Substituted) RunApproximate(layer, xs, r, ((CpuBuffer)y).Data);
+        if (call.Precalculated) RunApproximate(layer, xs, r, ((CpuBuffer)y).Data, _taken.AsSpan(0, taken));
         else _local.RunExperts(layer, x, r, y, tokens);
 
         if (call.Next >= 0)
@@ -121,7 +129,7 @@ public sealed class CpuStandInScheduler : IExpertScheduler
     }
 
     // One token: "GPU" experts (and any expert not pre-calculated) on the true input, then the pre-calculated sum.
-    void RunApproximate(int layer, float[] x, RoutingBatch r, float[] y)
+    void RunApproximate(int layer, float[] x, RoutingBatch r, float[] y, ReadOnlySpan<int> taken)
     {
         var xs = x.AsSpan(0, _hidden);
         var ys = y.AsSpan(0, _hidden);
@@ -134,6 +142,6 @@ public sealed class CpuStandInScheduler : IExpertScheduler
             _kernel.Forward(ew.Gate, ew.Up, ew.Down, xs, _out, 1, _scratch);
             TensorPrimitives.MultiplyAdd(_out, r.Weights[k], ys, ys);
         }
-        TensorPrimitives.Add(ys, _precalc!.Join(), ys);
+        TensorPrimitives.Add(ys, _precalc!.Join(r, taken), ys);
     }
 }

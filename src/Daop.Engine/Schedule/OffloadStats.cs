@@ -43,6 +43,11 @@ public sealed class OffloadStats
 
     /// <summary>Of <see cref="CpuExpertRuns"/>, those DAOP's approximate mode pre-calculated from the previous layer's input.</summary>
     public long PrecalculatedRuns { get; internal set; }
+    /// <summary>
+    /// Checked approximate mode: pre-calculated experts the true gate did not choose (their outputs are dropped; the
+    /// true experts they stood for ran from their true input).
+    /// </summary>
+    public long PrecalculatedUnused { get; internal set; }
     /// <summary>Approximate-mode predictions that graceful degradation changed (every predicted expert was off the GPU).</summary>
     public long Substitutions { get; internal set; }
     /// <summary>Decode activations of layers that had a next-layer prediction (the predictor's denominator).</summary>
@@ -84,7 +89,7 @@ public sealed class OffloadStats
         Transfers += sign * o.Transfers; MissTransfers += sign * o.MissTransfers; PrefetchTransfers += sign * o.PrefetchTransfers;
         RebalanceTransfers += sign * o.RebalanceTransfers; TransferBytes += sign * o.TransferBytes;
         CopyWaitSeconds += sign * o.CopyWaitSeconds; CpuExpertSeconds += sign * o.CpuExpertSeconds;
-        PrecalculatedRuns += sign * o.PrecalculatedRuns; Substitutions += sign * o.Substitutions;
+        PrecalculatedRuns += sign * o.PrecalculatedRuns; PrecalculatedUnused += sign * o.PrecalculatedUnused; Substitutions += sign * o.Substitutions;
         PredictedActivations += sign * o.PredictedActivations; PredictionHits += sign * o.PredictionHits;
         PrecalcSeconds += sign * o.PrecalcSeconds; PrecalcWaitSeconds += sign * o.PrecalcWaitSeconds;
     }
@@ -101,6 +106,6 @@ public sealed class OffloadStats
         $"{Transfers} transfers ({MissTransfers} on miss, {PrefetchTransfers} prefetch, {RebalanceTransfers} re-placing, {TransferBytes / 1048576.0:F1} MiB), " +
         $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms") +
         (PrecalculatedRuns + Substitutions > 0 ? string.Create(CultureInfo.InvariantCulture,
-            $"; pre-calculated {PrecalculatedRuns} ({Substitutions} substitutions, {PrecalcSeconds * 1e3:F2} ms, waited {PrecalcWaitSeconds * 1e3:F2} ms)") : "") +
+            $"; pre-calculated {PrecalculatedRuns} ({PrecalculatedUnused} unused, {Substitutions} substitutions, {PrecalcSeconds * 1e3:F2} ms, waited {PrecalcWaitSeconds * 1e3:F2} ms)") : "") +
         (PredictedActivations > 0 ? string.Create(CultureInfo.InvariantCulture, $"; predictor recall {PredictorRecall:P1}") : "");
 }

@@ -29,9 +29,9 @@ namespace Daop.Engine.Schedule;
 /// experts in. Either way the loads become copies.</item>
 /// </list>
 /// Results equal the all-resident path up to fp32 summation order: placement never changes what is computed, except in
-/// DAOP's approximate mode, where during decode the prediction made at layer l becomes layer l+1's routing, its
-/// GPU-resident experts run on the true input and its CPU experts' outputs are the ones pre-calculated from layer l's
-/// gate input. Routed experts reach the device only through the slots, so the device's bytes =
+/// DAOP's approximate mode, where during decode the prediction made at layer l becomes layer l+1's routing (checked: is
+/// matched against the true routing), its GPU-resident experts run on the true input and its CPU experts' outputs are
+/// the ones pre-calculated from layer l's gate input. Routed experts reach the device only through the slots, so the device's bytes =
 /// <see cref="DenseBytes"/> + <see cref="PoolBytes"/>.
 /// </remarks>
 public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
@@ -45,7 +45,9 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     readonly PreCalc? _precalc;
     readonly OffloadOptions _o;
     readonly int _hidden;
+    readonly int[] _taken; // [K] slots of the decoded token taken pre-calculated, in order
     float[] _gateHost = [];
+    int _takenCount;
     bool _startPrecalc, _disposed;
 
     /// <summary>
@@ -67,6 +69,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _o = options ?? new OffloadOptions();
         _device = device;
         _hidden = model.Config.HiddenSize;
+        _taken = new int[model.Config.TopK];
         var layout = ExpertLayout.Of(model.Weights);
         _driver = new PlacementDriver(model, policy, slotsPerLayer, popularity, layout.ExpertBytes, _o.RoutingOverride) { Measure = Measure };
         if (policy.Approximate) _precalc = new PreCalc(model, background: true, _o.PrecalcThreads);
@@ -151,17 +154,18 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (tokens <= 0) return;
         var call = _driver.BeginLayer(layer, r, tokens);
-        if (!call.Substituted) _precalc?.Reset();
+        if (!call.Precalculated) _precalc?.Reset();
         int next = _o.PredictNextLayer ? call.Next : -1;
         _offload.Begin(layer, x, y, r, tokens);
         if (next >= 0 || call.CountsNext) _offload.Input(); // x comes down while the compute stream holds nothing that could wait on a copy
 
         // 1. Every activation (GPU slot, CPU, pre-calculated), with the misses' evictions and loads in between.
+        _takenCount = 0;
         Execute(_driver.DecideActivations(layer, r, tokens));
         // 2. The GPU experts (asynchronous on CUDA), then, in approximate mode, this layer's CPU experts pre-calculated
         //    during the previous layer (joined before predicting the next one, which reuses the buffers).
         _driver.Counters.Waves += _offload.LaunchGpu();
-        if (call.Substituted) _offload.AddPrecalculated(_precalc!.Join());
+        if (call.Precalculated) _offload.AddPrecalculated(_precalc!.Join(r, _taken.AsSpan(0, _takenCount)));
         // 3. Prediction for the next MoE layer: prefetch copies overlap this layer's experts.
         _startPrecalc = false;
         if (next >= 0) Execute(_driver.PredictNext(next, _offload.Input()));
@@ -184,7 +188,10 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
             {
                 case PlacementAction.RunOnGpu: _offload.RunOnGpu(d.Index); break;
                 case PlacementAction.RunOnCpu: _offload.RunOnCpu(d.Index); break;
-                case PlacementAction.TakePrecalculated: _offload.TakePrecalculated(d.Index); break;
+                case PlacementAction.TakePrecalculated:
+                    _offload.TakePrecalculated(d.Index);
+                    _taken[_takenCount++] = d.Index;
+                    break;
                 case PlacementAction.Evict:
                     _offload.Evict(d.Layer, d.Expert, d.SplitsWave);
                     if (d.SplitsWave) { _driver.Counters.Waves++; _driver.Counters.SplitWaves++; }

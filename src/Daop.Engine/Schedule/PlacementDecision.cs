@@ -50,12 +50,13 @@ public readonly record struct PlacementDecision(PlacementAction Action, int Laye
     LoadReason Reason = LoadReason.Miss, bool SplitsWave = false);
 
 /// <summary>What <see cref="PlacementDriver.BeginLayer"/> settled for one layer call.</summary>
-/// <param name="Substituted">
-/// Approximate mode: the routing is now the prediction made at the previous layer; join its pre-calculation.
+/// <param name="Precalculated">
+/// Approximate mode: this layer takes outputs pre-calculated at the previous layer (the routing is now that layer's
+/// prediction, or, checked, the true routing); join the pre-calculation.
 /// </param>
 /// <param name="Next">Decode: the next MoE layer, to predict from this layer's gate input (<see cref="PlacementDriver.PredictNext"/>); else -1.</param>
 /// <param name="CountsNext">
 /// Prefill, approximate mode: the next MoE layer is placed by the predictor's counts, made from this layer's gate input
 /// (hand it to <see cref="PlacementDriver.AfterPrefillChunk"/>).
 /// </param>
-public readonly record struct LayerCall(bool Substituted, int Next, bool CountsNext);
+public readonly record struct LayerCall(bool Precalculated, int Next, bool CountsNext);

@@ -16,10 +16,10 @@ namespace Daop.Engine.Schedule;
 /// A layer call (layer l, T tokens) goes, in this order:
 /// <list type="number">
 /// <item><see cref="BeginLayer"/>: a routing override replaces the router's choice; the prediction held for l is scored
-/// (recall); in approximate mode a decoded token's routing becomes that prediction (degraded at layer l−1); the first MoE
-/// layer counts the tokens.</item>
+/// (recall); in approximate mode a decoded token's routing becomes that prediction (degraded at layer l−1), or, checked,
+/// stays the true one with the prediction's pre-calculated experts to take; the first MoE layer counts the tokens.</item>
 /// <item><see cref="DecideActivations"/>, each routed (token, expert) in token order: pre-calculated (approximate mode) →
-/// take it; resident → GPU (a hit); else the policy's OnMiss: Transfer evicts the named victim (if any) and loads the
+/// take it (checked: pre-calculated experts the true gate did not choose are counted unused); resident → GPU (a hit); else the policy's OnMiss: Transfer evicts the named victim (if any) and loads the
 /// expert (a miss transfer), which then runs on the GPU; RunOnCpu → CPU. OnUse follows every activation. An eviction of
 /// an expert whose GPU work was gathered earlier in the call splits the wave: that work is launched before the copy.</item>
 /// <item>Decode: <see cref="PredictNext"/> predicts layer l+1 from layer l's gate input and hands it to OnPredicted; its
@@ -27,8 +27,8 @@ namespace Daop.Engine.Schedule;
 /// experts' pre-calculation starts.</item>
 /// <item>Decode: <see cref="AfterDecodeLayer"/> lets the policy re-place layer l (drift); its loads are rebalances.</item>
 /// <item>Prefill: <see cref="AfterPrefillChunk"/> hands the chunk's per-expert counts to OnPrefillCounts (in approximate
-/// mode, for a layer decode will route by the predictor, the predictor's counts made at the layer before); its swaps are
-/// post-prefill loads.</item>
+/// mode, for a layer decode will route by the predictor — not checked modes — the predictor's counts made at the layer
+/// before); its swaps are post-prefill loads.</item>
 /// </list>
 /// A policy only changes the residency; the driver turns each change into Evict (in expert order) and Load decisions
 /// against what the executor holds, layer by layer.
@@ -47,7 +47,7 @@ public sealed class PlacementDriver
     readonly int[] _counts;
     readonly List<PlacementDecision> _activations = [], _loads = [];
     OffloadStats _stepStart = new();
-    bool _substituted;
+    bool _precalculated;
     int _pos;
 
     /// <summary>
@@ -100,7 +100,7 @@ public sealed class PlacementDriver
         _carried = new CarriedResidency(Residency);
         _gathered = new bool[_experts];
         _counts = new int[_experts];
-        if (policy.Approximate) _approx = new ApproximateExperts(_experts, _topK, policy.ExactLayers);
+        if (policy.Approximate) _approx = new ApproximateExperts(_experts, _topK, policy.ExactLayers, policy.PredictionUse);
     }
 
     /// <summary>Which experts are on the GPU (the policy's view; executors hold exactly this after each phase).</summary>
@@ -141,6 +141,10 @@ public sealed class PlacementDriver
 
     bool Approximates(int layer) => _approx != null && layer >= _approx.ExactLayers;
 
+    // Decode routes this layer by the prediction, so prefill places it by the predictor's counts; checked modes keep the
+    // true routing and place by the true counts.
+    bool RoutesByPrediction(int layer) => Approximates(layer) && _approx!.Use == PredictionUse.Route;
+
     /// <summary>Before each forward chunk: its tokens sit at positions <paramref name="startPos"/>.. (position 0 starts a sequence).</summary>
     public void BeginChunk(int startPos, int tokens)
     {
@@ -157,7 +161,8 @@ public sealed class PlacementDriver
         if (r.TopK != _topK) throw new ArgumentException($"routing has top-{r.TopK}, the model top-{_topK}", nameof(r));
         _override?.Route(layer, _pos, r);
         _predictor.Score(layer, r, tokens, _stats);
-        _substituted = _approx?.ApplyOrReset(layer, r, tokens) == true;
+        _precalculated = _approx?.ApplyOrReset(layer, r, tokens, Residency) == true;
+        if (_precalculated) _stats.Substitutions += _approx!.MissSubstitutions;
         for (int i = 0; i < tokens * _topK; i++)
             if ((uint)r.Experts[i] >= (uint)_experts)
                 throw new ArgumentOutOfRangeException(nameof(r), $"expert {r.Experts[i]} of slot {i} is outside [0, {_experts})");
@@ -167,7 +172,7 @@ public sealed class PlacementDriver
             _stats.Tokens += tokens;
         }
         int next = _predictor.NextMoe(layer);
-        return new LayerCall(_substituted, tokens == 1 ? next : -1, tokens > 1 && Approximates(next));
+        return new LayerCall(_precalculated, tokens == 1 ? next : -1, tokens > 1 && RoutesByPrediction(next));
     }
 
     /// <summary>
@@ -179,6 +184,7 @@ public sealed class PlacementDriver
         ArgumentNullException.ThrowIfNull(r);
         _activations.Clear();
         Array.Clear(_gathered);
+        int taken = 0;
         for (int i = 0; i < tokens * _topK; i++)
         {
             int e = r.Experts[i];
@@ -186,10 +192,11 @@ public sealed class PlacementDriver
             bool resident = Residency.IsResident(layer, e);
             if (resident) _stats.Hits++;
             else _stats.Misses++;
-            if (_substituted && _approx!.IsPrecalculated(e))
+            if (_precalculated && _approx!.IsPrecalculated(e))
             {
                 _stats.CpuExpertRuns++;
                 _stats.PrecalculatedRuns++;
+                taken++;
                 _activations.Add(new(PlacementAction.TakePrecalculated, layer, e, i));
             }
             else
@@ -205,7 +212,11 @@ public sealed class PlacementDriver
             }
             _policy.OnUse(layer, e);
         }
-        if (_substituted) _approx!.Reset(); // the prediction is consumed
+        if (_precalculated)
+        {
+            _stats.PrecalculatedUnused += _approx!.CpuExperts - taken;
+            _approx.Reset(); // the prediction is consumed
+        }
         return CollectionsMarshal.AsSpan(_activations);
     }
 
@@ -273,7 +284,7 @@ public sealed class PlacementDriver
         _policy.OnPrefillCounts(layer, _counts, Residency);
         Reconcile(layer, LoadReason.PostPrefill);
         int next = _predictor.NextMoe(layer);
-        if (Approximates(next)) _predictor.CountNext(next, x, tokens, _pos);
+        if (RoutesByPrediction(next)) _predictor.CountNext(next, x, tokens, _pos);
         return CollectionsMarshal.AsSpan(_loads);
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using Daop.Engine.Model;
+using Daop.Engine.Model.Layers;
 using Daop.Kernels.Cpu;
 using Daop.Kernels.Generated;
 
@@ -9,8 +10,9 @@ namespace Daop.Engine.Schedule;
 /// <summary>
 /// DAOP's pre-calculation, the compute half of the approximate mode: when the placement driver decides
 /// <see cref="PlacementAction.StartPrecalculation"/>, the held prediction's CPU experts run on layer l's gate input x, on a
-/// background task (beside a GPU) or inline (the CPU stand-in), into one weighted sum Σ w_k · Expert_k(x) that layer l+1
-/// takes (<see cref="Join"/>) instead of computing those experts again.
+/// background task (beside a GPU) or inline (the CPU stand-in), each into its own output Expert_k(x); layer l+1 takes the
+/// weighted sum of those its routing takes (<see cref="Join"/>: the prediction's weights, or checked, the true gate's)
+/// instead of computing those experts again.
 /// </summary>
 public sealed class PreCalc : IDisposable
 {
@@ -18,7 +20,7 @@ public sealed class PreCalc : IDisposable
     readonly int _hidden, _topK, _threads;
     readonly bool _background;
     readonly IExpertKernel _kernel;
-    readonly float[] _x, _acc, _out, _scratch, _weights;
+    readonly float[] _x, _acc, _outs, _scratch;
     readonly int[] _ids;
     readonly bool[] _cpu;
     Task? _job;
@@ -43,10 +45,9 @@ public sealed class PreCalc : IDisposable
         _kernel = ExpertKernelRegistry.Select(_hidden, c.ExpertIntermediate, first.Gate.Type);
         _x = new float[_hidden];
         _acc = new float[_hidden];
-        _out = new float[_hidden];
+        _outs = new float[_topK * _hidden];
         _scratch = new float[2 * c.ExpertIntermediate];
         _ids = new int[_topK];
-        _weights = new float[_topK];
         _cpu = new bool[c.NumExperts];
     }
 
@@ -66,7 +67,6 @@ public sealed class PreCalc : IDisposable
         if (x.Length < _hidden) throw new ArgumentException($"x holds {x.Length} floats, need {_hidden}", nameof(x));
         Reset();
         prediction.Ids.CopyTo(_ids);
-        prediction.Weights.CopyTo(_weights);
         Array.Clear(_cpu);
         foreach (int e in _ids) _cpu[e] = prediction.IsPrecalculated(e);
         _cpuCount = prediction.CpuExperts;
@@ -76,7 +76,7 @@ public sealed class PreCalc : IDisposable
         else Run(layer);
     }
 
-    // acc = Σ_k w_k · Expert_{ids[k]}(x) over the pre-calculated slots, in slot order.
+    // outs[k] [H] = Expert_{ids[k]}(x) for each pre-calculated slot k.
     void Run(int layer)
     {
         long t0 = Stopwatch.GetTimestamp();
@@ -84,15 +84,13 @@ public sealed class PreCalc : IDisposable
         CpuWorkers.ThreadLimit = _threads;
         try
         {
-            Array.Clear(_acc);
             var experts = _w.Layers[layer].Experts;
             for (int k = 0; k < _topK; k++)
             {
                 int e = _ids[k];
                 if (!_cpu[e]) continue;
                 var ew = experts[e];
-                _kernel.Forward(ew.Gate, ew.Up, ew.Down, _x, _out, 1, _scratch);
-                TensorPrimitives.MultiplyAdd(_out, _weights[k], _acc, _acc);
+                _kernel.Forward(ew.Gate, ew.Up, ew.Down, _x, _outs.AsSpan(k * _hidden, _hidden), 1, _scratch);
             }
         }
         finally { CpuWorkers.ThreadLimit = limit; }
@@ -100,13 +98,21 @@ public sealed class PreCalc : IDisposable
     }
 
     /// <summary>
-    /// Waits for the pre-calculation and returns Σ w_k · Expert_k(x) [H] over the pre-calculated experts (zeros when
-    /// there are none). The span stays valid until the next <see cref="Start"/>.
+    /// Waits for the pre-calculation and returns Σ_i r.Weights[i] · Expert_{r.Experts[i]}(x) [H] over the activations
+    /// <paramref name="taken"/> (slots of <paramref name="r"/>'s one token, in order; each a pre-calculated expert; zeros
+    /// when none). The span stays valid until the next <see cref="Start"/>.
     /// </summary>
-    public ReadOnlySpan<float> Join()
+    public ReadOnlySpan<float> Join(RoutingBatch r, ReadOnlySpan<int> taken)
     {
-        if (_cpuCount == 0) Array.Clear(_acc);
+        ArgumentNullException.ThrowIfNull(r);
         Finish();
+        Array.Clear(_acc);
+        foreach (int i in taken)
+        {
+            int e = r.Experts[i], k = _cpuCount == 0 || !_cpu[e] ? -1 : _ids.AsSpan().IndexOf(e);
+            if (k < 0) throw new InvalidOperationException($"activation {i} takes expert {e}, which was not pre-calculated");
+            TensorPrimitives.MultiplyAdd(_outs.AsSpan(k * _hidden, _hidden), r.Weights[i], _acc, _acc);
+        }
         _cpuCount = 0;
         return _acc;
     }

@@ -29,6 +29,8 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         "static" => new StaticPolicy(),
         "daop-exact" => new DaopPolicy(approximate: false),
         "daop" => new DaopPolicy(approximate: true),
+        "daop-checked" => new DaopPolicy(approximate: true, use: PredictionUse.Check),
+        "daop-checked-degrade" => new DaopPolicy(approximate: true, use: PredictionUse.CheckDegrade),
         _ => throw new ArgumentException(name),
     };
 
@@ -124,18 +126,23 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("mixtral-tiny", 0.25)]
-    [InlineData("mixtral-tiny", 0.5)]
-    [InlineData("mixtral-odd", 0.5)]
-    [InlineData("olmoe-tiny", 0.25)]
-    [InlineData("qwen2moe-tiny", 0.5)]
-    [InlineData("qwen3moe-tiny", 0.5)]
-    [InlineData("phimoe-tiny", 0.5)]
-    public void CpuAndGpuApproximateModesAgree(string fixture, double ratio)
+    [InlineData("mixtral-tiny", 0.25, "daop")]
+    [InlineData("mixtral-tiny", 0.5, "daop")]
+    [InlineData("mixtral-odd", 0.5, "daop")]
+    [InlineData("olmoe-tiny", 0.25, "daop")]
+    [InlineData("qwen2moe-tiny", 0.5, "daop")]
+    [InlineData("qwen3moe-tiny", 0.5, "daop")]
+    [InlineData("phimoe-tiny", 0.5, "daop")]
+    [InlineData("mixtral-tiny", 0.25, "daop-checked")]
+    [InlineData("olmoe-tiny", 0.25, "daop-checked")]
+    [InlineData("qwen2moe-tiny", 0.5, "daop-checked")]
+    [InlineData("mixtral-tiny", 0.25, "daop-checked-degrade")]
+    [InlineData("qwen3moe-tiny", 0.5, "daop-checked-degrade")]
+    public void CpuAndGpuApproximateModesAgree(string fixture, double ratio, string policy)
     {
         var want = Reference(fixture);
-        using var cpu = LoadCpu(fixture, new DaopPolicy(approximate: true), ratio);
-        using var gpuModel = LoadGpu(fixture, new DaopPolicy(approximate: true), ratio);
+        using var cpu = LoadCpu(fixture, Policy(policy), ratio);
+        using var gpuModel = LoadGpu(fixture, Policy(policy), ratio);
         var c = (CpuStandInScheduler)cpu.Experts;
         var g = (OffloadedExpertScheduler)gpuModel.Experts;
         Assert.True(c.Approximate && g.Approximate);
@@ -160,10 +167,11 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal(sc.CpuExpertRuns, sg.CpuExpertRuns);
         Assert.Equal(sc.Substitutions, sg.Substitutions);
         Assert.Equal(sc.PredictionHits, sg.PredictionHits);
+        Assert.Equal(sc.PrecalculatedUnused, sg.PrecalculatedUnused);
         Assert.True(sc.PrecalculatedRuns > 0, "some predicted experts should run on the CPU");
         Assert.Equal(0, sg.MissTransfers + sg.PrefetchTransfers);
         Assert.Equal(sc.Transfers, sg.Transfers);
-        output.WriteLine($"{fixture} @ {ratio}: max |approx − exact| {diff:E2}; cpu {sc}; gpu {sg}");
+        output.WriteLine($"{fixture} @ {ratio} {policy}: max |approx − exact| {diff:E2}; cpu {sc}; gpu {sg}");
     }
 
     /// <summary>

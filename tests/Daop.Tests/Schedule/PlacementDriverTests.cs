@@ -75,17 +75,74 @@ public class PlacementDriverTests
         var r = new RoutingBatch(1, 2) { Tokens = 1 };
         driver.BeginChunk(0, 1);
         var call = driver.BeginLayer(0, r, 1);
-        Assert.False(call.Substituted);
+        Assert.False(call.Precalculated);
         driver.DecideActivations(0, r, 1);
         var p = driver.PredictNext(call.Next, default).ToArray();
         Assert.Equal([(PlacementAction.StartPrecalculation, -1, -1)], p.Select(Of));
         Assert.Equal(new[] { 3, 1 }, driver.Approximation!.Ids.ToArray());
         Assert.True(driver.Approximation.IsPrecalculated(3));
         driver.AfterDecodeLayer(0);
-        Assert.True(driver.BeginLayer(1, r, 1).Substituted);
+        Assert.True(driver.BeginLayer(1, r, 1).Precalculated);
         Assert.Equal(new[] { 3, 1 }, r.Experts);
         Assert.Equal([(PlacementAction.TakePrecalculated, 3, 0), (PlacementAction.RunOnGpu, 1, 1)], driver.DecideActivations(1, r, 1).ToArray().Select(Of));
         var s = driver.Stats;
         Assert.Equal((1, 1, 3), (s.Substitutions, s.PrecalculatedRuns, s.GpuExpertRuns)); // layer 0: two GPU runs
+    }
+
+    [Fact]
+    public void CheckedModeKeepsTheTrueRoutingAndTakesOnlyPredictedExpertsItChose()
+    {
+        // As above, but checked: layer 1 is predicted {3, 0} (both off the GPU, no degradation: both pre-calculated) and
+        // truly routed {0, 2}. 0 is taken pre-calculated with its true slot, 2 runs on the GPU, 3 goes unused.
+        var logits = new float[2 * 4];
+        logits[4 + 0] = 2; logits[4 + 1] = 1; logits[4 + 2] = 0.5f; logits[4 + 3] = 3;
+        var replay = new TraceReplay([Trace(2, 4, 2, [0, 1, 0, 2], [-1, -1, 3, 0], logits)]);
+        var policy = new DaopPolicy(approximate: true, use: PredictionUse.Check);
+        Assert.Equal("daop-checked", policy.Name);
+        Assert.Equal(PredictionUse.Route, ((IPlacementPolicy)new DaopPolicy(approximate: true)).PredictionUse);
+        var driver = new PlacementDriver(replay, policy, [2, 2], null);
+        var r = new RoutingBatch(1, 2) { Tokens = 1 };
+        driver.BeginChunk(0, 1);
+        var call = driver.BeginLayer(0, r, 1);
+        driver.DecideActivations(0, r, 1);
+        Assert.Equal([(PlacementAction.StartPrecalculation, -1, -1)], driver.PredictNext(call.Next, default).ToArray().Select(Of));
+        Assert.Equal(new[] { 3, 0 }, driver.Approximation!.Ids.ToArray());
+        Assert.True(driver.Approximation.IsPrecalculated(3) && driver.Approximation.IsPrecalculated(0));
+        Assert.Equal(2, driver.Approximation.CpuExperts);
+        driver.AfterDecodeLayer(0);
+        Assert.True(driver.BeginLayer(1, r, 1).Precalculated);
+        Assert.Equal(new[] { 0, 2 }, r.Experts); // the true routing stays
+        Assert.Equal([(PlacementAction.TakePrecalculated, 0, 0), (PlacementAction.RunOnGpu, 2, 1)], driver.DecideActivations(1, r, 1).ToArray().Select(Of));
+        var s = driver.Stats;
+        Assert.Equal((0, 1, 1), (s.Substitutions, s.PrecalculatedRuns, s.PrecalculatedUnused));
+    }
+
+    [Theory]
+    [InlineData(PredictionUse.Check)]
+    [InlineData(PredictionUse.CheckDegrade)]
+    public void AMissedCpuExpertRunsOnTheCpuOrIsReplacedByTheBestPredictedResidentOne(PredictionUse use)
+    {
+        // Layer 1 (holding 1 and 2) is predicted {3, 1}: only 3 is pre-calculated. The true routing {0, 2} misses 0 (off
+        // the GPU, not pre-calculated): checked, it runs on the CPU; degrading, the highest-ranked resident expert not
+        // routed (1) stands in with 0's slot and weight.
+        var logits = new float[2 * 4];
+        logits[4 + 0] = 2; logits[4 + 1] = 2.5f; logits[4 + 2] = 0.5f; logits[4 + 3] = 3;
+        var replay = new TraceReplay([Trace(2, 4, 2, [0, 1, 0, 2], [-1, -1, 3, 1], logits)]);
+        var driver = new PlacementDriver(replay, new DaopPolicy(approximate: true, use: use), [2, 2], null);
+        var r = new RoutingBatch(1, 2) { Tokens = 1 };
+        driver.BeginChunk(0, 1);
+        var call = driver.BeginLayer(0, r, 1);
+        driver.DecideActivations(0, r, 1);
+        driver.PredictNext(call.Next, default);
+        Assert.Equal(1, driver.Approximation!.CpuExperts);
+        driver.AfterDecodeLayer(0);
+        Assert.True(driver.BeginLayer(1, r, 1).Precalculated);
+        bool degrade = use == PredictionUse.CheckDegrade;
+        Assert.Equal(degrade ? new[] { 1, 2 } : new[] { 0, 2 }, r.Experts);
+        Assert.Equal([(degrade ? PlacementAction.RunOnGpu : PlacementAction.RunOnCpu, degrade ? 1 : 0, 0), (PlacementAction.RunOnGpu, 2, 1)],
+            driver.DecideActivations(1, r, 1).ToArray().Select(Of));
+        Assert.Equal(0.5f, r.Weights[0]);
+        var s = driver.Stats;
+        Assert.Equal((degrade ? 1 : 0, 0, 1, degrade ? 0 : 1), (s.Substitutions, s.PrecalculatedRuns, s.PrecalculatedUnused, s.CpuExpertRuns));
     }
 }
