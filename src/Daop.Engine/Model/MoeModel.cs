@@ -228,11 +228,39 @@ public sealed partial class MoeModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// One decode step of B independent sequences (continuous batching): token b at position <paramref name="positions"/>[b]
+    /// of <paramref name="caches"/>[b], appended to it; writes logits [B, V]. Dense matrices and experts are read once for
+    /// the batch (experts grouped across sequences); attention runs per sequence. B ≤ <see cref="MaxChunkTokens"/>.
+    /// </summary>
+    public void ForwardBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<int> positions, IReadOnlyList<KvCache> caches, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(caches);
+        int b = tokens.Length, v = Config.VocabSize;
+        if (b == 0) return;
+        if (b > _s.MaxTokens) throw new ArgumentException($"a batch of {b} sequences exceeds the chunk of {_s.MaxTokens} tokens", nameof(tokens));
+        if (positions.Length != b || caches.Count != b)
+            throw new ArgumentException($"{b} tokens, {positions.Length} positions and {caches.Count} caches: one each per sequence");
+        if (logits.Length < b * v) throw new ArgumentException($"logits holds {logits.Length} floats, need {b}x{v}", nameof(logits));
+        if (!Experts.BatchesSequences)
+            throw new NotSupportedException($"the expert scheduler ({Experts.Description}) runs one sequence at a time; batches need experts local or all on the GPU");
+        if (Observer != null) throw new NotSupportedException("a routing observer records one sequence; batched steps are not recorded");
+        var cs = new KvCache[b];
+        for (int i = 0; i < b; i++)
+        {
+            cs[i] = caches[i] ?? throw new ArgumentNullException(nameof(caches), $"cache {i} is null");
+            if (positions[i] < 0 || positions[i] >= cs[i].Capacity)
+                throw new ArgumentOutOfRangeException(nameof(positions), $"sequence {i}: position {positions[i]} does not fit its context of {cs[i].Capacity}");
+        }
+        ForwardChunk(tokens, positions[0], cs[0], b, new SequenceBatch(positions.ToArray(), cs));
+        LmHead(0, b, logits[..(b * v)], positions[0]);
+    }
+
     // embed → per layer { x += Attn(norm(x)); x += FFN(norm(x)) } → final norm (in LmHead). Only the last `keep` rows
     // (0, 1 or T) of the output are read: when the scheduler allows it and no observer wants every token's routing, the
     // last layer's FFN runs on those rows alone, moved to the front (its KV entries are written by then). Returns the
-    // row of x that holds the chunk's last token.
-    int ForwardChunk(ReadOnlySpan<int> tokens, int startPos, KvCache cache, int keep)
+    // row of x that holds the chunk's last token. With a batch, row b is a token of sequence b (keep is T).
+    int ForwardChunk(ReadOnlySpan<int> tokens, int startPos, KvCache cache, int keep, SequenceBatch? batch = null)
     {
         var d = Device;
         int t = tokens.Length, h = Config.HiddenSize, lastLayer = Config.NumLayers - 1;
@@ -244,7 +272,7 @@ public sealed partial class MoeModel : IDisposable
         {
             var w = Weights.Layers[l];
             d.Norm(w.AttnNorm, _s.X, _s.Xn, t);                                 // xn [T, H]
-            w.Attention.Forward(new LayerStep(d, _s, l, t, startPos), _rope[l], cache); // out [T, H]
+            w.Attention.Forward(new LayerStep(d, _s, l, t, startPos, batch), _rope[l], cache); // out [T, H]
             d.Add(_s.X, _s.Out, t * h);                                         // x += attn
             CheckResidual(t, startPos, l, "attention");
             int rows = t;

@@ -18,6 +18,7 @@ sealed class RunState
     public readonly DeviceBuffer Shared;   // [T, H] shared-expert output
     public readonly DeviceBuffer GateLogits; // [T, max(E, 1)] router (or shared-gate) logits
     public readonly DeviceBuffer Logits;   // [LogitRows, V]
+    public readonly DeviceBuffer RowQ, RowK, RowV, RowCtx; // [1, NH·D], [1, NKV·D] x2, [1, NH·D]: one row of a batched step
     public readonly float[] HostGate;      // [T, H] router input copied to host (observers)
     public readonly float[] HostLogits;    // [T, E] router logits on host
     public readonly float[] Probs;         // [E] routing scratch
@@ -38,6 +39,10 @@ sealed class RunState
         Shared = d.Allocate(maxTokens * h);
         GateLogits = d.Allocate(maxTokens * Math.Max(c.NumExperts, 1));
         Logits = d.Allocate(LogitRows * c.VocabSize);
+        RowQ = d.Allocate(q);
+        RowK = d.Allocate(kv);
+        RowV = d.Allocate(kv);
+        RowCtx = d.Allocate(q);
         HostGate = new float[maxTokens * h];
         HostLogits = new float[maxTokens * c.NumExperts];
         Probs = new float[c.NumExperts];

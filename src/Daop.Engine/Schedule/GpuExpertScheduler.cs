@@ -11,6 +11,9 @@ namespace Daop.Engine.Schedule;
 /// </summary>
 public sealed class GpuExpertScheduler : IExpertScheduler
 {
+    /// <inheritdoc />
+    public bool BatchesSequences => true;
+
     /// <summary>Up to this many tokens use the fused down-and-combine kernel.</summary>
     public const int FusedCombineMaxTokens = GpuResidentExperts.FusedCombineMaxTokens;
 

@@ -27,6 +27,13 @@ public interface IExpertScheduler
     /// </summary>
     bool AllowsLastLayerPruning => false;
 
+    /// <summary>
+    /// True if a chunk may hold one token of each of several sequences (<see cref="Model.MoeModel.ForwardBatch"/>): the
+    /// scheduler groups tokens by expert and keeps no per-sequence state. Placement schedulers, which read a chunk of
+    /// more than one token as a prompt's prefill, keep the default, false.
+    /// </summary>
+    bool BatchesSequences => false;
+
     /// <summary>For logs: where experts run and with which kernel.</summary>
     string Description => GetType().Name;
 }

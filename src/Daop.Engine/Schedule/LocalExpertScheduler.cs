@@ -42,6 +42,9 @@ public sealed class LocalExpertScheduler : IExpertScheduler
     public bool AllowsLastLayerPruning => true;
 
     /// <inheritdoc />
+    public bool BatchesSequences => true;
+
+    /// <inheritdoc />
     public void RunExperts(int layer, DeviceBuffer x, RoutingBatch r, DeviceBuffer y, int tokens)
     {
         var xs = ((CpuBuffer)x).Data;

@@ -70,9 +70,28 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
             d.Norm(QNorm, s.Q, s.Q, perHead ? t * nh : t);
             d.Norm(KNorm!, s.K, s.K, perHead ? t * nkv : t);
         }
-        d.Rope(rope, s.Q, t, nh, hd, step.StartPos);
-        d.Rope(rope, s.K, t, nkv, hd, step.StartPos);
-        d.Attention(cache, step.Layer, s.Q, s.K, s.V, s.Ctx, t, step.StartPos, nh, nkv, hd, Spec.SlidingWindow); // ctx [T, NH·D]
+        if (step.Batch is { } b)
+            for (int r = 0; r < t; r++) AttendRow(d, s, step.Layer, rope, r, b.Positions[r], b.Caches[r]);
+        else
+        {
+            d.Rope(rope, s.Q, t, nh, hd, step.StartPos);
+            d.Rope(rope, s.K, t, nkv, hd, step.StartPos);
+            d.Attention(cache, step.Layer, s.Q, s.K, s.V, s.Ctx, t, step.StartPos, nh, nkv, hd, Spec.SlidingWindow); // ctx [T, NH·D]
+        }
         d.Linear(O, s.Ctx, s.Out, t);                                           // out [T, H]
+    }
+
+    // A batched step's row r is one token of its own sequence: RoPE at its position, attention over its cache, through
+    // one-row buffers (the kernels address a sequence's rows from 0).
+    void AttendRow(IDevice d, RunState s, int layer, RopeTable rope, int r, int pos, KvCache cache)
+    {
+        int nh = Spec.Heads, nkv = Spec.KvHeads, hd = Spec.HeadDim, q = nh * hd, kv = nkv * hd;
+        d.Copy(s.Q, r * q, s.RowQ, 0, q);
+        d.Copy(s.K, r * kv, s.RowK, 0, kv);
+        d.Copy(s.V, r * kv, s.RowV, 0, kv);
+        d.Rope(rope, s.RowQ, 1, nh, hd, pos);
+        d.Rope(rope, s.RowK, 1, nkv, hd, pos);
+        d.Attention(cache, layer, s.RowQ, s.RowK, s.RowV, s.RowCtx, 1, pos, nh, nkv, hd, Spec.SlidingWindow); // [1, NH·D]
+        d.Copy(s.RowCtx, 0, s.Ctx, r * q, q);
     }
 }
