@@ -40,13 +40,13 @@ sealed class ModelArgs
     /// Loads the model, with a progress line on a terminal unless <paramref name="quiet"/>; what converting weights cost
     /// (<c>--expert-dtype</c>, <c>--dense-dtype</c>) is one stderr line unless quiet.
     /// </summary>
-    public DaopModel Load(ParseResult r, bool quiet) => Load(Dir(r), r, quiet);
+    public DaopModel Load(ParseResult r, bool quiet, int parallel = 1) => Load(Dir(r), r, quiet, parallel: parallel);
 
     /// <summary>
     /// Loads <paramref name="dir"/> with the options of <paramref name="r"/>, as <see cref="Load(ParseResult, bool)"/>;
     /// <paramref name="reportConversion"/> false leaves the conversion line to the caller.
     /// </summary>
-    public DaopModel Load(string dir, ParseResult r, bool quiet, bool reportConversion = true)
+    public DaopModel Load(string dir, ParseResult r, bool quiet, bool reportConversion = true, int parallel = 1)
     {
         string device = r.GetValue(Device) ?? "cpu";
         if (r.GetResult(Policy) is { Implicit: false } && r.GetValue(CacheRatio) == null && r.GetValue(VramBudget) == null)
@@ -68,6 +68,7 @@ sealed class ModelArgs
         {
             ContextLength = r.GetValue(Context), Threads = r.GetValue(Threads), Engine = engine,
             ExpertDType = WeightTypes.Parse(r.GetValue(ExpertDType)), DenseDType = WeightTypes.Parse(r.GetValue(DenseDType)),
+            Parallel = parallel,
         };
         var model = LoadProgress.Run($"loading {MoeModel.FolderName(dir)}", quiet, () => DaopModel.Load(dir, options));
         if (!quiet && reportConversion && model.Info.Conversion is { } c) Console.Error.WriteLine($"[daop] {c}");

@@ -46,6 +46,7 @@ static class OptionRules
         // serve.
         ["--port"] = new Whole(0, 65535),
         ["--max-queue"] = new Whole(1, 65536),
+        ["--parallel"] = new Whole(1, 256),
         ["--max-body-bytes"] = new Size(1, 1L << 30),
         ["--max-tokens-limit"] = new Whole(1, Tokens),
         // inspect.

@@ -12,6 +12,11 @@ static class ServeCommand
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port).", DefaultValueFactory = _ => 8080 };
         var host = new Option<string>("--host") { Description = "Address to listen on (an IP address or localhost). 0.0.0.0 exposes the server to the network.", DefaultValueFactory = _ => "127.0.0.1" };
         var id = new Option<string?>("--model-id") { Description = "Model id shown to clients (default: the model folder's name)." };
+        var parallel = new Option<int>("--parallel", "-np")
+        {
+            Description = "Generations decoded together (continuous batching; one KV cache of the whole context each; experts local or all on the GPU). 1 = one at a time.",
+            DefaultValueFactory = _ => 1,
+        };
         var maxQueue = new Option<int>("--max-queue") { Description = "Generation requests admitted at once (running + waiting); more get 429.", DefaultValueFactory = _ => 64 };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body (413 beyond).", DefaultValueFactory = _ => 1L << 20 };
         var maxTokens = new Option<int?>("--max-tokens-limit") { Description = "Largest max_tokens a request may ask for (default: the context length)." };
@@ -33,7 +38,7 @@ static class ServeCommand
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No per-request log lines on stderr." };
         var cmd = new Command("serve", "Serve the model over HTTP with an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models, /health).")
         {
-            port, host, id, maxQueue, maxBody, maxTokens, apiKey, hosts, cors, quiet,
+            port, host, id, parallel, maxQueue, maxBody, maxTokens, apiKey, hosts, cors, quiet,
         };
         m.AddTo(cmd);
         cmd.SetAction((r, cancel) => CliErrors.Run(async () =>
@@ -56,10 +61,10 @@ static class ServeCommand
             options.Validate();
             foreach (string warning in options.SecurityWarnings())
                 Console.Error.WriteLine($"daop: WARNING: {warning}");
-            using var model = m.Load(r, quiet: false);
+            using var model = m.Load(r, quiet: false, parallel: r.GetValue(parallel));
             await using var server = await DaopServer.StartAsync(model, options, cancel);
             Console.Error.WriteLine($"daop: serving {server.ModelId} ({model.Info.Architecture}, context {model.ContextLength}, {model.Info.Device}) " +
-                $"on {server.BaseAddress} ({(options.ApiKey != null ? "API key required" : "no API key")}) — " +
+                $"{(model.Parallel > 1 ? $", {model.Parallel} parallel" : "")} on {server.BaseAddress} ({(options.ApiKey != null ? "API key required" : "no API key")}) — " +
                 "POST /v1/chat/completions, /v1/completions; GET /v1/models, /health. Ctrl+C stops.");
             try
             {

@@ -43,7 +43,7 @@ public sealed partial class DaopModel
             if (tokenizer.VocabSize > model.Config.VocabSize)
                 throw new ModelLoadException($"{file}: tokenizer.ggml.tokens has ids up to {tokenizer.VocabSize - 1}, but token_embd.weight " +
                     $"has {model.Config.VocabSize} rows: the vocabulary does not belong to these weights");
-            return new DaopModel(model, thread, tokenizer, template, endOfGeneration, SamplingDefaults.None);
+            return new DaopModel(model, thread, tokenizer, template, endOfGeneration, SamplingDefaults.None, options.Parallel);
         }
         catch
         {

@@ -55,7 +55,7 @@ public sealed partial class DaopModel
         {
             model = thread.Invoke(() => MoeModel.Load(path, engineOptions));
             CheckVocabulary(path, tokenizer, model.Config);
-            return new DaopModel(model, thread, tokenizer, template, generationEos, sampling);
+            return new DaopModel(model, thread, tokenizer, template, generationEos, sampling, options.Parallel);
         }
         catch
         {

@@ -42,13 +42,17 @@ public sealed partial class DaopModel : IDisposable
     readonly ModelThread _thread;
     readonly Generator _generator;
     readonly FifoGate _gate = new();
+    readonly SequenceBatcher? _batcher; // Parallel > 1
+    int _pumping;
     readonly int[] _stopIds;
     readonly int[] _chatStopIds;
     int _disposed;
     int _modelDisposed;
 
-    DaopModel(MoeModel model, ModelThread thread, HfTokenizer tokenizer, ChatTemplate? template, int[] generationEos, SamplingDefaults sampling)
+    DaopModel(MoeModel model, ModelThread thread, HfTokenizer tokenizer, ChatTemplate? template, int[] generationEos, SamplingDefaults sampling,
+        int parallel)
     {
+        if (parallel != 1) _batcher = new SequenceBatcher(model, parallel);
         _model = model;
         SamplingDefaults = sampling;
         _thread = thread;
@@ -86,10 +90,16 @@ public sealed partial class DaopModel : IDisposable
     public int ContextLength => _model.ContextLength;
 
     /// <summary>Generations waiting for their turn (not counting the one running).</summary>
-    public int QueuedGenerations => _gate.Waiting;
+    public int QueuedGenerations => _batcher?.Waiting ?? _gate.Waiting;
+
+    /// <summary>Generations running now: in a batch slot, or the one holding the model (0 or 1 without batching).</summary>
+    public int RunningGenerations => _batcher?.Running ?? (_gate.IsHeld ? 1 : 0);
+
+    /// <summary>Most generations that run at once (<see cref="DaopOptions.Parallel"/>).</summary>
+    public int Parallel => _batcher?.Slots ?? 1;
 
     /// <summary>Whether a generation is running.</summary>
-    public bool IsBusy => _gate.IsHeld;
+    public bool IsBusy => RunningGenerations > 0;
 
     /// <summary>Token ids that end a plain generation: config.json's and generation_config.json's eos_token_id and the tokenizer's EOS token.</summary>
     public IReadOnlyList<int> StopTokenIds => _stopIds;
@@ -232,20 +242,14 @@ public sealed partial class DaopModel : IDisposable
         foreach (int id in ids)
             if ((uint)id >= (uint)vocab) throw new ArgumentException($"prompt token id {id} is outside the vocabulary [0, {vocab})");
         stats ??= new GenerationStats();
-        await _gate.WaitAsync(cancel).ConfigureAwait(false);
-        try
+        var streamer = Tokenizer.CreateStreamer();
+        var stop = s.Stop is { Count: > 0 } seqs ? new StopSequenceFilter(seqs) : null;
+        var tokens = _batcher != null ? Batched(ids, s.ToSampling(stopIds), stats, cancel) : OneAtATime(ids, s.ToSampling(stopIds), stats, cancel);
+        await using (var e = tokens.GetAsyncEnumerator(cancel))
         {
-            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-            cancel.ThrowIfCancellationRequested();
-            var streamer = Tokenizer.CreateStreamer();
-            var stop = s.Stop is { Count: > 0 } seqs ? new StopSequenceFilter(seqs) : null;
-            using var tokens = _generator.Generate(ids, s.ToSampling(stopIds), stats, cancel).GetEnumerator();
-            while (true)
+            while (await e.MoveNextAsync().ConfigureAwait(false))
             {
-                ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-                // Prefill and each decode step run on the model's thread; the caller's thread only awaits.
-                if (!await _thread.RunAsync(tokens.MoveNext).ConfigureAwait(false)) break;
-                string piece = streamer.Append(tokens.Current);
+                string piece = streamer.Append(e.Current);
                 if (stop != null) piece = stop.Push(piece);
                 if (piece.Length > 0) yield return piece;
                 if (stop?.Stopped == true)
@@ -254,20 +258,73 @@ public sealed partial class DaopModel : IDisposable
                     break;
                 }
             }
-            if (stop?.Stopped != true)
+        }
+        if (stop?.Stopped != true)
+        {
+            string tail = streamer.Flush();
+            if (stop != null) tail = stop.Push(tail) + stop.Flush();
+            if (stop?.Stopped == true) stats.Finish = FinishReason.Stop;
+            if (tail.Length > 0) yield return tail;
+        }
+        if (stats.Finish == FinishReason.Cancelled) throw new OperationCanceledException(cancel);
+    }
+
+    // One generation holds the model (FIFO); prefill and each decode step run on the model's thread, the caller only awaits.
+    async IAsyncEnumerable<int> OneAtATime(int[] ids, SamplingOptions o, GenerationStats stats, [EnumeratorCancellation] CancellationToken cancel)
+    {
+        await _gate.WaitAsync(cancel).ConfigureAwait(false);
+        try
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            cancel.ThrowIfCancellationRequested();
+            using var tokens = _generator.Generate(ids, o, stats, cancel).GetEnumerator();
+            while (true)
             {
-                string tail = streamer.Flush();
-                if (stop != null) tail = stop.Push(tail) + stop.Flush();
-                if (stop?.Stopped == true) stats.Finish = FinishReason.Stop;
-                if (tail.Length > 0) yield return tail;
+                ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+                if (!await _thread.RunAsync(tokens.MoveNext).ConfigureAwait(false)) break;
+                yield return tokens.Current;
             }
-            if (stats.Finish == FinishReason.Cancelled) throw new OperationCanceledException(cancel);
         }
         finally
         {
             if (Volatile.Read(ref _disposed) != 0) DisposeModel();
             _gate.Release();
         }
+    }
+
+    // The request joins the batch; the pump runs steps on the model's thread while any sequence runs or waits.
+    async IAsyncEnumerable<int> Batched(int[] ids, SamplingOptions o, GenerationStats stats, [EnumeratorCancellation] CancellationToken cancel)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        cancel.ThrowIfCancellationRequested();
+        var reader = _batcher!.Enqueue(ids, o, stats, cancel);
+        Pump();
+        if (Volatile.Read(ref _modelDisposed) != 0) _batcher.Abort(new ObjectDisposedException(nameof(DaopModel))); // raced a Dispose
+        while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+            while (reader.TryRead(out int id))
+            {
+                ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+                yield return id;
+            }
+    }
+
+    // Starts the step loop unless it runs; a loop that ends re-checks for work queued while it was stopping.
+    void Pump()
+    {
+        if (Interlocked.Exchange(ref _pumping, 1) != 0) return;
+        _ = Task.Run(async () =>
+        {
+            do
+            {
+                try
+                {
+                    while (Volatile.Read(ref _modelDisposed) == 0 && await _thread.RunAsync(_batcher!.Step).ConfigureAwait(false)) { }
+                }
+                catch (ObjectDisposedException) { return; } // the model thread is gone: nothing can run
+                Volatile.Write(ref _pumping, 0);
+            }
+            while (_batcher!.Waiting > 0 && Interlocked.Exchange(ref _pumping, 1) == 0);
+        });
     }
 
     /// <summary>
@@ -321,6 +378,7 @@ public sealed partial class DaopModel : IDisposable
         if (Interlocked.Exchange(ref _modelDisposed, 1) != 0) return;
         _thread.Invoke(() =>
         {
+            _batcher?.Abort(new ObjectDisposedException(nameof(DaopModel)));
             _model.Dispose();
             return 0;
         });

@@ -42,6 +42,13 @@ public sealed record DaopOptions
     /// </summary>
     public ModelOptions? Engine { get; init; }
 
+    /// <summary>
+    /// Sequences generated at once (continuous batching, <see cref="Generate.SequenceBatcher"/>): 1 (default) runs one
+    /// generation at a time, FIFO; N &gt; 1 decodes up to N together, one KV cache of the whole context each, so each
+    /// weight is read once per step for all of them. Needs experts local (CPU) or all on the GPU.
+    /// </summary>
+    public int Parallel { get; init; } = 1;
+
     /// <summary>Bounds on parsing and rendering the model's chat template (default: <see cref="ChatTemplateLimits.Default"/>).</summary>
     public ChatTemplateLimits? ChatTemplateLimits { get; init; }
 }

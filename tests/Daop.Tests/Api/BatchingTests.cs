@@ -1,0 +1,97 @@
+using System.Text;
+using Daop.Engine.Api;
+using Daop.Engine.Generate;
+using Daop.Engine.Model;
+using Daop.Engine.Schedule;
+
+namespace Daop.Tests.Api;
+
+/// <summary>
+/// Continuous batching (<see cref="DaopOptions.Parallel"/>): callers decode together yet each gets the greedy text it gets
+/// alone, more callers than slots wait their turn, a cancelled caller leaves its slot at once while the others go on,
+/// disposing the model ends every caller, and a scheduler that cannot batch sequences is refused at load.
+/// </summary>
+public class BatchingTests
+{
+    static readonly string[] Prompts = ["import os\n", "class Stack:", "def read_json(path):", "for i in range(10):", "# sort tuples\n", "try:\n", "x = ["];
+
+    static async Task<string> Text(IAsyncEnumerable<string> pieces)
+    {
+        var sb = new StringBuilder();
+        await foreach (string p in pieces) sb.Append(p);
+        return sb.ToString();
+    }
+
+    [Fact]
+    public async Task EachCallerGetsTheTextItGetsAlone()
+    {
+        var settings = new GenerationSettings { MaxTokens = 24 };
+        var expected = new List<string>();
+        using (var alone = DaopModel.Load(TestPaths.DefaultModel))
+            foreach (var p in Prompts) expected.Add(await Text(alone.GenerateAsync(p, settings)));
+
+        using var model = DaopModel.Load(TestPaths.DefaultModel, new DaopOptions { Parallel = 3 });
+        Assert.Equal(3, model.Parallel);
+        var stats = Prompts.Select(_ => new GenerationStats()).ToArray();
+        // Seven callers, three slots: four wait, join as others finish, and prefill beside running decodes.
+        var results = await Task.WhenAll(Prompts.Select((p, i) => Task.Run(() => Text(model.GenerateAsync(p, settings, stats[i])))));
+        Assert.Equal(expected, results);
+        foreach (var s in stats)
+        {
+            Assert.Equal(FinishReason.MaxTokens, s.Finish);
+            Assert.Equal(24, s.GeneratedTokens);
+            Assert.Equal(23, s.DecodeSteps);
+            Assert.True(s.PromptTokens > 0);
+        }
+        Assert.Equal(0, model.RunningGenerations + model.QueuedGenerations);
+        Assert.False(model.IsBusy);
+    }
+
+    [Fact]
+    public async Task ACancelledCallerLeavesItsSlotAndTheOthersGoOn()
+    {
+        using var model = DaopModel.Load(TestPaths.DefaultModel, new DaopOptions { Parallel = 2 });
+        var settings = new GenerationSettings { MaxTokens = 16 };
+        string want;
+        using (var alone = DaopModel.Load(TestPaths.DefaultModel)) want = await Text(alone.GenerateAsync(Prompts[1], settings));
+
+        using var cts = new CancellationTokenSource();
+        var endless = new GenerationSettings { MaxTokens = 400, Stop = ["\u0001never"] };
+        var cancelled = model.GenerateAsync(Prompts[0], endless, cancellationToken: cts.Token).GetAsyncEnumerator();
+        Assert.True(await cancelled.MoveNextAsync());
+        Assert.Equal(1, model.RunningGenerations);
+        var other = Task.Run(() => Text(model.GenerateAsync(Prompts[1], settings)));
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => { while (await cancelled.MoveNextAsync()) { } });
+        Assert.Equal(want, await other);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (model.RunningGenerations > 0 && DateTime.UtcNow < deadline) await Task.Delay(5);
+        Assert.Equal(0, model.RunningGenerations);
+        await cancelled.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task DisposingTheModelEndsEveryCaller()
+    {
+        var model = DaopModel.Load(TestPaths.DefaultModel, new DaopOptions { Parallel = 2 });
+        var endless = new GenerationSettings { MaxTokens = 400, Stop = ["\u0001never"] };
+        var running = model.GenerateAsync(Prompts[0], endless).GetAsyncEnumerator();
+        Assert.True(await running.MoveNextAsync());
+        model.Dispose();
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => { while (await running.MoveNextAsync()) { } });
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await Text(model.GenerateAsync("x", endless)));
+    }
+
+    [Fact]
+    public void AScheduleThatCannotBatchIsRefusedAtLoad()
+    {
+        var options = new DaopOptions
+        {
+            Parallel = 2,
+            Engine = new ModelOptions { Experts = (m, _) => CpuStandInScheduler.FromRatio(m, new Engine.Placement.StaticPolicy(), 0.5) },
+        };
+        Assert.Contains("one sequence at a time", Assert.Throws<NotSupportedException>(() => DaopModel.Load(TestPaths.DefaultModel, options)).Message);
+        Assert.Contains("parallel sequences must be 1 to", Assert.Throws<ArgumentOutOfRangeException>(() =>
+            DaopModel.Load(TestPaths.DefaultModel, new DaopOptions { Parallel = 0 })).Message);
+    }
+}
