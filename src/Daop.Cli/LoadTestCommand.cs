@@ -28,25 +28,27 @@ static class LoadTestCommand
         var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "max_tokens of each request.", DefaultValueFactory = _ => 16 };
         var maxQueue = new Option<int>("--max-queue") { Description = "The server's admission limit (429 beyond).", DefaultValueFactory = _ => 64 };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
+        var parallel = new Option<int>("--parallel", "-np") { Description = "The server's parallel generations (continuous batching; 1 = one at a time).", DefaultValueFactory = _ => 1 };
         var cmd = new Command("serve", "Load-test the HTTP server on loopback: N clients for T seconds; requests served, latency percentiles, errors.")
         {
-            clients, seconds, maxTokens, maxQueue, json,
+            clients, seconds, maxTokens, maxQueue, parallel, json,
         };
         m.AddTo(cmd, device: false);
         cmd.SetAction((r, cancel) => CliErrors.Run(() => Run(r, m, r.GetValue(clients), r.GetValue(seconds), r.GetValue(maxTokens),
-            r.GetValue(maxQueue), r.GetValue(json), cancel)));
+            r.GetValue(maxQueue), r.GetValue(parallel), r.GetValue(json), cancel)));
         return cmd;
     }
 
     sealed record Sample(double Seconds, double FirstTokenSeconds, bool Stream, bool Chat, int Tokens);
 
-    static async Task<int> Run(ParseResult r, ModelArgs m, int clients, double seconds, int maxTokens, int maxQueue, bool json, CancellationToken cancel)
+    static async Task<int> Run(ParseResult r, ModelArgs m, int clients, double seconds, int maxTokens, int maxQueue, int parallel, bool json,
+        CancellationToken cancel)
     {
-        using var model = m.Load(r, quiet: json);
+        using var model = m.Load(r, quiet: json, parallel);
         await using var server = await DaopServer.StartAsync(model, new DaopServerOptions { Host = "127.0.0.1", Port = 0, MaxQueuedRequests = maxQueue }, cancel);
         if (!json)
             Console.WriteLine($"server: {server.BaseAddress} ({model.Info.Name}, {model.Info.Device}, {Environment.ProcessorCount} cores); " +
-                $"{clients} clients for {seconds:F0} s, max_tokens {maxTokens}, half streamed, half chat");
+                $"{clients} clients for {seconds:F0} s, max_tokens {maxTokens}, half streamed, half chat, {model.Parallel} parallel");
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = clients + 4, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
         {
             BaseAddress = server.BaseAddress,
@@ -93,7 +95,7 @@ static class LoadTestCommand
 
         await Task.WhenAll(Enumerable.Range(0, clients).Select(c => Task.Run(() => Client(c), CancellationToken.None)));
         double wall = sw.Elapsed.TotalSeconds;
-        Report(samples, errors, wall, clients, json, server.RequestsServed);
+        Report(samples, errors, wall, clients, model.Parallel, json, server.RequestsServed);
         return 0;
     }
 
@@ -149,7 +151,7 @@ static class LoadTestCommand
     static double Percentile(double[] sorted, double p) =>
         sorted.Length == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(p / 100 * sorted.Length) - 1, 0, sorted.Length - 1)];
 
-    static void Report(List<Sample> samples, Dictionary<string, int> errors, double wall, int clients, bool json, long served)
+    static void Report(List<Sample> samples, Dictionary<string, int> errors, double wall, int clients, int parallel, bool json, long served)
     {
         var lat = samples.Select(s => s.Seconds * 1000).Order().ToArray();
         var ttft = samples.Where(s => s.Stream && !double.IsNaN(s.FirstTokenSeconds)).Select(s => s.FirstTokenSeconds * 1000).Order().ToArray();
@@ -160,6 +162,7 @@ static class LoadTestCommand
             JsonOut.Write(w =>
             {
                 w.WriteNumber("clients", clients);
+                w.WriteNumber("parallel", parallel);
                 w.WriteNumber("seconds", Math.Round(wall, 2));
                 w.WriteNumber("requests_ok", samples.Count);
                 w.WriteNumber("requests_served_by_server", served);

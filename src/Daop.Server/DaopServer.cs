@@ -264,6 +264,8 @@ public sealed partial class DaopServer : IAsyncDisposable
         Metric("daop_requests_rejected_total", "counter", "Generation requests refused with 429 because the queue was full.", Interlocked.Read(ref _rejected));
         Metric("daop_requests_in_flight", "gauge", "Generation requests admitted: running or waiting for the model.", Volatile.Read(ref _inFlight));
         Metric("daop_requests_queued", "gauge", "Generations waiting for the model.", _model.QueuedGenerations);
+        Metric("daop_generations_running", "gauge", "Generations running now (in a batch slot, or holding the model).", _model.RunningGenerations);
+        Metric("daop_parallel_slots", "gauge", "Most generations decoded together (--parallel).", _model.Parallel);
         Metric("daop_prompt_tokens_total", "counter", "Prompt tokens prefilled.", Interlocked.Read(ref _promptTokens));
         Metric("daop_generated_tokens_total", "counter", "Tokens generated.", Interlocked.Read(ref _generatedTokens));
         Metric("daop_prefill_seconds_total", "counter", "Time spent in prefill.", TimeSpan.FromTicks(Interlocked.Read(ref _prefillTicks)).TotalSeconds);
