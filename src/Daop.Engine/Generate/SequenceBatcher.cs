@@ -156,7 +156,7 @@ public sealed class SequenceBatcher
         }
         if (b == 0) return;
         long t0 = Stopwatch.GetTimestamp();
-        _model.ForwardBatch(_tokens.AsSpan(0, b), _positions.AsSpan(0, b), new ArraySegment<KvCache>(_batchCaches, 0, b), _logits.AsSpan(0, b * v));
+        _model.ForwardBatch(_tokens.AsSpan(0, b), _positions.AsSpan(0, b), _batchCaches.AsSpan(0, b), _logits.AsSpan(0, b * v));
         var elapsed = Stopwatch.GetElapsedTime(t0);
         for (int j = 0; j < b; j++)
         {

@@ -21,6 +21,7 @@ public sealed partial class MoeModel : IDisposable
     RunState _s = null!;
     RopeTable[] _rope = []; // per layer (layers with the same RoPE share one table)
     float[]? _checkBuffer; // [T, H] host copy of the residual stream, only with ModelOptions.CheckFinite
+    SequenceBatch? _batch;  // ForwardBatch's positions and caches [MaxTokens], made on first use
 
     /// <summary>The folder the model came from.</summary>
     public string Directory { get; }
@@ -233,26 +234,27 @@ public sealed partial class MoeModel : IDisposable
     /// of <paramref name="caches"/>[b], appended to it; writes logits [B, V]. Dense matrices and experts are read once for
     /// the batch (experts grouped across sequences); attention runs per sequence. B ≤ <see cref="MaxChunkTokens"/>.
     /// </summary>
-    public void ForwardBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<int> positions, IReadOnlyList<KvCache> caches, Span<float> logits)
+    public void ForwardBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<int> positions, ReadOnlySpan<KvCache> caches, Span<float> logits)
     {
-        ArgumentNullException.ThrowIfNull(caches);
         int b = tokens.Length, v = Config.VocabSize;
         if (b == 0) return;
         if (b > _s.MaxTokens) throw new ArgumentException($"a batch of {b} sequences exceeds the chunk of {_s.MaxTokens} tokens", nameof(tokens));
-        if (positions.Length != b || caches.Count != b)
-            throw new ArgumentException($"{b} tokens, {positions.Length} positions and {caches.Count} caches: one each per sequence");
+        if (positions.Length != b || caches.Length != b)
+            throw new ArgumentException($"{b} tokens, {positions.Length} positions and {caches.Length} caches: one each per sequence");
         if (logits.Length < b * v) throw new ArgumentException($"logits holds {logits.Length} floats, need {b}x{v}", nameof(logits));
         if (!Experts.BatchesSequences)
             throw new NotSupportedException($"the expert scheduler ({Experts.Description}) runs one sequence at a time; batches need experts local or all on the GPU");
         if (Observer != null) throw new NotSupportedException("a routing observer records one sequence; batched steps are not recorded");
-        var cs = new KvCache[b];
+        var batch = _batch ??= new SequenceBatch(new int[_s.MaxTokens], new KvCache[_s.MaxTokens]);
         for (int i = 0; i < b; i++)
         {
-            cs[i] = caches[i] ?? throw new ArgumentNullException(nameof(caches), $"cache {i} is null");
-            if (positions[i] < 0 || positions[i] >= cs[i].Capacity)
-                throw new ArgumentOutOfRangeException(nameof(positions), $"sequence {i}: position {positions[i]} does not fit its context of {cs[i].Capacity}");
+            var c = caches[i] ?? throw new ArgumentNullException(nameof(caches), $"cache {i} is null");
+            if (positions[i] < 0 || positions[i] >= c.Capacity)
+                throw new ArgumentOutOfRangeException(nameof(positions), $"sequence {i}: position {positions[i]} does not fit its context of {c.Capacity}");
+            batch.Positions[i] = positions[i];
+            batch.Caches[i] = c;
         }
-        ForwardChunk(tokens, positions[0], cs[0], b, new SequenceBatch(positions.ToArray(), cs));
+        ForwardChunk(tokens, positions[0], caches[0], b, batch);
         LmHead(0, b, logits[..(b * v)], positions[0]);
     }
 
