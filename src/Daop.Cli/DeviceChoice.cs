@@ -18,7 +18,8 @@ static class DeviceChoice
     /// Options for <paramref name="device"/>. On CUDA, experts are all resident unless a cache ratio or a VRAM budget
     /// (bytes for the whole model on the GPU) asks for offloading with <paramref name="policy"/>.
     /// </summary>
-    public static ModelOptions Options(string device, int? context, double? ratio = null, long? vramBudget = null, string policy = "static-cpu")
+    public static ModelOptions Options(string device, int? context, double? ratio = null, long? vramBudget = null, string policy = "static-cpu",
+        int sequences = 1)
     {
         if (ratio != null && vramBudget != null) throw new ArgumentException("give --expert-cache-ratio or --vram-budget, not both");
         return device switch
@@ -30,16 +31,19 @@ static class DeviceChoice
             {
                 ContextLength = context,
                 Device = _ => device == "cuda" ? Cuda() : GpuDevice.Create(preferCuda: false),
-                Experts = Experts(ratio, vramBudget, policy),
+                Experts = Experts(ratio, vramBudget, policy, sequences),
             },
             _ => throw new ArgumentException($"--device must be 'cpu', 'cuda' or 'ilgpu-cpu', got '{device}'"),
         };
     }
 
-    /// <summary>The expert scheduler factory for a ratio / budget / policy choice on a GPU device.</summary>
-    public static Func<MoeModel, IDevice, IExpertScheduler> Experts(double? ratio, long? vramBudget, string policy) =>
+    /// <summary>
+    /// The expert scheduler factory for a ratio / budget / policy choice on a GPU device; a budget counts
+    /// <paramref name="sequences"/> KV caches (<c>--parallel</c>).
+    /// </summary>
+    public static Func<MoeModel, IDevice, IExpertScheduler> Experts(double? ratio, long? vramBudget, string policy, int sequences = 1) =>
         ratio is { } r ? (m, d) => OffloadedExpertScheduler.FromRatio(m, d, PolicyChoice.Create(policy), r)
-        : vramBudget is { } b ? (m, d) => OffloadedExpertScheduler.FromVramBudget(m, d, PolicyChoice.Create(policy), b, 256)
+        : vramBudget is { } b ? (m, d) => OffloadedExpertScheduler.FromVramBudget(m, d, PolicyChoice.Create(policy), b, 256, sequences: sequences)
         : (m, d) => new GpuExpertScheduler(m, d);
 
     static GpuDevice Cuda()

@@ -63,7 +63,7 @@ sealed class ModelArgs
                 throw new ArgumentException("--expert-cache-ratio and --vram-budget place experts on a GPU: use them with --device cuda");
             engine = new ModelOptions { ContextLength = r.GetValue(Context) };
         }
-        else engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!);
+        else engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!, parallel);
         var options = new DaopOptions
         {
             ContextLength = r.GetValue(Context), Threads = r.GetValue(Threads), Engine = engine,

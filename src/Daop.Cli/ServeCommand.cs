@@ -14,7 +14,7 @@ static class ServeCommand
         var id = new Option<string?>("--model-id") { Description = "Model id shown to clients (default: the model folder's name)." };
         var parallel = new Option<int>("--parallel", "-np")
         {
-            Description = "Generations decoded together (continuous batching; one KV cache of the whole context each; experts local or all on the GPU). 1 = one at a time.",
+            Description = "Generations decoded together (continuous batching; one KV cache of the whole context each). 1 = one at a time.",
             DefaultValueFactory = _ => 1,
         };
         var maxQueue = new Option<int>("--max-queue") { Description = "Generation requests admitted at once (running + waiting); more get 429.", DefaultValueFactory = _ => 64 };

@@ -45,7 +45,8 @@ public sealed record DaopOptions
     /// <summary>
     /// Sequences generated at once (continuous batching, <see cref="Generate.SequenceBatcher"/>): 1 (default) runs one
     /// generation at a time, FIFO; N &gt; 1 decodes up to N together, one KV cache of the whole context each, so each
-    /// weight is read once per step for all of them. Needs experts local (CPU) or all on the GPU.
+    /// weight is read once per step for all of them. Offloaded experts are placed by the batch's routing as decode; DAOP's
+    /// approximate mode stays exact for batched steps (its prediction is per token).
     /// </summary>
     public int Parallel { get; init; } = 1;
 

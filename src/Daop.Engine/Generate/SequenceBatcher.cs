@@ -52,8 +52,8 @@ public sealed class SequenceBatcher
         if (slots < 1 || slots > model.MaxChunkTokens)
             throw new ArgumentOutOfRangeException(nameof(slots), $"parallel sequences must be 1 to {model.MaxChunkTokens} (the forward chunk), not {slots}");
         if (!model.Experts.BatchesSequences)
-            throw new NotSupportedException($"the expert scheduler ({model.Experts.Description}) runs one sequence at a time: " +
-                "parallel sequences need experts local or all on the GPU");
+            throw new NotSupportedException($"the expert scheduler ({model.Experts.Description}) runs one sequence at a time " +
+                "(a replayed routing trace routes by position): parallel sequences need a scheduler that batches them");
         _model = model;
         _slots = new Request?[slots];
         _caches = new KvCache?[slots];

@@ -243,7 +243,7 @@ public sealed partial class MoeModel : IDisposable
             throw new ArgumentException($"{b} tokens, {positions.Length} positions and {caches.Length} caches: one each per sequence");
         if (logits.Length < b * v) throw new ArgumentException($"logits holds {logits.Length} floats, need {b}x{v}", nameof(logits));
         if (!Experts.BatchesSequences)
-            throw new NotSupportedException($"the expert scheduler ({Experts.Description}) runs one sequence at a time; batches need experts local or all on the GPU");
+            throw new NotSupportedException($"the expert scheduler ({Experts.Description}) runs one sequence at a time (a replayed routing trace routes by position)");
         if (Observer != null) throw new NotSupportedException("a routing observer records one sequence; batched steps are not recorded");
         var batch = _batch ??= new SequenceBatch(new int[_s.MaxTokens], new KvCache[_s.MaxTokens]);
         for (int i = 0; i < b; i++)
@@ -267,7 +267,8 @@ public sealed partial class MoeModel : IDisposable
         var d = Device;
         int t = tokens.Length, h = Config.HiddenSize, lastLayer = Config.NumLayers - 1;
         bool prune = keep <= 1 && keep < t && Observer == null && Experts.AllowsLastLayerPruning;
-        Experts.BeginChunk(startPos, t);
+        if (batch != null && t > 1) Experts.BeginDecodeBatch(t);
+        else Experts.BeginChunk(startPos, t);
         d.Embed(tokens, Weights.Embed, _s.X);                                   // x [T, H]
         CheckResidual(t, startPos, null, "embedding");
         for (int l = 0; l < Config.NumLayers; l++)

@@ -34,6 +34,7 @@ public sealed class CpuStandInScheduler : IExpertScheduler
     readonly bool[] _precalculated; // [K] the decoded token's activations taken pre-calculated
     readonly int[] _taken;          // their slots, in order
     readonly int _hidden, _topK;
+    readonly IRoutingOverride? _override;
 
     /// <summary>
     /// Places <paramref name="model"/>'s experts with <paramref name="policy"/> (its Initialize, with
@@ -57,6 +58,7 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         _kernel = _local.Kernel;
         _out = new float[_hidden];
         _scratch = new float[2 * c.ExpertIntermediate];
+        _override = routingOverride;
         _precalculated = new bool[_topK];
         _taken = new int[_topK];
         // What OffloadedExpertScheduler's transfers move: one expert in its stored format, rows padded as a GPU slot holds them.
@@ -95,6 +97,16 @@ public sealed class CpuStandInScheduler : IExpertScheduler
     public string Description => $"experts on cpu ({_kernel.Name}), placement {Policy.Name}";
 
     /// <inheritdoc />
+    public bool BatchesSequences => _override == null;
+
+    /// <inheritdoc />
+    public void BeginDecodeBatch(int tokens)
+    {
+        _driver.BeginDecodeBatch(tokens);
+        _precalc?.Reset();
+    }
+
+    /// <inheritdoc />
     public void BeginChunk(int startPos, int tokens)
     {
         _driver.BeginChunk(startPos, tokens);
@@ -124,8 +136,7 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         if (call.Next >= 0)
             foreach (var d in _driver.PredictNext(call.Next, xs.AsSpan(0, _hidden)))
                 if (d.Action == PlacementAction.StartPrecalculation) _precalc!.Start(d.Layer, xs.AsSpan(0, _hidden), _driver.Approximation!);
-        if (tokens == 1) _driver.AfterDecodeLayer(layer);
-        else _driver.AfterPrefillChunk(layer, r, tokens, xs.AsSpan(0, tokens * _hidden));
+        _driver.AfterLayer(layer, r, tokens, xs.AsSpan(0, tokens * _hidden));
     }
 
     // One token: "GPU" experts (and any expert not pre-calculated) on the true input, then the pre-calculated sum.

@@ -21,6 +21,13 @@ public interface IExpertScheduler
     void BeginChunk(int startPos, int tokens) { }
 
     /// <summary>
+    /// Called by the forward pass instead of <see cref="BeginChunk"/> before a batched decode step
+    /// (<see cref="BatchesSequences"/>): the chunk's <paramref name="tokens"/> (more than one) are one new token of each
+    /// of that many sequences, so placement counts them as decode, not as a prompt.
+    /// </summary>
+    void BeginDecodeBatch(int tokens) { }
+
+    /// <summary>
     /// True if the forward pass may run the last layer's FFN on only the rows whose logits are asked for (the last
     /// token of a prefill, as llama.cpp does): the other rows' outputs are never read. Schedulers whose decisions count
     /// every token's routing (placement, replayed traces) keep the default, false.
@@ -29,8 +36,8 @@ public interface IExpertScheduler
 
     /// <summary>
     /// True if a chunk may hold one token of each of several sequences (<see cref="Model.MoeModel.ForwardBatch"/>): the
-    /// scheduler groups tokens by expert and keeps no per-sequence state. Placement schedulers, which read a chunk of
-    /// more than one token as a prompt's prefill, keep the default, false.
+    /// scheduler groups tokens by expert across them and keeps no per-sequence state that a batch would mix up (a
+    /// replayed trace routes by position: schedulers with one refuse batches).
     /// </summary>
     bool BatchesSequences => false;
 

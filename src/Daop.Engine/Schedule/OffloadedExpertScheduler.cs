@@ -88,12 +88,13 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         new(model, AsGpu(device), policy, OffloadBudget.SlotsFromRatio(model.Config, ratio, popularity), popularity, options);
 
     /// <summary>
-    /// A scheduler whose device memory (dense part for chunks of <paramref name="maxChunkTokens"/> and one KV cache,
-    /// plus the pool) fits <paramref name="vramBytes"/>; throws if even the dense part does not.
+    /// A scheduler whose device memory (dense part for chunks of <paramref name="maxChunkTokens"/> and
+    /// <paramref name="sequences"/> KV caches, one per parallel sequence, plus the pool) fits <paramref name="vramBytes"/>;
+    /// throws if even the dense part does not.
     /// </summary>
     public static OffloadedExpertScheduler FromVramBudget(MoeModel model, IDevice device, IPlacementPolicy policy, long vramBytes,
-        int maxChunkTokens, long[,]? popularity = null, OffloadOptions? options = null) =>
-        new(model, AsGpu(device), policy, OffloadBudget.SlotsFromVram(model, vramBytes, maxChunkTokens, 1, popularity), popularity, options);
+        int maxChunkTokens, long[,]? popularity = null, OffloadOptions? options = null, int sequences = 1) =>
+        new(model, AsGpu(device), policy, OffloadBudget.SlotsFromVram(model, vramBytes, maxChunkTokens, sequences, popularity), popularity, options);
 
     static GpuDevice AsGpu(IDevice device) =>
         device as GpuDevice ?? throw new ArgumentException($"the offloaded expert scheduler needs a GpuDevice, got {device.Name}", nameof(device));
@@ -132,6 +133,16 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         if (_precalc == null) return;
         s.PrecalcSeconds = _precalc.Seconds;
         s.PrecalcWaitSeconds = _precalc.WaitSeconds;
+    }
+
+    /// <inheritdoc />
+    public bool BatchesSequences => _o.RoutingOverride == null;
+
+    /// <inheritdoc />
+    public void BeginDecodeBatch(int tokens)
+    {
+        _driver.BeginDecodeBatch(tokens);
+        _precalc?.Reset();
     }
 
     /// <inheritdoc />
@@ -176,8 +187,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _offload.Finish();
         // 5. Decode: the policy may re-place this layer (the copies have a whole token to land); prefill: the chunk's
         //    counts may swap experts in (in approximate mode, the next layer's by the predictor's counts from x).
-        Execute(tokens == 1 ? _driver.AfterDecodeLayer(layer)
-            : _driver.AfterPrefillChunk(layer, r, tokens, call.CountsNext ? _offload.Input() : default));
+        Execute(_driver.AfterLayer(layer, r, tokens, call.CountsNext ? _offload.Input() : default));
     }
 
     // Carries decisions out on the device half.

@@ -47,7 +47,7 @@ public sealed class PlacementDriver
     readonly int[] _counts;
     readonly List<PlacementDecision> _activations = [], _loads = [];
     OffloadStats _stepStart = new();
-    bool _precalculated;
+    bool _precalculated, _decodeBatch;
     int _pos;
 
     /// <summary>
@@ -148,10 +148,35 @@ public sealed class PlacementDriver
     /// <summary>Before each forward chunk: its tokens sit at positions <paramref name="startPos"/>.. (position 0 starts a sequence).</summary>
     public void BeginChunk(int startPos, int tokens)
     {
+        _decodeBatch = false;
         _pos = startPos;
         _predictor.Reset();
         if (tokens != 1) _approx?.Reset();
     }
+
+    /// <summary>
+    /// Before a batched decode step: its <paramref name="tokens"/> are one new token of each of that many sequences. They
+    /// are placed as decode (<see cref="AfterLayer"/>: the policy's AfterDecodeLayer, no prefill counts); nothing is
+    /// predicted and the approximate mode stays exact (its prediction is per token); a routing override cannot route them.
+    /// </summary>
+    public void BeginDecodeBatch(int tokens)
+    {
+        if (_override != null) throw new NotSupportedException("a replayed routing trace routes one sequence by position; it cannot route a batch of sequences");
+        _decodeBatch = true;
+        _pos = -1;
+        _predictor.Reset();
+        _approx?.Reset();
+    }
+
+    /// <summary>True between <see cref="BeginDecodeBatch"/> and the next <see cref="BeginChunk"/>.</summary>
+    public bool DecodeBatch => _decodeBatch;
+
+    /// <summary>
+    /// Step 4 or 5, whichever the call is: decode (one token, or a batched decode step) → <see cref="AfterDecodeLayer"/>;
+    /// a prompt chunk → <see cref="AfterPrefillChunk"/>.
+    /// </summary>
+    public ReadOnlySpan<PlacementDecision> AfterLayer(int layer, RoutingBatch r, int tokens, ReadOnlySpan<float> x) =>
+        tokens == 1 || _decodeBatch ? AfterDecodeLayer(layer) : AfterPrefillChunk(layer, r, tokens, x);
 
     /// <summary>Step 1 of a layer call (see the remarks): may rewrite <paramref name="r"/>; validates it.</summary>
     public LayerCall BeginLayer(int layer, RoutingBatch r, int tokens)
@@ -172,7 +197,7 @@ public sealed class PlacementDriver
             _stats.Tokens += tokens;
         }
         int next = _predictor.NextMoe(layer);
-        return new LayerCall(_precalculated, tokens == 1 ? next : -1, tokens > 1 && RoutesByPrediction(next));
+        return new LayerCall(_precalculated, tokens == 1 ? next : -1, tokens > 1 && !_decodeBatch && RoutesByPrediction(next));
     }
 
     /// <summary>

@@ -9,7 +9,8 @@ namespace Daop.Tests.Api;
 /// <summary>
 /// Continuous batching (<see cref="DaopOptions.Parallel"/>): callers decode together yet each gets the greedy text it gets
 /// alone, more callers than slots wait their turn, a cancelled caller leaves its slot at once while the others go on,
-/// disposing the model ends every caller, and a scheduler that cannot batch sequences is refused at load.
+/// disposing the model ends every caller, placed (offloaded) experts batch too, and a scheduler that cannot batch
+/// sequences (a replayed trace) is refused at load.
 /// </summary>
 public class BatchingTests
 {
@@ -71,6 +72,24 @@ public class BatchingTests
     }
 
     [Fact]
+    public async Task PlacedExpertsBatchWithTheTextTheyGiveAlone()
+    {
+        var settings = new GenerationSettings { MaxTokens = 16 };
+        var options = new DaopOptions
+        {
+            Engine = new ModelOptions { Experts = (m, _) => CpuStandInScheduler.FromRatio(m, new Engine.Placement.LruPolicy(prefetch: false), 0.25) },
+        };
+        var expected = new List<string>();
+        using (var alone = DaopModel.Load(TestPaths.DefaultModel, options))
+            foreach (var p in Prompts[..4]) expected.Add(await Text(alone.GenerateAsync(p, settings)));
+        using var model = DaopModel.Load(TestPaths.DefaultModel, options with { Parallel = 4 });
+        var results = await Task.WhenAll(Prompts[..4].Select(p => Task.Run(() => Text(model.GenerateAsync(p, settings)))));
+        Assert.Equal(expected, results);
+        var stats = ((CpuStandInScheduler)model.Engine.Experts).Stats;
+        Assert.True(stats.Transfers > 0 && stats.CpuExpertRuns + stats.GpuExpertRuns == stats.Activations, stats.ToString());
+    }
+
+    [Fact]
     public async Task DisposingTheModelEndsEveryCaller()
     {
         var model = DaopModel.Load(TestPaths.DefaultModel, new DaopOptions { Parallel = 2 });
@@ -85,10 +104,15 @@ public class BatchingTests
     [Fact]
     public void AScheduleThatCannotBatchIsRefusedAtLoad()
     {
+        RoutingTrace trace;
+        using (var m = MoeModel.Load(TestPaths.DefaultModel)) trace = RoutingTrace.Record(m, [1, 2, 3]);
         var options = new DaopOptions
         {
             Parallel = 2,
-            Engine = new ModelOptions { Experts = (m, _) => CpuStandInScheduler.FromRatio(m, new Engine.Placement.StaticPolicy(), 0.5) },
+            Engine = new ModelOptions
+            {
+                Experts = (m, _) => CpuStandInScheduler.FromRatio(m, new Engine.Placement.StaticPolicy(), 0.5, routingOverride: new TraceReplay([trace])),
+            },
         };
         Assert.Contains("one sequence at a time", Assert.Throws<NotSupportedException>(() => DaopModel.Load(TestPaths.DefaultModel, options)).Message);
         Assert.Contains("parallel sequences must be 1 to", Assert.Throws<ArgumentOutOfRangeException>(() =>

@@ -1,5 +1,6 @@
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
+using Daop.Engine.Placement;
 using Daop.Engine.Schedule;
 using Daop.Tests.Gpu;
 
@@ -71,6 +72,72 @@ public class ForwardBatchTests(GpuFixture gpu)
         BatchMatchesSequences(m, "mixtral-tiny gpu");
     }
 
+    /// <summary>Placement schedulers batch too (exact policies: the logits do not depend on where experts run).</summary>
+    [Theory]
+    [InlineData("static-cpu")]
+    [InlineData("lru-on-demand")]
+    [InlineData("daop-exact-drift")]
+    public void PlacedExpertsBatchOnTheCpuStandInAndTheOffloadedGpuPath(string policy)
+    {
+        IPlacementPolicy Policy() => policy switch
+        {
+            "static-cpu" => new StaticPolicy(),
+            "lru-on-demand" => new LruPolicy(prefetch: false),
+            _ => new DaopPolicy(approximate: false, driftWindow: 2),
+        };
+        using (var cpu = MoeModel.Load(TestPaths.Fixture("mixtral-tiny"), new ModelOptions
+        {
+            ContextLength = 64, MaxChunkTokens = 8, Experts = (model, _) => CpuStandInScheduler.FromRatio(model, Policy(), 0.5),
+        }))
+        {
+            Assert.True(cpu.Experts.BatchesSequences);
+            BatchMatchesSequences(cpu, $"{policy} cpu stand-in");
+            var s = ((CpuStandInScheduler)cpu.Experts).Stats;
+            Assert.True(s.GpuExpertRuns > 0 && s.CpuExpertRuns + s.Transfers > 0, s.ToString()); // placement was at work
+        }
+        using var gpuModel = MoeModel.Load(TestPaths.Fixture("mixtral-tiny"), new ModelOptions
+        {
+            ContextLength = 64, MaxChunkTokens = 8, Device = _ => new GpuDevice(gpu.Accelerator),
+            Experts = (model, d) => OffloadedExpertScheduler.FromRatio(model, d, Policy(), 0.5),
+        });
+        var g = (OffloadedExpertScheduler)gpuModel.Experts;
+        Assert.True(g.BatchesSequences);
+        BatchMatchesSequences(gpuModel, $"{policy} offloaded");
+        g.Synchronize();
+        g.CheckInvariants();
+    }
+
+    /// <summary>A VRAM budget for three parallel sequences holds their three KV caches: the device never exceeds it.</summary>
+    [Fact]
+    public void AVramBudgetCountsEverySequencesCache()
+    {
+        long vram = 0, dense = 0;
+        using var m = MoeModel.Load(TestPaths.Fixture("mixtral-tiny"), new ModelOptions
+        {
+            ContextLength = 64, MaxChunkTokens = 8, Device = _ => new GpuDevice(gpu.Accelerator),
+            Experts = (model, d) =>
+            {
+                dense = OffloadBudget.DenseBytes(model, 8, sequences: 3);
+                vram = dense + 4 * ExpertLayout.Of(model.Weights).ExpertBytes + 100;
+                return OffloadedExpertScheduler.FromVramBudget(model, d, new LruPolicy(prefetch: false), vram, 8, sequences: 3);
+            },
+        });
+        var s = (OffloadedExpertScheduler)m.Experts;
+        Assert.True(dense > OffloadBudget.DenseBytes(m, 8, sequences: 1));
+        int v = m.Config.VocabSize;
+        var caches = new[] { m.NewCache(), m.NewCache(), m.NewCache() };
+        var logits = new float[3 * v];
+        for (int i = 0; i < 3; i++) m.Forward([1 + i, 2, 3], 0, caches[i], logits.AsSpan(0, v));
+        for (int step = 0; step < Steps; step++)
+        {
+            m.ForwardBatch([4 + step, 5, 6], [3 + step, 3 + step, 3 + step], caches, logits);
+            s.Synchronize();
+            s.CheckInvariants();
+            Assert.True(s.TotalBytes <= vram, $"{s.TotalBytes} bytes on the device, budget {vram}");
+        }
+        Assert.True(s.DenseBytes <= dense, $"dense part {s.DenseBytes} bytes, predicted for three sequences {dense}");
+    }
+
     [Fact]
     public void BadBatchesAreRefusedNamingWhatIsWrong()
     {
@@ -82,7 +149,9 @@ public class ForwardBatchTests(GpuFixture gpu)
         Assert.Contains("one each", Assert.Throws<ArgumentException>(() => m.ForwardBatch([1, 2], [0], caches, logits)).Message);
         Assert.Contains("chunk of 4", Assert.Throws<ArgumentException>(() =>
             m.ForwardBatch([1, 2, 3, 4, 5], [0, 0, 0, 0, 0], [.. Enumerable.Range(0, 5).Select(_ => m.NewCache())], new float[5 * v])).Message);
-        m.UseExperts((model, _) => CpuStandInScheduler.FromRatio(model, new Engine.Placement.StaticPolicy(), 0.5));
+        var trace = RoutingTrace.Record(m, [1, 2, 3]);
+        m.UseExperts((model, _) => CpuStandInScheduler.FromRatio(model, new StaticPolicy(), 0.5, routingOverride: new TraceReplay([trace])));
+        Assert.False(m.Experts.BatchesSequences);
         Assert.Contains("one sequence at a time", Assert.Throws<NotSupportedException>(() => m.ForwardBatch([1, 2], [0, 0], caches, logits)).Message);
     }
 }
