@@ -3,8 +3,8 @@ using System.Text.RegularExpressions;
 namespace Daop.Tests.Samples;
 
 /// <summary>
-/// README.md's C# example is samples/Daop.ReadmeExample/Program.cs, which the solution builds (warnings as errors): the two
-/// must stay identical, so the README shows code that compiles.
+/// README.md's C# examples are, in order, samples/Daop.ReadmeExample/Program.cs and samples/Daop.ChatClientSample/Program.cs,
+/// which the solution builds (warnings as errors): each pair must stay identical, so the README shows code that compiles.
 /// </summary>
 public partial class ReadmeExampleTests
 {
@@ -18,9 +18,13 @@ public partial class ReadmeExampleTests
     {
         string readme = Normalize(File.ReadAllText(Path.Combine(TestPaths.Root, "README.md")));
         var blocks = CSharpBlock().Matches(readme).Select(m => Normalize(m.Groups[1].Value)).ToList();
-        string sample = Path.Combine(TestPaths.Root, "samples", "Daop.ReadmeExample", "Program.cs");
-        var block = Assert.Single(blocks); // a second C# block needs its own compiled sample
-        Assert.True(block == Normalize(File.ReadAllText(sample)),
-            $"README.md's ```csharp block differs from {sample}: copy one onto the other (the sample is what CI compiles)");
+        string[] samples = ["Daop.ReadmeExample", "Daop.ChatClientSample"]; // a further C# block needs its own compiled sample
+        Assert.Equal(samples.Length, blocks.Count);
+        for (int i = 0; i < samples.Length; i++)
+        {
+            string sample = Path.Combine(TestPaths.Root, "samples", samples[i], "Program.cs");
+            Assert.True(blocks[i] == Normalize(File.ReadAllText(sample)),
+                $"README.md's ```csharp block {i + 1} differs from {sample}: copy one onto the other (the sample is what CI compiles)");
+        }
     }
 }
