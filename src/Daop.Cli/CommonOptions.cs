@@ -6,7 +6,7 @@ namespace Daop.Cli;
 static class CommonOptions
 {
     public static Option<string?> Model() => new("--model", "-m") { Description = "Model folder (config.json, *.safetensors, tokenizer.json), or a GGUF file (or a folder holding one; any part of a split set). Default: the embedded tiny-mixtral-code." };
-    public static Option<int?> Context() => new("--context") { Description = "Context length (positions in the KV cache). Default: min(max_position_embeddings, 4096)." };
+    public static Option<int?> Context() => new("--context", "--ctx-size") { Description = "Context length (positions in the KV cache). Default: min(max_position_embeddings, 4096)." };
     public static Option<string> Device() => new("--device", "-d")
     {
         Description = "Where dense compute runs: cpu, cuda (the first NVIDIA GPU, through ILGPU), or ilgpu-cpu (the GPU code path on ILGPU's CPU accelerator, for testing without a GPU).",

@@ -21,6 +21,8 @@ sealed class ModelArgs
     /// <summary>Adds the options to <paramref name="cmd"/>; the placement options only where a GPU may run.</summary>
     public void AddTo(Command cmd, bool device = true)
     {
+        // llama.cpp's -c for the context, where the command does not use -c for something else (bench serve: clients).
+        if (!cmd.Options.Any(o => o.Aliases.Contains("-c"))) Context.Aliases.Add("-c");
         cmd.Options.Add(Model);
         cmd.Options.Add(Context);
         cmd.Options.Add(Threads);
@@ -80,7 +82,11 @@ sealed class ModelArgs
 sealed class SamplingArgs(int defaultMaxTokens)
 {
     public Option<int> MaxTokens { get; } = new("--max-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => defaultMaxTokens };
-    public Option<float> Temperature { get; } = new("--temperature") { Description = "0 = greedy.", DefaultValueFactory = _ => 0f };
+    public Option<float> Temperature { get; } = new("--temperature", "--temp") { Description = "0 = greedy.", DefaultValueFactory = _ => 0f };
+    public Option<string[]> Stop { get; } = new("--stop")
+    {
+        Description = "Text that ends generation (not printed); repeat for several.", AllowMultipleArgumentsPerToken = false,
+    };
     public Option<int> TopK { get; } = new("--top-k") { Description = "Sample from the K most likely tokens (0 = off).", DefaultValueFactory = _ => 0 };
     public Option<float> TopP { get; } = new("--top-p") { Description = "Nucleus sampling threshold (1 = off).", DefaultValueFactory = _ => 1f };
     public Option<ulong> Seed { get; } = new("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 42UL };
@@ -100,6 +106,7 @@ sealed class SamplingArgs(int defaultMaxTokens)
         cmd.Options.Add(RepeatPenalty);
         cmd.Options.Add(FrequencyPenalty);
         cmd.Options.Add(PresencePenalty);
+        cmd.Options.Add(Stop);
     }
 
     public GenerationSettings Settings(ParseResult r)
@@ -109,6 +116,7 @@ sealed class SamplingArgs(int defaultMaxTokens)
             MaxTokens = r.GetValue(MaxTokens), Temperature = r.GetValue(Temperature), TopK = r.GetValue(TopK),
             TopP = r.GetValue(TopP), Seed = r.GetValue(Seed), MinP = r.GetValue(MinP), RepetitionPenalty = r.GetValue(RepeatPenalty),
             FrequencyPenalty = r.GetValue(FrequencyPenalty), PresencePenalty = r.GetValue(PresencePenalty),
+            Stop = r.GetValue(Stop) is { Length: > 0 } stop ? stop : null,
         };
         s.Validate();
         return s;

@@ -19,9 +19,10 @@ static class CliRunner
 
     public static async Task<Result> Run(params string[] args)
     {
-        var (stdout, stderr) = (Console.Out, Console.Error);
+        var (stdin, stdout, stderr) = (Console.In, Console.Out, Console.Error);
         var o = new StringWriter();
         var e = new StringWriter();
+        Console.SetIn(new StringReader("")); // never the test host's own stdin, which may be a pipe that stays open
         Console.SetOut(o);
         Console.SetError(e);
         try
@@ -31,6 +32,7 @@ static class CliRunner
         }
         finally
         {
+            Console.SetIn(stdin);
             Console.SetOut(stdout);
             Console.SetError(stderr);
         }
