@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using System.Threading.Channels;
 using Daop.Engine.Api;
 using Daop.Engine.Generate;
 using Daop.Engine.Load.Chat;
@@ -62,19 +63,22 @@ public sealed partial class DaopServer
                 param: promptParam, code: "context_length_exceeded");
         var settings = req.Settings with { MaxTokens = Math.Min(req.Settings.MaxTokens, _model.ContextLength - prompt.Length) };
 
-        if (Interlocked.Increment(ref _inFlight) > _o.MaxQueuedRequests)
+        int n = req.Choices; // each choice is a generation of its own and counts against the admission limit
+        if (Interlocked.Add(ref _inFlight, n) > _o.MaxQueuedRequests)
         {
-            Interlocked.Decrement(ref _inFlight);
+            Interlocked.Add(ref _inFlight, -n);
             Interlocked.Increment(ref _rejected);
-            throw new ApiException(429, $"the server is busy: {_o.MaxQueuedRequests} requests are already running or queued; retry later",
+            throw new ApiException(429, $"the server is busy: {_o.MaxQueuedRequests} generations are already running or queued; retry later",
                 "rate_limit_exceeded", code: "queue_full");
         }
-        var stats = new GenerationStats();
+        var stats = Enumerable.Range(0, n).Select(_ => new GenerationStats()).ToArray();
         try
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, Stopping);
             ctx.Items[TokensKey] = stats;
-            var pieces = _model.GenerateAsync(prompt, stopIds, settings, stats, cts.Token);
+            // Choice i samples with seed + i, so sampled choices differ (greedy ones are the same text).
+            var pieces = Enumerable.Range(0, n).Select(i => _model.GenerateAsync(prompt, stopIds,
+                i == 0 ? settings : settings with { Seed = unchecked(settings.Seed + (ulong)i) }, stats[i], cts.Token)).ToArray();
             string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N")[..24];
             long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
             var r = new OpenAiResponses(id, created, _modelId, chat);
@@ -86,12 +90,15 @@ public sealed partial class DaopServer
                 ctx.Response.Headers["X-Accel-Buffering"] = "no";
                 await ctx.Response.StartAsync(cts.Token);
                 var body = ctx.Response.Body;
-                if (chat) await Event(body, r.ChunkRole(), cts.Token);
-                if (echo != null) await Event(body, r.Chunk(echo), cts.Token);
+                for (int i = 0; i < n; i++)
+                {
+                    if (chat) await Event(body, r.ChunkRole(i), cts.Token);
+                    if (echo != null) await Event(body, r.Chunk(i, echo), cts.Token);
+                }
                 try
                 {
-                    await foreach (string piece in pieces)
-                        await Event(body, r.Chunk(piece), cts.Token);
+                    await foreach (var (i, piece) in Merge(pieces, cts))
+                        await Event(body, piece != null ? r.Chunk(i, piece) : r.ChunkFinish(i, Finish(stats[i])), cts.Token);
                 }
                 catch (Exception e) when (e is not OperationCanceledException && !ctx.RequestAborted.IsCancellationRequested)
                 {
@@ -101,26 +108,88 @@ public sealed partial class DaopServer
                     await body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), cts.Token);
                     return;
                 }
-                await Event(body, r.ChunkFinish(Finish(stats)), cts.Token);
                 if (req.IncludeUsage) await Event(body, r.ChunkUsage(stats), cts.Token);
                 await body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), cts.Token);
                 await body.FlushAsync(cts.Token);
             }
             else
             {
-                var text = new StringBuilder(echo);
-                await foreach (string piece in pieces) text.Append(piece);
-                await WriteJson(ctx, 200, r.Whole(text.ToString(), Finish(stats), stats));
+                var texts = await Task.WhenAll(pieces.Select(async p =>
+                {
+                    var text = new StringBuilder(echo);
+                    await foreach (string piece in p) text.Append(piece);
+                    return text.ToString();
+                }));
+                await WriteJson(ctx, 200, r.Whole([.. texts.Select((t, i) => (t, Finish(stats[i])))], stats));
             }
         }
         finally
         {
-            Interlocked.Add(ref _promptTokens, stats.PromptTokens);
-            Interlocked.Add(ref _generatedTokens, stats.GeneratedTokens);
-            Interlocked.Add(ref _prefillTicks, stats.PrefillTime.Ticks);
-            Interlocked.Add(ref _decodeTicks, stats.DecodeTime.Ticks);
-            Interlocked.Decrement(ref _inFlight);
+            foreach (var st in stats)
+            {
+                Interlocked.Add(ref _promptTokens, st.PromptTokens);
+                Interlocked.Add(ref _generatedTokens, st.GeneratedTokens);
+                Interlocked.Add(ref _prefillTicks, st.PrefillTime.Ticks);
+                Interlocked.Add(ref _decodeTicks, st.DecodeTime.Ticks);
+            }
+            Interlocked.Add(ref _inFlight, -n);
             Interlocked.Increment(ref _served);
+        }
+    }
+
+    /// <summary>
+    /// The choices' pieces as they come, tagged with their index; a null piece marks the end of that choice. One choice is
+    /// read directly; several run concurrently (batched when the model runs parallel sequences) through a channel. A
+    /// failing choice ends the stream with its exception; the others are cancelled and awaited before this returns.
+    /// </summary>
+    static async IAsyncEnumerable<(int Index, string? Piece)> Merge(IAsyncEnumerable<string>[] choices, CancellationTokenSource cts)
+    {
+        if (choices.Length == 1)
+        {
+            await foreach (string piece in choices[0]) yield return (0, piece);
+            yield return (0, null);
+            yield break;
+        }
+        var ch = Channel.CreateUnbounded<(int, string?)>(new UnboundedChannelOptions { SingleReader = true });
+        var producers = choices.Select((c, i) => Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (string piece in c) await ch.Writer.WriteAsync((i, piece));
+                await ch.Writer.WriteAsync((i, null));
+            }
+            catch (Exception e)
+            {
+                ch.Writer.TryComplete(e);
+            }
+        })).ToArray();
+        try
+        {
+            for (int done = 0; done < choices.Length;)
+            {
+                var item = await Read(ch.Reader, cts.Token);
+                if (item.Item2 == null) done++;
+                yield return item;
+            }
+        }
+        finally
+        {
+            if (!producers.All(p => p.IsCompleted)) cts.Cancel();
+            await Task.WhenAll(producers);
+        }
+    }
+
+    // A choice that failed completed the channel with its exception: rethrow that, not the channel's wrapper.
+    static async ValueTask<(int, string?)> Read(ChannelReader<(int, string?)> reader, CancellationToken cancel)
+    {
+        try
+        {
+            return await reader.ReadAsync(cancel);
+        }
+        catch (ChannelClosedException e) when (e.InnerException != null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
+            throw;
         }
     }
 

@@ -186,7 +186,7 @@ public sealed partial class DaopServer : IAsyncDisposable
         finally
         {
             _o.Log?.Invoke($"{ctx.Request.Method} {ctx.Request.Path} {ctx.Response.StatusCode} {Stopwatch.GetElapsedTime(t0).TotalMilliseconds:F0} ms" +
-                (ctx.Items[TokensKey] is GenerationStats s ? $" {s.PromptTokens}+{s.GeneratedTokens} tok" : "") +
+                (ctx.Items[TokensKey] is GenerationStats[] s ? $" {s.Max(x => x.PromptTokens)}+{s.Sum(x => x.GeneratedTokens)} tok" : "") +
                 (ctx.RequestAborted.IsCancellationRequested ? " (client disconnected)" : ""));
         }
     }

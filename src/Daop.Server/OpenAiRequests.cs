@@ -8,7 +8,7 @@ using Daop.Engine.Load.Chat;
 namespace Daop.Server;
 
 /// <summary>Fields shared by chat and completion requests, validated.</summary>
-sealed record CommonRequest(string? Model, GenerationSettings Settings, bool Stream, bool IncludeUsage, bool MaxTokensGiven);
+sealed record CommonRequest(string? Model, GenerationSettings Settings, bool Stream, bool IncludeUsage, bool MaxTokensGiven, int Choices = 1);
 
 /// <summary>A validated <c>POST /v1/chat/completions</c> body.</summary>
 sealed record ChatRequest(CommonRequest Common, IReadOnlyList<ChatMessage> Messages);
@@ -26,6 +26,9 @@ static class OpenAiRequests
 {
     const int MaxDepth = 64;
     static readonly JsonDocumentOptions DocOptions = new() { MaxDepth = MaxDepth };
+
+    /// <summary>Most choices one request may ask for (<c>n</c>): each is a generation of its own.</summary>
+    public const int MaxChoices = 16;
 
     /// <summary>Longest stop sequence, in UTF-16 characters (stop matching holds back up to this much text per token).</summary>
     public const int MaxStopLength = 256;
@@ -247,8 +250,7 @@ static class OpenAiRequests
             ? s.ValueKind == JsonValueKind.Number && s.TryGetInt64(out long sv) ? unchecked((ulong)sv)
                 : throw ApiException.Invalid("seed", $"'seed' must be an integer, got {Short(s)}", "invalid_type")
             : 42UL;
-        if (Int(root, "n", 1, int.MaxValue) is > 1)
-            throw ApiException.Invalid("n", "this server returns one choice per request: 'n' must be 1");
+        int choices = Int(root, "n", 1, MaxChoices) ?? 1;
         float minP = (float?)Number(root, "min_p", 0, 1) ?? defaults.MinP ?? 0f;
         float frequencyPenalty = (float)(Number(root, "frequency_penalty", -2, 2) ?? 0);
         float presencePenalty = (float)(Number(root, "presence_penalty", -2, 2) ?? 0);
@@ -290,7 +292,7 @@ static class OpenAiRequests
             PresencePenalty = presencePenalty,
             RepetitionPenalty = repetitionPenalty,
         };
-        return new CommonRequest(model, settings, stream, includeUsage, maxTokens != null);
+        return new CommonRequest(model, settings, stream, includeUsage, maxTokens != null, choices);
     }
 
     // What this server does not implement is refused, never ignored: a client asking for tool calls or JSON output would

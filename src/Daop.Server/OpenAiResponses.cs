@@ -14,40 +14,43 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
     string Object => chat ? "chat.completion" : "text_completion";
     string ChunkObject => chat ? "chat.completion.chunk" : "text_completion";
 
-    /// <summary>The whole (non-streamed) response.</summary>
-    public byte[] Whole(string text, string finish, GenerationStats stats) => Write(w =>
+    /// <summary>The whole (non-streamed) response: one choice per (text, finish reason); usage over all of them.</summary>
+    public byte[] Whole(IReadOnlyList<(string Text, string Finish)> choices, IReadOnlyList<GenerationStats> stats) => Write(w =>
     {
         Head(w, Object);
         w.WriteStartArray("choices");
-        w.WriteStartObject();
-        w.WriteNumber("index", 0);
-        if (chat)
+        for (int i = 0; i < choices.Count; i++)
         {
-            w.WriteStartObject("message");
-            w.WriteString("role", "assistant");
-            w.WriteString("content", text);
+            w.WriteStartObject();
+            w.WriteNumber("index", i);
+            if (chat)
+            {
+                w.WriteStartObject("message");
+                w.WriteString("role", "assistant");
+                w.WriteString("content", choices[i].Text);
+                w.WriteEndObject();
+            }
+            else w.WriteString("text", choices[i].Text);
+            w.WriteNull("logprobs");
+            w.WriteString("finish_reason", choices[i].Finish);
             w.WriteEndObject();
         }
-        else w.WriteString("text", text);
-        w.WriteNull("logprobs");
-        w.WriteString("finish_reason", finish);
-        w.WriteEndObject();
         w.WriteEndArray();
         Usage(w, stats);
         w.WriteEndObject();
     });
 
-    /// <summary>The first chat chunk: the assistant role, no content yet.</summary>
-    public byte[] ChunkRole() => Chunk(null, null, role: true);
+    /// <summary>The first chat chunk of choice <paramref name="index"/>: the assistant role, no content yet.</summary>
+    public byte[] ChunkRole(int index) => Chunk(index, null, null, role: true);
 
-    /// <summary>A chunk carrying <paramref name="text"/>.</summary>
-    public byte[] Chunk(string text) => Chunk(text, null, role: false);
+    /// <summary>A chunk of choice <paramref name="index"/> carrying <paramref name="text"/>.</summary>
+    public byte[] Chunk(int index, string text) => Chunk(index, text, null, role: false);
 
-    /// <summary>The last content chunk: empty, with the finish reason.</summary>
-    public byte[] ChunkFinish(string finish) => Chunk(chat ? null : "", finish, role: false);
+    /// <summary>The last content chunk of choice <paramref name="index"/>: empty, with the finish reason.</summary>
+    public byte[] ChunkFinish(int index, string finish) => Chunk(index, chat ? null : "", finish, role: false);
 
-    /// <summary>The usage chunk (stream_options.include_usage): no choices.</summary>
-    public byte[] ChunkUsage(GenerationStats stats) => Write(w =>
+    /// <summary>The usage chunk (stream_options.include_usage): no choices; usage over every choice.</summary>
+    public byte[] ChunkUsage(IReadOnlyList<GenerationStats> stats) => Write(w =>
     {
         Head(w, ChunkObject);
         w.WriteStartArray("choices");
@@ -56,12 +59,12 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
         w.WriteEndObject();
     });
 
-    byte[] Chunk(string? text, string? finish, bool role) => Write(w =>
+    byte[] Chunk(int index, string? text, string? finish, bool role) => Write(w =>
     {
         Head(w, ChunkObject);
         w.WriteStartArray("choices");
         w.WriteStartObject();
-        w.WriteNumber("index", 0);
+        w.WriteNumber("index", index);
         if (chat)
         {
             w.WriteStartObject("delta");
@@ -92,12 +95,14 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
         w.WriteNull("system_fingerprint");
     }
 
-    static void Usage(Utf8JsonWriter w, GenerationStats s)
+    // The prompt counts once (every choice continues the same prompt), the completions of every choice add up (as OpenAI).
+    static void Usage(Utf8JsonWriter w, IReadOnlyList<GenerationStats> stats)
     {
+        int prompt = stats.Max(s => s.PromptTokens), completion = stats.Sum(s => s.GeneratedTokens);
         w.WriteStartObject("usage");
-        w.WriteNumber("prompt_tokens", s.PromptTokens);
-        w.WriteNumber("completion_tokens", s.GeneratedTokens);
-        w.WriteNumber("total_tokens", s.PromptTokens + s.GeneratedTokens);
+        w.WriteNumber("prompt_tokens", prompt);
+        w.WriteNumber("completion_tokens", completion);
+        w.WriteNumber("total_tokens", prompt + completion);
         w.WriteEndObject();
     }
 

@@ -250,6 +250,52 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         Assert.Equal(expected, results);
     }
 
+    /// <summary>
+    /// <c>n</c> choices are n generations: choice i is what a one-choice request with seed + i gives, whole or streamed
+    /// (chunks tagged with their index, each choice with its own finish chunk); usage counts the prompt once and every
+    /// choice's tokens.
+    /// </summary>
+    [Fact]
+    public async Task NChoicesAreSeparateGenerationsWithSuccessiveSeeds()
+    {
+        string Body(int n, int seed, bool stream) => new JsonObject
+        {
+            ["prompt"] = "def fibonacci(n):", ["max_tokens"] = 12, ["temperature"] = 1.0, ["seed"] = seed, ["n"] = n, ["stream"] = stream,
+        }.ToJsonString();
+        var (status, json) = await Post("v1/completions", Json(Body(3, 5, false)));
+        Assert.Equal(HttpStatusCode.OK, status);
+        var choices = json.GetProperty("choices");
+        Assert.Equal(3, choices.GetArrayLength());
+        int completion = 0;
+        var texts = new List<string>();
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(i, choices[i].GetProperty("index").GetInt32());
+            var (_, one) = await Post("v1/completions", Json(Body(1, 5 + i, false)));
+            string text = choices[i].GetProperty("text").GetString()!;
+            Assert.Equal(one.GetProperty("choices")[0].GetProperty("text").GetString(), text);
+            completion += one.GetProperty("usage").GetProperty("completion_tokens").GetInt32();
+            Assert.Equal(json.GetProperty("usage").GetProperty("prompt_tokens").GetInt32(), one.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+            texts.Add(text);
+        }
+        Assert.True(texts.Distinct().Count() > 1, "sampled choices with different seeds should differ");
+        Assert.Equal(completion, json.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+
+        var events = await PostStream("v1/completions", Body(3, 5, true));
+        var streamed = new StringBuilder[3];
+        var finishes = new int[3];
+        for (int i = 0; i < 3; i++) streamed[i] = new StringBuilder();
+        foreach (string e in events.SkipLast(1))
+            foreach (var c in JsonDocument.Parse(e).RootElement.GetProperty("choices").EnumerateArray())
+            {
+                int i = c.GetProperty("index").GetInt32();
+                streamed[i].Append(c.GetProperty("text").GetString());
+                if (c.GetProperty("finish_reason").ValueKind == JsonValueKind.String) finishes[i]++;
+            }
+        Assert.Equal(texts, streamed.Select(b => b.ToString()));
+        Assert.Equal([1, 1, 1], finishes);
+    }
+
     public static TheoryData<string, string, int, string?> BadRequests() => new()
     {
         { "v1/chat/completions", "{\"messages\": [", 400, null },
@@ -271,7 +317,8 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"temperature\": 7}", 400, "temperature" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"top_p\": 0}", 400, "top_p" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"stream\": \"yes\"}", 400, "stream" },
-        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"n\": 3}", 400, "n" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"n\": 17}", 400, "n" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"n\": 0}", 400, "n" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"stop\": [1]}", 400, "stop" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"seed\": 1.5}", 400, "seed" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"model\": 7}", 400, "model" },
