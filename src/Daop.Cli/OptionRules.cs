@@ -47,6 +47,8 @@ static class OptionRules
         ["--port"] = new Whole(0, 65535),
         ["--max-queue"] = new Whole(1, 65536),
         ["--parallel"] = new Whole(1, 256),
+        ["--max-generation-seconds"] = new Real(0, 7 * 24 * 3600, OpenMin: true),
+        ["--max-connections"] = new Whole(1, 1_000_000),
         ["--max-body-bytes"] = new Size(1, 1L << 30),
         ["--max-tokens-limit"] = new Whole(1, Tokens),
         // inspect.

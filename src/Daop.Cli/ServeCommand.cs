@@ -18,6 +18,11 @@ static class ServeCommand
             DefaultValueFactory = _ => 1,
         };
         var maxQueue = new Option<int>("--max-queue") { Description = "Generation requests admitted at once (running + waiting); more get 429.", DefaultValueFactory = _ => 64 };
+        var maxTime = new Option<double?>("--max-generation-seconds")
+        {
+            Description = "Longest a generation may run, waiting included; then the reply ends as at max_tokens (finish_reason \"length\"). Default: no limit.",
+        };
+        var maxConnections = new Option<long>("--max-connections") { Description = "Open connections at once (more are closed).", DefaultValueFactory = _ => 512 };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body (413 beyond).", DefaultValueFactory = _ => 1L << 20 };
         var maxTokens = new Option<int?>("--max-tokens-limit") { Description = "Largest max_tokens a request may ask for (default: the context length)." };
         var apiKey = new Option<string?>("--api-key")
@@ -38,7 +43,7 @@ static class ServeCommand
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No per-request log lines on stderr." };
         var cmd = new Command("serve", "Serve the model over HTTP with an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models, /health).")
         {
-            port, host, id, parallel, maxQueue, maxBody, maxTokens, apiKey, hosts, cors, quiet,
+            port, host, id, parallel, maxQueue, maxTime, maxConnections, maxBody, maxTokens, apiKey, hosts, cors, quiet,
         };
         m.AddTo(cmd);
         cmd.SetAction((r, cancel) => CliErrors.Run(async () =>
@@ -54,6 +59,8 @@ static class ServeCommand
                 CorsOrigins = List(r.GetValue(cors)),
                 MaxQueuedRequests = r.GetValue(maxQueue),
                 MaxRequestBodyBytes = r.GetValue(maxBody),
+                MaxGenerationTime = r.GetValue(maxTime) is { } sec ? TimeSpan.FromSeconds(sec) : null,
+                MaxConnections = r.GetValue(maxConnections),
                 MaxTokensLimit = r.GetValue(maxTokens),
                 Log = q ? null : line => Console.Error.WriteLine($"[daop] {DateTime.Now:HH:mm:ss} {line}"),
             };

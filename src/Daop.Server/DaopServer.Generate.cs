@@ -74,7 +74,11 @@ public sealed partial class DaopServer
         var stats = Enumerable.Range(0, n).Select(_ => new GenerationStats()).ToArray();
         try
         {
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, Stopping);
+            using var limit = new CancellationTokenSource();
+            if (_o.MaxGenerationTime is { } t) limit.CancelAfter(t);
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, Stopping, limit.Token);
+            var timedOut = new bool[n];
+            string FinishOf(int i) => timedOut[i] ? "length" : Finish(stats[i]);
             ctx.Items[TokensKey] = stats;
             // Choice i samples with seed + i, so sampled choices differ (greedy ones are the same text).
             var pieces = Enumerable.Range(0, n).Select(i => _model.GenerateAsync(prompt, stopIds,
@@ -97,8 +101,8 @@ public sealed partial class DaopServer
                 }
                 try
                 {
-                    await foreach (var (i, piece) in Merge(pieces, cts))
-                        await Event(body, piece != null ? r.Chunk(i, piece) : r.ChunkFinish(i, Finish(stats[i])), cts.Token);
+                    await foreach (var (i, piece) in Merge(pieces.Select((p, i) => UntilLimit(p, limit, timedOut, i)).ToArray(), cts))
+                        await Event(body, piece != null ? r.Chunk(i, piece) : r.ChunkFinish(i, FinishOf(i)), ctx.RequestAborted);
                 }
                 catch (Exception e) when (e is not OperationCanceledException && !ctx.RequestAborted.IsCancellationRequested)
                 {
@@ -108,19 +112,19 @@ public sealed partial class DaopServer
                     await body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), cts.Token);
                     return;
                 }
-                if (req.IncludeUsage) await Event(body, r.ChunkUsage(stats), cts.Token);
-                await body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), cts.Token);
-                await body.FlushAsync(cts.Token);
+                if (req.IncludeUsage) await Event(body, r.ChunkUsage(stats), ctx.RequestAborted);
+                await body.WriteAsync("data: [DONE]\n\n"u8.ToArray(), ctx.RequestAborted);
+                await body.FlushAsync(ctx.RequestAborted);
             }
             else
             {
-                var texts = await Task.WhenAll(pieces.Select(async p =>
+                var texts = await Task.WhenAll(pieces.Select(async (p, i) =>
                 {
                     var text = new StringBuilder(echo);
-                    await foreach (string piece in p) text.Append(piece);
+                    await foreach (string piece in UntilLimit(p, limit, timedOut, i)) text.Append(piece);
                     return text.ToString();
                 }));
-                await WriteJson(ctx, 200, r.Whole([.. texts.Select((t, i) => (t, Finish(stats[i])))], stats));
+                await WriteJson(ctx, 200, r.Whole([.. texts.Select((t, i) => (t, FinishOf(i)))], stats));
             }
         }
         finally
@@ -176,6 +180,26 @@ public sealed partial class DaopServer
         {
             if (!producers.All(p => p.IsCompleted)) cts.Cancel();
             await Task.WhenAll(producers);
+        }
+    }
+
+    // The pieces of one choice until the generation time limit (MaxGenerationTime) cancels it: then it just ends,
+    // marked in timedOut, and the reply finishes with "length". Other cancellations propagate.
+    static async IAsyncEnumerable<string> UntilLimit(IAsyncEnumerable<string> pieces, CancellationTokenSource limit, bool[] timedOut, int i)
+    {
+        await using var e = pieces.GetAsyncEnumerator();
+        while (true)
+        {
+            try
+            {
+                if (!await e.MoveNextAsync()) yield break;
+            }
+            catch (OperationCanceledException) when (limit.IsCancellationRequested)
+            {
+                timedOut[i] = true;
+                yield break;
+            }
+            yield return e.Current;
         }
     }
 

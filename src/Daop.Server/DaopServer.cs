@@ -150,6 +150,8 @@ public sealed partial class DaopServer : IAsyncDisposable
     async Task Handle(HttpContext ctx, string? method, Func<HttpContext, Task> handler, bool open = false)
     {
         long t0 = Stopwatch.GetTimestamp();
+        string requestId = RequestId(ctx);
+        ctx.Response.Headers["X-Request-Id"] = requestId;
         try
         {
             if (_guard.Admit(ctx, open)) return;
@@ -185,10 +187,21 @@ public sealed partial class DaopServer : IAsyncDisposable
         }
         finally
         {
-            _o.Log?.Invoke($"{ctx.Request.Method} {ctx.Request.Path} {ctx.Response.StatusCode} {Stopwatch.GetElapsedTime(t0).TotalMilliseconds:F0} ms" +
+            _o.Log?.Invoke($"{requestId} {ctx.Request.Method} {ctx.Request.Path} {ctx.Response.StatusCode} {Stopwatch.GetElapsedTime(t0).TotalMilliseconds:F0} ms" +
                 (ctx.Items[TokensKey] is GenerationStats[] s ? $" {s.Max(x => x.PromptTokens)}+{s.Sum(x => x.GeneratedTokens)} tok" : "") +
                 (ctx.RequestAborted.IsCancellationRequested ? " (client disconnected)" : ""));
         }
+    }
+
+    /// <summary>Longest client-given X-Request-Id kept; longer ones, or ones with other than [A-Za-z0-9._-], are replaced.</summary>
+    public const int MaxRequestIdLength = 128;
+
+    // The client's X-Request-Id when it is a plain token (so it can go into logs as it is), else a new one.
+    static string RequestId(HttpContext ctx)
+    {
+        string? given = ctx.Request.Headers["X-Request-Id"];
+        if (given is { Length: > 0 and <= MaxRequestIdLength } && given.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')) return given;
+        return "req-" + Guid.NewGuid().ToString("N")[..16];
     }
 
     static async Task WriteError(HttpContext ctx, ApiException e)

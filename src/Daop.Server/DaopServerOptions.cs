@@ -47,6 +47,11 @@ public sealed record DaopServerOptions
     public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>Time a client has to send its whole request body (408 beyond). Default 60 s.</summary>
     public TimeSpan RequestBodyTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// Longest a generation may run (prefill, decode and waiting for its turn); when it is up the reply ends there with
+    /// finish_reason "length", as at max_tokens (llama.cpp's per-request time limit). Null (default): no limit.
+    /// </summary>
+    public TimeSpan? MaxGenerationTime { get; init; }
     /// <summary>Called with one line per request (method, path, status, time, tokens); null logs nothing.</summary>
     public Action<string>? Log { get; init; }
 
@@ -60,6 +65,7 @@ public sealed record DaopServerOptions
         if (MaxTokensLimit < 1) throw new ArgumentException($"the max_tokens limit must be >= 1, got {MaxTokensLimit}");
         if (MaxMessages < 1) throw new ArgumentException($"the messages limit must be >= 1, got {MaxMessages}");
         if (MaxConnections < 1) throw new ArgumentException($"the connection limit must be >= 1, got {MaxConnections}");
+        if (MaxGenerationTime <= TimeSpan.Zero) throw new ArgumentException($"the generation time limit must be positive, got {MaxGenerationTime}");
         if (RequestHeadersTimeout <= TimeSpan.Zero || RequestBodyTimeout <= TimeSpan.Zero)
             throw new ArgumentException("the request timeouts must be positive");
         _ = new RequestGuard(this); // the API key, hosts and origins

@@ -1,0 +1,60 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Daop.Server;
+
+namespace Daop.Tests.Server;
+
+/// <summary>
+/// Running a server: every response carries an X-Request-Id (the client's when it is a plain token, else a new one) that
+/// the log line names, and a generation time limit ends a reply as max_tokens would ("length"), whole or streamed.
+/// </summary>
+public sealed class ServerOperationsTests(ServerFixture f) : IClassFixture<ServerFixture>
+{
+    [Fact]
+    public async Task EveryResponseHasARequestIdThatTheLogNames()
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Get, "health");
+        req.Headers.Add("X-Request-Id", "client-42.a_b");
+        using var mine = await f.Http.SendAsync(req);
+        Assert.Equal("client-42.a_b", mine.Headers.GetValues("X-Request-Id").Single());
+        using var bad = new HttpRequestMessage(HttpMethod.Get, "health");
+        bad.Headers.TryAddWithoutValidation("X-Request-Id", "evil id\twith spaces");
+        using var replaced = await f.Http.SendAsync(bad);
+        string id = replaced.Headers.GetValues("X-Request-Id").Single();
+        Assert.StartsWith("req-", id);
+        using var none = await f.Http.GetAsync("v1/models");
+        Assert.NotEqual(id, none.Headers.GetValues("X-Request-Id").Single());
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (!f.Log.Any(l => l.StartsWith("client-42.a_b GET /health 200", StringComparison.Ordinal)) && DateTime.UtcNow < deadline) await Task.Delay(10);
+        Assert.Contains(f.Log, l => l.StartsWith("client-42.a_b GET /health 200", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AGenerationTimeLimitEndsTheReplyAsLength()
+    {
+        await using var server = await DaopServer.StartAsync(f.Model, new DaopServerOptions
+        {
+            Port = 0, MaxGenerationTime = TimeSpan.FromSeconds(1), MaxTokensLimit = 4000,
+        });
+        using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        // Far more tokens than 1 s decodes (about 700 tok/s here), and a stop sequence that never comes.
+        string Body(bool stream) => $$"""{"prompt": "def f():", "max_tokens": 3000, "temperature": 0, "stop": ["\u0001"], "stream": {{(stream ? "true" : "false")}}}""";
+        using var whole = await http.PostAsync("v1/completions", new StringContent(Body(false), Encoding.UTF8, "application/json"));
+        var json = JsonDocument.Parse(await whole.Content.ReadAsStringAsync()).RootElement;
+        var choice = json.GetProperty("choices")[0];
+        Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
+        int tokens = json.GetProperty("usage").GetProperty("completion_tokens").GetInt32();
+        Assert.InRange(tokens, 1, 2999);
+        Assert.NotEmpty(choice.GetProperty("text").GetString()!);
+
+        using var req = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = new StringContent(Body(true), Encoding.UTF8, "application/json") };
+        using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+        string sse = await resp.Content.ReadAsStringAsync();
+        var events = sse.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(e => e["data: ".Length..]).ToList();
+        Assert.Equal("[DONE]", events[^1]);
+        var finish = JsonDocument.Parse(events[^2]).RootElement.GetProperty("choices")[0].GetProperty("finish_reason");
+        Assert.Equal("length", finish.GetString());
+        Assert.True(events.Count > 3, "some text before the limit");
+    }
+}
