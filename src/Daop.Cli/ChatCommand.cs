@@ -8,8 +8,9 @@ namespace Daop.Cli;
 
 /// <summary>
 /// <c>daop chat</c>: a conversation on stdin/stdout with the model's chat template. Each input line is a user turn;
-/// <c>/reset</c> clears the history, <c>/exit</c> (or end of input) quits. Works the same with piped input, minus the
-/// "&gt; " prompt and the banner.
+/// <c>/reset</c> clears the history, <c>/exit</c> (or end of input) quits. Ctrl+C during a reply stops the reply (what
+/// was said stays in the conversation); at the prompt it quits. Works the same with piped input, minus the "&gt; "
+/// prompt and the banner.
 /// </summary>
 static class ChatCommand
 {
@@ -28,13 +29,42 @@ static class ChatCommand
 
     static async Task<int> Run(ParseResult r, ModelArgs m, GenerationSettings settings, string? system, bool verbose, CancellationToken cancel)
     {
+        // Ctrl+C: stops the reply being generated, else quits (this command runs without System.CommandLine's handler).
+        using var quit = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        CancellationTokenSource? reply = null;
+        void OnCancel(object? sender, ConsoleCancelEventArgs e)
+        {
+            e.Cancel = true;
+            var running = Volatile.Read(ref reply);
+            if (running is { IsCancellationRequested: false }) running.Cancel();
+            else quit.Cancel();
+        }
+        Console.CancelKeyPress += OnCancel;
+        try
+        {
+            return await Converse(r, m, settings, system, verbose, quit.Token, c => Volatile.Write(ref reply, c));
+        }
+        catch (OperationCanceledException) when (quit.IsCancellationRequested)
+        {
+            Console.Out.WriteLine();
+            return 0;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= OnCancel;
+        }
+    }
+
+    static async Task<int> Converse(ParseResult r, ModelArgs m, GenerationSettings settings, string? system, bool verbose, CancellationToken cancel,
+        Action<CancellationTokenSource?> replying)
+    {
         bool interactive = !Console.IsInputRedirected;
         using var model = m.Load(r, quiet: !interactive);
         if (!model.Info.HasChatTemplate)
             throw new NotSupportedException($"{model.Info.Path}: the model has no chat template (chat_template.jinja or tokenizer_config.json chat_template); use daop run");
         if (interactive)
             Console.Error.WriteLine($"daop chat: {model.Info.Name} ({model.Info.Architecture}, context {model.ContextLength} tokens). " +
-                "/reset clears the history, /exit quits.");
+                "/reset clears the history, /exit quits, Ctrl+C stops a reply.");
         var history = new List<ChatMessage>();
         void Reset()
         {
@@ -86,18 +116,32 @@ static class ChatCommand
             }
             var stats = new GenerationStats();
             var reply = new StringBuilder();
-            await foreach (string piece in model.ChatAsync(history, settings, stats, cancel))
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+            replying(stop);
+            bool stopped = false;
+            try
             {
-                reply.Append(piece);
-                stdout.Write(piece);
-                stdout.Flush();
+                await foreach (string piece in model.ChatAsync(history, settings, stats, stop.Token))
+                {
+                    reply.Append(piece);
+                    stdout.Write(piece);
+                    stdout.Flush();
+                }
             }
-            stdout.WriteLine();
+            catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancel.IsCancellationRequested)
+            {
+                stopped = true; // Ctrl+C: the reply so far stays in the conversation
+            }
+            finally
+            {
+                replying(null);
+            }
+            stdout.WriteLine(stopped ? " [stopped]" : "");
             stdout.Flush();
             history.Add(new ChatMessage("assistant", reply.ToString()));
             if (verbose)
-                Console.Error.WriteLine($"[daop] prompt {stats.PromptTokens} tok | reply {stats.GeneratedTokens} tok, " +
-                    $"{stats.DecodeTokensPerSecond:F1} tok/s | {stats.Finish.ToString().ToLowerInvariant()}");
+                Console.Error.WriteLine($"[daop] prompt {stats.PromptTokens} tok, {stats.PrefillTokensPerSecond:F1} tok/s | reply {stats.GeneratedTokens} tok, " +
+                    $"{stats.DecodeTokensPerSecond:F1} tok/s | {(stopped ? "stopped" : stats.Finish.ToString().ToLowerInvariant())}");
         }
         return 0;
     }

@@ -40,7 +40,12 @@ static class DaopCli
         try
         {
             // Exceptions come here instead of System.CommandLine's handler, which prints the stack trace and exits 1.
-            return await result.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            // chat handles Ctrl+C itself (it stops a reply, not the program); every other command is cancelled by it.
+            return await result.InvokeAsync(new InvocationConfiguration
+            {
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = result.CommandResult.Command.Name == "chat" ? null : TimeSpan.FromSeconds(2),
+            });
         }
         catch (Exception e)
         {
