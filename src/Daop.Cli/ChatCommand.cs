@@ -73,14 +73,21 @@ static class ChatCommand
         }
         Reset();
         var stdout = Console.Out;
+        // On a terminal: a line editor with this session's input history (Up/Down); piped: plain lines.
+        var editor = interactive && !Console.IsOutputRedirected ? new LineEditor(() => Console.ReadKey(intercept: true), stdout, "> ") : null;
         while (!cancel.IsCancellationRequested)
         {
-            if (interactive)
+            string? line;
+            if (editor != null) line = await Task.Run(editor.ReadLine, CancellationToken.None).WaitAsync(cancel);
+            else
             {
-                stdout.Write("> ");
-                stdout.Flush();
+                if (interactive)
+                {
+                    stdout.Write("> ");
+                    stdout.Flush();
+                }
+                line = await Console.In.ReadLineAsync(cancel);
             }
-            string? line = await Console.In.ReadLineAsync(cancel);
             if (line == null) break;
             line = line.Trim();
             if (line.Length == 0) continue;
