@@ -85,7 +85,8 @@ public sealed partial class DaopServer
                 i == 0 ? settings : settings with { Seed = unchecked(settings.Seed + (ulong)i) }, stats[i], cts.Token)).ToArray();
             string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N")[..24];
             long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-            var r = new OpenAiResponses(id, created, _modelId, chat);
+            var r = new OpenAiResponses(id, created, _modelId, chat, settings.TopLogprobs != null ? TokenText : null);
+            var offsets = new int[n]; // completions' text_offset: characters of each choice streamed so far
             if (req.Stream)
             {
                 ctx.Response.StatusCode = 200;
@@ -102,7 +103,15 @@ public sealed partial class DaopServer
                 try
                 {
                     await foreach (var (i, piece) in Merge(pieces.Select((p, i) => UntilLimit(p, limit, timedOut, i)).ToArray(), cts))
-                        await Event(body, piece != null ? r.Chunk(i, piece) : r.ChunkFinish(i, FinishOf(i)), ctx.RequestAborted);
+                    {
+                        if (piece == null)
+                        {
+                            await Event(body, r.ChunkFinish(i, FinishOf(i)), ctx.RequestAborted);
+                            continue;
+                        }
+                        await Event(body, r.Chunk(i, piece, Taken(stats[i]), offsets[i] + (echo?.Length ?? 0)), ctx.RequestAborted);
+                        offsets[i] += piece.Length;
+                    }
                 }
                 catch (Exception e) when (e is not OperationCanceledException && !ctx.RequestAborted.IsCancellationRequested)
                 {
@@ -124,7 +133,7 @@ public sealed partial class DaopServer
                     await foreach (string piece in UntilLimit(p, limit, timedOut, i)) text.Append(piece);
                     return text.ToString();
                 }));
-                await WriteJson(ctx, 200, r.Whole([.. texts.Select((t, i) => (t, FinishOf(i)))], stats));
+                await WriteJson(ctx, 200, r.Whole([.. texts.Select((t, i) => (t, FinishOf(i), Kept(Taken(stats[i]), t.Length - (echo?.Length ?? 0))))], stats));
             }
         }
         finally
@@ -215,6 +224,29 @@ public sealed partial class DaopServer
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
             throw;
         }
+    }
+
+    // The token's spelling in log-probabilities (special tokens spelled out); one token alone, so a character split
+    // across tokens shows as U+FFFD.
+    string TokenText(int id) => _model.Tokenizer.Decode([id], skipSpecialTokens: false);
+
+    // The log-probabilities a choice has recorded and nobody has taken yet; null when none were asked for.
+    static List<TokenLogprob>? Taken(GenerationStats s)
+    {
+        if (s.Logprobs is not { } q) return null;
+        var list = new List<TokenLogprob>();
+        while (q.TryDequeue(out var lp)) list.Add(lp);
+        return list;
+    }
+
+    // A whole reply's log-probabilities up to its text: tokens generated past a stop sequence (which the text leaves out)
+    // are dropped once their spelled-out lengths pass the text's.
+    List<TokenLogprob>? Kept(List<TokenLogprob>? lps, int textLength)
+    {
+        if (lps == null) return null;
+        int at = 0, keep = 0;
+        while (keep < lps.Count && at < textLength) at += TokenText(lps[keep++].Token).Length;
+        return lps.GetRange(0, keep);
     }
 
     static string Finish(GenerationStats s) => s.Finish == FinishReason.Stop ? "stop" : "length";

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 using Daop.Engine.Api;
+using Daop.Engine.Generate;
 using Daop.Engine.Load.Chat;
 
 namespace Daop.Server;
@@ -37,7 +38,7 @@ static class OpenAiRequests
     {
         using var doc = Parse(body);
         var root = doc.RootElement;
-        var common = Common(root, o, contextLength, o.DefaultChatMaxTokens, defaults);
+        var common = Common(root, o, contextLength, o.DefaultChatMaxTokens, defaults, chat: true);
         if (!root.TryGetProperty("messages", out var msgs) || msgs.ValueKind == JsonValueKind.Null)
             throw ApiException.Invalid("messages", "'messages' is a required property", "missing_required_parameter");
         if (msgs.ValueKind != JsonValueKind.Array)
@@ -67,7 +68,7 @@ static class OpenAiRequests
     {
         using var doc = Parse(body);
         var root = doc.RootElement;
-        var common = Common(root, o, contextLength, o.DefaultCompletionMaxTokens, defaults);
+        var common = Common(root, o, contextLength, o.DefaultCompletionMaxTokens, defaults, chat: false);
         if (!root.TryGetProperty("prompt", out var p) || p.ValueKind == JsonValueKind.Null)
             throw ApiException.Invalid("prompt", "'prompt' is a required property", "missing_required_parameter");
         bool echo = Bool(root, "echo") ?? false;
@@ -234,7 +235,7 @@ static class OpenAiRequests
     }
 
     // A value the request leaves out comes from the model's generation_config.json, else OpenAI's default.
-    static CommonRequest Common(JsonElement root, DaopServerOptions o, int contextLength, int defaultMaxTokens, SamplingDefaults defaults)
+    static CommonRequest Common(JsonElement root, DaopServerOptions o, int contextLength, int defaultMaxTokens, SamplingDefaults defaults, bool chat)
     {
         string? model = OptString(root, "model");
         int limit = o.MaxTokensLimit ?? contextLength;
@@ -257,8 +258,7 @@ static class OpenAiRequests
         float repetitionPenalty = (float?)Number(root, "repetition_penalty", 0, 10) ?? defaults.RepetitionPenalty ?? 1f;
         if (repetitionPenalty == 0) throw ApiException.Invalid("repetition_penalty", "'repetition_penalty' must be greater than 0");
         RefuseUnimplemented(root);
-        if (Bool(root, "logprobs") == true || root.TryGetProperty("logprobs", out var lp) && lp.ValueKind == JsonValueKind.Number)
-            throw ApiException.Invalid("logprobs", "'logprobs' is not supported by this server", "unsupported_parameter");
+        int? topLogprobs = Logprobs(root, chat);
         bool stream = Bool(root, "stream") ?? false;
         bool includeUsage = false;
         if (root.TryGetProperty("stream_options", out var so) && so.ValueKind != JsonValueKind.Null)
@@ -291,8 +291,23 @@ static class OpenAiRequests
             FrequencyPenalty = frequencyPenalty,
             PresencePenalty = presencePenalty,
             RepetitionPenalty = repetitionPenalty,
+            TopLogprobs = topLogprobs,
         };
         return new CommonRequest(model, settings, stream, includeUsage, maxTokens != null, choices);
+    }
+
+    /// <summary>Most alternatives per token a legacy completion's <c>logprobs</c> may ask for (OpenAI's limit).</summary>
+    public const int MaxCompletionLogprobs = 5;
+
+    // Chat: "logprobs": true and "top_logprobs": 0..20 (which needs logprobs). Completions: "logprobs": 0..5 alternatives.
+    // Null when the request asks for none.
+    static int? Logprobs(JsonElement root, bool chat)
+    {
+        if (!chat) return Int(root, "logprobs", 0, MaxCompletionLogprobs);
+        bool on = Bool(root, "logprobs") ?? false;
+        int? top = Int(root, "top_logprobs", 0, SamplingOptions.MaxTopLogprobs);
+        if (top != null && !on) throw ApiException.Invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+        return on ? top ?? 0 : null;
     }
 
     // What this server does not implement is refused, never ignored: a client asking for tool calls or JSON output would

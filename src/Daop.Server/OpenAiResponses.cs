@@ -6,8 +6,11 @@ using Daop.Engine.Generate;
 
 namespace Daop.Server;
 
-/// <summary>Writes OpenAI response bodies with <see cref="Utf8JsonWriter"/> (no reflection; AOT-safe).</summary>
-sealed class OpenAiResponses(string id, long created, string model, bool chat)
+/// <summary>
+/// Writes OpenAI response bodies with <see cref="Utf8JsonWriter"/> (no reflection; AOT-safe). <paramref name="tokenText"/>
+/// spells a token id for log-probabilities.
+/// </summary>
+sealed class OpenAiResponses(string id, long created, string model, bool chat, Func<int, string>? tokenText = null)
 {
     static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
@@ -15,7 +18,7 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
     string ChunkObject => chat ? "chat.completion.chunk" : "text_completion";
 
     /// <summary>The whole (non-streamed) response: one choice per (text, finish reason); usage over all of them.</summary>
-    public byte[] Whole(IReadOnlyList<(string Text, string Finish)> choices, IReadOnlyList<GenerationStats> stats) => Write(w =>
+    public byte[] Whole(IReadOnlyList<(string Text, string Finish, IReadOnlyList<TokenLogprob>? Logprobs)> choices, IReadOnlyList<GenerationStats> stats) => Write(w =>
     {
         Head(w, Object);
         w.WriteStartArray("choices");
@@ -31,7 +34,7 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
                 w.WriteEndObject();
             }
             else w.WriteString("text", choices[i].Text);
-            w.WriteNull("logprobs");
+            Logprobs(w, choices[i].Logprobs, 0);
             w.WriteString("finish_reason", choices[i].Finish);
             w.WriteEndObject();
         }
@@ -43,8 +46,12 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
     /// <summary>The first chat chunk of choice <paramref name="index"/>: the assistant role, no content yet.</summary>
     public byte[] ChunkRole(int index) => Chunk(index, null, null, role: true);
 
-    /// <summary>A chunk of choice <paramref name="index"/> carrying <paramref name="text"/>.</summary>
-    public byte[] Chunk(int index, string text) => Chunk(index, text, null, role: false);
+    /// <summary>
+    /// A chunk of choice <paramref name="index"/> carrying <paramref name="text"/> and the log-probabilities of the tokens
+    /// generated since the last chunk (when asked for); <paramref name="textOffset"/> is where the text starts in the choice.
+    /// </summary>
+    public byte[] Chunk(int index, string text, IReadOnlyList<TokenLogprob>? logprobs = null, int textOffset = 0) =>
+        Chunk(index, text, null, role: false, logprobs, textOffset);
 
     /// <summary>The last content chunk of choice <paramref name="index"/>: empty, with the finish reason.</summary>
     public byte[] ChunkFinish(int index, string finish) => Chunk(index, chat ? null : "", finish, role: false);
@@ -59,7 +66,7 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
         w.WriteEndObject();
     });
 
-    byte[] Chunk(int index, string? text, string? finish, bool role) => Write(w =>
+    byte[] Chunk(int index, string? text, string? finish, bool role, IReadOnlyList<TokenLogprob>? logprobs = null, int textOffset = 0) => Write(w =>
     {
         Head(w, ChunkObject);
         w.WriteStartArray("choices");
@@ -77,13 +84,80 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat)
             w.WriteEndObject();
         }
         else w.WriteString("text", text ?? "");
-        w.WriteNull("logprobs");
+        Logprobs(w, logprobs, textOffset);
         if (finish != null) w.WriteString("finish_reason", finish);
         else w.WriteNull("finish_reason");
         w.WriteEndObject();
         w.WriteEndArray();
         w.WriteEndObject();
     });
+
+    // Chat: {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}. Completions (legacy):
+    // {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset}. Null when none were asked for.
+    void Logprobs(Utf8JsonWriter w, IReadOnlyList<TokenLogprob>? lps, int textOffset)
+    {
+        if (lps == null || tokenText == null)
+        {
+            w.WriteNull("logprobs");
+            return;
+        }
+        w.WriteStartObject("logprobs");
+        if (chat)
+        {
+            w.WriteStartArray("content");
+            foreach (var lp in lps)
+            {
+                w.WriteStartObject();
+                TokenFields(w, lp.Token, lp.Logprob);
+                w.WriteStartArray("top_logprobs");
+                foreach (var (t, l) in lp.Top)
+                {
+                    w.WriteStartObject();
+                    TokenFields(w, t, l);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        else
+        {
+            w.WriteStartArray("tokens");
+            foreach (var lp in lps) w.WriteStringValue(tokenText(lp.Token));
+            w.WriteEndArray();
+            w.WriteStartArray("token_logprobs");
+            foreach (var lp in lps) w.WriteNumberValue(lp.Logprob);
+            w.WriteEndArray();
+            w.WriteStartArray("top_logprobs");
+            foreach (var lp in lps)
+            {
+                w.WriteStartObject();
+                foreach (var (t, l) in lp.Top) w.WriteNumber(tokenText(t), l); // OpenAI's shape: a token's spelling is the key
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("text_offset");
+            int offset = textOffset;
+            foreach (var lp in lps)
+            {
+                w.WriteNumberValue(offset);
+                offset += tokenText(lp.Token).Length;
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    void TokenFields(Utf8JsonWriter w, int token, float logprob)
+    {
+        string text = tokenText!(token);
+        w.WriteString("token", text);
+        w.WriteNumber("logprob", logprob);
+        w.WriteStartArray("bytes");
+        foreach (byte b in System.Text.Encoding.UTF8.GetBytes(text)) w.WriteNumberValue(b);
+        w.WriteEndArray();
+    }
 
     void Head(Utf8JsonWriter w, string obj)
     {

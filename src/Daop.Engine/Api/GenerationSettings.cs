@@ -26,6 +26,11 @@ public sealed record GenerationSettings
     public float RepetitionPenalty { get; init; } = 1f;
     /// <summary>Sampling seed: the same seed and settings give the same text.</summary>
     public ulong Seed { get; init; } = 42;
+    /// <summary>
+    /// Record each generated token's log-probability and this many alternatives in <see cref="GenerationStats.Logprobs"/>
+    /// (<see cref="SamplingOptions.TopLogprobs"/>); null (default): none.
+    /// </summary>
+    public int? TopLogprobs { get; init; }
     /// <summary>Text that ends generation; the stop sequence itself is not returned. Null or empty: none.</summary>
     public IReadOnlyList<string>? Stop { get; init; }
     /// <summary>
@@ -48,5 +53,6 @@ public sealed record GenerationSettings
     {
         MaxNewTokens = MaxTokens, Temperature = Temperature, TopK = TopK, TopP = TopP, Seed = Seed, StopTokenIds = stopIds,
         MinP = MinP, FrequencyPenalty = FrequencyPenalty, PresencePenalty = PresencePenalty, RepetitionPenalty = RepetitionPenalty,
+        TopLogprobs = TopLogprobs,
     };
 }

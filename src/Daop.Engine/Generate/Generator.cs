@@ -32,6 +32,11 @@ public sealed class GenerationStats
     public TimeSpan DecodeTime { get; internal set; }
     /// <summary>How it ended.</summary>
     public FinishReason Finish { get; internal set; }
+    /// <summary>
+    /// With <see cref="SamplingOptions.TopLogprobs"/> set: each generated token's log-probabilities, in order, added as the
+    /// token is generated (before its text is handed on); readers may take them as they come. Null otherwise.
+    /// </summary>
+    public System.Collections.Concurrent.ConcurrentQueue<TokenLogprob>? Logprobs { get; internal set; }
     /// <summary>Prompt tokens per second.</summary>
     public double PrefillTokensPerSecond => PromptTokens / Math.Max(PrefillTime.TotalSeconds, 1e-9);
     /// <summary>Decode tokens per second (forward passes of one token).</summary>
@@ -74,6 +79,7 @@ public sealed class Generator(MoeModel model)
         var stop = o.StopTokenIds ?? model.Config.EosTokenIds;
         var sampler = new Sampler(o, model.Config.VocabSize);
         sampler.AddPrompt(prompt);
+        if (o.TopLogprobs != null) stats.Logprobs ??= new();
         KvCache cache = _cache ??= model.NewCache();
         var sw = Stopwatch.StartNew();
         model.Forward(prompt, 0, cache, _logits);
@@ -87,6 +93,7 @@ public sealed class Generator(MoeModel model)
             int next = sampler.Next(_logits);
             if (stop.Contains(next)) { stats.Finish = FinishReason.Stop; yield break; }
             stats.GeneratedTokens++;
+            stats.Logprobs?.Enqueue(sampler.Logprob(next));
             sampler.Accept(next);
             yield return next;
             if (i + 1 == o.MaxNewTokens) break;

@@ -17,6 +17,8 @@ public sealed class Sampler
     readonly int[] _generated = [];  // [V] times each token was generated (penalties only)
     readonly bool[] _seen = [];      // [V] in the prompt or generated (penalties only)
     readonly List<int> _seenIds = []; // the ids set in _seen, so a penalty pass costs what was seen, not V
+    readonly float[] _raw = [];       // [V] the logits as the model gave them (log-probabilities only)
+    double _logSumExp;
     ulong _s0, _s1, _s2, _s3;
 
     /// <summary>A sampler for a vocabulary of <paramref name="vocab"/> tokens.</summary>
@@ -32,6 +34,7 @@ public sealed class Sampler
             _generated = new int[vocab];
             _seen = new bool[vocab];
         }
+        if (o.TopLogprobs != null) _raw = new float[vocab];
         ulong x = o.Seed;
         _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);
     }
@@ -61,6 +64,14 @@ public sealed class Sampler
     /// <summary>The next token id. <paramref name="logits"/> may be modified.</summary>
     public int Next(Span<float> logits)
     {
+        if (_raw.Length > 0)
+        {
+            logits.CopyTo(_raw);
+            float max = TensorPrimitives.Max(logits);
+            double sum = 0;
+            foreach (float l in logits) sum += Math.Exp(l - max);
+            _logSumExp = max + Math.Log(sum);
+        }
         if (_o.Penalizes) Penalize(logits);
         if (_o.Temperature == 0) return TensorPrimitives.IndexOfMax(logits);
         int v = logits.Length;
@@ -111,6 +122,30 @@ public sealed class Sampler
         return idx[n - 1];
     }
 
+    /// <summary>
+    /// With <see cref="SamplingOptions.TopLogprobs"/>: the log-probability of <paramref name="token"/> under the logits the
+    /// last <see cref="Next"/> was given (before penalties and temperature), and the most likely alternatives, best first.
+    /// </summary>
+    public TokenLogprob Logprob(int token)
+    {
+        if (_raw.Length == 0) throw new InvalidOperationException("the sampler records no log-probabilities (SamplingOptions.TopLogprobs is null)");
+        int n = Math.Min(_o.TopLogprobs!.Value, _raw.Length);
+        var top = new (int, float)[n];
+        // Top-n by insertion into a sorted array of at most 20: V·n compares at worst, no V-sized scratch.
+        int have = 0;
+        for (int i = 0; i < _raw.Length && n > 0; i++)
+        {
+            float l = _raw[i];
+            if (have == n && l <= top[n - 1].Item2) continue;
+            int j = Math.Min(have, n - 1);
+            while (j > 0 && top[j - 1].Item2 < l) { top[j] = top[j - 1]; j--; }
+            top[j] = (i, l);
+            if (have < n) have++;
+        }
+        for (int i = 0; i < n; i++) top[i].Item2 = (float)(top[i].Item2 - _logSumExp);
+        return new TokenLogprob(token, (float)(_raw[token] - _logSumExp), top);
+    }
+
     // logits[t] for every t seen: repetition divides a positive logit and multiplies a negative one (HF, llama.cpp);
     // frequency and presence subtract (OpenAI), counting generated tokens only.
     void Penalize(Span<float> logits)
@@ -143,3 +178,9 @@ public sealed class Sampler
         return z ^ (z >> 31);
     }
 }
+
+/// <summary>A generated token's log-probability and the most likely alternatives at its position, best first.</summary>
+/// <param name="Token">The token id generated.</param>
+/// <param name="Logprob">Its log-probability (natural log).</param>
+/// <param name="Top">The most likely tokens and their log-probabilities (as many as asked for).</param>
+public sealed record TokenLogprob(int Token, float Logprob, IReadOnlyList<(int Token, float Logprob)> Top);

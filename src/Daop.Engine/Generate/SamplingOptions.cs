@@ -29,6 +29,14 @@ public sealed record SamplingOptions
     public ulong Seed { get; init; } = 42;
     /// <summary>Most tokens to generate.</summary>
     public int MaxNewTokens { get; init; } = 128;
+    /// <summary>
+    /// Record each generated token's log-probability and this many most likely alternatives (0 to
+    /// <see cref="MaxTopLogprobs"/>) in <see cref="GenerationStats.Logprobs"/>; null (default): none. They are of the
+    /// model's own distribution (log-softmax of the raw logits), before penalties and temperature, as vLLM returns them.
+    /// </summary>
+    public int? TopLogprobs { get; init; }
+    /// <summary>Most alternatives <see cref="TopLogprobs"/> may ask for.</summary>
+    public const int MaxTopLogprobs = 20;
     /// <summary>Token ids that end generation (the stop token itself is not emitted). Null: the model's EOS ids.</summary>
     public IReadOnlyCollection<int>? StopTokenIds { get; init; }
 
@@ -43,5 +51,6 @@ public sealed record SamplingOptions
         if (!(PresencePenalty >= -2 && PresencePenalty <= 2)) throw new ArgumentException($"presence penalty must be in [-2, 2], got {PresencePenalty}");
         if (!(RepetitionPenalty > 0 && RepetitionPenalty <= 10)) throw new ArgumentException($"repetition penalty must be in (0, 10], got {RepetitionPenalty}");
         if (MaxNewTokens < 0) throw new ArgumentException($"max new tokens must be >= 0, got {MaxNewTokens}");
+        if (TopLogprobs is < 0 or > MaxTopLogprobs) throw new ArgumentException($"top logprobs must be in [0, {MaxTopLogprobs}], got {TopLogprobs}");
     }
 }

@@ -83,6 +83,7 @@ public sealed class SequenceBatcher
         options.Validate();
         var r = new Request(prompt, options, stats, cancel, _model.Config.VocabSize);
         r.Sampler.AddPrompt(prompt);
+        if (options.TopLogprobs != null) stats.Logprobs ??= new();
         Interlocked.Increment(ref _waiting);
         _queue.Enqueue(r);
         return r.Output.Reader;
@@ -178,6 +179,7 @@ public sealed class SequenceBatcher
         int next = r.Sampler.Next(logits);
         if (r.Stop.Contains(next)) { Finish(i, r, FinishReason.Stop); return; }
         r.Stats.GeneratedTokens++;
+        r.Stats.Logprobs?.Enqueue(r.Sampler.Logprob(next));
         r.Sampler.Accept(next);
         r.Output.Writer.TryWrite(next);
         if (r.Stats.GeneratedTokens >= r.Options.MaxNewTokens) Finish(i, r, FinishReason.MaxTokens);

@@ -296,6 +296,57 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         Assert.Equal([1, 1, 1], finishes);
     }
 
+    /// <summary>
+    /// Log-probabilities: greedy chat tokens are their position's most likely token (logprob = top_logprobs[0]'s, ≤ 0,
+    /// alternatives best first), one entry per generated token, whole or streamed; a completion's tokens spell its text
+    /// at their text offsets.
+    /// </summary>
+    [Fact]
+    public async Task LogprobsDescribeEachGeneratedToken()
+    {
+        string chat = new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Sort a list" }),
+            ["max_tokens"] = 12, ["temperature"] = 0, ["logprobs"] = true, ["top_logprobs"] = 3,
+        }.ToJsonString();
+        var (status, json) = await Post("v1/chat/completions", Json(chat));
+        Assert.Equal(HttpStatusCode.OK, status);
+        var choice = json.GetProperty("choices")[0];
+        var content = choice.GetProperty("logprobs").GetProperty("content");
+        Assert.Equal(json.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), content.GetArrayLength());
+        var spelled = new StringBuilder();
+        foreach (var t in content.EnumerateArray())
+        {
+            var top = t.GetProperty("top_logprobs");
+            Assert.Equal(3, top.GetArrayLength());
+            float lp = t.GetProperty("logprob").GetSingle();
+            Assert.True(lp <= 0);
+            Assert.Equal(top[0].GetProperty("token").GetString(), t.GetProperty("token").GetString());
+            Assert.Equal(top[0].GetProperty("logprob").GetSingle(), lp);
+            Assert.True(top[0].GetProperty("logprob").GetSingle() >= top[1].GetProperty("logprob").GetSingle());
+            Assert.True(top[1].GetProperty("logprob").GetSingle() >= top[2].GetProperty("logprob").GetSingle());
+            Assert.Equal(Encoding.UTF8.GetBytes(t.GetProperty("token").GetString()!), t.GetProperty("bytes").EnumerateArray().Select(b => (byte)b.GetInt32()));
+            spelled.Append(t.GetProperty("token").GetString());
+        }
+        Assert.Equal(choice.GetProperty("message").GetProperty("content").GetString(), spelled.ToString());
+
+        var events = await PostStream("v1/chat/completions", chat.Replace("\"top_logprobs\":3", "\"top_logprobs\":3,\"stream\":true"));
+        int streamed = events.SkipLast(1).Sum(e => JsonDocument.Parse(e).RootElement.GetProperty("choices") is { } c && c.GetArrayLength() > 0 &&
+            c[0].GetProperty("logprobs") is { ValueKind: JsonValueKind.Object } l ? l.GetProperty("content").GetArrayLength() : 0);
+        Assert.Equal(content.GetArrayLength(), streamed);
+
+        var (_, completion) = await Post("v1/completions", Json("""{"prompt": "def fibonacci(n):", "max_tokens": 10, "temperature": 0, "logprobs": 2}"""));
+        var c0 = completion.GetProperty("choices")[0];
+        var lps = c0.GetProperty("logprobs");
+        var tokens = lps.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!).ToList();
+        Assert.Equal(10, tokens.Count);
+        Assert.Equal(c0.GetProperty("text").GetString(), string.Concat(tokens));
+        var offsets = lps.GetProperty("text_offset").EnumerateArray().Select(o => o.GetInt32()).ToList();
+        for (int i = 0; i < tokens.Count; i++) Assert.Equal(string.Concat(tokens.Take(i)).Length, offsets[i]);
+        Assert.All(lps.GetProperty("top_logprobs").EnumerateArray(), t => Assert.Equal(2, t.EnumerateObject().Count()));
+        Assert.Equal(JsonValueKind.Null, (await Post("v1/completions", Json("""{"prompt": "x", "max_tokens": 2}"""))).Body.GetProperty("choices")[0].GetProperty("logprobs").ValueKind);
+    }
+
     public static TheoryData<string, string, int, string?> BadRequests() => new()
     {
         { "v1/chat/completions", "{\"messages\": [", 400, null },
@@ -331,7 +382,11 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         { "v1/completions", "{\"prompt\": \"\", \"max_tokens\": 4}", 400, "prompt" },
         { "v1/completions", "{\"prompt\": \"x\", \"echo\": 1}", 400, "echo" },
         { "v1/completions", "{\"prompt\": \"x\", \"suffix\": \"y\"}", 400, "suffix" },
-        { "v1/completions", "{\"prompt\": \"x\", \"logprobs\": 3}", 400, "logprobs" },
+        { "v1/completions", "{\"prompt\": \"x\", \"logprobs\": 6}", 400, "logprobs" },
+        { "v1/completions", "{\"prompt\": \"x\", \"logprobs\": true}", 400, "logprobs" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"top_logprobs\": 2}", 400, "top_logprobs" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"logprobs\": true, \"top_logprobs\": 21}", 400, "top_logprobs" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"logprobs\": 2}", 400, "logprobs" },
         { "v1/completions", "{\"prompt\": \"x\", \"frequency_penalty\": 2.5}", 400, "frequency_penalty" },
         { "v1/completions", "{\"prompt\": \"x\", \"presence_penalty\": \"high\"}", 400, "presence_penalty" },
         { "v1/completions", "{\"prompt\": \"x\", \"repetition_penalty\": 0}", 400, "repetition_penalty" },
