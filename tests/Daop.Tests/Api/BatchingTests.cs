@@ -1,4 +1,3 @@
-using System.Text;
 using Daop.Engine.Api;
 using Daop.Engine.Generate;
 using Daop.Engine.Model;
@@ -16,26 +15,19 @@ public class BatchingTests
 {
     static readonly string[] Prompts = ["import os\n", "class Stack:", "def read_json(path):", "for i in range(10):", "# sort tuples\n", "try:\n", "x = ["];
 
-    static async Task<string> Text(IAsyncEnumerable<string> pieces)
-    {
-        var sb = new StringBuilder();
-        await foreach (string p in pieces) sb.Append(p);
-        return sb.ToString();
-    }
-
     [Fact]
     public async Task EachCallerGetsTheTextItGetsAlone()
     {
         var settings = new GenerationSettings { MaxTokens = 24 };
         var expected = new List<string>();
         using (var alone = DaopModel.Load(TestPaths.DefaultModel))
-            foreach (var p in Prompts) expected.Add(await Text(alone.GenerateAsync(p, settings)));
+            foreach (var p in Prompts) expected.Add(await Pieces.Join(alone.GenerateAsync(p, settings)));
 
         using var model = DaopModel.Load(TestPaths.DefaultModel, new DaopOptions { Parallel = 3 });
         Assert.Equal(3, model.Parallel);
         var stats = Prompts.Select(_ => new GenerationStats()).ToArray();
         // Seven callers, three slots: four wait, join as others finish, and prefill beside running decodes.
-        var results = await Task.WhenAll(Prompts.Select((p, i) => Task.Run(() => Text(model.GenerateAsync(p, settings, stats[i])))));
+        var results = await Task.WhenAll(Prompts.Select((p, i) => Task.Run(() => Pieces.Join(model.GenerateAsync(p, settings, stats[i])))));
         Assert.Equal(expected, results);
         foreach (var s in stats)
         {
@@ -54,14 +46,14 @@ public class BatchingTests
         using var model = DaopModel.Load(TestPaths.DefaultModel, new DaopOptions { Parallel = 2 });
         var settings = new GenerationSettings { MaxTokens = 16 };
         string want;
-        using (var alone = DaopModel.Load(TestPaths.DefaultModel)) want = await Text(alone.GenerateAsync(Prompts[1], settings));
+        using (var alone = DaopModel.Load(TestPaths.DefaultModel)) want = await Pieces.Join(alone.GenerateAsync(Prompts[1], settings));
 
         using var cts = new CancellationTokenSource();
         var endless = new GenerationSettings { MaxTokens = 400, Stop = ["\u0001never"] };
         var cancelled = model.GenerateAsync(Prompts[0], endless, cancellationToken: cts.Token).GetAsyncEnumerator();
         Assert.True(await cancelled.MoveNextAsync());
         Assert.Equal(1, model.RunningGenerations);
-        var other = Task.Run(() => Text(model.GenerateAsync(Prompts[1], settings)));
+        var other = Task.Run(() => Pieces.Join(model.GenerateAsync(Prompts[1], settings)));
         cts.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => { while (await cancelled.MoveNextAsync()) { } });
         Assert.Equal(want, await other);
@@ -81,9 +73,9 @@ public class BatchingTests
         };
         var expected = new List<string>();
         using (var alone = DaopModel.Load(TestPaths.DefaultModel, options))
-            foreach (var p in Prompts[..4]) expected.Add(await Text(alone.GenerateAsync(p, settings)));
+            foreach (var p in Prompts[..4]) expected.Add(await Pieces.Join(alone.GenerateAsync(p, settings)));
         using var model = DaopModel.Load(TestPaths.DefaultModel, options with { Parallel = 4 });
-        var results = await Task.WhenAll(Prompts[..4].Select(p => Task.Run(() => Text(model.GenerateAsync(p, settings)))));
+        var results = await Task.WhenAll(Prompts[..4].Select(p => Task.Run(() => Pieces.Join(model.GenerateAsync(p, settings)))));
         Assert.Equal(expected, results);
         var stats = ((CpuStandInScheduler)model.Engine.Experts).Stats;
         Assert.True(stats.Transfers > 0 && stats.CpuExpertRuns + stats.GpuExpertRuns == stats.Activations, stats.ToString());
@@ -98,7 +90,7 @@ public class BatchingTests
         Assert.True(await running.MoveNextAsync());
         model.Dispose();
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => { while (await running.MoveNextAsync()) { } });
-        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await Text(model.GenerateAsync("x", endless)));
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await Pieces.Join(model.GenerateAsync("x", endless)));
     }
 
     [Fact]

@@ -1,4 +1,3 @@
-using System.Text;
 using Daop.Engine.Api;
 using Daop.Engine.Generate;
 using Daop.Extensions.AI;
@@ -18,19 +17,12 @@ public sealed class ChatClientTests : IDisposable
 
     public void Dispose() => _model.Dispose();
 
-    static async Task<string> Text(IAsyncEnumerable<string> pieces)
-    {
-        var sb = new StringBuilder();
-        await foreach (string p in pieces) sb.Append(p);
-        return sb.ToString();
-    }
-
     [Fact]
     public async Task TheReplyIsTheModelsChatReplyWithUsage()
     {
         var settings = new GenerationSettings { MaxTokens = 24, Temperature = 0 };
         var stats = new GenerationStats();
-        string want = await Text(_model.ChatAsync([new DaopMessage("system", "You write Python."), new DaopMessage("user", "Sort a list")], settings, stats));
+        string want = await Pieces.Join(_model.ChatAsync([new DaopMessage("system", "You write Python."), new DaopMessage("user", "Sort a list")], settings, stats));
 
         IChatClient client = new DaopChatClient(_model);
         ChatMessage[] messages = [new(ChatRole.System, "You write Python."), new(ChatRole.User, "Sort a list")];

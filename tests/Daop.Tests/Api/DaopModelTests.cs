@@ -12,19 +12,13 @@ namespace Daop.Tests.Api;
 /// <summary>The library API on the embedded model: same text as the engine underneath, FIFO turns, cancellation, stop strings, info.</summary>
 public class DaopModelTests
 {
-    static async Task<string> Text(IAsyncEnumerable<string> pieces)
-    {
-        var sb = new System.Text.StringBuilder();
-        await foreach (string p in pieces) sb.Append(p);
-        return sb.ToString();
-    }
 
     [Fact]
     public async Task GenerateAsyncMatchesTextGenerator()
     {
         using var model = DaopModel.Load(TestPaths.DefaultModel);
         var settings = new GenerationSettings { MaxTokens = 40 };
-        string text = await Text(model.GenerateAsync("def fibonacci(n):", settings));
+        string text = await Pieces.Join(model.GenerateAsync("def fibonacci(n):", settings));
 
         var tok = HfTokenizer.FromDirectory(TestPaths.DefaultModel);
         using var engine = MoeModel.Load(TestPaths.DefaultModel);
@@ -45,8 +39,8 @@ public class DaopModelTests
 
         var settings = new GenerationSettings { MaxTokens = 24 };
         var stats = new GenerationStats();
-        string chat = await Text(model.ChatAsync(messages, settings, stats));
-        string same = await Text(model.GenerateAsync(model.Tokenize(prompt, addSpecialTokens: false), model.ChatStopTokenIds.ToArray(), settings));
+        string chat = await Pieces.Join(model.ChatAsync(messages, settings, stats));
+        string same = await Pieces.Join(model.GenerateAsync(model.Tokenize(prompt, addSpecialTokens: false), model.ChatStopTokenIds.ToArray(), settings));
         Assert.Equal(same, chat);
         Assert.Equal(model.ChatTokens(messages).Length, stats.PromptTokens);
     }
@@ -58,7 +52,7 @@ public class DaopModelTests
         string[] prompts = ["import os\n", "class Stack:", "def read_json(path):", "for i in range(10):", "# sort tuples\n", "try:\n"];
         var settings = new GenerationSettings { MaxTokens = 20 };
         var expected = new List<string>();
-        foreach (var p in prompts) expected.Add(await Text(model.GenerateAsync(p, settings)));
+        foreach (var p in prompts) expected.Add(await Pieces.Join(model.GenerateAsync(p, settings)));
 
         var started = new List<int>();
         async Task<string> One(int i)
@@ -98,14 +92,14 @@ public class DaopModelTests
         var holder = model.GenerateAsync("x", new GenerationSettings { MaxTokens = 100 }).GetAsyncEnumerator();
         Assert.True(await holder.MoveNextAsync());
         using var cts = new CancellationTokenSource();
-        var queued = Text(model.GenerateAsync("import os", new GenerationSettings { MaxTokens = 5 }, cts.Token));
+        var queued = Pieces.Join(model.GenerateAsync("import os", new GenerationSettings { MaxTokens = 5 }, cts.Token));
         while (model.QueuedGenerations == 0) await Task.Delay(5);
         cts.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queued);
         Assert.Equal(0, model.QueuedGenerations);
         await holder.DisposeAsync();
         Assert.False(model.IsBusy);
-        Assert.NotEmpty(await Text(model.GenerateAsync("import os", new GenerationSettings { MaxTokens = 5 })));
+        Assert.NotEmpty(await Pieces.Join(model.GenerateAsync("import os", new GenerationSettings { MaxTokens = 5 })));
     }
 
     [Fact]
@@ -130,11 +124,11 @@ public class DaopModelTests
     {
         using var model = DaopModel.Load(TestPaths.DefaultModel);
         var settings = new GenerationSettings { MaxTokens = 60 };
-        string full = await Text(model.GenerateAsync("def fibonacci(n):", settings));
+        string full = await Pieces.Join(model.GenerateAsync("def fibonacci(n):", settings));
         // A stop string taken from the middle of the greedy text.
         string stop = full.Substring(full.Length / 2, 3);
         var stats = new GenerationStats();
-        string cut = await Text(model.GenerateAsync("def fibonacci(n):", settings with { Stop = [stop] }, stats));
+        string cut = await Pieces.Join(model.GenerateAsync("def fibonacci(n):", settings with { Stop = [stop] }, stats));
         Assert.Equal(full[..full.IndexOf(stop, StringComparison.Ordinal)], cut);
         Assert.Equal(FinishReason.Stop, stats.Finish);
     }
@@ -202,7 +196,7 @@ public class DaopModelTests
         Assert.Throws<ArgumentException>(() => model.GenerateAsync("x", new GenerationSettings { Temperature = -1 }));
         Assert.Throws<ArgumentException>(() => model.GenerateAsync("x", new GenerationSettings { Stop = [""] }));
         string longPrompt = string.Join(" ", Enumerable.Repeat("word", 100));
-        await Assert.ThrowsAsync<ContextOverflowException>(() => Text(model.GenerateAsync(longPrompt)));
+        await Assert.ThrowsAsync<ContextOverflowException>(() => Pieces.Join(model.GenerateAsync(longPrompt)));
     }
 
     [Fact]
@@ -214,6 +208,6 @@ public class DaopModelTests
         model.Dispose();
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => { while (await e.MoveNextAsync()) { } });
         await e.DisposeAsync();
-        await Assert.ThrowsAsync<ObjectDisposedException>(() => Text(model.GenerateAsync("x")));
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => Pieces.Join(model.GenerateAsync("x")));
     }
 }

@@ -62,17 +62,10 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
     }.ToJsonString();
 
     async Task<string> ExpectedChat(string user, int maxTokens) =>
-        await Concat(f.Model.ChatAsync([new ChatMessage("user", user)], Greedy with { MaxTokens = maxTokens }));
+        await Pieces.Join(f.Model.ChatAsync([new ChatMessage("user", user)], Greedy with { MaxTokens = maxTokens }));
 
     async Task<string> ExpectedCompletion(string prompt, int maxTokens) =>
-        await Concat(f.Model.GenerateAsync(prompt, Greedy with { MaxTokens = maxTokens }));
-
-    static async Task<string> Concat(IAsyncEnumerable<string> pieces)
-    {
-        var sb = new StringBuilder();
-        await foreach (string p in pieces) sb.Append(p);
-        return sb.ToString();
-    }
+        await Pieces.Join(f.Model.GenerateAsync(prompt, Greedy with { MaxTokens = maxTokens }));
 
     /// <summary>POSTs and returns (status, parsed JSON body).</summary>
     async Task<(HttpStatusCode Status, JsonElement Body)> Post(string path, HttpContent content)
@@ -489,7 +482,7 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
     {
         const string prompt = "def fib(n):";
         var settings = Greedy with { MaxTokens = 24, RepetitionPenalty = 1.8f, FrequencyPenalty = 0.5f, PresencePenalty = 0.3f, MinP = 0.05f };
-        string want = await Concat(f.Model.GenerateAsync(prompt, settings));
+        string want = await Pieces.Join(f.Model.GenerateAsync(prompt, settings));
         string plain = await ExpectedCompletion(prompt, 24);
         Assert.NotEqual(plain, want);
         var body = new JsonObject
