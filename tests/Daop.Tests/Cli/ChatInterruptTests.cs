@@ -9,19 +9,47 @@ namespace Daop.Tests.Cli;
 /// </summary>
 public partial class ChatInterruptTests
 {
+    const int SigInt = 2;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+
     [GeneratedRegex(@"\[daop\] prompt (\d+) tok, [\d.]+ tok/s \| reply (\d+) tok, [\d.]+ tok/s \| (\w+)")]
     private static partial Regex StatsLine();
 
+    /// <summary>
+    /// The embedded model fills its 4096-token context in 2–4 s on these machines, so a signal can land after the first reply
+    /// has ended (then the chat quits at the prompt, as it should). That attempt proves nothing; up to three are made, and a
+    /// reply the interrupt reached must have stopped with its text kept.
+    /// </summary>
     [Fact]
     public async Task InterruptStopsTheReplyNotTheChat()
     {
         if (!OperatingSystem.IsLinux()) return;
+        string last = "";
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            var (turns, log, stdout) = await Attempt();
+            last = log;
+            if (turns.Count == 0 || turns[0].Groups[3].Value != "stopped") continue; // the signal came after the reply
+            Assert.True(turns.Count == 2, log);
+            int firstPrompt = int.Parse(turns[0].Groups[1].Value), firstReply = int.Parse(turns[0].Groups[2].Value);
+            Assert.InRange(firstReply, 1, 3999);
+            Assert.True(int.Parse(turns[1].Groups[1].Value) > firstPrompt + firstReply / 2, log); // the partial reply is in the second prompt
+            Assert.Contains(" [stopped]", stdout);
+            return;
+        }
+        Assert.Fail($"no attempt was interrupted mid-reply; last stderr:\n{last}");
+    }
+
+    static async Task<(List<Match> Turns, string Log, string Stdout)> Attempt()
+    {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
             RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false,
             WorkingDirectory = TestPaths.Root,
         };
-        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "daop.dll"), "chat", "-n", "4000", "--temp", "1", "--stats" })
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "daop.dll"), "chat", "-n", "4000", "--temp", "1", "--stats", "-t", "1" })
             start.ArgumentList.Add(a);
         using var p = Process.Start(start)!;
         var err = new System.Text.StringBuilder();
@@ -44,7 +72,7 @@ public partial class ChatInterruptTests
         await p.StandardInput.WriteLineAsync("Write a very long program");
         await p.StandardInput.FlushAsync();
         await replying.Task.WaitAsync(TimeSpan.FromSeconds(60));
-        using (var kill = Process.Start("kill", $"-INT {p.Id}")!) await kill.WaitForExitAsync();
+        Assert.Equal(0, Kill(p.Id, SigInt)); // at once: spawning a kill process can take longer than the reply on a loaded machine
         await Task.Delay(500);
         await p.StandardInput.WriteLineAsync("hi");
         p.StandardInput.Close();
@@ -53,12 +81,6 @@ public partial class ChatInterruptTests
         string log;
         lock (err) log = err.ToString();
         Assert.True(p.ExitCode == 0, log);
-        var turns = StatsLine().Matches(log).ToList();
-        Assert.True(turns.Count == 2, log);
-        Assert.Equal("stopped", turns[0].Groups[3].Value);
-        int firstPrompt = int.Parse(turns[0].Groups[1].Value), firstReply = int.Parse(turns[0].Groups[2].Value);
-        Assert.InRange(firstReply, 1, 3999);
-        Assert.True(int.Parse(turns[1].Groups[1].Value) > firstPrompt + firstReply / 2, log); // the partial reply is in the second prompt
-        Assert.Contains(" [stopped]", await stdout);
+        return (StatsLine().Matches(log).ToList(), log, await stdout);
     }
 }
