@@ -49,7 +49,7 @@ public class BatchingTests
         using (var alone = DaopModel.Load(TestPaths.DefaultModel)) want = await Pieces.Join(alone.GenerateAsync(Prompts[1], settings));
 
         using var cts = new CancellationTokenSource();
-        var endless = new GenerationSettings { MaxTokens = 400, Stop = ["\u0001never"] };
+        var endless = new GenerationSettings { MaxTokens = 4000, Stop = ["\u0001never"] }; // seconds of decoding: the test acts long before it ends
         var cancelled = model.GenerateAsync(Prompts[0], endless, cancellationToken: cts.Token).GetAsyncEnumerator();
         Assert.True(await cancelled.MoveNextAsync());
         Assert.Equal(1, model.RunningGenerations);
@@ -85,7 +85,7 @@ public class BatchingTests
     public async Task DisposingTheModelEndsEveryCaller()
     {
         var model = DaopModel.Load(TestPaths.DefaultModel, new DaopOptions { Parallel = 2 });
-        var endless = new GenerationSettings { MaxTokens = 400, Stop = ["\u0001never"] };
+        var endless = new GenerationSettings { MaxTokens = 4000, Stop = ["\u0001never"] }; // seconds of decoding: the test acts long before it ends
         var running = model.GenerateAsync(Prompts[0], endless).GetAsyncEnumerator();
         Assert.True(await running.MoveNextAsync());
         model.Dispose();

@@ -1,6 +1,11 @@
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Daop.Engine.Api;
+using Daop.Engine.Device;
+using Daop.Engine.Model;
+using Daop.Engine.Model.Layers;
+using Daop.Engine.Schedule;
 using Daop.Server;
 
 namespace Daop.Tests.Server;
@@ -30,15 +35,33 @@ public sealed class ServerOperationsTests(ServerFixture f) : IClassFixture<Serve
         Assert.Contains(f.Log, l => l.StartsWith("client-42.a_b GET /health 200", StringComparison.Ordinal));
     }
 
+    // The embedded model's experts, 3 ms slower per layer call: about 50 tokens a second, whatever the machine.
+    sealed class SlowExperts(IExpertScheduler inner) : IExpertScheduler
+    {
+        public void RunExperts(int layer, DeviceBuffer x, RoutingBatch routing, DeviceBuffer y, int tokens)
+        {
+            Thread.Sleep(3);
+            inner.RunExperts(layer, x, routing, y, tokens);
+        }
+    }
+
     [Fact]
     public async Task AGenerationTimeLimitEndsTheReplyAsLength()
     {
-        await using var server = await DaopServer.StartAsync(f.Model, new DaopServerOptions
+        using var model = DaopModel.Load(TestPaths.DefaultModel, new DaopOptions
+        {
+            Engine = new ModelOptions
+            {
+                Experts = (m, _) => new SlowExperts(new LocalExpertScheduler(m.Weights, m.Config.HiddenSize, m.Config.NumExperts, m.Config.TopK,
+                    m.Config.ExpertIntermediate, m.MaxChunkTokens)),
+            },
+        });
+        await using var server = await DaopServer.StartAsync(model, new DaopServerOptions
         {
             Port = 0, MaxGenerationTime = TimeSpan.FromSeconds(1), MaxTokensLimit = 4000,
         });
         using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
-        // Far more tokens than 1 s decodes (about 700 tok/s here), and a stop sequence that never comes.
+        // Far more tokens than 1 s decodes, greedy text with no end-of-text for 400 tokens, and a stop sequence that never comes.
         string Body(bool stream) => $$"""{"prompt": "def f():", "max_tokens": 3000, "temperature": 0, "stop": ["\u0001"], "stream": {{(stream ? "true" : "false")}}}""";
         using var whole = await http.PostAsync("v1/completions", new StringContent(Body(false), Encoding.UTF8, "application/json"));
         var json = JsonDocument.Parse(await whole.Content.ReadAsStringAsync()).RootElement;
