@@ -7,7 +7,7 @@ namespace Daop.Tests.Cli;
 /// Ctrl+C (SIGINT) during a <c>daop chat</c> reply stops that reply, keeps what was said in the conversation (the next
 /// turn's prompt is longer by it) and the chat goes on; the process then ends normally at the end of input.
 /// </summary>
-public partial class ChatInterruptTests
+public partial class ChatInterruptTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     const int SigInt = 2;
 
@@ -26,6 +26,14 @@ public partial class ChatInterruptTests
     public async Task InterruptStopsTheReplyNotTheChat()
     {
         if (!OperatingSystem.IsLinux()) return;
+        if (SigIntIgnored())
+        {
+            // A shell starts background jobs with SIGINT ignored and children inherit that (as .NET keeps it, so nohup and
+            // `cmd &` work): the chat could not see the signal, which is right for it, and there is nothing to test here.
+            output.WriteLine("SIGINT is ignored in this process (started as a background job): not testable here; " +
+                File.ReadLines("/proc/self/status").First(l => l.StartsWith("SigIgn:", StringComparison.Ordinal)));
+            return;
+        }
         string last = "";
         for (int attempt = 0; attempt < 3; attempt++)
         {
@@ -40,6 +48,13 @@ public partial class ChatInterruptTests
             return;
         }
         Assert.Fail($"no attempt was interrupted mid-reply; last stderr:\n{last}");
+    }
+
+    // Bit 1 of /proc/self/status's SigIgn mask is SIGINT (signal 2).
+    static bool SigIntIgnored()
+    {
+        string? line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        return line != null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (SigInt - 1))) != 0;
     }
 
     static async Task<(List<Match> Turns, string Log, string Stdout)> Attempt()
