@@ -20,8 +20,9 @@ static class InspectCommand
         var budget = new Option<long?>("--vram-budget") { Description = "GPU memory for the whole model, in bytes (suffixes K, M, G, T and KiB, MiB, GiB, TiB allowed): what fits." };
         var chunk = new Option<int>("--chunk-tokens") { Description = "Prefill chunk the GPU activations are sized for.", DefaultValueFactory = _ => 256 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
+        var parallel = new Option<int>("--parallel", "-np") { Description = "Sequences served at once (serve --parallel): one KV cache each in the VRAM plan.", DefaultValueFactory = _ => 1 };
         var check = new Option<bool>("--check") { Description = "Read every weight for NaN/Inf and run a forward pass that names the first layer producing one (exit 2 if any)." };
-        var cmd = new Command("inspect", "Show a model's architecture, parameter counts, expert sizes and what fits in a VRAM budget.") { dir, budget, chunk, json, check };
+        var cmd = new Command("inspect", "Show a model's architecture, parameter counts, expert sizes and what fits in a VRAM budget.") { dir, budget, chunk, json, check, parallel };
         m.AddTo(cmd, device: false);
         cmd.SetAction((r, cancel) => CliErrors.Run(() =>
         {
@@ -29,7 +30,7 @@ static class InspectCommand
             string? path = r.GetValue(dir);
             if (path != null && r.GetValue(m.Model) != null) throw new ArgumentException("give the model folder either as an argument or with --model, not both");
             using var model = m.Load(path ?? m.Dir(r), r, quiet: r.GetValue(json), reportConversion: false);
-            var plan = vram is { } v ? model.PlanVram(v, r.GetValue(chunk)) : null;
+            var plan = vram is { } v ? model.PlanVram(v, r.GetValue(chunk), r.GetValue(parallel)) : null;
             string? gguf = GgufSplits.Find(model.Info.Path); // a GGUF file: its tensor classes too
             if (r.GetValue(json)) WriteJson(model.Info, plan, gguf);
             else
@@ -70,7 +71,9 @@ static class InspectCommand
         o.WriteLine($"chat template  {(i.HasChatTemplate ? "yes" : "no")}");
         if (plan == null) return;
         o.WriteLine($"VRAM budget    {Size(plan.BudgetBytes)} ({plan.BudgetBytes} bytes)");
-        o.WriteLine($"  dense part   {Size(plan.DenseBytes)} (non-expert weights, one KV cache of {i.ContextLength} positions, activations for {chunk}-token chunks)");
+        string caches = plan.Sequences == 1 ? $"one KV cache of {i.ContextLength} positions ({Size(plan.KvCacheBytes)})"
+            : $"{plan.Sequences} KV caches of {i.ContextLength} positions ({plan.Sequences} x {Size(plan.KvCacheBytes)})";
+        o.WriteLine($"  dense part   {Size(plan.DenseBytes)} (non-expert weights, {caches}, activations for {chunk}-token chunks)");
         if (!plan.DenseFits)
         {
             o.WriteLine($"  does not fit: the dense part alone needs {Size(plan.DenseBytes - plan.BudgetBytes)} more; experts would all stay in host memory");
@@ -129,6 +132,8 @@ static class InspectCommand
         w.WriteStartObject("vram");
         w.WriteNumber("budget_bytes", plan.BudgetBytes);
         w.WriteNumber("dense_bytes", plan.DenseBytes);
+        w.WriteNumber("sequences", plan.Sequences);
+        w.WriteNumber("kv_cache_bytes", plan.KvCacheBytes);
         w.WriteBoolean("dense_fits", plan.DenseFits);
         w.WriteNumber("slot_bytes", plan.SlotBytes);
         w.WriteNumber("total_slots", plan.TotalSlots);

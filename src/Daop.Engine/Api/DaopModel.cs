@@ -112,18 +112,23 @@ public sealed partial class DaopModel : IDisposable
     /// and for comparison the slots were they bf16. Pure arithmetic: no GPU is needed.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The budget is negative or the chunk is not positive.</exception>
-    public VramPlan PlanVram(long budgetBytes, int maxChunkTokens = 256)
+    public VramPlan PlanVram(long budgetBytes, int maxChunkTokens = 256, int sequences = 1)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(budgetBytes);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxChunkTokens, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequences, 1);
         var c = _model.Config;
-        long dense = OffloadBudget.DenseBytes(_model, maxChunkTokens);
+        long dense = OffloadBudget.DenseBytes(_model, maxChunkTokens, sequences);
+        long kv = (long)c.NumLayers * 2 * _model.ContextLength * c.KvWidth * sizeof(float);
         int moeLayers = _model.Weights.Layers.Count(l => l.Experts.Length > 0);
-        if (moeLayers == 0) return new VramPlan(budgetBytes, dense, 0, new int[c.NumLayers], 0);
+        if (moeLayers == 0) return new VramPlan(budgetBytes, dense, 0, new int[c.NumLayers], 0) { Sequences = sequences, KvCacheBytes = kv };
         var layout = ExpertLayout.Of(_model.Weights);
         long slot = layout.ExpertBytes, bf16 = (layout with { GateType = DType.BF16, UpType = DType.BF16, DownType = DType.BF16 }).ExpertBytes;
         int[] Slots(long bytes) => budgetBytes >= dense ? OffloadBudget.SlotsFromBytes(c, budgetBytes - dense, bytes) : new int[c.NumLayers];
-        return new VramPlan(budgetBytes, dense, slot, Slots(slot), moeLayers * c.NumExperts) { Bf16SlotBytes = bf16, Bf16TotalSlots = Slots(bf16).Sum() };
+        return new VramPlan(budgetBytes, dense, slot, Slots(slot), moeLayers * c.NumExperts)
+        {
+            Bf16SlotBytes = bf16, Bf16TotalSlots = Slots(bf16).Sum(), Sequences = sequences, KvCacheBytes = kv,
+        };
     }
 
     /// <summary>Encodes <paramref name="text"/> with the model's tokenizer.</summary>

@@ -156,8 +156,8 @@ public sealed record ModelInfo
 
 /// <summary>
 /// What fits in a GPU memory budget when the model runs with offloaded experts: the dense part first (non-expert
-/// weights, one KV cache of the loaded context, activations and scratch), then as many expert slots as the rest holds,
-/// spread evenly over the MoE layers.
+/// weights, one KV cache of the loaded context per parallel sequence, activations and scratch), then as many expert
+/// slots as the rest holds, spread evenly over the MoE layers.
 /// </summary>
 /// <param name="BudgetBytes">The budget asked about.</param>
 /// <param name="DenseBytes">Device bytes of everything but the expert slots.</param>
@@ -168,6 +168,10 @@ public sealed record VramPlan(long BudgetBytes, long DenseBytes, long SlotBytes,
 {
     /// <summary>Whether the budget holds the dense part at all.</summary>
     public bool DenseFits => BudgetBytes >= DenseBytes;
+    /// <summary>Sequences decoded together (<see cref="DaopOptions.Parallel"/>): one KV cache each, in the dense part.</summary>
+    public int Sequences { get; init; } = 1;
+    /// <summary>Device bytes of one sequence's KV cache (fp32 keys and values of every layer over the loaded context).</summary>
+    public long KvCacheBytes { get; init; }
     /// <summary>Expert slots over all layers.</summary>
     public int TotalSlots => SlotsPerLayer.Sum();
     /// <summary>Fraction of routed experts resident on the GPU.</summary>

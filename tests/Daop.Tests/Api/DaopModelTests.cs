@@ -183,6 +183,15 @@ public class DaopModelTests
         Assert.Equal(OffloadBudget.SlotsFromVram(model.Engine, budget, 256), some.SlotsPerLayer);
         Assert.Equal(13, some.TotalSlots);
         Assert.Equal([3, 2, 2, 2, 2, 2], some.SlotsPerLayer);
+
+        // Four parallel sequences: three more KV caches in the dense part, so fewer slots in the same budget.
+        long budget4 = OffloadBudget.DenseBytes(model.Engine, 256, sequences: 4) + 13 * all.SlotBytes + 5;
+        var four = model.PlanVram(budget4, 256, sequences: 4);
+        Assert.Equal(4, four.Sequences);
+        Assert.Equal(6 * 2 * model.ContextLength * model.Info.KvHeads * model.Info.HeadDim * 4L, four.KvCacheBytes);
+        Assert.Equal(some.DenseBytes + 3 * four.KvCacheBytes, four.DenseBytes);
+        Assert.Equal(13, four.TotalSlots);
+        Assert.True(model.PlanVram(budget4).TotalSlots > four.TotalSlots);
     }
 
     [Fact]
