@@ -70,8 +70,8 @@ static class ServeCommand
                 Console.Error.WriteLine($"daop: WARNING: {warning}");
             using var model = m.Load(r, quiet: false, parallel: r.GetValue(parallel));
             await using var server = await DaopServer.StartAsync(model, options, cancel);
-            Console.Error.WriteLine($"daop: serving {server.ModelId} ({model.Info.Architecture}, context {model.ContextLength}, {model.Info.Device}) " +
-                $"{(model.Parallel > 1 ? $", {model.Parallel} parallel" : "")} on {server.BaseAddress} ({(options.ApiKey != null ? "API key required" : "no API key")}) — " +
+            Console.Error.WriteLine($"daop: serving {server.ModelId} ({model.Info.Architecture}, context {model.ContextLength}, {model.Info.Device}" +
+                $"{(model.Parallel > 1 ? $", {model.Parallel} parallel" : "")}) on {server.BaseAddress} ({(options.ApiKey != null ? "API key required" : "no API key")}) — " +
                 "POST /v1/chat/completions, /v1/completions; GET /v1/models, /health. Ctrl+C stops.");
             try
             {
