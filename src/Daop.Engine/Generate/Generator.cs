@@ -76,10 +76,7 @@ public sealed class Generator(MoeModel model)
 
     IEnumerable<int> Run(int[] prompt, SamplingOptions o, GenerationStats stats, CancellationToken cancel)
     {
-        var stop = o.StopTokenIds ?? model.Config.EosTokenIds;
-        var sampler = new Sampler(o, model.Config.VocabSize);
-        sampler.AddPrompt(prompt);
-        if (o.TopLogprobs != null) stats.Logprobs ??= new();
+        var picker = new TokenPicker(o, model.Config.VocabSize, model.Config.EosTokenIds, prompt, stats);
         KvCache cache = _cache ??= model.NewCache();
         var sw = Stopwatch.StartNew();
         model.Forward(prompt, 0, cache, _logits);
@@ -90,14 +87,9 @@ public sealed class Generator(MoeModel model)
         for (int i = 0; i < o.MaxNewTokens; i++)
         {
             if (cancel.IsCancellationRequested) { stats.Finish = FinishReason.Cancelled; yield break; }
-            int next = sampler.Next(_logits);
-            if (stop.Contains(next)) { stats.Finish = FinishReason.Stop; yield break; }
-            stats.GeneratedTokens++;
-            stats.Logprobs?.Enqueue(sampler.Logprob(next));
-            sampler.Accept(next);
+            if (!picker.TryTake(_logits, out int next)) yield break;
             yield return next;
-            if (i + 1 == o.MaxNewTokens) break;
-            if (pos >= model.ContextLength) { stats.Finish = FinishReason.ContextFull; yield break; }
+            if (picker.Limit(pos, model.ContextLength) is { } end) { stats.Finish = end; yield break; }
             long t0 = Stopwatch.GetTimestamp();
             model.Forward([next], pos++, cache, _logits);
             stats.DecodeTime += Stopwatch.GetElapsedTime(t0);

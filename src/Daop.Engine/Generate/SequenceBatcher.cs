@@ -24,15 +24,14 @@ namespace Daop.Engine.Generate;
 public sealed class SequenceBatcher
 {
     /// <summary>One queued or running request.</summary>
-    sealed class Request(int[] prompt, SamplingOptions o, GenerationStats stats, CancellationToken cancel, int vocab)
+    sealed class Request(int[] prompt, SamplingOptions o, GenerationStats stats, CancellationToken cancel, TokenPicker picker)
     {
         public readonly int[] Prompt = prompt;
         public readonly SamplingOptions Options = o;
         public readonly GenerationStats Stats = stats;
         public readonly CancellationToken Cancel = cancel;
         public readonly Channel<int> Output = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        public readonly Sampler Sampler = new(o, vocab);
-        public readonly IReadOnlyCollection<int> Stop = o.StopTokenIds ?? [];
+        public readonly TokenPicker Picker = picker;
         public int Prefilled, Position, Pending = -1;
     }
 
@@ -81,9 +80,7 @@ public sealed class SequenceBatcher
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(stats);
         options.Validate();
-        var r = new Request(prompt, options, stats, cancel, _model.Config.VocabSize);
-        r.Sampler.AddPrompt(prompt);
-        if (options.TopLogprobs != null) stats.Logprobs ??= new();
+        var r = new Request(prompt, options, stats, cancel, new TokenPicker(options, _model.Config.VocabSize, _model.Config.EosTokenIds, prompt, stats));
         Interlocked.Increment(ref _waiting);
         _queue.Enqueue(r);
         return r.Output.Reader;
@@ -176,14 +173,9 @@ public sealed class SequenceBatcher
     {
         if (r.Cancel.IsCancellationRequested) { Finish(i, r, FinishReason.Cancelled); return; }
         if (r.Stats.GeneratedTokens >= r.Options.MaxNewTokens) { Finish(i, r, FinishReason.MaxTokens); return; }
-        int next = r.Sampler.Next(logits);
-        if (r.Stop.Contains(next)) { Finish(i, r, FinishReason.Stop); return; }
-        r.Stats.GeneratedTokens++;
-        r.Stats.Logprobs?.Enqueue(r.Sampler.Logprob(next));
-        r.Sampler.Accept(next);
+        if (!r.Picker.TryTake(logits, out int next)) { Free(i, r, null); return; } // a stop id (Finish set)
         r.Output.Writer.TryWrite(next);
-        if (r.Stats.GeneratedTokens >= r.Options.MaxNewTokens) Finish(i, r, FinishReason.MaxTokens);
-        else if (r.Position >= _model.ContextLength) Finish(i, r, FinishReason.ContextFull);
+        if (r.Picker.Limit(r.Position, _model.ContextLength) is { } end) Finish(i, r, end);
         else r.Pending = next;
     }
 
