@@ -31,10 +31,8 @@ public sealed class CpuStandInScheduler : IExpertScheduler
     readonly PreCalc? _precalc;
     readonly IExpertKernel _kernel;
     readonly float[] _out, _scratch;
-    readonly bool[] _precalculated; // [K] the decoded token's activations taken pre-calculated
-    readonly int[] _taken;          // their slots, in order
+    readonly int[] _taken; // [K] slots of the decoded token taken pre-calculated, in order
     readonly int _hidden, _topK;
-    readonly IRoutingOverride? _override;
 
     /// <summary>
     /// Places <paramref name="model"/>'s experts with <paramref name="policy"/> (its Initialize, with
@@ -58,8 +56,6 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         _kernel = _local.Kernel;
         _out = new float[_hidden];
         _scratch = new float[2 * c.ExpertIntermediate];
-        _override = routingOverride;
-        _precalculated = new bool[_topK];
         _taken = new int[_topK];
         // What OffloadedExpertScheduler's transfers move: one expert in its stored format, rows padded as a GPU slot holds them.
         long expertBytes = c.MoeLayerCount == 0 ? 0 : ExpertLayout.Of(_w).ExpertBytes;
@@ -97,7 +93,7 @@ public sealed class CpuStandInScheduler : IExpertScheduler
     public string Description => $"experts on cpu ({_kernel.Name}), placement {Policy.Name}";
 
     /// <inheritdoc />
-    public bool BatchesSequences => _override == null;
+    public bool BatchesSequences => _driver.BatchesSequences;
 
     /// <inheritdoc />
     public void BeginDecodeBatch(int tokens)
@@ -120,14 +116,10 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         if (tokens <= 0) return;
         var call = _driver.BeginLayer(layer, r, tokens);
         if (!call.Precalculated) _precalc?.Reset();
-        Array.Clear(_precalculated);
         int taken = 0;
         foreach (var d in _driver.DecideActivations(layer, r, tokens))
             if (d.Action == PlacementAction.TakePrecalculated)
-            {
-                _precalculated[d.Index] = true;
                 _taken[taken++] = d.Index;
-            }
 
         var xs = ((CpuBuffer)x).Data;
         if (call.Precalculated) RunApproximate(layer, xs, r, ((CpuBuffer)y).Data, _taken.AsSpan(0, taken));
@@ -148,7 +140,7 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         var experts = _w.Layers[layer].Experts;
         for (int k = 0; k < _topK; k++)
         {
-            if (_precalculated[k]) continue;
+            if (taken.Contains(k)) continue;
             var ew = experts[r.Experts[k]];
             _kernel.Forward(ew.Gate, ew.Up, ew.Down, xs, _out, 1, _scratch);
             TensorPrimitives.MultiplyAdd(_out, r.Weights[k], ys, ys);

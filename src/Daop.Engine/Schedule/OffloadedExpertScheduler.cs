@@ -136,7 +136,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     }
 
     /// <inheritdoc />
-    public bool BatchesSequences => _o.RoutingOverride == null;
+    public bool BatchesSequences => _driver.BatchesSequences;
 
     /// <inheritdoc />
     public void BeginDecodeBatch(int tokens)

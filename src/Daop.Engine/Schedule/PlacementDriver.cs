@@ -161,12 +161,15 @@ public sealed class PlacementDriver
     /// </summary>
     public void BeginDecodeBatch(int tokens)
     {
-        if (_override != null) throw new NotSupportedException("a replayed routing trace routes one sequence by position; it cannot route a batch of sequences");
+        if (!BatchesSequences) throw new NotSupportedException("a replayed routing trace routes one sequence by position; it cannot route a batch of sequences");
         _decodeBatch = true;
         _pos = -1;
         _predictor.Reset();
         _approx?.Reset();
     }
+
+    /// <summary>Whether decode steps may batch several sequences: not while a replayed trace routes by position.</summary>
+    public bool BatchesSequences => _override == null;
 
     /// <summary>True between <see cref="BeginDecodeBatch"/> and the next <see cref="BeginChunk"/>.</summary>
     public bool DecodeBatch => _decodeBatch;
