@@ -6,7 +6,8 @@
 #   here:    bench/device-pack.sh                      (then carry .device-carry to the device)
 #   device:  bench/device-gpu-ops.sh [STEP...]         from the repository root (models/, tests/fixtures/ are read there)
 #
-# STEP is checks, models, timings or bench-gpu (default: all four, in that order; each takes a few minutes at most,
+# STEP is checks, models, timings, bench-gpu or engine (batched decode and DAOP's approximate modes against the CPU,
+# `bench gpu-ops --part engine` on four models; not in the default) (default: the first four, in that order; each takes a few minutes at most,
 # so they can go in separate calls). Every line also goes to $OUT/gpu-ops.txt when $OUT is set. It prints:
 #   nvidia-smi's GPU name, memory and driver, then per step a "== step" header and:
 #   checks     `daop bench gpu-ops --part checks`: the default kernel set's resolved options ("default kernel set:
@@ -54,7 +55,11 @@ for step in "${steps[@]}"; do
       done ;;
     timings) "$daop" bench gpu-ops --part timings 2>&1 | say || status=1 ;;
     bench-gpu) "$daop" bench gpu 2>&1 | say || status=1 ;;
-    *) echo "unknown step $step (checks, models, timings, bench-gpu)" | say; status=2 ;;
+    engine)
+      for m in models/tiny-mixtral-code tests/fixtures/hf-fixtures/{mixtral-tiny,qwen3moe-tiny,olmoe-tiny}; do
+        "$daop" bench gpu-ops --part engine --model "$m" 2>&1 | grep -v '^device:' | say || status=1
+      done ;;
+    *) echo "unknown step $step (checks, models, timings, bench-gpu, engine)" | say; status=2 ;;
   esac
 done
 echo "== exit status $status" | say

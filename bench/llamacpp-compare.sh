@@ -19,7 +19,7 @@ conv=${CONVERT:-$here/../shared/peers/llamacpp/hf_mixtral_to_gguf.py}
 daop=${DAOP:-dotnet run --project $here/src/Daop.Cli -c Release --}
 work=${WORK:-/tmp/daop-llamacpp}
 mkdir -p "$work"
-py=/usr/bin/python3
+py=${PY:-/usr/bin/python3}   # the device machine has numpy only in the python3 on PATH
 name=$(basename "$model")
 [ -f "$work/$name-bf16.gguf" ] || PYTHONPATH=$src/gguf-py $py "$conv" "$model" "$work/$name-bf16.gguf" --outtype bf16
 for q in q8_0 q4_0; do

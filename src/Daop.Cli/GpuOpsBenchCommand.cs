@@ -25,10 +25,11 @@ static partial class GpuOpsBenchCommand
         {
             Description = "What to run: all, checks (every kernel against the CPU), models (the model on the GPU against the CPU, " +
                 "with generic and with generated expert kernels), timings (engine expert path, GEMV sweep), or the block formats " +
-                "(Q8_0, Q4_0, MXFP4): quant-checks, quant-timings (against bf16 in the same run), quant-models, quant (all three).",
+                "(Q8_0, Q4_0, MXFP4): quant-checks, quant-timings (against bf16 in the same run), quant-models, quant (all three); " +
+                "engine (batched decode and DAOP's approximate modes on the GPU against the CPU).",
             DefaultValueFactory = _ => "all",
         };
-        part.AcceptOnlyFromAmong("all", "checks", "models", "timings", "quant", "quant-checks", "quant-timings", "quant-models");
+        part.AcceptOnlyFromAmong("all", "checks", "models", "timings", "quant", "quant-checks", "quant-timings", "quant-models", "engine");
         var cmd = new Command("gpu-ops", "Every GPU kernel checked against the CPU; generic vs generated expert kernels timed on the engine path.")
         {
             model, allowCpu, small, part,
@@ -54,6 +55,7 @@ static partial class GpuOpsBenchCommand
         if (part is "quant" or "quant-checks") ok &= QuantChecks(acc, small);
         if (part is "quant" or "quant-timings") QuantTimings(acc, small);
         if (part is "quant" or "quant-models") ok &= QuantModels(acc, modelDir ?? ModelLocator.Default());
+        if (part is "all" or "engine") ok &= EngineChecks(acc, modelDir ?? ModelLocator.Default());
         return ok ? 0 : 1;
     }
 
@@ -112,5 +114,18 @@ static partial class GpuOpsBenchCommand
         Console.WriteLine($"model {MoeModel.FolderName(dir)} decode speed-up from generated kernels: " +
             $"{generic.DecodeMilliseconds / generated.DecodeMilliseconds:F2}x");
         return generic.MaxRelativeError <= 1e-3 && generated.MaxRelativeError <= 1e-3;
+    }
+
+    // Batched decode (resident, exact placement policies) and the approximate modes against the CPU, a line each.
+    static bool EngineChecks(ILGPU.Runtime.Accelerator acc, string dir)
+    {
+        static (string, Func<Daop.Engine.Placement.IPlacementPolicy>) P(string name) => (name, () => PolicyChoice.Create(name));
+        var results = GpuEngineCheck.Run(dir, acc, [P("static-cpu"), P("lru-on-demand"), P("daop-exact-drift")],
+            [P("daop"), P("daop-checked"), P("daop-checked-degrade")], 0.5,
+            r => Console.WriteLine($"engine {MoeModel.FolderName(dir)} {r.Name}: {r.Calls} forward calls, max relative logit error " +
+                $"{r.MaxRelativeError:E2} {(r.Passed ? "ok" : "FAIL")}"));
+        int failed = results.Count(r => !r.Passed);
+        Console.WriteLine($"engine checks: {results.Count}, {failed} failed");
+        return failed == 0;
     }
 }

@@ -61,6 +61,22 @@ public class GpuOpsCheckTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Contains(checks, c => c.Name == "experts bf16 256x256 generated [default]");
     }
 
+    /// <summary>
+    /// The engine check (<c>--part engine</c>): batched decode resident and under an exact policy, and an approximate
+    /// mode against the CPU stand-in, each a line that passes on the CPU accelerator.
+    /// </summary>
+    [Fact]
+    public void EngineChecksPassOnTheCpuAccelerator()
+    {
+        var lines = new List<string>();
+        var results = GpuEngineCheck.Run(TestPaths.Fixture("mixtral-tiny"), gpu.Accelerator,
+            [("static-cpu", () => new Daop.Engine.Placement.StaticPolicy())],
+            [("daop-checked", () => new Daop.Engine.Placement.DaopPolicy(approximate: true, use: Daop.Engine.Placement.PredictionUse.Check))], 0.5,
+            r => lines.Add(r.Name));
+        Assert.Equal(["batched decode, resident", "batched decode, static-cpu at 0.5", "daop-checked at 0.5 against the CPU stand-in"], lines);
+        Assert.All(results, r => Assert.True(r.Passed && r.Calls > 10, $"{r.Name}: {r.MaxRelativeError} over {r.Calls} calls"));
+    }
+
     /// <summary>The quantized timings read the quantized bytes: a Q4_0 GEMV and expert read 9/32 of bf16's.</summary>
     [Fact]
     public void QuantTimingsCountTheQuantizedBytes()
