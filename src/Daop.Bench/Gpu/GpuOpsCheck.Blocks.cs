@@ -14,7 +14,8 @@ public static partial class GpuOpsCheck
     /// dequantized values (random GGUF blocks, <see cref="BenchMatrix"/>), with the dense kernels' tolerances: Linear (decode
     /// GEMV, row and tile kernels; rows of whole 256-column groups, of groups and single blocks, and of partial blocks),
     /// routed experts through the scheduler at a small shape and at Mixtral's (4096 x 14336, 8 experts, top-2), the dense
-    /// FFN and the embedding lookup, on the default and a narrow-team kernel set; then the bf16 generated expert shapes on
+    /// FFN and the embedding lookup, on the default kernel set (batched work on the tensor cores where it has them), the fp32
+    /// FMA tiles instead and a narrow-team set; then the bf16 generated expert shapes on
     /// the default set, which the block formats must leave as they were. <paramref name="small"/> keeps to tiny shapes.
     /// </summary>
     public static IReadOnlyList<GpuOpCheck> RunBlockFormats(Accelerator accelerator, bool small, Action<GpuOpCheck>? report = null)
@@ -29,7 +30,10 @@ public static partial class GpuOpsCheck
         int narrow = defaults.Lanes == 1 ? accelerator.WarpSize : Math.Min(4, accelerator.WarpSize);
         (int Rows, int Cols)[] shapes = small ? [(7, 40), (9, 296)] : [(7, 40), (80, 296), (256, 2880), (1024, 4096), (4096, 1024)];
         int[] tokenCounts = small ? [1, 3, 5] : [1, 2, 4, 5, 33, 100];
-        foreach (var (label, options) in new[] { ("default", GpuKernelOptions.Default), ($"lanes {narrow}", new GpuKernelOptions { Lanes = narrow }) })
+        var sets = new List<(string Label, GpuKernelOptions Options)> { ("default", GpuKernelOptions.Default) };
+        if (defaults.TensorCores == true) sets.Add(("fma", new GpuKernelOptions { TensorCores = false })); // the tiles without tensor cores
+        sets.Add(($"lanes {narrow}", new GpuKernelOptions { Lanes = narrow }));
+        foreach (var (label, options) in sets)
             foreach (var type in BlockTypes)
             {
                 Add(Linear(accelerator, options, label, type, shapes, tokenCounts));

@@ -65,9 +65,9 @@ public static partial class GpuOpsCheck
         }
     }
 
-    // Tolerance 2e-5 · M, or 4e-5 · M when bf16 batched work runs on the tensor cores (hi/lo split activations).
+    // Tolerance 2e-5 · M, or 4e-5 · M when batched work runs on the tensor cores (hi/lo split activations).
     static double ExpertRel(GpuKernels k, DType type, int tokens) =>
-        k.TensorCores && type == DType.BF16 && tokens > GpuExpertScheduler.FusedCombineMaxTokens ? 4e-5 : 2e-5;
+        k.BatchesOnTensorCores(type) && tokens > GpuExpertScheduler.FusedCombineMaxTokens ? 4e-5 : 2e-5;
 
     /// <summary>
     /// Routed experts through <see cref="GpuExpertScheduler"/>, top-2 of <paramref name="numExperts"/> at random: 1–2 tokens
@@ -143,7 +143,7 @@ public static partial class GpuOpsCheck
             dev.CopyToHost(yb, 0, got);
             var want = new double[tokens * hidden];
             var tol = new double[tokens * hidden];
-            double rel = dev.Kernels.TensorCores && type == DType.BF16 && tokens > GpuKernels.RowTokens ? 4e-5 : 2e-5;
+            double rel = dev.Kernels.BatchesOnTensorCores(type) && tokens > GpuKernels.RowTokens ? 4e-5 : 2e-5;
             for (int t = 0; t < tokens; t++)
             {
                 var (y, m) = ex.Reference(x.AsSpan(t * hidden, hidden));

@@ -164,7 +164,7 @@ public static partial class GpuOpsCheck
                         mag[t * rows + r] = a;
                     }
                 });
-                double rel = k.TensorCores && type == DType.BF16 && tokens > GpuKernels.RowTokens ? 2e-5 : 1e-5;
+                double rel = k.BatchesOnTensorCores(type) && tokens > GpuKernels.RowTokens ? 2e-5 : 1e-5;
                 using var xb = Upload(acc, x);
                 using var yb = acc.Allocate1D<float>(Math.Max(4, tokens * rows));
                 foreach (bool withBias in new[] { false, true })

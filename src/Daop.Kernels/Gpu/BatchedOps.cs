@@ -6,15 +6,19 @@ namespace Daop.Kernels.Gpu;
 /// <summary>
 /// What the batched (more than <see cref="GpuKernels.RowTokens"/> positions) linear and expert launchers share: the
 /// tile launch shapes, the choice between the fp32 FMA <see cref="TileKernels"/> and the bf16 tensor-core
-/// <see cref="MmaKernels"/>, and the tensor-core kernels with their hi/lo activation split into a scratch buffer.
+/// <see cref="MmaKernels"/> (bf16 and the block formats), and the tensor-core kernels with their hi/lo activation split
+/// into a scratch buffer.
 /// </summary>
 internal sealed class BatchedOps(GpuLaunch launch)
 {
     MemoryBuffer1D<Chunk16, Stride1D.Dense>? _splitScratch;
     MmaLaunchers? _mma;
 
-    /// <summary>Whether batched work on <paramref name="type"/> weights runs on the tensor cores.</summary>
-    public bool Mma(DType type) => launch.Options.TensorCores == true && type == DType.BF16;
+    /// <summary>
+    /// Whether batched work on <paramref name="type"/> weights runs on the tensor cores: bf16, and the block formats
+    /// dequantized to bf16 in registers (f16 and f32 take the fp32 FMA tiles).
+    /// </summary>
+    public bool Mma(DType type) => launch.Options.TensorCores == true && (type == DType.BF16 || type.IsBlock() && !type.IsKQuant());
 
     /// <summary>Positions per tile the batched kernels take for weights of <paramref name="type"/>.</summary>
     public int BatchTileTokens(DType type) => Mma(type) ? MmaKernels.TileTokens : TileKernels.TileTokens;
@@ -51,12 +55,13 @@ internal sealed class BatchedOps(GpuLaunch launch)
 
     /// <summary>
     /// Splits P rows of x (gathered through index / topK when given) into bf16 hi/lo chunk rows in the scratch (P + one
-    /// tile of padding rows) and sets t.LoOffset; one launch. The caller holds <see cref="SplitLock"/>.
+    /// tile of padding rows), in the k order of w's format (<see cref="MmaKernels.SplitBlocks"/> for block formats), and
+    /// sets t.LoOffset; one launch. The caller holds <see cref="SplitLock"/>.
     /// </summary>
     public ArrayView<Chunk16> SplitRows(AcceleratorStream s, ArrayView<float> x, ArrayView<int>? index, in GpuMatrix w, int positions, int topK,
         ref TileArgs t)
     {
-        int rc = GpuMatrix.ChunksPerRow(DType.BF16, w.Cols);
+        int rc = w.Type.IsBlock() ? 4 * BlockLayout.Blocks(w.Cols) : GpuMatrix.ChunksPerRow(DType.BF16, w.Cols);
         long half = (long)(positions + MmaKernels.TileTokens) * rc;
         if (2 * half > int.MaxValue) throw new NotSupportedException($"{positions} positions of {w.Cols} columns are too many for one batch");
         if (_splitScratch == null || _splitScratch.Length < 2 * half)
@@ -70,40 +75,63 @@ internal sealed class BatchedOps(GpuLaunch launch)
             Rows = t.Rows, Cols = w.Cols, RowChunks = rc, Positions = positions, TopK = topK, LoOffset = (int)half,
             Flags = GpuLaunch.AlignedFlag(w.Cols) | (index != null ? RowKernels.FlagGrouped : 0),
         };
-        MmaKernelsLoaded.Split(s, launch.Elementwise((long)positions * rc), x, launch.AsFloat4(x), index ?? launch.Loader.DummyI,
+        MmaKernelsLoaded.Split(w.Type)(s, launch.Elementwise((long)positions * rc), x, launch.AsFloat4(x), index ?? launch.Loader.DummyI,
             _splitScratch.View, sa);
         return _splitScratch.View;
     }
 }
 
-/// <summary>The loaded tensor-core kernels of one accelerator: real mma on CUDA, emulated through shuffles on the CPU accelerator.</summary>
-internal sealed class MmaLaunchers
+/// <summary>
+/// The tensor-core kernels of one accelerator per weight format, loaded on first use: real mma on CUDA, emulated through
+/// shuffles on the CPU accelerator.
+/// </summary>
+internal sealed class MmaLaunchers(GpuKernelLoader l)
 {
-    public readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs> Split;
-    public readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs> Linear;
-    public readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs> GateUp;
-    public readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs> Down;
+    public MmaSplitLaunch Split(DType type) => l.Typed("MmaSplit", type, type, SplitMaker.Instance);
+    public MmaLinearLaunch Linear(DType type) => l.Typed("MmaLinear", type, type, LinearMaker.Instance);
+    public MmaGateUpLaunch GateUp(DType type) => l.Typed("MmaGateUp", type, type, GateUpMaker.Instance);
+    public MmaDownLaunch Down(DType type) => l.Typed("MmaDown", type, type, DownMaker.Instance);
 
-    public MmaLaunchers(GpuKernelLoader l)
+    static bool Emulated(Accelerator acc) => acc.AcceleratorType == AcceleratorType.CPU;
+
+    sealed class SplitMaker : IKernelMaker<MmaSplitLaunch>
     {
-        Split = l.Load("MmaSplit", a => a.LoadKernel<ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs>(MmaKernels.Split));
-        if (l.IsCpu)
-        {
-            Linear = l.Load("MmaLinear", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(
-                MmaKernels.Linear<EmulatedAcc>));
-            GateUp = l.Load("MmaGateUp", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>,
-                TileArgs>(MmaKernels.GateUp<EmulatedAcc>));
-            Down = l.Load("MmaDown", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
-                TileArgs>(MmaKernels.Down<EmulatedAcc>));
-        }
-        else
-        {
-            Linear = l.Load("MmaLinear", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(
-                MmaKernels.Linear<TensorCoreAcc>));
-            GateUp = l.Load("MmaGateUp", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>,
-                TileArgs>(MmaKernels.GateUp<TensorCoreAcc>));
-            Down = l.Load("MmaDown", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
-                TileArgs>(MmaKernels.Down<TensorCoreAcc>));
-        }
+        public static readonly SplitMaker Instance = new();
+
+        public MmaSplitLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            default(T1).BlockChunks > 0
+                ? acc.LoadKernel<ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs>(MmaKernels.SplitBlocks<T1>)
+                : acc.LoadKernel<ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs>(MmaKernels.Split);
+    }
+
+    sealed class LinearMaker : IKernelMaker<MmaLinearLaunch>
+    {
+        public static readonly LinearMaker Instance = new();
+
+        public MmaLinearLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => Emulated(acc)
+            ? acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Linear<EmulatedAcc, T1>)
+            : acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Linear<TensorCoreAcc, T1>);
+    }
+
+    sealed class GateUpMaker : IKernelMaker<MmaGateUpLaunch>
+    {
+        public static readonly GateUpMaker Instance = new();
+
+        public MmaGateUpLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => Emulated(acc)
+            ? acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>(
+                MmaKernels.GateUp<EmulatedAcc, T1>)
+            : acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>(
+                MmaKernels.GateUp<TensorCoreAcc, T1>);
+    }
+
+    sealed class DownMaker : IKernelMaker<MmaDownLaunch>
+    {
+        public static readonly DownMaker Instance = new();
+
+        public MmaDownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => Emulated(acc)
+            ? acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(
+                MmaKernels.Down<EmulatedAcc, T1>)
+            : acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(
+                MmaKernels.Down<TensorCoreAcc, T1>);
     }
 }

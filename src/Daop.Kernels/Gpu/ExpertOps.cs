@@ -7,7 +7,7 @@ namespace Daop.Kernels.Gpu;
 /// The SwiGLU expert FFN launchers: fused gate/up + SiLU, down, and down fused with the weighted combine. Up to
 /// <see cref="GpuKernels.RowTokens"/> positions per tile run a row kernel: the shape's generated kernel when the
 /// kernel set has one (<see cref="GeneratedExpertOps"/>), else the generic <see cref="RowKernels"/>. Batched tiles
-/// run the fp32 FMA <see cref="TileKernels"/> or, for bf16 with tensor cores, <see cref="MmaKernels"/>.
+/// run the fp32 FMA <see cref="TileKernels"/> or, for bf16 and the block formats with tensor cores, <see cref="MmaKernels"/>.
 /// </summary>
 internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, GeneratedExpertOps generated)
 {
@@ -40,7 +40,7 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
                 lock (batchedOps.SplitLock)
                 {
                     var xs = batchedOps.SplitRows(s, x, index, gate, positions, topK, ref t);
-                    batchedOps.MmaKernelsLoaded.GateUp(s, batchedOps.MmaConfig((long)t.Tiles * ((gate.Rows + 15) / 16)), gate.Data, up.Data, xs, iv, h, t);
+                    batchedOps.MmaKernelsLoaded.GateUp(gate.Type)(s, batchedOps.MmaConfig((long)t.Tiles * ((gate.Rows + 15) / 16)), gate.Data, up.Data, xs, iv, h, t);
                 }
                 return;
             }
@@ -81,7 +81,7 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
                     split.Flags &= ~RowKernels.FlagGrouped; // h rows are per position already
                     var xs = batchedOps.SplitRows(s, h, null, down, positions, 1, ref split);
                     t.LoOffset = split.LoOffset;
-                    batchedOps.MmaKernelsLoaded.Down(s, batchedOps.MmaConfig((long)t.Tiles * ((down.Rows + 15) / 16)), down.Data, xs, iv, sv, y, t);
+                    batchedOps.MmaKernelsLoaded.Down(down.Type)(s, batchedOps.MmaConfig((long)t.Tiles * ((down.Rows + 15) / 16)), down.Data, xs, iv, sv, y, t);
                 }
                 return;
             }

@@ -12,7 +12,7 @@ public sealed partial class GpuKernels
     /// <summary>
     /// Every kernel entry point by name (all explicitly grouped); generic row kernels by their bf16 instantiation, and
     /// <c>Gemv1.F16</c>, <c>Gemv1.F32</c> for the other dtypes' decode GEMV; the block formats' instantiations as
-    /// <c>&lt;kernel&gt;.Q8_0</c>, <c>.Q4_0</c>, <c>.MXFP4</c> (the row kernels for each, the tile kernels for some). The generated expert kernels are listed by
+    /// <c>&lt;kernel&gt;.Q8_0</c>, <c>.Q4_0</c>, <c>.MXFP4</c> (the row kernels for each, the tile and tensor-core kernels for some). The generated expert kernels are listed by
     /// <see cref="Generated.GeneratedGpuExpert"/>.
     /// </summary>
     public static IReadOnlyDictionary<string, MethodInfo> KernelMethods { get; } = new Dictionary<string, MethodInfo>
@@ -28,9 +28,9 @@ public sealed partial class GpuKernels
         ["TileGateUp"] = M(TileKernels.GateUp<Bf16Format, Bf16Format>),
         ["TileDown"] = M(TileKernels.Down<Bf16Format>),
         ["MmaSplit"] = typeof(MmaKernels).GetMethod(nameof(MmaKernels.Split))!,
-        ["MmaLinear"] = M(MmaKernels.Linear<TensorCoreAcc>),
-        ["MmaGateUp"] = M(MmaKernels.GateUp<TensorCoreAcc>),
-        ["MmaDown"] = M(MmaKernels.Down<TensorCoreAcc>),
+        ["MmaLinear"] = M(MmaKernels.Linear<TensorCoreAcc, Bf16Format>),
+        ["MmaGateUp"] = M(MmaKernels.GateUp<TensorCoreAcc, Bf16Format>),
+        ["MmaDown"] = M(MmaKernels.Down<TensorCoreAcc, Bf16Format>),
         ["Norm"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Norm))!,
         ["Rope"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Rope))!,
         ["Embed"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Embed))!,
@@ -56,6 +56,14 @@ public sealed partial class GpuKernels
         ["TileGateUp.Q8_0"] = M(TileKernels.GateUp<Q8_0Format, Q8_0Format>),
         ["TileGateUp.MXFP4"] = M(TileKernels.GateUp<Mxfp4Format, Mxfp4Format>),
         ["TileDown.Q4_0"] = M(TileKernels.Down<Q4_0Format>),
+        ["MmaSplit.Q8_0"] = M(MmaKernels.SplitBlocks<Q8_0Format>),
+        ["MmaSplit.Q4_0"] = M(MmaKernels.SplitBlocks<Q4_0Format>),
+        ["MmaLinear.Q4_0"] = M(MmaKernels.Linear<TensorCoreAcc, Q4_0Format>),
+        ["MmaGateUp.Q8_0"] = M(MmaKernels.GateUp<TensorCoreAcc, Q8_0Format>),
+        ["MmaGateUp.Q4_0"] = M(MmaKernels.GateUp<TensorCoreAcc, Q4_0Format>),
+        ["MmaGateUp.MXFP4"] = M(MmaKernels.GateUp<TensorCoreAcc, Mxfp4Format>),
+        ["MmaDown.Q8_0"] = M(MmaKernels.Down<TensorCoreAcc, Q8_0Format>),
+        ["MmaDown.Q4_0"] = M(MmaKernels.Down<TensorCoreAcc, Q4_0Format>),
     };
 
     static MethodInfo M(Delegate kernel) => kernel.Method;

@@ -87,6 +87,9 @@ public sealed partial class GpuKernels
     /// <summary>Whether bf16 batched work runs on the tensor cores (<see cref="GpuKernelOptions.TensorCores"/>).</summary>
     public bool TensorCores => Options.TensorCores == true;
 
+    /// <summary>Whether batched work on <paramref name="type"/> weights runs on the tensor cores (bf16 and the block formats when <see cref="TensorCores"/>).</summary>
+    public bool BatchesOnTensorCores(DType type) => _batched.Mma(type);
+
     /// <summary>Kernel launches through this set so far (all launchers, all callers).</summary>
     public long Launches => _launch.Launches;
 

@@ -47,7 +47,7 @@ internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
             lock (batched.SplitLock)
             {
                 var xs = batched.SplitRows(s, x, null, w, tokens, 1, ref t);
-                batched.MmaKernelsLoaded.Linear(s, batched.MmaConfig((long)t.Tiles * ((w.Rows + 15) / 16)), w.Data, xs, bv, y, t);
+                batched.MmaKernelsLoaded.Linear(w.Type)(s, batched.MmaConfig((long)t.Tiles * ((w.Rows + 15) / 16)), w.Data, xs, bv, y, t);
             }
             return;
         }

@@ -15,6 +15,8 @@ public struct Frag
 /// bf16 tensor-core kernels for batched (prefill) rows, CUDA only (inline PTX <c>mma.sync.m16n8k16</c>, sm_80+).
 /// Activations are first split by <see cref="Split"/> into bf16 hi + lo parts (x ≈ hi + lo to ~2⁻¹⁷ relative), so
 /// the products against the exact bf16 weights carry nearly fp32 accuracy at two mma per k-step; accumulation is fp32.
+/// Block-format weights (Q8_0, Q4_0, MXFP4) are dequantized in registers to bf16 hi + lo (<see cref="GemmBlocks"/>,
+/// activations split in their k order by <see cref="SplitBlocks"/>): three mma per k-step.
 /// </summary>
 /// <remarks>
 /// A warp computes 16 rows × up to 64 positions (one tile). The k order inside an mma does not matter as long as A
@@ -54,15 +56,47 @@ public static class MmaKernels
                 if (n > 6) v.Z = x[xi + 6];
                 if (n > 7) v.W = x[xi + 7];
             }
-            Chunk16 hi, lo;
-            hi.X = Pair(u.X, u.Y, out lo.X);
-            hi.Y = Pair(u.Z, u.W, out lo.Y);
-            hi.Z = Pair(v.X, v.Y, out lo.Z);
-            hi.W = Pair(v.Z, v.W, out lo.W);
-            long o = (long)p * a.RowChunks + c;
-            xs[o] = hi;
-            xs[a.LoOffset + o] = lo;
+            StoreSplit(xs, (long)p * a.RowChunks + c, a.LoOffset, u, v);
         }
+    }
+
+    /// <summary>
+    /// <see cref="Split"/> for block-format weights <typeparamref name="TW"/>, in their k order: chunk S·c + q of a split
+    /// row (S = 4 / <see cref="IWeightFormat.BlockChunks"/> sub-steps per value chunk) holds the 8 columns of parts 2q
+    /// and 2q + 1 of the weights' value chunk c (<see cref="BlockLayout"/>), so a lane's activation chunk lines up with
+    /// what <see cref="GemmBlocks"/> dequantizes from its weight chunk. a.RowChunks: 4 · blocks per row.
+    /// </summary>
+    public static void SplitBlocks<TW>(ArrayView<float> x, ArrayView<Float4> x4, ArrayView<int> index, ArrayView<Chunk16> xs, TileArgs a)
+        where TW : struct, IWeightFormat
+    {
+        long items = (long)a.Positions * a.RowChunks;
+        int threads = Grid.DimX * Group.DimX;
+        int subs = 4 / BlockDots.Bc<TW>(), blocks = (a.Cols + 31) >> 5, full = (blocks >> 3) * 8 * BlockDots.Bc<TW>();
+        bool grouped = (a.Flags & RowKernels.FlagGrouped) != 0;
+        int aligned = (a.Flags & RowKernels.FlagAligned) != 0 ? 1 : 0;
+        for (long i = Grid.GlobalIndex.X; i < items; i += threads)
+        {
+            int p = (int)(i / a.RowChunks), j = (int)(i - (long)p * a.RowChunks);
+            int c = j / subs, q = j - c * subs;
+            BlockDots.Locate<TW>(c, full, out int col, out int step, out _, out _, out _, out _);
+            long xr = (grouped ? index[p] / a.TopK : p) * (long)a.Cols;
+            int ca = col + 2 * q * step;
+            StoreSplit(xs, (long)p * a.RowChunks + j, a.LoOffset, BlockDots.X(x, x4, xr, ca, a.Cols, aligned),
+                BlockDots.X(x, x4, xr, ca + step, a.Cols, aligned));
+        }
+    }
+
+    // Eight activations u, v as a bf16 hi chunk at o and its lo chunk at lo + o.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreSplit(ArrayView<Chunk16> xs, long o, int lo, Float4 u, Float4 v)
+    {
+        Chunk16 h, l;
+        h.X = Pair(u.X, u.Y, out l.X);
+        h.Y = Pair(u.Z, u.W, out l.Y);
+        h.Z = Pair(v.X, v.Y, out l.Z);
+        h.W = Pair(v.Z, v.W, out l.W);
+        xs[o] = h;
+        xs[lo + o] = l;
     }
 
     // bf16 (round to nearest even) bits of f.
@@ -84,8 +118,8 @@ public static class MmaKernels
     }
 
     /// <summary>y[p, r] = W[r]·x[p] (+ bias[r]) from split activations xs (rows = positions), tiles of 64 positions.</summary>
-    public static void Linear<TA>(ArrayView<Chunk16> w, ArrayView<Chunk16> xs, ArrayView<float> bias, ArrayView<float> y, TileArgs a)
-        where TA : struct, IMmaAcc<TA>
+    public static void Linear<TA, TW>(ArrayView<Chunk16> w, ArrayView<Chunk16> xs, ArrayView<float> bias, ArrayView<float> y, TileArgs a)
+        where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat
     {
         TA acc = default;
         acc.Declare();
@@ -96,7 +130,7 @@ public static class MmaKernels
         {
             int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
             int p0 = tile * TileTokens, n = a.Positions - p0 < TileTokens ? a.Positions - p0 : TileTokens;
-            acc = Gemm(acc, w, w, false, 0, rb, xs, p0, n, lane, a);
+            acc = GemmOf<TA, TW>(acc, w, w, false, 0, rb, xs, p0, n, lane, a);
             int g = lane >> 2, t = lane & 3;
             int r = rb * 16 + g;
             bool hasBias = (a.Flags & RowKernels.FlagBias) != 0;
@@ -123,8 +157,8 @@ public static class MmaKernels
     /// h[p, r] = SiLU(Wg[e]·x[p]) · (Wu[e]·x[p]) from split activations xs (one row per position, already gathered),
     /// tiles from the index view (grouped: expert, first position, count ≤ 64) or consecutive.
     /// </summary>
-    public static void GateUp<TA>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<Chunk16> xs, ArrayView<int> index,
-        ArrayView<float> h, TileArgs a) where TA : struct, IMmaAcc<TA>
+    public static void GateUp<TA, TW>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<Chunk16> xs, ArrayView<int> index,
+        ArrayView<float> h, TileArgs a) where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat
     {
         TA acc = default;
         acc.Declare();
@@ -135,7 +169,7 @@ public static class MmaKernels
         {
             int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
             Tile(index, a, tile, out int e, out int p0, out int n);
-            acc = Gemm(acc, wg, wu, true, e, rb, xs, p0, n, lane, a);
+            acc = GemmOf<TA, TW>(acc, wg, wu, true, e, rb, xs, p0, n, lane, a);
             int g = lane >> 2, t = lane & 3;
             int r = rb * 16 + g;
             for (int nt = 0; nt < 8; nt++)
@@ -153,8 +187,8 @@ public static class MmaKernels
     /// Down projection from split activations xs (one row per position): grouped, y[slot, r] = scales[slot] ·
     /// Wd[e]·h[p] with slot = index[p]; else y[p, r] = Wd·h[p].
     /// </summary>
-    public static void Down<TA>(ArrayView<Chunk16> wd, ArrayView<Chunk16> xs, ArrayView<int> index, ArrayView<float> scales,
-        ArrayView<float> y, TileArgs a) where TA : struct, IMmaAcc<TA>
+    public static void Down<TA, TW>(ArrayView<Chunk16> wd, ArrayView<Chunk16> xs, ArrayView<int> index, ArrayView<float> scales,
+        ArrayView<float> y, TileArgs a) where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat
     {
         TA acc = default;
         acc.Declare();
@@ -166,7 +200,7 @@ public static class MmaKernels
         {
             int tile = (int)(item / blocks), rb = (int)(item - (long)tile * blocks);
             Tile(index, a, tile, out int e, out int p0, out int n);
-            acc = Gemm(acc, wd, wd, false, e, rb, xs, p0, n, lane, a);
+            acc = GemmOf<TA, TW>(acc, wd, wd, false, e, rb, xs, p0, n, lane, a);
             int g = lane >> 2, t = lane & 3;
             int r = rb * 16 + g;
             for (int nt = 0; nt < 8; nt++)
@@ -202,6 +236,102 @@ public static class MmaKernels
         {
             expert = 0; p0 = tile * TileTokens; n = a.Positions - p0 < TileTokens ? a.Positions - p0 : TileTokens;
         }
+    }
+
+    // The bf16 k loop or the block formats' (a constant choice per kernel instance).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TA GemmOf<TA, TW>(TA acc, ArrayView<Chunk16> w0, ArrayView<Chunk16> w1, bool dual, int e, int rb, ArrayView<Chunk16> xs,
+        int p0, int n, int lane, TileArgs a) where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat =>
+        default(TW).BlockChunks > 0 ? GemmBlocks<TA, TW>(acc, w0, w1, dual, e, rb, xs, p0, n, lane, a) : Gemm(acc, w0, w1, dual, e, rb, xs, p0, n, lane, a);
+
+    // Gemm for block-format weights: per step lane t dequantizes value chunk 4s + t of rows g and g + 8 (and of w1 when
+    // dual) in S sub-steps of 8 values (parts 2q, 2q + 1; the order SplitBlocks wrote the activations in), each value
+    // d·code exactly in fp32 and then as bf16 hi + lo (exact for Q4_0 and MXFP4, to 2^-16 for Q8_0's 8-bit codes), so
+    // three mma per k16 half (w_hi·x_hi, w_hi·x_lo, w_lo·x_hi) keep the bf16 path's accuracy. The dequantization is
+    // paid once per weight for the tile's up to 64 positions.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TA GemmBlocks<TA, TW>(TA acc, ArrayView<Chunk16> w0, ArrayView<Chunk16> w1, bool dual, int e, int rb, ArrayView<Chunk16> xs,
+        int p0, int n, int lane, TileArgs a) where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat
+    {
+        var f = default(TW);
+        int g = lane >> 2, t = lane & 3, rc = a.RowChunks;
+        int bc = BlockDots.Bc<TW>(), subs = 4 / bc;
+        int blocks = (a.Cols + 31) >> 5, vc = blocks * bc, full = (blocks >> 3) * 8 * bc, xrc = 4 * blocks;
+        int ra = rb * 16 + g, rbb = ra + 8, last = a.Rows - 1;
+        long wa = ((long)e * a.Rows + (ra < a.Rows ? ra : last)) * rc;
+        long wb = ((long)e * a.Rows + (rbb < a.Rows ? rbb : last)) * rc;
+        long xb = (long)(p0 + g) * xrc, lo = a.LoOffset;
+        long x8 = 8L * xrc;
+        int steps = (vc + 3) / 4;
+        acc = acc.Zero();
+        for (int s = 0; s < steps; s++)
+        {
+            // Past the row's last value chunk the lane reads chunk 0 and its activations are masked to zero.
+            int c = 4 * s + t;
+            uint mask = c < vc ? 0xFFFFFFFFu : 0u;
+            if (c >= vc) c = 0;
+            BlockDots.Locate<TW>(c, full, out _, out _, out int sci, out int gi, out int ii, out int bi);
+            Chunk16 ca = w0[wa + c], cb = w0[wb + c], sa = w0[wa + vc + sci], sb = w0[wb + vc + sci];
+            Chunk16 da = dual ? w1[wa + c] : default, db = dual ? w1[wb + c] : default;
+            Chunk16 ta = dual ? w1[wa + vc + sci] : default, tb = dual ? w1[wb + vc + sci] : default;
+            for (int q = 0; q < subs; q++)
+            {
+                Dequant<TW>(f.Widen(ca, q), sa, gi, ii, bi, q, out var ah, out var al);
+                Dequant<TW>(f.Widen(cb, q), sb, gi, ii, bi, q, out var bh, out var bl);
+                Chunk16 dh = default, dl = default, eh = default, el = default;
+                if (dual)
+                {
+                    Dequant<TW>(f.Widen(da, q), ta, gi, ii, bi, q, out dh, out dl);
+                    Dequant<TW>(f.Widen(db, q), tb, gi, ii, bi, q, out eh, out el);
+                }
+                long xo = xb + (long)c * subs + q;
+                Chunk16 h0 = xs[xo], l0 = xs[lo + xo], h1 = xs[xo + x8], l1 = xs[lo + xo + x8];
+                Chunk16 h2 = xs[xo + 2 * x8], l2 = xs[lo + xo + 2 * x8], h3 = xs[xo + 3 * x8], l3 = xs[lo + xo + 3 * x8];
+                acc = Step3(acc, 0, dual, ah, bh, al, bl, dh, eh, dl, el, h0, l0, mask);
+                if (n > 8) acc = Step3(acc, 1, dual, ah, bh, al, bl, dh, eh, dl, el, h1, l1, mask);
+                if (n > 16) acc = Step3(acc, 2, dual, ah, bh, al, bl, dh, eh, dl, el, h2, l2, mask);
+                if (n > 24) acc = Step3(acc, 3, dual, ah, bh, al, bl, dh, eh, dl, el, h3, l3, mask);
+                if (n > 32)
+                {
+                    Chunk16 h4 = xs[xo + 4 * x8], l4 = xs[lo + xo + 4 * x8], h5 = xs[xo + 5 * x8], l5 = xs[lo + xo + 5 * x8];
+                    Chunk16 h6 = xs[xo + 6 * x8], l6 = xs[lo + xo + 6 * x8], h7 = xs[xo + 7 * x8], l7 = xs[lo + xo + 7 * x8];
+                    acc = Step3(acc, 4, dual, ah, bh, al, bl, dh, eh, dl, el, h4, l4, mask);
+                    if (n > 40) acc = Step3(acc, 5, dual, ah, bh, al, bl, dh, eh, dl, el, h5, l5, mask);
+                    if (n > 48) acc = Step3(acc, 6, dual, ah, bh, al, bl, dh, eh, dl, el, h6, l6, mask);
+                    if (n > 56) acc = Step3(acc, 7, dual, ah, bh, al, bl, dh, eh, dl, el, h7, l7, mask);
+                }
+            }
+        }
+        return acc;
+    }
+
+    // Parts 2q, 2q + 1 of a value chunk (widened codes w) times their block scales, as bf16 hi chunk and lo remainder.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Dequant<TW>(Widened w, Chunk16 sc, int g, int i, int b, int q, out Chunk16 hi, out Chunk16 lo) where TW : struct, IWeightFormat
+    {
+        float d0 = BlockDots.Scale<TW>(sc, g, i, b, 2 * q), d1 = BlockDots.Scale<TW>(sc, g, i, b, 2 * q + 1);
+        hi.X = Pair(w.W0 * d0, w.W1 * d0, out lo.X);
+        hi.Y = Pair(w.W2 * d0, w.W3 * d0, out lo.Y);
+        hi.Z = Pair(w.W4 * d1, w.W5 * d1, out lo.Z);
+        hi.W = Pair(w.W6 * d1, w.W7 * d1, out lo.W);
+    }
+
+    // Step (w_hi·x_hi + w_hi·x_lo) plus w_lo·x_hi: rows g (ah, al) and g + 8 (bh, bl) into slot nt, w1's (dh, eh / dl, el)
+    // into slot 8 + nt when dual.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TA Step3<TA>(TA acc, int nt, bool dual, Chunk16 ah, Chunk16 bh, Chunk16 al, Chunk16 bl, Chunk16 dh, Chunk16 eh, Chunk16 dl,
+        Chunk16 el, Chunk16 h, Chunk16 l, uint mask) where TA : struct, IMmaAcc<TA>
+    {
+        acc = Step(acc, nt, dual, ah, bh, dh, eh, h, l, mask);
+        h.X &= mask; h.Y &= mask; h.Z &= mask; h.W &= mask;
+        acc = acc.Mma(nt, al.X, bl.X, al.Y, bl.Y, h.X, h.Y);
+        acc = acc.Mma(nt, al.Z, bl.Z, al.W, bl.W, h.Z, h.W);
+        if (dual)
+        {
+            acc = acc.Mma(8 + nt, dl.X, el.X, dl.Y, el.Y, h.X, h.Y);
+            acc = acc.Mma(8 + nt, dl.Z, el.Z, dl.W, el.W, h.Z, h.W);
+        }
+        return acc;
     }
 
     // Rows 16·rb.. of expert e of w0 (slots 0..7) and, when dual, of w1 (slots 8..15) times positions p0..p0+n-1

@@ -42,3 +42,38 @@ public class GpuMmaTests(Gpu32Fixture gpu)
     public void RoutedExpertsMatchReference(int tokens, int topK, int numExperts) =>
         GpuExpertTests.CheckRoutedExperts(gpu, DType.BF16, tokens, topK, numExperts, 32, launches: 5, rel: 4e-5);
 }
+
+/// <summary>
+/// The block formats on the tensor-core kernels (dequantized in registers to bf16 hi + lo, activations split in the
+/// formats' k order) on the 32-wide CPU accelerator with the mma emulated, against the double reference on the
+/// dequantized weights: Linear over whole groups, blocks past them and a partial block (296, 520 columns), partial
+/// 16-row blocks and n-tiles, a second 64-position tile; routed experts (fused gate/up, grouped down; rows of a block
+/// and a partial one). Tolerance as for bf16 on the tensor cores (2e-5 · Σ|x·w|, 4e-5 · M for experts). Small shapes:
+/// every emulated mma is 32 threads meeting at barriers.
+/// </summary>
+[Collection(Gpu32Collection.Name)]
+public class GpuBlockMmaTests(Gpu32Fixture gpu)
+{
+    [Theory]
+    [InlineData(DType.Q4_0, 17, 296, 9)]
+    [InlineData(DType.Q8_0, 5, 520, 33)]
+    [InlineData(DType.MXFP4, 17, 40, 65)]
+    [InlineData(DType.Q4_0, 16, 256, 70)]
+    public void LinearMatchesDequantizedReference(DType type, int rows, int cols, int tokens) =>
+        GpuBlockKernelTests.CheckGemv(gpu, type, rows, cols, tokens, 32, 2, tol: 2e-5);
+
+    [Theory]
+    [InlineData(DType.Q4_0, 12)]
+    [InlineData(DType.MXFP4, 33)]
+    public void RoutedExpertsMatchDequantizedReference(DType type, int tokens) =>
+        GpuExpertTests.CheckRoutedExperts(gpu, type, tokens, topK: 2, numExperts: 2, 32, launches: null, rel: 4e-5, hidden: 40, inter: 40);
+
+    [Fact]
+    public void BatchedQuantizedWorkRunsOnTheTensorCores()
+    {
+        Assert.True(gpu.Kernels.Options.TensorCores);
+        foreach (var t in new[] { DType.BF16, DType.Q8_0, DType.Q4_0, DType.MXFP4 }) Assert.Equal(MmaKernels.TileTokens, gpu.Kernels.BatchTileTokens(t));
+        foreach (var t in new[] { DType.F16, DType.F32, DType.Q4_K }) Assert.Equal(TileKernels.TileTokens, gpu.Kernels.BatchTileTokens(t));
+    }
+}
+
