@@ -31,8 +31,9 @@ public sealed record GpuKernelOptions
     public int AttentionTeams { get; init; }
 
     /// <summary>
-    /// Whether bf16 batched work runs on the tensor cores (<see cref="MmaKernels"/>); off, it takes the fp32 FMA
-    /// <see cref="TileKernels"/> like the other dtypes. Default: on for CUDA devices of compute capability 8.0 and up.
+    /// Whether batched work on bf16 and the block formats (Q8_0, Q4_0, MXFP4: dequantized to bf16 in registers) runs on
+    /// the tensor cores (<see cref="MmaKernels"/>); off, it takes the fp32 FMA <see cref="TileKernels"/> like f16 and
+    /// f32. Default: on for CUDA devices of compute capability 8.0 and up.
     /// On the CPU accelerator (32-wide warps only) true runs the kernels with the mma emulated, for tests.
     /// </summary>
     public bool? TensorCores { get; init; }

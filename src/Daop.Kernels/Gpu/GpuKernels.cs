@@ -84,7 +84,7 @@ public sealed partial class GpuKernels
     public int AttentionLanes => Options.AttentionLanes;
     /// <summary>Teams per (token, head) in the attention kernel (<see cref="GpuKernelOptions.AttentionTeams"/>).</summary>
     public int AttentionTeams => Options.AttentionTeams;
-    /// <summary>Whether bf16 batched work runs on the tensor cores (<see cref="GpuKernelOptions.TensorCores"/>).</summary>
+    /// <summary>Whether the tensor cores are on for batched work (<see cref="GpuKernelOptions.TensorCores"/>).</summary>
     public bool TensorCores => Options.TensorCores == true;
 
     /// <summary>Whether batched work on <paramref name="type"/> weights runs on the tensor cores (bf16 and the block formats when <see cref="TensorCores"/>).</summary>
