@@ -257,9 +257,7 @@ public static class MmaKernels
         int g = lane >> 2, t = lane & 3, rc = a.RowChunks;
         int bc = BlockDots.Bc<TW>(), subs = 4 / bc;
         int blocks = (a.Cols + 31) >> 5, vc = blocks * bc, full = (blocks >> 3) * 8 * bc, xrc = 4 * blocks;
-        int ra = rb * 16 + g, rbb = ra + 8, last = a.Rows - 1;
-        long wa = ((long)e * a.Rows + (ra < a.Rows ? ra : last)) * rc;
-        long wb = ((long)e * a.Rows + (rbb < a.Rows ? rbb : last)) * rc;
+        RowStarts(e, rb, g, rc, a, out long wa, out long wb);
         long xb = (long)(p0 + g) * xrc, lo = a.LoOffset;
         long x8 = 8L * xrc;
         int steps = (vc + 3) / 4;
@@ -341,9 +339,7 @@ public static class MmaKernels
         int p0, int n, int lane, TileArgs a) where TA : struct, IMmaAcc<TA>
     {
         int g = lane >> 2, t = lane & 3, rc = a.RowChunks;
-        int ra = rb * 16 + g, rbb = ra + 8, last = a.Rows - 1;
-        long wa = ((long)e * a.Rows + (ra < a.Rows ? ra : last)) * rc;
-        long wb = ((long)e * a.Rows + (rbb < a.Rows ? rbb : last)) * rc;
+        RowStarts(e, rb, g, rc, a, out long wa, out long wb);
         long xb = (long)(p0 + g) * rc, lo = a.LoOffset;
         long x8 = 8L * rc;
         int steps = (rc + 3) / 4;
@@ -380,6 +376,16 @@ public static class MmaKernels
             ca = na; cb = nb; da = ma; db = mb; kc = kn;
         }
         return acc;
+    }
+
+    // Chunk offsets of lane row g and g + 8 of row block rb of expert e (rows past the matrix read its last row; their
+    // outputs are never stored).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void RowStarts(int e, int rb, int g, int rc, TileArgs a, out long wa, out long wb)
+    {
+        int ra = rb * 16 + g, rbb = ra + 8, last = a.Rows - 1;
+        wa = ((long)e * a.Rows + (ra < a.Rows ? ra : last)) * rc;
+        wb = ((long)e * a.Rows + (rbb < a.Rows ? rbb : last)) * rc;
     }
 
     // Chunk k of the row at `row` (chunk offset), or zeros when k is past the row's rc chunks — without a branch.
