@@ -23,6 +23,7 @@ public class GpuPtxTests
             Assert.Equal(GpuKernels.KernelMethods.Keys.Order(), ptx.Keys.Order());
             foreach (var (name, code) in ptx)
             {
+                // DAOP_PTX_OUT=DIR keeps every kernel's PTX there, for reading register and local-memory use.
                 if (Environment.GetEnvironmentVariable("DAOP_PTX_OUT") is { Length: > 0 } dir) File.WriteAllText(Path.Combine(dir, $"{name}.{arch}.ptx"), code);
                 Assert.Contains(".entry", code);
                 if (name.StartsWith("Mma", StringComparison.Ordinal) && !name.StartsWith("MmaSplit", StringComparison.Ordinal))
