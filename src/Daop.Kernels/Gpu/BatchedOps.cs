@@ -75,9 +75,10 @@ internal sealed class BatchedOps(GpuLaunch launch)
             Rows = t.Rows, Cols = w.Cols, RowChunks = rc, Positions = positions, TopK = topK, LoOffset = (int)half,
             Flags = GpuLaunch.AlignedFlag(w.Cols) | (index != null ? RowKernels.FlagGrouped : 0),
         };
-        MmaKernelsLoaded.Split(w.Type)(s, launch.Elementwise((long)positions * rc), x, launch.AsFloat4(x), index ?? launch.Loader.DummyI,
-            _splitScratch.View, sa);
-        return _splitScratch.View;
+        // The view ends where the lo rows end, so a tile reading past its padding fails the CPU accelerator's bounds checks.
+        var xs = _splitScratch.View.SubView(0, 2 * half);
+        MmaKernelsLoaded.Split(w.Type)(s, launch.Elementwise((long)positions * rc), x, launch.AsFloat4(x), index ?? launch.Loader.DummyI, xs, sa);
+        return xs;
     }
 }
 

@@ -36,7 +36,7 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
             if (index != null) { t.Flags |= RowKernels.FlagGrouped; t.Tiles = tiles; t.TileOffset = tileOffset; }
             if (batchedOps.Mma(gate.Type) && up.Type == gate.Type)
             {
-                if (index == null) t.Tiles = (positions + MmaKernels.TileTokens - 1) / MmaKernels.TileTokens;
+                if (index == null) t.Tiles = MmaKernels.DenseTiles(positions);
                 lock (batchedOps.SplitLock)
                 {
                     var xs = batchedOps.SplitRows(s, x, index, gate, positions, topK, ref t);
@@ -74,7 +74,7 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
             if (index != null) { t.Flags |= RowKernels.FlagGrouped; t.Tiles = tiles; t.TileOffset = tileOffset; }
             if (batchedOps.Mma(down.Type))
             {
-                if (index == null) t.Tiles = (positions + MmaKernels.TileTokens - 1) / MmaKernels.TileTokens;
+                if (index == null) t.Tiles = MmaKernels.DenseTiles(positions);
                 lock (batchedOps.SplitLock)
                 {
                     var split = t;

@@ -44,6 +44,8 @@ internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
         var t = BatchedOps.TileArgsOf(w, tokens, a.Flags);
         if (batched.Mma(w.Type))
         {
+            // Tiles of 64 positions here, not the FMA tiles' 32: every tile's split rows must lie in the split buffer.
+            t.Tiles = MmaKernels.DenseTiles(tokens);
             lock (batched.SplitLock)
             {
                 var xs = batched.SplitRows(s, x, null, w, tokens, 1, ref t);

@@ -30,6 +30,9 @@ public static class MmaKernels
     /// <summary>Positions per tile.</summary>
     public const int TileTokens = 64;
 
+    /// <summary>Tiles of <see cref="TileTokens"/> over <paramref name="positions"/> consecutive positions (dense, not grouped).</summary>
+    public static int DenseTiles(int positions) => (positions + TileTokens - 1) / TileTokens;
+
     /// <summary>Rows of x (a.Positions, gathered rows index[p] / TopK when grouped) → bf16 hi chunk rows at 0 and lo at LoOffset.</summary>
     public static void Split(ArrayView<float> x, ArrayView<Float4> x4, ArrayView<int> index, ArrayView<Chunk16> xs, TileArgs a)
     {

@@ -278,7 +278,10 @@ public sealed class GpuDevice : IDevice
         Kernels.Down(Stream, Matrix(w.Down), h, V(y), tokens);
     }
 
-    /// <summary>A device scratch of at least <paramref name="n"/> floats in <paramref name="slot"/> (grows, then stays).</summary>
+    /// <summary>
+    /// <paramref name="n"/> floats of the device scratch in <paramref name="slot"/> (grows, then stays); the view ends at
+    /// n, so a kernel reading past it fails the CPU accelerator's bounds checks rather than reading stale scratch.
+    /// </summary>
     internal ArrayView<float> Scratch(ref MemoryBuffer1D<float, Stride1D.Dense>? slot, long n)
     {
         if (slot == null || slot.Length < n)
@@ -286,7 +289,7 @@ public sealed class GpuDevice : IDevice
             if (slot != null) Free(slot);
             slot = AllocateFloats(Math.Max(n, 1024));
         }
-        return slot.View;
+        return slot.View.SubView(0, Math.Max(n, 4));
     }
 
     /// <inheritdoc />
