@@ -45,6 +45,7 @@ static class PoliciesBenchCommand
         var traceSeqs = new Option<string?>("--trace-sequences") { Description = "Token file for the trace (input_ids [N, T]). Default: TRACE-MODEL/routing-sequences.safetensors." };
         var noAllGpu = new Option<bool>("--no-all-gpu") { Description = "Skip the all-experts-on-the-GPU row." };
         var repeats = new Option<int>("--repeats") { Description = "Runs of every (policy, ratio), interleaved across policies; rows report the median.", DefaultValueFactory = _ => 1 };
+        var stream = new Option<int?>("--stream-min-tokens") { Description = "Prefill: run a CPU-resident expert with at least this many of a chunk's tokens on the GPU from a staging slot (0: never; default: 32 for bf16, scaled by the format's bytes)." };
         var precalc = new Option<int>("--precalc-threads") { Description = "DAOP approximate mode: CPU threads per pre-calculation (0: all).", DefaultValueFactory = _ => 0 };
         var json = new Option<string>("--json") { Description = "Where to write the results as JSON.", DefaultValueFactory = _ => "daop-policies.json" };
         var svg = new Option<string>("--svg") { Description = "Where to write the plot (SVG).", DefaultValueFactory = _ => "daop-policies.svg" };
@@ -53,17 +54,17 @@ static class PoliciesBenchCommand
         var cmd = new Command("policies", "Compare placement policies on a GPU: tok/s, hit rate, predictor recall, CPU experts, transfers and waits per token; table, JSON and SVG plot.")
         {
             config, modelDir, layers, distinct, device, ratios, policies, exactLayers, prompts, promptTokens, newTokens, replay, replayOnly, traceModel, traceSeqs,
-            noAllGpu, json, svg, threads, precalc, repeats, expertDType,
+            noAllGpu, json, svg, threads, precalc, repeats, expertDType, stream,
         };
         cmd.SetAction(r => Run(new Args(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(distinct), r.GetValue(device)!,
             r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers), r.GetValue(prompts), r.GetValue(promptTokens), r.GetValue(newTokens),
             r.GetValue(replay), r.GetValue(replayOnly), r.GetValue(traceModel), r.GetValue(traceSeqs), !r.GetValue(noAllGpu), r.GetValue(json)!, r.GetValue(svg)!, r.GetValue(threads), r.GetValue(precalc), r.GetValue(repeats),
-            WeightTypes.Parse(r.GetValue(expertDType)))));
+            WeightTypes.Parse(r.GetValue(expertDType)), r.GetValue(stream))));
         return cmd;
     }
 
     sealed record Args(string? Config, string? Model, int? Layers, int Distinct, string Device, string Ratios, string Policies, int ExactLayers,
-        int Prompts, int PromptTokens, int NewTokens, bool Replay, bool ReplayOnly, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads, int PrecalcThreads, int Repeats, DType? ExpertDType);
+        int Prompts, int PromptTokens, int NewTokens, bool Replay, bool ReplayOnly, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads, int PrecalcThreads, int Repeats, DType? ExpertDType, int? StreamMinTokens);
 
     static int Run(Args a)
     {
@@ -72,6 +73,7 @@ static class PoliciesBenchCommand
         if (a.Threads is { } t) CpuWorkers.Configure(t);
         if ((a.Config == null) == (a.Model == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
         if (a.ReplayOnly && !a.Replay) throw new ArgumentException("--replay-only needs --replay-trace");
+        if (a.StreamMinTokens < 0) throw new ArgumentException($"--stream-min-tokens must be 0 (off) or a token count, not {a.StreamMinTokens}");
         if (a.Device is not ("cuda" or "ilgpu-cpu")) throw new ArgumentException($"bench policies runs on a GPU device: --device cuda or ilgpu-cpu, not '{a.Device}'");
         var ratios = OptionRules.Ratios(a.Ratios);
         var specs = PolicyChoice.List(a.Policies).Select(n => new PolicySpec(PolicyChoice.Create(n, a.ExactLayers).Name, () => PolicyChoice.Create(n, a.ExactLayers))).ToList();
@@ -117,13 +119,14 @@ static class PoliciesBenchCommand
                 $"bound: CPU experts {bound.CpuGBps:F1} GB/s, host→device {bound.PcieGBps:F1} GB/s, GPU GEMV {bound.GpuGBps:F0} GB/s (measured now); " +
                 $"{bound.DenseBytesPerToken / 1e6:F0} MB of dense weights per token"));
         }
-        Console.WriteLine($"{a.Prompts} prompts x {a.PromptTokens} random tokens, {a.NewTokens} greedy tokens each, batch 1; decode/e2e in tok/s; per decoded token: " +
+        Console.WriteLine($"{a.Prompts} prompts x {a.PromptTokens} random tokens, {a.NewTokens} greedy tokens each, batch 1; prefill/decode/e2e in tok/s; per decoded token: " +
             "CPU experts, MB copied host→device, ms waited (copies + late pre-calculations), ms of CPU expert work");
         Console.WriteLine(PolicyBenchReport.Header);
         var rows = PolicyBenchmark.Run(model, new PolicyBenchOptions
         {
             Ratios = ratios, Policies = specs, Prompts = a.Prompts, PromptTokens = a.PromptTokens, NewTokens = a.NewTokens, AllOnGpu = a.AllGpu,
             RandomRouting = !a.ReplayOnly, Bound = bound, PrecalcThreads = a.PrecalcThreads, Repeats = a.Repeats,
+            StreamPrefillMinTokens = a.StreamMinTokens,
         }, replay, r =>
         {
             Console.WriteLine(PolicyBenchReport.Line(r));
@@ -139,7 +142,7 @@ static class PoliciesBenchCommand
             ["layers"] = mc.NumLayers, ["experts"] = mc.NumExperts, ["top_k"] = mc.TopK, ["expert_bytes"] = expertBytes,
             ["device"] = model.Device.Name, ["cpu_threads"] = CpuWorkers.Threads,
             ["prompts"] = a.Prompts, ["prompt_tokens"] = a.PromptTokens, ["new_tokens"] = a.NewTokens, ["batch"] = 1,
-            ["exact_layers"] = a.ExactLayers, ["precalc_threads"] = a.PrecalcThreads, ["repeats"] = a.Repeats,
+            ["exact_layers"] = a.ExactLayers, ["precalc_threads"] = a.PrecalcThreads, ["stream_min_tokens"] = a.StreamMinTokens, ["repeats"] = a.Repeats,
             ["replay_trace"] = replay == null ? null : (a.TraceModel ?? ModelLocator.DefaultName),
             ["date_utc"] = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture),
         };

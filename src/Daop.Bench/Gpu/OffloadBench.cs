@@ -13,7 +13,7 @@ namespace Daop.Bench.Gpu;
 
 /// <summary>What <see cref="OffloadBench.Transfers"/> measured.</summary>
 /// <param name="GBps">Host→device bytes per second over all copies (10⁹ B/s), from the first enqueue to the last copy landing.</param>
-/// <param name="EnqueueMicroseconds">Mean host time inside one <see cref="ExpertTransferQueue.Enqueue"/> (small when copies are asynchronous).</param>
+/// <param name="EnqueueMicroseconds">Mean host time inside one <see cref="ExpertTransferQueue.Enqueue(int, int, int, int)"/> (small when copies are asynchronous).</param>
 /// <param name="IsAsync">Whether the queue overlapped (CUDA events) or copied synchronously.</param>
 public readonly record struct TransferBenchResult(double GBps, double EnqueueMicroseconds, bool IsAsync);
 

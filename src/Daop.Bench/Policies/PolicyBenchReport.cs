@@ -24,16 +24,16 @@ public static class PolicyBenchReport
 
     /// <summary>The table's header line.</summary>
     public static string Header =>
-        $"{"routing",-7} {"ratio",5} {"policy",-20} {"decode",8} {"e2e",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"recall",6} {"cpu/tok",7} {"MB/tok",8} {"wait ms",8} {"cpu ms",7} {"bound ms",8} {"x bound",7}";
+        $"{"routing",-7} {"ratio",5} {"policy",-20} {"prefill",8} {"decode",8} {"e2e",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"recall",6} {"cpu/tok",7} {"MB/tok",8} {"wait ms",8} {"cpu ms",7} {"bound ms",8} {"x bound",7}";
 
-    /// <summary>One row of the table (tok/s; hit rate; per decoded token: CPU experts, MB copied, ms waited, ms of CPU experts; the bound and ms over it).</summary>
+    /// <summary>One row of the table (prefill, decode and end-to-end tok/s; hit rate; per decoded token: CPU experts, MB copied, ms waited, ms of CPU experts; the bound and ms over it).</summary>
     public static string Line(PolicyBenchRow r)
     {
         ArgumentNullException.ThrowIfNull(r);
         var d = r.Decode;
         string X(double? v) => v is { } x ? x.ToString("F2", Inv) + "x" : "-";
         return string.Create(Inv,
-            $"{r.Routing,-7} {r.Ratio,5:F2} {r.Policy,-20} {r.DecodeTokensPerSecond,8:F2} {r.EndToEndTokensPerSecond,8:F2} {X(r.SpeedupVsLru),7} {X(r.SpeedupVsStatic),7} " +
+            $"{r.Routing,-7} {r.Ratio,5:F2} {r.Policy,-20} {r.PrefillTokensPerSecond,8:F1} {r.DecodeTokensPerSecond,8:F2} {r.EndToEndTokensPerSecond,8:F2} {X(r.SpeedupVsLru),7} {X(r.SpeedupVsStatic),7} " +
             $"{d.HitRate,6:P0} {(d.PredictedActivations == 0 ? "-" : d.PredictorRecall.ToString("F3", Inv)),6} {d.PerToken(d.CpuExpertRuns),7:F2} " +
             $"{r.TransferBytesPerToken / 1e6,8:F1} {r.GpuWaitMsPerToken,8:F2} {r.CpuMsPerToken,7:F2} " +
             $"{(r.BoundMs is { } b ? b.ToString("F2", Inv) : "-"),8} {X(r.VsBound),7}");

@@ -33,6 +33,8 @@ public sealed record PolicyBenchOptions
     public bool RandomRouting { get; init; } = true;
     /// <summary>DAOP's approximate mode: CPU threads per pre-calculation (<see cref="OffloadOptions.PrecalcThreads"/>; 0: all).</summary>
     public int PrecalcThreads { get; init; }
+    /// <summary>Prefill streaming threshold (<see cref="OffloadOptions.StreamPrefillMinTokens"/>: null for the default, 0 off).</summary>
+    public int? StreamPrefillMinTokens { get; init; }
     /// <summary>Runs of every (policy, ratio), interleaved; each row reports the median one.</summary>
     public int Repeats { get; init; } = 1;
     /// <summary>Bandwidths for each row's per-token bound, or null for no bound.</summary>
@@ -190,7 +192,7 @@ public static class PolicyBenchmark
         int[][] prompts, int[] warm, PolicyBenchOptions o)
     {
         model.UseExperts((m, d) => OffloadedExpertScheduler.FromRatio(m, d, spec.Create(), ratio, popularity,
-            new OffloadOptions { RoutingOverride = over, PrecalcThreads = o.PrecalcThreads }));
+            new OffloadOptions { RoutingOverride = over, PrecalcThreads = o.PrecalcThreads, StreamPrefillMinTokens = o.StreamPrefillMinTokens }));
         var sched = (OffloadedExpertScheduler)model.Experts;
         var gen = new Generator(model);
         var sampling = new SamplingOptions { MaxNewTokens = o.NewTokens, StopTokenIds = [] };

@@ -10,7 +10,7 @@ namespace Daop.Engine.Device;
 /// </summary>
 public interface IExpertOffload : IDisposable
 {
-    /// <summary>Device bytes of all slots.</summary>
+    /// <summary>Device bytes of all slots (the pool and any staging slots).</summary>
     long PoolBytes { get; }
     /// <summary>Device bytes the device holds in all (dense part and slots).</summary>
     long TotalBytes { get; }
@@ -43,10 +43,19 @@ public interface IExpertOffload : IDisposable
     /// <summary>Activation <paramref name="position"/> runs its expert on host threads (in <see cref="RunCpu"/>).</summary>
     void RunOnCpu(int position);
 
+    /// <summary>
+    /// Activation <paramref name="position"/> runs its (non-resident) expert on the GPU from a staging slot: the expert is
+    /// copied there once per call (in <see cref="LaunchGpu"/>) and the residency does not change.
+    /// </summary>
+    void RunStreamed(int position);
+
     /// <summary>Activation <paramref name="position"/>'s output comes pre-calculated (<see cref="AddPrecalculated"/>).</summary>
     void TakePrecalculated(int position);
 
-    /// <summary>Launches the call's GPU experts (asynchronous on CUDA); returns the launch waves it made (0 or 1).</summary>
+    /// <summary>
+    /// Launches the call's GPU experts (asynchronous on CUDA): the resident ones in one wave, then each streamed expert's
+    /// copy and its own wave; returns the launch waves it made.
+    /// </summary>
     int LaunchGpu();
 
     /// <summary>Adds the pre-calculated sum [H] to the token's CPU sum, if any activation takes it.</summary>

@@ -34,6 +34,13 @@ public sealed class OffloadStats
     public long PrefetchTransfers { get; internal set; }
     /// <summary>Of <see cref="Transfers"/>, those made by a decode-time re-placement (DAOP's drift mode).</summary>
     public long RebalanceTransfers { get; internal set; }
+    /// <summary>
+    /// Of <see cref="Transfers"/>, those made to run a prefill chunk's CPU-resident expert on the GPU from a staging slot
+    /// (<see cref="PlacementAction.RunStreamed"/>; the residency did not change).
+    /// </summary>
+    public long StreamTransfers { get; internal set; }
+    /// <summary>Of <see cref="GpuExpertRuns"/>, activations run from a staging slot.</summary>
+    public long StreamedRuns { get; internal set; }
     /// <summary>Bytes copied by <see cref="Transfers"/>.</summary>
     public long TransferBytes { get; internal set; }
     /// <summary>Seconds the compute stream waited for copies (CUDA: measured with events; CPU accelerator: the synchronous copies).</summary>
@@ -88,6 +95,7 @@ public sealed class OffloadStats
         GpuExpertRuns += sign * o.GpuExpertRuns; CpuExpertRuns += sign * o.CpuExpertRuns; Waves += sign * o.Waves; SplitWaves += sign * o.SplitWaves;
         Transfers += sign * o.Transfers; MissTransfers += sign * o.MissTransfers; PrefetchTransfers += sign * o.PrefetchTransfers;
         RebalanceTransfers += sign * o.RebalanceTransfers; TransferBytes += sign * o.TransferBytes;
+        StreamTransfers += sign * o.StreamTransfers; StreamedRuns += sign * o.StreamedRuns;
         CopyWaitSeconds += sign * o.CopyWaitSeconds; CpuExpertSeconds += sign * o.CpuExpertSeconds;
         PrecalculatedRuns += sign * o.PrecalculatedRuns; PrecalculatedUnused += sign * o.PrecalculatedUnused; Substitutions += sign * o.Substitutions;
         PredictedActivations += sign * o.PredictedActivations; PredictionHits += sign * o.PredictionHits;
@@ -103,7 +111,8 @@ public sealed class OffloadStats
     /// <inheritdoc />
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"{Tokens} tokens, {Activations} activations: hit rate {HitRate:P1}, GPU {GpuExpertRuns} ({Waves} waves, {SplitWaves} split), CPU {CpuExpertRuns}, " +
-        $"{Transfers} transfers ({MissTransfers} on miss, {PrefetchTransfers} prefetch, {RebalanceTransfers} re-placing, {TransferBytes / 1048576.0:F1} MiB), " +
+        $"{Transfers} transfers ({MissTransfers} on miss, {PrefetchTransfers} prefetch, {RebalanceTransfers} re-placing, {StreamTransfers} streamed for prefill, " +
+        $"{TransferBytes / 1048576.0:F1} MiB), " +
         $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms") +
         (PrecalculatedRuns + Substitutions > 0 ? string.Create(CultureInfo.InvariantCulture,
             $"; pre-calculated {PrecalculatedRuns} ({PrecalculatedUnused} unused, {Substitutions} substitutions, {PrecalcSeconds * 1e3:F2} ms, waited {PrecalcWaitSeconds * 1e3:F2} ms)") : "") +

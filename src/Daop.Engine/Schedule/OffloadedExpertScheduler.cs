@@ -3,6 +3,7 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
+using Daop.Kernels;
 
 namespace Daop.Engine.Schedule;
 
@@ -71,13 +72,33 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _hidden = model.Config.HiddenSize;
         _taken = new int[model.Config.TopK];
         var layout = ExpertLayout.Of(model.Weights);
-        _driver = new PlacementDriver(model, policy, slotsPerLayer, popularity, layout.ExpertBytes, _o.RoutingOverride) { Measure = Measure };
+        int stream = StreamMinTokens(layout, _o);
+        _driver = new PlacementDriver(model, policy, slotsPerLayer, popularity, layout.ExpertBytes, _o.RoutingOverride)
+        {
+            Measure = Measure,
+            StreamMinTokens = stream,
+        };
         if (policy.Approximate) _precalc = new PreCalc(model, background: true, _o.PrecalcThreads);
         var r = _driver.Residency;
         var resident = Enumerable.Range(0, r.Layers).Select(l => (IReadOnlyList<int>)[.. r.Resident(l)]).ToArray();
-        _offload = new GpuExpertOffload(device, model.Weights, model.Config.TopK, slotsPerLayer, resident, _o.CopyMode, _o.PinnedHostBytes, _o.PinAhead);
+        _offload = new GpuExpertOffload(device, model.Weights, model.Config.TopK, slotsPerLayer, resident, _o.CopyMode, _o.PinnedHostBytes, _o.PinAhead,
+            stagingSlots: stream > 0 ? StagingSlots : 0);
         CheckInvariants();
     }
+
+    /// <summary>Staging slots allocated beside the pool when prefill streams experts (two: one copies while the other computes).</summary>
+    public const int StagingSlots = 2;
+
+    /// <summary>
+    /// Under a VRAM budget, prefill streams only when the budget holds at least this many experts beside the dense part,
+    /// so the staging slots take at most an eighth of it from the residents decode runs on.
+    /// </summary>
+    public const int StreamingMinBudgetExperts = 8 * StagingSlots;
+
+    /// <summary>The prefill streaming threshold <paramref name="options"/> asks for experts of <paramref name="layout"/> (0: off).</summary>
+    public static int StreamMinTokens(ExpertLayout layout, OffloadOptions? options) =>
+        options?.StreamPrefillMinTokens ?? OffloadOptions.DefaultStreamMinTokens(layout.ExpertBytes,
+            (layout with { GateType = DType.BF16, UpType = DType.BF16, DownType = DType.BF16 }).ExpertBytes);
 
     /// <summary>
     /// A scheduler for <paramref name="model"/> with an expert cache ratio (fraction of routed experts on the GPU),
@@ -89,12 +110,23 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
 
     /// <summary>
     /// A scheduler whose device memory (dense part for chunks of <paramref name="maxChunkTokens"/> and
-    /// <paramref name="sequences"/> KV caches, one per parallel sequence, plus the pool) fits <paramref name="vramBytes"/>;
-    /// throws if even the dense part does not.
+    /// <paramref name="sequences"/> KV caches, one per parallel sequence, plus the pool and, when prefill streams experts,
+    /// the <see cref="StagingSlots"/> staging slots) fits <paramref name="vramBytes"/>; throws if even the dense part does
+    /// not. A budget that leaves room for fewer than <see cref="StreamingMinBudgetExperts"/> experts after the dense part
+    /// keeps every slot for residents and does not stream.
     /// </summary>
     public static OffloadedExpertScheduler FromVramBudget(MoeModel model, IDevice device, IPlacementPolicy policy, long vramBytes,
-        int maxChunkTokens, long[,]? popularity = null, OffloadOptions? options = null, int sequences = 1) =>
-        new(model, AsGpu(device), policy, OffloadBudget.SlotsFromVram(model, vramBytes, maxChunkTokens, sequences, popularity), popularity, options);
+        int maxChunkTokens, long[,]? popularity = null, OffloadOptions? options = null, int sequences = 1)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var layout = ExpertLayout.Of(model.Weights);
+        long staging = StagingSlots * layout.ExpertBytes;
+        bool stream = StreamMinTokens(layout, options) > 0
+            && vramBytes - OffloadBudget.DenseBytes(model, maxChunkTokens, sequences) >= StreamingMinBudgetExperts * layout.ExpertBytes;
+        if (!stream) options = (options ?? new OffloadOptions()) with { StreamPrefillMinTokens = 0 };
+        return new(model, AsGpu(device), policy, OffloadBudget.SlotsFromVram(model, vramBytes - (stream ? staging : 0), maxChunkTokens, sequences,
+            popularity), popularity, options);
+    }
 
     static GpuDevice AsGpu(IDevice device) =>
         device as GpuDevice ?? throw new ArgumentException($"the offloaded expert scheduler needs a GpuDevice, got {device.Name}", nameof(device));
@@ -198,6 +230,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
             {
                 case PlacementAction.RunOnGpu: _offload.RunOnGpu(d.Index); break;
                 case PlacementAction.RunOnCpu: _offload.RunOnCpu(d.Index); break;
+                case PlacementAction.RunStreamed: _offload.RunStreamed(d.Index); break;
                 case PlacementAction.TakePrecalculated:
                     _offload.TakePrecalculated(d.Index);
                     _taken[_takenCount++] = d.Index;

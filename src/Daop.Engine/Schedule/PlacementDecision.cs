@@ -8,6 +8,13 @@ public enum PlacementAction : byte
     /// <summary>Activation <see cref="PlacementDecision.Index"/> runs its expert on host threads.</summary>
     RunOnCpu,
     /// <summary>
+    /// Prefill: activation <see cref="PlacementDecision.Index"/> runs its expert on the GPU from a staging slot, copied
+    /// there for this layer call alone (its chunk routes enough tokens to it that the copy costs less than the CPU
+    /// would); the residency does not change. The first such activation of an expert in a call carries the copy
+    /// (<see cref="PlacementDecision.Reason"/> = <see cref="LoadReason.Stream"/>).
+    /// </summary>
+    RunStreamed,
+    /// <summary>
     /// Activation <see cref="PlacementDecision.Index"/> takes its expert's output pre-calculated at the previous layer
     /// (DAOP's approximate mode).
     /// </summary>
@@ -37,6 +44,8 @@ public enum LoadReason : byte
     Rebalance,
     /// <summary>The policy re-placed a layer after a prefill chunk.</summary>
     PostPrefill,
+    /// <summary>A prefill chunk's CPU-resident expert is copied to a staging slot for that chunk (<see cref="PlacementAction.RunStreamed"/>).</summary>
+    Stream,
 }
 
 /// <summary>One decision of the placement driver.</summary>
@@ -44,7 +53,10 @@ public enum LoadReason : byte
 /// <param name="Layer">The layer.</param>
 /// <param name="Expert">The expert (for <see cref="PlacementAction.StartPrecalculation"/>: -1).</param>
 /// <param name="Index">The activation (token·K + k) for the Run/Take actions, else -1.</param>
-/// <param name="Reason">Why, for <see cref="PlacementAction.Load"/>.</param>
+/// <param name="Reason">
+/// Why, for <see cref="PlacementAction.Load"/>; for <see cref="PlacementAction.RunStreamed"/>, <see cref="LoadReason.Stream"/>
+/// on the activation that carries the expert's copy.
+/// </param>
 /// <param name="SplitsWave">For <see cref="PlacementAction.Evict"/>: GPU work gathered earlier in the call reads the slot.</param>
 public readonly record struct PlacementDecision(PlacementAction Action, int Layer, int Expert, int Index = -1,
     LoadReason Reason = LoadReason.Miss, bool SplitsWave = false);

@@ -44,7 +44,8 @@ public sealed class PlacementDriver
     readonly int _experts, _topK;
     readonly CarriedResidency _carried;
     readonly bool[] _gathered; // [expert] GPU work gathered in this call since the last wave split
-    readonly int[] _counts;
+    readonly bool[] _streamed; // [expert] copied to a staging slot in this call
+    readonly int[] _counts, _chunkCounts;
     readonly List<PlacementDecision> _activations = [], _loads = [];
     OffloadStats _stepStart = new();
     bool _precalculated, _decodeBatch;
@@ -99,7 +100,9 @@ public sealed class PlacementDriver
         Residency.PendingLoads.Clear();
         _carried = new CarriedResidency(Residency);
         _gathered = new bool[_experts];
+        _streamed = new bool[_experts];
         _counts = new int[_experts];
+        _chunkCounts = new int[_experts];
         if (policy.Approximate) _approx = new ApproximateExperts(_experts, _topK, policy.ExactLayers, policy.PredictionUse);
     }
 
@@ -120,6 +123,22 @@ public sealed class PlacementDriver
     /// every snapshot.
     /// </summary>
     public Action<OffloadStats>? Measure { get; init; }
+
+    /// <summary>
+    /// Prefill: a miss the policy leaves on the CPU runs on the GPU from a staging slot instead
+    /// (<see cref="PlacementAction.RunStreamed"/>) when its chunk routes at least this many tokens to the expert (0: never).
+    /// Copying an expert costs a fixed time and the CPU a time per token, so past a break-even count the copy wins
+    /// (<see cref="OffloadOptions.StreamPrefillMinTokens"/>). The residency does not change.
+    /// </summary>
+    public int StreamMinTokens
+    {
+        get;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(StreamMinTokens));
+            field = value;
+        }
+    }
 
     /// <summary>The MoE layer after <paramref name="layer"/> (predicted from its gate input), or -1.</summary>
     public int NextMoe(int layer) => _predictor.NextMoe(layer);
@@ -213,6 +232,13 @@ public sealed class PlacementDriver
         _activations.Clear();
         Array.Clear(_gathered);
         int taken = 0;
+        bool stream = StreamMinTokens > 0 && tokens > 1 && !_decodeBatch;
+        if (stream)
+        {
+            Array.Clear(_streamed);
+            Array.Clear(_chunkCounts);
+            for (int i = 0; i < tokens * _topK; i++) _chunkCounts[r.Experts[i]]++;
+        }
         for (int i = 0; i < tokens * _topK; i++)
         {
             int e = r.Experts[i];
@@ -235,6 +261,21 @@ public sealed class PlacementDriver
                     resident = true;
                 }
                 if (resident) { _gathered[e] = true; _stats.GpuExpertRuns++; }
+                else if (stream && _chunkCounts[e] >= StreamMinTokens)
+                {
+                    _stats.GpuExpertRuns++;
+                    _stats.StreamedRuns++;
+                    bool first = !_streamed[e];
+                    if (first)
+                    {
+                        _streamed[e] = true;
+                        _stats.StreamTransfers++;
+                        Transferred();
+                    }
+                    _activations.Add(new(PlacementAction.RunStreamed, layer, e, i, first ? LoadReason.Stream : LoadReason.Miss));
+                    _policy.OnUse(layer, e);
+                    continue;
+                }
                 else _stats.CpuExpertRuns++;
                 _activations.Add(new(resident ? PlacementAction.RunOnGpu : PlacementAction.RunOnCpu, layer, e, i));
             }

@@ -113,6 +113,9 @@ public static class TraceSimulator
                         _pcie = Math.Max(_pcie, _gpu) + cost.TransferUs;
                         _ready[d.Layer, d.Expert] = _pcie;
                         break;
+                    case PlacementAction.RunStreamed: // the first activation of the expert carries its copy
+                        if (d.Reason == LoadReason.Stream) _ready[d.Layer, d.Expert] = _pcie = Math.Max(_pcie, _gpu) + cost.TransferUs;
+                        goto case PlacementAction.RunOnGpu;
                     case PlacementAction.RunOnGpu:
                         if (_ready[d.Layer, d.Expert] > _gpu) { WaitUs += _ready[d.Layer, d.Expert] - _gpu; _gpu = _ready[d.Layer, d.Expert]; }
                         _gpu += cost.GpuExpertUs;

@@ -111,6 +111,9 @@ public sealed partial class GpuKernels
     /// </summary>
     public int BatchTileTokens(DType type) => _batched.BatchTileTokens(type);
 
+    /// <summary>Positions per tile for an expert whose gate/up and down weights may differ in type: the smaller size.</summary>
+    public int BatchTileTokens(DType gateUp, DType down) => Math.Min(BatchTileTokens(gateUp), BatchTileTokens(down));
+
     /// <inheritdoc cref="LinearOps.Gemv"/>
     public void Gemv(AcceleratorStream s, in GpuMatrix w, ArrayView<float> x, ArrayView<float> y, int tokens, ArrayView<float>? bias = null) =>
         _linear.Gemv(s, w, x, y, tokens, bias);

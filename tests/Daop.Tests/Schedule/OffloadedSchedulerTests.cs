@@ -116,18 +116,21 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal(st.Activations, st.Hits + st.Misses);
         Assert.Equal(st.Activations, st.GpuExpertRuns + st.CpuExpertRuns);
         Assert.Equal(st.Transfers * Gpu(s).Layout.ExpertBytes, st.TransferBytes);
-        Assert.Equal(Gpu(s).Pool.Slots * Gpu(s).Layout.ExpertBytes, s.PoolBytes);
+        // the pool and, prefill streaming being on by default, its two staging slots
+        Assert.Equal((Gpu(s).Pool.Slots + OffloadedExpertScheduler.StagingSlots) * Gpu(s).Layout.ExpertBytes, s.PoolBytes);
         if (ratio == 1)
         {
             Assert.Equal(c.NumExperts * moeLayers, Gpu(s).Pool.Slots);
             Assert.Equal(0, st.Misses);
             Assert.Equal(0, st.Transfers);
             Assert.Equal(0, st.CpuExpertRuns);
+            // a prefill chunk of 8 tokens gives some expert more positions than a row tile: batched tiles, as resident
+            Assert.True(Gpu(s).BatchedWaves > 0, $"{what}: no wave took the batched kernels");
         }
         if (ratio == 0)
         {
             Assert.Equal(0, Gpu(s).Pool.Slots);
-            Assert.Equal(0, s.PoolBytes);
+            Assert.Equal(0, Gpu(s).Pool.AllocatedBytes);
             Assert.Equal(st.Activations, st.CpuExpertRuns);
             Assert.Equal(0, st.Transfers);
         }
@@ -144,6 +147,38 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         if (policy == "lru" && ratio == 0.25) Assert.True(st.SplitWaves > 0, "a prefill chunk should evict an expert it still has to run");
         if (st.GpuExpertRuns == 0) Assert.Equal(0, st.Waves);
         output.WriteLine($"{what}: {Gpu(s).Pool.Slots} slots; {st}; {sw.ElapsedMilliseconds} ms");
+    }
+
+    /// <summary>
+    /// Prefill streaming: a chunk's CPU-resident expert with at least two of its tokens runs from a staging slot (two
+    /// slots, so a layer that streams more experts reuses them); the logits stay the CPU path's, decode never streams
+    /// and the residency is what the policy placed.
+    /// </summary>
+    [Theory]
+    [InlineData("mixtral-tiny", "static", 0.25)]
+    [InlineData("olmoe-tiny", "static", 0.0)]
+    [InlineData("qwen2moe-tiny", "daop", 0.5)]
+    public void StreamedPrefillExpertsMatchTheCpuPath(string fixture, string policy, double ratio)
+    {
+        var want = Reference(fixture);
+        using var model = LoadOffloaded(fixture, (m, d) => OffloadedExpertScheduler.FromRatio(m, d, Policy(policy), ratio,
+            options: new OffloadOptions { StreamPrefillMinTokens = 2 }));
+        var s = (OffloadedExpertScheduler)model.Experts;
+        var got = Run(model, want.Tokens, s.CheckInvariants);
+        string what = $"{fixture} {policy} @ {ratio} streamed";
+        LogitsAssert.Close(want.Prefill, got.Prefill, $"{what} prefill");
+        for (int i = 0; i < Decode; i++) LogitsAssert.Close(want.Steps[i], got.Steps[i], $"{what} decode {i}");
+        var st = s.Stats;
+        var staging = Gpu(s).Staging!;
+        Assert.Equal(OffloadedExpertScheduler.StagingSlots, staging.Slots);
+        Assert.Equal((Gpu(s).Pool.Slots + staging.Slots) * Gpu(s).Layout.ExpertBytes, s.PoolBytes);
+        int moeLayers = model.Config.MoeLayerCount;
+        Assert.True(st.StreamTransfers > 2 * moeLayers, $"{what}: {st}"); // some layer streamed more experts than it has staging slots
+        Assert.Equal(st.Transfers * Gpu(s).Layout.ExpertBytes, st.TransferBytes);
+        Assert.Equal(st.Activations, st.GpuExpertRuns + st.CpuExpertRuns);
+        Assert.True(st.StreamedRuns >= 2 * st.StreamTransfers);
+        if (policy == "static") Assert.Equal(st.StreamTransfers, st.Transfers);
+        output.WriteLine($"{what}: {st}");
     }
 
     /// <summary>Staged (padded, pinned) host images as the transfer source, as on CUDA.</summary>
@@ -242,6 +277,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         });
         var s = (OffloadedExpertScheduler)model.Experts;
         Assert.Equal(5, Gpu(s).Pool.Slots);
+        Assert.Null(Gpu(s).Staging); // too small a budget to give two experts' bytes to staging
         Assert.Equal(new[] { 2, 2, 1 }, Enumerable.Range(0, 3).Select(Gpu(s).Pool.Capacity));
         var got = Run(model, want.Tokens, () =>
         {
@@ -267,6 +303,28 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         }
         Assert.Equal(dense, denseAll);
         Assert.Equal(dense, denseNone);
+    }
+
+    /// <summary>A budget of 20 experts beside the dense part streams prefill: 18 slots and the two staging slots fit it.</summary>
+    [Fact]
+    public void VramBudgetHoldsTheStagingSlots()
+    {
+        var want = Reference("mixtral-tiny");
+        long vram = 0, expert = 0;
+        using var model = LoadOffloaded("mixtral-tiny", (m, d) =>
+        {
+            expert = ExpertLayout.Of(m.Weights).ExpertBytes;
+            vram = OffloadBudget.DenseBytes(m, Chunk) + OffloadedExpertScheduler.StreamingMinBudgetExperts * expert + 4 * expert + 100;
+            return OffloadedExpertScheduler.FromVramBudget(m, d, new StaticPolicy(), vram, Chunk,
+                options: new OffloadOptions { StreamPrefillMinTokens = 2 });
+        });
+        var s = (OffloadedExpertScheduler)model.Experts;
+        Assert.Equal(OffloadedExpertScheduler.StreamingMinBudgetExperts + 4 - OffloadedExpertScheduler.StagingSlots, Gpu(s).Pool.Slots);
+        Assert.Equal(OffloadedExpertScheduler.StagingSlots, Gpu(s).Staging!.Slots);
+        var got = Run(model, want.Tokens, () => Assert.True(s.TotalBytes <= vram, $"{s.TotalBytes} bytes on the device, budget {vram}"));
+        LogitsAssert.Close(want.Prefill, got.Prefill, "budget prefill, streamed");
+        Assert.True(s.Stats.StreamTransfers > 0);
+        Assert.Equal(s.DenseBytes + s.PoolBytes, s.TotalBytes);
     }
 
     /// <summary>The prediction hook called from outside (as the forward pass will): it prefetches for the next layer.</summary>

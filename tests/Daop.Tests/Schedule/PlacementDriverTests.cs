@@ -37,6 +37,44 @@ public class PlacementDriverTests
     }
 
     [Fact]
+    public void APrefillChunkStreamsACpuExpertWithEnoughTokensAndDecodeDoesNot()
+    {
+        // One layer, one slot (expert 0); a five-token chunk routes expert 1 three times, 2 once, 0 once; then one token to 1.
+        var replay = new TraceReplay([Trace(1, 3, 1, [1, 2, 1, 0, 1, 1], [0, 0, 0, 0, 0, 0])]);
+        var driver = new PlacementDriver(replay, new StaticPolicy(), [1], null) { StreamMinTokens = 3 };
+        Assert.True(driver.Residency.IsResident(0, 0));
+        var r = new RoutingBatch(5, 1) { Tokens = 5 };
+        driver.BeginChunk(0, 5);
+        driver.BeginLayer(0, r, 5);
+        var d = driver.DecideActivations(0, r, 5).ToArray();
+        Assert.Equal([(PlacementAction.RunStreamed, 1, 0), (PlacementAction.RunOnCpu, 2, 1), (PlacementAction.RunStreamed, 1, 2),
+            (PlacementAction.RunOnGpu, 0, 3), (PlacementAction.RunStreamed, 1, 4)], d.Select(Of));
+        Assert.Equal([LoadReason.Stream, LoadReason.Miss, LoadReason.Miss], d.Where(x => x.Action == PlacementAction.RunStreamed).Select(x => x.Reason));
+        driver.AfterLayer(0, r, 5, default);
+        Assert.False(driver.Residency.IsResident(0, 1)); // streaming places nothing
+        var s = driver.Stats;
+        Assert.Equal((4, 1, 3, 1, 1), (s.GpuExpertRuns, s.CpuExpertRuns, s.StreamedRuns, s.StreamTransfers, s.Transfers));
+
+        r.Tokens = 1;
+        driver.BeginChunk(5, 1);
+        driver.BeginLayer(0, r, 1);
+        Assert.Equal([(PlacementAction.RunOnCpu, 1, 0)], driver.DecideActivations(0, r, 1).ToArray().Select(Of));
+        Assert.Equal(1, driver.Stats.StreamTransfers);
+    }
+
+    [Fact]
+    public void StreamingIsOffByDefaultInTheDriverAndRejectsNegativeThresholds()
+    {
+        var replay = new TraceReplay([Trace(1, 3, 1, [1, 1, 1], [0, 0, 0])]);
+        var driver = new PlacementDriver(replay, new StaticPolicy(), [1], null);
+        var r = new RoutingBatch(3, 1) { Tokens = 3 };
+        driver.BeginChunk(0, 3);
+        driver.BeginLayer(0, r, 3);
+        Assert.All(driver.DecideActivations(0, r, 3).ToArray(), x => Assert.Equal(PlacementAction.RunOnCpu, x.Action));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PlacementDriver(replay, new StaticPolicy(), [1], null) { StreamMinTokens = -1 });
+    }
+
+    [Fact]
     public void APredictionPrefetchesIntoTheNextLayer()
     {
         // Two layers, one slot each (experts 0 and 1 by round-robin); layer 1 is predicted to use 3.

@@ -8,7 +8,7 @@ namespace Daop.Engine.Device.Gpu;
 /// Host→device expert copies into <see cref="ExpertSlotPool"/> slots on a dedicated stream, overlapping compute.
 /// </summary>
 /// <remarks>
-/// <para>On CUDA (with libcuda's event functions) <see cref="Enqueue"/> returns at once: the copy is queued on the
+/// <para>On CUDA (with libcuda's event functions) <see cref="Enqueue(int, int, int, int)"/> returns at once: the copy is queued on the
 /// copy stream (a non-blocking ILGPU stream, so it does not serialise with the legacy default stream the compute runs
 /// on) and followed by a per-slot event. Only when a kernel is about to read the slot does <see cref="BeforeUse"/>
 /// make the compute stream wait for that event (cuStreamWaitEvent: a GPU-side wait, the host goes on). If the copy has
@@ -18,7 +18,7 @@ namespace Daop.Engine.Device.Gpu;
 /// reports each group of reads (one launch wave) with <see cref="MarkUsed"/> and <see cref="EndUse"/>, which records
 /// one fence event on the compute stream after them; a copy into the slot first makes the copy stream wait for the
 /// slot's latest fence (only the kernels that read it, not everything queued since).</para>
-/// <para>On the ILGPU CPU accelerator (or without libcuda) every copy completes inside <see cref="Enqueue"/>;
+/// <para>On the ILGPU CPU accelerator (or without libcuda) every copy completes inside <see cref="Enqueue(int, int, int, int)"/>;
 /// its whole duration counts as waiting.</para>
 /// </remarks>
 public sealed class ExpertTransferQueue : IDisposable
@@ -60,7 +60,7 @@ public sealed class ExpertTransferQueue : IDisposable
 
     /// <summary>The stream copies run on.</summary>
     public AcceleratorStream CopyStream { get; }
-    /// <summary>True when copies overlap compute (CUDA events); false when each completes inside <see cref="Enqueue"/>.</summary>
+    /// <summary>True when copies overlap compute (CUDA events); false when each completes inside <see cref="Enqueue(int, int, int, int)"/>.</summary>
     public bool IsAsync { get; }
     /// <summary>Experts copied.</summary>
     public long Copies { get; private set; }
@@ -72,13 +72,19 @@ public sealed class ExpertTransferQueue : IDisposable
     public double WaitSeconds => _waitSeconds;
 
     /// <summary>Queues the copy of <paramref name="expert"/> of <paramref name="layer"/> into <paramref name="slot"/> (which the pool has assigned to it).</summary>
-    public void Enqueue(int layer, int expert, int slot)
+    public void Enqueue(int layer, int expert, int slot) => Enqueue(layer, expert, layer, slot);
+
+    /// <summary>
+    /// Queues the copy of <paramref name="expert"/> of model layer <paramref name="layer"/> into slot <paramref name="slot"/>
+    /// of the pool's layer <paramref name="poolLayer"/> (a staging pool holds any layer's experts in its one layer).
+    /// </summary>
+    public void Enqueue(int layer, int expert, int poolLayer, int slot)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_pool.ExpertAt(layer, slot) != expert)
-            throw new InvalidOperationException($"slot {slot} of layer {layer} holds expert {_pool.ExpertAt(layer, slot)}, not {expert}");
-        var target = _pool.SlotViews(layer, slot);
-        int g = _pool.GlobalSlot(layer, slot);
+        if (_pool.ExpertAt(poolLayer, slot) != expert)
+            throw new InvalidOperationException($"slot {slot} of pool layer {poolLayer} holds expert {_pool.ExpertAt(poolLayer, slot)}, not {expert}");
+        var target = _pool.SlotViews(poolLayer, slot);
+        int g = _pool.GlobalSlot(poolLayer, slot);
         if (IsAsync)
         {
             _d.Accelerator.Bind();

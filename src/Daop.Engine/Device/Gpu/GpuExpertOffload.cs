@@ -23,26 +23,28 @@ public sealed class GpuExpertOffload : IExpertOffload
     readonly GpuDevice _d;
     readonly int _hidden, _inter, _topK;
     readonly ExpertTiles _tiles;      // a wave's positions by slot
-    readonly ExpertGroups _cpuGroups; // the CPU positions by expert
+    readonly ExpertGroups _cpuGroups, _streamGroups; // the CPU / streamed positions by expert
     readonly bool[] _inWave;          // [slot]
     readonly List<int> _wave = [];
-    int[] _waveSlot = [], _cpuExpert = [], _rows = []; // [P] slot in the current wave / CPU expert (-1: neither); rows
+    readonly Queue<int> _stagedOrder = new(); // staging slots in use, least recently assigned first
+    int[] _waveSlot = [], _cpuExpert = [], _streamExpert = [], _rows = []; // [P] slot in the current wave / CPU / streamed expert (-1: none); rows
     float[] _scales = [];
     MemoryBuffer1D<int, Stride1D.Dense>? _index;
     MemoryBuffer1D<float, Stride1D.Dense>? _h, _yk;
-    int _reserved, _layer, _tokens, _gpu, _cpu, _pre;
+    int _reserved, _layer, _tokens, _gpu, _cpu, _pre, _str;
     bool _flushed, _ykZeroed, _disposed;
     DeviceBuffer? _x, _y;
     RoutingBatch? _r;
 
     /// <summary>
-    /// Allocates <paramref name="slotsPerLayer"/> slots on <paramref name="device"/> and uploads the experts
-    /// <paramref name="resident"/> names per layer.
+    /// Allocates <paramref name="slotsPerLayer"/> slots (and <paramref name="stagingSlots"/> staging slots for streamed
+    /// prefill experts) on <paramref name="device"/> and uploads the experts <paramref name="resident"/> names per layer.
     /// </summary>
     public GpuExpertOffload(GpuDevice device, ModelWeights weights, int topK, IReadOnlyList<int> slotsPerLayer,
         IReadOnlyList<IReadOnlyList<int>> resident, HostCopyMode copyMode = HostCopyMode.Auto, long pinnedHostBytes = long.MaxValue,
-        bool pinAhead = false)
+        bool pinAhead = false, int stagingSlots = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(stagingSlots);
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(weights);
         _d = device;
@@ -51,12 +53,20 @@ public sealed class GpuExpertOffload : IExpertOffload
         _inter = Layout.Inter;
         _topK = topK;
         int experts = weights.Layers.Max(l => l.Experts.Length), maxSlots = slotsPerLayer.Count == 0 ? 0 : slotsPerLayer.Max();
-        _tiles = new ExpertTiles(maxSlots);
+        _tiles = new ExpertTiles(Math.Max(maxSlots, stagingSlots));
         _cpuGroups = new ExpertGroups(experts);
+        _streamGroups = new ExpertGroups(experts);
         _inWave = new bool[maxSlots];
         Pool = new ExpertSlotPool(device, Layout, experts, slotsPerLayer);
         Store = new HostExpertStore(weights, Layout, device.Accelerator, copyMode, pinnedHostBytes);
         Transfers = new ExpertTransferQueue(device, Pool, Store);
+        if (stagingSlots > 0)
+        {
+            // One pool layer holds any model layer's streamed expert; its own copy stream keeps its copies from queueing
+            // behind the pool's, and the slots' fences keep a copy from overwriting an expert its kernels still read.
+            Staging = new ExpertSlotPool(device, Layout, experts, [stagingSlots]);
+            StagingTransfers = new ExpertTransferQueue(device, Staging, Store);
+        }
         Cpu = new CpuExpertRunner(device, weights, _hidden, _inter);
         device.Own(this);
         for (int l = 0; l < resident.Count; l++)
@@ -76,11 +86,15 @@ public sealed class GpuExpertOffload : IExpertOffload
     public ExpertTransferQueue Transfers { get; }
     /// <summary>The CPU expert runner.</summary>
     public CpuExpertRunner Cpu { get; }
+    /// <summary>Staging slots for streamed prefill experts (one pool layer), or null.</summary>
+    public ExpertSlotPool? Staging { get; }
+    /// <summary>The copy queue into <see cref="Staging"/>, or null.</summary>
+    public ExpertTransferQueue? StagingTransfers { get; }
 
     /// <summary>Device bytes of one expert in a slot: what one transfer moves.</summary>
     public long ExpertBytes => Layout.ExpertBytes;
     /// <inheritdoc />
-    public long PoolBytes => Pool.AllocatedBytes;
+    public long PoolBytes => Pool.AllocatedBytes + (Staging?.AllocatedBytes ?? 0);
     /// <inheritdoc />
     public long TotalBytes => _d.AllocatedBytes;
     /// <inheritdoc />
@@ -88,12 +102,14 @@ public sealed class GpuExpertOffload : IExpertOffload
     {
         get
         {
-            if (!_disposed) Transfers.Poll();
-            return Transfers.WaitSeconds;
+            if (!_disposed) { Transfers.Poll(); StagingTransfers?.Poll(); }
+            return Transfers.WaitSeconds + (StagingTransfers?.WaitSeconds ?? 0);
         }
     }
     /// <inheritdoc />
     public double CpuExpertSeconds => Cpu.Seconds;
+    /// <summary>Waves launched on the batched (prefill) kernels rather than the row kernels.</summary>
+    public long BatchedWaves { get; private set; }
 
     /// <inheritdoc />
     public int SlotOf(int layer, int expert) => Pool.SlotOf(layer, expert);
@@ -123,6 +139,7 @@ public sealed class GpuExpertOffload : IExpertOffload
         Cpu.Reserve(tokens);
         _waveSlot = new int[p];
         _cpuExpert = new int[p];
+        _streamExpert = new int[p];
         _rows = new int[p];
         _scales = new float[p];
         _reserved = tokens;
@@ -149,14 +166,16 @@ public sealed class GpuExpertOffload : IExpertOffload
         ObjectDisposedException.ThrowIf(_disposed, this);
         Reserve(tokens);
         Transfers.Poll();
+        StagingTransfers?.Poll();
         Cpu.Begin(x, tokens);
         (_layer, _x, _y, _r, _tokens) = (layer, x, y, r, tokens);
         _waveSlot.AsSpan(0, tokens * _topK).Fill(-1);
         _cpuExpert.AsSpan(0, tokens * _topK).Fill(-1);
+        _streamExpert.AsSpan(0, tokens * _topK).Fill(-1);
         _wave.Clear();
         Array.Clear(_inWave);
         _flushed = _ykZeroed = false;
-        _gpu = _cpu = _pre = 0;
+        _gpu = _cpu = _pre = _str = 0;
     }
 
     /// <inheritdoc />
@@ -180,6 +199,14 @@ public sealed class GpuExpertOffload : IExpertOffload
     }
 
     /// <inheritdoc />
+    public void RunStreamed(int position)
+    {
+        if (Staging == null) throw new InvalidOperationException("streamed prefill experts need staging slots (stagingSlots > 0)");
+        _streamExpert[position] = _r!.Experts[position];
+        _str++;
+    }
+
+    /// <inheritdoc />
     public void TakePrecalculated(int position) => _pre++;
 
     /// <inheritdoc />
@@ -188,8 +215,8 @@ public sealed class GpuExpertOffload : IExpertOffload
         // CPU experts' rows come down first: the copy waits for the compute stream, which must not yet hold kernels
         // waiting on transfers.
         if (_cpu > 0) Cpu.Input();
-        if (_gpu == 0) return 0;
-        if (!_flushed && _cpu + _pre == 0 && _tokens <= FusedCombineMaxTokens)
+        if (_gpu + _str == 0) return 0;
+        if (!_flushed && _cpu + _pre + _str == 0 && _tokens <= FusedCombineMaxTokens)
         {
             LaunchWave(direct: true);
             return 1;
@@ -197,8 +224,47 @@ public sealed class GpuExpertOffload : IExpertOffload
         if (!_ykZeroed && _cpu + _pre > 0) ZeroYk();
         int waves = _wave.Count > 0 ? 1 : 0;
         if (waves > 0) LaunchWave(direct: false);
+        waves += LaunchStreamed();
         _d.Kernels.Combine(_d.Stream, _yk!.View, ((GpuBuffer)_y!).View, _tokens, _topK, _hidden);
         return waves;
+    }
+
+    // Each streamed expert: its copy into the least recently assigned staging slot (on the staging stream, after the
+    // kernels that last read that slot), then a wave of its positions that waits for the copy. With two slots the copy
+    // engine moves expert i+1 while expert i computes; the host runs the CPU experts meanwhile.
+    int LaunchStreamed()
+    {
+        if (_str == 0) return 0;
+        var staging = Staging!;
+        var copies = StagingTransfers!;
+        int p = _tokens * _topK, waves = 0;
+        _streamGroups.Sort(_streamExpert.AsSpan(0, p));
+        for (int e = 0; e < _streamGroups.Keys; e++)
+        {
+            var group = _streamGroups.Group(e);
+            if (group.Length == 0) continue;
+            if (staging.SlotOf(0, e) >= 0) ReleaseStaged(staging.SlotOf(0, e)); // e of another layer, staged earlier
+            if (staging.InUse(0) == staging.Capacity(0)) ReleaseStaged(_stagedOrder.Peek());
+            int slot = staging.Assign(0, e);
+            _stagedOrder.Enqueue(slot);
+            copies.Enqueue(_layer, e, 0, slot);
+            foreach (int i in group) _waveSlot[i] = slot;
+            LaunchSlots(staging.Matrices(0), staging.Capacity(0), copies, 0, direct: false);
+            foreach (int i in group) _waveSlot[i] = -1;
+            waves++;
+        }
+        return waves;
+    }
+
+    // Frees a staging slot's bookkeeping (its bytes stay until the next copy, which waits for the slot's readers).
+    void ReleaseStaged(int slot)
+    {
+        Staging!.Release(0, Staging.ExpertAt(0, slot));
+        for (int j = _stagedOrder.Count; j > 0; j--) // the others keep their order
+        {
+            int s = _stagedOrder.Dequeue();
+            if (s != slot) _stagedOrder.Enqueue(s);
+        }
     }
 
     void ZeroYk() => _yk!.View.SubView(0, (long)_tokens * _topK * _hidden).MemSetToZero(_d.Stream);
@@ -207,22 +273,33 @@ public sealed class GpuExpertOffload : IExpertOffload
     // fused with the combine straight into y (direct) or per-position outputs into yk.
     void LaunchWave(bool direct)
     {
-        int p = _tokens * _topK, cap = Pool.Capacity(_layer);
-        var (gate, up, down) = Pool.Matrices(_layer);
-        var slots = _waveSlot.AsSpan(0, p);
-        _tiles.Group(slots);
-        _tiles.Layout(slots, _r!.Weights.AsSpan(0, p), GpuKernels.RowTokens);
-        _tiles.Upload(_d, _index!.View);
-        for (int s = 0; s < cap; s++)
-            if (_tiles.Count(s) > 0) Transfers.BeforeUse(_layer, s);
-        _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)_x!).View, _h!.View, _index.View, _topK, batched: false,
-            direct ? ((GpuBuffer)_y!).View : _yk!.View, fusedCombine: direct, _tokens);
-        for (int s = 0; s < cap; s++)
-            if (_tiles.Count(s) > 0) Transfers.MarkUsed(_layer, s);
-        Transfers.EndUse();
+        LaunchSlots(Pool.Matrices(_layer), Pool.Capacity(_layer), Transfers, _layer, direct);
         foreach (int i in _wave) _waveSlot[i] = -1;
         _wave.Clear();
         Array.Clear(_inWave);
+    }
+
+    // One launch of the positions whose _waveSlot names one of the stacks' cap slots (slots of the queue's pool layer
+    // poolLayer): fused gate/up, then the down projection fused with the combine into y (direct) or into yk.
+    void LaunchSlots((GpuMatrix Gate, GpuMatrix Up, GpuMatrix Down) stacks, int cap, ExpertTransferQueue queue, int poolLayer, bool direct)
+    {
+        int p = _tokens * _topK;
+        var (gate, up, down) = stacks;
+        var slots = _waveSlot.AsSpan(0, p);
+        _tiles.Group(slots);
+        // Prefill: once some slot has more positions than a row tile, batched tiles (tensor cores where the format has
+        // them) read each weight row once per up to 64 positions instead of once per 4, as in the all-resident path.
+        bool batched = !direct && _tiles.MaxCount > GpuKernels.RowTokens;
+        if (batched) BatchedWaves++;
+        _tiles.Layout(slots, _r!.Weights.AsSpan(0, p), batched ? _d.Kernels.BatchTileTokens(gate.Type, down.Type) : GpuKernels.RowTokens);
+        _tiles.Upload(_d, _index!.View);
+        for (int s = 0; s < cap; s++)
+            if (_tiles.Count(s) > 0) queue.BeforeUse(poolLayer, s);
+        _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)_x!).View, _h!.View, _index.View, _topK, batched,
+            direct ? ((GpuBuffer)_y!).View : _yk!.View, fusedCombine: direct, _tokens);
+        for (int s = 0; s < cap; s++)
+            if (_tiles.Count(s) > 0) queue.MarkUsed(poolLayer, s);
+        queue.EndUse();
     }
 
     /// <inheritdoc />
@@ -252,7 +329,7 @@ public sealed class GpuExpertOffload : IExpertOffload
     /// <inheritdoc />
     public void Finish()
     {
-        if (_cpu + _pre > 0) Cpu.AddTo(_y!, overwrite: _gpu == 0);
+        if (_cpu + _pre > 0) Cpu.AddTo(_y!, overwrite: _gpu + _str == 0);
     }
 
     /// <inheritdoc />
@@ -260,10 +337,15 @@ public sealed class GpuExpertOffload : IExpertOffload
     {
         _d.Synchronize();
         Transfers.Synchronize();
+        StagingTransfers?.Synchronize();
     }
 
     /// <inheritdoc />
-    public void CheckSlots() => Pool.CheckConsistency();
+    public void CheckSlots()
+    {
+        Pool.CheckConsistency();
+        Staging?.CheckConsistency();
+    }
 
     /// <summary>Releases the copy stream, staged host images, slots and scratch (also done by disposing the device).</summary>
     public void Dispose()
@@ -271,8 +353,10 @@ public sealed class GpuExpertOffload : IExpertOffload
         if (_disposed) return;
         _disposed = true;
         Transfers.Dispose();
+        StagingTransfers?.Dispose();
         Store.Dispose();
         Pool.Dispose();
+        Staging?.Dispose();
         if (_h != null) _d.Free(_h);
         if (_yk != null) _d.Free(_yk);
         if (_index != null) _d.Free(_index);

@@ -14,7 +14,7 @@ namespace Daop.Engine.Device.Gpu;
 /// copy, and two or three launches run: fused gate/up + SiLU over all routed tiles, then either the down projection with
 /// the weighted combine fused (few tokens: decode) or a grouped down projection plus a combine pass (prefill). Tiles hold
 /// up to 4 positions of one expert for the row kernels; once some expert has more than 4 positions they hold up to
-/// <see cref="GpuKernels.BatchTileTokens"/> (32, or 64 on the bf16 tensor-core path) for the batched kernels, which read
+/// <see cref="GpuKernels.BatchTileTokens(Daop.Kernels.DType, Daop.Kernels.DType)"/> (32, or 64 on the tensor-core path) for the batched kernels, which read
 /// each weight row once per tile.
 /// </summary>
 public sealed class GpuResidentExperts
@@ -74,7 +74,7 @@ public sealed class GpuResidentExperts
         var keys = r.Experts.AsSpan(0, p);
         _tiles.Group(keys);
         bool batched = tokens > FusedCombineMaxTokens && _tiles.MaxCount > GpuKernels.RowTokens;
-        _tiles.Layout(keys, r.Weights.AsSpan(0, p), batched ? Math.Min(kern.BatchTileTokens(gate.Type), kern.BatchTileTokens(down.Type)) : GpuKernels.RowTokens);
+        _tiles.Layout(keys, r.Weights.AsSpan(0, p), batched ? kern.BatchTileTokens(gate.Type, down.Type) : GpuKernels.RowTokens);
         if (_index == null || _index.Length < _tiles.Length)
         {
             if (_index != null) _d.Free(_index);
