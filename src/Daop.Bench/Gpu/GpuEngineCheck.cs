@@ -46,6 +46,14 @@ public static class GpuEngineCheck
                 ContextLength = Context, MaxChunkTokens = Chunk, Device = _ => new GpuDevice(acc),
                 Experts = (m, d) => OffloadedExpertScheduler.FromRatio(m, d, policy(), ratio),
             }));
+        // The first exact policy again with every CPU-resident expert of a prompt chunk that has two tokens streamed
+        // through the staging slots.
+        foreach (var (name, policy) in exactPolicies.Take(1))
+            Add(Batched(cpu, modelDir, $"batched decode, {name} at {ratio:0.##}, prefill streamed", new ModelOptions
+            {
+                ContextLength = Context, MaxChunkTokens = Chunk, Device = _ => new GpuDevice(acc),
+                Experts = (m, d) => OffloadedExpertScheduler.FromRatio(m, d, policy(), ratio, options: new OffloadOptions { StreamPrefillMinTokens = 2 }),
+            }));
         foreach (var (name, policy) in approximatePolicies)
         {
             using var standIn = MoeModel.Load(modelDir, new ModelOptions
