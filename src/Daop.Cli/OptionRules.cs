@@ -72,6 +72,7 @@ static class OptionRules
         ["--greedy-tokens"] = new Whole(0, Tokens),
         ["--prompts"] = new Whole(1, 10_000),
         ["--precalc-threads"] = new Whole(0, MaxThreads),
+        ["--stream-min-tokens"] = new Whole(0, Tokens),
         ["--project"] = new Choice(["model", "mixtral-8x7b"]),
         ["--gpu-gbps"] = Bandwidth,
         ["--cpu-gbps"] = Bandwidth,

@@ -73,7 +73,6 @@ static class PoliciesBenchCommand
         if (a.Threads is { } t) CpuWorkers.Configure(t);
         if ((a.Config == null) == (a.Model == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
         if (a.ReplayOnly && !a.Replay) throw new ArgumentException("--replay-only needs --replay-trace");
-        if (a.StreamMinTokens < 0) throw new ArgumentException($"--stream-min-tokens must be 0 (off) or a token count, not {a.StreamMinTokens}");
         if (a.Device is not ("cuda" or "ilgpu-cpu")) throw new ArgumentException($"bench policies runs on a GPU device: --device cuda or ilgpu-cpu, not '{a.Device}'");
         var ratios = OptionRules.Ratios(a.Ratios);
         var specs = PolicyChoice.List(a.Policies).Select(n => new PolicySpec(PolicyChoice.Create(n, a.ExactLayers).Name, () => PolicyChoice.Create(n, a.ExactLayers))).ToList();

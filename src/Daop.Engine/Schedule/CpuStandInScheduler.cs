@@ -117,18 +117,19 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         var call = _driver.BeginLayer(layer, r, tokens);
         if (!call.Precalculated) _precalc?.Reset();
         int taken = 0;
+        var xs = ((CpuBuffer)x).Data;
+        _driver.BeforeActivations(layer, r, tokens, xs.AsSpan(0, tokens * _hidden));
         foreach (var d in _driver.DecideActivations(layer, r, tokens))
             if (d.Action == PlacementAction.TakePrecalculated)
                 _taken[taken++] = d.Index;
 
-        var xs = ((CpuBuffer)x).Data;
         if (call.Precalculated) RunApproximate(layer, xs, r, ((CpuBuffer)y).Data, _taken.AsSpan(0, taken));
         else _local.RunExperts(layer, x, r, y, tokens);
 
         if (call.Next >= 0)
             foreach (var d in _driver.PredictNext(call.Next, xs.AsSpan(0, _hidden)))
                 if (d.Action == PlacementAction.StartPrecalculation) _precalc!.Start(d.Layer, xs.AsSpan(0, _hidden), _driver.Approximation!);
-        _driver.AfterLayer(layer, r, tokens, xs.AsSpan(0, tokens * _hidden));
+        _driver.AfterLayer(layer, tokens);
     }
 
     // One token: "GPU" experts (and any expert not pre-calculated) on the true input, then the pre-calculated sum.

@@ -202,7 +202,10 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _offload.Begin(layer, x, y, r, tokens);
         if (next >= 0 || call.CountsNext) _offload.Input(); // x comes down while the compute stream holds nothing that could wait on a copy
 
-        // 1. Every activation (GPU slot, CPU, pre-calculated), with the misses' evictions and loads in between.
+        // 0. Prefill: the chunk's counts may swap experts in (in approximate mode, the predictor's counts); the copies
+        //    land before the waves that read them, so the chunk runs its hot experts from their new slots.
+        Execute(_driver.BeforeActivations(layer, r, tokens, call.CountsNext ? _offload.Input() : default));
+        // 1. Every activation (GPU slot, CPU, streamed, pre-calculated), with the misses' evictions and loads in between.
         _takenCount = 0;
         Execute(_driver.DecideActivations(layer, r, tokens));
         // 2. The GPU experts (asynchronous on CUDA), then, in approximate mode, this layer's CPU experts pre-calculated
@@ -217,9 +220,8 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _offload.RunCpu();
         if (_startPrecalc) _precalc!.Start(next, _offload.Input(), _driver.Approximation!);
         _offload.Finish();
-        // 5. Decode: the policy may re-place this layer (the copies have a whole token to land); prefill: the chunk's
-        //    counts may swap experts in (in approximate mode, the next layer's by the predictor's counts from x).
-        Execute(_driver.AfterLayer(layer, r, tokens, call.CountsNext ? _offload.Input() : default));
+        // 5. Decode: the policy may re-place this layer (the copies have a whole token to land).
+        Execute(_driver.AfterLayer(layer, tokens));
     }
 
     // Carries decisions out on the device half.

@@ -69,6 +69,6 @@ public readonly record struct PlacementDecision(PlacementAction Action, int Laye
 /// <param name="Next">Decode: the next MoE layer, to predict from this layer's gate input (<see cref="PlacementDriver.PredictNext"/>); else -1.</param>
 /// <param name="CountsNext">
 /// Prefill, approximate mode: the next MoE layer is placed by the predictor's counts, made from this layer's gate input
-/// (hand it to <see cref="PlacementDriver.AfterPrefillChunk"/>).
+/// (hand it to <see cref="PlacementDriver.BeforeActivations"/>).
 /// </param>
 public readonly record struct LayerCall(bool Precalculated, int Next, bool CountsNext);

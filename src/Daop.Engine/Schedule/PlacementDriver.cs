@@ -18,6 +18,11 @@ namespace Daop.Engine.Schedule;
 /// <item><see cref="BeginLayer"/>: a routing override replaces the router's choice; the prediction held for l is scored
 /// (recall); in approximate mode a decoded token's routing becomes that prediction (degraded at layer l−1), or, checked,
 /// stays the true one with the prediction's pre-calculated experts to take; the first MoE layer counts the tokens.</item>
+/// <item>Prefill: <see cref="BeforeActivations"/> hands the chunk's per-expert counts to OnPrefillCounts (in approximate
+/// mode, for a layer decode will route by the predictor — not checked modes — the predictor's counts made at the layer
+/// before) and, in approximate mode, counts the next layer by the predictor from this layer's gate input; the policy's
+/// swaps load before the chunk's activations are decided, so an expert the prompt uses most runs from the slot it
+/// is copied into, once, rather than on the CPU or streamed now and copied again for decode.</item>
 /// <item><see cref="DecideActivations"/>, each routed (token, expert) in token order: pre-calculated (approximate mode) →
 /// take it (checked: pre-calculated experts the true gate did not choose are counted unused); resident → GPU (a hit); else the policy's OnMiss: Transfer evicts the named victim (if any) and loads the
 /// expert (a miss transfer), which then runs on the GPU; RunOnCpu → CPU. OnUse follows every activation. An eviction of
@@ -26,9 +31,6 @@ namespace Daop.Engine.Schedule;
 /// loads are prefetches; in approximate mode the prediction is degraded against the residency, held, and its CPU
 /// experts' pre-calculation starts.</item>
 /// <item>Decode: <see cref="AfterDecodeLayer"/> lets the policy re-place layer l (drift); its loads are rebalances.</item>
-/// <item>Prefill: <see cref="AfterPrefillChunk"/> hands the chunk's per-expert counts to OnPrefillCounts (in approximate
-/// mode, for a layer decode will route by the predictor — not checked modes — the predictor's counts made at the layer
-/// before); its swaps are post-prefill loads.</item>
 /// </list>
 /// A policy only changes the residency; the driver turns each change into Evict (in expert order) and Load decisions
 /// against what the executor holds, layer by layer.
@@ -194,11 +196,15 @@ public sealed class PlacementDriver
     public bool DecodeBatch => _decodeBatch;
 
     /// <summary>
-    /// Step 4 or 5, whichever the call is: decode (one token, or a batched decode step) → <see cref="AfterDecodeLayer"/>;
-    /// a prompt chunk → <see cref="AfterPrefillChunk"/>.
+    /// Between <see cref="BeginLayer"/> and <see cref="DecideActivations"/>: a prompt chunk → <see cref="PlacePrefillChunk"/>
+    /// (<paramref name="x"/> [T, H], the layer's gate input, is read when <see cref="LayerCall.CountsNext"/>); decode → nothing.
     /// </summary>
-    public ReadOnlySpan<PlacementDecision> AfterLayer(int layer, RoutingBatch r, int tokens, ReadOnlySpan<float> x) =>
-        tokens == 1 || _decodeBatch ? AfterDecodeLayer(layer) : AfterPrefillChunk(layer, r, tokens, x);
+    public ReadOnlySpan<PlacementDecision> BeforeActivations(int layer, RoutingBatch r, int tokens, ReadOnlySpan<float> x) =>
+        tokens == 1 || _decodeBatch ? default : PlacePrefillChunk(layer, r, tokens, x);
+
+    /// <summary>After the layer's experts ran: decode (one token, or a batched decode step) → <see cref="AfterDecodeLayer"/>; a prompt chunk → nothing.</summary>
+    public ReadOnlySpan<PlacementDecision> AfterLayer(int layer, int tokens) =>
+        tokens == 1 || _decodeBatch ? AfterDecodeLayer(layer) : default;
 
     /// <summary>Step 1 of a layer call (see the remarks): may rewrite <paramref name="r"/>; validates it.</summary>
     public LayerCall BeginLayer(int layer, RoutingBatch r, int tokens)
@@ -343,10 +349,11 @@ public sealed class PlacementDriver
     }
 
     /// <summary>
-    /// Step 5 (prefill): the chunk's <paramref name="tokens"/> routed by <paramref name="r"/> place <paramref name="layer"/>;
-    /// <paramref name="x"/> [T, H] is its gate input, read when <see cref="LayerCall.CountsNext"/>.
+    /// Prefill, before the chunk's activations: the chunk's <paramref name="tokens"/> routed by <paramref name="r"/> place
+    /// <paramref name="layer"/> (its loads are post-prefill loads, then used by the chunk itself); <paramref name="x"/>
+    /// [T, H] is its gate input, read when <see cref="LayerCall.CountsNext"/>.
     /// </summary>
-    public ReadOnlySpan<PlacementDecision> AfterPrefillChunk(int layer, RoutingBatch r, int tokens, ReadOnlySpan<float> x)
+    public ReadOnlySpan<PlacementDecision> PlacePrefillChunk(int layer, RoutingBatch r, int tokens, ReadOnlySpan<float> x)
     {
         _loads.Clear();
         _predictor.PrefillCounts(layer, r, tokens, _counts);

@@ -16,7 +16,7 @@ public sealed record SimulationResult(string Policy, int DecodeTokens, double De
 /// decisions (the same code that drives <see cref="OffloadedExpertScheduler"/>), fed by the trace's routing and
 /// predictions, and the simulator charges them to three timelines: GPU compute, the copy engine, and CPU expert
 /// threads. Results are deterministic on any machine. The first <c>prefill</c> tokens of each trace are the prompt: their
-/// counts place every layer (<see cref="PlacementDriver.AfterPrefillChunk"/>; the swaps are copied during the prompt).
+/// counts place every layer (<see cref="PlacementDriver.PlacePrefillChunk"/>; the swaps are copied during the prompt).
 /// The rest are decoded one token at a time; per layer l:
 /// <list type="number">
 /// <item>GPU: dense part of layer l (the gate input is then known).</item>
@@ -70,7 +70,7 @@ public static class TraceSimulator
             for (int l = 0; l < tr.Layers; l++)
             {
                 replay.Route(l, 0, routing);
-                driver.AfterPrefillChunk(l, routing, prefill, default); // copied during the prompt, before decode starts
+                driver.PlacePrefillChunk(l, routing, prefill, default); // copied during the prompt, before decode starts
             }
             var start = driver.Stats;
             _ready = new double[tr.Layers, tr.Experts];

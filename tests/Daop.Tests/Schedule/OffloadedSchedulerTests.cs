@@ -172,8 +172,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         var staging = Gpu(s).Staging!;
         Assert.Equal(OffloadedExpertScheduler.StagingSlots, staging.Slots);
         Assert.Equal((Gpu(s).Pool.Slots + staging.Slots) * Gpu(s).Layout.ExpertBytes, s.PoolBytes);
-        int moeLayers = model.Config.MoeLayerCount;
-        Assert.True(st.StreamTransfers > 2 * moeLayers, $"{what}: {st}"); // some layer streamed more experts than it has staging slots
+        Assert.True(st.StreamTransfers > OffloadedExpertScheduler.StagingSlots, $"{what}: {st}"); // the staging slots were reused
         Assert.Equal(st.Transfers * Gpu(s).Layout.ExpertBytes, st.TransferBytes);
         Assert.Equal(st.Activations, st.GpuExpertRuns + st.CpuExpertRuns);
         Assert.True(st.StreamedRuns >= 2 * st.StreamTransfers);

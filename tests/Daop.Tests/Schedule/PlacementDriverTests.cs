@@ -50,7 +50,7 @@ public class PlacementDriverTests
         Assert.Equal([(PlacementAction.RunStreamed, 1, 0), (PlacementAction.RunOnCpu, 2, 1), (PlacementAction.RunStreamed, 1, 2),
             (PlacementAction.RunOnGpu, 0, 3), (PlacementAction.RunStreamed, 1, 4)], d.Select(Of));
         Assert.Equal([LoadReason.Stream, LoadReason.Miss, LoadReason.Miss], d.Where(x => x.Action == PlacementAction.RunStreamed).Select(x => x.Reason));
-        driver.AfterLayer(0, r, 5, default);
+        driver.AfterLayer(0, 5);
         Assert.False(driver.Residency.IsResident(0, 1)); // streaming places nothing
         var s = driver.Stats;
         Assert.Equal((4, 1, 3, 1, 1), (s.GpuExpertRuns, s.CpuExpertRuns, s.StreamedRuns, s.StreamTransfers, s.Transfers));
