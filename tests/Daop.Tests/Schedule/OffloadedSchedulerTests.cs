@@ -95,18 +95,35 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
             Experts = experts,
         });
 
+    // Loads the fixture offloaded by `experts`, runs the reference prompt (invariants checked after every step) and
+    // asserts its prefill and decode logits are the CPU path's.
+    MoeModel RunsLikeTheCpuPath(string fixture, string what, Func<MoeModel, Daop.Engine.Device.IDevice, OffloadedExpertScheduler> experts)
+    {
+        var want = Reference(fixture);
+        var model = LoadOffloaded(fixture, experts);
+        try
+        {
+            var s = (OffloadedExpertScheduler)model.Experts;
+            var got = Run(model, want.Tokens, s.CheckInvariants);
+            LogitsAssert.Close(want.Prefill, got.Prefill, $"{what} prefill");
+            for (int i = 0; i < Decode; i++) LogitsAssert.Close(want.Steps[i], got.Steps[i], $"{what} decode {i}");
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void LogitsMatchCpuPath(string fixture, double ratio, string policy)
     {
         var sw = Stopwatch.StartNew();
-        var want = Reference(fixture);
-        using var model = LoadOffloaded(fixture, (m, d) => OffloadedExpertScheduler.FromRatio(m, d, Policy(policy), ratio));
-        var s = (OffloadedExpertScheduler)model.Experts;
-        var got = Run(model, want.Tokens, s.CheckInvariants);
         string what = $"{fixture} {policy} @ {ratio}";
-        LogitsAssert.Close(want.Prefill, got.Prefill, $"{what} prefill");
-        for (int i = 0; i < Decode; i++) LogitsAssert.Close(want.Steps[i], got.Steps[i], $"{what} decode {i}");
+        using var model = RunsLikeTheCpuPath(fixture, what, (m, d) => OffloadedExpertScheduler.FromRatio(m, d, Policy(policy), ratio));
+        var s = (OffloadedExpertScheduler)model.Experts;
 
         var c = model.Config;
         var st = s.Stats;
@@ -160,14 +177,10 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
     [InlineData("qwen2moe-tiny", "daop", 0.5)]
     public void StreamedPrefillExpertsMatchTheCpuPath(string fixture, string policy, double ratio)
     {
-        var want = Reference(fixture);
-        using var model = LoadOffloaded(fixture, (m, d) => OffloadedExpertScheduler.FromRatio(m, d, Policy(policy), ratio,
+        string what = $"{fixture} {policy} @ {ratio} streamed";
+        using var model = RunsLikeTheCpuPath(fixture, what, (m, d) => OffloadedExpertScheduler.FromRatio(m, d, Policy(policy), ratio,
             options: new OffloadOptions { StreamPrefillMinTokens = 2 }));
         var s = (OffloadedExpertScheduler)model.Experts;
-        var got = Run(model, want.Tokens, s.CheckInvariants);
-        string what = $"{fixture} {policy} @ {ratio} streamed";
-        LogitsAssert.Close(want.Prefill, got.Prefill, $"{what} prefill");
-        for (int i = 0; i < Decode; i++) LogitsAssert.Close(want.Steps[i], got.Steps[i], $"{what} decode {i}");
         var st = s.Stats;
         var staging = Gpu(s).Staging!;
         Assert.Equal(OffloadedExpertScheduler.StagingSlots, staging.Slots);
