@@ -7,8 +7,13 @@ public sealed record OffloadOptions
 {
     /// <summary>Where transfers read experts from (default: page-locked staged images on CUDA, the checkpoint elsewhere).</summary>
     public HostCopyMode CopyMode { get; init; } = HostCopyMode.Auto;
-    /// <summary>Most bytes of staged (page-locked) host images; past it transfers read the checkpoint directly.</summary>
-    public long PinnedHostBytes { get; init; } = long.MaxValue;
+    /// <summary>
+    /// Most bytes of staged (page-locked) host images; past it transfers read the checkpoint directly. Null (default):
+    /// <see cref="OffloadedExpertScheduler.DefaultPinnedHostBytes"/>, what host memory holds beside the routed experts'
+    /// own bytes — prefill streaming copies most CPU-resident experts, and their page-locked images must not push the
+    /// checkpoint the CPU experts read out of memory.
+    /// </summary>
+    public long? PinnedHostBytes { get; init; }
     /// <summary>Make every expert's staged image at start (else on its first transfer).</summary>
     public bool PinAhead { get; init; }
     /// <summary>

@@ -81,9 +81,23 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         if (policy.Approximate) _precalc = new PreCalc(model, background: true, _o.PrecalcThreads);
         var r = _driver.Residency;
         var resident = Enumerable.Range(0, r.Layers).Select(l => (IReadOnlyList<int>)[.. r.Resident(l)]).ToArray();
-        _offload = new GpuExpertOffload(device, model.Weights, model.Config.TopK, slotsPerLayer, resident, _o.CopyMode, _o.PinnedHostBytes, _o.PinAhead,
+        _offload = new GpuExpertOffload(device, model.Weights, model.Config.TopK, slotsPerLayer, resident, _o.CopyMode,
+            _o.PinnedHostBytes ?? DefaultPinnedHostBytes(model.Weights), _o.PinAhead,
             stagingSlots: stream > 0 ? StagingSlots : 0);
         CheckInvariants();
+    }
+
+    /// <summary>
+    /// The default budget of page-locked expert images: the memory available to this process less the routed experts'
+    /// bytes (the CPU experts read them from the checkpoint, which must stay in memory) and 8 GiB of headroom, at least 0.
+    /// </summary>
+    public static long DefaultPinnedHostBytes(ModelWeights weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        long experts = 0;
+        foreach (var layer in weights.Layers)
+            foreach (var e in layer.Experts) experts += e.Gate.ByteLength + e.Up.ByteLength + e.Down.ByteLength;
+        return Math.Max(0, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes - experts - (8L << 30));
     }
 
     /// <summary>Staging slots allocated beside the pool when prefill streams experts (two: one copies while the other computes).</summary>
