@@ -86,6 +86,7 @@ static class InspectCommand
             o.WriteLine($"  vs bf16      {plan.Bf16TotalSlots} experts in {Size(plan.Bf16SlotBytes)} bf16 slots: {Type(i.ExpertWeightType)} fits " +
                 (plan.Bf16TotalSlots > 0 ? $"{(double)plan.TotalSlots / plan.Bf16TotalSlots:F2}x as many" : $"{plan.TotalSlots} more"));
         o.WriteLine($"  slots/layer  {string.Join(" ", plan.SlotsPerLayer)}");
+        if (plan.StagingSlots > 0) o.WriteLine($"  staging      {plan.StagingSlots} slots for prompt experts streamed from host memory");
     }
 
     static void WriteJson(ModelInfo i, VramPlan? plan, string? gguf) => JsonOut.Write(w =>
@@ -140,6 +141,7 @@ static class InspectCommand
         w.WriteNumber("total_experts", plan.TotalExperts);
         w.WriteNumber("resident_fraction", Math.Round(plan.ResidentFraction, 4));
         w.WriteNumber("used_bytes", plan.UsedBytes);
+        w.WriteNumber("staging_slots", plan.StagingSlots);
         w.WriteNumber("bf16_slot_bytes", plan.Bf16SlotBytes);
         w.WriteNumber("bf16_total_slots", plan.Bf16TotalSlots);
         w.WriteStartArray("slots_per_layer");

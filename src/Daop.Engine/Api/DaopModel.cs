@@ -108,8 +108,9 @@ public sealed partial class DaopModel : IDisposable
     /// What fits in <paramref name="budgetBytes"/> of GPU memory if this model ran on a GPU with offloaded experts
     /// (<c>--vram-budget</c>): the dense part for one sequence of <see cref="ContextLength"/> positions and prefill chunks of
     /// <paramref name="maxChunkTokens"/> tokens, then expert slots spread evenly over the MoE layers
-    /// (<see cref="Placement.SlotBudget.FromBytes"/>), each slot sized by the experts' stored format (block formats included),
-    /// and for comparison the slots were they bf16. Pure arithmetic: no GPU is needed.
+    /// (<see cref="Placement.SlotBudget.FromBytes"/>) after the staging slots for streamed prefill experts, each slot sized
+    /// by the experts' stored format (block formats included), and for comparison the slots were they bf16. Pure
+    /// arithmetic: no GPU is needed.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The budget is negative or the chunk is not positive.</exception>
     public VramPlan PlanVram(long budgetBytes, int maxChunkTokens = 256, int sequences = 1)
@@ -124,10 +125,14 @@ public sealed partial class DaopModel : IDisposable
         if (moeLayers == 0) return new VramPlan(budgetBytes, dense, 0, new int[c.NumLayers], 0) { Sequences = sequences, KvCacheBytes = kv };
         var layout = ExpertLayout.Of(_model.Weights);
         long slot = layout.ExpertBytes, bf16 = (layout with { GateType = DType.BF16, UpType = DType.BF16, DownType = DType.BF16 }).ExpertBytes;
-        int[] Slots(long bytes) => budgetBytes >= dense ? OffloadBudget.SlotsFromBytes(c, budgetBytes - dense, bytes) : new int[c.NumLayers];
-        return new VramPlan(budgetBytes, dense, slot, Slots(slot), moeLayers * c.NumExperts)
+        int experts = moeLayers * c.NumExperts;
+        // As the scheduler does: staging slots for streamed prefill experts when the budget holds enough experts of that size.
+        int Staging(long bytes) => OffloadedExpertScheduler.StagingSlotsFor(budgetBytes - dense, bytes, experts);
+        int[] Slots(long bytes) => budgetBytes >= dense
+            ? OffloadBudget.SlotsFromBytes(c, budgetBytes - dense - Staging(bytes) * bytes, bytes) : new int[c.NumLayers];
+        return new VramPlan(budgetBytes, dense, slot, Slots(slot), experts)
         {
-            Bf16SlotBytes = bf16, Bf16TotalSlots = Slots(bf16).Sum(), Sequences = sequences, KvCacheBytes = kv,
+            Bf16SlotBytes = bf16, Bf16TotalSlots = Slots(bf16).Sum(), Sequences = sequences, KvCacheBytes = kv, StagingSlots = Staging(slot),
         };
     }
 

@@ -176,8 +176,10 @@ public sealed record VramPlan(long BudgetBytes, long DenseBytes, long SlotBytes,
     public int TotalSlots => SlotsPerLayer.Sum();
     /// <summary>Fraction of routed experts resident on the GPU.</summary>
     public double ResidentFraction => TotalExperts == 0 ? 0 : (double)TotalSlots / TotalExperts;
-    /// <summary>Bytes the plan uses: dense part plus slots (0 when the dense part does not fit).</summary>
-    public long UsedBytes => DenseFits ? DenseBytes + TotalSlots * SlotBytes : 0;
+    /// <summary>Slots set aside for streamed prefill experts (<c>OffloadedExpertScheduler.StagingSlots</c>, or 0 when the budget is too small).</summary>
+    public int StagingSlots { get; init; }
+    /// <summary>Bytes the plan uses: dense part plus slots and staging slots (0 when the dense part does not fit).</summary>
+    public long UsedBytes => DenseFits ? DenseBytes + (TotalSlots + StagingSlots) * SlotBytes : 0;
     /// <summary>Device bytes of one expert slot were the experts stored as bf16 (equal to <see cref="SlotBytes"/> for a bf16 model).</summary>
     public long Bf16SlotBytes { get; init; }
     /// <summary>Expert slots the same budget would hold were the experts bf16 (the dense part as loaded): what quantized experts gain.</summary>

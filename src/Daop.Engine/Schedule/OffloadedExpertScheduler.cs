@@ -132,15 +132,34 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     public static OffloadedExpertScheduler FromVramBudget(MoeModel model, IDevice device, IPlacementPolicy policy, long vramBytes,
         int maxChunkTokens, long[,]? popularity = null, OffloadOptions? options = null, int sequences = 1)
     {
+        int staging = StagingSlotsFor(model, vramBytes, maxChunkTokens, sequences, options);
+        if (staging == 0) options = (options ?? new OffloadOptions()) with { StreamPrefillMinTokens = 0 };
+        return new(model, AsGpu(device), policy, OffloadBudget.SlotsFromVram(model, vramBytes - staging * ExpertLayout.Of(model.Weights).ExpertBytes,
+            maxChunkTokens, sequences, popularity), popularity, options);
+    }
+
+    /// <summary>
+    /// The staging slots a budget of <paramref name="vramBytes"/> gives up for streamed prefill experts (what
+    /// <see cref="FromVramBudget"/> allocates): <see cref="StagingSlots"/> when <paramref name="options"/> stream and the
+    /// budget holds at least <see cref="StreamingMinBudgetExperts"/> experts beside the dense part but not every routed
+    /// expert (then nothing is left to stream), else 0.
+    /// </summary>
+    public static int StagingSlotsFor(MoeModel model, long vramBytes, int maxChunkTokens, int sequences = 1, OffloadOptions? options = null)
+    {
         ArgumentNullException.ThrowIfNull(model);
         var layout = ExpertLayout.Of(model.Weights);
-        long staging = StagingSlots * layout.ExpertBytes;
-        bool stream = StreamMinTokens(layout, options) > 0
-            && vramBytes - OffloadBudget.DenseBytes(model, maxChunkTokens, sequences) >= StreamingMinBudgetExperts * layout.ExpertBytes;
-        if (!stream) options = (options ?? new OffloadOptions()) with { StreamPrefillMinTokens = 0 };
-        return new(model, AsGpu(device), policy, OffloadBudget.SlotsFromVram(model, vramBytes - (stream ? staging : 0), maxChunkTokens, sequences,
-            popularity), popularity, options);
+        return StreamMinTokens(layout, options) > 0
+            ? StagingSlotsFor(vramBytes - OffloadBudget.DenseBytes(model, maxChunkTokens, sequences), layout.ExpertBytes,
+                model.Weights.Layers.Sum(l => (long)l.Experts.Length))
+            : 0;
     }
+
+    /// <summary>
+    /// The staging slots <paramref name="freeBytes"/> beside the dense part give up when prefill streams experts of
+    /// <paramref name="expertBytes"/>, of which the model has <paramref name="experts"/>: see the overload.
+    /// </summary>
+    public static int StagingSlotsFor(long freeBytes, long expertBytes, long experts) =>
+        freeBytes >= StreamingMinBudgetExperts * expertBytes && freeBytes < experts * expertBytes ? StagingSlots : 0;
 
     static GpuDevice AsGpu(IDevice device) =>
         device as GpuDevice ?? throw new ArgumentException($"the offloaded expert scheduler needs a GpuDevice, got {device.Name}", nameof(device));

@@ -192,6 +192,16 @@ public class DaopModelTests
         Assert.Equal(some.DenseBytes + 3 * four.KvCacheBytes, four.DenseBytes);
         Assert.Equal(13, four.TotalSlots);
         Assert.True(model.PlanVram(budget4).TotalSlots > four.TotalSlots);
+
+        // 20 experts' bytes beside the dense part: two go to the staging slots of streamed prefill experts, as the
+        // scheduler allocates them; a budget that holds every expert streams nothing and keeps no staging slots.
+        long budget20 = dense + 20 * all.SlotBytes + 5;
+        var twenty = model.PlanVram(budget20);
+        Assert.Equal(OffloadedExpertScheduler.StagingSlots, twenty.StagingSlots);
+        Assert.Equal(20 - OffloadedExpertScheduler.StagingSlots, twenty.TotalSlots);
+        Assert.Equal(OffloadBudget.SlotsFromVram(model.Engine, budget20 - 2 * all.SlotBytes, 256), twenty.SlotsPerLayer);
+        Assert.True(twenty.UsedBytes <= budget20);
+        Assert.Equal(0, all.StagingSlots);
     }
 
     [Fact]

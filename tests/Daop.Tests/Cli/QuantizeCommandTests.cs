@@ -34,8 +34,10 @@ public class QuantizeCommandTests
         Assert.Contains("expert slot  108.0 KiB (q4_0, rows padded to 16 bytes)", q4.Out);
         Assert.Contains("fits         12 of 48 experts", bf16.Out);
         Assert.DoesNotContain("vs bf16", bf16.Out);
-        Assert.Contains("fits         42 of 48 experts", q4.Out);                 // floor(12 · 16 / 4.5)
-        Assert.Contains("vs bf16      12 experts in 384.0 KiB bf16 slots: q4_0 fits 3.50x as many", q4.Out);
+        Assert.Contains("fits         40 of 48 experts", q4.Out);                 // floor(12 · 16 / 4.5) = 42, 2 of them staging
+        Assert.Contains("staging      2 slots", q4.Out);
+        Assert.DoesNotContain("staging", bf16.Out);                                 // 12 bf16 experts: too few to stream
+        Assert.Contains("vs bf16      12 experts in 384.0 KiB bf16 slots: q4_0 fits 3.33x as many", q4.Out);
     }
 
     [Fact]

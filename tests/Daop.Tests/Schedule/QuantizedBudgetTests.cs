@@ -67,10 +67,12 @@ public class QuantizedBudgetTests
         Assert.Equal(12, b.Bf16TotalSlots);
         Assert.Equal(a.SlotBytes, b.Bf16SlotBytes);
         Assert.Equal(a.SlotBytes, a.Bf16SlotBytes);
-        Assert.Equal(42, b.TotalSlots);                     // floor(12 · 16 / 4.5)
-        Assert.InRange((double)b.TotalSlots / a.TotalSlots, 16 / 4.5 - 1.0 / 12, 16 / 4.5);
+        // floor(12 · 16 / 4.5) = 42 q4_0 experts fit; 16 or more, so two of them are staging slots for prefill streaming
+        Assert.Equal((0, 2), (a.StagingSlots, b.StagingSlots));
+        Assert.Equal(40, b.TotalSlots);
+        Assert.InRange((double)(b.TotalSlots + b.StagingSlots) / a.TotalSlots, 16 / 4.5 - 1.0 / 12, 16 / 4.5);
         Assert.True(b.UsedBytes <= budget);
-        Assert.Equal(SlotBudget.FromBytes(budget - dense, b.SlotBytes, 6, 8), b.SlotsPerLayer);
+        Assert.Equal(SlotBudget.FromBytes(budget - dense - 2 * b.SlotBytes, b.SlotBytes, 6, 8), b.SlotsPerLayer);
     }
 
     [Fact]
