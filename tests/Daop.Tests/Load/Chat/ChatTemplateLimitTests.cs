@@ -198,11 +198,17 @@ public class ChatTemplateLimitTests
     [Fact]
     public void CancelledTokenStopsTheRender()
     {
-        var template = ChatTemplate.Parse("{{ range(100000)|unique|length }}");
+        // Only the token can stop this render: the time limit is far away. The token is cancelled from a thread of its
+        // own (a CancelAfter timer waits for the thread pool, which a loaded CI machine can starve past any limit).
+        var template = ChatTemplate.Parse("{{ range(100000)|unique|length }}", null, null,
+            ChatTemplateLimits.Default with { MaxRenderTime = TimeSpan.FromMinutes(10) });
         Assert.Throws<OperationCanceledException>(() => template.Render([], false, null, new CancellationToken(canceled: true)));
 
-        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        using var cts = new CancellationTokenSource();
+        var canceller = new Thread(() => { Thread.Sleep(100); cts.Cancel(); }) { IsBackground = true };
+        canceller.Start();
         Assert.ThrowsAny<OperationCanceledException>(() => template.Render([], false, null, cts.Token));
+        canceller.Join();
     }
 
     [Theory]
