@@ -266,7 +266,8 @@ public sealed class ServerAccessTests(ServerFixture f) : IClassFixture<ServerFix
             string answer = await ReadToClose(socket, TimeSpan.FromSeconds(15));
             Assert.True(answer.Length == 0 || answer.StartsWith("HTTP/1.1 408", StringComparison.Ordinal), answer);
         }
-        Assert.True(DateTime.UtcNow - t0 < TimeSpan.FromSeconds(10));
+        // Closed before the 15 s read gives up (Kestrel checks its timeouts on a 1 s heartbeat, which a busy CI machine delays).
+        Assert.True(DateTime.UtcNow - t0 < TimeSpan.FromSeconds(14));
 
         // A body that trickles in: 408 in OpenAI's shape once the body timeout passes, then the connection closes.
         t0 = DateTime.UtcNow;
@@ -279,7 +280,7 @@ public sealed class ServerAccessTests(ServerFixture f) : IClassFixture<ServerFix
             string json = answer[answer.IndexOf('{', StringComparison.Ordinal)..(answer.LastIndexOf('}') + 1)]; // inside the chunked framing
             AssertClientError(JsonDocument.Parse(json).RootElement, "request_timeout");
         }
-        Assert.True(DateTime.UtcNow - t0 < TimeSpan.FromSeconds(10));
+        Assert.True(DateTime.UtcNow - t0 < TimeSpan.FromSeconds(14));
     }
 
     [Fact]

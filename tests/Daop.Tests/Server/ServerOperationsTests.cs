@@ -58,10 +58,12 @@ public sealed class ServerOperationsTests(ServerFixture f) : IClassFixture<Serve
         });
         await using var server = await DaopServer.StartAsync(model, new DaopServerOptions
         {
-            Port = 0, MaxGenerationTime = TimeSpan.FromSeconds(1), MaxTokensLimit = 4000,
+            // 3 s: a CI machine busy with the other test collections once streamed fewer than two pieces in 1 s; 3000
+            // tokens at the slowed model's ~50 tokens a second still take far longer than the limit.
+            Port = 0, MaxGenerationTime = TimeSpan.FromSeconds(3), MaxTokensLimit = 4000,
         });
         using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
-        // Far more tokens than 1 s decodes, greedy text with no end-of-text for 400 tokens, and a stop sequence that never comes.
+        // Far more tokens than 3 s decode, greedy text with no end-of-text for 400 tokens, and a stop sequence that never comes.
         string Body(bool stream) => $$"""{"prompt": "def f():", "max_tokens": 3000, "temperature": 0, "stop": ["\u0001"], "stream": {{(stream ? "true" : "false")}}}""";
         using var whole = await http.PostAsync("v1/completions", new StringContent(Body(false), Encoding.UTF8, "application/json"));
         var json = JsonDocument.Parse(await whole.Content.ReadAsStringAsync()).RootElement;
