@@ -124,7 +124,7 @@ public sealed partial class DaopModel : IDisposable
         int moeLayers = _model.Weights.Layers.Count(l => l.Experts.Length > 0);
         if (moeLayers == 0) return new VramPlan(budgetBytes, dense, 0, new int[c.NumLayers], 0) { Sequences = sequences, KvCacheBytes = kv };
         var layout = ExpertLayout.Of(_model.Weights);
-        long slot = layout.ExpertBytes, bf16 = (layout with { GateType = DType.BF16, UpType = DType.BF16, DownType = DType.BF16 }).ExpertBytes;
+        long slot = layout.ExpertBytes, bf16 = layout.Bf16.ExpertBytes;
         int experts = moeLayers * c.NumExperts;
         // As the scheduler does: staging slots for streamed prefill experts when the budget holds enough experts of that size.
         int Staging(long bytes) => OffloadedExpertScheduler.StagingSlotsFor(budgetBytes - dense, bytes, experts);

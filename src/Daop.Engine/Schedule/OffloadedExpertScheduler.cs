@@ -3,7 +3,6 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
-using Daop.Kernels;
 
 namespace Daop.Engine.Schedule;
 
@@ -96,7 +95,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         ArgumentNullException.ThrowIfNull(weights);
         long experts = 0;
         foreach (var layer in weights.Layers)
-            foreach (var e in layer.Experts) experts += e.Gate.ByteLength + e.Up.ByteLength + e.Down.ByteLength;
+            foreach (var e in layer.Experts) experts += e.ByteLength;
         return Math.Max(0, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes - experts - (8L << 30));
     }
 
@@ -111,8 +110,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
 
     /// <summary>The prefill streaming threshold <paramref name="options"/> asks for experts of <paramref name="layout"/> (0: off).</summary>
     public static int StreamMinTokens(ExpertLayout layout, OffloadOptions? options) =>
-        options?.StreamPrefillMinTokens ?? OffloadOptions.DefaultStreamMinTokens(layout.ExpertBytes,
-            (layout with { GateType = DType.BF16, UpType = DType.BF16, DownType = DType.BF16 }).ExpertBytes);
+        options?.StreamPrefillMinTokens ?? OffloadOptions.DefaultStreamMinTokens(layout.ExpertBytes, layout.Bf16.ExpertBytes);
 
     /// <summary>
     /// A scheduler for <paramref name="model"/> with an expert cache ratio (fraction of routed experts on the GPU),

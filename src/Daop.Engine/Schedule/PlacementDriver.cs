@@ -266,24 +266,18 @@ public sealed class PlacementDriver
                     LoadOnMiss(layer, e, victim);
                     resident = true;
                 }
-                if (resident) { _gathered[e] = true; _stats.GpuExpertRuns++; }
-                else if (stream && _chunkCounts[e] >= StreamMinTokens)
+                if (resident)
                 {
+                    _gathered[e] = true;
                     _stats.GpuExpertRuns++;
-                    _stats.StreamedRuns++;
-                    bool first = !_streamed[e];
-                    if (first)
-                    {
-                        _streamed[e] = true;
-                        _stats.StreamTransfers++;
-                        Transferred();
-                    }
-                    _activations.Add(new(PlacementAction.RunStreamed, layer, e, i, first ? LoadReason.Stream : LoadReason.Miss));
-                    _policy.OnUse(layer, e);
-                    continue;
+                    _activations.Add(new(PlacementAction.RunOnGpu, layer, e, i));
                 }
-                else _stats.CpuExpertRuns++;
-                _activations.Add(new(resident ? PlacementAction.RunOnGpu : PlacementAction.RunOnCpu, layer, e, i));
+                else if (stream && _chunkCounts[e] >= StreamMinTokens) _activations.Add(Streamed(layer, e, i));
+                else
+                {
+                    _stats.CpuExpertRuns++;
+                    _activations.Add(new(PlacementAction.RunOnCpu, layer, e, i));
+                }
             }
             _policy.OnUse(layer, e);
         }
@@ -293,6 +287,21 @@ public sealed class PlacementDriver
             _approx.Reset(); // the prediction is consumed
         }
         return CollectionsMarshal.AsSpan(_activations);
+    }
+
+    // Activation i of a prefill chunk runs expert e from a staging slot; its first activation in the call carries the copy.
+    PlacementDecision Streamed(int layer, int e, int i)
+    {
+        _stats.GpuExpertRuns++;
+        _stats.StreamedRuns++;
+        bool first = !_streamed[e];
+        if (first)
+        {
+            _streamed[e] = true;
+            _stats.StreamTransfers++;
+            Transferred();
+        }
+        return new(PlacementAction.RunStreamed, layer, e, i, first ? LoadReason.Stream : LoadReason.Miss);
     }
 
     void LoadOnMiss(int layer, int expert, int victim)

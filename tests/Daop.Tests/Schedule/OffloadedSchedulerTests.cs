@@ -191,7 +191,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.True(st.StreamedRuns >= 2 * st.StreamTransfers);
         if (policy == "static") Assert.Equal(st.StreamTransfers, st.Transfers);
         // page-locked images are bounded by default: host memory less the experts' own bytes and 8 GiB
-        long experts = model.Weights.Layers.Sum(l => l.Experts.Sum(e => e.Gate.ByteLength + e.Up.ByteLength + e.Down.ByteLength));
+        long experts = model.Weights.Layers.Sum(l => l.Experts.Sum(e => e.ByteLength));
         Assert.Equal(Math.Max(0, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes - experts - (8L << 30)), Gpu(s).Store.PinnedBudgetBytes);
         output.WriteLine($"{what}: {st}");
     }

@@ -29,6 +29,9 @@ public readonly record struct ExpertLayout(DType GateType, DType UpType, DType D
     /// <summary>Device bytes of one expert in a slot (padded rows): what one slot costs and what one transfer moves.</summary>
     public long ExpertBytes => Chunks * 16;
 
+    /// <summary>The same shape with every matrix in bf16 (what a quantized expert's slot is compared against).</summary>
+    public ExpertLayout Bf16 => this with { GateType = DType.BF16, UpType = DType.BF16, DownType = DType.BF16 };
+
     /// <summary>The layout of <paramref name="w"/>.</summary>
     public static ExpertLayout Of(in ExpertWeights w) => new(w.Gate.Type, w.Up.Type, w.Down.Type, w.Gate.Cols, w.Gate.Rows);
 

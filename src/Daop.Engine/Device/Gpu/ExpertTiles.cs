@@ -29,7 +29,7 @@ public sealed class ExpertTiles(int keys)
     public int Positions => _groups.Items;
     /// <summary>Positions of the largest group.</summary>
     public int MaxCount => _groups.MaxCount;
-    /// <summary>Tiles laid out by <see cref="Layout"/>.</summary>
+    /// <summary>Tiles laid out by <see cref="Layout(ReadOnlySpan{int}, ReadOnlySpan{float}, int)"/>.</summary>
     public int Tiles { get; private set; }
     /// <summary>Where the tiles start in the index (after the order).</summary>
     public int TileOffset => Positions;
@@ -47,7 +47,7 @@ public sealed class ExpertTiles(int keys)
     /// <summary>Positions in group <paramref name="key"/>.</summary>
     public int Count(int key) => _groups.Count(key);
 
-    /// <summary>Groups positions 0..P−1 by <paramref name="keyOf"/> [P] (negative: not in this launch); then <see cref="Layout"/>.</summary>
+    /// <summary>Groups positions 0..P−1 by <paramref name="keyOf"/> [P] (negative: not in this launch); then <see cref="Layout(ReadOnlySpan{int}, ReadOnlySpan{float}, int)"/>.</summary>
     public void Group(ReadOnlySpan<int> keyOf)
     {
         _groups.Sort(keyOf);
@@ -83,6 +83,19 @@ public sealed class ExpertTiles(int keys)
             host[WeightOffset + i] = BitConverter.SingleToInt32Bits(weights[i]);
         }
         for (int j = 0; j < n; j++) host[PosOffset + host[j]] = j;
+    }
+
+    /// <summary>
+    /// <see cref="Layout(ReadOnlySpan{int}, ReadOnlySpan{float}, int)"/> in the tiles the kernels for <paramref name="gate"/>/<paramref name="down"/> weights take:
+    /// batched (<see cref="GpuKernels.BatchTileTokens(Daop.Kernels.DType, Daop.Kernels.DType)"/>, which read each weight row
+    /// once per tile) when <paramref name="mayBatch"/> and some group has more positions than a row tile, else row tiles
+    /// of <see cref="GpuKernels.RowTokens"/>. Returns whether the tiles are batched.
+    /// </summary>
+    public bool Layout(ReadOnlySpan<int> keyOf, ReadOnlySpan<float> weights, GpuKernels kernels, in GpuMatrix gate, in GpuMatrix down, bool mayBatch)
+    {
+        bool batched = mayBatch && MaxCount > GpuKernels.RowTokens;
+        Layout(keyOf, weights, batched ? kernels.BatchTileTokens(gate.Type, down.Type) : GpuKernels.RowTokens);
+        return batched;
     }
 
     /// <summary>

@@ -288,10 +288,9 @@ public sealed class GpuExpertOffload : IExpertOffload
         var slots = _waveSlot.AsSpan(0, p);
         _tiles.Group(slots);
         // Prefill: once some slot has more positions than a row tile, batched tiles (tensor cores where the format has
-        // them) read each weight row once per up to 64 positions instead of once per 4, as in the all-resident path.
-        bool batched = !direct && _tiles.MaxCount > GpuKernels.RowTokens;
+        // them), as in the all-resident path.
+        bool batched = _tiles.Layout(slots, _r!.Weights.AsSpan(0, p), _d.Kernels, gate, down, mayBatch: !direct);
         if (batched) BatchedWaves++;
-        _tiles.Layout(slots, _r!.Weights.AsSpan(0, p), batched ? _d.Kernels.BatchTileTokens(gate.Type, down.Type) : GpuKernels.RowTokens);
         _tiles.Upload(_d, _index!.View);
         for (int s = 0; s < cap; s++)
             if (_tiles.Count(s) > 0) queue.BeforeUse(poolLayer, s);

@@ -73,8 +73,7 @@ public sealed class GpuResidentExperts
         var kern = _d.Kernels;
         var keys = r.Experts.AsSpan(0, p);
         _tiles.Group(keys);
-        bool batched = tokens > FusedCombineMaxTokens && _tiles.MaxCount > GpuKernels.RowTokens;
-        _tiles.Layout(keys, r.Weights.AsSpan(0, p), batched ? kern.BatchTileTokens(gate.Type, down.Type) : GpuKernels.RowTokens);
+        bool batched = _tiles.Layout(keys, r.Weights.AsSpan(0, p), kern, gate, down, mayBatch: tokens > FusedCombineMaxTokens);
         if (_index == null || _index.Length < _tiles.Length)
         {
             if (_index != null) _d.Free(_index);
