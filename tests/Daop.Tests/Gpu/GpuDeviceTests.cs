@@ -3,6 +3,7 @@ using Daop.Engine.Model;
 using Daop.Kernels;
 using Daop.Tests.Kernels;
 using Daop.Bench.Gpu;
+using ILGPU.Runtime;
 
 namespace Daop.Tests.Gpu;
 
@@ -61,5 +62,58 @@ public class GpuDeviceTests(GpuFixture gpu)
     {
         Assert.True(GpuBench.GemvGBps(gpu.Accelerator, DType.BF16, 16, 40, 2) > 0);
         Assert.True(GpuBench.ExpertFfnMicroseconds(gpu.Accelerator, DType.F16, 16, 24, 2) > 0);
+    }
+}
+
+/// <summary>
+/// Runs alone: its thread forcing collections stalls every other thread of the test run while it goes.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SerialGcCollection
+{
+    public const string Name = "serial-gc";
+}
+
+[Collection(SerialGcCollection.Name)]
+public class GpuCopyPinningTests
+{
+    /// <summary>
+    /// Device→host copies pin their destination: ILGPU's ref-based copies take a raw pointer, and a garbage collection
+    /// that compacts the heap between taking it and copying leaves the data in the array's old place (seen as rare
+    /// wrong router choices and logits under a busy test run). A thread forcing compacting collections makes that window
+    /// likely; fresh arrays in generation 0 are the ones a collection moves.
+    /// </summary>
+    [Fact]
+    public void CopyToHostSurvivesCompactingCollections()
+    {
+        using var dev = GpuDevice.Create(preferCuda: false);
+        const int n = 4096;
+        var data = Enumerable.Range(0, n).Select(i => i + 0.5f).ToArray();
+        var b = dev.Allocate(n);
+        ((GpuBuffer)b).View.SubView(0, n).CopyFromCPU(data);
+        using var stop = new CancellationTokenSource();
+        var collector = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested) GC.Collect(0, GCCollectionMode.Forced, blocking: true, compacting: true);
+        }) { IsBackground = true };
+        collector.Start();
+        int wrong = 0, copies = 0;
+        try
+        {
+            for (; copies < 1000 && wrong == 0; copies++)
+            {
+                var spacer = new byte[copies % 7 * 64];
+                var host = new float[n];
+                dev.CopyToHost(b, 0, host);
+                if (!host.AsSpan().SequenceEqual(data)) wrong++;
+                GC.KeepAlive(spacer);
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            collector.Join();
+        }
+        Assert.True(wrong == 0, $"copy {copies} of {n} floats read back wrong under compacting collections");
     }
 }

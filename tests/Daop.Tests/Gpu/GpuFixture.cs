@@ -112,7 +112,7 @@ public sealed class Gpu32Fixture : GpuFixture
 }
 
 // Alone, after the parallel collections: its emulated mma (32 OS threads per warp meeting at barriers) beside the gpu
-// collection oversubscribes the CI machine's two cores, and the CPU accelerator has given wrong values under load.
+// collection oversubscribes the CI machine's two cores.
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class Gpu32Collection : ICollectionFixture<Gpu32Fixture>
 {

@@ -308,7 +308,9 @@ public sealed class GpuDevice : IDevice
     public void CopyToHost(DeviceBuffer x, int offset, Span<float> dst)
     {
         if (dst.IsEmpty) { Stream.Synchronize(); return; }
-        V(x).SubView(offset, dst.Length).CopyToCPU(Stream, ref MemoryMarshal.GetReference(dst), dst.Length);
+        // ILGPU's span overload pins dst for the copy; its ref overload takes a raw pointer, and a compacting collection
+        // between that and the copy left the data in an array's old place (rare wrong router logits under load).
+        V(x).SubView(offset, dst.Length).CopyToCPU(Stream, dst);
         CountCopy();
     }
 
