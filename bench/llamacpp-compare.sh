@@ -8,7 +8,8 @@
 # MODEL_DIR: a Mixtral-shaped bf16 checkpoint, e.g. made by ../shared/tools/random_mixtral_checkpoint.py OUT 1 models/tiny-mixtral-code.
 # Converts it to GGUF (bf16; Q8_0 and Q4_0 with llama-quantize --pure, so every matrix has the same format in both
 # tools), runs llama-bench (-p 64 -n 32, best of ROUNDS=3 interleaved rounds) and `daop bench synthetic --model MODEL_DIR --device cpu` with the same
-# formats (--expert-dtype/--dense-dtype), then both on one Q4_K_M file made by llama-quantize, and prints one table. Set DAOP to a daop binary (default: dotnet run).
+# formats (--expert-dtype/--dense-dtype), then both on one Q4_K_M file made by llama-quantize, and prints one table. Set DAOP to a daop binary (default: dotnet run),
+# FORMATS to a subset (default: "bf16 q8_0 q4_0 q4_k_m").
 set -euo pipefail
 model=${1:?usage: LLAMA_BIN=... LLAMA_SRC=... bench/llamacpp-compare.sh MODEL_DIR [THREADS]}
 threads=${2:-$(nproc)}
@@ -33,7 +34,7 @@ printf '%-6s %-9s %12s %12s\n' format tool "prefill t/s" "decode t/s"
 # shared machine does not decide a ratio.
 rounds=${ROUNDS:-3}
 best() { $py -c "import sys; print(max(float(x) for x in sys.argv[1:]))" "$@"; }
-for f in bf16 q8_0 q4_0 q4_k_m; do
+for f in ${FORMATS:-bf16 q8_0 q4_0 q4_k_m}; do
   if [ $f = q4_k_m ]; then src_args=(--model "$work/$name-$f.gguf")   # Daop reads the GGUF file itself
   else src_args=(--model "$model" --expert-dtype $f --dense-dtype $f); fi   # quantized at load: llama-quantize --pure's bits
   lpp=(); ltg=(); dpp=(); dtg=()

@@ -14,6 +14,35 @@ public unsafe class WidenTests
             $"{what} 0x{bits:X4}: expected {expected}, got {actual}");
     }
 
+    /// <summary>
+    /// The scale conversions (K-quant super-block d and dmin, Q4_0/Q8_0 block scales) give every finite half exactly,
+    /// subnormals and both zeros included, in their scalar and vector forms.
+    /// </summary>
+    [Fact]
+    public void FiniteHalfScalesAllPatterns()
+    {
+        for (int i = 0; i < 65536; i += 8)
+        {
+            var top = Vector256.Create((uint)i << 16, (uint)(i + 1) << 16, (uint)(i + 2) << 16, (uint)(i + 3) << 16,
+                (uint)(i + 4) << 16, (uint)(i + 5) << 16, (uint)(i + 6) << 16, (uint)(i + 7) << 16);
+            var wide = HalfBits.WidenFinite(top);
+            var narrow = HalfBits.WidenFinite(top.GetLower());
+            var wider = HalfBits.WidenFinite(Vector512.Create(top, top));
+            var block = HalfBits.WidenBlockScale(top);
+            for (int k = 0; k < 8; k++)
+            {
+                int bits = i + k;
+                if ((bits & 0x7C00) == 0x7C00) continue; // Inf/NaN: the finite forms do not take them
+                float want = (float)BitConverter.UInt16BitsToHalf((ushort)bits);
+                AssertSame(want, HalfBits.ToSingleFinite((ushort)bits), bits, "scalar");
+                AssertSame(want, wide[k], bits, "256");
+                AssertSame(want, wider[k], bits, "512");
+                AssertSame(want, block[k], bits, "block scale");
+                if (k < 4) AssertSame(want, narrow[k], bits, "128");
+            }
+        }
+    }
+
     [Fact]
     public void F16AllPatterns()
     {

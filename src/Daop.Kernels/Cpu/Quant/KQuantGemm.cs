@@ -100,17 +100,22 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
             {
                 byte* sb = row + (nint)b * TK.BlockBytes;
                 TK.Scales(sb, out var s);
-                for (int j = 0; j < 8; j++) TK.Quants(sb, j).Store(u + 32 * j);
+                if (!vector)
+                {
+                    for (int j = 0; j < 8; j++) TK.Quants(sb, j).Store(u + 32 * j);
+                    for (int t = 0; t < a.Tokens; t++) DotScalar(u, s, a.X, t, b, (float*)(acc + t), (float*)(mins + t));
+                    continue;
+                }
+                // The super-block's integers and per-sub-block scale words, unpacked once for all the pass's tokens.
+                Vector256<byte> q0 = TK.Quants(sb, 0), q1 = TK.Quants(sb, 1), q2 = TK.Quants(sb, 2), q3 = TK.Quants(sb, 3),
+                    q4 = TK.Quants(sb, 4), q5 = TK.Quants(sb, 5), q6 = TK.Quants(sb, 6), q7 = TK.Quants(sb, 7);
+                Vector256<short> k0 = RunScales(s.A, 0), k1 = RunScales(s.A, 1), k2 = RunScales(s.A, 2), k3 = RunScales(s.A, 3),
+                    k4 = RunScales(s.A, 4), k5 = RunScales(s.A, 5), k6 = RunScales(s.A, 6), k7 = RunScales(s.A, 7);
                 for (int t = 0; t < a.Tokens; t++)
                 {
-                    if (!vector)
-                    {
-                        DotScalar(u, s, a.X, t, b, (float*)(acc + t), (float*)(mins + t));
-                        continue;
-                    }
                     sbyte* xb = a.X.Values(t) + 256 * (nint)b;
-                    var p = SubU(u, xb, s.A, 0) + SubU(u + 32, xb + 32, s.A, 1) + SubU(u + 64, xb + 64, s.A, 2) + SubU(u + 96, xb + 96, s.A, 3);
-                    p += SubU(u + 128, xb + 128, s.A, 4) + SubU(u + 160, xb + 160, s.A, 5) + SubU(u + 192, xb + 192, s.A, 6) + SubU(u + 224, xb + 224, s.A, 7);
+                    var p = Dot(q0, xb, k0) + Dot(q1, xb + 32, k1) + Dot(q2, xb + 64, k2) + Dot(q3, xb + 96, k3);
+                    p += Dot(q4, xb + 128, k4) + Dot(q5, xb + 160, k5) + Dot(q6, xb + 192, k6) + Dot(q7, xb + 224, k7);
                     Finish(p, s, a.X.Scales(t)[b], a.X.RunSums(t) + 16 * (nint)b, a.X.BlockSums(t) + 8 * (nint)b, ref acc[t], ref mins[t]);
                 }
             }
@@ -125,13 +130,17 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     /// (<see cref="KScaleSet.A"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> Sub(Vector256<byte> q, sbyte* x, Vector256<short> scales, int j) =>
-        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, Vector256.Load(x)),
-            Avx2.Shuffle(scales.AsByte(), Vector256.Create((short)(0x0100 + 0x0202 * j)).AsByte()).AsInt16());
+    static Vector256<int> Sub(Vector256<byte> q, sbyte* x, Vector256<short> scales, int j) => Dot(q, x, RunScales(scales, j));
 
+    /// <summary>Int16 word j of each 128-bit half of <paramref name="scales"/>, broadcast across its half (<c>vpshufb</c>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> SubU(byte* q, sbyte* x, Vector256<short> scales, int j) =>
-        Sub(Vector256.Load(q), x, scales, j);
+    static Vector256<short> RunScales(Vector256<short> scales, int j) =>
+        Avx2.Shuffle(scales.AsByte(), Vector256.Create((short)(0x0100 + 0x0202 * j)).AsByte()).AsInt16();
+
+    /// <summary>Σ k·q·x in 8 int32 lanes: <c>vpmaddubsw</c> of the integers with the activations, <c>vpmaddwd</c> with the scale words.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> Dot(Vector256<byte> q, sbyte* x, Vector256<short> k) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, Vector256.Load(x)), k);
 
     /// <summary>
     /// Adds one super-block's integer dot <paramref name="p"/> (Σ s·q·x) to the token's accumulators: acc += d·d_x·(p − Q6_K's
