@@ -16,7 +16,8 @@ public unsafe class WidenTests
 
     /// <summary>
     /// The scale conversions (K-quant super-block d and dmin, Q4_0/Q8_0 block scales) give every finite half exactly,
-    /// subnormals and both zeros included, in their scalar and vector forms.
+    /// subnormals and both zeros included, in the scalar form (integer rebias and renormalization) and the vector forms
+    /// (the 2^112 multiply).
     /// </summary>
     [Fact]
     public void FiniteHalfScalesAllPatterns()
@@ -28,7 +29,6 @@ public unsafe class WidenTests
             var wide = HalfBits.WidenFinite(top);
             var narrow = HalfBits.WidenFinite(top.GetLower());
             var wider = HalfBits.WidenFinite(Vector512.Create(top, top));
-            var block = HalfBits.WidenBlockScale(top);
             for (int k = 0; k < 8; k++)
             {
                 int bits = i + k;
@@ -37,7 +37,6 @@ public unsafe class WidenTests
                 AssertSame(want, HalfBits.ToSingleFinite((ushort)bits), bits, "scalar");
                 AssertSame(want, wide[k], bits, "256");
                 AssertSame(want, wider[k], bits, "512");
-                AssertSame(want, block[k], bits, "block scale");
                 if (k < 4) AssertSame(want, narrow[k], bits, "128");
             }
         }

@@ -55,7 +55,7 @@ internal unsafe struct Q4_0Format : IBlockFormat
         // Scales: bytes 0–31 hold a's at 0 and b's at 18 (16 + 2), bytes 36–67 c's at 36 and d's at 54 (16 + 2 on);
         // a per-lane byte shuffle puts each in the top half of its two int32 lanes, zeros elsewhere.
         var s = Avx2.Shuffle(Vector256.Load(p), ScalesAB) | Avx2.Shuffle(Vector256.Load(p + 36), ScalesCD);
-        scale = HalfBits.WidenBlockScale(s.AsUInt32());
+        scale = HalfBits.WidenFinite(s.AsUInt32());
     }
 
     /// <summary>[a a 0 0 | b b 0 0] from bytes 0–31 of the quad (each half in a lane's top 16 bits).</summary>

@@ -50,6 +50,6 @@ internal unsafe struct Q8_0Format : IBlockFormat
         u3 = Vector256.Load(p + 104);
         // The four halves (34 bytes apart) gathered into the top 16 bits of lanes [a b c d], twice.
         var h = Avx2.GatherVector128((int*)p, Vector128.Create(0, 34, 68, 102), 1).AsUInt32() << 16;
-        scale = HalfBits.WidenBlockScale(Vector256.Create(h, h));
+        scale = HalfBits.WidenFinite(Vector256.Create(h, h));
     }
 }
