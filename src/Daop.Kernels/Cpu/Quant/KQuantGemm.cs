@@ -22,8 +22,8 @@ internal unsafe struct KArgs
 
 /// <summary>
 /// y = x·Wᵀ for a K-quant with int8 activations (<see cref="KActivations"/>, per super-block of 256, quantized once per
-/// call): each row's super-blocks are unpacked once (<see cref="IKQuantFormat.Quants"/>, kept in registers for one token,
-/// in a 256-byte buffer for several) and dotted with every token of the pass.
+/// call): each row's super-blocks are unpacked once (<see cref="IKQuantFormat.Quants"/>, kept in registers with their
+/// run-scale words; the scalar fallback stages them in a 256-byte buffer) and dotted with every token of the pass.
 /// </summary>
 /// <remarks>
 /// Per sub-block of 32 and token: <c>vpmaddubsw</c> of the unsigned integers with the int8 activations (16 int16, ≤ 2·63·127),
@@ -62,7 +62,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     public static void Rows(in KArgs a, int r0, int r1, bool scalar = false)
     {
         bool vector = !scalar && Avx2Support.IsSupported;
-        byte* u = stackalloc byte[256];                        // a super-block's integers, shared by the pass's tokens
+        byte* u = stackalloc byte[256];                        // the scalar fallback's unpacked super-block
         var acc = stackalloc Vector256<float>[TokenBlock];     // per token: the scaled dots
         var mins = stackalloc Vector128<float>[TokenBlock];    // per token: the mins (Q4_K, Q5_K)
         int r = r0;
