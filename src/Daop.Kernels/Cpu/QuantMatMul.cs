@@ -24,10 +24,11 @@ public static unsafe class QuantMatMul
     internal static int OuterMinTokens(DType type) => s_outerMin > 0 ? s_outerMin : type == DType.Q8_0 ? 32 : type.IsKQuant() ? KOuterMin : int.MaxValue;
 
     /// <summary>
-    /// The K-quants' threshold. Same VM, Mixtral expert, GFLOP/s int8 vs fp32 panels (exactly widened super-blocks): q4_K
-    /// 8 tokens 82 vs 39, 32 tokens 111 vs 119, 128 tokens 113 vs 180; q6_K 59 vs 40, 94 vs 115, 93 vs 178.
+    /// The K-quants' threshold. Dev VM (Zen 5, 2 threads), Mixtral expert, GFLOP/s int8 vs fp32 panels (exactly widened
+    /// super-blocks), after the int8 tiles kept a super-block in registers for all tokens (2026-12-06, two runs): q4_K
+    /// 32 tokens 177–178 vs 124, 64 tokens 174–177 vs 156–158, 128 tokens 175–179 vs 183–186; q5_K and q6_K alike.
     /// </summary>
-    const int KOuterMin = 32;
+    const int KOuterMin = 96;
 
     static readonly int s_outerMin = int.TryParse(Environment.GetEnvironmentVariable("DAOP_QUANT_OUTER_MIN"), out int m) && m > 0 ? m : 0;
 
