@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Daop.Engine.Model;
 using Daop.Kernels;
 using Daop.Kernels.Gpu;
