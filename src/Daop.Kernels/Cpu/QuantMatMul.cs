@@ -19,16 +19,18 @@ public static unsafe class QuantMatMul
     /// the int8 tiles. Measured on the 2-core Zen 4 VM, Mixtral's 14336×4096, GFLOP/s int8 vs fp32 panels: Q4_0 8 tokens
     /// 119 vs 36, 64 tokens 117 vs 108, 256 tokens 118 vs 106 (MXFP4 alike), so the 4-bit formats stay on the int8
     /// tiles; Q8_0 (sign trick, no int16 folding) 8 tokens 75 vs 37, 32 tokens 76 vs 86, 64 tokens 75 vs 98, so it
-    /// switches at 32, and so do the K-quants (<see cref="KOuterMin"/>). <c>DAOP_QUANT_OUTER_MIN</c> sets one threshold for all block formats, for tuning elsewhere.
+    /// switches at 32; the K-quants at <see cref="KOuterMin"/>. <c>DAOP_QUANT_OUTER_MIN</c> sets one threshold for all block formats, for tuning elsewhere.
     /// </summary>
     internal static int OuterMinTokens(DType type) => s_outerMin > 0 ? s_outerMin : type == DType.Q8_0 ? 32 : type.IsKQuant() ? KOuterMin : int.MaxValue;
 
     /// <summary>
     /// The K-quants' threshold. Dev VM (Zen 5, 2 threads), Mixtral expert, GFLOP/s int8 vs fp32 panels (exactly widened
-    /// super-blocks), after the int8 tiles kept a super-block in registers for all tokens (2026-12-06, two runs): q4_K
-    /// 32 tokens 177–178 vs 124, 64 tokens 174–177 vs 156–158, 128 tokens 175–179 vs 183–186; q5_K and q6_K alike.
+    /// super-blocks). On 256-bit vectors (2026-12-06, two runs): q4_K 32 tokens 177–178 vs 124, 64 tokens 174–177 vs
+    /// 156–158, 128 tokens 175–179 vs 183–186; q5_K and q6_K alike, so the panels take over from 96. With AVX-512BW
+    /// (<see cref="KQuantGemm{TK}"/>'s two sub-blocks per register, two rows per pass) the int8 dots lead at every size:
+    /// q4_K 128 tokens 238–242 vs 174–182, 256 tokens 232–246 vs 189–195; q6_K 211–219 vs 177–197.
     /// </summary>
-    const int KOuterMin = 96;
+    static int KOuterMin => KQuantGemm<Q4_KFormat>.HasWide ? int.MaxValue : 96;
 
     static readonly int s_outerMin = int.TryParse(Environment.GetEnvironmentVariable("DAOP_QUANT_OUTER_MIN"), out int m) && m > 0 ? m : 0;
 

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Daop.Kernels;
 using Daop.Kernels.Cpu;
 using Daop.Kernels.Cpu.Quant;
@@ -39,21 +42,23 @@ public unsafe class KQuantMatMulTests
         return data;
     }
 
-    static IEnumerable<bool> Scalars()
+    /// <summary>Every path: the widest (AVX-512BW where the machine has it), 256-bit, scalar.</summary>
+    static IEnumerable<KQuantPath> Paths()
     {
-        if (Avx2Support.IsSupported) yield return false;
-        yield return true;
+        yield return KQuantPath.Best;
+        if (Avx2Support.IsSupported) yield return KQuantPath.Avx2;
+        yield return KQuantPath.Scalar;
     }
 
-    static void Int8(bool scalar, in WeightMatrix w, float[] x, float[] y, int tokens)
+    static void Int8(KQuantPath path, in WeightMatrix w, float[] x, float[] y, int tokens)
     {
         fixed (float* px = x, py = y)
         {
             switch (w.Type)
             {
-                case DType.Q4_K: KQuantGemm<Q4_KFormat>.Forward(w, px, py, tokens, scalar); break;
-                case DType.Q5_K: KQuantGemm<Q5_KFormat>.Forward(w, px, py, tokens, scalar); break;
-                default: KQuantGemm<Q6_KFormat>.Forward(w, px, py, tokens, scalar); break;
+                case DType.Q4_K: KQuantGemm<Q4_KFormat>.Forward(w, px, py, tokens, path); break;
+                case DType.Q5_K: KQuantGemm<Q5_KFormat>.Forward(w, px, py, tokens, path); break;
+                default: KQuantGemm<Q6_KFormat>.Forward(w, px, py, tokens, path); break;
             }
         }
     }
@@ -101,12 +106,12 @@ public unsafe class KQuantMatMulTests
             var expected = new float[tokens * rows];
             QuantMatMul.Scalar(w.W, x, expected, tokens);
             var mag = Magnitude(w.W, x, tokens);
-            foreach (bool scalar in Scalars())
+            foreach (var path in Paths())
             {
                 var actual = new float[tokens * rows];
                 actual.AsSpan().Fill(float.NaN); // every output must be written
-                Int8(scalar, w.W, x, actual, tokens);
-                MatMulTests.AssertClose(expected, actual, mag, $"{type} {rows}x{cols} tokens={tokens} scalar={scalar}");
+                Int8(path, w.W, x, actual, tokens);
+                MatMulTests.AssertClose(expected, actual, mag, $"{type} {rows}x{cols} tokens={tokens} path={path}");
             }
             if (tokens >= QuantMatMul.OuterMinTokens(type)) continue; // MatMul.Forward takes the fp32 panels (OuterMatchesDequantizedScalar)
             var viaMatMul = new float[tokens * rows];
@@ -114,6 +119,35 @@ public unsafe class KQuantMatMulTests
             MatMulTests.AssertClose(expected, viaMatMul, mag, $"{type} {rows}x{cols} tokens={tokens} MatMul.Forward");
         }
     }
+
+    /// <summary>
+    /// The 512-bit unpacking of two sub-blocks equals the 256-bit one of each, for every pair, in optimized code (where
+    /// .NET 10's JIT once mis-encoded a broadcast load's offset).
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Q4_K)]
+    [InlineData(DType.Q5_K)]
+    [InlineData(DType.Q6_K)]
+    public void QuantPairEqualsTwoQuants(DType type)
+    {
+        if (!Avx512BW.IsSupported) return;
+        using var w = Random(type, 1, 1024, seed: 11);
+        for (int b = 0; b < 4; b++)
+            for (int r = 0; r < 4; r++)
+            {
+                byte* sb = w.W.Data + b * type.BlockBytes();
+                var (pair, lo, hi) = Unpack(type, sb, r);
+                Assert.True(Vector512.Create(lo, hi) == pair, $"{type} super-block {b} pair {r}: {pair} vs {lo} {hi}");
+            }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static (Vector512<byte>, Vector256<byte>, Vector256<byte>) Unpack(DType type, byte* sb, int r) => type switch
+    {
+        DType.Q4_K => (Q4_KFormat.QuantPair(sb, r), Q4_KFormat.Quants(sb, 2 * r), Q4_KFormat.Quants(sb, 2 * r + 1)),
+        DType.Q5_K => (Q5_KFormat.QuantPair(sb, r), Q5_KFormat.Quants(sb, 2 * r), Q5_KFormat.Quants(sb, 2 * r + 1)),
+        _ => (Q6_KFormat.QuantPair(sb, r), Q6_KFormat.Quants(sb, 2 * r), Q6_KFormat.Quants(sb, 2 * r + 1)),
+    };
 
     /// <summary>Against fp32 math on the dequantized weights, only x's quantization (≤ d_x/2 per element) separates them.</summary>
     [Theory]

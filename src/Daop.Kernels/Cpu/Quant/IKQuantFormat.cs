@@ -29,6 +29,12 @@ internal unsafe interface IKQuantFormat : IPanelFormat
     static abstract Vector256<byte> Quants(byte* sb, int j);
 
     /// <summary>
+    /// Sub-blocks 2<paramref name="r"/> and 2r+1 (r 0..3) as 64 unsigned integers in column order: <see cref="Quants"/> of
+    /// both in one 512-bit register (AVX-512BW; only called where <see cref="KQuantGemm{TK}"/> runs its 512-bit path).
+    /// </summary>
+    static abstract Vector512<byte> QuantPair(byte* sb, int r);
+
+    /// <summary>
     /// The super-block's scales as <see cref="KScaleSet"/> lays them out.
     /// </summary>
     static abstract void Scales(byte* sb, out KScaleSet s);

@@ -19,30 +19,38 @@ namespace Daop.Kernels.Cpu.Quant;
 internal readonly unsafe struct KActivations
 {
     readonly byte* _base;
+    // byte offsets within a token: its scales, run sums and sub-block sums follow its cols values
+    readonly nint _stride, _runs, _sums;
     readonly int _cols;
 
     KActivations(byte* b, int cols)
     {
         _base = b; _cols = cols;
+        _stride = StrideOf(cols);
+        _runs = cols + (nint)cols / 64;
+        _sums = _runs + (nint)cols / 8;
     }
 
     /// <summary>Bytes per token: values, then cols/64 + cols/8 + cols/16 bytes (a multiple of 4, as cols is of 256).</summary>
-    static nint Stride(int cols) => cols + (nint)cols / 64 + (nint)cols / 8 + (nint)cols / 16;
+    static nint StrideOf(int cols) => cols + (nint)cols / 64 + (nint)cols / 8 + (nint)cols / 16;
+
+    /// <summary>Bytes from one token's data to the next's: each accessor's pointer for token t + 1 is t's plus this.</summary>
+    public nint Stride => _stride;
 
     /// <summary>Token <paramref name="t"/>'s int8 values [cols].</summary>
-    public sbyte* Values(int t) => (sbyte*)(_base + t * Stride(_cols));
+    public sbyte* Values(int t) => (sbyte*)(_base + t * _stride);
 
     /// <summary>Token <paramref name="t"/>'s super-block scales [cols/256].</summary>
-    public float* Scales(int t) => (float*)(_base + t * Stride(_cols) + _cols);
+    public float* Scales(int t) => (float*)(_base + t * _stride + _cols);
 
     /// <summary>Token <paramref name="t"/>'s Σq per run of 16 [cols/16], in column order.</summary>
-    public short* RunSums(int t) => (short*)(Scales(t) + _cols / 256);
+    public short* RunSums(int t) => (short*)(_base + t * _stride + _runs);
 
     /// <summary>Token <paramref name="t"/>'s Σq per sub-block of 32 [cols/32].</summary>
-    public short* BlockSums(int t) => RunSums(t) + _cols / 16;
+    public short* BlockSums(int t) => (short*)(_base + t * _stride + _sums);
 
     /// <summary>Floats of scratch that <see cref="Quantize"/> needs.</summary>
-    public static nint Floats(int tokens, int cols) => tokens * Stride(cols) / sizeof(float);
+    public static nint Floats(int tokens, int cols) => tokens * StrideOf(cols) / sizeof(float);
 
     /// <summary>Quantizes x [tokens, cols] (<paramref name="xStride"/> floats per token) into <paramref name="buffer"/>.</summary>
     [SkipLocalsInit]

@@ -29,6 +29,9 @@ internal unsafe struct Q4_KFormat : IKQuantFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> QuantPair(byte* sb, int r) => KPairs.Nibbles(sb + 16 + 32 * r);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scales(byte* sb, out KScaleSet s) => KScales.Read(sb, out s);
 }
 
@@ -56,6 +59,10 @@ internal unsafe struct Q5_KFormat : IKQuantFormat
         var bit = Vector256.Create((byte)(1 << j));
         return lo | (Vector256.Equals(Vector256.Load(sb + 16) & bit, bit) & Vector256.Create((byte)16));
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> QuantPair(byte* sb, int r) =>
+        KPairs.Nibbles(sb + 48 + 32 * r) | KPairs.HighBits(sb + 16, 2 * r, 2 * r + 1, 0x10);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scales(byte* sb, out KScaleSet s) => KScales.Read(sb, out s);
@@ -100,6 +107,16 @@ internal unsafe struct Q6_KFormat : IKQuantFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> QuantPair(byte* sb, int r)
+    {
+        // sub-blocks 2r, 2r+1: half h = r/2, quarters c = 2(r & 1) and c + 1, whose nibbles are the 64 bytes at 64h
+        int h = r >> 1, c = 2 * (r & 1);
+        var l = Vector512.Load(sb + 64 * h);
+        var lo = (r & 1) == 0 ? l & Vector512.Create((byte)15) : Vector512.ShiftRightLogical(l.AsUInt16(), 4).AsByte() & Vector512.Create((byte)15);
+        return lo | KPairs.HighBits(sb + 128 + 32 * h, 2 * c, 2 * c + 2, 0x30);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scales(byte* sb, out KScaleSet s)
     {
         s.DMin = 0;
@@ -115,5 +132,42 @@ internal unsafe struct Q6_KFormat : IKQuantFormat
             s.B = Vector256.Create((short)sc[0], (short)sc[1], (short)sc[2], (short)sc[3], (short)sc[4], (short)sc[5], (short)sc[6], (short)sc[7], (short)sc[8], (short)sc[9], (short)sc[10], (short)sc[11], (short)sc[12], (short)sc[13], (short)sc[14], (short)sc[15]);
             s.A = Vector256.Create((short)sc[0], (short)sc[2], (short)sc[4], (short)sc[6], (short)sc[8], (short)sc[10], (short)sc[12], (short)sc[14], (short)sc[1], (short)sc[3], (short)sc[5], (short)sc[7], (short)sc[9], (short)sc[11], (short)sc[13], (short)sc[15]);
         }
+    }
+}
+
+/// <summary>The 512-bit unpacking shared by the K-quants' <see cref="IKQuantFormat.QuantPair"/> (AVX-512F/BW).</summary>
+internal static unsafe class KPairs
+{
+    /// <summary>The 32 bytes at <paramref name="p"/> as 64 integers: their low nibbles, then their high nibbles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> Nibbles(byte* p)
+    {
+        var v = Twice(p);
+        return Avx512F.ShiftRightLogicalVariable(v, Vector512.Create(0ul, 0, 0, 0, 4, 4, 4, 4)).AsByte() & Vector512.Create((byte)15);
+    }
+
+    /// <summary>
+    /// The 32 bytes at <paramref name="p"/> twice, bits from bit <paramref name="lower"/> of each byte in the lower half and
+    /// from bit <paramref name="upper"/> in the upper moved to bit 4 and kept under <paramref name="mask"/> (0x10: one bit,
+    /// 0x30: two). A 64-bit rotate by 4 − bit keeps every bit in its byte or drops it outside the mask.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> HighBits(byte* p, int lower, int upper, byte mask)
+    {
+        var v = Twice(p);
+        ulong a = (ulong)((4 - lower) & 63), b = (ulong)((4 - upper) & 63);
+        return Avx512F.RotateLeftVariable(v, Vector512.Create(a, a, a, a, b, b, b, b)).AsByte() & Vector512.Create(mask);
+    }
+
+    /// <summary>
+    /// The 32 bytes at <paramref name="p"/> in both halves. Not <c>Avx512F.BroadcastVector256ToVector512(p)</c>: .NET 10.0.12's
+    /// JIT encodes its memory operand's displacement as if it read 16 bytes (EVEX disp8 scaled by 32 at run time), so
+    /// [p + 16] loads from p + 32 (caught by the kernel tests against the scalar twin).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<ulong> Twice(byte* p)
+    {
+        var v = Vector256.Load((ulong*)p);
+        return Avx512F.InsertVector256(v.ToVector512Unsafe(), v, 1);
     }
 }

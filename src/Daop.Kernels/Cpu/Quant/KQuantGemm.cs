@@ -20,6 +20,17 @@ internal unsafe struct KArgs
     public int Tokens;
 }
 
+/// <summary>Which of <see cref="KQuantGemm{TK}"/>'s code paths runs (tests pin each one to check it against the scalar twin).</summary>
+internal enum KQuantPath
+{
+    /// <summary>The widest the machine has: AVX-512BW, else AVX2, else scalar.</summary>
+    Best,
+    /// <summary>256-bit vectors (AVX2 + FMA), or scalar where there is no AVX2.</summary>
+    Avx2,
+    /// <summary>The scalar fallback.</summary>
+    Scalar,
+}
+
 /// <summary>
 /// y = x·Wᵀ for a K-quant with int8 activations (<see cref="KActivations"/>, per super-block of 256, quantized once per
 /// call): each row's super-blocks are unpacked once (<see cref="IKQuantFormat.Quants"/>, kept in registers with their
@@ -31,22 +42,24 @@ internal unsafe struct KArgs
 /// summed in 8 int32 lanes over the super-block: Σ_runs s·Σ q·x exactly. Q6_K subtracts 32·Σ_runs s·Σx (<c>vpmaddwd</c> of its
 /// 16 scales with the run sums); one fma per super-block adds d·d_x·(that). Q4_K/Q5_K's mins, dmin·d_x·Σ_j m_j·Σx_j
 /// (<c>vpmaddwd</c> of the 8 mins with the sub-block sums), go to a second accumulator. Exact integers, fp32 sums:
-/// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums.
+/// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums. With AVX-512BW a 512-bit register takes two
+/// sub-blocks (<see cref="IKQuantFormat.QuantPair"/>) and <c>vpermw</c> spreads their scale words, halving the dot's
+/// instructions; its 16 lanes fold to 8 before the same finish.
 /// </remarks>
 internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
 {
     /// <summary>Tokens per pass over the weights (a pass's activations stay in L2, as <see cref="QuantGemm{TB}.TokenBlock"/>).</summary>
     public const int TokenBlock = 32;
 
-    /// <summary>Parallel y = x·Wᵀ (x: [tokens, cols], y: [tokens, rows]); <paramref name="scalar"/> forces the fallback.</summary>
-    public static void Forward(in WeightMatrix w, float* x, float* y, int tokens, bool scalar = false)
+    /// <summary>Parallel y = x·Wᵀ (x: [tokens, cols], y: [tokens, rows]) on <paramref name="path"/>.</summary>
+    public static void Forward(in WeightMatrix w, float* x, float* y, int tokens, KQuantPath path = KQuantPath.Best)
     {
         using var lease = ThreadScratch.Rent(KActivations.Floats(Math.Min(tokens, TokenBlock), w.Cols));
         for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
         {
             int n = Math.Min(TokenBlock, tokens - t0);
             var qx = KActivations.Quantize(x + (nint)t0 * w.Cols, w.Cols, n, w.Cols, lease.Pointer);
-            var job = new Job { A = Args(w, qx, y + (nint)t0 * w.Rows, w.Rows, n), Scalar = scalar };
+            var job = new Job { A = Args(w, qx, y + (nint)t0 * w.Rows, w.Rows, n), Path = path };
             CpuWorkers.For(w.Rows, RowChunks.Rows(w.Rows, w.RowBytes, n), job);
         }
     }
@@ -57,53 +70,195 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         W = w.Data, WStride = w.RowBytes, Blocks = w.Cols / 256, X = x, Y = y, YStride = yStride, Tokens = tokens,
     };
 
+    /// <summary>
+    /// Whether the 512-bit path runs: AVX-512BW, the runtime uses 512-bit vectors (not on CPUs that throttle them), and
+    /// <c>DAOP_KQUANT_AVX2</c> is not 1 (it keeps the 256-bit path, to compare the two on one machine).
+    /// </summary>
+    internal static bool HasWide { get; } = Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && Avx2Support.IsSupported
+        && Environment.GetEnvironmentVariable("DAOP_KQUANT_AVX2") != "1";
+
     /// <summary>Output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
+    public static void Rows(in KArgs a, int r0, int r1, KQuantPath path = KQuantPath.Best)
+    {
+        if (path == KQuantPath.Best && HasWide) RowsWide(a, r0, r1);
+        else RowsNarrow(a, r0, r1, scalar: path == KQuantPath.Scalar);
+    }
+
+    /// <summary><see cref="Rows"/> on AVX-512BW: two sub-blocks per register.</summary>
     [SkipLocalsInit]
-    public static void Rows(in KArgs a, int r0, int r1, bool scalar = false)
+    static void RowsWide(in KArgs a, int r0, int r1)
+    {
+        var acc = stackalloc Vector256<float>[2 * TokenBlock];    // per token (and row of a pair): the scaled dots
+        var mins = stackalloc Vector128<float>[2 * TokenBlock];   // and the mins
+        int tokens = a.Tokens, blocks = a.Blocks;
+        nint xs = a.X.Stride;
+        for (int r = r0; r < r1; r++)
+        {
+            byte* row = a.W + r * a.WStride;
+            if (tokens == 1)
+            {
+                // decode: unpacked straight into the dot, accumulators in registers
+                Vector256<float> c = default;
+                Vector128<float> m = default;
+                for (int b = 0; b < blocks; b++)
+                {
+                    byte* sb = row + (nint)b * TK.BlockBytes;
+                    TK.Scales(sb, out var s);
+                    LaneScales(s, out var lo, out var hi);
+                    var x = new KToken(a.X, b);
+                    var p = Dot(TK.QuantPair(sb, 0), x.Values, PairScales(lo, hi, 0)) + Dot(TK.QuantPair(sb, 1), x.Values + 64, PairScales(lo, hi, 1))
+                        + Dot(TK.QuantPair(sb, 2), x.Values + 128, PairScales(lo, hi, 2)) + Dot(TK.QuantPair(sb, 3), x.Values + 192, PairScales(lo, hi, 3));
+                    Finish(p.GetLower() + p.GetUpper(), s, x, 0, ref c, ref m);
+                }
+                a.Y[r] = Vector256.Sum(c) - Vector128.Sum(m);
+                continue;
+            }
+            if (r + 1 < r1)
+            {
+                // two rows at once: each token's activations are read from L2 once for both
+                byte* row1 = row + a.WStride;
+                new Span<Vector256<float>>(acc, 2 * tokens).Clear();
+                new Span<Vector128<float>>(mins, 2 * tokens).Clear();
+                for (int b = 0; b < blocks; b++)
+                {
+                    var u = new WideBlock(row + (nint)b * TK.BlockBytes);
+                    var v = new WideBlock(row1 + (nint)b * TK.BlockBytes);
+                    var x = new KToken(a.X, b);
+                    for (int t = 0; t < tokens; t++)
+                    {
+                        nint o = t * xs;
+                        sbyte* xb = x.Values + o;
+                        var p = Dot(u.Q0, xb, u.K0) + Dot(u.Q1, xb + 64, u.K1) + Dot(u.Q2, xb + 128, u.K2) + Dot(u.Q3, xb + 192, u.K3);
+                        var q = Dot(v.Q0, xb, v.K0) + Dot(v.Q1, xb + 64, v.K1) + Dot(v.Q2, xb + 128, v.K2) + Dot(v.Q3, xb + 192, v.K3);
+                        Finish(p.GetLower() + p.GetUpper(), u.S, x, o, ref acc[2 * t], ref mins[2 * t]);
+                        Finish(q.GetLower() + q.GetUpper(), v.S, x, o, ref acc[2 * t + 1], ref mins[2 * t + 1]);
+                    }
+                }
+                for (int t = 0; t < tokens; t++)
+                {
+                    a.Y[t * a.YStride + r] = Vector256.Sum(acc[2 * t]) - Vector128.Sum(mins[2 * t]);
+                    a.Y[t * a.YStride + r + 1] = Vector256.Sum(acc[2 * t + 1]) - Vector128.Sum(mins[2 * t + 1]);
+                }
+                r++;
+                continue;
+            }
+            new Span<Vector256<float>>(acc, tokens).Clear();
+            new Span<Vector128<float>>(mins, tokens).Clear();
+            for (int b = 0; b < blocks; b++)
+            {
+                // the super-block's integers and scale words, unpacked once for all the pass's tokens
+                var u = new WideBlock(row + (nint)b * TK.BlockBytes);
+                var x = new KToken(a.X, b);
+                for (int t = 0; t < tokens; t++)
+                {
+                    nint o = t * xs;
+                    sbyte* xb = x.Values + o;
+                    var p = Dot(u.Q0, xb, u.K0) + Dot(u.Q1, xb + 64, u.K1) + Dot(u.Q2, xb + 128, u.K2) + Dot(u.Q3, xb + 192, u.K3);
+                    Finish(p.GetLower() + p.GetUpper(), u.S, x, o, ref acc[t], ref mins[t]);
+                }
+            }
+            for (int t = 0; t < tokens; t++)
+                a.Y[t * a.YStride + r] = Vector256.Sum(acc[t]) - Vector128.Sum(mins[t]);
+        }
+    }
+
+    /// <summary>A super-block unpacked for the 512-bit dots: its four sub-block pairs, their scale words, its scales.</summary>
+    readonly struct WideBlock
+    {
+        public readonly Vector512<byte> Q0, Q1, Q2, Q3;
+        public readonly Vector512<short> K0, K1, K2, K3;
+        public readonly KScaleSet S;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public WideBlock(byte* sb)
+        {
+            TK.Scales(sb, out S);
+            LaneScales(S, out var lo, out var hi);
+            Q0 = TK.QuantPair(sb, 0); Q1 = TK.QuantPair(sb, 1); Q2 = TK.QuantPair(sb, 2); Q3 = TK.QuantPair(sb, 3);
+            K0 = PairScales(lo, hi, 0); K1 = PairScales(lo, hi, 1); K2 = PairScales(lo, hi, 2); K3 = PairScales(lo, hi, 3);
+        }
+    }
+
+    /// <summary>
+    /// The run scales as int16 words repeated in every 128-bit lane, for <see cref="PairScales"/>'s in-lane shuffle:
+    /// Q4_K/Q5_K: s0..s7 in both <paramref name="lo"/> and <paramref name="hi"/>; Q6_K: s0..s7 in lo, s8..s15 in hi.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void LaneScales(in KScaleSet s, out Vector512<short> lo, out Vector512<short> hi)
+    {
+        var v = (TK.HasMin ? s.A : s.B).ToVector512Unsafe().AsInt32();
+        lo = Avx512F.Shuffle4x128(v, v, 0).AsInt16();
+        hi = TK.HasMin ? lo : Avx512F.Shuffle4x128(v, v, 0b01_01_01_01).AsInt16();
+    }
+
+    /// <summary>
+    /// The scale word of every int16 lane of <see cref="IKQuantFormat.QuantPair"/> <paramref name="r"/> after <c>vpmaddubsw</c>
+    /// (one <c>vpshufb</c>): sub-block 2r's scale in the lower 256 bits and 2r+1's in the upper (Q4_K/Q5_K), run 4r+i's in
+    /// 128-bit lane i (Q6_K).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<short> PairScales(Vector512<short> lo, Vector512<short> hi, int r)
+    {
+        var control = TK.HasMin
+            ? Lanes(Word(2 * r), Word(2 * r), Word(2 * r + 1), Word(2 * r + 1))
+            : Lanes(Word(4 * r & 7), Word((4 * r + 1) & 7), Word((4 * r + 2) & 7), Word((4 * r + 3) & 7));
+        return Avx512BW.Shuffle((TK.HasMin || r < 2 ? lo : hi).AsByte(), control.AsByte()).AsInt16();
+    }
+
+    /// <summary>The <c>vpshufb</c> control word that copies int16 word <paramref name="i"/> of a 128-bit lane.</summary>
+    static short Word(int i) => (short)(0x0100 + 0x0202 * i);
+
+    /// <summary>Word <paramref name="a"/> in every lane of 128-bit lane 0, <paramref name="b"/> of lane 1, and so on (constant where the arguments are).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<short> Lanes(short a, short b, short c, short d) =>
+        Vector512.Create(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b, c, c, c, c, c, c, c, c, d, d, d, d, d, d, d, d);
+
+    /// <summary>Σ k·q·x in 16 int32 lanes (two sub-blocks): <c>vpmaddubsw</c>, then <c>vpmaddwd</c> with the scale words.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<int> Dot(Vector512<byte> q, sbyte* x, Vector512<short> k) =>
+        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q, Vector512.Load(x)), k);
+
+    /// <summary><see cref="Rows"/> on 256-bit vectors, or the scalar fallback.</summary>
+    [SkipLocalsInit]
+    static void RowsNarrow(in KArgs a, int r0, int r1, bool scalar)
     {
         bool vector = !scalar && Avx2Support.IsSupported;
         byte* u = stackalloc byte[256];                        // the scalar fallback's unpacked super-block
         var acc = stackalloc Vector256<float>[TokenBlock];     // per token: the scaled dots
         var mins = stackalloc Vector128<float>[TokenBlock];    // per token: the mins (Q4_K, Q5_K)
-        int r = r0;
-        if (vector && a.Tokens == 1)
+        int tokens = a.Tokens, blocks = a.Blocks;
+        nint xs = a.X.Stride;
+        for (int r = r0; r < r1; r++)
         {
-            // decode: unpacked straight into the dot, accumulators in registers
-            sbyte* x = a.X.Values(0);
-            float* dx = a.X.Scales(0);
-            short* runs = a.X.RunSums(0), sums = a.X.BlockSums(0);
-            for (; r < r1; r++)
+            byte* row = a.W + r * a.WStride;
+            if (vector && tokens == 1)
             {
-                byte* w = a.W + r * a.WStride;
                 Vector256<float> c = default;
                 Vector128<float> m = default;
-                for (int b = 0; b < a.Blocks; b++)
+                for (int b = 0; b < blocks; b++)
                 {
-                    byte* sb = w + (nint)b * TK.BlockBytes;
-                    sbyte* xb = x + 256 * (nint)b;
+                    byte* sb = row + (nint)b * TK.BlockBytes;
                     TK.Scales(sb, out var s);
+                    sbyte* xb = new KToken(a.X, b).Values;
                     var p = Sub(TK.Quants(sb, 0), xb, s.A, 0) + Sub(TK.Quants(sb, 1), xb + 32, s.A, 1)
                         + Sub(TK.Quants(sb, 2), xb + 64, s.A, 2) + Sub(TK.Quants(sb, 3), xb + 96, s.A, 3);
                     p += Sub(TK.Quants(sb, 4), xb + 128, s.A, 4) + Sub(TK.Quants(sb, 5), xb + 160, s.A, 5)
                         + Sub(TK.Quants(sb, 6), xb + 192, s.A, 6) + Sub(TK.Quants(sb, 7), xb + 224, s.A, 7);
-                    Finish(p, s, dx[b], runs + 16 * (nint)b, sums + 8 * (nint)b, ref c, ref m);
+                    Finish(p, s, new KToken(a.X, b), 0, ref c, ref m);
                 }
                 a.Y[r] = Vector256.Sum(c) - Vector128.Sum(m);
+                continue;
             }
-        }
-        for (; r < r1; r++)
-        {
-            byte* row = a.W + r * a.WStride;
-            new Span<Vector256<float>>(acc, a.Tokens).Clear();
-            new Span<Vector128<float>>(mins, a.Tokens).Clear();
-            for (int b = 0; b < a.Blocks; b++)
+            new Span<Vector256<float>>(acc, tokens).Clear();
+            new Span<Vector128<float>>(mins, tokens).Clear();
+            for (int b = 0; b < blocks; b++)
             {
                 byte* sb = row + (nint)b * TK.BlockBytes;
                 TK.Scales(sb, out var s);
                 if (!vector)
                 {
                     for (int j = 0; j < 8; j++) TK.Quants(sb, j).Store(u + 32 * j);
-                    for (int t = 0; t < a.Tokens; t++) DotScalar(u, s, a.X, t, b, (float*)(acc + t), (float*)(mins + t));
+                    for (int t = 0; t < tokens; t++) DotScalar(u, s, a.X, t, b, (float*)(acc + t), (float*)(mins + t));
                     continue;
                 }
                 // The super-block's integers and per-sub-block scale words, unpacked once for all the pass's tokens.
@@ -111,15 +266,17 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
                     q4 = TK.Quants(sb, 4), q5 = TK.Quants(sb, 5), q6 = TK.Quants(sb, 6), q7 = TK.Quants(sb, 7);
                 Vector256<short> k0 = RunScales(s.A, 0), k1 = RunScales(s.A, 1), k2 = RunScales(s.A, 2), k3 = RunScales(s.A, 3),
                     k4 = RunScales(s.A, 4), k5 = RunScales(s.A, 5), k6 = RunScales(s.A, 6), k7 = RunScales(s.A, 7);
-                for (int t = 0; t < a.Tokens; t++)
+                var x = new KToken(a.X, b);
+                for (int t = 0; t < tokens; t++)
                 {
-                    sbyte* xb = a.X.Values(t) + 256 * (nint)b;
+                    nint o = t * xs;
+                    sbyte* xb = x.Values + o;
                     var p = Dot(q0, xb, k0) + Dot(q1, xb + 32, k1) + Dot(q2, xb + 64, k2) + Dot(q3, xb + 96, k3);
                     p += Dot(q4, xb + 128, k4) + Dot(q5, xb + 160, k5) + Dot(q6, xb + 192, k6) + Dot(q7, xb + 224, k7);
-                    Finish(p, s, a.X.Scales(t)[b], a.X.RunSums(t) + 16 * (nint)b, a.X.BlockSums(t) + 8 * (nint)b, ref acc[t], ref mins[t]);
+                    Finish(p, s, x, o, ref acc[t], ref mins[t]);
                 }
             }
-            for (int t = 0; t < a.Tokens; t++)
+            for (int t = 0; t < tokens; t++)
                 a.Y[t * a.YStride + r] = Vector256.Sum(acc[t]) - Vector128.Sum(mins[t]);
         }
     }
@@ -144,16 +301,17 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
 
     /// <summary>
     /// Adds one super-block's integer dot <paramref name="p"/> (Σ s·q·x) to the token's accumulators: acc += d·d_x·(p − Q6_K's
-    /// 32·Σ s·Σx), mins += dmin·d_x·Σ_j m_j·Σx_j (Q4_K/Q5_K); <paramref name="dx"/>, <paramref name="runs"/> and
-    /// <paramref name="sums"/> are the token's <see cref="KActivations"/> at this super-block.
+    /// 32·Σ s·Σx), mins += dmin·d_x·Σ_j m_j·Σx_j (Q4_K/Q5_K), with the token's activation data at <paramref name="x"/> +
+    /// <paramref name="o"/> bytes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Finish(Vector256<int> p, in KScaleSet s, float dx, short* runs, short* sums, ref Vector256<float> acc, ref Vector128<float> mins)
+    static void Finish(Vector256<int> p, in KScaleSet s, in KToken x, nint o, ref Vector256<float> acc, ref Vector128<float> mins)
     {
-        if (!TK.HasMin) p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(s.B, Vector256.Load(runs)), 5);
+        float dx = *(float*)((byte*)x.Scale + o);
+        if (!TK.HasMin) p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(s.B, Vector256.Load((short*)((byte*)x.RunSums + o))), 5);
         acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(s.D * dx), acc);
         if (TK.HasMin)
-            mins = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Sse2.MultiplyAddAdjacent(s.B.GetLower(), Vector128.Load(sums))),
+            mins = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Sse2.MultiplyAddAdjacent(s.B.GetLower(), Vector128.Load((short*)((byte*)x.BlockSums + o)))),
                 Vector128.Create(s.DMin * dx), mins);
     }
 
@@ -179,9 +337,31 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     struct Job : IParallelJob
     {
         public KArgs A;
-        public bool Scalar;
+        public KQuantPath Path;
 
-        public readonly void Execute(int start, int end) => Rows(A, start, end, Scalar);
+        public readonly void Execute(int start, int end) => Rows(A, start, end, Path);
+    }
+}
+
+/// <summary>Token 0's activation data at one super-block; token t's is at the same pointers plus t·<see cref="KActivations.Stride"/> bytes.</summary>
+internal readonly unsafe struct KToken
+{
+    /// <summary>The super-block's 256 int8 values.</summary>
+    public readonly sbyte* Values;
+    /// <summary>Its scale d_x.</summary>
+    public readonly float* Scale;
+    /// <summary>Its 16 run sums.</summary>
+    public readonly short* RunSums;
+    /// <summary>Its 8 sub-block sums.</summary>
+    public readonly short* BlockSums;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public KToken(in KActivations x, int b)
+    {
+        Values = x.Values(0) + 256 * (nint)b;
+        Scale = x.Scales(0) + b;
+        RunSums = x.RunSums(0) + 16 * (nint)b;
+        BlockSums = x.BlockSums(0) + 8 * (nint)b;
     }
 }
 
