@@ -12,7 +12,7 @@ namespace Daop.Kernels.Cpu.Gemm;
 /// A multiply with an fp32 subnormal operand runs as a microcode assist on x86. The vector forms keep the multiply:
 /// in f16 weights a subnormal lane is rare, and on the dev machine (Zen 5) the F16 one-token expert took 8.7–10.7 ms with
 /// it against 12.5 ms with an exact select on every vector and 15.4 ms with a branch to one. The scalar form
-/// (<see cref="ToSingleFinite"/>) converts K-quant super-block scales, which often sit below fp16's smallest normal
+/// (<see cref="ToSingleFinite(ushort)"/>) converts K-quant super-block scales, which often sit below fp16's smallest normal
 /// (d = largest sub-block scale / 63), so it never computes on a subnormal: there the multiply made Q4_K decode 2x slower.
 /// </remarks>
 internal static class HalfBits
@@ -59,6 +59,20 @@ internal static class HalfBits
         uint v = (uint)((short)h << 16 >> 3) & 0x8FFFE000u, sign = v & 0x80000000u;
         uint sub = BitConverter.SingleToUInt32Bits(BitConverter.UInt32BitsToSingle(v + MinNormal) - BitConverter.UInt32BitsToSingle(sign | MinNormal));
         return BitConverter.UInt32BitsToSingle((v & ExpBits) != 0 ? v + Rebias : sub | sign);
+    }
+
+    /// <summary>
+    /// <see cref="ToSingleFinite(ushort)"/> on the halves in the top 16 bits of each lane: the same integer rebias and
+    /// normal-float subtraction, with a select; for the K-quants' d and dmin, two lanes of one register.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> ToSingleFinite(Vector128<uint> top)
+    {
+        var v = Vector128.ShiftRightArithmetic(top.AsInt32(), 3).AsUInt32() & Vector128.Create(0x8FFFE000u);
+        var sign = v & Vector128.Create(0x80000000u);
+        var sub = ((v + Vector128.Create(MinNormal)).AsSingle() - (sign | Vector128.Create(MinNormal)).AsSingle()).AsUInt32() | sign;
+        var normal = v + Vector128.Create(Rebias);
+        return Vector128.ConditionalSelect(Vector128.Equals(v & Vector128.Create(ExpBits), Vector128<uint>.Zero), sub, normal).AsSingle();
     }
 
     /// <summary>The 128-bit form of <see cref="WidenFinite(Vector256{uint})"/>.</summary>

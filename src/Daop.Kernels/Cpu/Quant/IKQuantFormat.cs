@@ -68,12 +68,14 @@ internal static unsafe class KScales
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Read(byte* sb, out KScaleSet s)
     {
-        s.D = HalfBits.ToSingleFinite(*(ushort*)sb);
-        s.DMin = HalfBits.ToSingleFinite(*(ushort*)(sb + 2));
         if (Avx2.IsSupported)
         {
             // in vector registers: v = [d | dmin, a, b, c] (a, b, c: the scale bytes 0–3, 4–7, 8–11)
             var v = Vector128.Load((uint*)sb);
+            // d and dmin to the top halves of lanes 0 and 1 (vpshufb; index 0x80 writes zero), widened together
+            var dd = HalfBits.ToSingleFinite(Ssse3.Shuffle(v.AsByte(), Vector128.Create((byte)0x80, 0x80, 0, 1, 0x80, 0x80, 2, 3, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80)).AsUInt32());
+            s.D = dd.ToScalar();
+            s.DMin = dd.GetElement(1);
             var ab = Vector128.Shuffle(v, Vector128.Create(1u, 2, 1, 2));
             var cc = Avx2.ShiftRightLogicalVariable(Vector128.Shuffle(v, Vector128.Create(3u, 3, 3, 3)), Vector128.Create(0u, 4, 0, 4));
             var lo = ab & Vector128.Create(0x3F3F3F3Fu);                                                        // [s0–3, m0–3]
@@ -83,6 +85,8 @@ internal static unsafe class KScales
             s.B = Avx2.Permute2x128(sm, sm, 0x81);
             return;
         }
+        s.D = HalfBits.ToSingleFinite(*(ushort*)sb);
+        s.DMin = HalfBits.ToSingleFinite(*(ushort*)(sb + 2));
         uint a = Unsafe.ReadUnaligned<uint>(sb + 4), b = Unsafe.ReadUnaligned<uint>(sb + 8), c = Unsafe.ReadUnaligned<uint>(sb + 12);
         ulong sc = (a & 0x3F3F3F3Fu) | (ulong)((c & 0x0F0F0F0Fu) | (a >> 2 & 0x30303030u)) << 32;
         ulong mins = (b & 0x3F3F3F3Fu) | (ulong)((c >> 4 & 0x0F0F0F0Fu) | (b >> 2 & 0x30303030u)) << 32;
