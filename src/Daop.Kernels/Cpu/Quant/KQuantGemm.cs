@@ -77,14 +77,23 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     internal static bool HasWide { get; } = Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && Avx2Support.IsSupported
         && Environment.GetEnvironmentVariable("DAOP_KQUANT_AVX2") != "1";
 
+    /// <summary>
+    /// From how many tokens a pass takes the 512-bit path. Below it the 256-bit one is as fast or faster: its row's
+    /// unpacking is as costly, and the wide path's shuffles and two-row passes pay off only over many tokens. Dev VM
+    /// (Zen 5, 2026-12-06), GFLOP/s 256-bit vs 512-bit, q4_K, one thread: 2 tokens 62 vs 40, 4 tokens 84 vs 67, 8 tokens
+    /// 94 vs 89, 16 tokens 108 vs 107, one-token decode 6.2–6.6 vs 7.1–7.3 ms per Mixtral expert; two threads, 64 tokens
+    /// 160–172 vs 233–246. Xeon host of the H100 machine, 16 threads, 16 tokens: 1114–1118 vs 1437–1448.
+    /// </summary>
+    internal const int WideMinTokens = 16;
+
     /// <summary>Output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
     public static void Rows(in KArgs a, int r0, int r1, KQuantPath path = KQuantPath.Best)
     {
-        if (path == KQuantPath.Best && HasWide) RowsWide(a, r0, r1);
+        if (path == KQuantPath.Best && HasWide && a.Tokens >= WideMinTokens) RowsWide(a, r0, r1);
         else RowsNarrow(a, r0, r1, scalar: path == KQuantPath.Scalar);
     }
 
-    /// <summary><see cref="Rows"/> on AVX-512BW: two sub-blocks per register.</summary>
+    /// <summary><see cref="Rows"/> on AVX-512BW: two sub-blocks per register, two rows per pass (batches of <see cref="WideMinTokens"/> or more).</summary>
     [SkipLocalsInit]
     static void RowsWide(in KArgs a, int r0, int r1)
     {
@@ -95,24 +104,6 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         for (int r = r0; r < r1; r++)
         {
             byte* row = a.W + r * a.WStride;
-            if (tokens == 1)
-            {
-                // decode: unpacked straight into the dot, accumulators in registers
-                Vector256<float> c = default;
-                Vector128<float> m = default;
-                for (int b = 0; b < blocks; b++)
-                {
-                    byte* sb = row + (nint)b * TK.BlockBytes;
-                    TK.Scales(sb, out var s);
-                    LaneScales(s, out var lo, out var hi);
-                    var x = new KToken(a.X, b);
-                    var p = Dot(TK.QuantPair(sb, 0), x.Values, PairScales(lo, hi, 0)) + Dot(TK.QuantPair(sb, 1), x.Values + 64, PairScales(lo, hi, 1))
-                        + Dot(TK.QuantPair(sb, 2), x.Values + 128, PairScales(lo, hi, 2)) + Dot(TK.QuantPair(sb, 3), x.Values + 192, PairScales(lo, hi, 3));
-                    Finish(p.GetLower() + p.GetUpper(), s, x, 0, ref c, ref m);
-                }
-                a.Y[r] = Vector256.Sum(c) - Vector128.Sum(m);
-                continue;
-            }
             if (r + 1 < r1)
             {
                 // two rows at once: each token's activations are read from L2 once for both
