@@ -48,6 +48,8 @@ public sealed class PlacementDriver
     readonly bool[] _gathered; // [expert] GPU work gathered in this call since the last wave split
     readonly bool[] _streamed; // [expert] copied to a staging slot in this call
     readonly int[] _counts, _chunkCounts;
+    readonly int[] _nextSlot; // [expert] ExpertMajor's write position
+    int[] _order = [];        // a prompt chunk's activations in expert-major order (grows to the largest chunk once)
     readonly List<PlacementDecision> _activations = [], _loads = [];
     OffloadStats _stepStart = new();
     bool _precalculated, _decodeBatch;
@@ -105,6 +107,7 @@ public sealed class PlacementDriver
         _streamed = new bool[_experts];
         _counts = new int[_experts];
         _chunkCounts = new int[_experts];
+        _nextSlot = new int[_experts];
         if (policy.Approximate) _approx = new ApproximateExperts(_experts, _topK, policy.ExactLayers, policy.PredictionUse);
     }
 
@@ -238,15 +241,18 @@ public sealed class PlacementDriver
         _activations.Clear();
         Array.Clear(_gathered);
         int taken = 0;
-        bool stream = StreamMinTokens > 0 && tokens > 1 && !_decodeBatch;
-        if (stream)
+        bool chunk = tokens > 1 && !_decodeBatch;
+        bool stream = StreamMinTokens > 0 && chunk;
+        if (chunk)
         {
             Array.Clear(_streamed);
             Array.Clear(_chunkCounts);
             for (int i = 0; i < tokens * _topK; i++) _chunkCounts[r.Experts[i]]++;
         }
-        for (int i = 0; i < tokens * _topK; i++)
+        var order = chunk ? ExpertMajor(layer, r, tokens * _topK) : default;
+        for (int k = 0; k < tokens * _topK; k++)
         {
+            int i = chunk ? order[k] : k;
             int e = r.Experts[i];
             _stats.Activations++;
             bool resident = Residency.IsResident(layer, e);
@@ -287,6 +293,27 @@ public sealed class PlacementDriver
             _approx.Reset(); // the prediction is consumed
         }
         return CollectionsMarshal.AsSpan(_activations);
+    }
+
+    /// <summary>
+    /// A prompt chunk's <paramref name="n"/> activations grouped by expert, the experts resident now first, each expert's
+    /// in token order. A policy that loads on a miss then copies each expert the chunk needs once: in token order every
+    /// activation of a non-resident expert could evict another expert of the same chunk, to be copied back a few
+    /// tokens later (LRU with two slots per layer and a 256-token prompt made ~60 copies of each expert).
+    /// </summary>
+    ReadOnlySpan<int> ExpertMajor(int layer, RoutingBatch r, int n)
+    {
+        if (_order.Length < n) _order = new int[n];
+        int at = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int e = 0; e < _experts; e++)
+                if (Residency.IsResident(layer, e) == (pass == 0))
+                {
+                    _nextSlot[e] = at;
+                    at += _chunkCounts[e];
+                }
+        for (int i = 0; i < n; i++) _order[_nextSlot[r.Experts[i]]++] = i;
+        return _order.AsSpan(0, n);
     }
 
     // Activation i of a prefill chunk runs expert e from a staging slot; its first activation in the call carries the copy.

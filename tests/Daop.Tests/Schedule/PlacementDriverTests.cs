@@ -47,8 +47,9 @@ public class PlacementDriverTests
         driver.BeginChunk(0, 5);
         driver.BeginLayer(0, r, 5);
         var d = driver.DecideActivations(0, r, 5).ToArray();
-        Assert.Equal([(PlacementAction.RunStreamed, 1, 0), (PlacementAction.RunOnCpu, 2, 1), (PlacementAction.RunStreamed, 1, 2),
-            (PlacementAction.RunOnGpu, 0, 3), (PlacementAction.RunStreamed, 1, 4)], d.Select(Of));
+        // expert-major: the resident expert 0 first, then 1's three activations, then 2's
+        Assert.Equal([(PlacementAction.RunOnGpu, 0, 3), (PlacementAction.RunStreamed, 1, 0), (PlacementAction.RunStreamed, 1, 2),
+            (PlacementAction.RunStreamed, 1, 4), (PlacementAction.RunOnCpu, 2, 1)], d.Select(Of));
         Assert.Equal([LoadReason.Stream, LoadReason.Miss, LoadReason.Miss], d.Where(x => x.Action == PlacementAction.RunStreamed).Select(x => x.Reason));
         driver.AfterLayer(0, 5);
         Assert.False(driver.Residency.IsResident(0, 1)); // streaming places nothing
@@ -60,6 +61,25 @@ public class PlacementDriverTests
         driver.BeginLayer(0, r, 1);
         Assert.Equal([(PlacementAction.RunOnCpu, 1, 0)], driver.DecideActivations(0, r, 1).ToArray().Select(Of));
         Assert.Equal(1, driver.Stats.StreamTransfers);
+    }
+
+    [Fact]
+    public void LruCopiesEachExpertOfAPromptChunkOnce()
+    {
+        // One layer, two slots (experts 0 and 1); an eight-token chunk alternates 2, 3, 0, 2, 3, 0, 2, 3. In token order
+        // LRU evicts 1 for 2, 0 for 3, 2 for 0, 3 for 2, ... and copies on nearly every activation; grouped by expert,
+        // 0 runs while resident, then 2 and 3 are copied once each.
+        var replay = new TraceReplay([Trace(1, 4, 1, [2, 3, 0, 2, 3, 0, 2, 3], new int[8])]);
+        var driver = new PlacementDriver(replay, new LruPolicy(prefetch: false), [2], null);
+        var r = new RoutingBatch(8, 1) { Tokens = 8 };
+        driver.BeginChunk(0, 8);
+        driver.BeginLayer(0, r, 8);
+        var d = driver.DecideActivations(0, r, 8).ToArray();
+        Assert.Equal(2, d.Count(x => x.Action == PlacementAction.Load));
+        Assert.Equal([0, 0, 2, 2, 2, 3, 3, 3], d.Where(x => x.Action == PlacementAction.RunOnGpu).Select(x => x.Expert));
+        Assert.Equal([2, 5, 0, 3, 6, 1, 4, 7], d.Where(x => x.Action == PlacementAction.RunOnGpu).Select(x => x.Index));
+        var s = driver.Stats;
+        Assert.Equal((6, 2, 2), (s.Hits, s.Misses, s.Transfers));
     }
 
     [Fact]
