@@ -60,6 +60,7 @@ public static class PolicyBenchReport
                 ["copy_wait_ms_per_token"] = d.PerToken(d.CopyWaitSeconds) * 1e3, ["precalc_wait_ms_per_token"] = d.PerToken(d.PrecalcWaitSeconds) * 1e3,
                 ["cpu_expert_ms_per_token"] = r.CpuMsPerToken, ["rebalance_transfers_per_token"] = d.PerToken(d.RebalanceTransfers),
                 ["bound_ms_per_token"] = r.BoundMs, ["ms_per_token_over_bound"] = r.VsBound,
+                ["prefill_transfers_per_prompt_token"] = r.PrefillTransfersPerPromptToken,
             };
         }).ToArray());
         return o;

@@ -84,6 +84,10 @@ public sealed record PolicyBenchRow(string Routing, string Policy, double Ratio,
     public double EndToEndTokensPerSecond => GeneratedTokens / Math.Max(PrefillSeconds + DecodeSeconds, 1e-12);
     /// <summary>Prompt tokens per second.</summary>
     public double PrefillTokensPerSecond => PromptTokens / Math.Max(PrefillSeconds, 1e-12);
+    /// <summary>The scheduler's counters over the prompts' prefill (null where the row did not record them).</summary>
+    public OffloadStats? Prefill { get; init; }
+    /// <summary>Host→device expert copies per prompt token (misses' loads and streamed experts), or null.</summary>
+    public double? PrefillTransfersPerPromptToken => Prefill is { } p ? (double)p.Transfers / Math.Max(PromptTokens, 1) : null;
     /// <summary>Runs this row is the median of.</summary>
     public int Repeats { get; init; } = 1;
     /// <summary>The per-token bound (<see cref="BoundModel.BoundMs"/>) when the run measured bandwidths.</summary>
@@ -198,7 +202,7 @@ public static class PolicyBenchmark
         var sampling = new SamplingOptions { MaxNewTokens = o.NewTokens, StopTokenIds = [] };
         if (over != null) over.Sequence = prompts.Length;
         foreach (var _ in gen.Generate(warm, sampling with { MaxNewTokens = 3 })) { } // warm-up: kernels for this chunk size, first copies
-        var total = new OffloadStats();
+        OffloadStats total = new(), prefillTotal = new();
         int promptTokens = 0, steps = 0, generated = 0;
         double prefill = 0, decode = 0;
         for (int i = 0; i < prompts.Length; i++)
@@ -206,17 +210,22 @@ public static class PolicyBenchmark
             if (over != null) over.Sequence = i;
             var stats = new GenerationStats();
             OffloadStats? atDecode = null;
+            var atStart = sched.Stats;
             foreach (var _ in gen.Generate(prompts[i], sampling, stats))
                 atDecode ??= sched.Stats;
             sched.Synchronize();
             total.Add(sched.Stats.Since(atDecode!));
+            prefillTotal.Add(atDecode!.Since(atStart));
             promptTokens += stats.PromptTokens;
             steps += stats.DecodeSteps;
             generated += stats.GeneratedTokens;
             prefill += stats.PrefillTime.TotalSeconds;
             decode += stats.DecodeTime.TotalSeconds;
         }
-        return new PolicyBenchRow(routing, spec.Name, ratio, promptTokens, steps, generated, prefill, decode, total) { BoundMs = o.Bound?.BoundMs(total) };
+        return new PolicyBenchRow(routing, spec.Name, ratio, promptTokens, steps, generated, prefill, decode, total)
+        {
+            BoundMs = o.Bound?.BoundMs(total), Prefill = prefillTotal,
+        };
     }
 
     /// <summary>True if every expert and the dense part fit the device with <paramref name="headroom"/> bytes to spare.</summary>
