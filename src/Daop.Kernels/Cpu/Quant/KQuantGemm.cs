@@ -118,11 +118,8 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
                     for (int t = 0; t < tokens; t++)
                     {
                         nint o = t * xs;
-                        sbyte* xb = x.Values + o;
-                        var p = Dot(u.Q0, xb, u.K0) + Dot(u.Q1, xb + 64, u.K1) + Dot(u.Q2, xb + 128, u.K2) + Dot(u.Q3, xb + 192, u.K3);
-                        var q = Dot(v.Q0, xb, v.K0) + Dot(v.Q1, xb + 64, v.K1) + Dot(v.Q2, xb + 128, v.K2) + Dot(v.Q3, xb + 192, v.K3);
-                        Finish(p.GetLower() + p.GetUpper(), u.S, x, o, ref acc[2 * t], ref mins[2 * t]);
-                        Finish(q.GetLower() + q.GetUpper(), v.S, x, o, ref acc[2 * t + 1], ref mins[2 * t + 1]);
+                        Finish(u.Dot(x.Values + o), u.S, x, o, ref acc[2 * t], ref mins[2 * t]);
+                        Finish(v.Dot(x.Values + o), v.S, x, o, ref acc[2 * t + 1], ref mins[2 * t + 1]);
                     }
                 }
                 for (int t = 0; t < tokens; t++)
@@ -143,9 +140,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
                 for (int t = 0; t < tokens; t++)
                 {
                     nint o = t * xs;
-                    sbyte* xb = x.Values + o;
-                    var p = Dot(u.Q0, xb, u.K0) + Dot(u.Q1, xb + 64, u.K1) + Dot(u.Q2, xb + 128, u.K2) + Dot(u.Q3, xb + 192, u.K3);
-                    Finish(p.GetLower() + p.GetUpper(), u.S, x, o, ref acc[t], ref mins[t]);
+                    Finish(u.Dot(x.Values + o), u.S, x, o, ref acc[t], ref mins[t]);
                 }
             }
             for (int t = 0; t < tokens; t++)
@@ -167,6 +162,14 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
             LaneScales(S, out var lo, out var hi);
             Q0 = TK.QuantPair(sb, 0); Q1 = TK.QuantPair(sb, 1); Q2 = TK.QuantPair(sb, 2); Q3 = TK.QuantPair(sb, 3);
             K0 = PairScales(lo, hi, 0); K1 = PairScales(lo, hi, 1); K2 = PairScales(lo, hi, 2); K3 = PairScales(lo, hi, 3);
+        }
+
+        /// <summary>Σ s·q·x over the super-block against one token's 256 values at <paramref name="x"/>, folded to 8 int32 lanes.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<int> Dot(sbyte* x)
+        {
+            var p = KQuantGemm<TK>.Dot(Q0, x, K0) + KQuantGemm<TK>.Dot(Q1, x + 64, K1) + KQuantGemm<TK>.Dot(Q2, x + 128, K2) + KQuantGemm<TK>.Dot(Q3, x + 192, K3);
+            return p.GetLower() + p.GetUpper();
         }
     }
 
