@@ -62,8 +62,8 @@ public sealed unsafe class RandomWeights : IDisposable
         long blocks = bytes / bb;
         ushort d16 = BitConverter.HalfToUInt16Bits((Half)(scale / (type == DType.Q8_0 ? 127 : 8)));
         byte e8 = (byte)Math.Clamp((int)MathF.Floor(MathF.Log2(scale)) - 2 + 127, 0, 254);
-        // K-quants: random 6-bit (Q4_K/Q5_K) or int8 (Q6_K) sub-block scales times random integers
-        ushort k16 = BitConverter.HalfToUInt16Bits((Half)(scale / (type == DType.Q6_K ? 64 * 32 : 32 * 16)));
+        // K-quants: random 6-bit (Q3_K, Q4_K, Q5_K) or int8 (Q6_K) sub-block scales times random integers
+        ushort k16 = BitConverter.HalfToUInt16Bits((Half)(scale / (type switch { DType.Q6_K => 64 * 32, DType.Q3_K => 32 * 4, _ => 32 * 16 })));
         const long Chunk = 1 << 16;
         Parallel.For(0, (blocks + Chunk - 1) / Chunk, c =>
         {
@@ -78,6 +78,7 @@ public sealed unsafe class RandomWeights : IDisposable
                 }
                 if (type == DType.MXFP4) block[0] = e8;
                 else if (type == DType.Q6_K) *(ushort*)(block + 208) = k16;
+                else if (type == DType.Q3_K) *(ushort*)(block + 108) = k16;
                 else if (type.IsKQuant()) *(uint*)block = k16 * 0x10001u; // d and dmin
                 else *(ushort*)block = d16;
             }

@@ -43,6 +43,15 @@ public enum DType : byte
     /// L[i + 32·(c &amp; 1)] (low for c &lt; 2, high for c ≥ 2) and high bits 2c, 2c+1 of H[i].
     /// </summary>
     Q6_K,
+    /// <summary>
+    /// Super-blocks of 256 in 110 bytes: 32 bytes of third bits (hmask), 64 bytes of 2-bit pairs, 12 bytes packing 16
+    /// 6-bit scales (one per sub-block of 16, stored + 32), then fp16 d; x = d·(s_k − 32)·(q − 4) with q in 0..7 (GGUF
+    /// Q3_K, 3.4375 bits per weight). Element i (0..31) of sub-block j (0..7) of 32: its low bits are bits 2(j mod 4),
+    /// 2(j mod 4)+1 of byte 32·(j / 4) + i of the pairs, its third bit is bit j of hmask byte i. The 12 scale bytes b:
+    /// s_k's low 4 bits are the low (k &lt; 8) or high nibble of b[k mod 8], its top 2 bits are bits 2·(k / 4 mod 4),
+    /// +1 of b[8 + k mod 4].
+    /// </summary>
+    Q3_K,
 }
 
 /// <summary>Sizes and names of <see cref="DType"/> values.</summary>
@@ -71,6 +80,7 @@ public static class DTypes
         DType.Q4_K => 144,
         DType.Q5_K => 176,
         DType.Q6_K => 210,
+        DType.Q3_K => 110,
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown weight type"),
     };
 
@@ -78,21 +88,21 @@ public static class DTypes
     public static bool IsBlock(this DType t) => t is DType.Q8_0 or DType.Q4_0 or DType.MXFP4 || t.IsKQuant();
 
     /// <summary>
-    /// True for the K-quants (<see cref="DType.Q4_K"/>, <see cref="DType.Q5_K"/>, <see cref="DType.Q6_K"/>): super-blocks of
+    /// True for the K-quants (<see cref="DType.Q3_K"/>, <see cref="DType.Q4_K"/>, <see cref="DType.Q5_K"/>, <see cref="DType.Q6_K"/>): super-blocks of
     /// 256 read from GGUF files as they are. Daop computes with them but never writes them, and a row must be whole
     /// super-blocks (llama.cpp's rule).
     /// </summary>
-    public static bool IsKQuant(this DType t) => t is DType.Q4_K or DType.Q5_K or DType.Q6_K;
+    public static bool IsKQuant(this DType t) => t is DType.Q3_K or DType.Q4_K or DType.Q5_K or DType.Q6_K;
 
     /// <summary>Bytes of one row of <paramref name="cols"/> columns (a partial last block is stored whole).</summary>
     public static long RowBytes(this DType t, int cols) => ((long)cols + t.BlockSize() - 1) / t.BlockSize() * t.BlockBytes();
 
     /// <summary>Bits per weight, scales included (16 for bf16, 8.5 for Q8_0, 4.5 for Q4_0 and Q4_K, 4.25 for MXFP4, 5.5 for Q5_K,
-    /// 6.5625 for Q6_K).</summary>
+    /// 6.5625 for Q6_K, 3.4375 for Q3_K).</summary>
     public static double BitsPerWeight(this DType t) => 8.0 * t.BlockBytes() / t.BlockSize();
 
     /// <summary>The name used on the command line and in files: "f32", "f16", "bf16", "q8_0", "q4_0", "mxfp4", and ggml's
-    /// "q4_K", "q5_K", "q6_K".</summary>
+    /// "q3_K", "q4_K", "q5_K", "q6_K".</summary>
     public static string Name(this DType t) => t switch
     {
         DType.F32 => "f32",
@@ -104,6 +114,7 @@ public static class DTypes
         DType.Q4_K => "q4_K",
         DType.Q5_K => "q5_K",
         DType.Q6_K => "q6_K",
+        DType.Q3_K => "q3_K",
         _ => t.ToString(),
     };
 
@@ -121,6 +132,7 @@ public static class DTypes
             case "q4_k": t = DType.Q4_K; return true;
             case "q5_k": t = DType.Q5_K; return true;
             case "q6_k": t = DType.Q6_K; return true;
+            case "q3_k": t = DType.Q3_K; return true;
             default: t = default; return false;
         }
     }

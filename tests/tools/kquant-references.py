@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Regenerates tests/fixtures/kquants: random Q4_K, Q5_K and Q6_K super-blocks and ggml's own dequantization of them.
+"""Regenerates tests/fixtures/kquants: random Q3_K, Q4_K, Q5_K and Q6_K super-blocks and ggml's own dequantization of them.
 
 Builds a small C program against an existing llama.cpp build's ggml (never builds llama.cpp; CI runs only the committed
 files): it reads the blocks this script draws and writes ggml_get_type_traits(type)->to_float of them.
@@ -7,7 +7,7 @@ files): it reads the blocks this script draws and writes ggml_get_type_traits(ty
   /usr/bin/python3 tests/tools/kquant-references.py --ggml-include /tmp/llamacpp/src/ggml/include \
       --ggml-lib /tmp/llamacpp/build/ggml/src/libggml-base.a
 
-Writes tests/fixtures/kquants/{q4_K,q5_K,q6_K}.blocks (SUPER_BLOCKS super-blocks as ggml stores them) and .f32 (their
+Writes tests/fixtures/kquants/{q3_K,q4_K,q5_K,q6_K}.blocks (SUPER_BLOCKS super-blocks as ggml stores them) and .f32 (their
 256·SUPER_BLOCKS weights, little-endian fp32). The bytes are random except the fp16 scales, drawn finite (ggml's
 dequantizers give NaN/Inf for non-finite scales, which Daop does not support) and including zeros, negatives and subnormals.
 """
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "kquants"
 SUPER_BLOCKS = 48
 # name: (ggml type number, bytes per super-block, offsets of fp16 scales)
-TYPES = {"q4_K": (12, 144, (0, 2)), "q5_K": (13, 176, (0, 2)), "q6_K": (14, 210, (208,))}
+TYPES = {"q3_K": (11, 110, (108,)), "q4_K": (12, 144, (0, 2)), "q5_K": (13, 176, (0, 2)), "q6_K": (14, 210, (208,))}
 
 C = r"""
 #include "ggml.h"

@@ -1,14 +1,15 @@
 namespace Daop.Kernels.Quant;
 
 /// <summary>
-/// The K-quants' reference dequantizers (<see cref="DType.Q4_K"/>, <see cref="DType.Q5_K"/>, <see cref="DType.Q6_K"/>; their
-/// layouts are on the <see cref="DType"/> values). Written from ggml's dequantize_row_q4_K / q5_K / q6_K and checked bit
+/// The K-quants' reference dequantizers (<see cref="DType.Q3_K"/>, <see cref="DType.Q4_K"/>, <see cref="DType.Q5_K"/>,
+/// <see cref="DType.Q6_K"/>; their layouts are on the <see cref="DType"/> values). Written from ggml's dequantize_row_q3_K /
+/// q4_K / q5_K / q6_K and checked bit
 /// for bit against them (tests/Daop.Tests/Kernels/KQuantTests.cs); Daop never writes K-quants.
 /// </summary>
 /// <remarks>
 /// A super-block of 256 is read as 16 runs of 16 weights, x = <c>scale</c> · q − <c>min</c> with integer q: Q4_K and Q5_K
 /// give runs 2j and 2j+1 the scale d·s_j and min dmin·m_j of their sub-block j of 32 (q 0..15 or 0..31), Q6_K gives run k
-/// d·s_k and no min (q − 32 in −32..31). The fp32 products are ggml's: d·s_j first, then times q, then minus the min.
+/// d·s_k and no min (q − 32 in −32..31), Q3_K run k d·(s_k − 32) and no min (q − 4 in −4..3). The fp32 products are ggml's: d·s_j first, then times q, then minus the min.
 /// </remarks>
 public static partial class BlockQuant
 {
@@ -58,6 +59,20 @@ public static partial class BlockQuant
                 }
                 return;
             }
+            case DType.Q3_K:
+            {
+                // Half h of 128, quarter c (sub-block j = 4h + c): low bits 2c, 2c+1 of the pair bytes, third bit j of hmask.
+                int h = j >> 2, c = j & 3;
+                scale = Scale16(sb[108..]) * (Q3Scale(sb.Slice(96, 12), k) - 32);
+                min = 0;
+                for (int i = 0; i < 16; i++)
+                {
+                    int lo = sb[32 + 32 * h + i0 + i] >> 2 * c & 3;
+                    int hi = sb[i0 + i] >> j & 1;
+                    q[i] = (lo | hi << 2) - 4;
+                }
+                return;
+            }
             default:
                 throw new ArgumentException($"{type.Name()} is not a K-quant", nameof(type));
         }
@@ -80,6 +95,10 @@ public static partial class BlockQuant
             m = (packed[j + 4] >> 4) | (packed[j] >> 6) << 4;
         }
     }
+
+    /// <summary>Q3_K's 6-bit scale <paramref name="k"/> (0..15, stored + 32) from its 12 packed bytes (ggml's aux shuffle).</summary>
+    public static int Q3Scale(ReadOnlySpan<byte> packed, int k) =>
+        (k < 8 ? packed[k & 7] & 15 : packed[k & 7] >> 4) | (packed[8 + (k & 3)] >> 2 * (k >> 2) & 3) << 4;
 
     static void DequantizeK(DType type, ReadOnlySpan<byte> src, Span<float> dst)
     {

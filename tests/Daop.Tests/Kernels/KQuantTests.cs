@@ -26,6 +26,7 @@ public class KQuantTests
 
     /// <summary>Every weight of 48 random super-blocks (edge-case scales included) equals ggml's dequantize_row_*, bit for bit.</summary>
     [Theory]
+    [InlineData(DType.Q3_K)]
     [InlineData(DType.Q4_K)]
     [InlineData(DType.Q5_K)]
     [InlineData(DType.Q6_K)]

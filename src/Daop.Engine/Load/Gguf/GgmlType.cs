@@ -53,7 +53,7 @@ public static class GgmlTypes
 
     /// <summary>
     /// The Daop weight format that reads this type's bytes as they are, or null when Daop has no kernel for it yet
-    /// (Q2_K, Q3_K, Q8_K, I-quants, Q4_1, Q5_0, Q5_1: the loader then names the tensor and the type).
+    /// (Q2_K, Q8_K, I-quants, Q4_1, Q5_0, Q5_1: the loader then names the tensor and the type).
     /// </summary>
     public static DType? ToDType(this GgmlType t) => t switch
     {
@@ -66,6 +66,7 @@ public static class GgmlTypes
         GgmlType.Q4_K => DType.Q4_K,
         GgmlType.Q5_K => DType.Q5_K,
         GgmlType.Q6_K => DType.Q6_K,
+        GgmlType.Q3_K => DType.Q3_K,
         _ => null,
     };
 

@@ -139,14 +139,15 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
                     if (bad) return b * 32;
                 }
                 return -1;
-            case GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
+            case GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
                 long supers = count / 256;
                 int bytes = t.Type.BlockBytes();
+                // fp16 d and dmin at the front (Q4_K, Q5_K) or d alone at the end (Q6_K at 208, Q3_K at 108)
+                int dAt = t.Type switch { GgmlType.Q6_K => 208, GgmlType.Q3_K => 108, _ => -1 };
                 for (long b = 0; b < supers; b++)
                 {
                     byte* block = p + b * bytes;
-                    // fp16 d and dmin at the front (Q4_K, Q5_K) or d at the end (Q6_K)
-                    bool bad = t.Type == GgmlType.Q6_K ? (*(ushort*)(block + 208) & 0x7C00) == 0x7C00
+                    bool bad = dAt >= 0 ? (*(ushort*)(block + dAt) & 0x7C00) == 0x7C00
                         : (*(ushort*)block & 0x7C00) == 0x7C00 || (*(ushort*)(block + 2) & 0x7C00) == 0x7C00;
                     if (bad) return b * 256;
                 }

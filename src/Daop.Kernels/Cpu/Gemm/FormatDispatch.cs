@@ -37,6 +37,7 @@ internal static class FormatDispatch
             case DType.Q4_K: op.InvokeKQuant<Q4_KFormat>(); break;
             case DType.Q5_K: op.InvokeKQuant<Q5_KFormat>(); break;
             case DType.Q6_K: op.InvokeKQuant<Q6_KFormat>(); break;
+            case DType.Q3_K: op.InvokeKQuant<Q3_KFormat>(); break;
             default: throw new NotSupportedException($"weight type {type} has no CPU kernel");
         }
     }

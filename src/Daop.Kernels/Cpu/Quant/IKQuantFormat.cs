@@ -95,6 +95,24 @@ internal static unsafe class KScales
         s.B = Vector256.Create(Bytes(mins), Vector128<short>.Zero);
     }
 
+    /// <summary>
+    /// 16 int8 run scales (Q6_K, Q3_K) as <see cref="KScaleSet"/> lays them out: B = [s0 .. s15], A = [s0 s2 .. s14 | s1 s3
+    /// .. s15]; D and DMin zero (the caller sets D).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Runs(Vector128<sbyte> sc, out KScaleSet s)
+    {
+        s.D = s.DMin = 0;
+        if (Avx2.IsSupported)
+        {
+            s.B = Avx2.ConvertToVector256Int16(sc);
+            s.A = Avx2.ConvertToVector256Int16(Vector128.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
+            return;
+        }
+        s.B = Vector256.Create((short)sc[0], (short)sc[1], (short)sc[2], (short)sc[3], (short)sc[4], (short)sc[5], (short)sc[6], (short)sc[7], (short)sc[8], (short)sc[9], (short)sc[10], (short)sc[11], (short)sc[12], (short)sc[13], (short)sc[14], (short)sc[15]);
+        s.A = Vector256.Create((short)sc[0], (short)sc[2], (short)sc[4], (short)sc[6], (short)sc[8], (short)sc[10], (short)sc[12], (short)sc[14], (short)sc[1], (short)sc[3], (short)sc[5], (short)sc[7], (short)sc[9], (short)sc[11], (short)sc[13], (short)sc[15]);
+    }
+
     /// <summary>The 8 bytes of <paramref name="v"/> as 8 int16 lanes.</summary>
     static Vector128<short> Bytes(ulong v) => Vector128.Create((short)(v & 0xFF), (short)(v >> 8 & 0xFF), (short)(v >> 16 & 0xFF), (short)(v >> 24 & 0xFF),
         (short)(v >> 32 & 0xFF), (short)(v >> 40 & 0xFF), (short)(v >> 48 & 0xFF), (short)(v >> 56));

@@ -62,7 +62,7 @@ internal unsafe struct Q5_KFormat : IKQuantFormat
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> QuantPair(byte* sb, int r) =>
-        KPairs.Nibbles(sb + 48 + 32 * r) | KPairs.HighBits(sb + 16, 2 * r, 2 * r + 1, 0x10);
+        KPairs.Nibbles(sb + 48 + 32 * r) | KPairs.HighBits(sb + 16, 2 * r, 2 * r + 1, 4, 0x10);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scales(byte* sb, out KScaleSet s) => KScales.Read(sb, out s);
@@ -113,25 +113,68 @@ internal unsafe struct Q6_KFormat : IKQuantFormat
         int h = r >> 1, c = 2 * (r & 1);
         var l = Vector512.Load(sb + 64 * h);
         var lo = (r & 1) == 0 ? l & Vector512.Create((byte)15) : Vector512.ShiftRightLogical(l.AsUInt16(), 4).AsByte() & Vector512.Create((byte)15);
-        return lo | KPairs.HighBits(sb + 128 + 32 * h, 2 * c, 2 * c + 2, 0x30);
+        return lo | KPairs.HighBits(sb + 128 + 32 * h, 2 * c, 2 * c + 2, 4, 0x30);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scales(byte* sb, out KScaleSet s)
     {
-        s.DMin = 0;
+        KScales.Runs(Vector128.Load((sbyte*)(sb + 192)), out s);
         s.D = HalfBits.ToSingleFinite(*(ushort*)(sb + 208));
-        var sc = Vector128.Load((sbyte*)(sb + 192));
-        if (Avx2.IsSupported)
-        {
-            s.B = Avx2.ConvertToVector256Int16(sc);
-            s.A = Avx2.ConvertToVector256Int16(Vector128.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
-        }
-        else
-        {
-            s.B = Vector256.Create((short)sc[0], (short)sc[1], (short)sc[2], (short)sc[3], (short)sc[4], (short)sc[5], (short)sc[6], (short)sc[7], (short)sc[8], (short)sc[9], (short)sc[10], (short)sc[11], (short)sc[12], (short)sc[13], (short)sc[14], (short)sc[15]);
-            s.A = Vector256.Create((short)sc[0], (short)sc[2], (short)sc[4], (short)sc[6], (short)sc[8], (short)sc[10], (short)sc[12], (short)sc[14], (short)sc[1], (short)sc[3], (short)sc[5], (short)sc[7], (short)sc[9], (short)sc[11], (short)sc[13], (short)sc[15]);
-        }
+    }
+}
+
+/// <summary>
+/// <see cref="DType.Q3_K"/>: per half h of 128, 32 bytes of 2-bit pairs P (at 32 + 32h): quarter c takes bits 2c, 2c+1 of
+/// P[i]; sub-block j (= 4h + c) takes bit j of hmask byte i (at 0) as its 4s bit, so q = pair + 4·bit in 0..7, offset 4;
+/// 16 scales packed in 12 bytes at 96 (6 bits, stored + 32), d at 108.
+/// </summary>
+internal unsafe struct Q3_KFormat : IKQuantFormat
+{
+    public static DType Type => DType.Q3_K;
+    public static int BlockBytes => 110;
+    public static bool HasMin => false;
+    public static int Offset => 4;
+    public static bool Interleaved => false;
+
+    public static float Widen(byte* row, int c) => KWidening.Element<Q3_KFormat>(row, c);
+
+    public static void WidenRow(byte* row, Span<float> dst) => KWidening.Row<Q3_KFormat>(row, dst);
+
+    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
+        KWidening.Panel<Q3_KFormat>(row, kb, kl, d);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Quants(byte* sb, int j)
+    {
+        int h = j >> 2, c = j & 3;
+        var pairs = Vector256.ShiftRightLogical(Vector256.Load(sb + 32 + 32 * h).AsUInt16(), 2 * c).AsByte() & Vector256.Create((byte)3);
+        var bit = Vector256.Create((byte)(1 << j));
+        return pairs | (Vector256.Equals(Vector256.Load(sb) & bit, bit) & Vector256.Create((byte)4));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> QuantPair(byte* sb, int r)
+    {
+        // sub-blocks 2r, 2r+1: half h = r/2, quarters c = 2(r & 1) and c + 1 of the same 32 pair bytes
+        int h = r >> 1, c = 2 * (r & 1);
+        var p = KPairs.Twice(sb + 32 + 32 * h);
+        ulong a = (ulong)(2 * c), b = (ulong)(2 * c + 2);
+        var pairs = Avx512F.ShiftRightLogicalVariable(p, Vector512.Create(a, a, a, a, b, b, b, b)).AsByte() & Vector512.Create((byte)3);
+        return pairs | KPairs.HighBits(sb, 2 * r, 2 * r + 1, 2, 0x04);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Scales(byte* sb, out KScaleSet s)
+    {
+        // ggml's aux shuffle on the 12 bytes (read as 8 + 4: a 16-byte load would pass the super-block's end)
+        ulong ab = Unsafe.ReadUnaligned<ulong>(sb + 96);
+        uint a = (uint)ab, b = (uint)(ab >> 32), c = Unsafe.ReadUnaligned<uint>(sb + 104);
+        const uint Low = 0x0F0F0F0Fu, Two = 0x03030303u;
+        var packed = Vector128.Create((a & Low) | (c & Two) << 4, (b & Low) | (c >> 2 & Two) << 4,
+            (a >> 4 & Low) | (c >> 4 & Two) << 4, (b >> 4 & Low) | (c >> 6 & Two) << 4).AsSByte() - Vector128.Create((sbyte)32);
+        KScales.Runs(packed, out s);
+        s.D = HalfBits.ToSingleFinite(*(ushort*)(sb + 108));
     }
 }
 
@@ -148,14 +191,15 @@ internal static unsafe class KPairs
 
     /// <summary>
     /// The 32 bytes at <paramref name="p"/> twice, bits from bit <paramref name="lower"/> of each byte in the lower half and
-    /// from bit <paramref name="upper"/> in the upper moved to bit 4 and kept under <paramref name="mask"/> (0x10: one bit,
-    /// 0x30: two). A 64-bit rotate by 4 − bit keeps every bit in its byte or drops it outside the mask.
+    /// from bit <paramref name="upper"/> in the upper moved to bit <paramref name="to"/> and kept under <paramref name="mask"/>
+    /// (0x10: one bit to 4, 0x30: two, 0x04: one bit to 2). A 64-bit rotate by to − bit keeps every bit in its byte or drops
+    /// it outside the mask.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<byte> HighBits(byte* p, int lower, int upper, byte mask)
+    public static Vector512<byte> HighBits(byte* p, int lower, int upper, int to, byte mask)
     {
         var v = Twice(p);
-        ulong a = (ulong)((4 - lower) & 63), b = (ulong)((4 - upper) & 63);
+        ulong a = (ulong)((to - lower) & 63), b = (ulong)((to - upper) & 63);
         return Avx512F.RotateLeftVariable(v, Vector512.Create(a, a, a, a, b, b, b, b)).AsByte() & Vector512.Create(mask);
     }
 
@@ -165,7 +209,7 @@ internal static unsafe class KPairs
     /// [p + 16] loads from p + 32 (caught by the kernel tests against the scalar twin).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<ulong> Twice(byte* p)
+    public static Vector512<ulong> Twice(byte* p)
     {
         var v = Vector256.Load((ulong*)p);
         return Avx512F.InsertVector256(v.ToVector512Unsafe(), v, 1);

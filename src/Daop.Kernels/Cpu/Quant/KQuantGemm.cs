@@ -39,7 +39,7 @@ internal enum KQuantPath
 /// <remarks>
 /// Per sub-block of 32 and token: <c>vpmaddubsw</c> of the unsigned integers with the int8 activations (16 int16, ≤ 2·63·127),
 /// <c>vpmaddwd</c> with the sub-block's int16 scale (Q6_K: each 128-bit half is one run of 16 and takes the run's scale),
-/// summed in 8 int32 lanes over the super-block: Σ_runs s·Σ q·x exactly. Q6_K subtracts 32·Σ_runs s·Σx (<c>vpmaddwd</c> of its
+/// summed in 8 int32 lanes over the super-block: Σ_runs s·Σ q·x exactly. Q6_K (Q3_K) subtracts 32 (4)·Σ_runs s·Σx (<c>vpmaddwd</c> of its
 /// 16 scales with the run sums); one fma per super-block adds d·d_x·(that). Q4_K/Q5_K's mins, dmin·d_x·Σ_j m_j·Σx_j
 /// (<c>vpmaddwd</c> of the 8 mins with the sub-block sums), go to a second accumulator. Exact integers, fp32 sums:
 /// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums. With AVX-512BW a 512-bit register takes two
@@ -48,6 +48,9 @@ internal enum KQuantPath
 /// </remarks>
 internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
 {
+    /// <summary>log2 of <see cref="IKQuantFormat.Offset"/> (Q6_K 32, Q3_K 4): the run sums' correction is a shift.</summary>
+    static int OffsetShift => System.Numerics.BitOperations.Log2((uint)TK.Offset);
+
     /// <summary>Tokens per pass over the weights (a pass's activations stay in L2, as <see cref="QuantGemm{TB}.TokenBlock"/>).</summary>
     public const int TokenBlock = 32;
 
@@ -294,15 +297,15 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, Vector256.Load(x)), k);
 
     /// <summary>
-    /// Adds one super-block's integer dot <paramref name="p"/> (Σ s·q·x) to the token's accumulators: acc += d·d_x·(p − Q6_K's
-    /// 32·Σ s·Σx), mins += dmin·d_x·Σ_j m_j·Σx_j (Q4_K/Q5_K), with the token's activation data at <paramref name="x"/> +
+    /// Adds one super-block's integer dot <paramref name="p"/> (Σ s·q·x) to the token's accumulators: acc += d·d_x·(p − offset·Σ s·Σx
+    /// for Q6_K and Q3_K), mins += dmin·d_x·Σ_j m_j·Σx_j (Q4_K/Q5_K), with the token's activation data at <paramref name="x"/> +
     /// <paramref name="o"/> bytes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Finish(Vector256<int> p, in KScaleSet s, in KToken x, nint o, ref Vector256<float> acc, ref Vector128<float> mins)
     {
         float dx = *(float*)((byte*)x.Scale + o);
-        if (!TK.HasMin) p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(s.B, Vector256.Load((short*)((byte*)x.RunSums + o))), 5);
+        if (!TK.HasMin) p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(s.B, Vector256.Load((short*)((byte*)x.RunSums + o))), OffsetShift);
         acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(s.D * dx), acc);
         if (TK.HasMin)
             mins = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Sse2.MultiplyAddAdjacent(s.B.GetLower(), Vector128.Load((short*)((byte*)x.BlockSums + o)))),

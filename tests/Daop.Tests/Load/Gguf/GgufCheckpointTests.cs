@@ -75,7 +75,7 @@ public sealed unsafe class GgufCheckpointTests : IDisposable
             .Tensor("q8", GgmlType.Q8_0, [32, 2], new byte[68]).Tensor("q4", GgmlType.Q4_0, [32, 2], new byte[36])
             .Tensor("mx", GgmlType.MXFP4, [32, 2], new byte[34]).Tensor("k", GgmlType.Q4_K, [256, 2], new byte[288])
             .Tensor("k5", GgmlType.Q5_K, [256, 1], new byte[176]).Tensor("k6", GgmlType.Q6_K, [512, 1], new byte[420])
-            .Tensor("q3", GgmlType.Q3_K, [256, 1], new byte[110]).Tensor("iq", GgmlType.IQ2_XXS, [256, 1], new byte[66])
+            .Tensor("q3", GgmlType.Q3_K, [256, 1], new byte[110]).Tensor("q2", GgmlType.Q2_K, [256, 1], new byte[84]).Tensor("iq", GgmlType.IQ2_XXS, [256, 1], new byte[66])
             .Tensor("stack", GgmlType.Q8_0, [32, 2, 3], new byte[3 * 68]).Tensor("q8v", GgmlType.Q8_0, [32], new byte[34]).Tensor("v", GgmlType.F16, [4], [0, 0x3C, 0, 0xC0, 0, 0, 0, 0x7C]);
         using var c = GgufCheckpoint.Open(w.Write(Path.Combine(_tmp, "types.gguf")));
         Assert.Equal(DType.F16, c.Matrix("f16", 2, 32).Type);
@@ -91,7 +91,8 @@ public sealed unsafe class GgufCheckpointTests : IDisposable
         Assert.Equal(DType.Q5_K, c.Matrix("k5", 1, 256).Type);
         Assert.Equal(DType.Q6_K, c.Matrix("k6", 1, 512).Type);
         Assert.Equal(-1, c.FirstNonFinite("k"));
-        Assert.Contains("tensor 'q3' is q3_K, which Daop cannot compute with yet", Fails(() => c.Matrix("q3", 1, 256)));
+        Assert.Equal(DType.Q3_K, c.Matrix("q3", 1, 256).Type);
+        Assert.Contains("tensor 'q2' is q2_K, which Daop cannot compute with yet", Fails(() => c.Matrix("q2", 1, 256)));
         Assert.Contains("tensor 'iq' is iq2_xxs, which Daop cannot compute with yet", Fails(() => c.Matrix("iq", 1, 256)));
         Assert.Contains("tensor 'q8' has shape [2, 32], expected [32, 2]", Fails(() => c.Matrix("q8", 32, 2)));
         Assert.Contains("tensor 'stack' has shape [3, 2, 32], expected [2, 32] (matrix 3 of a stack)", Fails(() => c.Matrix("stack[3]", 2, 32)));
