@@ -168,7 +168,7 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
 
     static DType ComputeType(GgufFile f, GgufTensorInfo t) => t.Type.ToDType() ?? throw new ModelLoadException(
         $"{f.Path}: tensor '{t.Name}' is {t.Type.Name()}, which Daop cannot compute with yet " +
-        "(it reads f32, f16, bf16, q8_0, q4_0, mxfp4, q4_K, q5_K and q6_K GGUF tensors; the other K-quants and the I-quants come later)");
+        "(it reads f32, f16, bf16, q8_0, q4_0, mxfp4, q3_K, q4_K, q5_K and q6_K GGUF tensors; q2_K and the I-quants come later)");
 
     readonly record struct Resolved(GgufFile File, GgufTensorInfo Info, int? Slice);
 
