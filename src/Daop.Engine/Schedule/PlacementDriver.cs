@@ -299,7 +299,8 @@ public sealed class PlacementDriver
     /// A prompt chunk's <paramref name="n"/> activations grouped by expert, the experts resident now first, each expert's
     /// in token order. A policy that loads on a miss then copies each expert the chunk needs once: in token order every
     /// activation of a non-resident expert could evict another expert of the same chunk, to be copied back a few
-    /// tokens later (LRU with two slots per layer and a 256-token prompt made ~60 copies of each expert).
+    /// tokens later (LRU with two of eight slots per layer copied each expert of the embedded model ~35 times per 256-token
+    /// prompt: 6.56 copies per prompt token, now 0.135).
     /// </summary>
     ReadOnlySpan<int> ExpertMajor(int layer, RoutingBatch r, int n)
     {
