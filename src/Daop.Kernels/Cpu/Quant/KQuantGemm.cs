@@ -49,7 +49,11 @@ internal enum KQuantPath
 internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
 {
     /// <summary>log2 of <see cref="IKQuantFormat.Offset"/> (Q6_K 32, Q3_K 4): the run sums' correction is a shift.</summary>
-    static int OffsetShift => System.Numerics.BitOperations.Log2((uint)TK.Offset);
+    static int OffsetShift
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => System.Numerics.BitOperations.Log2((uint)TK.Offset);
+    }
 
     /// <summary>Tokens per pass over the weights (a pass's activations stay in L2, as <see cref="QuantGemm{TB}.TokenBlock"/>).</summary>
     public const int TokenBlock = 32;
