@@ -30,7 +30,7 @@ public static unsafe class QuantMatMul
     /// (<see cref="KQuantGemm{TK}"/>'s two sub-blocks per register, two rows per pass) the int8 dots lead at every size:
     /// q4_K 128 tokens 238–242 vs 174–182, 256 tokens 232–246 vs 189–195; q6_K 211–219 vs 177–197.
     /// </summary>
-    static int KOuterMin => KQuantGemm<Q4_KFormat>.HasWide ? int.MaxValue : 96;
+    static int KOuterMin => KQuantPaths.Wide ? int.MaxValue : 96;
 
     static readonly int s_outerMin = int.TryParse(Environment.GetEnvironmentVariable("DAOP_QUANT_OUTER_MIN"), out int m) && m > 0 ? m : 0;
 

@@ -56,8 +56,7 @@ internal unsafe struct Q5_KFormat : IKQuantFormat
     {
         var v = Vector256.Load(sb + 48 + 32 * (j >> 1));
         var lo = (j & 1) == 0 ? v & Vector256.Create((byte)15) : Nibbles.High(v);
-        var bit = Vector256.Create((byte)(1 << j));
-        return lo | (Vector256.Equals(Vector256.Load(sb + 16) & bit, bit) & Vector256.Create((byte)16));
+        return lo | KPairs.Bit(sb + 16, j, 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -149,8 +148,7 @@ internal unsafe struct Q3_KFormat : IKQuantFormat
     {
         int h = j >> 2, c = j & 3;
         var pairs = Vector256.ShiftRightLogical(Vector256.Load(sb + 32 + 32 * h).AsUInt16(), 2 * c).AsByte() & Vector256.Create((byte)3);
-        var bit = Vector256.Create((byte)(1 << j));
-        return pairs | (Vector256.Equals(Vector256.Load(sb) & bit, bit) & Vector256.Create((byte)4));
+        return pairs | KPairs.Bit(sb, j, 4);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -178,9 +176,20 @@ internal unsafe struct Q3_KFormat : IKQuantFormat
     }
 }
 
-/// <summary>The 512-bit unpacking shared by the K-quants' <see cref="IKQuantFormat.QuantPair"/> (AVX-512F/BW).</summary>
+/// <summary>
+/// Bit unpacking shared by the K-quants: <see cref="Bit"/> for <see cref="IKQuantFormat.Quants"/>, the rest for the 512-bit
+/// <see cref="IKQuantFormat.QuantPair"/> (AVX-512F/BW).
+/// </summary>
 internal static unsafe class KPairs
 {
+    /// <summary>For each of the 32 bytes at <paramref name="p"/>: <paramref name="value"/> where its bit <paramref name="j"/> is set, else 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Bit(byte* p, int j, byte value)
+    {
+        var bit = Vector256.Create((byte)(1 << j));
+        return Vector256.Equals(Vector256.Load(p) & bit, bit) & Vector256.Create(value);
+    }
+
     /// <summary>The 32 bytes at <paramref name="p"/> as 64 integers: their low nibbles, then their high nibbles.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<byte> Nibbles(byte* p)

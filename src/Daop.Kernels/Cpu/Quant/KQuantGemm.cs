@@ -31,6 +31,17 @@ internal enum KQuantPath
     Scalar,
 }
 
+/// <summary>What decides <see cref="KQuantPath.Best"/>, shared by every K-quant format.</summary>
+internal static class KQuantPaths
+{
+    /// <summary>
+    /// Whether the 512-bit path runs: AVX-512BW, the runtime uses 512-bit vectors (not on CPUs that throttle them), and
+    /// <c>DAOP_KQUANT_AVX2</c> is not 1 (it keeps the 256-bit path, to compare the two on one machine).
+    /// </summary>
+    public static bool Wide { get; } = Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && Avx2Support.IsSupported
+        && Environment.GetEnvironmentVariable("DAOP_KQUANT_AVX2") != "1";
+}
+
 /// <summary>
 /// y = x·Wᵀ for a K-quant with int8 activations (<see cref="KActivations"/>, per super-block of 256, quantized once per
 /// call): each row's super-blocks are unpacked once (<see cref="IKQuantFormat.Quants"/>, kept in registers with their
@@ -43,7 +54,7 @@ internal enum KQuantPath
 /// 16 scales with the run sums); one fma per super-block adds d·d_x·(that). Q4_K/Q5_K's mins, dmin·d_x·Σ_j m_j·Σx_j
 /// (<c>vpmaddwd</c> of the 8 mins with the sub-block sums), go to a second accumulator. Exact integers, fp32 sums:
 /// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums. With AVX-512BW a 512-bit register takes two
-/// sub-blocks (<see cref="IKQuantFormat.QuantPair"/>) and <c>vpermw</c> spreads their scale words, halving the dot's
+/// sub-blocks (<see cref="IKQuantFormat.QuantPair"/>) and one <c>vpshufb</c> spreads their scale words, halving the dot's
 /// instructions; its 16 lanes fold to 8 before the same finish.
 /// </remarks>
 internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
@@ -78,13 +89,6 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     };
 
     /// <summary>
-    /// Whether the 512-bit path runs: AVX-512BW, the runtime uses 512-bit vectors (not on CPUs that throttle them), and
-    /// <c>DAOP_KQUANT_AVX2</c> is not 1 (it keeps the 256-bit path, to compare the two on one machine).
-    /// </summary>
-    internal static bool HasWide { get; } = Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && Avx2Support.IsSupported
-        && Environment.GetEnvironmentVariable("DAOP_KQUANT_AVX2") != "1";
-
-    /// <summary>
     /// From how many tokens a pass takes the 512-bit path. Below it the 256-bit one is as fast or faster: its row's
     /// unpacking is as costly, and the wide path's shuffles and two-row passes pay off only over many tokens. Dev VM
     /// (Zen 5, 2026-12-06), GFLOP/s 256-bit vs 512-bit, q4_K, one thread: 2 tokens 62 vs 40, 4 tokens 84 vs 67, 8 tokens
@@ -96,7 +100,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     /// <summary>Output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
     public static void Rows(in KArgs a, int r0, int r1, KQuantPath path = KQuantPath.Best)
     {
-        if (path == KQuantPath.Best && HasWide && a.Tokens >= WideMinTokens) RowsWide(a, r0, r1);
+        if (path == KQuantPath.Best && KQuantPaths.Wide && a.Tokens >= WideMinTokens) RowsWide(a, r0, r1);
         else RowsNarrow(a, r0, r1, scalar: path == KQuantPath.Scalar);
     }
 
@@ -182,7 +186,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
 
     /// <summary>
     /// The run scales as int16 words repeated in every 128-bit lane, for <see cref="PairScales"/>'s in-lane shuffle:
-    /// Q4_K/Q5_K: s0..s7 in both <paramref name="lo"/> and <paramref name="hi"/>; Q6_K: s0..s7 in lo, s8..s15 in hi.
+    /// Q4_K/Q5_K: s0..s7 in both <paramref name="lo"/> and <paramref name="hi"/>; Q6_K, Q3_K: s0..s7 in lo, s8..s15 in hi.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void LaneScales(in KScaleSet s, out Vector512<short> lo, out Vector512<short> hi)
@@ -195,7 +199,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     /// <summary>
     /// The scale word of every int16 lane of <see cref="IKQuantFormat.QuantPair"/> <paramref name="r"/> after <c>vpmaddubsw</c>
     /// (one <c>vpshufb</c>): sub-block 2r's scale in the lower 256 bits and 2r+1's in the upper (Q4_K/Q5_K), run 4r+i's in
-    /// 128-bit lane i (Q6_K).
+    /// 128-bit lane i (Q6_K, Q3_K).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<short> PairScales(Vector512<short> lo, Vector512<short> hi, int r)
@@ -240,12 +244,13 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
                 {
                     byte* sb = row + (nint)b * TK.BlockBytes;
                     TK.Scales(sb, out var s);
-                    sbyte* xb = new KToken(a.X, b).Values;
+                    var x = new KToken(a.X, b);
+                    sbyte* xb = x.Values;
                     var p = Sub(TK.Quants(sb, 0), xb, s.A, 0) + Sub(TK.Quants(sb, 1), xb + 32, s.A, 1)
                         + Sub(TK.Quants(sb, 2), xb + 64, s.A, 2) + Sub(TK.Quants(sb, 3), xb + 96, s.A, 3);
                     p += Sub(TK.Quants(sb, 4), xb + 128, s.A, 4) + Sub(TK.Quants(sb, 5), xb + 160, s.A, 5)
                         + Sub(TK.Quants(sb, 6), xb + 192, s.A, 6) + Sub(TK.Quants(sb, 7), xb + 224, s.A, 7);
-                    Finish(p, s, new KToken(a.X, b), 0, ref c, ref m);
+                    Finish(p, s, x, 0, ref c, ref m);
                 }
                 a.Y[r] = Vector256.Sum(c) - Vector128.Sum(m);
                 continue;
