@@ -9,7 +9,8 @@
 # Converts it to GGUF (bf16; Q8_0 and Q4_0 with llama-quantize --pure, so every matrix has the same format in both
 # tools), runs llama-bench (-p 64 -n 32, best of ROUNDS=3 interleaved rounds) and `daop bench synthetic --model MODEL_DIR --device cpu` with the same
 # formats (--expert-dtype/--dense-dtype), then both on one Q4_K_M file made by llama-quantize, and prints one table. Set DAOP to a daop binary (default: dotnet run),
-# FORMATS to a subset (default: "bf16 q8_0 q4_0 q4_k_m").
+# FORMATS to other formats (default: "bf16 q8_0 q4_0 q4_k_m"; the K-quant mixes q3_k_m, q4_k_m, q5_k_m, ... and the types Daop only
+# reads, q5_0, q4_1, q5_1, are made by llama-quantize, --pure for the single types, and read by both tools from the file).
 set -euo pipefail
 model=${1:?usage: LLAMA_BIN=... LLAMA_SRC=... bench/llamacpp-compare.sh MODEL_DIR [THREADS]}
 threads=${2:-$(nproc)}
@@ -23,20 +24,25 @@ mkdir -p "$work"
 py=${PY:-/usr/bin/python3}   # the device machine has numpy only in the python3 on PATH
 name=$(basename "$model")
 [ -f "$work/$name-bf16.gguf" ] || PYTHONPATH=$src/gguf-py $py "$conv" "$model" "$work/$name-bf16.gguf" --outtype bf16
-for q in q8_0 q4_0; do
-  [ -f "$work/$name-$q.gguf" ] || "$bin/llama-quantize" --pure "$work/$name-bf16.gguf" "$work/$name-$q.gguf" "${q^^}" > /dev/null
+formats=${FORMATS:-bf16 q8_0 q4_0 q4_k_m}
+for q in $formats; do
+  [ $q = bf16 ] || [ -f "$work/$name-$q.gguf" ] || case $q in
+    # the K-quant mixes as people download them (Q4_K_M: q4_K, q6_K for some matrices); the rest one type throughout
+    *_k_m|*_k_s) "$bin/llama-quantize" "$work/$name-bf16.gguf" "$work/$name-$q.gguf" "${q^^}" > /dev/null ;;
+    *) "$bin/llama-quantize" --pure "$work/$name-bf16.gguf" "$work/$name-$q.gguf" "${q^^}" > /dev/null ;;
+  esac
 done
-# Q4_K_M as people download it (llama-quantize's mix: q4_K, q6_K for some matrices); both tools read this one file.
-[ -f "$work/$name-q4_k_m.gguf" ] || "$bin/llama-quantize" "$work/$name-bf16.gguf" "$work/$name-q4_k_m.gguf" Q4_K_M > /dev/null
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $threads threads"
 printf '%-6s %-9s %12s %12s\n' format tool "prefill t/s" "decode t/s"
 # Each format: ROUNDS rounds (default 3), llama.cpp then Daop in each, the best of each tool kept, so a load burst on a
 # shared machine does not decide a ratio.
 rounds=${ROUNDS:-3}
 best() { $py -c "import sys; print(max(float(x) for x in sys.argv[1:]))" "$@"; }
-for f in ${FORMATS:-bf16 q8_0 q4_0 q4_k_m}; do
-  if [ $f = q4_k_m ]; then src_args=(--model "$work/$name-$f.gguf")   # Daop reads the GGUF file itself
-  else src_args=(--model "$model" --expert-dtype $f --dense-dtype $f); fi   # quantized at load: llama-quantize --pure's bits
+for f in $formats; do
+  case $f in
+    bf16|q8_0|q4_0) src_args=(--model "$model" --expert-dtype $f --dense-dtype $f) ;;  # quantized at load: llama-quantize --pure's bits
+    *) src_args=(--model "$work/$name-$f.gguf") ;;   # formats Daop only reads: the GGUF file itself
+  esac
   lpp=(); ltg=(); dpp=(); dtg=()
   for r in $(seq "$rounds"); do
     "$bin/llama-bench" -m "$work/$name-$f.gguf" -p 64 -n 32 -t "$threads" -r 1 -o json > "$work/llama-$f.json" 2>/dev/null

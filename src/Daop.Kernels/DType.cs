@@ -52,6 +52,15 @@ public enum DType : byte
     /// +1 of b[8 + k mod 4].
     /// </summary>
     Q3_K,
+    /// <summary>Blocks of 32: fp16 d, fp16 min m, then 16 bytes of 4-bit q laid out as in <see cref="Q4_0"/>; x = d·q + m
+    /// (GGUF Q4_1, 20 bytes).</summary>
+    Q4_1,
+    /// <summary>Blocks of 32: fp16 d, 4 bytes of fifth bits (bit j of the little-endian word is element j's 16s bit), then
+    /// 16 bytes of low nibbles laid out as in <see cref="Q4_0"/>; x = d·(q − 16) with q in 0..31 (GGUF Q5_0, 22 bytes).</summary>
+    Q5_0,
+    /// <summary>Blocks of 32: fp16 d, fp16 min m, the fifth bits and nibbles of <see cref="Q5_0"/>; x = d·q + m (GGUF Q5_1,
+    /// 24 bytes).</summary>
+    Q5_1,
 }
 
 /// <summary>Sizes and names of <see cref="DType"/> values.</summary>
@@ -81,11 +90,21 @@ public static class DTypes
         DType.Q5_K => 176,
         DType.Q6_K => 210,
         DType.Q3_K => 110,
+        DType.Q4_1 => 20,
+        DType.Q5_0 => 22,
+        DType.Q5_1 => 24,
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown weight type"),
     };
 
     /// <summary>True for the block formats (scales stored with the values).</summary>
-    public static bool IsBlock(this DType t) => t is DType.Q8_0 or DType.Q4_0 or DType.MXFP4 || t.IsKQuant();
+    public static bool IsBlock(this DType t) => t is DType.Q8_0 or DType.Q4_0 or DType.MXFP4 or DType.Q4_1 or DType.Q5_0 or DType.Q5_1 || t.IsKQuant();
+
+    /// <summary>
+    /// True for the formats Daop reads from GGUF files as they are but never writes and has no GPU kernels for: the
+    /// K-quants and the older 32-blocks <see cref="DType.Q4_1"/>, <see cref="DType.Q5_0"/>, <see cref="DType.Q5_1"/>
+    /// (which llama.cpp's K-quant mixes use for rows that are not whole super-blocks, e.g. Qwen1.5-MoE's 1408-wide experts).
+    /// </summary>
+    public static bool IsGgufOnly(this DType t) => t.IsKQuant() || t is DType.Q4_1 or DType.Q5_0 or DType.Q5_1;
 
     /// <summary>
     /// True for the K-quants (<see cref="DType.Q3_K"/>, <see cref="DType.Q4_K"/>, <see cref="DType.Q5_K"/>, <see cref="DType.Q6_K"/>): super-blocks of
@@ -97,12 +116,12 @@ public static class DTypes
     /// <summary>Bytes of one row of <paramref name="cols"/> columns (a partial last block is stored whole).</summary>
     public static long RowBytes(this DType t, int cols) => ((long)cols + t.BlockSize() - 1) / t.BlockSize() * t.BlockBytes();
 
-    /// <summary>Bits per weight, scales included (16 for bf16, 8.5 for Q8_0, 4.5 for Q4_0 and Q4_K, 4.25 for MXFP4, 5.5 for Q5_K,
-    /// 6.5625 for Q6_K, 3.4375 for Q3_K).</summary>
+    /// <summary>Bits per weight, scales included (16 for bf16, 8.5 for Q8_0, 4.5 for Q4_0 and Q4_K, 4.25 for MXFP4, 5.5 for Q5_K
+    /// and Q5_0, 6.5625 for Q6_K, 3.4375 for Q3_K, 5 for Q4_1, 6 for Q5_1).</summary>
     public static double BitsPerWeight(this DType t) => 8.0 * t.BlockBytes() / t.BlockSize();
 
     /// <summary>The name used on the command line and in files: "f32", "f16", "bf16", "q8_0", "q4_0", "mxfp4", and ggml's
-    /// "q3_K", "q4_K", "q5_K", "q6_K".</summary>
+    /// "q3_K", "q4_K", "q5_K", "q6_K", "q4_1", "q5_0", "q5_1".</summary>
     public static string Name(this DType t) => t switch
     {
         DType.F32 => "f32",
@@ -115,6 +134,9 @@ public static class DTypes
         DType.Q5_K => "q5_K",
         DType.Q6_K => "q6_K",
         DType.Q3_K => "q3_K",
+        DType.Q4_1 => "q4_1",
+        DType.Q5_0 => "q5_0",
+        DType.Q5_1 => "q5_1",
         _ => t.ToString(),
     };
 
@@ -133,6 +155,9 @@ public static class DTypes
             case "q5_k": t = DType.Q5_K; return true;
             case "q6_k": t = DType.Q6_K; return true;
             case "q3_k": t = DType.Q3_K; return true;
+            case "q4_1": t = DType.Q4_1; return true;
+            case "q5_0": t = DType.Q5_0; return true;
+            case "q5_1": t = DType.Q5_1; return true;
             default: t = default; return false;
         }
     }

@@ -21,8 +21,9 @@ Steps (from the repository root, after `dotnet build Daop.sln -c Release`):
     byte; llama-quantize --pure q8_0 of our bf16 file must equal our q8_0 tensors byte for byte.
  3. llama-quantize --pure makes q8_0 (and one q4_0) files of the fixtures whose rows are whole blocks.
  3b. K-quants: tiny-mixtral-code cut to its first layer (gguf-py), and llama-quantize Q4_K_M of it (its realistic mix:
-    q4_K, q6_K for attn_v, ffn_down and output); llama.cpp's logits and greedy ids on it (--only-kquants redoes just this
-    step, updating the committed reference files in place).
+    q4_K, q6_K for attn_v, ffn_down and output), and Q5_0 of it with a q4_1 output and q5_1 token embeddings (GGUF's older
+    32-blocks); llama.cpp's logits and greedy ids on each (--only-kquants redoes just this step, updating the committed
+    reference files in place).
  4. The f32-KV anchor runs llama.cpp: logits of each fixture's reference input_ids, and greedy continuations (16 tokens
     after each fixture's greedy_prompt_ids, by full re-evaluation; 32 tokens after each prompt of tiny-mixtral-code,
     KV-cached); both are compared with transformers' (printed and kept in the manifest), and so are the default anchor's.
@@ -51,10 +52,15 @@ FIXTURES = ["mixtral-tiny", "mixtral-odd", "qwen2moe-tiny", "qwen3moe-tiny", "ol
 COMMIT = {"mixtral-tiny-bf16.gguf", "mixtral-tiny-q8_0.gguf", "mixtral-tiny-q4_0.gguf", "mixtral-odd-bf16.gguf",
           "qwen2moe-tiny-bf16.gguf", "qwen2moe-tiny-q8_0c.gguf", "olmoe-tiny-mha-bf16.gguf", "olmoe-tiny-mha-q8_0.gguf",
           "phimoe-tiny-bf16.gguf", "phimoe-tiny-q8_0.gguf", "qwen3moe-tiny-bf16.gguf",
-          "vocab-gpt2.gguf", "vocab-qwen2.gguf", "vocab-spm.gguf", "tiny-mixtral-code-1l-q4_k_m.gguf"}
+          "vocab-gpt2.gguf", "vocab-qwen2.gguf", "vocab-spm.gguf", "tiny-mixtral-code-1l-q4_k_m.gguf",
+          "tiny-mixtral-code-1l-q5_0-mix.gguf"}
 # K-quants: llama-quantize (not --pure: its Q4_K_M mix of q4_K and q6_K) of tiny-mixtral-code cut to its first layer (every
 # matrix of the model is 256 wide, so all take K-quants; the whole model at Q4_K_M would be 7.6 MB, one layer is 2.4 MB).
-KQUANT = [("tiny-mixtral-code-1l-bf16.gguf", "tiny-mixtral-code-1l-q4_k_m.gguf", "Q4_K_M")]
+# The same cut as Q5_0 with the output matrix at q4_1 and the token embeddings at q5_1: GGUF's older 32-blocks, which
+# llama.cpp's K-quant mixes fall back to for rows that are not whole super-blocks, all three in one file.
+KQUANT = [("tiny-mixtral-code-1l-bf16.gguf", "tiny-mixtral-code-1l-q4_k_m.gguf", "Q4_K_M", []),
+          ("tiny-mixtral-code-1l-bf16.gguf", "tiny-mixtral-code-1l-q5_0-mix.gguf", "Q5_0",
+           ["--output-tensor-type", "q4_1", "--token-embedding-type", "q5_1"])]
 # (source, output, type) for llama-quantize --pure: the fixtures whose every quantized row is whole q8_0 blocks.
 QUANTIZE = [("mixtral-tiny-bf16.gguf", "mixtral-tiny-q8_0.gguf", "Q8_0"), ("mixtral-tiny-bf16.gguf", "mixtral-tiny-q4_0.gguf", "Q4_0"),
             ("olmoe-tiny-mha-bf16.gguf", "olmoe-tiny-mha-q8_0.gguf", "Q8_0"), ("phimoe-tiny-bf16.gguf", "phimoe-tiny-q8_0.gguf", "Q8_0"),
@@ -173,9 +179,9 @@ def run_llama_kquant(anchor, work, path):
 
 def kquants(a, gguf_mod, work, manifest, refs):
     """3b. K-quants: the cut model, llama-quantize's Q4_K_M of it, and llama.cpp's logits and greedy ids on it."""
-    for src, dst, qtype in KQUANT:
+    for src, dst, qtype, extra in KQUANT:
         first_layers(gguf_mod, work / "tiny-mixtral-code-bf16.gguf", work / src, 1)
-        cmd = [f"{a.llama_bin}/llama-quantize", str(work / src), str(work / dst), qtype]
+        cmd = [f"{a.llama_bin}/llama-quantize", *extra, str(work / src), str(work / dst), qtype]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         manifest["commands"].append(f"first_layers(tiny-mixtral-code-bf16.gguf, {src}, 1)")
         manifest["commands"].append(" ".join(cmd).replace(str(work), "$WORK"))
@@ -249,11 +255,11 @@ def main():
     if a.only_kquants:
         manifest = json.loads((OUT / "llamacpp-reference.json").read_text(encoding="utf-8"))
         refs = read_st(OUT / "llamacpp-reference.safetensors")
-        for src, dst, _ in KQUANT:
+        for src, dst, _, _ in KQUANT:
             refs = {k: v for k, v in refs.items() if not k.startswith(dst + "/")}
             manifest["commands"] = [c for c in manifest["commands"] if dst not in c and src not in c]
         kquants(a, gguf, work, manifest, refs)
-        for _, dst, _ in KQUANT:
+        for _, dst, _, _ in KQUANT:
             shutil.copyfile(work / dst, OUT / dst)
         write_st(OUT / "llamacpp-reference.safetensors", refs)
         (OUT / "llamacpp-reference.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

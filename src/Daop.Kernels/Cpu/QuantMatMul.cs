@@ -6,7 +6,8 @@ using Daop.Kernels.Quant;
 namespace Daop.Kernels.Cpu;
 
 /// <summary>
-/// y = x · Wᵀ for block weights (<see cref="DType.Q8_0"/>, <see cref="DType.Q4_0"/>, <see cref="DType.MXFP4"/>; the K-quants'
+/// y = x · Wᵀ for block weights (<see cref="DType.Q8_0"/>, <see cref="DType.Q4_0"/>, <see cref="DType.MXFP4"/>, GGUF's
+/// Q4_1, Q5_0 and Q5_1; the K-quants'
 /// scalar twin is here too, their kernels are <see cref="KQuantGemm{TK}"/>), as
 /// <see cref="MatMul.Forward"/> runs it: x is quantized to int8 blocks and the integer block dots run in register
 /// tiles (decode's one token included); for Q8_0 from 32 tokens on, panels of W are widened to fp32 instead and the
@@ -122,7 +123,7 @@ public static unsafe class QuantMatMul
     /// <summary>
     /// Scalar twin of the int8 path: quantize each token's x to blocks of 32 int8 with an fp32 scale
     /// (<see cref="QuantizedActivations"/>'s rule), take the exact integer dot of each weight block with its x block,
-    /// and accumulate scale_w · d_x · dot in fp32, block by block. K-quants (<see cref="ScalarK"/>) quantize x per
+    /// and accumulate scale_w · d_x · dot (+ min_w · d_x · Σx_q for Q4_1 and Q5_1) in fp32, block by block. K-quants (<see cref="ScalarK"/>) quantize x per
     /// super-block of 256 instead, as their kernels and llama.cpp's q8_K do.
     /// </summary>
     /// <remarks>
@@ -151,9 +152,14 @@ public static unsafe class QuantMatMul
                 for (int b = 0; b < blocks; b++)
                 {
                     var block = row.Slice(b * bb, bb);
-                    int dot = 0;
-                    for (int j = 0; j < 32; j++) dot += BlockQuant.Integer(w.Type, block, j) * q[b * 32 + j];
+                    int dot = 0, sum = 0;
+                    for (int j = 0; j < 32; j++)
+                    {
+                        dot += BlockQuant.Integer(w.Type, block, j) * q[b * 32 + j];
+                        sum += q[b * 32 + j];
+                    }
                     acc += BlockQuant.BlockScale(w.Type, block) * d[b] * dot;
+                    if (w.Type is DType.Q4_1 or DType.Q5_1) acc += BlockQuant.BlockMin(w.Type, block) * (d[b] * sum);
                 }
                 y[t * w.Rows + r] = acc;
             }

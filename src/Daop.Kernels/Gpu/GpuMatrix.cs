@@ -42,10 +42,10 @@ public readonly struct GpuMatrix
     public long Bytes => (long)Count * Rows * RowChunks * 16;
 
     /// <summary>16-byte chunks per device row of <paramref name="cols"/> elements of <paramref name="type"/>.</summary>
-    /// <exception cref="NotSupportedException">A K-quant: every GPU sizing and upload passes here, so a K-quant model on the
-    /// GPU stops with this message before any device memory is taken.</exception>
+    /// <exception cref="NotSupportedException">A K-quant, Q4_1, Q5_0 or Q5_1 (<see cref="DTypes.IsGgufOnly"/>): every GPU
+    /// sizing and upload passes here, so such a model on the GPU stops with this message before any device memory is taken.</exception>
     public static int ChunksPerRow(DType type, int cols) =>
-        type.IsKQuant() ? throw new NotSupportedException($"GPU kernels for {type.Name()} are not built yet; run with --device cpu")
+        type.IsGgufOnly() ? throw new NotSupportedException($"GPU kernels for {type.Name()} are not built yet; run with --device cpu")
         : type.IsBlock() ? BlockLayout.RowChunks(type, cols) : (int)(((long)cols * type.SizeOf() + 15) / 16);
 
     /// <summary>Chunks needed for <paramref name="count"/> matrices like <paramref name="w"/>.</summary>

@@ -24,7 +24,7 @@ public static partial class BlockQuant
     public static void QuantizeRow(DType type, ReadOnlySpan<float> x, Span<byte> dst)
     {
         if (!type.IsBlock()) throw new ArgumentException($"{type.Name()} is not a block format", nameof(type));
-        if (type.IsKQuant()) throw new NotSupportedException($"Daop reads {type.Name()} (from GGUF files) but does not write it");
+        if (type.IsGgufOnly()) throw new NotSupportedException($"Daop reads {type.Name()} (from GGUF files) but does not write it");
         long need = type.RowBytes(x.Length);
         if (dst.Length < need) throw new ArgumentException($"dst holds {dst.Length} bytes, a {type.Name()} row of {x.Length} needs {need}", nameof(dst));
         Span<float> block = stackalloc float[Block];
@@ -67,31 +67,46 @@ public static partial class BlockQuant
             case DType.Q8_0: return Scale16(block) * (sbyte)block[2 + j];
             case DType.Q4_0: return Scale16(block) * (Nibble(block[2..], j) - 8);
             case DType.MXFP4: return E8m0Half(block[0]) * Fp4Doubled[Nibble(block[1..], j)];
+            case DType.Q5_0: return Scale16(block) * (Five(block, 6, 2, j) - 16);
+            // d·q exact in fp32, then one rounding for + m, as ggml's dequantize_row_q4_1 / _q5_1
+            case DType.Q4_1: return Scale16(block) * Nibble(block[4..], j) + Scale16(block[2..]);
+            case DType.Q5_1: return Scale16(block) * Five(block, 8, 4, j) + Scale16(block[2..]);
             default: throw new ArgumentException($"{type.Name()} is not a block format", nameof(type));
         }
     }
 
     /// <summary>
-    /// The block's scale: <see cref="Element"/>(j) = BlockScale · <see cref="Integer"/>(j). For MXFP4 it is
-    /// <see cref="E8m0Half"/>, to go with the doubled E2M1 integers.
+    /// The block's scale: <see cref="Element"/>(j) = BlockScale · <see cref="Integer"/>(j) + <see cref="BlockMin"/>. For
+    /// MXFP4 it is <see cref="E8m0Half"/>, to go with the doubled E2M1 integers.
     /// </summary>
     public static float BlockScale(DType type, ReadOnlySpan<byte> block) => type switch
     {
-        DType.Q8_0 or DType.Q4_0 => Scale16(block),
+        DType.Q8_0 or DType.Q4_0 or DType.Q5_0 or DType.Q4_1 or DType.Q5_1 => Scale16(block),
         DType.MXFP4 => E8m0Half(block[0]),
         _ => throw new ArgumentException($"{type.Name()} is not a block format", nameof(type)),
     };
 
-    /// <summary>Integer <paramref name="j"/> (0..31) of one block: q (Q8_0), q − 8 (Q4_0) or the doubled E2M1 value (MXFP4).</summary>
+    /// <summary>The block's min (Q4_1, Q5_1), 0 for the other block formats.</summary>
+    public static float BlockMin(DType type, ReadOnlySpan<byte> block) => type is DType.Q4_1 or DType.Q5_1 ? Scale16(block[2..]) : 0f;
+
+    /// <summary>Integer <paramref name="j"/> (0..31) of one block: q (Q8_0, Q4_1, Q5_1), q − 8 (Q4_0), q − 16 (Q5_0) or the
+    /// doubled E2M1 value (MXFP4).</summary>
     public static int Integer(DType type, ReadOnlySpan<byte> block, int j) => type switch
     {
         DType.Q8_0 => (sbyte)block[2 + j],
         DType.Q4_0 => Nibble(block[2..], j) - 8,
         DType.MXFP4 => Fp4Doubled[Nibble(block[1..], j)],
+        DType.Q5_0 => Five(block, 6, 2, j) - 16,
+        DType.Q4_1 => Nibble(block[4..], j),
+        DType.Q5_1 => Five(block, 8, 4, j),
         _ => throw new ArgumentException($"{type.Name()} is not a block format", nameof(type)),
     };
 
-    /// <summary>The fp16 scale at the start of a Q8_0 or Q4_0 block.</summary>
+    // The 5-bit integer j of a Q5_0/Q5_1 block: its nibble (16 bytes at nibbles) and bit j of the little-endian word at bits.
+    static int Five(ReadOnlySpan<byte> block, int nibbles, int bits, int j) =>
+        Nibble(block[nibbles..], j) | (int)(BinaryPrimitives.ReadUInt32LittleEndian(block[bits..]) >> j & 1) << 4;
+
+    /// <summary>The fp16 at the start of <paramref name="block"/> (a Q8_0, Q4_0, Q5_0, Q4_1 or Q5_1 block's scale).</summary>
     public static float Scale16(ReadOnlySpan<byte> block) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(block));
 
     /// <summary>2^(e−127) / 2 (ggml_e8m0_to_fp32_half): the MXFP4 scale for the doubled E2M1 values.</summary>

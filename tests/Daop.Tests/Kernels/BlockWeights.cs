@@ -6,7 +6,8 @@ namespace Daop.Tests.Kernels;
 
 /// <summary>
 /// A random block-format <see cref="WeightMatrix"/> in native memory (exactly rows · RowBytes bytes), quantized from
-/// fp32 with <see cref="BlockQuant"/>, freed on dispose.
+/// fp32 with <see cref="BlockQuant"/> (or, for the 32-blocks Daop only reads, random integers under random finite fp16
+/// scales and mins), freed on dispose.
 /// </summary>
 internal sealed unsafe class BlockWeights : IDisposable
 {
@@ -21,10 +22,29 @@ internal sealed unsafe class BlockWeights : IDisposable
         {
             // Each row a different magnitude, so block scales vary along a column too.
             float rs = scale * (float)Math.Pow(2, rng.Next(-3, 4));
-            for (int c = 0; c < cols; c++) row[c] = (float)(rng.NextDouble() * 2 - 1) * rs;
-            BlockQuant.QuantizeRow(type, row, new Span<byte>(p + r * type.RowBytes(cols), (int)type.RowBytes(cols)));
+            var dst = new Span<byte>(p + r * type.RowBytes(cols), (int)type.RowBytes(cols));
+            if (type.IsGgufOnly()) RandomBlocks(type, rng, rs, dst);
+            else
+            {
+                for (int c = 0; c < cols; c++) row[c] = (float)(rng.NextDouble() * 2 - 1) * rs;
+                BlockQuant.QuantizeRow(type, row, dst);
+            }
         }
         W = new WeightMatrix(p, type, rows, cols);
+    }
+
+    // Q4_1, Q5_0, Q5_1: random bytes, then the fp16 d (about rs/16, either sign) and for Q4_1/Q5_1 the min (about rs).
+    static void RandomBlocks(DType type, Random rng, float rs, Span<byte> dst)
+    {
+        if (type.IsKQuant()) throw new ArgumentException("K-quants: KQuantMatMulTests.Random", nameof(type));
+        rng.NextBytes(dst);
+        int bb = type.BlockBytes();
+        for (int o = 0; o < dst.Length; o += bb)
+        {
+            BitConverter.TryWriteBytes(dst[o..], BitConverter.HalfToUInt16Bits((Half)((rng.NextDouble() * 2 - 1) * rs / 16)));
+            if (type is DType.Q4_1 or DType.Q5_1)
+                BitConverter.TryWriteBytes(dst[(o + 2)..], BitConverter.HalfToUInt16Bits((Half)((rng.NextDouble() * 2 - 1) * rs)));
+        }
     }
 
     /// <summary>Wraps raw block bytes (copied), for hand-made extreme blocks.</summary>

@@ -3,7 +3,10 @@ using Daop.Kernels.Quant;
 
 namespace Daop.Tests.Kernels;
 
-/// <summary>The K-quant descriptors and reference dequantizers against ggml's (tests/tools/kquant-references.py).</summary>
+/// <summary>
+/// The descriptors of the GGUF formats Daop reads but never writes (K-quants, Q4_1, Q5_0, Q5_1) and their reference
+/// dequantizers against ggml's (tests/tools/kquant-references.py).
+/// </summary>
 public class KQuantTests
 {
     static string Fixture(string file) => Path.Combine(TestPaths.Root, "tests", "fixtures", "kquants", file);
@@ -24,22 +27,52 @@ public class KQuantTests
         Assert.Throws<NotSupportedException>(() => BlockQuant.QuantizeRow(t, new float[256], new byte[blockBytes]));
     }
 
-    /// <summary>Every weight of 48 random super-blocks (edge-case scales included) equals ggml's dequantize_row_*, bit for bit.</summary>
+    [Theory]
+    [InlineData(DType.Q4_1, 20, 5.0)]
+    [InlineData(DType.Q5_0, 22, 5.5)]
+    [InlineData(DType.Q5_1, 24, 6.0)]
+    public void LegacyDescriptor(DType t, int blockBytes, double bits)
+    {
+        Assert.True(t.IsBlock());
+        Assert.False(t.IsKQuant());
+        Assert.True(t.IsGgufOnly());
+        Assert.Equal(32, t.BlockSize());
+        Assert.Equal(blockBytes, t.BlockBytes());
+        Assert.Equal(bits, t.BitsPerWeight());
+        Assert.Equal(5 * blockBytes, t.RowBytes(136)); // a partial last block is stored whole
+        Assert.True(DTypes.TryParse(t.Name(), out var back) && back == t);
+        Assert.Throws<NotSupportedException>(() => BlockQuant.QuantizeRow(t, new float[32], new byte[blockBytes]));
+        Assert.Throws<NotSupportedException>(() => Daop.Kernels.Gpu.GpuMatrix.ChunksPerRow(t, 4096));
+    }
+
+    /// <summary>
+    /// Every weight of 12288 in random blocks (edge-case scales and mins included) equals ggml's dequantize_row_*, bit for
+    /// bit, through the reference dequantizer and through the kernels' row widening.
+    /// </summary>
     [Theory]
     [InlineData(DType.Q3_K)]
     [InlineData(DType.Q4_K)]
     [InlineData(DType.Q5_K)]
     [InlineData(DType.Q6_K)]
-    public void DequantizationEqualsGgmlBitForBit(DType t)
+    [InlineData(DType.Q4_1)]
+    [InlineData(DType.Q5_0)]
+    [InlineData(DType.Q5_1)]
+    public unsafe void DequantizationEqualsGgmlBitForBit(DType t)
     {
         var blocks = File.ReadAllBytes(Fixture($"{t.Name()}.blocks"));
         var want = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Fixture($"{t.Name()}.f32"))).ToArray();
-        int n = blocks.Length / t.BlockBytes() * 256;
+        int n = blocks.Length / t.BlockBytes() * t.BlockSize();
         Assert.Equal(n, want.Length);
         var got = new float[n];
         BlockQuant.DequantizeRow(t, blocks, got);
+        var widened = new float[n];
+        fixed (byte* p = blocks) Daop.Kernels.Cpu.MatMul.WidenRow(new WeightMatrix(p, t, 1, n), 0, widened);
         for (int i = 0; i < n; i++)
+        {
             Assert.True(BitConverter.SingleToUInt32Bits(got[i]) == BitConverter.SingleToUInt32Bits(want[i]),
-                $"{t.Name()} weight {i} (super-block {i / 256}, element {i % 256}): {got[i]:R}, ggml {want[i]:R}");
+                $"{t.Name()} weight {i} (block {i / t.BlockSize()}, element {i % t.BlockSize()}): {got[i]:R}, ggml {want[i]:R}");
+            Assert.True(BitConverter.SingleToUInt32Bits(widened[i]) == BitConverter.SingleToUInt32Bits(want[i]),
+                $"{t.Name()} widened weight {i}: {widened[i]:R}, ggml {want[i]:R}");
+        }
     }
 }

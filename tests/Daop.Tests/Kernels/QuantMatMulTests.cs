@@ -7,7 +7,7 @@ namespace Daop.Tests.Kernels;
 
 public unsafe class QuantMatMulTests
 {
-    static readonly DType[] Types = [DType.Q8_0, DType.Q4_0, DType.MXFP4];
+    static readonly DType[] Types = [DType.Q8_0, DType.Q4_0, DType.MXFP4, DType.Q5_0, DType.Q4_1, DType.Q5_1];
     static readonly int[] TokenCounts = [1, 2, 3, 5, 17, 64];
 
     public static TheoryData<DType, int, int> Cases()
@@ -34,6 +34,9 @@ public unsafe class QuantMatMulTests
             {
                 case DType.Q8_0: QuantGemm<Q8_0Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
                 case DType.Q4_0: QuantGemm<Q4_0Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
+                case DType.Q5_0: QuantGemm<Q5_0Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
+                case DType.Q4_1: QuantGemm<Q4_1Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
+                case DType.Q5_1: QuantGemm<Q5_1Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
                 default: QuantGemm<Mxfp4Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
             }
         }
@@ -47,14 +50,17 @@ public unsafe class QuantMatMulTests
             {
                 case DType.Q8_0: QuantMatMul.Outer<Q8_0Format>(w, px, py, tokens); break;
                 case DType.Q4_0: QuantMatMul.Outer<Q4_0Format>(w, px, py, tokens); break;
+                case DType.Q5_0: QuantMatMul.Outer<Q5_0Format>(w, px, py, tokens); break;
+                case DType.Q4_1: QuantMatMul.Outer<Q4_1Format>(w, px, py, tokens); break;
+                case DType.Q5_1: QuantMatMul.Outer<Q5_1Format>(w, px, py, tokens); break;
                 default: QuantMatMul.Outer<Mxfp4Format>(w, px, py, tokens); break;
             }
         }
     }
 
     /// <summary>
-    /// Σ_b |scale_w·d_x| · Σ_j |w_int·q| per output: the scale of the int8 path's fp32 rounding (its integer dots are
-    /// exact, so only the block terms' products and sums round).
+    /// Σ_b |scale_w·d_x| · Σ_j |w_int·q| (+ |min_w·d_x|·Σ_j |q|) per output: the scale of the int8 path's fp32 rounding
+    /// (its integer dots are exact, so only the block terms' products and sums round).
     /// </summary>
     static float[] Int8Magnitude(in WeightMatrix w, float[] x, int tokens)
     {
@@ -72,9 +78,13 @@ public unsafe class QuantMatMulTests
                 for (int b = 0; b < blocks; b++)
                 {
                     var block = row.Slice(b * bb, bb);
-                    long dot = 0;
-                    for (int j = 0; j < 32; j++) dot += Math.Abs(BlockQuant.Integer(w.Type, block, j) * q[b * 32 + j]);
-                    s += Math.Abs((double)BlockQuant.BlockScale(w.Type, block) * d[b]) * dot;
+                    long dot = 0, sum = 0;
+                    for (int j = 0; j < 32; j++)
+                    {
+                        dot += Math.Abs(BlockQuant.Integer(w.Type, block, j) * q[b * 32 + j]);
+                        sum += Math.Abs(q[b * 32 + j]);
+                    }
+                    s += Math.Abs((double)BlockQuant.BlockScale(w.Type, block) * d[b]) * dot + Math.Abs((double)BlockQuant.BlockMin(w.Type, block) * d[b]) * sum;
                 }
                 m[t * w.Rows + r] = (float)s;
             }
@@ -177,6 +187,9 @@ public unsafe class QuantMatMulTests
     [InlineData(DType.Q8_0)]
     [InlineData(DType.Q4_0)]
     [InlineData(DType.MXFP4)]
+    [InlineData(DType.Q5_0)]
+    [InlineData(DType.Q4_1)]
+    [InlineData(DType.Q5_1)]
     public void ActivationsQuantizeAsTheTwin(DType type)
     {
         foreach (int cols in new[] { 32, 96, 136, 4096 })
@@ -193,6 +206,9 @@ public unsafe class QuantMatMulTests
                 {
                     DType.Q8_0 => QuantizedActivations.Quantize<Q8_0Format>(px, cols, tokens, cols, aligned),
                     DType.Q4_0 => QuantizedActivations.Quantize<Q4_0Format>(px, cols, tokens, cols, aligned),
+                    DType.Q5_0 => QuantizedActivations.Quantize<Q5_0Format>(px, cols, tokens, cols, aligned),
+                    DType.Q4_1 => QuantizedActivations.Quantize<Q4_1Format>(px, cols, tokens, cols, aligned),
+                    DType.Q5_1 => QuantizedActivations.Quantize<Q5_1Format>(px, cols, tokens, cols, aligned),
                     _ => QuantizedActivations.Quantize<Mxfp4Format>(px, cols, tokens, cols, aligned),
                 };
                 var q = new sbyte[quads * 128];
@@ -215,8 +231,10 @@ public unsafe class QuantMatMulTests
                         {
                             if (LaneBlock(type, l) != k) continue;
                             Assert.Equal(b < blocks ? d[b] : 0f, lanes[16 * (b >> 2) + l]);
-                            if (type != DType.Q8_0)
-                                Assert.Equal(-(type == DType.Q4_0 ? 8 : 12) / 2 * sum, ((int*)lanes)[16 * (b >> 2) + 8 + l]);
+                            if (type is DType.Q4_1 or DType.Q5_1) // d·Σq/2 per lane, which the block's min multiplies
+                                Assert.Equal(0.5f * (b < blocks ? d[b] : 0f) * sum, lanes[16 * (b >> 2) + 8 + l]);
+                            else if (type != DType.Q8_0)
+                                Assert.Equal(-(type switch { DType.Q4_0 => 8, DType.Q5_0 => 16, _ => 12 }) / 2 * sum, ((int*)lanes)[16 * (b >> 2) + 8 + l]);
                         }
                     }
                 }
@@ -227,6 +245,9 @@ public unsafe class QuantMatMulTests
     static int XByte(DType t, int k, int j) => t switch
     {
         DType.Q8_0 => Quad.XByte<Q8_0Format>(k, j),
+        DType.Q5_0 => Quad.XByte<Q5_0Format>(k, j),
+        DType.Q4_1 => Quad.XByte<Q4_1Format>(k, j),
+        DType.Q5_1 => Quad.XByte<Q5_1Format>(k, j),
         DType.Q4_0 => Quad.XByte<Q4_0Format>(k, j),
         _ => Quad.XByte<Mxfp4Format>(k, j),
     };
@@ -234,19 +255,25 @@ public unsafe class QuantMatMulTests
     static int LaneBlock(DType t, int l) => t switch
     {
         DType.Q8_0 => Quad.LaneBlock<Q8_0Format>(l),
+        DType.Q5_0 => Quad.LaneBlock<Q5_0Format>(l),
+        DType.Q4_1 => Quad.LaneBlock<Q4_1Format>(l),
+        DType.Q5_1 => Quad.LaneBlock<Q5_1Format>(l),
         DType.Q4_0 => Quad.LaneBlock<Q4_0Format>(l),
         _ => Quad.LaneBlock<Mxfp4Format>(l),
     };
 
     /// <summary>
-    /// Hand-made blocks at the formats' limits (Q8_0 bytes −128 and 127, all nibbles 0 or 15, every E2M1 code, fp16
-    /// scales 65504, subnormal, zero and negative, E8M0 exponents 0, 1, 2 and 160) against activations of 1e20,
+    /// Hand-made blocks at the formats' limits (Q8_0 bytes −128 and 127, all nibbles and fifth bits 0 or 1, every E2M1
+    /// code, fp16 scales and mins 65504, subnormal, zero and negative, E8M0 exponents 0, 1, 2 and 160) against activations of 1e20,
     /// 1e−30, 1e−37 (flushed) and zero: the int8 paths still match the twin.
     /// </summary>
     [Theory]
     [InlineData(DType.Q8_0)]
     [InlineData(DType.Q4_0)]
     [InlineData(DType.MXFP4)]
+    [InlineData(DType.Q5_0)]
+    [InlineData(DType.Q4_1)]
+    [InlineData(DType.Q5_1)]
     public void ExtremeBlocksMatchTwin(DType type)
     {
         const int rows = 9, cols = 200; // 6.25 blocks: two quads, the second partial
@@ -262,8 +289,11 @@ public unsafe class QuantMatMulTests
                 int o = (r * blocks + b) * bb, kind = (r + b) % 7;
                 if (type == DType.MXFP4) bytes[o] = exponents[kind];
                 else BitConverter.TryWriteBytes(bytes.AsSpan(o), halves[kind]);
-                if (kind == 1) bytes.AsSpan(o + (type == DType.MXFP4 ? 1 : 2), type == DType.Q8_0 ? 32 : 16).Fill(type == DType.Q8_0 ? (byte)0x80 : (byte)0xFF);
-                if (kind == 2) bytes.AsSpan(o + (type == DType.MXFP4 ? 1 : 2), type == DType.Q8_0 ? 32 : 16).Fill(type == DType.Q8_0 ? (byte)0x7F : (byte)0x00);
+                if (type is DType.Q4_1 or DType.Q5_1) BitConverter.TryWriteBytes(bytes.AsSpan(o + 2), halves[(kind + 3) % 7]);
+                // the integers' bytes: Q8_0's 32, the nibbles (after the fifth bits for Q5_0 and Q5_1)
+                var (at, n) = type switch { DType.Q8_0 => (2, 32), DType.MXFP4 => (1, 16), DType.Q4_0 => (2, 16), DType.Q5_0 => (2, 20), _ => (4, bb - 4) };
+                if (kind == 1) bytes.AsSpan(o + at, n).Fill(type == DType.Q8_0 ? (byte)0x80 : (byte)0xFF);
+                if (kind == 2) bytes.AsSpan(o + at, n).Fill(type == DType.Q8_0 ? (byte)0x7F : (byte)0x00);
             }
         using var w = new BlockWeights(type, rows, cols, bytes);
         const int tokens = 5;
@@ -295,6 +325,9 @@ public unsafe class QuantMatMulTests
     [InlineData(DType.Q8_0)]
     [InlineData(DType.Q4_0)]
     [InlineData(DType.MXFP4)]
+    [InlineData(DType.Q5_0)]
+    [InlineData(DType.Q4_1)]
+    [InlineData(DType.Q5_1)]
     public void WidenRowIsTheReferenceDequantization(DType type)
     {
         foreach (int cols in new[] { 32, 64, 96, 136, 4096, 33, 1 })
@@ -318,6 +351,9 @@ public unsafe class QuantMatMulTests
     [InlineData(DType.Q8_0)]
     [InlineData(DType.Q4_0)]
     [InlineData(DType.MXFP4)]
+    [InlineData(DType.Q5_0)]
+    [InlineData(DType.Q4_1)]
+    [InlineData(DType.Q5_1)]
     public void MatMulForwardPicksThePathByBatch(DType type)
     {
         using var w = new BlockWeights(type, 37, 136, seed: 3);

@@ -53,7 +53,7 @@ public static class GgmlTypes
 
     /// <summary>
     /// The Daop weight format that reads this type's bytes as they are, or null when Daop has no kernel for it yet
-    /// (Q2_K, Q8_K, I-quants, Q4_1, Q5_0, Q5_1: the loader then names the tensor and the type).
+    /// (Q2_K, Q8_K, Q8_1, the I-quants: the loader then names the tensor and the type).
     /// </summary>
     public static DType? ToDType(this GgmlType t) => t switch
     {
@@ -67,6 +67,9 @@ public static class GgmlTypes
         GgmlType.Q5_K => DType.Q5_K,
         GgmlType.Q6_K => DType.Q6_K,
         GgmlType.Q3_K => DType.Q3_K,
+        GgmlType.Q4_1 => DType.Q4_1,
+        GgmlType.Q5_0 => DType.Q5_0,
+        GgmlType.Q5_1 => DType.Q5_1,
         _ => null,
     };
 

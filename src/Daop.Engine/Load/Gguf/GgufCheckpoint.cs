@@ -129,13 +129,15 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
                     if (i >= 0) return start + i;
                 }
                 return -1;
-            case GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.MXFP4:
+            case GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.MXFP4 or GgmlType.Q5_0 or GgmlType.Q4_1 or GgmlType.Q5_1:
                 long blocks = count / 32;
                 int size = t.Type.BlockBytes();
+                bool hasMin = t.Type is GgmlType.Q4_1 or GgmlType.Q5_1; // fp16 d, then fp16 m
                 for (long b = 0; b < blocks; b++)
                 {
                     byte* block = p + b * size;
-                    bool bad = t.Type == GgmlType.MXFP4 ? block[0] == 0xFF : (*(ushort*)block & 0x7C00) == 0x7C00;
+                    bool bad = t.Type == GgmlType.MXFP4 ? block[0] == 0xFF
+                        : (*(ushort*)block & 0x7C00) == 0x7C00 || hasMin && (*(ushort*)(block + 2) & 0x7C00) == 0x7C00;
                     if (bad) return b * 32;
                 }
                 return -1;
@@ -168,7 +170,7 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
 
     static DType ComputeType(GgufFile f, GgufTensorInfo t) => t.Type.ToDType() ?? throw new ModelLoadException(
         $"{f.Path}: tensor '{t.Name}' is {t.Type.Name()}, which Daop cannot compute with yet " +
-        "(it reads f32, f16, bf16, q8_0, q4_0, mxfp4, q3_K, q4_K, q5_K and q6_K GGUF tensors; q2_K and the I-quants come later)");
+        "(it reads f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, mxfp4, q3_K, q4_K, q5_K and q6_K GGUF tensors; q2_K and the I-quants come later)");
 
     readonly record struct Resolved(GgufFile File, GgufTensorInfo Info, int? Slice);
 

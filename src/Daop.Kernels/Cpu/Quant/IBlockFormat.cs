@@ -5,12 +5,14 @@ using Daop.Kernels.Cpu.Gemm;
 namespace Daop.Kernels.Cpu.Quant;
 
 /// <summary>
-/// A block weight format (<see cref="DType.Q8_0"/>, <see cref="DType.Q4_0"/>, <see cref="DType.MXFP4"/>) as the
-/// int8 kernels see it: each block of 32 is a scale times small integers, w[j] = <see cref="Scale"/> ·
-/// <see cref="Value"/>(j). The vector unpacks hand the integers to <c>vpmaddubsw</c>, whose first operand is
-/// unsigned: the 4-bit formats give value + <see cref="Offset"/> (Q4_0: the stored nibble; MXFP4: the doubled
-/// E2M1 value + 12) and the kernel subtracts Offset · Σq per block; Q8_0 (Offset 0) gives its signed bytes and the
-/// kernel moves their signs onto the activations.
+/// A block weight format (<see cref="DType.Q8_0"/>, <see cref="DType.Q4_0"/>, <see cref="DType.MXFP4"/>,
+/// <see cref="DType.Q5_0"/>, <see cref="DType.Q4_1"/>, <see cref="DType.Q5_1"/>) as the int8 kernels see it: each block
+/// of 32 is a scale times small integers, w[j] = <see cref="Scale"/> · <see cref="Value"/>(j), plus a per-block
+/// <see cref="Min"/> for Q4_1 and Q5_1. The vector unpacks hand the integers to <c>vpmaddubsw</c>, whose first operand is
+/// unsigned: the 4- and 5-bit formats give value + <see cref="Offset"/> (Q4_0, Q5_0: the stored integer; MXFP4: the
+/// doubled E2M1 value + 12; Q4_1, Q5_1: the stored integer, Offset 0) and the kernel subtracts Offset · Σq per block
+/// and adds Min · d·Σq; Q8_0 (signed, Offset 0, no min) gives its signed bytes and the kernel moves their signs onto
+/// the activations.
 /// </summary>
 /// <remarks>
 /// Pointers are at a block's first byte (its scale). The unpacks read only the bytes of the blocks they unpack,
@@ -31,8 +33,27 @@ internal unsafe interface IBlockFormat : IPanelFormat
     /// <summary>The block's scale as fp32 (exact).</summary>
     static abstract float Scale(byte* block);
 
-    /// <summary>Integer <paramref name="j"/> (0..31) of the block: w[j] = Scale · Value.</summary>
+    /// <summary>Integer <paramref name="j"/> (0..31) of the block: w[j] = Scale · Value (+ Min).</summary>
     static abstract int Value(byte* block, int j);
+
+    /// <summary>Whether a block also carries a min added to each weight, w[j] = Scale · Value(j) + Min (Q4_1, Q5_1): then
+    /// Offset is 0 and the integers are unsigned.</summary>
+    static abstract bool HasMin { get; }
+
+    /// <summary>The block's min as fp32 (exact); 0 for the formats without one.</summary>
+    static abstract float Min(byte* block);
+
+    /// <summary><see cref="HasMin"/> formats: the quad's four mins in the reduced lanes' order (as <see cref="Unpack4"/>'s scale);
+    /// the others: zero.</summary>
+    static abstract Vector256<float> Mins4(byte* p);
+
+    /// <summary>
+    /// <see cref="HasMin"/> formats: <paramref name="acc"/> + <paramref name="mins"/> · the token's d·Σq/2 lanes at
+    /// <paramref name="sums"/>; the others: <paramref name="acc"/>. A member of the format rather than a test in the dot,
+    /// so the formats without mins inline nothing: the quad tiles sit at the JIT's inlining budget, and a few more IL bytes
+    /// per dot left calls in them (Q4_0 and MXFP4 16-token tiles 15–20 % slower, measured).
+    /// </summary>
+    static abstract Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc);
 
     /// <summary>One block: its 32 integers (plus <see cref="Offset"/>) in column order, and its scale in every lane.</summary>
     static abstract Vector256<byte> Unpack1(byte* p, out Vector256<float> scale);
@@ -55,15 +76,19 @@ internal unsafe interface IBlockFormat : IPanelFormat
 /// </summary>
 internal static class Quad
 {
+    /// <summary>Whether the quad holds unsigned integers (the 4- and 5-bit formats' layout) rather than Q8_0's signed bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Unsigned<TB>() where TB : struct, IBlockFormat => TB.Offset != 0 || TB.HasMin;
+
     /// <summary>Byte of the quad's 128 activation bytes holding element <paramref name="j"/> of block <paramref name="k"/> (0..3).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int XByte<TB>(int k, int j) where TB : struct, IBlockFormat =>
-        TB.Offset != 0 ? 64 * (k >> 1) + 32 * (j >> 4) + 16 * (k & 1) + (j & 15) : 32 * k + j;
+        Unsigned<TB>() ? 64 * (k >> 1) + 32 * (j >> 4) + 16 * (k & 1) + (j & 15) : 32 * k + j;
 
     /// <summary>The block (0..3) that reduced lane <paramref name="lane"/> (0..7) belongs to.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int LaneBlock<TB>(int lane) where TB : struct, IBlockFormat =>
-        TB.Offset != 0 ? (lane >> 2) | (lane & 2) : lane & 3;
+        Unsigned<TB>() ? (lane >> 2) | (lane & 2) : lane & 3;
 }
 
 /// <summary>Row widening shared by the block formats: whole blocks through <see cref="IBlockFormat.Unpack1"/>.</summary>
@@ -92,18 +117,23 @@ internal static unsafe class BlockWidening
                 }
                 var (l0, l1) = Vector256.Widen(lo);
                 var (h0, h1) = Vector256.Widen(hi);
-                (Vector256.ConvertToSingle(l0) * scale).Store(o);
-                (Vector256.ConvertToSingle(l1) * scale).Store(o + 8);
-                (Vector256.ConvertToSingle(h0) * scale).Store(o + 16);
-                (Vector256.ConvertToSingle(h1) * scale).Store(o + 24);
+                var w0 = Vector256.ConvertToSingle(l0) * scale; var w1 = Vector256.ConvertToSingle(l1) * scale;
+                var w2 = Vector256.ConvertToSingle(h0) * scale; var w3 = Vector256.ConvertToSingle(h1) * scale;
+                if (TB.HasMin)
+                {
+                    // the min added after the (exact) product, as the reference rounds once; only here, as + 0 turns −0 into 0
+                    var min = Vector256.Create(TB.Min(row + (nint)b * bb));
+                    w0 += min; w1 += min; w2 += min; w3 += min;
+                }
+                w0.Store(o); w1.Store(o + 8); w2.Store(o + 16); w3.Store(o + 24);
             }
             return;
         }
         for (int b = b0; b < b1; b++)
         {
             byte* block = row + (nint)b * bb;
-            float s = TB.Scale(block);
-            for (int j = 0; j < 32; j++) d[(nint)b * 32 + j] = s * TB.Value(block, j);
+            float s = TB.Scale(block), min = TB.Min(block);
+            for (int j = 0; j < 32; j++) d[(nint)b * 32 + j] = TB.HasMin ? s * TB.Value(block, j) + min : s * TB.Value(block, j);
         }
     }
 

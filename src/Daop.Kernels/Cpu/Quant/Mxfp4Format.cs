@@ -16,6 +16,10 @@ internal unsafe struct Mxfp4Format : IBlockFormat
     public static DType Type => DType.MXFP4;
     public static int BlockBytes => 17;
     public static int Offset => 12;
+    public static bool HasMin => false;
+    public static float Min(byte* block) => 0f;
+    public static Vector256<float> Mins4(byte* p) => default;
+    public static Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) => acc;
     public static bool Interleaved => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

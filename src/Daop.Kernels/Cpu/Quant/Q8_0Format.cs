@@ -14,6 +14,10 @@ internal unsafe struct Q8_0Format : IBlockFormat
     public static DType Type => DType.Q8_0;
     public static int BlockBytes => 34;
     public static int Offset => 0;
+    public static bool HasMin => false;
+    public static float Min(byte* block) => 0f;
+    public static Vector256<float> Mins4(byte* p) => default;
+    public static Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) => acc;
     public static bool Interleaved => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -11,8 +11,8 @@ namespace Daop.Kernels.Cpu.Quant;
 /// accumulate straight into int32; otherwise <c>vpmaddubsw</c> (u8 × s8 → s16 pairs) then <c>vpmaddwd</c> with ones.
 /// </summary>
 /// <remarks>
-/// Nothing saturates. The 4-bit formats' unsigned bytes are at most 24 and |q| ≤ 127, so a vpmaddubsw pair is at most
-/// 6096, and a word after the two int16 folds at most 4·6096 = 24384. Q8_0 uses llama.cpp's sign trick: |w| (≤ 128) is
+/// Nothing saturates. The 4- and 5-bit formats' unsigned bytes are at most 31 and |q| ≤ 127, so a vpmaddubsw pair is at
+/// most 7874, and a word after the two int16 folds at most 4·7874 = 31496. Q8_0 uses llama.cpp's sign trick: |w| (≤ 128) is
 /// the unsigned side and q·sign(w) (|·| ≤ 127) the signed one, so a pair is at most 2·128·127 = 32512 &lt; 2^15.
 /// Encoded with VEX, or EVEX where AVX-512VL gives the kernels 32 registers; 512-bit vectors measured no faster on
 /// Zen 4 (double-pumped), and AVX-512 has no vphaddd for the lane reduction.
@@ -21,14 +21,16 @@ internal static unsafe class QuadDot<TB> where TB : struct, IBlockFormat
 {
     /// <summary>
     /// A row's quad at <paramref name="p"/>: the unsigned operands u0..u3, for Q8_0 the signed bytes s0..s3 whose signs
-    /// move onto the activations (for the 4-bit formats s0..s3 are unused), and the block scales per reduced lane.
+    /// move onto the activations (for the unsigned formats s0..s3 are unused), and the block scales (and mins) per reduced lane.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Unpack(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
-        out Vector256<sbyte> s0, out Vector256<sbyte> s1, out Vector256<sbyte> s2, out Vector256<sbyte> s3, out Vector256<float> scale)
+        out Vector256<sbyte> s0, out Vector256<sbyte> s1, out Vector256<sbyte> s2, out Vector256<sbyte> s3, out Vector256<float> scale,
+        out Vector256<float> min)
     {
         TB.Unpack4(p, out u0, out u1, out u2, out u3, out scale);
-        if (TB.Offset == 0)
+        min = TB.Mins4(p);
+        if (!Quad.Unsigned<TB>())
         {
             s0 = u0.AsSByte(); s1 = u1.AsSByte(); s2 = u2.AsSByte(); s3 = u3.AsSByte();
             u0 = Avx2.Abs(s0); u1 = Avx2.Abs(s1); u2 = Avx2.Abs(s2); u3 = Avx2.Abs(s3);
@@ -40,17 +42,17 @@ internal static unsafe class QuadDot<TB> where TB : struct, IBlockFormat
     }
 
     /// <summary>
-    /// <paramref name="acc"/> + cvt(dot lanes) · <paramref name="scale"/> · d for the token whose quad values are at
-    /// <paramref name="x"/> and lane data at <paramref name="lanes"/>; <paramref name="scale"/> holds the row's block
-    /// scales per lane.
+    /// <paramref name="acc"/> + cvt(dot lanes) · scale · d (+ min · d·Σq/2 per lane for the formats with a min) for the
+    /// token whose quad values are at <paramref name="x"/> and lane data at <paramref name="lanes"/>; <paramref name="scale"/>
+    /// holds the row's block scales and mins per lane.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Dot(Vector256<byte> u0, Vector256<byte> u1, Vector256<byte> u2, Vector256<byte> u3,
         Vector256<sbyte> s0, Vector256<sbyte> s1, Vector256<sbyte> s2, Vector256<sbyte> s3,
-        byte* x, byte* lanes, Vector256<float> scale, Vector256<float> acc)
+        byte* x, byte* lanes, Vector256<float> scale, Vector256<float> min, Vector256<float> acc)
     {
         Vector256<int> i;
-        if (TB.Offset != 0)
+        if (Quad.Unsigned<TB>())
         {
             var x0 = Vector256.Load((sbyte*)x); var x1 = Vector256.Load((sbyte*)x + 32);
             var x2 = Vector256.Load((sbyte*)x + 64); var x3 = Vector256.Load((sbyte*)x + 96);
@@ -68,7 +70,7 @@ internal static unsafe class QuadDot<TB> where TB : struct, IBlockFormat
                 var cd = Avx2.MultiplyAddAdjacent(u2, x2) + Avx2.MultiplyAddAdjacent(u3, x3);
                 i = Avx2.MultiplyAddAdjacent(Avx2.HorizontalAdd(ab, cd), Vector256.Create((short)1));
             }
-            i += Vector256.Load((int*)(lanes + 32));
+            if (TB.Offset != 0) i += Vector256.Load((int*)(lanes + 32));
         }
         else
         {
@@ -76,6 +78,7 @@ internal static unsafe class QuadDot<TB> where TB : struct, IBlockFormat
             var p2 = Signed(u2, s2, x + 64); var p3 = Signed(u3, s3, x + 96);
             i = Avx2.HorizontalAdd(Avx2.HorizontalAdd(p0, p1), Avx2.HorizontalAdd(p2, p3));
         }
+        acc = TB.AddMins(min, lanes + 32, acc);
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i), scale * Vector256.Load((float*)lanes), acc);
     }
 
@@ -89,3 +92,4 @@ internal static unsafe class QuadDot<TB> where TB : struct, IBlockFormat
             : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(abs, xs), Vector256.Create((short)1));
     }
 }
+

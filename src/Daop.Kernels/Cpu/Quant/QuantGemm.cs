@@ -155,11 +155,18 @@ internal static unsafe class QuantGemm<TB> where TB : struct, IBlockFormat
                 {
                     byte* block = row + (nint)b * bb;
                     sbyte* xb = (sbyte*)xq + 128 * (nint)(b >> 2);
-                    int k = b & 3, dot = 0;
-                    for (int j = 0; j < 32; j++) dot += TB.Value(block, j) * xb[Quad.XByte<TB>(k, j)];
+                    int k = b & 3, dot = 0, sum = 0;
+                    for (int j = 0; j < 32; j++)
+                    {
+                        int xj = xb[Quad.XByte<TB>(k, j)];
+                        dot += TB.Value(block, j) * xj;
+                        sum += xj;
+                    }
                     int lane = 0;
                     while (Quad.LaneBlock<TB>(lane) != k) lane++;
-                    acc += TB.Scale(block) * ((float*)(xl + 64 * (nint)(b >> 2)))[lane] * dot;
+                    float dx = ((float*)(xl + 64 * (nint)(b >> 2)))[lane];
+                    acc += TB.Scale(block) * dx * dot;
+                    if (TB.HasMin) acc += TB.Min(block) * (dx * sum);
                 }
                 a.Y[t * a.YStride + r] = acc;
             }

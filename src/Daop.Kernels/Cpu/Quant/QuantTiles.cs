@@ -42,14 +42,14 @@ internal static unsafe class QuantTiles<TB> where TB : struct, IBlockFormat
             nint o = k * qb;
             byte* xq0 = x + (nint)k * 128, xk0 = xl + (nint)k * 64;
             Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
-            QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr);
-            c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c00);
-            QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
-            c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c01);
-            QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
-            c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c02);
-            QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
-            c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c03);
+            QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr, out var sm);
+            c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c00);
+            QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr, out sm);
+            c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c01);
+            QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr, out sm);
+            c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c02);
+            QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr, out sm);
+            c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c03);
         }
         Simd256.Sum4(c00, c01, c02, c03, s + 0);
     }
@@ -67,18 +67,18 @@ internal static unsafe class QuantTiles<TB> where TB : struct, IBlockFormat
             byte* xq0 = x + (nint)k * 128, xk0 = xl + (nint)k * 64;
             byte* xq1 = xq0 + xs, xk1 = xk0 + xs;
             Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
-            QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr);
-            c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c00);
-            c10 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c10);
-            QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
-            c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c01);
-            c11 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c11);
-            QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
-            c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c02);
-            c12 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c12);
-            QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
-            c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c03);
-            c13 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c13);
+            QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr, out var sm);
+            c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c00);
+            c10 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, sm, c10);
+            QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr, out sm);
+            c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c01);
+            c11 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, sm, c11);
+            QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr, out sm);
+            c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c02);
+            c12 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, sm, c12);
+            QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr, out sm);
+            c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c03);
+            c13 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, sm, c13);
         }
         Simd256.Sum4(c00, c01, c02, c03, s + 0);
         Simd256.Sum4(c10, c11, c12, c13, s + 4);
@@ -99,26 +99,26 @@ internal static unsafe class QuantTiles<TB> where TB : struct, IBlockFormat
             byte* xq2 = xq1 + xs, xk2 = xk1 + xs;
             byte* xq3 = xq2 + xs, xk3 = xk2 + xs;
             Prefetch(p0 + o, p1 + o, p2 + o, p3 + o);
-            QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr);
-            c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c00);
-            c10 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c10);
-            c20 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, c20);
-            c30 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, c30);
-            QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
-            c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c01);
-            c11 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c11);
-            c21 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, c21);
-            c31 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, c31);
-            QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
-            c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c02);
-            c12 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c12);
-            c22 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, c22);
-            c32 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, c32);
-            QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr);
-            c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, c03);
-            c13 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, c13);
-            c23 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, c23);
-            c33 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, c33);
+            QuadDot<TB>.Unpack(p0 + o, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr, out var sm);
+            c00 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c00);
+            c10 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, sm, c10);
+            c20 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, sm, c20);
+            c30 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, sm, c30);
+            QuadDot<TB>.Unpack(p1 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr, out sm);
+            c01 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c01);
+            c11 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, sm, c11);
+            c21 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, sm, c21);
+            c31 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, sm, c31);
+            QuadDot<TB>.Unpack(p2 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr, out sm);
+            c02 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c02);
+            c12 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, sm, c12);
+            c22 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, sm, c22);
+            c32 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, sm, c32);
+            QuadDot<TB>.Unpack(p3 + o, out u0, out u1, out u2, out u3, out s0, out s1, out s2, out s3, out sr, out sm);
+            c03 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq0, xk0, sr, sm, c03);
+            c13 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq1, xk1, sr, sm, c13);
+            c23 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq2, xk2, sr, sm, c23);
+            c33 = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, xq3, xk3, sr, sm, c33);
         }
         Simd256.Sum4(c00, c01, c02, c03, s + 0);
         Simd256.Sum4(c10, c11, c12, c13, s + 4);
@@ -134,8 +134,8 @@ internal static unsafe class QuantTiles<TB> where TB : struct, IBlockFormat
         nint qb = 4 * TB.BlockBytes;
         for (int k = 0; k < quads; k++)
         {
-            QuadDot<TB>.Unpack(w + k * qb, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr);
-            c = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, x + (nint)k * 128, xl + (nint)k * 64, sr, c);
+            QuadDot<TB>.Unpack(w + k * qb, out var u0, out var u1, out var u2, out var u3, out var s0, out var s1, out var s2, out var s3, out var sr, out var sm);
+            c = QuadDot<TB>.Dot(u0, u1, u2, u3, s0, s1, s2, s3, x + (nint)k * 128, xl + (nint)k * 64, sr, sm, c);
         }
         return Simd256.Sum(c);
     }

@@ -9,8 +9,9 @@ namespace Daop.Kernels.Cpu.Quant;
 /// vec_dot_*_q8_0 take them), laid out for the int8 kernels of one block format. Blocks are grouped in quads of four
 /// (the last one zero-padded); per token, <see cref="Quads"/> × 128 bytes of values in <see cref="Quad.XByte{TB}"/>
 /// order, then 64 bytes of lane data per quad: 8 fp32 lanes of the block scales d (lane l holds the d of block
-/// <see cref="Quad.LaneBlock{TB}"/>(l)), and for the 4-bit formats 8 int32 lanes of −(Offset/2)·Σq of the lane's
-/// block (two lanes per block, so together they remove the Offset from Σ (v + Offset)·q).
+/// <see cref="Quad.LaneBlock{TB}"/>(l)), and for the unsigned formats 8 more lanes: int32 −(Offset/2)·Σq of the lane's
+/// block (two lanes per block, so together they remove the Offset from Σ (v + Offset)·q), or for the formats with a
+/// min fp32 d·Σq/2 (together d·Σq, which the block's min multiplies).
 /// </summary>
 /// <remarks>
 /// Per block: amax = max |x|, d = amax / 127, q = round-half-even(x · (1/d)). A block whose d is below 2^−126 (amax
@@ -83,7 +84,7 @@ internal readonly unsafe struct QuantizedActivations
                 float d = Block(src, q, out int sum);
                 int k = b & 3;
                 byte* vq = values + 128 * (nint)(b >> 2);
-                if (TB.Offset != 0)
+                if (Quad.Unsigned<TB>())
                 {
                     Unsafe.CopyBlockUnaligned(vq + Quad.XByte<TB>(k, 0), q, 16);
                     Unsafe.CopyBlockUnaligned(vq + Quad.XByte<TB>(k, 16), q + 16, 16);
@@ -92,9 +93,10 @@ internal readonly unsafe struct QuantizedActivations
                 float* dx = (float*)(lanes + 64 * (nint)(b >> 2));
                 int* aux = (int*)(dx + 8);
                 // The block's two lanes: [a a c c b b d d] or [a b c d a b c d].
-                int l0 = TB.Offset != 0 ? (k & 1) << 2 | (k & 2) : k, l1 = TB.Offset != 0 ? l0 + 1 : k + 4;
+                int l0 = Quad.Unsigned<TB>() ? (k & 1) << 2 | (k & 2) : k, l1 = Quad.Unsigned<TB>() ? l0 + 1 : k + 4;
                 dx[l0] = dx[l1] = d;
-                if (TB.Offset != 0) aux[l0] = aux[l1] = -(TB.Offset / 2) * sum;
+                if (TB.HasMin) dx[8 + l0] = dx[8 + l1] = 0.5f * d * sum;
+                else if (TB.Offset != 0) aux[l0] = aux[l1] = -(TB.Offset / 2) * sum;
             }
         }
         return qa;

@@ -76,8 +76,22 @@ public sealed unsafe class GgufCheckpointTests : IDisposable
             .Tensor("mx", GgmlType.MXFP4, [32, 2], new byte[34]).Tensor("k", GgmlType.Q4_K, [256, 2], new byte[288])
             .Tensor("k5", GgmlType.Q5_K, [256, 1], new byte[176]).Tensor("k6", GgmlType.Q6_K, [512, 1], new byte[420])
             .Tensor("q3", GgmlType.Q3_K, [256, 1], new byte[110]).Tensor("q2", GgmlType.Q2_K, [256, 1], new byte[84]).Tensor("iq", GgmlType.IQ2_XXS, [256, 1], new byte[66])
-            .Tensor("stack", GgmlType.Q8_0, [32, 2, 3], new byte[3 * 68]).Tensor("q8v", GgmlType.Q8_0, [32], new byte[34]).Tensor("v", GgmlType.F16, [4], [0, 0x3C, 0, 0xC0, 0, 0, 0, 0x7C]);
+            .Tensor("stack", GgmlType.Q8_0, [32, 2, 3], new byte[3 * 68]).Tensor("q8v", GgmlType.Q8_0, [32], new byte[34]).Tensor("v", GgmlType.F16, [4], [0, 0x3C, 0, 0xC0, 0, 0, 0, 0x7C])
+            .Tensor("q41", GgmlType.Q4_1, [32, 2], new byte[40]).Tensor("q50", GgmlType.Q5_0, [64, 1], new byte[44]).Tensor("q51", GgmlType.Q5_1, [32, 2], BadMin(24, 2))
+            .Tensor("q81", GgmlType.Q8_1, [32, 1], new byte[36]);
+        // Q5_1 row 1's min (fp16 at byte 2 of its block) is +Inf
+        static byte[] BadMin(int bb, int blocks)
+        {
+            var b = new byte[bb * blocks];
+            b[bb + 3] = 0x7C;
+            return b;
+        }
         using var c = GgufCheckpoint.Open(w.Write(Path.Combine(_tmp, "types.gguf")));
+        Assert.Equal(DType.Q4_1, c.Matrix("q41", 2, 32).Type);
+        Assert.Equal(DType.Q5_0, c.Matrix("q50", 1, 64).Type);
+        Assert.Equal(DType.Q5_1, c.Matrix("q51", 2, 32).Type);
+        Assert.Equal(-1, c.FirstNonFinite("q41"));
+        Assert.Equal(32, c.FirstNonFinite("q51"));
         Assert.Equal(DType.F16, c.Matrix("f16", 2, 32).Type);
         Assert.Equal(DType.BF16, c.Matrix("bf16", 2, 32).Type);
         Assert.Equal(DType.Q8_0, c.Matrix("q8", 2, 32).Type);
@@ -94,6 +108,7 @@ public sealed unsafe class GgufCheckpointTests : IDisposable
         Assert.Equal(DType.Q3_K, c.Matrix("q3", 1, 256).Type);
         Assert.Contains("tensor 'q2' is q2_K, which Daop cannot compute with yet", Fails(() => c.Matrix("q2", 1, 256)));
         Assert.Contains("tensor 'iq' is iq2_xxs, which Daop cannot compute with yet", Fails(() => c.Matrix("iq", 1, 256)));
+        Assert.Contains("tensor 'q81' is q8_1, which Daop cannot compute with yet", Fails(() => c.Matrix("q81", 1, 32)));
         Assert.Contains("tensor 'q8' has shape [2, 32], expected [32, 2]", Fails(() => c.Matrix("q8", 32, 2)));
         Assert.Contains("tensor 'stack' has shape [3, 2, 32], expected [2, 32] (matrix 3 of a stack)", Fails(() => c.Matrix("stack[3]", 2, 32)));
         Assert.Contains("tensor 'q8v' is q8_0; a vector must be f32, f16 or bf16", Fails(() => c.Vector("q8v", 32)));
