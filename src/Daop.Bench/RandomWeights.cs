@@ -60,10 +60,10 @@ public sealed unsafe class RandomWeights : IDisposable
         byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, bytes), 64);
         int bb = type.BlockBytes();
         long blocks = bytes / bb;
-        ushort d16 = BitConverter.HalfToUInt16Bits((Half)(scale / type switch { DType.Q8_0 => 127, DType.Q5_0 => 16, DType.Q4_1 => 8, DType.Q5_1 => 16, _ => 8 }));
+        ushort d16 = BitConverter.HalfToUInt16Bits((Half)(scale / type switch { DType.Q8_0 => 127, DType.IQ4_NL => 127, DType.Q5_0 => 16, DType.Q4_1 => 8, DType.Q5_1 => 16, _ => 8 }));
         byte e8 = (byte)Math.Clamp((int)MathF.Floor(MathF.Log2(scale)) - 2 + 127, 0, 254);
-        // K-quants: random 6-bit (Q3_K, Q4_K, Q5_K) or int8 (Q6_K) sub-block scales times random integers
-        ushort k16 = BitConverter.HalfToUInt16Bits((Half)(scale / (type switch { DType.Q6_K => 64 * 32, DType.Q3_K => 32 * 4, _ => 32 * 16 })));
+        // K-quants: random 4-bit (Q2_K), 6-bit (Q3_K, Q4_K, Q5_K) or int8 (Q6_K) sub-block scales times random integers
+        ushort k16 = BitConverter.HalfToUInt16Bits((Half)(scale / (type switch { DType.Q6_K => 64 * 32, DType.Q3_K => 32 * 4, DType.Q2_K => 16 * 4, _ => 32 * 16 })));
         const long Chunk = 1 << 16;
         Parallel.For(0, (blocks + Chunk - 1) / Chunk, c =>
         {
@@ -79,6 +79,7 @@ public sealed unsafe class RandomWeights : IDisposable
                 if (type == DType.MXFP4) block[0] = e8;
                 else if (type == DType.Q6_K) *(ushort*)(block + 208) = k16;
                 else if (type == DType.Q3_K) *(ushort*)(block + 108) = k16;
+                else if (type == DType.Q2_K) *(uint*)(block + 80) = k16 * 0x10001u; // d and dmin
                 else if (type.IsKQuant()) *(uint*)block = k16 * 0x10001u; // d and dmin
                 else if (type is DType.Q4_1 or DType.Q5_1) *(uint*)block = d16 | (uint)BitConverter.HalfToUInt16Bits((Half)(-scale)) << 16; // d, m
                 else *(ushort*)block = d16;

@@ -61,6 +61,17 @@ public enum DType : byte
     /// <summary>Blocks of 32: fp16 d, fp16 min m, the fifth bits and nibbles of <see cref="Q5_0"/>; x = d·q + m (GGUF Q5_1,
     /// 24 bytes).</summary>
     Q5_1,
+    /// <summary>
+    /// Super-blocks of 256 in 84 bytes: 16 bytes, one per run of 16 with its 4-bit scale s_k (low nibble) and 4-bit min m_k
+    /// (high), 64 bytes of 2-bit q, then fp16 d and dmin; x = d·s_k·q − dmin·m_k with q in 0..3 (GGUF Q2_K, 2.625 bits per
+    /// weight). Element i (0..31) of sub-block j (0..7) of 32 is bits 2(j mod 4), 2(j mod 4)+1 of byte 32·(j / 4) + i of the
+    /// 64.
+    /// </summary>
+    Q2_K,
+    /// <summary>Blocks of 32: an fp16 scale d, then 16 bytes of 4-bit codes laid out as in <see cref="Q4_0"/>; x = d·v(q) with
+    /// v ggml's non-linear table of 16 values in −127..113 (GGUF IQ4_NL, 18 bytes; the fallback of llama.cpp's Q2_K, Q3_K and
+    /// IQ mixes for rows that are not whole super-blocks).</summary>
+    IQ4_NL,
 }
 
 /// <summary>Sizes and names of <see cref="DType"/> values.</summary>
@@ -93,25 +104,28 @@ public static class DTypes
         DType.Q4_1 => 20,
         DType.Q5_0 => 22,
         DType.Q5_1 => 24,
+        DType.Q2_K => 84,
+        DType.IQ4_NL => 18,
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown weight type"),
     };
 
     /// <summary>True for the block formats (scales stored with the values).</summary>
-    public static bool IsBlock(this DType t) => t is DType.Q8_0 or DType.Q4_0 or DType.MXFP4 or DType.Q4_1 or DType.Q5_0 or DType.Q5_1 || t.IsKQuant();
+    public static bool IsBlock(this DType t) => t is DType.Q8_0 or DType.Q4_0 or DType.MXFP4 or DType.Q4_1 or DType.Q5_0 or DType.Q5_1 or DType.IQ4_NL || t.IsKQuant();
 
     /// <summary>
     /// True for the formats Daop reads from GGUF files as they are but never writes and has no GPU kernels for: the
-    /// K-quants and the older 32-blocks <see cref="DType.Q4_1"/>, <see cref="DType.Q5_0"/>, <see cref="DType.Q5_1"/>
-    /// (which llama.cpp's K-quant mixes use for rows that are not whole super-blocks, e.g. Qwen1.5-MoE's 1408-wide experts).
+    /// K-quants, the older 32-blocks <see cref="DType.Q4_1"/>, <see cref="DType.Q5_0"/>, <see cref="DType.Q5_1"/> and
+    /// <see cref="DType.IQ4_NL"/> (which llama.cpp's K-quant mixes use for rows that are not whole super-blocks, e.g.
+    /// Qwen1.5-MoE's 1408-wide experts).
     /// </summary>
-    public static bool IsGgufOnly(this DType t) => t.IsKQuant() || t is DType.Q4_1 or DType.Q5_0 or DType.Q5_1;
+    public static bool IsGgufOnly(this DType t) => t.IsKQuant() || t is DType.Q4_1 or DType.Q5_0 or DType.Q5_1 or DType.IQ4_NL;
 
     /// <summary>
-    /// True for the K-quants (<see cref="DType.Q3_K"/>, <see cref="DType.Q4_K"/>, <see cref="DType.Q5_K"/>, <see cref="DType.Q6_K"/>): super-blocks of
+    /// True for the K-quants (<see cref="DType.Q2_K"/>, <see cref="DType.Q3_K"/>, <see cref="DType.Q4_K"/>, <see cref="DType.Q5_K"/>, <see cref="DType.Q6_K"/>): super-blocks of
     /// 256 read from GGUF files as they are. Daop computes with them but never writes them, and a row must be whole
     /// super-blocks (llama.cpp's rule).
     /// </summary>
-    public static bool IsKQuant(this DType t) => t is DType.Q3_K or DType.Q4_K or DType.Q5_K or DType.Q6_K;
+    public static bool IsKQuant(this DType t) => t is DType.Q2_K or DType.Q3_K or DType.Q4_K or DType.Q5_K or DType.Q6_K;
 
     /// <summary>Bytes of one row of <paramref name="cols"/> columns (a partial last block is stored whole).</summary>
     public static long RowBytes(this DType t, int cols) => ((long)cols + t.BlockSize() - 1) / t.BlockSize() * t.BlockBytes();
@@ -121,7 +135,7 @@ public static class DTypes
     public static double BitsPerWeight(this DType t) => 8.0 * t.BlockBytes() / t.BlockSize();
 
     /// <summary>The name used on the command line and in files: "f32", "f16", "bf16", "q8_0", "q4_0", "mxfp4", and ggml's
-    /// "q3_K", "q4_K", "q5_K", "q6_K", "q4_1", "q5_0", "q5_1".</summary>
+    /// "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q4_1", "q5_0", "q5_1", "iq4_nl".</summary>
     public static string Name(this DType t) => t switch
     {
         DType.F32 => "f32",
@@ -137,6 +151,8 @@ public static class DTypes
         DType.Q4_1 => "q4_1",
         DType.Q5_0 => "q5_0",
         DType.Q5_1 => "q5_1",
+        DType.Q2_K => "q2_K",
+        DType.IQ4_NL => "iq4_nl",
         _ => t.ToString(),
     };
 
@@ -158,6 +174,8 @@ public static class DTypes
             case "q4_1": t = DType.Q4_1; return true;
             case "q5_0": t = DType.Q5_0; return true;
             case "q5_1": t = DType.Q5_1; return true;
+            case "q2_k": t = DType.Q2_K; return true;
+            case "iq4_nl": t = DType.IQ4_NL; return true;
             default: t = default; return false;
         }
     }

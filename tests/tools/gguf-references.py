@@ -22,7 +22,8 @@ Steps (from the repository root, after `dotnet build Daop.sln -c Release`):
  3. llama-quantize --pure makes q8_0 (and one q4_0) files of the fixtures whose rows are whole blocks.
  3b. K-quants: tiny-mixtral-code cut to its first layer (gguf-py), and llama-quantize Q4_K_M of it (its realistic mix:
     q4_K, q6_K for attn_v, ffn_down and output), and Q5_0 of it with a q4_1 output and q5_1 token embeddings (GGUF's older
-    32-blocks); llama.cpp's logits and greedy ids on each (--only-kquants redoes just this step, updating the committed
+    32-blocks), and its Q2_K mix (q2_K, q3_K, q5_K, ...) with an iq4_nl output matrix (the mix's fallback for rows that are
+    not whole super-blocks); llama.cpp's logits and greedy ids on each (--only-kquants redoes just this step, updating the committed
     reference files in place).
  4. The f32-KV anchor runs llama.cpp: logits of each fixture's reference input_ids, and greedy continuations (16 tokens
     after each fixture's greedy_prompt_ids, by full re-evaluation; 32 tokens after each prompt of tiny-mixtral-code,
@@ -53,14 +54,15 @@ COMMIT = {"mixtral-tiny-bf16.gguf", "mixtral-tiny-q8_0.gguf", "mixtral-tiny-q4_0
           "qwen2moe-tiny-bf16.gguf", "qwen2moe-tiny-q8_0c.gguf", "olmoe-tiny-mha-bf16.gguf", "olmoe-tiny-mha-q8_0.gguf",
           "phimoe-tiny-bf16.gguf", "phimoe-tiny-q8_0.gguf", "qwen3moe-tiny-bf16.gguf",
           "vocab-gpt2.gguf", "vocab-qwen2.gguf", "vocab-spm.gguf", "tiny-mixtral-code-1l-q4_k_m.gguf",
-          "tiny-mixtral-code-1l-q5_0-mix.gguf"}
+          "tiny-mixtral-code-1l-q5_0-mix.gguf", "tiny-mixtral-code-1l-q2_k.gguf"}
 # K-quants: llama-quantize (not --pure: its Q4_K_M mix of q4_K and q6_K) of tiny-mixtral-code cut to its first layer (every
 # matrix of the model is 256 wide, so all take K-quants; the whole model at Q4_K_M would be 7.6 MB, one layer is 2.4 MB).
 # The same cut as Q5_0 with the output matrix at q4_1 and the token embeddings at q5_1: GGUF's older 32-blocks, which
 # llama.cpp's K-quant mixes fall back to for rows that are not whole super-blocks, all three in one file.
 KQUANT = [("tiny-mixtral-code-1l-bf16.gguf", "tiny-mixtral-code-1l-q4_k_m.gguf", "Q4_K_M", []),
           ("tiny-mixtral-code-1l-bf16.gguf", "tiny-mixtral-code-1l-q5_0-mix.gguf", "Q5_0",
-           ["--output-tensor-type", "q4_1", "--token-embedding-type", "q5_1"])]
+           ["--output-tensor-type", "q4_1", "--token-embedding-type", "q5_1"]),
+          ("tiny-mixtral-code-1l-bf16.gguf", "tiny-mixtral-code-1l-q2_k.gguf", "Q2_K", ["--output-tensor-type", "iq4_nl"])]
 # (source, output, type) for llama-quantize --pure: the fixtures whose every quantized row is whole q8_0 blocks.
 QUANTIZE = [("mixtral-tiny-bf16.gguf", "mixtral-tiny-q8_0.gguf", "Q8_0"), ("mixtral-tiny-bf16.gguf", "mixtral-tiny-q4_0.gguf", "Q4_0"),
             ("olmoe-tiny-mha-bf16.gguf", "olmoe-tiny-mha-q8_0.gguf", "Q8_0"), ("phimoe-tiny-bf16.gguf", "phimoe-tiny-q8_0.gguf", "Q8_0"),

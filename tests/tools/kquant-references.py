@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Regenerates tests/fixtures/kquants: random blocks of the GGUF formats Daop reads as they are but never writes (the
-K-quants Q3_K, Q4_K, Q5_K, Q6_K and the older Q4_1, Q5_0, Q5_1) and ggml's own dequantization of them.
+K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and the older Q4_1, Q5_0, Q5_1, IQ4_NL) and ggml's own dequantization of them.
 
 Builds a small C program against an existing llama.cpp build's ggml (never builds llama.cpp; CI runs only the committed
 files): it reads the blocks this script draws and writes ggml_get_type_traits(type)->to_float of them.
@@ -8,7 +8,7 @@ files): it reads the blocks this script draws and writes ggml_get_type_traits(ty
   /usr/bin/python3 tests/tools/kquant-references.py --ggml-include /tmp/llamacpp/src/ggml/include \
       --ggml-lib /tmp/llamacpp/build/ggml/src/libggml-base.a
 
-Writes tests/fixtures/kquants/{q3_K,q4_K,q5_K,q6_K,q4_1,q5_0,q5_1}.blocks (blocks as ggml stores them: 48 super-blocks of
+Writes tests/fixtures/kquants/{q2_K,q3_K,q4_K,q5_K,q6_K,q4_1,q5_0,q5_1,iq4_nl}.blocks (blocks as ggml stores them: 48 super-blocks of
 256, or 384 blocks of 32) and .f32 (their 12288 weights, little-endian fp32). Each type draws from its own seed, so adding
 a type leaves the others' files as they were. The bytes are random except the fp16 scales, drawn finite (ggml's
 dequantizers give NaN/Inf for non-finite scales, which Daop does not support) and including zeros, negatives and subnormals.
@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "fixtures" / "kquants"
 WEIGHTS = 12288
 # name: (ggml type number, elements per block, bytes per block, offsets of fp16 scales)
-TYPES = {"q3_K": (11, 256, 110, (108,)), "q4_K": (12, 256, 144, (0, 2)), "q5_K": (13, 256, 176, (0, 2)), "q6_K": (14, 256, 210, (208,)),
-         "q4_1": (3, 32, 20, (0, 2)), "q5_0": (6, 32, 22, (0,)), "q5_1": (7, 32, 24, (0, 2))}
+TYPES = {"q2_K": (10, 256, 84, (80, 82)), "q3_K": (11, 256, 110, (108,)), "q4_K": (12, 256, 144, (0, 2)), "q5_K": (13, 256, 176, (0, 2)), "q6_K": (14, 256, 210, (208,)),
+         "q4_1": (3, 32, 20, (0, 2)), "q5_0": (6, 32, 22, (0,)), "q5_1": (7, 32, 24, (0, 2)), "iq4_nl": (20, 32, 18, (0,))}
 
 C = r"""
 #include "ggml.h"

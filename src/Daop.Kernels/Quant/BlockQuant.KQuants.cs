@@ -1,15 +1,16 @@
 namespace Daop.Kernels.Quant;
 
 /// <summary>
-/// The K-quants' reference dequantizers (<see cref="DType.Q3_K"/>, <see cref="DType.Q4_K"/>, <see cref="DType.Q5_K"/>,
-/// <see cref="DType.Q6_K"/>; their layouts are on the <see cref="DType"/> values). Written from ggml's dequantize_row_q3_K /
-/// q4_K / q5_K / q6_K and checked bit
+/// The K-quants' reference dequantizers (<see cref="DType.Q2_K"/>, <see cref="DType.Q3_K"/>, <see cref="DType.Q4_K"/>,
+/// <see cref="DType.Q5_K"/>, <see cref="DType.Q6_K"/>; their layouts are on the <see cref="DType"/> values). Written from
+/// ggml's dequantize_row_q2_K .. q6_K and checked bit
 /// for bit against them (tests/Daop.Tests/Kernels/KQuantTests.cs); Daop never writes K-quants.
 /// </summary>
 /// <remarks>
 /// A super-block of 256 is read as 16 runs of 16 weights, x = <c>scale</c> · q − <c>min</c> with integer q: Q4_K and Q5_K
 /// give runs 2j and 2j+1 the scale d·s_j and min dmin·m_j of their sub-block j of 32 (q 0..15 or 0..31), Q6_K gives run k
-/// d·s_k and no min (q − 32 in −32..31), Q3_K run k d·(s_k − 32) and no min (q − 4 in −4..3). The fp32 products are ggml's: d·s_j first, then times q, then minus the min.
+/// d·s_k and no min (q − 32 in −32..31), Q3_K run k d·(s_k − 32) and no min (q − 4 in −4..3), Q2_K run k d·s_k and
+/// dmin·m_k (q 0..3). The fp32 products are ggml's: d·s_j first, then times q, then minus the min.
 /// </remarks>
 public static partial class BlockQuant
 {
@@ -71,6 +72,16 @@ public static partial class BlockQuant
                     int hi = sb[i0 + i] >> j & 1;
                     q[i] = (lo | hi << 2) - 4;
                 }
+                return;
+            }
+            case DType.Q2_K:
+            {
+                // Half h of 128, quarter c (sub-block j = 4h + c): bits 2c, 2c+1 of the pair bytes at 16; run k's scale
+                // byte k holds its scale (low nibble) and min (high).
+                int h = j >> 2, c = j & 3;
+                scale = Scale16(sb[80..]) * (sb[k] & 15);
+                min = Scale16(sb[82..]) * (sb[k] >> 4);
+                for (int i = 0; i < 16; i++) q[i] = sb[16 + 32 * h + i0 + i] >> 2 * c & 3;
                 return;
             }
             default:

@@ -17,6 +17,9 @@ public static partial class BlockQuant
     /// <summary>Columns per block of every block format.</summary>
     public const int Block = 32;
 
+    /// <summary>ggml's kvalues_iq4nl: the IQ4_NL value of each 4-bit code.</summary>
+    public static ReadOnlySpan<sbyte> Iq4NlValues => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
     /// <summary>E2M1 values doubled (ggml's kvalues_mxfp4), indexed by the 4-bit code; the scale is halved to match.</summary>
     public static ReadOnlySpan<sbyte> Fp4Doubled => [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
 
@@ -71,6 +74,7 @@ public static partial class BlockQuant
             // d·q exact in fp32, then one rounding for + m, as ggml's dequantize_row_q4_1 / _q5_1
             case DType.Q4_1: return Scale16(block) * Nibble(block[4..], j) + Scale16(block[2..]);
             case DType.Q5_1: return Scale16(block) * Five(block, 8, 4, j) + Scale16(block[2..]);
+            case DType.IQ4_NL: return Scale16(block) * Iq4NlValues[Nibble(block[2..], j)];
             default: throw new ArgumentException($"{type.Name()} is not a block format", nameof(type));
         }
     }
@@ -81,7 +85,7 @@ public static partial class BlockQuant
     /// </summary>
     public static float BlockScale(DType type, ReadOnlySpan<byte> block) => type switch
     {
-        DType.Q8_0 or DType.Q4_0 or DType.Q5_0 or DType.Q4_1 or DType.Q5_1 => Scale16(block),
+        DType.Q8_0 or DType.Q4_0 or DType.Q5_0 or DType.Q4_1 or DType.Q5_1 or DType.IQ4_NL => Scale16(block),
         DType.MXFP4 => E8m0Half(block[0]),
         _ => throw new ArgumentException($"{type.Name()} is not a block format", nameof(type)),
     };
@@ -89,8 +93,8 @@ public static partial class BlockQuant
     /// <summary>The block's min (Q4_1, Q5_1), 0 for the other block formats.</summary>
     public static float BlockMin(DType type, ReadOnlySpan<byte> block) => type is DType.Q4_1 or DType.Q5_1 ? Scale16(block[2..]) : 0f;
 
-    /// <summary>Integer <paramref name="j"/> (0..31) of one block: q (Q8_0, Q4_1, Q5_1), q − 8 (Q4_0), q − 16 (Q5_0) or the
-    /// doubled E2M1 value (MXFP4).</summary>
+    /// <summary>Integer <paramref name="j"/> (0..31) of one block: q (Q8_0, Q4_1, Q5_1), q − 8 (Q4_0), q − 16 (Q5_0), the
+    /// doubled E2M1 value (MXFP4) or the table value (IQ4_NL).</summary>
     public static int Integer(DType type, ReadOnlySpan<byte> block, int j) => type switch
     {
         DType.Q8_0 => (sbyte)block[2 + j],
@@ -99,6 +103,7 @@ public static partial class BlockQuant
         DType.Q5_0 => Five(block, 6, 2, j) - 16,
         DType.Q4_1 => Nibble(block[4..], j),
         DType.Q5_1 => Five(block, 8, 4, j),
+        DType.IQ4_NL => Iq4NlValues[Nibble(block[2..], j)],
         _ => throw new ArgumentException($"{type.Name()} is not a block format", nameof(type)),
     };
 
@@ -106,7 +111,7 @@ public static partial class BlockQuant
     static int Five(ReadOnlySpan<byte> block, int nibbles, int bits, int j) =>
         Nibble(block[nibbles..], j) | (int)(BinaryPrimitives.ReadUInt32LittleEndian(block[bits..]) >> j & 1) << 4;
 
-    /// <summary>The fp16 at the start of <paramref name="block"/> (a Q8_0, Q4_0, Q5_0, Q4_1 or Q5_1 block's scale).</summary>
+    /// <summary>The fp16 at the start of <paramref name="block"/> (a Q8_0, Q4_0, Q5_0, Q4_1, Q5_1 or IQ4_NL block's scale).</summary>
     public static float Scale16(ReadOnlySpan<byte> block) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(block));
 
     /// <summary>2^(e−127) / 2 (ggml_e8m0_to_fp32_half): the MXFP4 scale for the doubled E2M1 values.</summary>

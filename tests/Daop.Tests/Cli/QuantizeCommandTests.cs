@@ -60,7 +60,7 @@ public class QuantizeCommandTests
     }
 
     [Theory]
-    [InlineData("--expert-dtype must be one of q4_0, q8_0, mxfp4, bf16, f16, f32 (q3_K, q4_K, q5_K, q6_K, q4_1, q5_0 and q5_1 are read from GGUF files as they are; Daop does not produce them), got 'q3_k'", "quantize", "m", "o", "--expert-dtype", "q3_k")]
+    [InlineData("--expert-dtype must be one of q4_0, q8_0, mxfp4, bf16, f16, f32 (q2_K, q3_K, q4_K, q5_K, q6_K, q4_1, q5_0, q5_1 and iq4_nl are read from GGUF files as they are; Daop does not produce them), got 'q3_k'", "quantize", "m", "o", "--expert-dtype", "q3_k")]
     [InlineData("got 'q5_0'", "run", "-p", "x", "--expert-dtype", "q5_0")]
     [InlineData("got 'q4_k'", "run", "-p", "x", "--expert-dtype", "q4_k")]
     [InlineData("--dense-dtype must be one of", "run", "-p", "x", "--dense-dtype", "int8")]

@@ -33,7 +33,8 @@ internal sealed unsafe class BlockWeights : IDisposable
         W = new WeightMatrix(p, type, rows, cols);
     }
 
-    // Q4_1, Q5_0, Q5_1: random bytes, then the fp16 d (about rs/16, either sign) and for Q4_1/Q5_1 the min (about rs).
+    // Q4_1, Q5_0, Q5_1, IQ4_NL: random bytes, then the fp16 d (about rs/16, rs/127 for IQ4_NL's ±127 values, either sign)
+    // and for Q4_1/Q5_1 the min (about rs).
     static void RandomBlocks(DType type, Random rng, float rs, Span<byte> dst)
     {
         if (type.IsKQuant()) throw new ArgumentException("K-quants: KQuantMatMulTests.Random", nameof(type));
@@ -41,7 +42,7 @@ internal sealed unsafe class BlockWeights : IDisposable
         int bb = type.BlockBytes();
         for (int o = 0; o < dst.Length; o += bb)
         {
-            BitConverter.TryWriteBytes(dst[o..], BitConverter.HalfToUInt16Bits((Half)((rng.NextDouble() * 2 - 1) * rs / 16)));
+            BitConverter.TryWriteBytes(dst[o..], BitConverter.HalfToUInt16Bits((Half)((rng.NextDouble() * 2 - 1) * rs / (type == DType.IQ4_NL ? 127 : 16))));
             if (type is DType.Q4_1 or DType.Q5_1)
                 BitConverter.TryWriteBytes(dst[(o + 2)..], BitConverter.HalfToUInt16Bits((Half)((rng.NextDouble() * 2 - 1) * rs)));
         }

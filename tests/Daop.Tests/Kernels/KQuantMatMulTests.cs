@@ -11,7 +11,7 @@ namespace Daop.Tests.Kernels;
 /// <summary>The K-quant int8 kernels (GEMV, GEMM, fused gate/up, row widening) against their scalar twins.</summary>
 public unsafe class KQuantMatMulTests
 {
-    static readonly DType[] Types = [DType.Q3_K, DType.Q4_K, DType.Q5_K, DType.Q6_K];
+    static readonly DType[] Types = [DType.Q2_K, DType.Q3_K, DType.Q4_K, DType.Q5_K, DType.Q6_K];
     static readonly int[] TokenCounts = [1, 2, 3, 4, 5, 17, 33, 64, 70];
 
     /// <summary>Random super-blocks: random quant and scale bytes, fp16 d (and dmin) of either sign around 1e-3.</summary>
@@ -23,7 +23,7 @@ public unsafe class KQuantMatMulTests
         int bb = type.BlockBytes();
         for (int o = 0; o < bytes.Length; o += bb)
         {
-            int[] halves = type switch { DType.Q6_K => [208], DType.Q3_K => [108], _ => [0, 2] };
+            int[] halves = type switch { DType.Q6_K => [208], DType.Q3_K => [108], DType.Q2_K => [80, 82], _ => [0, 2] };
             foreach (int h in halves)
             {
                 var v = (Half)((rng.NextDouble() * 2 - 1) * 2e-3);
@@ -56,6 +56,7 @@ public unsafe class KQuantMatMulTests
         {
             switch (w.Type)
             {
+                case DType.Q2_K: KQuantGemm<Q2_KFormat>.Forward(w, px, py, tokens, path); break;
                 case DType.Q3_K: KQuantGemm<Q3_KFormat>.Forward(w, px, py, tokens, path); break;
                 case DType.Q4_K: KQuantGemm<Q4_KFormat>.Forward(w, px, py, tokens, path); break;
                 case DType.Q5_K: KQuantGemm<Q5_KFormat>.Forward(w, px, py, tokens, path); break;
@@ -126,6 +127,7 @@ public unsafe class KQuantMatMulTests
     /// .NET 10's JIT once mis-encoded a broadcast load's offset).
     /// </summary>
     [Theory]
+    [InlineData(DType.Q2_K)]
     [InlineData(DType.Q3_K)]
     [InlineData(DType.Q4_K)]
     [InlineData(DType.Q5_K)]
@@ -146,6 +148,7 @@ public unsafe class KQuantMatMulTests
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static (Vector512<byte>, Vector256<byte>, Vector256<byte>) Unpack(DType type, byte* sb, int r) => type switch
     {
+        DType.Q2_K => (Q2_KFormat.QuantPair(sb, r), Q2_KFormat.Quants(sb, 2 * r), Q2_KFormat.Quants(sb, 2 * r + 1)),
         DType.Q3_K => (Q3_KFormat.QuantPair(sb, r), Q3_KFormat.Quants(sb, 2 * r), Q3_KFormat.Quants(sb, 2 * r + 1)),
         DType.Q4_K => (Q4_KFormat.QuantPair(sb, r), Q4_KFormat.Quants(sb, 2 * r), Q4_KFormat.Quants(sb, 2 * r + 1)),
         DType.Q5_K => (Q5_KFormat.QuantPair(sb, r), Q5_KFormat.Quants(sb, 2 * r), Q5_KFormat.Quants(sb, 2 * r + 1)),
@@ -154,6 +157,7 @@ public unsafe class KQuantMatMulTests
 
     /// <summary>Against fp32 math on the dequantized weights, only x's quantization (≤ d_x/2 per element) separates them.</summary>
     [Theory]
+    [InlineData(DType.Q2_K)]
     [InlineData(DType.Q3_K)]
     [InlineData(DType.Q4_K)]
     [InlineData(DType.Q5_K)]
@@ -186,6 +190,7 @@ public unsafe class KQuantMatMulTests
 
     /// <summary>The fp32 panel path (large batches) on the exactly widened weights: the dequantized scalar twin up to summation order.</summary>
     [Theory]
+    [InlineData(DType.Q2_K)]
     [InlineData(DType.Q3_K)]
     [InlineData(DType.Q4_K)]
     [InlineData(DType.Q5_K)]
@@ -208,6 +213,7 @@ public unsafe class KQuantMatMulTests
             {
                 switch (type)
                 {
+                    case DType.Q2_K: QuantMatMul.Outer<Q2_KFormat>(w.W, px, py, tokens); break;
                     case DType.Q3_K: QuantMatMul.Outer<Q3_KFormat>(w.W, px, py, tokens); break;
                     case DType.Q4_K: QuantMatMul.Outer<Q4_KFormat>(w.W, px, py, tokens); break;
                     case DType.Q5_K: QuantMatMul.Outer<Q5_KFormat>(w.W, px, py, tokens); break;
@@ -224,6 +230,7 @@ public unsafe class KQuantMatMulTests
 
     /// <summary>MatMul.WidenRow (the embedding lookup's path) gives BlockQuant's values bit for bit.</summary>
     [Theory]
+    [InlineData(DType.Q2_K)]
     [InlineData(DType.Q3_K)]
     [InlineData(DType.Q4_K)]
     [InlineData(DType.Q5_K)]
@@ -247,6 +254,7 @@ public unsafe class KQuantMatMulTests
     [InlineData(DType.Q5_K, 3)]
     [InlineData(DType.Q6_K, 31)]
     [InlineData(DType.Q4_K, 40)]
+    [InlineData(DType.Q2_K, 17)]
     public void ExpertFfnMatchesUnfusedOps(DType type, int tokens)
     {
         const int hidden = 256, inter = 512;

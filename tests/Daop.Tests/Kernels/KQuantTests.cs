@@ -12,6 +12,7 @@ public class KQuantTests
     static string Fixture(string file) => Path.Combine(TestPaths.Root, "tests", "fixtures", "kquants", file);
 
     [Theory]
+    [InlineData(DType.Q2_K, 84, 2.625)]
     [InlineData(DType.Q4_K, 144, 4.5)]
     [InlineData(DType.Q5_K, 176, 5.5)]
     [InlineData(DType.Q6_K, 210, 6.5625)]
@@ -31,6 +32,7 @@ public class KQuantTests
     [InlineData(DType.Q4_1, 20, 5.0)]
     [InlineData(DType.Q5_0, 22, 5.5)]
     [InlineData(DType.Q5_1, 24, 6.0)]
+    [InlineData(DType.IQ4_NL, 18, 4.5)]
     public void LegacyDescriptor(DType t, int blockBytes, double bits)
     {
         Assert.True(t.IsBlock());
@@ -50,6 +52,7 @@ public class KQuantTests
     /// bit, through the reference dequantizer and through the kernels' row widening.
     /// </summary>
     [Theory]
+    [InlineData(DType.Q2_K)]
     [InlineData(DType.Q3_K)]
     [InlineData(DType.Q4_K)]
     [InlineData(DType.Q5_K)]
@@ -57,6 +60,7 @@ public class KQuantTests
     [InlineData(DType.Q4_1)]
     [InlineData(DType.Q5_0)]
     [InlineData(DType.Q5_1)]
+    [InlineData(DType.IQ4_NL)]
     public unsafe void DequantizationEqualsGgmlBitForBit(DType t)
     {
         var blocks = File.ReadAllBytes(Fixture($"{t.Name()}.blocks"));

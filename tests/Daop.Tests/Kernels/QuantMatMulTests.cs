@@ -7,7 +7,7 @@ namespace Daop.Tests.Kernels;
 
 public unsafe class QuantMatMulTests
 {
-    static readonly DType[] Types = [DType.Q8_0, DType.Q4_0, DType.MXFP4, DType.Q5_0, DType.Q4_1, DType.Q5_1];
+    static readonly DType[] Types = [DType.Q8_0, DType.Q4_0, DType.MXFP4, DType.Q5_0, DType.Q4_1, DType.Q5_1, DType.IQ4_NL];
     static readonly int[] TokenCounts = [1, 2, 3, 5, 17, 64];
 
     public static TheoryData<DType, int, int> Cases()
@@ -37,6 +37,7 @@ public unsafe class QuantMatMulTests
                 case DType.Q5_0: QuantGemm<Q5_0Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
                 case DType.Q4_1: QuantGemm<Q4_1Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
                 case DType.Q5_1: QuantGemm<Q5_1Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
+                case DType.IQ4_NL: QuantGemm<Iq4NlFormat>.Forward(w, px, py, tokens, scalar: isa == 0); break;
                 default: QuantGemm<Mxfp4Format>.Forward(w, px, py, tokens, scalar: isa == 0); break;
             }
         }
@@ -53,6 +54,7 @@ public unsafe class QuantMatMulTests
                 case DType.Q5_0: QuantMatMul.Outer<Q5_0Format>(w, px, py, tokens); break;
                 case DType.Q4_1: QuantMatMul.Outer<Q4_1Format>(w, px, py, tokens); break;
                 case DType.Q5_1: QuantMatMul.Outer<Q5_1Format>(w, px, py, tokens); break;
+                case DType.IQ4_NL: QuantMatMul.Outer<Iq4NlFormat>(w, px, py, tokens); break;
                 default: QuantMatMul.Outer<Mxfp4Format>(w, px, py, tokens); break;
             }
         }
@@ -190,6 +192,7 @@ public unsafe class QuantMatMulTests
     [InlineData(DType.Q5_0)]
     [InlineData(DType.Q4_1)]
     [InlineData(DType.Q5_1)]
+    [InlineData(DType.IQ4_NL)]
     public void ActivationsQuantizeAsTheTwin(DType type)
     {
         foreach (int cols in new[] { 32, 96, 136, 4096 })
@@ -209,6 +212,7 @@ public unsafe class QuantMatMulTests
                     DType.Q5_0 => QuantizedActivations.Quantize<Q5_0Format>(px, cols, tokens, cols, aligned),
                     DType.Q4_1 => QuantizedActivations.Quantize<Q4_1Format>(px, cols, tokens, cols, aligned),
                     DType.Q5_1 => QuantizedActivations.Quantize<Q5_1Format>(px, cols, tokens, cols, aligned),
+                    DType.IQ4_NL => QuantizedActivations.Quantize<Iq4NlFormat>(px, cols, tokens, cols, aligned),
                     _ => QuantizedActivations.Quantize<Mxfp4Format>(px, cols, tokens, cols, aligned),
                 };
                 var q = new sbyte[quads * 128];
@@ -233,7 +237,7 @@ public unsafe class QuantMatMulTests
                             Assert.Equal(b < blocks ? d[b] : 0f, lanes[16 * (b >> 2) + l]);
                             if (type is DType.Q4_1 or DType.Q5_1) // d·Σq/2 per lane, which the block's min multiplies
                                 Assert.Equal(0.5f * (b < blocks ? d[b] : 0f) * sum, lanes[16 * (b >> 2) + 8 + l]);
-                            else if (type != DType.Q8_0)
+                            else if (type is not (DType.Q8_0 or DType.IQ4_NL)) // the signed formats have no corrections
                                 Assert.Equal(-(type switch { DType.Q4_0 => 8, DType.Q5_0 => 16, _ => 12 }) / 2 * sum, ((int*)lanes)[16 * (b >> 2) + 8 + l]);
                         }
                     }
@@ -248,6 +252,7 @@ public unsafe class QuantMatMulTests
         DType.Q5_0 => Quad.XByte<Q5_0Format>(k, j),
         DType.Q4_1 => Quad.XByte<Q4_1Format>(k, j),
         DType.Q5_1 => Quad.XByte<Q5_1Format>(k, j),
+        DType.IQ4_NL => Quad.XByte<Iq4NlFormat>(k, j),
         DType.Q4_0 => Quad.XByte<Q4_0Format>(k, j),
         _ => Quad.XByte<Mxfp4Format>(k, j),
     };
@@ -258,6 +263,7 @@ public unsafe class QuantMatMulTests
         DType.Q5_0 => Quad.LaneBlock<Q5_0Format>(l),
         DType.Q4_1 => Quad.LaneBlock<Q4_1Format>(l),
         DType.Q5_1 => Quad.LaneBlock<Q5_1Format>(l),
+        DType.IQ4_NL => Quad.LaneBlock<Iq4NlFormat>(l),
         DType.Q4_0 => Quad.LaneBlock<Q4_0Format>(l),
         _ => Quad.LaneBlock<Mxfp4Format>(l),
     };
@@ -274,6 +280,7 @@ public unsafe class QuantMatMulTests
     [InlineData(DType.Q5_0)]
     [InlineData(DType.Q4_1)]
     [InlineData(DType.Q5_1)]
+    [InlineData(DType.IQ4_NL)]
     public void ExtremeBlocksMatchTwin(DType type)
     {
         const int rows = 9, cols = 200; // 6.25 blocks: two quads, the second partial
@@ -291,7 +298,7 @@ public unsafe class QuantMatMulTests
                 else BitConverter.TryWriteBytes(bytes.AsSpan(o), halves[kind]);
                 if (type is DType.Q4_1 or DType.Q5_1) BitConverter.TryWriteBytes(bytes.AsSpan(o + 2), halves[(kind + 3) % 7]);
                 // the integers' bytes: Q8_0's 32, the nibbles (after the fifth bits for Q5_0 and Q5_1)
-                var (at, n) = type switch { DType.Q8_0 => (2, 32), DType.MXFP4 => (1, 16), DType.Q4_0 => (2, 16), DType.Q5_0 => (2, 20), _ => (4, bb - 4) };
+                var (at, n) = type switch { DType.Q8_0 => (2, 32), DType.MXFP4 => (1, 16), DType.Q4_0 or DType.IQ4_NL => (2, 16), DType.Q5_0 => (2, 20), _ => (4, bb - 4) };
                 if (kind == 1) bytes.AsSpan(o + at, n).Fill(type == DType.Q8_0 ? (byte)0x80 : (byte)0xFF);
                 if (kind == 2) bytes.AsSpan(o + at, n).Fill(type == DType.Q8_0 ? (byte)0x7F : (byte)0x00);
             }
@@ -328,6 +335,7 @@ public unsafe class QuantMatMulTests
     [InlineData(DType.Q5_0)]
     [InlineData(DType.Q4_1)]
     [InlineData(DType.Q5_1)]
+    [InlineData(DType.IQ4_NL)]
     public void WidenRowIsTheReferenceDequantization(DType type)
     {
         foreach (int cols in new[] { 32, 64, 96, 136, 4096, 33, 1 })
@@ -354,6 +362,7 @@ public unsafe class QuantMatMulTests
     [InlineData(DType.Q5_0)]
     [InlineData(DType.Q4_1)]
     [InlineData(DType.Q5_1)]
+    [InlineData(DType.IQ4_NL)]
     public void MatMulForwardPicksThePathByBatch(DType type)
     {
         using var w = new BlockWeights(type, 37, 136, seed: 3);

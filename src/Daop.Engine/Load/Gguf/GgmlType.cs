@@ -53,7 +53,7 @@ public static class GgmlTypes
 
     /// <summary>
     /// The Daop weight format that reads this type's bytes as they are, or null when Daop has no kernel for it yet
-    /// (Q2_K, Q8_K, Q8_1, the I-quants: the loader then names the tensor and the type).
+    /// (Q8_K, Q8_1, the I-quants but IQ4_NL: the loader then names the tensor and the type).
     /// </summary>
     public static DType? ToDType(this GgmlType t) => t switch
     {
@@ -67,9 +67,11 @@ public static class GgmlTypes
         GgmlType.Q5_K => DType.Q5_K,
         GgmlType.Q6_K => DType.Q6_K,
         GgmlType.Q3_K => DType.Q3_K,
+        GgmlType.Q2_K => DType.Q2_K,
         GgmlType.Q4_1 => DType.Q4_1,
         GgmlType.Q5_0 => DType.Q5_0,
         GgmlType.Q5_1 => DType.Q5_1,
+        GgmlType.IQ4_NL => DType.IQ4_NL,
         _ => null,
     };
 

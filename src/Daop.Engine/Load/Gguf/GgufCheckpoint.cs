@@ -129,7 +129,7 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
                     if (i >= 0) return start + i;
                 }
                 return -1;
-            case GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.MXFP4 or GgmlType.Q5_0 or GgmlType.Q4_1 or GgmlType.Q5_1:
+            case GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.MXFP4 or GgmlType.Q5_0 or GgmlType.Q4_1 or GgmlType.Q5_1 or GgmlType.IQ4_NL:
                 long blocks = count / 32;
                 int size = t.Type.BlockBytes();
                 bool hasMin = t.Type is GgmlType.Q4_1 or GgmlType.Q5_1; // fp16 d, then fp16 m
@@ -141,16 +141,17 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
                     if (bad) return b * 32;
                 }
                 return -1;
-            case GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
+            case GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
                 long supers = count / 256;
                 int bytes = t.Type.BlockBytes();
-                // fp16 d and dmin at the front (Q4_K, Q5_K) or d alone at the end (Q6_K at 208, Q3_K at 108)
-                int dAt = t.Type switch { GgmlType.Q6_K => 208, GgmlType.Q3_K => 108, _ => -1 };
+                // fp16 d and dmin at the front (Q4_K, Q5_K) or at the end (Q2_K at 80), or d alone at the end (Q6_K at 208,
+                // Q3_K at 108)
+                int dAt = t.Type switch { GgmlType.Q6_K => 208, GgmlType.Q3_K => 108, GgmlType.Q2_K => 80, _ => 0 };
+                bool dmin = t.Type is GgmlType.Q2_K or GgmlType.Q4_K or GgmlType.Q5_K;
                 for (long b = 0; b < supers; b++)
                 {
-                    byte* block = p + b * bytes;
-                    bool bad = dAt >= 0 ? (*(ushort*)(block + dAt) & 0x7C00) == 0x7C00
-                        : (*(ushort*)block & 0x7C00) == 0x7C00 || (*(ushort*)(block + 2) & 0x7C00) == 0x7C00;
+                    byte* block = p + b * bytes + dAt;
+                    bool bad = (*(ushort*)block & 0x7C00) == 0x7C00 || dmin && (*(ushort*)(block + 2) & 0x7C00) == 0x7C00;
                     if (bad) return b * 256;
                 }
                 return -1;
@@ -170,7 +171,7 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
 
     static DType ComputeType(GgufFile f, GgufTensorInfo t) => t.Type.ToDType() ?? throw new ModelLoadException(
         $"{f.Path}: tensor '{t.Name}' is {t.Type.Name()}, which Daop cannot compute with yet " +
-        "(it reads f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, mxfp4, q3_K, q4_K, q5_K and q6_K GGUF tensors; q2_K and the I-quants come later)");
+        "(it reads f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, mxfp4, iq4_nl, q2_K, q3_K, q4_K, q5_K and q6_K GGUF tensors; the other I-quants come later)");
 
     readonly record struct Resolved(GgufFile File, GgufTensorInfo Info, int? Slice);
 

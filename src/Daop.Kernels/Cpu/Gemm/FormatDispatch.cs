@@ -38,9 +38,11 @@ internal static class FormatDispatch
             case DType.Q5_K: op.InvokeKQuant<Q5_KFormat>(); break;
             case DType.Q6_K: op.InvokeKQuant<Q6_KFormat>(); break;
             case DType.Q3_K: op.InvokeKQuant<Q3_KFormat>(); break;
+            case DType.Q2_K: op.InvokeKQuant<Q2_KFormat>(); break;
             case DType.Q4_1: op.InvokeBlock<Q4_1Format>(); break;
             case DType.Q5_0: op.InvokeBlock<Q5_0Format>(); break;
             case DType.Q5_1: op.InvokeBlock<Q5_1Format>(); break;
+            case DType.IQ4_NL: op.InvokeBlock<Iq4NlFormat>(); break;
             default: throw new NotSupportedException($"weight type {type} has no CPU kernel");
         }
     }

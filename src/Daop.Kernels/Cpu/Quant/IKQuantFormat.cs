@@ -6,10 +6,11 @@ using Daop.Kernels.Cpu.Gemm;
 namespace Daop.Kernels.Cpu.Quant;
 
 /// <summary>
-/// A K-quant weight format (<see cref="DType.Q4_K"/>, <see cref="DType.Q5_K"/>, <see cref="DType.Q6_K"/>) as the int8
-/// kernels of <see cref="KQuantGemm{TK}"/> see it: sub-block j (32 columns) of a super-block is 32 unsigned integers
+/// A K-quant weight format (<see cref="DType.Q2_K"/> .. <see cref="DType.Q6_K"/>) as the int8 kernels of
+/// <see cref="KQuantGemm{TK}"/> see it: sub-block j (32 columns) of a super-block is 32 unsigned integers
 /// (<see cref="Quants"/>) and its scales (<see cref="Scales"/>); weight i is d·s·(q − <see cref="Offset"/>) − min, with s
-/// per sub-block (Q4_K, Q5_K: 6-bit, and a min dmin·m) or per run of 16 (Q6_K: int8, offset 32, no min).
+/// per sub-block (Q4_K, Q5_K: 6-bit, and a min dmin·m) or per run of 16 (Q6_K: int8, offset 32, no min; Q3_K: 6-bit,
+/// offset 4; Q2_K: 4-bit, and a 4-bit min per run).
 /// </summary>
 internal unsafe interface IKQuantFormat : IPanelFormat
 {
@@ -24,6 +25,9 @@ internal unsafe interface IKQuantFormat : IPanelFormat
 
     /// <summary>Subtracted from each unsigned integer: 0, or 32 for Q6_K.</summary>
     static abstract int Offset { get; }
+
+    /// <summary>Whether each run of 16 has its own scale (Q6_K, Q3_K, Q2_K) rather than each sub-block of 32 (Q4_K, Q5_K).</summary>
+    static abstract bool PerRun { get; }
 
     /// <summary>Sub-block <paramref name="j"/> (0..7) of the super-block at <paramref name="sb"/>: its 32 unsigned integers in column order.</summary>
     static abstract Vector256<byte> Quants(byte* sb, int j);
@@ -41,9 +45,11 @@ internal unsafe interface IKQuantFormat : IPanelFormat
 }
 
 /// <summary>
-/// A super-block's scales for the int8 dot, as int16: Q4_K/Q5_K: A = [s0..s7 | s0..s7], B = [m0..m7 | 0], D = d, DMin =
-/// dmin; Q6_K: A = [s0 s2 .. s14 | s1 s3 .. s15] (word j of each 128-bit half: the scales of sub-block j's two runs),
-/// B = [s0 .. s15], D = d. Four fields, so the JIT keeps it in registers.
+/// A super-block's scales for the int8 dot, as int16. A, the dot's scale words: word j of each 128-bit half holds sub-block
+/// j's scale for its two runs: Q4_K/Q5_K [s0..s7 | s0..s7], the per-run formats (Q6_K, Q3_K, Q2_K) [s0 s2 .. s14 | s1 s3
+/// .. s15]. B, what multiplies the activation sums: Q4_K/Q5_K the sub-block mins [m0..m7 | 0], Q2_K the run mins [m0 ..
+/// m15], Q6_K/Q3_K the run scales [s0 .. s15] (for the offset's correction). D = d, DMin = dmin. Four fields, so the JIT
+/// keeps it in registers.
 /// </summary>
 internal struct KScaleSet
 {
@@ -51,10 +57,10 @@ internal struct KScaleSet
     public float D, DMin;
 
     /// <summary>The integer scale of run <paramref name="k"/> (0..15; both runs of a sub-block share one in Q4_K/Q5_K).</summary>
-    public readonly int RunScale<TK>(int k) where TK : struct, IKQuantFormat => TK.HasMin ? A.GetElement(k >> 1) : B.GetElement(k);
+    public readonly int RunScale<TK>(int k) where TK : struct, IKQuantFormat => A.GetElement(TK.PerRun ? (k & 1) * 8 + (k >> 1) : k >> 1);
 
-    /// <summary>Sub-block <paramref name="j"/>'s min dmin·m_j (Q4_K, Q5_K).</summary>
-    public readonly float Min(int j) => DMin * B.GetElement(j);
+    /// <summary>Run <paramref name="k"/>'s min dmin·m (Q4_K/Q5_K: its sub-block's; Q2_K: its own); 0 without mins.</summary>
+    public readonly float RunMin<TK>(int k) where TK : struct, IKQuantFormat => TK.HasMin ? DMin * B.GetElement(TK.PerRun ? k : k >> 1) : 0f;
 }
 
 /// <summary>The 6-bit scales and mins shared by Q4_K and Q5_K.</summary>
@@ -113,6 +119,12 @@ internal static unsafe class KScales
         s.A = Vector256.Create((short)sc[0], (short)sc[2], (short)sc[4], (short)sc[6], (short)sc[8], (short)sc[10], (short)sc[12], (short)sc[14], (short)sc[1], (short)sc[3], (short)sc[5], (short)sc[7], (short)sc[9], (short)sc[11], (short)sc[13], (short)sc[15]);
     }
 
+    /// <summary>16 unsigned bytes as 16 int16 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> Words(Vector128<byte> v) =>
+        Avx2.IsSupported ? Avx2.ConvertToVector256Int16(v).AsInt16()
+            : Vector256.Create(Vector128.WidenLower(v).AsInt16(), Vector128.WidenUpper(v).AsInt16());
+
     /// <summary>The 8 bytes of <paramref name="v"/> as 8 int16 lanes.</summary>
     static Vector128<short> Bytes(ulong v) => Vector128.Create((short)(v & 0xFF), (short)(v >> 8 & 0xFF), (short)(v >> 16 & 0xFF), (short)(v >> 24 & 0xFF),
         (short)(v >> 32 & 0xFF), (short)(v >> 40 & 0xFF), (short)(v >> 48 & 0xFF), (short)(v >> 56));
@@ -143,8 +155,7 @@ internal static unsafe class KWidening
         byte* sb = row + (nint)(c / 256) * TK.BlockBytes;
         int i = c % 256, j = i / 32;
         TK.Scales(sb, out var s);
-        float min = TK.HasMin ? s.Min(j) : 0f;
-        return s.D * s.RunScale<TK>(i / 16) * (TK.Quants(sb, j).GetElement(i % 32) - TK.Offset) - min;
+        return s.D * s.RunScale<TK>(i / 16) * (TK.Quants(sb, j).GetElement(i % 32) - TK.Offset) - s.RunMin<TK>(i / 16);
     }
 
     /// <summary>Super-blocks [<paramref name="b0"/>, <paramref name="b1"/>) of a row at d[256·b0 ..].</summary>
@@ -159,16 +170,17 @@ internal static unsafe class KWidening
             for (int j = 0; j < 8; j++)
             {
                 var (q0, q1) = Vector256.Widen(TK.Quants(sb, j));   // runs 2j and 2j+1 as 16 ushorts each
-                var min = Vector256.Create(TK.HasMin ? s.Min(j) : 0f);
+                var ma = Vector256.Create(s.RunMin<TK>(2 * j));
+                var mc = Vector256.Create(s.RunMin<TK>(2 * j + 1));
                 var sa = Vector256.Create(s.D * s.RunScale<TK>(2 * j));
                 var sc = Vector256.Create(s.D * s.RunScale<TK>(2 * j + 1));
                 var (a0, a1) = Vector256.Widen(q0);
                 var (c0, c1) = Vector256.Widen(q1);
                 // separate multiply and subtract (no fma), as the reference rounds twice
-                (sa * (Vector256.ConvertToSingle(a0.AsInt32()) - offset) - min).Store(o + 32 * j);
-                (sa * (Vector256.ConvertToSingle(a1.AsInt32()) - offset) - min).Store(o + 32 * j + 8);
-                (sc * (Vector256.ConvertToSingle(c0.AsInt32()) - offset) - min).Store(o + 32 * j + 16);
-                (sc * (Vector256.ConvertToSingle(c1.AsInt32()) - offset) - min).Store(o + 32 * j + 24);
+                (sa * (Vector256.ConvertToSingle(a0.AsInt32()) - offset) - ma).Store(o + 32 * j);
+                (sa * (Vector256.ConvertToSingle(a1.AsInt32()) - offset) - ma).Store(o + 32 * j + 8);
+                (sc * (Vector256.ConvertToSingle(c0.AsInt32()) - offset) - mc).Store(o + 32 * j + 16);
+                (sc * (Vector256.ConvertToSingle(c1.AsInt32()) - offset) - mc).Store(o + 32 * j + 24);
             }
         }
     }

@@ -12,6 +12,7 @@ internal unsafe struct Q4_KFormat : IKQuantFormat
     public static int BlockBytes => 144;
     public static bool HasMin => true;
     public static int Offset => 0;
+    public static bool PerRun => false;
     public static bool Interleaved => false;
 
     public static float Widen(byte* row, int c) => KWidening.Element<Q4_KFormat>(row, c);
@@ -42,6 +43,7 @@ internal unsafe struct Q5_KFormat : IKQuantFormat
     public static int BlockBytes => 176;
     public static bool HasMin => true;
     public static int Offset => 0;
+    public static bool PerRun => false;
     public static bool Interleaved => false;
 
     public static float Widen(byte* row, int c) => KWidening.Element<Q5_KFormat>(row, c);
@@ -78,6 +80,7 @@ internal unsafe struct Q6_KFormat : IKQuantFormat
     public static int BlockBytes => 210;
     public static bool HasMin => false;
     public static int Offset => 32;
+    public static bool PerRun => true;
     public static bool Interleaved => false;
 
     public static float Widen(byte* row, int c) => KWidening.Element<Q6_KFormat>(row, c);
@@ -134,6 +137,7 @@ internal unsafe struct Q3_KFormat : IKQuantFormat
     public static int BlockBytes => 110;
     public static bool HasMin => false;
     public static int Offset => 4;
+    public static bool PerRun => true;
     public static bool Interleaved => false;
 
     public static float Widen(byte* row, int c) => KWidening.Element<Q3_KFormat>(row, c);
@@ -173,6 +177,53 @@ internal unsafe struct Q3_KFormat : IKQuantFormat
             (a >> 4 & Low) | (c >> 4 & Two) << 4, (b >> 4 & Low) | (c >> 6 & Two) << 4).AsSByte() - Vector128.Create((sbyte)32);
         KScales.Runs(packed, out s);
         s.D = HalfBits.ToSingleFinite(*(ushort*)(sb + 108));
+    }
+}
+
+/// <summary>
+/// <see cref="DType.Q2_K"/>: 16 scale bytes (run k: scale in the low nibble, min in the high), then per half h of 128, 32
+/// bytes of 2-bit pairs P (at 16 + 32h): quarter c takes bits 2c, 2c+1 of P[i], so q in 0..3; d at 80, dmin at 82;
+/// x = d·s_k·q − dmin·m_k.
+/// </summary>
+internal unsafe struct Q2_KFormat : IKQuantFormat
+{
+    public static DType Type => DType.Q2_K;
+    public static int BlockBytes => 84;
+    public static bool HasMin => true;
+    public static int Offset => 0;
+    public static bool PerRun => true;
+    public static bool Interleaved => false;
+
+    public static float Widen(byte* row, int c) => KWidening.Element<Q2_KFormat>(row, c);
+
+    public static void WidenRow(byte* row, Span<float> dst) => KWidening.Row<Q2_KFormat>(row, dst);
+
+    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
+        KWidening.Panel<Q2_KFormat>(row, kb, kl, d);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Quants(byte* sb, int j) =>
+        Vector256.ShiftRightLogical(Vector256.Load(sb + 16 + 32 * (j >> 2)).AsUInt16(), 2 * (j & 3)).AsByte() & Vector256.Create((byte)3);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> QuantPair(byte* sb, int r)
+    {
+        // sub-blocks 2r, 2r+1: half h = r/2, quarters c = 2(r & 1) and c + 1 of the same 32 pair bytes
+        int h = r >> 1, c = 2 * (r & 1);
+        ulong a = (ulong)(2 * c), b = (ulong)(2 * c + 2);
+        return Avx512F.ShiftRightLogicalVariable(KPairs.Twice(sb + 16 + 32 * h), Vector512.Create(a, a, a, a, b, b, b, b)).AsByte() & Vector512.Create((byte)3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Scales(byte* sb, out KScaleSet s)
+    {
+        var bytes = Vector128.Load(sb);
+        var scales = bytes & Vector128.Create((byte)15);
+        var mins = Vector128.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & Vector128.Create((byte)15);
+        KScales.Runs(scales.AsSByte(), out s);   // A = [s0 s2 .. | s1 s3 ..] as the other per-run formats
+        s.B = KScales.Words(mins);               // B = [m0 .. m15]: the mins go with the run sums
+        s.D = HalfBits.ToSingleFinite(*(ushort*)(sb + 80));
+        s.DMin = HalfBits.ToSingleFinite(*(ushort*)(sb + 82));
     }
 }
 

@@ -52,7 +52,7 @@ internal static class KQuantPaths
 /// <c>vpmaddwd</c> with the sub-block's int16 scale (Q6_K: each 128-bit half is one run of 16 and takes the run's scale),
 /// summed in 8 int32 lanes over the super-block: Σ_runs s·Σ q·x exactly. Q6_K (Q3_K) subtracts 32 (4)·Σ_runs s·Σx (<c>vpmaddwd</c> of its
 /// 16 scales with the run sums); one fma per super-block adds d·d_x·(that). Q4_K/Q5_K's mins, dmin·d_x·Σ_j m_j·Σx_j
-/// (<c>vpmaddwd</c> of the 8 mins with the sub-block sums), go to a second accumulator. Exact integers, fp32 sums:
+/// (<c>vpmaddwd</c> of the 8 mins with the sub-block sums; Q2_K's 16 run mins with the run sums), go to a second accumulator. Exact integers, fp32 sums:
 /// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums. With AVX-512BW a 512-bit register takes two
 /// sub-blocks (<see cref="IKQuantFormat.QuantPair"/>) and one <c>vpshufb</c> spreads their scale words, halving the dot's
 /// instructions; its 16 lanes fold to 8 before the same finish.
@@ -170,9 +170,9 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         public WideBlock(byte* sb)
         {
             TK.Scales(sb, out S);
-            LaneScales(S, out var lo, out var hi);
+            var lanes = LaneScales(S);
             Q0 = TK.QuantPair(sb, 0); Q1 = TK.QuantPair(sb, 1); Q2 = TK.QuantPair(sb, 2); Q3 = TK.QuantPair(sb, 3);
-            K0 = PairScales(lo, hi, 0); K1 = PairScales(lo, hi, 1); K2 = PairScales(lo, hi, 2); K3 = PairScales(lo, hi, 3);
+            K0 = PairScales(lanes, 0); K1 = PairScales(lanes, 1); K2 = PairScales(lanes, 2); K3 = PairScales(lanes, 3);
         }
 
         /// <summary>Σ s·q·x over the super-block against one token's 256 values at <paramref name="x"/>, folded to 8 int32 lanes.</summary>
@@ -185,30 +185,24 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     }
 
     /// <summary>
-    /// The run scales as int16 words repeated in every 128-bit lane, for <see cref="PairScales"/>'s in-lane shuffle:
-    /// Q4_K/Q5_K: s0..s7 in both <paramref name="lo"/> and <paramref name="hi"/>; Q6_K, Q3_K: s0..s7 in lo, s8..s15 in hi.
+    /// <see cref="KScaleSet.A"/>'s two halves as 128-bit lanes [lo, hi, lo, hi], for <see cref="PairScales"/>'s in-lane
+    /// shuffle: word j of lo holds sub-block j's scale (Q4_K/Q5_K) or run 2j's, of hi the same (Q4_K/Q5_K) or run 2j+1's.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void LaneScales(in KScaleSet s, out Vector512<short> lo, out Vector512<short> hi)
+    static Vector512<short> LaneScales(in KScaleSet s)
     {
-        var v = (TK.HasMin ? s.A : s.B).ToVector512Unsafe().AsInt32();
-        lo = Avx512F.Shuffle4x128(v, v, 0).AsInt16();
-        hi = TK.HasMin ? lo : Avx512F.Shuffle4x128(v, v, 0b01_01_01_01).AsInt16();
+        var v = s.A.ToVector512Unsafe().AsInt32();
+        return Avx512F.Shuffle4x128(v, v, 0b01_00_01_00).AsInt16();
     }
 
     /// <summary>
     /// The scale word of every int16 lane of <see cref="IKQuantFormat.QuantPair"/> <paramref name="r"/> after <c>vpmaddubsw</c>
-    /// (one <c>vpshufb</c>): sub-block 2r's scale in the lower 256 bits and 2r+1's in the upper (Q4_K/Q5_K), run 4r+i's in
-    /// 128-bit lane i (Q6_K, Q3_K).
+    /// (one <c>vpshufb</c> of <see cref="LaneScales"/>): 128-bit lane i covers run 4r + i, whose scale is word 2r + i/2 of
+    /// lo (i even) or hi (i odd); sub-blocks 2r and 2r+1 of Q4_K/Q5_K take their scale in both of their lanes the same way.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<short> PairScales(Vector512<short> lo, Vector512<short> hi, int r)
-    {
-        var control = TK.HasMin
-            ? Lanes(Word(2 * r), Word(2 * r), Word(2 * r + 1), Word(2 * r + 1))
-            : Lanes(Word(4 * r & 7), Word((4 * r + 1) & 7), Word((4 * r + 2) & 7), Word((4 * r + 3) & 7));
-        return Avx512BW.Shuffle((TK.HasMin || r < 2 ? lo : hi).AsByte(), control.AsByte()).AsInt16();
-    }
+    static Vector512<short> PairScales(Vector512<short> lanes, int r) =>
+        Avx512BW.Shuffle(lanes.AsByte(), Lanes(Word(2 * r), Word(2 * r), Word(2 * r + 1), Word(2 * r + 1)).AsByte()).AsInt16();
 
     /// <summary>The <c>vpshufb</c> control word that copies int16 word <paramref name="i"/> of a 128-bit lane.</summary>
     static short Word(int i) => (short)(0x0100 + 0x0202 * i);
@@ -307,18 +301,26 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
 
     /// <summary>
     /// Adds one super-block's integer dot <paramref name="p"/> (Σ s·q·x) to the token's accumulators: acc += d·d_x·(p − offset·Σ s·Σx
-    /// for Q6_K and Q3_K), mins += dmin·d_x·Σ_j m_j·Σx_j (Q4_K/Q5_K), with the token's activation data at <paramref name="x"/> +
-    /// <paramref name="o"/> bytes.
+    /// for Q6_K and Q3_K), mins += dmin·d_x·Σ m·Σx over the sub-blocks (Q4_K/Q5_K) or runs (Q2_K), with the token's
+    /// activation data at <paramref name="x"/> + <paramref name="o"/> bytes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Finish(Vector256<int> p, in KScaleSet s, in KToken x, nint o, ref Vector256<float> acc, ref Vector128<float> mins)
     {
         float dx = *(float*)((byte*)x.Scale + o);
-        if (!TK.HasMin) p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(s.B, Vector256.Load((short*)((byte*)x.RunSums + o))), OffsetShift);
+        if (TK.Offset != 0) p -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(s.B, Vector256.Load((short*)((byte*)x.RunSums + o))), OffsetShift);
         acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(s.D * dx), acc);
         if (TK.HasMin)
-            mins = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(Sse2.MultiplyAddAdjacent(s.B.GetLower(), Vector128.Load((short*)((byte*)x.BlockSums + o)))),
-                Vector128.Create(s.DMin * dx), mins);
+        {
+            Vector128<int> m;
+            if (TK.PerRun)
+            {
+                var m8 = Avx2.MultiplyAddAdjacent(s.B, Vector256.Load((short*)((byte*)x.RunSums + o)));
+                m = m8.GetLower() + m8.GetUpper();
+            }
+            else m = Sse2.MultiplyAddAdjacent(s.B.GetLower(), Vector128.Load((short*)((byte*)x.BlockSums + o)));
+            mins = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(m), Vector128.Create(s.DMin * dx), mins);
+        }
     }
 
     /// <summary>The fallback: the same integers and scales, lane 0 of each accumulator.</summary>
@@ -334,7 +336,9 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
             for (int i = 0; i < 16; i++) run += u[16 * k + i] * xq[16 * k + i];
             dot += s.RunScale<TK>(k) * (run - TK.Offset * runs[k]);
         }
-        if (TK.HasMin)
+        if (TK.HasMin && TK.PerRun)
+            for (int k = 0; k < 16; k++) min += s.B.GetElement(k) * runs[k];
+        else if (TK.HasMin)
             for (int j = 0; j < 8; j++) min += s.B.GetElement(j) * sums[j];
         acc[0] += s.D * dx * dot;
         mins[0] += s.DMin * dx * min;

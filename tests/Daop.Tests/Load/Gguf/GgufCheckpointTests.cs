@@ -106,7 +106,7 @@ public sealed unsafe class GgufCheckpointTests : IDisposable
         Assert.Equal(DType.Q6_K, c.Matrix("k6", 1, 512).Type);
         Assert.Equal(-1, c.FirstNonFinite("k"));
         Assert.Equal(DType.Q3_K, c.Matrix("q3", 1, 256).Type);
-        Assert.Contains("tensor 'q2' is q2_K, which Daop cannot compute with yet", Fails(() => c.Matrix("q2", 1, 256)));
+        Assert.Equal(DType.Q2_K, c.Matrix("q2", 1, 256).Type);
         Assert.Contains("tensor 'iq' is iq2_xxs, which Daop cannot compute with yet", Fails(() => c.Matrix("iq", 1, 256)));
         Assert.Contains("tensor 'q81' is q8_1, which Daop cannot compute with yet", Fails(() => c.Matrix("q81", 1, 32)));
         Assert.Contains("tensor 'q8' has shape [2, 32], expected [32, 2]", Fails(() => c.Matrix("q8", 32, 2)));
