@@ -17,8 +17,9 @@ public static unsafe class MatMul
     /// Parallel over rows on <see cref="CpuWorkers"/>, fp32 accumulation, no heap allocation once warm.
     /// One token is a GEMV that streams W once; several tokens run a register-tiled GEMM that reads each
     /// weight block once per group of four tokens. Results differ from <see cref="Scalar"/> only by summation order.
-    /// K-quants (Q3_K, Q4_K, Q5_K, Q6_K) take the int8 path (<see cref="KQuantGemm{TK}"/>), or exactly widened fp32 panels from
-    /// <see cref="QuantMatMul.OuterMinTokens"/> (96 tokens on 256-bit vectors, never with AVX-512BW). Block formats (Q8_0, Q4_0, MXFP4) go through <see cref="QuantMatMul"/>: below its batch threshold x is
+    /// K-quants (Q2_K .. Q6_K) take the int8 path (<see cref="KQuantGemm{TK}"/>), or exactly widened fp32 panels from
+    /// <see cref="QuantMatMul.OuterMinTokens"/> (96 tokens on 256-bit vectors, never with AVX-512BW). The 32-blocks (Q8_0,
+    /// Q4_0, MXFP4, Q4_1, Q5_0, Q5_1, IQ4_NL) go through <see cref="QuantMatMul"/>: below its batch threshold x is
     /// quantized to int8 blocks (results as <see cref="QuantMatMul.Scalar"/> up to summation order), above it the
     /// weights are widened exactly and the results are <see cref="Scalar"/>'s up to summation order.
     /// </remarks>
