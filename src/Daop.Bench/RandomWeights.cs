@@ -60,7 +60,7 @@ public sealed unsafe class RandomWeights : IDisposable
         byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, bytes), 64);
         int bb = type.BlockBytes();
         long blocks = bytes / bb;
-        ushort d16 = BitConverter.HalfToUInt16Bits((Half)(scale / type switch { DType.Q8_0 => 127, DType.IQ4_NL => 127, DType.Q5_0 => 16, DType.Q4_1 => 8, DType.Q5_1 => 16, _ => 8 }));
+        ushort d16 = BitConverter.HalfToUInt16Bits((Half)(scale / type switch { DType.Q8_0 or DType.IQ4_NL => 127, DType.Q5_0 or DType.Q5_1 => 16, _ => 8 }));
         byte e8 = (byte)Math.Clamp((int)MathF.Floor(MathF.Log2(scale)) - 2 + 127, 0, 254);
         // K-quants: random 4-bit (Q2_K), 6-bit (Q3_K, Q4_K, Q5_K) or int8 (Q6_K) sub-block scales times random integers
         ushort k16 = BitConverter.HalfToUInt16Bits((Half)(scale / (type switch { DType.Q6_K => 64 * 32, DType.Q3_K => 32 * 4, DType.Q2_K => 16 * 4, _ => 32 * 16 })));

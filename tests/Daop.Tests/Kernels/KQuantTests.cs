@@ -4,7 +4,7 @@ using Daop.Kernels.Quant;
 namespace Daop.Tests.Kernels;
 
 /// <summary>
-/// The descriptors of the GGUF formats Daop reads but never writes (K-quants, Q4_1, Q5_0, Q5_1) and their reference
+/// The descriptors of the GGUF formats Daop reads but never writes (K-quants, Q4_1, Q5_0, Q5_1, IQ4_NL) and their reference
 /// dequantizers against ggml's (tests/tools/kquant-references.py).
 /// </summary>
 public class KQuantTests
@@ -12,38 +12,27 @@ public class KQuantTests
     static string Fixture(string file) => Path.Combine(TestPaths.Root, "tests", "fixtures", "kquants", file);
 
     [Theory]
-    [InlineData(DType.Q2_K, 84, 2.625)]
-    [InlineData(DType.Q4_K, 144, 4.5)]
-    [InlineData(DType.Q5_K, 176, 5.5)]
-    [InlineData(DType.Q6_K, 210, 6.5625)]
-    public void Descriptor(DType t, int blockBytes, double bits)
+    [InlineData(DType.Q2_K, 256, 84, 2.625)]
+    [InlineData(DType.Q3_K, 256, 110, 3.4375)]
+    [InlineData(DType.Q4_K, 256, 144, 4.5)]
+    [InlineData(DType.Q5_K, 256, 176, 5.5)]
+    [InlineData(DType.Q6_K, 256, 210, 6.5625)]
+    [InlineData(DType.Q4_1, 32, 20, 5.0)]
+    [InlineData(DType.Q5_0, 32, 22, 5.5)]
+    [InlineData(DType.Q5_1, 32, 24, 6.0)]
+    [InlineData(DType.IQ4_NL, 32, 18, 4.5)]
+    public void Descriptor(DType t, int blockSize, int blockBytes, double bits)
     {
         Assert.True(t.IsBlock());
-        Assert.True(t.IsKQuant());
-        Assert.Equal(256, t.BlockSize());
-        Assert.Equal(blockBytes, t.BlockBytes());
-        Assert.Equal(bits, t.BitsPerWeight());
-        Assert.Equal(4096 / 256 * blockBytes, t.RowBytes(4096));
-        Assert.True(DTypes.TryParse(t.Name(), out var back) && back == t);
-        Assert.Throws<NotSupportedException>(() => BlockQuant.QuantizeRow(t, new float[256], new byte[blockBytes]));
-    }
-
-    [Theory]
-    [InlineData(DType.Q4_1, 20, 5.0)]
-    [InlineData(DType.Q5_0, 22, 5.5)]
-    [InlineData(DType.Q5_1, 24, 6.0)]
-    [InlineData(DType.IQ4_NL, 18, 4.5)]
-    public void LegacyDescriptor(DType t, int blockBytes, double bits)
-    {
-        Assert.True(t.IsBlock());
-        Assert.False(t.IsKQuant());
         Assert.True(t.IsGgufOnly());
-        Assert.Equal(32, t.BlockSize());
+        Assert.Equal(blockSize == 256, t.IsKQuant());
+        Assert.Equal(blockSize, t.BlockSize());
         Assert.Equal(blockBytes, t.BlockBytes());
         Assert.Equal(bits, t.BitsPerWeight());
-        Assert.Equal(5 * blockBytes, t.RowBytes(136)); // a partial last block is stored whole
+        Assert.Equal(4096 / blockSize * blockBytes, t.RowBytes(4096));
+        Assert.Equal((136 + blockSize - 1) / blockSize * blockBytes, t.RowBytes(136)); // a partial last block is stored whole
         Assert.True(DTypes.TryParse(t.Name(), out var back) && back == t);
-        Assert.Throws<NotSupportedException>(() => BlockQuant.QuantizeRow(t, new float[32], new byte[blockBytes]));
+        Assert.Throws<NotSupportedException>(() => BlockQuant.QuantizeRow(t, new float[blockSize], new byte[blockBytes]));
         Assert.Throws<NotSupportedException>(() => Daop.Kernels.Gpu.GpuMatrix.ChunksPerRow(t, 4096));
     }
 

@@ -104,8 +104,8 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
 
     /// <summary>
     /// Index of the first NaN or ±∞ of tensor <paramref name="name"/>, or −1: every element of the float types, every block
-    /// scale of Q8_0 and Q4_0 (fp16) and MXFP4 (E8M0, where 0xFF is NaN), every super-block's d (and dmin) of Q4_K, Q5_K
-    /// and Q6_K. Other types are not read (−1). For
+    /// scale of the 32-blocks (fp16 d, and m for Q4_1/Q5_1; MXFP4's E8M0, where 0xFF is NaN), every super-block's d (and
+    /// dmin) of the K-quants. Other types are not read (−1). For
     /// <c>inspect --check</c>, not for loading.
     /// </summary>
     public long FirstNonFinite(string name)
@@ -129,30 +129,21 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
                     if (i >= 0) return start + i;
                 }
                 return -1;
-            case GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.MXFP4 or GgmlType.Q5_0 or GgmlType.Q4_1 or GgmlType.Q5_1 or GgmlType.IQ4_NL:
-                long blocks = count / 32;
-                int size = t.Type.BlockBytes();
-                bool hasMin = t.Type is GgmlType.Q4_1 or GgmlType.Q5_1; // fp16 d, then fp16 m
-                for (long b = 0; b < blocks; b++)
-                {
-                    byte* block = p + b * size;
-                    bool bad = t.Type == GgmlType.MXFP4 ? block[0] == 0xFF
-                        : (*(ushort*)block & 0x7C00) == 0x7C00 || hasMin && (*(ushort*)(block + 2) & 0x7C00) == 0x7C00;
-                    if (bad) return b * 32;
-                }
+            case GgmlType.MXFP4:
+                for (long b = 0; b < count / 32; b++)
+                    if (p[b * 17] == 0xFF) return b * 32; // E8M0's NaN code
                 return -1;
-            case GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
-                long supers = count / 256;
-                int bytes = t.Type.BlockBytes();
-                // fp16 d and dmin at the front (Q4_K, Q5_K) or at the end (Q2_K at 80), or d alone at the end (Q6_K at 208,
-                // Q3_K at 108)
+            case GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q4_1 or GgmlType.Q5_1 or GgmlType.IQ4_NL
+                or GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K:
+                int elements = t.Type.BlockSize(), size = t.Type.BlockBytes();
+                // Where a block's fp16 scale sits (d at the front, or at the end for Q2_K, Q3_K and Q6_K), and whether a
+                // second fp16 follows it (Q4_1 and Q5_1's min m, the K-quants' dmin).
                 int dAt = t.Type switch { GgmlType.Q6_K => 208, GgmlType.Q3_K => 108, GgmlType.Q2_K => 80, _ => 0 };
-                bool dmin = t.Type is GgmlType.Q2_K or GgmlType.Q4_K or GgmlType.Q5_K;
-                for (long b = 0; b < supers; b++)
+                bool two = t.Type is GgmlType.Q4_1 or GgmlType.Q5_1 or GgmlType.Q2_K or GgmlType.Q4_K or GgmlType.Q5_K;
+                for (long b = 0; b < count / elements; b++)
                 {
-                    byte* block = p + b * bytes + dAt;
-                    bool bad = (*(ushort*)block & 0x7C00) == 0x7C00 || dmin && (*(ushort*)(block + 2) & 0x7C00) == 0x7C00;
-                    if (bad) return b * 256;
+                    byte* block = p + b * size + dAt;
+                    if ((*(ushort*)block & 0x7C00) == 0x7C00 || two && (*(ushort*)(block + 2) & 0x7C00) == 0x7C00) return b * elements;
                 }
                 return -1;
             default:

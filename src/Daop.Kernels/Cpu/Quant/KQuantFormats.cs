@@ -148,23 +148,10 @@ internal unsafe struct Q3_KFormat : IKQuantFormat
         KWidening.Panel<Q3_KFormat>(row, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Quants(byte* sb, int j)
-    {
-        int h = j >> 2, c = j & 3;
-        var pairs = Vector256.ShiftRightLogical(Vector256.Load(sb + 32 + 32 * h).AsUInt16(), 2 * c).AsByte() & Vector256.Create((byte)3);
-        return pairs | KPairs.Bit(sb, j, 4);
-    }
+    public static Vector256<byte> Quants(byte* sb, int j) => KPairs.Pairs(sb + 32, j) | KPairs.Bit(sb, j, 4);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<byte> QuantPair(byte* sb, int r)
-    {
-        // sub-blocks 2r, 2r+1: half h = r/2, quarters c = 2(r & 1) and c + 1 of the same 32 pair bytes
-        int h = r >> 1, c = 2 * (r & 1);
-        var p = KPairs.Twice(sb + 32 + 32 * h);
-        ulong a = (ulong)(2 * c), b = (ulong)(2 * c + 2);
-        var pairs = Avx512F.ShiftRightLogicalVariable(p, Vector512.Create(a, a, a, a, b, b, b, b)).AsByte() & Vector512.Create((byte)3);
-        return pairs | KPairs.HighBits(sb, 2 * r, 2 * r + 1, 2, 0x04);
-    }
+    public static Vector512<byte> QuantPair(byte* sb, int r) => KPairs.PairsTwice(sb + 32, r) | KPairs.HighBits(sb, 2 * r, 2 * r + 1, 2, 0x04);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scales(byte* sb, out KScaleSet s)
@@ -202,17 +189,10 @@ internal unsafe struct Q2_KFormat : IKQuantFormat
         KWidening.Panel<Q2_KFormat>(row, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Quants(byte* sb, int j) =>
-        Vector256.ShiftRightLogical(Vector256.Load(sb + 16 + 32 * (j >> 2)).AsUInt16(), 2 * (j & 3)).AsByte() & Vector256.Create((byte)3);
+    public static Vector256<byte> Quants(byte* sb, int j) => KPairs.Pairs(sb + 16, j);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<byte> QuantPair(byte* sb, int r)
-    {
-        // sub-blocks 2r, 2r+1: half h = r/2, quarters c = 2(r & 1) and c + 1 of the same 32 pair bytes
-        int h = r >> 1, c = 2 * (r & 1);
-        ulong a = (ulong)(2 * c), b = (ulong)(2 * c + 2);
-        return Avx512F.ShiftRightLogicalVariable(KPairs.Twice(sb + 16 + 32 * h), Vector512.Create(a, a, a, a, b, b, b, b)).AsByte() & Vector512.Create((byte)3);
-    }
+    public static Vector512<byte> QuantPair(byte* sb, int r) => KPairs.PairsTwice(sb + 16, r);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Scales(byte* sb, out KScaleSet s)
@@ -239,6 +219,22 @@ internal static unsafe class KPairs
     {
         var bit = Vector256.Create((byte)(1 << j));
         return Vector256.Equals(Vector256.Load(p) & bit, bit) & Vector256.Create(value);
+    }
+
+    /// <summary>
+    /// Sub-block <paramref name="j"/> (0..7) of 2-bit pairs stored as Q2_K and Q3_K store them, 64 bytes from
+    /// <paramref name="pairs"/>: bits 2(j mod 4), 2(j mod 4)+1 of the 32 bytes of half j / 4, as integers 0..3.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Pairs(byte* pairs, int j) =>
+        Vector256.ShiftRightLogical(Vector256.Load(pairs + 32 * (j >> 2)).AsUInt16(), 2 * (j & 3)).AsByte() & Vector256.Create((byte)3);
+
+    /// <summary><see cref="Pairs"/> of sub-blocks 2r and 2r+1 in one register (the two quarters of the same 32 bytes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> PairsTwice(byte* pairs, int r)
+    {
+        ulong a = (ulong)(4 * (r & 1)), b = a + 2;
+        return Avx512F.ShiftRightLogicalVariable(Twice(pairs + 32 * (r >> 1)), Vector512.Create(a, a, a, a, b, b, b, b)).AsByte() & Vector512.Create((byte)3);
     }
 
     /// <summary>The 32 bytes at <paramref name="p"/> as 64 integers: their low nibbles, then their high nibbles.</summary>

@@ -44,7 +44,7 @@ internal static unsafe class QuadDot<TB> where TB : struct, IBlockFormat
     /// <summary>
     /// <paramref name="acc"/> + cvt(dot lanes) · scale · d (+ min · d·Σq/2 per lane for the formats with a min) for the
     /// token whose quad values are at <paramref name="x"/> and lane data at <paramref name="lanes"/>; <paramref name="scale"/>
-    /// holds the row's block scales and mins per lane.
+    /// and <paramref name="min"/> hold the row's block scales and mins per lane.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Dot(Vector256<byte> u0, Vector256<byte> u1, Vector256<byte> u2, Vector256<byte> u3,
@@ -92,4 +92,3 @@ internal static unsafe class QuadDot<TB> where TB : struct, IBlockFormat
             : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(abs, xs), Vector256.Create((short)1));
     }
 }
-
