@@ -8,8 +8,9 @@ namespace Daop.Bench.Gpu;
 /// <summary>
 /// A random host matrix of any dtype for the GPU checks and timings, freed on dispose: the unblocked dtypes from
 /// <see cref="RandomWeights.Matrix"/>; the block formats as random GGUF blocks (uniform codes, scales so that values
-/// reach about ±scale), which is fast at Mixtral's shapes and covers every code. <see cref="Row"/> is the reference:
-/// <see cref="BlockQuant.DequantizeRow"/> for the block formats.
+/// reach about ±scale), which is fast at Mixtral's shapes and covers every code (the K-quants from
+/// <see cref="RandomWeights.Matrix"/>). <see cref="Row"/> is the reference: <see cref="BlockQuant.DequantizeRow"/> for the
+/// block formats.
 /// </summary>
 public sealed unsafe class BenchMatrix : IDisposable
 {
@@ -21,7 +22,7 @@ public sealed unsafe class BenchMatrix : IDisposable
     /// <summary>A random [rows, cols] matrix of <paramref name="type"/> with values within about ±<paramref name="scale"/>.</summary>
     public static BenchMatrix Random(DType type, int rows, int cols, uint seed, float scale)
     {
-        if (!type.IsBlock()) return new BenchMatrix(RandomWeights.Matrix(type, rows, cols, seed, scale));
+        if (!type.IsBlock() || type.IsKQuant()) return new BenchMatrix(RandomWeights.Matrix(type, rows, cols, seed, scale));
         long rowBytes = type.RowBytes(cols);
         var p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(16, rows * rowBytes), 64);
         int blocks = (cols + 31) / 32, bb = type.BlockBytes();

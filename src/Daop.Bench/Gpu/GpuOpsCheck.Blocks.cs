@@ -6,8 +6,14 @@ namespace Daop.Bench.Gpu;
 
 public static partial class GpuOpsCheck
 {
-    /// <summary>The block formats, in the order the checks and timings report them.</summary>
-    public static readonly DType[] BlockTypes = [DType.Q8_0, DType.Q4_0, DType.MXFP4];
+    /// <summary>The block formats with GPU kernels, in the order the checks and timings report them.</summary>
+    public static readonly DType[] BlockTypes = [DType.Q8_0, DType.Q4_0, DType.MXFP4, DType.Q4_K];
+
+    /// <summary>
+    /// <paramref name="cols"/> as a row of <paramref name="type"/> can have it: rounded up to whole 256-column super-blocks for
+    /// the K-quants, as it is otherwise.
+    /// </summary>
+    public static int Whole(DType type, int cols) => type.IsKQuant() ? (cols + 255) / 256 * 256 : cols;
 
     /// <summary>
     /// The block formats (<see cref="BlockTypes"/>) on <paramref name="accelerator"/> against the CPU path computed on their
@@ -36,14 +42,14 @@ public static partial class GpuOpsCheck
         foreach (var (label, options) in sets)
             foreach (var type in BlockTypes)
             {
-                Add(Linear(accelerator, options, label, type, shapes, tokenCounts));
-                Add(RoutedExperts(accelerator, options, label, type, 264, 296, small ? [1, 3, 12] : [1, 2, 3, 9, 40, 70], 8));
-                Add(DenseFfn(accelerator, options, label, type, 264, 296, small ? [1, 5] : [1, 3, 9, 70]));
+                Add(Linear(accelerator, options, label, type, [.. shapes.Select(s => (s.Rows, Whole(type, s.Cols)))], tokenCounts));
+                Add(RoutedExperts(accelerator, options, label, type, Whole(type, 264), Whole(type, 296), small ? [1, 3, 12] : [1, 2, 3, 9, 40, 70], 8));
+                Add(DenseFfn(accelerator, options, label, type, Whole(type, 264), Whole(type, 296), small ? [1, 5] : [1, 3, 9, 70]));
             }
         if (!small)
             foreach (var type in BlockTypes)
                 Add(RoutedExperts(accelerator, GpuKernelOptions.Default, "default", type, 4096, 14336, [1, 2, 3, 9], 8));
-        Add(Embed(accelerator, "embed block formats", [.. BlockTypes.Select(t => (t, 33, 296)), (DType.Q4_0, 389, 4096)]));
+        Add(Embed(accelerator, "embed block formats", [.. BlockTypes.Select(t => (t, 33, Whole(t, 296))), (DType.Q4_0, 389, 4096)]));
         foreach (var (h, i) in GeneratedShapes(small))
             Add(RoutedExperts(accelerator, GpuKernelOptions.Default, "default", DType.BF16, h, i, [1, 2, 3], 3));
         return checks;

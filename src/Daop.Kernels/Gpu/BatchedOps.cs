@@ -18,7 +18,7 @@ internal sealed class BatchedOps(GpuLaunch launch)
     /// Whether batched work on <paramref name="type"/> weights runs on the tensor cores: bf16, and the block formats
     /// dequantized to bf16 in registers (f16 and f32 take the fp32 FMA tiles).
     /// </summary>
-    public bool Mma(DType type) => launch.Options.TensorCores == true && (type == DType.BF16 || type.IsBlock() && !type.IsGgufOnly());
+    public bool Mma(DType type) => launch.Options.TensorCores == true && (type == DType.BF16 || GpuMatrix.DeviceType(type).IsBlock());
 
     /// <summary>Positions per tile the batched kernels take for weights of <paramref name="type"/>.</summary>
     public int BatchTileTokens(DType type) => Mma(type) ? MmaKernels.TileTokens : TileKernels.TileTokens;

@@ -11,7 +11,7 @@ namespace Daop.Kernels.Gpu;
 /// chunk one 16-byte weight load, one 16-byte load of its group's scales (shared by the group's lanes), and per part a
 /// <see cref="Float4"/> of activations that the neighbouring lanes' loads continue; codes are widened exactly to fp32
 /// (no int-to-float conversions: magic-number floats, or fp16 for MXFP4), each part's 4-term dot is scaled by its
-/// block's scale and accumulated in fp32. Blocks after the last whole group are read with bounds checks (the last may
+/// block's scale (plus the block's min times the part's activation sum, for Q4_K) and accumulated in fp32. Blocks after the last whole group are read with bounds checks (the last may
 /// be partial). The scalar twin is <see cref="BlockLayout.Element"/> with a plain dot product.
 /// </summary>
 internal static class BlockDots
@@ -127,11 +127,12 @@ internal static class BlockDots
     {
         var wv = default(TW).Widen(c, q);
         float d0 = Scale<TW>(sc, g, i, b, 2 * q), d1 = Scale<TW>(sc, g, i, b, 2 * q + 1);
+        float m0 = Min<TW>(sc, g, i, b, 2 * q), m1 = Min<TW>(sc, g, i, b, 2 * q + 1);
         int ca = col + 2 * q * step, cb = ca + step;
-        a.A0 = Parts(a.A0, wv, d0, d1, X(x, x4, x0, ca, cols, aligned), X(x, x4, x0, cb, cols, aligned));
-        if (nt > 1) a.A1 = Parts(a.A1, wv, d0, d1, X(x, x4, x1, ca, cols, aligned), X(x, x4, x1, cb, cols, aligned));
-        if (nt > 2) a.A2 = Parts(a.A2, wv, d0, d1, X(x, x4, x2, ca, cols, aligned), X(x, x4, x2, cb, cols, aligned));
-        if (nt > 3) a.A3 = Parts(a.A3, wv, d0, d1, X(x, x4, x3, ca, cols, aligned), X(x, x4, x3, cb, cols, aligned));
+        a.A0 = Parts<TW>(a.A0, wv, d0, d1, m0, m1, X(x, x4, x0, ca, cols, aligned), X(x, x4, x0, cb, cols, aligned));
+        if (nt > 1) a.A1 = Parts<TW>(a.A1, wv, d0, d1, m0, m1, X(x, x4, x1, ca, cols, aligned), X(x, x4, x1, cb, cols, aligned));
+        if (nt > 2) a.A2 = Parts<TW>(a.A2, wv, d0, d1, m0, m1, X(x, x4, x2, ca, cols, aligned), X(x, x4, x2, cb, cols, aligned));
+        if (nt > 3) a.A3 = Parts<TW>(a.A3, wv, d0, d1, m0, m1, X(x, x4, x3, ca, cols, aligned), X(x, x4, x3, cb, cols, aligned));
         return a;
     }
 
@@ -156,7 +157,7 @@ internal static class BlockDots
         }
         var wv = f.Widen(w[row + chunk], k >> 1);
         var sc = w[row + (long)blocks * bc + ((b * f.ScaleBytes) >> 4)];
-        return f.BlockScale(sc, b, k) * Pick(wv, 4 * (k & 1) + r);
+        return f.BlockScale(sc, b, k) * Pick(wv, 4 * (k & 1) + r) + f.BlockMin(sc, b, k);
     }
 
     // Value chunks per block, never 0: ILGPU folds constants in the dead block branches of the unblocked formats' kernels too.
@@ -170,22 +171,23 @@ internal static class BlockDots
         var f = default(TW);
         int v = 8 * Bc<TW>(), g = j / v, i = j - g * v;
         int o = 64 * g + i;
-        var w = f.Widen(c, 0);
-        a += f.GroupScale(sc, g, i, 0) * Lo(w, xv[o]);
-        a += f.GroupScale(sc, g, i, 1) * Hi(w, xv[o + v]);
-        w = f.Widen(c, 1);
-        a += f.GroupScale(sc, g, i, 2) * Lo(w, xv[o + 2 * v]);
-        a += f.GroupScale(sc, g, i, 3) * Hi(w, xv[o + 3 * v]);
+        a = GroupPair<TW>(a, f.Widen(c, 0), sc, g, i, 0, xv[o], xv[o + v]);
+        a = GroupPair<TW>(a, f.Widen(c, 1), sc, g, i, 1, xv[o + 2 * v], xv[o + 3 * v]);
         if (Bc<TW>() == 1)
         {
-            w = f.Widen(c, 2);
-            a += f.GroupScale(sc, g, i, 4) * Lo(w, xv[o + 4 * v]);
-            a += f.GroupScale(sc, g, i, 5) * Hi(w, xv[o + 5 * v]);
-            w = f.Widen(c, 3);
-            a += f.GroupScale(sc, g, i, 6) * Lo(w, xv[o + 6 * v]);
-            a += f.GroupScale(sc, g, i, 7) * Hi(w, xv[o + 7 * v]);
+            a = GroupPair<TW>(a, f.Widen(c, 2), sc, g, i, 2, xv[o + 4 * v], xv[o + 5 * v]);
+            a = GroupPair<TW>(a, f.Widen(c, 3), sc, g, i, 3, xv[o + 6 * v], xv[o + 7 * v]);
         }
         return a;
+    }
+
+    // Parts 2q and 2q+1 of a whole group's chunk against the activations xa, xb (q a constant at every call).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float GroupPair<TW>(float a, Widened w, Chunk16 sc, int g, int i, int q, Float4 xa, Float4 xb) where TW : struct, IWeightFormat
+    {
+        var f = default(TW);
+        return Parts<TW>(a, w, f.GroupScale(sc, g, i, 2 * q), f.GroupScale(sc, g, i, 2 * q + 1),
+            f.GroupMin(sc, g, i, 2 * q), f.GroupMin(sc, g, i, 2 * q + 1), xa, xb);
     }
 
     // Full for two matrices of one chunk geometry: each activation part loaded once.
@@ -210,12 +212,8 @@ internal static class BlockDots
     static Acc2 Pair2<TG, TU>(Acc2 a, Chunk16 cg, Chunk16 sg, Chunk16 cu, Chunk16 su, int g, int i, int q, Float4 xa, Float4 xb)
         where TG : struct, IWeightFormat where TU : struct, IWeightFormat
     {
-        var w = default(TG).Widen(cg, q);
-        a.G += default(TG).GroupScale(sg, g, i, 2 * q) * Lo(w, xa);
-        a.G += default(TG).GroupScale(sg, g, i, 2 * q + 1) * Hi(w, xb);
-        w = default(TU).Widen(cu, q);
-        a.U += default(TU).GroupScale(su, g, i, 2 * q) * Lo(w, xa);
-        a.U += default(TU).GroupScale(su, g, i, 2 * q + 1) * Hi(w, xb);
+        a.G = GroupPair<TG>(a.G, default(TG).Widen(cg, q), sg, g, i, q, xa, xb);
+        a.U = GroupPair<TU>(a.U, default(TU).Widen(cu, q), su, g, i, q, xa, xb);
         return a;
     }
 
@@ -239,10 +237,10 @@ internal static class BlockDots
     static float TailPair<TW>(float s, Chunk16 c, Chunk16 sc, int b, int q, ArrayView<float> x, ArrayView<Float4> x4, long xRow,
         int col, int step, int cols, int aligned) where TW : struct, IWeightFormat
     {
-        var wv = default(TW).Widen(c, q);
+        var f = default(TW);
         int ca = col + 2 * q * step;
-        s += default(TW).BlockScale(sc, b, 2 * q) * Lo(wv, X(x, x4, xRow, ca, cols, aligned));
-        return s + default(TW).BlockScale(sc, b, 2 * q + 1) * Hi(wv, X(x, x4, xRow, ca + step, cols, aligned));
+        return Parts<TW>(s, f.Widen(c, q), f.BlockScale(sc, b, 2 * q), f.BlockScale(sc, b, 2 * q + 1), f.BlockMin(sc, b, 2 * q),
+            f.BlockMin(sc, b, 2 * q + 1), X(x, x4, xRow, ca, cols, aligned), X(x, x4, xRow, ca + step, cols, aligned));
     }
 
     // The scale chunk (relative to the scale region) of value chunk j of a whole group.
@@ -275,6 +273,10 @@ internal static class BlockDots
     internal static float Scale<TW>(Chunk16 sc, int g, int i, int b, int k) where TW : struct, IWeightFormat =>
         g >= 0 ? default(TW).GroupScale(sc, g, i, k) : default(TW).BlockScale(sc, b, k);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float Min<TW>(Chunk16 sc, int g, int i, int b, int k) where TW : struct, IWeightFormat =>
+        !default(TW).HasMin ? 0f : g >= 0 ? default(TW).GroupMin(sc, g, i, k) : default(TW).BlockMin(sc, b, k);
+
     /// <summary>A gate and an up accumulator.</summary>
     internal struct Acc2
     {
@@ -301,12 +303,15 @@ internal static class BlockDots
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float Hi(Widened w, Float4 p) => w.W4 * p.X + w.W5 * p.Y + w.W6 * p.Z + w.W7 * p.W;
 
-    // a + d0·(parts 2q of w)·p + d1·(part 2q+1)·q, one fused multiply-add per part.
+    // a + d0·(parts 2q of w)·p + d1·(part 2q+1)·q, one fused multiply-add per part; formats with a min add m0·Σp + m1·Σq
+    // (value = code·d + m, so a part's dot is d·(codes·x) + m·Σx).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float Parts(float a, Widened w, float d0, float d1, Float4 p, Float4 q)
+    internal static float Parts<TW>(float a, Widened w, float d0, float d1, float m0, float m1, Float4 p, Float4 q) where TW : struct, IWeightFormat
     {
         a += d0 * Lo(w, p);
-        return a + d1 * Hi(w, q);
+        a += d1 * Hi(w, q);
+        if (default(TW).HasMin) a += m0 * ((p.X + p.Y) + (p.Z + p.W)) + m1 * ((q.X + q.Y) + (q.Z + q.W));
+        return a;
     }
 
     static float Pick(Widened w, int e) => e switch

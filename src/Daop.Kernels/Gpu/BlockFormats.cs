@@ -47,6 +47,15 @@ public struct Q8_0Format : IWeightFormat
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly float BlockScale(Chunk16 sc, int b, int k) => BlockFormats.Fp16At(sc, b & 7);
+
+    /// <inheritdoc />
+    public readonly bool HasMin => false;
+
+    /// <inheritdoc />
+    public readonly float GroupMin(Chunk16 sc, int g, int i, int k) => 0f;
+
+    /// <inheritdoc />
+    public readonly float BlockMin(Chunk16 sc, int b, int k) => 0f;
 }
 
 /// <summary>
@@ -101,6 +110,15 @@ public struct Q4_0Format : IWeightFormat
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly float BlockScale(Chunk16 sc, int b, int k) => Part(BlockFormats.Fp16At(sc, b & 7), k);
+
+    /// <inheritdoc />
+    public readonly bool HasMin => false;
+
+    /// <inheritdoc />
+    public readonly float GroupMin(Chunk16 sc, int g, int i, int k) => 0f;
+
+    /// <inheritdoc />
+    public readonly float BlockMin(Chunk16 sc, int b, int k) => 0f;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Part(float d, int k) => (k & 1) == 0 ? d : d * HighPart;
@@ -159,9 +177,102 @@ public struct Mxfp4Format : IWeightFormat
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly float BlockScale(Chunk16 sc, int b, int k) => Exponent(BlockFormats.Word(sc, (b & 15) >> 2) >> (8 * (b & 3)));
 
+    /// <inheritdoc />
+    public readonly bool HasMin => false;
+
+    /// <inheritdoc />
+    public readonly float GroupMin(Chunk16 sc, int g, int i, int k) => 0f;
+
+    /// <inheritdoc />
+    public readonly float BlockMin(Chunk16 sc, int b, int k) => 0f;
+
     // The low byte as a float's exponent field: 2^(byte − 127).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Exponent(uint v) => Interop.IntAsFloat((v & 0xFFu) << 23);
+}
+
+/// <summary>
+/// Q4_K weights on the device (<see cref="BlockLayout"/>), the file's bytes reordered: a 256-column super-block is one
+/// group, its 8 value chunks the unsigned 4-bit codes in <see cref="Q4_0Format"/>'s layout (part k of every chunk is
+/// sub-block k), its scale chunk the super-block's 16-byte header as stored (fp16 d and dmin, then the 6-bit sub-block
+/// scales and mins packed in 12 bytes). x = d·sc_k·q − dmin·m_k: a scale and a min per part, both exact in fp32.
+/// </summary>
+public struct Q4_KFormat : IWeightFormat
+{
+    const float HighPart = 1f / 65536;
+
+    /// <inheritdoc />
+    public readonly int Type => (int)DType.Q4_K;
+
+    /// <inheritdoc />
+    public readonly int PerChunk => 32;
+
+    /// <inheritdoc />
+    public readonly int BlockChunks => 1;
+
+    /// <inheritdoc />
+    /// <remarks>A group's 8 blocks share one 16-byte header: 2 bytes a block, as Q4_0's fp16 scales.</remarks>
+    public readonly int ScaleBytes => 2;
+
+    /// <inheritdoc />
+    public readonly bool HasMin => true;
+
+    /// <inheritdoc />
+    public readonly Widened Widen(Chunk16 c) => Widen(c, 0);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly Widened Widen(Chunk16 c, int q)
+    {
+        uint u = BlockFormats.Word(c, q), u1 = u >> 4, u2 = u >> 8, u3 = u >> 12;
+        Widened w;
+        w.W0 = Low(u); w.W1 = Low(u1); w.W2 = Low(u2); w.W3 = Low(u3);
+        w.W4 = High(u); w.W5 = High(u1); w.W6 = High(u2); w.W7 = High(u3);
+        return w;
+    }
+
+    // q of the low nibble, exactly: 2^23 + q as float bits, minus 2^23.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Low(uint v) => Interop.IntAsFloat((v & 0xFu) | 0x4B000000u) - 8388608f;
+
+    // q·2^16 of the nibble at bits 16..19 (the odd part's scale carries 2^-16).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float High(uint v) => Interop.IntAsFloat((v & 0xF0000u) | 0x4B000000u) - 8388608f;
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly float GroupScale(Chunk16 sc, int g, int i, int k) => Part(BlockFormats.Half(sc.X) * SubScale(sc, k), k);
+
+    /// <inheritdoc />
+    /// <remarks>Never reached for real rows (a Q4_K row is whole super-blocks, so whole groups); block b is sub-block b mod 8.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly float BlockScale(Chunk16 sc, int b, int k) => Part(BlockFormats.Half(sc.X) * SubScale(sc, b & 7), k);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly float GroupMin(Chunk16 sc, int g, int i, int k) => -BlockFormats.Half(sc.X >> 16) * SubMin(sc, k);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly float BlockMin(Chunk16 sc, int b, int k) => -BlockFormats.Half(sc.X >> 16) * SubMin(sc, b & 7);
+
+    // Sub-block s's 6-bit scale (ggml's get_scale_min_k4): header words Y, Z, W are the 12 packed bytes; s < 4 the low 6
+    // bits of byte s, else byte s + 4's low nibble and the top 2 bits of byte s − 4.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float SubScale(Chunk16 sc, int s) => Small(s < 4 ? sc.Y >> (8 * s) & 63u
+        : (sc.W >> (8 * (s - 4)) & 15u) | (sc.Y >> (8 * (s - 4) + 6) & 3u) << 4);
+
+    // Sub-block s's 6-bit min: s < 4 byte s + 4, else byte s + 4's high nibble and the top 2 bits of byte s.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float SubMin(Chunk16 sc, int s) => Small(s < 4 ? sc.Z >> (8 * s) & 63u
+        : (sc.W >> (8 * (s - 4) + 4) & 15u) | (sc.Z >> (8 * (s - 4) + 6) & 3u) << 4);
+
+    // A small unsigned integer as float, exactly (no int-to-float conversion).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Small(uint v) => Interop.IntAsFloat(v | 0x4B000000u) - 8388608f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Part(float d, int k) => (k & 1) == 0 ? d : d * HighPart;
 }
 
 /// <summary>Word and half-word access shared by the block formats.</summary>

@@ -4,10 +4,12 @@ using System.Runtime.CompilerServices;
 namespace Daop.Kernels.Gpu;
 
 /// <summary>
-/// How a row of a block format (Q8_0, Q4_0, MXFP4: 32-column blocks of codes and a scale) lives on the device, and the
-/// host-side packing into it: a region of 16-byte value chunks, then the blocks' scales in block order, zero-padded to a
-/// whole chunk. The bytes are GGUF's, reordered (MXFP4's scale byte stored as e + <see cref="Mxfp4ExponentBias"/>), so a
-/// row takes <see cref="DTypes.RowBytes"/> rounded up to 16 (Q4_0 at 4096 columns: 2304 bytes, 3.56x fewer than bf16).
+/// How a row of a block format (Q8_0, Q4_0, MXFP4: 32-column blocks of codes and a scale; Q4_K: 256-column super-blocks
+/// of eight such blocks with a scale and a min each) lives on the device, and the host-side packing into it: a region of
+/// 16-byte value chunks, then the blocks' scales in block order (Q4_K: each super-block's 16-byte header), zero-padded to
+/// a whole chunk. The bytes are GGUF's, reordered (MXFP4's scale byte stored as e + <see cref="Mxfp4ExponentBias"/>), so
+/// a row takes <see cref="DTypes.RowBytes"/> rounded up to 16 (Q4_0 and Q4_K at 4096 columns: 2304 bytes, 3.56x fewer
+/// than bf16).
 /// </summary>
 /// <remarks>
 /// <para>Values come in groups of 8 blocks (256 columns). A group is 8 value chunks for Q4_0 and MXFP4 (16 for Q8_0);
@@ -29,10 +31,10 @@ public static class BlockLayout
     /// <summary>Added to MXFP4's E8M0 scale byte on the device (see <see cref="Mxfp4Format"/>); scales up to e = 240 fit.</summary>
     public const int Mxfp4ExponentBias = 14;
 
-    /// <summary>16-byte value chunks per block: 2 for Q8_0, 1 for Q4_0 and MXFP4.</summary>
+    /// <summary>16-byte value chunks per block: 2 for Q8_0, 1 for Q4_0, MXFP4 and Q4_K.</summary>
     public static int BlockChunks(DType t) => Check(t) == DType.Q8_0 ? 2 : 1;
 
-    /// <summary>Scale bytes per block: 2 (fp16) for Q8_0 and Q4_0, 1 for MXFP4.</summary>
+    /// <summary>Scale bytes per block: 2 (fp16) for Q8_0 and Q4_0, 1 for MXFP4, 2 for Q4_K (its 16-byte header per 8 blocks).</summary>
     public static int ScaleBytes(DType t) => Check(t) == DType.MXFP4 ? 1 : 2;
 
     /// <summary>Blocks of a row of <paramref name="cols"/> columns (the last may be partial).</summary>
@@ -52,6 +54,11 @@ public static class BlockLayout
     /// <exception cref="NotSupportedException">An MXFP4 scale above 2^113 (e &gt; 240), which the device encoding cannot hold.</exception>
     public static unsafe void PackRow(DType t, ReadOnlySpan<byte> src, int cols, Span<byte> dst)
     {
+        if (t == DType.Q4_K)
+        {
+            PackQ4K(src, cols, dst);
+            return;
+        }
         int blocks = Blocks(cols), sb = ScaleBytes(t), bb = t.BlockBytes();
         int valueBytes = ValueChunks(t, cols) * 16, rowBytes = RowChunks(t, cols) * 16, fullBlocks = blocks / GroupBlocks * GroupBlocks;
         if (src.Length < (long)blocks * bb) throw new ArgumentException($"src holds {src.Length} bytes, a {t.Name()} row of {cols} needs {blocks * bb}", nameof(src));
@@ -99,6 +106,31 @@ public static class BlockLayout
         }
     }
 
+    // Q4_K: super-block s is group s. Sub-block k's 32 codes (nibble k mod 2 of qs[32·(k/2) ..]) are rearranged into a
+    // Q4_0 block's qs (byte i: codes i and i + 16) and placed as block 8s + k; the 16-byte header is the group's scale chunk.
+    static unsafe void PackQ4K(ReadOnlySpan<byte> src, int cols, Span<byte> dst)
+    {
+        const int sbBytes = 144, sbCols = 256;
+        if (cols % sbCols != 0) throw new ArgumentException($"a q4_K row is whole super-blocks of {sbCols}, not {cols} columns", nameof(cols));
+        int supers = cols / sbCols, valueBytes = ValueChunks(DType.Q4_K, cols) * 16;
+        if (src.Length < supers * sbBytes) throw new ArgumentException($"src holds {src.Length} bytes, a q4_K row of {cols} needs {supers * sbBytes}", nameof(src));
+        if (dst.Length < RowChunks(DType.Q4_K, cols) * 16) throw new ArgumentException($"dst holds {dst.Length} bytes, need {RowChunks(DType.Q4_K, cols) * 16}", nameof(dst));
+        byte* qs4 = stackalloc byte[16];
+        fixed (byte* s = src, d = dst)
+            for (int g = 0; g < supers; g++)
+            {
+                byte* block = s + (long)g * sbBytes;
+                Buffer.MemoryCopy(block, d + valueBytes + 16L * g, 16, 16);
+                for (int k = 0; k < GroupBlocks; k++)
+                {
+                    byte* qs = block + 16 + 32 * (k >> 1);
+                    int shift = 4 * (k & 1);
+                    for (int i = 0; i < 16; i++) qs4[i] = (byte)((qs[i] >> shift & 0xF) | (qs[i + 16] >> shift & 0xF) << 4);
+                    PackNibbles(qs4, d, 8 * g + k, full: true);
+                }
+            }
+    }
+
     static unsafe uint Unaligned(byte* p) => Unsafe.ReadUnaligned<uint>(p);
 
     // Four nibbles at bits 0, 8, 16, 24 as one half-word, nibble r at bits 4r.
@@ -125,6 +157,14 @@ public static class BlockLayout
             int code = chunk[2 * k + r / 2] >> 4 * (r % 2) & 0xF;
             var h = (ushort)((code & 8) << 12 | (code & 7) << 9);
             return (float)BitConverter.UInt16BitsToHalf(h) * BitConverter.UInt32BitsToSingle((uint)scales[b] << 23);
+        }
+        if (t == DType.Q4_K)
+        {
+            var header = scales.Slice(16 * (b / GroupBlocks), 16);
+            Quant.BlockQuant.ScaleMin(header[4..], b % GroupBlocks, out int sc, out int mn);
+            float dk = (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(header));
+            float dmin = (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(header[2..]));
+            return dk * sc * (chunk[2 * k + r / 2] >> 4 * (r % 2) & 0xF) - dmin * mn;
         }
         float d = (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(scales[(2 * b)..]));
         if (t == DType.Q8_0) return (sbyte)chunk[4 * k + r] * d;

@@ -48,10 +48,10 @@ internal static class BlockTiles
         int ca = col + 2 * q * step, cb = ca + step;
         Scaled4 p0 = Part4<TW>(f.Widen(c0, q), s0, g, i, b, q), p1 = Part4<TW>(f.Widen(c1, q), s1, g, i, b, q);
         Scaled4 p2 = Part4<TW>(f.Widen(c2, q), s2, g, i, b, q), p3 = Part4<TW>(f.Widen(c3, q), s3, g, i, b, q);
-        acc.T0 = Fma(acc.T0, p0, p1, p2, p3, BlockDots.X(x, x4, xr.V0, ca, cols, aligned), BlockDots.X(x, x4, xr.V0, cb, cols, aligned));
-        acc.T1 = Fma(acc.T1, p0, p1, p2, p3, BlockDots.X(x, x4, xr.V1, ca, cols, aligned), BlockDots.X(x, x4, xr.V1, cb, cols, aligned));
-        acc.T2 = Fma(acc.T2, p0, p1, p2, p3, BlockDots.X(x, x4, xr.V2, ca, cols, aligned), BlockDots.X(x, x4, xr.V2, cb, cols, aligned));
-        acc.T3 = Fma(acc.T3, p0, p1, p2, p3, BlockDots.X(x, x4, xr.V3, ca, cols, aligned), BlockDots.X(x, x4, xr.V3, cb, cols, aligned));
+        acc.T0 = Fma<TW>(acc.T0, p0, p1, p2, p3, BlockDots.X(x, x4, xr.V0, ca, cols, aligned), BlockDots.X(x, x4, xr.V0, cb, cols, aligned));
+        acc.T1 = Fma<TW>(acc.T1, p0, p1, p2, p3, BlockDots.X(x, x4, xr.V1, ca, cols, aligned), BlockDots.X(x, x4, xr.V1, cb, cols, aligned));
+        acc.T2 = Fma<TW>(acc.T2, p0, p1, p2, p3, BlockDots.X(x, x4, xr.V2, ca, cols, aligned), BlockDots.X(x, x4, xr.V2, cb, cols, aligned));
+        acc.T3 = Fma<TW>(acc.T3, p0, p1, p2, p3, BlockDots.X(x, x4, xr.V3, ca, cols, aligned), BlockDots.X(x, x4, xr.V3, cb, cols, aligned));
         return acc;
     }
 
@@ -59,7 +59,7 @@ internal static class BlockTiles
     struct Scaled4
     {
         public Widened W;
-        public float D0, D1;
+        public float D0, D1, M0, M1;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -69,17 +69,19 @@ internal static class BlockTiles
         p.W = w;
         p.D0 = BlockDots.Scale<TW>(sc, g, i, b, 2 * q);
         p.D1 = BlockDots.Scale<TW>(sc, g, i, b, 2 * q + 1);
+        p.M0 = BlockDots.Min<TW>(sc, g, i, b, 2 * q);
+        p.M1 = BlockDots.Min<TW>(sc, g, i, b, 2 * q + 1);
         return p;
     }
 
     // Rows 0..3 (A0..A3) of one x row's accumulators += the four rows' scaled parts · that x row's two Float4s.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Acc4 Fma(Acc4 a, Scaled4 p0, Scaled4 p1, Scaled4 p2, Scaled4 p3, Float4 xa, Float4 xb)
+    static Acc4 Fma<TW>(Acc4 a, Scaled4 p0, Scaled4 p1, Scaled4 p2, Scaled4 p3, Float4 xa, Float4 xb) where TW : struct, IWeightFormat
     {
-        a.A0 = BlockDots.Parts(a.A0, p0.W, p0.D0, p0.D1, xa, xb);
-        a.A1 = BlockDots.Parts(a.A1, p1.W, p1.D0, p1.D1, xa, xb);
-        a.A2 = BlockDots.Parts(a.A2, p2.W, p2.D0, p2.D1, xa, xb);
-        a.A3 = BlockDots.Parts(a.A3, p3.W, p3.D0, p3.D1, xa, xb);
+        a.A0 = BlockDots.Parts<TW>(a.A0, p0.W, p0.D0, p0.D1, p0.M0, p0.M1, xa, xb);
+        a.A1 = BlockDots.Parts<TW>(a.A1, p1.W, p1.D0, p1.D1, p1.M0, p1.M1, xa, xb);
+        a.A2 = BlockDots.Parts<TW>(a.A2, p2.W, p2.D0, p2.D1, p2.M0, p2.M1, xa, xb);
+        a.A3 = BlockDots.Parts<TW>(a.A3, p3.W, p3.D0, p3.D1, p3.M0, p3.M1, xa, xb);
         return a;
     }
 }

@@ -12,7 +12,7 @@ public sealed partial class GpuKernels
     /// <summary>
     /// Every kernel entry point by name (all explicitly grouped); generic row kernels by their bf16 instantiation, and
     /// <c>Gemv1.F16</c>, <c>Gemv1.F32</c> for the other dtypes' decode GEMV; the block formats' instantiations as
-    /// <c>&lt;kernel&gt;.Q8_0</c>, <c>.Q4_0</c>, <c>.MXFP4</c> (the row kernels for each, the tile and tensor-core kernels for some). The generated expert kernels are listed by
+    /// <c>&lt;kernel&gt;.Q8_0</c>, <c>.Q4_0</c>, <c>.MXFP4</c>, <c>.Q4_K</c> (the row kernels for each, the tile and tensor-core kernels for some). The generated expert kernels are listed by
     /// <see cref="Generated.GeneratedGpuExpert"/>.
     /// </summary>
     public static IReadOnlyDictionary<string, MethodInfo> KernelMethods { get; } = new Dictionary<string, MethodInfo>
@@ -64,6 +64,11 @@ public sealed partial class GpuKernels
         ["MmaGateUp.MXFP4"] = M(MmaKernels.GateUp<TensorCoreAcc, Mxfp4Format>),
         ["MmaDown.Q8_0"] = M(MmaKernels.Down<TensorCoreAcc, Q8_0Format>),
         ["MmaDown.Q4_0"] = M(MmaKernels.Down<TensorCoreAcc, Q4_0Format>),
+        ["Gemv1.Q4_K"] = M(GemvKernels.Gemv1<Q4_KFormat, Unroll4>),
+        ["GateUp.Q4_K"] = M(RowKernels.GateUp<Q4_KFormat, Q4_KFormat>),
+        ["DownCombine.Q4_K"] = M(RowKernels.DownCombine<Q4_KFormat>),
+        ["TileLinear.Q4_K"] = M(TileKernels.Linear<Q4_KFormat>),
+        ["MmaGateUp.Q4_K"] = M(MmaKernels.GateUp<TensorCoreAcc, Q4_KFormat>),
     };
 
     static MethodInfo M(Delegate kernel) => kernel.Method;

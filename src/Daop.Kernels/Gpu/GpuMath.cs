@@ -65,6 +65,8 @@ public static class GpuMath
     public const int Q4_0 = (int)DType.Q4_0;
     /// <summary>Kernel dtype code of MXFP4 weights.</summary>
     public const int MXFP4 = (int)DType.MXFP4;
+    /// <summary>Kernel dtype code of Q4_K weights.</summary>
+    public const int Q4_K = (int)DType.Q4_K;
 
     /// <summary>Elements in one 16-byte chunk of an unblocked <paramref name="type"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -306,15 +306,17 @@ public static class MmaKernels
         return acc;
     }
 
-    // Parts 2q, 2q + 1 of a value chunk (widened codes w) times their block scales, as bf16 hi chunk and lo remainder.
+    // Parts 2q, 2q + 1 of a value chunk (widened codes w) times their block scales (plus their mins), as bf16 hi chunk
+    // and lo remainder.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Dequant<TW>(Widened w, Chunk16 sc, int g, int i, int b, int q, out Chunk16 hi, out Chunk16 lo) where TW : struct, IWeightFormat
     {
         float d0 = BlockDots.Scale<TW>(sc, g, i, b, 2 * q), d1 = BlockDots.Scale<TW>(sc, g, i, b, 2 * q + 1);
-        hi.X = Pair(w.W0 * d0, w.W1 * d0, out lo.X);
-        hi.Y = Pair(w.W2 * d0, w.W3 * d0, out lo.Y);
-        hi.Z = Pair(w.W4 * d1, w.W5 * d1, out lo.Z);
-        hi.W = Pair(w.W6 * d1, w.W7 * d1, out lo.W);
+        float m0 = BlockDots.Min<TW>(sc, g, i, b, 2 * q), m1 = BlockDots.Min<TW>(sc, g, i, b, 2 * q + 1);
+        hi.X = Pair(w.W0 * d0 + m0, w.W1 * d0 + m0, out lo.X);
+        hi.Y = Pair(w.W2 * d0 + m0, w.W3 * d0 + m0, out lo.Y);
+        hi.Z = Pair(w.W4 * d1 + m1, w.W5 * d1 + m1, out lo.Z);
+        hi.W = Pair(w.W6 * d1 + m1, w.W7 * d1 + m1, out lo.W);
     }
 
     // Step (w_hi·x_hi + w_hi·x_lo) plus w_lo·x_hi: rows g (ah, al) and g + 8 (bh, bl) into slot nt, w1's (dh, eh / dl, el)

@@ -107,6 +107,7 @@ public static class VectorKernels
             if (type == GpuMath.Q8_0) x[i] = BlockDots.Element<Q8_0Format>(table, row, cols, c);
             else if (type == GpuMath.Q4_0) x[i] = BlockDots.Element<Q4_0Format>(table, row, cols, c);
             else if (type == GpuMath.MXFP4) x[i] = BlockDots.Element<Mxfp4Format>(table, row, cols, c);
+            else if (type == GpuMath.Q4_K) x[i] = BlockDots.Element<Q4_KFormat>(table, row, cols, c);
             else
             {
                 int chunk = c / per;

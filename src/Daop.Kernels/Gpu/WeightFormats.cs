@@ -46,6 +46,18 @@ public interface IWeightFormat
     /// block's scale (blocks past the whole groups, single lookups); 1 for the unblocked dtypes.
     /// </summary>
     float BlockScale(Chunk16 sc, int b, int k);
+
+    /// <summary>
+    /// Whether a block's values carry a min: value = widened × scale + min (Q4_K's −dmin·m). The kernels add min·Σx per
+    /// part only for these formats (a constant: the others' kernels have no such term).
+    /// </summary>
+    bool HasMin { get; }
+
+    /// <summary>The min of part <paramref name="k"/> of value chunk <paramref name="i"/> of full group <paramref name="g"/> (as <see cref="GroupScale"/>); 0 without <see cref="HasMin"/>.</summary>
+    float GroupMin(Chunk16 sc, int g, int i, int k);
+
+    /// <summary>The min of part <paramref name="k"/> of a chunk of block <paramref name="b"/> (as <see cref="BlockScale"/>); 0 without <see cref="HasMin"/>.</summary>
+    float BlockMin(Chunk16 sc, int b, int k);
 }
 
 /// <summary>bf16 weights.</summary>
@@ -83,6 +95,15 @@ public struct Bf16Format : IWeightFormat
 
     /// <inheritdoc />
     public readonly float BlockScale(Chunk16 sc, int b, int k) => 1f;
+
+    /// <inheritdoc />
+    public readonly bool HasMin => false;
+
+    /// <inheritdoc />
+    public readonly float GroupMin(Chunk16 sc, int g, int i, int k) => 0f;
+
+    /// <inheritdoc />
+    public readonly float BlockMin(Chunk16 sc, int b, int k) => 0f;
 }
 
 /// <summary>IEEE binary16 weights.</summary>
@@ -120,6 +141,15 @@ public struct F16Format : IWeightFormat
 
     /// <inheritdoc />
     public readonly float BlockScale(Chunk16 sc, int b, int k) => 1f;
+
+    /// <inheritdoc />
+    public readonly bool HasMin => false;
+
+    /// <inheritdoc />
+    public readonly float GroupMin(Chunk16 sc, int g, int i, int k) => 0f;
+
+    /// <inheritdoc />
+    public readonly float BlockMin(Chunk16 sc, int b, int k) => 0f;
 }
 
 /// <summary>fp32 weights.</summary>
@@ -156,6 +186,15 @@ public struct F32Format : IWeightFormat
 
     /// <inheritdoc />
     public readonly float BlockScale(Chunk16 sc, int b, int k) => 1f;
+
+    /// <inheritdoc />
+    public readonly bool HasMin => false;
+
+    /// <inheritdoc />
+    public readonly float GroupMin(Chunk16 sc, int g, int i, int k) => 0f;
+
+    /// <inheritdoc />
+    public readonly float BlockMin(Chunk16 sc, int b, int k) => 0f;
 }
 
 /// <summary>
@@ -208,6 +247,7 @@ public static class Formats
         DType.Q8_0 => f.Invoke<Q8_0Format>(),
         DType.Q4_0 => f.Invoke<Q4_0Format>(),
         DType.MXFP4 => f.Invoke<Mxfp4Format>(),
+        DType.Q4_K => f.Invoke<Q4_KFormat>(),
         _ => throw new NotSupportedException($"no GPU kernels for {type} weights"),
     };
 }

@@ -28,7 +28,8 @@ public class GpuOpsCheckTests(GpuFixture gpu)
         var checks = GpuOpsCheck.RunBlockFormats(gpu.Accelerator, small: true);
         Assert.All(checks, c => Assert.True(c.Passed && c.Cases > 0, $"{c.Name}: {c.Worst} at {c.WorstCase}"));
         foreach (var t in GpuOpsCheck.BlockTypes)
-            foreach (string family in new[] { $"linear {t.Name()} [default]", $"experts {t.Name()} 264x296 [lanes 4]", $"dense FFN {t.Name()} 264x296 [default]" })
+            foreach (string family in new[] { $"linear {t.Name()} [default]", $"experts {t.Name()} {GpuOpsCheck.Whole(t, 264)}x{GpuOpsCheck.Whole(t, 296)} [lanes 4]",
+                $"dense FFN {t.Name()} {GpuOpsCheck.Whole(t, 264)}x{GpuOpsCheck.Whole(t, 296)} [default]" })
                 Assert.Contains(checks, c => c.Name == family);
         Assert.Contains(checks, c => c.Name == "embed block formats");
         Assert.Contains(checks, c => c.Name == "experts bf16 256x256 generated [default]");

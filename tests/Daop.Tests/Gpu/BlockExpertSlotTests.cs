@@ -1,4 +1,5 @@
 using Daop.Engine.Device.Gpu;
+using Daop.Engine.Model;
 using Daop.Kernels;
 using Daop.Kernels.Gpu;
 using ILGPU;
@@ -58,13 +59,74 @@ public class BlockExpertSlotTests(GpuFixture gpu)
             for (int e = 0; e < 3; e++)
             {
                 var (want, mag) = experts[e].Reference(x);
-                var got = RunSlot(pool, pool.SlotOf(0, e), x);
+                var got = RunSlot(pool, 0, pool.SlotOf(0, e), x);
                 GpuExpertTests.AssertClose(want, mag, got, $"{type} {mode} expert {e}");
             }
         }
         finally
         {
             foreach (var e in experts) e.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A Q4_K_M file's experts: q4_K gate and up everywhere, down q4_K in one layer and q6_K in another. One slot layout
+    /// serves both (down as Q8_0, requantized at upload), every upload route leaves that image, and each slot runs its
+    /// expert as the requantized values say. Dense dtypes that differ, and shapes that differ, are refused.
+    /// </summary>
+    [Theory]
+    [InlineData(HostCopyMode.Staged)]
+    [InlineData(HostCopyMode.Direct)]
+    public void ExpertsWhoseDownFormatsDifferShareOneQ8Slot(HostCopyMode mode)
+    {
+        const int h = 256, n = 256;
+        using var gate = new BlockWeights(DType.Q4_K, n, h, 1);
+        using var up = new BlockWeights(DType.Q4_K, n, h, 2);
+        using var down4 = new BlockWeights(DType.Q4_K, h, n, 3);
+        using var down6 = new BlockWeights(DType.Q6_K, h, n, 4);
+        ExpertWeights e4 = new(gate.W, up.W, down4.W), e6 = new(gate.W, up.W, down6.W);
+        var layout = ExpertLayout.Of(new[] { e4, e6 });
+        Assert.Equal(new ExpertLayout(DType.Q4_K, DType.Q4_K, DType.Q8_0, h, n), layout);
+        Assert.Equal(new ExpertLayout(DType.Q4_K, DType.Q4_K, DType.Q4_K, h, n), ExpertLayout.Of(new[] { e4, e4 }));
+        Assert.Equal("gate q4_K, up q4_K, down q8_0, 256x256", layout.ToString());
+        using var bf16 = new Daop.Tests.Kernels.NativeWeights(DType.BF16, h, n, 5);
+        var e = Assert.Throws<NotSupportedException>(() => ExpertLayout.Of(new[] { e4, new ExpertWeights(gate.W, up.W, bf16.W) }));
+        Assert.Contains("differ in dtype", e.Message);
+
+        using var dev = new GpuDevice(gpu.Accelerator);
+        var perLayer = new[] { new[] { e4 }, new[] { e6 } };
+        using var pool = new ExpertSlotPool(dev, layout, 1, [1, 1]);
+        using var store = new HostExpertStore(perLayer, layout, gpu.Accelerator, mode);
+        using var queue = new ExpertTransferQueue(dev, pool, store);
+        queue.Enqueue(0, 0, pool.Assign(0, 0));
+        pool.Upload(dev.Stream, 1, pool.Assign(1, 0), e6);
+        var x = Daop.Tests.Kernels.NativeWeights.Floats(h, 7);
+        foreach (var (layer, down) in new[] { (0, down4), (1, down6) })
+        {
+            var (g, u, d) = pool.SlotViews(layer, 0);
+            Assert.Equal(Image(gate.W), Read(g));
+            var q8 = new Chunk16[GpuMatrix.ChunksPerRow(DType.Q8_0, n) * h];
+            GpuMatrix.Pack(down.W, 0, h, q8, DType.Q8_0);
+            Assert.Equal(q8, Read(d));
+            // The reference: gate and up as stored, down as its Q8_0 requantization.
+            var hidden = new double[n];
+            for (int r = 0; r < n; r++)
+            {
+                double a = 0, b = 0;
+                for (int c = 0; c < h; c++) { a += (double)x[c] * gate.At(r, c); b += (double)x[c] * up.At(r, c); }
+                hidden[r] = a / (1 + Math.Exp(-a)) * b;
+            }
+            var want = new double[h];
+            var mag = new double[h];
+            var row = new float[n];
+            var bytes = new byte[DType.Q8_0.RowBytes(n)];
+            for (int r = 0; r < h; r++)
+            {
+                Daop.Kernels.Quant.BlockQuant.QuantizeRow(DType.Q8_0, down.Row(r), bytes);
+                Daop.Kernels.Quant.BlockQuant.DequantizeRow(DType.Q8_0, bytes, row);
+                for (int c = 0; c < n; c++) { want[r] += row[c] * hidden[c]; mag[r] += Math.Abs(row[c] * hidden[c]); }
+            }
+            GpuExpertTests.AssertClose(want, mag, RunSlot(pool, layer, 0, x), $"{mode} layer {layer}");
         }
     }
 
@@ -84,17 +146,18 @@ public class BlockExpertSlotTests(GpuFixture gpu)
     }
 
     // One token through one slot: gate/up over a single grouped tile, then the fused down-and-combine with weight 1.
-    float[] RunSlot(ExpertSlotPool pool, int slot, float[] x)
+    float[] RunSlot(ExpertSlotPool pool, int layer, int slot, float[] x)
     {
-        var (gate, up, down) = pool.Matrices(0);
+        int hidden = pool.Layout.Hidden, inter = pool.Layout.Inter;
+        var (gate, up, down) = pool.Matrices(layer);
         var index = new[] { 0, slot, 0, 1, 0, slot, BitConverter.SingleToInt32Bits(1f) };
         using var ib = gpu.Upload(index);
         using var xb = gpu.Upload(x);
-        using var hb = gpu.Zeros(Inter);
-        using var yb = gpu.Zeros(Hidden);
+        using var hb = gpu.Zeros(inter);
+        using var yb = gpu.Zeros(hidden);
         ArrayView<int> iv = ib.View;
         gpu.Kernels.GateUp(gpu.Stream, gate, up, xb.View, hb.View, 1, iv, 1, 1, 1);
         gpu.Kernels.DownCombine(gpu.Stream, down, hb.View, yb.View, 1, 1, iv, iv.SubView(6, 1).Cast<float>(), 4, 5);
-        return gpu.Read(yb, Hidden);
+        return gpu.Read(yb, hidden);
     }
 }

@@ -10,7 +10,7 @@ using ILGPU.Runtime;
 namespace Daop.Tests.Gpu;
 
 /// <summary>
-/// Every kernel on the block formats (Q8_0, Q4_0, MXFP4) on the ILGPU CPU accelerator against a double-precision
+/// Every kernel on the block formats (Q8_0, Q4_0, MXFP4, Q4_K, and the GGUF formats the device holds as Q8_0) on the ILGPU CPU accelerator against a double-precision
 /// reference computed from <see cref="Daop.Kernels.Quant.BlockQuant"/>-dequantized weights: the decode GEMV, the
 /// few-token row kernel and the batched tile kernel (Linear), routed experts through <see cref="GpuExpertScheduler"/>
 /// (fused down-and-combine, grouped row kernels, batched tiles), the dense FFN and the embedding lookup. Shapes cover a
@@ -36,6 +36,18 @@ public class GpuBlockKernelTests(GpuFixture gpu)
             data.Add(t, 5, 296, 1, 4, 1);                   // one row a team
             data.Add(t, 3, 520, 2, 4, 2);
         }
+        // Q4_K (rows of whole 256-column super-blocks, a scale and a min per 32-block).
+        foreach (var (rows, cols) in new[] { (5, 256), (3, 512) })
+            foreach (int tokens in new[] { 1, 3, 5 })
+                data.Add(DType.Q4_K, rows, cols, tokens, 1, 2);
+        data.Add(DType.Q4_K, 6, 512, 1, 4, 2);
+        data.Add(DType.Q4_K, 5, 256, 1, 4, 1);
+        // The formats the device holds as Q8_0, requantized at upload.
+        data.Add(DType.Q6_K, 3, 256, 1, 1, 2);
+        data.Add(DType.Q5_K, 3, 512, 5, 4, 2);
+        data.Add(DType.Q2_K, 4, 256, 3, 1, 2);
+        data.Add(DType.Q5_0, 6, 296, 1, 4, 2);
+        data.Add(DType.IQ4_NL, 5, 40, 5, 1, 2);
         return data;
     }
 
@@ -62,7 +74,7 @@ public class GpuBlockKernelTests(GpuFixture gpu)
             }
         var (wb, gm) = gpu.Upload(w.W);
         using var _ = wb;
-        Assert.Equal(type, gm.Type);
+        Assert.Equal(GpuMatrix.DeviceType(type), gm.Type);
         using var xb = gpu.Upload(x);
         using var yb = gpu.Zeros(tokens * rows);
         using var bb = gpu.Upload(bias);
@@ -89,6 +101,11 @@ public class GpuBlockKernelTests(GpuFixture gpu)
     [InlineData(DType.Q8_0, 12, 1, 2, 264)]
     [InlineData(DType.MXFP4, 12, 1, 2, 264)]
     [InlineData(DType.Q4_0, 1, 4, 2, 265)]   // odd rows of down (a pair's second row absent); unaligned gate/up input
+    [InlineData(DType.Q4_K, 1, 1, 2, 256)]
+    [InlineData(DType.Q4_K, 2, 4, 1, 256)]
+    [InlineData(DType.Q4_K, 3, 4, 2, 512)]
+    [InlineData(DType.Q4_K, 12, 1, 2, 256)]
+    [InlineData(DType.Q6_K, 2, 1, 2, 256)]
     public void RoutedExpertsMatchDequantizedReference(DType type, int tokens, int lanes, int blockRows, int hidden) =>
         GpuExpertTests.CheckRoutedExperts(gpu, type, tokens, topK: 2, numExperts: tokens > 4 ? 2 : 4, lanes, launches: null,
             hidden: hidden, inter: 256, blockRows: blockRows);
@@ -190,20 +207,22 @@ public class GpuBlockKernelTests(GpuFixture gpu)
 
     /// <summary>A quantized embedding table: rows widened to exactly the dequantized values.</summary>
     [Theory]
-    [InlineData(DType.Q8_0)]
-    [InlineData(DType.Q4_0)]
-    [InlineData(DType.MXFP4)]
-    public void EmbedReadsDequantizedRows(DType type)
+    [InlineData(DType.Q8_0, 296)]
+    [InlineData(DType.Q4_0, 296)]
+    [InlineData(DType.MXFP4, 296)]
+    [InlineData(DType.Q4_K, 512)]
+    [InlineData(DType.Q6_K, 256)]
+    public void EmbedReadsDequantizedRows(DType type, int cols)
     {
-        using var table = new BlockWeights(type, 7, 296, seed: 3);
+        using var table = new BlockWeights(type, 7, cols, seed: 3);
         var (tb, tm) = gpu.Upload(table.W);
         using var _ = tb;
         int[] tokens = [6, 0, 3];
         using var ib = gpu.Upload(tokens);
-        using var xb = gpu.Zeros(tokens.Length * 296);
+        using var xb = gpu.Zeros(tokens.Length * cols);
         gpu.Kernels.Embed(gpu.Stream, tm, ib.View, xb.View, tokens.Length);
-        var got = gpu.Read(xb, tokens.Length * 296);
+        var got = gpu.Read(xb, tokens.Length * cols);
         for (int t = 0; t < tokens.Length; t++)
-            Assert.Equal(table.Row(tokens[t]), got.AsSpan(t * 296, 296).ToArray());
+            Assert.Equal(table.Row(tokens[t]), got.AsSpan(t * cols, cols).ToArray());
     }
 }

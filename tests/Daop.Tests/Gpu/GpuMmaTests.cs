@@ -59,21 +59,26 @@ public class GpuBlockMmaTests(Gpu32Fixture gpu)
     [InlineData(DType.Q8_0, 5, 520, 33)]
     [InlineData(DType.MXFP4, 17, 40, 65)]
     [InlineData(DType.Q4_0, 16, 256, 70)]
+    [InlineData(DType.Q4_K, 17, 512, 9)]
+    [InlineData(DType.Q4_K, 16, 256, 70)]
+    [InlineData(DType.Q6_K, 5, 256, 33)]
     public void LinearMatchesDequantizedReference(DType type, int rows, int cols, int tokens) =>
         GpuBlockKernelTests.CheckGemv(gpu, type, rows, cols, tokens, 32, 2, tol: 2e-5);
 
     [Theory]
     [InlineData(DType.Q4_0, 12)]
     [InlineData(DType.MXFP4, 33)]
+    [InlineData(DType.Q4_K, 12)]
     public void RoutedExpertsMatchDequantizedReference(DType type, int tokens) =>
-        GpuExpertTests.CheckRoutedExperts(gpu, type, tokens, topK: 2, numExperts: 2, 32, launches: null, rel: 4e-5, hidden: 40, inter: 40);
+        GpuExpertTests.CheckRoutedExperts(gpu, type, tokens, topK: 2, numExperts: 2, 32, launches: null, rel: 4e-5,
+            hidden: type == DType.Q4_K ? 256 : 40, inter: type == DType.Q4_K ? 256 : 40);
 
     [Fact]
     public void BatchedQuantizedWorkRunsOnTheTensorCores()
     {
         Assert.True(gpu.Kernels.Options.TensorCores);
-        foreach (var t in new[] { DType.BF16, DType.Q8_0, DType.Q4_0, DType.MXFP4 }) Assert.Equal(MmaKernels.TileTokens, gpu.Kernels.BatchTileTokens(t));
-        foreach (var t in new[] { DType.F16, DType.F32, DType.Q4_K }) Assert.Equal(TileKernels.TileTokens, gpu.Kernels.BatchTileTokens(t));
+        foreach (var t in new[] { DType.BF16, DType.Q8_0, DType.Q4_0, DType.MXFP4, DType.Q4_K, DType.Q6_K }) Assert.Equal(MmaKernels.TileTokens, gpu.Kernels.BatchTileTokens(t));
+        foreach (var t in new[] { DType.F16, DType.F32 }) Assert.Equal(TileKernels.TileTokens, gpu.Kernels.BatchTileTokens(t));
     }
 }
 

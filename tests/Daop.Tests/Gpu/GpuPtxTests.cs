@@ -44,7 +44,7 @@ public class GpuPtxTests
             Assert.Contains("shfl.sync.idx", ptx["Attention"]);
             // Block formats: 16-byte value and scale chunks, Float4 activations, codes widened without int-to-float conversions.
             foreach (var name in ptx.Keys.Where(n => n.EndsWith(".Q8_0", StringComparison.Ordinal) || n.EndsWith(".Q4_0", StringComparison.Ordinal)
-                || n.EndsWith(".MXFP4", StringComparison.Ordinal)))
+                || n.EndsWith(".MXFP4", StringComparison.Ordinal) || n.EndsWith(".Q4_K", StringComparison.Ordinal)))
             {
                 bool mma = name.StartsWith("Mma", StringComparison.Ordinal);
                 if (!name.StartsWith("MmaSplit", StringComparison.Ordinal)) Assert.Matches(new Regex(@"ld(\.global)?\.v4\.b32"), ptx[name]);

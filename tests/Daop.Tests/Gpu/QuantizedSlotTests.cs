@@ -12,7 +12,7 @@ namespace Daop.Tests.Gpu;
 /// <summary>
 /// Quantized experts through the offloading machinery that only moves bytes (no kernel reads them): the pool sizes slots
 /// in q4_0 bytes, and an expert uploaded directly, staged or transferred lands in its slot as the device image of its
-/// stored block rows (<see cref="GpuMatrix.Pack"/>: the same bytes, values then scales), on the CPU accelerator.
+/// stored block rows (<see cref="GpuMatrix.Pack(in WeightMatrix, int, int, Span{Chunk16}, DType)"/>: the same bytes, values then scales), on the CPU accelerator.
 /// </summary>
 [Collection(GpuCollection.Name)]
 public class QuantizedSlotTests(GpuFixture gpu)

@@ -8,12 +8,13 @@ namespace Daop.Engine.Device.Gpu;
 
 /// <summary>
 /// The shape of one routed expert as a GPU slot holds it: gate and up [Inter, Hidden], down [Hidden, Inter], each in
-/// its stored dtype with rows padded to whole 16-byte chunks (the <see cref="GpuMatrix"/> layout; the block formats
-/// Q8_0, Q4_0 and MXFP4 take their quantized bytes, so a Q4_0 Mixtral expert is 3.56x smaller than in bf16).
+/// its device dtype (<see cref="GpuMatrix.DeviceType"/>) with rows padded to whole 16-byte chunks (the
+/// <see cref="GpuMatrix"/> layout; the block formats take their quantized bytes, so a Q4_0 or Q4_K Mixtral expert is
+/// 3.56x smaller than in bf16).
 /// </summary>
-/// <param name="GateType">dtype of the gate matrix.</param>
-/// <param name="UpType">dtype of the up matrix.</param>
-/// <param name="DownType">dtype of the down matrix.</param>
+/// <param name="GateType">Device dtype of the gate matrix.</param>
+/// <param name="UpType">Device dtype of the up matrix.</param>
+/// <param name="DownType">Device dtype of the down matrix.</param>
 /// <param name="Hidden">Model width.</param>
 /// <param name="Inter">Expert intermediate width.</param>
 public readonly record struct ExpertLayout(DType GateType, DType UpType, DType DownType, int Hidden, int Inter)
@@ -32,27 +33,44 @@ public readonly record struct ExpertLayout(DType GateType, DType UpType, DType D
     /// <summary>The same shape with every matrix in bf16 (what a quantized expert's slot is compared against).</summary>
     public ExpertLayout Bf16 => this with { GateType = DType.BF16, UpType = DType.BF16, DownType = DType.BF16 };
 
-    /// <summary>The layout of <paramref name="w"/>.</summary>
-    public static ExpertLayout Of(in ExpertWeights w) => new(w.Gate.Type, w.Up.Type, w.Down.Type, w.Gate.Cols, w.Gate.Rows);
+    /// <summary>The layout of <paramref name="w"/> on the device.</summary>
+    public static ExpertLayout Of(in ExpertWeights w) =>
+        new(GpuMatrix.DeviceType(w.Gate.Type), GpuMatrix.DeviceType(w.Up.Type), GpuMatrix.DeviceType(w.Down.Type), w.Gate.Cols, w.Gate.Rows);
 
-    /// <summary>The routed experts' layout of <paramref name="weights"/>; throws if any expert differs from the first.</summary>
-    public static ExpertLayout Of(ModelWeights weights)
+    /// <summary>
+    /// The one layout every routed expert of <paramref name="weights"/> takes in a slot. Where a matrix role is stored in
+    /// different block formats across layers (a Q4_K_M file: q4_K down projections in some layers, q6_K in others), the
+    /// slots hold it as Q8_0 (<see cref="GpuMatrix.CanHold"/>), so one slot size serves every layer; experts of different
+    /// shapes, or of dense dtypes that differ, are refused.
+    /// </summary>
+    public static ExpertLayout Of(ModelWeights weights) => Of(weights.Layers.SelectMany(l => l.Experts));
+
+    /// <summary>The one layout all of <paramref name="experts"/> take in a slot (as <see cref="Of(ModelWeights)"/>).</summary>
+    public static ExpertLayout Of(IEnumerable<ExpertWeights> experts)
     {
-        ExpertLayout? first = null;
-        foreach (var layer in weights.Layers)
-            foreach (var e in layer.Experts)
-            {
-                var l = Of(e);
-                if (first == null) first = l;
-                else if (l != first.Value) throw new NotSupportedException($"routed experts differ in shape or dtype: {l} vs {first.Value}");
-                if (e.Up.Rows != e.Gate.Rows || e.Up.Cols != e.Gate.Cols || e.Down.Rows != e.Gate.Cols || e.Down.Cols != e.Gate.Rows)
-                    throw new NotSupportedException($"expert matrices do not form a SwiGLU FFN: gate {e.Gate.Rows}x{e.Gate.Cols}, up {e.Up.Rows}x{e.Up.Cols}, down {e.Down.Rows}x{e.Down.Cols}");
-            }
-        return first ?? throw new ArgumentException("the model has no routed experts", nameof(weights));
+        ExpertLayout? common = null;
+        foreach (var e in experts)
+        {
+            if (e.Up.Rows != e.Gate.Rows || e.Up.Cols != e.Gate.Cols || e.Down.Rows != e.Gate.Cols || e.Down.Cols != e.Gate.Rows)
+                throw new NotSupportedException($"expert matrices do not form a SwiGLU FFN: gate {e.Gate.Rows}x{e.Gate.Cols}, up {e.Up.Rows}x{e.Up.Cols}, down {e.Down.Rows}x{e.Down.Cols}");
+            var l = Of(e);
+            if (common is not { } c) common = l;
+            else if (l.Hidden != c.Hidden || l.Inter != c.Inter) throw new NotSupportedException($"routed experts differ in shape: {l} vs {c}");
+            else common = new ExpertLayout(Common(c.GateType, l.GateType, l, c), Common(c.UpType, l.UpType, l, c), Common(c.DownType, l.DownType, l, c), c.Hidden, c.Inter);
+        }
+        return common ?? throw new ArgumentException("the model has no routed experts", nameof(experts));
     }
 
-    /// <summary>Whether <paramref name="w"/> has this layout.</summary>
-    public bool Matches(in ExpertWeights w) => Of(w) == this;
+    // One device dtype for a matrix role held as a and as b: the same, or Q8_0 for two block formats.
+    static DType Common(DType a, DType b, ExpertLayout l, ExpertLayout c) =>
+        a == b ? a : a.IsBlock() && b.IsBlock() ? DType.Q8_0 : throw new NotSupportedException($"routed experts differ in dtype: {l} vs {c}");
+
+    /// <summary>Whether a slot of this layout can hold <paramref name="w"/> (its shape, and each matrix's dtype as <see cref="GpuMatrix.CanHold"/> says).</summary>
+    public bool Matches(in ExpertWeights w) => w.Gate.Cols == Hidden && w.Gate.Rows == Inter && GpuMatrix.CanHold(GateType, w.Gate.Type)
+        && GpuMatrix.CanHold(UpType, w.Up.Type) && GpuMatrix.CanHold(DownType, w.Down.Type);
+
+    /// <summary>"gate q4_K, up q4_K, down q8_0, 4096x14336" (hidden x inter).</summary>
+    public override string ToString() => $"gate {GateType.Name()}, up {UpType.Name()}, down {DownType.Name()}, {Hidden}x{Inter}";
 }
 
 /// <summary>
@@ -199,9 +217,9 @@ public sealed class ExpertSlotPool : IDisposable
     {
         if (!Layout.Matches(w)) throw new ArgumentException($"expert layout {ExpertLayout.Of(w)} does not match the pool's {Layout}", nameof(w));
         var (g, u, d) = SlotViews(layer, slot);
-        GpuMatrix.Upload(stream, w.Gate, g, 0);
-        GpuMatrix.Upload(stream, w.Up, u, 0);
-        GpuMatrix.Upload(stream, w.Down, d, 0);
+        GpuMatrix.Upload(stream, w.Gate, g, 0, Layout.GateType);
+        GpuMatrix.Upload(stream, w.Up, u, 0, Layout.UpType);
+        GpuMatrix.Upload(stream, w.Down, d, 0, Layout.DownType);
     }
 
     /// <summary>Throws if slot ↔ expert maps disagree, a layer holds more experts than its slots, or the bytes are off.</summary>

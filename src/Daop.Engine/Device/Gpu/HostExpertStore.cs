@@ -17,7 +17,7 @@ public enum HostCopyMode
     /// </summary>
     Direct,
     /// <summary>
-    /// From a host image of the expert in the slot layout (<see cref="GpuMatrix.Pack"/>: rows padded, block formats
+    /// From a host image of the expert in the slot layout (<see cref="GpuMatrix.Pack(in WeightMatrix, int, int, Span{Chunk16}, DType)"/>: rows padded, block formats
     /// repacked), page-locked on CUDA (made on first transfer, or ahead with <see cref="HostExpertStore.Pin"/>), so a
     /// copy is three asynchronous DMA transfers at full PCIe speed.
     /// </summary>
@@ -109,9 +109,9 @@ public sealed class HostExpertStore : IDisposable
             dst = arr;
         }
         _pinned += bytes;
-        GpuMatrix.Pack(w.Gate, 0, w.Gate.Rows, dst[..(int)Layout.GateChunks]);
-        GpuMatrix.Pack(w.Up, 0, w.Up.Rows, dst.Slice((int)Layout.GateChunks, (int)Layout.UpChunks));
-        GpuMatrix.Pack(w.Down, 0, w.Down.Rows, dst.Slice((int)(Layout.GateChunks + Layout.UpChunks), (int)Layout.DownChunks));
+        GpuMatrix.Pack(w.Gate, 0, w.Gate.Rows, dst[..(int)Layout.GateChunks], Layout.GateType);
+        GpuMatrix.Pack(w.Up, 0, w.Up.Rows, dst.Slice((int)Layout.GateChunks, (int)Layout.UpChunks), Layout.UpType);
+        GpuMatrix.Pack(w.Down, 0, w.Down.Rows, dst.Slice((int)(Layout.GateChunks + Layout.UpChunks), (int)Layout.DownChunks), Layout.DownType);
         return true;
     }
 
@@ -141,9 +141,9 @@ public sealed class HostExpertStore : IDisposable
             return false;
         }
         var w = Weights(layer, expert);
-        GpuMatrix.Upload(stream, w.Gate, target.Gate, 0);
-        GpuMatrix.Upload(stream, w.Up, target.Up, 0);
-        GpuMatrix.Upload(stream, w.Down, target.Down, 0);
+        GpuMatrix.Upload(stream, w.Gate, target.Gate, 0, Layout.GateType);
+        GpuMatrix.Upload(stream, w.Up, target.Up, 0, Layout.UpType);
+        GpuMatrix.Upload(stream, w.Down, target.Down, 0, Layout.DownType);
         return false;
     }
 
