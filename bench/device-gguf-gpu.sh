@@ -4,7 +4,8 @@
 # 0.25) under POLICIES (default static-cpu,lru-on-demand,daop); then the same file on the host's CPU. q4_K matrices run on
 # the GPU's Q4_K kernels as stored; the mix's q6_K matrices go to the GPU as Q8_0 (requantized at upload).
 #   here:   bench/device-pack.sh; LLAMA=/tmp/llamacpp bench/device-llamacpp-host.sh pack; bench/device-tree.sh out
-#   device: bench/device-gguf-gpu.sh make     (random checkpoint, GGUF bf16, llama-quantize: ~2-3 minutes for 2 layers)
+#   device: bench/device-gguf-gpu.sh make     (random checkpoint, GGUF bf16, llama-quantize: ~25 s a layer on the H100 host;
+#                                              Q4_K_M puts q4_K down projections in some layers, q6_K in others)
 #           bench/device-gguf-gpu.sh run      (`daop bench synthetic --model FILE.gguf`, GPU then CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,9 @@ mkdir -p $work
 case ${1:-} in
   make)
     [ -f $model/model.safetensors ] || python3 /tmp/llama/random_mixtral_checkpoint.py $model "$layers" models/tiny-mixtral-code
-    [ -f $work/bf16.gguf ] || PYTHONPATH=/tmp/llama/gguf-py python3 /tmp/llama/hf_mixtral_to_gguf.py $model $work/bf16.gguf --outtype bf16
-    [ -f "$file" ] || LD_LIBRARY_PATH=/tmp/llama/lib /tmp/llama/bin/llama-quantize $work/bf16.gguf "$file" "$type" "$(nproc)" | tail -n 3
+    bf16=$work/mixtral-$layers-bf16.gguf
+    [ -f $bf16 ] || PYTHONPATH=/tmp/llama/gguf-py python3 /tmp/llama/hf_mixtral_to_gguf.py $model $bf16 --outtype bf16
+    [ -f "$file" ] || LD_LIBRARY_PATH=/tmp/llama/lib /tmp/llama/bin/llama-quantize $bf16 "$file" "$type" "$(nproc)" | grep -E "ffn_down|quant size"
     ls -l "$file" ;;
   run)
     d=/tmp/daop/daop

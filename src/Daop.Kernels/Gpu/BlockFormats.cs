@@ -66,8 +66,6 @@ public struct Q8_0Format : IWeightFormat
 /// </summary>
 public struct Q4_0Format : IWeightFormat
 {
-    const float HighPart = 1f / 65536;
-
     /// <inheritdoc />
     public readonly int Type => (int)DType.Q4_0;
 
@@ -84,32 +82,18 @@ public struct Q4_0Format : IWeightFormat
     public readonly Widened Widen(Chunk16 c) => Widen(c, 0);
 
     /// <inheritdoc />
+    /// <remarks>q − 8: 2^23 + q as float bits minus 2^23 + 8, and (q − 8)·2^16 minus 2^23 + 8·2^16 for the high part.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly Widened Widen(Chunk16 c, int q)
-    {
-        uint u = BlockFormats.Word(c, q), u1 = u >> 4, u2 = u >> 8, u3 = u >> 12;
-        Widened w;
-        w.W0 = Low(u); w.W1 = Low(u1); w.W2 = Low(u2); w.W3 = Low(u3);
-        w.W4 = High(u); w.W5 = High(u1); w.W6 = High(u2); w.W7 = High(u3);
-        return w;
-    }
-
-    // q − 8 of the low nibble, exactly: 2^23 + q as float bits, minus 2^23 + 8 (no int-to-float conversion).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Low(uint v) => Interop.IntAsFloat((v & 0xFu) | 0x4B000000u) - 8388616f;
-
-    // (q − 8)·2^16 of the nibble at bits 16..19: 2^23 + q·2^16, minus 2^23 + 8·2^16.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float High(uint v) => Interop.IntAsFloat((v & 0xF0000u) | 0x4B000000u) - 8912896f;
+    public readonly Widened Widen(Chunk16 c, int q) => BlockFormats.Nibbles(BlockFormats.Word(c, q), 8388616f, 8912896f);
 
     /// <inheritdoc />
     /// <remarks>Part k of any chunk of a group is block k: half k of the scale chunk.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly float GroupScale(Chunk16 sc, int g, int i, int k) => Part(BlockFormats.Fp16At(sc, k), k);
+    public readonly float GroupScale(Chunk16 sc, int g, int i, int k) => BlockFormats.Part(BlockFormats.Fp16At(sc, k), k);
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly float BlockScale(Chunk16 sc, int b, int k) => Part(BlockFormats.Fp16At(sc, b & 7), k);
+    public readonly float BlockScale(Chunk16 sc, int b, int k) => BlockFormats.Part(BlockFormats.Fp16At(sc, b & 7), k);
 
     /// <inheritdoc />
     public readonly bool HasMin => false;
@@ -120,8 +104,6 @@ public struct Q4_0Format : IWeightFormat
     /// <inheritdoc />
     public readonly float BlockMin(Chunk16 sc, int b, int k) => 0f;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Part(float d, int k) => (k & 1) == 0 ? d : d * HighPart;
 }
 
 /// <summary>
@@ -199,8 +181,6 @@ public struct Mxfp4Format : IWeightFormat
 /// </summary>
 public struct Q4_KFormat : IWeightFormat
 {
-    const float HighPart = 1f / 65536;
-
     /// <inheritdoc />
     public readonly int Type => (int)DType.Q4_K;
 
@@ -221,32 +201,18 @@ public struct Q4_KFormat : IWeightFormat
     public readonly Widened Widen(Chunk16 c) => Widen(c, 0);
 
     /// <inheritdoc />
+    /// <remarks>Unsigned q, and q·2^16 for the high part (its scale carries 2^-16).</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly Widened Widen(Chunk16 c, int q)
-    {
-        uint u = BlockFormats.Word(c, q), u1 = u >> 4, u2 = u >> 8, u3 = u >> 12;
-        Widened w;
-        w.W0 = Low(u); w.W1 = Low(u1); w.W2 = Low(u2); w.W3 = Low(u3);
-        w.W4 = High(u); w.W5 = High(u1); w.W6 = High(u2); w.W7 = High(u3);
-        return w;
-    }
-
-    // q of the low nibble, exactly: 2^23 + q as float bits, minus 2^23.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Low(uint v) => Interop.IntAsFloat((v & 0xFu) | 0x4B000000u) - 8388608f;
-
-    // q·2^16 of the nibble at bits 16..19 (the odd part's scale carries 2^-16).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float High(uint v) => Interop.IntAsFloat((v & 0xF0000u) | 0x4B000000u) - 8388608f;
+    public readonly Widened Widen(Chunk16 c, int q) => BlockFormats.Nibbles(BlockFormats.Word(c, q), 8388608f, 8388608f);
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly float GroupScale(Chunk16 sc, int g, int i, int k) => Part(BlockFormats.Half(sc.X) * SubScale(sc, k), k);
+    public readonly float GroupScale(Chunk16 sc, int g, int i, int k) => BlockFormats.Part(BlockFormats.Half(sc.X) * SubScale(sc, k), k);
 
     /// <inheritdoc />
     /// <remarks>Never reached for real rows (a Q4_K row is whole super-blocks, so whole groups); block b is sub-block b mod 8.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly float BlockScale(Chunk16 sc, int b, int k) => Part(BlockFormats.Half(sc.X) * SubScale(sc, b & 7), k);
+    public readonly float BlockScale(Chunk16 sc, int b, int k) => BlockFormats.Part(BlockFormats.Half(sc.X) * SubScale(sc, b & 7), k);
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -271,8 +237,6 @@ public struct Q4_KFormat : IWeightFormat
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Small(uint v) => Interop.IntAsFloat(v | 0x4B000000u) - 8388608f;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Part(float d, int k) => (k & 1) == 0 ? d : d * HighPart;
 }
 
 /// <summary>Word and half-word access shared by the block formats.</summary>
@@ -289,4 +253,29 @@ static class BlockFormats
     /// <summary>Half-word <paramref name="h"/> (0..7) of a chunk as fp16.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Fp16At(Chunk16 c, int h) => Half(Word(c, h >> 1) >> (16 * (h & 1)));
+
+    /// <summary>
+    /// The two 4-bit parts of word <paramref name="u"/>, exactly and without int-to-float conversions: nibble r (bits 4r)
+    /// as the float 2^23 + q minus <paramref name="low"/>, nibble r of the high half-word read in place (bits 16 + 4r) as
+    /// 2^23 + q·2^16 minus <paramref name="high"/> (its part's scale carries 2^-16: <see cref="Part"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Widened Nibbles(uint u, float low, float high)
+    {
+        uint u1 = u >> 4, u2 = u >> 8, u3 = u >> 12;
+        Widened w;
+        w.W0 = Low(u, low); w.W1 = Low(u1, low); w.W2 = Low(u2, low); w.W3 = Low(u3, low);
+        w.W4 = High(u, high); w.W5 = High(u1, high); w.W6 = High(u2, high); w.W7 = High(u3, high);
+        return w;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Low(uint v, float bias) => Interop.IntAsFloat((v & 0xFu) | 0x4B000000u) - bias;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float High(uint v, float bias) => Interop.IntAsFloat((v & 0xF0000u) | 0x4B000000u) - bias;
+
+    /// <summary>Scale <paramref name="d"/> of 4-bit part <paramref name="k"/>: times 2^-16 for the odd parts, read in place in the high half-word.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Part(float d, int k) => (k & 1) == 0 ? d : d * (1f / 65536);
 }

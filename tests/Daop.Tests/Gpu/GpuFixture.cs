@@ -46,6 +46,19 @@ public class GpuFixture : IDisposable
     /// <summary>A device on the shared accelerator with the options of <see cref="Kernels"/> (as set by <see cref="WithLanes"/>).</summary>
     public GpuDevice NewDevice() => new(Accelerator, Kernels.Options);
 
+    /// <summary>
+    /// The model at <paramref name="path"/> (a folder or a .gguf) all on a <see cref="NewDevice"/> with the resident
+    /// expert scheduler, prompts run in chunks of <paramref name="chunk"/> tokens.
+    /// </summary>
+    public Daop.Engine.Model.MoeModel LoadModel(string path, int contextLength = 64, int chunk = 8) =>
+        Daop.Engine.Model.MoeModel.Load(path, new Daop.Engine.Model.ModelOptions
+        {
+            ContextLength = contextLength,
+            MaxChunkTokens = chunk,
+            Device = _ => NewDevice(),
+            Experts = (m, d) => new Daop.Engine.Schedule.GpuExpertScheduler(m, d),
+        });
+
     /// <summary>The options of <see cref="Kernels"/> with <paramref name="lanes"/> threads per row.</summary>
     public GpuKernelOptions WithRowLanes(int lanes) => Kernels.Options with { Lanes = lanes };
 

@@ -1,5 +1,4 @@
 using Daop.Engine.Model;
-using Daop.Engine.Schedule;
 using Daop.Kernels;
 using Daop.Kernels.Gpu;
 using Daop.Tests.Load.Gguf;
@@ -23,14 +22,6 @@ public sealed class GpuGgufModelTests(GpuFixture gpu) : IDisposable
         Directory.Delete(_tmp, recursive: true);
     }
 
-    MoeModel LoadGpu(string path) => MoeModel.Load(path, new ModelOptions
-    {
-        ContextLength = 128,
-        MaxChunkTokens = 16,
-        Device = _ => gpu.NewDevice(),
-        Experts = (m, d) => new GpuExpertScheduler(m, d),
-    });
-
     /// <summary>
     /// Q4_K_M (q4_K experts and attention on the Q4_K kernels; q6_K down, v and output matrices as Q8_0), Q5_0 with q4_1
     /// and q5_1 matrices, and Q2_K with an iq4_nl output (all as Q8_0). Against llama.cpp, the CPU tests' bulk bar (90th
@@ -52,7 +43,7 @@ public sealed class GpuGgufModelTests(GpuFixture gpu) : IDisposable
     public void KQuantAndLegacyFilesMatchTheirExactArithmetic(string file)
     {
         string path = _ref.Path(file, _tmp);
-        using var model = LoadGpu(path);
+        using var model = gpu.LoadModel(path, contextLength: 128, chunk: 16);
         Assert.Equal("ilgpu-cpu", ((Daop.Engine.Device.Gpu.GpuDevice)model.Device).Name);
         GgufModelTests.CheckBulk(_ref, file, model, file, p90: 0.025, argmax: 1.0, tie: 0.01);
         using var exact = MoeModel.Load(path, new ModelOptions { ContextLength = 128, ExpertDType = DType.F32, DenseDType = DType.F32 });

@@ -1,5 +1,4 @@
 using Daop.Engine.Model;
-using Daop.Engine.Schedule;
 using Daop.Tests.Load.Gguf;
 
 namespace Daop.Tests.Gpu;
@@ -18,13 +17,7 @@ public class GpuGgufTests(GpuFixture gpu)
     {
         string path = GgufFixtureFiles.Committed(file);
         using var cpu = MoeModel.Load(path, new ModelOptions { ContextLength = 64 });
-        using var model = MoeModel.Load(path, new ModelOptions
-        {
-            ContextLength = 64,
-            MaxChunkTokens = 8,
-            Device = _ => gpu.NewDevice(),
-            Experts = (m, d) => new GpuExpertScheduler(m, d),
-        });
+        using var model = gpu.LoadModel(path);
         var want = LlamaCppReference.DaopLogits(cpu, fixture);
         var got = LlamaCppReference.DaopLogits(model, fixture);
         int v = cpu.Config.VocabSize;

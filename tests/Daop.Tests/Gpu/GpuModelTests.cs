@@ -21,13 +21,7 @@ public class GpuModelTests(GpuFixture gpu, ITestOutputHelper output)
 {
     const int Prefix = 12, Decode = 4, GreedyTokens = 6;
 
-    MoeModel LoadGpu(string dir) => MoeModel.Load(dir, new ModelOptions
-    {
-        ContextLength = 64,
-        MaxChunkTokens = 8,
-        Device = _ => gpu.NewDevice(),
-        Experts = (m, d) => new GpuExpertScheduler(m, d),
-    });
+    MoeModel LoadGpu(string dir) => gpu.LoadModel(dir);
 
     [Theory]
     [MemberData(nameof(TestPaths.HfFixtures), MemberType = typeof(TestPaths))]
