@@ -11,8 +11,9 @@ namespace Daop.Kernels.Gpu;
 /// chunk one 16-byte weight load, one 16-byte load of its group's scales (shared by the group's lanes), and per part a
 /// <see cref="Float4"/> of activations that the neighbouring lanes' loads continue; codes are widened exactly to fp32
 /// (no int-to-float conversions: magic-number floats, or fp16 for MXFP4), each part's 4-term dot is scaled by its
-/// block's scale (plus the block's min times the part's activation sum, for Q4_K) and accumulated in fp32. Blocks after the last whole group are read with bounds checks (the last may
-/// be partial). The scalar twin is <see cref="BlockLayout.Element"/> with a plain dot product.
+/// block's scale (plus the block's min times the part's activation sum, for Q4_K) and accumulated in fp32. Blocks after
+/// the last whole group are read with bounds checks (the last may be partial). The scalar twin is
+/// <see cref="BlockLayout.Element"/> with a plain dot product.
 /// </summary>
 internal static class BlockDots
 {

@@ -50,8 +50,9 @@ public readonly struct GpuMatrix
     /// <summary>
     /// The dtype a host matrix of <paramref name="host"/> takes on the device: itself where GPU kernels read it (bf16,
     /// f16, f32, Q8_0, Q4_0, MXFP4, Q4_K); Q8_0 for the other formats read from GGUF files (Q2_K, Q3_K, Q5_K, Q6_K, Q4_1,
-    /// Q5_0, Q5_1, IQ4_NL), requantized row by row at upload (<see cref="Pack(in WeightMatrix, int, int, Span{Chunk16}, DType)"/>): 8.5 bits a weight on the device, an
-    /// added error of at most 1/254 of each 32-block's largest value.
+    /// Q5_0, Q5_1, IQ4_NL), requantized row by row at upload (<see cref="Pack(in WeightMatrix, int, int, Span{Chunk16}, DType)"/>):
+    /// 8.5 bits a weight on the device, an added error of at most half a Q8_0 step (1/254 of each 32-block's largest value,
+    /// plus the fp16 rounding of its scale).
     /// </summary>
     public static DType DeviceType(DType host) => host.IsGgufOnly() && host != DType.Q4_K ? DType.Q8_0 : host;
 
@@ -129,8 +130,8 @@ public readonly struct GpuMatrix
         var q8 = ArrayPool<byte>.Shared.Rent((int)DType.Q8_0.RowBytes(w.Cols));
         try
         {
-            BlockQuant.DequantizeRow(w.Type, w.RowBytesSpan(r), values.AsSpan(0, w.Cols));
-            BlockQuant.QuantizeRow(DType.Q8_0, values.AsSpan(0, w.Cols), q8);
+            Cpu.MatMul.WidenRow(w, r, values); // the CPU kernels' widening: vectorized, equal to BlockQuant.DequantizeRow
+            BlockQuant.QuantizeQ8_0(values.AsSpan(0, w.Cols), q8);
             BlockLayout.PackRow(DType.Q8_0, q8, w.Cols, target);
         }
         finally

@@ -50,6 +50,32 @@ public class BlockQuantTests
         }
     }
 
+    /// <summary>
+    /// The vectorized Q8_0 quantizer writes the reference's bytes: random rows (a partial last block included), halves
+    /// exactly on the rounding boundary (amax 127, so d = 1 and x·(1/d) = k + ½: away from zero, as roundf), zeros and signed zeros.
+    /// </summary>
+    [Theory]
+    [InlineData(32)]
+    [InlineData(40)]
+    [InlineData(296)]
+    [InlineData(14336)]
+    public void VectorQ8_0EqualsTheReference(int cols)
+    {
+        var rng = new Random(cols);
+        var x = new float[cols];
+        for (int i = 0; i < cols; i++) x[i] = (float)(rng.NextDouble() * 2 - 1) * MathF.Pow(2, rng.Next(-20, 8));
+        x[0] = 127;
+        for (int i = 1; i < Math.Min(32, cols); i++) x[i] = (i % 2 == 0 ? 1 : -1) * (i + 0.5f);  // ties: ±(k + ½)
+        if (cols > 64) { Array.Clear(x, 32, 32); x[33] = -0f; }                              // an all-zero block
+        var want = new byte[DType.Q8_0.RowBytes(cols)];
+        var got = new byte[want.Length];
+        BlockQuant.QuantizeRow(DType.Q8_0, x, want);
+        BlockQuant.QuantizeQ8_0(x, got);
+        Assert.Equal(want, got);
+        Assert.Equal(3, (sbyte)got[2 + 2]);    // 2.5 → 3, away from zero
+        Assert.Equal(-4, (sbyte)got[2 + 3]);   // −3.5 → −4
+    }
+
     [Fact]
     public void Q8_0HandComputed()
     {

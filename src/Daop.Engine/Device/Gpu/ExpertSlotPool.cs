@@ -66,8 +66,9 @@ public readonly record struct ExpertLayout(DType GateType, DType UpType, DType D
         a == b ? a : a.IsBlock() && b.IsBlock() ? DType.Q8_0 : throw new NotSupportedException($"routed experts differ in dtype: {l} vs {c}");
 
     /// <summary>Whether a slot of this layout can hold <paramref name="w"/> (its shape, and each matrix's dtype as <see cref="GpuMatrix.CanHold"/> says).</summary>
-    public bool Matches(in ExpertWeights w) => w.Gate.Cols == Hidden && w.Gate.Rows == Inter && GpuMatrix.CanHold(GateType, w.Gate.Type)
-        && GpuMatrix.CanHold(UpType, w.Up.Type) && GpuMatrix.CanHold(DownType, w.Down.Type);
+    public bool Matches(in ExpertWeights w) =>
+        w.Gate.Cols == Hidden && w.Gate.Rows == Inter && w.Up.Cols == Hidden && w.Up.Rows == Inter && w.Down.Cols == Inter && w.Down.Rows == Hidden
+        && GpuMatrix.CanHold(GateType, w.Gate.Type) && GpuMatrix.CanHold(UpType, w.Up.Type) && GpuMatrix.CanHold(DownType, w.Down.Type);
 
     /// <summary>"gate q4_K, up q4_K, down q8_0, 4096x14336" (hidden x inter).</summary>
     public override string ToString() => $"gate {GateType.Name()}, up {UpType.Name()}, down {DownType.Name()}, {Hidden}x{Inter}";

@@ -17,9 +17,10 @@ public enum HostCopyMode
     /// </summary>
     Direct,
     /// <summary>
-    /// From a host image of the expert in the slot layout (<see cref="GpuMatrix.Pack(in WeightMatrix, int, int, Span{Chunk16}, DType)"/>: rows padded, block formats
-    /// repacked), page-locked on CUDA (made on first transfer, or ahead with <see cref="HostExpertStore.Pin"/>), so a
-    /// copy is three asynchronous DMA transfers at full PCIe speed.
+    /// From a host image of the expert in the slot layout
+    /// (<see cref="GpuMatrix.Pack(in WeightMatrix, int, int, Span{Chunk16}, DType)"/>: rows padded, block formats
+    /// repacked), page-locked on CUDA (made on first transfer, or ahead with <see cref="HostExpertStore.Pin"/>), so a copy
+    /// is three asynchronous DMA transfers at full PCIe speed.
     /// </summary>
     Staged,
 }
