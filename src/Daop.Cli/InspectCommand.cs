@@ -79,7 +79,7 @@ static class InspectCommand
             o.WriteLine($"  does not fit: the dense part alone needs {Size(plan.DenseBytes - plan.BudgetBytes)} more; experts would all stay in host memory");
             return;
         }
-        o.WriteLine($"  expert slot  {Size(plan.SlotBytes)} ({Type(i.ExpertWeightType)}, rows padded to 16 bytes)");
+        o.WriteLine($"  expert slot  {Size(plan.SlotBytes)} ({plan.SlotFormats}, rows padded to 16 bytes)");
         o.WriteLine($"  fits         {plan.TotalSlots} of {plan.TotalExperts} experts ({plan.ResidentFraction:P1}) on the GPU, " +
             $"{Size(plan.UsedBytes)} used; the rest run from host memory");
         if (plan.Bf16SlotBytes != plan.SlotBytes)
@@ -137,6 +137,7 @@ static class InspectCommand
         w.WriteNumber("kv_cache_bytes", plan.KvCacheBytes);
         w.WriteBoolean("dense_fits", plan.DenseFits);
         w.WriteNumber("slot_bytes", plan.SlotBytes);
+        w.WriteString("slot_formats", plan.SlotFormats);
         w.WriteNumber("total_slots", plan.TotalSlots);
         w.WriteNumber("total_experts", plan.TotalExperts);
         w.WriteNumber("resident_fraction", Math.Round(plan.ResidentFraction, 4));

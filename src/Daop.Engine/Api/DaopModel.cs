@@ -133,6 +133,7 @@ public sealed partial class DaopModel : IDisposable
         return new VramPlan(budgetBytes, dense, slot, Slots(slot), experts)
         {
             Bf16SlotBytes = bf16, Bf16TotalSlots = Slots(bf16).Sum(), Sequences = sequences, KvCacheBytes = kv, StagingSlots = Staging(slot),
+            SlotFormats = $"gate {layout.GateType.Name()}, up {layout.UpType.Name()}, down {layout.DownType.Name()}",
         };
     }
 

@@ -161,7 +161,7 @@ public sealed record ModelInfo
 /// </summary>
 /// <param name="BudgetBytes">The budget asked about.</param>
 /// <param name="DenseBytes">Device bytes of everything but the expert slots.</param>
-/// <param name="SlotBytes">Device bytes of one expert slot in the experts' stored format (rows padded to 16 bytes).</param>
+/// <param name="SlotBytes">Device bytes of one expert slot in the experts' device formats (<see cref="SlotFormats"/>; rows padded to 16 bytes).</param>
 /// <param name="SlotsPerLayer">Expert slots of each decoder layer (0 for dense layers, or all when the dense part does not fit).</param>
 /// <param name="TotalExperts">Routed experts of the whole model.</param>
 public sealed record VramPlan(long BudgetBytes, long DenseBytes, long SlotBytes, IReadOnlyList<int> SlotsPerLayer, int TotalExperts)
@@ -184,4 +184,9 @@ public sealed record VramPlan(long BudgetBytes, long DenseBytes, long SlotBytes,
     public long Bf16SlotBytes { get; init; }
     /// <summary>Expert slots the same budget would hold were the experts bf16 (the dense part as loaded): what quantized experts gain.</summary>
     public int Bf16TotalSlots { get; init; }
+    /// <summary>
+    /// The formats a slot holds the expert's matrices in, e.g. "gate q4_K, up q4_K, down q8_0": the stored ones where the
+    /// GPU has kernels for them, Q8_0 (requantized at load) otherwise or where layers store a matrix in different formats.
+    /// </summary>
+    public string SlotFormats { get; init; } = "";
 }

@@ -25,6 +25,25 @@ public class GgufCliTests
         Assert.Equal(3 * 8 * 96 * 64 / 32 * 18, classes["blk.*.ffn_up_exps.weight"].GetProperty("bytes").GetInt64());
     }
 
+    /// <summary>
+    /// A Q4_K_M file under a VRAM budget: the slot holds gate and up as the file's q4_K and the q6_K down projection as
+    /// Q8_0, and its size is those formats' bytes (256x256 experts: 2 x 256 rows of 144 bytes + 256 rows of 272).
+    /// </summary>
+    [Fact]
+    public async Task InspectShowsTheGpuFormatsOfAKQuantFilesExperts()
+    {
+        string file = GgufFixtureFiles.Committed("tiny-mixtral-code-1l-q4_k_m.gguf");
+        var r = await CliRunner.Run("inspect", file, "--vram-budget", "7MiB");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("expert slot  140.0 KiB (gate q4_K, up q4_K, down q8_0, rows padded to 16 bytes)", r.Out);
+        var (code, json) = await Daop("inspect", "--json", file, "--vram-budget", "7MiB");
+        Assert.Equal(0, code);
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        var plan = doc.RootElement.GetProperty("vram");
+        Assert.Equal("gate q4_K, up q4_K, down q8_0", plan.GetProperty("slot_formats").GetString());
+        Assert.Equal(2 * 256 * 144 + 256 * 272, plan.GetProperty("slot_bytes").GetInt64());
+    }
+
     [Fact]
     public async Task RunGeneratesFromAGgufFile()
     {

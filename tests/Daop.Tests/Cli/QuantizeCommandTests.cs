@@ -30,8 +30,8 @@ public class QuantizeCommandTests
         Assert.Contains("(108.0 KiB each, q4_0)", q4.Out);                      // 384 / 108 = 16 / 4.5
         Assert.Contains("load           converted 144 matrices (experts to q4_0)", q4.Out);
         Assert.DoesNotContain("load ", bf16.Out);
-        Assert.Contains("expert slot  384.0 KiB (bf16, rows padded to 16 bytes)", bf16.Out);
-        Assert.Contains("expert slot  108.0 KiB (q4_0, rows padded to 16 bytes)", q4.Out);
+        Assert.Contains("expert slot  384.0 KiB (gate bf16, up bf16, down bf16, rows padded to 16 bytes)", bf16.Out);
+        Assert.Contains("expert slot  108.0 KiB (gate q4_0, up q4_0, down q4_0, rows padded to 16 bytes)", q4.Out);
         Assert.Contains("fits         12 of 48 experts", bf16.Out);
         Assert.DoesNotContain("vs bf16", bf16.Out);
         Assert.Contains("fits         40 of 48 experts", q4.Out);                 // floor(12 · 16 / 4.5) = 42, 2 of them staging
