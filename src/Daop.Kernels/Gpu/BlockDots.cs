@@ -158,7 +158,7 @@ internal static class BlockDots
         }
         var wv = f.Widen(w[row + chunk], k >> 1);
         var sc = w[row + (long)blocks * bc + ((b * f.ScaleBytes) >> 4)];
-        return f.BlockScale(sc, b, k) * Pick(wv, 4 * (k & 1) + r) + f.BlockMin(sc, b, k);
+        return Value<TW>(Pick(wv, 4 * (k & 1) + r), f.BlockScale(sc, b, k), f.BlockMin(sc, b, k));
     }
 
     // Value chunks per block, never 0: ILGPU folds constants in the dead block branches of the unblocked formats' kernels too.
@@ -273,6 +273,11 @@ internal static class BlockDots
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float Scale<TW>(Chunk16 sc, int g, int i, int b, int k) where TW : struct, IWeightFormat =>
         g >= 0 ? default(TW).GroupScale(sc, g, i, k) : default(TW).BlockScale(sc, b, k);
+
+    // A widened code times its part's scale, plus the min for the formats that have one (no + 0 for the others: a float
+    // add of zero is not folded away).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float Value<TW>(float w, float d, float m) where TW : struct, IWeightFormat => default(TW).HasMin ? w * d + m : w * d;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float Min<TW>(Chunk16 sc, int g, int i, int b, int k) where TW : struct, IWeightFormat =>

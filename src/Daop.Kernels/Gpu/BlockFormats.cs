@@ -103,7 +103,6 @@ public struct Q4_0Format : IWeightFormat
 
     /// <inheritdoc />
     public readonly float BlockMin(Chunk16 sc, int b, int k) => 0f;
-
 }
 
 /// <summary>
@@ -236,7 +235,6 @@ public struct Q4_KFormat : IWeightFormat
     // A small unsigned integer as float, exactly (no int-to-float conversion).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Small(uint v) => Interop.IntAsFloat(v | 0x4B000000u) - 8388608f;
-
 }
 
 /// <summary>Word and half-word access shared by the block formats.</summary>

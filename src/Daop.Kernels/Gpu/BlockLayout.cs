@@ -110,7 +110,7 @@ public static class BlockLayout
     // Q4_0 block's qs (byte i: codes i and i + 16) and placed as block 8s + k; the 16-byte header is the group's scale chunk.
     static unsafe void PackQ4K(ReadOnlySpan<byte> src, int cols, Span<byte> dst)
     {
-        const int sbBytes = 144, sbCols = 256;
+        int sbBytes = DType.Q4_K.BlockBytes(), sbCols = DType.Q4_K.BlockSize();
         if (cols % sbCols != 0) throw new ArgumentException($"a q4_K row is whole super-blocks of {sbCols}, not {cols} columns", nameof(cols));
         int supers = cols / sbCols, valueBytes = ValueChunks(DType.Q4_K, cols) * 16;
         if (src.Length < supers * sbBytes) throw new ArgumentException($"src holds {src.Length} bytes, a q4_K row of {cols} needs {supers * sbBytes}", nameof(src));

@@ -313,10 +313,10 @@ public static class MmaKernels
     {
         float d0 = BlockDots.Scale<TW>(sc, g, i, b, 2 * q), d1 = BlockDots.Scale<TW>(sc, g, i, b, 2 * q + 1);
         float m0 = BlockDots.Min<TW>(sc, g, i, b, 2 * q), m1 = BlockDots.Min<TW>(sc, g, i, b, 2 * q + 1);
-        hi.X = Pair(w.W0 * d0 + m0, w.W1 * d0 + m0, out lo.X);
-        hi.Y = Pair(w.W2 * d0 + m0, w.W3 * d0 + m0, out lo.Y);
-        hi.Z = Pair(w.W4 * d1 + m1, w.W5 * d1 + m1, out lo.Z);
-        hi.W = Pair(w.W6 * d1 + m1, w.W7 * d1 + m1, out lo.W);
+        hi.X = Pair(BlockDots.Value<TW>(w.W0, d0, m0), BlockDots.Value<TW>(w.W1, d0, m0), out lo.X);
+        hi.Y = Pair(BlockDots.Value<TW>(w.W2, d0, m0), BlockDots.Value<TW>(w.W3, d0, m0), out lo.Y);
+        hi.Z = Pair(BlockDots.Value<TW>(w.W4, d1, m1), BlockDots.Value<TW>(w.W5, d1, m1), out lo.Z);
+        hi.W = Pair(BlockDots.Value<TW>(w.W6, d1, m1), BlockDots.Value<TW>(w.W7, d1, m1), out lo.W);
     }
 
     // Step (w_hi·x_hi + w_hi·x_lo) plus w_lo·x_hi: rows g (ah, al) and g + 8 (bh, bl) into slot nt, w1's (dh, eh / dl, el)

@@ -52,21 +52,21 @@ public sealed class GpuGgufModelTests(GpuFixture gpu) : IDisposable
         for (int i = 0; i < 3; i++)
         {
             int[] prompt = _ref.PromptIds(file, i);
-            var want = Model.GoldenTests.Greedy(exact, prompt, 32);
             var (gc, ec) = (model.NewCache(), exact.NewCache());
             float[] got = new float[v], wl = new float[v];
             model.Forward(prompt, 0, gc, got);
             exact.Forward(prompt, 0, ec, wl);
-            for (int k = 0; k < want.Length; k++)
+            for (int k = 0; k < 32; k++)
             {
                 double err = 0, max = 1;
                 for (int j = 0; j < v; j++) { err = Math.Max(err, Math.Abs(got[j] - wl[j])); max = Math.Max(max, Math.Abs(wl[j])); }
                 rel.Add(err / max);
-                int ours = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(got);
-                double gap = (got[ours] - got[want[k]]) / Math.Max(1, Math.Abs(got[ours]));
-                Assert.True(gap <= 0.01, $"{file} prompt {i} step {k}: GPU {ours}, exact {want[k]}, gap {gap:E3} of the largest logit");
-                model.Forward([want[k]], prompt.Length + k, gc, got);
-                exact.Forward([want[k]], prompt.Length + k, ec, wl);
+                // The widened model's greedy token, fed to both.
+                int want = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(wl), ours = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(got);
+                double gap = (got[ours] - got[want]) / Math.Max(1, Math.Abs(got[ours]));
+                Assert.True(gap <= 0.01, $"{file} prompt {i} step {k}: GPU {ours}, exact {want}, gap {gap:E3} of the largest logit");
+                model.Forward([want], prompt.Length + k, gc, got);
+                exact.Forward([want], prompt.Length + k, ec, wl);
             }
         }
         rel.Sort();
