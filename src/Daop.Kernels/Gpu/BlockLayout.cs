@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Daop.Kernels.Gpu;
 
@@ -48,15 +50,21 @@ public static class BlockLayout
 
     /// <summary>
     /// Writes the device image of one row (<paramref name="src"/>: <c>t.RowBytes(cols)</c> bytes of GGUF blocks) into
-    /// <paramref name="dst"/> (<see cref="RowChunks"/> · 16 bytes, all written). Word operations per block: about 1 GB/s of
-    /// file bytes per thread.
+    /// <paramref name="dst"/> (<see cref="RowChunks"/> · 16 bytes, all written). The 4-bit formats' whole groups go
+    /// through 128-bit registers (each block's codes to 8 half-words, then an 8x8 half-word transpose into the group's 8
+    /// chunks); <see cref="PackRowScalar"/> is the word-by-word twin.
     /// </summary>
     /// <exception cref="NotSupportedException">An MXFP4 scale above 2^113 (e &gt; 240), which the device encoding cannot hold.</exception>
-    public static unsafe void PackRow(DType t, ReadOnlySpan<byte> src, int cols, Span<byte> dst)
+    public static void PackRow(DType t, ReadOnlySpan<byte> src, int cols, Span<byte> dst) => PackBlocks(t, src, cols, dst, Sse2.IsSupported);
+
+    /// <summary><see cref="PackRow(DType, ReadOnlySpan{byte}, int, Span{byte})"/> one word at a time (the scalar twin).</summary>
+    public static void PackRowScalar(DType t, ReadOnlySpan<byte> src, int cols, Span<byte> dst) => PackBlocks(t, src, cols, dst, vector: false);
+
+    static unsafe void PackBlocks(DType t, ReadOnlySpan<byte> src, int cols, Span<byte> dst, bool vector)
     {
         if (t == DType.Q4_K)
         {
-            PackQ4K(src, cols, dst);
+            PackQ4K(src, cols, dst, vector);
             return;
         }
         int blocks = Blocks(cols), sb = ScaleBytes(t), bb = t.BlockBytes();
@@ -64,6 +72,7 @@ public static class BlockLayout
         if (src.Length < (long)blocks * bb) throw new ArgumentException($"src holds {src.Length} bytes, a {t.Name()} row of {cols} needs {blocks * bb}", nameof(src));
         if (dst.Length < rowBytes) throw new ArgumentException($"dst holds {dst.Length} bytes, need {rowBytes}", nameof(dst));
         dst[valueBytes..rowBytes].Clear();
+        bool groups = vector && t != DType.Q8_0;
         fixed (byte* s = src, d = dst)
         {
             byte* scales = d + valueBytes;
@@ -74,7 +83,11 @@ public static class BlockLayout
                 else if (block[0] > 255 - Mxfp4ExponentBias - 1)
                     throw new NotSupportedException($"MXFP4 block {b} has scale 2^({block[0]}−127); the GPU layout holds scales up to 2^113");
                 else scales[b] = (byte)(block[0] + Mxfp4ExponentBias);
-                if (t == DType.Q8_0) PackQ8(block + sb, d, b, b < fullBlocks);
+                if (groups && b < fullBlocks)
+                {
+                    if (b % GroupBlocks == GroupBlocks - 1) PackNibbleGroup(s + (long)(b - GroupBlocks + 1) * bb + sb, bb, d + (long)(b - GroupBlocks + 1) * 16);
+                }
+                else if (t == DType.Q8_0) PackQ8(block + sb, d, b, b < fullBlocks);
                 else PackNibbles(block + sb, d, b, b < fullBlocks);
             }
         }
@@ -106,9 +119,23 @@ public static class BlockLayout
         }
     }
 
+    // A whole group of Q4_0 / MXFP4 blocks (qs of block j at qs + j·stride): PackNibbles for all 8 at once.
+    static unsafe void PackNibbleGroup(byte* qs, int stride, byte* chunks)
+    {
+        var v = stackalloc Vector128<ushort>[GroupBlocks];
+        for (int j = 0; j < GroupBlocks; j++)
+        {
+            var q = Vector128.Load(qs + (long)j * stride).AsUInt16(); // lane i: bytes 2i, 2i+1
+            var low = (q & Vector128.Create((ushort)0x000F)) | (q >> 4 & Vector128.Create((ushort)0x00F0));
+            var high = (q >> 4 & Vector128.Create((ushort)0x000F)) | (q >> 8 & Vector128.Create((ushort)0x00F0));
+            v[j] = Vector128.Narrow(low, high).AsUInt16();   // half-word p4: column quad p4's nibbles
+        }
+        TransposeStore(v, chunks);
+    }
+
     // Q4_K: super-block s is group s. Sub-block k's 32 codes (nibble k mod 2 of qs[32·(k/2) ..]) are rearranged into a
     // Q4_0 block's qs (byte i: codes i and i + 16) and placed as block 8s + k; the 16-byte header is the group's scale chunk.
-    static unsafe void PackQ4K(ReadOnlySpan<byte> src, int cols, Span<byte> dst)
+    static unsafe void PackQ4K(ReadOnlySpan<byte> src, int cols, Span<byte> dst, bool vector)
     {
         int sbBytes = DType.Q4_K.BlockBytes(), sbCols = DType.Q4_K.BlockSize();
         if (cols % sbCols != 0) throw new ArgumentException($"a q4_K row is whole super-blocks of {sbCols}, not {cols} columns", nameof(cols));
@@ -121,6 +148,11 @@ public static class BlockLayout
             {
                 byte* block = s + (long)g * sbBytes;
                 Buffer.MemoryCopy(block, d + valueBytes + 16L * g, 16, 16);
+                if (vector)
+                {
+                    PackQ4KGroup(block + 16, d + 128L * g);
+                    continue;
+                }
                 for (int k = 0; k < GroupBlocks; k++)
                 {
                     byte* qs = block + 16 + 32 * (k >> 1);
@@ -129,6 +161,50 @@ public static class BlockLayout
                     PackNibbles(qs4, d, 8 * g + k, full: true);
                 }
             }
+    }
+
+    // One Q4_K super-block's 128 code bytes (qs) as the group's 8 chunks: sub-block k's codes c0..c31 (nibble k mod 2 of
+    // qs[32·(k/2) + j]) packed two to a byte in order, so half-word p4 holds codes 4p4..4p4+3, then transposed.
+    static unsafe void PackQ4KGroup(byte* qs, byte* chunks)
+    {
+        var v = stackalloc Vector128<ushort>[GroupBlocks];
+        var nibble = Vector128.Create((byte)0x0F);
+        for (int k = 0; k < GroupBlocks; k += 2)
+        {
+            var first = Vector128.Load(qs + 16 * k);        // codes 0..15 of sub-blocks k (low nibbles) and k + 1 (high)
+            var second = Vector128.Load(qs + 16 * k + 16);  // codes 16..31
+            v[k] = Vector128.Narrow(Pairs(first & nibble), Pairs(second & nibble)).AsUInt16();
+            v[k + 1] = Vector128.Narrow(Pairs(first >>> 4 & nibble), Pairs(second >>> 4 & nibble)).AsUInt16();
+        }
+        TransposeStore(v, chunks);
+    }
+
+    // Bytes 2i and 2i+1 (each a code 0..15) → c(2i) | c(2i+1) << 4 in the low byte of lane i.
+    static Vector128<ushort> Pairs(Vector128<byte> codes)
+    {
+        var x = codes.AsUInt16();
+        return (x | x >> 4) & Vector128.Create((ushort)0x00FF);
+    }
+
+    // Chunk p4 of the group = half-word p4 of blocks 0..7 (an 8x8 transpose of half-words).
+    static unsafe void TransposeStore(Vector128<ushort>* v, byte* chunks)
+    {
+        var t0 = Sse2.UnpackLow(v[0], v[1]); var t1 = Sse2.UnpackHigh(v[0], v[1]);
+        var t2 = Sse2.UnpackLow(v[2], v[3]); var t3 = Sse2.UnpackHigh(v[2], v[3]);
+        var t4 = Sse2.UnpackLow(v[4], v[5]); var t5 = Sse2.UnpackHigh(v[4], v[5]);
+        var t6 = Sse2.UnpackLow(v[6], v[7]); var t7 = Sse2.UnpackHigh(v[6], v[7]);
+        var u0 = Sse2.UnpackLow(t0.AsUInt32(), t2.AsUInt32()); var u1 = Sse2.UnpackHigh(t0.AsUInt32(), t2.AsUInt32());
+        var u2 = Sse2.UnpackLow(t1.AsUInt32(), t3.AsUInt32()); var u3 = Sse2.UnpackHigh(t1.AsUInt32(), t3.AsUInt32());
+        var u4 = Sse2.UnpackLow(t4.AsUInt32(), t6.AsUInt32()); var u5 = Sse2.UnpackHigh(t4.AsUInt32(), t6.AsUInt32());
+        var u6 = Sse2.UnpackLow(t5.AsUInt32(), t7.AsUInt32()); var u7 = Sse2.UnpackHigh(t5.AsUInt32(), t7.AsUInt32());
+        Sse2.UnpackLow(u0.AsUInt64(), u4.AsUInt64()).Store((ulong*)chunks);
+        Sse2.UnpackHigh(u0.AsUInt64(), u4.AsUInt64()).Store((ulong*)(chunks + 16));
+        Sse2.UnpackLow(u1.AsUInt64(), u5.AsUInt64()).Store((ulong*)(chunks + 32));
+        Sse2.UnpackHigh(u1.AsUInt64(), u5.AsUInt64()).Store((ulong*)(chunks + 48));
+        Sse2.UnpackLow(u2.AsUInt64(), u6.AsUInt64()).Store((ulong*)(chunks + 64));
+        Sse2.UnpackHigh(u2.AsUInt64(), u6.AsUInt64()).Store((ulong*)(chunks + 80));
+        Sse2.UnpackLow(u3.AsUInt64(), u7.AsUInt64()).Store((ulong*)(chunks + 96));
+        Sse2.UnpackHigh(u3.AsUInt64(), u7.AsUInt64()).Store((ulong*)(chunks + 112));
     }
 
     static unsafe uint Unaligned(byte* p) => Unsafe.ReadUnaligned<uint>(p);

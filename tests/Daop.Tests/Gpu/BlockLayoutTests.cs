@@ -57,6 +57,38 @@ public class BlockLayoutTests
         Assert.InRange(deviceBytes - type.RowBytes(cols), 0, 15);
     }
 
+    /// <summary>
+    /// The vector packing (whole groups through registers and a half-word transpose) writes the scalar twin's bytes,
+    /// for every code byte and for rows that end in a partial group; Q8_0 and the partial groups take the scalar path in both.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Q4_0, 256)]
+    [InlineData(DType.Q4_0, 2880)]   // 11 groups and 2 blocks
+    [InlineData(DType.Q4_0, 40)]
+    [InlineData(DType.MXFP4, 4096)]
+    [InlineData(DType.MXFP4, 296)]
+    [InlineData(DType.Q8_0, 600)]
+    [InlineData(DType.Q4_K, 256)]
+    [InlineData(DType.Q4_K, 14336)]
+    public void VectorPackingWritesTheScalarTwinsBytes(DType type, int cols)
+    {
+        int blocks = (cols + type.BlockSize() - 1) / type.BlockSize(), bb = type.BlockBytes();
+        var src = new byte[blocks * bb];
+        new Random(cols).NextBytes(src);
+        for (int i = 0; i < src.Length; i++) src[i] = (byte)(i % 3 == 0 ? i * 7 : src[i]); // every byte value in the codes
+        for (int b = 0; b < blocks; b++)
+            if (type == DType.MXFP4) src[b * bb] = (byte)(100 + b % 40); // scales the device range holds
+            else src[b * bb + 1] &= 0x3B;                                // fp16 scales (Q4_K: d) finite
+        int rowBytes = GpuMatrix.ChunksPerRow(type, cols) * 16;
+        var vector = new byte[rowBytes];
+        var scalar = new byte[rowBytes];
+        vector.AsSpan().Fill(0xA5);
+        scalar.AsSpan().Fill(0x5A);
+        BlockLayout.PackRow(type, src, cols, vector);
+        BlockLayout.PackRowScalar(type, src, cols, scalar);
+        Assert.Equal(scalar, vector);
+    }
+
     /// <summary>Q4_K rows keep every value exactly: the kernels' decoding (scale and min per 32-block from the header) equals the reference dequantizer.</summary>
     [Theory]
     [InlineData(256)]
