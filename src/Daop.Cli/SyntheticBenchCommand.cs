@@ -92,7 +92,7 @@ static class SyntheticBenchCommand
     // Every (ratio, policy) on the one loaded model: dense weights stay on the GPU, the expert scheduler is rebuilt.
     static int Offloaded(MoeModel model, Generator gen, int[] prompt, int newTokens, List<(double Ratio, string Policy)> combos)
     {
-        Console.WriteLine($"{"ratio",5} {"policy",-14} {"1st pf",7} {"prefill",8} {"decode",8} {"hit",5} {"cpu/tok",8} {"xfer/tok",9} {"GB/tok",7} {"wait ms",8} {"cpu ms",7}  (tok/s; per decoded token)");
+        Console.WriteLine($"{"ratio",5} {"policy",-14} {"1st pf",7} {"img s",6} {"prefill",8} {"decode",8} {"hit",5} {"cpu/tok",8} {"xfer/tok",9} {"GB/tok",7} {"wait ms",8} {"cpu ms",7}  (tok/s; per decoded token)");
         for (int i = 0; i < combos.Count; i++)
         {
             var (ratio, policy) = combos[i];
@@ -100,9 +100,12 @@ static class SyntheticBenchCommand
             var sched = (OffloadedExpertScheduler)model.Experts;
             foreach (var _ in gen.Generate(prompt[..8], new SamplingOptions { MaxNewTokens = 2, StopTokenIds = [] })) { } // warm-up
             // The first whole prompt after placement pays what is made on first use (page-locked expert images, kernels
-            // of its sizes): reported apart from the measured run that follows it.
+            // of its sizes): reported apart from the measured run that follows it, with the seconds its images took.
+            var store = (sched.Offload as GpuExpertOffload)?.Store;
+            double imageSeconds = store?.ImageSeconds ?? 0;
             var first = new GenerationStats();
             foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = 1, StopTokenIds = [] }, first)) { }
+            imageSeconds = (store?.ImageSeconds ?? 0) - imageSeconds;
             var stats = new GenerationStats();
             OffloadStats? atDecode = null;
             int n = 0;
@@ -110,7 +113,7 @@ static class SyntheticBenchCommand
                 if (n++ == 0) atDecode = sched.Stats.Snapshot();
             var d = sched.Stats.Since(atDecode!);
             double per = Math.Max(1, d.Tokens);
-            Console.WriteLine($"{ratio,5:F2} {policy,-14} {first.PrefillTokensPerSecond,7:F0} {stats.PrefillTokensPerSecond,8:F0} {stats.DecodeTokensPerSecond,8:F2} {d.HitRate,5:P0} " +
+            Console.WriteLine($"{ratio,5:F2} {policy,-14} {first.PrefillTokensPerSecond,7:F0} {imageSeconds,6:F2} {stats.PrefillTokensPerSecond,8:F0} {stats.DecodeTokensPerSecond,8:F2} {d.HitRate,5:P0} " +
                 $"{d.CpuExpertRuns / per,8:F2} {d.Transfers / per,9:F2} {d.TransferBytes / per / 1e9,7:F2} {d.CopyWaitSeconds / per * 1e3,8:F1} {d.CpuExpertSeconds / per * 1e3,7:F1}");
         }
         return 0;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Daop.Engine.Model;
 using Daop.Kernels;
 using Daop.Kernels.Gpu;
@@ -74,6 +75,12 @@ public sealed class HostExpertStore : IDisposable
     /// <summary>Bytes of staged images held now.</summary>
     public long PinnedBytes => _pinned;
 
+    /// <summary>Images made so far (<see cref="Pin"/> calls that allocated and packed one).</summary>
+    public int ImagesMade { get; private set; }
+
+    /// <summary>Seconds spent making them: page-locked allocation plus packing into the slot layout.</summary>
+    public double ImageSeconds { get; private set; }
+
     /// <summary>The memory-mapped weights of one expert (what the CPU runs from).</summary>
     public ExpertWeights Weights(int layer, int expert) => _w[layer][expert];
 
@@ -89,6 +96,7 @@ public sealed class HostExpertStore : IDisposable
         if (_pinned + bytes > PinnedBudgetBytes) return false;
         var w = Weights(layer, expert);
         if (!Layout.Matches(w)) throw new InvalidOperationException($"expert {expert} of layer {layer} has layout {ExpertLayout.Of(w)}, the store {Layout}");
+        long t0 = Stopwatch.GetTimestamp();
         Span<Chunk16> dst;
         if (IsCuda && _imageByWeights.TryGetValue(((nint)w.Gate.Data, (nint)w.Up.Data, (nint)w.Down.Data), out var shared))
         {
@@ -113,6 +121,8 @@ public sealed class HostExpertStore : IDisposable
         GpuMatrix.Pack(w.Gate, 0, w.Gate.Rows, dst[..(int)Layout.GateChunks], Layout.GateType);
         GpuMatrix.Pack(w.Up, 0, w.Up.Rows, dst.Slice((int)Layout.GateChunks, (int)Layout.UpChunks), Layout.UpType);
         GpuMatrix.Pack(w.Down, 0, w.Down.Rows, dst.Slice((int)(Layout.GateChunks + Layout.UpChunks), (int)Layout.DownChunks), Layout.DownType);
+        ImagesMade++;
+        ImageSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
         return true;
     }
 
