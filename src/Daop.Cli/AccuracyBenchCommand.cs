@@ -24,6 +24,7 @@ static class AccuracyBenchCommand
         var ratios = new Option<string>("--ratios") { Description = "Expert cache ratios.", DefaultValueFactory = _ => "0.25,0.5,0.75" };
         var policies = new Option<string>("--policies") { Description = $"Policies ({PolicyChoice.Names}).", DefaultValueFactory = _ => "lru-on-demand,lru-prefetch,static-cpu,daop-exact,daop" };
         var exactLayers = new Option<int>("--exact-layers") { Description = "DAOP approximate mode: layers that keep exact routing (at least 1).", DefaultValueFactory = _ => 1 };
+        var maxDrift = new Option<string?>("--precalc-max-drift") { Description = "Checked approximate policies: take pre-calculated outputs only while the layer's true input is within this relative distance of the stale one (e.g. 0.3,0.4: one row each); else those experts run exactly. Default: always take them." };
         var count = new Option<int?>("--count") { Description = "Use only the first N sequences." };
         var length = new Option<int?>("--length") { Description = "Use only the first T tokens of each sequence (half prompt, half scored)." };
         var greedy = new Option<int>("--greedy-tokens") { Description = "Greedy tokens generated from each prompt half and compared with the exact model.", DefaultValueFactory = _ => 64 };
@@ -34,17 +35,17 @@ static class AccuracyBenchCommand
         var threads = CommonOptions.Threads();
         var cmd = new Command("accuracy", "Perplexity and greedy agreement of each placement policy (DAOP approximate vs exact) on the CPU.")
         {
-            model, sequences, ratios, policies, exactLayers, count, length, greedy, formats, denseDType, random, json, threads,
+            model, sequences, ratios, policies, exactLayers, maxDrift, count, length, greedy, formats, denseDType, random, json, threads,
         };
         cmd.SetAction(r => r.GetValue(formats) is { } f
             ? RunFormats(r.GetValue(model), r.GetValue(sequences), r.GetValue(random), f, WeightTypes.Parse(r.GetValue(denseDType)), r.GetValue(count),
                 r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads))
             : Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers),
-                r.GetValue(count), r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads)));
+                PolicyChoice.Drifts(r.GetValue(maxDrift)), r.GetValue(count), r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads)));
         return cmd;
     }
 
-    static int Run(string? modelDir, string? seqFile, string ratioList, string policyList, int exactLayers, int? count, int? length,
+    static int Run(string? modelDir, string? seqFile, string ratioList, string policyList, int exactLayers, float[] maxDrifts, int? count, int? length,
         int greedy, string? jsonOut, int? threads)
     {
         OptionRules.CheckOutputFile("--json", jsonOut);
@@ -52,29 +53,28 @@ static class AccuracyBenchCommand
         string dir = modelDir ?? ModelLocator.Default();
         var ratios = OptionRules.Ratios(ratioList);
         var names = PolicyChoice.List(policyList);
-        foreach (var n in names) PolicyChoice.Create(n, exactLayers); // validate names up front
+        var policies = PolicyChoice.Expand(names, exactLayers, maxDrifts); // validates names up front
         var seqs = TokenSequences.Read(TokenSequences.PathFor(dir, seqFile), count);
         int len = Math.Min(length ?? int.MaxValue, seqs.Min(s => s.Length));
         using var m = BenchCommand.SizedBy($"--length {len} + --greedy-tokens {greedy}",
             () => MoeModel.Load(dir, new ModelOptions { ContextLength = len + greedy + 1 }));
         Console.WriteLine($"{MoeModel.FolderName(dir)}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
             $"{len - len / 2} scored teacher-forced, {greedy} greedy tokens; CPU, {CpuWorkers.Threads} threads");
-        Console.WriteLine($"{"ratio",5} {"policy",-20} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6} {"hit",6} {"cpu/tok",8} {"pre/tok",8} {"recall",7}");
+        Console.WriteLine($"{"ratio",5} {"policy",-32} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6} {"hit",6} {"cpu/tok",8} {"pre/tok",8} {"rej/tok",8} {"recall",7}");
         double refPpl = 0;
-        var report = AccuracyStudy.Run(m, seqs, names.Select(n => (Func<Engine.Placement.IPlacementPolicy>)(() => PolicyChoice.Create(n, exactLayers))).ToList(),
+        var report = AccuracyStudy.Run(m, seqs, policies.Select(p => p.Create).ToList(),
             new AccuracyOptions { Ratios = ratios, Length = len, GreedyTokens = greedy }, r =>
             {
                 if (r.Policy == "reference") refPpl = r.Perplexity;
                 var d = r.Decode;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{r.Ratio,5:F2} {r.Policy,-20} {r.Perplexity,9:F4} {r.Perplexity - refPpl,8:+0.0000;-0.0000;0} {(r.Perplexity / refPpl - 1) * 100,6:+0.00;-0.00;0}% " +
+                    $"{r.Ratio,5:F2} {r.Policy,-32} {r.Perplexity,9:F4} {r.Perplexity - refPpl,8:+0.0000;-0.0000;0} {(r.Perplexity / refPpl - 1) * 100,6:+0.00;-0.00;0}% " +
                     $"{r.Top1Agreement,7:P1} {r.GreedyMatch,7:P1} {r.MeanFirstDivergence,7:F1} {(r.IdenticalLogits ? "yes" : "no"),6} " +
                     $"{(d.Activations == 0 ? "" : d.HitRate.ToString("P0", CultureInfo.InvariantCulture)),6} {d.PerToken(d.CpuExpertRuns),8:F2} " +
-                    $"{d.PerToken(d.PrecalculatedRuns),8:F2} {d.PredictorRecall,7:F3}"));
+                    $"{d.PerToken(d.PrecalculatedRuns),8:F2} {d.PerToken(d.PrecalculatedRejected),8:F2} {d.PredictorRecall,7:F3}"));
             });
         // Only DAOP's approximate mode may change the logits; every other policy must reproduce the reference.
-        var approximate = names.Select(n => PolicyChoice.Create(n, exactLayers)).Where(p => p.Approximate)
-            .Select(p => p.Name).ToHashSet();
+        var approximate = policies.Select(p => p.Create()).Where(p => p.Approximate).Select(p => p.Name).ToHashSet();
         var bad = report.Rows.Where(r => !approximate.Contains(r.Policy) && !r.IdenticalLogits).ToList();
         foreach (var r in bad) Console.WriteLine($"WARNING: exact policy {r.Policy} at {r.Ratio} differs from the reference");
         if (jsonOut != null) File.WriteAllText(jsonOut, report.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -66,6 +66,7 @@ static class OptionRules
         ["--ratios"] = new ListOf(Ratio),
         ["--policies"] = new ListOf(new Choice(PolicyChoice.All, PolicyChoice.Aliases)),
         ["--exact-layers"] = new Whole(1, 65536),
+        ["--precalc-max-drift"] = new ListOf(new Real(0, 1e6)),
         ["--count"] = new Whole(1, 1_000_000),
         ["--random-sequences"] = new Whole(1, 1_000_000),
         ["--length"] = new Whole(2, Tokens),

@@ -29,18 +29,19 @@ static class SimulateCommand
         var traceCount = new Option<int?>("--traces") { Description = "Replay only the first N traces (as bench policies replays trace i for prompt i)." };
         var layerUs = new Option<double?>("--dense-layer-us") { Description = "GPU time of one layer's dense part with its launches and host round trip (default: bytes at --gpu-gbps plus 8 launches of 5 us; H100, from the all-on-GPU 8-layer decode: 360)." };
         var drift = new Option<int>("--drift-window") { Description = "Tokens the -drift rows' decode-time placement averages over.", DefaultValueFactory = _ => DaopPolicy.DefaultDriftWindow };
+        var maxDrift = new Option<string?>("--precalc-max-drift") { Description = "Also the checked approximate modes with pre-calculations taken only within these input drifts (e.g. 0.3,0.4; the traces record each layer's), one row each." };
         var cmd = new Command("simulate", "Compare placement policies by replaying routing traces with a bandwidth cost model.")
         {
-            model, sequences, ratios, project, gpu, cpu, pcie, slowdown, promptTokens, newTokens, traceCount, layerUs, drift,
+            model, sequences, ratios, project, gpu, cpu, pcie, slowdown, promptTokens, newTokens, traceCount, layerUs, drift, maxDrift,
         };
         cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(project)!,
             r.GetValue(gpu), r.GetValue(cpu), r.GetValue(pcie), r.GetValue(slowdown), r.GetValue(promptTokens), r.GetValue(newTokens),
-            r.GetValue(traceCount), r.GetValue(layerUs), r.GetValue(drift)));
+            r.GetValue(traceCount), r.GetValue(layerUs), r.GetValue(drift), PolicyChoice.Drifts(r.GetValue(maxDrift))));
         return cmd;
     }
 
     static int Run(string? modelDir, string? seqFile, string ratioList, string project, double gpuGBps, double cpuGBps, double pcieGBps,
-        double slowdown, int? promptTokens, int? newTokens, int? traceCount, double? layerUs, int driftWindow)
+        double slowdown, int? promptTokens, int? newTokens, int? traceCount, double? layerUs, int driftWindow, float[] maxDrifts)
     {
         string dir = modelDir ?? ModelLocator.Default();
         var ratios = OptionRules.Ratios(ratioList);
@@ -85,22 +86,27 @@ static class SimulateCommand
 
         Console.WriteLine($"traces: {traces.Count} of {n} x {len} tokens of {MoeModel.FolderName(dir)}; {prefill} prompt, {decode} decoded; " +
             $"costs for {project} ({layers} layers, expert {expertBytes / 1e6:F0} MB) at GPU {gpuGBps} GB/s, CPU {cpuGBps} GB/s (x{slowdown} beside copies), PCIe {pcieGBps} GB/s");
-        Console.WriteLine($"{"ratio",5} {"policy",-20} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
+        Console.WriteLine($"{"ratio",5} {"policy",-32} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
         foreach (double ratio in ratios)
         {
             var slots = SlotBudget.FromRatio(ratio, layers, c.NumExperts, popularity);
-            var results = Policies(driftWindow).Select(p => TraceSimulator.Run(traces, p, slots, cost, prefill, popularity)).ToList();
+            var results = Policies(driftWindow, maxDrifts).Select(p => TraceSimulator.Run(traces, p, slots, cost, prefill, popularity)).ToList();
             double lru = results.First(x => x.Policy == "lru-on-demand").TokensPerSecond;
             double fid = results.First(x => x.Policy == "static-cpu").TokensPerSecond;
             foreach (var x in results)
-                Console.WriteLine($"{ratio,5:F2} {x.Policy,-20} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
+                Console.WriteLine($"{ratio,5:F2} {x.Policy,-32} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
                     $"{x.HitRate,6:P0} {x.CpuExpertsPerToken,8:F2} {x.TransfersPerToken,9:F2} {x.GpuWaitUsPerToken,9:F0} {x.PredictorRecall,7:F3}");
         }
         return 0;
     }
 
-    static IEnumerable<IPlacementPolicy> Policies(int driftWindow) =>
+    static IEnumerable<IPlacementPolicy> Policies(int driftWindow, float[] maxDrifts) =>
         [new LruPolicy(false), new LruPolicy(true), new StaticPolicy(), new DaopPolicy(approximate: false), new DaopPolicy(approximate: true),
             new DaopPolicy(approximate: true, use: PredictionUse.Check),
-            new DaopPolicy(approximate: true, use: PredictionUse.CheckDegrade), new DaopPolicy(approximate: false, driftWindow: driftWindow), new DaopPolicy(approximate: true, driftWindow: driftWindow)];
+            new DaopPolicy(approximate: true, use: PredictionUse.CheckDegrade), new DaopPolicy(approximate: false, driftWindow: driftWindow), new DaopPolicy(approximate: true, driftWindow: driftWindow),
+            .. maxDrifts.SelectMany(d => new IPlacementPolicy[]
+            {
+                new DaopPolicy(approximate: true, use: PredictionUse.Check, precalcMaxDrift: d),
+                new DaopPolicy(approximate: true, use: PredictionUse.CheckDegrade, precalcMaxDrift: d),
+            })];
 }

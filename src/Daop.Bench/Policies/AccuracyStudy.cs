@@ -52,6 +52,7 @@ public sealed record AccuracyReport(string Model, int Sequences, int Length, int
             ["identical_logits"] = r.IdenticalLogits,
             ["gpu_hit_rate"] = r.Decode.HitRate, ["cpu_experts_per_token"] = r.Decode.PerToken(r.Decode.CpuExpertRuns),
             ["precalculated_per_token"] = r.Decode.PerToken(r.Decode.PrecalculatedRuns),
+            ["precalculations_rejected_per_token"] = r.Decode.PerToken(r.Decode.PrecalculatedRejected),
             ["substitutions_per_token"] = r.Decode.PerToken(r.Decode.Substitutions),
             ["transfers_per_token"] = r.Decode.PerToken(r.Decode.Transfers), ["predictor_recall"] = r.Decode.PredictorRecall,
         };

@@ -18,7 +18,7 @@ namespace Daop.Engine.Placement;
 /// single token cannot move an expert back and forth. At most one swap per layer per token; the copy overlaps the rest of the token.
 /// </remarks>
 public sealed class DaopPolicy(bool approximate, int exactLayers = 1, double swapMargin = 1.05, int maxSwapsPerLayer = int.MaxValue,
-    int driftWindow = 0, PredictionUse use = PredictionUse.Route) : IPlacementPolicy
+    int driftWindow = 0, PredictionUse use = PredictionUse.Route, float precalcMaxDrift = float.PositiveInfinity) : IPlacementPolicy
 {
     /// <summary>The drift window of the "-drift" benchmark rows (tokens).</summary>
     public const int DefaultDriftWindow = 32;
@@ -32,19 +32,32 @@ public sealed class DaopPolicy(bool approximate, int exactLayers = 1, double swa
         PredictionUse.Check => "daop-checked",
         PredictionUse.CheckDegrade => "daop-checked-degrade",
         _ => "daop",
-    }) + (driftWindow > 0 ? "-drift" : "");
+    }) + (driftWindow > 0 ? "-drift" : "") +
+        (float.IsFinite(precalcMaxDrift) ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"-within{precalcMaxDrift:0.###}") : "");
     /// <inheritdoc />
     public bool Approximate => approximate;
     /// <inheritdoc />
     public PredictionUse PredictionUse => use;
     /// <inheritdoc />
     public int ExactLayers => Math.Max(1, exactLayers);
+    /// <inheritdoc />
+    public float PrecalcMaxDrift { get; } = CheckDrift(precalcMaxDrift, approximate, use);
     /// <summary>A CPU expert must be used this many times as often as the coldest GPU expert to swap in.</summary>
     public double SwapMargin => swapMargin;
     /// <summary>Bound on swaps per layer after each prefill.</summary>
     public int MaxSwapsPerLayer => maxSwapsPerLayer;
     /// <summary>Tokens the decode-time activation estimate averages over; 0: the placement holds after prefill.</summary>
     public int DriftWindow => driftWindow;
+
+    static float CheckDrift(float maxDrift, bool approximate, PredictionUse use)
+    {
+        if (!(maxDrift >= 0))
+            throw new ArgumentOutOfRangeException(nameof(maxDrift), $"the pre-calculation drift bound must be >= 0, got {maxDrift}");
+        if (float.IsFinite(maxDrift) && (!approximate || use == PredictionUse.Route))
+            throw new ArgumentException("a pre-calculation drift bound needs a checked approximate mode (daop-checked, daop-checked-degrade): " +
+                "exact modes pre-calculate nothing, and routing by the prediction has no true routing to fall back to", nameof(maxDrift));
+        return maxDrift;
+    }
 
     /// <inheritdoc />
     public void Initialize(Residency r, long[,]? popularity)

@@ -34,6 +34,13 @@ public interface IPlacementPolicy
     /// </summary>
     int ExactLayers => int.MaxValue;
 
+    /// <summary>
+    /// Checked approximate modes: a layer takes its pre-calculated outputs only while its true gate input x is within
+    /// this relative distance ‖x − x′‖ / ‖x‖ of the previous layer's input x′ they were computed from; past it, those
+    /// experts run exactly from x on the CPU (a stale input is what is left of the checked modes' loss). Infinity: always take them.
+    /// </summary>
+    float PrecalcMaxDrift => float.PositiveInfinity;
+
     /// <summary>Fills the initial residency (dense weights are always on the GPU; only experts are placed here).</summary>
     /// <param name="r">Empty residency with its slot capacities.</param>
     /// <param name="popularity">[layers, experts] activation counts from a calibration run, or null.</param>

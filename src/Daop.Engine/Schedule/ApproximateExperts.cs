@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
 
@@ -18,7 +19,10 @@ namespace Daop.Engine.Schedule;
 /// <param name="topK">Experts per token.</param>
 /// <param name="exactLayers">Layers below this route exactly, with their own gate (at least 1).</param>
 /// <param name="use">Route by the prediction (the paper) or check it against the true routing.</param>
-public sealed class ApproximateExperts(int experts, int topK, int exactLayers, PredictionUse use = PredictionUse.Route)
+/// <param name="maxDrift">Checked: the largest relative distance between a layer's true input and the stale one its
+/// pre-calculation used at which the pre-calculated outputs are still taken (<see cref="IPlacementPolicy.PrecalcMaxDrift"/>).</param>
+public sealed class ApproximateExperts(int experts, int topK, int exactLayers, PredictionUse use = PredictionUse.Route,
+    float maxDrift = float.PositiveInfinity)
 {
     readonly float[] _probs = new float[experts], _scratch = new float[experts], _weights = new float[topK];
     readonly int[] _ids = new int[topK];
@@ -30,6 +34,9 @@ public sealed class ApproximateExperts(int experts, int topK, int exactLayers, P
 
     /// <summary>How the predicted layer uses the prediction.</summary>
     public PredictionUse Use => use;
+
+    /// <summary>See <see cref="IPlacementPolicy.PrecalcMaxDrift"/>; infinite: never checked.</summary>
+    public float MaxDrift => maxDrift;
 
     bool Checked => use != PredictionUse.Route;
 
@@ -129,6 +136,34 @@ public sealed class ApproximateExperts(int experts, int topK, int exactLayers, P
         if (tokens == 1 && TryApply(layer, routing, residency)) return true;
         Reset();
         return false;
+    }
+
+    /// <summary>
+    /// Checked, after <see cref="TryApply"/>: drops the held prediction (its experts then run exactly) when the layer's
+    /// true gate input <paramref name="x"/> [H] lies farther than <see cref="MaxDrift"/> from <paramref name="stale"/> [H],
+    /// the input its pre-calculation ran on, as ‖x − stale‖ / ‖x‖. Returns the pre-calculated experts dropped (0: kept).
+    /// </summary>
+    public int RejectIfDrifted(ReadOnlySpan<float> x, ReadOnlySpan<float> stale) =>
+        _layer < 0 || _cpuCount == 0 || !Checked || float.IsPositiveInfinity(maxDrift) ? 0 : RejectIfDrifted(RelativeDistance(x, stale));
+
+    /// <summary>
+    /// <see cref="RejectIfDrifted(ReadOnlySpan{float}, ReadOnlySpan{float})"/> for a drift measured elsewhere (the trace
+    /// simulator's recorded <see cref="RoutingTrace.InputDrift"/>).
+    /// </summary>
+    public int RejectIfDrifted(float drift)
+    {
+        if (_layer < 0 || _cpuCount == 0 || !Checked || !(drift > maxDrift)) return 0;
+        int dropped = _cpuCount;
+        Reset();
+        return dropped;
+    }
+
+    /// <summary>‖x − stale‖ / ‖x‖ (0 when both are zero, infinity when only x is).</summary>
+    public static float RelativeDistance(ReadOnlySpan<float> x, ReadOnlySpan<float> stale)
+    {
+        if (stale.Length != x.Length) throw new ArgumentException($"stale input has {stale.Length} values, the true one {x.Length}", nameof(stale));
+        float d = TensorPrimitives.Distance(x, stale), norm = TensorPrimitives.Norm(x);
+        return d == 0 ? 0 : d / norm;
     }
 
     /// <summary>True if <paramref name="expert"/> of the held prediction is pre-calculated.</summary>

@@ -119,6 +119,7 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         int taken = 0;
         var xs = ((CpuBuffer)x).Data;
         _driver.BeforeActivations(layer, r, tokens, xs.AsSpan(0, tokens * _hidden));
+        if (call.Precalculated && _driver.ChecksDrift) _driver.CheckPrecalculatedInput(xs.AsSpan(0, _hidden), _precalc!.Input);
         foreach (var d in _driver.DecideActivations(layer, r, tokens))
             if (d.Action == PlacementAction.TakePrecalculated)
                 _taken[taken++] = d.Index;

@@ -55,6 +55,11 @@ public sealed class OffloadStats
     /// true experts they stood for ran from their true input).
     /// </summary>
     public long PrecalculatedUnused { get; internal set; }
+    /// <summary>
+    /// Pre-calculated experts dropped because the layer's true input had drifted past the policy's bound from the one they
+    /// were computed from (<see cref="Placement.IPlacementPolicy.PrecalcMaxDrift"/>): they ran exactly on the CPU.
+    /// </summary>
+    public long PrecalculatedRejected { get; internal set; }
     /// <summary>Approximate-mode predictions that graceful degradation changed (every predicted expert was off the GPU).</summary>
     public long Substitutions { get; internal set; }
     /// <summary>Decode activations of layers that had a next-layer prediction (the predictor's denominator).</summary>
@@ -97,7 +102,8 @@ public sealed class OffloadStats
         RebalanceTransfers += sign * o.RebalanceTransfers; TransferBytes += sign * o.TransferBytes;
         StreamTransfers += sign * o.StreamTransfers; StreamedRuns += sign * o.StreamedRuns;
         CopyWaitSeconds += sign * o.CopyWaitSeconds; CpuExpertSeconds += sign * o.CpuExpertSeconds;
-        PrecalculatedRuns += sign * o.PrecalculatedRuns; PrecalculatedUnused += sign * o.PrecalculatedUnused; Substitutions += sign * o.Substitutions;
+        PrecalculatedRuns += sign * o.PrecalculatedRuns; PrecalculatedUnused += sign * o.PrecalculatedUnused;
+        PrecalculatedRejected += sign * o.PrecalculatedRejected; Substitutions += sign * o.Substitutions;
         PredictedActivations += sign * o.PredictedActivations; PredictionHits += sign * o.PredictionHits;
         PrecalcSeconds += sign * o.PrecalcSeconds; PrecalcWaitSeconds += sign * o.PrecalcWaitSeconds;
     }
@@ -114,7 +120,7 @@ public sealed class OffloadStats
         $"{Transfers} transfers ({MissTransfers} on miss, {PrefetchTransfers} prefetch, {RebalanceTransfers} re-placing, {StreamTransfers} streamed for prefill, " +
         $"{TransferBytes / 1048576.0:F1} MiB), " +
         $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms") +
-        (PrecalculatedRuns + Substitutions > 0 ? string.Create(CultureInfo.InvariantCulture,
-            $"; pre-calculated {PrecalculatedRuns} ({PrecalculatedUnused} unused, {Substitutions} substitutions, {PrecalcSeconds * 1e3:F2} ms, waited {PrecalcWaitSeconds * 1e3:F2} ms)") : "") +
+        (PrecalculatedRuns + PrecalculatedRejected + Substitutions > 0 ? string.Create(CultureInfo.InvariantCulture,
+            $"; pre-calculated {PrecalculatedRuns} ({PrecalculatedUnused} unused, {PrecalculatedRejected} rejected as drifted, {Substitutions} substitutions, {PrecalcSeconds * 1e3:F2} ms, waited {PrecalcWaitSeconds * 1e3:F2} ms)") : "") +
         (PredictedActivations > 0 ? string.Create(CultureInfo.InvariantCulture, $"; predictor recall {PredictorRecall:P1}") : "");
 }

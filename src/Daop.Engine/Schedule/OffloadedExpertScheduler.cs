@@ -238,6 +238,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         Execute(_driver.BeforeActivations(layer, r, tokens, call.CountsNext ? _offload.Input() : default));
         // 1. Every activation (GPU slot, CPU, streamed, pre-calculated), with the misses' evictions and loads in between.
         _takenCount = 0;
+        if (call.Precalculated && _driver.ChecksDrift) _driver.CheckPrecalculatedInput(_offload.Input()[.._hidden], _precalc!.Input);
         Execute(_driver.DecideActivations(layer, r, tokens));
         // 2. The GPU experts (asynchronous on CUDA), then, in approximate mode, this layer's CPU experts pre-calculated
         //    during the previous layer (joined before predicting the next one, which reuses the buffers).

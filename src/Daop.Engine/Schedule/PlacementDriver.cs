@@ -108,7 +108,7 @@ public sealed class PlacementDriver
         _counts = new int[_experts];
         _chunkCounts = new int[_experts];
         _nextSlot = new int[_experts];
-        if (policy.Approximate) _approx = new ApproximateExperts(_experts, _topK, policy.ExactLayers, policy.PredictionUse);
+        if (policy.Approximate) _approx = new ApproximateExperts(_experts, _topK, policy.ExactLayers, policy.PredictionUse, policy.PrecalcMaxDrift);
     }
 
     /// <summary>Which experts are on the GPU (the policy's view; executors hold exactly this after each phase).</summary>
@@ -204,6 +204,25 @@ public sealed class PlacementDriver
     /// </summary>
     public ReadOnlySpan<PlacementDecision> BeforeActivations(int layer, RoutingBatch r, int tokens, ReadOnlySpan<float> x) =>
         tokens == 1 || _decodeBatch ? default : PlacePrefillChunk(layer, r, tokens, x);
+
+    /// <summary>True when a pre-calculated layer call must be shown its true input (<see cref="CheckPrecalculatedInput"/>).</summary>
+    public bool ChecksDrift => _approx != null && float.IsFinite(_approx.MaxDrift);
+
+    /// <summary>
+    /// Between <see cref="BeginLayer"/> and <see cref="DecideActivations"/> of a pre-calculated call: <paramref name="x"/>
+    /// [H] is the layer's true gate input, <paramref name="stale"/> [H] the one its pre-calculation ran on; past the
+    /// policy's drift bound the pre-calculated experts run exactly instead (<see cref="ApproximateExperts.RejectIfDrifted(ReadOnlySpan{float}, ReadOnlySpan{float})"/>).
+    /// </summary>
+    public void CheckPrecalculatedInput(ReadOnlySpan<float> x, ReadOnlySpan<float> stale)
+    {
+        if (_precalculated) _stats.PrecalculatedRejected += _approx!.RejectIfDrifted(x, stale);
+    }
+
+    /// <summary><see cref="CheckPrecalculatedInput"/> with the drift ‖x − x′‖ / ‖x‖ already measured (the trace simulator).</summary>
+    public void CheckPrecalculatedDrift(float drift)
+    {
+        if (_precalculated) _stats.PrecalculatedRejected += _approx!.RejectIfDrifted(drift);
+    }
 
     /// <summary>After the layer's experts ran: decode (one token, or a batched decode step) → <see cref="AfterDecodeLayer"/>; a prompt chunk → nothing.</summary>
     public ReadOnlySpan<PlacementDecision> AfterLayer(int layer, int tokens) =>

@@ -54,6 +54,9 @@ public sealed class PreCalc : IDisposable
     /// <summary>Seconds the pre-calculation jobs ran (host time, joined ones only).</summary>
     public double Seconds { get; private set; }
 
+    /// <summary>[H] the input the latest <see cref="Start"/> computed from (the previous layer's gate input).</summary>
+    public ReadOnlySpan<float> Input => _x;
+
     /// <summary>Seconds <see cref="Join"/> waited for a job still running.</summary>
     public double WaitSeconds { get; private set; }
 

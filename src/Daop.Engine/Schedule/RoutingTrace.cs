@@ -29,6 +29,17 @@ public sealed class RoutingTrace
     /// <summary>[tokens, layers, E] the predictor's logits for each layer (zeros at layer 0).</summary>
     public required float[] PredictedLogits { get; init; }
 
+    /// <summary>
+    /// [tokens, layers] how far each layer's gate input x lies from the previous layer's x′, ‖x − x′‖ / ‖x‖ (0 at layer 0):
+    /// what a drift-bounded checked mode compares with its bound (<see cref="Placement.IPlacementPolicy.PrecalcMaxDrift"/>).
+    /// Null for traces made without it.
+    /// </summary>
+    public float[]? InputDrift { get; init; }
+
+    /// <summary>The input drift of <paramref name="token"/> at <paramref name="layer"/> (see <see cref="InputDrift"/>).</summary>
+    public float Drift(int token, int layer) =>
+        InputDrift is { } d ? d[token * Layers + layer] : throw new InvalidOperationException("this routing trace was recorded without input drift");
+
     /// <summary>The E predicted logits of <paramref name="token"/> at <paramref name="layer"/>.</summary>
     public ReadOnlySpan<float> PredictedScores(int token, int layer) => PredictedLogits.AsSpan((token * Layers + layer) * Experts, Experts);
 
@@ -47,6 +58,7 @@ public sealed class RoutingTrace
         {
             Layers = Layers, Experts = Experts, TopK = TopK, Tokens = tokens,
             TrueIds = TrueIds[..k], TrueWeights = TrueWeights[..k], PredictedIds = PredictedIds[..k], PredictedLogits = PredictedLogits[..e],
+            InputDrift = InputDrift?[..(tokens * Layers)],
         };
     }
 
@@ -63,6 +75,7 @@ public sealed class RoutingTrace
         var w = new float[ids.Length];
         var pred = new int[ids.Length];
         var logits = new float[Tokens * layers * Experts];
+        var drift = InputDrift == null ? null : new float[Tokens * layers];
         for (int t = 0; t < Tokens; t++)
             for (int l = 0; l < layers; l++)
             {
@@ -71,11 +84,12 @@ public sealed class RoutingTrace
                 TrueWeights.AsSpan((t * Layers + s) * TopK, TopK).CopyTo(w.AsSpan((t * layers + l) * TopK, TopK));
                 Predicted(t, s).CopyTo(pred.AsSpan((t * layers + l) * TopK, TopK));
                 PredictedScores(t, s).CopyTo(logits.AsSpan((t * layers + l) * Experts, Experts));
+                if (drift != null) drift[t * layers + l] = InputDrift![t * Layers + s];
             }
         return new RoutingTrace
         {
             Layers = layers, Experts = Experts, TopK = TopK, Tokens = Tokens,
-            TrueIds = ids, TrueWeights = w, PredictedIds = pred, PredictedLogits = logits,
+            TrueIds = ids, TrueWeights = w, PredictedIds = pred, PredictedLogits = logits, InputDrift = drift,
         };
     }
 
@@ -100,6 +114,7 @@ public sealed class RoutingTrace
         {
             Layers = c.NumLayers, Experts = c.NumExperts, TopK = c.TopK, Tokens = tokens.Length,
             TrueIds = rec.TrueIds, TrueWeights = rec.TrueWeights, PredictedIds = rec.PredictedIds, PredictedLogits = rec.PredictedLogits,
+            InputDrift = rec.InputDrift,
         };
     }
 
@@ -110,6 +125,8 @@ public sealed class RoutingTrace
         public readonly float[] TrueWeights = new float[tokens * model.Config.NumLayers * model.Config.TopK];
         public readonly int[] PredictedIds = Enumerable.Repeat(-1, tokens * model.Config.NumLayers * model.Config.TopK).ToArray();
         public readonly float[] PredictedLogits = new float[tokens * model.Config.NumLayers * model.Config.NumExperts];
+        public readonly float[] InputDrift = new float[tokens * model.Config.NumLayers];
+        readonly float[] _previous = new float[tokens * model.Config.HiddenSize]; // the previous layer's gate inputs [T, H]
 
         public void OnRouted(int layer, int startPos, ReadOnlySpan<float> gateInput, ReadOnlySpan<float> logits, RoutingBatch r)
         {
@@ -120,6 +137,9 @@ public sealed class RoutingTrace
                 r.Experts.AsSpan(i * _k, _k).CopyTo(TrueIds.AsSpan(dst, _k));
                 r.Weights.AsSpan(i * _k, _k).CopyTo(TrueWeights.AsSpan(dst, _k));
             }
+            for (int i = 0; i < t && layer > 0; i++)
+                InputDrift[(startPos + i) * _l + layer] = ApproximateExperts.RelativeDistance(gateInput.Slice(i * _h, _h), _previous.AsSpan((startPos + i) * _h, _h));
+            gateInput[..(t * _h)].CopyTo(_previous.AsSpan(startPos * _h, t * _h));
             if (layer + 1 >= _l) return;
             // DAOP's predictor: layer l+1's gate on layer l's gate input; softmax is monotonic, so top-k of logits.
             var next = model.Weights.Layers[layer + 1].Router!.W;

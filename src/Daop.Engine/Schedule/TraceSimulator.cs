@@ -83,18 +83,19 @@ public static class TraceSimulator
                 double tokenStart = _gpu;
                 Array.Fill(_cur, -1);
                 driver.BeginChunk(t, 1);
-                for (int l = 0; l < tr.Layers; l++) Layer(driver, routing, l);
+                for (int l = 0; l < tr.Layers; l++) Layer(driver, routing, l, tr, t);
                 _gpu += cost.HeadUs;
                 TotalUs += _gpu - tokenStart;
             }
             return driver.Stats.Since(start);
         }
 
-        void Layer(PlacementDriver driver, RoutingBatch routing, int l)
+        void Layer(PlacementDriver driver, RoutingBatch routing, int l, RoutingTrace tr, int t)
         {
             _gpu += cost.DenseLayerUs;
             Array.Fill(_next, -1);
             var call = driver.BeginLayer(l, routing, 1);
+            if (call.Precalculated && driver.ChecksDrift) driver.CheckPrecalculatedDrift(tr.Drift(t, l)); // rejected: they run below, again
             var activations = driver.DecideActivations(l, routing, 1);
             if (call.Next >= 0) Charge(driver.PredictNext(call.Next, default), driver.Approximation);
             _cpuDone = _gpu;

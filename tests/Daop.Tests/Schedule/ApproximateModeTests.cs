@@ -175,6 +175,67 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A drift bound of 0 rejects every pre-calculation (the true input never equals the previous layer's), so the checked
+    /// mode computes the exact model's decode on both executors, where the unbounded one does not; a bound in between
+    /// makes the same decisions on both (same rejections, same logits).
+    /// </summary>
+    [Theory]
+    [InlineData("mixtral-tiny", 0.25)]
+    [InlineData("olmoe-tiny", 0.25)]
+    [InlineData("qwen3moe-tiny", 0.5)]
+    public void DriftBoundedCheckedModeFallsBackToExactExperts(string fixture, double ratio)
+    {
+        var want = Reference(fixture);
+        double Worst((int[] Tokens, float[] Prefill, float[][] Steps) got) =>
+            Enumerable.Range(0, Decode).Max(i => want.Steps[i].Zip(got.Steps[i], (x, y) => (double)Math.Abs(x - y)).Max());
+
+        using (var unbounded = LoadCpu(fixture, Policy("daop-checked"), ratio))
+            Assert.True(Worst(Run(unbounded, want.Tokens)) > 1e-4, "the unbounded checked mode should differ from the exact model");
+
+        using var cpu = LoadCpu(fixture, new DaopPolicy(approximate: true, use: PredictionUse.Check, precalcMaxDrift: 0), ratio);
+        using var gpuModel = LoadGpu(fixture, new DaopPolicy(approximate: true, use: PredictionUse.Check, precalcMaxDrift: 0), ratio);
+        var a = Run(cpu, want.Tokens);
+        var b = Run(gpuModel, want.Tokens);
+        for (int i = 0; i < Decode; i++)
+        {
+            LogitsAssert.Close(want.Steps[i], a.Steps[i], $"{fixture} checked within 0, CPU, decode {i}");
+            LogitsAssert.Close(want.Steps[i], b.Steps[i], $"{fixture} checked within 0, GPU, decode {i}");
+        }
+        foreach (var s in new[] { ((CpuStandInScheduler)cpu.Experts).Stats, ((OffloadedExpertScheduler)gpuModel.Experts).Stats })
+        {
+            Assert.Equal(0, s.PrecalculatedRuns);
+            Assert.True(s.PrecalculatedRejected > 0, "every pre-calculation should have been rejected, and there were some");
+        }
+
+        using var cpuMid = LoadCpu(fixture, new DaopPolicy(approximate: true, use: PredictionUse.Check, precalcMaxDrift: 0.9f), ratio);
+        using var gpuMid = LoadGpu(fixture, new DaopPolicy(approximate: true, use: PredictionUse.Check, precalcMaxDrift: 0.9f), ratio);
+        var c = Run(cpuMid, want.Tokens);
+        var g = Run(gpuMid, want.Tokens);
+        for (int i = 0; i < Decode; i++) LogitsAssert.Close(c.Steps[i], g.Steps[i], $"{fixture} checked within 0.9, decode {i}");
+        var sc = ((CpuStandInScheduler)cpuMid.Experts).Stats;
+        var sg = ((OffloadedExpertScheduler)gpuMid.Experts).Stats;
+        Assert.Equal(sc.PrecalculatedRejected, sg.PrecalculatedRejected);
+        Assert.Equal(sc.PrecalculatedRuns, sg.PrecalculatedRuns);
+        Assert.Equal(sc.CpuExpertRuns, sg.CpuExpertRuns);
+        Assert.True(sc.PrecalculatedRuns > 0 && sc.PrecalculatedRejected > 0, "a bound in between should take some pre-calculations and reject others");
+        output.WriteLine($"{fixture} @ {ratio} within 0.9: {sc.PrecalculatedRuns} taken, {sc.PrecalculatedRejected} rejected");
+    }
+
+    /// <summary>A drift bound belongs to a checked approximate mode: elsewhere (and negative or NaN) it is refused when the policy is made.</summary>
+    [Fact]
+    public void DriftBoundsOutsideCheckedModesAreRefused()
+    {
+        Assert.Throws<ArgumentException>(() => new DaopPolicy(approximate: true, precalcMaxDrift: 0.3f));
+        Assert.Throws<ArgumentException>(() => new DaopPolicy(approximate: false, use: PredictionUse.Check, precalcMaxDrift: 0.3f));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DaopPolicy(approximate: true, use: PredictionUse.Check, precalcMaxDrift: -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DaopPolicy(approximate: true, use: PredictionUse.Check, precalcMaxDrift: float.NaN));
+        var p = new DaopPolicy(approximate: true, use: PredictionUse.CheckDegrade, precalcMaxDrift: 0.35f);
+        Assert.Equal("daop-checked-degrade-within0.35", p.Name);
+        Assert.Equal(0.35f, p.PrecalcMaxDrift);
+        Assert.Equal(float.PositiveInfinity, new DaopPolicy(approximate: true, use: PredictionUse.Check).PrecalcMaxDrift);
+    }
+
+    /// <summary>
     /// On a recorded trace of the embedded model, the degraded prediction keeps at most K−1 (one for top-2) experts off the
     /// GPU per token and layer whenever the layer has a GPU expert, keeps predicted GPU experts, and keeps the weights' mass.
     /// </summary>

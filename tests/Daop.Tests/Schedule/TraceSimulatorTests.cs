@@ -118,6 +118,51 @@ public class TraceSimulatorTests
         Assert.Equal(1.0, exact.HitRate); // exact mode routes {2, 3}, which its true counts placed
     }
 
+    /// <summary>
+    /// A drift-bounded checked mode replays the trace's recorded input drift: within the bound it takes the pre-calculation
+    /// as the unbounded mode does (same timeline); past it the expert runs again, exactly, on the token's path (slower).
+    /// </summary>
+    [Fact]
+    public void DriftBoundedCheckedModeRerunsRejectedPreCalculations()
+    {
+        // 2 layers, 4 experts, top-1, one slot per layer holding expert 0 (no swaps); layer 1 routes to CPU expert 2,
+        // which the predictor also picks, so the checked mode pre-calculates it during layer 0.
+        RoutingTrace Trace(float[]? drift) => new()
+        {
+            Layers = 2, Experts = 4, TopK = 1, Tokens = 3,
+            TrueIds = [0, 2, 0, 2, 0, 2], TrueWeights = [1, 1, 1, 1, 1, 1],
+            PredictedIds = [-1, 2, -1, 2, -1, 2], PredictedLogits = new float[3 * 2 * 4], InputDrift = drift,
+        };
+        float[] drift = [0, 0.9f, 0, 0.9f, 0, 0.9f];
+        SimulationResult Run(float maxDrift) => TraceSimulator.Run([Trace(drift)],
+            new DaopPolicy(approximate: true, maxSwapsPerLayer: 0, use: PredictionUse.Check, precalcMaxDrift: maxDrift), [1, 1], Cost, prefill: 1, popularity: null);
+        var unbounded = Run(float.PositiveInfinity);
+        Assert.Equal(unbounded.TokensPerSecond, Run(1.0f).TokensPerSecond);
+        Assert.True(Run(0.5f).TokensPerSecond < unbounded.TokensPerSecond);
+        Assert.Throws<InvalidOperationException>(() => TraceSimulator.Run([Trace(null)],
+            new DaopPolicy(approximate: true, maxSwapsPerLayer: 0, use: PredictionUse.Check, precalcMaxDrift: 0.5f), [1, 1], Cost, prefill: 1, popularity: null));
+    }
+
+    /// <summary>
+    /// A recorded trace carries each layer's input drift: none at layer 0, positive and finite past it, and expanding or
+    /// cutting the trace keeps each layer's value with its source layer.
+    /// </summary>
+    [Fact]
+    public void RecordedTracesCarryTheInputDrift()
+    {
+        using var model = Daop.Engine.Model.MoeModel.Load(TestPaths.Fixture("mixtral-tiny"), new Daop.Engine.Model.ModelOptions { ContextLength = 32 });
+        var tr = RoutingTrace.Record(model, [1, 5, 9, 13, 17, 21, 25, 29]);
+        for (int t = 0; t < tr.Tokens; t++)
+        {
+            Assert.Equal(0f, tr.Drift(t, 0));
+            for (int l = 1; l < tr.Layers; l++) Assert.InRange(tr.Drift(t, l), 1e-4f, 100f);
+        }
+        var deep = tr.Expand(7);
+        for (int t = 0; t < tr.Tokens; t++)
+            for (int l = 1; l < 7; l++) Assert.Equal(tr.Drift(t, 1 + (l - 1) % (tr.Layers - 1)), deep.Drift(t, l));
+        Assert.Equal(tr.Drift(3, 1), tr.Take(4).Drift(3, 1));
+    }
+
     [Fact]
     public void CpuWorkBesideACopyRunsSlower()
     {
