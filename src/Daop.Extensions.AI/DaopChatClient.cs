@@ -108,8 +108,9 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
     GenerationSettings Settings(ChatOptions? o)
     {
         if (o?.Tools is { Count: > 0 }) throw new NotSupportedException("ChatOptions.Tools: tool calls are not implemented by Daop yet");
-        if (o?.ResponseFormat is { } f && f is not ChatResponseFormatText)
-            throw new NotSupportedException($"ChatOptions.ResponseFormat {f.GetType().Name}: only text responses are implemented (no constrained JSON)");
+        // JSON without a schema is a constrained JSON object (GenerationSettings.JsonObject); a schema is not implemented.
+        if (o?.ResponseFormat is ChatResponseFormatJson { Schema: not null })
+            throw new NotSupportedException("ChatOptions.ResponseFormat with a JSON schema: schema-constrained output is not implemented by Daop yet (ChatResponseFormat.Json is)");
         var d = _model.SamplingDefaults;
         var s = new GenerationSettings
         {
@@ -123,6 +124,7 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
             PresencePenalty = o?.PresencePenalty ?? 0,
             Seed = o?.Seed is { } seed ? unchecked((ulong)seed) : 42,
             Stop = o?.StopSequences is { Count: > 0 } stop ? [.. stop] : null,
+            JsonObject = o?.ResponseFormat is ChatResponseFormatJson,
         };
         s.Validate();
         return s;

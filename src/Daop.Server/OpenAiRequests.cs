@@ -258,6 +258,7 @@ static class OpenAiRequests
         float repetitionPenalty = (float?)Number(root, "repetition_penalty", 0, 10) ?? defaults.RepetitionPenalty ?? 1f;
         if (repetitionPenalty == 0) throw ApiException.Invalid("repetition_penalty", "'repetition_penalty' must be greater than 0");
         RefuseUnimplemented(root);
+        bool jsonObject = ResponseFormat(root);
         int? topLogprobs = Logprobs(root, chat);
         bool stream = Bool(root, "stream") ?? false;
         bool includeUsage = false;
@@ -292,6 +293,7 @@ static class OpenAiRequests
             PresencePenalty = presencePenalty,
             RepetitionPenalty = repetitionPenalty,
             TopLogprobs = topLogprobs,
+            JsonObject = jsonObject,
         };
         return new CommonRequest(model, settings, stream, includeUsage, maxTokens != null, choices);
     }
@@ -310,8 +312,8 @@ static class OpenAiRequests
         return on ? top ?? 0 : null;
     }
 
-    // What this server does not implement is refused, never ignored: a client asking for tool calls or JSON output would
-    // otherwise get free text it cannot parse.
+    // What this server does not implement is refused, never ignored: a client asking for tool calls would otherwise get
+    // free text it cannot parse.
     static void RefuseUnimplemented(JsonElement root)
     {
         if (root.TryGetProperty("tools", out var tools) && tools.ValueKind != JsonValueKind.Null &&
@@ -319,9 +321,20 @@ static class OpenAiRequests
             throw ApiException.Invalid("tools", "tool calling is not supported by this server yet: send the request without 'tools'", "unsupported_parameter");
         if (root.TryGetProperty("tool_choice", out var tc) && tc.ValueKind != JsonValueKind.Null && !(tc.ValueKind == JsonValueKind.String && tc.ValueEquals("none")))
             throw ApiException.Invalid("tool_choice", "tool calling is not supported by this server yet: 'tool_choice' may only be \"none\"", "unsupported_parameter");
-        if (root.TryGetProperty("response_format", out var rf) && rf.ValueKind != JsonValueKind.Null &&
-            !(rf.ValueKind == JsonValueKind.Object && rf.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.ValueEquals("text")))
-            throw ApiException.Invalid("response_format", "only {\"type\": \"text\"} is supported: constrained JSON output is not implemented yet", "unsupported_parameter");
+    }
+
+    // response_format: {"type": "text"} (or none) → free text; {"type": "json_object"} → one JSON object, by constrained
+    // decoding; "json_schema" is refused (no schema grammar yet), as is anything else.
+    static bool ResponseFormat(JsonElement root)
+    {
+        if (!root.TryGetProperty("response_format", out var rf) || rf.ValueKind == JsonValueKind.Null) return false;
+        if (rf.ValueKind != JsonValueKind.Object || !rf.TryGetProperty("type", out var t) || t.ValueKind != JsonValueKind.String)
+            throw ApiException.Invalid("response_format", $"'response_format' must be an object with a string 'type', got {Short(rf)}", "invalid_type");
+        if (t.ValueEquals("text")) return false;
+        if (t.ValueEquals("json_object")) return true;
+        if (t.ValueEquals("json_schema"))
+            throw ApiException.Invalid("response_format", "'json_schema' output is not supported by this server yet; {\"type\": \"json_object\"} is", "unsupported_parameter");
+        throw ApiException.Invalid("response_format.type", $"'response_format.type' must be \"text\" or \"json_object\", got {Short(t)}");
     }
 
     static string Content(JsonElement m, string at)

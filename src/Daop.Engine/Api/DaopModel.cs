@@ -49,6 +49,8 @@ public sealed partial class DaopModel : IDisposable
     int _disposed;
     int _modelDisposed;
 
+    string[]? _tokenTexts;
+
     DaopModel(MoeModel model, ModelThread thread, HfTokenizer tokenizer, ChatTemplate? template, int[] generationEos, SamplingDefaults sampling,
         int parallel)
     {
@@ -139,6 +141,16 @@ public sealed partial class DaopModel : IDisposable
 
     /// <summary>Encodes <paramref name="text"/> with the model's tokenizer.</summary>
     public int[] Tokenize(string text, bool addSpecialTokens = true) => Tokenizer.Encode(text, addSpecialTokens);
+
+    // [V] each token's text on its own (special tokens and ids the tokenizer lacks: empty), made on first use, for
+    // constrained decoding.
+    string[] TokenTexts()
+    {
+        if (Volatile.Read(ref _tokenTexts) is { } done) return done;
+        var texts = new string[_model.Config.VocabSize];
+        for (int id = 0; id < texts.Length; id++) texts[id] = Tokenizer.Decode([id], skipSpecialTokens: true);
+        return Interlocked.CompareExchange(ref _tokenTexts, texts, null) ?? texts;
+    }
 
     /// <summary>
     /// The prompt text of a conversation: the chat template rendered with the generation prompt (the opening of the
@@ -255,7 +267,13 @@ public sealed partial class DaopModel : IDisposable
         stats ??= new GenerationStats();
         var streamer = Tokenizer.CreateStreamer();
         var stop = s.Stop is { Count: > 0 } seqs ? new StopSequenceFilter(seqs) : null;
-        var tokens = _batcher != null ? Batched(ids, s.ToSampling(stopIds), stats, cancel) : OneAtATime(ids, s.ToSampling(stopIds), stats, cancel);
+        var sampling = s.ToSampling(stopIds);
+        if (s.JsonObject)
+        {
+            var texts = TokenTexts();
+            sampling = sampling with { Constraint = () => new JsonObjectConstraint(texts) };
+        }
+        var tokens = _batcher != null ? Batched(ids, sampling, stats, cancel) : OneAtATime(ids, sampling, stats, cancel);
         await using (var e = tokens.GetAsyncEnumerator(cancel))
         {
             while (await e.MoveNextAsync().ConfigureAwait(false))

@@ -31,6 +31,12 @@ public sealed record GenerationSettings
     /// (<see cref="SamplingOptions.TopLogprobs"/>); null (default): none.
     /// </summary>
     public int? TopLogprobs { get; init; }
+    /// <summary>
+    /// The output is one JSON object (OpenAI's <c>response_format: {"type": "json_object"}</c>): tokens that would make
+    /// it invalid are never picked (<see cref="JsonObjectConstraint"/>), and generation stops where the object closes. A
+    /// <see cref="MaxTokens"/> limit can still cut it short (finish reason length), as with OpenAI.
+    /// </summary>
+    public bool JsonObject { get; init; }
     /// <summary>Text that ends generation; the stop sequence itself is not returned. Null or empty: none.</summary>
     public IReadOnlyList<string>? Stop { get; init; }
     /// <summary>

@@ -61,8 +61,16 @@ public sealed class Sampler
         _seenIds.Add(id);
     }
 
-    /// <summary>The next token id. <paramref name="logits"/> may be modified.</summary>
-    public int Next(Span<float> logits)
+    /// <summary>Rejected picks after which a constrained <see cref="Next"/> masks every token the constraint forbids at once.</summary>
+    public const int MaxRejections = 16;
+
+    /// <summary>
+    /// The next token id. <paramref name="logits"/> may be modified. With <paramref name="constraint"/>, a pick it does not
+    /// allow is struck out and the pick repeated (the same distribution as masking every forbidden token first, which
+    /// it does after <see cref="MaxRejections"/> rejections).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The constraint allows no token at all.</exception>
+    public int Next(Span<float> logits, ITokenConstraint? constraint = null)
     {
         if (_raw.Length > 0)
         {
@@ -73,6 +81,26 @@ public sealed class Sampler
             _logSumExp = max + Math.Log(sum);
         }
         if (_o.Penalizes) Penalize(logits);
+        if (constraint == null) return Pick(logits);
+        for (int rejected = 0; ; rejected++)
+        {
+            if (rejected == MaxRejections)
+            {
+                int allowed = 0;
+                for (int i = 0; i < logits.Length; i++)
+                    if (float.IsNegativeInfinity(logits[i]) || !constraint.Allows(i)) logits[i] = float.NegativeInfinity;
+                    else allowed++;
+                if (allowed == 0) throw new InvalidOperationException("the output constraint allows no token here");
+            }
+            int t = Pick(logits);
+            if (rejected >= MaxRejections || constraint.Allows(t)) return t;
+            logits[t] = float.NegativeInfinity;
+        }
+    }
+
+    // Arg-max, or a draw after temperature, top-k, top-p and min-p (logits left as they are).
+    int Pick(Span<float> logits)
+    {
         if (_o.Temperature == 0) return TensorPrimitives.IndexOfMax(logits);
         int v = logits.Length;
         var p = _prob.AsSpan(0, v);

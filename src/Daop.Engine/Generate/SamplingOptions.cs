@@ -37,6 +37,11 @@ public sealed record SamplingOptions
     public int? TopLogprobs { get; init; }
     /// <summary>Most alternatives <see cref="TopLogprobs"/> may ask for.</summary>
     public const int MaxTopLogprobs = 20;
+    /// <summary>
+    /// Constrained decoding: makes each sequence's <see cref="ITokenConstraint"/> (e.g. a <see cref="JsonObjectConstraint"/>);
+    /// only tokens it allows are picked, and the sequence stops once it is complete. Null (default): none.
+    /// </summary>
+    public Func<ITokenConstraint>? Constraint { get; init; }
     /// <summary>Token ids that end generation (the stop token itself is not emitted). Null: the model's EOS ids.</summary>
     public IReadOnlyCollection<int>? StopTokenIds { get; init; }
 

@@ -65,6 +65,19 @@ public sealed class ChatClientTests : IDisposable
         Assert.Equal(sampled.Text, again.Text);
     }
 
+    /// <summary>ChatResponseFormat.Json (no schema) constrains the reply to a JSON object, or its prefix where tokens ran out.</summary>
+    [Fact]
+    public async Task JsonResponseFormatGivesAJsonObject()
+    {
+        IChatClient client = new DaopChatClient(_model);
+        var reply = await client.GetResponseAsync([new(ChatRole.User, "Give me a JSON object")],
+            new ChatOptions { ResponseFormat = ChatResponseFormat.Json, MaxOutputTokens = 64, Temperature = 0.8f, Seed = 3 });
+        var prefix = new Daop.Engine.Generate.JsonPrefix();
+        foreach (char c in reply.Text) Assert.True(prefix.Feed(c), reply.Text);
+        Assert.StartsWith("{", reply.Text.TrimStart());
+        Assert.Equal(reply.FinishReason == ChatFinishReason.Stop, prefix.IsComplete);
+    }
+
     [Fact]
     public async Task WhatIsNotImplementedIsRefused()
     {
@@ -73,8 +86,9 @@ public sealed class ChatClientTests : IDisposable
         var tool = AIFunctionFactory.Create((int x) => x + 1, "increment");
         Assert.Contains("Tools", (await Assert.ThrowsAsync<NotSupportedException>(() =>
             client.GetResponseAsync(hi, new ChatOptions { Tools = [tool] }))).Message);
+        var schema = System.Text.Json.JsonDocument.Parse("{\"type\": \"object\"}").RootElement;
         Assert.Contains("ResponseFormat", (await Assert.ThrowsAsync<NotSupportedException>(() =>
-            client.GetResponseAsync(hi, new ChatOptions { ResponseFormat = ChatResponseFormat.Json }))).Message);
+            client.GetResponseAsync(hi, new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema) }))).Message);
         var image = new ChatMessage(ChatRole.User, [new TextContent("look"), new DataContent(new byte[] { 1, 2, 3 }, "image/png")]);
         Assert.Contains("messages[0] holds DataContent", Assert.Throws<NotSupportedException>(() => client.GetStreamingResponseAsync([image])).Message);
         Assert.Throws<ArgumentException>(() => client.GetStreamingResponseAsync([]));

@@ -396,8 +396,38 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         { "detokenize", "{\"tokens\": \"1 2\"}", 400, "tokens" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", 400, "tools" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tool_choice\": \"auto\"}", 400, "tool_choice" },
-        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"json_object\"}}", 400, "response_format" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {}}}", 400, "response_format" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"yaml\"}}", 400, "response_format.type" },
+        { "v1/completions", "{\"prompt\": \"x\", \"response_format\": \"json_object\"}", 400, "response_format" },
     };
+
+    /// <summary>
+    /// response_format json_object: the completion is always a prefix of one JSON object (the embedded code model would
+    /// not write one by itself from this prompt); where it stops rather than runs out of tokens, the object is complete
+    /// and parses. Greedy and sampled.
+    /// </summary>
+    [Theory]
+    [InlineData(0.0, 1)]
+    [InlineData(0.9, 3)]
+    [InlineData(0.9, 4)]
+    public async Task JsonObjectOutputIsAnObjectOrItsPrefix(double temperature, int seed)
+    {
+        var body = new JsonObject
+        {
+            ["prompt"] = "def fibonacci(n):", ["max_tokens"] = 200, ["temperature"] = temperature, ["seed"] = seed,
+            ["response_format"] = new JsonObject { ["type"] = "json_object" },
+        }.ToJsonString();
+        var (code, json) = await Post("v1/completions", Json(body));
+        Assert.Equal(HttpStatusCode.OK, code);
+        var choice = json.GetProperty("choices")[0];
+        string text = choice.GetProperty("text").GetString()!, finish = choice.GetProperty("finish_reason").GetString()!;
+        var prefix = new Daop.Engine.Generate.JsonPrefix();
+        foreach (char c in text) Assert.True(prefix.Feed(c), text);
+        Assert.StartsWith("{", text.TrimStart());
+        Assert.True((finish == "stop") == prefix.IsComplete, $"{finish}: {text}");
+        if (finish == "stop") Assert.Equal(JsonValueKind.Object, JsonDocument.Parse(text).RootElement.ValueKind);
+        else Assert.Equal("length", finish);
+    }
 
     /// <summary>/v1/embeddings: one vector per input in order, equal to the library's, as floats or base64 float32.</summary>
     [Fact]
