@@ -144,7 +144,7 @@ public sealed class ApproximateExperts(int experts, int topK, int exactLayers, P
     /// the input its pre-calculation ran on, as ‖x − stale‖ / ‖x‖. Returns the pre-calculated experts dropped (0: kept).
     /// </summary>
     public int RejectIfDrifted(ReadOnlySpan<float> x, ReadOnlySpan<float> stale) =>
-        _layer < 0 || _cpuCount == 0 || !Checked || float.IsPositiveInfinity(maxDrift) ? 0 : RejectIfDrifted(RelativeDistance(x, stale));
+        MayReject && !float.IsPositiveInfinity(maxDrift) ? RejectIfDrifted(RelativeDistance(x, stale)) : 0;
 
     /// <summary>
     /// <see cref="RejectIfDrifted(ReadOnlySpan{float}, ReadOnlySpan{float})"/> for a drift measured elsewhere (the trace
@@ -152,11 +152,14 @@ public sealed class ApproximateExperts(int experts, int topK, int exactLayers, P
     /// </summary>
     public int RejectIfDrifted(float drift)
     {
-        if (_layer < 0 || _cpuCount == 0 || !Checked || !(drift > maxDrift)) return 0;
+        if (!MayReject || !(drift > maxDrift)) return 0;
         int dropped = _cpuCount;
         Reset();
         return dropped;
     }
+
+    // A checked prediction is held and has pre-calculated experts to drop.
+    bool MayReject => _layer >= 0 && _cpuCount > 0 && Checked;
 
     /// <summary>‖x − stale‖ / ‖x‖ (0 when both are zero, infinity when only x is).</summary>
     public static float RelativeDistance(ReadOnlySpan<float> x, ReadOnlySpan<float> stale)

@@ -72,7 +72,6 @@ public static class BlockLayout
         if (src.Length < (long)blocks * bb) throw new ArgumentException($"src holds {src.Length} bytes, a {t.Name()} row of {cols} needs {blocks * bb}", nameof(src));
         if (dst.Length < rowBytes) throw new ArgumentException($"dst holds {dst.Length} bytes, need {rowBytes}", nameof(dst));
         dst[valueBytes..rowBytes].Clear();
-        bool groups = vector && t != DType.Q8_0;
         fixed (byte* s = src, d = dst)
         {
             byte* scales = d + valueBytes;
@@ -83,13 +82,13 @@ public static class BlockLayout
                 else if (block[0] > 255 - Mxfp4ExponentBias - 1)
                     throw new NotSupportedException($"MXFP4 block {b} has scale 2^({block[0]}−127); the GPU layout holds scales up to 2^113");
                 else scales[b] = (byte)(block[0] + Mxfp4ExponentBias);
-                if (groups && b < fullBlocks)
-                {
-                    if (b % GroupBlocks == GroupBlocks - 1) PackNibbleGroup(s + (long)(b - GroupBlocks + 1) * bb + sb, bb, d + (long)(b - GroupBlocks + 1) * 16);
-                }
-                else if (t == DType.Q8_0) PackQ8(block + sb, d, b, b < fullBlocks);
-                else PackNibbles(block + sb, d, b, b < fullBlocks);
             }
+            // The 4-bit formats' whole groups through registers, then every other block word by word.
+            int first = vector && t != DType.Q8_0 ? fullBlocks : 0;
+            for (int b = 0; b < first; b += GroupBlocks) PackNibbleGroup(s + (long)b * bb + sb, bb, d + (long)b * 16);
+            for (int b = first; b < blocks; b++)
+                if (t == DType.Q8_0) PackQ8(s + (long)b * bb + sb, d, b, b < fullBlocks);
+                else PackNibbles(s + (long)b * bb + sb, d, b, b < fullBlocks);
         }
     }
 
@@ -123,12 +122,11 @@ public static class BlockLayout
     static unsafe void PackNibbleGroup(byte* qs, int stride, byte* chunks)
     {
         var v = stackalloc Vector128<ushort>[GroupBlocks];
+        var nibble = Vector128.Create((byte)0x0F);
         for (int j = 0; j < GroupBlocks; j++)
         {
-            var q = Vector128.Load(qs + (long)j * stride).AsUInt16(); // lane i: bytes 2i, 2i+1
-            var low = (q & Vector128.Create((ushort)0x000F)) | (q >> 4 & Vector128.Create((ushort)0x00F0));
-            var high = (q >> 4 & Vector128.Create((ushort)0x000F)) | (q >> 8 & Vector128.Create((ushort)0x00F0));
-            v[j] = Vector128.Narrow(low, high).AsUInt16();   // half-word p4: column quad p4's nibbles
+            var q = Vector128.Load(qs + (long)j * stride); // codes 0..15 in the low nibbles, 16..31 in the high ones
+            v[j] = Codes(q & nibble, q >>> 4 & nibble);
         }
         TransposeStore(v, chunks);
     }
@@ -173,11 +171,15 @@ public static class BlockLayout
         {
             var first = Vector128.Load(qs + 16 * k);        // codes 0..15 of sub-blocks k (low nibbles) and k + 1 (high)
             var second = Vector128.Load(qs + 16 * k + 16);  // codes 16..31
-            v[k] = Vector128.Narrow(Pairs(first & nibble), Pairs(second & nibble)).AsUInt16();
-            v[k + 1] = Vector128.Narrow(Pairs(first >>> 4 & nibble), Pairs(second >>> 4 & nibble)).AsUInt16();
+            v[k] = Codes(first & nibble, second & nibble);
+            v[k + 1] = Codes(first >>> 4 & nibble, second >>> 4 & nibble);
         }
         TransposeStore(v, chunks);
     }
+
+    // A block's 32 codes (0..15 each, one per byte, in order) packed two to a byte: half-word p4 holds codes 4p4..4p4+3.
+    static Vector128<ushort> Codes(Vector128<byte> codes0To15, Vector128<byte> codes16To31) =>
+        Vector128.Narrow(Pairs(codes0To15), Pairs(codes16To31)).AsUInt16();
 
     // Bytes 2i and 2i+1 (each a code 0..15) → c(2i) | c(2i+1) << 4 in the low byte of lane i.
     static Vector128<ushort> Pairs(Vector128<byte> codes)
