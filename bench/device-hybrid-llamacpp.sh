@@ -11,6 +11,8 @@
 #                                                    at 16 cores: a call that runs out of time is continued by the next)
 #           bench/device-gguf-gpu.sh make            (same LAYERS and TYPE: the GGUF file)
 #           bench/device-hybrid-llamacpp.sh run
+#           bench/device-hybrid-llamacpp.sh daop   (Daop's offloaded rows only, once with each expert's page-locked image
+#                                                    made on its first copy, once with the default: made in the background)
 # Rows (prompt of P=256 tokens, N=64 decoded; ik_llama's llama-bench at 16 threads, 2 repetitions; Daop's
 # `bench synthetic`): all-GPU (-ngl 99 / --device cuda), experts on the CPU (-ot exps=CPU / ratio 0 static-cpu), a
 # quarter of the experts on the GPU (--n-cpu-moe 3/4 of the layers / ratio 0.25, every policy), CPU only
@@ -61,5 +63,13 @@ case ${1:-} in
     echo "== Daop experts on the CPU, and a quarter of them on the GPU"
     d --device cuda --ratios 0,0.25 --policies "${POLICIES:-static-cpu,daop,lru-on-demand}"
     echo "== Daop CPU only"; d --device cpu ;;
-  *) echo "usage: bench/device-hybrid-llamacpp.sh pack|build|run" >&2; exit 2 ;;
+  daop)
+    [ -x /tmp/daop/daop ] || tar xJf .device-carry/daop.tar.xz -C /tmp
+    [ -f "$file" ] || { echo "no $file: run LAYERS=$layers TYPE=$type bench/device-gguf-gpu.sh make first" >&2; exit 2; }
+    for images in OnFirstCopy Auto; do
+      echo "== Daop, experts on the CPU and a quarter of them on the GPU, images: $images"
+      timeout 300 /tmp/daop/daop bench synthetic --model "$file" --prompt-tokens "$p" --new-tokens "$n" --device cuda \
+        --ratios 0,0.25 --policies "${POLICIES:-static-cpu,daop,lru-on-demand}" --host-images $images
+    done ;;
+  *) echo "usage: bench/device-hybrid-llamacpp.sh pack|build|run|daop" >&2; exit 2 ;;
 esac

@@ -32,25 +32,31 @@ static class SyntheticBenchCommand
         var newTokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 128 };
         var expertDType = CommonOptions.ExpertDType();
         var denseDType = CommonOptions.DenseDType();
+        var images = new Option<HostImageTiming>("--host-images")
+        {
+            Description = "With --ratios: when the page-locked images of copied experts are made (Auto: in the background from the start on CUDA).",
+            DefaultValueFactory = _ => HostImageTiming.Auto,
+        };
         var cmd = new Command("synthetic", "Benchmark a model shape with random weights held in host memory.")
         {
-            config, modelDir, layers, device, ratios, policies, distinct, promptTokens, newTokens, expertDType, denseDType,
+            config, modelDir, layers, device, ratios, policies, distinct, promptTokens, newTokens, expertDType, denseDType, images,
         };
         cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(device)!, r.GetValue(ratios),
             r.GetValue(policies)!, r.GetValue(distinct), r.GetValue(promptTokens), r.GetValue(newTokens),
-            WeightTypes.Parse(r.GetValue(expertDType)), WeightTypes.Parse(r.GetValue(denseDType))));
+            WeightTypes.Parse(r.GetValue(expertDType)), WeightTypes.Parse(r.GetValue(denseDType)), r.GetValue(images)));
         return cmd;
     }
 
     static int Run(string? configPath, string? modelDir, int? layers, string device, string? ratioList, string policyList, int distinct,
-        int promptTokens, int newTokens, DType? expertDType, DType? denseDType)
+        int promptTokens, int newTokens, DType? expertDType, DType? denseDType, HostImageTiming images)
     {
         if ((configPath == null) == (modelDir == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
         var sw = Stopwatch.StartNew();
         var combos = (ratioList != null ? OptionRules.Ratios(ratioList) : [])
             .SelectMany(r => PolicyChoice.List(policyList).Select(p => (Ratio: r, Policy: p))).ToList();
+        var offload = new OffloadOptions { Images = images };
         var options = DeviceChoice.Options(device, promptTokens + newTokens + 1, combos.Count > 0 ? combos[0].Ratio : null, null,
-            combos.Count > 0 ? combos[0].Policy : "static-cpu") with { ExpertDType = expertDType, DenseDType = denseDType };
+            combos.Count > 0 ? combos[0].Policy : "static-cpu", offload: offload) with { ExpertDType = expertDType, DenseDType = denseDType };
         using var model = BenchCommand.SizedBy($"--prompt-tokens {promptTokens} + --new-tokens {newTokens}", () => modelDir != null
             ? MoeModel.Load(modelDir, options)
             : MoeModel.FromSource(Path.GetFileNameWithoutExtension(configPath!), configPath!, new SyntheticTensorSource(1, distinct), options,
@@ -73,7 +79,7 @@ static class SyntheticBenchCommand
         var gen = new Generator(model);
         var rng = new Random(5);
         var prompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(c.VocabSize)).ToArray();
-        if (combos.Count > 0) return Offloaded(model, gen, prompt, newTokens, combos);
+        if (combos.Count > 0) return Offloaded(model, gen, prompt, newTokens, combos, offload);
         var warm = new GenerationStats();
         foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = 4, StopTokenIds = [] }, warm)) { }
         var stats = new GenerationStats();
@@ -90,22 +96,24 @@ static class SyntheticBenchCommand
     }
 
     // Every (ratio, policy) on the one loaded model: dense weights stay on the GPU, the expert scheduler is rebuilt.
-    static int Offloaded(MoeModel model, Generator gen, int[] prompt, int newTokens, List<(double Ratio, string Policy)> combos)
+    static int Offloaded(MoeModel model, Generator gen, int[] prompt, int newTokens, List<(double Ratio, string Policy)> combos,
+        OffloadOptions offload)
     {
-        Console.WriteLine($"{"ratio",5} {"policy",-14} {"1st pf",7} {"img s",6} {"prefill",8} {"decode",8} {"hit",5} {"cpu/tok",8} {"xfer/tok",9} {"GB/tok",7} {"wait ms",8} {"cpu ms",7}  (tok/s; per decoded token)");
+        Console.WriteLine($"{"ratio",5} {"policy",-14} {"1st pf",7} {"images",6} {"img s",6} {"prefill",8} {"decode",8} {"hit",5} {"cpu/tok",8} {"xfer/tok",9} {"GB/tok",7} {"wait ms",8} {"cpu ms",7}  (tok/s; per decoded token)");
         for (int i = 0; i < combos.Count; i++)
         {
             var (ratio, policy) = combos[i];
-            if (i > 0) model.UseExperts(DeviceChoice.Experts(ratio, null, policy));
+            if (i > 0) model.UseExperts(DeviceChoice.Experts(ratio, null, policy, offload: offload));
             var sched = (OffloadedExpertScheduler)model.Experts;
             foreach (var _ in gen.Generate(prompt[..8], new SamplingOptions { MaxNewTokens = 2, StopTokenIds = [] })) { } // warm-up
-            // The first whole prompt after placement pays what is made on first use (page-locked expert images, kernels
-            // of its sizes): reported apart from the measured run that follows it, with the seconds its images took.
+            // The first whole prompt after placement pays what is made on first use (kernels of its sizes, page-locked
+            // expert images not yet made in the background): reported apart from the measured run that follows it, with
+            // the images made by its end and the thread-seconds they took.
             var store = (sched.Offload as GpuExpertOffload)?.Store;
-            double imageSeconds = store?.ImageSeconds ?? 0;
             var first = new GenerationStats();
             foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = 1, StopTokenIds = [] }, first)) { }
-            imageSeconds = (store?.ImageSeconds ?? 0) - imageSeconds;
+            double imageSeconds = store?.ImageSeconds ?? 0;
+            int images = store?.ImagesMade ?? 0;
             var stats = new GenerationStats();
             OffloadStats? atDecode = null;
             int n = 0;
@@ -113,7 +121,7 @@ static class SyntheticBenchCommand
                 if (n++ == 0) atDecode = sched.Stats.Snapshot();
             var d = sched.Stats.Since(atDecode!);
             double per = Math.Max(1, d.Tokens);
-            Console.WriteLine($"{ratio,5:F2} {policy,-14} {first.PrefillTokensPerSecond,7:F0} {imageSeconds,6:F2} {stats.PrefillTokensPerSecond,8:F0} {stats.DecodeTokensPerSecond,8:F2} {d.HitRate,5:P0} " +
+            Console.WriteLine($"{ratio,5:F2} {policy,-14} {first.PrefillTokensPerSecond,7:F0} {images,6} {imageSeconds,6:F2} {stats.PrefillTokensPerSecond,8:F0} {stats.DecodeTokensPerSecond,8:F2} {d.HitRate,5:P0} " +
                 $"{d.CpuExpertRuns / per,8:F2} {d.Transfers / per,9:F2} {d.TransferBytes / per / 1e9,7:F2} {d.CopyWaitSeconds / per * 1e3,8:F1} {d.CpuExpertSeconds / per * 1e3,7:F1}");
         }
         return 0;

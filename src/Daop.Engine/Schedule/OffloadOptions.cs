@@ -14,8 +14,11 @@ public sealed record OffloadOptions
     /// checkpoint the CPU experts read out of memory.
     /// </summary>
     public long? PinnedHostBytes { get; init; }
-    /// <summary>Make every expert's staged image at start (else on its first transfer).</summary>
-    public bool PinAhead { get; init; }
+    /// <summary>
+    /// When the staged images of the experts not uploaded at start are made (default: in the background from the start
+    /// on CUDA, else on each expert's first transfer).
+    /// </summary>
+    public HostImageTiming Images { get; init; } = HostImageTiming.Auto;
     /// <summary>
     /// During decode, predict layer l+1's experts inside layer l's <see cref="OffloadedExpertScheduler.RunExperts"/> (layer
     /// l+1's router on layer l's gate input) and tell the policy. Turn off once the forward pass calls

@@ -81,7 +81,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         var r = _driver.Residency;
         var resident = Enumerable.Range(0, r.Layers).Select(l => (IReadOnlyList<int>)[.. r.Resident(l)]).ToArray();
         _offload = new GpuExpertOffload(device, model.Weights, model.Config.TopK, slotsPerLayer, resident, _o.CopyMode,
-            _o.PinnedHostBytes ?? DefaultPinnedHostBytes(model.Weights), _o.PinAhead,
+            _o.PinnedHostBytes ?? DefaultPinnedHostBytes(model.Weights), _o.Images,
             stagingSlots: stream > 0 ? StagingSlots : 0);
         CheckInvariants();
     }

@@ -105,6 +105,73 @@ public class ExpertSlotPoolTests(GpuFixture gpu)
         }
     }
 
+    [Fact]
+    public void BackgroundImagesAreMadeOnceEachWithinTheBudgetAndServeTransfers()
+    {
+        using var dev = new GpuDevice(gpu.Accelerator);
+        var experts = Enumerable.Range(0, 6).Select(i => new Expert(300 + 10 * i)).ToArray();
+        try
+        {
+            var perLayer = new[] { experts[..3].Select(e => e.W).ToArray(), experts[3..].Select(e => e.W).ToArray() };
+            var all = Enumerable.Range(0, 2).SelectMany(l => Enumerable.Range(0, 3).Select(e => (l, e))).ToArray();
+            using (var store = new HostExpertStore(perLayer, Layout, gpu.Accelerator, HostCopyMode.Staged))
+            {
+                store.PinInBackground(all, threads: 3);
+                // Transfers pin the same experts meanwhile, from the other end: each image is still made exactly once.
+                Parallel.ForEach(all.Reverse(), new ParallelOptions { MaxDegreeOfParallelism = 3 }, p => Assert.True(store.Pin(p.l, p.e)));
+                store.WaitForBackground();
+                Assert.Equal(6, store.ImagesMade);
+                Assert.Equal(6 * Layout.ExpertBytes, store.PinnedBytes);
+                Assert.All(all, p => Assert.True(store.IsPinned(p.l, p.e)));
+                Assert.Throws<InvalidOperationException>(() => store.PinInBackground(all, 1));
+
+                // The copies read the images: each of layer 1's experts computes its FFN from a slot.
+                using var pool = new ExpertSlotPool(dev, Layout, 3, [0, 3]);
+                using var queue = new ExpertTransferQueue(dev, pool, store);
+                var x = NativeWeights.Floats(Hidden, 9);
+                for (int e = 0; e < 3; e++)
+                {
+                    queue.Enqueue(1, e, pool.Assign(1, e));
+                    var w = perLayer[1][e];
+                    var want = new float[Hidden];
+                    ExpertFfn.Forward(w.Gate, w.Up, w.Down, x, want, 1, new float[2 * Inter]);
+                    var got = RunSlot(dev, pool, 1, pool.SlotOf(1, e), x);
+                    for (int i = 0; i < Hidden; i++)
+                        Assert.True(Math.Abs(want[i] - got[i]) <= 1e-5f * (1 + Math.Abs(want[i])), $"expert {e} [{i}]: {want[i]} vs {got[i]}");
+                }
+                Assert.Equal(6, store.ImagesMade); // nothing made twice by the copies
+            }
+
+            // A budget of two images: the background stops there, and later pins past it say no.
+            using (var small = new HostExpertStore(perLayer, Layout, gpu.Accelerator, HostCopyMode.Staged, pinnedBudgetBytes: 2 * Layout.ExpertBytes + 1))
+            {
+                small.PinInBackground(all, threads: 3);
+                small.WaitForBackground();
+                Assert.Equal(2, small.ImagesMade);
+                Assert.Equal(2 * Layout.ExpertBytes, small.PinnedBytes);
+                Assert.Equal(2, all.Count(p => small.IsPinned(p.l, p.e)));
+                Assert.Equal(4, all.Count(p => !small.Pin(p.l, p.e)));
+            }
+
+            // Direct mode makes no images; disposing while the background runs stops it.
+            using (var direct = new HostExpertStore(perLayer, Layout, gpu.Accelerator, HostCopyMode.Direct))
+            {
+                direct.PinInBackground(all, threads: 2);
+                direct.WaitForBackground();
+                Assert.Equal(0, direct.ImagesMade);
+            }
+            var busy = new HostExpertStore(perLayer, Layout, gpu.Accelerator, HostCopyMode.Staged);
+            busy.PinInBackground(all, threads: 1);
+            busy.Dispose();
+            Assert.Equal(0, busy.PinnedBytes);
+            Assert.Throws<ObjectDisposedException>(() => busy.Pin(0, 0));
+        }
+        finally
+        {
+            foreach (var e in experts) e.Dispose();
+        }
+    }
+
     // One token through one slot: gate/up over a single grouped tile, then the fused down-and-combine with weight 1.
     float[] RunSlot(GpuDevice dev, ExpertSlotPool pool, int layer, int slot, float[] x)
     {

@@ -38,11 +38,12 @@ public sealed class GpuExpertOffload : IExpertOffload
 
     /// <summary>
     /// Allocates <paramref name="slotsPerLayer"/> slots (and <paramref name="stagingSlots"/> staging slots for streamed
-    /// prefill experts) on <paramref name="device"/> and uploads the experts <paramref name="resident"/> names per layer.
+    /// prefill experts) on <paramref name="device"/> and uploads the experts <paramref name="resident"/> names per layer;
+    /// the other experts' page-locked images are made when <paramref name="images"/> says.
     /// </summary>
     public GpuExpertOffload(GpuDevice device, ModelWeights weights, int topK, IReadOnlyList<int> slotsPerLayer,
         IReadOnlyList<IReadOnlyList<int>> resident, HostCopyMode copyMode = HostCopyMode.Auto, long pinnedHostBytes = long.MaxValue,
-        bool pinAhead = false, int stagingSlots = 0)
+        HostImageTiming images = HostImageTiming.Auto, int stagingSlots = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(stagingSlots);
         ArgumentNullException.ThrowIfNull(device);
@@ -71,9 +72,14 @@ public sealed class GpuExpertOffload : IExpertOffload
         device.Own(this);
         for (int l = 0; l < resident.Count; l++)
             foreach (int e in resident[l]) Pool.Upload(device.Stream, l, Pool.Assign(l, e), weights.Layers[l].Experts[e]);
-        if (pinAhead)
-            for (int l = 0; l < weights.Layers.Length; l++)
-                for (int e = 0; e < weights.Layers[l].Experts.Length; e++) Store.Pin(l, e);
+        if (images == HostImageTiming.Auto) images = Store.IsCuda ? HostImageTiming.Background : HostImageTiming.OnFirstCopy;
+        // Residents were uploaded from the checkpoint; every other expert may be copied (prefill streams most of them).
+        var copied = Enumerable.Range(0, weights.Layers.Length)
+            .SelectMany(l => Enumerable.Range(0, weights.Layers[l].Experts.Length).Where(e => Pool.SlotOf(l, e) < 0).Select(e => (l, e)));
+        if (images == HostImageTiming.AtStart)
+            foreach (var (l, e) in copied) Store.Pin(l, e);
+        else if (images == HostImageTiming.Background)
+            Store.PinInBackground(copied, Environment.ProcessorCount);
     }
 
     /// <summary>Shape of every routed expert.</summary>
