@@ -26,10 +26,16 @@ public sealed partial class DaopServer
     async Task Chat(HttpContext ctx)
     {
         var req = OpenAiRequests.ParseChat(await ReadBody(ctx), _o, _model.ContextLength, _model.SamplingDefaults);
+        bool tools = req.Tools.Count > 0;
+        if (tools && _model.ToolCallSyntax == ToolCallSyntax.None)
+            throw ApiException.Invalid("tools", _model.ChatTemplate == null
+                ? "this model has no chat template, so it cannot be offered tools"
+                : "this model's chat template describes no tool-call format this server parses (Hermes <tool_call> blocks, as Qwen's templates write them): send the request without 'tools'",
+                "unsupported_parameter");
         int[] prompt;
         try
         {
-            prompt = _model.ChatTokens(req.Messages, ctx.RequestAborted); // a client that goes away stops the template's render
+            prompt = _model.ChatTokens(req.Messages, req.Tools, ctx.RequestAborted); // a client that goes away stops the template's render
         }
         catch (NotSupportedException e)
         {
@@ -39,7 +45,7 @@ public sealed partial class DaopServer
         {
             throw new ApiException(400, $"the model's chat template rejected the messages: {e.Message}", param: "messages", code: "invalid_messages");
         }
-        await Generate(ctx, chat: true, prompt, _model.ChatStopTokenIds, req.Common, "messages", echo: null);
+        await Generate(ctx, chat: true, prompt, _model.ChatStopTokenIds, req.Common, "messages", echo: null, tools);
     }
 
     async Task Completion(HttpContext ctx)
@@ -52,7 +58,9 @@ public sealed partial class DaopServer
         await Generate(ctx, chat: false, prompt, _model.StopTokenIds, req.Common, "prompt", req.Echo ? req.PromptText ?? _model.Tokenizer.Decode(prompt) : null);
     }
 
-    async Task Generate(HttpContext ctx, bool chat, int[] prompt, IReadOnlyList<int> stopIds, CommonRequest req, string promptParam, string? echo)
+    // toolCalls: the replies are split into text and tool calls (Hermes syntax), as they stream or whole.
+    async Task Generate(HttpContext ctx, bool chat, int[] prompt, IReadOnlyList<int> stopIds, CommonRequest req, string promptParam, string? echo,
+        bool toolCalls = false)
     {
         if (prompt.Length == 0)
             throw ApiException.Invalid(promptParam, "the prompt is empty: it encodes to no tokens");
@@ -78,7 +86,8 @@ public sealed partial class DaopServer
             if (_o.MaxGenerationTime is { } t) limit.CancelAfter(t);
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, Stopping, limit.Token);
             var timedOut = new bool[n];
-            string FinishOf(int i) => timedOut[i] ? "length" : Finish(stats[i]);
+            var calls = new int[n]; // tool calls each choice has made
+            string FinishOf(int i) => calls[i] > 0 ? "tool_calls" : timedOut[i] ? "length" : Finish(stats[i]);
             ctx.Items[TokensKey] = stats;
             // Choice i samples with seed + i, so sampled choices differ (greedy ones are the same text).
             var pieces = Enumerable.Range(0, n).Select(i => _model.GenerateAsync(prompt, stopIds,
@@ -100,13 +109,25 @@ public sealed partial class DaopServer
                     if (chat) await Event(body, r.ChunkRole(i), cts.Token);
                     if (echo != null) await Event(body, r.Chunk(i, echo), cts.Token);
                 }
+                var split = toolCalls ? Enumerable.Range(0, n).Select(_ => new HermesToolCalls.Stream()).ToArray() : null;
+                async Task Send(int i, IEnumerable<(string? Text, ToolCall? Call)> parts)
+                {
+                    foreach (var (text, call) in parts)
+                        await Event(body, call != null ? r.ChunkToolCall(i, calls[i]++, call, Taken(stats[i])) : r.Chunk(i, text!, Taken(stats[i])), ctx.RequestAborted);
+                }
                 try
                 {
                     await foreach (var (i, piece) in Merge(pieces.Select((p, i) => UntilLimit(p, limit, timedOut, i)).ToArray(), cts))
                     {
                         if (piece == null)
                         {
+                            if (split != null) await Send(i, split[i].Flush());
                             await Event(body, r.ChunkFinish(i, FinishOf(i)), ctx.RequestAborted);
+                            continue;
+                        }
+                        if (split != null)
+                        {
+                            await Send(i, split[i].Push(piece));
                             continue;
                         }
                         await Event(body, r.Chunk(i, piece, Taken(stats[i]), offsets[i] + (echo?.Length ?? 0)), ctx.RequestAborted);
@@ -133,7 +154,15 @@ public sealed partial class DaopServer
                     await foreach (string piece in UntilLimit(p, limit, timedOut, i)) text.Append(piece);
                     return text.ToString();
                 }));
-                await WriteJson(ctx, 200, r.Whole([.. texts.Select((t, i) => (t, FinishOf(i), Kept(Taken(stats[i]), t.Length - (echo?.Length ?? 0))))], stats));
+                var choices = texts.Select((t, i) =>
+                {
+                    var logprobs = Kept(Taken(stats[i]), t.Length - (echo?.Length ?? 0));
+                    if (!toolCalls) return new OpenAiResponses.Choice(t, FinishOf(i), logprobs);
+                    var (content, made) = HermesToolCalls.Parse(t);
+                    calls[i] = made.Count;
+                    return new OpenAiResponses.Choice(content, FinishOf(i), logprobs, made);
+                }).ToArray();
+                await WriteJson(ctx, 200, r.Whole(choices, stats));
             }
         }
         finally

@@ -11,8 +11,12 @@ namespace Daop.Server;
 /// <summary>Fields shared by chat and completion requests, validated.</summary>
 sealed record CommonRequest(string? Model, GenerationSettings Settings, bool Stream, bool IncludeUsage, bool MaxTokensGiven, int Choices = 1);
 
-/// <summary>A validated <c>POST /v1/chat/completions</c> body.</summary>
-sealed record ChatRequest(CommonRequest Common, IReadOnlyList<ChatMessage> Messages);
+/// <summary>
+/// A validated <c>POST /v1/chat/completions</c> body. <paramref name="Tools"/> are the functions offered to the model
+/// (none when the request has none or says <c>tool_choice: "none"</c>); the settings carry a forced call
+/// (<see cref="GenerationSettings.RequiredToolCall"/>) for <c>"required"</c> or a named function.
+/// </summary>
+sealed record ChatRequest(CommonRequest Common, IReadOnlyList<ChatMessage> Messages, IReadOnlyList<ToolDefinition> Tools);
 
 /// <summary>A validated <c>POST /v1/completions</c> body: a text prompt or a list of token ids.</summary>
 sealed record CompletionRequest(CommonRequest Common, string? PromptText, int[]? PromptTokens, bool Echo);
@@ -34,11 +38,21 @@ static class OpenAiRequests
     /// <summary>Longest stop sequence, in UTF-16 characters (stop matching holds back up to this much text per token).</summary>
     public const int MaxStopLength = 256;
 
+    /// <summary>Most functions one request may offer (OpenAI's limit), and most calls one assistant message may carry.</summary>
+    public const int MaxTools = 128;
+
     public static ChatRequest ParseChat(byte[] body, DaopServerOptions o, int contextLength, SamplingDefaults defaults)
     {
         using var doc = Parse(body);
         var root = doc.RootElement;
         var common = Common(root, o, contextLength, o.DefaultChatMaxTokens, defaults, chat: true);
+        var (tools, required) = Tools(root);
+        if (required != null)
+        {
+            if (common.Settings.JsonObject)
+                throw ApiException.Invalid("tool_choice", "a required tool call and response_format json_object exclude each other");
+            common = common with { Settings = common.Settings with { RequiredToolCall = required } };
+        }
         if (!root.TryGetProperty("messages", out var msgs) || msgs.ValueKind == JsonValueKind.Null)
             throw ApiException.Invalid("messages", "'messages' is a required property", "missing_required_parameter");
         if (msgs.ValueKind != JsonValueKind.Array)
@@ -59,9 +73,97 @@ static class OpenAiRequests
             if (role is not ("system" or "user" or "assistant" or "tool" or "developer"))
                 throw ApiException.Invalid($"{at}.role", $"'{at}.role' must be one of system, user, assistant, tool, developer; got '{role}'");
             if (role == "developer") role = "system";
-            list.Add(new ChatMessage(role, Content(m, at)));
+            list.Add(new ChatMessage(role, Content(m, at))
+            {
+                ToolCalls = role == "assistant" ? Calls(m, at) : null,
+                ToolCallId = role == "tool" ? OptString(m, "tool_call_id", $"{at}.tool_call_id") : null,
+                Name = role == "tool" ? OptString(m, "name", $"{at}.name") : null,
+            });
         }
-        return new ChatRequest(common, list);
+        return new ChatRequest(common, list, tools);
+    }
+
+    // tools: [{"type": "function", "function": {"name", "description"?, "parameters"?}}], names unique; tool_choice:
+    // "none" (tools not offered), "auto" (default with tools), "required", or {"type": "function", "function": {"name"}}.
+    // Returns the tools offered and the names a forced call may use (null: not forced).
+    static (IReadOnlyList<ToolDefinition> Tools, string[]? Required) Tools(JsonElement root)
+    {
+        var tools = new List<ToolDefinition>();
+        if (root.TryGetProperty("tools", out var t) && t.ValueKind != JsonValueKind.Null)
+        {
+            if (t.ValueKind != JsonValueKind.Array)
+                throw ApiException.Invalid("tools", $"'tools' must be an array of tools, got {Kind(t)}", "invalid_type");
+            if (t.GetArrayLength() > MaxTools)
+                throw ApiException.Invalid("tools", $"'tools' has {t.GetArrayLength()} tools; at most {MaxTools} are accepted", "array_above_max_length");
+            int i = 0;
+            foreach (var tool in t.EnumerateArray())
+            {
+                string at = $"tools[{i++}]";
+                if (tool.ValueKind != JsonValueKind.Object)
+                    throw ApiException.Invalid(at, $"'{at}' must be an object like {{\"type\": \"function\", \"function\": {{...}}}}, got {Kind(tool)}", "invalid_type");
+                string type = RequiredString(tool, "type", at);
+                if (type != "function") throw ApiException.Invalid($"{at}.type", $"'{at}.type' must be \"function\", got '{type}'");
+                if (!tool.TryGetProperty("function", out var f) || f.ValueKind != JsonValueKind.Object)
+                    throw ApiException.Invalid($"{at}.function", $"'{at}.function' must be an object with a 'name'", "missing_required_parameter");
+                string name = RequiredString(f, "name", $"{at}.function");
+                try { ToolDefinition.CheckName(name); }
+                catch (ArgumentException e) { throw ApiException.Invalid($"{at}.function.name", $"'{at}.function.name': {e.Message}"); }
+                if (tools.Any(x => x.Name == name))
+                    throw ApiException.Invalid($"{at}.function.name", $"'{at}.function.name': the function '{name}' is defined twice");
+                string? parameters = null;
+                if (f.TryGetProperty("parameters", out var p) && p.ValueKind != JsonValueKind.Null)
+                    parameters = p.ValueKind == JsonValueKind.Object ? p.GetRawText()
+                        : throw ApiException.Invalid($"{at}.function.parameters", $"'{at}.function.parameters' must be a JSON Schema object, got {Kind(p)}", "invalid_type");
+                tools.Add(new ToolDefinition(name, OptString(f, "description", $"{at}.function.description"), parameters));
+            }
+        }
+        if (!root.TryGetProperty("tool_choice", out var c) || c.ValueKind == JsonValueKind.Null)
+            return (tools, null);
+        if (c.ValueKind == JsonValueKind.String)
+        {
+            if (c.ValueEquals("none")) return ([], null);
+            if (c.ValueEquals("auto")) return (tools, null);
+            if (c.ValueEquals("required"))
+                return tools.Count > 0 ? (tools, tools.Select(x => x.Name).ToArray())
+                    : throw ApiException.Invalid("tool_choice", "'tool_choice' is \"required\" but 'tools' offers no function");
+            throw ApiException.Invalid("tool_choice", $"'tool_choice' must be \"none\", \"auto\", \"required\" or a function, got {Short(c)}");
+        }
+        if (c.ValueKind != JsonValueKind.Object || !c.TryGetProperty("function", out var cf) || cf.ValueKind != JsonValueKind.Object)
+            throw ApiException.Invalid("tool_choice", $"'tool_choice' must be \"none\", \"auto\", \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}, got {Short(c)}", "invalid_type");
+        string chosen = RequiredString(cf, "name", "tool_choice.function");
+        if (tools.All(x => x.Name != chosen))
+            throw ApiException.Invalid("tool_choice.function.name", $"'tool_choice' names the function '{chosen}', which 'tools' does not define");
+        return (tools, [chosen]);
+    }
+
+    // An assistant message's tool_calls: [{"id", "type": "function", "function": {"name", "arguments"}}]; the arguments
+    // are JSON text (an object given as such is taken too). Null when it has none.
+    static List<ToolCall>? Calls(JsonElement m, string at)
+    {
+        if (!m.TryGetProperty("tool_calls", out var tc) || tc.ValueKind == JsonValueKind.Null) return null;
+        if (tc.ValueKind != JsonValueKind.Array)
+            throw ApiException.Invalid($"{at}.tool_calls", $"'{at}.tool_calls' must be an array, got {Kind(tc)}", "invalid_type");
+        if (tc.GetArrayLength() > MaxTools)
+            throw ApiException.Invalid($"{at}.tool_calls", $"'{at}.tool_calls' has {tc.GetArrayLength()} calls; at most {MaxTools} are accepted", "array_above_max_length");
+        var calls = new List<ToolCall>();
+        int i = 0;
+        foreach (var call in tc.EnumerateArray())
+        {
+            string cat = $"{at}.tool_calls[{i++}]";
+            if (call.ValueKind != JsonValueKind.Object || !call.TryGetProperty("function", out var f) || f.ValueKind != JsonValueKind.Object)
+                throw ApiException.Invalid(cat, $"'{cat}' must be an object with a 'function' object", "invalid_type");
+            string name = RequiredString(f, "name", $"{cat}.function");
+            string arguments = "{}";
+            if (f.TryGetProperty("arguments", out var a) && a.ValueKind != JsonValueKind.Null)
+                arguments = a.ValueKind switch
+                {
+                    JsonValueKind.String => a.GetString()!,
+                    JsonValueKind.Object => a.GetRawText(),
+                    _ => throw ApiException.Invalid($"{cat}.function.arguments", $"'{cat}.function.arguments' must be a string of JSON, got {Kind(a)}", "invalid_type"),
+                };
+            calls.Add(new ToolCall(OptString(call, "id", $"{cat}.id") ?? ToolCall.NewId(), name, arguments));
+        }
+        return calls;
     }
 
     public static CompletionRequest ParseCompletion(byte[] body, DaopServerOptions o, int contextLength, SamplingDefaults defaults)
@@ -257,7 +359,7 @@ static class OpenAiRequests
         float presencePenalty = (float)(Number(root, "presence_penalty", -2, 2) ?? 0);
         float repetitionPenalty = (float?)Number(root, "repetition_penalty", 0, 10) ?? defaults.RepetitionPenalty ?? 1f;
         if (repetitionPenalty == 0) throw ApiException.Invalid("repetition_penalty", "'repetition_penalty' must be greater than 0");
-        RefuseUnimplemented(root);
+        if (!chat) RefuseTools(root);
         bool jsonObject = ResponseFormat(root);
         int? topLogprobs = Logprobs(root, chat);
         bool stream = Bool(root, "stream") ?? false;
@@ -312,15 +414,15 @@ static class OpenAiRequests
         return on ? top ?? 0 : null;
     }
 
-    // What this server does not implement is refused, never ignored: a client asking for tool calls would otherwise get
-    // free text it cannot parse.
-    static void RefuseUnimplemented(JsonElement root)
+    // Completions have no tool calls (as in OpenAI's API): refused, never ignored, since a client asking for them would
+    // otherwise get free text it cannot parse.
+    static void RefuseTools(JsonElement root)
     {
         if (root.TryGetProperty("tools", out var tools) && tools.ValueKind != JsonValueKind.Null &&
             !(tools.ValueKind == JsonValueKind.Array && tools.GetArrayLength() == 0))
-            throw ApiException.Invalid("tools", "tool calling is not supported by this server yet: send the request without 'tools'", "unsupported_parameter");
+            throw ApiException.Invalid("tools", "tool calls are made through /v1/chat/completions; send this request without 'tools'", "unsupported_parameter");
         if (root.TryGetProperty("tool_choice", out var tc) && tc.ValueKind != JsonValueKind.Null && !(tc.ValueKind == JsonValueKind.String && tc.ValueEquals("none")))
-            throw ApiException.Invalid("tool_choice", "tool calling is not supported by this server yet: 'tool_choice' may only be \"none\"", "unsupported_parameter");
+            throw ApiException.Invalid("tool_choice", "tool calls are made through /v1/chat/completions; 'tool_choice' may only be \"none\" here", "unsupported_parameter");
     }
 
     // response_format: {"type": "text"} (or none) → free text; {"type": "json_object"} → one JSON object, by constrained
@@ -373,11 +475,12 @@ static class OpenAiRequests
         return v.GetString()!;
     }
 
-    static string? OptString(JsonElement o, string name)
+    static string? OptString(JsonElement o, string name, string? path = null)
     {
+        path ??= name;
         if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
         return v.ValueKind == JsonValueKind.String ? v.GetString()
-            : throw ApiException.Invalid(name, $"'{name}' must be a string, got {Kind(v)}", "invalid_type");
+            : throw ApiException.Invalid(path, $"'{path}' must be a string, got {Kind(v)}", "invalid_type");
     }
 
     static bool? Bool(JsonElement o, string name, string? path = null)

@@ -3,6 +3,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Daop.Engine.Api;
 using Daop.Engine.Generate;
+using Daop.Engine.Load.Chat;
 
 namespace Daop.Server;
 
@@ -17,8 +18,11 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
     string Object => chat ? "chat.completion" : "text_completion";
     string ChunkObject => chat ? "chat.completion.chunk" : "text_completion";
 
-    /// <summary>The whole (non-streamed) response: one choice per (text, finish reason); usage over all of them.</summary>
-    public byte[] Whole(IReadOnlyList<(string Text, string Finish, IReadOnlyList<TokenLogprob>? Logprobs)> choices, IReadOnlyList<GenerationStats> stats) => Write(w =>
+    /// <summary>One choice of a whole response: its text (null: a chat message with only tool calls), finish reason, log-probabilities and tool calls.</summary>
+    public sealed record Choice(string? Text, string Finish, IReadOnlyList<TokenLogprob>? Logprobs, IReadOnlyList<ToolCall>? Calls = null);
+
+    /// <summary>The whole (non-streamed) response: one entry per choice; usage over all of them.</summary>
+    public byte[] Whole(IReadOnlyList<Choice> choices, IReadOnlyList<GenerationStats> stats) => Write(w =>
     {
         Head(w, Object);
         w.WriteStartArray("choices");
@@ -30,10 +34,16 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
             {
                 w.WriteStartObject("message");
                 w.WriteString("role", "assistant");
-                w.WriteString("content", choices[i].Text);
+                if (choices[i].Text is { } text) w.WriteString("content", text); else w.WriteNull("content");
+                if (choices[i].Calls is { Count: > 0 } calls)
+                {
+                    w.WriteStartArray("tool_calls");
+                    foreach (var call in calls) ToolCallBody(w, call, null);
+                    w.WriteEndArray();
+                }
                 w.WriteEndObject();
             }
-            else w.WriteString("text", choices[i].Text);
+            else w.WriteString("text", choices[i].Text ?? "");
             Logprobs(w, choices[i].Logprobs, 0);
             w.WriteString("finish_reason", choices[i].Finish);
             w.WriteEndObject();
@@ -52,6 +62,42 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
     /// </summary>
     public byte[] Chunk(int index, string text, IReadOnlyList<TokenLogprob>? logprobs = null, int textOffset = 0) =>
         Chunk(index, text, null, role: false, logprobs, textOffset);
+
+    /// <summary>
+    /// A chat chunk of choice <paramref name="index"/> carrying a whole tool call (its <paramref name="callIndex"/>-th):
+    /// <c>delta.tool_calls</c> with its id, name and arguments at once.
+    /// </summary>
+    public byte[] ChunkToolCall(int index, int callIndex, ToolCall call, IReadOnlyList<TokenLogprob>? logprobs = null) => Write(w =>
+    {
+        Head(w, ChunkObject);
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", index);
+        w.WriteStartObject("delta");
+        w.WriteStartArray("tool_calls");
+        ToolCallBody(w, call, callIndex);
+        w.WriteEndArray();
+        w.WriteEndObject();
+        Logprobs(w, logprobs, 0);
+        w.WriteNull("finish_reason");
+        w.WriteEndObject();
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
+
+    // {"index"?, "id", "type": "function", "function": {"name", "arguments"}}: the arguments as JSON text, as OpenAI sends them.
+    static void ToolCallBody(Utf8JsonWriter w, ToolCall call, int? index)
+    {
+        w.WriteStartObject();
+        if (index is { } k) w.WriteNumber("index", k);
+        w.WriteString("id", call.Id);
+        w.WriteString("type", "function");
+        w.WriteStartObject("function");
+        w.WriteString("name", call.Name);
+        w.WriteString("arguments", call.Arguments);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
 
     /// <summary>The last content chunk of choice <paramref name="index"/>: empty, with the finish reason.</summary>
     public byte[] ChunkFinish(int index, string finish) => Chunk(index, chat ? null : "", finish, role: false);

@@ -220,8 +220,43 @@ public sealed partial class DaopModel : IDisposable
         return Run(ChatTokens(messages, cancellationToken), settings, _chatStopIds, stats, cancellationToken);
     }
 
-    /// <summary>The prompt tokens <see cref="ChatAsync"/> would feed the model for <paramref name="messages"/>.</summary>
+    /// <summary>
+    /// Like <see cref="ChatAsync(IReadOnlyList{ChatMessage}, GenerationSettings?, GenerationStats?, CancellationToken)"/>
+    /// with <paramref name="tools"/> offered to the model through its chat template. The reply is the model's text, tool
+    /// calls included in its syntax: <see cref="HermesToolCalls"/> splits it (whole or as it streams). To force a call, set
+    /// <see cref="GenerationSettings.RequiredToolCall"/>.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The model has no chat template, or its template describes no tool-call format Daop parses.</exception>
+    /// <exception cref="ChatTemplateException">The template rejected the conversation, or a tool's parameters are not JSON.</exception>
+    public IAsyncEnumerable<string> ChatAsync(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition> tools,
+        GenerationSettings? settings = null, GenerationStats? stats = null, CancellationToken cancellationToken = default)
+    {
+        settings ??= GenerationSettings.Default;
+        settings.Validate();
+        return Run(ChatTokens(messages, tools, cancellationToken), settings, _chatStopIds, stats, cancellationToken);
+    }
+
+    /// <summary>How the model writes tool calls, as its chat template tells (<see cref="ToolCallSyntax.None"/> without a template or a known format).</summary>
+    public ToolCallSyntax ToolCallSyntax => ChatTemplate?.ToolCallSyntax ?? ToolCallSyntax.None;
+
+    /// <summary>The prompt tokens <see cref="ChatAsync(IReadOnlyList{ChatMessage}, GenerationSettings?, GenerationStats?, CancellationToken)"/> would feed the model for <paramref name="messages"/>.</summary>
     public int[] ChatTokens(IReadOnlyList<ChatMessage> messages) => ChatTokens(messages, CancellationToken.None);
+
+    /// <summary>
+    /// The prompt tokens for <paramref name="messages"/> with <paramref name="tools"/> offered (none: as without them).
+    /// </summary>
+    /// <exception cref="NotSupportedException">Tools are given and the model's template describes no tool-call format Daop parses.</exception>
+    public int[] ChatTokens(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition> tools, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        ArgumentNullException.ThrowIfNull(tools);
+        if (tools.Count == 0) return ChatTokens(messages, cancellationToken);
+        var template = ChatTemplate ?? throw new NotSupportedException(
+            $"{Info.Path}: the model has no chat template (chat_template.jinja or tokenizer_config.json chat_template)");
+        if (template.ToolCallSyntax == ToolCallSyntax.None)
+            throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop parses (Hermes <tool_call> blocks, as Qwen's templates write them)");
+        return Tokenize(template.RenderWithTools(messages, addGenerationPrompt: true, tools, cancellationToken), addSpecialTokens: false);
+    }
 
     /// <summary>Like <see cref="ChatTokens(IReadOnlyList{ChatMessage})"/>; <paramref name="cancellationToken"/> stops the template's render.</summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
@@ -272,6 +307,13 @@ public sealed partial class DaopModel : IDisposable
         {
             var texts = TokenTexts();
             sampling = sampling with { Constraint = () => new JsonObjectConstraint(texts) };
+        }
+        else if (s.RequiredToolCall is { } names)
+        {
+            if (ToolCallSyntax != ToolCallSyntax.Hermes)
+                throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop can force (Hermes <tool_call> blocks)");
+            var texts = TokenTexts();
+            sampling = sampling with { Constraint = () => new HermesToolCallConstraint(texts, names) };
         }
         var tokens = _batcher != null ? Batched(ids, sampling, stats, cancel) : OneAtATime(ids, sampling, stats, cancel);
         await using (var e = tokens.GetAsyncEnumerator(cancel))

@@ -37,6 +37,12 @@ public sealed record GenerationSettings
     /// <see cref="MaxTokens"/> limit can still cut it short (finish reason length), as with OpenAI.
     /// </summary>
     public bool JsonObject { get; init; }
+    /// <summary>
+    /// The output is exactly one tool call, in the model's syntax (<see cref="DaopModel.ToolCallSyntax"/>), to one of
+    /// these functions (OpenAI's <c>tool_choice</c> "required" or a named function): tokens that would leave that form
+    /// are never picked and generation stops where the call closes. Null (default): free text.
+    /// </summary>
+    public IReadOnlyList<string>? RequiredToolCall { get; init; }
     /// <summary>Text that ends generation; the stop sequence itself is not returned. Null or empty: none.</summary>
     public IReadOnlyList<string>? Stop { get; init; }
     /// <summary>
@@ -50,6 +56,12 @@ public sealed record GenerationSettings
     public void Validate()
     {
         ToSampling([]).Validate();
+        if (RequiredToolCall != null)
+        {
+            if (JsonObject) throw new ArgumentException("a required tool call and a JSON object output exclude each other");
+            if (RequiredToolCall.Count == 0) throw new ArgumentException("a required tool call needs at least one function name");
+            foreach (var name in RequiredToolCall) Load.Chat.ToolDefinition.CheckName(name);
+        }
         if (Stop != null)
             foreach (var s in Stop)
                 if (string.IsNullOrEmpty(s)) throw new ArgumentException("stop sequences must be non-empty strings");

@@ -67,7 +67,7 @@ public sealed record ModelInfo
     public required string Device { get; init; }
     /// <summary>Where the experts run (the expert scheduler's description).</summary>
     public required string ExpertPlacement { get; init; }
-    /// <summary>Whether the folder has a chat template (needed by <see cref="DaopModel.ChatAsync"/>).</summary>
+    /// <summary>Whether the folder has a chat template (needed by <see cref="DaopModel.ChatAsync(IReadOnlyList{Load.Chat.ChatMessage}, GenerationSettings?, Generate.GenerationStats?, CancellationToken)"/>).</summary>
     public required bool HasChatTemplate { get; init; }
 
     internal static unsafe ModelInfo Of(MoeModel m, bool hasChatTemplate)

@@ -36,6 +36,9 @@ public sealed class ChatTemplate
     /// <summary>The bounds this template was parsed with and renders within.</summary>
     public ChatTemplateLimits Limits { get; }
 
+    /// <summary>How the model writes tool calls, as its template tells (<see cref="ToolCallSyntax.None"/> when it describes no format Daop parses).</summary>
+    public ToolCallSyntax ToolCallSyntax => Source.Contains("<tool_call>", StringComparison.Ordinal) ? ToolCallSyntax.Hermes : ToolCallSyntax.None;
+
     /// <summary>
     /// Reads <c>chat_template.jinja</c> (transformers 5 layout) or else the "chat_template" of
     /// <c>tokenizer_config.json</c> (a string, or the entry named "default" of a list). Null when
@@ -100,11 +103,7 @@ public sealed class ChatTemplate
         ArgumentNullException.ThrowIfNull(messages);
         var globals = new Scope(null);
         Globals.AddTo(globals, () => DateTime.Now);
-        globals.Set("messages", messages.Select(m => (object?)new Dictionary<string, object?>
-        {
-            ["role"] = m.Role,
-            ["content"] = m.Content,
-        }).ToList());
+        globals.Set("messages", messages.Select(Message).ToList());
         globals.Set("add_generation_prompt", addGenerationPrompt);
         globals.Set("tools", null);
         globals.Set("documents", null);
@@ -116,5 +115,28 @@ public sealed class ChatTemplate
             foreach (var (name, value) in variables)
                 globals.Set(name, Values.FromClr(value));
         return Interpreter.Render(_program, globals, new RenderGuard(Limits, cancellationToken));
+    }
+
+    /// <summary>
+    /// Like <see cref="Render(IReadOnlyList{ChatMessage}, bool, IReadOnlyDictionary{string, object?}?, CancellationToken)"/>
+    /// with <paramref name="tools"/> offered to the model (the template's <c>tools</c>, as transformers passes them).
+    /// </summary>
+    /// <exception cref="ChatTemplateException">The template failed or broke a limit, or a tool's parameters are not JSON.</exception>
+    public string RenderWithTools(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, IReadOnlyList<ToolDefinition> tools,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tools);
+        var variables = tools.Count == 0 ? null : new Dictionary<string, object?> { ["tools"] = ChatToolValues.Tools(tools) };
+        return Render(messages, addGenerationPrompt, variables, cancellationToken);
+    }
+
+    // {role, content} plus, when present, tool_calls (assistant), tool_call_id and name (tool).
+    private static object? Message(ChatMessage m)
+    {
+        var d = new Dictionary<string, object?> { ["role"] = m.Role, ["content"] = m.Content };
+        if (m.ToolCalls is { Count: > 0 } calls) d["tool_calls"] = ChatToolValues.Calls(calls);
+        if (m.ToolCallId != null) d["tool_call_id"] = m.ToolCallId;
+        if (m.Name != null) d["name"] = m.Name;
+        return d;
     }
 }

@@ -295,8 +295,16 @@ internal static class Values
         JsonValueKind.String => e.GetString(),
         JsonValueKind.Number => e.TryGetInt64(out long l) ? (object)l : e.GetDouble(),
         JsonValueKind.Array => e.EnumerateArray().Select(FromJson).ToList(),
-        _ => e.EnumerateObject().ToDictionary(p => p.Name, p => FromJson(p.Value)),
+        _ => Object(e),
     };
+
+    // A repeated key keeps its last value, as Python's json.loads does.
+    private static Dictionary<string, object?> Object(JsonElement e)
+    {
+        var d = new Dictionary<string, object?>();
+        foreach (var p in e.EnumerateObject()) d[p.Name] = FromJson(p.Value);
+        return d;
+    }
 }
 
 /// <summary>

@@ -1,0 +1,250 @@
+using System.Text;
+using System.Text.Json;
+using Daop.Engine.Load.Chat;
+
+namespace Daop.Engine.Generate;
+
+/// <summary>
+/// Tool calls in Hermes syntax (<see cref="ToolCallSyntax.Hermes"/>, Qwen's): a reply is text with blocks
+/// <c>&lt;tool_call&gt;\n{"name": "f", "arguments": {...}}\n&lt;/tool_call&gt;</c>. A block whose JSON is not a call
+/// (an object with a string "name" and an object "arguments") stays in the text, as vLLM's parser leaves it.
+/// </summary>
+public static class HermesToolCalls
+{
+    /// <summary>Opens a call.</summary>
+    public const string Open = "<tool_call>";
+
+    /// <summary>Closes a call.</summary>
+    public const string Close = "</tool_call>";
+
+    /// <summary>
+    /// Splits a whole reply into its text (outside the calls, trimmed; null when only calls and whitespace remain) and
+    /// its calls, in order. A last block cut off before its closing tag counts when its JSON is whole.
+    /// </summary>
+    public static (string? Content, IReadOnlyList<ToolCall> Calls) Parse(string reply)
+    {
+        ArgumentNullException.ThrowIfNull(reply);
+        var stream = new Stream();
+        var text = new StringBuilder();
+        var calls = new List<ToolCall>();
+        foreach (var (piece, call) in stream.Push(reply).Concat(stream.Flush()))
+        {
+            if (piece != null) text.Append(piece);
+            if (call != null) calls.Add(call);
+        }
+        string content = text.ToString().Trim();
+        return (content.Length == 0 && calls.Count > 0 ? null : content, calls);
+    }
+
+    /// <summary>
+    /// A call's JSON (the inside of a block), or null when it is not one: an object with a string <c>name</c> and an object
+    /// (or a JSON text of one) <c>arguments</c>; missing arguments are <c>{}</c>.
+    /// </summary>
+    public static ToolCall? ParseCall(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String)
+                return null;
+            string args = "{}";
+            if (root.TryGetProperty("arguments", out var a))
+            {
+                if (a.ValueKind == JsonValueKind.Object) args = a.GetRawText();
+                else if (a.ValueKind == JsonValueKind.String && IsObject(a.GetString()!)) args = a.GetString()!;
+                else return null;
+            }
+            return new ToolCall(ToolCall.NewId(), name.GetString()!, args);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    static bool IsObject(string json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            return doc.RootElement.ValueKind == JsonValueKind.Object;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Splits a streamed reply as it comes: text outside the calls goes on as soon as it cannot be the start of a call
+    /// (whitespace is held until text follows it, so the whitespace around calls is not sent), each call as soon as its
+    /// block closes. One per reply.
+    /// </summary>
+    public sealed class Stream
+    {
+        readonly StringBuilder _held = new(); // text not yet passed on: a possible start of Open, trailing whitespace, or a block
+        bool _inCall;
+
+        /// <summary>What <paramref name="piece"/> lets go: text pieces and calls, in order.</summary>
+        public IEnumerable<(string? Text, ToolCall? Call)> Push(string piece)
+        {
+            ArgumentNullException.ThrowIfNull(piece);
+            _held.Append(piece);
+            var output = new List<(string?, ToolCall?)>();
+            while (true)
+            {
+                string held = _held.ToString();
+                if (_inCall)
+                {
+                    int close = held.IndexOf(Close, StringComparison.Ordinal);
+                    if (close < 0) break;
+                    output.Add(Block(held[..close], closed: true));
+                    _held.Remove(0, close + Close.Length);
+                    _inCall = false;
+                    continue;
+                }
+                int open = held.IndexOf(Open, StringComparison.Ordinal);
+                if (open >= 0)
+                {
+                    if (held[..open].TrimEnd() is { Length: > 0 } before) output.Add((before, null));
+                    _held.Remove(0, open + Open.Length);
+                    _inCall = true;
+                    continue;
+                }
+                // Keep what could still become Open, and the whitespace before it.
+                int keep = PartialOpen(held);
+                int cut = held.Length - keep;
+                while (cut > 0 && char.IsWhiteSpace(held[cut - 1])) cut--;
+                if (cut > 0)
+                {
+                    output.Add((held[..cut], null));
+                    _held.Remove(0, cut);
+                }
+                break;
+            }
+            return output;
+        }
+
+        /// <summary>What is still held at the end of the reply: an unclosed block as a call when its JSON is whole, else as text.</summary>
+        public IEnumerable<(string? Text, ToolCall? Call)> Flush()
+        {
+            string held = _held.ToString();
+            _held.Clear();
+            if (_inCall)
+            {
+                _inCall = false;
+                return [Block(held, closed: false)];
+            }
+            return held.Trim().Length > 0 ? [(held, null)] : [];
+        }
+
+        static (string?, ToolCall?) Block(string inside, bool closed) =>
+            ParseCall(inside) is { } call ? (null, call) : (Open + inside + (closed ? Close : ""), null);
+
+        // The length of the longest end of s that begins Open.
+        static int PartialOpen(string s)
+        {
+            for (int n = Math.Min(Open.Length - 1, s.Length); n > 0; n--)
+                if (string.CompareOrdinal(s, s.Length - n, Open, 0, n) == 0) return n;
+            return 0;
+        }
+    }
+}
+
+/// <summary>
+/// OpenAI's <c>tool_choice</c> "required" or a named function, in Hermes syntax: the output is exactly one call,
+/// <c>&lt;tool_call&gt;\n{"name": "NAME", "arguments": {...}}\n&lt;/tool_call&gt;</c>, NAME one of the functions given and the
+/// arguments one JSON object (<see cref="JsonPrefix"/>); the sequence ends where the block closes.
+/// </summary>
+public sealed class HermesToolCallConstraint : ITokenConstraint
+{
+    const string Head = HermesToolCalls.Open + "\n{\"name\": \"", Between = "\", \"arguments\": ", Tail = "}\n" + HermesToolCalls.Close;
+
+    readonly IReadOnlyList<string?> _texts;
+    readonly string[] _names;
+    State _state;
+
+    // Where the output stands: Part 0 in Head, 1 the name, 2 Between, 3 the arguments object, 4 Tail, 5 done; Matched is how
+    // much of the current literal (or of the name) is matched, Candidate a name that begins with what was typed.
+    struct State
+    {
+        public int Part, Matched, Candidate;
+        public JsonPrefix Args;
+    }
+
+    /// <param name="tokenTexts">[V] each token's text as it decodes on its own; null or empty for tokens that never fit.</param>
+    /// <param name="names">The functions the call may name (one for a named tool_choice).</param>
+    public HermesToolCallConstraint(IReadOnlyList<string?> tokenTexts, IReadOnlyList<string> names)
+    {
+        ArgumentNullException.ThrowIfNull(tokenTexts);
+        ArgumentNullException.ThrowIfNull(names);
+        if (names.Count == 0) throw new ArgumentException("a forced tool call needs at least one function name", nameof(names));
+        foreach (var n in names) ToolDefinition.CheckName(n);
+        _texts = tokenTexts;
+        _names = [.. names];
+    }
+
+    /// <inheritdoc />
+    public bool Allows(int token)
+    {
+        if ((uint)token >= (uint)_texts.Count || _texts[token] is not { Length: > 0 } text) return false;
+        var s = _state;
+        foreach (char c in text)
+            if (!Feed(ref s, c)) return false;
+        return true;
+    }
+
+    /// <inheritdoc />
+    public void Accept(int token)
+    {
+        if (!Allows(token)) throw new InvalidOperationException($"token {token} does not continue the tool call");
+        foreach (char c in _texts[token]!) Feed(ref _state, c);
+    }
+
+    /// <inheritdoc />
+    public bool IsComplete => _state.Part == 5;
+
+    bool Feed(ref State s, char c)
+    {
+        switch (s.Part)
+        {
+            case 0: return Literal(ref s, Head, c);
+            case 1:
+                string typed = _names[s.Candidate];
+                for (int i = 0; i < _names.Length; i++)
+                {
+                    string n = _names[i];
+                    if (n.Length < s.Matched || string.CompareOrdinal(n, 0, typed, 0, s.Matched) != 0) continue;
+                    if (c == '"' && n.Length == s.Matched)
+                    {
+                        s.Part = 2;
+                        s.Matched = 1; // Between starts with the closing quote
+                        return true;
+                    }
+                    if (n.Length > s.Matched && n[s.Matched] == c)
+                    {
+                        s.Candidate = i;
+                        s.Matched++;
+                        return true;
+                    }
+                }
+                return false;
+            case 2: return Literal(ref s, Between, c);
+            case 3:
+                if (!s.Args.Feed(c)) return false;
+                if (s.Args.IsComplete) { s.Part = 4; s.Matched = 0; }
+                return true;
+            case 4: return Literal(ref s, Tail, c);
+            default: return false;
+        }
+    }
+
+    static bool Literal(ref State s, string literal, char c)
+    {
+        if (literal[s.Matched] != c) return false;
+        if (++s.Matched == literal.Length) { s.Part++; s.Matched = 0; }
+        return true;
+    }
+}

@@ -1,0 +1,97 @@
+using System.Text.Json;
+
+namespace Daop.Engine.Load.Chat;
+
+/// <summary>A function the model may call (OpenAI's <c>tools[].function</c>).</summary>
+/// <param name="Name">The function's name: 1–64 of a–z, A–Z, 0–9, _ and - (<see cref="CheckName"/>).</param>
+/// <param name="Description">What it does, for the model; or null.</param>
+/// <param name="Parameters">Its parameters as a JSON Schema object (JSON text), or null.</param>
+public sealed record ToolDefinition(string Name, string? Description = null, string? Parameters = null)
+{
+    /// <summary>Longest function name (OpenAI's limit).</summary>
+    public const int MaxNameLength = 64;
+
+    /// <summary>Throws <see cref="ArgumentException"/> unless <paramref name="name"/> is 1–64 of a–z, A–Z, 0–9, _ and -.</summary>
+    public static void CheckName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name.Length is 0 or > MaxNameLength || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
+            throw new ArgumentException($"a function name must be 1 to {MaxNameLength} of a-z, A-Z, 0-9, _ and -; got '{Short(name)}'");
+    }
+
+    static string Short(string s) => s.Length <= 80 ? s : s[..80] + "...";
+}
+
+/// <summary>A call the model made: to <see cref="Name"/>, with <see cref="Arguments"/> as JSON text (OpenAI's <c>tool_calls[]</c>).</summary>
+/// <param name="Id">The call's id, which the tool's answer quotes (<see cref="ChatMessage.ToolCallId"/>).</param>
+/// <param name="Name">The function called.</param>
+/// <param name="Arguments">Its arguments: a JSON object, as text.</param>
+public sealed record ToolCall(string Id, string Name, string Arguments)
+{
+    /// <summary>A new call id: <c>call_</c> and 24 random hex digits.</summary>
+    public static string NewId() => "call_" + Guid.NewGuid().ToString("N")[..24];
+}
+
+/// <summary>
+/// How the model writes tool calls, read from its chat template: the formats whose calls Daop parses and can force.
+/// </summary>
+public enum ToolCallSyntax
+{
+    /// <summary>The template describes no format Daop knows: tools cannot be offered.</summary>
+    None,
+    /// <summary>
+    /// Hermes-style blocks, <c>&lt;tool_call&gt;\n{"name": ..., "arguments": {...}}\n&lt;/tool_call&gt;</c> (Qwen2.5,
+    /// Qwen3, and the Qwen MoE models).
+    /// </summary>
+    Hermes,
+}
+
+/// <summary>Tool definitions and the JSON a chat template sees for them.</summary>
+static class ChatToolValues
+{
+    /// <summary><c>tools</c> as templates expect it: [{"type": "function", "function": {"name", "description", "parameters"}}].</summary>
+    public static List<object?> Tools(IReadOnlyList<ToolDefinition> tools) => tools.Select(t =>
+    {
+        var function = new Dictionary<string, object?> { ["name"] = t.Name };
+        if (t.Description != null) function["description"] = t.Description;
+        if (t.Parameters != null) function["parameters"] = Json(t.Parameters, $"the parameters of tool '{t.Name}'");
+        return (object?)new Dictionary<string, object?> { ["type"] = "function", ["function"] = function };
+    }).ToList();
+
+    /// <summary>
+    /// A message's <c>tool_calls</c>: [{"id", "type": "function", "function": {"name", "arguments"}}], the arguments as
+    /// an object when they are one (Qwen2.5's template prints them with tojson), else as the text given.
+    /// </summary>
+    public static List<object?> Calls(IReadOnlyList<ToolCall> calls) => calls.Select(c => (object?)new Dictionary<string, object?>
+    {
+        ["id"] = c.Id,
+        ["type"] = "function",
+        ["function"] = new Dictionary<string, object?> { ["name"] = c.Name, ["arguments"] = ObjectOrText(c.Arguments) },
+    }).ToList();
+
+    static object? ObjectOrText(string json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            return doc.RootElement.ValueKind == JsonValueKind.Object ? Jinja.Values.FromClr(doc.RootElement) : json;
+        }
+        catch (JsonException)
+        {
+            return json;
+        }
+    }
+
+    static object? Json(string json, string what)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            return Jinja.Values.FromClr(doc.RootElement);
+        }
+        catch (JsonException e)
+        {
+            throw new ChatTemplateException($"{what} are not valid JSON: {e.Message}");
+        }
+    }
+}
