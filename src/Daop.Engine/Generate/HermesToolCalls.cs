@@ -19,7 +19,8 @@ public static class HermesToolCalls
 
     /// <summary>
     /// Splits a whole reply into its text (outside the calls, trimmed; null when only calls and whitespace remain) and
-    /// its calls, in order. A last block cut off before its closing tag counts when its JSON is whole.
+    /// its calls, in order, as <see cref="Stream"/> does. A last block cut off before its closing tag counts when its JSON
+    /// is whole.
     /// </summary>
     public static (string? Content, IReadOnlyList<ToolCall> Calls) Parse(string reply)
     {
@@ -58,7 +59,7 @@ public static class HermesToolCalls
             }
             return new ToolCall(ToolCall.NewId(), name.GetString()!, args);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException) // not JSON, or a lone surrogate escape in the name
         {
             return null;
         }
@@ -80,49 +81,62 @@ public static class HermesToolCalls
     /// <summary>
     /// Splits a streamed reply as it comes: text outside the calls goes on as soon as it cannot be the start of a call
     /// (whitespace is held until text follows it, so the whitespace around calls is not sent), each call as soon as its
-    /// block closes. One per reply.
+    /// block closes. A block's JSON is read as it comes (<see cref="JsonPrefix"/>), so a closing tag inside one of its
+    /// strings does not end it; a block that is not a call ends at its closing tag and goes on as text. One per reply.
     /// </summary>
     public sealed class Stream
     {
-        readonly StringBuilder _held = new(); // text not yet passed on: a possible start of Open, trailing whitespace, or a block
-        bool _inCall;
+        readonly StringBuilder _held = new(); // outside a block: text not yet passed on; inside: the block after its opening tag
+        bool _inCall, _bad;  // inside a block; its JSON went wrong (then it ends at the next closing tag, as text)
+        JsonPrefix _json;
+        int _jsonEnd = -1;   // where in _held the block's JSON object closed, or -1
 
         /// <summary>What <paramref name="piece"/> lets go: text pieces and calls, in order.</summary>
         public IEnumerable<(string? Text, ToolCall? Call)> Push(string piece)
         {
             ArgumentNullException.ThrowIfNull(piece);
-            _held.Append(piece);
             var output = new List<(string?, ToolCall?)>();
-            while (true)
+            foreach (char c in piece)
             {
+                _held.Append(c);
+                if (!_inCall)
+                {
+                    if (!EndsWith(Open)) continue;
+                    _held.Length -= Open.Length;
+                    string before = _held.ToString().TrimEnd();
+                    if (before.Length > 0) output.Add((before, null));
+                    _held.Clear();
+                    (_inCall, _bad, _json, _jsonEnd) = (true, false, default, -1);
+                }
+                else if (_bad)
+                {
+                    if (EndsWith(Close)) output.Add(EndBlock(closed: true));
+                }
+                else if (_jsonEnd < 0)
+                {
+                    if (!_json.Feed(c)) _bad = true;
+                    else if (_json.IsComplete) _jsonEnd = _held.Length;
+                    if (_bad && EndsWith(Close)) output.Add(EndBlock(closed: true));
+                }
+                else
+                {
+                    // After the object: whitespace, then the closing tag.
+                    string tail = _held.ToString(_jsonEnd, _held.Length - _jsonEnd).TrimStart();
+                    if (tail == Close) output.Add(EndBlock(closed: true));
+                    else if (!Close.StartsWith(tail, StringComparison.Ordinal)) _bad = true;
+                }
+            }
+            if (!_inCall)
+            {
+                // Pass on what cannot become Open, less the whitespace before what is kept.
                 string held = _held.ToString();
-                if (_inCall)
-                {
-                    int close = held.IndexOf(Close, StringComparison.Ordinal);
-                    if (close < 0) break;
-                    output.Add(Block(held[..close], closed: true));
-                    _held.Remove(0, close + Close.Length);
-                    _inCall = false;
-                    continue;
-                }
-                int open = held.IndexOf(Open, StringComparison.Ordinal);
-                if (open >= 0)
-                {
-                    if (held[..open].TrimEnd() is { Length: > 0 } before) output.Add((before, null));
-                    _held.Remove(0, open + Open.Length);
-                    _inCall = true;
-                    continue;
-                }
-                // Keep what could still become Open, and the whitespace before it.
-                int keep = PartialOpen(held);
-                int cut = held.Length - keep;
+                int cut = held.Length - PartialOpen(held);
                 while (cut > 0 && char.IsWhiteSpace(held[cut - 1])) cut--;
                 if (cut > 0)
                 {
                     output.Add((held[..cut], null));
                     _held.Remove(0, cut);
                 }
-                break;
             }
             return output;
         }
@@ -130,18 +144,29 @@ public static class HermesToolCalls
         /// <summary>What is still held at the end of the reply: an unclosed block as a call when its JSON is whole, else as text.</summary>
         public IEnumerable<(string? Text, ToolCall? Call)> Flush()
         {
+            if (_inCall) return [EndBlock(closed: false)];
             string held = _held.ToString();
             _held.Clear();
-            if (_inCall)
-            {
-                _inCall = false;
-                return [Block(held, closed: false)];
-            }
             return held.Trim().Length > 0 ? [(held, null)] : [];
         }
 
-        static (string?, ToolCall?) Block(string inside, bool closed) =>
-            ParseCall(inside) is { } call ? (null, call) : (Open + inside + (closed ? Close : ""), null);
+        // The block read so far, as a call when its JSON object is whole and is one, else as text (tags included).
+        (string?, ToolCall?) EndBlock(bool closed)
+        {
+            string inside = _held.ToString();
+            _held.Clear();
+            _inCall = false;
+            var call = !_bad && _jsonEnd >= 0 ? ParseCall(inside[.._jsonEnd]) : null;
+            return call != null ? (null, call) : (Open + inside, null);
+        }
+
+        bool EndsWith(string tag)
+        {
+            if (_held.Length < tag.Length) return false;
+            for (int i = 0; i < tag.Length; i++)
+                if (_held[_held.Length - tag.Length + i] != tag[i]) return false;
+            return true;
+        }
 
         // The length of the longest end of s that begins Open.
         static int PartialOpen(string s)

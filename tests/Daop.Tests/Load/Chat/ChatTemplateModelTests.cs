@@ -130,6 +130,58 @@ public class ChatTemplateModelTests
             + "<|im_start|>user\n<tool_response>\n{\"temp\": 20}\n</tool_response><|im_end|>\n<|im_start|>assistant\n", prompt);
     }
 
+    [Fact]
+    public void ToolDefinitionsAndCallMessagesRenderAsTheirDictionaries()
+    {
+        // The same conversation as the two tests above, through the typed API: tools as ToolDefinition, the call as a
+        // ToolCall with JSON-text arguments (parsed for tojson, as vLLM does), the answer as a "tool" message.
+        var template = Fixture("qwen2.5-instruct.jinja");
+        Assert.Equal(ToolCallSyntax.Hermes, template.ToolCallSyntax);
+        Assert.Equal(ToolCallSyntax.None, Fixture("mixtral-8x7b-instruct-v0.1.jinja").ToolCallSyntax);
+        var tool = new ToolDefinition("get_weather", "Get the weather",
+            "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}");
+        Assert.Equal(template.Render(Msgs(("user", "Weather in Paris?")), true, new Dictionary<string, object?> { ["tools"] = new[] { WeatherTool() } }),
+            template.RenderWithTools(Msgs(("user", "Weather in Paris?")), true, [tool]));
+
+        ChatMessage[] typed =
+        [
+            new("user", "Weather in Paris?"),
+            new("assistant", "") { ToolCalls = [new ToolCall("call_1", "get_weather", "{\"city\": \"Paris\"}")] },
+            new("tool", "{\"temp\": 20}") { ToolCallId = "call_1", Name = "get_weather" },
+        ];
+        Assert.Equal(QwenSystem + "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+            + "<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n"
+            + "<|im_start|>user\n<tool_response>\n{\"temp\": 20}\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
+            template.Render(typed, true));
+
+        // Arguments that are not a JSON object go to the template as the text given; parameters that are not JSON are an error.
+        string text = template.Render([typed[0], new("assistant", "") { ToolCalls = [new ToolCall("c", "f", "not json")] }], false);
+        Assert.Contains("\"arguments\": \"not json\"}", text);
+        var bad = Assert.Throws<ChatTemplateException>(() => template.RenderWithTools(typed, true, [new ToolDefinition("f", null, "{oops")]));
+        Assert.Contains("tool 'f'", bad.Message);
+    }
+
+    [Fact]
+    public void Qwen3OffersToolsAndRendersCalls()
+    {
+        var template = Fixture("qwen3.jinja");
+        Assert.Equal(ToolCallSyntax.Hermes, template.ToolCallSyntax);
+        string prompt = template.RenderWithTools(Msgs(("user", "Time?")), true, [new ToolDefinition("get_time")]);
+        Assert.Contains("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_time\"}}\n</tools>", prompt);
+        Assert.EndsWith("<|im_start|>user\nTime?<|im_end|>\n<|im_start|>assistant\n", prompt);
+        string call = template.Render([new("user", "Time?"), new("assistant", "") { ToolCalls = [new ToolCall("c", "get_time", "{}")] },
+            new("tool", "12:00") { ToolCallId = "c" }], false);
+        Assert.EndsWith("<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call><|im_end|>\n"
+            + "<|im_start|>user\n<tool_response>\n12:00\n</tool_response><|im_end|>\n", call);
+    }
+
+    [Fact]
+    public void RepeatedJsonKeysKeepTheLastValue()
+    {
+        var template = ChatTemplate.Parse("{{ tools[0].function.parameters | tojson }}");
+        Assert.Equal("{\"a\": 2, \"b\": 3}", template.RenderWithTools([], false, [new ToolDefinition("f", null, "{\"a\": 1, \"b\": 3, \"a\": 2}")]));
+    }
+
     private static readonly ChatMessage[] Qwen3Conversation =
         Msgs(("system", "You are helpful."), ("user", "Hi"), ("assistant", "<think>\nhmm\n</think>\n\nHello!"), ("user", "Bye"));
 
