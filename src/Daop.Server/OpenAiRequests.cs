@@ -119,13 +119,13 @@ static class OpenAiRequests
         }
         if (!root.TryGetProperty("tool_choice", out var c) || c.ValueKind == JsonValueKind.Null)
             return (tools, null);
+        if (c.ValueKind == JsonValueKind.String && c.ValueEquals("none")) return ([], null);
+        if (tools.Count == 0)
+            throw ApiException.Invalid("tool_choice", $"'tool_choice' is {Short(c)} but 'tools' offers no function");
         if (c.ValueKind == JsonValueKind.String)
         {
-            if (c.ValueEquals("none")) return ([], null);
             if (c.ValueEquals("auto")) return (tools, null);
-            if (c.ValueEquals("required"))
-                return tools.Count > 0 ? (tools, tools.Select(x => x.Name).ToArray())
-                    : throw ApiException.Invalid("tool_choice", "'tool_choice' is \"required\" but 'tools' offers no function");
+            if (c.ValueEquals("required")) return (tools, tools.Select(x => x.Name).ToArray());
             throw ApiException.Invalid("tool_choice", $"'tool_choice' must be \"none\", \"auto\", \"required\" or a function, got {Short(c)}");
         }
         if (c.ValueKind != JsonValueKind.Object || !c.TryGetProperty("function", out var cf) || cf.ValueKind != JsonValueKind.Object)

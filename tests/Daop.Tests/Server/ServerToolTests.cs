@@ -1,0 +1,233 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Daop.Engine.Api;
+using Daop.Engine.Generate;
+using Daop.Engine.Load.Chat;
+using Daop.Server;
+
+namespace Daop.Tests.Server;
+
+/// <summary>
+/// The embedded model's weights and tokenizer with Qwen2.5's chat template (Hermes tool calls), behind a real server.
+/// The folder links to the model's files, so nothing large is copied.
+/// </summary>
+public sealed class ToolServerFixture : IAsyncLifetime
+{
+    public DaopModel Model { get; private set; } = null!;
+    public DaopServer Server { get; private set; } = null!;
+    public HttpClient Http { get; private set; } = null!;
+    string _dir = "";
+
+    public async Task InitializeAsync()
+    {
+        _dir = Directory.CreateTempSubdirectory("daop-tools-").FullName;
+        foreach (var file in Directory.GetFiles(TestPaths.DefaultModel))
+            if (Path.GetFileName(file) != "chat_template.jinja")
+                File.CreateSymbolicLink(Path.Combine(_dir, Path.GetFileName(file)), file);
+        File.Copy(Path.Combine(TestPaths.Root, "tests", "fixtures", "chat-templates", "qwen2.5-instruct.jinja"), Path.Combine(_dir, "chat_template.jinja"));
+        Model = DaopModel.Load(_dir);
+        Server = await DaopServer.StartAsync(Model, new DaopServerOptions { Port = 0 });
+        Http = new HttpClient { BaseAddress = Server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http.Dispose();
+        await Server.DisposeAsync();
+        Model.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+}
+
+/// <summary>
+/// Tool calls through /v1/chat/completions: forced calls ("required", a named function) come back as tool_calls whole and
+/// streamed; "auto" replies are the library's text split the same way; calls and tool answers in the messages reach the
+/// template as they should.
+/// </summary>
+public sealed class ServerToolTests(ToolServerFixture f) : IClassFixture<ToolServerFixture>
+{
+    static readonly ToolDefinition Weather = new("get_weather", "Get the weather in a city",
+        "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}");
+    static readonly ToolDefinition Time = new("get_time", "The time now");
+
+    static JsonArray ToolsJson(params ToolDefinition[] tools) => new(tools.Select(t => (JsonNode)new JsonObject
+    {
+        ["type"] = "function",
+        ["function"] = new JsonObject
+        {
+            ["name"] = t.Name, ["description"] = t.Description,
+            ["parameters"] = t.Parameters == null ? null : JsonNode.Parse(t.Parameters),
+        },
+    }).ToArray());
+
+    static string Body(JsonNode? toolChoice, bool stream, double temperature = 0, int seed = 1, int maxTokens = 96, params ToolDefinition[] tools) => new JsonObject
+    {
+        ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "What is the weather in Paris?" }),
+        ["tools"] = ToolsJson(tools.Length > 0 ? tools : [Weather, Time]),
+        ["tool_choice"] = toolChoice,
+        ["max_tokens"] = maxTokens, ["temperature"] = temperature, ["seed"] = seed, ["stream"] = stream,
+    }.ToJsonString();
+
+    async Task<JsonElement> Post(string body)
+    {
+        using var resp = await f.Http.PostAsync("v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
+        string text = await resp.Content.ReadAsStringAsync();
+        Assert.True(resp.StatusCode == HttpStatusCode.OK, text);
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    async Task<List<JsonElement>> PostStream(string body)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        using var resp = await f.Http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+        var events = new List<JsonElement>();
+        using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync());
+        while (await reader.ReadLineAsync() is { } line)
+            if (line.StartsWith("data: ", StringComparison.Ordinal) && line != "data: [DONE]") events.Add(JsonDocument.Parse(line[6..]).RootElement.Clone());
+        return events;
+    }
+
+    // (content, [(name, arguments)], finish) of a whole reply.
+    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Reply(JsonElement json)
+    {
+        var choice = json.GetProperty("choices")[0];
+        var message = choice.GetProperty("message");
+        var calls = message.TryGetProperty("tool_calls", out var tc)
+            ? tc.EnumerateArray().Select(c =>
+            {
+                Assert.StartsWith("call_", c.GetProperty("id").GetString());
+                Assert.Equal("function", c.GetProperty("type").GetString());
+                return (c.GetProperty("function").GetProperty("name").GetString()!, c.GetProperty("function").GetProperty("arguments").GetString()!);
+            }).ToList()
+            : [];
+        var content = message.GetProperty("content");
+        return (content.ValueKind == JsonValueKind.Null ? null : content.GetString(), calls, choice.GetProperty("finish_reason").GetString()!);
+    }
+
+    // The same from a stream: content deltas joined, tool_calls deltas (each whole, indexed in order).
+    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Reply(List<JsonElement> events)
+    {
+        var text = new StringBuilder();
+        var calls = new List<(string, string)>();
+        string finish = "";
+        foreach (var e in events)
+        {
+            var choice = e.GetProperty("choices")[0];
+            var delta = choice.GetProperty("delta");
+            if (delta.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String) text.Append(c.GetString());
+            if (delta.TryGetProperty("tool_calls", out var tc))
+                foreach (var call in tc.EnumerateArray())
+                {
+                    Assert.Equal(calls.Count, call.GetProperty("index").GetInt32());
+                    Assert.StartsWith("call_", call.GetProperty("id").GetString());
+                    calls.Add((call.GetProperty("function").GetProperty("name").GetString()!, call.GetProperty("function").GetProperty("arguments").GetString()!));
+                }
+            if (choice.GetProperty("finish_reason").ValueKind == JsonValueKind.String) finish = choice.GetProperty("finish_reason").GetString()!;
+        }
+        string content = text.ToString().Trim();
+        return (content.Length == 0 && calls.Count > 0 ? null : content, calls, finish);
+    }
+
+    // A forced reply: one call to an allowed function with object arguments, or (cut short by max_tokens) the start of one.
+    static void AssertForced((string? Content, List<(string Name, string Args)> Calls, string Finish) r, string[] allowed)
+    {
+        if (r.Finish == "tool_calls")
+        {
+            Assert.Null(r.Content);
+            var (name, args) = Assert.Single(r.Calls);
+            Assert.Contains(name, allowed);
+            Assert.Equal(JsonValueKind.Object, JsonDocument.Parse(args).RootElement.ValueKind);
+        }
+        else
+        {
+            Assert.Equal("length", r.Finish);
+            Assert.Empty(r.Calls);
+            Assert.StartsWith("<tool_call>\n{\"name\": \"", r.Content);
+        }
+    }
+
+    [Theory]
+    [InlineData(0.0, 1)]
+    [InlineData(0.9, 2)]
+    [InlineData(0.9, 3)]
+    public async Task ANamedToolChoiceGivesOneCallToIt(double temperature, int seed)
+    {
+        var choice = new JsonObject { ["type"] = "function", ["function"] = new JsonObject { ["name"] = "get_weather" } };
+        var whole = Reply(await Post(Body(choice, stream: false, temperature, seed, maxTokens: 200)));
+        AssertForced(whole, ["get_weather"]);
+        var streamed = Reply(await PostStream(Body(choice.DeepClone(), stream: true, temperature, seed, maxTokens: 200)));
+        Assert.Equal(whole.Finish, streamed.Finish);
+        Assert.Equal(whole.Calls, streamed.Calls); // same seed, same tokens
+        if (whole.Finish != "tool_calls") Assert.Equal(whole.Content, streamed.Content);
+    }
+
+    [Fact]
+    public async Task RequiredPicksOneOfTheTools()
+    {
+        int calls = 0;
+        for (int seed = 0; seed < 4; seed++)
+        {
+            var r = Reply(await Post(Body("required", stream: false, temperature: 1.0, seed, maxTokens: 200)));
+            AssertForced(r, ["get_weather", "get_time"]);
+            calls += r.Calls.Count;
+        }
+        // An empty-arguments call is short: get_time alone must close within 200 tokens.
+        var time = Reply(await Post(Body("required", stream: false, maxTokens: 200, tools: Time)));
+        AssertForced(time, ["get_time"]);
+        Assert.True(calls + time.Calls.Count > 0, "no forced call closed within 200 tokens");
+    }
+
+    [Fact]
+    public async Task AutoRepliesAreTheLibrarysTextSplit()
+    {
+        var settings = new GenerationSettings { Temperature = 0, MaxTokens = 48 };
+        string text = await Pieces.Join(f.Model.ChatAsync([new ChatMessage("user", "What is the weather in Paris?")], [Weather, Time], settings));
+        var (content, calls) = HermesToolCalls.Parse(text);
+        var whole = Reply(await Post(Body("auto", stream: false, maxTokens: 48)));
+        Assert.Equal(content, whole.Content);
+        Assert.Equal(calls.Select(c => c.Name), whole.Calls.Select(c => c.Name));
+        Assert.Equal(calls.Count > 0, whole.Finish == "tool_calls");
+        var streamed = Reply(await PostStream(Body(null, stream: true, maxTokens: 48))); // auto is the default with tools
+        Assert.Equal(content, streamed.Content);
+        Assert.Equal(whole.Calls.Select(c => c.Name), streamed.Calls.Select(c => c.Name));
+
+        // tool_choice none: the tools are not offered at all, so the reply is the plain chat's.
+        string plain = await Pieces.Join(f.Model.ChatAsync([new ChatMessage("user", "What is the weather in Paris?")], settings));
+        Assert.Equal(plain, Reply(await Post(Body("none", stream: false, maxTokens: 48))).Content);
+    }
+
+    [Fact]
+    public async Task CallsAndToolAnswersInTheMessagesReachTheTemplate()
+    {
+        var body = new JsonObject
+        {
+            ["messages"] = new JsonArray(
+                new JsonObject { ["role"] = "user", ["content"] = "Weather in Paris?" },
+                new JsonObject
+                {
+                    ["role"] = "assistant", ["content"] = null,
+                    ["tool_calls"] = new JsonArray(new JsonObject
+                    {
+                        ["id"] = "call_1", ["type"] = "function",
+                        ["function"] = new JsonObject { ["name"] = "get_weather", ["arguments"] = "{\"city\": \"Paris\"}" },
+                    }),
+                },
+                new JsonObject { ["role"] = "tool", ["tool_call_id"] = "call_1", ["content"] = "{\"temp\": 20}" }),
+            ["tools"] = ToolsJson(Weather),
+            ["max_tokens"] = 4, ["temperature"] = 0,
+        }.ToJsonString();
+        var json = await Post(body);
+        ChatMessage[] typed =
+        [
+            new("user", "Weather in Paris?"),
+            new("assistant", "") { ToolCalls = [new ToolCall("call_1", "get_weather", "{\"city\": \"Paris\"}")] },
+            new("tool", "{\"temp\": 20}") { ToolCallId = "call_1" },
+        ];
+        int[] want = f.Model.ChatTokens(typed, [Weather]);
+        Assert.Contains("<tool_response>\n{\"temp\": 20}\n</tool_response>", f.Model.Tokenizer.Decode(want));
+        Assert.Equal(want.Length, json.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+    }
+}
