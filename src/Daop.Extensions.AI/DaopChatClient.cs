@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Text.Json;
 using Daop.Engine.Api;
 using Daop.Engine.Generate;
 using Microsoft.Extensions.AI;
@@ -11,8 +12,11 @@ namespace Daop.Extensions.AI;
 /// IChatClient bridge) send a conversation, the model's chat template renders it, and the reply comes back whole or
 /// streamed, with token usage and why it stopped. Options map as the HTTP server maps OpenAI's fields; a value left out
 /// comes from the model's <c>generation_config.json</c> (<see cref="DaopModel.SamplingDefaults"/>), else greedy.
-/// What is not implemented is refused with <see cref="NotSupportedException"/>, never ignored: tools (function calls),
-/// non-text response formats, and message contents other than text.
+/// Function tools (<see cref="AIFunctionDeclaration"/> in <see cref="ChatOptions.Tools"/>) are offered through the chat
+/// template when the model's template has a tool-call format Daop parses (<see cref="DaopModel.ToolCallSyntax"/>); its
+/// calls come back as <see cref="FunctionCallContent"/>, and <see cref="ChatToolMode.RequireAny"/> or a named function
+/// forces one. What is not implemented is refused with <see cref="NotSupportedException"/>, never ignored: other tools,
+/// JSON schemas, and message contents other than text, function calls and their results.
 /// </summary>
 /// <example>
 /// <code>
@@ -40,13 +44,17 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
         CancellationToken cancellationToken = default)
     {
         var text = new System.Text.StringBuilder();
+        var calls = new List<AIContent>();
         ChatResponseUpdate? last = null;
         await foreach (var u in GetStreamingResponseAsync(messages, options, cancellationToken).ConfigureAwait(false))
         {
             text.Append(u.Text);
+            calls.AddRange(u.Contents.OfType<FunctionCallContent>());
             last = u;
         }
-        return new ChatResponse(new ChatMessage(ChatRole.Assistant, text.ToString()))
+        // The text (when there is any, or when there are no calls), then the calls.
+        List<AIContent> contents = text.Length > 0 || calls.Count == 0 ? [new TextContent(text.ToString()), .. calls] : calls;
+        return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents))
         {
             ResponseId = last?.ResponseId,
             ModelId = _modelId,
@@ -63,19 +71,36 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
         ArgumentNullException.ThrowIfNull(messages);
         // Everything is checked before the first await: a bad call fails at once, not when enumerated.
         var conversation = Conversation(messages);
-        var settings = Settings(options);
-        var prompt = _model.ChatTokens(conversation, cancellationToken);
+        var (settings, tools) = Settings(options);
+        var prompt = _model.ChatTokens(conversation, tools, cancellationToken);
         _model.CheckPromptLength(prompt.Length);
-        return Stream(prompt, settings, cancellationToken);
+        return Stream(prompt, settings, tools.Count > 0, cancellationToken);
     }
 
-    async IAsyncEnumerable<ChatResponseUpdate> Stream(int[] prompt, GenerationSettings settings, [EnumeratorCancellation] CancellationToken cancel)
+    // toolCalls: the reply is split into text and function calls as it streams (HermesToolCalls.Stream).
+    async IAsyncEnumerable<ChatResponseUpdate> Stream(int[] prompt, GenerationSettings settings, bool toolCalls,
+        [EnumeratorCancellation] CancellationToken cancel)
     {
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow;
         var stats = new GenerationStats();
+        var split = toolCalls ? new HermesToolCalls.Stream() : null;
+        int calls = 0;
+        ChatResponseUpdate Update(string? text, Engine.Load.Chat.ToolCall? call)
+        {
+            if (call != null) calls++;
+            return new ChatResponseUpdate(ChatRole.Assistant, call != null ? [FunctionCall(call)] : [new TextContent(text)])
+            {
+                ResponseId = id, ModelId = _modelId, CreatedAt = created,
+            };
+        }
         await foreach (string piece in _model.GenerateAsync(prompt, _model.ChatStopTokenIds.ToArray(), settings, stats, cancel).ConfigureAwait(false))
-            yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ResponseId = id, ModelId = _modelId, CreatedAt = created };
+        {
+            if (split == null) yield return Update(piece, null);
+            else foreach (var (text, call) in split.Push(piece)) yield return Update(text, call);
+        }
+        if (split != null)
+            foreach (var (text, call) in split.Flush()) yield return Update(text, call);
         var usage = new UsageDetails
         {
             InputTokenCount = stats.PromptTokens, OutputTokenCount = stats.GeneratedTokens, TotalTokenCount = stats.PromptTokens + stats.GeneratedTokens,
@@ -83,11 +108,22 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
         yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(usage)])
         {
             ResponseId = id, ModelId = _modelId, CreatedAt = created,
-            FinishReason = stats.Finish is FinishReason.MaxTokens or FinishReason.ContextFull ? ChatFinishReason.Length : ChatFinishReason.Stop,
+            FinishReason = calls > 0 ? ChatFinishReason.ToolCalls
+                : stats.Finish is FinishReason.MaxTokens or FinishReason.ContextFull ? ChatFinishReason.Length : ChatFinishReason.Stop,
         };
     }
 
-    // Text contents only; roles as the chat templates know them.
+    // A call's JSON arguments as FunctionCallContent takes them: top-level names to JSON values.
+    static FunctionCallContent FunctionCall(Engine.Load.Chat.ToolCall call)
+    {
+        using var doc = JsonDocument.Parse(call.Arguments);
+        var args = new Dictionary<string, object?>();
+        foreach (var p in doc.RootElement.EnumerateObject()) args[p.Name] = p.Value.Clone();
+        return new FunctionCallContent(call.Id, call.Name, args);
+    }
+
+    // Text, the assistant's function calls and the tools' results; roles as the chat templates know them. Each function
+    // result becomes a "tool" message of its own (the templates render consecutive ones as one turn).
     static List<DaopMessage> Conversation(IEnumerable<ChatMessage> messages)
     {
         var list = new List<DaopMessage>();
@@ -95,19 +131,48 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
         foreach (var m in messages)
         {
             ArgumentNullException.ThrowIfNull(m, $"messages[{i}]");
+            var calls = new List<Engine.Load.Chat.ToolCall>();
+            var results = new List<FunctionResultContent>();
             foreach (var c in m.Contents)
-                if (c is not TextContent and not UsageContent)
-                    throw new NotSupportedException($"messages[{i}] holds {c.GetType().Name}: Daop takes text messages only (no images, tool calls or results)");
-            list.Add(new DaopMessage(m.Role.Value, m.Text));
+                switch (c)
+                {
+                    case TextContent or UsageContent: break;
+                    case FunctionCallContent call:
+                        calls.Add(new Engine.Load.Chat.ToolCall(call.CallId, call.Name,
+                            JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(),
+                                AIJsonUtilities.DefaultOptions.GetTypeInfo(typeof(IDictionary<string, object?>)))));
+                        break;
+                    case FunctionResultContent result: results.Add(result); break;
+                    default:
+                        throw new NotSupportedException($"messages[{i}] holds {c.GetType().Name}: Daop takes text, function calls and function results only (no images or other contents)");
+                }
+            if (results.Count > 0)
+                foreach (var r in results) list.Add(new DaopMessage("tool", ResultText(r.Result)) { ToolCallId = r.CallId });
+            else list.Add(new DaopMessage(m.Role.Value, m.Text) { ToolCalls = calls.Count > 0 ? calls : null });
             i++;
         }
         if (list.Count == 0) throw new ArgumentException("the conversation has no messages", nameof(messages));
         return list;
     }
 
-    GenerationSettings Settings(ChatOptions? o)
+    // A function's result as the text the model reads: a string as it is, anything else as JSON.
+    static string ResultText(object? result) => result switch
     {
-        if (o?.Tools is { Count: > 0 }) throw new NotSupportedException("ChatOptions.Tools: tool calls are not implemented by Daop yet");
+        null => "",
+        string s => s,
+        JsonElement e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetRawText(),
+        _ => JsonSerializer.Serialize(result, AIJsonUtilities.DefaultOptions.GetTypeInfo(result.GetType())),
+    };
+
+    // The generation settings and the tools offered (none: not offered, or ToolMode None).
+    (GenerationSettings, IReadOnlyList<Engine.Load.Chat.ToolDefinition>) Settings(ChatOptions? o)
+    {
+        var tools = Tools(o);
+        string[]? required = o?.ToolMode is RequiredChatToolMode r && tools.Count > 0
+            ? r.RequiredFunctionName is { } name ? tools.Any(t => t.Name == name) ? [name]
+                : throw new ArgumentException($"ChatOptions.ToolMode requires the function '{name}', which ChatOptions.Tools does not hold")
+            : [.. tools.Select(t => t.Name)]
+            : null;
         // JSON without a schema is a constrained JSON object (GenerationSettings.JsonObject); a schema is not implemented.
         if (o?.ResponseFormat is ChatResponseFormatJson { Schema: not null })
             throw new NotSupportedException("ChatOptions.ResponseFormat with a JSON schema: schema-constrained output is not implemented by Daop yet (ChatResponseFormat.Json is)");
@@ -125,9 +190,27 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
             Seed = o?.Seed is { } seed ? unchecked((ulong)seed) : 42,
             Stop = o?.StopSequences is { Count: > 0 } stop ? [.. stop] : null,
             JsonObject = o?.ResponseFormat is ChatResponseFormatJson,
+            RequiredToolCall = required,
         };
         s.Validate();
-        return s;
+        return (s, tools);
+    }
+
+    // Function declarations offered to the model; other tools are refused, and so are tools the template cannot carry.
+    IReadOnlyList<Engine.Load.Chat.ToolDefinition> Tools(ChatOptions? o)
+    {
+        if (o?.Tools is not { Count: > 0 } tools || o.ToolMode is NoneChatToolMode) return [];
+        var list = new List<Engine.Load.Chat.ToolDefinition>();
+        foreach (var tool in tools)
+        {
+            if (tool is not AIFunctionDeclaration f)
+                throw new NotSupportedException($"ChatOptions.Tools holds {tool.GetType().Name} '{tool.Name}': Daop offers function tools only");
+            Engine.Load.Chat.ToolDefinition.CheckName(f.Name);
+            list.Add(new Engine.Load.Chat.ToolDefinition(f.Name, string.IsNullOrEmpty(f.Description) ? null : f.Description, f.JsonSchema.GetRawText()));
+        }
+        if (_model.ToolCallSyntax == Engine.Load.Chat.ToolCallSyntax.None)
+            throw new NotSupportedException($"ChatOptions.Tools: the model's chat template describes no tool-call format Daop parses (Hermes <tool_call> blocks, as Qwen's templates write them)");
+        return list;
     }
 
     /// <inheritdoc />

@@ -80,7 +80,8 @@ public static class HermesToolCalls
 
     /// <summary>
     /// Splits a streamed reply as it comes: text outside the calls goes on as soon as it cannot be the start of a call
-    /// (whitespace is held until text follows it, so the whitespace around calls is not sent), each call as soon as its
+    /// (whitespace is held until text follows it, so the whitespace around calls and at the ends is not sent: the text is
+    /// what <see cref="Parse"/> gives), each call as soon as its
     /// block closes. A block's JSON is read as it comes (<see cref="JsonPrefix"/>), so a closing tag inside one of its
     /// strings does not end it; a block that is not a call ends at its closing tag and goes on as text. One per reply.
     /// </summary>
@@ -88,6 +89,7 @@ public static class HermesToolCalls
     {
         readonly StringBuilder _held = new(); // outside a block: text not yet passed on; inside: the block after its opening tag
         bool _inCall, _bad;  // inside a block; its JSON went wrong (then it ends at the next closing tag, as text)
+        bool _texted;        // some text has gone out (whitespace before the first text is dropped)
         JsonPrefix _json;
         int _jsonEnd = -1;   // where in _held the block's JSON object closed, or -1
 
@@ -103,8 +105,7 @@ public static class HermesToolCalls
                 {
                     if (!EndsWith(Open)) continue;
                     _held.Length -= Open.Length;
-                    string before = _held.ToString().TrimEnd();
-                    if (before.Length > 0) output.Add((before, null));
+                    Text(output, _held.ToString().TrimEnd());
                     _held.Clear();
                     (_inCall, _bad, _json, _jsonEnd) = (true, false, default, -1);
                 }
@@ -134,7 +135,7 @@ public static class HermesToolCalls
                 while (cut > 0 && char.IsWhiteSpace(held[cut - 1])) cut--;
                 if (cut > 0)
                 {
-                    output.Add((held[..cut], null));
+                    Text(output, held[..cut]);
                     _held.Remove(0, cut);
                 }
             }
@@ -145,9 +146,18 @@ public static class HermesToolCalls
         public IEnumerable<(string? Text, ToolCall? Call)> Flush()
         {
             if (_inCall) return [EndBlock(closed: false)];
-            string held = _held.ToString();
+            var output = new List<(string?, ToolCall?)>();
+            if (_held.ToString().Trim().Length > 0) Text(output, _held.ToString());
             _held.Clear();
-            return held.Trim().Length > 0 ? [(held, null)] : [];
+            return output;
+        }
+
+        void Text(List<(string?, ToolCall?)> output, string text)
+        {
+            if (!_texted) text = text.TrimStart();
+            if (text.Length == 0) return;
+            _texted = true;
+            output.Add((text, null));
         }
 
         // The block read so far, as a call when its JSON object is whole and is one, else as text (tags included).
@@ -157,7 +167,9 @@ public static class HermesToolCalls
             _held.Clear();
             _inCall = false;
             var call = !_bad && _jsonEnd >= 0 ? ParseCall(inside[.._jsonEnd]) : null;
-            return call != null ? (null, call) : (Open + inside, null);
+            if (call != null) return (null, call);
+            _texted = true;
+            return (Open + inside, null);
         }
 
         bool EndsWith(string tag)

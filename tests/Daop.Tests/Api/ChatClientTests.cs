@@ -9,7 +9,8 @@ namespace Daop.Tests.Api;
 /// <summary>
 /// <see cref="DaopChatClient"/>: the reply is the text <see cref="DaopModel.ChatAsync"/> gives for the same conversation
 /// and settings, whole or streamed, with token usage and the finish reason; options map to the generation settings; what
-/// is not implemented (tools, JSON formats, non-text contents) is refused, not ignored.
+/// is not implemented (tools the template cannot carry, JSON schemas, non-text contents) is refused, not ignored; function
+/// tools go through the template and come back as calls.
 /// </summary>
 public sealed class ChatClientTests : IDisposable
 {
@@ -95,5 +96,69 @@ public sealed class ChatClientTests : IDisposable
         Assert.Throws<ArgumentException>(() => client.GetStreamingResponseAsync(hi, new ChatOptions { Temperature = -1 }));
         Assert.Same(_model, client.GetService(typeof(DaopModel)));
         Assert.Equal("daop", ((ChatClientMetadata)client.GetService(typeof(ChatClientMetadata))!).ProviderName);
+    }
+
+    [Fact]
+    public async Task FunctionToolsComeBackAsCallsAndTheirResultsGoIn()
+    {
+        string dir = Daop.Tests.Server.ToolServerFixture.MakeFolder();
+        try
+        {
+            using var model = DaopModel.Load(dir);
+            IChatClient client = new DaopChatClient(model);
+            var weather = AIFunctionFactory.Create((string city) => "sunny", "get_weather", "Get the weather in a city");
+            var time = AIFunctionFactory.Create(() => "12:00", "get_time", "The time now");
+            ChatMessage[] ask = [new(ChatRole.User, "Weather in Paris?")];
+
+            // A named function is forced: the reply is one call to it (or, cut short, the start of one as text).
+            var forced = await client.GetResponseAsync(ask, new ChatOptions
+            {
+                Tools = [weather, time], ToolMode = ChatToolMode.RequireSpecific("get_weather"), MaxOutputTokens = 200, Temperature = 0,
+            });
+            var calls = forced.Messages.Single().Contents.OfType<FunctionCallContent>().ToList();
+            if (forced.FinishReason == ChatFinishReason.ToolCalls)
+            {
+                var call = Assert.Single(calls);
+                Assert.Equal("get_weather", call.Name);
+                Assert.StartsWith("call_", call.CallId);
+                Assert.Equal("", forced.Text);
+            }
+            else
+            {
+                Assert.Equal(ChatFinishReason.Length, forced.FinishReason);
+                Assert.Empty(calls);
+                Assert.StartsWith("<tool_call>", forced.Text);
+            }
+
+            // Auto: the text the library gives with the same tools, split the same way.
+            var settings = new GenerationSettings { MaxTokens = 40, Temperature = 0 };
+            var defs = new[] { new Daop.Engine.Load.Chat.ToolDefinition("get_weather", "Get the weather in a city", weather.JsonSchema.GetRawText()) };
+            var (content, made) = HermesToolCalls.Parse(await Pieces.Join(model.ChatAsync([new DaopMessage("user", "Weather in Paris?")], defs, settings)));
+            var auto = await client.GetResponseAsync(ask, new ChatOptions { Tools = [weather], MaxOutputTokens = 40, Temperature = 0 });
+            Assert.Equal(content ?? "", auto.Text);
+            Assert.Equal(made.Select(c => c.Name), auto.Messages.Single().Contents.OfType<FunctionCallContent>().Select(c => c.Name));
+
+            // A call and its result in the conversation render as the typed messages do.
+            ChatMessage[] history =
+            [
+                new(ChatRole.User, "Weather in Paris?"),
+                new(ChatRole.Assistant, [new FunctionCallContent("call_1", "get_weather", new Dictionary<string, object?> { ["city"] = "Paris" })]),
+                new(ChatRole.Tool, [new FunctionResultContent("call_1", "sunny")]),
+            ];
+            var next = await client.GetResponseAsync(history, new ChatOptions { Tools = [weather], MaxOutputTokens = 2, Temperature = 0 });
+            DaopMessage[] typed =
+            [
+                new("user", "Weather in Paris?"),
+                new("assistant", "") { ToolCalls = [new Daop.Engine.Load.Chat.ToolCall("call_1", "get_weather", "{\"city\":\"Paris\"}")] },
+                new("tool", "sunny") { ToolCallId = "call_1" },
+            ];
+            int[] want = model.ChatTokens(typed, defs);
+            Assert.Contains("{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}", model.Tokenizer.Decode(want));
+            Assert.Equal(want.Length, next.Usage!.InputTokenCount);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 }

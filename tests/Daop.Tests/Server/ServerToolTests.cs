@@ -20,13 +20,20 @@ public sealed class ToolServerFixture : IAsyncLifetime
     public HttpClient Http { get; private set; } = null!;
     string _dir = "";
 
-    public async Task InitializeAsync()
+    /// <summary>A new temporary folder of links to the embedded model's files with Qwen2.5's template; delete it after.</summary>
+    public static string MakeFolder()
     {
-        _dir = Directory.CreateTempSubdirectory("daop-tools-").FullName;
+        string dir = Directory.CreateTempSubdirectory("daop-tools-").FullName;
         foreach (var file in Directory.GetFiles(TestPaths.DefaultModel))
             if (Path.GetFileName(file) != "chat_template.jinja")
-                File.CreateSymbolicLink(Path.Combine(_dir, Path.GetFileName(file)), file);
-        File.Copy(Path.Combine(TestPaths.Root, "tests", "fixtures", "chat-templates", "qwen2.5-instruct.jinja"), Path.Combine(_dir, "chat_template.jinja"));
+                File.CreateSymbolicLink(Path.Combine(dir, Path.GetFileName(file)), file);
+        File.Copy(Path.Combine(TestPaths.Root, "tests", "fixtures", "chat-templates", "qwen2.5-instruct.jinja"), Path.Combine(dir, "chat_template.jinja"));
+        return dir;
+    }
+
+    public async Task InitializeAsync()
+    {
+        _dir = MakeFolder();
         Model = DaopModel.Load(_dir);
         Server = await DaopServer.StartAsync(Model, new DaopServerOptions { Port = 0 });
         Http = new HttpClient { BaseAddress = Server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
