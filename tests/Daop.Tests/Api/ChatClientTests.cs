@@ -161,4 +161,37 @@ public sealed class ChatClientTests : IDisposable
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    /// <summary>
+    /// Microsoft.Extensions.AI's function-invocation loop over Daop: a forced call to get_time runs the function, its
+    /// result goes back in, and the next reply (the tool mode no longer forced) is the model's answer to it.
+    /// </summary>
+    [Fact]
+    public async Task TheFunctionInvocationLoopRunsTheCalledFunction()
+    {
+        string dir = Daop.Tests.Server.ToolServerFixture.MakeFolder();
+        try
+        {
+            using var model = DaopModel.Load(dir);
+            int invoked = 0;
+            var time = AIFunctionFactory.Create(() => { invoked++; return "12:00"; }, "get_time", "The time now");
+            IChatClient client = new ChatClientBuilder(new DaopChatClient(model)).UseFunctionInvocation().Build();
+            var reply = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "What time is it?")], new ChatOptions
+            {
+                Tools = [time], ToolMode = ChatToolMode.RequireSpecific("get_time"), MaxOutputTokens = 120, Temperature = 0,
+            });
+            // The forced call closes within the tokens (greedy, this model), so the loop ran the function once and
+            // returned the call, its result and the next reply.
+            Assert.Equal(1, invoked);
+            var call = reply.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().First();
+            Assert.Equal("get_time", call.Name);
+            var result = reply.Messages.SelectMany(m => m.Contents).OfType<FunctionResultContent>().Single();
+            Assert.Equal(call.CallId, result.CallId);
+            Assert.Equal(ChatRole.Assistant, reply.Messages[^1].Role);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
