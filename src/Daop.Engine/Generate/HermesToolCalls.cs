@@ -111,19 +111,19 @@ public static class HermesToolCalls
                 }
                 else if (_bad)
                 {
-                    if (EndsWith(Close)) output.Add(EndBlock(closed: true));
+                    if (EndsWith(Close)) output.Add(EndBlock());
                 }
                 else if (_jsonEnd < 0)
                 {
                     if (!_json.Feed(c)) _bad = true;
                     else if (_json.IsComplete) _jsonEnd = _held.Length;
-                    if (_bad && EndsWith(Close)) output.Add(EndBlock(closed: true));
+                    if (_bad && EndsWith(Close)) output.Add(EndBlock());
                 }
                 else
                 {
                     // After the object: whitespace, then the closing tag.
                     string tail = _held.ToString(_jsonEnd, _held.Length - _jsonEnd).TrimStart();
-                    if (tail == Close) output.Add(EndBlock(closed: true));
+                    if (tail == Close) output.Add(EndBlock());
                     else if (!Close.StartsWith(tail, StringComparison.Ordinal)) _bad = true;
                 }
             }
@@ -145,7 +145,7 @@ public static class HermesToolCalls
         /// <summary>What is still held at the end of the reply: an unclosed block as a call when its JSON is whole, else as text.</summary>
         public IEnumerable<(string? Text, ToolCall? Call)> Flush()
         {
-            if (_inCall) return [EndBlock(closed: false)];
+            if (_inCall) return [EndBlock()];
             var output = new List<(string?, ToolCall?)>();
             if (_held.ToString().Trim().Length > 0) Text(output, _held.ToString());
             _held.Clear();
@@ -161,7 +161,7 @@ public static class HermesToolCalls
         }
 
         // The block read so far, as a call when its JSON object is whole and is one, else as text (tags included).
-        (string?, ToolCall?) EndBlock(bool closed)
+        (string?, ToolCall?) EndBlock()
         {
             string inside = _held.ToString();
             _held.Clear();
