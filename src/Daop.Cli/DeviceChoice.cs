@@ -19,7 +19,7 @@ static class DeviceChoice
     /// (bytes for the whole model on the GPU) asks for offloading with <paramref name="policy"/>.
     /// </summary>
     public static ModelOptions Options(string device, int? context, double? ratio = null, long? vramBudget = null, string policy = "static-cpu",
-        int sequences = 1, OffloadOptions? offload = null)
+        int sequences = 1, OffloadOptions? offload = null, float maxDrift = float.PositiveInfinity)
     {
         if (ratio != null && vramBudget != null) throw new ArgumentException("give --expert-cache-ratio or --vram-budget, not both");
         return device switch
@@ -31,7 +31,7 @@ static class DeviceChoice
             {
                 ContextLength = context,
                 Device = _ => device == "cuda" ? Cuda() : GpuDevice.Create(preferCuda: false),
-                Experts = Experts(ratio, vramBudget, policy, sequences, offload),
+                Experts = Experts(ratio, vramBudget, policy, sequences, offload, maxDrift),
             },
             _ => throw new ArgumentException($"--device must be 'cpu', 'cuda' or 'ilgpu-cpu', got '{device}'"),
         };
@@ -39,12 +39,14 @@ static class DeviceChoice
 
     /// <summary>
     /// The expert scheduler factory for a ratio / budget / policy choice on a GPU device; a budget counts
-    /// <paramref name="sequences"/> KV caches (<c>--parallel</c>); <paramref name="offload"/> for the offloaded scheduler.
+    /// <paramref name="sequences"/> KV caches (<c>--parallel</c>); <paramref name="offload"/> for the offloaded scheduler;
+    /// <paramref name="maxDrift"/> bounds a checked approximate policy (<c>--precalc-max-drift</c>).
     /// </summary>
     public static Func<MoeModel, IDevice, IExpertScheduler> Experts(double? ratio, long? vramBudget, string policy, int sequences = 1,
-        OffloadOptions? offload = null) =>
-        ratio is { } r ? (m, d) => OffloadedExpertScheduler.FromRatio(m, d, PolicyChoice.Create(policy), r, options: offload)
-        : vramBudget is { } b ? (m, d) => OffloadedExpertScheduler.FromVramBudget(m, d, PolicyChoice.Create(policy), b, 256, options: offload, sequences: sequences)
+        OffloadOptions? offload = null, float maxDrift = float.PositiveInfinity) =>
+        ratio is { } r ? (m, d) => OffloadedExpertScheduler.FromRatio(m, d, PolicyChoice.Create(policy, maxDrift: maxDrift), r, options: offload)
+        : vramBudget is { } b ? (m, d) => OffloadedExpertScheduler.FromVramBudget(m, d, PolicyChoice.Create(policy, maxDrift: maxDrift), b, 256,
+            options: offload, sequences: sequences)
         : (m, d) => new GpuExpertScheduler(m, d);
 
     static GpuDevice Cuda()

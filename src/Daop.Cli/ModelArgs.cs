@@ -17,6 +17,12 @@ sealed class ModelArgs
     public Option<double?> CacheRatio { get; } = CommonOptions.CacheRatio();
     public Option<long?> VramBudget { get; } = CommonOptions.VramBudget();
     public Option<string> Policy { get; } = CommonOptions.Policy();
+    public Option<string?> PrecalcMaxDrift { get; } = new("--precalc-max-drift")
+    {
+        Description = "With --policy daop-checked (-degrade, -drift): take a pre-calculated expert output only while the layer's true input " +
+            "is within this relative distance of the stale one it was computed from, else run that expert exactly (e.g. 0.35; " +
+            "default: always take them). Bounds the approximate mode's accuracy cost; see docs/daop.md.",
+    };
 
     /// <summary>Adds the options to <paramref name="cmd"/>; the placement options only where a GPU may run.</summary>
     public void AddTo(Command cmd, bool device = true)
@@ -33,6 +39,20 @@ sealed class ModelArgs
         cmd.Options.Add(CacheRatio);
         cmd.Options.Add(VramBudget);
         cmd.Options.Add(Policy);
+        cmd.Options.Add(PrecalcMaxDrift);
+    }
+
+    // --precalc-max-drift: one bound, for a checked approximate policy only (infinity when not given).
+    float MaxDrift(ParseResult r)
+    {
+        if (r.GetValue(PrecalcMaxDrift) is not { } text) return float.PositiveInfinity;
+        var drifts = PolicyChoice.Drifts(text);
+        if (drifts.Length != 1) throw new ArgumentException($"--precalc-max-drift takes one value here, got '{text}'");
+        string policy = r.GetValue(Policy)!;
+        var p = PolicyChoice.Create(policy);
+        if (!p.Approximate || p.PredictionUse == Daop.Engine.Placement.PredictionUse.Route)
+            throw new ArgumentException($"--precalc-max-drift bounds the checked approximate policies (daop-checked, daop-checked-degrade, daop-checked-drift); --policy is {policy}");
+        return drifts[0];
     }
 
     /// <summary>The model folder asked for, or the embedded default.</summary>
@@ -65,7 +85,8 @@ sealed class ModelArgs
                 throw new ArgumentException("--expert-cache-ratio and --vram-budget place experts on a GPU: use them with --device cuda");
             engine = new ModelOptions { ContextLength = r.GetValue(Context) };
         }
-        else engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!, parallel);
+        else engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!, parallel,
+            maxDrift: MaxDrift(r));
         var options = new DaopOptions
         {
             ContextLength = r.GetValue(Context), Threads = r.GetValue(Threads), Engine = engine,

@@ -63,6 +63,30 @@ public class CliTests
     }
 
     [Fact]
+    public async Task PrecalcMaxDriftIsForCheckedPoliciesAndOneValue()
+    {
+        string[] offload = ["run", "-p", "x", "-n", "1", "--device", "ilgpu-cpu", "--expert-cache-ratio", "0.5"];
+        AssertOneErrorLine(await CliRunner.Run([.. offload, "--policy", "daop", "--precalc-max-drift", "0.3"]), "--precalc-max-drift", "daop-checked", "--policy is daop");
+        AssertOneErrorLine(await CliRunner.Run([.. offload, "--policy", "daop-checked", "--precalc-max-drift", "0.3,0.4"]), "--precalc-max-drift", "one value");
+        AssertOneErrorLine(await CliRunner.Run([.. offload, "--policy", "daop-checked", "--precalc-max-drift", "-1"]), "--precalc-max-drift");
+    }
+
+    [Fact]
+    public async Task ADriftBoundOfZeroRunsTheExactModel()
+    {
+        // Every pre-calculated output is refused at drift 0, so daop-checked decodes what daop-exact does.
+        string[] run = ["run", "-p", "def fibonacci(n):", "-n", "12", "--device", "ilgpu-cpu", "--expert-cache-ratio", "0.25"];
+        var exact = await CliRunner.Run([.. run, "--policy", "daop-exact"]);
+        var bounded = await CliRunner.Run([.. run, "--policy", "daop-checked", "--precalc-max-drift", "0"]);
+        Assert.Equal(0, exact.ExitCode);
+        Assert.Equal(0, bounded.ExitCode);
+        Assert.Equal(exact.Out, bounded.Out);
+        Assert.NotEmpty(exact.Out.Trim());
+        // Unbounded, the stale pre-calculations change this prompt's greedy text: the bound is what made them equal.
+        Assert.NotEqual(exact.Out, (await CliRunner.Run([.. run, "--policy", "daop-checked"])).Out);
+    }
+
+    [Fact]
     public async Task ExpertCacheRatioMessageNamesTheOptionAndRange()
     {
         var r = await CliRunner.Run("run", "-p", "x", "--device", "ilgpu-cpu", "--expert-cache-ratio", "1.5");
