@@ -15,8 +15,10 @@ namespace Daop.Extensions.AI;
 /// Function tools (<see cref="AIFunctionDeclaration"/> in <see cref="ChatOptions.Tools"/>) are offered through the chat
 /// template when the model's template has a tool-call format Daop parses (<see cref="DaopModel.ToolCallSyntax"/>); its
 /// calls come back as <see cref="FunctionCallContent"/>, and <see cref="ChatToolMode.RequireAny"/> or a named function
-/// forces one. What is not implemented is refused with <see cref="NotSupportedException"/>, never ignored: other tools,
-/// JSON schemas, and message contents other than text, function calls and their results.
+/// forces one. <see cref="ChatResponseFormat.Json"/> constrains the reply to a JSON object, and a JSON schema to a value it
+/// accepts (<see cref="JsonSchemaGrammar"/>'s subset; other keywords throw <see cref="JsonSchemaException"/>). What is
+/// not implemented is refused with <see cref="NotSupportedException"/>, never ignored: other tools, and message contents
+/// other than text, function calls and their results.
 /// </summary>
 /// <example>
 /// <code>
@@ -173,9 +175,8 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
                 : throw new ArgumentException($"ChatOptions.ToolMode requires the function '{name}', which ChatOptions.Tools does not hold")
             : [.. tools.Select(t => t.Name)]
             : null;
-        // JSON without a schema is a constrained JSON object (GenerationSettings.JsonObject); a schema is not implemented.
-        if (o?.ResponseFormat is ChatResponseFormatJson { Schema: not null })
-            throw new NotSupportedException("ChatOptions.ResponseFormat with a JSON schema: schema-constrained output is not implemented by Daop yet (ChatResponseFormat.Json is)");
+        // JSON without a schema is a constrained JSON object; with one, a value the schema accepts (GenerationSettings.JsonSchema).
+        string? schema = o?.ResponseFormat is ChatResponseFormatJson { Schema: { } js } ? js.GetRawText() : null;
         var d = _model.SamplingDefaults;
         var s = new GenerationSettings
         {
@@ -189,7 +190,8 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
             PresencePenalty = o?.PresencePenalty ?? 0,
             Seed = o?.Seed is { } seed ? unchecked((ulong)seed) : 42,
             Stop = o?.StopSequences is { Count: > 0 } stop ? [.. stop] : null,
-            JsonObject = o?.ResponseFormat is ChatResponseFormatJson,
+            JsonObject = o?.ResponseFormat is ChatResponseFormatJson && schema == null,
+            JsonSchema = schema,
             RequiredToolCall = required,
         };
         s.Validate();

@@ -49,8 +49,8 @@ static class OpenAiRequests
         var (tools, required) = Tools(root);
         if (required != null)
         {
-            if (common.Settings.JsonObject)
-                throw ApiException.Invalid("tool_choice", "a required tool call and response_format json_object exclude each other");
+            if (common.Settings.JsonObject || common.Settings.JsonSchema != null)
+                throw ApiException.Invalid("tool_choice", "a required tool call and a JSON response_format exclude each other");
             common = common with { Settings = common.Settings with { RequiredToolCall = required } };
         }
         if (!root.TryGetProperty("messages", out var msgs) || msgs.ValueKind == JsonValueKind.Null)
@@ -360,7 +360,7 @@ static class OpenAiRequests
         float repetitionPenalty = (float?)Number(root, "repetition_penalty", 0, 10) ?? defaults.RepetitionPenalty ?? 1f;
         if (repetitionPenalty == 0) throw ApiException.Invalid("repetition_penalty", "'repetition_penalty' must be greater than 0");
         if (!chat) RefuseTools(root);
-        bool jsonObject = ResponseFormat(root);
+        var (jsonObject, jsonSchema) = ResponseFormat(root);
         int? topLogprobs = Logprobs(root, chat);
         bool stream = Bool(root, "stream") ?? false;
         bool includeUsage = false;
@@ -396,6 +396,7 @@ static class OpenAiRequests
             RepetitionPenalty = repetitionPenalty,
             TopLogprobs = topLogprobs,
             JsonObject = jsonObject,
+            JsonSchema = jsonSchema,
         };
         return new CommonRequest(model, settings, stream, includeUsage, maxTokens != null, choices);
     }
@@ -425,18 +426,26 @@ static class OpenAiRequests
             throw ApiException.Invalid("tool_choice", "tool calls are made through /v1/chat/completions; 'tool_choice' may only be \"none\" here", "unsupported_parameter");
     }
 
-    // response_format: {"type": "text"} (or none) → free text; {"type": "json_object"} → one JSON object, by constrained
-    // decoding; "json_schema" is refused (no schema grammar yet), as is anything else.
-    static bool ResponseFormat(JsonElement root)
+    // response_format: {"type": "text"} (or none) → free text; {"type": "json_object"} → one JSON object;
+    // {"type": "json_schema", "json_schema": {"name", "schema", "strict"}} → a value the schema accepts (both by
+    // constrained decoding); anything else is refused. Returns (json object?, schema text or null).
+    static (bool JsonObject, string? Schema) ResponseFormat(JsonElement root)
     {
-        if (!root.TryGetProperty("response_format", out var rf) || rf.ValueKind == JsonValueKind.Null) return false;
+        if (!root.TryGetProperty("response_format", out var rf) || rf.ValueKind == JsonValueKind.Null) return (false, null);
         if (rf.ValueKind != JsonValueKind.Object || !rf.TryGetProperty("type", out var t) || t.ValueKind != JsonValueKind.String)
             throw ApiException.Invalid("response_format", $"'response_format' must be an object with a string 'type', got {Short(rf)}", "invalid_type");
-        if (t.ValueEquals("text")) return false;
-        if (t.ValueEquals("json_object")) return true;
-        if (t.ValueEquals("json_schema"))
-            throw ApiException.Invalid("response_format", "'json_schema' output is not supported by this server yet; {\"type\": \"json_object\"} is", "unsupported_parameter");
-        throw ApiException.Invalid("response_format.type", $"'response_format.type' must be \"text\" or \"json_object\", got {Short(t)}");
+        if (t.ValueEquals("text")) return (false, null);
+        if (t.ValueEquals("json_object")) return (true, null);
+        if (!t.ValueEquals("json_schema"))
+            throw ApiException.Invalid("response_format.type", $"'response_format.type' must be \"text\", \"json_object\" or \"json_schema\", got {Short(t)}");
+        if (!rf.TryGetProperty("json_schema", out var js) || js.ValueKind != JsonValueKind.Object)
+            throw ApiException.Invalid("response_format.json_schema", "'response_format.json_schema' must be an object with a 'schema'", "missing_required_parameter");
+        if (!js.TryGetProperty("schema", out var schema) || schema.ValueKind is not (JsonValueKind.Object or JsonValueKind.True))
+            throw ApiException.Invalid("response_format.json_schema.schema", "'response_format.json_schema.schema' must be a JSON Schema object", "missing_required_parameter");
+        string text = schema.GetRawText();
+        try { JsonSchemaGrammar.Compile(text); }
+        catch (JsonSchemaException e) { throw ApiException.Invalid("response_format.json_schema.schema", $"'response_format.json_schema.schema': {e.Message}", "unsupported_schema"); }
+        return (false, text);
     }
 
     static string Content(JsonElement m, string at)

@@ -308,6 +308,12 @@ public sealed partial class DaopModel : IDisposable
             var texts = TokenTexts();
             sampling = sampling with { Constraint = () => new JsonObjectConstraint(texts) };
         }
+        else if (s.JsonSchema is { } schema)
+        {
+            var texts = TokenTexts();
+            var grammar = JsonSchemaGrammar.Compile(schema);
+            sampling = sampling with { Constraint = () => new JsonSchemaConstraint(texts, grammar) };
+        }
         else if (s.RequiredToolCall is { } names)
         {
             if (ToolCallSyntax != ToolCallSyntax.Hermes)

@@ -38,6 +38,13 @@ public sealed record GenerationSettings
     /// </summary>
     public bool JsonObject { get; init; }
     /// <summary>
+    /// The output is one JSON value this JSON Schema accepts (OpenAI's <c>response_format: {"type": "json_schema"}</c>),
+    /// by constrained decoding over <see cref="JsonSchemaGrammar"/>'s subset; generation stops where the value closes. A
+    /// schema keyword outside the subset is refused (<see cref="JsonSchemaException"/> from <see cref="Validate"/>). Null
+    /// (default): free text.
+    /// </summary>
+    public string? JsonSchema { get; init; }
+    /// <summary>
     /// The output is exactly one tool call, in the model's syntax (<see cref="DaopModel.ToolCallSyntax"/>), to one of
     /// these functions (OpenAI's <c>tool_choice</c> "required" or a named function): tokens that would leave that form
     /// are never picked and generation stops where the call closes. Null (default): free text.
@@ -56,9 +63,14 @@ public sealed record GenerationSettings
     public void Validate()
     {
         ToSampling([]).Validate();
+        if (JsonSchema != null)
+        {
+            if (JsonObject) throw new ArgumentException("a JSON schema and a JSON object output exclude each other: give one");
+            JsonSchemaGrammar.Compile(JsonSchema);
+        }
         if (RequiredToolCall != null)
         {
-            if (JsonObject) throw new ArgumentException("a required tool call and a JSON object output exclude each other");
+            if (JsonObject || JsonSchema != null) throw new ArgumentException("a required tool call and a JSON output format exclude each other");
             if (RequiredToolCall.Count == 0) throw new ArgumentException("a required tool call needs at least one function name");
             foreach (var name in RequiredToolCall) Load.Chat.ToolDefinition.CheckName(name);
         }

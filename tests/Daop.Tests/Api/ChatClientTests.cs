@@ -79,6 +79,22 @@ public sealed class ChatClientTests : IDisposable
         Assert.Equal(reply.FinishReason == ChatFinishReason.Stop, prefix.IsComplete);
     }
 
+    /// <summary>A JSON schema constrains the reply to a value it accepts, or its prefix where tokens ran out.</summary>
+    [Fact]
+    public async Task JsonSchemaResponseFormatGivesAValueOfTheSchema()
+    {
+        IChatClient client = new DaopChatClient(_model);
+        var schema = System.Text.Json.JsonDocument.Parse("""{"type": "array", "items": {"enum": ["red", "green", "blue"]}, "minItems": 1, "maxItems": 3}""").RootElement;
+        var reply = await client.GetResponseAsync([new(ChatRole.User, "Name some colours")],
+            new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema), MaxOutputTokens = 64, Temperature = 0.8f, Seed = 3 });
+        var g = JsonSchemaGrammar.Compile(schema.GetRawText());
+        var prefix = new JsonSchemaPrefix(g);
+        foreach (char c in reply.Text) Assert.True(prefix.Feed(g, c), reply.Text);
+        Assert.Equal(reply.FinishReason == ChatFinishReason.Stop, prefix.IsComplete);
+        if (prefix.IsComplete)
+            Assert.All(System.Text.Json.JsonDocument.Parse(reply.Text).RootElement.EnumerateArray(), c => Assert.Contains(c.GetString(), new[] { "red", "green", "blue" }));
+    }
+
     [Fact]
     public async Task WhatIsNotImplementedIsRefused()
     {
@@ -87,8 +103,8 @@ public sealed class ChatClientTests : IDisposable
         var tool = AIFunctionFactory.Create((int x) => x + 1, "increment");
         Assert.Contains("Tools", (await Assert.ThrowsAsync<NotSupportedException>(() =>
             client.GetResponseAsync(hi, new ChatOptions { Tools = [tool] }))).Message);
-        var schema = System.Text.Json.JsonDocument.Parse("{\"type\": \"object\"}").RootElement;
-        Assert.Contains("ResponseFormat", (await Assert.ThrowsAsync<NotSupportedException>(() =>
+        var schema = System.Text.Json.JsonDocument.Parse("{\"type\": \"string\", \"pattern\": \"a+\"}").RootElement;
+        Assert.Contains("'pattern'", (await Assert.ThrowsAsync<JsonSchemaException>(() =>
             client.GetResponseAsync(hi, new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema) }))).Message);
         var image = new ChatMessage(ChatRole.User, [new TextContent("look"), new DataContent(new byte[] { 1, 2, 3 }, "image/png")]);
         Assert.Contains("messages[0] holds DataContent", Assert.Throws<NotSupportedException>(() => client.GetStreamingResponseAsync([image])).Message);

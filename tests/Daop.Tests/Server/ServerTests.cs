@@ -410,7 +410,9 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [{\"function\": {\"name\": \"f\", \"arguments\": 5}}]}]}", 400, "messages[0].tool_calls[0].function.arguments" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"tool\", \"content\": \"x\", \"tool_call_id\": 7}]}", 400, "messages[0].tool_call_id" },
         { "v1/completions", "{\"prompt\": \"x\", \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", 400, "tools" },
-        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {}}}", 400, "response_format" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {}}}", 400, "response_format.json_schema.schema" },
+        { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"json_schema\"}}", 400, "response_format.json_schema" },
+        { "v1/completions", "{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": {\"type\": \"string\", \"pattern\": \"a+\"}}}}", 400, "response_format.json_schema.schema" },
         { "v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"response_format\": {\"type\": \"yaml\"}}", 400, "response_format.type" },
         { "v1/completions", "{\"prompt\": \"x\", \"response_format\": \"json_object\"}", 400, "response_format" },
     };
@@ -441,6 +443,38 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
         Assert.True((finish == "stop") == prefix.IsComplete, $"{finish}: {text}");
         if (finish == "stop") Assert.Equal(JsonValueKind.Object, JsonDocument.Parse(text).RootElement.ValueKind);
         else Assert.Equal("length", finish);
+    }
+
+    /// <summary>
+    /// response_format json_schema: the completion is always a prefix of a value the schema accepts; where it stops
+    /// rather than runs out of tokens, it is whole and has the schema's required keys and types.
+    /// </summary>
+    [Theory]
+    [InlineData(0.0, 1)]
+    [InlineData(1.0, 2)]
+    [InlineData(1.0, 3)]
+    public async Task JsonSchemaOutputIsAValueOfTheSchemaOrItsPrefix(double temperature, int seed)
+    {
+        const string schema = """{"type": "object", "properties": {"name": {"type": "string"}, "lines": {"type": "integer"}, "tested": {"type": "boolean"}}, "required": ["name", "lines", "tested"], "additionalProperties": false}""";
+        var body = new JsonObject
+        {
+            ["prompt"] = "def fibonacci(n):", ["max_tokens"] = 200, ["temperature"] = temperature, ["seed"] = seed,
+            ["response_format"] = new JsonObject { ["type"] = "json_schema", ["json_schema"] = new JsonObject { ["name"] = "f", ["schema"] = JsonNode.Parse(schema) } },
+        }.ToJsonString();
+        var (code, json) = await Post("v1/completions", Json(body));
+        Assert.Equal(HttpStatusCode.OK, code);
+        var choice = json.GetProperty("choices")[0];
+        string text = choice.GetProperty("text").GetString()!, finish = choice.GetProperty("finish_reason").GetString()!;
+        var g = Daop.Engine.Generate.JsonSchemaGrammar.Compile(schema);
+        var prefix = new Daop.Engine.Generate.JsonSchemaPrefix(g);
+        foreach (char c in text) Assert.True(prefix.Feed(g, c), text);
+        Assert.True((finish == "stop") == prefix.IsComplete, $"{finish}: {text}");
+        if (finish != "stop") return;
+        var o = JsonDocument.Parse(text).RootElement;
+        Assert.Equal(["lines", "name", "tested"], o.EnumerateObject().Select(p => p.Name).Order());
+        Assert.Equal(JsonValueKind.String, o.GetProperty("name").ValueKind);
+        Assert.True(o.GetProperty("lines").TryGetInt64(out _));
+        Assert.True(o.GetProperty("tested").ValueKind is JsonValueKind.True or JsonValueKind.False);
     }
 
     /// <summary>/v1/embeddings: one vector per input in order, equal to the library's, as floats or base64 float32.</summary>
