@@ -91,7 +91,7 @@ public struct JsonSchemaPrefix
         {
             if (blank) return Blank();
             _blank = 0;
-            return !_done && Start(g, _root, c, out _);
+            return !_done && Start(g, _root, c);
         }
         ref var f = ref _stack[_depth - 1];
         bool text = f.Kind is F.String or F.Literal or F.Number || (f.Kind == F.Object && f.Phase is P.Key or P.FreeKey);
@@ -114,7 +114,7 @@ public struct JsonSchemaPrefix
                 if (f.Count == node.MaxItems) return false;
                 f.Count++;
                 f.Phase = P.After;
-                return Start(g, node.Items, c, out _);
+                return Start(g, node.Items, c);
             case F.String:
                 return StringChar(ref f.Phase, ref f.Count, c, out bool closed) && (!closed || Pop());
             case F.Literal:
@@ -186,7 +186,7 @@ public struct JsonSchemaPrefix
                 return true;
             case P.Value:
                 f.Phase = P.After;
-                return Start(g, f.Key >= 0 ? node.Properties[f.Key] : node.Additional, c, out _);
+                return Start(g, f.Key >= 0 ? node.Properties[f.Key] : node.Additional, c);
             default: // After
                 if (c == '}') return (f.Seen & node.Required) == node.Required && Pop();
                 if (c != ',') return false;
@@ -292,9 +292,8 @@ public struct JsonSchemaPrefix
     bool End(JsonSchemaGrammar g, char c) => Pop() && Feed(g, c);
 
     // A value of node n starting with c: pushes its frame (or ends at once, for a one-character literal).
-    bool Start(JsonSchemaGrammar g, int n, char c, out bool pushed)
+    bool Start(JsonSchemaGrammar g, int n, char c)
     {
-        pushed = false;
         var node = g.Nodes[n];
         switch (node.Kind)
         {
@@ -303,10 +302,10 @@ public struct JsonSchemaPrefix
                 if (any == -4) return false;
                 if (any == -2) return Push(new Frame { Node = n, Kind = F.String, Phase = P.Text });
                 if (any == -3) return Push(new Frame { Node = n, Kind = F.Number, Phase = NumberStart(c) });
-                return Start(g, any, c, out pushed);
+                return Start(g, any, c);
             case Kind.AnyOf:
                 foreach (int b in node.Branches)
-                    if ((g.Nodes[b].First & CharBit(c)) != 0) return Start(g, b, c, out pushed);
+                    if ((g.Nodes[b].First & CharBit(c)) != 0) return Start(g, b, c);
                 return false;
             case Kind.Object: return c == '{' && Push(new Frame { Node = n, Kind = F.Object, Phase = P.Open });
             case Kind.Array: return c == '[' && Push(new Frame { Node = n, Kind = F.Array, Phase = P.Open });
