@@ -283,6 +283,16 @@ public sealed partial class DaopServer : IAsyncDisposable
         Metric("daop_generated_tokens_total", "counter", "Tokens generated.", Interlocked.Read(ref _generatedTokens));
         Metric("daop_prefill_seconds_total", "counter", "Time spent in prefill.", TimeSpan.FromTicks(Interlocked.Read(ref _prefillTicks)).TotalSeconds);
         Metric("daop_decode_seconds_total", "counter", "Time spent in decode steps.", TimeSpan.FromTicks(Interlocked.Read(ref _decodeTicks)).TotalSeconds);
+        if (_model.ExpertCounts is { } e)
+        {
+            // Offloaded experts: where routed (token, expert) pairs ran, and what was copied to the GPU for them.
+            Metric("daop_expert_activations_total", "counter", "Routed (token, expert) pairs.", e.Activations);
+            Metric("daop_expert_hits_total", "counter", "Activations whose expert held a GPU slot.", e.Hits);
+            Metric("daop_expert_gpu_runs_total", "counter", "Activations run on the GPU (hits, copies on miss, streamed prefill experts).", e.GpuExpertRuns);
+            Metric("daop_expert_cpu_runs_total", "counter", "Activations run by CPU experts.", e.CpuExpertRuns);
+            Metric("daop_expert_transfers_total", "counter", "Experts copied host to GPU after the initial placement.", e.Transfers);
+            Metric("daop_expert_transfer_bytes_total", "counter", "Bytes of those copies.", e.TransferBytes);
+        }
         ctx.Response.StatusCode = 200;
         ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
         await ctx.Response.WriteAsync(sb.ToString(), ctx.RequestAborted);

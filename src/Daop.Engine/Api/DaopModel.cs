@@ -88,6 +88,17 @@ public sealed partial class DaopModel : IDisposable
     /// </summary>
     public MoeModel Engine => _model;
 
+    /// <summary>
+    /// When experts are offloaded (<see cref="OffloadedExpertScheduler"/> or its CPU stand-in), their counts so far
+    /// (<see cref="PlacementDriver.CountsNow"/>: activations, GPU hits, CPU runs, transfers and bytes); else null.
+    /// </summary>
+    public OffloadStats? ExpertCounts => _model.Experts switch
+    {
+        OffloadedExpertScheduler o => o.Driver.CountsNow,
+        CpuStandInScheduler c => c.Driver.CountsNow,
+        _ => null,
+    };
+
     /// <summary>Positions one sequence can hold: prompt tokens plus generated tokens.</summary>
     public int ContextLength => _model.ContextLength;
 

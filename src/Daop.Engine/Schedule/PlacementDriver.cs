@@ -154,6 +154,12 @@ public sealed class PlacementDriver
     /// <summary>Counters of the latest forward chunk (from its first MoE layer on): per token when decoding.</summary>
     public OffloadStats LastStep => Measured().Since(_stepStart);
 
+    /// <summary>
+    /// The counts as they stand (activations, hits, transfers, bytes; no device timings), read without touching the
+    /// device: safe from another thread while the model runs (e.g. a metrics endpoint), each count read atomically.
+    /// </summary>
+    public OffloadStats CountsNow => _stats.Snapshot();
+
     // The live counters, for executors to add what only they count (launch waves).
     internal OffloadStats Counters => _stats;
 

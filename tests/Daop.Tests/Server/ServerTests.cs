@@ -11,21 +11,24 @@ using Daop.Server;
 namespace Daop.Tests.Server;
 
 /// <summary>The embedded model behind a real Kestrel server on 127.0.0.1 (a free port), shared by the tests of one class.</summary>
-public sealed class ServerFixture : IAsyncLifetime
+public class ServerFixture : IAsyncLifetime
 {
     public DaopModel Model { get; private set; } = null!;
     public DaopServer Server { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
     public ConcurrentQueue<string> Log { get; } = new();
 
-    public async Task InitializeAsync()
+    /// <summary>The model folder served (made here when a subclass prepares one).</summary>
+    protected virtual string ModelDir() => TestPaths.DefaultModel;
+
+    public virtual async Task InitializeAsync()
     {
-        Model = DaopModel.Load(TestPaths.DefaultModel);
+        Model = DaopModel.Load(ModelDir());
         Server = await DaopServer.StartAsync(Model, new DaopServerOptions { Port = 0, Log = Log.Enqueue, MaxTokensLimit = 1024 });
         Http = new HttpClient { BaseAddress = Server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         Http.Dispose();
         await Server.DisposeAsync();
@@ -505,30 +508,58 @@ public sealed class ServerTests(ServerFixture f) : IClassFixture<ServerFixture>
     [Fact]
     public async Task MetricsCountWhatRequestsUsed()
     {
-        async Task<Dictionary<string, double>> Scrape()
-        {
-            using var resp = await f.Http.GetAsync("metrics");
-            Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
-            Assert.Equal("text/plain", resp.Content.Headers.ContentType?.MediaType);
-            var values = new Dictionary<string, double>();
-            foreach (var line in (await resp.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                if (line.StartsWith('#')) { Assert.Matches(@"^# (HELP|TYPE) daop_[a-z_]+ ", line); continue; }
-                var parts = line.Split(' ');
-                values[parts[0]] = double.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
-            }
-            return values;
-        }
-        var before = await Scrape();
+        var before = await Scrape(f.Http);
+        Assert.DoesNotContain("daop_expert_activations_total", before.Keys); // no offloaded experts here
         var (code, json) = await Post("v1/completions", Json(CompletionBody("def add(a, b):", 6, stream: false)));
         Assert.Equal(HttpStatusCode.OK, code);
-        var after = await Scrape();
+        var after = await Scrape(f.Http);
         var usage = json.GetProperty("usage");
         Assert.Equal(1, after["daop_requests_total"] - before["daop_requests_total"]);
         Assert.Equal(usage.GetProperty("prompt_tokens").GetInt32(), after["daop_prompt_tokens_total"] - before["daop_prompt_tokens_total"]);
         Assert.Equal(usage.GetProperty("completion_tokens").GetInt32(), after["daop_generated_tokens_total"] - before["daop_generated_tokens_total"]);
         Assert.True(after["daop_prefill_seconds_total"] > before["daop_prefill_seconds_total"]);
         Assert.Equal(0, after["daop_requests_in_flight"]);
+    }
+
+    static async Task<Dictionary<string, double>> Scrape(HttpClient http)
+    {
+        using var resp = await http.GetAsync("metrics");
+        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+        Assert.Equal("text/plain", resp.Content.Headers.ContentType?.MediaType);
+        var values = new Dictionary<string, double>();
+        foreach (var line in (await resp.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (line.StartsWith('#')) { Assert.Matches(@"^# (HELP|TYPE) daop_[a-z_]+ ", line); continue; }
+            var parts = line.Split(' ');
+            values[parts[0]] = double.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return values;
+    }
+
+    /// <summary>With offloaded experts, /metrics adds where the routed pairs ran and what was copied, as the scheduler counted.</summary>
+    [Fact]
+    public async Task MetricsCountOffloadedExperts()
+    {
+        using var model = DaopModel.Load(TestPaths.DefaultModel, new DaopOptions
+        {
+            Engine = new Engine.Model.ModelOptions
+            {
+                Experts = (m, _) => Engine.Schedule.CpuStandInScheduler.FromRatio(m, new Engine.Placement.LruPolicy(prefetch: false), 0.25),
+            },
+        });
+        await using var server = await DaopServer.StartAsync(model, new DaopServerOptions { Port = 0 });
+        using var http = new HttpClient { BaseAddress = server.BaseAddress };
+        using var resp = await http.PostAsync("v1/completions", Json(CompletionBody("def add(a, b):", 6, stream: false)));
+        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+        var m = await Scrape(http);
+        var counts = model.ExpertCounts!;
+        Assert.True(counts.Activations > 0);
+        Assert.Equal(counts.Activations, m["daop_expert_activations_total"]);
+        Assert.Equal(counts.Hits, m["daop_expert_hits_total"]);
+        Assert.Equal(m["daop_expert_activations_total"], m["daop_expert_gpu_runs_total"] + m["daop_expert_cpu_runs_total"]);
+        Assert.True(m["daop_expert_transfers_total"] > 0); // lru-on-demand at a quarter of the experts copies on misses
+        Assert.Equal(counts.TransferBytes, m["daop_expert_transfer_bytes_total"]);
+        Assert.Null(f.Model.ExpertCounts);
     }
 
     /// <summary>/tokenize gives the library's ids (with and without special tokens), /detokenize the text back.</summary>

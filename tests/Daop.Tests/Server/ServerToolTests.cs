@@ -5,7 +5,6 @@ using System.Text.Json.Nodes;
 using Daop.Engine.Api;
 using Daop.Engine.Generate;
 using Daop.Engine.Load.Chat;
-using Daop.Server;
 
 namespace Daop.Tests.Server;
 
@@ -13,12 +12,9 @@ namespace Daop.Tests.Server;
 /// The embedded model's weights and tokenizer with Qwen2.5's chat template (Hermes tool calls), behind a real server.
 /// The folder links to the model's files, so nothing large is copied.
 /// </summary>
-public sealed class ToolServerFixture : IAsyncLifetime
+public sealed class ToolServerFixture : ServerFixture
 {
-    public DaopModel Model { get; private set; } = null!;
-    public DaopServer Server { get; private set; } = null!;
-    public HttpClient Http { get; private set; } = null!;
-    string _dir = "";
+    string? _dir;
 
     /// <summary>A new temporary folder of links to the embedded model's files with Qwen2.5's template; delete it after.</summary>
     public static string MakeFolder()
@@ -31,20 +27,12 @@ public sealed class ToolServerFixture : IAsyncLifetime
         return dir;
     }
 
-    public async Task InitializeAsync()
-    {
-        _dir = MakeFolder();
-        Model = DaopModel.Load(_dir);
-        Server = await DaopServer.StartAsync(Model, new DaopServerOptions { Port = 0 });
-        Http = new HttpClient { BaseAddress = Server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
-    }
+    protected override string ModelDir() => _dir ??= MakeFolder();
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
-        Http.Dispose();
-        await Server.DisposeAsync();
-        Model.Dispose();
-        Directory.Delete(_dir, recursive: true);
+        await base.DisposeAsync();
+        if (_dir != null) Directory.Delete(_dir, recursive: true);
     }
 }
 
