@@ -170,10 +170,10 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
     (GenerationSettings, IReadOnlyList<Engine.Load.Chat.ToolDefinition>) Settings(ChatOptions? o)
     {
         var tools = Tools(o);
-        string[]? required = o?.ToolMode is RequiredChatToolMode r && tools.Count > 0
-            ? r.RequiredFunctionName is { } name ? tools.Any(t => t.Name == name) ? [name]
+        Engine.Load.Chat.ToolDefinition[]? required = o?.ToolMode is RequiredChatToolMode r && tools.Count > 0
+            ? r.RequiredFunctionName is { } name ? tools.FirstOrDefault(t => t.Name == name) is { } named ? [named]
                 : throw new ArgumentException($"ChatOptions.ToolMode requires the function '{name}', which ChatOptions.Tools does not hold")
-            : [.. tools.Select(t => t.Name)]
+            : [.. tools]
             : null;
         // JSON without a schema is a constrained JSON object; with one, a value the schema accepts (GenerationSettings.JsonSchema).
         string? schema = o?.ResponseFormat is ChatResponseFormatJson { Schema: { } js } ? js.GetRawText() : null;

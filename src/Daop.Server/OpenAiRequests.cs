@@ -86,7 +86,7 @@ static class OpenAiRequests
     // tools: [{"type": "function", "function": {"name", "description"?, "parameters"?}}], names unique; tool_choice:
     // "none" (tools not offered), "auto" (default with tools), "required", or {"type": "function", "function": {"name"}}.
     // Returns the tools offered and the names a forced call may use (null: not forced).
-    static (IReadOnlyList<ToolDefinition> Tools, string[]? Required) Tools(JsonElement root)
+    static (IReadOnlyList<ToolDefinition> Tools, ToolDefinition[]? Required) Tools(JsonElement root)
     {
         var tools = new List<ToolDefinition>();
         if (root.TryGetProperty("tools", out var t) && t.ValueKind != JsonValueKind.Null)
@@ -125,15 +125,14 @@ static class OpenAiRequests
         if (c.ValueKind == JsonValueKind.String)
         {
             if (c.ValueEquals("auto")) return (tools, null);
-            if (c.ValueEquals("required")) return (tools, tools.Select(x => x.Name).ToArray());
+            if (c.ValueEquals("required")) return (tools, [.. tools]);
             throw ApiException.Invalid("tool_choice", $"'tool_choice' must be \"none\", \"auto\", \"required\" or a function, got {Short(c)}");
         }
         if (c.ValueKind != JsonValueKind.Object || !c.TryGetProperty("function", out var cf) || cf.ValueKind != JsonValueKind.Object)
             throw ApiException.Invalid("tool_choice", $"'tool_choice' must be \"none\", \"auto\", \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}, got {Short(c)}", "invalid_type");
         string chosen = RequiredString(cf, "name", "tool_choice.function");
-        if (tools.All(x => x.Name != chosen))
-            throw ApiException.Invalid("tool_choice.function.name", $"'tool_choice' names the function '{chosen}', which 'tools' does not define");
-        return (tools, [chosen]);
+        return tools.FirstOrDefault(x => x.Name == chosen) is { } named ? (tools, [named])
+            : throw ApiException.Invalid("tool_choice.function.name", $"'tool_choice' names the function '{chosen}', which 'tools' does not define");
     }
 
     // An assistant message's tool_calls: [{"id", "type": "function", "function": {"name", "arguments"}}]; the arguments

@@ -325,12 +325,14 @@ public sealed partial class DaopModel : IDisposable
             var grammar = JsonSchemaGrammar.Compile(schema);
             sampling = sampling with { Constraint = () => new JsonSchemaConstraint(texts, grammar) };
         }
-        else if (s.RequiredToolCall is { } names)
+        else if (s.RequiredToolCall is { } tools)
         {
             if (ToolCallSyntax != ToolCallSyntax.Hermes)
                 throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop can force (Hermes <tool_call> blocks)");
             var texts = TokenTexts();
-            sampling = sampling with { Constraint = () => new HermesToolCallConstraint(texts, names) };
+            var names = tools.Select(t => t.Name).ToArray();
+            var schemas = tools.Select(t => HermesToolCallConstraint.ArgumentsGrammar(t.Parameters)).ToArray();
+            sampling = sampling with { Constraint = () => new HermesToolCallConstraint(texts, names, schemas) };
         }
         var tokens = _batcher != null ? Batched(ids, sampling, stats, cancel) : OneAtATime(ids, sampling, stats, cancel);
         await using (var e = tokens.GetAsyncEnumerator(cancel))

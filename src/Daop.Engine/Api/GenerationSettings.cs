@@ -1,4 +1,5 @@
 using Daop.Engine.Generate;
+using Daop.Engine.Load.Chat;
 
 namespace Daop.Engine.Api;
 
@@ -46,10 +47,12 @@ public sealed record GenerationSettings
     public string? JsonSchema { get; init; }
     /// <summary>
     /// The output is exactly one tool call, in the model's syntax (<see cref="DaopModel.ToolCallSyntax"/>), to one of
-    /// these functions (OpenAI's <c>tool_choice</c> "required" or a named function): tokens that would leave that form
-    /// are never picked and generation stops where the call closes. Null (default): free text.
+    /// these functions (OpenAI's <c>tool_choice</c> "required" or a named function), its arguments a JSON object that
+    /// the function's <see cref="ToolDefinition.Parameters"/> schema accepts where <see cref="JsonSchemaGrammar"/>'s
+    /// subset covers it (any JSON object for a function without parameters or with keywords outside it): tokens that
+    /// would leave that form are never picked and generation stops where the call closes. Null (default): free text.
     /// </summary>
-    public IReadOnlyList<string>? RequiredToolCall { get; init; }
+    public IReadOnlyList<ToolDefinition>? RequiredToolCall { get; init; }
     /// <summary>Text that ends generation; the stop sequence itself is not returned. Null or empty: none.</summary>
     public IReadOnlyList<string>? Stop { get; init; }
     /// <summary>
@@ -72,7 +75,7 @@ public sealed record GenerationSettings
         {
             if (JsonObject || JsonSchema != null) throw new ArgumentException("a required tool call and a JSON output format exclude each other");
             if (RequiredToolCall.Count == 0) throw new ArgumentException("a required tool call needs at least one function name");
-            foreach (var name in RequiredToolCall) Load.Chat.ToolDefinition.CheckName(name);
+            foreach (var tool in RequiredToolCall) ToolDefinition.CheckName(tool.Name);
         }
         if (Stop != null)
             foreach (var s in Stop)

@@ -193,7 +193,8 @@ public static class HermesToolCalls
 /// <summary>
 /// OpenAI's <c>tool_choice</c> "required" or a named function, in Hermes syntax: the output is exactly one call,
 /// <c>&lt;tool_call&gt;\n{"name": "NAME", "arguments": {...}}\n&lt;/tool_call&gt;</c>, NAME one of the functions given and the
-/// arguments one JSON object (<see cref="JsonPrefix"/>); the sequence ends where the block closes.
+/// arguments one JSON object that the function's parameters schema accepts (<see cref="JsonSchemaPrefix"/>), or any
+/// JSON object where it has none (<see cref="JsonPrefix"/>); the sequence ends where the block closes.
 /// </summary>
 public sealed class HermesToolCallConstraint : ITokenConstraint
 {
@@ -201,6 +202,7 @@ public sealed class HermesToolCallConstraint : ITokenConstraint
 
     readonly IReadOnlyList<string?> _texts;
     readonly string[] _names;
+    readonly JsonSchemaGrammar?[] _schemas; // [name] the arguments' grammar, or null: any object
     State _state;
 
     // Where the output stands: Part 0 in Head, 1 the name, 2 Between, 3 the arguments object, 4 Tail, 5 done; Matched is how
@@ -208,19 +210,42 @@ public sealed class HermesToolCallConstraint : ITokenConstraint
     struct State
     {
         public int Part, Matched, Candidate;
-        public JsonPrefix Args;
+        public JsonPrefix Args;          // without a schema
+        public JsonSchemaPrefix Schema;  // with one
     }
 
     /// <param name="tokenTexts">[V] each token's text as it decodes on its own; null or empty for tokens that never fit.</param>
     /// <param name="names">The functions the call may name (one for a named tool_choice).</param>
-    public HermesToolCallConstraint(IReadOnlyList<string?> tokenTexts, IReadOnlyList<string> names)
+    /// <param name="schemas">For each name, its arguments' grammar (<see cref="ArgumentsGrammar"/>), or null for any
+    /// JSON object; null: any object for every name.</param>
+    public HermesToolCallConstraint(IReadOnlyList<string?> tokenTexts, IReadOnlyList<string> names, IReadOnlyList<JsonSchemaGrammar?>? schemas = null)
     {
         ArgumentNullException.ThrowIfNull(tokenTexts);
         ArgumentNullException.ThrowIfNull(names);
         if (names.Count == 0) throw new ArgumentException("a forced tool call needs at least one function name", nameof(names));
+        if (schemas != null && schemas.Count != names.Count) throw new ArgumentException($"{schemas.Count} schemas for {names.Count} names", nameof(schemas));
         foreach (var n in names) ToolDefinition.CheckName(n);
         _texts = tokenTexts;
         _names = [.. names];
+        _schemas = schemas != null ? [.. schemas] : new JsonSchemaGrammar?[names.Count];
+    }
+
+    /// <summary>
+    /// The grammar a function's arguments follow: its parameters schema compiled, when it describes objects only and
+    /// stays within <see cref="JsonSchemaGrammar"/>'s subset; else null (any JSON object).
+    /// </summary>
+    public static JsonSchemaGrammar? ArgumentsGrammar(string? parameters)
+    {
+        if (parameters == null) return null;
+        try
+        {
+            var g = JsonSchemaGrammar.Compile(parameters);
+            return g.StartsOnlyAsObject ? g : null;
+        }
+        catch (JsonSchemaException)
+        {
+            return null;
+        }
     }
 
     /// <inheritdoc />
@@ -268,10 +293,25 @@ public sealed class HermesToolCallConstraint : ITokenConstraint
                     }
                 }
                 return false;
-            case 2: return Literal(ref s, Between, c);
+            case 2:
+                if (!Literal(ref s, Between, c)) return false;
+                if (s.Part == 3 && _schemas[s.Candidate] is { } g) s.Schema = new JsonSchemaPrefix(g);
+                return true;
             case 3:
-                if (!s.Args.Feed(c)) return false;
-                if (s.Args.IsComplete) { s.Part = 4; s.Matched = 0; }
+                bool whole;
+                if (_schemas[s.Candidate] is { } grammar)
+                {
+                    // A schema's object ends at its '}', which no whitespace precedes in the Tail, so the prefix is
+                    // complete exactly when the arguments are.
+                    if (!s.Schema.Feed(grammar, c)) return false;
+                    whole = s.Schema.IsComplete;
+                }
+                else
+                {
+                    if (!s.Args.Feed(c)) return false;
+                    whole = s.Args.IsComplete;
+                }
+                if (whole) { s.Part = 4; s.Matched = 0; }
                 return true;
             case 4: return Literal(ref s, Tail, c);
             default: return false;

@@ -48,6 +48,9 @@ public sealed class JsonSchemaGrammar
     readonly Dictionary<string, int> _refs = [];
     JsonElement _root;
 
+    /// <summary>True when every value of the schema is a JSON object (its first character is always '{').</summary>
+    public bool StartsOnlyAsObject => Nodes[Root].First == 1;
+
     /// <summary>The node of the whole document's value.</summary>
     internal int Root { get; private set; }
     /// <summary>Any JSON value.</summary>

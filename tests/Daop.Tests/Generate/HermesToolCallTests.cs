@@ -154,6 +154,38 @@ public class HermesToolCallTests
         if (whole) Assert.Single(HermesToolCalls.Parse(output).Calls);
     }
 
+    [Theory]
+    [InlineData("{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}", true)]
+    [InlineData("{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3}}", true)]
+    [InlineData("{\"name\": \"get_weather\", \"arguments\": {}}", false)]                 // city is required
+    [InlineData("{\"name\": \"get_weather\", \"arguments\": {\"town\": \"Paris\"}}", false)]
+    [InlineData("{\"name\": \"get_weather\", \"arguments\": {\"city\": 7}}", false)]
+    [InlineData("{\"name\": \"get_time\", \"arguments\": {\"anything\": [1]}}", true)]  // no schema: any object
+    public void ForcedArgumentsFollowTheFunctionsSchema(string call, bool whole)
+    {
+        const string weather = """{"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"], "additionalProperties": false}""";
+        string[] chars = [.. Enumerable.Range(0, 128).Select(c => ((char)c).ToString())];
+        var c = new HermesToolCallConstraint(chars, ["get_weather", "get_time"], [HermesToolCallConstraint.ArgumentsGrammar(weather), null]);
+        string output = "<tool_call>\n" + call + "\n</tool_call>";
+        bool ok = true;
+        foreach (char ch in output)
+        {
+            if (!c.Allows(ch)) { ok = false; break; }
+            c.Accept(ch);
+        }
+        Assert.Equal(whole, ok && c.IsComplete);
+    }
+
+    [Fact]
+    public void ArgumentSchemasOutsideTheSubsetFallBackToAnyObject()
+    {
+        Assert.NotNull(HermesToolCallConstraint.ArgumentsGrammar("""{"type": "object", "properties": {"a": {"type": "string"}}}"""));
+        Assert.Null(HermesToolCallConstraint.ArgumentsGrammar(null));
+        Assert.Null(HermesToolCallConstraint.ArgumentsGrammar("""{"type": "object", "properties": {"a": {"type": "integer", "minimum": 0}}}"""));
+        Assert.Null(HermesToolCallConstraint.ArgumentsGrammar("""{"type": ["object", "null"]}""")); // arguments must be an object
+        Assert.Null(HermesToolCallConstraint.ArgumentsGrammar("{}"));                             // any value: any object instead
+    }
+
     [Fact]
     public void BadNamesAreRefused()
     {
