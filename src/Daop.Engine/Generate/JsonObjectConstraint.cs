@@ -44,11 +44,13 @@ public struct JsonPrefix
     /// <summary>Most whitespace characters in a row outside strings.</summary>
     public const int MaxWhitespace = 32;
 
-    enum Mode : byte { Start, ObjectOpen, Key, Colon, Value, ArrayOpen, After, String, Escape, Unicode, Literal, Minus, Zero, Int, FracStart, Frac, ExpStart, ExpSign, Exp }
+    enum Mode : byte { Start, ObjectOpen, Key, Colon, Value, ArrayOpen, After, String, Literal, Number }
 
     ulong _objects;   // bit d: level d + 1 is an object (else an array)
     int _depth, _count, _blank; // nesting; literal characters matched / hex digits read; whitespace in a row
     Mode _mode;
+    JsonScalars.StringPhase _string;
+    JsonScalars.NumberPhase _number;
     bool _key;        // the string being read is an object key
     byte _literal;    // 0 true, 1 false, 2 null
 
@@ -61,7 +63,7 @@ public struct JsonPrefix
     public bool Feed(char c)
     {
         bool blank = c is ' ' or '\t' or '\n' or '\r';
-        if (_mode is not (Mode.String or Mode.Escape or Mode.Unicode))
+        if (_mode != Mode.String)
         {
             if (!blank) _blank = 0;
             else if (++_blank > MaxWhitespace) return false;
@@ -74,10 +76,7 @@ public struct JsonPrefix
                 goto case Mode.Key;
             case Mode.Key:
                 if (blank) return true;
-                if (c != '"') return false;
-                _mode = Mode.String;
-                _key = true;
-                return true;
+                return c == '"' && String(key: true);
             case Mode.Colon:
                 if (blank) return true;
                 if (c != ':') return false;
@@ -94,40 +93,18 @@ public struct JsonPrefix
                 if (c == ',') { _mode = inObject ? Mode.Key : Mode.Value; return true; }
                 return (inObject ? c == '}' : c == ']') && Pop();
             case Mode.String:
-                if (c == '"') { _mode = _key ? Mode.Colon : Mode.After; _key = false; return true; }
-                if (c == '\\') { _mode = Mode.Escape; return true; }
-                return c >= 0x20;
-            case Mode.Escape:
-                if (c == 'u') { _mode = Mode.Unicode; _count = 0; return true; }
-                if (c is '"' or '\\' or '/' or 'b' or 'f' or 'n' or 'r' or 't') { _mode = Mode.String; return true; }
-                return false;
-            case Mode.Unicode:
-                if (!char.IsAsciiHexDigit(c)) return false;
-                if (++_count == 4) _mode = Mode.String;
-                return true;
+                var read = JsonScalars.String(ref _string, ref _count, c);
+                if (read == JsonScalars.Step.End) { _mode = _key ? Mode.Colon : Mode.After; _key = false; }
+                return read != JsonScalars.Step.Reject;
             case Mode.Literal:
                 if (c != Literals[_literal][_count]) return false;
                 if (++_count == Literals[_literal].Length) _mode = Mode.After;
                 return true;
-            case Mode.Minus:
-                if (c == '0') { _mode = Mode.Zero; return true; }
-                if (c is >= '1' and <= '9') { _mode = Mode.Int; return true; }
-                return false;
-            case Mode.Zero: return c == '.' ? To(Mode.FracStart) : c is 'e' or 'E' ? To(Mode.ExpStart) : EndNumber(c);
-            case Mode.Int: return char.IsAsciiDigit(c) || (c == '.' ? To(Mode.FracStart) : c is 'e' or 'E' ? To(Mode.ExpStart) : EndNumber(c));
-            case Mode.FracStart: return char.IsAsciiDigit(c) && To(Mode.Frac);
-            case Mode.Frac: return char.IsAsciiDigit(c) || (c is 'e' or 'E' ? To(Mode.ExpStart) : EndNumber(c));
-            case Mode.ExpStart: return c is '+' or '-' ? To(Mode.ExpSign) : char.IsAsciiDigit(c) && To(Mode.Exp);
-            case Mode.ExpSign: return char.IsAsciiDigit(c) && To(Mode.Exp);
-            case Mode.Exp: return char.IsAsciiDigit(c) || EndNumber(c);
+            case Mode.Number:
+                var step = JsonScalars.Number(ref _number, c, integer: false);
+                return step == JsonScalars.Step.End ? EndNumber(c) : step == JsonScalars.Step.Read;
             default: return false;
         }
-    }
-
-    bool To(Mode m)
-    {
-        _mode = m;
-        return true;
     }
 
     // A number ends at the first character that cannot extend it, which the enclosing container then reads.
@@ -144,16 +121,26 @@ public struct JsonPrefix
         {
             case '{': return Push(object_: true);
             case '[': return Push(object_: false);
-            case '"': _mode = Mode.String; _key = false; return true;
-            case '-': return To(Mode.Minus);
-            case '0': return To(Mode.Zero);
-            case >= '1' and <= '9': return To(Mode.Int);
+            case '"': return String(key: false);
+            case '-' or (>= '0' and <= '9'):
+                _number = JsonScalars.NumberStart(c);
+                _mode = Mode.Number;
+                return true;
             case 't' or 'f' or 'n':
                 _literal = (byte)(c == 't' ? 0 : c == 'f' ? 1 : 2);
                 _count = 1;
-                return To(Mode.Literal);
+                _mode = Mode.Literal;
+                return true;
             default: return false;
         }
+    }
+
+    bool String(bool key)
+    {
+        _mode = Mode.String;
+        _string = JsonScalars.StringPhase.Text;
+        _key = key;
+        return true;
     }
 
     bool Push(bool object_)

@@ -51,9 +51,8 @@ public struct JsonSchemaPrefix
     enum F : byte { Object, Array, String, Number, Literal }
 
     // Object phases: Open (after '{'), Next (after ','), Key (in a known name), FreeKey (in another key), Colon, Value
-    // (the value is a child frame), After. Array: Open, Next, After. String and free keys: Text, Escape, Unicode. Number:
-    // the JsonPrefix number modes.
-    enum P : byte { Open, Next, Key, FreeKey, Colon, Value, After, Text, Escape, Unicode, Minus, Zero, Int, FracStart, Frac, ExpStart, ExpSign, Exp }
+    // (the value is a child frame), After. Array: Open, Next, After. Strings, free keys and numbers: JsonScalars' phases.
+    enum P : byte { Open, Next, Key, FreeKey, Colon, Value, After }
 
     struct Frame
     {
@@ -62,7 +61,9 @@ public struct JsonSchemaPrefix
         public ulong Seen;                          // Object: properties given
         public int Key;                             // Object: the property whose value comes next (-1: an additional one)
         public F Kind;
-        public P Phase, KeyPhase;                   // KeyPhase: escapes inside a free key
+        public P Phase;
+        public JsonScalars.StringPhase String;      // String frames and free keys
+        public JsonScalars.NumberPhase Number;      // Number frames
     }
 
     [InlineArray(MaxDepth)]
@@ -116,11 +117,13 @@ public struct JsonSchemaPrefix
                 f.Phase = P.After;
                 return Start(g, node.Items, c);
             case F.String:
-                return StringChar(ref f.Phase, ref f.Count, c, out bool closed) && (!closed || Pop());
+                var read = JsonScalars.String(ref f.String, ref f.Count, c);
+                return read == JsonScalars.Step.End ? Pop() : read == JsonScalars.Step.Read;
             case F.Literal:
                 return LiteralChar(g, ref f, node, c);
             default:
-                return NumberChar(g, ref f, node.Kind == Kind.Integer, c);
+                var step = JsonScalars.Number(ref f.Number, c, node.Kind == Kind.Integer);
+                return step == JsonScalars.Step.End ? Pop() && Feed(g, c) : step == JsonScalars.Step.Read; // c follows the number
         }
     }
 
@@ -137,7 +140,7 @@ public struct JsonSchemaPrefix
                 f.Candidate = NextName(node, f.Seen, 0, "", default);
                 f.Matched = 0;
                 if (f.Candidate >= 0) f.Phase = P.Key;
-                else { f.Phase = P.FreeKey; f.KeyPhase = P.Text; f.Given = GivenName(node, f.Seen, 0, "", default); }
+                else { f.Phase = P.FreeKey; f.String = JsonScalars.StringPhase.Text; f.Given = GivenName(node, f.Seen, 0, "", default); }
                 return true;
             case P.Key:
             {
@@ -159,16 +162,17 @@ public struct JsonSchemaPrefix
                 // No name left continues so: another key, when allowed; one spelled as a given name would repeat it.
                 if (node.Additional < 0) return false;
                 f.Phase = P.FreeKey;
-                f.KeyPhase = P.Text;
+                f.String = JsonScalars.StringPhase.Text;
                 f.Given = GivenName(node, f.Seen, 0, "", default);
                 for (int i = 0; i < f.Matched && f.Given >= 0; i++) f.Given = GivenName(node, f.Seen, i, node.Names[f.Given], typed[i]);
                 goto case P.FreeKey;
             }
             case P.FreeKey:
             {
-                bool plain = f.KeyPhase == P.Text && c != '\\';
-                if (!StringChar(ref f.KeyPhase, ref f.Count, c, out bool closed)) return false;
-                if (closed)
+                bool plain = f.String == JsonScalars.StringPhase.Text && c != '\\';
+                var read = JsonScalars.String(ref f.String, ref f.Count, c);
+                if (read == JsonScalars.Step.Reject) return false;
+                if (read == JsonScalars.Step.End)
                 {
                     if (f.Given >= 0 && node.Names[f.Given].Length == f.Matched) return false; // a given key again
                     f.Key = -1;
@@ -243,54 +247,6 @@ public struct JsonSchemaPrefix
         return true;
     }
 
-    // One character of a JSON string after its opening quote; closed: it was the closing quote.
-    static bool StringChar(ref P phase, ref int hex, char c, out bool closed)
-    {
-        closed = false;
-        switch (phase)
-        {
-            case P.Escape:
-                if (c == 'u') { phase = P.Unicode; hex = 0; return true; }
-                phase = P.Text;
-                return c is '"' or '\\' or '/' or 'b' or 'f' or 'n' or 'r' or 't';
-            case P.Unicode:
-                if (!char.IsAsciiHexDigit(c)) return false;
-                if (++hex == 4) phase = P.Text;
-                return true;
-            default:
-                if (c == '"') { closed = true; return true; }
-                if (c == '\\') { phase = P.Escape; return true; }
-                return c >= 0x20;
-        }
-    }
-
-    bool NumberChar(JsonSchemaGrammar g, ref Frame f, bool integer, char c)
-    {
-        switch (f.Phase)
-        {
-            case P.Minus:
-                if (c == '0') { f.Phase = P.Zero; return true; }
-                if (c is >= '1' and <= '9') { f.Phase = P.Int; return true; }
-                return false;
-            case P.Zero: return !integer && c == '.' ? To(ref f, P.FracStart) : !integer && c is 'e' or 'E' ? To(ref f, P.ExpStart) : End(g, c);
-            case P.Int: return char.IsAsciiDigit(c) || (!integer && c == '.' ? To(ref f, P.FracStart) : !integer && c is 'e' or 'E' ? To(ref f, P.ExpStart) : End(g, c));
-            case P.FracStart: return char.IsAsciiDigit(c) && To(ref f, P.Frac);
-            case P.Frac: return char.IsAsciiDigit(c) || (c is 'e' or 'E' ? To(ref f, P.ExpStart) : End(g, c));
-            case P.ExpStart: return c is '+' or '-' ? To(ref f, P.ExpSign) : char.IsAsciiDigit(c) && To(ref f, P.Exp);
-            case P.ExpSign: return char.IsAsciiDigit(c) && To(ref f, P.Exp);
-            default: return char.IsAsciiDigit(c) || End(g, c);
-        }
-    }
-
-    static bool To(ref Frame f, P phase)
-    {
-        f.Phase = phase;
-        return true;
-    }
-
-    // A number ends at the first character that cannot extend it, which the container then reads.
-    bool End(JsonSchemaGrammar g, char c) => Pop() && Feed(g, c);
-
     // A value of node n starting with c: pushes its frame (or ends at once, for a one-character literal).
     bool Start(JsonSchemaGrammar g, int n, char c)
     {
@@ -300,8 +256,8 @@ public struct JsonSchemaPrefix
             case Kind.Any:
                 int any = c switch { '{' => g.AnyObjectNode, '[' => g.AnyArrayNode, '"' => -2, '-' or (>= '0' and <= '9') => -3, 't' or 'f' or 'n' => g.AnyLiteralNode, _ => -4 };
                 if (any == -4) return false;
-                if (any == -2) return Push(new Frame { Node = n, Kind = F.String, Phase = P.Text });
-                if (any == -3) return Push(new Frame { Node = n, Kind = F.Number, Phase = NumberStart(c) });
+                if (any == -2) return Push(new Frame { Node = n, Kind = F.String });
+                if (any == -3) return Push(new Frame { Node = n, Kind = F.Number, Number = JsonScalars.NumberStart(c) });
                 return Start(g, any, c);
             case Kind.AnyOf:
                 foreach (int b in node.Branches)
@@ -309,9 +265,9 @@ public struct JsonSchemaPrefix
                 return false;
             case Kind.Object: return c == '{' && Push(new Frame { Node = n, Kind = F.Object, Phase = P.Open });
             case Kind.Array: return c == '[' && Push(new Frame { Node = n, Kind = F.Array, Phase = P.Open });
-            case Kind.String: return c == '"' && Push(new Frame { Node = n, Kind = F.String, Phase = P.Text });
+            case Kind.String: return c == '"' && Push(new Frame { Node = n, Kind = F.String });
             case Kind.Number or Kind.Integer:
-                return (c == '-' || char.IsAsciiDigit(c)) && Push(new Frame { Node = n, Kind = F.Number, Phase = NumberStart(c) });
+                return (c == '-' || char.IsAsciiDigit(c)) && Push(new Frame { Node = n, Kind = F.Number, Number = JsonScalars.NumberStart(c) });
             default: // Literals
                 for (int i = 0; i < node.Texts.Length; i++)
                     if (node.Texts[i][0] == c)
@@ -319,8 +275,6 @@ public struct JsonSchemaPrefix
                 return false;
         }
     }
-
-    static P NumberStart(char c) => c == '-' ? P.Minus : c == '0' ? P.Zero : P.Int;
 
     bool Push(Frame f)
     {
