@@ -49,8 +49,7 @@ sealed class ModelArgs
         var drifts = PolicyChoice.Drifts(text);
         if (drifts.Length != 1) throw new ArgumentException($"--precalc-max-drift takes one value here, got '{text}'");
         string policy = r.GetValue(Policy)!;
-        var p = PolicyChoice.Create(policy);
-        if (!p.Approximate || p.PredictionUse == Daop.Engine.Placement.PredictionUse.Route)
+        if (!PolicyChoice.Create(policy).ChecksPrediction)
             throw new ArgumentException($"--precalc-max-drift bounds the checked approximate policies (daop-checked, daop-checked-degrade, daop-checked-drift); --policy is {policy}");
         return drifts[0];
     }

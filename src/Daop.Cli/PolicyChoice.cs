@@ -47,7 +47,7 @@ static class PolicyChoice
         foreach (var n in names)
         {
             var p = Create(n, exactLayers);
-            if (maxDrifts.Count == 0 || p.PredictionUse == PredictionUse.Route || !p.Approximate)
+            if (maxDrifts.Count == 0 || !p.ChecksPrediction)
             {
                 list.Add((p.Name, () => Create(n, exactLayers)));
                 continue;

@@ -178,10 +178,11 @@ public sealed partial class DaopModel : IDisposable
     public string RenderChat(IReadOnlyList<ChatMessage> messages, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        var template = ChatTemplate ?? throw new NotSupportedException(
-            $"{Info.Path}: the model has no chat template (chat_template.jinja or tokenizer_config.json chat_template)");
-        return template.Render(messages, addGenerationPrompt: true, variables: null, cancellationToken);
+        return Template().Render(messages, addGenerationPrompt: true, variables: null, cancellationToken);
     }
+
+    ChatTemplate Template() => ChatTemplate ?? throw new NotSupportedException(
+        $"{Info.Path}: the model has no chat template (chat_template.jinja or tokenizer_config.json chat_template)");
 
     /// <summary>
     /// Streams the continuation of <paramref name="prompt"/> as text pieces that concatenate to the whole
@@ -262,8 +263,7 @@ public sealed partial class DaopModel : IDisposable
         ArgumentNullException.ThrowIfNull(messages);
         ArgumentNullException.ThrowIfNull(tools);
         if (tools.Count == 0) return ChatTokens(messages, cancellationToken);
-        var template = ChatTemplate ?? throw new NotSupportedException(
-            $"{Info.Path}: the model has no chat template (chat_template.jinja or tokenizer_config.json chat_template)");
+        var template = Template();
         if (template.ToolCallSyntax == ToolCallSyntax.None)
             throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop parses (Hermes <tool_call> blocks, as Qwen's templates write them)");
         return Tokenize(template.RenderWithTools(messages, addGenerationPrompt: true, tools, cancellationToken), addSpecialTokens: false);
@@ -302,6 +302,25 @@ public sealed partial class DaopModel : IDisposable
                 $"the prompt has {promptTokens} tokens but the context holds {ContextLength}; shorten the prompt or raise the context length");
     }
 
+    // The constrained decoding the settings ask for (one constraint per sequence), or null for free text.
+    Func<ITokenConstraint>? Constraint(GenerationSettings s)
+    {
+        if (!s.JsonObject && s.JsonSchema == null && s.RequiredToolCall == null) return null;
+        if (s.RequiredToolCall != null && ToolCallSyntax != ToolCallSyntax.Hermes)
+            throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop can force (Hermes <tool_call> blocks)");
+        var texts = TokenTexts();
+        if (s.JsonObject) return () => new JsonObjectConstraint(texts);
+        if (s.JsonSchema is { } schema)
+        {
+            var grammar = JsonSchemaGrammar.Compile(schema);
+            return () => new JsonSchemaConstraint(texts, grammar);
+        }
+        var tools = s.RequiredToolCall!;
+        var names = tools.Select(t => t.Name).ToArray();
+        var schemas = tools.Select(t => HermesToolCallConstraint.ArgumentsGrammar(t.Parameters)).ToArray();
+        return () => new HermesToolCallConstraint(texts, names, schemas);
+    }
+
     async IAsyncEnumerable<string> Run(int[] ids, GenerationSettings s, int[] stopIds, GenerationStats? stats,
         [EnumeratorCancellation] CancellationToken cancel)
     {
@@ -313,27 +332,7 @@ public sealed partial class DaopModel : IDisposable
         stats ??= new GenerationStats();
         var streamer = Tokenizer.CreateStreamer();
         var stop = s.Stop is { Count: > 0 } seqs ? new StopSequenceFilter(seqs) : null;
-        var sampling = s.ToSampling(stopIds);
-        if (s.JsonObject)
-        {
-            var texts = TokenTexts();
-            sampling = sampling with { Constraint = () => new JsonObjectConstraint(texts) };
-        }
-        else if (s.JsonSchema is { } schema)
-        {
-            var texts = TokenTexts();
-            var grammar = JsonSchemaGrammar.Compile(schema);
-            sampling = sampling with { Constraint = () => new JsonSchemaConstraint(texts, grammar) };
-        }
-        else if (s.RequiredToolCall is { } tools)
-        {
-            if (ToolCallSyntax != ToolCallSyntax.Hermes)
-                throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop can force (Hermes <tool_call> blocks)");
-            var texts = TokenTexts();
-            var names = tools.Select(t => t.Name).ToArray();
-            var schemas = tools.Select(t => HermesToolCallConstraint.ArgumentsGrammar(t.Parameters)).ToArray();
-            sampling = sampling with { Constraint = () => new HermesToolCallConstraint(texts, names, schemas) };
-        }
+        var sampling = s.ToSampling(stopIds) with { Constraint = Constraint(s) };
         var tokens = _batcher != null ? Batched(ids, sampling, stats, cancel) : OneAtATime(ids, sampling, stats, cancel);
         await using (var e = tokens.GetAsyncEnumerator(cancel))
         {

@@ -41,6 +41,9 @@ public interface IPlacementPolicy
     /// </summary>
     float PrecalcMaxDrift => float.PositiveInfinity;
 
+    /// <summary>A checked approximate mode (<see cref="Approximate"/>, prediction not used as the routing): the modes a <see cref="PrecalcMaxDrift"/> bound applies to.</summary>
+    bool ChecksPrediction => Approximate && PredictionUse != PredictionUse.Route;
+
     /// <summary>Fills the initial residency (dense weights are always on the GPU; only experts are placed here).</summary>
     /// <param name="r">Empty residency with its slot capacities.</param>
     /// <param name="popularity">[layers, experts] activation counts from a calibration run, or null.</param>

@@ -73,8 +73,7 @@ static class ChatToolValues
     {
         try
         {
-            using var doc = JsonDocument.Parse(json);
-            return doc.RootElement.ValueKind == JsonValueKind.Object ? Jinja.Values.FromClr(doc.RootElement) : json;
+            return Parsed(json) is Dictionary<string, object?> o ? o : json;
         }
         catch (JsonException)
         {
@@ -86,12 +85,18 @@ static class ChatToolValues
     {
         try
         {
-            using var doc = JsonDocument.Parse(json);
-            return Jinja.Values.FromClr(doc.RootElement);
+            return Parsed(json);
         }
         catch (JsonException e)
         {
             throw new ChatTemplateException($"{what} are not valid JSON: {e.Message}");
         }
+    }
+
+    // JSON text as the template's values (objects are dictionaries).
+    static object? Parsed(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return Jinja.Values.FromClr(doc.RootElement);
     }
 }
