@@ -67,23 +67,8 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
     /// A chat chunk of choice <paramref name="index"/> carrying a whole tool call (its <paramref name="callIndex"/>-th):
     /// <c>delta.tool_calls</c> with its id, name and arguments at once.
     /// </summary>
-    public byte[] ChunkToolCall(int index, int callIndex, ToolCall call, IReadOnlyList<TokenLogprob>? logprobs = null) => Write(w =>
-    {
-        Head(w, ChunkObject);
-        w.WriteStartArray("choices");
-        w.WriteStartObject();
-        w.WriteNumber("index", index);
-        w.WriteStartObject("delta");
-        w.WriteStartArray("tool_calls");
-        ToolCallBody(w, call, callIndex);
-        w.WriteEndArray();
-        w.WriteEndObject();
-        Logprobs(w, logprobs, 0);
-        w.WriteNull("finish_reason");
-        w.WriteEndObject();
-        w.WriteEndArray();
-        w.WriteEndObject();
-    });
+    public byte[] ChunkToolCall(int index, int callIndex, ToolCall call, IReadOnlyList<TokenLogprob>? logprobs = null) =>
+        Chunk(index, null, null, role: false, logprobs, call: (callIndex, call));
 
     // {"index"?, "id", "type": "function", "function": {"name", "arguments"}}: the arguments as JSON text, as OpenAI sends them.
     static void ToolCallBody(Utf8JsonWriter w, ToolCall call, int? index)
@@ -112,7 +97,8 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
         w.WriteEndObject();
     });
 
-    byte[] Chunk(int index, string? text, string? finish, bool role, IReadOnlyList<TokenLogprob>? logprobs = null, int textOffset = 0) => Write(w =>
+    byte[] Chunk(int index, string? text, string? finish, bool role, IReadOnlyList<TokenLogprob>? logprobs = null, int textOffset = 0,
+        (int Index, ToolCall Call)? call = null) => Write(w =>
     {
         Head(w, ChunkObject);
         w.WriteStartArray("choices");
@@ -127,6 +113,12 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
                 w.WriteString("content", "");
             }
             else if (text != null) w.WriteString("content", text);
+            if (call is { } c)
+            {
+                w.WriteStartArray("tool_calls");
+                ToolCallBody(w, c.Call, c.Index);
+                w.WriteEndArray();
+            }
             w.WriteEndObject();
         }
         else w.WriteString("text", text ?? "");

@@ -22,6 +22,7 @@ public sealed class ChatTemplate
         EosToken = eosToken;
         Limits = (limits ?? ChatTemplateLimits.Default).Validate();
         _program = Parser.Parse(source, Limits);
+        ToolCallSyntax = source.Contains("<tool_call>", StringComparison.Ordinal) ? ToolCallSyntax.Hermes : ToolCallSyntax.None;
     }
 
     /// <summary>The template text.</summary>
@@ -37,7 +38,7 @@ public sealed class ChatTemplate
     public ChatTemplateLimits Limits { get; }
 
     /// <summary>How the model writes tool calls, as its template tells (<see cref="ToolCallSyntax.None"/> when it describes no format Daop parses).</summary>
-    public ToolCallSyntax ToolCallSyntax => Source.Contains("<tool_call>", StringComparison.Ordinal) ? ToolCallSyntax.Hermes : ToolCallSyntax.None;
+    public ToolCallSyntax ToolCallSyntax { get; }
 
     /// <summary>
     /// Reads <c>chat_template.jinja</c> (transformers 5 layout) or else the "chat_template" of
