@@ -59,9 +59,10 @@ internal unsafe interface IBlockFormat : IPanelFormat
     static abstract Vector256<byte> Unpack1(byte* p, out Vector256<float> scale);
 
     /// <summary>
-    /// Four consecutive blocks a, b, c, d at <paramref name="p"/> in the quad layout (<see cref="Quad"/>): for the 4-bit
-    /// formats u0 = [a 0–15 | b 0–15], u1 = [a 16–31 | b 16–31], u2 and u3 the same for c, d (integers + Offset);
-    /// for Q8_0 the four blocks' signed bytes in order. <paramref name="scale"/> gets the blocks' exact scales in the
+    /// Four consecutive blocks a, b, c, d at <paramref name="p"/> in the quad layout (<see cref="Quad"/>): in halves
+    /// (<see cref="Quad.Halves{TB}"/>) u0 = [a 0–15 | b 0–15], u1 = [a 16–31 | b 16–31], u2 and u3 the same for c, d
+    /// (integers + Offset, or the biased formats' signed integers); for the signed formats with the sign trick the four
+    /// blocks' signed bytes in order. <paramref name="scale"/> gets the blocks' exact scales in the
     /// reduced lanes' order (<see cref="Quad.LaneBlock{TB}"/>).
     /// </summary>
     static abstract void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
@@ -71,8 +72,8 @@ internal unsafe interface IBlockFormat : IPanelFormat
 /// <summary>
 /// Where things sit in a quad (four consecutive blocks) for the int8 kernels. A quad's activations take 128 bytes
 /// laid out like <see cref="IBlockFormat.Unpack4"/>'s weights, and its dot reduces to 8 int32 lanes, each belonging
-/// to one block: [a a c c b b d d] for the 4-bit formats (two vpmaddwd halves folded by vphaddd), [a b c d a b c d]
-/// for Q8_0 (three vphaddd).
+/// to one block: [a a c c b b d d] for the 4-bit formats (two vpmaddwd halves folded by vphaddd) and the biased signed
+/// ones (<see cref="Biased{TB}"/>), [a b c d a b c d] for Q8_0 and IQ4_NL with the sign trick (three vphaddd).
 /// </summary>
 internal static class Quad
 {
@@ -80,15 +81,32 @@ internal static class Quad
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Unsigned<TB>() where TB : struct, IBlockFormat => TB.Offset != 0 || TB.HasMin;
 
+    /// <summary>
+    /// Whether a signed format (Q8_0, IQ4_NL) runs on biased activations: with AVX-VNNI, whose <c>vpdpbusd</c> does not
+    /// saturate, each activation is stored as q + 128 (unsigned) and multiplies the signed weights directly, and the dot
+    /// subtracts 128·Σw per block, a constant of the row's quad computed when it is unpacked. That takes the sign
+    /// trick's four <c>vpsignb</c> and two of its three <c>vphaddd</c> out of every token's quad, and the quad takes the
+    /// unsigned formats' layout. <c>DAOP_Q8_SIGN_TRICK=1</c> keeps the sign trick (to compare the two on one machine).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Biased<TB>() where TB : struct, IBlockFormat => !Unsigned<TB>() && BiasedSigned;
+
+    static readonly bool BiasedSigned = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported && Avx2Support.IsSupported
+        && Environment.GetEnvironmentVariable("DAOP_Q8_SIGN_TRICK") != "1";
+
+    /// <summary>Whether the quad is laid out in 16-byte halves (the unsigned formats' layout, and the biased signed ones').</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Halves<TB>() where TB : struct, IBlockFormat => Unsigned<TB>() || Biased<TB>();
+
     /// <summary>Byte of the quad's 128 activation bytes holding element <paramref name="j"/> of block <paramref name="k"/> (0..3).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int XByte<TB>(int k, int j) where TB : struct, IBlockFormat =>
-        Unsigned<TB>() ? 64 * (k >> 1) + 32 * (j >> 4) + 16 * (k & 1) + (j & 15) : 32 * k + j;
+        Halves<TB>() ? 64 * (k >> 1) + 32 * (j >> 4) + 16 * (k & 1) + (j & 15) : 32 * k + j;
 
     /// <summary>The block (0..3) that reduced lane <paramref name="lane"/> (0..7) belongs to.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int LaneBlock<TB>(int lane) where TB : struct, IBlockFormat =>
-        Unsigned<TB>() ? (lane >> 2) | (lane & 2) : lane & 3;
+        Halves<TB>() ? (lane >> 2) | (lane & 2) : lane & 3;
 }
 
 /// <summary>Row widening shared by the block formats: whole blocks through <see cref="IBlockFormat.Unpack1"/>.</summary>

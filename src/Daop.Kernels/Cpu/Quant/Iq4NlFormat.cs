@@ -10,7 +10,7 @@ namespace Daop.Kernels.Cpu.Quant;
 /// <see cref="DType.IQ4_NL"/>: an fp16 scale d and 16 bytes of 4-bit codes laid out as in Q4_0; w = d · v with v the
 /// code's entry of ggml's non-linear table (<see cref="BlockQuant.Iq4NlValues"/>, −127..113). The unpacked bytes are v
 /// itself, signed (<see cref="Offset"/> 0, as Q8_0's: the kernels move the signs onto the activations), looked up with
-/// a byte shuffle; the quad is laid out as Q8_0's, block after block.
+/// a byte shuffle; the quad is laid out as Q8_0's: in halves when biased (<see cref="Quad.Biased{TB}"/>), else block after block.
 /// </summary>
 internal unsafe struct Iq4NlFormat : IBlockFormat
 {
@@ -60,6 +60,14 @@ internal unsafe struct Iq4NlFormat : IBlockFormat
     public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
         out Vector256<float> scale)
     {
+        if (Quad.Biased<Iq4NlFormat>())
+        {
+            // the block layout is Q4_0's: its unpack gives the codes in halves and the scales in their lanes
+            Q4_0Format.Unpack4(p, out u0, out u1, out u2, out u3, out scale);
+            var lut = Vector256.Create(Lut, Lut);
+            u0 = Avx2.Shuffle(lut, u0); u1 = Avx2.Shuffle(lut, u1); u2 = Avx2.Shuffle(lut, u2); u3 = Avx2.Shuffle(lut, u3);
+            return;
+        }
         u0 = Values(p); u1 = Values(p + 18); u2 = Values(p + 36); u3 = Values(p + 54);
         // the four scales in the signed quad's lane order [a b c d a b c d], each in its lane's top 16 bits
         var h = Vector128.Create((uint)*(ushort*)p, *(ushort*)(p + 18), *(ushort*)(p + 36), *(ushort*)(p + 54)) << 16;

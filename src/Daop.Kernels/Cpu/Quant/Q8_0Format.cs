@@ -48,12 +48,21 @@ internal unsafe struct Q8_0Format : IBlockFormat
     public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
         out Vector256<float> scale)
     {
-        u0 = Vector256.Load(p + 2);
-        u1 = Vector256.Load(p + 36);
-        u2 = Vector256.Load(p + 70);
-        u3 = Vector256.Load(p + 104);
-        // The four halves (34 bytes apart) gathered into the top 16 bits of lanes [a b c d], twice.
+        var a = Vector256.Load(p + 2);
+        var b = Vector256.Load(p + 36);
+        var c = Vector256.Load(p + 70);
+        var d = Vector256.Load(p + 104);
+        // The four halves (34 bytes apart) gathered into the top 16 bits of lanes [a b c d].
         var h = Avx2.GatherVector128((int*)p, Vector128.Create(0, 34, 68, 102), 1).AsUInt32() << 16;
+        if (Quad.Biased<Q8_0Format>())
+        {
+            // in halves: [a 0–15 | b 0–15], [a 16–31 | b 16–31], the same for c d; scales [a a c c b b d d]
+            u0 = Avx2.Permute2x128(a, b, 0x20); u1 = Avx2.Permute2x128(a, b, 0x31);
+            u2 = Avx2.Permute2x128(c, d, 0x20); u3 = Avx2.Permute2x128(c, d, 0x31);
+            scale = HalfBits.WidenFinite(Avx2.PermuteVar8x32(Vector256.Create(h, h), Vector256.Create(0u, 0, 2, 2, 1, 1, 3, 3)));
+            return;
+        }
+        u0 = a; u1 = b; u2 = c; u3 = d;
         scale = HalfBits.WidenFinite(Vector256.Create(h, h));
     }
 }

@@ -158,7 +158,7 @@ internal static unsafe class QuantGemm<TB> where TB : struct, IBlockFormat
                     int k = b & 3, dot = 0, sum = 0;
                     for (int j = 0; j < 32; j++)
                     {
-                        int xj = xb[Quad.XByte<TB>(k, j)];
+                        int xj = Quad.Biased<TB>() ? ((byte*)xb)[Quad.XByte<TB>(k, j)] - 128 : xb[Quad.XByte<TB>(k, j)];
                         dot += TB.Value(block, j) * xj;
                         sum += xj;
                     }

@@ -8,7 +8,7 @@ namespace Daop.Kernels.Cpu.Quant;
 /// Activations x [tokens, cols] quantized per block of 32 to int8 with an fp32 scale (Q8_0-style, as llama.cpp's
 /// vec_dot_*_q8_0 take them), laid out for the int8 kernels of one block format. Blocks are grouped in quads of four
 /// (the last one zero-padded); per token, <see cref="Quads"/> × 128 bytes of values in <see cref="Quad.XByte{TB}"/>
-/// order, then 64 bytes of lane data per quad: 8 fp32 lanes of the block scales d (lane l holds the d of block
+/// order (for the biased signed formats, <see cref="Quad.Biased{TB}"/>, each as the unsigned byte q + 128), then 64 bytes of lane data per quad: 8 fp32 lanes of the block scales d (lane l holds the d of block
 /// <see cref="Quad.LaneBlock{TB}"/>(l)), and for the unsigned formats 8 more lanes: int32 −(Offset/2)·Σq of the lane's
 /// block (two lanes per block, so together they remove the Offset from Σ (v + Offset)·q), or for the formats with a
 /// min fp32 d·Σq/2 (together d·Σq, which the block's min multiplies).
@@ -68,7 +68,7 @@ internal readonly unsafe struct QuantizedActivations
             byte* values = qa.Values(t), lanes = qa.Lanes(t);
             if ((blocks & 3) != 0)
             {
-                new Span<byte>(values + 128 * (nint)(quads - 1), 128).Clear();
+                new Span<byte>(values + 128 * (nint)(quads - 1), 128).Fill(Quad.Biased<TB>() ? (byte)0x80 : (byte)0); // q = 0
                 new Span<byte>(lanes + 64 * (nint)(quads - 1), 64).Clear();
             }
             for (int b = 0; b < blocks; b++)
@@ -84,8 +84,9 @@ internal readonly unsafe struct QuantizedActivations
                 float d = Block(src, q, out int sum);
                 int k = b & 3;
                 byte* vq = values + 128 * (nint)(b >> 2);
-                if (Quad.Unsigned<TB>())
+                if (Quad.Halves<TB>())
                 {
+                    if (Quad.Biased<TB>()) (Vector256.Load((byte*)q) ^ Vector256.Create((byte)0x80)).Store((byte*)q); // q + 128
                     Unsafe.CopyBlockUnaligned(vq + Quad.XByte<TB>(k, 0), q, 16);
                     Unsafe.CopyBlockUnaligned(vq + Quad.XByte<TB>(k, 16), q + 16, 16);
                 }
@@ -93,7 +94,7 @@ internal readonly unsafe struct QuantizedActivations
                 float* dx = (float*)(lanes + 64 * (nint)(b >> 2));
                 int* aux = (int*)(dx + 8);
                 // The block's two lanes: [a a c c b b d d] or [a b c d a b c d].
-                int l0 = Quad.Unsigned<TB>() ? (k & 1) << 2 | (k & 2) : k, l1 = Quad.Unsigned<TB>() ? l0 + 1 : k + 4;
+                int l0 = Quad.Halves<TB>() ? (k & 1) << 2 | (k & 2) : k, l1 = Quad.Halves<TB>() ? l0 + 1 : k + 4;
                 dx[l0] = dx[l1] = d;
                 if (TB.HasMin) dx[8 + l0] = dx[8 + l1] = 0.5f * d * sum;
                 else if (TB.Offset != 0) aux[l0] = aux[l1] = -(TB.Offset / 2) * sum;
