@@ -20,14 +20,15 @@ public static unsafe class QuantMatMul
     /// the int8 tiles. Measured on the 2-core Zen 4 VM, Mixtral's 14336×4096, GFLOP/s int8 vs fp32 panels: Q4_0 8 tokens
     /// 119 vs 36, 64 tokens 117 vs 108, 256 tokens 118 vs 106 (MXFP4 alike), so the 4-bit formats stay on the int8
     /// tiles; Q8_0 (sign trick, no int16 folding) 8 tokens 75 vs 37, 32 tokens 76 vs 86, 64 tokens 75 vs 98, so it
-    /// switches at 32; IQ4_NL (signed table values: the sign trick plus a table shuffle per block) on the Zen 5 dev VM,
-    /// 2026-12-06: 8 tokens 122–126 vs 95–112, 16 tokens 139–144 vs 214–223, 64 tokens 147–150 vs 339–363, so it switches
-    /// at 16; the K-quants at <see cref="KOuterMin"/>. <c>DAOP_QUANT_OUTER_MIN</c> sets one threshold for all block formats, for tuning elsewhere.
+    /// switches at 32. With AVX-VNNI the signed formats run biased (<see cref="Quad.Biased{TB}"/>); Zen 5 dev VM,
+    /// 2026-12-07, two threads: Q8_0 16 tokens 241–251 vs 201–211, 32 tokens 245–261 vs 283, 64 tokens 247–258 vs
+    /// 328–333, and IQ4_NL 16 tokens 270–285 vs 192–218, 32 tokens 269–281 vs 295, so both switch at 32 (IQ4_NL switched
+    /// at 16 before, when its tile left dots as calls); the K-quants at <see cref="KOuterMin"/>. <c>DAOP_QUANT_OUTER_MIN</c> sets one threshold for all block formats, for tuning elsewhere.
     /// </summary>
     internal static int OuterMinTokens(DType type) => s_outerMin > 0 ? s_outerMin : type switch
     {
         DType.Q8_0 => 32,
-        DType.IQ4_NL => 16,
+        DType.IQ4_NL => 32,
         _ => type.IsKQuant() ? KOuterMin : int.MaxValue,
     };
 
