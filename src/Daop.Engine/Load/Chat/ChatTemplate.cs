@@ -22,8 +22,15 @@ public sealed class ChatTemplate
         EosToken = eosToken;
         Limits = (limits ?? ChatTemplateLimits.Default).Validate();
         _program = Parser.Parse(source, Limits);
-        ToolCallSyntax = source.Contains("<tool_call>", StringComparison.Ordinal) ? ToolCallSyntax.Hermes : ToolCallSyntax.None;
+        ToolCallSyntax = SyntaxOf(source);
     }
+
+    // The format the template writes assistant calls in: the marker it prints for them.
+    private static ToolCallSyntax SyntaxOf(string source) =>
+        source.Contains("<tool_call>", StringComparison.Ordinal) ? ToolCallSyntax.Hermes
+        : !source.Contains("[TOOL_CALLS]", StringComparison.Ordinal) ? ToolCallSyntax.None
+        : source.Contains("[ARGS]", StringComparison.Ordinal) ? ToolCallSyntax.MistralArgs
+        : ToolCallSyntax.Mistral;
 
     /// <summary>The template text.</summary>
     public string Source { get; }

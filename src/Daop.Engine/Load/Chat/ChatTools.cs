@@ -44,6 +44,18 @@ public enum ToolCallSyntax
     /// Qwen3, and the Qwen MoE models).
     /// </summary>
     Hermes,
+    /// <summary>
+    /// Mistral's control token and a JSON array, <c>[TOOL_CALLS] [{"name": ..., "arguments": {...}}, ...]</c> (tokenizers
+    /// v3 to v7: Mistral-7B-Instruct-v0.3, Mixtral-8x22B-Instruct-v0.1, Mistral-Nemo, Mistral-Small up to 3.1). Call ids
+    /// are 9 letters and digits, as these templates require.
+    /// </summary>
+    Mistral,
+    /// <summary>
+    /// Mistral's control tokens around each call's name, <c>[TOOL_CALLS]name[ARGS]{...}</c> (tokenizers v11 and later:
+    /// Mistral-Small-3.2, Magistral, Devstral, Ministral 3). Parsed like <see cref="Mistral"/>, which reads both forms;
+    /// a forced call is written in this one.
+    /// </summary>
+    MistralArgs,
 }
 
 /// <summary>Tool definitions and the JSON a chat template sees for them.</summary>
