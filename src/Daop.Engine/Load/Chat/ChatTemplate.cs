@@ -138,12 +138,16 @@ public sealed class ChatTemplate
         return Render(messages, addGenerationPrompt, variables, cancellationToken);
     }
 
+    // A call id as the template sees it: Mistral's templates raise an error unless it is 9 letters and digits, so other
+    // ids (OpenAI's call_..., or a client's own) are mapped to such ones, the same way in a call and in its result.
+    private string CallId(string id) => ToolCallSyntax is ToolCallSyntax.Mistral or ToolCallSyntax.MistralArgs ? ToolCall.MistralId(id) : id;
+
     // {role, content} plus, when present, tool_calls (assistant), tool_call_id and name (tool).
-    private static object? Message(ChatMessage m)
+    private object? Message(ChatMessage m)
     {
         var d = new Dictionary<string, object?> { ["role"] = m.Role, ["content"] = m.Content };
-        if (m.ToolCalls is { Count: > 0 } calls) d["tool_calls"] = ChatToolValues.Calls(calls);
-        if (m.ToolCallId != null) d["tool_call_id"] = m.ToolCallId;
+        if (m.ToolCalls is { Count: > 0 } calls) d["tool_calls"] = ChatToolValues.Calls(calls, CallId);
+        if (m.ToolCallId != null) d["tool_call_id"] = CallId(m.ToolCallId);
         if (m.Name != null) d["name"] = m.Name;
         return d;
     }
