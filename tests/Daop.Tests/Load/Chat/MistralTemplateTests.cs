@@ -49,4 +49,67 @@ public class MistralTemplateTests
             + "[TOOL_RESULTS]" + Result + "[/TOOL_RESULTS]2+2=4</s>",
             template.RenderWithTools(Conversation(), false, [Calculator]));
     }
+
+    [Fact]
+    public void OtherCallIdsReachTheTemplateAsNineCharacterOnes()
+    {
+        // The template itself refuses OpenAI-style ids...
+        var template = Fixture("mistral-7b-instruct-v0.3.jinja");
+        var raw = new List<object?>
+        {
+            new Dictionary<string, object?> { ["role"] = "user", ["content"] = "Time?" },
+            new Dictionary<string, object?> { ["role"] = "tool", ["content"] = "12:00", ["tool_call_id"] = "call_1" },
+        };
+        var e = Assert.Throws<ChatTemplateException>(() => template.Render([], false, new Dictionary<string, object?> { ["messages"] = raw }));
+        Assert.Equal("Tool call IDs should be alphanumeric strings with length 9!", e.Message);
+
+        // ...so they are mapped, the same way in the call and in its result; ids that fit stay as they are.
+        string id = ToolCall.MistralId("call_1");
+        Assert.Matches("^[A-Za-z0-9]{9}$", id);
+        string prompt = template.Render(Conversation("call_1"), false);
+        Assert.Contains("\"id\": \"" + id + "\"}]</s>", prompt);
+        Assert.Contains("\"call_id\": \"" + id + "\"}[/TOOL_RESULTS]", prompt);
+        Assert.Contains("\"id\": \"VvvODy9mT\"", template.Render(Conversation(), false));
+        // Hermes templates get ids as given.
+        Assert.Contains("call_1", ChatTemplate.Parse("{{ messages[1].tool_calls[0].id }}").Render(Conversation("call_1"), false));
+    }
+
+    // The assistant turn of Mistral's v11+ templates (Ministral 3, Devstral Small 2, Magistral: chat_template.jinja).
+    const string ArgsTemplate = """
+        {%- for message in messages %}
+            {%- if message['role'] == 'user' %}
+                {{- '[INST]' + message['content'] + '[/INST]' }}
+            {%- elif message['role'] == 'assistant' %}
+                {%- if message['tool_calls'] is defined and message['tool_calls'] is not none and message['tool_calls']|length > 0 %}
+                    {%- for tool in message['tool_calls'] %}
+                        {%- set arguments = tool['function']['arguments'] %}
+                        {%- if arguments is not string %}
+                            {%- set arguments = arguments|tojson|safe %}
+                        {%- elif arguments == '' %}
+                            {%- set arguments = '{}' %}
+                        {%- endif %}
+                        {{- '[TOOL_CALLS]' + tool['function']['name'] + '[ARGS]' + arguments }}
+                    {%- endfor %}
+                {%- endif %}
+                {{- eos_token }}
+            {%- elif message['role'] == 'tool' %}
+                {{- '[TOOL_RESULTS]' + message['content']|string + '[/TOOL_RESULTS]' }}
+            {%- endif %}
+        {%- endfor %}
+        """;
+
+    [Fact]
+    public void V11TemplatesWriteEachCallWithArgs()
+    {
+        var template = ChatTemplate.Parse(ArgsTemplate, "<s>", "</s>");
+        Assert.Equal(ToolCallSyntax.MistralArgs, template.ToolCallSyntax);
+        ChatMessage[] messages =
+        [
+            new("user", "Weather and time?"),
+            new("assistant", "") { ToolCalls = [new ToolCall("a", "get_weather", """{"city": "Paris"}"""), new ToolCall("b", "get_time", "")] },
+            new("tool", "sunny") { ToolCallId = "a" },
+        ];
+        Assert.Equal("""[INST]Weather and time?[/INST][TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]get_time[ARGS]{}</s>[TOOL_RESULTS]sunny[/TOOL_RESULTS]""",
+            template.Render(messages, false));
+    }
 }
