@@ -43,106 +43,33 @@ public sealed class ToolServerFixture : ServerFixture
 /// </summary>
 public sealed class ServerToolTests(ToolServerFixture f) : IClassFixture<ToolServerFixture>
 {
-    static readonly ToolDefinition Weather = new("get_weather", "Get the weather in a city",
-        "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}");
-    static readonly ToolDefinition Time = new("get_time", "The time now");
+    static readonly ToolDefinition Weather = ToolChat.Weather;
+    static readonly ToolDefinition Time = ToolChat.Time;
 
-    static JsonArray ToolsJson(params ToolDefinition[] tools) => new(tools.Select(t => (JsonNode)new JsonObject
-    {
-        ["type"] = "function",
-        ["function"] = new JsonObject
-        {
-            ["name"] = t.Name, ["description"] = t.Description,
-            ["parameters"] = t.Parameters == null ? null : JsonNode.Parse(t.Parameters),
-        },
-    }).ToArray());
+    static JsonArray ToolsJson(params ToolDefinition[] tools) => ToolChat.ToolsJson(tools);
 
-    static string Body(JsonNode? toolChoice, bool stream, double temperature = 0, int seed = 1, int maxTokens = 96, params ToolDefinition[] tools) => new JsonObject
-    {
-        ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "What is the weather in Paris?" }),
-        ["tools"] = ToolsJson(tools.Length > 0 ? tools : [Weather, Time]),
-        ["tool_choice"] = toolChoice,
-        ["max_tokens"] = maxTokens, ["temperature"] = temperature, ["seed"] = seed, ["stream"] = stream,
-    }.ToJsonString();
+    static string Body(JsonNode? toolChoice, bool stream, double temperature = 0, int seed = 1, int maxTokens = 96, params ToolDefinition[] tools) =>
+        ToolChat.Body(toolChoice, stream, temperature, seed, maxTokens, tools);
 
-    async Task<JsonElement> Post(string body)
-    {
-        using var resp = await f.Http.PostAsync("v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
-        string text = await resp.Content.ReadAsStringAsync();
-        Assert.True(resp.StatusCode == HttpStatusCode.OK, text);
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
+    Task<JsonElement> Post(string body) => ToolChat.Post(f.Http, body);
 
-    async Task<List<JsonElement>> PostStream(string body)
-    {
-        using var req = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        using var resp = await f.Http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
-        var events = new List<JsonElement>();
-        using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync());
-        while (await reader.ReadLineAsync() is { } line)
-            if (line.StartsWith("data: ", StringComparison.Ordinal) && line != "data: [DONE]") events.Add(JsonDocument.Parse(line[6..]).RootElement.Clone());
-        return events;
-    }
+    Task<List<JsonElement>> PostStream(string body) => ToolChat.PostStream(f.Http, body);
 
-    // (content, [(name, arguments)], finish) of a whole reply.
-    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Reply(JsonElement json)
-    {
-        var choice = json.GetProperty("choices")[0];
-        var message = choice.GetProperty("message");
-        var calls = message.TryGetProperty("tool_calls", out var tc)
-            ? tc.EnumerateArray().Select(c =>
-            {
-                Assert.StartsWith("call_", c.GetProperty("id").GetString());
-                Assert.Equal("function", c.GetProperty("type").GetString());
-                return (c.GetProperty("function").GetProperty("name").GetString()!, c.GetProperty("function").GetProperty("arguments").GetString()!);
-            }).ToList()
-            : [];
-        var content = message.GetProperty("content");
-        return (content.ValueKind == JsonValueKind.Null ? null : content.GetString(), calls, choice.GetProperty("finish_reason").GetString()!);
-    }
+    // (content, [(name, arguments)], finish) of a whole reply; Hermes call ids are OpenAI's.
+    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Reply(JsonElement json) => Hermes(ToolChat.Read(json));
 
-    // The same from a stream: content deltas joined, tool_calls deltas (each whole, indexed in order).
-    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Reply(List<JsonElement> events)
+    // The same from a stream.
+    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Reply(List<JsonElement> events) => Hermes(ToolChat.Read(events));
+
+    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Hermes(ToolChat.Reply r)
     {
-        var text = new StringBuilder();
-        var calls = new List<(string, string)>();
-        string finish = "";
-        foreach (var e in events)
-        {
-            var choice = e.GetProperty("choices")[0];
-            var delta = choice.GetProperty("delta");
-            if (delta.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String) text.Append(c.GetString());
-            if (delta.TryGetProperty("tool_calls", out var tc))
-                foreach (var call in tc.EnumerateArray())
-                {
-                    Assert.Equal(calls.Count, call.GetProperty("index").GetInt32());
-                    Assert.StartsWith("call_", call.GetProperty("id").GetString());
-                    calls.Add((call.GetProperty("function").GetProperty("name").GetString()!, call.GetProperty("function").GetProperty("arguments").GetString()!));
-                }
-            if (choice.GetProperty("finish_reason").ValueKind == JsonValueKind.String) finish = choice.GetProperty("finish_reason").GetString()!;
-        }
-        string content = text.ToString().Trim();
-        return (content.Length == 0 && calls.Count > 0 ? null : content, calls, finish);
+        foreach (var id in r.Ids) Assert.StartsWith("call_", id);
+        return (r.Content, r.Calls, r.Finish);
     }
 
     // A forced reply: one call to an allowed function with object arguments, or (cut short by max_tokens) the start of one.
-    static void AssertForced((string? Content, List<(string Name, string Args)> Calls, string Finish) r, string[] allowed)
-    {
-        if (r.Finish == "tool_calls")
-        {
-            Assert.Null(r.Content);
-            var (name, args) = Assert.Single(r.Calls);
-            Assert.Contains(name, allowed);
-            Assert.Equal(JsonValueKind.Object, JsonDocument.Parse(args).RootElement.ValueKind);
-        }
-        else
-        {
-            Assert.Equal("length", r.Finish);
-            Assert.Empty(r.Calls);
-            Assert.StartsWith("<tool_call>\n{\"name\": \"", r.Content);
-        }
-    }
+    static void AssertForced((string? Content, List<(string Name, string Args)> Calls, string Finish) r, string[] allowed) =>
+        ToolChat.AssertForced(new(r.Content, r.Calls, [], r.Finish), allowed, "<tool_call>\n{\"name\": \"");
 
     [Theory]
     [InlineData(0.0, 1)]
