@@ -22,11 +22,7 @@ public sealed class MistralToolServerFixture : ServerFixture
     /// <summary>A new temporary folder: links to the embedded model's files, its tokenizer with [TOOL_CALLS], Mistral's template.</summary>
     public static string MakeFolder()
     {
-        string dir = Directory.CreateTempSubdirectory("daop-mistral-tools-").FullName;
-        foreach (var file in Directory.GetFiles(TestPaths.DefaultModel))
-            if (Path.GetFileName(file) is not ("chat_template.jinja" or "tokenizer.json"))
-                File.CreateSymbolicLink(Path.Combine(dir, Path.GetFileName(file)), file);
-        File.Copy(Path.Combine(TestPaths.Root, "tests", "fixtures", "chat-templates", "mistral-7b-instruct-v0.3.jinja"), Path.Combine(dir, "chat_template.jinja"));
+        string dir = ToolServerFixture.LinkedFolder("mistral-7b-instruct-v0.3.jinja", "tokenizer.json");
         File.WriteAllText(Path.Combine(dir, "tokenizer.json"), WithToolCallsToken(File.ReadAllText(Path.Combine(TestPaths.DefaultModel, "tokenizer.json"))));
         return dir;
     }
@@ -146,30 +142,8 @@ public sealed class MistralServerToolTests(MistralToolServerFixture f) : IClassF
     [Fact]
     public async Task OpenAiCallIdsInTheMessagesReachTheTemplate()
     {
-        var body = new JsonObject
-        {
-            ["messages"] = new JsonArray(
-                new JsonObject { ["role"] = "user", ["content"] = "Weather in Paris?" },
-                new JsonObject
-                {
-                    ["role"] = "assistant", ["content"] = null,
-                    ["tool_calls"] = new JsonArray(new JsonObject
-                    {
-                        ["id"] = "call_1", ["type"] = "function",
-                        ["function"] = new JsonObject { ["name"] = "get_weather", ["arguments"] = "{\"city\": \"Paris\"}" },
-                    }),
-                },
-                new JsonObject { ["role"] = "tool", ["tool_call_id"] = "call_1", ["content"] = "20" }),
-            ["tools"] = ToolChat.ToolsJson(ToolChat.Weather),
-            ["max_tokens"] = 4, ["temperature"] = 0,
-        }.ToJsonString();
-        var json = await ToolChat.Post(f.Http, body);
-        ChatMessage[] typed =
-        [
-            new("user", "Weather in Paris?"),
-            new("assistant", "") { ToolCalls = [new ToolCall("call_1", "get_weather", "{\"city\": \"Paris\"}")] },
-            new("tool", "20") { ToolCallId = "call_1" },
-        ];
+        var json = await ToolChat.Post(f.Http, ToolChat.HistoryBody("20"));
+        var typed = ToolChat.History("20");
         int[] want = f.Model.ChatTokens(typed, [ToolChat.Weather]);
         Assert.Contains(MistralToolServerFixture.ToolCallsId, want); // the call in the history is the control token
         string id = ToolCall.MistralId("call_1");

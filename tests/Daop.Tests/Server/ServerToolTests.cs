@@ -17,13 +17,19 @@ public sealed class ToolServerFixture : ServerFixture
     string? _dir;
 
     /// <summary>A new temporary folder of links to the embedded model's files with Qwen2.5's template; delete it after.</summary>
-    public static string MakeFolder()
+    public static string MakeFolder() => LinkedFolder("qwen2.5-instruct.jinja");
+
+    /// <summary>
+    /// A new temporary folder of links to the embedded model's files, except <paramref name="ownFiles"/> (which the caller
+    /// writes), with <paramref name="template"/> from the chat-template fixtures as its chat_template.jinja.
+    /// </summary>
+    public static string LinkedFolder(string template, params string[] ownFiles)
     {
         string dir = Directory.CreateTempSubdirectory("daop-tools-").FullName;
         foreach (var file in Directory.GetFiles(TestPaths.DefaultModel))
-            if (Path.GetFileName(file) != "chat_template.jinja")
+            if (Path.GetFileName(file) != "chat_template.jinja" && !ownFiles.Contains(Path.GetFileName(file)))
                 File.CreateSymbolicLink(Path.Combine(dir, Path.GetFileName(file)), file);
-        File.Copy(Path.Combine(TestPaths.Root, "tests", "fixtures", "chat-templates", "qwen2.5-instruct.jinja"), Path.Combine(dir, "chat_template.jinja"));
+        File.Copy(Path.Combine(TestPaths.Root, "tests", "fixtures", "chat-templates", template), Path.Combine(dir, "chat_template.jinja"));
         return dir;
     }
 
@@ -124,30 +130,8 @@ public sealed class ServerToolTests(ToolServerFixture f) : IClassFixture<ToolSer
     [Fact]
     public async Task CallsAndToolAnswersInTheMessagesReachTheTemplate()
     {
-        var body = new JsonObject
-        {
-            ["messages"] = new JsonArray(
-                new JsonObject { ["role"] = "user", ["content"] = "Weather in Paris?" },
-                new JsonObject
-                {
-                    ["role"] = "assistant", ["content"] = null,
-                    ["tool_calls"] = new JsonArray(new JsonObject
-                    {
-                        ["id"] = "call_1", ["type"] = "function",
-                        ["function"] = new JsonObject { ["name"] = "get_weather", ["arguments"] = "{\"city\": \"Paris\"}" },
-                    }),
-                },
-                new JsonObject { ["role"] = "tool", ["tool_call_id"] = "call_1", ["content"] = "{\"temp\": 20}" }),
-            ["tools"] = ToolsJson(Weather),
-            ["max_tokens"] = 4, ["temperature"] = 0,
-        }.ToJsonString();
-        var json = await Post(body);
-        ChatMessage[] typed =
-        [
-            new("user", "Weather in Paris?"),
-            new("assistant", "") { ToolCalls = [new ToolCall("call_1", "get_weather", "{\"city\": \"Paris\"}")] },
-            new("tool", "{\"temp\": 20}") { ToolCallId = "call_1" },
-        ];
+        var json = await Post(ToolChat.HistoryBody("{\"temp\": 20}"));
+        var typed = ToolChat.History("{\"temp\": 20}");
         int[] want = f.Model.ChatTokens(typed, [Weather]);
         Assert.Contains("<tool_response>\n{\"temp\": 20}\n</tool_response>", f.Model.Tokenizer.Decode(want));
         Assert.Equal(want.Length, json.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());

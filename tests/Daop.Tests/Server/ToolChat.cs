@@ -38,6 +38,36 @@ static class ToolChat
         ["max_tokens"] = maxTokens, ["temperature"] = temperature, ["seed"] = seed, ["stream"] = stream,
     }.ToJsonString();
 
+    /// <summary>
+    /// A request whose messages hold a call (id <c>call_1</c>, OpenAI's style) to get_weather and its <paramref name="result"/>,
+    /// with get_weather offered, for 4 greedy tokens.
+    /// </summary>
+    public static string HistoryBody(string result) => new JsonObject
+    {
+        ["messages"] = new JsonArray(
+            new JsonObject { ["role"] = "user", ["content"] = "Weather in Paris?" },
+            new JsonObject
+            {
+                ["role"] = "assistant", ["content"] = null,
+                ["tool_calls"] = new JsonArray(new JsonObject
+                {
+                    ["id"] = "call_1", ["type"] = "function",
+                    ["function"] = new JsonObject { ["name"] = "get_weather", ["arguments"] = "{\"city\": \"Paris\"}" },
+                }),
+            },
+            new JsonObject { ["role"] = "tool", ["tool_call_id"] = "call_1", ["content"] = result }),
+        ["tools"] = ToolsJson(Weather),
+        ["max_tokens"] = 4, ["temperature"] = 0,
+    }.ToJsonString();
+
+    /// <summary>The messages of <see cref="HistoryBody"/>, typed.</summary>
+    public static ChatMessage[] History(string result) =>
+    [
+        new("user", "Weather in Paris?"),
+        new("assistant", "") { ToolCalls = [new ToolCall("call_1", "get_weather", "{\"city\": \"Paris\"}")] },
+        new("tool", result) { ToolCallId = "call_1" },
+    ];
+
     public static async Task<JsonElement> Post(HttpClient http, string body)
     {
         using var resp = await http.PostAsync("v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));

@@ -1,3 +1,4 @@
+using Daop.Engine.Generate;
 using Daop.Engine.Load.Chat;
 using Daop.Tests.Load.Tokenizer;
 
@@ -45,6 +46,10 @@ public class MistralTemplateTests
     {
         var template = Fixture("mistral-nemo-instruct-2407.jinja");
         Assert.Equal(ToolCallSyntax.Mistral, template.ToolCallSyntax);
+        // A forced call follows the template's spacing: none after the marker with tekken, one with sentencepiece.
+        Assert.Same(MistralToolCalls.Tight, ToolCallFormat.Of(template));
+        Assert.Same(MistralToolCalls.Spaced, ToolCallFormat.Of(Fixture("mistral-7b-instruct-v0.3.jinja")));
+        Assert.Null(ToolCallFormat.Of(Fixture("mixtral-8x7b-instruct-v0.1.jinja")));
         Assert.Equal("<s>[AVAILABLE_TOOLS]" + Tools + "[/AVAILABLE_TOOLS][INST]What's 2+2?[/INST][TOOL_CALLS]" + Call + "</s>"
             + "[TOOL_RESULTS]" + Result + "[/TOOL_RESULTS]2+2=4</s>",
             template.RenderWithTools(Conversation(), false, [Calculator]));
@@ -103,6 +108,7 @@ public class MistralTemplateTests
     {
         var template = ChatTemplate.Parse(ArgsTemplate, "<s>", "</s>");
         Assert.Equal(ToolCallSyntax.MistralArgs, template.ToolCallSyntax);
+        Assert.Same(MistralToolCalls.ArgsForm, ToolCallFormat.Of(template));
         ChatMessage[] messages =
         [
             new("user", "Weather and time?"),
