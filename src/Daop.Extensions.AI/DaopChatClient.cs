@@ -76,17 +76,17 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
         var (settings, tools) = Settings(options);
         var prompt = _model.ChatTokens(conversation, tools, cancellationToken);
         _model.CheckPromptLength(prompt.Length);
-        return Stream(prompt, settings, tools.Count > 0, cancellationToken);
+        return Stream(prompt, tools.Count > 0 ? settings with { KeepToolCallMarkers = true } : settings, tools.Count > 0, cancellationToken);
     }
 
-    // toolCalls: the reply is split into text and function calls as it streams (HermesToolCalls.Stream).
+    // toolCalls: the reply is split into text and function calls as it streams (the model's ToolCallFormat).
     async IAsyncEnumerable<ChatResponseUpdate> Stream(int[] prompt, GenerationSettings settings, bool toolCalls,
         [EnumeratorCancellation] CancellationToken cancel)
     {
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow;
         var stats = new GenerationStats();
-        var split = toolCalls ? new HermesToolCalls.Stream() : null;
+        var split = toolCalls ? _model.ToolCallFormat!.NewStream() : null;
         int calls = 0;
         ChatResponseUpdate Update(string? text, Engine.Load.Chat.ToolCall? call)
         {
@@ -210,8 +210,8 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
             Engine.Load.Chat.ToolDefinition.CheckName(f.Name);
             list.Add(new Engine.Load.Chat.ToolDefinition(f.Name, string.IsNullOrEmpty(f.Description) ? null : f.Description, f.JsonSchema.GetRawText()));
         }
-        if (_model.ToolCallSyntax == Engine.Load.Chat.ToolCallSyntax.None)
-            throw new NotSupportedException($"ChatOptions.Tools: the model's chat template describes no tool-call format Daop parses (Hermes <tool_call> blocks, as Qwen's templates write them)");
+        if (_model.ToolCallFormat == null)
+            throw new NotSupportedException($"ChatOptions.Tools: the model's chat template describes no tool-call format Daop parses ({ToolCallFormat.Known})");
         return list;
     }
 

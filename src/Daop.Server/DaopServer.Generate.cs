@@ -27,10 +27,10 @@ public sealed partial class DaopServer
     {
         var req = OpenAiRequests.ParseChat(await ReadBody(ctx), _o, _model.ContextLength, _model.SamplingDefaults);
         bool tools = req.Tools.Count > 0;
-        if (tools && _model.ToolCallSyntax == ToolCallSyntax.None)
+        if (tools && _model.ToolCallFormat == null)
             throw ApiException.Invalid("tools", _model.ChatTemplate == null
                 ? "this model has no chat template, so it cannot be offered tools"
-                : "this model's chat template describes no tool-call format this server parses (Hermes <tool_call> blocks, as Qwen's templates write them): send the request without 'tools'",
+                : $"this model's chat template describes no tool-call format this server parses ({ToolCallFormat.Known}): send the request without 'tools'",
                 "unsupported_parameter");
         int[] prompt;
         try
@@ -58,7 +58,8 @@ public sealed partial class DaopServer
         await Generate(ctx, chat: false, prompt, _model.StopTokenIds, req.Common, "prompt", req.Echo ? req.PromptText ?? _model.Tokenizer.Decode(prompt) : null);
     }
 
-    // toolCalls: the replies are split into text and tool calls (Hermes syntax), as they stream or whole.
+    // toolCalls: the replies are split into text and tool calls (the model's ToolCallFormat, its markers kept in the text),
+    // as they stream or whole.
     async Task Generate(HttpContext ctx, bool chat, int[] prompt, IReadOnlyList<int> stopIds, CommonRequest req, string promptParam, string? echo,
         bool toolCalls = false)
     {
@@ -69,7 +70,10 @@ public sealed partial class DaopServer
                 $"This model's maximum context length is {_model.ContextLength} tokens. However, your {(chat ? "messages" : "prompt")} resulted in {prompt.Length} tokens, " +
                 "leaving no room for a reply. Please reduce the length of the " + (chat ? "messages." : "prompt."),
                 param: promptParam, code: "context_length_exceeded");
-        var settings = req.Settings with { MaxTokens = Math.Min(req.Settings.MaxTokens, _model.ContextLength - prompt.Length) };
+        var settings = req.Settings with
+        {
+            MaxTokens = Math.Min(req.Settings.MaxTokens, _model.ContextLength - prompt.Length), KeepToolCallMarkers = toolCalls,
+        };
 
         int n = req.Choices; // each choice is a generation of its own and counts against the admission limit
         if (Interlocked.Add(ref _inFlight, n) > _o.MaxQueuedRequests)
@@ -109,7 +113,7 @@ public sealed partial class DaopServer
                     if (chat) await Event(body, r.ChunkRole(i), cts.Token);
                     if (echo != null) await Event(body, r.Chunk(i, echo), cts.Token);
                 }
-                var split = toolCalls ? Enumerable.Range(0, n).Select(_ => new HermesToolCalls.Stream()).ToArray() : null;
+                var split = toolCalls ? Enumerable.Range(0, n).Select(_ => _model.ToolCallFormat!.NewStream()).ToArray() : null;
                 async Task Send(int i, IEnumerable<(string? Text, ToolCall? Call)> parts)
                 {
                     foreach (var (text, call) in parts)
@@ -158,7 +162,7 @@ public sealed partial class DaopServer
                 {
                     var logprobs = Kept(Taken(stats[i]), t.Length - (echo?.Length ?? 0));
                     if (!toolCalls) return new OpenAiResponses.Choice(t, FinishOf(i), logprobs);
-                    var (content, made) = HermesToolCalls.Parse(t);
+                    var (content, made) = _model.ToolCallFormat!.Parse(t);
                     calls[i] = made.Count;
                     return new OpenAiResponses.Choice(content, FinishOf(i), logprobs, made);
                 }).ToArray();

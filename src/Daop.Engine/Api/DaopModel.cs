@@ -50,6 +50,8 @@ public sealed partial class DaopModel : IDisposable
     int _modelDisposed;
 
     string[]? _tokenTexts;
+    readonly IReadOnlySet<string> _shownMarkers;              // the tool-call format's markers, shown when decoding a reply with calls
+    readonly IReadOnlyDictionary<int, string> _markerTokens; // token id → the marker it writes, for forced calls
 
     DaopModel(MoeModel model, ModelThread thread, HfTokenizer tokenizer, ChatTemplate? template, int[] generationEos, SamplingDefaults sampling,
         int parallel)
@@ -68,6 +70,11 @@ public sealed partial class DaopModel : IDisposable
                 .Where(id => tokenizer.IsSpecial(id) && id < vocab))
             .Distinct().ToArray();
         Info = ModelInfo.Of(model, template != null);
+        ToolCallFormat = ToolCallFormat.Of(template);
+        var markers = ToolCallFormat?.Markers ?? [];
+        _shownMarkers = markers.ToHashSet(StringComparer.Ordinal);
+        _markerTokens = markers.Select(m => (Id: tokenizer.TokenToId(m), Marker: m)).Where(t => t.Id is { } id && id < vocab)
+            .ToDictionary(t => t.Id!.Value, t => t.Marker);
     }
 
     /// <summary>Shape, parameter counts and sizes of the model.</summary>
@@ -235,7 +242,8 @@ public sealed partial class DaopModel : IDisposable
     /// <summary>
     /// Like <see cref="ChatAsync(IReadOnlyList{ChatMessage}, GenerationSettings?, GenerationStats?, CancellationToken)"/>
     /// with <paramref name="tools"/> offered to the model through its chat template. The reply is the model's text, tool
-    /// calls included in its syntax: <see cref="HermesToolCalls"/> splits it (whole or as it streams). To force a call, set
+    /// calls included in its syntax (their markers shown, <see cref="GenerationSettings.KeepToolCallMarkers"/>):
+    /// <see cref="ToolCallFormat"/> splits it (whole or as it streams). To force a call, set
     /// <see cref="GenerationSettings.RequiredToolCall"/>.
     /// </summary>
     /// <exception cref="NotSupportedException">The model has no chat template, or its template describes no tool-call format Daop parses.</exception>
@@ -245,11 +253,15 @@ public sealed partial class DaopModel : IDisposable
     {
         settings ??= GenerationSettings.Default;
         settings.Validate();
+        if (tools.Count > 0) settings = settings with { KeepToolCallMarkers = true };
         return Run(ChatTokens(messages, tools, cancellationToken), settings, _chatStopIds, stats, cancellationToken);
     }
 
     /// <summary>How the model writes tool calls, as its chat template tells (<see cref="ToolCallSyntax.None"/> without a template or a known format).</summary>
     public ToolCallSyntax ToolCallSyntax => ChatTemplate?.ToolCallSyntax ?? ToolCallSyntax.None;
+
+    /// <summary>The format the model writes tool calls in (parsing, forcing, ids), or null when its template describes none Daop knows.</summary>
+    public ToolCallFormat? ToolCallFormat { get; }
 
     /// <summary>The prompt tokens <see cref="ChatAsync(IReadOnlyList{ChatMessage}, GenerationSettings?, GenerationStats?, CancellationToken)"/> would feed the model for <paramref name="messages"/>.</summary>
     public int[] ChatTokens(IReadOnlyList<ChatMessage> messages) => ChatTokens(messages, CancellationToken.None);
@@ -264,8 +276,8 @@ public sealed partial class DaopModel : IDisposable
         ArgumentNullException.ThrowIfNull(tools);
         if (tools.Count == 0) return ChatTokens(messages, cancellationToken);
         var template = Template();
-        if (template.ToolCallSyntax == ToolCallSyntax.None)
-            throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop parses (Hermes <tool_call> blocks, as Qwen's templates write them)");
+        if (ToolCallFormat == null)
+            throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop parses ({ToolCallFormat.Known})");
         return Tokenize(template.RenderWithTools(messages, addGenerationPrompt: true, tools, cancellationToken), addSpecialTokens: false);
     }
 
@@ -306,8 +318,8 @@ public sealed partial class DaopModel : IDisposable
     Func<ITokenConstraint>? Constraint(GenerationSettings s)
     {
         if (!s.JsonObject && s.JsonSchema == null && s.RequiredToolCall == null) return null;
-        if (s.RequiredToolCall != null && ToolCallSyntax != ToolCallSyntax.Hermes)
-            throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop can force (Hermes <tool_call> blocks)");
+        if (s.RequiredToolCall != null && ToolCallFormat == null)
+            throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop can force ({ToolCallFormat.Known})");
         var texts = TokenTexts();
         if (s.JsonObject) return () => new JsonObjectConstraint(texts);
         if (s.JsonSchema is { } schema)
@@ -317,8 +329,9 @@ public sealed partial class DaopModel : IDisposable
         }
         var tools = s.RequiredToolCall!;
         var names = tools.Select(t => t.Name).ToArray();
-        var schemas = tools.Select(t => HermesToolCallConstraint.ArgumentsGrammar(t.Parameters)).ToArray();
-        return () => new HermesToolCallConstraint(texts, names, schemas);
+        var schemas = tools.Select(t => ToolCallConstraint.ArgumentsGrammar(t.Parameters)).ToArray();
+        var format = ToolCallFormat!;
+        return () => format.Constraint(texts, names, schemas, _markerTokens);
     }
 
     async IAsyncEnumerable<string> Run(int[] ids, GenerationSettings s, int[] stopIds, GenerationStats? stats,
@@ -330,7 +343,8 @@ public sealed partial class DaopModel : IDisposable
         foreach (int id in ids)
             if ((uint)id >= (uint)vocab) throw new ArgumentException($"prompt token id {id} is outside the vocabulary [0, {vocab})");
         stats ??= new GenerationStats();
-        var streamer = Tokenizer.CreateStreamer();
+        // A reply with tool calls keeps the format's markers (special tokens) so the parser sees where calls begin.
+        var streamer = s.KeepToolCallMarkers || s.RequiredToolCall != null ? Tokenizer.CreateStreamer(_shownMarkers) : Tokenizer.CreateStreamer();
         var stop = s.Stop is { Count: > 0 } seqs ? new StopSequenceFilter(seqs) : null;
         var sampling = s.ToSampling(stopIds) with { Constraint = Constraint(s) };
         var tokens = _batcher != null ? Batched(ids, sampling, stats, cancel) : OneAtATime(ids, sampling, stats, cancel);

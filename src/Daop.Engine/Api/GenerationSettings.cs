@@ -53,6 +53,15 @@ public sealed record GenerationSettings
     /// would leave that form are never picked and generation stops where the call closes. Null (default): free text.
     /// </summary>
     public IReadOnlyList<ToolDefinition>? RequiredToolCall { get; init; }
+    /// <summary>
+    /// Write the special tokens that mark tool calls in the model's format (<see cref="ToolCallFormat.Markers"/>, e.g.
+    /// Mistral's <c>[TOOL_CALLS]</c>) into the text, which otherwise leaves special tokens out, so that the format's
+    /// parser finds the calls. <see cref="DaopModel.ChatAsync(IReadOnlyList{ChatMessage}, IReadOnlyList{ToolDefinition}, GenerationSettings?, GenerationStats?, CancellationToken)"/>
+    /// with tools and <see cref="RequiredToolCall"/> imply it; set it when generating from
+    /// <see cref="DaopModel.ChatTokens(IReadOnlyList{ChatMessage}, IReadOnlyList{ToolDefinition}, CancellationToken)"/>
+    /// and splitting the reply yourself. Other special tokens stay out.
+    /// </summary>
+    public bool KeepToolCallMarkers { get; init; }
     /// <summary>Text that ends generation; the stop sequence itself is not returned. Null or empty: none.</summary>
     public IReadOnlyList<string>? Stop { get; init; }
     /// <summary>

@@ -52,11 +52,15 @@ public struct JsonPrefix
     JsonScalars.StringPhase _string;
     JsonScalars.NumberPhase _number;
     bool _key;        // the string being read is an object key
+    bool _arrays;     // the top level may be an array too
     byte _literal;    // 0 true, 1 false, 2 null
 
     static readonly string[] Literals = ["true", "false", "null"];
 
-    /// <summary>True once the top-level object has closed.</summary>
+    /// <summary>A recognizer of prefixes of one JSON object or array (e.g. a list of tool calls).</summary>
+    public static JsonPrefix ObjectOrArray() => new() { _arrays = true };
+
+    /// <summary>True once the top-level object (or array, <see cref="ObjectOrArray"/>) has closed.</summary>
     public readonly bool IsComplete => _mode == Mode.After && _depth == 0;
 
     /// <summary>Reads one more character; false (and the state is then undefined) if it cannot continue a JSON object.</summary>
@@ -70,7 +74,7 @@ public struct JsonPrefix
         }
         switch (_mode)
         {
-            case Mode.Start: return blank || (c == '{' && Push(object_: true));
+            case Mode.Start: return blank || (c == '{' && Push(object_: true)) || (c == '[' && _arrays && Push(object_: false));
             case Mode.ObjectOpen:
                 if (c == '}') return Pop();
                 goto case Mode.Key;

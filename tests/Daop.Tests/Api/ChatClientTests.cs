@@ -179,6 +179,47 @@ public sealed class ChatClientTests : IDisposable
     }
 
     /// <summary>
+    /// A model with Mistral's template: a forced call comes back as a FunctionCallContent with a 9-character id, and that
+    /// call and its result go back in (the template refuses other ids).
+    /// </summary>
+    [Fact]
+    public async Task MistralCallsComeBackWithIdsItsTemplateTakes()
+    {
+        string dir = Daop.Tests.Server.MistralToolServerFixture.MakeFolder();
+        try
+        {
+            using var model = DaopModel.Load(dir);
+            IChatClient client = new DaopChatClient(model);
+            // No arguments at all, so the forced call closes at once.
+            var time = AIFunctionFactory.CreateDeclaration("get_time", "The time now",
+                System.Text.Json.JsonDocument.Parse("""{"type": "object", "properties": {}, "additionalProperties": false}""").RootElement);
+            List<ChatMessage> chat = [new(ChatRole.User, "Time?")];
+            var forced = await client.GetResponseAsync(chat, new ChatOptions { Tools = [time], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 200 });
+            Assert.True(forced.FinishReason == ChatFinishReason.ToolCalls, forced.Text);
+            var call = Assert.Single(forced.Messages.Single().Contents.OfType<FunctionCallContent>());
+            Assert.Equal("get_time", call.Name);
+            Assert.Matches("^[A-Za-z0-9]{9}$", call.CallId);
+            Assert.Equal("", forced.Text);
+            chat.AddRange(forced.Messages);
+            chat.Add(new ChatMessage(ChatRole.Tool, [new FunctionResultContent(call.CallId, "12:00")]));
+            var next = await client.GetResponseAsync(chat, new ChatOptions { Tools = [time], MaxOutputTokens = 2 });
+            DaopMessage[] typed =
+            [
+                new("user", "Time?"),
+                new("assistant", "") { ToolCalls = [new Daop.Engine.Load.Chat.ToolCall(call.CallId, "get_time", "{}")] },
+                new("tool", "12:00") { ToolCallId = call.CallId },
+            ];
+            int[] want = model.ChatTokens(typed, [new Daop.Engine.Load.Chat.ToolDefinition("get_time", "The time now", time.JsonSchema.GetRawText())]);
+            Assert.Contains($"\"call_id\": \"{call.CallId}\"", model.Tokenizer.Decode(want));
+            Assert.Equal(want.Length, next.Usage!.InputTokenCount);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// Microsoft.Extensions.AI's function-invocation loop over Daop: a forced call to get_time runs the function, its
     /// result goes back in, and the next reply (the tool mode no longer forced) is the model's answer to it.
     /// </summary>

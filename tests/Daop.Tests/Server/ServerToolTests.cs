@@ -17,13 +17,19 @@ public sealed class ToolServerFixture : ServerFixture
     string? _dir;
 
     /// <summary>A new temporary folder of links to the embedded model's files with Qwen2.5's template; delete it after.</summary>
-    public static string MakeFolder()
+    public static string MakeFolder() => LinkedFolder("qwen2.5-instruct.jinja");
+
+    /// <summary>
+    /// A new temporary folder of links to the embedded model's files, except <paramref name="ownFiles"/> (which the caller
+    /// writes), with <paramref name="template"/> from the chat-template fixtures as its chat_template.jinja.
+    /// </summary>
+    public static string LinkedFolder(string template, params string[] ownFiles)
     {
         string dir = Directory.CreateTempSubdirectory("daop-tools-").FullName;
         foreach (var file in Directory.GetFiles(TestPaths.DefaultModel))
-            if (Path.GetFileName(file) != "chat_template.jinja")
+            if (Path.GetFileName(file) != "chat_template.jinja" && !ownFiles.Contains(Path.GetFileName(file)))
                 File.CreateSymbolicLink(Path.Combine(dir, Path.GetFileName(file)), file);
-        File.Copy(Path.Combine(TestPaths.Root, "tests", "fixtures", "chat-templates", "qwen2.5-instruct.jinja"), Path.Combine(dir, "chat_template.jinja"));
+        File.Copy(Path.Combine(TestPaths.Root, "tests", "fixtures", "chat-templates", template), Path.Combine(dir, "chat_template.jinja"));
         return dir;
     }
 
@@ -43,106 +49,33 @@ public sealed class ToolServerFixture : ServerFixture
 /// </summary>
 public sealed class ServerToolTests(ToolServerFixture f) : IClassFixture<ToolServerFixture>
 {
-    static readonly ToolDefinition Weather = new("get_weather", "Get the weather in a city",
-        "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": [\"city\"]}");
-    static readonly ToolDefinition Time = new("get_time", "The time now");
+    static readonly ToolDefinition Weather = ToolChat.Weather;
+    static readonly ToolDefinition Time = ToolChat.Time;
 
-    static JsonArray ToolsJson(params ToolDefinition[] tools) => new(tools.Select(t => (JsonNode)new JsonObject
-    {
-        ["type"] = "function",
-        ["function"] = new JsonObject
-        {
-            ["name"] = t.Name, ["description"] = t.Description,
-            ["parameters"] = t.Parameters == null ? null : JsonNode.Parse(t.Parameters),
-        },
-    }).ToArray());
+    static JsonArray ToolsJson(params ToolDefinition[] tools) => ToolChat.ToolsJson(tools);
 
-    static string Body(JsonNode? toolChoice, bool stream, double temperature = 0, int seed = 1, int maxTokens = 96, params ToolDefinition[] tools) => new JsonObject
-    {
-        ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "What is the weather in Paris?" }),
-        ["tools"] = ToolsJson(tools.Length > 0 ? tools : [Weather, Time]),
-        ["tool_choice"] = toolChoice,
-        ["max_tokens"] = maxTokens, ["temperature"] = temperature, ["seed"] = seed, ["stream"] = stream,
-    }.ToJsonString();
+    static string Body(JsonNode? toolChoice, bool stream, double temperature = 0, int seed = 1, int maxTokens = 96, params ToolDefinition[] tools) =>
+        ToolChat.Body(toolChoice, stream, temperature, seed, maxTokens, tools);
 
-    async Task<JsonElement> Post(string body)
-    {
-        using var resp = await f.Http.PostAsync("v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
-        string text = await resp.Content.ReadAsStringAsync();
-        Assert.True(resp.StatusCode == HttpStatusCode.OK, text);
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
+    Task<JsonElement> Post(string body) => ToolChat.Post(f.Http, body);
 
-    async Task<List<JsonElement>> PostStream(string body)
-    {
-        using var req = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        using var resp = await f.Http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
-        var events = new List<JsonElement>();
-        using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync());
-        while (await reader.ReadLineAsync() is { } line)
-            if (line.StartsWith("data: ", StringComparison.Ordinal) && line != "data: [DONE]") events.Add(JsonDocument.Parse(line[6..]).RootElement.Clone());
-        return events;
-    }
+    Task<List<JsonElement>> PostStream(string body) => ToolChat.PostStream(f.Http, body);
 
-    // (content, [(name, arguments)], finish) of a whole reply.
-    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Reply(JsonElement json)
-    {
-        var choice = json.GetProperty("choices")[0];
-        var message = choice.GetProperty("message");
-        var calls = message.TryGetProperty("tool_calls", out var tc)
-            ? tc.EnumerateArray().Select(c =>
-            {
-                Assert.StartsWith("call_", c.GetProperty("id").GetString());
-                Assert.Equal("function", c.GetProperty("type").GetString());
-                return (c.GetProperty("function").GetProperty("name").GetString()!, c.GetProperty("function").GetProperty("arguments").GetString()!);
-            }).ToList()
-            : [];
-        var content = message.GetProperty("content");
-        return (content.ValueKind == JsonValueKind.Null ? null : content.GetString(), calls, choice.GetProperty("finish_reason").GetString()!);
-    }
+    // (content, [(name, arguments)], finish) of a whole reply; Hermes call ids are OpenAI's.
+    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Reply(JsonElement json) => Hermes(ToolChat.Read(json));
 
-    // The same from a stream: content deltas joined, tool_calls deltas (each whole, indexed in order).
-    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Reply(List<JsonElement> events)
+    // The same from a stream.
+    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Reply(List<JsonElement> events) => Hermes(ToolChat.Read(events));
+
+    static (string? Content, List<(string Name, string Args)> Calls, string Finish) Hermes(ToolChat.Reply r)
     {
-        var text = new StringBuilder();
-        var calls = new List<(string, string)>();
-        string finish = "";
-        foreach (var e in events)
-        {
-            var choice = e.GetProperty("choices")[0];
-            var delta = choice.GetProperty("delta");
-            if (delta.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String) text.Append(c.GetString());
-            if (delta.TryGetProperty("tool_calls", out var tc))
-                foreach (var call in tc.EnumerateArray())
-                {
-                    Assert.Equal(calls.Count, call.GetProperty("index").GetInt32());
-                    Assert.StartsWith("call_", call.GetProperty("id").GetString());
-                    calls.Add((call.GetProperty("function").GetProperty("name").GetString()!, call.GetProperty("function").GetProperty("arguments").GetString()!));
-                }
-            if (choice.GetProperty("finish_reason").ValueKind == JsonValueKind.String) finish = choice.GetProperty("finish_reason").GetString()!;
-        }
-        string content = text.ToString().Trim();
-        return (content.Length == 0 && calls.Count > 0 ? null : content, calls, finish);
+        foreach (var id in r.Ids) Assert.StartsWith("call_", id);
+        return (r.Content, r.Calls, r.Finish);
     }
 
     // A forced reply: one call to an allowed function with object arguments, or (cut short by max_tokens) the start of one.
-    static void AssertForced((string? Content, List<(string Name, string Args)> Calls, string Finish) r, string[] allowed)
-    {
-        if (r.Finish == "tool_calls")
-        {
-            Assert.Null(r.Content);
-            var (name, args) = Assert.Single(r.Calls);
-            Assert.Contains(name, allowed);
-            Assert.Equal(JsonValueKind.Object, JsonDocument.Parse(args).RootElement.ValueKind);
-        }
-        else
-        {
-            Assert.Equal("length", r.Finish);
-            Assert.Empty(r.Calls);
-            Assert.StartsWith("<tool_call>\n{\"name\": \"", r.Content);
-        }
-    }
+    static void AssertForced((string? Content, List<(string Name, string Args)> Calls, string Finish) r, string[] allowed) =>
+        ToolChat.AssertForced(new(r.Content, r.Calls, [], r.Finish), allowed, "<tool_call>\n{\"name\": \"");
 
     [Theory]
     [InlineData(0.0, 1)]
@@ -197,30 +130,8 @@ public sealed class ServerToolTests(ToolServerFixture f) : IClassFixture<ToolSer
     [Fact]
     public async Task CallsAndToolAnswersInTheMessagesReachTheTemplate()
     {
-        var body = new JsonObject
-        {
-            ["messages"] = new JsonArray(
-                new JsonObject { ["role"] = "user", ["content"] = "Weather in Paris?" },
-                new JsonObject
-                {
-                    ["role"] = "assistant", ["content"] = null,
-                    ["tool_calls"] = new JsonArray(new JsonObject
-                    {
-                        ["id"] = "call_1", ["type"] = "function",
-                        ["function"] = new JsonObject { ["name"] = "get_weather", ["arguments"] = "{\"city\": \"Paris\"}" },
-                    }),
-                },
-                new JsonObject { ["role"] = "tool", ["tool_call_id"] = "call_1", ["content"] = "{\"temp\": 20}" }),
-            ["tools"] = ToolsJson(Weather),
-            ["max_tokens"] = 4, ["temperature"] = 0,
-        }.ToJsonString();
-        var json = await Post(body);
-        ChatMessage[] typed =
-        [
-            new("user", "Weather in Paris?"),
-            new("assistant", "") { ToolCalls = [new ToolCall("call_1", "get_weather", "{\"city\": \"Paris\"}")] },
-            new("tool", "{\"temp\": 20}") { ToolCallId = "call_1" },
-        ];
+        var json = await Post(ToolChat.HistoryBody("{\"temp\": 20}"));
+        var typed = ToolChat.History("{\"temp\": 20}");
         int[] want = f.Model.ChatTokens(typed, [Weather]);
         Assert.Contains("<tool_response>\n{\"temp\": 20}\n</tool_response>", f.Model.Tokenizer.Decode(want));
         Assert.Equal(want.Length, json.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());

@@ -22,8 +22,15 @@ public sealed class ChatTemplate
         EosToken = eosToken;
         Limits = (limits ?? ChatTemplateLimits.Default).Validate();
         _program = Parser.Parse(source, Limits);
-        ToolCallSyntax = source.Contains("<tool_call>", StringComparison.Ordinal) ? ToolCallSyntax.Hermes : ToolCallSyntax.None;
+        ToolCallSyntax = SyntaxOf(source);
     }
+
+    // The format the template writes assistant calls in: the marker it prints for them.
+    private static ToolCallSyntax SyntaxOf(string source) =>
+        source.Contains("<tool_call>", StringComparison.Ordinal) ? ToolCallSyntax.Hermes
+        : !source.Contains("[TOOL_CALLS]", StringComparison.Ordinal) ? ToolCallSyntax.None
+        : source.Contains("[ARGS]", StringComparison.Ordinal) ? ToolCallSyntax.MistralArgs
+        : ToolCallSyntax.Mistral;
 
     /// <summary>The template text.</summary>
     public string Source { get; }
@@ -131,12 +138,16 @@ public sealed class ChatTemplate
         return Render(messages, addGenerationPrompt, variables, cancellationToken);
     }
 
+    // A call id as the template sees it: Mistral's templates raise an error unless it is 9 letters and digits, so other
+    // ids (OpenAI's call_..., or a client's own) are mapped to such ones, the same way in a call and in its result.
+    private string CallId(string id) => ToolCallSyntax is ToolCallSyntax.Mistral or ToolCallSyntax.MistralArgs ? ToolCall.MistralId(id) : id;
+
     // {role, content} plus, when present, tool_calls (assistant), tool_call_id and name (tool).
-    private static object? Message(ChatMessage m)
+    private object? Message(ChatMessage m)
     {
         var d = new Dictionary<string, object?> { ["role"] = m.Role, ["content"] = m.Content };
-        if (m.ToolCalls is { Count: > 0 } calls) d["tool_calls"] = ChatToolValues.Calls(calls);
-        if (m.ToolCallId != null) d["tool_call_id"] = m.ToolCallId;
+        if (m.ToolCalls is { Count: > 0 } calls) d["tool_calls"] = ChatToolValues.Calls(calls, CallId);
+        if (m.ToolCallId != null) d["tool_call_id"] = CallId(m.ToolCallId);
         if (m.Name != null) d["name"] = m.Name;
         return d;
     }

@@ -28,8 +28,36 @@ public sealed record ToolDefinition(string Name, string? Description = null, str
 /// <param name="Arguments">Its arguments: a JSON object, as text.</param>
 public sealed record ToolCall(string Id, string Name, string Arguments)
 {
+    /// <summary>Letters and digits: what Mistral's call ids are made of.</summary>
+    const string Alphanumerics = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+    /// <summary>Length of Mistral's call ids.</summary>
+    public const int MistralIdLength = 9;
+
     /// <summary>A new call id: <c>call_</c> and 24 random hex digits.</summary>
     public static string NewId() => "call_" + Guid.NewGuid().ToString("N")[..24];
+
+    /// <summary>A new call id as Mistral's templates require it: 9 random letters and digits.</summary>
+    public static string NewMistralId() => System.Security.Cryptography.RandomNumberGenerator.GetString(Alphanumerics, MistralIdLength);
+
+    /// <summary>Whether <paramref name="id"/> is 9 letters and digits, the only ids Mistral's templates accept.</summary>
+    public static bool IsMistralId(string id) => id.Length == MistralIdLength && id.All(char.IsAsciiLetterOrDigit);
+
+    /// <summary>
+    /// The id Mistral's templates see for <paramref name="id"/>: itself when it is one (<see cref="IsMistralId"/>), else
+    /// 9 letters and digits derived from it (e.g. from OpenAI's <c>call_...</c> ids), the same every time, so a call and
+    /// the tool result that quotes its id still match.
+    /// </summary>
+    public static string MistralId(string id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        if (IsMistralId(id)) return id;
+        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(id));
+        return string.Create(MistralIdLength, hash, (chars, h) =>
+        {
+            for (int i = 0; i < chars.Length; i++) chars[i] = Alphanumerics[h[i] % Alphanumerics.Length];
+        });
+    }
 }
 
 /// <summary>
@@ -44,6 +72,18 @@ public enum ToolCallSyntax
     /// Qwen3, and the Qwen MoE models).
     /// </summary>
     Hermes,
+    /// <summary>
+    /// Mistral's control token and a JSON array, <c>[TOOL_CALLS] [{"name": ..., "arguments": {...}}, ...]</c> (tokenizers
+    /// v3 to v7: Mistral-7B-Instruct-v0.3, Mixtral-8x22B-Instruct-v0.1, Mistral-Nemo, Mistral-Small up to 3.1). Call ids
+    /// are 9 letters and digits, as these templates require.
+    /// </summary>
+    Mistral,
+    /// <summary>
+    /// Mistral's control tokens around each call's name, <c>[TOOL_CALLS]name[ARGS]{...}</c> (tokenizers v11 and later:
+    /// Mistral-Small-3.2, Magistral, Devstral, Ministral 3). Parsed like <see cref="Mistral"/>, which reads both forms;
+    /// a forced call is written in this one.
+    /// </summary>
+    MistralArgs,
 }
 
 /// <summary>Tool definitions and the JSON a chat template sees for them.</summary>
@@ -59,12 +99,13 @@ static class ChatToolValues
     }).ToList();
 
     /// <summary>
-    /// A message's <c>tool_calls</c>: [{"id", "type": "function", "function": {"name", "arguments"}}], the arguments as
-    /// an object when they are one (Qwen2.5's template prints them with tojson), else as the text given.
+    /// A message's <c>tool_calls</c>: [{"id", "type": "function", "function": {"name", "arguments"}}], each id as
+    /// <paramref name="id"/> gives it to the template, the arguments as an object when they are one (Qwen2.5's template
+    /// prints them with tojson), else as the text given.
     /// </summary>
-    public static List<object?> Calls(IReadOnlyList<ToolCall> calls) => calls.Select(c => (object?)new Dictionary<string, object?>
+    public static List<object?> Calls(IReadOnlyList<ToolCall> calls, Func<string, string> id) => calls.Select(c => (object?)new Dictionary<string, object?>
     {
-        ["id"] = c.Id,
+        ["id"] = id(c.Id),
         ["type"] = "function",
         ["function"] = new Dictionary<string, object?> { ["name"] = c.Name, ["arguments"] = ObjectOrText(c.Arguments) },
     }).ToList();

@@ -170,18 +170,35 @@ public sealed class HfTokenizer
 
     /// <summary>Decodes ids to text; unknown ids are ignored, like the Rust library.</summary>
     /// <exception cref="ModelLoadException">A Replace decoder's regex ran past its match timeout, or a decoder made the text more than 64 times longer.</exception>
-    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true)
+    public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true) => Decode(ids, skipSpecialTokens, null);
+
+    /// <summary>
+    /// Like <see cref="Decode(ReadOnlySpan{int}, bool)"/> with special tokens skipped, except those whose text is in
+    /// <paramref name="shownSpecialTokens"/> (e.g. a tool-call marker a parser looks for).
+    /// </summary>
+    /// <exception cref="ModelLoadException">As <see cref="Decode(ReadOnlySpan{int}, bool)"/>.</exception>
+    public string Decode(ReadOnlySpan<int> ids, IReadOnlySet<string> shownSpecialTokens)
+        => Decode(ids, true, shownSpecialTokens ?? throw new ArgumentNullException(nameof(shownSpecialTokens)));
+
+    internal string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens, IReadOnlySet<string>? shown)
     {
         var tokens = new List<string>(ids.Length);
         foreach (int id in ids)
         {
             // Rust checks the token text, so a model token spelled like a special one is skipped too.
-            if (IdToToken(id) is { } token && !(skipSpecialTokens && _specialContents.Contains(token)))
+            if (IdToToken(id) is { } token && !(skipSpecialTokens && _specialContents.Contains(token) && shown?.Contains(token) != true))
                 tokens.Add(token);
         }
         return _decoder == null ? string.Join(" ", tokens) : string.Concat(_decoder.DecodeChain(tokens));
     }
 
     /// <summary>Creates a streamer that turns ids into text incrementally (see <see cref="TextStreamer"/>).</summary>
-    public TextStreamer CreateStreamer(bool skipSpecialTokens = true) => new(this, skipSpecialTokens);
+    public TextStreamer CreateStreamer(bool skipSpecialTokens = true) => new(this, skipSpecialTokens, null);
+
+    /// <summary>
+    /// Creates a streamer that skips special tokens except those whose text is in <paramref name="shownSpecialTokens"/>
+    /// (<see cref="Decode(ReadOnlySpan{int}, IReadOnlySet{string})"/>).
+    /// </summary>
+    public TextStreamer CreateStreamer(IReadOnlySet<string> shownSpecialTokens)
+        => new(this, true, shownSpecialTokens ?? throw new ArgumentNullException(nameof(shownSpecialTokens)));
 }

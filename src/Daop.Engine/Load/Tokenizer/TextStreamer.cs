@@ -9,7 +9,7 @@ namespace Daop.Engine.Load.Tokenizer;
 /// Uses the incremental scheme of text-generation-inference: decode the tokens of the last emitted
 /// step together with the new ones and release only the difference. Decoding with one step of
 /// context keeps decoders that treat the first token specially (Strip, Metaspace) consistent, so the
-/// concatenated output equals <see cref="HfTokenizer.Decode"/> of all ids, and each call costs
+/// concatenated output equals <see cref="HfTokenizer.Decode(ReadOnlySpan{int}, bool)"/> of all ids, and each call costs
 /// O(tokens since the last release) rather than O(all tokens). The one exception is invalid UTF-8
 /// from byte-fallback tokens: Decode turns a whole invalid byte run into U+FFFDs, while the streamer
 /// has already released the valid characters at its start.
@@ -18,14 +18,16 @@ public sealed class TextStreamer
 {
     private readonly HfTokenizer _tokenizer;
     private readonly bool _skipSpecialTokens;
+    private readonly IReadOnlySet<string>? _shown; // special tokens written out although skipped otherwise
     private readonly List<int> _ids = [];
     private int _prefixOffset; // first id of the context window (the last released step)
     private int _readOffset;   // first id not yet released
 
-    internal TextStreamer(HfTokenizer tokenizer, bool skipSpecialTokens)
+    internal TextStreamer(HfTokenizer tokenizer, bool skipSpecialTokens, IReadOnlySet<string>? shownSpecialTokens)
     {
         _tokenizer = tokenizer;
         _skipSpecialTokens = skipSpecialTokens;
+        _shown = shownSpecialTokens;
     }
 
     /// <summary>Adds one generated id and returns the text that is now complete (often empty).</summary>
@@ -47,15 +49,15 @@ public sealed class TextStreamer
     private string Release(bool final)
     {
         var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ids);
-        string prefixText = _tokenizer.Decode(span[_prefixOffset.._readOffset], _skipSpecialTokens);
-        string newText = _tokenizer.Decode(span[_prefixOffset..], _skipSpecialTokens);
+        string prefixText = _tokenizer.Decode(span[_prefixOffset.._readOffset], _skipSpecialTokens, _shown);
+        string newText = _tokenizer.Decode(span[_prefixOffset..], _skipSpecialTokens, _shown);
         if (!newText.StartsWith(prefixText, StringComparison.Ordinal))
         {
             // The context decodes differently once new ids follow it: a byte-fallback run that was a
             // valid character became invalid as a whole (the Rust decoder then turns every byte into
             // U+FFFD). Released text cannot be taken back, so decode the unreleased ids on their own.
             prefixText = "";
-            newText = _tokenizer.Decode(span[_readOffset..], _skipSpecialTokens);
+            newText = _tokenizer.Decode(span[_readOffset..], _skipSpecialTokens, _shown);
         }
         if (newText.Length <= prefixText.Length || !final && newText.EndsWith('\uFFFD'))
             return "";
