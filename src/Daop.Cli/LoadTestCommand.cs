@@ -33,7 +33,7 @@ static class LoadTestCommand
         {
             clients, seconds, maxTokens, maxQueue, parallel, json,
         };
-        m.AddTo(cmd, device: false);
+        m.AddTo(cmd);
         cmd.SetAction((r, cancel) => CliErrors.Run(() => Run(r, m, r.GetValue(clients), r.GetValue(seconds), r.GetValue(maxTokens),
             r.GetValue(maxQueue), r.GetValue(parallel), r.GetValue(json), cancel)));
         return cmd;

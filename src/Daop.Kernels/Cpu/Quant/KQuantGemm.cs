@@ -40,6 +40,19 @@ internal static class KQuantPaths
     /// </summary>
     public static bool Wide { get; } = Vector512.IsHardwareAccelerated && Avx512BW.IsSupported && Avx2Support.IsSupported
         && Environment.GetEnvironmentVariable("DAOP_KQUANT_AVX2") != "1";
+
+    /// <summary>
+    /// From how many tokens a pass takes the 512-bit path. Below it the 256-bit one is as fast or faster: its row's
+    /// unpacking is as costly, and the wide path's shuffles and two-row passes pay off only over many tokens. Dev VM
+    /// (Zen 5, 2026-12-06), GFLOP/s 256-bit vs 512-bit, q4_K, one thread: 2 tokens 62 vs 40, 4 tokens 84 vs 67, 8 tokens
+    /// 94 vs 89, 16 tokens 108 vs 107, one-token decode 6.2–6.6 vs 7.1–7.3 ms per Mixtral expert; two threads, 64 tokens
+    /// 160–172 vs 233–246. Xeon host of the H100 machine, 16 threads, 16 tokens: 1114–1118 vs 1437–1448.
+    /// </summary>
+    /// <remarks>
+    /// <c>DAOP_KQUANT_WIDE_MIN</c> sets another threshold, for tuning on other machines.
+    /// </remarks>
+    public static int WideMinTokens { get; } =
+        int.TryParse(Environment.GetEnvironmentVariable("DAOP_KQUANT_WIDE_MIN"), out int m) && m > 0 ? m : 16;
 }
 
 /// <summary>
@@ -88,23 +101,15 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         W = w.Data, WStride = w.RowBytes, Blocks = w.Cols / 256, X = x, Y = y, YStride = yStride, Tokens = tokens,
     };
 
-    /// <summary>
-    /// From how many tokens a pass takes the 512-bit path. Below it the 256-bit one is as fast or faster: its row's
-    /// unpacking is as costly, and the wide path's shuffles and two-row passes pay off only over many tokens. Dev VM
-    /// (Zen 5, 2026-12-06), GFLOP/s 256-bit vs 512-bit, q4_K, one thread: 2 tokens 62 vs 40, 4 tokens 84 vs 67, 8 tokens
-    /// 94 vs 89, 16 tokens 108 vs 107, one-token decode 6.2–6.6 vs 7.1–7.3 ms per Mixtral expert; two threads, 64 tokens
-    /// 160–172 vs 233–246. Xeon host of the H100 machine, 16 threads, 16 tokens: 1114–1118 vs 1437–1448.
-    /// </summary>
-    internal const int WideMinTokens = 16;
 
     /// <summary>Output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
     public static void Rows(in KArgs a, int r0, int r1, KQuantPath path = KQuantPath.Best)
     {
-        if (path == KQuantPath.Best && KQuantPaths.Wide && a.Tokens >= WideMinTokens) RowsWide(a, r0, r1);
+        if (path == KQuantPath.Best && KQuantPaths.Wide && a.Tokens >= KQuantPaths.WideMinTokens) RowsWide(a, r0, r1);
         else RowsNarrow(a, r0, r1, scalar: path == KQuantPath.Scalar);
     }
 
-    /// <summary><see cref="Rows"/> on AVX-512BW: two sub-blocks per register, two rows per pass (batches of <see cref="WideMinTokens"/> or more).</summary>
+    /// <summary><see cref="Rows"/> on AVX-512BW: two sub-blocks per register, two rows per pass (batches of <see cref="KQuantPaths.WideMinTokens"/> or more).</summary>
     [SkipLocalsInit]
     static void RowsWide(in KArgs a, int r0, int r1)
     {
