@@ -1,5 +1,6 @@
 using Daop.Engine.Device;
 using Daop.Engine.Device.Gpu;
+using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 
@@ -18,6 +19,7 @@ public sealed class GpuExpertScheduler : IExpertScheduler
     public const int FusedCombineMaxTokens = GpuResidentExperts.FusedCombineMaxTokens;
 
     readonly GpuResidentExperts _experts;
+    readonly bool _hostRouting = Environment.GetEnvironmentVariable("DAOP_GPU_ROUTING") == "host";
 
     /// <summary>Experts of <paramref name="weights"/> on <paramref name="device"/>.</summary>
     public GpuExpertScheduler(ModelWeights weights, int hidden, int numExperts, int expertInter, GpuDevice device) =>
@@ -28,6 +30,12 @@ public sealed class GpuExpertScheduler : IExpertScheduler
         : this(model.Weights, model.Config.HiddenSize, model.Config.NumExperts, model.Config.ExpertIntermediate,
             device as GpuDevice ?? throw new ArgumentException($"the GPU expert scheduler needs a GpuDevice, got {device.Name}", nameof(device)))
     { }
+
+    /// <summary>
+    /// Whether decode steps of up to <see cref="FusedCombineMaxTokens"/> tokens route on the GPU (softmax top-k routers),
+    /// so a layer never waits for the host; false with <c>DAOP_GPU_ROUTING=host</c> (for comparison).
+    /// </summary>
+    public bool RoutesOnDevice => !_hostRouting;
 
     /// <summary>Uploads every layer's experts now rather than on first use.</summary>
     public void Preload() => _experts.Preload();
@@ -40,5 +48,18 @@ public sealed class GpuExpertScheduler : IExpertScheduler
             if ((uint)r.Experts[i] >= (uint)_experts.Experts)
                 throw new ArgumentOutOfRangeException(nameof(r), $"expert {r.Experts[i]} of slot {i} is outside [0, {_experts.Experts})");
         _experts.Run(layer, x, r, y, tokens);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Decode only (up to <see cref="FusedCombineMaxTokens"/> tokens) with a softmax top-k router: the host's grouping
+    /// pays for its wait only when tokens share experts. NaN logits give NaN outputs (checked with the model's logits)
+    /// instead of the host's per-layer error.
+    /// </remarks>
+    public bool TryRunExpertsRoutedOnDevice(int layer, DeviceBuffer x, DeviceBuffer logits, RouterSpec router, int topK, DeviceBuffer y, int tokens)
+    {
+        if (_hostRouting || tokens <= 0 || tokens > FusedCombineMaxTokens || router is not RouterSpec.SoftmaxTopK softmax) return false;
+        _experts.RunRouted(layer, x, logits, topK, softmax.Renormalize, y, tokens);
+        return true;
     }
 }

@@ -1,3 +1,4 @@
+using Daop.Engine.Load.Config;
 using Daop.Engine.Device;
 using Daop.Engine.Model.Layers;
 
@@ -12,6 +13,15 @@ public interface IExpertScheduler
 {
     /// <summary>y [T, H] = Σ_k weights[t,k] · Expert_{experts[t,k]}(x[t]) for layer <paramref name="layer"/>.</summary>
     void RunExperts(int layer, DeviceBuffer x, RoutingBatch routing, DeviceBuffer y, int tokens);
+
+    /// <summary>
+    /// <see cref="RunExperts"/> with the routing left to the scheduler's device: <paramref name="logits"/> [T, E] are the
+    /// router's output, still on the device, routed as <paramref name="router"/> says to <paramref name="topK"/> experts.
+    /// Returns false, having done nothing, where the scheduler needs the routing on the host (placement decisions,
+    /// counts, CPU experts, a router its device does not run); the caller then routes on the host and calls
+    /// <see cref="RunExperts"/>. The default always returns false.
+    /// </summary>
+    bool TryRunExpertsRoutedOnDevice(int layer, DeviceBuffer x, DeviceBuffer logits, RouterSpec router, int topK, DeviceBuffer y, int tokens) => false;
 
     /// <summary>
     /// Called by the forward pass before each chunk: its tokens sit at positions <paramref name="startPos"/>.. of the

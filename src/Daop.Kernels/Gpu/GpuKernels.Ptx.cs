@@ -38,6 +38,7 @@ public sealed partial class GpuKernels
         ["Clamp"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Clamp))!,
         ["AddSigmoidScaled"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.AddSigmoidScaled))!,
         ["Combine"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Combine))!,
+        ["RouteSoftmaxTopK"] = typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.SoftmaxTopK))!,
         ["Attention"] = typeof(AttentionKernel).GetMethod(nameof(AttentionKernel.Causal))!,
         ["Gemv1.Q8_0"] = M(GemvKernels.Gemv1<Q8_0Format, Unroll4>),
         ["Gemv1.Q4_0"] = M(GemvKernels.Gemv1<Q4_0Format, Unroll4>),

@@ -143,6 +143,10 @@ public sealed partial class GpuKernels
     public void Combine(AcceleratorStream s, ArrayView<float> yk, ArrayView<float> y, int tokens, int topK, int width) =>
         _vector.Combine(s, yk, y, tokens, topK, width);
 
+    /// <inheritdoc cref="VectorOps.SoftmaxTopK"/>
+    public void SoftmaxTopK(AcceleratorStream s, ArrayView<float> logits, ArrayView<int> index, int tokens, int experts, int topK, bool renormalize) =>
+        _vector.SoftmaxTopK(s, logits, index, tokens, experts, topK, renormalize);
+
     /// <inheritdoc cref="VectorOps.Norm"/>
     public void Norm(AcceleratorStream s, ArrayView<float> x, ArrayView<float> y, ArrayView<float> weight, ArrayView<float>? bias,
         int rows, int n, float eps) => _vector.Norm(s, x, y, weight, bias, rows, n, eps);

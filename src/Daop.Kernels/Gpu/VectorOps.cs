@@ -5,7 +5,8 @@ namespace Daop.Kernels.Gpu;
 
 /// <summary>
 /// The element-wise and per-row kernels (<see cref="VectorKernels"/>): norms (a team per row), RoPE, embedding
-/// lookup, residual add, clamp, the sigmoid-gated add of a shared expert and the combine of per-slot expert outputs.
+/// lookup, residual add, clamp, the sigmoid-gated add of a shared expert, the combine of per-slot expert outputs, and
+/// softmax top-k routing (<see cref="RoutingKernels"/>, loaded on first use: only all-resident decode runs it).
 /// </summary>
 internal sealed class VectorOps
 {
@@ -17,6 +18,7 @@ internal sealed class VectorOps
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, float> _clamp;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _addSigmoid;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _combine;
+    Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, RouteArgs>? _route;
 
     public VectorOps(GpuLaunch launch)
     {
@@ -78,5 +80,22 @@ internal sealed class VectorOps
     public void Combine(AcceleratorStream s, ArrayView<float> yk, ArrayView<float> y, int tokens, int topK, int width)
     {
         if (tokens > 0) _combine(s, _launch.Elementwise((long)tokens * width), yk, y, tokens, topK, width);
+    }
+
+    /// <summary>
+    /// Routes <paramref name="tokens"/> rows of router logits [T, experts] to <paramref name="topK"/> experts each and
+    /// writes the grouped expert kernels' index (<see cref="RoutingKernels.IndexLength"/>(T·K) ints) without the host.
+    /// </summary>
+    public void SoftmaxTopK(AcceleratorStream s, ArrayView<float> logits, ArrayView<int> index, int tokens, int experts, int topK, bool renormalize)
+    {
+        if (tokens <= 0) return;
+        if (topK < 1 || topK > experts) throw new ArgumentOutOfRangeException(nameof(topK), topK, $"top-k must be in [1, {experts}]");
+        if (logits.Length < (long)tokens * experts || index.Length < RoutingKernels.IndexLength(tokens * topK))
+            throw new ArgumentException($"routing {tokens} tokens of {experts} experts needs {tokens * experts} logits and " +
+                $"{RoutingKernels.IndexLength(tokens * topK)} index ints, got {logits.Length} and {index.Length}");
+        _route ??= _launch.Loader.Load("RouteSoftmaxTopK",
+            a => a.LoadKernel<ArrayView<float>, ArrayView<int>, RouteArgs>(RoutingKernels.SoftmaxTopK));
+        var args = new RouteArgs { Tokens = tokens, Experts = experts, TopK = topK, Renormalize = renormalize ? 1 : 0, Lanes = _launch.Lanes };
+        _route(s, _launch.RowTeams(tokens), logits, index, args);
     }
 }

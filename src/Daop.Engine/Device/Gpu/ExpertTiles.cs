@@ -20,14 +20,15 @@ public sealed class ExpertTiles(int keys)
     readonly ExpertGroups _groups = new(keys);
     int[] _host = [];
     int _p;
+    bool _onDevice;
 
     /// <summary>Keys positions are grouped by.</summary>
     public int Keys => _groups.Keys;
     /// <summary>Positions of the chunk (T·K).</summary>
     public int AllPositions => _p;
     /// <summary>Positions taking part in this launch (n).</summary>
-    public int Positions => _groups.Items;
-    /// <summary>Positions of the largest group.</summary>
+    public int Positions => _onDevice ? _p : _groups.Items;
+    /// <summary>Positions of the largest group (on the host's layouts).</summary>
     public int MaxCount => _groups.MaxCount;
     /// <summary>Tiles laid out by <see cref="Layout(ReadOnlySpan{int}, ReadOnlySpan{float}, int)"/>.</summary>
     public int Tiles { get; private set; }
@@ -52,6 +53,23 @@ public sealed class ExpertTiles(int keys)
     {
         _groups.Sort(keyOf);
         _p = keyOf.Length;
+        _onDevice = false;
+    }
+
+    /// <summary>
+    /// The layout <see cref="Daop.Kernels.Gpu.RoutingKernels.SoftmaxTopK"/> writes on the device for
+    /// <paramref name="positions"/> routed positions, all taking part, one tile each: only the offsets are set here
+    /// (<see cref="Host"/> is not written, and <see cref="Upload"/> is not called).
+    /// </summary>
+    public void OnePerPosition(int positions)
+    {
+        _p = positions;
+        _onDevice = true;
+        Tiles = positions;
+        PosOffset = 4 * positions;
+        KeyOffset = 5 * positions;
+        WeightOffset = 6 * positions;
+        Length = RoutingKernels.IndexLength(positions);
     }
 
     /// <summary>Cuts the groups into tiles of up to <paramref name="tileSize"/> positions and writes the index, with <paramref name="weights"/> [P].</summary>

@@ -70,26 +70,57 @@ public sealed class GpuResidentExperts
         if (tokens <= 0) return;
         var (gate, up, down) = Stacks(layer);
         int k = r.TopK, p = tokens * k;
-        var kern = _d.Kernels;
         var keys = r.Experts.AsSpan(0, p);
         _tiles.Group(keys);
-        bool batched = _tiles.Layout(keys, r.Weights.AsSpan(0, p), kern, gate, down, mayBatch: tokens > FusedCombineMaxTokens);
-        if (_index == null || _index.Length < _tiles.Length)
+        bool batched = _tiles.Layout(keys, r.Weights.AsSpan(0, p), _d.Kernels, gate, down, mayBatch: tokens > FusedCombineMaxTokens);
+        var index = Index(_tiles.Length);
+        _tiles.Upload(_d, index);
+        Launch(gate, up, down, x, index, k, batched, y, tokens);
+    }
+
+    /// <summary>
+    /// As <see cref="Run"/> with the routing done on the device: softmax top-<paramref name="topK"/> of
+    /// <paramref name="logits"/> [T, E] (<see cref="RoutingKernels.SoftmaxTopK"/>) writes the work list, one tile per
+    /// position, so nothing waits for the host. For decode (up to <see cref="FusedCombineMaxTokens"/> tokens, where
+    /// the host's grouping would share few weight reads).
+    /// </summary>
+    public void RunRouted(int layer, DeviceBuffer x, DeviceBuffer logits, int topK, bool renormalize, DeviceBuffer y, int tokens)
+    {
+        if (tokens <= 0) return;
+        if (tokens > FusedCombineMaxTokens)
+            throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"device routing takes up to {FusedCombineMaxTokens} tokens");
+        var (gate, up, down) = Stacks(layer);
+        _tiles.OnePerPosition(tokens * topK);
+        var index = Index(_tiles.Length);
+        _d.Kernels.SoftmaxTopK(_d.Stream, ((GpuBuffer)logits).View, index, tokens, Experts, topK, renormalize);
+        Launch(gate, up, down, x, index, topK, batched: false, y, tokens);
+    }
+
+    // The device index of at least n ints (grows, then stays).
+    ArrayView<int> Index(int n)
+    {
+        if (_index == null || _index.Length < n)
         {
             if (_index != null) _d.Free(_index);
-            _index = _d.Accelerator.Allocate1D<int>(Math.Max(_tiles.Length, 256));
+            _index = _d.Accelerator.Allocate1D<int>(Math.Max(n, 256));
             _d.Track(_index);
         }
-        _tiles.Upload(_d, _index.View);
-        var h = _d.Scratch(ref _h, (long)p * _inter);
+        return _index.View;
+    }
+
+    // Gate/up, then down fused with the combine (decode) or down into per-position rows and a combine pass.
+    void Launch(in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down, DeviceBuffer x, ArrayView<int> index, int k, bool batched,
+        DeviceBuffer y, int tokens)
+    {
+        var h = _d.Scratch(ref _h, (long)_tiles.AllPositions * _inter);
         var ys = ((GpuBuffer)y).View;
         if (tokens <= FusedCombineMaxTokens)
-            _tiles.Launch(kern, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, _index.View, k, batched, ys, fusedCombine: true, tokens);
+            _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, index, k, batched, ys, fusedCombine: true, tokens);
         else
         {
-            var yk = _d.Scratch(ref _yk, (long)p * _hidden);
-            _tiles.Launch(kern, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, _index.View, k, batched, yk, fusedCombine: false, tokens);
-            kern.Combine(_d.Stream, yk, ys, tokens, k, _hidden);
+            var yk = _d.Scratch(ref _yk, (long)tokens * k * _hidden);
+            _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, index, k, batched, yk, fusedCombine: false, tokens);
+            _d.Kernels.Combine(_d.Stream, yk, ys, tokens, k, _hidden);
         }
     }
 }

@@ -55,19 +55,23 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
         var (d, s, t, l) = (step.Device, step.S, step.Tokens, step.Layer);
         int e = Spec.Experts, k = Spec.TopK, h = Router.W.Cols;
         d.Linear(Router, s.Xn, s.GateLogits, t);                                // logits [T, E]
-        d.CopyToHost(s.GateLogits, 0, s.HostLogits.AsSpan(0, t * e));
-        // Always checked (T·E floats already on the host): NaN logits would route to no expert at all.
-        NonFiniteException.ThrowIfAny(s.HostLogits.AsSpan(0, t * e), e, step.StartPos, l, "router logits");
-        var r = s.Routing;                                                      // ids, weights [T, K]
-        r.Tokens = t;
-        for (int i = 0; i < t; i++)
-            Layers.Router.Route(Spec.Router, s.HostLogits.AsSpan(i * e, e), r.Experts.AsSpan(i * k, k), r.Weights.AsSpan(i * k, k), s.Probs);
-        if (observer != null)
+        // out [T, H] = Σ_k w_k·Expert_k(xn): routed where the logits are when nobody on the host needs them (GPU decode).
+        if (observer != null || !experts.TryRunExpertsRoutedOnDevice(l, s.Xn, s.GateLogits, Spec.Router, k, s.Out, t))
         {
-            d.CopyToHost(s.Xn, 0, s.HostGate.AsSpan(0, t * h));
-            observer.OnRouted(l, step.StartPos, s.HostGate.AsSpan(0, t * h), s.HostLogits.AsSpan(0, t * e), r);
+            d.CopyToHost(s.GateLogits, 0, s.HostLogits.AsSpan(0, t * e));
+            // Always checked (T·E floats already on the host): NaN logits would route to no expert at all.
+            NonFiniteException.ThrowIfAny(s.HostLogits.AsSpan(0, t * e), e, step.StartPos, l, "router logits");
+            var r = s.Routing;                                                  // ids, weights [T, K]
+            r.Tokens = t;
+            for (int i = 0; i < t; i++)
+                Layers.Router.Route(Spec.Router, s.HostLogits.AsSpan(i * e, e), r.Experts.AsSpan(i * k, k), r.Weights.AsSpan(i * k, k), s.Probs);
+            if (observer != null)
+            {
+                d.CopyToHost(s.Xn, 0, s.HostGate.AsSpan(0, t * h));
+                observer.OnRouted(l, step.StartPos, s.HostGate.AsSpan(0, t * h), s.HostLogits.AsSpan(0, t * e), r);
+            }
+            experts.RunExperts(l, s.Xn, r, s.Out, t);
         }
-        experts.RunExperts(l, s.Xn, r, s.Out, t);                               // out [T, H] = Σ_k w_k·Expert_k(xn)
         switch (Spec.Shared)
         {
             case SharedExpertSpec.SigmoidGated:                                 // Qwen2-MoE
