@@ -57,6 +57,13 @@ public interface IDevice : IDisposable
     /// <summary>Rotates x [T, heads, D] for positions startPos..startPos+T−1.</summary>
     void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos);
 
+    /// <summary>Rotates q [T, qHeads, D] and k [T, kHeads, D] for positions startPos.. (one launch where the device can).</summary>
+    void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim, int startPos)
+    {
+        Rope(rope, q, tokens, qHeads, headDim, startPos);
+        Rope(rope, k, tokens, kHeads, headDim, startPos);
+    }
+
     /// <summary>
     /// Appends k, v [T, NKV·D] to the cache at startPos and writes causal attention of q [T, NH·D] over
     /// positions 0..startPos+t (or the last <paramref name="window"/>) into o [T, NH·D].
@@ -66,6 +73,16 @@ public interface IDevice : IDisposable
 
     /// <summary>acc[i] += x[i] for i &lt; count.</summary>
     void Add(DeviceBuffer acc, DeviceBuffer x, int count);
+
+    /// <summary>
+    /// x += r, then y = norm(x), over <paramref name="rows"/> rows of norm.Weight.Length: a sublayer's residual add and
+    /// the next norm (one launch where the device can).
+    /// </summary>
+    void AddNorm(NormWeights norm, DeviceBuffer x, DeviceBuffer r, DeviceBuffer y, int rows)
+    {
+        Add(x, r, rows * norm.Weight.Length);
+        Norm(norm, x, y, rows);
+    }
 
     /// <summary>y [T, H] = SwiGLU FFN of x [T, H].</summary>
     void Ffn(in ExpertWeights w, DeviceBuffer x, DeviceBuffer y, int tokens);

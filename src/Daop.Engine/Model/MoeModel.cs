@@ -271,14 +271,22 @@ public sealed partial class MoeModel : IDisposable
         else Experts.BeginChunk(startPos, t);
         d.Embed(tokens, Weights.Embed, _s.X);                                   // x [T, H]
         CheckResidual(t, startPos, null, "embedding");
+        // Each residual add is fused with the norm after it (one launch on the GPU) unless a check or the last layer's
+        // pruning comes between them; `pending` says x still lacks the previous sublayer's out.
+        bool pending = false, split = _checkBuffer != null;
+        int rows = t;
         for (int l = 0; l < Config.NumLayers; l++)
         {
             var w = Weights.Layers[l];
-            d.Norm(w.AttnNorm, _s.X, _s.Xn, t);                                 // xn [T, H]
+            AddNorm(w.AttnNorm, t, ref pending);                                // x += ffn; xn = norm(x) [T, H]
             w.Attention.Forward(new LayerStep(d, _s, l, t, startPos, batch), _rope[l], cache); // out [T, H]
-            d.Add(_s.X, _s.Out, t * h);                                         // x += attn
-            CheckResidual(t, startPos, l, "attention");
-            int rows = t;
+            pending = true;                                                     // x += attn
+            if (split || (l == lastLayer && prune))
+            {
+                d.Add(_s.X, _s.Out, t * h);
+                pending = false;
+                CheckResidual(t, startPos, l, "attention");
+            }
             if (l == lastLayer && prune)
             {
                 if (keep == 0) return 0;
@@ -286,12 +294,26 @@ public sealed partial class MoeModel : IDisposable
                 rows = 1;
             }
             int first = startPos + t - rows;
-            d.Norm(w.FfnNorm, _s.X, _s.Xn, rows);                               // xn [rows, H]
+            AddNorm(w.FfnNorm, rows, ref pending);                              // xn [rows, H]
             w.Ffn.Forward(new LayerStep(d, _s, l, rows, first), Experts, Observer); // out [rows, H]: MoE block or dense MLP
-            d.Add(_s.X, _s.Out, rows * h);                                      // x += ffn
-            CheckResidual(rows, first, l, w.Ffn.Stage);
+            pending = true;                                                     // x += ffn
+            if (split)
+            {
+                d.Add(_s.X, _s.Out, rows * h);
+                pending = false;
+                CheckResidual(rows, first, l, w.Ffn.Stage);
+            }
         }
+        if (pending) d.Add(_s.X, _s.Out, rows * h);
         return prune ? 0 : t - 1;
+    }
+
+    // xn = norm(x) over `rows` rows, adding the previous sublayer's out to x first when it is pending.
+    void AddNorm(NormWeights norm, int rows, ref bool pending)
+    {
+        if (pending) Device.AddNorm(norm, _s.X, _s.Out, _s.Xn, rows);
+        else Device.Norm(norm, _s.X, _s.Xn, rows);
+        pending = false;
     }
 
     // With ModelOptions.CheckFinite: the residual stream x [T, H] after a step must be finite.

@@ -149,11 +149,12 @@ public sealed partial class GpuKernels
 
     /// <inheritdoc cref="VectorOps.Norm"/>
     public void Norm(AcceleratorStream s, ArrayView<float> x, ArrayView<float> y, ArrayView<float> weight, ArrayView<float>? bias,
-        int rows, int n, float eps) => _vector.Norm(s, x, y, weight, bias, rows, n, eps);
+        int rows, int n, float eps, ArrayView<float>? residual = null) => _vector.Norm(s, x, y, weight, bias, rows, n, eps, residual);
 
     /// <inheritdoc cref="VectorOps.Rope"/>
     public void Rope(AcceleratorStream s, ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, int tokens, int heads,
-        int headDim, int half, int startPos) => _vector.Rope(s, x, cos, sin, tokens, heads, headDim, half, startPos);
+        int headDim, int half, int startPos, ArrayView<float>? x2 = null, int heads2 = 0) =>
+        _vector.Rope(s, x, cos, sin, tokens, heads, headDim, half, startPos, x2, heads2);
 
     /// <inheritdoc cref="VectorOps.Embed"/>
     public void Embed(AcceleratorStream s, in GpuMatrix table, ArrayView<int> tokens, ArrayView<float> x, int count) =>

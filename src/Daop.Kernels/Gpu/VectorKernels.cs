@@ -15,6 +15,8 @@ public struct NormArgs
     public int Layer;
     /// <summary>Threads per row team (power of two ≤ warp size).</summary>
     public int Lanes;
+    /// <summary>1: x += residual first (the residual add before the next norm, in the same pass).</summary>
+    public int Residual;
 }
 
 /// <summary>Scalar arguments of <see cref="VectorKernels.Rope"/>.</summary>
@@ -22,8 +24,10 @@ public struct RopeArgs
 {
     /// <summary>Tokens T.</summary>
     public int Tokens;
-    /// <summary>Heads per token.</summary>
+    /// <summary>Heads per token of x.</summary>
     public int Heads;
+    /// <summary>Heads per token of the second tensor (k beside q), 0 for none.</summary>
+    public int Heads2;
     /// <summary>Head width D.</summary>
     public int HeadDim;
     /// <summary>Rotated dims / 2 (cos/sin table width).</summary>
@@ -42,9 +46,11 @@ public static class VectorKernels
 
     /// <summary>
     /// y[row] = norm(x[row]) · weight (+ bias) for every row: RMSNorm x / √(mean x² + eps), or LayerNorm
-    /// (x − mean) / √(var + eps). y may alias x.
+    /// (x − mean) / √(var + eps). With Residual, x[row] += residual[row] first and is kept (the residual stream), so
+    /// the add after a sublayer and the norm before the next are one launch. y may alias x.
     /// </summary>
-    public static void Norm(ArrayView<float> x, ArrayView<float> y, ArrayView<float> weight, ArrayView<float> bias, NormArgs a)
+    public static void Norm(ArrayView<float> x, ArrayView<float> y, ArrayView<float> weight, ArrayView<float> bias,
+        ArrayView<float> residual, NormArgs a)
     {
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Stride / lanes;
@@ -54,6 +60,8 @@ public static class VectorKernels
             int row = it * teams + team;
             int n = row < a.Rows ? a.N : 0;
             long o = (long)row * a.N;
+            if (a.Residual != 0)                                    // each lane adds, then reads back, its own elements
+                for (int i = lane; i < n; i += lanes) x[o + i] += residual[o + i];
             float mean = 0;
             if (a.Layer != 0)
             {
@@ -77,19 +85,28 @@ public static class VectorKernels
         }
     }
 
-    /// <summary>Rotate-half RoPE of x [T, heads, D] in place for positions StartPos.. (pairs i, i + Half).</summary>
-    public static void Rope(ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, RopeArgs a)
+    /// <summary>
+    /// Rotate-half RoPE in place for positions StartPos.. (pairs i, i + Half) of x [T, Heads, D] and, in the same launch,
+    /// of x2 [T, Heads2, D] (q and k).
+    /// </summary>
+    public static void Rope(ArrayView<float> x, ArrayView<float> x2, ArrayView<float> cos, ArrayView<float> sin, RopeArgs a)
     {
-        int n = a.Tokens * a.Heads * a.Half;
+        int heads = a.Heads + a.Heads2, n = a.Tokens * heads * a.Half;
         for (int i = Grid.GlobalIndex.X; i < n; i += Stride)
         {
-            int f = i % a.Half, th = i / a.Half, t = th / a.Heads;
-            long b = (long)th * a.HeadDim + f;
+            int f = i % a.Half, th = i / a.Half, t = th / heads, hh = th - t * heads;
             long c = (long)(a.StartPos + t) * a.Half + f;
-            float x0 = x[b], x1 = x[b + a.Half], cs = cos[c], sn = sin[c];
-            x[b] = x0 * cs - x1 * sn;
-            x[b + a.Half] = x1 * cs + x0 * sn;
+            float cs = cos[c], sn = sin[c];
+            if (hh < a.Heads) RotatePair(x, ((long)t * a.Heads + hh) * a.HeadDim + f, a.Half, cs, sn);
+            else RotatePair(x2, ((long)t * a.Heads2 + hh - a.Heads) * a.HeadDim + f, a.Half, cs, sn);
         }
+    }
+
+    static void RotatePair(ArrayView<float> x, long b, int half, float cs, float sn)
+    {
+        float x0 = x[b], x1 = x[b + half];
+        x[b] = x0 * cs - x1 * sn;
+        x[b + half] = x1 * cs + x0 * sn;
     }
 
     /// <summary>

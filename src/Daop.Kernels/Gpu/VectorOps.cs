@@ -11,8 +11,8 @@ namespace Daop.Kernels.Gpu;
 internal sealed class VectorOps
 {
     readonly GpuLaunch _launch;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs> _norm;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs> _rope;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs> _norm;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs> _rope;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int> _embed;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> _add;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, float> _clamp;
@@ -24,8 +24,8 @@ internal sealed class VectorOps
     {
         _launch = launch;
         var l = launch.Loader;
-        _norm = l.Load("Norm", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>(VectorKernels.Norm));
-        _rope = l.Load("Rope", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs>(VectorKernels.Rope));
+        _norm = l.Load("Norm", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>(VectorKernels.Norm));
+        _rope = l.Load("Rope", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs>(VectorKernels.Rope));
         _embed = l.Load("Embed", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int>(VectorKernels.Embed));
         _add = l.Load("Add", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int>(VectorKernels.Add));
         _clamp = l.Load("Clamp", a => a.LoadKernel<ArrayView<float>, int, float>(VectorKernels.Clamp));
@@ -33,22 +33,29 @@ internal sealed class VectorOps
         _combine = l.Load("Combine", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int>(VectorKernels.Combine));
     }
 
-    /// <summary>RMSNorm (bias null) or LayerNorm of <paramref name="rows"/> rows of weight.Length; y may be x.</summary>
+    /// <summary>
+    /// RMSNorm (bias null) or LayerNorm of <paramref name="rows"/> rows of weight.Length; y may be x. With
+    /// <paramref name="residual"/>, x += residual first (kept in x).
+    /// </summary>
     public void Norm(AcceleratorStream s, ArrayView<float> x, ArrayView<float> y, ArrayView<float> weight, ArrayView<float>? bias,
-        int rows, int n, float eps)
+        int rows, int n, float eps, ArrayView<float>? residual = null)
     {
         if (rows <= 0) return;
-        var a = new NormArgs { Rows = rows, N = n, Eps = eps, Layer = bias != null ? 1 : 0, Lanes = _launch.Lanes };
-        _norm(s, _launch.RowTeams(rows), x, y, weight, bias ?? _launch.Loader.DummyF, a);
+        var a = new NormArgs { Rows = rows, N = n, Eps = eps, Layer = bias != null ? 1 : 0, Lanes = _launch.Lanes, Residual = residual != null ? 1 : 0 };
+        _norm(s, _launch.RowTeams(rows), x, y, weight, bias ?? _launch.Loader.DummyF, residual ?? _launch.Loader.DummyF, a);
     }
 
-    /// <summary>Rotate-half RoPE of x [T, heads, headDim] for positions startPos.. from cos/sin tables [positions, half].</summary>
+    /// <summary>
+    /// Rotate-half RoPE of x [T, heads, headDim] and, when <paramref name="heads2"/> &gt; 0, of x2 [T, heads2, headDim]
+    /// in the same launch, for positions startPos.. from cos/sin tables [positions, half].
+    /// </summary>
     public void Rope(AcceleratorStream s, ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, int tokens, int heads,
-        int headDim, int half, int startPos)
+        int headDim, int half, int startPos, ArrayView<float>? x2 = null, int heads2 = 0)
     {
         if (tokens <= 0 || half == 0) return;
-        var a = new RopeArgs { Tokens = tokens, Heads = heads, HeadDim = headDim, Half = half, StartPos = startPos };
-        _rope(s, _launch.Elementwise((long)tokens * heads * half), x, cos, sin, a);
+        if (x2 == null) heads2 = 0;
+        var a = new RopeArgs { Tokens = tokens, Heads = heads, Heads2 = heads2, HeadDim = headDim, Half = half, StartPos = startPos };
+        _rope(s, _launch.Elementwise((long)tokens * (heads + heads2) * half), x, x2 ?? _launch.Loader.DummyF, cos, sin, a);
     }
 
     /// <summary>x[t] = table[tokens[t]] widened to fp32.</summary>

@@ -53,6 +53,62 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         }
     }
 
+    /// <summary>With a residual: x += r is kept in x, and y is the norm of the sum (the add before a norm, fused).</summary>
+    [Theory]
+    [InlineData(3, 33, 1, false)]
+    [InlineData(2, 80, 4, false)]
+    [InlineData(3, 17, 4, true)]
+    public void NormAddsTheResidualFirst(int rows, int n, int lanes, bool layer)
+    {
+        var x = NativeWeights.Floats(rows * n, n + rows, 3f);
+        var r = NativeWeights.Floats(rows * n, 7, 2f);
+        var w = NativeWeights.Floats(n, 2);
+        var b = NativeWeights.Floats(n, 4);
+        var sum = x.Zip(r, (p, q) => p + q).ToArray();
+        var want = new float[rows * n];
+        if (layer) LayerNorm.Scalar(sum, w, b, 1e-5f, want);
+        else RmsNorm.Scalar(sum, w, 1e-5f, want);
+        using var xb = gpu.Upload(x);
+        using var rb = gpu.Upload(r);
+        using var yb = gpu.Zeros(rows * n);
+        using var wb = gpu.Upload(w);
+        using var bb = gpu.Upload(b);
+        gpu.WithLanes(lanes, 1, () => gpu.Kernels.Norm(gpu.Stream, xb.View, yb.View, wb.View, layer ? bb.View : null, rows, n, 1e-5f, rb.View));
+        var gotX = gpu.Read(xb, rows * n);
+        var got = gpu.Read(yb, rows * n);
+        for (int i = 0; i < rows * n; i++)
+        {
+            Assert.Equal(sum[i], gotX[i]);
+            Close(want[i], got[i], 1e-5 * (Math.Abs(want[i]) + 4), $"rows={rows} n={n} lanes={lanes} layer={layer} [{i}]");
+        }
+    }
+
+    /// <summary>q and k rotated in one launch equal two single launches.</summary>
+    [Theory]
+    [InlineData(1, 4, 2, 16, 8, 3)]
+    [InlineData(3, 5, 1, 6, 3, 0)]
+    [InlineData(2, 2, 2, 16, 4, 9)]    // partial rotary
+    public void RopeOfQAndKInOneLaunch(int tokens, int heads, int kvHeads, int headDim, int half, int startPos)
+    {
+        int positions = startPos + tokens;
+        var cos = NativeWeights.Floats(positions * half, 1);
+        var sin = NativeWeights.Floats(positions * half, 2);
+        var q = NativeWeights.Floats(tokens * heads * headDim, 3);
+        var k = NativeWeights.Floats(tokens * kvHeads * headDim, 5);
+        using var cb = gpu.Upload(cos);
+        using var sb = gpu.Upload(sin);
+        using var q1 = gpu.Upload(q);
+        using var k1 = gpu.Upload(k);
+        using var q2 = gpu.Upload(q);
+        using var k2 = gpu.Upload(k);
+        gpu.Kernels.Rope(gpu.Stream, q1.View, cb.View, sb.View, tokens, heads, headDim, half, startPos);
+        gpu.Kernels.Rope(gpu.Stream, k1.View, cb.View, sb.View, tokens, kvHeads, headDim, half, startPos);
+        gpu.Kernels.Rope(gpu.Stream, q2.View, cb.View, sb.View, tokens, heads, headDim, half, startPos, k2.View, kvHeads);
+        Assert.Equal(gpu.Read(q1, q.Length), gpu.Read(q2, q.Length));
+        Assert.Equal(gpu.Read(k1, k.Length), gpu.Read(k2, k.Length));
+        Assert.NotEqual(k, gpu.Read(k2, k.Length));
+    }
+
     [Theory]
     [InlineData(1, 4, 16, 8, 0)]
     [InlineData(3, 2, 16, 8, 5)]

@@ -241,6 +241,13 @@ public sealed class GpuDevice : IDevice
     }
 
     /// <inheritdoc />
+    public void AddNorm(NormWeights n, DeviceBuffer x, DeviceBuffer r, DeviceBuffer y, int rows)
+    {
+        ArrayView<float>? bias = n.Kind == Load.Config.NormKind.LayerNorm ? Vector(n.Bias!) : null;
+        Kernels.Norm(Stream, V(x), V(y), Vector(n.Weight), bias, rows, n.Weight.Length, n.Eps, V(r));
+    }
+
+    /// <inheritdoc />
     public void Linear(LinearWeights w, DeviceBuffer x, DeviceBuffer y, int tokens) =>
         Kernels.Gemv(Stream, Matrix(w.W), V(x), V(y), tokens, w.Bias is { } b ? Vector(b) : null);
 
@@ -253,6 +260,14 @@ public sealed class GpuDevice : IDevice
         if (startPos + tokens > rope.Capacity)
             throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the RoPE table ({rope.Capacity})");
         Kernels.Rope(Stream, V(x), Vector(rope.Cos), Vector(rope.Sin), tokens, heads, headDim, rope.Half, startPos);
+    }
+
+    /// <inheritdoc />
+    public void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim, int startPos)
+    {
+        if (startPos + tokens > rope.Capacity)
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the RoPE table ({rope.Capacity})");
+        Kernels.Rope(Stream, V(q), Vector(rope.Cos), Vector(rope.Sin), tokens, qHeads, headDim, rope.Half, startPos, V(k), kHeads);
     }
 
     /// <inheritdoc />

@@ -74,8 +74,7 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
             for (int r = 0; r < t; r++) AttendRow(d, s, step.Layer, rope, r, b.Positions[r], b.Caches[r]);
         else
         {
-            d.Rope(rope, s.Q, t, nh, hd, step.StartPos);
-            d.Rope(rope, s.K, t, nkv, hd, step.StartPos);
+            d.Rope(rope, s.Q, nh, s.K, nkv, t, hd, step.StartPos);
             d.Attention(cache, step.Layer, s.Q, s.K, s.V, s.Ctx, t, step.StartPos, nh, nkv, hd, Spec.SlidingWindow); // ctx [T, NH·D]
         }
         d.Linear(O, s.Ctx, s.Out, t);                                           // out [T, H]
@@ -89,8 +88,7 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
         d.Copy(s.Q, r * q, s.RowQ, 0, q);
         d.Copy(s.K, r * kv, s.RowK, 0, kv);
         d.Copy(s.V, r * kv, s.RowV, 0, kv);
-        d.Rope(rope, s.RowQ, 1, nh, hd, pos);
-        d.Rope(rope, s.RowK, 1, nkv, hd, pos);
+        d.Rope(rope, s.RowQ, nh, s.RowK, nkv, 1, hd, pos);
         d.Attention(cache, layer, s.RowQ, s.RowK, s.RowV, s.RowCtx, 1, pos, nh, nkv, hd, Spec.SlidingWindow); // [1, NH·D]
         d.Copy(s.RowCtx, 0, s.Ctx, r * q, q);
     }
