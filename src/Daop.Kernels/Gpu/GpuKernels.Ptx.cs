@@ -32,6 +32,7 @@ public sealed partial class GpuKernels
         ["MmaGateUp"] = M(MmaKernels.GateUp<TensorCoreAcc, Bf16Format>),
         ["MmaDown"] = M(MmaKernels.Down<TensorCoreAcc, Bf16Format>),
         ["Norm"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Norm))!,
+        ["NormRows"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.NormRows))!,
         ["Rope"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Rope))!,
         ["Embed"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Embed))!,
         ["Add"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Add))!,

@@ -86,6 +86,100 @@ public static class VectorKernels
     }
 
     /// <summary>
+    /// <see cref="Norm"/> with a whole group per row, for wide rows (the hidden state: a warp per row of 2048 floats
+    /// waits on 64 loads in a row per pass, ~60 µs a decode step on an H100): each thread takes every Group.DimX-th
+    /// element (whole Float4s when the row length is a multiple of 4: x4, y4, w4, b4, r4 are the same views as Float4),
+    /// warps reduce by shuffles and the group through shared memory.
+    /// </summary>
+    public static void NormRows(ArrayView<float> x, ArrayView<float> y, ArrayView<float> weight, ArrayView<float> bias,
+        ArrayView<float> residual, ArrayView<Float4> x4, ArrayView<Float4> y4, ArrayView<Float4> w4, ArrayView<Float4> b4,
+        ArrayView<Float4> r4, NormArgs a)
+    {
+        var partial = SharedMemory.Allocate<float>(MaxWarps);
+        int tid = Group.IdxX, g = Group.DimX, n = a.N;
+        bool vec = (n & 3) == 0;
+        int m = vec ? n >> 2 : n;                                   // items per row: Float4s or floats
+        for (int row = Grid.IdxX; row < a.Rows; row += Grid.DimX)   // uniform within the group
+        {
+            long o = (long)row * m;
+            float s1 = 0, s2 = 0;                                   // Σx (LayerNorm's mean), Σx² (RMSNorm)
+            for (int i = tid; i < m; i += g)
+            {
+                if (vec)
+                {
+                    Float4 v = x4[o + i];
+                    if (a.Residual != 0) { Float4 r = r4[o + i]; v.X += r.X; v.Y += r.Y; v.Z += r.Z; v.W += r.W; x4[o + i] = v; }
+                    s1 += v.X + v.Y + v.Z + v.W;
+                    s2 += v.X * v.X + v.Y * v.Y + v.Z * v.Z + v.W * v.W;
+                }
+                else
+                {
+                    float v = x[o + i];
+                    if (a.Residual != 0) { v += residual[o + i]; x[o + i] = v; }
+                    s1 += v;
+                    s2 += v * v;
+                }
+            }
+            float mean = 0, inv;
+            if (a.Layer != 0)
+            {
+                mean = GroupSum(s1, partial) / n;
+                float ss = 0;                                       // Σ(x − mean)²: the two-pass variance, as the CPU's
+                for (int i = tid; i < m; i += g)
+                {
+                    if (vec)
+                    {
+                        Float4 v = x4[o + i];
+                        float d0 = v.X - mean, d1 = v.Y - mean, d2 = v.Z - mean, d3 = v.W - mean;
+                        ss += d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
+                    }
+                    else
+                    {
+                        float d = x[o + i] - mean;
+                        ss += d * d;
+                    }
+                }
+                inv = 1f / MathF.Sqrt(GroupSum(ss, partial) / n + a.Eps);
+            }
+            else inv = 1f / MathF.Sqrt(GroupSum(s2, partial) / n + a.Eps);
+            for (int i = tid; i < m; i += g)
+            {
+                if (vec)
+                {
+                    Float4 v = x4[o + i], w = w4[i];
+                    Float4 r;
+                    r.X = (v.X - mean) * inv * w.X;
+                    r.Y = (v.Y - mean) * inv * w.Y;
+                    r.Z = (v.Z - mean) * inv * w.Z;
+                    r.W = (v.W - mean) * inv * w.W;
+                    if (a.Layer != 0) { Float4 b = b4[i]; r.X += b.X; r.Y += b.Y; r.Z += b.Z; r.W += b.W; }
+                    y4[o + i] = r;
+                }
+                else
+                {
+                    float r = (x[o + i] - mean) * inv * weight[i];
+                    y[o + i] = a.Layer != 0 ? r + bias[i] : r;
+                }
+            }
+        }
+    }
+
+    /// <summary>Most warps a group of <see cref="NormRows"/> may hold.</summary>
+    public const int MaxWarps = 32;
+
+    // Σ v over the group (every thread gets it): shuffles within each warp, then the warps' partials through shared memory.
+    static float GroupSum(float v, ArrayView<float> partial)
+    {
+        v = GpuMath.TeamSum(v, Warp.WarpSize);
+        if (Warp.LaneIdx == 0) partial[Warp.WarpIdx] = v;
+        Group.Barrier();
+        float t = 0;
+        for (int w = 0; w < Group.DimX / Warp.WarpSize; w++) t += partial[w];
+        Group.Barrier();                                            // partial is reused by the next sum
+        return t;
+    }
+
+    /// <summary>
     /// Rotate-half RoPE in place for positions StartPos.. (pairs i, i + Half) of x [T, Heads, D] and, in the same launch,
     /// of x2 [T, Heads2, D] (q and k).
     /// </summary>

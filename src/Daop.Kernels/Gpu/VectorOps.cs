@@ -19,6 +19,12 @@ internal sealed class VectorOps
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _addSigmoid;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _combine;
     Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, RouteArgs>? _route;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, NormArgs> _normRows;
+    readonly int _normRowsGroup;
+
+    /// <summary>Rows at least this wide take a whole group each (<see cref="VectorKernels.NormRows"/>).</summary>
+    public const int WideRow = 256;
 
     public VectorOps(GpuLaunch launch)
     {
@@ -30,6 +36,12 @@ internal sealed class VectorOps
         _add = l.Load("Add", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int>(VectorKernels.Add));
         _clamp = l.Load("Clamp", a => a.LoadKernel<ArrayView<float>, int, float>(VectorKernels.Clamp));
         _addSigmoid = l.Load("AddSigmoidScaled", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(VectorKernels.AddSigmoidScaled));
+        _normRows = l.Load("NormRows", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, NormArgs>(VectorKernels.NormRows));
+        // 256 threads (a Float4 each covers a 1024-wide row in one step) within the accelerator's limit; on the CPU
+        // accelerator its whole group.
+        var acc = launch.Accelerator;
+        _normRowsGroup = launch.IsCpu ? launch.GroupSize : Math.Min(Math.Min(256, acc.MaxNumThreadsPerGroup), VectorKernels.MaxWarps * acc.WarpSize);
         _combine = l.Load("Combine", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int>(VectorKernels.Combine));
     }
 
@@ -42,7 +54,19 @@ internal sealed class VectorOps
     {
         if (rows <= 0) return;
         var a = new NormArgs { Rows = rows, N = n, Eps = eps, Layer = bias != null ? 1 : 0, Lanes = _launch.Lanes, Residual = residual != null ? 1 : 0 };
-        _norm(s, _launch.RowTeams(rows), x, y, weight, bias ?? _launch.Loader.DummyF, residual ?? _launch.Loader.DummyF, a);
+        var b = bias ?? _launch.Loader.DummyF;
+        var r = residual ?? _launch.Loader.DummyF;
+        if (n >= WideRow)
+        {
+            bool vec = n % 4 == 0;
+            ArrayView<Float4> F4(ArrayView<float> v) => vec ? _launch.AsFloat4(v) : _launch.Loader.Dummy4;
+            var config = new KernelConfig(Math.Min(rows, _launch.IsCpu ? _launch.MaxGroups : int.MaxValue), _normRowsGroup);
+            _launch.Count();
+            _normRows(s, config, x, y, weight, b, r, F4(x), F4(y), F4(weight), bias != null ? F4(b) : _launch.Loader.Dummy4,
+                residual != null ? F4(r) : _launch.Loader.Dummy4, a);
+            return;
+        }
+        _norm(s, _launch.RowTeams(rows), x, y, weight, b, r, a);
     }
 
     /// <summary>

@@ -3,6 +3,9 @@ using Daop.Kernels;
 using Daop.Kernels.Cpu;
 using Daop.Kernels.Gpu;
 using Daop.Tests.Kernels;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
 
 namespace Daop.Tests.Gpu;
 
@@ -25,6 +28,10 @@ public class GpuVectorKernelTests(GpuFixture gpu)
     [InlineData(3, 80, 4, false)]
     [InlineData(4, 16, 4, true)]
     [InlineData(1, 7, 4, true)]
+    [InlineData(1, 256, 1, false)]   // wide rows: a group per row (NormRows), Float4s ...
+    [InlineData(3, 1024, 1, true)]
+    [InlineData(2, 257, 1, false)]   // ... or floats
+    [InlineData(5, 330, 1, true)]
     public void NormMatchesScalar(int rows, int n, int lanes, bool layer)
     {
         var x = NativeWeights.Floats(rows * n, n + rows, 3f);
@@ -58,6 +65,8 @@ public class GpuVectorKernelTests(GpuFixture gpu)
     [InlineData(3, 33, 1, false)]
     [InlineData(2, 80, 4, false)]
     [InlineData(3, 17, 4, true)]
+    [InlineData(2, 1024, 1, false)]
+    [InlineData(3, 258, 1, true)]
     public void NormAddsTheResidualFirst(int rows, int n, int lanes, bool layer)
     {
         var x = NativeWeights.Floats(rows * n, n + rows, 3f);
@@ -275,5 +284,39 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         Assert.Equal(0f, GpuMath.Exp(float.NegativeInfinity));
         Assert.Equal(float.PositiveInfinity, GpuMath.Exp(100f));
         Assert.Equal(1f, GpuMath.Exp(0f));
+    }
+}
+
+/// <summary>The wide-row norm's group reduction across several warps (the shared fixture's groups are one warp).</summary>
+public class GpuNormRowsWarpsTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void GroupOfFourWarpsMatchesScalar(bool layer)
+    {
+        const int rows = 3, n = 264;
+        using var ctx = ILGPU.Context.Create(b => b.CPU(GpuKernels.CpuDevice(warpSize: 4, warpsPerGroup: 4)).Optimize(ILGPU.OptimizationLevel.O1));
+        using var acc = ctx.GetCPUDevice(0).CreateCPUAccelerator(ctx, ILGPU.Runtime.CPU.CPUAcceleratorMode.Parallel);
+        var k = GpuKernels.For(acc);
+        Assert.Equal(16, acc.MaxNumThreadsPerGroup);
+        var x = NativeWeights.Floats(rows * n, 11, 2f);
+        var r = NativeWeights.Floats(rows * n, 12);
+        var w = NativeWeights.Floats(n, 13);
+        var bias = NativeWeights.Floats(n, 14);
+        var sum = x.Zip(r, (p, q) => p + q).ToArray();
+        var want = new float[rows * n];
+        if (layer) LayerNorm.Scalar(sum, w, bias, 1e-5f, want);
+        else RmsNorm.Scalar(sum, w, 1e-5f, want);
+        using var xb = acc.Allocate1D(x);
+        using var rb = acc.Allocate1D(r);
+        using var wb = acc.Allocate1D(w);
+        using var bb = acc.Allocate1D(bias);
+        using var yb = acc.Allocate1D<float>(rows * n);
+        k.Norm(acc.DefaultStream, xb.View, yb.View, wb.View, layer ? bb.View : null, rows, n, 1e-5f, rb.View);
+        acc.Synchronize();
+        var got = yb.GetAsArray1D();
+        for (int i = 0; i < got.Length; i++)
+            Assert.True(Math.Abs(want[i] - got[i]) <= 1e-5 * (Math.Abs(want[i]) + 4), $"[{i}]: expected {want[i]}, got {got[i]}");
     }
 }
