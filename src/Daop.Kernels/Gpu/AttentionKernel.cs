@@ -25,11 +25,12 @@ public struct AttnArgs
 
 /// <summary>
 /// Causal grouped-query attention with the K/V append fused in. One group per (token, query head); its
-/// <c>Group.DimX / Lanes</c> teams (1 lane, or a whole warp, each) split the key positions tile by tile
-/// (<c>Lanes</c> positions per tile, one per lane) and run an online softmax each, accumulating V rows with lanes
-/// over head dims into their own shared-memory slot; the group then merges the partial (max, sum, acc) states.
-/// Keys before StartPos come from the cache; keys of this call's tokens are read straight from k/v, and the group
-/// of the first query head of each KV group writes them to the cache (nothing in the launch reads those rows).
+/// <c>Group.DimX / Lanes</c> teams (1 lane, or a whole warp, each) take the key positions in turn, one key per team
+/// step with the team's lanes over the head dims (Float4s when D % 4 == 0: for D = 128 and 32 lanes one load of the
+/// key row and one of the value row per lane and key), and run an online softmax each, accumulating V into their own
+/// shared-memory slot; the group then merges the partial (max, sum, acc) states. Keys before StartPos come from the
+/// cache; keys of this call's tokens are read straight from k/v, and the group of the first query head of each KV
+/// group writes them to the cache (nothing in the launch reads those rows).
 /// </summary>
 public static class AttentionKernel
 {
@@ -38,37 +39,22 @@ public static class AttentionKernel
     /// <summary>Most teams one group may hold (shared accumulators are MaxTeams × MaxHeadDim floats).</summary>
     public const int MaxTeams = 8;
 
-    static float Dot(ArrayView<float> q, ArrayView<Float4> q4, long qo, ArrayView<float> keys, ArrayView<Float4> keys4, long kr, int d)
-    {
-        float dot = 0;
-        if ((d & 3) == 0)
-        {
-            long qi = qo >> 2, ki = kr >> 2;
-            for (int i = 0; i < d >> 2; i++)
-            {
-                Float4 x = q4[qi + i], y = keys4[ki + i];
-                dot += x.X * y.X + x.Y * y.Y + x.Z * y.Z + x.W * y.W;
-            }
-        }
-        else
-            for (int i = 0; i < d; i++) dot += q[qo + i] * keys[kr + i];
-        return dot;
-    }
-
     /// <summary>
     /// o [T, NH·D] = softmax(q·Kᵀ·scale) · V over positions max(0, pos−window+1) .. pos; appends k, v [T, NKV·D] to
-    /// kc, vc [capacity, NKV·D]. q4, k4, kc4 are the same q, k, kc viewed as <see cref="Float4"/> (used when D % 4 == 0).
+    /// kc, vc [capacity, NKV·D]. q4, k4, v4, kc4, vc4 are the same q, k, v, kc, vc viewed as <see cref="Float4"/>
+    /// (used when D % 4 == 0).
     /// </summary>
     public static void Causal(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kc,
-        ArrayView<float> vc, ArrayView<float> o, ArrayView<Float4> q4, ArrayView<Float4> k4, ArrayView<Float4> kc4, AttnArgs a)
+        ArrayView<float> vc, ArrayView<float> o, ArrayView<Float4> q4, ArrayView<Float4> k4, ArrayView<Float4> v4,
+        ArrayView<Float4> kc4, ArrayView<Float4> vc4, AttnArgs a)
     {
         var sh = SharedMemory.Allocate<float>(MaxTeams * MaxHeadDim + 2 * MaxTeams);
         const int statBase = MaxTeams * MaxHeadDim;
         int lanes = a.Lanes, tid = Group.IdxX, gsize = Group.DimX, teams = gsize / lanes;
         int team = tid / lanes, lane = tid - team * lanes;
         int accBase = team * MaxHeadDim;
-        int warpBase = Warp.LaneIdx - lane; // first warp lane of this team
         int d = a.HeadDim, group = a.Heads / a.KvHeads, kvDim = a.KvHeads * d;
+        bool vec = (d & 3) == 0;
         int items = a.Tokens * a.Heads;
         for (int item = Grid.IdxX; item < items; item += Grid.DimX) // one item per group: uniform within it
         {
@@ -84,50 +70,53 @@ public static class AttentionKernel
                     kc[dst] = k[src];
                     vc[dst] = v[src];
                 }
-            for (int i = lane; i < d; i += lanes) sh[accBase + i] = 0;
+            // A lane owns the accumulator elements of its Float4s (or floats): it zeroes, updates and reads only those.
+            if (vec)
+                for (int i = lane; i < d >> 2; i += lanes)
+                    for (int c = 0; c < 4; c++) sh[accBase + 4 * i + c] = 0;
+            else
+                for (int i = lane; i < d; i += lanes) sh[accBase + i] = 0;
 
             float m = float.NegativeInfinity, l = 0;
-            for (int j0 = first + team * lanes; j0 <= pos; j0 += teams * lanes) // trip count uniform within a team
+            for (int j = first + team; j <= pos; j += teams)        // trip count uniform within a team
             {
-                int j = j0 + lane;
-                float s = float.NegativeInfinity;
-                if (j <= pos)
-                {
-                    float dot = j < a.StartPos
-                        ? Dot(q, q4, qo, kc, kc4, (long)j * kvDim + ko, d)
-                        : Dot(q, q4, qo, k, k4, (long)(j - a.StartPos) * kvDim + ko, d);
-                    s = dot * a.Scale;
-                }
-                float mNew = MathF.Max(m, GpuMath.TeamMax(s, lanes));
-                float corr = GpuMath.Exp(m - mNew);
-                float p = j <= pos ? GpuMath.Exp(s - mNew) : 0f;
-                l = l * corr + p;
-                for (int i = lane; i < d; i += lanes) sh[accBase + i] *= corr;
-                for (int kk = 0; kk < lanes; kk++)
-                {
-                    int jk = j0 + kk;
-                    float pk = lanes == 1 ? p : Warp.Shuffle(p, warpBase + kk);
-                    if (jk <= pos)
+                bool cached = j < a.StartPos;
+                long kr = cached ? (long)j * kvDim + ko : (long)(j - a.StartPos) * kvDim + ko;
+                float dot = 0;
+                if (vec)
+                    for (int i = lane; i < d >> 2; i += lanes)
                     {
-                        if (jk < a.StartPos)
-                        {
-                            long vr = (long)jk * kvDim + ko;
-                            for (int i = lane; i < d; i += lanes) sh[accBase + i] += pk * vc[vr + i];
-                        }
-                        else
-                        {
-                            long vr = (long)(jk - a.StartPos) * kvDim + ko;
-                            for (int i = lane; i < d; i += lanes) sh[accBase + i] += pk * v[vr + i];
-                        }
+                        Float4 x = q4[(qo >> 2) + i], y = cached ? kc4[(kr >> 2) + i] : k4[(kr >> 2) + i];
+                        dot += x.X * y.X + x.Y * y.Y + x.Z * y.Z + x.W * y.W;
                     }
-                }
+                else
+                    for (int i = lane; i < d; i += lanes) dot += q[qo + i] * (cached ? kc[kr + i] : k[kr + i]);
+                float sc = GpuMath.TeamSum(dot, lanes) * a.Scale;
+                float mNew = MathF.Max(m, sc);
+                float corr = GpuMath.Exp(m - mNew), p = GpuMath.Exp(sc - mNew);
+                l = l * corr + p;
+                if (vec)
+                    for (int i = lane; i < d >> 2; i += lanes)
+                    {
+                        Float4 y = cached ? vc4[(kr >> 2) + i] : v4[(kr >> 2) + i];
+                        int b = accBase + 4 * i;
+                        sh[b] = sh[b] * corr + p * y.X;
+                        sh[b + 1] = sh[b + 1] * corr + p * y.Y;
+                        sh[b + 2] = sh[b + 2] * corr + p * y.Z;
+                        sh[b + 3] = sh[b + 3] * corr + p * y.W;
+                    }
+                else
+                    for (int i = lane; i < d; i += lanes) sh[accBase + i] = sh[accBase + i] * corr + p * (cached ? vc[kr + i] : v[kr + i]);
                 m = mNew;
             }
-            l = GpuMath.TeamSum(l, lanes);
             if (teams == 1)
             {
                 float inv = 1f / l;
-                for (int i = lane; i < d; i += lanes) o[qo + i] = sh[accBase + i] * inv;
+                if (vec)
+                    for (int i = lane; i < d >> 2; i += lanes)
+                        for (int c = 0; c < 4; c++) o[qo + 4 * i + c] = sh[accBase + 4 * i + c] * inv;
+                else
+                    for (int i = lane; i < d; i += lanes) o[qo + i] = sh[accBase + i] * inv;
             }
             else
             {
@@ -136,16 +125,19 @@ public static class AttentionKernel
                 float mMax = float.NegativeInfinity;
                 for (int u = 0; u < teams; u++) mMax = MathF.Max(mMax, sh[statBase + 2 * u]);
                 float sum = 0;
-                for (int u = 0; u < teams; u++) sum += sh[statBase + 2 * u + 1] * GpuMath.Exp(sh[statBase + 2 * u] - mMax);
+                for (int u = 0; u < teams; u++) sum += sh[statBase + 2 * u + 1] * Weight(sh[statBase + 2 * u], mMax);
                 float inv = 1f / sum;
                 for (int i = tid; i < d; i += gsize)
                 {
                     float acc = 0;
-                    for (int u = 0; u < teams; u++) acc += sh[u * MaxHeadDim + i] * GpuMath.Exp(sh[statBase + 2 * u] - mMax);
+                    for (int u = 0; u < teams; u++) acc += sh[u * MaxHeadDim + i] * Weight(sh[statBase + 2 * u], mMax);
                     o[qo + i] = acc * inv;
                 }
                 Group.Barrier(); // the next item reuses the slots
             }
         }
     }
+
+    // A team's share in the merge: e^(m − mMax), and 0 for a team that saw no key (m = −∞).
+    static float Weight(float m, float mMax) => m == float.NegativeInfinity ? 0f : GpuMath.Exp(m - mMax);
 }

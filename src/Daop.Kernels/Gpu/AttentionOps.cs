@@ -10,9 +10,9 @@ namespace Daop.Kernels.Gpu;
 internal sealed class AttentionOps(GpuLaunch launch)
 {
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs> _attention = launch.Loader.Load("Attention",
-        a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs>(AttentionKernel.Causal));
+        ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs> _attention =
+        launch.Loader.Load("Attention", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs>(AttentionKernel.Causal));
 
     /// <summary>
     /// Appends k, v [T, NKV·D] to kc, vc at startPos and writes o [T, NH·D] = causal (optionally windowed) GQA of q over
@@ -34,6 +34,7 @@ internal sealed class AttentionOps(GpuLaunch launch)
         long items = (long)tokens * heads;
         int groups = (int)Math.Min(items, launch.IsCpu ? launch.MaxGroups : int.MaxValue);
         launch.Count();
-        _attention(s, new KernelConfig(groups, teams * lanes), q, k, v, kc, vc, o, launch.AsFloat4(q), launch.AsFloat4(k), launch.AsFloat4(kc), a);
+        _attention(s, new KernelConfig(groups, teams * lanes), q, k, v, kc, vc, o, launch.AsFloat4(q), launch.AsFloat4(k), launch.AsFloat4(v),
+            launch.AsFloat4(kc), launch.AsFloat4(vc), a);
     }
 }

@@ -52,7 +52,9 @@ public static class RoutingKernels
             float s = 0;
             for (int i = lane; i < n; i += lanes) s += GpuMath.Exp(logits[row + i] - m);
             s = GpuMath.TeamSum(s, lanes);
-            // K rounds of a team arg-max over the experts that come after the previous pick in (logit desc, id asc) order.
+            // K rounds of a team arg-max over the experts that come after the previous pick in (logit desc, id asc)
+            // order. Every lane sees each winner, so every lane sums e^(v − m) over the picks; pick j is written by lane
+            // j mod Lanes (un-normalised, then divided by the lane that wrote it: no lane reads another's writes).
             float prevV = float.PositiveInfinity, chosen = 0;
             int prevId = -1;
             for (int j = 0; j < k; j++)
@@ -73,25 +75,27 @@ public static class RoutingKernels
                 }
                 prevV = bestV;
                 prevId = bestId;
-                if (n > 0 && lane == 0)
+                float e = GpuMath.Exp(bestV - m);                   // bestV is the logit itself (NaN ones make s NaN)
+                chosen += e;
+                if (n > 0 && j % lanes == lane)
                 {
                     int i = t * k + j;
-                    float w = GpuMath.Exp(logits[row + bestId] - m) / s;
-                    chosen += w;
                     index[i] = i;
                     index[p + 3 * i] = bestId;
                     index[p + 3 * i + 1] = i;
                     index[p + 3 * i + 2] = 1;
                     index[4 * p + i] = i;
                     index[5 * p + i] = bestId;
-                    index[6 * p + i] = (int)Interop.FloatAsInt(w);
+                    index[6 * p + i] = (int)Interop.FloatAsInt(e);
                 }
             }
-            if (n > 0 && lane == 0 && a.Renormalize != 0)
-                for (int j = 0; j < k; j++)
+            // p_e = e / s; renormalised p_e / Σ p = e / Σ e, except that a NaN logit (s NaN) poisons the weights either way.
+            float norm = a.Renormalize != 0 && !float.IsNaN(s) ? chosen : s;
+            if (n > 0)
+                for (int j = lane; j < k; j += lanes)
                 {
                     int w = 6 * p + t * k + j;
-                    index[w] = (int)Interop.FloatAsInt(Interop.IntAsFloat((uint)index[w]) / chosen);
+                    index[w] = (int)Interop.FloatAsInt(Interop.IntAsFloat((uint)index[w]) / norm);
                 }
         }
     }

@@ -41,7 +41,12 @@ public class GpuPtxTests
                 Assert.Matches(new Regex(@"ld(\.global)?\.v4\.f32"), ptx[name]); // Float4 activations
                 if (!name.StartsWith("Tile", StringComparison.Ordinal)) Assert.Contains("shfl.sync.bfly", ptx[name]); // team reductions
             }
-            Assert.Contains("shfl.sync.idx", ptx["Attention"]);
+            foreach (var name in new[] { "Attention", "NormRows" })
+            {
+                Assert.Contains("shfl.sync.bfly", ptx[name]);                    // lanes reduce over head dims / the row
+                Assert.Matches(new Regex(@"ld(\.global)?\.v4\.f32"), ptx[name]); // Float4 rows
+            }
+            Assert.Contains("shfl.sync.bfly", ptx["RouteSoftmaxTopK"]);
             // Block formats: 16-byte value and scale chunks, Float4 activations, codes widened without int-to-float conversions.
             foreach (var name in ptx.Keys.Where(n => n.EndsWith(".Q8_0", StringComparison.Ordinal) || n.EndsWith(".Q4_0", StringComparison.Ordinal)
                 || n.EndsWith(".MXFP4", StringComparison.Ordinal) || n.EndsWith(".Q4_K", StringComparison.Ordinal)))
