@@ -123,6 +123,58 @@ public class GpuExpertTests(GpuFixture gpu)
         CheckRoutedExperts(gpu, type, tokens, topK, numExperts, lanes, tokens <= GpuExpertScheduler.FusedCombineMaxTokens ? 2 : 3);
 
     /// <summary>
+    /// Decode routed on the device (<see cref="GpuExpertScheduler.TryRunExpertsRoutedOnDevice"/>: router logits in, three
+    /// launches: routing, gate/up, down-and-combine) gives the outputs of the host's routing through
+    /// <see cref="GpuExpertScheduler.RunExperts"/>; more tokens than the fused combine takes are left to the host.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.BF16, 1, 2, 8, true, 1)]
+    [InlineData(DType.BF16, 2, 3, 6, false, 4)]
+    [InlineData(DType.F16, 2, 2, 2, true, 2)]      // both tokens on the same two experts
+    [InlineData(DType.F32, 1, 4, 5, true, 4)]
+    public void DeviceRoutingMatchesHostRouting(DType type, int tokens, int topK, int numExperts, bool renormalize, int lanes)
+    {
+        const int hidden = 64, inter = 32;
+        var experts = Enumerable.Range(0, numExperts).Select(e => new Expert(type, hidden, inter, 300 + 10 * e)).ToArray();
+        try
+        {
+            var weights = OneLayer(experts.Select(e => e.W).ToArray());
+            using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes));
+            var sched = new GpuExpertScheduler(weights, hidden, numExperts, inter, dev);
+            var router = new RouterSpec.SoftmaxTopK(renormalize);
+            var logits = NativeWeights.Floats(tokens * numExperts, 9, 2f);
+            var x = NativeWeights.Floats(tokens * hidden, 5);
+            var (xb, lb, yHost, yDev) = (dev.Allocate(tokens * hidden), dev.Allocate(logits.Length), dev.Allocate(tokens * hidden), dev.Allocate(tokens * hidden));
+            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+            ((GpuBuffer)lb).View.SubView(0, logits.Length).CopyFromCPU(logits);
+
+            var routing = new RoutingBatch(tokens, topK) { Tokens = tokens };
+            var probs = new float[numExperts];
+            for (int t = 0; t < tokens; t++)
+                Router.SoftmaxTopK(logits.AsSpan(t * numExperts, numExperts), renormalize, routing.Experts.AsSpan(t * topK, topK),
+                    routing.Weights.AsSpan(t * topK, topK), probs);
+            sched.RunExperts(0, xb, routing, yHost, tokens);
+            long before = dev.Launches;
+            Assert.True(sched.TryRunExpertsRoutedOnDevice(0, xb, lb, router, topK, yDev, tokens));
+            Assert.Equal(3, dev.Launches - before);
+            Assert.False(sched.TryRunExpertsRoutedOnDevice(0, xb, lb, router, topK, yDev, GpuExpertScheduler.FusedCombineMaxTokens + 1));
+            Assert.False(sched.TryRunExpertsRoutedOnDevice(0, xb, lb, new RouterSpec.SparseMixer(0.01f), topK, yDev, tokens));
+
+            var want = new float[tokens * hidden];
+            var got = new float[tokens * hidden];
+            dev.CopyToHost(yHost, 0, want);
+            dev.CopyToHost(yDev, 0, got);
+            float scale = want.Max(MathF.Abs);
+            for (int i = 0; i < want.Length; i++)
+                Assert.True(Math.Abs(want[i] - got[i]) <= 1e-5f * scale, $"{type} T={tokens} K={topK} [{i}]: host {want[i]}, device {got[i]}");
+        }
+        finally
+        {
+            foreach (var e in experts) e.Dispose();
+        }
+    }
+
+    /// <summary>
     /// Routes <paramref name="tokens"/> random tokens over <paramref name="numExperts"/> random experts of
     /// <paramref name="type"/> (block formats too) through <see cref="GpuExpertScheduler"/> and checks every output against
     /// the double reference; <paramref name="launches"/>, when given, is the kernel launches the call must take.
