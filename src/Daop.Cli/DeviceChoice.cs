@@ -32,6 +32,7 @@ static class DeviceChoice
                 ContextLength = context,
                 Device = _ => device == "cuda" ? Cuda() : GpuDevice.Create(preferCuda: false),
                 Experts = Experts(ratio, vramBudget, policy, sequences, offload, maxDrift),
+                WarmUp = true,
             },
             _ => throw new ArgumentException($"--device must be 'cpu', 'cuda' or 'ilgpu-cpu', got '{device}'"),
         };

@@ -96,6 +96,7 @@ public sealed partial class DaopModel
         DenseDType = o.DenseDType,
         Device = _ => CreateGpu(o.Device),
         Experts = (m, d) => new GpuExpertScheduler(m, d),
+        WarmUp = true,
     };
 
     static GpuDevice CreateGpu(string device)

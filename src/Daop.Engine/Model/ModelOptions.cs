@@ -32,4 +32,12 @@ public sealed record ModelOptions
     public Func<MoeModel, IDevice>? Device { get; init; }
     /// <summary>The expert scheduler (default: every expert on the CPU).</summary>
     public Func<MoeModel, IDevice, IExpertScheduler>? Experts { get; init; }
+    /// <summary>
+    /// With every expert resident on a GPU device (<see cref="Schedule.GpuExpertScheduler"/>): run a short prompt and a
+    /// decode step through a scratch cache at load, so the kernels of both paths are compiled then (ILGPU compiles each
+    /// on its first launch, a few seconds in all) and the first request runs at full speed. Off by default (benchmarks
+    /// warm up on their own); <c>daop run|chat|serve</c> and <see cref="Api.DaopModel"/> turn it on. Offloading
+    /// schedulers are not warmed: their placement would count the scratch tokens.
+    /// </summary>
+    public bool WarmUp { get; init; }
 }

@@ -150,6 +150,27 @@ public sealed partial class MoeModel : IDisposable
         _s = new RunState(Device, Config, chunk);
         _rope = RopeTables(ctx);
         _checkBuffer = o.CheckFinite ? new float[chunk * Config.HiddenSize] : null;
+        if (o.WarmUp && Experts is GpuExpertScheduler) WarmUpKernels();
+    }
+
+    // A prompt of up to 16 tokens (the batched kernels), then one decode step (the single-token ones), through a scratch
+    // cache that is freed after; the outputs are dropped. Leaves no state behind: the next sequence starts at position 0.
+    void WarmUpKernels()
+    {
+        int n = Math.Min(16, Math.Min(MaxChunkTokens, ContextLength - 1));
+        var tokens = new int[n + 1];
+        for (int i = 0; i < tokens.Length; i++) tokens[i] = i % Config.VocabSize;
+        var logits = new float[Config.VocabSize];
+        var cache = NewCache(n + 1);
+        try
+        {
+            if (n > 0) Forward(tokens.AsSpan(0, n), 0, cache, logits);
+            Forward(tokens.AsSpan(n, 1), n, cache, logits);
+        }
+        finally
+        {
+            (cache as IDisposable)?.Dispose();
+        }
     }
 
     // One RoPE table per distinct (spec, rotated head width) over the layers' attention: [ctx, rot/2] cos and sin each.

@@ -95,6 +95,23 @@ public class GpuModelTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal(expected.Take(GreedyTokens).Select(x => (int)x), got);
     }
 
+    /// <summary>The load-time warm-up compiles by running (kernels launched before any request) and leaves nothing behind.</summary>
+    [Fact]
+    public void WarmUpAtLoadChangesNoOutput()
+    {
+        string dir = TestPaths.Fixture("qwen3moe-tiny");
+        using var warm = MoeModel.Load(dir, new ModelOptions
+        {
+            ContextLength = 64, MaxChunkTokens = 8, Device = _ => gpu.NewDevice(), Experts = (m, d) => new GpuExpertScheduler(m, d), WarmUp = true,
+        });
+        var dev = (GpuDevice)warm.Device;
+        Assert.True(dev.Launches > 2 * warm.Config.NumLayers, $"{dev.Launches} launches at load");
+        using var cold = LoadGpu(dir);
+        Assert.Equal(0, ((GpuDevice)cold.Device).Launches);
+        int[] prompt = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
+        Assert.Equal(Model.GoldenTests.Greedy(cold, prompt, GreedyTokens), Model.GoldenTests.Greedy(warm, prompt, GreedyTokens));
+    }
+
     [Fact]
     public void RepeatedGenerationsReuseOneKvCache()
     {
