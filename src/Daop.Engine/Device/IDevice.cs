@@ -51,6 +51,14 @@ public interface IDevice : IDisposable
     /// <summary>y [T, out] = x [T, in] · Wᵀ (+ bias).</summary>
     void Linear(LinearWeights w, DeviceBuffer x, DeviceBuffer y, int tokens);
 
+    /// <summary>y0, y1, y2 = x · W0ᵀ, W1ᵀ, W2ᵀ (+ biases): q, k and v of one input (one launch where the device can).</summary>
+    void Linear3(LinearWeights w0, LinearWeights w1, LinearWeights w2, DeviceBuffer x, DeviceBuffer y0, DeviceBuffer y1, DeviceBuffer y2, int tokens)
+    {
+        Linear(w0, x, y0, tokens);
+        Linear(w1, x, y1, tokens);
+        Linear(w2, x, y2, tokens);
+    }
+
     /// <summary>Clamps the first <paramref name="count"/> values to ±<paramref name="limit"/>.</summary>
     void Clamp(DeviceBuffer x, int count, float limit);
 

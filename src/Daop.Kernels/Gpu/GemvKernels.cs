@@ -41,6 +41,39 @@ public static class GemvKernels
     }
 
     /// <summary>
+    /// y0 = W0·x, y1 = W1·x, y2 = W2·x (+ b0, b1, b2 with <see cref="RowKernels.FlagBias"/>) for one token in one launch:
+    /// the q, k and v projections. The matrices share a dtype and a row layout; W0 has <paramref name="rows0"/> rows, W1
+    /// <paramref name="rows1"/> and W2 the rest of Rows; teams run over the rows of all three as <see cref="Gemv1{TW, TU}"/>
+    /// over one, so the small k and v matrices fill the GPU beside q instead of each paying a launch of its own.
+    /// </summary>
+    public static void Gemv3<TW, TU>(ArrayView<Chunk16> w0, ArrayView<Chunk16> w1, ArrayView<Chunk16> w2, ArrayView<float> x,
+        ArrayView<Float4> x4, ArrayView<float> b0, ArrayView<float> b1, ArrayView<float> b2, ArrayView<float> y0, ArrayView<float> y1,
+        ArrayView<float> y2, RowArgs a, int rows0, int rows1) where TW : struct, IWeightFormat where TU : struct, IUnroll
+    {
+        int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
+        int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
+        int iters = (a.Rows + teams - 1) / teams;
+        int full = a.Cols / default(TW).PerChunk;
+        bool bias = (a.Flags & RowKernels.FlagBias) != 0;
+        for (int it = 0; it < iters; it++)
+        {
+            int r = it * teams + team;
+            bool valid = r < a.Rows;
+            int m = !valid || r < rows0 ? 0 : r < rows0 + rows1 ? 1 : 2;   // which matrix, and its row
+            int row = !valid ? 0 : m == 0 ? r : m == 1 ? r - rows0 : r - rows0 - rows1;
+            var w = m == 0 ? w0 : m == 1 ? w1 : w2;
+            float s = RowDot<TW, TU>(w, (long)row * a.RowChunks, valid ? full : 0, valid ? a.RowChunks : 0, x, x4, 0, a.Cols, lane, lanes);
+            s = GpuMath.TeamSum(s, lanes);
+            if (valid && lane == 0)
+            {
+                if (m == 0) y0[row] = bias ? s + b0[row] : s;
+                else if (m == 1) y1[row] = bias ? s + b1[row] : s;
+                else y2[row] = bias ? s + b2[row] : s;
+            }
+        }
+    }
+
+    /// <summary>
     /// <see cref="Gemv1{TW, TU}"/> for block formats, a team per two rows (y[r0], y[r0 + 1]) that share each activation load
     /// (<see cref="BlockDots.Row2{TG, TU}"/>): for 4-bit codes a weight byte needs 8 bytes of fp32 activations, so one row per
     /// team would be bound by L1 bandwidth rather than memory's.

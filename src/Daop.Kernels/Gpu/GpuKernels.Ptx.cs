@@ -21,6 +21,7 @@ public sealed partial class GpuKernels
         ["Gemv1"] = M(GemvKernels.Gemv1<Bf16Format, Unroll4>),
         ["Gemv1.F16"] = M(GemvKernels.Gemv1<F16Format, Unroll4>),
         ["Gemv1.F32"] = M(GemvKernels.Gemv1<F32Format, Unroll4>),
+        ["Gemv3"] = M(GemvKernels.Gemv3<Bf16Format, Unroll4>),
         ["GateUp"] = M(RowKernels.GateUp<Bf16Format, Bf16Format>),
         ["Down"] = M(RowKernels.Down<Bf16Format>),
         ["DownCombine"] = M(RowKernels.DownCombine<Bf16Format>),

@@ -118,6 +118,11 @@ public sealed partial class GpuKernels
     public void Gemv(AcceleratorStream s, in GpuMatrix w, ArrayView<float> x, ArrayView<float> y, int tokens, ArrayView<float>? bias = null) =>
         _linear.Gemv(s, w, x, y, tokens, bias);
 
+    /// <inheritdoc cref="LinearOps.Gemv3"/>
+    public void Gemv3(AcceleratorStream s, in GpuMatrix w0, in GpuMatrix w1, in GpuMatrix w2, ArrayView<float> x, ArrayView<float> y0,
+        ArrayView<float> y1, ArrayView<float> y2, int tokens, ArrayView<float>? b0 = null, ArrayView<float>? b1 = null, ArrayView<float>? b2 = null) =>
+        _linear.Gemv3(s, w0, w1, w2, x, y0, y1, y2, tokens, b0, b1, b2);
+
     /// <inheritdoc cref="ExpertOps.GateUp"/>
     /// <remarks>
     /// Row-kernel launches (not <paramref name="batched"/>) run the shape's generated kernel when this set has one

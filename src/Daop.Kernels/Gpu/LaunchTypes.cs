@@ -3,6 +3,10 @@
 
 global using GemvLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
     ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, Daop.Kernels.Gpu.RowArgs>;
+global using Gemv3Launch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
+    ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>, ILGPU.ArrayView<float>,
+    ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>,
+    ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, Daop.Kernels.Gpu.RowArgs, int, int>;
 global using GateUpLaunch = System.Action<ILGPU.Runtime.AcceleratorStream, ILGPU.KernelConfig, ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>,
     ILGPU.ArrayView<Daop.Kernels.Gpu.Chunk16>, ILGPU.ArrayView<float>, ILGPU.ArrayView<Daop.Kernels.Gpu.Float4>, ILGPU.ArrayView<int>,
     ILGPU.ArrayView<float>, Daop.Kernels.Gpu.RowArgs>;

@@ -17,6 +17,13 @@ internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
         _ => Gemv1Maker<Unroll4>.Instance,
     };
     readonly string _gemv1Name = "Gemv1." + launch.Options.GemvUnroll;
+    readonly IKernelMaker<Gemv3Launch> _gemv3 = launch.Options.GemvUnroll switch
+    {
+        2 => Gemv3Maker<Unroll2>.Instance,
+        8 => Gemv3Maker<Unroll8>.Instance,
+        _ => Gemv3Maker<Unroll4>.Instance,
+    };
+    readonly string _gemv3Name = "Gemv3." + launch.Options.GemvUnroll;
 
     /// <summary>
     /// y [T, rows] = x [T, cols] · Wᵀ (+ bias [rows]). x and y must be whole buffers (16-byte aligned starts).
@@ -54,6 +61,41 @@ internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
             return;
         }
         l.Typed("TileLinear", w.Type, w.Type, TileLinearMaker.Instance)(s, batched.TileConfig(t), w.Data, x, launch.AsFloat4(x), bv, y, t);
+    }
+
+    /// <summary>
+    /// y0, y1, y2 = x · W0ᵀ, W1ᵀ, W2ᵀ (+ biases) for <paramref name="tokens"/> tokens: one launch of
+    /// <see cref="GemvKernels.Gemv3{TW, TU}"/> for one token when the three share a dtype and row layout, have biases all
+    /// or none, and are not block formats read two rows per team; else three <see cref="Gemv"/>s.
+    /// </summary>
+    public void Gemv3(AcceleratorStream s, in GpuMatrix w0, in GpuMatrix w1, in GpuMatrix w2, ArrayView<float> x, ArrayView<float> y0,
+        ArrayView<float> y1, ArrayView<float> y2, int tokens, ArrayView<float>? b0, ArrayView<float>? b1, ArrayView<float>? b2)
+    {
+        bool fused = tokens == 1 && w0.Type == w1.Type && w0.Type == w2.Type && w0.Cols == w1.Cols && w0.Cols == w2.Cols
+            && w0.RowChunks == w1.RowChunks && w0.RowChunks == w2.RowChunks && launch.BlockRows(w0) == 1
+            && (b0 != null) == (b1 != null) && (b0 != null) == (b2 != null);
+        if (!fused)
+        {
+            Gemv(s, w0, x, y0, tokens, b0);
+            Gemv(s, w1, x, y1, tokens, b1);
+            Gemv(s, w2, x, y2, tokens, b2);
+            return;
+        }
+        var l = launch.Loader;
+        var a = launch.RowArgs(w0, 1);
+        a.Rows = w0.Rows + w1.Rows + w2.Rows;
+        if (b0 != null) a.Flags |= RowKernels.FlagBias;
+        l.Typed(_gemv3Name, w0.Type, w0.Type, _gemv3)(s, launch.Teams(a.Rows, launch.Lanes, launch.Options.GemvGroupSize),
+            w0.Data, w1.Data, w2.Data, x, launch.AsFloat4(x), b0 ?? l.DummyF, b1 ?? l.DummyF, b2 ?? l.DummyF, y0, y1, y2, a, w0.Rows, w1.Rows);
+    }
+
+    sealed class Gemv3Maker<TU> : IKernelMaker<Gemv3Launch> where TU : struct, IUnroll
+    {
+        public static readonly Gemv3Maker<TU> Instance = new();
+
+        public Gemv3Launch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RowArgs, int, int>(GemvKernels.Gemv3<T1, TU>);
     }
 
     sealed class Gemv1Maker<TU> : IKernelMaker<GemvLaunch> where TU : struct, IUnroll

@@ -44,6 +44,39 @@ public class GpuRowKernelTests(GpuFixture gpu)
         }
     }
 
+    /// <summary>Three matrices in one launch (q, k, v) give the bits of three single-token GEMVs.</summary>
+    [Theory]
+    [InlineData(DType.BF16, 40, 8, 8, 136, false, 1)]
+    [InlineData(DType.F16, 33, 7, 7, 80, true, 4)]
+    [InlineData(DType.F32, 16, 4, 5, 33, true, 2)]
+    public void Gemv3EqualsThreeGemvs(DType type, int r0, int r1, int r2, int cols, bool bias, int lanes)
+    {
+        using var w0 = new NativeWeights(type, r0, cols, 1);
+        using var w1 = new NativeWeights(type, r1, cols, 2);
+        using var w2 = new NativeWeights(type, r2, cols, 3);
+        var (m0, m1, m2) = (gpu.Upload(w0.W), gpu.Upload(w1.W), gpu.Upload(w2.W));
+        using var xb = gpu.Upload(NativeWeights.Floats(cols, 4));
+        var bs = new[] { NativeWeights.Floats(r0, 5), NativeWeights.Floats(r1, 6), NativeWeights.Floats(r2, 7) }.Select(gpu.Upload).ToArray();
+        var ones = new[] { r0, r1, r2 }.Select(gpu.Zeros).ToArray();
+        var fused = new[] { r0, r1, r2 }.Select(gpu.Zeros).ToArray();
+        gpu.WithLanes(lanes, 1, () =>
+        {
+            var k = gpu.Kernels;
+            k.Gemv(gpu.Stream, m0.Matrix, xb.View, ones[0].View, 1, bias ? bs[0].View : null);
+            k.Gemv(gpu.Stream, m1.Matrix, xb.View, ones[1].View, 1, bias ? bs[1].View : null);
+            k.Gemv(gpu.Stream, m2.Matrix, xb.View, ones[2].View, 1, bias ? bs[2].View : null);
+            long before = k.Launches;
+            k.Gemv3(gpu.Stream, m0.Matrix, m1.Matrix, m2.Matrix, xb.View, fused[0].View, fused[1].View, fused[2].View, 1,
+                bias ? bs[0].View : null, bias ? bs[1].View : null, bias ? bs[2].View : null);
+            Assert.Equal(1, k.Launches - before);
+        });
+        int[] rows = [r0, r1, r2];
+        for (int i = 0; i < 3; i++) Assert.Equal(gpu.Read(ones[i], rows[i]), gpu.Read(fused[i], rows[i]));
+        Assert.NotEqual(new float[r1], gpu.Read(fused[1], r1));
+        foreach (var b in bs.Concat(ones).Concat(fused)) b.Dispose();
+        foreach (var m in new[] { m0, m1, m2 }) m.Buffer.Dispose();
+    }
+
     [Theory]
     [MemberData(nameof(GemvCases))]
     public void GemvMatchesScalar(DType type, int rows, int cols, int tokens, int lanes) => CheckGemv(gpu, type, rows, cols, tokens, lanes);

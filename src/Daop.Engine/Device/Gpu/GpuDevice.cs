@@ -252,6 +252,14 @@ public sealed class GpuDevice : IDevice
         Kernels.Gemv(Stream, Matrix(w.W), V(x), V(y), tokens, w.Bias is { } b ? Vector(b) : null);
 
     /// <inheritdoc />
+    public void Linear3(LinearWeights w0, LinearWeights w1, LinearWeights w2, DeviceBuffer x, DeviceBuffer y0, DeviceBuffer y1,
+        DeviceBuffer y2, int tokens)
+    {
+        ArrayView<float>? B(LinearWeights w) => w.Bias is { } b ? Vector(b) : null;
+        Kernels.Gemv3(Stream, Matrix(w0.W), Matrix(w1.W), Matrix(w2.W), V(x), V(y0), V(y1), V(y2), tokens, B(w0), B(w1), B(w2));
+    }
+
+    /// <inheritdoc />
     public void Clamp(DeviceBuffer x, int count, float limit) => Kernels.Clamp(Stream, V(x), count, limit);
 
     /// <inheritdoc />

@@ -55,9 +55,7 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
     {
         var (d, s, t) = (step.Device, step.S, step.Tokens);
         int nh = Spec.Heads, nkv = Spec.KvHeads, hd = Spec.HeadDim;
-        d.Linear(Q, s.Xn, s.Q, t);                                              // q [T, NH·D]
-        d.Linear(K, s.Xn, s.K, t);                                              // k [T, NKV·D]
-        d.Linear(V, s.Xn, s.V, t);                                              // v [T, NKV·D]
+        d.Linear3(Q, K, V, s.Xn, s.Q, s.K, s.V, t);                             // q [T, NH·D], k and v [T, NKV·D]
         if (Spec.ClipQkv is { } clip)                                           // OLMoE: q.clamp_(-clip, clip), likewise k, v
         {
             d.Clamp(s.Q, t * nh * hd, clip);
