@@ -60,6 +60,20 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         }
     }
 
+    /// <summary>x, residual r, weight, bias [rows, n] from <paramref name="seed"/>, x + r, and the CPU norm of x + r.</summary>
+    internal static (float[] X, float[] R, float[] W, float[] B, float[] Sum, float[] Want) ResidualNormCase(int rows, int n, bool layer, int seed)
+    {
+        var x = NativeWeights.Floats(rows * n, seed, 3f);
+        var r = NativeWeights.Floats(rows * n, seed + 1, 2f);
+        var w = NativeWeights.Floats(n, seed + 2);
+        var b = NativeWeights.Floats(n, seed + 3);
+        var sum = x.Zip(r, (p, q) => p + q).ToArray();
+        var want = new float[rows * n];
+        if (layer) LayerNorm.Scalar(sum, w, b, 1e-5f, want);
+        else RmsNorm.Scalar(sum, w, 1e-5f, want);
+        return (x, r, w, b, sum, want);
+    }
+
     /// <summary>With a residual: x += r is kept in x, and y is the norm of the sum (the add before a norm, fused).</summary>
     [Theory]
     [InlineData(3, 33, 1, false)]
@@ -69,14 +83,7 @@ public class GpuVectorKernelTests(GpuFixture gpu)
     [InlineData(3, 258, 1, true)]
     public void NormAddsTheResidualFirst(int rows, int n, int lanes, bool layer)
     {
-        var x = NativeWeights.Floats(rows * n, n + rows, 3f);
-        var r = NativeWeights.Floats(rows * n, 7, 2f);
-        var w = NativeWeights.Floats(n, 2);
-        var b = NativeWeights.Floats(n, 4);
-        var sum = x.Zip(r, (p, q) => p + q).ToArray();
-        var want = new float[rows * n];
-        if (layer) LayerNorm.Scalar(sum, w, b, 1e-5f, want);
-        else RmsNorm.Scalar(sum, w, 1e-5f, want);
+        var (x, r, w, b, sum, want) = ResidualNormCase(rows, n, layer, n + rows);
         using var xb = gpu.Upload(x);
         using var rb = gpu.Upload(r);
         using var yb = gpu.Zeros(rows * n);
@@ -300,14 +307,7 @@ public class GpuNormRowsWarpsTests
         using var acc = ctx.GetCPUDevice(0).CreateCPUAccelerator(ctx, ILGPU.Runtime.CPU.CPUAcceleratorMode.Parallel);
         var k = GpuKernels.For(acc);
         Assert.Equal(16, acc.MaxNumThreadsPerGroup);
-        var x = NativeWeights.Floats(rows * n, 11, 2f);
-        var r = NativeWeights.Floats(rows * n, 12);
-        var w = NativeWeights.Floats(n, 13);
-        var bias = NativeWeights.Floats(n, 14);
-        var sum = x.Zip(r, (p, q) => p + q).ToArray();
-        var want = new float[rows * n];
-        if (layer) LayerNorm.Scalar(sum, w, bias, 1e-5f, want);
-        else RmsNorm.Scalar(sum, w, 1e-5f, want);
+        var (x, r, w, bias, _, want) = GpuVectorKernelTests.ResidualNormCase(rows, n, layer, 11);
         using var xb = acc.Allocate1D(x);
         using var rb = acc.Allocate1D(r);
         using var wb = acc.Allocate1D(w);
