@@ -63,6 +63,8 @@ public static partial class GpuOpsCheck
         }
         Add(GeneratedForward(accelerator, small));
         Add(Attention(accelerator, small));
+        Add(Routing(accelerator));
+        Add(Gemv3(accelerator));
         Add(Rope(accelerator));
         Add(Embed(accelerator));
         Add(Elementwise(accelerator));
