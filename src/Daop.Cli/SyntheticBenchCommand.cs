@@ -90,7 +90,8 @@ static class SyntheticBenchCommand
             double gbps = GpuBench.GemvGBps(g.Accelerator, DType.BF16, 14336, 4096, 100);
             double bound = gbps * 1e9 / active;
             Console.WriteLine($"GPU GEMV bandwidth {gbps:F0} GB/s → bound {bound:F0} tok/s; decode reaches {stats.DecodeTokensPerSecond / bound:P0} of it; " +
-                $"{g.Launches} launches so far, {g.AllocatedBytes / 1e9:F1} GB on the device");
+                $"{g.Launches} launches so far, {g.AllocatedBytes / 1e9:F1} GB on the device" +
+                (model.Experts is GpuExpertScheduler s ? $"; decode routed on the {(s.RoutesOnDevice ? "GPU" : "host")}" : ""));
         }
         return 0;
     }
