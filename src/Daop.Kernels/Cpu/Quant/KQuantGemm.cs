@@ -101,7 +101,6 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         W = w.Data, WStride = w.RowBytes, Blocks = w.Cols / 256, X = x, Y = y, YStride = yStride, Tokens = tokens,
     };
 
-
     /// <summary>Output rows [<paramref name="r0"/>, <paramref name="r1"/>) for every token.</summary>
     public static void Rows(in KArgs a, int r0, int r1, KQuantPath path = KQuantPath.Best)
     {
