@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using Daop.Kernels.Cpu.Amx;
 using Daop.Kernels.Cpu.Gemm;
 using Daop.Kernels.Cpu.Quant;
 using Daop.Kernels.Quant;
@@ -46,7 +47,8 @@ public static unsafe class QuantMatMul
     /// <summary>y = x·Wᵀ for block format <typeparamref name="TB"/>: int8 tiles or, for large batches, fp32 panels.</summary>
     internal static void Forward<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
     {
-        if (tokens >= OuterMinTokens(TB.Type)) Outer<TB>(w, x, y, tokens);
+        if (UseAmx(w, tokens)) AmxQ8Gemm.Forward(w, x, y, tokens);
+        else if (tokens >= OuterMinTokens(TB.Type)) Outer<TB>(w, x, y, tokens);
         else Int8<TB>(w, x, y, tokens);
     }
 
@@ -64,6 +66,43 @@ public static unsafe class QuantMatMul
         if (tokens >= OuterMinTokens(TK.Type)) OuterGateUpOf<TK>(gate, up, x, g, u, tokens);
         else KQuantGateUp<TK>.Run(gate, up, x, g, u, tokens);
     }
+
+    /// <summary>
+    /// Whether Q8_0 batches (prefill) run on AMX int8 tiles here, and if not why: a line for benchmarks and logs.
+    /// </summary>
+    public static string AmxStatus => AmxSupport.Int8
+        ? $"AMX int8 tiles for q8_0 batches of {AmxQ8Gemm.MinTokens}+ tokens"
+        : $"no AMX tiles ({AmxSupport.Reason})";
+
+    /// <summary>
+    /// Where AMX is used, runs a 64×512 Q8_0 product of 32 tokens on the tiles and on their scalar twin and returns
+    /// whether the results are bit-identical (the integer products are exact on both); true where AMX is not used.
+    /// </summary>
+    public static bool CheckAmx()
+    {
+        if (!AmxSupport.Int8) return true;
+        const int rows = 64, cols = 512, tokens = 32;
+        int rowBytes = (int)DType.Q8_0.RowBytes(cols);
+        var rng = new Random(1);
+        var w = new byte[rows * rowBytes];
+        rng.NextBytes(w);
+        for (int i = 0; i < w.Length; i += 34) { w[i] = 0x00; w[i + 1] = 0x20; } // d = 2^-7: finite scales
+        var x = new float[tokens * cols];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        var a = new float[tokens * rows];
+        var b = new float[tokens * rows];
+        fixed (byte* pw = w)
+        fixed (float* px = x, pa = a, pb = b)
+        {
+            var m = new WeightMatrix(pw, DType.Q8_0, rows, cols);
+            AmxQ8Gemm.Forward(m, px, pa, tokens, emulate: false);
+            AmxQ8Gemm.Forward(m, px, pb, tokens, emulate: true);
+        }
+        return a.AsSpan().SequenceEqual(b);
+    }
+
+    /// <summary>Whether a batch of <paramref name="tokens"/> on <paramref name="w"/> takes the AMX int8 tiles (Q8_0).</summary>
+    static bool UseAmx(in WeightMatrix w, int tokens) => AmxQ8Gemm.Fits(w) && tokens >= AmxQ8Gemm.MinTokens && AmxSupport.Int8;
 
     /// <summary>The int8 path at any batch size.</summary>
     internal static void Int8<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
@@ -83,7 +122,8 @@ public static unsafe class QuantMatMul
     internal static void GateUp<TB>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
         where TB : struct, IBlockFormat
     {
-        if (tokens >= OuterMinTokens(TB.Type)) OuterGateUpOf<TB>(gate, up, x, g, u, tokens);
+        if (UseAmx(gate, tokens) && AmxQ8Gemm.Fits(up)) AmxQ8Gemm.GateUp(gate, up, x, g, u, tokens);
+        else if (tokens >= OuterMinTokens(TB.Type)) OuterGateUpOf<TB>(gate, up, x, g, u, tokens);
         else QuantGateUp<TB>.Run(gate, up, x, g, u, tokens);
     }
 

@@ -64,7 +64,7 @@ public unsafe class QuantMatMulTests
     /// Σ_b |scale_w·d_x| · Σ_j |w_int·q| (+ |min_w·d_x|·Σ_j |q|) per output: the scale of the int8 path's fp32 rounding
     /// (its integer dots are exact, so only the block terms' products and sums round).
     /// </summary>
-    static float[] Int8Magnitude(in WeightMatrix w, float[] x, int tokens)
+    internal static float[] Int8Magnitude(in WeightMatrix w, float[] x, int tokens)
     {
         int cols = w.Cols, blocks = (cols + 31) / 32, bb = w.Type.BlockBytes();
         var q = new sbyte[blocks * 32];

@@ -1,0 +1,215 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Daop.Kernels.Cpu.Gemm;
+using Daop.Kernels.Cpu.Quant;
+
+namespace Daop.Kernels.Cpu.Amx;
+
+/// <summary>
+/// y = x·Wᵀ for Q8_0 weights on AMX int8 tiles, for batches (prefill): x is quantized per block of 32 to int8 (as the
+/// AVX paths quantize it, without their bias) into the tiles' VNNI layout; each chunk of 32 weight rows runs
+/// <see cref="Int8BlockTiles"/> on the weights where they lie (a Q8_0 block's 32 values are a tile row, its rows
+/// <see cref="WeightMatrix.RowBytes"/> apart), and every block's 16 × 16 integer products are scaled by
+/// d_w(row, block)·d_x(token, block) and summed in fp32 with AVX-512.
+/// </summary>
+/// <remarks>
+/// The integer dot of each block is exact, as on every other path; only the order of the fp32 sums over blocks
+/// differs. Used where <see cref="AmxSupport.Int8"/> holds, for batches of at least <see cref="MinTokens"/>, weights
+/// of whole 32-row panels and 32-column blocks (<see cref="Fits"/>); <c>emulate</c> runs the same driver on the tiles'
+/// scalar twin (the tests, on machines without AMX).
+/// </remarks>
+internal static unsafe class AmxQ8Gemm
+{
+    /// <summary>Weight rows per tile call (two row tiles).</summary>
+    const int Panel = 32;
+    /// <summary>Tokens per pass: two token tiles.</summary>
+    public const int TokenBlock = 32;
+    /// <summary>Blocks per tile call: their int32 products (4 KB a block at two token tiles) stay in L1.</summary>
+    const int CallBlocks = 8;
+
+    static readonly Vector256<int> s_scaleOffsets = Vector256.Create(0, 34, 68, 102, 136, 170, 204, 238);
+
+    /// <summary>Batches from this size on take the tiles. <c>DAOP_AMX_MIN_TOKENS</c> overrides it.</summary>
+    public static int MinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("DAOP_AMX_MIN_TOKENS"), out int m) && m > 0 ? m : 4;
+
+    /// <summary>Whether <paramref name="w"/> has the shape the tiles take (whole 32-row panels and 32-column blocks).</summary>
+    public static bool Fits(in WeightMatrix w) => w.Type == DType.Q8_0 && w.Rows % Panel == 0 && w.Cols % 32 == 0;
+
+    /// <summary>One matrix applied to a pass's activations.</summary>
+    struct Problem
+    {
+        public byte* W;
+        public nint WStride;
+        public float* Y;
+        public nint YStride;
+    }
+
+    /// <summary>A pass's activations in the tiles' layout: values [nt][blocks][512 bytes], scales [nt][blocks][16].</summary>
+    struct Activations
+    {
+        public byte* Values;
+        public float* Scales;
+        public int Blocks, Tokens, TokenTiles;
+    }
+
+    static nint ActivationFloats(int blocks) => (nint)2 * blocks * (Int8BlockTiles.BBlockBytes / 4 + 16);
+
+    /// <summary>y = x·Wᵀ (x: [tokens, cols], y: [tokens, rows]) for a matrix that <see cref="Fits"/>.</summary>
+    public static void Forward(in WeightMatrix w, float* x, float* y, int tokens, bool emulate = false)
+    {
+        int blocks = w.Cols / 32;
+        using var lease = ThreadScratch.Rent(ActivationFloats(blocks));
+        for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
+        {
+            int n = Math.Min(TokenBlock, tokens - t0);
+            var xa = Quantize(x + (nint)t0 * w.Cols, w.Cols, n, lease.Pointer);
+            var job = new Job
+            {
+                X = xa, Emulate = emulate, Count = 1,
+                First = new Problem { W = w.Data, WStride = w.RowBytes, Y = y + (nint)t0 * w.Rows, YStride = w.Rows },
+            };
+            CpuWorkers.For(w.Rows, Chunk(w, n), job);
+        }
+    }
+
+    /// <summary>g ← SiLU(x·Gateᵀ) ⊙ (x·Upᵀ); u ← x·Upᵀ, both [tokens, inter], as <see cref="QuantGateUp{TB}"/>.</summary>
+    public static void GateUp(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens, bool emulate = false)
+    {
+        int inter = gate.Rows, blocks = gate.Cols / 32;
+        using var lease = ThreadScratch.Rent(ActivationFloats(blocks));
+        for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
+        {
+            int n = Math.Min(TokenBlock, tokens - t0);
+            var xa = Quantize(x + (nint)t0 * gate.Cols, gate.Cols, n, lease.Pointer);
+            nint yo = (nint)t0 * inter;
+            var job = new Job
+            {
+                X = xa, Emulate = emulate, Count = 2, SwiGlu = true,
+                First = new Problem { W = gate.Data, WStride = gate.RowBytes, Y = g + yo, YStride = inter },
+                Second = new Problem { W = up.Data, WStride = up.RowBytes, Y = u + yo, YStride = inter },
+            };
+            CpuWorkers.For(inter, Chunk(gate, 2 * n), job);
+        }
+    }
+
+    static int Chunk(in WeightMatrix w, int tokens) => (RowChunks.Rows(w.Rows, w.RowBytes, tokens) + Panel - 1) / Panel * Panel;
+
+    /// <summary>
+    /// x [tokens ≤ 32, cols] quantized per block (<see cref="QuantizedActivations.Block"/>: the same q and d as the
+    /// AVX paths) into the tiles' layout in <paramref name="buffer"/>; tokens past the last are q = 0, d = 0.
+    /// </summary>
+    static Activations Quantize(float* x, int cols, int tokens, float* buffer)
+    {
+        int blocks = cols / 32, nt = (tokens + 15) / 16;
+        var a = new Activations
+        {
+            Values = (byte*)buffer, Scales = buffer + (nint)nt * blocks * (Int8BlockTiles.BBlockBytes / 4),
+            Blocks = blocks, Tokens = tokens, TokenTiles = nt,
+        };
+        if (tokens % 16 != 0)
+        {
+            new Span<byte>(a.Values, nt * blocks * Int8BlockTiles.BBlockBytes).Clear();
+            new Span<float>(a.Scales, nt * blocks * 16).Clear();
+        }
+        sbyte* q = stackalloc sbyte[32];
+        for (int t = 0; t < tokens; t++)
+        {
+            int tile = t >> 4, lane = t & 15;
+            for (int b = 0; b < blocks; b++)
+            {
+                float d = QuantizedActivations.Block(x + (nint)t * cols + b * 32, q, out _);
+                int* dst = (int*)(a.Values + ((nint)tile * blocks + b) * Int8BlockTiles.BBlockBytes) + lane;
+                for (int g = 0; g < 8; g++) dst[16 * g] = ((int*)q)[g];
+                a.Scales[((nint)tile * blocks + b) * 16 + lane] = d;
+            }
+        }
+        return a;
+    }
+
+    /// <summary>
+    /// Rows [r0, r1) (whole panels) of one matrix for every token of the pass. Per panel and call of
+    /// <see cref="CallBlocks"/> blocks: the rows' block scales, the tile products, then acc[r][t] += C·d_w·d_x.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Rows(in Problem p, in Activations x, int r0, int r1, float* scratch, bool emulate)
+    {
+        int nt = x.TokenTiles, blocks = x.Blocks;
+        int* c = (int*)scratch;                                               // [CallBlocks][2·nt][16][16]
+        float* dw = scratch + CallBlocks * 4 * 256;                           // [Panel][CallBlocks]
+        float* acc = dw + Panel * CallBlocks;                                 // [Panel][TokenBlock]
+        Int8TileArgs args = default;
+        args.AStride = p.WStride;
+        args.ATileStep = 16 * p.WStride;
+        args.ABlockStep = 34;
+        args.BTileStep = (nint)blocks * Int8BlockTiles.BBlockBytes;
+        args.C = c;
+        for (int r = r0; r < r1; r += Panel)
+        {
+            new Span<float>(acc, Panel * TokenBlock).Clear();
+            byte* panel = p.W + r * p.WStride;
+            for (int b0 = 0; b0 < blocks; b0 += CallBlocks)
+            {
+                int nb = Math.Min(CallBlocks, blocks - b0);
+                for (int i = 0; i < Panel; i++)
+                {
+                    byte* blk = panel + i * p.WStride + b0 * 34;
+                    if (nb == CallBlocks && Avx2.IsSupported) // the 8 scales, 34 bytes apart, to the top halves of 8 lanes
+                        HalfBits.WidenFinite(Avx2.GatherVector256((int*)blk, s_scaleOffsets, 1).AsUInt32() << 16).Store(dw + i * CallBlocks);
+                    else
+                        for (int j = 0; j < nb; j++) dw[i * CallBlocks + j] = HalfBits.ToSingleFinite(*(ushort*)(blk + j * 34));
+                }
+                args.A = panel + b0 * 34 + 2;
+                args.B = x.Values + (nint)b0 * Int8BlockTiles.BBlockBytes;
+                args.Blocks = nb;
+                Int8BlockTiles.Run(&args, 2, nt, emulate);
+                for (int n = 0; n < nt; n++)
+                {
+                    float* dx = x.Scales + ((nint)n * blocks + b0) * 16;
+                    for (int i = 0; i < Panel; i++)
+                    {
+                        int* ci = c + ((i >> 4) * nt + n) * 256 + (i & 15) * 16;
+                        float* di = dw + i * CallBlocks;
+                        float* ai = acc + i * TokenBlock + n * 16;
+                        if (Avx512F.IsSupported)
+                        {
+                            var s = Vector512.Load(ai);
+                            for (int j = 0; j < nb; j++)
+                            {
+                                var prod = Vector512.ConvertToSingle(Vector512.Load(ci + j * 2 * nt * 256));
+                                s = Vector512.FusedMultiplyAdd(prod, Vector512.Load(dx + j * 16) * di[j], s);
+                            }
+                            s.Store(ai);
+                        }
+                        else
+                            for (int j = 0; j < nb; j++)
+                                for (int t = 0; t < 16; t++) ai[t] = MathF.FusedMultiplyAdd(ci[j * 2 * nt * 256 + t], dx[j * 16 + t] * di[j], ai[t]);
+                    }
+                }
+            }
+            for (int t = 0; t < x.Tokens; t++)
+            {
+                float* yt = p.Y + t * p.YStride + r;
+                for (int i = 0; i < Panel; i++) yt[i] = acc[i * TokenBlock + t];
+            }
+        }
+    }
+
+    struct Job : IParallelJob
+    {
+        public Activations X;
+        public Problem First, Second;
+        public int Count;
+        public bool SwiGlu, Emulate;
+
+        public readonly void Execute(int start, int end)
+        {
+            using var lease = ThreadScratch.RentChunk(CallBlocks * 4 * 256 + Panel * CallBlocks + Panel * TokenBlock);
+            if (!Emulate) Int8BlockTiles.Configure();
+            Rows(First, X, start, end, lease.Pointer, Emulate);
+            if (Count == 2) Rows(Second, X, start, end, lease.Pointer, Emulate);
+            if (!Emulate) Int8BlockTiles.Release();
+            if (SwiGlu) Cpu.SwiGlu.Columns(First.Y, Second.Y, First.YStride, X.Tokens, start, end);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+
+namespace Daop.Kernels.Cpu.Amx;
+
+/// <summary>
+/// Whether this process may run AMX int8 tiles: the CPU reports AMX-TILE and AMX-INT8 (CPUID leaf 7), the OS grants
+/// the tile data state (Linux ≥ 5.16 enables it per process on request: <c>arch_prctl(ARCH_REQ_XCOMP_PERM,
+/// XFEATURE_XTILEDATA)</c>), and the routines could be placed in executable memory. <c>DAOP_AMX=0</c> turns it off.
+/// </summary>
+internal static unsafe partial class AmxSupport
+{
+    /// <summary>AMX int8 tiles are usable (and the tile routines compiled).</summary>
+    public static bool Int8 { get; }
+
+    /// <summary>Why AMX is not used, for <c>daop bench kernels</c> and logs; null when it is.</summary>
+    public static string? Reason { get; }
+
+    static AmxSupport()
+    {
+        Reason = Probe();
+        Int8 = Reason is null;
+    }
+
+    static string? Probe()
+    {
+        if (Environment.GetEnvironmentVariable("DAOP_AMX") == "0") return "DAOP_AMX=0";
+        if (!OperatingSystem.IsLinux() || !X86Base.X64.IsSupported) return "not Linux x86-64";
+        if (!Avx512F.IsSupported) return "no AVX-512";
+        var (_, _, _, edx) = X86Base.CpuId(7, 0);
+        const int AmxTile = 1 << 24, AmxInt8 = 1 << 25;
+        if ((edx & (AmxTile | AmxInt8)) != (AmxTile | AmxInt8)) return "the CPU has no AMX-INT8";
+        const int ArchReqXcompPerm = 0x1023, XFeatureXtileData = 18, SysArchPrctl = 158;
+        if (Syscall(SysArchPrctl, ArchReqXcompPerm, XFeatureXtileData) != 0)
+            return $"the OS refused the AMX tile state (arch_prctl errno {Marshal.GetLastPInvokeError()})";
+        return null;
+    }
+
+    /// <summary>
+    /// <paramref name="code"/> copied into a fresh page made read+execute (never writable and executable at once).
+    /// The memory lives as long as the process.
+    /// </summary>
+    public static byte* MapExecutable(ReadOnlySpan<byte> code)
+    {
+        const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
+        nuint size = ((nuint)code.Length + 4095) & ~(nuint)4095;
+        byte* p = (byte*)Mmap(null, size, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
+        if (p == (byte*)-1) throw new InvalidOperationException($"mmap of {size} bytes for the AMX routines failed (errno {Marshal.GetLastPInvokeError()})");
+        code.CopyTo(new Span<byte>(p, code.Length));
+        if (Mprotect(p, size, ProtRead | ProtExec) != 0)
+            throw new InvalidOperationException($"mprotect of the AMX routines failed (errno {Marshal.GetLastPInvokeError()})");
+        return p;
+    }
+
+    // syscall(2) is variadic; on x86-64 integer arguments pass in the same registers either way.
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial nint Syscall(nint number, nint a1, nint a2);
+
+    [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    private static partial void* Mmap(void* addr, nuint length, int prot, int flags, int fd, nint offset);
+
+    [LibraryImport("libc", EntryPoint = "mprotect", SetLastError = true)]
+    private static partial int Mprotect(void* addr, nuint length, int prot);
+}

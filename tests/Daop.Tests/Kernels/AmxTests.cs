@@ -1,0 +1,173 @@
+using Daop.Kernels;
+using Daop.Kernels.Cpu;
+using Daop.Kernels.Cpu.Amx;
+
+namespace Daop.Tests.Kernels;
+
+/// <summary>
+/// The AMX int8 path: the emitter's encodings against GNU as (binutils 2.40, <c>as</c> + <c>objdump -d</c>), and the
+/// Q8_0 driver run on the tiles' scalar twin against the scalar GEMM. The machine code itself runs only on a CPU with
+/// AMX (<c>daop bench kernels</c> checks it against the twin there).
+/// </summary>
+public unsafe class AmxTests
+{
+    static string Hex(Action<X64Emitter> emit)
+    {
+        var e = new X64Emitter();
+        emit(e);
+        return Convert.ToHexString(e.ToArray()).ToLowerInvariant();
+    }
+
+    [Theory]
+    [InlineData("ldtilecfg [rax]", "c4e2784900")]
+    [InlineData("ldtilecfg [r8]", "c4c2784900")]
+    [InlineData("tilerelease", "c4e27849c0")]
+    [InlineData("tilezero tmm0", "c4e27b49c0")]
+    [InlineData("tilezero tmm3", "c4e27b49d8")]
+    [InlineData("tilezero tmm7", "c4e27b49f8")]
+    [InlineData("tileloadd tmm4, [rax+r9*1]", "c4a27b4b2408")]
+    [InlineData("tileloadd tmm5, [r10+r9*1]", "c4827b4b2c0a")]
+    [InlineData("tileloadd tmm6, [rcx+rsi*1]", "c4e27b4b3431")]
+    [InlineData("tileloadd tmm7, [r11+rsi*1]", "c4c27b4b3c33")]
+    [InlineData("tilestored [rdx+rsi*1], tmm0", "c4e27a4b0432")]
+    [InlineData("tilestored [rdx+rsi*1+0x400], tmm1", "c4e27a4b8c3200040000")]
+    [InlineData("tilestored [rdx+rsi*1+0xc00], tmm3", "c4e27a4b9c32000c0000")]
+    [InlineData("tdpbssd tmm0, tmm4, tmm6", "c4e24b5ec4")]
+    [InlineData("tdpbssd tmm3, tmm5, tmm7", "c4e2435edd")]
+    [InlineData("tdpbf16ps tmm1, tmm4, tmm7", "c4e2425ccc")]
+    [InlineData("mov rax, [rdi+8]", "488b4708")]
+    [InlineData("mov r10, [rdi+24]", "4c8b5718")]
+    [InlineData("mov rsi, [rdi]", "488b37")]
+    [InlineData("add rax, rdi", "4801f8")]
+    [InlineData("add r10, rdi", "4901fa")]
+    [InlineData("add r11, 512", "4981c300020000")]
+    [InlineData("add rdx, 4096", "4881c200100000")]
+    [InlineData("dec r8", "49ffc8")]
+    [InlineData("ret", "c3")]
+    public void EncodingsMatchGnuAs(string instruction, string bytes)
+    {
+        Action<X64Emitter> emit = instruction switch
+        {
+            "ldtilecfg [rax]" => e => e.LdTileCfg(Gpr.Rax),
+            "ldtilecfg [r8]" => e => e.LdTileCfg(Gpr.R8),
+            "tilerelease" => e => e.TileRelease(),
+            "tilezero tmm0" => e => e.TileZero(0),
+            "tilezero tmm3" => e => e.TileZero(3),
+            "tilezero tmm7" => e => e.TileZero(7),
+            "tileloadd tmm4, [rax+r9*1]" => e => e.TileLoadD(4, Gpr.Rax, Gpr.R9),
+            "tileloadd tmm5, [r10+r9*1]" => e => e.TileLoadD(5, Gpr.R10, Gpr.R9),
+            "tileloadd tmm6, [rcx+rsi*1]" => e => e.TileLoadD(6, Gpr.Rcx, Gpr.Rsi),
+            "tileloadd tmm7, [r11+rsi*1]" => e => e.TileLoadD(7, Gpr.R11, Gpr.Rsi),
+            "tilestored [rdx+rsi*1], tmm0" => e => e.TileStoreD(Gpr.Rdx, Gpr.Rsi, 0, 0),
+            "tilestored [rdx+rsi*1+0x400], tmm1" => e => e.TileStoreD(Gpr.Rdx, Gpr.Rsi, 0x400, 1),
+            "tilestored [rdx+rsi*1+0xc00], tmm3" => e => e.TileStoreD(Gpr.Rdx, Gpr.Rsi, 0xc00, 3),
+            "tdpbssd tmm0, tmm4, tmm6" => e => e.TdpBssd(0, 4, 6),
+            "tdpbssd tmm3, tmm5, tmm7" => e => e.TdpBssd(3, 5, 7),
+            "tdpbf16ps tmm1, tmm4, tmm7" => e => e.TdpBf16Ps(1, 4, 7),
+            "mov rax, [rdi+8]" => e => e.MovLoad(Gpr.Rax, Gpr.Rdi, 8),
+            "mov r10, [rdi+24]" => e => e.MovLoad(Gpr.R10, Gpr.Rdi, 24),
+            "mov rsi, [rdi]" => e => e.MovLoad(Gpr.Rsi, Gpr.Rdi, 0),
+            "add rax, rdi" => e => e.Add(Gpr.Rax, Gpr.Rdi),
+            "add r10, rdi" => e => e.Add(Gpr.R10, Gpr.Rdi),
+            "add r11, 512" => e => e.Add(Gpr.R11, 512),
+            "add rdx, 4096" => e => e.Add(Gpr.Rdx, 4096),
+            "dec r8" => e => e.Dec(Gpr.R8),
+            _ => e => e.Ret(),
+        };
+        Assert.Equal(bytes, Hex(emit));
+    }
+
+    [Fact]
+    public void LoopJumpsBackToItsStart()
+    {
+        // "jnz" at offset 0x86 to itself assembles to 75 fe (rel8); the emitter always writes rel32: 0f 85 fa ff ff ff.
+        var e = new X64Emitter();
+        int top = e.Position;
+        e.Jnz(top);
+        Assert.Equal("0f85faffffff", Convert.ToHexString(e.ToArray()).ToLowerInvariant());
+        e = new X64Emitter();
+        e.Dec(Gpr.R8);
+        e.Jnz(0);
+        Assert.Equal("49ffc80f85f7ffffff", Convert.ToHexString(e.ToArray()).ToLowerInvariant());
+    }
+
+    [Fact]
+    public void RspIsNoIndexRegister()
+    {
+        Assert.Throws<ArgumentException>(() => new X64Emitter().TileLoadD(0, Gpr.Rax, Gpr.Rsp));
+    }
+
+    public static TheoryData<int, int> Shapes() => new() { { 32, 32 }, { 64, 256 }, { 96, 288 }, { 32, 4096 } };
+
+    /// <summary>The driver on the twin: the VNNI layout, the tails of 16-token tiles and 8-block calls, the scales.</summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Q8_0MatchesScalarGemm(int rows, int cols)
+    {
+        using var w = new BlockWeights(DType.Q8_0, rows, cols, seed: rows + cols);
+        Assert.True(AmxQ8Gemm.Fits(w.W));
+        foreach (int tokens in new[] { 1, 4, 15, 16, 17, 32, 33, 40 })
+        {
+            var x = NativeWeights.Floats(tokens * cols, seed: tokens * 3 + 1);
+            var expected = new float[tokens * rows];
+            QuantMatMul.Scalar(w.W, x, expected, tokens);
+            var actual = new float[tokens * rows];
+            actual.AsSpan().Fill(float.NaN);
+            fixed (float* px = x, py = actual) AmxQ8Gemm.Forward(w.W, px, py, tokens, emulate: true);
+            MatMulTests.AssertClose(expected, actual, QuantMatMulTests.Int8Magnitude(w.W, x, tokens), $"{rows}x{cols} tokens={tokens}");
+        }
+    }
+
+    [Fact]
+    public void GateUpAppliesSwiGluToBothProducts()
+    {
+        const int inter = 64, hidden = 96, tokens = 19;
+        using var gate = new BlockWeights(DType.Q8_0, inter, hidden, seed: 5);
+        using var up = new BlockWeights(DType.Q8_0, inter, hidden, seed: 6);
+        var x = NativeWeights.Floats(tokens * hidden, seed: 9);
+        var eg = new float[tokens * inter];
+        var eu = new float[tokens * inter];
+        QuantMatMul.Scalar(gate.W, x, eg, tokens);
+        QuantMatMul.Scalar(up.W, x, eu, tokens);
+        var g = new float[tokens * inter];
+        var u = new float[tokens * inter];
+        fixed (float* px = x, pg = g, pu = u) AmxQ8Gemm.GateUp(gate.W, up.W, px, pg, pu, tokens, emulate: true);
+        MatMulTests.AssertClose(eu, u, QuantMatMulTests.Int8Magnitude(up.W, x, tokens), "up");
+        var gm = QuantMatMulTests.Int8Magnitude(gate.W, x, tokens);
+        for (int i = 0; i < g.Length; i++)
+        {
+            float silu = eg[i] / (1 + MathF.Exp(-eg[i]));
+            // SiLU's slope is below 1.1, so the gate's error bound carries over, times |up|.
+            float tol = 1e-5f * gm[i] * 1.1f * MathF.Abs(eu[i]) + 1e-5f * MathF.Abs(silu * eu[i]) + 1e-6f;
+            Assert.True(MathF.Abs(silu * eu[i] - g[i]) <= tol, $"i={i}: {silu * eu[i]} vs {g[i]}");
+        }
+    }
+
+    [Fact]
+    public void OnlyWholePanelsOfQ8_0Fit()
+    {
+        using var odd = new BlockWeights(DType.Q8_0, 33, 64, seed: 1);
+        using var narrow = new BlockWeights(DType.Q8_0, 32, 40, seed: 1);
+        using var q4 = new BlockWeights(DType.Q4_0, 32, 64, seed: 1);
+        Assert.False(AmxQ8Gemm.Fits(odd.W));
+        Assert.False(AmxQ8Gemm.Fits(narrow.W));
+        Assert.False(AmxQ8Gemm.Fits(q4.W));
+    }
+
+    /// <summary>Where AMX exists, the machine code gives the twin's integers exactly (elsewhere there is nothing to run).</summary>
+    [Fact]
+    public void NativeTilesEqualTheTwinWhereAmxExists()
+    {
+        if (!Int8BlockTiles.Native) return;
+        using var w = new BlockWeights(DType.Q8_0, 64, 512, seed: 3);
+        var x = NativeWeights.Floats(32 * 512, seed: 4);
+        var a = new float[32 * 64];
+        var b = new float[32 * 64];
+        fixed (float* px = x, pa = a, pb = b)
+        {
+            AmxQ8Gemm.Forward(w.W, px, pa, 32, emulate: true);
+            AmxQ8Gemm.Forward(w.W, px, pb, 32, emulate: false);
+        }
+        Assert.Equal(a, b);
+    }
+}
