@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # AMX int8 tiles against the AVX-512 int8 tiles on a host that has AMX (issue 13), interleaved in one run:
 #   here:   bench/device-pack.sh
-#   device: bench/device-amx.sh kernels [ROUNDS]   `daop bench kernels` for q8_0 (expert GEMM GFLOP/s), with and without
+#   device: bench/device-amx.sh kernels [ROUNDS]   `daop bench kernels` for the 32-block formats (expert GEMM GFLOP/s), with and without
 #                                                  DAOP_AMX=0, and the tiles' check against their scalar twin
 #           bench/device-amx.sh model [ROUNDS]     whole-model prefill/decode, `bench synthetic` on a LAYERS-layer (2)
 #                                                  Mixtral-8x7B shape of random weights, q8_0 experts and dense matrices
@@ -16,7 +16,7 @@ case ${1:-} in
     for r in $(seq "$rounds"); do
       for v in default DAOP_AMX=0; do
         echo "== round $r: $v"
-        env $( [ $v = default ] || echo $v ) "$daop" bench kernels --only-formats --formats "${FORMATS:-q8_0}" --format-batches "${BATCHES:-4,16,32,64}" 2>&1
+        env $( [ $v = default ] || echo $v ) "$daop" bench kernels --only-formats --formats "${FORMATS:-q8_0,q4_0,iq4_nl,q4_1}" --format-batches "${BATCHES:-4,16,32,64}" 2>&1
       done
     done ;;
   model)

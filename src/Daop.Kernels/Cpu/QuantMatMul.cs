@@ -47,7 +47,7 @@ public static unsafe class QuantMatMul
     /// <summary>y = x·Wᵀ for block format <typeparamref name="TB"/>: int8 tiles or, for large batches, fp32 panels.</summary>
     internal static void Forward<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
     {
-        if (UseAmx(w, tokens)) AmxQ8Gemm.Forward(w, x, y, tokens);
+        if (AmxBlockGemm<TB>.Use(w, tokens)) AmxBlockGemm<TB>.Forward(w, x, y, tokens);
         else if (tokens >= OuterMinTokens(TB.Type)) Outer<TB>(w, x, y, tokens);
         else Int8<TB>(w, x, y, tokens);
     }
@@ -71,22 +71,25 @@ public static unsafe class QuantMatMul
     /// Whether Q8_0 batches (prefill) run on AMX int8 tiles here, and if not why: a line for benchmarks and logs.
     /// </summary>
     public static string AmxStatus => AmxSupport.Int8
-        ? $"AMX int8 tiles for q8_0 batches of {AmxQ8Gemm.MinTokens}+ tokens"
+        ? $"AMX int8 tiles for 32-block formats (q8_0, q4_0, q5_0, q4_1, q5_1, iq4_nl, mxfp4) in batches of {AmxSupport.MinTokens}+ tokens"
         : $"no AMX tiles ({AmxSupport.Reason})";
 
     /// <summary>
-    /// Where AMX is used, runs a 64×512 Q8_0 product of 32 tokens on the tiles and on their scalar twin and returns
-    /// whether the results are bit-identical (the integer products are exact on both); true where AMX is not used.
+    /// Where AMX is used, runs a 64×512 product of 32 tokens for Q8_0 (tiles on the weights as stored), Q4_0 (on
+    /// unpacked bytes) and Q4_1 (with mins) on the tiles and on their scalar twin, and returns whether every result
+    /// is bit-identical (the integer products are exact on both); true where AMX is not used.
     /// </summary>
-    public static bool CheckAmx()
+    public static bool CheckAmx() => !AmxSupport.Int8 || CheckAmx<Q8_0Format>() && CheckAmx<Q4_0Format>() && CheckAmx<Q4_1Format>();
+
+    static bool CheckAmx<TB>() where TB : struct, IBlockFormat
     {
-        if (!AmxSupport.Int8) return true;
         const int rows = 64, cols = 512, tokens = 32;
-        int rowBytes = (int)DType.Q8_0.RowBytes(cols);
+        int rowBytes = (int)TB.Type.RowBytes(cols), bb = TB.BlockBytes;
         var rng = new Random(1);
         var w = new byte[rows * rowBytes];
         rng.NextBytes(w);
-        for (int i = 0; i < w.Length; i += 34) { w[i] = 0x00; w[i + 1] = 0x20; } // d = 2^-7: finite scales
+        for (int i = 0; i < w.Length; i += bb) { w[i] = 0x00; w[i + 1] = 0x20; } // d = 2^-7: a finite scale
+        if (TB.HasMin) for (int i = 0; i < w.Length; i += bb) { w[i + 2] = 0x00; w[i + 3] = 0xA0; } // min = -2^-7
         var x = new float[tokens * cols];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
         var a = new float[tokens * rows];
@@ -94,15 +97,12 @@ public static unsafe class QuantMatMul
         fixed (byte* pw = w)
         fixed (float* px = x, pa = a, pb = b)
         {
-            var m = new WeightMatrix(pw, DType.Q8_0, rows, cols);
-            AmxQ8Gemm.Forward(m, px, pa, tokens, emulate: false);
-            AmxQ8Gemm.Forward(m, px, pb, tokens, emulate: true);
+            var m = new WeightMatrix(pw, TB.Type, rows, cols);
+            AmxBlockGemm<TB>.Forward(m, px, pa, tokens, emulate: false);
+            AmxBlockGemm<TB>.Forward(m, px, pb, tokens, emulate: true);
         }
         return a.AsSpan().SequenceEqual(b);
     }
-
-    /// <summary>Whether a batch of <paramref name="tokens"/> on <paramref name="w"/> takes the AMX int8 tiles (Q8_0).</summary>
-    static bool UseAmx(in WeightMatrix w, int tokens) => AmxQ8Gemm.Fits(w) && tokens >= AmxQ8Gemm.MinTokens && AmxSupport.Int8;
 
     /// <summary>The int8 path at any batch size.</summary>
     internal static void Int8<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
@@ -122,7 +122,7 @@ public static unsafe class QuantMatMul
     internal static void GateUp<TB>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
         where TB : struct, IBlockFormat
     {
-        if (UseAmx(gate, tokens) && AmxQ8Gemm.Fits(up)) AmxQ8Gemm.GateUp(gate, up, x, g, u, tokens);
+        if (AmxBlockGemm<TB>.Use(gate, tokens) && AmxBlockGemm<TB>.Fits(up)) AmxBlockGemm<TB>.GateUp(gate, up, x, g, u, tokens);
         else if (tokens >= OuterMinTokens(TB.Type)) OuterGateUpOf<TB>(gate, up, x, g, u, tokens);
         else QuantGateUp<TB>.Run(gate, up, x, g, u, tokens);
     }

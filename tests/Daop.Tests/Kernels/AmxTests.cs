@@ -1,6 +1,7 @@
 using Daop.Kernels;
 using Daop.Kernels.Cpu;
 using Daop.Kernels.Cpu.Amx;
+using Daop.Kernels.Cpu.Quant;
 
 namespace Daop.Tests.Kernels;
 
@@ -97,15 +98,39 @@ public unsafe class AmxTests
         Assert.Throws<ArgumentException>(() => new X64Emitter().TileLoadD(0, Gpr.Rax, Gpr.Rsp));
     }
 
-    public static TheoryData<int, int> Shapes() => new() { { 32, 32 }, { 64, 256 }, { 96, 288 }, { 32, 4096 } };
-
-    /// <summary>The driver on the twin: the VNNI layout, the tails of 16-token tiles and 8-block calls, the scales.</summary>
-    [Theory]
-    [MemberData(nameof(Shapes))]
-    public void Q8_0MatchesScalarGemm(int rows, int cols)
+    public static TheoryData<DType, int, int> Cases()
     {
-        using var w = new BlockWeights(DType.Q8_0, rows, cols, seed: rows + cols);
-        Assert.True(AmxQ8Gemm.Fits(w.W));
+        var data = new TheoryData<DType, int, int>();
+        foreach (var (rows, cols) in new[] { (32, 32), (64, 256), (96, 288), (32, 4096) })
+            data.Add(DType.Q8_0, rows, cols);
+        foreach (var t in new[] { DType.Q4_0, DType.Q5_0, DType.Q4_1, DType.Q5_1, DType.IQ4_NL, DType.MXFP4 })
+            foreach (var (rows, cols) in new[] { (32, 32), (64, 288) }) data.Add(t, rows, cols);
+        return data;
+    }
+
+    static void Forward(in WeightMatrix w, float* x, float* y, int tokens)
+    {
+        switch (w.Type)
+        {
+            case DType.Q8_0: AmxBlockGemm<Q8_0Format>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.Q4_0: AmxBlockGemm<Q4_0Format>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.Q5_0: AmxBlockGemm<Q5_0Format>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.Q4_1: AmxBlockGemm<Q4_1Format>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.Q5_1: AmxBlockGemm<Q5_1Format>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.IQ4_NL: AmxBlockGemm<Iq4NlFormat>.Forward(w, x, y, tokens, emulate: true); break;
+            default: AmxBlockGemm<Mxfp4Format>.Forward(w, x, y, tokens, emulate: true); break;
+        }
+    }
+
+    /// <summary>
+    /// The driver on the twin: the VNNI layout, the tails of 16-token tiles and 8-block calls, the scales; Q8_0's tiles
+    /// on the weights as stored, the others on unpacked bytes (Q4_1 and Q5_1 with their mins).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void MatchesScalarGemm(DType type, int rows, int cols)
+    {
+        using var w = new BlockWeights(type, rows, cols, seed: rows + cols);
         foreach (int tokens in new[] { 1, 4, 15, 16, 17, 32, 33, 40 })
         {
             var x = NativeWeights.Floats(tokens * cols, seed: tokens * 3 + 1);
@@ -113,8 +138,8 @@ public unsafe class AmxTests
             QuantMatMul.Scalar(w.W, x, expected, tokens);
             var actual = new float[tokens * rows];
             actual.AsSpan().Fill(float.NaN);
-            fixed (float* px = x, py = actual) AmxQ8Gemm.Forward(w.W, px, py, tokens, emulate: true);
-            MatMulTests.AssertClose(expected, actual, QuantMatMulTests.Int8Magnitude(w.W, x, tokens), $"{rows}x{cols} tokens={tokens}");
+            fixed (float* px = x, py = actual) Forward(w.W, px, py, tokens);
+            MatMulTests.AssertClose(expected, actual, QuantMatMulTests.Int8Magnitude(w.W, x, tokens), $"{type} {rows}x{cols} tokens={tokens}");
         }
     }
 
@@ -131,7 +156,7 @@ public unsafe class AmxTests
         QuantMatMul.Scalar(up.W, x, eu, tokens);
         var g = new float[tokens * inter];
         var u = new float[tokens * inter];
-        fixed (float* px = x, pg = g, pu = u) AmxQ8Gemm.GateUp(gate.W, up.W, px, pg, pu, tokens, emulate: true);
+        fixed (float* px = x, pg = g, pu = u) AmxBlockGemm<Q8_0Format>.GateUp(gate.W, up.W, px, pg, pu, tokens, emulate: true);
         MatMulTests.AssertClose(eu, u, QuantMatMulTests.Int8Magnitude(up.W, x, tokens), "up");
         var gm = QuantMatMulTests.Int8Magnitude(gate.W, x, tokens);
         for (int i = 0; i < g.Length; i++)
@@ -149,9 +174,9 @@ public unsafe class AmxTests
         using var odd = new BlockWeights(DType.Q8_0, 33, 64, seed: 1);
         using var narrow = new BlockWeights(DType.Q8_0, 32, 40, seed: 1);
         using var q4 = new BlockWeights(DType.Q4_0, 32, 64, seed: 1);
-        Assert.False(AmxQ8Gemm.Fits(odd.W));
-        Assert.False(AmxQ8Gemm.Fits(narrow.W));
-        Assert.False(AmxQ8Gemm.Fits(q4.W));
+        Assert.False(AmxBlockGemm<Q8_0Format>.Fits(odd.W));
+        Assert.False(AmxBlockGemm<Q8_0Format>.Fits(narrow.W));
+        Assert.False(AmxBlockGemm<Q8_0Format>.Fits(q4.W));
     }
 
     /// <summary>Where AMX exists, the machine code gives the twin's integers exactly (elsewhere there is nothing to run).</summary>
@@ -165,8 +190,8 @@ public unsafe class AmxTests
         var b = new float[32 * 64];
         fixed (float* px = x, pa = a, pb = b)
         {
-            AmxQ8Gemm.Forward(w.W, px, pa, 32, emulate: true);
-            AmxQ8Gemm.Forward(w.W, px, pb, 32, emulate: false);
+            AmxBlockGemm<Q8_0Format>.Forward(w.W, px, pa, 32, emulate: true);
+            AmxBlockGemm<Q8_0Format>.Forward(w.W, px, pb, 32, emulate: false);
         }
         Assert.Equal(a, b);
     }

@@ -13,6 +13,9 @@ internal static unsafe partial class AmxSupport
     /// <summary>AMX int8 tiles are usable (and the tile routines compiled).</summary>
     public static bool Int8 { get; }
 
+    /// <summary>Batches from this size on take the tiles (<c>DAOP_AMX_MIN_TOKENS</c> overrides it).</summary>
+    public static int MinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("DAOP_AMX_MIN_TOKENS"), out int m) && m > 0 ? m : 4;
+
     /// <summary>Why AMX is not used, for <c>daop bench kernels</c> and logs; null when it is.</summary>
     public static string? Reason { get; }
 

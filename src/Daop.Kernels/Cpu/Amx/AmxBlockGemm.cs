@@ -7,19 +7,21 @@ using Daop.Kernels.Cpu.Quant;
 namespace Daop.Kernels.Cpu.Amx;
 
 /// <summary>
-/// y = x·Wᵀ for Q8_0 weights on AMX int8 tiles, for batches (prefill): x is quantized per block of 32 to int8 (as the
-/// AVX paths quantize it, without their bias) into the tiles' VNNI layout; each chunk of 32 weight rows runs
-/// <see cref="Int8BlockTiles"/> on the weights where they lie (a Q8_0 block's 32 values are a tile row, its rows
-/// <see cref="WeightMatrix.RowBytes"/> apart), and every block's 16 × 16 integer products are scaled by
-/// d_w(row, block)·d_x(token, block) and summed in fp32 with AVX-512.
+/// y = x·Wᵀ for a 32-block weight format on AMX int8 tiles, for batches (prefill): x is quantized per block of 32 to
+/// int8 (as the AVX paths quantize it, without their bias) into the tiles' VNNI layout; each chunk of 32 weight rows
+/// runs <see cref="Int8BlockTiles"/> over 8 blocks at a time, and every block's 16 × 16 integer products are scaled
+/// by d_w(row, block)·d_x(token, block) (plus, for the formats with a min, min_w·d_x·Σq_x) and summed in fp32 with
+/// AVX-512. Q8_0's tiles read the weights where they lie (a block's 32 values are a tile row, the rows
+/// <see cref="WeightMatrix.RowBytes"/> apart); the other formats are unpacked to signed bytes first
+/// (<see cref="IBlockFormat.Unpack1"/> less <see cref="IBlockFormat.Offset"/>), 32 rows × 8 blocks at a time.
 /// </summary>
 /// <remarks>
 /// The integer dot of each block is exact, as on every other path; only the order of the fp32 sums over blocks
-/// differs. Used where <see cref="AmxSupport.Int8"/> holds, for batches of at least <see cref="MinTokens"/>, weights
-/// of whole 32-row panels and 32-column blocks (<see cref="Fits"/>); <c>emulate</c> runs the same driver on the tiles'
-/// scalar twin (the tests, on machines without AMX).
+/// differs. Used where <see cref="AmxSupport.Int8"/> holds, for batches of at least <see cref="AmxSupport.MinTokens"/>,
+/// weights of whole 32-row panels and 32-column blocks (<see cref="Fits"/>); <c>emulate</c> runs the same driver on
+/// the tiles' scalar twin (the tests, on machines without AMX).
 /// </remarks>
-internal static unsafe class AmxQ8Gemm
+internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
 {
     /// <summary>Weight rows per tile call (two row tiles).</summary>
     const int Panel = 32;
@@ -30,11 +32,14 @@ internal static unsafe class AmxQ8Gemm
 
     static readonly Vector256<int> s_scaleOffsets = Vector256.Create(0, 34, 68, 102, 136, 170, 204, 238);
 
-    /// <summary>Batches from this size on take the tiles. <c>DAOP_AMX_MIN_TOKENS</c> overrides it.</summary>
-    public static int MinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("DAOP_AMX_MIN_TOKENS"), out int m) && m > 0 ? m : 4;
+    /// <summary>Q8_0 blocks are tile rows as stored; the other formats go through an unpacked copy.</summary>
+    static bool Direct => TB.Type == DType.Q8_0;
 
     /// <summary>Whether <paramref name="w"/> has the shape the tiles take (whole 32-row panels and 32-column blocks).</summary>
-    public static bool Fits(in WeightMatrix w) => w.Type == DType.Q8_0 && w.Rows % Panel == 0 && w.Cols % 32 == 0;
+    public static bool Fits(in WeightMatrix w) => w.Type == TB.Type && w.Rows % Panel == 0 && w.Cols % 32 == 0;
+
+    /// <summary>Whether a batch of <paramref name="tokens"/> on <paramref name="w"/> takes the tiles here.</summary>
+    public static bool Use(in WeightMatrix w, int tokens) => Fits(w) && tokens >= AmxSupport.MinTokens && AmxSupport.Int8;
 
     /// <summary>One matrix applied to a pass's activations.</summary>
     struct Problem
@@ -45,15 +50,18 @@ internal static unsafe class AmxQ8Gemm
         public nint YStride;
     }
 
-    /// <summary>A pass's activations in the tiles' layout: values [nt][blocks][512 bytes], scales [nt][blocks][16].</summary>
+    /// <summary>
+    /// A pass's activations in the tiles' layout: values [nt][blocks][512 bytes], scales d [nt][blocks][16], and for
+    /// the formats with a min d·Σq [nt][blocks][16].
+    /// </summary>
     struct Activations
     {
         public byte* Values;
-        public float* Scales;
+        public float* Scales, Sums;
         public int Blocks, Tokens, TokenTiles;
     }
 
-    static nint ActivationFloats(int blocks) => (nint)2 * blocks * (Int8BlockTiles.BBlockBytes / 4 + 16);
+    static nint ActivationFloats(int blocks) => (nint)2 * blocks * (Int8BlockTiles.BBlockBytes / 4 + 32);
 
     /// <summary>y = x·Wᵀ (x: [tokens, cols], y: [tokens, rows]) for a matrix that <see cref="Fits"/>.</summary>
     public static void Forward(in WeightMatrix w, float* x, float* y, int tokens, bool emulate = false)
@@ -107,10 +115,11 @@ internal static unsafe class AmxQ8Gemm
             Values = (byte*)buffer, Scales = buffer + (nint)nt * blocks * (Int8BlockTiles.BBlockBytes / 4),
             Blocks = blocks, Tokens = tokens, TokenTiles = nt,
         };
+        a.Sums = a.Scales + (nint)nt * blocks * 16;
         if (tokens % 16 != 0)
         {
             new Span<byte>(a.Values, nt * blocks * Int8BlockTiles.BBlockBytes).Clear();
-            new Span<float>(a.Scales, nt * blocks * 16).Clear();
+            new Span<float>(a.Scales, 2 * nt * blocks * 16).Clear();
         }
         sbyte* q = stackalloc sbyte[32];
         for (int t = 0; t < tokens; t++)
@@ -118,30 +127,37 @@ internal static unsafe class AmxQ8Gemm
             int tile = t >> 4, lane = t & 15;
             for (int b = 0; b < blocks; b++)
             {
-                float d = QuantizedActivations.Block(x + (nint)t * cols + b * 32, q, out _);
+                float d = QuantizedActivations.Block(x + (nint)t * cols + b * 32, q, out int sum);
                 int* dst = (int*)(a.Values + ((nint)tile * blocks + b) * Int8BlockTiles.BBlockBytes) + lane;
                 for (int g = 0; g < 8; g++) dst[16 * g] = ((int*)q)[g];
                 a.Scales[((nint)tile * blocks + b) * 16 + lane] = d;
+                a.Sums[((nint)tile * blocks + b) * 16 + lane] = d * sum;
             }
         }
         return a;
     }
 
+    /// <summary>Floats of per-chunk scratch <see cref="Rows"/> takes.</summary>
+    const int ChunkFloats = CallBlocks * 4 * 256 + 2 * Panel * CallBlocks + Panel * TokenBlock + Panel * CallBlocks * 32 / 4;
+
     /// <summary>
     /// Rows [r0, r1) (whole panels) of one matrix for every token of the pass. Per panel and call of
-    /// <see cref="CallBlocks"/> blocks: the rows' block scales, the tile products, then acc[r][t] += C·d_w·d_x.
+    /// <see cref="CallBlocks"/> blocks: the rows' block scales (and the blocks as signed bytes, unless Q8_0), the tile
+    /// products, then acc[r][t] += C·d_w·d_x (+ min_w·d_x·Σq_x).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Rows(in Problem p, in Activations x, int r0, int r1, float* scratch, bool emulate)
     {
-        int nt = x.TokenTiles, blocks = x.Blocks;
+        int nt = x.TokenTiles, blocks = x.Blocks, bb = TB.BlockBytes;
         int* c = (int*)scratch;                                               // [CallBlocks][2·nt][16][16]
         float* dw = scratch + CallBlocks * 4 * 256;                           // [Panel][CallBlocks]
-        float* acc = dw + Panel * CallBlocks;                                 // [Panel][TokenBlock]
+        float* mw = dw + Panel * CallBlocks;                                  // [Panel][CallBlocks] (formats with a min)
+        float* acc = mw + Panel * CallBlocks;                                 // [Panel][TokenBlock]
+        sbyte* unpacked = (sbyte*)(acc + Panel * TokenBlock);                 // [Panel][CallBlocks·32]
         Int8TileArgs args = default;
-        args.AStride = p.WStride;
-        args.ATileStep = 16 * p.WStride;
-        args.ABlockStep = 34;
+        args.AStride = Direct ? p.WStride : CallBlocks * 32;
+        args.ATileStep = 16 * args.AStride;
+        args.ABlockStep = Direct ? 34 : 32;
         args.BTileStep = (nint)blocks * Int8BlockTiles.BBlockBytes;
         args.C = c;
         for (int r = r0; r < r1; r += Panel)
@@ -153,38 +169,23 @@ internal static unsafe class AmxQ8Gemm
                 int nb = Math.Min(CallBlocks, blocks - b0);
                 for (int i = 0; i < Panel; i++)
                 {
-                    byte* blk = panel + i * p.WStride + b0 * 34;
-                    if (nb == CallBlocks && Avx2.IsSupported) // the 8 scales, 34 bytes apart, to the top halves of 8 lanes
+                    byte* blk = panel + i * p.WStride + b0 * bb;
+                    if (!Direct) Unpack(blk, nb, unpacked + i * CallBlocks * 32, dw + i * CallBlocks, mw + i * CallBlocks);
+                    else if (nb == CallBlocks && Avx2.IsSupported) // the 8 scales, 34 bytes apart, to the top halves of 8 lanes
                         HalfBits.WidenFinite(Avx2.GatherVector256((int*)blk, s_scaleOffsets, 1).AsUInt32() << 16).Store(dw + i * CallBlocks);
                     else
                         for (int j = 0; j < nb; j++) dw[i * CallBlocks + j] = HalfBits.ToSingleFinite(*(ushort*)(blk + j * 34));
                 }
-                args.A = panel + b0 * 34 + 2;
+                args.A = Direct ? panel + b0 * 34 + 2 : (byte*)unpacked;
                 args.B = x.Values + (nint)b0 * Int8BlockTiles.BBlockBytes;
                 args.Blocks = nb;
                 Int8BlockTiles.Run(&args, 2, nt, emulate);
                 for (int n = 0; n < nt; n++)
                 {
-                    float* dx = x.Scales + ((nint)n * blocks + b0) * 16;
+                    nint xo = ((nint)n * blocks + b0) * 16;
                     for (int i = 0; i < Panel; i++)
-                    {
-                        int* ci = c + ((i >> 4) * nt + n) * 256 + (i & 15) * 16;
-                        float* di = dw + i * CallBlocks;
-                        float* ai = acc + i * TokenBlock + n * 16;
-                        if (Avx512F.IsSupported)
-                        {
-                            var s = Vector512.Load(ai);
-                            for (int j = 0; j < nb; j++)
-                            {
-                                var prod = Vector512.ConvertToSingle(Vector512.Load(ci + j * 2 * nt * 256));
-                                s = Vector512.FusedMultiplyAdd(prod, Vector512.Load(dx + j * 16) * di[j], s);
-                            }
-                            s.Store(ai);
-                        }
-                        else
-                            for (int j = 0; j < nb; j++)
-                                for (int t = 0; t < 16; t++) ai[t] = MathF.FusedMultiplyAdd(ci[j * 2 * nt * 256 + t], dx[j * 16 + t] * di[j], ai[t]);
-                    }
+                        Accumulate(c + ((i >> 4) * nt + n) * 256 + (i & 15) * 16, 2 * nt * 256, x.Scales + xo, x.Sums + xo,
+                            dw + i * CallBlocks, mw + i * CallBlocks, nb, acc + i * TokenBlock + n * 16);
                 }
             }
             for (int t = 0; t < x.Tokens; t++)
@@ -193,6 +194,55 @@ internal static unsafe class AmxQ8Gemm
                 for (int i = 0; i < Panel; i++) yt[i] = acc[i * TokenBlock + t];
             }
         }
+    }
+
+    /// <summary>One row's <paramref name="nb"/> blocks at <paramref name="blk"/> as signed bytes, their scales and mins.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Unpack(byte* blk, int nb, sbyte* dst, float* dw, float* mw)
+    {
+        for (int j = 0; j < nb; j++)
+        {
+            byte* b = blk + j * TB.BlockBytes;
+            if (Avx2.IsSupported)
+            {
+                var q = TB.Unpack1(b, out var scale);
+                if (TB.Offset != 0) q -= Vector256.Create((byte)TB.Offset);
+                q.AsSByte().Store(dst + 32 * j);
+                dw[j] = scale.ToScalar();
+            }
+            else
+            {
+                for (int k = 0; k < 32; k++) dst[32 * j + k] = (sbyte)TB.Value(b, k);
+                dw[j] = TB.Scale(b);
+            }
+            if (TB.HasMin) mw[j] = TB.Min(b);
+        }
+    }
+
+    /// <summary>
+    /// acc[t] += Σ_j C_j[t]·(d_w[j]·d_x[j][t]) (+ m_w[j]·(d_x·Σq)[j][t]) for one weight row and one token tile; C_j is
+    /// <paramref name="cStep"/> ints after C_{j−1}.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Accumulate(int* c, int cStep, float* dx, float* sx, float* dw, float* mw, int nb, float* acc)
+    {
+        if (Avx512F.IsSupported)
+        {
+            var s = Vector512.Load(acc);
+            for (int j = 0; j < nb; j++)
+            {
+                s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.Load(c + j * cStep)), Vector512.Load(dx + j * 16) * dw[j], s);
+                if (TB.HasMin) s = Vector512.FusedMultiplyAdd(Vector512.Load(sx + j * 16), Vector512.Create(mw[j]), s);
+            }
+            s.Store(acc);
+            return;
+        }
+        for (int j = 0; j < nb; j++)
+            for (int t = 0; t < 16; t++)
+            {
+                acc[t] = MathF.FusedMultiplyAdd(c[j * cStep + t], dx[j * 16 + t] * dw[j], acc[t]);
+                if (TB.HasMin) acc[t] = MathF.FusedMultiplyAdd(sx[j * 16 + t], mw[j], acc[t]);
+            }
     }
 
     struct Job : IParallelJob
@@ -204,7 +254,7 @@ internal static unsafe class AmxQ8Gemm
 
         public readonly void Execute(int start, int end)
         {
-            using var lease = ThreadScratch.RentChunk(CallBlocks * 4 * 256 + Panel * CallBlocks + Panel * TokenBlock);
+            using var lease = ThreadScratch.RentChunk(ChunkFloats);
             if (!Emulate) Int8BlockTiles.Configure();
             Rows(First, X, start, end, lease.Pointer, Emulate);
             if (Count == 2) Rows(Second, X, start, end, lease.Pointer, Emulate);
