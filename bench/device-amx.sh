@@ -16,15 +16,16 @@ case ${1:-} in
     for r in $(seq "$rounds"); do
       for v in default DAOP_AMX=0; do
         echo "== round $r: $v"
-        env $( [ $v = default ] || echo $v ) "$daop" bench kernels --only-formats --formats "${FORMATS:-q8_0,q4_0,iq4_nl,q4_1}" --format-batches "${BATCHES:-4,16,32,64}" 2>&1
+        env $( [ $v = default ] || echo $v ) "$daop" bench kernels --only-formats --formats "${FORMATS:-bf16,q8_0,q4_0,iq4_nl}" --format-batches "${BATCHES:-4,16,32,64}" 2>&1
       done
     done ;;
   model)
+    # FORMAT: q8_0 (default), q4_0 or bf16 for the experts and dense matrices
     for r in $(seq "$rounds"); do
       for v in default DAOP_AMX=0; do
         echo "== round $r: $v"
         env $( [ $v = default ] || echo $v ) "$daop" bench synthetic --config models/configs/Mixtral-8x7B-v0.1.json --layers "${LAYERS:-2}" \
-          --device cpu --expert-dtype q8_0 --dense-dtype q8_0 --prompt-tokens "${PROMPT:-64}" --new-tokens 32 2>&1 | grep -E "prefill|AMX" || true
+          --device cpu --expert-dtype "${FORMAT:-q8_0}" --dense-dtype "${FORMAT:-q8_0}" --prompt-tokens "${PROMPT:-64}" --new-tokens 32 2>&1 | grep -E "prefill|AMX" || true
       done
     done ;;
   *) echo "usage: bench/device-amx.sh kernels|model [ROUNDS]" >&2; exit 2 ;;

@@ -54,7 +54,7 @@ static class KernelsBenchCommand
         var batches = formatBatches.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
         double bw = MemoryBandwidth.MeasureReadGBps(1L << 31);
         Console.WriteLine($"{CpuWorkers.Threads} threads; memory read bandwidth (2 GiB, all threads): {bw:F1} GB/s");
-        Console.WriteLine(QuantMatMul.AmxStatus + (QuantMatMul.CheckAmx() ? "" : " -- FAILED: the tiles differ from their scalar twin"));
+        Console.WriteLine(AmxInfo.Status + (AmxInfo.Check() is { } failed ? $" -- CHECK FAILED: {failed}" : ""));
         if (!onlyFormats) ShapeTable(batch, bw);
         if (types.Count > 0) Formats(types, batches, bw);
         return 0;

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Daop.Kernels.Cpu.Amx;
 using Daop.Kernels.Cpu.Gemm;
 using Daop.Kernels.Cpu.Quant;
 
@@ -42,7 +43,8 @@ public static unsafe class MatMul
 
         public readonly void Invoke<TF>() where TF : struct, IWeightFormat
         {
-            if (Vector512.IsHardwareAccelerated) Gemm<TF, Simd512, Vector512<float>>.Forward(W, X, Y, Tokens);
+            if (typeof(TF) == typeof(Bf16Format) && AmxBf16Gemm.Use(W, Tokens)) AmxBf16Gemm.Forward(W, X, Y, Tokens);
+            else if (Vector512.IsHardwareAccelerated) Gemm<TF, Simd512, Vector512<float>>.Forward(W, X, Y, Tokens);
             else if (Vector256.IsHardwareAccelerated) Gemm<TF, Simd256, Vector256<float>>.Forward(W, X, Y, Tokens);
             else Gemm<TF, SimdScalar, float>.Forward(W, X, Y, Tokens);
         }

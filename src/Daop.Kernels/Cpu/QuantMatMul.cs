@@ -67,43 +67,6 @@ public static unsafe class QuantMatMul
         else KQuantGateUp<TK>.Run(gate, up, x, g, u, tokens);
     }
 
-    /// <summary>
-    /// Whether Q8_0 batches (prefill) run on AMX int8 tiles here, and if not why: a line for benchmarks and logs.
-    /// </summary>
-    public static string AmxStatus => AmxSupport.Int8
-        ? $"AMX int8 tiles for 32-block formats (q8_0, q4_0, q5_0, q4_1, q5_1, iq4_nl, mxfp4) in batches of {AmxSupport.MinTokens}+ tokens"
-        : $"no AMX tiles ({AmxSupport.Reason})";
-
-    /// <summary>
-    /// Where AMX is used, runs a 64×512 product of 32 tokens for Q8_0 (tiles on the weights as stored), Q4_0 (on
-    /// unpacked bytes) and Q4_1 (with mins) on the tiles and on their scalar twin, and returns whether every result
-    /// is bit-identical (the integer products are exact on both); true where AMX is not used.
-    /// </summary>
-    public static bool CheckAmx() => !AmxSupport.Int8 || CheckAmx<Q8_0Format>() && CheckAmx<Q4_0Format>() && CheckAmx<Q4_1Format>();
-
-    static bool CheckAmx<TB>() where TB : struct, IBlockFormat
-    {
-        const int rows = 64, cols = 512, tokens = 32;
-        int rowBytes = (int)TB.Type.RowBytes(cols), bb = TB.BlockBytes;
-        var rng = new Random(1);
-        var w = new byte[rows * rowBytes];
-        rng.NextBytes(w);
-        for (int i = 0; i < w.Length; i += bb) { w[i] = 0x00; w[i + 1] = 0x20; } // d = 2^-7: a finite scale
-        if (TB.HasMin) for (int i = 0; i < w.Length; i += bb) { w[i + 2] = 0x00; w[i + 3] = 0xA0; } // min = -2^-7
-        var x = new float[tokens * cols];
-        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
-        var a = new float[tokens * rows];
-        var b = new float[tokens * rows];
-        fixed (byte* pw = w)
-        fixed (float* px = x, pa = a, pb = b)
-        {
-            var m = new WeightMatrix(pw, TB.Type, rows, cols);
-            AmxBlockGemm<TB>.Forward(m, px, pa, tokens, emulate: false);
-            AmxBlockGemm<TB>.Forward(m, px, pb, tokens, emulate: true);
-        }
-        return a.AsSpan().SequenceEqual(b);
-    }
-
     /// <summary>The int8 path at any batch size.</summary>
     internal static void Int8<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
     {

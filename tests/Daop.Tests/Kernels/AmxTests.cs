@@ -179,11 +179,93 @@ public unsafe class AmxTests
         Assert.False(AmxBlockGemm<Q8_0Format>.Fits(q4.W));
     }
 
+    /// <summary>
+    /// The bf16 driver on the twin equals fp32 math on the weights and x rounded to bf16 (up to summation order), and
+    /// stays within x's rounding (2^-9 relative per element) of the fp32-activation GEMM.
+    /// </summary>
+    [Theory]
+    [InlineData(32, 32)]
+    [InlineData(64, 96)]
+    [InlineData(96, 1024)]
+    public void Bf16MatchesRoundedActivations(int rows, int cols)
+    {
+        var wf = NativeWeights.Floats(rows * cols, seed: rows + 2 * cols);
+        var wb = new ushort[rows * cols];
+        for (int i = 0; i < wb.Length; i++) { wb[i] = Bf16.FromFloat(wf[i]); wf[i] = Bf16.ToFloat(wb[i]); }
+        foreach (int tokens in new[] { 4, 16, 17, 33, 48 })
+        {
+            var x = NativeWeights.Floats(tokens * cols, seed: tokens);
+            var actual = new float[tokens * rows];
+            actual.AsSpan().Fill(float.NaN);
+            fixed (ushort* pw = wb)
+            fixed (float* px = x, py = actual)
+                AmxBf16Gemm.Forward(new WeightMatrix((byte*)pw, DType.BF16, rows, cols), px, py, tokens, emulate: true);
+            for (int t = 0; t < tokens; t++)
+                for (int r = 0; r < rows; r++)
+                {
+                    double rounded = 0, exact = 0, mag = 0;
+                    for (int c = 0; c < cols; c++)
+                    {
+                        float xv = x[t * cols + c], w = wf[r * cols + c];
+                        rounded += (double)Bf16.ToFloat(Bf16.FromFloat(xv)) * w;
+                        exact += (double)xv * w;
+                        mag += Math.Abs((double)xv * w);
+                    }
+                    float a = actual[t * rows + r];
+                    Assert.True(Math.Abs(a - rounded) <= 1e-6 * mag + 1e-7, $"{rows}x{cols} t={t} r={r}: {a} vs {rounded}");
+                    Assert.True(Math.Abs(a - exact) <= mag / 512 + 1e-6 * mag, $"{rows}x{cols} t={t} r={r}: {a} vs fp32 {exact}");
+                }
+        }
+    }
+
+    [Fact]
+    public void Bf16GateUpAppliesSwiGlu()
+    {
+        const int inter = 32, hidden = 64, tokens = 5;
+        var gw = new ushort[inter * hidden];
+        var uw = new ushort[inter * hidden];
+        var gf = NativeWeights.Floats(gw.Length, seed: 1);
+        var uf = NativeWeights.Floats(uw.Length, seed: 2);
+        for (int i = 0; i < gw.Length; i++) { gw[i] = Bf16.FromFloat(gf[i]); uw[i] = Bf16.FromFloat(uf[i]); }
+        var x = NativeWeights.Floats(tokens * hidden, seed: 3);
+        var g1 = new float[tokens * inter];
+        var u1 = new float[tokens * inter];
+        var g2 = new float[tokens * inter];
+        var u2 = new float[tokens * inter];
+        fixed (ushort* pg = gw, pu = uw)
+        fixed (float* px = x, a = g1, b = u1, c = g2, d = u2)
+        {
+            var gate = new WeightMatrix((byte*)pg, DType.BF16, inter, hidden);
+            var up = new WeightMatrix((byte*)pu, DType.BF16, inter, hidden);
+            AmxBf16Gemm.GateUp(gate, up, px, a, b, tokens, emulate: true);
+            AmxBf16Gemm.Forward(gate, px, c, tokens, emulate: true);
+            AmxBf16Gemm.Forward(up, px, d, tokens, emulate: true);
+        }
+        Assert.Equal(u2, u1);
+        for (int i = 0; i < g1.Length; i++)
+        {
+            float expected = g2[i] / (1 + MathF.Exp(-g2[i])) * u2[i];
+            Assert.True(MathF.Abs(expected - g1[i]) <= 1e-5f * (MathF.Abs(expected) + 1e-3f), $"i={i}: {expected} vs {g1[i]}");
+        }
+    }
+
+    [Fact]
+    public void Bf16EncodesItsLoop()
+    {
+        // The routine's tail for 2 x 2 tiles: four tdpbf16ps into t0..t3 from t4/t5 and t6/t7, then the stores.
+        var e = new X64Emitter();
+        AmxTiles.EmitBf16(e, 2, 2);
+        string hex = Convert.ToHexString(e.ToArray()).ToLowerInvariant();
+        foreach (var (c, a, b) in new[] { (0, 4, 6), (1, 4, 7), (2, 5, 6), (3, 5, 7) })
+            Assert.Contains(Hex(x => x.TdpBf16Ps(c, a, b)), hex);
+        Assert.EndsWith(Hex(x => { x.TileStoreD(Gpr.Rdx, Gpr.Rsi, 3 * 1024, 3); x.Ret(); }), hex);
+    }
+
     /// <summary>Where AMX exists, the machine code gives the twin's integers exactly (elsewhere there is nothing to run).</summary>
     [Fact]
     public void NativeTilesEqualTheTwinWhereAmxExists()
     {
-        if (!Int8BlockTiles.Native) return;
+        if (!AmxTiles.Native) return;
         using var w = new BlockWeights(DType.Q8_0, 64, 512, seed: 3);
         var x = NativeWeights.Floats(32 * 512, seed: 4);
         var a = new float[32 * 64];

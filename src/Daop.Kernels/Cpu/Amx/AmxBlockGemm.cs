@@ -9,7 +9,7 @@ namespace Daop.Kernels.Cpu.Amx;
 /// <summary>
 /// y = x·Wᵀ for a 32-block weight format on AMX int8 tiles, for batches (prefill): x is quantized per block of 32 to
 /// int8 (as the AVX paths quantize it, without their bias) into the tiles' VNNI layout; each chunk of 32 weight rows
-/// runs <see cref="Int8BlockTiles"/> over 8 blocks at a time, and every block's 16 × 16 integer products are scaled
+/// runs <see cref="AmxTiles"/> over 8 blocks at a time, and every block's 16 × 16 integer products are scaled
 /// by d_w(row, block)·d_x(token, block) (plus, for the formats with a min, min_w·d_x·Σq_x) and summed in fp32 with
 /// AVX-512. Q8_0's tiles read the weights where they lie (a block's 32 values are a tile row, the rows
 /// <see cref="WeightMatrix.RowBytes"/> apart); the other formats are unpacked to signed bytes first
@@ -61,7 +61,7 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
         public int Blocks, Tokens, TokenTiles;
     }
 
-    static nint ActivationFloats(int blocks) => (nint)2 * blocks * (Int8BlockTiles.BBlockBytes / 4 + 32);
+    static nint ActivationFloats(int blocks) => (nint)2 * blocks * (AmxTiles.BBlockBytes / 4 + 32);
 
     /// <summary>y = x·Wᵀ (x: [tokens, cols], y: [tokens, rows]) for a matrix that <see cref="Fits"/>.</summary>
     public static void Forward(in WeightMatrix w, float* x, float* y, int tokens, bool emulate = false)
@@ -112,13 +112,13 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
         int blocks = cols / 32, nt = (tokens + 15) / 16;
         var a = new Activations
         {
-            Values = (byte*)buffer, Scales = buffer + (nint)nt * blocks * (Int8BlockTiles.BBlockBytes / 4),
+            Values = (byte*)buffer, Scales = buffer + (nint)nt * blocks * (AmxTiles.BBlockBytes / 4),
             Blocks = blocks, Tokens = tokens, TokenTiles = nt,
         };
         a.Sums = a.Scales + (nint)nt * blocks * 16;
         if (tokens % 16 != 0)
         {
-            new Span<byte>(a.Values, nt * blocks * Int8BlockTiles.BBlockBytes).Clear();
+            new Span<byte>(a.Values, nt * blocks * AmxTiles.BBlockBytes).Clear();
             new Span<float>(a.Scales, 2 * nt * blocks * 16).Clear();
         }
         sbyte* q = stackalloc sbyte[32];
@@ -128,7 +128,7 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
             for (int b = 0; b < blocks; b++)
             {
                 float d = QuantizedActivations.Block(x + (nint)t * cols + b * 32, q, out int sum);
-                int* dst = (int*)(a.Values + ((nint)tile * blocks + b) * Int8BlockTiles.BBlockBytes) + lane;
+                int* dst = (int*)(a.Values + ((nint)tile * blocks + b) * AmxTiles.BBlockBytes) + lane;
                 for (int g = 0; g < 8; g++) dst[16 * g] = ((int*)q)[g];
                 a.Scales[((nint)tile * blocks + b) * 16 + lane] = d;
                 a.Sums[((nint)tile * blocks + b) * 16 + lane] = d * sum;
@@ -154,11 +154,11 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
         float* mw = dw + Panel * CallBlocks;                                  // [Panel][CallBlocks] (formats with a min)
         float* acc = mw + Panel * CallBlocks;                                 // [Panel][TokenBlock]
         sbyte* unpacked = (sbyte*)(acc + Panel * TokenBlock);                 // [Panel][CallBlocks·32]
-        Int8TileArgs args = default;
+        TileArgs args = default;
         args.AStride = Direct ? p.WStride : CallBlocks * 32;
         args.ATileStep = 16 * args.AStride;
         args.ABlockStep = Direct ? 34 : 32;
-        args.BTileStep = (nint)blocks * Int8BlockTiles.BBlockBytes;
+        args.BTileStep = (nint)blocks * AmxTiles.BBlockBytes;
         args.C = c;
         for (int r = r0; r < r1; r += Panel)
         {
@@ -177,9 +177,9 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
                         for (int j = 0; j < nb; j++) dw[i * CallBlocks + j] = HalfBits.ToSingleFinite(*(ushort*)(blk + j * 34));
                 }
                 args.A = Direct ? panel + b0 * 34 + 2 : (byte*)unpacked;
-                args.B = x.Values + (nint)b0 * Int8BlockTiles.BBlockBytes;
+                args.B = x.Values + (nint)b0 * AmxTiles.BBlockBytes;
                 args.Blocks = nb;
-                Int8BlockTiles.Run(&args, 2, nt, emulate);
+                AmxTiles.Run(AmxTiles.Kind.Int8, &args, 2, nt, emulate);
                 for (int n = 0; n < nt; n++)
                 {
                     nint xo = ((nint)n * blocks + b0) * 16;
@@ -255,10 +255,10 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
         public readonly void Execute(int start, int end)
         {
             using var lease = ThreadScratch.RentChunk(ChunkFloats);
-            if (!Emulate) Int8BlockTiles.Configure();
+            if (!Emulate) AmxTiles.Configure(AmxTiles.Kind.Int8);
             Rows(First, X, start, end, lease.Pointer, Emulate);
             if (Count == 2) Rows(Second, X, start, end, lease.Pointer, Emulate);
-            if (!Emulate) Int8BlockTiles.Release();
+            if (!Emulate) AmxTiles.Release();
             if (SwiGlu) Cpu.SwiGlu.Columns(First.Y, Second.Y, First.YStride, X.Tokens, start, end);
         }
     }

@@ -13,6 +13,9 @@ internal static unsafe partial class AmxSupport
     /// <summary>AMX int8 tiles are usable (and the tile routines compiled).</summary>
     public static bool Int8 { get; }
 
+    /// <summary>AMX bf16 tiles are usable too (CPUID AMX-BF16); <c>DAOP_AMX_BF16=0</c> keeps bf16 weights on fp32 activations.</summary>
+    public static bool Bf16 { get; }
+
     /// <summary>Batches from this size on take the tiles (<c>DAOP_AMX_MIN_TOKENS</c> overrides it).</summary>
     public static int MinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("DAOP_AMX_MIN_TOKENS"), out int m) && m > 0 ? m : 4;
 
@@ -23,6 +26,7 @@ internal static unsafe partial class AmxSupport
     {
         Reason = Probe();
         Int8 = Reason is null;
+        Bf16 = Int8 && (X86Base.CpuId(7, 0).Edx & (1 << 22)) != 0 && Environment.GetEnvironmentVariable("DAOP_AMX_BF16") != "0";
     }
 
     static string? Probe()
