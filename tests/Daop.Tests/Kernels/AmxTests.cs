@@ -131,7 +131,7 @@ public unsafe class AmxTests
     public void MatchesScalarGemm(DType type, int rows, int cols)
     {
         using var w = new BlockWeights(type, rows, cols, seed: rows + cols);
-        foreach (int tokens in new[] { 1, 4, 15, 16, 17, 32, 33, 40 })
+        foreach (int tokens in new[] { 1, 4, 15, 16, 17, 32, 33, 40, 129 })
         {
             var x = NativeWeights.Floats(tokens * cols, seed: tokens * 3 + 1);
             var expected = new float[tokens * rows];

@@ -25,8 +25,11 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
 {
     /// <summary>Weight rows per tile call (two row tiles).</summary>
     const int Panel = 32;
-    /// <summary>Tokens per pass: two token tiles.</summary>
-    public const int TokenBlock = 32;
+    /// <summary>
+    /// Tokens per pass (8 token tiles): a panel's unpacked blocks and scales serve every pair of token tiles of the pass
+    /// before the next blocks, and the pass's accumulators (32 rows × 128 tokens, 16 KB) stay in L1/L2.
+    /// </summary>
+    public const int TokenBlock = 128;
     /// <summary>Blocks per tile call: their int32 products (4 KB a block at two token tiles) stay in L1.</summary>
     const int CallBlocks = 8;
 
@@ -61,7 +64,7 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
         public int Blocks, Tokens, TokenTiles;
     }
 
-    static nint ActivationFloats(int blocks) => (nint)2 * blocks * (AmxTiles.BBlockBytes / 4 + 32);
+    static nint ActivationFloats(int blocks) => (nint)(TokenBlock / 16) * blocks * (AmxTiles.BBlockBytes / 4 + 32);
 
     /// <summary>y = x·Wᵀ (x: [tokens, cols], y: [tokens, rows]) for a matrix that <see cref="Fits"/>.</summary>
     public static void Forward(in WeightMatrix w, float* x, float* y, int tokens, bool emulate = false)
@@ -104,7 +107,7 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
     static int Chunk(in WeightMatrix w, int tokens) => (RowChunks.Rows(w.Rows, w.RowBytes, tokens) + Panel - 1) / Panel * Panel;
 
     /// <summary>
-    /// x [tokens ≤ 32, cols] quantized per block (<see cref="QuantizedActivations.Block"/>: the same q and d as the
+    /// x [tokens ≤ <see cref="TokenBlock"/>, cols] quantized per block (<see cref="QuantizedActivations.Block"/>: the same q and d as the
     /// AVX paths) into the tiles' layout in <paramref name="buffer"/>; tokens past the last are q = 0, d = 0.
     /// </summary>
     static Activations Quantize(float* x, int cols, int tokens, float* buffer)
@@ -149,7 +152,7 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
     static void Rows(in Problem p, in Activations x, int r0, int r1, float* scratch, bool emulate)
     {
         int nt = x.TokenTiles, blocks = x.Blocks, bb = TB.BlockBytes;
-        int* c = (int*)scratch;                                               // [CallBlocks][2·nt][16][16]
+        int* c = (int*)scratch;                                               // [CallBlocks][2 row tiles·2 token tiles][16][16]
         float* dw = scratch + CallBlocks * 4 * 256;                           // [Panel][CallBlocks]
         float* mw = dw + Panel * CallBlocks;                                  // [Panel][CallBlocks] (formats with a min)
         float* acc = mw + Panel * CallBlocks;                                 // [Panel][TokenBlock]
@@ -177,15 +180,19 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
                         for (int j = 0; j < nb; j++) dw[i * CallBlocks + j] = HalfBits.ToSingleFinite(*(ushort*)(blk + j * 34));
                 }
                 args.A = Direct ? panel + b0 * 34 + 2 : (byte*)unpacked;
-                args.B = x.Values + (nint)b0 * AmxTiles.BBlockBytes;
                 args.Blocks = nb;
-                AmxTiles.Run(AmxTiles.Kind.Int8, &args, 2, nt, emulate);
-                for (int n = 0; n < nt; n++)
+                for (int n0 = 0; n0 < nt; n0 += 2)
                 {
-                    nint xo = ((nint)n * blocks + b0) * 16;
-                    for (int i = 0; i < Panel; i++)
-                        Accumulate(c + ((i >> 4) * nt + n) * 256 + (i & 15) * 16, 2 * nt * 256, x.Scales + xo, x.Sums + xo,
-                            dw + i * CallBlocks, mw + i * CallBlocks, nb, acc + i * TokenBlock + n * 16);
+                    int pair = Math.Min(2, nt - n0);
+                    args.B = x.Values + ((nint)n0 * blocks + b0) * AmxTiles.BBlockBytes;
+                    AmxTiles.Run(AmxTiles.Kind.Int8, &args, 2, pair, emulate);
+                    for (int n = 0; n < pair; n++)
+                    {
+                        nint xo = ((nint)(n0 + n) * blocks + b0) * 16;
+                        for (int i = 0; i < Panel; i++)
+                            Accumulate(c + ((i >> 4) * pair + n) * 256 + (i & 15) * 16, 2 * pair * 256, x.Scales + xo, x.Sums + xo,
+                                dw + i * CallBlocks, mw + i * CallBlocks, nb, acc + i * TokenBlock + (n0 + n) * 16);
+                    }
                 }
             }
             for (int t = 0; t < x.Tokens; t++)
