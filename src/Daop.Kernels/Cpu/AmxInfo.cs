@@ -13,7 +13,7 @@ public static unsafe class AmxInfo
     /// <summary>Whether batches (prefill) run on AMX tiles here, and if not why: a line for benchmarks and logs.</summary>
     public static string Status => !AmxSupport.Int8 ? $"no AMX tiles ({AmxSupport.Reason})"
         : $"AMX tiles for batches of {AmxSupport.MinTokens}+ tokens: int8 for the 32-block formats (q8_0, q4_0, q5_0, q4_1, q5_1, " +
-          $"iq4_nl, mxfp4){(AmxSupport.Bf16 ? ", bf16 for bf16 weights (x rounded to bf16)" : "")}";
+          $"iq4_nl, mxfp4) and q4_K/q5_K{(AmxSupport.Bf16 ? ", bf16 for bf16 weights (x rounded to bf16)" : "")}";
 
     /// <summary>
     /// Where AMX is used, runs 64×512 products of 32 tokens on the tiles and on their scalar twins: Q8_0 (tiles on the
@@ -47,8 +47,8 @@ public static unsafe class AmxInfo
         fixed (float* px = x, pa = a, pb = b)
         {
             var m = new WeightMatrix(pw, TB.Type, rows, cols);
-            AmxBlockGemm<TB>.Forward(m, px, pa, tokens, emulate: false);
-            AmxBlockGemm<TB>.Forward(m, px, pb, tokens, emulate: true);
+            AmxBlockGemm<AmxBlocks<TB>>.Forward(m, px, pa, tokens, emulate: false);
+            AmxBlockGemm<AmxBlocks<TB>>.Forward(m, px, pb, tokens, emulate: true);
         }
         return a.AsSpan().SequenceEqual(b);
     }

@@ -47,7 +47,7 @@ public static unsafe class QuantMatMul
     /// <summary>y = x·Wᵀ for block format <typeparamref name="TB"/>: int8 tiles or, for large batches, fp32 panels.</summary>
     internal static void Forward<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
     {
-        if (AmxBlockGemm<TB>.Use(w, tokens)) AmxBlockGemm<TB>.Forward(w, x, y, tokens);
+        if (AmxBlockGemm<AmxBlocks<TB>>.Use(w, tokens)) AmxBlockGemm<AmxBlocks<TB>>.Forward(w, x, y, tokens);
         else if (tokens >= OuterMinTokens(TB.Type)) Outer<TB>(w, x, y, tokens);
         else Int8<TB>(w, x, y, tokens);
     }
@@ -55,7 +55,8 @@ public static unsafe class QuantMatMul
     /// <summary>y = x·Wᵀ for the K-quant <typeparamref name="TK"/>: int8 dots or, for large batches, fp32 panels.</summary>
     internal static void ForwardK<TK>(in WeightMatrix w, float* x, float* y, int tokens) where TK : struct, IKQuantFormat
     {
-        if (tokens >= OuterMinTokens(TK.Type)) Outer<TK>(w, x, y, tokens);
+        if (AmxK<TK>() && AmxBlockGemm<AmxKBlocks<TK>>.Use(w, tokens)) AmxBlockGemm<AmxKBlocks<TK>>.Forward(w, x, y, tokens);
+        else if (tokens >= OuterMinTokens(TK.Type)) Outer<TK>(w, x, y, tokens);
         else KQuantGemm<TK>.Forward(w, x, y, tokens);
     }
 
@@ -63,9 +64,14 @@ public static unsafe class QuantMatMul
     internal static void GateUpK<TK>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
         where TK : struct, IKQuantFormat
     {
-        if (tokens >= OuterMinTokens(TK.Type)) OuterGateUpOf<TK>(gate, up, x, g, u, tokens);
+        if (AmxK<TK>() && AmxBlockGemm<AmxKBlocks<TK>>.Use(gate, tokens) && AmxBlockGemm<AmxKBlocks<TK>>.Fits(up))
+            AmxBlockGemm<AmxKBlocks<TK>>.GateUp(gate, up, x, g, u, tokens);
+        else if (tokens >= OuterMinTokens(TK.Type)) OuterGateUpOf<TK>(gate, up, x, g, u, tokens);
         else KQuantGateUp<TK>.Run(gate, up, x, g, u, tokens);
     }
+
+    /// <summary>The K-quants the AMX tiles take: those scaled per sub-block of 32 (Q4_K, Q5_K).</summary>
+    static bool AmxK<TK>() where TK : struct, IKQuantFormat => !TK.PerRun;
 
     /// <summary>The int8 path at any batch size.</summary>
     internal static void Int8<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat
@@ -85,7 +91,7 @@ public static unsafe class QuantMatMul
     internal static void GateUp<TB>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
         where TB : struct, IBlockFormat
     {
-        if (AmxBlockGemm<TB>.Use(gate, tokens) && AmxBlockGemm<TB>.Fits(up)) AmxBlockGemm<TB>.GateUp(gate, up, x, g, u, tokens);
+        if (AmxBlockGemm<AmxBlocks<TB>>.Use(gate, tokens) && AmxBlockGemm<AmxBlocks<TB>>.Fits(up)) AmxBlockGemm<AmxBlocks<TB>>.GateUp(gate, up, x, g, u, tokens);
         else if (tokens >= OuterMinTokens(TB.Type)) OuterGateUpOf<TB>(gate, up, x, g, u, tokens);
         else QuantGateUp<TB>.Run(gate, up, x, g, u, tokens);
     }

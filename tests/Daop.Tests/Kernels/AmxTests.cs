@@ -112,13 +112,13 @@ public unsafe class AmxTests
     {
         switch (w.Type)
         {
-            case DType.Q8_0: AmxBlockGemm<Q8_0Format>.Forward(w, x, y, tokens, emulate: true); break;
-            case DType.Q4_0: AmxBlockGemm<Q4_0Format>.Forward(w, x, y, tokens, emulate: true); break;
-            case DType.Q5_0: AmxBlockGemm<Q5_0Format>.Forward(w, x, y, tokens, emulate: true); break;
-            case DType.Q4_1: AmxBlockGemm<Q4_1Format>.Forward(w, x, y, tokens, emulate: true); break;
-            case DType.Q5_1: AmxBlockGemm<Q5_1Format>.Forward(w, x, y, tokens, emulate: true); break;
-            case DType.IQ4_NL: AmxBlockGemm<Iq4NlFormat>.Forward(w, x, y, tokens, emulate: true); break;
-            default: AmxBlockGemm<Mxfp4Format>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.Q8_0: AmxBlockGemm<AmxBlocks<Q8_0Format>>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.Q4_0: AmxBlockGemm<AmxBlocks<Q4_0Format>>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.Q5_0: AmxBlockGemm<AmxBlocks<Q5_0Format>>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.Q4_1: AmxBlockGemm<AmxBlocks<Q4_1Format>>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.Q5_1: AmxBlockGemm<AmxBlocks<Q5_1Format>>.Forward(w, x, y, tokens, emulate: true); break;
+            case DType.IQ4_NL: AmxBlockGemm<AmxBlocks<Iq4NlFormat>>.Forward(w, x, y, tokens, emulate: true); break;
+            default: AmxBlockGemm<AmxBlocks<Mxfp4Format>>.Forward(w, x, y, tokens, emulate: true); break;
         }
     }
 
@@ -143,6 +143,49 @@ public unsafe class AmxTests
         }
     }
 
+    /// <summary>
+    /// Q4_K and Q5_K by sub-block on the twin. x is quantized per 32 here (per 256 on the AVX paths), so the reference is
+    /// fp32 math on the dequantized weights, within x's quantization: Σ_c |w_c|·d_x(c)/2 (plus fp32 rounding).
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Q4_K, 32, 256)]
+    [InlineData(DType.Q5_K, 64, 512)]
+    public void KQuantsMatchDequantizedFp32(DType type, int rows, int cols)
+    {
+        using var w = KQuantMatMulTests.Random(type, rows, cols, seed: rows + cols);
+        var wf = w.Dequantized();
+        foreach (int tokens in new[] { 4, 17, 40 })
+        {
+            var x = NativeWeights.Floats(tokens * cols, seed: tokens + 11);
+            var expected = new float[tokens * rows];
+            MatMul.Scalar(w.W, x, expected, tokens);
+            var actual = new float[tokens * rows];
+            actual.AsSpan().Fill(float.NaN);
+            fixed (float* px = x, py = actual)
+            {
+                if (type == DType.Q4_K) AmxBlockGemm<AmxKBlocks<Q4_KFormat>>.Forward(w.W, px, py, tokens, emulate: true);
+                else AmxBlockGemm<AmxKBlocks<Q5_KFormat>>.Forward(w.W, px, py, tokens, emulate: true);
+            }
+            var q = new sbyte[cols];
+            var d = new float[cols / 32];
+            for (int t = 0; t < tokens; t++)
+            {
+                QuantizedActivations.QuantizeRow(x.AsSpan(t * cols, cols), q, d);
+                for (int r = 0; r < rows; r++)
+                {
+                    double bound = 0, mag = 0;
+                    for (int c = 0; c < cols; c++)
+                    {
+                        bound += Math.Abs(wf[r * cols + c]) * d[c / 32] / 2;
+                        mag += Math.Abs((double)wf[r * cols + c] * x[t * cols + c]);
+                    }
+                    float e = expected[t * rows + r], a = actual[t * rows + r];
+                    Assert.True(Math.Abs(e - a) <= bound * 1.0001 + 2e-5 * mag + 1e-30, $"{type} t={t} r={r}: fp32 {e}, amx {a}, bound {bound}");
+                }
+            }
+        }
+    }
+
     [Fact]
     public void GateUpAppliesSwiGluToBothProducts()
     {
@@ -156,7 +199,7 @@ public unsafe class AmxTests
         QuantMatMul.Scalar(up.W, x, eu, tokens);
         var g = new float[tokens * inter];
         var u = new float[tokens * inter];
-        fixed (float* px = x, pg = g, pu = u) AmxBlockGemm<Q8_0Format>.GateUp(gate.W, up.W, px, pg, pu, tokens, emulate: true);
+        fixed (float* px = x, pg = g, pu = u) AmxBlockGemm<AmxBlocks<Q8_0Format>>.GateUp(gate.W, up.W, px, pg, pu, tokens, emulate: true);
         MatMulTests.AssertClose(eu, u, QuantMatMulTests.Int8Magnitude(up.W, x, tokens), "up");
         var gm = QuantMatMulTests.Int8Magnitude(gate.W, x, tokens);
         for (int i = 0; i < g.Length; i++)
@@ -174,9 +217,9 @@ public unsafe class AmxTests
         using var odd = new BlockWeights(DType.Q8_0, 33, 64, seed: 1);
         using var narrow = new BlockWeights(DType.Q8_0, 32, 40, seed: 1);
         using var q4 = new BlockWeights(DType.Q4_0, 32, 64, seed: 1);
-        Assert.False(AmxBlockGemm<Q8_0Format>.Fits(odd.W));
-        Assert.False(AmxBlockGemm<Q8_0Format>.Fits(narrow.W));
-        Assert.False(AmxBlockGemm<Q8_0Format>.Fits(q4.W));
+        Assert.False(AmxBlockGemm<AmxBlocks<Q8_0Format>>.Fits(odd.W));
+        Assert.False(AmxBlockGemm<AmxBlocks<Q8_0Format>>.Fits(narrow.W));
+        Assert.False(AmxBlockGemm<AmxBlocks<Q8_0Format>>.Fits(q4.W));
     }
 
     /// <summary>
@@ -272,8 +315,8 @@ public unsafe class AmxTests
         var b = new float[32 * 64];
         fixed (float* px = x, pa = a, pb = b)
         {
-            AmxBlockGemm<Q8_0Format>.Forward(w.W, px, pa, 32, emulate: true);
-            AmxBlockGemm<Q8_0Format>.Forward(w.W, px, pb, 32, emulate: false);
+            AmxBlockGemm<AmxBlocks<Q8_0Format>>.Forward(w.W, px, pa, 32, emulate: true);
+            AmxBlockGemm<AmxBlocks<Q8_0Format>>.Forward(w.W, px, pb, 32, emulate: false);
         }
         Assert.Equal(a, b);
     }

@@ -7,13 +7,14 @@ using Daop.Kernels.Cpu.Quant;
 namespace Daop.Kernels.Cpu.Amx;
 
 /// <summary>
-/// y = x·Wᵀ for a 32-block weight format on AMX int8 tiles, for batches (prefill): x is quantized per block of 32 to
-/// int8 (as the AVX paths quantize it, without their bias) into the tiles' VNNI layout; each chunk of 32 weight rows
-/// runs <see cref="AmxTiles"/> over 8 blocks at a time, and every block's 16 × 16 integer products are scaled
-/// by d_w(row, block)·d_x(token, block) (plus, for the formats with a min, min_w·d_x·Σq_x) and summed in fp32 with
-/// AVX-512. Q8_0's tiles read the weights where they lie (a block's 32 values are a tile row, the rows
-/// <see cref="WeightMatrix.RowBytes"/> apart); the other formats are unpacked to signed bytes first
-/// (<see cref="IBlockFormat.Unpack1"/> less <see cref="IBlockFormat.Offset"/>), 32 rows × 8 blocks at a time.
+/// y = x·Wᵀ on AMX int8 tiles for weights scaled per block of 32 columns (<see cref="IAmxWeights"/>: the 32-block
+/// formats, and Q4_K/Q5_K by sub-block), for batches (prefill): x is quantized per block of 32 to int8 (as the AVX
+/// paths quantize it, without their bias) into the tiles' VNNI layout; each chunk of 32 weight rows runs
+/// <see cref="AmxTiles"/> over 8 blocks at a time, and every block's 16 × 16 integer products are scaled by
+/// d_w(row, block)·d_x(token, block) (plus, for weights with a min, min_w·d_x·Σq_x) and summed in fp32 with AVX-512.
+/// Q8_0's tiles read the weights where they lie (a block's 32 values are a tile row, the rows
+/// <see cref="WeightMatrix.RowBytes"/> apart); the other formats are unpacked to signed bytes first, 32 rows × 8
+/// blocks at a time.
 /// </summary>
 /// <remarks>
 /// The integer dot of each block is exact, as on every other path; only the order of the fp32 sums over blocks
@@ -21,7 +22,7 @@ namespace Daop.Kernels.Cpu.Amx;
 /// weights of whole 32-row panels and 32-column blocks (<see cref="Fits"/>); <c>emulate</c> runs the same driver on
 /// the tiles' scalar twin (the tests, on machines without AMX).
 /// </remarks>
-internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
+internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
 {
     /// <summary>Weight rows per tile call (two row tiles).</summary>
     const int Panel = 32;
@@ -33,13 +34,8 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
     /// <summary>Blocks per tile call: their int32 products (4 KB a block at two token tiles) stay in L1.</summary>
     const int CallBlocks = 8;
 
-    static readonly Vector256<int> s_scaleOffsets = Vector256.Create(0, 34, 68, 102, 136, 170, 204, 238);
-
-    /// <summary>Q8_0 blocks are tile rows as stored; the other formats go through an unpacked copy.</summary>
-    static bool Direct => TB.Type == DType.Q8_0;
-
-    /// <summary>Whether <paramref name="w"/> has the shape the tiles take (whole 32-row panels and 32-column blocks).</summary>
-    public static bool Fits(in WeightMatrix w) => w.Type == TB.Type && w.Rows % Panel == 0 && w.Cols % 32 == 0;
+    /// <summary>Whether <paramref name="w"/> has the shape the tiles take (whole 32-row panels and whole blocks).</summary>
+    public static bool Fits(in WeightMatrix w) => w.Type == TU.Type && w.Rows % Panel == 0 && w.Cols % TU.Columns == 0;
 
     /// <summary>Whether a batch of <paramref name="tokens"/> on <paramref name="w"/> takes the tiles here.</summary>
     public static bool Use(in WeightMatrix w, int tokens) => Fits(w) && tokens >= AmxSupport.MinTokens && AmxSupport.Int8;
@@ -55,7 +51,7 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
 
     /// <summary>
     /// A pass's activations in the tiles' layout: values [nt][blocks][512 bytes], scales d [nt][blocks][16], and for
-    /// the formats with a min d·Σq [nt][blocks][16].
+    /// weights with a min d·Σq [nt][blocks][16].
     /// </summary>
     struct Activations
     {
@@ -151,16 +147,16 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Rows(in Problem p, in Activations x, int r0, int r1, float* scratch, bool emulate)
     {
-        int nt = x.TokenTiles, blocks = x.Blocks, bb = TB.BlockBytes;
+        int nt = x.TokenTiles, blocks = x.Blocks;
         int* c = (int*)scratch;                                               // [CallBlocks][2 row tiles·2 token tiles][16][16]
         float* dw = scratch + CallBlocks * 4 * 256;                           // [Panel][CallBlocks]
-        float* mw = dw + Panel * CallBlocks;                                  // [Panel][CallBlocks] (formats with a min)
+        float* mw = dw + Panel * CallBlocks;                                  // [Panel][CallBlocks] (weights with a min)
         float* acc = mw + Panel * CallBlocks;                                 // [Panel][TokenBlock]
         sbyte* unpacked = (sbyte*)(acc + Panel * TokenBlock);                 // [Panel][CallBlocks·32]
         TileArgs args = default;
-        args.AStride = Direct ? p.WStride : CallBlocks * 32;
+        args.AStride = TU.Direct ? p.WStride : CallBlocks * 32;
         args.ATileStep = 16 * args.AStride;
-        args.ABlockStep = Direct ? 34 : 32;
+        args.ABlockStep = TU.Direct ? TU.DirectStep : 32;
         args.BTileStep = (nint)blocks * AmxTiles.BBlockBytes;
         args.C = c;
         for (int r = r0; r < r1; r += Panel)
@@ -171,15 +167,8 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
             {
                 int nb = Math.Min(CallBlocks, blocks - b0);
                 for (int i = 0; i < Panel; i++)
-                {
-                    byte* blk = panel + i * p.WStride + b0 * bb;
-                    if (!Direct) Unpack(blk, nb, unpacked + i * CallBlocks * 32, dw + i * CallBlocks, mw + i * CallBlocks);
-                    else if (nb == CallBlocks && Avx2.IsSupported) // the 8 scales, 34 bytes apart, to the top halves of 8 lanes
-                        HalfBits.WidenFinite(Avx2.GatherVector256((int*)blk, s_scaleOffsets, 1).AsUInt32() << 16).Store(dw + i * CallBlocks);
-                    else
-                        for (int j = 0; j < nb; j++) dw[i * CallBlocks + j] = HalfBits.ToSingleFinite(*(ushort*)(blk + j * 34));
-                }
-                args.A = Direct ? panel + b0 * 34 + 2 : (byte*)unpacked;
+                    TU.Prepare(panel + i * p.WStride, b0, nb, unpacked + i * CallBlocks * 32, dw + i * CallBlocks, mw + i * CallBlocks);
+                args.A = TU.Direct ? TU.DirectValues(panel, b0) : (byte*)unpacked;
                 args.Blocks = nb;
                 for (int n0 = 0; n0 < nt; n0 += 2)
                 {
@@ -203,29 +192,6 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
         }
     }
 
-    /// <summary>One row's <paramref name="nb"/> blocks at <paramref name="blk"/> as signed bytes, their scales and mins.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Unpack(byte* blk, int nb, sbyte* dst, float* dw, float* mw)
-    {
-        for (int j = 0; j < nb; j++)
-        {
-            byte* b = blk + j * TB.BlockBytes;
-            if (Avx2.IsSupported)
-            {
-                var q = TB.Unpack1(b, out var scale);
-                if (TB.Offset != 0) q -= Vector256.Create((byte)TB.Offset);
-                q.AsSByte().Store(dst + 32 * j);
-                dw[j] = scale.ToScalar();
-            }
-            else
-            {
-                for (int k = 0; k < 32; k++) dst[32 * j + k] = (sbyte)TB.Value(b, k);
-                dw[j] = TB.Scale(b);
-            }
-            if (TB.HasMin) mw[j] = TB.Min(b);
-        }
-    }
-
     /// <summary>
     /// acc[t] += Σ_j C_j[t]·(d_w[j]·d_x[j][t]) (+ m_w[j]·(d_x·Σq)[j][t]) for one weight row and one token tile; C_j is
     /// <paramref name="cStep"/> ints after C_{j−1}.
@@ -239,7 +205,7 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
             for (int j = 0; j < nb; j++)
             {
                 s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.Load(c + j * cStep)), Vector512.Load(dx + j * 16) * dw[j], s);
-                if (TB.HasMin) s = Vector512.FusedMultiplyAdd(Vector512.Load(sx + j * 16), Vector512.Create(mw[j]), s);
+                if (TU.HasMin) s = Vector512.FusedMultiplyAdd(Vector512.Load(sx + j * 16), Vector512.Create(mw[j]), s);
             }
             s.Store(acc);
             return;
@@ -248,7 +214,7 @@ internal static unsafe class AmxBlockGemm<TB> where TB : struct, IBlockFormat
             for (int t = 0; t < 16; t++)
             {
                 acc[t] = MathF.FusedMultiplyAdd(c[j * cStep + t], dx[j * 16 + t] * dw[j], acc[t]);
-                if (TB.HasMin) acc[t] = MathF.FusedMultiplyAdd(sx[j * 16 + t], mw[j], acc[t]);
+                if (TU.HasMin) acc[t] = MathF.FusedMultiplyAdd(sx[j * 16 + t], mw[j], acc[t]);
             }
     }
 
