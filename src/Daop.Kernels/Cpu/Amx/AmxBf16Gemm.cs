@@ -27,15 +27,6 @@ internal static unsafe class AmxBf16Gemm
     /// <summary>Whether a batch of <paramref name="tokens"/> on <paramref name="w"/> takes the tiles here.</summary>
     public static bool Use(in WeightMatrix w, int tokens) => Fits(w) && tokens >= AmxSupport.MinTokens && AmxSupport.Bf16;
 
-    /// <summary>One matrix's part of a call.</summary>
-    struct Problem
-    {
-        public byte* W;
-        public nint WStride;
-        public float* Y;
-        public nint YStride;
-    }
-
     /// <summary>x as bf16 in the tiles' layout: [token tiles][steps][16 pairs][16 tokens][2].</summary>
     struct Activations
     {
@@ -51,7 +42,7 @@ internal static unsafe class AmxBf16Gemm
         var job = new Job
         {
             X = Convert(x, w.Cols, tokens, lease.Pointer), Emulate = emulate, Count = 1,
-            First = new Problem { W = w.Data, WStride = w.RowBytes, Y = y, YStride = w.Rows },
+            First = new MatrixProblem { W = w.Data, WStride = w.RowBytes, Y = y, YStride = w.Rows },
         };
         CpuWorkers.For(w.Rows, Chunk(w, tokens), job);
     }
@@ -64,8 +55,8 @@ internal static unsafe class AmxBf16Gemm
         var job = new Job
         {
             X = Convert(x, gate.Cols, tokens, lease.Pointer), Emulate = emulate, Count = 2, SwiGlu = true,
-            First = new Problem { W = gate.Data, WStride = gate.RowBytes, Y = g, YStride = inter },
-            Second = new Problem { W = up.Data, WStride = up.RowBytes, Y = u, YStride = inter },
+            First = new MatrixProblem { W = gate.Data, WStride = gate.RowBytes, Y = g, YStride = inter },
+            Second = new MatrixProblem { W = up.Data, WStride = up.RowBytes, Y = u, YStride = inter },
         };
         CpuWorkers.For(inter, Chunk(gate, 2 * tokens), job);
     }
@@ -91,7 +82,7 @@ internal static unsafe class AmxBf16Gemm
 
     /// <summary>Rows [r0, r1) (whole panels) of one matrix: per panel, per pair of token tiles, one routine call.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Rows(in Problem p, in Activations x, int r0, int r1, float* c, bool emulate)
+    static void Rows(in MatrixProblem p, in Activations x, int r0, int r1, float* c, bool emulate)
     {
         TileArgs args = default;
         args.AStride = p.WStride;
@@ -126,7 +117,7 @@ internal static unsafe class AmxBf16Gemm
     struct Job : IParallelJob
     {
         public Activations X;
-        public Problem First, Second;
+        public MatrixProblem First, Second;
         public int Count;
         public bool SwiGlu, Emulate;
 

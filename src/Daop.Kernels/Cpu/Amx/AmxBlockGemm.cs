@@ -40,15 +40,6 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     /// <summary>Whether a batch of <paramref name="tokens"/> on <paramref name="w"/> takes the tiles here.</summary>
     public static bool Use(in WeightMatrix w, int tokens) => Fits(w) && tokens >= AmxSupport.MinTokens && AmxSupport.Int8;
 
-    /// <summary>One matrix applied to a pass's activations.</summary>
-    struct Problem
-    {
-        public byte* W;
-        public nint WStride;
-        public float* Y;
-        public nint YStride;
-    }
-
     /// <summary>
     /// A pass's activations in the tiles' layout: values [nt][blocks][512 bytes], scales d [nt][blocks][16], and for
     /// weights with a min d·Σq [nt][blocks][16].
@@ -74,7 +65,7 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
             var job = new Job
             {
                 X = xa, Emulate = emulate, Count = 1,
-                First = new Problem { W = w.Data, WStride = w.RowBytes, Y = y + (nint)t0 * w.Rows, YStride = w.Rows },
+                First = new MatrixProblem { W = w.Data, WStride = w.RowBytes, Y = y + (nint)t0 * w.Rows, YStride = w.Rows },
             };
             CpuWorkers.For(w.Rows, Chunk(w, n), job);
         }
@@ -93,8 +84,8 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
             var job = new Job
             {
                 X = xa, Emulate = emulate, Count = 2, SwiGlu = true,
-                First = new Problem { W = gate.Data, WStride = gate.RowBytes, Y = g + yo, YStride = inter },
-                Second = new Problem { W = up.Data, WStride = up.RowBytes, Y = u + yo, YStride = inter },
+                First = new MatrixProblem { W = gate.Data, WStride = gate.RowBytes, Y = g + yo, YStride = inter },
+                Second = new MatrixProblem { W = up.Data, WStride = up.RowBytes, Y = u + yo, YStride = inter },
             };
             CpuWorkers.For(inter, Chunk(gate, 2 * n), job);
         }
@@ -145,7 +136,7 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     /// products, then acc[r][t] += C·d_w·d_x (+ min_w·d_x·Σq_x).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Rows(in Problem p, in Activations x, int r0, int r1, float* scratch, bool emulate)
+    static void Rows(in MatrixProblem p, in Activations x, int r0, int r1, float* scratch, bool emulate)
     {
         int nt = x.TokenTiles, blocks = x.Blocks;
         int* c = (int*)scratch;                                               // [CallBlocks][2 row tiles·2 token tiles][16][16]
@@ -221,7 +212,7 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     struct Job : IParallelJob
     {
         public Activations X;
-        public Problem First, Second;
+        public MatrixProblem First, Second;
         public int Count;
         public bool SwiGlu, Emulate;
 

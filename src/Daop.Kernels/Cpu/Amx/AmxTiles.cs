@@ -3,6 +3,15 @@ using System.Runtime.InteropServices;
 
 namespace Daop.Kernels.Cpu.Amx;
 
+/// <summary>One weight matrix of a batched product on the tiles: y [tokens, rows] (YStride floats a token) = x·Wᵀ.</summary>
+internal unsafe struct MatrixProblem
+{
+    public byte* W;
+    public nint WStride;
+    public float* Y;
+    public nint YStride;
+}
+
 /// <summary>What one call of an <see cref="AmxTiles"/> routine reads (the machine code reads these offsets).</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct TileArgs
