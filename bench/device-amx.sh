@@ -16,7 +16,7 @@ case ${1:-} in
     for r in $(seq "$rounds"); do
       for v in default DAOP_AMX=0; do
         echo "== round $r: $v"
-        env $( [ $v = default ] || echo $v ) "$daop" bench kernels --only-formats --formats "${FORMATS:-bf16,q8_0,q4_0,iq4_nl,q4_K}" --format-batches "${BATCHES:-4,16,32,64}" 2>&1
+        env $( [ $v = default ] || echo $v ) "$daop" bench kernels --only-formats --formats "${FORMATS:-bf16,q8_0,q4_0,q4_K,q6_K}" --format-batches "${BATCHES:-4,16,64}" 2>&1
       done
     done ;;
   model)

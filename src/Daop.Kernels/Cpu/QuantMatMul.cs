@@ -70,8 +70,8 @@ public static unsafe class QuantMatMul
         else KQuantGateUp<TK>.Run(gate, up, x, g, u, tokens);
     }
 
-    /// <summary>The K-quants the AMX tiles take: those scaled per sub-block of 32 (Q4_K, Q5_K).</summary>
-    static bool AmxK<TK>() where TK : struct, IKQuantFormat => !TK.PerRun;
+    /// <summary>The K-quants the AMX tiles take (all but Q2_K).</summary>
+    static bool AmxK<TK>() where TK : struct, IKQuantFormat => AmxKBlocks<TK>.Supported;
 
     /// <summary>The int8 path at any batch size.</summary>
     internal static void Int8<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat

@@ -144,12 +144,14 @@ public unsafe class AmxTests
     }
 
     /// <summary>
-    /// Q4_K and Q5_K by sub-block on the twin. x is quantized per 32 here (per 256 on the AVX paths), so the reference is
+    /// The K-quants on the twin: Q4_K and Q5_K by sub-block of 32 (with mins), Q6_K and Q3_K by run of 16 (the half-block tiles). x is quantized per 32 here (per 256 on the AVX paths), so the reference is
     /// fp32 math on the dequantized weights, within x's quantization: Σ_c |w_c|·d_x(c)/2 (plus fp32 rounding).
     /// </summary>
     [Theory]
     [InlineData(DType.Q4_K, 32, 256)]
     [InlineData(DType.Q5_K, 64, 512)]
+    [InlineData(DType.Q6_K, 32, 512)]
+    [InlineData(DType.Q3_K, 64, 256)]
     public void KQuantsMatchDequantizedFp32(DType type, int rows, int cols)
     {
         using var w = KQuantMatMulTests.Random(type, rows, cols, seed: rows + cols);
@@ -163,8 +165,13 @@ public unsafe class AmxTests
             actual.AsSpan().Fill(float.NaN);
             fixed (float* px = x, py = actual)
             {
-                if (type == DType.Q4_K) AmxBlockGemm<AmxKBlocks<Q4_KFormat>>.Forward(w.W, px, py, tokens, emulate: true);
-                else AmxBlockGemm<AmxKBlocks<Q5_KFormat>>.Forward(w.W, px, py, tokens, emulate: true);
+                switch (type)
+                {
+                    case DType.Q4_K: AmxBlockGemm<AmxKBlocks<Q4_KFormat>>.Forward(w.W, px, py, tokens, emulate: true); break;
+                    case DType.Q5_K: AmxBlockGemm<AmxKBlocks<Q5_KFormat>>.Forward(w.W, px, py, tokens, emulate: true); break;
+                    case DType.Q6_K: AmxBlockGemm<AmxKBlocks<Q6_KFormat>>.Forward(w.W, px, py, tokens, emulate: true); break;
+                    default: AmxBlockGemm<AmxKBlocks<Q3_KFormat>>.Forward(w.W, px, py, tokens, emulate: true); break;
+                }
             }
             var q = new sbyte[cols];
             var d = new float[cols / 32];

@@ -31,8 +31,14 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     /// before the next blocks, and the pass's accumulators (32 rows × 128 tokens, 16 KB) stay in L1/L2.
     /// </summary>
     public const int TokenBlock = 128;
-    /// <summary>Blocks per tile call: their int32 products (4 KB a block at two token tiles) stay in L1.</summary>
+    /// <summary>
+    /// 32-column blocks per tile call (one K-quant super-block): their int32 products (4 KB a block at two token tiles,
+    /// twice that for 16-column blocks) stay in L1/L2.
+    /// </summary>
     const int CallBlocks = 8;
+
+    /// <summary>log2 of weight blocks per 32 columns: 0, or 1 for formats scaled every 16 columns.</summary>
+    static int Shift => TU.BlockColumns == 16 ? 1 : 0;
 
     /// <summary>Whether <paramref name="w"/> has the shape the tiles take (whole 32-row panels and whole blocks).</summary>
     public static bool Fits(in WeightMatrix w) => w.Type == TU.Type && w.Rows % Panel == 0 && w.Cols % TU.Columns == 0;
@@ -128,7 +134,7 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     }
 
     /// <summary>Floats of per-chunk scratch <see cref="Rows"/> takes.</summary>
-    const int ChunkFloats = CallBlocks * 4 * 256 + 2 * Panel * CallBlocks + Panel * TokenBlock + Panel * CallBlocks * 32 / 4;
+    const int ChunkFloats = 2 * CallBlocks * 4 * 256 + 2 * Panel * 2 * CallBlocks + Panel * TokenBlock + Panel * CallBlocks * 32 / 4;
 
     /// <summary>
     /// Rows [r0, r1) (whole panels) of one matrix for every token of the pass. Per panel and call of
@@ -139,15 +145,17 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     static void Rows(in MatrixProblem p, in Activations x, int r0, int r1, float* scratch, bool emulate)
     {
         int nt = x.TokenTiles, blocks = x.Blocks;
-        int* c = (int*)scratch;                                               // [CallBlocks][2 row tiles·2 token tiles][16][16]
-        float* dw = scratch + CallBlocks * 4 * 256;                           // [Panel][CallBlocks]
-        float* mw = dw + Panel * CallBlocks;                                  // [Panel][CallBlocks] (weights with a min)
-        float* acc = mw + Panel * CallBlocks;                                 // [Panel][TokenBlock]
+        int wb = CallBlocks << Shift;                                         // weight blocks per call
+        var kind = Shift == 0 ? AmxTiles.Kind.Int8 : AmxTiles.Kind.Int8Half;
+        int* c = (int*)scratch;                                               // [wb][2 row tiles·2 token tiles][16][16]
+        float* dw = scratch + 2 * CallBlocks * 4 * 256;                       // [Panel][wb]
+        float* mw = dw + Panel * 2 * CallBlocks;                              // [Panel][wb] (weights with a min)
+        float* acc = mw + Panel * 2 * CallBlocks;                             // [Panel][TokenBlock]
         sbyte* unpacked = (sbyte*)(acc + Panel * TokenBlock);                 // [Panel][CallBlocks·32]
         TileArgs args = default;
         args.AStride = TU.Direct ? p.WStride : CallBlocks * 32;
         args.ATileStep = 16 * args.AStride;
-        args.ABlockStep = TU.Direct ? TU.DirectStep : 32;
+        args.ABlockStep = TU.Direct ? TU.DirectStep : TU.BlockColumns;
         args.BTileStep = (nint)blocks * AmxTiles.BBlockBytes;
         args.C = c;
         for (int r = r0; r < r1; r += Panel)
@@ -156,22 +164,22 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
             byte* panel = p.W + r * p.WStride;
             for (int b0 = 0; b0 < blocks; b0 += CallBlocks)
             {
-                int nb = Math.Min(CallBlocks, blocks - b0);
+                int nb = Math.Min(CallBlocks, blocks - b0), nw = nb << Shift;
                 for (int i = 0; i < Panel; i++)
-                    TU.Prepare(panel + i * p.WStride, b0, nb, unpacked + i * CallBlocks * 32, dw + i * CallBlocks, mw + i * CallBlocks);
+                    TU.Prepare(panel + i * p.WStride, b0, nb, unpacked + i * CallBlocks * 32, dw + i * wb, mw + i * wb);
                 args.A = TU.Direct ? TU.DirectValues(panel, b0) : (byte*)unpacked;
-                args.Blocks = nb;
+                args.Blocks = nw;
                 for (int n0 = 0; n0 < nt; n0 += 2)
                 {
                     int pair = Math.Min(2, nt - n0);
                     args.B = x.Values + ((nint)n0 * blocks + b0) * AmxTiles.BBlockBytes;
-                    AmxTiles.Run(AmxTiles.Kind.Int8, &args, 2, pair, emulate);
+                    AmxTiles.Run(kind, &args, 2, pair, emulate);
                     for (int n = 0; n < pair; n++)
                     {
                         nint xo = ((nint)(n0 + n) * blocks + b0) * 16;
                         for (int i = 0; i < Panel; i++)
                             Accumulate(c + ((i >> 4) * pair + n) * 256 + (i & 15) * 16, 2 * pair * 256, x.Scales + xo, x.Sums + xo,
-                                dw + i * CallBlocks, mw + i * CallBlocks, nb, acc + i * TokenBlock + (n0 + n) * 16);
+                                dw + i * wb, mw + i * wb, nw, acc + i * TokenBlock + (n0 + n) * 16);
                     }
                 }
             }
@@ -185,7 +193,7 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
 
     /// <summary>
     /// acc[t] += Σ_j C_j[t]·(d_w[j]·d_x[j][t]) (+ m_w[j]·(d_x·Σq)[j][t]) for one weight row and one token tile; C_j is
-    /// <paramref name="cStep"/> ints after C_{j−1}.
+    /// <paramref name="cStep"/> ints after C_{j−1}; weight block j lies in x's 32-column block j >> <see cref="Shift"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Accumulate(int* c, int cStep, float* dx, float* sx, float* dw, float* mw, int nb, float* acc)
@@ -195,7 +203,7 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
             var s = Vector512.Load(acc);
             for (int j = 0; j < nb; j++)
             {
-                s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.Load(c + j * cStep)), Vector512.Load(dx + j * 16) * dw[j], s);
+                s = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.Load(c + j * cStep)), Vector512.Load(dx + (j >> Shift) * 16) * dw[j], s);
                 if (TU.HasMin) s = Vector512.FusedMultiplyAdd(Vector512.Load(sx + j * 16), Vector512.Create(mw[j]), s);
             }
             s.Store(acc);
@@ -204,7 +212,7 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
         for (int j = 0; j < nb; j++)
             for (int t = 0; t < 16; t++)
             {
-                acc[t] = MathF.FusedMultiplyAdd(c[j * cStep + t], dx[j * 16 + t] * dw[j], acc[t]);
+                acc[t] = MathF.FusedMultiplyAdd(c[j * cStep + t], dx[(j >> Shift) * 16 + t] * dw[j], acc[t]);
                 if (TU.HasMin) acc[t] = MathF.FusedMultiplyAdd(sx[j * 16 + t], mw[j], acc[t]);
             }
     }
@@ -219,7 +227,7 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
         public readonly void Execute(int start, int end)
         {
             using var lease = ThreadScratch.RentChunk(ChunkFloats);
-            if (!Emulate) AmxTiles.Configure(AmxTiles.Kind.Int8);
+            if (!Emulate) AmxTiles.Configure(Shift == 0 ? AmxTiles.Kind.Int8 : AmxTiles.Kind.Int8Half);
             Rows(First, X, start, end, lease.Pointer, Emulate);
             if (Count == 2) Rows(Second, X, start, end, lease.Pointer, Emulate);
             if (!Emulate) AmxTiles.Release();

@@ -60,12 +60,15 @@ internal static unsafe class AmxTiles
     /// <summary>Bytes of one block of int8 B (8 rows × 64), one step of bf16 B (16 × 64), and one 16 × 16 tile of C.</summary>
     public const int BBlockBytes = 512, BStepBytes = 1024, CTileBytes = 1024;
 
-    /// <summary>The two kinds of tile routine.</summary>
-    public enum Kind { Int8, Bf16 }
+    /// <summary>
+    /// The kinds of tile routine: int8 blocks of 32 columns, int8 blocks of 16 (the K-quants that scale every 16:
+    /// A tiles 16 × 16 bytes, B 4 × 64, the first or second half of a 32-column block of B), and bf16.
+    /// </summary>
+    public enum Kind { Int8, Int8Half, Bf16 }
 
-    static readonly byte* s_int8Config = MakeConfig(Kind.Int8), s_bf16Config = MakeConfig(Kind.Bf16);
+    static readonly byte*[] s_configs = [MakeConfig(Kind.Int8), MakeConfig(Kind.Int8Half), MakeConfig(Kind.Bf16)];
     static readonly byte* s_code;
-    static readonly int[] s_entries = new int[10]; // configure, release, int8 (mt, nt) × 4, bf16 (mt, nt) × 4
+    static readonly int[] s_entries = new int[14]; // configure, release, then (mt, nt) × 4 for each kind
 
     static AmxTiles()
     {
@@ -77,20 +80,20 @@ internal static unsafe class AmxTiles
         s_entries[1] = e.Position;
         e.TileRelease();
         e.Ret();
-        foreach (var kind in new[] { Kind.Int8, Kind.Bf16 })
+        foreach (var kind in new[] { Kind.Int8, Kind.Int8Half, Kind.Bf16 })
             for (int mt = 1; mt <= 2; mt++)
                 for (int nt = 1; nt <= 2; nt++)
                 {
                     s_entries[Entry(kind, mt, nt)] = e.Position;
-                    if (kind == Kind.Int8) EmitInt8(e, mt, nt);
-                    else EmitBf16(e, mt, nt);
+                    if (kind == Kind.Bf16) EmitBf16(e, mt, nt);
+                    else EmitInt8(e, mt, nt, kind == Kind.Int8 ? BBlockBytes : BBlockBytes / 2);
                 }
         s_code = AmxSupport.MapExecutable(e.ToArray());
     }
 
-    static int Entry(Kind kind, int mt, int nt) => 2 + (kind == Kind.Int8 ? 0 : 4) + (mt - 1) * 2 + (nt - 1);
+    static int Entry(Kind kind, int mt, int nt) => 2 + 4 * (int)kind + (mt - 1) * 2 + (nt - 1);
 
-    /// <summary>Palette 1; C tiles 16 × 64 bytes; int8: A 16 × 32, B 8 × 64; bf16: A and B 16 × 64.</summary>
+    /// <summary>Palette 1; C tiles 16 × 64 bytes; int8: A 16 × 32, B 8 × 64; int8 halves: A 16 × 16, B 4 × 64; bf16: A and B 16 × 64.</summary>
     static byte* MakeConfig(Kind kind)
     {
         byte* c = (byte*)NativeMemory.AlignedAlloc(64, 64);
@@ -100,8 +103,8 @@ internal static unsafe class AmxTiles
         byte* rows = c + 48;
         for (int t = 0; t < 8; t++)
         {
-            colsb[t] = (ushort)(kind == Kind.Int8 && t is 4 or 5 ? 32 : 64);
-            rows[t] = (byte)(kind == Kind.Int8 && t >= 6 ? 8 : 16);
+            colsb[t] = (ushort)(t is 4 or 5 ? kind switch { Kind.Int8 => 32, Kind.Int8Half => 16, _ => 64 } : 64);
+            rows[t] = (byte)(t >= 6 ? kind switch { Kind.Int8 => 8, Kind.Int8Half => 4, _ => 16 } : 16);
         }
         return c;
     }
@@ -146,8 +149,11 @@ internal static unsafe class AmxTiles
             for (int n = 0; n < nt; n++) e.TileStoreD(Gpr.Rdx, Gpr.Rsi, (m * nt + n) * CTileBytes, 2 * m + n);
     }
 
-    /// <summary>The int8 routine (rdi = <see cref="TileArgs"/>*): per block, zero, multiply and store each C tile.</summary>
-    internal static void EmitInt8(X64Emitter e, int mt, int nt)
+    /// <summary>
+    /// The int8 routines (rdi = <see cref="TileArgs"/>*): per block, zero, multiply and store each C tile; B moves
+    /// <paramref name="bStep"/> bytes a block (512 for 32 columns, 256 for 16).
+    /// </summary>
+    internal static void EmitInt8(X64Emitter e, int mt, int nt, int bStep)
     {
         LoadArgs(e, mt, nt);
         int loop = e.Position;
@@ -159,7 +165,7 @@ internal static unsafe class AmxTiles
                 e.TdpBssd(2 * m + n, 4 + m, 6 + n);
             }
         StoreC(e, mt, nt);
-        NextStep(e, mt, nt, BBlockBytes);
+        NextStep(e, mt, nt, bStep);
         e.Add(Gpr.Rdx, mt * nt * CTileBytes);
         e.Dec(Gpr.R8);
         e.Jnz(loop);
@@ -187,7 +193,7 @@ internal static unsafe class AmxTiles
     public static void Configure(Kind kind)
     {
         if (s_code != null)
-            ((delegate* unmanaged[SuppressGCTransition]<byte*, void>)(s_code + s_entries[0]))(kind == Kind.Int8 ? s_int8Config : s_bf16Config);
+            ((delegate* unmanaged[SuppressGCTransition]<byte*, void>)(s_code + s_entries[0]))(s_configs[(int)kind]);
     }
 
     /// <summary>Returns this thread's tiles to their initial state.</summary>
@@ -205,16 +211,16 @@ internal static unsafe class AmxTiles
     {
         if (emulate || s_code == null)
         {
-            if (kind == Kind.Int8) EmulateInt8(a, mt, nt);
-            else EmulateBf16(a, mt, nt);
+            if (kind == Kind.Bf16) EmulateBf16(a, mt, nt);
+            else EmulateInt8(a, mt, nt, kind == Kind.Int8 ? 32 : 16);
             return;
         }
         a->TileRowBytes = 64;
         ((delegate* unmanaged[SuppressGCTransition]<TileArgs*, void>)(s_code + s_entries[Entry(kind, mt, nt)]))(a);
     }
 
-    /// <summary>The int8 routines' scalar twin: the same products, argument layout and output order.</summary>
-    public static void EmulateInt8(TileArgs* a, int mt, int nt)
+    /// <summary>The int8 routines' scalar twin (blocks of <paramref name="k"/> = 32 or 16 columns): the same products, argument layout and output order.</summary>
+    public static void EmulateInt8(TileArgs* a, int mt, int nt, int k)
     {
         int* c = (int*)a->C;
         for (nint b = 0; b < a->Blocks; b++)
@@ -222,13 +228,13 @@ internal static unsafe class AmxTiles
                 for (int n = 0; n < nt; n++)
                 {
                     sbyte* at = (sbyte*)(a->A + m * a->ATileStep + b * a->ABlockStep);
-                    sbyte* bt = (sbyte*)(a->B + n * a->BTileStep + b * BBlockBytes);
+                    sbyte* bt = (sbyte*)(a->B + n * a->BTileStep + b * k * 16);
                     int* ct = c + (b * mt * nt + m * nt + n) * (CTileBytes / 4);
                     for (int r = 0; r < 16; r++)
                         for (int t = 0; t < 16; t++)
                         {
                             int s = 0;
-                            for (int k = 0; k < 32; k++) s += at[r * a->AStride + k] * bt[(k >> 2) * 64 + t * 4 + (k & 3)];
+                            for (int i = 0; i < k; i++) s += at[r * a->AStride + i] * bt[(i >> 2) * 64 + t * 4 + (i & 3)];
                             ct[r * 16 + t] = s;
                         }
                 }

@@ -7,8 +7,8 @@ using Daop.Kernels.Cpu.Quant;
 namespace Daop.Kernels.Cpu.Amx;
 
 /// <summary>
-/// A weight format as <see cref="AmxBlockGemm{TU}"/> reads it: rows of blocks of 32 columns, each 32 signed integers
-/// q with a scale d and optionally a min m, w = d·q + m.
+/// A weight format as <see cref="AmxBlockGemm{TU}"/> reads it: rows of blocks of 32 (or 16) columns, each of signed
+/// integers q with a scale d and optionally a min m, w = d·q + m.
 /// </summary>
 internal unsafe interface IAmxWeights
 {
@@ -18,7 +18,10 @@ internal unsafe interface IAmxWeights
     /// <summary>The width must be a multiple of this (32, or a K-quant's 256-column super-block).</summary>
     static abstract int Columns { get; }
 
-    /// <summary>Whether blocks carry a min.</summary>
+    /// <summary>Columns per scale: 32, or 16 (Q6_K, Q3_K).</summary>
+    static abstract int BlockColumns { get; }
+
+    /// <summary>Whether blocks carry a min (only with 32-column blocks: x's sums are per 32).</summary>
     static abstract bool HasMin { get; }
 
     /// <summary>Whether a block's 32 values are signed bytes as stored, read by the tiles in place (Q8_0).</summary>
@@ -31,9 +34,9 @@ internal unsafe interface IAmxWeights
     static abstract byte* DirectValues(byte* row, int b0);
 
     /// <summary>
-    /// Blocks [b0, b0 + nb) of the row at <paramref name="row"/> (<paramref name="b0"/> a multiple of 8, nb ≤ 8): their
-    /// scales to <paramref name="d"/> and mins to <paramref name="m"/>, and unless <see cref="Direct"/> their integers
-    /// to <paramref name="q"/> (32 per block).
+    /// Columns [32·b0, 32·(b0 + nb)) of the row at <paramref name="row"/> (<paramref name="b0"/> a multiple of 8, nb ≤ 8):
+    /// the scales of their blocks (of <see cref="BlockColumns"/>) to <paramref name="d"/> and mins to <paramref name="m"/>,
+    /// and unless <see cref="Direct"/> their integers to <paramref name="q"/> in column order.
     /// </summary>
     static abstract void Prepare(byte* row, int b0, int nb, sbyte* q, float* d, float* m);
 }
@@ -45,6 +48,7 @@ internal unsafe struct AmxBlocks<TB> : IAmxWeights where TB : struct, IBlockForm
 
     public static DType Type => TB.Type;
     public static int Columns => 32;
+    public static int BlockColumns => 32;
     public static bool HasMin => TB.HasMin;
     public static bool Direct => TB.Type == DType.Q8_0;
     public static int DirectStep => TB.BlockBytes;
@@ -83,18 +87,23 @@ internal unsafe struct AmxBlocks<TB> : IAmxWeights where TB : struct, IBlockForm
 }
 
 /// <summary>
-/// Q4_K and Q5_K by sub-block of 32: q unsigned (≤ 31), d = d_super·s_j, m = −dmin·m_j. Eight blocks are one
-/// super-block, which is why <see cref="AmxBlockGemm{TU}"/> takes 8 blocks a call. (Q6_K, Q3_K and Q2_K scale every 16
-/// columns and stay on the AVX paths.)
+/// The K-quants by scale: Q4_K and Q5_K per sub-block of 32 (q unsigned ≤ 31, d = d_super·s_j, m = −dmin·m_j), Q6_K
+/// and Q3_K per run of 16 (q less the offset, d = d_super·s_run, no min). Eight 32-column blocks are one super-block,
+/// which is why <see cref="AmxBlockGemm{TU}"/> takes 8 a call. (Q2_K's per-run mins would need x's sums per 16; it stays
+/// on the AVX paths.)
 /// </summary>
 internal unsafe struct AmxKBlocks<TK> : IAmxWeights where TK : struct, IKQuantFormat
 {
     public static DType Type => TK.Type;
     public static int Columns => 256;
-    public static bool HasMin => true;
+    public static int BlockColumns => TK.PerRun ? 16 : 32;
+    public static bool HasMin => TK.HasMin;
     public static bool Direct => false;
     public static int DirectStep => 0;
     public static byte* DirectValues(byte* row, int b0) => null;
+
+    /// <summary>Whether the tiles take <typeparamref name="TK"/> (all but Q2_K).</summary>
+    public static bool Supported => !(TK.PerRun && TK.HasMin);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Prepare(byte* row, int b0, int nb, sbyte* q, float* d, float* m)
@@ -103,9 +112,19 @@ internal unsafe struct AmxKBlocks<TK> : IAmxWeights where TK : struct, IKQuantFo
         TK.Scales(sb, out var s);
         for (int j = 0; j < 8; j++)
         {
-            TK.Quants(sb, j).Store((byte*)q + 32 * j);
-            d[j] = s.D * s.RunScale<TK>(2 * j);
-            m[j] = -s.RunMin<TK>(2 * j);
+            var v = TK.Quants(sb, j);
+            if (TK.Offset != 0) v -= Vector256.Create((byte)TK.Offset);
+            v.Store((byte*)q + 32 * j);
+            if (TK.PerRun)
+            {
+                d[2 * j] = s.D * s.RunScale<TK>(2 * j);
+                d[2 * j + 1] = s.D * s.RunScale<TK>(2 * j + 1);
+            }
+            else
+            {
+                d[j] = s.D * s.RunScale<TK>(2 * j);
+                m[j] = -s.RunMin<TK>(2 * j);
+            }
         }
     }
 }
