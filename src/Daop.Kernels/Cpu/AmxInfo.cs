@@ -12,8 +12,9 @@ public static unsafe class AmxInfo
 {
     /// <summary>Whether batches (prefill) run on AMX tiles here, and if not why: a line for benchmarks and logs.</summary>
     public static string Status => !AmxSupport.Int8 ? $"no AMX tiles ({AmxSupport.Reason})"
-        : $"AMX tiles for batches of {AmxSupport.MinTokens}+ tokens: int8 for the 32-block formats (q8_0, q4_0, q5_0, q4_1, q5_1, " +
-          $"iq4_nl, mxfp4) and the K-quants q3_K..q6_K{(AmxSupport.Bf16 ? ", bf16 for bf16 weights (x rounded to bf16)" : "")}";
+        : $"AMX tiles{(AmxSupport.Hardware ? "" : " (emulated)")} for batches of {AmxSupport.MinTokens}+ tokens: int8 for the 32-block " +
+          $"formats (q8_0, q4_0, q5_0, q4_1, q5_1, iq4_nl, mxfp4){(AmxSupport.KQuants ? " and the K-quants q3_K..q6_K" : "")}" +
+          $"{(AmxSupport.Bf16 ? ", bf16 for bf16 weights (x rounded to bf16)" : "")}";
 
     /// <summary>
     /// Where AMX is used, runs 64×512 products of 32 tokens on the tiles and on their scalar twins: Q8_0 (tiles on the
@@ -23,7 +24,7 @@ public static unsafe class AmxInfo
     /// </summary>
     public static string? Check()
     {
-        if (!AmxSupport.Int8) return null;
+        if (!AmxSupport.Hardware) return null;
         if (!Int8<Q8_0Format>()) return "q8_0 tiles differ from their scalar twin";
         if (!Int8<Q4_0Format>()) return "q4_0 tiles differ from their scalar twin";
         if (!Int8<Q4_1Format>()) return "q4_1 tiles differ from their scalar twin";

@@ -70,8 +70,8 @@ public static unsafe class QuantMatMul
         else KQuantGateUp<TK>.Run(gate, up, x, g, u, tokens);
     }
 
-    /// <summary>The K-quants the AMX tiles take (all but Q2_K).</summary>
-    static bool AmxK<TK>() where TK : struct, IKQuantFormat => AmxKBlocks<TK>.Supported;
+    /// <summary>The K-quants the AMX tiles take (all but Q2_K), when they are switched on (<see cref="AmxSupport.KQuants"/>).</summary>
+    static bool AmxK<TK>() where TK : struct, IKQuantFormat => AmxSupport.KQuants && AmxKBlocks<TK>.Supported;
 
     /// <summary>The int8 path at any batch size.</summary>
     internal static void Int8<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat

@@ -268,6 +268,23 @@ public unsafe class AmxTests
         }
     }
 
+    /// <summary>A NaN activation stays NaN through the vector rounding to bf16 (it must not round into an infinity or zero).</summary>
+    [Fact]
+    public void Bf16KeepsNaN()
+    {
+        const int rows = 32, cols = 64, tokens = 16;
+        var wb = new ushort[rows * cols];
+        for (int i = 0; i < wb.Length; i++) wb[i] = Bf16.FromFloat(0.5f);
+        var x = new float[tokens * cols];
+        x[3 * cols + 5] = BitConverter.Int32BitsToSingle(0x7FFFFFFF); // the NaN whose rounding would carry into the sign
+        var y = new float[tokens * rows];
+        fixed (ushort* pw = wb)
+        fixed (float* px = x, py = y)
+            AmxBf16Gemm.Forward(new WeightMatrix((byte*)pw, DType.BF16, rows, cols), px, py, tokens, emulate: true);
+        for (int t = 0; t < tokens; t++)
+            for (int r = 0; r < rows; r++) Assert.Equal(t == 3, float.IsNaN(y[t * rows + r]));
+    }
+
     [Fact]
     public void Bf16GateUpAppliesSwiGlu()
     {

@@ -65,19 +65,52 @@ internal static unsafe class AmxBf16Gemm
 
     static int Chunk(in WeightMatrix w, int tokens) => (RowChunks.Rows(w.Rows, w.RowBytes, tokens) + Panel - 1) / Panel * Panel;
 
-    /// <summary>x [tokens, cols] rounded to bf16 into the pair layout; the lanes past the last token are zero.</summary>
+    /// <summary>
+    /// x [tokens, cols] rounded to bf16 into the pair layout, a token per parallel chunk (one thread rounding every
+    /// token of a 64-token prompt cost more than the tiles' products); the lanes past the last token are zero.
+    /// </summary>
     static Activations Convert(float* x, int cols, int tokens, float* buffer)
     {
         var a = new Activations { Values = (byte*)buffer, Steps = cols / 32, Tokens = tokens, TokenTiles = (tokens + 15) / 16 };
         if (tokens % 16 != 0) new Span<byte>(a.Values, (int)(a.TokenTiles * a.TileBytes)).Clear();
-        for (int t = 0; t < tokens; t++)
-        {
-            uint* dst = (uint*)(a.Values + (t >> 4) * a.TileBytes) + (t & 15);
-            float* xt = x + (nint)t * cols;
-            for (int p = 0; p < cols / 2; p++) // pair p of columns: step p / 16, row p % 16 of the step
-                dst[(p >> 4) * (AmxTiles.BStepBytes / 4) + (p & 15) * 16] = Bf16.FromFloat(xt[2 * p]) | (uint)Bf16.FromFloat(xt[2 * p + 1]) << 16;
-        }
+        CpuWorkers.For(tokens, 1, new ConvertJob { X = x, Cols = cols, A = a });
         return a;
+    }
+
+    struct ConvertJob : IParallelJob
+    {
+        public float* X;
+        public int Cols;
+        public Activations A;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int t = start; t < end; t++) ConvertToken(X + (nint)t * Cols, Cols, (uint*)(A.Values + (t >> 4) * A.TileBytes) + (t & 15));
+        }
+    }
+
+    /// <summary>
+    /// One token: pair p of columns, as bf16 (round to nearest even; NaN stays NaN, as <see cref="Bf16.FromFloat"/>),
+    /// to <paramref name="dst"/>[(p / 16)·256 + (p % 16)·16] (step p / 16, row p % 16 of the step, this token's lane).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void ConvertToken(float* xt, int cols, uint* dst)
+    {
+        int p = 0, pairs = cols / 2;
+        if (Avx512F.IsSupported)
+            for (; p + 8 <= pairs; p += 8) // 16 floats → 8 pairs, all in one step (p is a multiple of 8)
+            {
+                var u = Vector512.Load((uint*)xt + 2 * p);
+                var r = u + Vector512.Create(0x7FFFu) + ((u >> 16) & Vector512.Create(1u));
+                var nan = Vector512.GreaterThan(u & Vector512.Create(0x7FFFFFFFu), Vector512.Create(0x7F800000u));
+                var v = Vector512.ConditionalSelect(nan, u | Vector512.Create(0x00400000u), r).AsUInt64();
+                // lanes 2i, 2i+1 as one 64-bit value: the low bf16 is its bits 16–31, the high one bits 48–63
+                var packed = Avx512F.ConvertToVector256UInt32(((v >> 16) & Vector512.Create(0xFFFFul)) | ((v >> 32) & Vector512.Create(0xFFFF0000ul)));
+                uint* o = dst + (p >> 4) * (AmxTiles.BStepBytes / 4) + (p & 15) * 16;
+                for (int k = 0; k < 8; k++) o[16 * k] = packed.GetElement(k);
+            }
+        for (; p < pairs; p++)
+            dst[(p >> 4) * (AmxTiles.BStepBytes / 4) + (p & 15) * 16] = Bf16.FromFloat(xt[2 * p]) | (uint)Bf16.FromFloat(xt[2 * p + 1]) << 16;
     }
 
     /// <summary>Rows [r0, r1) (whole panels) of one matrix: per panel, per pair of token tiles, one routine call.</summary>

@@ -117,20 +117,34 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
             new Span<byte>(a.Values, nt * blocks * AmxTiles.BBlockBytes).Clear();
             new Span<float>(a.Scales, 2 * nt * blocks * 16).Clear();
         }
-        sbyte* q = stackalloc sbyte[32];
-        for (int t = 0; t < tokens; t++)
+        CpuWorkers.For(tokens, 1, new QuantizeJob { X = x, Cols = cols, A = a });
+        return a;
+    }
+
+    /// <summary>A token per parallel chunk (one thread quantizing a whole prompt's activations serialized the call).</summary>
+    struct QuantizeJob : IParallelJob
+    {
+        public float* X;
+        public int Cols;
+        public Activations A;
+
+        public readonly void Execute(int start, int end)
         {
-            int tile = t >> 4, lane = t & 15;
-            for (int b = 0; b < blocks; b++)
+            sbyte* q = stackalloc sbyte[32];
+            for (int t = start; t < end; t++)
             {
-                float d = QuantizedActivations.Block(x + (nint)t * cols + b * 32, q, out int sum);
-                int* dst = (int*)(a.Values + ((nint)tile * blocks + b) * AmxTiles.BBlockBytes) + lane;
-                for (int g = 0; g < 8; g++) dst[16 * g] = ((int*)q)[g];
-                a.Scales[((nint)tile * blocks + b) * 16 + lane] = d;
-                a.Sums[((nint)tile * blocks + b) * 16 + lane] = d * sum;
+                int tile = t >> 4, lane = t & 15;
+                for (int b = 0; b < A.Blocks; b++)
+                {
+                    float d = QuantizedActivations.Block(X + (nint)t * Cols + b * 32, q, out int sum);
+                    nint at = (nint)tile * A.Blocks + b;
+                    int* dst = (int*)(A.Values + at * AmxTiles.BBlockBytes) + lane;
+                    for (int g = 0; g < 8; g++) dst[16 * g] = ((int*)q)[g];
+                    A.Scales[at * 16 + lane] = d;
+                    A.Sums[at * 16 + lane] = d * sum;
+                }
             }
         }
-        return a;
     }
 
     /// <summary>Floats of per-chunk scratch <see cref="Rows"/> takes.</summary>

@@ -6,27 +6,45 @@ namespace Daop.Kernels.Cpu.Amx;
 /// <summary>
 /// Whether this process may run AMX int8 tiles: the CPU reports AMX-TILE and AMX-INT8 (CPUID leaf 7), the OS grants
 /// the tile data state (Linux ≥ 5.16 enables it per process on request: <c>arch_prctl(ARCH_REQ_XCOMP_PERM,
-/// XFEATURE_XTILEDATA)</c>), and the routines could be placed in executable memory. <c>DAOP_AMX=0</c> turns it off.
+/// XFEATURE_XTILEDATA)</c>), and the routines could be placed in executable memory. <c>DAOP_AMX=0</c> turns it off;
+/// <c>DAOP_AMX=emulate</c> runs the AMX drivers on the tiles' scalar twins on any CPU (slow: to measure their accuracy
+/// on a machine without AMX).
 /// </summary>
 internal static unsafe partial class AmxSupport
 {
-    /// <summary>AMX int8 tiles are usable (and the tile routines compiled).</summary>
+    /// <summary>The AMX drivers run (on the tiles, or on their twins with <c>DAOP_AMX=emulate</c>).</summary>
     public static bool Int8 { get; }
+
+    /// <summary>The CPU's AMX tiles run them (the routines are compiled); false when emulated.</summary>
+    public static bool Hardware { get; }
+
+    /// <summary>
+    /// The K-quants go through the tiles too (<c>DAOP_AMX_KQUANTS=1</c>): measured slower than their AVX-512 kernels on a
+    /// Xeon host (2026-12-07: q4_K 768–882 vs 925–973 GFLOP/s at 16 tokens, q6_K 500–507 vs 955–1124), as unpacking a
+    /// super-block per row and pass costs more than the tiles save.
+    /// </summary>
+    public static bool KQuants { get; } = Environment.GetEnvironmentVariable("DAOP_AMX_KQUANTS") == "1";
 
     /// <summary>AMX bf16 tiles are usable too (CPUID AMX-BF16); <c>DAOP_AMX_BF16=0</c> keeps bf16 weights on fp32 activations.</summary>
     public static bool Bf16 { get; }
 
-    /// <summary>Batches from this size on take the tiles (<c>DAOP_AMX_MIN_TOKENS</c> overrides it).</summary>
-    public static int MinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("DAOP_AMX_MIN_TOKENS"), out int m) && m > 0 ? m : 4;
+    /// <summary>
+    /// Batches from this size on take the tiles (<c>DAOP_AMX_MIN_TOKENS</c> overrides it). A Xeon host, Mixtral expert,
+    /// 16 threads, GFLOP/s tiles vs AVX-512 (2026-12-07): 4 tokens bf16 367–396 vs 417–534, q8_0 346–372 vs 702–792;
+    /// 16 tokens bf16 1309–1367 vs 917–1004, q8_0 1306–1437 vs 791–915, q4_0 1136–1245 vs 945–1191.
+    /// </summary>
+    public static int MinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("DAOP_AMX_MIN_TOKENS"), out int m) && m > 0 ? m : 16;
 
     /// <summary>Why AMX is not used, for <c>daop bench kernels</c> and logs; null when it is.</summary>
     public static string? Reason { get; }
 
     static AmxSupport()
     {
-        Reason = Probe();
+        bool emulated = Environment.GetEnvironmentVariable("DAOP_AMX") == "emulate";
+        Reason = emulated ? null : Probe();
+        Hardware = Reason is null && !emulated;
         Int8 = Reason is null;
-        Bf16 = Int8 && (X86Base.CpuId(7, 0).Edx & (1 << 22)) != 0 && Environment.GetEnvironmentVariable("DAOP_AMX_BF16") != "0";
+        Bf16 = Int8 && (emulated || (X86Base.CpuId(7, 0).Edx & (1 << 22)) != 0) && Environment.GetEnvironmentVariable("DAOP_AMX_BF16") != "0";
     }
 
     static string? Probe()

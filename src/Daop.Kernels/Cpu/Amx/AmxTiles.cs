@@ -72,7 +72,7 @@ internal static unsafe class AmxTiles
 
     static AmxTiles()
     {
-        if (!AmxSupport.Int8) return;
+        if (!AmxSupport.Hardware) return;
         var e = new X64Emitter();
         s_entries[0] = e.Position;
         e.LdTileCfg(Gpr.Rdi);
