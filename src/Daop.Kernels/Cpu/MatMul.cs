@@ -22,7 +22,9 @@ public static unsafe class MatMul
     /// <see cref="QuantMatMul.OuterMinTokens"/> (96 tokens on 256-bit vectors, never with AVX-512BW). The 32-blocks (Q8_0,
     /// Q4_0, MXFP4, Q4_1, Q5_0, Q5_1, IQ4_NL) go through <see cref="QuantMatMul"/>: below its batch threshold x is
     /// quantized to int8 blocks (results as <see cref="QuantMatMul.Scalar"/> up to summation order), above it the
-    /// weights are widened exactly and the results are <see cref="Scalar"/>'s up to summation order.
+    /// weights are widened exactly and the results are <see cref="Scalar"/>'s up to summation order. Where the CPU has AMX,
+    /// batches from <see cref="AmxInfo"/>'s threshold on run on its tiles instead (the 32-block formats in int8 with x
+    /// quantized as above; bf16 with x rounded to bf16).
     /// </remarks>
     public static void Forward(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
     {

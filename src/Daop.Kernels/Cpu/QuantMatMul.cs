@@ -64,8 +64,7 @@ public static unsafe class QuantMatMul
     internal static void GateUpK<TK>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
         where TK : struct, IKQuantFormat
     {
-        if (AmxK<TK>() && AmxBlockGemm<AmxKBlocks<TK>>.Use(gate, tokens) && AmxBlockGemm<AmxKBlocks<TK>>.Fits(up))
-            AmxBlockGemm<AmxKBlocks<TK>>.GateUp(gate, up, x, g, u, tokens);
+        if (AmxK<TK>() && AmxBlockGemm<AmxKBlocks<TK>>.Use(gate, up, tokens)) AmxBlockGemm<AmxKBlocks<TK>>.GateUp(gate, up, x, g, u, tokens);
         else if (tokens >= OuterMinTokens(TK.Type)) OuterGateUpOf<TK>(gate, up, x, g, u, tokens);
         else KQuantGateUp<TK>.Run(gate, up, x, g, u, tokens);
     }
@@ -91,7 +90,7 @@ public static unsafe class QuantMatMul
     internal static void GateUp<TB>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
         where TB : struct, IBlockFormat
     {
-        if (AmxBlockGemm<AmxBlocks<TB>>.Use(gate, tokens) && AmxBlockGemm<AmxBlocks<TB>>.Fits(up)) AmxBlockGemm<AmxBlocks<TB>>.GateUp(gate, up, x, g, u, tokens);
+        if (AmxBlockGemm<AmxBlocks<TB>>.Use(gate, up, tokens)) AmxBlockGemm<AmxBlocks<TB>>.GateUp(gate, up, x, g, u, tokens);
         else if (tokens >= OuterMinTokens(TB.Type)) OuterGateUpOf<TB>(gate, up, x, g, u, tokens);
         else QuantGateUp<TB>.Run(gate, up, x, g, u, tokens);
     }

@@ -27,6 +27,9 @@ internal static unsafe class AmxBf16Gemm
     /// <summary>Whether a batch of <paramref name="tokens"/> on <paramref name="w"/> takes the tiles here.</summary>
     public static bool Use(in WeightMatrix w, int tokens) => Fits(w) && tokens >= AmxSupport.MinTokens && AmxSupport.Bf16;
 
+    /// <summary>Whether an expert's gate and up projections (<see cref="GateUp"/>) take the tiles here.</summary>
+    public static bool Use(in WeightMatrix gate, in WeightMatrix up, int tokens) => Use(gate, tokens) && Fits(up);
+
     /// <summary>x as bf16 in the tiles' layout: [token tiles][steps][16 pairs][16 tokens][2].</summary>
     struct Activations
     {

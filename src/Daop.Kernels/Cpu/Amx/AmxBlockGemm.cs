@@ -46,6 +46,9 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     /// <summary>Whether a batch of <paramref name="tokens"/> on <paramref name="w"/> takes the tiles here.</summary>
     public static bool Use(in WeightMatrix w, int tokens) => Fits(w) && tokens >= AmxSupport.MinTokens && AmxSupport.Int8;
 
+    /// <summary>Whether an expert's gate and up projections (<see cref="GateUp"/>) take the tiles here.</summary>
+    public static bool Use(in WeightMatrix gate, in WeightMatrix up, int tokens) => Use(gate, tokens) && Fits(up);
+
     /// <summary>
     /// A pass's activations in the tiles' layout: values [nt][blocks][512 bytes], scales d [nt][blocks][16], and for
     /// weights with a min d·Σq [nt][blocks][16].
