@@ -32,7 +32,7 @@ static class DeviceChoice
                 ContextLength = context,
                 Device = _ => device == "cuda" ? Cuda() : GpuDevice.Create(preferCuda: false),
                 Experts = Experts(ratio, vramBudget, policy, sequences, offload, maxDrift),
-                WarmUp = true,
+                WarmUp = Environment.GetEnvironmentVariable("DAOP_WARMUP") != "0", // 0: measure the cold first tokens
             },
             _ => throw new ArgumentException($"--device must be 'cpu', 'cuda' or 'ilgpu-cpu', got '{device}'"),
         };
