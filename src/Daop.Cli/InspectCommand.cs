@@ -3,6 +3,7 @@ using System.Globalization;
 using Daop.Engine.Api;
 using Daop.Engine.Load.Gguf;
 using Daop.Engine.Model;
+using Daop.Kernels.Cpu;
 
 namespace Daop.Cli;
 
@@ -69,6 +70,7 @@ static class InspectCommand
         o.WriteLine($"bytes          {Size(i.DenseBytes + i.RoutedExpertBytes)} stored: {Size(i.RoutedExpertBytes)} routed experts ({Size(i.ExpertBytes)} each, {Type(i.ExpertWeightType)}) + {Size(i.DenseBytes)} dense");
         if (i.Conversion is { } c) o.WriteLine($"load           {c}");
         o.WriteLine($"chat template  {(i.HasChatTemplate ? "yes" : "no")}");
+        o.WriteLine($"cpu            {CpuWorkers.Threads} threads; {AmxInfo.Status}");
         if (plan == null) return;
         o.WriteLine($"VRAM budget    {Size(plan.BudgetBytes)} ({plan.BudgetBytes} bytes)");
         string caches = plan.Sequences == 1 ? $"one KV cache of {i.ContextLength} positions ({Size(plan.KvCacheBytes)})"
@@ -120,6 +122,7 @@ static class InspectCommand
             w.WriteNumber("seconds", Math.Round(c.Seconds, 3));
             w.WriteEndObject();
         }
+        w.WriteString("cpu_tiles", AmxInfo.Status);
         w.WriteNumber("total_parameters", i.TotalParameters);
         w.WriteNumber("active_parameters", i.ActiveParameters);
         w.WriteNumber("expert_parameters", i.ExpertParameters);
