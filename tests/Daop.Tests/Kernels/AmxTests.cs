@@ -268,29 +268,6 @@ public unsafe class AmxTests
         }
     }
 
-    /// <summary>Weights whose rows are off the 64-byte lines (safetensors aligns tensors to 8) are packed first: same result.</summary>
-    [Fact]
-    public void Bf16MisalignedWeightsGiveTheAlignedResult()
-    {
-        const int rows = 64, cols = 96, tokens = 20;
-        var wf = NativeWeights.Floats(rows * cols, seed: 8);
-        var buffer = new ushort[rows * cols + 32];
-        var x = NativeWeights.Floats(tokens * cols, seed: 9);
-        var aligned = new float[tokens * rows];
-        var shifted = new float[tokens * rows];
-        fixed (ushort* pb = buffer)
-        fixed (float* px = x, pa = aligned, ps = shifted)
-        {
-            ushort* a64 = (ushort*)(((nint)pb + 63) & ~(nint)63);
-            for (int i = 0; i < wf.Length; i++) a64[i] = Bf16.FromFloat(wf[i]);
-            AmxBf16Gemm.Forward(new WeightMatrix((byte*)a64, DType.BF16, rows, cols), px, pa, tokens, emulate: true);
-            ushort* off = a64 + 4; // 8 bytes past the line
-            new Span<ushort>(a64, wf.Length).CopyTo(new Span<ushort>(off, wf.Length));
-            AmxBf16Gemm.Forward(new WeightMatrix((byte*)off, DType.BF16, rows, cols), px, ps, tokens, emulate: true);
-        }
-        Assert.Equal(aligned, shifted);
-    }
-
     /// <summary>A NaN activation stays NaN through the vector rounding to bf16 (it must not round into an infinity or zero).</summary>
     [Fact]
     public void Bf16KeepsNaN()

@@ -116,19 +116,13 @@ internal static unsafe class AmxBf16Gemm
             dst[(p >> 4) * (AmxTiles.BStepBytes / 4) + (p & 15) * 16] = Bf16.FromFloat(xt[2 * p]) | (uint)Bf16.FromFloat(xt[2 * p + 1]) << 16;
     }
 
-    /// <summary>
-    /// Rows [r0, r1) (whole panels) of one matrix: per panel, per pair of token tiles, one routine call. A matrix whose
-    /// rows do not start on 64-byte lines (safetensors places tensors 8-byte aligned) is copied a panel at a time to
-    /// <paramref name="pack"/> first: a tile row of 64 bytes across two cache lines costs the tile loads two lines each.
-    /// </summary>
+    /// <summary>Rows [r0, r1) (whole panels) of one matrix: per panel, per pair of token tiles, one routine call.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Rows(in MatrixProblem p, in Activations x, int r0, int r1, float* c, byte* pack, bool emulate)
+    static void Rows(in MatrixProblem p, in Activations x, int r0, int r1, float* c, bool emulate)
     {
-        nint rowBytes = (nint)x.Steps * 64;
-        bool packs = (((nint)p.W | p.WStride) & 63) != 0;
         TileArgs args = default;
-        args.AStride = packs ? rowBytes : p.WStride;
-        args.ATileStep = 16 * args.AStride;
+        args.AStride = p.WStride;
+        args.ATileStep = 16 * p.WStride;
         args.ABlockStep = 64;
         args.BTileStep = x.TileBytes;
         args.C = c;
@@ -136,11 +130,6 @@ internal static unsafe class AmxBf16Gemm
         for (int r = r0; r < r1; r += Panel)
         {
             args.A = p.W + r * p.WStride;
-            if (packs)
-            {
-                for (int i = 0; i < Panel; i++) Buffer.MemoryCopy(args.A + i * p.WStride, pack + i * rowBytes, rowBytes, rowBytes);
-                args.A = pack;
-            }
             for (int n0 = 0; n0 < x.TokenTiles; n0 += 2)
             {
                 int nt = Math.Min(2, x.TokenTiles - n0);
@@ -170,11 +159,10 @@ internal static unsafe class AmxBf16Gemm
 
         public readonly void Execute(int start, int end)
         {
-            using var lease = ThreadScratch.RentChunk(4 * 256 + Panel * X.Steps * 16); // C tiles, then a packed panel
-            byte* pack = (byte*)(lease.Pointer + 4 * 256);
+            using var lease = ThreadScratch.RentChunk(4 * 256);
             if (!Emulate) AmxTiles.Configure(AmxTiles.Kind.Bf16);
-            Rows(First, X, start, end, lease.Pointer, pack, Emulate);
-            if (Count == 2) Rows(Second, X, start, end, lease.Pointer, pack, Emulate);
+            Rows(First, X, start, end, lease.Pointer, Emulate);
+            if (Count == 2) Rows(Second, X, start, end, lease.Pointer, Emulate);
             if (!Emulate) AmxTiles.Release();
             if (SwiGlu) Cpu.SwiGlu.Columns(First.Y, Second.Y, First.YStride, X.Tokens, start, end);
         }
