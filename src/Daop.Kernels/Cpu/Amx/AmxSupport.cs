@@ -20,8 +20,8 @@ internal static unsafe partial class AmxSupport
 
     /// <summary>
     /// The K-quants go through the tiles too (<c>DAOP_AMX_KQUANTS=1</c>): measured slower than their AVX-512 kernels on a
-    /// Xeon host (2026-12-07: q4_K 768–882 vs 925–973 GFLOP/s at 16 tokens, q6_K 500–507 vs 955–1124), as unpacking a
-    /// super-block per row and pass costs more than the tiles save.
+    /// Xeon host (2026-12-07: q4_K 768–882 vs 925–973 GFLOP/s at 16 tokens, q6_K 500–507 vs 955–1124): per 32-column
+    /// block the mins add to the scaling in AVX-512, and Q6_K's 16-column scales double it, more than the tiles save.
     /// </summary>
     public static bool KQuants { get; } = Environment.GetEnvironmentVariable("DAOP_AMX_KQUANTS") == "1";
 
