@@ -19,7 +19,7 @@ namespace Daop.Kernels.Cpu.Amx;
 /// </remarks>
 internal static unsafe class AmxBf16Gemm
 {
-    const int Panel = 32;
+    const int Panel = AmxTiles.Panel;
 
     /// <summary>Whether <paramref name="w"/> has the shape the tiles take.</summary>
     public static bool Fits(in WeightMatrix w) => w.Type == DType.BF16 && w.Rows % Panel == 0 && w.Cols % 32 == 0;
@@ -39,34 +39,29 @@ internal static unsafe class AmxBf16Gemm
     }
 
     /// <summary>y = x·Wᵀ (x: [tokens, cols], y: [tokens, rows]) for a matrix that <see cref="Fits"/>.</summary>
-    public static void Forward(in WeightMatrix w, float* x, float* y, int tokens, bool emulate = false)
-    {
-        using var lease = ThreadScratch.Rent(Floats(w.Cols, tokens));
-        var job = new Job
-        {
-            X = Convert(x, w.Cols, tokens, lease.Pointer), Emulate = emulate, Count = 1,
-            First = new MatrixProblem { W = w.Data, WStride = w.RowBytes, Y = y, YStride = w.Rows },
-        };
-        CpuWorkers.For(w.Rows, Chunk(w, tokens), job);
-    }
+    public static void Forward(in WeightMatrix w, float* x, float* y, int tokens, bool emulate = false) =>
+        Run(w, w, x, y, null, tokens, emulate);
 
     /// <summary>g ← SiLU(x·Gateᵀ) ⊙ (x·Upᵀ); u ← x·Upᵀ, both [tokens, inter].</summary>
-    public static void GateUp(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens, bool emulate = false)
+    public static void GateUp(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens, bool emulate = false) =>
+        Run(gate, up, x, g, u, tokens, emulate);
+
+    /// <summary>x·Wᵀ of <paramref name="first"/> into <paramref name="y1"/>, and with <paramref name="y2"/> also of <paramref name="second"/> and SwiGLU of the two.</summary>
+    static void Run(in WeightMatrix first, in WeightMatrix second, float* x, float* y1, float* y2, int tokens, bool emulate)
     {
-        using var lease = ThreadScratch.Rent(Floats(gate.Cols, tokens));
-        int inter = gate.Rows;
+        int rows = first.Rows;
+        bool gateUp = y2 != null;
+        using var lease = ThreadScratch.Rent(Floats(first.Cols, tokens));
         var job = new Job
         {
-            X = Convert(x, gate.Cols, tokens, lease.Pointer), Emulate = emulate, Count = 2, SwiGlu = true,
-            First = new MatrixProblem { W = gate.Data, WStride = gate.RowBytes, Y = g, YStride = inter },
-            Second = new MatrixProblem { W = up.Data, WStride = up.RowBytes, Y = u, YStride = inter },
+            X = Convert(x, first.Cols, tokens, lease.Pointer), Emulate = emulate, GateUp = gateUp,
+            First = new MatrixProblem { W = first.Data, WStride = first.RowBytes, Y = y1, YStride = rows },
+            Second = gateUp ? new MatrixProblem { W = second.Data, WStride = second.RowBytes, Y = y2, YStride = rows } : default,
         };
-        CpuWorkers.For(inter, Chunk(gate, 2 * tokens), job);
+        CpuWorkers.For(rows, AmxTiles.PanelChunk(first, gateUp ? 2 * tokens : tokens), job);
     }
 
     static nint Floats(int cols, int tokens) => (nint)(tokens + 15) / 16 * 16 * cols / 2;
-
-    static int Chunk(in WeightMatrix w, int tokens) => (RowChunks.Rows(w.Rows, w.RowBytes, tokens) + Panel - 1) / Panel * Panel;
 
     /// <summary>
     /// x [tokens, cols] rounded to bf16 into the pair layout, a token per parallel chunk (one thread rounding every
@@ -154,17 +149,17 @@ internal static unsafe class AmxBf16Gemm
     {
         public Activations X;
         public MatrixProblem First, Second;
-        public int Count;
-        public bool SwiGlu, Emulate;
+        /// <summary>Second is the up projection of First's gate: SwiGLU the two.</summary>
+        public bool GateUp, Emulate;
 
         public readonly void Execute(int start, int end)
         {
             using var lease = ThreadScratch.RentChunk(4 * 256);
             if (!Emulate) AmxTiles.Configure(AmxTiles.Kind.Bf16);
             Rows(First, X, start, end, lease.Pointer, Emulate);
-            if (Count == 2) Rows(Second, X, start, end, lease.Pointer, Emulate);
+            if (GateUp) Rows(Second, X, start, end, lease.Pointer, Emulate);
             if (!Emulate) AmxTiles.Release();
-            if (SwiGlu) Cpu.SwiGlu.Columns(First.Y, Second.Y, First.YStride, X.Tokens, start, end);
+            if (GateUp) SwiGlu.Columns(First.Y, Second.Y, First.YStride, X.Tokens, start, end);
         }
     }
 }

@@ -24,8 +24,7 @@ namespace Daop.Kernels.Cpu.Amx;
 /// </remarks>
 internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
 {
-    /// <summary>Weight rows per tile call (two row tiles).</summary>
-    const int Panel = 32;
+    const int Panel = AmxTiles.Panel;
     /// <summary>
     /// Tokens per pass (8 token tiles): a panel's unpacked blocks and scales serve every pair of token tiles of the pass
     /// before the next blocks, and the pass's accumulators (32 rows × 128 tokens, 16 KB) stay in L1/L2.
@@ -39,6 +38,9 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
 
     /// <summary>log2 of weight blocks per 32 columns: 0, or 1 for formats scaled every 16 columns.</summary>
     static int Shift => TU.BlockColumns == 16 ? 1 : 0;
+
+    /// <summary>The tile routine for <typeparamref name="TU"/>'s blocks.</summary>
+    static AmxTiles.Kind Kind => Shift == 0 ? AmxTiles.Kind.Int8 : AmxTiles.Kind.Int8Half;
 
     /// <summary>Whether <paramref name="w"/> has the shape the tiles take (whole 32-row panels and whole blocks).</summary>
     public static bool Fits(in WeightMatrix w) => w.Type == TU.Type && w.Rows % Panel == 0 && w.Cols % TU.Columns == 0;
@@ -63,44 +65,35 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     static nint ActivationFloats(int blocks) => (nint)(TokenBlock / 16) * blocks * (AmxTiles.BBlockBytes / 4 + 32);
 
     /// <summary>y = x·Wᵀ (x: [tokens, cols], y: [tokens, rows]) for a matrix that <see cref="Fits"/>.</summary>
-    public static void Forward(in WeightMatrix w, float* x, float* y, int tokens, bool emulate = false)
-    {
-        int blocks = w.Cols / 32;
-        using var lease = ThreadScratch.Rent(ActivationFloats(blocks));
-        for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
-        {
-            int n = Math.Min(TokenBlock, tokens - t0);
-            var xa = Quantize(x + (nint)t0 * w.Cols, w.Cols, n, lease.Pointer);
-            var job = new Job
-            {
-                X = xa, Emulate = emulate, Count = 1,
-                First = new MatrixProblem { W = w.Data, WStride = w.RowBytes, Y = y + (nint)t0 * w.Rows, YStride = w.Rows },
-            };
-            CpuWorkers.For(w.Rows, Chunk(w, n), job);
-        }
-    }
+    public static void Forward(in WeightMatrix w, float* x, float* y, int tokens, bool emulate = false) =>
+        Run(w, w, x, y, null, tokens, emulate);
 
     /// <summary>g ← SiLU(x·Gateᵀ) ⊙ (x·Upᵀ); u ← x·Upᵀ, both [tokens, inter], as <see cref="QuantGateUp{TB}"/>.</summary>
-    public static void GateUp(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens, bool emulate = false)
+    public static void GateUp(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens, bool emulate = false) =>
+        Run(gate, up, x, g, u, tokens, emulate);
+
+    /// <summary>
+    /// x·Wᵀ of <paramref name="first"/> into <paramref name="y1"/>, and with <paramref name="y2"/> also of
+    /// <paramref name="second"/> (same shape) and SwiGLU of the two, in passes of <see cref="TokenBlock"/> tokens.
+    /// </summary>
+    static void Run(in WeightMatrix first, in WeightMatrix second, float* x, float* y1, float* y2, int tokens, bool emulate)
     {
-        int inter = gate.Rows, blocks = gate.Cols / 32;
-        using var lease = ThreadScratch.Rent(ActivationFloats(blocks));
+        int rows = first.Rows, cols = first.Cols;
+        bool gateUp = y2 != null;
+        using var lease = ThreadScratch.Rent(ActivationFloats(cols / 32));
         for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
         {
             int n = Math.Min(TokenBlock, tokens - t0);
-            var xa = Quantize(x + (nint)t0 * gate.Cols, gate.Cols, n, lease.Pointer);
-            nint yo = (nint)t0 * inter;
+            nint yo = (nint)t0 * rows;
             var job = new Job
             {
-                X = xa, Emulate = emulate, Count = 2, SwiGlu = true,
-                First = new MatrixProblem { W = gate.Data, WStride = gate.RowBytes, Y = g + yo, YStride = inter },
-                Second = new MatrixProblem { W = up.Data, WStride = up.RowBytes, Y = u + yo, YStride = inter },
+                X = Quantize(x + (nint)t0 * cols, cols, n, lease.Pointer), Emulate = emulate, GateUp = gateUp,
+                First = new MatrixProblem { W = first.Data, WStride = first.RowBytes, Y = y1 + yo, YStride = rows },
+                Second = gateUp ? new MatrixProblem { W = second.Data, WStride = second.RowBytes, Y = y2 + yo, YStride = rows } : default,
             };
-            CpuWorkers.For(inter, Chunk(gate, 2 * n), job);
+            CpuWorkers.For(rows, AmxTiles.PanelChunk(first, gateUp ? 2 * n : n), job);
         }
     }
-
-    static int Chunk(in WeightMatrix w, int tokens) => (RowChunks.Rows(w.Rows, w.RowBytes, tokens) + Panel - 1) / Panel * Panel;
 
     /// <summary>
     /// x [tokens ≤ <see cref="TokenBlock"/>, cols] quantized per block (<see cref="QuantizedActivations.Block"/>: the same q and d as the
@@ -163,7 +156,6 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     {
         int nt = x.TokenTiles, blocks = x.Blocks;
         int wb = CallBlocks << Shift;                                         // weight blocks per call
-        var kind = Shift == 0 ? AmxTiles.Kind.Int8 : AmxTiles.Kind.Int8Half;
         int* c = (int*)scratch;                                               // [wb][2 row tiles·2 token tiles][16][16]
         float* dw = scratch + 2 * CallBlocks * 4 * 256;                       // [Panel][wb]
         float* mw = dw + Panel * 2 * CallBlocks;                              // [Panel][wb] (weights with a min)
@@ -190,7 +182,7 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
                 {
                     int pair = Math.Min(2, nt - n0);
                     args.B = x.Values + ((nint)n0 * blocks + b0) * AmxTiles.BBlockBytes;
-                    AmxTiles.Run(kind, &args, 2, pair, emulate);
+                    AmxTiles.Run(Kind, &args, 2, pair, emulate);
                     for (int n = 0; n < pair; n++)
                     {
                         nint xo = ((nint)(n0 + n) * blocks + b0) * 16;
@@ -238,17 +230,17 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     {
         public Activations X;
         public MatrixProblem First, Second;
-        public int Count;
-        public bool SwiGlu, Emulate;
+        /// <summary>Second is the up projection of First's gate: SwiGLU the two.</summary>
+        public bool GateUp, Emulate;
 
         public readonly void Execute(int start, int end)
         {
             using var lease = ThreadScratch.RentChunk(ChunkFloats);
-            if (!Emulate) AmxTiles.Configure(Shift == 0 ? AmxTiles.Kind.Int8 : AmxTiles.Kind.Int8Half);
+            if (!Emulate) AmxTiles.Configure(Kind);
             Rows(First, X, start, end, lease.Pointer, Emulate);
-            if (Count == 2) Rows(Second, X, start, end, lease.Pointer, Emulate);
+            if (GateUp) Rows(Second, X, start, end, lease.Pointer, Emulate);
             if (!Emulate) AmxTiles.Release();
-            if (SwiGlu) Cpu.SwiGlu.Columns(First.Y, Second.Y, First.YStride, X.Tokens, start, end);
+            if (GateUp) SwiGlu.Columns(First.Y, Second.Y, First.YStride, X.Tokens, start, end);
         }
     }
 }

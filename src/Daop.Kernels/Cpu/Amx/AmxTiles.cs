@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
+using Daop.Kernels.Cpu.Gemm;
+
 namespace Daop.Kernels.Cpu.Amx;
 
 /// <summary>One weight matrix of a batched product on the tiles: y [tokens, rows] (YStride floats a token) = x·Wᵀ.</summary>
@@ -59,6 +61,12 @@ internal static unsafe class AmxTiles
 {
     /// <summary>Bytes of one block of int8 B (8 rows × 64), one step of bf16 B (16 × 64), and one 16 × 16 tile of C.</summary>
     public const int BBlockBytes = 512, BStepBytes = 1024, CTileBytes = 1024;
+
+    /// <summary>Weight rows the drivers give one routine call: two row tiles.</summary>
+    public const int Panel = 32;
+
+    /// <summary><see cref="RowChunks.Rows"/> for <paramref name="w"/>, rounded up to whole panels.</summary>
+    public static int PanelChunk(in WeightMatrix w, int tokens) => (RowChunks.Rows(w.Rows, w.RowBytes, tokens) + Panel - 1) / Panel * Panel;
 
     /// <summary>
     /// The kinds of tile routine: int8 blocks of 32 columns, int8 blocks of 16 (the K-quants that scale every 16:
