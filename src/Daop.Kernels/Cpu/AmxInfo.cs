@@ -18,9 +18,9 @@ public static unsafe class AmxInfo
 
     /// <summary>
     /// Where AMX is used, runs 64×512 products of 32 tokens on the tiles and on their scalar twins: Q8_0 (tiles on the
-    /// weights as stored), Q4_0 (on unpacked bytes) and Q4_1 (with mins) must be bit-identical (the integer products are
-    /// exact on both), bf16 within 1e-6 of each output's magnitude (the hardware flushes subnormals). Returns null when
-    /// all agree or AMX is not used, else what differed.
+    /// weights as stored), Q4_0 (on unpacked bytes), Q4_1 and Q4_K (with mins) and Q6_K (16-column blocks) must be
+    /// bit-identical (the integer products are exact on both), bf16 within 1e-6 of each output's magnitude (the hardware
+    /// flushes subnormals). Returns null when all agree or AMX is not used, else what differed.
     /// </summary>
     public static string? Check()
     {

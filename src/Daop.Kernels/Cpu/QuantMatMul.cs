@@ -55,7 +55,7 @@ public static unsafe class QuantMatMul
     /// <summary>y = x·Wᵀ for the K-quant <typeparamref name="TK"/>: int8 dots or, for large batches, fp32 panels.</summary>
     internal static void ForwardK<TK>(in WeightMatrix w, float* x, float* y, int tokens) where TK : struct, IKQuantFormat
     {
-        if (AmxK<TK>() && AmxBlockGemm<AmxKBlocks<TK>>.Use(w, tokens)) AmxBlockGemm<AmxKBlocks<TK>>.Forward(w, x, y, tokens);
+        if (AmxBlockGemm<AmxKBlocks<TK>>.Use(w, tokens)) AmxBlockGemm<AmxKBlocks<TK>>.Forward(w, x, y, tokens);
         else if (tokens >= OuterMinTokens(TK.Type)) Outer<TK>(w, x, y, tokens);
         else KQuantGemm<TK>.Forward(w, x, y, tokens);
     }
@@ -64,13 +64,10 @@ public static unsafe class QuantMatMul
     internal static void GateUpK<TK>(in WeightMatrix gate, in WeightMatrix up, float* x, float* g, float* u, int tokens)
         where TK : struct, IKQuantFormat
     {
-        if (AmxK<TK>() && AmxBlockGemm<AmxKBlocks<TK>>.Use(gate, up, tokens)) AmxBlockGemm<AmxKBlocks<TK>>.GateUp(gate, up, x, g, u, tokens);
+        if (AmxBlockGemm<AmxKBlocks<TK>>.Use(gate, up, tokens)) AmxBlockGemm<AmxKBlocks<TK>>.GateUp(gate, up, x, g, u, tokens);
         else if (tokens >= OuterMinTokens(TK.Type)) OuterGateUpOf<TK>(gate, up, x, g, u, tokens);
         else KQuantGateUp<TK>.Run(gate, up, x, g, u, tokens);
     }
-
-    /// <summary>The K-quants the AMX tiles take (all but Q2_K), when they are switched on (<see cref="AmxSupport.KQuants"/>).</summary>
-    static bool AmxK<TK>() where TK : struct, IKQuantFormat => AmxSupport.KQuants && AmxKBlocks<TK>.Supported;
 
     /// <summary>The int8 path at any batch size.</summary>
     internal static void Int8<TB>(in WeightMatrix w, float* x, float* y, int tokens) where TB : struct, IBlockFormat

@@ -46,7 +46,7 @@ internal static unsafe class AmxBlockGemm<TU> where TU : struct, IAmxWeights
     public static bool Fits(in WeightMatrix w) => w.Type == TU.Type && w.Rows % Panel == 0 && w.Cols % TU.Columns == 0;
 
     /// <summary>Whether a batch of <paramref name="tokens"/> on <paramref name="w"/> takes the tiles here.</summary>
-    public static bool Use(in WeightMatrix w, int tokens) => Fits(w) && tokens >= AmxSupport.MinTokens && AmxSupport.Int8;
+    public static bool Use(in WeightMatrix w, int tokens) => TU.Enabled && Fits(w) && tokens >= AmxSupport.MinTokens && AmxSupport.Int8;
 
     /// <summary>Whether an expert's gate and up projections (<see cref="GateUp"/>) take the tiles here.</summary>
     public static bool Use(in WeightMatrix gate, in WeightMatrix up, int tokens) => Use(gate, tokens) && Fits(up);

@@ -18,6 +18,9 @@ internal unsafe interface IAmxWeights
     /// <summary>The width must be a multiple of this (32, or a K-quant's 256-column super-block).</summary>
     static abstract int Columns { get; }
 
+    /// <summary>Whether the tiles take this format here (a format can be switched off, or not supported at all).</summary>
+    static abstract bool Enabled { get; }
+
     /// <summary>Columns per scale: 32, or 16 (Q6_K, Q3_K).</summary>
     static abstract int BlockColumns { get; }
 
@@ -47,6 +50,7 @@ internal unsafe struct AmxBlocks<TB> : IAmxWeights where TB : struct, IBlockForm
     static readonly Vector256<int> s_q8Scales = Vector256.Create(0, 34, 68, 102, 136, 170, 204, 238);
 
     public static DType Type => TB.Type;
+    public static bool Enabled => true;
     public static int Columns => 32;
     public static int BlockColumns => 32;
     public static bool HasMin => TB.HasMin;
@@ -102,8 +106,10 @@ internal unsafe struct AmxKBlocks<TK> : IAmxWeights where TK : struct, IKQuantFo
     public static int DirectStep => 0;
     public static byte* DirectValues(byte* row, int b0) => null;
 
-    /// <summary>Whether the tiles take <typeparamref name="TK"/> (all but Q2_K).</summary>
-    public static bool Supported => !(TK.PerRun && TK.HasMin);
+    /// <summary>
+    /// Switched on (<see cref="AmxSupport.KQuants"/>) and not Q2_K, whose per-run mins would need x's sums per 16.
+    /// </summary>
+    public static bool Enabled => AmxSupport.KQuants && !(TK.PerRun && TK.HasMin);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Prepare(byte* row, int b0, int nb, sbyte* q, float* d, float* m)
