@@ -7,8 +7,9 @@ using ILGPU.Runtime;
 namespace Daop.Bench.Gpu;
 
 /// <summary>
-/// The engine's GPU paths against the CPU on one model, for a machine without .NET's test runner: a batched decode step
-/// (<see cref="MoeModel.ForwardBatch"/>: three sequences at their own positions) on the resident GPU path and through
+/// The engine's GPU paths against the CPU on one model, for a machine without .NET's test runner: batched steps
+/// (<c>MoeModel.ForwardBatch</c>: three sequences decoding at their own positions, then decode tokens beside prompt
+/// chunks) on the resident GPU path and through
 /// offloaded placement against each sequence's own CPU steps, and DAOP's approximate modes on
 /// <see cref="OffloadedExpertScheduler"/> against <see cref="CpuStandInScheduler"/> with the same policy and ratio
 /// (the approximate modes change the logits, so the CPU stand-in is their reference, not the exact model).
@@ -36,12 +37,12 @@ public static class GpuEngineCheck
         void Add(Result r) { results.Add(r); report(r); }
 
         using var cpu = MoeModel.Load(modelDir, new ModelOptions { ContextLength = Context, MaxChunkTokens = Chunk });
-        Add(Batched(cpu, modelDir, "batched decode, resident", new ModelOptions
+        Add(Batched(cpu, modelDir, "batched steps, resident", new ModelOptions
         {
             ContextLength = Context, MaxChunkTokens = Chunk, Device = _ => new GpuDevice(acc), Experts = (m, d) => new GpuExpertScheduler(m, d),
         }));
         foreach (var (name, policy) in exactPolicies)
-            Add(Batched(cpu, modelDir, $"batched decode, {name} at {ratio:0.##}", new ModelOptions
+            Add(Batched(cpu, modelDir, $"batched steps, {name} at {ratio:0.##}", new ModelOptions
             {
                 ContextLength = Context, MaxChunkTokens = Chunk, Device = _ => new GpuDevice(acc),
                 Experts = (m, d) => OffloadedExpertScheduler.FromRatio(m, d, policy(), ratio),
@@ -49,7 +50,7 @@ public static class GpuEngineCheck
         // The first exact policy again with every CPU-resident expert of a prompt chunk that has two tokens streamed
         // through the staging slots.
         foreach (var (name, policy) in exactPolicies.Take(1))
-            Add(Batched(cpu, modelDir, $"batched decode, {name} at {ratio:0.##}, prefill streamed", new ModelOptions
+            Add(Batched(cpu, modelDir, $"batched steps, {name} at {ratio:0.##}, prefill streamed", new ModelOptions
             {
                 ContextLength = Context, MaxChunkTokens = Chunk, Device = _ => new GpuDevice(acc),
                 Experts = (m, d) => OffloadedExpertScheduler.FromRatio(m, d, policy(), ratio, options: new OffloadOptions { StreamPrefillMinTokens = 2 }),
@@ -71,7 +72,8 @@ public static class GpuEngineCheck
     }
 
     // Three prompts of different lengths prefilled alone; then each step feeds each sequence one seeded token, in one
-    // batch on the GPU model and alone on the CPU model.
+    // batch on the GPU model and alone on the CPU model. Then two steps mix prompts with decodes: a fourth sequence's
+    // 5-token prompt first with two of the three decoding, then the three decoding with a fifth's 4-token prompt last.
     static Result Batched(MoeModel cpu, string modelDir, string name, ModelOptions options)
     {
         using var gpu = MoeModel.Load(modelDir, options);
@@ -79,29 +81,48 @@ public static class GpuEngineCheck
         var rng = new Random(5);
         int[][] prompts = [.. new[] { 5, 11, 2 }.Select(n => Enumerable.Range(0, n).Select(_ => rng.Next(v)).ToArray())];
         int b = prompts.Length;
-        var alone = prompts.Select(_ => cpu.NewCache()).ToArray();
-        var batched = prompts.Select(_ => gpu.NewCache()).ToArray();
+        var alone = prompts.Select(_ => cpu.NewCache()).Concat([cpu.NewCache(), cpu.NewCache()]).ToArray();
+        var batched = prompts.Select(_ => gpu.NewCache()).Concat([gpu.NewCache(), gpu.NewCache()]).ToArray();
         var want = new float[v];
-        var got = new float[b * v];
+        var got = new float[(b + 2) * v];
         double worst = 0;
+        int calls = 0;
         for (int i = 0; i < b; i++)
         {
             cpu.Forward(prompts[i], 0, alone[i], want);
             gpu.Forward(prompts[i], 0, batched[i], got.AsSpan(0, v));
             worst = Math.Max(worst, GpuBench.MaxRelativeError(want, got.AsSpan(0, v), 1));
+            calls++;
         }
         for (int s = 0; s < Steps; s++)
         {
             var tokens = prompts.Select(_ => rng.Next(v)).ToArray();
             var positions = prompts.Select(p => p.Length + s).ToArray();
-            gpu.ForwardBatch(tokens, positions, batched, got);
+            gpu.ForwardBatch(tokens, positions, batched[..b], got);
             for (int i = 0; i < b; i++)
             {
                 cpu.Forward([tokens[i]], positions[i], alone[i], want);
                 worst = Math.Max(worst, GpuBench.MaxRelativeError(want, got.AsSpan(i * v, v), 1));
+                calls++;
             }
         }
-        return new Result(name, worst, b * (Steps + 1));
+        var pos = prompts.Select(p => p.Length + Steps).Concat([0, 0]).ToArray();
+        foreach (var step in new[] { new[] { (3, 5), (0, 1), (1, 1) }, [(0, 1), (1, 1), (2, 1), (4, 4)] })
+        {
+            var tokens = step.SelectMany(g => Enumerable.Range(0, g.Item2).Select(_ => rng.Next(v))).ToArray();
+            gpu.ForwardBatch(tokens, [.. step.Select(g => new BatchSegment(batched[g.Item1], pos[g.Item1], g.Item2))], got);
+            int at = 0;
+            for (int j = 0; j < step.Length; j++)
+            {
+                var (seq, n) = step[j];
+                cpu.Forward(tokens.AsSpan(at, n), pos[seq], alone[seq], want);
+                worst = Math.Max(worst, GpuBench.MaxRelativeError(want, got.AsSpan(j * v, v), 1));
+                calls++;
+                at += n;
+                pos[seq] += n;
+            }
+        }
+        return new Result(name, worst, calls);
     }
 
     // One sequence: a 12-token prefill, then decode steps one token at a time, on both models.

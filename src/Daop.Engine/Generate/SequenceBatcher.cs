@@ -7,13 +7,16 @@ using Daop.Engine.Model;
 namespace Daop.Engine.Generate;
 
 /// <summary>
-/// Continuous batching: up to <see cref="Slots"/> sequences decode together, one token each per
-/// <see cref="MoeModel.ForwardBatch"/> step, so each dense matrix and each routed expert is read once per step for all of
-/// them. Requests wait in FIFO order for a free slot, join at a step boundary, and prefill one chunk per step beside the
-/// batch's decode, so running streams keep flowing while a long prompt goes in. A slot is a fixed KV cache of the whole
-/// context (made on first use, reused): no paging, so any admitted request can reach the context length and memory is
-/// slots × one cache, known up front. Each sequence samples with its own <see cref="Sampler"/>; a request's tokens are
-/// exactly what it would get alone, up to the fp32 rounding of batched kernels.
+/// Continuous batching: up to <see cref="Slots"/> sequences run together in one
+/// <see cref="MoeModel.ForwardBatch(ReadOnlySpan{int}, ReadOnlySpan{BatchSegment}, Span{float})"/> step per token, so
+/// each dense matrix and each routed expert is read once per step for all of them. Requests wait in FIFO order for a
+/// free slot and join at a step boundary. A step holds one token of every decoding sequence, then prompt chunks of the
+/// sequences still prefilling, in arrival order, up to <see cref="MoeModel.MaxChunkTokens"/> tokens in all (chunked
+/// prefill, as vLLM and llama.cpp's server do): prompts that arrive together go in together, and running streams keep
+/// flowing while a long prompt goes in. A slot is a fixed KV cache of the whole context (made on first use, reused): no
+/// paging, so any admitted request can reach the context length and memory is slots × one cache, known up front. Each
+/// sequence samples with its own <see cref="Sampler"/>; a request's tokens are exactly what it would get alone, up to
+/// the fp32 rounding of batched kernels.
 /// </summary>
 /// <remarks>
 /// Not thread-safe except <see cref="Enqueue"/> and the counters: <see cref="Step"/> runs on the model's thread, one
@@ -33,6 +36,7 @@ public sealed class SequenceBatcher
         public readonly Channel<int> Output = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         public readonly TokenPicker Picker = picker;
         public int Prefilled, Position, Pending = -1;
+        public long Arrival; // admission order: prompts prefill first come, first served
     }
 
     readonly MoeModel _model;
@@ -40,9 +44,12 @@ public sealed class SequenceBatcher
     readonly Request?[] _slots;
     readonly KvCache?[] _caches;
     readonly float[] _logits;
-    readonly int[] _tokens, _positions, _rows;
-    readonly KvCache[] _batchCaches;
+    readonly int[] _tokens;          // the step's tokens, segment after segment [MaxChunkTokens]
+    readonly BatchSegment[] _segments; // [slots]
+    readonly int[] _rows;            // slot of each segment [slots]
+    readonly int[] _logitRow;        // each segment's row of _logits, or -1 [slots]
     int _waiting, _running;
+    long _admitted;
 
     /// <summary>A batcher over <paramref name="model"/> with <paramref name="slots"/> sequences at most (1..<see cref="MoeModel.MaxChunkTokens"/>).</summary>
     public SequenceBatcher(MoeModel model, int slots)
@@ -57,10 +64,10 @@ public sealed class SequenceBatcher
         _slots = new Request?[slots];
         _caches = new KvCache?[slots];
         _logits = new float[slots * model.Config.VocabSize];
-        _tokens = new int[slots];
-        _positions = new int[slots];
+        _tokens = new int[model.MaxChunkTokens];
+        _segments = new BatchSegment[slots];
         _rows = new int[slots];
-        _batchCaches = new KvCache[slots];
+        _logitRow = new int[slots];
     }
 
     /// <summary>Most sequences in one step.</summary>
@@ -87,17 +94,16 @@ public sealed class SequenceBatcher
     }
 
     /// <summary>
-    /// One step on the model's thread: admit waiting requests into free slots, prefill one chunk of the first slot still
-    /// prefilling, then decode one token of every other running sequence in one batched forward pass. Returns true while
-    /// any request is running or waiting.
+    /// One step on the model's thread: admit waiting requests into free slots, then one batched forward pass of every
+    /// decoding sequence's next token and of prompt chunks of the sequences still prefilling (oldest first, up to the
+    /// forward chunk). Returns true while any request is running or waiting.
     /// </summary>
     public bool Step()
     {
         try
         {
             Admit();
-            Prefill();
-            Decode();
+            Run();
         }
         catch (Exception e)
         {
@@ -114,58 +120,74 @@ public sealed class SequenceBatcher
             if (_slots[i] != null || !_queue.TryDequeue(out var r)) continue;
             Interlocked.Decrement(ref _waiting);
             Interlocked.Increment(ref _running);
+            r.Arrival = _admitted++;
             _slots[i] = r;
             _caches[i] ??= _model.NewCache();
         }
     }
 
-    // One chunk of the first slot still prefilling; its first token is sampled when the prompt is in.
-    void Prefill()
+    void Run()
     {
-        int v = _model.Config.VocabSize;
+        int segments = 0, tokens = 0, logitRows = 0, v = _model.Config.VocabSize;
+        for (int i = 0; i < _slots.Length; i++)                                 // decode: one token each
+        {
+            if (_slots[i] is not { Pending: >= 0 } r) continue;
+            if (r.Cancel.IsCancellationRequested) { Finish(i, r, FinishReason.Cancelled); continue; }
+            _tokens[tokens++] = r.Pending;
+            _logitRow[segments] = logitRows++;
+            _rows[segments] = i;
+            _segments[segments++] = new BatchSegment(_caches[i]!, r.Position, 1);
+        }
+        int decodes = segments;
+        while (tokens < _tokens.Length && OldestPrefilling() is int i)          // prompts: chunks, first come first served
+        {
+            var r = _slots[i]!;
+            int n = Math.Min(_tokens.Length - tokens, r.Prompt.Length - r.Prefilled);
+            bool last = r.Prefilled + n == r.Prompt.Length;
+            r.Prompt.AsSpan(r.Prefilled, n).CopyTo(_tokens.AsSpan(tokens));
+            _logitRow[segments] = last ? logitRows++ : -1;
+            _rows[segments] = i;
+            _segments[segments++] = new BatchSegment(_caches[i]!, r.Prefilled, n, last);
+            tokens += n;
+            r.Prefilled += n;
+        }
+        if (segments == 0) return;
+        long t0 = Stopwatch.GetTimestamp();
+        _model.ForwardBatch(_tokens.AsSpan(0, tokens), _segments.AsSpan(0, segments), _logits.AsSpan(0, logitRows * v));
+        var elapsed = Stopwatch.GetElapsedTime(t0);
+        for (int j = 0; j < segments; j++)
+        {
+            int i = _rows[j];
+            var r = _slots[i]!;
+            var logits = _logitRow[j] >= 0 ? _logits.AsSpan(_logitRow[j] * v, v) : default;
+            if (j < decodes)
+            {
+                r.Stats.DecodeTime += elapsed;
+                r.Stats.DecodeSteps++;
+                r.Position++;
+                r.Pending = -1;
+                Sample(i, r, logits);
+                continue;
+            }
+            r.Stats.PrefillTime += elapsed;
+            if (_logitRow[j] < 0) continue;                                     // more of the prompt to come
+            r.Stats.PromptTokens = r.Prompt.Length;
+            r.Position = r.Prompt.Length;
+            Sample(i, r, logits);
+        }
+    }
+
+    // The slot of the earliest-admitted request with prompt left to prefill (cancelled ones are ended on the way), or null.
+    int? OldestPrefilling()
+    {
+        int best = -1;
         for (int i = 0; i < _slots.Length; i++)
         {
             if (_slots[i] is not { } r || r.Prefilled == r.Prompt.Length) continue;
             if (r.Cancel.IsCancellationRequested) { Finish(i, r, FinishReason.Cancelled); continue; }
-            int n = Math.Min(_model.MaxChunkTokens, r.Prompt.Length - r.Prefilled);
-            long t0 = Stopwatch.GetTimestamp();
-            _model.Forward(r.Prompt.AsSpan(r.Prefilled, n), r.Prefilled, _caches[i]!, _logits.AsSpan(0, v));
-            r.Stats.PrefillTime += Stopwatch.GetElapsedTime(t0);
-            r.Prefilled += n;
-            if (r.Prefilled < r.Prompt.Length) return;
-            r.Stats.PromptTokens = r.Prompt.Length;
-            r.Position = r.Prompt.Length;
-            Sample(i, r, _logits.AsSpan(0, v));
-            return;
+            if (best < 0 || r.Arrival < _slots[best]!.Arrival) best = i;
         }
-    }
-
-    void Decode()
-    {
-        int b = 0, v = _model.Config.VocabSize;
-        for (int i = 0; i < _slots.Length; i++)
-        {
-            if (_slots[i] is not { Pending: >= 0 } r) continue;
-            if (r.Cancel.IsCancellationRequested) { Finish(i, r, FinishReason.Cancelled); continue; }
-            _tokens[b] = r.Pending;
-            _positions[b] = r.Position;
-            _batchCaches[b] = _caches[i]!;
-            _rows[b++] = i;
-        }
-        if (b == 0) return;
-        long t0 = Stopwatch.GetTimestamp();
-        _model.ForwardBatch(_tokens.AsSpan(0, b), _positions.AsSpan(0, b), _batchCaches.AsSpan(0, b), _logits.AsSpan(0, b * v));
-        var elapsed = Stopwatch.GetElapsedTime(t0);
-        for (int j = 0; j < b; j++)
-        {
-            int i = _rows[j];
-            var r = _slots[i]!;
-            r.Stats.DecodeTime += elapsed;
-            r.Stats.DecodeSteps++;
-            r.Position++;
-            r.Pending = -1;
-            Sample(i, r, _logits.AsSpan(j * v, v));
-        }
+        return best < 0 ? null : best;
     }
 
     // The next token of slot i from its logits: a stop id, the token limit, a full context or cancellation end it.

@@ -21,7 +21,8 @@ public sealed partial class MoeModel : IDisposable
     RunState _s = null!;
     RopeTable[] _rope = []; // per layer (layers with the same RoPE share one table)
     float[]? _checkBuffer; // [T, H] host copy of the residual stream, only with ModelOptions.CheckFinite
-    SequenceBatch? _batch;  // ForwardBatch's positions and caches [MaxTokens], made on first use
+    SequenceBatch? _batch;     // ForwardBatch's segments [MaxTokens], made on first use
+    BatchSegment[]? _segments; // the one-token-per-sequence overload's segments [MaxTokens]
 
     /// <summary>The folder the model came from.</summary>
     public string Directory { get; }
@@ -251,44 +252,76 @@ public sealed partial class MoeModel : IDisposable
     }
 
     /// <summary>
-    /// One decode step of B independent sequences (continuous batching): token b at position <paramref name="positions"/>[b]
-    /// of <paramref name="caches"/>[b], appended to it; writes logits [B, V]. Dense matrices and experts are read once for
-    /// the batch (experts grouped across sequences); attention runs per sequence. B ≤ <see cref="MaxChunkTokens"/>.
+    /// One decode step of B independent sequences: token b at position <paramref name="positions"/>[b] of
+    /// <paramref name="caches"/>[b]; writes logits [B, V]. <see cref="ForwardBatch(ReadOnlySpan{int}, ReadOnlySpan{BatchSegment}, Span{float})"/>
+    /// with one token per sequence.
     /// </summary>
     public void ForwardBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<int> positions, ReadOnlySpan<KvCache> caches, Span<float> logits)
     {
-        int b = tokens.Length, v = Config.VocabSize;
-        if (b == 0) return;
-        if (b > _s.MaxTokens) throw new ArgumentException($"a batch of {b} sequences exceeds the chunk of {_s.MaxTokens} tokens", nameof(tokens));
+        int b = tokens.Length;
         if (positions.Length != b || caches.Length != b)
             throw new ArgumentException($"{b} tokens, {positions.Length} positions and {caches.Length} caches: one each per sequence");
-        if (logits.Length < b * v) throw new ArgumentException($"logits holds {logits.Length} floats, need {b}x{v}", nameof(logits));
+        if (b > _s.MaxTokens) throw new ArgumentException($"a batch of {b} sequences exceeds the chunk of {_s.MaxTokens} tokens", nameof(tokens));
+        var segments = _segments ??= new BatchSegment[_s.MaxTokens];
+        for (int i = 0; i < b; i++) segments[i] = new BatchSegment(caches[i], positions[i], 1);
+        ForwardBatch(tokens, segments.AsSpan(0, b), logits);
+    }
+
+    /// <summary>
+    /// One step of several independent sequences (continuous batching): <paramref name="tokens"/> holds each segment's
+    /// tokens in turn (decode tokens and prompt chunks alike), each run at its own positions of its own cache and
+    /// appended to it. Writes logits [S, V] for the last token of each of the S segments that ask for them, in order.
+    /// Dense matrices and experts are read once for the whole step (experts grouped across sequences); attention runs per
+    /// segment. At most <see cref="MaxChunkTokens"/> tokens in all; one segment per cache.
+    /// </summary>
+    public void ForwardBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<BatchSegment> segments, Span<float> logits)
+    {
+        int t = tokens.Length, v = Config.VocabSize, wanted = 0, total = 0;
+        if (segments.Length == 0 && t == 0) return;
+        if (t > _s.MaxTokens) throw new ArgumentException($"a batch of {t} tokens exceeds the chunk of {_s.MaxTokens} tokens", nameof(tokens));
+        for (int i = 0; i < segments.Length; i++)
+        {
+            var s = segments[i];
+            if (s.Cache == null) throw new ArgumentNullException(nameof(segments), $"segment {i}: its cache is null");
+            if (s.Tokens < 1) throw new ArgumentOutOfRangeException(nameof(segments), $"segment {i}: {s.Tokens} tokens (at least 1)");
+            if (s.StartPos < 0 || s.StartPos + s.Tokens > s.Cache.Capacity)
+                throw new ArgumentOutOfRangeException(nameof(segments),
+                    $"sequence {i}: position {(s.StartPos < 0 ? s.StartPos : s.StartPos + s.Tokens - 1)} does not fit its context of {s.Cache.Capacity}");
+            for (int j = 0; j < i; j++)
+                if (ReferenceEquals(segments[j].Cache, s.Cache)) throw new ArgumentException($"segments {j} and {i} share a cache: one segment per sequence", nameof(segments));
+            total += s.Tokens;
+            if (s.Logits) wanted++;
+        }
+        if (total != t) throw new ArgumentException($"the segments hold {total} tokens, {t} were given", nameof(tokens));
+        if (logits.Length < wanted * v) throw new ArgumentException($"logits holds {logits.Length} floats, need {wanted}x{v}", nameof(logits));
+        if (segments.Length == 1)
+        {
+            // One sequence: exactly Forward's chunk (a decode step keeps its next-layer prediction).
+            var s = segments[0];
+            int last = ForwardChunk(tokens, s.StartPos, s.Cache, wanted);
+            if (wanted > 0) LmHead(last, 1, logits[..v], s.StartPos);
+            return;
+        }
         if (!Experts.BatchesSequences)
             throw new NotSupportedException($"the expert scheduler ({Experts.Description}) runs one sequence at a time (a replayed routing trace routes by position)");
         if (Observer != null) throw new NotSupportedException("a routing observer records one sequence; batched steps are not recorded");
-        var batch = _batch ??= new SequenceBatch(new int[_s.MaxTokens], new KvCache[_s.MaxTokens]);
-        for (int i = 0; i < b; i++)
-        {
-            var c = caches[i] ?? throw new ArgumentNullException(nameof(caches), $"cache {i} is null");
-            if (positions[i] < 0 || positions[i] >= c.Capacity)
-                throw new ArgumentOutOfRangeException(nameof(positions), $"sequence {i}: position {positions[i]} does not fit its context of {c.Capacity}");
-            batch.Positions[i] = positions[i];
-            batch.Caches[i] = c;
-        }
-        ForwardChunk(tokens, positions[0], caches[0], b, batch);
-        LmHead(0, b, logits[..(b * v)], positions[0]);
+        var batch = _batch ??= new SequenceBatch(_s.MaxTokens);
+        batch.Set(segments);
+        ForwardChunk(tokens, segments[0].StartPos, segments[0].Cache, wanted, batch);
+        LmHead(0, wanted, logits[..(wanted * v)], segments[0].StartPos);
     }
 
-    // embed → per layer { x += Attn(norm(x)); x += FFN(norm(x)) } → final norm (in LmHead). Only the last `keep` rows
-    // (0, 1 or T) of the output are read: when the scheduler allows it and no observer wants every token's routing, the
-    // last layer's FFN runs on those rows alone, moved to the front (its KV entries are written by then). Returns the
-    // row of x that holds the chunk's last token. With a batch, row b is a token of sequence b (keep is T).
+    // embed → per layer { x += Attn(norm(x)); x += FFN(norm(x)) } → final norm (in LmHead). Only `keep` rows of the
+    // output are read: without a batch the last 0, 1 or T; with one, its logit rows. When the scheduler allows it and no
+    // observer wants every token's routing, the last layer's FFN runs on those rows alone, moved to the front (the KV
+    // entries are written by then). Returns the row of x that holds the chunk's last token; with a batch, its logit
+    // rows are rows 0.. on return.
     int ForwardChunk(ReadOnlySpan<int> tokens, int startPos, KvCache cache, int keep, SequenceBatch? batch = null)
     {
         var d = Device;
         int t = tokens.Length, h = Config.HiddenSize, lastLayer = Config.NumLayers - 1;
-        bool prune = keep <= 1 && keep < t && Observer == null && Experts.AllowsLastLayerPruning;
-        if (batch != null && t > 1) Experts.BeginDecodeBatch(t);
+        bool prune = keep < t && (keep <= 1 || batch != null) && Observer == null && Experts.AllowsLastLayerPruning;
+        if (batch != null) Experts.BeginBatch(t, batch.Prompt);
         else Experts.BeginChunk(startPos, t);
         d.Embed(tokens, Weights.Embed, _s.X);                                   // x [T, H]
         CheckResidual(t, startPos, null, "embedding");
@@ -311,8 +344,9 @@ public sealed partial class MoeModel : IDisposable
             if (l == lastLayer && prune)
             {
                 if (keep == 0) return 0;
-                d.Copy(_s.X, (t - 1) * h, _s.X, 0, h);                          // x [1, H]: the last token only
-                rows = 1;
+                if (batch != null) batch.GatherLogitRows(d, _s.X, h);            // x [keep, H]: the logit rows
+                else d.Copy(_s.X, (t - 1) * h, _s.X, 0, h);                     // x [1, H]: the last token only
+                rows = keep;
             }
             int first = startPos + t - rows;
             AddNorm(w.FfnNorm, rows, ref pending);                              // xn [rows, H]
@@ -326,6 +360,7 @@ public sealed partial class MoeModel : IDisposable
             }
         }
         if (pending) d.Add(_s.X, _s.Out, rows * h);
+        if (batch != null && !prune) batch.GatherLogitRows(d, _s.X, h);
         return prune ? 0 : t - 1;
     }
 

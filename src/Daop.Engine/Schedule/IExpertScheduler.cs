@@ -31,11 +31,12 @@ public interface IExpertScheduler
     void BeginChunk(int startPos, int tokens) { }
 
     /// <summary>
-    /// Called by the forward pass instead of <see cref="BeginChunk"/> before a batched decode step
-    /// (<see cref="BatchesSequences"/>): the chunk's <paramref name="tokens"/> (more than one) are one new token of each
-    /// of that many sequences, so placement counts them as decode, not as a prompt.
+    /// Called by the forward pass instead of <see cref="BeginChunk"/> before a batched step of several sequences
+    /// (<see cref="BatchesSequences"/>) holding <paramref name="tokens"/> tokens in all. Without <paramref name="prompt"/>
+    /// each is one new token of its sequence, so placement counts them as decode; with it some sequence brings a prompt
+    /// chunk, and the step is placed as a prompt over the batch's counts. Nothing is predicted per token either way.
     /// </summary>
-    void BeginDecodeBatch(int tokens) { }
+    void BeginBatch(int tokens, bool prompt) { }
 
     /// <summary>
     /// True if the forward pass may run the last layer's FFN on only the rows whose logits are asked for (the last
@@ -45,7 +46,7 @@ public interface IExpertScheduler
     bool AllowsLastLayerPruning => false;
 
     /// <summary>
-    /// True if a chunk may hold one token of each of several sequences (<see cref="Model.MoeModel.ForwardBatch"/>): the
+    /// True if a chunk may hold the tokens of several sequences (<see cref="Model.MoeModel.ForwardBatch(ReadOnlySpan{int}, ReadOnlySpan{Model.BatchSegment}, Span{float})"/>): the
     /// scheduler groups tokens by expert across them and keeps no per-sequence state that a batch would mix up (a
     /// replayed trace routes by position: schedulers with one refuse batches).
     /// </summary>

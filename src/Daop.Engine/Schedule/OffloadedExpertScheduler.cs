@@ -202,9 +202,9 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     public bool BatchesSequences => _driver.BatchesSequences;
 
     /// <inheritdoc />
-    public void BeginDecodeBatch(int tokens)
+    public void BeginBatch(int tokens, bool prompt)
     {
-        _driver.BeginDecodeBatch(tokens);
+        _driver.BeginBatch(tokens, prompt);
         _precalc?.Reset();
     }
 

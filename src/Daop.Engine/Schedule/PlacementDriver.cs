@@ -185,23 +185,25 @@ public sealed class PlacementDriver
     }
 
     /// <summary>
-    /// Before a batched decode step: its <paramref name="tokens"/> are one new token of each of that many sequences. They
-    /// are placed as decode (<see cref="AfterLayer"/>: the policy's AfterDecodeLayer, no prefill counts); nothing is
-    /// predicted and the approximate mode stays exact (its prediction is per token); a routing override cannot route them.
+    /// Before a batched step of several sequences, <paramref name="tokens"/> in all. Without <paramref name="prompt"/> they
+    /// are one new token each, placed as decode (<see cref="AfterLayer"/>: the policy's AfterDecodeLayer, no prefill
+    /// counts); with it some sequence brings a prompt chunk, and the step is placed as one prompt chunk over the batch's
+    /// counts (<see cref="PlacePrefillChunk"/>, experts streamed as for a prompt). Either way nothing is predicted per
+    /// token, the approximate mode stays exact (its prediction is per token) and a routing override cannot route them.
     /// </summary>
-    public void BeginDecodeBatch(int tokens)
+    public void BeginBatch(int tokens, bool prompt)
     {
         if (!BatchesSequences) throw new NotSupportedException("a replayed routing trace routes one sequence by position; it cannot route a batch of sequences");
-        _decodeBatch = true;
+        _decodeBatch = !prompt;
         _pos = -1;
         _predictor.Reset();
         _approx?.Reset();
     }
 
-    /// <summary>Whether decode steps may batch several sequences: not while a replayed trace routes by position.</summary>
+    /// <summary>Whether a step may batch several sequences: not while a replayed trace routes by position.</summary>
     public bool BatchesSequences => _override == null;
 
-    /// <summary>True between <see cref="BeginDecodeBatch"/> and the next <see cref="BeginChunk"/>.</summary>
+    /// <summary>True between a <see cref="BeginBatch"/> of decode tokens only and the next <see cref="BeginChunk"/> or <see cref="BeginBatch"/>.</summary>
     public bool DecodeBatch => _decodeBatch;
 
     /// <summary>

@@ -40,6 +40,27 @@ public class BatchingTests
         Assert.False(model.IsBusy);
     }
 
+    /// <summary>
+    /// Prompts longer than the forward chunk go in over several steps, beside other prompts and running decodes (an
+    /// 8-token chunk: every step splits its budget between them), and each caller still gets its text alone.
+    /// </summary>
+    [Fact]
+    public async Task PromptsSplitAcrossStepsBesideDecodesGiveTheTextTheyGiveAlone()
+    {
+        var settings = new GenerationSettings { MaxTokens = 12 };
+        var options = new DaopOptions { Engine = new ModelOptions { MaxChunkTokens = 8 } };
+        string[] prompts = ["def quicksort(items):\n    if len(items) <= 1:\n", "x", "import numpy as np\nimport pandas as pd\n", "# a comment", "while True:"];
+        var expected = new List<string>();
+        using (var alone = DaopModel.Load(TestPaths.DefaultModel, options))
+            foreach (var p in prompts) expected.Add(await Pieces.Join(alone.GenerateAsync(p, settings)));
+        using var model = DaopModel.Load(TestPaths.DefaultModel, options with { Parallel = 4 });
+        Assert.True(model.Tokenize(prompts[0]).Length > 16);
+        var stats = prompts.Select(_ => new GenerationStats()).ToArray();
+        var results = await Task.WhenAll(prompts.Select((p, i) => Task.Run(() => Pieces.Join(model.GenerateAsync(p, settings, stats[i])))));
+        Assert.Equal(expected, results);
+        Assert.All(stats, s => Assert.Equal(11, s.DecodeSteps));
+    }
+
     [Fact]
     public async Task ACancelledCallerLeavesItsSlotAndTheOthersGoOn()
     {

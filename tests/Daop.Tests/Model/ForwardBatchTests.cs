@@ -7,9 +7,10 @@ using Daop.Tests.Gpu;
 namespace Daop.Tests.Model;
 
 /// <summary>
-/// <see cref="MoeModel.ForwardBatch"/>: a decode step of several sequences, each at its own position and cache, gives
-/// each sequence the logits its own single-token step gives (to fp32 rounding: the batch runs the multi-token kernels)
-/// and leaves caches that keep decoding alike; on the CPU and on the GPU path (ILGPU CPU accelerator). Schedulers that
+/// <c>MoeModel.ForwardBatch</c>: a step of several sequences, each at its own positions and cache — one decode token
+/// each, or decode tokens beside prompt chunks (a chunk first or later in the batch, one ending its prompt, one not) —
+/// gives each sequence the logits its own steps give (to fp32 rounding: the batch runs the multi-token kernels) and
+/// leaves caches that keep decoding alike; on the CPU and on the GPU path (ILGPU CPU accelerator). Schedulers that
 /// keep per-sequence state refuse a batch.
 /// </summary>
 [Collection(GpuCollection.Name)]
@@ -49,6 +50,51 @@ public class ForwardBatchTests(GpuFixture gpu)
         }
     }
 
+    // Sequence A (5-token prompt, prefilled alone) decodes while B's 7-token prompt goes in over two steps and C's 2-token
+    // prompt in one; then all three decode together. Step 1 is [B's first 4 (no logits), A's token, C's prompt]; step 2
+    // [A's token, C's token, B's last 3]: prompt chunks at row 0 and after it.
+    static void MixedBatchMatchesSequences(MoeModel m, string what)
+    {
+        int v = m.Config.VocabSize;
+        var rng = new Random(9);
+        int[] Tokens(int n) => [.. Enumerable.Range(0, n).Select(_ => rng.Next(v))];
+        int[] a = Tokens(5 + 4), b = Tokens(7 + 2), c = Tokens(2 + 3); // prompt, then the tokens fed after it
+        var alone = new[] { m.NewCache(), m.NewCache(), m.NewCache() };
+        var batched = new[] { m.NewCache(), m.NewCache(), m.NewCache() };
+        var want = new float[v];
+        var got = new float[3 * v];
+        m.Forward(a.AsSpan(0, 5), 0, batched[0], want);
+
+        void Same(int seq, int[] tokens, int pos, int n, int row, string step)
+        {
+            m.Forward(tokens.AsSpan(pos, n), pos, alone[seq], want);
+            var g = got.AsSpan(row * v, v);
+            LogitsAssert.Close(want, g.ToArray(), $"{what}: sequence {"ABC"[seq]} {step}");
+            Assert.Equal(Array.IndexOf(want, want.Max()), g.IndexOf(g.ToArray().Max()));
+        }
+        m.Forward(a.AsSpan(0, 5), 0, alone[0], want);
+
+        m.ForwardBatch([.. b[..4], a[5], .. c[..2]],
+            [new(batched[1], 0, 4, Logits: false), new(batched[0], 5, 1), new(batched[2], 0, 2)], got);
+        m.Forward(b.AsSpan(0, 4), 0, alone[1], want);
+        Same(0, a, 5, 1, 0, "decode beside two prompts");
+        Same(2, c, 0, 2, 1, "whole prompt beside a decode");
+
+        m.ForwardBatch([a[6], c[2], .. b[4..7]],
+            [new(batched[0], 6, 1), new(batched[2], 2, 1), new(batched[1], 4, 3)], got);
+        Same(0, a, 6, 1, 0, "second decode");
+        Same(2, c, 2, 1, 1, "first decode");
+        Same(1, b, 4, 3, 2, "prompt's second chunk, after two decodes");
+
+        for (int s = 0; s < 2; s++)
+        {
+            m.ForwardBatch([a[7 + s], b[7 + s], c[3 + s]], [7 + s, 7 + s, 3 + s], batched, got);
+            Same(0, a, 7 + s, 1, 0, $"decode {s} after");
+            Same(1, b, 7 + s, 1, 1, $"decode {s} after");
+            Same(2, c, 3 + s, 1, 2, $"decode {s} after");
+        }
+    }
+
     [Theory]
     [InlineData("mixtral-tiny")]
     [InlineData("qwen2moe-tiny")]
@@ -58,6 +104,7 @@ public class ForwardBatchTests(GpuFixture gpu)
         using var m = MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions { ContextLength = 64, MaxChunkTokens = 8 });
         Assert.True(m.Experts.BatchesSequences);
         BatchMatchesSequences(m, fixture);
+        MixedBatchMatchesSequences(m, fixture);
     }
 
     [Fact]
@@ -70,6 +117,7 @@ public class ForwardBatchTests(GpuFixture gpu)
         });
         Assert.True(m.Experts.BatchesSequences);
         BatchMatchesSequences(m, "mixtral-tiny gpu");
+        MixedBatchMatchesSequences(m, "mixtral-tiny gpu");
     }
 
     /// <summary>Placement schedulers batch too (exact policies: the logits do not depend on where experts run).</summary>
@@ -92,6 +140,7 @@ public class ForwardBatchTests(GpuFixture gpu)
         {
             Assert.True(cpu.Experts.BatchesSequences);
             BatchMatchesSequences(cpu, $"{policy} cpu stand-in");
+            MixedBatchMatchesSequences(cpu, $"{policy} cpu stand-in");
             var s = ((CpuStandInScheduler)cpu.Experts).Stats;
             Assert.True(s.GpuExpertRuns > 0 && s.CpuExpertRuns + s.Transfers > 0, s.ToString()); // placement was at work
         }
@@ -103,6 +152,7 @@ public class ForwardBatchTests(GpuFixture gpu)
         var g = (OffloadedExpertScheduler)gpuModel.Experts;
         Assert.True(g.BatchesSequences);
         BatchMatchesSequences(gpuModel, $"{policy} offloaded");
+        MixedBatchMatchesSequences(gpuModel, $"{policy} offloaded");
         g.Synchronize();
         g.CheckInvariants();
     }
@@ -149,6 +199,16 @@ public class ForwardBatchTests(GpuFixture gpu)
         Assert.Contains("one each", Assert.Throws<ArgumentException>(() => m.ForwardBatch([1, 2], [0], caches, logits)).Message);
         Assert.Contains("chunk of 4", Assert.Throws<ArgumentException>(() =>
             m.ForwardBatch([1, 2, 3, 4, 5], [0, 0, 0, 0, 0], [.. Enumerable.Range(0, 5).Select(_ => m.NewCache())], new float[5 * v])).Message);
+        var c = caches[0];
+        Assert.Contains("share a cache", Assert.Throws<ArgumentException>(() => m.ForwardBatch([1, 2], [new(c, 0, 1), new(c, 1, 1)], logits)).Message);
+        Assert.Contains("hold 3 tokens, 2 were given", Assert.Throws<ArgumentException>(() =>
+            m.ForwardBatch([1, 2], [new(c, 0, 2), new(caches[1], 0, 1)], logits)).Message);
+        Assert.Contains("segment 1: 0 tokens", Assert.Throws<ArgumentOutOfRangeException>(() =>
+            m.ForwardBatch([1], [new(c, 0, 1), new(caches[1], 0, 0)], logits)).Message);
+        Assert.Contains("position 17", Assert.Throws<ArgumentOutOfRangeException>(() =>
+            m.ForwardBatch([1, 2, 3], [new(c, 15, 3)], logits)).Message);
+        Assert.Contains("need 2x", Assert.Throws<ArgumentException>(() =>
+            m.ForwardBatch([1, 2], [new(c, 0, 1), new(caches[1], 0, 1)], logits.AsSpan(0, v))).Message);
         var trace = RoutingTrace.Record(m, [1, 2, 3]);
         m.UseExperts((model, _) => CpuStandInScheduler.FromRatio(model, new StaticPolicy(), 0.5, routingOverride: new TraceReplay([trace])));
         Assert.False(m.Experts.BatchesSequences);

@@ -68,8 +68,7 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
             d.Norm(QNorm, s.Q, s.Q, perHead ? t * nh : t);
             d.Norm(KNorm!, s.K, s.K, perHead ? t * nkv : t);
         }
-        if (step.Batch is { } b)
-            for (int r = 0; r < t; r++) AttendRow(d, s, step.Layer, rope, r, b.Positions[r], b.Caches[r]);
+        if (step.Batch is { } b) AttendSegments(d, s, step.Layer, rope, b.Segments);
         else
         {
             d.Rope(rope, s.Q, nh, s.K, nkv, t, hd, step.StartPos);
@@ -78,16 +77,29 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
         d.Linear(O, s.Ctx, s.Out, t);                                           // out [T, H]
     }
 
-    // A batched step's row r is one token of its own sequence: RoPE at its position, attention over its cache, through
-    // one-row buffers (the kernels address a sequence's rows from 0).
-    void AttendRow(IDevice d, RunState s, int layer, RopeTable rope, int r, int pos, KvCache cache)
+    // A batched step's segments, each a sequence's rows at its own positions and cache: RoPE and attention per segment.
+    // The kernels address a sequence's rows from 0, so a segment after the first goes through the Row buffers.
+    void AttendSegments(IDevice d, RunState s, int layer, RopeTable rope, ReadOnlySpan<BatchSegment> segments)
     {
-        int nh = Spec.Heads, nkv = Spec.KvHeads, hd = Spec.HeadDim, q = nh * hd, kv = nkv * hd;
-        d.Copy(s.Q, r * q, s.RowQ, 0, q);
-        d.Copy(s.K, r * kv, s.RowK, 0, kv);
-        d.Copy(s.V, r * kv, s.RowV, 0, kv);
-        d.Rope(rope, s.RowQ, nh, s.RowK, nkv, 1, hd, pos);
-        d.Attention(cache, layer, s.RowQ, s.RowK, s.RowV, s.RowCtx, 1, pos, nh, nkv, hd, Spec.SlidingWindow); // [1, NH·D]
-        d.Copy(s.RowCtx, 0, s.Ctx, r * q, q);
+        int nh = Spec.Heads, nkv = Spec.KvHeads, hd = Spec.HeadDim, q = nh * hd, kv = nkv * hd, row = 0;
+        foreach (var g in segments)
+        {
+            int n = g.Tokens;
+            if (row == 0)
+            {
+                d.Rope(rope, s.Q, nh, s.K, nkv, n, hd, g.StartPos);
+                d.Attention(g.Cache, layer, s.Q, s.K, s.V, s.Ctx, n, g.StartPos, nh, nkv, hd, Spec.SlidingWindow);
+            }
+            else
+            {
+                d.Copy(s.Q, row * q, s.SegQ, 0, n * q);
+                d.Copy(s.K, row * kv, s.SegK, 0, n * kv);
+                d.Copy(s.V, row * kv, s.SegV, 0, n * kv);
+                d.Rope(rope, s.SegQ, nh, s.SegK, nkv, n, hd, g.StartPos);
+                d.Attention(g.Cache, layer, s.SegQ, s.SegK, s.SegV, s.SegCtx, n, g.StartPos, nh, nkv, hd, Spec.SlidingWindow); // [n, NH·D]
+                d.Copy(s.SegCtx, 0, s.Ctx, row * q, n * q);
+            }
+            row += n;
+        }
     }
 }

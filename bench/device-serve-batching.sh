@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Issue 17 on the GPU machine: continuous batching (`daop bench serve`) all on the GPU and offloaded, this build against
+# a previous one in the same job, on a 2-layer Mixtral-8x7B-shaped random bf16 model made there.
+#   bench/device-serve-batching.sh check    `bench gpu-ops --part engine` (batched steps on the GPU against the CPU)
+#   bench/device-serve-batching.sh run      serve runs, one JSON line each, prefixed by build and setting
+# Carries .device-carry/daop.tar.xz (bench/device-pack.sh), .device-carry/llama.tar.xz (for random_mixtral_checkpoint.py,
+# bench/device-llamacpp-host.sh pack) and, to compare, .device-carry/old/: the managed DLLs (daop.dll, Daop.*.dll) of
+# the previous build's Release output, laid over a copy of the pack. Env: CLIENTS ("16 32"), SECONDS_EACH (10),
+# SETTINGS ("gpu offload"), BUILDS ("old new"), FIFO (1: also --parallel 1 with the new build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x /tmp/daop/daop ] || tar xJf .device-carry/daop.tar.xz -C /tmp
+[ -d /tmp/llama ] || tar xJf .device-carry/llama.tar.xz -C /tmp
+if [ -d .device-carry/old ] && [ ! -d /tmp/daop-old ]; then
+  cp -r /tmp/daop /tmp/daop-old
+  cp .device-carry/old/*.dll /tmp/daop-old/
+fi
+model=/tmp/mix2
+[ -f $model/model.safetensors ] || python3 /tmp/llama/random_mixtral_checkpoint.py $model 2 models/tiny-mixtral-code > /dev/null
+case ${1:-run} in
+  check) /tmp/daop/daop bench gpu-ops --part engine ;;
+  run)
+    for c in ${CLIENTS:-16 32}; do
+      for setting in ${SETTINGS:-gpu offload}; do
+        extra="--device cuda"
+        [ $setting = offload ] && extra="--device cuda --expert-cache-ratio 0.25 --policy daop"
+        runs="${BUILDS:-old new}"
+        for b in $runs $([ "${FIFO:-1}" = 1 ] && echo fifo); do
+          d=/tmp/daop/daop; p=$c
+          [ $b = old ] && d=/tmp/daop-old/daop
+          [ $b = fifo ] && p=1
+          echo -n "$b $setting clients $c parallel $p: "
+          $d bench serve -m $model --context 512 --clients $c --parallel $p --seconds "${SECONDS_EACH:-10}" -n 32 --json $extra 2>/dev/null \
+            | python3 -c "import json,sys; print(json.dumps(json.load(sys.stdin)))"
+        done
+      done
+    done ;;
+esac
