@@ -9,7 +9,7 @@ namespace Daop.Cli;
 
 /// <summary>
 /// <c>daop bench serve</c>: a bounded load test of the HTTP server. It starts its own server on a free loopback port
-/// (127.0.0.1 only), runs N clients that send chat and completion requests (half of them streamed) back to back for a
+/// (127.0.0.1 only), runs N clients that send chat (when the model has a chat template) and completion requests (half of them streamed) back to back for a
 /// fixed time, waits for the requests in flight, stops, and prints requests served, throughput and latency percentiles.
 /// </summary>
 static class LoadTestCommand
@@ -46,9 +46,12 @@ static class LoadTestCommand
     {
         using var model = m.Load(r, quiet: json, parallel);
         await using var server = await DaopServer.StartAsync(model, new DaopServerOptions { Host = "127.0.0.1", Port = 0, MaxQueuedRequests = maxQueue }, cancel);
+        // A model without a chat template answers chat requests with 400: its clients send completions only.
+        bool withChat = model.Info.HasChatTemplate;
         if (!json)
             Console.WriteLine($"server: {server.BaseAddress} ({model.Info.Name}, {model.Info.Device}, {Environment.ProcessorCount} cores); " +
-                $"{clients} clients for {seconds:F0} s, max_tokens {maxTokens}, half streamed, half chat, {model.Parallel} parallel");
+                $"{clients} clients for {seconds:F0} s, max_tokens {maxTokens}, half streamed, {(withChat ? "half chat" : "completions only (no chat template)")}, " +
+                $"{model.Parallel} parallel");
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = clients + 4, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
         {
             BaseAddress = server.BaseAddress,
@@ -67,7 +70,7 @@ static class LoadTestCommand
             var rng = new Random(c);
             for (int i = 0; sw.Elapsed < deadline && !hardStop.IsCancellationRequested; i++)
             {
-                bool stream = (i + c) % 2 == 0, chat = (i / 2 + c) % 2 == 0;
+                bool stream = (i + c) % 2 == 0, chat = withChat && (i / 2 + c) % 2 == 0;
                 string prompt = Prompts[rng.Next(Prompts.Length)];
                 string outcome;
                 try

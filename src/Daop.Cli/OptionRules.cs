@@ -64,6 +64,7 @@ static class OptionRules
         ["--layers"] = new Whole(1, 65536),
         ["--distinct-matrices"] = new Whole(0, 65536),
         ["--ratios"] = new ListOf(Ratio),
+        ["--sequences"] = new ListOf(new Whole(1, 256)),
         ["--policies"] = new ListOf(new Choice(PolicyChoice.All, PolicyChoice.Aliases)),
         ["--exact-layers"] = new Whole(1, 65536),
         ["--precalc-max-drift"] = new ListOf(new Real(0, 1e6)),
@@ -109,6 +110,9 @@ static class OptionRules
     /// <summary>The values of a <c>--ratios</c> list (already checked while parsing).</summary>
     public static double[] Ratios(string list) =>
         Items(list).Select(x => double.Parse(x, NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray();
+
+    /// <summary>The values of a list of whole numbers such as <c>--sequences</c> (already checked while parsing).</summary>
+    public static int[] Counts(string list) => Items(list).Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
 
     /// <summary>
     /// Throws unless the file <paramref name="path"/> that <paramref name="option"/> names could be written: checked

@@ -9,6 +9,7 @@ using Daop.Kernels;
 using Daop.Kernels.Cpu;
 using Daop.Bench.Gpu;
 using Daop.Bench;
+using Daop.Bench.Kernels;
 
 namespace Daop.Cli;
 
@@ -32,6 +33,10 @@ static class SyntheticBenchCommand
         var newTokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 128 };
         var expertDType = CommonOptions.ExpertDType();
         var denseDType = CommonOptions.DenseDType();
+        var sequences = new Option<string?>("--sequences")
+        {
+            Description = "Also decode this many sequences together (e.g. 1,4,16,32: continuous batching without a server), each against its bytes-read bound.",
+        };
         var images = new Option<HostImageTiming>("--host-images")
         {
             Description = "With --ratios: when the page-locked images of copied experts are made (Auto: in the background from the start on CUDA).",
@@ -39,23 +44,27 @@ static class SyntheticBenchCommand
         };
         var cmd = new Command("synthetic", "Benchmark a model shape with random weights held in host memory.")
         {
-            config, modelDir, layers, device, ratios, policies, distinct, promptTokens, newTokens, expertDType, denseDType, images,
+            config, modelDir, layers, device, ratios, policies, distinct, promptTokens, newTokens, expertDType, denseDType, images, sequences,
         };
         cmd.SetAction(r => Run(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(device)!, r.GetValue(ratios),
             r.GetValue(policies)!, r.GetValue(distinct), r.GetValue(promptTokens), r.GetValue(newTokens),
-            WeightTypes.Parse(r.GetValue(expertDType)), WeightTypes.Parse(r.GetValue(denseDType)), r.GetValue(images)));
+            WeightTypes.Parse(r.GetValue(expertDType)), WeightTypes.Parse(r.GetValue(denseDType)), r.GetValue(images),
+            r.GetValue(sequences)));
         return cmd;
     }
 
     static int Run(string? configPath, string? modelDir, int? layers, string device, string? ratioList, string policyList, int distinct,
-        int promptTokens, int newTokens, DType? expertDType, DType? denseDType, HostImageTiming images)
+        int promptTokens, int newTokens, DType? expertDType, DType? denseDType, HostImageTiming images, string? sequenceList)
     {
         if ((configPath == null) == (modelDir == null)) throw new ArgumentException("give exactly one of --config (random weights) or --model (a model folder)");
         var sw = Stopwatch.StartNew();
         var combos = (ratioList != null ? OptionRules.Ratios(ratioList) : [])
             .SelectMany(r => PolicyChoice.List(policyList).Select(p => (Ratio: r, Policy: p))).ToList();
         var offload = new OffloadOptions { Images = images };
-        var options = DeviceChoice.Options(device, promptTokens + newTokens + 1, combos.Count > 0 ? combos[0].Ratio : null, null,
+        int[] counts = sequenceList != null ? OptionRules.Counts(sequenceList) : [];
+        // A batched step of N sequences needs a forward chunk of N tokens, which the context bounds.
+        int context = Math.Max(promptTokens + newTokens + 1, counts.Length > 0 ? counts.Max() : 0);
+        var options = DeviceChoice.Options(device, context, combos.Count > 0 ? combos[0].Ratio : null, null,
             combos.Count > 0 ? combos[0].Policy : "static-cpu", offload: offload) with { ExpertDType = expertDType, DenseDType = denseDType };
         using var model = BenchCommand.SizedBy($"--prompt-tokens {promptTokens} + --new-tokens {newTokens}", () => modelDir != null
             ? MoeModel.Load(modelDir, options)
@@ -85,15 +94,32 @@ static class SyntheticBenchCommand
         var stats = new GenerationStats();
         foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = newTokens, StopTokenIds = [] }, stats)) { }
         Console.WriteLine($"prefill {promptTokens} tokens: {stats.PrefillTokensPerSecond:F0} tok/s; decode {stats.DecodeSteps} tokens: {stats.DecodeTokensPerSecond:F1} tok/s");
+        double? gpuGBps = null;
         if (model.Device is GpuDevice g)
         {
-            double gbps = GpuBench.GemvGBps(g.Accelerator, DType.BF16, 14336, 4096, 100);
+            double gbps = (gpuGBps = GpuBench.GemvGBps(g.Accelerator, DType.BF16, 14336, 4096, 100)).Value;
             double bound = gbps * 1e9 / active;
             Console.WriteLine($"GPU GEMV bandwidth {gbps:F0} GB/s → bound {bound:F0} tok/s; decode reaches {stats.DecodeTokensPerSecond / bound:P0} of it; " +
                 $"{g.Launches} launches so far, {g.AllocatedBytes / 1e9:F1} GB on the device" +
                 (model.Experts is GpuExpertScheduler s ? $"; decode routed on the {(s.RoutesOnDevice ? "GPU" : "host")}" : ""));
         }
+        if (counts.Length > 0) Batched(model, counts, promptTokens, newTokens, gpuGBps);
         return 0;
+    }
+
+    // N sequences decoding together, each N a row against the bytes-read bound of its steps.
+    static void Batched(MoeModel model, int[] counts, int promptTokens, int newTokens, double? gpuGBps)
+    {
+        double gbps = gpuGBps ?? MemoryBandwidth.MeasureReadGBps(1L << 31);
+        Console.WriteLine($"batched sequences ({promptTokens}-token prompts, {newTokens} decode steps); bound: per step the dense matrices once and each " +
+            $"routed expert once, at {gbps:F0} GB/s ({(gpuGBps != null ? "GPU GEMV" : "host memory read")})");
+        Console.WriteLine($"{"seqs",5} {"prefill",8} {"decode",8} {"ms/step",8} {"experts/step",13} {"GB/step",8} {"bound",8} {"of bound",9}  (tok/s of all sequences)");
+        foreach (int n in counts)
+        {
+            var r = BatchDecodeBench.Run(model, n, promptTokens, newTokens, gbps);
+            Console.WriteLine($"{n,5} {r.PrefillTokensPerSecond,8:F0} {r.DecodeTokensPerSecond,8:F1} {r.StepMilliseconds,8:F2} {r.ExpertsPerStep,6:F1} of {r.ExpertsInModel,-3} " +
+                $"{r.BytesPerStep / 1e9,8:F2} {r.BoundTokensPerSecond,8:F0} {r.OfBound,9:P0}");
+        }
     }
 
     // Every (ratio, policy) on the one loaded model: dense weights stay on the GPU, the expert scheduler is rebuilt.

@@ -47,6 +47,12 @@ public sealed partial class MoeModel : IDisposable
     public int MaxChunkTokens { get; private set; }
     /// <summary>What converting weights at load cost (<see cref="ModelOptions.ExpertDType"/>, <see cref="ModelOptions.DenseDType"/>), or null when nothing was converted.</summary>
     public WeightConversion? Conversion { get; private init; }
+    /// <summary>
+    /// Σ over MoE layer calls of the distinct experts each call's tokens route to: the expert matrices the model had to
+    /// read at least once (a batch reads an expert once for all its tokens). Exact where routing runs on the host; a
+    /// decode call routed on the GPU (up to two tokens) counts its tokens × top-k, at most the layer's experts.
+    /// </summary>
+    public long ExpertReads => _s.ExpertReads;
     /// <summary>Routing callbacks, if any (null in normal generation).</summary>
     public IRoutingObserver? Observer { get; set; }
 

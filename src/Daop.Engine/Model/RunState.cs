@@ -23,6 +23,7 @@ sealed class RunState
     public readonly float[] HostLogits;    // [T, E] router logits on host
     public readonly float[] Probs;         // [E] routing scratch
     public readonly RoutingBatch Routing;
+    public long ExpertReads;               // Σ over MoE layer calls of the distinct experts routed to (MoeModel.ExpertReads)
     public const int LogitRows = 8;
 
     public RunState(IDevice d, ModelConfig c, int maxTokens)

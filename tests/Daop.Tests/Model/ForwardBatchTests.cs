@@ -188,6 +188,29 @@ public class ForwardBatchTests(GpuFixture gpu)
         Assert.True(s.DenseBytes <= dense, $"dense part {s.DenseBytes} bytes, predicted for three sequences {dense}");
     }
 
+    /// <summary>
+    /// <see cref="MoeModel.ExpertReads"/> counts, per MoE layer call, the distinct experts its tokens route to: for a
+    /// 6-token prompt the union of each layer's routing as a recorded trace gives it, for one token top-k per layer.
+    /// </summary>
+    [Fact]
+    public void ExpertReadsCountEachLayersDistinctExperts()
+    {
+        using var m = MoeModel.Load(TestPaths.Fixture("mixtral-tiny"), new ModelOptions { ContextLength = 64, MaxChunkTokens = 8 });
+        int[] tokens = [3, 17, 9, 40, 3, 22];
+        var trace = RoutingTrace.Record(m, tokens);
+        long want = 0;
+        for (int l = 0; l < trace.Layers; l++)
+            want += Enumerable.Range(0, tokens.Length).SelectMany(t => trace.True(t, l).ToArray()).Distinct().Count();
+        Assert.True(want < tokens.Length * trace.Layers * trace.TopK, "the prompt's tokens share experts"); // a union, not a sum
+        long before = m.ExpertReads;
+        var cache = m.NewCache();
+        m.Forward(tokens, 0, cache, new float[tokens.Length * m.Config.VocabSize], allLogits: true);
+        Assert.Equal(want, m.ExpertReads - before);
+        before = m.ExpertReads;
+        m.Forward([5], tokens.Length, cache, new float[m.Config.VocabSize]);
+        Assert.Equal(trace.Layers * trace.TopK, m.ExpertReads - before);
+    }
+
     [Fact]
     public void BadBatchesAreRefusedNamingWhatIsWrong()
     {

@@ -56,7 +56,9 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
         int e = Spec.Experts, k = Spec.TopK, h = Router.W.Cols;
         d.Linear(Router, s.Xn, s.GateLogits, t);                                // logits [T, E]
         // out [T, H] = Σ_k w_k·Expert_k(xn): routed where the logits are when nobody on the host needs them (GPU decode).
-        if (observer != null || !experts.TryRunExpertsRoutedOnDevice(l, s.Xn, s.GateLogits, Spec.Router, k, s.Out, t))
+        if (observer == null && experts.TryRunExpertsRoutedOnDevice(l, s.Xn, s.GateLogits, Spec.Router, k, s.Out, t))
+            s.ExpertReads += Math.Min(e, t * k);                                // routed on the device: at most this many
+        else
         {
             d.CopyToHost(s.GateLogits, 0, s.HostLogits.AsSpan(0, t * e));
             // Always checked (T·E floats already on the host): NaN logits would route to no expert at all.
@@ -65,6 +67,7 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
             r.Tokens = t;
             for (int i = 0; i < t; i++)
                 Layers.Router.Route(Spec.Router, s.HostLogits.AsSpan(i * e, e), r.Experts.AsSpan(i * k, k), r.Weights.AsSpan(i * k, k), s.Probs);
+            s.ExpertReads += DistinctExperts(r.Experts.AsSpan(0, t * k), e);
             if (observer != null)
             {
                 d.CopyToHost(s.Xn, 0, s.HostGate.AsSpan(0, t * h));
@@ -84,5 +87,15 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
                 d.Add(s.Out, s.Shared, t * h);
                 break;
         }
+    }
+
+    // How many of the experts [0, e) occur in ids.
+    static int DistinctExperts(ReadOnlySpan<int> ids, int e)
+    {
+        Span<bool> seen = e <= 512 ? stackalloc bool[e] : new bool[e];
+        int n = 0;
+        foreach (int id in ids)
+            if (!seen[id]) { seen[id] = true; n++; }
+        return n;
     }
 }
