@@ -3,6 +3,8 @@
 # a previous one in the same job, on a 2-layer Mixtral-8x7B-shaped random bf16 model made there.
 #   bench/device-serve-batching.sh check    `bench gpu-ops --part engine` (batched steps on the GPU against the CPU)
 #   bench/device-serve-batching.sh run      serve runs, one JSON line each, prefixed by build and setting
+#   bench/device-serve-batching.sh engine   `bench synthetic --sequences` (no server) all on the GPU: that model, then 8-layer
+#                                           Mixtral-8x7B and Qwen3-30B-A3B shapes (random weights), against the bytes-read bound
 # Carries .device-carry/daop.tar.xz (bench/device-pack.sh), .device-carry/llama.tar.xz (for random_mixtral_checkpoint.py,
 # bench/device-llamacpp-host.sh pack) and, to compare, .device-carry/old/: the managed DLLs (daop.dll, Daop.*.dll) of
 # the previous build's Release output, laid over a copy of the pack. Env: CLIENTS ("16 32"), SECONDS_EACH (10),
