@@ -20,7 +20,21 @@ fi
 model=/tmp/mix2
 [ -f $model/model.safetensors ] || python3 /tmp/llama/random_mixtral_checkpoint.py $model 2 models/tiny-mixtral-code > /dev/null
 case ${1:-run} in
-  check) /tmp/daop/daop bench gpu-ops --part engine ;;
+  engine)
+    seqs=${SEQUENCES:-1,4,16,32,64}
+    for b in ${BUILDS:-new}; do
+      d=/tmp/daop/daop; [ $b = old ] && d=/tmp/daop-old/daop
+      echo "== $b"
+      $d bench synthetic --model $model --device cuda --prompt-tokens 64 --new-tokens 64 --sequences "$seqs"
+      for cfg in ${CONFIGS:-Mixtral-8x7B-v0.1 Qwen3-30B-A3B}; do
+        $d bench synthetic --config models/configs/$cfg.json --layers "${LAYERS:-8}" --device cuda --prompt-tokens 64 \
+          --new-tokens 64 --sequences "$seqs"
+      done
+    done ;;
+  check)
+    for m in ${CHECK_MODELS:-mixtral-tiny qwen2moe-tiny olmoe-tiny}; do
+      /tmp/daop/daop bench gpu-ops --part engine -m tests/fixtures/hf-fixtures/$m
+    done ;;
   run)
     for c in ${CLIENTS:-16 32}; do
       for setting in ${SETTINGS:-gpu offload}; do

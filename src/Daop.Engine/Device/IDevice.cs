@@ -62,22 +62,26 @@ public interface IDevice : IDisposable
     /// <summary>Clamps the first <paramref name="count"/> values to ±<paramref name="limit"/>.</summary>
     void Clamp(DeviceBuffer x, int count, float limit);
 
-    /// <summary>Rotates x [T, heads, D] for positions startPos..startPos+T−1.</summary>
-    void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos);
+    /// <summary>
+    /// Rotates x [T, heads, D] for positions startPos..startPos+T−1: rows <paramref name="row"/>.. of x (a batched step's
+    /// segment starts past row 0).
+    /// </summary>
+    void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos, int row = 0);
 
-    /// <summary>Rotates q [T, qHeads, D] and k [T, kHeads, D] for positions startPos.. (one launch where the device can).</summary>
-    void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim, int startPos)
+    /// <summary>Rotates q [T, qHeads, D] and k [T, kHeads, D] (rows <paramref name="row"/>.. of each) for positions startPos.. (one launch where the device can).</summary>
+    void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim, int startPos, int row = 0)
     {
-        Rope(rope, q, tokens, qHeads, headDim, startPos);
-        Rope(rope, k, tokens, kHeads, headDim, startPos);
+        Rope(rope, q, tokens, qHeads, headDim, startPos, row);
+        Rope(rope, k, tokens, kHeads, headDim, startPos, row);
     }
 
     /// <summary>
     /// Appends k, v [T, NKV·D] to the cache at startPos and writes causal attention of q [T, NH·D] over
-    /// positions 0..startPos+t (or the last <paramref name="window"/>) into o [T, NH·D].
+    /// positions 0..startPos+t (or the last <paramref name="window"/>) into o [T, NH·D]; q, k, v and o are read and
+    /// written from row <paramref name="row"/> on (a batched step's segment).
     /// </summary>
     void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window);
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0);
 
     /// <summary>acc[i] += x[i] for i &lt; count.</summary>
     void Add(DeviceBuffer acc, DeviceBuffer x, int count);

@@ -18,7 +18,6 @@ sealed class RunState
     public readonly DeviceBuffer Shared;   // [T, H] shared-expert output
     public readonly DeviceBuffer GateLogits; // [T, max(E, 1)] router (or shared-gate) logits
     public readonly DeviceBuffer Logits;   // [LogitRows, V]
-    public readonly DeviceBuffer SegQ, SegK, SegV, SegCtx; // [T, NH·D], [T, NKV·D] x2, [T, NH·D]: a batched step's later segment
     public readonly float[] HostGate;      // [T, H] router input copied to host (observers)
     public readonly float[] HostLogits;    // [T, E] router logits on host
     public readonly float[] Probs;         // [E] routing scratch
@@ -40,10 +39,6 @@ sealed class RunState
         Shared = d.Allocate(maxTokens * h);
         GateLogits = d.Allocate(maxTokens * Math.Max(c.NumExperts, 1));
         Logits = d.Allocate(LogitRows * c.VocabSize);
-        SegQ = d.Allocate(maxTokens * q);
-        SegK = d.Allocate(maxTokens * kv);
-        SegV = d.Allocate(maxTokens * kv);
-        SegCtx = d.Allocate(maxTokens * q);
         HostGate = new float[maxTokens * h];
         HostLogits = new float[maxTokens * c.NumExperts];
         Probs = new float[c.NumExperts];

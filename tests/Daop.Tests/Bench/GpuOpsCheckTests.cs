@@ -36,7 +36,7 @@ public class GpuOpsCheckTests(GpuFixture gpu)
     }
 
     /// <summary>
-    /// The engine check (<c>--part engine</c>): batched decode resident and under an exact policy, and an approximate
+    /// The engine check (<c>--part engine</c>): batched steps resident and under an exact policy, and an approximate
     /// mode against the CPU stand-in, each a line that passes on the CPU accelerator.
     /// </summary>
     [Fact]
@@ -47,7 +47,7 @@ public class GpuOpsCheckTests(GpuFixture gpu)
             [("static-cpu", () => new Daop.Engine.Placement.StaticPolicy())],
             [("daop-checked", () => new Daop.Engine.Placement.DaopPolicy(approximate: true, use: Daop.Engine.Placement.PredictionUse.Check))], 0.5,
             r => lines.Add(r.Name));
-        Assert.Equal(["batched decode, resident", "batched decode, static-cpu at 0.5", "batched decode, static-cpu at 0.5, prefill streamed",
+        Assert.Equal(["batched steps, resident", "batched steps, static-cpu at 0.5", "batched steps, static-cpu at 0.5, prefill streamed",
             "daop-checked at 0.5 against the CPU stand-in"], lines);
         Assert.All(results, r => Assert.True(r.Passed && r.Calls > 10, $"{r.Name}: {r.MaxRelativeError} over {r.Calls} calls"));
     }

@@ -56,16 +56,20 @@ public static unsafe class CpuAttention
     /// Same as <see cref="Causal"/> with keys stored transposed, <paramref name="kt"/> [NKV·D, capacity] with rows
     /// <paramref name="capacity"/> floats apart: the scores of
     /// 16 consecutive positions are then 16 vertical fused multiply-adds per head dimension, with no horizontal sums.
-    /// This is the CPU device's cache layout; <see cref="Causal"/> is its twin over the plain layout.
+    /// This is the CPU device's cache layout; <see cref="Causal"/> is its twin over the plain layout. q and o are read
+    /// and written from row <paramref name="row"/> on.
     /// </summary>
     public static void CausalTransposed(float[] q, float[] kt, int capacity, float[] v, float[] o, int tokens, int startPos, int heads,
-        int kvHeads, int d, int? window)
+        int kvHeads, int d, int? window, int row = 0)
     {
+        if ((long)(row + tokens) * heads * d > Math.Min(q.Length, o.Length))
+            throw new ArgumentException($"rows {row}..{row + tokens - 1} of {heads}x{d} do not fit q ({q.Length}) or o ({o.Length})");
         fixed (float* pq = q, pk = kt, pv = v, po = o)
         {
+            long first = (long)row * heads * d;                                  // q and o from row `row` on
             var job = new TransposedJob
             {
-                Q = pq, Kt = pk, V = pv, O = po, Capacity = capacity, StartPos = startPos, Heads = heads, KvHeads = kvHeads, D = d,
+                Q = pq + first, Kt = pk, V = pv, O = po + first, Capacity = capacity, StartPos = startPos, Heads = heads, KvHeads = kvHeads, D = d,
                 Window = window ?? 0,
             };
             int items = tokens * heads;

@@ -94,21 +94,21 @@ public sealed class CpuDevice : IDevice
     }
 
     /// <inheritdoc />
-    public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos)
+    public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos, int row = 0)
     {
         var data = D(x);
         int width = heads * headDim;
         for (int t = 0; t < tokens; t++)
         {
             int p = startPos + t;
-            Kernels.Cpu.Rope.Apply(data.AsSpan(t * width, width), rope.Cos.AsSpan(p * rope.Half, rope.Half),
+            Kernels.Cpu.Rope.Apply(data.AsSpan((row + t) * width, width), rope.Cos.AsSpan(p * rope.Half, rope.Half),
                 rope.Sin.AsSpan(p * rope.Half, rope.Half), heads, headDim);
         }
     }
 
     /// <inheritdoc />
     public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window)
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0)
     {
         var c = (CpuKvCache)cache;
         int kvDim = kvHeads * headDim;
@@ -116,9 +116,9 @@ public sealed class CpuDevice : IDevice
         var kt = c.K[layer];
         int cap = c.KStride;
         for (int t = 0; t < tokens; t++)
-            for (int i = 0; i < kvDim; i++) kt[(long)i * cap + startPos + t] = ks[t * kvDim + i];
-        D(v).AsSpan(0, tokens * kvDim).CopyTo(c.V[layer].AsSpan(startPos * kvDim));
-        CpuAttention.CausalTransposed(D(q), kt, cap, c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window);
+            for (int i = 0; i < kvDim; i++) kt[(long)i * cap + startPos + t] = ks[(row + t) * kvDim + i];
+        D(v).AsSpan(row * kvDim, tokens * kvDim).CopyTo(c.V[layer].AsSpan(startPos * kvDim));
+        CpuAttention.CausalTransposed(D(q), kt, cap, c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window, row);
     }
 
     /// <inheritdoc />

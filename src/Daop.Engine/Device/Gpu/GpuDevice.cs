@@ -263,31 +263,36 @@ public sealed class GpuDevice : IDevice
     public void Clamp(DeviceBuffer x, int count, float limit) => Kernels.Clamp(Stream, V(x), count, limit);
 
     /// <inheritdoc />
-    public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos)
+    public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos, int row = 0)
     {
         if (startPos + tokens > rope.Capacity)
             throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the RoPE table ({rope.Capacity})");
-        Kernels.Rope(Stream, V(x), Vector(rope.Cos), Vector(rope.Sin), tokens, heads, headDim, rope.Half, startPos);
+        Kernels.Rope(Stream, Rows(x, row, heads * headDim), Vector(rope.Cos), Vector(rope.Sin), tokens, heads, headDim, rope.Half, startPos);
     }
 
     /// <inheritdoc />
-    public void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim, int startPos)
+    public void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim, int startPos, int row = 0)
     {
         if (startPos + tokens > rope.Capacity)
             throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the RoPE table ({rope.Capacity})");
-        Kernels.Rope(Stream, V(q), Vector(rope.Cos), Vector(rope.Sin), tokens, qHeads, headDim, rope.Half, startPos, V(k), kHeads);
+        Kernels.Rope(Stream, Rows(q, row, qHeads * headDim), Vector(rope.Cos), Vector(rope.Sin), tokens, qHeads, headDim, rope.Half, startPos,
+            Rows(k, row, kHeads * headDim), kHeads);
     }
 
     /// <inheritdoc />
     public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window)
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0)
     {
         var c = (GpuKvCache)cache;
         if (startPos + tokens > c.Capacity)
             throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the cache ({c.Capacity})");
-        Kernels.Attention(Stream, V(q), V(k), V(v), c.K(layer), c.V(layer), V(o), tokens, startPos, heads, kvHeads, headDim,
-            window ?? 0);
+        int qw = heads * headDim, kvw = kvHeads * headDim;
+        Kernels.Attention(Stream, Rows(q, row, qw), Rows(k, row, kvw), Rows(v, row, kvw), c.K(layer), c.V(layer), Rows(o, row, qw), tokens,
+            startPos, heads, kvHeads, headDim, window ?? 0);
     }
+
+    // x from row `row` on, rows of `width` floats (a view: nothing is copied).
+    ArrayView<float> Rows(DeviceBuffer x, int row, int width) => row == 0 ? V(x) : V(x).SubView((long)row * width);
 
     /// <inheritdoc />
     public void Add(DeviceBuffer acc, DeviceBuffer x, int count) => Kernels.Add(Stream, V(acc), V(x), count);

@@ -77,29 +77,16 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
         d.Linear(O, s.Ctx, s.Out, t);                                           // out [T, H]
     }
 
-    // A batched step's segments, each a sequence's rows at its own positions and cache: RoPE and attention per segment.
-    // The kernels address a sequence's rows from 0, so a segment after the first goes through the Row buffers.
+    // A batched step's segments, each a sequence's rows at its own positions and cache: RoPE and attention per segment,
+    // in place (the devices address rows from the segment's first).
     void AttendSegments(IDevice d, RunState s, int layer, RopeTable rope, ReadOnlySpan<BatchSegment> segments)
     {
-        int nh = Spec.Heads, nkv = Spec.KvHeads, hd = Spec.HeadDim, q = nh * hd, kv = nkv * hd, row = 0;
+        int nh = Spec.Heads, nkv = Spec.KvHeads, hd = Spec.HeadDim, row = 0;
         foreach (var g in segments)
         {
-            int n = g.Tokens;
-            if (row == 0)
-            {
-                d.Rope(rope, s.Q, nh, s.K, nkv, n, hd, g.StartPos);
-                d.Attention(g.Cache, layer, s.Q, s.K, s.V, s.Ctx, n, g.StartPos, nh, nkv, hd, Spec.SlidingWindow);
-            }
-            else
-            {
-                d.Copy(s.Q, row * q, s.SegQ, 0, n * q);
-                d.Copy(s.K, row * kv, s.SegK, 0, n * kv);
-                d.Copy(s.V, row * kv, s.SegV, 0, n * kv);
-                d.Rope(rope, s.SegQ, nh, s.SegK, nkv, n, hd, g.StartPos);
-                d.Attention(g.Cache, layer, s.SegQ, s.SegK, s.SegV, s.SegCtx, n, g.StartPos, nh, nkv, hd, Spec.SlidingWindow); // [n, NH·D]
-                d.Copy(s.SegCtx, 0, s.Ctx, row * q, n * q);
-            }
-            row += n;
+            d.Rope(rope, s.Q, nh, s.K, nkv, g.Tokens, hd, g.StartPos, row);
+            d.Attention(g.Cache, layer, s.Q, s.K, s.V, s.Ctx, g.Tokens, g.StartPos, nh, nkv, hd, Spec.SlidingWindow, row); // ctx rows [n, NH·D]
+            row += g.Tokens;
         }
     }
 }
