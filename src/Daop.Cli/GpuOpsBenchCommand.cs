@@ -82,13 +82,13 @@ static partial class GpuOpsBenchCommand
             [("Mixtral-8x7B", 4096, 14336, 8, 2), ("Qwen3-30B-A3B", 2048, 768, 128, 8), ("OLMoE-1B-7B", 2048, 1024, 64, 8),
              ("tiny-mixtral-code", 256, 256, 8, 2)];
         foreach (var (name, h, i, e, k) in shapes)
-            foreach (int tokens in new[] { 1, 2, 3 })
+            foreach (int tokens in small ? [1, 2, 3] : new[] { 1, 2, 3, 4, 8, 16, 32 }) // decode batches too: 16 sequences are 16 tokens
             {
                 var t = GpuExpertPathBench.Run(acc, DType.BF16, h, i, e, k, tokens, iters);
                 Console.WriteLine($"engine experts {name} {h}x{i} bf16, {e} experts top-{k}, {tokens} token{(tokens > 1 ? "s" : "")}: " +
                     $"generic {t.GenericMicroseconds:F1} us, generated {t.GeneratedMicroseconds:F1} us " +
                     $"({t.GenericMicroseconds / t.GeneratedMicroseconds:F2}x), {t.GeneratedLaunchesPerCall:F0} generated launches/call, " +
-                    $"max rel diff {t.MaxRelativeDifference:E1}");
+                    $"{t.ExpertsPerCall:F1} experts read at {t.GeneratedGBps:F0} GB/s, max rel diff {t.MaxRelativeDifference:E1}");
             }
 
         var (rows, cols) = small ? (136, 80) : (14336, 4096);

@@ -13,8 +13,14 @@ namespace Daop.Bench.Gpu;
 /// <param name="GeneratedMicroseconds">The same call with the default kernel set (the shape's generated kernels when built).</param>
 /// <param name="GeneratedLaunchesPerCall">Launches per call that ran a generated kernel (0: the shape has none, or the call is batched).</param>
 /// <param name="MaxRelativeDifference">max |generated − generic| / max |generic| over the outputs.</param>
+/// <param name="ExpertsPerCall">Distinct experts a call's routing reads, on average over the routings cycled through.</param>
+/// <param name="ExpertBytes">Bytes of one expert's three matrices.</param>
 public readonly record struct ExpertPathTiming(double GenericMicroseconds, double GeneratedMicroseconds, double GeneratedLaunchesPerCall,
-    double MaxRelativeDifference);
+    double MaxRelativeDifference, double ExpertsPerCall, long ExpertBytes)
+{
+    /// <summary>Expert bytes a call must read (each routed expert once) per second of the generated kernel set, in GB/s.</summary>
+    public double GeneratedGBps => ExpertsPerCall * ExpertBytes / GeneratedMicroseconds / 1e3;
+}
 
 /// <summary>
 /// The routed experts as the engine runs them (<see cref="GpuExpertScheduler.RunExperts"/>: host tiling, one index
@@ -72,7 +78,8 @@ public static class GpuExpertPathBench
 
         var generic = Time(new GpuKernelOptions { GeneratedExperts = [] });
         var generated = Time(GpuKernelOptions.Default);
+        double distinct = routings.Average(r => r.Experts.AsSpan(0, tokens * topK).ToArray().Distinct().Count());
         return new ExpertPathTiming(generic.Microseconds, generated.Microseconds, generated.GeneratedPerCall,
-            GpuBench.MaxRelativeError(generic.Y, generated.Y, 1e-30));
+            GpuBench.MaxRelativeError(generic.Y, generated.Y, 1e-30), distinct, weights.Layers[0].Experts[0].ByteLength);
     }
 }

@@ -103,6 +103,11 @@ public sealed class ExpertTiles(int keys)
         for (int j = 0; j < n; j++) host[PosOffset + host[j]] = j;
     }
 
+    // The most positions of one expert that still take row tiles: RowTokens, or DAOP_GPU_BATCHED_ABOVE for measuring
+    // where the batched kernels start to pay (row tiles read an expert once per RowTokens positions).
+    static readonly int BatchedAbove = int.TryParse(Environment.GetEnvironmentVariable("DAOP_GPU_BATCHED_ABOVE"), out int n) && n > 0
+        ? n : GpuKernels.RowTokens;
+
     /// <summary>
     /// <see cref="Layout(ReadOnlySpan{int}, ReadOnlySpan{float}, int)"/> in the tiles the kernels for <paramref name="gate"/>/<paramref name="down"/> weights take:
     /// batched (<see cref="GpuKernels.BatchTileTokens(Daop.Kernels.DType, Daop.Kernels.DType)"/>, which read each weight row
@@ -111,7 +116,7 @@ public sealed class ExpertTiles(int keys)
     /// </summary>
     public bool Layout(ReadOnlySpan<int> keyOf, ReadOnlySpan<float> weights, GpuKernels kernels, in GpuMatrix gate, in GpuMatrix down, bool mayBatch)
     {
-        bool batched = mayBatch && MaxCount > GpuKernels.RowTokens;
+        bool batched = mayBatch && MaxCount > BatchedAbove;
         Layout(keyOf, weights, batched ? kernels.BatchTileTokens(gate.Type, down.Type) : GpuKernels.RowTokens);
         return batched;
     }
