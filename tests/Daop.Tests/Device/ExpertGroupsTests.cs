@@ -1,4 +1,5 @@
 using Daop.Engine.Device;
+using Daop.Engine.Device.Gpu;
 
 namespace Daop.Tests.Device;
 
@@ -30,5 +31,24 @@ public class ExpertGroupsTests
         Assert.Equal(1, g.Items);
         Assert.Equal(0, g.Count(0));
         Assert.Equal(new[] { 0 }, g.Group(1).ToArray());
+    }
+
+    /// <summary>
+    /// Batched expert tiles are chosen when row tiles of 4 would read the experts taking part 1.2 times over or more: one
+    /// expert of 5 and one of 1 (3 row tiles for 2 experts) batch; ten experts of 2 beside one of 5 (12 for 11) and any
+    /// groups of at most 4 stay in row tiles; negative keys (not taking part) do not count.
+    /// </summary>
+    [Fact]
+    public void BatchedTilesPayOnceRowTilesWouldReadTheExpertsATimeAndAFifthOver()
+    {
+        var t = new ExpertTiles(16);
+        t.Group([0, 0, 0, 0, 0, 1]);
+        Assert.True(t.BatchedTilesPay);
+        t.Group([.. Enumerable.Range(1, 10).SelectMany(e => new[] { e, e }), 0, 0, 0, 0, 0]);
+        Assert.False(t.BatchedTilesPay);
+        t.Group([.. Enumerable.Range(1, 4).SelectMany(e => new[] { e, e }), 0, 0, 0, 0, 0]); // 6 row tiles for 5 experts
+        Assert.True(t.BatchedTilesPay);
+        t.Group([0, 0, 0, 0, 1, 1, 1, 1, 2, -1, -1, -1, -1, -1, -1]);
+        Assert.False(t.BatchedTilesPay);
     }
 }

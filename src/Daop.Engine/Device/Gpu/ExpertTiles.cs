@@ -45,6 +45,30 @@ public sealed class ExpertTiles(int keys)
     /// <summary>The index, on the host.</summary>
     public ReadOnlySpan<int> Host => _host.AsSpan(0, Length);
 
+    /// <summary>
+    /// Whether the grouped positions should take batched tiles: when row tiles (<see cref="GpuKernels.RowTokens"/> positions
+    /// each, an expert read once per tile) would read the experts taking part 1.2 times over or more. Below that the row
+    /// kernels win although they read some experts twice: the batched ones read each expert once but slower with few
+    /// positions per tile (H100, bf16, <c>bench gpu-ops --part timings</c>: Mixtral, Qwen3-30B-A3B and OLMoE shapes at
+    /// 8–32 tokens read 1.6–2.2 TB/s batched against 2.1–2.9 in row tiles; under random routing the calls where row tiles
+    /// won have ratios ≈ 1.05, those where batched won ≈ 1.4 and above).
+    /// </summary>
+    public bool BatchedTilesPay
+    {
+        get
+        {
+            int taking = 0, rowTiles = 0;
+            for (int e = 0; e < _groups.Keys; e++)
+            {
+                int c = _groups.Count(e);
+                if (c == 0) continue;
+                taking++;
+                rowTiles += (c + GpuKernels.RowTokens - 1) / GpuKernels.RowTokens;
+            }
+            return 5 * rowTiles >= 6 * taking;
+        }
+    }
+
     /// <summary>Positions in group <paramref name="key"/>.</summary>
     public int Count(int key) => _groups.Count(key);
 
@@ -103,20 +127,15 @@ public sealed class ExpertTiles(int keys)
         for (int j = 0; j < n; j++) host[PosOffset + host[j]] = j;
     }
 
-    // The most positions of one expert that still take row tiles: RowTokens, or DAOP_GPU_BATCHED_ABOVE for measuring
-    // where the batched kernels start to pay (row tiles read an expert once per RowTokens positions).
-    static readonly int BatchedAbove = int.TryParse(Environment.GetEnvironmentVariable("DAOP_GPU_BATCHED_ABOVE"), out int n) && n > 0
-        ? n : GpuKernels.RowTokens;
-
     /// <summary>
     /// <see cref="Layout(ReadOnlySpan{int}, ReadOnlySpan{float}, int)"/> in the tiles the kernels for <paramref name="gate"/>/<paramref name="down"/> weights take:
     /// batched (<see cref="GpuKernels.BatchTileTokens(Daop.Kernels.DType, Daop.Kernels.DType)"/>, which read each weight row
-    /// once per tile) when <paramref name="mayBatch"/> and some group has more positions than a row tile, else row tiles
-    /// of <see cref="GpuKernels.RowTokens"/>. Returns whether the tiles are batched.
+    /// once per tile) when <paramref name="mayBatch"/> and <see cref="BatchedTilesPay"/>, else row tiles of
+    /// <see cref="GpuKernels.RowTokens"/>. Returns whether the tiles are batched.
     /// </summary>
     public bool Layout(ReadOnlySpan<int> keyOf, ReadOnlySpan<float> weights, GpuKernels kernels, in GpuMatrix gate, in GpuMatrix down, bool mayBatch)
     {
-        bool batched = mayBatch && MaxCount > BatchedAbove;
+        bool batched = mayBatch && BatchedTilesPay;
         Layout(keyOf, weights, batched ? kernels.BatchTileTokens(gate.Type, down.Type) : GpuKernels.RowTokens);
         return batched;
     }
