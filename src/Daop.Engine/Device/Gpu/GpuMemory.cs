@@ -40,8 +40,7 @@ public static class GpuMemory
         total += 2 * Floats((long)model.ContextLength * (rotDim / 2));                 // RoPE cos, sin
         total += (long)sequences * c.NumLayers * 2 * Floats((long)model.ContextLength * kv); // KV caches
         total += 4 * Floats((long)t * h) + 2 * Floats((long)t * q) + 2 * Floats((long)t * kv) // X, Xn, Out, Shared; Q, Ctx; K, V
-            + Floats((long)t * Math.Max(c.NumExperts, 1)) + Floats((long)RunState.LogitRows * c.VocabSize)
-            + 2 * Floats(q) + 2 * Floats(kv);                                            // one row of Q, Ctx, K, V (batched steps)
+            + Floats((long)t * Math.Max(c.NumExperts, 1)) + Floats((long)RunState.LogitRows * c.VocabSize);
         total += 4L * Math.Max(64, t);                                                   // token ids
         if (ffnScratch > 0) total += Floats(Math.Max((long)t * ffnScratch, 1024));      // dense / shared FFN scratch
         total += GpuExpertOffload.ScratchBytes(t, c.TopK, h, c.ExpertIntermediate);
