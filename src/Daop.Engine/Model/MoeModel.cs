@@ -292,7 +292,7 @@ public sealed partial class MoeModel : IDisposable
             if (s.Tokens < 1) throw new ArgumentOutOfRangeException(nameof(segments), $"segment {i}: {s.Tokens} tokens (at least 1)");
             if (s.StartPos < 0 || s.StartPos + s.Tokens > s.Cache.Capacity)
                 throw new ArgumentOutOfRangeException(nameof(segments),
-                    $"sequence {i}: position {(s.StartPos < 0 ? s.StartPos : s.StartPos + s.Tokens - 1)} does not fit its context of {s.Cache.Capacity}");
+                    $"segment {i}: position {(s.StartPos < 0 ? s.StartPos : s.StartPos + s.Tokens - 1)} does not fit its context of {s.Cache.Capacity}");
             for (int j = 0; j < i; j++)
                 if (ReferenceEquals(segments[j].Cache, s.Cache)) throw new ArgumentException($"segments {j} and {i} share a cache: one segment per sequence", nameof(segments));
             total += s.Tokens;
