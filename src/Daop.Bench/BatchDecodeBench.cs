@@ -85,8 +85,7 @@ public static class BatchDecodeBench
             }
             double decodeSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             double expertsPerStep = (double)(model.ExpertReads - reads0) / newTokens;
-            long perStep = 0;
-            model.Weights.VisitDense((in Daop.Kernels.WeightMatrix m, bool perToken) => { if (perToken) perStep += m.ByteLength; }, _ => { });
+            long perStep = model.Weights.DenseBytesPerToken(); // read once per step whatever the batch
             var moe = model.Weights.Layers.FirstOrDefault(l => l.Experts.Length > 0);
             long expertBytes = moe?.Experts[0].ByteLength ?? 0;
             double bytes = perStep + expertsPerStep * expertBytes;

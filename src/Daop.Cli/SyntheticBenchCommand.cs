@@ -97,7 +97,8 @@ static class SyntheticBenchCommand
         double? gpuGBps = null;
         if (model.Device is GpuDevice g)
         {
-            double gbps = (gpuGBps = GpuBench.GemvGBps(g.Accelerator, DType.BF16, 14336, 4096, 100)).Value;
+            double gbps = GpuBench.GemvGBps(g.Accelerator, DType.BF16, 14336, 4096, 100);
+            gpuGBps = gbps;
             double bound = gbps * 1e9 / active;
             Console.WriteLine($"GPU GEMV bandwidth {gbps:F0} GB/s → bound {bound:F0} tok/s; decode reaches {stats.DecodeTokensPerSecond / bound:P0} of it; " +
                 $"{g.Launches} launches so far, {g.AllocatedBytes / 1e9:F1} GB on the device" +

@@ -28,8 +28,6 @@ public sealed class ExpertTiles(int keys)
     public int AllPositions => _p;
     /// <summary>Positions taking part in this launch (n).</summary>
     public int Positions => _onDevice ? _p : _groups.Items;
-    /// <summary>Positions of the largest group (on the host's layouts).</summary>
-    public int MaxCount => _groups.MaxCount;
     /// <summary>Tiles laid out by <see cref="Layout(ReadOnlySpan{int}, ReadOnlySpan{float}, int)"/>.</summary>
     public int Tiles { get; private set; }
     /// <summary>Where the tiles start in the index (after the order).</summary>

@@ -21,7 +21,6 @@ sealed class SequenceBatch(int maxTokens)
     int _count, _logitCount;
 
     public ReadOnlySpan<BatchSegment> Segments => _segments.AsSpan(0, _count);
-    public ReadOnlySpan<int> LogitRows => _logitRows.AsSpan(0, _logitCount);
     /// <summary>True when some sequence has more than one token: the step carries a prompt chunk.</summary>
     public bool Prompt { get; private set; }
 
