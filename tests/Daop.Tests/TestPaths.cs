@@ -9,8 +9,21 @@ static class TestPaths
 
     public static string DefaultModel => Path.Combine(Root, "models", "tiny-mixtral-code");
 
-    public static IEnumerable<object[]> HfFixtures() =>
-        new[] { "mixtral-tiny", "mixtral-odd", "qwen2moe-tiny", "qwen3moe-tiny", "olmoe-tiny", "phimoe-tiny" }.Select(n => new object[] { n });
+    /// <summary>Every transformers fixture a family passes in full (goldens, every device, every policy): one per line.</summary>
+    public static IEnumerable<object[]> HfFixtures() => Rows(
+    [
+        "mixtral-tiny",
+        "mixtral-odd",
+        "qwen2moe-tiny",
+        "qwen3moe-tiny",
+        "olmoe-tiny",
+        "phimoe-tiny",
+    ]);
+
+    /// <summary>The fixtures whose families llama.cpp's February 2025 GGUF conversion covers (tests/fixtures/gguf).</summary>
+    public static IEnumerable<object[]> GgufFixtures() => Rows(["mixtral-tiny", "mixtral-odd", "qwen2moe-tiny", "qwen3moe-tiny", "olmoe-tiny", "phimoe-tiny"]);
+
+    static IEnumerable<object[]> Rows(string[] names) => names.Select(n => new object[] { n });
 
     static string FindRoot()
     {

@@ -7,6 +7,12 @@ public abstract record RouterSpec
     public sealed record SoftmaxTopK(bool Renormalize) : RouterSpec;
 
     /// <summary>
+    /// The K largest logits (lower id wins ties), weighted by softmax over those K only (Granite-MoE, GPT-OSS). The same
+    /// experts and weights as <see cref="SoftmaxTopK"/> renormalised, computed without the other E − K exponentials.
+    /// </summary>
+    public sealed record TopKSoftmax : RouterSpec;
+
+    /// <summary>
     /// PhiMoE's sparsemixer at inference: for each of k picks, the arg-max of the remaining logits, weighted
     /// by its softmax over the logits within a relative threshold 2·jitter of that max.
     /// </summary>

@@ -18,7 +18,7 @@ public sealed class RoutingBatch(int maxTokens, int topK)
 
 /// <summary>
 /// Turns router logits into (expert, weight) pairs as the family's <see cref="RouterSpec"/> says:
-/// Mixtral/Qwen/OLMoE softmax-top-k (renormalised or not) or PhiMoE sparsemixer.
+/// Mixtral/Qwen/OLMoE softmax-top-k (renormalised or not), Granite/GPT-OSS top-k-softmax or PhiMoE sparsemixer.
 /// </summary>
 public static class Router
 {
@@ -28,6 +28,7 @@ public static class Router
         switch (spec)
         {
             case RouterSpec.SoftmaxTopK s: SoftmaxTopK(logits, s.Renormalize, ids, weights, probs); break;
+            case RouterSpec.TopKSoftmax: TopKSoftmax(logits, ids, weights); break;
             case RouterSpec.SparseMixer m: SparseMixer(logits, m.JitterEps, ids, weights, probs); break;
             default: throw new NotSupportedException(spec.ToString());
         }
@@ -45,6 +46,13 @@ public static class Router
             for (int i = 0; i < ids.Length; i++) sum += weights[i];
             for (int i = 0; i < ids.Length; i++) weights[i] /= sum;
         }
+    }
+
+    /// <summary>The K largest logits (lower id wins ties), weighted by softmax over those K.</summary>
+    public static void TopKSoftmax(ReadOnlySpan<float> logits, Span<int> ids, Span<float> weights)
+    {
+        TopK(logits, ids, weights);
+        Softmax.Forward(weights, weights);
     }
 
     /// <summary>The K largest values of <paramref name="v"/>, largest first.</summary>
