@@ -18,6 +18,9 @@ static class TestPaths
         "qwen3moe-tiny",
         "olmoe-tiny",
         "phimoe-tiny",
+        "llama-odd",
+        "qwen2-tiny",
+        "mistral-tiny",
     ]);
 
     /// <summary>The fixtures whose families llama.cpp's February 2025 GGUF conversion covers (tests/fixtures/gguf).</summary>

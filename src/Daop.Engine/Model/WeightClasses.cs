@@ -22,7 +22,7 @@ public sealed class WeightClasses
         for (int l = 0; l < config.NumLayers; l++)
         {
             if (config.Layers[l].Ffn is not FfnSpec.Moe moe) continue;
-            _kept.Add(TensorNames.Format(names.Router, l));
+            if (names.Router != null) _kept.Add(TensorNames.Format(names.Router, l));
             if (names.SharedExpertGate is { } g) _kept.Add(TensorNames.Format(g, l));
             for (int e = 0; e < moe.Experts; e++)
                 foreach (string p in (ReadOnlySpan<string>)[names.ExpertGate, names.ExpertUp, names.ExpertDown])

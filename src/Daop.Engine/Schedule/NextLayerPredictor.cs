@@ -107,7 +107,8 @@ public sealed class NextLayerPredictor
     {
         if (_w == null) throw new InvalidOperationException($"the replayed trace has no predicted logits for layer {layer}, and there is no model to compute them");
         if (x.Length < _hidden) throw new ArgumentException($"x holds {x.Length} floats, need {_hidden}", nameof(x));
-        MatMul.Forward(_w.Layers[layer].Router!.W, x[.._hidden], _logits, 1);
+        if (_w.Layers[layer].Router is { } router) MatMul.Forward(router.W, x[.._hidden], _logits, 1);
+        else _logits.AsSpan().Clear();                                          // a routerless layer's one expert: logit 0
     }
 
     /// <summary>

@@ -142,9 +142,8 @@ public sealed class RoutingTrace
             gateInput[..(t * _h)].CopyTo(_previous.AsSpan(startPos * _h, t * _h));
             if (layer + 1 >= _l) return;
             // DAOP's predictor: layer l+1's gate on layer l's gate input; softmax is monotonic, so top-k of logits.
-            var next = model.Weights.Layers[layer + 1].Router!.W;
-            var predLogits = new float[t * _e];
-            MatMul.Forward(next, gateInput[..(t * _h)], predLogits, t);
+            var predLogits = new float[t * _e];                                 // a routerless layer's one expert: logits 0
+            if (model.Weights.Layers[layer + 1].Router is { } next) MatMul.Forward(next.W, gateInput[..(t * _h)], predLogits, t);
             Span<float> vals = stackalloc float[_k];
             for (int i = 0; i < t; i++)
                 predLogits.AsSpan(i * _e, _e).CopyTo(PredictedLogits.AsSpan(((startPos + i) * _l + layer + 1) * _e, _e));

@@ -1,3 +1,4 @@
+using Daop.Engine.Load.Config;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
@@ -36,8 +37,9 @@ public class GoldenTests
             var tokens = ids.Skip(b * len).Take(len).Select(x => (int)x).ToArray();
             var logits = new float[len * v];
             model.Forward(tokens, 0, model.NewCache(), logits, allLogits: true);
-            // router_logits.{i} is the i-th MoE layer's (dense layers have no router).
-            var moeLayers = Enumerable.Range(0, model.Config.NumLayers).Where(model.Config.IsMoe).ToArray();
+            // router_logits.{i} is the i-th routed MoE layer's (dense layers, and dense models' single experts, have no router).
+            var moeLayers = Enumerable.Range(0, model.Config.NumLayers)
+                .Where(l => model.Config.Layers[l].Ffn is FfnSpec.Moe { Router: not RouterSpec.Single }).ToArray();
             Assert.Equal(moeLayers.Length, Enumerable.Range(0, moeLayers.Length + 1).TakeWhile(i => reference.Contains($"router_logits.{i}")).Count());
             foreach (var (l, i) in moeLayers.Select((l, i) => (l, i)))
             {

@@ -101,7 +101,9 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal(s.Activations, s.GpuExpertRuns + s.CpuExpertRuns);
         Assert.Equal(0, s.PrecalculatedRuns);
         if (policy is "static" or "daop-exact") Assert.Equal(0, s.MissTransfers + s.PrefetchTransfers);
-        if (policy is "lru" or "prefetch") Assert.Equal(0, s.CpuExpertRuns);
+        // LRU loads every miss, but a layer left without a slot (a dense model's 3 FFNs at 0.25 give one slot) runs on the CPU.
+        bool everyLayerHasASlot = OffloadBudget.SlotsFromRatio(model.Config, ratio).Where((_, l) => model.Config.IsMoe(l)).All(n => n > 0);
+        if (policy is "lru" or "prefetch" && everyLayerHasASlot) Assert.Equal(0, s.CpuExpertRuns);
         Assert.Equal(Decode * model.Config.TopK * (model.Config.MoeLayerCount - 1), s.PredictedActivations);
     }
 

@@ -64,8 +64,9 @@ public sealed class GpuExpertOffload : IExpertOffload
         if (stagingSlots > 0)
         {
             // One pool layer holds any model layer's streamed expert; its own copy stream keeps its copies from queueing
-            // behind the pool's, and the slots' fences keep a copy from overwriting an expert its kernels still read.
-            Staging = new ExpertSlotPool(device, Layout, experts, [stagingSlots]);
+            // behind the pool's, and the slots' fences keep a copy from overwriting an expert its kernels still read. A
+            // layer streams at most its E experts at once (one, for a dense model's FFN), so more slots than E are unused.
+            Staging = new ExpertSlotPool(device, Layout, experts, [Math.Min(stagingSlots, experts)]);
             StagingTransfers = new ExpertTransferQueue(device, Staging, Store);
         }
         Cpu = new CpuExpertRunner(device, weights, _hidden, _inter);

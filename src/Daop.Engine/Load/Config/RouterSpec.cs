@@ -7,6 +7,12 @@ public abstract record RouterSpec
     public sealed record SoftmaxTopK(bool Renormalize) : RouterSpec;
 
     /// <summary>
+    /// No router: one expert that every token takes with weight 1. A dense model's FFN as its layer's only expert, so the
+    /// offloading policies place whole FFNs as they place experts.
+    /// </summary>
+    public sealed record Single : RouterSpec;
+
+    /// <summary>
     /// The K largest logits (lower id wins ties), weighted by softmax over those K only (Granite-MoE, GPT-OSS). The same
     /// experts and weights as <see cref="SoftmaxTopK"/> renormalised, computed without the other E − K exponentials.
     /// </summary>

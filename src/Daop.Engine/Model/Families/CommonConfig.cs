@@ -5,7 +5,7 @@ namespace Daop.Engine.Model.Families;
 /// <summary>
 /// The config keys every family shares, read and checked once: model-level fields and the default specs (GQA
 /// attention, RMSNorm, a MoE block in every layer). A family adjusts these specs and composes them with
-/// <see cref="Build"/>; where the defaults are the whole model (Mixtral), <see cref="Model"/> is the config.
+/// <c>Build</c>; where the defaults are the whole model (Mixtral), <see cref="Model"/> is the config.
 /// </summary>
 sealed record CommonConfig
 {
@@ -19,7 +19,7 @@ sealed record CommonConfig
     /// <summary>Largest vocabulary a config may declare (2^24).</summary>
     public const int MaxVocab = 1 << 24;
 
-    /// <summary>The default composition (RMSNorm, <see cref="Attention"/> and <see cref="Moe"/> in every layer), whose model-level fields <see cref="Build"/> keeps.</summary>
+    /// <summary>The default composition (RMSNorm, <see cref="Attention"/> and <see cref="Moe"/> in every layer), whose model-level fields <c>Build</c> keeps.</summary>
     public required ModelConfig Model { get; init; }
     /// <summary>Grouped-query attention from num_attention_heads, num_key_value_heads, head_dim, RoPE and sliding_window.</summary>
     public required AttentionSpec.Gqa Attention { get; init; }
@@ -32,12 +32,39 @@ sealed record CommonConfig
     public FfnSpec.Dense Dense(int intermediate) => new(intermediate) { Act = Act };
 
     /// <summary>The config: <paramref name="attention"/> in every layer, layer l's FFN <paramref name="ffn"/>(l).</summary>
-    public ModelConfig Build(AttentionSpec attention, Func<int, FfnSpec> ffn, NormSpec? norm = null, LmHeadSpec? lmHead = null) => Model with
+    public ModelConfig Build(AttentionSpec attention, Func<int, FfnSpec> ffn, NormSpec? norm = null, LmHeadSpec? lmHead = null) =>
+        Build(_ => attention, ffn, norm, lmHead);
+
+    /// <summary>The config: layer l's attention <paramref name="attention"/>(l) and FFN <paramref name="ffn"/>(l).</summary>
+    public ModelConfig Build(Func<int, AttentionSpec> attention, Func<int, FfnSpec> ffn, NormSpec? norm = null, LmHeadSpec? lmHead = null) => Model with
     {
         Norm = norm ?? Model.Norm,
-        Layers = Enumerable.Range(0, Model.NumLayers).Select(l => new LayerSpec(attention, ffn(l))).ToArray(),
+        Layers = Enumerable.Range(0, Model.NumLayers).Select(l => new LayerSpec(attention(l), ffn(l))).ToArray(),
         LmHead = lmHead ?? Model.LmHead,
     };
+
+    /// <summary>
+    /// Layer l's sliding window as transformers 5 writes it: <c>layer_types[l]</c> is "sliding_attention" (the last
+    /// <c>sliding_window</c> positions) or "full_attention"; without layer_types every layer takes
+    /// <see cref="Attention"/>'s window (use_sliding_window and sliding_window).
+    /// </summary>
+    public Func<int, int?> LayerWindows(ConfigReader c)
+    {
+        if (c.StringList("layer_types") is not { } types) return _ => Attention.SlidingWindow;
+        int layers = Model.NumLayers;
+        if (types.Length != layers) throw c.Error("layer_types", $"has {types.Length} entries for {layers} layers");
+        int window = c.IntOr("sliding_window", 0);
+        var windows = new int?[layers];
+        for (int l = 0; l < layers; l++)
+            windows[l] = types[l] switch
+            {
+                "full_attention" => null,
+                "sliding_attention" => window > 0 ? window
+                    : throw c.Error("sliding_window", $"must be a positive integer for layer_types[{l}] 'sliding_attention', found {window}"),
+                _ => throw c.Error($"layer_types[{l}]", $"'{types[l]}' is not 'full_attention' or 'sliding_attention'"),
+            };
+        return l => windows[l];
+    }
 
     /// <summary>Reads the shared fields, checking the family's expert counts and widths with them.</summary>
     public static CommonConfig Read(ConfigReader c, int numExperts, int topK, int expertInter, RouterSpec router)

@@ -18,8 +18,8 @@ public sealed record TensorNames
     public string FfnNorm { get; init; } = "model.layers.{l}.post_attention_layernorm.weight";
     /// <summary>The attention's tensors: the table of the attention layer the family's <c>AttentionSpec</c> picks.</summary>
     public AttentionNames Attention { get; init; } = new GqaNames();
-    /// <summary>Router [E, H].</summary>
-    public required string Router { get; init; }
+    /// <summary>Router [E, H]; null for a family without one (a dense model's FFN as a single expert).</summary>
+    public required string? Router { get; init; }
     /// <summary>Expert gate projection [I, H].</summary>
     public required string ExpertGate { get; init; }
     /// <summary>Expert up projection [I, H].</summary>

@@ -16,8 +16,8 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
     public override FfnSpec.Moe Spec { get; } = spec;
     /// <inheritdoc />
     public override string Stage => "moe";
-    /// <summary>Router [E, H].</summary>
-    public required LinearWeights Router { get; init; }
+    /// <summary>Router [E, H]; null for <see cref="RouterSpec.Single"/> (every token takes expert 0 with weight 1).</summary>
+    public required LinearWeights? Router { get; init; }
     /// <summary>Routed experts, E of them.</summary>
     public required ExpertWeights[] Experts { get; init; }
     /// <summary>Shared expert, if the spec has one.</summary>
@@ -32,7 +32,7 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
         string FE(string pattern, int e) => TensorNames.Format(pattern, layer, e);
         return new MoeBlock(spec)
         {
-            Router = LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, bias: false),
+            Router = spec.Router is RouterSpec.Single ? null : LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, bias: false),
             Experts = Enumerable.Range(0, spec.Experts).Select(e => ExpertWeights.Load(st,
                 FE(n.ExpertGate, e), FE(n.ExpertUp, e), FE(n.ExpertDown, e), spec.ExpertIntermediate, hidden)).ToArray(),
             Shared = spec.Shared is { } s ? ExpertWeights.Load(st, F(n.SharedGate, "shared expert"), F(n.SharedUp, "shared expert"),
@@ -45,7 +45,7 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
     /// <inheritdoc />
     public override void Visit(DenseMatrixVisitor matrix, Action<float[]> vector)
     {
-        Router.Visit(matrix, vector);
+        Router?.Visit(matrix, vector);
         SharedGate?.Visit(matrix, vector);
         Shared?.Visit(matrix);
     }
@@ -53,14 +53,15 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
     internal override void Forward(in LayerStep step, IExpertScheduler experts, IRoutingObserver? observer)
     {
         var (d, s, t, l) = (step.Device, step.S, step.Tokens, step.Layer);
-        int e = Spec.Experts, k = Spec.TopK, h = Router.W.Cols;
-        d.Linear(Router, s.Xn, s.GateLogits, t);                                // logits [T, E]
+        int e = Spec.Experts, k = Spec.TopK, h = Experts[0].Down.Rows;      // down [H, I]
+        if (Router != null) d.Linear(Router, s.Xn, s.GateLogits, t);            // logits [T, E]
         // out [T, H] = Σ_k w_k·Expert_k(xn): routed where the logits are when nobody on the host needs them (GPU decode).
-        if (observer == null && experts.TryRunExpertsRoutedOnDevice(l, s.Xn, s.GateLogits, Spec.Router, k, s.Out, t))
+        if (Router != null && observer == null && experts.TryRunExpertsRoutedOnDevice(l, s.Xn, s.GateLogits, Spec.Router, k, s.Out, t))
             s.ExpertReads += Math.Min(e, t * k);                                // routed on the device: at most this many
         else
         {
-            d.CopyToHost(s.GateLogits, 0, s.HostLogits.AsSpan(0, t * e));
+            if (Router == null) s.HostLogits.AsSpan(0, t).Clear();              // no router: one zero logit, no device round trip
+            else d.CopyToHost(s.GateLogits, 0, s.HostLogits.AsSpan(0, t * e));
             // Always checked (T·E floats already on the host): NaN logits would route to no expert at all.
             NonFiniteException.ThrowIfAny(s.HostLogits.AsSpan(0, t * e), e, step.StartPos, l, "router logits");
             var r = s.Routing;                                                  // ids, weights [T, K]

@@ -28,6 +28,7 @@ public static class Router
         switch (spec)
         {
             case RouterSpec.SoftmaxTopK s: SoftmaxTopK(logits, s.Renormalize, ids, weights, probs); break;
+            case RouterSpec.Single: ids[0] = 0; weights[0] = 1; break;
             case RouterSpec.TopKSoftmax: TopKSoftmax(logits, ids, weights); break;
             case RouterSpec.SparseMixer m: SparseMixer(logits, m.JitterEps, ids, weights, probs); break;
             default: throw new NotSupportedException(spec.ToString());
