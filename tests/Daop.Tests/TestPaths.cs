@@ -21,6 +21,7 @@ static class TestPaths
         "llama-odd",
         "qwen2-tiny",
         "mistral-tiny",
+        "granitemoe-odd",
     ]);
 
     /// <summary>The fixtures whose families llama.cpp's February 2025 GGUF conversion covers (tests/fixtures/gguf).</summary>

@@ -62,6 +62,9 @@ public interface IDevice : IDisposable
     /// <summary>Clamps the first <paramref name="count"/> values to ±<paramref name="limit"/>.</summary>
     void Clamp(DeviceBuffer x, int count, float limit);
 
+    /// <summary>Multiplies the first <paramref name="count"/> values by <paramref name="factor"/> (Granite's multipliers).</summary>
+    void Scale(DeviceBuffer x, int count, float factor);
+
     /// <summary>
     /// Rotates x [T, heads, D] for positions startPos..startPos+T−1: rows <paramref name="row"/>.. of x (a batched step's
     /// segment starts past row 0).

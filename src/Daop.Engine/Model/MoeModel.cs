@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Daop.Engine.Device;
 using Daop.Engine.Device.Cpu;
 using Daop.Engine.Load;
@@ -330,6 +331,7 @@ public sealed partial class MoeModel : IDisposable
         if (batch != null) Experts.BeginBatch(t, batch.Prompt);
         else Experts.BeginChunk(startPos, t);
         d.Embed(tokens, Weights.Embed, _s.X);                                   // x [T, H]
+        if (Config.EmbeddingScale != 1) d.Scale(_s.X, t * h, Config.EmbeddingScale);
         CheckResidual(t, startPos, null, "embedding");
         // Each residual add is fused with the norm after it (one launch on the GPU) unless a check or the last layer's
         // pruning comes between them; `pending` says x still lacks the previous sublayer's out.
@@ -340,6 +342,7 @@ public sealed partial class MoeModel : IDisposable
             var w = Weights.Layers[l];
             AddNorm(w.AttnNorm, t, ref pending);                                // x += ffn; xn = norm(x) [T, H]
             w.Attention.Forward(new LayerStep(d, _s, l, t, startPos, batch), _rope[l], cache); // out [T, H]
+            ScaleBranch(t);
             pending = true;                                                     // x += attn
             if (split || (l == lastLayer && prune))
             {
@@ -357,6 +360,7 @@ public sealed partial class MoeModel : IDisposable
             int first = startPos + t - rows;
             AddNorm(w.FfnNorm, rows, ref pending);                              // xn [rows, H]
             w.Ffn.Forward(new LayerStep(d, _s, l, rows, first), Experts, Observer); // out [rows, H]: MoE block or dense MLP
+            ScaleBranch(rows);
             pending = true;                                                     // x += ffn
             if (split)
             {
@@ -368,6 +372,12 @@ public sealed partial class MoeModel : IDisposable
         if (pending) d.Add(_s.X, _s.Out, rows * h);
         if (batch != null && !prune) batch.GatherLogitRows(d, _s.X, h);
         return prune ? 0 : t - 1;
+    }
+
+    // out [rows, H] *= the residual multiplier, where the model has one (Granite).
+    void ScaleBranch(int rows)
+    {
+        if (Config.ResidualScale != 1) Device.Scale(_s.Out, rows * Config.HiddenSize, Config.ResidualScale);
     }
 
     // xn = norm(x) over `rows` rows, adding the previous sublayer's out to x first when it is pending.
@@ -399,6 +409,7 @@ public sealed partial class MoeModel : IDisposable
             d.Norm(Weights.FinalNorm, _s.Xn, _s.Xn, m);
             d.Linear(Weights.LmHead, _s.Xn, _s.Logits, m);                      // [m, V]
             d.CopyToHost(_s.Logits, 0, dst.Slice(i * v, m * v));
+            if (Config.LmHead.Scale != 1) TensorPrimitives.Multiply(dst.Slice(i * v, m * v), Config.LmHead.Scale, dst.Slice(i * v, m * v));
             NonFiniteException.ThrowIfAny(dst.Slice(i * v, m * v), v, startPos + first + i, null, "logits");
         }
 

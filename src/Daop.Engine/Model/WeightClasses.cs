@@ -25,8 +25,8 @@ public sealed class WeightClasses
             if (names.Router != null) _kept.Add(TensorNames.Format(names.Router, l));
             if (names.SharedExpertGate is { } g) _kept.Add(TensorNames.Format(g, l));
             for (int e = 0; e < moe.Experts; e++)
-                foreach (string p in (ReadOnlySpan<string>)[names.ExpertGate, names.ExpertUp, names.ExpertDown])
-                    _experts.Add(TensorNames.Format(p, l, e));
+                foreach (string? p in (ReadOnlySpan<string?>)[names.ExpertGate, names.ExpertUp, names.ExpertGateUp, names.ExpertDown])
+                    if (p != null) _experts.Add(TensorNames.Format(p, l, e));
         }
     }
 

@@ -20,6 +20,13 @@ public readonly record struct ExpertWeights(WeightMatrix Gate, WeightMatrix Up, 
     public static ExpertWeights Load(ITensorSource st, string gate, string up, string down, int inter, int hidden) =>
         new(st.Matrix(gate, inter, hidden), st.Matrix(up, inter, hidden), st.Matrix(down, hidden, inter));
 
+    /// <summary>Maps gate and up as the two row halves of one [2·<paramref name="inter"/>, <paramref name="hidden"/>] matrix (gate first), and down.</summary>
+    public static ExpertWeights LoadGateUp(ITensorSource st, string gateUp, string down, int inter, int hidden)
+    {
+        var both = st.Matrix(gateUp, 2 * inter, hidden);
+        return new(both.SliceRows(0, inter), both.SliceRows(inter, inter), st.Matrix(down, hidden, inter));
+    }
+
     /// <summary>Visits the three matrices (each read whole by a token that runs the FFN).</summary>
     public void Visit(DenseMatrixVisitor matrix)
     {

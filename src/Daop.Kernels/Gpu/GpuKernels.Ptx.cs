@@ -38,6 +38,7 @@ public sealed partial class GpuKernels
         ["Embed"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Embed))!,
         ["Add"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Add))!,
         ["Clamp"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Clamp))!,
+        ["Scale"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Scale))!,
         ["AddSigmoidScaled"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.AddSigmoidScaled))!,
         ["Combine"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Combine))!,
         ["RouteSoftmaxTopK"] = typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.SoftmaxTopK))!,

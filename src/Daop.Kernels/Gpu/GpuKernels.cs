@@ -171,6 +171,9 @@ public sealed partial class GpuKernels
     /// <inheritdoc cref="VectorOps.Clamp"/>
     public void Clamp(AcceleratorStream s, ArrayView<float> x, int n, float limit) => _vector.Clamp(s, x, n, limit);
 
+    /// <inheritdoc cref="VectorOps.Scale"/>
+    public void Scale(AcceleratorStream s, ArrayView<float> x, int n, float factor) => _vector.Scale(s, x, n, factor);
+
     /// <inheritdoc cref="VectorOps.AddSigmoidScaled"/>
     public void AddSigmoidScaled(AcceleratorStream s, ArrayView<float> acc, ArrayView<float> x, ArrayView<float> gate, int tokens, int width) =>
         _vector.AddSigmoidScaled(s, acc, x, gate, tokens, width);

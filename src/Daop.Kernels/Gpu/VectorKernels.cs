@@ -239,6 +239,12 @@ public static class VectorKernels
         for (int i = Grid.GlobalIndex.X; i < n; i += Stride) x[i] = MathF.Min(MathF.Max(x[i], -limit), limit);
     }
 
+    /// <summary>x[i] *= factor for i &lt; n.</summary>
+    public static void Scale(ArrayView<float> x, int n, float factor)
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride) x[i] *= factor;
+    }
+
     /// <summary>acc[t, c] += sigmoid(gate[t]) · x[t, c] for t &lt; tokens, c &lt; width.</summary>
     public static void AddSigmoidScaled(ArrayView<float> acc, ArrayView<float> x, ArrayView<float> gate, int tokens, int width)
     {

@@ -15,7 +15,7 @@ internal sealed class VectorOps
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs> _rope;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int> _embed;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> _add;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, float> _clamp;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, float> _clamp, _scale;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _addSigmoid;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _combine;
     Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, RouteArgs>? _route;
@@ -35,6 +35,7 @@ internal sealed class VectorOps
         _embed = l.Load("Embed", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int>(VectorKernels.Embed));
         _add = l.Load("Add", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int>(VectorKernels.Add));
         _clamp = l.Load("Clamp", a => a.LoadKernel<ArrayView<float>, int, float>(VectorKernels.Clamp));
+        _scale = l.Load("Scale", a => a.LoadKernel<ArrayView<float>, int, float>(VectorKernels.Scale));
         _addSigmoid = l.Load("AddSigmoidScaled", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(VectorKernels.AddSigmoidScaled));
         _normRows = l.Load("NormRows", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, NormArgs>(VectorKernels.NormRows));
@@ -99,6 +100,12 @@ internal sealed class VectorOps
     public void Clamp(AcceleratorStream s, ArrayView<float> x, int n, float limit)
     {
         if (n > 0) _clamp(s, _launch.Elementwise(n), x, n, limit);
+    }
+
+    /// <summary>x[i] *= factor, i &lt; n.</summary>
+    public void Scale(AcceleratorStream s, ArrayView<float> x, int n, float factor)
+    {
+        if (n > 0) _scale(s, _launch.Elementwise(n), x, n, factor);
     }
 
     /// <summary>acc[t, :] += sigmoid(gate[t]) · x[t, :].</summary>

@@ -234,6 +234,8 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         Assert.Equal(a.Zip(x, (p, q) => p + q).ToArray(), gpu.Read(ab, n));
         gpu.Kernels.Clamp(gpu.Stream, xb.View, n, 1.5f);
         Assert.Equal(x.Select(v => Math.Clamp(v, -1.5f, 1.5f)).ToArray(), gpu.Read(xb, n));
+        gpu.Kernels.Scale(gpu.Stream, ab.View, n, 0.22f);
+        Assert.Equal(a.Zip(x, (p, q) => (p + q) * 0.22f).ToArray(), gpu.Read(ab, n));
 
         int tokens = n >= 2 ? 2 : 1, width = n / tokens;
         var gate = new[] { 0.3f, -2f };

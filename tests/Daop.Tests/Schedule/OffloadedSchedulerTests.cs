@@ -143,7 +143,8 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
             Assert.Equal(0, st.Transfers);
             Assert.Equal(0, st.CpuExpertRuns);
             // a prefill chunk of 8 tokens gives some expert more positions than a row tile: batched tiles, as resident
-            Assert.True(Gpu(s).BatchedWaves > 0, $"{what}: no wave took the batched kernels");
+            // (granitemoe-odd's chunks spread too evenly over its 6 experts for batched tiles to pay: ExpertTiles.BatchedTilesPay)
+            if (fixture != "granitemoe-odd") Assert.True(Gpu(s).BatchedWaves > 0, $"{what}: no wave took the batched kernels");
         }
         if (ratio == 0)
         {

@@ -94,6 +94,13 @@ public sealed class CpuDevice : IDevice
     }
 
     /// <inheritdoc />
+    public void Scale(DeviceBuffer x, int count, float factor)
+    {
+        var s = D(x).AsSpan(0, count);
+        TensorPrimitives.Multiply(s, factor, s);
+    }
+
+    /// <inheritdoc />
     public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos, int row = 0)
     {
         var data = D(x);

@@ -263,6 +263,9 @@ public sealed class GpuDevice : IDevice
     public void Clamp(DeviceBuffer x, int count, float limit) => Kernels.Clamp(Stream, V(x), count, limit);
 
     /// <inheritdoc />
+    public void Scale(DeviceBuffer x, int count, float factor) => Kernels.Scale(Stream, V(x), count, factor);
+
+    /// <inheritdoc />
     public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos, int row = 0)
     {
         if (startPos + tokens > rope.Capacity)

@@ -22,7 +22,7 @@ public abstract record AttentionSpec(int Heads, int KvHeads, int HeadDim, RopeSp
 
     /// <summary>
     /// Grouped-query attention (Mixtral, Qwen, OLMoE, PhiMoE): q, k, v = xn·Wqᵀ, xn·Wkᵀ, xn·Wvᵀ (+ biases); optional
-    /// clamp to ±<see cref="ClipQkv"/> and q/k norm; RoPE; causal softmax(q·kᵀ/√D)·v with query head h reading kv
+    /// clamp to ±<see cref="ClipQkv"/> and q/k norm; RoPE; causal softmax(q·kᵀ/√D, or ·<see cref="SoftmaxScale"/>)·v with query head h reading kv
     /// head h / (NH / NKV), over the last <see cref="SlidingWindow"/> positions if set; o_proj (+ bias).
     /// </summary>
     public sealed record Gqa(int Heads, int KvHeads, int HeadDim, RopeSpec Rope) : AttentionSpec(Heads, KvHeads, HeadDim, Rope)
@@ -37,6 +37,8 @@ public abstract record AttentionSpec(int Heads, int KvHeads, int HeadDim, RopeSp
         public float? ClipQkv { get; init; }
         /// <summary>Attend only to the last W positions, if set.</summary>
         public int? SlidingWindow { get; init; }
+        /// <summary>The scale of q·kᵀ when it is not 1/√D (Granite's attention_multiplier).</summary>
+        public float? SoftmaxScale { get; init; }
     }
 }
 

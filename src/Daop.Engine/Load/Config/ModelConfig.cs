@@ -3,8 +3,11 @@ namespace Daop.Engine.Load.Config;
 /// <summary>One decoder layer: x += Attention(norm(x)); x += Ffn(norm(x)).</summary>
 public sealed record LayerSpec(AttentionSpec Attention, FfnSpec Ffn);
 
-/// <summary>The output projection: tied to the embedding (when the checkpoint has no lm_head of its own), with a bias.</summary>
-public sealed record LmHeadSpec(bool TiedToEmbedding = false, bool Bias = false);
+/// <summary>
+/// The output projection: tied to the embedding (when the checkpoint has no lm_head of its own), with a bias, and the
+/// logits multiplied by <paramref name="Scale"/> (Granite divides them by logits_scaling).
+/// </summary>
+public sealed record LmHeadSpec(bool TiedToEmbedding = false, bool Bias = false, float Scale = 1);
 
 /// <summary>
 /// Everything the shared layers need to know about a model, composed from config.json by a family file: model-level
@@ -43,6 +46,10 @@ public sealed record ModelConfig
 
     /// <summary>The output projection.</summary>
     public LmHeadSpec LmHead { get; init; } = new();
+    /// <summary>The token embedding is multiplied by this (Granite's embedding_multiplier).</summary>
+    public float EmbeddingScale { get; init; } = 1;
+    /// <summary>Each sublayer's output is multiplied by this before it joins the residual stream (Granite's residual_multiplier).</summary>
+    public float ResidualScale { get; init; } = 1;
     /// <summary>Trained context length.</summary>
     public required int MaxPositions { get; init; }
     /// <summary>BOS id, if any.</summary>

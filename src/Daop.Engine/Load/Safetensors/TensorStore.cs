@@ -157,8 +157,8 @@ public sealed unsafe class TensorStore : ITensorSource
         }
     }
 
-    /// <summary>True if <paramref name="name"/> is in the checkpoint.</summary>
-    public bool Contains(string name) => _byName.ContainsKey(name);
+    /// <summary>True if <paramref name="name"/> is in the checkpoint (or, for <c>stack[e]</c>, its stack is).</summary>
+    public bool Contains(string name) => _byName.ContainsKey(name) || StackSlice(name) is { } s && _byName.ContainsKey(s.Stack);
 
     /// <summary>The first byte of <paramref name="name"/>'s data in the mapped file (<see cref="TensorEntry.ByteLength"/> bytes).</summary>
     public byte* DataPointer(string name)
@@ -176,10 +176,13 @@ public sealed unsafe class TensorStore : ITensorSource
 
     /// <summary>
     /// A zero-copy matrix view of <paramref name="name"/>, checked against the expected [rows, cols]
-    /// (a 1-D tensor of rows*cols is accepted as [rows, cols] only when <paramref name="cols"/> is 1).
+    /// (a 1-D tensor of rows*cols is accepted as [rows, cols] only when <paramref name="cols"/> is 1), or, for a name
+    /// <c>stack[e]</c> that is not itself a tensor, matrix e of a 3-D tensor [E, rows, cols] (stacked experts, as
+    /// Granite-MoE stores them; GGUF's <c>ffn_*_exps</c> read the same way).
     /// </summary>
     public WeightMatrix Matrix(string name, int rows, int cols)
     {
+        if (StackSlice(name) is { } slice) return StackedMatrix(slice.Stack, slice.Index, rows, cols);
         var (f, e) = Lookup(name);
         if (_blockFormat?.Invoke(name) is { } block) return BlockMatrix(f, e, block, rows, cols);
         if (e.DType == TensorDType.U8) ComputeType(f, e); // quantized bytes the config does not declare: say so before any shape
@@ -245,6 +248,26 @@ public sealed unsafe class TensorStore : ITensorSource
     {
         for (int i = 0; i < x.Length; i++) if (!double.IsFinite(x[i])) return i;
         return -1;
+    }
+
+    // "stack[e]" (e a non-negative integer) when no tensor has that very name.
+    (string Stack, int Index)? StackSlice(string name)
+    {
+        int open = name.LastIndexOf('[');
+        if (open <= 0 || !name.EndsWith(']') || _byName.ContainsKey(name)) return null;
+        return int.TryParse(name.AsSpan(open + 1, name.Length - open - 2), System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out int index) ? (name[..open], index) : null;
+    }
+
+    WeightMatrix StackedMatrix(string stack, int index, int rows, int cols)
+    {
+        var (f, e) = Lookup(stack);
+        if (_blockFormat?.Invoke(stack) is { } block)
+            throw new ModelLoadException($"{f.Path}: tensor '{stack}' is stored as {block.Name()}; stacked matrices are read only as BF16, F16 or F32");
+        var type = ComputeType(f, e);
+        if (e.Shape is not [var n, var r, var c] || r != rows || c != cols || index >= n)
+            throw new ModelLoadException($"{f.Path}: tensor '{stack}' has shape {e.ShapeText}, expected [E, {rows}, {cols}] with matrix {index} in it");
+        return new WeightMatrix(f.DataPointer(e) + index * (long)rows * type.RowBytes(cols), type, rows, cols);
     }
 
     static void CheckShape(SafetensorsFile f, TensorEntry e, int rows, int cols)

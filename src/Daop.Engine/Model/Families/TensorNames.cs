@@ -20,10 +20,12 @@ public sealed record TensorNames
     public AttentionNames Attention { get; init; } = new GqaNames();
     /// <summary>Router [E, H]; null for a family without one (a dense model's FFN as a single expert).</summary>
     public required string? Router { get; init; }
-    /// <summary>Expert gate projection [I, H].</summary>
-    public required string ExpertGate { get; init; }
-    /// <summary>Expert up projection [I, H].</summary>
-    public required string ExpertUp { get; init; }
+    /// <summary>Expert gate projection [I, H]; null when <see cref="ExpertGateUp"/> holds it.</summary>
+    public string? ExpertGate { get; init; }
+    /// <summary>Expert up projection [I, H]; null when <see cref="ExpertGateUp"/> holds it.</summary>
+    public string? ExpertUp { get; init; }
+    /// <summary>An expert's gate and up projections in one [2I, H] matrix, gate rows first (Granite-MoE's input_linear), or null.</summary>
+    public string? ExpertGateUp { get; init; }
     /// <summary>Expert down projection [H, I].</summary>
     public required string ExpertDown { get; init; }
     /// <summary>Shared expert gate projection, if any.</summary>

@@ -68,6 +68,8 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
             d.Norm(QNorm, s.Q, s.Q, perHead ? t * nh : t);
             d.Norm(KNorm!, s.K, s.K, perHead ? t * nkv : t);
         }
+        // The attention kernels scale by 1/√D; another scale is folded into q (q·kᵀ is linear in q, RoPE too).
+        if (Spec.SoftmaxScale is { } scale) d.Scale(s.Q, t * nh * hd, scale * MathF.Sqrt(hd));
         if (step.Batch is { } b) AttendSegments(d, s, step.Layer, rope, b.Segments);
         else
         {

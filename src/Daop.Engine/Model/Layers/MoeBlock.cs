@@ -27,14 +27,16 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
 
     internal static MoeBlock Load(FfnSpec.Moe spec, ITensorSource st, TensorNames n, int layer, int hidden)
     {
-        string F(string? pattern, string what) => TensorNames.Format(
-            pattern ?? throw new InvalidOperationException($"the family's tensor names have no {what}"), layer);
-        string FE(string pattern, int e) => TensorNames.Format(pattern, layer, e);
+        static string Named(string? pattern, string what) => pattern ?? throw new InvalidOperationException($"the family's tensor names have no {what}");
+        string F(string? pattern, string what) => TensorNames.Format(Named(pattern, what), layer);
+        string FE(string? pattern, int e, string what) => TensorNames.Format(Named(pattern, what), layer, e);
         return new MoeBlock(spec)
         {
             Router = spec.Router is RouterSpec.Single ? null : LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, bias: false),
-            Experts = Enumerable.Range(0, spec.Experts).Select(e => ExpertWeights.Load(st,
-                FE(n.ExpertGate, e), FE(n.ExpertUp, e), FE(n.ExpertDown, e), spec.ExpertIntermediate, hidden)).ToArray(),
+            Experts = Enumerable.Range(0, spec.Experts).Select(e => n.ExpertGateUp != null
+                ? ExpertWeights.LoadGateUp(st, FE(n.ExpertGateUp, e, "expert gate/up"), FE(n.ExpertDown, e, "expert down"), spec.ExpertIntermediate, hidden)
+                : ExpertWeights.Load(st, FE(n.ExpertGate, e, "expert gate"), FE(n.ExpertUp, e, "expert up"), FE(n.ExpertDown, e, "expert down"),
+                    spec.ExpertIntermediate, hidden)).ToArray(),
             Shared = spec.Shared is { } s ? ExpertWeights.Load(st, F(n.SharedGate, "shared expert"), F(n.SharedUp, "shared expert"),
                 F(n.SharedDown, "shared expert"), s.Intermediate, hidden) : null,
             SharedGate = spec.Shared is SharedExpertSpec.SigmoidGated
