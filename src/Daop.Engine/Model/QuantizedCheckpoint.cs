@@ -84,12 +84,15 @@ public static partial class QuantizedCheckpoint
         foreach (string name in store.Names.OrderBy(NaturalKey, StringComparer.Ordinal))
         {
             var e = store.Entry(name);
-            if (matrices.TryGetValue(name, out var m) && Target(classes.Of(name)) is { } to && to != m.Type)
+            // A stack [E, rows, cols] the model reads as matrices name[e] converts whole, as [E·rows, cols], and keeps its E.
+            string read = !matrices.ContainsKey(name) && e.Shape.Length == 3 && matrices.ContainsKey($"{name}[0]") ? $"{name}[0]" : name;
+            if (matrices.TryGetValue(read, out var m) && Target(classes.Of(read)) is { } to && to != m.Type)
             {
+                if (read != name) m = new WeightMatrix(m.Data, m.Type, checked((int)(e.Shape[0] * m.Rows)), m.Cols);
                 if (!WeightConvert.CanConvert(m.Type, to))
                     throw new ModelLoadException($"{configPath}: tensor '{name}' is stored as {m.Type.Name()}; converting it to {to.Name()} would " +
                         "quantize its rounding again: quantize the original F32/F16/BF16 checkpoint instead");
-                tensors.Add(Converting(name, m, to));
+                tensors.Add(Converting(name, m, to, stack: read != name ? e.Shape[0] : 1));
                 converted++;
                 sourceBytes += m.ByteLength;
                 bytes += WeightConvert.ByteLength(m, to);
@@ -120,17 +123,19 @@ public static partial class QuantizedCheckpoint
         if (parent != null && !Directory.Exists(parent)) throw new ArgumentException($"{outDir}: the folder {parent} does not exist");
     }
 
-    // A matrix converted when its file is written, one at a time, into native memory freed right after.
-    static unsafe SafetensorsTensor Converting(string name, WeightMatrix m, DType to)
+    // A matrix converted when its file is written, one at a time, into native memory freed right after; a stack of
+    // `stack` matrices keeps its leading dimension ([E, rows / E, ...]).
+    static unsafe SafetensorsTensor Converting(string name, WeightMatrix m, DType to, long stack = 1)
     {
         long bytes = WeightConvert.ByteLength(m, to);
-        var (dtype, shape) = to switch
+        var (dtype, inner) = to switch
         {
-            DType.F32 => (TensorDType.F32, new long[] { m.Rows, m.Cols }),
-            DType.F16 => (TensorDType.F16, new long[] { m.Rows, m.Cols }),
-            DType.BF16 => (TensorDType.BF16, new long[] { m.Rows, m.Cols }),
-            _ => (TensorDType.U8, new long[] { m.Rows, to.RowBytes(m.Cols) }),
+            DType.F32 => (TensorDType.F32, m.Cols),
+            DType.F16 => (TensorDType.F16, m.Cols),
+            DType.BF16 => (TensorDType.BF16, m.Cols),
+            _ => (TensorDType.U8, to.RowBytes(m.Cols)),
         };
+        long[] shape = stack > 1 ? [stack, m.Rows / stack, inner] : [m.Rows, inner];
         return new SafetensorsTensor(name, dtype, shape, bytes, s =>
         {
             var p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, bytes), 64);

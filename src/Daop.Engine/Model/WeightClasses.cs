@@ -26,7 +26,12 @@ public sealed class WeightClasses
             if (names.SharedExpertGate is { } g) _kept.Add(TensorNames.Format(g, l));
             for (int e = 0; e < moe.Experts; e++)
                 foreach (string? p in (ReadOnlySpan<string?>)[names.ExpertGate, names.ExpertUp, names.ExpertGateUp, names.ExpertDown])
-                    if (p != null) _experts.Add(TensorNames.Format(p, l, e));
+                    if (p != null)
+                    {
+                        string name = TensorNames.Format(p, l, e);
+                        _experts.Add(name);
+                        if (p.EndsWith("[{e}]", StringComparison.Ordinal)) _experts.Add(name[..name.LastIndexOf('[')]); // the stack itself
+                    }
         }
     }
 

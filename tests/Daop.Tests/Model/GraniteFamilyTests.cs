@@ -4,6 +4,7 @@ using Daop.Engine.Load.Config;
 using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Families;
+using Daop.Kernels;
 using Daop.Tests.Load.Config;
 
 namespace Daop.Tests.Model;
@@ -62,5 +63,89 @@ public class GraniteFamilyTests
         dir.EditConfig(c => c[field] = JsonNode.Parse(json));
         var e = Assert.Throws<ModelLoadException>(() => { using var m = MoeModel.Load(dir.Path); });
         Assert.Contains(message, e.Message);
+    }
+}
+
+/// <summary>
+/// mixtral-tiny rewritten in Granite-MoE's layout (stacked experts, unit multipliers): the same model, so the same logits;
+/// and its stacks quantized by <c>daop quantize</c> map the bytes that quantizing at load makes.
+/// </summary>
+public unsafe class GraniteLayoutTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("daop-granite-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    // Writes mixtral-tiny as granitemoe (other multipliers 1): w1/w3 stacked as input_linear [E, 2I, H], w2 as output_linear [E, H, I].
+    string WriteAsGranite()
+    {
+        string src = TestPaths.Fixture("mixtral-tiny"), dst = Path.Combine(_dir, "granite");
+        Directory.CreateDirectory(dst);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(src, "config.json")))!.AsObject();
+        config["model_type"] = "granitemoe";
+        config["attention_multiplier"] = 0.25;                                  // Mixtral's 1/√D (D = 16); Granite's default is 1
+        File.WriteAllText(Path.Combine(dst, "config.json"), config.ToJsonString());
+        using var st = TensorStore.OpenDirectory(src);
+        var tensors = new List<SafetensorsTensor>();
+        var buffers = new List<byte[]>();
+        foreach (string name in st.Names)
+        {
+            if (name.Contains(".experts.", StringComparison.Ordinal)) continue;
+            var e = st.Entry(name);
+            byte* p = st.DataPointer(name);
+            string to = name.Replace("block_sparse_moe.gate.weight", "block_sparse_moe.router.layer.weight", StringComparison.Ordinal);
+            tensors.Add(new SafetensorsTensor(to, e.DType, e.Shape, e.ByteLength, SafetensorsWriter.FromMemory(p, e.ByteLength)));
+        }
+        for (int l = 0; l < 3; l++)
+        {
+            byte[] Stack(params string[] parts) => Enumerable.Range(0, 8).SelectMany(x => parts.SelectMany(w =>
+            {
+                string n = $"model.layers.{l}.block_sparse_moe.experts.{x}.{w}.weight";
+                return new ReadOnlySpan<byte>(st.DataPointer(n), (int)st.Entry(n).ByteLength).ToArray();
+            })).ToArray();
+            byte[] gateUp = Stack("w1", "w3"), down = Stack("w2");
+            buffers.Add(gateUp);
+            buffers.Add(down);
+            tensors.Add(new SafetensorsTensor($"model.layers.{l}.block_sparse_moe.input_linear.weight", TensorDType.BF16, [8, 192, 64], gateUp.Length, s => s.Write(gateUp)));
+            tensors.Add(new SafetensorsTensor($"model.layers.{l}.block_sparse_moe.output_linear.weight", TensorDType.BF16, [8, 64, 96], down.Length, s => s.Write(down)));
+        }
+        SafetensorsWriter.Write(Path.Combine(dst, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        return dst;
+    }
+
+    static float[] Logits(MoeModel m, int[] tokens)
+    {
+        var logits = new float[tokens.Length * m.Config.VocabSize];
+        m.Forward(tokens, 0, m.NewCache(), logits, allLogits: true);
+        return logits;
+    }
+
+    [Fact]
+    public void GraniteLayoutOfMixtralGivesMixtralsLogits()
+    {
+        string granite = WriteAsGranite();
+        int[] tokens = [5, 17, 300, 2, 99, 41, 7, 250, 13];
+        using var mixtral = MoeModel.Load(TestPaths.Fixture("mixtral-tiny"));
+        using var g = MoeModel.Load(granite);
+        Assert.Equal("granitemoe", g.Config.ModelType);
+        LogitsAssert.Close(Logits(mixtral, tokens), Logits(g, tokens), "granite layout of mixtral-tiny");
+    }
+
+    [Fact]
+    public void QuantizedStacksMapTheBytesQuantizingAtLoadMakes()
+    {
+        string granite = WriteAsGranite(), q8 = Path.Combine(_dir, "q8");
+        var report = QuantizedCheckpoint.Write(granite, q8, DType.Q8_0, null);
+        Assert.Equal(6, report.Converted);                                      // 3 layers x (input_linear, output_linear)
+        using var st = TensorStore.OpenDirectory(q8);
+        var e = st.Entry("model.layers.1.block_sparse_moe.input_linear.weight");
+        Assert.Equal(TensorDType.U8, e.DType);
+        Assert.Equal([8, 192, DType.Q8_0.RowBytes(64)], e.Shape);
+        int[] tokens = [5, 17, 300, 2, 99, 41];
+        using var mapped = MoeModel.Load(q8);
+        using var onLoad = MoeModel.Load(granite, new ModelOptions { ExpertDType = DType.Q8_0 });
+        Assert.Null(mapped.Conversion);
+        Assert.Equal(DType.Q8_0, mapped.Weights.Layers[2].Experts[7].Up.Type);
+        Assert.Equal(Logits(onLoad, tokens), Logits(mapped, tokens));
     }
 }

@@ -262,11 +262,13 @@ public sealed unsafe class TensorStore : ITensorSource
     WeightMatrix StackedMatrix(string stack, int index, int rows, int cols)
     {
         var (f, e) = Lookup(stack);
-        if (_blockFormat?.Invoke(stack) is { } block)
-            throw new ModelLoadException($"{f.Path}: tensor '{stack}' is stored as {block.Name()}; stacked matrices are read only as BF16, F16 or F32");
-        var type = ComputeType(f, e);
-        if (e.Shape is not [var n, var r, var c] || r != rows || c != cols || index >= n)
-            throw new ModelLoadException($"{f.Path}: tensor '{stack}' has shape {e.ShapeText}, expected [E, {rows}, {cols}] with matrix {index} in it");
+        // A block format (daop quantize) stores the stack as U8 [E, rows, row bytes].
+        var type = _blockFormat?.Invoke(stack) ?? ComputeType(f, e);
+        long width = type.IsBlock() ? type.RowBytes(cols) : cols;
+        if (type.IsBlock() && e.DType != TensorDType.U8)
+            throw new ModelLoadException($"{f.Path}: tensor '{stack}' has dtype {e.DType}, but the config's quantization_config stores it as {type.Name()}");
+        if (e.Shape is not [var n, var r, var c] || r != rows || c != width || index >= n)
+            throw new ModelLoadException($"{f.Path}: tensor '{stack}' has shape {e.ShapeText}, expected [E, {rows}, {width}] with matrix {index} in it");
         return new WeightMatrix(f.DataPointer(e) + index * (long)rows * type.RowBytes(cols), type, rows, cols);
     }
 
