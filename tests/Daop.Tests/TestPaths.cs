@@ -27,6 +27,9 @@ static class TestPaths
     /// <summary>The fixtures whose families llama.cpp's February 2025 GGUF conversion covers (tests/fixtures/gguf).</summary>
     public static IEnumerable<object[]> GgufFixtures() => Rows(["mixtral-tiny", "mixtral-odd", "qwen2moe-tiny", "qwen3moe-tiny", "olmoe-tiny", "phimoe-tiny"]);
 
+    /// <summary>Every fixture the test converter (HfToGguf) writes as GGUF: the llama.cpp-checked ones and the families added since.</summary>
+    public static IEnumerable<object[]> GgufConvertible() => GgufFixtures().Concat(Rows(["llama-odd", "qwen2-tiny", "granitemoe-odd"]));
+
     static IEnumerable<object[]> Rows(string[] names) => names.Select(n => new object[] { n });
 
     static string FindRoot()

@@ -77,6 +77,13 @@ public sealed class RopeTable
                 }
                 break;
             }
+            case "factors":
+            {
+                var f = s.FreqFactors!;
+                if (f.Length != inv.Length) throw new Load.ModelLoadException($"rope frequency factors have {f.Length} entries, expected {inv.Length}");
+                for (int i = 0; i < inv.Length; i++) inv[i] /= (float)f[i];
+                break;
+            }
             case "longrope":
             {
                 // transformers picks long factors once the sequence outgrows the original context; Daop decides

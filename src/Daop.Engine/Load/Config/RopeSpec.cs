@@ -8,7 +8,7 @@ namespace Daop.Engine.Load.Config;
 /// </summary>
 public sealed record RopeSpec(
     double Theta,
-    string Type,                 // default | linear | llama3 | longrope | yarn
+    string Type,                 // default | linear | llama3 | longrope | yarn | factors
     double Factor = 1,
     double[]? ShortFactor = null,
     double[]? LongFactor = null,
@@ -19,4 +19,5 @@ public sealed record RopeSpec(
     double? AttentionFactor = null,
     double BetaFast = 32,
     double BetaSlow = 1,
-    string? InvFreqDType = null);
+    string? InvFreqDType = null,
+    double[]? FreqFactors = null);  // type "factors": each pair's frequency divided by its factor (GGUF's rope_freqs, Llama 3)

@@ -83,7 +83,7 @@ static class GgufCommon
 
     /// <summary>
     /// RoPE: θ from rope.freq_base; linear and yarn scaling from rope.scaling.*; Phi-3's longrope from its
-    /// rope_factors_long/short tensors. A file with per-dimension rope_freqs (Llama 3 scaling) is refused by name.
+    /// rope_factors_long/short tensors; Llama 3's per-dimension divisors from rope_freqs.
     /// </summary>
     static RopeSpec Rope(GgufConfigReader g, int headDim, int ctx)
     {
@@ -93,8 +93,11 @@ static class GgufCommon
         double partial = (double)ropeDim / headDim;
         double theta = g.NumberOr("rope.freq_base", 10000);
         if (!(theta > 0)) throw g.Error("rope.freq_base", $"must be positive, found {theta}");
-        if (g.HasTensor("rope_freqs.weight"))
-            throw new Load.ModelLoadException($"{g.Path}: tensor 'rope_freqs.weight' (per-dimension RoPE frequency factors) is not supported");
+        // Llama 3's scaling, as llama.cpp's converter writes it: one divisor per dimension pair.
+        if (g.VectorOrNull("rope_freqs.weight", ropeDim / 2) is { } freqs)
+            return freqs.All(x => x > 0 && float.IsFinite(x))
+                ? new RopeSpec(theta, "factors", PartialRotaryFactor: partial, FreqFactors: freqs.Select(x => (double)x).ToArray())
+                : throw new Load.ModelLoadException($"{g.Path}: tensor 'rope_freqs.weight' must hold positive finite factors");
         int orig = g.IntOr("rope.scaling.original_context_length", ctx);
         if (orig <= 0) throw g.Error("rope.scaling.original_context_length", $"must be positive, found {orig}");
         var longFactors = g.VectorOrNull("rope_factors_long.weight", ropeDim / 2);

@@ -7,17 +7,19 @@ namespace Daop.Engine.Model.Families;
 /// <summary>The families that read GGUF files, keyed by <c>general.architecture</c>.</summary>
 public static class GgufFamilies
 {
-    /// <summary>The family claiming <paramref name="architecture"/>, or null.</summary>
-    public static IModelFamily? Find(string architecture) => ModelFamilies.All.FirstOrDefault(f => f.Gguf?.Architecture == architecture);
+    /// <summary>The family that claims <paramref name="architecture"/> and accepts the file <paramref name="reader"/> reads.</summary>
+    static IModelFamily? Find(string architecture, GgufConfigReader reader) => ModelFamilies.All.FirstOrDefault(f =>
+        f.Gguf is { } g && g.Architecture == architecture && g.Accepts?.Invoke(reader) != false);
 
     /// <summary>The family and config of <paramref name="checkpoint"/>, read from its metadata and tensor list.</summary>
     public static (IModelFamily Family, ModelConfig Config) ReadConfig(GgufCheckpoint checkpoint)
     {
         var meta = checkpoint.Metadata;
         string arch = meta.StringOrNull("general.architecture") ?? throw meta.Error("general.architecture", "is missing");
-        var family = Find(arch) ?? throw meta.Error("general.architecture", $"'{arch}' is not a supported architecture (supported: " +
-            string.Join(", ", ModelFamilies.All.Select(f => f.Gguf?.Architecture).OfType<string>()) + ")");
-        return (family, family.Gguf!.ReadConfig(new GgufConfigReader(checkpoint)));
+        var reader = new GgufConfigReader(checkpoint);
+        var family = Find(arch, reader) ?? throw meta.Error("general.architecture", $"'{arch}' is not a supported architecture (supported: " +
+            string.Join(", ", ModelFamilies.All.Select(f => f.Gguf?.Architecture).OfType<string>().Distinct()) + ")");
+        return (family, family.Gguf!.ReadConfig(reader));
     }
 
     /// <summary>

@@ -18,6 +18,12 @@ public sealed record GgufSupport(string Architecture, Func<GgufConfigReader, Mod
     /// the loader puts them back (<see cref="RopeRowOrder"/>).
     /// </summary>
     public bool QkRowsPermuted { get; init; }
+
+    /// <summary>
+    /// Whether this family reads a file of its architecture, where several families claim one (llama.cpp's <c>llama</c>
+    /// is Mixtral with experts and a dense Llama without); null: every such file.
+    /// </summary>
+    public Func<GgufConfigReader, bool>? Accepts { get; init; }
 }
 
 /// <summary>llama.cpp's tensor names (llama-arch.cpp) shared by the MoE architectures Daop reads.</summary>

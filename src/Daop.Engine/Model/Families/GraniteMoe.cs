@@ -1,4 +1,5 @@
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 
 namespace Daop.Engine.Model.Families;
 
@@ -14,7 +15,9 @@ public sealed class GraniteMoe : IModelFamily
     public IReadOnlyList<string> ModelTypes => ["granitemoe"];
 
     /// <inheritdoc />
-    public ModelConfig ReadConfig(ConfigReader c)
+    public ModelConfig ReadConfig(ConfigReader c) => WithMultipliers(ReadLayers(c), f => Multiplier(c, f));
+
+    static ModelConfig ReadLayers(ConfigReader c)
     {
         var common = CommonConfig.Read(c,
             numExperts: c.PositiveInt("num_local_experts"),
@@ -22,19 +25,43 @@ public sealed class GraniteMoe : IModelFamily
             expertInter: c.PositiveInt("intermediate_size"),
             router: new RouterSpec.TopKSoftmax());
         bool bias = c.BoolOr("attention_bias", false);
-        var attention = common.Attention with { QkvBias = bias, OBias = bias, SoftmaxScale = Multiplier(c, "attention_multiplier") };
-        return common.Build(attention, _ => common.Moe, lmHead: common.Model.LmHead with { Scale = 1 / Multiplier(c, "logits_scaling") }) with
-        {
-            EmbeddingScale = Multiplier(c, "embedding_multiplier"),
-            ResidualScale = Multiplier(c, "residual_multiplier"),
-        };
+        return common.Build(common.Attention with { QkvBias = bias, OBias = bias }, _ => common.Moe);
     }
+
+    // The four multipliers, by their config.json names, on a config read as Mixtral's.
+    static ModelConfig WithMultipliers(ModelConfig m, Func<string, float> multiplier) => m with
+    {
+        Layers = m.Layers.Select(l => l with { Attention = ((AttentionSpec.Gqa)l.Attention) with { SoftmaxScale = multiplier("attention_multiplier") } }).ToArray(),
+        LmHead = m.LmHead with { Scale = 1 / multiplier("logits_scaling") },
+        EmbeddingScale = multiplier("embedding_multiplier"),
+        ResidualScale = multiplier("residual_multiplier"),
+    };
 
     // A multiplier (default 1): finite and positive, since each scales every activation it touches.
     static float Multiplier(ConfigReader c, string field)
     {
         double v = c.DoubleOr(field, 1);
         return v > 0 && v <= 1e6 ? (float)v : throw c.Error(field, $"must be in (0, 1e6], found {v}");
+    }
+
+    // llama.cpp's granitemoe: Mixtral's tensors (its converter splits input_linear into ffn_gate_exps and ffn_up_exps,
+    // and reorders q/k rows as for llama) and the multipliers as attention.scale, embedding_scale, residual_scale and
+    // logit_scale (absent: 1).
+    static ModelConfig ReadGguf(GgufConfigReader g)
+    {
+        var common = GgufCommon.Read(g, "granitemoe", g.PositiveInt("expert_count"), g.PositiveInt("expert_used_count"),
+            GgufCommon.Width(g, "feed_forward_length"), new RouterSpec.TopKSoftmax());
+        var attention = common.Attention with { QkvBias = g.HasTensor("blk.0.attn_q.bias"), OBias = g.HasTensor("blk.0.attn_output.bias") };
+        var keys = new Dictionary<string, string>
+        {
+            ["attention_multiplier"] = "attention.scale", ["logits_scaling"] = "logit_scale",
+            ["embedding_multiplier"] = "embedding_scale", ["residual_multiplier"] = "residual_scale",
+        };
+        return WithMultipliers(common.Build(attention, _ => common.Moe), f =>
+        {
+            double v = g.NumberOr(keys[f], 1);
+            return v > 0 && v <= 1e6 ? (float)v : throw g.Error(keys[f], $"must be in (0, 1e6], found {v}");
+        });
     }
 
     /// <inheritdoc />
@@ -46,5 +73,5 @@ public sealed class GraniteMoe : IModelFamily
     };
 
     /// <inheritdoc />
-    public GgufSupport? Gguf => null;
+    public GgufSupport Gguf { get; } = new("granitemoe", ReadGguf, GgufNames.Moe) { QkRowsPermuted = true };
 }

@@ -27,12 +27,11 @@ public sealed class Mixtral : IModelFamily
 
     /// <inheritdoc />
     /// <remarks>llama.cpp files Mixtral under its <c>llama</c> architecture: a llama file with experts is Mixtral.</remarks>
-    public GgufSupport Gguf { get; } = new("llama", ReadGguf, GgufNames.Moe) { QkRowsPermuted = true };
+    public GgufSupport Gguf { get; } = new("llama", ReadGguf, GgufNames.Moe) { QkRowsPermuted = true, Accepts = g => g.IntOr("expert_count", 0) > 0 };
 
     static ModelConfig ReadGguf(GgufConfigReader g)
     {
         int experts = g.IntOr("expert_count", 0);
-        if (experts <= 0) throw g.Error("expert_count", "is missing or 0: a dense Llama model; Daop runs mixture-of-experts models");
         var common = GgufCommon.Read(g, "mixtral", experts, g.PositiveInt("expert_used_count"), GgufCommon.Width(g, "feed_forward_length"),
             new RouterSpec.SoftmaxTopK(Renormalize: true));
         // Biases are optional in llama.cpp's llama graph; a file has them or not.

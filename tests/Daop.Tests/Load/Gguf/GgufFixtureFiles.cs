@@ -25,7 +25,7 @@ static class GgufFixtureFiles
     /// <summary>Every file the reference script runs llama.cpp on that the tests (re)write: name → (fixture, type).</summary>
     public static IEnumerable<(string File, string Fixture, HfToGguf.OutType Type, bool Mha)> Written()
     {
-        foreach (var f in TestPaths.GgufFixtures().Select(x => (string)x[0]))
+        foreach (var f in TestPaths.GgufConvertible().Select(x => (string)x[0]))
         {
             yield return ($"{f}-f32.gguf", f, HfToGguf.OutType.F32, false);
             yield return ($"{f}-bf16.gguf", f, HfToGguf.OutType.BF16, false);

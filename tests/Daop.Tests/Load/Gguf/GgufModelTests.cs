@@ -84,7 +84,7 @@ public sealed class GgufModelTests : IDisposable
     }
 
     [Theory]
-    [MemberData(nameof(TestPaths.GgufFixtures), MemberType = typeof(TestPaths))]
+    [MemberData(nameof(TestPaths.GgufConvertible), MemberType = typeof(TestPaths))]
     public void GgufOfEveryFamilyMatchesTransformers(string fixture)
     {
         string path = GgufFixtureFiles.Write(fixture, HfToGguf.OutType.BF16, Path.Combine(_tmp, $"{fixture}.gguf"));

@@ -30,10 +30,15 @@ static partial class HfToGguf
     /// <summary>Output types (q8_0 is the converter's --outtype q8_0, not llama-quantize).</summary>
     public enum OutType { F32, F16, BF16, Q8_0 }
 
-    sealed record Family(string Arch, string ExpertPrefix, string[] ExpertNames, string RouterName, string? SharedPrefix);
+    // ExpertPrefix null: a dense model (mlp.{gate,up,down}_proj as ffn_{gate,up,down}); Granite's stacked experts are
+    // split as GraniteMoeModel.modify_tensors splits them.
+    sealed record Family(string Arch, string? ExpertPrefix, string[] ExpertNames, string? RouterName, string? SharedPrefix);
 
     static readonly Dictionary<string, Family> Families = new()
     {
+        ["llama"] = new("llama", null, [], null, null),
+        ["qwen2"] = new("qwen2", null, [], null, null),
+        ["granitemoe"] = new("granitemoe", "block_sparse_moe", [], "block_sparse_moe.router.layer", null),
         ["mixtral"] = new("llama", "block_sparse_moe.experts", ["w1", "w3", "w2"], "block_sparse_moe.gate", null),
         ["phimoe"] = new("phimoe", "block_sparse_moe.experts", ["w1", "w3", "w2"], "block_sparse_moe.gate", null),
         ["qwen2_moe"] = new("qwen2moe", "mlp.experts", ["gate_proj", "up_proj", "down_proj"], "mlp.gate", "mlp.shared_expert"),
@@ -58,7 +63,7 @@ static partial class HfToGguf
         int kvHeads = IntOr(cfg, "num_key_value_heads") ?? heads;
         int storedKvHeads = kvHeads;
         if (expandKvHeads) kvHeads = heads;
-        int experts = IntOr(cfg, "num_local_experts") ?? Int(cfg, "num_experts");
+        int experts = fam.ExpertPrefix == null ? 0 : IntOr(cfg, "num_local_experts") ?? Int(cfg, "num_experts");
         int? headDim = IntOr(cfg, "head_dim");
         double theta = (double?)cfg["rope_theta"] ?? (double?)cfg["rope_parameters"]?["rope_theta"] ?? 10000;
 
@@ -72,8 +77,11 @@ static partial class HfToGguf
         w.Add($"{arch}.attention.head_count_kv", (uint)kvHeads);
         w.Add($"{arch}.rope.freq_base", (float)theta);
         w.Add($"{arch}.attention.layer_norm_rms_epsilon", arch == "olmoe" ? 1e-5f : (float)(double)cfg["rms_norm_eps"]!);
-        w.Add($"{arch}.expert_count", (uint)experts);
-        w.Add($"{arch}.expert_used_count", (uint)Int(cfg, "num_experts_per_tok"));
+        if (experts > 0)
+        {
+            w.Add($"{arch}.expert_count", (uint)experts);
+            w.Add($"{arch}.expert_used_count", (uint)Int(cfg, "num_experts_per_tok"));
+        }
         if (headDim is { } hd)
         {
             w.Add($"{arch}.attention.key_length", (uint)hd);
@@ -82,6 +90,13 @@ static partial class HfToGguf
         w.Add("general.file_type", outType switch { OutType.F32 => 0u, OutType.F16 => 1u, OutType.BF16 => 32u, _ => 7u });
         switch (arch)
         {
+            case "granitemoe":
+                foreach (var (hf, gg) in new[] { ("attention_multiplier", "attention.scale"), ("embedding_multiplier", "embedding_scale"),
+                             ("residual_multiplier", "residual_scale"), ("logits_scaling", "logit_scale") })
+                    if ((double?)cfg[hf] is { } m) w.Add($"{arch}.{gg}", (float)m);
+                w.Add($"{arch}.vocab_size", (uint)Int(cfg, "vocab_size"));
+                w.Add($"{arch}.rope.dimension_count", (uint)(hidden / heads));
+                break;
             case "llama":
                 w.Add($"{arch}.vocab_size", (uint)Int(cfg, "vocab_size"));
                 w.Add($"{arch}.rope.dimension_count", (uint)(headDim ?? hidden / heads));
@@ -121,6 +136,7 @@ static partial class HfToGguf
 
         var (embed, embedShape) = Get("model.embed_tokens.weight");
         Emit("token_embd.weight", embed, embedShape);
+        if (RopeFactors(cfg, headDim ?? hidden / heads) is { } factors) Emit("rope_freqs.weight", factors, [factors.Length]);
         for (int l = 0; l < layers; l++)
         {
             string p = $"model.layers.{l}.";
@@ -143,13 +159,31 @@ static partial class HfToGguf
                         continue;
                     }
                     var (d, sh) = Get(name);
-                    if (arch == "llama" && hf is "q_proj" or "k_proj") d = Permute(d, sh, hf == "q_proj" ? heads : kvHeads);
+                    if (arch is "llama" or "granitemoe" && hf is "q_proj" or "k_proj") d = Permute(d, sh, hf == "q_proj" ? heads : kvHeads);
                     Emit($"{b}{gg}.{s}", d, sh);
                 }
             foreach (var (hf, gg) in new[] { ("q_norm", "attn_q_norm"), ("k_norm", "attn_k_norm") })
                 if (st.Contains($"{p}self_attn.{hf}.weight")) { var (d, sh) = Get($"{p}self_attn.{hf}.weight"); Emit($"{b}{gg}.weight", d, sh); }
+            if (fam.ExpertPrefix == null)
+            {
+                foreach (var (hf, gg) in new[] { ("gate_proj", "ffn_gate"), ("up_proj", "ffn_up"), ("down_proj", "ffn_down") })
+                { var (d, sh) = Get($"{p}mlp.{hf}.weight"); Emit($"{b}{gg}.weight", d, sh); }
+                continue;
+            }
             { var (d, sh) = Get($"{p}{fam.RouterName}.weight"); Emit($"{b}ffn_gate_inp.weight", d, sh); }
             string[] ggExperts = ["ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"];
+            if (arch == "granitemoe")
+            {
+                // input_linear [E, 2I, H] → gate [E, I, H] (rows :I) and up (rows I:); output_linear is ffn_down_exps.
+                var (gu, gs) = Get($"{p}block_sparse_moe.input_linear.weight");
+                int inter = (int)gs[1] / 2, h = (int)gs[2];
+                float[] Half(int k) => Enumerable.Range(0, experts).SelectMany(e => gu.AsSpan((e * 2 * inter + k * inter) * h, inter * h).ToArray()).ToArray();
+                Emit($"{b}ffn_gate_exps.weight", Half(0), [experts, inter, h]);
+                Emit($"{b}ffn_up_exps.weight", Half(1), [experts, inter, h]);
+                var (dn, ds) = Get($"{p}block_sparse_moe.output_linear.weight");
+                Emit($"{b}ffn_down_exps.weight", dn, ds);
+                continue;
+            }
             for (int k = 0; k < 3; k++)
             {
                 var parts = Enumerable.Range(0, experts).Select(e => Get($"{p}{fam.ExpertPrefix}.{e}.{fam.ExpertNames[k]}.weight")).ToArray();
@@ -169,6 +203,25 @@ static partial class HfToGguf
         if (st.Contains("lm_head.bias")) { var (d, sh) = Get("lm_head.bias"); Emit("output.bias", d, sh); }
         else if (arch == "phimoe") { int v = Int(cfg, "vocab_size"); Emit("output.bias", new float[v], [v]); }
         return w;
+    }
+
+    /// <summary>
+    /// LlamaModel.generate_extra_tensors: llama3 RoPE scaling as one divisor per dimension pair (rope_freqs), from
+    /// rope_parameters (the converter reads rope_scaling and a top-level original_max_position_embeddings); null otherwise.
+    /// </summary>
+    static float[]? RopeFactors(JsonObject cfg, int dim)
+    {
+        var r = cfg["rope_parameters"] as JsonObject ?? cfg["rope_scaling"] as JsonObject;
+        if ((string?)r?["rope_type"] != "llama3") return null;
+        double theta = (double)r!["rope_theta"]!, factor = (double?)r["factor"] ?? 8, low = (double?)r["low_freq_factor"] ?? 1,
+            high = (double?)r["high_freq_factor"] ?? 4, old = (double?)r["original_max_position_embeddings"] ?? 8192;
+        var f = new float[dim / 2];
+        for (int i = 0; i < f.Length; i++)
+        {
+            double wave = 2 * Math.PI / (1.0 / Math.Pow(theta, 2.0 * i / dim)), smooth = (old / wave - low) / (high - low);
+            f[i] = (float)(wave < old / high ? 1 : wave > old / low ? factor : 1 / ((1 - smooth) / factor + smooth));
+        }
+        return f;
     }
 
     /// <summary>Repeats each of <paramref name="kvHeads"/> row groups <paramref name="times"/> times (GQA → MHA).</summary>
