@@ -22,6 +22,7 @@ static class TestPaths
         "qwen2-tiny",
         "mistral-tiny",
         "granitemoe-odd",
+        "llama4-tiny",
     ]);
 
     /// <summary>The fixtures whose families llama.cpp's February 2025 GGUF conversion covers (tests/fixtures/gguf).</summary>

@@ -66,6 +66,12 @@ public interface IDevice : IDisposable
     void Scale(DeviceBuffer x, int count, float factor);
 
     /// <summary>
+    /// x[row + t, :] *= scales[t] for t &lt; scales.Length, rows of <paramref name="width"/> (Llama-4: a router weight that
+    /// scales the expert's input, the attention temperature of a position). The scales are host values; the device copies them.
+    /// </summary>
+    void ScaleRows(DeviceBuffer x, ReadOnlySpan<float> scales, int width, int row = 0);
+
+    /// <summary>
     /// Rotates x [T, heads, D] for positions startPos..startPos+T−1: rows <paramref name="row"/>.. of x (a batched step's
     /// segment starts past row 0).
     /// </summary>
@@ -80,11 +86,12 @@ public interface IDevice : IDisposable
 
     /// <summary>
     /// Appends k, v [T, NKV·D] to the cache at startPos and writes causal attention of q [T, NH·D] over
-    /// positions 0..startPos+t (or the last <paramref name="window"/>) into o [T, NH·D]; q, k, v and o are read and
-    /// written from row <paramref name="row"/> on (a batched step's segment).
+    /// positions 0..startPos+t (or the last <paramref name="window"/>, or those of the query's aligned chunk of
+    /// <paramref name="chunk"/> positions) into o [T, NH·D]; q, k, v and o are read and written from row
+    /// <paramref name="row"/> on (a batched step's segment).
     /// </summary>
     void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0);
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, int chunk = 0);
 
     /// <summary>acc[i] += x[i] for i &lt; count.</summary>
     void Add(DeviceBuffer acc, DeviceBuffer x, int count);

@@ -86,6 +86,9 @@ public static partial class QuantizedCheckpoint
             var e = store.Entry(name);
             // A stack [E, rows, cols] the model reads as matrices name[e] converts whole, as [E·rows, cols], and keeps its E.
             string read = !matrices.ContainsKey(name) && e.Shape.Length == 3 && matrices.ContainsKey($"{name}[0]") ? $"{name}[0]" : name;
+            if (matrices.ContainsKey($"{name}[0].T") && Target(classes.Of(name)) is { } t && t != matrices[$"{name}[0].T"].Type)
+                throw new ModelLoadException($"{configPath}: tensor '{name}' holds its matrices input-major (read transposed at load); " +
+                    $"daop quantize does not write it as {t.Name()} yet: quantize at load instead (--expert-dtype / --dense-dtype)");
             if (matrices.TryGetValue(read, out var m) && Target(classes.Of(read)) is { } to && to != m.Type)
             {
                 if (read != name) m = new WeightMatrix(m.Data, m.Type, checked((int)(e.Shape[0] * m.Rows)), m.Cols);

@@ -30,7 +30,8 @@ public sealed class WeightClasses
                     {
                         string name = TensorNames.Format(p, l, e);
                         _experts.Add(name);
-                        if (p.EndsWith("[{e}]", StringComparison.Ordinal)) _experts.Add(name[..name.LastIndexOf('[')]); // the stack itself
+                        if (p.EndsWith("[{e}]", StringComparison.Ordinal) || p.EndsWith("[{e}].T", StringComparison.Ordinal))
+                            _experts.Add(name[..name.LastIndexOf('[')]);                // the stack itself
                     }
         }
     }

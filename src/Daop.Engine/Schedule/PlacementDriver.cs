@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
@@ -95,6 +96,9 @@ public sealed class PlacementDriver
         if (popularity != null && (popularity.GetLength(0) != layers || popularity.GetLength(1) != _experts))
             throw new ArgumentException($"popularity is [{popularity.GetLength(0)}, {popularity.GetLength(1)}], the model [{layers}, {_experts}]", nameof(popularity));
         if (predictor.FirstMoe < 0) throw new ArgumentException("the model has no MoE layer", "model");
+        // Pre-calculated outputs are w·Expert(x); a router whose weight scales the expert's input has no such output.
+        if (policy.Approximate && predictor.Spec is RouterSpec.SigmoidScalesInput)
+            throw new NotSupportedException("DAOP's approximate mode pre-calculates w·Expert(x), but this model's router weight scales the expert's input (Llama-4): use the exact mode");
         _policy = policy;
         _predictor = predictor;
         _override = routingOverride;

@@ -17,6 +17,8 @@ public struct AttnArgs
     public int HeadDim;
     /// <summary>Sliding window, or 0 for full causal attention.</summary>
     public int Window;
+    /// <summary>Aligned chunk length C (a query at p sees keys from p − p mod C), or 0 for none.</summary>
+    public int Chunk;
     /// <summary>Threads per (token, head) team: 1 or the warp size.</summary>
     public int Lanes;
     /// <summary>Score scale, 1/√D.</summary>
@@ -40,7 +42,7 @@ public static class AttentionKernel
     public const int MaxTeams = 8;
 
     /// <summary>
-    /// o [T, NH·D] = softmax(q·Kᵀ·scale) · V over positions max(0, pos−window+1) .. pos; appends k, v [T, NKV·D] to
+    /// o [T, NH·D] = softmax(q·Kᵀ·scale) · V over positions max(0, pos−window+1, pos − pos mod chunk) .. pos; appends k, v [T, NKV·D] to
     /// kc, vc [capacity, NKV·D]. q4, k4, v4, kc4, vc4 are the same q, k, v, kc, vc viewed as <see cref="Float4"/>
     /// (used when D % 4 == 0).
     /// </summary>
@@ -61,6 +63,7 @@ public static class AttentionKernel
             int t = item / a.Heads, h = item - t * a.Heads;
             int kvh = h / group, pos = a.StartPos + t;
             int first = a.Window > 0 && pos - a.Window + 1 > 0 ? pos - a.Window + 1 : 0;
+            if (a.Chunk > 0 && pos - pos % a.Chunk > first) first = pos - pos % a.Chunk;
             long qo = (long)item * d, ko = (long)kvh * d;
 
             if (h % group == 0)

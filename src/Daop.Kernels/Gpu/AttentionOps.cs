@@ -15,11 +15,11 @@ internal sealed class AttentionOps(GpuLaunch launch)
             ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs>(AttentionKernel.Causal));
 
     /// <summary>
-    /// Appends k, v [T, NKV·D] to kc, vc at startPos and writes o [T, NH·D] = causal (optionally windowed) GQA of q over
-    /// the cache — one launch.
+    /// Appends k, v [T, NKV·D] to kc, vc at startPos and writes o [T, NH·D] = causal (optionally windowed, or within aligned
+    /// chunks of <paramref name="chunk"/> positions) GQA of q over the cache — one launch.
     /// </summary>
     public void Attention(AcceleratorStream s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kc,
-        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window)
+        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window, int chunk = 0)
     {
         if (tokens <= 0) return;
         if (headDim > AttentionKernel.MaxHeadDim) throw new NotSupportedException($"head dim {headDim} > {AttentionKernel.MaxHeadDim}");
@@ -29,7 +29,7 @@ internal sealed class AttentionOps(GpuLaunch launch)
         var a = new AttnArgs
         {
             Tokens = tokens, StartPos = startPos, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
-            Window = Math.Max(0, window), Lanes = lanes, Scale = 1f / MathF.Sqrt(headDim),
+            Window = Math.Max(0, window), Chunk = Math.Max(0, chunk), Lanes = lanes, Scale = 1f / MathF.Sqrt(headDim),
         };
         long items = (long)tokens * heads;
         int groups = (int)Math.Min(items, launch.IsCpu ? launch.MaxGroups : int.MaxValue);

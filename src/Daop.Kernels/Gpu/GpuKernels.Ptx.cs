@@ -39,6 +39,7 @@ public sealed partial class GpuKernels
         ["Add"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Add))!,
         ["Clamp"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Clamp))!,
         ["Scale"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Scale))!,
+        ["ScaleRows"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.ScaleRows))!,
         ["AddSigmoidScaled"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.AddSigmoidScaled))!,
         ["Combine"] = typeof(VectorKernels).GetMethod(nameof(VectorKernels.Combine))!,
         ["RouteSoftmaxTopK"] = typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.SoftmaxTopK))!,

@@ -171,6 +171,9 @@ public sealed partial class GpuKernels
     /// <inheritdoc cref="VectorOps.Clamp"/>
     public void Clamp(AcceleratorStream s, ArrayView<float> x, int n, float limit) => _vector.Clamp(s, x, n, limit);
 
+    /// <inheritdoc cref="VectorOps.ScaleRows"/>
+    public void ScaleRows(AcceleratorStream s, ArrayView<float> x, ArrayView<float> scales, int tokens, int width) => _vector.ScaleRows(s, x, scales, tokens, width);
+
     /// <inheritdoc cref="VectorOps.Scale"/>
     public void Scale(AcceleratorStream s, ArrayView<float> x, int n, float factor) => _vector.Scale(s, x, n, factor);
 
@@ -180,6 +183,6 @@ public sealed partial class GpuKernels
 
     /// <inheritdoc cref="AttentionOps.Attention"/>
     public void Attention(AcceleratorStream s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kc,
-        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window) =>
-        _attention.Attention(s, q, k, v, kc, vc, o, tokens, startPos, heads, kvHeads, headDim, window);
+        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window, int chunk = 0) =>
+        _attention.Attention(s, q, k, v, kc, vc, o, tokens, startPos, heads, kvHeads, headDim, window, chunk);
 }

@@ -239,6 +239,13 @@ public static class VectorKernels
         for (int i = Grid.GlobalIndex.X; i < n; i += Stride) x[i] = MathF.Min(MathF.Max(x[i], -limit), limit);
     }
 
+    /// <summary>x[t, c] *= scales[t] for t &lt; tokens, c &lt; width.</summary>
+    public static void ScaleRows(ArrayView<float> x, ArrayView<float> scales, int tokens, int width)
+    {
+        int n = tokens * width;
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride) x[i] *= scales[i / width];
+    }
+
     /// <summary>x[i] *= factor for i &lt; n.</summary>
     public static void Scale(ArrayView<float> x, int n, float factor)
     {

@@ -15,6 +15,7 @@ internal sealed class VectorOps
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs> _rope;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int> _embed;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> _add;
+    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _scaleRows;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, float> _clamp, _scale;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _addSigmoid;
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _combine;
@@ -36,6 +37,7 @@ internal sealed class VectorOps
         _add = l.Load("Add", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int>(VectorKernels.Add));
         _clamp = l.Load("Clamp", a => a.LoadKernel<ArrayView<float>, int, float>(VectorKernels.Clamp));
         _scale = l.Load("Scale", a => a.LoadKernel<ArrayView<float>, int, float>(VectorKernels.Scale));
+        _scaleRows = l.Load("ScaleRows", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int>(VectorKernels.ScaleRows));
         _addSigmoid = l.Load("AddSigmoidScaled", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(VectorKernels.AddSigmoidScaled));
         _normRows = l.Load("NormRows", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, NormArgs>(VectorKernels.NormRows));
@@ -100,6 +102,12 @@ internal sealed class VectorOps
     public void Clamp(AcceleratorStream s, ArrayView<float> x, int n, float limit)
     {
         if (n > 0) _clamp(s, _launch.Elementwise(n), x, n, limit);
+    }
+
+    /// <summary>x[t, :] *= scales[t], t &lt; tokens.</summary>
+    public void ScaleRows(AcceleratorStream s, ArrayView<float> x, ArrayView<float> scales, int tokens, int width)
+    {
+        if (tokens * width > 0) _scaleRows(s, _launch.Elementwise(tokens * width), x, scales, tokens, width);
     }
 
     /// <summary>x[i] *= factor, i &lt; n.</summary>

@@ -14,7 +14,9 @@ public class CpuAttentionTests
     [InlineData(2, 700, 4, 2, 16, 0, 1)]       // several 256-position blocks
     [InlineData(3, 600, 2, 1, 8, 300, 1)]      // a window that starts inside a block
     [InlineData(1, 520, 2, 2, 8, 0, 40)]       // scores in the hundreds: the running max moves between blocks
-    public void TransposedEqualsPlain(int tokens, int startPos, int heads, int kvHeads, int d, int window, float amplitude = 1)
+    [InlineData(9, 3, 4, 2, 16, 0, 1, 4)]      // chunks of 4: queries on both sides of two chunk starts
+    [InlineData(3, 600, 2, 1, 8, 300, 1, 512)] // a window inside a chunk of 512 that starts at 512
+    public void TransposedEqualsPlain(int tokens, int startPos, int heads, int kvHeads, int d, int window, float amplitude = 1, int chunk = 0)
     {
         int cap = startPos + tokens + 3, stride = cap + 5, kvDim = kvHeads * d;
         var rnd = new Random(tokens * 31 + startPos);
@@ -28,8 +30,31 @@ public class CpuAttentionTests
         var want = new float[tokens * heads * d];
         var got = new float[want.Length];
         int? w = window > 0 ? window : null;
-        CpuAttention.Causal(q, k, v, want, tokens, startPos, heads, kvHeads, d, w);
-        CpuAttention.CausalTransposed(q, kt, stride, v, got, tokens, startPos, heads, kvHeads, d, w);
+        CpuAttention.Causal(q, k, v, want, tokens, startPos, heads, kvHeads, d, w, chunk);
+        CpuAttention.CausalTransposed(q, kt, stride, v, got, tokens, startPos, heads, kvHeads, d, w, chunk: chunk);
         for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(want[i] - got[i]) <= 1e-5f * Math.Max(1, Math.Abs(want[i])), $"{i}: {want[i]} vs {got[i]}");
+    }
+
+    [Fact]
+    public void ChunkedAttentionIsEachQueryOverItsOwnChunk()
+    {
+        // Llama-4's chunked mask: the query at p sees keys p − p mod C .. p, i.e. a window of p mod C + 1 for that query.
+        const int tokens = 11, startPos = 2, heads = 2, d = 8, chunk = 4;
+        var rnd = new Random(7);
+        var q = Enumerable.Range(0, tokens * heads * d).Select(_ => (float)rnd.NextDouble() - 0.5f).ToArray();
+        var k = Enumerable.Range(0, (startPos + tokens) * d).Select(_ => (float)rnd.NextDouble() - 0.5f).ToArray();
+        var v = Enumerable.Range(0, (startPos + tokens) * d).Select(_ => (float)rnd.NextDouble() - 0.5f).ToArray();
+        var chunked = new float[tokens * heads * d];
+        CpuAttention.Causal(q, k, v, chunked, tokens, startPos, heads, 1, d, null, chunk);
+        for (int t = 0; t < tokens; t++)
+        {
+            int pos = startPos + t;
+            var one = new float[heads * d];
+            CpuAttention.Causal(q[(t * heads * d)..((t + 1) * heads * d)], k, v, one, 1, pos, heads, 1, d, pos % chunk + 1);
+            Assert.Equal(one, chunked[(t * heads * d)..((t + 1) * heads * d)]);
+        }
+        var full = new float[chunked.Length];
+        CpuAttention.Causal(q, k, v, full, tokens, startPos, heads, 1, d, null);
+        Assert.NotEqual(full, chunked);
     }
 }

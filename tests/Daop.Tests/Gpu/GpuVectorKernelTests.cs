@@ -166,7 +166,9 @@ public class GpuVectorKernelTests(GpuFixture gpu)
     [InlineData(1, 6, 4, 2, 16, 0, 4, 1)]
     [InlineData(4, 6, 4, 2, 6, 3, 4, 1)]
     [InlineData(3, 5, 5, 1, 16, 0, 4, 1)]
-    public void AttentionMatchesCpu(int tokens, int startPos, int heads, int kvHeads, int d, int window, int lanes, int teams)
+    [InlineData(6, 3, 4, 2, 16, 0, 1, 2, 4)]   // chunks of 4 (Llama-4): queries on both sides of two chunk starts
+    [InlineData(5, 6, 4, 2, 6, 3, 4, 1, 4)]    // a window and chunks
+    public void AttentionMatchesCpu(int tokens, int startPos, int heads, int kvHeads, int d, int window, int lanes, int teams, int chunk = 0)
     {
         int cap = startPos + tokens + 2, kvDim = kvHeads * d, qDim = heads * d;
         var q = NativeWeights.Floats(tokens * qDim, 1, 2f);
@@ -181,7 +183,7 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         k.CopyTo(wantK, startPos * kvDim);
         v.CopyTo(wantV, startPos * kvDim);
         var want = new float[tokens * qDim];
-        CpuAttention.Causal(q, wantK, wantV, want, tokens, startPos, heads, kvHeads, d, window > 0 ? window : null);
+        CpuAttention.Causal(q, wantK, wantV, want, tokens, startPos, heads, kvHeads, d, window > 0 ? window : null, chunk);
 
         using var qb = gpu.Upload(q);
         using var kb = gpu.Upload(k);
@@ -190,7 +192,7 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         using var vcb = gpu.Upload(vc);
         using var ob = gpu.Zeros(tokens * qDim);
         gpu.WithLanes(1, lanes, () => gpu.Kernels.Attention(gpu.Stream, qb.View, kb.View, vb.View, kcb.View, vcb.View, ob.View,
-            tokens, startPos, heads, kvHeads, d, window), teams);
+            tokens, startPos, heads, kvHeads, d, window, chunk), teams);
         var got = gpu.Read(ob, want.Length);
         for (int i = 0; i < want.Length; i++) Close(want[i], got[i], 1e-5, $"o[{i}] T={tokens} start={startPos} window={window} lanes={lanes} teams={teams}");
         var gotK = gpu.Read(kcb, (startPos + tokens) * kvDim);
@@ -236,6 +238,12 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         Assert.Equal(x.Select(v => Math.Clamp(v, -1.5f, 1.5f)).ToArray(), gpu.Read(xb, n));
         gpu.Kernels.Scale(gpu.Stream, ab.View, n, 0.22f);
         Assert.Equal(a.Zip(x, (p, q) => (p + q) * 0.22f).ToArray(), gpu.Read(ab, n));
+        var scaled = gpu.Read(ab, n);
+        int w = n >= 3 ? n / 3 : 1, rows = n / w;
+        var rowScales = Enumerable.Range(0, rows).Select(r => 0.5f + r).ToArray();
+        using var sb = gpu.Upload(rowScales);
+        gpu.Kernels.ScaleRows(gpu.Stream, ab.View, sb.View, rows, w);
+        Assert.Equal(scaled.Select((v, i) => i < rows * w ? v * rowScales[i / w] : v).ToArray(), gpu.Read(ab, n));
 
         int tokens = n >= 2 ? 2 : 1, width = n / tokens;
         var gate = new[] { 0.3f, -2f };

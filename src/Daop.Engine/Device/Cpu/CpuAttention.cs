@@ -24,8 +24,9 @@ public static unsafe class CpuAttention
     /// <param name="kvHeads">NKV.</param>
     /// <param name="d">D.</param>
     /// <param name="window">Sliding window, if any.</param>
+    /// <param name="chunk">Aligned chunk length C (a query at p sees keys from p − p mod C on), or 0.</param>
     public static void Causal(float[] q, float[] k, float[] v, float[] o, int tokens, int startPos, int heads, int kvHeads, int d,
-        int? window)
+        int? window, int chunk = 0)
     {
         int group = heads / kvHeads, qDim = heads * d, kvDim = kvHeads * d;
         double scale = 1 / Math.Sqrt(d);
@@ -34,6 +35,7 @@ public static unsafe class CpuAttention
             for (int h = 0; h < heads; h++)
             {
                 int pos = startPos + t, first = window is { } w ? Math.Max(0, pos - w + 1) : 0, kv = (h / group) * d;
+                if (chunk > 0) first = Math.Max(first, pos - pos % chunk);
                 double max = double.NegativeInfinity, sum = 0;
                 for (int j = first; j <= pos; j++)
                 {
@@ -60,7 +62,7 @@ public static unsafe class CpuAttention
     /// and written from row <paramref name="row"/> on.
     /// </summary>
     public static void CausalTransposed(float[] q, float[] kt, int capacity, float[] v, float[] o, int tokens, int startPos, int heads,
-        int kvHeads, int d, int? window, int row = 0)
+        int kvHeads, int d, int? window, int row = 0, int chunk = 0)
     {
         if ((long)(row + tokens) * heads * d > Math.Min(q.Length, o.Length))
             throw new ArgumentException($"rows {row}..{row + tokens - 1} of {heads}x{d} do not fit q ({q.Length}) or o ({o.Length})");
@@ -70,7 +72,7 @@ public static unsafe class CpuAttention
             var job = new TransposedJob
             {
                 Q = pq + first, Kt = pk, V = pv, O = po + first, Capacity = capacity, StartPos = startPos, Heads = heads, KvHeads = kvHeads, D = d,
-                Window = window ?? 0,
+                Window = window ?? 0, Chunk = chunk,
             };
             int items = tokens * heads;
             long work = (long)items * (startPos + tokens) * d;
@@ -85,7 +87,7 @@ public static unsafe class CpuAttention
     struct TransposedJob : IParallelJob
     {
         public float* Q, Kt, V, O;
-        public int Capacity, StartPos, Heads, KvHeads, D, Window;
+        public int Capacity, StartPos, Heads, KvHeads, D, Window, Chunk;
 
         // Online softmax over blocks of positions (as flash attention does): o and the running sum are rescaled by
         // exp(m_old − m_new) when a block raises the running maximum m, so every exponent is ≤ 0 for any finite scores.
@@ -99,6 +101,7 @@ public static unsafe class CpuAttention
                 int t = item / Heads, h = item - t * Heads, g = h / group;
                 int pos = StartPos + t;
                 int first = Window > 0 ? Math.Max(0, pos - Window + 1) : 0;
+                if (Chunk > 0) first = Math.Max(first, pos - pos % Chunk);
                 int n = pos - first + 1;
                 float* qh = Q + t * qDim + h * d;
                 float* oh = O + t * qDim + h * d;

@@ -101,6 +101,17 @@ public sealed class CpuDevice : IDevice
     }
 
     /// <inheritdoc />
+    public void ScaleRows(DeviceBuffer x, ReadOnlySpan<float> scales, int width, int row = 0)
+    {
+        var d = D(x);
+        for (int t = 0; t < scales.Length; t++)
+        {
+            var r = d.AsSpan((row + t) * width, width);
+            TensorPrimitives.Multiply(r, scales[t], r);
+        }
+    }
+
+    /// <inheritdoc />
     public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos, int row = 0)
     {
         var data = D(x);
@@ -115,7 +126,7 @@ public sealed class CpuDevice : IDevice
 
     /// <inheritdoc />
     public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0)
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, int chunk = 0)
     {
         var c = (CpuKvCache)cache;
         int kvDim = kvHeads * headDim;
@@ -125,7 +136,7 @@ public sealed class CpuDevice : IDevice
         for (int t = 0; t < tokens; t++)
             for (int i = 0; i < kvDim; i++) kt[(long)i * cap + startPos + t] = ks[(row + t) * kvDim + i];
         D(v).AsSpan(row * kvDim, tokens * kvDim).CopyTo(c.V[layer].AsSpan(startPos * kvDim));
-        CpuAttention.CausalTransposed(D(q), kt, cap, c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window, row);
+        CpuAttention.CausalTransposed(D(q), kt, cap, c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window, row, chunk);
     }
 
     /// <inheritdoc />

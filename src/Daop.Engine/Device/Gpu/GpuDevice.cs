@@ -27,6 +27,8 @@ public sealed class GpuDevice : IDevice
     readonly List<IDisposable> _owned = [];
     readonly long _launchBase;
     MemoryBuffer1D<int, Stride1D.Dense>? _tokens;
+    MemoryBuffer1D<float, Stride1D.Dense>? _rowScales;
+    float[] _rowScaleHost = [];
     MemoryBuffer1D<float, Stride1D.Dense>? _ffnScratch;
     int[] _tokenHost = [];
     long _allocated, _copies;
@@ -266,6 +268,25 @@ public sealed class GpuDevice : IDevice
     public void Scale(DeviceBuffer x, int count, float factor) => Kernels.Scale(Stream, V(x), count, factor);
 
     /// <inheritdoc />
+    public void ScaleRows(DeviceBuffer x, ReadOnlySpan<float> scales, int width, int row = 0)
+    {
+        if (scales.IsEmpty) return;
+        if (_rowScales == null || _rowScales.Length < scales.Length)
+        {
+            if (_rowScales != null) Free(_rowScales);
+            _rowScales = Accelerator.Allocate1D<float>(Math.Max(64, scales.Length));
+            Track(_rowScales);
+        }
+        // From pageable memory: CUDA stages it before the call returns, so the array may change at once (a layer's next
+        // call) without waiting for the copy to run.
+        if (_rowScaleHost.Length < scales.Length) _rowScaleHost = new float[Math.Max(64, scales.Length)];
+        scales.CopyTo(_rowScaleHost);
+        _rowScales.View.BaseView.SubView(0, scales.Length).CopyFromCPUUnsafeAsync(Stream, ref _rowScaleHost[0], scales.Length);
+        CountCopy();
+        Kernels.ScaleRows(Stream, Rows(x, row, width), _rowScales.View, scales.Length, width);
+    }
+
+    /// <inheritdoc />
     public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos, int row = 0)
     {
         if (startPos + tokens > rope.Capacity)
@@ -284,14 +305,14 @@ public sealed class GpuDevice : IDevice
 
     /// <inheritdoc />
     public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0)
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, int chunk = 0)
     {
         var c = (GpuKvCache)cache;
         if (startPos + tokens > c.Capacity)
             throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the cache ({c.Capacity})");
         int qw = heads * headDim, kvw = kvHeads * headDim;
         Kernels.Attention(Stream, Rows(q, row, qw), Rows(k, row, kvw), Rows(v, row, kvw), c.K(layer), c.V(layer), Rows(o, row, qw), tokens,
-            startPos, heads, kvHeads, headDim, window ?? 0);
+            startPos, heads, kvHeads, headDim, window ?? 0, chunk);
     }
 
     // x from row `row` on, rows of `width` floats (a view: nothing is copied).

@@ -39,6 +39,12 @@ public abstract record AttentionSpec(int Heads, int KvHeads, int HeadDim, RopeSp
         public int? SlidingWindow { get; init; }
         /// <summary>The scale of q·kᵀ when it is not 1/√D (Granite's attention_multiplier).</summary>
         public float? SoftmaxScale { get; init; }
+        /// <summary>Attend only within aligned chunks of C positions (a query at p sees p − p mod C .. p), if set (Llama-4).</summary>
+        public int? Chunk { get; init; }
+        /// <summary>No RoPE in this layer (Llama-4's NoPE layers).</summary>
+        public bool SkipRope { get; init; }
+        /// <summary>Scale q by its position's attention temperature, if set (Llama-4's NoPE layers).</summary>
+        public QueryTemperature? Temperature { get; init; }
     }
 }
 
@@ -52,4 +58,21 @@ public enum QkNormScope
 }
 
 /// <summary>A norm of q and of k after projection: its scope and the norm.</summary>
-public sealed record QkNormSpec(QkNormScope Scope, NormSpec Norm);
+public sealed record QkNormSpec(QkNormScope Scope, NormSpec Norm)
+{
+    /// <summary>
+    /// The norm has no weight (Llama-4's L2 norm: x / rms(x) per head). transformers applies it after RoPE; a rotation
+    /// keeps each head's rms, so before RoPE is the same map.
+    /// </summary>
+    public bool Weightless { get; init; }
+}
+
+/// <summary>
+/// Llama-4's attention temperature: q at position p is multiplied by 1 + <paramref name="Scale"/>·ln(1 + ⌊(p + 1) /
+/// <paramref name="FloorScale"/>⌋), so long-range NoPE attention sharpens with distance.
+/// </summary>
+public sealed record QueryTemperature(int FloorScale, float Scale)
+{
+    /// <summary>The factor at position <paramref name="pos"/>.</summary>
+    public float At(int pos) => (float)(Math.Log(1 + Math.Floor((pos + 1.0) / FloorScale)) * Scale + 1);
+}

@@ -19,6 +19,12 @@ public abstract record RouterSpec
     public sealed record TopKSoftmax : RouterSpec;
 
     /// <summary>
+    /// Llama-4's router: the K largest logits, each weight sigmoid(logit), and the weight scales the expert's INPUT
+    /// (Expert(w·x), not w·Expert(x)); the MoE block supports K = 1, where that is one scale per token.
+    /// </summary>
+    public sealed record SigmoidScalesInput : RouterSpec;
+
+    /// <summary>
     /// PhiMoE's sparsemixer at inference: for each of k picks, the arg-max of the remaining logits, weighted
     /// by its softmax over the logits within a relative threshold 2·jitter of that max.
     /// </summary>

@@ -13,6 +13,7 @@ public sealed unsafe class TensorStore : ITensorSource
 {
     readonly List<SafetensorsFile> _files;
     readonly Dictionary<string, (SafetensorsFile File, TensorEntry Entry)> _byName;
+    readonly List<nint> _transposed = [];   // stack[e].T copies, freed with the store
     Func<string, DType?>? _blockFormat;
 
     /// <summary>The folder (or file) the store was opened from, for messages.</summary>
@@ -178,11 +179,13 @@ public sealed unsafe class TensorStore : ITensorSource
     /// A zero-copy matrix view of <paramref name="name"/>, checked against the expected [rows, cols]
     /// (a 1-D tensor of rows*cols is accepted as [rows, cols] only when <paramref name="cols"/> is 1), or, for a name
     /// <c>stack[e]</c> that is not itself a tensor, matrix e of a 3-D tensor [E, rows, cols] (stacked experts, as
-    /// Granite-MoE stores them; GGUF's <c>ffn_*_exps</c> read the same way).
+    /// Granite-MoE stores them; GGUF's <c>ffn_*_exps</c> read the same way); <c>stack[e].T</c> is the transpose of matrix e
+    /// of a stack [E, cols, rows] stored input-major (Llama-4's experts), copied once into memory the store owns.
     /// </summary>
     public WeightMatrix Matrix(string name, int rows, int cols)
     {
-        if (StackSlice(name) is { } slice) return StackedMatrix(slice.Stack, slice.Index, rows, cols);
+        if (StackSlice(name) is { } slice)
+            return slice.Transposed ? TransposedMatrix(slice.Stack, slice.Index, rows, cols) : StackedMatrix(slice.Stack, slice.Index, rows, cols);
         var (f, e) = Lookup(name);
         if (_blockFormat?.Invoke(name) is { } block) return BlockMatrix(f, e, block, rows, cols);
         if (e.DType == TensorDType.U8) ComputeType(f, e); // quantized bytes the config does not declare: say so before any shape
@@ -250,13 +253,45 @@ public sealed unsafe class TensorStore : ITensorSource
         return -1;
     }
 
-    // "stack[e]" (e a non-negative integer) when no tensor has that very name.
-    (string Stack, int Index)? StackSlice(string name)
+    // "stack[e]" or "stack[e].T" (e a non-negative integer) when no tensor has that very name.
+    (string Stack, int Index, bool Transposed)? StackSlice(string name)
     {
-        int open = name.LastIndexOf('[');
-        if (open <= 0 || !name.EndsWith(']') || _byName.ContainsKey(name)) return null;
-        return int.TryParse(name.AsSpan(open + 1, name.Length - open - 2), System.Globalization.NumberStyles.None,
-            System.Globalization.CultureInfo.InvariantCulture, out int index) ? (name[..open], index) : null;
+        if (_byName.ContainsKey(name)) return null;
+        bool transposed = name.EndsWith("].T", StringComparison.Ordinal);
+        string n = transposed ? name[..^2] : name;
+        int open = n.LastIndexOf('[');
+        if (open <= 0 || !n.EndsWith(']')) return null;
+        return int.TryParse(n.AsSpan(open + 1, n.Length - open - 2), System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out int index) ? (n[..open], index, transposed) : null;
+    }
+
+    // [rows, cols] = the transpose of matrix `index` of a stack [E, cols, rows] of 16- or 32-bit floats, as a copy.
+    WeightMatrix TransposedMatrix(string stack, int index, int rows, int cols)
+    {
+        var (f, e) = Lookup(stack);
+        if (_blockFormat?.Invoke(stack) is { } block)
+            throw new ModelLoadException($"{f.Path}: tensor '{stack}' is stored as {block.Name()}; a stack read transposed must be F32, F16 or BF16");
+        var type = ComputeType(f, e);
+        if (e.Shape is not [var n, var c, var r] || r != rows || c != cols || index >= n)
+            throw new ModelLoadException($"{f.Path}: tensor '{stack}' has shape {e.ShapeText}, expected [E, {cols}, {rows}] (input-major) with matrix {index} in it");
+        int size = type == DType.F32 ? 4 : 2;
+        byte* src = f.DataPointer(e) + index * (long)rows * cols * size;
+        byte* dst = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1L, (long)rows * cols * size), 64);
+        _transposed.Add((nint)dst);
+        if (size == 4) Transpose((uint*)src, (uint*)dst, cols, rows);
+        else Transpose((ushort*)src, (ushort*)dst, cols, rows);
+        return new WeightMatrix(dst, type, rows, cols);
+    }
+
+    // dst [cols, rows] = srcᵀ for src [rows, cols], in 32 x 32 tiles so both sides stay in cache.
+    static void Transpose<T>(T* src, T* dst, long rows, long cols) where T : unmanaged
+    {
+        const int tile = 32;
+        for (long r0 = 0; r0 < rows; r0 += tile)
+            for (long c0 = 0; c0 < cols; c0 += tile)
+                for (long r = r0; r < Math.Min(rows, r0 + tile); r++)
+                    for (long c = c0; c < Math.Min(cols, c0 + tile); c++)
+                        dst[c * rows + r] = src[r * cols + c];
     }
 
     WeightMatrix StackedMatrix(string stack, int index, int rows, int cols)
@@ -327,5 +362,7 @@ public sealed unsafe class TensorStore : ITensorSource
     public void Dispose()
     {
         foreach (var f in _files) f.Dispose();
+        foreach (var p in _transposed) NativeMemory.AlignedFree((void*)p);
+        _transposed.Clear();
     }
 }

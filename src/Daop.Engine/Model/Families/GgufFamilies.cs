@@ -29,7 +29,16 @@ public static class GgufFamilies
     public static ITensorSource Source(GgufCheckpoint checkpoint, IModelFamily family, ModelConfig config)
     {
         var gguf = family.Gguf!;
-        if (!gguf.QkRowsPermuted || gguf.Names.Attention is not GqaNames n) return checkpoint;
+        return gguf.QkRowsPermuted ? QkRowsInHalves(checkpoint, config, gguf.Names) : checkpoint;
+    }
+
+    /// <summary>
+    /// A <see cref="RopeRowOrder"/> over <paramref name="inner"/> that puts every layer's q and k rows (and biases) from
+    /// adjacent-pair order into rotate_half order; <paramref name="inner"/> itself when the attention has no q/k.
+    /// </summary>
+    public static ITensorSource QkRowsInHalves(ITensorSource inner, ModelConfig config, TensorNames names)
+    {
+        if (names.Attention is not GqaNames n) return inner;
         var heads = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int l = 0; l < config.NumLayers; l++)
         {
@@ -41,6 +50,6 @@ public static class GgufFamilies
                 heads[TensorNames.Bias(name)] = h;
             }
         }
-        return new RopeRowOrder(checkpoint, heads);
+        return new RopeRowOrder(inner, heads);
     }
 }

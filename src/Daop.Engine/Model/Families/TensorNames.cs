@@ -36,6 +36,11 @@ public sealed record TensorNames
     public string? SharedDown { get; init; }
     /// <summary>Sigmoid gate of a sigmoid-gated shared expert [1, H], if any.</summary>
     public string? SharedExpertGate { get; init; }
+    /// <summary>
+    /// q and k rows pair adjacent elements for RoPE (Llama-4's complex rotation): the loader reorders them to Daop's
+    /// rotate_half pairing (<see cref="Load.Gguf.RopeRowOrder"/>), as for llama.cpp's files.
+    /// </summary>
+    public bool QkRowsInterleaved { get; init; }
     /// <summary>Dense MLP of non-MoE layers.</summary>
     public string DenseGate { get; init; } = "model.layers.{l}.mlp.gate_proj.weight";
     /// <summary>Dense MLP up.</summary>

@@ -39,10 +39,13 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
             K = LinearWeights.Load(st, F(n.K), kv, hidden, spec.QkvBias),
             V = LinearWeights.Load(st, F(n.V), kv, hidden, spec.QkvBias),
             O = LinearWeights.Load(st, F(n.O), hidden, q, spec.OBias),
-            QNorm = qk == null ? null : NormWeights.Load(st, qk.Norm, F(n.QNorm), perHead ? spec.HeadDim : q),
-            KNorm = qk == null ? null : NormWeights.Load(st, qk.Norm, F(n.KNorm), perHead ? spec.HeadDim : kv),
+            QNorm = qk == null ? null : qk.Weightless ? Unit(qk.Norm, perHead ? spec.HeadDim : q) : NormWeights.Load(st, qk.Norm, F(n.QNorm), perHead ? spec.HeadDim : q),
+            KNorm = qk == null ? null : qk.Weightless ? Unit(qk.Norm, perHead ? spec.HeadDim : kv) : NormWeights.Load(st, qk.Norm, F(n.KNorm), perHead ? spec.HeadDim : kv),
         };
     }
+
+    // A weightless norm as a norm of unit weights (the devices' norm ops take a weight).
+    static NormWeights Unit(NormSpec norm, int width) => new(norm.Kind, Enumerable.Repeat(1f, width).ToArray(), null, norm.Eps);
 
     /// <inheritdoc />
     public override void Visit(DenseMatrixVisitor matrix, Action<float[]> vector)
@@ -73,8 +76,9 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
         if (step.Batch is { } b) AttendSegments(d, s, step.Layer, rope, b.Segments);
         else
         {
-            d.Rope(rope, s.Q, nh, s.K, nkv, t, hd, step.StartPos);
-            d.Attention(cache, step.Layer, s.Q, s.K, s.V, s.Ctx, t, step.StartPos, nh, nkv, hd, Spec.SlidingWindow); // ctx [T, NH·D]
+            if (!Spec.SkipRope) d.Rope(rope, s.Q, nh, s.K, nkv, t, hd, step.StartPos);
+            if (Spec.Temperature is { } temp) d.ScaleRows(s.Q, Temperatures(temp, step.StartPos, t), nh * hd);
+            d.Attention(cache, step.Layer, s.Q, s.K, s.V, s.Ctx, t, step.StartPos, nh, nkv, hd, Spec.SlidingWindow, chunk: Spec.Chunk ?? 0); // ctx [T, NH·D]
         }
         d.Linear(O, s.Ctx, s.Out, t);                                           // out [T, H]
     }
@@ -86,9 +90,20 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
         int nh = Spec.Heads, nkv = Spec.KvHeads, hd = Spec.HeadDim, row = 0;
         foreach (var g in segments)
         {
-            d.Rope(rope, s.Q, nh, s.K, nkv, g.Tokens, hd, g.StartPos, row);
-            d.Attention(g.Cache, layer, s.Q, s.K, s.V, s.Ctx, g.Tokens, g.StartPos, nh, nkv, hd, Spec.SlidingWindow, row); // ctx rows [n, NH·D]
+            if (!Spec.SkipRope) d.Rope(rope, s.Q, nh, s.K, nkv, g.Tokens, hd, g.StartPos, row);
+            if (Spec.Temperature is { } temp) d.ScaleRows(s.Q, Temperatures(temp, g.StartPos, g.Tokens), nh * hd, row);
+            d.Attention(g.Cache, layer, s.Q, s.K, s.V, s.Ctx, g.Tokens, g.StartPos, nh, nkv, hd, Spec.SlidingWindow, row, Spec.Chunk ?? 0); // ctx rows [n, NH·D]
             row += g.Tokens;
         }
     }
+
+    // The temperature of positions startPos .. startPos + n − 1, in a buffer reused per call (the device copies it).
+    ReadOnlySpan<float> Temperatures(QueryTemperature temp, int startPos, int n)
+    {
+        if (_temperatures.Length < n) _temperatures = new float[Math.Max(n, 64)];
+        for (int i = 0; i < n; i++) _temperatures[i] = temp.At(startPos + i);
+        return _temperatures.AsSpan(0, n);
+    }
+
+    float[] _temperatures = [];
 }

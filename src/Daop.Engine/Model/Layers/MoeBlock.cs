@@ -56,6 +56,8 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
     {
         var (d, s, t, l) = (step.Device, step.S, step.Tokens, step.Layer);
         int e = Spec.Experts, k = Spec.TopK, h = Experts[0].Down.Rows;      // down [H, I]
+        bool scalesInput = Spec.Router is RouterSpec.SigmoidScalesInput;       // Llama-4: Expert(w·xn), so xn is scaled below
+        if (scalesInput && Shared is { } first) d.Ffn(first, s.Xn, s.Shared, t); // the shared expert reads xn unscaled
         if (Router != null) d.Linear(Router, s.Xn, s.GateLogits, t);            // logits [T, E]
         // out [T, H] = Σ_k w_k·Expert_k(xn): routed where the logits are when nobody on the host needs them (GPU decode).
         if (Router != null && observer == null && experts.TryRunExpertsRoutedOnDevice(l, s.Xn, s.GateLogits, Spec.Router, k, s.Out, t))
@@ -76,6 +78,12 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
                 d.CopyToHost(s.Xn, 0, s.HostGate.AsSpan(0, t * h));
                 observer.OnRouted(l, step.StartPos, s.HostGate.AsSpan(0, t * h), s.HostLogits.AsSpan(0, t * e), r);
             }
+            if (scalesInput)
+            {
+                // K = 1 (the family checks it): one weight per token scales that token's row; the experts then weigh 1.
+                d.ScaleRows(s.Xn, r.Weights.AsSpan(0, t), h);
+                r.Weights.AsSpan(0, t).Fill(1);
+            }
             experts.RunExperts(l, s.Xn, r, s.Out, t);
         }
         switch (Spec.Shared)
@@ -85,8 +93,8 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
                 d.Linear(SharedGate!, s.Xn, s.GateLogits, t);                   // [T, 1]
                 d.AddSigmoidScaled(s.Out, s.Shared, s.GateLogits, t, h);
                 break;
-            case SharedExpertSpec.Ungated:                                      // DeepSeek
-                d.Ffn(Shared!.Value, s.Xn, s.Shared, t);                        // [T, H]
+            case SharedExpertSpec.Ungated:                                      // DeepSeek, Llama-4
+                if (!scalesInput) d.Ffn(Shared!.Value, s.Xn, s.Shared, t);      // [T, H]
                 d.Add(s.Out, s.Shared, t * h);
                 break;
         }

@@ -30,6 +30,7 @@ public static class Router
             case RouterSpec.SoftmaxTopK s: SoftmaxTopK(logits, s.Renormalize, ids, weights, probs); break;
             case RouterSpec.Single: ids[0] = 0; weights[0] = 1; break;
             case RouterSpec.TopKSoftmax: TopKSoftmax(logits, ids, weights); break;
+            case RouterSpec.SigmoidScalesInput: TopKSigmoid(logits, ids, weights); break;
             case RouterSpec.SparseMixer m: SparseMixer(logits, m.JitterEps, ids, weights, probs); break;
             default: throw new NotSupportedException(spec.ToString());
         }
@@ -54,6 +55,13 @@ public static class Router
     {
         TopK(logits, ids, weights);
         Softmax.Forward(weights, weights);
+    }
+
+    /// <summary>The K largest logits (lower id wins ties), each weighted by its sigmoid.</summary>
+    public static void TopKSigmoid(ReadOnlySpan<float> logits, Span<int> ids, Span<float> weights)
+    {
+        TopK(logits, ids, weights);
+        for (int i = 0; i < ids.Length; i++) weights[i] = 1 / (1 + MathF.Exp(-weights[i]));
     }
 
     /// <summary>The K largest values of <paramref name="v"/>, largest first.</summary>

@@ -1,0 +1,80 @@
+using Daop.Engine.Load.Config;
+
+namespace Daop.Engine.Model.Families;
+
+/// <summary>
+/// Llama-4's text model (transformers' Llama4ForCausalLM, model_type llama4_text). MoE layers (<c>moe_layers</c>, or every
+/// <c>interleave_moe_layer_step</c>-th) route each token to its top-1 expert by sigmoid(logit), a weight that scales the
+/// expert's input, beside an ungated shared expert; the other layers are dense MLPs of <c>intermediate_size_mlp</c>.
+/// Attention per <c>no_rope_layers</c>: RoPE layers (complex rotation of adjacent pairs, so q/k rows are reordered at
+/// load) with a weightless L2 q/k norm and chunked attention (<c>attention_chunk_size</c>); NoPE layers attend to every
+/// position with the attention temperature (<c>floor_scale</c>, <c>attn_scale</c>). Experts are stacked input-major
+/// (gate_up_proj [E, H, 2I], down_proj [E, I, H]) and read transposed, copied once at load.
+/// </summary>
+public sealed class Llama4 : IModelFamily
+{
+    /// <inheritdoc />
+    public IReadOnlyList<string> ModelTypes => ["llama4_text"];
+
+    /// <inheritdoc />
+    public ModelConfig ReadConfig(ConfigReader c)
+    {
+        int experts = c.PositiveInt("num_local_experts"), topK = c.PositiveInt("num_experts_per_tok");
+        if (topK != 1) throw c.Error("num_experts_per_tok", $"must be 1 (Llama-4's router weight scales each expert's input: Daop runs one expert per token), found {topK}");
+        int inter = c.PositiveInt("intermediate_size");
+        var common = CommonConfig.Read(c, experts, topK, inter, new RouterSpec.SigmoidScalesInput());
+        int layers = common.Model.NumLayers;
+        if (c.BoolOr("attention_bias", false)) throw c.Error("attention_bias", "true is not supported for llama4_text");
+
+        int step = c.IntOr("interleave_moe_layer_step", 1);
+        if (step <= 0) throw c.Error("interleave_moe_layer_step", $"must be positive, found {step}");
+        var moeLayers = c.Has("moe_layers") ? c.IntList("moe_layers").ToHashSet()
+            : Enumerable.Range(0, layers).Where(l => l % step == step - 1).ToHashSet();
+        if (moeLayers.FirstOrDefault(l => l < 0 || l >= layers, -1) is var bad and >= 0)
+            throw c.Error("moe_layers", $"names layer {bad} of a model of {layers} layers");
+        int interval = c.IntOr("no_rope_layer_interval", 4);
+        if (interval <= 0) throw c.Error("no_rope_layer_interval", $"must be positive, found {interval}");
+        int[] useRope = c.Has("no_rope_layers") ? c.IntList("no_rope_layers") : Enumerable.Range(0, layers).Select(l => (l + 1) % interval != 0 ? 1 : 0).ToArray();
+        if (useRope.Length != layers) throw c.Error("no_rope_layers", $"has {useRope.Length} entries for {layers} layers");
+
+        int chunk = c.IntOr("attention_chunk_size", 8192);
+        if (chunk <= 0) throw c.Error("attention_chunk_size", $"must be positive, found {chunk}");
+        // layer_types (transformers 5) says which layers chunk; without it, the RoPE layers do.
+        string[] types = c.StringList("layer_types") ?? useRope.Select(u => u != 0 ? "chunked_attention" : "full_attention").ToArray();
+        if (types.Length != layers) throw c.Error("layer_types", $"has {types.Length} entries for {layers} layers");
+        for (int l = 0; l < layers; l++)
+            if (types[l] is not ("chunked_attention" or "full_attention"))
+                throw c.Error($"layer_types[{l}]", $"'{types[l]}' is not 'chunked_attention' or 'full_attention'");
+
+        int floor = c.IntOr("floor_scale", 8192);
+        if (floor <= 0) throw c.Error("floor_scale", $"must be positive, found {floor}");
+        double attnScale = c.DoubleOr("attn_scale", 0.1);
+        var temperature = c.BoolOr("attn_temperature_tuning", true) ? new QueryTemperature(floor, (float)attnScale) : null;
+        var l2 = c.BoolOr("use_qk_norm", true) ? new QkNormSpec(QkNormScope.PerHead, NormSpec.Rms((float)c.DoubleOr("rms_norm_eps", 1e-5))) { Weightless = true } : null;
+
+        AttentionSpec Attention(int l) => useRope[l] != 0
+            ? common.Attention with { QkNorm = l2, Chunk = types[l] == "chunked_attention" ? chunk : null }
+            : common.Attention with { SkipRope = true, Temperature = temperature, Chunk = types[l] == "chunked_attention" ? chunk : null };
+        var moe = common.Moe with { Shared = new SharedExpertSpec.Ungated(inter) };
+        var dense = common.Dense(c.PositiveInt("intermediate_size_mlp"));
+        return common.Build(Attention, l => moeLayers.Contains(l) ? moe : dense);
+    }
+
+    /// <inheritdoc />
+    public TensorNames Names { get; } = new()
+    {
+        Router = "model.layers.{l}.feed_forward.router.weight",
+        ExpertGateUp = "model.layers.{l}.feed_forward.experts.gate_up_proj[{e}].T",
+        ExpertDown = "model.layers.{l}.feed_forward.experts.down_proj[{e}].T",
+        SharedGate = "model.layers.{l}.feed_forward.shared_expert.gate_proj.weight",
+        SharedUp = "model.layers.{l}.feed_forward.shared_expert.up_proj.weight",
+        SharedDown = "model.layers.{l}.feed_forward.shared_expert.down_proj.weight",
+        DenseGate = "model.layers.{l}.feed_forward.gate_proj.weight",
+        DenseUp = "model.layers.{l}.feed_forward.up_proj.weight",
+        DenseDown = "model.layers.{l}.feed_forward.down_proj.weight",
+        QkRowsInterleaved = true,
+    };
+
+    /// <inheritdoc />
+    public GgufSupport? Gguf => null;
+}
