@@ -18,6 +18,8 @@ static class TestPaths
         "qwen3moe-tiny",
         "olmoe-tiny",
         "phimoe-tiny",
+        "deepseekv2-tiny",
+        "deepseekv3-tiny",
     ]);
 
     /// <summary>The fixtures whose families llama.cpp's February 2025 GGUF conversion covers (tests/fixtures/gguf).</summary>

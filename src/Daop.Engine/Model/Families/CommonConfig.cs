@@ -148,6 +148,9 @@ sealed record CommonConfig
             if (!(r.Theta > 1)) throw s.Error("rope_theta", $"must be greater than 1 for yarn scaling, found {r.Theta}");
             Positive("beta_fast", r.BetaFast);
             Positive("beta_slow", r.BetaSlow);
+            // mscale(factor, m) = 0.1·m·ln(factor) + 1 divides the attention factor: it must not reach 0.
+            if (r.MscaleAllDim is { } all && all != 0 && !(RopeSpec.YarnMscale(r.Factor, all) > 0))
+                throw s.Error("mscale_all_dim", $"gives a non-positive mscale for factor {r.Factor}, found {all}");
         }
         foreach (var (field, list) in new[] { ("short_factor", r.ShortFactor), ("long_factor", r.LongFactor) })
             if (list != null)
@@ -167,7 +170,11 @@ sealed record CommonConfig
                 AttentionFactor: s.Has("attention_factor") ? s.Double("attention_factor") : null),
             "yarn" => new RopeSpec(theta, type, s.Double("factor"), OriginalMaxPositions: origMax, PartialRotaryFactor: partial,
                 AttentionFactor: s.Has("attention_factor") ? s.Double("attention_factor") : null,
-                BetaFast: s.DoubleOr("beta_fast", 32), BetaSlow: s.DoubleOr("beta_slow", 1)),
+                BetaFast: s.DoubleOr("beta_fast", 32), BetaSlow: s.DoubleOr("beta_slow", 1))
+            {
+                Mscale = s.Has("mscale") ? s.Double("mscale") : null,
+                MscaleAllDim = s.Has("mscale_all_dim") ? s.Double("mscale_all_dim") : null,
+            },
             _ => throw s.Error(p != null ? "rope_type" : "type", $"'{type}' is not a supported RoPE scaling (default, linear, dynamic, llama3, longrope, yarn)"),
         };
     }

@@ -18,6 +18,8 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
     public override string Stage => "moe";
     /// <summary>Router [E, H].</summary>
     public required LinearWeights Router { get; init; }
+    /// <summary>The router's per-expert selection bias [E], if its spec reads one (<see cref="RouterSpec.HasScoreBias"/>).</summary>
+    public float[]? ScoreBias { get; init; }
     /// <summary>Routed experts, E of them.</summary>
     public required ExpertWeights[] Experts { get; init; }
     /// <summary>Shared expert, if the spec has one.</summary>
@@ -33,6 +35,7 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
         return new MoeBlock(spec)
         {
             Router = LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, bias: false),
+            ScoreBias = spec.Router.HasScoreBias ? st.Vector(F(n.RouterScoreBias, "router score bias"), spec.Experts) : null,
             Experts = Enumerable.Range(0, spec.Experts).Select(e => ExpertWeights.Load(st,
                 FE(n.ExpertGate, e), FE(n.ExpertUp, e), FE(n.ExpertDown, e), spec.ExpertIntermediate, hidden)).ToArray(),
             Shared = spec.Shared is { } s ? ExpertWeights.Load(st, F(n.SharedGate, "shared expert"), F(n.SharedUp, "shared expert"),
@@ -46,6 +49,7 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
     public override void Visit(DenseMatrixVisitor matrix, Action<float[]> vector)
     {
         Router.Visit(matrix, vector);
+        if (ScoreBias != null) vector(ScoreBias);
         SharedGate?.Visit(matrix, vector);
         Shared?.Visit(matrix);
     }
@@ -66,7 +70,7 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
             var r = s.Routing;                                                  // ids, weights [T, K]
             r.Tokens = t;
             for (int i = 0; i < t; i++)
-                Layers.Router.Route(Spec.Router, s.HostLogits.AsSpan(i * e, e), r.Experts.AsSpan(i * k, k), r.Weights.AsSpan(i * k, k), s.Probs);
+                Layers.Router.Route(Spec.Router, s.HostLogits.AsSpan(i * e, e), ScoreBias, r.Experts.AsSpan(i * k, k), r.Weights.AsSpan(i * k, k), s.Probs);
             s.ExpertReads += DistinctExperts(r.Experts.AsSpan(0, t * k), e);
             if (observer != null)
             {
