@@ -71,7 +71,7 @@ static class DeepseekCommon
             throw c.Error("n_group", $"must be a positive divisor of n_routed_experts ({experts}), found {groups}");
         if (top <= 0 || top > groups) throw c.Error("topk_group", $"must be between 1 and n_group ({groups}), found {top}");
         if ((long)top * (experts / groups) < topK)
-            throw c.Error("num_experts_per_tok", $"({topK}) must be at most the experts of the topk_group kept groups ({top} x {experts / groups})");
+            throw c.Error("topk_group", $"({top}) keeps {top} x {experts / groups} experts, fewer than num_experts_per_tok ({topK})");
         return (groups, top);
     }
 
