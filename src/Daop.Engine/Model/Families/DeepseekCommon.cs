@@ -33,6 +33,9 @@ static class DeepseekCommon
         int freq = c.IntOr("moe_layer_freq", 1);
         if (freq <= 0) throw c.Error("moe_layer_freq", $"must be positive, found {freq}");
         bool Sparse(int l) => l >= firstDense && l % freq == 0;
+        // A model without a MoE layer has no experts to place or run (the schedulers size themselves from one).
+        if (!Enumerable.Range(0, layers).Any(Sparse))
+            throw c.Error("first_k_dense_replace", $"({firstDense}) with moe_layer_freq {freq} leaves no MoE layer among the {layers} layers");
         bool anyDense = !Enumerable.Range(0, layers).All(Sparse);
         if (anyDense && c.IntOr("intermediate_size", 0) <= 0)
             throw c.Error("intermediate_size", "is needed for the dense layers (first_k_dense_replace, moe_layer_freq)");
@@ -53,6 +56,10 @@ static class DeepseekCommon
         if (dr % 2 != 0) throw c.Error("qk_rope_head_dim", $"must be even (RoPE rotates pairs), found {dr}");
         int? qRank = c.Has("q_lora_rank") ? Width("q_lora_rank") : null;
         var mla = new AttentionSpec.Mla(heads, rope, r, dn, dr, dv) { QRank = qRank, Bias = c.BoolOr("attention_bias", false) };
+        // mscale_all_dim enters the score scale squared: a huge one overflows it (the config reader only bounds it below).
+        if (!(float.IsFinite(mla.Scale) && mla.Scale > 0))
+            throw (c.Object("rope_parameters") ?? c.Object("rope_scaling") ?? c).Error("mscale_all_dim",
+                $"({rope.MscaleAllDim}) gives the attention a score scale of {mla.Scale}, not a positive finite number");
         if ((long)heads * Math.Max(Math.Max(dn, r) + dr, dv) > CommonConfig.MaxWidth)
             throw c.Error("num_attention_heads", $"times the widest head ({Math.Max(Math.Max(dn, r) + dr, dv)}) must be at most {CommonConfig.MaxWidth}");
         return mla;

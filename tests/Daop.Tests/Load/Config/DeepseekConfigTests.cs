@@ -58,6 +58,7 @@ public class DeepseekConfigTests
     [InlineData("deepseekv3-tiny", "q_lora_rank", -4, "must be a positive integer, found -4")]
     [InlineData("deepseekv2-tiny", "first_k_dense_replace", 4, "must be between 0 and num_hidden_layers (3), found 4")]
     [InlineData("deepseekv2-tiny", "moe_layer_freq", 0, "must be positive, found 0")]
+    [InlineData("deepseekv3-tiny", "first_k_dense_replace", 3, "(3) with moe_layer_freq 1 leaves no MoE layer among the 3 layers")]
     [InlineData("deepseekv3-tiny", "routed_scaling_factor", 0, "must be positive, found 0")]
     [InlineData("deepseekv2-tiny", "n_shared_experts", -1, "must not be negative, found -1")]
     public void BadValueIsNamed(string fixture, string field, int value, string message)
@@ -86,10 +87,26 @@ public class DeepseekConfigTests
     }
 
     [Fact]
-    public void MscaleAllDimThatZeroesTheScaleIsRejected()
+    public void MscaleAllDimThatZeroesOrOverflowsTheScaleIsRejected()
     {
         var e = Assert.Throws<ModelLoadException>(() => Read("deepseekv2-tiny", j => j["rope_parameters"]!["mscale_all_dim"] = -10.0));
         Assert.Contains("'mscale_all_dim'", e.Message);
+        e = Assert.Throws<ModelLoadException>(() => Read("deepseekv3-tiny", j => j["rope_parameters"]!["mscale_all_dim"] = 1e308));
+        Assert.Contains("rope_parameters: field 'mscale_all_dim'", e.Message);
+        Assert.Contains("gives the attention a score scale of", e.Message);
+    }
+
+    [Fact]
+    public void V2LiteReleasedConfigReads()
+    {
+        var c = ModelFamilies.ReadConfig(Path.Combine(TestPaths.Root, "models", "configs", "DeepSeek-V2-Lite.json")).Config;
+        var mla = Assert.IsType<AttentionSpec.Mla>(c.Attention);
+        Assert.Equal((16, 512, 128, 64, 128), (mla.Heads, mla.KvRank, mla.NopeDim, mla.RopeHeadDim, mla.ValueDim));
+        Assert.Equal(512 + 64, c.KvCacheWidth);               // 576 floats per position and layer, not 2·16·192 = 6144
+        Assert.Equal(new RouterSpec.GroupLimitedSoftmax(1, 1, 1f, false), c.Router);
+        Assert.Equal(26, c.MoeLayerCount);
+        Assert.Equal(new SharedExpertSpec.Ungated(2816), c.Moe!.Shared);
+        Assert.Equal(("yarn", 40.0, 4096), (c.Rope.Type, c.Rope.Factor, c.Rope.OriginalMaxPositions));
     }
 
     [Fact]
