@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Numerics.Tensors;
 
 namespace Daop.Kernels.Cpu;
@@ -23,9 +22,9 @@ public readonly record struct LatentShape(int Heads, int Rank, int RopeDim, int 
 
 /// <summary>
 /// CPU kernels of multi-head latent attention: the per-head matmul that absorbs W_uk into q and applies W_uv after the
-/// weighted sum, the RoPE-and-append step, and the attention over the compressed cache. Plain loops (the head matmul's
-/// inner dot vectorised, with <see cref="HeadMatMulScalar"/> as its twin); (token, head) items in parallel when there
-/// is enough work.
+/// weighted sum, the RoPE-and-append step, and the attention over the compressed cache. Vectorised dots (the head
+/// matmul has <see cref="HeadMatMulScalar"/> as its twin, the attention is tested against MLA expanded per head);
+/// (token, head) items in parallel on <see cref="CpuWorkers"/> when there is enough work.
 /// </summary>
 public static class LatentAttention
 {
@@ -44,18 +43,34 @@ public static class LatentAttention
     /// <param name="heads">Heads.</param>
     /// <param name="rows">Outputs per head.</param>
     /// <param name="cols">Inputs per head.</param>
-    public static void HeadMatMul(ReadOnlySpan<float> w, ReadOnlySpan<float> x, int xStride, int xOffset, Span<float> y, int yStride, int yOffset,
+    public static unsafe void HeadMatMul(ReadOnlySpan<float> w, ReadOnlySpan<float> x, int xStride, int xOffset, Span<float> y, int yStride, int yOffset,
         int tokens, int heads, int rows, int cols)
     {
         Check(w, x, xStride, xOffset, y, yStride, yOffset, tokens, heads, rows, cols);
-        for (int t = 0; t < tokens; t++)
-            for (int h = 0; h < heads; h++)
+        fixed (float* pw = w, px = x, py = y)
+        {
+            var job = new HeadMatMulJob { W = pw, X = px, Y = py, Heads = heads, Rows = rows, Cols = cols, XStride = xStride, XOffset = xOffset, YStride = yStride, YOffset = yOffset };
+            int items = tokens * heads;
+            if ((long)items * rows * cols < 262144) job.Execute(0, items);
+            else CpuWorkers.For(items, job);                                // each output is the same dot wherever it runs
+        }
+    }
+
+    unsafe struct HeadMatMulJob : IParallelJob
+    {
+        public float* W, X, Y;
+        public int Heads, Rows, Cols, XStride, XOffset, YStride, YOffset;
+
+        public readonly void Execute(int start, int end)
+        {
+            for (int item = start; item < end; item++)
             {
-                var xs = x.Slice((t * heads + h) * xStride + xOffset, cols);
-                var ys = y.Slice((t * heads + h) * yStride + yOffset, rows);
-                var wh = w.Slice(h * rows * cols, rows * cols);
-                for (int i = 0; i < rows; i++) ys[i] = TensorPrimitives.Dot(wh.Slice(i * cols, cols), xs);
+                var xs = new ReadOnlySpan<float>(X + (long)item * XStride + XOffset, Cols);
+                float* wh = W + (long)(item % Heads) * Rows * Cols;
+                float* ys = Y + (long)item * YStride + YOffset;
+                for (int i = 0; i < Rows; i++) ys[i] = TensorPrimitives.Dot(new ReadOnlySpan<float>(wh + (long)i * Cols, Cols), xs);
             }
+        }
     }
 
     /// <summary>Scalar twin of <see cref="HeadMatMul"/>.</summary>
@@ -133,32 +148,68 @@ public static class LatentAttention
 
     /// <summary>
     /// o[t, h] [r] = Σ_j softmax_j(scale · qc[t, h]·cache[j]) · cache[j, :r] over positions j ≤ startPos + t (the cache
-    /// already holds this call's tokens). o is [T, NH·r] and must not overlap qc.
+    /// already holds this call's tokens). o is [T, NH·r] and must not overlap qc. (token, head) items run in parallel on
+    /// <see cref="CpuWorkers"/> when there is enough work; each keeps an online softmax over blocks of positions, so no
+    /// buffer grows with the context.
     /// </summary>
-    public static void Attend(ReadOnlySpan<float> qc, ReadOnlySpan<float> cache, Span<float> o, in LatentShape a, int tokens, int startPos)
+    public static unsafe void Attend(ReadOnlySpan<float> qc, ReadOnlySpan<float> cache, Span<float> o, in LatentShape a, int tokens, int startPos)
     {
         int r = a.Rank, w = a.Width;
         if (o.Length < (long)tokens * a.Heads * r) throw new ArgumentException($"o holds {o.Length} floats, need {tokens}x{a.Heads}x{r}", nameof(o));
+        if (qc.Length < (long)tokens * a.Heads * w) throw new ArgumentException($"qc holds {qc.Length} floats, need {tokens}x{a.Heads}x{w}", nameof(qc));
         if (cache.Length < (long)(startPos + tokens) * w) throw new ArgumentException($"positions up to {startPos + tokens} exceed the cache", nameof(cache));
-        float[] scores = ArrayPool<float>.Shared.Rent(startPos + tokens);
-        var p = scores.AsSpan();
-        for (int t = 0; t < tokens; t++)
-            for (int h = 0; h < a.Heads; h++)
+        fixed (float* pq = qc, pc = cache, po = o)
+        {
+            var job = new AttendJob { Q = pq, Cache = pc, O = po, Heads = a.Heads, Rank = r, Width = w, StartPos = startPos, Scale = a.Scale };
+            int items = tokens * a.Heads;
+            long work = (long)items * (startPos + tokens) * w;
+            if (work < 262144) job.Execute(0, items);
+            else CpuWorkers.For(items, Math.Max(1, items / (4 * CpuWorkers.Threads)), job);
+        }
+    }
+
+    // Positions scored at a time: the scores live on the stack.
+    const int Block = 256;
+
+    unsafe struct AttendJob : IParallelJob
+    {
+        public float* Q, Cache, O;
+        public int Heads, Rank, Width, StartPos;
+        public float Scale;
+
+        // As CpuAttention's: o and the running sum are rescaled by exp(m_old − m_new) when a block raises the maximum m.
+        public readonly void Execute(int start, int end)
+        {
+            int r = Rank, w = Width;
+            float* sc = stackalloc float[Block];
+            for (int item = start; item < end; item++)
             {
-                int n = startPos + t + 1;
-                var qh = qc.Slice((t * a.Heads + h) * w, w);
-                float max = float.NegativeInfinity;
-                for (int j = 0; j < n; j++)
-                {
-                    p[j] = TensorPrimitives.Dot(qh, cache.Slice(j * w, w)) * a.Scale;
-                    max = MathF.Max(max, p[j]);
-                }
-                float sum = 0;
-                for (int j = 0; j < n; j++) sum += p[j] = MathF.Exp(p[j] - max);
-                var oh = o.Slice((t * a.Heads + h) * r, r);
+                int n = StartPos + item / Heads + 1;
+                var qh = new ReadOnlySpan<float>(Q + (long)item * w, w);
+                var oh = new Span<float>(O + (long)item * r, r);
                 oh.Clear();
-                for (int j = 0; j < n; j++) TensorPrimitives.MultiplyAdd(cache.Slice(j * w, r), p[j] / sum, oh, oh);
+                float max = float.NegativeInfinity, sum = 0;
+                for (int b = 0; b < n; b += Block)
+                {
+                    int m = Math.Min(Block, n - b);
+                    var span = new Span<float>(sc, m);
+                    for (int j = 0; j < m; j++) sc[j] = TensorPrimitives.Dot(qh, new ReadOnlySpan<float>(Cache + (long)(b + j) * w, w)) * Scale;
+                    float newMax = MathF.Max(max, TensorPrimitives.Max(span));
+                    if (newMax > max && b > 0)
+                    {
+                        float rescale = MathF.Exp(max - newMax);
+                        sum *= rescale;
+                        TensorPrimitives.Multiply(oh, rescale, oh);
+                    }
+                    max = newMax;
+                    TensorPrimitives.Subtract(span, max, span);
+                    TensorPrimitives.Exp(span, span);
+                    sum += TensorPrimitives.Sum(span);
+                    for (int j = 0; j < m; j++)
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(Cache + (long)(b + j) * w, r), sc[j], oh, oh);
+                }
+                TensorPrimitives.Multiply(oh, 1f / sum, oh);
             }
-        ArrayPool<float>.Shared.Return(scores);
+        }
     }
 }

@@ -160,6 +160,16 @@ public class LatentAttentionTests
     }
 
     [Fact]
+    public void MoreThanOneBlockOfPositionsMatchesExpandedMla()
+    {
+        var c = new Case(300);                                             // the kernel scores 256 positions at a time
+        var want = c.Expanded(true);
+        var got = c.Absorbed(true, [290, 10]);                             // the prompt part runs on the worker pool
+        for (int i = 0; i < want.Length; i++)
+            Assert.True(Math.Abs(want[i] - got[i]) <= 5e-5 * (1 + Math.Abs(want[i])), $"[{i}] {want[i]} vs {got[i]}");
+    }
+
+    [Fact]
     public void CacheHoldsTheLatentAndTheRotatedSharedKey()
     {
         var c = new Case(3);

@@ -15,7 +15,7 @@ public abstract record AttentionSpec(int Heads, int KvHeads, int HeadDim, RopeSp
 {
     /// <summary>Floats per token of q and of the attention output before o_proj.</summary>
     public virtual int QueryWidth => Heads * HeadDim;
-    /// <summary>Floats per cached position, each of K and V.</summary>
+    /// <summary>Floats per token of the run state's k and v: for GQA those of each cached position's K and of its V.</summary>
     public virtual int KvWidth => KvHeads * HeadDim;
     /// <summary>Width of each rotated head (before <see cref="RopeSpec.PartialRotaryFactor"/>): the RoPE table's.</summary>
     public virtual int RopeDim => HeadDim;

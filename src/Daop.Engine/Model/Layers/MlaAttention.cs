@@ -47,12 +47,14 @@ public sealed class MlaAttention(AttentionSpec.Mla spec) : AttentionLayer
         var kva = LinearWeights.Load(st, F(n.KvA), r + dr, hidden, spec.Bias);
         var (ukT, uv) = SplitKvB(st.Matrix(F(n.KvB), nh * (dn + dv), r), F(n.KvB), nh, dn, dv);
         var norm = NormSpec.Rms(1e-6f); // DeepseekV2RMSNorm's default: q_a_layernorm and kv_a_layernorm are made without the config's eps
+        int rq = spec.QRank ?? 0;
+        bool lora = spec.QRank != null;
         return new MlaAttention(spec)
         {
-            Q = spec.QRank == null ? LinearWeights.Load(st, F(n.Q), qw, hidden, bias: false) : null,
-            QA = spec.QRank is { } rq ? LinearWeights.Load(st, F(n.QA), rq, hidden, spec.Bias) : null,
-            QANorm = spec.QRank is { } rq2 ? NormWeights.Load(st, norm, F(n.QANorm), rq2) : null,
-            QB = spec.QRank is { } rq3 ? LinearWeights.Load(st, F(n.QB), qw, rq3, bias: false) : null,
+            Q = lora ? null : LinearWeights.Load(st, F(n.Q), qw, hidden, bias: false),
+            QA = lora ? LinearWeights.Load(st, F(n.QA), rq, hidden, spec.Bias) : null,
+            QANorm = lora ? NormWeights.Load(st, norm, F(n.QANorm), rq) : null,
+            QB = lora ? LinearWeights.Load(st, F(n.QB), qw, rq, bias: false) : null,
             KvC = new LinearWeights(kva.W.SliceRows(0, r), kva.Bias?[..r]),
             KPe = new LinearWeights(kva.W.SliceRows(r, dr), kva.Bias?[r..]),
             KvNorm = NormWeights.Load(st, norm, F(n.KvANorm), r),
