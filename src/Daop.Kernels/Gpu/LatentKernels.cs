@@ -45,8 +45,9 @@ public struct HeadMatMulArgs
 
 /// <summary>
 /// ILGPU kernels of multi-head latent attention, twins of <see cref="Cpu.LatentAttention"/>: one thread per output
-/// element (head matmul), per rotated pair or latent float (append), and per (token, head) (attention, an online softmax
-/// accumulating into its own output row). A first version for correctness: no shared memory or warp teams.
+/// element (head matmul), per rotated pair or latent float (append), and a group per (token, head) (attention). A first
+/// version: the attention's parallelism is the group within one (token, head), so decode over long contexts would want
+/// positions split across groups (flash-decoding) as well.
 /// </summary>
 public static class LatentKernels
 {
@@ -105,32 +106,59 @@ public static class LatentKernels
         }
     }
 
+    /// <summary>Largest latent width r <see cref="Attend"/> takes (its accumulators live in shared memory).</summary>
+    public const int MaxRank = 1024;
+    /// <summary>Largest group <see cref="Attend"/> takes (one score per thread in shared memory).</summary>
+    public const int MaxGroup = 1024;
+
     /// <summary>
-    /// o[t, h] [r] = Σ_j softmax_j(Scale · qc[t, h]·cache[j]) · cache[j, :r] over j ≤ StartPos + t, one thread per
-    /// (token, head) with an online softmax that rescales its output row as the running maximum grows.
+    /// o[t, h] [r] = Σ_j softmax_j(Scale · qc[t, h]·cache[j]) · cache[j, :r] over j ≤ StartPos + t. One group per
+    /// (token, head): each thread scores one position of a block of Group.DimX (a dot over r + dr), then the block's
+    /// probabilities update the shared accumulators with the threads over the r dims (coalesced reads of the latents),
+    /// rescaled by an online softmax as the running maximum grows.
     /// </summary>
     public static void Attend(ArrayView<float> qc, ArrayView<float> cache, ArrayView<float> o, LatentArgs a)
     {
-        int w = a.Rank + a.RopeDim, n = a.Tokens * a.Heads;
-        for (int item = Grid.GlobalIndex.X; item < n; item += Stride)
+        var sc = SharedMemory.Allocate<float>(MaxGroup);
+        var acc = SharedMemory.Allocate<float>(MaxRank);
+        int tid = Group.IdxX, g = Group.DimX, w = a.Rank + a.RopeDim, items = a.Tokens * a.Heads;
+        for (int item = Grid.IdxX; item < items; item += Grid.DimX)     // one item per group: uniform within it
         {
-            int t = item / a.Heads, pos = a.StartPos + t;
-            long qo = (long)item * w, oo = (long)item * a.Rank;
-            for (int i = 0; i < a.Rank; i++) o[oo + i] = 0;
-            float m = float.NegativeInfinity, l = 0;
-            for (int j = 0; j <= pos; j++)
+            int pos = a.StartPos + item / a.Heads;
+            long qo = (long)item * w;
+            for (int i = tid; i < a.Rank; i += g) acc[i] = 0;
+            float m = float.NegativeInfinity, l = 0;                     // the same in every thread of the group
+            for (int b = 0; b <= pos; b += g)
             {
-                long ko = (long)j * w;
-                float dot = 0;
-                for (int i = 0; i < w; i++) dot += qc[qo + i] * cache[ko + i];
-                float sc = dot * a.Scale, mNew = MathF.Max(m, sc);
-                float corr = GpuMath.Exp(m - mNew), p = GpuMath.Exp(sc - mNew);
-                l = l * corr + p;
-                for (int i = 0; i < a.Rank; i++) o[oo + i] = o[oo + i] * corr + p * cache[ko + i];
-                m = mNew;
+                int n = pos + 1 - b < g ? pos + 1 - b : g;
+                if (tid < n)
+                {
+                    long ko = (long)(b + tid) * w;
+                    float dot = 0;
+                    for (int i = 0; i < w; i++) dot += qc[qo + i] * cache[ko + i];
+                    sc[tid] = dot * a.Scale;
+                }
+                Group.Barrier();
+                float bm = m;
+                for (int j = 0; j < n; j++) bm = MathF.Max(bm, sc[j]);
+                Group.Barrier();                                         // every thread has read the scores
+                if (tid < n) sc[tid] = GpuMath.Exp(sc[tid] - bm);
+                Group.Barrier();
+                float corr = GpuMath.Exp(m - bm), s = 0;
+                for (int j = 0; j < n; j++) s += sc[j];
+                l = l * corr + s;
+                for (int i = tid; i < a.Rank; i += g)
+                {
+                    float x = acc[i] * corr;
+                    for (int j = 0; j < n; j++) x += sc[j] * cache[(long)(b + j) * w + i];
+                    acc[i] = x;
+                }
+                m = bm;
+                Group.Barrier();                                         // the next block rewrites the scores
             }
             float inv = 1f / l;
-            for (int i = 0; i < a.Rank; i++) o[oo + i] *= inv;
+            for (int i = tid; i < a.Rank; i += g) o[(long)item * a.Rank + i] = acc[i] * inv;
+            Group.Barrier();                                             // the next item clears the accumulators
         }
     }
 }
@@ -162,7 +190,12 @@ internal sealed class LatentOps(GpuLaunch launch)
 
     public void Attend(AcceleratorStream s, ArrayView<float> qc, ArrayView<float> cache, ArrayView<float> o, LatentArgs a)
     {
-        long n = (long)a.Tokens * a.Heads;
-        if (n > 0) _attend(s, launch.Elementwise(n), qc, cache, o, a);
+        long items = (long)a.Tokens * a.Heads;
+        if (items <= 0) return;
+        if (a.Rank > LatentKernels.MaxRank) throw new NotSupportedException($"latent width {a.Rank} > {LatentKernels.MaxRank}");
+        int group = Math.Min(launch.GroupSize, LatentKernels.MaxGroup);
+        int groups = (int)Math.Min(items, launch.IsCpu ? launch.MaxGroups : int.MaxValue);
+        launch.Count();
+        _attend(s, new KernelConfig(groups, group), qc, cache, o, a);
     }
 }
