@@ -18,7 +18,8 @@ public sealed class RoutingBatch(int maxTokens, int topK)
 
 /// <summary>
 /// Turns router logits into (expert, weight) pairs as the family's <see cref="RouterSpec"/> says:
-/// Mixtral/Qwen/OLMoE softmax-top-k (renormalised or not), Granite/GPT-OSS top-k-softmax or PhiMoE sparsemixer.
+/// Mixtral/Qwen/OLMoE softmax-top-k (renormalised or not), Granite/GPT-OSS top-k-softmax, PhiMoE sparsemixer, or
+/// DeepSeek's group-limited softmax (V2) and biased sigmoid (V3) top-k.
 /// </summary>
 public static class Router
 {
