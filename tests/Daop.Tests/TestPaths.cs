@@ -23,6 +23,8 @@ static class TestPaths
         "mistral-tiny",
         "granitemoe-odd",
         "llama4-tiny",
+        "deepseekv2-tiny",
+        "deepseekv3-tiny",
     ]);
 
     /// <summary>The fixtures whose families llama.cpp's February 2025 GGUF conversion covers (tests/fixtures/gguf).</summary>

@@ -140,7 +140,7 @@ public sealed partial class DaopModel : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(sequences, 1);
         var c = _model.Config;
         long dense = OffloadBudget.DenseBytes(_model, maxChunkTokens, sequences);
-        long kv = (long)c.NumLayers * 2 * _model.ContextLength * c.KvWidth * sizeof(float);
+        long kv = Daop.Engine.Model.ContextLimit.KvCacheBytes(c, _model.ContextLength);
         int moeLayers = _model.Weights.Layers.Count(l => l.Experts.Length > 0);
         if (moeLayers == 0) return new VramPlan(budgetBytes, dense, 0, new int[c.NumLayers], 0) { Sequences = sequences, KvCacheBytes = kv };
         var layout = ExpertLayout.Of(_model.Weights);

@@ -1,5 +1,6 @@
 using Daop.Engine.Model;
 using Daop.Kernels;
+using Daop.Kernels.Cpu;
 
 namespace Daop.Engine.Device;
 
@@ -117,4 +118,29 @@ public interface IDevice : IDisposable
 
     /// <summary>Copies x[offset .. offset+dst.Length) to host memory.</summary>
     void CopyToHost(DeviceBuffer x, int offset, Span<float> dst);
+
+    // Multi-head latent attention (DeepSeek MLA): a compressed cache and the ops that attend from it.
+
+    /// <summary>A KV cache of one stream per layer, [capacity, width]: MLA's latent c and roped k_pe (r + dr floats).</summary>
+    KvCache CreateLatentCache(int layers, int capacity, int width);
+
+    /// <summary>
+    /// y[t, h·yStride + yOffset + i] = Σ_j w[h, i, j] · x[t, h·xStride + xOffset + j] for every token t and head h, i &lt;
+    /// rows, j &lt; cols: a [rows, cols] fp32 matrix per head (MLA's W_uk absorbed into q, W_uv after attention).
+    /// </summary>
+    void HeadMatMul(float[] w, DeviceBuffer x, int xStride, int xOffset, DeviceBuffer y, int yStride, int yOffset, int tokens, int heads, int rows, int cols);
+
+    /// <summary>
+    /// For positions startPos..: writes RoPE of each head's roped part of q [T, NH·QStride] into the last dr floats of
+    /// that head of qc [T, NH·(r+dr)], and appends [c [T, r], RoPE(kpe [T, dr])] to the latent cache; rows
+    /// <paramref name="row"/>.. of q, qc, c and kpe (a batched step's segment).
+    /// </summary>
+    void LatentAppend(KvCache cache, int layer, RopeTable rope, DeviceBuffer q, DeviceBuffer qc, DeviceBuffer c, DeviceBuffer kpe,
+        in LatentShape a, int tokens, int startPos, int row = 0);
+
+    /// <summary>
+    /// o [T, NH·r] = per head softmax(scale · qc·cacheᵀ) · cache[:, :r] over positions 0..startPos+t of the latent cache
+    /// (filled by <see cref="LatentAppend"/>); rows <paramref name="row"/>.. of qc and o, which must not overlap.
+    /// </summary>
+    void LatentAttention(KvCache cache, int layer, DeviceBuffer qc, DeviceBuffer o, in LatentShape a, int tokens, int startPos, int row = 0);
 }

@@ -13,12 +13,12 @@ public static class ContextLimit
     /// <summary>Most positions any context may hold (16 Mi): beyond every trained length, and small enough for int positions.</summary>
     public const int MaxPositions = 1 << 24;
 
-    /// <summary>Bytes of one sequence's fp32 KV cache (K and V of every layer) of <paramref name="positions"/> positions; long.MaxValue if that overflows.</summary>
+    /// <summary>Bytes of one sequence's fp32 KV cache (K and V, or MLA's latent, of every layer) of <paramref name="positions"/> positions; long.MaxValue if that overflows.</summary>
     public static long KvCacheBytes(ModelConfig c, int positions)
     {
         try
         {
-            return checked(2L * c.NumLayers * positions * c.KvWidth * sizeof(float));
+            return checked((long)c.NumLayers * positions * c.KvCacheWidth * sizeof(float));
         }
         catch (OverflowException)
         {
@@ -48,7 +48,7 @@ public static class ContextLimit
         long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         if (bytes > available)
             throw Error(string.Create(CultureInfo.InvariantCulture,
-                $"a context of {positions} positions needs {bytes / (double)(1L << 30):F1} GiB for the KV cache ({c.NumLayers} layers × {kvDim} K and V floats per position) " +
+                $"a context of {positions} positions needs {bytes / (double)(1L << 30):F1} GiB for the KV cache ({c.NumLayers} layers × {c.KvCacheWidth} cached floats per position) " +
                 $"and RoPE tables, more than the {available / (double)(1L << 30):F1} GiB of memory this process may use; use a smaller context length"));
     }
 

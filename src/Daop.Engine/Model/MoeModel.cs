@@ -213,7 +213,10 @@ public sealed partial class MoeModel : IDisposable
     {
         int n = positions ?? ContextLength;
         if (n < 1 || n > ContextLength) throw new ArgumentOutOfRangeException(nameof(positions), $"a cache holds 1 to {ContextLength} positions, not {n}");
-        return Device.CreateKvCache(Config.NumLayers, n, Config.KvWidth);
+        // Multi-head latent attention caches one compressed stream (c, k_pe) per position instead of K and V.
+        return Config.Attention is AttentionSpec.Mla
+            ? Device.CreateLatentCache(Config.NumLayers, n, Config.KvCacheWidth)
+            : Device.CreateKvCache(Config.NumLayers, n, Config.KvWidth);
     }
 
     /// <summary>

@@ -110,7 +110,10 @@ public sealed class RopeTable
                     double interp = inv[i] / s.Factor;
                     inv[i] = (float)(interp * (1 - extrapolationFactor) + inv[i] * extrapolationFactor);
                 }
-                scale = (float)(s.AttentionFactor ?? (s.Factor <= 1 ? 1 : 0.1 * Math.Log(s.Factor) + 1));
+                // DeepSeek's mscale and mscale_all_dim, both set and non-zero, make the factor their ratio.
+                scale = (float)(s.AttentionFactor ?? (s.Mscale is { } m && m != 0 && s.MscaleAllDim is { } all && all != 0
+                    ? RopeSpec.YarnMscale(s.Factor, m) / RopeSpec.YarnMscale(s.Factor, all)
+                    : RopeSpec.YarnMscale(s.Factor)));
                 break;
             }
             default:

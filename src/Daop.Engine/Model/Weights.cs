@@ -82,6 +82,8 @@ public sealed class LayerWeights
     public ExpertWeights[] Experts => (Ffn as MoeBlock)?.Experts ?? [];
     /// <summary>Router [E, H] (MoE layers).</summary>
     public LinearWeights? Router => (Ffn as MoeBlock)?.Router;
+    /// <summary>The router's selection bias [E], for routers that read one (DeepSeek-V3).</summary>
+    public float[]? RouterScoreBias => (Ffn as MoeBlock)?.ScoreBias;
     /// <summary>Shared expert, if any.</summary>
     public ExpertWeights? Shared => (Ffn as MoeBlock)?.Shared;
     /// <summary>Sigmoid gate of the shared expert [1, H], if any.</summary>

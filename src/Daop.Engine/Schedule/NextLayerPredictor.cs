@@ -102,6 +102,9 @@ public sealed class NextLayerPredictor
         _layer = layer;
     }
 
+    // The layer's router selection bias (DeepSeek-V3), when a model is there to have one.
+    float[]? ScoreBias(int layer) => layer >= 0 && _w != null ? _w.Layers[layer].RouterScoreBias : null;
+
     // logits = layer's router on x [H] (only a model has routers).
     void RouterLogits(int layer, ReadOnlySpan<float> x)
     {
@@ -118,7 +121,7 @@ public sealed class NextLayerPredictor
     /// </summary>
     public void RouteHeld(Span<int> ids, Span<float> weights, Span<float> probs, Span<float> scratch)
     {
-        if (Spec != null) Router.Route(Spec, _logits, ids, weights, scratch);
+        if (Spec != null) Router.Route(Spec, _logits, ScoreBias(_layer), ids, weights, scratch);
         else _ids.CopyTo(ids);
         Softmax.Forward(_logits, probs);
         if (Spec == null)
@@ -177,7 +180,7 @@ public sealed class NextLayerPredictor
                 if (x.Length < tokens * _hidden) throw new ArgumentException($"x holds {x.Length} floats, need {tokens * _hidden}", nameof(x));
                 RouterLogits(layer, x.Slice(t * _hidden, _hidden));
             }
-            Router.Route(Spec!, _logits, ids, _weights, _probs);
+            Router.Route(Spec!, _logits, ScoreBias(layer), ids, _weights, _probs);
             foreach (int e in ids) _counts[e]++;
         }
         _countsLayer = layer;

@@ -32,6 +32,8 @@ public class GpuLogitBitsTests(GpuFixture gpu, ITestOutputHelper output)
     [InlineData("qwen3moe-tiny")]
     [InlineData("olmoe-tiny")]
     [InlineData("phimoe-tiny")]
+    [InlineData("deepseekv2-tiny")]
+    [InlineData("deepseekv3-tiny")]
     public void FixtureLogitsAreBitIdentical(string fixture)
     {
         using var model = MoeModel.Load(TestPaths.Fixture(fixture), LogitBits.Options(Gpu));

@@ -30,6 +30,9 @@ public sealed class ConfigFuzzTests(ITestOutputHelper output)
         "tie_word_embeddings", "eos_token_id", "bos_token_id", "hidden_act", "model_type", "decoder_sparse_step", "mlp_only_layers",
         "shared_expert_intermediate_size", "norm_topk_prob", "qkv_bias", "attention_bias", "clip_qkv", "lm_head_bias",
         "router_jitter_noise", "dtype", "torch_dtype", "original_max_position_embeddings",
+        // DeepSeek-V2/V3
+        "n_routed_experts", "n_shared_experts", "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
+        "n_group", "topk_group", "topk_method", "routed_scaling_factor", "first_k_dense_replace", "moe_layer_freq", "rope_interleave",
     ];
 
     [Fact]

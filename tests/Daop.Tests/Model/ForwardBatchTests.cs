@@ -99,6 +99,8 @@ public class ForwardBatchTests(GpuFixture gpu)
     [InlineData("mixtral-tiny")]
     [InlineData("qwen2moe-tiny")]
     [InlineData("olmoe-tiny")]
+    [InlineData("deepseekv2-tiny")]
+    [InlineData("deepseekv3-tiny")]
     public void EachSequenceGetsItsOwnLogitsOnTheCpu(string fixture)
     {
         using var m = MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions { ContextLength = 64, MaxChunkTokens = 8 });
@@ -118,6 +120,19 @@ public class ForwardBatchTests(GpuFixture gpu)
         Assert.True(m.Experts.BatchesSequences);
         BatchMatchesSequences(m, "mixtral-tiny gpu");
         MixedBatchMatchesSequences(m, "mixtral-tiny gpu");
+    }
+
+    /// <summary>Multi-head latent attention's segments on the GPU path: every segment appends before any attends.</summary>
+    [Fact]
+    public void EachSequenceGetsItsOwnLogitsOnTheGpuPathWithLatentAttention()
+    {
+        using var m = MoeModel.Load(TestPaths.Fixture("deepseekv3-tiny"), new ModelOptions
+        {
+            ContextLength = 64, MaxChunkTokens = 8, Device = _ => new GpuDevice(gpu.Accelerator),
+            Experts = (model, d) => new GpuExpertScheduler(model, d),
+        });
+        BatchMatchesSequences(m, "deepseekv3-tiny gpu");
+        MixedBatchMatchesSequences(m, "deepseekv3-tiny gpu");
     }
 
     /// <summary>Placement schedulers batch too (exact policies: the logits do not depend on where experts run).</summary>

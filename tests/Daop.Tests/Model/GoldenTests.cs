@@ -51,7 +51,7 @@ public class GoldenTests
                 float[] wts = new float[k], probs = new float[e];
                 for (int p = 0; p < len; p++)
                 {
-                    Router.Route(model.Config.Router, refRouter.AsSpan((b * len + p) * e, e), want, wts, probs);
+                    Router.Route(model.Config.Router, refRouter.AsSpan((b * len + p) * e, e), (model.Weights.Layers[l].Ffn as MoeBlock)?.ScoreBias, want, wts, probs);
                     Assert.Equal(want.Order(), rec.Ids(l, p).ToArray().Order());
                 }
             }

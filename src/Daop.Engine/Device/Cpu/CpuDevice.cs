@@ -42,6 +42,25 @@ public sealed class CpuKvCache : KvCache
     public override int Capacity => _capacity;
 }
 
+/// <summary>Host-memory latent cache (MLA), fp32: per layer [capacity, width].</summary>
+public sealed class CpuLatentCache : KvCache
+{
+    /// <summary>Per layer [capacity, width].</summary>
+    public readonly float[][] Latent;
+    readonly int _capacity;
+
+    /// <summary>Allocates the cache.</summary>
+    public CpuLatentCache(int layers, int capacity, int width)
+    {
+        _capacity = capacity;
+        Latent = new float[layers][];
+        for (int l = 0; l < layers; l++) Latent[l] = new float[(long)capacity * width];
+    }
+
+    /// <inheritdoc />
+    public override int Capacity => _capacity;
+}
+
 /// <summary>The CPU device: every op runs the Daop.Kernels CPU kernels on host memory.</summary>
 public sealed class CpuDevice : IDevice
 {
@@ -138,6 +157,28 @@ public sealed class CpuDevice : IDevice
         D(v).AsSpan(row * kvDim, tokens * kvDim).CopyTo(c.V[layer].AsSpan(startPos * kvDim));
         CpuAttention.CausalTransposed(D(q), kt, cap, c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window, row, chunk);
     }
+
+    /// <inheritdoc />
+    public KvCache CreateLatentCache(int layers, int capacity, int width) => new CpuLatentCache(layers, capacity, width);
+
+    /// <inheritdoc />
+    public void HeadMatMul(float[] w, DeviceBuffer x, int xStride, int xOffset, DeviceBuffer y, int yStride, int yOffset, int tokens, int heads, int rows, int cols) =>
+        Kernels.Cpu.LatentAttention.HeadMatMul(w, D(x), xStride, xOffset, D(y), yStride, yOffset, tokens, heads, rows, cols);
+
+    /// <inheritdoc />
+    public void LatentAppend(KvCache cache, int layer, RopeTable rope, DeviceBuffer q, DeviceBuffer qc, DeviceBuffer c, DeviceBuffer kpe,
+        in LatentShape a, int tokens, int startPos, int row = 0)
+    {
+        if (startPos + tokens > Math.Min(cache.Capacity, rope.Capacity))
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the cache ({cache.Capacity}) or RoPE table ({rope.Capacity})");
+        Kernels.Cpu.LatentAttention.Append(D(q).AsSpan(row * a.Heads * a.QStride), D(qc).AsSpan(row * a.Heads * a.Width), D(c).AsSpan(row * a.Rank),
+            D(kpe).AsSpan(row * a.RopeDim), ((CpuLatentCache)cache).Latent[layer], rope.Cos, rope.Sin, a, tokens, startPos);
+    }
+
+    /// <inheritdoc />
+    public void LatentAttention(KvCache cache, int layer, DeviceBuffer qc, DeviceBuffer o, in LatentShape a, int tokens, int startPos, int row = 0) =>
+        Kernels.Cpu.LatentAttention.Attend(D(qc).AsSpan(row * a.Heads * a.Width), ((CpuLatentCache)cache).Latent[layer],
+            D(o).AsSpan(row * a.Heads * a.Rank), a, tokens, startPos);
 
     /// <inheritdoc />
     public void Add(DeviceBuffer acc, DeviceBuffer x, int count) =>

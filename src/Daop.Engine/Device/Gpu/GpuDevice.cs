@@ -15,7 +15,7 @@ namespace Daop.Engine.Device.Gpu;
 /// RoPE tables) likewise by reference. All work is queued on the accelerator's default stream;
 /// <see cref="CopyToHost"/> waits for it.
 /// </summary>
-public sealed class GpuDevice : IDevice
+public sealed partial class GpuDevice : IDevice
 {
     readonly record struct MatrixKey(nint Data, DType Type, int Rows, int Cols, int Count);
 

@@ -20,7 +20,7 @@ public static class GpuMemory
         if (sequences < 0) throw new ArgumentOutOfRangeException(nameof(sequences), $"sequences must be >= 0, got {sequences}");
         var c = model.Config;
         var w = model.Weights;
-        int t = Math.Min(maxChunkTokens, model.ContextLength), h = c.HiddenSize, q = c.NumHeads * c.HeadDim, kv = c.NumKvHeads * c.HeadDim;
+        int t = Math.Min(maxChunkTokens, model.ContextLength), h = c.HiddenSize, q = c.QueryWidth, kv = c.KvWidth;
         long total = 0;
         var matrices = new HashSet<(nint, DType, int, int)>();
         var vectors = new HashSet<float[]>(ReferenceEqualityComparer.Instance);
@@ -35,10 +35,11 @@ public static class GpuMemory
             if (l.Shared is { } s) ffnScratch = Math.Max(ffnScratch, s.Gate.Rows);
             if (l.Dense is { } d) ffnScratch = Math.Max(ffnScratch, d.Gate.Rows);
         }
-        int rotDim = (int)(c.HeadDim * c.Rope.PartialRotaryFactor);
+        int rotDim = (int)(c.Attention.RopeDim * c.Rope.PartialRotaryFactor);
         rotDim -= rotDim % 2;
         total += 2 * Floats((long)model.ContextLength * (rotDim / 2));                 // RoPE cos, sin
-        total += (long)sequences * c.NumLayers * 2 * Floats((long)model.ContextLength * kv); // KV caches
+        total += (long)sequences * c.NumLayers * (c.Attention is Daop.Engine.Load.Config.AttentionSpec.Mla  // KV caches: MLA's one latent stream, else K and V
+            ? Floats((long)model.ContextLength * c.KvCacheWidth) : 2 * Floats((long)model.ContextLength * kv));
         total += 4 * Floats((long)t * h) + 2 * Floats((long)t * q) + 2 * Floats((long)t * kv) // X, Xn, Out, Shared; Q, Ctx; K, V
             + Floats((long)t * Math.Max(c.NumExperts, 1)) + Floats((long)RunState.LogitRows * c.VocabSize);
         total += 4L * Math.Max(64, t);                                                   // token ids

@@ -15,10 +15,12 @@ public abstract record AttentionSpec(int Heads, int KvHeads, int HeadDim, RopeSp
 {
     /// <summary>Floats per token of q and of the attention output before o_proj.</summary>
     public virtual int QueryWidth => Heads * HeadDim;
-    /// <summary>Floats per cached position, each of K and V.</summary>
+    /// <summary>Floats per token of the run state's k and v: for GQA those of each cached position's K and of its V.</summary>
     public virtual int KvWidth => KvHeads * HeadDim;
     /// <summary>Width of each rotated head (before <see cref="RopeSpec.PartialRotaryFactor"/>): the RoPE table's.</summary>
     public virtual int RopeDim => HeadDim;
+    /// <summary>Floats the KV cache holds per position, all streams together: K and V (2·<see cref="KvWidth"/>) unless the kind caches less.</summary>
+    public virtual int CacheWidth => 2 * KvWidth;
 
     /// <summary>
     /// Grouped-query attention (Mixtral, Qwen, OLMoE, PhiMoE): q, k, v = xn·Wqᵀ, xn·Wkᵀ, xn·Wvᵀ (+ biases); optional
@@ -45,6 +47,61 @@ public abstract record AttentionSpec(int Heads, int KvHeads, int HeadDim, RopeSp
         public bool SkipRope { get; init; }
         /// <summary>Scale q by its position's attention temperature, if set (Llama-4's NoPE layers).</summary>
         public QueryTemperature? Temperature { get; init; }
+    }
+
+    /// <summary>
+    /// Multi-head latent attention (DeepSeek-V2/V3; transformers' DeepseekV2Attention): q = xn·Wqᵀ, or with a q LoRA
+    /// q = norm(xn·Wqaᵀ)·Wqbᵀ, per head [dn nope | dr rope]; xn·Wkvaᵀ = [c (r) | k_pe (dr)], c normalised (kv_a_layernorm)
+    /// and k_pe roped, one k_pe shared by all heads; per head k = [W_uk,h·c | k_pe], v = W_uv,h·c from kv_b_proj
+    /// [NH·(dn + dv), r]; softmax(q·k·<see cref="Scale"/>)·v; o_proj [H, NH·dv]. Only c and the roped k_pe are cached
+    /// (r + dr floats per position, <see cref="CacheWidth"/>): W_uk is absorbed into q and W_uv applied after the weighted sum.
+    /// <see cref="AttentionSpec.HeadDim"/> is dn + dr (the score's width), <see cref="AttentionSpec.KvHeads"/> 1 (one latent).
+    /// </summary>
+    /// <param name="Heads">NH.</param>
+    /// <param name="Rope">RoPE of the dr rotated dims (YaRN for the released models).</param>
+    /// <param name="KvRank">r: kv_lora_rank.</param>
+    /// <param name="NopeDim">dn: qk_nope_head_dim.</param>
+    /// <param name="RopeHeadDim">dr: qk_rope_head_dim.</param>
+    /// <param name="ValueDim">dv: v_head_dim.</param>
+    public sealed record Mla(int Heads, RopeSpec Rope, int KvRank, int NopeDim, int RopeHeadDim, int ValueDim)
+        : AttentionSpec(Heads, 1, NopeDim + RopeHeadDim, Rope)
+    {
+        /// <summary>rq: q_lora_rank, or null for a plain q_proj (V2-Lite).</summary>
+        public int? QRank { get; init; }
+        /// <summary>q_a_proj, kv_a_proj_with_mqa and o_proj carry biases (attention_bias).</summary>
+        public bool Bias { get; init; }
+        /// <summary>RoPE pairs dims (2i, 2i+1) (V2, V3's rope_interleave) rather than (i, i + dr/2).</summary>
+        public bool RopeInterleaved { get; init; } = true;
+
+        /// <summary>
+        /// The score scale: (dn + dr)^−½, times mscale(factor, mscale_all_dim)² for scaled RoPE with mscale_all_dim
+        /// (transformers' yarn_apply_mscale).
+        /// </summary>
+        public float Scale
+        {
+            get
+            {
+                double s = 1 / Math.Sqrt(NopeDim + RopeHeadDim);
+                if (Rope.Type != "default" && Rope.MscaleAllDim is { } all && all != 0)
+                {
+                    double m = RopeSpec.YarnMscale(Rope.Factor, all);
+                    s *= m * m;
+                }
+                return (float)s;
+            }
+        }
+
+        /// <summary>
+        /// The widest per-token buffer the layer uses from the run state's q and ctx: q [NH·(dn+dr)], the absorbed query
+        /// [NH·(r+dr)], the q LoRA's [rq] and the output before o_proj [NH·dv].
+        /// </summary>
+        public override int QueryWidth => Math.Max(Heads * Math.Max(NopeDim + RopeHeadDim, Math.Max(KvRank + RopeHeadDim, ValueDim)), QRank ?? 0);
+        /// <summary>The run state's k and v rows: c [r] and k_pe [dr].</summary>
+        public override int KvWidth => KvRank + RopeHeadDim;
+        /// <inheritdoc />
+        public override int RopeDim => RopeHeadDim;
+        /// <summary>c and the roped k_pe: r + dr floats per position, one stream.</summary>
+        public override int CacheWidth => KvRank + RopeHeadDim;
     }
 }
 

@@ -38,11 +38,12 @@ public sealed record ModelConfig
             _moeLayers = value.Count(l => l.Ffn is FfnSpec.Moe);
             _queryWidth = value.Count == 0 ? 0 : value.Max(l => l.Attention.QueryWidth);
             _kvWidth = value.Count == 0 ? 0 : value.Max(l => l.Attention.KvWidth);
+            _cacheWidth = value.Count == 0 ? 0 : value.Max(l => l.Attention.CacheWidth);
         }
     }
     readonly IReadOnlyList<LayerSpec> _layers = [];
     readonly FfnSpec.Moe? _moe;
-    readonly int _moeLayers, _queryWidth, _kvWidth;
+    readonly int _moeLayers, _queryWidth, _kvWidth, _cacheWidth;
 
     /// <summary>The output projection.</summary>
     public LmHeadSpec LmHead { get; init; } = new();
@@ -84,6 +85,11 @@ public sealed record ModelConfig
     public int QueryWidth => _queryWidth;
     /// <summary>Floats per cached position of K and of V, the widest over layers: the KV cache's width.</summary>
     public int KvWidth => _kvWidth;
+    /// <summary>
+    /// Floats the KV cache holds per position and layer, all streams together, the widest over layers: 2·<see cref="KvWidth"/>
+    /// for K and V, r + dr for multi-head latent attention's compressed cache.
+    /// </summary>
+    public int KvCacheWidth => _cacheWidth;
 
     /// <summary>The first MoE layer's block, which every MoE layer of the supported families shares; null when all are dense.</summary>
     public FfnSpec.Moe? Moe => _moe;

@@ -20,4 +20,13 @@ public sealed record RopeSpec(
     double BetaFast = 32,
     double BetaSlow = 1,
     string? InvFreqDType = null,
-    double[]? FreqFactors = null);  // type "factors": each pair's frequency divided by its factor (GGUF's rope_freqs, Llama 3)
+    double[]? FreqFactors = null)  // type "factors": each pair's frequency divided by its factor (GGUF's rope_freqs, Llama 3)
+{
+    /// <summary>YaRN's mscale (DeepSeek): with <see cref="MscaleAllDim"/>, the attention factor is mscale(factor, Mscale) / mscale(factor, MscaleAllDim).</summary>
+    public double? Mscale { get; init; }
+    /// <summary>YaRN's mscale_all_dim (DeepSeek): also scales MLA's softmax by mscale(factor, MscaleAllDim)².</summary>
+    public double? MscaleAllDim { get; init; }
+
+    /// <summary>transformers' yarn get_mscale: 1 for scale ≤ 1, else 0.1·mscale·ln(scale) + 1.</summary>
+    public static double YarnMscale(double scale, double mscale = 1) => scale <= 1 ? 1 : 0.1 * mscale * Math.Log(scale) + 1;
+}

@@ -175,6 +175,14 @@ sealed record CommonConfig
             if (!(r.Theta > 1)) throw s.Error("rope_theta", $"must be greater than 1 for yarn scaling, found {r.Theta}");
             Positive("beta_fast", r.BetaFast);
             Positive("beta_slow", r.BetaSlow);
+            // mscale(factor, m) = 0.1·m·ln(factor) + 1 scales (mscale) or divides (mscale_all_dim) the attention factor:
+            // each must be positive and finite, and so must their ratio in fp32.
+            foreach (var (field, m) in new[] { ("mscale", r.Mscale), ("mscale_all_dim", r.MscaleAllDim) })
+                if (m is { } v && v != 0 && !(RopeSpec.YarnMscale(r.Factor, v) is var y && double.IsFinite(y) && y > 0))
+                    throw s.Error(field, $"gives a non-positive or infinite mscale for factor {r.Factor}, found {v}");
+            if (r.Mscale is { } ms && ms != 0 && r.MscaleAllDim is { } ma && ma != 0
+                && !float.IsFinite((float)(RopeSpec.YarnMscale(r.Factor, ms) / RopeSpec.YarnMscale(r.Factor, ma))))
+                throw s.Error("mscale_all_dim", $"({ma}) with mscale {ms} gives an infinite attention factor");
         }
         foreach (var (field, list) in new[] { ("short_factor", r.ShortFactor), ("long_factor", r.LongFactor) })
             if (list != null)
@@ -194,7 +202,11 @@ sealed record CommonConfig
                 AttentionFactor: s.Has("attention_factor") ? s.Double("attention_factor") : null),
             "yarn" => new RopeSpec(theta, type, s.Double("factor"), OriginalMaxPositions: origMax, PartialRotaryFactor: partial,
                 AttentionFactor: s.Has("attention_factor") ? s.Double("attention_factor") : null,
-                BetaFast: s.DoubleOr("beta_fast", 32), BetaSlow: s.DoubleOr("beta_slow", 1)),
+                BetaFast: s.DoubleOr("beta_fast", 32), BetaSlow: s.DoubleOr("beta_slow", 1))
+            {
+                Mscale = s.Has("mscale") ? s.Double("mscale") : null,
+                MscaleAllDim = s.Has("mscale_all_dim") ? s.Double("mscale_all_dim") : null,
+            },
             _ => throw s.Error(p != null ? "rope_type" : "type", $"'{type}' is not a supported RoPE scaling (default, linear, dynamic, llama3, longrope, yarn)"),
         };
     }

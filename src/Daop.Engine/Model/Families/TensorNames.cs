@@ -20,6 +20,8 @@ public sealed record TensorNames
     public AttentionNames Attention { get; init; } = new GqaNames();
     /// <summary>Router [E, H]; null for a family without one (a dense model's FFN as a single expert).</summary>
     public required string? Router { get; init; }
+    /// <summary>The router's selection bias [E] (DeepSeek-V3's e_score_correction_bias), for routers that read one.</summary>
+    public string? RouterScoreBias { get; init; }
     /// <summary>Expert gate projection [I, H]; null when <see cref="ExpertGateUp"/> holds it.</summary>
     public string? ExpertGate { get; init; }
     /// <summary>Expert up projection [I, H]; null when <see cref="ExpertGateUp"/> holds it.</summary>
@@ -76,4 +78,25 @@ public sealed record GqaNames : AttentionNames
     public string QNorm { get; init; } = "model.layers.{l}.self_attn.q_norm.weight";
     /// <summary>k norm weight.</summary>
     public string KNorm { get; init; } = "model.layers.{l}.self_attn.k_norm.weight";
+}
+
+/// <summary>Multi-head latent attention's tensors (<see cref="Layers.MlaAttention"/>; DeepSeek's hub layout).</summary>
+public sealed record MlaNames : AttentionNames
+{
+    /// <summary>Query projection [NH·(dn+dr), H], without a q LoRA.</summary>
+    public string Q { get; init; } = "model.layers.{l}.self_attn.q_proj.weight";
+    /// <summary>q LoRA down-projection [rq, H].</summary>
+    public string QA { get; init; } = "model.layers.{l}.self_attn.q_a_proj.weight";
+    /// <summary>q LoRA norm [rq].</summary>
+    public string QANorm { get; init; } = "model.layers.{l}.self_attn.q_a_layernorm.weight";
+    /// <summary>q LoRA up-projection [NH·(dn+dr), rq].</summary>
+    public string QB { get; init; } = "model.layers.{l}.self_attn.q_b_proj.weight";
+    /// <summary>Latent and shared rope key [r + dr, H].</summary>
+    public string KvA { get; init; } = "model.layers.{l}.self_attn.kv_a_proj_with_mqa.weight";
+    /// <summary>Latent norm [r].</summary>
+    public string KvANorm { get; init; } = "model.layers.{l}.self_attn.kv_a_layernorm.weight";
+    /// <summary>Key-nope and value up-projection [NH·(dn+dv), r].</summary>
+    public string KvB { get; init; } = "model.layers.{l}.self_attn.kv_b_proj.weight";
+    /// <summary>Output projection [H, NH·dv].</summary>
+    public string O { get; init; } = "model.layers.{l}.self_attn.o_proj.weight";
 }

@@ -18,6 +18,8 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
     public override string Stage => "moe";
     /// <summary>Router [E, H]; null for <see cref="RouterSpec.Single"/> (every token takes expert 0 with weight 1).</summary>
     public required LinearWeights? Router { get; init; }
+    /// <summary>The router's per-expert selection bias [E], if its spec reads one (<see cref="RouterSpec.HasScoreBias"/>).</summary>
+    public float[]? ScoreBias { get; init; }
     /// <summary>Routed experts, E of them.</summary>
     public required ExpertWeights[] Experts { get; init; }
     /// <summary>Shared expert, if the spec has one.</summary>
@@ -33,6 +35,7 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
         return new MoeBlock(spec)
         {
             Router = spec.Router is RouterSpec.Single ? null : LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, bias: false),
+            ScoreBias = spec.Router.HasScoreBias ? st.Vector(F(n.RouterScoreBias, "router score bias"), spec.Experts) : null,
             Experts = Enumerable.Range(0, spec.Experts).Select(e => n.ExpertGateUp != null
                 ? ExpertWeights.LoadGateUp(st, FE(n.ExpertGateUp, e, "expert gate/up"), FE(n.ExpertDown, e, "expert down"), spec.ExpertIntermediate, hidden)
                 : ExpertWeights.Load(st, FE(n.ExpertGate, e, "expert gate"), FE(n.ExpertUp, e, "expert up"), FE(n.ExpertDown, e, "expert down"),
@@ -48,6 +51,7 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
     public override void Visit(DenseMatrixVisitor matrix, Action<float[]> vector)
     {
         Router?.Visit(matrix, vector);
+        if (ScoreBias != null) vector(ScoreBias);
         SharedGate?.Visit(matrix, vector);
         Shared?.Visit(matrix);
     }
@@ -71,7 +75,7 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
             var r = s.Routing;                                                  // ids, weights [T, K]
             r.Tokens = t;
             for (int i = 0; i < t; i++)
-                Layers.Router.Route(Spec.Router, s.HostLogits.AsSpan(i * e, e), r.Experts.AsSpan(i * k, k), r.Weights.AsSpan(i * k, k), s.Probs);
+                Layers.Router.Route(Spec.Router, s.HostLogits.AsSpan(i * e, e), ScoreBias, r.Experts.AsSpan(i * k, k), r.Weights.AsSpan(i * k, k), s.Probs);
             s.ExpertReads += DistinctExperts(r.Experts.AsSpan(0, t * k), e);
             if (observer != null)
             {
