@@ -66,14 +66,16 @@ public class GeneratorOutputTests
             .Where(h => h.StartsWith("ExpertShape_", StringComparison.Ordinal)).OrderBy(h => h, StringComparer.Ordinal).ToArray();
         string[] expected =
         [
+            "H1536_I512_Bf16",  // Granite-3.1-3B-A800M
             "H2048_I1024_Bf16", // OLMoE-1B-7B
             "H2048_I1408_Bf16", // Qwen1.5-MoE-A2.7B routed
             "H2048_I5632_Bf16", // Qwen1.5-MoE-A2.7B shared
             "H2048_I768_Bf16",  // Qwen3-30B-A3B
             "H256_I256_Bf16",   // tiny-mixtral-code
+            "H3584_I18944_Bf16", // Qwen2.5-7B (dense: its MLP is the one expert)
             "H3584_I20480_Bf16", // Qwen2-57B-A14B shared
             "H3584_I2560_Bf16", // Qwen2-57B-A14B routed
-            "H4096_I14336_Bf16", // Mixtral-8x7B
+            "H4096_I14336_Bf16", // Mixtral-8x7B, Llama-3.1-8B
             "H4096_I1536_Bf16", // Qwen3-235B-A22B
             "H4096_I6400_Bf16", // Phi-3.5-MoE
             "H6144_I16384_Bf16", // Mixtral-8x22B

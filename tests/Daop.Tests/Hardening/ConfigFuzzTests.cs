@@ -33,6 +33,10 @@ public sealed class ConfigFuzzTests(ITestOutputHelper output)
         // DeepSeek-V2/V3
         "n_routed_experts", "n_shared_experts", "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
         "n_group", "topk_group", "topk_method", "routed_scaling_factor", "first_k_dense_replace", "moe_layer_freq", "rope_interleave",
+        // Granite-MoE, dense Llama/Qwen2/Mistral, Llama-4
+        "embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling", "mlp_bias", "pretraining_tp",
+        "layer_types", "max_window_layers", "moe_layers", "interleave_moe_layer_step", "no_rope_layers", "no_rope_layer_interval",
+        "attention_chunk_size", "attn_temperature_tuning", "floor_scale", "attn_scale", "use_qk_norm", "intermediate_size_mlp",
     ];
 
     [Fact]

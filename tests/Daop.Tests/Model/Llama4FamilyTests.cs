@@ -79,6 +79,7 @@ public class Llama4FamilyTests
     [InlineData("layer_types", "[\"chunked_attention\", \"sliding_attention\", \"full_attention\", \"full_attention\"]", "field 'layer_types[1]' 'sliding_attention' is not")]
     [InlineData("attention_chunk_size", "0", "field 'attention_chunk_size' must be positive, found 0")]
     [InlineData("floor_scale", "-1", "field 'floor_scale' must be positive, found -1")]
+    [InlineData("attn_scale", "1e308", "field 'attn_scale' must be in [0, 100], found 1E+308")]
     public void BadLlama4ConfigsAreNamed(string field, string json, string message)
     {
         using var dir = new TempModelDir(Fixture);

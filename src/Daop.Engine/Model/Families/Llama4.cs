@@ -49,6 +49,7 @@ public sealed class Llama4 : IModelFamily
         int floor = c.IntOr("floor_scale", 8192);
         if (floor <= 0) throw c.Error("floor_scale", $"must be positive, found {floor}");
         double attnScale = c.DoubleOr("attn_scale", 0.1);
+        if (!(attnScale >= 0 && attnScale <= 100)) throw c.Error("attn_scale", $"must be in [0, 100], found {attnScale}");
         var temperature = c.BoolOr("attn_temperature_tuning", true) ? new QueryTemperature(floor, (float)attnScale) : null;
         var l2 = c.BoolOr("use_qk_norm", true) ? new QkNormSpec(QkNormScope.PerHead, NormSpec.Rms((float)c.DoubleOr("rms_norm_eps", 1e-5))) { Weightless = true } : null;
 
