@@ -76,7 +76,7 @@ public sealed partial class MoeModel : IDisposable
         var classes = new WeightClasses(config, family.Names);
         var store = TensorStore.OpenDirectory(dir);
         if (config.Quantization is { } q) store.WithBlockFormats(name => q.For(classes.Of(name)));
-        ITensorSource source = Converting(store, classes, options);
+        ITensorSource source = Converting(family.Tensors(store, config), classes, options);
         try
         {
             ModelWeights weights;

@@ -144,7 +144,13 @@ public sealed class GpuDevice : IDevice
         static void Check(in WeightMatrix m, bool perToken) => GpuMatrix.ChunksPerRow(m.Type, m.Cols);
         weights.VisitDense(Check, _ => { });
         foreach (var layer in weights.Layers)
+        {
             foreach (var e in layer.Experts) e.Visit(Check);
+            if (layer.Attention is Model.Layers.SinkAttention)
+                throw new NotSupportedException("the GPU attention kernel has no attention sinks (GPT-OSS) yet: run this model on the CPU");
+            if (layer.Ffn.Spec.Act is not Load.Config.Activation.SwiGlu)
+                throw new NotSupportedException($"the GPU expert kernels compute SwiGLU only, not {layer.Ffn.Spec.Act} (GPT-OSS): run this model on the CPU");
+        }
     }
 
     /// <summary>The device copy of <paramref name="w"/> (uploaded on first use).</summary>
@@ -281,8 +287,9 @@ public sealed class GpuDevice : IDevice
 
     /// <inheritdoc />
     public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0)
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, float[]? sinks = null)
     {
+        if (sinks != null) throw new NotSupportedException("the GPU attention kernel has no attention sinks (GPT-OSS) yet");
         var c = (GpuKvCache)cache;
         if (startPos + tokens > c.Capacity)
             throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the cache ({c.Capacity})");

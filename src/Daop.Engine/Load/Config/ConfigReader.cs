@@ -84,6 +84,15 @@ public sealed class ConfigReader
         return [AsInt(field, v)];
     }
 
+    /// <summary>A list of strings (GPT-OSS's layer_types); empty when absent.</summary>
+    public string[] StringList(string field)
+    {
+        if (Raw(field) is not { } v) return [];
+        if (v.ValueKind != JsonValueKind.Array) throw Error(field, $"must be a list of strings, found {v.GetRawText()}");
+        return v.EnumerateArray().Select((x, i) => x.ValueKind == JsonValueKind.String ? x.GetString()!
+            : throw Error($"{field}[{i}]", $"must be a string, found {x.GetRawText()}")).ToArray();
+    }
+
     /// <summary>A nested object (e.g. rope_parameters), or null.</summary>
     public ConfigReader? Object(string field)
     {

@@ -167,7 +167,7 @@ sealed record CommonConfig
                 AttentionFactor: s.Has("attention_factor") ? s.Double("attention_factor") : null),
             "yarn" => new RopeSpec(theta, type, s.Double("factor"), OriginalMaxPositions: origMax, PartialRotaryFactor: partial,
                 AttentionFactor: s.Has("attention_factor") ? s.Double("attention_factor") : null,
-                BetaFast: s.DoubleOr("beta_fast", 32), BetaSlow: s.DoubleOr("beta_slow", 1)),
+                BetaFast: s.DoubleOr("beta_fast", 32), BetaSlow: s.DoubleOr("beta_slow", 1), Truncate: s.BoolOr("truncate", true)),
             _ => throw s.Error(p != null ? "rope_type" : "type", $"'{type}' is not a supported RoPE scaling (default, linear, dynamic, llama3, longrope, yarn)"),
         };
     }

@@ -20,6 +20,8 @@ public sealed record TensorNames
     public AttentionNames Attention { get; init; } = new GqaNames();
     /// <summary>Router [E, H].</summary>
     public required string Router { get; init; }
+    /// <summary>The router carries a bias [E] (<see cref="Router"/>'s <see cref="Bias"/> name; GPT-OSS).</summary>
+    public bool RouterBias { get; init; }
     /// <summary>Expert gate projection [I, H].</summary>
     public required string ExpertGate { get; init; }
     /// <summary>Expert up projection [I, H].</summary>
@@ -69,4 +71,19 @@ public sealed record GqaNames : AttentionNames
     public string QNorm { get; init; } = "model.layers.{l}.self_attn.q_norm.weight";
     /// <summary>k norm weight.</summary>
     public string KNorm { get; init; } = "model.layers.{l}.self_attn.k_norm.weight";
+}
+
+/// <summary>Sink attention's tensors (<see cref="Layers.SinkAttention"/>): GQA's projections plus the per-head sinks.</summary>
+public sealed record SinkGqaNames : AttentionNames
+{
+    /// <summary>Query projection [NH·D, H].</summary>
+    public string Q { get; init; } = "model.layers.{l}.self_attn.q_proj.weight";
+    /// <summary>Key projection [NKV·D, H].</summary>
+    public string K { get; init; } = "model.layers.{l}.self_attn.k_proj.weight";
+    /// <summary>Value projection [NKV·D, H].</summary>
+    public string V { get; init; } = "model.layers.{l}.self_attn.v_proj.weight";
+    /// <summary>Output projection [H, NH·D].</summary>
+    public string O { get; init; } = "model.layers.{l}.self_attn.o_proj.weight";
+    /// <summary>Sink logits [NH].</summary>
+    public string Sinks { get; init; } = "model.layers.{l}.self_attn.sinks";
 }

@@ -18,6 +18,7 @@ public abstract class AttentionLayer
     public static AttentionLayer Load(AttentionSpec spec, ITensorSource st, TensorNames names, int layer, int hidden) => spec switch
     {
         AttentionSpec.Gqa g => GqaAttention.Load(g, st, Names<GqaNames>(names, spec), layer, hidden),
+        AttentionSpec.SinkGqa g => SinkAttention.Load(g, st, Names<SinkGqaNames>(names, spec), layer, hidden),
         _ => throw new NotSupportedException($"no attention layer implements {spec.GetType().Name}"),
     };
 

@@ -30,11 +30,13 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
         string F(string? pattern, string what) => TensorNames.Format(
             pattern ?? throw new InvalidOperationException($"the family's tensor names have no {what}"), layer);
         string FE(string pattern, int e) => TensorNames.Format(pattern, layer, e);
+        bool biased = spec.Act is Activation.ClampedSwiGlu;                    // GPT-OSS: biased gate, up and down
+        ExpertWeights Expert(int e) => ExpertWeights.Load(st, FE(n.ExpertGate, e), FE(n.ExpertUp, e), FE(n.ExpertDown, e), spec.ExpertIntermediate, hidden)
+            with { Bias = biased ? ExpertWeights.LoadBias(st, FE(n.ExpertGate, e), FE(n.ExpertUp, e), FE(n.ExpertDown, e), spec.ExpertIntermediate, hidden) : null };
         return new MoeBlock(spec)
         {
-            Router = LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, bias: false),
-            Experts = Enumerable.Range(0, spec.Experts).Select(e => ExpertWeights.Load(st,
-                FE(n.ExpertGate, e), FE(n.ExpertUp, e), FE(n.ExpertDown, e), spec.ExpertIntermediate, hidden)).ToArray(),
+            Router = LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, n.RouterBias),
+            Experts = Enumerable.Range(0, spec.Experts).Select(Expert).ToArray(),
             Shared = spec.Shared is { } s ? ExpertWeights.Load(st, F(n.SharedGate, "shared expert"), F(n.SharedUp, "shared expert"),
                 F(n.SharedDown, "shared expert"), s.Intermediate, hidden) : null,
             SharedGate = spec.Shared is SharedExpertSpec.SigmoidGated
