@@ -45,21 +45,30 @@ public static class BiasedExpertFfn
         }
     }
 
-    /// <summary>Scalar twin built only from scalar twins.</summary>
+    /// <summary>
+    /// Scalar twin built only from scalar twins: for block formats the int8 path's (<see cref="QuantMatMul.Scalar"/>), which
+    /// <see cref="MatMul.Forward"/> takes for them below its batch thresholds on CPUs without AMX.
+    /// </summary>
     public static void Scalar(in WeightMatrix gate, in WeightMatrix up, in WeightMatrix down, in ExpertBiases bias, float alpha, float limit,
         ReadOnlySpan<float> x, Span<float> y, int tokens, Span<float> scratch)
     {
         int inter = gate.Rows, hidden = down.Rows;
         var g = scratch[..(tokens * inter)];
         var u = scratch.Slice(tokens * inter, tokens * inter);
-        MatMul.Scalar(gate, x, g, tokens);
-        MatMul.Scalar(up, x, u, tokens);
+        Product(gate, x, g, tokens);
+        Product(up, x, u, tokens);
         for (int t = 0; t < tokens; t++)
             for (int i = 0; i < inter; i++) { g[t * inter + i] += bias.Gate[i]; u[t * inter + i] += bias.Up[i]; }
         ClampedSwiGlu.Scalar(g, u, alpha, limit);
-        MatMul.Scalar(down, g, y, tokens);
+        Product(down, g, y, tokens);
         for (int t = 0; t < tokens; t++)
             for (int i = 0; i < hidden; i++) y[t * hidden + i] += bias.Down[i];
+    }
+
+    static void Product(in WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
+    {
+        if (w.Type.IsBlock()) QuantMatMul.Scalar(w, x, y, tokens);
+        else MatMul.Scalar(w, x, y, tokens);
     }
 
     static void Check(in WeightMatrix gate, in WeightMatrix up, in WeightMatrix down, in ExpertBiases bias, Span<float> scratch, int tokens)
