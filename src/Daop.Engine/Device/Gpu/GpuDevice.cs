@@ -144,13 +144,7 @@ public sealed class GpuDevice : IDevice
         static void Check(in WeightMatrix m, bool perToken) => GpuMatrix.ChunksPerRow(m.Type, m.Cols);
         weights.VisitDense(Check, _ => { });
         foreach (var layer in weights.Layers)
-        {
             foreach (var e in layer.Experts) e.Visit(Check);
-            if (layer.Attention is Model.Layers.SinkAttention)
-                throw new NotSupportedException("the GPU attention kernel has no attention sinks (GPT-OSS) yet: run this model on the CPU");
-            if (layer.Ffn.Spec.Act is not Load.Config.Activation.SwiGlu)
-                throw new NotSupportedException($"the GPU expert kernels compute SwiGLU only, not {layer.Ffn.Spec.Act} (GPT-OSS): run this model on the CPU");
-        }
     }
 
     /// <summary>The device copy of <paramref name="w"/> (uploaded on first use).</summary>
@@ -289,13 +283,12 @@ public sealed class GpuDevice : IDevice
     public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
         int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, float[]? sinks = null)
     {
-        if (sinks != null) throw new NotSupportedException("the GPU attention kernel has no attention sinks (GPT-OSS) yet");
         var c = (GpuKvCache)cache;
         if (startPos + tokens > c.Capacity)
             throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the cache ({c.Capacity})");
         int qw = heads * headDim, kvw = kvHeads * headDim;
         Kernels.Attention(Stream, Rows(q, row, qw), Rows(k, row, kvw), Rows(v, row, kvw), c.K(layer), c.V(layer), Rows(o, row, qw), tokens,
-            startPos, heads, kvHeads, headDim, window ?? 0);
+            startPos, heads, kvHeads, headDim, window ?? 0, sinks != null ? Vector(sinks) : null);
     }
 
     // x from row `row` on, rows of `width` floats (a view: nothing is copied).
