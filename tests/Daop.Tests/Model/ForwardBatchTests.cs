@@ -99,6 +99,7 @@ public class ForwardBatchTests(GpuFixture gpu)
     [InlineData("mixtral-tiny")]
     [InlineData("qwen2moe-tiny")]
     [InlineData("olmoe-tiny")]
+    [InlineData("gptoss-tiny")]          // sink attention's segment loop, sliding and full layers
     public void EachSequenceGetsItsOwnLogitsOnTheCpu(string fixture)
     {
         using var m = MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions { ContextLength = 64, MaxChunkTokens = 8 });
