@@ -79,6 +79,21 @@ public class GptOssTests
     }
 
     [Fact]
+    public void QuantizeRefusesStackedExperts()
+    {
+        // 'daop quantize' writes one tensor per expert matrix; GPT-OSS converts at load instead (and that works).
+        string outDir = Path.Combine(Path.GetTempPath(), "daop-gptoss-q-" + Guid.NewGuid().ToString("N"));
+        var e = Assert.Throws<ModelLoadException>(() => QuantizedCheckpoint.Write(TestPaths.Fixture("gptoss-tiny"), outDir, DType.Q4_0, null));
+        Assert.Contains("--expert-dtype", e.Message);
+        Assert.False(Directory.Exists(outDir));
+        using var converted = MoeModel.Load(TestPaths.Fixture("gptoss-tiny"), new ModelOptions { ExpertDType = DType.Q4_0 });
+        Assert.Equal(DType.Q4_0, converted.Weights.Layers[0].Experts[0].Down.Type);
+        var logits = new float[converted.Config.VocabSize];
+        converted.Forward([5, 6, 7], 0, converted.NewCache(), logits);
+        Assert.All(logits, x => Assert.True(float.IsFinite(x)));
+    }
+
+    [Fact]
     public unsafe void Mxfp4ExpertsWidenToTheHubDequantization()
     {
         // Every expert matrix as loaded (repacked into Daop's MXFP4) widens to exactly what the hub's blocks and scales
