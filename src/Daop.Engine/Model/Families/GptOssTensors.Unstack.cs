@@ -17,20 +17,20 @@ public sealed unsafe partial class GptOssTensors
         int size = TensorDTypes.SizeOf(gu.DType);
         long matrix = (long)inter * hidden * size;                     // bytes of one [I, H] (or [H, I]) matrix
         byte* dst = Allocate(3 * matrix * experts);                    // per expert: gate, up, down
-        byte* src = _store.DataPointer(gu.Name), srcDown = _store.DataPointer(dn.Name);
+        nint src = (nint)_store.DataPointer(gu.Name), srcDown = (nint)_store.DataPointer(dn.Name), all = (nint)dst;
         var gate = new WeightMatrix[experts];
         var up = new WeightMatrix[experts];
         var down = new WeightMatrix[experts];
-        for (int e = 0; e < experts; e++)
+        Parallel.For(0, experts, e =>                                   // experts are independent: one per worker
         {
-            byte* g = dst + 3 * matrix * e, u = g + matrix, d = u + matrix;
-            byte* s = src + (long)e * hidden * 2 * inter * size, sd = srcDown + (long)e * inter * hidden * size;
+            byte* g = (byte*)all + 3 * matrix * e, u = g + matrix, d = u + matrix;
+            byte* s = (byte*)src + (long)e * hidden * 2 * inter * size, sd = (byte*)srcDown + (long)e * inter * hidden * size;
             if (size == 2) Unstack((ushort*)s, (ushort*)sd, (ushort*)g, (ushort*)u, (ushort*)d, inter, hidden);
             else Unstack((uint*)s, (uint*)sd, (uint*)g, (uint*)u, (uint*)d, inter, hidden);
             gate[e] = new WeightMatrix(g, type, inter, hidden);
             up[e] = new WeightMatrix(u, type, inter, hidden);
             down[e] = new WeightMatrix(d, type, hidden, inter);
-        }
+        });
         return (gate, up, down);
     }
 
@@ -64,14 +64,15 @@ public sealed unsafe partial class GptOssTensors
         long guRow = hb * 17L, dnRow = ib * 17L;                       // Daop row bytes of gate/up and of down
         long perExpert = 2 * inter * guRow + hidden * dnRow;
         byte* dst = Allocate(perExpert * experts);
-        byte* gc = _store.DataPointer(guCodes.Name), gs = _store.DataPointer(guScales.Name);
-        byte* dc = _store.DataPointer(dnCodes.Name), ds = _store.DataPointer(dnScales.Name);
+        nint gcp = (nint)_store.DataPointer(guCodes.Name), gsp = (nint)_store.DataPointer(guScales.Name);
+        nint dcp = (nint)_store.DataPointer(dnCodes.Name), dsp = (nint)_store.DataPointer(dnScales.Name), all = (nint)dst;
         var gate = new WeightMatrix[experts];
         var up = new WeightMatrix[experts];
         var down = new WeightMatrix[experts];
-        for (int e = 0; e < experts; e++)
+        Parallel.For(0, experts, e =>                                   // experts are independent: one per worker
         {
-            byte* g = dst + perExpert * e, u = g + inter * guRow, d = u + inter * guRow;
+            byte* gc = (byte*)gcp, gs = (byte*)gsp, dc = (byte*)dcp, ds = (byte*)dsp;
+            byte* g = (byte*)all + perExpert * e, u = g + inter * guRow, d = u + inter * guRow;
             for (int r = 0; r < 2 * inter; r++)
             {
                 long row = (long)e * 2 * inter + r;
@@ -85,7 +86,7 @@ public sealed unsafe partial class GptOssTensors
             gate[e] = new WeightMatrix(g, DType.MXFP4, inter, hidden);
             up[e] = new WeightMatrix(u, DType.MXFP4, inter, hidden);
             down[e] = new WeightMatrix(d, DType.MXFP4, hidden, inter);
-        }
+        });
         return (gate, up, down);
     }
 }

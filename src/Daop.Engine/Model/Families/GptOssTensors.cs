@@ -17,12 +17,13 @@ namespace Daop.Engine.Model.Families;
 /// <para>bf16 (or f16/f32) experts: <c>gate_up_proj</c> [E, H, 2I] is [in, out] with gate and up interleaved along the
 /// output (gate = [..., ::2], up = [..., 1::2]) and <c>down_proj</c> [E, I, H] is [in, out]; the kernels read [out, in]
 /// rows, so each layer is transposed and de-interleaved once, on first use, into memory this source owns: one copy of the
-/// expert bytes, one pass over them (the mapped originals are then no longer touched).</para>
+/// expert bytes, one pass over them, experts in parallel (the mapped originals are then no longer touched).</para>
 /// <para>MXFP4 experts (<c>quantization_config.quant_method</c> "mxfp4"): <c>gate_up_proj_blocks</c> [E, 2I, H/32, 16] and
 /// <c>_scales</c> [E, 2I, H/32] are already [out, in] with 32-column blocks of E2M1 codes and an E8M0 exponent, as Daop's
 /// <see cref="DType.MXFP4"/>, but the hub packs codes 2j and 2j+1 into byte j where GGUF (and Daop) pack j and j+16, and
 /// keeps scales apart: each row is repacked into 17-byte blocks (scale, then 16 code bytes), gate from the even rows and
-/// up from the odd ones. Same size as stored (17 bytes per 32 weights), one pass, no rounding: the weights are bit-exact.</para>
+/// up from the odd ones. Same size as stored (17 bytes per 32 weights), one pass with experts in parallel, no rounding:
+/// the weights are bit-exact.</para>
 /// </remarks>
 public sealed unsafe partial class GptOssTensors : ITensorSource
 {
