@@ -89,10 +89,11 @@ public interface IDevice : IDisposable
     /// Appends k, v [T, NKV·D] to the cache at startPos and writes causal attention of q [T, NH·D] over
     /// positions 0..startPos+t (or the last <paramref name="window"/>, or those of the query's aligned chunk of
     /// <paramref name="chunk"/> positions) into o [T, NH·D]; q, k, v and o are read and written from row
-    /// <paramref name="row"/> on (a batched step's segment).
+    /// <paramref name="row"/> on (a batched step's segment). With <paramref name="sinks"/> [NH] (GPT-OSS), head h's
+    /// softmax denominator also holds exp(sinks[h]) (a logit that attends to nothing).
     /// </summary>
     void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, int chunk = 0);
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, float[]? sinks = null, int chunk = 0);
 
     /// <summary>acc[i] += x[i] for i &lt; count.</summary>
     void Add(DeviceBuffer acc, DeviceBuffer x, int count);

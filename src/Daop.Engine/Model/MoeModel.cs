@@ -77,7 +77,7 @@ public sealed partial class MoeModel : IDisposable
         var classes = new WeightClasses(config, family.Names);
         var store = TensorStore.OpenDirectory(dir);
         if (config.Quantization is { } q) store.WithBlockFormats(name => q.For(classes.Of(name)));
-        ITensorSource source = Converting(family.Names.QkRowsInterleaved ? GgufFamilies.QkRowsInHalves(store, config, family.Names) : store, classes, options);
+        ITensorSource source = Converting(family.Tensors(store, config), classes, options);
         try
         {
             ModelWeights weights;
@@ -114,7 +114,6 @@ public sealed partial class MoeModel : IDisposable
         {
             var (family, config) = ModelFamilies.ReadConfig(configPath);
             if (adjust != null) config = adjust(config);
-            if (family.Names.QkRowsInterleaved) source = GgufFamilies.QkRowsInHalves(source, config, family.Names);
             source = Converting(source, new WeightClasses(config, family.Names), options);
             var model = new MoeModel(name, config, family, source, ModelWeights.Load(source, config, family.Names))
             {

@@ -71,6 +71,9 @@ public static partial class QuantizedCheckpoint
         var (family, config) = ModelFamilies.ReadConfig(configPath);
         var classes = new WeightClasses(config, family.Names);
         using var store = TensorStore.OpenDirectory(modelDir);
+        if (family.Tensors(store, config) != store)
+            throw new ModelLoadException($"{configPath}: 'daop quantize' writes one tensor per expert matrix and cannot yet rewrite " +
+                $"{config.ModelType}'s stacked experts; convert them as the model loads instead (--expert-dtype)");
         if (config.Quantization is { } stored) store.WithBlockFormats(name => stored.For(classes.Of(name)));
 
         // Every matrix the model reads, found and shape-checked as loading the model finds and checks it.

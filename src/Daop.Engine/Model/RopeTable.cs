@@ -101,7 +101,9 @@ public sealed class RopeTable
             {
                 int orig = s.OriginalMaxPositions > 0 ? s.OriginalMaxPositions : maxPositions;
                 double Dim(double rot) => dim * Math.Log(orig / (rot * 2 * Math.PI)) / (2 * Math.Log(s.Theta));
-                double low = Math.Max(Math.Floor(Dim(s.BetaFast)), 0), high = Math.Min(Math.Ceiling(Dim(s.BetaSlow)), dim - 1);
+                double low = Dim(s.BetaFast), high = Dim(s.BetaSlow);
+                if (s.Truncate) (low, high) = (Math.Floor(low), Math.Ceiling(high));
+                (low, high) = (Math.Max(low, 0), Math.Min(high, dim - 1));
                 if (low == high) high += 0.001;
                 for (int i = 0; i < inv.Length; i++)
                 {

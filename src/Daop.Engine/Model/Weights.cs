@@ -4,6 +4,7 @@ using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model.Families;
 using Daop.Engine.Model.Layers;
 using Daop.Kernels;
+using Daop.Kernels.Cpu;
 
 namespace Daop.Engine.Model;
 
@@ -13,6 +14,13 @@ public delegate void DenseMatrixVisitor(in WeightMatrix matrix, bool perToken);
 /// <summary>One SwiGLU FFN: gate/up [I, H], down [H, I], as views into the checkpoint.</summary>
 public readonly record struct ExpertWeights(WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down)
 {
+    /// <summary>The projections' biases (gate, up [I], down [H]), for experts whose activation has them (<see cref="Activation.ClampedSwiGlu"/>); else null.</summary>
+    public ExpertBiases? Bias { get; init; }
+
+    /// <summary>Loads the biases that go with the gate, up and down weight names (<see cref="TensorNames.Bias"/>).</summary>
+    public static ExpertBiases LoadBias(ITensorSource st, string gate, string up, string down, int inter, int hidden) => new(
+        st.Vector(TensorNames.Bias(gate), inter), st.Vector(TensorNames.Bias(up), inter), st.Vector(TensorNames.Bias(down), hidden));
+
     /// <summary>Bytes of all three matrices.</summary>
     public long ByteLength => Gate.ByteLength + Up.ByteLength + Down.ByteLength;
 

@@ -144,7 +144,7 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         {
             if (taken.Contains(k)) continue;
             var ew = experts[r.Experts[k]];
-            _kernel.Forward(ew.Gate, ew.Up, ew.Down, xs, _out, 1, _scratch);
+            CpuExpert.Forward(_kernel, _w.Layers[layer].Ffn.Spec.Act, ew, xs, _out, 1, _scratch);
             TensorPrimitives.MultiplyAdd(_out, r.Weights[k], ys, ys);
         }
         TensorPrimitives.Add(ys, _precalc!.Join(r, taken), ys);

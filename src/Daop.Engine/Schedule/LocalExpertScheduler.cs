@@ -51,6 +51,7 @@ public sealed class LocalExpertScheduler : IExpertScheduler
         var ys = ((CpuBuffer)y).Data;
         int h = _hidden, k = r.TopK;
         var experts = _w.Layers[layer].Experts;
+        var act = _w.Layers[layer].Ffn.Spec.Act;
         ys.AsSpan(0, tokens * h).Clear();
 
         _groups.Sort(r.Experts.AsSpan(0, tokens * k));
@@ -65,8 +66,7 @@ public sealed class LocalExpertScheduler : IExpertScheduler
                 xs.AsSpan(t * h, h).CopyTo(_in.AsSpan(j * h, h));
             }
             var ew = experts[e];
-            _kernel.Forward(ew.Gate, ew.Up, ew.Down, _in.AsSpan(0, n * h), _out.AsSpan(0, n * h), n,
-                _scratch.AsSpan(0, 2 * n * ew.Gate.Rows));
+            CpuExpert.Forward(_kernel, act, ew, _in.AsSpan(0, n * h), _out.AsSpan(0, n * h), n, _scratch.AsSpan(0, 2 * n * ew.Gate.Rows));
             for (int j = 0; j < n; j++)
             {
                 int slot = group[j], t = slot / k;

@@ -93,7 +93,7 @@ public sealed class PreCalc : IDisposable
                 int e = _ids[k];
                 if (!_cpu[e]) continue;
                 var ew = experts[e];
-                _kernel.Forward(ew.Gate, ew.Up, ew.Down, _x, _outs.AsSpan(k * _hidden, _hidden), 1, _scratch);
+                CpuExpert.Forward(_kernel, _w.Layers[layer].Ffn.Spec.Act, ew, _x, _outs.AsSpan(k * _hidden, _hidden), 1, _scratch);
             }
         }
         finally { CpuWorkers.ThreadLimit = limit; }

@@ -59,7 +59,7 @@ public static unsafe class SwiGlu
     const float P3 = 4.1665795894e-2f, P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<float> Exp(Vector512<float> x)
+    internal static Vector512<float> Exp(Vector512<float> x)
     {
         var over = Vector512.GreaterThan(x, Vector512.Create(Overflow));
         x = Vector512.MaxNative(Vector512.MinNative(x, Vector512.Create(ExpHi)), Vector512.Create(ExpLo));
@@ -77,7 +77,7 @@ public static unsafe class SwiGlu
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Exp(Vector256<float> x)
+    internal static Vector256<float> Exp(Vector256<float> x)
     {
         var over = Vector256.GreaterThan(x, Vector256.Create(Overflow));
         x = Vector256.MaxNative(Vector256.MinNative(x, Vector256.Create(ExpHi)), Vector256.Create(ExpLo));

@@ -23,6 +23,8 @@ public struct AttnArgs
     public int Lanes;
     /// <summary>Score scale, 1/√D.</summary>
     public float Scale;
+    /// <summary>1 when the sinks view holds a logit per query head that joins each softmax denominator (GPT-OSS), else 0.</summary>
+    public int Sinks;
 }
 
 /// <summary>
@@ -44,11 +46,11 @@ public static class AttentionKernel
     /// <summary>
     /// o [T, NH·D] = softmax(q·Kᵀ·scale) · V over positions max(0, pos−window+1, pos − pos mod chunk) .. pos; appends k, v [T, NKV·D] to
     /// kc, vc [capacity, NKV·D]. q4, k4, v4, kc4, vc4 are the same q, k, v, kc, vc viewed as <see cref="Float4"/>
-    /// (used when D % 4 == 0).
+    /// (used when D % 4 == 0). With <see cref="AttnArgs.Sinks"/>, head h's denominator also holds exp(sinks[h]).
     /// </summary>
     public static void Causal(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kc,
         ArrayView<float> vc, ArrayView<float> o, ArrayView<Float4> q4, ArrayView<Float4> k4, ArrayView<Float4> v4,
-        ArrayView<Float4> kc4, ArrayView<Float4> vc4, AttnArgs a)
+        ArrayView<Float4> kc4, ArrayView<Float4> vc4, ArrayView<float> sinks, AttnArgs a)
     {
         var sh = SharedMemory.Allocate<float>(MaxTeams * MaxHeadDim + 2 * MaxTeams);
         const int statBase = MaxTeams * MaxHeadDim;
@@ -114,7 +116,15 @@ public static class AttentionKernel
             }
             if (teams == 1)
             {
-                float inv = 1f / l;
+                // A sink logit s joins the denominator only: rescale to max(m, s) and add e^(s − max), so o = acc·e^(m − max) / that.
+                float keep = 1f;
+                if (a.Sinks != 0)
+                {
+                    float s = sinks[h], mAll = MathF.Max(m, s);
+                    keep = GpuMath.Exp(m - mAll);
+                    l = l * keep + GpuMath.Exp(s - mAll);
+                }
+                float inv = keep / l;
                 if (vec)
                     for (int i = lane; i < d >> 2; i += lanes)
                         for (int c = 0; c < 4; c++) o[qo + 4 * i + c] = sh[accBase + 4 * i + c] * inv;
@@ -125,9 +135,9 @@ public static class AttentionKernel
             {
                 if (lane == 0) { sh[statBase + 2 * team] = m; sh[statBase + 2 * team + 1] = l; }
                 Group.Barrier();
-                float mMax = float.NegativeInfinity;
+                float mMax = a.Sinks != 0 ? sinks[h] : float.NegativeInfinity;   // the sink takes part in the max and the sum
                 for (int u = 0; u < teams; u++) mMax = MathF.Max(mMax, sh[statBase + 2 * u]);
-                float sum = 0;
+                float sum = a.Sinks != 0 ? GpuMath.Exp(sinks[h] - mMax) : 0;
                 for (int u = 0; u < teams; u++) sum += sh[statBase + 2 * u + 1] * Weight(sh[statBase + 2 * u], mMax);
                 float inv = 1f / sum;
                 for (int i = tid; i < d; i += gsize)

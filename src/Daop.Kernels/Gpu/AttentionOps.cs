@@ -10,16 +10,19 @@ namespace Daop.Kernels.Gpu;
 internal sealed class AttentionOps(GpuLaunch launch)
 {
     readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs> _attention =
+        ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, AttnArgs> _attention =
         launch.Loader.Load("Attention", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, AttnArgs>(AttentionKernel.Causal));
+            ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>,
+            AttnArgs>(AttentionKernel.Causal));
 
     /// <summary>
     /// Appends k, v [T, NKV·D] to kc, vc at startPos and writes o [T, NH·D] = causal (optionally windowed, or within aligned
-    /// chunks of <paramref name="chunk"/> positions) GQA of q over the cache — one launch.
+    /// chunks of <paramref name="chunk"/> positions) GQA of q over the cache — one launch. <paramref name="sinks"/> [NH],
+    /// if given, join each head's softmax denominator.
     /// </summary>
     public void Attention(AcceleratorStream s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kc,
-        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window, int chunk = 0)
+        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window,
+        ArrayView<float>? sinks = null, int chunk = 0)
     {
         if (tokens <= 0) return;
         if (headDim > AttentionKernel.MaxHeadDim) throw new NotSupportedException($"head dim {headDim} > {AttentionKernel.MaxHeadDim}");
@@ -29,12 +32,12 @@ internal sealed class AttentionOps(GpuLaunch launch)
         var a = new AttnArgs
         {
             Tokens = tokens, StartPos = startPos, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
-            Window = Math.Max(0, window), Chunk = Math.Max(0, chunk), Lanes = lanes, Scale = 1f / MathF.Sqrt(headDim),
+            Window = Math.Max(0, window), Chunk = Math.Max(0, chunk), Lanes = lanes, Scale = 1f / MathF.Sqrt(headDim), Sinks = sinks != null ? 1 : 0,
         };
         long items = (long)tokens * heads;
         int groups = (int)Math.Min(items, launch.IsCpu ? launch.MaxGroups : int.MaxValue);
         launch.Count();
         _attention(s, new KernelConfig(groups, teams * lanes), q, k, v, kc, vc, o, launch.AsFloat4(q), launch.AsFloat4(k), launch.AsFloat4(v),
-            launch.AsFloat4(kc), launch.AsFloat4(vc), a);
+            launch.AsFloat4(kc), launch.AsFloat4(vc), sinks ?? launch.Loader.DummyF, a);
     }
 }

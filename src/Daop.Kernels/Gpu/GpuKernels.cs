@@ -183,6 +183,7 @@ public sealed partial class GpuKernels
 
     /// <inheritdoc cref="AttentionOps.Attention"/>
     public void Attention(AcceleratorStream s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kc,
-        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window, int chunk = 0) =>
-        _attention.Attention(s, q, k, v, kc, vc, o, tokens, startPos, heads, kvHeads, headDim, window, chunk);
+        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window,
+        ArrayView<float>? sinks = null, int chunk = 0) =>
+        _attention.Attention(s, q, k, v, kc, vc, o, tokens, startPos, heads, kvHeads, headDim, window, sinks, chunk);
 }

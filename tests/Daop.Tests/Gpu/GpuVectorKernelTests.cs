@@ -183,7 +183,7 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         k.CopyTo(wantK, startPos * kvDim);
         v.CopyTo(wantV, startPos * kvDim);
         var want = new float[tokens * qDim];
-        CpuAttention.Causal(q, wantK, wantV, want, tokens, startPos, heads, kvHeads, d, window > 0 ? window : null, chunk);
+        CpuAttention.Causal(q, wantK, wantV, want, tokens, startPos, heads, kvHeads, d, window > 0 ? window : null, chunk: chunk);
 
         using var qb = gpu.Upload(q);
         using var kb = gpu.Upload(k);
@@ -192,7 +192,7 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         using var vcb = gpu.Upload(vc);
         using var ob = gpu.Zeros(tokens * qDim);
         gpu.WithLanes(1, lanes, () => gpu.Kernels.Attention(gpu.Stream, qb.View, kb.View, vb.View, kcb.View, vcb.View, ob.View,
-            tokens, startPos, heads, kvHeads, d, window, chunk), teams);
+            tokens, startPos, heads, kvHeads, d, window, chunk: chunk), teams);
         var got = gpu.Read(ob, want.Length);
         for (int i = 0; i < want.Length; i++) Close(want[i], got[i], 1e-5, $"o[{i}] T={tokens} start={startPos} window={window} lanes={lanes} teams={teams}");
         var gotK = gpu.Read(kcb, (startPos + tokens) * kvDim);

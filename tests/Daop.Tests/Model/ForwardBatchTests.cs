@@ -101,6 +101,7 @@ public class ForwardBatchTests(GpuFixture gpu)
     [InlineData("olmoe-tiny")]
     [InlineData("deepseekv2-tiny")]
     [InlineData("deepseekv3-tiny")]
+    [InlineData("gptoss-tiny")]          // sink attention's segment loop, sliding and full layers
     public void EachSequenceGetsItsOwnLogitsOnTheCpu(string fixture)
     {
         using var m = MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions { ContextLength = 64, MaxChunkTokens = 8 });

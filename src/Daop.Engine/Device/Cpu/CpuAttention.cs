@@ -24,9 +24,10 @@ public static unsafe class CpuAttention
     /// <param name="kvHeads">NKV.</param>
     /// <param name="d">D.</param>
     /// <param name="window">Sliding window, if any.</param>
+    /// <param name="sinks">[NH] sink logits joining each head's softmax denominator (GPT-OSS), if any.</param>
     /// <param name="chunk">Aligned chunk length C (a query at p sees keys from p − p mod C on), or 0.</param>
     public static void Causal(float[] q, float[] k, float[] v, float[] o, int tokens, int startPos, int heads, int kvHeads, int d,
-        int? window, int chunk = 0)
+        int? window, float[]? sinks = null, int chunk = 0)
     {
         int group = heads / kvHeads, qDim = heads * d, kvDim = kvHeads * d;
         double scale = 1 / Math.Sqrt(d);
@@ -44,7 +45,9 @@ public static unsafe class CpuAttention
                     p[j] = x * scale;
                     max = Math.Max(max, p[j]);
                 }
+                if (sinks != null) max = Math.Max(max, sinks[h]);
                 for (int j = first; j <= pos; j++) sum += p[j] = Math.Exp(p[j] - max);
+                if (sinks != null) sum += Math.Exp(sinks[h] - max);
                 for (int c = 0; c < d; c++)
                 {
                     double acc = 0;
@@ -59,20 +62,21 @@ public static unsafe class CpuAttention
     /// <paramref name="capacity"/> floats apart: the scores of
     /// 16 consecutive positions are then 16 vertical fused multiply-adds per head dimension, with no horizontal sums.
     /// This is the CPU device's cache layout; <see cref="Causal"/> is its twin over the plain layout. q and o are read
-    /// and written from row <paramref name="row"/> on.
+    /// and written from row <paramref name="row"/> on; <paramref name="sinks"/> [NH], if given, join the denominators.
     /// </summary>
     public static void CausalTransposed(float[] q, float[] kt, int capacity, float[] v, float[] o, int tokens, int startPos, int heads,
-        int kvHeads, int d, int? window, int row = 0, int chunk = 0)
+        int kvHeads, int d, int? window, int row = 0, float[]? sinks = null, int chunk = 0)
     {
+        if (sinks != null && sinks.Length < heads) throw new ArgumentException($"sinks holds {sinks.Length} logits, need {heads}", nameof(sinks));
         if ((long)(row + tokens) * heads * d > Math.Min(q.Length, o.Length))
             throw new ArgumentException($"rows {row}..{row + tokens - 1} of {heads}x{d} do not fit q ({q.Length}) or o ({o.Length})");
-        fixed (float* pq = q, pk = kt, pv = v, po = o)
+        fixed (float* pq = q, pk = kt, pv = v, po = o, ps = sinks)
         {
             long first = (long)row * heads * d;                                  // q and o from row `row` on
             var job = new TransposedJob
             {
-                Q = pq + first, Kt = pk, V = pv, O = po + first, Capacity = capacity, StartPos = startPos, Heads = heads, KvHeads = kvHeads, D = d,
-                Window = window ?? 0, Chunk = chunk,
+                Q = pq + first, Kt = pk, V = pv, O = po + first, Sinks = ps, Capacity = capacity, StartPos = startPos, Heads = heads,
+                KvHeads = kvHeads, D = d, Window = window ?? 0, Chunk = chunk,
             };
             int items = tokens * heads;
             long work = (long)items * (startPos + tokens) * d;
@@ -86,7 +90,7 @@ public static unsafe class CpuAttention
 
     struct TransposedJob : IParallelJob
     {
-        public float* Q, Kt, V, O;
+        public float* Q, Kt, V, O, Sinks;                                   // Sinks [NH] or null
         public int Capacity, StartPos, Heads, KvHeads, D, Window, Chunk;
 
         // Online softmax over blocks of positions (as flash attention does): o and the running sum are rescaled by
@@ -126,6 +130,20 @@ public static unsafe class CpuAttention
                     sum += TensorPrimitives.Sum(span);
                     float* vh = V + (long)(first + b) * kvDim + g * d;
                     for (int j = 0; j < m; j++) Axpy(sc[j], vh + (long)j * kvDim, oh, d);
+                }
+                // The sink adds exp(s − max) to the denominator only; past the running max it is the new max
+                // (o and sum rescaled as for a block), so the exponent stays ≤ 0.
+                if (Sinks != null)
+                {
+                    float sink = Sinks[h];
+                    if (sink > max)
+                    {
+                        float rescale = MathF.Exp(max - sink);
+                        sum *= rescale;
+                        TensorPrimitives.Multiply(o, rescale, o);
+                        max = sink;
+                    }
+                    sum += MathF.Exp(sink - max);
                 }
                 TensorPrimitives.Multiply(o, 1f / sum, o);
             }

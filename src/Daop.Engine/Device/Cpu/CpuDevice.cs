@@ -145,7 +145,7 @@ public sealed class CpuDevice : IDevice
 
     /// <inheritdoc />
     public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, int chunk = 0)
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, float[]? sinks = null, int chunk = 0)
     {
         var c = (CpuKvCache)cache;
         int kvDim = kvHeads * headDim;
@@ -155,7 +155,7 @@ public sealed class CpuDevice : IDevice
         for (int t = 0; t < tokens; t++)
             for (int i = 0; i < kvDim; i++) kt[(long)i * cap + startPos + t] = ks[(row + t) * kvDim + i];
         D(v).AsSpan(row * kvDim, tokens * kvDim).CopyTo(c.V[layer].AsSpan(startPos * kvDim));
-        CpuAttention.CausalTransposed(D(q), kt, cap, c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window, row, chunk);
+        CpuAttention.CausalTransposed(D(q), kt, cap, c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window, row, sinks, chunk);
     }
 
     /// <inheritdoc />

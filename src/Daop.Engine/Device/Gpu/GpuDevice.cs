@@ -305,14 +305,14 @@ public sealed partial class GpuDevice : IDevice
 
     /// <inheritdoc />
     public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, int chunk = 0)
+        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, float[]? sinks = null, int chunk = 0)
     {
         var c = (GpuKvCache)cache;
         if (startPos + tokens > c.Capacity)
             throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the cache ({c.Capacity})");
         int qw = heads * headDim, kvw = kvHeads * headDim;
         Kernels.Attention(Stream, Rows(q, row, qw), Rows(k, row, kvw), Rows(v, row, kvw), c.K(layer), c.V(layer), Rows(o, row, qw), tokens,
-            startPos, heads, kvHeads, headDim, window ?? 0, chunk);
+            startPos, heads, kvHeads, headDim, window ?? 0, sinks != null ? Vector(sinks) : null, chunk);
     }
 
     // x from row `row` on, rows of `width` floats (a view: nothing is copied).

@@ -48,6 +48,11 @@ public sealed class GpuExpertOffload : IExpertOffload
         ArgumentOutOfRangeException.ThrowIfNegative(stagingSlots);
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(weights);
+        // Slots, staging and the CPU runner beside them compute SwiGLU experts; GPT-OSS's biased clamped ones would be
+        // silently wrong there, so they stop here.
+        if (weights.Layers.FirstOrDefault(l => l.Ffn.Spec.Act is not Daop.Engine.Load.Config.Activation.SwiGlu) is { } other)
+            throw new NotSupportedException($"GPU expert offloading runs SwiGLU experts only, not {other.Ffn.Spec.Act} (GPT-OSS): " +
+                "keep every expert on the GPU (GpuExpertScheduler) or run the experts on the CPU");
         _d = device;
         Layout = ExpertLayout.Of(weights);
         _hidden = Layout.Hidden;

@@ -1,3 +1,4 @@
+using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Kernels;
@@ -29,6 +30,7 @@ public sealed class GpuResidentExperts
     readonly ExpertTiles _tiles;
     MemoryBuffer1D<int, Stride1D.Dense>? _index;
     MemoryBuffer1D<float, Stride1D.Dense>? _h, _yk;
+    GpuBiasedExperts? _biased;
 
     /// <summary>Experts of <paramref name="weights"/> on <paramref name="device"/>.</summary>
     public GpuResidentExperts(ModelWeights weights, int hidden, int numExperts, int expertInter, GpuDevice device)
@@ -61,13 +63,18 @@ public sealed class GpuResidentExperts
     public void Preload()
     {
         for (int l = 0; l < _stacks.Length; l++)
-            if (_w.Layers[l].Experts.Length > 0) Stacks(l);
+            if (_w.Layers[l].Experts.Length > 0 && _w.Layers[l].Ffn.Spec.Act is Activation.SwiGlu) Stacks(l);
     }
 
     /// <summary>y [T, H] = Σ_k w[t,k] · Expert_{e[t,k]}(x[t]) for <paramref name="layer"/>; the routing's ids must be valid.</summary>
     public void Run(int layer, DeviceBuffer x, RoutingBatch r, DeviceBuffer y, int tokens)
     {
         if (tokens <= 0) return;
+        if (_w.Layers[layer].Ffn.Spec.Act is Activation.ClampedSwiGlu c)               // GPT-OSS: its own launches
+        {
+            (_biased ??= new GpuBiasedExperts(_w, _d, _hidden, _inter, Experts)).Run(layer, c, x, r, y, tokens);
+            return;
+        }
         var (gate, up, down) = Stacks(layer);
         int k = r.TopK, p = tokens * k;
         var keys = r.Experts.AsSpan(0, p);
@@ -87,6 +94,8 @@ public sealed class GpuResidentExperts
     public void RunRouted(int layer, DeviceBuffer x, DeviceBuffer logits, int topK, bool renormalize, DeviceBuffer y, int tokens)
     {
         if (tokens <= 0) return;
+        if (_w.Layers[layer].Ffn.Spec.Act is not Activation.SwiGlu)
+            throw new NotSupportedException($"device routing runs SwiGLU experts only, not {_w.Layers[layer].Ffn.Spec.Act}");
         if (tokens > FusedCombineMaxTokens)
             throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"device routing takes up to {FusedCombineMaxTokens} tokens");
         var (gate, up, down) = Stacks(layer);

@@ -103,6 +103,20 @@ public abstract record AttentionSpec(int Heads, int KvHeads, int HeadDim, RopeSp
         /// <summary>c and the roped k_pe: r + dr floats per position, one stream.</summary>
         public override int CacheWidth => KvRank + RopeHeadDim;
     }
+
+    /// <summary>
+    /// Grouped-query attention with attention sinks (GPT-OSS): as <see cref="Gqa"/> with q/k/v/o biases, but each head
+    /// h has a learned logit s_h that joins every query's softmax denominator and adds nothing to the output:
+    /// o = Σ_j exp(a_j − m)·v_j / (Σ_j exp(a_j − m) + exp(s_h − m)), m the max over the a_j and s_h. A separate record
+    /// because the sinks are weights ([NH]) the layer loads and a term every device's attention kernel must add.
+    /// </summary>
+    public sealed record SinkGqa(int Heads, int KvHeads, int HeadDim, RopeSpec Rope) : AttentionSpec(Heads, KvHeads, HeadDim, Rope)
+    {
+        /// <summary>Attend only to the last W positions, if set (GPT-OSS's sliding_attention layers).</summary>
+        public int? SlidingWindow { get; init; }
+        /// <summary>q/k/v/o projections carry biases (attention_bias).</summary>
+        public bool Bias { get; init; }
+    }
 }
 
 /// <summary>What a q/k norm normalises over.</summary>

@@ -1,10 +1,24 @@
 namespace Daop.Engine.Load.Config;
 
-/// <summary>The gate's nonlinearity in a gated MLP: down(act(x·Wgᵀ) ⊙ x·Wuᵀ).</summary>
-public enum Activation
+/// <summary>
+/// The gating of a gated MLP between its gate/up and down projections. A closed set of sealed records, so a variant
+/// with parameters (GPT-OSS's clamp) is a record of its own; a device or scheduler without kernels for one fails at load.
+/// </summary>
+public abstract record Activation
 {
-    /// <summary>silu (swish): SwiGLU. What every device kernel computes today.</summary>
-    Silu,
+    /// <summary>SwiGLU: down(silu(x·Wgᵀ) ⊙ x·Wuᵀ). What every device kernel computes.</summary>
+    public static Activation Silu { get; } = new SwiGlu();
+
+    /// <summary>silu (swish) gating: <see cref="Silu"/>.</summary>
+    public sealed record SwiGlu : Activation;
+
+    /// <summary>
+    /// GPT-OSS's clamped SwiGLU over biased projections: g = min(x·Wgᵀ + bg, limit), u = clamp(x·Wuᵀ + bu, ±limit),
+    /// out = ((u + 1) · g·σ(α·g))·Wdᵀ + bd. The experts' three projections carry biases (<c>ExpertWeights.Bias</c>).
+    /// </summary>
+    /// <param name="Alpha">α of the sigmoid (1.702).</param>
+    /// <param name="Limit">The clamp (swiglu_limit, 7.0).</param>
+    public sealed record ClampedSwiGlu(float Alpha, float Limit) : Activation;
 }
 
 /// <summary>

@@ -35,13 +35,17 @@ public sealed record QuantizationConfig(DType? Experts, DType? Dense)
         _ => null,
     };
 
-    /// <summary>Reads and checks <c>quantization_config</c>; null when config.json has none.</summary>
+    /// <summary>
+    /// Reads and checks <c>quantization_config</c>; null when config.json has none, or when its quant_method is one of
+    /// <paramref name="familyMethods"/> (a hub layout the model family's tensor source reads itself).
+    /// </summary>
     /// <exception cref="ModelLoadException">Another quant_method, another version, an unknown format or key; the message names the file, field and value.</exception>
-    public static QuantizationConfig? Read(ConfigReader config)
+    public static QuantizationConfig? Read(ConfigReader config, IReadOnlyList<string>? familyMethods = null)
     {
         var q = config.Object(Field);
         if (q == null) return null;
         string method = q.StringOrNull("quant_method") ?? throw q.Error("quant_method", "is missing");
+        if (familyMethods?.Contains(method) == true) return null;
         if (method != Method)
             throw q.Error("quant_method", $"is '{method}': Daop reads its own quantized checkpoints (quant_method '{Method}', written by " +
                 "'daop quantize') and unquantized F32/F16/BF16 ones; quantize the original weights with 'daop quantize' or '--expert-dtype'");

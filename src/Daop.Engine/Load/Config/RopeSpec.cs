@@ -5,6 +5,8 @@ namespace Daop.Engine.Load.Config;
 /// or null) rounds the inverse frequencies to the checkpoint dtype: transformers builds its rotary
 /// embedding's inv_freq buffer in fp32 at init and casts it with the model when the checkpoint loads in
 /// bf16, so its "fp32" forward still sees bf16-rounded frequencies. Matching it needs the same rounding.
+/// <c>Truncate</c> (yarn): round the correction range outwards to whole dimensions (transformers' default; GPT-OSS
+/// sets truncate false).
 /// </summary>
 public sealed record RopeSpec(
     double Theta,
@@ -20,7 +22,8 @@ public sealed record RopeSpec(
     double BetaFast = 32,
     double BetaSlow = 1,
     string? InvFreqDType = null,
-    double[]? FreqFactors = null)  // type "factors": each pair's frequency divided by its factor (GGUF's rope_freqs, Llama 3)
+    double[]? FreqFactors = null,   // type "factors": each pair's frequency divided by its factor (GGUF's rope_freqs, Llama 3)
+    bool Truncate = true)           // yarn: round the correction range to whole dimensions (GPT-OSS sets false)
 {
     /// <summary>YaRN's mscale (DeepSeek): with <see cref="MscaleAllDim"/>, the attention factor is mscale(factor, Mscale) / mscale(factor, MscaleAllDim).</summary>
     public double? Mscale { get; init; }

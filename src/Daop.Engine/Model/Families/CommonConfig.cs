@@ -202,7 +202,7 @@ sealed record CommonConfig
                 AttentionFactor: s.Has("attention_factor") ? s.Double("attention_factor") : null),
             "yarn" => new RopeSpec(theta, type, s.Double("factor"), OriginalMaxPositions: origMax, PartialRotaryFactor: partial,
                 AttentionFactor: s.Has("attention_factor") ? s.Double("attention_factor") : null,
-                BetaFast: s.DoubleOr("beta_fast", 32), BetaSlow: s.DoubleOr("beta_slow", 1))
+                BetaFast: s.DoubleOr("beta_fast", 32), BetaSlow: s.DoubleOr("beta_slow", 1), Truncate: s.BoolOr("truncate", true))
             {
                 Mscale = s.Has("mscale") ? s.Double("mscale") : null,
                 MscaleAllDim = s.Has("mscale_all_dim") ? s.Double("mscale_all_dim") : null,

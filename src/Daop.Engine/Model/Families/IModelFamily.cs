@@ -1,4 +1,6 @@
+using Daop.Engine.Load;
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Safetensors;
 
 namespace Daop.Engine.Model.Families;
 
@@ -19,4 +21,16 @@ public interface IModelFamily
 
     /// <summary>How the family reads GGUF files (llama.cpp's architecture, metadata keys and tensor names), or null when it cannot.</summary>
     GgufSupport? Gguf { get; }
+
+    /// <summary>
+    /// The checkpoint's tensors as <see cref="Names"/> names them: <paramref name="store"/> itself where the checkpoint holds
+    /// one matrix per expert, or an adapter that owns the store where the family's hub layout differs (GPT-OSS's stacked experts).
+    /// </summary>
+    ITensorSource Tensors(TensorStore store, ModelConfig config) => store;
+
+    /// <summary>
+    /// The <c>quantization_config</c> quant_methods whose tensors <see cref="Tensors"/> reads itself (GPT-OSS's "mxfp4");
+    /// any other method goes to <see cref="QuantizationConfig.Read"/>.
+    /// </summary>
+    IReadOnlyList<string> QuantMethods => [];
 }

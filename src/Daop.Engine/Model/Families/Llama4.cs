@@ -1,4 +1,6 @@
+using Daop.Engine.Load;
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Safetensors;
 
 namespace Daop.Engine.Model.Families;
 
@@ -73,8 +75,11 @@ public sealed class Llama4 : IModelFamily
         DenseGate = "model.layers.{l}.feed_forward.gate_proj.weight",
         DenseUp = "model.layers.{l}.feed_forward.up_proj.weight",
         DenseDown = "model.layers.{l}.feed_forward.down_proj.weight",
-        QkRowsInterleaved = true,
     };
+
+    /// <inheritdoc />
+    /// <remarks>Llama-4 rotates adjacent pairs of q and k (a complex product): their rows are put in rotate_half order, as for llama.cpp's files.</remarks>
+    public ITensorSource Tensors(TensorStore store, ModelConfig config) => GgufFamilies.QkRowsInHalves(store, config, Names);
 
     /// <inheritdoc />
     public GgufSupport? Gguf => null;

@@ -8,7 +8,7 @@ namespace Daop.Engine.Model.Families;
 public static class ModelFamilies
 {
     /// <summary>Every supported family.</summary>
-    public static IReadOnlyList<IModelFamily> All { get; } = [new Mixtral(), new Qwen2Moe(), new Qwen3Moe(), new Olmoe(), new PhiMoe(), new GraniteMoe(), new DenseLlama(), new Qwen2(), new Llama4(), new DeepseekV2(), new DeepseekV3()];
+    public static IReadOnlyList<IModelFamily> All { get; } = [new Mixtral(), new Qwen2Moe(), new Qwen3Moe(), new Olmoe(), new PhiMoe(), new GraniteMoe(), new DenseLlama(), new Qwen2(), new Llama4(), new DeepseekV2(), new DeepseekV3(), new GptOss()];
 
     /// <summary>The family for <paramref name="modelType"/>, or null.</summary>
     public static IModelFamily? Find(string modelType) => All.FirstOrDefault(f => f.ModelTypes.Contains(modelType));
@@ -31,7 +31,7 @@ public static class ModelFamilies
             var family = Find(type) ?? throw c.Error("model_type",
                 $"'{type}' is not a supported architecture (supported: {string.Join(", ", All.SelectMany(f => f.ModelTypes))})");
             // Shared by every family: how the checkpoint stores its matrices (null for F32/F16/BF16 checkpoints).
-            return (family, family.ReadConfig(c) with { Quantization = QuantizationConfig.Read(c) });
+            return (family, family.ReadConfig(c) with { Quantization = QuantizationConfig.Read(c, family.QuantMethods) });
         }
     }
 }

@@ -22,6 +22,8 @@ public sealed record TensorNames
     public required string? Router { get; init; }
     /// <summary>The router's selection bias [E] (DeepSeek-V3's e_score_correction_bias), for routers that read one.</summary>
     public string? RouterScoreBias { get; init; }
+    /// <summary>The router carries a bias [E] (<see cref="Router"/>'s <see cref="Bias"/> name; GPT-OSS).</summary>
+    public bool RouterBias { get; init; }
     /// <summary>Expert gate projection [I, H]; null when <see cref="ExpertGateUp"/> holds it.</summary>
     public string? ExpertGate { get; init; }
     /// <summary>Expert up projection [I, H]; null when <see cref="ExpertGateUp"/> holds it.</summary>
@@ -38,11 +40,6 @@ public sealed record TensorNames
     public string? SharedDown { get; init; }
     /// <summary>Sigmoid gate of a sigmoid-gated shared expert [1, H], if any.</summary>
     public string? SharedExpertGate { get; init; }
-    /// <summary>
-    /// q and k rows pair adjacent elements for RoPE (Llama-4's complex rotation): the loader reorders them to Daop's
-    /// rotate_half pairing (<see cref="Load.Gguf.RopeRowOrder"/>), as for llama.cpp's files.
-    /// </summary>
-    public bool QkRowsInterleaved { get; init; }
     /// <summary>Dense MLP of non-MoE layers.</summary>
     public string DenseGate { get; init; } = "model.layers.{l}.mlp.gate_proj.weight";
     /// <summary>Dense MLP up.</summary>
@@ -99,4 +96,19 @@ public sealed record MlaNames : AttentionNames
     public string KvB { get; init; } = "model.layers.{l}.self_attn.kv_b_proj.weight";
     /// <summary>Output projection [H, NH·dv].</summary>
     public string O { get; init; } = "model.layers.{l}.self_attn.o_proj.weight";
+}
+
+/// <summary>Sink attention's tensors (<see cref="Layers.SinkAttention"/>): GQA's projections plus the per-head sinks.</summary>
+public sealed record SinkGqaNames : AttentionNames
+{
+    /// <summary>Query projection [NH·D, H].</summary>
+    public string Q { get; init; } = "model.layers.{l}.self_attn.q_proj.weight";
+    /// <summary>Key projection [NKV·D, H].</summary>
+    public string K { get; init; } = "model.layers.{l}.self_attn.k_proj.weight";
+    /// <summary>Value projection [NKV·D, H].</summary>
+    public string V { get; init; } = "model.layers.{l}.self_attn.v_proj.weight";
+    /// <summary>Output projection [H, NH·D].</summary>
+    public string O { get; init; } = "model.layers.{l}.self_attn.o_proj.weight";
+    /// <summary>Sink logits [NH].</summary>
+    public string Sinks { get; init; } = "model.layers.{l}.self_attn.sinks";
 }

@@ -19,6 +19,7 @@ public abstract class AttentionLayer
     {
         AttentionSpec.Gqa g => GqaAttention.Load(g, st, Names<GqaNames>(names, spec), layer, hidden),
         AttentionSpec.Mla m => MlaAttention.Load(m, st, Names<MlaNames>(names, spec), layer, hidden),
+        AttentionSpec.SinkGqa g => SinkAttention.Load(g, st, Names<SinkGqaNames>(names, spec), layer, hidden),
         _ => throw new NotSupportedException($"no attention layer implements {spec.GetType().Name}"),
     };
 

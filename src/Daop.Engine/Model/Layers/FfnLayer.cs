@@ -20,8 +20,10 @@ public abstract class FfnLayer
     /// <summary>Maps layer <paramref name="layer"/>'s FFN weights for <paramref name="spec"/>: the one place that picks the implementation.</summary>
     public static FfnLayer Load(FfnSpec spec, ITensorSource st, TensorNames names, int layer, int hidden)
     {
-        // Every device kernel is SwiGLU: a new activation needs a device op first.
-        if (spec.Act != Activation.Silu) throw new NotSupportedException($"{spec.Act} MLPs are not supported");
+        // The device's Ffn op (dense MLPs, shared experts) is SwiGLU; routed experts of another activation run on the
+        // expert schedulers, each of which checks at construction that it has kernels for it.
+        if (spec.Act != Activation.Silu && (spec is not FfnSpec.Moe { Shared: null }))
+            throw new NotSupportedException($"{spec.Act} MLPs are supported for routed experts only, not dense MLPs or shared experts");
         return spec switch
         {
             FfnSpec.Moe m => MoeBlock.Load(m, st, names, layer, hidden),

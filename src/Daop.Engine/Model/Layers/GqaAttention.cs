@@ -92,7 +92,7 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
         {
             if (!Spec.SkipRope) d.Rope(rope, s.Q, nh, s.K, nkv, g.Tokens, hd, g.StartPos, row);
             if (Spec.Temperature is { } temp) d.ScaleRows(s.Q, Temperatures(temp, g.StartPos, g.Tokens), nh * hd, row);
-            d.Attention(g.Cache, layer, s.Q, s.K, s.V, s.Ctx, g.Tokens, g.StartPos, nh, nkv, hd, Spec.SlidingWindow, row, Spec.Chunk ?? 0); // ctx rows [n, NH·D]
+            d.Attention(g.Cache, layer, s.Q, s.K, s.V, s.Ctx, g.Tokens, g.StartPos, nh, nkv, hd, Spec.SlidingWindow, row, chunk: Spec.Chunk ?? 0); // ctx rows [n, NH·D]
             row += g.Tokens;
         }
     }

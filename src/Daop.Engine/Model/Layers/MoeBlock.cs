@@ -32,14 +32,20 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
         static string Named(string? pattern, string what) => pattern ?? throw new InvalidOperationException($"the family's tensor names have no {what}");
         string F(string? pattern, string what) => TensorNames.Format(Named(pattern, what), layer);
         string FE(string? pattern, int e, string what) => TensorNames.Format(Named(pattern, what), layer, e);
+        bool biased = spec.Act is Activation.ClampedSwiGlu;                    // GPT-OSS: biased gate, up and down
+        ExpertWeights Expert(int e)
+        {
+            if (n.ExpertGateUp != null)
+                return ExpertWeights.LoadGateUp(st, FE(n.ExpertGateUp, e, "expert gate/up"), FE(n.ExpertDown, e, "expert down"), spec.ExpertIntermediate, hidden);
+            string gate = FE(n.ExpertGate, e, "expert gate"), up = FE(n.ExpertUp, e, "expert up"), down = FE(n.ExpertDown, e, "expert down");
+            var w = ExpertWeights.Load(st, gate, up, down, spec.ExpertIntermediate, hidden);
+            return biased ? w with { Bias = ExpertWeights.LoadBias(st, gate, up, down, spec.ExpertIntermediate, hidden) } : w;
+        }
         return new MoeBlock(spec)
         {
-            Router = spec.Router is RouterSpec.Single ? null : LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, bias: false),
+            Router = spec.Router is RouterSpec.Single ? null : LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, n.RouterBias),
             ScoreBias = spec.Router.HasScoreBias ? st.Vector(F(n.RouterScoreBias, "router score bias"), spec.Experts) : null,
-            Experts = Enumerable.Range(0, spec.Experts).Select(e => n.ExpertGateUp != null
-                ? ExpertWeights.LoadGateUp(st, FE(n.ExpertGateUp, e, "expert gate/up"), FE(n.ExpertDown, e, "expert down"), spec.ExpertIntermediate, hidden)
-                : ExpertWeights.Load(st, FE(n.ExpertGate, e, "expert gate"), FE(n.ExpertUp, e, "expert up"), FE(n.ExpertDown, e, "expert down"),
-                    spec.ExpertIntermediate, hidden)).ToArray(),
+            Experts = Enumerable.Range(0, spec.Experts).Select(Expert).ToArray(),
             Shared = spec.Shared is { } s ? ExpertWeights.Load(st, F(n.SharedGate, "shared expert"), F(n.SharedUp, "shared expert"),
                 F(n.SharedDown, "shared expert"), s.Intermediate, hidden) : null,
             SharedGate = spec.Shared is SharedExpertSpec.SigmoidGated

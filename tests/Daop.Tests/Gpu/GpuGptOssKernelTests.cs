@@ -1,0 +1,89 @@
+using Daop.Engine.Device.Cpu;
+using Daop.Kernels.Cpu;
+using Daop.Tests.Kernels;
+
+namespace Daop.Tests.Gpu;
+
+/// <summary>GPT-OSS's device kernels on the ILGPU CPU accelerator against the CPU twins: attention sinks and the expert pieces.</summary>
+[Collection(GpuCollection.Name)]
+public class GpuGptOssKernelTests(GpuFixture gpu)
+{
+    [Theory]
+    [InlineData(1, 0, 4, 1, 16, 0, 1, 1)]
+    [InlineData(5, 2, 4, 2, 8, 0, 1, 1)]
+    [InlineData(3, 10, 4, 1, 16, 5, 1, 2)]     // teams merge their partial states with the sink
+    [InlineData(4, 6, 4, 2, 6, 3, 4, 1)]       // lanes, and a head dim that is not a multiple of 4
+    [InlineData(2, 3, 2, 1, 8, 0, 1, 3)]
+    public void SinkAttentionMatchesCpu(int tokens, int startPos, int heads, int kvHeads, int d, int window, int lanes, int teams)
+    {
+        int cap = startPos + tokens + 2, kvDim = kvHeads * d, qDim = heads * d;
+        var q = NativeWeights.Floats(tokens * qDim, 1, 2f);
+        var k = NativeWeights.Floats(tokens * kvDim, 2);
+        var v = NativeWeights.Floats(tokens * kvDim, 3);
+        var kc = NativeWeights.Floats(cap * kvDim, 4);
+        var vc = NativeWeights.Floats(cap * kvDim, 5);
+        var sinks = NativeWeights.Floats(heads, 6, 3f);
+        var wantK = (float[])kc.Clone();
+        var wantV = (float[])vc.Clone();
+        k.CopyTo(wantK, startPos * kvDim);
+        v.CopyTo(wantV, startPos * kvDim);
+        var want = new float[tokens * qDim];
+        CpuAttention.Causal(q, wantK, wantV, want, tokens, startPos, heads, kvHeads, d, window > 0 ? window : null, sinks);
+
+        using var qb = gpu.Upload(q);
+        using var kb = gpu.Upload(k);
+        using var vb = gpu.Upload(v);
+        using var kcb = gpu.Upload(kc);
+        using var vcb = gpu.Upload(vc);
+        using var sb = gpu.Upload(sinks);
+        using var ob = gpu.Zeros(tokens * qDim);
+        gpu.WithLanes(1, lanes, () => gpu.Kernels.Attention(gpu.Stream, qb.View, kb.View, vb.View, kcb.View, vcb.View, ob.View,
+            tokens, startPos, heads, kvHeads, d, window, sb.View), teams);
+        var got = gpu.Read(ob, want.Length);
+        for (int i = 0; i < want.Length; i++)
+            Assert.True(Math.Abs(want[i] - got[i]) <= 1e-5 * Math.Max(1, Math.Abs(want[i])), $"o[{i}] lanes={lanes} teams={teams}: {want[i]} vs {got[i]}");
+    }
+
+    [Fact]
+    public void ClampedSwiGluMatchesCpu()
+    {
+        const int n = 1031;
+        var g = NativeWeights.Floats(n, 1, 12f);
+        var u = NativeWeights.Floats(n, 2, 12f);
+        var want = (float[])g.Clone();
+        ClampedSwiGlu.Scalar(want, u, 1.702f, 7f);
+        using var gb = gpu.Upload(g);
+        using var ub = gpu.Upload(u);
+        gpu.Kernels.ClampedSwiGlu(gpu.Stream, gb.View, ub.View, n, 1.702f, 7f);
+        var got = gpu.Read(gb, n);
+        for (int i = 0; i < n; i++) Assert.True(Math.Abs(want[i] - got[i]) <= 2e-6f * Math.Max(1, Math.Abs(want[i])), $"{i}: {want[i]} vs {got[i]}");
+    }
+
+    [Fact]
+    public void GatherAndScatterAddFollowTheSlots()
+    {
+        // T = 3 tokens, K = 2: slots 1 (token 0) and 4 (token 2) went to this expert.
+        const int width = 5, topK = 2;
+        var x = Enumerable.Range(0, 3 * width).Select(i => (float)i).ToArray();
+        int[] order = [9, 1, 4];                                   // the expert's positions start at index 1
+        var weights = new[] { 0f, 0.25f, 0f, 0f, 0.5f, 0f };
+        using var xb = gpu.Upload(x);
+        using var ob = gpu.Upload(order);
+        using var wb = gpu.Upload(weights);
+        using var xs = gpu.Zeros(2 * width);
+        gpu.Kernels.GatherRows(gpu.Stream, xb.View, xs.View, ob.View, 1, 2, width, topK);
+        var rows = gpu.Read(xs, 2 * width);
+        Assert.Equal(x.AsSpan(0, width).ToArray().Concat(x.AsSpan(2 * width, width).ToArray()), rows);
+
+        var y = Enumerable.Repeat(1f, 3 * width).ToArray();
+        using var yb = gpu.Upload(y);
+        gpu.Kernels.ScatterAddRows(gpu.Stream, yb.View, xs.View, ob.View, wb.View, 1, 2, width, topK);
+        var got = gpu.Read(yb, 3 * width);
+        for (int c = 0; c < width; c++)
+        {
+            Assert.Equal(1 + 0.25f * x[c], got[c]);
+            Assert.Equal(1f, got[width + c]);                      // token 1 routed elsewhere
+            Assert.Equal(1 + 0.5f * x[2 * width + c], got[2 * width + c]);
+        }
+    }
+}
