@@ -203,6 +203,9 @@ def gptoss_mxfp4(model, cfg, d):
     try:
         m2 = cls.from_pretrained(out, quantization_config=transformers.Mxfp4Config(dequantize=True),
                                  dtype=torch.float32, attn_implementation="eager").eval()
+        # The protocol of every fixture: the model cast to bf16 and back, so the RoPE frequencies are bf16-rounded as in
+        # gptoss-tiny and the dequantized experts (left bf16 by the fp32 load) compute in fp32; E2M1 x 2^e is exact in bf16.
+        m2 = m2.to(torch.bfloat16).float()
         sd = m2.state_dict()
         for k, v in deq.items():
             print("mxfp4", k, "transformers' dequantization vs ours: max |diff|", float((sd[k].float() - v).abs().max()),
