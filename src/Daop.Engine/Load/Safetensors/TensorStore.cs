@@ -168,6 +168,9 @@ public sealed unsafe class TensorStore : ITensorSource
         return f.DataPointer(e);
     }
 
+    /// <summary>The file that holds <paramref name="name"/> (for messages); throws naming the tensor and the folder when absent.</summary>
+    public string FileOf(string name) => Lookup(name).File.Path;
+
     /// <summary>The entry for <paramref name="name"/>; throws naming the tensor and the folder when absent.</summary>
     public TensorEntry Entry(string name) => Lookup(name).Entry;
 

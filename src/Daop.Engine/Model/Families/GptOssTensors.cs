@@ -71,7 +71,7 @@ public sealed unsafe partial class GptOssTensors : ITensorSource
         var layer = LayerOf(p.Layer);
         var m = p.Proj switch { "gate_proj" => layer.Gate[p.Expert], "up_proj" => layer.Up[p.Expert], _ => layer.Down[p.Expert] };
         if (m.Rows != rows || m.Cols != cols)
-            throw new ModelLoadException($"{_store.Source}: expert matrix '{name}' is [{m.Rows}, {m.Cols}], expected [{rows}, {cols}]");
+            throw new ModelLoadException($"{_store.Source}: expert matrix '{name}' is [{m.Rows}, {m.Cols}], expected [{rows}, {cols}] as config.json's sizes call for");
         return m;
     }
 
@@ -81,7 +81,7 @@ public sealed unsafe partial class GptOssTensors : ITensorSource
         if (Parse(name) is not { Bias: true } p) return _store.Vector(name, length);
         var layer = LayerOf(p.Layer);
         var v = p.Proj switch { "gate_proj" => layer.GateBias[p.Expert], "up_proj" => layer.UpBias[p.Expert], _ => layer.DownBias[p.Expert] };
-        if (v.Length != length) throw new ModelLoadException($"{_store.Source}: expert bias '{name}' has {v.Length} values, expected {length}");
+        if (v.Length != length) throw new ModelLoadException($"{_store.Source}: expert bias '{name}' has {v.Length} values, expected {length} as config.json's sizes call for");
         return v;
     }
 
@@ -115,7 +115,7 @@ public sealed unsafe partial class GptOssTensors : ITensorSource
     {
         var (data, actual) = _store.Floats(name);
         if (!actual.SequenceEqual(shape))
-            throw new ModelLoadException($"{_store.Source}: tensor '{name}' has shape [{string.Join(", ", actual)}], expected [{string.Join(", ", shape)}]");
+            throw new ModelLoadException($"{_store.FileOf(name)}: tensor '{name}' has shape [{string.Join(", ", actual)}], expected [{string.Join(", ", shape)}]");
         return data;
     }
 
@@ -124,7 +124,7 @@ public sealed unsafe partial class GptOssTensors : ITensorSource
     {
         var entry = _store.Entry(name);
         if (!entry.Shape.SequenceEqual(shape) || !dtypes.Contains(entry.DType))
-            throw new ModelLoadException($"{_store.Source}: tensor '{name}' is {entry.DType} {entry.ShapeText}, expected " +
+            throw new ModelLoadException($"{_store.FileOf(name)}: tensor '{name}' is {entry.DType} {entry.ShapeText}, expected " +
                 $"{string.Join(" or ", dtypes)} [{string.Join(", ", shape)}]");
         return entry;
     }
