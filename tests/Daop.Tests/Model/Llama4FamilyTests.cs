@@ -88,3 +88,55 @@ public class Llama4FamilyTests
         Assert.Contains(message, e.Message);
     }
 }
+
+/// <summary>llama4-tiny rewritten as the hub's multimodal Llama-4 checkpoint (text_config, language_model.* tensors, a vision tensor): the same logits.</summary>
+public unsafe class Llama4MultimodalLayoutTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("daop-llama4mm-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void MultimodalLayoutGivesTheTextModelsLogits()
+    {
+        string src = TestPaths.Fixture("llama4-tiny");
+        var text = JsonNode.Parse(File.ReadAllText(Path.Combine(src, "config.json")))!.AsObject();
+        var config = new JsonObject
+        {
+            ["architectures"] = new JsonArray("Llama4ForConditionalGeneration"),
+            ["model_type"] = "llama4",
+            ["text_config"] = text,
+            ["vision_config"] = new JsonObject { ["model_type"] = "llama4_vision_model", ["hidden_size"] = 8 },
+        };
+        File.WriteAllText(Path.Combine(_dir, "config.json"), config.ToJsonString());
+        using (var st = Daop.Engine.Load.Safetensors.TensorStore.OpenDirectory(src))
+        {
+            var tensors = st.Names.Select(n =>
+            {
+                var e = st.Entry(n);
+                return new Daop.Engine.Load.Safetensors.SafetensorsTensor("language_model." + n, e.DType, e.Shape, e.ByteLength,
+                    Daop.Engine.Load.Safetensors.SafetensorsWriter.FromMemory(st.DataPointer(n), e.ByteLength));
+            }).ToList();
+            byte[] vision = new byte[16];
+            tensors.Add(new("vision_model.patch_embedding.weight", Daop.Engine.Load.Safetensors.TensorDType.F32, [2, 2], 16, s => s.Write(vision)));
+            Daop.Engine.Load.Safetensors.SafetensorsWriter.Write(Path.Combine(_dir, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        }
+        int[] tokens = [3, 90, 17, 400, 2, 55, 8, 301, 12, 77];
+        float[] Logits(string dir)
+        {
+            using var m = MoeModel.Load(dir);
+            var logits = new float[tokens.Length * m.Config.VocabSize];
+            m.Forward(tokens, 0, m.NewCache(), logits, allLogits: true);
+            return logits;
+        }
+        Assert.Equal(Logits(src), Logits(_dir));
+    }
+
+    [Fact]
+    public void AMultimodalConfigWithoutTextConfigIsNamed()
+    {
+        File.WriteAllText(Path.Combine(_dir, "config.json"), "{\"model_type\": \"llama4\"}");
+        var e = Assert.Throws<ModelLoadException>(() => { using var m = MoeModel.Load(_dir); });
+        Assert.Contains("field 'text_config' is missing", e.Message);
+    }
+}

@@ -19,7 +19,10 @@ public sealed class Llama4 : IModelFamily
     public IReadOnlyList<string> ModelTypes => ["llama4_text"];
 
     /// <inheritdoc />
-    public ModelConfig ReadConfig(ConfigReader c)
+    public ModelConfig ReadConfig(ConfigReader c) => Read(c);
+
+    /// <summary>The text model's config from <paramref name="c"/> (config.json, or the text_config of a multimodal one).</summary>
+    internal static ModelConfig Read(ConfigReader c)
     {
         int experts = c.PositiveInt("num_local_experts"), topK = c.PositiveInt("num_experts_per_tok");
         if (topK != 1) throw c.Error("num_experts_per_tok", $"must be 1 (Llama-4's router weight scales each expert's input: Daop runs one expert per token), found {topK}");
@@ -64,17 +67,32 @@ public sealed class Llama4 : IModelFamily
     }
 
     /// <inheritdoc />
-    public TensorNames Names { get; } = new()
+    public TensorNames Names { get; } = NamesUnder("");
+
+    /// <summary>The text model's tensor names, each after <paramref name="prefix"/> ("language_model." in a multimodal checkpoint).</summary>
+    internal static TensorNames NamesUnder(string prefix) => new()
     {
-        Router = "model.layers.{l}.feed_forward.router.weight",
-        ExpertGateUp = "model.layers.{l}.feed_forward.experts.gate_up_proj[{e}].T",
-        ExpertDown = "model.layers.{l}.feed_forward.experts.down_proj[{e}].T",
-        SharedGate = "model.layers.{l}.feed_forward.shared_expert.gate_proj.weight",
-        SharedUp = "model.layers.{l}.feed_forward.shared_expert.up_proj.weight",
-        SharedDown = "model.layers.{l}.feed_forward.shared_expert.down_proj.weight",
-        DenseGate = "model.layers.{l}.feed_forward.gate_proj.weight",
-        DenseUp = "model.layers.{l}.feed_forward.up_proj.weight",
-        DenseDown = "model.layers.{l}.feed_forward.down_proj.weight",
+        Embed = prefix + "model.embed_tokens.weight",
+        FinalNorm = prefix + "model.norm.weight",
+        LmHead = prefix + "lm_head.weight",
+        AttnNorm = prefix + "model.layers.{l}.input_layernorm.weight",
+        FfnNorm = prefix + "model.layers.{l}.post_attention_layernorm.weight",
+        Attention = new GqaNames
+        {
+            Q = prefix + "model.layers.{l}.self_attn.q_proj.weight",
+            K = prefix + "model.layers.{l}.self_attn.k_proj.weight",
+            V = prefix + "model.layers.{l}.self_attn.v_proj.weight",
+            O = prefix + "model.layers.{l}.self_attn.o_proj.weight",
+        },
+        Router = prefix + "model.layers.{l}.feed_forward.router.weight",
+        ExpertGateUp = prefix + "model.layers.{l}.feed_forward.experts.gate_up_proj[{e}].T",
+        ExpertDown = prefix + "model.layers.{l}.feed_forward.experts.down_proj[{e}].T",
+        SharedGate = prefix + "model.layers.{l}.feed_forward.shared_expert.gate_proj.weight",
+        SharedUp = prefix + "model.layers.{l}.feed_forward.shared_expert.up_proj.weight",
+        SharedDown = prefix + "model.layers.{l}.feed_forward.shared_expert.down_proj.weight",
+        DenseGate = prefix + "model.layers.{l}.feed_forward.gate_proj.weight",
+        DenseUp = prefix + "model.layers.{l}.feed_forward.up_proj.weight",
+        DenseDown = prefix + "model.layers.{l}.feed_forward.down_proj.weight",
     };
 
     /// <inheritdoc />
@@ -83,4 +101,28 @@ public sealed class Llama4 : IModelFamily
 
     /// <inheritdoc />
     public GgufSupport? Gguf => null;
+}
+
+/// <summary>
+/// Llama-4 as the hub ships it (Llama4ForConditionalGeneration, model_type llama4): the text model of
+/// <see cref="Llama4"/> from config.json's <c>text_config</c> and the <c>language_model.*</c> tensors; the vision tower's
+/// tensors are left unread (Daop runs text).
+/// </summary>
+public sealed class Llama4Multimodal : IModelFamily
+{
+    /// <inheritdoc />
+    public IReadOnlyList<string> ModelTypes => ["llama4"];
+
+    /// <inheritdoc />
+    public ModelConfig ReadConfig(ConfigReader c) =>
+        Llama4.Read(c.Object("text_config") ?? throw c.Error("text_config", "is missing (a llama4 checkpoint keeps its text model's config there)"));
+
+    /// <inheritdoc />
+    public TensorNames Names { get; } = Llama4.NamesUnder("language_model.");
+
+    /// <inheritdoc />
+    public GgufSupport? Gguf => null;
+
+    /// <inheritdoc />
+    public ITensorSource Tensors(TensorStore store, ModelConfig config) => GgufFamilies.QkRowsInHalves(store, config, Names);
 }

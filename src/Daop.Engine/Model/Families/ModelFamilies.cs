@@ -8,7 +8,7 @@ namespace Daop.Engine.Model.Families;
 public static class ModelFamilies
 {
     /// <summary>Every supported family.</summary>
-    public static IReadOnlyList<IModelFamily> All { get; } = [new Mixtral(), new Qwen2Moe(), new Qwen3Moe(), new Olmoe(), new PhiMoe(), new GraniteMoe(), new DenseLlama(), new Qwen2(), new Llama4(), new DeepseekV2(), new DeepseekV3(), new GptOss()];
+    public static IReadOnlyList<IModelFamily> All { get; } = [new Mixtral(), new Qwen2Moe(), new Qwen3Moe(), new Olmoe(), new PhiMoe(), new GraniteMoe(), new DenseLlama(), new Qwen2(), new Llama4(), new Llama4Multimodal(), new DeepseekV2(), new DeepseekV3(), new GptOss()];
 
     /// <summary>The family for <paramref name="modelType"/>, or null.</summary>
     public static IModelFamily? Find(string modelType) => All.FirstOrDefault(f => f.ModelTypes.Contains(modelType));

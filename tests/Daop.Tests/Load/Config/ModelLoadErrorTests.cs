@@ -15,10 +15,10 @@ public class ModelLoadErrorTests
     public void UnknownArchitectureIsNamed()
     {
         using var dir = new TempModelDir(TestPaths.Fixture("mixtral-tiny"));
-        dir.EditConfig(c => c["model_type"] = "llama4");
+        dir.EditConfig(c => c["model_type"] = "gemma2");
         var e = LoadFails(dir);
         Assert.Contains("config.json", e.Message);
-        Assert.Contains("'llama4' is not a supported architecture", e.Message);
+        Assert.Contains("'gemma2' is not a supported architecture", e.Message);
         Assert.Contains("mixtral", e.Message);
     }
 
