@@ -20,8 +20,8 @@ public sealed class GeneratedGpuExpert
     readonly Action<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs>? _gateUpRouted;
     readonly Action<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>? _downRouted;
     readonly Action<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>? _downCombine;
-    readonly ConditionalWeakTable<Accelerator, Loaded> _loaded = new();
-    readonly ConditionalWeakTable<Accelerator, RoutedKernels> _routed = new();
+    readonly ConditionalWeakTable<GpuContext, Loaded> _loaded = new();
+    readonly ConditionalWeakTable<GpuContext, RoutedKernels> _routed = new();
     readonly Lock _lock = new();
 
     /// <summary>Wraps the generated kernel methods (called by generated code).</summary>
@@ -81,22 +81,22 @@ public sealed class GeneratedGpuExpert
     /// x, h and y must start 16-byte aligned (whole buffers are). For stacks of experts, <paramref name="expert"/>
     /// picks the matrices.
     /// </summary>
-    public void Forward(AcceleratorStream stream, in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down,
-        ArrayView<float> x, ArrayView<float> h, ArrayView<float> y, int lanes = 0, int expert = 0)
+    public void Forward(GpuStream stream, in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down,
+        GpuView<float> x, GpuView<float> h, GpuView<float> y, int lanes = 0, int expert = 0)
     {
         Check(gate, Inter, Hidden, nameof(gate));
         Check(up, Inter, Hidden, nameof(up));
         Check(down, Hidden, Inter, nameof(down));
         if (x.Length < Hidden || y.Length < Hidden || h.Length < Inter)
             throw new ArgumentException($"x, y need {Hidden} floats and h {Inter}; got {x.Length}, {y.Length}, {h.Length}");
-        var acc = stream.Accelerator;
-        bool cpu = acc.AcceleratorType == AcceleratorType.CPU;
-        if (lanes == 0) lanes = cpu ? 1 : acc.WarpSize;
-        int groupSize = cpu ? acc.MaxNumThreadsPerGroup : Math.Min(128, acc.MaxNumThreadsPerGroup) / acc.WarpSize * acc.WarpSize;
-        if (lanes < 1 || lanes > acc.WarpSize || (lanes & (lanes - 1)) != 0 || groupSize % lanes != 0)
-            throw new ArgumentOutOfRangeException(nameof(lanes), $"lanes must be a power of two ≤ {acc.WarpSize}");
-        int maxGroups = Math.Max(1, acc.NumMultiprocessors) * (cpu ? 1 : 64);
-        var k = Load(acc);
+        var gpu = stream.Gpu;
+        bool cpu = gpu.IsCpu;
+        if (lanes == 0) lanes = cpu ? 1 : gpu.WarpSize;
+        int groupSize = cpu ? gpu.MaxThreadsPerGroup : Math.Min(128, gpu.MaxThreadsPerGroup) / gpu.WarpSize * gpu.WarpSize;
+        if (lanes < 1 || lanes > gpu.WarpSize || (lanes & (lanes - 1)) != 0 || groupSize % lanes != 0)
+            throw new ArgumentOutOfRangeException(nameof(lanes), $"lanes must be a power of two ≤ {gpu.WarpSize}");
+        int maxGroups = Math.Max(1, gpu.Multiprocessors) * (cpu ? 1 : 64);
+        var k = Load(gpu);
         if (expert < 0 || expert >= gate.Count || expert >= up.Count || expert >= down.Count)
             throw new ArgumentOutOfRangeException(nameof(expert));
         k.GateUp(stream, Config(Inter, lanes, groupSize, maxGroups), Expert(gate, expert), Expert(up, expert), x, AsFloat4(x), h, lanes);
@@ -109,7 +109,7 @@ public sealed class GeneratedGpuExpert
             throw new ArgumentException($"{name} is [{w.Rows}, {w.Cols}] {w.Type}, this kernel needs [{rows}, {cols}] {Type}", name);
     }
 
-    static ArrayView<Chunk16> Expert(in GpuMatrix w, int e)
+    static GpuView<Chunk16> Expert(in GpuMatrix w, int e)
     {
         long n = (long)w.Rows * w.RowChunks;
         return w.Data.SubView(e * n, n);
@@ -119,37 +119,47 @@ public sealed class GeneratedGpuExpert
         new((int)Math.Clamp(((long)rows * lanes + groupSize - 1) / groupSize, 1, maxGroups), groupSize);
 
     // Whole Float4s only: the kernels never read the last (partial) 4 floats through this view.
-    static ArrayView<Float4> AsFloat4(ArrayView<float> v) => v.SubView(0, v.Length / 4 * 4).Cast<Float4>();
+    static GpuView<Float4> AsFloat4(GpuView<float> v) => v.SubView(0, v.Length / 4 * 4).Cast<Float4>();
 
-    Loaded Load(Accelerator acc)
+    /// <summary>The catalog key of this shape's kernel <paramref name="kernel"/> (GateUp, Down, GateUpRouted, DownRouted, DownCombine).</summary>
+    public string Key(string kernel) => $"Generated.H{Hidden}xI{Inter}.{Type}.{kernel}";
+
+    /// <summary>Binds every kernel of this shape on <paramref name="gpu"/> (the catalog's walk).</summary>
+    internal void LoadAll(GpuContext gpu)
+    {
+        Load(gpu);
+        if (HasRoutedKernels) LoadRouted(gpu);
+    }
+
+    Loaded Load(GpuContext gpu)
     {
         lock (_lock)
         {
-            if (!_loaded.TryGetValue(acc, out var k))
+            if (!_loaded.TryGetValue(gpu, out var k))
             {
                 k = new Loaded(
-                    acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int>(_gateUp),
-                    acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int>(_down));
-                _loaded.Add(acc, k);
+                    new KernelSource(gpu, Key("GateUp")).Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<float>, int>(_gateUp),
+                    new KernelSource(gpu, Key("Down")).Bind<GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<float>, int>(_down));
+                _loaded.Add(gpu, k);
             }
             return k;
         }
     }
 
-    /// <summary>The routed kernels loaded on <paramref name="acc"/> (once per accelerator); throws without them.</summary>
-    internal RoutedKernels LoadRouted(Accelerator acc)
+    /// <summary>The routed kernels loaded on <paramref name="gpu"/> (once per GPU); throws without them.</summary>
+    internal RoutedKernels LoadRouted(GpuContext gpu)
     {
         if (_gateUpRouted == null || _downRouted == null || _downCombine == null)
             throw new NotSupportedException($"{Name} has no routed kernels");
         lock (_lock)
         {
-            if (!_routed.TryGetValue(acc, out var k))
+            if (!_routed.TryGetValue(gpu, out var k))
             {
                 k = new RoutedKernels(
-                    acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs>(_gateUpRouted),
-                    acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(_downRouted),
-                    acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(_downCombine));
-                _routed.Add(acc, k);
+                    new KernelSource(gpu, Key("GateUpRouted")).Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, RowArgs>(_gateUpRouted),
+                    new KernelSource(gpu, Key("DownRouted")).Bind<GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, GpuView<float>, RowArgs>(_downRouted),
+                    new KernelSource(gpu, Key("DownCombine")).Bind<GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, GpuView<float>, RowArgs>(_downCombine));
+                _routed.Add(gpu, k);
             }
             return k;
         }
@@ -159,6 +169,6 @@ public sealed class GeneratedGpuExpert
     internal sealed record RoutedKernels(GateUpLaunch GateUp, DownLaunch Down, DownLaunch DownCombine);
 
     sealed record Loaded(
-        Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> GateUp,
-        Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, int> Down);
+        Action<GpuStream, KernelConfig, GpuView<Chunk16>, GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<float>, int> GateUp,
+        Action<GpuStream, KernelConfig, GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<float>, int> Down);
 }

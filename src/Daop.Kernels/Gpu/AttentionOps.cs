@@ -9,10 +9,10 @@ namespace Daop.Kernels.Gpu;
 /// </summary>
 internal sealed class AttentionOps(GpuLaunch launch)
 {
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>, AttnArgs> _attention =
-        launch.Loader.Load("Attention", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<float>,
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>,
+        GpuView<float>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<float>, AttnArgs> _attention =
+        launch.Loader.Load("Attention", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>,
+            GpuView<float>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<float>,
             AttnArgs>(AttentionKernel.Causal));
 
     /// <summary>
@@ -20,15 +20,15 @@ internal sealed class AttentionOps(GpuLaunch launch)
     /// chunks of <paramref name="chunk"/> positions) GQA of q over the cache — one launch. <paramref name="sinks"/> [NH],
     /// if given, join each head's softmax denominator.
     /// </summary>
-    public void Attention(AcceleratorStream s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kc,
-        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window,
-        ArrayView<float>? sinks = null, int chunk = 0)
+    public void Attention(GpuStream s, GpuView<float> q, GpuView<float> k, GpuView<float> v, GpuView<float> kc,
+        GpuView<float> vc, GpuView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window,
+        GpuView<float>? sinks = null, int chunk = 0)
     {
         if (tokens <= 0) return;
         if (headDim > AttentionKernel.MaxHeadDim) throw new NotSupportedException($"head dim {headDim} > {AttentionKernel.MaxHeadDim}");
         if (heads % kvHeads != 0) throw new ArgumentException($"{heads} heads are not a multiple of {kvHeads} kv heads");
         int lanes = launch.Options.AttentionLanes, teams = launch.Options.AttentionTeams;
-        teams = Math.Min(launch.IsCpu ? Math.Min(4, teams) : teams, launch.Accelerator.MaxNumThreadsPerGroup / lanes);
+        teams = Math.Min(launch.IsCpu ? Math.Min(4, teams) : teams, launch.Gpu.MaxThreadsPerGroup / lanes);
         var a = new AttnArgs
         {
             Tokens = tokens, StartPos = startPos, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,

@@ -11,7 +11,7 @@ namespace Daop.Kernels.Gpu;
 /// </summary>
 internal sealed class BatchedOps(GpuLaunch launch)
 {
-    MemoryBuffer1D<Chunk16, Stride1D.Dense>? _splitScratch;
+    GpuArray<Chunk16>? _splitScratch;
     MmaLaunchers? _mma;
 
     /// <summary>
@@ -34,7 +34,7 @@ internal sealed class BatchedOps(GpuLaunch launch)
     public KernelConfig TileConfig(in TileArgs t)
     {
         long items = (long)t.Tiles * ((t.Rows + 3) / 4) * (TileKernels.TileTokens / 4);
-        int group = launch.IsCpu ? launch.GroupSize : Math.Min(256, launch.Accelerator.MaxNumThreadsPerGroup);
+        int group = launch.IsCpu ? launch.GroupSize : Math.Min(256, launch.Gpu.MaxThreadsPerGroup);
         return launch.Teams(items, 1, group);
     }
 
@@ -58,7 +58,7 @@ internal sealed class BatchedOps(GpuLaunch launch)
     /// tile of padding rows), in the k order of w's format (<see cref="MmaKernels.SplitBlocks"/> for block formats), and
     /// sets t.LoOffset; one launch. The caller holds <see cref="SplitLock"/>.
     /// </summary>
-    public ArrayView<Chunk16> SplitRows(AcceleratorStream s, ArrayView<float> x, ArrayView<int>? index, in GpuMatrix w, int positions, int topK,
+    public GpuView<Chunk16> SplitRows(GpuStream s, GpuView<float> x, GpuView<int>? index, in GpuMatrix w, int positions, int topK,
         ref TileArgs t)
     {
         int rc = w.Type.IsBlock() ? 4 * BlockLayout.Blocks(w.Cols) : GpuMatrix.ChunksPerRow(DType.BF16, w.Cols);
@@ -67,7 +67,7 @@ internal sealed class BatchedOps(GpuLaunch launch)
         if (_splitScratch == null || _splitScratch.Length < 2 * half)
         {
             if (_splitScratch != null) { s.Synchronize(); _splitScratch.Dispose(); }
-            _splitScratch = launch.Accelerator.Allocate1D<Chunk16>(Math.Max(2 * half, 1 << 16));
+            _splitScratch = launch.Gpu.Allocate1D<Chunk16>(Math.Max(2 * half, 1 << 16));
         }
         t.LoOffset = (int)half;
         var sa = new TileArgs
@@ -88,40 +88,51 @@ internal sealed class BatchedOps(GpuLaunch launch)
 /// </summary>
 internal sealed class MmaLaunchers(GpuKernelLoader l)
 {
+    /// <summary>Binds the tensor-core kernels for every format in <paramref name="formats"/> (the catalog's walk).</summary>
+    public void LoadAll(IReadOnlyList<DType> formats)
+    {
+        foreach (var t in formats)
+        {
+            Split(t);
+            Linear(t);
+            GateUp(t);
+            Down(t);
+        }
+    }
+
     public MmaSplitLaunch Split(DType type) => l.Typed("MmaSplit", type, type, SplitMaker.Instance);
     public MmaLinearLaunch Linear(DType type) => l.Typed("MmaLinear", type, type, LinearMaker.Instance);
     public MmaGateUpLaunch GateUp(DType type) => l.Typed("MmaGateUp", type, type, GateUpMaker.Instance);
     public MmaDownLaunch Down(DType type) => l.Typed("MmaDown", type, type, DownMaker.Instance);
 
-    static bool Emulated(Accelerator acc) => acc.AcceleratorType == AcceleratorType.CPU;
 
     sealed class SplitMaker : IKernelMaker<MmaSplitLaunch>
     {
         public static readonly SplitMaker Instance = new();
 
-        public MmaSplitLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+        public MmaSplitLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
             default(T1).BlockChunks > 0
-                ? acc.LoadKernel<ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs>(MmaKernels.SplitBlocks<T1>)
-                : acc.LoadKernel<ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<Chunk16>, TileArgs>(MmaKernels.Split);
+                ? src.Bind<GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<Chunk16>, TileArgs>(MmaKernels.SplitBlocks<T1>)
+                : src.Bind<GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<Chunk16>, TileArgs>(MmaKernels.Split);
     }
 
     sealed class LinearMaker : IKernelMaker<MmaLinearLaunch>
     {
         public static readonly LinearMaker Instance = new();
 
-        public MmaLinearLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => Emulated(acc)
-            ? acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Linear<EmulatedAcc, T1>)
-            : acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<float>, TileArgs>(MmaKernels.Linear<TensorCoreAcc, T1>);
+        public MmaLinearLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => src.Gpu.IsCpu
+            ? src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<float>, GpuView<float>, TileArgs>(MmaKernels.Linear<EmulatedAcc, T1>)
+            : src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<float>, GpuView<float>, TileArgs>(MmaKernels.Linear<TensorCoreAcc, T1>);
     }
 
     sealed class GateUpMaker : IKernelMaker<MmaGateUpLaunch>
     {
         public static readonly GateUpMaker Instance = new();
 
-        public MmaGateUpLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => Emulated(acc)
-            ? acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>(
+        public MmaGateUpLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => src.Gpu.IsCpu
+            ? src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<Chunk16>, GpuView<int>, GpuView<float>, TileArgs>(
                 MmaKernels.GateUp<EmulatedAcc, T1>)
-            : acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, TileArgs>(
+            : src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<Chunk16>, GpuView<int>, GpuView<float>, TileArgs>(
                 MmaKernels.GateUp<TensorCoreAcc, T1>);
     }
 
@@ -129,10 +140,10 @@ internal sealed class MmaLaunchers(GpuKernelLoader l)
     {
         public static readonly DownMaker Instance = new();
 
-        public MmaDownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => Emulated(acc)
-            ? acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(
+        public MmaDownLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => src.Gpu.IsCpu
+            ? src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<int>, GpuView<float>, GpuView<float>, TileArgs>(
                 MmaKernels.Down<EmulatedAcc, T1>)
-            : acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(
+            : src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<int>, GpuView<float>, GpuView<float>, TileArgs>(
                 MmaKernels.Down<TensorCoreAcc, T1>);
     }
 }

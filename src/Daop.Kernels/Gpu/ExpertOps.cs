@@ -19,8 +19,8 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
     /// holds (expert, first position, count) tiles over the expert stacks: counts ≤ 4 for the row kernel, or ≤
     /// <see cref="BatchedOps.BatchTileTokens"/> with <paramref name="batched"/>.
     /// </summary>
-    public void GateUp(AcceleratorStream s, in GpuMatrix gate, in GpuMatrix up, ArrayView<float> x, ArrayView<float> h, int positions,
-        ArrayView<int>? index, int topK, int tiles, int tileOffset, bool batched)
+    public void GateUp(GpuStream s, in GpuMatrix gate, in GpuMatrix up, GpuView<float> x, GpuView<float> h, int positions,
+        GpuView<int>? index, int topK, int tiles, int tileOffset, bool batched)
     {
         if (positions <= 0) return;
         if (up.Rows != gate.Rows || up.Cols != gate.Cols || up.RowChunks != gate.RowChunks)
@@ -60,8 +60,8 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
     /// Down projection of P positions of h [P, inter]. Dense: y[p] = Wd·h[p]. Grouped (index and tiles as in
     /// <see cref="GateUp"/>): y[slot] = scales[slot] · Wd[e]·h[p] with slot = index[p] — per-slot outputs for Combine.
     /// </summary>
-    public void Down(AcceleratorStream s, in GpuMatrix down, ArrayView<float> h, ArrayView<float> y, int positions,
-        ArrayView<int>? index, ArrayView<float>? scales, int tiles, int tileOffset, bool batched)
+    public void Down(GpuStream s, in GpuMatrix down, GpuView<float> h, GpuView<float> y, int positions,
+        GpuView<int>? index, GpuView<float>? scales, int tiles, int tileOffset, bool batched)
     {
         if (positions <= 0) return;
         var l = launch.Loader;
@@ -100,8 +100,8 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
     /// y [T, hidden] = Σ_j scales[t·topK+j] · Wd[expert(slot)]·h[pos(slot)] for T tokens; the slot → position and slot →
     /// expert maps sit at <paramref name="posOffset"/> and <paramref name="expertOffset"/> of <paramref name="index"/>.
     /// </summary>
-    public void DownCombine(AcceleratorStream s, in GpuMatrix down, ArrayView<float> h, ArrayView<float> y, int tokens, int topK,
-        ArrayView<int> index, ArrayView<float> scales, int posOffset, int expertOffset)
+    public void DownCombine(GpuStream s, in GpuMatrix down, GpuView<float> h, GpuView<float> y, int tokens, int topK,
+        GpuView<int> index, GpuView<float> scales, int posOffset, int expertOffset)
     {
         if (tokens <= 0) return;
         var a = launch.RowArgs(down, tokens);
@@ -110,12 +110,26 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
         kernel(s, launch.RowTeams((long)tokens * ((down.Rows + a.BlockRows - 1) / a.BlockRows)), down.Data, h, launch.AsFloat4(h), index, scales, y, a);
     }
 
+    /// <summary>Binds every expert kernel for every format in <paramref name="formats"/> (the catalog's walk).</summary>
+    public void LoadAll(IReadOnlyList<DType> formats)
+    {
+        var l = launch.Loader;
+        foreach (var t in formats)
+        {
+            l.Typed("GateUp", t, t, GateUpMaker.Instance);
+            l.Typed("Down", t, t, DownMaker.Instance);
+            l.Typed("DownCombine", t, t, DownCombineMaker.Instance);
+            l.Typed("TileGateUp", t, t, TileGateUpMaker.Instance);
+            l.Typed("TileDown", t, t, TileDownMaker.Instance);
+        }
+    }
+
     sealed class GateUpMaker : IKernelMaker<GateUpLaunch>
     {
         public static readonly GateUpMaker Instance = new();
 
-        public GateUpLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
-            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, RowArgs>(
+        public GateUpLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, RowArgs>(
                 RowKernels.GateUp<T1, T2>);
     }
 
@@ -123,8 +137,8 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
     {
         public static readonly DownMaker Instance = new();
 
-        public DownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
-            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(
+        public DownLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, GpuView<float>, RowArgs>(
                 RowKernels.Down<T1>);
     }
 
@@ -132,8 +146,8 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
     {
         public static readonly DownCombineMaker Instance = new();
 
-        public DownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
-            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RowArgs>(
+        public DownLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, GpuView<float>, RowArgs>(
                 RowKernels.DownCombine<T1>);
     }
 
@@ -141,8 +155,8 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
     {
         public static readonly TileGateUpMaker Instance = new();
 
-        public TileGateUpLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
-            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, TileArgs>(
+        public TileGateUpLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, TileArgs>(
                 TileKernels.GateUp<T1, T2>);
     }
 
@@ -150,8 +164,8 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
     {
         public static readonly TileDownMaker Instance = new();
 
-        public TileDownLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
-            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<int>, ArrayView<float>, ArrayView<float>, TileArgs>(
+        public TileDownLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, GpuView<float>, TileArgs>(
                 TileKernels.Down<T1>);
     }
 }

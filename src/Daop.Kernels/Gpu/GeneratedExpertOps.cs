@@ -33,12 +33,18 @@ internal sealed class GeneratedExpertOps
     /// <summary>The generated down-and-combine kernel for down of [hidden, inter], or null.</summary>
     public DownLaunch? DownCombine(in GpuMatrix down) => Pick(down.Rows, down.Cols, down.Type)?.DownCombine;
 
+    /// <summary>Binds the routed kernels of every generated expert of this set (the catalog's walk).</summary>
+    public void LoadAll()
+    {
+        foreach (var e in _byShape.Values) e.Kernels(_launch.Gpu);
+    }
+
     // Counts the launch that follows as a generated one.
     GeneratedGpuExpert.RoutedKernels? Pick(int hidden, int inter, DType type)
     {
         if (_byShape.Count == 0 || !_byShape.TryGetValue((hidden, inter, type), out var e)) return null;
         _launch.CountGenerated();
-        return e.Kernels(_launch.Accelerator);
+        return e.Kernels(_launch.Gpu);
     }
 
     sealed class Entry(GeneratedGpuExpert expert)
@@ -48,6 +54,6 @@ internal sealed class GeneratedExpertOps
         public GeneratedGpuExpert Expert => expert;
 
         // The expert caches its kernels per accelerator, so a race here only reads that cache twice.
-        public GeneratedGpuExpert.RoutedKernels Kernels(ILGPU.Runtime.Accelerator acc) => _kernels ??= expert.LoadRouted(acc);
+        public GeneratedGpuExpert.RoutedKernels Kernels(GpuContext gpu) => _kernels ??= expert.LoadRouted(gpu);
     }
 }

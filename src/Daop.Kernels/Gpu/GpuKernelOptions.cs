@@ -64,16 +64,16 @@ public sealed record GpuKernelOptions
     /// </summary>
     public IReadOnlyList<GeneratedGpuExpert>? GeneratedExperts { get; init; }
 
-    /// <summary>These options with every default filled in for <paramref name="acc"/>, checked against its limits.</summary>
-    internal GpuKernelOptions Resolve(Accelerator acc, bool isCpu, int groupSize)
+    /// <summary>These options with every default filled in for <paramref name="gpu"/>, checked against its limits.</summary>
+    internal GpuKernelOptions Resolve(GpuContext gpu, bool isCpu, int groupSize)
     {
-        int warp = acc.WarpSize, maxGroup = acc.MaxNumThreadsPerGroup;
+        int warp = gpu.WarpSize, maxGroup = gpu.MaxThreadsPerGroup;
         var r = this with
         {
             Lanes = Lanes != 0 ? Lanes : isCpu ? 1 : warp,
             AttentionLanes = AttentionLanes != 0 ? AttentionLanes : isCpu ? 1 : warp,
             AttentionTeams = AttentionTeams != 0 ? AttentionTeams : AttentionKernel.MaxTeams,
-            TensorCores = TensorCores ?? (!isCpu && acc is CudaAccelerator ca && ca.Architecture is { } arch && arch.Major >= 8),
+            TensorCores = TensorCores ?? (!isCpu && gpu.ComputeCapability.Major >= 8),
             GemvUnroll = GemvUnroll != 0 ? GemvUnroll : 4,
             GemvGroupSize = GemvGroupSize != 0 ? GemvGroupSize : groupSize,
             BlockRows = BlockRows != 0 ? BlockRows : 2,

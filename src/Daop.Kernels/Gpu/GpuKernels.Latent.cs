@@ -10,14 +10,14 @@ public sealed partial class GpuKernels
     LatentOps Latent => _latent ??= new LatentOps(_launch);
 
     /// <inheritdoc cref="LatentKernels.HeadMatMul"/>
-    public void HeadMatMul(AcceleratorStream s, ArrayView<float> w, ArrayView<float> x, ArrayView<float> y, HeadMatMulArgs a) =>
+    public void HeadMatMul(GpuStream s, GpuView<float> w, GpuView<float> x, GpuView<float> y, HeadMatMulArgs a) =>
         Latent.HeadMatMul(s, w, x, y, a);
 
     /// <inheritdoc cref="LatentKernels.Append"/>
-    public void LatentAppend(AcceleratorStream s, ArrayView<float> q, ArrayView<float> qc, ArrayView<float> c, ArrayView<float> kpe,
-        ArrayView<float> cache, ArrayView<float> cos, ArrayView<float> sin, LatentArgs a) => Latent.Append(s, q, qc, c, kpe, cache, cos, sin, a);
+    public void LatentAppend(GpuStream s, GpuView<float> q, GpuView<float> qc, GpuView<float> c, GpuView<float> kpe,
+        GpuView<float> cache, GpuView<float> cos, GpuView<float> sin, LatentArgs a) => Latent.Append(s, q, qc, c, kpe, cache, cos, sin, a);
 
     /// <inheritdoc cref="LatentKernels.Attend"/>
-    public void LatentAttend(AcceleratorStream s, ArrayView<float> qc, ArrayView<float> cache, ArrayView<float> o, LatentArgs a) =>
+    public void LatentAttend(GpuStream s, GpuView<float> qc, GpuView<float> cache, GpuView<float> o, LatentArgs a) =>
         Latent.Attend(s, qc, cache, o, a);
 }

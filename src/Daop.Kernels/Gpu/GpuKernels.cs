@@ -8,7 +8,7 @@ namespace Daop.Kernels.Gpu;
 
 /// <summary>
 /// One kernel set: every Daop op's host-side launcher on one accelerator with one <see cref="GpuKernelOptions"/>,
-/// counting launches. Get it with <see cref="For(Accelerator)"/> or <see cref="For(Accelerator, GpuKernelOptions)"/>;
+/// counting launches. Get it with <see cref="For(GpuContext)"/> or <see cref="For(GpuContext, GpuKernelOptions)"/>;
 /// sets are cached per accelerator and options, and all sets of an accelerator share its loaded kernels.
 /// </summary>
 /// <remarks>
@@ -22,7 +22,7 @@ namespace Daop.Kernels.Gpu;
 /// </remarks>
 public sealed partial class GpuKernels
 {
-    static readonly ConditionalWeakTable<Accelerator, Dictionary<GpuKernelOptions, GpuKernels>> s_cache = new();
+    static readonly ConditionalWeakTable<GpuContext, Dictionary<GpuKernelOptions, GpuKernels>> s_cache = new();
     static readonly Lock s_lock = new();
 
     readonly GpuLaunch _launch;
@@ -44,32 +44,54 @@ public sealed partial class GpuKernels
         _vector = new VectorOps(launch);
     }
 
-    /// <summary>The kernels of <paramref name="accelerator"/> with the default options, made on first request.</summary>
-    public static GpuKernels For(Accelerator accelerator) => For(accelerator, GpuKernelOptions.Default);
+    /// <summary>The kernels of <paramref name="gpu"/> with the default options, made on first request.</summary>
+    public static GpuKernels For(GpuContext gpu) => For(gpu, GpuKernelOptions.Default);
+
+    /// <summary>The kernels of ILGPU's CPU accelerator <paramref name="accelerator"/> (<see cref="IlgpuCpuGpu.For"/>) with the default options.</summary>
+    public static GpuKernels For(Accelerator accelerator) => For(IlgpuCpuGpu.For(accelerator), GpuKernelOptions.Default);
+
+    /// <summary>The kernels of ILGPU's CPU accelerator <paramref name="accelerator"/> with <paramref name="options"/>.</summary>
+    public static GpuKernels For(Accelerator accelerator, GpuKernelOptions options) => For(IlgpuCpuGpu.For(accelerator), options);
 
     /// <summary>
-    /// The kernel set of <paramref name="accelerator"/> with <paramref name="options"/> (defaults filled in for the
-    /// accelerator; out-of-range values throw), made on first request: equal options give the same set.
+    /// The kernel set of <paramref name="gpu"/> with <paramref name="options"/> (defaults filled in for the GPU;
+    /// out-of-range values throw), made on first request: equal options give the same set.
     /// </summary>
-    public static GpuKernels For(Accelerator accelerator, GpuKernelOptions options)
+    public static GpuKernels For(GpuContext gpu, GpuKernelOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         lock (s_lock)
         {
-            var loader = GpuKernelLoader.For(accelerator);
-            var resolved = options.Resolve(accelerator, loader.IsCpu, loader.GroupSize);
-            var sets = s_cache.GetOrCreateValue(accelerator);
+            var loader = GpuKernelLoader.For(gpu);
+            var resolved = options.Resolve(gpu, loader.IsCpu, loader.GroupSize);
+            var sets = s_cache.GetOrCreateValue(gpu);
             if (!sets.TryGetValue(resolved, out var k)) sets[resolved] = k = new GpuKernels(new GpuLaunch(loader, resolved));
             return k;
         }
+    }
+
+    /// <summary>
+    /// Binds every kernel this set can launch, for every weight format the GPU kernels read (the catalog's walk; on a
+    /// real GPU it would load them all).
+    /// </summary>
+    internal void LoadAll()
+    {
+        DType[] all = [DType.BF16, DType.F16, DType.F32, DType.Q8_0, DType.Q4_0, DType.MXFP4, DType.Q4_K];
+        _linear.LoadAll(all);
+        _experts.LoadAll(all);
+        _batched.MmaKernelsLoaded.LoadAll([.. all.Where(_batched.Mma)]);
+        _vector.Route();
+        _generated.LoadAll();
+        _ = Latent;
+        _ = BiasedExperts;
     }
 
     /// <summary>Creates the ILGPU CPU accelerator Daop tests and CPU fallbacks use: warps of 4 threads, one warp per group, one multiprocessor.</summary>
     public static CPUDevice CpuDevice(int warpSize = 4, int warpsPerGroup = 1, int multiprocessors = 1) =>
         new(warpSize, warpsPerGroup, multiprocessors);
 
-    /// <summary>The accelerator the kernels run on.</summary>
-    public Accelerator Accelerator => _launch.Accelerator;
+    /// <summary>The GPU the kernels run on.</summary>
+    public GpuContext Gpu => _launch.Gpu;
     /// <summary>True on the ILGPU CPU accelerator (the CI stand-in for a GPU).</summary>
     public bool IsCpu => _launch.IsCpu;
     /// <summary>Threads per group of the row and element-wise kernels.</summary>
@@ -115,12 +137,12 @@ public sealed partial class GpuKernels
     public int BatchTileTokens(DType gateUp, DType down) => Math.Min(BatchTileTokens(gateUp), BatchTileTokens(down));
 
     /// <inheritdoc cref="LinearOps.Gemv"/>
-    public void Gemv(AcceleratorStream s, in GpuMatrix w, ArrayView<float> x, ArrayView<float> y, int tokens, ArrayView<float>? bias = null) =>
+    public void Gemv(GpuStream s, in GpuMatrix w, GpuView<float> x, GpuView<float> y, int tokens, GpuView<float>? bias = null) =>
         _linear.Gemv(s, w, x, y, tokens, bias);
 
     /// <inheritdoc cref="LinearOps.Gemv3"/>
-    public void Gemv3(AcceleratorStream s, in GpuMatrix w0, in GpuMatrix w1, in GpuMatrix w2, ArrayView<float> x, ArrayView<float> y0,
-        ArrayView<float> y1, ArrayView<float> y2, int tokens, ArrayView<float>? b0 = null, ArrayView<float>? b1 = null, ArrayView<float>? b2 = null) =>
+    public void Gemv3(GpuStream s, in GpuMatrix w0, in GpuMatrix w1, in GpuMatrix w2, GpuView<float> x, GpuView<float> y0,
+        GpuView<float> y1, GpuView<float> y2, int tokens, GpuView<float>? b0 = null, GpuView<float>? b1 = null, GpuView<float>? b2 = null) =>
         _linear.Gemv3(s, w0, w1, w2, x, y0, y1, y2, tokens, b0, b1, b2);
 
     /// <inheritdoc cref="ExpertOps.GateUp"/>
@@ -128,62 +150,62 @@ public sealed partial class GpuKernels
     /// Row-kernel launches (not <paramref name="batched"/>) run the shape's generated kernel when this set has one
     /// (<see cref="GeneratedExpertFor"/>), with the same launch shape and results up to summation order.
     /// </remarks>
-    public void GateUp(AcceleratorStream s, in GpuMatrix gate, in GpuMatrix up, ArrayView<float> x, ArrayView<float> h, int positions,
-        ArrayView<int>? index = null, int topK = 1, int tiles = 0, int tileOffset = 0, bool batched = false) =>
+    public void GateUp(GpuStream s, in GpuMatrix gate, in GpuMatrix up, GpuView<float> x, GpuView<float> h, int positions,
+        GpuView<int>? index = null, int topK = 1, int tiles = 0, int tileOffset = 0, bool batched = false) =>
         _experts.GateUp(s, gate, up, x, h, positions, index, topK, tiles, tileOffset, batched);
 
     /// <inheritdoc cref="ExpertOps.Down"/>
     /// <remarks>Row-kernel launches run the shape's generated kernel when this set has one, as in <see cref="GateUp"/>.</remarks>
-    public void Down(AcceleratorStream s, in GpuMatrix down, ArrayView<float> h, ArrayView<float> y, int positions,
-        ArrayView<int>? index = null, ArrayView<float>? scales = null, int tiles = 0, int tileOffset = 0, bool batched = false) =>
+    public void Down(GpuStream s, in GpuMatrix down, GpuView<float> h, GpuView<float> y, int positions,
+        GpuView<int>? index = null, GpuView<float>? scales = null, int tiles = 0, int tileOffset = 0, bool batched = false) =>
         _experts.Down(s, down, h, y, positions, index, scales, tiles, tileOffset, batched);
 
     /// <inheritdoc cref="ExpertOps.DownCombine"/>
     /// <remarks>Runs the shape's generated kernel when this set has one, as in <see cref="GateUp"/>.</remarks>
-    public void DownCombine(AcceleratorStream s, in GpuMatrix down, ArrayView<float> h, ArrayView<float> y, int tokens, int topK,
-        ArrayView<int> index, ArrayView<float> scales, int posOffset, int expertOffset) =>
+    public void DownCombine(GpuStream s, in GpuMatrix down, GpuView<float> h, GpuView<float> y, int tokens, int topK,
+        GpuView<int> index, GpuView<float> scales, int posOffset, int expertOffset) =>
         _experts.DownCombine(s, down, h, y, tokens, topK, index, scales, posOffset, expertOffset);
 
     /// <inheritdoc cref="VectorOps.Combine"/>
-    public void Combine(AcceleratorStream s, ArrayView<float> yk, ArrayView<float> y, int tokens, int topK, int width) =>
+    public void Combine(GpuStream s, GpuView<float> yk, GpuView<float> y, int tokens, int topK, int width) =>
         _vector.Combine(s, yk, y, tokens, topK, width);
 
     /// <inheritdoc cref="VectorOps.SoftmaxTopK"/>
-    public void SoftmaxTopK(AcceleratorStream s, ArrayView<float> logits, ArrayView<int> index, int tokens, int experts, int topK, bool renormalize) =>
+    public void SoftmaxTopK(GpuStream s, GpuView<float> logits, GpuView<int> index, int tokens, int experts, int topK, bool renormalize) =>
         _vector.SoftmaxTopK(s, logits, index, tokens, experts, topK, renormalize);
 
     /// <inheritdoc cref="VectorOps.Norm"/>
-    public void Norm(AcceleratorStream s, ArrayView<float> x, ArrayView<float> y, ArrayView<float> weight, ArrayView<float>? bias,
-        int rows, int n, float eps, ArrayView<float>? residual = null) => _vector.Norm(s, x, y, weight, bias, rows, n, eps, residual);
+    public void Norm(GpuStream s, GpuView<float> x, GpuView<float> y, GpuView<float> weight, GpuView<float>? bias,
+        int rows, int n, float eps, GpuView<float>? residual = null) => _vector.Norm(s, x, y, weight, bias, rows, n, eps, residual);
 
     /// <inheritdoc cref="VectorOps.Rope"/>
-    public void Rope(AcceleratorStream s, ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, int tokens, int heads,
-        int headDim, int half, int startPos, ArrayView<float>? x2 = null, int heads2 = 0) =>
+    public void Rope(GpuStream s, GpuView<float> x, GpuView<float> cos, GpuView<float> sin, int tokens, int heads,
+        int headDim, int half, int startPos, GpuView<float>? x2 = null, int heads2 = 0) =>
         _vector.Rope(s, x, cos, sin, tokens, heads, headDim, half, startPos, x2, heads2);
 
     /// <inheritdoc cref="VectorOps.Embed"/>
-    public void Embed(AcceleratorStream s, in GpuMatrix table, ArrayView<int> tokens, ArrayView<float> x, int count) =>
+    public void Embed(GpuStream s, in GpuMatrix table, GpuView<int> tokens, GpuView<float> x, int count) =>
         _vector.Embed(s, table, tokens, x, count);
 
     /// <inheritdoc cref="VectorOps.Add"/>
-    public void Add(AcceleratorStream s, ArrayView<float> acc, ArrayView<float> x, int n) => _vector.Add(s, acc, x, n);
+    public void Add(GpuStream s, GpuView<float> acc, GpuView<float> x, int n) => _vector.Add(s, acc, x, n);
 
     /// <inheritdoc cref="VectorOps.Clamp"/>
-    public void Clamp(AcceleratorStream s, ArrayView<float> x, int n, float limit) => _vector.Clamp(s, x, n, limit);
+    public void Clamp(GpuStream s, GpuView<float> x, int n, float limit) => _vector.Clamp(s, x, n, limit);
 
     /// <inheritdoc cref="VectorOps.ScaleRows"/>
-    public void ScaleRows(AcceleratorStream s, ArrayView<float> x, ArrayView<float> scales, int tokens, int width) => _vector.ScaleRows(s, x, scales, tokens, width);
+    public void ScaleRows(GpuStream s, GpuView<float> x, GpuView<float> scales, int tokens, int width) => _vector.ScaleRows(s, x, scales, tokens, width);
 
     /// <inheritdoc cref="VectorOps.Scale"/>
-    public void Scale(AcceleratorStream s, ArrayView<float> x, int n, float factor) => _vector.Scale(s, x, n, factor);
+    public void Scale(GpuStream s, GpuView<float> x, int n, float factor) => _vector.Scale(s, x, n, factor);
 
     /// <inheritdoc cref="VectorOps.AddSigmoidScaled"/>
-    public void AddSigmoidScaled(AcceleratorStream s, ArrayView<float> acc, ArrayView<float> x, ArrayView<float> gate, int tokens, int width) =>
+    public void AddSigmoidScaled(GpuStream s, GpuView<float> acc, GpuView<float> x, GpuView<float> gate, int tokens, int width) =>
         _vector.AddSigmoidScaled(s, acc, x, gate, tokens, width);
 
     /// <inheritdoc cref="AttentionOps.Attention"/>
-    public void Attention(AcceleratorStream s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kc,
-        ArrayView<float> vc, ArrayView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window,
-        ArrayView<float>? sinks = null, int chunk = 0) =>
+    public void Attention(GpuStream s, GpuView<float> q, GpuView<float> k, GpuView<float> v, GpuView<float> kc,
+        GpuView<float> vc, GpuView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window,
+        GpuView<float>? sinks = null, int chunk = 0) =>
         _attention.Attention(s, q, k, v, kc, vc, o, tokens, startPos, heads, kvHeads, headDim, window, sinks, chunk);
 }

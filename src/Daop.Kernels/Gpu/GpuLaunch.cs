@@ -12,7 +12,7 @@ internal sealed class GpuLaunch(GpuKernelLoader loader, GpuKernelOptions options
     long _launches, _generated;
 
     public GpuKernelLoader Loader { get; } = loader;
-    public Accelerator Accelerator => Loader.Accelerator;
+    public GpuContext Gpu => Loader.Gpu;
     public GpuKernelOptions Options { get; } = options;
     public bool IsCpu => Loader.IsCpu;
     public int GroupSize => Loader.GroupSize;
@@ -49,7 +49,7 @@ internal sealed class GpuLaunch(GpuKernelLoader loader, GpuKernelOptions options
     public KernelConfig RowTeams(long teams) => Teams(teams, Lanes, GroupSize);
 
     /// <summary>v as whole Float4s (the kernels never read its last partial 4 floats through this view).</summary>
-    public ArrayView<Float4> AsFloat4(ArrayView<float> v) =>
+    public GpuView<Float4> AsFloat4(GpuView<float> v) =>
         v.Length >= 4 ? v.SubView(0, v.Length / 4 * 4).Cast<Float4>() : Loader.Dummy4;
 
     /// <summary><see cref="RowKernels.FlagAligned"/> when rows of <paramref name="cols"/> floats start 16-byte aligned.</summary>

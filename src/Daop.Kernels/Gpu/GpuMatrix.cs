@@ -17,7 +17,7 @@ namespace Daop.Kernels.Gpu;
 public readonly struct GpuMatrix
 {
     /// <summary>Chunks, [Count·Rows, RowChunks].</summary>
-    public readonly ArrayView<Chunk16> Data;
+    public readonly GpuView<Chunk16> Data;
     /// <summary>Device dtype (<see cref="DeviceType"/> of the host matrix's), the one the kernels are chosen by.</summary>
     public readonly DType Type;
     /// <summary>Rows of one matrix.</summary>
@@ -31,7 +31,7 @@ public readonly struct GpuMatrix
     /// Describes <paramref name="data"/> as <paramref name="count"/> stacked [rows, cols] matrices uploaded from host
     /// matrices of <paramref name="type"/> (held as its <see cref="DeviceType"/>).
     /// </summary>
-    public GpuMatrix(ArrayView<Chunk16> data, DType type, int rows, int cols, int count = 1)
+    public GpuMatrix(GpuView<Chunk16> data, DType type, int rows, int cols, int count = 1)
     {
         Data = data; Type = DeviceType(type); Rows = rows; Cols = cols; Count = count;
         if (data.Length < (long)count * rows * RowChunks)
@@ -146,11 +146,11 @@ public readonly struct GpuMatrix
     /// in the device layout. Unblocked rows already a multiple of 16 bytes go in one copy; others (and every block-format
     /// matrix, repacked) through a host staging buffer of up to 16 MiB.
     /// </summary>
-    public static void Upload(AcceleratorStream stream, in WeightMatrix w, ArrayView<Chunk16> dst, long chunkOffset) =>
+    public static void Upload(GpuStream stream, in WeightMatrix w, GpuView<Chunk16> dst, long chunkOffset) =>
         Upload(stream, w, dst, chunkOffset, DeviceType(w.Type));
 
-    /// <summary><see cref="Upload(AcceleratorStream, in WeightMatrix, ArrayView{Chunk16}, long)"/> into device dtype <paramref name="device"/> (<see cref="CanHold"/>).</summary>
-    public static unsafe void Upload(AcceleratorStream stream, in WeightMatrix w, ArrayView<Chunk16> dst, long chunkOffset, DType device)
+    /// <summary><see cref="Upload(GpuStream, in WeightMatrix, GpuView{Chunk16}, long)"/> into device dtype <paramref name="device"/> (<see cref="CanHold"/>).</summary>
+    public static unsafe void Upload(GpuStream stream, in WeightMatrix w, GpuView<Chunk16> dst, long chunkOffset, DType device)
     {
         if (!CanHold(device, w.Type)) throw new ArgumentException($"a {w.Type.Name()} matrix cannot be held as {device.Name()} on the device", nameof(device));
         int rc = ChunksPerRow(device, w.Cols);

@@ -166,29 +166,29 @@ public static class LatentKernels
 /// <summary>Launchers of <see cref="LatentKernels"/>.</summary>
 internal sealed class LatentOps(GpuLaunch launch)
 {
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, HeadMatMulArgs> _headMatMul =
-        launch.Loader.Load("HeadMatMul", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, HeadMatMulArgs>(LatentKernels.HeadMatMul));
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<float>, LatentArgs> _append =
-        launch.Loader.Load("LatentAppend", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, LatentArgs>(LatentKernels.Append));
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentArgs> _attend =
-        launch.Loader.Load("LatentAttend", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, LatentArgs>(LatentKernels.Attend));
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, HeadMatMulArgs> _headMatMul =
+        launch.Loader.Load("HeadMatMul", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, HeadMatMulArgs>(LatentKernels.HeadMatMul));
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>,
+        GpuView<float>, GpuView<float>, LatentArgs> _append =
+        launch.Loader.Load("LatentAppend", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>,
+            GpuView<float>, GpuView<float>, LatentArgs>(LatentKernels.Append));
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, LatentArgs> _attend =
+        launch.Loader.Load("LatentAttend", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, LatentArgs>(LatentKernels.Attend));
 
-    public void HeadMatMul(AcceleratorStream s, ArrayView<float> w, ArrayView<float> x, ArrayView<float> y, HeadMatMulArgs a)
+    public void HeadMatMul(GpuStream s, GpuView<float> w, GpuView<float> x, GpuView<float> y, HeadMatMulArgs a)
     {
         long n = (long)a.Tokens * a.Heads * a.Rows;
         if (n > 0) _headMatMul(s, launch.Elementwise(n), w, x, y, a);
     }
 
-    public void Append(AcceleratorStream s, ArrayView<float> q, ArrayView<float> qc, ArrayView<float> c, ArrayView<float> kpe, ArrayView<float> cache,
-        ArrayView<float> cos, ArrayView<float> sin, LatentArgs a)
+    public void Append(GpuStream s, GpuView<float> q, GpuView<float> qc, GpuView<float> c, GpuView<float> kpe, GpuView<float> cache,
+        GpuView<float> cos, GpuView<float> sin, LatentArgs a)
     {
         long n = (long)a.Tokens * ((a.Heads + 1) * (a.RopeDim / 2) + a.Rank);
         if (n > 0) _append(s, launch.Elementwise(n), q, qc, c, kpe, cache, cos, sin, a);
     }
 
-    public void Attend(AcceleratorStream s, ArrayView<float> qc, ArrayView<float> cache, ArrayView<float> o, LatentArgs a)
+    public void Attend(GpuStream s, GpuView<float> qc, GpuView<float> cache, GpuView<float> o, LatentArgs a)
     {
         long items = (long)a.Tokens * a.Heads;
         if (items <= 0) return;

@@ -29,7 +29,7 @@ internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
     /// y [T, rows] = x [T, cols] · Wᵀ (+ bias [rows]). x and y must be whole buffers (16-byte aligned starts).
     /// One token: the decode GEMV; up to <see cref="GpuKernels.RowTokens"/>: the row kernel; more: the batched kernels.
     /// </summary>
-    public void Gemv(AcceleratorStream s, in GpuMatrix w, ArrayView<float> x, ArrayView<float> y, int tokens, ArrayView<float>? bias)
+    public void Gemv(GpuStream s, in GpuMatrix w, GpuView<float> x, GpuView<float> y, int tokens, GpuView<float>? bias)
     {
         if (tokens <= 0 || w.Rows == 0) return;
         var l = launch.Loader;
@@ -68,8 +68,8 @@ internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
     /// <see cref="GemvKernels.Gemv3{TW, TU}"/> for one token when the three share a dtype and row layout, have biases all
     /// or none, and are not block formats read two rows per team; else three <see cref="Gemv"/>s.
     /// </summary>
-    public void Gemv3(AcceleratorStream s, in GpuMatrix w0, in GpuMatrix w1, in GpuMatrix w2, ArrayView<float> x, ArrayView<float> y0,
-        ArrayView<float> y1, ArrayView<float> y2, int tokens, ArrayView<float>? b0, ArrayView<float>? b1, ArrayView<float>? b2)
+    public void Gemv3(GpuStream s, in GpuMatrix w0, in GpuMatrix w1, in GpuMatrix w2, GpuView<float> x, GpuView<float> y0,
+        GpuView<float> y1, GpuView<float> y2, int tokens, GpuView<float>? b0, GpuView<float>? b1, GpuView<float>? b2)
     {
         bool fused = tokens == 1 && w0.Type == w1.Type && w0.Type == w2.Type && w0.Cols == w1.Cols && w0.Cols == w2.Cols
             && w0.RowChunks == w1.RowChunks && w0.RowChunks == w2.RowChunks && launch.BlockRows(w0) == 1
@@ -89,36 +89,49 @@ internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
             w0.Data, w1.Data, w2.Data, x, launch.AsFloat4(x), b0 ?? l.DummyF, b1 ?? l.DummyF, b2 ?? l.DummyF, y0, y1, y2, a, w0.Rows, w1.Rows);
     }
 
+    /// <summary>Binds every Linear kernel of this set for every format in <paramref name="formats"/> (the catalog's walk).</summary>
+    public void LoadAll(IReadOnlyList<DType> formats)
+    {
+        var l = launch.Loader;
+        foreach (var t in formats)
+        {
+            l.Typed(_gemv1Name, t, t, _gemv1);
+            l.Typed("Gemv", t, t, GemvMaker.Instance);
+            l.Typed("TileLinear", t, t, TileLinearMaker.Instance);
+            l.Typed(_gemv3Name, t, t, _gemv3);
+        }
+    }
+
     sealed class Gemv3Maker<TU> : IKernelMaker<Gemv3Launch> where TU : struct, IUnroll
     {
         public static readonly Gemv3Maker<TU> Instance = new();
 
-        public Gemv3Launch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
-            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>,
-                ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RowArgs, int, int>(GemvKernels.Gemv3<T1, TU>);
+        public Gemv3Launch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<float>,
+                GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, RowArgs, int, int>(GemvKernels.Gemv3<T1, TU>);
     }
 
     sealed class Gemv1Maker<TU> : IKernelMaker<GemvLaunch> where TU : struct, IUnroll
     {
         public static readonly Gemv1Maker<TU> Instance = new();
 
-        public GemvLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
-            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, RowArgs>(GemvKernels.Gemv1<T1, TU>);
+        public GemvLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<float>, GpuView<float>, RowArgs>(GemvKernels.Gemv1<T1, TU>);
     }
 
     sealed class GemvMaker : IKernelMaker<GemvLaunch>
     {
         public static readonly GemvMaker Instance = new();
 
-        public GemvLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
-            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, RowArgs>(RowKernels.Gemv<T1>);
+        public GemvLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<float>, GpuView<float>, RowArgs>(RowKernels.Gemv<T1>);
     }
 
     sealed class TileLinearMaker : IKernelMaker<TileLinearLaunch>
     {
         public static readonly TileLinearMaker Instance = new();
 
-        public TileLinearLaunch Make<T1, T2>(Accelerator acc) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
-            acc.LoadKernel<ArrayView<Chunk16>, ArrayView<float>, ArrayView<Float4>, ArrayView<float>, ArrayView<float>, TileArgs>(TileKernels.Linear<T1>);
+        public TileLinearLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<float>, GpuView<float>, TileArgs>(TileKernels.Linear<T1>);
     }
 }

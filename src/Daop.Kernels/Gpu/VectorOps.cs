@@ -11,17 +11,17 @@ namespace Daop.Kernels.Gpu;
 internal sealed class VectorOps
 {
     readonly GpuLaunch _launch;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs> _norm;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs> _rope;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int> _embed;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> _add;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _scaleRows;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, float> _clamp, _scale;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _addSigmoid;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _combine;
-    Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, RouteArgs>? _route;
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, NormArgs> _normRows;
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, NormArgs> _norm;
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, RopeArgs> _rope;
+    readonly Action<GpuStream, KernelConfig, GpuView<Chunk16>, GpuView<int>, GpuView<float>, int, int, int, int> _embed;
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, int> _add;
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, int, int> _scaleRows;
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, int, float> _clamp, _scale;
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, int, int> _addSigmoid;
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, int, int, int> _combine;
+    Action<GpuStream, KernelConfig, GpuView<float>, GpuView<int>, RouteArgs>? _route;
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>,
+        GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, NormArgs> _normRows;
     readonly int _normRowsGroup;
 
     /// <summary>Rows at least this wide take a whole group each (<see cref="VectorKernels.NormRows"/>).</summary>
@@ -31,29 +31,29 @@ internal sealed class VectorOps
     {
         _launch = launch;
         var l = launch.Loader;
-        _norm = l.Load("Norm", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, NormArgs>(VectorKernels.Norm));
-        _rope = l.Load("Rope", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RopeArgs>(VectorKernels.Rope));
-        _embed = l.Load("Embed", a => a.LoadKernel<ArrayView<Chunk16>, ArrayView<int>, ArrayView<float>, int, int, int, int>(VectorKernels.Embed));
-        _add = l.Load("Add", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int>(VectorKernels.Add));
-        _clamp = l.Load("Clamp", a => a.LoadKernel<ArrayView<float>, int, float>(VectorKernels.Clamp));
-        _scale = l.Load("Scale", a => a.LoadKernel<ArrayView<float>, int, float>(VectorKernels.Scale));
-        _scaleRows = l.Load("ScaleRows", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int>(VectorKernels.ScaleRows));
-        _addSigmoid = l.Load("AddSigmoidScaled", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(VectorKernels.AddSigmoidScaled));
-        _normRows = l.Load("NormRows", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, NormArgs>(VectorKernels.NormRows));
+        _norm = l.Load("Norm", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, NormArgs>(VectorKernels.Norm));
+        _rope = l.Load("Rope", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, RopeArgs>(VectorKernels.Rope));
+        _embed = l.Load("Embed", a => a.Bind<GpuView<Chunk16>, GpuView<int>, GpuView<float>, int, int, int, int>(VectorKernels.Embed));
+        _add = l.Load("Add", a => a.Bind<GpuView<float>, GpuView<float>, int>(VectorKernels.Add));
+        _clamp = l.Load("Clamp", a => a.Bind<GpuView<float>, int, float>(VectorKernels.Clamp));
+        _scale = l.Load("Scale", a => a.Bind<GpuView<float>, int, float>(VectorKernels.Scale));
+        _scaleRows = l.Load("ScaleRows", a => a.Bind<GpuView<float>, GpuView<float>, int, int>(VectorKernels.ScaleRows));
+        _addSigmoid = l.Load("AddSigmoidScaled", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, int, int>(VectorKernels.AddSigmoidScaled));
+        _normRows = l.Load("NormRows", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>,
+            GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, NormArgs>(VectorKernels.NormRows));
         // 256 threads (a Float4 each covers a 1024-wide row in one step) within the accelerator's limit; on the CPU
         // accelerator its whole group.
-        var acc = launch.Accelerator;
-        _normRowsGroup = launch.IsCpu ? launch.GroupSize : Math.Min(Math.Min(256, acc.MaxNumThreadsPerGroup), VectorKernels.MaxWarps * acc.WarpSize);
-        _combine = l.Load("Combine", a => a.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int>(VectorKernels.Combine));
+        var gpu = launch.Gpu;
+        _normRowsGroup = launch.IsCpu ? launch.GroupSize : Math.Min(Math.Min(256, gpu.MaxThreadsPerGroup), VectorKernels.MaxWarps * gpu.WarpSize);
+        _combine = l.Load("Combine", a => a.Bind<GpuView<float>, GpuView<float>, int, int, int>(VectorKernels.Combine));
     }
 
     /// <summary>
     /// RMSNorm (bias null) or LayerNorm of <paramref name="rows"/> rows of weight.Length; y may be x. With
     /// <paramref name="residual"/>, x += residual first (kept in x).
     /// </summary>
-    public void Norm(AcceleratorStream s, ArrayView<float> x, ArrayView<float> y, ArrayView<float> weight, ArrayView<float>? bias,
-        int rows, int n, float eps, ArrayView<float>? residual = null)
+    public void Norm(GpuStream s, GpuView<float> x, GpuView<float> y, GpuView<float> weight, GpuView<float>? bias,
+        int rows, int n, float eps, GpuView<float>? residual = null)
     {
         if (rows <= 0) return;
         var a = new NormArgs { Rows = rows, N = n, Eps = eps, Layer = bias != null ? 1 : 0, Lanes = _launch.Lanes, Residual = residual != null ? 1 : 0 };
@@ -62,7 +62,7 @@ internal sealed class VectorOps
         if (n >= WideRow)
         {
             bool vec = n % 4 == 0;
-            ArrayView<Float4> F4(ArrayView<float> v) => vec ? _launch.AsFloat4(v) : _launch.Loader.Dummy4;
+            GpuView<Float4> F4(GpuView<float> v) => vec ? _launch.AsFloat4(v) : _launch.Loader.Dummy4;
             var config = new KernelConfig(Math.Min(rows, _launch.IsCpu ? _launch.MaxGroups : int.MaxValue), _normRowsGroup);
             _launch.Count();
             _normRows(s, config, x, y, weight, b, r, F4(x), F4(y), F4(weight), bias != null ? F4(b) : _launch.Loader.Dummy4,
@@ -76,8 +76,8 @@ internal sealed class VectorOps
     /// Rotate-half RoPE of x [T, heads, headDim] and, when <paramref name="heads2"/> &gt; 0, of x2 [T, heads2, headDim]
     /// in the same launch, for positions startPos.. from cos/sin tables [positions, half].
     /// </summary>
-    public void Rope(AcceleratorStream s, ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, int tokens, int heads,
-        int headDim, int half, int startPos, ArrayView<float>? x2 = null, int heads2 = 0)
+    public void Rope(GpuStream s, GpuView<float> x, GpuView<float> cos, GpuView<float> sin, int tokens, int heads,
+        int headDim, int half, int startPos, GpuView<float>? x2 = null, int heads2 = 0)
     {
         if (tokens <= 0 || half == 0) return;
         if (x2 == null) heads2 = 0;
@@ -86,44 +86,44 @@ internal sealed class VectorOps
     }
 
     /// <summary>x[t] = table[tokens[t]] widened to fp32.</summary>
-    public void Embed(AcceleratorStream s, in GpuMatrix table, ArrayView<int> tokens, ArrayView<float> x, int count)
+    public void Embed(GpuStream s, in GpuMatrix table, GpuView<int> tokens, GpuView<float> x, int count)
     {
         if (count <= 0) return;
         _embed(s, _launch.Elementwise((long)count * table.Cols), table.Data, tokens, x, count, table.Cols, table.RowChunks, (int)table.Type);
     }
 
     /// <summary>acc[i] += x[i], i &lt; n.</summary>
-    public void Add(AcceleratorStream s, ArrayView<float> acc, ArrayView<float> x, int n)
+    public void Add(GpuStream s, GpuView<float> acc, GpuView<float> x, int n)
     {
         if (n > 0) _add(s, _launch.Elementwise(n), acc, x, n);
     }
 
     /// <summary>Clamps x[i] to ±limit, i &lt; n.</summary>
-    public void Clamp(AcceleratorStream s, ArrayView<float> x, int n, float limit)
+    public void Clamp(GpuStream s, GpuView<float> x, int n, float limit)
     {
         if (n > 0) _clamp(s, _launch.Elementwise(n), x, n, limit);
     }
 
     /// <summary>x[t, :] *= scales[t], t &lt; tokens.</summary>
-    public void ScaleRows(AcceleratorStream s, ArrayView<float> x, ArrayView<float> scales, int tokens, int width)
+    public void ScaleRows(GpuStream s, GpuView<float> x, GpuView<float> scales, int tokens, int width)
     {
         if (tokens * width > 0) _scaleRows(s, _launch.Elementwise(tokens * width), x, scales, tokens, width);
     }
 
     /// <summary>x[i] *= factor, i &lt; n.</summary>
-    public void Scale(AcceleratorStream s, ArrayView<float> x, int n, float factor)
+    public void Scale(GpuStream s, GpuView<float> x, int n, float factor)
     {
         if (n > 0) _scale(s, _launch.Elementwise(n), x, n, factor);
     }
 
     /// <summary>acc[t, :] += sigmoid(gate[t]) · x[t, :].</summary>
-    public void AddSigmoidScaled(AcceleratorStream s, ArrayView<float> acc, ArrayView<float> x, ArrayView<float> gate, int tokens, int width)
+    public void AddSigmoidScaled(GpuStream s, GpuView<float> acc, GpuView<float> x, GpuView<float> gate, int tokens, int width)
     {
         if (tokens > 0 && width > 0) _addSigmoid(s, _launch.Elementwise((long)tokens * width), acc, x, gate, tokens, width);
     }
 
     /// <summary>y [T, width] = Σ_j yk[t·topK + j] (per-slot outputs already weighted).</summary>
-    public void Combine(AcceleratorStream s, ArrayView<float> yk, ArrayView<float> y, int tokens, int topK, int width)
+    public void Combine(GpuStream s, GpuView<float> yk, GpuView<float> y, int tokens, int topK, int width)
     {
         if (tokens > 0) _combine(s, _launch.Elementwise((long)tokens * width), yk, y, tokens, topK, width);
     }
@@ -132,16 +132,19 @@ internal sealed class VectorOps
     /// Routes <paramref name="tokens"/> rows of router logits [T, experts] to <paramref name="topK"/> experts each and
     /// writes the grouped expert kernels' index (<see cref="RoutingKernels.IndexLength"/>(T·K) ints) without the host.
     /// </summary>
-    public void SoftmaxTopK(AcceleratorStream s, ArrayView<float> logits, ArrayView<int> index, int tokens, int experts, int topK, bool renormalize)
+    public void SoftmaxTopK(GpuStream s, GpuView<float> logits, GpuView<int> index, int tokens, int experts, int topK, bool renormalize)
     {
         if (tokens <= 0) return;
         if (topK < 1 || topK > experts) throw new ArgumentOutOfRangeException(nameof(topK), topK, $"top-k must be in [1, {experts}]");
         if (logits.Length < (long)tokens * experts || index.Length < RoutingKernels.IndexLength(tokens * topK))
             throw new ArgumentException($"routing {tokens} tokens of {experts} experts needs {tokens * experts} logits and " +
                 $"{RoutingKernels.IndexLength(tokens * topK)} index ints, got {logits.Length} and {index.Length}");
-        _route ??= _launch.Loader.Load("RouteSoftmaxTopK",
-            a => a.LoadKernel<ArrayView<float>, ArrayView<int>, RouteArgs>(RoutingKernels.SoftmaxTopK));
+        var route = Route();
         var args = new RouteArgs { Tokens = tokens, Experts = experts, TopK = topK, Renormalize = renormalize ? 1 : 0, Lanes = _launch.Lanes };
-        _route(s, _launch.RowTeams(tokens), logits, index, args);
+        route(s, _launch.RowTeams(tokens), logits, index, args);
     }
+
+    /// <summary>The routing kernel, bound on first use.</summary>
+    public Action<GpuStream, KernelConfig, GpuView<float>, GpuView<int>, RouteArgs> Route() =>
+        _route ??= _launch.Loader.Load("RouteSoftmaxTopK", a => a.Bind<GpuView<float>, GpuView<int>, RouteArgs>(RoutingKernels.SoftmaxTopK));
 }

@@ -20,6 +20,8 @@ public abstract class GpuContext : IDisposable
     public abstract int MaxThreadsPerGroup { get; }
     /// <summary>Multiprocessors (SMs).</summary>
     public abstract int Multiprocessors { get; }
+    /// <summary>CUDA compute capability (major, minor); (0, 0) on the CPU accelerator.</summary>
+    public virtual (int Major, int Minor) ComputeCapability => (0, 0);
     /// <summary>Bytes of device memory.</summary>
     public abstract long MemorySize { get; }
     /// <summary>The stream work goes to unless a caller made its own.</summary>

@@ -53,6 +53,13 @@ public readonly struct GpuView<T> : IIlgpuArgument where T : unmanaged
         fixed (T* p = source) stream.CopyHostToDevice(Ptr, p, (long)source.Length * sizeof(T), pinned: false);
     }
 
+    /// <summary>Queues a copy of <paramref name="count"/> elements from <paramref name="source"/>; the source may be reused when this returns.</summary>
+    public unsafe void CopyFromCPU(GpuStream stream, ref T source, long count)
+    {
+        Check(count);
+        fixed (T* p = &source) stream.CopyHostToDevice(Ptr, p, count * sizeof(T), pinned: false);
+    }
+
     /// <summary>Queues a copy of <paramref name="count"/> elements from <paramref name="source"/>, which the caller keeps alive (and pinned) until the stream has run it.</summary>
     public unsafe void CopyFromCPUUnsafeAsync(GpuStream stream, ref T source, long count)
     {
