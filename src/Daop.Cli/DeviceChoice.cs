@@ -6,7 +6,7 @@ using Daop.Engine.Schedule;
 namespace Daop.Cli;
 
 /// <summary>The device asked for on the command line is not available here.</summary>
-sealed class DeviceUnavailableException(string message) : Exception(message);
+sealed class DeviceUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>Maps <c>--device</c> to model options.</summary>
 static class DeviceChoice
@@ -30,7 +30,7 @@ static class DeviceChoice
             "cuda" or "ilgpu-cpu" => new ModelOptions
             {
                 ContextLength = context,
-                Device = _ => device == "cuda" ? Cuda() : GpuDevice.Create(preferCuda: false),
+                Device = _ => device == "cuda" ? Cuda() : IlgpuCpu(),
                 Experts = Experts(ratio, vramBudget, policy, sequences, offload, maxDrift),
                 WarmUp = Environment.GetEnvironmentVariable("DAOP_WARMUP") != "0", // 0: measure the cold first tokens
             },
@@ -52,11 +52,21 @@ static class DeviceChoice
 
     static GpuDevice Cuda()
     {
+        try
+        {
+            return GpuDevice.Create(preferCuda: true);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new DeviceUnavailableException($"--device cuda: {e.Message}; use --device cpu", e);
+        }
+    }
+
+    static GpuDevice IlgpuCpu()
+    {
+        // Constant false in the ahead-of-time compiled binary, so the compiler drops ILGPU's run-time compiler with it.
         if (!System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported)
-            throw new DeviceUnavailableException("--device cuda needs the JIT build of daop (ILGPU generates code at run time); this binary is ahead-of-time compiled");
-        var dev = GpuDevice.Create(preferCuda: true);
-        if (dev.Name.StartsWith("cuda", StringComparison.Ordinal)) return dev;
-        dev.Dispose();
-        throw new DeviceUnavailableException("--device cuda: no CUDA GPU was found (ILGPU saw none); use --device cpu");
+            throw new DeviceUnavailableException("--device ilgpu-cpu needs the JIT build of daop (ILGPU compiles its kernels at run time); this binary is ahead-of-time compiled");
+        return GpuDevice.Create(preferCuda: false);
     }
 }

@@ -34,7 +34,7 @@ static class GpuBenchCommand
             Console.Error.WriteLine("daop: no CUDA GPU found (pass --allow-cpu to run on the ILGPU CPU accelerator)");
             return 2;
         }
-        var acc = dev.Accelerator;
+        var acc = dev.Gpu;
         (int Rows, int Cols)[] gemv = small ? [(136, 80)] : [(14336, 4096), (4096, 14336)];
         foreach (var (rows, cols) in gemv)
             Console.WriteLine($"GEMV bf16 {rows}x{cols}: {GpuBench.GemvGBps(acc, DType.BF16, rows, cols, small ? 3 : 200):F0} GB/s");

@@ -14,7 +14,7 @@ static partial class GpuOpsBenchCommand
     static readonly DType[] WithBf16 = [DType.BF16, .. GpuOpsCheck.BlockTypes];
 
     /// <summary>Each check family, a line each; false when one fails.</summary>
-    static bool QuantChecks(Accelerator acc, bool small)
+    static bool QuantChecks(GpuContext acc, bool small)
     {
         var checks = GpuOpsCheck.RunBlockFormats(acc, small, c => Console.WriteLine(
             $"check {c.Name}: {c.Cases} cases, worst error/tolerance {c.Worst:F3} ({c.WorstCase}) {(c.Passed ? "ok" : "FAIL")}"));
@@ -24,7 +24,7 @@ static partial class GpuOpsBenchCommand
     }
 
     /// <summary>GEMV and routed-expert timings per format with bf16 first, a GEMV launch sweep, the engine path and a prefill batch.</summary>
-    static void QuantTimings(Accelerator acc, bool small)
+    static void QuantTimings(GpuContext acc, bool small)
     {
         int iters = small ? 3 : 200;
         var (rows, cols) = small ? (136, 296) : (14336, 4096);
@@ -76,7 +76,7 @@ static partial class GpuOpsBenchCommand
     }
 
     /// <summary>The model with its experts quantized in memory, all resident and half offloaded, against the CPU on the same values.</summary>
-    static bool QuantModels(Accelerator acc, string dir)
+    static bool QuantModels(GpuContext acc, string dir)
     {
         bool ok = true;
         foreach (var type in GpuOpsCheck.BlockTypes.Where(t => !t.IsGgufOnly())) // quantized in memory: the formats Daop writes

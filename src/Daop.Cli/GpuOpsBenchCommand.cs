@@ -47,7 +47,7 @@ static partial class GpuOpsBenchCommand
             Console.Error.WriteLine("daop: no CUDA GPU found (pass --allow-cpu to run on the ILGPU CPU accelerator)");
             return 2;
         }
-        var acc = dev.Accelerator;
+        var acc = dev.Gpu;
         bool ok = true;
         if (part is "all" or "checks") ok &= Checks(acc, small);
         if (part is "all" or "timings") Timings(acc, small);
@@ -60,7 +60,7 @@ static partial class GpuOpsBenchCommand
     }
 
     // Every kernel family on several kernel sets against the CPU path, a line each.
-    static bool Checks(ILGPU.Runtime.Accelerator acc, bool small)
+    static bool Checks(GpuContext acc, bool small)
     {
         var o = GpuKernels.For(acc).Options;
         Console.WriteLine($"default kernel set: lanes {o.Lanes}, attention lanes {o.AttentionLanes} x {o.AttentionTeams} teams, " +
@@ -75,7 +75,7 @@ static partial class GpuOpsBenchCommand
     }
 
     // Routed experts on the engine path, generic vs generated kernels; the GEMV over a sweep of kernel sets.
-    static void Timings(ILGPU.Runtime.Accelerator acc, bool small)
+    static void Timings(GpuContext acc, bool small)
     {
         int iters = small ? 3 : 200;
         (string Name, int H, int I, int E, int K)[] shapes = small ? [("tiny-mixtral-code", 256, 256, 4, 2)] :
@@ -102,7 +102,7 @@ static partial class GpuOpsBenchCommand
     }
 
     // The model on the GPU against the CPU path, with the generic and with the default (generated) expert kernels.
-    static bool CheckModel(ILGPU.Runtime.Accelerator acc, string? modelDir)
+    static bool CheckModel(GpuContext acc, string? modelDir)
     {
         string dir = modelDir ?? ModelLocator.Default();
         var generic = GpuBench.CheckModel(dir, acc, options: new GpuKernelOptions { GeneratedExperts = [] });
@@ -117,7 +117,7 @@ static partial class GpuOpsBenchCommand
     }
 
     // Batched decode (resident, exact placement policies) and the approximate modes against the CPU, a line each.
-    static bool EngineChecks(ILGPU.Runtime.Accelerator acc, string dir)
+    static bool EngineChecks(GpuContext acc, string dir)
     {
         static (string, Func<Daop.Engine.Placement.IPlacementPolicy>) P(string name) => (name, () => PolicyChoice.Create(name));
         var results = GpuEngineCheck.Run(dir, acc, [P("static-cpu"), P("lru-on-demand"), P("daop-exact-drift")],

@@ -72,19 +72,7 @@ sealed class ModelArgs
         string device = r.GetValue(Device) ?? "cpu";
         if (r.GetResult(Policy) is { Implicit: false } && r.GetValue(CacheRatio) == null && r.GetValue(VramBudget) == null)
             throw new ArgumentException($"--policy {r.GetValue(Policy)} places offloaded experts: give it with --expert-cache-ratio or --vram-budget (and --device cuda)");
-        ModelOptions engine;
-        // In the ahead-of-time compiled binary this is constant false, so the compiler drops the GPU branch (and ILGPU).
-        if (!RuntimeFeature.IsDynamicCodeSupported)
-        {
-            if (device != "cpu")
-                throw new DeviceUnavailableException(
-                    $"--device {device} needs the JIT build of daop (ILGPU generates GPU code at run time); this binary is ahead-of-time " +
-                    "compiled and runs on the CPU only: use --device cpu, or the dotnet tool (dotnet tool install daop) for GPUs");
-            if (r.GetValue(CacheRatio) != null || r.GetValue(VramBudget) != null)
-                throw new ArgumentException("--expert-cache-ratio and --vram-budget place experts on a GPU: use them with --device cuda");
-            engine = new ModelOptions { ContextLength = r.GetValue(Context) };
-        }
-        else engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!, parallel,
+        var engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!, parallel,
             maxDrift: MaxDrift(r));
         var options = new DaopOptions
         {

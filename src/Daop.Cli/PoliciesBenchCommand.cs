@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -108,12 +109,12 @@ static class PoliciesBenchCommand
         Console.WriteLine($"{name}: {mc.ModelType} x {mc.NumLayers} layers, {mc.NumExperts} experts top-{mc.TopK}, expert {expertBytes / 1e6:F1} MB " +
             $"({(a.Model != null ? "checkpoint" : "random bf16")}{(a.ExpertDType is { } et ? $", experts as {et.Name()}" : "")}); built in {sw.Elapsed.TotalSeconds:F1} s on {model.Device.Name}");
         BoundModel? bound = null;
-        if (model.Device is GpuDevice { Accelerator.AcceleratorType: AcceleratorType.Cuda } gd)
+        if (model.Device is GpuDevice { Gpu.IsCpu: false } gd)
         {
             var layout = ExpertLayout.Of(model.Weights);
             bound = new BoundModel(OffloadBench.CpuExpertGBps(OffloadBench.DistinctExperts(model.Weights, 8)),
-                OffloadBench.Transfers(gd.Accelerator, layout.GateType, layout.Hidden, layout.Inter, HostCopyMode.Staged, 4).GBps,
-                GpuBench.GemvGBps(gd.Accelerator, layout.GateType, layout.Inter, layout.Hidden, 50), expertBytes, model.Weights.DenseBytesPerToken());
+                OffloadBench.Transfers(gd.Gpu, layout.GateType, layout.Hidden, layout.Inter, HostCopyMode.Staged, 4).GBps,
+                GpuBench.GemvGBps(gd.Gpu, layout.GateType, layout.Inter, layout.Hidden, 50), expertBytes, model.Weights.DenseBytesPerToken());
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"bound: CPU experts {bound.CpuGBps:F1} GB/s, host→device {bound.PcieGBps:F1} GB/s, GPU GEMV {bound.GpuGBps:F0} GB/s (measured now); " +
                 $"{bound.DenseBytesPerToken / 1e6:F0} MB of dense weights per token"));

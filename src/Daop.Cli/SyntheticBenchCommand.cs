@@ -97,7 +97,7 @@ static class SyntheticBenchCommand
         double? gpuGBps = null;
         if (model.Device is GpuDevice g)
         {
-            double gbps = GpuBench.GemvGBps(g.Accelerator, DType.BF16, 14336, 4096, 100);
+            double gbps = GpuBench.GemvGBps(g.Gpu, DType.BF16, 14336, 4096, 100);
             gpuGBps = gbps;
             double bound = gbps * 1e9 / active;
             Console.WriteLine($"GPU GEMV bandwidth {gbps:F0} GB/s → bound {bound:F0} tok/s; decode reaches {stats.DecodeTokensPerSecond / bound:P0} of it; " +

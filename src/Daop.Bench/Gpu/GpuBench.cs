@@ -21,7 +21,7 @@ public static unsafe class GpuBench
     /// Single-token GEMV over a random [rows, cols] matrix of <paramref name="type"/>: weight bytes streamed per
     /// second in GB/s (10⁹ B/s), with the kernel set of <paramref name="options"/> (the defaults when null).
     /// </summary>
-    public static double GemvGBps(Accelerator accelerator, DType type, int rows, int cols, int iters, GpuKernelOptions? options = null)
+    public static double GemvGBps(GpuContext accelerator, DType type, int rows, int cols, int iters, GpuKernelOptions? options = null)
     {
         var k = GpuKernels.For(accelerator, options ?? GpuKernelOptions.Default);
         using var w = Upload(accelerator, type, rows, cols, 1);
@@ -38,7 +38,7 @@ public static unsafe class GpuBench
     /// fused gate/up + SiLU kernel and the down kernel: microseconds per call (two launches). The default kernel set
     /// runs the shape's generated kernels when it has them; pass <c>GeneratedExperts = []</c> for the generic ones.
     /// </summary>
-    public static double ExpertFfnMicroseconds(Accelerator accelerator, DType type, int hidden, int inter, int iters,
+    public static double ExpertFfnMicroseconds(GpuContext accelerator, DType type, int hidden, int inter, int iters,
         GpuKernelOptions? options = null)
     {
         var k = GpuKernels.For(accelerator, options ?? GpuKernelOptions.Default);
@@ -64,7 +64,7 @@ public static unsafe class GpuBench
     /// The source-generated single-token ILGPU expert kernel for this shape (if a config named it): microseconds
     /// per call, or null when no kernel was generated for the shape.
     /// </summary>
-    public static double? GeneratedExpertFfnMicroseconds(Accelerator accelerator, DType type, int hidden, int inter, int iters)
+    public static double? GeneratedExpertFfnMicroseconds(GpuContext accelerator, DType type, int hidden, int inter, int iters)
     {
         var gen = Daop.Kernels.Generated.GeneratedIlgpuKernels.Find(hidden, inter, type);
         if (gen == null) return null;
@@ -86,7 +86,7 @@ public static unsafe class GpuBench
     /// microseconds per call on the default path (tensor cores for bf16 when <see cref="GpuKernels.TensorCores"/>) and,
     /// for bf16, the largest difference to the fp32 FMA tile kernel relative to its largest output.
     /// </summary>
-    public static (double Microseconds, double VsFma) BatchedLinear(Accelerator accelerator, DType type, int rows, int cols, int tokens, int iters)
+    public static (double Microseconds, double VsFma) BatchedLinear(GpuContext accelerator, DType type, int rows, int cols, int tokens, int iters)
     {
         var k = GpuKernels.For(accelerator);
         using var w = Upload(accelerator, type, rows, cols, 7);
@@ -107,7 +107,7 @@ public static unsafe class GpuBench
     /// microseconds per call, the weight bytes the call must read at least once (every expert with a position), and for
     /// bf16 the largest difference to the fp32 FMA tile kernels relative to their largest output.
     /// </summary>
-    public static (double Microseconds, long WeightBytes, double VsFma) BatchedExperts(Accelerator accelerator, DType type, int hidden, int inter,
+    public static (double Microseconds, long WeightBytes, double VsFma) BatchedExperts(GpuContext accelerator, DType type, int hidden, int inter,
         int experts, int tokens, int topK, int iters)
     {
         var k = GpuKernels.For(accelerator);
@@ -120,9 +120,9 @@ public static unsafe class GpuBench
         using (var d1 = Upload(accelerator, type, hidden, inter, 5))
             for (int e = 0; e < experts; e++)
             {
-                g1.View.CopyTo(gw.View.SubView(e * per, per));
-                u1.View.CopyTo(uw.View.SubView(e * per, per));
-                d1.View.CopyTo(dw.View.SubView(e * perDown, perDown));
+                g1.View.CopyTo(accelerator.DefaultStream, gw.View.SubView(e * per, per));
+                u1.View.CopyTo(accelerator.DefaultStream, uw.View.SubView(e * per, per));
+                d1.View.CopyTo(accelerator.DefaultStream, dw.View.SubView(e * perDown, perDown));
             }
         var gate = new GpuMatrix(gw.View, type, inter, hidden, experts);
         var up = new GpuMatrix(uw.View, type, inter, hidden, experts);
@@ -167,21 +167,21 @@ public static unsafe class GpuBench
 
     // Runs `call` on the tensor-core kernel set k, then `fma` (or `call`) on the same options with the tensor cores off,
     // and compares the outputs in y.
-    static double Compare(GpuKernels k, MemoryBuffer1D<float, Stride1D.Dense> y, long n, Func<GpuKernels, Action> call,
+    static double Compare(GpuKernels k, GpuArray<float> y, long n, Func<GpuKernels, Action> call,
         Func<GpuKernels, Action>? fma)
     {
         if (!k.TensorCores) return double.NaN;
-        var acc = k.Accelerator;
+        var acc = k.Gpu;
         call(k)();
         acc.Synchronize();
         var a = new float[n];
-        y.View.SubView(0, n).CopyToCPU(a);
+        y.View.SubView(0, n).CopyToCPU(acc.DefaultStream, a);
         var off = GpuKernels.For(acc, k.Options with { TensorCores = false });
         y.MemSetToZero();
         (fma ?? call)(off)();
         acc.Synchronize();
         var b = new float[n];
-        y.View.SubView(0, n).CopyToCPU(b);
+        y.View.SubView(0, n).CopyToCPU(acc.DefaultStream, b);
         return MaxRelativeError(b, a, 1e-30);
     }
 
@@ -207,7 +207,7 @@ public static unsafe class GpuBench
     /// decoded token and the mean GPU decode time. Token ids are a fixed pseudo-random sequence over the vocabulary.
     /// The GPU model runs the kernel set of <paramref name="options"/> (the defaults when null).
     /// </summary>
-    public static GpuModelCheck CheckModel(string modelDir, Accelerator accelerator, int prefix = 12, int decode = 8,
+    public static GpuModelCheck CheckModel(string modelDir, GpuContext accelerator, int prefix = 12, int decode = 8,
         GpuKernelOptions? options = null)
     {
         using var cpu = MoeModel.Load(modelDir, new ModelOptions { ContextLength = prefix + decode });
@@ -226,7 +226,7 @@ public static unsafe class GpuBench
     /// offloaded with that fraction in slots and misses transferred (LRU) from staged images; the CPU runs their
     /// dequantized values in fp32.
     /// </summary>
-    public static GpuModelCheck CheckQuantizedModel(string modelDir, Accelerator accelerator, DType type, double offloadRatio = 1,
+    public static GpuModelCheck CheckQuantizedModel(string modelDir, GpuContext accelerator, DType type, double offloadRatio = 1,
         int prefix = 12, int decode = 8)
     {
         using var cpu = QuantizingSource.Load(modelDir, type, dequantize: true, new ModelOptions { ContextLength = prefix + decode });
@@ -280,7 +280,7 @@ public static unsafe class GpuBench
         return new GpuModelCheck(worst, perToken, decode > 0 ? seconds / decode * 1e3 : 0, dev.AllocatedBytes);
     }
 
-    internal static double BestSecondsPerCall(Accelerator acc, int iters, Action call)
+    internal static double BestSecondsPerCall(GpuContext acc, int iters, Action call)
     {
         iters = Math.Max(1, iters);
         call();
@@ -298,7 +298,7 @@ public static unsafe class GpuBench
     }
 
     /// <summary>Random weights of any dtype (<see cref="BenchMatrix"/>, values within ±1/√cols) in the device layout.</summary>
-    static MemoryBuffer1D<Chunk16, Stride1D.Dense> Upload(Accelerator acc, DType type, int rows, int cols, uint seed)
+    static GpuArray<Chunk16> Upload(GpuContext acc, DType type, int rows, int cols, uint seed)
     {
         using var w = BenchMatrix.Random(type, rows, cols, seed, 1f / MathF.Sqrt(cols));
         var buf = acc.Allocate1D<Chunk16>(Math.Max(1, GpuMatrix.ChunksFor(w.W)));
@@ -306,12 +306,12 @@ public static unsafe class GpuBench
         return buf;
     }
 
-    static MemoryBuffer1D<float, Stride1D.Dense> RandomFloats(Accelerator acc, int n, uint seed)
+    static GpuArray<float> RandomFloats(GpuContext acc, int n, uint seed)
     {
         var a = new float[Math.Max(4, (n + 3) / 4 * 4)]; // whole Float4 loads
         RandomWeights.Floats(n, seed).CopyTo(a, 0);
         var b = acc.Allocate1D<float>(a.Length);
-        b.View.CopyFromCPU(a);
+        b.View.CopyFromCPU(acc.DefaultStream, a);
         return b;
     }
 }

@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Engine.Placement;
@@ -30,7 +31,7 @@ public static class GpuEngineCheck
     /// of <paramref name="exactPolicies"/>, then each approximate policy of <paramref name="approximatePolicies"/>, at
     /// <paramref name="ratio"/> of the experts in GPU slots. <paramref name="report"/> sees each result as it is made.
     /// </summary>
-    public static List<Result> Run(string modelDir, Accelerator acc, IEnumerable<(string Name, Func<IPlacementPolicy> Policy)> exactPolicies,
+    public static List<Result> Run(string modelDir, GpuContext acc, IEnumerable<(string Name, Func<IPlacementPolicy> Policy)> exactPolicies,
         IEnumerable<(string Name, Func<IPlacementPolicy> Policy)> approximatePolicies, double ratio, Action<Result> report)
     {
         var results = new List<Result>();

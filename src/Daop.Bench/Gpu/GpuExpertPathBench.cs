@@ -34,7 +34,7 @@ public static class GpuExpertPathBench
     /// calls read different experts, as decode steps do. Each kernel set gets its own device and expert stacks; both
     /// see the same inputs. Microseconds are the best of five batches of <paramref name="iters"/> / 5 calls.
     /// </summary>
-    public static ExpertPathTiming Run(Accelerator accelerator, DType type, int hidden, int inter, int experts, int topK, int tokens, int iters)
+    public static ExpertPathTiming Run(GpuContext accelerator, DType type, int hidden, int inter, int experts, int topK, int tokens, int iters)
     {
         using var gate = BenchMatrix.Random(type, inter, hidden, 3, 1f / MathF.Sqrt(hidden));
         using var up = BenchMatrix.Random(type, inter, hidden, 4, 1f / MathF.Sqrt(hidden));
@@ -61,7 +61,7 @@ public static class GpuExpertPathBench
             sched.Preload();
             var xb = dev.Allocate(tokens * hidden);
             var yb = dev.Allocate(tokens * hidden);
-            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(dev.Stream, x);
             int call = 0;
             long calls0 = 0, gen0 = 0;
             double sec = GpuBench.BestSecondsPerCall(accelerator, iters, () =>

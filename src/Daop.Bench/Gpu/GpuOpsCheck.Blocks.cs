@@ -24,7 +24,7 @@ public static partial class GpuOpsCheck
     /// FMA tiles instead and a narrow-team set; then the bf16 generated expert shapes on
     /// the default set, which the block formats must leave as they were. <paramref name="small"/> keeps to tiny shapes.
     /// </summary>
-    public static IReadOnlyList<GpuOpCheck> RunBlockFormats(Accelerator accelerator, bool small, Action<GpuOpCheck>? report = null)
+    public static IReadOnlyList<GpuOpCheck> RunBlockFormats(GpuContext accelerator, bool small, Action<GpuOpCheck>? report = null)
     {
         var checks = new List<GpuOpCheck>();
         void Add(GpuOpCheck c)

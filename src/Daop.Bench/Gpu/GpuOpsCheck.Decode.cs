@@ -11,7 +11,7 @@ public static partial class GpuOpsCheck
     /// Softmax top-k routing on the device against <see cref="Router.SoftmaxTopK"/>: the chosen experts exactly (a wrong
     /// id counts as an infinite error) and their weights within 2e-6, for the expert counts of real models.
     /// </summary>
-    static GpuOpCheck Routing(Accelerator acc)
+    static GpuOpCheck Routing(GpuContext acc)
     {
         var k = GpuKernels.For(acc);
         var worst = new Worst("routing");
@@ -47,7 +47,7 @@ public static partial class GpuOpsCheck
     }
 
     /// <summary>q, k and v of one token in one launch (<see cref="GpuKernels.Gemv3"/>) against three GEMVs: the same bits.</summary>
-    static GpuOpCheck Gemv3(Accelerator acc)
+    static GpuOpCheck Gemv3(GpuContext acc)
     {
         var k = GpuKernels.For(acc);
         var worst = new Worst("gemv3");

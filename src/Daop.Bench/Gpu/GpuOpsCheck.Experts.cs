@@ -74,7 +74,7 @@ public static partial class GpuOpsCheck
     /// take gate/up + fused down-and-combine, more the grouped down + combine (row kernels, or the batched tiles once an
     /// expert has more than 4 positions). Generated kernels run where the kernel set has the shape's.
     /// </summary>
-    static GpuOpCheck RoutedExperts(Accelerator acc, GpuKernelOptions options, string label, DType type, int hidden, int inter,
+    static GpuOpCheck RoutedExperts(GpuContext acc, GpuKernelOptions options, string label, DType type, int hidden, int inter,
         int[] tokenCounts, int numExperts)
     {
         const int topK = 2;
@@ -101,7 +101,7 @@ public static partial class GpuOpsCheck
                 var x = RandomWeights.Floats(tokens * hidden, (uint)tokens + 5);
                 var xb = dev.Allocate(tokens * hidden);
                 var yb = dev.Allocate(tokens * hidden);
-                ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+                ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(dev.Stream, x);
                 sched.RunExperts(0, xb, routing, yb, tokens);
                 var got = new float[tokens * hidden];
                 dev.CopyToHost(yb, 0, got);
@@ -126,7 +126,7 @@ public static partial class GpuOpsCheck
     }
 
     /// <summary>A dense FFN (as a shared expert) through <see cref="GpuDevice.Ffn"/>: row kernels up to 4 tokens, batched beyond.</summary>
-    static GpuOpCheck DenseFfn(Accelerator acc, GpuKernelOptions options, string label, DType type, int hidden, int inter, int[] tokenCounts)
+    static GpuOpCheck DenseFfn(GpuContext acc, GpuKernelOptions options, string label, DType type, int hidden, int inter, int[] tokenCounts)
     {
         using var dev = new GpuDevice(acc, options);
         var generated = dev.Kernels.GeneratedExpertFor(hidden, inter, type) != null ? " generated" : "";
@@ -137,7 +137,7 @@ public static partial class GpuOpsCheck
             var x = RandomWeights.Floats(tokens * hidden, (uint)tokens + 3);
             var xb = dev.Allocate(tokens * hidden);
             var yb = dev.Allocate(tokens * hidden);
-            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(dev.Stream, x);
             dev.Ffn(ex.W, xb, yb, tokens);
             var got = new float[tokens * hidden];
             dev.CopyToHost(yb, 0, got);
@@ -156,7 +156,7 @@ public static partial class GpuOpsCheck
     }
 
     /// <summary>Each generated expert's own single-token launcher (<see cref="GeneratedGpuExpert.Forward"/>), as <c>bench gpu</c> times it.</summary>
-    static GpuOpCheck GeneratedForward(Accelerator acc, bool small)
+    static GpuOpCheck GeneratedForward(GpuContext acc, bool small)
     {
         var worst = new Worst("generated expert Forward (dense kernels)");
         foreach (var k in GeneratedIlgpuKernels.All)

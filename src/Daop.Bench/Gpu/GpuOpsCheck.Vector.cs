@@ -10,7 +10,7 @@ namespace Daop.Bench.Gpu;
 public static partial class GpuOpsCheck
 {
     /// <summary>RMSNorm and LayerNorm (in place) against the scalar CPU kernels within 2e-5 · (|y| + (|x| + |mean|)·inv·|w|).</summary>
-    static GpuOpCheck Norms(Accelerator acc, GpuKernelOptions options, string label, bool small)
+    static GpuOpCheck Norms(GpuContext acc, GpuKernelOptions options, string label, bool small)
     {
         var k = GpuKernels.For(acc, options);
         var worst = new Worst($"norm [{label}]");
@@ -52,7 +52,7 @@ public static partial class GpuOpsCheck
     /// Causal GQA with the fused K/V append against the CPU attention, per attention lane width (1 and the warp) and team
     /// count: outputs within 1e-5 (2e-5 past 64 cached positions), cache rows appended exactly.
     /// </summary>
-    static GpuOpCheck Attention(Accelerator acc, bool small)
+    static GpuOpCheck Attention(GpuContext acc, bool small)
     {
         var worst = new Worst("attention");
         (int T, int Start, int Heads, int KvHeads, int D, int Window)[] cases =
@@ -99,7 +99,7 @@ public static partial class GpuOpsCheck
     }
 
     /// <summary>Rotate-half RoPE (full and partial rotary) against the scalar CPU kernel within 1e-6 · (|y| + 2).</summary>
-    static GpuOpCheck Rope(Accelerator acc)
+    static GpuOpCheck Rope(GpuContext acc)
     {
         var k = GpuKernels.For(acc);
         var worst = new Worst("rope");
@@ -124,10 +124,10 @@ public static partial class GpuOpsCheck
     }
 
     /// <summary>Embedding rows widened to fp32, exactly.</summary>
-    static GpuOpCheck Embed(Accelerator acc) =>
+    static GpuOpCheck Embed(GpuContext acc) =>
         Embed(acc, "embed", [(DType.BF16, 33, 7), (DType.F16, 33, 80), (DType.F32, 5, 7), (DType.BF16, 389, 4096)]);
 
-    static GpuOpCheck Embed(Accelerator acc, string name, (DType Type, int Rows, int Cols)[] tables)
+    static GpuOpCheck Embed(GpuContext acc, string name, (DType Type, int Rows, int Cols)[] tables)
     {
         var k = GpuKernels.For(acc);
         var worst = new Worst(name);
@@ -147,7 +147,7 @@ public static partial class GpuOpsCheck
     }
 
     /// <summary>Add, Clamp and Combine exactly; AddSigmoidScaled within 1e-6 · (|acc| + |x|).</summary>
-    static GpuOpCheck Elementwise(Accelerator acc)
+    static GpuOpCheck Elementwise(GpuContext acc)
     {
         var k = GpuKernels.For(acc);
         var worst = new Worst("add, clamp, sigmoid-scaled add, combine");

@@ -32,7 +32,7 @@ public static partial class GpuOpsCheck
     /// Runs every check on <paramref name="accelerator"/>, calling <paramref name="report"/> after each family.
     /// <paramref name="small"/> keeps to tiny shapes (for the ILGPU CPU accelerator).
     /// </summary>
-    public static IReadOnlyList<GpuOpCheck> Run(Accelerator accelerator, bool small, Action<GpuOpCheck>? report = null)
+    public static IReadOnlyList<GpuOpCheck> Run(GpuContext accelerator, bool small, Action<GpuOpCheck>? report = null)
     {
         var checks = new List<GpuOpCheck>();
         void Add(GpuOpCheck c)
@@ -99,31 +99,31 @@ public static partial class GpuOpsCheck
         public GpuOpCheck Result => new(name, _cases, _worst, _case);
     }
 
-    static MemoryBuffer1D<float, Stride1D.Dense> Upload(Accelerator acc, float[] data)
+    static GpuArray<float> Upload(GpuContext acc, float[] data)
     {
         var b = acc.Allocate1D<float>(Math.Max(4, (data.Length + 3) / 4 * 4));
         b.MemSetToZero();
-        if (data.Length > 0) b.View.SubView(0, data.Length).CopyFromCPU(data);
+        if (data.Length > 0) b.View.SubView(0, data.Length).CopyFromCPU(acc.DefaultStream, data);
         return b;
     }
 
-    static MemoryBuffer1D<int, Stride1D.Dense> Upload(Accelerator acc, int[] data)
+    static GpuArray<int> Upload(GpuContext acc, int[] data)
     {
         var b = acc.Allocate1D<int>(Math.Max(4, data.Length));
-        b.View.SubView(0, data.Length).CopyFromCPU(data);
+        b.View.SubView(0, data.Length).CopyFromCPU(acc.DefaultStream, data);
         return b;
     }
 
-    static float[] Read(Accelerator acc, MemoryBuffer1D<float, Stride1D.Dense> b, int n)
+    static float[] Read(GpuContext acc, GpuArray<float> b, int n)
     {
         acc.Synchronize();
         var a = new float[n];
-        if (n > 0) b.View.SubView(0, n).CopyToCPU(a);
+        if (n > 0) b.View.SubView(0, n).CopyToCPU(acc.DefaultStream, a);
         return a;
     }
 
     /// <summary>Uploads <paramref name="ws"/> as one stack of padded rows.</summary>
-    static (MemoryBuffer1D<Chunk16, Stride1D.Dense> Buffer, GpuMatrix Matrix) Upload(Accelerator acc, params WeightMatrix[] ws)
+    static (GpuArray<Chunk16> Buffer, GpuMatrix Matrix) Upload(GpuContext acc, params WeightMatrix[] ws)
     {
         long per = GpuMatrix.ChunksFor(ws[0]);
         var b = acc.Allocate1D<Chunk16>(Math.Max(1, per * ws.Length));
@@ -135,11 +135,11 @@ public static partial class GpuOpsCheck
     /// y = x·Wᵀ (+ bias) for 1 token (decode GEMV), 2–4 (row kernel) and more (tile or tensor-core kernels), against a
     /// double reference within 1e-5 · Σ|x·w| (2e-5 on the tensor cores, whose activations are split into bf16 hi + lo).
     /// </summary>
-    static GpuOpCheck Linear(Accelerator acc, GpuKernelOptions options, string label, DType type, bool small) =>
+    static GpuOpCheck Linear(GpuContext acc, GpuKernelOptions options, string label, DType type, bool small) =>
         Linear(acc, options, label, type, small ? [(7, 33), (80, 136)] : [(7, 33), (80, 136), (136, 80), (1024, 4096), (4096, 1024)],
             small ? [1, 3, 5, 33] : [1, 2, 4, 5, 33, 100]);
 
-    static GpuOpCheck Linear(Accelerator acc, GpuKernelOptions options, string label, DType type, (int Rows, int Cols)[] shapes, int[] tokenCounts)
+    static GpuOpCheck Linear(GpuContext acc, GpuKernelOptions options, string label, DType type, (int Rows, int Cols)[] shapes, int[] tokenCounts)
     {
         var k = GpuKernels.For(acc, options);
         var worst = new Worst($"linear {Name(type)} [{label}]");

@@ -30,7 +30,7 @@ public static class GpuQuantBench
     /// y = W·x for one token through a random [rows, cols] matrix of <paramref name="type"/> (the decode GEMV of the kernel
     /// set of <paramref name="options"/>), rotating over copies of the matrix.
     /// </summary>
-    public static BandwidthTiming Gemv(Accelerator accelerator, DType type, int rows, int cols, int iters, GpuKernelOptions? options = null)
+    public static BandwidthTiming Gemv(GpuContext accelerator, DType type, int rows, int cols, int iters, GpuKernelOptions? options = null)
     {
         var k = GpuKernels.For(accelerator, options ?? GpuKernelOptions.Default);
         using var w = BenchMatrix.Random(type, rows, cols, 1, 1f / MathF.Sqrt(cols));
@@ -38,7 +38,7 @@ public static class GpuQuantBench
         int copies = Copies(chunks * 16);
         using var buf = accelerator.Allocate1D<Chunk16>(chunks * copies);
         GpuMatrix.Upload(accelerator.DefaultStream, w.W, buf.View, 0);
-        for (int c = 1; c < copies; c++) buf.View.SubView(0, chunks).CopyTo(buf.View.SubView(c * chunks, chunks));
+        for (int c = 1; c < copies; c++) buf.View.SubView(0, chunks).CopyTo(accelerator.DefaultStream, buf.View.SubView(c * chunks, chunks));
         var m = Enumerable.Range(0, copies).Select(c => new GpuMatrix(buf.View.SubView(c * chunks, chunks), type, rows, cols)).ToArray();
         using var x = Floats(accelerator, cols, 2);
         using var y = accelerator.Allocate1D<float>(Math.Max(4, (rows + 3) / 4 * 4));
@@ -59,7 +59,7 @@ public static class GpuQuantBench
     /// (<see cref="ExpertTiles"/>' index, <see cref="GpuKernels.GateUp"/> then <see cref="GpuKernels.DownCombine"/>), each
     /// call to the next expert of a stack spanning <see cref="RotateBytes"/> (copies of one random expert).
     /// </summary>
-    public static ExpertTiming Expert(Accelerator accelerator, DType type, int hidden, int inter, int iters, GpuKernelOptions? options = null)
+    public static ExpertTiming Expert(GpuContext accelerator, DType type, int hidden, int inter, int iters, GpuKernelOptions? options = null)
     {
         var k = GpuKernels.For(accelerator, options ?? GpuKernelOptions.Default);
         var layout = new ExpertLayout(type, type, type, hidden, inter);
@@ -90,8 +90,8 @@ public static class GpuQuantBench
         using var y = accelerator.Allocate1D<float>(Math.Max(4, (hidden + 3) / 4 * 4));
         var s = accelerator.DefaultStream;
         int gi = 0, di = 0, bi = 0;
-        void GateUp(ArrayView<int> iv) => k.GateUp(s, gate, up, x.View, h.View, tiles.Positions, iv, 1, tiles.Tiles, tiles.TileOffset);
-        void DownCombine(ArrayView<int> iv) =>
+        void GateUp(GpuView<int> iv) => k.GateUp(s, gate, up, x.View, h.View, tiles.Positions, iv, 1, tiles.Tiles, tiles.TileOffset);
+        void DownCombine(GpuView<int> iv) =>
             k.DownCombine(s, down, h.View, y.View, 1, 1, iv, iv.SubView(tiles.WeightOffset, 1).Cast<float>(), tiles.PosOffset, tiles.KeyOffset);
         double g = GpuBench.BestSecondsPerCall(accelerator, iters, () => GateUp(views[gi++ % experts]));
         double d = GpuBench.BestSecondsPerCall(accelerator, iters, () => DownCombine(views[di++ % experts]));
@@ -109,22 +109,22 @@ public static class GpuQuantBench
     static int Copies(long bytes) => (int)Math.Clamp((RotateBytes + bytes - 1) / bytes, 1, 64);
 
     // `count` copies of one random [rows, cols] matrix as one stack.
-    static MemoryBuffer1D<Chunk16, Stride1D.Dense> Stack(Accelerator acc, DType type, int rows, int cols, int count, uint seed)
+    static GpuArray<Chunk16> Stack(GpuContext acc, DType type, int rows, int cols, int count, uint seed)
     {
         using var w = BenchMatrix.Random(type, rows, cols, seed, 1f / MathF.Sqrt(cols));
         long per = GpuMatrix.ChunksFor(w.W);
         var buf = acc.Allocate1D<Chunk16>(per * count);
         GpuMatrix.Upload(acc.DefaultStream, w.W, buf.View, 0);
-        for (int e = 1; e < count; e++) buf.View.SubView(0, per).CopyTo(buf.View.SubView(e * per, per));
+        for (int e = 1; e < count; e++) buf.View.SubView(0, per).CopyTo(acc.DefaultStream, buf.View.SubView(e * per, per));
         return buf;
     }
 
-    static MemoryBuffer1D<float, Stride1D.Dense> Floats(Accelerator acc, int n, uint seed)
+    static GpuArray<float> Floats(GpuContext acc, int n, uint seed)
     {
         var a = new float[Math.Max(4, (n + 3) / 4 * 4)];
         RandomWeights.Floats(n, seed).CopyTo(a, 0);
         var b = acc.Allocate1D<float>(a.Length);
-        b.View.CopyFromCPU(a);
+        b.View.CopyFromCPU(acc.DefaultStream, a);
         return b;
     }
 }

@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Daop.Engine.Model;
@@ -87,7 +88,7 @@ public static unsafe class OffloadBench
         public readonly HostExpertStore Store;
         public readonly ExpertTransferQueue Queue;
 
-        public Rig(Accelerator accelerator, DType type, int hidden, int inter, int count, HostCopyMode mode)
+        public Rig(GpuContext accelerator, DType type, int hidden, int inter, int count, HostCopyMode mode)
         {
             Dev = new GpuDevice(accelerator);
             Ex = new Experts(count, type, hidden, inter);
@@ -120,7 +121,7 @@ public static unsafe class OffloadBench
     /// <paramref name="type"/>) into <paramref name="copies"/> slots, after one warm-up copy; staged images are made
     /// before timing. Mixtral-8x7B: <c>Transfers(acc, DType.BF16, 4096, 14336, HostCopyMode.Staged, 8)</c>.
     /// </summary>
-    public static TransferBenchResult Transfers(Accelerator accelerator, DType type, int hidden, int inter, HostCopyMode mode, int copies)
+    public static TransferBenchResult Transfers(GpuContext accelerator, DType type, int hidden, int inter, HostCopyMode mode, int copies)
     {
         copies = Math.Max(1, copies);
         using var rig = new Rig(accelerator, type, hidden, inter, copies + 1, mode);
@@ -144,7 +145,7 @@ public static unsafe class OffloadBench
     /// Copies <paramref name="copies"/> experts into free slots while the expert kernels run <paramref name="steps"/>
     /// single-token passes over another resident expert; each part is also timed alone.
     /// </summary>
-    public static OverlapBenchResult Overlap(Accelerator accelerator, DType type, int hidden, int inter, int copies, int steps)
+    public static OverlapBenchResult Overlap(GpuContext accelerator, DType type, int hidden, int inter, int copies, int steps)
     {
         copies = Math.Max(1, copies);
         using var rig = new Rig(accelerator, type, hidden, inter, copies + 1, HostCopyMode.Auto);
@@ -157,7 +158,7 @@ public static unsafe class OffloadBench
         var h = dev.AllocateFloats(inter);
         var y = dev.AllocateFloats(hidden);
         using var index = accelerator.Allocate1D<int>(new[] { 0, resident, 0, 1, 0, resident, BitConverter.SingleToInt32Bits(1f) });
-        ArrayView<int> iv = index.View;
+        GpuView<int> iv = index.View;
         void Compute()
         {
             for (int i = 0; i < steps; i++)
@@ -192,7 +193,7 @@ public static unsafe class OffloadBench
     /// (copies enqueued from another thread). Decides whether a CPU-resident expert is better split between the CPU
     /// and a concurrent transfer.
     /// </summary>
-    public static ContentionBenchResult HostContention(Accelerator accelerator, DType type, int hidden, int inter, int experts = 4, double seconds = 1)
+    public static ContentionBenchResult HostContention(GpuContext accelerator, DType type, int hidden, int inter, int experts = 4, double seconds = 1)
     {
         using var cpuSet = new Experts(experts, type, hidden, inter);
         using var rig = new Rig(accelerator, type, hidden, inter, experts, HostCopyMode.Auto);
@@ -271,7 +272,7 @@ public static unsafe class OffloadBench
     /// <paramref name="prefix"/> pseudo-random tokens, decodes <paramref name="decode"/> more (timed), then replays the
     /// decode steps beside the CPU to compare logits.
     /// </summary>
-    public static OffloadModelCheck CheckModel(string modelDir, Accelerator accelerator, Func<IPlacementPolicy> policy, double ratio,
+    public static OffloadModelCheck CheckModel(string modelDir, GpuContext accelerator, Func<IPlacementPolicy> policy, double ratio,
         int prefix = 12, int decode = 8, OffloadOptions? options = null)
     {
         using var cpu = MoeModel.Load(modelDir, new ModelOptions { ContextLength = prefix + decode });

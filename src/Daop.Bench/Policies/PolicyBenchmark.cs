@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Generate;
 using Daop.Engine.Model;
@@ -236,7 +237,7 @@ public static class PolicyBenchmark
         var c = model.Config;
         long experts = (long)c.MoeLayerCount * c.NumExperts * ExpertLayout.Of(model.Weights).ExpertBytes;
         long need = OffloadBudget.DenseBytes(model, model.MaxChunkTokens) + experts + headroom;
-        return need <= device.Accelerator.MemorySize;
+        return need <= device.Gpu.MemorySize;
     }
 
     // Popularity for the initial placements under random routing: the router's choices over one random calibration prompt.

@@ -82,10 +82,11 @@ public sealed partial class DaopModel
         if (o.Device == "cpu") return new ModelOptions { ContextLength = o.ContextLength, ExpertDType = o.ExpertDType, DenseDType = o.DenseDType };
         if (o.Device is not ("cuda" or "ilgpu-cpu"))
             throw new ArgumentException($"device must be 'cpu', 'cuda' or 'ilgpu-cpu', got '{o.Device}'");
-        // Constant false when ahead-of-time compiled: the compiler then drops the GPU path and ILGPU with it.
-        if (!RuntimeFeature.IsDynamicCodeSupported)
+        // CUDA runs the kernels precompiled into this build through the driver, JIT or not; ILGPU's CPU accelerator
+        // compiles them at run time. Constant false when ahead-of-time compiled, so the compiler drops that path.
+        if (o.Device == "ilgpu-cpu" && !RuntimeFeature.IsDynamicCodeSupported)
             throw new DeviceNotAvailableException(
-                $"device '{o.Device}' needs the JIT runtime (ILGPU generates code at run time); this binary is ahead-of-time compiled: use 'cpu'");
+                "device 'ilgpu-cpu' needs the JIT runtime (ILGPU compiles its kernels at run time); this binary is ahead-of-time compiled: use 'cpu' or 'cuda'");
         return GpuOptions(o);
     }
 
@@ -101,13 +102,15 @@ public sealed partial class DaopModel
 
     static GpuDevice CreateGpu(string device)
     {
-        var dev = GpuDevice.Create(preferCuda: device == "cuda");
-        if (device == "cuda" && !dev.Name.StartsWith("cuda", StringComparison.Ordinal))
+        if (device != "cuda") return GpuDevice.Create(preferCuda: false);
+        try
         {
-            dev.Dispose();
-            throw new DeviceNotAvailableException("device 'cuda': no CUDA GPU was found; use 'cpu'");
+            return GpuDevice.Create(preferCuda: true);
         }
-        return dev;
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new DeviceNotAvailableException($"device 'cuda': {e.Message}; use 'cpu'", e);
+        }
     }
 
     // generation_config.json: extra end-of-generation ids and the sampling defaults.

@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;

@@ -84,7 +84,7 @@ public readonly record struct ExpertLayout(DType GateType, DType UpType, DType D
 public sealed class ExpertSlotPool : IDisposable
 {
     readonly GpuDevice _device;
-    readonly MemoryBuffer1D<Chunk16, Stride1D.Dense>? _buffer;
+    readonly GpuArray<Chunk16>? _buffer;
     readonly int[] _capacity, _inUse, _base;    // per layer: slots, occupied slots, first global slot
     readonly long[] _offset;                      // per layer: first chunk
     readonly int[][] _expertAt, _slotOf;          // [layer][slot] → expert, [layer][expert] → slot (-1: none)
@@ -131,7 +131,7 @@ public sealed class ExpertSlotPool : IDisposable
         Slots = slots;
         if (chunks > 0)
         {
-            _buffer = device.Accelerator.Allocate1D<Chunk16>(chunks);
+            _buffer = device.Gpu.Allocate1D<Chunk16>(chunks);
             device.Track(_buffer);
         }
     }
@@ -204,7 +204,7 @@ public sealed class ExpertSlotPool : IDisposable
     }
 
     /// <summary>The device memory of one slot: its gate, up and down chunks.</summary>
-    public (ArrayView<Chunk16> Gate, ArrayView<Chunk16> Up, ArrayView<Chunk16> Down) SlotViews(int layer, int slot)
+    public (GpuView<Chunk16> Gate, GpuView<Chunk16> Up, GpuView<Chunk16> Down) SlotViews(int layer, int slot)
     {
         if ((uint)slot >= (uint)_capacity[layer]) throw new ArgumentOutOfRangeException(nameof(slot), $"slot {slot} is outside layer {layer}'s {_capacity[layer]} slots");
         var (g, u, d) = Matrices(layer);
@@ -214,7 +214,7 @@ public sealed class ExpertSlotPool : IDisposable
     }
 
     /// <summary>Copies <paramref name="w"/> from host memory into a slot on <paramref name="stream"/> (synchronous: it waits for the copy).</summary>
-    public void Upload(AcceleratorStream stream, int layer, int slot, in ExpertWeights w)
+    public void Upload(GpuStream stream, int layer, int slot, in ExpertWeights w)
     {
         if (!Layout.Matches(w)) throw new ArgumentException($"expert layout {ExpertLayout.Of(w)} does not match the pool's {Layout}", nameof(w));
         var (g, u, d) = SlotViews(layer, slot);

@@ -143,7 +143,7 @@ public sealed class ExpertTiles(int keys)
     /// host array is pageable memory to CUDA, which stages it before the call returns, and the CPU accelerator copies at
     /// once — so the host index may be rebuilt by the next launch.
     /// </summary>
-    public void Upload(GpuDevice device, ArrayView<int> index)
+    public void Upload(GpuDevice device, GpuView<int> index)
     {
         index.SubView(0, Length).CopyFromCPUUnsafeAsync(device.Stream, ref MemoryMarshal.GetArrayDataReference(_host), Length);
         device.CountCopy();
@@ -153,8 +153,8 @@ public sealed class ExpertTiles(int keys)
     /// Fused gate/up over the tiles into h [n, I], then down: fused with the weighted combine into y [T, H]
     /// (<paramref name="fusedCombine"/>: every position takes part) or into per-position outputs [P, H].
     /// </summary>
-    public void Launch(GpuKernels k, AcceleratorStream s, in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down, ArrayView<float> x,
-        ArrayView<float> h, ArrayView<int> index, int topK, bool batched, ArrayView<float> output, bool fusedCombine, int tokens)
+    public void Launch(GpuKernels k, GpuStream s, in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down, GpuView<float> x,
+        GpuView<float> h, GpuView<int> index, int topK, bool batched, GpuView<float> output, bool fusedCombine, int tokens)
     {
         var scales = index.SubView(WeightOffset, _p).Cast<float>();
         k.GateUp(s, gate, up, x, h, Positions, index, topK, Tiles, TileOffset, batched);

@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using System.Diagnostics;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
@@ -48,18 +49,18 @@ public sealed class ExpertTransferQueue : IDisposable
         _slotEvent = new nint[pool.Slots];
         _pending = new bool[pool.Slots];
         _slotFence = Enumerable.Repeat(-1, pool.Slots).ToArray();
-        CopyStream = device.Accelerator.CreateStream();
-        IsAsync = device.Accelerator.AcceleratorType == AcceleratorType.Cuda && CudaDriver.Available
-            && CopyStream is CudaStream && device.Stream is CudaStream;
+        CopyStream = device.Gpu.CreateStream();
+        // Events order the two streams on CUDA; the CPU accelerator's copies complete before they return.
+        IsAsync = !device.Gpu.IsCpu && CudaDriver.Available;
         if (IsAsync)
         {
-            _compute = ((CudaStream)device.Stream).StreamPtr;
-            _copy = ((CudaStream)CopyStream).StreamPtr;
+            _compute = device.Stream.Handle;
+            _copy = CopyStream.Handle;
         }
     }
 
     /// <summary>The stream copies run on.</summary>
-    public AcceleratorStream CopyStream { get; }
+    public GpuStream CopyStream { get; }
     /// <summary>True when copies overlap compute (CUDA events); false when each completes inside <see cref="Enqueue(int, int, int, int)"/>.</summary>
     public bool IsAsync { get; }
     /// <summary>Experts copied.</summary>
@@ -87,7 +88,7 @@ public sealed class ExpertTransferQueue : IDisposable
         int g = _pool.GlobalSlot(poolLayer, slot);
         if (IsAsync)
         {
-            _d.Accelerator.Bind();
+            _d.Gpu.Bind();
             if (_slotFence[g] is int f and >= 0)
             {
                 // The previous expert may still be read by queued kernels: the copy waits for them (later copies into the
@@ -103,7 +104,7 @@ public sealed class ExpertTransferQueue : IDisposable
         else
         {
             long t0 = Stopwatch.GetTimestamp();
-            if (_d.Accelerator.AcceleratorType != AcceleratorType.CPU) _d.Stream.Synchronize(); // no events: kernels reading the slot must finish first
+            if (!_d.Gpu.IsCpu) _d.Stream.Synchronize(); // no events: kernels reading the slot must finish first
             _store.CopyTo(CopyStream, layer, expert, target);
             CopyStream.Synchronize();
             _waitSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
@@ -118,7 +119,7 @@ public sealed class ExpertTransferQueue : IDisposable
         int g = _pool.GlobalSlot(layer, slot);
         if (!IsAsync || !_pending[g]) return;
         _pending[g] = false;
-        _d.Accelerator.Bind();
+        _d.Gpu.Bind();
         if (CudaDriver.EventQuery(_slotEvent[g])) return; // landed already: nothing to wait for
         Stalls++;
         nint a = Spare(), b = Spare();
@@ -141,7 +142,7 @@ public sealed class ExpertTransferQueue : IDisposable
     public void EndUse()
     {
         if (!IsAsync || _used.Count == 0) return;
-        _d.Accelerator.Bind();
+        _d.Gpu.Bind();
         int f;
         if (_freeFences.Count > 0) f = _freeFences.Pop();
         else
@@ -183,7 +184,7 @@ public sealed class ExpertTransferQueue : IDisposable
     void Resolve(bool wait)
     {
         if (_timing.Count == 0) return;
-        _d.Accelerator.Bind();
+        _d.Gpu.Bind();
         int kept = 0;
         for (int i = 0; i < _timing.Count; i++)
         {
@@ -205,7 +206,7 @@ public sealed class ExpertTransferQueue : IDisposable
         try { CopyStream.Synchronize(); } catch (Exception) { /* the accelerator may already be gone */ }
         if (IsAsync)
         {
-            _d.Accelerator.Bind();
+            _d.Gpu.Bind();
             foreach (var e in _slotEvent) CudaDriver.EventDestroy(e);
             foreach (var e in _fences) CudaDriver.EventDestroy(e);
             foreach (var (a, b) in _timing) { CudaDriver.EventDestroy(a); CudaDriver.EventDestroy(b); }

@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using System.Runtime.InteropServices;
 using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
@@ -16,8 +17,8 @@ namespace Daop.Engine.Device.Gpu;
 internal sealed class GpuBiasedExperts(ModelWeights weights, GpuDevice device, int hidden, int inter, int experts)
 {
     readonly ExpertGroups _groups = new(experts);
-    MemoryBuffer1D<int, Stride1D.Dense>? _order;
-    MemoryBuffer1D<float, Stride1D.Dense>? _weights, _xs, _g, _u, _o;
+    GpuArray<int>? _order;
+    GpuArray<float>? _weights, _xs, _g, _u, _o;
 
     /// <summary>y [T, H] = Σ_k w[t,k] · Expert_{e[t,k]}(x[t]) for <paramref name="layer"/>, whose activation is <paramref name="act"/>.</summary>
     public void Run(int layer, Activation.ClampedSwiGlu act, DeviceBuffer x, Model.Layers.RoutingBatch r, DeviceBuffer y, int tokens)
@@ -56,12 +57,12 @@ internal sealed class GpuBiasedExperts(ModelWeights weights, GpuDevice device, i
     }
 
     // The int buffer in slot, at least n long (grows, then stays).
-    ArrayView<int> Ints(ref MemoryBuffer1D<int, Stride1D.Dense>? slot, int n)
+    GpuView<int> Ints(ref GpuArray<int>? slot, int n)
     {
         if (slot == null || slot.Length < n)
         {
             if (slot != null) device.Free(slot);
-            slot = device.Accelerator.Allocate1D<int>(Math.Max(n, 64));
+            slot = device.Gpu.Allocate1D<int>(Math.Max(n, 64));
             device.Track(slot);
         }
         return slot.View;

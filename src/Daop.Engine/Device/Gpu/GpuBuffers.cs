@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -8,16 +9,16 @@ public sealed class GpuBuffer : DeviceBuffer
 {
     readonly int _length;
 
-    internal GpuBuffer(MemoryBuffer1D<float, Stride1D.Dense> buffer, int length)
+    internal GpuBuffer(GpuArray<float> buffer, int length)
     {
         Buffer = buffer;
         _length = length;
     }
 
-    internal MemoryBuffer1D<float, Stride1D.Dense> Buffer { get; }
+    internal GpuArray<float> Buffer { get; }
 
     /// <summary>The whole device allocation (starts 16-byte aligned; may be longer than <see cref="Length"/>).</summary>
-    public ArrayView<float> View => Buffer.View;
+    public GpuView<float> View => Buffer.View;
 
     /// <inheritdoc />
     public override int Length => _length;
@@ -31,7 +32,7 @@ public sealed class GpuKvCache : KvCache, IDisposable
 {
     readonly int _capacity;
     readonly GpuDevice _device;
-    readonly MemoryBuffer1D<float, Stride1D.Dense>[] _k, _v;
+    readonly GpuArray<float>[] _k, _v;
     bool _disposed;
 
     internal GpuKvCache(GpuDevice device, int layers, int capacity, int kvDim)
@@ -39,8 +40,8 @@ public sealed class GpuKvCache : KvCache, IDisposable
         _device = device;
         _capacity = capacity;
         KvDim = kvDim;
-        _k = new MemoryBuffer1D<float, Stride1D.Dense>[layers];
-        _v = new MemoryBuffer1D<float, Stride1D.Dense>[layers];
+        _k = new GpuArray<float>[layers];
+        _v = new GpuArray<float>[layers];
         for (int l = 0; l < layers; l++)
         {
             _k[l] = device.AllocateFloats((long)capacity * kvDim);
@@ -55,10 +56,10 @@ public sealed class GpuKvCache : KvCache, IDisposable
     public int KvDim { get; }
 
     /// <summary>Keys of layer <paramref name="layer"/>, [capacity, NKV·D].</summary>
-    public ArrayView<float> K(int layer) => _k[layer].View;
+    public GpuView<float> K(int layer) => _k[layer].View;
 
     /// <summary>Values of layer <paramref name="layer"/>.</summary>
-    public ArrayView<float> V(int layer) => _v[layer].View;
+    public GpuView<float> V(int layer) => _v[layer].View;
 
     /// <summary>Frees the cache's device memory.</summary>
     public void Dispose()

@@ -11,14 +11,14 @@ public sealed class GpuLatentCache : KvCache, IDisposable
 {
     readonly int _capacity;
     readonly GpuDevice _device;
-    readonly MemoryBuffer1D<float, Stride1D.Dense>[] _latent;
+    readonly GpuArray<float>[] _latent;
     bool _disposed;
 
     internal GpuLatentCache(GpuDevice device, int layers, int capacity, int width)
     {
         _device = device;
         _capacity = capacity;
-        _latent = new MemoryBuffer1D<float, Stride1D.Dense>[layers];
+        _latent = new GpuArray<float>[layers];
         for (int l = 0; l < layers; l++) _latent[l] = device.AllocateFloats((long)capacity * width);
     }
 
@@ -26,7 +26,7 @@ public sealed class GpuLatentCache : KvCache, IDisposable
     public override int Capacity => _capacity;
 
     /// <summary>Layer <paramref name="layer"/>'s latents, [capacity, width].</summary>
-    public ArrayView<float> Latent(int layer) => _latent[layer].View;
+    public GpuView<float> Latent(int layer) => _latent[layer].View;
 
     /// <summary>Frees the cache's device memory.</summary>
     public void Dispose()

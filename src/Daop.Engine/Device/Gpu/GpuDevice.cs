@@ -1,81 +1,70 @@
 using Daop.Engine.Model;
 using Daop.Kernels;
 using Daop.Kernels.Gpu;
-using ILGPU;
 using ILGPU.Runtime;
-using ILGPU.Runtime.CPU;
-using ILGPU.Runtime.Cuda;
 
 namespace Daop.Engine.Device.Gpu;
 
 /// <summary>
-/// <see cref="IDevice"/> on an ILGPU accelerator: CUDA on a GPU machine, the ILGPU CPU accelerator elsewhere (CI).
+/// <see cref="IDevice"/> on a <see cref="GpuContext"/>: CUDA through the driver on a GPU machine, ILGPU's CPU accelerator elsewhere (CI).
 /// Activations and KV caches are fp32 device buffers; every weight matrix is uploaded once, on first use, in its
 /// stored dtype (rows padded to 16-byte chunks) and cached by its host pointer; fp32 vectors (norm weights, biases,
-/// RoPE tables) likewise by reference. All work is queued on the accelerator's default stream;
+/// RoPE tables) likewise by reference. All work is queued on the GPU's default stream;
 /// <see cref="CopyToHost"/> waits for it.
 /// </summary>
 public sealed partial class GpuDevice : IDevice
 {
     readonly record struct MatrixKey(nint Data, DType Type, int Rows, int Cols, int Count);
 
-    readonly Context? _ownedContext;
-    readonly bool _ownsAccelerator;
-    readonly Dictionary<MatrixKey, MemoryBuffer1D<Chunk16, Stride1D.Dense>> _matrices = [];
-    readonly Dictionary<object, MemoryBuffer1D<float, Stride1D.Dense>> _vectors = new(ReferenceEqualityComparer.Instance);
-    readonly List<MemoryBuffer> _live = [];
+    readonly bool _ownsGpu;
+    readonly Dictionary<MatrixKey, GpuArray<Chunk16>> _matrices = [];
+    readonly Dictionary<object, GpuArray<float>> _vectors = new(ReferenceEqualityComparer.Instance);
+    readonly List<GpuAllocation> _live = [];
     readonly List<IDisposable> _owned = [];
     readonly long _launchBase;
-    MemoryBuffer1D<int, Stride1D.Dense>? _tokens;
-    MemoryBuffer1D<float, Stride1D.Dense>? _rowScales;
+    GpuArray<int>? _tokens;
+    GpuArray<float>? _rowScales;
     float[] _rowScaleHost = [];
-    MemoryBuffer1D<float, Stride1D.Dense>? _ffnScratch;
+    GpuArray<float>? _ffnScratch;
     int[] _tokenHost = [];
     long _allocated, _copies;
     bool _disposed;
 
-    /// <summary>Runs on <paramref name="accelerator"/>, which the caller keeps owning (it must outlive the device).</summary>
-    public GpuDevice(Accelerator accelerator) : this(accelerator, null, ownsAccelerator: false, null) { }
+    /// <summary>Runs on <paramref name="gpu"/>, which the caller keeps owning (it must outlive the device), with the kernel set of <paramref name="options"/> (defaults when null).</summary>
+    public GpuDevice(GpuContext gpu, GpuKernelOptions? options = null) : this(gpu, ownsGpu: false, options) { }
 
-    /// <summary>Runs on <paramref name="accelerator"/> (kept by the caller) with the kernel set of <paramref name="options"/>.</summary>
-    public GpuDevice(Accelerator accelerator, GpuKernelOptions options) : this(accelerator, null, ownsAccelerator: false, options) { }
+    /// <summary>Runs on ILGPU's CPU accelerator <paramref name="accelerator"/> (kept by the caller): the GPU path without a GPU, for tests.</summary>
+    public GpuDevice(Accelerator accelerator) : this(IlgpuCpuGpu.For(accelerator), ownsGpu: false, null) { }
 
-    GpuDevice(Accelerator accelerator, Context? ownedContext, bool ownsAccelerator, GpuKernelOptions? options)
+    /// <summary>Runs on ILGPU's CPU accelerator <paramref name="accelerator"/> (kept by the caller) with the kernel set of <paramref name="options"/>.</summary>
+    public GpuDevice(Accelerator accelerator, GpuKernelOptions options) : this(IlgpuCpuGpu.For(accelerator), ownsGpu: false, options) { }
+
+    GpuDevice(GpuContext gpu, bool ownsGpu, GpuKernelOptions? options)
     {
-        Accelerator = accelerator;
-        _ownedContext = ownedContext;
-        _ownsAccelerator = ownsAccelerator;
-        Kernels = GpuKernels.For(accelerator, options ?? GpuKernelOptions.Default);
+        Gpu = gpu;
+        _ownsGpu = ownsGpu;
+        Kernels = GpuKernels.For(gpu, options ?? GpuKernelOptions.Default);
         _launchBase = Kernels.Launches;
-        Name = accelerator.AcceleratorType == AcceleratorType.Cuda
-            ? $"cuda:{(accelerator.Device is CudaDevice cd ? cd.DeviceId : 0)} ({accelerator.Name})"
-            : "ilgpu-cpu";
+        Name = gpu.IsCpu ? "ilgpu-cpu" : $"cuda:0 ({gpu.Name})";
     }
 
     /// <summary>
-    /// A device on its own ILGPU context: the first CUDA GPU when <paramref name="preferCuda"/> and one is present,
-    /// else the ILGPU CPU accelerator, with the kernel set of <paramref name="options"/> (the defaults when null).
-    /// Disposing the device disposes both.
+    /// A device on a GPU of its own: the first CUDA GPU through the driver with this build's precompiled kernels when
+    /// <paramref name="preferCuda"/> (throws when there is none), else ILGPU's CPU accelerator (needs the JIT), with the
+    /// kernel set of <paramref name="options"/> (the defaults when null). Disposing the device releases the GPU.
     /// </summary>
     public static GpuDevice Create(bool preferCuda, GpuKernelOptions? options = null)
     {
-        var cpu = GpuKernels.CpuDevice(multiprocessors: Math.Max(1, Environment.ProcessorCount / 2));
-        var ctx = Context.Create(b =>
-        {
-            b.Optimize(OptimizationLevel.O1);
-            if (preferCuda) b.Cuda();
-            b.CPU(cpu);
-        });
+        GpuContext gpu = preferCuda
+            ? CudaGpu.Create(0, EmbeddedKernels.Find)
+            : IlgpuCpuGpu.Create(multiprocessors: Math.Max(1, Environment.ProcessorCount / 2));
         try
         {
-            Accelerator acc = preferCuda && ctx.GetCudaDevices().Count > 0
-                ? ctx.GetCudaDevices()[0].CreateAccelerator(ctx)
-                : ctx.GetCPUDevice(0).CreateCPUAccelerator(ctx, CPUAcceleratorMode.Parallel);
-            return new GpuDevice(acc, ctx, ownsAccelerator: true, options);
+            return new GpuDevice(gpu, ownsGpu: true, options);
         }
         catch
         {
-            ctx.Dispose();
+            gpu.Dispose();
             throw;
         }
     }
@@ -83,14 +72,14 @@ public sealed partial class GpuDevice : IDevice
     /// <inheritdoc />
     public string Name { get; }
 
-    /// <summary>The accelerator everything runs on.</summary>
-    public Accelerator Accelerator { get; }
+    /// <summary>The GPU everything runs on.</summary>
+    public GpuContext Gpu { get; }
 
     /// <summary>The kernel set (shared by every device on the accelerator with the same options).</summary>
     public GpuKernels Kernels { get; }
 
     /// <summary>The stream all work is queued on.</summary>
-    public AcceleratorStream Stream => Accelerator.DefaultStream;
+    public GpuStream Stream => Gpu.DefaultStream;
 
     /// <summary>Bytes of device memory this device holds now (activations, caches, weights, scratch).</summary>
     public long AllocatedBytes => Interlocked.Read(ref _allocated);
@@ -104,25 +93,25 @@ public sealed partial class GpuDevice : IDevice
     /// <summary>Memory copies this device queued (host↔device and device↔device).</summary>
     public long Copies => Interlocked.Read(ref _copies);
 
-    static ArrayView<float> V(DeviceBuffer b) => ((GpuBuffer)b).View;
+    static GpuView<float> V(DeviceBuffer b) => ((GpuBuffer)b).View;
 
     /// <summary>A zeroed device buffer of at least <paramref name="n"/> floats, counted in <see cref="AllocatedBytes"/> until <see cref="Free"/>.</summary>
-    public MemoryBuffer1D<float, Stride1D.Dense> AllocateFloats(long n)
+    public GpuArray<float> AllocateFloats(long n)
     {
-        var b = Accelerator.Allocate1D<float>(Math.Max(4, (n + 3) / 4 * 4));
+        var b = Gpu.Allocate1D<float>(Math.Max(4, (n + 3) / 4 * 4));
         b.MemSetToZero(Stream);
         Track(b);
         return b;
     }
 
-    internal void Track(MemoryBuffer b)
+    internal void Track(GpuAllocation b)
     {
         lock (_live) _live.Add(b);
         Interlocked.Add(ref _allocated, b.LengthInBytes);
     }
 
     /// <summary>Frees a buffer this device allocated (or tracks); a second call is a no-op.</summary>
-    public void Free(MemoryBuffer b)
+    public void Free(GpuAllocation b)
     {
         lock (_live)
             if (!_live.Remove(b)) return;
@@ -156,7 +145,7 @@ public sealed partial class GpuDevice : IDevice
         {
             if (!_matrices.TryGetValue(key, out var buf))
             {
-                buf = Accelerator.Allocate1D<Chunk16>(Math.Max(1, GpuMatrix.ChunksFor(w)));
+                buf = Gpu.Allocate1D<Chunk16>(Math.Max(1, GpuMatrix.ChunksFor(w)));
                 Track(buf);
                 GpuMatrix.Upload(Stream, w, buf.View, 0);
                 CountCopy();
@@ -182,7 +171,7 @@ public sealed partial class GpuDevice : IDevice
             if (!_matrices.TryGetValue(key, out var buf))
             {
                 long per = GpuMatrix.ChunksFor(w0);
-                buf = Accelerator.Allocate1D<Chunk16>(Math.Max(1, per * ws.Length));
+                buf = Gpu.Allocate1D<Chunk16>(Math.Max(1, per * ws.Length));
                 Track(buf);
                 for (int i = 0; i < ws.Length; i++)
                 {
@@ -196,7 +185,7 @@ public sealed partial class GpuDevice : IDevice
     }
 
     /// <summary>The device copy of a host fp32 vector (uploaded on first use, keyed by the array).</summary>
-    public ArrayView<float> Vector(float[] v)
+    public GpuView<float> Vector(float[] v)
     {
         if (!_vectors.TryGetValue(v, out var buf))
         {
@@ -224,13 +213,13 @@ public sealed partial class GpuDevice : IDevice
         if (_tokens == null || _tokens.Length < tokens.Length)
         {
             if (_tokens != null) Free(_tokens);
-            _tokens = Accelerator.Allocate1D<int>(Math.Max(64, tokens.Length));
+            _tokens = Gpu.Allocate1D<int>(Math.Max(64, tokens.Length));
             Track(_tokens);
         }
         // Through a pinned staging array, queued without waiting (CUDA stages pageable sources before returning).
         if (_tokenHost.Length < tokens.Length) _tokenHost = GC.AllocateUninitializedArray<int>(Math.Max(64, tokens.Length), pinned: true);
         tokens.CopyTo(_tokenHost);
-        _tokens.View.BaseView.SubView(0, tokens.Length).CopyFromCPUUnsafeAsync(Stream, ref _tokenHost[0], tokens.Length);
+        _tokens.View.SubView(0, tokens.Length).CopyFromCPUUnsafeAsync(Stream, ref _tokenHost[0], tokens.Length);
         CountCopy();
         Kernels.Embed(Stream, Matrix(table), _tokens.View, V(x), tokens.Length);
     }
@@ -238,14 +227,14 @@ public sealed partial class GpuDevice : IDevice
     /// <inheritdoc />
     public void Norm(NormWeights n, DeviceBuffer x, DeviceBuffer y, int rows)
     {
-        ArrayView<float>? bias = n.Kind == Load.Config.NormKind.LayerNorm ? Vector(n.Bias!) : null;
+        GpuView<float>? bias = n.Kind == Load.Config.NormKind.LayerNorm ? Vector(n.Bias!) : null;
         Kernels.Norm(Stream, V(x), V(y), Vector(n.Weight), bias, rows, n.Weight.Length, n.Eps);
     }
 
     /// <inheritdoc />
     public void AddNorm(NormWeights n, DeviceBuffer x, DeviceBuffer r, DeviceBuffer y, int rows)
     {
-        ArrayView<float>? bias = n.Kind == Load.Config.NormKind.LayerNorm ? Vector(n.Bias!) : null;
+        GpuView<float>? bias = n.Kind == Load.Config.NormKind.LayerNorm ? Vector(n.Bias!) : null;
         Kernels.Norm(Stream, V(x), V(y), Vector(n.Weight), bias, rows, n.Weight.Length, n.Eps, V(r));
     }
 
@@ -257,7 +246,7 @@ public sealed partial class GpuDevice : IDevice
     public void Linear3(LinearWeights w0, LinearWeights w1, LinearWeights w2, DeviceBuffer x, DeviceBuffer y0, DeviceBuffer y1,
         DeviceBuffer y2, int tokens)
     {
-        ArrayView<float>? B(LinearWeights w) => w.Bias is { } b ? Vector(b) : null;
+        GpuView<float>? B(LinearWeights w) => w.Bias is { } b ? Vector(b) : null;
         Kernels.Gemv3(Stream, Matrix(w0.W), Matrix(w1.W), Matrix(w2.W), V(x), V(y0), V(y1), V(y2), tokens, B(w0), B(w1), B(w2));
     }
 
@@ -274,14 +263,14 @@ public sealed partial class GpuDevice : IDevice
         if (_rowScales == null || _rowScales.Length < scales.Length)
         {
             if (_rowScales != null) Free(_rowScales);
-            _rowScales = Accelerator.Allocate1D<float>(Math.Max(64, scales.Length));
+            _rowScales = Gpu.Allocate1D<float>(Math.Max(64, scales.Length));
             Track(_rowScales);
         }
         // From pageable memory: CUDA stages it before the call returns, so the array may change at once (a layer's next
         // call) without waiting for the copy to run.
         if (_rowScaleHost.Length < scales.Length) _rowScaleHost = new float[Math.Max(64, scales.Length)];
         scales.CopyTo(_rowScaleHost);
-        _rowScales.View.BaseView.SubView(0, scales.Length).CopyFromCPUUnsafeAsync(Stream, ref _rowScaleHost[0], scales.Length);
+        _rowScales.View.SubView(0, scales.Length).CopyFromCPUUnsafeAsync(Stream, ref _rowScaleHost[0], scales.Length);
         CountCopy();
         Kernels.ScaleRows(Stream, Rows(x, row, width), _rowScales.View, scales.Length, width);
     }
@@ -316,7 +305,7 @@ public sealed partial class GpuDevice : IDevice
     }
 
     // x from row `row` on, rows of `width` floats (a view: nothing is copied).
-    ArrayView<float> Rows(DeviceBuffer x, int row, int width) => row == 0 ? V(x) : V(x).SubView((long)row * width);
+    GpuView<float> Rows(DeviceBuffer x, int row, int width) => row == 0 ? V(x) : V(x).SubView((long)row * width);
 
     /// <inheritdoc />
     public void Add(DeviceBuffer acc, DeviceBuffer x, int count) => Kernels.Add(Stream, V(acc), V(x), count);
@@ -333,7 +322,7 @@ public sealed partial class GpuDevice : IDevice
     /// <paramref name="n"/> floats of the device scratch in <paramref name="slot"/> (grows, then stays); the view ends at
     /// n, so a kernel reading past it fails the CPU accelerator's bounds checks rather than reading stale scratch.
     /// </summary>
-    internal ArrayView<float> Scratch(ref MemoryBuffer1D<float, Stride1D.Dense>? slot, long n)
+    internal GpuView<float> Scratch(ref GpuArray<float>? slot, long n)
     {
         if (slot == null || slot.Length < n)
         {
@@ -359,8 +348,7 @@ public sealed partial class GpuDevice : IDevice
     public void CopyToHost(DeviceBuffer x, int offset, Span<float> dst)
     {
         if (dst.IsEmpty) { Stream.Synchronize(); return; }
-        // ILGPU's span overload pins dst for the copy; its ref overload takes a raw pointer, and a compacting collection
-        // between that and the copy left the data in an array's old place (rare wrong router logits under load).
+        // The span overload pins dst for the copy (a raw pointer into a movable array once read stale data under load).
         V(x).SubView(offset, dst.Length).CopyToCPU(Stream, dst);
         CountCopy();
     }
@@ -377,13 +365,12 @@ public sealed partial class GpuDevice : IDevice
         IDisposable[] owned;
         lock (_owned) { owned = [.. _owned]; _owned.Clear(); }
         for (int i = owned.Length - 1; i >= 0; i--) owned[i].Dispose();
-        MemoryBuffer[] live;
+        GpuAllocation[] live;
         lock (_live) { live = [.. _live]; _live.Clear(); }
         foreach (var b in live) b.Dispose();
         _matrices.Clear();
         _vectors.Clear();
         Interlocked.Exchange(ref _allocated, 0);
-        if (_ownsAccelerator) Accelerator.Dispose();
-        _ownedContext?.Dispose();
+        if (_ownsGpu) Gpu.Dispose();
     }
 }

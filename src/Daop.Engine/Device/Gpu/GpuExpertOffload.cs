@@ -29,8 +29,8 @@ public sealed class GpuExpertOffload : IExpertOffload
     readonly Queue<int> _stagedOrder = new(); // staging slots in use, least recently assigned first
     int[] _waveSlot = [], _cpuExpert = [], _streamExpert = [], _rows = []; // [P] slot in the current wave / CPU / streamed expert (-1: none); rows
     float[] _scales = [];
-    MemoryBuffer1D<int, Stride1D.Dense>? _index;
-    MemoryBuffer1D<float, Stride1D.Dense>? _h, _yk;
+    GpuArray<int>? _index;
+    GpuArray<float>? _h, _yk;
     int _reserved, _layer, _tokens, _gpu, _cpu, _pre, _str;
     bool _flushed, _ykZeroed, _disposed;
     DeviceBuffer? _x, _y;
@@ -64,7 +64,7 @@ public sealed class GpuExpertOffload : IExpertOffload
         _streamGroups = new ExpertGroups(experts);
         _inWave = new bool[maxSlots];
         Pool = new ExpertSlotPool(device, Layout, experts, slotsPerLayer);
-        Store = new HostExpertStore(weights, Layout, device.Accelerator, copyMode, pinnedHostBytes);
+        Store = new HostExpertStore(weights, Layout, device.Gpu, copyMode, pinnedHostBytes);
         Transfers = new ExpertTransferQueue(device, Pool, Store);
         if (stagingSlots > 0)
         {
@@ -146,7 +146,7 @@ public sealed class GpuExpertOffload : IExpertOffload
         if (_index != null) _d.Free(_index);
         _h = _d.AllocateFloats((long)p * _inter);
         _yk = _d.AllocateFloats((long)p * _hidden);
-        _index = _d.Accelerator.Allocate1D<int>(Math.Max(4, IndexLength(p)));
+        _index = _d.Gpu.Allocate1D<int>(Math.Max(4, IndexLength(p)));
         _d.Track(_index);
         Cpu.Reserve(tokens);
         _waveSlot = new int[p];

@@ -28,8 +28,8 @@ public sealed class GpuResidentExperts
     readonly int _hidden, _inter;
     readonly (GpuMatrix Gate, GpuMatrix Up, GpuMatrix Down)?[] _stacks;
     readonly ExpertTiles _tiles;
-    MemoryBuffer1D<int, Stride1D.Dense>? _index;
-    MemoryBuffer1D<float, Stride1D.Dense>? _h, _yk;
+    GpuArray<int>? _index;
+    GpuArray<float>? _h, _yk;
     GpuBiasedExperts? _biased;
 
     /// <summary>Experts of <paramref name="weights"/> on <paramref name="device"/>.</summary>
@@ -106,19 +106,19 @@ public sealed class GpuResidentExperts
     }
 
     // The device index of at least n ints (grows, then stays).
-    ArrayView<int> Index(int n)
+    GpuView<int> Index(int n)
     {
         if (_index == null || _index.Length < n)
         {
             if (_index != null) _d.Free(_index);
-            _index = _d.Accelerator.Allocate1D<int>(Math.Max(n, 256));
+            _index = _d.Gpu.Allocate1D<int>(Math.Max(n, 256));
             _d.Track(_index);
         }
         return _index.View;
     }
 
     // Gate/up, then down fused with the combine (decode) or down into per-position rows and a combine pass.
-    void Launch(in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down, DeviceBuffer x, ArrayView<int> index, int k, bool batched,
+    void Launch(in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down, DeviceBuffer x, GpuView<int> index, int k, bool batched,
         DeviceBuffer y, int tokens)
     {
         var h = _d.Scratch(ref _h, (long)_tiles.AllPositions * _inter);

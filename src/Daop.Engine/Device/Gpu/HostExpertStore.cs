@@ -54,14 +54,14 @@ public enum HostImageTiming
 public sealed class HostExpertStore : IDisposable
 {
     // One image: page-locked on CUDA; a pinned GC array stands in for it on the CPU accelerator.
-    sealed class Image(PageLockedArray1D<Chunk16>? locked, Chunk16[]? managed)
+    sealed class Image(PinnedHostMemory? locked, Chunk16[]? managed)
     {
-        public readonly PageLockedArray1D<Chunk16>? Locked = locked;
+        public readonly PinnedHostMemory? Locked = locked;
         public readonly Chunk16[]? Managed = managed;
     }
 
     readonly IReadOnlyList<ExpertWeights[]> _w;
-    readonly Accelerator _acc;
+    readonly GpuContext _gpu;
     readonly Image?[][] _images;
     // Images by what they hold: on CUDA, experts that share host weights (synthetic benchmark models reuse a few random
     // matrices) share one image; on the CPU accelerator each expert has its own. _making: images being made now.
@@ -74,20 +74,20 @@ public sealed class HostExpertStore : IDisposable
     int _imagesMade;
     bool _disposed;
 
-    /// <summary>The routed experts of <paramref name="weights"/> (all of <paramref name="layout"/>) for transfers on <paramref name="accelerator"/>.</summary>
-    public HostExpertStore(ModelWeights weights, ExpertLayout layout, Accelerator accelerator, HostCopyMode mode = HostCopyMode.Auto,
+    /// <summary>The routed experts of <paramref name="weights"/> (all of <paramref name="layout"/>) for transfers to <paramref name="gpu"/>.</summary>
+    public HostExpertStore(ModelWeights weights, ExpertLayout layout, GpuContext gpu, HostCopyMode mode = HostCopyMode.Auto,
         long pinnedBudgetBytes = long.MaxValue)
-        : this(weights.Layers.Select(l => l.Experts).ToArray(), layout, accelerator, mode, pinnedBudgetBytes) { }
+        : this(weights.Layers.Select(l => l.Experts).ToArray(), layout, gpu, mode, pinnedBudgetBytes) { }
 
     /// <summary>Experts given per layer ([layer][expert]; empty for dense layers), all of <paramref name="layout"/>.</summary>
-    public HostExpertStore(IReadOnlyList<ExpertWeights[]> experts, ExpertLayout layout, Accelerator accelerator,
+    public HostExpertStore(IReadOnlyList<ExpertWeights[]> experts, ExpertLayout layout, GpuContext gpu,
         HostCopyMode mode = HostCopyMode.Auto, long pinnedBudgetBytes = long.MaxValue)
     {
         if (pinnedBudgetBytes < 0) throw new ArgumentOutOfRangeException(nameof(pinnedBudgetBytes), $"pinned budget must be >= 0, got {pinnedBudgetBytes}");
         _w = experts;
-        _acc = accelerator;
+        _gpu = gpu;
         Layout = layout;
-        IsCuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
+        IsCuda = !gpu.IsCpu;
         Mode = mode == HostCopyMode.Auto ? (IsCuda ? HostCopyMode.Staged : HostCopyMode.Direct) : mode;
         PinnedBudgetBytes = pinnedBudgetBytes;
         _images = experts.Select(l => new Image?[l.Length]).ToArray();
@@ -187,10 +187,9 @@ public sealed class HostExpertStore : IDisposable
         Span<Chunk16> dst;
         if (IsCuda)
         {
-            _acc.Bind(); // cuMemHostRegister needs the context current on this thread
-            var locked = _acc.AllocatePageLocked1D<Chunk16>(Layout.Chunks, uninitialized: true);
+            var locked = _gpu.AllocatePinned(Layout.Chunks * 16);
             image = new Image(locked, null);
-            dst = locked.Span;
+            dst = locked.AsSpan<Chunk16>();
         }
         else
         {
@@ -239,8 +238,8 @@ public sealed class HostExpertStore : IDisposable
     /// <paramref name="stream"/>. Returns true if the copy is asynchronous (page-locked image on CUDA: the caller must
     /// order later readers after it); false if it completed before returning.
     /// </summary>
-    public bool CopyTo(AcceleratorStream stream, int layer, int expert,
-        (ArrayView<Chunk16> Gate, ArrayView<Chunk16> Up, ArrayView<Chunk16> Down) target)
+    public bool CopyTo(GpuStream stream, int layer, int expert,
+        (GpuView<Chunk16> Gate, GpuView<Chunk16> Up, GpuView<Chunk16> Down) target)
     {
         if (Mode == HostCopyMode.Staged && Pin(layer, expert))
         {
@@ -248,10 +247,10 @@ public sealed class HostExpertStore : IDisposable
             var image = _images[layer][expert]!;
             if (image.Locked is { } locked)
             {
-                var a = locked.GetArray();
+                var a = locked.AsSpan<Chunk16>();
                 target.Gate.CopyFromCPUUnsafeAsync(stream, ref a[0], g);
-                target.Up.CopyFromCPUUnsafeAsync(stream, ref a[g], u);
-                target.Down.CopyFromCPUUnsafeAsync(stream, ref a[g + u], d);
+                target.Up.CopyFromCPUUnsafeAsync(stream, ref a[(int)g], u);
+                target.Down.CopyFromCPUUnsafeAsync(stream, ref a[(int)(g + u)], d);
                 return true;
             }
             var m = image.Managed!;
@@ -267,7 +266,7 @@ public sealed class HostExpertStore : IDisposable
         return false;
     }
 
-    /// <summary>Stops background image making and releases the staged images (unregistering page-locked memory; the accelerator must still be alive).</summary>
+    /// <summary>Stops background image making and releases the staged images (freeing page-locked memory; the GPU must still be alive).</summary>
     public void Dispose()
     {
         if (_disposed) return;
@@ -275,7 +274,6 @@ public sealed class HostExpertStore : IDisposable
         try { _background?.Wait(); }
         catch (AggregateException) { } // cancelled, or failed: nothing of it is used any more
         lock (_sync) _disposed = true;
-        if (IsCuda && _pinned > 0) _acc.Bind(); // unregistering page-locked memory needs the context current
         foreach (var image in _byKey.Values) image.Locked?.Dispose();
         _byKey.Clear();
         foreach (var layer in _images) Array.Clear(layer);

@@ -50,6 +50,18 @@ public abstract class GpuContext : IDisposable
         return new GpuArray<T>(this, bytes == 0 ? 0 : AllocateBytes(bytes), length);
     }
 
+    /// <summary>An array in device memory holding a copy of <paramref name="data"/> (waits for the copy).</summary>
+    public GpuArray<T> Allocate1D<T>(T[] data) where T : unmanaged
+    {
+        var a = Allocate1D<T>(data.Length);
+        a.View.CopyFromCPU(DefaultStream, data);
+        DefaultStream.Synchronize();
+        return a;
+    }
+
+    /// <summary>Waits for everything queued on the default stream.</summary>
+    public void Synchronize() => DefaultStream.Synchronize();
+
     /// <summary>
     /// Host memory the GPU copies from asynchronously (page-locked on CUDA), <paramref name="bytes"/> long, 64-byte
     /// aligned, uninitialised.
