@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using Daop.Bench.Gpu;
 using Daop.Engine.Device.Gpu;
 using Daop.Kernels;
@@ -14,7 +15,7 @@ public class GpuOpsCheckTests(GpuFixture gpu)
     [Fact]
     public void EveryKernelFamilyPassesOnTheCpuAccelerator()
     {
-        var checks = GpuOpsCheck.Run(gpu.Accelerator, small: true);
+        var checks = GpuOpsCheck.Run(gpu.Gpu, small: true);
         Assert.All(checks, c => Assert.True(c.Passed, $"{c.Name}: {c.Worst} at {c.WorstCase}"));
         Assert.All(checks, c => Assert.True(c.Cases > 0, c.Name));
         foreach (string family in new[] { "linear bf16 [default]", "experts bf16 256x256 generated [default]", "experts bf16 256x256 [generic experts]",
@@ -25,7 +26,7 @@ public class GpuOpsCheckTests(GpuFixture gpu)
     [Fact]
     public void EveryBlockFormatFamilyPassesOnTheCpuAccelerator()
     {
-        var checks = GpuOpsCheck.RunBlockFormats(gpu.Accelerator, small: true);
+        var checks = GpuOpsCheck.RunBlockFormats(gpu.Gpu, small: true);
         Assert.All(checks, c => Assert.True(c.Passed && c.Cases > 0, $"{c.Name}: {c.Worst} at {c.WorstCase}"));
         foreach (var t in GpuOpsCheck.BlockTypes)
             foreach (string family in new[] { $"linear {t.Name()} [default]", $"experts {t.Name()} {GpuOpsCheck.Whole(t, 264)}x{GpuOpsCheck.Whole(t, 296)} [lanes 4]",
@@ -43,7 +44,7 @@ public class GpuOpsCheckTests(GpuFixture gpu)
     public void EngineChecksPassOnTheCpuAccelerator()
     {
         var lines = new List<string>();
-        var results = GpuEngineCheck.Run(TestPaths.Fixture("mixtral-tiny"), gpu.Accelerator,
+        var results = GpuEngineCheck.Run(TestPaths.Fixture("mixtral-tiny"), gpu.Gpu,
             [("static-cpu", () => new Daop.Engine.Placement.StaticPolicy())],
             [("daop-checked", () => new Daop.Engine.Placement.DaopPolicy(approximate: true, use: Daop.Engine.Placement.PredictionUse.Check))], 0.5,
             r => lines.Add(r.Name));
@@ -56,11 +57,11 @@ public class GpuOpsCheckTests(GpuFixture gpu)
     [Fact]
     public void QuantTimingsCountTheQuantizedBytes()
     {
-        var bf16 = GpuQuantBench.Gemv(gpu.Accelerator, DType.BF16, 8, 256, iters: 1);
-        var q4 = GpuQuantBench.Gemv(gpu.Accelerator, DType.Q4_0, 8, 256, iters: 1);
+        var bf16 = GpuQuantBench.Gemv(gpu.Gpu, DType.BF16, 8, 256, iters: 1);
+        var q4 = GpuQuantBench.Gemv(gpu.Gpu, DType.Q4_0, 8, 256, iters: 1);
         Assert.Equal(8 * 256 * 2, bf16.Bytes);
         Assert.Equal(8 * 256 / 32 * 18, q4.Bytes);
-        var e = GpuQuantBench.Expert(gpu.Accelerator, DType.Q4_0, 264, 256, iters: 1);
+        var e = GpuQuantBench.Expert(gpu.Gpu, DType.Q4_0, 264, 256, iters: 1);
         Assert.Equal(new ExpertLayout(DType.Q4_0, DType.Q4_0, DType.Q4_0, 264, 256).ExpertBytes, e.Both.Bytes);
         Assert.Equal(e.Both.Bytes, e.GateUp.Bytes + e.Down.Bytes);
         Assert.True(e.Both.Microseconds > 0);
@@ -69,12 +70,12 @@ public class GpuOpsCheckTests(GpuFixture gpu)
     [Fact]
     public void EnginePathTimingRunsGenericAndGenerated()
     {
-        var t = GpuExpertPathBench.Run(gpu.Accelerator, DType.BF16, 256, 256, experts: 3, topK: 2, tokens: 1, iters: 2);
+        var t = GpuExpertPathBench.Run(gpu.Gpu, DType.BF16, 256, 256, experts: 3, topK: 2, tokens: 1, iters: 2);
         Assert.True(t.GenericMicroseconds > 0 && t.GeneratedMicroseconds > 0, t.ToString());
         Assert.Equal(2, t.GeneratedLaunchesPerCall); // gate/up and down-combine
         Assert.True(t.MaxRelativeDifference < 1e-5, t.ToString());
 
-        var none = GpuExpertPathBench.Run(gpu.Accelerator, DType.BF16, 40, 24, experts: 3, topK: 2, tokens: 1, iters: 2);
+        var none = GpuExpertPathBench.Run(gpu.Gpu, DType.BF16, 40, 24, experts: 3, topK: 2, tokens: 1, iters: 2);
         Assert.Equal(0, none.GeneratedLaunchesPerCall); // no generated kernel for 40 x 24
         Assert.Equal(0, none.MaxRelativeDifference);
     }

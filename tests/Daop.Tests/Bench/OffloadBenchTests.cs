@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Placement;
 using Daop.Kernels;
@@ -17,7 +18,7 @@ public class OffloadBenchTests(GpuFixture gpu)
     [InlineData(HostCopyMode.Direct, DType.Q8_0)]
     public void TransfersRun(HostCopyMode mode, DType type)
     {
-        var r = OffloadBench.Transfers(gpu.Accelerator, type, 64, 96, mode, 3);
+        var r = OffloadBench.Transfers(gpu.Gpu, type, 64, 96, mode, 3);
         Assert.False(r.IsAsync);
         Assert.True(r.GBps > 0);
     }
@@ -25,14 +26,14 @@ public class OffloadBenchTests(GpuFixture gpu)
     [Fact]
     public void OverlapRuns()
     {
-        var r = OffloadBench.Overlap(gpu.Accelerator, DType.BF16, 64, 96, 2, 2);
+        var r = OffloadBench.Overlap(gpu.Gpu, DType.BF16, 64, 96, 2, 2);
         Assert.True(r.CopyMs >= 0 && r.ComputeMs > 0 && r.BothMs > 0);
     }
 
     [Fact]
     public void HostContentionMeasuresBothSidesAloneAndTogether()
     {
-        var r = OffloadBench.HostContention(gpu.Accelerator, DType.BF16, 64, 96, experts: 2, seconds: 0.02);
+        var r = OffloadBench.HostContention(gpu.Gpu, DType.BF16, 64, 96, experts: 2, seconds: 0.02);
         foreach (double v in new[] { r.CpuAloneGBps, r.CopyAloneGBps, r.CpuBothGBps, r.CopyBothGBps })
             Assert.True(double.IsFinite(v) && v > 0, $"rate {v}");
         Assert.Equal((r.CpuBothGBps + r.CopyBothGBps) / r.CpuAloneGBps, r.Gain, 12);
@@ -50,7 +51,7 @@ public class OffloadBenchTests(GpuFixture gpu)
     [Fact]
     public void CheckModelMatchesCpu()
     {
-        var r = OffloadBench.CheckModel(TestPaths.Fixture("mixtral-tiny"), gpu.Accelerator, () => new LruPolicy(true), 0.25, prefix: 6, decode: 3);
+        var r = OffloadBench.CheckModel(TestPaths.Fixture("mixtral-tiny"), gpu.Gpu, () => new LruPolicy(true), 0.25, prefix: 6, decode: 3);
         Assert.True(r.MaxRelativeError <= 1e-4, $"error {r.MaxRelativeError}");
         Assert.Equal(3, r.Decode.Tokens);
         Assert.True(r.PoolBytes > 0 && r.DenseBytes > 0);

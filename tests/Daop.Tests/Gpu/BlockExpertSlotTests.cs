@@ -37,7 +37,7 @@ public class BlockExpertSlotTests(GpuFixture gpu)
             var perLayer = new[] { experts.Select(e => e.W).ToArray() };
             using var pool = new ExpertSlotPool(dev, layout, 3, [3]);
             Assert.Equal(3 * expertBytes, pool.AllocatedBytes);
-            using var store = new HostExpertStore(perLayer, layout, gpu.Accelerator, mode);
+            using var store = new HostExpertStore(perLayer, layout, gpu.Gpu, mode);
             using var queue = new ExpertTransferQueue(dev, pool, store);
             pool.Upload(dev.Stream, 0, pool.Assign(0, 2), perLayer[0][2]);
             queue.Enqueue(0, 0, pool.Assign(0, 0));
@@ -96,7 +96,7 @@ public class BlockExpertSlotTests(GpuFixture gpu)
         using var dev = new GpuDevice(gpu.Accelerator);
         var perLayer = new[] { new[] { e4 }, new[] { e6 } };
         using var pool = new ExpertSlotPool(dev, layout, 1, [1, 1]);
-        using var store = new HostExpertStore(perLayer, layout, gpu.Accelerator, mode);
+        using var store = new HostExpertStore(perLayer, layout, gpu.Gpu, mode);
         using var queue = new ExpertTransferQueue(dev, pool, store);
         queue.Enqueue(0, 0, pool.Assign(0, 0));
         pool.Upload(dev.Stream, 1, pool.Assign(1, 0), e6);
@@ -137,11 +137,10 @@ public class BlockExpertSlotTests(GpuFixture gpu)
         return a;
     }
 
-    Chunk16[] Read(ArrayView<Chunk16> v)
+    Chunk16[] Read(GpuView<Chunk16> v)
     {
-        gpu.Accelerator.Synchronize();
         var a = new Chunk16[v.Length];
-        v.CopyToCPU(a);
+        v.CopyToCPU(gpu.Gpu.DefaultStream, a);
         return a;
     }
 

@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Kernels;
@@ -75,7 +76,7 @@ public class ExpertSlotPoolTests(GpuFixture gpu)
         {
             var perLayer = new[] { experts.Select(e => e.W).ToArray(), experts.Select(e => e.W).Reverse().ToArray() };
             using var pool = new ExpertSlotPool(dev, Layout, 3, [2, 1]);
-            using var store = new HostExpertStore(perLayer, Layout, gpu.Accelerator, mode);
+            using var store = new HostExpertStore(perLayer, Layout, gpu.Gpu, mode);
             using var queue = new ExpertTransferQueue(dev, pool, store);
             Assert.False(queue.IsAsync);
             Assert.Equal(mode, store.Mode);
@@ -114,7 +115,7 @@ public class ExpertSlotPoolTests(GpuFixture gpu)
         {
             var perLayer = new[] { experts[..3].Select(e => e.W).ToArray(), experts[3..].Select(e => e.W).ToArray() };
             var all = Enumerable.Range(0, 2).SelectMany(l => Enumerable.Range(0, 3).Select(e => (l, e))).ToArray();
-            using (var store = new HostExpertStore(perLayer, Layout, gpu.Accelerator, HostCopyMode.Staged))
+            using (var store = new HostExpertStore(perLayer, Layout, gpu.Gpu, HostCopyMode.Staged))
             {
                 store.PinInBackground(all, threads: 3);
                 // Transfers pin the same experts meanwhile, from the other end: each image is still made exactly once.
@@ -143,7 +144,7 @@ public class ExpertSlotPoolTests(GpuFixture gpu)
             }
 
             // A budget of two images: the background stops there, and later pins past it say no.
-            using (var small = new HostExpertStore(perLayer, Layout, gpu.Accelerator, HostCopyMode.Staged, pinnedBudgetBytes: 2 * Layout.ExpertBytes + 1))
+            using (var small = new HostExpertStore(perLayer, Layout, gpu.Gpu, HostCopyMode.Staged, pinnedBudgetBytes: 2 * Layout.ExpertBytes + 1))
             {
                 small.PinInBackground(all, threads: 3);
                 small.WaitForBackground();
@@ -154,13 +155,13 @@ public class ExpertSlotPoolTests(GpuFixture gpu)
             }
 
             // Direct mode makes no images; disposing while the background runs stops it.
-            using (var direct = new HostExpertStore(perLayer, Layout, gpu.Accelerator, HostCopyMode.Direct))
+            using (var direct = new HostExpertStore(perLayer, Layout, gpu.Gpu, HostCopyMode.Direct))
             {
                 direct.PinInBackground(all, threads: 2);
                 direct.WaitForBackground();
                 Assert.Equal(0, direct.ImagesMade);
             }
-            var busy = new HostExpertStore(perLayer, Layout, gpu.Accelerator, HostCopyMode.Staged);
+            var busy = new HostExpertStore(perLayer, Layout, gpu.Gpu, HostCopyMode.Staged);
             busy.PinInBackground(all, threads: 1);
             busy.Dispose();
             Assert.Equal(0, busy.PinnedBytes);

@@ -123,7 +123,7 @@ public class GpuBlockKernelTests(GpuFixture gpu)
         using var dev = new GpuDevice(gpu.Accelerator, gpu.Kernels.Options);
         var xb = dev.Allocate(tokens * hidden);
         var yb = dev.Allocate(tokens * hidden);
-        ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+        ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(dev.Stream, x);
         dev.Ffn(ex.W, xb, yb, tokens);
         var got = new float[tokens * hidden];
         dev.CopyToHost(yb, 0, got);
@@ -153,7 +153,7 @@ public class GpuBlockKernelTests(GpuFixture gpu)
         using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(gpu.Accelerator.WarpSize));
         var xb = dev.Allocate(tokens * hidden);
         var yb = dev.Allocate(tokens * hidden);
-        ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+        ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(dev.Stream, x);
         dev.Ffn(new ExpertWeights(gate.W, up.W, down.W), xb, yb, tokens);
         var got = new float[tokens * hidden];
         dev.CopyToHost(yb, 0, got);

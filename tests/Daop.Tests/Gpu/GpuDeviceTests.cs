@@ -1,3 +1,4 @@
+using Daop.Kernels.Gpu;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Kernels;
@@ -51,7 +52,7 @@ public class GpuDeviceTests(GpuFixture gpu)
     [Fact]
     public void CheckModelAgreesWithCpu()
     {
-        var r = GpuBench.CheckModel(TestPaths.Fixture("mixtral-tiny"), gpu.Accelerator, prefix: 5, decode: 2);
+        var r = GpuBench.CheckModel(TestPaths.Fixture("mixtral-tiny"), gpu.Gpu, prefix: 5, decode: 2);
         Assert.True(r.MaxRelativeError < 1e-4, r.ToString());
         // Per layer 5 for attention (add+norm, q/k/v, rope of q and k, attention, o) and 5 for the MoE block (add+norm,
         // router, routing, gate/up, down+combine); then embed, the last residual add, the final norm and the lm head.
@@ -62,8 +63,8 @@ public class GpuDeviceTests(GpuFixture gpu)
     [Fact]
     public void BenchRunsOnTinyShapes()
     {
-        Assert.True(GpuBench.GemvGBps(gpu.Accelerator, DType.BF16, 16, 40, 2) > 0);
-        Assert.True(GpuBench.ExpertFfnMicroseconds(gpu.Accelerator, DType.F16, 16, 24, 2) > 0);
+        Assert.True(GpuBench.GemvGBps(gpu.Gpu, DType.BF16, 16, 40, 2) > 0);
+        Assert.True(GpuBench.ExpertFfnMicroseconds(gpu.Gpu, DType.F16, 16, 24, 2) > 0);
     }
 }
 
@@ -92,7 +93,7 @@ public class GpuCopyPinningTests
         const int n = 4096;
         var data = Enumerable.Range(0, n).Select(i => i + 0.5f).ToArray();
         var b = dev.Allocate(n);
-        ((GpuBuffer)b).View.SubView(0, n).CopyFromCPU(data);
+        ((GpuBuffer)b).View.SubView(0, n).CopyFromCPU(dev.Stream, data);
         using var stop = new CancellationTokenSource();
         var collector = new Thread(() =>
         {

@@ -88,7 +88,7 @@ public class GpuExpertTests(GpuFixture gpu)
         using var dev = new GpuDevice(gpu.Accelerator, gpu.WithRowLanes(lanes));
         var xb = dev.Allocate(tokens * hidden);
         var yb = dev.Allocate(tokens * hidden);
-        ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+        ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(dev.Stream, x);
         dev.Ffn(ex.W, xb, yb, tokens);
         var got = new float[tokens * hidden];
         dev.CopyToHost(yb, 0, got);
@@ -145,8 +145,8 @@ public class GpuExpertTests(GpuFixture gpu)
             var logits = NativeWeights.Floats(tokens * numExperts, 9, 2f);
             var x = NativeWeights.Floats(tokens * hidden, 5);
             var (xb, lb, yHost, yDev) = (dev.Allocate(tokens * hidden), dev.Allocate(logits.Length), dev.Allocate(tokens * hidden), dev.Allocate(tokens * hidden));
-            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
-            ((GpuBuffer)lb).View.SubView(0, logits.Length).CopyFromCPU(logits);
+            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(dev.Stream, x);
+            ((GpuBuffer)lb).View.SubView(0, logits.Length).CopyFromCPU(dev.Stream, logits);
 
             var routing = new RoutingBatch(tokens, topK) { Tokens = tokens };
             var probs = new float[numExperts];
@@ -204,7 +204,7 @@ public class GpuExpertTests(GpuFixture gpu)
             var x = NativeWeights.Floats(tokens * hidden, 5);
             var xb = dev.Allocate(tokens * hidden);
             var yb = dev.Allocate(tokens * hidden);
-            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(dev.Stream, x);
             sched.RunExperts(0, xb, routing, yb, tokens);
             var got = new float[tokens * hidden];
             dev.CopyToHost(yb, 0, got);

@@ -31,6 +31,9 @@ public class GpuFixture : IDisposable
 
     public AcceleratorStream Stream => Accelerator.DefaultStream;
 
+    /// <summary>The fixture's accelerator as the engine drives a GPU (<see cref="IlgpuCpuGpu"/>).</summary>
+    public GpuContext Gpu => IlgpuCpuGpu.For(Accelerator);
+
     /// <summary>
     /// Runs <paramref name="body"/> with <see cref="Kernels"/> (and <see cref="NewDevice"/>) on the kernel set with the
     /// given team widths, then returns to the fixture's own.

@@ -54,7 +54,7 @@ public class GpuGeneratedExpertTests(GpuFixture gpu)
                 var sched = new GpuExpertScheduler(weights, hidden, numExperts, inter, dev);
                 var xb = dev.Allocate(tokens * hidden);
                 var yb = dev.Allocate(tokens * hidden);
-                ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+                ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(dev.Stream, x);
                 sched.RunExperts(0, xb, routing, yb, tokens);
                 var y = new float[tokens * hidden];
                 dev.CopyToHost(yb, 0, y);
@@ -110,7 +110,7 @@ public class GpuGeneratedExpertTests(GpuFixture gpu)
             long gen0 = dev.Kernels.GeneratedLaunches;
             var xb = dev.Allocate(tokens * hidden);
             var yb = dev.Allocate(tokens * hidden);
-            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(x);
+            ((GpuBuffer)xb).View.SubView(0, x.Length).CopyFromCPU(dev.Stream, x);
             dev.Ffn(ex.W, xb, yb, tokens);
             var y = new float[tokens * hidden];
             dev.CopyToHost(yb, 0, y);

@@ -25,10 +25,10 @@ public class QuantizedSlotTests(GpuFixture gpu)
         return MemoryMarshal.AsBytes(b.AsSpan()).ToArray();
     }
 
-    static byte[] Read(ArrayView<Chunk16> v)
+    byte[] Read(GpuView<Chunk16> v)
     {
         var a = new Chunk16[v.Length];
-        v.CopyToCPU(a);
+        v.CopyToCPU(gpu.Gpu.DefaultStream, a);
         return MemoryMarshal.AsBytes(a.AsSpan()).ToArray();
     }
 
@@ -44,7 +44,7 @@ public class QuantizedSlotTests(GpuFixture gpu)
         using var dev = new GpuDevice(gpu.Accelerator);
         using var pool = new ExpertSlotPool(dev, layout, 8, [2, 1, 0, 0, 0, 0]);
         Assert.Equal(3 * layout.ExpertBytes, pool.AllocatedBytes);
-        using var store = new HostExpertStore(m.Weights, layout, gpu.Accelerator, mode);
+        using var store = new HostExpertStore(m.Weights, layout, gpu.Gpu, mode);
         using var queue = new ExpertTransferQueue(dev, pool, store);
         pool.Upload(dev.Stream, 0, pool.Assign(0, 5), m.Weights.Layers[0].Experts[5]);
         queue.Enqueue(0, 2, pool.Assign(0, 2));
