@@ -124,6 +124,14 @@ public sealed class IlgpuCpuGpu : GpuContext
             int own = _parameters.Length - 3;
             if (sizes.Length != own)
                 throw new InvalidOperationException($"kernel {key}: the launcher passes {sizes.Length} arguments, the kernel takes {own}");
+            for (int i = 0; i < own; i++)
+            {
+                // As the PTX declares them: a view is { pointer, length }, anything else its unmanaged size.
+                var t = _parameters[i + 3].ParameterType;
+                int size = t.IsGenericType && t.GetGenericTypeDefinition() == typeof(ArrayView<>) ? 16 : RuntimeHelpers.SizeOf(t.TypeHandle);
+                if (sizes[i] != size)
+                    throw new InvalidOperationException($"kernel {key}: argument {i} is {sizes[i]} bytes in the launcher, {size} ({t.Name}) in the kernel");
+            }
         }
 
         public override unsafe void Launch(GpuStream stream, KernelConfig config, void** args, int count) =>
