@@ -129,6 +129,24 @@ public class CudaDriverTests
     }
 
     [CudaFact]
+    public void ADisposedGpuRefusesWorkButLetsItsMemoryGo()
+    {
+        var gpu = CudaGpu.Create(0, _ => null);
+        var array = gpu.Allocate1D<float>(100);
+        var pinned = gpu.AllocatePinned(100);
+        var stream = gpu.CreateStream();
+        gpu.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => gpu.Allocate1D<float>(1));
+        Assert.Throws<ObjectDisposedException>(() => gpu.MemoryInfo());
+        Assert.Throws<ObjectDisposedException>(() => stream.Synchronize());
+        // Released with the context: disposing them afterwards does nothing, rather than call into a context that is gone.
+        array.Dispose();
+        pinned.Dispose();
+        stream.Dispose();
+        gpu.Dispose();
+    }
+
+    [CudaFact]
     public void CopiesAndZeroingRoundTripOnAnyStreamFromAnyThread()
     {
         using var gpu = CudaGpu.Create(0, _ => null);

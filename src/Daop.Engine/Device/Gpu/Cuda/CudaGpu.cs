@@ -133,6 +133,7 @@ public sealed unsafe class CudaGpu : GpuContext
 
     void EnsureBound()
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (t_boundId != _id) Bind();
     }
 
