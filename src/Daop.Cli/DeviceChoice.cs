@@ -52,14 +52,18 @@ static class DeviceChoice
 
     static GpuDevice Cuda()
     {
+        GpuDevice dev;
         try
         {
-            return GpuDevice.Create(preferCuda: true);
+            dev = GpuDevice.Create(preferCuda: true);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new DeviceUnavailableException($"--device cuda: {e.Message}; use --device cpu", e);
         }
+        if (dev.Name.StartsWith("cuda", StringComparison.Ordinal)) return dev;
+        dev.Dispose();
+        throw new DeviceUnavailableException("--device cuda: no CUDA GPU was found (the CUDA driver reports none); use --device cpu");
     }
 
     static GpuDevice IlgpuCpu()

@@ -103,14 +103,18 @@ public sealed partial class DaopModel
     static GpuDevice CreateGpu(string device)
     {
         if (device != "cuda") return GpuDevice.Create(preferCuda: false);
+        GpuDevice dev;
         try
         {
-            return GpuDevice.Create(preferCuda: true);
+            dev = GpuDevice.Create(preferCuda: true);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new DeviceNotAvailableException($"device 'cuda': {e.Message}; use 'cpu'", e);
         }
+        if (dev.Name.StartsWith("cuda", StringComparison.Ordinal)) return dev;
+        dev.Dispose();
+        throw new DeviceNotAvailableException("device 'cuda': no CUDA GPU was found; use 'cpu'");
     }
 
     // generation_config.json: extra end-of-generation ids and the sampling defaults.

@@ -1,5 +1,7 @@
 using Daop.Engine.Model;
 using Daop.Kernels;
+using System.Runtime.CompilerServices;
+using Daop.Engine.Device.Gpu.Cuda;
 using Daop.Kernels.Gpu;
 using ILGPU.Runtime;
 
@@ -45,19 +47,23 @@ public sealed partial class GpuDevice : IDevice
         _ownsGpu = ownsGpu;
         Kernels = GpuKernels.For(gpu, options ?? GpuKernelOptions.Default);
         _launchBase = Kernels.Launches;
-        Name = gpu.IsCpu ? "ilgpu-cpu" : $"cuda:0 ({gpu.Name})";
+        Name = gpu is CudaGpu cuda ? $"cuda:{cuda.Ordinal} ({gpu.Name})" : "ilgpu-cpu";
     }
 
     /// <summary>
     /// A device on a GPU of its own: the first CUDA GPU through the driver with this build's precompiled kernels when
-    /// <paramref name="preferCuda"/> (throws when there is none), else ILGPU's CPU accelerator (needs the JIT), with the
-    /// kernel set of <paramref name="options"/> (the defaults when null). Disposing the device releases the GPU.
+    /// <paramref name="preferCuda"/> and the driver reports one, else ILGPU's CPU accelerator (which needs the JIT), with
+    /// the kernel set of <paramref name="options"/> (the defaults when null). Disposing the device releases the GPU.
     /// </summary>
     public static GpuDevice Create(bool preferCuda, GpuKernelOptions? options = null)
     {
-        GpuContext gpu = preferCuda
-            ? CudaGpu.Create(0, EmbeddedKernels.Find)
-            : IlgpuCpuGpu.Create(multiprocessors: Math.Max(1, Environment.ProcessorCount / 2));
+        GpuContext gpu;
+        if (preferCuda && CudaGpu.DeviceCount() > 0) gpu = CudaGpu.Create(0, EmbeddedKernels.Find);
+        else if (!RuntimeFeature.IsDynamicCodeSupported)
+            throw new PlatformNotSupportedException(preferCuda
+                ? "no CUDA GPU was found (the CUDA driver reports none)"
+                : "ILGPU's CPU accelerator compiles its kernels at run time, and this binary is ahead-of-time compiled");
+        else gpu = IlgpuCpuGpu.Create(multiprocessors: Math.Max(1, Environment.ProcessorCount / 2));
         try
         {
             return new GpuDevice(gpu, ownsGpu: true, options);

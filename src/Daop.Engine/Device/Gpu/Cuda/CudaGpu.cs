@@ -102,7 +102,7 @@ public sealed unsafe class CudaGpu : GpuContext
     public int Ordinal { get; }
 
     /// <summary>Compute capability (9.0 on an H100).</summary>
-    public (int Major, int Minor) ComputeCapability { get; }
+    public override (int Major, int Minor) ComputeCapability { get; }
 
     /// <inheritdoc />
     public override string Name { get; }
