@@ -9,7 +9,7 @@ static class CommonOptions
     public static Option<int?> Context() => new("--context", "--ctx-size") { Description = "Context length (positions in the KV cache). Default: min(max_position_embeddings, 4096)." };
     public static Option<string> Device() => new("--device", "-d")
     {
-        Description = "Where dense compute runs: cpu, cuda (the first NVIDIA GPU, through ILGPU), or ilgpu-cpu (the GPU code path on ILGPU's CPU accelerator, for testing without a GPU).",
+        Description = "Where dense compute runs: cpu, cuda (the first NVIDIA GPU, through the CUDA driver, with the kernels compiled into this build), or ilgpu-cpu (the GPU code path on ILGPU's CPU accelerator, for testing without a GPU).",
         DefaultValueFactory = _ => "cpu",
     };
     public static Option<double?> CacheRatio() => new("--expert-cache-ratio")
