@@ -74,7 +74,8 @@ static class Program
 
     /// <summary>
     /// Compiles <paramref name="kernels"/> on one worker per core. Each worker has its own ILGPU context and PTX backend:
-    /// a backend compiles one kernel at a time.
+    /// a backend compiles one kernel at a time. The PTX is not byte-for-byte reproducible: ILGPU names symbols by IR node
+    /// ids from a process-wide counter (a context per kernel does not help), so they depend on the compile order.
     /// </summary>
     static List<PtxImage> CompileAll(IReadOnlyList<(string Key, MethodInfo Method)> kernels, CudaArchitecture architecture, CudaInstructionSet isa)
     {

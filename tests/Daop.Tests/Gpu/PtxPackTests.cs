@@ -214,6 +214,13 @@ public class PtxPackTests
         Assert.Null(EmbeddedKernels.Find("NoSuchKernel"));
     }
 
+    [Fact]
+    public void MissingResourceIsNamed()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => EmbeddedKernels.Load(typeof(PtxPackTests).Assembly, EmbeddedKernels.ResourceName));
+        Assert.Contains("(resource 'Daop.Engine.kernels.ptxpack') are missing from Daop.Tests", e.Message);
+    }
+
     static int SizeOf(Type t) =>
         t.IsGenericType && t.GetGenericTypeDefinition() == typeof(ArrayView<>) ? 16
         : (int)typeof(Unsafe).GetMethod(nameof(Unsafe.SizeOf))!.MakeGenericMethod(t).Invoke(null, null)!;

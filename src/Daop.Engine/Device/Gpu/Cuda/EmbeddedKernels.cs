@@ -26,17 +26,20 @@ internal static class EmbeddedKernels
     /// <summary>The precompiled kernel <paramref name="key"/>, or null when the pack has no such kernel.</summary>
     public static PtxImage? Find(string key) => Pack.Value.Images.GetValueOrDefault(key);
 
-    static PtxPackContents Load()
+    static PtxPackContents Load() => Load(typeof(EmbeddedKernels).Assembly, ResourceName);
+
+    /// <summary>Reads the pack <paramref name="name"/> of <paramref name="assembly"/> (a parameter for the tests).</summary>
+    internal static PtxPackContents Load(System.Reflection.Assembly assembly, string name)
     {
-        // typeof(...).Assembly and a constant name: resolved statically, so NativeAOT keeps the resource.
-        using var stream = typeof(EmbeddedKernels).Assembly.GetManifestResourceStream(ResourceName)
+        // Called with typeof(EmbeddedKernels).Assembly: NativeAOT keeps every manifest resource, so the lookup works there.
+        using var stream = assembly.GetManifestResourceStream(name)
             ?? throw new InvalidOperationException(
-                $"The precompiled GPU kernels (resource '{ResourceName}') are missing from {typeof(EmbeddedKernels).Assembly.GetName().Name}: " +
+                $"The precompiled GPU kernels (resource '{name}') are missing from {assembly.GetName().Name}: " +
                 "it was built without the src/Daop.PtxCompiler step (see src/Daop.Engine/Daop.Engine.csproj).");
         try { return PtxPack.Read(stream); }
         catch (InvalidDataException e)
         {
-            throw new InvalidDataException($"The precompiled GPU kernels (resource '{ResourceName}') are unreadable: {e.Message}", e);
+            throw new InvalidDataException($"The precompiled GPU kernels (resource '{name}') are unreadable: {e.Message}", e);
         }
     }
 }
