@@ -21,7 +21,8 @@ static class Program
     // and SM_90 with ISA 8.8 (the newest ILGPU 1.5.3 knows): the texts are the same, even the `.target sm_80` line
     // (ILGPU 1.5.3 emits no sm_90-only instruction), once the IR node ids in names are set aside. So one sm_80 PTX serves
     // sm_80, sm_86, sm_89 and sm_90: the driver JIT-compiles it forward. ISA 8.8 and 8.0 differ only in the `.version`
-    // line, so 8.0 it is: any driver that runs an sm_80+ GPU (CUDA 11.0 on) loads it, where 8.8 needs CUDA 12.9 (r575).
+    // line (and, in Attention, the order of two independent register moves, which also varies from run to run), so 8.0
+    // it is: any driver that runs an sm_80+ GPU (CUDA 11.0 on) loads it, where 8.8 needs CUDA 12.9 (r575).
     static readonly CudaArchitecture Architecture = CudaArchitecture.SM_80;
     static readonly CudaInstructionSet InstructionSet = CudaInstructionSet.ISA_80;
 
