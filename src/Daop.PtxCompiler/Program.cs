@@ -26,13 +26,9 @@ static class Program
     static readonly CudaArchitecture Architecture = CudaArchitecture.SM_80;
     static readonly CudaInstructionSet InstructionSet = CudaInstructionSet.ISA_80;
 
-    /// <summary>
-    /// The kernels to compile, by catalog key. The seam to the catalog: until <c>GpuKernelCatalog.Record()</c> exists
-    /// this is <see cref="GpuKernels.KernelMethods"/>; then
-    /// <c>GpuKernelCatalog.Record().Select(k => (k.Key, k.Kernel.Method)).ToList()</c>.
-    /// </summary>
+    /// <summary>The kernels to compile, by catalog key: every kernel the engine can launch (<see cref="GpuKernelCatalog"/>).</summary>
     static IReadOnlyList<(string Key, MethodInfo Method)> Kernels() =>
-        GpuKernels.KernelMethods.Select(k => (k.Key, k.Value)).ToList();
+        GpuKernelCatalog.Entries.Select(e => (e.Key, e.Kernel.Method)).ToList();
 
     static int Main(string[] args)
     {

@@ -144,7 +144,7 @@ public class PtxPackTests
         Assert.Contains($".entry {entry}(", add);
         Assert.Equal(new[] { 16, 16, 4 }, sizes); // ArrayView<float> acc, ArrayView<float> x, int n
 
-        var gateUp = Compile(GpuKernels.KernelMethods["TileGateUp"]);
+        var gateUp = Compile(GpuKernelCatalog.Entries.Single(e => e.Key == "TileGateUp.BF16").Kernel.Method);
         // ArrayView<Chunk16> wg, wu, ArrayView<float> x, ArrayView<Float4> x4, ArrayView<int> index, ArrayView<float> h, TileArgs a.
         Assert.Equal(new[] { 16, 16, 16, 16, 16, 16, Unsafe.SizeOf<TileArgs>() }, PtxPack.ParseEntry(gateUp).ParameterSizes);
         Assert.Equal(36, Unsafe.SizeOf<TileArgs>());
@@ -187,20 +187,15 @@ public class PtxPackTests
         Assert.Contains("no closing ')'", Assert.Throws<FormatException>(() => PtxPack.ParseEntry(".entry A(.param .u32 a")).Message);
     }
 
-    /// <summary>
-    /// Until GpuKernelCatalog.Record() lands, the catalog is GpuKernels.KernelMethods (as in src/Daop.PtxCompiler);
-    /// then: <c>GpuKernelCatalog.Record().Select(k => (k.Key, k.Kernel.Method))</c>.
-    /// </summary>
-    static IEnumerable<(string Key, MethodInfo Method)> Catalog() => GpuKernels.KernelMethods.Select(k => (k.Key, k.Value));
-
     [Fact]
     public void EmbeddedPackHoldsEveryCatalogKernel()
     {
         Assert.Equal("sm_80 ptx8.0", EmbeddedKernels.Target);
-        var catalog = Catalog().ToList();
+        var catalog = GpuKernelCatalog.Entries;
         Assert.Equal(catalog.Select(k => k.Key).Order(), EmbeddedKernels.Keys.Order());
-        foreach (var (key, method) in catalog)
+        foreach (var (key, kernel, argumentSizes) in catalog)
         {
+            var method = kernel.Method;
             var image = EmbeddedKernels.Find(key);
             Assert.NotNull(image);
             Assert.Equal(key, image.Key);
@@ -210,6 +205,9 @@ public class PtxPackTests
             var expected = method.GetParameters().Select(p => SizeOf(p.ParameterType)).ToArray();
             Assert.True(expected.SequenceEqual(image.ParameterSizes),
                 $"{key}: PTX parameter sizes [{string.Join(", ", image.ParameterSizes)}], the method's [{string.Join(", ", expected)}]");
+            // And what the engine's launcher for it passes (checked again when a CUDA GPU binds it).
+            Assert.True(argumentSizes.SequenceEqual(image.ParameterSizes),
+                $"{key}: PTX parameter sizes [{string.Join(", ", image.ParameterSizes)}], the launcher's [{string.Join(", ", argumentSizes)}]");
         }
         Assert.Null(EmbeddedKernels.Find("NoSuchKernel"));
     }
