@@ -43,6 +43,7 @@ for step in $steps; do
     for b in $(builds) $( [ -x /tmp/old/daop/daop ] && echo old ); do
       d=$(bin "$b")
       for r in 1 2 3; do
+        [ -f "$model/model.safetensors" ] || break
         echo "== first tokens, $b, run $r" | say
         { /usr/bin/time -f 'wall %e s' "$d" run -m "$model" --device cuda -p "def fibonacci(n):" -n 32 --temperature 0 --json; } 2>&1 | say
       done
