@@ -42,10 +42,17 @@ for step in $steps; do
   first)
     for b in $(builds) $( [ -x /tmp/old/daop/daop ] && echo old ); do
       d=$(bin "$b")
-      for r in 1 2 3; do
-        [ -f "$model/model.safetensors" ] || break
-        echo "== first tokens, $b, run $r" | say
-        { /usr/bin/time -f 'wall %e s' "$d" run -m "$model" --device cuda -p "def fibonacci(n):" -n 32 --temperature 0 --json; } 2>&1 | say
+      # warm: the load-time warm-up (the default); cold: DAOP_WARMUP=0; nocache: also without the driver's PTX cache
+      # (CUDA_CACHE_DISABLE=1: every module JIT-compiled from PTX again, as on a machine's first run).
+      for mode in warm cold nocache; do
+        for r in 1 2 3; do
+          [ -f "$model/model.safetensors" ] || break
+          [ "$mode" = nocache ] && [ "$b" = old ] && break
+          echo "== first tokens, $b, $mode, run $r" | say
+          w=1; [ "$mode" != warm ] && w=0
+          c=0; [ "$mode" = nocache ] && c=1
+          { DAOP_WARMUP=$w CUDA_CACHE_DISABLE=$c /usr/bin/time -f 'wall %e s' "$d" run -m "$model" --device cuda -p "def fibonacci(n):" -n 32 --temperature 0 --json; } 2>&1 | say
+        done
       done
       [ "$b" = aot ] && continue
       echo "== load-to-first-token, 8-layer Mixtral-8x7B shape, $b" | say

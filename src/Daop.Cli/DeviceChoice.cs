@@ -50,21 +50,7 @@ static class DeviceChoice
             options: offload, sequences: sequences)
         : (m, d) => new GpuExpertScheduler(m, d);
 
-    static GpuDevice Cuda()
-    {
-        GpuDevice dev;
-        try
-        {
-            dev = GpuDevice.Create(preferCuda: true);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            throw new DeviceUnavailableException($"--device cuda: {e.Message}; use --device cpu", e);
-        }
-        if (dev.Name.StartsWith("cuda", StringComparison.Ordinal)) return dev;
-        dev.Dispose();
-        throw new DeviceUnavailableException("--device cuda: no CUDA GPU was found (the CUDA driver reports none); use --device cpu");
-    }
+    static GpuDevice Cuda() => GpuDevice.CreateCuda();
 
     static GpuDevice IlgpuCpu()
     {

@@ -100,22 +100,7 @@ public sealed partial class DaopModel
         WarmUp = true,
     };
 
-    static GpuDevice CreateGpu(string device)
-    {
-        if (device != "cuda") return GpuDevice.Create(preferCuda: false);
-        GpuDevice dev;
-        try
-        {
-            dev = GpuDevice.Create(preferCuda: true);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            throw new DeviceNotAvailableException($"device 'cuda': {e.Message}; use 'cpu'", e);
-        }
-        if (dev.Name.StartsWith("cuda", StringComparison.Ordinal)) return dev;
-        dev.Dispose();
-        throw new DeviceNotAvailableException("device 'cuda': no CUDA GPU was found; use 'cpu'");
-    }
+    static GpuDevice CreateGpu(string device) => device == "cuda" ? GpuDevice.CreateCuda() : GpuDevice.Create(preferCuda: false);
 
     // generation_config.json: extra end-of-generation ids and the sampling defaults.
     static (int[] Eos, SamplingDefaults Sampling) ReadGenerationConfig(string dir)

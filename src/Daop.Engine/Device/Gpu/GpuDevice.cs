@@ -51,6 +51,34 @@ public sealed partial class GpuDevice : IDevice
     }
 
     /// <summary>
+    /// A device on the first CUDA GPU (through the driver, with this build's precompiled kernels), released with the
+    /// device; <see cref="Api.DeviceNotAvailableException"/> saying why when there is none or the driver cannot start.
+    /// </summary>
+    public static GpuDevice CreateCuda(GpuKernelOptions? options = null)
+    {
+        if (CudaGpu.DeviceCount() == 0)
+            throw new Api.DeviceNotAvailableException("device 'cuda': no CUDA GPU was found (the CUDA driver reports none); use 'cpu'");
+        GpuContext gpu;
+        try
+        {
+            gpu = CudaGpu.Create(0, EmbeddedKernels.Find);
+        }
+        catch (Exception e) when (e is CudaException or InvalidOperationException or PlatformNotSupportedException)
+        {
+            throw new Api.DeviceNotAvailableException($"device 'cuda': {e.Message}; use 'cpu'", e);
+        }
+        try
+        {
+            return new GpuDevice(gpu, ownsGpu: true, options);
+        }
+        catch
+        {
+            gpu.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// A device on a GPU of its own: the first CUDA GPU through the driver with this build's precompiled kernels when
     /// <paramref name="preferCuda"/> and the driver reports one, else ILGPU's CPU accelerator (which needs the JIT), with
     /// the kernel set of <paramref name="options"/> (the defaults when null). Disposing the device releases the GPU.
