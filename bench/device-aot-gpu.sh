@@ -3,11 +3,12 @@
 # and in the NativeAOT binary, side by side in one call.
 #   carry .device-carry/daop.tar.xz (bench/device-pack.sh), .device-carry/daop-aot.tar.xz (bench/aot-pack.sh) and,
 #   for the ILGPU run-time path before this change, .device-carry/daop-old.tar.xz (bench/device-pack.sh in a worktree).
-#   device: bench/device-aot-gpu.sh [text|first|decode|checks]...   (default: all four)
+#   device: bench/device-aot-gpu.sh [text|first|warm|decode|checks]...   (default: all five)
 # text    greedy text of `run --device cuda` (all on the GPU, then offloaded at ratio 0.5 under every policy): JIT tool,
 #         AOT binary (and the CPU for reference); the AOT binary's size and start-up (`--version`).
 # first   first-token latency: `run --device cuda -n 32` decode tok/s with the load-time warm-up, each build, 3 runs;
 #         load-to-first-token of the 8-layer Mixtral-8x7B shape (`bench synthetic --layers 8`, 1-token prompt, 1 token).
+# warm    the warm rate of `first`'s model and shape (`bench synthetic --model`, after a first generation).
 # decode  all-on-GPU decode of the 8-layer Mixtral shape and launches per token: old (ILGPU run-time kernels), new JIT,
 #         new AOT.
 # checks  `bench gpu-ops` (every kernel family against the CPU reference) and the engine checks on the fixtures.
@@ -22,7 +23,7 @@ builds() { echo jit; [ -x /tmp/daop-aot/daop ] && echo aot; }
 bin() { case $1 in jit) echo /tmp/daop/daop ;; aot) echo /tmp/daop-aot/daop ;; old) echo /tmp/old/daop/daop ;; esac; }
 model=${MODEL:-models/tiny-mixtral-code}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | say
-steps=${*:-text first decode checks}
+steps=${*:-text first warm decode checks}
 for step in $steps; do
   case $step in
   text)
@@ -67,8 +68,16 @@ for step in $steps; do
           --prompt-tokens 128 --new-tokens 128 --distinct-matrices 2 2>&1 | grep -v "^load" | say
       done
     done ;;
+  warm)
+    # The warm rate `first` is held to: the same model, prompt length and new tokens after a first generation.
+    for b in $( [ -x /tmp/old/daop/daop ] && echo old ) jit; do
+      for r in 1 2; do
+        echo "== warm rate, $b, round $r" | say
+        "$(bin "$b")" bench synthetic --model "$model" --device cuda --prompt-tokens 9 --new-tokens 32 2>&1 | grep -v "^load\|^GPU GEMV" | say
+      done
+    done ;;
   checks)
     # Every kernel family against the CPU, every fixture family's model on the GPU against the CPU, and the engine checks.
-    bench/device-gpu-ops.sh checks models engine 2>&1 | say ;;
+    bench/device-gpu-ops.sh ${GPUOPS:-checks models engine} 2>&1 | say ;;
   esac
 done
