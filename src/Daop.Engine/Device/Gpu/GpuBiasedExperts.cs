@@ -28,9 +28,10 @@ internal sealed class GpuBiasedExperts(ModelWeights weights, GpuDevice device, i
         int topK = r.TopK, p = tokens * topK;
         _groups.Sort(r.Experts.AsSpan(0, p));
         var order = Ints(ref _order, p);
-        order.SubView(0, p).CopyFromCPUUnsafeAsync(d.Stream, ref MemoryMarshal.GetReference(_groups.Order), p);
+        // Pageable, pinned for the call: CUDA stages both before the calls return.
+        order.SubView(0, p).CopyFromCPU(d.Stream, _groups.Order[..p]);
         var w = d.Scratch(ref _weights, p);
-        w.SubView(0, p).CopyFromCPUUnsafeAsync(d.Stream, ref r.Weights[0], p);
+        w.SubView(0, p).CopyFromCPU(d.Stream, r.Weights.AsSpan(0, p));
         d.CountCopy();
         d.CountCopy();
         int most = _groups.MaxCount;

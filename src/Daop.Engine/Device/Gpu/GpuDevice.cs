@@ -26,7 +26,6 @@ public sealed partial class GpuDevice : IDevice
     readonly long _launchBase;
     GpuArray<int>? _tokens;
     GpuArray<float>? _rowScales;
-    float[] _rowScaleHost = [];
     GpuArray<float>? _ffnScratch;
     int[] _tokenHost = [];
     long _allocated, _copies;
@@ -300,11 +299,9 @@ public sealed partial class GpuDevice : IDevice
             _rowScales = Gpu.Allocate1D<float>(Math.Max(64, scales.Length));
             Track(_rowScales);
         }
-        // From pageable memory: CUDA stages it before the call returns, so the array may change at once (a layer's next
-        // call) without waiting for the copy to run.
-        if (_rowScaleHost.Length < scales.Length) _rowScaleHost = new float[Math.Max(64, scales.Length)];
-        scales.CopyTo(_rowScaleHost);
-        _rowScales.View.SubView(0, scales.Length).CopyFromCPUUnsafeAsync(Stream, ref _rowScaleHost[0], scales.Length);
+        // From pageable memory, pinned for the call: CUDA stages it before the call returns, so the caller may change it at
+        // once (a layer's next call) without waiting for the copy to run.
+        _rowScales.View.SubView(0, scales.Length).CopyFromCPU(Stream, scales);
         CountCopy();
         Kernels.ScaleRows(Stream, Rows(x, row, width), _rowScales.View, scales.Length, width);
     }
