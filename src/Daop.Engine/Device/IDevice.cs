@@ -27,6 +27,15 @@ public abstract class KvCache
 /// </summary>
 public interface IDevice : IDisposable
 {
+    /// <summary>Whether <see cref="RunStep"/> replays steps as graphs (CUDA with <c>DAOP_CUDA_GRAPHS=1</c>); false elsewhere.</summary>
+    bool StepGraphs => false;
+
+    /// <summary>
+    /// Queues the work of <paramref name="step"/>, which only queues device work (no reads back to the host). A device
+    /// with <see cref="StepGraphs"/> records it as a graph and launches that; others just run it.
+    /// </summary>
+    void RunStep(Action step) => step();
+
     /// <summary>
     /// Throws <see cref="NotSupportedException"/> when this device has no kernels for a stored format of
     /// <paramref name="weights"/> (the GPU and the K-quants): called once at load, so such a model stops there with that

@@ -57,6 +57,14 @@ public sealed partial class MoeModel : IDisposable
     /// <summary>Routing callbacks, if any (null in normal generation).</summary>
     public IRoutingObserver? Observer { get; set; }
 
+    // The decode step RunStep replays (MoeModel.Forward): its token, position and cache, and whether every MoE layer
+    // routes on the device (softmax top-k, SwiGLU experts) so that the step never waits for the host.
+    readonly int[] _stepToken = new int[1];
+    int _stepStart;
+    KvCache? _stepCache;
+    Action? _decodeStep;
+    bool _decodeRoutesOnDevice;
+
     MoeModel(string dir, ModelConfig config, IModelFamily family, IDisposable owner, ModelWeights weights)
     {
         Directory = dir; Config = config; Family = family; _owner = owner; Weights = weights;
@@ -158,6 +166,8 @@ public sealed partial class MoeModel : IDisposable
         _s = new RunState(Device, Config, chunk);
         _rope = RopeTables(ctx);
         _checkBuffer = o.CheckFinite ? new float[chunk * Config.HiddenSize] : null;
+        _decodeRoutesOnDevice = Weights.Layers.All(l => l.Ffn is not MoeBlock m
+            || (m.Router != null && m.Spec.Router is RouterSpec.SoftmaxTopK && m.Spec.Act is Activation.SwiGlu));
         if (o.WarmUp && Experts is GpuExpertScheduler) WarmUpKernels();
     }
 
@@ -251,6 +261,16 @@ public sealed partial class MoeModel : IDisposable
                 $"positions {startPos}..{startPos + tokens.Length - 1} do not fit the context of {cache.Capacity}");
         if (logits.Length < (allLogits ? tokens.Length * v : v))
             throw new ArgumentException($"logits holds {logits.Length} floats, need {(allLogits ? tokens.Length : 1)}x{v}", nameof(logits));
+        if (tokens.Length == 1 && !allLogits && Device.StepGraphs && Observer == null && _checkBuffer == null
+            && Experts.DecodeStepQueuesOnly && _decodeRoutesOnDevice)
+        {
+            // A decode step that only queues GPU work: captured and replayed as one graph, the logits read after it.
+            (_stepToken[0], _stepStart, _stepCache) = (tokens[0], startPos, cache);
+            Device.RunStep(_decodeStep ??= DecodeStep);
+            _stepCache = null;
+            LmHeadRead(1, logits[..v], startPos);
+            return;
+        }
         for (int done = 0; done < tokens.Length; done += _s.MaxTokens)
         {
             int n = Math.Min(_s.MaxTokens, tokens.Length - done);
@@ -403,20 +423,36 @@ public sealed partial class MoeModel : IDisposable
     // final norm and lm_head for rows [first, first+n) of the last chunk, LogitRows at a time
     void LmHead(int first, int n, Span<float> dst, int startPos)
     {
-        var d = Device;
-        int h = Config.HiddenSize, v = Config.VocabSize;
+        int v = Config.VocabSize;
         for (int i = 0; i < n; i += RunState.LogitRows)
         {
             int m = Math.Min(RunState.LogitRows, n - i);
-            d.Copy(_s.X, (first + i) * h, _s.Xn, 0, m * h);
-            d.Norm(Weights.FinalNorm, _s.Xn, _s.Xn, m);
-            d.Linear(Weights.LmHead, _s.Xn, _s.Logits, m);                      // [m, V]
-            d.CopyToHost(_s.Logits, 0, dst.Slice(i * v, m * v));
-            if (Config.LmHead.Scale != 1) TensorPrimitives.Multiply(dst.Slice(i * v, m * v), Config.LmHead.Scale, dst.Slice(i * v, m * v));
-            NonFiniteException.ThrowIfAny(dst.Slice(i * v, m * v), v, startPos + first + i, null, "logits");
+            LmHeadQueue(first + i, m);
+            LmHeadRead(m, dst.Slice(i * v, m * v), startPos + first + i);
         }
-
     }
+
+    // logits [m, V] = lm_head(norm(x[first..first+m))) on the device
+    void LmHeadQueue(int first, int m)
+    {
+        var d = Device;
+        int h = Config.HiddenSize;
+        d.Copy(_s.X, first * h, _s.Xn, 0, m * h);
+        d.Norm(Weights.FinalNorm, _s.Xn, _s.Xn, m);
+        d.Linear(Weights.LmHead, _s.Xn, _s.Logits, m);                          // [m, V]
+    }
+
+    // the device logits [m, V] into dst (waits for the device), scaled and checked
+    void LmHeadRead(int m, Span<float> dst, int position)
+    {
+        int v = Config.VocabSize;
+        Device.CopyToHost(_s.Logits, 0, dst[..(m * v)]);
+        if (Config.LmHead.Scale != 1) TensorPrimitives.Multiply(dst[..(m * v)], Config.LmHead.Scale, dst[..(m * v)]);
+        NonFiniteException.ThrowIfAny(dst[..(m * v)], v, position, null, "logits");
+    }
+
+    // One decode step's device work, for IDevice.RunStep (state in the _step fields: no closure per token).
+    void DecodeStep() => LmHeadQueue(ForwardChunk(_stepToken, _stepStart, _stepCache!, 1), 1);
 
     /// <inheritdoc />
     public void Dispose()

@@ -37,6 +37,9 @@ public sealed class GpuExpertScheduler : IExpertScheduler
     /// </summary>
     public bool RoutesOnDevice => !_hostRouting;
 
+    /// <inheritdoc />
+    public bool DecodeStepQueuesOnly => !_hostRouting;
+
     /// <summary>Uploads every layer's experts now rather than on first use.</summary>
     public void Preload() => _experts.Preload();
 

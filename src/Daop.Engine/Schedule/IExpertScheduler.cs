@@ -46,6 +46,12 @@ public interface IExpertScheduler
     bool AllowsLastLayerPruning => false;
 
     /// <summary>
+    /// True if a decode step of softmax-routed SwiGLU experts only queues device work (routing on the device, no host
+    /// round trip), so the step can be captured as a graph (<see cref="IDevice.RunStep"/>).
+    /// </summary>
+    bool DecodeStepQueuesOnly => false;
+
+    /// <summary>
     /// True if a chunk may hold the tokens of several sequences (<see cref="Model.MoeModel.ForwardBatch(ReadOnlySpan{int}, ReadOnlySpan{Model.BatchSegment}, Span{float})"/>): the
     /// scheduler groups tokens by expert across them and keeps no per-sequence state that a batch would mix up (a
     /// replayed trace routes by position: schedulers with one refuse batches).

@@ -27,6 +27,7 @@ public sealed partial class GpuDevice : IDevice
     GpuArray<int>? _tokens;
     GpuArray<float>? _rowScales;
     GpuArray<float>? _ffnScratch;
+    StepGraph? _graph;
     int[] _tokenHost = [];
     long _allocated, _copies;
     bool _disposed;
@@ -249,10 +250,21 @@ public sealed partial class GpuDevice : IDevice
             _tokens = Gpu.Allocate1D<int>(Math.Max(64, tokens.Length));
             Track(_tokens);
         }
-        // Through a pinned staging array, queued without waiting (CUDA stages pageable sources before returning).
-        if (_tokenHost.Length < tokens.Length) _tokenHost = GC.AllocateUninitializedArray<int>(Math.Max(64, tokens.Length), pinned: true);
-        tokens.CopyTo(_tokenHost);
-        _tokens.View.SubView(0, tokens.Length).CopyFromCPUUnsafeAsync(Stream, ref _tokenHost[0], tokens.Length);
+        if (_graph != null && _graph.Capturing)
+        {
+            // A graph's copy node reads host memory when the graph runs, and only page-locked memory can be captured:
+            // the step's tokens go to a page-locked buffer (the previous step has finished: its logits were read).
+            var pinned = _graph.TokenBuffer(tokens.Length);
+            tokens.CopyTo(pinned.AsSpan<int>());
+            _tokens.View.SubView(0, tokens.Length).CopyFromCPUUnsafeAsync(Stream, ref pinned.AsSpan<int>()[0], tokens.Length);
+        }
+        else
+        {
+            // Through a pinned staging array, queued without waiting (CUDA stages pageable sources before returning).
+            if (_tokenHost.Length < tokens.Length) _tokenHost = GC.AllocateUninitializedArray<int>(Math.Max(64, tokens.Length), pinned: true);
+            tokens.CopyTo(_tokenHost);
+            _tokens.View.SubView(0, tokens.Length).CopyFromCPUUnsafeAsync(Stream, ref _tokenHost[0], tokens.Length);
+        }
         CountCopy();
         Kernels.Embed(Stream, Matrix(table), _tokens.View, V(x), tokens.Length);
     }
@@ -387,12 +399,76 @@ public sealed partial class GpuDevice : IDevice
     /// <summary>Waits for all queued work.</summary>
     public void Synchronize() => Stream.Synchronize();
 
+    /// <summary>
+    /// Whether <see cref="RunStep"/> replays steps as CUDA graphs: on CUDA with <c>DAOP_CUDA_GRAPHS=1</c> (off by default
+    /// while it is measured).
+    /// </summary>
+    public bool StepGraphs { get; } = Environment.GetEnvironmentVariable("DAOP_CUDA_GRAPHS") == "1";
+
+    /// <summary>
+    /// Queues the GPU work of <paramref name="step"/>: directly, or with <see cref="StepGraphs"/> on CUDA captured as a
+    /// graph (every call, the executable graph updated in place, so arguments such as the position may change) and
+    /// launched with one driver call. The step must only queue work (no copies to the host, no first-use uploads: run a
+    /// step without graphs first).
+    /// </summary>
+    public void RunStep(Action step)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        if (!StepGraphs || Gpu is not CudaGpu cuda)
+        {
+            step();
+            return;
+        }
+        _graph ??= new StepGraph(cuda, this);
+        _graph.Run(step);
+    }
+
+    // The decode step's graph and the page-locked buffer its token copy reads.
+    sealed class StepGraph(CudaGpu gpu, GpuDevice device) : IDisposable
+    {
+        readonly CudaGraph _graph = new(gpu);
+        PinnedHostMemory? _tokens;
+
+        public bool Capturing { get; private set; }
+
+        public PinnedHostMemory TokenBuffer(int n)
+        {
+            if (_tokens == null || _tokens.Bytes < n * sizeof(int))
+            {
+                _tokens?.Dispose();
+                _tokens = gpu.AllocatePinned(Math.Max(64, n) * sizeof(int));
+            }
+            return _tokens;
+        }
+
+        public void Run(Action step)
+        {
+            Capturing = true;
+            try
+            {
+                gpu.Recapture(_graph, device.Stream, step);
+            }
+            finally
+            {
+                Capturing = false;
+            }
+            _graph.Launch(device.Stream);
+        }
+
+        public void Dispose()
+        {
+            _graph.Dispose();
+            _tokens?.Dispose();
+        }
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
         try { Stream.Synchronize(); } catch (Exception) { /* the accelerator may already be gone */ }
+        _graph?.Dispose();
         IDisposable[] owned;
         lock (_owned) { owned = [.. _owned]; _owned.Clear(); }
         for (int i = owned.Length - 1; i >= 0; i--) owned[i].Dispose();

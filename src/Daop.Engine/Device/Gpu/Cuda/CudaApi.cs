@@ -228,6 +228,16 @@ internal static unsafe partial class CudaApi
     [LibraryImport(Lib)] internal static partial int cuGraphLaunch(nint graphExec, nint stream);
     [LibraryImport(Lib)] internal static partial int cuGraphExecDestroy(nint graphExec);
     [LibraryImport(Lib)] internal static partial int cuGraphDestroy(nint graph);
+    // CUDA 12.0 on (not in the load-time check, which holds the 11.4 floor): CudaGraph.Recapture falls back to instantiating.
+    [LibraryImport(Lib)] internal static partial int cuGraphExecUpdate_v2(nint graphExec, nint graph, GraphExecUpdateResultInfo* info);
+
+    /// <summary>CUgraphExecUpdateResultInfo.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct GraphExecUpdateResultInfo
+    {
+        public int Result;
+        public nint ErrorNode, ErrorFromNode;
+    }
 #pragma warning restore IDE1006
 }
 

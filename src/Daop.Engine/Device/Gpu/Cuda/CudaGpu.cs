@@ -270,6 +270,52 @@ public sealed unsafe class CudaGpu : GpuContext
     /// </summary>
     public CudaGraph Capture(GpuStream stream, Action body)
     {
+        nint graph = CaptureGraph(stream, body);
+        nint exec;
+        int rc = cuGraphInstantiateWithFlags(&exec, graph, 0);
+        // The executable graph is a copy: the graph itself is not needed once instantiated (or failed to be).
+        cuGraphDestroy(graph);
+        Check(rc, "cuGraphInstantiateWithFlags");
+        return new CudaGraph(this, exec);
+    }
+
+    /// <summary>
+    /// Captures <paramref name="body"/> again into <paramref name="graph"/>: the executable graph is updated in place
+    /// when the new capture has the same shape (same kernels in the same order; arguments may differ, as a decode step's
+    /// position does), which costs far less than instantiating; otherwise it is instantiated anew.
+    /// </summary>
+    public void Recapture(CudaGraph graph, GpuStream stream, Action body)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        nint captured = CaptureGraph(stream, body);
+        try
+        {
+            if (graph.Exec != 0 && s_execUpdate)
+            {
+                GraphExecUpdateResultInfo info;
+                try
+                {
+                    if (cuGraphExecUpdate_v2(graph.Exec, captured, &info) == Success) return;
+                }
+                catch (EntryPointNotFoundException)
+                {
+                    s_execUpdate = false; // a driver before CUDA 12: instantiate every time
+                }
+            }
+            nint exec;
+            Check(cuGraphInstantiateWithFlags(&exec, captured, 0), "cuGraphInstantiateWithFlags");
+            graph.Replace(exec);
+        }
+        finally
+        {
+            cuGraphDestroy(captured);
+        }
+    }
+
+    static bool s_execUpdate = true;
+
+    nint CaptureGraph(GpuStream stream, Action body)
+    {
         ArgumentNullException.ThrowIfNull(body);
         var s = Own(stream);
         EnsureBound();
@@ -287,12 +333,7 @@ public sealed unsafe class CudaGpu : GpuContext
             throw;
         }
         Check(cuStreamEndCapture(s.Handle, &graph), "cuStreamEndCapture");
-        nint exec;
-        int rc = cuGraphInstantiateWithFlags(&exec, graph, 0);
-        // The executable graph is a copy: the graph itself is not needed once instantiated (or failed to be).
-        cuGraphDestroy(graph);
-        Check(rc, "cuGraphInstantiateWithFlags");
-        return new CudaGraph(this, exec);
+        return graph;
     }
 
     internal void LaunchGraph(nint exec, GpuStream stream)
@@ -447,6 +488,17 @@ public sealed class CudaGraph : IDisposable
     {
         _gpu = gpu;
         _exec = exec;
+    }
+
+    /// <summary>An empty graph for <see cref="CudaGpu.Recapture"/> to fill.</summary>
+    public CudaGraph(CudaGpu gpu) => _gpu = gpu;
+
+    internal nint Exec => _exec;
+
+    internal void Replace(nint exec)
+    {
+        var old = Interlocked.Exchange(ref _exec, exec);
+        if (old != 0) _gpu.DestroyGraph(old);
     }
 
     /// <summary>Queues the whole graph on <paramref name="stream"/> (a stream of the GPU that captured it).</summary>
