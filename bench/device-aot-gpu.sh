@@ -3,7 +3,7 @@
 # and in the NativeAOT binary, side by side in one call.
 #   carry .device-carry/daop.tar.xz (bench/device-pack.sh), .device-carry/daop-aot.tar.xz (bench/aot-pack.sh) and,
 #   for the ILGPU run-time path before this change, .device-carry/daop-old.tar.xz (bench/device-pack.sh in a worktree).
-#   device: bench/device-aot-gpu.sh [text|first|warm|decode|checks]...   (default: all five)
+#   device: bench/device-aot-gpu.sh [text|first|warm|decode|graphs|checks]...   (default: all but graphs)
 # text    greedy text of `run --device cuda` (all on the GPU, then offloaded at ratio 0.5 under every policy): JIT tool,
 #         AOT binary (and the CPU for reference); the AOT binary's size and start-up (`--version`).
 # first   first-token latency: `run --device cuda -n 32` decode tok/s with the load-time warm-up, each build, 3 runs;
@@ -11,6 +11,8 @@
 # warm    the warm rate of `first`'s model and shape (`bench synthetic --model`, after a first generation).
 # decode  all-on-GPU decode of the 8-layer Mixtral shape and launches per token: old (ILGPU run-time kernels), new JIT,
 #         new AOT.
+# graphs  the decode step as a CUDA graph (DAOP_CUDA_GRAPHS=1) against plain launches: greedy text, decode tok/s of the
+#         embedded model, the 8-layer Mixtral and 12-layer Qwen3-30B-A3B shapes.
 # checks  `bench gpu-ops` (every kernel family against the CPU reference) and the engine checks on the fixtures.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -74,6 +76,24 @@ for step in $steps; do
       for r in 1 2; do
         echo "== warm rate, $b, round $r" | say
         "$(bin "$b")" bench synthetic --model "$model" --device cuda --prompt-tokens 9 --new-tokens 32 2>&1 | grep -v "^load\|^GPU GEMV" | say
+      done
+    done ;;
+  graphs)
+    # The decode step captured as a CUDA graph (DAOP_CUDA_GRAPHS=1) against plain launches, the same build, one call.
+    for g in 0 1; do
+      echo "-- jit DAOP_CUDA_GRAPHS=$g --device cuda" | say
+      DAOP_CUDA_GRAPHS=$g /tmp/daop/daop run -m "$model" --device cuda -p "def fibonacci(n):" -n 32 --temperature 0 2>&1 | say
+    done
+    for r in 1 2; do
+      for g in 0 1; do
+        echo "== graphs $g, embedded model, round $r" | say
+        DAOP_CUDA_GRAPHS=$g /tmp/daop/daop bench synthetic --model "$model" --device cuda --prompt-tokens 9 --new-tokens 128 2>&1 | grep -v "^load" | say
+        echo "== graphs $g, 8-layer Mixtral-8x7B shape, round $r" | say
+        DAOP_CUDA_GRAPHS=$g /tmp/daop/daop bench synthetic --config models/configs/Mixtral-8x7B-v0.1.json --layers 8 --device cuda \
+          --prompt-tokens 128 --new-tokens 128 --distinct-matrices 2 2>&1 | grep -v "^load" | say
+        echo "== graphs $g, 12-layer Qwen3-30B-A3B shape, round $r" | say
+        DAOP_CUDA_GRAPHS=$g /tmp/daop/daop bench synthetic --config models/configs/Qwen3-30B-A3B.json --layers 12 --device cuda \
+          --prompt-tokens 128 --new-tokens 128 --distinct-matrices 2 2>&1 | grep -v "^load" | say
       done
     done ;;
   checks)

@@ -95,6 +95,42 @@ public class GpuModelTests(GpuFixture gpu, ITestOutputHelper output)
         Assert.Equal(expected.Take(GreedyTokens).Select(x => (int)x), got);
     }
 
+    /// <summary>
+    /// Decode steps through <see cref="GpuDevice.RunStep"/> (the path CUDA captures as a graph with DAOP_CUDA_GRAPHS=1; here
+    /// the step runs directly): the same logits as plain steps, one step per decoded token, and none where a layer routes
+    /// on the host (a sigmoid router, or host routing).
+    /// </summary>
+    [Theory]
+    [InlineData("qwen3moe-tiny", true)]
+    [InlineData("mixtral-odd", true)]
+    [InlineData("deepseekv3-tiny", false)]
+    public void DecodeStepsThroughRunStepMatchPlainSteps(string fixture, bool routesOnDevice)
+    {
+        string dir = TestPaths.Fixture(fixture);
+        using var plain = LoadGpu(dir);
+        using var stepped = MoeModel.Load(dir, new ModelOptions
+        {
+            ContextLength = 64, MaxChunkTokens = 8, Device = _ => new GpuDevice(gpu.Accelerator, gpu.Kernels.Options) { StepGraphs = true },
+            Experts = (m, d) => new GpuExpertScheduler(m, d),
+        });
+        int[] prompt = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
+        var v = plain.Config.VocabSize;
+        var (a, b) = (new float[v], new float[v]);
+        var (ca, cb) = (plain.NewCache(), stepped.NewCache());
+        plain.Forward(prompt, 0, ca, a);
+        stepped.Forward(prompt, 0, cb, b);
+        Assert.Equal(0, ((GpuDevice)stepped.Device).StepsRun); // prompts are not steps
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.Equal(a, b);
+            int next = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(a);
+            plain.Forward([next], prompt.Length + i, ca, a);
+            stepped.Forward([next], prompt.Length + i, cb, b);
+        }
+        Assert.Equal(a, b);
+        Assert.Equal(routesOnDevice ? 4 : 0, ((GpuDevice)stepped.Device).StepsRun);
+    }
+
     /// <summary>The load-time warm-up compiles by running (kernels launched before any request) and leaves nothing behind.</summary>
     [Fact]
     public void WarmUpAtLoadChangesNoOutput()

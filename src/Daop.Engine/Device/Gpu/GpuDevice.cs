@@ -29,7 +29,7 @@ public sealed partial class GpuDevice : IDevice
     GpuArray<float>? _ffnScratch;
     StepGraph? _graph;
     int[] _tokenHost = [];
-    long _allocated, _copies;
+    long _allocated, _copies, _stepsRun;
     bool _disposed;
 
     /// <summary>Runs on <paramref name="gpu"/>, which the caller keeps owning (it must outlive the device), with the kernel set of <paramref name="options"/> (defaults when null).</summary>
@@ -400,10 +400,13 @@ public sealed partial class GpuDevice : IDevice
     public void Synchronize() => Stream.Synchronize();
 
     /// <summary>
-    /// Whether <see cref="RunStep"/> replays steps as CUDA graphs: on CUDA with <c>DAOP_CUDA_GRAPHS=1</c> (off by default
-    /// while it is measured).
+    /// Whether decode steps go through <see cref="RunStep"/> as CUDA graphs: default from <c>DAOP_CUDA_GRAPHS=1</c> (off
+    /// while it is measured). On the CPU accelerator the steps take the same path and run directly.
     /// </summary>
-    public bool StepGraphs { get; } = Environment.GetEnvironmentVariable("DAOP_CUDA_GRAPHS") == "1";
+    public bool StepGraphs { get; init; } = Environment.GetEnvironmentVariable("DAOP_CUDA_GRAPHS") == "1";
+
+    /// <summary>Steps run through <see cref="RunStep"/> so far.</summary>
+    public long StepsRun => Interlocked.Read(ref _stepsRun);
 
     /// <summary>
     /// Queues the GPU work of <paramref name="step"/>: directly, or with <see cref="StepGraphs"/> on CUDA captured as a
@@ -414,6 +417,7 @@ public sealed partial class GpuDevice : IDevice
     public void RunStep(Action step)
     {
         ArgumentNullException.ThrowIfNull(step);
+        Interlocked.Increment(ref _stepsRun);
         if (!StepGraphs || Gpu is not CudaGpu cuda)
         {
             step();
