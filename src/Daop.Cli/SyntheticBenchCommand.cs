@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Daop.Engine.Device.Gpu;
+using Daop.Engine.Device.Gpu.Cuda;
 using Daop.Engine.Generate;
 using Daop.Engine.Load;
 using Daop.Engine.Model;
@@ -89,8 +90,13 @@ static class SyntheticBenchCommand
         var rng = new Random(5);
         var prompt = Enumerable.Range(0, promptTokens).Select(_ => rng.Next(c.VocabSize)).ToArray();
         if (combos.Count > 0) return Offloaded(model, gen, prompt, newTokens, combos, offload);
+        // Launches and graph steps per decoded token: the warm-up (4 tokens) and the timed run share a prompt, so their
+        // difference over the extra decode steps is the decode step's own count.
+        var gpuDevice = model.Device as GpuDevice;
+        long launches0 = gpuDevice?.Launches ?? 0, steps0 = gpuDevice?.StepsRun ?? 0;
         var warm = new GenerationStats();
         foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = 4, StopTokenIds = [] }, warm)) { }
+        long launches1 = gpuDevice?.Launches ?? 0, steps1 = gpuDevice?.StepsRun ?? 0;
         var stats = new GenerationStats();
         foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = newTokens, StopTokenIds = [] }, stats)) { }
         Console.WriteLine($"prefill {promptTokens} tokens: {stats.PrefillTokensPerSecond:F0} tok/s; decode {stats.DecodeSteps} tokens: {stats.DecodeTokensPerSecond:F1} tok/s");
@@ -103,6 +109,14 @@ static class SyntheticBenchCommand
             Console.WriteLine($"GPU GEMV bandwidth {gbps:F0} GB/s → bound {bound:F0} tok/s; decode reaches {stats.DecodeTokensPerSecond / bound:P0} of it; " +
                 $"{g.Launches} launches so far, {g.AllocatedBytes / 1e9:F1} GB on the device" +
                 (model.Experts is GpuExpertScheduler s ? $"; decode routed on the {(s.RoutesOnDevice ? "GPU" : "host")}" : ""));
+            int extra = stats.DecodeSteps - warm.DecodeSteps;
+            if (extra > 0)
+            {
+                double launchesPerToken = ((g.Launches - launches1) - (launches1 - launches0)) / (double)extra;
+                double stepsPerToken = ((g.StepsRun - steps1) - (steps1 - steps0)) / (double)extra;
+                Console.WriteLine($"per decoded token: {launchesPerToken:F0} kernel launches, {stepsPerToken:F2} queue-only steps " +
+                    (g.StepGraphs && g.Gpu is CudaGpu ? "(each captured and replayed as one CUDA graph launch)" : "(launched one by one)"));
+            }
         }
         if (counts.Length > 0) Batched(model, counts, promptTokens, newTokens, gpuGBps);
         return 0;
