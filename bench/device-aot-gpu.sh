@@ -84,6 +84,12 @@ for step in $steps; do
       echo "-- jit DAOP_CUDA_GRAPHS=$g --device cuda" | say
       DAOP_CUDA_GRAPHS=$g /tmp/daop/daop run -m "$model" --device cuda -p "def fibonacci(n):" -n 32 --temperature 0 2>&1 | say
     done
+    # Graph-replayed decode against the CPU: logits of every decode step, the models present in the tree.
+    for m in "$model" tests/fixtures/hf-fixtures/*/; do
+      [ -f "$m/config.json" ] || continue
+      echo "== graphs 1, gpu-ops models, $m" | say
+      DAOP_CUDA_GRAPHS=1 /tmp/daop/daop bench gpu-ops --part models --model "$m" 2>&1 | say
+    done
     for r in 1 2; do
       for g in 0 1; do
         echo "== graphs $g, embedded model, round $r" | say

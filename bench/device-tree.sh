@@ -3,7 +3,10 @@
 # and K-quant fixtures alone ~17 MB) and a packed daop (bench/device-pack.sh) ~26 MB, so before a device call move the
 # test fixtures the device scripts do not read out of the tree, and back after:
 #   bench/device-tree.sh out     moves tests/fixtures/gguf and tests/fixtures/kquants to ../daop-device-stash/
-#   bench/device-tree.sh in      puts them back
+#   bench/device-tree.sh out lean   also the embedded model's reference logits and the tests/fixtures/hf-fixtures
+#                                   models other than $KEEP_FIXTURES (default mixtral-tiny qwen3moe-tiny olmoe-tiny), for calls
+#                                   that read no others (device-aot-gpu.sh text|first|warm|decode|graphs)
+#   bench/device-tree.sh in      puts everything back
 #   bench/device-tree.sh size    prints what would travel (tracked and untracked-not-ignored files present, + carry dirs)
 # bench/device-gpu-ops.sh's models step reads tests/fixtures/hf-fixtures (kept); device-structure-check.sh and the
 # trace replay read models/tiny-mixtral-code (kept).
@@ -14,9 +17,22 @@ case ${1:-} in
   out)
     mkdir -p "$stash"
     for d in gguf kquants; do if [ -d tests/fixtures/$d ]; then mv tests/fixtures/$d "$stash/$d"; fi; done
+    if [ "${2:-}" = lean ]; then
+      mkdir -p "$stash/hf-fixtures"
+      for m in tests/fixtures/hf-fixtures/*/; do
+        m=$(basename "$m")
+        case " ${KEEP_FIXTURES:-mixtral-tiny qwen3moe-tiny olmoe-tiny} " in *" $m "*) ;; *) mv "tests/fixtures/hf-fixtures/$m" "$stash/hf-fixtures/" ;; esac
+      done
+      [ -f models/tiny-mixtral-code/reference.safetensors ] && mv models/tiny-mixtral-code/reference.safetensors "$stash/"
+    fi
     "$0" size ;;
   in)
     for d in gguf kquants; do if [ -d "$stash/$d" ]; then mv "$stash/$d" tests/fixtures/$d; fi; done
+    if [ -d "$stash/hf-fixtures" ]; then
+      for m in "$stash"/hf-fixtures/*/; do [ -d "$m" ] && mv "$m" tests/fixtures/hf-fixtures/; done
+      rmdir "$stash/hf-fixtures"
+    fi
+    if [ -f "$stash/reference.safetensors" ]; then mv "$stash/reference.safetensors" models/tiny-mixtral-code/; fi
     git status --short | grep '^ D' && { echo "some tracked files are still missing" >&2; exit 1; } || echo "fixtures back" ;;
   size)
     set +o pipefail # stat fails on tracked files that are moved out: they do not travel

@@ -67,31 +67,28 @@ public sealed partial class GpuDevice : IDevice
         {
             throw new Api.DeviceNotAvailableException($"device 'cuda': {e.Message}; use 'cpu'", e);
         }
-        try
-        {
-            return new GpuDevice(gpu, ownsGpu: true, options);
-        }
-        catch
-        {
-            gpu.Dispose();
-            throw;
-        }
+        return Owning(gpu, options);
     }
 
     /// <summary>
     /// A device on a GPU of its own: the first CUDA GPU through the driver with this build's precompiled kernels when
-    /// <paramref name="preferCuda"/> and the driver reports one, else ILGPU's CPU accelerator (which needs the JIT), with
-    /// the kernel set of <paramref name="options"/> (the defaults when null). Disposing the device releases the GPU.
+    /// <paramref name="preferCuda"/> and the driver reports one (as <see cref="CreateCuda"/>), else ILGPU's CPU
+    /// accelerator (which needs the JIT), with the kernel set of <paramref name="options"/> (the defaults when null).
+    /// Disposing the device releases the GPU.
     /// </summary>
     public static GpuDevice Create(bool preferCuda, GpuKernelOptions? options = null)
     {
-        GpuContext gpu;
-        if (preferCuda && CudaGpu.DeviceCount() > 0) gpu = CudaGpu.Create(0, EmbeddedKernels.Find);
-        else if (!RuntimeFeature.IsDynamicCodeSupported)
+        if (preferCuda && CudaGpu.DeviceCount() > 0) return CreateCuda(options);
+        if (!RuntimeFeature.IsDynamicCodeSupported)
             throw new PlatformNotSupportedException(preferCuda
                 ? "no CUDA GPU was found (the CUDA driver reports none)"
                 : "ILGPU's CPU accelerator compiles its kernels at run time, and this binary is ahead-of-time compiled");
-        else gpu = IlgpuCpuGpu.Create(multiprocessors: Math.Max(1, Environment.ProcessorCount / 2));
+        return Owning(IlgpuCpuGpu.Create(multiprocessors: Math.Max(1, Environment.ProcessorCount / 2)), options);
+    }
+
+    // A device that releases gpu when disposed, or at once if the device cannot be built on it.
+    static GpuDevice Owning(GpuContext gpu, GpuKernelOptions? options)
+    {
         try
         {
             return new GpuDevice(gpu, ownsGpu: true, options);
@@ -411,14 +408,15 @@ public sealed partial class GpuDevice : IDevice
     /// <summary>
     /// Queues the GPU work of <paramref name="step"/>: directly, or with <see cref="StepGraphs"/> on CUDA captured as a
     /// graph (every call, the executable graph updated in place, so arguments such as the position may change) and
-    /// launched with one driver call. The step must only queue work (no copies to the host, no first-use uploads: run a
-    /// step without graphs first).
+    /// launched with one driver call. The step must only queue work (no copies to the host, no allocation); the first
+    /// step runs without a graph, so first-use work (kernel loads, uploads) happens there.
     /// </summary>
     public void RunStep(Action step)
     {
         ArgumentNullException.ThrowIfNull(step);
-        Interlocked.Increment(ref _stepsRun);
-        if (!StepGraphs || Gpu is not CudaGpu cuda)
+        // The first step runs directly: its first-use work (module loads, uploads) may not be captured.
+        bool first = Interlocked.Increment(ref _stepsRun) == 1;
+        if (!StepGraphs || Gpu is not CudaGpu cuda || first)
         {
             step();
             return;
