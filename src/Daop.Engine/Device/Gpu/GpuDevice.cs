@@ -428,20 +428,15 @@ public sealed partial class GpuDevice : IDevice
     // The decode step's graph and the page-locked buffer its token copy reads.
     sealed class StepGraph(CudaGpu gpu, GpuDevice device) : IDisposable
     {
+        // Page-locked memory cannot be allocated while the stream captures: the buffer is made with the graph.
+        const int MaxTokens = 64;
         readonly CudaGraph _graph = new(gpu);
-        PinnedHostMemory? _tokens;
+        readonly PinnedHostMemory _tokens = gpu.AllocatePinned(MaxTokens * sizeof(int));
 
         public bool Capturing { get; private set; }
 
-        public PinnedHostMemory TokenBuffer(int n)
-        {
-            if (_tokens == null || _tokens.Bytes < n * sizeof(int))
-            {
-                _tokens?.Dispose();
-                _tokens = gpu.AllocatePinned(Math.Max(64, n) * sizeof(int));
-            }
-            return _tokens;
-        }
+        public PinnedHostMemory TokenBuffer(int n) => n <= MaxTokens ? _tokens
+            : throw new InvalidOperationException($"a graph-replayed step embeds at most {MaxTokens} tokens, not {n}");
 
         public void Run(Action step)
         {
@@ -460,7 +455,7 @@ public sealed partial class GpuDevice : IDevice
         public void Dispose()
         {
             _graph.Dispose();
-            _tokens?.Dispose();
+            _tokens.Dispose();
         }
     }
 
