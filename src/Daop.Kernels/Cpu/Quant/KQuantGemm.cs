@@ -247,15 +247,8 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
                 Vector128<float> m = default;
                 for (int b = 0; b < blocks; b++)
                 {
-                    byte* sb = row + (nint)b * TK.BlockBytes;
-                    TK.Scales(sb, out var s);
                     var x = new KToken(a.X, b);
-                    sbyte* xb = x.Values;
-                    var p = Pair(TK.Quants(sb, 0), TK.Quants(sb, 1), xb, PairWords(s.A, 0))
-                        + Pair(TK.Quants(sb, 4), TK.Quants(sb, 5), xb + 128, PairWords(s.A, 2));
-                    p = Pair(p, TK.Quants(sb, 2), TK.Quants(sb, 3), xb + 64, PairWords(s.A, 1));
-                    p = Pair(p, TK.Quants(sb, 6), TK.Quants(sb, 7), xb + 192, PairWords(s.A, 3));
-                    Finish(p, s, x, 0, ref c, ref m);
+                    Finish(OneToken(row + (nint)b * TK.BlockBytes, x.Values, out var s), s, x, 0, ref c, ref m);
                 }
                 a.Y[r] = Vector256.Sum(c) - Vector128.Sum(m);
                 continue;
@@ -274,16 +267,33 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
                 for (int t = 0; t < tokens; t++)
                 {
                     nint o = t * xs;
-                    sbyte* xb = x.Values + o;
-                    var p = Pair(q0, q1, xb, k0) + Pair(q4, q5, xb + 128, k2);
-                    p = Pair(Pair(p, q2, q3, xb + 64, k1), q6, q7, xb + 192, k3);
-                    Finish(p, s, x, o, ref acc[t], ref mins[t]);
+                    Finish(Dots(q0, q1, q2, q3, q4, q5, q6, q7, k0, k1, k2, k3, x.Values + o), s, x, o, ref acc[t], ref mins[t]);
                 }
             }
             for (int t = 0; t < tokens; t++)
                 a.Y[t * a.YStride + r] = Vector256.Sum(acc[t]) - Vector128.Sum(mins[t]);
         }
     }
+
+    /// <summary>The super-block at <paramref name="sb"/> against one token's 256 activations at <paramref name="x"/>: Σ s·q·x in 8 int32 lanes, and its scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> OneToken(byte* sb, sbyte* x, out KScaleSet s)
+    {
+        TK.Scales(sb, out s);
+        return Dots(TK.Quants(sb, 0), TK.Quants(sb, 1), TK.Quants(sb, 2), TK.Quants(sb, 3), TK.Quants(sb, 4), TK.Quants(sb, 5),
+            TK.Quants(sb, 6), TK.Quants(sb, 7), PairWords(s.A, 0), PairWords(s.A, 1), PairWords(s.A, 2), PairWords(s.A, 3), x);
+    }
+
+    /// <summary>
+    /// Σ s·q·x in 8 int32 lanes of a super-block's sub-blocks <paramref name="q0"/>..<paramref name="q7"/> with their pairs'
+    /// scale words <paramref name="k0"/>..<paramref name="k3"/> against one token's 256 activations at <paramref name="x"/>
+    /// (two chains of two pairs, so the <c>vpdpwssd</c> latencies overlap).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> Dots(Vector256<byte> q0, Vector256<byte> q1, Vector256<byte> q2, Vector256<byte> q3, Vector256<byte> q4,
+        Vector256<byte> q5, Vector256<byte> q6, Vector256<byte> q7, Vector256<short> k0, Vector256<short> k1, Vector256<short> k2,
+        Vector256<short> k3, sbyte* x) =>
+        Pair(Pair(q0, q1, x, k0), q2, q3, x + 64, k1) + Pair(Pair(q4, q5, x + 128, k2), q6, q7, x + 192, k3);
 
     /// <summary>
     /// Sub-blocks j and j+1's Σ q·x (<paramref name="qa"/>, <paramref name="qb"/> against the 64 activations at
