@@ -70,7 +70,8 @@ internal static class KQuantPaths
 /// (<c>vpmaddwd</c> of the 8 mins with the sub-block sums; Q2_K's 16 run mins with the run sums), go to a second accumulator. Exact integers, fp32 sums:
 /// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums. With AVX-512BW a 512-bit register takes two
 /// sub-blocks (<see cref="IKQuantFormat.QuantPair"/>) and one <c>vpshufb</c> spreads their scale words, halving the dot's
-/// instructions; its 16 lanes fold to 8 before the same finish.
+/// instructions; its 16 lanes fold to 8 before the same finish. With AVX-VNNI the 256-bit path (<see cref="RowsVnni"/>)
+/// dots each sub-block with <c>vpdpbusd</c> and scales two at a time with <c>vpdpwssd</c>: the same integers per super-block.
 /// </remarks>
 internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
 {
