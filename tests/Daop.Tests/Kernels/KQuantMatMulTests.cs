@@ -42,11 +42,12 @@ public unsafe class KQuantMatMulTests
         return data;
     }
 
-    /// <summary>Every path: the widest (AVX-512BW where the machine has it), 256-bit, scalar.</summary>
+    /// <summary>Every path: the widest (AVX-512BW where the machine has it), 256-bit (with AVX-VNNI where it has that, and without), scalar.</summary>
     static IEnumerable<KQuantPath> Paths()
     {
         yield return KQuantPath.Best;
         if (Avx2Support.IsSupported) yield return KQuantPath.Avx2;
+        if (Avx2Support.IsSupported && AvxVnni.IsSupported) yield return KQuantPath.Avx2NoVnni;
         yield return KQuantPath.Scalar;
     }
 
@@ -120,6 +121,58 @@ public unsafe class KQuantMatMulTests
             MatMul.Forward(w.W, x, viaMatMul, tokens);
             MatMulTests.AssertClose(expected, viaMatMul, mag, $"{type} {rows}x{cols} tokens={tokens} MatMul.Forward");
         }
+    }
+
+    /// <summary>
+    /// The AVX-VNNI dots (<c>vpdpbusd</c> per sub-block, packed to int16 by pairs) sum the same integers per super-block
+    /// as <c>vpmaddubsw</c>/<c>vpmaddwd</c>, over other lanes (so the fp32 sums differ in order only), one row or many,
+    /// and nothing saturates at the int16 edge: every quant at its largest and every activation at ±127 (a sub-block
+    /// lane's dot at 4·63·127 for Q6_K), where a saturated word would be off by far more than rounding.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Q2_K)]
+    [InlineData(DType.Q3_K)]
+    [InlineData(DType.Q4_K)]
+    [InlineData(DType.Q5_K)]
+    [InlineData(DType.Q6_K)]
+    public void VnniDotsMatchPlainDots(DType type)
+    {
+        if (!Avx2Support.IsSupported || !AvxVnni.IsSupported) return;
+        foreach (bool extreme in new[] { false, true })
+            foreach (int rows in new[] { 1, 7, 34 })
+            {
+                const int cols = 768;
+                using var w = Random(type, rows, cols, seed: rows);
+                if (extreme) Saturate(w);
+                foreach (int tokens in new[] { 1, 2, 3, 15 })
+                {
+                    var x = NativeWeights.Floats(tokens * cols, seed: tokens);
+                    if (extreme)
+                        for (int i = 0; i < x.Length; i++) x[i] = (i / 256 + i / cols) % 2 == 0 ? 1f : -1f; // one sign per super-block
+                    var vnni = new float[tokens * rows];
+                    var plain = new float[tokens * rows];
+                    Int8(KQuantPath.Avx2, w.W, x, vnni, tokens);
+                    Int8(KQuantPath.Avx2NoVnni, w.W, x, plain, tokens);
+                    var expected = new float[tokens * rows];
+                    QuantMatMul.Scalar(w.W, x, expected, tokens);
+                    var mag = Magnitude(w.W, x, tokens);
+                    string what = $"{type} extreme={extreme} rows={rows} tokens={tokens}";
+                    MatMulTests.AssertClose(plain, vnni, mag, what + " VNNI vs plain");
+                    MatMulTests.AssertClose(expected, vnni, mag, what + " VNNI vs scalar twin");
+                }
+            }
+    }
+
+    /// <summary>Every quant byte of <paramref name="w"/> set to all ones (the largest integers), its scales and d left as they are.</summary>
+    static void Saturate(BlockWeights w)
+    {
+        var (start, length) = w.W.Type switch
+        {
+            DType.Q4_K => (16, 128), DType.Q5_K => (16, 160), DType.Q6_K => (0, 192), DType.Q3_K => (0, 96), _ => (16, 64),
+        };
+        int bb = w.W.Type.BlockBytes();
+        for (long o = 0; o < w.W.ByteLength; o += bb)
+            new Span<byte>(w.W.Data + o + start, length).Fill(0xFF);
     }
 
     /// <summary>

@@ -25,8 +25,10 @@ internal enum KQuantPath
 {
     /// <summary>The widest the machine has: AVX-512BW, else AVX2, else scalar.</summary>
     Best,
-    /// <summary>256-bit vectors (AVX2 + FMA), or scalar where there is no AVX2.</summary>
+    /// <summary>256-bit vectors (AVX2 + FMA, with AVX-VNNI's dots where the CPU has them), or scalar where there is no AVX2.</summary>
     Avx2,
+    /// <summary>256-bit vectors without AVX-VNNI (the path of AVX2 CPUs that lack it), or scalar where there is no AVX2.</summary>
+    Avx2NoVnni,
     /// <summary>The scalar fallback.</summary>
     Scalar,
 }
@@ -68,7 +70,8 @@ internal static class KQuantPaths
 /// (<c>vpmaddwd</c> of the 8 mins with the sub-block sums; Q2_K's 16 run mins with the run sums), go to a second accumulator. Exact integers, fp32 sums:
 /// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums. With AVX-512BW a 512-bit register takes two
 /// sub-blocks (<see cref="IKQuantFormat.QuantPair"/>) and one <c>vpshufb</c> spreads their scale words, halving the dot's
-/// instructions; its 16 lanes fold to 8 before the same finish.
+/// instructions; its 16 lanes fold to 8 before the same finish. With AVX-VNNI the 256-bit path (<see cref="RowsVnni"/>)
+/// dots each sub-block with <c>vpdpbusd</c> and scales two at a time with <c>vpdpwssd</c>: the same integers per super-block.
 /// </remarks>
 internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
 {
@@ -105,6 +108,7 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     public static void Rows(in KArgs a, int r0, int r1, KQuantPath path = KQuantPath.Best)
     {
         if (path == KQuantPath.Best && KQuantPaths.Wide && a.Tokens >= KQuantPaths.WideMinTokens) RowsWide(a, r0, r1);
+        else if (path != KQuantPath.Scalar && path != KQuantPath.Avx2NoVnni && AvxVnni.IsSupported && Avx2Support.IsSupported) RowsVnni(a, r0, r1);
         else RowsNarrow(a, r0, r1, scalar: path == KQuantPath.Scalar);
     }
 
@@ -220,6 +224,109 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<int> Dot(Vector512<byte> q, sbyte* x, Vector512<short> k) =>
         Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q, Vector512.Load(x)), k);
+
+    /// <summary>
+    /// <see cref="Rows"/> on 256-bit vectors with AVX-VNNI: per sub-block one <c>vpdpbusd</c> (Σ q·x in 8 int32 lanes,
+    /// each within int16: ≤ 4·63·127), two sub-blocks packed to int16 (<c>vpackssdw</c>, exact) and scaled and summed
+    /// by one <c>vpdpwssd</c> with their scale words (<see cref="PairWords"/>): 20 vector instructions per super-block
+    /// and token where <c>vpmaddubsw</c>, <c>vpmaddwd</c> and <c>vpaddd</c> per sub-block take 24, plus a scale
+    /// <c>vpshufb</c> per sub-block rather than per pair. The same integers, so the same results as <see cref="RowsNarrow"/>.
+    /// </summary>
+    [SkipLocalsInit]
+    static void RowsVnni(in KArgs a, int r0, int r1)
+    {
+        var acc = stackalloc Vector256<float>[TokenBlock];     // per token: the scaled dots
+        var mins = stackalloc Vector128<float>[TokenBlock];    // per token: the mins (Q4_K, Q5_K)
+        int tokens = a.Tokens, blocks = a.Blocks;
+        nint xs = a.X.Stride;
+        for (int r = r0; r < r1; r++)
+        {
+            byte* row = a.W + r * a.WStride;
+            if (tokens == 1)
+            {
+                Vector256<float> c = default;
+                Vector128<float> m = default;
+                for (int b = 0; b < blocks; b++)
+                {
+                    var x = new KToken(a.X, b);
+                    Finish(OneToken(row + (nint)b * TK.BlockBytes, x.Values, out var s), s, x, 0, ref c, ref m);
+                }
+                a.Y[r] = Vector256.Sum(c) - Vector128.Sum(m);
+                continue;
+            }
+            new Span<Vector256<float>>(acc, tokens).Clear();
+            new Span<Vector128<float>>(mins, tokens).Clear();
+            for (int b = 0; b < blocks; b++)
+            {
+                byte* sb = row + (nint)b * TK.BlockBytes;
+                TK.Scales(sb, out var s);
+                // the super-block's integers and per-pair scale words, unpacked once for all the pass's tokens
+                Vector256<byte> q0 = TK.Quants(sb, 0), q1 = TK.Quants(sb, 1), q2 = TK.Quants(sb, 2), q3 = TK.Quants(sb, 3),
+                    q4 = TK.Quants(sb, 4), q5 = TK.Quants(sb, 5), q6 = TK.Quants(sb, 6), q7 = TK.Quants(sb, 7);
+                Vector256<short> k0 = PairWords(s.A, 0), k1 = PairWords(s.A, 1), k2 = PairWords(s.A, 2), k3 = PairWords(s.A, 3);
+                var x = new KToken(a.X, b);
+                for (int t = 0; t < tokens; t++)
+                {
+                    nint o = t * xs;
+                    Finish(Dots(q0, q1, q2, q3, q4, q5, q6, q7, k0, k1, k2, k3, x.Values + o), s, x, o, ref acc[t], ref mins[t]);
+                }
+            }
+            for (int t = 0; t < tokens; t++)
+                a.Y[t * a.YStride + r] = Vector256.Sum(acc[t]) - Vector128.Sum(mins[t]);
+        }
+    }
+
+    /// <summary>The super-block at <paramref name="sb"/> against one token's 256 activations at <paramref name="x"/>: Σ s·q·x in 8 int32 lanes, and its scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> OneToken(byte* sb, sbyte* x, out KScaleSet s)
+    {
+        TK.Scales(sb, out s);
+        return Dots(TK.Quants(sb, 0), TK.Quants(sb, 1), TK.Quants(sb, 2), TK.Quants(sb, 3), TK.Quants(sb, 4), TK.Quants(sb, 5),
+            TK.Quants(sb, 6), TK.Quants(sb, 7), PairWords(s.A, 0), PairWords(s.A, 1), PairWords(s.A, 2), PairWords(s.A, 3), x);
+    }
+
+    /// <summary>
+    /// Σ s·q·x in 8 int32 lanes of a super-block's sub-blocks <paramref name="q0"/>..<paramref name="q7"/> with their pairs'
+    /// scale words <paramref name="k0"/>..<paramref name="k3"/> against one token's 256 activations at <paramref name="x"/>
+    /// (two chains of two pairs, so the <c>vpdpwssd</c> latencies overlap).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> Dots(Vector256<byte> q0, Vector256<byte> q1, Vector256<byte> q2, Vector256<byte> q3, Vector256<byte> q4,
+        Vector256<byte> q5, Vector256<byte> q6, Vector256<byte> q7, Vector256<short> k0, Vector256<short> k1, Vector256<short> k2,
+        Vector256<short> k3, sbyte* x) =>
+        Pair(Pair(q0, q1, x, k0), q2, q3, x + 64, k1) + Pair(Pair(q4, q5, x + 128, k2), q6, q7, x + 192, k3);
+
+    /// <summary>
+    /// Sub-blocks j and j+1's Σ q·x (<paramref name="qa"/>, <paramref name="qb"/> against the 64 activations at
+    /// <paramref name="x"/>) as int16 words [a's lanes 0–3, b's 0–3 | a's 4–7, b's 4–7] (<c>vpackssdw</c>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<short> PackedDots(Vector256<byte> qa, Vector256<byte> qb, sbyte* x) =>
+        Avx2.PackSignedSaturate(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, qa, Vector256.Load(x)),
+            AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, qb, Vector256.Load(x + 32)));
+
+    /// <summary>Σ s·q·x of a sub-block pair (<see cref="PackedDots"/> times its <see cref="PairWords"/> <paramref name="k"/>) in 8 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> Pair(Vector256<byte> qa, Vector256<byte> qb, sbyte* x, Vector256<short> k) =>
+        Avx2.MultiplyAddAdjacent(PackedDots(qa, qb, x), k);
+
+    /// <summary><paramref name="acc"/> plus <see cref="Pair(Vector256{byte}, Vector256{byte}, sbyte*, Vector256{short})"/> (<c>vpdpwssd</c>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<int> Pair(Vector256<int> acc, Vector256<byte> qa, Vector256<byte> qb, sbyte* x, Vector256<short> k) =>
+        AvxVnni.MultiplyWideningAndAdd(acc, PackedDots(qa, qb, x), k);
+
+    /// <summary>
+    /// The scale words of sub-blocks 2<paramref name="r"/> and 2r+1 laid out as <see cref="PackedDots"/> packs their dots
+    /// (one <c>vpshufb</c> of <see cref="KScaleSet.A"/>): in each 128-bit half, word 2r of the half four times, then word
+    /// 2r+1 (Q4_K/Q5_K: the sub-blocks' scales in both halves; the per-run formats: runs 4r, 4r+2 in the low half and
+    /// 4r+1, 4r+3 in the high, the runs whose dots the halves hold).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<short> PairWords(Vector256<short> scales, int r)
+    {
+        short a = Word(2 * r), b = Word(2 * r + 1);
+        return Avx2.Shuffle(scales.AsByte(), Vector256.Create(a, a, a, a, b, b, b, b, a, a, a, a, b, b, b, b).AsByte()).AsInt16();
+    }
 
     /// <summary><see cref="Rows"/> on 256-bit vectors, or the scalar fallback.</summary>
     [SkipLocalsInit]
