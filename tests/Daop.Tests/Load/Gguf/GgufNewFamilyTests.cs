@@ -54,6 +54,19 @@ public sealed class GgufNewFamilyTests : IDisposable
     }
 
     [Theory]
+    [InlineData("BF16")]
+    [InlineData("F32")]
+    public void Llama4GgufMatchesItsSafetensors(string type)
+    {
+        using var gguf = MoeModel.Load(Write("llama4-tiny", Enum.Parse<HfToGguf.OutType>(type)));
+        Assert.IsType<Llama4>(gguf.Family);
+        Assert.Equal([false, true, false, true], gguf.Config.Layers.Select(l => l.Ffn is FfnSpec.Moe));
+        Assert.Equal([8, 8, 8, null], gguf.Config.Layers.Select(l => ((AttentionSpec.Gqa)l.Attention).Chunk));
+        using var st = SafetensorsFp32Rope("llama4-tiny");
+        AssertSameLogits("llama4-tiny", st, gguf, 1e-4);
+    }
+
+    [Theory]
     [InlineData("gptoss-tiny", "BF16")]
     [InlineData("gptoss-tiny", "F32")]
     [InlineData("gptoss-tiny-mxfp4", "BF16")]
@@ -72,14 +85,16 @@ public sealed class GgufNewFamilyTests : IDisposable
 
     /// <summary>
     /// transformers' logits and greedy ids from the GGUF file. DeepSeek within 1e-4 (its RoPE frequencies are fp32 in
-    /// transformers too); GPT-OSS within 1e-3, as the older GGUF families: transformers rounds its RoPE frequencies to the
-    /// checkpoint's bf16, a GGUF file has none to round to (measured 2.1e-4 of max(1, |ref|), past 1e-4; the safetensors
-    /// path, which rounds as transformers does, holds 1e-4).
+    /// transformers too); GPT-OSS and Llama-4 within 1e-3, as the older GGUF families: transformers rounds their RoPE
+    /// frequencies to the checkpoint's bf16, a GGUF file has none to round to (measured 2.1e-4 and 3.0e-4 of max(1, |ref|),
+    /// past 1e-4; the safetensors path, which rounds as transformers does, holds 1e-4, and so does the GGUF file against it
+    /// with fp32 frequencies on both sides, above).
     /// </summary>
     [Theory]
     [InlineData("deepseekv2-tiny", 1e-4)]
     [InlineData("deepseekv3-tiny", 1e-4)]
     [InlineData("gptoss-tiny", 1e-3)]
+    [InlineData("llama4-tiny", 1e-3)]
     public void GgufMatchesTransformers(string fixture, double tol)
     {
         using var model = MoeModel.Load(Write(fixture, HfToGguf.OutType.F32));
@@ -163,6 +178,28 @@ public sealed class GgufNewFamilyTests : IDisposable
     {
         const string tensor = "blk.1.ffn_down_exps.bias";
         var e = Assert.Throws<ModelLoadException>(() => MoeModel.Load(Write("gptoss-tiny", edit: w => w.Without(tensor).F32(tensor, [8, 63], new float[8 * 63]))));
+        Assert.Contains($"'{tensor}'", e.Message);
+    }
+
+    [Theory]
+    [InlineData("llama4.interleave_moe_layer_step")]
+    [InlineData("llama4.expert_feed_forward_length")]
+    [InlineData("llama4.feed_forward_length")]
+    public void Llama4MissingKeyIsNamed(string key)
+    {
+        var e = Assert.Throws<ModelLoadException>(() => MoeModel.Load(Write("llama4-tiny", edit: w => w.Without(key))));
+        Assert.Contains($"'{key}'", e.Message);
+    }
+
+    [Theory]
+    [InlineData("blk.3.ffn_up_shexp.weight")]
+    [InlineData("blk.2.ffn_gate.weight")]
+    [InlineData("blk.1.ffn_down_exps.weight")]
+    public void Llama4MissingOrWrongTensorIsNamed(string tensor)
+    {
+        var e = Assert.Throws<ModelLoadException>(() => MoeModel.Load(Write("llama4-tiny", edit: w => w.Without(tensor))));
+        Assert.Contains($"missing tensor '{tensor}", e.Message);
+        e = Assert.Throws<ModelLoadException>(() => MoeModel.Load(Write("llama4-tiny", edit: w => w.Without(tensor).F32(tensor, [3, 5], new float[15]))));
         Assert.Contains($"'{tensor}'", e.Message);
     }
 

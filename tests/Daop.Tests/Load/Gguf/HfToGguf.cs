@@ -59,6 +59,7 @@ static partial class HfToGguf
         string modelType = (string)cfg["model_type"]!;
         if (modelType is "deepseek_v2" or "deepseek_v3") return Deepseek(dir, cfg, outType, mla);
         if (modelType == "gpt_oss") return GptOss(dir, cfg, outType);
+        if (modelType == "llama4_text") return Llama4(dir, cfg, outType);
         var fam = Families[modelType];
         var w = new GgufWriter();
         string arch = fam.Arch;
@@ -186,16 +187,17 @@ static partial class HfToGguf
 
     /// <summary>
     /// Model.set_gguf_parameters' first keys, in its order: architecture, name, block, context, embedding and FFN lengths,
-    /// head counts (<paramref name="kvHeads"/> as written) and rope.freq_base (from rope_parameters in transformers 5).
+    /// head counts (<paramref name="kvHeads"/> as written) and rope.freq_base (from rope_parameters in transformers 5);
+    /// feed_forward_length from <paramref name="ffField"/>.
     /// </summary>
-    static void Header(GgufWriter w, string arch, string dir, JsonObject cfg, int kvHeads)
+    static void Header(GgufWriter w, string arch, string dir, JsonObject cfg, int kvHeads, string ffField = "intermediate_size")
     {
         w.Add("general.architecture", arch);
         w.Add("general.name", Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)));
         w.Add($"{arch}.block_count", (uint)Int(cfg, "num_hidden_layers"));
         w.Add($"{arch}.context_length", (uint)Int(cfg, "max_position_embeddings"));
         w.Add($"{arch}.embedding_length", (uint)Int(cfg, "hidden_size"));
-        w.Add($"{arch}.feed_forward_length", (uint)Int(cfg, "intermediate_size"));
+        w.Add($"{arch}.feed_forward_length", (uint)Int(cfg, ffField));
         w.Add($"{arch}.attention.head_count", (uint)Int(cfg, "num_attention_heads"));
         w.Add($"{arch}.attention.head_count_kv", (uint)kvHeads);
         w.Add($"{arch}.rope.freq_base", (float)((double?)cfg["rope_theta"] ?? (double?)cfg["rope_parameters"]?["rope_theta"] ?? 10000));
