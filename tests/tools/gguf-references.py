@@ -226,6 +226,43 @@ def run_llama(anchor, work, path, name, fixture):
     return logits, greedy, hf["logits"], hf["greedy_new_ids"], []
 
 
+# Families added after the February 2025 llama.cpp: what it makes of each file HfToGguf writes (None: it runs the file).
+NEW_FAMILIES = {
+    "deepseekv2-tiny": "its deepseek2 reads a model without q_lora_rank only as V2-Lite, known by its 27 layers (this one has 3)",
+    "deepseekv3-tiny": None,
+    "gptoss-tiny": "no gpt-oss architecture in this llama.cpp (August 2025)",
+    "llama4-tiny": "no llama4 architecture in this llama.cpp (April 2025)",
+}
+
+
+def new_families(a, gguf_mod, work, manifest, refs):
+    """llama.cpp (f32 KV cache) on the f32 file of each of NEW_FAMILIES; its deepseek2 routes without expert groups (it reads no
+    expert_group_count), so Daop is held to it on the same file with those keys removed (GgufNewFamilyTests)."""
+    for fixture, why in NEW_FAMILIES.items():
+        for t in ("f32",):
+            name = f"{fixture}-{t}.gguf"
+            path = work / name
+            for k in [k for k in refs if k.startswith(name + "/")]:
+                del refs[k]
+            entry = {"tensor_sha256": tensor_hash(gguf_mod, path)}
+            if why:
+                entry["llama_cpp"] = f"cannot load: {why}; Daop is checked against transformers on this file"
+                manifest["files"][name] = entry
+                print(f"{name}: llama.cpp cannot load it ({why})")
+                continue
+            logits, greedy, want, hf_greedy, _ = run_llama(a.anchor_f32kv, work, path, name, fixture)
+            d = np.abs(logits - want)
+            entry["vs_transformers_f32_kv"] = {"logits_max_abs_diff": float(d.max()), "ref_logit_absmax": float(np.abs(want).max()),
+                                               "argmax_agree": int((logits.argmax(-1) == want.argmax(-1)).sum()),
+                                               "positions": int(np.prod(logits.shape[:2])),
+                                               "greedy_equal": f"{int((greedy == hf_greedy).sum())}/{greedy.size}",
+                                               "note": "llama.cpp routes without the expert groups transformers limits the choice to"}
+            print(f"{name}: vs transformers max|d| {d.max():.2e}, greedy {int((greedy == hf_greedy).sum())}/{greedy.size}")
+            refs[f"{name}/logits"] = logits.astype(np.float32)
+            refs[f"{name}/greedy"] = greedy
+            manifest["files"][name] = entry
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-bin", required=True)
@@ -236,6 +273,8 @@ def main():
     ap.add_argument("--llama-commit", default=os.environ.get("LLAMA_COMMIT", "unknown"))
     ap.add_argument("--only-kquants", action="store_true",
                     help="redo only step 3b (the K-quant file and its references), updating the committed reference files in place")
+    ap.add_argument("--only-new-families", action="store_true",
+                    help="redo only step 4b (NEW_FAMILIES: deepseek2, gpt-oss, llama4), updating the committed reference files in place")
     a = ap.parse_args()
     sys.path.insert(0, a.gguf_py)
     for mod in ("sentencepiece", "yaml"):  # gguf/__init__ imports them; unused here
@@ -268,6 +307,15 @@ def main():
         print(f"updated {OUT} with the K-quant references; work files in {work}")
         return
 
+    if a.only_new_families:
+        manifest = json.loads((OUT / "llamacpp-reference.json").read_text(encoding="utf-8"))
+        refs = read_st(OUT / "llamacpp-reference.safetensors")
+        new_families(a, gguf, work, manifest, refs)
+        write_st(OUT / "llamacpp-reference.safetensors", refs)
+        (OUT / "llamacpp-reference.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"updated {OUT} with the new families' references; work files in {work}")
+        return
+
     # 2. our conventions against llama.cpp's converter
     theirs = work / "ref-hf_mixtral_to_gguf-bf16.gguf"
     cmd = ["/usr/bin/python3", a.hf_mixtral_to_gguf, str(ROOT / "models" / "tiny-mixtral-code"), str(theirs), "--outtype", "bf16"]
@@ -296,8 +344,10 @@ def main():
     # 4. logits and greedy ids
     refs = {}
     kquants(a, gguf, work, manifest, refs)
+    new_families(a, gguf, work, manifest, refs)
     files = sorted(p.name for p in work.glob("*.gguf")
-                   if not p.name.startswith(("vocab-", "ref-", "mixtral-tiny-split-", "tiny-mixtral-code-1l-")) and p.name != "tiny-mixtral-code-q8_0c.gguf")
+                   if not p.name.startswith(("vocab-", "ref-", "mixtral-tiny-split-", "tiny-mixtral-code-1l-", *NEW_FAMILIES))
+                   and p.name != "tiny-mixtral-code-q8_0c.gguf")
     for name in files:
         path = work / name
         entry = {"tensor_sha256": tensor_hash(gguf, path)}

@@ -109,6 +109,31 @@ public sealed class GgufNewFamilyTests : IDisposable
         for (int b = 0; b < gs[0]; b++) Assert.Equal(greedy.Skip(b * (int)gs[1]).Take((int)gs[1]).Select(x => (int)x), daop[b]);
     }
 
+    /// <summary>
+    /// llama.cpp (c392e50, f32 KV cache; tests/tools/gguf-references.py --only-new-families) on deepseekv3-tiny-f32.gguf:
+    /// its deepseek2 reads no expert_group_count and routes among all experts, so Daop is held to it on the same tensors
+    /// without the group keys, which Daop then routes as llama.cpp does. What differs is only llama.cpp's eps of the q_a and
+    /// kv_a norms (rms_norm_eps; transformers' 1e-6) and the summation order.
+    /// </summary>
+    [Fact]
+    public void DeepseekV3MatchesLlamaCppOnTheSameFile()
+    {
+        const string file = "deepseekv3-tiny-f32.gguf", fixture = "deepseekv3-tiny";
+        using var refs = new LlamaCppReference();
+        string path = Write(fixture, HfToGguf.OutType.F32, MlaLayout.KvB,
+            w => w.Without("deepseek2.expert_group_count").Without("deepseek2.expert_group_used_count"));
+        Assert.Equal(refs.TensorHash(file), LlamaCppReference.HashTensors(path)); // the tensors llama.cpp ran on
+        using var model = MoeModel.Load(path);
+        var (want, shape) = refs.Logits(file);
+        var got = LlamaCppReference.DaopLogits(model, fixture);
+        int v = (int)shape[2];
+        for (int r = 0; r < shape[0] * shape[1]; r++)
+            LogitsAssert.Close(want.AsSpan(r * v, v), got.AsSpan(r * v, v), $"{file} position {r} vs llama.cpp", 1e-4);
+        var (greedy, gs) = refs.Greedy(file);
+        var daop = LlamaCppReference.DaopGreedy(model, fixture, (int)gs[1]);
+        for (int b = 0; b < gs[0]; b++) Assert.Equal(greedy.Skip(b * (int)gs[1]).Take((int)gs[1]).Select(x => (int)x), daop[b]);
+    }
+
     [Theory]
     [InlineData("deepseekv2-tiny", "deepseek2.attention.kv_lora_rank")]
     [InlineData("deepseekv3-tiny", "deepseek2.expert_feed_forward_length")]
