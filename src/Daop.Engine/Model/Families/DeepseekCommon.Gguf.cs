@@ -73,9 +73,14 @@ static partial class DeepseekCommon
         int dk = Width(keyField), dv = Width(valueField);
         if (dk <= dr) throw g.Error(keyField, $"({dk}) must exceed rope.dimension_count ({dr}): it is the nope and rope parts of a key");
         int? qRank = g.Has("attention.q_lora_rank") ? Width("attention.q_lora_rank") : null;
-        // llama.cpp's deepseek2 reads yarn's mscale_all_dim from this multiplier and takes mscale equal to it.
+        // llama.cpp's deepseek2 reads yarn's mscale_all_dim from this multiplier (the softmax scale's mscale²) and cancels
+        // yarn's magnitude factor on cos/sin (transformers' mscale / mscale_all_dim ratio, 1 when the two are equal).
         double? mscale = g.NumberOrNull("rope.scaling.yarn_log_multiplier") is { } mul ? mul / 0.1 : null;
-        var rope = gqa.Rope with { PartialRotaryFactor = 1, Mscale = mscale, MscaleAllDim = mscale };
+        var rope = gqa.Rope with
+        {
+            PartialRotaryFactor = 1, Mscale = mscale, MscaleAllDim = mscale,
+            AttentionFactor = gqa.Rope.Type == "yarn" ? 1 : gqa.Rope.AttentionFactor,
+        };
         var mla = new AttentionSpec.Mla(gqa.Heads, rope, r, dk - dr, dr, dv)
         {
             QRank = qRank,
