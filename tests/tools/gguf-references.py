@@ -10,6 +10,7 @@ logits by ~1e-3). Both compile as run_all.sh compiles the anchor.
   /usr/bin/python3 tests/tools/gguf-references.py --llama-bin /tmp/llamacpp/build/bin --anchor /tmp/llamacpp/anchor \
       --anchor-f32kv /tmp/anchor32 --gguf-py /tmp/llamacpp/src/gguf-py \
       [--hf-mixtral-to-gguf /work/shared/peers/llamacpp/hf_mixtral_to_gguf.py] [--llama-commit c392e50]
+      [--only-kquants | --only-new-families | --ik-anchor ANCHOR_BUILT_AGAINST_IK_LLAMA_CPP --ik-commit 8337e4c]
 
 Steps (from the repository root, after `dotnet build Daop.sln -c Release`):
  1. The C# converter (tests/Daop.Tests/Load/Gguf/HfToGguf.cs) writes every fixture as GGUF (DAOP_GGUF_OUT, test
@@ -263,6 +264,29 @@ def new_families(a, gguf_mod, work, manifest, refs):
             manifest["files"][name] = entry
 
 
+def ik_references(anchor, commit, gguf_mod, work):
+    """ik_llama.cpp's logits of the reference input_ids on GgufFixtureFiles.IkFiles (written as ik-*.gguf): its anchor is
+    anchor.cpp built against it (its llama.h: llama_tokenize and llama_batch_get_one of the older API, llama_free_model),
+    with its default f16 KV cache and flash attention off (a CPU build without its IQK flash-attention kernels, whose
+    generic fallback takes no f32 K). Writes ik-llamacpp-reference.{safetensors,json}."""
+    refs, manifest = {}, {"ik_llama_cpp_commit": commit, "kv_cache": "f16", "flash_attn": False, "files": {}}
+    for path in sorted(work.glob("ik-*.gguf")):
+        name = path.name[len("ik-"):]
+        fixture = name.split("-tiny")[0] + "-tiny"
+        hf = read_st(HF / fixture / "reference.safetensors")
+        ids = hf["input_ids"]
+        logits = np.stack([anchor_logits(anchor, path, ids[r].tolist()) for r in range(ids.shape[0])])
+        d = np.abs(logits - hf["logits"])
+        refs[f"{name}/logits"] = logits.astype(np.float32)
+        manifest["files"][name] = {"tensor_sha256": tensor_hash(gguf_mod, path),
+                                   "vs_transformers": {"logits_max_abs_diff": float(d.max()), "ref_logit_absmax": float(np.abs(hf["logits"]).max()),
+                                                       "argmax_agree": int((logits.argmax(-1) == hf["logits"].argmax(-1)).sum()),
+                                                       "positions": int(np.prod(logits.shape[:2]))}}
+        print(f"{name}: ik_llama.cpp vs transformers max|d| {d.max():.2e}")
+    write_st(OUT / "ik-llamacpp-reference.safetensors", refs)
+    (OUT / "ik-llamacpp-reference.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-bin", required=True)
@@ -273,6 +297,8 @@ def main():
     ap.add_argument("--llama-commit", default=os.environ.get("LLAMA_COMMIT", "unknown"))
     ap.add_argument("--only-kquants", action="store_true",
                     help="redo only step 3b (the K-quant file and its references), updating the committed reference files in place")
+    ap.add_argument("--ik-anchor", help="only the ik_llama.cpp references: anchor.cpp built against ik_llama.cpp (see ik_references)")
+    ap.add_argument("--ik-commit", default="unknown")
     ap.add_argument("--only-new-families", action="store_true",
                     help="redo only step 4b (NEW_FAMILIES: deepseek2, gpt-oss, llama4), updating the committed reference files in place")
     a = ap.parse_args()
@@ -307,6 +333,9 @@ def main():
         print(f"updated {OUT} with the K-quant references; work files in {work}")
         return
 
+    if a.ik_anchor:
+        ik_references(a.ik_anchor, a.ik_commit, gguf, work)
+        return
     if a.only_new_families:
         manifest = json.loads((OUT / "llamacpp-reference.json").read_text(encoding="utf-8"))
         refs = read_st(OUT / "llamacpp-reference.safetensors")
@@ -346,7 +375,7 @@ def main():
     kquants(a, gguf, work, manifest, refs)
     new_families(a, gguf, work, manifest, refs)
     files = sorted(p.name for p in work.glob("*.gguf")
-                   if not p.name.startswith(("vocab-", "ref-", "mixtral-tiny-split-", "tiny-mixtral-code-1l-", *NEW_FAMILIES))
+                   if not p.name.startswith(("vocab-", "ref-", "ik-", "mixtral-tiny-split-", "tiny-mixtral-code-1l-", *NEW_FAMILIES))
                    and p.name != "tiny-mixtral-code-q8_0c.gguf")
     for name in files:
         path = work / name

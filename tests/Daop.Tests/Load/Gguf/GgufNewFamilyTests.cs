@@ -134,6 +134,35 @@ public sealed class GgufNewFamilyTests : IDisposable
         for (int b = 0; b < gs[0]; b++) Assert.Equal(greedy.Skip(b * (int)gs[1]).Take((int)gs[1]).Select(x => (int)x), daop[b]);
     }
 
+    /// <summary>
+    /// ik_llama.cpp (8337e4c; tests/fixtures/gguf/ik-llamacpp-reference.*, gguf-references.py --ik-anchor) on the files of
+    /// <see cref="GgufFixtureFiles.IkFiles"/>: DeepSeek-V3 with kv_b and its split k_b / v_b (groups removed: it routes
+    /// without them) and GPT-OSS. Its KV cache is f16 (the build has no f32-K attention path), which alone moves logits by
+    /// ~1e-3: held within 5e-3·max(1, |ref|) and every arg-max (measured 8.6e-4 and 2.4e-3).
+    /// </summary>
+    [Theory]
+    [InlineData("deepseekv3-tiny-split-nogroups-f32.gguf")]
+    [InlineData("gptoss-tiny-f32.gguf")]
+    public void MatchesIkLlamaCppOnTheSameFile(string file)
+    {
+        var (_, fixture, write) = GgufFixtureFiles.IkFiles().Single(f => f.File == file);
+        string path = write(Path.Combine(_tmp, file));
+        using var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Path.Combine(GgufFixtureFiles.Dir, "ik-llamacpp-reference.json")));
+        Assert.Equal(manifest.RootElement.GetProperty("files").GetProperty(file).GetProperty("tensor_sha256").GetString(),
+            LlamaCppReference.HashTensors(path)); // the tensors ik_llama.cpp ran on
+        using var refs = TensorStore.OpenFile(Path.Combine(GgufFixtureFiles.Dir, "ik-llamacpp-reference.safetensors"));
+        var (want, shape) = refs.Floats($"{file}/logits");
+        using var model = MoeModel.Load(path);
+        var got = LlamaCppReference.DaopLogits(model, fixture);
+        int v = (int)shape[2];
+        for (int r = 0; r < shape[0] * shape[1]; r++)
+        {
+            LogitsAssert.Close(want.AsSpan(r * v, v), got.AsSpan(r * v, v), $"{file} position {r} vs ik_llama.cpp", 5e-3);
+            Assert.Equal(System.Numerics.Tensors.TensorPrimitives.IndexOfMax(want.AsSpan(r * v, v)),
+                System.Numerics.Tensors.TensorPrimitives.IndexOfMax(got.AsSpan(r * v, v)));
+        }
+    }
+
     [Theory]
     [InlineData("deepseekv2-tiny", "deepseek2.attention.kv_lora_rank")]
     [InlineData("deepseekv3-tiny", "deepseek2.expert_feed_forward_length")]
