@@ -10,6 +10,7 @@ logits by ~1e-3). Both compile as run_all.sh compiles the anchor.
   /usr/bin/python3 tests/tools/gguf-references.py --llama-bin /tmp/llamacpp/build/bin --anchor /tmp/llamacpp/anchor \
       --anchor-f32kv /tmp/anchor32 --gguf-py /tmp/llamacpp/src/gguf-py \
       [--hf-mixtral-to-gguf /work/shared/peers/llamacpp/hf_mixtral_to_gguf.py] [--llama-commit c392e50]
+      [--only-kquants | --only-new-families | --ik-anchor ANCHOR_BUILT_AGAINST_IK_LLAMA_CPP --ik-commit 8337e4c]
 
 Steps (from the repository root, after `dotnet build Daop.sln -c Release`):
  1. The C# converter (tests/Daop.Tests/Load/Gguf/HfToGguf.cs) writes every fixture as GGUF (DAOP_GGUF_OUT, test
@@ -226,6 +227,66 @@ def run_llama(anchor, work, path, name, fixture):
     return logits, greedy, hf["logits"], hf["greedy_new_ids"], []
 
 
+# Families added after the February 2025 llama.cpp: what it makes of each file HfToGguf writes (None: it runs the file).
+NEW_FAMILIES = {
+    "deepseekv2-tiny": "its deepseek2 reads a model without q_lora_rank only as V2-Lite, known by its 27 layers (this one has 3)",
+    "deepseekv3-tiny": None,
+    "gptoss-tiny": "no gpt-oss architecture in this llama.cpp (August 2025)",
+    "llama4-tiny": "no llama4 architecture in this llama.cpp (April 2025)",
+}
+
+
+def new_families(a, gguf_mod, work, manifest, refs):
+    """llama.cpp (f32 KV cache) on the f32 file of each of NEW_FAMILIES; its deepseek2 routes without expert groups (it reads no
+    expert_group_count), so Daop is held to it on the same file with those keys removed (GgufNewFamilyTests)."""
+    for fixture, why in NEW_FAMILIES.items():
+        for t in ("f32",):
+            name = f"{fixture}-{t}.gguf"
+            path = work / name
+            for k in [k for k in refs if k.startswith(name + "/")]:
+                del refs[k]
+            entry = {"tensor_sha256": tensor_hash(gguf_mod, path)}
+            if why:
+                entry["llama_cpp"] = f"cannot load: {why}; Daop is checked against transformers on this file"
+                manifest["files"][name] = entry
+                print(f"{name}: llama.cpp cannot load it ({why})")
+                continue
+            logits, greedy, want, hf_greedy, _ = run_llama(a.anchor_f32kv, work, path, name, fixture)
+            d = np.abs(logits - want)
+            entry["vs_transformers_f32_kv"] = {"logits_max_abs_diff": float(d.max()), "ref_logit_absmax": float(np.abs(want).max()),
+                                               "argmax_agree": int((logits.argmax(-1) == want.argmax(-1)).sum()),
+                                               "positions": int(np.prod(logits.shape[:2])),
+                                               "greedy_equal": f"{int((greedy == hf_greedy).sum())}/{greedy.size}",
+                                               "note": "llama.cpp routes without the expert groups transformers limits the choice to"}
+            print(f"{name}: vs transformers max|d| {d.max():.2e}, greedy {int((greedy == hf_greedy).sum())}/{greedy.size}")
+            refs[f"{name}/logits"] = logits.astype(np.float32)
+            refs[f"{name}/greedy"] = greedy
+            manifest["files"][name] = entry
+
+
+def ik_references(anchor, commit, gguf_mod, work):
+    """ik_llama.cpp's logits of the reference input_ids on GgufFixtureFiles.IkFiles (written as ik-*.gguf): its anchor is
+    anchor.cpp built against it (its llama.h: llama_tokenize and llama_batch_get_one of the older API, llama_free_model),
+    with its default f16 KV cache and flash attention off (a CPU build without its IQK flash-attention kernels, whose
+    generic fallback takes no f32 K). Writes ik-llamacpp-reference.{safetensors,json}."""
+    refs, manifest = {}, {"ik_llama_cpp_commit": commit, "kv_cache": "f16", "flash_attn": False, "files": {}}
+    for path in sorted(work.glob("ik-*.gguf")):
+        name = path.name[len("ik-"):]
+        fixture = name.split("-tiny")[0] + "-tiny"
+        hf = read_st(HF / fixture / "reference.safetensors")
+        ids = hf["input_ids"]
+        logits = np.stack([anchor_logits(anchor, path, ids[r].tolist()) for r in range(ids.shape[0])])
+        d = np.abs(logits - hf["logits"])
+        refs[f"{name}/logits"] = logits.astype(np.float32)
+        manifest["files"][name] = {"tensor_sha256": tensor_hash(gguf_mod, path),
+                                   "vs_transformers": {"logits_max_abs_diff": float(d.max()), "ref_logit_absmax": float(np.abs(hf["logits"]).max()),
+                                                       "argmax_agree": int((logits.argmax(-1) == hf["logits"].argmax(-1)).sum()),
+                                                       "positions": int(np.prod(logits.shape[:2]))}}
+        print(f"{name}: ik_llama.cpp vs transformers max|d| {d.max():.2e}")
+    write_st(OUT / "ik-llamacpp-reference.safetensors", refs)
+    (OUT / "ik-llamacpp-reference.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-bin", required=True)
@@ -236,6 +297,10 @@ def main():
     ap.add_argument("--llama-commit", default=os.environ.get("LLAMA_COMMIT", "unknown"))
     ap.add_argument("--only-kquants", action="store_true",
                     help="redo only step 3b (the K-quant file and its references), updating the committed reference files in place")
+    ap.add_argument("--ik-anchor", help="only the ik_llama.cpp references: anchor.cpp built against ik_llama.cpp (see ik_references)")
+    ap.add_argument("--ik-commit", default="unknown")
+    ap.add_argument("--only-new-families", action="store_true",
+                    help="redo only step 4b (NEW_FAMILIES: deepseek2, gpt-oss, llama4), updating the committed reference files in place")
     a = ap.parse_args()
     sys.path.insert(0, a.gguf_py)
     for mod in ("sentencepiece", "yaml"):  # gguf/__init__ imports them; unused here
@@ -268,6 +333,18 @@ def main():
         print(f"updated {OUT} with the K-quant references; work files in {work}")
         return
 
+    if a.ik_anchor:
+        ik_references(a.ik_anchor, a.ik_commit, gguf, work)
+        return
+    if a.only_new_families:
+        manifest = json.loads((OUT / "llamacpp-reference.json").read_text(encoding="utf-8"))
+        refs = read_st(OUT / "llamacpp-reference.safetensors")
+        new_families(a, gguf, work, manifest, refs)
+        write_st(OUT / "llamacpp-reference.safetensors", refs)
+        (OUT / "llamacpp-reference.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"updated {OUT} with the new families' references; work files in {work}")
+        return
+
     # 2. our conventions against llama.cpp's converter
     theirs = work / "ref-hf_mixtral_to_gguf-bf16.gguf"
     cmd = ["/usr/bin/python3", a.hf_mixtral_to_gguf, str(ROOT / "models" / "tiny-mixtral-code"), str(theirs), "--outtype", "bf16"]
@@ -296,8 +373,10 @@ def main():
     # 4. logits and greedy ids
     refs = {}
     kquants(a, gguf, work, manifest, refs)
+    new_families(a, gguf, work, manifest, refs)
     files = sorted(p.name for p in work.glob("*.gguf")
-                   if not p.name.startswith(("vocab-", "ref-", "mixtral-tiny-split-", "tiny-mixtral-code-1l-")) and p.name != "tiny-mixtral-code-q8_0c.gguf")
+                   if not p.name.startswith(("vocab-", "ref-", "ik-", "mixtral-tiny-split-", "tiny-mixtral-code-1l-", *NEW_FAMILIES))
+                   and p.name != "tiny-mixtral-code-q8_0c.gguf")
     for name in files:
         path = work / name
         entry = {"tensor_sha256": tensor_hash(gguf, path)}

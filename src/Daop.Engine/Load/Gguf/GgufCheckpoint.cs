@@ -83,15 +83,21 @@ public sealed unsafe class GgufCheckpoint : ITensorSource
         return new WeightMatrix(f.DataPointer(t) + offset, type, rows, cols);
     }
 
-    /// <summary>A vector tensor [<paramref name="length"/>] widened to fp32 (norm weights, biases): small, so it is copied.</summary>
+    /// <summary>
+    /// A vector tensor [<paramref name="length"/>] widened to fp32 (norm weights, biases): small, so it is copied; or row e of
+    /// a 2-D stack [E, length] named <c>name[e]</c> (experts' biases, <c>blk.0.ffn_up_exps.bias[3]</c>).
+    /// </summary>
     public float[] Vector(string name, int length)
     {
         var (f, t, slice) = Resolve(name);
-        if (slice != null || Dims(t, 1) is not [var n] || n != length)
-            throw new ModelLoadException($"{f.Path}: tensor '{t.Name}' has shape {t.ShapeText}, expected [{length}]");
+        bool ok = slice is { } e ? Dims(t, 2) is [var n2, var rows] && n2 == length && e < rows : Dims(t, 1) is [var n] && n == length;
+        if (!ok)
+            throw new ModelLoadException($"{f.Path}: tensor '{t.Name}' has shape {t.ShapeText}, expected " +
+                (slice is { } s ? $"[{length}] (row {s} of a stack)" : $"[{length}]"));
         if (!t.Type.IsFloat())
             throw new ModelLoadException($"{f.Path}: tensor '{t.Name}' is {t.Type.Name()}; a vector must be f32, f16 or bf16");
         var bytes = f.Bytes(t);
+        if (slice is { } row) bytes = bytes.Slice((int)(row * t.RowBytes), (int)t.RowBytes);
         var dst = new float[length];
         switch (t.Type)
         {

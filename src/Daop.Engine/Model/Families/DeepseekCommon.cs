@@ -6,7 +6,7 @@ namespace Daop.Engine.Model.Families;
 /// What DeepSeek-V2 and V3 share: multi-head latent attention, n_shared_experts ungated shared experts of
 /// moe_intermediate_size each, the first first_k_dense_replace layers dense, and the tensor names of the hub layout.
 /// </summary>
-static class DeepseekCommon
+static partial class DeepseekCommon
 {
     /// <summary>
     /// The config with MLA in every layer and <paramref name="router"/> in the MoE layers; <paramref name="interleaved"/>:

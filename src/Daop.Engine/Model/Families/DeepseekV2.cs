@@ -1,4 +1,5 @@
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 
 namespace Daop.Engine.Model.Families;
 
@@ -30,5 +31,10 @@ public sealed class DeepseekV2 : IModelFamily
     public TensorNames Names { get; } = DeepseekCommon.Names(scoreBias: false);
 
     /// <inheritdoc />
-    public GgufSupport? Gguf => null;
+    /// <remarks>llama.cpp's deepseek2 with softmax gating (expert_gating_func 1, or absent).</remarks>
+    public GgufSupport Gguf { get; } = new("deepseek2", g => DeepseekCommon.ReadGguf(g, "deepseek_v2",
+        (groups, top, scale, norm) => new RouterSpec.GroupLimitedSoftmax(groups, top, scale, norm)), DeepseekCommon.GgufNames(scoreBias: false))
+    {
+        Accepts = g => DeepseekCommon.GatingFunc(g) == DeepseekCommon.GatingSoftmax,
+    };
 }

@@ -1,4 +1,5 @@
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 
 namespace Daop.Engine.Model.Families;
 
@@ -28,5 +29,18 @@ public sealed class DeepseekV3 : IModelFamily
     public TensorNames Names { get; } = DeepseekCommon.Names(scoreBias: true);
 
     /// <inheritdoc />
-    public GgufSupport? Gguf => null;
+    /// <remarks>llama.cpp's deepseek2 with sigmoid gating (expert_gating_func 2) and the exp_probs_b selection bias.</remarks>
+    public GgufSupport Gguf { get; } = new("deepseek2", ReadGguf, DeepseekCommon.GgufNames(scoreBias: true))
+    {
+        Accepts = g => DeepseekCommon.GatingFunc(g) == DeepseekCommon.GatingSigmoid,
+    };
+
+    static ModelConfig ReadGguf(GgufConfigReader g)
+    {
+        var config = DeepseekCommon.ReadGguf(g, "deepseek_v3", (groups, top, scale, norm) => new RouterSpec.GroupLimitedSigmoid(groups, top, scale, norm));
+        int experts = config.NumExperts, groups = g.IntOr("expert_group_count", 1);
+        if (experts / groups < 2)
+            throw g.Error("expert_group_count", $"must leave at least 2 experts per group (a group scores its top 2), found {groups} groups of {experts}");
+        return config;
+    }
 }

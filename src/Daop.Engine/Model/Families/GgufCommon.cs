@@ -12,8 +12,13 @@ namespace Daop.Engine.Model.Families;
 /// </summary>
 static class GgufCommon
 {
-    /// <summary>Reads the shared keys; <paramref name="modelType"/> is the Hugging Face model_type the file corresponds to.</summary>
-    public static CommonConfig Read(GgufConfigReader g, string modelType, int numExperts, int topK, int expertInter, RouterSpec router)
+    /// <summary>
+    /// Reads the shared keys; <paramref name="modelType"/> is the Hugging Face model_type the file corresponds to.
+    /// <paramref name="valueLengthIsKeyLength"/>: attention.value_length, when given, must equal key_length (GQA; multi-head
+    /// latent attention's differ, and its family reads them).
+    /// </summary>
+    public static CommonConfig Read(GgufConfigReader g, string modelType, int numExperts, int topK, int expertInter, RouterSpec router,
+        bool valueLengthIsKeyLength = true)
     {
         int layers = Layers(g);
         int hidden = g.PositiveInt("embedding_length");
@@ -26,7 +31,7 @@ static class GgufCommon
         int headDim = g.IntOrNull("attention.key_length") ?? (hidden % heads == 0 ? hidden / heads
             : throw g.Error("attention.head_count", $"({heads}) must divide embedding_length ({hidden}) when attention.key_length is not given"));
         if (headDim <= 0 || headDim % 2 != 0) throw g.Error("attention.key_length", $"must be a positive even number, found {headDim}");
-        if (g.IntOrNull("attention.value_length") is { } vd && vd != headDim)
+        if (valueLengthIsKeyLength && g.IntOrNull("attention.value_length") is { } vd && vd != headDim)
             throw g.Error("attention.value_length", $"is {vd}, but Daop's attention needs it equal to attention.key_length ({headDim})");
         if ((long)heads * headDim > CommonConfig.MaxWidth)
             throw g.Error("attention.head_count", $"times the head size ({heads} x {headDim}) must be at most {CommonConfig.MaxWidth}");

@@ -1,5 +1,6 @@
 using Daop.Engine.Load;
 using Daop.Engine.Load.Config;
+using Daop.Engine.Load.Gguf;
 using Daop.Engine.Load.Safetensors;
 
 namespace Daop.Engine.Model.Families;
@@ -100,7 +101,41 @@ public sealed class Llama4 : IModelFamily
     public ITensorSource Tensors(TensorStore store, ModelConfig config) => GgufFamilies.QkRowsInHalves(store, config, Names);
 
     /// <inheritdoc />
-    public GgufSupport? Gguf => null;
+    /// <remarks>
+    /// llama.cpp's llama4: q/k rows as the checkpoint's (adjacent RoPE pairs, reordered at load as for the hub files), experts
+    /// stacked as <c>ffn_*_exps</c>, the shared expert as <c>*_shexp</c>, dense layers as <c>ffn_{gate,up,down}</c>.
+    /// </remarks>
+    public GgufSupport Gguf { get; } = new("llama4", ReadGguf, GgufNames.Moe) { QkRowsPermuted = true };
+
+    // As llama.cpp reads llama4: MoE layers every interleave_moe_layer_step-th ((l+1) % step == 0), the experts'
+    // width from expert_feed_forward_length and the shared expert's alike, dense layers of feed_forward_length; every
+    // fourth layer without RoPE and attending to everything, the others chunked and with the weightless L2 q/k norm (not
+    // in 128-expert models, as llama.cpp's Maverick); llama.cpp fixes the chunk (8192) and the NoPE layers' temperature
+    // (floor 8192, scale 0.1): Daop takes them from attention.sliding_window, attention.temperature_length and
+    // attention.temperature_scale where a file has them (the test converter writes them for its tiny fixture).
+    static ModelConfig ReadGguf(GgufConfigReader g)
+    {
+        int experts = g.PositiveInt("expert_count"), topK = g.PositiveInt("expert_used_count");
+        if (topK != 1) throw g.Error("expert_used_count", $"must be 1 (Llama-4's router weight scales each expert's input: Daop runs one expert per token), found {topK}");
+        int inter = GgufCommon.Width(g, "expert_feed_forward_length");
+        var common = GgufCommon.Read(g, "llama4_text", experts, topK, inter, new RouterSpec.SigmoidScalesInput());
+        int layers = common.Model.NumLayers;
+        int step = g.PositiveInt("interleave_moe_layer_step");
+        int chunk = g.IntOr("attention.sliding_window", 8192);
+        if (chunk <= 0) throw g.Error("attention.sliding_window", $"(the attention chunk) must be positive, found {chunk}");
+        int floor = g.IntOr("attention.temperature_length", 8192);
+        if (floor <= 0) throw g.Error("attention.temperature_length", $"must be positive, found {floor}");
+        double attnScale = g.NumberOr("attention.temperature_scale", 0.1);
+        if (!(attnScale >= 0 && attnScale <= 100)) throw g.Error("attention.temperature_scale", $"must be in [0, 100], found {attnScale}");
+        var l2 = experts == 128 ? null : new QkNormSpec(QkNormScope.PerHead, common.Model.Norm) { Weightless = true };
+        var a = common.Attention with { SlidingWindow = null };
+        AttentionSpec Attention(int l) => (l + 1) % 4 != 0
+            ? a with { QkNorm = l2, Chunk = chunk }
+            : a with { SkipRope = true, Temperature = new QueryTemperature(floor, (float)attnScale) };
+        var moe = common.Moe with { Shared = new SharedExpertSpec.Ungated(inter) };
+        var dense = common.Dense(GgufCommon.Width(g, "feed_forward_length"));
+        return common.Build(Attention, l => (l + 1) % step == 0 ? moe : dense);
+    }
 }
 
 /// <summary>

@@ -53,8 +53,17 @@ public sealed record TensorNames
                .Replace("{e}", expert.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>The bias tensor that goes with a weight name.</summary>
+    /// <remarks>
+    /// Matrix e of a GGUF stack, <c>x.weight[e]</c>, has its bias as row e of the stacked biases, <c>x.bias[e]</c>; a name of
+    /// alternatives (<c>a|b</c>) has the alternatives' biases.
+    /// </remarks>
     public static string Bias(string weightName) =>
-        weightName.EndsWith(".weight", StringComparison.Ordinal) ? weightName[..^".weight".Length] + ".bias" : weightName + ".bias";
+        weightName.Contains('|', StringComparison.Ordinal) ? string.Join('|', weightName.Split('|').Select(Bias))
+        : weightName.EndsWith(".weight", StringComparison.Ordinal) ? weightName[..^".weight".Length] + ".bias"
+        : weightName.EndsWith(']') && weightName.LastIndexOf(".weight[", StringComparison.Ordinal) is var at and > 0
+            && weightName.IndexOf(']', at) == weightName.Length - 1
+            ? weightName[..at] + ".bias" + weightName[(at + ".weight".Length)..]
+            : weightName + ".bias";
 }
 
 /// <summary>Tensor names of one kind of attention layer; each attention layer declares the record it reads.</summary>
@@ -94,6 +103,13 @@ public sealed record MlaNames : AttentionNames
     public string KvANorm { get; init; } = "model.layers.{l}.self_attn.kv_a_layernorm.weight";
     /// <summary>Key-nope and value up-projection [NH·(dn+dv), r].</summary>
     public string KvB { get; init; } = "model.layers.{l}.self_attn.kv_b_proj.weight";
+    /// <summary>
+    /// W_uk per head, transposed, [NH·r, dn] (or a stack [NH][r, dn]): read where the file has no <see cref="KvB"/>
+    /// (GGUF files from llama.cpp's converters since April 2025 split kv_b into attn_k_b and attn_v_b); null: none.
+    /// </summary>
+    public string? KB { get; init; }
+    /// <summary>W_uv per head [NH·dv, r] (or a stack [NH][dv, r]), with <see cref="KB"/>.</summary>
+    public string? VB { get; init; }
     /// <summary>Output projection [H, NH·dv].</summary>
     public string O { get; init; } = "model.layers.{l}.self_attn.o_proj.weight";
 }

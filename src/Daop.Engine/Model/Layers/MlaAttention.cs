@@ -45,7 +45,10 @@ public sealed class MlaAttention(AttentionSpec.Mla spec) : AttentionLayer
         string F(string pattern) => TensorNames.Format(pattern, layer);
         int nh = spec.Heads, r = spec.KvRank, dn = spec.NopeDim, dr = spec.RopeHeadDim, dv = spec.ValueDim, qw = nh * (dn + dr);
         var kva = LinearWeights.Load(st, F(n.KvA), r + dr, hidden, spec.Bias);
-        var (ukT, uv) = SplitKvB(st.Matrix(F(n.KvB), nh * (dn + dv), r), F(n.KvB), nh, dn, dv);
+        // kv_b when the file has it (the checkpoint's own tensor), else its split halves; neither: kv_b is named missing.
+        var (ukT, uv) = n.KB is { } kb && n.VB is { } vb && !st.Contains(F(n.KvB)) && st.Contains(F(kb))
+            ? (PerHead(st, F(kb), nh, r, dn), PerHead(st, F(vb), nh, dv, r))
+            : SplitKvB(st.Matrix(F(n.KvB), nh * (dn + dv), r), F(n.KvB), nh, dn, dv);
         var norm = NormSpec.Rms(1e-6f); // DeepseekV2RMSNorm's default: q_a_layernorm and kv_a_layernorm are made without the config's eps
         int rq = spec.QRank ?? 0;
         bool lora = spec.QRank != null;
@@ -81,6 +84,29 @@ public sealed class MlaAttention(AttentionSpec.Mla spec) : AttentionLayer
                     row.CopyTo(uv.AsSpan((h * dv + i - dn) * r, r));
             }
         return (ukT, uv);
+    }
+
+    // A per-head matrix [NH][rows, cols] in fp32: one [NH·rows, cols] matrix (ik_llama.cpp's converter), else a stack of NH
+    // (llama.cpp's attn_k_b [NH, r, dn] and attn_v_b [NH, dv, r]); a tensor of neither shape fails naming the stack's.
+    static float[] PerHead(ITensorSource st, string name, int nh, int rows, int cols)
+    {
+        Func<int, WeightMatrix> head;
+        try
+        {
+            var whole = st.Matrix(name, nh * rows, cols);
+            head = h => whole.SliceRows(h * rows, rows);
+        }
+        catch (ModelLoadException e) when (e.MissingTensor == null)
+        {
+            head = h => st.Matrix($"{name}[{h}]", rows, cols);
+        }
+        var all = new float[nh * rows * cols];
+        for (int h = 0; h < nh; h++)
+        {
+            var w = head(h);
+            for (int i = 0; i < rows; i++) Widen(w, i, all.AsSpan((h * rows + i) * cols, cols), name);
+        }
+        return all;
     }
 
     static unsafe void Widen(WeightMatrix w, int r, Span<float> dst, string name)

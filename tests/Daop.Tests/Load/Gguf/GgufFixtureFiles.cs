@@ -38,6 +38,18 @@ static class GgufFixtureFiles
         yield return ("tiny-mixtral-code-q8_0c.gguf", "tiny-mixtral-code", HfToGguf.OutType.Q8_0, false);
     }
 
+    /// <summary>
+    /// The files ik_llama.cpp's references are made on (tests/tools/gguf-references.py --ik-anchor): DeepSeek-V3 with kv_b and
+    /// its split k_b / v_b (ik_llama.cpp's converter's layout) without the group keys (it routes without groups), GPT-OSS.
+    /// </summary>
+    public static IEnumerable<(string File, string Fixture, Func<string, string> Write)> IkFiles()
+    {
+        yield return ("deepseekv3-tiny-split-nogroups-f32.gguf", "deepseekv3-tiny", path =>
+            HfToGguf.Convert(Source("deepseekv3-tiny"), HfToGguf.OutType.F32, mla: MlaLayout.KvBAndSplit)
+                .Without("deepseek2.expert_group_count").Without("deepseek2.expert_group_used_count").Write(path));
+        yield return ("gptoss-tiny-f32.gguf", "gptoss-tiny", path => Write("gptoss-tiny", HfToGguf.OutType.F32, path));
+    }
+
     /// <summary>Vocabulary-only files from the tokenizer fixtures: file → (tokenizer.json, gpt2 pre-tokenizer name).</summary>
     public static IEnumerable<(string File, string Tokenizer, string Pre)> Vocabularies()
     {
@@ -58,6 +70,8 @@ public sealed class GgufFixtureWriter
         Directory.CreateDirectory(dir);
         foreach (var (file, fixture, type, mha) in GgufFixtureFiles.Written())
             GgufFixtureFiles.Write(fixture, type, Path.Combine(dir, file), mha);
+        foreach (var (file, _, write) in GgufFixtureFiles.IkFiles())
+            write(Path.Combine(dir, "ik-" + file));
         foreach (var (file, tokenizer, pre) in GgufFixtureFiles.Vocabularies())
             HfToGguf.TokenizerOnly(tokenizer, pre).Write(Path.Combine(dir, file));
     }

@@ -41,6 +41,23 @@ sealed class GgufWriter
         return this;
     }
 
+    /// <summary>Drops the key or tensor <paramref name="name"/> (for files with something missing); throws if there is none.</summary>
+    public GgufWriter Without(string name)
+    {
+        int removed = _kv.RemoveAll(k => k.Key == name) + _tensors.RemoveAll(t => t.Name == name);
+        return removed > 0 ? this : throw new ArgumentException($"no key or tensor '{name}'");
+    }
+
+    /// <summary>Sets key <paramref name="key"/> to <paramref name="value"/>, in place if present.</summary>
+    public GgufWriter Set(string key, object value)
+    {
+        var (type, element) = TypeOf(value);
+        int i = _kv.FindIndex(k => k.Key == key);
+        if (i < 0) _kv.Add((key, type, element, value));
+        else _kv[i] = (key, type, element, value);
+        return this;
+    }
+
     /// <summary>Adds an f32 tensor.</summary>
     public GgufWriter F32(string name, long[] dims, float[] values) =>
         Tensor(name, GgmlType.F32, dims, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray());

@@ -52,10 +52,14 @@ static partial class HfToGguf
     /// that reads it; a whole-projection k norm repeated alike keeps its mean square): llama.cpp's February 2025 olmoe
     /// cannot load grouped-query attention, so this is the olmoe file it can check.
     /// </summary>
-    public static GgufWriter Convert(string dir, OutType outType, bool expandKvHeads = false)
+    /// <paramref name="mla"/>: how DeepSeek's kv_b is written (<see cref="MlaLayout"/>).
+    public static GgufWriter Convert(string dir, OutType outType, bool expandKvHeads = false, MlaLayout mla = MlaLayout.KvB)
     {
         var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
         string modelType = (string)cfg["model_type"]!;
+        if (modelType is "deepseek_v2" or "deepseek_v3") return Deepseek(dir, cfg, outType, mla);
+        if (modelType == "gpt_oss") return GptOss(dir, cfg, outType);
+        if (modelType == "llama4_text") return Llama4(dir, cfg, outType);
         var fam = Families[modelType];
         var w = new GgufWriter();
         string arch = fam.Arch;
@@ -65,17 +69,8 @@ static partial class HfToGguf
         if (expandKvHeads) kvHeads = heads;
         int experts = fam.ExpertPrefix == null ? 0 : IntOr(cfg, "num_local_experts") ?? Int(cfg, "num_experts");
         int? headDim = IntOr(cfg, "head_dim");
-        double theta = (double?)cfg["rope_theta"] ?? (double?)cfg["rope_parameters"]?["rope_theta"] ?? 10000;
 
-        w.Add("general.architecture", arch);
-        w.Add("general.name", Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)));
-        w.Add($"{arch}.block_count", (uint)layers);
-        w.Add($"{arch}.context_length", (uint)Int(cfg, "max_position_embeddings"));
-        w.Add($"{arch}.embedding_length", (uint)hidden);
-        w.Add($"{arch}.feed_forward_length", (uint)Int(cfg, "intermediate_size"));
-        w.Add($"{arch}.attention.head_count", (uint)heads);
-        w.Add($"{arch}.attention.head_count_kv", (uint)kvHeads);
-        w.Add($"{arch}.rope.freq_base", (float)theta);
+        Header(w, arch, dir, cfg, kvHeads);
         w.Add($"{arch}.attention.layer_norm_rms_epsilon", arch == "olmoe" ? 1e-5f : (float)(double)cfg["rms_norm_eps"]!);
         if (experts > 0)
         {
@@ -116,16 +111,7 @@ static partial class HfToGguf
         Vocabulary(w, dir, Int(cfg, "vocab_size"), IntOr(cfg, "bos_token_id"), IntOr(cfg, "eos_token_id"));
 
         using var st = TensorStore.OpenDirectory(dir);
-        void Emit(string name, float[] data, long[] hfShape)
-        {
-            var dims = hfShape.Reverse().ToArray();
-            bool f32 = hfShape.Length <= 1 || name.EndsWith("_norm.weight", StringComparison.Ordinal) ||
-                name.EndsWith(".ffn_gate_inp.weight", StringComparison.Ordinal) || !name.EndsWith(".weight", StringComparison.Ordinal);
-            var type = f32 ? OutType.F32 : outType;
-            if (type == OutType.Q8_0 && dims[0] % 32 != 0) type = OutType.F16; // gguf-py's fallback
-            w.Tensor(name, type switch { OutType.F32 => GgmlType.F32, OutType.F16 => GgmlType.F16, OutType.BF16 => GgmlType.BF16, _ => GgmlType.Q8_0 },
-                dims, Encode(data, dims[0], type));
-        }
+        void Emit(string name, float[] data, long[] hfShape) => EmitTensor(w, outType, name, data, hfShape);
         (float[], long[]) Get(string name)
         {
             var (d, shape) = st.Floats(name);
@@ -171,7 +157,6 @@ static partial class HfToGguf
                 continue;
             }
             { var (d, sh) = Get($"{p}{fam.RouterName}.weight"); Emit($"{b}ffn_gate_inp.weight", d, sh); }
-            string[] ggExperts = ["ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"];
             if (arch == "granitemoe")
             {
                 // input_linear [E, 2I, H] → gate [E, I, H] (rows :I) and up (rows I:); output_linear is ffn_down_exps.
@@ -184,12 +169,7 @@ static partial class HfToGguf
                 Emit($"{b}ffn_down_exps.weight", dn, ds);
                 continue;
             }
-            for (int k = 0; k < 3; k++)
-            {
-                var parts = Enumerable.Range(0, experts).Select(e => Get($"{p}{fam.ExpertPrefix}.{e}.{fam.ExpertNames[k]}.weight")).ToArray();
-                var shape = parts[0].Item2;
-                Emit($"{b}{ggExperts[k]}.weight", parts.SelectMany(x => x.Item1).ToArray(), [experts, shape[0], shape[1]]);
-            }
+            StackExperts(st, w, outType, $"{p}{fam.ExpertPrefix}", b, experts, fam.ExpertNames);
             if (fam.SharedPrefix is { } sp && st.Contains($"{p}{sp}.gate_proj.weight"))
             {
                 foreach (var (hf, gg) in new[] { ("gate_proj", "ffn_gate_shexp"), ("up_proj", "ffn_up_shexp"), ("down_proj", "ffn_down_shexp") })
@@ -203,6 +183,39 @@ static partial class HfToGguf
         if (st.Contains("lm_head.bias")) { var (d, sh) = Get("lm_head.bias"); Emit("output.bias", d, sh); }
         else if (arch == "phimoe") { int v = Int(cfg, "vocab_size"); Emit("output.bias", new float[v], [v]); }
         return w;
+    }
+
+    /// <summary>
+    /// Model.set_gguf_parameters' first keys, in its order: architecture, name, block, context, embedding and FFN lengths,
+    /// head counts (<paramref name="kvHeads"/> as written) and rope.freq_base (from rope_parameters in transformers 5);
+    /// feed_forward_length from <paramref name="ffField"/>.
+    /// </summary>
+    static void Header(GgufWriter w, string arch, string dir, JsonObject cfg, int kvHeads, string ffField = "intermediate_size")
+    {
+        w.Add("general.architecture", arch);
+        w.Add("general.name", Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)));
+        w.Add($"{arch}.block_count", (uint)Int(cfg, "num_hidden_layers"));
+        w.Add($"{arch}.context_length", (uint)Int(cfg, "max_position_embeddings"));
+        w.Add($"{arch}.embedding_length", (uint)Int(cfg, "hidden_size"));
+        w.Add($"{arch}.feed_forward_length", (uint)Int(cfg, ffField));
+        w.Add($"{arch}.attention.head_count", (uint)Int(cfg, "num_attention_heads"));
+        w.Add($"{arch}.attention.head_count_kv", (uint)kvHeads);
+        w.Add($"{arch}.rope.freq_base", (float)((double?)cfg["rope_theta"] ?? (double?)cfg["rope_parameters"]?["rope_theta"] ?? 10000));
+    }
+
+    /// <summary>
+    /// One tensor, <paramref name="hfShape"/> as PyTorch gives it (GGUF's dims reversed): 1-D tensors, norms, routers and
+    /// non-weights in f32, the rest in <paramref name="outType"/> (q8_0 rows that are not whole blocks in f16, as gguf-py).
+    /// </summary>
+    static void EmitTensor(GgufWriter w, OutType outType, string name, float[] data, long[] hfShape)
+    {
+        var dims = hfShape.Reverse().ToArray();
+        bool f32 = hfShape.Length <= 1 || name.EndsWith("_norm.weight", StringComparison.Ordinal) ||
+            name.EndsWith(".ffn_gate_inp.weight", StringComparison.Ordinal) || !name.EndsWith(".weight", StringComparison.Ordinal);
+        var type = f32 ? OutType.F32 : outType;
+        if (type == OutType.Q8_0 && dims[0] % 32 != 0) type = OutType.F16; // gguf-py's fallback
+        w.Tensor(name, type switch { OutType.F32 => GgmlType.F32, OutType.F16 => GgmlType.F16, OutType.BF16 => GgmlType.BF16, _ => GgmlType.Q8_0 },
+            dims, Encode(data, dims[0], type));
     }
 
     /// <summary>
