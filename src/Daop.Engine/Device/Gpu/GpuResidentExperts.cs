@@ -27,6 +27,7 @@ public sealed class GpuResidentExperts
     readonly GpuDevice _d;
     readonly int _hidden, _inter;
     readonly (GpuMatrix Gate, GpuMatrix Up, GpuMatrix Down)?[] _stacks;
+    readonly GpuArray<float>?[] _biases; // [layer] biased experts' biases, [E, ExpertLayout.BiasStride]
     readonly ExpertTiles _tiles;
     GpuArray<int>? _index;
     GpuArray<float>? _h, _yk;
@@ -40,6 +41,7 @@ public sealed class GpuResidentExperts
         _hidden = hidden;
         _inter = expertInter;
         _stacks = new (GpuMatrix, GpuMatrix, GpuMatrix)?[weights.Layers.Length];
+        _biases = new GpuArray<float>?[weights.Layers.Length];
         _tiles = new ExpertTiles(numExperts);
     }
 
@@ -59,26 +61,57 @@ public sealed class GpuResidentExperts
         return st;
     }
 
+    // Layer's biases as one stack in the slots' layout (ExpertLayout.PackBias), uploaded on first use.
+    (GpuView<float> Biases, int Stride) Biases(int layer)
+    {
+        var ex = _w.Layers[layer].Experts;
+        var layout = ExpertLayout.Of(ex[0]);
+        if (_biases[layer] is not { } b)
+        {
+            var packed = new Chunk16[ex.Length * layout.BiasChunks];
+            for (int e = 0; e < ex.Length; e++)
+                layout.PackBias(ex[e].Bias ?? throw new InvalidOperationException($"layer {layer} expert {e} has no biases for {_w.Layers[layer].Ffn.Spec.Act}"),
+                    packed.AsSpan((int)(e * layout.BiasChunks), (int)layout.BiasChunks));
+            b = _d.AllocateFloats((long)ex.Length * layout.BiasStride);
+            b.View.SubView(0, packed.Length * 4L).Cast<Chunk16>().CopyFromCPU(_d.Stream, packed);
+            _d.CountCopy();
+            _biases[layer] = b;
+        }
+        return (b.View, layout.BiasStride);
+    }
+
     /// <summary>Uploads every layer's experts now rather than on first use.</summary>
     public void Preload()
     {
         for (int l = 0; l < _stacks.Length; l++)
-            if (_w.Layers[l].Experts.Length > 0 && _w.Layers[l].Ffn.Spec.Act is Activation.SwiGlu) Stacks(l);
+            if (_w.Layers[l].Experts.Length > 0)
+            {
+                Stacks(l);
+                if (_w.Layers[l].Ffn.Spec.Act is Activation.ClampedSwiGlu) Biases(l);
+            }
     }
 
     /// <summary>y [T, H] = Σ_k w[t,k] · Expert_{e[t,k]}(x[t]) for <paramref name="layer"/>; the routing's ids must be valid.</summary>
     public void Run(int layer, DeviceBuffer x, RoutingBatch r, DeviceBuffer y, int tokens)
     {
         if (tokens <= 0) return;
-        if (_w.Layers[layer].Ffn.Spec.Act is Activation.ClampedSwiGlu c)               // GPT-OSS: its own launches
-        {
-            (_biased ??= new GpuBiasedExperts(_w, _d, _hidden, _inter, Experts)).Run(layer, c, x, r, y, tokens);
-            return;
-        }
         var (gate, up, down) = Stacks(layer);
         int k = r.TopK, p = tokens * k;
         var keys = r.Experts.AsSpan(0, p);
         _tiles.Group(keys);
+        if (_w.Layers[layer].Ffn.Spec.Act is Activation.ClampedSwiGlu c)               // GPT-OSS: biased, one tile per expert
+        {
+            _tiles.Layout(keys, r.Weights.AsSpan(0, p), GpuBiasedExperts.TileSize(p));
+            var at = Index(_tiles.Length);
+            _tiles.Upload(_d, at);
+            var biased = _biased ??= new GpuBiasedExperts(_d, _hidden, _inter);
+            biased.Reserve(tokens);
+            var (biases, stride) = Biases(layer);
+            var yv = ((GpuBuffer)y).View;
+            yv.SubView(0, (long)tokens * _hidden).MemSetToZero(_d.Stream);
+            biased.Launch(_tiles, (gate, up, down), biases, stride, c, ((GpuBuffer)x).View, at, k, yv, perPosition: false);
+            return;
+        }
         bool batched = _tiles.Layout(keys, r.Weights.AsSpan(0, p), _d.Kernels, gate, down, mayBatch: tokens > FusedCombineMaxTokens);
         var index = Index(_tiles.Length);
         _tiles.Upload(_d, index);
