@@ -148,9 +148,8 @@ public partial class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper o
             Assert.Equal(0, st.CpuExpertRuns);
             // a prefill chunk of 8 tokens gives some expert more positions than a row tile: batched tiles, as resident
             // (granitemoe-odd's chunks spread too evenly over its 6 experts for batched tiles to pay: ExpertTiles.BatchedTilesPay;
-            // biased experts run their own launches, one tile per slot)
-            if (Gpu(s).Layout.Biased) Assert.Equal(0, Gpu(s).BatchedWaves);
-            else if (fixture != "granitemoe-odd") Assert.True(Gpu(s).BatchedWaves > 0, $"{what}: no wave took the batched kernels");
+            // GPT-OSS's biased experts then run one slot at a time on the batched Linear kernels)
+            if (fixture != "granitemoe-odd") Assert.True(Gpu(s).BatchedWaves > 0, $"{what}: no wave took the batched kernels");
         }
         if (ratio == 0)
         {

@@ -6,19 +6,24 @@ using ILGPU.Runtime;
 namespace Daop.Engine.Device.Gpu;
 
 /// <summary>
-/// GPT-OSS's routed experts (<see cref="Activation.ClampedSwiGlu"/>, biased projections) over the tiles of a
-/// grouped-experts launch (<see cref="ExpertTiles"/>, laid out one tile per key with <see cref="TileSize"/>), for the
-/// all-resident experts (<see cref="GpuResidentExperts"/>: keys are experts) and the offloaded slots
-/// (<see cref="GpuExpertOffload"/>: keys are slots, biases in the slot) alike. Per tile: its rows are gathered, gate and
-/// up (each a biased Linear on the key's matrices of the stacks), the clamped SwiGLU, down (biased) and a weighted
-/// scatter-add into y [T, H] or the per-position outputs yk [P, H] — six launches per expert on the device's Linear
-/// kernels, reading the index the tiles uploaded (order and weights). Not the fused tile kernels of SwiGLU experts:
-/// correct first, fast later.
+/// GPT-OSS's routed experts (<see cref="Activation.ClampedSwiGlu"/>, biased projections) for the all-resident experts
+/// (<see cref="GpuResidentExperts"/>: keys are experts, biases one stack per layer) and the offloaded slots
+/// (<see cref="GpuExpertOffload"/>: keys are slots, biases in the slot) alike. In row tiles (decode, and calls where
+/// batched tiles would not pay) they run the grouped row kernels' biased variants through <see cref="ExpertTiles.Launch"/>
+/// (<see cref="Args"/>), as SwiGLU experts do. Where batched tiles pay (prefill), <see cref="Launch"/> runs each key of a
+/// one-tile-per-key layout (<see cref="TileSize"/>): its rows gathered, gate and up (each a biased Linear on the key's
+/// matrices of the stacks, whose batched kernels read each weight row once per tile), the clamped SwiGLU, down (biased)
+/// and a weighted scatter-add into y [T, H] or the per-position outputs yk [P, H] — six launches per expert, reading the
+/// index the tiles uploaded (order and weights). The fused batched tile and tensor-core kernels have no biased variant.
 /// </summary>
 internal sealed class GpuBiasedExperts(GpuDevice device, int hidden, int inter)
 {
     GpuArray<float>? _xs, _g, _u, _o;
     int _reserved;
+
+    /// <summary>The row kernels' arguments for experts of <paramref name="layout"/> with activation <paramref name="act"/>.</summary>
+    public static ExpertBiasArgs Args(ExpertLayout layout, Activation.ClampedSwiGlu act) =>
+        new() { Stride = layout.BiasStride, Inter = layout.Inter, Alpha = act.Alpha, Limit = act.Limit };
 
     /// <summary>Device bytes of the scratch for chunks of <paramref name="tokens"/> (<see cref="Reserve"/>).</summary>
     public static long ScratchBytes(int tokens, int hidden, int inter) =>

@@ -249,7 +249,7 @@ public sealed class GpuExpertOffload : IExpertOffload
             LaunchWave(direct: true);
             return 1;
         }
-        if (!_ykZeroed && (_cpu + _pre > 0 || _clamped[_layer] != null)) ZeroYk(); // biased waves add into yk
+        if (!_ykZeroed && (_cpu + _pre > 0 || _clamped[_layer] != null)) ZeroYk(); // biased waves one slot at a time add into yk
         int waves = _wave.Count > 0 ? 1 : 0;
         if (waves > 0) LaunchWave(direct: false);
         waves += LaunchStreamed();
@@ -308,8 +308,8 @@ public sealed class GpuExpertOffload : IExpertOffload
     }
 
     // One launch of the positions whose _waveSlot names one of the slots of pool layer poolLayer (the queue's pool):
-    // fused gate/up, then the down projection fused with the combine into y (direct) or into yk. Biased experts: their
-    // launches per slot, adding into y (zeroed here) or into yk (zeroed by the caller).
+    // fused gate/up, then the down projection fused with the combine into y (direct) or into yk; biased experts in row
+    // tiles the same on the kernels' biased variants, in batched tiles one slot at a time, adding into yk (zeroed by the caller).
     void LaunchSlots(ExpertSlotPool pool, ExpertTransferQueue queue, int poolLayer, bool direct)
     {
         int p = _tokens * _topK, cap = pool.Capacity(poolLayer);
@@ -321,21 +321,18 @@ public sealed class GpuExpertOffload : IExpertOffload
         _tiles.Group(slots);
         // Prefill: once some slot has more positions than a row tile, batched tiles (tensor cores where the format has
         // them), as in the all-resident path.
-        bool batched = false;
-        if (clamped == null) batched = _tiles.Layout(slots, weights, _d.Kernels, gate, down, mayBatch: !direct);
-        else _tiles.Layout(slots, weights, GpuBiasedExperts.TileSize(p));
+        bool batched = _tiles.Layout(slots, weights, _d.Kernels, gate, down, mayBatch: !direct);
         if (batched) BatchedWaves++;
+        bool perExpert = clamped != null && batched; // no batched biased kernels: GPT-OSS's experts one by one
+        if (perExpert) _tiles.Layout(slots, weights, GpuBiasedExperts.TileSize(p));
         _tiles.Upload(_d, _index!.View);
         for (int s = 0; s < cap; s++)
             if (_tiles.Count(s) > 0) queue.BeforeUse(poolLayer, s);
         var x = ((GpuBuffer)_x!).View;
         var output = direct ? ((GpuBuffer)_y!).View : _yk!.View;
-        if (clamped != null)
-        {
-            if (direct) output.SubView(0, (long)_tokens * _hidden).MemSetToZero(_d.Stream);
-            _biased!.Launch(_tiles, stacks, pool.Biases(poolLayer), Layout.BiasStride, clamped, x, _index.View, _topK, output, perPosition: !direct);
-        }
-        else _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, x, _h!.View, _index.View, _topK, batched, output, fusedCombine: direct, _tokens);
+        if (perExpert) _biased!.Launch(_tiles, stacks, pool.Biases(poolLayer), Layout.BiasStride, clamped!, x, _index.View, _topK, output, perPosition: true);
+        else _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, x, _h!.View, _index.View, _topK, batched, output, fusedCombine: direct, _tokens,
+            clamped != null ? pool.Biases(poolLayer) : null, clamped != null ? GpuBiasedExperts.Args(Layout, clamped) : default);
         for (int s = 0; s < cap; s++)
             if (_tiles.Count(s) > 0) queue.MarkUsed(poolLayer, s);
         queue.EndUse();

@@ -62,7 +62,7 @@ public sealed class GpuResidentExperts
     }
 
     // Layer's biases as one stack in the slots' layout (ExpertLayout.PackBias), uploaded on first use.
-    (GpuView<float> Biases, int Stride) Biases(int layer)
+    (GpuView<float> Biases, ExpertLayout Layout) Biases(int layer)
     {
         var ex = _w.Layers[layer].Experts;
         var layout = ExpertLayout.Of(ex[0]);
@@ -77,7 +77,7 @@ public sealed class GpuResidentExperts
             _d.CountCopy();
             _biases[layer] = b;
         }
-        return (b.View, layout.BiasStride);
+        return (b.View, layout);
     }
 
     /// <summary>Uploads every layer's experts now rather than on first use.</summary>
@@ -99,23 +99,31 @@ public sealed class GpuResidentExperts
         int k = r.TopK, p = tokens * k;
         var keys = r.Experts.AsSpan(0, p);
         _tiles.Group(keys);
-        if (_w.Layers[layer].Ffn.Spec.Act is Activation.ClampedSwiGlu c)               // GPT-OSS: biased, one tile per expert
+        bool batched = _tiles.Layout(keys, r.Weights.AsSpan(0, p), _d.Kernels, gate, down, mayBatch: tokens > FusedCombineMaxTokens);
+        var clamped = _w.Layers[layer].Ffn.Spec.Act as Activation.ClampedSwiGlu;       // GPT-OSS: biased experts
+        if (clamped != null && batched)                                                 // no batched biased kernels: per expert
         {
             _tiles.Layout(keys, r.Weights.AsSpan(0, p), GpuBiasedExperts.TileSize(p));
             var at = Index(_tiles.Length);
             _tiles.Upload(_d, at);
             var biased = _biased ??= new GpuBiasedExperts(_d, _hidden, _inter);
             biased.Reserve(tokens);
-            var (biases, stride) = Biases(layer);
+            var (stack, layout) = Biases(layer);
             var yv = ((GpuBuffer)y).View;
             yv.SubView(0, (long)tokens * _hidden).MemSetToZero(_d.Stream);
-            biased.Launch(_tiles, (gate, up, down), biases, stride, c, ((GpuBuffer)x).View, at, k, yv, perPosition: false);
+            biased.Launch(_tiles, (gate, up, down), stack, layout.BiasStride, clamped, ((GpuBuffer)x).View, at, k, yv, perPosition: false);
             return;
         }
-        bool batched = _tiles.Layout(keys, r.Weights.AsSpan(0, p), _d.Kernels, gate, down, mayBatch: tokens > FusedCombineMaxTokens);
         var index = Index(_tiles.Length);
         _tiles.Upload(_d, index);
-        Launch(gate, up, down, x, index, k, batched, y, tokens);
+        GpuView<float>? biases = null;
+        ExpertBiasArgs args = default;
+        if (clamped != null)
+        {
+            var (stack, layout) = Biases(layer);
+            (biases, args) = (stack, GpuBiasedExperts.Args(layout, clamped));
+        }
+        Launch(gate, up, down, x, index, k, batched, y, tokens, biases, args);
     }
 
     /// <summary>
@@ -152,16 +160,16 @@ public sealed class GpuResidentExperts
 
     // Gate/up, then down fused with the combine (decode) or down into per-position rows and a combine pass.
     void Launch(in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down, DeviceBuffer x, GpuView<int> index, int k, bool batched,
-        DeviceBuffer y, int tokens)
+        DeviceBuffer y, int tokens, GpuView<float>? biases = null, ExpertBiasArgs biasArgs = default)
     {
         var h = _d.Scratch(ref _h, (long)_tiles.AllPositions * _inter);
         var ys = ((GpuBuffer)y).View;
         if (tokens <= FusedCombineMaxTokens)
-            _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, index, k, batched, ys, fusedCombine: true, tokens);
+            _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, index, k, batched, ys, fusedCombine: true, tokens, biases, biasArgs);
         else
         {
             var yk = _d.Scratch(ref _yk, (long)tokens * k * _hidden);
-            _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, index, k, batched, yk, fusedCombine: false, tokens);
+            _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, index, k, batched, yk, fusedCombine: false, tokens, biases, biasArgs);
             _d.Kernels.Combine(_d.Stream, yk, ys, tokens, k, _hidden);
         }
     }
