@@ -151,20 +151,22 @@ public sealed partial class GpuKernels
     /// (<see cref="GeneratedExpertFor"/>), with the same launch shape and results up to summation order.
     /// </remarks>
     public void GateUp(GpuStream s, in GpuMatrix gate, in GpuMatrix up, GpuView<float> x, GpuView<float> h, int positions,
-        GpuView<int>? index = null, int topK = 1, int tiles = 0, int tileOffset = 0, bool batched = false) =>
-        _experts.GateUp(s, gate, up, x, h, positions, index, topK, tiles, tileOffset, batched);
+        GpuView<int>? index = null, int topK = 1, int tiles = 0, int tileOffset = 0, bool batched = false, GpuView<float>? bias = null,
+        ExpertBiasArgs biasArgs = default) =>
+        _experts.GateUp(s, gate, up, x, h, positions, index, topK, tiles, tileOffset, batched, bias, biasArgs);
 
     /// <inheritdoc cref="ExpertOps.Down"/>
     /// <remarks>Row-kernel launches run the shape's generated kernel when this set has one, as in <see cref="GateUp"/>.</remarks>
     public void Down(GpuStream s, in GpuMatrix down, GpuView<float> h, GpuView<float> y, int positions,
-        GpuView<int>? index = null, GpuView<float>? scales = null, int tiles = 0, int tileOffset = 0, bool batched = false) =>
-        _experts.Down(s, down, h, y, positions, index, scales, tiles, tileOffset, batched);
+        GpuView<int>? index = null, GpuView<float>? scales = null, int tiles = 0, int tileOffset = 0, bool batched = false,
+        GpuView<float>? bias = null, ExpertBiasArgs biasArgs = default) =>
+        _experts.Down(s, down, h, y, positions, index, scales, tiles, tileOffset, batched, bias, biasArgs);
 
     /// <inheritdoc cref="ExpertOps.DownCombine"/>
     /// <remarks>Runs the shape's generated kernel when this set has one, as in <see cref="GateUp"/>.</remarks>
     public void DownCombine(GpuStream s, in GpuMatrix down, GpuView<float> h, GpuView<float> y, int tokens, int topK,
-        GpuView<int> index, GpuView<float> scales, int posOffset, int expertOffset) =>
-        _experts.DownCombine(s, down, h, y, tokens, topK, index, scales, posOffset, expertOffset);
+        GpuView<int> index, GpuView<float> scales, int posOffset, int expertOffset, GpuView<float>? bias = null, ExpertBiasArgs biasArgs = default) =>
+        _experts.DownCombine(s, down, h, y, tokens, topK, index, scales, posOffset, expertOffset, bias, biasArgs);
 
     /// <inheritdoc cref="VectorOps.Combine"/>
     public void Combine(GpuStream s, GpuView<float> yk, GpuView<float> y, int tokens, int topK, int width) =>

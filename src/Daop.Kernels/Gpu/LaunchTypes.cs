@@ -13,6 +13,12 @@ global using GateUpLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.Kern
 global using DownLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.KernelConfig, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>,
     Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Float4>, Daop.Kernels.Gpu.GpuView<int>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<float>,
     Daop.Kernels.Gpu.RowArgs>;
+global using GateUpBiasedLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.KernelConfig, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>,
+    Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Float4>, Daop.Kernels.Gpu.GpuView<int>,
+    Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.RowArgs, Daop.Kernels.Gpu.ExpertBiasArgs>;
+global using DownBiasedLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.KernelConfig, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>,
+    Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Float4>, Daop.Kernels.Gpu.GpuView<int>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<float>,
+    Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.RowArgs, Daop.Kernels.Gpu.ExpertBiasArgs>;
 global using TileLinearLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.KernelConfig, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>,
     Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Float4>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.TileArgs>;
 global using TileGateUpLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.KernelConfig, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>,

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU;
 
 namespace Daop.Kernels.Gpu;
@@ -32,6 +33,61 @@ public struct RowArgs
     /// load; set only for block formats with 16-byte aligned activation rows) or 1.
     /// </summary>
     public int BlockRows;
+}
+
+/// <summary>
+/// The biases and activation of GPT-OSS's experts for the row kernels' biased variants: key e's gate [I], up [I] and down
+/// [H] biases at e · <see cref="Stride"/> of the bias view; the clamped SwiGLU's α and limit.
+/// </summary>
+public struct ExpertBiasArgs
+{
+    /// <summary>Floats from one key's biases to the next.</summary>
+    public int Stride;
+    /// <summary>Expert intermediate width (where the up biases start in a key's).</summary>
+    public int Inter;
+    /// <summary>α of the gate's sigmoid.</summary>
+    public float Alpha;
+    /// <summary>The clamp of gate (above) and up (both sides).</summary>
+    public float Limit;
+}
+
+/// <summary>What a routed expert computes between and after its projections, specialising the row kernels (a struct type parameter).</summary>
+public interface IExpertEpilogue
+{
+    /// <summary>h for row <paramref name="r"/> of key <paramref name="e"/> from its gate and up dot products <paramref name="g"/>, <paramref name="u"/>.</summary>
+    float Hidden(float g, float u, ArrayView<float> bias, ExpertBiasArgs b, int e, int r);
+    /// <summary>What the down projection adds to row <paramref name="r"/> of key <paramref name="e"/> before its routing weight.</summary>
+    float DownBias(ArrayView<float> bias, ExpertBiasArgs b, int e, int r);
+    /// <summary>Whether <see cref="DownBias"/> is ever nonzero (a constant, so SwiGLU's kernels skip it).</summary>
+    bool HasDownBias { get; }
+}
+
+/// <summary>SwiGLU: h = SiLU(g)·u, no biases.</summary>
+public struct SwiGluEpilogue : IExpertEpilogue
+{
+    /// <inheritdoc />
+    public readonly float Hidden(float g, float u, ArrayView<float> bias, ExpertBiasArgs b, int e, int r) => GpuMath.Silu(g) * u;
+    /// <inheritdoc />
+    public readonly float DownBias(ArrayView<float> bias, ExpertBiasArgs b, int e, int r) => 0f;
+    /// <inheritdoc />
+    public readonly bool HasDownBias => false;
+}
+
+/// <summary>GPT-OSS: g and u biased, h = (clamp(u, ±limit) + 1)·min(g, limit)·σ(α·min(g, limit)); down biased (<see cref="Cpu.BiasedExpertFfn"/>).</summary>
+public struct ClampedSwiGluEpilogue : IExpertEpilogue
+{
+    /// <inheritdoc />
+    public readonly float Hidden(float g, float u, ArrayView<float> bias, ExpertBiasArgs b, int e, int r)
+    {
+        long o = (long)e * b.Stride + r;
+        float x = MathF.Min(g + bias[o], b.Limit), v = MathF.Min(MathF.Max(u + bias[o + b.Inter], -b.Limit), b.Limit);
+        return x / (1f + GpuMath.Exp(-b.Alpha * x)) * (v + 1f);
+    }
+
+    /// <inheritdoc />
+    public readonly float DownBias(ArrayView<float> bias, ExpertBiasArgs b, int e, int r) => bias[(long)e * b.Stride + 2 * b.Inter + r];
+    /// <inheritdoc />
+    public readonly bool HasDownBias => true;
 }
 
 /// <summary>
@@ -98,7 +154,22 @@ public static class RowKernels
     /// all experts ([E·inter] rows). Otherwise row(p) = p, expert 0, tiles of four consecutive positions.
     /// </summary>
     public static void GateUp<TG, TU>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<float> x, ArrayView<Float4> x4,
-        ArrayView<int> index, ArrayView<float> h, RowArgs a) where TG : struct, IWeightFormat where TU : struct, IWeightFormat
+        ArrayView<int> index, ArrayView<float> h, RowArgs a) where TG : struct, IWeightFormat where TU : struct, IWeightFormat =>
+        GateUp<TG, TU, SwiGluEpilogue>(wg, wu, x, x4, index, h, h, a, default);
+
+    /// <summary>
+    /// <see cref="GateUp{TG, TU}"/> of GPT-OSS's experts: h[p, r] = the clamped SwiGLU of (Wg[e]·x + bg[e], Wu[e]·x + bu[e])
+    /// (<see cref="ClampedSwiGluEpilogue"/>), the biases of key e in <paramref name="bias"/> as <paramref name="b"/> says.
+    /// </summary>
+    public static void GateUpBiased<TG, TU>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<float> x, ArrayView<Float4> x4,
+        ArrayView<int> index, ArrayView<float> h, ArrayView<float> bias, RowArgs a, ExpertBiasArgs b)
+        where TG : struct, IWeightFormat where TU : struct, IWeightFormat =>
+        GateUp<TG, TU, ClampedSwiGluEpilogue>(wg, wu, x, x4, index, h, bias, a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GateUp<TG, TU, TE>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<float> x, ArrayView<Float4> x4,
+        ArrayView<int> index, ArrayView<float> h, ArrayView<float> bias, RowArgs a, ExpertBiasArgs b)
+        where TG : struct, IWeightFormat where TU : struct, IWeightFormat where TE : struct, IExpertEpilogue
     {
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
@@ -144,7 +215,7 @@ public static class RowKernels
             u = GpuMath.TeamSum4(u, ntU, lanes);
             if (valid && lane == 0)
                 for (int k = 0; k < n; k++)
-                    h[(long)(p0 + k) * a.Rows + r] = GpuMath.Silu(GpuMath.Pick(g, k)) * GpuMath.Pick(u, k);
+                    h[(long)(p0 + k) * a.Rows + r] = default(TE).Hidden(GpuMath.Pick(g, k), GpuMath.Pick(u, k), bias, b, e, r);
         }
     }
 
@@ -163,7 +234,18 @@ public static class RowKernels
     /// s(p) = scales[slot]; otherwise o(p) = p and s = 1.
     /// </summary>
     public static void Down<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
-        ArrayView<float> scales, ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat
+        ArrayView<float> scales, ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat =>
+        Down<TW, SwiGluEpilogue>(wd, h, h4, index, scales, y, y, a, default);
+
+    /// <summary><see cref="Down{TW}"/> of GPT-OSS's experts (grouped): out[slot, r] = s(slot) · (Wd[e]·h[p] + bd[e, r]).</summary>
+    public static void DownBiased<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, ArrayView<float> bias, RowArgs a, ExpertBiasArgs b) where TW : struct, IWeightFormat =>
+        Down<TW, ClampedSwiGluEpilogue>(wd, h, h4, index, scales, y, bias, a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Down<TW, TE>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, ArrayView<float> bias, RowArgs a, ExpertBiasArgs b)
+        where TW : struct, IWeightFormat where TE : struct, IExpertEpilogue
     {
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
@@ -189,7 +271,7 @@ public static class RowKernels
                     if (grouped)
                     {
                         int slot = index[p];
-                        y[(long)slot * a.Rows + r] = scales[slot] * GpuMath.Pick(acc, k);
+                        y[(long)slot * a.Rows + r] = scales[slot] * (GpuMath.Pick(acc, k) + default(TE).DownBias(bias, b, e, r));
                     }
                     else y[(long)p * a.Rows + r] = GpuMath.Pick(acc, k);
                 }
@@ -201,11 +283,22 @@ public static class RowKernels
     /// over the TopK slots of token t (Tokens = T here). Reads each routed expert row once per token.
     /// </summary>
     public static void DownCombine<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
-        ArrayView<float> scales, ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat
+        ArrayView<float> scales, ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat =>
+        DownCombine<TW, SwiGluEpilogue>(wd, h, h4, index, scales, y, y, a, default);
+
+    /// <summary><see cref="DownCombine{TW}"/> of GPT-OSS's experts: y[t, r] = Σ_j s(t,j) · (Wd[e(t,j)]·h[pos(t,j)] + bd[e(t,j), r]).</summary>
+    public static void DownCombineBiased<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, ArrayView<float> bias, RowArgs a, ExpertBiasArgs b) where TW : struct, IWeightFormat =>
+        DownCombine<TW, ClampedSwiGluEpilogue>(wd, h, h4, index, scales, y, bias, a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void DownCombine<TW, TE>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, ArrayView<float> bias, RowArgs a, ExpertBiasArgs b)
+        where TW : struct, IWeightFormat where TE : struct, IExpertEpilogue
     {
         if (default(TW).BlockChunks > 0 && a.BlockRows == 2)
         {
-            DownCombinePairs<TW>(wd, h, h4, index, scales, y, a);
+            DownCombinePairs<TW, TE>(wd, h, h4, index, scales, y, bias, a, b);
             return;
         }
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
@@ -227,6 +320,7 @@ public static class RowKernels
                     float d = aligned != 0
                         ? GemvKernels.RowDot<TW, Unroll4>(wd, wr, a.Cols / default(TW).PerChunk, a.RowChunks, h, h4, (long)p * a.Cols, a.Cols, lane, lanes)
                         : GpuMath.DotRows<TW>(wd, wr, a.RowChunks, h, h4, a.Cols, aligned, (long)p * a.Cols, 0, 0, 0, 1, lane, lanes).A0;
+                    if (default(TE).HasDownBias && lane == 0) d += default(TE).DownBias(bias, b, e, r); // d is this lane's part: one bias per team
                     acc += scales[slot] * d;
                 }
             acc = GpuMath.TeamSum(acc, lanes);
@@ -235,11 +329,12 @@ public static class RowKernels
     }
 
     /// <summary>
-    /// <see cref="DownCombine{TW}"/> for block formats, a team per two rows of one token: both rows of each routed expert in
+    /// <see cref="DownCombine{TW, TE}"/> for block formats, a team per two rows of one token: both rows of each routed expert in
     /// one pass over its activation row (<see cref="BlockDots.Row2{TG, TU}"/>). Rows of h must be 16-byte aligned.
     /// </summary>
-    static void DownCombinePairs<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
-        ArrayView<float> scales, ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat
+    static void DownCombinePairs<TW, TE>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, ArrayView<float> bias, RowArgs a, ExpertBiasArgs b)
+        where TW : struct, IWeightFormat where TE : struct, IExpertEpilogue
     {
         int lanes = a.Lanes, gtid = Grid.GlobalIndex.X;
         int team = gtid / lanes, lane = gtid - team * lanes, teams = Grid.DimX * Group.DimX / lanes;
@@ -257,8 +352,14 @@ public static class RowKernels
                 long first = (long)e * a.Rows;
                 var d = BlockDots.Row2<TW, TW>(wd, wd, (first + r0) * a.RowChunks, (first + r1) * a.RowChunks, true, h, h4,
                     (long)p * a.Cols, a.Cols, lane, lanes);
-                acc0 += scales[slot] * d.G;
-                acc1 += scales[slot] * d.U;
+                float d0 = d.G, d1 = d.U;
+                if (default(TE).HasDownBias && lane == 0) // d is this lane's part of the dots: one bias per team
+                {
+                    d0 += default(TE).DownBias(bias, b, e, r0);
+                    d1 += default(TE).DownBias(bias, b, e, r1);
+                }
+                acc0 += scales[slot] * d0;
+                acc1 += scales[slot] * d1;
             }
             acc0 = GpuMath.TeamSum(acc0, lanes);
             acc1 = GpuMath.TeamSum(acc1, lanes);

@@ -38,13 +38,15 @@ public class GpuOpsCheckTests(GpuFixture gpu)
 
     /// <summary>
     /// The engine check (<c>--part engine</c>): batched steps resident and under an exact policy, and an approximate
-    /// mode against the CPU stand-in, each a line that passes on the CPU accelerator.
+    /// mode against the CPU stand-in, each a line that passes on the CPU accelerator (GPT-OSS's biased experts too).
     /// </summary>
-    [Fact]
-    public void EngineChecksPassOnTheCpuAccelerator()
+    [Theory]
+    [InlineData("mixtral-tiny")]
+    [InlineData("gptoss-tiny")]
+    public void EngineChecksPassOnTheCpuAccelerator(string fixture)
     {
         var lines = new List<string>();
-        var results = GpuEngineCheck.Run(TestPaths.Fixture("mixtral-tiny"), gpu.Gpu,
+        var results = GpuEngineCheck.Run(TestPaths.Fixture(fixture), gpu.Gpu,
             [("static-cpu", () => new Daop.Engine.Placement.StaticPolicy())],
             [("daop-checked", () => new Daop.Engine.Placement.DaopPolicy(approximate: true, use: Daop.Engine.Placement.PredictionUse.Check))], 0.5,
             r => lines.Add(r.Name));

@@ -48,7 +48,7 @@ public class BlockExpertSlotTests(GpuFixture gpu)
             // Every route leaves the image GpuMatrix.Pack makes.
             for (int e = 0; e < 3; e++)
             {
-                var (g, u, d) = pool.SlotViews(0, pool.SlotOf(0, e));
+                var (g, u, d, _) = pool.SlotViews(0, pool.SlotOf(0, e));
                 var w = perLayer[0][e];
                 Assert.Equal(Image(w.Gate), Read(g));
                 Assert.Equal(Image(w.Up), Read(u));
@@ -103,7 +103,7 @@ public class BlockExpertSlotTests(GpuFixture gpu)
         var x = Daop.Tests.Kernels.NativeWeights.Floats(h, 7);
         foreach (var (layer, down) in new[] { (0, down4), (1, down6) })
         {
-            var (g, u, d) = pool.SlotViews(layer, 0);
+            var (g, u, d, _) = pool.SlotViews(layer, 0);
             Assert.Equal(Image(gate.W), Read(g));
             var q8 = new Chunk16[GpuMatrix.ChunksPerRow(DType.Q8_0, n) * h];
             GpuMatrix.Pack(down.W, 0, h, q8, DType.Q8_0);

@@ -55,7 +55,7 @@ public class QuantizedSlotTests(GpuFixture gpu)
         foreach (var (l, e) in new[] { (0, 5), (0, 2), (1, 7) })
         {
             var w = m.Weights.Layers[l].Experts[e];
-            var (g, u, d) = pool.SlotViews(l, pool.SlotOf(l, e));
+            var (g, u, d, _) = pool.SlotViews(l, pool.SlotOf(l, e));
             Assert.Equal(Image(w.Gate), Read(g));
             Assert.Equal(Image(w.Up), Read(u));
             Assert.Equal(Image(w.Down), Read(d));

@@ -114,6 +114,7 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
     [InlineData("mixtral-tiny")]
     [InlineData("qwen2moe-tiny")]
     [InlineData("phimoe-tiny")]
+    [InlineData("gptoss-tiny")]
     public void GpuDaopExactMatchesTheReferenceAtSeveralRatios(string fixture)
     {
         var want = Reference(fixture);
@@ -142,6 +143,9 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
     [InlineData("qwen2moe-tiny", 0.5, "daop-checked")]
     [InlineData("mixtral-tiny", 0.25, "daop-checked-degrade")]
     [InlineData("qwen3moe-tiny", 0.5, "daop-checked-degrade")]
+    [InlineData("gptoss-tiny", 0.25, "daop")]
+    [InlineData("gptoss-tiny", 0.5, "daop-checked")]
+    [InlineData("gptoss-tiny", 0.25, "daop-checked-degrade")]
     public void CpuAndGpuApproximateModesAgree(string fixture, double ratio, string policy)
     {
         var want = Reference(fixture);
@@ -187,6 +191,7 @@ public class ApproximateModeTests(GpuFixture gpu, ITestOutputHelper output)
     [InlineData("mixtral-tiny", 0.25)]
     [InlineData("olmoe-tiny", 0.25)]
     [InlineData("qwen3moe-tiny", 0.5)]
+    [InlineData("gptoss-tiny", 0.25)]
     public void DriftBoundedCheckedModeFallsBackToExactExperts(string fixture, double ratio)
     {
         var want = Reference(fixture);

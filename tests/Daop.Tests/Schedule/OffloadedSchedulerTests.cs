@@ -21,7 +21,7 @@ namespace Daop.Tests.Schedule;
 /// random routing through the pool and check its own counters after every step.
 /// </summary>
 [Collection(GpuCollection.Name)]
-public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
+public partial class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
 {
     const int Prefix = 12, Decode = 4, Chunk = 8, Context = 64;
 
@@ -39,23 +39,24 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
 
     public static IEnumerable<object[]> Cases()
     {
-        // Not gptoss-tiny: GPU expert offloading (slots, staging, the CPU runner beside them) has SwiGLU kernels only, so it
-        // refuses GPT-OSS's biased clamped experts at construction (OffloadRefusesGptOssExperts); they run all-resident on
-        // the GPU, on the CPU, and under every policy on the CPU stand-in (ApproximateModeTests).
-        foreach (var f in TestPaths.HfFixtures().Select(o => (string)o[0]).Where(f => f != "gptoss-tiny"))
+        foreach (var f in TestPaths.HfFixtures().Select(o => (string)o[0]))
             foreach (double ratio in new[] { 0.0, 1.0 })
                 foreach (var p in new[] { "lru", "static" })
                     yield return [f, ratio, p];
-        foreach (var f in new[] { "mixtral-tiny", "olmoe-tiny", "qwen2moe-tiny" })
+        // gptoss-tiny: biased clamped-SwiGLU experts in the slots, the staging slots and the CPU runner
+        foreach (var f in new[] { "mixtral-tiny", "olmoe-tiny", "qwen2moe-tiny", "gptoss-tiny" })
             foreach (double ratio in new[] { 0.25, 0.5 })
                 foreach (var p in new[] { "lru", "prefetch", "static" })
                     yield return [f, ratio, p];
         // DAOP (exact mode): misses on the CPU, swaps after each prefill chunk become transfers
         yield return ["mixtral-odd", 0.5, "daop"];
         yield return ["olmoe-tiny", 0.25, "daop"];
+        yield return ["gptoss-tiny", 0.25, "daop"];
+        yield return ["gptoss-tiny", 0.5, "daop"];
         // ... and with the placement following drift during decode (window 2: swaps within the four decode steps)
         yield return ["mixtral-tiny", 0.25, "daop-drift"];
         yield return ["olmoe-tiny", 0.5, "daop-drift"];
+        yield return ["gptoss-tiny", 0.25, "daop-drift"];
     }
 
     // The CPU path's logits for the fixture's reference prompt: prefill [Prefix, V] and each decode step's [V].
@@ -119,18 +120,6 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void OffloadRefusesGptOssExperts()
-    {
-        var e = Assert.Throws<NotSupportedException>(() =>
-        {
-            using var model = gpu.LoadModel(TestPaths.Fixture("gptoss-tiny"));
-            model.UseExperts((m, d) => OffloadedExpertScheduler.FromRatio(m, d, Policy("lru"), 0.5));
-        });
-        Assert.Contains("GPU expert offloading runs SwiGLU experts only", e.Message);
-        Assert.Contains("ClampedSwiGlu", e.Message);
-    }
-
     [Theory]
     [MemberData(nameof(Cases))]
     public void LogitsMatchCpuPath(string fixture, double ratio, string policy)
@@ -158,7 +147,8 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
             Assert.Equal(0, st.Transfers);
             Assert.Equal(0, st.CpuExpertRuns);
             // a prefill chunk of 8 tokens gives some expert more positions than a row tile: batched tiles, as resident
-            // (granitemoe-odd's chunks spread too evenly over its 6 experts for batched tiles to pay: ExpertTiles.BatchedTilesPay)
+            // (granitemoe-odd's chunks spread too evenly over its 6 experts for batched tiles to pay: ExpertTiles.BatchedTilesPay;
+            // GPT-OSS's biased experts then run one slot at a time on the batched Linear kernels)
             if (fixture != "granitemoe-odd") Assert.True(Gpu(s).BatchedWaves > 0, $"{what}: no wave took the batched kernels");
         }
         if (ratio == 0)
@@ -192,6 +182,7 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
     [InlineData("mixtral-tiny", "static", 0.25)]
     [InlineData("olmoe-tiny", "static", 0.0)]
     [InlineData("qwen2moe-tiny", "daop", 0.5)]
+    [InlineData("gptoss-tiny", "static", 0.25)]
     public void StreamedPrefillExpertsMatchTheCpuPath(string fixture, string policy, double ratio)
     {
         string what = $"{fixture} {policy} @ {ratio} streamed";
@@ -213,12 +204,14 @@ public class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper output)
         output.WriteLine($"{what}: {st}");
     }
 
-    /// <summary>Staged (padded, pinned) host images as the transfer source, as on CUDA.</summary>
-    [Fact]
-    public void LogitsMatchWithStagedHostImages()
+    /// <summary>Staged (padded, pinned) host images as the transfer source, as on CUDA (GPT-OSS's with its biases).</summary>
+    [Theory]
+    [InlineData("mixtral-odd")]
+    [InlineData("gptoss-tiny")]
+    public void LogitsMatchWithStagedHostImages(string fixture)
     {
-        var want = Reference("mixtral-odd");
-        using var model = LoadOffloaded("mixtral-odd", (m, d) => OffloadedExpertScheduler.FromRatio(m, d, new LruPolicy(true), 0.5,
+        var want = Reference(fixture);
+        using var model = LoadOffloaded(fixture, (m, d) => OffloadedExpertScheduler.FromRatio(m, d, new LruPolicy(true), 0.5,
             options: new OffloadOptions { CopyMode = HostCopyMode.Staged }));
         var s = (OffloadedExpertScheduler)model.Experts;
         var got = Run(model, want.Tokens, s.CheckInvariants);

@@ -3,15 +3,18 @@ using System.Diagnostics;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Daop.Engine.Model;
+using Daop.Engine.Schedule;
 using Daop.Kernels.Cpu;
+using Daop.Kernels.Generated;
 using ILGPU.Runtime;
 
 namespace Daop.Engine.Device.Gpu;
 
 /// <summary>
 /// Runs routed experts on host threads for a GPU forward pass: the layer's input rows come down once
-/// (<see cref="Input"/>), each CPU expert runs <see cref="ExpertFfn.Forward"/> on its memory-mapped weights over the
-/// tokens routed to it (<see cref="Run"/>), weighted outputs are summed per token on the host, and the sum goes back
+/// (<see cref="Input"/>), each CPU expert runs as its layer's activation says (<see cref="CpuExpert"/>: SwiGLU on
+/// <see cref="ExpertFfn.Forward"/>, GPT-OSS's biased clamped SwiGLU on <see cref="BiasedExpertFfn.Forward"/>, as the CPU
+/// path runs them) on its memory-mapped weights over the tokens routed to it (<see cref="Run"/>), weighted outputs are summed per token on the host, and the sum goes back
 /// up and into y in one copy and one add (<see cref="AddTo"/>). The scheduler queues the layer's GPU experts first
 /// (launches are asynchronous on CUDA), so the CPU experts overlap them.
 /// </summary>
@@ -102,7 +105,8 @@ public sealed class CpuExpertRunner
         }
         for (int j = 0; j < n; j++) x.Slice(rows[j] * h, h).CopyTo(_in.AsSpan(j * h, h));
         var w = _w.Layers[layer].Experts[expert];
-        ExpertFfn.Forward(w.Gate, w.Up, w.Down, _in.AsSpan(0, n * h), _out.AsSpan(0, n * h), n, _scratch.AsSpan(0, 2 * n * _inter));
+        CpuExpert.Forward(GenericExpertKernel.Instance, _w.Layers[layer].Ffn.Spec.Act, w, _in.AsSpan(0, n * h), _out.AsSpan(0, n * h), n,
+            _scratch.AsSpan(0, 2 * n * _inter));
         for (int j = 0; j < n; j++)
         {
             var dst = _acc.AsSpan(rows[j] * h, h);

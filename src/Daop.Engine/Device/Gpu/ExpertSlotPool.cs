@@ -1,4 +1,7 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
 using Daop.Engine.Model;
+using Daop.Kernels.Cpu;
 using Daop.Kernels;
 using Daop.Kernels.Gpu;
 using ILGPU;
@@ -10,14 +13,16 @@ namespace Daop.Engine.Device.Gpu;
 /// The shape of one routed expert as a GPU slot holds it: gate and up [Inter, Hidden], down [Hidden, Inter], each in
 /// its device dtype (<see cref="GpuMatrix.DeviceType"/>) with rows padded to whole 16-byte chunks (the
 /// <see cref="GpuMatrix"/> layout; the block formats take their quantized bytes, so a Q4_0 or Q4_K Mixtral expert is
-/// 3.56x smaller than in bf16).
+/// 3.56x smaller than in bf16); for <paramref name="Biased"/> experts (GPT-OSS) then their fp32 biases, gate [I], up [I],
+/// down [H], padded to a whole chunk — part of the slot, its transfer and every budget.
 /// </summary>
 /// <param name="GateType">Device dtype of the gate matrix.</param>
 /// <param name="UpType">Device dtype of the up matrix.</param>
 /// <param name="DownType">Device dtype of the down matrix.</param>
 /// <param name="Hidden">Model width.</param>
 /// <param name="Inter">Expert intermediate width.</param>
-public readonly record struct ExpertLayout(DType GateType, DType UpType, DType DownType, int Hidden, int Inter)
+/// <param name="Biased">Whether the projections carry biases (<see cref="ExpertWeights.Bias"/>).</param>
+public readonly record struct ExpertLayout(DType GateType, DType UpType, DType DownType, int Hidden, int Inter, bool Biased = false)
 {
     /// <summary>16-byte chunks of the padded gate matrix.</summary>
     public long GateChunks => (long)Inter * GpuMatrix.ChunksPerRow(GateType, Hidden);
@@ -25,8 +30,12 @@ public readonly record struct ExpertLayout(DType GateType, DType UpType, DType D
     public long UpChunks => (long)Inter * GpuMatrix.ChunksPerRow(UpType, Hidden);
     /// <summary>16-byte chunks of the padded down matrix.</summary>
     public long DownChunks => (long)Hidden * GpuMatrix.ChunksPerRow(DownType, Inter);
-    /// <summary>16-byte chunks of one expert (gate + up + down).</summary>
-    public long Chunks => GateChunks + UpChunks + DownChunks;
+    /// <summary>16-byte chunks of the fp32 biases [gate I | up I | down H], padded (0 unless <see cref="Biased"/>).</summary>
+    public long BiasChunks => Biased ? (2L * Inter + Hidden + 3) / 4 : 0;
+    /// <summary>Floats from one expert's biases to the next in a stack of them (<see cref="BiasChunks"/> · 4).</summary>
+    public int BiasStride => (int)(4 * BiasChunks);
+    /// <summary>16-byte chunks of one expert (gate + up + down + biases).</summary>
+    public long Chunks => GateChunks + UpChunks + DownChunks + BiasChunks;
     /// <summary>Device bytes of one expert in a slot (padded rows): what one slot costs and what one transfer moves.</summary>
     public long ExpertBytes => Chunks * 16;
 
@@ -35,7 +44,23 @@ public readonly record struct ExpertLayout(DType GateType, DType UpType, DType D
 
     /// <summary>The layout of <paramref name="w"/> on the device.</summary>
     public static ExpertLayout Of(in ExpertWeights w) =>
-        new(GpuMatrix.DeviceType(w.Gate.Type), GpuMatrix.DeviceType(w.Up.Type), GpuMatrix.DeviceType(w.Down.Type), w.Gate.Cols, w.Gate.Rows);
+        new(GpuMatrix.DeviceType(w.Gate.Type), GpuMatrix.DeviceType(w.Up.Type), GpuMatrix.DeviceType(w.Down.Type), w.Gate.Cols, w.Gate.Rows, w.Bias != null);
+
+    /// <summary>
+    /// Writes <paramref name="b"/> into <paramref name="dst"/> (<see cref="BiasChunks"/> chunks) as the slot holds them:
+    /// gate [I], up [I], down [H] fp32, then zeros.
+    /// </summary>
+    public void PackBias(in ExpertBiases b, Span<Chunk16> dst)
+    {
+        if (!Biased || dst.Length != BiasChunks) throw new ArgumentException($"{dst.Length} chunks for the biases of {this}", nameof(dst));
+        if (b.Gate.Length != Inter || b.Up.Length != Inter || b.Down.Length != Hidden)
+            throw new ArgumentException($"biases of {b.Gate.Length}, {b.Up.Length}, {b.Down.Length} floats do not fit [{Inter}], [{Inter}], [{Hidden}]", nameof(b));
+        var f = MemoryMarshal.Cast<Chunk16, float>(dst);
+        b.Gate.CopyTo(f);
+        b.Up.CopyTo(f[Inter..]);
+        b.Down.CopyTo(f[(2 * Inter)..]);
+        f[(2 * Inter + Hidden)..].Clear();
+    }
 
     /// <summary>
     /// The one layout every routed expert of <paramref name="weights"/> takes in a slot. Where a matrix role is stored in
@@ -55,8 +80,8 @@ public readonly record struct ExpertLayout(DType GateType, DType UpType, DType D
                 throw new NotSupportedException($"expert matrices do not form a SwiGLU FFN: gate {e.Gate.Rows}x{e.Gate.Cols}, up {e.Up.Rows}x{e.Up.Cols}, down {e.Down.Rows}x{e.Down.Cols}");
             var l = Of(e);
             if (common is not { } c) common = l;
-            else if (l.Hidden != c.Hidden || l.Inter != c.Inter) throw new NotSupportedException($"routed experts differ in shape: {l} vs {c}");
-            else common = new ExpertLayout(Common(c.GateType, l.GateType, l, c), Common(c.UpType, l.UpType, l, c), Common(c.DownType, l.DownType, l, c), c.Hidden, c.Inter);
+            else if (l.Hidden != c.Hidden || l.Inter != c.Inter || l.Biased != c.Biased) throw new NotSupportedException($"routed experts differ in shape: {l} vs {c}");
+            else common = new ExpertLayout(Common(c.GateType, l.GateType, l, c), Common(c.UpType, l.UpType, l, c), Common(c.DownType, l.DownType, l, c), c.Hidden, c.Inter, c.Biased);
         }
         return common ?? throw new ArgumentException("the model has no routed experts", nameof(experts));
     }
@@ -67,18 +92,18 @@ public readonly record struct ExpertLayout(DType GateType, DType UpType, DType D
 
     /// <summary>Whether a slot of this layout can hold <paramref name="w"/> (its shape, and each matrix's dtype as <see cref="GpuMatrix.CanHold"/> says).</summary>
     public bool Matches(in ExpertWeights w) =>
-        w.Gate.Cols == Hidden && w.Gate.Rows == Inter && w.Up.Cols == Hidden && w.Up.Rows == Inter && w.Down.Cols == Inter && w.Down.Rows == Hidden
+        (w.Bias != null) == Biased && w.Gate.Cols == Hidden && w.Gate.Rows == Inter && w.Up.Cols == Hidden && w.Up.Rows == Inter && w.Down.Cols == Inter && w.Down.Rows == Hidden
         && GpuMatrix.CanHold(GateType, w.Gate.Type) && GpuMatrix.CanHold(UpType, w.Up.Type) && GpuMatrix.CanHold(DownType, w.Down.Type);
 
     /// <summary>"gate q4_K, up q4_K, down q8_0, 4096x14336" (hidden x inter).</summary>
-    public override string ToString() => $"gate {GateType.Name()}, up {UpType.Name()}, down {DownType.Name()}, {Hidden}x{Inter}";
+    public override string ToString() => $"gate {GateType.Name()}, up {UpType.Name()}, down {DownType.Name()}, {Hidden}x{Inter}{(Biased ? ", biased" : "")}";
 }
 
 /// <summary>
 /// GPU expert slots under an exact budget: one device allocation of exactly <see cref="Slots"/> ×
 /// <see cref="ExpertLayout.ExpertBytes"/> bytes, split per layer. Layer l's slots form three stacks (gate, up, down;
-/// slot s is matrix s of each), so the grouped expert kernels run any set of a layer's resident experts in one launch,
-/// with the slot id as the expert index. The pool tracks which expert each slot holds and refuses to hold more
+/// slot s is matrix s of each), then, for biased experts, a stack of their biases (<see cref="Biases"/>), so the grouped
+/// expert kernels run any set of a layer's resident experts in one launch, with the slot id as the expert index. The pool tracks which expert each slot holds and refuses to hold more
 /// experts than it has slots; it moves no bytes itself except through <see cref="Upload"/>.
 /// </summary>
 public sealed class ExpertSlotPool : IDisposable
@@ -203,24 +228,55 @@ public sealed class ExpertSlotPool : IDisposable
             new GpuMatrix(v.SubView(o + n * (L.GateChunks + L.UpChunks), n * L.DownChunks), L.DownType, L.Hidden, L.Inter, n));
     }
 
-    /// <summary>The device memory of one slot: its gate, up and down chunks.</summary>
-    public (GpuView<Chunk16> Gate, GpuView<Chunk16> Up, GpuView<Chunk16> Down) SlotViews(int layer, int slot)
+    /// <summary>
+    /// Layer <paramref name="layer"/>'s bias stack for biased experts: slot s's gate [I], up [I] and down [H] biases at
+    /// s · <see cref="ExpertLayout.BiasStride"/> (empty for unbiased experts).
+    /// </summary>
+    public GpuView<float> Biases(int layer)
+    {
+        int n = _capacity[layer];
+        if (n == 0 || _buffer == null) throw new InvalidOperationException($"layer {layer} has no expert slots");
+        var L = Layout;
+        return _buffer.View.SubView(_offset[layer] + n * (L.GateChunks + L.UpChunks + L.DownChunks), n * L.BiasChunks).Cast<float>();
+    }
+
+    /// <summary>The device memory of one slot: its gate, up and down chunks and its bias chunks (empty for unbiased experts).</summary>
+    public (GpuView<Chunk16> Gate, GpuView<Chunk16> Up, GpuView<Chunk16> Down, GpuView<Chunk16> Bias) SlotViews(int layer, int slot)
     {
         if ((uint)slot >= (uint)_capacity[layer]) throw new ArgumentOutOfRangeException(nameof(slot), $"slot {slot} is outside layer {layer}'s {_capacity[layer]} slots");
         var (g, u, d) = Matrices(layer);
         var L = Layout;
+        long biases = _offset[layer] + _capacity[layer] * (L.GateChunks + L.UpChunks + L.DownChunks);
         return (g.Data.SubView(slot * L.GateChunks, L.GateChunks), u.Data.SubView(slot * L.UpChunks, L.UpChunks),
-            d.Data.SubView(slot * L.DownChunks, L.DownChunks));
+            d.Data.SubView(slot * L.DownChunks, L.DownChunks), _buffer!.View.SubView(biases + slot * L.BiasChunks, L.BiasChunks));
     }
 
     /// <summary>Copies <paramref name="w"/> from host memory into a slot on <paramref name="stream"/> (synchronous: it waits for the copy).</summary>
     public void Upload(GpuStream stream, int layer, int slot, in ExpertWeights w)
     {
         if (!Layout.Matches(w)) throw new ArgumentException($"expert layout {ExpertLayout.Of(w)} does not match the pool's {Layout}", nameof(w));
-        var (g, u, d) = SlotViews(layer, slot);
-        GpuMatrix.Upload(stream, w.Gate, g, 0, Layout.GateType);
-        GpuMatrix.Upload(stream, w.Up, u, 0, Layout.UpType);
-        GpuMatrix.Upload(stream, w.Down, d, 0, Layout.DownType);
+        UploadInto(stream, Layout, w, SlotViews(layer, slot));
+    }
+
+    /// <summary>Copies <paramref name="w"/> from host memory into a slot's views in <paramref name="layout"/> (synchronous).</summary>
+    internal static void UploadInto(GpuStream stream, ExpertLayout layout, in ExpertWeights w,
+        (GpuView<Chunk16> Gate, GpuView<Chunk16> Up, GpuView<Chunk16> Down, GpuView<Chunk16> Bias) target)
+    {
+        GpuMatrix.Upload(stream, w.Gate, target.Gate, 0, layout.GateType);
+        GpuMatrix.Upload(stream, w.Up, target.Up, 0, layout.UpType);
+        GpuMatrix.Upload(stream, w.Down, target.Down, 0, layout.DownType);
+        if (!layout.Biased) return;
+        int n = (int)layout.BiasChunks;
+        var packed = ArrayPool<Chunk16>.Shared.Rent(n);
+        try
+        {
+            layout.PackBias(w.Bias!.Value, packed.AsSpan(0, n));
+            target.Bias.CopyFromCPU(stream, packed.AsSpan(0, n)); // the host array may be reused once this returns
+        }
+        finally
+        {
+            ArrayPool<Chunk16>.Shared.Return(packed);
+        }
     }
 
     /// <summary>Throws if slot ↔ expert maps disagree, a layer holds more experts than its slots, or the bytes are off.</summary>

@@ -151,14 +151,17 @@ public sealed class ExpertTiles(int keys)
 
     /// <summary>
     /// Fused gate/up over the tiles into h [n, I], then down: fused with the weighted combine into y [T, H]
-    /// (<paramref name="fusedCombine"/>: every position takes part) or into per-position outputs [P, H].
+    /// (<paramref name="fusedCombine"/>: every position takes part) or into per-position outputs [P, H]. With
+    /// <paramref name="bias"/> (row tiles only): GPT-OSS's biased clamped-SwiGLU experts, each key's biases in it as
+    /// <paramref name="biasArgs"/> says.
     /// </summary>
     public void Launch(GpuKernels k, GpuStream s, in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down, GpuView<float> x,
-        GpuView<float> h, GpuView<int> index, int topK, bool batched, GpuView<float> output, bool fusedCombine, int tokens)
+        GpuView<float> h, GpuView<int> index, int topK, bool batched, GpuView<float> output, bool fusedCombine, int tokens,
+        GpuView<float>? bias = null, ExpertBiasArgs biasArgs = default)
     {
         var scales = index.SubView(WeightOffset, _p).Cast<float>();
-        k.GateUp(s, gate, up, x, h, Positions, index, topK, Tiles, TileOffset, batched);
-        if (fusedCombine) k.DownCombine(s, down, h, output, tokens, topK, index, scales, PosOffset, KeyOffset);
-        else k.Down(s, down, h, output, Positions, index, scales, Tiles, TileOffset, batched);
+        k.GateUp(s, gate, up, x, h, Positions, index, topK, Tiles, TileOffset, batched, bias, biasArgs);
+        if (fusedCombine) k.DownCombine(s, down, h, output, tokens, topK, index, scales, PosOffset, KeyOffset, bias, biasArgs);
+        else k.Down(s, down, h, output, Positions, index, scales, Tiles, TileOffset, batched, bias, biasArgs);
     }
 }

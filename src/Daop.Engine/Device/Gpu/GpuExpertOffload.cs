@@ -1,3 +1,4 @@
+using Daop.Engine.Load.Config;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Kernels.Gpu;
@@ -12,8 +13,11 @@ namespace Daop.Engine.Device.Gpu;
 /// <see cref="ExpertTransferQueue"/> for host→device copies on their own stream and a <see cref="CpuExpertRunner"/>.
 /// A layer call's GPU activations are gathered into a wave, grouped by slot into tiles (<see cref="ExpertTiles"/>) and
 /// launched: fused gate/up over all of them, then the down projection fused with the combine when everything runs on the
-/// GPU for ≤ <see cref="FusedCombineMaxTokens"/> tokens, else per-position outputs and a combine pass. Routed experts
-/// reach the device only through the pool, never through <see cref="GpuDevice.Matrix"/>.
+/// GPU for ≤ <see cref="FusedCombineMaxTokens"/> tokens, else per-position outputs and a combine pass. GPT-OSS's biased
+/// clamped-SwiGLU experts take the same protocol, slots (biases in the slot, <see cref="ExpertLayout.Biased"/>), staging,
+/// transfers and CPU runner (<see cref="Schedule.CpuExpert"/>); only the wave's launches differ
+/// (<see cref="GpuBiasedExperts"/>, one tile per slot). Routed experts reach the device only through the pool, never
+/// through <see cref="GpuDevice.Matrix"/>.
 /// </summary>
 public sealed class GpuExpertOffload : IExpertOffload
 {
@@ -23,6 +27,8 @@ public sealed class GpuExpertOffload : IExpertOffload
     readonly GpuDevice _d;
     readonly int _hidden, _inter, _topK;
     readonly ExpertTiles _tiles;      // a wave's positions by slot
+    readonly Activation.ClampedSwiGlu?[] _clamped; // [layer] GPT-OSS's activation, or null: SwiGLU
+    readonly GpuBiasedExperts? _biased;           // the biased experts' launches (ExpertLayout.Biased)
     readonly ExpertGroups _cpuGroups, _streamGroups; // the CPU / streamed positions by expert
     readonly bool[] _inWave;          // [slot]
     readonly List<int> _wave = [];
@@ -48,13 +54,18 @@ public sealed class GpuExpertOffload : IExpertOffload
         ArgumentOutOfRangeException.ThrowIfNegative(stagingSlots);
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(weights);
-        // Slots, staging and the CPU runner beside them compute SwiGLU experts; GPT-OSS's biased clamped ones would be
-        // silently wrong there, so they stop here.
-        if (weights.Layers.FirstOrDefault(l => l.Ffn.Spec.Act is not Daop.Engine.Load.Config.Activation.SwiGlu) is { } other)
-            throw new NotSupportedException($"GPU expert offloading runs SwiGLU experts only, not {other.Ffn.Spec.Act} (GPT-OSS): " +
-                "keep every expert on the GPU (GpuExpertScheduler) or run the experts on the CPU");
         _d = device;
         Layout = ExpertLayout.Of(weights);
+        _clamped = weights.Layers.Select(l => l.Ffn.Spec.Act as Activation.ClampedSwiGlu).ToArray();
+        for (int l = 0; l < weights.Layers.Length; l++)
+        {
+            // A slot's biases and the launches that read them go together: biased experts are GPT-OSS's, and only they.
+            var act = weights.Layers[l].Ffn.Spec.Act;
+            if (weights.Layers[l].Experts.Length > 0 && (act is not (Activation.SwiGlu or Activation.ClampedSwiGlu) || (_clamped[l] != null) != Layout.Biased))
+                throw new NotSupportedException($"layer {l}: GPU expert offloading runs SwiGLU experts without biases and clamped SwiGLU experts " +
+                    $"with them, not {act} experts {(Layout.Biased ? "with" : "without")} biases");
+        }
+        if (Layout.Biased) _biased = new GpuBiasedExperts(device, Layout.Hidden, Layout.Inter);
         _hidden = Layout.Hidden;
         _inter = Layout.Inter;
         _topK = topK;
@@ -126,11 +137,15 @@ public sealed class GpuExpertOffload : IExpertOffload
     /// <inheritdoc />
     public int SlotOf(int layer, int expert) => Pool.SlotOf(layer, expert);
 
-    /// <summary>Device bytes of the scratch for chunks of <paramref name="tokens"/> (part of the dense budget).</summary>
-    public static long ScratchBytes(int tokens, int topK, int hidden, int inter)
+    /// <summary>
+    /// Device bytes of the scratch for chunks of <paramref name="tokens"/> (part of the dense budget), with the biased
+    /// experts' own (<paramref name="biased"/>: GPT-OSS).
+    /// </summary>
+    public static long ScratchBytes(int tokens, int topK, int hidden, int inter, bool biased = false)
     {
         long p = (long)tokens * topK;
-        return GpuMemory.Floats(p * inter) + GpuMemory.Floats(p * hidden) + GpuMemory.Floats((long)tokens * hidden) + 4 * Math.Max(4, IndexLength(p));
+        return GpuMemory.Floats(p * inter) + GpuMemory.Floats(p * hidden) + GpuMemory.Floats((long)tokens * hidden) + 4 * Math.Max(4, IndexLength(p))
+            + (biased ? GpuBiasedExperts.ScratchBytes(tokens, hidden, inter) : 0);
     }
 
     // [order ≤P | tiles ≤3P | pos P | key P | weight bits P]
@@ -149,6 +164,7 @@ public sealed class GpuExpertOffload : IExpertOffload
         _index = _d.Gpu.Allocate1D<int>(Math.Max(4, IndexLength(p)));
         _d.Track(_index);
         Cpu.Reserve(tokens);
+        _biased?.Reserve(tokens);
         _waveSlot = new int[p];
         _cpuExpert = new int[p];
         _streamExpert = new int[p];
@@ -233,7 +249,7 @@ public sealed class GpuExpertOffload : IExpertOffload
             LaunchWave(direct: true);
             return 1;
         }
-        if (!_ykZeroed && _cpu + _pre > 0) ZeroYk();
+        if (!_ykZeroed && (_cpu + _pre > 0 || _clamped[_layer] != null)) ZeroYk(); // biased waves one slot at a time add into yk
         int waves = _wave.Count > 0 ? 1 : 0;
         if (waves > 0) LaunchWave(direct: false);
         waves += LaunchStreamed();
@@ -261,7 +277,7 @@ public sealed class GpuExpertOffload : IExpertOffload
             _stagedOrder.Enqueue(slot);
             copies.Enqueue(_layer, e, 0, slot);
             foreach (int i in group) _waveSlot[i] = slot;
-            LaunchSlots(staging.Matrices(0), staging.Capacity(0), copies, 0, direct: false);
+            LaunchSlots(staging, copies, 0, direct: false);
             foreach (int i in group) _waveSlot[i] = -1;
             waves++;
         }
@@ -285,29 +301,38 @@ public sealed class GpuExpertOffload : IExpertOffload
     // fused with the combine straight into y (direct) or per-position outputs into yk.
     void LaunchWave(bool direct)
     {
-        LaunchSlots(Pool.Matrices(_layer), Pool.Capacity(_layer), Transfers, _layer, direct);
+        LaunchSlots(Pool, Transfers, _layer, direct);
         foreach (int i in _wave) _waveSlot[i] = -1;
         _wave.Clear();
         Array.Clear(_inWave);
     }
 
-    // One launch of the positions whose _waveSlot names one of the stacks' cap slots (slots of the queue's pool layer
-    // poolLayer): fused gate/up, then the down projection fused with the combine into y (direct) or into yk.
-    void LaunchSlots((GpuMatrix Gate, GpuMatrix Up, GpuMatrix Down) stacks, int cap, ExpertTransferQueue queue, int poolLayer, bool direct)
+    // One launch of the positions whose _waveSlot names one of the slots of pool layer poolLayer (the queue's pool):
+    // fused gate/up, then the down projection fused with the combine into y (direct) or into yk; biased experts in row
+    // tiles the same on the kernels' biased variants, in batched tiles one slot at a time, adding into yk (zeroed by the caller).
+    void LaunchSlots(ExpertSlotPool pool, ExpertTransferQueue queue, int poolLayer, bool direct)
     {
-        int p = _tokens * _topK;
+        int p = _tokens * _topK, cap = pool.Capacity(poolLayer);
+        var stacks = pool.Matrices(poolLayer);
         var (gate, up, down) = stacks;
         var slots = _waveSlot.AsSpan(0, p);
+        var weights = _r!.Weights.AsSpan(0, p);
+        var clamped = _clamped[_layer];
         _tiles.Group(slots);
         // Prefill: once some slot has more positions than a row tile, batched tiles (tensor cores where the format has
         // them), as in the all-resident path.
-        bool batched = _tiles.Layout(slots, _r!.Weights.AsSpan(0, p), _d.Kernels, gate, down, mayBatch: !direct);
+        bool batched = _tiles.Layout(slots, weights, _d.Kernels, gate, down, mayBatch: !direct);
         if (batched) BatchedWaves++;
+        bool perExpert = clamped != null && batched; // no batched biased kernels: GPT-OSS's experts one by one
+        if (perExpert) _tiles.Layout(slots, weights, GpuBiasedExperts.TileSize(p));
         _tiles.Upload(_d, _index!.View);
         for (int s = 0; s < cap; s++)
             if (_tiles.Count(s) > 0) queue.BeforeUse(poolLayer, s);
-        _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)_x!).View, _h!.View, _index.View, _topK, batched,
-            direct ? ((GpuBuffer)_y!).View : _yk!.View, fusedCombine: direct, _tokens);
+        var x = ((GpuBuffer)_x!).View;
+        var output = direct ? ((GpuBuffer)_y!).View : _yk!.View;
+        if (perExpert) _biased!.Launch(_tiles, stacks, pool.Biases(poolLayer), Layout.BiasStride, clamped!, x, _index.View, _topK, output, perPosition: true);
+        else _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, x, _h!.View, _index.View, _topK, batched, output, fusedCombine: direct, _tokens,
+            clamped != null ? pool.Biases(poolLayer) : null, clamped != null ? GpuBiasedExperts.Args(Layout, clamped) : default);
         for (int s = 0; s < cap; s++)
             if (_tiles.Count(s) > 0) queue.MarkUsed(poolLayer, s);
         queue.EndUse();

@@ -27,6 +27,7 @@ public sealed class GpuResidentExperts
     readonly GpuDevice _d;
     readonly int _hidden, _inter;
     readonly (GpuMatrix Gate, GpuMatrix Up, GpuMatrix Down)?[] _stacks;
+    readonly GpuArray<float>?[] _biases; // [layer] biased experts' biases, [E, ExpertLayout.BiasStride]
     readonly ExpertTiles _tiles;
     GpuArray<int>? _index;
     GpuArray<float>? _h, _yk;
@@ -40,6 +41,7 @@ public sealed class GpuResidentExperts
         _hidden = hidden;
         _inter = expertInter;
         _stacks = new (GpuMatrix, GpuMatrix, GpuMatrix)?[weights.Layers.Length];
+        _biases = new GpuArray<float>?[weights.Layers.Length];
         _tiles = new ExpertTiles(numExperts);
     }
 
@@ -59,30 +61,69 @@ public sealed class GpuResidentExperts
         return st;
     }
 
+    // Layer's biases as one stack in the slots' layout (ExpertLayout.PackBias), uploaded on first use.
+    (GpuView<float> Biases, ExpertLayout Layout) Biases(int layer)
+    {
+        var ex = _w.Layers[layer].Experts;
+        var layout = ExpertLayout.Of(ex[0]);
+        if (_biases[layer] is not { } b)
+        {
+            var packed = new Chunk16[ex.Length * layout.BiasChunks];
+            for (int e = 0; e < ex.Length; e++)
+                layout.PackBias(ex[e].Bias ?? throw new InvalidOperationException($"layer {layer} expert {e} has no biases for {_w.Layers[layer].Ffn.Spec.Act}"),
+                    packed.AsSpan((int)(e * layout.BiasChunks), (int)layout.BiasChunks));
+            b = _d.AllocateFloats((long)ex.Length * layout.BiasStride);
+            b.View.SubView(0, packed.Length * 4L).Cast<Chunk16>().CopyFromCPU(_d.Stream, packed);
+            _d.CountCopy();
+            _biases[layer] = b;
+        }
+        return (b.View, layout);
+    }
+
     /// <summary>Uploads every layer's experts now rather than on first use.</summary>
     public void Preload()
     {
         for (int l = 0; l < _stacks.Length; l++)
-            if (_w.Layers[l].Experts.Length > 0 && _w.Layers[l].Ffn.Spec.Act is Activation.SwiGlu) Stacks(l);
+            if (_w.Layers[l].Experts.Length > 0)
+            {
+                Stacks(l);
+                if (_w.Layers[l].Ffn.Spec.Act is Activation.ClampedSwiGlu) Biases(l);
+            }
     }
 
     /// <summary>y [T, H] = Σ_k w[t,k] · Expert_{e[t,k]}(x[t]) for <paramref name="layer"/>; the routing's ids must be valid.</summary>
     public void Run(int layer, DeviceBuffer x, RoutingBatch r, DeviceBuffer y, int tokens)
     {
         if (tokens <= 0) return;
-        if (_w.Layers[layer].Ffn.Spec.Act is Activation.ClampedSwiGlu c)               // GPT-OSS: its own launches
-        {
-            (_biased ??= new GpuBiasedExperts(_w, _d, _hidden, _inter, Experts)).Run(layer, c, x, r, y, tokens);
-            return;
-        }
         var (gate, up, down) = Stacks(layer);
         int k = r.TopK, p = tokens * k;
         var keys = r.Experts.AsSpan(0, p);
         _tiles.Group(keys);
         bool batched = _tiles.Layout(keys, r.Weights.AsSpan(0, p), _d.Kernels, gate, down, mayBatch: tokens > FusedCombineMaxTokens);
+        var clamped = _w.Layers[layer].Ffn.Spec.Act as Activation.ClampedSwiGlu;       // GPT-OSS: biased experts
+        if (clamped != null && batched)                                                 // no batched biased kernels: per expert
+        {
+            _tiles.Layout(keys, r.Weights.AsSpan(0, p), GpuBiasedExperts.TileSize(p));
+            var at = Index(_tiles.Length);
+            _tiles.Upload(_d, at);
+            var biased = _biased ??= new GpuBiasedExperts(_d, _hidden, _inter);
+            biased.Reserve(tokens);
+            var (stack, layout) = Biases(layer);
+            var yv = ((GpuBuffer)y).View;
+            yv.SubView(0, (long)tokens * _hidden).MemSetToZero(_d.Stream);
+            biased.Launch(_tiles, (gate, up, down), stack, layout.BiasStride, clamped, ((GpuBuffer)x).View, at, k, yv, perPosition: false);
+            return;
+        }
         var index = Index(_tiles.Length);
         _tiles.Upload(_d, index);
-        Launch(gate, up, down, x, index, k, batched, y, tokens);
+        GpuView<float>? biases = null;
+        ExpertBiasArgs args = default;
+        if (clamped != null)
+        {
+            var (stack, layout) = Biases(layer);
+            (biases, args) = (stack, GpuBiasedExperts.Args(layout, clamped));
+        }
+        Launch(gate, up, down, x, index, k, batched, y, tokens, biases, args);
     }
 
     /// <summary>
@@ -119,16 +160,16 @@ public sealed class GpuResidentExperts
 
     // Gate/up, then down fused with the combine (decode) or down into per-position rows and a combine pass.
     void Launch(in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down, DeviceBuffer x, GpuView<int> index, int k, bool batched,
-        DeviceBuffer y, int tokens)
+        DeviceBuffer y, int tokens, GpuView<float>? biases = null, ExpertBiasArgs biasArgs = default)
     {
         var h = _d.Scratch(ref _h, (long)_tiles.AllPositions * _inter);
         var ys = ((GpuBuffer)y).View;
         if (tokens <= FusedCombineMaxTokens)
-            _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, index, k, batched, ys, fusedCombine: true, tokens);
+            _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, index, k, batched, ys, fusedCombine: true, tokens, biases, biasArgs);
         else
         {
             var yk = _d.Scratch(ref _yk, (long)tokens * k * _hidden);
-            _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, index, k, batched, yk, fusedCombine: false, tokens);
+            _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, ((GpuBuffer)x).View, h, index, k, batched, yk, fusedCombine: false, tokens, biases, biasArgs);
             _d.Kernels.Combine(_d.Stream, yk, ys, tokens, k, _hidden);
         }
     }

@@ -22,7 +22,7 @@ public enum HostCopyMode
     /// From a host image of the expert in the slot layout
     /// (<see cref="GpuMatrix.Pack(in WeightMatrix, int, int, Span{Chunk16}, DType)"/>: rows padded, block formats
     /// repacked), page-locked on CUDA (made on first transfer, or ahead with <see cref="HostExpertStore.Pin"/>), so a copy
-    /// is three asynchronous DMA transfers at full PCIe speed.
+    /// is three asynchronous DMA transfers (four with biases) at full PCIe speed.
     /// </summary>
     Staged,
 }
@@ -177,7 +177,8 @@ public sealed class HostExpertStore : IDisposable
 
     (nint, nint, nint) Key(int layer, int expert, ExpertWeights w)
     {
-        unsafe { return IsCuda ? ((nint)w.Gate.Data, (nint)w.Up.Data, (nint)w.Down.Data) : (layer, expert, -1); }
+        // Biased experts are keyed by themselves: two experts sharing matrices may still differ in their biases.
+        unsafe { return IsCuda && !Layout.Biased ? ((nint)w.Gate.Data, (nint)w.Up.Data, (nint)w.Down.Data) : (layer, expert, -1); }
     }
 
     // Allocates an image (page-locked on CUDA) and packs the expert into it in the slot layout.
@@ -202,6 +203,7 @@ public sealed class HostExpertStore : IDisposable
             GpuMatrix.Pack(w.Gate, 0, w.Gate.Rows, dst[..(int)Layout.GateChunks], Layout.GateType);
             GpuMatrix.Pack(w.Up, 0, w.Up.Rows, dst.Slice((int)Layout.GateChunks, (int)Layout.UpChunks), Layout.UpType);
             GpuMatrix.Pack(w.Down, 0, w.Down.Rows, dst.Slice((int)(Layout.GateChunks + Layout.UpChunks), (int)Layout.DownChunks), Layout.DownType);
+            if (Layout.Biased) Layout.PackBias(w.Bias!.Value, dst[(int)(Layout.GateChunks + Layout.UpChunks + Layout.DownChunks)..]);
         }
         catch
         {
@@ -234,16 +236,16 @@ public sealed class HostExpertStore : IDisposable
     public void WaitForBackground() => _background?.GetAwaiter().GetResult();
 
     /// <summary>
-    /// Queues the copy of one expert into <paramref name="target"/> (a slot's gate, up and down chunks) on
+    /// Queues the copy of one expert into <paramref name="target"/> (a slot's gate, up, down and bias chunks) on
     /// <paramref name="stream"/>. Returns true if the copy is asynchronous (page-locked image on CUDA: the caller must
     /// order later readers after it); false if it completed before returning.
     /// </summary>
     public bool CopyTo(GpuStream stream, int layer, int expert,
-        (GpuView<Chunk16> Gate, GpuView<Chunk16> Up, GpuView<Chunk16> Down) target)
+        (GpuView<Chunk16> Gate, GpuView<Chunk16> Up, GpuView<Chunk16> Down, GpuView<Chunk16> Bias) target)
     {
         if (Mode == HostCopyMode.Staged && Pin(layer, expert))
         {
-            long g = Layout.GateChunks, u = Layout.UpChunks, d = Layout.DownChunks;
+            long g = Layout.GateChunks, u = Layout.UpChunks, d = Layout.DownChunks, b = Layout.BiasChunks;
             var image = _images[layer][expert]!;
             if (image.Locked is { } locked)
             {
@@ -251,18 +253,17 @@ public sealed class HostExpertStore : IDisposable
                 target.Gate.CopyFromCPUUnsafeAsync(stream, ref a[0], g);
                 target.Up.CopyFromCPUUnsafeAsync(stream, ref a[(int)g], u);
                 target.Down.CopyFromCPUUnsafeAsync(stream, ref a[(int)(g + u)], d);
+                if (b > 0) target.Bias.CopyFromCPUUnsafeAsync(stream, ref a[(int)(g + u + d)], b);
                 return true;
             }
             var m = image.Managed!;
             target.Gate.CopyFromCPU(stream, ref m[0], g);
             target.Up.CopyFromCPU(stream, ref m[g], u);
             target.Down.CopyFromCPU(stream, ref m[g + u], d);
+            if (b > 0) target.Bias.CopyFromCPU(stream, ref m[g + u + d], b);
             return false;
         }
-        var w = Weights(layer, expert);
-        GpuMatrix.Upload(stream, w.Gate, target.Gate, 0, Layout.GateType);
-        GpuMatrix.Upload(stream, w.Up, target.Up, 0, Layout.UpType);
-        GpuMatrix.Upload(stream, w.Down, target.Down, 0, Layout.DownType);
+        ExpertSlotPool.UploadInto(stream, Layout, Weights(layer, expert), target);
         return false;
     }
 
