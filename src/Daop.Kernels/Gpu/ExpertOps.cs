@@ -5,8 +5,8 @@ namespace Daop.Kernels.Gpu;
 
 /// <summary>
 /// The SwiGLU expert FFN launchers: fused gate/up + SiLU, down, and down fused with the weighted combine; with a bias view,
-/// GPT-OSS's biased clamped-SwiGLU experts on the row kernels' biased variants (<see cref="ClampedSwiGluEpilogue"/>; row
-/// tiles only, no generated kernels). Up to
+/// GPT-OSS's biased clamped-SwiGLU experts on the row, tile and tensor-core kernels' biased variants
+/// (<see cref="ClampedSwiGluEpilogue"/>; grouped only, no generated kernels). Up to
 /// <see cref="GpuKernels.RowTokens"/> positions per tile run a row kernel: the shape's generated kernel when the
 /// kernel set has one (<see cref="GeneratedExpertOps"/>), else the generic <see cref="RowKernels"/>. Batched tiles
 /// run the fp32 FMA <see cref="TileKernels"/> or, for bf16 and the block formats with tensor cores, <see cref="MmaKernels"/>.
