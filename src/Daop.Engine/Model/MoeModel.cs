@@ -167,7 +167,7 @@ public sealed partial class MoeModel : IDisposable
         _rope = RopeTables(ctx);
         _checkBuffer = o.CheckFinite ? new float[chunk * Config.HiddenSize] : null;
         _decodeRoutesOnDevice = Weights.Layers.All(l => l.Ffn is not MoeBlock m
-            || (m.Router != null && m.Spec.Router is RouterSpec.SoftmaxTopK && m.Spec.Act is Activation.SwiGlu));
+            || (m.Router != null && m.Spec.Router.DeviceRenormalize != null && m.Spec.Act is (Activation.SwiGlu or Activation.ClampedSwiGlu)));
         if (o.WarmUp && Experts is GpuExpertScheduler) WarmUpKernels();
     }
 

@@ -32,10 +32,14 @@ public sealed class GpuExpertScheduler : IExpertScheduler
     { }
 
     /// <summary>
-    /// Whether decode steps of up to <see cref="FusedCombineMaxTokens"/> tokens route on the GPU (softmax top-k routers),
+    /// Whether decode steps of up to <see cref="FusedCombineMaxTokens"/> tokens route on the GPU (routers with
+    /// <see cref="RouterSpec.DeviceRenormalize"/>: softmax top-k, and top-k softmax as GPT-OSS's),
     /// so a layer never waits for the host; false with <c>DAOP_GPU_ROUTING=host</c> (for comparison).
     /// </summary>
     public bool RoutesOnDevice => !_hostRouting;
+
+    /// <inheritdoc cref="GpuResidentExperts.BatchedRuns"/>
+    public long BatchedRuns => _experts.BatchedRuns;
 
     /// <inheritdoc />
     public bool DecodeStepQueuesOnly => !_hostRouting;
@@ -55,14 +59,15 @@ public sealed class GpuExpertScheduler : IExpertScheduler
 
     /// <inheritdoc />
     /// <remarks>
-    /// Decode only (up to <see cref="FusedCombineMaxTokens"/> tokens) with a softmax top-k router: the host's grouping
+    /// Decode only (up to <see cref="FusedCombineMaxTokens"/> tokens) with a router the device runs
+    /// (<see cref="RouterSpec.DeviceRenormalize"/>: softmax top-k, and GPT-OSS's top-k softmax): the host's grouping
     /// pays for its wait only when tokens share experts. NaN logits give NaN outputs (checked with the model's logits)
     /// instead of the host's per-layer error.
     /// </remarks>
     public bool TryRunExpertsRoutedOnDevice(int layer, DeviceBuffer x, DeviceBuffer logits, RouterSpec router, int topK, DeviceBuffer y, int tokens)
     {
-        if (_hostRouting || tokens <= 0 || tokens > FusedCombineMaxTokens || router is not RouterSpec.SoftmaxTopK softmax) return false;
-        _experts.RunRouted(layer, x, logits, topK, softmax.Renormalize, y, tokens);
+        if (_hostRouting || tokens <= 0 || tokens > FusedCombineMaxTokens || router.DeviceRenormalize is not bool renormalize) return false;
+        _experts.RunRouted(layer, x, logits, topK, renormalize, y, tokens);
         return true;
     }
 }

@@ -97,6 +97,8 @@ internal sealed class MmaLaunchers(GpuKernelLoader l)
             Linear(t);
             GateUp(t);
             Down(t);
+            GateUpBiased(t);
+            DownBiased(t);
         }
     }
 
@@ -104,6 +106,30 @@ internal sealed class MmaLaunchers(GpuKernelLoader l)
     public MmaLinearLaunch Linear(DType type) => l.Typed("MmaLinear", type, type, LinearMaker.Instance);
     public MmaGateUpLaunch GateUp(DType type) => l.Typed("MmaGateUp", type, type, GateUpMaker.Instance);
     public MmaDownLaunch Down(DType type) => l.Typed("MmaDown", type, type, DownMaker.Instance);
+    public MmaGateUpBiasedLaunch GateUpBiased(DType type) => l.Typed("MmaGateUpBiased", type, type, GateUpBiasedMaker.Instance);
+    public MmaDownBiasedLaunch DownBiased(DType type) => l.Typed("MmaDownBiased", type, type, DownBiasedMaker.Instance);
+
+    sealed class GateUpBiasedMaker : IKernelMaker<MmaGateUpBiasedLaunch>
+    {
+        public static readonly GateUpBiasedMaker Instance = new();
+
+        public MmaGateUpBiasedLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => src.Gpu.IsCpu
+            ? src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<Chunk16>, GpuView<int>, GpuView<float>, GpuView<float>, TileArgs, ExpertBiasArgs>(
+                MmaKernels.GateUpBiased<EmulatedAcc, T1>)
+            : src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<Chunk16>, GpuView<int>, GpuView<float>, GpuView<float>, TileArgs, ExpertBiasArgs>(
+                MmaKernels.GateUpBiased<TensorCoreAcc, T1>);
+    }
+
+    sealed class DownBiasedMaker : IKernelMaker<MmaDownBiasedLaunch>
+    {
+        public static readonly DownBiasedMaker Instance = new();
+
+        public MmaDownBiasedLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat => src.Gpu.IsCpu
+            ? src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<int>, GpuView<float>, GpuView<float>, GpuView<float>, TileArgs, ExpertBiasArgs>(
+                MmaKernels.DownBiased<EmulatedAcc, T1>)
+            : src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<int>, GpuView<float>, GpuView<float>, GpuView<float>, TileArgs, ExpertBiasArgs>(
+                MmaKernels.DownBiased<TensorCoreAcc, T1>);
+    }
 
 
     sealed class SplitMaker : IKernelMaker<MmaSplitLaunch>

@@ -5,8 +5,8 @@ namespace Daop.Kernels.Gpu;
 
 /// <summary>
 /// The SwiGLU expert FFN launchers: fused gate/up + SiLU, down, and down fused with the weighted combine; with a bias view,
-/// GPT-OSS's biased clamped-SwiGLU experts on the row kernels' biased variants (<see cref="ClampedSwiGluEpilogue"/>; row
-/// tiles only, no generated kernels). Up to
+/// GPT-OSS's biased clamped-SwiGLU experts on the row, tile and tensor-core kernels' biased variants
+/// (<see cref="ClampedSwiGluEpilogue"/>; grouped only, no generated kernels). Up to
 /// <see cref="GpuKernels.RowTokens"/> positions per tile run a row kernel: the shape's generated kernel when the
 /// kernel set has one (<see cref="GeneratedExpertOps"/>), else the generic <see cref="RowKernels"/>. Batched tiles
 /// run the fp32 FMA <see cref="TileKernels"/> or, for bf16 and the block formats with tensor cores, <see cref="MmaKernels"/>.
@@ -30,7 +30,7 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
             throw new NotSupportedException($"gate {gate.Type.Name()} [{gate.Rows}, {gate.Cols}] and up {up.Type.Name()} [{up.Rows}, {up.Cols}] " +
                 "must have one shape and row layout (one dtype): the fused gate/up kernels address both with one row stride");
         var l = launch.Loader;
-        CheckBiased(bias, index, batched);
+        CheckBiased(bias, index);
         if (index == null) batched = positions > GpuKernels.RowTokens;
         var iv = index ?? l.DummyI;
         if (batched)
@@ -44,12 +44,18 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
                 lock (batchedOps.SplitLock)
                 {
                     var xs = batchedOps.SplitRows(s, x, index, gate, positions, topK, ref t);
-                    batchedOps.MmaKernelsLoaded.GateUp(gate.Type)(s, batchedOps.MmaConfig((long)t.Tiles * ((gate.Rows + 15) / 16)), gate.Data, up.Data, xs, iv, h, t);
+                    var mc = batchedOps.MmaConfig((long)t.Tiles * ((gate.Rows + 15) / 16));
+                    if (bias is { } mb) batchedOps.MmaKernelsLoaded.GateUpBiased(gate.Type)(s, mc, gate.Data, up.Data, xs, iv, h, mb, t, b);
+                    else batchedOps.MmaKernelsLoaded.GateUp(gate.Type)(s, mc, gate.Data, up.Data, xs, iv, h, t);
                 }
                 return;
             }
-            l.Typed("TileGateUp", gate.Type, up.Type, TileGateUpMaker.Instance)(s, batchedOps.TileConfig(t), gate.Data, up.Data, x,
-                launch.AsFloat4(x), iv, h, t);
+            if (bias is { } tb)
+                l.Typed("TileGateUpBiased", gate.Type, up.Type, TileGateUpBiasedMaker.Instance)(s, batchedOps.TileConfig(t), gate.Data, up.Data, x,
+                    launch.AsFloat4(x), iv, h, tb, t, b);
+            else
+                l.Typed("TileGateUp", gate.Type, up.Type, TileGateUpMaker.Instance)(s, batchedOps.TileConfig(t), gate.Data, up.Data, x,
+                    launch.AsFloat4(x), iv, h, t);
             return;
         }
         var a = launch.RowArgs(gate, positions);
@@ -66,24 +72,24 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
         kernel(s, teams, gate.Data, up.Data, x, launch.AsFloat4(x), iv, h, a);
     }
 
-    // The biased variants are grouped row kernels: the routed experts' biases are looked up by key.
-    static void CheckBiased(GpuView<float>? bias, GpuView<int>? index, bool batched)
+    // The biased variants are grouped: the routed experts' biases are looked up by key.
+    static void CheckBiased(GpuView<float>? bias, GpuView<int>? index)
     {
-        if (bias != null && (index == null || batched))
-            throw new NotSupportedException("biased experts run grouped row tiles only (up to RowTokens positions per tile, with an index)");
+        if (bias != null && index == null)
+            throw new NotSupportedException("biased experts run grouped tiles only (with an index: their biases are looked up by key)");
     }
 
     /// <summary>
     /// Down projection of P positions of h [P, inter]. Dense: y[p] = Wd·h[p]. Grouped (index and tiles as in
     /// <see cref="GateUp"/>): y[slot] = scales[slot] · Wd[e]·h[p] with slot = index[p] — per-slot outputs for Combine. With
-    /// <paramref name="bias"/> (grouped row tiles only): y[slot] = scales[slot] · (Wd[e]·h[p] + bd[e]).
+    /// <paramref name="bias"/> (grouped only): y[slot] = scales[slot] · (Wd[e]·h[p] + bd[e]).
     /// </summary>
     public void Down(GpuStream s, in GpuMatrix down, GpuView<float> h, GpuView<float> y, int positions,
         GpuView<int>? index, GpuView<float>? scales, int tiles, int tileOffset, bool batched, GpuView<float>? bias = null, ExpertBiasArgs b = default)
     {
         if (positions <= 0) return;
         var l = launch.Loader;
-        CheckBiased(bias, index, batched);
+        CheckBiased(bias, index);
         if (index == null) batched = positions > GpuKernels.RowTokens;
         var iv = index ?? l.DummyI;
         var sv = scales ?? l.DummyF;
@@ -100,12 +106,18 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
                     split.Flags &= ~RowKernels.FlagGrouped; // h rows are per position already
                     var xs = batchedOps.SplitRows(s, h, null, down, positions, 1, ref split);
                     t.LoOffset = split.LoOffset;
-                    batchedOps.MmaKernelsLoaded.Down(down.Type)(s, batchedOps.MmaConfig((long)t.Tiles * ((down.Rows + 15) / 16)), down.Data, xs, iv, sv, y, t);
+                    var mc = batchedOps.MmaConfig((long)t.Tiles * ((down.Rows + 15) / 16));
+                    if (bias is { } mb) batchedOps.MmaKernelsLoaded.DownBiased(down.Type)(s, mc, down.Data, xs, iv, sv, y, mb, t, b);
+                    else batchedOps.MmaKernelsLoaded.Down(down.Type)(s, mc, down.Data, xs, iv, sv, y, t);
                 }
                 return;
             }
-            l.Typed("TileDown", down.Type, down.Type, TileDownMaker.Instance)(s, batchedOps.TileConfig(t), down.Data, h, launch.AsFloat4(h),
-                iv, sv, y, t);
+            if (bias is { } tb)
+                l.Typed("TileDownBiased", down.Type, down.Type, TileDownBiasedMaker.Instance)(s, batchedOps.TileConfig(t), down.Data, h,
+                    launch.AsFloat4(h), iv, sv, y, tb, t, b);
+            else
+                l.Typed("TileDown", down.Type, down.Type, TileDownMaker.Instance)(s, batchedOps.TileConfig(t), down.Data, h, launch.AsFloat4(h),
+                    iv, sv, y, t);
             return;
         }
         var a = launch.RowArgs(down, positions);
@@ -157,6 +169,8 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
             l.Typed("GateUpBiased", t, t, GateUpBiasedMaker.Instance);
             l.Typed("DownBiased", t, t, DownBiasedMaker.Instance);
             l.Typed("DownCombineBiased", t, t, DownCombineBiasedMaker.Instance);
+            l.Typed("TileGateUpBiased", t, t, TileGateUpBiasedMaker.Instance);
+            l.Typed("TileDownBiased", t, t, TileDownBiasedMaker.Instance);
         }
     }
 
@@ -221,6 +235,24 @@ internal sealed class ExpertOps(GpuLaunch launch, BatchedOps batchedOps, Generat
         public TileGateUpLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
             src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, TileArgs>(
                 TileKernels.GateUp<T1, T2>);
+    }
+
+    sealed class TileGateUpBiasedMaker : IKernelMaker<TileGateUpBiasedLaunch>
+    {
+        public static readonly TileGateUpBiasedMaker Instance = new();
+
+        public TileGateUpBiasedLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, GpuView<float>, TileArgs,
+                ExpertBiasArgs>(TileKernels.GateUpBiased<T1, T2>);
+    }
+
+    sealed class TileDownBiasedMaker : IKernelMaker<TileDownBiasedLaunch>
+    {
+        public static readonly TileDownBiasedMaker Instance = new();
+
+        public TileDownBiasedLaunch Make<T1, T2>(KernelSource src) where T1 : struct, IWeightFormat where T2 : struct, IWeightFormat =>
+            src.Bind<GpuView<Chunk16>, GpuView<float>, GpuView<Float4>, GpuView<int>, GpuView<float>, GpuView<float>, GpuView<float>, TileArgs,
+                ExpertBiasArgs>(TileKernels.DownBiased<T1>);
     }
 
     sealed class TileDownMaker : IKernelMaker<TileDownLaunch>

@@ -83,7 +83,6 @@ public sealed partial class GpuKernels
         _vector.Route();
         _generated.LoadAll();
         _ = Latent;
-        _ = BiasedExperts;
     }
 
     /// <summary>Creates the ILGPU CPU accelerator Daop tests and CPU fallbacks use: warps of 4 threads, one warp per group, one multiprocessor.</summary>

@@ -36,3 +36,15 @@ global using MmaGateUpLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.K
     Daop.Kernels.Gpu.TileArgs>;
 global using MmaDownLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.KernelConfig, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>,
     Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>, Daop.Kernels.Gpu.GpuView<int>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.TileArgs>;
+global using TileGateUpBiasedLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.KernelConfig, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>,
+    Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Float4>, Daop.Kernels.Gpu.GpuView<int>,
+    Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.TileArgs, Daop.Kernels.Gpu.ExpertBiasArgs>;
+global using TileDownBiasedLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.KernelConfig, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>,
+    Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Float4>, Daop.Kernels.Gpu.GpuView<int>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<float>,
+    Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.TileArgs, Daop.Kernels.Gpu.ExpertBiasArgs>;
+global using MmaGateUpBiasedLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.KernelConfig, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>,
+    Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>, Daop.Kernels.Gpu.GpuView<int>, Daop.Kernels.Gpu.GpuView<float>,
+    Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.TileArgs, Daop.Kernels.Gpu.ExpertBiasArgs>;
+global using MmaDownBiasedLaunch = System.Action<Daop.Kernels.Gpu.GpuStream, ILGPU.KernelConfig, Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>,
+    Daop.Kernels.Gpu.GpuView<Daop.Kernels.Gpu.Chunk16>, Daop.Kernels.Gpu.GpuView<int>, Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.GpuView<float>,
+    Daop.Kernels.Gpu.GpuView<float>, Daop.Kernels.Gpu.TileArgs, Daop.Kernels.Gpu.ExpertBiasArgs>;

@@ -161,7 +161,21 @@ public static class MmaKernels
     /// tiles from the index view (grouped: expert, first position, count ≤ 64) or consecutive.
     /// </summary>
     public static void GateUp<TA, TW>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<Chunk16> xs, ArrayView<int> index,
-        ArrayView<float> h, TileArgs a) where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat
+        ArrayView<float> h, TileArgs a) where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat =>
+        GateUp<TA, TW, SwiGluEpilogue>(wg, wu, xs, index, h, h, a, default);
+
+    /// <summary>
+    /// <see cref="GateUp{TA, TW}"/> of GPT-OSS's experts (grouped): h = the clamped SwiGLU of the biased projections
+    /// (<see cref="ClampedSwiGluEpilogue"/>), key e's biases in <paramref name="bias"/> as <paramref name="b"/> says.
+    /// </summary>
+    public static void GateUpBiased<TA, TW>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<Chunk16> xs, ArrayView<int> index,
+        ArrayView<float> h, ArrayView<float> bias, TileArgs a, ExpertBiasArgs b) where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat =>
+        GateUp<TA, TW, ClampedSwiGluEpilogue>(wg, wu, xs, index, h, bias, a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GateUp<TA, TW, TE>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<Chunk16> xs, ArrayView<int> index,
+        ArrayView<float> h, ArrayView<float> bias, TileArgs a, ExpertBiasArgs b)
+        where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat where TE : struct, IExpertEpilogue
     {
         TA acc = default;
         acc.Declare();
@@ -180,18 +194,35 @@ public static class MmaKernels
                 var fg = acc.Read(nt);
                 var fu = acc.Read(8 + nt);
                 int q = nt * 8 + 2 * t;
-                StoreLinear(h, p0, q, n, r, a.Rows, GpuMath.Silu(fg.C0) * fu.C0, GpuMath.Silu(fg.C1) * fu.C1);
-                StoreLinear(h, p0, q, n, r + 8, a.Rows, GpuMath.Silu(fg.C2) * fu.C2, GpuMath.Silu(fg.C3) * fu.C3);
+                StoreLinear(h, p0, q, n, r, a.Rows, Hidden<TE>(fg.C0, fu.C0, bias, b, e, r, a.Rows), Hidden<TE>(fg.C1, fu.C1, bias, b, e, r, a.Rows));
+                StoreLinear(h, p0, q, n, r + 8, a.Rows, Hidden<TE>(fg.C2, fu.C2, bias, b, e, r + 8, a.Rows),
+                    Hidden<TE>(fg.C3, fu.C3, bias, b, e, r + 8, a.Rows));
             }
         }
     }
+
+    // The epilogue's h of row r (r < rows: rows past the matrix are never stored, and their biases are not there).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Hidden<TE>(float g, float u, ArrayView<float> bias, ExpertBiasArgs b, int e, int r, int rows) where TE : struct, IExpertEpilogue =>
+        r < rows ? default(TE).Hidden(g, u, bias, b, e, r) : 0f;
 
     /// <summary>
     /// Down projection from split activations xs (one row per position): grouped, y[slot, r] = scales[slot] ·
     /// Wd[e]·h[p] with slot = index[p]; else y[p, r] = Wd·h[p].
     /// </summary>
     public static void Down<TA, TW>(ArrayView<Chunk16> wd, ArrayView<Chunk16> xs, ArrayView<int> index, ArrayView<float> scales,
-        ArrayView<float> y, TileArgs a) where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat
+        ArrayView<float> y, TileArgs a) where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat =>
+        Down<TA, TW, SwiGluEpilogue>(wd, xs, index, scales, y, y, a, default);
+
+    /// <summary><see cref="Down{TA, TW}"/> of GPT-OSS's experts (grouped): y[slot, r] = scales[slot] · (Wd[e]·h[p] + bd[e, r]).</summary>
+    public static void DownBiased<TA, TW>(ArrayView<Chunk16> wd, ArrayView<Chunk16> xs, ArrayView<int> index, ArrayView<float> scales,
+        ArrayView<float> y, ArrayView<float> bias, TileArgs a, ExpertBiasArgs b) where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat =>
+        Down<TA, TW, ClampedSwiGluEpilogue>(wd, xs, index, scales, y, bias, a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Down<TA, TW, TE>(ArrayView<Chunk16> wd, ArrayView<Chunk16> xs, ArrayView<int> index, ArrayView<float> scales,
+        ArrayView<float> y, ArrayView<float> bias, TileArgs a, ExpertBiasArgs b)
+        where TA : struct, IMmaAcc<TA> where TW : struct, IWeightFormat where TE : struct, IExpertEpilogue
     {
         TA acc = default;
         acc.Declare();
@@ -210,21 +241,22 @@ public static class MmaKernels
             {
                 var f = acc.Read(nt);
                 int q = nt * 8 + 2 * t;
-                StoreDown(y, index, scales, grouped, p0 + q, q < n, r, a.Rows, f.C0, f.C2);
-                StoreDown(y, index, scales, grouped, p0 + q + 1, q + 1 < n, r, a.Rows, f.C1, f.C3);
+                StoreDown<TE>(y, index, scales, bias, b, e, grouped, p0 + q, q < n, r, a.Rows, f.C0, f.C2);
+                StoreDown<TE>(y, index, scales, bias, b, e, grouped, p0 + q + 1, q + 1 < n, r, a.Rows, f.C1, f.C3);
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StoreDown(ArrayView<float> y, ArrayView<int> index, ArrayView<float> scales, bool grouped, int p, bool valid,
-        int r, int rows, float v0, float v1)
+    static void StoreDown<TE>(ArrayView<float> y, ArrayView<int> index, ArrayView<float> scales, ArrayView<float> bias, ExpertBiasArgs b,
+        int e, bool grouped, int p, bool valid, int r, int rows, float v0, float v1) where TE : struct, IExpertEpilogue
     {
         if (!valid) return;
         long o = grouped ? index[p] : p;
         float s = grouped ? scales[(int)o] : 1f;
-        if (r < rows) y[o * rows + r] = s * v0;
-        if (r + 8 < rows) y[o * rows + r + 8] = s * v1;
+        bool biased = default(TE).HasDownBias && grouped;
+        if (r < rows) y[o * rows + r] = s * (biased ? v0 + default(TE).DownBias(bias, b, e, r) : v0);
+        if (r + 8 < rows) y[o * rows + r + 8] = s * (biased ? v1 + default(TE).DownBias(bias, b, e, r + 8) : v1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -11,7 +11,10 @@ public struct RouteArgs
     public int Experts;
     /// <summary>Experts chosen per token K (≤ E).</summary>
     public int TopK;
-    /// <summary>1: the K weights are divided by their sum (Mixtral, Qwen3); 0: plain softmax probabilities (Qwen2-MoE, OLMoE).</summary>
+    /// <summary>
+    /// 1: the K weights are divided by their sum (Mixtral, Qwen3; and GPT-OSS's softmax over the K chosen logits, which is
+    /// the same); 0: plain softmax probabilities (Qwen2-MoE, OLMoE).
+    /// </summary>
     public int Renormalize;
     /// <summary>Threads per token team (power of two ≤ warp size).</summary>
     public int Lanes;

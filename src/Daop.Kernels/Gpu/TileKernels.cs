@@ -69,7 +69,22 @@ public static class TileKernels
     /// to 32 positions (grouped: from the index view, row(p) = index[p] / TopK; else consecutive, row(p) = p).
     /// </summary>
     public static void GateUp<TG, TU>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<float> x, ArrayView<Float4> x4,
-        ArrayView<int> index, ArrayView<float> h, TileArgs a) where TG : struct, IWeightFormat where TU : struct, IWeightFormat
+        ArrayView<int> index, ArrayView<float> h, TileArgs a) where TG : struct, IWeightFormat where TU : struct, IWeightFormat =>
+        GateUp<TG, TU, SwiGluEpilogue>(wg, wu, x, x4, index, h, h, a, default);
+
+    /// <summary>
+    /// <see cref="GateUp{TG, TU}"/> of GPT-OSS's experts (grouped): h[p, r] = the clamped SwiGLU of the biased projections
+    /// (<see cref="ClampedSwiGluEpilogue"/>), key e's biases in <paramref name="bias"/> as <paramref name="b"/> says.
+    /// </summary>
+    public static void GateUpBiased<TG, TU>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<float> x, ArrayView<Float4> x4,
+        ArrayView<int> index, ArrayView<float> h, ArrayView<float> bias, TileArgs a, ExpertBiasArgs b)
+        where TG : struct, IWeightFormat where TU : struct, IWeightFormat =>
+        GateUp<TG, TU, ClampedSwiGluEpilogue>(wg, wu, x, x4, index, h, bias, a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GateUp<TG, TU, TE>(ArrayView<Chunk16> wg, ArrayView<Chunk16> wu, ArrayView<float> x, ArrayView<Float4> x4,
+        ArrayView<int> index, ArrayView<float> h, ArrayView<float> bias, TileArgs a, ExpertBiasArgs b)
+        where TG : struct, IWeightFormat where TU : struct, IWeightFormat where TE : struct, IExpertEpilogue
     {
         int quads = (a.Rows + 3) / 4;
         long items = (long)a.Tiles * quads * Quads;
@@ -92,7 +107,7 @@ public static class TileKernels
                 int r = r0 + i;
                 if (r >= a.Rows) break;
                 for (int k = 0; k < 4 && k < n; k++)
-                    h[(long)(p0 + k) * a.Rows + r] = GpuMath.Silu(Pick(g, k, i)) * Pick(u, k, i);
+                    h[(long)(p0 + k) * a.Rows + r] = default(TE).Hidden(Pick(g, k, i), Pick(u, k, i), bias, b, e, r);
             }
         }
     }
@@ -102,7 +117,18 @@ public static class TileKernels
     /// y[slot, r] = scales[slot] · Wd[e]·h[p] with slot = index[p]; else y[p, r] = Wd·h[p].
     /// </summary>
     public static void Down<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
-        ArrayView<float> scales, ArrayView<float> y, TileArgs a) where TW : struct, IWeightFormat
+        ArrayView<float> scales, ArrayView<float> y, TileArgs a) where TW : struct, IWeightFormat =>
+        Down<TW, SwiGluEpilogue>(wd, h, h4, index, scales, y, y, a, default);
+
+    /// <summary><see cref="Down{TW}"/> of GPT-OSS's experts (grouped): y[slot, r] = scales[slot] · (Wd[e]·h[p] + bd[e, r]).</summary>
+    public static void DownBiased<TW>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, ArrayView<float> bias, TileArgs a, ExpertBiasArgs b) where TW : struct, IWeightFormat =>
+        Down<TW, ClampedSwiGluEpilogue>(wd, h, h4, index, scales, y, bias, a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Down<TW, TE>(ArrayView<Chunk16> wd, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,
+        ArrayView<float> scales, ArrayView<float> y, ArrayView<float> bias, TileArgs a, ExpertBiasArgs b)
+        where TW : struct, IWeightFormat where TE : struct, IExpertEpilogue
     {
         int quads = (a.Rows + 3) / 4;
         long items = (long)a.Tiles * quads * Quads;
@@ -126,7 +152,9 @@ public static class TileKernels
                 {
                     int r = r0 + i;
                     if (r >= a.Rows) break;
-                    y[o * a.Rows + r] = s * Pick(acc, k, i);
+                    float d = Pick(acc, k, i);
+                    if (default(TE).HasDownBias && grouped) d += default(TE).DownBias(bias, b, e, r);
+                    y[o * a.Rows + r] = s * d;
                 }
             }
         }

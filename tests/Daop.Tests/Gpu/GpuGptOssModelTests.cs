@@ -1,4 +1,5 @@
 using Daop.Engine.Model;
+using Daop.Engine.Schedule;
 using Daop.Kernels;
 
 namespace Daop.Tests.Gpu;
@@ -11,6 +12,36 @@ namespace Daop.Tests.Gpu;
 [Collection(GpuCollection.Name)]
 public class GpuGptOssModelTests(GpuFixture gpu)
 {
+    /// <summary>
+    /// gptoss-tiny's prompt in one chunk of 40 tokens (80 routed positions over 8 experts: batched tiles pay, so the biased
+    /// experts take the batched tile kernels), then decode steps routed on the device, against the CPU path.
+    /// </summary>
+    [Fact]
+    public void BatchedPrefillAndDeviceRoutedDecodeMatchTheCpu()
+    {
+        const int prefix = 40;
+        string dir = TestPaths.Fixture("gptoss-tiny");
+        using var cpu = MoeModel.Load(dir, new ModelOptions { ContextLength = 64, MaxChunkTokens = prefix });
+        using var model = gpu.LoadModel(dir, chunk: prefix);
+        var sched = (GpuExpertScheduler)model.Experts;
+        int v = model.Config.VocabSize;
+        var tokens = Enumerable.Range(0, prefix + 2).Select(i => (i * 53 + 7) % v).ToArray();
+        var (got, want) = (new float[prefix * v], new float[prefix * v]);
+        var (gpuCache, cpuCache) = (model.NewCache(), cpu.NewCache());
+        model.Forward(tokens.AsSpan(0, prefix), 0, gpuCache, got, allLogits: true);
+        cpu.Forward(tokens.AsSpan(0, prefix), 0, cpuCache, want, allLogits: true);
+        Assert.Equal(model.Config.MoeLayerCount, sched.BatchedRuns);
+        LogitsAssert.Close(want, got, "gptoss-tiny batched prefill vs cpu");
+        var (step, cpuStep) = (new float[v], new float[v]);
+        for (int pos = prefix; pos < prefix + 2; pos++)
+        {
+            model.Forward(tokens.AsSpan(pos, 1), pos, gpuCache, step);
+            cpu.Forward(tokens.AsSpan(pos, 1), pos, cpuCache, cpuStep);
+            LogitsAssert.Close(cpuStep, step, $"gptoss-tiny decode {pos} vs cpu");
+        }
+        Assert.Equal(model.Config.MoeLayerCount, sched.BatchedRuns); // decode: routed on the device, row tiles
+    }
+
     [Fact]
     public void Mxfp4ExpertsOnTheGpuMatchTheirExactCpuWidening()
     {

@@ -1,3 +1,4 @@
+using Daop.Engine.Load.Config;
 using Daop.Engine.Model.Layers;
 using Daop.Kernels.Gpu;
 using ILGPU.Runtime;
@@ -57,6 +58,36 @@ public class GpuRoutingKernelTests(GpuFixture gpu)
                 Assert.Equal(i, index[i]);
                 Assert.Equal([ids[j], i, 1], index[(p + 3 * i)..(p + 3 * i + 3)]);
                 Assert.Equal(i, index[4 * p + i]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Top-k softmax (Granite-MoE, GPT-OSS: softmax over the K chosen logits) is the kernel renormalised
+    /// (<see cref="RouterSpec.DeviceRenormalize"/>): the same experts as <see cref="Router.TopKSoftmax"/>,
+    /// ties to the lower id, and its weights.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 32, 4, 4)]
+    [InlineData(3, 10, 3, 2)]
+    [InlineData(4, 8, 2, 1)]
+    public void RenormalisedMatchesTheHostTopKSoftmax(int tokens, int experts, int topK, int lanes)
+    {
+        Assert.Equal(true, new RouterSpec.TopKSoftmax().DeviceRenormalize);
+        var logits = Logits(tokens, experts, tokens * 31 + experts);
+        var index = Route(logits, tokens, experts, topK, renormalize: true, lanes);
+        int p = tokens * topK;
+        var ids = new int[topK];
+        var weights = new float[topK];
+        for (int t = 0; t < tokens; t++)
+        {
+            Router.TopKSoftmax(logits.AsSpan(t * experts, experts), ids, weights);
+            for (int j = 0; j < topK; j++)
+            {
+                int i = t * topK + j;
+                Assert.True(ids[j] == index[5 * p + i], $"token {t} choice {j}: expert {index[5 * p + i]}, host {ids[j]}");
+                float w = BitConverter.Int32BitsToSingle(index[6 * p + i]);
+                Assert.True(Math.Abs(w - weights[j]) <= 2e-6f * Math.Max(1, weights[j]), $"token {t} choice {j}: weight {w}, host {weights[j]}");
             }
         }
     }

@@ -20,14 +20,15 @@ public class GpuRuntimeTests(GpuFixture gpu)
         Assert.Equal(keys.Count, keys.Distinct().Count());
         foreach (var t in AllFormats)
         {
-            foreach (var name in new[] { "Gemv", "TileLinear", "GateUp", "Down", "DownCombine", "TileGateUp", "TileDown", "Gemv1.2", "Gemv1.4", "Gemv1.8", "Gemv3.4" })
+            foreach (var name in new[] { "Gemv", "TileLinear", "GateUp", "Down", "DownCombine", "TileGateUp", "TileDown", "Gemv1.2", "Gemv1.4", "Gemv1.8", "Gemv3.4",
+                "GateUpBiased", "DownBiased", "DownCombineBiased", "TileGateUpBiased", "TileDownBiased" })
                 Assert.Contains($"{name}.{t}", keys);
             // Tensor cores take bf16 and the block formats (dequantized in registers), not f16/f32.
             bool mma = t == DType.BF16 || t.IsBlock();
-            foreach (var name in new[] { "MmaSplit", "MmaLinear", "MmaGateUp", "MmaDown" })
+            foreach (var name in new[] { "MmaSplit", "MmaLinear", "MmaGateUp", "MmaDown", "MmaGateUpBiased", "MmaDownBiased" })
                 Assert.Equal(mma, keys.Contains($"{name}.{t}"));
         }
-        foreach (var name in new[] { "Norm", "NormRows", "Rope", "Embed", "Add", "Attention", "RouteSoftmaxTopK", "LatentAttend", "GatherRows", "ScatterAddRows" })
+        foreach (var name in new[] { "Norm", "NormRows", "Rope", "Embed", "Add", "Attention", "RouteSoftmaxTopK", "LatentAttend" })
             Assert.Contains(name, keys);
         foreach (var e in GeneratedIlgpuKernels.All)
         {

@@ -110,17 +110,19 @@ public class ForwardBatchTests(GpuFixture gpu)
         MixedBatchMatchesSequences(m, fixture);
     }
 
-    [Fact]
-    public void EachSequenceGetsItsOwnLogitsOnTheGpuPath()
+    [Theory]
+    [InlineData("mixtral-tiny")]
+    [InlineData("gptoss-tiny")]          // biased experts: several sequences' decode in one routed launch
+    public void EachSequenceGetsItsOwnLogitsOnTheGpuPath(string fixture)
     {
-        using var m = MoeModel.Load(TestPaths.Fixture("mixtral-tiny"), new ModelOptions
+        using var m = MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions
         {
             ContextLength = 64, MaxChunkTokens = 8, Device = _ => new GpuDevice(gpu.Accelerator),
             Experts = (model, d) => new GpuExpertScheduler(model, d),
         });
         Assert.True(m.Experts.BatchesSequences);
-        BatchMatchesSequences(m, "mixtral-tiny gpu");
-        MixedBatchMatchesSequences(m, "mixtral-tiny gpu");
+        BatchMatchesSequences(m, $"{fixture} gpu");
+        MixedBatchMatchesSequences(m, $"{fixture} gpu");
     }
 
     /// <summary>Multi-head latent attention's segments on the GPU path: every segment appends before any attends.</summary>

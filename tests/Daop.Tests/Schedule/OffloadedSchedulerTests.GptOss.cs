@@ -115,8 +115,7 @@ public partial class OffloadedSchedulerTests
     }
 
     /// <summary>
-    /// A whole-device budget for GPT-OSS: the dense part (its biased experts' scratch included, their biases not: they live in
-    /// the slots) plus a byte less than 6 biased experts gives 5 slots (6 if the biases went uncounted), the device never
+    /// A whole-device budget for GPT-OSS: the dense part (the biases not: they live in the slots) plus a byte less than 6 biased experts gives 5 slots (6 if the biases went uncounted), the device never
     /// holds more than the budget, and the dense part is what <see cref="OffloadBudget.DenseBytes"/> predicted.
     /// </summary>
     [Fact]

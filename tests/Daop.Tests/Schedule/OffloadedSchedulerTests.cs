@@ -148,7 +148,7 @@ public partial class OffloadedSchedulerTests(GpuFixture gpu, ITestOutputHelper o
             Assert.Equal(0, st.CpuExpertRuns);
             // a prefill chunk of 8 tokens gives some expert more positions than a row tile: batched tiles, as resident
             // (granitemoe-odd's chunks spread too evenly over its 6 experts for batched tiles to pay: ExpertTiles.BatchedTilesPay;
-            // GPT-OSS's biased experts then run one slot at a time on the batched Linear kernels)
+            // GPT-OSS's biased experts take the batched kernels' biased variants)
             if (fixture != "granitemoe-odd") Assert.True(Gpu(s).BatchedWaves > 0, $"{what}: no wave took the batched kernels");
         }
         if (ratio == 0)

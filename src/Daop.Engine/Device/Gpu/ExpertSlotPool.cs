@@ -46,6 +46,10 @@ public readonly record struct ExpertLayout(DType GateType, DType UpType, DType D
     public static ExpertLayout Of(in ExpertWeights w) =>
         new(GpuMatrix.DeviceType(w.Gate.Type), GpuMatrix.DeviceType(w.Up.Type), GpuMatrix.DeviceType(w.Down.Type), w.Gate.Cols, w.Gate.Rows, w.Bias != null);
 
+    /// <summary>The biased expert kernels' arguments for a stack of these experts' biases with activation <paramref name="act"/>.</summary>
+    public ExpertBiasArgs BiasArgs(Daop.Engine.Load.Config.Activation.ClampedSwiGlu act) =>
+        new() { Stride = BiasStride, Inter = Inter, Alpha = act.Alpha, Limit = act.Limit };
+
     /// <summary>
     /// Writes <paramref name="b"/> into <paramref name="dst"/> (<see cref="BiasChunks"/> chunks) as the slot holds them:
     /// gate [I], up [I], down [H] fp32, then zeros.

@@ -152,7 +152,7 @@ public sealed class ExpertTiles(int keys)
     /// <summary>
     /// Fused gate/up over the tiles into h [n, I], then down: fused with the weighted combine into y [T, H]
     /// (<paramref name="fusedCombine"/>: every position takes part) or into per-position outputs [P, H]. With
-    /// <paramref name="bias"/> (row tiles only): GPT-OSS's biased clamped-SwiGLU experts, each key's biases in it as
+    /// <paramref name="bias"/>: GPT-OSS's biased clamped-SwiGLU experts, each key's biases in it as
     /// <paramref name="biasArgs"/> says.
     /// </summary>
     public void Launch(GpuKernels k, GpuStream s, in GpuMatrix gate, in GpuMatrix up, in GpuMatrix down, GpuView<float> x,

@@ -15,8 +15,8 @@ namespace Daop.Engine.Device.Gpu;
 /// launched: fused gate/up over all of them, then the down projection fused with the combine when everything runs on the
 /// GPU for ≤ <see cref="FusedCombineMaxTokens"/> tokens, else per-position outputs and a combine pass. GPT-OSS's biased
 /// clamped-SwiGLU experts take the same protocol, slots (biases in the slot, <see cref="ExpertLayout.Biased"/>), staging,
-/// transfers and CPU runner (<see cref="Schedule.CpuExpert"/>); only the wave's launches differ
-/// (<see cref="GpuBiasedExperts"/>, one tile per slot). Routed experts reach the device only through the pool, never
+/// transfers, launches (the kernels' biased variants, with the slots' bias stack) and CPU runner
+/// (<see cref="Schedule.CpuExpert"/>). Routed experts reach the device only through the pool, never
 /// through <see cref="GpuDevice.Matrix"/>.
 /// </summary>
 public sealed class GpuExpertOffload : IExpertOffload
@@ -28,7 +28,6 @@ public sealed class GpuExpertOffload : IExpertOffload
     readonly int _hidden, _inter, _topK;
     readonly ExpertTiles _tiles;      // a wave's positions by slot
     readonly Activation.ClampedSwiGlu?[] _clamped; // [layer] GPT-OSS's activation, or null: SwiGLU
-    readonly GpuBiasedExperts? _biased;           // the biased experts' launches (ExpertLayout.Biased)
     readonly ExpertGroups _cpuGroups, _streamGroups; // the CPU / streamed positions by expert
     readonly bool[] _inWave;          // [slot]
     readonly List<int> _wave = [];
@@ -65,7 +64,6 @@ public sealed class GpuExpertOffload : IExpertOffload
                 throw new NotSupportedException($"layer {l}: GPU expert offloading runs SwiGLU experts without biases and clamped SwiGLU experts " +
                     $"with them, not {act} experts {(Layout.Biased ? "with" : "without")} biases");
         }
-        if (Layout.Biased) _biased = new GpuBiasedExperts(device, Layout.Hidden, Layout.Inter);
         _hidden = Layout.Hidden;
         _inter = Layout.Inter;
         _topK = topK;
@@ -137,15 +135,11 @@ public sealed class GpuExpertOffload : IExpertOffload
     /// <inheritdoc />
     public int SlotOf(int layer, int expert) => Pool.SlotOf(layer, expert);
 
-    /// <summary>
-    /// Device bytes of the scratch for chunks of <paramref name="tokens"/> (part of the dense budget), with the biased
-    /// experts' own (<paramref name="biased"/>: GPT-OSS).
-    /// </summary>
-    public static long ScratchBytes(int tokens, int topK, int hidden, int inter, bool biased = false)
+    /// <summary>Device bytes of the scratch for chunks of <paramref name="tokens"/> (part of the dense budget).</summary>
+    public static long ScratchBytes(int tokens, int topK, int hidden, int inter)
     {
         long p = (long)tokens * topK;
-        return GpuMemory.Floats(p * inter) + GpuMemory.Floats(p * hidden) + GpuMemory.Floats((long)tokens * hidden) + 4 * Math.Max(4, IndexLength(p))
-            + (biased ? GpuBiasedExperts.ScratchBytes(tokens, hidden, inter) : 0);
+        return GpuMemory.Floats(p * inter) + GpuMemory.Floats(p * hidden) + GpuMemory.Floats((long)tokens * hidden) + 4 * Math.Max(4, IndexLength(p));
     }
 
     // [order ≤P | tiles ≤3P | pos P | key P | weight bits P]
@@ -164,7 +158,6 @@ public sealed class GpuExpertOffload : IExpertOffload
         _index = _d.Gpu.Allocate1D<int>(Math.Max(4, IndexLength(p)));
         _d.Track(_index);
         Cpu.Reserve(tokens);
-        _biased?.Reserve(tokens);
         _waveSlot = new int[p];
         _cpuExpert = new int[p];
         _streamExpert = new int[p];
@@ -249,7 +242,7 @@ public sealed class GpuExpertOffload : IExpertOffload
             LaunchWave(direct: true);
             return 1;
         }
-        if (!_ykZeroed && (_cpu + _pre > 0 || _clamped[_layer] != null)) ZeroYk(); // biased waves one slot at a time add into yk
+        if (!_ykZeroed && _cpu + _pre > 0) ZeroYk();
         int waves = _wave.Count > 0 ? 1 : 0;
         if (waves > 0) LaunchWave(direct: false);
         waves += LaunchStreamed();
@@ -308,8 +301,8 @@ public sealed class GpuExpertOffload : IExpertOffload
     }
 
     // One launch of the positions whose _waveSlot names one of the slots of pool layer poolLayer (the queue's pool):
-    // fused gate/up, then the down projection fused with the combine into y (direct) or into yk; biased experts in row
-    // tiles the same on the kernels' biased variants, in batched tiles one slot at a time, adding into yk (zeroed by the caller).
+    // fused gate/up, then the down projection fused with the combine into y (direct) or into yk; biased experts the same
+    // on the kernels' biased variants, reading the slots' biases.
     void LaunchSlots(ExpertSlotPool pool, ExpertTransferQueue queue, int poolLayer, bool direct)
     {
         int p = _tokens * _topK, cap = pool.Capacity(poolLayer);
@@ -323,16 +316,13 @@ public sealed class GpuExpertOffload : IExpertOffload
         // them), as in the all-resident path.
         bool batched = _tiles.Layout(slots, weights, _d.Kernels, gate, down, mayBatch: !direct);
         if (batched) BatchedWaves++;
-        bool perExpert = clamped != null && batched; // no batched biased kernels: GPT-OSS's experts one by one
-        if (perExpert) _tiles.Layout(slots, weights, GpuBiasedExperts.TileSize(p));
         _tiles.Upload(_d, _index!.View);
         for (int s = 0; s < cap; s++)
             if (_tiles.Count(s) > 0) queue.BeforeUse(poolLayer, s);
         var x = ((GpuBuffer)_x!).View;
         var output = direct ? ((GpuBuffer)_y!).View : _yk!.View;
-        if (perExpert) _biased!.Launch(_tiles, stacks, pool.Biases(poolLayer), Layout.BiasStride, clamped!, x, _index.View, _topK, output, perPosition: true);
-        else _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, x, _h!.View, _index.View, _topK, batched, output, fusedCombine: direct, _tokens,
-            clamped != null ? pool.Biases(poolLayer) : null, clamped != null ? GpuBiasedExperts.Args(Layout, clamped) : default);
+        _tiles.Launch(_d.Kernels, _d.Stream, gate, up, down, x, _h!.View, _index.View, _topK, batched, output, fusedCombine: direct, _tokens,
+            clamped != null ? pool.Biases(poolLayer) : null, clamped != null ? Layout.BiasArgs(clamped) : default);
         for (int s = 0; s < cap; s++)
             if (_tiles.Count(s) > 0) queue.MarkUsed(poolLayer, s);
         queue.EndUse();

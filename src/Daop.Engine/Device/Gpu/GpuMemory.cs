@@ -44,7 +44,7 @@ public static class GpuMemory
             + Floats((long)t * Math.Max(c.NumExperts, 1)) + Floats((long)RunState.LogitRows * c.VocabSize);
         total += 4L * Math.Max(64, t);                                                   // token ids
         if (ffnScratch > 0) total += Floats(Math.Max((long)t * ffnScratch, 1024));      // dense / shared FFN scratch
-        total += GpuExpertOffload.ScratchBytes(t, c.TopK, h, c.ExpertIntermediate, biased: w.Layers.Any(l => l.Experts.Any(e => e.Bias != null)));
+        total += GpuExpertOffload.ScratchBytes(t, c.TopK, h, c.ExpertIntermediate);
         return total;
     }
 

@@ -16,7 +16,8 @@ namespace Daop.Engine.Device.Gpu;
 /// the weighted combine fused (few tokens: decode) or a grouped down projection plus a combine pass (prefill). Tiles hold
 /// up to 4 positions of one expert for the row kernels; once some expert has more than 4 positions they hold up to
 /// <see cref="GpuKernels.BatchTileTokens(Daop.Kernels.DType, Daop.Kernels.DType)"/> (32, or 64 on the tensor-core path) for the batched kernels, which read
-/// each weight row once per tile.
+/// each weight row once per tile. GPT-OSS's biased clamped-SwiGLU experts take the same launches on the kernels' biased
+/// variants (<see cref="ClampedSwiGluEpilogue"/>), reading the layer's bias stack.
 /// </summary>
 public sealed class GpuResidentExperts
 {
@@ -31,7 +32,6 @@ public sealed class GpuResidentExperts
     readonly ExpertTiles _tiles;
     GpuArray<int>? _index;
     GpuArray<float>? _h, _yk;
-    GpuBiasedExperts? _biased;
 
     /// <summary>Experts of <paramref name="weights"/> on <paramref name="device"/>.</summary>
     public GpuResidentExperts(ModelWeights weights, int hidden, int numExperts, int expertInter, GpuDevice device)
@@ -47,6 +47,9 @@ public sealed class GpuResidentExperts
 
     /// <summary>Experts per layer.</summary>
     public int Experts => _tiles.Keys;
+
+    /// <summary>Calls of <see cref="Run"/> launched on the batched (prefill) kernels rather than the row kernels.</summary>
+    public long BatchedRuns { get; private set; }
 
     (GpuMatrix Gate, GpuMatrix Up, GpuMatrix Down) Stacks(int layer)
     {
@@ -80,6 +83,14 @@ public sealed class GpuResidentExperts
         return (b.View, layout);
     }
 
+    // GPT-OSS's biased experts: the layer's bias stack and the kernels' arguments; SwiGLU experts: none.
+    (GpuView<float>? Biases, ExpertBiasArgs Args) BiasesOf(int layer)
+    {
+        if (_w.Layers[layer].Ffn.Spec.Act is not Activation.ClampedSwiGlu clamped) return (null, default);
+        var (stack, layout) = Biases(layer);
+        return (stack, layout.BiasArgs(clamped));
+    }
+
     /// <summary>Uploads every layer's experts now rather than on first use.</summary>
     public void Preload()
     {
@@ -100,29 +111,10 @@ public sealed class GpuResidentExperts
         var keys = r.Experts.AsSpan(0, p);
         _tiles.Group(keys);
         bool batched = _tiles.Layout(keys, r.Weights.AsSpan(0, p), _d.Kernels, gate, down, mayBatch: tokens > FusedCombineMaxTokens);
-        var clamped = _w.Layers[layer].Ffn.Spec.Act as Activation.ClampedSwiGlu;       // GPT-OSS: biased experts
-        if (clamped != null && batched)                                                 // no batched biased kernels: per expert
-        {
-            _tiles.Layout(keys, r.Weights.AsSpan(0, p), GpuBiasedExperts.TileSize(p));
-            var at = Index(_tiles.Length);
-            _tiles.Upload(_d, at);
-            var biased = _biased ??= new GpuBiasedExperts(_d, _hidden, _inter);
-            biased.Reserve(tokens);
-            var (stack, layout) = Biases(layer);
-            var yv = ((GpuBuffer)y).View;
-            yv.SubView(0, (long)tokens * _hidden).MemSetToZero(_d.Stream);
-            biased.Launch(_tiles, (gate, up, down), stack, layout.BiasStride, clamped, ((GpuBuffer)x).View, at, k, yv, perPosition: false);
-            return;
-        }
+        if (batched) BatchedRuns++;
         var index = Index(_tiles.Length);
         _tiles.Upload(_d, index);
-        GpuView<float>? biases = null;
-        ExpertBiasArgs args = default;
-        if (clamped != null)
-        {
-            var (stack, layout) = Biases(layer);
-            (biases, args) = (stack, GpuBiasedExperts.Args(layout, clamped));
-        }
+        var (biases, args) = BiasesOf(layer);
         Launch(gate, up, down, x, index, k, batched, y, tokens, biases, args);
     }
 
@@ -135,15 +127,16 @@ public sealed class GpuResidentExperts
     public void RunRouted(int layer, DeviceBuffer x, DeviceBuffer logits, int topK, bool renormalize, DeviceBuffer y, int tokens)
     {
         if (tokens <= 0) return;
-        if (_w.Layers[layer].Ffn.Spec.Act is not Activation.SwiGlu)
-            throw new NotSupportedException($"device routing runs SwiGLU experts only, not {_w.Layers[layer].Ffn.Spec.Act}");
+        if (_w.Layers[layer].Ffn.Spec.Act is not (Activation.SwiGlu or Activation.ClampedSwiGlu))
+            throw new NotSupportedException($"device routing runs SwiGLU and clamped SwiGLU experts, not {_w.Layers[layer].Ffn.Spec.Act}");
         if (tokens > FusedCombineMaxTokens)
             throw new ArgumentOutOfRangeException(nameof(tokens), tokens, $"device routing takes up to {FusedCombineMaxTokens} tokens");
         var (gate, up, down) = Stacks(layer);
         _tiles.OnePerPosition(tokens * topK);
         var index = Index(_tiles.Length);
         _d.Kernels.SoftmaxTopK(_d.Stream, ((GpuBuffer)logits).View, index, tokens, Experts, topK, renormalize);
-        Launch(gate, up, down, x, index, topK, batched: false, y, tokens);
+        var (biases, args) = BiasesOf(layer);
+        Launch(gate, up, down, x, index, topK, batched: false, y, tokens, biases, args);
     }
 
     // The device index of at least n ints (grows, then stays).

@@ -6,8 +6,18 @@ public abstract record RouterSpec
     /// <summary>Whether routing reads a per-layer, per-expert selection bias [E] beside the logits (the MoE block loads it).</summary>
     public virtual bool HasScoreBias => false;
 
+    /// <summary>
+    /// Whether the device routes this spec (the GPU's softmax top-k routing kernel), and with its weights renormalised
+    /// over the chosen K or not; null: routing takes the host.
+    /// </summary>
+    public virtual bool? DeviceRenormalize => null;
+
     /// <summary>softmax over all E logits, top-k, optionally renormalised to sum 1 (Mixtral, Qwen, OLMoE).</summary>
-    public sealed record SoftmaxTopK(bool Renormalize) : RouterSpec;
+    public sealed record SoftmaxTopK(bool Renormalize) : RouterSpec
+    {
+        /// <inheritdoc />
+        public override bool? DeviceRenormalize => Renormalize;
+    }
 
     /// <summary>
     /// No router: one expert that every token takes with weight 1. A dense model's FFN as its layer's only expert, so the
@@ -19,7 +29,11 @@ public abstract record RouterSpec
     /// The K largest logits (lower id wins ties), weighted by softmax over those K only (Granite-MoE, GPT-OSS). The same
     /// experts and weights as <see cref="SoftmaxTopK"/> renormalised, computed without the other E − K exponentials.
     /// </summary>
-    public sealed record TopKSoftmax : RouterSpec;
+    public sealed record TopKSoftmax : RouterSpec
+    {
+        /// <inheritdoc />
+        public override bool? DeviceRenormalize => true; // softmax over the K chosen = softmax over all, renormalised
+    }
 
     /// <summary>
     /// Llama-4's router: the K largest logits, each weight sigmoid(logit), and the weight scales the expert's INPUT
