@@ -92,30 +92,31 @@ static class SyntheticBenchCommand
         if (combos.Count > 0) return Offloaded(model, gen, prompt, newTokens, combos, offload);
         // Launches and graph steps per decoded token: the warm-up (4 tokens) and the timed run share a prompt, so their
         // difference over the extra decode steps is the decode step's own count.
-        var gpuDevice = model.Device as GpuDevice;
-        long launches0 = gpuDevice?.Launches ?? 0, steps0 = gpuDevice?.StepsRun ?? 0;
+        var gpu = model.Device as GpuDevice;
+        long launches0 = gpu?.Launches ?? 0, steps0 = gpu?.StepsRun ?? 0;
         var warm = new GenerationStats();
         foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = 4, StopTokenIds = [] }, warm)) { }
-        long launches1 = gpuDevice?.Launches ?? 0, steps1 = gpuDevice?.StepsRun ?? 0;
+        long launches1 = gpu?.Launches ?? 0, steps1 = gpu?.StepsRun ?? 0;
         var stats = new GenerationStats();
         foreach (var _ in gen.Generate(prompt, new SamplingOptions { MaxNewTokens = newTokens, StopTokenIds = [] }, stats)) { }
+        long launches2 = gpu?.Launches ?? 0, steps2 = gpu?.StepsRun ?? 0;   // before the GEMV probe below launches its own
         Console.WriteLine($"prefill {promptTokens} tokens: {stats.PrefillTokensPerSecond:F0} tok/s; decode {stats.DecodeSteps} tokens: {stats.DecodeTokensPerSecond:F1} tok/s");
         double? gpuGBps = null;
-        if (model.Device is GpuDevice g)
+        if (gpu != null)
         {
-            double gbps = GpuBench.GemvGBps(g.Gpu, DType.BF16, 14336, 4096, 100);
+            double gbps = GpuBench.GemvGBps(gpu.Gpu, DType.BF16, 14336, 4096, 100);
             gpuGBps = gbps;
             double bound = gbps * 1e9 / active;
             Console.WriteLine($"GPU GEMV bandwidth {gbps:F0} GB/s → bound {bound:F0} tok/s; decode reaches {stats.DecodeTokensPerSecond / bound:P0} of it; " +
-                $"{g.Launches} launches so far, {g.AllocatedBytes / 1e9:F1} GB on the device" +
+                $"{launches2} launches so far, {gpu.AllocatedBytes / 1e9:F1} GB on the device" +
                 (model.Experts is GpuExpertScheduler s ? $"; decode routed on the {(s.RoutesOnDevice ? "GPU" : "host")}" : ""));
             int extra = stats.DecodeSteps - warm.DecodeSteps;
             if (extra > 0)
             {
-                double launchesPerToken = ((g.Launches - launches1) - (launches1 - launches0)) / (double)extra;
-                double stepsPerToken = ((g.StepsRun - steps1) - (steps1 - steps0)) / (double)extra;
+                double launchesPerToken = ((launches2 - launches1) - (launches1 - launches0)) / (double)extra;
+                double stepsPerToken = ((steps2 - steps1) - (steps1 - steps0)) / (double)extra;
                 Console.WriteLine($"per decoded token: {launchesPerToken:F0} kernel launches, {stepsPerToken:F2} queue-only steps " +
-                    (g.StepGraphs && g.Gpu is CudaGpu ? "(each captured and replayed as one CUDA graph launch)" : "(launched one by one)"));
+                    (gpu.StepGraphs && gpu.Gpu is CudaGpu ? "(each captured and replayed as one CUDA graph launch)" : "(launched one by one)"));
             }
         }
         if (counts.Length > 0) Batched(model, counts, promptTokens, newTokens, gpuGBps);

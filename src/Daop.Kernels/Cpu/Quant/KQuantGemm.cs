@@ -70,7 +70,7 @@ internal static class KQuantPaths
 /// (<c>vpmaddwd</c> of the 8 mins with the sub-block sums; Q2_K's 16 run mins with the run sums), go to a second accumulator. Exact integers, fp32 sums:
 /// <see cref="QuantMatMul.Scalar"/>'s arithmetic up to the order of the sums. With AVX-512BW a 512-bit register takes two
 /// sub-blocks (<see cref="IKQuantFormat.QuantPair"/>) and one <c>vpshufb</c> spreads their scale words, halving the dot's
-/// instructions; its 16 lanes fold to 8 before the same finish. With AVX-VNNI the 256-bit path (<see cref="RowsVnni"/>)
+/// instructions; its 16 lanes fold to 8 before the same finish. With AVX-VNNI the 256-bit path (<see cref="VnniBlock"/>)
 /// dots each sub-block with <c>vpdpbusd</c> and scales two at a time with <c>vpdpwssd</c>: the same integers per super-block.
 /// </remarks>
 internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
@@ -108,8 +108,9 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     public static void Rows(in KArgs a, int r0, int r1, KQuantPath path = KQuantPath.Best)
     {
         if (path == KQuantPath.Best && KQuantPaths.Wide && a.Tokens >= KQuantPaths.WideMinTokens) RowsWide(a, r0, r1);
-        else if (path != KQuantPath.Scalar && path != KQuantPath.Avx2NoVnni && AvxVnni.IsSupported && Avx2Support.IsSupported) RowsVnni(a, r0, r1);
-        else RowsNarrow(a, r0, r1, scalar: path == KQuantPath.Scalar);
+        else if (path != KQuantPath.Scalar && path != KQuantPath.Avx2NoVnni && AvxVnni.IsSupported && Avx2Support.IsSupported) RowsNarrow<VnniBlock>(a, r0, r1);
+        else if (path != KQuantPath.Scalar && Avx2Support.IsSupported) RowsNarrow<MaddBlock>(a, r0, r1);
+        else RowsScalar(a, r0, r1);
     }
 
     /// <summary><see cref="Rows"/> on AVX-512BW: two sub-blocks per register, two rows per pass (batches of <see cref="KQuantPaths.WideMinTokens"/> or more).</summary>
@@ -225,15 +226,22 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
     static Vector512<int> Dot(Vector512<byte> q, sbyte* x, Vector512<short> k) =>
         Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q, Vector512.Load(x)), k);
 
+    /// <summary>A super-block's integers and scale words unpacked on 256-bit vectors once, dotted with each token of a pass.</summary>
+    interface INarrowBlock<TSelf> where TSelf : struct, INarrowBlock<TSelf>
+    {
+        /// <summary>The super-block at <paramref name="sb"/> with its scales <paramref name="s"/>, unpacked.</summary>
+        static abstract TSelf Unpack(byte* sb, in KScaleSet s);
+
+        /// <summary>Σ s·q·x over the super-block against one token's 256 activations at <paramref name="x"/>, in 8 int32 lanes.</summary>
+        Vector256<int> Dot(sbyte* x);
+    }
+
     /// <summary>
-    /// <see cref="Rows"/> on 256-bit vectors with AVX-VNNI: per sub-block one <c>vpdpbusd</c> (Σ q·x in 8 int32 lanes,
-    /// each within int16: ≤ 4·63·127), two sub-blocks packed to int16 (<c>vpackssdw</c>, exact) and scaled and summed
-    /// by one <c>vpdpwssd</c> with their scale words (<see cref="PairWords"/>): 20 vector instructions per super-block
-    /// and token where <c>vpmaddubsw</c>, <c>vpmaddwd</c> and <c>vpaddd</c> per sub-block take 24, plus a scale
-    /// <c>vpshufb</c> per sub-block rather than per pair. The same integers, so the same results as <see cref="RowsNarrow"/>.
+    /// <see cref="Rows"/> on 256-bit vectors, the dots of <typeparamref name="TB"/>: each super-block unpacked once for
+    /// all the pass's tokens; one token (decode) keeps its accumulators in registers.
     /// </summary>
     [SkipLocalsInit]
-    static void RowsVnni(in KArgs a, int r0, int r1)
+    static void RowsNarrow<TB>(in KArgs a, int r0, int r1) where TB : struct, INarrowBlock<TB>
     {
         var acc = stackalloc Vector256<float>[TokenBlock];     // per token: the scaled dots
         var mins = stackalloc Vector128<float>[TokenBlock];    // per token: the mins (Q4_K, Q5_K)
@@ -248,8 +256,10 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
                 Vector128<float> m = default;
                 for (int b = 0; b < blocks; b++)
                 {
+                    byte* sb = row + (nint)b * TK.BlockBytes;
+                    TK.Scales(sb, out var s);
                     var x = new KToken(a.X, b);
-                    Finish(OneToken(row + (nint)b * TK.BlockBytes, x.Values, out var s), s, x, 0, ref c, ref m);
+                    Finish(TB.Unpack(sb, s).Dot(x.Values), s, x, 0, ref c, ref m);
                 }
                 a.Y[r] = Vector256.Sum(c) - Vector128.Sum(m);
                 continue;
@@ -260,15 +270,12 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
             {
                 byte* sb = row + (nint)b * TK.BlockBytes;
                 TK.Scales(sb, out var s);
-                // the super-block's integers and per-pair scale words, unpacked once for all the pass's tokens
-                Vector256<byte> q0 = TK.Quants(sb, 0), q1 = TK.Quants(sb, 1), q2 = TK.Quants(sb, 2), q3 = TK.Quants(sb, 3),
-                    q4 = TK.Quants(sb, 4), q5 = TK.Quants(sb, 5), q6 = TK.Quants(sb, 6), q7 = TK.Quants(sb, 7);
-                Vector256<short> k0 = PairWords(s.A, 0), k1 = PairWords(s.A, 1), k2 = PairWords(s.A, 2), k3 = PairWords(s.A, 3);
+                var u = TB.Unpack(sb, s);
                 var x = new KToken(a.X, b);
                 for (int t = 0; t < tokens; t++)
                 {
                     nint o = t * xs;
-                    Finish(Dots(q0, q1, q2, q3, q4, q5, q6, q7, k0, k1, k2, k3, x.Values + o), s, x, o, ref acc[t], ref mins[t]);
+                    Finish(u.Dot(x.Values + o), s, x, o, ref acc[t], ref mins[t]);
                 }
             }
             for (int t = 0; t < tokens; t++)
@@ -276,25 +283,58 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         }
     }
 
-    /// <summary>The super-block at <paramref name="sb"/> against one token's 256 activations at <paramref name="x"/>: Σ s·q·x in 8 int32 lanes, and its scales.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> OneToken(byte* sb, sbyte* x, out KScaleSet s)
+    /// <summary>
+    /// A super-block for AVX-VNNI: per sub-block one <c>vpdpbusd</c> (Σ q·x in 8 int32 lanes, each within int16:
+    /// ≤ 4·63·127), two sub-blocks packed to int16 (<c>vpackssdw</c>, exact) and scaled and summed by one <c>vpdpwssd</c>
+    /// with their scale words (<see cref="PairWords"/>): 20 vector instructions per super-block and token where
+    /// <see cref="MaddBlock"/>'s <c>vpmaddubsw</c>, <c>vpmaddwd</c> and <c>vpaddd</c> per sub-block take 24, plus a scale
+    /// <c>vpshufb</c> per pair rather than per sub-block. The same integers, so the same results.
+    /// </summary>
+    readonly struct VnniBlock : INarrowBlock<VnniBlock>
     {
-        TK.Scales(sb, out s);
-        return Dots(TK.Quants(sb, 0), TK.Quants(sb, 1), TK.Quants(sb, 2), TK.Quants(sb, 3), TK.Quants(sb, 4), TK.Quants(sb, 5),
-            TK.Quants(sb, 6), TK.Quants(sb, 7), PairWords(s.A, 0), PairWords(s.A, 1), PairWords(s.A, 2), PairWords(s.A, 3), x);
+        readonly Vector256<byte> _q0, _q1, _q2, _q3, _q4, _q5, _q6, _q7;
+        readonly Vector256<short> _k0, _k1, _k2, _k3;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        VnniBlock(byte* sb, in KScaleSet s)
+        {
+            _q0 = TK.Quants(sb, 0); _q1 = TK.Quants(sb, 1); _q2 = TK.Quants(sb, 2); _q3 = TK.Quants(sb, 3);
+            _q4 = TK.Quants(sb, 4); _q5 = TK.Quants(sb, 5); _q6 = TK.Quants(sb, 6); _q7 = TK.Quants(sb, 7);
+            _k0 = PairWords(s.A, 0); _k1 = PairWords(s.A, 1); _k2 = PairWords(s.A, 2); _k3 = PairWords(s.A, 3);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static VnniBlock Unpack(byte* sb, in KScaleSet s) => new(sb, s);
+
+        /// <summary>Two chains of two pairs, so the <c>vpdpwssd</c> latencies overlap.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<int> Dot(sbyte* x) =>
+            Pair(Pair(_q0, _q1, x, _k0), _q2, _q3, x + 64, _k1) + Pair(Pair(_q4, _q5, x + 128, _k2), _q6, _q7, x + 192, _k3);
     }
 
-    /// <summary>
-    /// Σ s·q·x in 8 int32 lanes of a super-block's sub-blocks <paramref name="q0"/>..<paramref name="q7"/> with their pairs'
-    /// scale words <paramref name="k0"/>..<paramref name="k3"/> against one token's 256 activations at <paramref name="x"/>
-    /// (two chains of two pairs, so the <c>vpdpwssd</c> latencies overlap).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> Dots(Vector256<byte> q0, Vector256<byte> q1, Vector256<byte> q2, Vector256<byte> q3, Vector256<byte> q4,
-        Vector256<byte> q5, Vector256<byte> q6, Vector256<byte> q7, Vector256<short> k0, Vector256<short> k1, Vector256<short> k2,
-        Vector256<short> k3, sbyte* x) =>
-        Pair(Pair(q0, q1, x, k0), q2, q3, x + 64, k1) + Pair(Pair(q4, q5, x + 128, k2), q6, q7, x + 192, k3);
+    /// <summary>A super-block for AVX2: per sub-block <c>vpmaddubsw</c> of its integers with the activations, <c>vpmaddwd</c> with its scale words.</summary>
+    readonly struct MaddBlock : INarrowBlock<MaddBlock>
+    {
+        readonly Vector256<byte> _q0, _q1, _q2, _q3, _q4, _q5, _q6, _q7;
+        readonly Vector256<short> _k0, _k1, _k2, _k3, _k4, _k5, _k6, _k7;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        MaddBlock(byte* sb, in KScaleSet s)
+        {
+            _q0 = TK.Quants(sb, 0); _q1 = TK.Quants(sb, 1); _q2 = TK.Quants(sb, 2); _q3 = TK.Quants(sb, 3);
+            _q4 = TK.Quants(sb, 4); _q5 = TK.Quants(sb, 5); _q6 = TK.Quants(sb, 6); _q7 = TK.Quants(sb, 7);
+            _k0 = RunScales(s.A, 0); _k1 = RunScales(s.A, 1); _k2 = RunScales(s.A, 2); _k3 = RunScales(s.A, 3);
+            _k4 = RunScales(s.A, 4); _k5 = RunScales(s.A, 5); _k6 = RunScales(s.A, 6); _k7 = RunScales(s.A, 7);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static MaddBlock Unpack(byte* sb, in KScaleSet s) => new(sb, s);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<int> Dot(sbyte* x) =>
+            KQuantGemm<TK>.Dot(_q0, x, _k0) + KQuantGemm<TK>.Dot(_q1, x + 32, _k1) + KQuantGemm<TK>.Dot(_q2, x + 64, _k2) + KQuantGemm<TK>.Dot(_q3, x + 96, _k3)
+            + (KQuantGemm<TK>.Dot(_q4, x + 128, _k4) + KQuantGemm<TK>.Dot(_q5, x + 160, _k5) + KQuantGemm<TK>.Dot(_q6, x + 192, _k6) + KQuantGemm<TK>.Dot(_q7, x + 224, _k7));
+    }
 
     /// <summary>
     /// Sub-blocks j and j+1's Σ q·x (<paramref name="qa"/>, <paramref name="qb"/> against the 64 activations at
@@ -328,77 +368,29 @@ internal static unsafe class KQuantGemm<TK> where TK : struct, IKQuantFormat
         return Avx2.Shuffle(scales.AsByte(), Vector256.Create(a, a, a, a, b, b, b, b, a, a, a, a, b, b, b, b).AsByte()).AsInt16();
     }
 
-    /// <summary><see cref="Rows"/> on 256-bit vectors, or the scalar fallback.</summary>
+    /// <summary><see cref="Rows"/> without vectors: each super-block unpacked to bytes once, <see cref="DotScalar"/> per token.</summary>
     [SkipLocalsInit]
-    static void RowsNarrow(in KArgs a, int r0, int r1, bool scalar)
+    static void RowsScalar(in KArgs a, int r0, int r1)
     {
-        bool vector = !scalar && Avx2Support.IsSupported;
-        byte* u = stackalloc byte[256];                        // the scalar fallback's unpacked super-block
-        var acc = stackalloc Vector256<float>[TokenBlock];     // per token: the scaled dots
-        var mins = stackalloc Vector128<float>[TokenBlock];    // per token: the mins (Q4_K, Q5_K)
-        int tokens = a.Tokens, blocks = a.Blocks;
-        nint xs = a.X.Stride;
+        byte* u = stackalloc byte[256];
+        var acc = stackalloc Vector256<float>[TokenBlock];     // lane 0 of each: the scaled dots
+        var mins = stackalloc Vector128<float>[TokenBlock];    // and the mins
         for (int r = r0; r < r1; r++)
         {
             byte* row = a.W + r * a.WStride;
-            if (vector && tokens == 1)
-            {
-                Vector256<float> c = default;
-                Vector128<float> m = default;
-                for (int b = 0; b < blocks; b++)
-                {
-                    byte* sb = row + (nint)b * TK.BlockBytes;
-                    TK.Scales(sb, out var s);
-                    var x = new KToken(a.X, b);
-                    sbyte* xb = x.Values;
-                    var p = Sub(TK.Quants(sb, 0), xb, s.A, 0) + Sub(TK.Quants(sb, 1), xb + 32, s.A, 1)
-                        + Sub(TK.Quants(sb, 2), xb + 64, s.A, 2) + Sub(TK.Quants(sb, 3), xb + 96, s.A, 3);
-                    p += Sub(TK.Quants(sb, 4), xb + 128, s.A, 4) + Sub(TK.Quants(sb, 5), xb + 160, s.A, 5)
-                        + Sub(TK.Quants(sb, 6), xb + 192, s.A, 6) + Sub(TK.Quants(sb, 7), xb + 224, s.A, 7);
-                    Finish(p, s, x, 0, ref c, ref m);
-                }
-                a.Y[r] = Vector256.Sum(c) - Vector128.Sum(m);
-                continue;
-            }
-            new Span<Vector256<float>>(acc, tokens).Clear();
-            new Span<Vector128<float>>(mins, tokens).Clear();
-            for (int b = 0; b < blocks; b++)
+            new Span<Vector256<float>>(acc, a.Tokens).Clear();
+            new Span<Vector128<float>>(mins, a.Tokens).Clear();
+            for (int b = 0; b < a.Blocks; b++)
             {
                 byte* sb = row + (nint)b * TK.BlockBytes;
                 TK.Scales(sb, out var s);
-                if (!vector)
-                {
-                    for (int j = 0; j < 8; j++) TK.Quants(sb, j).Store(u + 32 * j);
-                    for (int t = 0; t < tokens; t++) DotScalar(u, s, a.X, t, b, (float*)(acc + t), (float*)(mins + t));
-                    continue;
-                }
-                // The super-block's integers and per-sub-block scale words, unpacked once for all the pass's tokens.
-                Vector256<byte> q0 = TK.Quants(sb, 0), q1 = TK.Quants(sb, 1), q2 = TK.Quants(sb, 2), q3 = TK.Quants(sb, 3),
-                    q4 = TK.Quants(sb, 4), q5 = TK.Quants(sb, 5), q6 = TK.Quants(sb, 6), q7 = TK.Quants(sb, 7);
-                Vector256<short> k0 = RunScales(s.A, 0), k1 = RunScales(s.A, 1), k2 = RunScales(s.A, 2), k3 = RunScales(s.A, 3),
-                    k4 = RunScales(s.A, 4), k5 = RunScales(s.A, 5), k6 = RunScales(s.A, 6), k7 = RunScales(s.A, 7);
-                var x = new KToken(a.X, b);
-                for (int t = 0; t < tokens; t++)
-                {
-                    nint o = t * xs;
-                    sbyte* xb = x.Values + o;
-                    var p = Dot(q0, xb, k0) + Dot(q1, xb + 32, k1) + Dot(q2, xb + 64, k2) + Dot(q3, xb + 96, k3);
-                    p += Dot(q4, xb + 128, k4) + Dot(q5, xb + 160, k5) + Dot(q6, xb + 192, k6) + Dot(q7, xb + 224, k7);
-                    Finish(p, s, x, o, ref acc[t], ref mins[t]);
-                }
+                for (int j = 0; j < 8; j++) TK.Quants(sb, j).Store(u + 32 * j);
+                for (int t = 0; t < a.Tokens; t++) DotScalar(u, s, a.X, t, b, (float*)(acc + t), (float*)(mins + t));
             }
-            for (int t = 0; t < tokens; t++)
+            for (int t = 0; t < a.Tokens; t++)
                 a.Y[t * a.YStride + r] = Vector256.Sum(acc[t]) - Vector128.Sum(mins[t]);
         }
     }
-
-    /// <summary>
-    /// Sub-block <paramref name="j"/>'s Σ s·q·x in 8 int32 lanes: <c>vpmaddubsw</c> of its integers with its activations
-    /// <paramref name="x"/>, <c>vpmaddwd</c> with int16 word j of each 128-bit half of <paramref name="scales"/>
-    /// (<see cref="KScaleSet.A"/>).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<int> Sub(Vector256<byte> q, sbyte* x, Vector256<short> scales, int j) => Dot(q, x, RunScales(scales, j));
 
     /// <summary>Int16 word j of each 128-bit half of <paramref name="scales"/>, broadcast across its half (<c>vpshufb</c>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
