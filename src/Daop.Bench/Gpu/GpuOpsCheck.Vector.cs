@@ -85,7 +85,8 @@ public static partial class GpuOpsCheck
                     using var kcb = Upload(acc, kc);
                     using var vcb = Upload(acc, vc);
                     using var ob = Upload(acc, new float[tokens * qDim]);
-                    k.Attention(acc.DefaultStream, qb.View, kb.View, vb.View, kcb.View, vcb.View, ob.View, tokens, start, heads, kvHeads, d, window);
+                    using var tb = Upload(acc, OneSequence(tokens, start));
+                    k.Attention(acc.DefaultStream, qb.View, kb.View, vb.View, kcb.View, vcb.View, ob.View, tb.View, tokens, cap, heads, kvHeads, d, window);
                     string name = $"T={tokens} start={start} H={heads}/{kvHeads} D={d} window={window} lanes={lanes} teams={teams}";
                     double tol = start + tokens > 64 ? 2e-5 : 1e-5;
                     worst.Compare(name, Read(acc, ob, want.Length), want.Select(x => (double)x).ToArray(), Enumerable.Repeat(tol, want.Length).ToArray());
@@ -116,11 +117,20 @@ public static partial class GpuOpsCheck
             using var xb = Upload(acc, x);
             using var cb = Upload(acc, cos);
             using var sb = Upload(acc, sin);
-            k.Rope(acc.DefaultStream, xb.View, cb.View, sb.View, tokens, heads, headDim, half, start);
+            using var tb = Upload(acc, OneSequence(tokens, start));
+            k.Rope(acc.DefaultStream, xb.View, cb.View, sb.View, tokens, heads, headDim, half, tb.View);
             worst.Compare($"T={tokens} H={heads} D={headDim} half={half} start={start}", Read(acc, xb, x.Length),
                 want.Select(v => (double)v).ToArray(), want.Select(v => 1e-6 * (Math.Abs(v) + 2)).ToArray());
         }
         return worst.Result;
+    }
+
+    // The step's token table of one sequence (slot 0) at positions start...
+    static int[] OneSequence(int tokens, int start)
+    {
+        var table = new int[tokens * StepTokens.Fields];
+        StepTokens.WriteSegment(table, 0, tokens, start, 0);
+        return table;
     }
 
     /// <summary>Embedding rows widened to fp32, exactly.</summary>
