@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Daop.Engine.Device;
+using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 
 namespace Daop.Bench;
@@ -15,10 +16,11 @@ public static class BatchDecodeBench
 {
     /// <summary>
     /// One batch size's result: prefill and decode tokens/s (all sequences together), decode step time, the experts read
-    /// per step (of layers × experts) and the decode bound at the bandwidth given.
+    /// per step (of layers × experts), the decode bound at the bandwidth given, and the kernel launches per decode step
+    /// (0 off the GPU path).
     /// </summary>
     public readonly record struct Result(int Sequences, double PrefillTokensPerSecond, double DecodeTokensPerSecond, double StepMilliseconds,
-        double ExpertsPerStep, int ExpertsInModel, double BytesPerStep, double BoundTokensPerSecond)
+        double ExpertsPerStep, int ExpertsInModel, double BytesPerStep, double BoundTokensPerSecond, double LaunchesPerStep = 0)
     {
         /// <summary>Decode as a fraction of its bound.</summary>
         public double OfBound => DecodeTokensPerSecond / BoundTokensPerSecond;
@@ -44,7 +46,7 @@ public static class BatchDecodeBench
         var caches = new KvCache[sequences];
         try
         {
-            for (int i = 0; i < sequences; i++) caches[i] = model.NewCache(promptTokens + newTokens);
+            model.NewCaches(sequences, promptTokens + newTokens).CopyTo(caches, 0); // one KV pool, as the server's slots
             var logits = new float[sequences * c.VocabSize];
             var tokens = new int[model.MaxChunkTokens];
             var segments = new List<BatchSegment>();
@@ -72,7 +74,7 @@ public static class BatchDecodeBench
             // Decode: every sequence one token per step.
             var positions = new int[sequences];
             var step = new int[sequences];
-            long reads0 = model.ExpertReads;
+            long reads0 = model.ExpertReads, launches0 = (model.Device as GpuDevice)?.Launches ?? 0;
             t0 = Stopwatch.GetTimestamp();
             for (int s = 0; s < newTokens; s++)
             {
@@ -85,13 +87,14 @@ public static class BatchDecodeBench
             }
             double decodeSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             double expertsPerStep = (double)(model.ExpertReads - reads0) / newTokens;
+            double launchesPerStep = model.Device is GpuDevice g ? (double)(g.Launches - launches0) / newTokens : 0;
             long perStep = model.Weights.DenseBytesPerToken(); // read once per step whatever the batch
             var moe = model.Weights.Layers.FirstOrDefault(l => l.Experts.Length > 0);
             long expertBytes = moe?.Experts[0].ByteLength ?? 0;
             double bytes = perStep + expertsPerStep * expertBytes;
             int inModel = model.Weights.Layers.Sum(l => l.Experts.Length);
             return new Result(sequences, sequences * promptTokens / prefillSeconds, sequences * newTokens / decodeSeconds, decodeSeconds / newTokens * 1e3,
-                expertsPerStep, inModel, bytes, sequences * bandwidthGBps * 1e9 / bytes);
+                expertsPerStep, inModel, bytes, sequences * bandwidthGBps * 1e9 / bytes, launchesPerStep);
         }
         finally
         {

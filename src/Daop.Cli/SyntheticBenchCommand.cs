@@ -129,12 +129,12 @@ static class SyntheticBenchCommand
         double gbps = gpuGBps ?? MemoryBandwidth.MeasureReadGBps(1L << 31);
         Console.WriteLine($"batched sequences ({promptTokens}-token prompts, {newTokens} decode steps); bound: per step the dense matrices once and each " +
             $"routed expert once, at {gbps:F0} GB/s ({(gpuGBps != null ? "GPU GEMV" : "host memory read")})");
-        Console.WriteLine($"{"seqs",5} {"prefill",8} {"decode",8} {"ms/step",8} {"experts/step",13} {"GB/step",8} {"bound",8} {"of bound",9}  (tok/s of all sequences)");
+        Console.WriteLine($"{"seqs",5} {"prefill",8} {"decode",8} {"ms/step",8} {"experts/step",13} {"GB/step",8} {"bound",8} {"of bound",9} {"launches",9}  (tok/s of all sequences; kernel launches per decode step)");
         foreach (int n in counts)
         {
             var r = BatchDecodeBench.Run(model, n, promptTokens, newTokens, gbps);
             Console.WriteLine($"{n,5} {r.PrefillTokensPerSecond,8:F0} {r.DecodeTokensPerSecond,8:F1} {r.StepMilliseconds,8:F2} {r.ExpertsPerStep,6:F1} of {r.ExpertsInModel,-3} " +
-                $"{r.BytesPerStep / 1e9,8:F2} {r.BoundTokensPerSecond,8:F0} {r.OfBound,9:P0}");
+                $"{r.BytesPerStep / 1e9,8:F2} {r.BoundTokensPerSecond,8:F0} {r.OfBound,9:P0} {r.LaunchesPerStep,9:F0}");
         }
     }
 

@@ -50,49 +50,71 @@ public static partial class GpuOpsCheck
 
     /// <summary>
     /// Causal GQA with the fused K/V append against the CPU attention, per attention lane width (1 and the warp) and team
-    /// count: outputs within 1e-5 (2e-5 past 64 cached positions), cache rows appended exactly.
+    /// count: outputs within 1e-5 (2e-5 past 64 cached positions), cache rows appended exactly. A case is a step of one
+    /// or several sequences in a KV pool (one launch; each sequence checked against the CPU over its own slot).
     /// </summary>
     static GpuOpCheck Attention(GpuContext acc, bool small)
     {
         var worst = new Worst("attention");
-        (int T, int Start, int Heads, int KvHeads, int D, int Window)[] cases =
+        // (slot, start, tokens) per sequence, in row order.
+        static (int Slot, int Start, int T)[] One(int tokens, int start) => [(0, start, tokens)];
+        ((int Slot, int Start, int T)[] Seqs, int Heads, int KvHeads, int D, int Window)[] cases =
         [
-            (1, 0, 4, 2, 16, 0), (1, 6, 4, 2, 16, 0), (3, 0, 5, 1, 16, 0), (4, 6, 4, 2, 16, 3), (5, 2, 2, 2, 6, 0), (1, 9, 4, 2, 16, 4),
+            (One(1, 0), 4, 2, 16, 0), (One(1, 6), 4, 2, 16, 0), (One(3, 0), 5, 1, 16, 0), (One(4, 6), 4, 2, 16, 3), (One(5, 2), 2, 2, 6, 0),
+            (One(1, 9), 4, 2, 16, 4), ([(2, 3, 1), (0, 9, 1), (1, 0, 4)], 4, 2, 16, 0), ([(1, 5, 2), (0, 2, 1)], 2, 2, 6, 3),
         ];
-        if (!small) cases = [.. cases, (1, 300, 32, 8, 128, 0), (33, 0, 32, 8, 128, 0), (2, 700, 16, 4, 64, 256), (9, 40, 8, 8, 256, 0)];
+        if (!small)
+            cases = [.. cases, (One(1, 300), 32, 8, 128, 0), (One(33, 0), 32, 8, 128, 0), (One(2, 700), 16, 4, 64, 256), (One(9, 40), 8, 8, 256, 0),
+                ([.. Enumerable.Range(0, 16).Select(i => (15 - i, 37 * i + 5, 1))], 32, 8, 128, 0),  // 16 decodes, slots and positions apart
+                ([(0, 0, 20), (3, 500, 1), (1, 64, 11)], 32, 8, 128, 0)];                             // prompt chunks beside a decode
         foreach (int lanes in new[] { 1, acc.WarpSize })
             foreach (int teams in new[] { 1, 3, AttentionKernel.MaxTeams })
             {
                 var k = GpuKernels.For(acc, new GpuKernelOptions { AttentionLanes = lanes, AttentionTeams = teams });
-                foreach (var (tokens, start, heads, kvHeads, d, window) in cases)
+                foreach (var (seqs, heads, kvHeads, d, window) in cases)
                 {
-                    int cap = start + tokens + 2, kvDim = kvHeads * d, qDim = heads * d;
+                    int tokens = seqs.Sum(x => x.T), slots = seqs.Max(x => x.Slot) + 1, cap = seqs.Max(x => x.Start + x.T) + 2;
+                    int kvDim = kvHeads * d, qDim = heads * d;
                     var q = RandomWeights.Floats(tokens * qDim, 1, 2f);
                     var kk = RandomWeights.Floats(tokens * kvDim, 2);
                     var v = RandomWeights.Floats(tokens * kvDim, 3);
-                    var kc = RandomWeights.Floats(cap * kvDim, 4);
-                    var vc = RandomWeights.Floats(cap * kvDim, 5);
-                    for (int i = (start + tokens) * kvDim; i < cap * kvDim; i++) { kc[i] = float.NaN; vc[i] = float.NaN; } // never read
+                    var kc = RandomWeights.Floats(slots * cap * kvDim, 4);
+                    var vc = RandomWeights.Floats(slots * cap * kvDim, 5);
+                    var table = new int[tokens * StepTokens.Fields];
                     var wantK = (float[])kc.Clone();
                     var wantV = (float[])vc.Clone();
-                    kk.CopyTo(wantK, start * kvDim);
-                    v.CopyTo(wantV, start * kvDim);
                     var want = new float[tokens * qDim];
-                    CpuAttention.Causal(q, wantK, wantV, want, tokens, start, heads, kvHeads, d, window > 0 ? window : null);
+                    int row = 0;
+                    foreach (var (slot, start, t) in seqs)
+                    {
+                        StepTokens.WriteSegment(table, row, t, start, slot);
+                        int at = slot * cap * kvDim;
+                        for (int i = at + (start + t) * kvDim; i < at + cap * kvDim; i++) { kc[i] = wantK[i] = float.NaN; vc[i] = wantV[i] = float.NaN; } // never read
+                        Array.Copy(kk, row * kvDim, wantK, at + start * kvDim, t * kvDim);
+                        Array.Copy(v, row * kvDim, wantV, at + start * kvDim, t * kvDim);
+                        var o = new float[t * qDim];
+                        CpuAttention.Causal(q.AsSpan(row * qDim, t * qDim).ToArray(), wantK.AsSpan(at, cap * kvDim).ToArray(),
+                            wantV.AsSpan(at, cap * kvDim).ToArray(), o, t, start, heads, kvHeads, d, window > 0 ? window : null);
+                        o.CopyTo(want, row * qDim);
+                        row += t;
+                    }
                     using var qb = Upload(acc, q);
                     using var kb = Upload(acc, kk);
                     using var vb = Upload(acc, v);
                     using var kcb = Upload(acc, kc);
                     using var vcb = Upload(acc, vc);
                     using var ob = Upload(acc, new float[tokens * qDim]);
-                    k.Attention(acc.DefaultStream, qb.View, kb.View, vb.View, kcb.View, vcb.View, ob.View, tokens, start, heads, kvHeads, d, window);
-                    string name = $"T={tokens} start={start} H={heads}/{kvHeads} D={d} window={window} lanes={lanes} teams={teams}";
-                    double tol = start + tokens > 64 ? 2e-5 : 1e-5;
+                    using var tb = Upload(acc, table);
+                    k.Attention(acc.DefaultStream, qb.View, kb.View, vb.View, kcb.View, vcb.View, ob.View, tb.View, tokens, cap, heads, kvHeads, d, window);
+                    string name = $"{string.Join(' ', seqs.Take(3).Select(x => $"[slot {x.Slot}: T={x.T} start={x.Start}]"))}{(seqs.Length > 3 ? $" +{seqs.Length - 3}" : "")} " +
+                        $"H={heads}/{kvHeads} D={d} window={window} lanes={lanes} teams={teams}";
+                    double tol = cap > 66 ? 2e-5 : 1e-5;
                     worst.Compare(name, Read(acc, ob, want.Length), want.Select(x => (double)x).ToArray(), Enumerable.Repeat(tol, want.Length).ToArray());
-                    int filled = (start + tokens) * kvDim;
-                    var zeros = new double[2 * filled];
-                    worst.Compare(name + " cache", [.. Read(acc, kcb, filled), .. Read(acc, vcb, filled)],
-                        wantK.Take(filled).Concat(wantV.Take(filled)).Select(x => (double)x).ToArray(), zeros);
+                    var gotCache = Read(acc, kcb, kc.Length).Concat(Read(acc, vcb, vc.Length)).ToArray();
+                    var wantCache = wantK.Concat(wantV).ToArray();
+                    for (int i = 0; i < wantCache.Length; i++)
+                        if (float.IsNaN(wantCache[i])) { wantCache[i] = 0; gotCache[i] = float.IsNaN(gotCache[i]) ? 0 : float.NaN; } // unwritten rows stay NaN
+                    worst.Compare(name + " cache", gotCache, wantCache.Select(x => (double)x).ToArray(), new double[wantCache.Length]);
                 }
             }
         return worst.Result;
@@ -116,11 +138,20 @@ public static partial class GpuOpsCheck
             using var xb = Upload(acc, x);
             using var cb = Upload(acc, cos);
             using var sb = Upload(acc, sin);
-            k.Rope(acc.DefaultStream, xb.View, cb.View, sb.View, tokens, heads, headDim, half, start);
+            using var tb = Upload(acc, OneSequence(tokens, start));
+            k.Rope(acc.DefaultStream, xb.View, cb.View, sb.View, tokens, heads, headDim, half, tb.View);
             worst.Compare($"T={tokens} H={heads} D={headDim} half={half} start={start}", Read(acc, xb, x.Length),
                 want.Select(v => (double)v).ToArray(), want.Select(v => 1e-6 * (Math.Abs(v) + 2)).ToArray());
         }
         return worst.Result;
+    }
+
+    // The step's token table of one sequence (slot 0) at positions start...
+    static int[] OneSequence(int tokens, int start)
+    {
+        var table = new int[tokens * StepTokens.Fields];
+        StepTokens.WriteSegment(table, 0, tokens, start, 0);
+        return table;
     }
 
     /// <summary>Embedding rows widened to fp32, exactly.</summary>

@@ -52,6 +52,24 @@ public interface IDevice : IDisposable
     /// <summary>A KV cache of <paramref name="capacity"/> positions.</summary>
     KvCache CreateKvCache(int layers, int capacity, int kvDim);
 
+    /// <summary>
+    /// <paramref name="count"/> KV caches of <paramref name="capacity"/> positions for sequences that run in one batched
+    /// step (the server's parallel slots): the GPU keeps them in one pool, so that one attention launch serves them all.
+    /// </summary>
+    KvCache[] CreateKvCaches(int layers, int capacity, int kvDim, int count)
+    {
+        var caches = new KvCache[count];
+        for (int i = 0; i < count; i++) caches[i] = CreateKvCache(layers, capacity, kvDim);
+        return caches;
+    }
+
+    /// <summary>
+    /// Sets the step's sequences for the <see cref="Rope"/> and <see cref="Attention"/> calls that follow (every layer of
+    /// one forward chunk): the segments in row order, each a sequence's consecutive tokens at its positions and cache.
+    /// Checks that they fit their caches; the GPU uploads each token's slot and position once here.
+    /// </summary>
+    void BeginStep(ReadOnlySpan<BatchSegment> segments);
+
     /// <summary>x[t] = table[tokens[t]] widened to fp32. x: [T, H].</summary>
     void Embed(ReadOnlySpan<int> tokens, in WeightMatrix table, DeviceBuffer x);
 
@@ -82,27 +100,20 @@ public interface IDevice : IDisposable
     void ScaleRows(DeviceBuffer x, ReadOnlySpan<float> scales, int width, int row = 0);
 
     /// <summary>
-    /// Rotates x [T, heads, D] for positions startPos..startPos+T−1: rows <paramref name="row"/>.. of x (a batched step's
-    /// segment starts past row 0).
+    /// Rotates q [T, qHeads, D] and k [T, kHeads, D] in place, each token at its position of the step
+    /// (<see cref="BeginStep"/>); one launch where the device can.
     /// </summary>
-    void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos, int row = 0);
-
-    /// <summary>Rotates q [T, qHeads, D] and k [T, kHeads, D] (rows <paramref name="row"/>.. of each) for positions startPos.. (one launch where the device can).</summary>
-    void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim, int startPos, int row = 0)
-    {
-        Rope(rope, q, tokens, qHeads, headDim, startPos, row);
-        Rope(rope, k, tokens, kHeads, headDim, startPos, row);
-    }
+    void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim);
 
     /// <summary>
-    /// Appends k, v [T, NKV·D] to the cache at startPos and writes causal attention of q [T, NH·D] over
-    /// positions 0..startPos+t (or the last <paramref name="window"/>, or those of the query's aligned chunk of
-    /// <paramref name="chunk"/> positions) into o [T, NH·D]; q, k, v and o are read and written from row
-    /// <paramref name="row"/> on (a batched step's segment). With <paramref name="sinks"/> [NH] (GPT-OSS), head h's
-    /// softmax denominator also holds exp(sinks[h]) (a logit that attends to nothing).
+    /// For the step's T tokens (<see cref="BeginStep"/>), each at its position of its sequence's cache: appends k, v
+    /// [T, NKV·D] to layer <paramref name="layer"/> of the caches and writes causal attention of q [T, NH·D] over the
+    /// sequence's positions 0..pos (or the last <paramref name="window"/>, or those of the query's aligned chunk of
+    /// <paramref name="chunk"/> positions) into o [T, NH·D]. With <paramref name="sinks"/> [NH] (GPT-OSS), head h's softmax
+    /// denominator also holds exp(sinks[h]) (a logit that attends to nothing). The GPU launches once per cache pool.
     /// </summary>
-    void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, float[]? sinks = null, int chunk = 0);
+    void Attention(int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
+        int tokens, int heads, int kvHeads, int headDim, int? window, float[]? sinks = null, int chunk = 0);
 
     /// <summary>acc[i] += x[i] for i &lt; count.</summary>
     void Add(DeviceBuffer acc, DeviceBuffer x, int count);

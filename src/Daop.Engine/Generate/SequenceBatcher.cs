@@ -122,7 +122,7 @@ public sealed class SequenceBatcher
             Interlocked.Increment(ref _running);
             r.Arrival = _admitted++;
             _slots[i] = r;
-            _caches[i] ??= _model.NewCache();
+            if (_caches[i] == null) _model.NewCaches(_caches.Length).CopyTo(_caches, 0); // one pool for every slot
         }
     }
 

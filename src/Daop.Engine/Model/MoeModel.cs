@@ -62,6 +62,7 @@ public sealed partial class MoeModel : IDisposable
     readonly int[] _stepToken = new int[1];
     int _stepStart;
     KvCache? _stepCache;
+    readonly BatchSegment[] _lone = new BatchSegment[1];                        // a one-sequence chunk as a step's segments
     Action? _decodeStep;
     bool _decodeRoutesOnDevice;
 
@@ -229,6 +230,25 @@ public sealed partial class MoeModel : IDisposable
     }
 
     /// <summary>
+    /// <paramref name="count"/> fresh KV caches of up to <paramref name="positions"/> positions (default: the context) for
+    /// sequences that share batched steps (the server's parallel slots): on the GPU one pool, so that a step's attention
+    /// is one launch per layer for all of them.
+    /// </summary>
+    public KvCache[] NewCaches(int count, int? positions = null)
+    {
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), $"at least one cache, not {count}");
+        int n = positions ?? ContextLength;
+        if (n < 1 || n > ContextLength) throw new ArgumentOutOfRangeException(nameof(positions), $"a cache holds 1 to {ContextLength} positions, not {n}");
+        if (Config.Attention is AttentionSpec.Mla)                              // latent caches run per sequence
+        {
+            var caches = new KvCache[count];
+            for (int i = 0; i < count; i++) caches[i] = Device.CreateLatentCache(Config.NumLayers, n, Config.KvCacheWidth);
+            return caches;
+        }
+        return Device.CreateKvCaches(Config.NumLayers, n, Config.KvWidth, count);
+    }
+
+    /// <summary>
     /// Runs <paramref name="tokens"/> from position 0 through the model and writes the final-normed hidden state of every
     /// position to <paramref name="hidden"/> [T, H] (what the LM head reads; embeddings pool it). Uses a cache of T positions.
     /// </summary>
@@ -301,8 +321,8 @@ public sealed partial class MoeModel : IDisposable
     /// One step of several independent sequences (continuous batching): <paramref name="tokens"/> holds each segment's
     /// tokens in turn (decode tokens and prompt chunks alike), each run at its own positions of its own cache and
     /// appended to it. Writes logits [S, V] for the last token of each of the S segments that ask for them, in order.
-    /// Dense matrices and experts are read once for the whole step (experts grouped across sequences); attention runs per
-    /// segment. At most <see cref="MaxChunkTokens"/> tokens in all; one segment per cache.
+    /// Dense matrices and experts are read once for the whole step (experts grouped across sequences); on the GPU, RoPE
+    /// and attention are one launch per layer for caches of one pool (<see cref="NewCaches"/>), one per pool otherwise. At most <see cref="MaxChunkTokens"/> tokens in all; one segment per cache.
     /// </summary>
     public void ForwardBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<BatchSegment> segments, Span<float> logits)
     {
@@ -354,6 +374,8 @@ public sealed partial class MoeModel : IDisposable
         if (batch != null) Experts.BeginBatch(t, batch.Prompt);
         else Experts.BeginChunk(startPos, t);
         d.Embed(tokens, Weights.Embed, _s.X);                                   // x [T, H]
+        _lone[0] = new BatchSegment(cache, startPos, t);
+        d.BeginStep(batch != null ? batch.Segments : _lone);                    // each token's cache and position, once per chunk
         if (Config.EmbeddingScale != 1) d.Scale(_s.X, t * h, Config.EmbeddingScale);
         CheckResidual(t, startPos, null, "embedding");
         // Each residual add is fused with the norm after it (one launch on the GPU) unless a check or the last layer's

@@ -5,10 +5,12 @@ namespace Daop.Kernels.Gpu;
 /// <summary>Scalar arguments of <see cref="AttentionKernel.Causal"/>.</summary>
 public struct AttnArgs
 {
-    /// <summary>Query tokens T (positions StartPos .. StartPos+T−1).</summary>
+    /// <summary>Query tokens T of the step (all sequences' rows; their slots and positions are in the token table).</summary>
     public int Tokens;
-    /// <summary>Position of the first query.</summary>
-    public int StartPos;
+    /// <summary>Positions per cache slot: slot s holds positions at rows s·Capacity .. of the pool.</summary>
+    public int Capacity;
+    /// <summary>The pool this launch serves: tokens of another pool (<see cref="StepTokens.Pool"/>) are skipped.</summary>
+    public int Pool;
     /// <summary>Query heads NH.</summary>
     public int Heads;
     /// <summary>Key/value heads NKV (NH is a multiple).</summary>
@@ -32,9 +34,12 @@ public struct AttnArgs
 /// <c>Group.DimX / Lanes</c> teams (1 lane, or a whole warp, each) take the key positions in turn, one key per team
 /// step with the team's lanes over the head dims (Float4s when D % 4 == 0: for D = 128 and 32 lanes one load of the
 /// key row and one of the value row per lane and key), and run an online softmax each, accumulating V into their own
-/// shared-memory slot; the group then merges the partial (max, sum, acc) states. Keys before StartPos come from the
-/// cache; keys of this call's tokens are read straight from k/v, and the group of the first query head of each KV
-/// group writes them to the cache (nothing in the launch reads those rows).
+/// shared-memory slot; the group then merges the partial (max, sum, acc) states. One launch serves every sequence of a
+/// step: each token's cache slot, position and segment come from the <see cref="StepTokens"/> table in device memory
+/// (nothing depends on a position passed as an argument, so a captured graph replays unchanged). Keys before the
+/// token's segment come from its slot of the pool; keys of the segment (this call's tokens of that sequence) are read
+/// straight from k/v, and the group of the first query head of each KV group writes them to the slot (nothing in the
+/// launch reads those rows).
 /// </summary>
 public static class AttentionKernel
 {
@@ -44,13 +49,14 @@ public static class AttentionKernel
     public const int MaxTeams = 8;
 
     /// <summary>
-    /// o [T, NH·D] = softmax(q·Kᵀ·scale) · V over positions max(0, pos−window+1, pos − pos mod chunk) .. pos; appends k, v [T, NKV·D] to
-    /// kc, vc [capacity, NKV·D]. q4, k4, v4, kc4, vc4 are the same q, k, v, kc, vc viewed as <see cref="Float4"/>
-    /// (used when D % 4 == 0). With <see cref="AttnArgs.Sinks"/>, head h's denominator also holds exp(sinks[h]).
+    /// o [T, NH·D] = softmax(q·Kᵀ·scale) · V over positions max(0, pos−window+1, pos − pos mod chunk) .. pos of each
+    /// token's sequence; appends k, v [T, NKV·D] to kc, vc [slots·capacity, NKV·D] at (slot, pos). at [T, <see cref="StepTokens.Fields"/>]
+    /// holds each token's slot, position, segment and pool. q4, k4, v4, kc4, vc4 are the same q, k, v, kc, vc viewed as
+    /// <see cref="Float4"/> (used when D % 4 == 0). With <see cref="AttnArgs.Sinks"/>, head h's denominator also holds exp(sinks[h]).
     /// </summary>
     public static void Causal(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> kc,
         ArrayView<float> vc, ArrayView<float> o, ArrayView<Float4> q4, ArrayView<Float4> k4, ArrayView<Float4> v4,
-        ArrayView<Float4> kc4, ArrayView<Float4> vc4, ArrayView<float> sinks, AttnArgs a)
+        ArrayView<Float4> kc4, ArrayView<Float4> vc4, ArrayView<float> sinks, ArrayView<int> at, AttnArgs a)
     {
         var sh = SharedMemory.Allocate<float>(MaxTeams * MaxHeadDim + 2 * MaxTeams);
         const int statBase = MaxTeams * MaxHeadDim;
@@ -62,8 +68,11 @@ public static class AttentionKernel
         int items = a.Tokens * a.Heads;
         for (int item = Grid.IdxX; item < items; item += Grid.DimX) // one item per group: uniform within it
         {
-            int t = item / a.Heads, h = item - t * a.Heads;
-            int kvh = h / group, pos = a.StartPos + t;
+            int t = item / a.Heads, h = item - t * a.Heads, row = t * StepTokens.Fields;
+            if (at[row + StepTokens.Pool] != a.Pool) continue;
+            int seg = at[row + StepTokens.Segment];                 // the row of the sequence's first token in this step
+            int kvh = h / group, pos = at[row + StepTokens.Position], segPos = at[seg * StepTokens.Fields + StepTokens.Position];
+            long slotBase = (long)at[row + StepTokens.Slot] * a.Capacity * kvDim;
             int first = a.Window > 0 && pos - a.Window + 1 > 0 ? pos - a.Window + 1 : 0;
             if (a.Chunk > 0 && pos - pos % a.Chunk > first) first = pos - pos % a.Chunk;
             long qo = (long)item * d, ko = (long)kvh * d;
@@ -71,7 +80,7 @@ public static class AttentionKernel
             if (h % group == 0)
                 for (int i = tid; i < d; i += gsize)
                 {
-                    long src = (long)t * kvDim + ko + i, dst = (long)pos * kvDim + ko + i;
+                    long src = (long)t * kvDim + ko + i, dst = slotBase + (long)pos * kvDim + ko + i;
                     kc[dst] = k[src];
                     vc[dst] = v[src];
                 }
@@ -85,8 +94,8 @@ public static class AttentionKernel
             float m = float.NegativeInfinity, l = 0;
             for (int j = first + team; j <= pos; j += teams)        // trip count uniform within a team
             {
-                bool cached = j < a.StartPos;
-                long kr = cached ? (long)j * kvDim + ko : (long)(j - a.StartPos) * kvDim + ko;
+                bool cached = j < segPos;
+                long kr = cached ? slotBase + (long)j * kvDim + ko : (long)(seg + j - segPos) * kvDim + ko;
                 float dot = 0;
                 if (vec)
                     for (int i = lane; i < d >> 2; i += lanes)
@@ -153,4 +162,36 @@ public static class AttentionKernel
 
     // A team's share in the merge: e^(m − mMax), and 0 for a team that saw no key (m = −∞).
     static float Weight(float m, float mMax) => m == float.NegativeInfinity ? 0f : GpuMath.Exp(m - mMax);
+}
+
+/// <summary>
+/// The step's token table in device memory, [T, <see cref="Fields"/>] ints: per query token its cache slot, position,
+/// the row of its sequence's first token in the step (its segment) and the pool its slot belongs to. Written once per
+/// step on the host (<see cref="WriteSegment"/>) and read by RoPE and attention of every layer.
+/// </summary>
+public static class StepTokens
+{
+    /// <summary>Ints per token.</summary>
+    public const int Fields = 4;
+    /// <summary>Field: the slot of the token's sequence in its pool.</summary>
+    public const int Slot = 0;
+    /// <summary>Field: the token's position.</summary>
+    public const int Position = 1;
+    /// <summary>Field: the step row of the first token of the token's sequence.</summary>
+    public const int Segment = 2;
+    /// <summary>Field: which of the step's pools holds the slot (attention launches once per pool).</summary>
+    public const int Pool = 3;
+
+    /// <summary>Writes rows firstRow .. firstRow+tokens−1 of <paramref name="table"/>: one sequence's tokens at positions startPos...</summary>
+    public static void WriteSegment(Span<int> table, int firstRow, int tokens, int startPos, int slot, int pool = 0)
+    {
+        for (int t = 0; t < tokens; t++)
+        {
+            var r = table.Slice((firstRow + t) * Fields, Fields);
+            r[Slot] = slot;
+            r[Position] = startPos + t;
+            r[Segment] = firstRow;
+            r[Pool] = pool;
+        }
+    }
 }

@@ -10,19 +10,21 @@ namespace Daop.Kernels.Gpu;
 internal sealed class AttentionOps(GpuLaunch launch)
 {
     readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>,
-        GpuView<float>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<float>, AttnArgs> _attention =
+        GpuView<float>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<float>, GpuView<int>, AttnArgs> _attention =
         launch.Loader.Load("Attention", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>,
             GpuView<float>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<Float4>, GpuView<float>,
-            AttnArgs>(AttentionKernel.Causal));
+            GpuView<int>, AttnArgs>(AttentionKernel.Causal));
 
     /// <summary>
-    /// Appends k, v [T, NKV·D] to kc, vc at startPos and writes o [T, NH·D] = causal (optionally windowed, or within aligned
-    /// chunks of <paramref name="chunk"/> positions) GQA of q over the cache — one launch. <paramref name="sinks"/> [NH],
-    /// if given, join each head's softmax denominator.
+    /// For the tokens of <paramref name="stepTokens"/> [T, <see cref="StepTokens.Fields"/>] whose pool is <paramref name="pool"/>:
+    /// appends k, v [T, NKV·D] to kc, vc [slots·capacity, NKV·D] at each token's slot and position and writes
+    /// o [T, NH·D] = causal (optionally windowed, or within aligned chunks of <paramref name="chunk"/> positions) GQA of q
+    /// over its sequence's keys — one launch for every sequence of the pool. <paramref name="sinks"/> [NH], if given, join
+    /// each head's softmax denominator.
     /// </summary>
     public void Attention(GpuStream s, GpuView<float> q, GpuView<float> k, GpuView<float> v, GpuView<float> kc,
-        GpuView<float> vc, GpuView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window,
-        GpuView<float>? sinks = null, int chunk = 0)
+        GpuView<float> vc, GpuView<float> o, GpuView<int> stepTokens, int tokens, int capacity, int heads, int kvHeads, int headDim,
+        int window, GpuView<float>? sinks = null, int chunk = 0, int pool = 0)
     {
         if (tokens <= 0) return;
         if (headDim > AttentionKernel.MaxHeadDim) throw new NotSupportedException($"head dim {headDim} > {AttentionKernel.MaxHeadDim}");
@@ -31,13 +33,13 @@ internal sealed class AttentionOps(GpuLaunch launch)
         teams = Math.Min(launch.IsCpu ? Math.Min(4, teams) : teams, launch.Gpu.MaxThreadsPerGroup / lanes);
         var a = new AttnArgs
         {
-            Tokens = tokens, StartPos = startPos, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
+            Tokens = tokens, Capacity = capacity, Pool = pool, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
             Window = Math.Max(0, window), Chunk = Math.Max(0, chunk), Lanes = lanes, Scale = 1f / MathF.Sqrt(headDim), Sinks = sinks != null ? 1 : 0,
         };
         long items = (long)tokens * heads;
         int groups = (int)Math.Min(items, launch.IsCpu ? launch.MaxGroups : int.MaxValue);
         launch.Count();
         _attention(s, new KernelConfig(groups, teams * lanes), q, k, v, kc, vc, o, launch.AsFloat4(q), launch.AsFloat4(k), launch.AsFloat4(v),
-            launch.AsFloat4(kc), launch.AsFloat4(vc), sinks ?? launch.Loader.DummyF, a);
+            launch.AsFloat4(kc), launch.AsFloat4(vc), sinks ?? launch.Loader.DummyF, stepTokens, a);
     }
 }

@@ -181,8 +181,8 @@ public sealed partial class GpuKernels
 
     /// <inheritdoc cref="VectorOps.Rope"/>
     public void Rope(GpuStream s, GpuView<float> x, GpuView<float> cos, GpuView<float> sin, int tokens, int heads,
-        int headDim, int half, int startPos, GpuView<float>? x2 = null, int heads2 = 0) =>
-        _vector.Rope(s, x, cos, sin, tokens, heads, headDim, half, startPos, x2, heads2);
+        int headDim, int half, GpuView<int> stepTokens, GpuView<float>? x2 = null, int heads2 = 0) =>
+        _vector.Rope(s, x, cos, sin, tokens, heads, headDim, half, stepTokens, x2, heads2);
 
     /// <inheritdoc cref="VectorOps.Embed"/>
     public void Embed(GpuStream s, in GpuMatrix table, GpuView<int> tokens, GpuView<float> x, int count) =>
@@ -206,7 +206,7 @@ public sealed partial class GpuKernels
 
     /// <inheritdoc cref="AttentionOps.Attention"/>
     public void Attention(GpuStream s, GpuView<float> q, GpuView<float> k, GpuView<float> v, GpuView<float> kc,
-        GpuView<float> vc, GpuView<float> o, int tokens, int startPos, int heads, int kvHeads, int headDim, int window,
-        GpuView<float>? sinks = null, int chunk = 0) =>
-        _attention.Attention(s, q, k, v, kc, vc, o, tokens, startPos, heads, kvHeads, headDim, window, sinks, chunk);
+        GpuView<float> vc, GpuView<float> o, GpuView<int> stepTokens, int tokens, int capacity, int heads, int kvHeads, int headDim,
+        int window, GpuView<float>? sinks = null, int chunk = 0, int pool = 0) =>
+        _attention.Attention(s, q, k, v, kc, vc, o, stepTokens, tokens, capacity, heads, kvHeads, headDim, window, sinks, chunk, pool);
 }

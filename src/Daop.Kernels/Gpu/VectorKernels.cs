@@ -32,8 +32,6 @@ public struct RopeArgs
     public int HeadDim;
     /// <summary>Rotated dims / 2 (cos/sin table width).</summary>
     public int Half;
-    /// <summary>Position of token 0.</summary>
-    public int StartPos;
 }
 
 /// <summary>
@@ -180,16 +178,16 @@ public static class VectorKernels
     }
 
     /// <summary>
-    /// Rotate-half RoPE in place for positions StartPos.. (pairs i, i + Half) of x [T, Heads, D] and, in the same launch,
-    /// of x2 [T, Heads2, D] (q and k).
+    /// Rotate-half RoPE in place (pairs i, i + Half) of x [T, Heads, D] and, in the same launch, of x2 [T, Heads2, D]
+    /// (q and k), token t at its position in the step's token table at [T, <see cref="StepTokens.Fields"/>].
     /// </summary>
-    public static void Rope(ArrayView<float> x, ArrayView<float> x2, ArrayView<float> cos, ArrayView<float> sin, RopeArgs a)
+    public static void Rope(ArrayView<float> x, ArrayView<float> x2, ArrayView<float> cos, ArrayView<float> sin, ArrayView<int> at, RopeArgs a)
     {
         int heads = a.Heads + a.Heads2, n = a.Tokens * heads * a.Half;
         for (int i = Grid.GlobalIndex.X; i < n; i += Stride)
         {
             int f = i % a.Half, th = i / a.Half, t = th / heads, hh = th - t * heads;
-            long c = (long)(a.StartPos + t) * a.Half + f;
+            long c = (long)at[t * StepTokens.Fields + StepTokens.Position] * a.Half + f;
             float cs = cos[c], sn = sin[c];
             if (hh < a.Heads) RotatePair(x, ((long)t * a.Heads + hh) * a.HeadDim + f, a.Half, cs, sn);
             else RotatePair(x2, ((long)t * a.Heads2 + hh - a.Heads) * a.HeadDim + f, a.Half, cs, sn);

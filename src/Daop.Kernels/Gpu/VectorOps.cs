@@ -12,7 +12,7 @@ internal sealed class VectorOps
 {
     readonly GpuLaunch _launch;
     readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, NormArgs> _norm;
-    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, RopeArgs> _rope;
+    readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<int>, RopeArgs> _rope;
     readonly Action<GpuStream, KernelConfig, GpuView<Chunk16>, GpuView<int>, GpuView<float>, int, int, int, int> _embed;
     readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, int> _add;
     readonly Action<GpuStream, KernelConfig, GpuView<float>, GpuView<float>, int, int> _scaleRows;
@@ -32,7 +32,7 @@ internal sealed class VectorOps
         _launch = launch;
         var l = launch.Loader;
         _norm = l.Load("Norm", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, NormArgs>(VectorKernels.Norm));
-        _rope = l.Load("Rope", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, RopeArgs>(VectorKernels.Rope));
+        _rope = l.Load("Rope", a => a.Bind<GpuView<float>, GpuView<float>, GpuView<float>, GpuView<float>, GpuView<int>, RopeArgs>(VectorKernels.Rope));
         _embed = l.Load("Embed", a => a.Bind<GpuView<Chunk16>, GpuView<int>, GpuView<float>, int, int, int, int>(VectorKernels.Embed));
         _add = l.Load("Add", a => a.Bind<GpuView<float>, GpuView<float>, int>(VectorKernels.Add));
         _clamp = l.Load("Clamp", a => a.Bind<GpuView<float>, int, float>(VectorKernels.Clamp));
@@ -74,15 +74,16 @@ internal sealed class VectorOps
 
     /// <summary>
     /// Rotate-half RoPE of x [T, heads, headDim] and, when <paramref name="heads2"/> &gt; 0, of x2 [T, heads2, headDim]
-    /// in the same launch, for positions startPos.. from cos/sin tables [positions, half].
+    /// in the same launch, each token at its position in <paramref name="stepTokens"/> [T, <see cref="StepTokens.Fields"/>],
+    /// from cos/sin tables [positions, half].
     /// </summary>
     public void Rope(GpuStream s, GpuView<float> x, GpuView<float> cos, GpuView<float> sin, int tokens, int heads,
-        int headDim, int half, int startPos, GpuView<float>? x2 = null, int heads2 = 0)
+        int headDim, int half, GpuView<int> stepTokens, GpuView<float>? x2 = null, int heads2 = 0)
     {
         if (tokens <= 0 || half == 0) return;
         if (x2 == null) heads2 = 0;
-        var a = new RopeArgs { Tokens = tokens, Heads = heads, Heads2 = heads2, HeadDim = headDim, Half = half, StartPos = startPos };
-        _rope(s, _launch.Elementwise((long)tokens * (heads + heads2) * half), x, x2 ?? _launch.Loader.DummyF, cos, sin, a);
+        var a = new RopeArgs { Tokens = tokens, Heads = heads, Heads2 = heads2, HeadDim = headDim, Half = half };
+        _rope(s, _launch.Elementwise((long)tokens * (heads + heads2) * half), x, x2 ?? _launch.Loader.DummyF, cos, sin, stepTokens, a);
     }
 
     /// <summary>x[t] = table[tokens[t]] widened to fp32.</summary>

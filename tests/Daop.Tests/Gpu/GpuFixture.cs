@@ -80,6 +80,22 @@ public class GpuFixture : IDisposable
         return b;
     }
 
+    /// <summary>
+    /// The step's token table (<see cref="StepTokens"/>) of <paramref name="segments"/> in row order, each a sequence's
+    /// tokens at positions StartPos.. of slot Slot of pool Pool, uploaded.
+    /// </summary>
+    public MemoryBuffer1D<int, Stride1D.Dense> UploadStep(params (int Slot, int StartPos, int Tokens, int Pool)[] segments)
+    {
+        var table = new int[segments.Sum(g => g.Tokens) * StepTokens.Fields];
+        int row = 0;
+        foreach (var g in segments)
+        {
+            StepTokens.WriteSegment(table, row, g.Tokens, g.StartPos, g.Slot, g.Pool);
+            row += g.Tokens;
+        }
+        return Upload(table);
+    }
+
     public MemoryBuffer1D<float, Stride1D.Dense> Zeros(int n)
     {
         var b = Accelerator.Allocate1D<float>(Math.Max(4, (n + 3) / 4 * 4));

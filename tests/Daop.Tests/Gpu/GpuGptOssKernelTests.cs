@@ -43,8 +43,9 @@ public class GpuGptOssKernelTests(GpuFixture gpu)
         using var vcb = gpu.Upload(vc);
         using var sb = gpu.Upload(sinks);
         using var ob = gpu.Zeros(tokens * qDim);
+        using var at = gpu.UploadStep((0, startPos, tokens, 0));
         gpu.WithLanes(1, lanes, () => gpu.Kernels.Attention(gpu.Stream, qb.View, kb.View, vb.View, kcb.View, vcb.View, ob.View,
-            tokens, startPos, heads, kvHeads, d, window, sb.View), teams);
+            at.View, tokens, cap, heads, kvHeads, d, window, sb.View), teams);
         var got = gpu.Read(ob, want.Length);
         for (int i = 0; i < want.Length; i++)
             Assert.True(Math.Abs(want[i] - got[i]) <= 1e-5 * Math.Max(1, Math.Abs(want[i])), $"o[{i}] lanes={lanes} teams={teams}: {want[i]} vs {got[i]}");

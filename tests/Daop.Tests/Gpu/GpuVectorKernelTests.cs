@@ -117,9 +117,10 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         using var k1 = gpu.Upload(k);
         using var q2 = gpu.Upload(q);
         using var k2 = gpu.Upload(k);
-        gpu.Kernels.Rope(gpu.Stream, q1.View, cb.View, sb.View, tokens, heads, headDim, half, startPos);
-        gpu.Kernels.Rope(gpu.Stream, k1.View, cb.View, sb.View, tokens, kvHeads, headDim, half, startPos);
-        gpu.Kernels.Rope(gpu.Stream, q2.View, cb.View, sb.View, tokens, heads, headDim, half, startPos, k2.View, kvHeads);
+        using var at = gpu.UploadStep((0, startPos, tokens, 0));
+        gpu.Kernels.Rope(gpu.Stream, q1.View, cb.View, sb.View, tokens, heads, headDim, half, at.View);
+        gpu.Kernels.Rope(gpu.Stream, k1.View, cb.View, sb.View, tokens, kvHeads, headDim, half, at.View);
+        gpu.Kernels.Rope(gpu.Stream, q2.View, cb.View, sb.View, tokens, heads, headDim, half, at.View, k2.View, kvHeads);
         Assert.Equal(gpu.Read(q1, q.Length), gpu.Read(q2, q.Length));
         Assert.Equal(gpu.Read(k1, k.Length), gpu.Read(k2, k.Length));
         Assert.NotEqual(k, gpu.Read(k2, k.Length));
@@ -143,7 +144,8 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         using var xb = gpu.Upload(x);
         using var cb = gpu.Upload(cos);
         using var sb = gpu.Upload(sin);
-        gpu.Kernels.Rope(gpu.Stream, xb.View, cb.View, sb.View, tokens, heads, headDim, half, startPos);
+        using var at = gpu.UploadStep((0, startPos, tokens, 0));
+        gpu.Kernels.Rope(gpu.Stream, xb.View, cb.View, sb.View, tokens, heads, headDim, half, at.View);
         var got = gpu.Read(xb, x.Length);
         for (int i = 0; i < x.Length; i++) Close(want[i], got[i], 1e-6 * (Math.Abs(want[i]) + 2), $"rope [{i}]");
     }
@@ -191,8 +193,9 @@ public class GpuVectorKernelTests(GpuFixture gpu)
         using var kcb = gpu.Upload(kc);
         using var vcb = gpu.Upload(vc);
         using var ob = gpu.Zeros(tokens * qDim);
+        using var at = gpu.UploadStep((0, startPos, tokens, 0));
         gpu.WithLanes(1, lanes, () => gpu.Kernels.Attention(gpu.Stream, qb.View, kb.View, vb.View, kcb.View, vcb.View, ob.View,
-            tokens, startPos, heads, kvHeads, d, window, chunk: chunk), teams);
+            at.View, tokens, cap, heads, kvHeads, d, window, chunk: chunk), teams);
         var got = gpu.Read(ob, want.Length);
         for (int i = 0; i < want.Length; i++) Close(want[i], got[i], 1e-5, $"o[{i}] T={tokens} start={startPos} window={window} lanes={lanes} teams={teams}");
         var gotK = gpu.Read(kcb, (startPos + tokens) * kvDim);

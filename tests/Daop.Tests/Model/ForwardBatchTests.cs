@@ -1,3 +1,4 @@
+using Daop.Engine.Device;
 using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Engine.Placement;
@@ -19,7 +20,10 @@ public class ForwardBatchTests(GpuFixture gpu)
     const int Steps = 4;
 
     // Three sequences of different prompt lengths; every step feeds each the same (seeded) token alone and in a batch.
-    static void BatchMatchesSequences(MoeModel m, string what)
+    // The batched caches: one pool (MoeModel.NewCaches, the server's slots), or caches made one by one (a pool each on the GPU).
+    static KvCache[] BatchCaches(MoeModel m, bool pooled) => pooled ? m.NewCaches(3) : [m.NewCache(), m.NewCache(), m.NewCache()];
+
+    static void BatchMatchesSequences(MoeModel m, string what, bool pooled = true)
     {
         int v = m.Config.VocabSize;
         var rng = new Random(5);
@@ -27,7 +31,7 @@ public class ForwardBatchTests(GpuFixture gpu)
         int[][] fed = [.. prompts.Select(_ => Enumerable.Range(0, Steps).Select(_ => rng.Next(v)).ToArray())];
         int b = prompts.Length;
         var alone = prompts.Select(_ => m.NewCache()).ToArray();
-        var batched = prompts.Select(_ => m.NewCache()).ToArray();
+        var batched = BatchCaches(m, pooled);
         var logits = new float[v];
         for (int i = 0; i < b; i++)
         {
@@ -53,14 +57,14 @@ public class ForwardBatchTests(GpuFixture gpu)
     // Sequence A (5-token prompt, prefilled alone) decodes while B's 7-token prompt goes in over two steps and C's 2-token
     // prompt in one; then all three decode together. Step 1 is [B's first 4 (no logits), A's token, C's prompt]; step 2
     // [A's token, C's token, B's last 3]: prompt chunks at row 0 and after it.
-    static void MixedBatchMatchesSequences(MoeModel m, string what)
+    static void MixedBatchMatchesSequences(MoeModel m, string what, bool pooled = true)
     {
         int v = m.Config.VocabSize;
         var rng = new Random(9);
         int[] Tokens(int n) => [.. Enumerable.Range(0, n).Select(_ => rng.Next(v))];
         int[] a = Tokens(5 + 4), b = Tokens(7 + 2), c = Tokens(2 + 3); // prompt, then the tokens fed after it
         var alone = new[] { m.NewCache(), m.NewCache(), m.NewCache() };
-        var batched = new[] { m.NewCache(), m.NewCache(), m.NewCache() };
+        var batched = BatchCaches(m, pooled);
         var want = new float[v];
         var got = new float[3 * v];
         m.Forward(a.AsSpan(0, 5), 0, batched[0], want);
@@ -111,9 +115,10 @@ public class ForwardBatchTests(GpuFixture gpu)
     }
 
     [Theory]
-    [InlineData("mixtral-tiny")]
-    [InlineData("gptoss-tiny")]          // biased experts: several sequences' decode in one routed launch
-    public void EachSequenceGetsItsOwnLogitsOnTheGpuPath(string fixture)
+    [InlineData("mixtral-tiny", true)]
+    [InlineData("mixtral-tiny", false)]
+    [InlineData("gptoss-tiny", true)]          // biased experts: several sequences' decode in one routed launch
+    public void EachSequenceGetsItsOwnLogitsOnTheGpuPath(string fixture, bool pooled)
     {
         using var m = MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions
         {
@@ -121,8 +126,37 @@ public class ForwardBatchTests(GpuFixture gpu)
             Experts = (model, d) => new GpuExpertScheduler(model, d),
         });
         Assert.True(m.Experts.BatchesSequences);
+        BatchMatchesSequences(m, $"{fixture} gpu pooled={pooled}", pooled);
+        MixedBatchMatchesSequences(m, $"{fixture} gpu pooled={pooled}", pooled);
+    }
+
+    /// <summary>
+    /// A batched step of sequences whose caches share a pool launches attention once per layer; caches made one by one
+    /// take one attention launch per sequence and layer (RoPE is one launch either way).
+    /// </summary>
+    [Theory]
+    [InlineData("mixtral-tiny")]
+    [InlineData("gptoss-tiny")]
+    public void APooledStepLaunchesAttentionOncePerLayer(string fixture)
+    {
+        using var m = MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions
+        {
+            ContextLength = 64, MaxChunkTokens = 8, Device = _ => new GpuDevice(gpu.Accelerator),
+            Experts = (model, d) => new GpuExpertScheduler(model, d),
+        });
+        var dev = (GpuDevice)m.Device;
+        var logits = new float[3 * m.Config.VocabSize];
+        long Step(bool pooled)
+        {
+            var caches = BatchCaches(m, pooled);
+            m.ForwardBatch([1, 2, 3], [0, 0, 0], caches, logits);               // first use: uploads, kernel loads
+            long before = dev.Launches;
+            m.ForwardBatch([4, 5, 6], [1, 1, 1], caches, logits);
+            return dev.Launches - before;
+        }
+        long pooledLaunches = Step(true), separate = Step(false);
+        Assert.Equal(2 * m.Config.NumLayers, separate - pooledLaunches);
         BatchMatchesSequences(m, $"{fixture} gpu");
-        MixedBatchMatchesSequences(m, $"{fixture} gpu");
     }
 
     /// <summary>Multi-head latent attention's segments on the GPU path: every segment appends before any attends.</summary>

@@ -69,6 +69,10 @@ public sealed class CpuDevice : IDevice
 
     static float[] D(DeviceBuffer b) => ((CpuBuffer)b).Data;
 
+    // The step's segments (BeginStep), kept in an array that grows, then stays.
+    BatchSegment[] _step = [];
+    int _stepSegments, _stepTokens;
+
     /// <inheritdoc />
     public DeviceBuffer Allocate(int floats) => new CpuBuffer(floats);
 
@@ -131,31 +135,52 @@ public sealed class CpuDevice : IDevice
     }
 
     /// <inheritdoc />
-    public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos, int row = 0)
+    public void BeginStep(ReadOnlySpan<BatchSegment> segments)
     {
-        var data = D(x);
-        int width = heads * headDim;
-        for (int t = 0; t < tokens; t++)
+        _stepTokens = BatchSegment.CountTokens(segments);
+        if (_step.Length < segments.Length) _step = new BatchSegment[Math.Max(segments.Length, 16)];
+        segments.CopyTo(_step);
+        _stepSegments = segments.Length;
+    }
+
+    // The step's segments, checked against the T tokens of an op.
+    ReadOnlySpan<BatchSegment> Step(int tokens) => tokens == _stepTokens ? _step.AsSpan(0, _stepSegments)
+        : throw new InvalidOperationException($"{tokens} tokens, but the step (BeginStep) holds {_stepTokens}");
+
+    /// <inheritdoc />
+    public void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim)
+    {
+        int row = 0;
+        foreach (var g in Step(tokens))
         {
-            int p = startPos + t;
-            Kernels.Cpu.Rope.Apply(data.AsSpan((row + t) * width, width), rope.Cos.AsSpan(p * rope.Half, rope.Half),
-                rope.Sin.AsSpan(p * rope.Half, rope.Half), heads, headDim);
+            if (g.StartPos + g.Tokens > rope.Capacity)
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {g.StartPos + g.Tokens} exceed the RoPE table ({rope.Capacity})");
+            for (int t = 0; t < g.Tokens; t++, row++)
+            {
+                int p = g.StartPos + t;
+                var cos = rope.Cos.AsSpan(p * rope.Half, rope.Half);
+                var sin = rope.Sin.AsSpan(p * rope.Half, rope.Half);
+                Kernels.Cpu.Rope.Apply(D(q).AsSpan(row * qHeads * headDim, qHeads * headDim), cos, sin, qHeads, headDim);
+                Kernels.Cpu.Rope.Apply(D(k).AsSpan(row * kHeads * headDim, kHeads * headDim), cos, sin, kHeads, headDim);
+            }
         }
     }
 
     /// <inheritdoc />
-    public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, float[]? sinks = null, int chunk = 0)
+    public void Attention(int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
+        int tokens, int heads, int kvHeads, int headDim, int? window, float[]? sinks = null, int chunk = 0)
     {
-        var c = (CpuKvCache)cache;
-        int kvDim = kvHeads * headDim;
-        var ks = D(k);
-        var kt = c.K[layer];
-        int cap = c.KStride;
-        for (int t = 0; t < tokens; t++)
-            for (int i = 0; i < kvDim; i++) kt[(long)i * cap + startPos + t] = ks[(row + t) * kvDim + i];
-        D(v).AsSpan(row * kvDim, tokens * kvDim).CopyTo(c.V[layer].AsSpan(startPos * kvDim));
-        CpuAttention.CausalTransposed(D(q), kt, cap, c.V[layer], D(o), tokens, startPos, heads, kvHeads, headDim, window, row, sinks, chunk);
+        int row = 0, kvDim = kvHeads * headDim;
+        foreach (var g in Step(tokens))
+        {
+            var c = (CpuKvCache)g.Cache;
+            var (ks, kt, cap) = (D(k), c.K[layer], c.KStride);
+            for (int t = 0; t < g.Tokens; t++)
+                for (int i = 0; i < kvDim; i++) kt[(long)i * cap + g.StartPos + t] = ks[(row + t) * kvDim + i];
+            D(v).AsSpan(row * kvDim, g.Tokens * kvDim).CopyTo(c.V[layer].AsSpan(g.StartPos * kvDim));
+            CpuAttention.CausalTransposed(D(q), kt, cap, c.V[layer], D(o), g.Tokens, g.StartPos, heads, kvHeads, headDim, window, row, sinks, chunk);
+            row += g.Tokens;
+        }
     }
 
     /// <inheritdoc />

@@ -25,10 +25,13 @@ public sealed partial class GpuDevice : IDevice
     readonly List<IDisposable> _owned = [];
     readonly long _launchBase;
     GpuArray<int>? _tokens;
+    GpuArray<int>? _stepTable;                 // the step's token table [T, StepTokens.Fields] (BeginStep)
+    readonly List<GpuKvPool> _stepPools = [];  // the pools of the step's caches, in the order of the table's pool field
+    int _stepTokens, _stepEnd;                 // the step's tokens; its last position + 1 (for the RoPE table's check)
     GpuArray<float>? _rowScales;
     GpuArray<float>? _ffnScratch;
     StepGraph? _graph;
-    int[] _tokenHost = [];
+    int[] _tokenHost = [], _stepHost = [];
     long _allocated, _copies, _stepsRun;
     bool _disposed;
 
@@ -232,7 +235,64 @@ public sealed partial class GpuDevice : IDevice
     public DeviceBuffer Allocate(int floats) => new GpuBuffer(AllocateFloats(floats), floats);
 
     /// <inheritdoc />
-    public KvCache CreateKvCache(int layers, int capacity, int kvDim) => new GpuKvCache(this, layers, capacity, kvDim);
+    public KvCache CreateKvCache(int layers, int capacity, int kvDim) => new GpuKvPool(this, layers, capacity, kvDim, 1).Slots[0];
+
+    /// <inheritdoc />
+    public KvCache[] CreateKvCaches(int layers, int capacity, int kvDim, int count) => [.. new GpuKvPool(this, layers, capacity, kvDim, count).Slots];
+
+    /// <inheritdoc />
+    public void BeginStep(ReadOnlySpan<BatchSegment> segments)
+    {
+        int tokens = BatchSegment.CountTokens(segments), n = tokens * StepTokens.Fields, row = 0;
+        if (_stepHost.Length < n) _stepHost = GC.AllocateUninitializedArray<int>(Math.Max(64 * StepTokens.Fields, n), pinned: true);
+        _stepPools.Clear();
+        _stepEnd = 0;
+        foreach (var g in segments)
+        {
+            // A latent cache (DeepSeek) is no pool's: its kernels take the position as an argument, per sequence.
+            int pool = -1, slot = 0;
+            if (g.Cache is GpuKvCache c)
+            {
+                pool = _stepPools.IndexOf(c.Pool);
+                if (pool < 0) { pool = _stepPools.Count; _stepPools.Add(c.Pool); }
+                slot = c.Slot;
+            }
+            StepTokens.WriteSegment(_stepHost, row, g.Tokens, g.StartPos, slot, pool);
+            _stepEnd = Math.Max(_stepEnd, g.StartPos + g.Tokens);
+            row += g.Tokens;
+        }
+        _stepTokens = tokens;
+        if (_stepPools.Count == 0) return;
+        if (_stepTable == null || _stepTable.Length < n)
+        {
+            if (_stepTable != null) Free(_stepTable);
+            _stepTable = Gpu.Allocate1D<int>(Math.Max(64 * StepTokens.Fields, n));
+            Track(_stepTable);
+        }
+        Upload(_stepTable, _stepHost.AsSpan(0, n), _graph is { Capturing: true } graph ? graph.TableBuffer(n) : null);
+    }
+
+    // The step's token table for an op on `tokens` rows (BeginStep must have set it for as many).
+    GpuView<int> StepTable(int tokens)
+    {
+        if (tokens != _stepTokens || _stepPools.Count == 0 || _stepTable == null)
+            throw new InvalidOperationException($"{tokens} tokens, but the step (BeginStep) holds {_stepTokens} in {_stepPools.Count} KV pools of this device");
+        return _stepTable.View.SubView(0, (long)tokens * StepTokens.Fields);
+    }
+
+    // dst[0..] = src, queued without waiting: while a graph captures, from its page-locked `captured` buffer (a graph's
+    // copy node reads host memory when the graph runs, and only page-locked memory can be captured; the previous step
+    // has finished: its logits were read); else src must be a pinned array (CUDA stages pageable sources before returning).
+    void Upload(GpuArray<int> dst, Span<int> src, PinnedHostMemory? captured)
+    {
+        if (captured != null)
+        {
+            src.CopyTo(captured.AsSpan<int>());
+            dst.View.SubView(0, src.Length).CopyFromCPUUnsafeAsync(Stream, ref captured.AsSpan<int>()[0], src.Length);
+        }
+        else dst.View.SubView(0, src.Length).CopyFromCPUUnsafeAsync(Stream, ref src[0], src.Length);
+        CountCopy();
+    }
 
     /// <inheritdoc />
     public void Embed(ReadOnlySpan<int> tokens, in WeightMatrix table, DeviceBuffer x)
@@ -247,22 +307,9 @@ public sealed partial class GpuDevice : IDevice
             _tokens = Gpu.Allocate1D<int>(Math.Max(64, tokens.Length));
             Track(_tokens);
         }
-        if (_graph != null && _graph.Capturing)
-        {
-            // A graph's copy node reads host memory when the graph runs, and only page-locked memory can be captured:
-            // the step's tokens go to a page-locked buffer (the previous step has finished: its logits were read).
-            var pinned = _graph.TokenBuffer(tokens.Length);
-            tokens.CopyTo(pinned.AsSpan<int>());
-            _tokens.View.SubView(0, tokens.Length).CopyFromCPUUnsafeAsync(Stream, ref pinned.AsSpan<int>()[0], tokens.Length);
-        }
-        else
-        {
-            // Through a pinned staging array, queued without waiting (CUDA stages pageable sources before returning).
-            if (_tokenHost.Length < tokens.Length) _tokenHost = GC.AllocateUninitializedArray<int>(Math.Max(64, tokens.Length), pinned: true);
-            tokens.CopyTo(_tokenHost);
-            _tokens.View.SubView(0, tokens.Length).CopyFromCPUUnsafeAsync(Stream, ref _tokenHost[0], tokens.Length);
-        }
-        CountCopy();
+        if (_tokenHost.Length < tokens.Length) _tokenHost = GC.AllocateUninitializedArray<int>(Math.Max(64, tokens.Length), pinned: true);
+        tokens.CopyTo(_tokenHost);
+        Upload(_tokens, _tokenHost.AsSpan(0, tokens.Length), _graph is { Capturing: true } graph ? graph.TokenBuffer(tokens.Length) : null);
         Kernels.Embed(Stream, Matrix(table), _tokens.View, V(x), tokens.Length);
     }
 
@@ -316,32 +363,28 @@ public sealed partial class GpuDevice : IDevice
     }
 
     /// <inheritdoc />
-    public void Rope(RopeTable rope, DeviceBuffer x, int tokens, int heads, int headDim, int startPos, int row = 0)
+    public void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim)
     {
-        if (startPos + tokens > rope.Capacity)
-            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the RoPE table ({rope.Capacity})");
-        Kernels.Rope(Stream, Rows(x, row, heads * headDim), Vector(rope.Cos), Vector(rope.Sin), tokens, heads, headDim, rope.Half, startPos);
+        var table = StepTable(tokens);
+        if (_stepEnd > rope.Capacity)
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {_stepEnd} exceed the RoPE table ({rope.Capacity})");
+        Kernels.Rope(Stream, V(q), Vector(rope.Cos), Vector(rope.Sin), tokens, qHeads, headDim, rope.Half, table, V(k), kHeads);
     }
 
     /// <inheritdoc />
-    public void Rope(RopeTable rope, DeviceBuffer q, int qHeads, DeviceBuffer k, int kHeads, int tokens, int headDim, int startPos, int row = 0)
+    public void Attention(int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
+        int tokens, int heads, int kvHeads, int headDim, int? window, float[]? sinks = null, int chunk = 0)
     {
-        if (startPos + tokens > rope.Capacity)
-            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the RoPE table ({rope.Capacity})");
-        Kernels.Rope(Stream, Rows(q, row, qHeads * headDim), Vector(rope.Cos), Vector(rope.Sin), tokens, qHeads, headDim, rope.Half, startPos,
-            Rows(k, row, kHeads * headDim), kHeads);
-    }
-
-    /// <inheritdoc />
-    public void Attention(KvCache cache, int layer, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
-        int tokens, int startPos, int heads, int kvHeads, int headDim, int? window, int row = 0, float[]? sinks = null, int chunk = 0)
-    {
-        var c = (GpuKvCache)cache;
-        if (startPos + tokens > c.Capacity)
-            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions up to {startPos + tokens} exceed the cache ({c.Capacity})");
-        int qw = heads * headDim, kvw = kvHeads * headDim;
-        Kernels.Attention(Stream, Rows(q, row, qw), Rows(k, row, kvw), Rows(v, row, kvw), c.K(layer), c.V(layer), Rows(o, row, qw), tokens,
-            startPos, heads, kvHeads, headDim, window ?? 0, sinks != null ? Vector(sinks) : null, chunk);
+        var table = StepTable(tokens);
+        var sinkView = sinks != null ? Vector(sinks) : (GpuView<float>?)null;
+        for (int p = 0; p < _stepPools.Count; p++)                            // one launch per pool: one for the server's slots
+        {
+            var pool = _stepPools[p];
+            if (pool.KvDim != kvHeads * headDim)
+                throw new ArgumentException($"the KV pool holds {pool.KvDim} floats per position, attention writes {kvHeads}x{headDim}", nameof(kvHeads));
+            Kernels.Attention(Stream, V(q), V(k), V(v), pool.K(layer), pool.V(layer), V(o), table, tokens, pool.Capacity,
+                heads, kvHeads, headDim, window ?? 0, sinkView, chunk, p);
+        }
     }
 
     // x from row `row` on, rows of `width` floats (a view: nothing is copied).
@@ -428,15 +471,19 @@ public sealed partial class GpuDevice : IDevice
     // The decode step's graph and the page-locked buffer its token copy reads.
     sealed class StepGraph(CudaGpu gpu, GpuDevice device) : IDisposable
     {
-        // Page-locked memory cannot be allocated while the stream captures: the buffer is made with the graph.
+        // Page-locked memory cannot be allocated while the stream captures: the buffers are made with the graph.
         const int MaxTokens = 64;
         readonly CudaGraph _graph = new(gpu);
         readonly PinnedHostMemory _tokens = gpu.AllocatePinned(MaxTokens * sizeof(int));
+        readonly PinnedHostMemory _table = gpu.AllocatePinned(MaxTokens * StepTokens.Fields * sizeof(int));
 
         public bool Capturing { get; private set; }
 
         public PinnedHostMemory TokenBuffer(int n) => n <= MaxTokens ? _tokens
             : throw new InvalidOperationException($"a graph-replayed step embeds at most {MaxTokens} tokens, not {n}");
+
+        public PinnedHostMemory TableBuffer(int n) => n <= MaxTokens * StepTokens.Fields ? _table
+            : throw new InvalidOperationException($"a graph-replayed step holds at most {MaxTokens} tokens, not {n / StepTokens.Fields}");
 
         public void Run(Action step)
         {
@@ -456,6 +503,7 @@ public sealed partial class GpuDevice : IDevice
         {
             _graph.Dispose();
             _tokens.Dispose();
+            _table.Dispose();
         }
     }
 

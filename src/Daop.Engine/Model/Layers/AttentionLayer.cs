@@ -26,7 +26,11 @@ public abstract class AttentionLayer
     /// <summary>Visits every weight, as <see cref="ModelWeights.VisitDense"/> does.</summary>
     public abstract void Visit(DenseMatrixVisitor matrix, Action<float[]> vector);
 
-    /// <summary>s.Out [T, H] = attention over s.Xn [T, H]; RoPE from <paramref name="rope"/>; keys and values appended to <paramref name="cache"/>.</summary>
+    /// <summary>
+    /// s.Out [T, H] = attention over s.Xn [T, H]; RoPE from <paramref name="rope"/>; keys and values appended to the
+    /// step's caches (<see cref="IDevice.BeginStep"/>, every token at its position; latent attention takes
+    /// <paramref name="cache"/>, or the batch's segments, one sequence per call).
+    /// </summary>
     internal abstract void Forward(in LayerStep step, RopeTable rope, KvCache cache);
 
     static T Names<T>(TensorNames names, AttentionSpec spec) where T : AttentionNames =>

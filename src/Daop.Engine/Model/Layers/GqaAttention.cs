@@ -73,26 +73,21 @@ public sealed class GqaAttention(AttentionSpec.Gqa spec) : AttentionLayer
         }
         // The attention kernels scale by 1/√D; another scale is folded into q (q·kᵀ is linear in q, RoPE too).
         if (Spec.SoftmaxScale is { } scale) d.Scale(s.Q, t * nh * hd, scale * MathF.Sqrt(hd));
-        if (step.Batch is { } b) AttendSegments(d, s, step.Layer, rope, b.Segments);
-        else
-        {
-            if (!Spec.SkipRope) d.Rope(rope, s.Q, nh, s.K, nkv, t, hd, step.StartPos);
-            if (Spec.Temperature is { } temp) d.ScaleRows(s.Q, Temperatures(temp, step.StartPos, t), nh * hd);
-            d.Attention(cache, step.Layer, s.Q, s.K, s.V, s.Ctx, t, step.StartPos, nh, nkv, hd, Spec.SlidingWindow, chunk: Spec.Chunk ?? 0); // ctx [T, NH·D]
-        }
+        if (!Spec.SkipRope) d.Rope(rope, s.Q, nh, s.K, nkv, t, hd);            // each token at its position of the step
+        if (Spec.Temperature is { } temp) ScaleTemperatures(d, s, temp, step);
+        d.Attention(step.Layer, s.Q, s.K, s.V, s.Ctx, t, nh, nkv, hd, Spec.SlidingWindow, chunk: Spec.Chunk ?? 0); // ctx [T, NH·D]
         d.Linear(O, s.Ctx, s.Out, t);                                           // out [T, H]
     }
 
-    // A batched step's segments, each a sequence's rows at its own positions and cache: RoPE and attention per segment,
-    // in place (the devices address rows from the segment's first).
-    void AttendSegments(IDevice d, RunState s, int layer, RopeTable rope, ReadOnlySpan<BatchSegment> segments)
+    // q rows *= the temperature of their positions (Llama-4), sequence by sequence in a batched step.
+    void ScaleTemperatures(IDevice d, RunState s, QueryTemperature temp, in LayerStep step)
     {
-        int nh = Spec.Heads, nkv = Spec.KvHeads, hd = Spec.HeadDim, row = 0;
-        foreach (var g in segments)
+        int width = Spec.Heads * Spec.HeadDim;
+        if (step.Batch is not { } b) { d.ScaleRows(s.Q, Temperatures(temp, step.StartPos, step.Tokens), width); return; }
+        int row = 0;
+        foreach (var g in b.Segments)
         {
-            if (!Spec.SkipRope) d.Rope(rope, s.Q, nh, s.K, nkv, g.Tokens, hd, g.StartPos, row);
-            if (Spec.Temperature is { } temp) d.ScaleRows(s.Q, Temperatures(temp, g.StartPos, g.Tokens), nh * hd, row);
-            d.Attention(g.Cache, layer, s.Q, s.K, s.V, s.Ctx, g.Tokens, g.StartPos, nh, nkv, hd, Spec.SlidingWindow, row, chunk: Spec.Chunk ?? 0); // ctx rows [n, NH·D]
+            d.ScaleRows(s.Q, Temperatures(temp, g.StartPos, g.Tokens), width, row);
             row += g.Tokens;
         }
     }

@@ -51,21 +51,8 @@ public sealed class SinkAttention(AttentionSpec.SinkGqa spec) : AttentionLayer
         var (d, s, t) = (step.Device, step.S, step.Tokens);
         int nh = Spec.Heads, nkv = Spec.KvHeads, hd = Spec.HeadDim;
         d.Linear3(Q, K, V, s.Xn, s.Q, s.K, s.V, t);                             // q [T, NH·D], k and v [T, NKV·D]
-        if (step.Batch is { } b)
-        {
-            int row = 0;                                                        // each segment at its own positions and cache
-            foreach (var g in b.Segments)
-            {
-                d.Rope(rope, s.Q, nh, s.K, nkv, g.Tokens, hd, g.StartPos, row);
-                d.Attention(g.Cache, step.Layer, s.Q, s.K, s.V, s.Ctx, g.Tokens, g.StartPos, nh, nkv, hd, Spec.SlidingWindow, row, Sinks);
-                row += g.Tokens;
-            }
-        }
-        else
-        {
-            d.Rope(rope, s.Q, nh, s.K, nkv, t, hd, step.StartPos);
-            d.Attention(cache, step.Layer, s.Q, s.K, s.V, s.Ctx, t, step.StartPos, nh, nkv, hd, Spec.SlidingWindow, sinks: Sinks); // ctx [T, NH·D]
-        }
+        d.Rope(rope, s.Q, nh, s.K, nkv, t, hd);                                // each token at its position of the step
+        d.Attention(step.Layer, s.Q, s.K, s.V, s.Ctx, t, nh, nkv, hd, Spec.SlidingWindow, Sinks); // ctx [T, NH·D]
         d.Linear(O, s.Ctx, s.Out, t);                                           // out [T, H]
     }
 }
