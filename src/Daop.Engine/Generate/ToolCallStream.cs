@@ -20,7 +20,7 @@ public class ToolCallStream
     public ToolCallStream(ToolCallFormat format) => _format = format ?? throw new ArgumentNullException(nameof(format));
 
     /// <summary>What <paramref name="piece"/> lets go: text pieces and calls, in order.</summary>
-    public IEnumerable<(string? Text, ToolCall? Call)> Push(string piece)
+    public virtual IEnumerable<(string? Text, ToolCall? Call)> Push(string piece)
     {
         ArgumentNullException.ThrowIfNull(piece);
         var output = new List<(string?, ToolCall?)>();
@@ -55,7 +55,7 @@ public class ToolCallStream
     }
 
     /// <summary>What is still held at the end of the reply: an unfinished block as calls when its reader takes it for them, else as text.</summary>
-    public IEnumerable<(string? Text, ToolCall? Call)> Flush()
+    public virtual IEnumerable<(string? Text, ToolCall? Call)> Flush()
     {
         var output = new List<(string?, ToolCall?)>();
         if (_block != null) EndBlock(output);
