@@ -115,7 +115,7 @@ public sealed partial class DaopServer
                     if (chat) await Event(body, r.ChunkRole(i), cts.Token);
                     if (echo != null) await Event(body, r.Chunk(i, echo), cts.Token);
                 }
-                var splitters = split ? Enumerable.Range(0, n).Select(_ => new ReplySplitter(_model, harmony)).ToArray() : null;
+                var splitters = split ? Enumerable.Range(0, n).Select(_ => ReplySplitter.For(_model.ToolCallFormat, toolCalls)!).ToArray() : null;
                 async Task Send(int i, IEnumerable<ReplyPart> parts)
                 {
                     foreach (var (text, reasoning, call) in parts)
@@ -302,18 +302,5 @@ public sealed partial class DaopServer
         line[^1] = (byte)'\n';
         await body.WriteAsync(line, cancel);
         await body.FlushAsync(cancel);
-    }
-
-    // Splits one choice's streamed reply: a harmony one into answer, reasoning and calls, another into text and calls.
-    sealed class ReplySplitter(DaopModel model, bool harmony)
-    {
-        readonly HarmonyReply.Stream? _harmony = harmony ? new() : null;
-        readonly ToolCallStream? _calls = harmony ? null : model.ToolCallFormat!.NewStream();
-
-        public IEnumerable<ReplyPart> Push(string piece) => _harmony?.Push(piece) ?? Parts(_calls!.Push(piece));
-
-        public IEnumerable<ReplyPart> Flush() => _harmony?.Flush() ?? Parts(_calls!.Flush());
-
-        static IEnumerable<ReplyPart> Parts(IEnumerable<(string? Text, ToolCall? Call)> parts) => parts.Select(p => new ReplyPart(p.Text, null, p.Call));
     }
 }
