@@ -82,6 +82,7 @@ public static class HarmonyReply
         bool _inBody;
         string? _channel;                     // the body's channel
         string? _recipient;                   // the body's recipient ("functions.NAME"), or null
+        string _header = "";                  // the body's header as written, for a message to a recipient that is not a call
 
         /// <summary>What <paramref name="piece"/> lets go, in order.</summary>
         public IReadOnlyList<ReplyPart> Push(string piece)
@@ -132,7 +133,7 @@ public static class HarmonyReply
         void BeginBody(List<ReplyPart> output)
         {
             _held.Length -= Message.Length;
-            string header = _held.ToString();
+            string header = _header = _held.ToString();
             _held.Clear();
             // "<|start|>assistant" between messages, then the channel and the recipient in either order.
             if (header.StartsWith(Start, StringComparison.Ordinal))
@@ -170,7 +171,7 @@ public static class HarmonyReply
                 if (name.Length > 0 && doc?.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object)
                     output.Add(new ReplyPart(null, null, new ToolCall(ToolCall.NewId(), name, body.Trim())));
                 else
-                    output.Add(new ReplyPart($"to={_recipient} {body}", null, null));
+                    output.Add(new ReplyPart(_header + Message + body, null, null));
             }
             else Emit(output, body);
             _recipient = null;

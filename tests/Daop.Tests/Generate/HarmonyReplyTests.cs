@@ -55,15 +55,15 @@ public class HarmonyReplyTests
     }
 
     [Theory]
-    [InlineData("Hello there.", "Hello there.")]                                                                   // no harmony at all
-    [InlineData("<|channel|>commentary to=browser.search <|constrain|>json<|message|>{\"query\":\"x\"}",              // a built-in tool, not offered
-        "to=browser.search {\"query\":\"x\"}")]
-    [InlineData("<|channel|>commentary to=functions.f <|constrain|>json<|message|>{\"a\": ", "to=functions.f {\"a\": ")] // cut off JSON
-    public void WhatIsNotACallStaysText(string reply, string expected)
+    [InlineData("Hello there.")]                                                                         // no harmony at all
+    [InlineData("<|channel|>commentary to=browser.search <|constrain|>json<|message|>{\"query\":\"x\"}")]  // a built-in tool, not offered
+    [InlineData("<|channel|>commentary to=functions.f <|constrain|>json<|message|>{\"a\": ")]             // cut off JSON
+    [InlineData("<|channel|>commentary to=functions.f")]                                                 // cut off header
+    public void WhatIsNotACallStaysTextAsWritten(string reply)
     {
         var (content, _, calls) = HarmonyReply.Parse(reply);
         Assert.Empty(calls);
-        Assert.Equal(expected, content);
+        Assert.Equal(reply, content);
     }
 
     [Fact]
