@@ -80,7 +80,7 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
         var (settings, tools) = Settings(options);
         var prompt = _model.ChatTokens(conversation, tools, cancellationToken);
         _model.CheckPromptLength(prompt.Length);
-        var split = ReplySplitter.For(_model.ToolCallFormat, tools.Count > 0);
+        var split = ReplySplitter.For(_model.ToolCallFormat, tools.Count > 0, _model.ChatTemplate?.Thinks == true);
         return Stream(prompt, split != null ? settings with { KeepToolCallMarkers = true } : settings, split, cancellationToken);
     }
 

@@ -46,7 +46,7 @@ public sealed partial class DaopServer
             throw new ApiException(400, $"the model's chat template rejected the messages: {e.Message}", param: "messages", code: "invalid_messages");
         }
         await Generate(ctx, chat: true, prompt, _model.ChatStopTokenIds, req.Common, "messages", echo: null, tools,
-            harmony: _model.ToolCallSyntax == ToolCallSyntax.Harmony);
+            reasons: _model.ToolCallSyntax == ToolCallSyntax.Harmony || _model.ChatTemplate?.Thinks == true);
     }
 
     async Task Completion(HttpContext ctx)
@@ -60,11 +60,11 @@ public sealed partial class DaopServer
     }
 
     // toolCalls: the replies are split into text and tool calls (the model's ToolCallFormat, its markers kept in the text),
-    // as they stream or whole. harmony: they are split into answer, reasoning and tool calls (HarmonyReply), tools or not.
+    // as they stream or whole. reasons: they are split into answer, reasoning and tool calls (ReplySplitter), tools or not.
     async Task Generate(HttpContext ctx, bool chat, int[] prompt, IReadOnlyList<int> stopIds, CommonRequest req, string promptParam, string? echo,
-        bool toolCalls = false, bool harmony = false)
+        bool toolCalls = false, bool reasons = false)
     {
-        bool split = toolCalls || harmony;
+        bool split = toolCalls || reasons;
         if (prompt.Length == 0)
             throw ApiException.Invalid(promptParam, "the prompt is empty: it encodes to no tokens");
         if (prompt.Length >= _model.ContextLength)
@@ -115,7 +115,7 @@ public sealed partial class DaopServer
                     if (chat) await Event(body, r.ChunkRole(i), cts.Token);
                     if (echo != null) await Event(body, r.Chunk(i, echo), cts.Token);
                 }
-                var splitters = split ? Enumerable.Range(0, n).Select(_ => ReplySplitter.For(_model.ToolCallFormat, toolCalls)!).ToArray() : null;
+                var splitters = split ? Enumerable.Range(0, n).Select(_ => NewSplitter(toolCalls)).ToArray() : null;
                 async Task Send(int i, IEnumerable<ReplyPart> parts)
                 {
                     foreach (var (text, reasoning, call) in parts)
@@ -165,15 +165,9 @@ public sealed partial class DaopServer
                 {
                     var logprobs = Kept(Taken(stats[i]), t.Length - (echo?.Length ?? 0));
                     if (!split) return new OpenAiResponses.Choice(t, FinishOf(i), logprobs);
-                    if (harmony)
-                    {
-                        var (answer, reasoning, said) = HarmonyReply.Parse(t);
-                        calls[i] = said.Count;
-                        return new OpenAiResponses.Choice(answer, FinishOf(i), logprobs, said, reasoning);
-                    }
-                    var (content, made) = _model.ToolCallFormat!.Parse(t);
+                    var (content, reasoning, made) = NewSplitter(toolCalls).Whole(t);
                     calls[i] = made.Count;
-                    return new OpenAiResponses.Choice(content, FinishOf(i), logprobs, made);
+                    return new OpenAiResponses.Choice(content, FinishOf(i), logprobs, made, reasoning);
                 }).ToArray();
                 await WriteJson(ctx, 200, r.Whole(choices, stats));
             }
@@ -303,4 +297,7 @@ public sealed partial class DaopServer
         await body.WriteAsync(line, cancel);
         await body.FlushAsync(cancel);
     }
+
+    // The splitter of one choice's reply (split: there is one).
+    ReplySplitter NewSplitter(bool toolCalls) => ReplySplitter.For(_model.ToolCallFormat, toolCalls, _model.ChatTemplate?.Thinks == true)!;
 }

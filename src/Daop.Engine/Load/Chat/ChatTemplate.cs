@@ -23,6 +23,7 @@ public sealed class ChatTemplate
         Limits = (limits ?? ChatTemplateLimits.Default).Validate();
         _program = Parser.Parse(source, Limits);
         ToolCallSyntax = SyntaxOf(source);
+        Thinks = source.Contains("<think>", StringComparison.Ordinal) && source.Contains("</think>", StringComparison.Ordinal);
     }
 
     // The format the template writes assistant calls in: the marker it prints for them.
@@ -47,6 +48,12 @@ public sealed class ChatTemplate
 
     /// <summary>The bounds this template was parsed with and renders within.</summary>
     public ChatTemplateLimits Limits { get; }
+
+    /// <summary>
+    /// Whether the model reasons in <c>&lt;think&gt;...&lt;/think&gt;</c> before its answer (Qwen3), as its template tells by
+    /// writing such blocks: a reply that opens with one gives it as reasoning (<see cref="Generate.ReplySplitter"/>).
+    /// </summary>
+    public bool Thinks { get; }
 
     /// <summary>How the model writes tool calls, as its template tells (<see cref="ToolCallSyntax.None"/> when it describes no format Daop parses).</summary>
     public ToolCallSyntax ToolCallSyntax { get; }
