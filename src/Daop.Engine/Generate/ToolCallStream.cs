@@ -17,7 +17,13 @@ public class ToolCallStream
     bool _texted;                         // some text has gone out (whitespace before the first text is dropped)
 
     /// <summary>A splitter for a reply in <paramref name="format"/>.</summary>
-    public ToolCallStream(ToolCallFormat format) => _format = format ?? throw new ArgumentNullException(nameof(format));
+    /// <exception cref="ArgumentException"><paramref name="format"/> is harmony's, whose replies are not blocks: use its <see cref="ToolCallFormat.NewStream"/>.</exception>
+    public ToolCallStream(ToolCallFormat format)
+    {
+        _format = format ?? throw new ArgumentNullException(nameof(format));
+        if (format.Syntax == ToolCallSyntax.Harmony && GetType() == typeof(ToolCallStream))
+            throw new ArgumentException("harmony replies are split by HarmonyReply.Stream (ToolCallFormat.NewStream), not by blocks", nameof(format));
+    }
 
     /// <summary>What <paramref name="piece"/> lets go: text pieces and calls, in order.</summary>
     public virtual IEnumerable<(string? Text, ToolCall? Call)> Push(string piece)

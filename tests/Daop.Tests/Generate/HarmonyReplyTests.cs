@@ -125,6 +125,8 @@ public class HarmonyReplyTests
     {
         var format = ToolCallFormat.Of(ChatTemplate.Parse("{{ '<|channel|>' }}{{ '<|call|>' }}"))!;
         Assert.Same(HarmonyToolCalls.Format, format);
+        // Harmony replies are not blocks: a plain block splitter over the format is refused.
+        Assert.Throws<ArgumentException>(() => new ToolCallStream(format));
         var (content, calls) = format.Parse(CallReply);
         Assert.Null(content);
         Assert.Equal("get_current_weather", Assert.Single(calls).Name);
