@@ -104,7 +104,7 @@ public static class HarmonyReply
                     }
                 }
                 else if (ToolCallStream.EndsWith(_held, Message)) BeginBody(output);
-                else if (_held.Length > MaxHeaderLength) BadHeader(output);
+                else if (_held.Length > MaxHeaderLength || !CouldBeHeader(_held)) BadHeader(output);
             }
             if (_inBody && _recipient == null)
             {
@@ -148,13 +148,13 @@ public static class HarmonyReply
                 if (word.StartsWith(Channel, StringComparison.Ordinal)) _channel = word[Channel.Length..];
                 else if (word.StartsWith("to=", StringComparison.Ordinal)) _recipient = word[3..];
             }
+            _inBody = true;
             if (_channel == null && _recipient == null)
             {
-                // Not a header the format knows: the text as it came.
-                Emit(output, header + Message, answer: true);
-                return;
+                // Not a header the format knows: the text as it came, and what follows as answer text.
+                _channel = "final";
+                Emit(output, _header + Message);
             }
-            _inBody = true;
         }
 
         void EndBody(List<ReplyPart> output)
@@ -177,7 +177,21 @@ public static class HarmonyReply
             _recipient = null;
         }
 
-        // A header longer than any the format writes: what came is answer text, and the text goes on as a body.
+        // A header opens with a marker, or with " to=" right after the prompt's "<|start|>assistant".
+        static bool CouldBeHeader(StringBuilder held)
+        {
+            foreach (string start in (ReadOnlySpan<string>)["<|", " to="])
+            {
+                int n = Math.Min(start.Length, held.Length);
+                bool match = true;
+                for (int i = 0; i < n && match; i++) match = held[i] == start[i];
+                if (match) return true;
+            }
+            return false;
+        }
+
+        // A header longer than any the format writes, or text that cannot begin one: what came is answer text, and the
+        // text goes on as a body.
         void BadHeader(List<ReplyPart> output)
         {
             _channel = "final";

@@ -59,6 +59,7 @@ public class HarmonyReplyTests
     [InlineData("<|channel|>commentary to=browser.search <|constrain|>json<|message|>{\"query\":\"x\"}")]  // a built-in tool, not offered
     [InlineData("<|channel|>commentary to=functions.f <|constrain|>json<|message|>{\"a\": ")]             // cut off JSON
     [InlineData("<|channel|>commentary to=functions.f")]                                                 // cut off header
+    [InlineData("<|message|>no header")]                                                                 // a body without a header
     public void WhatIsNotACallStaysTextAsWritten(string reply)
     {
         var (content, _, calls) = HarmonyReply.Parse(reply);
@@ -80,6 +81,8 @@ public class HarmonyReplyTests
     [InlineData(CallReply)]
     [InlineData(TemplateCallReply)]
     [InlineData("<|channel|>analysis<|message|>a<|b|>c <|en<|end|><|start|>assistant<|channel|>final<|message|>x <|retur")]
+    [InlineData("Plain text, no channels <|end|> at all")]
+    [InlineData("<|message|>no header<|end|><|start|>assistant<|channel|>final<|message|>ok")]
     public void StreamingInAnyPiecesGivesTheWholeSplit(string reply)
     {
         var whole = HarmonyReply.Parse(reply);
