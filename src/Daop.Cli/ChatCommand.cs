@@ -123,17 +123,33 @@ static class ChatCommand
             }
             var stats = new GenerationStats();
             var reply = new StringBuilder();
+            var reasoning = new StringBuilder();
+            // A reply with reasoning (GPT-OSS's analysis channel, Qwen3's <think>): the answer goes to stdout and into the
+            // history as the assistant's content, the reasoning to stderr and into the history as its reasoning (raw
+            // harmony text as content is refused by GPT-OSS's template).
+            var split = ReplySplitter.For(model.ToolCallFormat, toolCalls: false, model.ChatTemplate?.Thinks == true);
+            void Show(IEnumerable<ReplyPart> parts)
+            {
+                foreach (var part in parts)
+                    if (part.Reasoning != null)
+                    {
+                        reasoning.Append(part.Reasoning);
+                        Console.Error.Write(part.Reasoning);
+                    }
+                    else if (part.Content != null)
+                    {
+                        reply.Append(part.Content);
+                        stdout.Write(part.Content);
+                    }
+                stdout.Flush();
+            }
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
             replying(stop);
             bool stopped = false;
             try
             {
                 await foreach (string piece in model.ChatAsync(history, settings, stats, stop.Token))
-                {
-                    reply.Append(piece);
-                    stdout.Write(piece);
-                    stdout.Flush();
-                }
+                    Show(split?.Push(piece) ?? [new ReplyPart(piece, null, null)]);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancel.IsCancellationRequested)
             {
@@ -142,10 +158,11 @@ static class ChatCommand
             finally
             {
                 replying(null);
+                if (split != null) Show(split.Flush());
             }
             stdout.WriteLine(stopped ? " [stopped]" : "");
             stdout.Flush();
-            history.Add(new ChatMessage("assistant", reply.ToString()));
+            history.Add(new ChatMessage("assistant", reply.ToString()) { Reasoning = reasoning.Length > 0 ? reasoning.ToString() : null });
             if (verbose)
                 Console.Error.WriteLine($"[daop] prompt {stats.PromptTokens} tok, {stats.PrefillTokensPerSecond:F1} tok/s | reply {stats.GeneratedTokens} tok, " +
                     $"{stats.DecodeTokensPerSecond:F1} tok/s | {(stopped ? "stopped" : stats.Finish.ToString().ToLowerInvariant())}");

@@ -18,7 +18,8 @@ namespace Daop.Extensions.AI;
 /// forces one. <see cref="ChatResponseFormat.Json"/> constrains the reply to a JSON object, and a JSON schema to a value it
 /// accepts (<see cref="JsonSchemaGrammar"/>'s subset; other keywords throw <see cref="JsonSchemaException"/>). What is
 /// not implemented is refused with <see cref="NotSupportedException"/>, never ignored: other tools, and message contents
-/// other than text, function calls and their results.
+/// other than text, reasoning, function calls and their results. A model that reasons on a channel of its own (GPT-OSS's
+/// harmony analysis) gives its reasoning as <see cref="TextReasoningContent"/>, and takes it back in an assistant message.
 /// </summary>
 /// <example>
 /// <code>
@@ -46,16 +47,19 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
         CancellationToken cancellationToken = default)
     {
         var text = new System.Text.StringBuilder();
+        var reasoning = new System.Text.StringBuilder();
         var calls = new List<AIContent>();
         ChatResponseUpdate? last = null;
         await foreach (var u in GetStreamingResponseAsync(messages, options, cancellationToken).ConfigureAwait(false))
         {
             text.Append(u.Text);
+            foreach (var r in u.Contents.OfType<TextReasoningContent>()) reasoning.Append(r.Text);
             calls.AddRange(u.Contents.OfType<FunctionCallContent>());
             last = u;
         }
-        // The text (when there is any, or when there are no calls), then the calls.
+        // The reasoning (when there is any), the text (when there is any, or when there are no calls), then the calls.
         List<AIContent> contents = text.Length > 0 || calls.Count == 0 ? [new TextContent(text.ToString()), .. calls] : calls;
+        if (reasoning.Length > 0) contents.Insert(0, new TextReasoningContent(reasoning.ToString()));
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, contents))
         {
             ResponseId = last?.ResponseId,
@@ -76,33 +80,34 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
         var (settings, tools) = Settings(options);
         var prompt = _model.ChatTokens(conversation, tools, cancellationToken);
         _model.CheckPromptLength(prompt.Length);
-        return Stream(prompt, tools.Count > 0 ? settings with { KeepToolCallMarkers = true } : settings, tools.Count > 0, cancellationToken);
+        var split = ReplySplitter.For(_model.ToolCallFormat, tools.Count > 0, _model.ChatTemplate?.Thinks == true);
+        return Stream(prompt, split != null ? settings with { KeepToolCallMarkers = true } : settings, split, cancellationToken);
     }
 
-    // toolCalls: the reply is split into text and function calls as it streams (the model's ToolCallFormat).
-    async IAsyncEnumerable<ChatResponseUpdate> Stream(int[] prompt, GenerationSettings settings, bool toolCalls,
+    // split: the reply is split into text, reasoning and function calls as it streams (ReplySplitter), or null: plain text.
+    async IAsyncEnumerable<ChatResponseUpdate> Stream(int[] prompt, GenerationSettings settings, ReplySplitter? split,
         [EnumeratorCancellation] CancellationToken cancel)
     {
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow;
         var stats = new GenerationStats();
-        var split = toolCalls ? _model.ToolCallFormat!.NewStream() : null;
         int calls = 0;
-        ChatResponseUpdate Update(string? text, Engine.Load.Chat.ToolCall? call)
+        ChatResponseUpdate Update(ReplyPart part)
         {
-            if (call != null) calls++;
-            return new ChatResponseUpdate(ChatRole.Assistant, call != null ? [FunctionCall(call)] : [new TextContent(text)])
+            if (part.Call != null) calls++;
+            AIContent content = part.Call != null ? FunctionCall(part.Call) : part.Reasoning != null ? new TextReasoningContent(part.Reasoning) : new TextContent(part.Content);
+            return new ChatResponseUpdate(ChatRole.Assistant, [content])
             {
                 ResponseId = id, ModelId = _modelId, CreatedAt = created,
             };
         }
         await foreach (string piece in _model.GenerateAsync(prompt, _model.ChatStopTokenIds.ToArray(), settings, stats, cancel).ConfigureAwait(false))
         {
-            if (split == null) yield return Update(piece, null);
-            else foreach (var (text, call) in split.Push(piece)) yield return Update(text, call);
+            if (split == null) yield return Update(new ReplyPart(piece, null, null));
+            else foreach (var part in split.Push(piece)) yield return Update(part);
         }
         if (split != null)
-            foreach (var (text, call) in split.Flush()) yield return Update(text, call);
+            foreach (var part in split.Flush()) yield return Update(part);
         var usage = new UsageDetails
         {
             InputTokenCount = stats.PromptTokens, OutputTokenCount = stats.GeneratedTokens, TotalTokenCount = stats.PromptTokens + stats.GeneratedTokens,
@@ -135,10 +140,12 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
             ArgumentNullException.ThrowIfNull(m, $"messages[{i}]");
             var calls = new List<Engine.Load.Chat.ToolCall>();
             var results = new List<FunctionResultContent>();
+            var reasoning = new System.Text.StringBuilder();
             foreach (var c in m.Contents)
                 switch (c)
                 {
                     case TextContent or UsageContent: break;
+                    case TextReasoningContent r: reasoning.Append(r.Text); break;
                     case FunctionCallContent call:
                         calls.Add(new Engine.Load.Chat.ToolCall(call.CallId, call.Name,
                             JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(),
@@ -150,7 +157,10 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
                 }
             if (results.Count > 0)
                 foreach (var r in results) list.Add(new DaopMessage("tool", ResultText(r.Result)) { ToolCallId = r.CallId });
-            else list.Add(new DaopMessage(m.Role.Value, m.Text) { ToolCalls = calls.Count > 0 ? calls : null });
+            else list.Add(new DaopMessage(m.Role.Value, m.Text)
+            {
+                ToolCalls = calls.Count > 0 ? calls : null, Reasoning = reasoning.Length > 0 ? reasoning.ToString() : null,
+            });
             i++;
         }
         if (list.Count == 0) throw new ArgumentException("the conversation has no messages", nameof(messages));

@@ -45,7 +45,8 @@ public sealed partial class DaopServer
         {
             throw new ApiException(400, $"the model's chat template rejected the messages: {e.Message}", param: "messages", code: "invalid_messages");
         }
-        await Generate(ctx, chat: true, prompt, _model.ChatStopTokenIds, req.Common, "messages", echo: null, tools);
+        await Generate(ctx, chat: true, prompt, _model.ChatStopTokenIds, req.Common, "messages", echo: null, tools,
+            reasons: _model.ToolCallSyntax == ToolCallSyntax.Harmony || _model.ChatTemplate?.Thinks == true);
     }
 
     async Task Completion(HttpContext ctx)
@@ -59,10 +60,11 @@ public sealed partial class DaopServer
     }
 
     // toolCalls: the replies are split into text and tool calls (the model's ToolCallFormat, its markers kept in the text),
-    // as they stream or whole.
+    // as they stream or whole. reasons: they are split into answer, reasoning and tool calls (ReplySplitter), tools or not.
     async Task Generate(HttpContext ctx, bool chat, int[] prompt, IReadOnlyList<int> stopIds, CommonRequest req, string promptParam, string? echo,
-        bool toolCalls = false)
+        bool toolCalls = false, bool reasons = false)
     {
+        bool split = toolCalls || reasons;
         if (prompt.Length == 0)
             throw ApiException.Invalid(promptParam, "the prompt is empty: it encodes to no tokens");
         if (prompt.Length >= _model.ContextLength)
@@ -72,7 +74,7 @@ public sealed partial class DaopServer
                 param: promptParam, code: "context_length_exceeded");
         var settings = req.Settings with
         {
-            MaxTokens = Math.Min(req.Settings.MaxTokens, _model.ContextLength - prompt.Length), KeepToolCallMarkers = toolCalls,
+            MaxTokens = Math.Min(req.Settings.MaxTokens, _model.ContextLength - prompt.Length), KeepToolCallMarkers = split,
         };
 
         int n = req.Choices; // each choice is a generation of its own and counts against the admission limit
@@ -113,11 +115,12 @@ public sealed partial class DaopServer
                     if (chat) await Event(body, r.ChunkRole(i), cts.Token);
                     if (echo != null) await Event(body, r.Chunk(i, echo), cts.Token);
                 }
-                var split = toolCalls ? Enumerable.Range(0, n).Select(_ => _model.ToolCallFormat!.NewStream()).ToArray() : null;
-                async Task Send(int i, IEnumerable<(string? Text, ToolCall? Call)> parts)
+                var splitters = split ? Enumerable.Range(0, n).Select(_ => NewSplitter(toolCalls)).ToArray() : null;
+                async Task Send(int i, IEnumerable<ReplyPart> parts)
                 {
-                    foreach (var (text, call) in parts)
-                        await Event(body, call != null ? r.ChunkToolCall(i, calls[i]++, call, Taken(stats[i])) : r.Chunk(i, text!, Taken(stats[i])), ctx.RequestAborted);
+                    foreach (var (text, reasoning, call) in parts)
+                        await Event(body, call != null ? r.ChunkToolCall(i, calls[i]++, call, Taken(stats[i]))
+                            : reasoning != null ? r.ChunkReasoning(i, reasoning, Taken(stats[i])) : r.Chunk(i, text!, Taken(stats[i])), ctx.RequestAborted);
                 }
                 try
                 {
@@ -125,13 +128,13 @@ public sealed partial class DaopServer
                     {
                         if (piece == null)
                         {
-                            if (split != null) await Send(i, split[i].Flush());
+                            if (splitters != null) await Send(i, splitters[i].Flush());
                             await Event(body, r.ChunkFinish(i, FinishOf(i)), ctx.RequestAborted);
                             continue;
                         }
-                        if (split != null)
+                        if (splitters != null)
                         {
-                            await Send(i, split[i].Push(piece));
+                            await Send(i, splitters[i].Push(piece));
                             continue;
                         }
                         await Event(body, r.Chunk(i, piece, Taken(stats[i]), offsets[i] + (echo?.Length ?? 0)), ctx.RequestAborted);
@@ -161,10 +164,10 @@ public sealed partial class DaopServer
                 var choices = texts.Select((t, i) =>
                 {
                     var logprobs = Kept(Taken(stats[i]), t.Length - (echo?.Length ?? 0));
-                    if (!toolCalls) return new OpenAiResponses.Choice(t, FinishOf(i), logprobs);
-                    var (content, made) = _model.ToolCallFormat!.Parse(t);
+                    if (!split) return new OpenAiResponses.Choice(t, FinishOf(i), logprobs);
+                    var (content, reasoning, made) = NewSplitter(toolCalls).Whole(t);
                     calls[i] = made.Count;
-                    return new OpenAiResponses.Choice(content, FinishOf(i), logprobs, made);
+                    return new OpenAiResponses.Choice(content, FinishOf(i), logprobs, made, reasoning);
                 }).ToArray();
                 await WriteJson(ctx, 200, r.Whole(choices, stats));
             }
@@ -294,4 +297,7 @@ public sealed partial class DaopServer
         await body.WriteAsync(line, cancel);
         await body.FlushAsync(cancel);
     }
+
+    // The splitter of one choice's reply (split: there is one).
+    ReplySplitter NewSplitter(bool toolCalls) => ReplySplitter.For(_model.ToolCallFormat, toolCalls, _model.ChatTemplate?.Thinks == true)!;
 }

@@ -78,6 +78,8 @@ static class OpenAiRequests
                 ToolCalls = role == "assistant" ? Calls(m, at) : null,
                 ToolCallId = role == "tool" ? OptString(m, "tool_call_id", $"{at}.tool_call_id") : null,
                 Name = role == "tool" ? OptString(m, "name", $"{at}.name") : null,
+                // What the server returned as an assistant's reasoning, sent back (vLLM's name; Ollama's "thinking" too).
+                Reasoning = role == "assistant" ? OptString(m, "reasoning_content", $"{at}.reasoning_content") ?? OptString(m, "thinking", $"{at}.thinking") : null,
             });
         }
         return new ChatRequest(common, list, tools);

@@ -18,8 +18,9 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
     string Object => chat ? "chat.completion" : "text_completion";
     string ChunkObject => chat ? "chat.completion.chunk" : "text_completion";
 
-    /// <summary>One choice of a whole response: its text (null: a chat message with only tool calls), finish reason, log-probabilities and tool calls.</summary>
-    public sealed record Choice(string? Text, string Finish, IReadOnlyList<TokenLogprob>? Logprobs, IReadOnlyList<ToolCall>? Calls = null);
+    /// <summary>One choice of a whole response: its text (null: a chat message with only tool calls), finish reason, log-probabilities, tool calls and reasoning.</summary>
+    public sealed record Choice(string? Text, string Finish, IReadOnlyList<TokenLogprob>? Logprobs, IReadOnlyList<ToolCall>? Calls = null,
+        string? Reasoning = null);
 
     /// <summary>The whole (non-streamed) response: one entry per choice; usage over all of them.</summary>
     public byte[] Whole(IReadOnlyList<Choice> choices, IReadOnlyList<GenerationStats> stats) => Write(w =>
@@ -35,6 +36,7 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
                 w.WriteStartObject("message");
                 w.WriteString("role", "assistant");
                 if (choices[i].Text is { } text) w.WriteString("content", text); else w.WriteNull("content");
+                if (choices[i].Reasoning is { } reasoning) w.WriteString("reasoning_content", reasoning);
                 if (choices[i].Calls is { Count: > 0 } calls)
                 {
                     w.WriteStartArray("tool_calls");
@@ -62,6 +64,10 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
     /// </summary>
     public byte[] Chunk(int index, string text, IReadOnlyList<TokenLogprob>? logprobs = null, int textOffset = 0) =>
         Chunk(index, text, null, role: false, logprobs, textOffset);
+
+    /// <summary>A chat chunk of choice <paramref name="index"/> carrying reasoning text: <c>delta.reasoning_content</c>.</summary>
+    public byte[] ChunkReasoning(int index, string reasoning, IReadOnlyList<TokenLogprob>? logprobs = null) =>
+        Chunk(index, null, null, role: false, logprobs, reasoning: reasoning);
 
     /// <summary>
     /// A chat chunk of choice <paramref name="index"/> carrying a whole tool call (its <paramref name="callIndex"/>-th):
@@ -98,7 +104,7 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
     });
 
     byte[] Chunk(int index, string? text, string? finish, bool role, IReadOnlyList<TokenLogprob>? logprobs = null, int textOffset = 0,
-        (int Index, ToolCall Call)? call = null) => Write(w =>
+        (int Index, ToolCall Call)? call = null, string? reasoning = null) => Write(w =>
     {
         Head(w, ChunkObject);
         w.WriteStartArray("choices");
@@ -113,6 +119,7 @@ sealed class OpenAiResponses(string id, long created, string model, bool chat, F
                 w.WriteString("content", "");
             }
             else if (text != null) w.WriteString("content", text);
+            if (reasoning != null) w.WriteString("reasoning_content", reasoning);
             if (call is { } c)
             {
                 w.WriteStartArray("tool_calls");

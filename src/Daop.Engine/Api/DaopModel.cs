@@ -38,6 +38,10 @@ public sealed partial class DaopModel : IDisposable
     // special tokens (config.json's eos_token_id often names only the base model's end-of-text token).
     static readonly string[] EndOfTurnTokens = ["<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<end_of_turn>", "</s>", "<|end_of_text|>"];
 
+    // Harmony (GPT-OSS): <|end|> ends one message of a reply (its analysis), not the reply; <|return|> (the answer) and
+    // <|call|> (a tool call) end it.
+    static readonly string[] HarmonyEndOfTurnTokens = [HarmonyReply.Return, HarmonyReply.Call, "<|endoftext|>"];
+
     readonly MoeModel _model;
     readonly ModelThread _thread;
     readonly Generator _generator;
@@ -66,7 +70,8 @@ public sealed partial class DaopModel : IDisposable
         int vocab = model.Config.VocabSize;
         _stopIds = model.Config.EosTokenIds.Concat(generationEos).Concat(tokenizer.EosTokenId is { } e ? [e] : [])
             .Where(id => id >= 0 && id < vocab).Distinct().ToArray();
-        _chatStopIds = _stopIds.Concat(EndOfTurnTokens.Select(t => tokenizer.TokenToId(t)).OfType<int>()
+        _chatStopIds = _stopIds.Concat((template?.ToolCallSyntax == ToolCallSyntax.Harmony ? HarmonyEndOfTurnTokens : EndOfTurnTokens)
+                .Select(t => tokenizer.TokenToId(t)).OfType<int>()
                 .Where(id => tokenizer.IsSpecial(id) && id < vocab))
             .Distinct().ToArray();
         Info = ModelInfo.Of(model, template != null);
@@ -225,7 +230,8 @@ public sealed partial class DaopModel : IDisposable
 
     /// <summary>
     /// Streams the assistant's reply to a conversation, rendered with the model's chat template. Besides the usual stop
-    /// tokens the reply ends at the chat format's end-of-turn token (e.g. &lt;|im_end|&gt;).
+    /// tokens the reply ends at the chat format's end-of-turn token (e.g. &lt;|im_end|&gt;). A harmony reply (GPT-OSS) keeps
+    /// its channel markers, for <see cref="HarmonyReply"/> to split it into answer, reasoning and calls.
     /// </summary>
     /// <exception cref="NotSupportedException">The model has no chat template.</exception>
     /// <exception cref="ChatTemplateException">The template rejected the conversation.</exception>
@@ -236,6 +242,7 @@ public sealed partial class DaopModel : IDisposable
     {
         settings ??= GenerationSettings.Default;
         settings.Validate();
+        if (ToolCallSyntax == ToolCallSyntax.Harmony) settings = settings with { KeepToolCallMarkers = true };
         return Run(ChatTokens(messages, cancellationToken), settings, _chatStopIds, stats, cancellationToken);
     }
 
@@ -253,7 +260,7 @@ public sealed partial class DaopModel : IDisposable
     {
         settings ??= GenerationSettings.Default;
         settings.Validate();
-        if (tools.Count > 0) settings = settings with { KeepToolCallMarkers = true };
+        if (tools.Count > 0 || ToolCallSyntax == ToolCallSyntax.Harmony) settings = settings with { KeepToolCallMarkers = true };
         return Run(ChatTokens(messages, tools, cancellationToken), settings, _chatStopIds, stats, cancellationToken);
     }
 

@@ -19,11 +19,12 @@ public abstract class ToolCallFormat
         // Tekken templates (Mistral-Nemo) put no space between the marker and the array; sentencepiece ones (v3) do.
         ToolCallSyntax.Mistral => template.Source.Contains("[TOOL_CALLS][", StringComparison.Ordinal) ? MistralToolCalls.Tight : MistralToolCalls.Spaced,
         ToolCallSyntax.MistralArgs => MistralToolCalls.ArgsForm,
+        ToolCallSyntax.Harmony => HarmonyToolCalls.Format,
         _ => null,
     };
 
     /// <summary>The formats Daop reads, in words, for the message that refuses tools to a model whose template has none of them.</summary>
-    public const string Known = "Hermes <tool_call> blocks, as Qwen's templates write them, or Mistral's [TOOL_CALLS]";
+    public const string Known = "Hermes <tool_call> blocks, as Qwen's templates write them, Mistral's [TOOL_CALLS], or GPT-OSS's harmony messages";
 
     /// <summary>The syntax this format reads.</summary>
     public abstract ToolCallSyntax Syntax { get; }
@@ -48,7 +49,7 @@ public abstract class ToolCallFormat
     internal abstract IToolCallBlock NewBlock();
 
     /// <summary>A splitter for one streamed reply.</summary>
-    public ToolCallStream NewStream() => new(this);
+    public virtual ToolCallStream NewStream() => new(this);
 
     /// <summary>
     /// Splits a whole reply into its text (outside the calls, trimmed; null when only calls and whitespace remain) and

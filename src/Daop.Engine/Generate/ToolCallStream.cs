@@ -17,10 +17,16 @@ public class ToolCallStream
     bool _texted;                         // some text has gone out (whitespace before the first text is dropped)
 
     /// <summary>A splitter for a reply in <paramref name="format"/>.</summary>
-    public ToolCallStream(ToolCallFormat format) => _format = format ?? throw new ArgumentNullException(nameof(format));
+    /// <exception cref="ArgumentException"><paramref name="format"/> is harmony's, whose replies are not blocks: use its <see cref="ToolCallFormat.NewStream"/>.</exception>
+    public ToolCallStream(ToolCallFormat format)
+    {
+        _format = format ?? throw new ArgumentNullException(nameof(format));
+        if (format.Syntax == ToolCallSyntax.Harmony && GetType() == typeof(ToolCallStream))
+            throw new ArgumentException("harmony replies are split by HarmonyReply.Stream (ToolCallFormat.NewStream), not by blocks", nameof(format));
+    }
 
     /// <summary>What <paramref name="piece"/> lets go: text pieces and calls, in order.</summary>
-    public IEnumerable<(string? Text, ToolCall? Call)> Push(string piece)
+    public virtual IEnumerable<(string? Text, ToolCall? Call)> Push(string piece)
     {
         ArgumentNullException.ThrowIfNull(piece);
         var output = new List<(string?, ToolCall?)>();
@@ -55,7 +61,7 @@ public class ToolCallStream
     }
 
     /// <summary>What is still held at the end of the reply: an unfinished block as calls when its reader takes it for them, else as text.</summary>
-    public IEnumerable<(string? Text, ToolCall? Call)> Flush()
+    public virtual IEnumerable<(string? Text, ToolCall? Call)> Flush()
     {
         var output = new List<(string?, ToolCall?)>();
         if (_block != null) EndBlock(output);

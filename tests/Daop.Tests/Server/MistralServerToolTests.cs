@@ -27,23 +27,8 @@ public sealed class MistralToolServerFixture : ServerFixture
         return dir;
     }
 
-    // The vocabulary's token ToolCallsId and the merge that makes it give way to the special token [TOOL_CALLS].
-    static string WithToolCallsToken(string tokenizerJson)
-    {
-        var root = JsonNode.Parse(tokenizerJson)!;
-        var model = root["model"]!;
-        var vocab = model["vocab"]!.AsObject();
-        string replaced = vocab.Single(p => (int)p.Value! == ToolCallsId).Key;
-        vocab.Remove(replaced);
-        var merges = model["merges"]!.AsArray();
-        merges.Remove(merges.Single(m => string.Concat(m!.AsArray().Select(x => (string)x!)) == replaced));
-        root["added_tokens"]!.AsArray().Add(new JsonObject
-        {
-            ["id"] = ToolCallsId, ["content"] = MistralToolCalls.Open, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
-            ["normalized"] = false, ["special"] = true,
-        });
-        return root.ToJsonString();
-    }
+    // The vocabulary's token ToolCallsId gives way to the special token [TOOL_CALLS].
+    static string WithToolCallsToken(string tokenizerJson) => ToolChat.WithSpecialTokens(tokenizerJson, (ToolCallsId, MistralToolCalls.Open));
 
     protected override string ModelDir() => _dir ??= MakeFolder();
 

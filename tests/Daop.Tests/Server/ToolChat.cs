@@ -19,6 +19,31 @@ static class ToolChat
     /// <summary>A reply: its text (null when it is only calls), its calls, their ids, and why it finished.</summary>
     public sealed record Reply(string? Content, List<(string Name, string Args)> Calls, List<string> Ids, string Finish);
 
+    /// <summary>
+    /// <paramref name="tokenizerJson"/> with each of <paramref name="tokens"/>' ids given to a special token of that text:
+    /// the vocabulary's token of that id and the merge that makes it are removed (ids of the last merges, whose tokens no
+    /// other merge uses, so the weights fit unchanged and the rest of the vocabulary encodes as before).
+    /// </summary>
+    public static string WithSpecialTokens(string tokenizerJson, params (int Id, string Content)[] tokens)
+    {
+        var root = JsonNode.Parse(tokenizerJson)!;
+        var model = root["model"]!;
+        var vocab = model["vocab"]!.AsObject();
+        var merges = model["merges"]!.AsArray();
+        foreach (var (id, content) in tokens)
+        {
+            string replaced = vocab.Single(p => (int)p.Value! == id).Key;
+            vocab.Remove(replaced);
+            merges.Remove(merges.Single(m => string.Concat(m!.AsArray().Select(x => (string)x!)) == replaced));
+            root["added_tokens"]!.AsArray().Add(new JsonObject
+            {
+                ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
+                ["normalized"] = false, ["special"] = true,
+            });
+        }
+        return root.ToJsonString();
+    }
+
     public static JsonArray ToolsJson(params ToolDefinition[] tools) => new(tools.Select(t => (JsonNode)new JsonObject
     {
         ["type"] = "function",

@@ -13,4 +13,10 @@ public sealed record ChatMessage(string Role, string Content)
 
     /// <summary>A "tool" turn: the function that answered (<c>message['name']</c>), or null.</summary>
     public string? Name { get; init; }
+
+    /// <summary>
+    /// An assistant turn's reasoning (OpenAI-compatible servers' <c>reasoning_content</c>), or null: templates see it as
+    /// <c>message['reasoning_content']</c> (Qwen3) and <c>message['thinking']</c> (GPT-OSS's harmony analysis channel).
+    /// </summary>
+    public string? Reasoning { get; init; }
 }

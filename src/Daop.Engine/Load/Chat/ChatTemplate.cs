@@ -23,11 +23,13 @@ public sealed class ChatTemplate
         Limits = (limits ?? ChatTemplateLimits.Default).Validate();
         _program = Parser.Parse(source, Limits);
         ToolCallSyntax = SyntaxOf(source);
+        Thinks = source.Contains("<think>", StringComparison.Ordinal) && source.Contains("</think>", StringComparison.Ordinal);
     }
 
     // The format the template writes assistant calls in: the marker it prints for them.
     private static ToolCallSyntax SyntaxOf(string source) =>
-        source.Contains("<tool_call>", StringComparison.Ordinal) ? ToolCallSyntax.Hermes
+        source.Contains("<|channel|>", StringComparison.Ordinal) && source.Contains("<|call|>", StringComparison.Ordinal) ? ToolCallSyntax.Harmony
+        : source.Contains("<tool_call>", StringComparison.Ordinal) ? ToolCallSyntax.Hermes
         : !source.Contains("[TOOL_CALLS]", StringComparison.Ordinal) ? ToolCallSyntax.None
         : source.Contains("[ARGS]", StringComparison.Ordinal) ? ToolCallSyntax.MistralArgs
         : ToolCallSyntax.Mistral;
@@ -41,8 +43,17 @@ public sealed class ChatTemplate
     /// <summary>Value of the template variable eos_token (tokenizer_config.json), or null.</summary>
     public string? EosToken { get; }
 
+    /// <summary>The time <c>strftime_now</c> prints (the local time; tests set a fixed one).</summary>
+    internal Func<DateTime> Clock { get; set; } = () => DateTime.Now;
+
     /// <summary>The bounds this template was parsed with and renders within.</summary>
     public ChatTemplateLimits Limits { get; }
+
+    /// <summary>
+    /// Whether the model reasons in <c>&lt;think&gt;...&lt;/think&gt;</c> before its answer (Qwen3), as its template tells by
+    /// writing such blocks: a reply that opens with one gives it as reasoning (<see cref="Generate.ReplySplitter"/>).
+    /// </summary>
+    public bool Thinks { get; }
 
     /// <summary>How the model writes tool calls, as its template tells (<see cref="ToolCallSyntax.None"/> when it describes no format Daop parses).</summary>
     public ToolCallSyntax ToolCallSyntax { get; }
@@ -110,7 +121,7 @@ public sealed class ChatTemplate
     {
         ArgumentNullException.ThrowIfNull(messages);
         var globals = new Scope(null);
-        Globals.AddTo(globals, () => DateTime.Now);
+        Globals.AddTo(globals, Clock);
         globals.Set("messages", messages.Select(Message).ToList());
         globals.Set("add_generation_prompt", addGenerationPrompt);
         globals.Set("tools", null);
@@ -142,13 +153,14 @@ public sealed class ChatTemplate
     // ids (OpenAI's call_..., or a client's own) are mapped to such ones, the same way in a call and in its result.
     private string CallId(string id) => ToolCallSyntax is ToolCallSyntax.Mistral or ToolCallSyntax.MistralArgs ? ToolCall.MistralId(id) : id;
 
-    // {role, content} plus, when present, tool_calls (assistant), tool_call_id and name (tool).
+    // {role, content} plus, when present, tool_calls and reasoning_content/thinking (assistant), tool_call_id and name (tool).
     private object? Message(ChatMessage m)
     {
         var d = new Dictionary<string, object?> { ["role"] = m.Role, ["content"] = m.Content };
         if (m.ToolCalls is { Count: > 0 } calls) d["tool_calls"] = ChatToolValues.Calls(calls, CallId);
         if (m.ToolCallId != null) d["tool_call_id"] = CallId(m.ToolCallId);
         if (m.Name != null) d["name"] = m.Name;
+        if (m.Reasoning != null) d["reasoning_content"] = d["thinking"] = m.Reasoning;
         return d;
     }
 }

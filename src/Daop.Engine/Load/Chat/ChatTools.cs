@@ -84,6 +84,13 @@ public enum ToolCallSyntax
     /// a forced call is written in this one.
     /// </summary>
     MistralArgs,
+    /// <summary>
+    /// OpenAI's harmony format (GPT-OSS): a reply is messages on channels, <c>&lt;|channel|&gt;analysis&lt;|message|&gt;...&lt;|end|&gt;</c>
+    /// (reasoning), <c>final</c> (the answer) and <c>commentary</c>, where a call is a message to a function,
+    /// <c>&lt;|channel|&gt;commentary to=functions.NAME &lt;|constrain|&gt;json&lt;|message|&gt;{...}&lt;|call|&gt;</c>
+    /// (<see cref="Generate.HarmonyReply"/>).
+    /// </summary>
+    Harmony,
 }
 
 /// <summary>Tool definitions and the JSON a chat template sees for them.</summary>

@@ -9,6 +9,9 @@ namespace Daop.Engine.Load.Gguf;
 /// </summary>
 static class GgufPreTokenizers
 {
+    /// <summary>The o200k split regex (tiktoken's o200k_base; GPT-OSS's tokenizer.json Split).</summary>
+    public const string O200kPattern = @"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
     /// <summary>The regexes and ignore_merges of one pre-tokenizer name.</summary>
     public sealed record Entry(string[] Regexes, bool IgnoreMerges);
 
@@ -42,7 +45,10 @@ static class GgufPreTokenizers
         Add([@"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"], ignoreMerges: true, "tekken");
         // CHAMELEON
         Add([@"<sentinel:[0-9]+>", @"(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z", @"([\t\n]|    |  )", @"\p{N}", @"[\p{P}!-/:-@\[-`{-~]", @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"], ignoreMerges: false, "chameleon");
-        // DEFAULT
+        // GPT4O: o200k (GPT-4o, GPT-OSS, Llama 4), as its tokenizer.json states it; llama.cpp rewrites the case-insensitive
+        // contractions and the letter classes for its own regex engine, which .NET's needs not.
+        Add([O200kPattern], ignoreMerges: false, "gpt-4o", "llama4");
+                // DEFAULT
         Add([@"[\p{P}\$\+<=>\^~\|]+", @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)", @"\p{N}+", @"[0-9][0-9][0-9]"], ignoreMerges: false, "default");
     }
 

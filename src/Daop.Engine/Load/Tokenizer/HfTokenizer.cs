@@ -168,6 +168,20 @@ public sealed class HfTokenizer
         return ids.ToArray();
     }
 
+    /// <summary>
+    /// The pieces the normalizer and pre-tokenizer cut <paramref name="text"/> into, as <see cref="Encode"/> hands them to
+    /// the model one at a time (added tokens are not looked for): for checking a pre-tokenizer's splits.
+    /// </summary>
+    internal List<string> PreTokenize(string text)
+    {
+        int maxLength = TextGrowth.Limit(text.Length);
+        string normalized = _normalizer?.Normalize(text, maxLength) ?? text;
+        var pieces = new List<Piece> { new(normalized, true) };
+        if (_preTokenizer != null)
+            pieces = _preTokenizer.PreTokenize(pieces, maxLength);
+        return [.. pieces.Select(p => p.Text)];
+    }
+
     /// <summary>Decodes ids to text; unknown ids are ignored, like the Rust library.</summary>
     /// <exception cref="ModelLoadException">A Replace decoder's regex ran past its match timeout, or a decoder made the text more than 64 times longer.</exception>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true) => Decode(ids, skipSpecialTokens, null);
