@@ -43,6 +43,7 @@ public static class GpuMemory
         total += 4 * Floats((long)t * h) + 2 * Floats((long)t * q) + 2 * Floats((long)t * kv) // X, Xn, Out, Shared; Q, Ctx; K, V
             + Floats((long)t * Math.Max(c.NumExperts, 1)) + Floats((long)RunState.LogitRows * c.VocabSize);
         total += 4L * Math.Max(64, t);                                                   // token ids
+        total += 4L * Math.Max(64, t) * StepTokens.Fields;                                 // the step's token table (BeginStep)
         if (ffnScratch > 0) total += Floats(Math.Max((long)t * ffnScratch, 1024));      // dense / shared FFN scratch
         total += GpuExpertOffload.ScratchBytes(t, c.TopK, h, c.ExpertIntermediate);
         return total;
