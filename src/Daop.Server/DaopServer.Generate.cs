@@ -35,7 +35,7 @@ public sealed partial class DaopServer
         int[] prompt;
         try
         {
-            prompt = _model.ChatTokens(req.Messages, req.Tools, ctx.RequestAborted); // a client that goes away stops the template's render
+            prompt = _model.ChatTokens(req.Messages, req.Tools, req.TemplateVariables, ctx.RequestAborted); // a client that goes away stops the template's render
         }
         catch (NotSupportedException e)
         {

@@ -15,8 +15,11 @@ sealed record CommonRequest(string? Model, GenerationSettings Settings, bool Str
 /// A validated <c>POST /v1/chat/completions</c> body. <paramref name="Tools"/> are the functions offered to the model
 /// (none when the request has none or says <c>tool_choice: "none"</c>); the settings carry a forced call
 /// (<see cref="GenerationSettings.RequiredToolCall"/>) for <c>"required"</c> or a named function.
+/// <paramref name="TemplateVariables"/> are the chat template's own variables the request sets (<c>reasoning_effort</c>,
+/// <c>chat_template_kwargs</c>), or null.
 /// </summary>
-sealed record ChatRequest(CommonRequest Common, IReadOnlyList<ChatMessage> Messages, IReadOnlyList<ToolDefinition> Tools);
+sealed record ChatRequest(CommonRequest Common, IReadOnlyList<ChatMessage> Messages, IReadOnlyList<ToolDefinition> Tools,
+    IReadOnlyDictionary<string, object?>? TemplateVariables = null);
 
 /// <summary>A validated <c>POST /v1/completions</c> body: a text prompt or a list of token ids.</summary>
 sealed record CompletionRequest(CommonRequest Common, string? PromptText, int[]? PromptTokens, bool Echo);
@@ -82,7 +85,42 @@ static class OpenAiRequests
                 Reasoning = role == "assistant" ? OptString(m, "reasoning_content", $"{at}.reasoning_content") ?? OptString(m, "thinking", $"{at}.thinking") : null,
             });
         }
-        return new ChatRequest(common, list, tools);
+        return new ChatRequest(common, list, tools, TemplateVariables(root));
+    }
+
+    /// <summary>Most variables one request's <c>chat_template_kwargs</c> may set.</summary>
+    public const int MaxTemplateVariables = 32;
+
+    // What the renderer sets itself: a request may not replace the conversation or the tools through the template's globals.
+    static readonly string[] RenderedVariables = ["messages", "tools", "documents", "add_generation_prompt", "bos_token", "eos_token"];
+
+    // "reasoning_effort": "low" | "medium" | "high" (OpenAI's field; GPT-OSS's template reads it), then vLLM's
+    // "chat_template_kwargs": {name: JSON value}, which wins. Null when the request sets neither.
+    static Dictionary<string, object?>? TemplateVariables(JsonElement root)
+    {
+        Dictionary<string, object?>? vars = null;
+        if (OptString(root, "reasoning_effort", "reasoning_effort") is { } effort)
+        {
+            if (effort is not ("low" or "medium" or "high"))
+                throw ApiException.Invalid("reasoning_effort", $"'reasoning_effort' must be \"low\", \"medium\" or \"high\", got '{effort}'");
+            vars = new() { ["reasoning_effort"] = effort };
+        }
+        if (!root.TryGetProperty("chat_template_kwargs", out var kw) || kw.ValueKind == JsonValueKind.Null) return vars;
+        if (kw.ValueKind != JsonValueKind.Object)
+            throw ApiException.Invalid("chat_template_kwargs", $"'chat_template_kwargs' must be an object of template variables, got {Kind(kw)}", "invalid_type");
+        vars ??= [];
+        foreach (var p in kw.EnumerateObject())
+        {
+            string at = $"chat_template_kwargs.{(p.Name.Length > 64 ? p.Name[..64] + "..." : p.Name)}";
+            if (p.Name.Length is 0 or > 64 || !(char.IsAsciiLetter(p.Name[0]) || p.Name[0] == '_') || !p.Name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+                throw ApiException.Invalid(at, $"'{at}': a template variable's name is a letter or '_' then letters, digits or '_' (at most 64)");
+            if (RenderedVariables.Contains(p.Name))
+                throw ApiException.Invalid(at, $"'{at}': '{p.Name}' is set from the request itself (messages, tools) and cannot be replaced");
+            vars[p.Name] = p.Value.Clone();   // the document goes away with the parse
+            if (vars.Count > MaxTemplateVariables)
+                throw ApiException.Invalid("chat_template_kwargs", $"'chat_template_kwargs' sets more than {MaxTemplateVariables} variables", "array_above_max_length");
+        }
+        return vars.Count == 0 ? null : vars;
     }
 
     // tools: [{"type": "function", "function": {"name", "description"?, "parameters"?}}], names unique; tool_choice:

@@ -277,15 +277,25 @@ public sealed partial class DaopModel : IDisposable
     /// The prompt tokens for <paramref name="messages"/> with <paramref name="tools"/> offered (none: as without them).
     /// </summary>
     /// <exception cref="NotSupportedException">Tools are given and the model's template describes no tool-call format Daop parses.</exception>
-    public int[] ChatTokens(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition> tools, CancellationToken cancellationToken = default)
+    public int[] ChatTokens(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition> tools, CancellationToken cancellationToken = default) =>
+        ChatTokens(messages, tools, null, cancellationToken);
+
+    /// <summary>
+    /// The prompt tokens for <paramref name="messages"/> with <paramref name="tools"/> offered (none: as without them) and
+    /// the chat template's own <paramref name="templateVariables"/> set (e.g. <c>reasoning_effort</c> for GPT-OSS,
+    /// <c>enable_thinking</c> for Qwen3: vLLM's <c>chat_template_kwargs</c>); null or empty: the template's defaults.
+    /// </summary>
+    /// <exception cref="NotSupportedException">Tools are given and the model's template describes no tool-call format Daop parses.</exception>
+    /// <exception cref="ChatTemplateException">The template rejected the conversation or a variable's value.</exception>
+    public int[] ChatTokens(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition> tools,
+        IReadOnlyDictionary<string, object?>? templateVariables, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(messages);
         ArgumentNullException.ThrowIfNull(tools);
-        if (tools.Count == 0) return ChatTokens(messages, cancellationToken);
         var template = Template();
-        if (ToolCallFormat == null)
+        if (tools.Count > 0 && ToolCallFormat == null)
             throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop parses ({ToolCallFormat.Known})");
-        return Tokenize(template.RenderWithTools(messages, addGenerationPrompt: true, tools, cancellationToken), addSpecialTokens: false);
+        return Tokenize(template.RenderWithTools(messages, addGenerationPrompt: true, tools, templateVariables, cancellationToken), addSpecialTokens: false);
     }
 
     /// <summary>Like <see cref="ChatTokens(IReadOnlyList{ChatMessage})"/>; <paramref name="cancellationToken"/> stops the template's render.</summary>

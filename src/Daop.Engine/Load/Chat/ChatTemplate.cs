@@ -142,11 +142,22 @@ public sealed class ChatTemplate
     /// </summary>
     /// <exception cref="ChatTemplateException">The template failed or broke a limit, or a tool's parameters are not JSON.</exception>
     public string RenderWithTools(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, IReadOnlyList<ToolDefinition> tools,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) => RenderWithTools(messages, addGenerationPrompt, tools, null, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="RenderWithTools(IReadOnlyList{ChatMessage}, bool, IReadOnlyList{ToolDefinition}, CancellationToken)"/>
+    /// with the template's own <paramref name="variables"/> too (e.g. <c>reasoning_effort</c> for GPT-OSS,
+    /// <c>enable_thinking</c> for Qwen3); the tools win over a variable named <c>tools</c>.
+    /// </summary>
+    /// <exception cref="ChatTemplateException">The template failed or broke a limit, or a tool's parameters are not JSON.</exception>
+    public string RenderWithTools(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, IReadOnlyList<ToolDefinition> tools,
+        IReadOnlyDictionary<string, object?>? variables, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(tools);
-        var variables = tools.Count == 0 ? null : new Dictionary<string, object?> { ["tools"] = ChatToolValues.Tools(tools) };
-        return Render(messages, addGenerationPrompt, variables, cancellationToken);
+        if (tools.Count == 0) return Render(messages, addGenerationPrompt, variables, cancellationToken);
+        var all = variables == null ? [] : new Dictionary<string, object?>(variables);
+        all["tools"] = ChatToolValues.Tools(tools);
+        return Render(messages, addGenerationPrompt, all, cancellationToken);
     }
 
     // A call id as the template sees it: Mistral's templates raise an error unless it is 9 letters and digits, so other
