@@ -101,6 +101,41 @@ public class GpuModelTests(GpuFixture gpu, ITestOutputHelper output)
     /// the step runs directly): the same logits as plain steps, one step per decoded token, and none where a layer routes
     /// on the host (a sigmoid router, or host routing).
     /// </summary>
+    /// <summary>
+    /// The chunks of a long prompt through a model whose layers never wait for the host (dense: no router) queue one
+    /// after another; the page-locked token and table arrays a queued copy still reads are written again only after the
+    /// host waited (one wait per chunk after the first, none in decode, whose logits are read each step). An MoE model's
+    /// prefill waits for its router each layer, so its copies have run before the next chunk.
+    /// </summary>
+    [Theory]
+    [InlineData("llama-odd", 2)]
+    [InlineData("mixtral-tiny", 0)]
+    public void PromptChunksDoNotOverwriteQueuedCopies(string fixture, int waits)
+    {
+        string dir = TestPaths.Fixture(fixture);
+        using var model = MoeModel.Load(dir, new ModelOptions
+        {
+            ContextLength = 64, MaxChunkTokens = 8, Device = _ => gpu.NewDevice(), Experts = (m, d) => new GpuExpertScheduler(m, d),
+        });
+        using var cpu = MoeModel.Load(dir, new ModelOptions { ContextLength = 64, MaxChunkTokens = 8 });
+        int[] prompt = [.. Enumerable.Range(0, 20).Select(i => (7 * i + 3) % 50)];   // 3 chunks of at most 8
+        var v = model.Config.VocabSize;
+        var (g, c) = (new float[v], new float[v]);
+        var (cg, cc) = (model.NewCache(), cpu.NewCache());
+        model.Forward(prompt, 0, cg, g);
+        cpu.Forward(prompt, 0, cc, c);
+        var dev = (GpuDevice)model.Device;
+        Assert.Equal(waits, dev.StagingWaits);
+        for (int i = 0; i < 3; i++)
+        {
+            LogitsAssert.Close(c, g, $"{fixture} position {prompt.Length + i}");
+            int next = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(c);
+            model.Forward([next], prompt.Length + i, cg, g);
+            cpu.Forward([next], prompt.Length + i, cc, c);
+        }
+        Assert.Equal(waits, dev.StagingWaits);
+    }
+
     [Theory]
     [InlineData("qwen3moe-tiny", true)]
     [InlineData("mixtral-odd", true)]

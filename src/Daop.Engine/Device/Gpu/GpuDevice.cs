@@ -32,6 +32,9 @@ public sealed partial class GpuDevice : IDevice
     GpuArray<float>? _ffnScratch;
     StepGraph? _graph;
     int[] _tokenHost = [], _stepHost = [];
+    // Whether a queued copy still reads _tokenHost / _stepHost: the host waits before writing them again (chunks of a long
+    // prompt through a model with no host round trip in its layers queue one after another without any wait).
+    bool _tokenHostQueued, _stepHostQueued;
     long _allocated, _copies, _stepsRun;
     bool _disposed;
 
@@ -244,6 +247,7 @@ public sealed partial class GpuDevice : IDevice
     public void BeginStep(ReadOnlySpan<BatchSegment> segments)
     {
         int tokens = BatchSegment.CountTokens(segments), n = tokens * StepTokens.Fields, row = 0;
+        WaitUntilRead(ref _stepHostQueued);
         if (_stepHost.Length < n) _stepHost = GC.AllocateUninitializedArray<int>(Math.Max(64 * StepTokens.Fields, n), pinned: true);
         _stepPools.Clear();
         _stepEnd = 0;
@@ -269,8 +273,19 @@ public sealed partial class GpuDevice : IDevice
             _stepTable = Gpu.Allocate1D<int>(Math.Max(64 * StepTokens.Fields, n));
             Track(_stepTable);
         }
-        Upload(_stepTable, _stepHost.AsSpan(0, n), _graph is { Capturing: true } graph ? graph.TableBuffer(n) : null);
+        Upload(_stepTable, _stepHost.AsSpan(0, n), _graph is { Capturing: true } graph ? graph.TableBuffer(n) : null, ref _stepHostQueued);
     }
+
+    // Waits for the queued work when a copy queued earlier may still read the page-locked array the caller will write.
+    void WaitUntilRead(ref bool queued)
+    {
+        if (!queued) return;
+        StagingWaits++;
+        Synchronize();
+    }
+
+    /// <summary>Times the host waited for a queued copy to read a page-locked staging array before writing it again.</summary>
+    internal long StagingWaits { get; private set; }
 
     // The step's token table for an op on `tokens` rows (BeginStep must have set it for as many).
     GpuView<int> StepTable(int tokens)
@@ -283,14 +298,19 @@ public sealed partial class GpuDevice : IDevice
     // dst[0..] = src, queued without waiting: while a graph captures, from its page-locked `captured` buffer (a graph's
     // copy node reads host memory when the graph runs, and only page-locked memory can be captured; the previous step
     // has finished: its logits were read); else src must be a pinned array (CUDA stages pageable sources before returning).
-    void Upload(GpuArray<int> dst, Span<int> src, PinnedHostMemory? captured)
+    // `srcQueued` is set while the copy from src may still be queued.
+    void Upload(GpuArray<int> dst, Span<int> src, PinnedHostMemory? captured, ref bool srcQueued)
     {
         if (captured != null)
         {
             src.CopyTo(captured.AsSpan<int>());
             dst.View.SubView(0, src.Length).CopyFromCPUUnsafeAsync(Stream, ref captured.AsSpan<int>()[0], src.Length);
         }
-        else dst.View.SubView(0, src.Length).CopyFromCPUUnsafeAsync(Stream, ref src[0], src.Length);
+        else
+        {
+            dst.View.SubView(0, src.Length).CopyFromCPUUnsafeAsync(Stream, ref src[0], src.Length);
+            srcQueued = true;
+        }
         CountCopy();
     }
 
@@ -307,9 +327,10 @@ public sealed partial class GpuDevice : IDevice
             _tokens = Gpu.Allocate1D<int>(Math.Max(64, tokens.Length));
             Track(_tokens);
         }
+        WaitUntilRead(ref _tokenHostQueued);
         if (_tokenHost.Length < tokens.Length) _tokenHost = GC.AllocateUninitializedArray<int>(Math.Max(64, tokens.Length), pinned: true);
         tokens.CopyTo(_tokenHost);
-        Upload(_tokens, _tokenHost.AsSpan(0, tokens.Length), _graph is { Capturing: true } graph ? graph.TokenBuffer(tokens.Length) : null);
+        Upload(_tokens, _tokenHost.AsSpan(0, tokens.Length), _graph is { Capturing: true } graph ? graph.TokenBuffer(tokens.Length) : null, ref _tokenHostQueued);
         Kernels.Embed(Stream, Matrix(table), _tokens.View, V(x), tokens.Length);
     }
 
@@ -430,14 +451,19 @@ public sealed partial class GpuDevice : IDevice
     /// <inheritdoc />
     public void CopyToHost(DeviceBuffer x, int offset, Span<float> dst)
     {
-        if (dst.IsEmpty) { Stream.Synchronize(); return; }
+        if (dst.IsEmpty) { Synchronize(); return; }
         // The span overload pins dst for the copy (a raw pointer into a movable array once read stale data under load).
         V(x).SubView(offset, dst.Length).CopyToCPU(Stream, dst);
         CountCopy();
+        _tokenHostQueued = _stepHostQueued = false;   // the stream has run up to here
     }
 
     /// <summary>Waits for all queued work.</summary>
-    public void Synchronize() => Stream.Synchronize();
+    public void Synchronize()
+    {
+        Stream.Synchronize();
+        _tokenHostQueued = _stepHostQueued = false;
+    }
 
     /// <summary>
     /// Whether decode steps go through <see cref="RunStep"/> as CUDA graphs: default from <c>DAOP_CUDA_GRAPHS=1</c> (off
