@@ -3,6 +3,7 @@ using System.Text.Json;
 using Daop.Engine.Api;
 using Daop.Engine.Generate;
 using Microsoft.Extensions.AI;
+using ChatTemplateVariables = Daop.Engine.Load.Chat.ChatTemplateVariables;
 using DaopMessage = Daop.Engine.Load.Chat.ChatMessage;
 
 namespace Daop.Extensions.AI;
@@ -20,6 +21,12 @@ namespace Daop.Extensions.AI;
 /// not implemented is refused with <see cref="NotSupportedException"/>, never ignored: other tools, and message contents
 /// other than text, reasoning, function calls and their results. A model that reasons on a channel of its own (GPT-OSS's
 /// harmony analysis) gives its reasoning as <see cref="TextReasoningContent"/>, and takes it back in an assistant message.
+/// The chat template's own variables are set as the server sets them: <see cref="ReasoningOptions.Effort"/> Low, Medium
+/// or High becomes <c>reasoning_effort</c> (GPT-OSS's template reads it; None and ExtraHigh have no such value and are
+/// refused), and <see cref="ChatOptions.AdditionalProperties"/>' <see cref="TemplateVariablesKey"/> (a dictionary of
+/// names to values, or a JSON object: vLLM's <c>chat_template_kwargs</c>, e.g. <c>enable_thinking: false</c> for
+/// Qwen3) sets any others, checked by <see cref="ChatTemplateVariables"/>. <see cref="ReasoningOptions.Output"/> None
+/// leaves the reasoning out of the reply (it is still generated); Summary is refused.
 /// </summary>
 /// <example>
 /// <code>
@@ -35,6 +42,9 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
 {
     /// <summary>Most tokens a reply has when <see cref="ChatOptions.MaxOutputTokens"/> is not set.</summary>
     public const int DefaultMaxOutputTokens = 512;
+
+    /// <summary>The <see cref="ChatOptions.AdditionalProperties"/> key of the chat template's own variables (vLLM's name).</summary>
+    public const string TemplateVariablesKey = "chat_template_kwargs";
 
     readonly DaopModel _model = model ?? throw new ArgumentNullException(nameof(model));
     readonly string _modelId = modelId ?? model.Info.Name;
@@ -78,14 +88,55 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
         // Everything is checked before the first await: a bad call fails at once, not when enumerated.
         var conversation = Conversation(messages);
         var (settings, tools) = Settings(options);
-        var prompt = _model.ChatTokens(conversation, tools, cancellationToken);
+        bool keepReasoning = KeepsReasoning(options?.Reasoning);
+        var prompt = _model.ChatTokens(conversation, tools, TemplateVariables(options), cancellationToken);
         _model.CheckPromptLength(prompt.Length);
         var split = ReplySplitter.For(_model.ToolCallFormat, tools.Count > 0, _model.ChatTemplate?.Thinks == true);
-        return Stream(prompt, split != null ? settings with { KeepToolCallMarkers = true } : settings, split, cancellationToken);
+        return Stream(prompt, split != null ? settings with { KeepToolCallMarkers = true } : settings, split, keepReasoning, cancellationToken);
     }
 
+    // reasoning_effort from ChatOptions.Reasoning, then AdditionalProperties' chat_template_kwargs, which win (as in the
+    // server's requests); null when neither is set. Names and count are checked by DaopModel.ChatTokens.
+    internal static Dictionary<string, object?>? TemplateVariables(ChatOptions? o)
+    {
+        Dictionary<string, object?>? vars = null;
+        if (o?.Reasoning?.Effort is { } effort)
+            vars = new()
+            {
+                ["reasoning_effort"] = effort switch
+                {
+                    ReasoningEffort.Low => "low",
+                    ReasoningEffort.Medium => "medium",
+                    ReasoningEffort.High => "high",
+                    _ => throw new NotSupportedException($"ChatOptions.Reasoning.Effort {effort}: the chat templates know reasoning_effort {string.Join(", ", ChatTemplateVariables.ReasoningEfforts)} only"),
+                },
+            };
+        if (o?.AdditionalProperties?.TryGetValue(TemplateVariablesKey, out object? kwargs) != true || kwargs == null) return vars;
+        vars ??= [];
+        switch (kwargs)
+        {
+            case IEnumerable<KeyValuePair<string, object?>> pairs:
+                foreach (var (name, value) in pairs) vars[name] = value;
+                break;
+            case JsonElement { ValueKind: JsonValueKind.Object } json:
+                foreach (var p in json.EnumerateObject()) vars[p.Name] = p.Value.Clone();
+                break;
+            default:
+                throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{TemplateVariablesKey}\"] must be a dictionary of template variables or a JSON object, not {kwargs.GetType().Name}");
+        }
+        return vars.Count == 0 ? null : vars;
+    }
+
+    // Whether the reply carries the model's reasoning: by default and with Output Full; None generates it but leaves it out.
+    internal static bool KeepsReasoning(ReasoningOptions? r) => r?.Output switch
+    {
+        null or ReasoningOutput.Full => true,
+        ReasoningOutput.None => false,
+        var output => throw new NotSupportedException($"ChatOptions.Reasoning.Output {output}: Daop gives the reasoning whole (Full) or not at all (None)"),
+    };
+
     // split: the reply is split into text, reasoning and function calls as it streams (ReplySplitter), or null: plain text.
-    async IAsyncEnumerable<ChatResponseUpdate> Stream(int[] prompt, GenerationSettings settings, ReplySplitter? split,
+    async IAsyncEnumerable<ChatResponseUpdate> Stream(int[] prompt, GenerationSettings settings, ReplySplitter? split, bool keepReasoning,
         [EnumeratorCancellation] CancellationToken cancel)
     {
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N");
@@ -104,10 +155,10 @@ public sealed class DaopChatClient(DaopModel model, string? modelId = null) : IC
         await foreach (string piece in _model.GenerateAsync(prompt, _model.ChatStopTokenIds.ToArray(), settings, stats, cancel).ConfigureAwait(false))
         {
             if (split == null) yield return Update(new ReplyPart(piece, null, null));
-            else foreach (var part in split.Push(piece)) yield return Update(part);
+            else foreach (var part in split.Push(piece)) if (keepReasoning || part.Reasoning == null) yield return Update(part);
         }
         if (split != null)
-            foreach (var part in split.Flush()) yield return Update(part);
+            foreach (var part in split.Flush()) if (keepReasoning || part.Reasoning == null) yield return Update(part);
         var usage = new UsageDetails
         {
             InputTokenCount = stats.PromptTokens, OutputTokenCount = stats.GeneratedTokens, TotalTokenCount = stats.PromptTokens + stats.GeneratedTokens,

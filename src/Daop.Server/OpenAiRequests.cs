@@ -88,12 +88,6 @@ static class OpenAiRequests
         return new ChatRequest(common, list, tools, TemplateVariables(root));
     }
 
-    /// <summary>Most variables one request's <c>chat_template_kwargs</c> may set.</summary>
-    public const int MaxTemplateVariables = 32;
-
-    // What the renderer sets itself: a request may not replace the conversation or the tools through the template's globals.
-    static readonly string[] RenderedVariables = ["messages", "tools", "documents", "add_generation_prompt", "bos_token", "eos_token"];
-
     // "reasoning_effort": "low" | "medium" | "high" (OpenAI's field; GPT-OSS's template reads it), then vLLM's
     // "chat_template_kwargs": {name: JSON value}, which wins. Null when the request sets neither.
     static Dictionary<string, object?>? TemplateVariables(JsonElement root)
@@ -101,7 +95,7 @@ static class OpenAiRequests
         Dictionary<string, object?>? vars = null;
         if (OptString(root, "reasoning_effort", "reasoning_effort") is { } effort)
         {
-            if (effort is not ("low" or "medium" or "high"))
+            if (!ChatTemplateVariables.ReasoningEfforts.Contains(effort))
                 throw ApiException.Invalid("reasoning_effort", $"'reasoning_effort' must be \"low\", \"medium\" or \"high\", got '{effort}'");
             vars = new() { ["reasoning_effort"] = effort };
         }
@@ -112,13 +106,11 @@ static class OpenAiRequests
         foreach (var p in kw.EnumerateObject())
         {
             string at = $"chat_template_kwargs.{(p.Name.Length > 64 ? p.Name[..64] + "..." : p.Name)}";
-            if (p.Name.Length is 0 or > 64 || !(char.IsAsciiLetter(p.Name[0]) || p.Name[0] == '_') || !p.Name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
-                throw ApiException.Invalid(at, $"'{at}': a template variable's name is a letter or '_' then letters, digits or '_' (at most 64)");
-            if (RenderedVariables.Contains(p.Name))
-                throw ApiException.Invalid(at, $"'{at}': '{p.Name}' is set from the request itself (messages, tools) and cannot be replaced");
+            if (ChatTemplateVariables.NameProblem(p.Name) is { } problem)
+                throw ApiException.Invalid(at, $"'chat_template_kwargs': {problem}");
             vars[p.Name] = p.Value.Clone();   // the document goes away with the parse
-            if (vars.Count > MaxTemplateVariables)
-                throw ApiException.Invalid("chat_template_kwargs", $"'chat_template_kwargs' sets more than {MaxTemplateVariables} variables", "array_above_max_length");
+            if (vars.Count > ChatTemplateVariables.MaxCount)
+                throw ApiException.Invalid("chat_template_kwargs", $"'chat_template_kwargs' sets more than {ChatTemplateVariables.MaxCount} variables", "array_above_max_length");
         }
         return vars.Count == 0 ? null : vars;
     }

@@ -287,11 +287,14 @@ public sealed partial class DaopModel : IDisposable
     /// </summary>
     /// <exception cref="NotSupportedException">Tools are given and the model's template describes no tool-call format Daop parses.</exception>
     /// <exception cref="ChatTemplateException">The template rejected the conversation or a variable's value.</exception>
+    /// <exception cref="ArgumentException">More than <see cref="ChatTemplateVariables.MaxCount"/> variables, or one the
+    /// renderer sets itself or whose name is not an identifier (<see cref="ChatTemplateVariables.NameProblem"/>).</exception>
     public int[] ChatTokens(IReadOnlyList<ChatMessage> messages, IReadOnlyList<ToolDefinition> tools,
         IReadOnlyDictionary<string, object?>? templateVariables, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(messages);
         ArgumentNullException.ThrowIfNull(tools);
+        ChatTemplateVariables.Check(templateVariables);
         var template = Template();
         if (tools.Count > 0 && ToolCallFormat == null)
             throw new NotSupportedException($"{Info.Path}: the model's chat template describes no tool-call format Daop parses ({ToolCallFormat.Known})");

@@ -4,7 +4,9 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Daop.Engine.Api;
 using Daop.Engine.Load.Chat;
+using Daop.Extensions.AI;
 using Daop.Server;
+using AI = Microsoft.Extensions.AI;
 
 namespace Daop.Tests.Server;
 
@@ -94,8 +96,8 @@ public sealed class TemplateVariablesTests(HarmonyServerFixture f) : IClassFixtu
     {
         static string Body(int n) => "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"chat_template_kwargs\": {"
             + string.Join(", ", Enumerable.Range(0, n).Select(i => $"\"v{i}\": {i}")) + "}}";
-        Assert.Equal(OpenAiRequests.MaxTemplateVariables, Parse(Body(OpenAiRequests.MaxTemplateVariables)).TemplateVariables!.Count);
-        var e = Assert.Throws<ApiException>(() => Parse(Body(OpenAiRequests.MaxTemplateVariables + 1)));
+        Assert.Equal(ChatTemplateVariables.MaxCount, Parse(Body(ChatTemplateVariables.MaxCount)).TemplateVariables!.Count);
+        var e = Assert.Throws<ApiException>(() => Parse(Body(ChatTemplateVariables.MaxCount + 1)));
         Assert.Equal("chat_template_kwargs", e.Param);
     }
 
@@ -106,5 +108,59 @@ public sealed class TemplateVariablesTests(HarmonyServerFixture f) : IClassFixtu
             """{"messages": [{"role": "user", "content": "x"}], "chat_template_kwargs": {"messages": []}}""", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.BadRequest, resp.StatusCode);
         Assert.Contains("chat_template_kwargs.messages", await resp.Content.ReadAsStringAsync());
+    }
+
+    // The IChatClient sets the same variables: ChatOptions.Reasoning.Effort and AdditionalProperties["chat_template_kwargs"].
+    [Fact]
+    public void TheChatClientMapsItsOptionsToVariables()
+    {
+        static AI.ChatOptions Effort(AI.ReasoningEffort e) => new() { Reasoning = new AI.ReasoningOptions { Effort = e } };
+        Assert.Null(DaopChatClient.TemplateVariables(null));
+        Assert.Null(DaopChatClient.TemplateVariables(new AI.ChatOptions()));
+        Assert.Equal("low", DaopChatClient.TemplateVariables(Effort(AI.ReasoningEffort.Low))!["reasoning_effort"]);
+        Assert.Equal("medium", DaopChatClient.TemplateVariables(Effort(AI.ReasoningEffort.Medium))!["reasoning_effort"]);
+        Assert.Equal("high", DaopChatClient.TemplateVariables(Effort(AI.ReasoningEffort.High))!["reasoning_effort"]);
+        foreach (var none in new[] { AI.ReasoningEffort.None, AI.ReasoningEffort.ExtraHigh })
+            Assert.Contains(none.ToString(), Assert.Throws<NotSupportedException>(() => DaopChatClient.TemplateVariables(Effort(none))).Message);
+
+        // a dictionary or a JSON object; the kwargs win over the effort, as in a server request
+        var options = Effort(AI.ReasoningEffort.Low);
+        options.AdditionalProperties = new() { [DaopChatClient.TemplateVariablesKey] = new Dictionary<string, object?> { ["reasoning_effort"] = "high", ["enable_thinking"] = false } };
+        var vars = DaopChatClient.TemplateVariables(options)!;
+        Assert.Equal("high", vars["reasoning_effort"]);
+        Assert.Equal(false, vars["enable_thinking"]);
+        options.AdditionalProperties[DaopChatClient.TemplateVariablesKey] = JsonDocument.Parse("""{"model_identity": "x"}""").RootElement;
+        Assert.Equal("x", ((JsonElement)DaopChatClient.TemplateVariables(options)!["model_identity"]!).GetString());
+        options.AdditionalProperties[DaopChatClient.TemplateVariablesKey] = "enable_thinking=false";
+        Assert.Contains(DaopChatClient.TemplateVariablesKey, Assert.Throws<ArgumentException>(() => DaopChatClient.TemplateVariables(options)).Message);
+
+        Assert.True(DaopChatClient.KeepsReasoning(null));
+        Assert.True(DaopChatClient.KeepsReasoning(new AI.ReasoningOptions { Output = AI.ReasoningOutput.Full }));
+        Assert.False(DaopChatClient.KeepsReasoning(new AI.ReasoningOptions { Output = AI.ReasoningOutput.None }));
+        Assert.Throws<NotSupportedException>(() => DaopChatClient.KeepsReasoning(new AI.ReasoningOptions { Output = AI.ReasoningOutput.Summary }));
+    }
+
+    [Fact]
+    public async Task TheChatClientRendersTheVariablesAsTheLibraryDoes()
+    {
+        const string identity = "You are a test.";
+        AI.IChatClient client = new DaopChatClient(f.Model);
+        AI.ChatMessage[] hello = [new(AI.ChatRole.User, "Hello")];
+        var options = new AI.ChatOptions
+        {
+            MaxOutputTokens = 1,
+            AdditionalProperties = new() { [DaopChatClient.TemplateVariablesKey] = new Dictionary<string, object?> { ["model_identity"] = identity } },
+        };
+        var reply = await client.GetResponseAsync(hello, options);
+        long want = f.Model.ChatTokens(Hello, [], new Dictionary<string, object?> { ["model_identity"] = identity }).Length;
+        Assert.Equal(want, reply.Usage!.InputTokenCount);
+        Assert.True(want < f.Model.ChatTokens(Hello, [], null).Length);   // the short identity took effect
+
+        // a name the renderer sets itself is refused before anything runs, naming it
+        options.AdditionalProperties[DaopChatClient.TemplateVariablesKey] = new Dictionary<string, object?> { ["messages"] = new List<object?>() };
+        Assert.Contains("'messages'", Assert.Throws<ArgumentException>(() => client.GetStreamingResponseAsync(hello, options)).Message);
+        // and so is one too many
+        options.AdditionalProperties[DaopChatClient.TemplateVariablesKey] = Enumerable.Range(0, ChatTemplateVariables.MaxCount + 1).ToDictionary(i => $"v{i}", i => (object?)i);
+        Assert.Throws<ArgumentException>(() => client.GetStreamingResponseAsync(hello, options));
     }
 }
