@@ -4,6 +4,7 @@ using ILGPU.Runtime.CPU;
 using Daop.Engine.Device.Gpu;
 using Daop.Kernels;
 using Daop.Kernels.Gpu;
+using Daop.Tests.Kernels;
 
 namespace Daop.Tests.Gpu;
 
@@ -94,6 +95,41 @@ public class GpuFixture : IDisposable
             row += g.Tokens;
         }
         return Upload(table);
+    }
+
+    /// <summary>
+    /// RoPE inputs for comparing two ways of launching the same rotation: cos/sin tables of <paramref name="positions"/>
+    /// rows of <paramref name="half"/>, <paramref name="tokens"/> rows of q and k, each uploaded twice (Q1/K1 for one way,
+    /// Q2/K2 for the other). Disposing frees them.
+    /// </summary>
+    public RopeInputs Rope(int positions, int half, int tokens, int heads, int kvHeads, int headDim) =>
+        new(this, NativeWeights.Floats(positions * half, 1), NativeWeights.Floats(positions * half, 2),
+            NativeWeights.Floats(tokens * heads * headDim, 3), NativeWeights.Floats(tokens * kvHeads * headDim, 5));
+
+    /// <summary>See <see cref="Rope"/>.</summary>
+    public sealed class RopeInputs(GpuFixture gpu, float[] cos, float[] sin, float[] q, float[] k) : IDisposable
+    {
+        public float[] Q { get; } = q;
+        public float[] K { get; } = k;
+        public MemoryBuffer1D<float, Stride1D.Dense> Cos { get; } = gpu.Upload(cos);
+        public MemoryBuffer1D<float, Stride1D.Dense> Sin { get; } = gpu.Upload(sin);
+        public MemoryBuffer1D<float, Stride1D.Dense> Q1 { get; } = gpu.Upload(q);
+        public MemoryBuffer1D<float, Stride1D.Dense> K1 { get; } = gpu.Upload(k);
+        public MemoryBuffer1D<float, Stride1D.Dense> Q2 { get; } = gpu.Upload(q);
+        public MemoryBuffer1D<float, Stride1D.Dense> K2 { get; } = gpu.Upload(k);
+
+        /// <summary>Asserts both ways gave the same q and k, and that k turned.</summary>
+        public void AssertSame()
+        {
+            Assert.Equal(gpu.Read(Q1, Q.Length), gpu.Read(Q2, Q.Length));
+            Assert.Equal(gpu.Read(K1, K.Length), gpu.Read(K2, K.Length));
+            Assert.NotEqual(K, gpu.Read(K2, K.Length));
+        }
+
+        public void Dispose()
+        {
+            foreach (var b in new[] { Cos, Sin, Q1, K1, Q2, K2 }) b.Dispose();
+        }
     }
 
     public MemoryBuffer1D<float, Stride1D.Dense> Zeros(int n)

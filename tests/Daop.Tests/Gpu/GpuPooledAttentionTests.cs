@@ -125,29 +125,18 @@ public class GpuPooledAttentionTests(GpuFixture gpu)
     public void RopeReadsEachTokensPosition(string segs, int heads, int kvHeads, int headDim, int half)
     {
         var segments = Parse(segs);
-        int tokens = segments.Sum(g => g.Tokens), positions = segments.Max(g => g.StartPos + g.Tokens);
-        var cos = NativeWeights.Floats(positions * half, 1);
-        var sin = NativeWeights.Floats(positions * half, 2);
-        var q = NativeWeights.Floats(tokens * heads * headDim, 3);
-        var k = NativeWeights.Floats(tokens * kvHeads * headDim, 5);
-        using var cb = gpu.Upload(cos);
-        using var sb = gpu.Upload(sin);
-        using var q1 = gpu.Upload(q);
-        using var k1 = gpu.Upload(k);
-        using var q2 = gpu.Upload(q);
-        using var k2 = gpu.Upload(k);
+        int tokens = segments.Sum(g => g.Tokens);
+        using var r = gpu.Rope(segments.Max(g => g.StartPos + g.Tokens), half, tokens, heads, kvHeads, headDim);
         using (var at = gpu.UploadStep(segments))
-            gpu.Kernels.Rope(gpu.Stream, q1.View, cb.View, sb.View, tokens, heads, headDim, half, at.View, k1.View, kvHeads);
+            gpu.Kernels.Rope(gpu.Stream, r.Q1.View, r.Cos.View, r.Sin.View, tokens, heads, headDim, half, at.View, r.K1.View, kvHeads);
         int row = 0;
         foreach (var g in segments)
         {
             using var at = gpu.UploadStep((g.Slot, g.StartPos, g.Tokens, 0));
-            gpu.Kernels.Rope(gpu.Stream, Rows(q2, row * heads * headDim), cb.View, sb.View, g.Tokens, heads, headDim, half, at.View,
-                Rows(k2, row * kvHeads * headDim), kvHeads);
+            gpu.Kernels.Rope(gpu.Stream, Rows(r.Q2, row * heads * headDim), r.Cos.View, r.Sin.View, g.Tokens, heads, headDim, half, at.View,
+                Rows(r.K2, row * kvHeads * headDim), kvHeads);
             row += g.Tokens;
         }
-        Assert.Equal(gpu.Read(q2, q.Length), gpu.Read(q1, q.Length));
-        Assert.Equal(gpu.Read(k2, k.Length), gpu.Read(k1, k.Length));
-        Assert.NotEqual(q, gpu.Read(q1, q.Length));
+        r.AssertSame();
     }
 }

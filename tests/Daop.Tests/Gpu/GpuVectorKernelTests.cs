@@ -106,24 +106,12 @@ public class GpuVectorKernelTests(GpuFixture gpu)
     [InlineData(2, 2, 2, 16, 4, 9)]    // partial rotary
     public void RopeOfQAndKInOneLaunch(int tokens, int heads, int kvHeads, int headDim, int half, int startPos)
     {
-        int positions = startPos + tokens;
-        var cos = NativeWeights.Floats(positions * half, 1);
-        var sin = NativeWeights.Floats(positions * half, 2);
-        var q = NativeWeights.Floats(tokens * heads * headDim, 3);
-        var k = NativeWeights.Floats(tokens * kvHeads * headDim, 5);
-        using var cb = gpu.Upload(cos);
-        using var sb = gpu.Upload(sin);
-        using var q1 = gpu.Upload(q);
-        using var k1 = gpu.Upload(k);
-        using var q2 = gpu.Upload(q);
-        using var k2 = gpu.Upload(k);
+        using var r = gpu.Rope(startPos + tokens, half, tokens, heads, kvHeads, headDim);
         using var at = gpu.UploadStep((0, startPos, tokens, 0));
-        gpu.Kernels.Rope(gpu.Stream, q1.View, cb.View, sb.View, tokens, heads, headDim, half, at.View);
-        gpu.Kernels.Rope(gpu.Stream, k1.View, cb.View, sb.View, tokens, kvHeads, headDim, half, at.View);
-        gpu.Kernels.Rope(gpu.Stream, q2.View, cb.View, sb.View, tokens, heads, headDim, half, at.View, k2.View, kvHeads);
-        Assert.Equal(gpu.Read(q1, q.Length), gpu.Read(q2, q.Length));
-        Assert.Equal(gpu.Read(k1, k.Length), gpu.Read(k2, k.Length));
-        Assert.NotEqual(k, gpu.Read(k2, k.Length));
+        gpu.Kernels.Rope(gpu.Stream, r.Q1.View, r.Cos.View, r.Sin.View, tokens, heads, headDim, half, at.View);
+        gpu.Kernels.Rope(gpu.Stream, r.K1.View, r.Cos.View, r.Sin.View, tokens, kvHeads, headDim, half, at.View);
+        gpu.Kernels.Rope(gpu.Stream, r.Q2.View, r.Cos.View, r.Sin.View, tokens, heads, headDim, half, at.View, r.K2.View, kvHeads);
+        r.AssertSame();
     }
 
     [Theory]
