@@ -14,7 +14,7 @@ namespace Daop.Kernels.Cpu.Amx;
 /// <remarks>
 /// The AVX paths multiply the bf16 weights by x in fp32; here x is bf16 as well, as in llama.cpp's bf16 dot product and
 /// in torch's bf16 matmul, which costs a relative error of up to 2^-9 per activation (the measured effect on perplexity
-/// is in the README). <c>DAOP_AMX=0</c> keeps the fp32 activations. Weights need whole 32-row panels and 32-column
+/// is in docs/cpu-kernels.md). <c>DAOP_AMX=0</c> keeps the fp32 activations. Weights need whole 32-row panels and 32-column
 /// steps (<see cref="Fits"/>); <c>emulate</c> runs the driver on the tiles' scalar twin.
 /// </remarks>
 internal static unsafe class AmxBf16Gemm
