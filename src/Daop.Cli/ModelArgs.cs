@@ -90,6 +90,7 @@ sealed class ModelArgs
         };
         var model = LoadProgress.Run($"loading {MoeModel.FolderName(dir)}", quiet, () => DaopModel.Load(dir, options));
         if (!quiet && reportConversion && model.Info.Conversion is { } c) Console.Error.WriteLine($"[daop] {c}");
+        if (!quiet && model.Engine.Experts is OffloadedExpertScheduler { MissCopies: { } copies }) Console.Error.WriteLine($"[daop] {miss}: {copies}");
         return model;
     }
 }
