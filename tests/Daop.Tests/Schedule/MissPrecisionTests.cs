@@ -287,6 +287,43 @@ public class MissPrecisionTests(GpuFixture gpu, ITestOutputHelper output)
         output.WriteLine($"{fixture} {policy} @ {ratio} {miss}: max |Δ logit| vs exact {changed:E2}; {g.MissCopies}; gpu {sg}");
     }
 
+    /// <summary>
+    /// The trace simulator replaying a recorded trace decides what the stand-in decides on the same routing: as many CPU
+    /// runs and low-precision runs over the decoded tokens.
+    /// </summary>
+    [Theory]
+    [InlineData("static", 0.25, 0.3f)]
+    [InlineData("daop-exact", 0.5, 1f)]
+    public void SimulatorMakesTheStandInsDecisions(string policy, double ratio, float maxWeight)
+    {
+        const string fixture = "mixtral-tiny";
+        var tokens = Tokens(fixture)[..(Prefix + Decode)];
+        RoutingTrace trace;
+        using (var m = LoadCpu(fixture)) trace = RoutingTrace.Record(m, tokens);
+        var miss = new MissPrecision(DType.Q4_0, maxWeight);
+        var replay = new TraceReplay([trace]);
+        // the prompt in one chunk, as the simulator places it (DAOP places by each chunk's counts)
+        using var cpu = MoeModel.Load(TestPaths.Fixture(fixture), new ModelOptions
+        {
+            ContextLength = Context, MaxChunkTokens = Prefix,
+            Experts = (m, _) => CpuStandInScheduler.FromRatio(m, Policy(policy), ratio, routingOverride: replay, missPrecision: miss),
+        });
+        var s = (CpuStandInScheduler)cpu.Experts;
+        var cache = cpu.NewCache();
+        var logits = new float[cpu.Config.VocabSize];
+        cpu.Forward(tokens.AsSpan(0, Prefix), 0, cache, logits);
+        var atDecode = s.Stats;
+        for (int i = 0; i < Decode - 1; i++) cpu.Forward(tokens.AsSpan(Prefix + i, 1), Prefix + i, cache, logits);
+        var decode = s.Stats.Since(atDecode);
+        var slots = OffloadBudget.SlotsFromRatio(cpu.Config, ratio, null);
+        var sim = TraceSimulator.Run([trace.Take(Prefix + Decode - 1)], Policy(policy), slots,
+            new CostModel(10, 5, 20, 40, 0, 1) { LowPrecisionBytesRatio = 0.28 }, Prefix, null, miss);
+        Assert.Equal(Decode - 1, sim.DecodeTokens);
+        Assert.True(decode.LowPrecisionRuns > 0);
+        Assert.Equal(decode.PerToken(decode.CpuExpertRuns), sim.CpuExpertsPerToken, 9);
+        Assert.Equal(decode.PerToken(decode.LowPrecisionRuns), sim.LowPrecisionRunsPerToken, 9);
+    }
+
     /// <summary>The copies' bytes are their rows in the low type; a low-precision run saves the primary's bytes less the copy's.</summary>
     [Theory]
     [InlineData("mixtral-tiny", DType.Q4_0)]
