@@ -33,20 +33,24 @@ static class AccuracyBenchCommand
         var random = new Option<int?>("--random-sequences") { Description = "With --expert-dtypes: this many random token sequences of --length (default 128) tokens instead of a token file (models without one, such as the test fixtures: agreement is meaningful there, perplexity is not)." };
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this file." };
         var threads = CommonOptions.Threads();
+        var missDTypes = new Option<string?>("--miss-dtypes") { Description = "Mixed precision on a miss: also each policy with misses of router weight at most each of --miss-max-weights run from a copy in each of these types (q4_0, q8_0, mxfp4); see docs/miss-precision.md." };
+        var missMaxWeights = new Option<string?>("--miss-max-weights") { Description = "With --miss-dtypes: the router-weight bounds (e.g. 0.1,0.2,0.3,1)." };
         var cmd = new Command("accuracy", "Perplexity and greedy agreement of each placement policy (DAOP approximate vs exact) on the CPU.")
         {
             model, sequences, ratios, policies, exactLayers, maxDrift, count, length, greedy, formats, denseDType, random, json, threads,
+            missDTypes, missMaxWeights,
         };
         cmd.SetAction(r => r.GetValue(formats) is { } f
             ? RunFormats(r.GetValue(model), r.GetValue(sequences), r.GetValue(random), f, WeightTypes.Parse(r.GetValue(denseDType)), r.GetValue(count),
                 r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads))
             : Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers),
-                PolicyChoice.Drifts(r.GetValue(maxDrift)), r.GetValue(count), r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads)));
+                PolicyChoice.Drifts(r.GetValue(maxDrift)), r.GetValue(count), r.GetValue(length), r.GetValue(greedy), r.GetValue(json), r.GetValue(threads),
+                MissChoice.Grid(r.GetValue(missDTypes), r.GetValue(missMaxWeights))));
         return cmd;
     }
 
     static int Run(string? modelDir, string? seqFile, string ratioList, string policyList, int exactLayers, float[] maxDrifts, int? count, int? length,
-        int greedy, string? jsonOut, int? threads)
+        int greedy, string? jsonOut, int? threads, List<Engine.Schedule.MissPrecision?> misses)
     {
         OptionRules.CheckOutputFile("--json", jsonOut);
         if (threads is { } t) CpuWorkers.Configure(t);
@@ -60,10 +64,11 @@ static class AccuracyBenchCommand
             () => MoeModel.Load(dir, new ModelOptions { ContextLength = len + greedy + 1 }));
         Console.WriteLine($"{MoeModel.FolderName(dir)}: {seqs.Count} sequences x {len} tokens; prompt {len / 2}, " +
             $"{len - len / 2} scored teacher-forced, {greedy} greedy tokens; CPU, {CpuWorkers.Threads} threads");
-        Console.WriteLine($"{"ratio",5} {"policy",-32} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6} {"hit",6} {"cpu/tok",8} {"pre/tok",8} {"rej/tok",8} {"recall",7}");
+        Console.WriteLine($"{"ratio",5} {"policy",-32} {"ppl",9} {"Δppl",8} {"Δ%",7} {"top1",7} {"greedy",7} {"1st div",7} {"exact?",6} {"hit",6} {"cpu/tok",8} {"pre/tok",8} {"rej/tok",8} {"recall",7}" +
+            (misses.Count > 1 ? $" {"low/tok",8} {"MB saved/tok",12}" : ""));
         double refPpl = 0;
         var report = AccuracyStudy.Run(m, seqs, policies.Select(p => p.Create).ToList(),
-            new AccuracyOptions { Ratios = ratios, Length = len, GreedyTokens = greedy }, r =>
+            new AccuracyOptions { Ratios = ratios, Length = len, GreedyTokens = greedy, MissPrecisions = misses }, r =>
             {
                 if (r.Policy == "reference") refPpl = r.Perplexity;
                 var d = r.Decode;
@@ -71,11 +76,12 @@ static class AccuracyBenchCommand
                     $"{r.Ratio,5:F2} {r.Policy,-32} {r.Perplexity,9:F4} {r.Perplexity - refPpl,8:+0.0000;-0.0000;0} {(r.Perplexity / refPpl - 1) * 100,6:+0.00;-0.00;0}% " +
                     $"{r.Top1Agreement,7:P1} {r.GreedyMatch,7:P1} {r.MeanFirstDivergence,7:F1} {(r.IdenticalLogits ? "yes" : "no"),6} " +
                     $"{(d.Activations == 0 ? "" : d.HitRate.ToString("P0", CultureInfo.InvariantCulture)),6} {d.PerToken(d.CpuExpertRuns),8:F2} " +
-                    $"{d.PerToken(d.PrecalculatedRuns),8:F2} {d.PerToken(d.PrecalculatedRejected),8:F2} {d.PredictorRecall,7:F3}"));
+                    $"{d.PerToken(d.PrecalculatedRuns),8:F2} {d.PerToken(d.PrecalculatedRejected),8:F2} {d.PredictorRecall,7:F3}") +
+                    (misses.Count > 1 ? string.Create(CultureInfo.InvariantCulture, $" {d.PerToken(d.LowPrecisionRuns),8:F2} {d.PerToken(d.LowPrecisionBytesSaved) / 1e6,12:F3}") : ""));
             });
         // Only DAOP's approximate mode may change the logits; every other policy must reproduce the reference.
         var approximate = policies.Select(p => p.Create()).Where(p => p.Approximate).Select(p => p.Name).ToHashSet();
-        var bad = report.Rows.Where(r => !approximate.Contains(r.Policy) && !r.IdenticalLogits).ToList();
+        var bad = report.Rows.Where(r => !approximate.Contains(r.Policy) && r.Miss == null && !r.IdenticalLogits).ToList();
         foreach (var r in bad) Console.WriteLine($"WARNING: exact policy {r.Policy} at {r.Ratio} differs from the reference");
         if (jsonOut != null) File.WriteAllText(jsonOut, report.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return bad.Count == 0 ? 0 : 1;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.CompilerServices;
 using Daop.Engine.Api;
 using Daop.Engine.Model;
+using Daop.Engine.Schedule;
 
 namespace Daop.Cli;
 
@@ -17,6 +18,8 @@ sealed class ModelArgs
     public Option<double?> CacheRatio { get; } = CommonOptions.CacheRatio();
     public Option<long?> VramBudget { get; } = CommonOptions.VramBudget();
     public Option<string> Policy { get; } = CommonOptions.Policy();
+    public Option<string?> MissDType { get; } = MissChoice.DType();
+    public Option<double?> MissMaxWeight { get; } = MissChoice.MaxWeight();
     public Option<string?> PrecalcMaxDrift { get; } = new("--precalc-max-drift")
     {
         Description = "With --policy daop-checked (-degrade, -drift): take a pre-calculated expert output only while the layer's true input " +
@@ -40,6 +43,8 @@ sealed class ModelArgs
         cmd.Options.Add(VramBudget);
         cmd.Options.Add(Policy);
         cmd.Options.Add(PrecalcMaxDrift);
+        cmd.Options.Add(MissDType);
+        cmd.Options.Add(MissMaxWeight);
     }
 
     // --precalc-max-drift: one bound, for a checked approximate policy only (infinity when not given).
@@ -72,8 +77,11 @@ sealed class ModelArgs
         string device = r.GetValue(Device) ?? "cpu";
         if (r.GetResult(Policy) is { Implicit: false } && r.GetValue(CacheRatio) == null && r.GetValue(VramBudget) == null)
             throw new ArgumentException($"--policy {r.GetValue(Policy)} places offloaded experts: give it with --expert-cache-ratio or --vram-budget (and --device cuda)");
+        var miss = MissChoice.Parse(r.GetValue(MissDType), r.GetValue(MissMaxWeight));
+        if (miss != null && r.GetValue(CacheRatio) == null && r.GetValue(VramBudget) == null)
+            throw new ArgumentException("--miss-dtype runs offloaded experts' misses from a low-precision copy: give it with --expert-cache-ratio or --vram-budget (and --device cuda)");
         var engine = DeviceChoice.Options(device, r.GetValue(Context), r.GetValue(CacheRatio), r.GetValue(VramBudget), r.GetValue(Policy)!, parallel,
-            maxDrift: MaxDrift(r));
+            offload: miss == null ? null : new OffloadOptions { MissPrecision = miss }, maxDrift: MaxDrift(r));
         var options = new DaopOptions
         {
             ContextLength = r.GetValue(Context), Threads = r.GetValue(Threads), Engine = engine,
@@ -82,6 +90,7 @@ sealed class ModelArgs
         };
         var model = LoadProgress.Run($"loading {MoeModel.FolderName(dir)}", quiet, () => DaopModel.Load(dir, options));
         if (!quiet && reportConversion && model.Info.Conversion is { } c) Console.Error.WriteLine($"[daop] {c}");
+        if (!quiet && model.Engine.Experts is OffloadedExpertScheduler { MissCopies: { } copies }) Console.Error.WriteLine($"[daop] {miss}: {copies}");
         return model;
     }
 }

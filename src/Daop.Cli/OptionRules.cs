@@ -21,6 +21,7 @@ static class OptionRules
     static readonly Real Ratio = new(0, 1);
     static readonly Real Bandwidth = new(0, 1e6, OpenMin: true);
     static readonly Choice WeightType = new(WeightTypes.Names, WeightTypes.Aliases, WeightTypes.NotWritten);
+    static readonly Choice MissType = new(MissChoice.Types, ["q4", "q8"]);
 
     static readonly Dictionary<string, Rule> Table = new(StringComparer.Ordinal)
     {
@@ -32,6 +33,8 @@ static class OptionRules
         ["--expert-dtype"] = WeightType,
         ["--dense-dtype"] = WeightType,
         ["--expert-cache-ratio"] = Ratio,
+        ["--miss-dtype"] = MissType,
+        ["--miss-max-weight"] = Ratio,
         ["--vram-budget"] = new Size(0, long.MaxValue),
         // Sampling (run, chat).
         ["--max-tokens"] = new Whole(1, Tokens),
@@ -64,6 +67,8 @@ static class OptionRules
         ["--layers"] = new Whole(1, 65536),
         ["--distinct-matrices"] = new Whole(0, 65536),
         ["--ratios"] = new ListOf(Ratio),
+        ["--miss-dtypes"] = new ListOf(MissType),
+        ["--miss-max-weights"] = new ListOf(Ratio),
         ["--sequences"] = new ListOf(new Whole(1, 256)),
         ["--policies"] = new ListOf(new Choice(PolicyChoice.All, PolicyChoice.Aliases)),
         ["--exact-layers"] = new Whole(1, 65536),

@@ -52,20 +52,22 @@ static class PoliciesBenchCommand
         var svg = new Option<string>("--svg") { Description = "Where to write the plot (SVG).", DefaultValueFactory = _ => "daop-policies.svg" };
         var threads = CommonOptions.Threads();
         var expertDType = CommonOptions.ExpertDType();
+        var missDType = MissChoice.DType();
+        var missMaxWeight = MissChoice.MaxWeight();
         var cmd = new Command("policies", "Compare placement policies on a GPU: tok/s, hit rate, predictor recall, CPU experts, transfers and waits per token; table, JSON and SVG plot.")
         {
             config, modelDir, layers, distinct, device, ratios, policies, exactLayers, prompts, promptTokens, newTokens, replay, replayOnly, traceModel, traceSeqs,
-            noAllGpu, json, svg, threads, precalc, repeats, expertDType, stream,
+            noAllGpu, json, svg, threads, precalc, repeats, expertDType, stream, missDType, missMaxWeight,
         };
         cmd.SetAction(r => Run(new Args(r.GetValue(config), r.GetValue(modelDir), r.GetValue(layers), r.GetValue(distinct), r.GetValue(device)!,
             r.GetValue(ratios)!, r.GetValue(policies)!, r.GetValue(exactLayers), r.GetValue(prompts), r.GetValue(promptTokens), r.GetValue(newTokens),
             r.GetValue(replay), r.GetValue(replayOnly), r.GetValue(traceModel), r.GetValue(traceSeqs), !r.GetValue(noAllGpu), r.GetValue(json)!, r.GetValue(svg)!, r.GetValue(threads), r.GetValue(precalc), r.GetValue(repeats),
-            WeightTypes.Parse(r.GetValue(expertDType)), r.GetValue(stream))));
+            WeightTypes.Parse(r.GetValue(expertDType)), r.GetValue(stream), MissChoice.Parse(r.GetValue(missDType), r.GetValue(missMaxWeight)))));
         return cmd;
     }
 
     sealed record Args(string? Config, string? Model, int? Layers, int Distinct, string Device, string Ratios, string Policies, int ExactLayers,
-        int Prompts, int PromptTokens, int NewTokens, bool Replay, bool ReplayOnly, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads, int PrecalcThreads, int Repeats, DType? ExpertDType, int? StreamMinTokens);
+        int Prompts, int PromptTokens, int NewTokens, bool Replay, bool ReplayOnly, string? TraceModel, string? TraceSequences, bool AllGpu, string Json, string Svg, int? Threads, int PrecalcThreads, int Repeats, DType? ExpertDType, int? StreamMinTokens, MissPrecision? Miss);
 
     static int Run(Args a)
     {
@@ -126,7 +128,7 @@ static class PoliciesBenchCommand
         {
             Ratios = ratios, Policies = specs, Prompts = a.Prompts, PromptTokens = a.PromptTokens, NewTokens = a.NewTokens, AllOnGpu = a.AllGpu,
             RandomRouting = !a.ReplayOnly, Bound = bound, PrecalcThreads = a.PrecalcThreads, Repeats = a.Repeats,
-            StreamPrefillMinTokens = a.StreamMinTokens,
+            StreamPrefillMinTokens = a.StreamMinTokens, MissPrecision = a.Miss,
         }, replay, r =>
         {
             Console.WriteLine(PolicyBenchReport.Line(r));
@@ -142,7 +144,8 @@ static class PoliciesBenchCommand
             ["layers"] = mc.NumLayers, ["experts"] = mc.NumExperts, ["top_k"] = mc.TopK, ["expert_bytes"] = expertBytes,
             ["device"] = model.Device.Name, ["cpu_threads"] = CpuWorkers.Threads,
             ["prompts"] = a.Prompts, ["prompt_tokens"] = a.PromptTokens, ["new_tokens"] = a.NewTokens, ["batch"] = 1,
-            ["exact_layers"] = a.ExactLayers, ["precalc_threads"] = a.PrecalcThreads, ["stream_min_tokens"] = a.StreamMinTokens, ["repeats"] = a.Repeats,
+            ["exact_layers"] = a.ExactLayers, ["precalc_threads"] = a.PrecalcThreads, ["stream_min_tokens"] = a.StreamMinTokens,
+            ["miss_dtype"] = a.Miss?.Type.Name(), ["miss_max_weight"] = a.Miss?.MaxWeight, ["repeats"] = a.Repeats,
             ["replay_trace"] = replay == null ? null : (a.TraceModel ?? ModelLocator.DefaultName),
             ["date_utc"] = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture),
         };

@@ -5,6 +5,7 @@ using Daop.Engine.Load.Safetensors;
 using Daop.Engine.Model;
 using Daop.Engine.Placement;
 using Daop.Engine.Schedule;
+using Daop.Kernels;
 
 namespace Daop.Cli;
 
@@ -30,18 +31,23 @@ static class SimulateCommand
         var layerUs = new Option<double?>("--dense-layer-us") { Description = "GPU time of one layer's dense part with its launches and host round trip (default: bytes at --gpu-gbps plus 8 launches of 5 us; H100, from the all-on-GPU 8-layer decode: 360)." };
         var drift = new Option<int>("--drift-window") { Description = "Tokens the -drift rows' decode-time placement averages over.", DefaultValueFactory = _ => DaopPolicy.DefaultDriftWindow };
         var maxDrift = new Option<string?>("--precalc-max-drift") { Description = "Also the checked approximate modes with pre-calculations taken only within these input drifts (e.g. 0.3,0.4; the traces record each layer's), one row each." };
+        var missDTypes = new Option<string?>("--miss-dtypes") { Description = "Mixed precision on a miss: also the policies that run misses on the CPU with misses of router weight at most each of --miss-max-weights read from a copy in each of these types (its bytes over the experts' scale the CPU cost); see docs/miss-precision.md." };
+        var missMaxWeights = new Option<string?>("--miss-max-weights") { Description = "With --miss-dtypes: the router-weight bounds (e.g. 0.1,0.2,0.3,1)." };
         var cmd = new Command("simulate", "Compare placement policies by replaying routing traces with a bandwidth cost model.")
         {
             model, sequences, ratios, project, gpu, cpu, pcie, slowdown, promptTokens, newTokens, traceCount, layerUs, drift, maxDrift,
+            missDTypes, missMaxWeights,
         };
         cmd.SetAction(r => Run(r.GetValue(model), r.GetValue(sequences), r.GetValue(ratios)!, r.GetValue(project)!,
             r.GetValue(gpu), r.GetValue(cpu), r.GetValue(pcie), r.GetValue(slowdown), r.GetValue(promptTokens), r.GetValue(newTokens),
-            r.GetValue(traceCount), r.GetValue(layerUs), r.GetValue(drift), PolicyChoice.Drifts(r.GetValue(maxDrift))));
+            r.GetValue(traceCount), r.GetValue(layerUs), r.GetValue(drift), PolicyChoice.Drifts(r.GetValue(maxDrift)),
+            MissChoice.Grid(r.GetValue(missDTypes), r.GetValue(missMaxWeights))));
         return cmd;
     }
 
     static int Run(string? modelDir, string? seqFile, string ratioList, string project, double gpuGBps, double cpuGBps, double pcieGBps,
-        double slowdown, int? promptTokens, int? newTokens, int? traceCount, double? layerUs, int driftWindow, float[] maxDrifts)
+        double slowdown, int? promptTokens, int? newTokens, int? traceCount, double? layerUs, int driftWindow, float[] maxDrifts,
+        List<MissPrecision?> misses)
     {
         string dir = modelDir ?? ModelLocator.Default();
         var ratios = OptionRules.Ratios(ratioList);
@@ -53,6 +59,8 @@ static class SimulateCommand
         var c = m.Config;
         long expertBytes, denseBytes, headBytes;
         int layers;
+        DType expertType; // the experts' stored type, whose bytes a low-precision copy's are compared with
+        int expertCols;
         if (project == "mixtral-8x7b")
         {
             layers = 32;
@@ -60,11 +68,15 @@ static class SimulateCommand
             expertBytes = 3L * 4096 * 14336 * 2;
             denseBytes = (2L * 4096 * 4096 + 2L * 1024 * 4096 + 8 * 4096) * 2;
             headBytes = 2L * 32000 * 4096 * 2 / 2; // lm_head only; the embedding row is a gather
+            expertType = DType.BF16;
+            expertCols = 4096;
         }
         else if (project == "model")
         {
             layers = c.NumLayers;
             expertBytes = m.Weights.Layers[0].Experts[0].ByteLength; // traces need every layer to be MoE
+            expertType = m.Weights.Layers[0].Experts[0].Gate.Type;
+            expertCols = c.HiddenSize;
             headBytes = m.Weights.LmHead.W.ByteLength;
             denseBytes = (m.Weights.DenseBytesPerToken() - headBytes) / layers; // per layer, shared experts included
         }
@@ -86,16 +98,27 @@ static class SimulateCommand
 
         Console.WriteLine($"traces: {traces.Count} of {n} x {len} tokens of {MoeModel.FolderName(dir)}; {prefill} prompt, {decode} decoded; " +
             $"costs for {project} ({layers} layers, expert {expertBytes / 1e6:F0} MB) at GPU {gpuGBps} GB/s, CPU {cpuGBps} GB/s (x{slowdown} beside copies), PCIe {pcieGBps} GB/s");
-        Console.WriteLine($"{"ratio",5} {"policy",-32} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}");
+        bool study = misses.Count > 1;
+        Console.WriteLine($"{"ratio",5} {"policy",-32} {"tok/s",8} {"vs lru",7} {"vs cpu",7} {"hit",6} {"cpu/tok",8} {"xfer/tok",9} {"wait us",9} {"recall",7}" +
+            (study ? $" {"low/tok",8}" : ""));
         foreach (double ratio in ratios)
         {
             var slots = SlotBudget.FromRatio(ratio, layers, c.NumExperts, popularity);
-            var results = Policies(driftWindow, maxDrifts).Select(p => TraceSimulator.Run(traces, p, slots, cost, prefill, popularity)).ToList();
+            var results = new List<SimulationResult>();
+            foreach (var miss in misses)
+                foreach (var p in Policies(driftWindow, maxDrifts))
+                {
+                    if (miss != null && p.Name.StartsWith("lru", StringComparison.Ordinal)) continue; // loads keep full precision: nothing changes
+                    var missCost = miss == null ? cost : cost with { LowPrecisionBytesRatio = (double)miss.Type.RowBytes(expertCols) / expertType.RowBytes(expertCols) };
+                    var x = TraceSimulator.Run(traces, p, slots, missCost, prefill, popularity, miss);
+                    results.Add(miss == null ? x : x with { Policy = $"{x.Policy} {miss}" });
+                }
             double lru = results.First(x => x.Policy == "lru-on-demand").TokensPerSecond;
             double fid = results.First(x => x.Policy == "static-cpu").TokensPerSecond;
             foreach (var x in results)
-                Console.WriteLine($"{ratio,5:F2} {x.Policy,-32} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
-                    $"{x.HitRate,6:P0} {x.CpuExpertsPerToken,8:F2} {x.TransfersPerToken,9:F2} {x.GpuWaitUsPerToken,9:F0} {x.PredictorRecall,7:F3}");
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{ratio,5:F2} {x.Policy,-32} {x.TokensPerSecond,8:F2} {x.TokensPerSecond / lru,6:F2}x {x.TokensPerSecond / fid,6:F2}x " +
+                    $"{x.HitRate,6:P0} {x.CpuExpertsPerToken,8:F2} {x.TransfersPerToken,9:F2} {x.GpuWaitUsPerToken,9:F0} {x.PredictorRecall,7:F3}") +
+                    (study ? string.Create(CultureInfo.InvariantCulture, $" {x.LowPrecisionRunsPerToken,8:F2}") : ""));
         }
         return 0;
     }

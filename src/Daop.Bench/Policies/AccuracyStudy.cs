@@ -5,6 +5,7 @@ using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
 using Daop.Engine.Schedule;
+using Daop.Kernels;
 
 namespace Daop.Bench.Policies;
 
@@ -17,6 +18,11 @@ public sealed record AccuracyOptions
     public int? Length { get; init; }
     /// <summary>Greedy tokens generated from each first-half prompt and compared with the exact model's.</summary>
     public int GreedyTokens { get; init; } = 64;
+    /// <summary>
+    /// Mixed precision on a miss to study (<see cref="PlacementDriver.MissPrecision"/>): each policy at each ratio runs once
+    /// per entry (null: off). Default: off only.
+    /// </summary>
+    public IReadOnlyList<MissPrecision?> MissPrecisions { get; init; } = [null];
 }
 
 /// <summary>One policy at one ratio (or the exact reference) over every sequence.</summary>
@@ -32,6 +38,9 @@ public sealed record AccuracyOptions
 public sealed record AccuracyResult(string Policy, double Ratio, int ScoredTokens, double MeanNll, double Top1Agreement,
     double GreedyMatch, double MeanFirstDivergence, bool IdenticalLogits, OffloadStats Decode)
 {
+    /// <summary>The row's mixed precision on a miss, or null (off).</summary>
+    public MissPrecision? Miss { get; init; }
+
     /// <summary>exp(<see cref="MeanNll"/>).</summary>
     public double Perplexity => Math.Exp(MeanNll);
 }
@@ -55,6 +64,9 @@ public sealed record AccuracyReport(string Model, int Sequences, int Length, int
             ["precalculations_rejected_per_token"] = r.Decode.PerToken(r.Decode.PrecalculatedRejected),
             ["substitutions_per_token"] = r.Decode.PerToken(r.Decode.Substitutions),
             ["transfers_per_token"] = r.Decode.PerToken(r.Decode.Transfers), ["predictor_recall"] = r.Decode.PredictorRecall,
+            ["miss_dtype"] = r.Miss?.Type.Name(), ["miss_max_weight"] = r.Miss?.MaxWeight,
+            ["low_precision_runs_per_token"] = r.Decode.PerToken(r.Decode.LowPrecisionRuns),
+            ["low_precision_bytes_saved_per_token"] = r.Decode.PerToken(r.Decode.LowPrecisionBytesSaved),
         };
         return new JsonObject
         {
@@ -106,21 +118,25 @@ public static class AccuracyStudy
             var popularity = counter.Counts;
 
             var rows = new List<AccuracyResult>();
+            var copies = new Dictionary<DType, MissPrecisionCopies>(); // made once per type, shared by the rows
             foreach (double ratio in options.Ratios)
                 foreach (var make in policies)
-                {
-                    var slots = OffloadBudget.SlotsFromRatio(model.Config, ratio, popularity);
-                    string name = "";
-                    var pass = Evaluate(model, seqs, half, options.GreedyTokens, () =>
+                    foreach (var miss in options.MissPrecisions)
                     {
-                        var p = make();
-                        name = p.Name;
-                        return new CpuStandInScheduler(model, p, slots, popularity);
-                    }, reference);
-                    var row = pass.Result(name, ratio, reference);
-                    rows.Add(row);
-                    progress?.Invoke(row);
-                }
+                        var slots = OffloadBudget.SlotsFromRatio(model.Config, ratio, popularity);
+                        MissPrecisionCopies? copy = null;
+                        if (miss != null && !copies.TryGetValue(miss.Type, out copy)) copies[miss.Type] = copy = new MissPrecisionCopies(model.Weights, miss.Type);
+                        string name = "";
+                        var pass = Evaluate(model, seqs, half, options.GreedyTokens, () =>
+                        {
+                            var p = make();
+                            name = p.Name;
+                            return new CpuStandInScheduler(model, p, slots, popularity, missPrecision: miss, copies: copy);
+                        }, reference);
+                        var row = pass.Result(miss == null ? name : $"{name} {miss}", ratio, reference) with { Miss = miss };
+                        rows.Add(row);
+                        progress?.Invoke(row);
+                    }
             return new AccuracyReport(model.Name, seqs.Length, len,
                 options.GreedyTokens, refRow, rows);
         }

@@ -61,6 +61,8 @@ public static class PolicyBenchReport
                 ["cpu_expert_ms_per_token"] = r.CpuMsPerToken, ["rebalance_transfers_per_token"] = d.PerToken(d.RebalanceTransfers),
                 ["bound_ms_per_token"] = r.BoundMs, ["ms_per_token_over_bound"] = r.VsBound,
                 ["prefill_transfers_per_prompt_token"] = r.PrefillTransfersPerPromptToken,
+                ["low_precision_runs_per_token"] = d.PerToken(d.LowPrecisionRuns),
+                ["low_precision_bytes_saved_per_token"] = d.PerToken(d.LowPrecisionBytesSaved),
             };
         }).ToArray());
         return o;

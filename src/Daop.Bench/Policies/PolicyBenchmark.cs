@@ -36,6 +36,8 @@ public sealed record PolicyBenchOptions
     public int PrecalcThreads { get; init; }
     /// <summary>Prefill streaming threshold (<see cref="OffloadOptions.StreamPrefillMinTokens"/>: null for the default, 0 off).</summary>
     public int? StreamPrefillMinTokens { get; init; }
+    /// <summary>Mixed precision on a miss (<see cref="OffloadOptions.MissPrecision"/>), or null (off).</summary>
+    public MissPrecision? MissPrecision { get; init; }
     /// <summary>Runs of every (policy, ratio), interleaved; each row reports the median one.</summary>
     public int Repeats { get; init; } = 1;
     /// <summary>Bandwidths for each row's per-token bound, or null for no bound.</summary>
@@ -197,7 +199,8 @@ public static class PolicyBenchmark
         int[][] prompts, int[] warm, PolicyBenchOptions o)
     {
         model.UseExperts((m, d) => OffloadedExpertScheduler.FromRatio(m, d, spec.Create(), ratio, popularity,
-            new OffloadOptions { RoutingOverride = over, PrecalcThreads = o.PrecalcThreads, StreamPrefillMinTokens = o.StreamPrefillMinTokens }));
+            new OffloadOptions { RoutingOverride = over, PrecalcThreads = o.PrecalcThreads, StreamPrefillMinTokens = o.StreamPrefillMinTokens,
+                MissPrecision = o.MissPrecision }));
         var sched = (OffloadedExpertScheduler)model.Experts;
         var gen = new Generator(model);
         var sampling = new SamplingOptions { MaxNewTokens = o.NewTokens, StopTokenIds = [] };

@@ -40,8 +40,11 @@ public interface IExpertOffload : IDisposable
     /// <summary>Activation <paramref name="position"/> (token·K + k) runs its expert in the expert's slot, in the current wave.</summary>
     void RunOnGpu(int position);
 
-    /// <summary>Activation <paramref name="position"/> runs its expert on host threads (in <see cref="RunCpu"/>).</summary>
-    void RunOnCpu(int position);
+    /// <summary>
+    /// Activation <paramref name="position"/> runs its expert on host threads (in <see cref="RunCpu"/>), from the expert's
+    /// low-precision host copy when <paramref name="lowPrecision"/> (<see cref="Schedule.PlacementDriver.MissPrecision"/>).
+    /// </summary>
+    void RunOnCpu(int position, bool lowPrecision);
 
     /// <summary>
     /// Activation <paramref name="position"/> runs its (non-resident) expert on the GPU from a staging slot: the expert is

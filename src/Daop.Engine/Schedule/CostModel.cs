@@ -22,12 +22,32 @@ public sealed record CostModel(double DenseLayerUs, double GpuExpertUs, double C
     /// engine is busy until <paramref name="copyBusyUntil"/>: the overlapping part runs <see cref="CpuSlowdownWhileCopying"/>
     /// times slower.
     /// </summary>
-    public double CpuExpertEnd(double start, double copyBusyUntil)
+    public double CpuExpertEnd(double start, double copyBusyUntil) => CpuExpertEnd(start, copyBusyUntil, false);
+
+    /// <summary>
+    /// <see cref="CpuExpertEnd(double, double)"/> for an expert read from its low-precision copy when
+    /// <paramref name="lowPrecision"/>: <see cref="LowPrecisionBytesRatio"/> of the work (a CPU expert is bound by the bytes it reads).
+    /// </summary>
+    public double CpuExpertEnd(double start, double copyBusyUntil, bool lowPrecision)
     {
-        double f = CpuSlowdownWhileCopying;
-        double slowWork = Math.Clamp((copyBusyUntil - start) / f, 0, CpuExpertUs); // work done while the copy runs
-        return start + slowWork * f + (CpuExpertUs - slowWork);
+        double f = CpuSlowdownWhileCopying, work = lowPrecision ? CpuExpertUs * LowPrecisionBytesRatio : CpuExpertUs;
+        double slowWork = Math.Clamp((copyBusyUntil - start) / f, 0, work); // work done while the copy runs
+        return start + slowWork * f + (work - slowWork);
     }
+
+    /// <summary>
+    /// Bytes of an expert's low-precision copy over its primary bytes (<see cref="MissPrecision"/>; e.g. q4_0 of bf16:
+    /// 18 / 64 = 0.28), in (0, 1]; 1 (default): no copy.
+    /// </summary>
+    public double LowPrecisionBytesRatio
+    {
+        get;
+        init
+        {
+            if (!(value > 0 && value <= 1)) throw new ArgumentOutOfRangeException(nameof(LowPrecisionBytesRatio), value, "the low-precision bytes ratio must be in (0, 1]");
+            field = value;
+        }
+    } = 1;
 
     /// <summary>
     /// Costs from bytes and bandwidths (GB/s = 10⁹ B/s): dense and expert weights stream at the GPU's

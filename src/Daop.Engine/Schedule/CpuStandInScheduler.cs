@@ -5,6 +5,7 @@ using Daop.Engine.Device.Gpu;
 using Daop.Engine.Model;
 using Daop.Engine.Model.Layers;
 using Daop.Engine.Placement;
+using Daop.Kernels;
 using Daop.Kernels.Generated;
 
 namespace Daop.Engine.Schedule;
@@ -32,6 +33,8 @@ public sealed class CpuStandInScheduler : IExpertScheduler
     readonly IExpertKernel _kernel;
     readonly float[] _out, _scratch;
     readonly int[] _taken; // [K] slots of the decoded token taken pre-calculated, in order
+    readonly bool[] _low;  // [T·K] activations run from their low-precision copy (MissPrecision)
+    readonly MissPrecisionCopies? _copies;
     readonly int _hidden, _topK;
 
     /// <summary>
@@ -43,8 +46,13 @@ public sealed class CpuStandInScheduler : IExpertScheduler
     /// <param name="slotsPerLayer">"GPU" expert slots per layer (0 for dense layers), e.g. from <see cref="OffloadBudget.SlotsFromRatio"/>.</param>
     /// <param name="popularity">[layers, experts] calibration counts for the initial placement, or null.</param>
     /// <param name="routingOverride">Benchmark-only routing replacement, or null.</param>
+    /// <param name="missPrecision">Mixed precision on a miss (<see cref="PlacementDriver.MissPrecision"/>), or null.</param>
+    /// <param name="copies">
+    /// The low-precision copies <paramref name="missPrecision"/> reads, made for its type (shared by several schedulers of
+    /// one model); null: made here.
+    /// </param>
     public CpuStandInScheduler(MoeModel model, IPlacementPolicy policy, int[] slotsPerLayer, long[,]? popularity,
-        IRoutingOverride? routingOverride = null)
+        IRoutingOverride? routingOverride = null, MissPrecision? missPrecision = null, MissPrecisionCopies? copies = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(policy);
@@ -57,21 +65,30 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         _out = new float[_hidden];
         _scratch = new float[2 * c.ExpertIntermediate];
         _taken = new int[_topK];
+        _low = new bool[model.MaxChunkTokens * _topK];
+        if (missPrecision != null)
+        {
+            _copies = copies ?? new MissPrecisionCopies(_w, missPrecision.Type);
+            if (_copies.Type != missPrecision.Type)
+                throw new ArgumentException($"the copies are {_copies.Type.Name()}, the miss precision asks for {missPrecision.Type.Name()}", nameof(copies));
+        }
         // What OffloadedExpertScheduler's transfers move: one expert in its stored format, rows padded as a GPU slot holds them.
         long expertBytes = c.MoeLayerCount == 0 ? 0 : ExpertLayout.Of(_w).ExpertBytes;
         if (policy.Approximate) _precalc = new PreCalc(model, background: false);
         _driver = new PlacementDriver(model, policy, slotsPerLayer, popularity, expertBytes, routingOverride)
         {
             Measure = s => { if (_precalc != null) s.PrecalcSeconds = _precalc.Seconds; },
+            MissPrecision = missPrecision,
+            MissCopySavedBytes = _copies?.SavedBytesPerRun ?? 0,
         };
     }
 
     /// <summary>A scheduler with an expert cache ratio (fraction of routed experts counted as on the GPU).</summary>
     public static CpuStandInScheduler FromRatio(MoeModel model, IPlacementPolicy policy, double ratio, long[,]? popularity = null,
-        IRoutingOverride? routingOverride = null)
+        IRoutingOverride? routingOverride = null, MissPrecision? missPrecision = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return new(model, policy, OffloadBudget.SlotsFromRatio(model.Config, ratio, popularity), popularity, routingOverride);
+        return new(model, policy, OffloadBudget.SlotsFromRatio(model.Config, ratio, popularity), popularity, routingOverride, missPrecision);
     }
 
     /// <summary>Which experts count as on the GPU.</summary>
@@ -82,6 +99,9 @@ public sealed class CpuStandInScheduler : IExpertScheduler
     public bool Approximate => _driver.Approximate;
     /// <summary>The placement driver.</summary>
     public PlacementDriver Driver => _driver;
+
+    /// <summary>The low-precision copies misses may read (<see cref="PlacementDriver.MissPrecision"/>), or null.</summary>
+    public MissPrecisionCopies? MissCopies => _copies;
 
     /// <summary>Cumulative counters, as <see cref="OffloadedExpertScheduler.Stats"/> would count them (no launches, no copy waits).</summary>
     public OffloadStats Stats => _driver.Stats;
@@ -120,12 +140,15 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         var xs = ((CpuBuffer)x).Data;
         _driver.BeforeActivations(layer, r, tokens, xs.AsSpan(0, tokens * _hidden));
         if (call.Precalculated && _driver.ChecksDrift) _driver.CheckPrecalculatedInput(xs.AsSpan(0, _hidden), _precalc!.Input);
+        var low = _low.AsSpan(0, tokens * _topK);
+        low.Clear();
+        bool anyLow = false;
         foreach (var d in _driver.DecideActivations(layer, r, tokens))
-            if (d.Action == PlacementAction.TakePrecalculated)
-                _taken[taken++] = d.Index;
+            if (d.Action == PlacementAction.TakePrecalculated) _taken[taken++] = d.Index;
+            else if (d.LowPrecision) anyLow = low[d.Index] = true;
 
         if (call.Precalculated) RunApproximate(layer, xs, r, ((CpuBuffer)y).Data, _taken.AsSpan(0, taken));
-        else _local.RunExperts(layer, x, r, y, tokens);
+        else _local.RunExperts(layer, x, r, y, tokens, anyLow ? low : default, _copies);
 
         if (call.Next >= 0)
             foreach (var d in _driver.PredictNext(call.Next, xs.AsSpan(0, _hidden)))
@@ -143,8 +166,9 @@ public sealed class CpuStandInScheduler : IExpertScheduler
         for (int k = 0; k < _topK; k++)
         {
             if (taken.Contains(k)) continue;
-            var ew = experts[r.Experts[k]];
-            CpuExpert.Forward(_kernel, _w.Layers[layer].Ffn.Spec.Act, ew, xs, _out, 1, _scratch);
+            bool low = _low[k];
+            var ew = low ? _copies!.Weights(layer, r.Experts[k]) : experts[r.Experts[k]];
+            CpuExpert.Forward(low ? _local.LowKernel(_copies!) : _kernel, _w.Layers[layer].Ffn.Spec.Act, ew, xs, _out, 1, _scratch);
             TensorPrimitives.MultiplyAdd(_out, r.Weights[k], ys, ys);
         }
         TensorPrimitives.Add(ys, _precalc!.Join(r, taken), ys);

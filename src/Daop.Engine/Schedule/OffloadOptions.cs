@@ -47,6 +47,13 @@ public sealed record OffloadOptions
     public static int DefaultStreamMinTokens(long expertBytes, long bf16Bytes) =>
         Math.Max(2, (int)Math.Round(32.0 * expertBytes / Math.Max(1, bf16Bytes)));
 
+    /// <summary>
+    /// Mixed precision on a miss (HOBBIT): decode misses run on the CPU with a router weight at most its bound read a
+    /// low-precision host copy of the expert, made at construction (<see cref="PlacementDriver.MissPrecision"/>,
+    /// <see cref="MissPrecisionCopies"/>). Null (default): off.
+    /// </summary>
+    public MissPrecision? MissPrecision { get; init; }
+
     /// <summary>Benchmark-only: replaces the router's choice (and the next-layer predictor's logits), e.g. with a recorded trace.</summary>
     public IRoutingOverride? RoutingOverride { get; init; }
 }

@@ -66,6 +66,10 @@ public sealed class OffloadStats
     public long PredictedActivations { get; internal set; }
     /// <summary>Of <see cref="PredictedActivations"/>, those whose expert was among the predicted top-k.</summary>
     public long PredictionHits { get; internal set; }
+    /// <summary>CPU expert runs that read the expert's low-precision copy (<see cref="PlacementDriver.MissPrecision"/>).</summary>
+    public long LowPrecisionRuns { get; internal set; }
+    /// <summary>Host bytes those runs did not read: per run, the primary expert's bytes less its low-precision copy's.</summary>
+    public long LowPrecisionBytesSaved { get; internal set; }
     /// <summary>Seconds the approximate mode's pre-calculations ran (host time, overlapping other work).</summary>
     public double PrecalcSeconds { get; internal set; }
     /// <summary>Seconds the scheduler waited for a pre-calculation still running when its layer came.</summary>
@@ -106,6 +110,7 @@ public sealed class OffloadStats
         PrecalculatedRejected += sign * o.PrecalculatedRejected; Substitutions += sign * o.Substitutions;
         PredictedActivations += sign * o.PredictedActivations; PredictionHits += sign * o.PredictionHits;
         PrecalcSeconds += sign * o.PrecalcSeconds; PrecalcWaitSeconds += sign * o.PrecalcWaitSeconds;
+        LowPrecisionRuns += sign * o.LowPrecisionRuns; LowPrecisionBytesSaved += sign * o.LowPrecisionBytesSaved;
     }
 
     /// <summary>Hits / activations (1 when nothing ran).</summary>
@@ -122,5 +127,7 @@ public sealed class OffloadStats
         $"copy wait {CopyWaitSeconds * 1e3:F2} ms, CPU experts {CpuExpertSeconds * 1e3:F2} ms") +
         (PrecalculatedRuns + PrecalculatedRejected + Substitutions > 0 ? string.Create(CultureInfo.InvariantCulture,
             $"; pre-calculated {PrecalculatedRuns} ({PrecalculatedUnused} unused, {PrecalculatedRejected} rejected as drifted, {Substitutions} substitutions, {PrecalcSeconds * 1e3:F2} ms, waited {PrecalcWaitSeconds * 1e3:F2} ms)") : "") +
-        (PredictedActivations > 0 ? string.Create(CultureInfo.InvariantCulture, $"; predictor recall {PredictorRecall:P1}") : "");
+        (PredictedActivations > 0 ? string.Create(CultureInfo.InvariantCulture, $"; predictor recall {PredictorRecall:P1}") : "") +
+        (LowPrecisionRuns > 0 ? string.Create(CultureInfo.InvariantCulture,
+            $"; {LowPrecisionRuns} CPU misses from the low-precision copy ({LowPrecisionBytesSaved / 1048576.0:F1} MiB not read)") : "");
 }

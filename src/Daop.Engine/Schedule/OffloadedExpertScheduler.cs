@@ -72,17 +72,20 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
         _taken = new int[model.Config.TopK];
         var layout = ExpertLayout.Of(model.Weights);
         int stream = StreamMinTokens(layout, _o);
+        if (_o.MissPrecision is { } mp) MissCopies = new MissPrecisionCopies(model.Weights, mp.Type);
         _driver = new PlacementDriver(model, policy, slotsPerLayer, popularity, layout.ExpertBytes, _o.RoutingOverride)
         {
             Measure = Measure,
             StreamMinTokens = stream,
+            MissPrecision = _o.MissPrecision,
+            MissCopySavedBytes = MissCopies?.SavedBytesPerRun ?? 0,
         };
         if (policy.Approximate) _precalc = new PreCalc(model, background: true, _o.PrecalcThreads);
         var r = _driver.Residency;
         var resident = Enumerable.Range(0, r.Layers).Select(l => (IReadOnlyList<int>)[.. r.Resident(l)]).ToArray();
         _offload = new GpuExpertOffload(device, model.Weights, model.Config.TopK, slotsPerLayer, resident, _o.CopyMode,
             _o.PinnedHostBytes ?? DefaultPinnedHostBytes(model.Weights), _o.Images,
-            stagingSlots: stream > 0 ? StagingSlots : 0);
+            stagingSlots: stream > 0 ? StagingSlots : 0, missCopies: MissCopies);
         CheckInvariants();
     }
 
@@ -170,6 +173,8 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
     public PlacementDriver Driver => _driver;
     /// <summary>The device half: slots, copies, launches, CPU experts (a <see cref="GpuExpertOffload"/>).</summary>
     public IExpertOffload Offload => _offload;
+    /// <summary>The low-precision host copies of <see cref="OffloadOptions.MissPrecision"/> (made at construction), or null.</summary>
+    public MissPrecisionCopies? MissCopies { get; }
     /// <summary>The options in force.</summary>
     public OffloadOptions Options => _o;
     /// <summary>True when the policy asks for DAOP's approximate mode.</summary>
@@ -263,7 +268,7 @@ public sealed class OffloadedExpertScheduler : IExpertScheduler, IDisposable
             switch (d.Action)
             {
                 case PlacementAction.RunOnGpu: _offload.RunOnGpu(d.Index); break;
-                case PlacementAction.RunOnCpu: _offload.RunOnCpu(d.Index); break;
+                case PlacementAction.RunOnCpu: _offload.RunOnCpu(d.Index, d.LowPrecision); break;
                 case PlacementAction.RunStreamed: _offload.RunStreamed(d.Index); break;
                 case PlacementAction.TakePrecalculated:
                     _offload.TakePrecalculated(d.Index);

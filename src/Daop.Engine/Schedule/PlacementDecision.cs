@@ -58,8 +58,12 @@ public enum LoadReason : byte
 /// on the activation that carries the expert's copy.
 /// </param>
 /// <param name="SplitsWave">For <see cref="PlacementAction.Evict"/>: GPU work gathered earlier in the call reads the slot.</param>
+/// <param name="LowPrecision">
+/// For <see cref="PlacementAction.RunOnCpu"/>: the expert runs from its low-precision host copy
+/// (<see cref="PlacementDriver.MissPrecision"/>: a decode miss with a small router weight).
+/// </param>
 public readonly record struct PlacementDecision(PlacementAction Action, int Layer, int Expert, int Index = -1,
-    LoadReason Reason = LoadReason.Miss, bool SplitsWave = false);
+    LoadReason Reason = LoadReason.Miss, bool SplitsWave = false, bool LowPrecision = false);
 
 /// <summary>What <see cref="PlacementDriver.BeginLayer"/> settled for one layer call.</summary>
 /// <param name="Precalculated">

@@ -149,6 +149,30 @@ public sealed class PlacementDriver
         }
     }
 
+    /// <summary>
+    /// Mixed precision on a miss (HOBBIT), or null (off): during decode (one token, or a batched decode step) an
+    /// activation the policy leaves on the CPU whose router weight is at most <see cref="Schedule.MissPrecision.MaxWeight"/>
+    /// runs from the expert's low-precision host copy (<see cref="PlacementDecision.LowPrecision"/>), counted in
+    /// <see cref="OffloadStats.LowPrecisionRuns"/>. Prefill chunks keep full precision: a chunk reads each CPU expert once
+    /// for all its tokens, so only an expert none of whose tokens is above the bound would read fewer bytes. Misses a policy
+    /// loads into a slot keep full precision (a slot holds the stored format); pre-calculated outputs too.
+    /// </summary>
+    public MissPrecision? MissPrecision { get; init; }
+
+    /// <summary>
+    /// Host bytes a low-precision run does not read (the primary expert's less its copy's), for
+    /// <see cref="OffloadStats.LowPrecisionBytesSaved"/>; at least 0.
+    /// </summary>
+    public long MissCopySavedBytes
+    {
+        get;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(MissCopySavedBytes));
+            field = value;
+        }
+    }
+
     /// <summary>The MoE layer after <paramref name="layer"/> (predicted from its gate input), or -1.</summary>
     public int NextMoe(int layer) => _predictor.NextMoe(layer);
 
@@ -274,6 +298,7 @@ public sealed class PlacementDriver
         int taken = 0;
         bool chunk = tokens > 1 && !_decodeBatch;
         bool stream = StreamMinTokens > 0 && chunk;
+        float lowMax = MissPrecision is { } mp && !chunk ? mp.MaxWeight : -1; // decode only (see MissPrecision)
         if (chunk)
         {
             Array.Clear(_streamed);
@@ -313,7 +338,13 @@ public sealed class PlacementDriver
                 else
                 {
                     _stats.CpuExpertRuns++;
-                    _activations.Add(new(PlacementAction.RunOnCpu, layer, e, i));
+                    bool low = lowMax >= 0 && r.Weights[i] <= lowMax;
+                    if (low)
+                    {
+                        _stats.LowPrecisionRuns++;
+                        _stats.LowPrecisionBytesSaved += MissCopySavedBytes;
+                    }
+                    _activations.Add(new(PlacementAction.RunOnCpu, layer, e, i, LowPrecision: low));
                 }
             }
             _policy.OnUse(layer, e);

@@ -7,6 +7,9 @@ namespace Daop.Engine.Schedule;
 public sealed record SimulationResult(string Policy, int DecodeTokens, double DecodeSeconds, double HitRate,
     double CpuExpertsPerToken, double TransfersPerToken, double GpuWaitUsPerToken, double PredictorRecall)
 {
+    /// <summary>Decode CPU expert runs per token that read the low-precision copy (<see cref="MissPrecision"/>).</summary>
+    public double LowPrecisionRunsPerToken { get; init; }
+
     /// <summary>Decode tokens per second.</summary>
     public double TokensPerSecond => DecodeTokens / DecodeSeconds;
 }
@@ -40,20 +43,27 @@ public static class TraceSimulator
     /// <param name="cost">Per-piece costs.</param>
     /// <param name="prefill">Tokens of each trace treated as the prompt.</param>
     /// <param name="popularity">[layers, experts] calibration counts for the initial placement, or null.</param>
+    /// <param name="missPrecision">
+    /// Mixed precision on a miss (<see cref="PlacementDriver.MissPrecision"/>), or null; its CPU runs cost
+    /// <see cref="CostModel.LowPrecisionBytesRatio"/> of a full one.
+    /// </param>
     public static SimulationResult Run(IReadOnlyList<RoutingTrace> traces, IPlacementPolicy policy, IReadOnlyList<int> slotsPerLayer,
-        CostModel cost, int prefill, long[,]? popularity)
+        CostModel cost, int prefill, long[,]? popularity, MissPrecision? missPrecision = null)
     {
-        var timeline = new Timeline(cost);
+        var timeline = new Timeline(cost, missPrecision);
         var decode = new OffloadStats();
         foreach (var tr in traces) decode.Add(timeline.Sequence(tr, policy, slotsPerLayer, prefill, popularity));
         long tokens = decode.Tokens;
         return new SimulationResult(policy.Name, (int)tokens, timeline.TotalUs / 1e6, (double)decode.Hits / decode.Activations,
             (double)decode.CpuExpertRuns / tokens, (double)decode.Transfers / tokens, timeline.WaitUs / tokens,
-            decode.PredictedActivations == 0 ? 0 : (double)decode.PredictionHits / decode.PredictedActivations);
+            decode.PredictedActivations == 0 ? 0 : (double)decode.PredictionHits / decode.PredictedActivations)
+        {
+            LowPrecisionRunsPerToken = (double)decode.LowPrecisionRuns / tokens,
+        };
     }
 
     // The three timelines of one sequence at a time (µs), and the totals over all of them.
-    sealed class Timeline(CostModel cost)
+    sealed class Timeline(CostModel cost, MissPrecision? missPrecision)
     {
         public double TotalUs, WaitUs;
         double _gpu, _pcie, _cpu, _cpuDone;
@@ -64,7 +74,7 @@ public static class TraceSimulator
         public OffloadStats Sequence(RoutingTrace tr, IPlacementPolicy policy, IReadOnlyList<int> slotsPerLayer, int prefill, long[,]? popularity)
         {
             var replay = new TraceReplay([tr]);
-            var driver = new PlacementDriver(replay, policy, slotsPerLayer, popularity);
+            var driver = new PlacementDriver(replay, policy, slotsPerLayer, popularity) { MissPrecision = missPrecision };
             var routing = new RoutingBatch(Math.Max(prefill, 1), tr.TopK) { Tokens = prefill };
             driver.BeginChunk(0, prefill);
             for (int l = 0; l < tr.Layers; l++)
@@ -125,7 +135,7 @@ public static class TraceSimulator
                         _cpuDone = Math.Max(_cpuDone, _cur[d.Expert] + cost.CpuRoundTripUs / 2);
                         break;
                     case PlacementAction.RunOnCpu:
-                        _cpu = cost.CpuExpertEnd(Math.Max(_cpu, _gpu) + cost.CpuRoundTripUs / 2, _pcie);
+                        _cpu = cost.CpuExpertEnd(Math.Max(_cpu, _gpu) + cost.CpuRoundTripUs / 2, _pcie, d.LowPrecision);
                         _cpuDone = Math.Max(_cpuDone, _cpu + cost.CpuRoundTripUs / 2);
                         break;
                     case PlacementAction.StartPrecalculation: // the predicted CPU experts, in routing order

@@ -72,6 +72,20 @@ public class CliTests
     }
 
     [Fact]
+    public async Task MissPrecisionNeedsOffloadingBothOptionsAndUnquantizedExperts()
+    {
+        string[] offload = ["run", "-p", "x", "-n", "1", "--device", "ilgpu-cpu", "--expert-cache-ratio", "0.5"];
+        AssertOneErrorLine(await CliRunner.Run("run", "-p", "x", "-n", "1", "--miss-dtype", "q4_0", "--miss-max-weight", "0.2"), "--miss-dtype", "--expert-cache-ratio");
+        AssertOneErrorLine(await CliRunner.Run([.. offload, "--miss-dtype", "q4_0"]), "--miss-dtype needs --miss-max-weight");
+        AssertOneErrorLine(await CliRunner.Run([.. offload, "--miss-max-weight", "0.2"]), "--miss-max-weight needs --miss-dtype");
+        AssertOneErrorLine(await CliRunner.Run([.. offload, "--expert-dtype", "q8_0", "--miss-dtype", "q4_0", "--miss-max-weight", "0.2"]), "--miss-dtype q4_0", "stored as q8_0");
+        AssertOneErrorLine(await CliRunner.Run("bench", "simulate", "--miss-max-weights", "0.2"), "--miss-max-weights needs --miss-dtypes");
+        var ok = await CliRunner.Run([.. offload, "--miss-dtype", "q8_0", "--miss-max-weight", "1"]);
+        Assert.Equal(0, ok.ExitCode);
+        Assert.Contains("q8_0 copies of", ok.Err); // what the copy costs, at load
+    }
+
+    [Fact]
     public async Task ADriftBoundOfZeroRunsTheExactModel()
     {
         // Every pre-calculated output is refused at drift 0, so daop-checked decodes what daop-exact does.

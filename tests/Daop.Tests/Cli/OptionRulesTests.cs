@@ -50,6 +50,10 @@ public class OptionRulesTests
     [InlineData("--project", "llama", "mixtral-8x7b", "bench", "simulate")]
     [InlineData("--policies", "daop,bogus", "lru-prefetch", "bench", "accuracy")]
     [InlineData("--policies", "bogus", "daop-exact", "bench", "synthetic")]
+    [InlineData("--miss-dtype", "bf16", "q4_0", "run", "-p", "x")]
+    [InlineData("--miss-dtype", "q2_k", "q8_0", "bench", "policies")]
+    [InlineData("--miss-dtypes", "q4_0,f16", "q8_0", "bench", "accuracy")]
+    [InlineData("--miss-dtypes", "x", "mxfp4", "bench", "simulate")]
     public void EnumeratedOptionsNameOptionValueAndAllowedValues(string option, string value, string allowed, params string[] command)
     {
         string e = OneError([.. command, option, value]);
@@ -114,6 +118,10 @@ public class OptionRulesTests
     [InlineData("--prompts", "0", "bench", "policies")]
     [InlineData("--clients", "0", "bench", "serve")]
     [InlineData("--seconds", "0", "bench", "serve")]
+    [InlineData("--miss-max-weight", "1.5", "run", "-p", "x")]
+    [InlineData("--miss-max-weight", "-0.1", "serve")]
+    [InlineData("--miss-max-weights", "0.1,2", "bench", "simulate")]
+    [InlineData("--miss-max-weights", "nan", "bench", "accuracy")]
     public void NumericOptionsAreRangeChecked(string option, string value, params string[] command)
     {
         string e = OneError([.. command, option, value]);

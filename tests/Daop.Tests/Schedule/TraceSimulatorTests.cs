@@ -164,6 +164,31 @@ public class TraceSimulatorTests
     }
 
     [Fact]
+    public void LowPrecisionMissesCostTheirBytes()
+    {
+        // Weights: t0 L1 e2 0.2 (≤ W: from the q4-sized copy, 5 µs), t1 L0 e1 0.6 (full, 20 µs), t1 L1 e2 0.2 (5 µs).
+        // t0: L0 →10, e0 hit →15; L1 →25, e2 low 25→30 (waits 5); head →31.
+        // t1: L0 →41, e1 full 41→61 (waits 20); L1 →71, e2 low 71→76 (waits 5); head →77.
+        var tr = Tiny();
+        var weighted = new RoutingTrace
+        {
+            Layers = tr.Layers, Experts = tr.Experts, TopK = tr.TopK, Tokens = tr.Tokens, TrueIds = tr.TrueIds,
+            TrueWeights = [1, 0.2f, 0.6f, 0.2f], PredictedIds = tr.PredictedIds, PredictedLogits = tr.PredictedLogits,
+        };
+        var miss = new MissPrecision(Daop.Kernels.DType.Q4_0, 0.3f);
+        var r = TraceSimulator.Run([weighted], new StaticPolicy(), [1, 1], Cost with { LowPrecisionBytesRatio = 0.25 }, prefill: 0, popularity: null, miss);
+        Assert.Equal(77e-6, r.DecodeSeconds, 12);
+        Assert.Equal(1.5, r.CpuExpertsPerToken);
+        Assert.Equal(1.0, r.LowPrecisionRunsPerToken);
+        Assert.Equal(15.0, r.GpuWaitUsPerToken, 9);
+        // without the switch (or with the copy as large as the expert) the same trace takes the full-precision timeline
+        Assert.Equal(107e-6, TraceSimulator.Run([weighted], new StaticPolicy(), [1, 1], Cost, 0, null).DecodeSeconds, 12);
+        Assert.Equal(107e-6, TraceSimulator.Run([weighted], new StaticPolicy(), [1, 1], Cost, 0, null, miss).DecodeSeconds, 12);
+        // LRU loads its misses into slots: nothing reads a copy
+        Assert.Equal(0.0, TraceSimulator.Run([weighted], new LruPolicy(false), [1, 1], Cost with { LowPrecisionBytesRatio = 0.25 }, 0, null, miss).LowPrecisionRunsPerToken);
+    }
+
+    [Fact]
     public void CpuWorkBesideACopyRunsSlower()
     {
         var c = Cost with { CpuSlowdownWhileCopying = 2 };

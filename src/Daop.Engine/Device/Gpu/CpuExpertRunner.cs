@@ -29,14 +29,21 @@ public sealed class CpuExpertRunner
     int _tokens, _capacity;
     bool _haveInput, _any;
 
-    /// <summary>Experts of <paramref name="weights"/> ([hidden] in and out, [inter] inside) for <paramref name="device"/>'s activations.</summary>
-    public CpuExpertRunner(GpuDevice device, ModelWeights weights, int hidden, int inter)
+    /// <summary>
+    /// Experts of <paramref name="weights"/> ([hidden] in and out, [inter] inside) for <paramref name="device"/>'s
+    /// activations; <paramref name="missCopies"/>: their low-precision copies (<see cref="PlacementDriver.MissPrecision"/>), or null.
+    /// </summary>
+    public CpuExpertRunner(GpuDevice device, ModelWeights weights, int hidden, int inter, MissPrecisionCopies? missCopies = null)
     {
         _d = device;
         _w = weights;
+        MissCopies = missCopies;
         _hidden = hidden;
         _inter = inter;
     }
+
+    /// <summary>The low-precision copies <see cref="Run"/> reads with lowPrecision, or null.</summary>
+    public MissPrecisionCopies? MissCopies { get; }
 
     /// <summary>Expert calls (one per expert per layer call, however many tokens).</summary>
     public long Runs { get; private set; }
@@ -91,9 +98,13 @@ public sealed class CpuExpertRunner
         return _x.AsSpan(0, _tokens * _hidden);
     }
 
-    /// <summary>acc[rows[j]] += scales[j] · Expert(x[rows[j]]) for one expert of <paramref name="layer"/>.</summary>
-    public void Run(int layer, int expert, ReadOnlySpan<int> rows, ReadOnlySpan<float> scales)
+    /// <summary>
+    /// acc[rows[j]] += scales[j] · Expert(x[rows[j]]) for one expert of <paramref name="layer"/>, from its low-precision
+    /// copy when <paramref name="lowPrecision"/>.
+    /// </summary>
+    public void Run(int layer, int expert, ReadOnlySpan<int> rows, ReadOnlySpan<float> scales, bool lowPrecision = false)
     {
+        if (lowPrecision && MissCopies == null) throw new InvalidOperationException("a low-precision run needs the miss copies");
         int n = rows.Length, h = _hidden;
         if (n == 0) return;
         var x = Input();
@@ -104,7 +115,7 @@ public sealed class CpuExpertRunner
             _any = true;
         }
         for (int j = 0; j < n; j++) x.Slice(rows[j] * h, h).CopyTo(_in.AsSpan(j * h, h));
-        var w = _w.Layers[layer].Experts[expert];
+        var w = lowPrecision ? MissCopies!.Weights(layer, expert) : _w.Layers[layer].Experts[expert];
         CpuExpert.Forward(GenericExpertKernel.Instance, _w.Layers[layer].Ffn.Spec.Act, w, _in.AsSpan(0, n * h), _out.AsSpan(0, n * h), n,
             _scratch.AsSpan(0, 2 * n * _inter));
         for (int j = 0; j < n; j++)

@@ -25,7 +25,7 @@ public sealed class GpuExpertOffload : IExpertOffload
     public const int FusedCombineMaxTokens = GpuResidentExperts.FusedCombineMaxTokens;
 
     readonly GpuDevice _d;
-    readonly int _hidden, _inter, _topK;
+    readonly int _hidden, _inter, _topK, _experts;
     readonly ExpertTiles _tiles;      // a wave's positions by slot
     readonly Activation.ClampedSwiGlu?[] _clamped; // [layer] GPT-OSS's activation, or null: SwiGLU
     readonly ExpertGroups _cpuGroups, _streamGroups; // the CPU / streamed positions by expert
@@ -44,11 +44,12 @@ public sealed class GpuExpertOffload : IExpertOffload
     /// <summary>
     /// Allocates <paramref name="slotsPerLayer"/> slots (and <paramref name="stagingSlots"/> staging slots for streamed
     /// prefill experts) on <paramref name="device"/> and uploads the experts <paramref name="resident"/> names per layer;
-    /// the other experts' page-locked images are made when <paramref name="images"/> says.
+    /// the other experts' page-locked images are made when <paramref name="images"/> says; <paramref name="missCopies"/>:
+    /// the low-precision host copies CPU runs may read (<see cref="Schedule.PlacementDriver.MissPrecision"/>), or null.
     /// </summary>
     public GpuExpertOffload(GpuDevice device, ModelWeights weights, int topK, IReadOnlyList<int> slotsPerLayer,
         IReadOnlyList<IReadOnlyList<int>> resident, HostCopyMode copyMode = HostCopyMode.Auto, long pinnedHostBytes = long.MaxValue,
-        HostImageTiming images = HostImageTiming.Auto, int stagingSlots = 0)
+        HostImageTiming images = HostImageTiming.Auto, int stagingSlots = 0, Schedule.MissPrecisionCopies? missCopies = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(stagingSlots);
         ArgumentNullException.ThrowIfNull(device);
@@ -69,7 +70,8 @@ public sealed class GpuExpertOffload : IExpertOffload
         _topK = topK;
         int experts = weights.Layers.Max(l => l.Experts.Length), maxSlots = slotsPerLayer.Count == 0 ? 0 : slotsPerLayer.Max();
         _tiles = new ExpertTiles(Math.Max(maxSlots, stagingSlots));
-        _cpuGroups = new ExpertGroups(experts);
+        _experts = experts;
+        _cpuGroups = new ExpertGroups(2 * experts); // an expert's full- and low-precision runs (MissPrecision) apart
         _streamGroups = new ExpertGroups(experts);
         _inWave = new bool[maxSlots];
         Pool = new ExpertSlotPool(device, Layout, experts, slotsPerLayer);
@@ -83,7 +85,7 @@ public sealed class GpuExpertOffload : IExpertOffload
             Staging = new ExpertSlotPool(device, Layout, experts, [Math.Min(stagingSlots, experts)]);
             StagingTransfers = new ExpertTransferQueue(device, Staging, Store);
         }
-        Cpu = new CpuExpertRunner(device, weights, _hidden, _inter);
+        Cpu = new CpuExpertRunner(device, weights, _hidden, _inter, missCopies);
         device.Own(this);
         for (int l = 0; l < resident.Count; l++)
             foreach (int e in resident[l]) Pool.Upload(device.Stream, l, Pool.Assign(l, e), weights.Layers[l].Experts[e]);
@@ -213,9 +215,10 @@ public sealed class GpuExpertOffload : IExpertOffload
     }
 
     /// <inheritdoc />
-    public void RunOnCpu(int position)
+    public void RunOnCpu(int position, bool lowPrecision)
     {
-        _cpuExpert[position] = _r!.Experts[position];
+        if (lowPrecision && Cpu.MissCopies == null) throw new InvalidOperationException("a low-precision CPU run needs the miss copies (missCopies)");
+        _cpuExpert[position] = _r!.Experts[position] + (lowPrecision ? _experts : 0); // keys E.. : the low-precision copy
         _cpu++;
     }
 
@@ -348,7 +351,8 @@ public sealed class GpuExpertOffload : IExpertOffload
                 _rows[j] = group[j] / k;
                 _scales[j] = _r!.Weights[group[j]];
             }
-            if (group.Length > 0) Cpu.Run(_layer, e, _rows.AsSpan(0, group.Length), _scales.AsSpan(0, group.Length));
+            if (group.Length > 0)
+                Cpu.Run(_layer, e % _experts, _rows.AsSpan(0, group.Length), _scales.AsSpan(0, group.Length), lowPrecision: e >= _experts);
         }
     }
 
