@@ -22,6 +22,7 @@ static class TestPaths
         "qwen2-tiny",
         "mistral-tiny",
         "granitemoe-odd",
+        "granitemoeshared-odd",
         "llama4-tiny",
         "deepseekv2-tiny",
         "deepseekv3-tiny",
@@ -35,7 +36,7 @@ static class TestPaths
     public static IEnumerable<object[]> GgufFixtures() => Rows(["mixtral-tiny", "mixtral-odd", "qwen2moe-tiny", "qwen3moe-tiny", "olmoe-tiny", "phimoe-tiny"]);
 
     /// <summary>Every fixture the test converter (HfToGguf) writes as GGUF: the llama.cpp-checked ones and the families added since.</summary>
-    public static IEnumerable<object[]> GgufConvertible() => GgufFixtures().Concat(Rows(["llama-odd", "qwen2-tiny", "granitemoe-odd",
+    public static IEnumerable<object[]> GgufConvertible() => GgufFixtures().Concat(Rows(["llama-odd", "qwen2-tiny", "granitemoe-odd", "granitemoeshared-odd",
         "deepseekv2-tiny", "deepseekv3-tiny", "gptoss-tiny", "llama4-tiny"]));
 
     static IEnumerable<object[]> Rows(string[] names) => names.Select(n => new object[] { n });

@@ -52,6 +52,11 @@ def specs():
         **ODD, intermediate_size=72, num_local_experts=6, num_experts_per_tok=2,
         embedding_multiplier=12.0, logits_scaling=6.0, residual_multiplier=0.22, attention_multiplier=0.0625,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), 14))
+    # Granite-MoE-Shared: Granite-MoE with an ungated shared expert (shared_mlp.input_linear/output_linear) per layer.
+    s.append(("granitemoeshared-odd", "GraniteMoeSharedForCausalLM", lambda: t.GraniteMoeSharedConfig(
+        **ODD, intermediate_size=72, shared_intermediate_size=56, num_local_experts=6, num_experts_per_tok=2,
+        embedding_multiplier=12.0, logits_scaling=6.0, residual_multiplier=0.22, attention_multiplier=0.0625,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), 19))
     # GPT-OSS: sinks, alternating sliding/full attention, clamped SwiGLU with biases, router bias, softmax over the top-k.
     s.append(("gptoss-tiny", "GptOssForCausalLM", lambda: t.GptOssConfig(
         **{**SMALL, "num_key_value_heads": 1}, intermediate_size=64, head_dim=16, num_local_experts=8,
@@ -234,7 +239,7 @@ for spec in specs():
 # The code the references come from, to read beside them.
 src = os.path.join(WORK, "sources")
 os.makedirs(src, exist_ok=True)
-for m in ("llama", "qwen2", "mistral", "granitemoe", "gpt_oss", "deepseek_v2", "deepseek_v3", "llama4"):
+for m in ("llama", "qwen2", "mistral", "granitemoe", "granitemoeshared", "gpt_oss", "deepseek_v2", "deepseek_v3", "llama4"):
     for kind in ("modeling", "configuration"):
         try:
             mod = __import__(f"transformers.models.{m}.{kind}_{m}", fromlist=["x"])

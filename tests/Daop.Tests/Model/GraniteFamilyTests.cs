@@ -53,6 +53,25 @@ public class GraniteFamilyTests
         Assert.False(st.Contains("model.layers.0.block_sparse_moe.missing.weight[0]"));
     }
 
+    [Fact]
+    public void GraniteMoeSharedReadsItsSharedExpertWidth()
+    {
+        using var dir = new TempModelDir(Fixture);
+        dir.EditConfig(c => { c["model_type"] = "granitemoeshared"; c["shared_intermediate_size"] = 56; });
+        var (_, c) = ModelFamilies.ReadConfig(Path.Combine(dir.Path, "config.json"));
+        Assert.All(c.Layers, l => Assert.Equal(new SharedExpertSpec.Ungated(56), ((FfnSpec.Moe)l.Ffn).Shared));
+        dir.EditConfig(c => c["shared_intermediate_size"] = 0);                  // transformers' default: no shared expert
+        (_, c) = ModelFamilies.ReadConfig(Path.Combine(dir.Path, "config.json"));
+        Assert.All(c.Layers, l => Assert.Null(((FfnSpec.Moe)l.Ffn).Shared));
+        dir.EditConfig(c => c["shared_intermediate_size"] = -1);
+        Assert.Contains("field 'shared_intermediate_size' must be 0 (no shared expert) or positive, found -1",
+            Assert.Throws<ModelLoadException>(() => ModelFamilies.ReadConfig(Path.Combine(dir.Path, "config.json"))).Message);
+        // with a shared expert declared, its tensors must be there: the missing one is named
+        dir.EditConfig(c => c["shared_intermediate_size"] = 56);
+        Assert.Contains("model.layers.0.shared_mlp.input_linear.weight",
+            Assert.Throws<ModelLoadException>(() => { using var m = MoeModel.Load(dir.Path); }).Message);
+    }
+
     [Theory]
     [InlineData("residual_multiplier", "0", "field 'residual_multiplier' must be in (0, 1e6], found 0")]
     [InlineData("logits_scaling", "-2", "field 'logits_scaling' must be in (0, 1e6], found -2")]

@@ -36,6 +36,8 @@ public sealed record TensorNames
     public string? SharedGate { get; init; }
     /// <summary>Shared expert up projection, if any.</summary>
     public string? SharedUp { get; init; }
+    /// <summary>The shared expert's gate and up projections in one [2S, H] matrix, gate rows first (Granite-MoE-Shared's shared_mlp.input_linear), or null.</summary>
+    public string? SharedGateUp { get; init; }
     /// <summary>Shared expert down projection, if any.</summary>
     public string? SharedDown { get; init; }
     /// <summary>Sigmoid gate of a sigmoid-gated shared expert [1, H], if any.</summary>

@@ -46,8 +46,9 @@ public sealed class MoeBlock(FfnSpec.Moe spec) : FfnLayer
             Router = spec.Router is RouterSpec.Single ? null : LinearWeights.Load(st, F(n.Router, "router"), spec.Experts, hidden, n.RouterBias),
             ScoreBias = spec.Router.HasScoreBias ? st.Vector(F(n.RouterScoreBias, "router score bias"), spec.Experts) : null,
             Experts = Enumerable.Range(0, spec.Experts).Select(Expert).ToArray(),
-            Shared = spec.Shared is { } s ? ExpertWeights.Load(st, F(n.SharedGate, "shared expert"), F(n.SharedUp, "shared expert"),
-                F(n.SharedDown, "shared expert"), s.Intermediate, hidden) : null,
+            Shared = spec.Shared is not { } s ? null
+                : n.SharedGateUp != null ? ExpertWeights.LoadGateUp(st, F(n.SharedGateUp, "shared expert gate/up"), F(n.SharedDown, "shared expert down"), s.Intermediate, hidden)
+                : ExpertWeights.Load(st, F(n.SharedGate, "shared expert"), F(n.SharedUp, "shared expert"), F(n.SharedDown, "shared expert"), s.Intermediate, hidden),
             SharedGate = spec.Shared is SharedExpertSpec.SigmoidGated
                 ? LinearWeights.Load(st, F(n.SharedExpertGate, "shared expert gate"), 1, hidden, bias: false) : null,
         };

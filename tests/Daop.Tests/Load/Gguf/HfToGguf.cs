@@ -39,6 +39,7 @@ static partial class HfToGguf
         ["llama"] = new("llama", null, [], null, null),
         ["qwen2"] = new("qwen2", null, [], null, null),
         ["granitemoe"] = new("granitemoe", "block_sparse_moe", [], "block_sparse_moe.router.layer", null),
+        ["granitemoeshared"] = new("granitemoe", "block_sparse_moe", [], "block_sparse_moe.router.layer", "shared_mlp"),
         ["mixtral"] = new("llama", "block_sparse_moe.experts", ["w1", "w3", "w2"], "block_sparse_moe.gate", null),
         ["phimoe"] = new("phimoe", "block_sparse_moe.experts", ["w1", "w3", "w2"], "block_sparse_moe.gate", null),
         ["qwen2_moe"] = new("qwen2moe", "mlp.experts", ["gate_proj", "up_proj", "down_proj"], "mlp.gate", "mlp.shared_expert"),
@@ -91,6 +92,8 @@ static partial class HfToGguf
                     if ((double?)cfg[hf] is { } m) w.Add($"{arch}.{gg}", (float)m);
                 w.Add($"{arch}.vocab_size", (uint)Int(cfg, "vocab_size"));
                 w.Add($"{arch}.rope.dimension_count", (uint)(hidden / heads));
+                if (IntOr(cfg, "shared_intermediate_size") is > 0 and var shared)      // GraniteMoeSharedModel's one key more
+                    w.Add($"{arch}.expert_shared_feed_forward_length", (uint)shared);
                 break;
             case "llama":
                 w.Add($"{arch}.vocab_size", (uint)Int(cfg, "vocab_size"));
@@ -167,6 +170,16 @@ static partial class HfToGguf
                 Emit($"{b}ffn_up_exps.weight", Half(1), [experts, inter, h]);
                 var (dn, ds) = Get($"{p}block_sparse_moe.output_linear.weight");
                 Emit($"{b}ffn_down_exps.weight", dn, ds);
+                if (fam.SharedPrefix is { } shp && st.Contains($"{p}{shp}.input_linear.weight"))
+                {
+                    // GraniteMoeSharedModel.modify_tensors: shared_mlp.input_linear [2S, H] → ffn_gate_shexp (rows :S), ffn_up_shexp.
+                    var (su, ss) = Get($"{p}{shp}.input_linear.weight");
+                    int s2 = (int)ss[0] / 2, sh = (int)ss[1];
+                    Emit($"{b}ffn_gate_shexp.weight", su.AsSpan(0, s2 * sh).ToArray(), [s2, sh]);
+                    Emit($"{b}ffn_up_shexp.weight", su.AsSpan(s2 * sh, s2 * sh).ToArray(), [s2, sh]);
+                    var (sd, sds) = Get($"{p}{shp}.output_linear.weight");
+                    Emit($"{b}ffn_down_shexp.weight", sd, sds);
+                }
                 continue;
             }
             StackExperts(st, w, outType, $"{p}{fam.ExpertPrefix}", b, experts, fam.ExpertNames);
