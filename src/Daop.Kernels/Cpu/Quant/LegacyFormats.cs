@@ -9,37 +9,19 @@ namespace Daop.Kernels.Cpu.Quant;
 /// <see cref="DType.Q5_0"/>: fp16 d, the 32 fifth bits as a little-endian word at byte 2, nibbles at 6 as in Q4_0;
 /// w = d·(q − 16). The unpacked bytes are q itself (<see cref="Offset"/> 16).
 /// </summary>
-internal unsafe struct Q5_0Format : IBlockFormat
+internal unsafe struct Q5_0Format : IBlockFormat<Q5_0Format>
 {
     const int Bits = 2, Nibbles = 6;
 
     public static DType Type => DType.Q5_0;
     public static int BlockBytes => 22;
     public static int Offset => 16;
-    public static bool HasMin => false;
-    public static bool Interleaved => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scale(byte* block) => HalfBits.ToSingleFinite(*(ushort*)block);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Value(byte* block, int j) => LegacyBlocks.Integer(block, Nibbles, Bits, j) - 16;
-
-    public static float Min(byte* block) => 0f;
-
-    public static Vector256<float> Mins4(byte* p) => default;
-    public static Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) => acc;
-
-    public static float Widen(byte* row, int c)
-    {
-        byte* block = row + (nint)(c / 32) * 22;
-        return Scale(block) * Value(block, c % 32);
-    }
-
-    public static void WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<Q5_0Format>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        BlockWidening.Panel<Q5_0Format>(row, cols, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Unpack1(byte* p, out Vector256<float> scale)
@@ -61,7 +43,7 @@ internal unsafe struct Q5_0Format : IBlockFormat
 /// <see cref="DType.Q4_1"/>: fp16 d and min m, nibbles at 4 as in Q4_0; w = d·q + m. The unpacked bytes are q (Offset 0,
 /// with a min).
 /// </summary>
-internal unsafe struct Q4_1Format : IBlockFormat
+internal unsafe struct Q4_1Format : IBlockFormat<Q4_1Format>
 {
     const int Nibbles = 4;
 
@@ -69,7 +51,6 @@ internal unsafe struct Q4_1Format : IBlockFormat
     public static int BlockBytes => 20;
     public static int Offset => 0;
     public static bool HasMin => true;
-    public static bool Interleaved => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scale(byte* block) => HalfBits.ToSingleFinite(*(ushort*)block);
@@ -79,17 +60,6 @@ internal unsafe struct Q4_1Format : IBlockFormat
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Value(byte* block, int j) => LegacyBlocks.Integer(block, Nibbles, -1, j);
-
-    public static float Widen(byte* row, int c)
-    {
-        byte* block = row + (nint)(c / 32) * 20;
-        return Scale(block) * Value(block, c % 32) + Min(block);
-    }
-
-    public static void WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<Q4_1Format>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        BlockWidening.Panel<Q4_1Format>(row, cols, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Unpack1(byte* p, out Vector256<float> scale)
@@ -118,7 +88,7 @@ internal unsafe struct Q4_1Format : IBlockFormat
 /// <see cref="DType.Q5_1"/>: fp16 d and min m, the fifth bits at 4 and nibbles at 8 as in Q5_0; w = d·q + m with q in
 /// 0..31 (Offset 0, with a min).
 /// </summary>
-internal unsafe struct Q5_1Format : IBlockFormat
+internal unsafe struct Q5_1Format : IBlockFormat<Q5_1Format>
 {
     const int Bits = 4, Nibbles = 8;
 
@@ -126,7 +96,6 @@ internal unsafe struct Q5_1Format : IBlockFormat
     public static int BlockBytes => 24;
     public static int Offset => 0;
     public static bool HasMin => true;
-    public static bool Interleaved => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scale(byte* block) => HalfBits.ToSingleFinite(*(ushort*)block);
@@ -136,17 +105,6 @@ internal unsafe struct Q5_1Format : IBlockFormat
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Value(byte* block, int j) => LegacyBlocks.Integer(block, Nibbles, Bits, j);
-
-    public static float Widen(byte* row, int c)
-    {
-        byte* block = row + (nint)(c / 32) * 24;
-        return Scale(block) * Value(block, c % 32) + Min(block);
-    }
-
-    public static void WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<Q5_1Format>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        BlockWidening.Panel<Q5_1Format>(row, cols, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Unpack1(byte* p, out Vector256<float> scale)
