@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using Daop.Kernels.Cpu.Gemm;
 using Daop.Kernels.Quant;
 
 namespace Daop.Kernels.Cpu.Quant;
