@@ -50,6 +50,21 @@ static class DeviceChoice
             options: offload, sequences: sequences)
         : (m, d) => new GpuExpertScheduler(m, d);
 
+    /// <summary>
+    /// The GPU for <c>bench gpu</c> and <c>bench gpu-ops</c>, its name printed: the CUDA GPU, else (with
+    /// <paramref name="allowCpu"/>, <c>--allow-cpu</c>) ILGPU's CPU accelerator; null, with the reason on stderr, when
+    /// there is no CUDA GPU and the CPU accelerator was not allowed.
+    /// </summary>
+    public static GpuDevice? BenchDevice(bool allowCpu)
+    {
+        var dev = GpuDevice.Create(preferCuda: true);
+        Console.WriteLine($"device: {dev.Name}");
+        if (allowCpu || dev.Name.StartsWith("cuda", StringComparison.Ordinal)) return dev;
+        Console.Error.WriteLine("daop: no CUDA GPU found (pass --allow-cpu to run on the ILGPU CPU accelerator)");
+        dev.Dispose();
+        return null;
+    }
+
     static GpuDevice Cuda() => GpuDevice.CreateCuda();
 
     static GpuDevice IlgpuCpu()

@@ -27,13 +27,8 @@ static class GpuBenchCommand
 
     static int Run(string? modelDir, bool allowCpu, bool small)
     {
-        using var dev = GpuDevice.Create(preferCuda: true);
-        Console.WriteLine($"device: {dev.Name}");
-        if (!allowCpu && !dev.Name.StartsWith("cuda", StringComparison.Ordinal))
-        {
-            Console.Error.WriteLine("daop: no CUDA GPU found (pass --allow-cpu to run on the ILGPU CPU accelerator)");
-            return 2;
-        }
+        using var dev = DeviceChoice.BenchDevice(allowCpu);
+        if (dev == null) return 2;
         var acc = dev.Gpu;
         (int Rows, int Cols)[] gemv = small ? [(136, 80)] : [(14336, 4096), (4096, 14336)];
         foreach (var (rows, cols) in gemv)

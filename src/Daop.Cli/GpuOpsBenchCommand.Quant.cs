@@ -14,14 +14,8 @@ static partial class GpuOpsBenchCommand
     static readonly DType[] WithBf16 = [DType.BF16, .. GpuOpsCheck.BlockTypes];
 
     /// <summary>Each check family, a line each; false when one fails.</summary>
-    static bool QuantChecks(GpuContext acc, bool small)
-    {
-        var checks = GpuOpsCheck.RunBlockFormats(acc, small, c => Console.WriteLine(
-            $"check {c.Name}: {c.Cases} cases, worst error/tolerance {c.Worst:F3} ({c.WorstCase}) {(c.Passed ? "ok" : "FAIL")}"));
-        int failed = checks.Count(c => !c.Passed);
-        Console.WriteLine($"quant checks: {checks.Count} families, {failed} failed");
-        return failed == 0;
-    }
+    static bool QuantChecks(GpuContext acc, bool small) =>
+        PrintChecks("quant checks", report => GpuOpsCheck.RunBlockFormats(acc, small, report));
 
     /// <summary>GEMV and routed-expert timings per format with bf16 first, a GEMV launch sweep, the engine path and a prefill batch.</summary>
     static void QuantTimings(GpuContext acc, bool small)

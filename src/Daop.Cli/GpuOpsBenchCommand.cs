@@ -40,13 +40,8 @@ static partial class GpuOpsBenchCommand
 
     static int Run(string? modelDir, bool allowCpu, bool small, string part)
     {
-        using var dev = GpuDevice.Create(preferCuda: true);
-        Console.WriteLine($"device: {dev.Name}");
-        if (!allowCpu && !dev.Name.StartsWith("cuda", StringComparison.Ordinal))
-        {
-            Console.Error.WriteLine("daop: no CUDA GPU found (pass --allow-cpu to run on the ILGPU CPU accelerator)");
-            return 2;
-        }
+        using var dev = DeviceChoice.BenchDevice(allowCpu);
+        if (dev == null) return 2;
         var acc = dev.Gpu;
         bool ok = true;
         if (part is "all" or "checks") ok &= Checks(acc, small);
@@ -67,10 +62,16 @@ static partial class GpuOpsBenchCommand
             $"tensor cores {(o.TensorCores == true ? "on" : "off")}, GEMV unroll {o.GemvUnroll} group {o.GemvGroupSize}, " +
             $"MMA group {o.MmaGroupSize}, {o.GeneratedExperts?.Count(e => e.HasRoutedKernels) ?? 0} generated expert shapes");
 
-        var checks = GpuOpsCheck.Run(acc, small, c => Console.WriteLine(
+        return PrintChecks("checks", report => GpuOpsCheck.Run(acc, small, report));
+    }
+
+    /// <summary>Runs a check suite with a line per family and a summary line headed <paramref name="suite"/>; false when one fails.</summary>
+    static bool PrintChecks(string suite, Func<Action<GpuOpCheck>, IReadOnlyList<GpuOpCheck>> run)
+    {
+        var checks = run(c => Console.WriteLine(
             $"check {c.Name}: {c.Cases} cases, worst error/tolerance {c.Worst:F3} ({c.WorstCase}) {(c.Passed ? "ok" : "FAIL")}"));
         int failed = checks.Count(c => !c.Passed);
-        Console.WriteLine($"checks: {checks.Count} families, {failed} failed");
+        Console.WriteLine($"{suite}: {checks.Count} families, {failed} failed");
         return failed == 0;
     }
 

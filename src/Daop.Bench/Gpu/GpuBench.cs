@@ -42,20 +42,12 @@ public static unsafe class GpuBench
         GpuKernelOptions? options = null)
     {
         var k = GpuKernels.For(accelerator, options ?? GpuKernelOptions.Default);
-        using var gw = Upload(accelerator, type, inter, hidden, 3);
-        using var uw = Upload(accelerator, type, inter, hidden, 4);
-        using var dw = Upload(accelerator, type, hidden, inter, 5);
-        var gate = new GpuMatrix(gw.View, type, inter, hidden);
-        var up = new GpuMatrix(uw.View, type, inter, hidden);
-        var down = new GpuMatrix(dw.View, type, hidden, inter);
-        using var x = RandomFloats(accelerator, hidden, 6);
-        using var h = accelerator.Allocate1D<float>(Math.Max(4, (inter + 3) / 4 * 4));
-        using var y = accelerator.Allocate1D<float>(Math.Max(4, (hidden + 3) / 4 * 4));
+        using var e = new ExpertBuffers(accelerator, type, hidden, inter);
         var s = accelerator.DefaultStream;
         double sec = BestSecondsPerCall(accelerator, iters, () =>
         {
-            k.GateUp(s, gate, up, x.View, h.View, 1);
-            k.Down(s, down, h.View, y.View, 1);
+            k.GateUp(s, e.Gate, e.Up, e.X.View, e.H.View, 1);
+            k.Down(s, e.Down, e.H.View, e.Y.View, 1);
         });
         return sec * 1e6;
     }
@@ -68,17 +60,44 @@ public static unsafe class GpuBench
     {
         var gen = Daop.Kernels.Generated.GeneratedIlgpuKernels.Find(hidden, inter, type);
         if (gen == null) return null;
-        using var gw = Upload(accelerator, type, inter, hidden, 3);
-        using var uw = Upload(accelerator, type, inter, hidden, 4);
-        using var dw = Upload(accelerator, type, hidden, inter, 5);
-        var gate = new GpuMatrix(gw.View, type, inter, hidden);
-        var up = new GpuMatrix(uw.View, type, inter, hidden);
-        var down = new GpuMatrix(dw.View, type, hidden, inter);
-        using var x = RandomFloats(accelerator, hidden, 6);
-        using var h = accelerator.Allocate1D<float>(Math.Max(4, (inter + 3) / 4 * 4));
-        using var y = accelerator.Allocate1D<float>(Math.Max(4, (hidden + 3) / 4 * 4));
+        using var e = new ExpertBuffers(accelerator, type, hidden, inter);
         var s = accelerator.DefaultStream;
-        return BestSecondsPerCall(accelerator, iters, () => gen.Forward(s, gate, up, down, x.View, h.View, y.View)) * 1e6;
+        return BestSecondsPerCall(accelerator, iters, () => gen.Forward(s, e.Gate, e.Up, e.Down, e.X.View, e.H.View, e.Y.View)) * 1e6;
+    }
+
+    /// <summary>
+    /// One expert FFN's random weights (gate, up [inter, hidden], down [hidden, inter]), a random input x [hidden] and the
+    /// h [inter] and y [hidden] buffers (rounded up to whole float4s), for the single-token expert timings.
+    /// </summary>
+    sealed class ExpertBuffers : IDisposable
+    {
+        readonly GpuArray<Chunk16> _gate, _up, _down;
+
+        public ExpertBuffers(GpuContext acc, DType type, int hidden, int inter)
+        {
+            _gate = Upload(acc, type, inter, hidden, 3);
+            _up = Upload(acc, type, inter, hidden, 4);
+            _down = Upload(acc, type, hidden, inter, 5);
+            Gate = new GpuMatrix(_gate.View, type, inter, hidden);
+            Up = new GpuMatrix(_up.View, type, inter, hidden);
+            Down = new GpuMatrix(_down.View, type, hidden, inter);
+            X = RandomFloats(acc, hidden, 6);
+            H = acc.Allocate1D<float>(Math.Max(4, (inter + 3) / 4 * 4));
+            Y = acc.Allocate1D<float>(Math.Max(4, (hidden + 3) / 4 * 4));
+        }
+
+        public GpuMatrix Gate { get; }
+        public GpuMatrix Up { get; }
+        public GpuMatrix Down { get; }
+        public GpuArray<float> X { get; }
+        public GpuArray<float> H { get; }
+        public GpuArray<float> Y { get; }
+
+        public void Dispose()
+        {
+            _gate.Dispose(); _up.Dispose(); _down.Dispose();
+            X.Dispose(); H.Dispose(); Y.Dispose();
+        }
     }
 
     /// <summary>

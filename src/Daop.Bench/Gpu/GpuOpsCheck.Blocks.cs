@@ -27,31 +27,23 @@ public static partial class GpuOpsCheck
     public static IReadOnlyList<GpuOpCheck> RunBlockFormats(GpuContext accelerator, bool small, Action<GpuOpCheck>? report = null)
     {
         var checks = new List<GpuOpCheck>();
-        void Add(GpuOpCheck c)
-        {
-            checks.Add(c);
-            report?.Invoke(c);
-        }
-        var defaults = GpuKernels.For(accelerator).Options;
-        int narrow = defaults.Lanes == 1 ? accelerator.WarpSize : Math.Min(4, accelerator.WarpSize);
+        var add = Collector(checks, report);
         (int Rows, int Cols)[] shapes = small ? [(7, 40), (9, 296)] : [(7, 40), (80, 296), (256, 2880), (1024, 4096), (4096, 1024)];
         int[] tokenCounts = small ? [1, 3, 5] : [1, 2, 4, 5, 33, 100];
-        var sets = new List<(string Label, GpuKernelOptions Options)> { ("default", GpuKernelOptions.Default) };
-        if (defaults.TensorCores == true) sets.Add(("fma", new GpuKernelOptions { TensorCores = false })); // the tiles without tensor cores
-        sets.Add(($"lanes {narrow}", new GpuKernelOptions { Lanes = narrow }));
+        var sets = KernelSets(accelerator);
         foreach (var (label, options) in sets)
             foreach (var type in BlockTypes)
             {
-                Add(Linear(accelerator, options, label, type, [.. shapes.Select(s => (s.Rows, Whole(type, s.Cols)))], tokenCounts));
-                Add(RoutedExperts(accelerator, options, label, type, Whole(type, 264), Whole(type, 296), small ? [1, 3, 12] : [1, 2, 3, 9, 40, 70], 8));
-                Add(DenseFfn(accelerator, options, label, type, Whole(type, 264), Whole(type, 296), small ? [1, 5] : [1, 3, 9, 70]));
+                add(Linear(accelerator, options, label, type, [.. shapes.Select(s => (s.Rows, Whole(type, s.Cols)))], tokenCounts));
+                add(RoutedExperts(accelerator, options, label, type, Whole(type, 264), Whole(type, 296), small ? [1, 3, 12] : [1, 2, 3, 9, 40, 70], 8));
+                add(DenseFfn(accelerator, options, label, type, Whole(type, 264), Whole(type, 296), small ? [1, 5] : [1, 3, 9, 70]));
             }
         if (!small)
             foreach (var type in BlockTypes)
-                Add(RoutedExperts(accelerator, GpuKernelOptions.Default, "default", type, 4096, 14336, [1, 2, 3, 9], 8));
-        Add(Embed(accelerator, "embed block formats", [.. BlockTypes.Select(t => (t, 33, Whole(t, 296))), (DType.Q4_0, 389, 4096)]));
+                add(RoutedExperts(accelerator, GpuKernelOptions.Default, "default", type, 4096, 14336, [1, 2, 3, 9], 8));
+        add(Embed(accelerator, "embed block formats", [.. BlockTypes.Select(t => (t, 33, Whole(t, 296))), (DType.Q4_0, 389, 4096)]));
         foreach (var (h, i) in GeneratedShapes(small))
-            Add(RoutedExperts(accelerator, GpuKernelOptions.Default, "default", DType.BF16, h, i, [1, 2, 3], 3));
+            add(RoutedExperts(accelerator, GpuKernelOptions.Default, "default", DType.BF16, h, i, [1, 2, 3], 3));
         return checks;
     }
 }

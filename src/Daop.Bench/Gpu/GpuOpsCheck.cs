@@ -29,45 +29,58 @@ public sealed record GpuOpCheck(string Name, int Cases, double Worst, string Wor
 public static partial class GpuOpsCheck
 {
     /// <summary>
+    /// The kernel sets every family runs on: the defaults, the fp32 FMA tiles instead of tensor cores (where the device has
+    /// them) and narrower row teams.
+    /// </summary>
+    static List<(string Label, GpuKernelOptions Options)> KernelSets(GpuContext accelerator)
+    {
+        var defaults = GpuKernels.For(accelerator).Options;
+        int narrow = defaults.Lanes == 1 ? accelerator.WarpSize : Math.Min(4, accelerator.WarpSize);
+        var sets = new List<(string Label, GpuKernelOptions Options)> { ("default", GpuKernelOptions.Default) };
+        if (defaults.TensorCores == true) sets.Add(("fma", new GpuKernelOptions { TensorCores = false }));
+        sets.Add(($"lanes {narrow}", new GpuKernelOptions { Lanes = narrow }));
+        return sets;
+    }
+
+    /// <summary>Adds each check to <paramref name="checks"/> and reports it.</summary>
+    static Action<GpuOpCheck> Collector(List<GpuOpCheck> checks, Action<GpuOpCheck>? report) => c =>
+    {
+        checks.Add(c);
+        report?.Invoke(c);
+    };
+
+    /// <summary>
     /// Runs every check on <paramref name="accelerator"/>, calling <paramref name="report"/> after each family.
     /// <paramref name="small"/> keeps to tiny shapes (for the ILGPU CPU accelerator).
     /// </summary>
     public static IReadOnlyList<GpuOpCheck> Run(GpuContext accelerator, bool small, Action<GpuOpCheck>? report = null)
     {
         var checks = new List<GpuOpCheck>();
-        void Add(GpuOpCheck c)
-        {
-            checks.Add(c);
-            report?.Invoke(c);
-        }
-        var defaults = GpuKernels.For(accelerator).Options;
-        int narrow = defaults.Lanes == 1 ? accelerator.WarpSize : Math.Min(4, accelerator.WarpSize);
-        var sets = new List<(string Label, GpuKernelOptions Options)> { ("default", GpuKernelOptions.Default) };
-        if (defaults.TensorCores == true) sets.Add(("fma", new GpuKernelOptions { TensorCores = false }));
-        sets.Add(($"lanes {narrow}", new GpuKernelOptions { Lanes = narrow }));
+        var add = Collector(checks, report);
+        var sets = KernelSets(accelerator);
         sets.Add(("generic experts", new GpuKernelOptions { GeneratedExperts = [] }));
 
         foreach (var (label, options) in sets)
         {
             if (label != "generic experts")
-                foreach (var type in Types) Add(Linear(accelerator, options, label, type, small));
-            foreach (var type in Types) Add(RoutedExperts(accelerator, options, label, type, 40, 24, small ? [1, 2, 3, 9] : [1, 2, 3, 9, 40, 70], 8));
-            Add(DenseFfn(accelerator, options, label, DType.BF16, 40, 24, small ? [1, 3, 9] : [1, 3, 9, 70]));
+                foreach (var type in Types) add(Linear(accelerator, options, label, type, small));
+            foreach (var type in Types) add(RoutedExperts(accelerator, options, label, type, 40, 24, small ? [1, 2, 3, 9] : [1, 2, 3, 9, 40, 70], 8));
+            add(DenseFfn(accelerator, options, label, DType.BF16, 40, 24, small ? [1, 3, 9] : [1, 3, 9, 70]));
             if (label is "default" or "generic experts")
                 foreach (var (h, i) in GeneratedShapes(small))
                 {
-                    Add(RoutedExperts(accelerator, options, label, DType.BF16, h, i, [1, 2, 3], 3));
-                    Add(DenseFfn(accelerator, options, label, DType.BF16, h, i, [1]));
+                    add(RoutedExperts(accelerator, options, label, DType.BF16, h, i, [1, 2, 3], 3));
+                    add(DenseFfn(accelerator, options, label, DType.BF16, h, i, [1]));
                 }
-            if (label != "generic experts" && !label.StartsWith("fma", StringComparison.Ordinal)) Add(Norms(accelerator, options, label, small));
+            if (label != "generic experts" && !label.StartsWith("fma", StringComparison.Ordinal)) add(Norms(accelerator, options, label, small));
         }
-        Add(GeneratedForward(accelerator, small));
-        Add(Attention(accelerator, small));
-        Add(Routing(accelerator));
-        Add(Gemv3(accelerator));
-        Add(Rope(accelerator));
-        Add(Embed(accelerator));
-        Add(Elementwise(accelerator));
+        add(GeneratedForward(accelerator, small));
+        add(Attention(accelerator, small));
+        add(Routing(accelerator));
+        add(Gemv3(accelerator));
+        add(Rope(accelerator));
+        add(Embed(accelerator));
+        add(Elementwise(accelerator));
         return checks;
     }
 

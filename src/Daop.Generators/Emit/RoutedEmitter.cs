@@ -40,6 +40,23 @@ internal static class RoutedEmitter
         sb.Line("        int teams = Grid.DimX * Group.DimX / lanes, items = " + items + ", iters = (items + teams - 1) / teams;");
     }
 
+    /// <summary>
+    /// The start of a tiled kernel's body: the team prologue over <paramref name="rows"/> · a.Tiles items, and the loop
+    /// head that gives each team its row r of tile (expert e, first position p0, n positions), opened and left open.
+    /// </summary>
+    static void TileLoop(StringBuilder sb, string rows)
+    {
+        Prologue(sb, rows + " * a.Tiles");
+        sb.Line("        int ntU = a.Tokens < 4 ? a.Tokens : 4;");
+        sb.Line("        bool grouped = (a.Flags & RowKernels.FlagGrouped) != 0;");
+        sb.Line("        for (int it = 0; it < iters; it++)");
+        sb.Line("        {");
+        sb.Line("            int item = it * teams + team;");
+        sb.Line("            bool valid = item < items;");
+        sb.Line("            int tile = valid ? item / " + rows + " : 0, r = valid ? item - tile * " + rows + " : 0;");
+        sb.Line("            RowKernels.Tile(index, a, tile, out int e, out int p0, out int n);");
+    }
+
     static void GateUp(StringBuilder sb)
     {
         sb.Line("    /// <summary>");
@@ -49,15 +66,7 @@ internal static class RoutedEmitter
         sb.Line("    public static void GateUpRouted(ArrayView<Chunk16> gate, ArrayView<Chunk16> up, ArrayView<float> x, ArrayView<Float4> x4,");
         sb.Line("        ArrayView<int> index, ArrayView<float> h, RowArgs a)");
         sb.Line("    {");
-        Prologue(sb, "Inter * a.Tiles");
-        sb.Line("        int ntU = a.Tokens < 4 ? a.Tokens : 4;");
-        sb.Line("        bool grouped = (a.Flags & RowKernels.FlagGrouped) != 0;");
-        sb.Line("        for (int it = 0; it < iters; it++)");
-        sb.Line("        {");
-        sb.Line("            int item = it * teams + team;");
-        sb.Line("            bool valid = item < items;");
-        sb.Line("            int tile = valid ? item / Inter : 0, r = valid ? item - tile * Inter : 0;");
-        sb.Line("            RowKernels.Tile(index, a, tile, out int e, out int p0, out int n);");
+        TileLoop(sb, "Inter");
         sb.Line("            if (!valid) n = 0;");
         sb.Line("            long x0 = RowKernels.RowOf(index, grouped, a.TopK, p0, n, 0) * Hidden, x1 = RowKernels.RowOf(index, grouped, a.TopK, p0, n, 1) * Hidden;");
         sb.Line("            long x2 = RowKernels.RowOf(index, grouped, a.TopK, p0, n, 2) * Hidden, x3 = RowKernels.RowOf(index, grouped, a.TopK, p0, n, 3) * Hidden;");
@@ -107,15 +116,7 @@ internal static class RoutedEmitter
         sb.Line("    public static void DownRouted(ArrayView<Chunk16> down, ArrayView<float> h, ArrayView<Float4> h4, ArrayView<int> index,");
         sb.Line("        ArrayView<float> scales, ArrayView<float> y, RowArgs a)");
         sb.Line("    {");
-        Prologue(sb, "Hidden * a.Tiles");
-        sb.Line("        int ntU = a.Tokens < 4 ? a.Tokens : 4;");
-        sb.Line("        bool grouped = (a.Flags & RowKernels.FlagGrouped) != 0;");
-        sb.Line("        for (int it = 0; it < iters; it++)");
-        sb.Line("        {");
-        sb.Line("            int item = it * teams + team;");
-        sb.Line("            bool valid = item < items;");
-        sb.Line("            int tile = valid ? item / Hidden : 0, r = valid ? item - tile * Hidden : 0;");
-        sb.Line("            RowKernels.Tile(index, a, tile, out int e, out int p0, out int n);");
+        TileLoop(sb, "Hidden");
         sb.Line("            if (!valid) n = 0;");
         sb.Line("            long row = ((long)e * Hidden + r) * InterChunks, h0 = (long)p0 * Inter;");
         sb.Line("            float d0 = 0f, d1 = 0f, d2 = 0f, d3 = 0f;");

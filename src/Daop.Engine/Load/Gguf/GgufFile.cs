@@ -1,5 +1,3 @@
-using System.IO.MemoryMappedFiles;
-
 namespace Daop.Engine.Load.Gguf;
 
 /// <summary>
@@ -29,14 +27,12 @@ public sealed unsafe class GgufFile : IDisposable
     /// <summary>Most dimensions of a tensor (GGML_MAX_DIMS).</summary>
     public const int MaxDims = 4;
 
-    readonly MemoryMappedFile _map;
-    readonly MemoryMappedViewAccessor _view;
-    readonly byte* _base;
+    readonly MappedFile _file;
     bool _disposed;
 
-    GgufFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* basePtr, long length, GgufReader.Header h)
+    GgufFile(string path, MappedFile file, long length, GgufReader.Header h)
     {
-        Path = path; _map = map; _view = view; _base = basePtr; Length = length;
+        Path = path; _file = file; Length = length;
         Version = h.Version; Alignment = h.Alignment; DataOffset = h.DataOffset;
         Metadata = h.Metadata; Keys = h.Keys; TensorList = h.Tensors;
         Tensors = h.Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
@@ -71,24 +67,11 @@ public sealed unsafe class GgufFile : IDisposable
         long length = fs.Length;
         if (length < GgufReader.MinimumBytes)
             throw new ModelLoadException($"{path}: file is {length} bytes, too short for a GGUF header ({GgufReader.MinimumBytes} bytes)");
-        var map = MemoryMappedFile.CreateFromFile(fs, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-        MemoryMappedViewAccessor? view = null;
-        bool acquired = false;
-        try
-        {
-            view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-            byte* p = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            acquired = true;
-            p += view.PointerOffset;
-            var header = GgufReader.Read(path, p, length);
-            return new GgufFile(path, map, view, p, length, header);
-        }
+        var file = MappedFile.Map(fs, length);
+        try { return new GgufFile(path, file, length, GgufReader.Read(path, file.Base, length)); }
         catch
         {
-            if (acquired) view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            view?.Dispose();
-            map.Dispose();
+            file.Dispose();
             throw;
         }
     }
@@ -97,24 +80,17 @@ public sealed unsafe class GgufFile : IDisposable
     public byte* DataPointer(GgufTensorInfo t)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _base + t.Offset;
+        return _file.Base + t.Offset;
     }
 
     /// <summary>The raw bytes of <paramref name="t"/>; for tensors under 2 GiB.</summary>
-    public ReadOnlySpan<byte> Bytes(GgufTensorInfo t)
-    {
-        if (t.ByteLength > int.MaxValue)
-            throw new ModelLoadException($"{Path}: tensor '{t.Name}' is {t.ByteLength} bytes, too large for a span view");
-        return new ReadOnlySpan<byte>(DataPointer(t), (int)t.ByteLength);
-    }
+    public ReadOnlySpan<byte> Bytes(GgufTensorInfo t) => MappedFile.Span(Path, t.Name, DataPointer(t), t.ByteLength);
 
     /// <inheritdoc />
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
+        _file.Dispose();
     }
 }

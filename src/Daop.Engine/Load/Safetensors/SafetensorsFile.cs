@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
@@ -17,9 +16,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// <summary>Largest header we accept (the reference implementation uses the same 100 MB cap).</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
-    readonly MemoryMappedFile _map;
-    readonly MemoryMappedViewAccessor _view;
-    readonly byte* _base;
+    readonly MappedFile _file;
     readonly long _dataStart;
     bool _disposed;
 
@@ -32,10 +29,10 @@ public sealed unsafe class SafetensorsFile : IDisposable
     /// <summary>The optional <c>__metadata__</c> string map.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* basePtr,
-        long dataStart, Dictionary<string, TensorEntry> tensors, Dictionary<string, string> metadata)
+    SafetensorsFile(string path, MappedFile file, long dataStart, Dictionary<string, TensorEntry> tensors,
+        Dictionary<string, string> metadata)
     {
-        Path = path; _map = map; _view = view; _base = basePtr; _dataStart = dataStart;
+        Path = path; _file = file; _dataStart = dataStart;
         Tensors = tensors; Metadata = metadata;
     }
 
@@ -67,22 +64,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         long dataLen = fileLen - dataStart;
         var (tensors, metadata) = ParseHeader(path, header, dataLen);
 
-        var map = MemoryMappedFile.CreateFromFile(fs, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-        MemoryMappedViewAccessor? view = null;
-        try
-        {
-            view = map.CreateViewAccessor(0, fileLen, MemoryMappedFileAccess.Read);
-            byte* p = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            p += view.PointerOffset;
-            return new SafetensorsFile(path, map, view, p, dataStart, tensors, metadata);
-        }
-        catch
-        {
-            view?.Dispose();
-            map.Dispose();
-            throw;
-        }
+        return new SafetensorsFile(path, MappedFile.Map(fs, fileLen), dataStart, tensors, metadata);
     }
 
     static (Dictionary<string, TensorEntry>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataLen)
@@ -266,24 +248,17 @@ public sealed unsafe class SafetensorsFile : IDisposable
     public byte* DataPointer(TensorEntry t)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _base + _dataStart + t.Offset;
+        return _file.Base + _dataStart + t.Offset;
     }
 
     /// <summary>The raw bytes of <paramref name="t"/>; for tensors under 2 GiB.</summary>
-    public ReadOnlySpan<byte> Bytes(TensorEntry t)
-    {
-        if (t.ByteLength > int.MaxValue)
-            throw new ModelLoadException($"{Path}: tensor '{t.Name}' is {t.ByteLength} bytes, too large for a span view");
-        return new ReadOnlySpan<byte>(DataPointer(t), (int)t.ByteLength);
-    }
+    public ReadOnlySpan<byte> Bytes(TensorEntry t) => MappedFile.Span(Path, t.Name, DataPointer(t), t.ByteLength);
 
     /// <inheritdoc />
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
+        _file.Dispose();
     }
 }

@@ -37,23 +37,24 @@ internal unsafe interface IBlockFormat : IPanelFormat
     static abstract int Value(byte* block, int j);
 
     /// <summary>Whether a block also carries a min added to each weight, w[j] = Scale · Value(j) + Min (Q4_1, Q5_1): then
-    /// Offset is 0 and the integers are unsigned.</summary>
-    static abstract bool HasMin { get; }
+    /// Offset is 0 and the integers are unsigned. False unless a format says otherwise.</summary>
+    static virtual bool HasMin => false;
 
-    /// <summary>The block's min as fp32 (exact); 0 for the formats without one.</summary>
-    static abstract float Min(byte* block);
+    /// <summary>The block's min as fp32 (exact); 0 for the formats without one (the default).</summary>
+    static virtual float Min(byte* block) => 0f;
 
     /// <summary><see cref="HasMin"/> formats: the quad's four mins in the reduced lanes' order (as <see cref="Unpack4"/>'s scale);
-    /// the others: zero.</summary>
-    static abstract Vector256<float> Mins4(byte* p);
+    /// the others (the default): zero.</summary>
+    static virtual Vector256<float> Mins4(byte* p) => default;
 
     /// <summary>
     /// <see cref="HasMin"/> formats: <paramref name="acc"/> + <paramref name="mins"/> · the token's d·Σq/2 lanes at
     /// <paramref name="sums"/>; the others: <paramref name="acc"/>. A member of the format rather than a test in the dot,
     /// so the formats without mins inline nothing: the quad tiles sit at the JIT's inlining budget, and a few more IL bytes
-    /// per dot left calls in them (Q4_0 and MXFP4 16-token tiles 15–20 % slower, measured).
+    /// per dot left calls in them (Q4_0 and MXFP4 16-token tiles 15–20 % slower, measured). The default (no mins) is
+    /// <paramref name="acc"/>.
     /// </summary>
-    static abstract Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc);
+    static virtual Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) => acc;
 
     /// <summary>One block: its 32 integers (plus <see cref="Offset"/>) in column order, and its scale in every lane.</summary>
     static abstract Vector256<byte> Unpack1(byte* p, out Vector256<float> scale);
@@ -67,6 +68,24 @@ internal unsafe interface IBlockFormat : IPanelFormat
     /// </summary>
     static abstract void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
         out Vector256<float> scale);
+
+    /// <summary>Block formats yield columns in order.</summary>
+    static bool IPanelFormat.Interleaved => false;
+}
+
+/// <summary>
+/// A block format that names itself (<typeparamref name="TSelf"/>, the struct), so that the row widening every block
+/// format shares (<see cref="BlockWidening"/>) is written once here rather than forwarded from each struct. Static
+/// virtual members of a struct type parameter are resolved when the generic kernel is compiled, so these defaults
+/// inline as the struct's own members would.
+/// </summary>
+internal unsafe interface IBlockFormat<TSelf> : IBlockFormat where TSelf : struct, IBlockFormat<TSelf>
+{
+    static float IPanelFormat.Widen(byte* row, int c) => BlockWidening.Element<TSelf>(row, c);
+
+    static void IPanelFormat.WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<TSelf>(row, dst);
+
+    static void IPanelFormat.WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) => BlockWidening.Panel<TSelf>(row, cols, kb, kl, d);
 }
 
 /// <summary>
@@ -112,6 +131,14 @@ internal static class Quad
 /// <summary>Row widening shared by the block formats: whole blocks through <see cref="IBlockFormat.Unpack1"/>.</summary>
 internal static unsafe class BlockWidening
 {
+    /// <summary>Element <paramref name="c"/> of a row (column tails): Scale · Value (+ Min).</summary>
+    public static float Element<TB>(byte* row, int c) where TB : struct, IBlockFormat
+    {
+        byte* block = row + (nint)(c / 32) * TB.BlockBytes;
+        float w = TB.Scale(block) * TB.Value(block, c % 32);
+        return TB.HasMin ? w + TB.Min(block) : w;
+    }
+
     /// <summary>
     /// Blocks [<paramref name="b0"/>, <paramref name="b1"/>) of <paramref name="row"/> as fp32 at d[32·b0 ..]:
     /// 32 floats per block, padding columns of a partial last block included.

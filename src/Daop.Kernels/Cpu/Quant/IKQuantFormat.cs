@@ -42,6 +42,23 @@ internal unsafe interface IKQuantFormat : IPanelFormat
     /// The super-block's scales as <see cref="KScaleSet"/> lays them out.
     /// </summary>
     static abstract void Scales(byte* sb, out KScaleSet s);
+
+    /// <summary>K-quant formats yield columns in order.</summary>
+    static bool IPanelFormat.Interleaved => false;
+}
+
+/// <summary>
+/// A K-quant format that names itself (<typeparamref name="TSelf"/>, the struct), so that the row widening every K-quant
+/// shares (<see cref="KWidening"/>) is written once here rather than forwarded from each struct (as
+/// <see cref="IBlockFormat{TSelf}"/> for the 32-blocks).
+/// </summary>
+internal unsafe interface IKQuantFormat<TSelf> : IKQuantFormat where TSelf : struct, IKQuantFormat<TSelf>
+{
+    static float IPanelFormat.Widen(byte* row, int c) => KWidening.Element<TSelf>(row, c);
+
+    static void IPanelFormat.WidenRow(byte* row, Span<float> dst) => KWidening.Row<TSelf>(row, dst);
+
+    static void IPanelFormat.WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) => KWidening.Panel<TSelf>(row, kb, kl, d);
 }
 
 /// <summary>

@@ -12,33 +12,17 @@ namespace Daop.Kernels.Cpu.Quant;
 /// itself, signed (<see cref="Offset"/> 0, as Q8_0's: the kernels move the signs onto the activations), looked up with
 /// a byte shuffle; the quad is laid out as Q8_0's: in halves when biased (<see cref="Quad.Biased{TB}"/>), else block after block.
 /// </summary>
-internal unsafe struct Iq4NlFormat : IBlockFormat
+internal unsafe struct Iq4NlFormat : IBlockFormat<Iq4NlFormat>
 {
     public static DType Type => DType.IQ4_NL;
     public static int BlockBytes => 18;
     public static int Offset => 0;
-    public static bool HasMin => false;
-    public static float Min(byte* block) => 0f;
-    public static Vector256<float> Mins4(byte* p) => default;
-    public static Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) => acc;
-    public static bool Interleaved => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scale(byte* block) => HalfBits.ToSingleFinite(*(ushort*)block);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Value(byte* block, int j) => BlockQuant.Iq4NlValues[j < 16 ? block[2 + j] & 15 : block[2 + j - 16] >> 4];
-
-    public static float Widen(byte* row, int c)
-    {
-        byte* block = row + (nint)(c / 32) * 18;
-        return Scale(block) * Value(block, c % 32);
-    }
-
-    public static void WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<Iq4NlFormat>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        BlockWidening.Panel<Iq4NlFormat>(row, cols, kb, kl, d);
 
     /// <summary>One block's 32 table values in column order (AVX2; the vector unpacks run only there).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -6,21 +6,13 @@ using Daop.Kernels.Cpu.Gemm;
 namespace Daop.Kernels.Cpu.Quant;
 
 /// <summary><see cref="DType.Q4_K"/>: run r of the 128 quant bytes (at byte 16) gives sub-block 2r its low nibbles, 2r+1 its high.</summary>
-internal unsafe struct Q4_KFormat : IKQuantFormat
+internal unsafe struct Q4_KFormat : IKQuantFormat<Q4_KFormat>
 {
     public static DType Type => DType.Q4_K;
     public static int BlockBytes => 144;
     public static bool HasMin => true;
     public static int Offset => 0;
     public static bool PerRun => false;
-    public static bool Interleaved => false;
-
-    public static float Widen(byte* row, int c) => KWidening.Element<Q4_KFormat>(row, c);
-
-    public static void WidenRow(byte* row, Span<float> dst) => KWidening.Row<Q4_KFormat>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        KWidening.Panel<Q4_KFormat>(row, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Quants(byte* sb, int j)
@@ -37,21 +29,13 @@ internal unsafe struct Q4_KFormat : IKQuantFormat
 }
 
 /// <summary><see cref="DType.Q5_K"/>: Q4_K's nibbles (at byte 48) plus bit j of byte i of the 32 at byte 16 as 16s bit.</summary>
-internal unsafe struct Q5_KFormat : IKQuantFormat
+internal unsafe struct Q5_KFormat : IKQuantFormat<Q5_KFormat>
 {
     public static DType Type => DType.Q5_K;
     public static int BlockBytes => 176;
     public static bool HasMin => true;
     public static int Offset => 0;
     public static bool PerRun => false;
-    public static bool Interleaved => false;
-
-    public static float Widen(byte* row, int c) => KWidening.Element<Q5_KFormat>(row, c);
-
-    public static void WidenRow(byte* row, Span<float> dst) => KWidening.Row<Q5_KFormat>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        KWidening.Panel<Q5_KFormat>(row, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Quants(byte* sb, int j)
@@ -74,21 +58,13 @@ internal unsafe struct Q5_KFormat : IKQuantFormat
 /// c takes the nibbles of L[32·(c &amp; 1) ..] (low for c &lt; 2) and bits 2c, 2c+1 of H; 16 int8 run scales at byte 192,
 /// d at 208.
 /// </summary>
-internal unsafe struct Q6_KFormat : IKQuantFormat
+internal unsafe struct Q6_KFormat : IKQuantFormat<Q6_KFormat>
 {
     public static DType Type => DType.Q6_K;
     public static int BlockBytes => 210;
     public static bool HasMin => false;
     public static int Offset => 32;
     public static bool PerRun => true;
-    public static bool Interleaved => false;
-
-    public static float Widen(byte* row, int c) => KWidening.Element<Q6_KFormat>(row, c);
-
-    public static void WidenRow(byte* row, Span<float> dst) => KWidening.Row<Q6_KFormat>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        KWidening.Panel<Q6_KFormat>(row, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Quants(byte* sb, int j)
@@ -131,21 +107,13 @@ internal unsafe struct Q6_KFormat : IKQuantFormat
 /// P[i]; sub-block j (= 4h + c) takes bit j of hmask byte i (at 0) as its 4s bit, so q = pair + 4·bit in 0..7, offset 4;
 /// 16 scales packed in 12 bytes at 96 (6 bits, stored + 32), d at 108.
 /// </summary>
-internal unsafe struct Q3_KFormat : IKQuantFormat
+internal unsafe struct Q3_KFormat : IKQuantFormat<Q3_KFormat>
 {
     public static DType Type => DType.Q3_K;
     public static int BlockBytes => 110;
     public static bool HasMin => false;
     public static int Offset => 4;
     public static bool PerRun => true;
-    public static bool Interleaved => false;
-
-    public static float Widen(byte* row, int c) => KWidening.Element<Q3_KFormat>(row, c);
-
-    public static void WidenRow(byte* row, Span<float> dst) => KWidening.Row<Q3_KFormat>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        KWidening.Panel<Q3_KFormat>(row, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Quants(byte* sb, int j) => KPairs.Pairs(sb + 32, j) | KPairs.Bit(sb, j, 4);
@@ -172,21 +140,13 @@ internal unsafe struct Q3_KFormat : IKQuantFormat
 /// bytes of 2-bit pairs P (at 16 + 32h): quarter c takes bits 2c, 2c+1 of P[i], so q in 0..3; d at 80, dmin at 82;
 /// x = d·s_k·q − dmin·m_k.
 /// </summary>
-internal unsafe struct Q2_KFormat : IKQuantFormat
+internal unsafe struct Q2_KFormat : IKQuantFormat<Q2_KFormat>
 {
     public static DType Type => DType.Q2_K;
     public static int BlockBytes => 84;
     public static bool HasMin => true;
     public static int Offset => 0;
     public static bool PerRun => true;
-    public static bool Interleaved => false;
-
-    public static float Widen(byte* row, int c) => KWidening.Element<Q2_KFormat>(row, c);
-
-    public static void WidenRow(byte* row, Span<float> dst) => KWidening.Row<Q2_KFormat>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        KWidening.Panel<Q2_KFormat>(row, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Quants(byte* sb, int j) => KPairs.Pairs(sb + 16, j);

@@ -9,165 +9,89 @@ namespace Daop.Kernels.Cpu.Quant;
 /// <see cref="DType.Q5_0"/>: fp16 d, the 32 fifth bits as a little-endian word at byte 2, nibbles at 6 as in Q4_0;
 /// w = d·(q − 16). The unpacked bytes are q itself (<see cref="Offset"/> 16).
 /// </summary>
-internal unsafe struct Q5_0Format : IBlockFormat
+internal unsafe struct Q5_0Format : ILegacyBlockFormat<Q5_0Format>
 {
-    const int Bits = 2, Nibbles = 6;
-
     public static DType Type => DType.Q5_0;
     public static int BlockBytes => 22;
     public static int Offset => 16;
-    public static bool HasMin => false;
-    public static bool Interleaved => false;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Scale(byte* block) => HalfBits.ToSingleFinite(*(ushort*)block);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Value(byte* block, int j) => LegacyBlocks.Integer(block, Nibbles, Bits, j) - 16;
-
-    public static float Min(byte* block) => 0f;
-
-    public static Vector256<float> Mins4(byte* p) => default;
-    public static Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) => acc;
-
-    public static float Widen(byte* row, int c)
-    {
-        byte* block = row + (nint)(c / 32) * 22;
-        return Scale(block) * Value(block, c % 32);
-    }
-
-    public static void WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<Q5_0Format>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        BlockWidening.Panel<Q5_0Format>(row, cols, kb, kl, d);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Unpack1(byte* p, out Vector256<float> scale)
-    {
-        scale = Vector256.Create(Scale(p));
-        return LegacyBlocks.Unpack1(p, Nibbles, Bits);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
-        out Vector256<float> scale)
-    {
-        LegacyBlocks.Unpack4(p, 22, Nibbles, Bits, out u0, out u1, out u2, out u3);
-        scale = LegacyBlocks.Fp16Lanes(p, 22);
-    }
+    public static int NibblesAt => 6;
+    public static int BitsAt => 2;
 }
 
 /// <summary>
 /// <see cref="DType.Q4_1"/>: fp16 d and min m, nibbles at 4 as in Q4_0; w = d·q + m. The unpacked bytes are q (Offset 0,
 /// with a min).
 /// </summary>
-internal unsafe struct Q4_1Format : IBlockFormat
+internal unsafe struct Q4_1Format : ILegacyMinFormat<Q4_1Format>
 {
-    const int Nibbles = 4;
-
     public static DType Type => DType.Q4_1;
     public static int BlockBytes => 20;
-    public static int Offset => 0;
-    public static bool HasMin => true;
-    public static bool Interleaved => false;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Scale(byte* block) => HalfBits.ToSingleFinite(*(ushort*)block);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Min(byte* block) => HalfBits.ToSingleFinite(*(ushort*)(block + 2));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Value(byte* block, int j) => LegacyBlocks.Integer(block, Nibbles, -1, j);
-
-    public static float Widen(byte* row, int c)
-    {
-        byte* block = row + (nint)(c / 32) * 20;
-        return Scale(block) * Value(block, c % 32) + Min(block);
-    }
-
-    public static void WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<Q4_1Format>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        BlockWidening.Panel<Q4_1Format>(row, cols, kb, kl, d);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Unpack1(byte* p, out Vector256<float> scale)
-    {
-        scale = Vector256.Create(Scale(p));
-        return LegacyBlocks.Unpack1(p, Nibbles, -1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
-        out Vector256<float> scale)
-    {
-        LegacyBlocks.Unpack4(p, 20, Nibbles, -1, out u0, out u1, out u2, out u3);
-        scale = LegacyBlocks.Fp16Lanes(p, 20);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Mins4(byte* p) => LegacyBlocks.Fp16Lanes(p + 2, 20);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) =>
-        Vector256.FusedMultiplyAdd(mins, Vector256.Load((float*)sums), acc);
+    public static int NibblesAt => 4;
+    public static int BitsAt => -1;
 }
 
 /// <summary>
 /// <see cref="DType.Q5_1"/>: fp16 d and min m, the fifth bits at 4 and nibbles at 8 as in Q5_0; w = d·q + m with q in
 /// 0..31 (Offset 0, with a min).
 /// </summary>
-internal unsafe struct Q5_1Format : IBlockFormat
+internal unsafe struct Q5_1Format : ILegacyMinFormat<Q5_1Format>
 {
-    const int Bits = 4, Nibbles = 8;
-
     public static DType Type => DType.Q5_1;
     public static int BlockBytes => 24;
-    public static int Offset => 0;
-    public static bool HasMin => true;
-    public static bool Interleaved => false;
+    public static int NibblesAt => 8;
+    public static int BitsAt => 4;
+}
+
+/// <summary>
+/// GGUF's older 32-blocks (Q4_1, Q5_0, Q5_1), whose members differ only in where a block keeps its nibbles and fifth
+/// bits: an fp16 scale at byte 0, integers unpacked by <see cref="LegacyBlocks"/>. A struct gives its constants; the
+/// JIT folds them into these members for each struct.
+/// </summary>
+internal unsafe interface ILegacyBlockFormat<TSelf> : IBlockFormat<TSelf> where TSelf : struct, ILegacyBlockFormat<TSelf>
+{
+    /// <summary>Byte of a block where its 16 bytes of nibbles start.</summary>
+    static abstract int NibblesAt { get; }
+
+    /// <summary>Byte of a block holding the fifth bits as a little-endian word; −1 for the 4-bit Q4_1.</summary>
+    static abstract int BitsAt { get; }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Scale(byte* block) => HalfBits.ToSingleFinite(*(ushort*)block);
+    static float IBlockFormat.Scale(byte* block) => HalfBits.ToSingleFinite(*(ushort*)block);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Min(byte* block) => HalfBits.ToSingleFinite(*(ushort*)(block + 2));
+    static int IBlockFormat.Value(byte* block, int j) => LegacyBlocks.Integer(block, TSelf.NibblesAt, TSelf.BitsAt, j) - TSelf.Offset;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Value(byte* block, int j) => LegacyBlocks.Integer(block, Nibbles, Bits, j);
-
-    public static float Widen(byte* row, int c)
+    static Vector256<byte> IBlockFormat.Unpack1(byte* p, out Vector256<float> scale)
     {
-        byte* block = row + (nint)(c / 32) * 24;
-        return Scale(block) * Value(block, c % 32) + Min(block);
+        scale = Vector256.Create(TSelf.Scale(p));
+        return LegacyBlocks.Unpack1(p, TSelf.NibblesAt, TSelf.BitsAt);
     }
 
-    public static void WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<Q5_1Format>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        BlockWidening.Panel<Q5_1Format>(row, cols, kb, kl, d);
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Unpack1(byte* p, out Vector256<float> scale)
-    {
-        scale = Vector256.Create(Scale(p));
-        return LegacyBlocks.Unpack1(p, Nibbles, Bits);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
+    static void IBlockFormat.Unpack4(byte* p, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3,
         out Vector256<float> scale)
     {
-        LegacyBlocks.Unpack4(p, 24, Nibbles, Bits, out u0, out u1, out u2, out u3);
-        scale = LegacyBlocks.Fp16Lanes(p, 24);
+        LegacyBlocks.Unpack4(p, TSelf.BlockBytes, TSelf.NibblesAt, TSelf.BitsAt, out u0, out u1, out u2, out u3);
+        scale = LegacyBlocks.Fp16Lanes(p, TSelf.BlockBytes);
     }
+}
+
+/// <summary>The older 32-blocks with a min (Q4_1, Q5_1): an fp16 min at byte 2 added to each weight, unsigned integers (Offset 0).</summary>
+internal unsafe interface ILegacyMinFormat<TSelf> : ILegacyBlockFormat<TSelf> where TSelf : struct, ILegacyMinFormat<TSelf>
+{
+    static int IBlockFormat.Offset => 0;
+
+    static bool IBlockFormat.HasMin => true;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Mins4(byte* p) => LegacyBlocks.Fp16Lanes(p + 2, 24);
+    static float IBlockFormat.Min(byte* block) => HalfBits.ToSingleFinite(*(ushort*)(block + 2));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) =>
+    static Vector256<float> IBlockFormat.Mins4(byte* p) => LegacyBlocks.Fp16Lanes(p + 2, TSelf.BlockBytes);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> IBlockFormat.AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) =>
         Vector256.FusedMultiplyAdd(mins, Vector256.Load((float*)sums), acc);
 }
 

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using Daop.Kernels.Cpu.Gemm;
 using Daop.Kernels.Quant;
 
 namespace Daop.Kernels.Cpu.Quant;
@@ -11,33 +10,17 @@ namespace Daop.Kernels.Cpu.Quant;
 /// with v the doubled E2M1 value (<see cref="BlockQuant.Fp4Doubled"/>, −12..12). The unpacked bytes are v + 12
 /// (<see cref="Offset"/> 12), looked up from the codes with a byte shuffle.
 /// </summary>
-internal unsafe struct Mxfp4Format : IBlockFormat
+internal unsafe struct Mxfp4Format : IBlockFormat<Mxfp4Format>
 {
     public static DType Type => DType.MXFP4;
     public static int BlockBytes => 17;
     public static int Offset => 12;
-    public static bool HasMin => false;
-    public static float Min(byte* block) => 0f;
-    public static Vector256<float> Mins4(byte* p) => default;
-    public static Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) => acc;
-    public static bool Interleaved => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scale(byte* block) => BlockQuant.E8m0Half(*block);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Value(byte* block, int j) => BlockQuant.Fp4Doubled[j < 16 ? block[1 + j] & 15 : block[1 + j - 16] >> 4];
-
-    public static float Widen(byte* row, int c)
-    {
-        byte* block = row + (nint)(c / 32) * 17;
-        return Scale(block) * Value(block, c % 32);
-    }
-
-    public static void WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<Mxfp4Format>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        BlockWidening.Panel<Mxfp4Format>(row, cols, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Unpack1(byte* p, out Vector256<float> scale)

@@ -9,33 +9,17 @@ namespace Daop.Kernels.Cpu.Quant;
 /// <see cref="DType.Q4_0"/>: an fp16 scale d and 16 bytes of nibbles (element j low in byte j, j+16 high);
 /// w = d·(q − 8). The unpacked bytes are the nibbles q themselves (<see cref="Offset"/> 8).
 /// </summary>
-internal unsafe struct Q4_0Format : IBlockFormat
+internal unsafe struct Q4_0Format : IBlockFormat<Q4_0Format>
 {
     public static DType Type => DType.Q4_0;
     public static int BlockBytes => 18;
     public static int Offset => 8;
-    public static bool HasMin => false;
-    public static float Min(byte* block) => 0f;
-    public static Vector256<float> Mins4(byte* p) => default;
-    public static Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) => acc;
-    public static bool Interleaved => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scale(byte* block) => HalfBits.ToSingleFinite(*(ushort*)block);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Value(byte* block, int j) => (j < 16 ? block[2 + j] & 15 : block[2 + j - 16] >> 4) - 8;
-
-    public static float Widen(byte* row, int c)
-    {
-        byte* block = row + (nint)(c / 32) * 18;
-        return Scale(block) * Value(block, c % 32);
-    }
-
-    public static void WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<Q4_0Format>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        BlockWidening.Panel<Q4_0Format>(row, cols, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Unpack1(byte* p, out Vector256<float> scale)

@@ -9,33 +9,17 @@ namespace Daop.Kernels.Cpu.Quant;
 /// <see cref="DType.Q8_0"/>: an fp16 scale d and 32 signed bytes q; w = d·q. The unpacked bytes are q as stored
 /// (<see cref="Offset"/> 0: signed, so the kernels use the sign trick).
 /// </summary>
-internal unsafe struct Q8_0Format : IBlockFormat
+internal unsafe struct Q8_0Format : IBlockFormat<Q8_0Format>
 {
     public static DType Type => DType.Q8_0;
     public static int BlockBytes => 34;
     public static int Offset => 0;
-    public static bool HasMin => false;
-    public static float Min(byte* block) => 0f;
-    public static Vector256<float> Mins4(byte* p) => default;
-    public static Vector256<float> AddMins(Vector256<float> mins, byte* sums, Vector256<float> acc) => acc;
-    public static bool Interleaved => false;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Scale(byte* block) => HalfBits.ToSingleFinite(*(ushort*)block);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Value(byte* block, int j) => (sbyte)block[2 + j];
-
-    public static float Widen(byte* row, int c)
-    {
-        byte* block = row + (nint)(c / 32) * 34;
-        return Scale(block) * Value(block, c % 32);
-    }
-
-    public static void WidenRow(byte* row, Span<float> dst) => BlockWidening.Row<Q8_0Format>(row, dst);
-
-    public static void WidenPanel<TS, TV>(byte* row, int cols, int kb, int kl, float* d) where TS : struct, ISimd<TV> where TV : struct =>
-        BlockWidening.Panel<Q8_0Format>(row, cols, kb, kl, d);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> Unpack1(byte* p, out Vector256<float> scale)

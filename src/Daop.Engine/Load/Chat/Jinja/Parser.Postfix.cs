@@ -27,9 +27,7 @@ internal sealed partial class Parser
             }
             else if (IsOp("("))
             {
-                int line = Link();
-                var (args, kwargs) = ParseArguments();
-                node = new CallExpr(line, node, args, kwargs);
+                node = ParseCall(node);
             }
             else
             {
@@ -114,14 +112,20 @@ internal sealed partial class Parser
             }
             else if (IsOp("("))
             {
-                int line = Link();
-                var (args, kwargs) = ParseArguments();
-                node = new CallExpr(line, node, args, kwargs);
+                node = ParseCall(node);
             }
             else
             {
                 return node;
             }
         }
+    }
+
+    /// <summary>A call of <paramref name="callee"/>: the '(' at the current token, its arguments and the ')'.</summary>
+    CallExpr ParseCall(Expr callee)
+    {
+        int line = Link();
+        var (args, kwargs) = ParseArguments();
+        return new CallExpr(line, callee, args, kwargs);
     }
 }
