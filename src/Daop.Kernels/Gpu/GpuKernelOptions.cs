@@ -57,6 +57,16 @@ public sealed record GpuKernelOptions
     public int MmaGroupSize { get; init; }
 
     /// <summary>
+    /// Tokens up to which a dense matrix's product runs on the row kernel (<see cref="RowKernels.Gemv{TW}"/>: tiles of 4
+    /// tokens per team, the teams of one weight row side by side so the row is read from memory once) instead of the
+    /// batched tile or tensor-core kernels, 4..64. Default 16, or <c>DAOP_LINEAR_ROW_TOKENS</c>. A continuous-batching
+    /// decode step has one token per sequence: on an H100 (2026-12-08, ncu, 16 sequences, Mixtral-8x7B shape) the tensor-core
+    /// kernel took ~150 µs for every dense matrix of that step whatever its size (q, k, v, o, the router, the LM head:
+    /// one warp walks a row block's whole width, too few warps to hide the loads), against 5–60 µs of weight bytes.
+    /// </summary>
+    public int LinearRowTokens { get; init; }
+
+    /// <summary>
     /// Shape-specialised expert kernels the expert launchers may use in place of the row kernels (see
     /// <see cref="GpuKernels.GateUp"/>). Default (null): every kernel generated in this build,
     /// <see cref="GeneratedIlgpuKernels.All"/>; empty: the generic kernels only. Compared by reference when kernel sets
@@ -78,6 +88,8 @@ public sealed record GpuKernelOptions
             GemvGroupSize = GemvGroupSize != 0 ? GemvGroupSize : groupSize,
             BlockRows = BlockRows != 0 ? BlockRows : 2,
             MmaGroupSize = MmaGroupSize != 0 ? MmaGroupSize : Math.Max(32, Math.Min(128, maxGroup) / 32 * 32),
+            LinearRowTokens = LinearRowTokens != 0 ? LinearRowTokens
+                : int.TryParse(Environment.GetEnvironmentVariable("DAOP_LINEAR_ROW_TOKENS"), out int rt) ? rt : 16,
             GeneratedExperts = GeneratedExperts ?? GeneratedIlgpuKernels.All,
         };
         if (r.Lanes < 1 || r.Lanes > warp || (r.Lanes & (r.Lanes - 1)) != 0 || groupSize % r.Lanes != 0)
@@ -88,6 +100,8 @@ public sealed record GpuKernelOptions
             throw new ArgumentOutOfRangeException(nameof(AttentionTeams), r.AttentionTeams, $"attention teams must be 1..{AttentionKernel.MaxTeams}");
         if (r.GemvUnroll is not (2 or 4 or 8))
             throw new ArgumentOutOfRangeException(nameof(GemvUnroll), r.GemvUnroll, "2, 4 or 8");
+        if (r.LinearRowTokens < GpuKernels.RowTokens || r.LinearRowTokens > 64)
+            throw new ArgumentOutOfRangeException(nameof(LinearRowTokens), r.LinearRowTokens, $"{GpuKernels.RowTokens} to 64 (DAOP_LINEAR_ROW_TOKENS)");
         if (r.BlockRows is not (1 or 2))
             throw new ArgumentOutOfRangeException(nameof(BlockRows), r.BlockRows, "1 or 2");
         if (r.GemvGroupSize < warp || r.GemvGroupSize > maxGroup || r.GemvGroupSize % warp != 0)

@@ -5,7 +5,7 @@ namespace Daop.Kernels.Gpu;
 
 /// <summary>
 /// Dense Linear y = x·Wᵀ (+ bias): the decode GEMV (<see cref="GemvKernels"/>) for one token, the row kernel
-/// (<see cref="RowKernels.Gemv{TW}"/>) up to <see cref="GpuKernels.RowTokens"/>, the batched FMA tile or bf16
+/// (<see cref="RowKernels.Gemv{TW}"/>) up to <see cref="GpuKernelOptions.LinearRowTokens"/>, the batched FMA tile or bf16
 /// tensor-core kernels beyond.
 /// </summary>
 internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
@@ -27,7 +27,7 @@ internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
 
     /// <summary>
     /// y [T, rows] = x [T, cols] · Wᵀ (+ bias [rows]). x and y must be whole buffers (16-byte aligned starts).
-    /// One token: the decode GEMV; up to <see cref="GpuKernels.RowTokens"/>: the row kernel; more: the batched kernels.
+    /// One token: the decode GEMV; up to <see cref="GpuKernelOptions.LinearRowTokens"/>: the row kernel; more: the batched kernels.
     /// </summary>
     public void Gemv(GpuStream s, in GpuMatrix w, GpuView<float> x, GpuView<float> y, int tokens, GpuView<float>? bias)
     {
@@ -42,7 +42,7 @@ internal sealed class LinearOps(GpuLaunch launch, BatchedOps batched)
                 w.Data, x, launch.AsFloat4(x), bv, y, a);
             return;
         }
-        if (tokens <= GpuKernels.RowTokens)
+        if (tokens <= launch.Options.LinearRowTokens)
         {
             l.Typed("Gemv", w.Type, w.Type, GemvMaker.Instance)(s, launch.RowTeams((long)w.Rows * ((tokens + 3) / 4)),
                 w.Data, x, launch.AsFloat4(x), bv, y, a);

@@ -104,7 +104,10 @@ public static class RowKernels
     /// <summary>Token tiles and row indices come from the index view (routed experts).</summary>
     public const int FlagGrouped = 4;
 
-    /// <summary>y[t, r] = Σ_c x[t, c]·W[r, c] (+ bias[r]) for t &lt; Tokens, r &lt; Rows.</summary>
+    /// <summary>
+    /// y[t, r] = Σ_c x[t, c]·W[r, c] (+ bias[r]) for t &lt; Tokens, r &lt; Rows. Each team takes one row and a tile of 4
+    /// tokens; the tiles of a row go to neighbouring teams, so past the first tile the row comes from the cache.
+    /// </summary>
     public static void Gemv<TW>(ArrayView<Chunk16> w, ArrayView<float> x, ArrayView<Float4> x4, ArrayView<float> bias,
         ArrayView<float> y, RowArgs a) where TW : struct, IWeightFormat
     {
@@ -117,7 +120,7 @@ public static class RowKernels
         {
             int item = it * teams + team;
             bool valid = item < items;
-            int tile = valid ? item / a.Rows : 0, r = valid ? item - tile * a.Rows : 0;
+            int r = valid ? item / tiles : 0, tile = valid ? item - r * tiles : 0;
             int t0 = tile * 4, nt = a.Tokens - t0 < 4 ? a.Tokens - t0 : 4;
             long xc = a.Cols;
             var acc = GpuMath.DotRows<TW>(w, (long)r * a.RowChunks, valid ? a.RowChunks : 0, x, x4, a.Cols, aligned,

@@ -17,6 +17,7 @@ public class GpuKernelOptionsTests(GpuFixture gpu)
         Assert.Equal(AttentionKernel.MaxTeams, o.AttentionTeams);
         Assert.False(o.TensorCores);
         Assert.Equal(4, o.GemvUnroll);
+        Assert.Equal(16, o.LinearRowTokens);
         Assert.Equal(GpuKernels.For(gpu.Accelerator).GroupSize, o.GemvGroupSize);
         Assert.Same(GeneratedIlgpuKernels.All, o.GeneratedExperts);
     }
@@ -59,6 +60,13 @@ public class GpuKernelOptionsTests(GpuFixture gpu)
         var o = new GpuKernelOptions { Lanes = lanes, AttentionLanes = attentionLanes, AttentionTeams = attentionTeams, GemvUnroll = unroll };
         Assert.Throws<ArgumentOutOfRangeException>(() => GpuKernels.For(gpu.Accelerator, o));
     }
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(65)]
+    public void LinearRowTokensOutOfRangeIsRefused(int rowTokens) =>
+        Assert.Contains("LinearRowTokens", Assert.Throws<ArgumentOutOfRangeException>(
+            () => GpuKernels.For(gpu.Accelerator, new GpuKernelOptions { LinearRowTokens = rowTokens })).Message);
 
     [Fact]
     public void EmulatedTensorCoresNeed32WideWarps() =>

@@ -16,7 +16,8 @@ public class GpuRowKernelTests(GpuFixture gpu)
     {
         var data = new TheoryData<DType, int, int, int, int>();
         (int, int)[] shapes = [(1, 1), (7, 33), (33, 7), (80, 136), (136, 80)];
-        // 1: the decode GEMV; 2-4: the row kernel; more: the batched tile kernel (33 = a full tile of 32 and one more).
+        // 1: the decode GEMV; 2-16: the row kernel (GpuKernelOptions.LinearRowTokens); more: the batched tile kernel
+        // (33 = a full tile of 32 and one more). LinearRowTokensMovesTheSwitchNotTheResult covers 5-16 on the tiles.
         foreach (var t in new[] { DType.BF16, DType.F16, DType.F32 })
             foreach (var (r, c) in shapes)
                 foreach (int tokens in new[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 33 })
@@ -80,6 +81,33 @@ public class GpuRowKernelTests(GpuFixture gpu)
     [Theory]
     [MemberData(nameof(GemvCases))]
     public void GemvMatchesScalar(DType type, int rows, int cols, int tokens, int lanes) => CheckGemv(gpu, type, rows, cols, tokens, lanes);
+
+    /// <summary>
+    /// Where dense products leave the row kernel for the batched tiles (<see cref="GpuKernelOptions.LinearRowTokens"/>)
+    /// changes which kernel runs, never the result: 5–33 tokens on either side of the switch match the scalar product.
+    /// </summary>
+    [Theory]
+    [InlineData(4)]
+    [InlineData(32)]
+    public void LinearRowTokensMovesTheSwitchNotTheResult(int rowTokens)
+    {
+        var options = gpu.Kernels.Options with { LinearRowTokens = rowTokens };
+        var kernels = GpuKernels.For(gpu.Accelerator, options);
+        Assert.Equal(rowTokens, kernels.Options.LinearRowTokens);
+        foreach (int tokens in new[] { 5, 16, 17, 33 })
+        {
+            using var w = new NativeWeights(DType.BF16, 80, 136, seed: tokens);
+            var x = NativeWeights.Floats(tokens * 136, seed: 3);
+            var want = new float[tokens * 80];
+            MatMul.Scalar(w.W, x, want, tokens);
+            var (wb, gm) = gpu.Upload(w.W);
+            using var _ = wb;
+            using var xb = gpu.Upload(x);
+            using var yb = gpu.Zeros(tokens * 80);
+            kernels.Gemv(gpu.Stream, gm, xb.View, yb.View, tokens);
+            AssertClose(want, gpu.Read(yb, tokens * 80), MatMulTests.Magnitude(w, x, tokens), $"row tokens {rowTokens}, T={tokens}", 1e-5);
+        }
+    }
 
     /// <summary>GEMV with and without bias on <paramref name="gpu"/> against <see cref="MatMul.Scalar"/>, within tol · Σ|x·w|.</summary>
     internal static void CheckGemv(GpuFixture gpu, DType type, int rows, int cols, int tokens, int lanes, double tol = 1e-5)
