@@ -19,11 +19,13 @@ internal static unsafe class Avx512Bf16Gemm
     const int Block = DpBf16Kernels.MaxRows1;
 
     /// <summary>
-    /// Batches from this size on use <c>vdpbf16ps</c> (<c>DAOP_AVX512BF16_MIN_TOKENS</c> overrides it): below it the
-    /// 16-token lanes are mostly padding and the fp32 AVX-512 GEMM is as fast (measured in docs/cpu-kernels.md).
+    /// Batches from this size on use <c>vdpbf16ps</c> (<c>DAOP_AVX512BF16_MIN_TOKENS</c> overrides it): from 17 tokens
+    /// on there are two token tiles, and a weight load serves two products. AMD Zen 5 VM, 2 threads, Mixtral expert,
+    /// GFLOP/s vdpbf16ps vs fp32 AVX-512 (2026-12-08, a loaded machine): 4 tokens 27–28 vs 91 (12 of 16 lanes padding),
+    /// 16 tokens 100–109 vs 129, 24 tokens 220–230 vs 78–86, 32 tokens 255–306 vs 102, 64 tokens 339–355 vs 177.
     /// </summary>
     public static int MinTokens { get; } =
-        int.TryParse(Environment.GetEnvironmentVariable("DAOP_AVX512BF16_MIN_TOKENS"), out int m) && m > 0 ? m : 4;
+        int.TryParse(Environment.GetEnvironmentVariable("DAOP_AVX512BF16_MIN_TOKENS"), out int m) && m > 0 ? m : 17;
 
     /// <summary>Whether <paramref name="w"/> has the shape the routines take: bf16, columns a multiple of 8.</summary>
     public static bool Fits(in WeightMatrix w) => w.Type == DType.BF16 && w.Cols % (2 * DpBf16Kernels.GroupPairs) == 0 && w.Cols > 0;

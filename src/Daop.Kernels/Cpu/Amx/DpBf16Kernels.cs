@@ -23,10 +23,11 @@ internal unsafe struct DpBf16Args
 /// <summary>
 /// The AVX512-BF16 microkernels: for <c>rows</c> weight rows (1–24) and <c>tiles</c> token tiles of 16 tokens (1 or 2),
 /// C[n][r][t] += Σ_pairs <c>vdpbf16ps</c>(x pair of token t, weight pair of row r), accumulators in zmm registers. The
-/// x pairs of a tile are one zmm per pair; each weight pair is broadcast from where the row lies (no repacking). One
-/// tile: the weight pair is the instruction's memory operand (<c>{1to16}</c>), up to 24 accumulators hide the
-/// instruction's latency. Two tiles: the pair is broadcast once into a register and feeds both (up to 12 rows × 2),
-/// so each load serves two products. .NET 10 has no AVX512-BF16 intrinsics (no Avx512Bf16 class, and the CPUs with
+/// x pairs of a tile are one zmm per pair; each weight pair is broadcast (<c>vpbroadcastd</c>) from where the row lies
+/// (no repacking) into a register that feeds the tile's product, or both tiles' (up to 24 rows of one tile, 12 of two:
+/// 24 accumulators hide the instruction's latency). With one tile every product needs its own weight load (the
+/// broadcast as <c>vdpbf16ps</c>' memory operand, <c>{1to16}</c>, measured no faster on AMD Zen 5), so two tiles, one
+/// load for two products, run about 2.5x faster per product: see <see cref="Avx512Bf16Gemm.MinTokens"/>. .NET 10 has no AVX512-BF16 intrinsics (no Avx512Bf16 class, and the CPUs with
 /// it report no Avx10v1), so the routines are machine code from <see cref="X64Emitter"/>, written once per process;
 /// <see cref="Emulate"/> is their scalar twin.
 /// </summary>
@@ -124,13 +125,9 @@ internal static unsafe class DpBf16Kernels
             for (int r = 0; r < rows; r++)
             {
                 var (b, ix, scale) = Row(r);
-                if (tiles == 1) e.VDpBf16PsBroadcast(r, 30, b, ix, scale, 4 * u);
-                else
-                {
-                    e.VPBroadcastD(29, b, ix, scale, 4 * u);
-                    e.VDpBf16Ps(r, 30, 29);
-                    e.VDpBf16Ps(rows + r, 31, 29);
-                }
+                e.VPBroadcastD(29, b, ix, scale, 4 * u);
+                e.VDpBf16Ps(r, 30, 29);
+                if (tiles == 2) e.VDpBf16Ps(rows + r, 31, 29);
             }
         }
         e.Add(Gpr.Rsi, 64 * GroupPairs);

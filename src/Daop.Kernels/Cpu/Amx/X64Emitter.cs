@@ -222,13 +222,6 @@ internal sealed class X64Emitter
     public void VPBroadcastD(int zmm, Gpr @base, Gpr? index, int scale, int disp) =>
         EvexMemory(map: 2, pp: 1, 0x58, zmm, 0, @base, index, scale, disp, broadcast: false, n: 4);
 
-    /// <summary>
-    /// vdpbf16ps acc, a, dword [base + index·scale + disp]{1to16}: per lane i, acc[i] += a.bf16[2i+1]·m.bf16[1] +
-    /// a.bf16[2i]·m.bf16[0], one bf16 pair broadcast from memory.
-    /// </summary>
-    public void VDpBf16PsBroadcast(int acc, int a, Gpr @base, Gpr? index, int scale, int disp) =>
-        EvexMemory(map: 2, pp: 2, 0x52, acc, a, @base, index, scale, disp, broadcast: true, n: 4);
-
     /// <summary>vdpbf16ps acc, a, b (zmm registers): per lane i, acc[i] += a.bf16[2i+1]·b.bf16[2i+1] + a.bf16[2i]·b.bf16[2i].</summary>
     public void VDpBf16Ps(int acc, int a, int b)
     {
