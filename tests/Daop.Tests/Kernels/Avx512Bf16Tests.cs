@@ -16,6 +16,8 @@ public sealed class Avx512Bf16FactAttribute : FactAttribute
         if (!DpBf16Kernels.Native)
             Skip = $"vdpbf16ps routines not emitted here ({DpBf16Kernels.Reason ?? "DAOP_AVX512BF16=emulate"}); the twin-path tests cover the driver";
         else if (withoutAmx && AmxSupport.Bf16) Skip = "AMX-BF16 takes bf16 batches here";
+        else if (withoutAmx && !DpBf16Kernels.Enabled)
+            Skip = "DAOP_AVX512BF16=0 (TestDefaults sets it unless given): run with DAOP_AVX512BF16=1 to check MatMul's routing";
     }
 }
 

@@ -46,8 +46,10 @@ internal static unsafe class DpBf16Kernels
     public const int MaxRows1 = 24, MaxRows2 = 12;
 
     /// <summary>
-    /// The routines run (on the CPU, or on the twin with <c>DAOP_AVX512BF16=emulate</c>): the CPU reports AVX512-BF16
-    /// (CPUID leaf 7 subleaf 1, EAX bit 5) and AVX-512F, on Linux x86-64; <c>DAOP_AVX512BF16=0</c> turns them off.
+    /// The drivers route bf16 batches here (to the machine code, or to the twin with <c>DAOP_AVX512BF16=emulate</c>): the
+    /// CPU reports AVX512-BF16 (CPUID leaf 7 subleaf 1, EAX bit 5) and AVX-512F, on Linux x86-64;
+    /// <c>DAOP_AVX512BF16=0</c> turns the routing off (the routines are still written where the CPU has the instructions,
+    /// so tests can run them).
     /// </summary>
     public static bool Enabled { get; }
 
@@ -61,9 +63,10 @@ internal static unsafe class DpBf16Kernels
     {
         string? env = Environment.GetEnvironmentVariable("DAOP_AVX512BF16");
         bool emulated = env == "emulate";
-        Reason = env == "0" ? "DAOP_AVX512BF16=0" : emulated ? null : Probe();
+        string? hardware = emulated ? "DAOP_AVX512BF16=emulate" : Probe();
+        Reason = env == "0" ? "DAOP_AVX512BF16=0" : emulated ? null : hardware;
         Enabled = Reason is null;
-        if (!Enabled || emulated) return;
+        if (hardware != null) return;
         var e = new X64Emitter();
         for (int tiles = 1; tiles <= 2; tiles++)
             for (int rows = 1; rows <= (tiles == 1 ? MaxRows1 : MaxRows2); rows++)
