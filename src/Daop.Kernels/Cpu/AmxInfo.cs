@@ -6,15 +6,19 @@ namespace Daop.Kernels.Cpu;
 /// <summary>
 /// Intel AMX (Advanced Matrix Extensions) on this machine: whether Daop's batched (prefill) products use its tiles, and
 /// a check of the tile routines against their scalar twins. The tiles are used automatically where the CPU has them and
-/// Linux grants their state; <c>DAOP_AMX=0</c> turns them off, <c>DAOP_AMX_BF16=0</c> only the bf16 ones.
+/// Linux grants their state; <c>DAOP_AMX=0</c> turns them off, <c>DAOP_AMX_BF16=0</c> only the bf16 ones. Without
+/// AMX-BF16, bf16 batches use AVX512-BF16's <c>vdpbf16ps</c> where the CPU has it (<c>DAOP_AVX512BF16=0</c> turns it off).
 /// </summary>
 public static unsafe class AmxInfo
 {
-    /// <summary>Whether batches (prefill) run on AMX tiles here, and if not why: a line for benchmarks and logs.</summary>
-    public static string Status => !AmxSupport.Int8 ? $"no AMX tiles ({AmxSupport.Reason})"
+    /// <summary>Whether batches (prefill) run on AMX tiles or AVX512-BF16 routines here, and if not why: a line for benchmarks and logs.</summary>
+    public static string Status => (!AmxSupport.Int8 ? $"no AMX tiles ({AmxSupport.Reason})"
         : $"AMX tiles{(AmxSupport.Hardware ? "" : " (emulated)")} for batches of {AmxSupport.MinTokens}+ tokens: int8 for the 32-block " +
           $"formats (q8_0, q4_0, q5_0, q4_1, q5_1, iq4_nl, mxfp4){(AmxSupport.KQuants ? " and the K-quants q3_K..q6_K" : "")}" +
-          $"{(AmxSupport.Bf16 ? ", bf16 for bf16 weights (x rounded to bf16)" : "")}";
+          $"{(AmxSupport.Bf16 ? ", bf16 for bf16 weights (x rounded to bf16)" : "")}")
+        + (AmxSupport.Bf16 ? "" : DpBf16Kernels.Enabled
+            ? $"; AVX512-BF16 vdpbf16ps{(DpBf16Kernels.Native ? "" : " (emulated)")} for bf16 weights in batches of {Avx512Bf16Gemm.MinTokens}+ tokens (x rounded to bf16)"
+            : $"; no AVX512-BF16 kernels ({DpBf16Kernels.Reason})");
 
     /// <summary>
     /// Where AMX is used, runs 64×512 products of 32 tokens on the tiles and on their scalar twins: Q8_0 (tiles on the

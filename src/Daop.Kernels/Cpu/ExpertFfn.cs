@@ -56,6 +56,7 @@ public static unsafe class ExpertFfn
         public readonly void Invoke<TF>() where TF : struct, IWeightFormat
         {
             if (typeof(TF) == typeof(Bf16Format) && AmxBf16Gemm.Use(Gate, Up, Tokens)) AmxBf16Gemm.GateUp(Gate, Up, X, G, U, Tokens);
+            else if (typeof(TF) == typeof(Bf16Format) && Avx512Bf16Gemm.Use(Gate, Up, Tokens)) Avx512Bf16Gemm.GateUp(Gate, Up, X, G, U, Tokens);
             else if (Vector512.IsHardwareAccelerated) ExpertGateUp<TF, Simd512, Vector512<float>>.Run(Gate, Up, X, G, U, Tokens);
             else if (Vector256.IsHardwareAccelerated) ExpertGateUp<TF, Simd256, Vector256<float>>.Run(Gate, Up, X, G, U, Tokens);
             else ExpertGateUp<TF, SimdScalar, float>.Run(Gate, Up, X, G, U, Tokens);

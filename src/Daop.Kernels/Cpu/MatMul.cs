@@ -46,6 +46,7 @@ public static unsafe class MatMul
         public readonly void Invoke<TF>() where TF : struct, IWeightFormat
         {
             if (typeof(TF) == typeof(Bf16Format) && AmxBf16Gemm.Use(W, Tokens)) AmxBf16Gemm.Forward(W, X, Y, Tokens);
+            else if (typeof(TF) == typeof(Bf16Format) && Avx512Bf16Gemm.Use(W, Tokens)) Avx512Bf16Gemm.Forward(W, X, Y, Tokens);
             else if (Vector512.IsHardwareAccelerated) Gemm<TF, Simd512, Vector512<float>>.Forward(W, X, Y, Tokens);
             else if (Vector256.IsHardwareAccelerated) Gemm<TF, Simd256, Vector256<float>>.Forward(W, X, Y, Tokens);
             else Gemm<TF, SimdScalar, float>.Forward(W, X, Y, Tokens);

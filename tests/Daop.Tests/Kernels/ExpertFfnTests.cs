@@ -32,7 +32,9 @@ public class ExpertFfnTests
             var mag = MatMulTests.Magnitude(down, h, tokens);
             // h itself carries the gate/up rounding (≈ 2e-5 of their own scale, amplified by at most ~1.1 by
             // SiLU' and by |up|, |gate| ≤ O(Σ|x·w|)), which passes through down; 5x the matmul tolerance covers it.
-            for (int i = 0; i < mag.Length; i++) mag[i] *= 5 * MathF.Max(1, MathF.Sqrt(hidden) / 4);
+            // bf16 batches that round x to bf16 (gate/up and down) widen it by their rounding.
+            float rounding = MathF.Max(MatMulTests.ActivationRounding(type, inter, hidden, tokens), MatMulTests.ActivationRounding(type, hidden, inter, tokens));
+            for (int i = 0; i < mag.Length; i++) mag[i] *= 5 * MathF.Max(1, MathF.Sqrt(hidden) / 4) * rounding;
             scratch.AsSpan().Fill(float.NaN);
             actual.AsSpan().Fill(float.NaN);
             ExpertFfn.Forward(gate.W, up.W, down.W, x, actual, tokens, scratch);

@@ -13,8 +13,8 @@ namespace Daop.Kernels.Cpu.Amx;
 /// </summary>
 /// <remarks>
 /// The AVX paths multiply the bf16 weights by x in fp32; here x is bf16 as well, as in llama.cpp's bf16 dot product and
-/// in torch's bf16 matmul, which costs a relative error of up to 2^-9 per activation (the measured effect on perplexity
-/// is in docs/cpu-kernels.md). <c>DAOP_AMX=0</c> keeps the fp32 activations. Weights need whole 32-row panels and 32-column
+/// in torch's bf16 matmul, which costs a relative error of up to 2^-8 per activation, half an ulp of an 8-bit
+/// significand (the measured effect on perplexity is in docs/cpu-kernels.md). <c>DAOP_AMX=0</c> keeps the fp32 activations. Weights need whole 32-row panels and 32-column
 /// steps (<see cref="Fits"/>); <c>emulate</c> runs the driver on the tiles' scalar twin.
 /// </remarks>
 internal static unsafe class AmxBf16Gemm
@@ -30,12 +30,18 @@ internal static unsafe class AmxBf16Gemm
     /// <summary>Whether an expert's gate and up projections (<see cref="GateUp"/>) take the tiles here.</summary>
     public static bool Use(in WeightMatrix gate, in WeightMatrix up, int tokens) => Use(gate, tokens) && Fits(up);
 
-    /// <summary>x as bf16 in the tiles' layout: [token tiles][steps][16 pairs][16 tokens][2].</summary>
-    struct Activations
+    /// <summary>
+    /// x as bf16 in the tiles' layout: [token tiles][pairs of columns][16 tokens][2] (for the tiles, [token tiles][steps of
+    /// 32 columns][16 pairs][16 tokens][2]: the same bytes). <see cref="Avx512Bf16Gemm"/> reads it too.
+    /// </summary>
+    internal struct Activations
     {
         public byte* Values;
-        public int Steps, Tokens, TokenTiles;
-        public readonly nint TileBytes => (nint)Steps * AmxTiles.BStepBytes;
+        public int Pairs, Tokens, TokenTiles;
+        /// <summary>Steps of 32 columns (the tiles need whole steps).</summary>
+        public readonly int Steps => Pairs / 16;
+        /// <summary>Bytes of one token tile: 64 a pair.</summary>
+        public readonly nint TileBytes => (nint)Pairs * 64;
     }
 
     /// <summary>y = x·Wᵀ (x: [tokens, cols], y: [tokens, rows]) for a matrix that <see cref="Fits"/>.</summary>
@@ -61,15 +67,17 @@ internal static unsafe class AmxBf16Gemm
         CpuWorkers.For(rows, AmxTiles.PanelChunk(first, gateUp ? 2 * tokens : tokens), job);
     }
 
-    static nint Floats(int cols, int tokens) => (nint)(tokens + 15) / 16 * 16 * cols / 2;
+    /// <summary>Floats of scratch <see cref="Convert"/> needs for x [tokens, cols].</summary>
+    internal static nint Floats(int cols, int tokens) => (nint)(tokens + 15) / 16 * 16 * cols / 2;
 
     /// <summary>
     /// x [tokens, cols] rounded to bf16 into the pair layout, a token per parallel chunk (one thread rounding every
     /// token of a 64-token prompt cost more than the tiles' products); the lanes past the last token are zero.
+    /// <paramref name="cols"/> is even.
     /// </summary>
-    static Activations Convert(float* x, int cols, int tokens, float* buffer)
+    internal static Activations Convert(float* x, int cols, int tokens, float* buffer)
     {
-        var a = new Activations { Values = (byte*)buffer, Steps = cols / 32, Tokens = tokens, TokenTiles = (tokens + 15) / 16 };
+        var a = new Activations { Values = (byte*)buffer, Pairs = cols / 2, Tokens = tokens, TokenTiles = (tokens + 15) / 16 };
         if (tokens % 16 != 0) new Span<byte>(a.Values, (int)(a.TokenTiles * a.TileBytes)).Clear();
         CpuWorkers.For(tokens, 1, new ConvertJob { X = x, Cols = cols, A = a });
         return a;

@@ -4,9 +4,10 @@ namespace Daop.Kernels.Cpu.Amx;
 internal enum Gpr : byte { Rax, Rcx, Rdx, Rbx, Rsp, Rbp, Rsi, Rdi, R8, R9, R10, R11, R12, R13, R14, R15 }
 
 /// <summary>
-/// A minimal x86-64 encoder: exactly the instructions the AMX tile routines need (AMX tile ops, 64-bit loads, adds, a
-/// counted loop). .NET exposes no AMX intrinsics, so the routines are machine code written at run time, as oneDNN's
-/// Xbyak does. Encodings follow the Intel SDM; the tests compare them with GNU as.
+/// A minimal x86-64 encoder: exactly the instructions the AMX tile routines and the AVX512-BF16 microkernels need (AMX
+/// tile ops, a few EVEX zmm ops, 64-bit loads, adds, a counted loop). .NET exposes neither AMX nor AVX512-BF16
+/// intrinsics, so the routines are machine code written at run time, as oneDNN's Xbyak does. Encodings follow the
+/// Intel SDM; the tests compare them with GNU as.
 /// </summary>
 internal sealed class X64Emitter
 {
@@ -33,24 +34,51 @@ internal sealed class X64Emitter
         Byte(((~vvvv & 0xF) << 3) | pp);
     }
 
-    /// <summary>ModRM (+ SIB when needed) + displacement for [base + disp] or [base + index·1 + disp].</summary>
-    void Memory(int reg, Gpr @base, Gpr? index, int disp)
+    /// <summary>
+    /// ModRM (+ SIB when needed) + displacement for [base + disp] or [base + index·scale + disp]. EVEX instructions
+    /// scale an 8-bit displacement by <paramref name="n"/> (the operand's size: 64 for a zmm, 4 for a broadcast dword),
+    /// so disp8 is used only when <paramref name="disp"/> is a multiple of it.
+    /// </summary>
+    void Memory(int reg, Gpr @base, Gpr? index, int disp, int scale = 1, int n = 1)
     {
         int b = (int)@base & 7;
-        int mod = disp == 0 && b != 5 ? 0 : disp is >= -128 and <= 127 ? 1 : 2;
+        bool short8 = disp % n == 0 && disp / n is >= -128 and <= 127;
+        int mod = disp == 0 && b != 5 ? 0 : short8 ? 1 : 2;
         if (index is { } ix)
         {
             if (ix == Gpr.Rsp) throw new ArgumentException("rsp cannot be an index register", nameof(index));
+            int ss = scale switch { 1 => 0, 2 => 1, 4 => 2, 8 => 3, _ => throw new ArgumentOutOfRangeException(nameof(scale), scale, "scale is 1, 2, 4 or 8") };
             Byte((mod << 6) | ((reg & 7) << 3) | 0b100);
-            Byte((((int)ix & 7) << 3) | b); // scale 1
+            Byte((ss << 6) | (((int)ix & 7) << 3) | b);
         }
         else
         {
             Byte((mod << 6) | ((reg & 7) << 3) | (b == 4 ? 0b100 : b));
             if (b == 4) Byte(0x24);
         }
-        if (mod == 1) Byte(disp);
+        if (mod == 1) Byte(disp / n);
         else if (mod == 2) Int32(disp);
+    }
+
+    /// <summary>
+    /// The four-byte EVEX prefix, 512-bit, W0: <paramref name="reg"/> the ModRM.reg zmm (0–31), <paramref name="vvvv"/>
+    /// the second source zmm (0–31, or 0 when unused), <paramref name="b"/> and <paramref name="x"/> bits 3 and 4 of a
+    /// register rm, or bit 3 of a memory base and of its index; map 1 = 0F, 2 = 0F38; pp 0 = none, 1 = 66, 2 = F3.
+    /// </summary>
+    void Evex512(int map, int pp, int reg, int vvvv, int b, int x, bool broadcast)
+    {
+        Byte(0x62);
+        Byte(((~reg >> 3 & 1) << 7) | ((~x & 1) << 6) | ((~b & 1) << 5) | ((~reg >> 4 & 1) << 4) | map);
+        Byte(((~vvvv & 0xF) << 3) | 0b100 | pp);
+        Byte((0b10 << 5) | ((broadcast ? 1 : 0) << 4) | ((~vvvv >> 4 & 1) << 3));
+    }
+
+    /// <summary>An EVEX instruction on zmm <paramref name="reg"/>, <paramref name="vvvv"/> and memory [base + index·scale + disp].</summary>
+    void EvexMemory(int map, int pp, int opcode, int reg, int vvvv, Gpr @base, Gpr? index, int scale, int disp, bool broadcast, int n)
+    {
+        Evex512(map, pp, reg, vvvv, Hi(@base), index is { } ix ? Hi(ix) : 0, broadcast);
+        Byte(opcode);
+        Memory(reg, @base, index, disp, scale, n);
     }
 
     static int Hi(Gpr r) => (int)r >> 3;
@@ -151,4 +179,54 @@ internal sealed class X64Emitter
 
     /// <summary>ret.</summary>
     public void Ret() => Byte(0xC3);
+
+    /// <summary>lea dst, [base + index·scale + disp] (64-bit).</summary>
+    public void Lea(Gpr dst, Gpr @base, Gpr index, int scale, int disp = 0)
+    {
+        Byte(0x48 | (Hi(dst) << 2) | (Hi(index) << 1) | Hi(@base));
+        Byte(0x8D);
+        Memory((int)dst, @base, index, disp, scale);
+    }
+
+    /// <summary>push reg (64-bit).</summary>
+    public void Push(Gpr reg)
+    {
+        if (Hi(reg) != 0) Byte(0x41);
+        Byte(0x50 | ((int)reg & 7));
+    }
+
+    /// <summary>pop reg (64-bit).</summary>
+    public void Pop(Gpr reg)
+    {
+        if (Hi(reg) != 0) Byte(0x41);
+        Byte(0x58 | ((int)reg & 7));
+    }
+
+    /// <summary>vzeroupper: clears the upper halves of ymm0–15 before returning to code that may use SSE.</summary>
+    public void VZeroUpper()
+    {
+        Byte(0xC5);
+        Byte(0xF8);
+        Byte(0x77);
+    }
+
+    /// <summary>vmovups zmm, zmmword [base + index·scale + disp].</summary>
+    public void VMovUpsLoad(int zmm, Gpr @base, int disp, Gpr? index = null, int scale = 1) =>
+        EvexMemory(map: 1, pp: 0, 0x10, zmm, 0, @base, index, scale, disp, broadcast: false, n: 64);
+
+    /// <summary>vmovups zmmword [base + disp], zmm.</summary>
+    public void VMovUpsStore(Gpr @base, int disp, int zmm) =>
+        EvexMemory(map: 1, pp: 0, 0x11, zmm, 0, @base, null, 1, disp, broadcast: false, n: 64);
+
+    /// <summary>vpbroadcastd zmm, dword [base + index·scale + disp]: one dword into all 16 lanes.</summary>
+    public void VPBroadcastD(int zmm, Gpr @base, Gpr? index, int scale, int disp) =>
+        EvexMemory(map: 2, pp: 1, 0x58, zmm, 0, @base, index, scale, disp, broadcast: false, n: 4);
+
+    /// <summary>vdpbf16ps acc, a, b (zmm registers): per lane i, acc[i] += a.bf16[2i+1]·b.bf16[2i+1] + a.bf16[2i]·b.bf16[2i].</summary>
+    public void VDpBf16Ps(int acc, int a, int b)
+    {
+        Evex512(map: 2, pp: 2, acc, a, b >> 3 & 1, b >> 4 & 1, broadcast: false);
+        Byte(0x52);
+        Byte(0xC0 | ((acc & 7) << 3) | (b & 7));
+    }
 }
