@@ -286,35 +286,9 @@ public unsafe class AmxTests
     }
 
     [Fact]
-    public void Bf16GateUpAppliesSwiGlu()
-    {
-        const int inter = 32, hidden = 64, tokens = 5;
-        var gw = new ushort[inter * hidden];
-        var uw = new ushort[inter * hidden];
-        var gf = NativeWeights.Floats(gw.Length, seed: 1);
-        var uf = NativeWeights.Floats(uw.Length, seed: 2);
-        for (int i = 0; i < gw.Length; i++) { gw[i] = Bf16.FromFloat(gf[i]); uw[i] = Bf16.FromFloat(uf[i]); }
-        var x = NativeWeights.Floats(tokens * hidden, seed: 3);
-        var g1 = new float[tokens * inter];
-        var u1 = new float[tokens * inter];
-        var g2 = new float[tokens * inter];
-        var u2 = new float[tokens * inter];
-        fixed (ushort* pg = gw, pu = uw)
-        fixed (float* px = x, a = g1, b = u1, c = g2, d = u2)
-        {
-            var gate = new WeightMatrix((byte*)pg, DType.BF16, inter, hidden);
-            var up = new WeightMatrix((byte*)pu, DType.BF16, inter, hidden);
-            AmxBf16Gemm.GateUp(gate, up, px, a, b, tokens, emulate: true);
-            AmxBf16Gemm.Forward(gate, px, c, tokens, emulate: true);
-            AmxBf16Gemm.Forward(up, px, d, tokens, emulate: true);
-        }
-        Assert.Equal(u2, u1);
-        for (int i = 0; i < g1.Length; i++)
-        {
-            float expected = g2[i] / (1 + MathF.Exp(-g2[i])) * u2[i];
-            Assert.True(MathF.Abs(expected - g1[i]) <= 1e-5f * (MathF.Abs(expected) + 1e-3f), $"i={i}: {expected} vs {g1[i]}");
-        }
-    }
+    public void Bf16GateUpAppliesSwiGlu() => Bf16GemmChecks.GateUpAppliesSwiGlu(inter: 32, hidden: 64, tokens: 5,
+        (in WeightMatrix g, in WeightMatrix u, float* x, float* a, float* b, int t) => AmxBf16Gemm.GateUp(g, u, x, a, b, t, emulate: true),
+        (in WeightMatrix w, float* x, float* y, int t) => AmxBf16Gemm.Forward(w, x, y, t, emulate: true));
 
     [Fact]
     public void Bf16EncodesItsLoop()

@@ -170,32 +170,9 @@ public unsafe class Avx512Bf16Tests
     }
 
     [Fact]
-    public void GateUpAppliesSwiGlu()
-    {
-        const int inter = 29, hidden = 48, tokens = 21;
-        var (gw, _) = Weights(inter, hidden, seed: 1);
-        var (uw, _) = Weights(inter, hidden, seed: 2);
-        var x = NativeWeights.Floats(tokens * hidden, seed: 3);
-        var g1 = new float[tokens * inter];
-        var u1 = new float[tokens * inter];
-        var g2 = new float[tokens * inter];
-        var u2 = new float[tokens * inter];
-        fixed (ushort* pg = gw, pu = uw)
-        fixed (float* px = x, a = g1, b = u1, c = g2, d = u2)
-        {
-            var gate = new WeightMatrix((byte*)pg, DType.BF16, inter, hidden);
-            var up = new WeightMatrix((byte*)pu, DType.BF16, inter, hidden);
-            Avx512Bf16Gemm.GateUp(gate, up, px, a, b, tokens, emulate: true);
-            Avx512Bf16Gemm.Forward(gate, px, c, tokens, emulate: true);
-            Avx512Bf16Gemm.Forward(up, px, d, tokens, emulate: true);
-        }
-        Assert.Equal(u2, u1);
-        for (int i = 0; i < g1.Length; i++)
-        {
-            float expected = g2[i] / (1 + MathF.Exp(-g2[i])) * u2[i];
-            Assert.True(MathF.Abs(expected - g1[i]) <= 1e-5f * (MathF.Abs(expected) + 1e-3f), $"i={i}: {expected} vs {g1[i]}");
-        }
-    }
+    public void GateUpAppliesSwiGlu() => Bf16GemmChecks.GateUpAppliesSwiGlu(inter: 29, hidden: 48, tokens: 21,
+        (in WeightMatrix g, in WeightMatrix u, float* x, float* a, float* b, int t) => Avx512Bf16Gemm.GateUp(g, u, x, a, b, t, emulate: true),
+        (in WeightMatrix w, float* x, float* y, int t) => Avx512Bf16Gemm.Forward(w, x, y, t, emulate: true));
 
     /// <summary>Columns not a multiple of 8 (and other dtypes) do not fit; MatMul then takes the fp32-activation path, which equals the scalar GEMM.</summary>
     [Fact]
