@@ -19,7 +19,7 @@ public sealed class ConfigFuzzTests(ITestOutputHelper output)
     static readonly int Seed = FuzzReport.EnvInt("DAOP_FUZZ_SEED", 20251124);
     static readonly TimeSpan Budget = TimeSpan.FromSeconds(FuzzReport.EnvInt("DAOP_FUZZ_SECONDS", 12));
     static readonly int MaxMutants = (int)(4000 * Math.Max(1, Budget.TotalSeconds / 12));
-    static readonly TimeSpan PerMutantTimeout = TimeSpan.FromSeconds(10);
+    static readonly TimeSpan PerMutantTimeout = FuzzReport.HangAfter;
 
     // Keys other families read, so mutants also try options their family does not expect.
     static readonly string[] Keys =

@@ -7,6 +7,13 @@ static class FuzzReport
     /// <summary>Mutants every fuzz test runs whatever the clock says, so a busy machine shortens nothing below this.</summary>
     public const int MinMutants = 200;
 
+    /// <summary>
+    /// How long one mutant may run before it counts as a hang: a mutant of these tiny fixtures takes milliseconds, but on
+    /// the 2-core CI machine, with the GPU-path tests' accelerator threads running beside it, one was stalled for over
+    /// 10 s (CI, 2026-12-08: gptoss-tiny without beta_fast, 2 ms alone); an infinite loop or a deadlock still never ends.
+    /// </summary>
+    public static readonly TimeSpan HangAfter = TimeSpan.FromSeconds(60);
+
     /// <summary>An integer from the environment, or <paramref name="fallback"/>.</summary>
     public static int EnvInt(string name, int fallback) =>
         int.TryParse(Environment.GetEnvironmentVariable(name), out int v) ? v : fallback;

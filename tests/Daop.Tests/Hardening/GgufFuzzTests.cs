@@ -23,7 +23,7 @@ public sealed class GgufFuzzTests(ITestOutputHelper output) : IDisposable
     static readonly int Seed = FuzzReport.EnvInt("DAOP_FUZZ_SEED", 20251205);
     static readonly TimeSpan Budget = TimeSpan.FromSeconds(FuzzReport.EnvInt("DAOP_FUZZ_SECONDS", 12));
     static readonly int MaxMutants = (int)(3000 * Math.Max(1, Budget.TotalSeconds / 12));
-    static readonly TimeSpan PerMutantTimeout = TimeSpan.FromSeconds(10);
+    static readonly TimeSpan PerMutantTimeout = FuzzReport.HangAfter;
 
     readonly string _dir = Directory.CreateTempSubdirectory("daop-gguf-fuzz-").FullName;
 

@@ -18,7 +18,7 @@ public sealed class TokenizerFuzzTests(ITestOutputHelper output)
     static readonly int Seed = FuzzReport.EnvInt("DAOP_FUZZ_SEED", 20251125);
     static readonly TimeSpan Budget = TimeSpan.FromSeconds(FuzzReport.EnvInt("DAOP_FUZZ_SECONDS", 12));
     static readonly int MaxMutants = (int)(3000 * Math.Max(1, Budget.TotalSeconds / 12));
-    static readonly TimeSpan PerMutantTimeout = TimeSpan.FromSeconds(10);
+    static readonly TimeSpan PerMutantTimeout = FuzzReport.HangAfter;
 
     static readonly string[] Keys =
     [
