@@ -250,21 +250,7 @@ public unsafe class AmxTests
             fixed (ushort* pw = wb)
             fixed (float* px = x, py = actual)
                 AmxBf16Gemm.Forward(new WeightMatrix((byte*)pw, DType.BF16, rows, cols), px, py, tokens, emulate: true);
-            for (int t = 0; t < tokens; t++)
-                for (int r = 0; r < rows; r++)
-                {
-                    double rounded = 0, exact = 0, mag = 0;
-                    for (int c = 0; c < cols; c++)
-                    {
-                        float xv = x[t * cols + c], w = wf[r * cols + c];
-                        rounded += (double)Bf16.ToFloat(Bf16.FromFloat(xv)) * w;
-                        exact += (double)xv * w;
-                        mag += Math.Abs((double)xv * w);
-                    }
-                    float a = actual[t * rows + r];
-                    Assert.True(Math.Abs(a - rounded) <= 1e-6 * mag + 1e-7, $"{rows}x{cols} t={t} r={r}: {a} vs {rounded}");
-                    Assert.True(Math.Abs(a - exact) <= mag / 512 + 1e-6 * mag, $"{rows}x{cols} t={t} r={r}: {a} vs fp32 {exact}");
-                }
+            Bf16GemmChecks.AssertRoundedProduct(wf, x, actual, rows, cols, tokens, 1.0 / 512, $"{rows}x{cols}");
         }
     }
 

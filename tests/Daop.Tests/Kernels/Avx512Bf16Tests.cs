@@ -122,28 +122,9 @@ public unsafe class Avx512Bf16Tests
         return (b, f);
     }
 
-    /// <summary>
-    /// fp32 math on x rounded to bf16, in double: the driver (on the twin) must match it up to fp32 summation (1e-6 of
-    /// Σ|x·w|), and stay within x's rounding (2^-8 relative per element: half an ulp of bf16's 8-bit significand) of the fp32-activation product.
-    /// </summary>
-    static void AssertRoundedProduct(float[] wf, float[] x, float[] actual, int rows, int cols, int tokens, string what)
-    {
-        for (int t = 0; t < tokens; t++)
-            for (int r = 0; r < rows; r++)
-            {
-                double rounded = 0, exact = 0, mag = 0;
-                for (int c = 0; c < cols; c++)
-                {
-                    float xv = x[t * cols + c], w = wf[r * cols + c];
-                    rounded += (double)Bf16.ToFloat(Bf16.FromFloat(xv)) * w;
-                    exact += (double)xv * w;
-                    mag += Math.Abs((double)xv * w);
-                }
-                float a = actual[t * rows + r];
-                Assert.True(Math.Abs(a - rounded) <= 1e-6 * mag + 1e-7, $"{what} t={t} r={r}: {a} vs {rounded}");
-                Assert.True(Math.Abs(a - exact) <= mag / 256 + 1e-6 * mag, $"{what} t={t} r={r}: {a} vs fp32 {exact}");
-            }
-    }
+    // x rounded to bf16 costs up to 2^-8 relative per element (half an ulp of bf16's 8-bit significand).
+    static void AssertRoundedProduct(float[] wf, float[] x, float[] actual, int rows, int cols, int tokens, string what) =>
+        Bf16GemmChecks.AssertRoundedProduct(wf, x, actual, rows, cols, tokens, 1.0 / 256, what);
 
     /// <summary>Row counts around the 24-row block and the 12-row two-tile calls, tokens 1–40 (one tile, two, three), columns from one loop of 8 up.</summary>
     [Theory]

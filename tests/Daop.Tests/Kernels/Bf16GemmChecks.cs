@@ -43,4 +43,28 @@ internal static unsafe class Bf16GemmChecks
             Assert.True(MathF.Abs(expected - g1[i]) <= 1e-5f * (MathF.Abs(expected) + 1e-3f), $"i={i}: {expected} vs {g1[i]}");
         }
     }
+
+    /// <summary>
+    /// fp32 math on x rounded to bf16, in double: a bf16 driver's <paramref name="actual"/> [tokens, rows] must match it
+    /// up to fp32 summation (1e-6 of Σ|x·w|), and stay within <paramref name="exactBound"/> · Σ|x·w| (x's rounding) of the
+    /// fp32-activation product.
+    /// </summary>
+    public static void AssertRoundedProduct(float[] wf, float[] x, float[] actual, int rows, int cols, int tokens, double exactBound, string what)
+    {
+        for (int t = 0; t < tokens; t++)
+            for (int r = 0; r < rows; r++)
+            {
+                double rounded = 0, exact = 0, mag = 0;
+                for (int c = 0; c < cols; c++)
+                {
+                    float xv = x[t * cols + c], w = wf[r * cols + c];
+                    rounded += (double)Bf16.ToFloat(Bf16.FromFloat(xv)) * w;
+                    exact += (double)xv * w;
+                    mag += Math.Abs((double)xv * w);
+                }
+                float a = actual[t * rows + r];
+                Assert.True(Math.Abs(a - rounded) <= 1e-6 * mag + 1e-7, $"{what} t={t} r={r}: {a} vs {rounded}");
+                Assert.True(Math.Abs(a - exact) <= exactBound * mag + 1e-6 * mag, $"{what} t={t} r={r}: {a} vs fp32 {exact}");
+            }
+    }
 }
